@@ -1,0 +1,209 @@
+"""The ``crm-tui`` command: global options, then a subcommand (or none, to open the app).
+
+Conventions every headless command follows: records are named ``TYPE:ID``; ``--json`` prints one JSON array of
+objects (ids as ``TYPE:ID``, date-times ISO-8601 with offset, dates YYYY-MM-DD); ``--now`` / ``CRM_TUI_NOW``
+pins the clock; exit 0 on success, 1 on failure, 2 on a usage error; an error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+from crm_tui import __version__
+
+NOW_ENV = "CRM_TUI_NOW"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with errors as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more (got {value})")
+    return value
+
+
+def _iso_date(text: str) -> Any:
+    from crm_tui.core.clock import parse_date
+
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _iso_instant(text: str) -> str:
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 date-time: {text!r}") from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="crm-tui",
+        description="A keyboard-driven terminal CRM. Without a subcommand, opens the app.",
+        epilog="Global options go before the subcommand, e.g.: crm-tui --demo contacts list --search berg --json",
+    )
+    parser.add_argument("--version", action="version", version=f"crm-tui {__version__}")
+    parser.add_argument(
+        "--home", metavar="DIR", help="keep all data and config under DIR (also: $CRM_TUI_HOME)"
+    )
+    parser.add_argument("--demo", action="store_true", help="use the demo database (made on first use)")
+    parser.add_argument("--db", metavar="URL", help="database URL (default: the local SQLite file)")
+    parser.add_argument(
+        "--now", metavar="ISO", type=_iso_instant, help=f"pin the clock to this date-time (also: ${NOW_ENV})"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=_Parser)
+
+    def listing(group: argparse._SubParsersAction, name: str, help_text: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+        sub = group.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+        sub.add_argument("--limit", type=_positive_int, metavar="N", help="at most N rows (default: all)")
+        return sub
+
+    contacts = commands.add_parser("contacts", help="contacts").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    sub = listing(contacts, "list", "list contacts, sorted by name")
+    sub.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="only contacts matching every word (name, e-mail, organization, phone)",
+    )
+    sub.set_defaults(handler="crm_tui.commands:contacts_list")
+
+    deals = commands.add_parser("opportunities", help="opportunities (deals)").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    sub = listing(deals, "list", "list opportunities by pipeline and stage")
+    sub.add_argument("--pipeline", metavar="NAME", help="only this pipeline")
+    sub.set_defaults(handler="crm_tui.commands:opportunities_list")
+
+    acts = commands.add_parser("activities", help="activities (calls, meetings, tasks)").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    sub = listing(acts, "list", "list activities by start time")
+    sub.add_argument(
+        "--from", dest="date_from", type=_iso_date, metavar="DATE", help="from this local day (YYYY-MM-DD)"
+    )
+    sub.add_argument(
+        "--to", dest="date_to", type=_iso_date, metavar="DATE", help="up to and including this day"
+    )
+    sub.set_defaults(handler="crm_tui.commands:activities_list")
+
+    demo = commands.add_parser("demo", help="the demo data set").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    sub = demo.add_parser(
+        "reset", help="rebuild the demo database for today (the real database is untouched)"
+    )
+    sub.set_defaults(handler="crm_tui.commands:demo_reset")
+    return parser
+
+
+def _build_context(args: argparse.Namespace) -> Any:
+    from crm_tui.context import AppContext
+    from crm_tui.core.clock import FixedClock, SystemClock, parse_instant
+    from crm_tui.paths import resolve_paths
+    from crm_tui.settings import load_settings
+    from crm_tui.timezones import local_zone
+
+    paths = resolve_paths(args.home)
+    settings = load_settings(paths.config_file)
+    zone = settings.zone() or local_zone()
+    now_text = args.now or os.environ.get(NOW_ENV) or None
+    clock: Any = SystemClock()
+    if now_text:
+        try:
+            clock = FixedClock(parse_instant(now_text, zone))
+        except ValueError as exc:
+            source = "--now" if args.now else NOW_ENV
+            raise UsageError(f"{source}: {exc}") from None
+    if args.demo and args.db:
+        raise UsageError("--demo and --db exclude each other (the demo has its own database)")
+    return AppContext(paths=paths, settings=settings, clock=clock, zone=zone, demo=args.demo, db_url=args.db)
+
+
+def _report_internal_error(exc: BaseException, context: Any) -> str:
+    """Write the traceback to the log file; return where it went (or why it could not be written)."""
+    import traceback
+
+    try:
+        from crm_tui.paths import resolve_paths
+
+        paths = context.paths if context is not None else resolve_paths()
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        with paths.log_file.open("a", encoding="utf-8") as log:
+            log.write(f"--- {datetime.now().isoformat()} crm-tui {__version__}\n")
+            log.write("".join(traceback.format_exception(exc)))
+        return f"details in {paths.log_file}"
+    except OSError:
+        return "the log file could not be written"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    context = None
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exit_:  # --help and --version
+            return int(exit_.code or 0)
+        context = _build_context(args)
+        if args.command is None:
+            from crm_tui.app import run_app
+
+            return run_app(context)
+        module_name, function_name = args.handler.split(":")
+        import importlib
+
+        handler = getattr(importlib.import_module(module_name), function_name)
+        return int(handler(context, args) or 0)
+    except UsageError as exc:
+        print(f"crm-tui: usage error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("crm-tui: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except BrokenPipeError:
+        # The reader went away (crm-tui ... | head): not an error of ours.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into one line
+        from crm_tui.core.errors import CrmError
+
+        if isinstance(exc, CrmError):
+            print(f"crm-tui: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+        if isinstance(exc, OSError) and exc.errno == 28:
+            print(
+                "crm-tui: the disk is full: nothing was saved; free some space and try again", file=sys.stderr
+            )
+            return EXIT_FAILURE
+        where = _report_internal_error(exc, context)
+        print(f"crm-tui: internal error: {type(exc).__name__}: {exc} ({where})", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if context is not None:
+            context.close()

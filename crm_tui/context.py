@@ -1,0 +1,71 @@
+"""What every command and the app need: paths, settings, clock, time zone and (lazily) the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, tzinfo
+from pathlib import Path
+
+from crm_tui.core.clock import Clock
+from crm_tui.core.db import Database, open_database, sqlite_url
+from crm_tui.paths import Paths
+from crm_tui.settings import Settings
+
+
+@dataclass
+class AppContext:
+    paths: Paths
+    settings: Settings
+    clock: Clock
+    zone: tzinfo
+    demo: bool = False
+    db_url: str | None = None
+    _db: Database | None = field(default=None, repr=False)
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        if self.settings.database_url and not self.demo:
+            return self.settings.database_url
+        return sqlite_url(self.paths.database_file(demo=self.demo))
+
+    @property
+    def documents_dir(self) -> Path:
+        return self.paths.documents_dir(demo=self.demo)
+
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.zone).date()
+
+    def database(self) -> Database:
+        """The database, opened (and migrated) on first use; in demo mode filled with the demo data once."""
+        if self._db is None:
+            self.paths.ensure()
+            db = open_database(self.database_url, backup_dir=self.paths.data_dir / "backups")
+            if self.demo:
+                self._ensure_demo(db)
+            self._db = db
+        return self._db
+
+    def _ensure_demo(self, db: Database) -> None:
+        from crm_tui.demo import build_demo, demo_exists
+
+        with db.read() as session:
+            if demo_exists(session):
+                return
+        with db.write() as session:
+            # Checked again under the write lock: two processes starting at once build it once.
+            if not demo_exists(session):
+                build_demo(session, today=self.today(), now=self.clock.now(), zone=self.zone)
+
+    def me_id(self) -> int | None:
+        from crm_tui.core.services.users import current_user
+
+        with self.database().read() as session:
+            user = current_user(session, self.settings.me)
+            return user.id if user else None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.dispose()
+            self._db = None

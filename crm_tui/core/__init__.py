@@ -1,0 +1,1 @@
+"""The headless core: models, database, services. No UI, no network transport."""

@@ -1,0 +1,68 @@
+"""Time enters the core through a clock object, never through ``datetime.now()`` inside logic."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, tzinfo
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current instant, timezone-aware, in UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class FixedClock:
+    """A pinned clock (``--now``, tests, demo data); ``advance`` moves it on explicitly."""
+
+    def __init__(self, instant: datetime):
+        self._instant = ensure_aware(instant).astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self._instant
+
+    def advance(self, **delta: float) -> None:
+        from datetime import timedelta
+
+        self._instant += timedelta(**delta)
+
+
+def ensure_aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"naive datetime {value.isoformat()} (a time zone is required)")
+    return value
+
+
+def parse_instant(text: str, zone: tzinfo) -> datetime:
+    """Parse an ISO-8601 date or date-time; one without an offset is read in ``zone``. Returns UTC."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty date-time")
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 date-time: {text!r}") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def local_day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The UTC instants at which local ``day`` starts and the next day starts."""
+    from datetime import time, timedelta
+
+    start = datetime.combine(day, time(0), tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
+    return start.astimezone(UTC), end.astimezone(UTC)

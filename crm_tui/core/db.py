@@ -1,0 +1,221 @@
+"""Engine factory, transactions and schema migrations.
+
+Nothing is created at import time: ``open_database`` builds the engine, brings the schema to the current
+revision (with a backup of an older database first) and returns a ``Database``.
+
+Transactions: ``db.read()`` for queries (plain ``BEGIN``: readers never block each other in WAL mode);
+``db.write()`` for a use case (``BEGIN IMMEDIATE``: the write lock is taken when the transaction starts, so two
+writers queue on the busy timeout instead of failing halfway). A use case owns one ``write()``; the service
+helpers it calls flush but never commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from crm_tui.core.errors import DatabaseError
+
+# The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
+# up-to-date database needs no Alembic import at all.
+SCHEMA_HEAD = "0001"
+
+BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``url``; for SQLite with WAL, foreign keys, a busy timeout and our own BEGIN."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = create_engine(
+        url,
+        echo=echo,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy (not pysqlite) decide where transactions begin: see _on_begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if url not in ("sqlite://", "sqlite:///:memory:"):
+            cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get("crm_begin") == "immediate":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """One line a user can act on, for an error from the database driver."""
+    text_ = str(getattr(exc, "orig", exc)).strip()
+    lowered = text_.lower()
+    if "database is locked" in lowered or "database table is locked" in lowered:
+        return "the database is busy (another crm-tui is writing); try again"
+    if "disk is full" in lowered or "database or disk is full" in lowered:
+        return "the disk is full: nothing was saved; free some space and try again"
+    if "readonly" in lowered or "read-only" in lowered:
+        return "the database file is read-only: nothing was saved"
+    if "malformed" in lowered or "not a database" in lowered:
+        return "the database file is damaged or not a crm-tui database"
+    if "unable to open" in lowered:
+        return "the database file cannot be opened (check the folder and its permissions)"
+    return f"database error: {text_.splitlines()[0] if text_ else type(exc).__name__}"
+
+
+class Database:
+    """The engine plus the two kinds of transaction the app uses."""
+
+    def __init__(self, engine: Engine, url: str):
+        self.engine = engine
+        self.url = url
+        self._writer = engine.execution_options(crm_begin="immediate")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work (rolled back at the end)."""
+        session = Session(self.engine, expire_on_commit=False, autoflush=False)
+        try:
+            yield session
+        except (OperationalError, DBAPIError) as exc:
+            raise DatabaseError(describe_db_error(exc)) from exc
+        finally:
+            session.rollback()
+            session.close()
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One use case: takes the write lock at its start, commits at the end, rolls back on any error."""
+        session = Session(self._writer, expire_on_commit=False)
+        try:
+            yield session
+            session.commit()
+        except (OperationalError, DBAPIError) as exc:
+            session.rollback()
+            raise DatabaseError(describe_db_error(exc)) from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _current_revision(connection: Any) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+    return row[0] if row else None
+
+
+def _user_tables(connection: Any) -> list[str]:
+    return [name for name in inspect(connection).get_table_names() if name != "alembic_version"]
+
+
+def _backup_sqlite(connection: Any, target: Path) -> None:
+    """A consistent copy of the open SQLite database (the online backup API)."""
+    source = connection.connection.driver_connection
+    destination = sqlite3.connect(str(target))
+    try:
+        source.backup(destination)
+    finally:
+        destination.close()
+
+
+def known_revisions() -> list[str]:
+    return sorted(path.name.split("_", 1)[0] for path in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+
+
+def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
+    """Bring the schema to SCHEMA_HEAD. Returns the path of the backup taken of an older database, if any."""
+    backup_path: str | None = None
+    with db._writer.connect() as connection:
+        if db.is_sqlite:
+            # Table rebuilds (batch migrations) need foreign keys off; outside a transaction, on this connection.
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+        try:
+            with connection.begin():
+                current = _current_revision(connection)
+                if current == SCHEMA_HEAD:
+                    return None
+                if current is None and _user_tables(connection):
+                    raise DatabaseError(
+                        f"{db.url}: this database was not made by crm-tui (no schema version)"
+                    )
+                if current is not None and current not in known_revisions():
+                    raise DatabaseError(
+                        f"the database is at schema revision {current}, newer than this crm-tui knows "
+                        f"({SCHEMA_HEAD}): upgrade crm-tui"
+                    )
+                if current is not None and db.is_sqlite and backup_dir is not None:
+                    backup_dir.mkdir(parents=True, exist_ok=True)
+                    target = (
+                        backup_dir / f"{Path(db.engine.url.database or 'crm').stem}.before-{SCHEMA_HEAD}.bak"
+                    )
+                    _backup_sqlite(connection, target)
+                    backup_path = str(target)
+                _run_alembic(connection)
+                if db.is_sqlite:
+                    problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if problems:
+                        raise DatabaseError(
+                            f"migration left {len(problems)} broken references; nothing changed"
+                        )
+        finally:
+            if db.is_sqlite:
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+    return backup_path
+
+
+def _run_alembic(connection: Any) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = None) -> Database:
+    """Open (creating if need be) the database at ``url`` and bring its schema up to date."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(make_engine(url), url)
+    if migrate:
+        try:
+            upgrade(db, backup_dir=backup_dir)
+        except (OperationalError, DBAPIError) as exc:
+            db.dispose()
+            raise DatabaseError(describe_db_error(exc)) from exc
+        except BaseException:
+            db.dispose()
+            raise
+    return db

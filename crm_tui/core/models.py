@@ -1,0 +1,508 @@
+"""The CRM's tables (SQLModel). Services own the rules; these only describe the data.
+
+Conventions: every date-time column is ``UTCDateTime`` (stored UTC, returned aware); money is an integer
+number of minor units (cents) beside a currency code, so sums are exact and never mix currencies; links to
+"any record" use the uniform reference pair ``record_type`` + ``record_id`` (see ``types.RecordRef``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from crm_tui.core.types import UTCDateTime
+
+
+def _utc(nullable: bool = False, index: bool = False) -> Field:  # type: ignore[valid-type]
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _fk(  # type: ignore[valid-type]
+    target: str,
+    *,
+    nullable: bool = True,
+    ondelete: str | None = None,
+    index: bool = True,
+    cycle_name: str | None = None,
+) -> Field:
+    # A foreign key that closes a cycle between two tables is named and created after both (use_alter).
+    key = ForeignKey(target, ondelete=ondelete, use_alter=cycle_name is not None, name=cycle_name)
+    return Field(
+        default=None,
+        sa_column_args=[key],
+        sa_type=Integer,
+        nullable=nullable,
+        index=index,
+    )
+
+
+# --- enumerations (stored as their string values) -----------------------------------------------
+
+
+class OrganizationKind(StrEnum):
+    CUSTOMER = "customer"
+    INSTALLER = "installer"
+    RESELLER = "reseller"
+
+
+class LeadStatus(StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+    CONVERTED = "converted"
+
+
+class StageKind(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class ActivityType(StrEnum):
+    CALL = "call"
+    MEETING = "meeting"
+    TASK = "task"
+    EMAIL = "email"
+    OTHER = "other"
+
+
+class ActivityStatus(StrEnum):
+    PLANNED = "planned"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class QuoteStatus(StrEnum):
+    DRAFT = "draft"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    CLOSED = "closed"
+
+
+class CustomFieldType(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    DATE = "date"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+
+
+class HistoryKind(StrEnum):
+    STAGE = "stage"
+    SUBSTATE = "substate"
+
+
+# --- people and companies -------------------------------------------------------------------------
+
+
+class Organization(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    kind: str = Field(default=OrganizationKind.CUSTOMER.value, index=True)
+    phone: str | None = None
+    website: str | None = None
+    street: str | None = None
+    postcode: str | None = Field(default=None, index=True)
+    city: str | None = None
+    region: str | None = Field(default=None, index=True)
+    country: str | None = None
+    owner_id: int | None = _fk("user.id", ondelete="SET NULL", cycle_name="fk_organization_owner_id_user")
+    search_text: str = Field(default="", sa_type=Text)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class OrganizationDomain(SQLModel, table=True):
+    __tablename__ = "organization_domain"
+    __table_args__ = (UniqueConstraint("organization_id", "domain"),)
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = _fk("organization.id", nullable=False, ondelete="CASCADE")
+    domain: str = Field(index=True)
+
+
+class OrganizationEmail(SQLModel, table=True):
+    """A general address of a company (info@, sales@)."""
+
+    __tablename__ = "organization_email"
+    __table_args__ = (UniqueConstraint("organization_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = _fk("organization.id", nullable=False, ondelete="CASCADE")
+    address: str = Field(index=True)
+
+
+class PartnerCoverage(SQLModel, table=True):
+    """A region or a postcode prefix a partner organization covers."""
+
+    __tablename__ = "partner_coverage"
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = _fk("organization.id", nullable=False, ondelete="CASCADE")
+    region: str | None = Field(default=None, index=True)
+    postcode_prefix: str | None = Field(default=None, index=True)
+
+
+class User(SQLModel, table=True):
+    """Someone who works in the CRM: of our company (no organization) or of a partner organization."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    email: str = Field(unique=True)
+    organization_id: int | None = _fk("organization.id", ondelete="RESTRICT")
+    active: bool = True
+    created_at: datetime = _utc()
+
+
+class Contact(SQLModel, table=True):
+    __table_args__ = (Index("ix_contact_sort", "last_name", "first_name", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    first_name: str = ""
+    last_name: str = ""
+    job_title: str | None = None
+    organization_id: int | None = _fk("organization.id", ondelete="SET NULL")
+    owner_id: int | None = _fk("user.id", ondelete="SET NULL")
+    street: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+    search_text: str = Field(default="", sa_type=Text)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+class ContactEmail(SQLModel, table=True):
+    __tablename__ = "contact_email"
+    __table_args__ = (UniqueConstraint("contact_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = _fk("contact.id", nullable=False, ondelete="CASCADE")
+    address: str = Field(index=True)
+    label: str | None = None
+    position: int = 0
+
+
+class ContactPhone(SQLModel, table=True):
+    __tablename__ = "contact_phone"
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = _fk("contact.id", nullable=False, ondelete="CASCADE")
+    number: str
+    label: str | None = None
+    position: int = 0
+
+
+class Lead(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    person_name: str | None = None
+    company_name: str | None = None
+    phone: str | None = None
+    source: str | None = None
+    status: str = Field(default=LeadStatus.NEW.value, index=True)
+    owner_id: int | None = _fk("user.id", ondelete="SET NULL")
+    # Repeat business: the customer this lead comes from.
+    organization_id: int | None = _fk("organization.id", ondelete="SET NULL")
+    contact_id: int | None = _fk("contact.id", ondelete="SET NULL")
+    # What the conversion produced or attached to.
+    converted_contact_id: int | None = _fk("contact.id", ondelete="SET NULL")
+    converted_organization_id: int | None = _fk("organization.id", ondelete="SET NULL")
+    converted_opportunity_id: int | None = _fk(
+        "opportunity.id", ondelete="SET NULL", cycle_name="fk_lead_converted_opportunity_id_opportunity"
+    )
+    converted_at: datetime | None = _utc(nullable=True)
+    description: str | None = Field(default=None, sa_type=Text)
+    search_text: str = Field(default="", sa_type=Text)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class LeadEmail(SQLModel, table=True):
+    __tablename__ = "lead_email"
+    __table_args__ = (UniqueConstraint("lead_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = _fk("lead.id", nullable=False, ondelete="CASCADE")
+    address: str = Field(index=True)
+    position: int = 0
+
+
+# --- pipelines and deals ---------------------------------------------------------------------------
+
+
+class Pipeline(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    position: int = 0
+
+
+class Stage(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("pipeline_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    pipeline_id: int = _fk("pipeline.id", nullable=False, ondelete="CASCADE")
+    name: str
+    position: int = 0
+    kind: str = StageKind.OPEN.value
+    probability: int = 0
+
+
+class SubstateDefinition(SQLModel, table=True):
+    """A sub-state that deals in one stage can have open or closed (e.g. "Site visit scheduled")."""
+
+    __tablename__ = "substate_definition"
+    __table_args__ = (UniqueConstraint("stage_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    stage_id: int = _fk("stage.id", nullable=False, ondelete="CASCADE")
+    name: str
+    position: int = 0
+
+
+class Opportunity(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    title: str
+    amount_cents: int = 0
+    currency: str = "EUR"
+    expected_close: date | None = Field(default=None, index=True)
+    owner_id: int | None = _fk("user.id", ondelete="SET NULL")
+    organization_id: int | None = _fk("organization.id", ondelete="SET NULL")
+    pipeline_id: int = _fk("pipeline.id", nullable=False, ondelete="RESTRICT")
+    stage_id: int = _fk("stage.id", nullable=False, ondelete="RESTRICT")
+    stage_entered_at: datetime = _utc()
+    lost_reason: str | None = None
+    installer_id: int | None = _fk("organization.id", ondelete="SET NULL")
+    reseller_id: int | None = _fk("organization.id", ondelete="SET NULL")
+    source_lead_id: int | None = _fk("lead.id", ondelete="SET NULL")
+    description: str | None = Field(default=None, sa_type=Text)
+    search_text: str = Field(default="", sa_type=Text)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class OpportunityContact(SQLModel, table=True):
+    __tablename__ = "opportunity_contact"
+    opportunity_id: int = Field(
+        sa_column_args=[ForeignKey("opportunity.id", ondelete="CASCADE")], primary_key=True
+    )
+    contact_id: int = Field(
+        sa_column_args=[ForeignKey("contact.id", ondelete="CASCADE")], primary_key=True, index=True
+    )
+    is_primary: bool = False
+    role: str | None = None
+
+
+class OpportunitySubstate(SQLModel, table=True):
+    """Whether a sub-state is open or closed for one deal."""
+
+    __tablename__ = "opportunity_substate"
+    opportunity_id: int = Field(
+        sa_column_args=[ForeignKey("opportunity.id", ondelete="CASCADE")], primary_key=True
+    )
+    substate_id: int = Field(
+        sa_column_args=[ForeignKey("substate_definition.id", ondelete="CASCADE")],
+        primary_key=True,
+        index=True,
+    )
+    is_open: bool = True
+    changed_at: datetime = _utc()
+
+
+class OpportunityHistory(SQLModel, table=True):
+    """One stage move or sub-state change of a deal."""
+
+    __tablename__ = "opportunity_history"
+    id: int | None = Field(default=None, primary_key=True)
+    opportunity_id: int = _fk("opportunity.id", nullable=False, ondelete="CASCADE")
+    kind: str
+    from_stage_id: int | None = _fk("stage.id", ondelete="SET NULL", index=False)
+    to_stage_id: int | None = _fk("stage.id", ondelete="SET NULL", index=False)
+    substate_id: int | None = _fk("substate_definition.id", ondelete="SET NULL", index=False)
+    substate_open: bool | None = None
+    note: str | None = None
+    user_id: int | None = _fk("user.id", ondelete="SET NULL", index=False)
+    changed_at: datetime = _utc(index=True)
+
+
+# --- activities, quotes, tickets -------------------------------------------------------------------
+
+
+class Activity(SQLModel, table=True):
+    __table_args__ = (Index("ix_activity_owner_start", "owner_id", "start_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    type: str = ActivityType.TASK.value
+    task_type: str | None = None
+    subject: str
+    description: str | None = Field(default=None, sa_type=Text)
+    # The person: a contact or a lead (one of the two).
+    contact_id: int | None = _fk("contact.id", ondelete="SET NULL")
+    lead_id: int | None = _fk("lead.id", ondelete="SET NULL")
+    organization_id: int | None = _fk("organization.id", ondelete="SET NULL")
+    opportunity_id: int | None = _fk("opportunity.id", ondelete="SET NULL")
+    ticket_id: int | None = _fk("ticket.id", ondelete="SET NULL")
+    quote_id: int | None = _fk("quote.id", ondelete="SET NULL")
+    start_at: datetime = _utc(index=True)
+    end_at: datetime | None = _utc(nullable=True)
+    owner_id: int | None = _fk("user.id", ondelete="SET NULL", index=False)
+    status: str = Field(default=ActivityStatus.PLANNED.value, index=True)
+    reminder_at: datetime | None = _utc(nullable=True, index=True)
+    completed_at: datetime | None = _utc(nullable=True)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class ActivityAttendee(SQLModel, table=True):
+    """A further attendee of an activity: a contact, a lead, a user or a bare address."""
+
+    __tablename__ = "activity_attendee"
+    id: int | None = Field(default=None, primary_key=True)
+    activity_id: int = _fk("activity.id", nullable=False, ondelete="CASCADE")
+    contact_id: int | None = _fk("contact.id", ondelete="CASCADE")
+    lead_id: int | None = _fk("lead.id", ondelete="CASCADE")
+    user_id: int | None = _fk("user.id", ondelete="CASCADE")
+    email: str | None = None
+
+
+class Quote(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(unique=True)
+    opportunity_id: int = _fk("opportunity.id", nullable=False, ondelete="CASCADE")
+    status: str = QuoteStatus.DRAFT.value
+    currency: str = "EUR"
+    total_cents: int = 0
+    valid_until: date | None = None
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class QuoteItem(SQLModel, table=True):
+    __tablename__ = "quote_item"
+    id: int | None = Field(default=None, primary_key=True)
+    quote_id: int = _fk("quote.id", nullable=False, ondelete="CASCADE")
+    position: int = 0
+    description: str
+    # Quantities in thousandths keep 2.5 hours exact without floating point.
+    quantity_milli: int = 1000
+    unit_price_cents: int = 0
+
+
+class Ticket(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str
+    description: str | None = Field(default=None, sa_type=Text)
+    status: str = Field(default=TicketStatus.OPEN.value, index=True)
+    contact_id: int | None = _fk("contact.id", ondelete="SET NULL")
+    organization_id: int | None = _fk("organization.id", ondelete="SET NULL")
+    owner_id: int | None = _fk("user.id", ondelete="SET NULL")
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+# --- things attached to any record -------------------------------------------------------------------
+
+
+class Comment(SQLModel, table=True):
+    __table_args__ = (Index("ix_comment_record", "record_type", "record_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    record_type: str
+    record_id: int
+    author_id: int | None = _fk("user.id", ondelete="SET NULL", index=False)
+    body: str = Field(sa_type=Text)
+    created_at: datetime = _utc()
+
+
+class Document(SQLModel, table=True):
+    """A file stored under the data dir (content-addressed), attached to a record."""
+
+    __table_args__ = (Index("ix_document_record", "record_type", "record_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    record_type: str
+    record_id: int
+    filename: str
+    stored_name: str
+    size: int
+    sha256: str
+    content_type: str | None = None
+    added_by_id: int | None = _fk("user.id", ondelete="SET NULL", index=False)
+    created_at: datetime = _utc()
+
+
+class CustomFieldDefinition(SQLModel, table=True):
+    __tablename__ = "custom_field_definition"
+    __table_args__ = (UniqueConstraint("entity_type", "key"),)
+    id: int | None = Field(default=None, primary_key=True)
+    entity_type: str
+    key: str
+    label: str
+    field_type: str = CustomFieldType.TEXT.value
+    # For choice fields: the allowed values, one per line.
+    choices: str | None = Field(default=None, sa_type=Text)
+    required: bool = False
+    position: int = 0
+
+
+class CustomFieldValue(SQLModel, table=True):
+    __tablename__ = "custom_field_value"
+    __table_args__ = (UniqueConstraint("definition_id", "record_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    definition_id: int = _fk("custom_field_definition.id", nullable=False, ondelete="CASCADE", index=False)
+    record_id: int = Field(index=True)
+    # Canonical text form: numbers as decimal strings, dates YYYY-MM-DD, booleans "true"/"false".
+    value: str = Field(sa_type=Text)
+
+
+# --- mail (minimal here; the mail engine extends it) ----------------------------------------------
+
+
+class MailMessage(SQLModel, table=True):
+    __tablename__ = "mail_message"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id_header: str | None = Field(default=None, index=True)
+    subject: str = ""
+    from_name: str = ""
+    from_address: str = Field(default="", index=True)
+    to_addresses: str = Field(default="", sa_type=Text)
+    cc_addresses: str = Field(default="", sa_type=Text)
+    sent_at: datetime | None = _utc(nullable=True, index=True)
+    in_reply_to: str | None = None
+    references: str | None = Field(default=None, sa_type=Text)
+    body_text: str = Field(default="", sa_type=Text)
+    has_attachments: bool = False
+    parse_problems: str | None = Field(default=None, sa_type=Text)
+    # The bytes exactly as received: everything else in this row is derived from them.
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int = 0
+    is_outgoing: bool = False
+    is_read: bool = False
+    received_at: datetime = _utc()
+
+
+class MailLink(SQLModel, table=True):
+    """A message filed on (linked to) a record, with why the link was made."""
+
+    __tablename__ = "mail_link"
+    __table_args__ = (
+        UniqueConstraint("message_id", "record_type", "record_id"),
+        Index("ix_mail_link_record", "record_type", "record_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = _fk("mail_message.id", nullable=False, ondelete="CASCADE", index=False)
+    record_type: str
+    record_id: int
+    reason: str = "manual"
+    created_at: datetime = _utc()
+
+
+class AppMeta(SQLModel, table=True):
+    """Key/value facts about this database (how the demo was made, and the like)."""
+
+    __tablename__ = "app_meta"
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_type=Text)

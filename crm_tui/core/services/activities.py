@@ -1,0 +1,310 @@
+"""Activities: calls, meetings, tasks, e-mails. Cancelling keeps the record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.services import custom_fields
+from crm_tui.core.services.common import (
+    check_aware,
+    check_choice,
+    check_emails,
+    check_exists,
+    check_text,
+    get_or_404,
+)
+from crm_tui.core.services.records import detach_record
+from crm_tui.core.types import RecordRef, RecordType
+
+
+@dataclass
+class ActivityInput:
+    subject: str
+    start_at: datetime
+    type: str = m.ActivityType.TASK.value
+    task_type: str | None = None
+    description: str | None = None
+    contact_id: int | None = None
+    lead_id: int | None = None
+    organization_id: int | None = None
+    opportunity_id: int | None = None
+    ticket_id: int | None = None
+    quote_id: int | None = None
+    end_at: datetime | None = None
+    owner_id: int | None = None
+    reminder_at: datetime | None = None
+    attendee_contact_ids: list[int] = field(default_factory=list)
+    attendee_lead_ids: list[int] = field(default_factory=list)
+    attendee_user_ids: list[int] = field(default_factory=list)
+    attendee_emails: list[str] = field(default_factory=list)
+    custom: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ActivitySummary:
+    id: int
+    type: str
+    task_type: str | None
+    subject: str
+    status: str
+    start_at: datetime
+    end_at: datetime | None
+    owner_id: int | None
+    owner_name: str | None
+    contact_id: int | None
+    lead_id: int | None
+    person_name: str | None
+    organization_id: int | None
+    opportunity_id: int | None
+    reminder_at: datetime | None
+
+
+def _check(
+    session: Session, data: ActivityInput, *, partial_custom: bool
+) -> tuple[FieldErrors, dict[str, Any]]:
+    errors = FieldErrors()
+    clean: dict[str, Any] = {
+        "subject": check_text(errors, "subject", data.subject, required=True, max_length=300),
+        "task_type": check_text(errors, "task_type", data.task_type, max_length=80),
+        "description": check_text(errors, "description", data.description, max_length=20000),
+    }
+    check_choice(errors, "type", data.type, [t.value for t in m.ActivityType])
+    if data.contact_id is None and data.lead_id is None:
+        errors.add("person", "an activity needs a person: a contact or a lead")
+    check_exists(session, errors, "contact_id", m.Contact, data.contact_id)
+    check_exists(session, errors, "lead_id", m.Lead, data.lead_id)
+    check_exists(session, errors, "organization_id", m.Organization, data.organization_id)
+    check_exists(session, errors, "opportunity_id", m.Opportunity, data.opportunity_id)
+    check_exists(session, errors, "ticket_id", m.Ticket, data.ticket_id)
+    check_exists(session, errors, "quote_id", m.Quote, data.quote_id)
+    check_exists(session, errors, "owner_id", m.User, data.owner_id)
+    check_aware(errors, "start_at", data.start_at, required=True)
+    check_aware(errors, "end_at", data.end_at)
+    check_aware(errors, "reminder_at", data.reminder_at)
+    both_valid = "start_at" not in errors.errors and "end_at" not in errors.errors
+    if both_valid and data.end_at is not None and data.end_at < data.start_at:
+        errors.add("end_at", "ends before it starts")
+    for contact_id in data.attendee_contact_ids:
+        check_exists(session, errors, "attendees", m.Contact, contact_id)
+    for lead_id in data.attendee_lead_ids:
+        check_exists(session, errors, "attendees", m.Lead, lead_id)
+    for user_id in data.attendee_user_ids:
+        check_exists(session, errors, "attendees", m.User, user_id)
+    clean["attendee_emails"] = check_emails(errors, "attendees", data.attendee_emails)
+    clean["custom"] = custom_fields.check_values(
+        session, RecordType.ACTIVITY.value, data.custom, errors=errors, partial=partial_custom
+    )
+    return errors, clean
+
+
+def _apply(
+    session: Session, activity: m.Activity, data: ActivityInput, clean: dict[str, Any], now: datetime
+) -> None:
+    activity.type = data.type
+    activity.subject = clean["subject"]
+    activity.task_type = clean["task_type"]
+    activity.description = clean["description"]
+    for name in (
+        "contact_id",
+        "lead_id",
+        "organization_id",
+        "opportunity_id",
+        "ticket_id",
+        "quote_id",
+        "owner_id",
+    ):
+        setattr(activity, name, getattr(data, name))
+    activity.start_at = data.start_at
+    activity.end_at = data.end_at
+    activity.reminder_at = data.reminder_at
+    activity.updated_at = now
+    session.add(activity)
+    session.flush()
+    session.execute(delete(m.ActivityAttendee).where(m.ActivityAttendee.activity_id == activity.id))
+    attendees = (
+        [
+            m.ActivityAttendee(activity_id=activity.id, contact_id=i)
+            for i in dict.fromkeys(data.attendee_contact_ids)
+        ]
+        + [
+            m.ActivityAttendee(activity_id=activity.id, lead_id=i)
+            for i in dict.fromkeys(data.attendee_lead_ids)
+        ]
+        + [
+            m.ActivityAttendee(activity_id=activity.id, user_id=i)
+            for i in dict.fromkeys(data.attendee_user_ids)
+        ]
+        + [m.ActivityAttendee(activity_id=activity.id, email=e) for e in clean["attendee_emails"]]
+    )
+    session.add_all(attendees)
+    custom_fields.store_values(session, activity.id, clean["custom"])  # type: ignore[arg-type]
+    session.flush()
+
+
+def create_activity(session: Session, data: ActivityInput, *, now: datetime) -> m.Activity:
+    errors, clean = _check(session, data, partial_custom=False)
+    errors.raise_if_any()
+    activity = m.Activity(subject=clean["subject"], start_at=data.start_at, created_at=now)
+    _apply(session, activity, data, clean, now)
+    return activity
+
+
+def update_activity(session: Session, activity_id: int, data: ActivityInput, *, now: datetime) -> m.Activity:
+    """Edit an activity (its type too). A cancelled one must be reopened first."""
+    activity = get_or_404(session, m.Activity, activity_id, "activity")
+    errors, clean = _check(session, data, partial_custom=True)
+    if activity.status == m.ActivityStatus.CANCELLED.value:
+        errors.add("status", "this activity is cancelled; reopen it to edit it")
+    errors.raise_if_any()
+    _apply(session, activity, data, clean, now)
+    return activity
+
+
+def complete_activity(session: Session, activity_id: int, *, now: datetime) -> m.Activity:
+    activity = get_or_404(session, m.Activity, activity_id, "activity")
+    if activity.status == m.ActivityStatus.CANCELLED.value:
+        raise ValidationError.single("status", "a cancelled activity cannot be marked done; reopen it first")
+    if activity.status != m.ActivityStatus.DONE.value:
+        activity.status = m.ActivityStatus.DONE.value
+        activity.completed_at = now
+        activity.updated_at = now
+        session.add(activity)
+        session.flush()
+    return activity
+
+
+def cancel_activity(session: Session, activity_id: int, *, now: datetime) -> m.Activity:
+    """Cancel: the activity stays, marked cancelled (and can be hidden from views)."""
+    activity = get_or_404(session, m.Activity, activity_id, "activity")
+    if activity.status == m.ActivityStatus.DONE.value:
+        raise ValidationError.single("status", "a done activity cannot be cancelled")
+    activity.status = m.ActivityStatus.CANCELLED.value
+    activity.reminder_at = None
+    activity.updated_at = now
+    session.add(activity)
+    session.flush()
+    return activity
+
+
+def reopen_activity(session: Session, activity_id: int, *, now: datetime) -> m.Activity:
+    activity = get_or_404(session, m.Activity, activity_id, "activity")
+    activity.status = m.ActivityStatus.PLANNED.value
+    activity.completed_at = None
+    activity.updated_at = now
+    session.add(activity)
+    session.flush()
+    return activity
+
+
+def delete_activity(session: Session, activity_id: int) -> list[str]:
+    activity = get_or_404(session, m.Activity, activity_id, "activity")
+    stored = detach_record(session, RecordRef(RecordType.ACTIVITY, activity_id))
+    session.delete(activity)
+    session.flush()
+    return stored
+
+
+def list_activities(
+    session: Session,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    owner_id: int | None = None,
+    statuses: list[str] | None = None,
+    record: RecordRef | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[ActivitySummary]:
+    """Activities that overlap [start, end) (either bound optional), by start time."""
+    query = (
+        select(
+            m.Activity,
+            m.User.name,
+            m.Contact.first_name,
+            m.Contact.last_name,
+            m.Lead.person_name,
+            m.Lead.title,
+        )
+        .outerjoin(m.User, m.User.id == m.Activity.owner_id)
+        .outerjoin(m.Contact, m.Contact.id == m.Activity.contact_id)
+        .outerjoin(m.Lead, m.Lead.id == m.Activity.lead_id)
+    )
+    if start is not None:
+        query = query.where(func.coalesce(m.Activity.end_at, m.Activity.start_at) >= start)
+    if end is not None:
+        query = query.where(m.Activity.start_at < end)
+    if owner_id is not None:
+        query = query.where(m.Activity.owner_id == owner_id)
+    if statuses:
+        query = query.where(m.Activity.status.in_(statuses))  # type: ignore[attr-defined]
+    if record is not None:
+        column = {
+            RecordType.CONTACT: m.Activity.contact_id,
+            RecordType.LEAD: m.Activity.lead_id,
+            RecordType.ORGANIZATION: m.Activity.organization_id,
+            RecordType.OPPORTUNITY: m.Activity.opportunity_id,
+            RecordType.TICKET: m.Activity.ticket_id,
+            RecordType.QUOTE: m.Activity.quote_id,
+        }.get(record.type)
+        if column is None:
+            raise ValidationError.single("record", f"{record.type.value} records have no activities")
+        condition = column == record.id
+        if record.type in (RecordType.CONTACT, RecordType.LEAD):
+            attendee = (
+                m.ActivityAttendee.contact_id
+                if record.type == RecordType.CONTACT
+                else m.ActivityAttendee.lead_id
+            )
+            condition = or_(
+                condition,
+                m.Activity.id.in_(select(m.ActivityAttendee.activity_id).where(attendee == record.id)),
+            )  # type: ignore[union-attr]
+        query = query.where(condition)
+    query = query.order_by(m.Activity.start_at, m.Activity.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    result = []
+    for activity, owner_name, first, last, lead_person, lead_title in session.execute(query):
+        person = " ".join(p for p in (first, last) if p) or lead_person or lead_title
+        result.append(
+            ActivitySummary(
+                id=activity.id,
+                type=activity.type,
+                task_type=activity.task_type,
+                subject=activity.subject,
+                status=activity.status,
+                start_at=activity.start_at,
+                end_at=activity.end_at,
+                owner_id=activity.owner_id,
+                owner_name=owner_name,
+                contact_id=activity.contact_id,
+                lead_id=activity.lead_id,
+                person_name=person,
+                organization_id=activity.organization_id,
+                opportunity_id=activity.opportunity_id,
+                reminder_at=activity.reminder_at,
+            )
+        )
+    return result
+
+
+def due_reminders(session: Session, *, now: datetime, since: datetime) -> list[m.Activity]:
+    """Planned activities whose reminder time falls in (since, now]."""
+    return list(
+        session.scalars(
+            select(m.Activity)
+            .where(
+                m.Activity.status == m.ActivityStatus.PLANNED.value,
+                m.Activity.reminder_at > since,  # type: ignore[operator]
+                m.Activity.reminder_at <= now,  # type: ignore[operator]
+            )
+            .order_by(m.Activity.reminder_at)
+        )
+    )

@@ -1,0 +1,301 @@
+"""Contacts: people with several addresses and phones, an organization and an owner."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import FieldErrors
+from crm_tui.core.services import custom_fields
+from crm_tui.core.services.common import (
+    check_emails,
+    check_exists,
+    check_phones,
+    check_text,
+    get_or_404,
+    like_pattern,
+    search_blob,
+    search_terms,
+)
+from crm_tui.core.services.records import detach_record
+from crm_tui.core.types import RecordRef, RecordType
+
+
+@dataclass
+class ContactInput:
+    first_name: str = ""
+    last_name: str = ""
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+    job_title: str | None = None
+    organization_id: int | None = None
+    owner_id: int | None = None
+    street: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+    custom: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    """A contact as lists and the CLI show it: plain data, safe to pass between threads."""
+
+    id: int
+    first_name: str
+    last_name: str
+    job_title: str | None
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+    organization_id: int | None
+    organization_name: str | None
+    owner_id: int | None
+    owner_name: str | None
+    postcode: str | None
+    city: str | None
+    region: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+def _check(
+    session: Session, data: ContactInput, *, partial_custom: bool
+) -> tuple[FieldErrors, dict[str, Any]]:
+    errors = FieldErrors()
+    clean: dict[str, Any] = {
+        "first_name": check_text(errors, "first_name", data.first_name, max_length=100) or "",
+        "last_name": check_text(errors, "last_name", data.last_name, max_length=100) or "",
+    }
+    if not clean["first_name"] and not clean["last_name"] and "first_name" not in errors.errors:
+        errors.add("last_name", "a contact needs a first or a last name")
+    clean["emails"] = check_emails(errors, "emails", data.emails)
+    clean["phones"] = check_phones(errors, "phones", data.phones)
+    for name in ("job_title", "street", "postcode", "city", "region", "country"):
+        clean[name] = check_text(errors, name, getattr(data, name), max_length=200)
+    clean["organization"] = check_exists(
+        session, errors, "organization_id", m.Organization, data.organization_id
+    )
+    check_exists(session, errors, "owner_id", m.User, data.owner_id)
+    clean["custom"] = custom_fields.check_values(
+        session, RecordType.CONTACT.value, data.custom, errors=errors, partial=partial_custom
+    )
+    return errors, clean
+
+
+def _apply(
+    session: Session, contact: m.Contact, data: ContactInput, clean: dict[str, Any], now: datetime
+) -> None:
+    for name in ("first_name", "last_name", "job_title", "street", "postcode", "city", "region", "country"):
+        setattr(contact, name, clean[name])
+    contact.organization_id = data.organization_id
+    contact.owner_id = data.owner_id
+    contact.updated_at = now
+    organization = clean["organization"]
+    contact.search_text = contact_search_text(
+        contact, clean["emails"], clean["phones"], organization.name if organization else None
+    )
+    session.add(contact)
+    session.flush()
+    assert contact.id is not None
+    session.execute(delete(m.ContactEmail).where(m.ContactEmail.contact_id == contact.id))
+    session.execute(delete(m.ContactPhone).where(m.ContactPhone.contact_id == contact.id))
+    session.add_all(
+        m.ContactEmail(contact_id=contact.id, address=address, position=i)
+        for i, address in enumerate(clean["emails"])
+    )
+    session.add_all(
+        m.ContactPhone(contact_id=contact.id, number=number, position=i)
+        for i, number in enumerate(clean["phones"])
+    )
+    custom_fields.store_values(session, contact.id, clean["custom"])
+    session.flush()
+
+
+def contact_search_text(
+    contact: m.Contact, emails: list[str], phones: list[str], organization_name: str | None
+) -> str:
+    """What a contact is found by: name, every address, organization, phones, place."""
+    return search_blob(
+        contact.first_name,
+        contact.last_name,
+        *emails,
+        organization_name,
+        contact.city,
+        contact.postcode,
+        phones=phones,
+    )
+
+
+def create_contact(session: Session, data: ContactInput, *, now: datetime) -> m.Contact:
+    errors, clean = _check(session, data, partial_custom=False)
+    errors.raise_if_any()
+    contact = m.Contact(created_at=now, updated_at=now)
+    _apply(session, contact, data, clean, now)
+    return contact
+
+
+def update_contact(session: Session, contact_id: int, data: ContactInput, *, now: datetime) -> m.Contact:
+    contact = get_or_404(session, m.Contact, contact_id, "contact")
+    errors, clean = _check(session, data, partial_custom=True)
+    errors.raise_if_any()
+    _apply(session, contact, data, clean, now)
+    return contact
+
+
+def delete_contact(session: Session, contact_id: int) -> list[str]:
+    """Delete a contact with its comments, document rows and mail links; activities stay, without it."""
+    contact = get_or_404(session, m.Contact, contact_id, "contact")
+    stored = detach_record(session, RecordRef(RecordType.CONTACT, contact_id))
+    session.delete(contact)
+    session.flush()
+    return stored
+
+
+def contact_emails(session: Session, contact_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(m.ContactEmail.address)
+            .where(m.ContactEmail.contact_id == contact_id)
+            .order_by(m.ContactEmail.position)
+        )
+    )
+
+
+def contact_phones(session: Session, contact_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(m.ContactPhone.number)
+            .where(m.ContactPhone.contact_id == contact_id)
+            .order_by(m.ContactPhone.position)
+        )
+    )
+
+
+def find_by_email(session: Session, address: str) -> list[m.Contact]:
+    return list(
+        session.scalars(
+            select(m.Contact)
+            .join(m.ContactEmail, m.ContactEmail.contact_id == m.Contact.id)
+            .where(m.ContactEmail.address == address.strip().lower())
+            .order_by(m.Contact.id)
+        )
+    )
+
+
+def refresh_search_text(session: Session, contact_ids: list[int]) -> None:
+    """Recompute what these contacts are found by (after their organization was renamed or removed)."""
+    for contact_id in contact_ids:
+        contact = session.get(m.Contact, contact_id)
+        if contact is None:
+            continue
+        organization = (
+            session.get(m.Organization, contact.organization_id) if contact.organization_id else None
+        )
+        contact.search_text = contact_search_text(
+            contact,
+            contact_emails(session, contact_id),
+            contact_phones(session, contact_id),
+            organization.name if organization else None,
+        )
+        session.add(contact)
+    session.flush()
+
+
+def _filtered(text: str | None, owner_id: int | None, organization_id: int | None) -> Any:
+    query = select(m.Contact.id)
+    for term in search_terms(text):
+        query = query.where(m.Contact.search_text.like(like_pattern(term), escape="\\"))
+    if owner_id is not None:
+        query = query.where(m.Contact.owner_id == owner_id)
+    if organization_id is not None:
+        query = query.where(m.Contact.organization_id == organization_id)
+    return query
+
+
+def search_contacts(
+    session: Session,
+    text: str | None = None,
+    *,
+    owner_id: int | None = None,
+    organization_id: int | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> list[ContactSummary]:
+    """One page of contacts matching every word of ``text`` (name, any address, organization, phone, place),
+    sorted by last and first name. The filtering and paging happen in the database."""
+    query = _filtered(text, owner_id, organization_id).order_by(
+        m.Contact.last_name, m.Contact.first_name, m.Contact.id
+    )
+    query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    ids = list(session.scalars(query))
+    return summaries(session, ids)
+
+
+def count_contacts(
+    session: Session,
+    text: str | None = None,
+    *,
+    owner_id: int | None = None,
+    organization_id: int | None = None,
+) -> int:
+    subquery = _filtered(text, owner_id, organization_id).subquery()
+    return int(session.scalar(select(func.count()).select_from(subquery)) or 0)
+
+
+def summaries(session: Session, ids: list[int]) -> list[ContactSummary]:
+    """Plain summaries of the contacts with these ids, in the order given (three queries, whatever the count)."""
+    if not ids:
+        return []
+    rows = session.execute(
+        select(m.Contact, m.Organization.name, m.User.name)
+        .outerjoin(m.Organization, m.Organization.id == m.Contact.organization_id)
+        .outerjoin(m.User, m.User.id == m.Contact.owner_id)
+        .where(m.Contact.id.in_(ids))  # type: ignore[union-attr]
+    ).all()
+    emails: dict[int, list[str]] = defaultdict(list)
+    for contact_id, address in session.execute(
+        select(m.ContactEmail.contact_id, m.ContactEmail.address)
+        .where(m.ContactEmail.contact_id.in_(ids))
+        .order_by(m.ContactEmail.contact_id, m.ContactEmail.position)
+    ):
+        emails[contact_id].append(address)
+    phones: dict[int, list[str]] = defaultdict(list)
+    for contact_id, number in session.execute(
+        select(m.ContactPhone.contact_id, m.ContactPhone.number)
+        .where(m.ContactPhone.contact_id.in_(ids))
+        .order_by(m.ContactPhone.contact_id, m.ContactPhone.position)
+    ):
+        phones[contact_id].append(number)
+    by_id = {}
+    for contact, organization_name, owner_name in rows:
+        by_id[contact.id] = ContactSummary(
+            id=contact.id,
+            first_name=contact.first_name,
+            last_name=contact.last_name,
+            job_title=contact.job_title,
+            emails=tuple(emails[contact.id]),
+            phones=tuple(phones[contact.id]),
+            organization_id=contact.organization_id,
+            organization_name=organization_name,
+            owner_id=contact.owner_id,
+            owner_name=owner_name,
+            postcode=contact.postcode,
+            city=contact.city,
+            region=contact.region,
+            created_at=contact.created_at,
+            updated_at=contact.updated_at,
+        )
+    return [by_id[i] for i in ids if i in by_id]

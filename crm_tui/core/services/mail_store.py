@@ -1,0 +1,161 @@
+"""Stored mail, minimal: the raw bytes plus what the list and preview need, and links to records.
+
+Parsing lives in ``crm_tui.mail`` (it knows the hostile mail out there); the core only stores what it is
+handed and keeps the raw bytes as the source of truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.services.common import get_or_404
+from crm_tui.core.services.records import ATTACHABLE, record_exists
+from crm_tui.core.types import RecordRef
+
+
+@dataclass
+class MessageData:
+    """What the parser derived from one message. Text here is decoded, not yet made terminal-safe."""
+
+    raw: bytes
+    message_id: str | None = None
+    subject: str = ""
+    from_name: str = ""
+    from_address: str = ""
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    sent_at: datetime | None = None
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    body_text: str = ""
+    has_attachments: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    id: int
+    subject: str
+    from_name: str
+    from_address: str
+    sent_at: datetime | None
+    is_read: bool
+    is_outgoing: bool
+    has_attachments: bool
+    has_problems: bool
+
+
+def store_message(
+    session: Session, data: MessageData, *, now: datetime, outgoing: bool = False
+) -> m.MailMessage:
+    if not isinstance(data.raw, bytes | bytearray) or not data.raw:
+        raise ValidationError.single("raw", "a message needs its raw bytes")
+    message = m.MailMessage(
+        message_id_header=data.message_id,
+        subject=data.subject,
+        from_name=data.from_name,
+        from_address=data.from_address.lower(),
+        to_addresses="\n".join(data.to),
+        cc_addresses="\n".join(data.cc),
+        sent_at=data.sent_at,
+        in_reply_to=data.in_reply_to,
+        references="\n".join(data.references) or None,
+        body_text=data.body_text,
+        has_attachments=data.has_attachments,
+        parse_problems="\n".join(data.problems) or None,
+        raw=bytes(data.raw),
+        size=len(data.raw),
+        is_outgoing=outgoing,
+        received_at=now,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def link_message(
+    session: Session, message_id: int, ref: RecordRef, *, reason: str, now: datetime
+) -> m.MailLink:
+    """File a message on a record (idempotent: an existing link is returned as it is)."""
+    get_or_404(session, m.MailMessage, message_id, "message")
+    errors = FieldErrors()
+    if ref.type not in ATTACHABLE:
+        errors.add("record", f"mail cannot be filed on {ref.type.value} records")
+    elif not record_exists(session, ref):
+        errors.add("record", f"{ref} does not exist")
+    errors.raise_if_any()
+    existing = session.scalars(
+        select(m.MailLink).where(
+            m.MailLink.message_id == message_id,
+            m.MailLink.record_type == ref.type.value,
+            m.MailLink.record_id == ref.id,
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    link = m.MailLink(
+        message_id=message_id, record_type=ref.type.value, record_id=ref.id, reason=reason, created_at=now
+    )
+    session.add(link)
+    session.flush()
+    return link
+
+
+def links_of(session: Session, message_id: int) -> list[m.MailLink]:
+    return list(
+        session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id).order_by(m.MailLink.id))
+    )
+
+
+def messages_on(session: Session, ref: RecordRef) -> list[MessageSummary]:
+    ids = select(m.MailLink.message_id).where(
+        m.MailLink.record_type == ref.type.value, m.MailLink.record_id == ref.id
+    )
+    return _summaries(session, select(m.MailMessage).where(m.MailMessage.id.in_(ids)))  # type: ignore[union-attr]
+
+
+def list_messages(session: Session, *, limit: int | None = 50, offset: int = 0) -> list[MessageSummary]:
+    """A page of stored messages, newest first."""
+    return _summaries(session, select(m.MailMessage), limit=limit, offset=offset)
+
+
+def count_messages(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(m.MailMessage)) or 0)
+
+
+def _summaries(session: Session, query, *, limit: int | None = None, offset: int = 0) -> list[MessageSummary]:  # type: ignore[no-untyped-def]
+    query = query.order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc()).offset(offset)  # type: ignore[union-attr]
+    if limit is not None:
+        query = query.limit(limit)
+    # Select only the columns a list needs: never the raw blob or the body.
+    columns = query.with_only_columns(
+        m.MailMessage.id,
+        m.MailMessage.subject,
+        m.MailMessage.from_name,
+        m.MailMessage.from_address,
+        m.MailMessage.sent_at,
+        m.MailMessage.is_read,
+        m.MailMessage.is_outgoing,
+        m.MailMessage.has_attachments,
+        m.MailMessage.parse_problems,
+    )
+    return [
+        MessageSummary(
+            id=row.id,
+            subject=row.subject,
+            from_name=row.from_name,
+            from_address=row.from_address,
+            sent_at=row.sent_at,
+            is_read=row.is_read,
+            is_outgoing=row.is_outgoing,
+            has_attachments=row.has_attachments,
+            has_problems=bool(row.parse_problems),
+        )
+        for row in session.execute(columns)
+    ]

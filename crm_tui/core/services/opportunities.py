@@ -1,0 +1,444 @@
+"""Opportunities (deals): stage moves with history, sub-states, contacts with one primary, totals."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.services import custom_fields
+from crm_tui.core.services.common import (
+    check_currency,
+    check_exists,
+    check_text,
+    get_or_404,
+    like_pattern,
+    search_blob,
+    search_terms,
+)
+from crm_tui.core.services.pipelines import stages_of, substates_of
+from crm_tui.core.services.records import detach_record
+from crm_tui.core.types import RecordRef, RecordType
+
+
+@dataclass
+class OpportunityInput:
+    title: str
+    pipeline_id: int
+    stage_id: int | None = None  # None: the pipeline's first open stage
+    amount_cents: int = 0
+    currency: str = "EUR"
+    expected_close: date | None = None
+    owner_id: int | None = None
+    organization_id: int | None = None
+    installer_id: int | None = None
+    reseller_id: int | None = None
+    contact_ids: list[int] = field(default_factory=list)
+    primary_contact_id: int | None = None
+    lost_reason: str | None = None
+    description: str | None = None
+    source_lead_id: int | None = None
+    custom: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class OpportunitySummary:
+    id: int
+    title: str
+    amount_cents: int
+    currency: str
+    expected_close: date | None
+    pipeline_id: int
+    pipeline_name: str
+    stage_id: int
+    stage_name: str
+    stage_kind: str
+    probability: int
+    owner_id: int | None
+    owner_name: str | None
+    organization_id: int | None
+    organization_name: str | None
+    primary_contact_id: int | None
+    lost_reason: str | None
+    open_substates: tuple[str, ...]
+    stage_entered_at: datetime
+    updated_at: datetime
+
+    @property
+    def weighted_cents(self) -> int:
+        return self.amount_cents * self.probability // 100
+
+
+@dataclass(frozen=True)
+class StageTotal:
+    """Deals in one stage: how many, and their amounts per currency (never summed across currencies)."""
+
+    stage_id: int
+    count: int
+    amounts: dict[str, int]
+
+
+def _check(
+    session: Session, data: OpportunityInput, *, partial_custom: bool
+) -> tuple[FieldErrors, dict[str, Any]]:
+    errors = FieldErrors()
+    clean: dict[str, Any] = {"title": check_text(errors, "title", data.title, required=True, max_length=200)}
+    if not isinstance(data.amount_cents, int) or data.amount_cents < 0:
+        errors.add("amount", "must be zero or more")
+    clean["currency"] = check_currency(errors, "currency", data.currency)
+    pipeline = check_exists(session, errors, "pipeline_id", m.Pipeline, data.pipeline_id)
+    stage = None
+    if pipeline is not None:
+        stages = stages_of(session, pipeline.id)
+        if data.stage_id is None:
+            stage = next((s for s in stages if s.kind == m.StageKind.OPEN.value), None)
+            if stage is None:
+                errors.add("stage_id", "this pipeline has no open stage")
+        else:
+            stage = next((s for s in stages if s.id == data.stage_id), None)
+            if stage is None:
+                errors.add("stage_id", f"stage:{data.stage_id} is not a stage of pipeline {pipeline.name!r}")
+    clean["stage"] = stage
+    check_exists(session, errors, "owner_id", m.User, data.owner_id)
+    check_exists(session, errors, "organization_id", m.Organization, data.organization_id)
+    for field_name, kind in (("installer_id", "installer"), ("reseller_id", "reseller")):
+        partner = check_exists(session, errors, field_name, m.Organization, getattr(data, field_name))
+        if partner is not None and partner.kind != kind:
+            article = "an" if kind == "installer" else "a"
+            errors.add(field_name, f"{partner.name} is not {article} {kind} partner")
+    contact_ids = list(dict.fromkeys(data.contact_ids))
+    if data.primary_contact_id is not None and data.primary_contact_id not in contact_ids:
+        contact_ids.insert(0, data.primary_contact_id)
+    for contact_id in contact_ids:
+        check_exists(session, errors, "contact_ids", m.Contact, contact_id)
+    clean["contact_ids"] = contact_ids
+    clean["primary"] = (
+        data.primary_contact_id
+        if data.primary_contact_id is not None
+        else (contact_ids[0] if contact_ids else None)
+    )
+    clean["lost_reason"] = check_text(errors, "lost_reason", data.lost_reason, max_length=300)
+    if stage is not None and stage.kind == m.StageKind.LOST.value and not clean["lost_reason"]:
+        errors.add("lost_reason", "a lost deal needs a lost reason")
+    clean["description"] = check_text(errors, "description", data.description, max_length=20000)
+    check_exists(session, errors, "source_lead_id", m.Lead, data.source_lead_id)
+    clean["custom"] = custom_fields.check_values(
+        session, RecordType.OPPORTUNITY.value, data.custom, errors=errors, partial=partial_custom
+    )
+    return errors, clean
+
+
+def _search_text(session: Session, deal: m.Opportunity) -> str:
+    organization = session.get(m.Organization, deal.organization_id) if deal.organization_id else None
+    return search_blob(deal.title, organization.name if organization else None)
+
+
+def _apply(
+    session: Session, deal: m.Opportunity, data: OpportunityInput, clean: dict[str, Any], now: datetime
+) -> None:
+    deal.title = clean["title"]
+    deal.amount_cents = data.amount_cents
+    deal.currency = clean["currency"]
+    deal.expected_close = data.expected_close
+    deal.owner_id = data.owner_id
+    deal.organization_id = data.organization_id
+    deal.installer_id = data.installer_id
+    deal.reseller_id = data.reseller_id
+    deal.description = clean["description"]
+    deal.source_lead_id = data.source_lead_id
+    deal.updated_at = now
+    deal.search_text = _search_text(session, deal)
+    session.add(deal)
+    session.flush()
+    assert deal.id is not None
+    session.execute(delete(m.OpportunityContact).where(m.OpportunityContact.opportunity_id == deal.id))
+    session.add_all(
+        m.OpportunityContact(opportunity_id=deal.id, contact_id=cid, is_primary=cid == clean["primary"])
+        for cid in clean["contact_ids"]
+    )
+    custom_fields.store_values(session, deal.id, clean["custom"])
+    session.flush()
+
+
+def create_opportunity(
+    session: Session, data: OpportunityInput, *, now: datetime, user_id: int | None
+) -> m.Opportunity:
+    errors, clean = _check(session, data, partial_custom=False)
+    errors.raise_if_any()
+    stage: m.Stage = clean["stage"]
+    deal = m.Opportunity(
+        title=clean["title"],
+        pipeline_id=data.pipeline_id,
+        stage_id=stage.id,  # type: ignore[arg-type]
+        stage_entered_at=now,
+        lost_reason=clean["lost_reason"] if stage.kind == m.StageKind.LOST.value else None,
+        created_at=now,
+    )
+    _apply(session, deal, data, clean, now)
+    session.add(
+        m.OpportunityHistory(
+            opportunity_id=deal.id,  # type: ignore[arg-type]
+            kind=m.HistoryKind.STAGE.value,
+            from_stage_id=None,
+            to_stage_id=stage.id,
+            user_id=user_id,
+            changed_at=now,
+            note="created",
+        )
+    )
+    session.flush()
+    return deal
+
+
+def update_opportunity(
+    session: Session, deal_id: int, data: OpportunityInput, *, now: datetime, user_id: int | None
+) -> m.Opportunity:
+    """Edit a deal. A changed stage is a stage move (recorded in the history); the pipeline changes with it."""
+    deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
+    errors, clean = _check(session, data, partial_custom=True)
+    errors.raise_if_any()
+    _apply(session, deal, data, clean, now)
+    stage: m.Stage = clean["stage"]
+    if stage.id != deal.stage_id:
+        move_to_stage(session, deal_id, stage.id, now=now, user_id=user_id, lost_reason=clean["lost_reason"])  # type: ignore[arg-type]
+    elif stage.kind == m.StageKind.LOST.value:
+        deal.lost_reason = clean["lost_reason"]
+        session.add(deal)
+        session.flush()
+    return deal
+
+
+def move_to_stage(
+    session: Session,
+    deal_id: int,
+    stage_id: int,
+    *,
+    now: datetime,
+    user_id: int | None,
+    lost_reason: str | None = None,
+    note: str | None = None,
+) -> m.Opportunity:
+    """Move a deal to another stage of its pipeline (or of another pipeline, which moves it there too)."""
+    deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
+    stage = session.get(m.Stage, stage_id)
+    if stage is None:
+        raise ValidationError.single("stage_id", f"stage:{stage_id} does not exist")
+    if stage.id == deal.stage_id:
+        return deal
+    reason = (lost_reason or "").strip() or None
+    if stage.kind == m.StageKind.LOST.value and not reason:
+        raise ValidationError.single("lost_reason", "a lost deal needs a lost reason")
+    previous = deal.stage_id
+    deal.pipeline_id = stage.pipeline_id
+    deal.stage_id = stage.id  # type: ignore[assignment]
+    deal.stage_entered_at = now
+    deal.lost_reason = reason if stage.kind == m.StageKind.LOST.value else None
+    deal.updated_at = now
+    session.add(deal)
+    session.add(
+        m.OpportunityHistory(
+            opportunity_id=deal_id,
+            kind=m.HistoryKind.STAGE.value,
+            from_stage_id=previous,
+            to_stage_id=stage.id,
+            note=note or reason,
+            user_id=user_id,
+            changed_at=now,
+        )
+    )
+    session.flush()
+    return deal
+
+
+def adjacent_stage(session: Session, deal_id: int, step: int) -> m.Stage | None:
+    """The stage ``step`` places after (or before, if negative) the deal's current one; None at either end."""
+    deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
+    stages = stages_of(session, deal.pipeline_id)
+    index = next(i for i, s in enumerate(stages) if s.id == deal.stage_id)
+    target = index + step
+    return stages[target] if 0 <= target < len(stages) else None
+
+
+def set_substate(
+    session: Session, deal_id: int, substate_id: int, is_open: bool, *, now: datetime, user_id: int | None
+) -> bool:
+    """Open or close a sub-state of the deal's current stage. Returns whether anything changed."""
+    deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
+    definition = session.get(m.SubstateDefinition, substate_id)
+    if definition is None or definition.stage_id != deal.stage_id:
+        raise ValidationError.single("substate_id", "not a sub-state of the deal's current stage")
+    row = session.get(m.OpportunitySubstate, (deal_id, substate_id))
+    if row is not None and row.is_open == is_open:
+        return False
+    if row is None:
+        if not is_open:
+            return False
+        row = m.OpportunitySubstate(
+            opportunity_id=deal_id, substate_id=substate_id, is_open=True, changed_at=now
+        )
+    else:
+        row.is_open = is_open
+        row.changed_at = now
+    session.add(row)
+    session.add(
+        m.OpportunityHistory(
+            opportunity_id=deal_id,
+            kind=m.HistoryKind.SUBSTATE.value,
+            substate_id=substate_id,
+            substate_open=is_open,
+            user_id=user_id,
+            changed_at=now,
+        )
+    )
+    session.flush()
+    return True
+
+
+def open_substates(session: Session, deal_id: int) -> list[m.SubstateDefinition]:
+    deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
+    open_ids = set(
+        session.scalars(
+            select(m.OpportunitySubstate.substate_id).where(
+                m.OpportunitySubstate.opportunity_id == deal_id,
+                m.OpportunitySubstate.is_open.is_(True),  # type: ignore[attr-defined]
+            )
+        )
+    )
+    return [s for s in substates_of(session, deal.stage_id) if s.id in open_ids]
+
+
+def history(session: Session, deal_id: int) -> list[m.OpportunityHistory]:
+    return list(
+        session.scalars(
+            select(m.OpportunityHistory)
+            .where(m.OpportunityHistory.opportunity_id == deal_id)
+            .order_by(m.OpportunityHistory.changed_at, m.OpportunityHistory.id)
+        )
+    )
+
+
+def contacts_of(session: Session, deal_id: int) -> list[tuple[int, bool]]:
+    """(contact id, is primary) for every contact of the deal, the primary first."""
+    return [
+        (row.contact_id, row.is_primary)
+        for row in session.scalars(
+            select(m.OpportunityContact)
+            .where(m.OpportunityContact.opportunity_id == deal_id)
+            .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+        )
+    ]
+
+
+def delete_opportunity(session: Session, deal_id: int) -> list[str]:
+    deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
+    stored = detach_record(session, RecordRef(RecordType.OPPORTUNITY, deal_id))
+    session.delete(deal)
+    session.flush()
+    return stored
+
+
+def list_opportunities(
+    session: Session,
+    *,
+    pipeline_id: int | None = None,
+    stage_id: int | None = None,
+    owner_id: int | None = None,
+    text: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> list[OpportunitySummary]:
+    """One page of deals, by pipeline, stage order, then expected close date."""
+    query = (
+        select(m.Opportunity, m.Pipeline.name, m.Stage, m.User.name, m.Organization.name)
+        .join(m.Pipeline, m.Pipeline.id == m.Opportunity.pipeline_id)
+        .join(m.Stage, m.Stage.id == m.Opportunity.stage_id)
+        .outerjoin(m.User, m.User.id == m.Opportunity.owner_id)
+        .outerjoin(m.Organization, m.Organization.id == m.Opportunity.organization_id)
+    )
+    if pipeline_id is not None:
+        query = query.where(m.Opportunity.pipeline_id == pipeline_id)
+    if stage_id is not None:
+        query = query.where(m.Opportunity.stage_id == stage_id)
+    if owner_id is not None:
+        query = query.where(m.Opportunity.owner_id == owner_id)
+    for term in search_terms(text):
+        query = query.where(m.Opportunity.search_text.like(like_pattern(term), escape="\\"))
+    query = query.order_by(
+        m.Pipeline.position, m.Pipeline.id, m.Stage.position, m.Opportunity.expected_close, m.Opportunity.id
+    ).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = session.execute(query).all()
+    ids = [deal.id for deal, *_ in rows]
+    primary: dict[int, int] = {}
+    open_names: dict[int, list[str]] = defaultdict(list)
+    if ids:
+        for deal_id, contact_id in session.execute(
+            select(m.OpportunityContact.opportunity_id, m.OpportunityContact.contact_id).where(
+                m.OpportunityContact.opportunity_id.in_(ids),
+                m.OpportunityContact.is_primary.is_(True),  # type: ignore[attr-defined]
+            )
+        ):
+            primary[deal_id] = contact_id
+        for deal_id, name, stage_id_ in session.execute(
+            select(
+                m.OpportunitySubstate.opportunity_id, m.SubstateDefinition.name, m.SubstateDefinition.stage_id
+            )
+            .join(m.SubstateDefinition, m.SubstateDefinition.id == m.OpportunitySubstate.substate_id)
+            .where(m.OpportunitySubstate.opportunity_id.in_(ids), m.OpportunitySubstate.is_open.is_(True))  # type: ignore[attr-defined]
+            .order_by(m.SubstateDefinition.position)
+        ):
+            open_names[deal_id].append((name, stage_id_))  # type: ignore[arg-type]
+    result = []
+    for deal, pipeline_name, stage, owner_name, organization_name in rows:
+        result.append(
+            OpportunitySummary(
+                id=deal.id,
+                title=deal.title,
+                amount_cents=deal.amount_cents,
+                currency=deal.currency,
+                expected_close=deal.expected_close,
+                pipeline_id=deal.pipeline_id,
+                pipeline_name=pipeline_name,
+                stage_id=stage.id,
+                stage_name=stage.name,
+                stage_kind=stage.kind,
+                probability=stage.probability,
+                owner_id=deal.owner_id,
+                owner_name=owner_name,
+                organization_id=deal.organization_id,
+                organization_name=organization_name,
+                primary_contact_id=primary.get(deal.id),
+                lost_reason=deal.lost_reason,
+                # Sub-states belong to a stage: only those of the current stage count.
+                open_substates=tuple(name for name, sid in open_names[deal.id] if sid == stage.id),  # type: ignore[misc]
+                stage_entered_at=deal.stage_entered_at,
+                updated_at=deal.updated_at,
+            )
+        )
+    return result
+
+
+def stage_totals(session: Session, pipeline_id: int) -> list[StageTotal]:
+    """Count and amount per currency of each stage of the pipeline, in stage order."""
+    counts: dict[int, int] = defaultdict(int)
+    amounts: dict[int, dict[str, int]] = defaultdict(dict)
+    for stage_id, currency, count, total in session.execute(
+        select(
+            m.Opportunity.stage_id, m.Opportunity.currency, func.count(), func.sum(m.Opportunity.amount_cents)
+        )
+        .where(m.Opportunity.pipeline_id == pipeline_id)
+        .group_by(m.Opportunity.stage_id, m.Opportunity.currency)
+    ):
+        counts[stage_id] += count
+        amounts[stage_id][currency] = int(total or 0)
+    return [
+        StageTotal(stage_id=stage.id, count=counts[stage.id], amounts=dict(sorted(amounts[stage.id].items())))  # type: ignore[index,arg-type]
+        for stage in stages_of(session, pipeline_id)
+    ]

@@ -1,0 +1,212 @@
+"""Organizations: customers and partners (installers, resellers), with domains, addresses and coverage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.services import custom_fields
+from crm_tui.core.services.common import (
+    check_choice,
+    check_emails,
+    check_exists,
+    check_phones,
+    check_text,
+    get_or_404,
+    like_pattern,
+    normalize_domain,
+    search_blob,
+    search_terms,
+)
+from crm_tui.core.services.records import detach_record
+from crm_tui.core.types import RecordRef, RecordType
+
+
+@dataclass
+class OrganizationInput:
+    name: str
+    kind: str = m.OrganizationKind.CUSTOMER.value
+    domains: list[str] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    phone: str | None = None
+    website: str | None = None
+    street: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+    region: str | None = None
+    country: str | None = None
+    owner_id: int | None = None
+    # Partners only: the regions and postcode prefixes they cover.
+    coverage_regions: list[str] = field(default_factory=list)
+    coverage_postcodes: list[str] = field(default_factory=list)
+    custom: dict[str, Any] | None = None
+
+
+def _check(
+    session: Session, data: OrganizationInput, *, partial_custom: bool
+) -> tuple[FieldErrors, dict[str, Any]]:
+    errors = FieldErrors()
+    clean: dict[str, Any] = {"name": check_text(errors, "name", data.name, required=True, max_length=200)}
+    clean["kind"] = check_choice(errors, "kind", data.kind, [k.value for k in m.OrganizationKind])
+    domains: list[str] = []
+    for value in data.domains:
+        if not value.strip():
+            continue
+        try:
+            domain = normalize_domain(value)
+        except ValueError as exc:
+            errors.add("domains", str(exc))
+            continue
+        if domain not in domains:
+            domains.append(domain)
+    clean["domains"] = domains
+    clean["emails"] = check_emails(errors, "emails", data.emails)
+    phones = check_phones(errors, "phone", [data.phone] if data.phone else [])
+    clean["phone"] = phones[0] if phones else None
+    for name in ("website", "street", "postcode", "city", "region", "country"):
+        clean[name] = check_text(errors, name, getattr(data, name), max_length=200)
+    check_exists(session, errors, "owner_id", m.User, data.owner_id)
+    regions = [r.strip() for r in data.coverage_regions if r.strip()]
+    postcodes = [p.strip() for p in data.coverage_postcodes if p.strip()]
+    if (regions or postcodes) and data.kind == m.OrganizationKind.CUSTOMER.value:
+        errors.add("coverage_regions", "only installer and reseller partners cover regions or postcodes")
+    clean["regions"], clean["postcodes"] = regions, postcodes
+    clean["custom"] = custom_fields.check_values(
+        session, RecordType.ORGANIZATION.value, data.custom, errors=errors, partial=partial_custom
+    )
+    return errors, clean
+
+
+def _apply(
+    session: Session, org: m.Organization, data: OrganizationInput, clean: dict[str, Any], now: datetime
+) -> None:
+    for name in ("name", "kind", "phone", "website", "street", "postcode", "city", "region", "country"):
+        setattr(org, name, clean[name])
+    org.owner_id = data.owner_id
+    org.updated_at = now
+    org.search_text = search_blob(
+        clean["name"],
+        *clean["domains"],
+        *clean["emails"],
+        clean["city"],
+        clean["postcode"],
+        clean["region"],
+        phones=[clean["phone"]] if clean["phone"] else [],
+    )
+    session.add(org)
+    session.flush()
+    assert org.id is not None
+    for model in (m.OrganizationDomain, m.OrganizationEmail, m.PartnerCoverage):
+        session.execute(delete(model).where(model.organization_id == org.id))
+    session.add_all(m.OrganizationDomain(organization_id=org.id, domain=d) for d in clean["domains"])
+    session.add_all(m.OrganizationEmail(organization_id=org.id, address=a) for a in clean["emails"])
+    session.add_all(m.PartnerCoverage(organization_id=org.id, region=r) for r in clean["regions"])
+    session.add_all(m.PartnerCoverage(organization_id=org.id, postcode_prefix=p) for p in clean["postcodes"])
+    custom_fields.store_values(session, org.id, clean["custom"])
+    session.flush()
+
+
+def create_organization(session: Session, data: OrganizationInput, *, now: datetime) -> m.Organization:
+    errors, clean = _check(session, data, partial_custom=False)
+    errors.raise_if_any()
+    org = m.Organization(name=clean["name"], created_at=now, updated_at=now)
+    _apply(session, org, data, clean, now)
+    return org
+
+
+def update_organization(
+    session: Session, org_id: int, data: OrganizationInput, *, now: datetime
+) -> m.Organization:
+    org = get_or_404(session, m.Organization, org_id, "organization")
+    errors, clean = _check(session, data, partial_custom=True)
+    if clean["kind"] == m.OrganizationKind.CUSTOMER.value and org.kind != clean["kind"]:
+        users = session.scalar(
+            select(func.count()).select_from(m.User).where(m.User.organization_id == org_id)
+        )
+        if users:
+            errors.add("kind", f"{users} users belong to this partner; it cannot become a customer")
+    errors.raise_if_any()
+    renamed = org.name != clean["name"]
+    _apply(session, org, data, clean, now)
+    if renamed:
+        from crm_tui.core.services.contacts import refresh_search_text
+
+        contact_ids = session.scalars(select(m.Contact.id).where(m.Contact.organization_id == org_id))
+        refresh_search_text(session, list(contact_ids))
+    return org
+
+
+def delete_organization(session: Session, org_id: int) -> list[str]:
+    """Delete an organization; its contacts and deals stay (without it). Partners with users are kept."""
+    org = get_or_404(session, m.Organization, org_id, "organization")
+    users = session.scalar(select(func.count()).select_from(m.User).where(m.User.organization_id == org_id))
+    if users:
+        raise ValidationError.single(
+            "organization", f"{users} users belong to {org.name}; move or remove them first"
+        )
+    contact_ids = list(session.scalars(select(m.Contact.id).where(m.Contact.organization_id == org_id)))
+    session.execute(update(m.Contact).where(m.Contact.organization_id == org_id).values(organization_id=None))
+    stored = detach_record(session, RecordRef(RecordType.ORGANIZATION, org_id))
+    session.delete(org)
+    session.flush()
+    from crm_tui.core.services.contacts import refresh_search_text
+
+    refresh_search_text(session, contact_ids)
+    return stored
+
+
+def organization_domains(session: Session, org_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(m.OrganizationDomain.domain)
+            .where(m.OrganizationDomain.organization_id == org_id)
+            .order_by(m.OrganizationDomain.id)
+        )
+    )
+
+
+def organization_emails(session: Session, org_id: int) -> list[str]:
+    return list(
+        session.scalars(
+            select(m.OrganizationEmail.address)
+            .where(m.OrganizationEmail.organization_id == org_id)
+            .order_by(m.OrganizationEmail.id)
+        )
+    )
+
+
+def find_by_domain(session: Session, domain: str) -> m.Organization | None:
+    return session.scalars(
+        select(m.Organization)
+        .join(m.OrganizationDomain, m.OrganizationDomain.organization_id == m.Organization.id)
+        .where(m.OrganizationDomain.domain == domain.strip().lower())
+        .order_by(m.Organization.id)
+    ).first()
+
+
+def find_by_name(session: Session, name: str) -> m.Organization | None:
+    return session.scalars(
+        select(m.Organization)
+        .where(func.lower(m.Organization.name) == name.strip().lower())
+        .order_by(m.Organization.id)
+    ).first()
+
+
+def search_organizations(
+    session: Session, text: str = "", *, kind: str | None = None, limit: int | None = 50, offset: int = 0
+) -> list[m.Organization]:
+    query = select(m.Organization)
+    for term in search_terms(text):
+        query = query.where(m.Organization.search_text.like(like_pattern(term), escape="\\"))
+    if kind:
+        query = query.where(m.Organization.kind == kind)
+    query = query.order_by(m.Organization.name, m.Organization.id).offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))

@@ -1,0 +1,95 @@
+"""The uniform record reference in use: resolve ``TYPE:ID``, label it, and detach what hangs on it."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlmodel import Session, SQLModel
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import NotFound
+from crm_tui.core.types import RecordRef, RecordType
+
+MODEL_FOR: dict[RecordType, type[SQLModel]] = {
+    RecordType.USER: m.User,
+    RecordType.ORGANIZATION: m.Organization,
+    RecordType.CONTACT: m.Contact,
+    RecordType.LEAD: m.Lead,
+    RecordType.PIPELINE: m.Pipeline,
+    RecordType.STAGE: m.Stage,
+    RecordType.OPPORTUNITY: m.Opportunity,
+    RecordType.ACTIVITY: m.Activity,
+    RecordType.QUOTE: m.Quote,
+    RecordType.TICKET: m.Ticket,
+    RecordType.COMMENT: m.Comment,
+    RecordType.DOCUMENT: m.Document,
+    RecordType.MESSAGE: m.MailMessage,
+}
+
+# Record types that comments, documents, mail links and custom fields can hang on.
+ATTACHABLE = frozenset(
+    {
+        RecordType.ORGANIZATION,
+        RecordType.CONTACT,
+        RecordType.LEAD,
+        RecordType.OPPORTUNITY,
+        RecordType.ACTIVITY,
+        RecordType.QUOTE,
+        RecordType.TICKET,
+    }
+)
+
+
+def get_record(session: Session, ref: RecordRef) -> SQLModel:
+    row = session.get(MODEL_FOR[ref.type], ref.id)
+    if row is None:
+        raise NotFound(f"{ref} does not exist")
+    return row
+
+
+def record_exists(session: Session, ref: RecordRef) -> bool:
+    return session.get(MODEL_FOR[ref.type], ref.id) is not None
+
+
+def record_label(session: Session, ref: RecordRef) -> str:
+    """A short human name for the record ("Anna Berg", "Q-2026-0003", "Solar roof for Nordwind")."""
+    row = get_record(session, ref)
+    if isinstance(row, m.Contact):
+        return row.name or f"contact {row.id}"
+    if isinstance(row, m.Quote):
+        return row.number
+    if isinstance(row, m.MailMessage | m.Ticket):
+        return row.subject or "(no subject)"
+    if isinstance(row, m.Document):
+        return row.filename
+    if isinstance(row, m.Comment):
+        return row.body.splitlines()[0][:60] if row.body else "(empty comment)"
+    for attribute in ("title", "name", "subject"):
+        value = getattr(row, attribute, None)
+        if value:
+            return str(value)
+    return str(ref)
+
+
+def detach_record(session: Session, ref: RecordRef) -> list[str]:
+    """Remove the comments, document rows, mail links and custom values of a record about to be deleted.
+
+    Returns the stored names of the documents removed, so the caller can delete unreferenced files after the
+    transaction commits.
+    """
+    rtype = ref.type.value
+    stored = list(
+        session.scalars(
+            select(m.Document.stored_name).where(
+                m.Document.record_type == rtype, m.Document.record_id == ref.id
+            )
+        )
+    )
+    for model in (m.Comment, m.Document, m.MailLink):
+        session.execute(delete(model).where(model.record_type == rtype, model.record_id == ref.id))
+    definition_ids = select(m.CustomFieldDefinition.id).where(m.CustomFieldDefinition.entity_type == rtype)
+    session.execute(
+        delete(m.CustomFieldValue).where(
+            m.CustomFieldValue.record_id == ref.id, m.CustomFieldValue.definition_id.in_(definition_ids)
+        )
+    )
+    return stored

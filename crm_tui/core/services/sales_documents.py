@@ -1,0 +1,180 @@
+"""Quotes (numbered, with line items, on a deal) and tickets (support cases)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import FieldErrors
+from crm_tui.core.services.common import check_choice, check_currency, check_exists, check_text, get_or_404
+from crm_tui.core.services.records import detach_record
+from crm_tui.core.types import RecordRef, RecordType
+
+
+@dataclass
+class QuoteItemInput:
+    description: str
+    quantity: Decimal | str | int = 1
+    unit_price_cents: int = 0
+
+
+@dataclass
+class QuoteInput:
+    opportunity_id: int
+    items: list[QuoteItemInput] = field(default_factory=list)
+    number: str | None = None  # None: the next free Q-YEAR-NNNN
+    status: str = m.QuoteStatus.DRAFT.value
+    currency: str | None = None  # None: the deal's currency
+    valid_until: date | None = None
+
+
+def _quantity_milli(errors: FieldErrors, index: int, raw: Decimal | str | int) -> int:
+    try:
+        quantity = Decimal(str(raw).strip().replace(",", "."))
+    except InvalidOperation:
+        errors.add(f"items[{index}].quantity", f"{raw!r} is not a number")
+        return 0
+    if not quantity.is_finite() or quantity <= 0:
+        errors.add(f"items[{index}].quantity", "must be more than zero")
+        return 0
+    milli = quantity * 1000
+    if milli != milli.to_integral_value():
+        errors.add(f"items[{index}].quantity", "at most three decimals")
+        return 0
+    return int(milli)
+
+
+def line_total_cents(quantity_milli: int, unit_price_cents: int) -> int:
+    return int(
+        (Decimal(quantity_milli) * unit_price_cents / 1000).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    )
+
+
+def next_quote_number(session: Session, year: int) -> str:
+    prefix = f"Q-{year}-"
+    last = session.scalar(select(func.max(m.Quote.number)).where(m.Quote.number.like(f"{prefix}%")))  # type: ignore[attr-defined]
+    sequence = int(last.rsplit("-", 1)[1]) + 1 if last and last.rsplit("-", 1)[1].isdigit() else 1
+    return f"{prefix}{sequence:04d}"
+
+
+def _save_quote(session: Session, quote: m.Quote | None, data: QuoteInput, *, now: datetime) -> m.Quote:
+    errors = FieldErrors()
+    deal = check_exists(session, errors, "opportunity_id", m.Opportunity, data.opportunity_id)
+    check_choice(errors, "status", data.status, [s.value for s in m.QuoteStatus])
+    currency = check_currency(errors, "currency", data.currency or (deal.currency if deal else "EUR"))
+    number = check_text(errors, "number", data.number, max_length=40)
+    if number:
+        other = session.scalars(select(m.Quote).where(m.Quote.number == number)).first()
+        if other is not None and (quote is None or other.id != quote.id):
+            errors.add("number", f"quote number {number} is taken")
+    lines: list[tuple[str, int, int]] = []
+    for index, item in enumerate(data.items):
+        description = check_text(
+            errors, f"items[{index}].description", item.description, required=True, max_length=500
+        )
+        quantity = _quantity_milli(errors, index, item.quantity)
+        if not isinstance(item.unit_price_cents, int) or item.unit_price_cents < 0:
+            errors.add(f"items[{index}].unit_price", "must be zero or more")
+        lines.append((description or "", quantity, item.unit_price_cents))
+    errors.raise_if_any()
+    if quote is None:
+        quote = m.Quote(
+            number=number or next_quote_number(session, now.year),
+            created_at=now,
+            opportunity_id=data.opportunity_id,
+        )
+    elif number:
+        quote.number = number
+    quote.opportunity_id = data.opportunity_id
+    quote.status = data.status
+    quote.currency = currency
+    quote.valid_until = data.valid_until
+    quote.total_cents = sum(line_total_cents(q, p) for _, q, p in lines)
+    quote.updated_at = now
+    session.add(quote)
+    session.flush()
+    session.execute(delete(m.QuoteItem).where(m.QuoteItem.quote_id == quote.id))
+    session.add_all(
+        m.QuoteItem(quote_id=quote.id, position=i, description=d, quantity_milli=q, unit_price_cents=p)  # type: ignore[arg-type]
+        for i, (d, q, p) in enumerate(lines)
+    )
+    session.flush()
+    return quote
+
+
+def create_quote(session: Session, data: QuoteInput, *, now: datetime) -> m.Quote:
+    return _save_quote(session, None, data, now=now)
+
+
+def update_quote(session: Session, quote_id: int, data: QuoteInput, *, now: datetime) -> m.Quote:
+    return _save_quote(session, get_or_404(session, m.Quote, quote_id, "quote"), data, now=now)
+
+
+def quote_items(session: Session, quote_id: int) -> list[m.QuoteItem]:
+    return list(
+        session.scalars(
+            select(m.QuoteItem).where(m.QuoteItem.quote_id == quote_id).order_by(m.QuoteItem.position)
+        )
+    )
+
+
+def delete_quote(session: Session, quote_id: int) -> list[str]:
+    quote = get_or_404(session, m.Quote, quote_id, "quote")
+    stored = detach_record(session, RecordRef(RecordType.QUOTE, quote_id))
+    session.delete(quote)
+    session.flush()
+    return stored
+
+
+@dataclass
+class TicketInput:
+    subject: str
+    description: str | None = None
+    status: str = m.TicketStatus.OPEN.value
+    contact_id: int | None = None
+    organization_id: int | None = None
+    owner_id: int | None = None
+
+
+def _save_ticket(session: Session, ticket: m.Ticket | None, data: TicketInput, *, now: datetime) -> m.Ticket:
+    errors = FieldErrors()
+    subject = check_text(errors, "subject", data.subject, required=True, max_length=300)
+    description = check_text(errors, "description", data.description, max_length=20000)
+    check_choice(errors, "status", data.status, [s.value for s in m.TicketStatus])
+    check_exists(session, errors, "contact_id", m.Contact, data.contact_id)
+    check_exists(session, errors, "organization_id", m.Organization, data.organization_id)
+    check_exists(session, errors, "owner_id", m.User, data.owner_id)
+    errors.raise_if_any()
+    if ticket is None:
+        ticket = m.Ticket(subject=subject or "", created_at=now)
+    ticket.subject = subject or ""
+    ticket.description = description
+    ticket.status = data.status
+    ticket.contact_id = data.contact_id
+    ticket.organization_id = data.organization_id
+    ticket.owner_id = data.owner_id
+    ticket.updated_at = now
+    session.add(ticket)
+    session.flush()
+    return ticket
+
+
+def create_ticket(session: Session, data: TicketInput, *, now: datetime) -> m.Ticket:
+    return _save_ticket(session, None, data, now=now)
+
+
+def update_ticket(session: Session, ticket_id: int, data: TicketInput, *, now: datetime) -> m.Ticket:
+    return _save_ticket(session, get_or_404(session, m.Ticket, ticket_id, "ticket"), data, now=now)
+
+
+def delete_ticket(session: Session, ticket_id: int) -> list[str]:
+    ticket = get_or_404(session, m.Ticket, ticket_id, "ticket")
+    stored = detach_record(session, RecordRef(RecordType.TICKET, ticket_id))
+    session.delete(ticket)
+    session.flush()
+    return stored

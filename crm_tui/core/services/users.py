@@ -1,0 +1,78 @@
+"""Users (ours or a partner's) and who "me" is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import ConfigError, FieldErrors
+from crm_tui.core.services.common import check_emails, check_exists, check_text, get_or_404
+
+PARTNER_KINDS = (m.OrganizationKind.INSTALLER.value, m.OrganizationKind.RESELLER.value)
+
+
+@dataclass
+class UserInput:
+    name: str
+    email: str
+    organization_id: int | None = None
+    active: bool = True
+
+
+def _check(session: Session, data: UserInput, current_id: int | None) -> tuple[str, str]:
+    errors = FieldErrors()
+    name = check_text(errors, "name", data.name, required=True, max_length=120) or ""
+    emails = check_emails(errors, "email", [data.email])
+    if not emails and "email" not in errors.errors:
+        errors.add("email", "is required")
+    email = emails[0] if emails else ""
+    if email:
+        other = session.scalars(select(m.User).where(m.User.email == email)).first()
+        if other is not None and other.id != current_id:
+            errors.add("email", f"{email} belongs to another user")
+    organization = check_exists(session, errors, "organization_id", m.Organization, data.organization_id)
+    if organization is not None and organization.kind not in PARTNER_KINDS:
+        errors.add("organization_id", "a user belongs to our company (none) or to a partner organization")
+    errors.raise_if_any()
+    return name, email
+
+
+def create_user(session: Session, data: UserInput, *, now: datetime) -> m.User:
+    name, email = _check(session, data, None)
+    user = m.User(
+        name=name, email=email, organization_id=data.organization_id, active=data.active, created_at=now
+    )
+    session.add(user)
+    session.flush()
+    return user
+
+
+def update_user(session: Session, user_id: int, data: UserInput) -> m.User:
+    user = get_or_404(session, m.User, user_id, "user")
+    user.name, user.email = _check(session, data, user_id)
+    user.organization_id = data.organization_id
+    user.active = data.active
+    session.add(user)
+    session.flush()
+    return user
+
+
+def list_users(session: Session, *, include_inactive: bool = True) -> list[m.User]:
+    query = select(m.User).order_by(m.User.id)
+    if not include_inactive:
+        query = query.where(m.User.active.is_(True))  # type: ignore[attr-defined]
+    return list(session.scalars(query))
+
+
+def current_user(session: Session, me: str | None) -> m.User | None:
+    """The user the config names as ``me`` (by e-mail), else the first user; None in an empty database."""
+    if me:
+        user = session.scalars(select(m.User).where(func.lower(m.User.email) == me.strip().lower())).first()
+        if user is None:
+            raise ConfigError(f"config: me = {me!r} is not a user in this database")
+        return user
+    return session.scalars(select(m.User).order_by(m.User.id)).first()

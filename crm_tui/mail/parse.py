@@ -1,0 +1,231 @@
+"""Turn raw message bytes into the decoded fields the store needs, without ever failing on hostile mail.
+
+Python's email package raises when a broken message is *used* (see ../shared/FACTS.md), so every access is
+wrapped; a field that cannot be decoded falls back to its raw form and the problem is recorded. The raw bytes
+are never changed. Text comes back decoded but not sanitised: ``core.sanitize.terminal_safe`` runs at display.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from typing import TypeVar
+
+from crm_tui.core.services.mail_store import MessageData
+
+T = TypeVar("T")
+
+MAX_HEADER_CHARS = 4000
+MAX_ADDRESSES = 200
+MAX_BODY_CHARS = 1_000_000
+MAX_PARTS = 500
+MAX_DEPTH = 20
+
+
+def _attempt(problems: list[str], what: str, action: Callable[[], T], fallback: T) -> T:
+    try:
+        return action()
+    except (Exception, RecursionError) as exc:  # noqa: BLE001 - real mail breaks the email package in many ways
+        problems.append(f"{what}: {type(exc).__name__}")
+        return fallback
+
+
+def _raw_header(message: Message, name: str) -> str | None:
+    value = message.get(name)
+    if value is None:
+        return None
+    return str(value)[: MAX_HEADER_CHARS * 4]
+
+
+def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
+    """An unstructured header (Subject) decoded from RFC 2047, or its raw text if that fails."""
+    raw = _raw_header(message, name)
+    if raw is None:
+        return ""
+    decoded = _attempt(problems, f"{name} header", lambda: str(make_header(decode_header(raw))), raw)
+    return " ".join(decoded.split())[:MAX_HEADER_CHARS]
+
+
+def decode_addresses(message: Message, name: str, problems: list[str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs of an address header, decoded; at most MAX_ADDRESSES."""
+    values = message.get_all(name) or []
+    raw = [str(v)[: MAX_HEADER_CHARS * 16] for v in values]
+
+    def parse() -> list[tuple[str, str]]:
+        pairs = email.utils.getaddresses(raw)
+        result = []
+        for display, address in pairs[:MAX_ADDRESSES]:
+            if display:
+                display = _attempt(
+                    problems, f"{name} name", lambda d=display: str(make_header(decode_header(d))), display
+                )
+            result.append((" ".join(display.split())[:200], address.strip()[:320]))
+        return result
+
+    return _attempt(problems, f"{name} header", parse, [])
+
+
+def _charset_decode(payload: bytes, charset: str | None, problems: list[str]) -> str:
+    for candidate in (charset, "utf-8"):
+        if not candidate:
+            continue
+        try:
+            return payload.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    if charset:
+        problems.append(f"body: undecodable text in charset {charset[:40]!r}")
+    return payload.decode("utf-8", errors="replace")
+
+
+def _html_to_text(html: str) -> str:
+    from html.parser import HTMLParser
+
+    class _Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag in ("script", "style", "head"):
+                self.skip += 1
+            elif tag in ("br", "p", "div", "tr", "li", "h1", "h2", "h3"):
+                self.parts.append("\n")
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("script", "style", "head") and self.skip:
+                self.skip -= 1
+
+        def handle_data(self, data: str) -> None:
+            if not self.skip:
+                self.parts.append(data)
+
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text, blank = [], 0
+    for line in lines:
+        blank = blank + 1 if not line else 0
+        if blank <= 1:
+            text.append(line)
+    return "\n".join(text).strip()
+
+
+def _walk(message: Message, problems: list[str]) -> list[Message]:
+    parts: list[Message] = []
+
+    def visit(part: Message, depth: int) -> None:
+        if len(parts) >= MAX_PARTS:
+            return
+        if depth > MAX_DEPTH:
+            problems.append("structure: nested too deep")
+            return
+        parts.append(part)
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                for child in payload:
+                    if isinstance(child, Message):
+                        visit(child, depth + 1)
+
+    _attempt(problems, "structure", lambda: visit(message, 0), None)
+    return parts
+
+
+def extract_body(message: Message, problems: list[str]) -> tuple[str, bool]:
+    """The best plain text of the message (text/plain, else text/html as text) and whether it has attachments."""
+    plain: list[str] = []
+    html: list[str] = []
+    has_attachments = False
+    for part in _walk(message, problems):
+        if part.is_multipart():
+            continue
+        content_type = _attempt(problems, "content type", part.get_content_type, "application/octet-stream")
+        disposition = _attempt(
+            problems, "content disposition", lambda p=part: p.get_content_disposition(), None
+        )
+        filename = _attempt(problems, "attachment name", lambda p=part: p.get_filename(), None)
+        if content_type not in ("text/plain", "text/html") or disposition == "attachment" or filename:
+            has_attachments = True
+            continue
+        payload = _attempt(problems, "body", lambda p=part: p.get_payload(decode=True), None)
+        if not isinstance(payload, bytes):
+            continue
+        charset = _attempt(problems, "charset", lambda p=part: p.get_content_charset(), None)
+        text = _charset_decode(payload[: MAX_BODY_CHARS * 4], charset, problems)
+        (plain if content_type == "text/plain" else html).append(text)
+    if plain:
+        body = "\n\n".join(plain)
+    elif html:
+        body = _attempt(problems, "html body", lambda: _html_to_text("\n".join(html)), "\n".join(html))
+    else:
+        body = ""
+    return body[:MAX_BODY_CHARS], has_attachments
+
+
+def parse_date(message: Message, problems: list[str]) -> datetime | None:
+    raw = _raw_header(message, "Date")
+    if not raw:
+        return None
+
+    def convert() -> datetime | None:
+        value = email.utils.parsedate_to_datetime(raw)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        if not 1970 <= value.year <= 2200:
+            problems.append(f"Date header: implausible year {value.year}")
+            return None
+        return value.astimezone(UTC)
+
+    return _attempt(problems, "Date header", convert, None)
+
+
+def _message_ids(text: str | None) -> list[str]:
+    if not text:
+        return []
+    ids = []
+    for token in text.replace(",", " ").split():
+        token = token.strip()
+        if token.startswith("<") and token.endswith(">") and len(token) <= 1000:
+            ids.append(token)
+    return ids[:100]
+
+
+def _display(pair: tuple[str, str]) -> str:
+    name, address = pair
+    return f"{name} <{address}>" if name else address
+
+
+def parse_message(raw: bytes) -> MessageData:
+    """Everything the store needs from one message's raw bytes. Never raises for the message's content."""
+    problems: list[str] = []
+    message = _attempt(
+        problems, "message", lambda: email.message_from_bytes(raw, policy=email.policy.compat32), Message()
+    )
+    senders = decode_addresses(message, "From", problems)
+    from_name, from_address = senders[0] if senders else ("", "")
+    body, has_attachments = extract_body(message, problems)
+    message_id = _message_ids(_raw_header(message, "Message-ID"))
+    in_reply_to = _message_ids(_raw_header(message, "In-Reply-To"))
+    return MessageData(
+        raw=raw,
+        message_id=message_id[0] if message_id else None,
+        subject=decode_text_header(message, "Subject", problems),
+        from_name=from_name,
+        from_address=from_address.lower(),
+        to=[_display(pair) for pair in decode_addresses(message, "To", problems)],
+        cc=[_display(pair) for pair in decode_addresses(message, "Cc", problems)],
+        sent_at=parse_date(message, problems),
+        in_reply_to=in_reply_to[0] if in_reply_to else None,
+        references=_message_ids(_raw_header(message, "References")),
+        body_text=body,
+        has_attachments=has_attachments,
+        problems=problems,
+    )

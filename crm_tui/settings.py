@@ -1,0 +1,85 @@
+"""Typed settings read from ``config.toml`` (no Textual here)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from crm_tui.core.errors import ConfigError
+
+EXAMPLE_CONFIG = """\
+# crm-tui configuration (TOML).
+
+# The current user ("me"), by e-mail address. Default: the first user in the database.
+# me = "anna.berg@example.com"
+
+# Time zone used to show times. Default: the system's local time zone.
+# timezone = "Europe/Berlin"
+
+# Key bindings: binding id = keys (comma separated), e.g.
+# [keymap]
+# "app.quit" = "ctrl+q,q"
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can set in ``config.toml``."""
+
+    me: str | None = None
+    """E-mail address of the current user; the first user when unset."""
+    timezone: str | None = None
+    """IANA time zone name for showing times; the system's local zone when unset."""
+    database_url: str | None = None
+    """SQLAlchemy URL of the database; the local SQLite file when unset."""
+    keymap: dict[str, str] = field(default_factory=dict)
+    """Binding id -> keys, to remap the app's key bindings."""
+
+    def zone(self) -> ZoneInfo | None:
+        if not self.timezone:
+            return None
+        return ZoneInfo(self.timezone)
+
+
+_KNOWN = {"me": str, "timezone": str, "database_url": str, "keymap": dict}
+
+
+def load_settings(path: Path) -> Settings:
+    """Read settings from ``path``; a missing file gives the defaults, a broken one a ConfigError."""
+    try:
+        raw_bytes = path.read_bytes()
+    except FileNotFoundError:
+        return Settings()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        data: dict[str, Any] = tomllib.loads(raw_bytes.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    for key, value in data.items():
+        expected = _KNOWN.get(key)
+        if expected is None:
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(_KNOWN))})")
+        if not isinstance(value, expected):
+            raise ConfigError(f"{path}: {key} must be a {expected.__name__}")
+    keymap = data.get("keymap", {})
+    for binding_id, keys in keymap.items():
+        if not isinstance(keys, str) or not keys.strip():
+            raise ConfigError(f"{path}: keymap.{binding_id} must be a non-empty string of keys")
+    settings = Settings(
+        me=data.get("me"),
+        timezone=data.get("timezone"),
+        database_url=data.get("database_url"),
+        keymap=dict(keymap),
+    )
+    if settings.timezone:
+        try:
+            settings.zone()
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"{path}: unknown timezone {settings.timezone!r}") from exc
+    return settings
