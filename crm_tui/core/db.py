@@ -150,7 +150,8 @@ def _backup_sqlite(connection: Any, target: Path) -> None:
 
 
 def known_revisions() -> list[str]:
-    return sorted(path.name.split("_", 1)[0] for path in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
+    folder = MIGRATIONS_DIR / "versions"
+    return sorted(path.name.split("_", 1)[0] for path in folder.glob("[0-9]*_*.py"))
 
 
 def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
@@ -163,8 +164,24 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
         try:
             with connection.begin():
                 current = _current_revision(connection)
+            if current == SCHEMA_HEAD:
+                return None
+            if (
+                current is not None
+                and db.is_sqlite
+                and backup_dir is not None
+                and current in known_revisions()
+            ):
+                # Before the write transaction: the online backup cannot copy from inside one.
+                backup_dir.mkdir(parents=True, exist_ok=True)
+                target = backup_dir / f"{Path(db.engine.url.database or 'crm').stem}.before-{SCHEMA_HEAD}.bak"
+                _backup_sqlite(connection, target)
+                backup_path = str(target)
+            with connection.begin():
+                # Checked again under the write lock: another process may have upgraded meanwhile.
+                current = _current_revision(connection)
                 if current == SCHEMA_HEAD:
-                    return None
+                    return backup_path
                 if current is None and _user_tables(connection):
                     raise DatabaseError(
                         f"{db.url}: this database was not made by crm-tui (no schema version)"
@@ -174,13 +191,6 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
                         f"the database is at schema revision {current}, newer than this crm-tui knows "
                         f"({SCHEMA_HEAD}): upgrade crm-tui"
                     )
-                if current is not None and db.is_sqlite and backup_dir is not None:
-                    backup_dir.mkdir(parents=True, exist_ok=True)
-                    target = (
-                        backup_dir / f"{Path(db.engine.url.database or 'crm').stem}.before-{SCHEMA_HEAD}.bak"
-                    )
-                    _backup_sqlite(connection, target)
-                    backup_path = str(target)
                 _run_alembic(connection)
                 if db.is_sqlite:
                     problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
@@ -207,7 +217,11 @@ def _run_alembic(connection: Any) -> None:
 def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = None) -> Database:
     """Open (creating if need be) the database at ``url`` and bring its schema up to date."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the database folder {folder}: {exc.strerror or exc}") from exc
     db = Database(make_engine(url), url)
     if migrate:
         try:

@@ -77,8 +77,11 @@ def add_stage(
     get_or_404(session, m.Pipeline, pipeline_id, "pipeline")
     errors = FieldErrors()
     _check_stage(errors, "", data)
-    if any(s.name.lower() == data.name.strip().lower() for s in stages_of(session, pipeline_id)):
-        errors.add("name", f"this pipeline has a stage {data.name.strip()!r} already")
+    clash = next(
+        (s for s in stages_of(session, pipeline_id) if s.name.lower() == data.name.strip().lower()), None
+    )
+    if clash is not None:
+        errors.add("name", f"this pipeline has a stage {clash.name!r} already")
     errors.raise_if_any()
     existing = stages_of(session, pipeline_id)
     position = len(existing) if position is None else max(0, min(position, len(existing)))
@@ -92,11 +95,16 @@ def update_stage(session: Session, stage_id: int, *, name: str, kind: str, proba
     stage = get_or_404(session, m.Stage, stage_id, "stage")
     errors = FieldErrors()
     _check_stage(errors, "", StageInput(name=name, kind=kind, probability=probability))
-    if any(
-        s.id != stage_id and s.name.lower() == name.strip().lower()
-        for s in stages_of(session, stage.pipeline_id)
-    ):
-        errors.add("name", f"this pipeline has a stage {name.strip()!r} already")
+    clash = next(
+        (
+            s
+            for s in stages_of(session, stage.pipeline_id)
+            if s.id != stage_id and s.name.lower() == name.strip().lower()
+        ),
+        None,
+    )
+    if clash is not None:
+        errors.add("name", f"this pipeline has a stage {clash.name!r} already")
     if kind != m.StageKind.OPEN.value and stage.kind == m.StageKind.OPEN.value:
         others_open = [
             s for s in stages_of(session, stage.pipeline_id) if s.id != stage_id and s.kind == "open"

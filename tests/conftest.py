@@ -1,0 +1,49 @@
+"""Test set-up: every test runs with its own temporary home, a pinned clock and no user config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crm_tui.core.db import Database, open_database, sqlite_url
+
+NOW = datetime(2026, 11, 22, 8, 30, tzinfo=UTC)
+ZONE = ZoneInfo("Europe/Berlin")
+SHARED = Path(os.environ.get("CRM_TUI_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep the developer's own data and config out of tests."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("CRM_TUI_HOME", str(home))
+    monkeypatch.delenv("CRM_TUI_NOW", raising=False)
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    return home
+
+
+@pytest.fixture
+def now() -> datetime:
+    return NOW
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = open_database(sqlite_url(tmp_path / "test.sqlite3"))
+    yield database
+    database.dispose()
+
+
+def corpus_dir() -> Path:
+    """The shared real-world mail corpus; tests that need it skip loudly where it is absent."""
+    folder = SHARED / "corpus" / "mail"
+    if not folder.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"the shared mail corpus is missing in CI: {folder}")
+        pytest.skip(f"SKIPPED LOUDLY: the shared mail corpus is not at {folder} (set CRM_TUI_SHARED)")
+    return folder

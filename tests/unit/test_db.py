@@ -1,0 +1,138 @@
+"""The database layer: SQLite settings, transactions that queue writers, UTC date-times."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from crm_tui.core import models as m
+from crm_tui.core.db import Database, open_database, sqlite_url
+from crm_tui.core.errors import DatabaseError
+from tests.utils import factories
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys_and_busy_timeout(db: Database) -> None:
+    with db.read() as session:
+        assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert session.execute(text("PRAGMA busy_timeout")).scalar() == 30_000
+
+
+def test_foreign_keys_are_enforced(db: Database, now: datetime) -> None:
+    with pytest.raises(DatabaseError), db.write() as session:
+        session.add(m.ContactEmail(contact_id=999, address="x@example.com"))
+        session.flush()
+
+
+def test_a_failed_use_case_leaves_nothing_behind(db: Database, now: datetime) -> None:
+    with pytest.raises(RuntimeError), db.write() as session:
+        factories.contact(session, now, last_name="Ghost")
+        raise RuntimeError("boom")
+    with db.read() as session:
+        assert len(session.exec(select(m.Contact)).all()) == 0
+
+
+def test_datetimes_come_back_aware_in_utc(db: Database, now: datetime) -> None:
+    berlin_time = datetime(2026, 7, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    with db.write() as session:
+        person = factories.contact(session, now)
+        activity = factories.activity(session, now, contact_id=person.id, start_at=berlin_time)
+        activity_id = activity.id
+    with db.read() as session:
+        stored = session.get(m.Activity, activity_id)
+        assert stored is not None
+        assert stored.start_at.tzinfo is not None
+        assert stored.start_at == berlin_time
+        assert stored.start_at.utcoffset() == timedelta(0)
+    raw = sqlite3.connect(db.engine.url.database).execute("SELECT start_at FROM activity").fetchone()[0]  # type: ignore[arg-type]
+    assert raw.startswith("2026-07-01 12:00:00"), "stored in UTC"
+
+
+def test_naive_datetimes_are_refused(db: Database, now: datetime) -> None:
+    with pytest.raises(Exception, match="naive"), db.write() as session:
+        session.add(m.AppMeta(key="k", value="v"))
+        user = factories.user(session, now)
+        user.created_at = datetime(2026, 1, 1)
+        session.add(user)
+        session.flush()
+
+
+def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path, now: datetime) -> None:
+    """Two use cases that read then write at once: with BEGIN IMMEDIATE the second waits for the first.
+
+    With a deferred BEGIN both would read, then one would fail to upgrade its lock (SQLITE_BUSY at once,
+    the busy timeout cannot help a deadlock) and a count would be lost.
+    """
+    url = sqlite_url(tmp_path / "race.sqlite3")
+    first, second = open_database(url), open_database(url)
+    with first.write() as session:
+        session.add(m.AppMeta(key="counter", value="0"))
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def increment(database: Database) -> None:
+        try:
+            barrier.wait()
+            for _ in range(20):
+                with database.write() as session:
+                    row = session.get(m.AppMeta, "counter")
+                    assert row is not None
+                    value = int(row.value)
+                    time.sleep(0.002)
+                    row.value = str(value + 1)
+                    session.add(row)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=increment, args=(d,)) for d in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with first.read() as session:
+        row = session.get(m.AppMeta, "counter")
+        assert row is not None and row.value == "40"
+    first.dispose()
+    second.dispose()
+
+
+def test_readers_do_not_block_while_a_writer_holds_the_lock(tmp_path: Path, now: datetime) -> None:
+    url = sqlite_url(tmp_path / "rw.sqlite3")
+    writer, reader = open_database(url), open_database(url)
+    with writer.write() as session:
+        factories.contact(session, now, last_name="Before")
+        started = time.monotonic()
+        with reader.read() as other:
+            assert len(other.exec(select(m.Contact)).all()) == 0, "the uncommitted contact is not visible"
+        assert time.monotonic() - started < 1
+    writer.dispose()
+    reader.dispose()
+
+
+def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DatabaseError, match="damaged or not a crm-tui database"):
+        open_database(sqlite_url(path))
+
+
+def test_a_data_folder_that_cannot_be_made_gives_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data folder should be")
+    with pytest.raises(DatabaseError, match="cannot create the database folder"):
+        open_database(sqlite_url(blocker / "crm.sqlite3"))
+
+
+def test_nothing_is_written_at_engine_creation_until_opened(tmp_path: Path) -> None:
+    from crm_tui.core.db import make_engine
+
+    make_engine(sqlite_url(tmp_path / "lazy.sqlite3"))
+    assert not (tmp_path / "lazy.sqlite3").exists()

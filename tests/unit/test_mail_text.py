@@ -1,0 +1,74 @@
+"""Mail text on its way to the terminal: parsing real (hostile) mail and the one sanitising function."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from crm_tui.core.db import Database
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import mail_store
+from crm_tui.mail.parse import parse_message
+from tests.conftest import corpus_dir
+
+DANGEROUS = ["\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\u200b", "\x00", "\x7f", "\r"]
+
+
+def test_terminal_safe_shows_controls_as_placeholders() -> None:
+    hostile = "Invoice\x1b]0;pwned\x07 \x1b[2J\u202eFDP.exe\x9b31m\u200bok\r\nX-Injected: 1"
+    safe = terminal_safe(hostile)
+    assert not any(ch in safe for ch in DANGEROUS)
+    assert "␛" in safe and "<U+202E>" in safe and "<U+009B>" in safe
+    assert "\n" not in safe, "one-line fields are flattened"
+    body = terminal_safe("line one\r\nline\ttwo\x1b[1m", single_line=False)
+    assert body == "line one\nline\ttwo␛[1m"
+    assert terminal_safe("x" * 50, max_length=10) == "x" * 9 + "…"
+    assert terminal_safe("[bold]not markup[/bold]") == "[bold]not markup[/bold]", (
+        "brackets kept; never rendered as markup"
+    )
+
+
+def test_encoded_words_are_decoded_before_sanitising() -> None:
+    raw = (
+        b"From: =?utf-8?q?M=C3=BCller_=1B=5B31m?= <m@example.com>\r\n"
+        b"Subject: =?utf-8?b?w5xiZXIgG10wO3RpdGxlBw==?=\r\n\r\nbody\r\n"
+    )
+    data = parse_message(raw)
+    assert data.from_name.startswith("Müller") and "\x1b" in data.from_name, "decoded, not yet sanitised"
+    assert terminal_safe(data.subject) == "Über ␛]0;title␇"
+    assert data.raw == raw
+
+
+def test_broken_messages_parse_with_problems_recorded() -> None:
+    raw = (
+        b'From: "Unclosed <x@example.com>\r\nDate: Tue, 1 Jan 9999 00:00:00 +0000\r\n'
+        b"Content-Type: multipart/mixed\r\nSubject: =?unknown-charset?q?abc?=\r\n\r\nno boundary here\r\n"
+    )
+    data = parse_message(raw)
+    assert data.raw == raw
+    assert data.sent_at is None
+    assert data.problems, "what could not be read is recorded"
+
+
+def test_every_corpus_message_parses_stores_and_shows(db: Database, now: datetime) -> None:
+    folder = corpus_dir()
+    files = sorted(folder.glob("*.eml"))
+    assert len(files) >= 200
+    with db.write() as session:
+        for path in files:
+            raw = path.read_bytes()
+            data = parse_message(raw)
+            stored = mail_store.store_message(session, data, now=now)
+            shown = [
+                terminal_safe(stored.subject),
+                terminal_safe(stored.from_name),
+                terminal_safe(stored.body_text[:20000], single_line=False),
+            ]
+            for text in shown:
+                assert not any(ch in text for ch in DANGEROUS), path.name
+            assert stored.raw == raw, path.name
+    with db.read() as session:
+        assert mail_store.count_messages(session) == len(files)
+        page = mail_store.list_messages(session, limit=50)
+        assert len(page) == 50
+        dated = [m.sent_at for m in page if m.sent_at is not None]
+        assert dated == sorted(dated, reverse=True), "newest first"

@@ -1,0 +1,133 @@
+"""Migrations: the schema they build is exactly the models', and databases from other versions are handled."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text as sa_text
+from sqlmodel import SQLModel, select
+
+from crm_tui.core import models as m
+from crm_tui.core.db import MIGRATIONS_DIR, SCHEMA_HEAD, open_database, sqlite_url
+from crm_tui.core.errors import DatabaseError
+from tests.utils import factories
+
+
+def test_schema_head_constant_matches_the_newest_migration() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]
+
+
+def test_migrations_produce_exactly_the_models_schema(tmp_path: Path) -> None:
+    db = open_database(sqlite_url(tmp_path / "fresh.sqlite3"))
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "compare_server_default": True}
+        )
+        assert compare_metadata(context, SQLModel.metadata) == []
+    db.dispose()
+
+
+def test_reopening_a_database_keeps_its_data(tmp_path: Path, now: datetime) -> None:
+    url = sqlite_url(tmp_path / "crm.sqlite3")
+    db = open_database(url)
+    with db.write() as session:
+        factories.contact(session, now, last_name="Kept", emails=["kept@example.com"])
+    db.dispose()
+    again = open_database(url)
+    with again.read() as session:
+        assert [c.last_name for c in session.exec(select(m.Contact))] == ["Kept"]
+    again.dispose()
+
+
+def test_a_database_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "crm.sqlite3"
+    open_database(sqlite_url(path)).dispose()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(DatabaseError, match="newer than this crm-tui knows"):
+        open_database(sqlite_url(path))
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchone() == ("9999",)
+
+
+def test_a_foreign_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite3"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    with pytest.raises(DatabaseError, match="not made by crm-tui"):
+        open_database(sqlite_url(path))
+
+
+EXTRA_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # A table rebuild on SQLite (batch mode): children with ON DELETE CASCADE must survive it.
+    with op.batch_alter_table("contact") as batch:
+        batch.add_column(sa.Column("nickname", sa.String(), nullable=True))
+        batch.alter_column("job_title", existing_type=sa.String(), type_=sa.Text())
+
+
+def downgrade() -> None:
+    pass
+"""
+
+
+def test_an_older_database_is_backed_up_and_upgraded_without_loss(
+    tmp_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upgrade path with a real (test-only) revision after 0001 that rebuilds the contact table."""
+    import shutil
+
+    import crm_tui.core.db as db_module
+
+    path = tmp_path / "crm.sqlite3"
+    db = open_database(sqlite_url(path))
+    with db.write() as session:
+        person = factories.contact(
+            session, now, last_name="Survivor", emails=["s@example.com", "t@example.com"]
+        )
+        person_id = person.id
+    db.dispose()
+
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    (migrations / "versions" / "0002_test_rebuild.py").write_text(EXTRA_REVISION)
+    monkeypatch.setattr(db_module, "MIGRATIONS_DIR", migrations)
+    monkeypatch.setattr(db_module, "SCHEMA_HEAD", "0002")
+
+    upgraded = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
+    with upgraded.read() as session:
+        assert [row[0] for row in session.execute(sa_text("SELECT version_num FROM alembic_version"))] == [
+            "0002"
+        ]
+        names = [row[0] for row in session.execute(sa_text("SELECT last_name FROM contact"))]
+        emails = [
+            row[0] for row in session.execute(sa_text("SELECT address FROM contact_email ORDER BY position"))
+        ]
+        assert session.execute(sa_text("PRAGMA foreign_keys")).scalar() == 1
+    assert names == ["Survivor"]
+    assert emails == ["s@example.com", "t@example.com"], "cascading children survive the table rebuild"
+    backup = tmp_path / "backups" / "crm.before-0002.bak"
+    with sqlite3.connect(backup) as raw:
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert raw.execute("SELECT last_name FROM contact WHERE id = ?", (person_id,)).fetchone() == (
+            "Survivor",
+        )
+    upgraded.dispose()

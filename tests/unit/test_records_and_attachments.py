@@ -1,0 +1,140 @@
+"""Quotes, tickets, comments, documents, stored mail and the uniform TYPE:ID reference."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from crm_tui.core.db import Database
+from crm_tui.core.errors import NotFound, ValidationError
+from crm_tui.core.services import attachments, mail_store, records, sales_documents
+from crm_tui.core.services.sales_documents import QuoteInput, QuoteItemInput, TicketInput
+from crm_tui.core.types import RecordRef, RecordType
+from tests.utils import factories
+
+
+def test_record_references_parse_and_print() -> None:
+    ref = RecordRef.parse(" Contact:42 ")
+    assert (ref.type, ref.id, str(ref)) == (RecordType.CONTACT, 42, "contact:42")
+    for bad in ("contact", "contact:0", "contact:-1", "contact:x", "invoice:3", ":3"):
+        with pytest.raises(ValueError):
+            RecordRef.parse(bad)
+
+
+def test_records_resolve_and_label(db: Database, now: datetime) -> None:
+    with db.write() as session:
+        person = factories.contact(session, now, first_name="Ida", last_name="Lang")
+        ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
+        assert records.record_label(session, ref) == "Ida Lang"
+        with pytest.raises(NotFound, match="contact:999 does not exist"):
+            records.get_record(session, RecordRef(RecordType.CONTACT, 999))
+
+
+def test_quotes_total_exactly_and_number_themselves(db: Database, now: datetime) -> None:
+    with db.write() as session:
+        deal = factories.deal(session, now, factories.pipeline(session), currency="CHF")
+        quote = sales_documents.create_quote(
+            session,
+            QuoteInput(
+                opportunity_id=deal.id,
+                items=[QuoteItemInput("Hours", "2.5", 80_00), QuoteItemInput("Part", 3, 19_99)],
+            ),  # type: ignore[arg-type]
+            now=now,
+        )
+        assert quote.total_cents == 2_59_97 and quote.currency == "CHF"
+        assert quote.number == "Q-2026-0001"
+        second = sales_documents.create_quote(session, QuoteInput(opportunity_id=deal.id), now=now)  # type: ignore[arg-type]
+        assert second.number == "Q-2026-0002"
+        with pytest.raises(ValidationError) as excinfo:
+            sales_documents.create_quote(
+                session,
+                QuoteInput(
+                    opportunity_id=deal.id,
+                    number="Q-2026-0001",
+                    status="paid",  # type: ignore[arg-type]
+                    items=[QuoteItemInput("", "0", -1), QuoteItemInput("x", "1.0005", 1)],
+                ),
+                now=now,
+            )
+        assert set(excinfo.value.errors) == {
+            "number",
+            "status",
+            "items[0].description",
+            "items[0].quantity",
+            "items[0].unit_price",
+            "items[1].quantity",
+        }
+
+
+def test_ticket_rules(db: Database, now: datetime) -> None:
+    with db.write() as session:
+        with pytest.raises(ValidationError) as excinfo:
+            sales_documents.create_ticket(
+                session, TicketInput(subject="", status="solved", contact_id=77), now=now
+            )
+        assert set(excinfo.value.errors) == {"subject", "status", "contact_id"}
+        ticket = sales_documents.create_ticket(session, TicketInput(subject="Inverter error"), now=now)
+        sales_documents.update_ticket(
+            session, ticket.id, TicketInput(subject="Inverter error", status="closed"), now=now
+        )  # type: ignore[arg-type]
+        assert ticket.status == "closed"
+
+
+def test_comments_need_text_and_an_existing_record(db: Database, now: datetime) -> None:
+    with db.write() as session:
+        with pytest.raises(ValidationError, match="contact:5 does not exist"):
+            attachments.add_comment(session, RecordRef(RecordType.CONTACT, 5), "hi", author_id=None, now=now)
+        with pytest.raises(ValidationError, match="cannot carry comments"):
+            attachments.add_comment(session, RecordRef(RecordType.USER, 1), "hi", author_id=None, now=now)
+        person = factories.contact(session, now)
+        with pytest.raises(ValidationError, match="body: is required"):
+            attachments.add_comment(
+                session, RecordRef(RecordType.CONTACT, person.id), " ", author_id=None, now=now
+            )  # type: ignore[arg-type]
+
+
+def test_documents_are_copied_under_the_data_dir_and_named_safely(
+    db: Database, now: datetime, tmp_path: Path
+) -> None:
+    source = tmp_path / "..\u202eevil\x1b[31m.pdf"
+    source.write_bytes(b"contract")
+    store = tmp_path / "documents"
+    with db.write() as session:
+        person = factories.contact(session, now)
+        ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
+        doc = attachments.add_document(session, ref, source, documents_dir=store, added_by_id=None, now=now)
+        assert (
+            "\x1b" not in doc.filename and "\u202e" not in doc.filename and not doc.filename.startswith(".")
+        )
+        stored = attachments.document_path(store, doc.stored_name)
+        assert stored.read_bytes() == b"contract"
+        with pytest.raises(ValidationError, match="does not exist"):
+            attachments.add_document(
+                session, ref, tmp_path / "missing.pdf", documents_dir=store, added_by_id=None, now=now
+            )
+        removable = attachments.delete_document(session, doc.id)  # type: ignore[arg-type]
+    attachments.remove_files(store, removable)
+    assert not stored.exists()
+    source.unlink()
+    assert os.listdir(store / doc.stored_name[:2]) == []
+
+
+def test_stored_mail_keeps_raw_bytes_and_links_once(db: Database, now: datetime) -> None:
+    raw = b"Subject: hello\r\nFrom: a@example.com\r\n\r\nbody\x00with nul\r\n"
+    with db.write() as session:
+        person = factories.contact(session, now)
+        message = mail_store.store_message(session, mail_store.MessageData(raw=raw, subject="hello"), now=now)
+        ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
+        first = mail_store.link_message(session, message.id, ref, reason="address", now=now)  # type: ignore[arg-type]
+        again = mail_store.link_message(session, message.id, ref, reason="manual", now=now)  # type: ignore[arg-type]
+        assert first.id == again.id
+        assert [m.subject for m in mail_store.messages_on(session, ref)] == ["hello"]
+        with pytest.raises(ValidationError, match="does not exist"):
+            mail_store.link_message(session, message.id, RecordRef(RecordType.LEAD, 9), reason="x", now=now)  # type: ignore[arg-type]
+    with db.read() as session:
+        from crm_tui.core import models as m
+
+        assert session.get(m.MailMessage, message.id).raw == raw  # type: ignore[union-attr]

@@ -1,0 +1,78 @@
+"""Factories: the smallest valid records, made through the services (so they obey the rules)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.services import activities, contacts, leads, opportunities, organizations, pipelines, users
+
+_counter = itertools.count(1)
+
+
+def user(session: Session, now: datetime, name: str | None = None, **kwargs: object) -> m.User:
+    n = next(_counter)
+    return users.create_user(
+        session,
+        users.UserInput(name=name or f"User {n}", email=f"user{n}@example.com", **kwargs),
+        now=now,  # type: ignore[arg-type]
+    )
+
+
+def organization(
+    session: Session, now: datetime, name: str | None = None, **kwargs: object
+) -> m.Organization:
+    n = next(_counter)
+    return organizations.create_organization(
+        session,
+        organizations.OrganizationInput(name=name or f"Org {n}", **kwargs),
+        now=now,  # type: ignore[arg-type]
+    )
+
+
+def contact(session: Session, now: datetime, last_name: str | None = None, **kwargs: object) -> m.Contact:
+    n = next(_counter)
+    kwargs.setdefault("first_name", "Eva")
+    return contacts.create_contact(
+        session,
+        contacts.ContactInput(last_name=last_name or f"Person{n}", **kwargs),
+        now=now,  # type: ignore[arg-type]
+    )
+
+
+def pipeline(session: Session, name: str | None = None) -> m.Pipeline:
+    S = pipelines.StageInput
+    return pipelines.create_pipeline(
+        session,
+        name or f"Pipeline {next(_counter)}",
+        [
+            S("Lead in", "open", 10, ["Call booked"]),
+            S("Proposal", "open", 50, ["Offer sent", "Visit done"]),
+            S("Won", "won", 100),
+            S("Lost", "lost", 0),
+        ],
+    )
+
+
+def deal(session: Session, now: datetime, pipe: m.Pipeline, **kwargs: object) -> m.Opportunity:
+    kwargs.setdefault("title", f"Deal {next(_counter)}")
+    return opportunities.create_opportunity(
+        session,
+        opportunities.OpportunityInput(pipeline_id=pipe.id, **kwargs),
+        now=now,
+        user_id=None,  # type: ignore[arg-type]
+    )
+
+
+def lead(session: Session, now: datetime, **kwargs: object) -> m.Lead:
+    kwargs.setdefault("title", f"Lead {next(_counter)}")
+    return leads.create_lead(session, leads.LeadInput(**kwargs), now=now)  # type: ignore[arg-type]
+
+
+def activity(session: Session, now: datetime, **kwargs: object) -> m.Activity:
+    kwargs.setdefault("subject", "Call back")
+    kwargs.setdefault("start_at", now + timedelta(hours=1))
+    return activities.create_activity(session, activities.ActivityInput(**kwargs), now=now)  # type: ignore[arg-type]
