@@ -50,6 +50,9 @@ class CrmApp(App[None]):
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
+        self.report_worker_state(event)
+
+    def report_worker_state(self, event: Worker.StateChanged) -> None:
         """A failed worker becomes a notification with one clear line, never a traceback."""
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return

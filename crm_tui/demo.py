@@ -10,7 +10,7 @@ import random
 import tomllib
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -312,14 +312,11 @@ class _Builder:
             )
             deal = deals.create_opportunity(self.s, data, now=created, user_id=data.owner_id)
             moment = created
-            for step in range(1, target_index + 1):
-                stage = stages[step]
-                if stage.kind == "won" and target_index != step:
-                    break
-                if stage.kind == "lost" and step != target_index:
-                    continue
-                if stages[target_index].kind == "lost" and stage.kind == "won":
-                    continue
+            target = stages[target_index]
+            path = [stage for stage in stages[1:target_index] if stage.kind == "open"] + (
+                [target] if target_index > 0 else []
+            )
+            for stage in path:
                 moment = moment + timedelta(
                     days=self.rng.randint(1, max(1, created_days_ago // (target_index + 1)))
                 )
@@ -519,7 +516,9 @@ class _Builder:
                 message["To"] = f"{recipient[0]} <{recipient[1]}>"
                 message["Subject"] = subject if turn == 0 else f"Re: {subject}"
                 message["Date"] = format_datetime(sent.astimezone(self.zone))
-                message_id = make_msgid(idstring=f"demo{thread}.{turn}", domain=sender[1].rsplit("@", 1)[1])
+                message_id = (
+                    f"<demo.{thread}.{turn}.{self.rng.getrandbits(48):012x}@{sender[1].rsplit('@', 1)[1]}>"
+                )
                 message["Message-ID"] = message_id
                 if previous:
                     message["In-Reply-To"] = previous[-1]

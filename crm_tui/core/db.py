@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
+from crm_tui.core import search_index
 from crm_tui.core.errors import DatabaseError
 
 # The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
@@ -192,6 +193,7 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
                         f"({SCHEMA_HEAD}): upgrade crm-tui"
                     )
                 _run_alembic(connection)
+                search_index.ensure(connection)
                 if db.is_sqlite:
                     problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if problems:

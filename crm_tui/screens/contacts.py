@@ -7,18 +7,18 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.contacts import ContactSummary
 from crm_tui.messages import ContactsLoaded
+from crm_tui.screens.base import CrmScreen
 from crm_tui.widgets.status_bar import StatusBar
 
 PAGE_SIZE = 200
 
 
-class ContactsScreen(Screen[None]):
+class ContactsScreen(CrmScreen):
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="contacts.search"),
         Binding("escape", "clear_search", "Clear", show=False, id="contacts.clear_search"),

@@ -32,6 +32,14 @@ def test_times_must_be_aware_and_in_order(db: Database, now: datetime) -> None:
                 now=now,
             )
         assert excinfo.value.errors == {"end_at": "ends before it starts"}
+        with pytest.raises(ValidationError, match="at most 31 days"):
+            activities.create_activity(
+                session,
+                ActivityInput(
+                    subject="Trip", contact_id=person.id, start_at=now, end_at=now + timedelta(days=32)
+                ),
+                now=now,
+            )
         with pytest.raises(ValidationError, match="start_at: needs a time zone"):
             activities.create_activity(
                 session,

@@ -243,3 +243,27 @@ def test_deleting_a_contact_removes_what_hangs_on_it(db: Database, now: datetime
         assert comments_on(session, ref) == []
         with pytest.raises(NotFound, match="contact:.* does not exist"):
             contacts.delete_contact(session, person.id)  # type: ignore[arg-type]
+
+
+def test_the_search_index_follows_updates_and_deletes(db: Database, now: datetime) -> None:
+    with db.write() as session:
+        person = factories.contact(
+            session, now, first_name="Karl", last_name="Lindqvist", emails=["kl@example.com"]
+        )
+        contacts.update_contact(
+            session,
+            person.id,
+            ContactInput(first_name="Karl", last_name="Lundgren", emails=["kl@example.com"]),
+            now=now,  # type: ignore[arg-type]
+        )
+    with db.read() as session:
+        assert contacts.search_contacts(session, "lindqvist") == []
+        assert [c.last_name for c in contacts.search_contacts(session, "lundgren")] == ["Lundgren"]
+        assert [c.last_name for c in contacts.search_contacts(session, "lundgren ka")] == ["Lundgren"], (
+            "short term"
+        )
+    with db.write() as session:
+        contacts.delete_contact(session, person.id)  # type: ignore[arg-type]
+    with db.read() as session:
+        assert contacts.search_contacts(session, "lundgren") == []
+        assert contacts.count_contacts(session, "lundgren") == 0

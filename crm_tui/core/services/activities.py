@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
@@ -22,6 +22,9 @@ from crm_tui.core.services.common import (
 )
 from crm_tui.core.services.records import detach_record
 from crm_tui.core.types import RecordRef, RecordType
+
+# Calls, meetings and tasks; anything longer is not an activity (and range queries rely on this bound).
+MAX_DURATION = timedelta(days=31)
 
 
 @dataclass
@@ -91,6 +94,8 @@ def _check(
     both_valid = "start_at" not in errors.errors and "end_at" not in errors.errors
     if both_valid and data.end_at is not None and data.end_at < data.start_at:
         errors.add("end_at", "ends before it starts")
+    elif both_valid and data.end_at is not None and data.end_at - data.start_at > MAX_DURATION:
+        errors.add("end_at", f"an activity lasts at most {MAX_DURATION.days} days")
     for contact_id in data.attendee_contact_ids:
         check_exists(session, errors, "attendees", m.Contact, contact_id)
     for lead_id in data.attendee_lead_ids:
@@ -237,7 +242,11 @@ def list_activities(
         .outerjoin(m.Lead, m.Lead.id == m.Activity.lead_id)
     )
     if start is not None:
-        query = query.where(func.coalesce(m.Activity.end_at, m.Activity.start_at) >= start)
+        # The lower bound lets the start_at index do the work: nothing lasts longer than MAX_DURATION.
+        query = query.where(
+            m.Activity.start_at >= start - MAX_DURATION,
+            func.coalesce(m.Activity.end_at, m.Activity.start_at) >= start,
+        )
     if end is not None:
         query = query.where(m.Activity.start_at < end)
     if owner_id is not None:

@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Integer, delete, func, select
+from sqlalchemy import text as sql_text
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core import search_index
 from crm_tui.core.errors import FieldErrors
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.common import (
@@ -212,9 +214,18 @@ def refresh_search_text(session: Session, contact_ids: list[int]) -> None:
     session.flush()
 
 
-def _filtered(text: str | None, owner_id: int | None, organization_id: int | None) -> Any:
+def _filtered(session: Session, text: str | None, owner_id: int | None, organization_id: int | None) -> Any:
     query = select(m.Contact.id)
-    for term in search_terms(text):
+    terms = search_terms(text)
+    indexed = search_index.match_expression(terms) if search_index.available(session) else None
+    if indexed is not None:
+        # Substring search through the trigram index; terms too short for trigrams filter the candidates.
+        matches = sql_text("SELECT rowid FROM contact_search WHERE contact_search MATCH :match").bindparams(
+            match=indexed
+        )
+        query = query.where(m.Contact.id.in_(matches.columns(rowid=Integer)))  # type: ignore[union-attr]
+        terms = [term for term in terms if len(term) < search_index.MIN_TERM]
+    for term in terms:
         query = query.where(m.Contact.search_text.like(like_pattern(term), escape="\\"))
     if owner_id is not None:
         query = query.where(m.Contact.owner_id == owner_id)
@@ -234,7 +245,7 @@ def search_contacts(
 ) -> list[ContactSummary]:
     """One page of contacts matching every word of ``text`` (name, any address, organization, phone, place),
     sorted by last and first name. The filtering and paging happen in the database."""
-    query = _filtered(text, owner_id, organization_id).order_by(
+    query = _filtered(session, text, owner_id, organization_id).order_by(
         m.Contact.last_name, m.Contact.first_name, m.Contact.id
     )
     query = query.offset(offset)
@@ -251,7 +262,7 @@ def count_contacts(
     owner_id: int | None = None,
     organization_id: int | None = None,
 ) -> int:
-    subquery = _filtered(text, owner_id, organization_id).subquery()
+    subquery = _filtered(session, text, owner_id, organization_id).subquery()
     return int(session.scalar(select(func.count()).select_from(subquery)) or 0)
 
 

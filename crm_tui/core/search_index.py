@@ -1,0 +1,79 @@
+"""Full-text indexes that make substring search fast on SQLite (FTS5 with the trigram tokenizer).
+
+The index mirrors ``contact.search_text`` (an external-content FTS table) and triggers keep it current on
+every write, whatever path the write takes. A table rebuild in a later migration drops the triggers with the
+table, so ``ensure`` runs after every upgrade: it puts back what is missing and rebuilds the index then.
+Other databases (PostgreSQL, later) use their own full-text search; ``available`` tells the services which.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# (index table, source table) pairs.
+INDEXES = (("contact_search", "contact"),)
+MIN_TERM = 3  # trigrams: shorter terms are matched with LIKE instead
+
+
+def _statements(index: str, table: str) -> dict[str, str]:
+    return {
+        index: (
+            f"CREATE VIRTUAL TABLE {index} USING fts5("
+            f"search_text, content='{table}', content_rowid='id', tokenize='trigram')"
+        ),
+        f"{index}_ai": (
+            f"CREATE TRIGGER {index}_ai AFTER INSERT ON {table} BEGIN "
+            f"INSERT INTO {index}(rowid, search_text) VALUES (new.id, new.search_text); END"
+        ),
+        f"{index}_ad": (
+            f"CREATE TRIGGER {index}_ad AFTER DELETE ON {table} BEGIN "
+            f"INSERT INTO {index}({index}, rowid, search_text) VALUES ('delete', old.id, old.search_text); END"
+        ),
+        f"{index}_au": (
+            f"CREATE TRIGGER {index}_au AFTER UPDATE OF search_text ON {table} BEGIN "
+            f"INSERT INTO {index}({index}, rowid, search_text) VALUES ('delete', old.id, old.search_text); "
+            f"INSERT INTO {index}(rowid, search_text) VALUES (new.id, new.search_text); END"
+        ),
+    }
+
+
+def ensure(connection: Any) -> list[str]:
+    """Create whatever index table or trigger is missing (SQLite only); rebuild an index that was touched.
+
+    Returns the names created. Runs inside the caller's transaction.
+    """
+    if connection.dialect.name != "sqlite":
+        return []
+    existing = {
+        row[0]
+        for row in connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')"
+        )
+    }
+    created: list[str] = []
+    for index, table in INDEXES:
+        if table not in existing:
+            continue
+        for name, statement in _statements(index, table).items():
+            if name not in existing:
+                connection.exec_driver_sql(statement)
+                created.append(name)
+        if any(name.startswith(index) for name in created):
+            connection.exec_driver_sql(f"INSERT INTO {index}({index}) VALUES ('rebuild')")
+    return created
+
+
+def is_index_table(name: str) -> bool:
+    """FTS tables and their shadow tables: not models, so schema comparisons leave them out."""
+    return any(name == index or name.startswith(f"{index}_") for index, _ in INDEXES)
+
+
+def available(session: Any) -> bool:
+    bind = session.get_bind()
+    return bind.dialect.name == "sqlite"
+
+
+def match_expression(terms: list[str]) -> str | None:
+    """An FTS5 MATCH string requiring every term of at least MIN_TERM characters (as a substring)."""
+    phrases = ['"' + term.replace('"', '""') + '"' for term in terms if len(term) >= MIN_TERM]
+    return " AND ".join(phrases) if phrases else None
