@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from textual import on
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from crm_tui.context import AppContext
@@ -36,6 +39,27 @@ class CrmApp(App[None]):
             user = current_user(session, self.context.settings.me)
             self.user_name = user.name if user else None
         self.push_screen(ContactsScreen())
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette offers every action of the current screen and the app, beside Textual's own."""
+        textual_commands = list(super().get_system_commands(screen))
+        yield from textual_commands
+        titles = {command.title for command in textual_commands}
+        seen: set[str] = set()
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if not binding.description or binding.action in seen or binding.description in titles:
+                continue
+            seen.add(binding.action)
+            titles.add(binding.description)
+            yield SystemCommand(
+                binding.description,
+                f"{binding.tooltip or binding.description} (key: {self.get_key_display(binding) or key})",
+                partial(self._run_bound_action, active.node, binding.action),
+            )
+
+    async def _run_bound_action(self, node: Any, action: str) -> None:
+        await self.run_action(action, node)
 
     def update_status(self, activity: str = "") -> None:
         label = "demo database" if self.context.demo else self.context.database_url.rsplit("/", 1)[-1]

@@ -116,3 +116,28 @@ def test_a_failing_worker_becomes_a_notification(tmp_path: Path) -> None:
         context.close()
 
     asyncio.run(scenario())
+
+
+def test_every_screen_action_is_in_the_command_palette_and_keys_can_be_remapped(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        context = make_context(tmp_path, demo=False)
+        context.settings = Settings(keymap={"contacts.search": "s"})
+        app = CrmApp(context)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await pilot.pause(0.2)
+            titles = [command.title for command in app.get_system_commands(app.screen)]
+            for action in ("Search", "Clear", "Cursor down", "Cursor up", "Keys", "Quit"):
+                assert action in titles, titles
+            assert len(titles) == len(set(titles)), "each command once"
+            await pilot.press("s")
+            assert isinstance(app.focused, Input), "the remapped key runs the action"
+            await pilot.press("escape")
+            assert not isinstance(app.focused, Input)
+            search = next(c for c in app.get_system_commands(app.screen) if c.title == "Search")
+            assert "key: s" in search.help
+            await search.callback()  # type: ignore[misc]
+            await pilot.pause()
+            assert isinstance(app.focused, Input), "running the palette entry runs the action"
+        context.close()
+
+    asyncio.run(scenario())

@@ -267,3 +267,32 @@ def test_the_search_index_follows_updates_and_deletes(db: Database, now: datetim
     with db.read() as session:
         assert contacts.search_contacts(session, "lundgren") == []
         assert contacts.count_contacts(session, "lundgren") == 0
+
+
+def test_i_own_what_i_create_unless_an_owner_is_named(db: Database, now: datetime) -> None:
+    from crm_tui.core.services import activities, leads, opportunities
+
+    with db.write() as session:
+        me, colleague = factories.user(session, now), factories.user(session, now)
+        mine = contacts.create_contact(session, ContactInput(last_name="Mine"), now=now, me_id=me.id)
+        theirs = contacts.create_contact(
+            session, ContactInput(last_name="Theirs", owner_id=colleague.id), now=now, me_id=me.id
+        )
+        assert (mine.owner_id, theirs.owner_id) == (me.id, colleague.id)
+        org = organizations.create_organization(
+            session, OrganizationInput(name="Mine GmbH"), now=now, me_id=me.id
+        )
+        lead = leads.create_lead(session, leads.LeadInput(title="Mine"), now=now, me_id=me.id)
+        act = activities.create_activity(
+            session,
+            activities.ActivityInput(subject="Call", contact_id=mine.id, start_at=now),
+            now=now,
+            me_id=me.id,
+        )
+        deal = opportunities.create_opportunity(
+            session,
+            opportunities.OpportunityInput(title="Mine", pipeline_id=factories.pipeline(session).id),  # type: ignore[arg-type]
+            now=now,
+            user_id=me.id,
+        )
+        assert {org.owner_id, lead.owner_id, act.owner_id, deal.owner_id} == {me.id}

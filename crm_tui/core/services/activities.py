@@ -19,6 +19,7 @@ from crm_tui.core.services.common import (
     check_exists,
     check_text,
     get_or_404,
+    owned_by_default,
 )
 from crm_tui.core.services.records import detach_record
 from crm_tui.core.types import RecordRef, RecordType
@@ -153,7 +154,10 @@ def _apply(
     session.flush()
 
 
-def create_activity(session: Session, data: ActivityInput, *, now: datetime) -> m.Activity:
+def create_activity(
+    session: Session, data: ActivityInput, *, now: datetime, me_id: int | None = None
+) -> m.Activity:
+    data = owned_by_default(data, me_id)
     errors, clean = _check(session, data, partial_custom=False)
     errors.raise_if_any()
     activity = m.Activity(subject=clean["subject"], start_at=data.start_at, created_at=now)

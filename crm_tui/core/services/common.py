@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -45,6 +46,16 @@ FREEMAIL_DOMAINS = frozenset(
         "t-online.de",
     }
 )
+
+
+D = TypeVar("D")
+
+
+def owned_by_default(data: D, me_id: int | None) -> D:
+    """The input with the current user as owner when it names none: I own what I create."""
+    if me_id is not None and getattr(data, "owner_id", None) is None:
+        return dataclasses.replace(data, owner_id=me_id)  # type: ignore[type-var]
+    return data
 
 
 def get_or_404(session: Session, model: type[M], record_id: int | None, what: str | None = None) -> M:

@@ -22,6 +22,7 @@ from crm_tui.core.services.common import (
     check_text,
     get_or_404,
     like_pattern,
+    owned_by_default,
     search_blob,
     search_terms,
 )
@@ -139,7 +140,10 @@ def contact_search_text(
     )
 
 
-def create_contact(session: Session, data: ContactInput, *, now: datetime) -> m.Contact:
+def create_contact(
+    session: Session, data: ContactInput, *, now: datetime, me_id: int | None = None
+) -> m.Contact:
+    data = owned_by_default(data, me_id)
     errors, clean = _check(session, data, partial_custom=False)
     errors.raise_if_any()
     contact = m.Contact(created_at=now, updated_at=now)

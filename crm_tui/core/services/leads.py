@@ -26,6 +26,7 @@ from crm_tui.core.services.common import (
     check_text,
     get_or_404,
     like_pattern,
+    owned_by_default,
     search_blob,
     search_terms,
 )
@@ -105,7 +106,8 @@ def _apply(session: Session, lead: m.Lead, data: LeadInput, clean: dict[str, Any
     session.flush()
 
 
-def create_lead(session: Session, data: LeadInput, *, now: datetime) -> m.Lead:
+def create_lead(session: Session, data: LeadInput, *, now: datetime, me_id: int | None = None) -> m.Lead:
+    data = owned_by_default(data, me_id)
     errors, clean = _check(session, data, partial_custom=False)
     errors.raise_if_any()
     lead = m.Lead(title=clean["title"], status=data.status, created_at=now)

@@ -19,6 +19,7 @@ from crm_tui.core.services.common import (
     check_text,
     get_or_404,
     like_pattern,
+    owned_by_default,
     search_blob,
     search_terms,
 )
@@ -169,6 +170,7 @@ def _apply(
 def create_opportunity(
     session: Session, data: OpportunityInput, *, now: datetime, user_id: int | None
 ) -> m.Opportunity:
+    data = owned_by_default(data, user_id)
     errors, clean = _check(session, data, partial_custom=False)
     errors.raise_if_any()
     stage: m.Stage = clean["stage"]

@@ -21,6 +21,7 @@ from crm_tui.core.services.common import (
     get_or_404,
     like_pattern,
     normalize_domain,
+    owned_by_default,
     search_blob,
     search_terms,
 )
@@ -112,7 +113,10 @@ def _apply(
     session.flush()
 
 
-def create_organization(session: Session, data: OrganizationInput, *, now: datetime) -> m.Organization:
+def create_organization(
+    session: Session, data: OrganizationInput, *, now: datetime, me_id: int | None = None
+) -> m.Organization:
+    data = owned_by_default(data, me_id)
     errors, clean = _check(session, data, partial_custom=False)
     errors.raise_if_any()
     org = m.Organization(name=clean["name"], created_at=now, updated_at=now)

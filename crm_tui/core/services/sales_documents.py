@@ -11,7 +11,14 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors
-from crm_tui.core.services.common import check_choice, check_currency, check_exists, check_text, get_or_404
+from crm_tui.core.services.common import (
+    check_choice,
+    check_currency,
+    check_exists,
+    check_text,
+    get_or_404,
+    owned_by_default,
+)
 from crm_tui.core.services.records import detach_record
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -164,7 +171,10 @@ def _save_ticket(session: Session, ticket: m.Ticket | None, data: TicketInput, *
     return ticket
 
 
-def create_ticket(session: Session, data: TicketInput, *, now: datetime) -> m.Ticket:
+def create_ticket(
+    session: Session, data: TicketInput, *, now: datetime, me_id: int | None = None
+) -> m.Ticket:
+    data = owned_by_default(data, me_id)
     return _save_ticket(session, None, data, now=now)
 
 
