@@ -17,7 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,57 @@ WORDS = [
 ]
 
 
+def _activities(sizes: dict[str, int], rng: random.Random) -> Iterable[dict[str, Any]]:
+    for i in range(1, sizes["activities"] + 1):
+        start = NOW + timedelta(minutes=15 * rng.randint(-40_000, 40_000))
+        yield {
+            "id": i,
+            "type": "call",
+            "subject": f"Call {i}",
+            "contact_id": rng.randint(1, sizes["contacts"]),
+            "start_at": start,
+            "end_at": start + timedelta(minutes=15),
+            "owner_id": rng.randint(1, 10),
+            "status": "planned",
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+
+
+def _messages(sizes: dict[str, int]) -> Iterable[dict[str, Any]]:
+    body = ("Hallo,\n\nanbei das Angebot.\n\nViele Grüße\n" * 8).encode()
+    for i in range(1, sizes["messages"] + 1):
+        raw = b"From: a@example.com\r\nSubject: Angebot %d\r\n\r\n" % i + body
+        yield {
+            "id": i,
+            "message_id_header": f"<m{i}@example.com>",
+            "subject": f"Angebot {i}",
+            "from_name": "A",
+            "from_address": "a@example.com",
+            "to_addresses": "",
+            "cc_addresses": "",
+            "sent_at": NOW - timedelta(minutes=i),
+            "body_text": body.decode(),
+            "has_attachments": False,
+            "raw": raw,
+            "size": len(raw),
+            "is_outgoing": False,
+            "is_read": False,
+            "received_at": NOW,
+        }
+
+
+def insert_batched(session: Any, model: type, rows: Iterable[dict[str, Any]], size: int = 10_000) -> None:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            session.execute(insert(model), batch)
+            batch = []
+    if batch:
+        session.execute(insert(model), batch)
+
+
 def seed(db: Database, sizes: dict[str, int], rng: random.Random) -> None:
     with db.write() as session:
         session.execute(
@@ -145,13 +196,12 @@ def seed(db: Database, sizes: dict[str, int], rng: random.Random) -> None:
             )
             email_rows += [{"contact_id": i, "address": a, "position": n} for n, a in enumerate(emails)]
             phone_rows += [{"contact_id": i, "number": p, "position": n} for n, p in enumerate(phones)]
-        for table, batch in (
+        for table, rows in (
             (m.Contact, contact_rows),
             (m.ContactEmail, email_rows),
             (m.ContactPhone, phone_rows),
         ):
-            for start in range(0, len(batch), 20_000):
-                session.execute(insert(table), batch[start : start + 20_000])
+            insert_batched(session, table, rows)
         session.execute(insert(m.Pipeline), [{"id": 1, "name": "Sales", "position": 0}])
         stages = [
             ("Qualification", "open", 10),
@@ -195,56 +245,8 @@ def seed(db: Database, sizes: dict[str, int], rng: random.Random) -> None:
                 for i in range(1, sizes["opportunities"] + 1)
             ],
         )
-        batch = []
-        for i in range(1, sizes["activities"] + 1):
-            start = NOW + timedelta(minutes=15 * rng.randint(-40_000, 40_000))
-            batch.append(
-                {
-                    "id": i,
-                    "type": "call",
-                    "subject": f"Call {i}",
-                    "contact_id": rng.randint(1, sizes["contacts"]),
-                    "start_at": start,
-                    "end_at": start + timedelta(minutes=15),
-                    "owner_id": rng.randint(1, 10),
-                    "status": "planned",
-                    "created_at": NOW,
-                    "updated_at": NOW,
-                }
-            )
-            if len(batch) == 20_000:
-                session.execute(insert(m.Activity), batch)
-                batch = []
-        if batch:
-            session.execute(insert(m.Activity), batch)
-        body = ("Hallo,\n\nanbei das Angebot.\n\nViele Grüße\n" * 8).encode()
-        batch = []
-        for i in range(1, sizes["messages"] + 1):
-            raw = b"From: a@example.com\r\nSubject: Angebot %d\r\n\r\n" % i + body
-            batch.append(
-                {
-                    "id": i,
-                    "message_id_header": f"<m{i}@example.com>",
-                    "subject": f"Angebot {i}",
-                    "from_name": "A",
-                    "from_address": "a@example.com",
-                    "to_addresses": "",
-                    "cc_addresses": "",
-                    "sent_at": NOW - timedelta(minutes=i),
-                    "body_text": body.decode(),
-                    "has_attachments": False,
-                    "raw": raw,
-                    "size": len(raw),
-                    "is_outgoing": False,
-                    "is_read": False,
-                    "received_at": NOW,
-                }
-            )
-            if len(batch) == 10_000:
-                session.execute(insert(m.MailMessage), batch)
-                batch = []
-        if batch:
-            session.execute(insert(m.MailMessage), batch)
+        insert_batched(session, m.Activity, _activities(sizes, rng))
+        insert_batched(session, m.MailMessage, _messages(sizes))
     db.dispose()
     raw = sqlite3.connect(str(db.engine.url.database))
     raw.execute("ANALYZE")

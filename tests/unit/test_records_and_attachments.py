@@ -138,3 +138,27 @@ def test_stored_mail_keeps_raw_bytes_and_links_once(db: Database, now: datetime)
         from crm_tui.core import models as m
 
         assert session.get(m.MailMessage, message.id).raw == raw  # type: ignore[union-attr]
+
+
+def test_a_file_shared_by_two_records_is_removed_only_with_the_last(
+    db: Database, now: datetime, tmp_path: Path
+) -> None:
+    from crm_tui.core.services import contacts, opportunities
+
+    source = tmp_path / "site-plan.pdf"
+    source.write_bytes(b"plan")
+    store = tmp_path / "documents"
+    with db.write() as session:
+        person = factories.contact(session, now)
+        deal = factories.deal(session, now, factories.pipeline(session))
+        doc = attachments.add_document(
+            session,
+            RecordRef(RecordType.CONTACT, person.id),
+            source,
+            documents_dir=store,
+            added_by_id=None,
+            now=now,  # type: ignore[arg-type]
+        )
+        attachments.copy_document(session, doc.id, RecordRef(RecordType.OPPORTUNITY, deal.id), now=now)  # type: ignore[arg-type]
+        assert contacts.delete_contact(session, person.id) == [], "the deal still uses the file"  # type: ignore[arg-type]
+        assert opportunities.delete_opportunity(session, deal.id) == [doc.stored_name]  # type: ignore[arg-type]

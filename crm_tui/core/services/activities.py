@@ -21,7 +21,7 @@ from crm_tui.core.services.common import (
     get_or_404,
     owned_by_default,
 )
-from crm_tui.core.services.records import detach_record
+from crm_tui.core.services.records import delete_record
 from crm_tui.core.types import RecordRef, RecordType
 
 # Calls, meetings and tasks; anything longer is not an activity (and range queries rely on this bound).
@@ -213,11 +213,7 @@ def reopen_activity(session: Session, activity_id: int, *, now: datetime) -> m.A
 
 
 def delete_activity(session: Session, activity_id: int) -> list[str]:
-    activity = get_or_404(session, m.Activity, activity_id, "activity")
-    stored = detach_record(session, RecordRef(RecordType.ACTIVITY, activity_id))
-    session.delete(activity)
-    session.flush()
-    return stored
+    return delete_record(session, RecordRef(RecordType.ACTIVITY, activity_id))
 
 
 def list_activities(

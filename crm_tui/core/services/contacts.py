@@ -20,13 +20,14 @@ from crm_tui.core.services.common import (
     check_exists,
     check_phones,
     check_text,
+    child_values,
     get_or_404,
     like_pattern,
     owned_by_default,
     search_blob,
     search_terms,
 )
-from crm_tui.core.services.records import detach_record
+from crm_tui.core.services.records import delete_record
 from crm_tui.core.types import RecordRef, RecordType
 
 
@@ -161,30 +162,18 @@ def update_contact(session: Session, contact_id: int, data: ContactInput, *, now
 
 def delete_contact(session: Session, contact_id: int) -> list[str]:
     """Delete a contact with its comments, document rows and mail links; activities stay, without it."""
-    contact = get_or_404(session, m.Contact, contact_id, "contact")
-    stored = detach_record(session, RecordRef(RecordType.CONTACT, contact_id))
-    session.delete(contact)
-    session.flush()
-    return stored
+    return delete_record(session, RecordRef(RecordType.CONTACT, contact_id))
 
 
 def contact_emails(session: Session, contact_id: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(m.ContactEmail.address)
-            .where(m.ContactEmail.contact_id == contact_id)
-            .order_by(m.ContactEmail.position)
-        )
+    return child_values(
+        session, m.ContactEmail.address, m.ContactEmail.contact_id, contact_id, m.ContactEmail.position
     )
 
 
 def contact_phones(session: Session, contact_id: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(m.ContactPhone.number)
-            .where(m.ContactPhone.contact_id == contact_id)
-            .order_by(m.ContactPhone.position)
-        )
+    return child_values(
+        session, m.ContactPhone.number, m.ContactPhone.contact_id, contact_id, m.ContactPhone.position
     )
 
 

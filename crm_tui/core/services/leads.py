@@ -24,6 +24,7 @@ from crm_tui.core.services.common import (
     check_exists,
     check_phones,
     check_text,
+    child_values,
     get_or_404,
     like_pattern,
     owned_by_default,
@@ -40,7 +41,7 @@ from crm_tui.core.services.organizations import (
     find_by_name,
 )
 from crm_tui.core.services.pipelines import first_open_stage
-from crm_tui.core.services.records import detach_record
+from crm_tui.core.services.records import delete_record
 from crm_tui.core.types import RecordRef, RecordType
 
 EDITABLE_STATUSES = [s.value for s in m.LeadStatus if s is not m.LeadStatus.CONVERTED]
@@ -129,19 +130,11 @@ def update_lead(session: Session, lead_id: int, data: LeadInput, *, now: datetim
 
 
 def delete_lead(session: Session, lead_id: int) -> list[str]:
-    lead = get_or_404(session, m.Lead, lead_id, "lead")
-    stored = detach_record(session, RecordRef(RecordType.LEAD, lead_id))
-    session.delete(lead)
-    session.flush()
-    return stored
+    return delete_record(session, RecordRef(RecordType.LEAD, lead_id))
 
 
 def lead_emails(session: Session, lead_id: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(m.LeadEmail.address).where(m.LeadEmail.lead_id == lead_id).order_by(m.LeadEmail.position)
-        )
-    )
+    return child_values(session, m.LeadEmail.address, m.LeadEmail.lead_id, lead_id, m.LeadEmail.position)
 
 
 def search_leads(

@@ -24,7 +24,7 @@ from crm_tui.core.services.common import (
     search_terms,
 )
 from crm_tui.core.services.pipelines import stages_of, substates_of
-from crm_tui.core.services.records import detach_record
+from crm_tui.core.services.records import delete_record
 from crm_tui.core.types import RecordRef, RecordType
 
 
@@ -338,11 +338,7 @@ def contacts_of(session: Session, deal_id: int) -> list[tuple[int, bool]]:
 
 
 def delete_opportunity(session: Session, deal_id: int) -> list[str]:
-    deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
-    stored = detach_record(session, RecordRef(RecordType.OPPORTUNITY, deal_id))
-    session.delete(deal)
-    session.flush()
-    return stored
+    return delete_record(session, RecordRef(RecordType.OPPORTUNITY, deal_id))
 
 
 def list_opportunities(

@@ -18,6 +18,7 @@ from crm_tui.core.services.common import (
     check_exists,
     check_phones,
     check_text,
+    child_values,
     get_or_404,
     like_pattern,
     normalize_domain,
@@ -25,7 +26,7 @@ from crm_tui.core.services.common import (
     search_blob,
     search_terms,
 )
-from crm_tui.core.services.records import detach_record
+from crm_tui.core.services.records import delete_record
 from crm_tui.core.types import RecordRef, RecordType
 
 
@@ -156,9 +157,7 @@ def delete_organization(session: Session, org_id: int) -> list[str]:
         )
     contact_ids = list(session.scalars(select(m.Contact.id).where(m.Contact.organization_id == org_id)))
     session.execute(update(m.Contact).where(m.Contact.organization_id == org_id).values(organization_id=None))
-    stored = detach_record(session, RecordRef(RecordType.ORGANIZATION, org_id))
-    session.delete(org)
-    session.flush()
+    stored = delete_record(session, RecordRef(RecordType.ORGANIZATION, org_id))
     from crm_tui.core.services.contacts import refresh_search_text
 
     refresh_search_text(session, contact_ids)
@@ -166,22 +165,22 @@ def delete_organization(session: Session, org_id: int) -> list[str]:
 
 
 def organization_domains(session: Session, org_id: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(m.OrganizationDomain.domain)
-            .where(m.OrganizationDomain.organization_id == org_id)
-            .order_by(m.OrganizationDomain.id)
-        )
+    return child_values(
+        session,
+        m.OrganizationDomain.domain,
+        m.OrganizationDomain.organization_id,
+        org_id,
+        m.OrganizationDomain.id,
     )
 
 
 def organization_emails(session: Session, org_id: int) -> list[str]:
-    return list(
-        session.scalars(
-            select(m.OrganizationEmail.address)
-            .where(m.OrganizationEmail.organization_id == org_id)
-            .order_by(m.OrganizationEmail.id)
-        )
+    return child_values(
+        session,
+        m.OrganizationEmail.address,
+        m.OrganizationEmail.organization_id,
+        org_id,
+        m.OrganizationEmail.id,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlmodel import Session, SQLModel
 
 from crm_tui.core import models as m
@@ -70,11 +70,31 @@ def record_label(session: Session, ref: RecordRef) -> str:
     return str(ref)
 
 
+def delete_record(session: Session, ref: RecordRef) -> list[str]:
+    """Delete a record with what hangs on it (comments, document rows, mail links, custom values).
+
+    Returns the stored files no document row refers to any more: the caller removes them once the transaction
+    has committed (``attachments.remove_files``), so a rolled-back delete never loses a file.
+    """
+    row = get_record(session, ref)
+    stored = detach_record(session, ref)
+    if isinstance(row, m.Document):
+        stored.append(row.stored_name)
+    session.delete(row)
+    session.flush()
+    return [
+        name
+        for name in dict.fromkeys(stored)
+        if not session.scalar(
+            select(func.count()).select_from(m.Document).where(m.Document.stored_name == name)
+        )
+    ]
+
+
 def detach_record(session: Session, ref: RecordRef) -> list[str]:
     """Remove the comments, document rows, mail links and custom values of a record about to be deleted.
 
-    Returns the stored names of the documents removed, so the caller can delete unreferenced files after the
-    transaction commits.
+    Returns the stored names of the documents whose rows were removed (other rows may still share a file).
     """
     rtype = ref.type.value
     stored = list(

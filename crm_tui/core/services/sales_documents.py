@@ -19,7 +19,7 @@ from crm_tui.core.services.common import (
     get_or_404,
     owned_by_default,
 )
-from crm_tui.core.services.records import detach_record
+from crm_tui.core.services.records import delete_record
 from crm_tui.core.types import RecordRef, RecordType
 
 
@@ -131,11 +131,7 @@ def quote_items(session: Session, quote_id: int) -> list[m.QuoteItem]:
 
 
 def delete_quote(session: Session, quote_id: int) -> list[str]:
-    quote = get_or_404(session, m.Quote, quote_id, "quote")
-    stored = detach_record(session, RecordRef(RecordType.QUOTE, quote_id))
-    session.delete(quote)
-    session.flush()
-    return stored
+    return delete_record(session, RecordRef(RecordType.QUOTE, quote_id))
 
 
 @dataclass
@@ -183,8 +179,4 @@ def update_ticket(session: Session, ticket_id: int, data: TicketInput, *, now: d
 
 
 def delete_ticket(session: Session, ticket_id: int) -> list[str]:
-    ticket = get_or_404(session, m.Ticket, ticket_id, "ticket")
-    stored = detach_record(session, RecordRef(RecordType.TICKET, ticket_id))
-    session.delete(ticket)
-    session.flush()
-    return stored
+    return delete_record(session, RecordRef(RecordType.TICKET, ticket_id))
