@@ -83,3 +83,31 @@ def load_settings(path: Path) -> Settings:
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"{path}: unknown timezone {settings.timezone!r}") from exc
     return settings
+
+
+def set_config_value(path: Path, key: str, value: str) -> None:
+    """Set one top-level string setting in config.toml, keeping every other line (and comment) as it is."""
+    import json
+    import re
+
+    line = f"{key} = {json.dumps(value)}"
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        text = EXAMPLE_CONFIG
+    lines = text.splitlines()
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    first_table = next(
+        (i for i, existing in enumerate(lines) if existing.lstrip().startswith("[")), len(lines)
+    )
+    for index, existing in enumerate(lines[:first_table]):
+        if pattern.match(existing):
+            lines[index] = line
+            break
+    else:
+        lines.insert(first_table, line)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".toml.tmp")
+    temporary.write_text("\n".join(lines) + "\n", "utf-8")
+    temporary.replace(path)
+    load_settings(path)  # what we wrote must read back

@@ -13,6 +13,7 @@ import pytest
 from crm_tui.core.db import Database, open_database, sqlite_url
 
 NOW = datetime(2026, 11, 22, 8, 30, tzinfo=UTC)
+DEMO_NOW = "2026-11-22T09:00:00+01:00"
 ZONE = ZoneInfo("Europe/Berlin")
 SHARED = Path(os.environ.get("CRM_TUI_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
@@ -47,3 +48,32 @@ def corpus_dir() -> Path:
             pytest.fail(f"the shared mail corpus is missing in CI: {folder}")
         pytest.skip(f"SKIPPED LOUDLY: the shared mail corpus is not at {folder} (set CRM_TUI_SHARED)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo home built once per test process (the demo takes a couple of seconds to make)."""
+    from crm_tui.cli import main
+
+    home = tmp_path_factory.mktemp("demo-template")
+    old_tz = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Berlin"
+    try:
+        assert (
+            main(["--home", str(home), "--demo", "--now", DEMO_NOW, "contacts", "list", "--limit", "1"]) == 0
+        )
+    finally:
+        if old_tz is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old_tz
+    return home
+
+
+@pytest.fixture
+def demo_home(demo_template: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    home = tmp_path / "demo-home"
+    shutil.copytree(demo_template, home)
+    return home

@@ -106,7 +106,8 @@ class Database:
         except (OperationalError, DBAPIError) as exc:
             raise DatabaseError(describe_db_error(exc)) from exc
         finally:
-            session.rollback()
+            # close() ends the read transaction and detaches the rows with their loaded values, so they stay
+            # readable after the block (a rollback would expire them).
             session.close()
 
     @contextmanager

@@ -13,7 +13,7 @@ import pytest
 
 from crm_tui import __version__
 from crm_tui.cli import main
-from tests.cli.conftest import DEMO_NOW
+from tests.conftest import DEMO_NOW
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -1,70 +1,67 @@
-"""The app shell, driven with Textual's Pilot on a real SQLite file."""
+"""The app shell: modes, status bar, search, the palette, key remapping, errors as notifications."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input
 
 from crm_tui.app import CrmApp
-from crm_tui.context import AppContext
-from crm_tui.core.clock import FixedClock
 from crm_tui.core.models import Contact
-from crm_tui.paths import resolve_paths
-from crm_tui.settings import Settings
+from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.widgets.record_detail import RecordDetail
 from crm_tui.widgets.status_bar import StatusBar
-
-NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-
-
-def make_context(home: Path, *, demo: bool) -> AppContext:
-    return AppContext(
-        paths=resolve_paths(home),
-        settings=Settings(),
-        clock=FixedClock(NOW),
-        zone=ZoneInfo("Europe/Berlin"),
-        demo=demo,
-    )
-
-
-async def wait_for(condition, pilot, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
+from tests.ui.helpers import NOW, make_context, wait_for
 
 
 def status_text(app: CrmApp) -> str:
     return str(app.screen.query_one(StatusBar).render())
 
 
-def test_contacts_search_paging_and_keys(tmp_path: Path) -> None:
+def test_modes_have_one_key_each_and_the_contacts_list_pages_and_searches(demo_home: Path) -> None:
     async def scenario() -> None:
-        context = make_context(tmp_path, demo=True)
+        context = make_context(demo_home, demo=True)
         app = CrmApp(context)
-        async with app.run_test(size=(140, 40)) as pilot:
-            table = app.screen.query_one(DataTable)
+        async with app.run_test(size=(150, 44)) as pilot:
+            table = app.screen.query_one(PagedTable)
             await wait_for(lambda: table.row_count > 0, pilot)
-            assert table.row_count >= 150, "the whole demo list is reachable (first page 200)"
-            assert "contacts" in status_text(app) and "Anna Berg" in status_text(app)
+            assert table.row_count >= 150 and "Anna Berg" in status_text(app)
             await pilot.press("j", "j")
             assert table.cursor_row == 2
             await pilot.press("k")
             assert table.cursor_row == 1
-            detail = str(app.screen.query_one("#contact-detail", Static).render())
-            assert "@" in detail, "the detail pane shows the highlighted contact"
-            await pilot.press("slash")
-            assert isinstance(app.focused, Input)
-            first_email = detail.split("✉ ", 1)[1].split()[0]
-            await pilot.press(*first_email)
+            detail = app.screen.query_one(RecordDetail)
+            await wait_for(lambda: "Timeline" in str(detail.render()), pilot)
+            assert "Related" in str(detail.render())
+            email = table.loaded_rows[1].cells[1]
+            await pilot.press("slash", *email)
             await wait_for(lambda: table.row_count == 1, pilot)
             assert "1 contacts matching" in status_text(app)
             await pilot.press("escape")
             await wait_for(lambda: table.row_count >= 150, pilot)
+            for key, mode in (
+                ("1", "inbox"),
+                ("3", "opportunities"),
+                ("4", "calendar"),
+                ("5", "settings"),
+                ("2", "contacts"),
+            ):
+                await pilot.press(key)
+                assert app.current_mode == mode
+            titles = [c.title for c in app.get_system_commands(app.screen)]
+            for title in (
+                "Go to Inbox",
+                "Go to Calendar",
+                "Search",
+                "New",
+                "Edit",
+                "Convert lead",
+                "Comment",
+                "Attach file",
+            ):
+                assert title in titles, title
+            assert len(titles) == len(set(titles)), "each command once"
         context.close()
 
     asyncio.run(scenario())
@@ -84,13 +81,14 @@ def test_hostile_names_are_shown_as_placeholders(tmp_path: Path) -> None:
                 )
             )
         app = CrmApp(context)
-        async with app.run_test(size=(140, 40)) as pilot:
-            table = app.screen.query_one(DataTable)
+        async with app.run_test(size=(150, 44)) as pilot:
+            table = app.screen.query_one(PagedTable)
             await wait_for(lambda: table.row_count == 1, pilot)
             cell = str(table.get_row_at(0)[0])
             assert "\x1b" not in cell and "\u202e" not in cell and "␛" in cell
-            detail = str(app.screen.query_one("#contact-detail", Static).render())
-            assert "[bold]X[/bold]" in detail, "brackets from data are text, not markup"
+            detail = app.screen.query_one(RecordDetail)
+            await wait_for(lambda: "Mallory" in str(detail.render()), pilot)
+            assert "[bold]X[/bold]" in str(detail.render()), "brackets from data are text, not markup"
         context.close()
 
     asyncio.run(scenario())
@@ -101,8 +99,7 @@ def test_a_failing_worker_becomes_a_notification(tmp_path: Path) -> None:
         context = make_context(tmp_path, demo=False)
         context.database()
         app = CrmApp(context)
-        async with app.run_test(size=(140, 40)) as pilot:
-            table = app.screen.query_one(DataTable)
+        async with app.run_test(size=(150, 44)) as pilot:
             await pilot.pause(0.2)
             context.database().dispose()
             (tmp_path / "data" / "crm.sqlite3").write_bytes(b"not a database any more" * 500)
@@ -112,32 +109,29 @@ def test_a_failing_worker_becomes_a_notification(tmp_path: Path) -> None:
             await wait_for(lambda: bool(app._notifications), pilot)
             notes = [n.message for n in app._notifications]
             assert any("damaged or not a crm-tui database" in note for note in notes), notes
-            assert table.row_count == 0
         context.close()
 
     asyncio.run(scenario())
 
 
-def test_every_screen_action_is_in_the_command_palette_and_keys_can_be_remapped(tmp_path: Path) -> None:
+def test_a_key_remapped_in_the_config_file_works(tmp_path: Path) -> None:
+    config = tmp_path / "config" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[keymap]\n"records.search" = "s"\n"app.calendar" = "f4"\n')
+
     async def scenario() -> None:
         context = make_context(tmp_path, demo=False)
-        context.settings = Settings(keymap={"contacts.search": "s"})
+        assert context.settings.keymap == {"records.search": "s", "app.calendar": "f4"}
         app = CrmApp(context)
-        async with app.run_test(size=(140, 40)) as pilot:
+        async with app.run_test(size=(150, 44)) as pilot:
             await pilot.pause(0.2)
-            titles = [command.title for command in app.get_system_commands(app.screen)]
-            for action in ("Search", "Clear", "Cursor down", "Cursor up", "Keys", "Quit"):
-                assert action in titles, titles
-            assert len(titles) == len(set(titles)), "each command once"
             await pilot.press("s")
             assert isinstance(app.focused, Input), "the remapped key runs the action"
             await pilot.press("escape")
-            assert not isinstance(app.focused, Input)
-            search = next(c for c in app.get_system_commands(app.screen) if c.title == "Search")
-            assert "key: s" in search.help
-            await search.callback()  # type: ignore[misc]
-            await pilot.pause()
-            assert isinstance(app.focused, Input), "running the palette entry runs the action"
+            await pilot.press("f4")
+            assert app.current_mode == "calendar"
+            search = next(c for c in app.get_system_commands(app.screen) if c.title == "Today")
+            assert "key: t" in search.help
         context.close()
 
     asyncio.run(scenario())

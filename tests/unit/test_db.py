@@ -136,3 +136,11 @@ def test_nothing_is_written_at_engine_creation_until_opened(tmp_path: Path) -> N
 
     make_engine(sqlite_url(tmp_path / "lazy.sqlite3"))
     assert not (tmp_path / "lazy.sqlite3").exists()
+
+
+def test_rows_read_stay_readable_after_the_read_ends(db: Database, now: datetime) -> None:
+    with db.write() as session:
+        factories.contact(session, now, last_name="Readable")
+    with db.read() as session:
+        row = session.exec(select(m.Contact)).one()
+    assert row.last_name == "Readable"

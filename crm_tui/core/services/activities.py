@@ -226,6 +226,7 @@ def list_activities(
     record: RecordRef | None = None,
     limit: int | None = None,
     offset: int = 0,
+    newest_first: bool = False,
 ) -> list[ActivitySummary]:
     """Activities that overlap [start, end) (either bound optional), by start time."""
     query = (
@@ -276,7 +277,10 @@ def list_activities(
                 m.Activity.id.in_(select(m.ActivityAttendee.activity_id).where(attendee == record.id)),
             )  # type: ignore[union-attr]
         query = query.where(condition)
-    query = query.order_by(m.Activity.start_at, m.Activity.id).offset(offset)
+    if newest_first:
+        query = query.order_by(m.Activity.start_at.desc(), m.Activity.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
+    else:
+        query = query.order_by(m.Activity.start_at, m.Activity.id).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     result = []

@@ -49,6 +49,7 @@ class MessageSummary:
     is_outgoing: bool
     has_attachments: bool
     has_problems: bool
+    first_recipient: str = ""
 
 
 def store_message(
@@ -144,6 +145,7 @@ def _summaries(session: Session, query, *, limit: int | None = None, offset: int
         m.MailMessage.is_outgoing,
         m.MailMessage.has_attachments,
         m.MailMessage.parse_problems,
+        m.MailMessage.to_addresses,
     )
     return [
         MessageSummary(
@@ -156,6 +158,7 @@ def _summaries(session: Session, query, *, limit: int | None = None, offset: int
             is_outgoing=row.is_outgoing,
             has_attachments=row.has_attachments,
             has_problems=bool(row.parse_problems),
+            first_recipient=row.to_addresses.split("\n", 1)[0],
         )
         for row in session.execute(columns)
     ]

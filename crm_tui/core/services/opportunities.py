@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import String, cast, delete, func, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -440,3 +440,55 @@ def stage_totals(session: Session, pipeline_id: int) -> list[StageTotal]:
         StageTotal(stage_id=stage.id, count=counts[stage.id], amounts=dict(sorted(amounts[stage.id].items())))  # type: ignore[index,arg-type]
         for stage in stages_of(session, pipeline_id)
     ]
+
+
+@dataclass(frozen=True)
+class ForecastMonth:
+    month: str  # YYYY-MM
+    currency: str
+    weighted_cents: int
+    total_cents: int
+    count: int
+
+
+def forecast(
+    session: Session, *, pipeline_id: int | None = None, owner_id: int | None = None
+) -> list[ForecastMonth]:
+    """Open deals by expected close month and currency: amount weighted by the stage's probability."""
+    month = func.substr(cast(m.Opportunity.expected_close, String), 1, 7)
+    query = (
+        select(
+            month,
+            m.Opportunity.currency,
+            func.sum(m.Opportunity.amount_cents * m.Stage.probability),
+            func.sum(m.Opportunity.amount_cents),
+            func.count(),
+        )
+        .join(m.Stage, m.Stage.id == m.Opportunity.stage_id)
+        .where(m.Stage.kind == m.StageKind.OPEN.value, m.Opportunity.expected_close.is_not(None))  # type: ignore[union-attr]
+        .group_by(month, m.Opportunity.currency)
+        .order_by(month, m.Opportunity.currency)
+    )
+    if pipeline_id is not None:
+        query = query.where(m.Opportunity.pipeline_id == pipeline_id)
+    if owner_id is not None:
+        query = query.where(m.Opportunity.owner_id == owner_id)
+    return [
+        ForecastMonth(
+            month=row[0],
+            currency=row[1],
+            weighted_cents=int(row[2] or 0) // 100,
+            total_cents=int(row[3] or 0),
+            count=row[4],
+        )
+        for row in session.execute(query)
+    ]
+
+
+def count_in_stage(session: Session, stage_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(m.Opportunity).where(m.Opportunity.stage_id == stage_id)
+        )
+        or 0
+    )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -17,7 +17,9 @@ from crm_tui.core.services.common import (
     check_exists,
     check_text,
     get_or_404,
+    like_pattern,
     owned_by_default,
+    search_terms,
 )
 from crm_tui.core.services.records import delete_record
 from crm_tui.core.types import RecordRef, RecordType
@@ -180,3 +182,51 @@ def update_ticket(session: Session, ticket_id: int, data: TicketInput, *, now: d
 
 def delete_ticket(session: Session, ticket_id: int) -> list[str]:
     return delete_record(session, RecordRef(RecordType.TICKET, ticket_id))
+
+
+def search_tickets(
+    session: Session,
+    text: str | None = None,
+    *,
+    status: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> list[m.Ticket]:
+    query = (
+        select(m.Ticket)
+        .outerjoin(m.Contact, m.Contact.id == m.Ticket.contact_id)
+        .outerjoin(m.Organization, m.Organization.id == m.Ticket.organization_id)
+    )
+    for term in search_terms(text):
+        pattern = like_pattern(term)
+        query = query.where(
+            or_(
+                func.lower(m.Ticket.subject).like(pattern, escape="\\"),
+                m.Contact.search_text.like(pattern, escape="\\"),
+                m.Organization.search_text.like(pattern, escape="\\"),
+            )
+        )
+    if status:
+        query = query.where(m.Ticket.status == status)
+    query = query.order_by(m.Ticket.updated_at.desc(), m.Ticket.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def search_quotes(
+    session: Session, text: str | None = None, *, limit: int | None = 50, offset: int = 0
+) -> list[m.Quote]:
+    query = select(m.Quote).join(m.Opportunity, m.Opportunity.id == m.Quote.opportunity_id)
+    for term in search_terms(text):
+        pattern = like_pattern(term)
+        query = query.where(
+            or_(
+                func.lower(m.Quote.number).like(pattern, escape="\\"),
+                m.Opportunity.search_text.like(pattern, escape="\\"),
+            )
+        )
+    query = query.order_by(m.Quote.created_at.desc(), m.Quote.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))

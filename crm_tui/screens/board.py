@@ -1,0 +1,532 @@
+"""The Opportunities mode: a board with one column per stage of the chosen pipeline, and a forecast chart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Input, Label, OptionList, SelectionList, Static
+from textual.widgets.option_list import Option
+from textual.widgets.selection_list import Selection
+
+from crm_tui.core.errors import CrmError
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services.common import format_money
+from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.screens.base import CrmScreen
+from crm_tui.screens.details import load_detail
+from crm_tui.screens.dialogs import PromptDialog
+from crm_tui.screens.forms import RecordForm
+from crm_tui.screens.kinds import activity_form, opportunity_form
+from crm_tui.widgets.record_detail import DetailData, RecordDetail
+from crm_tui.widgets.status_bar import StatusBar
+
+COLUMN_LIMIT = 100  # deals listed per column; the header counts them all
+
+
+@dataclass(frozen=True)
+class Card:
+    id: int
+    title: str
+    organization: str
+    amount: str
+    close: str
+    substates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Column:
+    stage_id: int
+    name: str
+    kind: str
+    probability: int
+    count: int
+    amounts: dict[str, int]
+    cards: list[Card]
+
+
+class BoardLoaded(Message):
+    def __init__(
+        self,
+        pipeline_id: int,
+        name: str,
+        pipelines: list[tuple[int, str]],
+        columns: list[Column],
+        select: int | None,
+    ):
+        super().__init__()
+        self.pipeline_id, self.pipeline_name, self.pipelines = pipeline_id, name, pipelines
+        self.columns, self.select = columns, select
+        self.request = 0
+
+
+class BoardDetailLoaded(Message):
+    def __init__(self, deal_id: int, data: DetailData | None, request: int):
+        super().__init__()
+        self.deal_id, self.data, self.request = deal_id, data, request
+
+
+class ForecastLoaded(Message):
+    def __init__(self, text: Text):
+        super().__init__()
+        self.text = text
+
+
+class SubstatesDialog(ModalScreen[list[int] | None]):
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="substates.cancel"),
+        Binding("ctrl+s", "save", "Save", id="substates.save"),
+    ]
+
+    def __init__(self, title: str, options: list[tuple[int, str, bool]]):
+        super().__init__()
+        self._title, self._options = title, options
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self._title, style="bold"), classes="dialog-title")
+            yield SelectionList[int](
+                *(Selection(Text(name), sid, is_open) for sid, name, is_open in self._options)
+            )
+            yield Label(Text("space toggles · ctrl+s save · esc cancel", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one(SelectionList).focus()
+
+    def action_save(self) -> None:
+        self.dismiss(list(self.query_one(SelectionList).selected))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class OpportunitiesScreen(CrmScreen):
+    BINDINGS = [
+        Binding("h,left", "column(-1)", "Previous column", show=False, id="board.left"),
+        Binding("l,right", "column(1)", "Next column", show=False, id="board.right"),
+        Binding("j", "cursor(1)", "Down", show=False, id="board.down"),
+        Binding("k", "cursor(-1)", "Up", show=False, id="board.up"),
+        Binding("greater_than_sign", "move(1)", "Next stage", id="board.next_stage"),
+        Binding("less_than_sign", "move(-1)", "Previous stage", id="board.previous_stage"),
+        Binding("p", "switch_pipeline", "Pipeline", id="board.pipeline"),
+        Binding("e,enter", "edit", "Open deal", id="board.edit"),
+        Binding("n", "new", "New deal", id="board.new"),
+        Binding("s", "substates", "Sub-states", id="board.substates"),
+        Binding("a", "add_activity", "Add activity", id="board.add_activity"),
+        Binding("f", "forecast", "Forecast", id="board.forecast"),
+        Binding("slash", "focus_search", "Filter", id="board.search"),
+        Binding("escape", "clear_search", "Clear filter", show=False, id="board.clear_search"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pipeline_id: int | None = None
+        self.pipelines: list[tuple[int, str]] = []
+        self.columns: list[Column] = []
+        self.filter_text = ""
+        self.showing_forecast = False
+        # Thread workers that were superseded still deliver their result: only the newest request counts.
+        self._board_request = 0
+        self._detail_request = 0
+        # The column the user works in; focus follows it a moment later, so selection reads this, not focus.
+        self._active_column = 0
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="board-title")
+        yield Input(placeholder="/ filter deals by title or customer", id="search")
+        yield Horizontal(id="board")
+        yield Static(id="forecast", classes="hidden")
+        with VerticalScroll(id="board-detail"):
+            yield RecordDetail(id="deal-detail")
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    # --- loading ---
+
+    def reload(self, select: int | None = None) -> None:
+        self._load(self.pipeline_id, self.filter_text, select if select is not None else self.selected_deal())
+
+    def _load(self, pipeline_id: int | None, text: str, select: int | None) -> None:
+        self._board_request += 1
+        self._load_board(pipeline_id, text, select, self._board_request)
+
+    @work(thread=True, exclusive=True, group="board", exit_on_error=False)
+    def _load_board(self, pipeline_id: int | None, text: str, select: int | None, request: int) -> None:
+        from crm_tui.core.services import opportunities, pipelines
+
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            all_pipelines = pipelines.pipelines(session)
+            if not all_pipelines:
+                self.post_message(BoardLoaded(0, "no pipeline yet (create one in Settings)", [], [], None))
+                return
+            ids = [p.id for p in all_pipelines]
+            current = next((p for p in all_pipelines if p.id == pipeline_id), all_pipelines[0])
+            totals = {t.stage_id: t for t in opportunities.stage_totals(session, current.id)}  # type: ignore[arg-type]
+            columns = []
+            for stage in pipelines.stages_of(session, current.id):  # type: ignore[arg-type]
+                deals = opportunities.list_opportunities(
+                    session, stage_id=stage.id, text=text or None, limit=COLUMN_LIMIT
+                )
+                count = totals[stage.id].count if not text else len(deals)  # type: ignore[index]
+                cards = [
+                    Card(
+                        d.id,
+                        d.title,
+                        d.organization_name or "",
+                        format_money(d.amount_cents, d.currency),
+                        d.expected_close.isoformat() if d.expected_close else "",
+                        d.open_substates,
+                    )
+                    for d in deals
+                ]
+                columns.append(
+                    Column(
+                        stage.id,
+                        stage.name,
+                        stage.kind,
+                        stage.probability,
+                        count,
+                        totals[stage.id].amounts,
+                        cards,
+                    )
+                )  # type: ignore[arg-type,index]
+        self.post_message(
+            BoardLoaded(
+                current.id,
+                current.name,
+                [(p.id, p.name) for p in all_pipelines if p.id in ids],
+                columns,
+                select,
+            )
+        )  # type: ignore[misc]
+
+    @on(BoardLoaded)
+    async def _show(self, message: BoardLoaded) -> None:
+        if message.request and message.request != self._board_request:
+            return
+        self.pipeline_id, self.pipelines, self.columns = (
+            message.pipeline_id,
+            message.pipelines,
+            message.columns,
+        )
+        title = Text(f" {message.pipeline_name} ", style="reverse bold")
+        title.append("  p switch pipeline · < > move deal · f forecast", style="dim")
+        self.query_one("#board-title", Label).update(title)
+        board = self.query_one("#board", Horizontal)
+        focused_column = self._active_column
+        await board.remove_children()
+        widgets = []
+        for column in message.columns:
+            header = Text(terminal_safe(column.name), style="bold")
+            header.append(f"  {column.count}", style="cyan")
+            header.append(f"  {column.probability}%\n", style="dim")
+            header.append(
+                " · ".join(format_money(cents, cur) for cur, cents in column.amounts.items()) or "—",
+                style="dim",
+            )
+            options = [Option(self._card_text(card), id=str(card.id)) for card in column.cards]
+            if column.count > len(column.cards):
+                options.append(
+                    Option(
+                        Text(f"… {column.count - len(column.cards)} more (filter with /)", style="dim"),
+                        disabled=True,
+                    )
+                )
+            box = Vertical(
+                Label(header, classes="column-header"),
+                OptionList(*options, classes="column-list"),
+                classes="column",
+            )
+            widgets.append(box)
+        await board.mount_all(widgets)
+        self._restore_focus(message.select, focused_column)
+        total = sum(c.count for c in message.columns)
+        self.app.update_status(f"{total} deals in {message.pipeline_name}")  # type: ignore[attr-defined]
+
+    def _card_text(self, card: Card) -> Text:
+        text = Text(terminal_safe(card.title, max_length=34) + "\n", style="bold")
+        text.append(terminal_safe(card.organization, max_length=34) + "\n", style="dim")
+        text.append(card.amount)
+        if card.close:
+            text.append(f"  ⏱ {card.close}", style="dim")
+        for name in card.substates:
+            text.append(f"\n  ◇ {terminal_safe(name, max_length=30)}", style="green")
+        return text
+
+    def _lists(self) -> list[OptionList]:
+        return list(self.query(".column-list").results(OptionList))
+
+    def _restore_focus(self, select: int | None, column_index: int) -> None:
+        lists = self._lists()
+        if not lists:
+            return
+        target = min(column_index, len(lists) - 1)
+        highlight = 0
+        if select is not None:
+            for index, column in enumerate(self.columns):
+                ids = [card.id for card in column.cards]
+                if select in ids:
+                    target, highlight = index, ids.index(select)
+                    break
+        self._active_column = target
+        lists[target].focus()
+        if lists[target].option_count:
+            lists[target].highlighted = highlight
+        self._detail_for_selection()
+
+    def selected_deal(self) -> int | None:
+        lists = self._lists()
+        if not lists:
+            return None
+        option_list = lists[min(self._active_column, len(lists) - 1)]
+        if option_list.highlighted is None or not option_list.option_count:
+            return None
+        option = option_list.get_option_at_index(option_list.highlighted)
+        return int(option.id) if option.id else None
+
+    def selected_column(self) -> Column | None:
+        index = self._active_column
+        return self.columns[index] if index < len(self.columns) else None
+
+    def on_descendant_focus(self, event: object) -> None:
+        lists = self._lists()
+        for index, option_list in enumerate(lists):
+            if option_list.has_focus:
+                self._active_column = index
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self) -> None:
+        self._detail_for_selection()
+
+    def _detail_for_selection(self) -> None:
+        deal_id = self.selected_deal()
+        if deal_id is None:
+            self.query_one(RecordDetail).show(None, self.app.context.zone, empty="No deal selected.")  # type: ignore[attr-defined]
+            return
+        self._detail_request += 1
+        self._load_detail(deal_id, self._detail_request)
+
+    @work(thread=True, exclusive=True, group="board-detail", exit_on_error=False)
+    def _load_detail(self, deal_id: int, request: int) -> None:
+        try:
+            data = load_detail(self.app.context, RecordRef(RecordType.OPPORTUNITY, deal_id))  # type: ignore[attr-defined]
+        except CrmError:
+            data = None
+        self.post_message(BoardDetailLoaded(deal_id, data, request))
+
+    @on(BoardDetailLoaded)
+    def _show_detail(self, message: BoardDetailLoaded) -> None:
+        if message.request == self._detail_request and message.deal_id == self.selected_deal():
+            self.query_one(RecordDetail).show(message.data, self.app.context.zone)  # type: ignore[attr-defined]
+
+    # --- navigation ---
+
+    def action_column(self, step: int) -> None:
+        lists = self._lists()
+        if not lists:
+            return
+        index = max(0, min(len(lists) - 1, self._active_column + step))
+        self._active_column = index
+        lists[index].focus()
+        if lists[index].highlighted is None and lists[index].option_count:
+            lists[index].highlighted = 0
+        self._detail_for_selection()
+
+    def action_cursor(self, step: int) -> None:
+        lists = self._lists()
+        if lists:
+            option_list = lists[min(self._active_column, len(lists) - 1)]
+            option_list.action_cursor_down() if step > 0 else option_list.action_cursor_up()
+
+    def action_switch_pipeline(self) -> None:
+        if len(self.pipelines) < 2:
+            self.notify("There is only one pipeline.")
+            return
+        ids = [pid for pid, _ in self.pipelines]
+        self.pipeline_id = (
+            ids[(ids.index(self.pipeline_id) + 1) % len(ids)] if self.pipeline_id in ids else ids[0]
+        )
+        self._load(self.pipeline_id, self.filter_text, None)
+
+    @on(Input.Changed, "#search")
+    def _filter(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._load(self.pipeline_id, self.filter_text, None)
+
+    @on(Input.Submitted, "#search")
+    def _filter_done(self) -> None:
+        self.action_column(0)
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.value:
+            search.value = ""
+        self.action_column(0)
+
+    # --- deal actions ---
+
+    def action_move(self, step: int) -> None:
+        deal_id = self.selected_deal()
+        if deal_id is None:
+            return
+        from crm_tui.core.services import opportunities
+
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            target = opportunities.adjacent_stage(session, deal_id, step)
+        if target is None:
+            self.notify("No stage further that way.")
+            return
+        if target.kind == "lost":
+            self.app.push_screen(
+                PromptDialog(f"Why was opportunity:{deal_id} lost?", placeholder="lost reason"),
+                lambda reason: self._move(deal_id, target.id, reason) if reason else None,  # type: ignore[arg-type]
+            )
+            return
+        self._move(deal_id, target.id, None)  # type: ignore[arg-type]
+
+    def _move(self, deal_id: int, stage_id: int, reason: str | None) -> None:
+        from crm_tui.core.services import opportunities
+
+        context = self.app.context  # type: ignore[attr-defined]
+        try:
+            with context.database().write() as session:
+                opportunities.move_to_stage(
+                    session,
+                    deal_id,
+                    stage_id,
+                    now=context.clock.now(),
+                    user_id=context.me_id(),
+                    lost_reason=reason,
+                )
+        except CrmError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.reload(select=deal_id)
+
+    def action_edit(self) -> None:
+        deal_id = self.selected_deal()
+        if deal_id is not None:
+            self.open_form(deal_id)
+
+    def open_form(self, deal_id: int | None, prefill: dict[str, str] | None = None) -> None:
+        try:
+            spec = opportunity_form(self.app.context, deal_id, prefill or {})  # type: ignore[attr-defined]
+        except CrmError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def saved(new_id: int | None) -> None:
+            if new_id is not None:
+                self.notify(f"Saved opportunity:{new_id}.")
+                self.reload(select=new_id)
+
+        self.app.push_screen(RecordForm(spec), saved)
+
+    def action_new(self) -> None:
+        column = self.selected_column()
+        self.open_form(None, {"stage_id": str(column.stage_id)} if column else {})
+
+    def action_substates(self) -> None:
+        deal_id = self.selected_deal()
+        if deal_id is None:
+            return
+        from crm_tui.core import models as m
+        from crm_tui.core.services import opportunities, pipelines
+
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            deal = session.get(m.Opportunity, deal_id)
+            defined = pipelines.substates_of(session, deal.stage_id)  # type: ignore[union-attr]
+            open_ids = {s.id for s in opportunities.open_substates(session, deal_id)}
+        if not defined:
+            self.notify("This stage has no sub-states (add them in Settings).")
+            return
+
+        def chosen(selected: list[int] | None) -> None:
+            if selected is None:
+                return
+            try:
+                with context.database().write() as session:
+                    for substate in defined:
+                        opportunities.set_substate(
+                            session,
+                            deal_id,
+                            substate.id,
+                            substate.id in selected,
+                            now=context.clock.now(),
+                            user_id=context.me_id(),  # type: ignore[arg-type]
+                        )
+            except CrmError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.reload(select=deal_id)
+
+        options = [(s.id, s.name, s.id in open_ids) for s in defined]
+        self.app.push_screen(SubstatesDialog(f"Sub-states of opportunity:{deal_id}", options), chosen)  # type: ignore[arg-type]
+
+    def action_add_activity(self) -> None:
+        deal_id = self.selected_deal()
+        if deal_id is None:
+            return
+        from crm_tui.screens.records import activity_prefill
+
+        ref = RecordRef(RecordType.OPPORTUNITY, deal_id)
+        spec = activity_form(self.app.context, None, activity_prefill(self.app.context, ref))  # type: ignore[attr-defined]
+        self.app.push_screen(RecordForm(spec), lambda new_id: self.reload(select=deal_id) if new_id else None)
+
+    # --- forecast ---
+
+    def action_forecast(self) -> None:
+        self.showing_forecast = not self.showing_forecast
+        self.query_one("#board").set_class(self.showing_forecast, "hidden")
+        self.query_one("#forecast").set_class(not self.showing_forecast, "hidden")
+        if self.showing_forecast:
+            self._load_forecast(self.pipeline_id)
+        else:
+            self.action_column(0)
+
+    @work(thread=True, exclusive=True, group="forecast", exit_on_error=False)
+    def _load_forecast(self, pipeline_id: int | None) -> None:
+        from crm_tui.core.services import opportunities
+
+        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+            months = opportunities.forecast(session, pipeline_id=pipeline_id)
+        self.post_message(ForecastLoaded(forecast_chart(months)))
+
+    @on(ForecastLoaded)
+    def _show_forecast(self, message: ForecastLoaded) -> None:
+        self.query_one("#forecast", Static).update(message.text)
+
+
+def forecast_chart(months: list, width: int = 50) -> Text:  # type: ignore[type-arg]
+    """Weighted amount by expected close month, one bar chart per currency (never summed across them)."""
+    text = Text("Forecast: weighted amount of open deals by expected close month\n\n", style="bold")
+    if not months:
+        return text.append("No open deal has an expected close date.", style="dim")
+    for currency in sorted({m.currency for m in months}):
+        rows = [m for m in months if m.currency == currency]
+        top = max(r.weighted_cents for r in rows) or 1
+        text.append(f"{currency}\n", style="bold underline")
+        for row in rows:
+            cells = row.weighted_cents * width / top
+            bar = "█" * int(cells) + ("▌" if cells - int(cells) >= 0.5 else "")
+            text.append(f"  {row.month}  ", style="cyan")
+            text.append(bar.ljust(width + 1), style="green")
+            text.append(f" {format_money(row.weighted_cents, currency):>18}", style="bold")
+            text.append(f"  of {format_money(row.total_cents, currency)} · {row.count} deals\n", style="dim")
+        text.append("\n")
+    return text

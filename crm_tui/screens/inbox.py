@@ -1,0 +1,133 @@
+"""The Inbox mode (grows with the mail engine): stored messages newest first, paged, with a safe preview."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Footer, Static
+
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.screens.base import CrmScreen
+from crm_tui.widgets.paged_table import PagedTable, Row
+from crm_tui.widgets.status_bar import StatusBar
+
+PREVIEW_CHARS = 20_000
+
+
+def _message_rows(session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
+    from crm_tui.core.services.mail_store import list_messages
+
+    rows = []
+    for message in list_messages(session, limit=limit, offset=offset):
+        sent = message.sent_at.astimezone().strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
+        flags = ("●" if not message.is_read else " ") + ("📎" if message.has_attachments else " ")
+        who = (
+            f"to {message.first_recipient}"
+            if message.is_outgoing
+            else (message.from_name or message.from_address)
+        )
+        rows.append(
+            Row(
+                str(message.id),
+                (flags, sent, who, message.subject or "(no subject)"),
+                "" if message.is_read else "bold",
+            )
+        )
+    return rows
+
+
+def _message_count(session, query: str) -> int:  # type: ignore[no-untyped-def]
+    from crm_tui.core.services.mail_store import count_messages
+
+    return count_messages(session)
+
+
+class PreviewLoaded(Message):
+    def __init__(self, message_id: int, text: Text):
+        super().__init__()
+        self.message_id, self.text = message_id, text
+
+
+class InboxScreen(CrmScreen):
+    BINDINGS = [
+        Binding("j", "cursor(1)", "Down", show=False, id="inbox.down"),
+        Binding("k", "cursor(-1)", "Up", show=False, id="inbox.up"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield PagedTable(
+                [("", 3), ("Date", 17), ("From", 26), ("Subject", 50)],
+                _message_rows,
+                _message_count,
+                id="messages",
+            )
+            with VerticalScroll(id="preview-scroll"):
+                yield Static(id="preview")
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(PagedTable)
+        table.focus()
+        table.reload("")
+
+    @on(PagedTable.Counted)
+    def _counted(self, message: PagedTable.Counted) -> None:
+        self.app.update_status(f"{message.total} messages")  # type: ignore[attr-defined]
+
+    @on(PagedTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        key = self.query_one(PagedTable).selected_key
+        if key is None:
+            self.query_one("#preview", Static).update(Text("No mail stored yet.", style="italic dim"))
+            return
+        self._load_preview(int(key))
+
+    @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
+    def _load_preview(self, message_id: int) -> None:
+        from crm_tui.core import models as m
+
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            row = session.get(m.MailMessage, message_id)
+            if row is None:
+                return
+            text = Text()
+            text.append(terminal_safe(row.subject or "(no subject)") + "\n", style="bold")
+            text.append("From: ", style="dim")
+            text.append(
+                terminal_safe(f"{row.from_name} <{row.from_address}>" if row.from_name else row.from_address)
+                + "\n"
+            )
+            for label, value in (("To", row.to_addresses), ("Cc", row.cc_addresses)):
+                if value:
+                    text.append(f"{label}: ", style="dim")
+                    text.append(terminal_safe(", ".join(value.splitlines()), max_length=300) + "\n")
+            if row.sent_at:
+                text.append("Date: ", style="dim")
+                text.append(row.sent_at.astimezone(context.zone).strftime("%a %d %b %Y %H:%M") + "\n")
+            if row.parse_problems:
+                text.append(
+                    "⚠ parts of this message could not be read; the original is kept\n", style="yellow"
+                )
+            text.append("\n")
+            body = row.body_text[:PREVIEW_CHARS]
+            text.append(terminal_safe(body, single_line=False))
+            if len(row.body_text) > PREVIEW_CHARS:
+                text.append(f"\n… ({len(row.body_text) - PREVIEW_CHARS} more characters)", style="dim")
+        self.post_message(PreviewLoaded(message_id, text))
+
+    @on(PreviewLoaded)
+    def _show_preview(self, message: PreviewLoaded) -> None:
+        key = self.query_one(PagedTable).selected_key
+        if key is not None and int(key) == message.message_id:
+            self.query_one("#preview", Static).update(message.text)
+
+    def action_cursor(self, step: int) -> None:
+        table = self.query_one(PagedTable)
+        table.action_cursor_down() if step > 0 else table.action_cursor_up()

@@ -1,0 +1,415 @@
+"""The Contacts mode: contacts, organizations, leads, tickets and quotes, each a searchable paged list with a
+detail pane (facts, related records, timeline), forms to create and edit, and the record actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Footer, Input, Label
+
+from crm_tui.core.errors import CrmError
+from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.screens.base import CrmScreen
+from crm_tui.screens.details import load_detail
+from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from crm_tui.screens.forms import RecordForm
+from crm_tui.screens.kinds import KINDS, activity_form
+from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.widgets.record_detail import DetailData, RecordDetail
+from crm_tui.widgets.status_bar import StatusBar
+
+ORDER = [RecordType.CONTACT, RecordType.ORGANIZATION, RecordType.LEAD, RecordType.TICKET, RecordType.QUOTE]
+
+
+class DetailLoaded(Message):
+    def __init__(self, ref: str, data: DetailData | None, error: str | None, request: int):
+        super().__init__()
+        self.ref, self.data, self.error, self.request = ref, data, error, request
+
+
+class RecordsScreen(CrmScreen):
+    BINDINGS = [
+        Binding("slash", "focus_search", "Search", id="records.search"),
+        Binding("escape", "clear_search", "Clear search", show=False, id="records.clear_search"),
+        Binding("j", "cursor_down", "Down", show=False, id="records.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="records.up"),
+        Binding("right_square_bracket", "next_kind", "Next list", id="records.next_kind"),
+        Binding(
+            "left_square_bracket", "previous_kind", "Previous list", show=False, id="records.previous_kind"
+        ),
+        Binding("n", "new", "New", id="records.new"),
+        Binding("e,enter", "edit", "Edit", id="records.edit"),
+        Binding("D", "delete", "Delete", id="records.delete"),
+        Binding("c", "comment", "Comment", id="records.comment"),
+        Binding("A", "attach", "Attach file", id="records.attach"),
+        Binding("a", "add_activity", "Add activity", id="records.add_activity"),
+        Binding("C", "convert", "Convert lead", id="records.convert"),
+    ]
+
+    def __init__(self, kind: RecordType = RecordType.CONTACT):
+        super().__init__()
+        self.kind = KINDS[kind]
+        # Superseded thread workers still deliver: only the newest detail request is shown.
+        self._detail_request = 0
+
+    def compose(self) -> ComposeResult:
+        yield Label(self._tabs(), id="kind-tabs")
+        yield Input(placeholder=self._placeholder(), id="search")
+        with Horizontal(id="body"):
+            yield PagedTable(self.kind.columns, self.kind.fetch, self.kind.count, id="records-table")
+            with VerticalScroll(id="detail-scroll"):
+                yield RecordDetail(id="record-detail")
+        yield StatusBar()
+        yield Footer()
+
+    def _tabs(self) -> Text:
+        text = Text(" ")
+        for record_type in ORDER:
+            title = KINDS[record_type].title
+            text.append(f" {title} ", style="reverse bold" if record_type == self.kind.type else "")
+            text.append(" ")
+        text.append("  [ ] switch list", style="dim")
+        return text
+
+    def _placeholder(self) -> str:
+        return f"/ search {self.kind.title.lower()}"
+
+    def on_mount(self) -> None:
+        table = self.query_one(PagedTable)
+        table.focus()
+        table.reload("")
+
+    @property
+    def table(self) -> PagedTable:
+        return self.query_one(PagedTable)
+
+    def selected_ref(self) -> RecordRef | None:
+        key = self.table.selected_key
+        return RecordRef(self.kind.type, int(key)) if key else None
+
+    # --- list and detail ---
+
+    @on(PagedTable.Counted)
+    def _counted(self, message: PagedTable.Counted) -> None:
+        noun = self.kind.title.lower()
+        self.app.update_status(
+            f"{message.total} {noun}" + (f" matching {message.query!r}" if message.query else "")
+        )  # type: ignore[attr-defined]
+
+    @on(PagedTable.RowHighlighted)
+    def _highlighted(self) -> None:
+        ref = self.selected_ref()
+        if ref is None:
+            self.query_one(RecordDetail).show(
+                None, self.app.context.zone, empty=f"No {self.kind.title.lower()} here."
+            )  # type: ignore[attr-defined]
+            return
+        self._load_detail(ref)
+
+    def _load_detail(self, ref: RecordRef) -> None:
+        self._detail_request += 1
+        self._fetch_detail(ref, self._detail_request)
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def _fetch_detail(self, ref: RecordRef, request: int) -> None:
+        try:
+            data = load_detail(self.app.context, ref)  # type: ignore[attr-defined]
+        except CrmError as exc:
+            self.post_message(DetailLoaded(str(ref), None, str(exc), request))
+            return
+        self.post_message(DetailLoaded(str(ref), data, None, request))
+
+    @on(DetailLoaded)
+    def _show_detail(self, message: DetailLoaded) -> None:
+        current = self.selected_ref()
+        if message.request != self._detail_request or current is None or str(current) != message.ref:
+            return
+        self.query_one(RecordDetail).show(message.data, self.app.context.zone, empty=message.error or "")  # type: ignore[attr-defined]
+
+    def refresh_list(self, select: int | None = None) -> None:
+        self.table.reload()
+        if select is not None:
+            self.call_after_refresh(self._select_later, str(select))
+
+    def _select_later(self, key: str, attempts: int = 20) -> None:
+        if not self.table.select_key(key) and attempts:
+            self.set_timer(0.05, lambda: self._select_later(key, attempts - 1))
+
+    @on(Input.Changed, "#search")
+    def _search(self, event: Input.Changed) -> None:
+        self.table.reload(event.value.strip())
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self) -> None:
+        self.table.focus()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.value:
+            search.value = ""
+        self.table.focus()
+
+    def action_cursor_down(self) -> None:
+        self.table.action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        self.table.action_cursor_up()
+
+    def show_kind(self, record_type: RecordType) -> None:
+        self.kind = KINDS[record_type]
+        self.query_one("#kind-tabs", Label).update(self._tabs())
+        search = self.query_one("#search", Input)
+        search.placeholder = self._placeholder()
+        with search.prevent(Input.Changed):
+            search.value = ""
+        self.table.query_text = ""
+        self.table.set_source(self.kind.columns, self.kind.fetch, self.kind.count)
+        self.table.focus()
+
+    def action_next_kind(self) -> None:
+        self.show_kind(ORDER[(ORDER.index(self.kind.type) + 1) % len(ORDER)])
+
+    def action_previous_kind(self) -> None:
+        self.show_kind(ORDER[(ORDER.index(self.kind.type) - 1) % len(ORDER)])
+
+    # --- record actions ---
+
+    def _open_form(self, record_id: int | None, prefill: dict[str, str] | None = None) -> None:
+        try:
+            spec = self.kind.form(self.app.context, record_id, prefill or {})  # type: ignore[attr-defined]
+        except CrmError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def saved(new_id: int | None) -> None:
+            if new_id is not None:
+                self.notify(f"Saved {self.kind.singular}:{new_id}.")
+                self.refresh_list(select=new_id)
+
+        self.app.push_screen(RecordForm(spec), saved)
+
+    def action_new(self) -> None:
+        self._open_form(None)
+
+    def action_edit(self) -> None:
+        ref = self.selected_ref()
+        if ref is not None:
+            self._open_form(ref.id)
+
+    def action_delete(self) -> None:
+        ref = self.selected_ref()
+        if ref is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            from crm_tui.core.services.attachments import remove_files
+            from crm_tui.core.services.records import delete_record
+
+            context = self.app.context  # type: ignore[attr-defined]
+            try:
+                with context.database().write() as session:
+                    orphans = delete_record(session, ref)
+                remove_files(context.documents_dir, orphans)
+            except CrmError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.notify(f"Deleted {ref}.")
+            self.refresh_list()
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Delete {ref}?",
+                "Its comments, documents and mail links go with it; activities stay.",
+                "Delete",
+            ),
+            confirmed,
+        )
+
+    def action_comment(self) -> None:
+        ref = self.selected_ref()
+        if ref is None:
+            return
+
+        def entered(body: str | None) -> None:
+            if not body:
+                return
+            from crm_tui.core.services.attachments import add_comment
+
+            context = self.app.context  # type: ignore[attr-defined]
+            try:
+                with context.database().write() as session:
+                    add_comment(session, ref, body, author_id=context.me_id(), now=context.clock.now())
+            except CrmError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self._load_detail(ref)
+
+        self.app.push_screen(PromptDialog(f"Comment on {ref}", multiline=True), entered)
+
+    def action_attach(self) -> None:
+        ref = self.selected_ref()
+        if ref is None:
+            return
+
+        def entered(path: str | None) -> None:
+            if not path:
+                return
+            from crm_tui.core.services.attachments import add_document
+
+            context = self.app.context  # type: ignore[attr-defined]
+            try:
+                with context.database().write() as session:
+                    document = add_document(
+                        session,
+                        ref,
+                        Path(path).expanduser(),
+                        documents_dir=context.documents_dir,
+                        added_by_id=context.me_id(),
+                        now=context.clock.now(),
+                    )
+                    name = document.filename
+            except CrmError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.notify(f"Attached {name}.")
+            self._load_detail(ref)
+
+        self.app.push_screen(PromptDialog(f"Attach a file to {ref}", placeholder="path of the file"), entered)
+
+    def action_add_activity(self) -> None:
+        ref = self.selected_ref()
+        if ref is None:
+            return
+        prefill = activity_prefill(self.app.context, ref)  # type: ignore[attr-defined]
+        spec = activity_form(self.app.context, None, prefill)  # type: ignore[attr-defined]
+
+        def saved(new_id: int | None) -> None:
+            if new_id is not None:
+                self.notify(f"Planned activity:{new_id}.")
+                self._load_detail(ref)
+
+        self.app.push_screen(RecordForm(spec), saved)
+
+    def action_convert(self) -> None:
+        ref = self.selected_ref()
+        if ref is None or ref.type != RecordType.LEAD:
+            self.notify("Select a lead to convert (] switches to the leads list).", severity="warning")
+            return
+        from crm_tui.core.services import leads, pipelines
+
+        context = self.app.context  # type: ignore[attr-defined]
+        try:
+            with context.database().read() as session:
+                plan = leads.plan_conversion(session, ref.id)
+                choices = [(str(p.id), f"Opportunity in {p.name}") for p in pipelines.pipelines(session)]
+        except CrmError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        choices.append(("none", "No opportunity (contact and organization only)"))
+
+        def pipeline_chosen(choice: str | None) -> None:
+            if choice is None:
+                return
+            pipeline_id = None if choice == "none" else int(choice)
+            body = Text()
+            body.append("Contact: ", style="bold")
+            body.append(
+                f"attach to {plan.contact_name} [contact:{plan.contact_id}]\n"
+                if plan.contact_id
+                else f"create {plan.contact_name}\n"
+            )
+            body.append("Organization: ", style="bold")
+            if plan.organization_id:
+                body.append(f"attach to {plan.organization_name} [organization:{plan.organization_id}]\n")
+            elif plan.organization_name:
+                body.append(f"create {plan.organization_name}\n")
+            else:
+                body.append("none\n")
+            body.append("Opportunity: ", style="bold")
+            body.append(f"create {plan.opportunity_title!r}\n" if pipeline_id else "none\n")
+            body.append(
+                "Activities, mail, comments and documents come along; the lead stays, marked converted.\n",
+                style="dim",
+            )
+            for reason in plan.reasons:
+                body.append(f"  · {reason}\n", style="dim")
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self._convert(ref.id, pipeline_id)
+
+            self.app.push_screen(ConfirmDialog(f"Convert lead:{ref.id}?", body, "Convert"), confirmed)
+
+        self.app.push_screen(ChoiceDialog("Convert into", choices), pipeline_chosen)
+
+    def _convert(self, lead_id: int, pipeline_id: int | None) -> None:
+        from crm_tui.core.services import leads
+
+        context = self.app.context  # type: ignore[attr-defined]
+        try:
+            with context.database().write() as session:
+                result = leads.convert_lead(
+                    session,
+                    lead_id,
+                    now=context.clock.now(),
+                    user_id=context.me_id(),
+                    pipeline_id=pipeline_id,
+                )
+        except CrmError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify("Converted: " + ", ".join(result.created or ("attached to existing records",)))
+        self.refresh_list()
+        if result.opportunity_id is not None:
+            self.app.open_opportunity(result.opportunity_id)  # type: ignore[attr-defined]
+
+
+def activity_prefill(context: Any, ref: RecordRef) -> dict[str, str]:
+    """An activity planned from a record starts with that record (and what it belongs to) filled in."""
+    from crm_tui.core import models as m
+    from crm_tui.core.services.opportunities import contacts_of
+    from crm_tui.core.services.records import get_record, record_label
+    from crm_tui.screens.kinds import ref_text
+
+    with context.database().read() as session:
+        row = get_record(session, ref)
+        values: dict[str, str] = {}
+
+        def put(name: str, record_type: str, record_id: int | None) -> None:
+            if record_id:
+                values[name] = ref_text(
+                    record_label(session, RecordRef.of(record_type, record_id)), record_type, record_id
+                )
+
+        if isinstance(row, m.Contact):
+            put("contact_id", "contact", row.id)
+            put("organization_id", "organization", row.organization_id)
+        elif isinstance(row, m.Lead):
+            put("lead_id", "lead", row.id)
+        elif isinstance(row, m.Organization):
+            put("organization_id", "organization", row.id)
+        elif isinstance(row, m.Opportunity):
+            put("opportunity_id", "opportunity", row.id)
+            put("organization_id", "organization", row.organization_id)
+            people = contacts_of(session, row.id)  # type: ignore[arg-type]
+            if people:
+                put("contact_id", "contact", people[0][0])
+        elif isinstance(row, m.Ticket):
+            put("contact_id", "contact", row.contact_id)
+            put("organization_id", "organization", row.organization_id)
+        elif isinstance(row, m.Quote):
+            put("opportunity_id", "opportunity", row.opportunity_id)
+        values["subject"] = f"Follow up: {record_label(session, ref)}"
+    return values

@@ -1,0 +1,426 @@
+"""The Settings mode: users (and who is me), pipelines with stages and sub-states, custom field definitions."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Label, OptionList
+from textual.widgets.option_list import Option
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.core.services import custom_fields, opportunities, pipelines, users
+from crm_tui.screens.base import CrmScreen
+from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from crm_tui.screens.forms import FieldSpec, FormSpec, RecordForm
+from crm_tui.widgets.status_bar import StatusBar
+
+SECTIONS = [("users", "Users"), ("pipelines", "Pipelines and stages"), ("fields", "Custom fields")]
+
+
+class SettingsScreen(CrmScreen):
+    BINDINGS = [
+        Binding("n", "new", "New", id="settings.new"),
+        Binding("e,enter", "edit", "Edit", id="settings.edit"),
+        Binding("D", "delete", "Delete", id="settings.delete"),
+        Binding("M", "make_me", "This is me", id="settings.me"),
+        Binding("p", "switch_pipeline", "Pipeline", id="settings.pipeline"),
+        Binding("N", "new_pipeline", "New pipeline", id="settings.new_pipeline"),
+        Binding("u", "add_substate", "Add sub-state", id="settings.add_substate"),
+        Binding("K", "move_stage(-1)", "Stage up", id="settings.stage_up"),
+        Binding("J", "move_stage(1)", "Stage down", id="settings.stage_down"),
+        Binding("j", "cursor(1)", "Down", show=False, id="settings.down"),
+        Binding("k", "cursor(-1)", "Up", show=False, id="settings.up"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.section = "users"
+        self.pipeline_id: int | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="body"):
+            yield OptionList(*(Option(label, id=key) for key, label in SECTIONS), id="sections")
+            with Vertical(id="settings-main"):
+                yield Label("", id="settings-title")
+                yield DataTable(id="settings-table", cursor_type="row", zebra_stripes=True)
+                yield Label("", id="settings-help")
+        yield StatusBar()
+        yield Footer()
+
+    @property
+    def context(self) -> Any:
+        return self.app.context  # type: ignore[attr-defined]
+
+    def on_mount(self) -> None:
+        self.query_one("#sections", OptionList).highlighted = 0
+        self.show_section("users")
+        self.query_one(DataTable).focus()
+
+    @on(OptionList.OptionHighlighted, "#sections")
+    def _section(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id and event.option.id != self.section:
+            self.show_section(event.option.id)
+
+    def show_section(self, section: str) -> None:
+        self.section = section
+        table = self.query_one(DataTable)
+        keep = table.cursor_row
+        table.clear(columns=True)
+        help_text = {
+            "users": "n new user · e edit · M this is me",
+            "pipelines": "p switch pipeline · N new pipeline · n new stage · e edit stage · D delete stage · K/J move · u add sub-state",
+            "fields": "n new field · e edit · D delete",
+        }[section]
+        self.query_one("#settings-help", Label).update(Text(help_text, style="dim"))
+        with self.context.database().read() as session:
+            if section == "users":
+                self._users(session, table)
+            elif section == "pipelines":
+                self._pipelines(session, table)
+            else:
+                self._fields(session, table)
+        if table.row_count:
+            table.move_cursor(row=min(keep, table.row_count - 1))
+
+    def _users(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+        me = users.current_user(session, self.context.settings.me)
+        self.query_one("#settings-title", Label).update(Text("Users", style="bold"))
+        table.add_columns("", "Name", "E-mail", "Belongs to", "Active")
+        for user in users.list_users(session):
+            partner = session.get(m.Organization, user.organization_id) if user.organization_id else None
+            table.add_row(
+                "me" if me and me.id == user.id else "",
+                Text(user.name),
+                Text(user.email),
+                Text(partner.name if partner else "our company"),
+                "yes" if user.active else "no",
+                key=str(user.id),
+            )
+
+    def _pipelines(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+        all_pipelines = pipelines.pipelines(session)
+        if self.pipeline_id not in [p.id for p in all_pipelines]:
+            self.pipeline_id = all_pipelines[0].id if all_pipelines else None
+        names = "  ".join(f"[{p.name}]" if p.id == self.pipeline_id else p.name for p in all_pipelines)
+        self.query_one("#settings-title", Label).update(
+            Text(f"Pipelines: {names or 'none yet'}", style="bold")
+        )
+        table.add_columns("#", "Stage", "Kind", "Probability", "Sub-states", "Deals")
+        if self.pipeline_id is None:
+            return
+        for stage in pipelines.stages_of(session, self.pipeline_id):
+            substates = ", ".join(s.name for s in pipelines.substates_of(session, stage.id))  # type: ignore[arg-type]
+            table.add_row(
+                str(stage.position + 1),
+                Text(stage.name),
+                stage.kind,
+                f"{stage.probability}%",
+                Text(substates),
+                str(opportunities.count_in_stage(session, stage.id)),
+                key=str(stage.id),  # type: ignore[arg-type]
+            )
+
+    def _fields(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+        self.query_one("#settings-title", Label).update(Text("Custom fields", style="bold"))
+        table.add_columns("Record type", "Key", "Label", "Type", "Required", "Choices")
+        for entity in custom_fields.ENTITY_TYPES:
+            for definition in custom_fields.definitions_for(session, entity):
+                table.add_row(
+                    entity,
+                    definition.key,
+                    Text(definition.label),
+                    definition.field_type,
+                    "yes" if definition.required else "",
+                    Text((definition.choices or "").replace("\n", ", ")),
+                    key=str(definition.id),
+                )
+
+    def selected_id(self) -> int | None:
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return int(key) if key else None
+
+    def action_cursor(self, step: int) -> None:
+        table = self.query_one(DataTable)
+        table.action_cursor_down() if step > 0 else table.action_cursor_up()
+
+    def _form(self, spec: FormSpec) -> None:
+        self.app.push_screen(
+            RecordForm(spec), lambda saved: self.show_section(self.section) if saved is not None else None
+        )
+
+    def _write(self, work: Any) -> bool:
+        try:
+            with self.context.database().write() as session:
+                work(session)
+        except CrmError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return False
+        self.show_section(self.section)
+        return True
+
+    # --- users ---
+
+    def _user_form(self, user_id: int | None) -> FormSpec:
+        with self.context.database().read() as session:
+            partners = [
+                (str(o.id), o.name)
+                for o in session.query(m.Organization)
+                .filter(m.Organization.kind != "customer")
+                .order_by(m.Organization.name)
+            ]  # noqa: E501
+            values: dict[str, str] = {"active": "true"}
+            if user_id is not None:
+                user = session.get(m.User, user_id)
+                values = {
+                    "name": user.name,
+                    "email": user.email,
+                    "organization_id": str(user.organization_id or ""),  # type: ignore[union-attr]
+                    "active": "true" if user.active else "false",
+                }  # type: ignore[union-attr]
+        fields = [
+            FieldSpec("name", "Name", required=True),
+            FieldSpec("email", "E-mail", required=True),
+            FieldSpec("organization_id", "Partner organization (empty: our company)", "choice", partners),
+            FieldSpec("active", "Active", "choice", [("true", "yes"), ("false", "no")], required=True),
+        ]
+
+        def save(v: dict[str, str]) -> int:
+            data = users.UserInput(
+                v.get("name", ""),
+                v.get("email", ""),
+                int(v["organization_id"]) if v.get("organization_id") else None,
+                v.get("active") != "false",
+            )
+            with self.context.database().write() as session:
+                if user_id is None:
+                    return users.create_user(session, data, now=self.context.clock.now()).id  # type: ignore[return-value]
+                return users.update_user(session, user_id, data).id  # type: ignore[return-value]
+
+        return FormSpec("Edit user" if user_id else "New user", fields, values, save)
+
+    def action_make_me(self) -> None:
+        if self.section != "users" or (user_id := self.selected_id()) is None:
+            return
+        from crm_tui.settings import set_config_value
+
+        with self.context.database().read() as session:
+            user = session.get(m.User, user_id)
+        try:
+            set_config_value(self.context.paths.config_file, "me", user.email)  # type: ignore[union-attr]
+        except OSError as exc:
+            self.notify(f"cannot write {self.context.paths.config_file}: {exc.strerror}", severity="error")
+            return
+        self.context.settings = dataclasses.replace(self.context.settings, me=user.email)  # type: ignore[union-attr]
+        self.app.user_name = user.name  # type: ignore[attr-defined,union-attr]
+        self.notify(f"You are {user.name} now (saved in config.toml).")  # type: ignore[union-attr]
+        self.show_section("users")
+        self.app.update_status()  # type: ignore[attr-defined]
+
+    # --- pipelines ---
+
+    def _stage_form(self, stage_id: int | None) -> FormSpec:
+        values = {"kind": "open", "probability": "50"}
+        if stage_id is not None:
+            with self.context.database().read() as session:
+                stage = session.get(m.Stage, stage_id)
+                values = {"name": stage.name, "kind": stage.kind, "probability": str(stage.probability)}  # type: ignore[union-attr]
+        fields = [
+            FieldSpec("name", "Name", required=True),
+            FieldSpec("kind", "Kind", "choice", [(k.value, k.value) for k in m.StageKind], required=True),
+            FieldSpec("probability", "Win probability (%)", "number", required=True),
+        ]
+
+        def save(v: dict[str, str]) -> int:
+            try:
+                probability = int(v.get("probability", "").strip())
+            except ValueError:
+                raise ValidationError.single("probability", "must be a whole number from 0 to 100") from None
+            with self.context.database().write() as session:
+                if stage_id is None:
+                    data = pipelines.StageInput(v.get("name", ""), v.get("kind") or "open", probability)
+                    return pipelines.add_stage(session, self.pipeline_id, data).id  # type: ignore[arg-type,return-value]
+                return pipelines.update_stage(
+                    session,
+                    stage_id,
+                    name=v.get("name", ""),
+                    kind=v.get("kind") or "open",
+                    probability=probability,
+                ).id  # type: ignore[return-value]
+
+        return FormSpec("Edit stage" if stage_id else "New stage", fields, values, save)
+
+    def action_switch_pipeline(self) -> None:
+        if self.section != "pipelines":
+            return
+        with self.context.database().read() as session:
+            ids = [p.id for p in pipelines.pipelines(session)]
+        if ids:
+            self.pipeline_id = (
+                ids[(ids.index(self.pipeline_id) + 1) % len(ids)] if self.pipeline_id in ids else ids[0]
+            )
+            self.show_section("pipelines")
+
+    def action_new_pipeline(self) -> None:
+        def named(name: str | None) -> None:
+            if not name:
+                return
+            stages = [
+                pipelines.StageInput("New", "open", 10),
+                pipelines.StageInput("Won", "won", 100),
+                pipelines.StageInput("Lost", "lost", 0),
+            ]
+
+            def work(session: Any) -> None:
+                self.pipeline_id = pipelines.create_pipeline(session, name, stages).id
+
+            self.section = "pipelines"
+            self._write(work)
+
+        self.app.push_screen(
+            PromptDialog("Name of the new pipeline (it starts with New, Won and Lost)"), named
+        )
+
+    def action_add_substate(self) -> None:
+        if self.section != "pipelines" or (stage_id := self.selected_id()) is None:
+            return
+        self.app.push_screen(
+            PromptDialog(f"New sub-state of stage:{stage_id}"),
+            lambda name: self._write(lambda s: pipelines.add_substate(s, stage_id, name)) if name else None,
+        )
+
+    def action_move_stage(self, step: int) -> None:
+        if self.section != "pipelines" or (stage_id := self.selected_id()) is None:
+            return
+        table = self.query_one(DataTable)
+        target = table.cursor_row + step
+        if 0 <= target < table.row_count and self._write(
+            lambda s: pipelines.move_stage_position(s, stage_id, target)
+        ):
+            table.move_cursor(row=target)
+
+    # --- fields ---
+
+    def _field_form(self, definition_id: int | None) -> FormSpec:
+        values = {"entity_type": "contact", "field_type": "text", "required": "false"}
+        if definition_id is not None:
+            with self.context.database().read() as session:
+                d = session.get(m.CustomFieldDefinition, definition_id)
+                values = {
+                    "entity_type": d.entity_type,
+                    "key": d.key,
+                    "label": d.label,
+                    "field_type": d.field_type,  # type: ignore[union-attr]
+                    "choices": (d.choices or "").replace("\n", ", "),
+                    "required": "true" if d.required else "false",
+                }  # type: ignore[union-attr]
+        fields = [
+            FieldSpec(
+                "entity_type",
+                "Record type",
+                "choice",
+                [(t, t) for t in custom_fields.ENTITY_TYPES],
+                required=True,
+                disabled=definition_id is not None,
+            ),
+            FieldSpec("key", "Key (a-z, 0-9, _)", required=True),
+            FieldSpec("label", "Label", required=True),
+            FieldSpec(
+                "field_type", "Type", "choice", [(t.value, t.value) for t in m.CustomFieldType], required=True
+            ),
+            FieldSpec("choices", "Choices (for choice fields)", "list"),
+            FieldSpec("required", "Required", "choice", [("false", "no"), ("true", "yes")], required=True),
+        ]
+
+        def save(v: dict[str, str]) -> int:
+            data = custom_fields.FieldDefinitionInput(
+                entity_type=v.get("entity_type", ""),
+                key=v.get("key", "").strip(),
+                label=v.get("label", ""),
+                field_type=v.get("field_type") or "text",
+                choices=[c.strip() for c in v.get("choices", "").split(",") if c.strip()],
+                required=v.get("required") == "true",
+            )
+            with self.context.database().write() as session:
+                if definition_id is None:
+                    return custom_fields.define_field(session, data).id  # type: ignore[return-value]
+                return custom_fields.update_field(session, definition_id, data).id  # type: ignore[return-value]
+
+        return FormSpec("Edit custom field" if definition_id else "New custom field", fields, values, save)
+
+    # --- the section-aware keys ---
+
+    def action_new(self) -> None:
+        if self.section == "users":
+            self._form(self._user_form(None))
+        elif self.section == "pipelines":
+            if self.pipeline_id is None:
+                self.action_new_pipeline()
+            else:
+                self._form(self._stage_form(None))
+        else:
+            self._form(self._field_form(None))
+
+    def action_edit(self) -> None:
+        record_id = self.selected_id()
+        if record_id is None:
+            return
+        form = {"users": self._user_form, "pipelines": self._stage_form, "fields": self._field_form}[
+            self.section
+        ]
+        self._form(form(record_id))
+
+    def action_delete(self) -> None:
+        record_id = self.selected_id()
+        if record_id is None or self.section == "users":
+            if self.section == "users":
+                self.notify("Users are kept for the history; edit one and set Active to no instead.")
+            return
+        if self.section == "fields":
+            self.app.push_screen(
+                ConfirmDialog(
+                    "Delete this custom field?", "Its values on every record go with it.", "Delete"
+                ),
+                lambda yes: self._write(lambda s: custom_fields.delete_field(s, record_id)) if yes else None,
+            )
+            return
+        with self.context.database().read() as session:
+            in_use = opportunities.count_in_stage(session, record_id)
+            stage = session.get(m.Stage, record_id)
+            others = [
+                (str(s.id), s.name)
+                for s in pipelines.stages_of(session, stage.pipeline_id)
+                if s.id != record_id and s.kind != "lost"
+            ]  # type: ignore[union-attr]
+
+        def delete(target: str | None) -> None:
+            move_to = int(target) if target else None
+            self._write(
+                lambda s: pipelines.delete_stage(
+                    s,
+                    record_id,
+                    move_deals_to=move_to,
+                    now=self.context.clock.now(),
+                    user_id=self.context.me_id(),
+                )
+            )
+
+        if in_use:
+            self.app.push_screen(
+                ChoiceDialog(f"{in_use} deals are in {stage.name}: move them to", others),
+                lambda t: delete(t) if t else None,
+            )  # type: ignore[union-attr]
+        else:
+            self.app.push_screen(
+                ConfirmDialog(f"Delete stage {stage.name}?", "No deal is in it.", "Delete"),
+                lambda yes: delete(None) if yes else None,
+            )  # type: ignore[union-attr]
