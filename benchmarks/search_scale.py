@@ -265,21 +265,27 @@ def timed(db: Database, action: Callable[[Any], Any], repeat: int) -> tuple[floa
     return statistics.median(samples), max(samples), result
 
 
+SIZES = {
+    "organizations": 5_000,
+    "contacts": 50_000,
+    "opportunities": 20_000,
+    "activities": 100_000,
+    "messages": 100_000,
+}
+
+
+def tiny_sizes() -> dict[str, int]:
+    return {key: max(20, value // 500) for key, value in SIZES.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="a few hundred rows, to prove the script runs")
     parser.add_argument("--repeat", type=int, default=20, help="runs per measurement (default 20)")
     parser.add_argument("--keep", metavar="DIR", help="seed into DIR and keep it (default: a temporary home)")
     args = parser.parse_args(argv)
-    sizes = {
-        "organizations": 5_000,
-        "contacts": 50_000,
-        "opportunities": 20_000,
-        "activities": 100_000,
-        "messages": 100_000,
-    }
+    sizes = tiny_sizes() if args.tiny else dict(SIZES)
     if args.tiny:
-        sizes = {k: max(20, v // 500) for k, v in sizes.items()}
         args.repeat = min(args.repeat, 3)
     rng = random.Random(7)
     with tempfile.TemporaryDirectory(prefix="crm-tui-bench-") as temporary:

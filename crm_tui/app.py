@@ -42,11 +42,11 @@ class CrmApp(App[None]):
         "settings": SettingsScreen,
     }
     BINDINGS = [
-        Binding("1", "go('inbox')", "Inbox", id="app.inbox"),
-        Binding("2", "go('contacts')", "Contacts", id="app.contacts"),
-        Binding("3", "go('opportunities')", "Deals", id="app.opportunities"),
-        Binding("4", "go('calendar')", "Calendar", id="app.calendar"),
-        Binding("5", "go('settings')", "Settings", id="app.settings"),
+        Binding("1", "go('inbox')", "Inbox", show=False, id="app.inbox"),
+        Binding("2", "go('contacts')", "Contacts", show=False, id="app.contacts"),
+        Binding("3", "go('opportunities')", "Deals", show=False, id="app.opportunities"),
+        Binding("4", "go('calendar')", "Calendar", show=False, id="app.calendar"),
+        Binding("5", "go('settings')", "Settings", show=False, id="app.settings"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "show_keys", "Keys", id="app.keys"),
     ]
@@ -75,9 +75,8 @@ class CrmApp(App[None]):
 
     def update_status(self, activity: str = "") -> None:
         label = "demo database" if self.context.demo else self.context.database_url.rsplit("/", 1)[-1]
-        mode = MODE_TITLES.get(self.current_mode, "")
         for bar in self.screen.query(StatusBar):
-            bar.show(user=self.user_name, database=f"{mode} · {label}", activity=activity)
+            bar.show(user=self.user_name, database=label, activity=activity, mode=self.current_mode)
 
     def open_opportunity(self, deal_id: int) -> None:
         """Switch to the board and open the deal (after a lead conversion)."""

@@ -107,3 +107,17 @@ def test_the_benchmark_script_runs_at_a_tiny_size() -> None:
     assert lines[0].startswith("seeded ")
     searches = [line for line in lines if line.startswith("contact search first page")]
     assert len(searches) == 7
+
+
+@pytest.mark.slow
+def test_the_app_benchmark_runs_at_a_tiny_size() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "app_scale.py"), "--tiny"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    for label in ("launch to first page", "open calendar", "search keystroke", "memory after launch"):
+        assert label in result.stdout, label

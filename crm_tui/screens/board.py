@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -116,11 +116,11 @@ class OpportunitiesScreen(CrmScreen):
         Binding("less_than_sign", "move(-1)", "Previous stage", id="board.previous_stage"),
         Binding("p", "switch_pipeline", "Pipeline", id="board.pipeline"),
         Binding("e,enter", "edit", "Open deal", id="board.edit"),
-        Binding("n", "new", "New deal", id="board.new"),
+        Binding("n", "new", "New deal", show=False, id="board.new"),
         Binding("s", "substates", "Sub-states", id="board.substates"),
-        Binding("a", "add_activity", "Add activity", id="board.add_activity"),
+        Binding("a", "add_activity", "Add activity", show=False, id="board.add_activity"),
         Binding("f", "forecast", "Forecast", id="board.forecast"),
-        Binding("slash", "focus_search", "Filter", id="board.search"),
+        Binding("slash", "focus_search", "Filter", show=False, id="board.search"),
         Binding("escape", "clear_search", "Clear filter", show=False, id="board.clear_search"),
     ]
 
@@ -298,11 +298,11 @@ class OpportunitiesScreen(CrmScreen):
         index = self._active_column
         return self.columns[index] if index < len(self.columns) else None
 
-    def on_descendant_focus(self, event: object) -> None:
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # A click (or tab) into a column makes it the active one; the event names the widget that got focus.
         lists = self._lists()
-        for index, option_list in enumerate(lists):
-            if option_list.has_focus:
-                self._active_column = index
+        if event.widget in lists:
+            self._active_column = lists.index(event.widget)  # type: ignore[arg-type]
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self) -> None:
@@ -360,6 +360,8 @@ class OpportunitiesScreen(CrmScreen):
 
     @on(Input.Changed, "#search")
     def _filter(self, event: Input.Changed) -> None:
+        if event.value.strip() == self.filter_text:
+            return  # the input's first Changed (and whitespace) must not reload the board under the user
         self.filter_text = event.value.strip()
         self._load(self.pipeline_id, self.filter_text, None)
 

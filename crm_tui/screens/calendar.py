@@ -22,6 +22,9 @@ from crm_tui.screens.forms import RecordForm
 from crm_tui.screens.kinds import activity_form
 from crm_tui.widgets.status_bar import StatusBar
 
+# Entries per day in the week view (about what a column shows; rendering is what costs). The day view lists all.
+DAY_COLUMN_LIMIT = 8
+
 ICON = {"call": "☎", "meeting": "◉", "task": "☐", "email": "✉", "other": "·"}
 
 
@@ -52,19 +55,19 @@ class CalendarScreen(CrmScreen):
         Binding("w", "view('week')", "Week", id="calendar.week"),
         Binding("d", "view('day')", "Day", id="calendar.day"),
         Binding("m", "view('month')", "Month", id="calendar.month"),
-        Binding("t", "today", "Today", id="calendar.today"),
-        Binding("right_square_bracket", "period(1)", "Next", id="calendar.next"),
-        Binding("left_square_bracket", "period(-1)", "Previous", id="calendar.previous"),
+        Binding("t", "today", "Today", show=False, id="calendar.today"),
+        Binding("right_square_bracket", "period(1)", "Next", show=False, id="calendar.next"),
+        Binding("left_square_bracket", "period(-1)", "Previous", show=False, id="calendar.previous"),
         Binding("h,left", "day(-1)", "Previous day", show=False, id="calendar.left"),
         Binding("l,right", "day(1)", "Next day", show=False, id="calendar.right"),
         Binding("j", "cursor(1)", "Down", show=False, id="calendar.down"),
         Binding("k", "cursor(-1)", "Up", show=False, id="calendar.up"),
         Binding("a", "add", "Add activity", id="calendar.add"),
-        Binding("e,enter", "edit", "Edit", id="calendar.edit"),
+        Binding("e,enter", "edit", "Edit", show=False, id="calendar.edit"),
         Binding("x", "done", "Done", id="calendar.done"),
         Binding("X", "cancel_activity", "Cancel activity", id="calendar.cancel"),
-        Binding("o", "owner", "Owner filter", id="calendar.owner"),
-        Binding("H", "toggle_cancelled", "Hide cancelled", id="calendar.hide_cancelled"),
+        Binding("o", "owner", "Owner filter", show=False, id="calendar.owner"),
+        Binding("H", "toggle_cancelled", "Hide cancelled", show=False, id="calendar.hide_cancelled"),
     ]
 
     def __init__(self) -> None:
@@ -213,7 +216,12 @@ class CalendarScreen(CrmScreen):
         today = self.app.context.today()  # type: ignore[attr-defined]
         header = Text(f"{day:%a %d.%m}", style="bold reverse" if day == today else "bold")
         wide = self.view == "day"
-        options = [Option(self._entry_text(e, wide), id=str(e.id)) for e in entries]
+        shown = entries if wide else entries[:DAY_COLUMN_LIMIT]
+        options = [Option(self._entry_text(e, wide), id=str(e.id)) for e in shown]
+        if len(entries) > len(shown):
+            options.append(
+                Option(Text(f"… {len(entries) - len(shown)} more (d: day view)", style="dim"), disabled=True)
+            )
         column = Vertical(
             Label(header, classes="day-header"), OptionList(*options, classes="day-list"), classes="day"
         )

@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import Footer, Input, Label
 
 from crm_tui.core.errors import CrmError
@@ -24,6 +25,8 @@ from crm_tui.screens.kinds import KINDS, activity_form
 from crm_tui.widgets.paged_table import PagedTable
 from crm_tui.widgets.record_detail import DetailData, RecordDetail
 from crm_tui.widgets.status_bar import StatusBar
+
+DETAIL_DELAY = 0.15  # seconds the highlight rests before the detail pane loads
 
 ORDER = [RecordType.CONTACT, RecordType.ORGANIZATION, RecordType.LEAD, RecordType.TICKET, RecordType.QUOTE]
 
@@ -40,15 +43,15 @@ class RecordsScreen(CrmScreen):
         Binding("escape", "clear_search", "Clear search", show=False, id="records.clear_search"),
         Binding("j", "cursor_down", "Down", show=False, id="records.down"),
         Binding("k", "cursor_up", "Up", show=False, id="records.up"),
-        Binding("right_square_bracket", "next_kind", "Next list", id="records.next_kind"),
+        Binding("right_square_bracket", "next_kind", "Next list", show=False, id="records.next_kind"),
         Binding(
             "left_square_bracket", "previous_kind", "Previous list", show=False, id="records.previous_kind"
         ),
         Binding("n", "new", "New", id="records.new"),
         Binding("e,enter", "edit", "Edit", id="records.edit"),
-        Binding("D", "delete", "Delete", id="records.delete"),
-        Binding("c", "comment", "Comment", id="records.comment"),
-        Binding("A", "attach", "Attach file", id="records.attach"),
+        Binding("D", "delete", "Delete", show=False, id="records.delete"),
+        Binding("c", "comment", "Comment", show=False, id="records.comment"),
+        Binding("A", "attach", "Attach file", show=False, id="records.attach"),
         Binding("a", "add_activity", "Add activity", id="records.add_activity"),
         Binding("C", "convert", "Convert lead", id="records.convert"),
     ]
@@ -58,6 +61,7 @@ class RecordsScreen(CrmScreen):
         self.kind = KINDS[kind]
         # Superseded thread workers still deliver: only the newest detail request is shown.
         self._detail_request = 0
+        self._detail_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(self._tabs(), id="kind-tabs")
@@ -105,11 +109,18 @@ class RecordsScreen(CrmScreen):
 
     @on(PagedTable.RowHighlighted)
     def _highlighted(self) -> None:
+        # The detail loads once the highlight rests: typing a search or holding j must not queue a timeline
+        # query per row (its work in a thread competes with the UI for the interpreter).
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(DETAIL_DELAY, self._highlight_rested)
+
+    def _highlight_rested(self) -> None:
+        self._detail_timer = None
         ref = self.selected_ref()
         if ref is None:
-            self.query_one(RecordDetail).show(
-                None, self.app.context.zone, empty=f"No {self.kind.title.lower()} here."
-            )  # type: ignore[attr-defined]
+            empty = f"No {self.kind.title.lower()} here."
+            self.query_one(RecordDetail).show(None, self.app.context.zone, empty=empty)  # type: ignore[attr-defined]
             return
         self._load_detail(ref)
 
@@ -144,7 +155,8 @@ class RecordsScreen(CrmScreen):
 
     @on(Input.Changed, "#search")
     def _search(self, event: Input.Changed) -> None:
-        self.table.reload(event.value.strip())
+        if event.value.strip() != self.table.query_text:
+            self.table.reload(event.value.strip())
 
     @on(Input.Submitted, "#search")
     def _search_done(self) -> None:

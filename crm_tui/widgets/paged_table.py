@@ -19,7 +19,7 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.core.sanitize import terminal_safe
 
-PAGE_SIZE = 200
+PAGE_SIZE = 100  # more than two screenfuls; the next page loads as the cursor nears the end
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,13 @@ class PagedTable(DataTable[Text]):
         self._rows.extend(message.rows)
         self._has_more = message.has_more
         self._loading = False
-        for row in message.rows:
-            self.add_row(
-                *(Text(terminal_safe(cell, max_length=80), style=row.style) for cell in row.cells),
-                key=row.key,
-            )
+        # One batch: much cheaper than a refresh per row. Rows are found by index in self._rows.
+        self.add_rows(
+            [
+                tuple(Text(terminal_safe(cell, max_length=80), style=row.style) for cell in row.cells)
+                for row in message.rows
+            ]
+        )
         if message.offset == 0:
             self.post_message(self.Counted(self, message.total, self.query_text))
             if keep_key is not None:

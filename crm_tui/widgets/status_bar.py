@@ -5,11 +5,22 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+MODES = (
+    ("1", "Inbox", "inbox"),
+    ("2", "Contacts", "contacts"),
+    ("3", "Deals", "opportunities"),
+    ("4", "Calendar", "calendar"),
+    ("5", "Settings", "settings"),
+)
+
 
 class StatusBar(Static):
-    def show(self, *, user: str | None, database: str, activity: str = "") -> None:
+    def show(self, *, user: str | None, database: str, activity: str = "", mode: str = "") -> None:
         # Plain Text, never markup: names can come from mail.
         line = Text()
+        for key, title, name in MODES:
+            line.append(f" {key} {title} ", style="reverse bold" if name == mode else "dim")
+        line.append("  ")
         line.append(f" {user or 'no user'} ", style="bold")
         line.append(f" {database} ")
         if activity:

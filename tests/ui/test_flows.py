@@ -165,7 +165,10 @@ def test_moving_to_a_lost_stage_asks_for_the_reason(demo_home: Path) -> None:
             won = next(i for i, c in enumerate(board.columns) if c.kind == "won")
             for _ in range(won):
                 await pilot.press("l")
-            await wait_for(lambda: board.selected_deal() is not None, pilot)
+            await wait_for(
+                lambda: board.selected_column() is board.columns[won] and board.selected_deal() is not None,
+                pilot,
+            )
             deal_id = board.selected_deal()
             await pilot.press("greater_than_sign")
             await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
