@@ -529,6 +529,9 @@ def forecast_chart(months: list, width: int = 50) -> Text:  # type: ignore[type-
             text.append(f"  {row.month}  ", style="cyan")
             text.append(bar.ljust(width + 1), style="green")
             text.append(f" {format_money(row.weighted_cents, currency):>18}", style="bold")
-            text.append(f"  of {format_money(row.total_cents, currency)} · {row.count} deals\n", style="dim")
+            deals = "deal" if row.count == 1 else "deals"
+            text.append(
+                f"  of {format_money(row.total_cents, currency)} · {row.count} {deals}\n", style="dim"
+            )
         text.append("\n")
     return text

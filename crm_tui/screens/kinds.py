@@ -568,7 +568,7 @@ def _ticket_rows(session: Session, query: str, offset: int, limit: int) -> list[
 
 
 def _ticket_count(session: Session, query: str) -> int:
-    return len(sales_documents.search_tickets(session, query, limit=10_000))
+    return sales_documents.count_tickets(session, query)
 
 
 def _ticket_form(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
@@ -658,7 +658,7 @@ def _quote_rows(session: Session, query: str, offset: int, limit: int) -> list[R
 
 
 def _quote_count(session: Session, query: str) -> int:
-    return len(sales_documents.search_quotes(session, query, limit=10_000))
+    return sales_documents.count_quotes(session, query)
 
 
 _ITEM_LINE = re.compile(r"^\s*([0-9.,]+)\s*[x×]\s*(.+?)\s*@\s*([0-9.,]+)\s*$")

@@ -184,14 +184,7 @@ def delete_ticket(session: Session, ticket_id: int) -> list[str]:
     return delete_record(session, RecordRef(RecordType.TICKET, ticket_id))
 
 
-def search_tickets(
-    session: Session,
-    text: str | None = None,
-    *,
-    status: str | None = None,
-    limit: int | None = 50,
-    offset: int = 0,
-) -> list[m.Ticket]:
+def _ticket_query(text: str | None, status: str | None):  # type: ignore[no-untyped-def]
     query = (
         select(m.Ticket)
         .outerjoin(m.Contact, m.Contact.id == m.Ticket.contact_id)
@@ -208,15 +201,31 @@ def search_tickets(
         )
     if status:
         query = query.where(m.Ticket.status == status)
-    query = query.order_by(m.Ticket.updated_at.desc(), m.Ticket.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
+    return query
+
+
+def search_tickets(
+    session: Session,
+    text: str | None = None,
+    *,
+    status: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
+) -> list[m.Ticket]:
+    """Tickets whose subject, contact or organization match every word, most recently changed first."""
+    query = (
+        _ticket_query(text, status).order_by(m.Ticket.updated_at.desc(), m.Ticket.id.desc()).offset(offset)
+    )  # type: ignore[attr-defined,union-attr]
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
 
 
-def search_quotes(
-    session: Session, text: str | None = None, *, limit: int | None = 50, offset: int = 0
-) -> list[m.Quote]:
+def count_tickets(session: Session, text: str | None = None, *, status: str | None = None) -> int:
+    return int(session.scalar(select(func.count()).select_from(_ticket_query(text, status).subquery())) or 0)
+
+
+def _quote_query(text: str | None):  # type: ignore[no-untyped-def]
     query = select(m.Quote).join(m.Opportunity, m.Opportunity.id == m.Quote.opportunity_id)
     for term in search_terms(text):
         pattern = like_pattern(term)
@@ -226,7 +235,18 @@ def search_quotes(
                 m.Opportunity.search_text.like(pattern, escape="\\"),
             )
         )
-    query = query.order_by(m.Quote.created_at.desc(), m.Quote.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
+    return query
+
+
+def search_quotes(
+    session: Session, text: str | None = None, *, limit: int | None = 50, offset: int = 0
+) -> list[m.Quote]:
+    """Quotes whose number or deal match every word, newest first."""
+    query = _quote_query(text).order_by(m.Quote.created_at.desc(), m.Quote.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def count_quotes(session: Session, text: str | None = None) -> int:
+    return int(session.scalar(select(func.count()).select_from(_quote_query(text).subquery())) or 0)

@@ -1,0 +1,224 @@
+"""More of the app through the keyboard: record actions, the board's extras, the calendar's views, settings,
+reminders and the inbox pane."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from sqlmodel import select
+from textual.widgets import DataTable, Input, OptionList, SelectionList, Static
+
+from crm_tui.app import CrmApp
+from crm_tui.core import models as m
+from crm_tui.core.services import activities, opportunities
+from crm_tui.screens.board import OpportunitiesScreen
+from crm_tui.screens.calendar import CalendarScreen
+from crm_tui.screens.dialogs import ChoiceDialog, PromptDialog
+from crm_tui.screens.forms import RecordForm
+from crm_tui.screens.records import RecordsScreen
+from crm_tui.screens.settings import SettingsScreen
+from crm_tui.settings import load_settings
+from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.widgets.record_detail import RecordDetail
+from crm_tui.widgets.status_bar import StatusBar
+from tests.ui.helpers import NOW, make_context, wait_for
+
+
+def run(demo_home: Path, mode: str, scenario: Any, size: tuple[int, int] = (160, 48)) -> Any:
+    context = make_context(demo_home, demo=True)
+
+    async def main() -> None:
+        app = CrmApp(context, start_mode=mode)
+        async with app.run_test(size=size) as pilot:
+            await scenario(app, pilot, context)
+
+    asyncio.run(main())
+    context.close()
+    return context
+
+
+def test_comment_attach_and_plan_an_activity_from_a_contact(demo_home: Path, tmp_path: Path) -> None:
+    offer = tmp_path / "offer.pdf"
+    offer.write_bytes(b"%PDF-1.4")
+
+    async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
+        screen = app.screen
+        assert isinstance(screen, RecordsScreen)
+        await wait_for(lambda: screen.table.row_count > 0, pilot)
+        detail = screen.query_one(RecordDetail)
+        await wait_for(lambda: "Timeline" in str(detail.render()), pilot)
+        name = screen.table.loaded_rows[0].cells[0]
+        await pilot.press("c")
+        await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+        await pilot.press(*"Prefers calls after four", "ctrl+s")
+        await wait_for(lambda: "Prefers calls after four" in str(detail.render()), pilot)
+        await pilot.press("A")
+        await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+        await pilot.press(*str(offer), "enter")
+        await wait_for(lambda: "offer.pdf" in str(detail.render()), pilot)
+        await pilot.press("A")
+        await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+        await pilot.press(*"/nowhere/missing.pdf", "enter")
+        await wait_for(lambda: any("does not exist" in n.message for n in app._notifications), pilot)
+        await pilot.press("a")
+        await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+        form = app.screen
+        assert name in form.query_one("#f-contact_id", Input).value, "the activity starts with the contact"
+        assert form.query_one("#f-subject", Input).value == f"Follow up: {name}"
+        await pilot.press("escape")
+
+    run(demo_home, "contacts", scenario)
+
+
+def test_substates_pipeline_switch_and_help(demo_home: Path) -> None:
+    async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
+        board = app.screen
+        assert isinstance(board, OpportunitiesScreen)
+        await wait_for(lambda: board.columns and board.selected_deal() is not None, pilot)
+        column = next(i for i, c in enumerate(board.columns) if c.name == "Proposal")
+        for _ in range(column):
+            await pilot.press("l")
+        await wait_for(
+            lambda: board.selected_column() is board.columns[column] and board.selected_deal() is not None,
+            pilot,
+        )
+        deal_id = board.selected_deal()
+        with context.database().read() as session:
+            before = {s.name for s in opportunities.open_substates(session, deal_id)}
+        await pilot.press("s")
+        await wait_for(lambda: app.screen.query(SelectionList), pilot)
+        await pilot.press("space", "ctrl+s")  # toggles the first sub-state
+        await wait_for(lambda: not app.screen.query(SelectionList), pilot)
+        await pilot.pause(0.2)
+        with context.database().read() as session:
+            after = {s.name for s in opportunities.open_substates(session, deal_id)}
+        assert before ^ after == {"Technical check done"}
+        await pilot.press("p")
+        await wait_for(lambda: "Service contracts" in str(board.query_one("#board-title").render()), pilot)
+        assert [c.name for c in board.columns] == ["Inquiry", "Offer", "Closing", "Signed", "Declined"]
+        await pilot.press("question_mark")
+        await wait_for(lambda: app.screen.query("HelpPanel BindingsTable"), pilot)
+        console = Console(width=120, color_system=None)
+        with console.capture() as captured:
+            console.print(app.screen.query_one("HelpPanel BindingsTable").render())
+        listed = captured.get()
+        for description in ("Next stage", "Sub-states", "Filter", "Clear filter", "Calendar", "Settings"):
+            assert description in listed, f"? lists {description}, shown in the footer or not"
+
+    run(demo_home, "opportunities", scenario)
+
+
+def test_calendar_views_owner_filter_and_today(demo_home: Path) -> None:
+    async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
+        calendar = app.screen
+        assert isinstance(calendar, CalendarScreen)
+        await wait_for(lambda: calendar.query(".day-list"), pilot)
+        assert len(calendar.query(".day")) == 7
+        await pilot.press("d")
+        await wait_for(lambda: len(calendar.query(".day")) == 1, pilot)
+        assert "Sunday 22 November 2026" in str(calendar.query_one("#calendar-title").render())
+        await pilot.press("right_square_bracket")
+        await wait_for(
+            lambda: "Monday 23 November 2026" in str(calendar.query_one("#calendar-title").render()), pilot
+        )
+        await pilot.press("m")
+        await wait_for(lambda: calendar.query("#month"), pilot)
+        assert calendar.query_one("#month", DataTable).row_count == 6
+        await pilot.press("enter")  # the highlighted day opens in the day view
+        await wait_for(lambda: len(calendar.query(".day")) == 1, pilot)
+        await pilot.press("t", "w")
+        await wait_for(lambda: "Week 47" in str(calendar.query_one("#calendar-title").render()), pilot)
+        everyone = len(calendar.entries)
+        await pilot.press("o")  # me
+        await wait_for(
+            lambda: "owner: Anna Berg" in str(calendar.query_one("#calendar-title").render()), pilot
+        )
+        await wait_for(
+            lambda: calendar.entries and all(e.owner == "Anna Berg" for e in calendar.entries), pilot
+        )
+        assert len(calendar.entries) < everyone
+
+    run(demo_home, "calendar", scenario, size=(170, 48))
+
+
+def test_reminders_due_while_the_app_is_open_are_notified(demo_home: Path) -> None:
+    async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
+        await pilot.pause(0.2)
+        with context.database().write() as session:
+            person = session.exec(select(m.Contact)).first()
+            activities.create_activity(
+                session,
+                activities.ActivityInput(
+                    subject="Call Kiesel back",
+                    contact_id=person.id,
+                    start_at=NOW + timedelta(minutes=20),  # type: ignore[union-attr]
+                    reminder_at=NOW + timedelta(minutes=5),
+                ),
+                now=NOW,
+            )
+        app.check_reminders()
+        assert not any("Call Kiesel back" in n.message for n in app._notifications), "not due yet"
+        context.clock.advance(minutes=6)
+        app.check_reminders()
+        await pilot.pause()
+        notes = [n for n in app._notifications if "Call Kiesel back" in n.message]
+        assert len(notes) == 1 and notes[0].title == "Reminder"
+        app.check_reminders()
+        assert len([n for n in app._notifications if "Call Kiesel back" in n.message]) == 1, "once"
+
+    run(demo_home, "contacts", scenario)
+
+
+def test_inbox_lists_newest_first_with_a_safe_preview(demo_home: Path) -> None:
+    async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count > 0, pilot)
+        dates = [row.cells[1] for row in table.loaded_rows]
+        assert dates == sorted(dates, reverse=True)
+        preview = app.screen.query_one("#preview", Static)
+        await wait_for(lambda: "From:" in str(preview.render()), pilot)
+        assert "Viele Grüße" in str(preview.render())
+
+    run(demo_home, "inbox", scenario)
+
+
+def test_settings_me_stages_and_a_stage_in_use(demo_home: Path) -> None:
+    async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        table = screen.query_one("#settings-table", DataTable)
+        await wait_for(lambda: table.row_count == 5, pilot)
+        await pilot.press("j", "M")  # the second user is me from now on
+        await wait_for(lambda: "Jonas Weber" in str(screen.query_one(StatusBar).render()), pilot)
+        assert load_settings(context.paths.config_file).me == "jonas.weber@example.com"
+        screen.query_one("#sections", OptionList).highlighted = 1
+        await wait_for(lambda: screen.section == "pipelines", pilot)
+        table.focus()
+        await pilot.press("n")
+        await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+        app.screen.query_one("#f-name", Input).value = "Site survey"
+        app.screen.query_one("#f-probability", Input).value = "150"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "0 to 100" in str(app.screen.query_one("#error-f-probability").render())
+        app.screen.query_one("#f-probability", Input).value = "30"
+        await pilot.press("ctrl+s")
+        await wait_for(lambda: not isinstance(app.screen, RecordForm), pilot)
+        await wait_for(
+            lambda: any(str(table.get_row_at(i)[1]) == "Site survey" for i in range(table.row_count)), pilot
+        )
+        table.move_cursor(row=0)  # Qualification has deals
+        await pilot.press("D")
+        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+        await pilot.press("enter")  # move them to the first other stage offered
+        await wait_for(lambda: not isinstance(app.screen, ChoiceDialog), pilot)
+        await pilot.pause(0.2)
+        with context.database().read() as session:
+            names = [s.name for s in session.exec(select(m.Stage).where(m.Stage.pipeline_id == 1))]
+        assert "Qualification" not in names and "Site survey" in names
+
+    run(demo_home, "settings", scenario)
