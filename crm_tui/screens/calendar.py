@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -81,6 +81,7 @@ class CalendarScreen(CrmScreen):
         self.first = date.today()
         self.focus_day: date | None = None
         self._request = 0  # superseded thread workers still deliver: only the newest load is shown
+        self._active_day = 0  # the day column the user works in (focus follows a moment later)
 
     def compose(self) -> ComposeResult:
         yield Label("", id="calendar-title")
@@ -274,25 +275,34 @@ class CalendarScreen(CrmScreen):
                 ids = [option_list.get_option_at_index(i).id for i in range(option_list.option_count)]
                 if str(select) in ids:
                     target, highlight = index, ids.index(str(select))
+        self._active_day = target
         lists[target].focus()
         if lists[target].option_count:
             lists[target].highlighted = highlight
 
     def selected_id(self) -> int | None:
-        for option_list in self._lists():
-            if option_list.has_focus and option_list.highlighted is not None and option_list.option_count:
-                option = option_list.get_option_at_index(option_list.highlighted)
-                return int(option.id) if option.id else None
-        return None
+        lists = self._lists()
+        if not lists or self.view == "month":
+            return None
+        option_list = lists[min(self._active_day, len(lists) - 1)]
+        if option_list.highlighted is None or not option_list.option_count:
+            return None
+        option = option_list.get_option_at_index(option_list.highlighted)
+        return int(option.id) if option.id else None
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        lists = self._lists()
+        if event.widget in lists:
+            self._active_day = lists.index(event.widget)  # type: ignore[arg-type]
 
     def _focused_day(self) -> date | None:
-        for column in self.query(".day"):
-            if any(child.has_focus for child in column.query(OptionList)):
-                return getattr(column, "day", None)
         if self.view == "month" and self.query("#month"):
             table = self.query_one("#month", DataTable)
             row, col = table.cursor_coordinate
             return self.first + timedelta(days=row * 7 + col)
+        columns = list(self.query(".day"))
+        if columns:
+            return getattr(columns[min(self._active_day, len(columns) - 1)], "day", None)
         return self.focus_day
 
     # --- navigation ---
@@ -326,9 +336,9 @@ class CalendarScreen(CrmScreen):
             table.action_cursor_right() if step > 0 else table.action_cursor_left()
             return
         lists = self._lists()
-        index = next((i for i, lst in enumerate(lists) if lst.has_focus), 0)
-        target = index + step
+        target = self._active_day + step
         if 0 <= target < len(lists):
+            self._active_day = target
             lists[target].focus()
             if lists[target].highlighted is None and lists[target].option_count:
                 lists[target].highlighted = 0
@@ -343,9 +353,10 @@ class CalendarScreen(CrmScreen):
             table = self.query_one("#month", DataTable)
             table.action_cursor_down() if step > 0 else table.action_cursor_up()
             return
-        for option_list in self._lists():
-            if option_list.has_focus:
-                option_list.action_cursor_down() if step > 0 else option_list.action_cursor_up()
+        lists = self._lists()
+        if lists:
+            option_list = lists[min(self._active_day, len(lists) - 1)]
+            option_list.action_cursor_down() if step > 0 else option_list.action_cursor_up()
 
     @on(DataTable.CellSelected, "#month")
     def _open_day(self) -> None:
