@@ -33,6 +33,9 @@ class SettingsScreen(CrmScreen):
         Binding("p", "switch_pipeline", "Pipeline", show=False, id="settings.pipeline"),
         Binding("N", "new_pipeline", "New pipeline", show=False, id="settings.new_pipeline"),
         Binding("u", "add_substate", "Add sub-state", show=False, id="settings.add_substate"),
+        Binding(
+            "U", "edit_substate", "Rename or remove a sub-state", show=False, id="settings.edit_substate"
+        ),
         Binding("K", "move_stage(-1)", "Stage up", show=False, id="settings.stage_up"),
         Binding("J", "move_stage(1)", "Stage down", show=False, id="settings.stage_down"),
         Binding("j", "cursor(1)", "Down", show=False, id="settings.down"),
@@ -75,7 +78,8 @@ class SettingsScreen(CrmScreen):
         table.clear(columns=True)
         help_text = {
             "users": "n new user · e edit · M this is me",
-            "pipelines": "p switch pipeline · N new pipeline · n new stage · e edit stage · D delete stage · K/J move · u add sub-state",
+            "pipelines": "p switch pipeline · N new pipeline · n new stage · e edit stage · D delete stage · K/J move · "
+            "u add sub-state · U rename or remove a sub-state",
             "fields": "n new field · e edit · D delete",
         }[section]
         self.query_one("#settings-help", Label).update(Text(help_text, style="dim"))
@@ -297,6 +301,43 @@ class SettingsScreen(CrmScreen):
             PromptDialog(f"New sub-state of stage:{stage_id}"),
             lambda name: self._write(lambda s: pipelines.add_substate(s, stage_id, name)) if name else None,
         )
+
+    def action_edit_substate(self) -> None:
+        if self.section != "pipelines" or (stage_id := self.selected_id()) is None:
+            return
+        with self.context.database().read() as session:
+            choices = [(str(s.id), s.name) for s in pipelines.substates_of(session, stage_id)]
+        if not choices:
+            self.notify("This stage has no sub-states; u adds one.")
+            return
+
+        def chosen(substate: str | None) -> None:
+            if substate is None:
+                return
+            substate_id = int(substate)
+            name = dict(choices)[substate]
+
+            def act(choice: str | None) -> None:
+                if choice == "rename":
+                    self.app.push_screen(
+                        PromptDialog(f"Rename sub-state {name!r}", value=name),
+                        lambda new: (
+                            self._write(lambda s: pipelines.rename_substate(s, substate_id, new))
+                            if new
+                            else None
+                        ),
+                    )
+                elif choice == "remove":
+                    self._write(lambda s: pipelines.delete_substate(s, substate_id))
+
+            self.app.push_screen(
+                ChoiceDialog(
+                    f"Sub-state {name!r}", [("rename", "Rename"), ("remove", "Remove (deals lose it)")]
+                ),
+                act,
+            )
+
+        self.app.push_screen(ChoiceDialog("Which sub-state?", choices), chosen)
 
     def action_move_stage(self, step: int) -> None:
         if self.section != "pipelines" or (stage_id := self.selected_id()) is None:

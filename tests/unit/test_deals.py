@@ -166,3 +166,21 @@ def test_stages_can_be_added_renamed_and_reordered(db: Database) -> None:
         assert pipelines.stages_of(session, pipe.id)[0].name == "Negotiation"  # type: ignore[arg-type]
         with pytest.raises(ValidationError, match="has a stage 'Won' already"):
             pipelines.update_stage(session, negotiation.id, name="won", kind="open", probability=10)  # type: ignore[arg-type]
+
+
+def test_substates_can_be_renamed_and_removed(db: Database, now: datetime) -> None:
+    with db.write() as session:
+        pipe = factories.pipeline(session)
+        _, proposal, *_ = pipelines.stages_of(session, pipe.id)  # type: ignore[arg-type]
+        offer_sent, visit_done = pipelines.substates_of(session, proposal.id)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError, match="has a sub-state 'Visit done' already"):
+            pipelines.rename_substate(session, offer_sent.id, "visit DONE")  # type: ignore[arg-type]
+        pipelines.rename_substate(session, offer_sent.id, "Offer mailed")  # type: ignore[arg-type]
+        deal = factories.deal(session, now, pipe, stage_id=proposal.id)
+        deals.set_substate(session, deal.id, visit_done.id, True, now=now, user_id=None)  # type: ignore[arg-type]
+        assert pipelines.delete_substate(session, visit_done.id) == 1  # type: ignore[arg-type]
+        assert [s.name for s in pipelines.substates_of(session, proposal.id)] == ["Offer mailed"]  # type: ignore[arg-type]
+        assert deals.open_substates(session, deal.id) == []  # type: ignore[arg-type]
+        assert [h.substate_id for h in deals.history(session, deal.id) if h.kind == "substate"] == [None], (
+            "history kept"
+        )  # type: ignore[arg-type]

@@ -169,8 +169,11 @@ def add_substate(session: Session, stage_id: int, name: str) -> m.SubstateDefini
     get_or_404(session, m.Stage, stage_id, "stage")
     errors = FieldErrors()
     clean = check_text(errors, "name", name, required=True, max_length=80)
-    if clean and any(s.name.lower() == clean.lower() for s in substates_of(session, stage_id)):
-        errors.add("name", f"this stage has a sub-state {clean!r} already")
+    clash = next(
+        (s for s in substates_of(session, stage_id) if clean and s.name.lower() == clean.lower()), None
+    )
+    if clash is not None:
+        errors.add("name", f"this stage has a sub-state {clash.name!r} already")
     errors.raise_if_any()
     substate = m.SubstateDefinition(
         stage_id=stage_id, name=clean or "", position=len(substates_of(session, stage_id))
@@ -217,3 +220,40 @@ def substates_of(session: Session, stage_id: int) -> list[m.SubstateDefinition]:
             .order_by(m.SubstateDefinition.position, m.SubstateDefinition.id)
         )
     )
+
+
+def rename_substate(session: Session, substate_id: int, name: str) -> m.SubstateDefinition:
+    substate = get_or_404(session, m.SubstateDefinition, substate_id, "sub-state")
+    errors = FieldErrors()
+    clean = check_text(errors, "name", name, required=True, max_length=80)
+    others = [s for s in substates_of(session, substate.stage_id) if s.id != substate_id]
+    clash = next((s for s in others if clean and s.name.lower() == clean.lower()), None)
+    if clash is not None:
+        errors.add("name", f"this stage has a sub-state {clash.name!r} already")
+    errors.raise_if_any()
+    substate.name = clean or substate.name
+    session.add(substate)
+    session.flush()
+    return substate
+
+
+def delete_substate(session: Session, substate_id: int) -> int:
+    """Remove a sub-state from its stage; deals lose it (their history keeps the change, unnamed).
+    Returns how many deals had it open."""
+    substate = get_or_404(session, m.SubstateDefinition, substate_id, "sub-state")
+    open_count = int(
+        session.scalar(
+            select(func.count())
+            .select_from(m.OpportunitySubstate)
+            .where(m.OpportunitySubstate.substate_id == substate_id, m.OpportunitySubstate.is_open.is_(True))  # type: ignore[attr-defined]
+        )
+        or 0
+    )
+    stage_id = substate.stage_id
+    session.delete(substate)
+    session.flush()
+    for index, item in enumerate(substates_of(session, stage_id)):
+        item.position = index
+        session.add(item)
+    session.flush()
+    return open_count
