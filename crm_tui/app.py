@@ -84,7 +84,7 @@ class CrmApp(App[None]):
         screen = self.screen
         if isinstance(screen, OpportunitiesScreen):
             self.call_after_refresh(screen.reload, deal_id)
-            self.call_after_refresh(screen.open_form, deal_id)
+            self.call_after_refresh(screen.open_deal, deal_id)
 
     def check_reminders(self) -> None:
         """Reminders that came due since the last look show as notifications."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from textual import on
@@ -14,3 +15,21 @@ class CrmScreen(Screen[Any]):
     def _report_failed_worker(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble: each screen hands failures to the app's one reporter.
         self.app.report_worker_state(event)  # type: ignore[attr-defined]
+
+    def open_form(self, build: Callable[[], Any], *, noun: str, on_saved: Callable[[int], None]) -> None:
+        """Build a record form (a failure becomes a notification), show it, and on save report and refresh."""
+        from crm_tui.core.errors import CrmError
+        from crm_tui.screens.forms import RecordForm
+
+        try:
+            spec = build()
+        except CrmError as exc:
+            self.notify(str(exc), severity="error")
+            return
+
+        def saved(new_id: int | None) -> None:
+            if new_id is not None:
+                self.notify(f"Saved {noun}:{new_id}.")
+                on_saved(new_id)
+
+        self.app.push_screen(RecordForm(spec), saved)

@@ -22,7 +22,6 @@ from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.details import load_detail
 from crm_tui.screens.dialogs import PromptDialog
-from crm_tui.screens.forms import RecordForm
 from crm_tui.screens.kinds import activity_form, opportunity_form
 from crm_tui.widgets.record_detail import DetailData, RecordDetail
 from crm_tui.widgets.status_bar import StatusBar
@@ -422,25 +421,19 @@ class OpportunitiesScreen(CrmScreen):
     def action_edit(self) -> None:
         deal_id = self.selected_deal()
         if deal_id is not None:
-            self.open_form(deal_id)
+            self.open_deal(deal_id)
 
-    def open_form(self, deal_id: int | None, prefill: dict[str, str] | None = None) -> None:
-        try:
-            spec = opportunity_form(self.app.context, deal_id, prefill or {})  # type: ignore[attr-defined]
-        except CrmError as exc:
-            self.notify(str(exc), severity="error")
-            return
-
-        def saved(new_id: int | None) -> None:
-            if new_id is not None:
-                self.notify(f"Saved opportunity:{new_id}.")
-                self.reload(select=new_id)
-
-        self.app.push_screen(RecordForm(spec), saved)
+    def open_deal(self, deal_id: int | None, prefill: dict[str, str] | None = None) -> None:
+        context = self.app.context  # type: ignore[attr-defined]
+        self.open_form(
+            lambda: opportunity_form(context, deal_id, prefill or {}),
+            noun="opportunity",
+            on_saved=lambda new_id: self.reload(select=new_id),
+        )
 
     def action_new(self) -> None:
         column = self.selected_column()
-        self.open_form(None, {"stage_id": str(column.stage_id)} if column else {})
+        self.open_deal(None, {"stage_id": str(column.stage_id)} if column else {})
 
     def action_substates(self) -> None:
         deal_id = self.selected_deal()
@@ -486,9 +479,13 @@ class OpportunitiesScreen(CrmScreen):
             return
         from crm_tui.screens.records import activity_prefill
 
+        context = self.app.context  # type: ignore[attr-defined]
         ref = RecordRef(RecordType.OPPORTUNITY, deal_id)
-        spec = activity_form(self.app.context, None, activity_prefill(self.app.context, ref))  # type: ignore[attr-defined]
-        self.app.push_screen(RecordForm(spec), lambda new_id: self.reload(select=deal_id) if new_id else None)
+        self.open_form(
+            lambda: activity_form(context, None, activity_prefill(context, ref)),
+            noun="activity",
+            on_saved=lambda _new_id: self.reload(select=deal_id),
+        )
 
     # --- forecast ---
 

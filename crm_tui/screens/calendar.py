@@ -18,7 +18,6 @@ from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen
-from crm_tui.screens.forms import RecordForm
 from crm_tui.screens.kinds import activity_form
 from crm_tui.widgets.status_bar import StatusBar
 
@@ -232,7 +231,7 @@ class CalendarScreen(CrmScreen):
     def _month_table(self, message: CalendarLoaded) -> DataTable[Text]:
         table: DataTable[Text] = DataTable(id="month", cursor_type="cell", show_row_labels=False)
         for name in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"):
-            table.add_column(name, width=20)
+            table.add_column(name, width=17)  # seven columns fit 140 terminal columns
         anchor = self.anchor or message.first
         for week in range(6):
             cells = []
@@ -241,10 +240,10 @@ class CalendarScreen(CrmScreen):
                 items = [e for e in message.entries if e.day == day and e.status != "cancelled"]
                 text = Text(f"{day.day:>2}", style="bold" if day.month == anchor.month else "dim")
                 if items:
-                    text.append(f"  {len(items)} act.", style="cyan")
+                    text.append(f" · {len(items)} act.", style="cyan")
                 for item in items[:2]:
                     text.append(
-                        "\n" + f"{item.start} " + terminal_safe(item.subject, max_length=13), style="dim"
+                        "\n" + f"{item.start} " + terminal_safe(item.subject, max_length=11), style="dim"
                     )
                 cells.append(text)
             table.add_row(*cells, height=3, key=str(week))
@@ -376,28 +375,22 @@ class CalendarScreen(CrmScreen):
     # --- activity actions ---
 
     def _open_form(self, activity_id: int | None, prefill: dict[str, str]) -> None:
-        try:
-            spec = activity_form(self.app.context, activity_id, prefill)  # type: ignore[attr-defined]
-        except CrmError as exc:
-            self.notify(str(exc), severity="error")
-            return
+        context = self.app.context  # type: ignore[attr-defined]
+        self.open_form(
+            lambda: activity_form(context, activity_id, prefill), noun="activity", on_saved=self._show_saved
+        )
 
-        def saved(new_id: int | None) -> None:
-            if new_id is None:
-                return
-            from crm_tui.core import models as m
+    def _show_saved(self, activity_id: int) -> None:
+        """Show what was just planned: its day, in the current view."""
+        from crm_tui.core import models as m
 
-            context = self.app.context  # type: ignore[attr-defined]
-            with context.database().read() as session:
-                activity = session.get(m.Activity, new_id)
-                day = activity.start_at.astimezone(context.zone).date() if activity else None
-            if day is not None:
-                # Show what was just planned: its day, in the current view.
-                self.anchor = self.focus_day = day
-            self.notify(f"Saved activity:{new_id}.")
-            self.reload(select=new_id)
-
-        self.app.push_screen(RecordForm(spec), saved)
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            activity = session.get(m.Activity, activity_id)
+            day = activity.start_at.astimezone(context.zone).date() if activity else None
+        if day is not None:
+            self.anchor = self.focus_day = day
+        self.reload(select=activity_id)
 
     def action_add(self) -> None:
         day = self._focused_day() or self.app.context.today()  # type: ignore[attr-defined]

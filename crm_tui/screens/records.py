@@ -20,7 +20,6 @@ from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.details import load_detail
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
-from crm_tui.screens.forms import RecordForm
 from crm_tui.screens.kinds import KINDS, activity_form
 from crm_tui.widgets.paged_table import PagedTable
 from crm_tui.widgets.record_detail import DetailData, RecordDetail
@@ -197,18 +196,12 @@ class RecordsScreen(CrmScreen):
     # --- record actions ---
 
     def _open_form(self, record_id: int | None, prefill: dict[str, str] | None = None) -> None:
-        try:
-            spec = self.kind.form(self.app.context, record_id, prefill or {})  # type: ignore[attr-defined]
-        except CrmError as exc:
-            self.notify(str(exc), severity="error")
-            return
-
-        def saved(new_id: int | None) -> None:
-            if new_id is not None:
-                self.notify(f"Saved {self.kind.singular}:{new_id}.")
-                self.refresh_list(select=new_id)
-
-        self.app.push_screen(RecordForm(spec), saved)
+        context = self.app.context  # type: ignore[attr-defined]
+        self.open_form(
+            lambda: self.kind.form(context, record_id, prefill or {}),
+            noun=self.kind.singular,
+            on_saved=lambda new_id: self.refresh_list(select=new_id),
+        )
 
     def action_new(self) -> None:
         self._open_form(None)
@@ -304,15 +297,12 @@ class RecordsScreen(CrmScreen):
         ref = self.selected_ref()
         if ref is None:
             return
-        prefill = activity_prefill(self.app.context, ref)  # type: ignore[attr-defined]
-        spec = activity_form(self.app.context, None, prefill)  # type: ignore[attr-defined]
-
-        def saved(new_id: int | None) -> None:
-            if new_id is not None:
-                self.notify(f"Planned activity:{new_id}.")
-                self._load_detail(ref)
-
-        self.app.push_screen(RecordForm(spec), saved)
+        context = self.app.context  # type: ignore[attr-defined]
+        self.open_form(
+            lambda: activity_form(context, None, activity_prefill(context, ref)),
+            noun="activity",
+            on_saved=lambda _new_id: self._load_detail(ref),
+        )
 
     def action_convert(self) -> None:
         ref = self.selected_ref()

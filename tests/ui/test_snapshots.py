@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import OptionList
+from textual.widgets import DataTable, OptionList
 
 from crm_tui.app import CrmApp
+from crm_tui.screens.calendar import CalendarScreen
 from crm_tui.widgets.paged_table import PagedTable
 from crm_tui.widgets.record_detail import RecordDetail
 from tests.ui.helpers import make_context, wait_for
@@ -29,6 +30,10 @@ def _loaded(app: CrmApp) -> bool:
         return False
     lists = list(screen.query(".column-list, .day-list").results(OptionList))
     if screen.query(".column-list, .day-list") and not any(lst.option_count for lst in lists):
+        return False
+    if isinstance(screen, CalendarScreen) and screen.view == "month":
+        return bool(screen.query("#month")) and screen.query_one("#month", DataTable).row_count == 6
+    if isinstance(screen, CalendarScreen) and not lists:
         return False
     return not (screen.query("#settings-table") and screen.query_one("#settings-table").row_count == 0)
 
