@@ -163,6 +163,10 @@ def measure_in_process(home: Path, repeat: int) -> dict[str, Any]:
             for word in ["fischer", "anna", "koch", "nord"][: max(1, repeat)]:
                 for char in word:
                     latencies.append(await type_key(char, char))
+                    if os.environ.get("CRM_TUI_BENCH_VERBOSE"):
+                        print(
+                            f"  key {char!r} after {table.query_text[:-1]!r}: {latencies[-1] * 1000:.1f} ms"
+                        )
                     await asyncio.sleep(0.05)
                 for _ in word:
                     await type_key("backspace", None)

@@ -32,7 +32,7 @@ from crm_tui.core.services import (
 from crm_tui.core.services.common import format_amount, format_money, parse_amount
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.screens.forms import FieldSpec, FormSpec
-from crm_tui.widgets.paged_table import Row
+from crm_tui.widgets.paged_table import COUNT_CAP, Row
 
 _REF_IN_TEXT = re.compile(r"\[([a-z]+):(\d+)\]\s*$")
 
@@ -977,7 +977,7 @@ KINDS: dict[RecordType, RecordKind] = {
         "Contacts",
         [("Name", 24), ("E-mail", 36), ("Organization", 26), ("Phone", 18), ("City", 16)],
         _contact_rows,
-        lambda s, q: contacts.count_contacts(s, q),
+        lambda s, q: contacts.count_contacts(s, q, cap=COUNT_CAP),
         _contact_form,
     ),
     RecordType.ORGANIZATION: RecordKind(

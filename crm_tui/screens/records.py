@@ -103,7 +103,7 @@ class RecordsScreen(CrmScreen):
     def _counted(self, message: PagedTable.Counted) -> None:
         noun = self.kind.title.lower()
         self.app.update_status(
-            f"{message.total} {noun}" + (f" matching {message.query!r}" if message.query else "")
+            f"{message.total_text} {noun}" + (f" matching {message.query!r}" if message.query else "")
         )  # type: ignore[attr-defined]
 
     @on(PagedTable.RowHighlighted)

@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.core.sanitize import terminal_safe
 
+COUNT_CAP = 1000  # lists say "1000+" rather than count every match on every keystroke
 PAGE_SIZE = 100  # more than two screenfuls; the next page loads as the cursor nears the end
 
 
@@ -50,6 +51,10 @@ class PagedTable(DataTable[Text]):
         table: PagedTable
         total: int
         query: str
+
+        @property
+        def total_text(self) -> str:
+            return f"{COUNT_CAP}+" if self.total > COUNT_CAP else str(self.total)
 
     def __init__(self, columns: list[tuple[str, int]], fetch: Fetch, count: Count, **kwargs: Any):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)

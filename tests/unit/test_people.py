@@ -229,6 +229,8 @@ def test_search_pages_in_the_database(db: Database, now: datetime) -> None:
         assert [c.last_name for c in first] == [f"Page{i:02d}" for i in range(10)]
         assert [c.last_name for c in third] == [f"Page{i:02d}" for i in range(20, 25)]
         assert contacts.count_contacts(session, "page") == 25
+        assert contacts.count_contacts(session, "page", cap=10) == 11, "a capped count stops after cap + 1"
+        assert contacts.count_contacts(session, "pa", cap=100) == 25
 
 
 def test_deleting_a_contact_removes_what_hangs_on_it(db: Database, now: datetime) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -272,10 +272,13 @@ def list_activities(
                 if record.type == RecordType.CONTACT
                 else m.ActivityAttendee.lead_id
             )
-            condition = or_(
-                condition,
-                m.Activity.id.in_(select(m.ActivityAttendee.activity_id).where(attendee == record.id)),
-            )  # type: ignore[union-attr]
+            # A UNION of two indexed lookups: an OR across the two would scan every activity.
+            ids = (
+                select(m.Activity.id)
+                .where(column == record.id)
+                .union(select(m.ActivityAttendee.activity_id).where(attendee == record.id))
+            )
+            condition = m.Activity.id.in_(ids)  # type: ignore[union-attr]
         query = query.where(condition)
     if newest_first:
         query = query.order_by(m.Activity.start_at.desc(), m.Activity.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
