@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from functools import partial
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -30,6 +31,9 @@ MODE_TITLES = {
     "settings": "Settings",
 }
 REMINDER_INTERVAL = 30.0
+GC_INTERVAL = 0.5  # seconds between the app's own garbage collections (young generation while typing)
+GC_IDLE = 0.5  # a full collection only after this long without a key
+GC_FULL_EVERY = 10.0  # and at most this often
 
 
 class CrmApp(App[None]):
@@ -51,12 +55,20 @@ class CrmApp(App[None]):
         Binding("question_mark", "show_keys", "Keys", id="app.keys"),
     ]
 
-    def __init__(self, context: AppContext, *, start_mode: str = "contacts", **kwargs: Any):
+    def __init__(
+        self, context: AppContext, *, start_mode: str = "contacts", manage_gc: bool = False, **kwargs: Any
+    ):
         super().__init__(css_path=str(assets_dir() / "styles" / "app.tcss"), **kwargs)
         self.context = context
         self.start_mode = start_mode
         self.user_name: str | None = None
         self._reminders_checked: datetime | None = None
+        self._last_key_at = 0.0
+        self._last_full_gc = 0.0
+        self._status_activity: dict[str, str] = {}  # what each mode's screen last reported
+        # Garbage collection is the process's; the app takes it over only when it owns the process (run_app).
+        self.manage_gc = manage_gc
+        self._gc_taken_over = False
         if context.settings.keymap:
             self.set_keymap(dict(context.settings.keymap))
 
@@ -68,26 +80,75 @@ class CrmApp(App[None]):
             self.user_name = user.name if user else None
         self.switch_mode(self.start_mode)
         self._reminders_checked = self.context.clock.now()
-        self.set_timer(1.0, self._freeze_startup_heap)
+        if self.manage_gc:
+            self.set_timer(1.0, self._freeze_startup_heap)
         self.set_interval(REMINDER_INTERVAL, self.check_reminders)
 
     def _freeze_startup_heap(self) -> None:
-        """Move what start-up built (styles, ORM mappings, the first screen) out of the garbage collector's
-        sight: a full collection over it paused typing for ~300 ms at the benchmark's scale."""
+        """Take garbage collection off the typing path.
+
+        A full collection over the app's heap paused keystrokes for up to ~300 ms at the benchmark's scale. So
+        after start-up the heap built so far is frozen (out of the collector's sight), automatic collection is
+        switched off, and the app collects itself: young objects often (cheap), everything only when the user
+        has not pressed a key for a moment.
+        """
         import gc
 
         gc.collect()
         gc.freeze()
-        # Pages arrive as bursts of a few thousand objects; collect young objects less often than every 700.
-        gc.set_threshold(20_000, 20, 20)
+        gc.disable()
+        self._gc_taken_over = True
+        self.set_interval(GC_INTERVAL, self._collect_garbage)
+
+    def _give_back_gc(self) -> None:
+        import gc
+
+        if self._gc_taken_over:
+            self._gc_taken_over = False
+            gc.unfreeze()
+            gc.enable()
+
+    async def _shutdown(self) -> None:
+        # Every way out (quit, an error, the end of a test) passes here: the process gets its collector back.
+        self._give_back_gc()
+        await super()._shutdown()
+
+    def _collect_garbage(self) -> None:
+        import gc
+
+        now = time.monotonic()
+        idle = now - self._last_key_at >= GC_IDLE
+        if idle and now - self._last_full_gc >= GC_FULL_EVERY and gc.get_count() != (0, 0, 0):
+            gc.collect()
+            self._last_full_gc = now
+        elif gc.get_count()[1] >= 10:
+            gc.collect(1)  # long typing sessions still get their middle generation collected
+        elif gc.get_count()[0]:
+            gc.collect(0)
+
+    async def on_event(self, event: events.Event) -> None:
+        # Every key reaches the app first (a focused input consumes it before on_key would see it).
+        if isinstance(event, events.Key):
+            self._last_key_at = time.monotonic()
+        await super().on_event(event)
 
     def action_go(self, mode: str) -> None:
         self.switch_mode(mode)
 
-    def update_status(self, activity: str = "") -> None:
+    def update_status(self, activity: str | None = None) -> None:
+        """Redraw the status bar; ``activity`` (what the screen shows) is kept until the screen says otherwise."""
+        if activity is not None:
+            self._status_activity[self.current_mode] = activity
         label = "demo database" if self.context.demo else self.context.database_url.rsplit("/", 1)[-1]
+        busy = any(worker.is_running for worker in self.workers)
         for bar in self.screen.query(StatusBar):
-            bar.show(user=self.user_name, database=label, activity=activity, mode=self.current_mode)
+            bar.show(
+                user=self.user_name,
+                database=label,
+                activity=self._status_activity.get(self.current_mode, ""),
+                mode=self.current_mode,
+                busy=busy,
+            )
 
     def open_opportunity(self, deal_id: int) -> None:
         """Switch to the board and open the deal (after a lead conversion)."""
@@ -158,7 +219,9 @@ class CrmApp(App[None]):
         self.report_worker_state(event)
 
     def report_worker_state(self, event: Worker.StateChanged) -> None:
-        """A failed worker becomes a notification with one clear line, never a traceback."""
+        """Every worker's state passes here: the status bar shows background work; a failure becomes a
+        notification with one clear line, never a traceback."""
+        self.update_status()
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
         from crm_tui.core.errors import CrmError
@@ -170,5 +233,5 @@ class CrmApp(App[None]):
 
 def run_app(context: AppContext) -> int:
     context.database()  # open, migrate (and build the demo) before the screen takes over the terminal
-    CrmApp(context).run()
+    CrmApp(context, manage_gc=True).run()
     return 0

@@ -11,6 +11,10 @@ from textual.worker import Worker
 
 
 class CrmScreen(Screen[Any]):
+    def on_screen_resume(self) -> None:
+        # The status bar belongs to each screen: draw it whenever this one comes to the front.
+        self.app.update_status()  # type: ignore[attr-defined]
+
     @on(Worker.StateChanged)
     def _report_failed_worker(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble: each screen hands failures to the app's one reporter.

@@ -222,7 +222,6 @@ class OpportunitiesScreen(CrmScreen):
         title.append("  p switch pipeline · < > move deal · f forecast", style="dim")
         self.query_one("#board-title", Label).update(title)
         board = self.query_one("#board", Horizontal)
-        focused_column = self._active_column
         await board.remove_children()
         widgets = []
         for column in message.columns:
@@ -248,7 +247,8 @@ class OpportunitiesScreen(CrmScreen):
             )
             widgets.append(box)
         await board.mount_all(widgets)
-        self._restore_focus(message.select, focused_column)
+        # Read the active column now: keys pressed while the columns were rebuilt have moved it.
+        self._restore_focus(message.select, self._active_column)
         total = sum(c.count for c in message.columns)
         self.app.update_status(f"{total} deals in {message.pipeline_name}")  # type: ignore[attr-defined]
 
@@ -300,7 +300,9 @@ class OpportunitiesScreen(CrmScreen):
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # A click (or tab) into a column makes it the active one; the event names the widget that got focus.
         lists = self._lists()
-        if event.widget in lists:
+        # A focus event can arrive after focus has moved on (keys queue faster than focus settles): only the
+        # widget that still has the focus may say where the user is.
+        if event.widget in lists and event.widget.has_focus:
             self._active_column = lists.index(event.widget)  # type: ignore[arg-type]
 
     @on(OptionList.OptionHighlighted)
@@ -331,14 +333,16 @@ class OpportunitiesScreen(CrmScreen):
     # --- navigation ---
 
     def action_column(self, step: int) -> None:
-        lists = self._lists()
-        if not lists:
+        if not self.columns:
             return
-        index = max(0, min(len(lists) - 1, self._active_column + step))
-        self._active_column = index
-        lists[index].focus()
-        if lists[index].highlighted is None and lists[index].option_count:
-            lists[index].highlighted = 0
+        # The column data decides (the widgets may be mid-rebuild); focus follows when the lists exist.
+        self._active_column = max(0, min(len(self.columns) - 1, self._active_column + step))
+        lists = self._lists()
+        if self._active_column < len(lists):
+            option_list = lists[self._active_column]
+            option_list.focus()
+            if option_list.highlighted is None and option_list.option_count:
+                option_list.highlighted = 0
         self._detail_for_selection()
 
     def action_cursor(self, step: int) -> None:

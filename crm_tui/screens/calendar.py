@@ -291,7 +291,9 @@ class CalendarScreen(CrmScreen):
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         lists = self._lists()
-        if event.widget in lists:
+        # A focus event can arrive after focus has moved on (keys queue faster than focus settles): only the
+        # widget that still has the focus may say where the user is.
+        if event.widget in lists and event.widget.has_focus:
             self._active_day = lists.index(event.widget)  # type: ignore[arg-type]
 
     def _focused_day(self) -> date | None:

@@ -92,6 +92,8 @@ class SettingsScreen(CrmScreen):
                 self._fields(session, table)
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
+        noun = {"users": "users", "pipelines": "stages", "fields": "custom fields"}[section]
+        self.app.update_status(f"{table.row_count} {noun}")  # type: ignore[attr-defined]
 
     def _users(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
         me = users.current_user(session, self.context.settings.me)

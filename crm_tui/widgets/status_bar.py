@@ -15,7 +15,9 @@ MODES = (
 
 
 class StatusBar(Static):
-    def show(self, *, user: str | None, database: str, activity: str = "", mode: str = "") -> None:
+    def show(
+        self, *, user: str | None, database: str, activity: str = "", mode: str = "", busy: bool = False
+    ) -> None:
         # Plain Text, never markup: names can come from mail.
         line = Text()
         for key, title, name in MODES:
@@ -25,4 +27,6 @@ class StatusBar(Static):
         line.append(f" {database} ")
         if activity:
             line.append(f" {activity}")
+        if busy:
+            line.append("  ⟳ working…", style="yellow")
         self.update(line)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import Input
 
@@ -28,6 +30,7 @@ def test_modes_have_one_key_each_and_the_contacts_list_pages_and_searches(demo_h
             await wait_for(lambda: table.row_count > 0, pilot)
             assert table.row_count == 100, "one page, not the whole table"
             assert "162 contacts" in status_text(app) and "Anna Berg" in status_text(app)
+            assert "{" not in status_text(app)
             table.move_cursor(row=95)
             await wait_for(lambda: table.row_count == 162, pilot)
             table.move_cursor(row=0)
@@ -66,6 +69,12 @@ def test_modes_have_one_key_each_and_the_contacts_list_pages_and_searches(demo_h
             ):
                 assert title in titles, title
             assert len(titles) == len(set(titles)), "each command once"
+            await wait_for(lambda: not any(w.is_running for w in app.workers), pilot)
+            app.update_status()
+            assert "working" not in status_text(app), "no background work is shown when none runs"
+            bar = app.screen.query_one(StatusBar)
+            bar.show(user="Anna Berg", database="demo database", mode="contacts", busy=True)
+            assert "working" in str(bar.render()), "background work shows in the status bar"
         context.close()
 
     asyncio.run(scenario())
@@ -137,5 +146,47 @@ def test_a_key_remapped_in_the_config_file_works(tmp_path: Path) -> None:
             search = next(c for c in app.get_system_commands(app.screen) if c.title == "Today")
             assert "key: t" in search.help
         context.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_app_collects_garbage_only_between_keystrokes_and_gives_the_collector_back(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import gc
+
+    collected: list[int] = []
+    real_collect = gc.collect
+
+    def recording_collect(generation: int = 2) -> int:
+        collected.append(generation)
+        return real_collect(generation)
+
+    async def scenario() -> None:
+        context = make_context(tmp_path, demo=False)
+        app = CrmApp(context, manage_gc=True)
+        try:
+            async with app.run_test(size=(150, 44)) as pilot:
+                await wait_for(lambda: not gc.isenabled(), pilot, timeout=5)
+                monkeypatch.setattr(gc, "collect", recording_collect)
+                app._last_key_at = time.monotonic()  # typing right now
+                app._last_full_gc = 0.0
+                gc.get_count()  # noqa: B018
+                [object() for _ in range(10)]  # something to collect
+                app._collect_garbage()
+                assert 2 not in collected, "no full collection while the user types"
+                app._last_key_at = time.monotonic() - 5  # idle
+                [[] for _ in range(10)]
+                app._collect_garbage()
+                assert collected[-1] == 2, "a full collection once the user pauses"
+                app._collect_garbage()
+                assert collected.count(2) == 1, "at most one full collection per GC_FULL_EVERY"
+                monkeypatch.setattr(gc, "collect", real_collect)
+            assert gc.isenabled(), "the collector is handed back when the app exits"
+        finally:
+            if not gc.isenabled():
+                gc.unfreeze()
+                gc.enable()
+            context.close()
 
     asyncio.run(scenario())

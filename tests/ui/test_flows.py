@@ -163,8 +163,11 @@ def test_moving_to_a_lost_stage_asks_for_the_reason(demo_home: Path) -> None:
             assert isinstance(board, OpportunitiesScreen)
             await wait_for(lambda: board.columns and board.selected_deal() is not None, pilot)
             won = next(i for i, c in enumerate(board.columns) if c.kind == "won")
-            for _ in range(won):
-                await pilot.press("l")
+            for _ in range(10):  # as a user does: press until the Won column is the active one
+                if board.selected_column() is board.columns[won]:
+                    break
+                await pilot.press("l" if board._active_column < won else "h")
+                await pilot.pause(0.05)
             await wait_for(
                 lambda: board.selected_column() is board.columns[won] and board.selected_deal() is not None,
                 pilot,

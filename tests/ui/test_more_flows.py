@@ -80,8 +80,11 @@ def test_substates_pipeline_switch_and_help(demo_home: Path) -> None:
         assert isinstance(board, OpportunitiesScreen)
         await wait_for(lambda: board.columns and board.selected_deal() is not None, pilot)
         column = next(i for i, c in enumerate(board.columns) if c.name == "Proposal")
-        for _ in range(column):
-            await pilot.press("l")
+        for _ in range(10):  # as a user does: press until the Proposal column is the active one
+            if board.selected_column() is board.columns[column]:
+                break
+            await pilot.press("l" if board._active_column < column else "h")
+            await pilot.pause(0.05)
         await wait_for(
             lambda: board.selected_column() is board.columns[column] and board.selected_deal() is not None,
             pilot,
@@ -192,6 +195,8 @@ def test_settings_me_stages_and_a_stage_in_use(demo_home: Path) -> None:
         assert isinstance(screen, SettingsScreen)
         table = screen.query_one("#settings-table", DataTable)
         await wait_for(lambda: table.row_count == 5, pilot)
+        await wait_for(lambda: "5 users" in str(screen.query_one(StatusBar).render()), pilot)
+        assert "Anna Berg" in str(screen.query_one(StatusBar).render())
         await pilot.press("j", "M")  # the second user is me from now on
         await wait_for(lambda: "Jonas Weber" in str(screen.query_one(StatusBar).render()), pilot)
         assert load_settings(context.paths.config_file).me == "jonas.weber@example.com"

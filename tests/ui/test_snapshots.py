@@ -21,6 +21,8 @@ SIZE = (150, 44)
 
 
 def _loaded(app: CrmApp) -> bool:
+    if any(worker.is_running for worker in app.workers):
+        return False
     screen = app.screen
     tables = list(screen.query(PagedTable))
     if tables and (tables[0].row_count == 0 or tables[0]._loading):
