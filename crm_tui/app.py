@@ -31,9 +31,11 @@ MODE_TITLES = {
     "settings": "Settings",
 }
 REMINDER_INTERVAL = 30.0
+BUSY_MARK_DELAY = 0.3  # seconds a worker runs before the status bar says "working"
 GC_INTERVAL = 0.5  # seconds between the app's own garbage collections (young generation while typing)
 GC_IDLE = 0.5  # a full collection only after this long without a key
 GC_FULL_EVERY = 10.0  # and at most this often
+GC_FULL_AFTER = 5  # and only once the middle generation was collected this many times since the last one
 
 
 class CrmApp(App[None]):
@@ -65,6 +67,8 @@ class CrmApp(App[None]):
         self._reminders_checked: datetime | None = None
         self._last_key_at = 0.0
         self._last_full_gc = 0.0
+        self._busy_shown = False
+        self._busy_timer: Any = None
         self._status_activity: dict[str, str] = {}  # what each mode's screen last reported
         # Garbage collection is the process's; the app takes it over only when it owns the process (run_app).
         self.manage_gc = manage_gc
@@ -118,7 +122,8 @@ class CrmApp(App[None]):
 
         now = time.monotonic()
         idle = now - self._last_key_at >= GC_IDLE
-        if idle and now - self._last_full_gc >= GC_FULL_EVERY and gc.get_count() != (0, 0, 0):
+        older_grew = gc.get_count()[2] >= GC_FULL_AFTER
+        if idle and older_grew and now - self._last_full_gc >= GC_FULL_EVERY:
             gc.collect()
             self._last_full_gc = now
         elif gc.get_count()[1] >= 10:
@@ -140,7 +145,7 @@ class CrmApp(App[None]):
         if activity is not None:
             self._status_activity[self.current_mode] = activity
         label = "demo database" if self.context.demo else self.context.database_url.rsplit("/", 1)[-1]
-        busy = any(worker.is_running for worker in self.workers)
+        busy = self._busy_shown = any(worker.is_running for worker in self.workers)
         for bar in self.screen.query(StatusBar):
             bar.show(
                 user=self.user_name,
@@ -149,6 +154,11 @@ class CrmApp(App[None]):
                 mode=self.current_mode,
                 busy=busy,
             )
+
+    def _mark_busy(self) -> None:
+        self._busy_timer = None
+        if any(worker.is_running for worker in self.workers):
+            self.update_status()
 
     def open_opportunity(self, deal_id: int) -> None:
         """Switch to the board and open the deal (after a lead conversion)."""
@@ -221,7 +231,12 @@ class CrmApp(App[None]):
     def report_worker_state(self, event: Worker.StateChanged) -> None:
         """Every worker's state passes here: the status bar shows background work; a failure becomes a
         notification with one clear line, never a traceback."""
-        self.update_status()
+        busy = any(worker.is_running for worker in self.workers)
+        if busy and not self._busy_shown and self._busy_timer is None:
+            # Only work that takes a while is worth a mark (a keystroke's page load is over before this fires).
+            self._busy_timer = self.set_timer(BUSY_MARK_DELAY, self._mark_busy)
+        elif not busy and self._busy_shown:
+            self.update_status()
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
         from crm_tui.core.errors import CrmError
