@@ -11,6 +11,17 @@ from textual.worker import Worker
 
 
 class CrmScreen(Screen[Any]):
+    def write(self, work: Callable[[Any], Any]) -> tuple[bool, Any]:
+        """Run ``work(session)`` as one use case. A failure becomes one notification and (False, None)."""
+        from crm_tui.core.errors import CrmError
+
+        try:
+            with self.app.context.database().write() as session:  # type: ignore[attr-defined]
+                return True, work(session)
+        except CrmError as exc:
+            self.notify(str(exc), severity="error", timeout=8)
+            return False, None
+
     def on_screen_resume(self) -> None:
         # The status bar belongs to each screen: draw it whenever this one comes to the front.
         self.app.update_status()  # type: ignore[attr-defined]

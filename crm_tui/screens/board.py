@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual import events, on, work
@@ -106,6 +107,8 @@ class SubstatesDialog(ModalScreen[list[int] | None]):
 
 
 class OpportunitiesScreen(CrmScreen):
+    # The first key belongs to the board, not the filter box (Textual would focus the first focusable).
+    AUTO_FOCUS = ".column-list"
     BINDINGS = [
         Binding("h,left", "column(-1)", "Previous column", show=False, id="board.left"),
         Binding("l,right", "column(1)", "Next column", show=False, id="board.right"),
@@ -407,18 +410,17 @@ class OpportunitiesScreen(CrmScreen):
         from crm_tui.core.services import opportunities
 
         context = self.app.context  # type: ignore[attr-defined]
-        try:
-            with context.database().write() as session:
-                opportunities.move_to_stage(
-                    session,
-                    deal_id,
-                    stage_id,
-                    now=context.clock.now(),
-                    user_id=context.me_id(),
-                    lost_reason=reason,
-                )
-        except CrmError as exc:
-            self.notify(str(exc), severity="error")
+        ok, _ = self.write(
+            lambda session: opportunities.move_to_stage(
+                session,
+                deal_id,
+                stage_id,
+                now=context.clock.now(),
+                user_id=context.me_id(),
+                lost_reason=reason,
+            )
+        )
+        if not ok:
             return
         self.reload(select=deal_id)
 
@@ -458,19 +460,19 @@ class OpportunitiesScreen(CrmScreen):
         def chosen(selected: list[int] | None) -> None:
             if selected is None:
                 return
-            try:
-                with context.database().write() as session:
-                    for substate in defined:
-                        opportunities.set_substate(
-                            session,
-                            deal_id,
-                            substate.id,
-                            substate.id in selected,
-                            now=context.clock.now(),
-                            user_id=context.me_id(),  # type: ignore[arg-type]
-                        )
-            except CrmError as exc:
-                self.notify(str(exc), severity="error")
+
+            def apply(session: Any) -> None:
+                for substate in defined:
+                    opportunities.set_substate(
+                        session,
+                        deal_id,
+                        substate.id,
+                        substate.id in selected,  # type: ignore[arg-type]
+                        now=context.clock.now(),
+                        user_id=context.me_id(),
+                    )
+
+            if not self.write(apply)[0]:
                 return
             self.reload(select=deal_id)
 

@@ -15,7 +15,6 @@ from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
 from crm_tui.core.clock import local_day_bounds
-from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.kinds import activity_form
@@ -411,13 +410,8 @@ class CalendarScreen(CrmScreen):
 
         context = self.app.context  # type: ignore[attr-defined]
         change = activities.complete_activity if action == "done" else activities.cancel_activity
-        try:
-            with context.database().write() as session:
-                change(session, activity_id, now=context.clock.now())
-        except CrmError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.reload(select=activity_id)
+        if self.write(lambda session: change(session, activity_id, now=context.clock.now()))[0]:
+            self.reload(select=activity_id)
 
     def action_done(self) -> None:
         self._change("done")

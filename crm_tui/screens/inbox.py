@@ -53,6 +53,7 @@ class PreviewLoaded(Message):
 
 
 class InboxScreen(CrmScreen):
+    AUTO_FOCUS = "#messages"
     BINDINGS = [
         Binding("j", "cursor(1)", "Down", show=False, id="inbox.down"),
         Binding("k", "cursor(-1)", "Up", show=False, id="inbox.up"),

@@ -223,6 +223,17 @@ class RecordKind:
         return self.type.value
 
 
+def _persist(
+    c: Converter, session: Session, record_id: int | None, data: Any, create: Any, update: Any
+) -> int:
+    """The end of every form's save: conversion errors first, then create or update through the service."""
+    c.raise_if_any()
+    now = c.context.clock.now()
+    if record_id is None:
+        return create(session, data, now=now).id  # type: ignore[no-any-return]
+    return update(session, record_id, data, now=now).id  # type: ignore[no-any-return]
+
+
 def _save(context: AppContext, work: Callable[[Session, Converter], int]) -> int:
     """Run one form save as one use case: conversion errors and service errors together, nothing on failure."""
     with context.database().write() as session:
@@ -317,11 +328,7 @@ def _contact_form(context: AppContext, record_id: int | None, prefill: dict[str,
                 country=c.text(v, "country"),
                 custom=c.custom(v),
             )
-            c.raise_if_any()
-            now = context.clock.now()
-            if record_id is None:
-                return contacts.create_contact(session, data, now=now).id  # type: ignore[return-value]
-            return contacts.update_contact(session, record_id, data, now=now).id  # type: ignore[return-value]
+            return _persist(c, session, record_id, data, contacts.create_contact, contacts.update_contact)
 
         return _save(context, work)
 
@@ -427,11 +434,14 @@ def _organization_form(context: AppContext, record_id: int | None, prefill: dict
                 coverage_postcodes=c.items(v, "coverage_postcodes"),
                 custom=c.custom(v),
             )
-            c.raise_if_any()
-            now = context.clock.now()
-            if record_id is None:
-                return organizations.create_organization(session, data, now=now).id  # type: ignore[return-value]
-            return organizations.update_organization(session, record_id, data, now=now).id  # type: ignore[return-value]
+            return _persist(
+                c,
+                session,
+                record_id,
+                data,
+                organizations.create_organization,
+                organizations.update_organization,
+            )
 
         return _save(context, work)
 
@@ -532,11 +542,7 @@ def _lead_form(context: AppContext, record_id: int | None, prefill: dict[str, st
                 description=c.text(v, "description"),
                 custom=c.custom(v),
             )
-            c.raise_if_any()
-            now = context.clock.now()
-            if record_id is None:
-                return leads.create_lead(session, data, now=now).id  # type: ignore[return-value]
-            return leads.update_lead(session, record_id, data, now=now).id  # type: ignore[return-value]
+            return _persist(c, session, record_id, data, leads.create_lead, leads.update_lead)
 
         return _save(context, work)
 
@@ -613,11 +619,9 @@ def _ticket_form(context: AppContext, record_id: int | None, prefill: dict[str, 
                 organization_id=c.ref(v, "organization_id", "organization"),
                 owner_id=int(v["owner_id"]) if v.get("owner_id") else None,
             )
-            c.raise_if_any()
-            now = context.clock.now()
-            if record_id is None:
-                return sales_documents.create_ticket(session, data, now=now).id  # type: ignore[return-value]
-            return sales_documents.update_ticket(session, record_id, data, now=now).id  # type: ignore[return-value]
+            return _persist(
+                c, session, record_id, data, sales_documents.create_ticket, sales_documents.update_ticket
+            )
 
         return _save(context, work)
 
@@ -724,11 +728,9 @@ def _quote_form(context: AppContext, record_id: int | None, prefill: dict[str, s
                 currency=(c.text(v, "currency") or None),
                 valid_until=c.date(v, "valid_until"),
             )
-            c.raise_if_any()
-            now = context.clock.now()
-            if record_id is None:
-                return sales_documents.create_quote(session, data, now=now).id  # type: ignore[return-value]
-            return sales_documents.update_quote(session, record_id, data, now=now).id  # type: ignore[return-value]
+            return _persist(
+                c, session, record_id, data, sales_documents.create_quote, sales_documents.update_quote
+            )
 
         return _save(context, work)
 
@@ -953,11 +955,9 @@ def activity_form(context: AppContext, record_id: int | None, prefill: dict[str,
                 reminder_at=c.instant(v, "reminder_at"),
                 custom=c.custom(v),
             )
-            c.raise_if_any()
-            now = context.clock.now()
-            if record_id is None:
-                return activities.create_activity(session, data, now=now).id  # type: ignore[return-value]
-            return activities.update_activity(session, record_id, data, now=now).id  # type: ignore[return-value]
+            return _persist(
+                c, session, record_id, data, activities.create_activity, activities.update_activity
+            )
 
         return _save(context, work)
 

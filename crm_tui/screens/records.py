@@ -37,6 +37,7 @@ class DetailLoaded(Message):
 
 
 class RecordsScreen(CrmScreen):
+    AUTO_FOCUS = "#records-table"  # the list, not the search box, takes the first key
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="records.search"),
         Binding("escape", "clear_search", "Clear search", show=False, id="records.clear_search"),
@@ -222,14 +223,10 @@ class RecordsScreen(CrmScreen):
             from crm_tui.core.services.attachments import remove_files
             from crm_tui.core.services.records import delete_record
 
-            context = self.app.context  # type: ignore[attr-defined]
-            try:
-                with context.database().write() as session:
-                    orphans = delete_record(session, ref)
-                remove_files(context.documents_dir, orphans)
-            except CrmError as exc:
-                self.notify(str(exc), severity="error")
+            ok, orphans = self.write(lambda session: delete_record(session, ref))
+            if not ok:
                 return
+            remove_files(self.app.context.documents_dir, orphans)  # type: ignore[attr-defined]
             self.notify(f"Deleted {ref}.")
             self.refresh_list()
 
@@ -253,13 +250,13 @@ class RecordsScreen(CrmScreen):
             from crm_tui.core.services.attachments import add_comment
 
             context = self.app.context  # type: ignore[attr-defined]
-            try:
-                with context.database().write() as session:
-                    add_comment(session, ref, body, author_id=context.me_id(), now=context.clock.now())
-            except CrmError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self._load_detail(ref)
+            ok, _ = self.write(
+                lambda session: add_comment(
+                    session, ref, body, author_id=context.me_id(), now=context.clock.now()
+                )
+            )
+            if ok:
+                self._load_detail(ref)
 
         self.app.push_screen(PromptDialog(f"Comment on {ref}", multiline=True), entered)
 
@@ -274,20 +271,19 @@ class RecordsScreen(CrmScreen):
             from crm_tui.core.services.attachments import add_document
 
             context = self.app.context  # type: ignore[attr-defined]
-            try:
-                with context.database().write() as session:
-                    document = add_document(
-                        session,
-                        ref,
-                        Path(path).expanduser(),
-                        documents_dir=context.documents_dir,
-                        added_by_id=context.me_id(),
-                        now=context.clock.now(),
-                    )
-                    name = document.filename
-            except CrmError as exc:
-                self.notify(str(exc), severity="error")
+            ok, document = self.write(
+                lambda session: add_document(
+                    session,
+                    ref,
+                    Path(path).expanduser(),
+                    documents_dir=context.documents_dir,
+                    added_by_id=context.me_id(),
+                    now=context.clock.now(),
+                )
+            )
+            if not ok:
                 return
+            name = document.filename
             self.notify(f"Attached {name}.")
             self._load_detail(ref)
 
@@ -360,17 +356,12 @@ class RecordsScreen(CrmScreen):
         from crm_tui.core.services import leads
 
         context = self.app.context  # type: ignore[attr-defined]
-        try:
-            with context.database().write() as session:
-                result = leads.convert_lead(
-                    session,
-                    lead_id,
-                    now=context.clock.now(),
-                    user_id=context.me_id(),
-                    pipeline_id=pipeline_id,
-                )
-        except CrmError as exc:
-            self.notify(str(exc), severity="error")
+        ok, result = self.write(
+            lambda session: leads.convert_lead(
+                session, lead_id, now=context.clock.now(), user_id=context.me_id(), pipeline_id=pipeline_id
+            )
+        )
+        if not ok:
             return
         self.notify("Converted: " + ", ".join(result.created or ("attached to existing records",)))
         self.refresh_list()

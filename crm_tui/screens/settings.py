@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
 from crm_tui.core import models as m
-from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.core.errors import ValidationError
 from crm_tui.core.services import custom_fields, opportunities, pipelines, users
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
@@ -25,6 +25,7 @@ SECTIONS = [("users", "Users"), ("pipelines", "Pipelines and stages"), ("fields"
 
 
 class SettingsScreen(CrmScreen):
+    AUTO_FOCUS = "#settings-table"
     BINDINGS = [
         Binding("n", "new", "New", id="settings.new"),
         Binding("e,enter", "edit", "Edit", id="settings.edit"),
@@ -165,14 +166,10 @@ class SettingsScreen(CrmScreen):
         )
 
     def _write(self, work: Any) -> bool:
-        try:
-            with self.context.database().write() as session:
-                work(session)
-        except CrmError as exc:
-            self.notify(str(exc), severity="error", timeout=8)
-            return False
-        self.show_section(self.section)
-        return True
+        ok, _ = self.write(work)
+        if ok:
+            self.show_section(self.section)
+        return ok
 
     # --- users ---
 
