@@ -77,16 +77,20 @@ class CrmApp(App[None]):
             self.set_keymap(dict(context.settings.keymap))
 
     def on_mount(self) -> None:
-        from crm_tui.core.services.users import current_user
-
-        with self.context.database().read() as session:
-            user = current_user(session, self.context.settings.me)
-            self.user_name = user.name if user else None
+        self.refresh_me()
         self.switch_mode(self.start_mode)
         self._reminders_checked = self.context.clock.now()
         if self.manage_gc:
             self.set_timer(1.0, self._freeze_startup_heap)
         self.set_interval(REMINDER_INTERVAL, self.check_reminders)
+
+    def refresh_me(self) -> None:
+        """Who "me" is (the config's user, else the first): again whenever users change."""
+        from crm_tui.core.services.users import current_user
+
+        with self.context.database().read() as session:
+            user = current_user(session, self.context.settings.me)
+            self.user_name = user.name if user else None
 
     def _freeze_startup_heap(self) -> None:
         """Take garbage collection off the typing path.

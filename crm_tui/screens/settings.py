@@ -15,7 +15,7 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import ValidationError
-from crm_tui.core.services import custom_fields, opportunities, pipelines, users
+from crm_tui.core.services import custom_fields, opportunities, organizations, pipelines, users
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.screens.forms import FieldSpec, FormSpec, RecordForm
@@ -161,9 +161,14 @@ class SettingsScreen(CrmScreen):
         table.action_cursor_down() if step > 0 else table.action_cursor_up()
 
     def _form(self, spec: FormSpec) -> None:
-        self.app.push_screen(
-            RecordForm(spec), lambda saved: self.show_section(self.section) if saved is not None else None
-        )
+        def saved(record_id: int | None) -> None:
+            if record_id is None:
+                return
+            if self.section == "users":
+                self.app.refresh_me()  # type: ignore[attr-defined]  # the first user becomes me
+            self.show_section(self.section)
+
+        self.app.push_screen(RecordForm(spec), saved)
 
     def _write(self, work: Any) -> bool:
         ok, _ = self.write(work)
@@ -177,10 +182,9 @@ class SettingsScreen(CrmScreen):
         with self.context.database().read() as session:
             partners = [
                 (str(o.id), o.name)
-                for o in session.query(m.Organization)
-                .filter(m.Organization.kind != "customer")
-                .order_by(m.Organization.name)
-            ]  # noqa: E501
+                for o in organizations.search_organizations(session, kind="installer", limit=None)
+                + organizations.search_organizations(session, kind="reseller", limit=None)
+            ]
             values: dict[str, str] = {"active": "true"}
             if user_id is not None:
                 user = session.get(m.User, user_id)
@@ -224,7 +228,7 @@ class SettingsScreen(CrmScreen):
             self.notify(f"cannot write {self.context.paths.config_file}: {exc.strerror}", severity="error")
             return
         self.context.settings = dataclasses.replace(self.context.settings, me=user.email)  # type: ignore[union-attr]
-        self.app.user_name = user.name  # type: ignore[attr-defined,union-attr]
+        self.app.refresh_me()  # type: ignore[attr-defined]
         self.notify(f"You are {user.name} now (saved in config.toml).")  # type: ignore[union-attr]
         self.show_section("users")
         self.app.update_status()  # type: ignore[attr-defined]

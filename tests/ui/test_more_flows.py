@@ -227,3 +227,22 @@ def test_settings_me_stages_and_a_stage_in_use(demo_home: Path) -> None:
         assert "Qualification" not in names and "Site survey" in names
 
     run(demo_home, "settings", scenario)
+
+
+def test_the_first_user_made_in_settings_becomes_me(tmp_path: Path) -> None:
+    async def main() -> None:
+        context = make_context(tmp_path, demo=False)
+        app = CrmApp(context, start_mode="settings")
+        async with app.run_test(size=(160, 48)) as pilot:
+            screen = app.screen
+            await pilot.pause(0.3)
+            assert "no user" in str(screen.query_one(StatusBar).render())
+            await pilot.press("n")
+            await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+            app.screen.query_one("#f-name", Input).value = "Kim Sales"
+            app.screen.query_one("#f-email", Input).value = "kim@example.com"
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: "Kim Sales" in str(screen.query_one(StatusBar).render()), pilot)
+        context.close()
+
+    asyncio.run(main())
