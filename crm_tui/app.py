@@ -16,6 +16,7 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.context import AppContext
 from crm_tui.resources import assets_dir
+from crm_tui.screens.base import MAX_REDELIVERIES, typed_again
 from crm_tui.screens.board import OpportunitiesScreen
 from crm_tui.screens.calendar import CalendarScreen
 from crm_tui.screens.inbox import InboxScreen
@@ -231,6 +232,15 @@ class CrmApp(App[None]):
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
         self.report_worker_state(event)
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Runs before Textual's App._on_key (handlers are called along the class hierarchy).
+        # A key that passed through a screen which has since left the front (its binding opened a form,
+        # say) belongs to the screen now in front: deliver it again (see screens.base.FollowsTypeahead).
+        passed = getattr(event, "crm_screen", None)
+        if passed is not None and passed is not self.screen and getattr(event, "tries", 0) < MAX_REDELIVERIES:
+            event.prevent_default()  # Textual then skips App._on_key (the binding lookup) for this copy
+            self.post_message(typed_again(event, self))
 
     def report_worker_state(self, event: Worker.StateChanged) -> None:
         """Every worker's state passes here: the status bar shows background work; a failure becomes a

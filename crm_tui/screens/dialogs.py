@@ -11,8 +11,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
+from crm_tui.screens.base import FollowsTypeahead
 
-class ConfirmDialog(ModalScreen[bool]):
+
+class ConfirmDialog(FollowsTypeahead, ModalScreen[bool]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
         Binding("y", "confirm", "Yes", id="dialog.yes"),
@@ -45,7 +47,7 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(False)
 
 
-class PromptDialog(ModalScreen[str | None]):
+class PromptDialog(FollowsTypeahead, ModalScreen[str | None]):
     """Ask for one line (a lost reason, a file path) or, with ``multiline``, a text (a comment)."""
 
     BINDINGS = [
@@ -99,7 +101,7 @@ class PromptDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ChoiceDialog(ModalScreen[str | None]):
+class ChoiceDialog(FollowsTypeahead, ModalScreen[str | None]):
     """Pick one of a few choices (a pipeline, a stage to move deals to, an owner)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]

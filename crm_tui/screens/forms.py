@@ -20,6 +20,7 @@ from textual.suggester import Suggester
 from textual.widgets import Input, Label, Select, Static, TextArea
 
 from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.screens.base import FollowsTypeahead
 
 
 @dataclass
@@ -61,10 +62,19 @@ def _field_id(name: str) -> str:
     return "f-" + name.replace(".", "--").replace("[", "_").replace("]", "_")
 
 
-class RecordForm(ModalScreen[int | None]):
+class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
+    # The first field takes the keys typed right after the key that opened the form (a fast typist's
+    # "n Lena<Tab>Vogel" must not land in the scroll container that Textual would focus otherwise).
+    AUTO_FOCUS = "Input, TextArea, Select"
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="form.save"),
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
+        # Priority: handled as each key arrives, so "Lena<Tab>Vogel" typed in one burst fills two fields
+        # (a plain binding runs only after the key has bubbled up, by when "Vogel" has gone to the first field).
+        Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="form.next"),
+        Binding(
+            "shift+tab", "app.focus_previous", "Previous field", show=False, priority=True, id="form.previous"
+        ),
     ]
 
     def __init__(self, spec: FormSpec):
@@ -76,7 +86,7 @@ class RecordForm(ModalScreen[int | None]):
             with Vertical(classes="form"):
                 yield Label(Text(self.spec.title, style="bold"), classes="dialog-title")
                 yield Label("", id="form-error", classes="field-error")
-                with VerticalScroll(classes="form-fields"):
+                with VerticalScroll(classes="form-fields", can_focus=False):
                     for spec in self.spec.fields:
                         yield from self._field(spec)
                 yield Label(Text("ctrl+s save · esc cancel · tab next field", style="dim"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,12 +20,12 @@ from crm_tui.widgets.status_bar import StatusBar
 PREVIEW_CHARS = 20_000
 
 
-def _message_rows(session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
+def _message_rows(zone, session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
     from crm_tui.core.services.mail_store import list_messages
 
     rows = []
     for message in list_messages(session, limit=limit, offset=offset):
-        sent = message.sent_at.astimezone().strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
+        sent = message.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
         flags = ("●" if not message.is_read else " ") + ("📎" if message.has_attachments else " ")
         who = (
             f"to {message.first_recipient}"
@@ -63,7 +65,7 @@ class InboxScreen(CrmScreen):
         with Horizontal(id="body"):
             yield PagedTable(
                 [("", 3), ("Date", 17), ("From", 26), ("Subject", 50)],
-                _message_rows,
+                partial(_message_rows, self.app.context.zone),  # type: ignore[attr-defined]
                 _message_count,
                 id="messages",
             )

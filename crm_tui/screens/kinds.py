@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
 
 from rich.text import Text
@@ -253,7 +253,7 @@ def _suggest(context: AppContext) -> Callable[[str, str], str | None]:
 # contacts
 
 
-def _contact_rows(session: Session, query: str, offset: int, limit: int) -> list[Row]:
+def _contact_rows(session: Session, query: str, offset: int, limit: int, *, zone: tzinfo) -> list[Row]:
     return [
         Row(
             str(c.id),
@@ -340,7 +340,7 @@ def _contact_form(context: AppContext, record_id: int | None, prefill: dict[str,
 # organizations
 
 
-def _organization_rows(session: Session, query: str, offset: int, limit: int) -> list[Row]:
+def _organization_rows(session: Session, query: str, offset: int, limit: int, *, zone: tzinfo) -> list[Row]:
     return [
         Row(
             str(o.id),
@@ -457,7 +457,7 @@ def _organization_form(context: AppContext, record_id: int | None, prefill: dict
 # leads
 
 
-def _lead_rows(session: Session, query: str, offset: int, limit: int) -> list[Row]:
+def _lead_rows(session: Session, query: str, offset: int, limit: int, *, zone: tzinfo) -> list[Row]:
     rows = []
     for lead in leads.search_leads(session, query, limit=limit, offset=offset):
         style = "dim" if lead.status in ("converted", "disqualified") else ""
@@ -552,7 +552,7 @@ def _lead_form(context: AppContext, record_id: int | None, prefill: dict[str, st
 # tickets
 
 
-def _ticket_rows(session: Session, query: str, offset: int, limit: int) -> list[Row]:
+def _ticket_rows(session: Session, query: str, offset: int, limit: int, *, zone: tzinfo) -> list[Row]:
     names = {}
     rows = sales_documents.search_tickets(session, query, limit=limit, offset=offset)
     ids = [t.contact_id for t in rows if t.contact_id]
@@ -565,7 +565,7 @@ def _ticket_rows(session: Session, query: str, offset: int, limit: int) -> list[
                 t.subject,
                 t.status,
                 names.get(t.contact_id, ""),
-                t.updated_at.astimezone().strftime("%Y-%m-%d"),
+                t.updated_at.astimezone(zone).strftime("%Y-%m-%d"),
             ),
             "dim" if t.status == "closed" else "",
         )
@@ -633,7 +633,7 @@ def _ticket_form(context: AppContext, record_id: int | None, prefill: dict[str, 
 # quotes
 
 
-def _quote_rows(session: Session, query: str, offset: int, limit: int) -> list[Row]:
+def _quote_rows(session: Session, query: str, offset: int, limit: int, *, zone: tzinfo) -> list[Row]:
     rows = sales_documents.search_quotes(session, query, limit=limit, offset=offset)
     titles = (
         dict(

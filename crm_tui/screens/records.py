@@ -3,6 +3,7 @@ detail pane (facts, related records, timeline), forms to create and edit, and th
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,15 @@ class RecordsScreen(CrmScreen):
         yield Label(self._tabs(), id="kind-tabs")
         yield Input(placeholder=self._placeholder(), id="search")
         with Horizontal(id="body"):
-            yield PagedTable(self.kind.columns, self.kind.fetch, self.kind.count, id="records-table")
+            yield PagedTable(self.kind.columns, self._fetch(), self.kind.count, id="records-table")
             with VerticalScroll(id="detail-scroll"):
                 yield RecordDetail(id="record-detail")
         yield StatusBar()
         yield Footer()
+
+    def _fetch(self) -> Any:
+        """The kind's row fetch, showing dates in the user's zone (not the process's)."""
+        return partial(self.kind.fetch, zone=self.app.context.zone)  # type: ignore[attr-defined]
 
     def _tabs(self) -> Text:
         text = Text(" ")
@@ -185,7 +190,7 @@ class RecordsScreen(CrmScreen):
         with search.prevent(Input.Changed):
             search.value = ""
         self.table.query_text = ""
-        self.table.set_source(self.kind.columns, self.kind.fetch, self.kind.count)
+        self.table.set_source(self.kind.columns, self._fetch(), self.kind.count)
         self.table.focus()
 
     def action_next_kind(self) -> None:

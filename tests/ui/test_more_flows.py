@@ -246,3 +246,31 @@ def test_the_first_user_made_in_settings_becomes_me(tmp_path: Path) -> None:
         context.close()
 
     asyncio.run(main())
+
+
+def test_keys_typed_in_one_burst_after_n_fill_the_new_form(demo_home: Path) -> None:
+    """A fast typist's "n Ilvy<Tab>Quandt<Tab>ilvy@..." burst: every key lands in the form, in order."""
+    from textual import events
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(demo_home, demo=True))
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_for(lambda: app.screen.query_one(PagedTable).row_count > 0, pilot)
+            burst = [("n", "n"), *[(c, c) for c in "Ilvy"], ("tab", None), *[(c, c) for c in "Quandt"]]
+            burst += [("tab", None), *[(c, c) for c in "ilvy@quandt.example"]]
+            for key, char in burst:  # as a terminal delivers them: no waiting between keys
+                event = events.Key(key, char)
+                event.set_sender(app)
+                app._driver.send_message(event)  # type: ignore[union-attr]
+            await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+            form = app.screen
+            assert isinstance(form, RecordForm)
+            await wait_for(lambda: form.values()["emails"] == "ilvy@quandt.example", pilot)
+            assert (form.values()["first_name"], form.values()["last_name"]) == ("Ilvy", "Quandt")
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: not isinstance(app.screen, RecordForm), pilot)
+        with app.context.database().read() as session:
+            contact = session.exec(select(m.Contact).where(m.Contact.last_name == "Quandt")).one()
+            assert contact.first_name == "Ilvy"
+
+    asyncio.run(scenario())

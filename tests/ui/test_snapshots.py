@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import DataTable, OptionList
+from textual.widgets import DataTable, OptionList, Static
 
 from crm_tui.app import CrmApp
 from crm_tui.screens.calendar import CalendarScreen
@@ -26,6 +26,9 @@ def _loaded(app: CrmApp) -> bool:
     screen = app.screen
     tables = list(screen.query(PagedTable))
     if tables and (tables[0].row_count == 0 or tables[0]._loading):
+        return False
+    previews = list(screen.query("#preview").results(Static))
+    if previews and not str(previews[0].render()).strip():
         return False
     details = list(screen.query(RecordDetail))
     if details and "Timeline" not in str(details[0].render()):
