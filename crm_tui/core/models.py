@@ -458,14 +458,63 @@ class CustomFieldValue(SQLModel, table=True):
     value: str = Field(sa_type=Text)
 
 
-# --- mail (minimal here; the mail engine extends it) ----------------------------------------------
+# --- mail ----------------------------------------------------------------------------------------
+
+
+class MailAccount(SQLModel, table=True):
+    """An IMAP account of a user. The password is never stored here: ``password_source`` says where it is
+    (``keyring``: the OS keyring; ``env``: the environment variable named in ``password_ref``; ``command``:
+    the command line in ``password_ref``, whose output is the password)."""
+
+    __tablename__ = "mail_account"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    user_id: int = _fk("user.id", nullable=False, ondelete="CASCADE")
+    preset: str = "other"
+    imap_host: str
+    imap_port: int
+    imap_security: str = "ssl"  # ssl | starttls | none
+    ca_cert: str | None = None
+    username: str
+    password_source: str = "keyring"  # keyring | env | command
+    password_ref: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_security: str | None = None
+    addresses: str = Field(default="", sa_type=Text)  # my own addresses on it, one per line
+    refresh_minutes: int = 5
+    sync_since: date | None = None  # None: all mail
+    created_at: datetime = _utc()
+
+
+class MailFolder(SQLModel, table=True):
+    __tablename__ = "mail_folder"
+    __table_args__ = (UniqueConstraint("account_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("mail_account.id", nullable=False, ondelete="CASCADE", index=False)
+    name: str
+    role: str | None = None  # inbox | sent | drafts | trash | archive | junk
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    synced_at: datetime | None = _utc(nullable=True)
 
 
 class MailMessage(SQLModel, table=True):
+    """One message, whatever number of copies the servers hold (see ``MailLocation``).
+
+    Identity: the Message-ID header plus a hash of the body bytes (``body_hash``), so copies that differ only in
+    their Received headers are one message and two messages sharing a Message-ID stay two. A message whose body
+    has not arrived yet is provisional (``has_body`` false, ``raw`` empty): it merges into an existing message
+    when its body matches one.
+    """
+
     __tablename__ = "mail_message"
+    __table_args__ = (Index("ix_mail_message_identity", "message_id_header", "body_hash"),)
     id: int | None = Field(default=None, primary_key=True)
     message_id_header: str | None = Field(default=None, index=True)
     subject: str = ""
+    subject_key: str = Field(default="", index=True)  # the subject without Re:/Fwd: prefixes, lower case
     from_name: str = ""
     from_address: str = Field(default="", index=True)
     to_addresses: str = Field(default="", sa_type=Text)
@@ -475,17 +524,50 @@ class MailMessage(SQLModel, table=True):
     references: str | None = Field(default=None, sa_type=Text)
     body_text: str = Field(default="", sa_type=Text)
     has_attachments: bool = False
+    attachments: str = Field(default="", sa_type=Text)  # "name\ttype\tsize" per line
     parse_problems: str | None = Field(default=None, sa_type=Text)
-    # The bytes exactly as received: everything else in this row is derived from them.
-    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The bytes exactly as the server sent them: everything else in this row is derived from them.
+    raw: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
+    has_body: bool = True
+    body_hash: str | None = None
     size: int = 0
     is_outgoing: bool = False
     is_read: bool = False
+    is_flagged: bool = False
     received_at: datetime = _utc()
 
 
+class MailLocation(SQLModel, table=True):
+    """One copy of a message on a server: (folder, UIDVALIDITY, UID)."""
+
+    __tablename__ = "mail_location"
+    __table_args__ = (UniqueConstraint("folder_id", "uidvalidity", "uid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = _fk("mail_message.id", nullable=False, ondelete="CASCADE")
+    folder_id: int = _fk("mail_folder.id", nullable=False, ondelete="CASCADE", index=False)
+    uidvalidity: int
+    uid: int
+    flags: str = ""  # IMAP flags, space separated
+    modseq: int | None = None
+
+
+class MailChange(SQLModel, table=True):
+    """A change made offline (read, flag, move, delete), applied locally at once and replayed on the server
+    by the next successful sync."""
+
+    __tablename__ = "mail_change"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = _fk("mail_message.id", nullable=False, ondelete="CASCADE")
+    action: str  # read | unread | flag | unflag | move | archive | delete
+    argument: str | None = None  # the target folder of a move
+    created_at: datetime = _utc()
+    done_at: datetime | None = _utc(nullable=True)
+    error: str | None = None
+
+
 class MailLink(SQLModel, table=True):
-    """A message filed on (linked to) a record, with why the link was made."""
+    """A message filed on (linked to) a record, with how the link was made (``reason``: address, domain,
+    thread, subject or manual)."""
 
     __tablename__ = "mail_link"
     __table_args__ = (
@@ -497,6 +579,18 @@ class MailLink(SQLModel, table=True):
     record_type: str
     record_id: int
     reason: str = "manual"
+    created_at: datetime = _utc()
+
+
+class MailUnlink(SQLModel, table=True):
+    """A link the user removed: automatic linking never makes it again."""
+
+    __tablename__ = "mail_unlink"
+    __table_args__ = (UniqueConstraint("message_id", "record_type", "record_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = _fk("mail_message.id", nullable=False, ondelete="CASCADE", index=False)
+    record_type: str
+    record_id: int
     created_at: datetime = _utc()
 
 

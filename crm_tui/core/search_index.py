@@ -11,11 +11,50 @@ from __future__ import annotations
 from typing import Any
 
 # (index table, source table) pairs.
-INDEXES = (("contact_search", "contact"),)
+INDEXES = (("contact_search", "contact"), ("mail_search", "mail_message"))
 MIN_TERM = 3  # trigrams: shorter terms are matched with LIKE instead
 
 
+_MAIL_ADDRESSES = (
+    "new.from_name || ' ' || new.from_address || ' ' || new.to_addresses || ' ' || new.cc_addresses"
+)
+
+
+def _mail_statements() -> dict[str, str]:
+    """Mail: subject, addresses and body, as words (unicode61, accents folded); its own copy of the text."""
+    insert = (
+        "INSERT INTO mail_search(rowid, subject, addresses, body) "
+        f"VALUES (new.id, new.subject, {_MAIL_ADDRESSES}, new.body_text);"
+    )
+    return {
+        "mail_search": (
+            "CREATE VIRTUAL TABLE mail_search USING fts5("
+            "subject, addresses, body, tokenize='unicode61 remove_diacritics 2')"
+        ),
+        "mail_search_ai": f"CREATE TRIGGER mail_search_ai AFTER INSERT ON mail_message BEGIN {insert} END",
+        "mail_search_ad": (
+            "CREATE TRIGGER mail_search_ad AFTER DELETE ON mail_message BEGIN "
+            "DELETE FROM mail_search WHERE rowid = old.id; END"
+        ),
+        "mail_search_au": (
+            "CREATE TRIGGER mail_search_au AFTER UPDATE OF subject, from_name, from_address, to_addresses, "
+            "cc_addresses, body_text ON mail_message BEGIN "
+            f"DELETE FROM mail_search WHERE rowid = old.id; {insert} END"
+        ),
+    }
+
+
+_MAIL_REBUILD = (
+    "DELETE FROM mail_search",
+    "INSERT INTO mail_search(rowid, subject, addresses, body) SELECT id, subject, "
+    + _MAIL_ADDRESSES.replace("new.", "")
+    + ", body_text FROM mail_message",
+)
+
+
 def _statements(index: str, table: str) -> dict[str, str]:
+    if index == "mail_search":
+        return _mail_statements()
     return {
         index: (
             f"CREATE VIRTUAL TABLE {index} USING fts5("
@@ -59,7 +98,11 @@ def ensure(connection: Any) -> list[str]:
                 connection.exec_driver_sql(statement)
                 created.append(name)
         if any(name.startswith(index) for name in created):
-            connection.exec_driver_sql(f"INSERT INTO {index}({index}) VALUES ('rebuild')")
+            if index == "mail_search":
+                for statement in _MAIL_REBUILD:
+                    connection.exec_driver_sql(statement)
+            else:
+                connection.exec_driver_sql(f"INSERT INTO {index}({index}) VALUES ('rebuild')")
     return created
 
 

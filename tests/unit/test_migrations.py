@@ -78,8 +78,8 @@ EXTRA_REVISION = """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0099"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -115,14 +115,16 @@ def test_an_older_database_is_backed_up_and_upgraded_without_loss(
 
     migrations = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions" / "0002_test_rebuild.py").write_text(EXTRA_REVISION)
+    (migrations / "versions" / "0099_test_rebuild.py").write_text(
+        EXTRA_REVISION.replace("{head}", SCHEMA_HEAD)
+    )
     monkeypatch.setattr(db_module, "MIGRATIONS_DIR", migrations)
-    monkeypatch.setattr(db_module, "SCHEMA_HEAD", "0002")
+    monkeypatch.setattr(db_module, "SCHEMA_HEAD", "0099")
 
     upgraded = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
     with upgraded.read() as session:
         assert [row[0] for row in session.execute(sa_text("SELECT version_num FROM alembic_version"))] == [
-            "0002"
+            "0099"
         ]
         names = [row[0] for row in session.execute(sa_text("SELECT last_name FROM contact"))]
         emails = [
@@ -139,10 +141,50 @@ def test_an_older_database_is_backed_up_and_upgraded_without_loss(
 
         assert [c.last_name for c in search_contacts(session, "survivor")] == ["Survivor"]
         assert [c.last_name for c in search_contacts(session, "newcomer")] == ["Newcomer"]
-    backup = tmp_path / "backups" / "crm.before-0002.bak"
+    backup = tmp_path / "backups" / "crm.before-0099.bak"
     with sqlite3.connect(backup) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchone() == (SCHEMA_HEAD,)
         assert raw.execute("SELECT last_name FROM contact WHERE id = ?", (person_id,)).fetchone() == (
             "Survivor",
         )
+    upgraded.dispose()
+
+
+def test_a_database_from_before_the_mail_engine_keeps_its_mail(tmp_path: Path) -> None:
+    """0001 -> 0002 on a database with stored mail: nothing lost, identity derived, mail searchable."""
+    from alembic import command
+
+    import crm_tui.core.db as db_module
+    from crm_tui.core import mail_identity
+
+    path = tmp_path / "old.sqlite3"
+    db = open_database(sqlite_url(path), migrate=False)
+    with db._writer.connect() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        with connection.begin():
+            command.upgrade(config, "0001")
+    raw = b"Message-ID: <old@example.com>\r\nSubject: Re: Angebot Solar\r\nFrom: a@example.com\r\n\r\nHallo Welt\r\n"
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO mail_message (id, message_id_header, subject, from_name, from_address, to_addresses, "
+            "cc_addresses, body_text, has_attachments, raw, size, is_outgoing, is_read, received_at) VALUES "
+            "(7, '<old@example.com>', 'Re: Angebot Solar', '', 'a@example.com', '', '', 'Hallo Welt', 0, ?, ?, 0, 1, "
+            "'2026-11-01 10:00:00.000000')",
+            (raw, len(raw)),
+        )
+    db.dispose()
+    upgraded = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
+    with upgraded.read() as session:
+        message = session.get(m.MailMessage, 7)
+        assert message is not None and message.raw == raw and message.is_read
+        assert message.has_body and not message.is_flagged
+        assert message.body_hash == mail_identity.body_hash(raw)
+        assert message.subject_key == "angebot solar"
+        hits = session.execute(
+            sa_text("SELECT rowid FROM mail_search WHERE mail_search MATCH 'welt'")
+        ).fetchall()
+        assert [row[0] for row in hits] == [7]
+    assert db_module.SCHEMA_HEAD == "0002"
     upgraded.dispose()

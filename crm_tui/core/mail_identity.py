@@ -1,0 +1,52 @@
+"""What makes two copies of a message the same message, and what makes two messages one thread.
+
+Identity (issue: mail engine): the Message-ID header plus a hash of the body bytes. The header block is left out
+of the hash because servers add Received and similar headers to each copy; line endings are normalised because
+a server may store LF and serve CRLF. A message without a Message-ID also hashes its From, Date and Subject
+lines, so two different messages with the same short body ("Thanks!") do not merge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_SEPARATOR = re.compile(rb"\r?\n\r?\n")
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|ref|r|enc|res)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    re.IGNORECASE,
+)
+_LIST_TAG = re.compile(r"^\s*\[[^\]]{1,40}\]\s*")
+
+
+def split_raw(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block, body) of a raw message; a message with no blank line is all header."""
+    match = _SEPARATOR.search(raw)
+    if match is None:
+        return raw, b""
+    return raw[: match.start()], raw[match.end() :]
+
+
+def _header_lines(header: bytes, names: tuple[bytes, ...]) -> bytes:
+    lines = header.replace(b"\r\n", b"\n").split(b"\n")
+    wanted = [line.strip() for line in lines if line.split(b":", 1)[0].strip().lower() in names]
+    return b"\n".join(sorted(wanted))
+
+
+def body_hash(raw: bytes, *, has_message_id: bool = True) -> str:
+    header, body = split_raw(raw)
+    digest = hashlib.sha256(body.replace(b"\r\n", b"\n").rstrip(b"\n"))
+    if not has_message_id:
+        digest.update(b"\0" + _header_lines(header, (b"from", b"date", b"subject")))
+    return digest.hexdigest()[:32]
+
+
+def subject_key(subject: str) -> str:
+    """The subject of a thread: without reply/forward prefixes (in several languages) and list tags."""
+    text = subject or ""
+    for _ in range(10):
+        stripped = _LIST_TAG.sub("", _PREFIX.sub("", text))
+        if stripped == text:
+            break
+        text = stripped
+    return " ".join(text.lower().split())[:200]
