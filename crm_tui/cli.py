@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.set_defaults(handler="crm_tui.commands:activities_list")
 
+    _mail_commands(commands)
+
     demo = commands.add_parser("demo", help="the demo data set").add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_Parser
     )
@@ -119,6 +121,110 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.set_defaults(handler="crm_tui.commands:demo_reset")
     return parser
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535 (got {value})")
+    return value
+
+
+def _since(text: str) -> Any:
+    return "all" if text.strip().lower() == "all" else _iso_date(text)
+
+
+def _account_options(sub: argparse.ArgumentParser, *, creating: bool) -> None:
+    sub.add_argument("name", metavar="NAME", help="a short name for the account, e.g. work")
+    sub.add_argument(
+        "--preset",
+        choices=["gmail", "yahoo", "fastmail", "other"],
+        default="other" if creating else None,
+        help="fill host, port and security for a provider (an app password is needed)",
+    )
+    sub.add_argument("--imap-host", metavar="HOST", help="IMAP server name or IP address")
+    sub.add_argument("--imap-port", type=_port, metavar="PORT")
+    sub.add_argument("--imap-security", choices=["ssl", "starttls", "none"])
+    sub.add_argument("--ca-cert", metavar="FILE", help="trust this CA certificate (a self-signed server)")
+    sub.add_argument("--user", metavar="LOGIN", help="the login name (often the e-mail address)")
+    secret = sub.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password-env", metavar="VAR", help="read the password from this environment variable"
+    )
+    secret.add_argument("--password-command", metavar="CMD", help="run CMD; its output is the password")
+    if not creating:
+        secret.add_argument(
+            "--password", action="store_true", help="store a new password in the OS keyring (asked for)"
+        )
+        sub.add_argument("--rename", dest="new_name", metavar="NEW", help="give the account a new name")
+    sub.add_argument("--smtp-host", metavar="HOST")
+    sub.add_argument("--smtp-port", type=_port, metavar="PORT")
+    sub.add_argument("--smtp-security", choices=["ssl", "starttls", "none"])
+    sub.add_argument(
+        "--address", action="append", metavar="ADDR", help="my own address on this account (repeatable)"
+    )
+    sub.add_argument(
+        "--refresh-minutes", type=_positive_int, metavar="N", help="sync every N minutes (default 5)"
+    )
+    sub.add_argument(
+        "--sync-since",
+        type=_since,
+        metavar="DATE|all",
+        help="keep mail from this day on (default: 90 days back)",
+    )
+
+
+def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    accounts = commands.add_parser("account", help="mail accounts (IMAP)").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    sub = accounts.add_parser(
+        "add",
+        help="add an IMAP account (the password goes to the OS keyring unless --password-env/-command)",
+        description="Add an IMAP account. Without --password-env or --password-command the password is asked "
+        "for (or read as one line from standard input) and kept in the OS keyring, never in a file.",
+    )
+    _account_options(sub, creating=True)
+    sub.set_defaults(handler="crm_tui.mail_commands:account_add")
+    sub = accounts.add_parser("edit", help="change an account (only the options given)")
+    _account_options(sub, creating=False)
+    sub.set_defaults(handler="crm_tui.mail_commands:account_edit")
+    sub = accounts.add_parser("list", help="list accounts")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.set_defaults(handler="crm_tui.mail_commands:account_list")
+    for name, help_text, handler in (
+        ("remove", "remove an account (mail filed on records is kept)", "account_remove"),
+        ("test", "log in and list the folders", "account_test"),
+    ):
+        sub = accounts.add_parser(name, help=help_text)
+        sub.add_argument("name", metavar="NAME")
+        sub.set_defaults(handler=f"crm_tui.mail_commands:{handler}")
+
+    sub = commands.add_parser("sync", help="sync mail now (one pass, with progress and a summary)")
+    sub.add_argument("--account", metavar="NAME", help="only this account (default: all)")
+    sub.set_defaults(handler="crm_tui.mail_commands:sync")
+
+    mail = commands.add_parser("mail", help="stored mail").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    sub = mail.add_parser("list", help="list stored messages, newest first")
+    sub.add_argument("--folder", metavar="F", help="only messages with a copy in this folder")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=_positive_int, metavar="N")
+    sub.set_defaults(handler="crm_tui.mail_commands:mail_list")
+    sub = mail.add_parser("raw", help="write a message's bytes exactly as the server sent them to stdout")
+    sub.add_argument("id", type=_positive_int, metavar="ID")
+    sub.set_defaults(handler="crm_tui.mail_commands:mail_raw")
+
+    sub = commands.add_parser(
+        "search",
+        help='search mail: words, "phrases", from: to: subject: has:attachment is:unread before: after: '
+        "linked:TYPE:ID unlinked -term OR",
+    )
+    sub.add_argument("query", metavar="QUERY")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=_positive_int, metavar="N", default=200)
+    sub.set_defaults(handler="crm_tui.mail_commands:search")
 
 
 def _build_context(args: argparse.Namespace) -> Any:

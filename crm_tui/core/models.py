@@ -549,6 +549,19 @@ class MailLocation(SQLModel, table=True):
     uid: int
     flags: str = ""  # IMAP flags, space separated
     modseq: int | None = None
+    pending_move: str | None = None  # a queued move/archive/delete: where this copy is going (folder name)
+
+
+class MailSyncLock(SQLModel, table=True):
+    """Who is syncing an account now: one row per running sync, a lease renewed as it works (a database lock,
+    so it holds across processes and, later, across machines on PostgreSQL)."""
+
+    __tablename__ = "mail_sync_lock"
+    account_id: int = Field(
+        default=None, sa_column_args=[ForeignKey("mail_account.id", ondelete="CASCADE")], primary_key=True
+    )
+    holder: str  # host:pid
+    renewed_at: datetime = _utc()
 
 
 class MailChange(SQLModel, table=True):

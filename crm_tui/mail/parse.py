@@ -139,8 +139,13 @@ def _walk(message: Message, problems: list[str]) -> list[Message]:
     return parts
 
 
-def extract_body(message: Message, problems: list[str]) -> tuple[str, bool]:
-    """The best plain text of the message (text/plain, else text/html as text) and whether it has attachments."""
+def extract_body(
+    message: Message, problems: list[str], attachments: list[tuple[str, str, int]] | None = None
+) -> tuple[str, bool]:
+    """The best plain text of the message (text/plain, else text/html as text) and whether it has attachments.
+
+    ``attachments``, if given, receives (file name as declared, declared type, decoded size) of each.
+    """
     plain: list[str] = []
     html: list[str] = []
     has_attachments = False
@@ -154,6 +159,12 @@ def extract_body(message: Message, problems: list[str]) -> tuple[str, bool]:
         filename = _attempt(problems, "attachment name", lambda p=part: p.get_filename(), None)
         if content_type not in ("text/plain", "text/html") or disposition == "attachment" or filename:
             has_attachments = True
+            if attachments is not None:
+                data = _attempt(problems, "attachment", lambda p=part: p.get_payload(decode=True), None)
+                name = filename if isinstance(filename, str) else ""
+                attachments.append(
+                    (name[:255], str(content_type)[:100], len(data) if isinstance(data, bytes) else 0)
+                )
             continue
         payload = _attempt(problems, "body", lambda p=part: p.get_payload(decode=True), None)
         if not isinstance(payload, bytes):
@@ -211,7 +222,8 @@ def parse_message(raw: bytes) -> MessageData:
     )
     senders = decode_addresses(message, "From", problems)
     from_name, from_address = senders[0] if senders else ("", "")
-    body, has_attachments = extract_body(message, problems)
+    attachments: list[tuple[str, str, int]] = []
+    body, has_attachments = extract_body(message, problems, attachments)
     message_id = _message_ids(_raw_header(message, "Message-ID"))
     in_reply_to = _message_ids(_raw_header(message, "In-Reply-To"))
     return MessageData(
@@ -227,5 +239,6 @@ def parse_message(raw: bytes) -> MessageData:
         references=_message_ids(_raw_header(message, "References")),
         body_text=body,
         has_attachments=has_attachments,
+        attachments=attachments,
         problems=problems,
     )

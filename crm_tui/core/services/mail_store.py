@@ -35,6 +35,7 @@ class MessageData:
     references: list[str] = field(default_factory=list)
     body_text: str = ""
     has_attachments: bool = False
+    attachments: list[tuple[str, str, int]] = field(default_factory=list)  # (name, type, size)
     problems: list[str] = field(default_factory=list)
 
 

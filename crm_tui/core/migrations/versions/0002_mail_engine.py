@@ -89,6 +89,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('account_id', 'name')
     )
+    op.create_table('mail_sync_lock',
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('renewed_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['mail_account.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('account_id')
+    )
     op.create_table('mail_location',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('message_id', sa.Integer(), nullable=False),
@@ -97,6 +104,7 @@ def upgrade() -> None:
     sa.Column('uid', sa.Integer(), nullable=False),
     sa.Column('flags', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('modseq', sa.Integer(), nullable=True),
+    sa.Column('pending_move', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.ForeignKeyConstraint(['folder_id'], ['mail_folder.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['message_id'], ['mail_message.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
@@ -149,6 +157,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_mail_location_message_id'))
 
     op.drop_table('mail_location')
+    op.drop_table('mail_sync_lock')
     op.drop_table('mail_folder')
     with op.batch_alter_table('mail_account', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mail_account_user_id'))

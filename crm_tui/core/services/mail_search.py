@@ -1,0 +1,259 @@
+"""Mail search: one query language for the app and ``crm-tui search``.
+
+words            every word appears (subject, addresses or body; a word matches as a prefix)
+"a phrase"       the words in this order
+from:anna        sender name or address contains it      to:ben   a To or Cc contains it
+subject:offer    the subject contains it                  has:attachment
+is:unread  is:read  is:flagged
+after:2026-11-01 sent on or after that local day         before:2026-11-20  sent before that local day
+linked:contact:42   filed on that record                  unlinked  filed on no record
+-term            not this term (any of the above)         a OR b   either (binds tighter than AND)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from sqlalchemy import and_, exists, false, not_, or_, select, text
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.clock import local_day_bounds, parse_date
+from crm_tui.core.errors import ValidationError
+from crm_tui.core.types import RecordRef
+
+_TOKEN = re.compile(r'(-?)(?:(\w+):)?(?:"([^"]*)"|(\S+))')
+FIELDS = ("from", "to", "subject", "has", "is", "before", "after", "linked")
+
+
+@dataclass(frozen=True)
+class Term:
+    negated: bool
+    field: str | None
+    value: str
+    phrase: bool = False
+
+
+def parse_query(query: str) -> list[list[Term]]:
+    """The query as AND-ed groups of OR-ed terms. Raises ValidationError naming a malformed term."""
+    groups: list[list[Term]] = []
+    pending_or = False
+    for match in _TOKEN.finditer(query or ""):
+        negated, name, quoted, bare = match.groups()
+        if name is None and quoted is None and bare == "OR" and not negated:
+            pending_or = bool(groups)
+            continue
+        field = name.lower() if name else None
+        value = quoted if quoted is not None else bare or ""
+        if field is not None and field not in FIELDS:
+            # "word:thing" that is no operator: search it as words.
+            value, field = f"{name}:{value}", None
+        if field is None and value.lower() == "unlinked" and quoted is None:
+            field, value = "unlinked", ""
+        term = Term(bool(negated), field, value, phrase=quoted is not None)
+        _check(term)
+        if pending_or and groups:
+            groups[-1].append(term)
+        else:
+            groups.append([term])
+        pending_or = False
+    return groups
+
+
+def _check(term: Term) -> None:
+    if term.field == "has" and term.value.lower() not in ("attachment", "attachments"):
+        raise ValidationError.single("query", f"has:{term.value}: only has:attachment is known")
+    if term.field == "is" and term.value.lower() not in ("unread", "read", "flagged"):
+        raise ValidationError.single("query", f"is:{term.value}: use is:unread, is:read or is:flagged")
+    if term.field in ("before", "after"):
+        try:
+            parse_date(term.value)
+        except ValueError:
+            raise ValidationError.single("query", f"{term.field}:{term.value}: use YYYY-MM-DD") from None
+    if term.field == "linked":
+        try:
+            RecordRef.parse(term.value)
+        except ValueError as exc:
+            raise ValidationError.single("query", f"linked:{term.value}: {exc}") from None
+
+
+def _fts(session: Session, column: str | None, value: str, phrase: bool) -> ColumnElement[bool]:
+    words = re.findall(r"\w+", value)
+    if not words:
+        return false()
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        like = f"%{value}%"
+        return or_(m.MailMessage.subject.ilike(like), m.MailMessage.body_text.ilike(like))  # type: ignore[attr-defined]
+    if phrase:
+        expression = '"' + " ".join(words) + '"'
+    else:
+        expression = " AND ".join(f'"{w}"*' for w in words)
+    if column:
+        expression = f"{{{column}}} : ({expression})"
+    matches = text("SELECT rowid FROM mail_search WHERE mail_search MATCH :expression").bindparams(
+        expression=expression
+    )
+    return m.MailMessage.id.in_(matches.columns())  # type: ignore[union-attr]
+
+
+def _condition(session: Session, term: Term, zone: tzinfo) -> ColumnElement[bool]:
+    value = term.value
+    like = f"%{value.lower()}%"
+    if term.field is None:
+        condition = _fts(session, None, value, term.phrase)
+    elif term.field == "from":
+        condition = or_(m.MailMessage.from_address.like(like), m.MailMessage.from_name.ilike(like))  # type: ignore[attr-defined]
+    elif term.field == "to":
+        condition = or_(m.MailMessage.to_addresses.ilike(like), m.MailMessage.cc_addresses.ilike(like))  # type: ignore[attr-defined]
+    elif term.field == "subject":
+        condition = m.MailMessage.subject.ilike(like)  # type: ignore[attr-defined]
+    elif term.field == "has":
+        condition = m.MailMessage.has_attachments.is_(True)  # type: ignore[attr-defined]
+    elif term.field == "is":
+        condition = {
+            "unread": m.MailMessage.is_read.is_(False),  # type: ignore[attr-defined]
+            "read": m.MailMessage.is_read.is_(True),  # type: ignore[attr-defined]
+            "flagged": m.MailMessage.is_flagged.is_(True),  # type: ignore[attr-defined]
+        }[value.lower()]
+    elif term.field in ("before", "after"):
+        start, _end = local_day_bounds(parse_date(value), zone)
+        condition = (
+            m.MailMessage.sent_at < start if term.field == "before" else m.MailMessage.sent_at >= start
+        )  # type: ignore[operator]
+    elif term.field == "linked":
+        ref = RecordRef.parse(value)
+        condition = exists().where(
+            m.MailLink.message_id == m.MailMessage.id,
+            m.MailLink.record_type == ref.type.value,
+            m.MailLink.record_id == ref.id,
+        )
+    else:  # unlinked
+        condition = ~exists().where(m.MailLink.message_id == m.MailMessage.id)
+    return not_(condition) if term.negated else condition
+
+
+def search_condition(session: Session, query: str, zone: tzinfo) -> ColumnElement[bool] | None:
+    groups = parse_query(query)
+    if not groups:
+        return None
+    return and_(*(or_(*(_condition(session, term, zone) for term in group)) for group in groups))
+
+
+def search_ids(
+    session: Session, query: str, zone: tzinfo, *, limit: int | None = 200, offset: int = 0
+) -> list[int]:
+    """Ids of matching messages, newest first."""
+    statement = select(m.MailMessage.id)
+    condition = search_condition(session, query, zone)
+    if condition is not None:
+        statement = statement.where(condition)
+    statement = statement.order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc()).offset(offset)  # type: ignore[union-attr]
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.scalars(statement))
+
+
+@dataclass(frozen=True)
+class MessageObject:
+    """A message as ``mail list --json`` and ``search --json`` print it."""
+
+    id: int
+    from_: str
+    to: list[str]
+    cc: list[str]
+    subject: str
+    date: datetime | None
+    flags: list[str]
+    locations: list[dict[str, object]]
+    links: list[dict[str, str]]
+    has_body: bool
+    problems: list[str]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "from": self.from_,
+            "to": self.to,
+            "cc": self.cc,
+            "subject": self.subject,
+            "date": self.date,
+            "flags": self.flags,
+            "locations": self.locations,
+            "links": self.links,
+            "has_body": self.has_body,
+            "problems": self.problems,
+        }
+
+
+def message_objects(session: Session, ids: list[int]) -> list[MessageObject]:
+    if not ids:
+        return []
+    rows = {
+        row.id: row
+        for row in session.execute(
+            select(
+                m.MailMessage.id,
+                m.MailMessage.from_name,
+                m.MailMessage.from_address,
+                m.MailMessage.to_addresses,
+                m.MailMessage.cc_addresses,
+                m.MailMessage.subject,
+                m.MailMessage.sent_at,
+                m.MailMessage.is_read,
+                m.MailMessage.is_flagged,
+                m.MailMessage.has_body,
+                m.MailMessage.parse_problems,
+            ).where(m.MailMessage.id.in_(ids))  # type: ignore[union-attr]
+        )
+    }
+    locations: dict[int, list[dict[str, object]]] = {i: [] for i in ids}
+    for message_id, account, folder, uidvalidity, uid in session.execute(
+        select(
+            m.MailLocation.message_id,
+            m.MailAccount.name,
+            m.MailFolder.name,
+            m.MailLocation.uidvalidity,
+            m.MailLocation.uid,
+        )
+        .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+        .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
+        .where(m.MailLocation.message_id.in_(ids))  # type: ignore[attr-defined]
+        .order_by(m.MailLocation.id)
+    ):
+        locations[message_id].append(
+            {"account": account, "folder": folder, "uidvalidity": uidvalidity, "uid": uid}
+        )
+    links: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
+    for message_id, record_type, record_id, reason in session.execute(
+        select(m.MailLink.message_id, m.MailLink.record_type, m.MailLink.record_id, m.MailLink.reason)
+        .where(m.MailLink.message_id.in_(ids))  # type: ignore[attr-defined]
+        .order_by(m.MailLink.id)
+    ):
+        links[message_id].append({"record": f"{record_type}:{record_id}", "how": reason})
+    result = []
+    for message_id in ids:
+        row = rows.get(message_id)
+        if row is None:
+            continue
+        flags = (["seen"] if row.is_read else ["unseen"]) + (["flagged"] if row.is_flagged else [])
+        sender = f"{row.from_name} <{row.from_address}>" if row.from_name else row.from_address
+        result.append(
+            MessageObject(
+                id=message_id,
+                from_=sender,
+                to=[a for a in row.to_addresses.splitlines() if a],
+                cc=[a for a in row.cc_addresses.splitlines() if a],
+                subject=row.subject,
+                date=row.sent_at,
+                flags=flags,
+                locations=locations[message_id],
+                links=links[message_id],
+                has_body=row.has_body,
+                problems=[p for p in (row.parse_problems or "").splitlines() if p],
+            )
+        )
+    return result

@@ -1,0 +1,495 @@
+"""The local mail store as a sync sees it: folders, copies on the server (locations), provisional messages
+that become whole when their body arrives, flags, expunges, the per-account sync lock and offline changes.
+
+Every function works inside the caller's transaction and does a small, bounded piece of work, so a sync can
+commit often and a kill at any point leaves a store the next sync completes: a location is unique per
+(folder, UIDVALIDITY, UID), a provisional message is finished by the next body pass, and copies merge by
+identity (Message-ID + body hash, see ``core.mail_identity``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlmodel import Session
+
+from crm_tui.core import mail_identity
+from crm_tui.core import models as m
+from crm_tui.core.errors import CrmError, NotFound
+from crm_tui.core.services.mail_store import MessageData
+
+LOCK_LEASE = timedelta(minutes=2)  # a sync renews its lock at least this often; an older lock is stale
+ROLE_FLAGS = {
+    "\\sent": "sent",
+    "\\trash": "trash",
+    "\\drafts": "drafts",
+    "\\archive": "archive",
+    "\\all": "all",
+    "\\junk": "junk",
+}
+ROLE_NAMES = {
+    "inbox": "inbox",
+    "sent": "sent",
+    "sent items": "sent",
+    "sent messages": "sent",
+    "gesendet": "sent",
+    "trash": "trash",
+    "deleted items": "trash",
+    "deleted messages": "trash",
+    "papierkorb": "trash",
+    "drafts": "drafts",
+    "entwürfe": "drafts",
+    "archive": "archive",
+    "archiv": "archive",
+    "junk": "junk",
+    "spam": "junk",
+}
+
+
+class SyncBusy(CrmError):
+    """Another sync of this account is running."""
+
+
+def folder_role(name: str, flags: Iterable[str]) -> str | None:
+    for flag in flags:
+        role = ROLE_FLAGS.get(flag.lower())
+        if role:
+            return role
+    leaf = name.replace("\\", "/").split("/")[-1].split(".")[-1].strip().lower()
+    return ROLE_NAMES.get(leaf) if name.upper() != "INBOX" else "inbox"
+
+
+def ensure_folder(session: Session, account_id: int, name: str, role: str | None) -> m.MailFolder:
+    folder = session.scalars(
+        select(m.MailFolder).where(m.MailFolder.account_id == account_id, m.MailFolder.name == name)
+    ).first()
+    if folder is None:
+        folder = m.MailFolder(account_id=account_id, name=name, role=role)
+        session.add(folder)
+        session.flush()
+    elif role and folder.role != role:
+        folder.role = role
+    return folder
+
+
+def folders_of(session: Session, account_id: int) -> list[m.MailFolder]:
+    return list(
+        session.scalars(
+            select(m.MailFolder).where(m.MailFolder.account_id == account_id).order_by(m.MailFolder.name)
+        )
+    )
+
+
+def folder_by_role(session: Session, account_id: int, role: str) -> m.MailFolder | None:
+    return session.scalars(
+        select(m.MailFolder).where(m.MailFolder.account_id == account_id, m.MailFolder.role == role)
+    ).first()
+
+
+def known_uids(session: Session, folder_id: int, uidvalidity: int) -> set[int]:
+    return set(
+        session.scalars(
+            select(m.MailLocation.uid).where(
+                m.MailLocation.folder_id == folder_id, m.MailLocation.uidvalidity == uidvalidity
+            )
+        )
+    )
+
+
+def _flags_text(flags: Iterable[str]) -> str:
+    return " ".join(sorted({f for f in flags if f and f.lower() != "\\recent"}))
+
+
+def _apply_flags_to_message(session: Session, message_id: int) -> None:
+    """A message is read / flagged as its copies are (read if any copy is, as mail clients show it)."""
+    rows = list(session.scalars(select(m.MailLocation.flags).where(m.MailLocation.message_id == message_id)))
+    if not rows:
+        return
+    seen = any("\\Seen" in flags.split() for flags in rows)
+    flagged = any("\\Flagged" in flags.split() for flags in rows)
+    session.execute(
+        update(m.MailMessage).where(m.MailMessage.id == message_id).values(is_read=seen, is_flagged=flagged)
+    )
+
+
+def store_header(
+    session: Session,
+    folder: m.MailFolder,
+    uidvalidity: int,
+    uid: int,
+    flags: Iterable[str],
+    modseq: int | None,
+    header: MessageData,
+    *,
+    now: datetime,
+) -> int | None:
+    """Store a copy seen by its header: a provisional message and its location. Returns the message id, or
+    None if this location is already stored (a resync after a kill)."""
+    exists = session.scalars(
+        select(m.MailLocation.id).where(
+            m.MailLocation.folder_id == folder.id,
+            m.MailLocation.uidvalidity == uidvalidity,
+            m.MailLocation.uid == uid,
+        )
+    ).first()
+    if exists is not None:
+        return None
+    text = _flags_text(flags)
+    message = m.MailMessage(
+        message_id_header=header.message_id,
+        subject=header.subject,
+        subject_key=mail_identity.subject_key(header.subject),
+        from_name=header.from_name,
+        from_address=header.from_address.lower(),
+        to_addresses="\n".join(header.to),
+        cc_addresses="\n".join(header.cc),
+        sent_at=header.sent_at,
+        in_reply_to=header.in_reply_to,
+        references="\n".join(header.references) or None,
+        parse_problems="\n".join(header.problems) or None,
+        raw=b"",
+        has_body=False,
+        size=len(header.raw),
+        is_outgoing=folder.role in ("sent", "drafts"),
+        is_read="\\Seen" in text.split(),
+        is_flagged="\\Flagged" in text.split(),
+        received_at=now,
+    )
+    session.add(message)
+    session.flush()
+    session.add(
+        m.MailLocation(
+            message_id=message.id,
+            folder_id=folder.id,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            flags=text,
+            modseq=modseq,
+        )
+    )
+    session.flush()
+    return message.id  # type: ignore[return-value]
+
+
+@dataclass
+class PendingBody:
+    location_id: int
+    folder_id: int
+    folder_name: str
+    uidvalidity: int
+    uid: int
+
+
+def pending_bodies(session: Session, account_id: int, *, limit: int | None = None) -> list[PendingBody]:
+    """Locations (of this account, current UIDVALIDITY) whose message has no body yet, by folder and UID."""
+    query = (
+        select(
+            m.MailLocation.id,
+            m.MailLocation.folder_id,
+            m.MailFolder.name,
+            m.MailLocation.uidvalidity,
+            m.MailLocation.uid,
+        )
+        .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+        .join(m.MailMessage, m.MailMessage.id == m.MailLocation.message_id)
+        .where(
+            m.MailFolder.account_id == account_id,
+            m.MailMessage.has_body.is_(False),  # type: ignore[attr-defined]
+            m.MailLocation.uidvalidity == m.MailFolder.uidvalidity,
+        )
+        .order_by(m.MailLocation.folder_id, m.MailLocation.uid)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [PendingBody(*row) for row in session.execute(query)]
+
+
+def store_body(session: Session, location_id: int, data: MessageData, *, now: datetime) -> tuple[int, bool]:
+    """The body of a provisional copy arrived: complete its message, or merge it into the stored message with
+    the same identity (moving locations and links). Returns (message id, merged)."""
+    location = session.get(m.MailLocation, location_id)
+    if location is None:
+        raise NotFound(f"location {location_id} is gone")
+    message = session.get(m.MailMessage, location.message_id)
+    assert message is not None
+    if message.has_body:
+        return message.id, False  # type: ignore[return-value]
+    digest = mail_identity.body_hash(data.raw, has_message_id=bool(data.message_id))
+    twin = session.scalars(
+        select(m.MailMessage).where(
+            m.MailMessage.message_id_header == data.message_id
+            if data.message_id
+            else m.MailMessage.message_id_header.is_(None),  # type: ignore[union-attr]
+            m.MailMessage.body_hash == digest,
+            m.MailMessage.has_body.is_(True),  # type: ignore[attr-defined]
+            m.MailMessage.id != message.id,
+        )
+    ).first()
+    if twin is not None:
+        merge_into(session, message.id, twin.id)  # type: ignore[arg-type]
+        _apply_flags_to_message(session, twin.id)  # type: ignore[arg-type]
+        return twin.id, True  # type: ignore[return-value]
+    message.message_id_header = data.message_id
+    message.subject = data.subject
+    message.subject_key = mail_identity.subject_key(data.subject)
+    message.from_name = data.from_name
+    message.from_address = data.from_address.lower()
+    message.to_addresses = "\n".join(data.to)
+    message.cc_addresses = "\n".join(data.cc)
+    message.sent_at = data.sent_at
+    message.in_reply_to = data.in_reply_to
+    message.references = "\n".join(data.references) or None
+    message.body_text = data.body_text
+    message.has_attachments = data.has_attachments
+    message.attachments = "\n".join(f"{n}\t{t}\t{s}" for n, t, s in data.attachments)
+    message.parse_problems = "\n".join(data.problems) or None
+    message.raw = bytes(data.raw)
+    message.size = len(data.raw)
+    message.has_body = True
+    message.body_hash = digest
+    session.flush()
+    return message.id, False  # type: ignore[return-value]
+
+
+def merge_into(session: Session, source_id: int, target_id: int) -> None:
+    """Make ``source`` part of ``target``: its locations, links, unlinks and queued changes move; it goes."""
+    session.execute(
+        update(m.MailLocation).where(m.MailLocation.message_id == source_id).values(message_id=target_id)
+    )
+    session.execute(
+        update(m.MailChange).where(m.MailChange.message_id == source_id).values(message_id=target_id)
+    )
+    for model in (m.MailLink, m.MailUnlink):
+        have = {
+            (row.record_type, row.record_id)
+            for row in session.execute(
+                select(model.record_type, model.record_id).where(model.message_id == target_id)  # type: ignore[attr-defined]
+            )
+        }
+        for row in list(session.scalars(select(model).where(model.message_id == source_id))):  # type: ignore[attr-defined]
+            if (row.record_type, row.record_id) in have:
+                session.delete(row)
+            else:
+                row.message_id = target_id
+    session.flush()
+    session.execute(delete(m.MailMessage).where(m.MailMessage.id == source_id))
+    session.flush()
+
+
+def update_flags(
+    session: Session,
+    folder_id: int,
+    uidvalidity: int,
+    flags_by_uid: dict[int, tuple[Iterable[str], int | None]],
+) -> int:
+    """Flags as the server has them now. Returns how many copies changed."""
+    if not flags_by_uid:
+        return 0
+    changed = 0
+    touched: set[int] = set()
+    uids = list(flags_by_uid)
+    for start in range(0, len(uids), 500):
+        chunk = uids[start : start + 500]
+        rows = session.execute(
+            select(
+                m.MailLocation.id, m.MailLocation.uid, m.MailLocation.flags, m.MailLocation.message_id
+            ).where(
+                m.MailLocation.folder_id == folder_id,
+                m.MailLocation.uidvalidity == uidvalidity,
+                m.MailLocation.uid.in_(chunk),  # type: ignore[attr-defined]
+            )
+        ).all()
+        for location_id, uid, old, message_id in rows:
+            flags, modseq = flags_by_uid[uid]
+            text = _flags_text(flags)
+            if text != old:
+                session.execute(
+                    update(m.MailLocation)
+                    .where(m.MailLocation.id == location_id)
+                    .values(flags=text, modseq=modseq)
+                )
+                touched.add(message_id)
+                changed += 1
+    for message_id in touched:
+        _apply_flags_to_message(session, message_id)
+    return changed
+
+
+def remove_locations(session: Session, folder_id: int, uidvalidity: int, uids: Iterable[int]) -> int:
+    """Copies the server no longer has (expunged, moved away). Messages left with no copy and no record link
+    are removed; a message filed on a record stays (the CRM keeps what was filed)."""
+    uids = list(uids)
+    removed = 0
+    messages: set[int] = set()
+    for start in range(0, len(uids), 500):
+        chunk = uids[start : start + 500]
+        condition = (
+            (m.MailLocation.folder_id == folder_id)
+            & (m.MailLocation.uidvalidity == uidvalidity)
+            & m.MailLocation.uid.in_(chunk)  # type: ignore[attr-defined]
+        )
+        messages.update(session.scalars(select(m.MailLocation.message_id).where(condition)))
+        removed += session.execute(delete(m.MailLocation).where(condition)).rowcount or 0  # type: ignore[attr-defined]
+    drop_orphans(session, messages)
+    for message_id in messages:
+        _apply_flags_to_message(session, message_id)
+    return removed
+
+
+def remove_stale_generations(session: Session, folder: m.MailFolder) -> int:
+    """After a UIDVALIDITY change has been re-matched: the copies under the old UIDVALIDITY go."""
+    messages = set(
+        session.scalars(
+            select(m.MailLocation.message_id).where(
+                m.MailLocation.folder_id == folder.id, m.MailLocation.uidvalidity != folder.uidvalidity
+            )
+        )
+    )
+    removed = session.execute(
+        delete(m.MailLocation).where(
+            m.MailLocation.folder_id == folder.id, m.MailLocation.uidvalidity != folder.uidvalidity
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    drop_orphans(session, messages)
+    return removed or 0
+
+
+def drop_orphans(session: Session, message_ids: Iterable[int]) -> None:
+    ids = list(message_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        located = select(m.MailLocation.message_id).where(m.MailLocation.message_id.in_(chunk))  # type: ignore[attr-defined]
+        linked = select(m.MailLink.message_id).where(m.MailLink.message_id.in_(chunk))  # type: ignore[attr-defined]
+        session.execute(
+            delete(m.MailMessage).where(
+                m.MailMessage.id.in_(chunk),  # type: ignore[union-attr]
+                m.MailMessage.id.not_in(located),  # type: ignore[union-attr]
+                m.MailMessage.id.not_in(linked),  # type: ignore[union-attr]
+                m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
+            )
+        )
+    session.flush()
+
+
+def location_count(session: Session, folder_id: int, uidvalidity: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(m.MailLocation)
+            .where(m.MailLocation.folder_id == folder_id, m.MailLocation.uidvalidity == uidvalidity)
+        )
+        or 0
+    )
+
+
+# --- the per-account sync lock --------------------------------------------------------------------
+
+
+def acquire_lock(
+    session: Session, account_id: int, holder: str, *, now: datetime, alive: bool | None = None
+) -> None:
+    """Take the account's sync lock, or raise SyncBusy. A lock older than the lease, or one whose holder
+    process is known to be dead (``alive`` False, checked by the caller on this host), is taken over."""
+    lock = session.get(m.MailSyncLock, account_id)
+    if lock is not None and lock.holder != holder:
+        fresh = now - lock.renewed_at < LOCK_LEASE
+        if fresh and alive is not False:
+            raise SyncBusy(f"a sync of this account is already running ({lock.holder})")
+        session.delete(lock)
+        session.flush()
+        lock = None
+    if lock is None:
+        session.add(m.MailSyncLock(account_id=account_id, holder=holder, renewed_at=now))
+    else:
+        lock.renewed_at = now
+    session.flush()
+
+
+def lock_holder(session: Session, account_id: int) -> str | None:
+    lock = session.get(m.MailSyncLock, account_id)
+    return lock.holder if lock else None
+
+
+def renew_lock(session: Session, account_id: int, holder: str, *, now: datetime) -> None:
+    session.execute(
+        update(m.MailSyncLock)
+        .where(m.MailSyncLock.account_id == account_id, m.MailSyncLock.holder == holder)
+        .values(renewed_at=now)
+    )
+
+
+def release_lock(session: Session, account_id: int, holder: str) -> None:
+    session.execute(
+        delete(m.MailSyncLock).where(m.MailSyncLock.account_id == account_id, m.MailSyncLock.holder == holder)
+    )
+
+
+# --- offline changes --------------------------------------------------------------------------------
+
+CHANGE_ACTIONS = ("read", "unread", "flag", "unflag", "move", "archive", "delete")
+
+
+def queue_change(
+    session: Session, message_id: int, action: str, argument: str | None = None, *, now: datetime
+) -> m.MailChange:
+    """Apply a change locally at once and queue it for the server (the next sync replays it)."""
+    if action not in CHANGE_ACTIONS:
+        raise CrmError(f"unknown mail action {action!r}")
+    message = session.get(m.MailMessage, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    if action in ("read", "unread"):
+        message.is_read = action == "read"
+    elif action in ("flag", "unflag"):
+        message.is_flagged = action == "flag"
+    else:
+        if action == "move" and not argument:
+            raise CrmError("a move needs the folder to move to")
+        # Each copy shows where it is going at once; the server move happens on the next sync.
+        for location, folder in session.execute(
+            select(m.MailLocation, m.MailFolder)
+            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+            .where(m.MailLocation.message_id == message_id)
+        ).all():
+            location.pending_move = target_folder(session, folder.account_id, action, argument)
+    change = m.MailChange(message_id=message_id, action=action, argument=argument, created_at=now)
+    session.add(change)
+    session.flush()
+    return change
+
+
+def target_folder(session: Session, account_id: int, action: str, argument: str | None) -> str:
+    """The folder a move, archive or delete sends a copy to on this account."""
+    if action == "move":
+        return argument or "INBOX"
+    role = "archive" if action == "archive" else "trash"
+    folder = folder_by_role(session, account_id, role)
+    return folder.name if folder is not None else ("Archive" if role == "archive" else "Trash")
+
+
+def pending_changes(
+    session: Session, account_id: int
+) -> list[tuple[int, int, str, str | None, list[tuple[str, int, int]]]]:
+    """(change id, message id, action, argument, [(folder name, uidvalidity, uid)]) for this account's copies."""
+    result = []
+    changes = session.scalars(
+        select(m.MailChange).where(m.MailChange.done_at.is_(None)).order_by(m.MailChange.id)
+    )  # type: ignore[union-attr]
+    for change in changes:
+        places = session.execute(
+            select(m.MailFolder.name, m.MailLocation.uidvalidity, m.MailLocation.uid)
+            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+            .where(m.MailLocation.message_id == change.message_id, m.MailFolder.account_id == account_id)
+        ).all()
+        if places:
+            result.append(
+                (change.id, change.message_id, change.action, change.argument, [tuple(p) for p in places])
+            )
+    return result  # type: ignore[return-value]
+
+
+def finish_change(session: Session, change_id: int, *, now: datetime, error: str | None = None) -> None:
+    session.execute(update(m.MailChange).where(m.MailChange.id == change_id).values(done_at=now, error=error))

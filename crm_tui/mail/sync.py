@@ -1,0 +1,491 @@
+"""One sync pass of an IMAP account into the local store.
+
+Order of a pass: take the account's lock; log in; replay changes made offline; list folders; per folder, read
+its state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ with CONDSTORE) and skip it when nothing changed, else update
+flags, drop expunged copies and store the headers of new mail (the list is usable from here); then fetch the
+bodies of provisional copies, merge copies of one message, link every completed message to its records; last,
+drop copies of an old UIDVALIDITY once the new ones are matched. Every batch is its own short transaction, so a
+kill at any point loses nothing: the next pass goes on where this one stopped, and exactly one message results
+per message (locations are unique, copies merge by identity).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete
+
+from crm_tui.core import models as m
+from crm_tui.core.clock import Clock
+from crm_tui.core.db import Database
+from crm_tui.core.errors import CrmError
+from crm_tui.core.services import mail_accounts, mail_linking, mailbox
+from crm_tui.mail import secrets
+from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
+from crm_tui.mail.parse import parse_message
+
+HEADER_BATCH = 500
+BODY_BATCH = 200
+MAX_RECONNECTS = 2
+
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+@dataclass
+class SyncReport:
+    account: str
+    folders: int = 0
+    skipped_folders: int = 0
+    new: int = 0
+    bodies: int = 0
+    merged: int = 0
+    flag_changes: int = 0
+    removed: int = 0
+    replayed: int = 0
+    linked: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        parts = [f"{self.account}: {self.new} new", f"{self.bodies} bodies"]
+        if self.merged:
+            parts.append(f"{self.merged} copies merged")
+        if self.flag_changes:
+            parts.append(f"{self.flag_changes} flag changes")
+        if self.removed:
+            parts.append(f"{self.removed} removed")
+        if self.replayed:
+            parts.append(f"{self.replayed} offline changes sent")
+        parts.append(f"{self.linked} links made")
+        parts.append(f"{self.folders} folders ({self.skipped_folders} unchanged)")
+        text = ", ".join(parts) + f" in {self.seconds:.1f} s"
+        if self.problems:
+            text += f"; {len(self.problems)} problem(s): {self.problems[0]}"
+        return text
+
+
+def load_free_domains() -> set[str]:
+    from crm_tui.resources import assets_dir
+
+    path = assets_dir() / "mail" / "free_mail_domains.txt"
+    return {
+        line.strip().lower()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _holder_alive(holder: str | None) -> bool | None:
+    """Whether the process holding a lock still runs: known only for this host (None: cannot tell)."""
+    if not holder:
+        return None
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class _Account:
+    id: int
+    name: str
+    endpoint: Endpoint
+    password_source: str
+    password_ref: str | None
+    since: Any
+    mine: set[str]
+
+
+def _load_account(db: Database, name: str) -> _Account:
+    with db.read() as session:
+        account = mail_accounts.get_account(session, name)
+        return _Account(
+            id=account.id,  # type: ignore[arg-type]
+            name=account.name,
+            endpoint=Endpoint(
+                account.name,
+                account.imap_host,
+                account.imap_port,
+                account.imap_security,
+                account.username,
+                account.ca_cert,
+            ),
+            password_source=account.password_source,
+            password_ref=account.password_ref,
+            since=account.sync_since,
+            mine=mail_accounts.my_addresses(session),
+        )
+
+
+class AccountSync:
+    """A sync pass; ``run`` does it. Kept as an object so the app's worker can reuse the connection."""
+
+    def __init__(
+        self,
+        db: Database,
+        account_name: str,
+        *,
+        clock: Clock,
+        progress: Progress | None = None,
+        password: str | None = None,
+        free_domains: set[str] | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.account = _load_account(db, account_name)
+        self.progress = progress or (lambda what, done, total: None)
+        self._password = password
+        self.free_domains = free_domains if free_domains is not None else load_free_domains()
+        self.holder = _holder()
+        self.client: Any = None
+        self.condstore = False
+        self.report = SyncReport(account_name)
+
+    # --- connection ---
+
+    def _connect(self) -> None:
+        if self._password is None:
+            self._password = secrets.password_for(
+                self.account.name, self.account.password_source, self.account.password_ref
+            )
+        self.client = connect(self.account.endpoint, self._password)
+        capabilities = {c.upper() for c in self.client.capabilities()}
+        self.condstore = b"CONDSTORE" in capabilities
+        if self.condstore and b"ENABLE" in capabilities:
+            try:
+                self.client.enable("CONDSTORE")
+            except Exception:  # noqa: BLE001 - CONDSTORE is an optimisation
+                self.condstore = False
+        self.has_move = b"MOVE" in capabilities
+
+    def _reconnect(self) -> None:
+        if self.client is not None:
+            logout(self.client)
+        self.client = None
+        self._connect()
+
+    def _retrying(self, step: Callable[[], Any]) -> Any:
+        """Run a step; if the connection drops, reconnect and run it again (a few times)."""
+        for attempt in range(MAX_RECONNECTS + 1):
+            try:
+                return step()
+            except (OSError, EOFError) as exc:
+                error: Exception = exc
+            except Exception as exc:  # imaplib.IMAP4.abort and friends
+                if type(exc).__name__ not in ("abort", "IMAPClientAbortError", "error"):
+                    raise
+                error = exc
+            if attempt == MAX_RECONNECTS:
+                raise MailConnectionError(
+                    f"{self.account.name}: the connection dropped ({error}); what arrived is kept", "dropped"
+                )
+            time.sleep(0.2 * (attempt + 1))
+            self._reconnect()
+        return None
+
+    # --- the pass ---
+
+    def run(self) -> SyncReport:
+        started = time.perf_counter()
+        with self.db.write() as session:
+            holder = mailbox.lock_holder(session, self.account.id)
+            mailbox.acquire_lock(
+                session, self.account.id, self.holder, now=self.clock.now(), alive=_holder_alive(holder)
+            )
+        try:
+            self._connect()
+            try:
+                self._replay_changes()
+                folders = self._retrying(self._list_folders)
+                for index, (name, role) in enumerate(folders):
+                    self.progress(f"headers {name}", index, len(folders))
+                    self._retrying(lambda name=name, role=role: self._sync_folder(name, role))
+                self._fetch_bodies()
+                self._drop_old_generations()
+            finally:
+                if self.client is not None:
+                    logout(self.client)
+                    self.client = None
+        finally:
+            with self.db.write() as session:
+                mailbox.release_lock(session, self.account.id, self.holder)
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _renew(self, session: Any) -> None:
+        mailbox.renew_lock(session, self.account.id, self.holder, now=self.clock.now())
+
+    def _list_folders(self) -> list[tuple[str, str | None]]:
+        result = []
+        for flags, _delimiter, name in self.client.list_folders():
+            flag_names = [f.decode() if isinstance(f, bytes) else str(f) for f in flags]
+            if any(f.lower() in ("\\noselect", "\\nonexistent") for f in flag_names):
+                continue
+            name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            result.append((name, mailbox.folder_role(name, flag_names)))
+        # INBOX first: the mail a user waits for.
+        result.sort(key=lambda item: (item[1] != "inbox", item[0].lower()))
+        with self.db.write() as session:
+            for name, role in result:
+                mailbox.ensure_folder(session, self.account.id, name, role)
+        self.report.folders = len(result)
+        return result
+
+    def _sync_folder(self, name: str, role: str | None) -> None:
+        client = self.client
+        state = client.select_folder(name, readonly=True)
+        uidvalidity = int(state[b"UIDVALIDITY"])
+        uidnext = int(state[b"UIDNEXT"]) if b"UIDNEXT" in state else None
+        exists = int(state.get(b"EXISTS", 0))
+        highest = int(state[b"HIGHESTMODSEQ"]) if self.condstore and b"HIGHESTMODSEQ" in state else None
+        with self.db.read() as session:
+            folder = mailbox.ensure_folder(session, self.account.id, name, role)
+            folder_id = folder.id
+            previous = (folder.uidvalidity, folder.uidnext, folder.highestmodseq)
+            local = mailbox.location_count(session, folder_id, uidvalidity)  # type: ignore[arg-type]
+        unchanged = (
+            previous[0] == uidvalidity
+            and previous[1] == uidnext
+            and highest is not None
+            and previous[2] == highest
+            and (exists == local or self.account.since is not None)
+        )
+        if unchanged:
+            self.report.skipped_folders += 1
+            return
+        with self.db.read() as session:
+            known = mailbox.known_uids(session, folder_id, uidvalidity)  # type: ignore[arg-type]
+        server_all = set(client.search(["ALL"])) if exists else set()
+        if self.account.since is not None and exists:
+            wanted = set(client.search(["SINCE", self.account.since]))
+        else:
+            wanted = server_all
+        # Flags of copies we have: only the changed ones with CONDSTORE, else all.
+        if known and previous[0] == uidvalidity:
+            if highest is not None and previous[2] is not None:
+                if highest != previous[2]:
+                    changed = client.fetch("1:*", ["FLAGS"], modifiers=[f"CHANGEDSINCE {previous[2]}"])
+                    self._store_flags(
+                        folder_id, uidvalidity, {u: d for u, d in changed.items() if u in known}
+                    )  # type: ignore[arg-type]
+            else:
+                uids = sorted(known & server_all)
+                for start in range(0, len(uids), 2000):
+                    fetched = client.fetch(uids[start : start + 2000], ["FLAGS"])
+                    self._store_flags(folder_id, uidvalidity, fetched)  # type: ignore[arg-type]
+        gone = known - server_all
+        if gone:
+            with self.db.write() as session:
+                self.report.removed += mailbox.remove_locations(session, folder_id, uidvalidity, gone)  # type: ignore[arg-type]
+        new = sorted(wanted - known)
+        items = ["BODY.PEEK[HEADER]", "RFC822.SIZE", "FLAGS"] + (["MODSEQ"] if self.condstore else [])
+        for start in range(0, len(new), HEADER_BATCH):
+            batch = new[start : start + HEADER_BATCH]
+            fetched = client.fetch(batch, items)
+            now = self.clock.now()
+            with self.db.write() as session:
+                folder = session.get(m.MailFolder, folder_id)
+                for uid in batch:
+                    data = fetched.get(uid)
+                    if not data or b"BODY[HEADER]" not in data:
+                        continue  # expunged meanwhile
+                    header = _parse(data[b"BODY[HEADER]"] or b"")
+                    modseq = _modseq(data)
+                    stored = mailbox.store_header(
+                        session,
+                        folder,
+                        uidvalidity,
+                        uid,
+                        _flags(data),
+                        modseq,
+                        header,
+                        now=now,  # type: ignore[arg-type]
+                    )
+                    if stored is not None:
+                        self.report.new += 1
+                self._renew(session)
+            self.progress(f"headers {name}", start + len(batch), len(new))
+        with self.db.write() as session:
+            folder = session.get(m.MailFolder, folder_id)
+            folder.uidvalidity = uidvalidity  # type: ignore[union-attr]
+            folder.uidnext = uidnext  # type: ignore[union-attr]
+            folder.highestmodseq = highest  # type: ignore[union-attr]
+            folder.synced_at = self.clock.now()  # type: ignore[union-attr]
+
+    def _store_flags(self, folder_id: int, uidvalidity: int, fetched: dict[int, dict[bytes, Any]]) -> None:
+        if not fetched:
+            return
+        with self.db.write() as session:
+            self.report.flag_changes += mailbox.update_flags(
+                session,
+                folder_id,
+                uidvalidity,
+                {uid: (_flags(data), _modseq(data)) for uid, data in fetched.items() if b"FLAGS" in data},
+            )
+
+    def _fetch_bodies(self) -> None:
+        with self.db.read() as session:
+            pending = mailbox.pending_bodies(session, self.account.id)
+        total = len(pending)
+        done = 0
+        by_folder: dict[str, list[mailbox.PendingBody]] = {}
+        for item in pending:
+            by_folder.setdefault(item.folder_name, []).append(item)
+        for folder_name, items in by_folder.items():
+            for start in range(0, len(items), BODY_BATCH):
+                batch = items[start : start + BODY_BATCH]
+
+                def fetch(batch: list[mailbox.PendingBody] = batch, folder_name: str = folder_name) -> Any:
+                    state = self.client.select_folder(folder_name, readonly=True)
+                    if int(state[b"UIDVALIDITY"]) != batch[0].uidvalidity:
+                        return None  # changed under us: the next pass re-matches
+                    return self.client.fetch([b.uid for b in batch], ["BODY.PEEK[]"])
+
+                fetched = self._retrying(fetch)
+                if fetched is None:
+                    continue
+                parsed = [(item, fetched.get(item.uid, {}).get(b"BODY[]")) for item in batch]
+                self._store_bodies([(item, raw, _parse(raw)) for item, raw in parsed if raw])
+                done += len(batch)
+                self.progress("bodies", done, total)
+
+    def _store_bodies(self, rows: list[tuple[mailbox.PendingBody, bytes, Any]]) -> None:
+        now = self.clock.now()
+        with self.db.write() as session:
+            for item, _raw, data in rows:
+                try:
+                    message_id, merged = mailbox.store_body(session, item.location_id, data, now=now)
+                except CrmError:
+                    continue
+                self.report.bodies += 1
+                if merged:
+                    self.report.merged += 1
+                self.report.linked += len(
+                    mail_linking.link_automatically(
+                        session, message_id, mine=self.account.mine, free_domains=self.free_domains, now=now
+                    )
+                )
+            self._renew(session)
+
+    def _drop_old_generations(self) -> None:
+        with self.db.write() as session:
+            for folder in mailbox.folders_of(session, self.account.id):
+                self.report.removed += mailbox.remove_stale_generations(session, folder)
+
+    # --- offline changes ---
+
+    def _replay_changes(self) -> None:
+        with self.db.read() as session:
+            changes = mailbox.pending_changes(session, self.account.id)
+            current = {f.name: f.uidvalidity for f in mailbox.folders_of(session, self.account.id)}
+        for change_id, _message_id, action, argument, places in changes:
+            error = None
+            try:
+                self._retrying(lambda a=action, arg=argument, p=places: self._apply(a, arg, p, current))
+            except MailConnectionError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad change must not block the others
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                self.report.problems.append(f"offline change {change_id} ({action}) failed: {error}")
+            with self.db.write() as session:
+                mailbox.finish_change(session, change_id, now=self.clock.now(), error=error)
+                if error is None and action in ("move", "archive", "delete"):
+                    for folder_name, uidvalidity, uid in places:
+                        folder = mailbox.ensure_folder(session, self.account.id, folder_name, None)
+                        session.execute(
+                            delete(m.MailLocation).where(
+                                m.MailLocation.folder_id == folder.id,
+                                m.MailLocation.uidvalidity == uidvalidity,
+                                m.MailLocation.uid == uid,
+                            )
+                        )
+            self.report.replayed += 1
+
+    def _apply(
+        self, action: str, argument: str | None, places: list[tuple[str, int, int]], current: dict[str, Any]
+    ) -> None:
+        from imapclient import DELETED, FLAGGED, SEEN
+
+        client = self.client
+        with self.db.read() as session:
+            targets = {
+                name: mailbox.target_folder(session, self.account.id, action, argument)
+                for name, _, _ in places
+            }
+        for folder_name, uidvalidity, uid in places:
+            if current.get(folder_name) != uidvalidity:
+                continue  # that copy's generation is gone; nothing to do on it
+            state = client.select_folder(folder_name)
+            if int(state[b"UIDVALIDITY"]) != uidvalidity or not client.search(["UID", str(uid)]):
+                continue  # gone already: replaying twice is harmless
+            if action in ("read", "unread"):
+                (client.add_flags if action == "read" else client.remove_flags)([uid], [SEEN])
+            elif action in ("flag", "unflag"):
+                (client.add_flags if action == "flag" else client.remove_flags)([uid], [FLAGGED])
+            else:
+                target = targets[folder_name]
+                if target == folder_name:
+                    if action == "delete":
+                        client.add_flags([uid], [DELETED])
+                        client.uid_expunge([uid]) if b"UIDPLUS" in {
+                            c.upper() for c in client.capabilities()
+                        } else client.expunge()
+                    continue
+                if target not in {n for _, _, n in _names(client.list_folders())}:
+                    client.create_folder(target)
+                if self.has_move:
+                    client.move([uid], target)
+                else:
+                    client.copy([uid], target)
+                    client.add_flags([uid], [DELETED])
+                    client.expunge()
+
+
+def _names(listing: Any) -> list[tuple[Any, Any, str]]:
+    return [(f, d, n.decode() if isinstance(n, bytes) else str(n)) for f, d, n in listing]
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return parse_message(raw)
+    except Exception as exc:  # noqa: BLE001 - never stop a sync on one message
+        from crm_tui.core.services.mail_store import MessageData
+
+        return MessageData(raw=raw, problems=[f"message: {type(exc).__name__}"])
+
+
+def _flags(data: dict[bytes, Any]) -> list[str]:
+    return [f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in data.get(b"FLAGS", ())]
+
+
+def _modseq(data: dict[bytes, Any]) -> int | None:
+    value = data.get(b"MODSEQ")
+    if isinstance(value, tuple | list) and value:
+        value = value[0]
+    return int(value) if value is not None else None
+
+
+def sync_account(
+    db: Database,
+    account_name: str,
+    *,
+    clock: Clock,
+    progress: Progress | None = None,
+    password: str | None = None,
+) -> SyncReport:
+    return AccountSync(db, account_name, clock=clock, progress=progress, password=password).run()

@@ -1,0 +1,328 @@
+"""Headless mail subcommands: accounts, sync, listing, raw bytes and search."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from crm_tui.context import AppContext
+from crm_tui.core.errors import ConfigError, CrmError
+from crm_tui.output import print_json, print_table
+
+
+def _account_input(args: argparse.Namespace, *, creating: bool) -> Any:
+    from crm_tui.core.services.mail_accounts import AccountInput
+
+    source = ref = None
+    if getattr(args, "password_env", None):
+        source, ref = "env", args.password_env
+    elif getattr(args, "password_command", None):
+        source, ref = "command", args.password_command
+    elif creating or getattr(args, "password", False):
+        source = "keyring"
+    return AccountInput(
+        name=getattr(args, "new_name", None) or (args.name if creating else None),
+        preset=args.preset,
+        imap_host=args.imap_host,
+        imap_port=args.imap_port,
+        imap_security=args.imap_security,
+        ca_cert=args.ca_cert,
+        username=args.user,
+        password_source=source,
+        password_ref=ref,
+        smtp_host=args.smtp_host,
+        smtp_port=args.smtp_port,
+        smtp_security=args.smtp_security,
+        addresses=args.address,
+        refresh_minutes=args.refresh_minutes,
+        sync_since=None if args.sync_since in (None, "all") else args.sync_since,
+        sync_all=args.sync_since == "all",
+    )
+
+
+def _ask_password(name: str) -> str:
+    """The password for the keyring: asked on the terminal, or one line from standard input."""
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password (app password) for {name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ConfigError("no password given")
+    return password
+
+
+def account_add(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
+
+    data = _account_input(args, creating=True)
+    if data.password_source == "keyring":
+        usable, _ = secrets.keyring_backend()
+        if not usable:
+            raise ConfigError(secrets.NO_KEYRING)
+    with context.database().write() as session:
+        account = mail_accounts.create_account(
+            session, data, now=context.clock.now(), default_user_id=context.me_id()
+        )
+        name = account.name
+        if data.password_source == "keyring":
+            # Inside the transaction: if the keyring refuses, no account is left without a password.
+            secrets.store_in_keyring(name, _ask_password(name))
+    print(f"account {name} added; check it with: crm-tui account test {name}")
+    return 0
+
+
+def account_edit(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
+
+    data = _account_input(args, creating=False)
+    with context.database().write() as session:
+        before = mail_accounts.get_account(session, args.name)
+        old_name, old_source = before.name, before.password_source
+        account = mail_accounts.update_account(session, args.name, data, now=context.clock.now())
+        name = account.name
+        if data.password_source == "keyring":
+            secrets.store_in_keyring(name, _ask_password(name))
+        elif old_source == "keyring" and (account.password_source != "keyring" or name != old_name):
+            if name != old_name and account.password_source == "keyring":
+                # Keep the stored password under the new name.
+                secret = secrets.password_for(old_name, "keyring", None)
+                secrets.store_in_keyring(name, secret)
+            secrets.forget(old_name)
+    print(f"account {name} saved")
+    return 0
+
+
+def account_remove(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
+
+    with context.database().write() as session:
+        account = mail_accounts.get_account(session, args.name)
+        source = account.password_source
+        mail_accounts.remove_account(session, args.name)
+    if source == "keyring":
+        secrets.forget(args.name)
+    print(f"account {args.name} removed (mail filed on records is kept)")
+    return 0
+
+
+def account_list(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+
+    with context.database().read() as session:
+        accounts = mail_accounts.list_accounts(session)
+        rows = [
+            {
+                "name": a.name,
+                "user": f"user:{a.user_id}",
+                "preset": a.preset,
+                "imap": f"{a.imap_host}:{a.imap_port} ({a.imap_security})",
+                "smtp": f"{a.smtp_host}:{a.smtp_port} ({a.smtp_security})" if a.smtp_host else None,
+                "login": a.username,
+                "password": {"keyring": "keyring", "env": f"env {a.password_ref}", "command": "command"}.get(
+                    a.password_source, a.password_source
+                ),
+                "addresses": [x for x in a.addresses.splitlines() if x],
+                "refresh_minutes": a.refresh_minutes,
+                "sync_since": a.sync_since or "all",
+            }
+            for a in accounts
+        ]
+    if args.json:
+        print_json(rows, context.zone)
+    else:
+        print_table(
+            ["name", "imap", "login", "password", "sync since"],
+            ((r["name"], r["imap"], r["login"], r["password"], r["sync_since"]) for r in rows),
+            context.zone,
+        )
+    return 0
+
+
+def account_test(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
+    from crm_tui.mail.imap import Endpoint, connect, logout
+
+    with context.database().read() as session:
+        a = mail_accounts.get_account(session, args.name)
+        endpoint = Endpoint(a.name, a.imap_host, a.imap_port, a.imap_security, a.username, a.ca_cert)
+        source, ref = a.password_source, a.password_ref
+    client = connect(endpoint, secrets.password_for(endpoint.account, source, ref))
+    try:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for _f, _d, n in client.list_folders()]
+    finally:
+        logout(client)
+    print(
+        f"{endpoint.account}: logged in to {endpoint.host}:{endpoint.port}; {len(names)} folders: {', '.join(sorted(names))}"
+    )
+    return 0
+
+
+class _ProgressLine:
+    """A one-line progress display on stderr (a terminal only; pipes and logs get just the summary)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        width = 24
+        filled = int(width * min(done, total) / total)
+        from crm_tui.core.sanitize import terminal_safe
+
+        sys.stderr.write(
+            f"\r{terminal_safe(what, max_length=30):<30} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}\x1b[K"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def sync(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail.sync import sync_account
+
+    with context.database().read() as session:
+        names = [args.account] if args.account else [a.name for a in mail_accounts.list_accounts(session)]
+        if args.account:
+            mail_accounts.get_account(session, args.account)
+    if not names:
+        raise ConfigError("no mail account yet: add one with 'crm-tui account add NAME --preset ...'")
+    failures = 0
+    for name in names:
+        progress = _ProgressLine()
+        try:
+            report = sync_account(context.database(), name, clock=context.clock, progress=progress)
+        except CrmError as exc:
+            progress.clear()
+            print(f"crm-tui: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        progress.clear()
+        print(report.summary())
+    return 1 if failures else 0
+
+
+def mail_list(context: AppContext, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from crm_tui.core import models as m
+    from crm_tui.core.services.mail_search import message_objects
+
+    with context.database().read() as session:
+        query = select(m.MailMessage.id).order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc())  # type: ignore[union-attr]
+        if args.folder:
+            query = query.where(
+                m.MailMessage.id.in_(  # type: ignore[union-attr]
+                    select(m.MailLocation.message_id)
+                    .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+                    .where(m.MailFolder.name == args.folder)
+                )
+            )
+        if args.limit:
+            query = query.limit(args.limit)
+        objects = message_objects(session, list(session.scalars(query)))
+    _print_messages(context, objects, args.json)
+    return 0
+
+
+def search(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services.mail_search import message_objects, search_ids
+
+    with context.database().read() as session:
+        ids = search_ids(session, args.query, context.zone, limit=args.limit)
+        objects = message_objects(session, ids)
+    _print_messages(context, objects, args.json)
+    return 0
+
+
+def _print_messages(context: AppContext, objects: list[Any], as_json: bool) -> None:
+    if as_json:
+        print_json((o.as_json() for o in objects), context.zone)
+        return
+    print_table(
+        ["id", "date", "from", "subject", "links"],
+        ((o.id, o.date, o.from_, o.subject, " ".join(link["record"] for link in o.links)) for o in objects),
+        context.zone,
+    )
+
+
+def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
+    """The bytes of a message exactly as the server sent them (the first stored copy)."""
+    from crm_tui.core import models as m
+
+    with context.database().read() as session:
+        message = session.get(m.MailMessage, args.id)
+        if message is None:
+            raise CrmError(f"no message {args.id} (see 'crm-tui mail list')")
+        raw, has_body = bytes(message.raw), message.has_body
+    if not has_body:
+        raw = _fetch_body_now(context, args.id)
+    out = sys.stdout.buffer
+    out.write(raw)
+    out.flush()
+    return 0
+
+
+def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
+    """Fetch the body of a provisional message from its first copy, store it, and return the bytes."""
+    from sqlalchemy import select
+
+    from crm_tui.core import models as m
+    from crm_tui.core.services import mail_accounts, mailbox
+    from crm_tui.mail import secrets
+    from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
+    from crm_tui.mail.parse import parse_message
+
+    db = context.database()
+    with db.read() as session:
+        row = session.execute(
+            select(
+                m.MailLocation.id,
+                m.MailLocation.uid,
+                m.MailLocation.uidvalidity,
+                m.MailFolder.name,
+                m.MailAccount.name,
+            )
+            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+            .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
+            .where(m.MailLocation.message_id == message_id)
+            .order_by(m.MailLocation.id)
+        ).first()
+        if row is None:
+            raise CrmError(f"message {message_id}: its body was never downloaded and no server copy is known")
+        location_id, uid, uidvalidity, folder, account_name = row
+        a = mail_accounts.get_account(session, account_name)
+        endpoint = Endpoint(a.name, a.imap_host, a.imap_port, a.imap_security, a.username, a.ca_cert)
+        source, ref = a.password_source, a.password_ref
+    try:
+        client = connect(endpoint, secrets.password_for(endpoint.account, source, ref))
+    except MailConnectionError as exc:
+        raise CrmError(
+            f"message {message_id}: the body is not downloaded yet and the server is out of reach ({exc})"
+        ) from None
+    try:
+        state = client.select_folder(folder, readonly=True)
+        if int(state[b"UIDVALIDITY"]) != uidvalidity:
+            raise CrmError(
+                f"message {message_id}: the folder changed on the server; run 'crm-tui sync' first"
+            )
+        raw = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
+    finally:
+        logout(client)
+    if not raw:
+        raise CrmError(f"message {message_id}: the server no longer has it")
+    with db.write() as session:
+        mailbox.store_body(session, location_id, parse_message(raw), now=context.clock.now())
+    return bytes(raw)
