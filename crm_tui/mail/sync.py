@@ -279,10 +279,13 @@ class AccountSync:
         if known and previous[0] == uidvalidity:
             if highest is not None and previous[2] is not None:
                 if highest != previous[2]:
-                    changed = client.fetch("1:*", ["FLAGS"], modifiers=[f"CHANGEDSINCE {previous[2]}"])
-                    self._store_flags(
-                        folder_id, uidvalidity, {u: d for u, d in changed.items() if u in known}
-                    )  # type: ignore[arg-type]
+                    # imapclient keeps only the UIDs it was given (no ranges): ask for the known ones.
+                    uids = sorted(known & server_all)
+                    for start in range(0, len(uids), 5000):
+                        changed = client.fetch(
+                            uids[start : start + 5000], ["FLAGS"], modifiers=[f"CHANGEDSINCE {previous[2]}"]
+                        )
+                        self._store_flags(folder_id, uidvalidity, changed)
             else:
                 uids = sorted(known & server_all)
                 for start in range(0, len(uids), 2000):

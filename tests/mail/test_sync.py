@@ -94,3 +94,129 @@ def test_copies_of_one_message_are_one_and_shared_message_ids_stay_two(
     # A second pass changes nothing.
     assert mailbox.cli("sync") == 0
     assert len(mail_json(mailbox, capsys, "mail", "list")) == 2
+
+
+def _ids_by_subject(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[str, int]:
+    return {item["subject"]: item["id"] for item in mail_json(box, capsys, "mail", "list")}
+
+
+def test_flags_changed_on_the_server_arrive_and_expunges_go(mailbox: Mailbox, capsys: pytest.CaptureFixture[str]) -> None:
+    for n in range(1, 4):
+        mailbox.append("INBOX", message(n, mid=f"<f{n}@firma.example>"))
+    assert mailbox.cli("sync") == 0
+    client = mailbox.imap()
+    client.select_folder("INBOX")
+    uids = sorted(client.search(["ALL"]))
+    client.add_flags([uids[0]], [b"\\Seen"])
+    client.add_flags([uids[1]], [b"\\Flagged"])
+    client.add_flags([uids[2]], [b"\\Deleted"])
+    client.expunge()
+    client.logout()
+    assert mailbox.cli("sync") == 0
+    listed = {item["subject"]: item for item in mail_json(mailbox, capsys, "mail", "list")}
+    assert set(listed) == {"Angebot 1", "Angebot 2"}, "the expunged message is gone"
+    assert "seen" in listed["Angebot 1"]["flags"]
+    assert "flagged" in listed["Angebot 2"]["flags"] and "unseen" in listed["Angebot 2"]["flags"]
+
+
+def test_a_uidvalidity_change_keeps_ids_and_links(mailbox: Mailbox, capsys: pytest.CaptureFixture[str]) -> None:
+    client = mailbox.imap()
+    client.create_folder("Projekte")
+    client.logout()
+    raws = [message(n, mid=f"<p{n}@firma.example>") for n in range(1, 4)]
+    for raw in raws:
+        mailbox.append("Projekte", raw)
+    assert mailbox.cli("sync") == 0
+    before = _ids_by_subject(mailbox, capsys)
+    # A note on the deal: file message 2 by hand on a contact.
+    db = mailbox.database()
+    from crm_tui.core.services import mail_linking
+    from crm_tui.core.types import RecordRef
+    from tests.conftest import NOW
+    from tests.utils import factories
+
+    with db.write() as session:
+        person = factories.contact(session, NOW, last_name="Keeper")
+        mail_linking.link_manually(session, before["Angebot 2"], RecordRef.parse(f"contact:{person.id}"), now=NOW)
+        contact_id = person.id
+    db.dispose()
+    # The server rebuilds the folder: same messages, new UIDVALIDITY.
+    client = mailbox.imap()
+    old = client.select_folder("Projekte")[b"UIDVALIDITY"]
+    client.unselect_folder()
+    client.delete_folder("Projekte")
+    client.create_folder("Projekte")
+    for raw in raws:
+        client.append("Projekte", raw)
+    new = client.select_folder("Projekte")[b"UIDVALIDITY"]
+    client.logout()
+    assert new != old
+    assert mailbox.cli("sync") == 0
+    after = {item["subject"]: item for item in mail_json(mailbox, capsys, "mail", "list")}
+    assert {s: i["id"] for s, i in after.items()} == before, "the same ids"
+    assert all(len(i["locations"]) == 1 and i["locations"][0]["uidvalidity"] == new for i in after.values())
+    assert {"record": f"contact:{contact_id}", "how": "manual"} in after["Angebot 2"]["links"]
+
+
+def test_offline_changes_apply_at_once_and_replay_on_the_next_sync(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for n in range(1, 5):
+        mailbox.append("INBOX", message(n, mid=f"<o{n}@firma.example>"))
+    assert mailbox.cli("sync") == 0
+    ids = _ids_by_subject(mailbox, capsys)
+    db = mailbox.database()
+    from crm_tui.core.services import mailbox as store
+    from tests.conftest import NOW
+
+    with db.write() as session:
+        store.queue_change(session, ids["Angebot 1"], "read", now=NOW)
+        store.queue_change(session, ids["Angebot 2"], "flag", now=NOW)
+        store.queue_change(session, ids["Angebot 3"], "archive", now=NOW)
+        store.queue_change(session, ids["Angebot 4"], "delete", now=NOW)
+    with db.read() as session:
+        assert session.get(m.MailMessage, ids["Angebot 1"]).is_read, "applied locally at once"
+        assert session.get(m.MailMessage, ids["Angebot 2"]).is_flagged
+    db.dispose()
+    assert mailbox.cli("sync") == 0
+    assert mailbox.cli("sync") == 0  # a second pass replays nothing twice
+    client = mailbox.imap()
+    client.select_folder("INBOX", readonly=True)
+    inbox = {
+        data[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip(): data[b"FLAGS"]
+        for data in client.fetch(client.search(["ALL"]), ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "FLAGS"]).values()
+    }
+    client.select_folder("Archive", readonly=True)
+    archived = len(client.search(["ALL"]))
+    client.select_folder("Trash", readonly=True)
+    trashed = len(client.search(["ALL"]))
+    client.logout()
+    assert set(inbox) == {"Subject: Angebot 1", "Subject: Angebot 2"}
+    assert b"\\Seen" in inbox["Subject: Angebot 1"] and b"\\Flagged" in inbox["Subject: Angebot 2"]
+    assert (archived, trashed) == (1, 1)
+    listed = {item["subject"]: item for item in mail_json(mailbox, capsys, "mail", "list")}
+    assert [loc["folder"] for loc in listed["Angebot 3"]["locations"]] == ["Archive"]
+    assert listed["Angebot 3"]["id"] == ids["Angebot 3"], "a moved message keeps its id"
+    assert [loc["folder"] for loc in listed["Angebot 4"]["locations"]] == ["Trash"]
+
+
+def test_sync_errors_are_one_clear_line(mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(mailbox.env_var, "wrong")
+    capsys.readouterr()
+    assert mailbox.cli("account", "test", "work") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "refused the user name or password" in err
+    monkeypatch.setenv(mailbox.env_var, mailbox.password)
+    assert mailbox.cli("account", "test", "work") == 0
+    assert "INBOX" in capsys.readouterr().out
+    from tests.mail.dovecot import free_port
+
+    assert mailbox.cli("account", "edit", "work", "--imap-port", str(free_port())) == 0
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nothing answers on 127.0.0.1:" in err
+    assert mailbox.cli("account", "edit", "work", "--imap-host", "no-such-host.invalid") == 0
+    capsys.readouterr()
+    assert mailbox.cli("account", "test", "work") == 1
+    assert "unknown host 'no-such-host.invalid'" in capsys.readouterr().err
