@@ -21,7 +21,8 @@ def corpus_messages() -> list[Path]:
 
 def mail_json(box: Mailbox, capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict]:
     capsys.readouterr()
-    assert box.cli(*argv, "--json") == 0
+    code = box.cli(*argv) if "--json" in argv else box.cli(*argv, "--json")
+    assert code == 0, capsys.readouterr().err
     return json.loads(capsys.readouterr().out)
 
 
@@ -100,7 +101,9 @@ def _ids_by_subject(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[st
     return {item["subject"]: item["id"] for item in mail_json(box, capsys, "mail", "list")}
 
 
-def test_flags_changed_on_the_server_arrive_and_expunges_go(mailbox: Mailbox, capsys: pytest.CaptureFixture[str]) -> None:
+def test_flags_changed_on_the_server_arrive_and_expunges_go(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
     for n in range(1, 4):
         mailbox.append("INBOX", message(n, mid=f"<f{n}@firma.example>"))
     assert mailbox.cli("sync") == 0
@@ -119,7 +122,9 @@ def test_flags_changed_on_the_server_arrive_and_expunges_go(mailbox: Mailbox, ca
     assert "flagged" in listed["Angebot 2"]["flags"] and "unseen" in listed["Angebot 2"]["flags"]
 
 
-def test_a_uidvalidity_change_keeps_ids_and_links(mailbox: Mailbox, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_uidvalidity_change_keeps_ids_and_links(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
     client = mailbox.imap()
     client.create_folder("Projekte")
     client.logout()
@@ -137,7 +142,9 @@ def test_a_uidvalidity_change_keeps_ids_and_links(mailbox: Mailbox, capsys: pyte
 
     with db.write() as session:
         person = factories.contact(session, NOW, last_name="Keeper")
-        mail_linking.link_manually(session, before["Angebot 2"], RecordRef.parse(f"contact:{person.id}"), now=NOW)
+        mail_linking.link_manually(
+            session, before["Angebot 2"], RecordRef.parse(f"contact:{person.id}"), now=NOW
+        )
         contact_id = person.id
     db.dispose()
     # The server rebuilds the folder: same messages, new UIDVALIDITY.
@@ -184,7 +191,9 @@ def test_offline_changes_apply_at_once_and_replay_on_the_next_sync(
     client.select_folder("INBOX", readonly=True)
     inbox = {
         data[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip(): data[b"FLAGS"]
-        for data in client.fetch(client.search(["ALL"]), ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "FLAGS"]).values()
+        for data in client.fetch(
+            client.search(["ALL"]), ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "FLAGS"]
+        ).values()
     }
     client.select_folder("Archive", readonly=True)
     archived = len(client.search(["ALL"]))
@@ -200,7 +209,9 @@ def test_offline_changes_apply_at_once_and_replay_on_the_next_sync(
     assert [loc["folder"] for loc in listed["Angebot 4"]["locations"]] == ["Trash"]
 
 
-def test_sync_errors_are_one_clear_line(mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sync_errors_are_one_clear_line(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(mailbox.env_var, "wrong")
     capsys.readouterr()
     assert mailbox.cli("account", "test", "work") == 1

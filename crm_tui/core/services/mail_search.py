@@ -12,11 +12,13 @@ linked:contact:42   filed on that record                  unlinked  filed on no 
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from sqlalchemy import and_, exists, false, not_, or_, select, text
+from sqlalchemy import Integer, and_, exists, false, not_, or_, select, text
+from sqlalchemy import column as sa_column
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -26,6 +28,7 @@ from crm_tui.core.errors import ValidationError
 from crm_tui.core.types import RecordRef
 
 _TOKEN = re.compile(r'(-?)(?:(\w+):)?(?:"([^"]*)"|(\S+))')
+_PARAMETERS = itertools.count()
 FIELDS = ("from", "to", "subject", "has", "is", "before", "after", "linked")
 
 
@@ -94,10 +97,12 @@ def _fts(session: Session, column: str | None, value: str, phrase: bool) -> Colu
         expression = " AND ".join(f'"{w}"*' for w in words)
     if column:
         expression = f"{{{column}}} : ({expression})"
-    matches = text("SELECT rowid FROM mail_search WHERE mail_search MATCH :expression").bindparams(
-        expression=expression
+    # Each term gets its own parameter name: "a OR b" puts two of these in one statement.
+    name = f"fts_{next(_PARAMETERS)}"
+    matches = text(f"SELECT rowid FROM mail_search WHERE mail_search MATCH :{name}").bindparams(
+        **{name: expression}
     )
-    return m.MailMessage.id.in_(matches.columns())  # type: ignore[union-attr]
+    return m.MailMessage.id.in_(matches.columns(sa_column("rowid", Integer)))  # type: ignore[union-attr]
 
 
 def _condition(session: Session, term: Term, zone: tzinfo) -> ColumnElement[bool]:
