@@ -1,0 +1,121 @@
+"""Faults a sync must survive: a SIGKILL at any point, a connection dropped mid-fetch, two syncs at once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import NOW
+from tests.mail.conftest import Mailbox
+from tests.mail.proxy import DroppingProxy
+from tests.mail.test_sync import mail_json, message
+
+MESSAGES = 1200
+
+
+def _fill(box: Mailbox, count: int = MESSAGES) -> None:
+    client = box.imap()
+    for n in range(count):
+        body = f"Nachricht {n}\r\n" + "Zeile mit Text. " * 40
+        client.append("INBOX", message(n, mid=f"<k{n}@firma.example>", body=body))
+    client.logout()
+
+
+def _sync_process(box: Mailbox) -> subprocess.Popen:  # type: ignore[type-arg]
+    env = {**os.environ, box.env_var: box.password}
+    return subprocess.Popen(
+        [sys.executable, "-m", "crm_tui", "--home", str(box.home), "--now", NOW.isoformat(), "sync"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _count(box: Mailbox, sql: str) -> int:
+    path = box.home / "data" / "crm.sqlite3"
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return -1
+
+
+def _kill_when(box: Mailbox, sql: str, at_least: int, timeout: float = 60) -> bool:
+    """Start a sync and SIGKILL it once ``sql`` counts ``at_least``. False if it finished first."""
+    process = _sync_process(box)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if _count(box, sql) >= at_least:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.002)
+    process.kill()
+    raise AssertionError("the sync never got there")
+
+
+def test_a_sync_killed_at_several_points_then_resynced_gives_every_message_once(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(mailbox)
+    points = [
+        ("SELECT count(*) FROM mail_sync_lock", 1),  # logged in, nothing stored
+        ("SELECT count(*) FROM mail_location", 1),  # headers being stored
+        ("SELECT count(*) FROM mail_message WHERE has_body", 1),  # bodies arriving
+        ("SELECT count(*) FROM mail_message WHERE has_body", MESSAGES // 2),  # half the bodies
+    ]
+    killed = [_kill_when(mailbox, sql, n) for sql, n in points]
+    assert any(killed), "at least one kill landed mid-sync"
+    assert mailbox.cli("sync") == 0, "a kill leaves the account unlocked for the next sync"
+    listed = mail_json(mailbox, capsys, "mail", "list")
+    subjects = [item["subject"] for item in listed]
+    assert len(subjects) == MESSAGES and len(set(subjects)) == MESSAGES, "every message exactly once"
+    assert all(item["has_body"] and len(item["locations"]) == 1 for item in listed)
+    assert _count(mailbox, "SELECT count(*) FROM mail_sync_lock") == 0
+
+
+def test_a_connection_dropped_mid_fetch_recovers(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(mailbox, 300)
+    proxy = DroppingProxy(mailbox.server.port, drop_after=200_000, drops=1)
+    try:
+        assert mailbox.cli("account", "edit", "work", "--imap-port", str(proxy.port)) == 0
+        capsys.readouterr()
+        assert mailbox.cli("sync") == 0, capsys.readouterr().err
+        assert proxy.dropped == 1, "the proxy did cut the first connection"
+    finally:
+        proxy.close()
+    listed = mail_json(mailbox, capsys, "mail", "list")
+    assert len(listed) == 300 and all(item["has_body"] for item in listed)
+
+
+def test_two_syncs_of_one_account_at_once_the_second_says_so(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(mailbox)
+    first = _sync_process(mailbox)
+    try:
+        deadline = time.monotonic() + 30
+        while _count(mailbox, "SELECT count(*) FROM mail_sync_lock") < 1:
+            assert first.poll() is None and time.monotonic() < deadline, (
+                "the first sync ended before it was seen"
+            )
+            time.sleep(0.002)
+        capsys.readouterr()
+        assert mailbox.cli("sync") == 1
+        assert "already running" in capsys.readouterr().err
+    finally:
+        out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    listed = mail_json(mailbox, capsys, "mail", "list")
+    assert len(listed) == MESSAGES
