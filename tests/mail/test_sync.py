@@ -231,3 +231,41 @@ def test_sync_errors_are_one_clear_line(
     capsys.readouterr()
     assert mailbox.cli("account", "test", "work") == 1
     assert "unknown host 'no-such-host.invalid'" in capsys.readouterr().err
+
+
+def test_mail_raw_writes_the_servers_bytes_and_fetches_a_missing_body(
+    mailbox: Mailbox, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_tui.mail import sync as sync_module
+
+    for n in (1, 2):
+        mailbox.append("INBOX", message(n, mid=f"<r{n}@firma.example>"))
+    # Headers only: the list is usable before any body arrives.
+    monkeypatch.setattr(sync_module.AccountSync, "_fetch_bodies", lambda self: None)
+    assert mailbox.cli("sync") == 0
+    monkeypatch.undo()
+    monkeypatch.setenv(mailbox.env_var, mailbox.password)
+    capsysbinary.readouterr()
+    assert mailbox.cli("mail", "list", "--json") == 0
+    listed = {item["subject"]: item for item in json.loads(capsysbinary.readouterr().out)}
+    assert not listed["Angebot 1"]["has_body"] and listed["Angebot 1"]["from"]
+    client = mailbox.imap()
+    client.select_folder("INBOX", readonly=True)
+    served = {
+        d[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip(): d[b"BODY[]"]
+        for d in client.fetch(
+            client.search(["ALL"]), ["BODY.PEEK[]", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]
+        ).values()
+    }
+    client.logout()
+    assert mailbox.cli("mail", "raw", str(listed["Angebot 1"]["id"])) == 0
+    assert capsysbinary.readouterr().out == served["Subject: Angebot 1"], "fetched on demand, byte for byte"
+    assert mailbox.cli("mail", "raw", str(listed["Angebot 1"]["id"])) == 0
+    assert capsysbinary.readouterr().out == served["Subject: Angebot 1"], "now from the store"
+    from tests.mail.dovecot import free_port
+
+    assert mailbox.cli("account", "edit", "work", "--imap-port", str(free_port())) == 0
+    capsysbinary.readouterr()
+    assert mailbox.cli("mail", "raw", str(listed["Angebot 2"]["id"])) == 1
+    err = capsysbinary.readouterr().err.decode()
+    assert "not downloaded yet" in err and err.count("\n") == 1
