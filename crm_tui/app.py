@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from crm_tui.context import AppContext
+from crm_tui.mail_worker import TICK_SECONDS, MailSyncFinished, MailSyncProgress, MailSyncScheduler
 from crm_tui.resources import assets_dir
 from crm_tui.screens.base import MAX_REDELIVERIES, typed_again
 from crm_tui.screens.board import OpportunitiesScreen
@@ -56,10 +57,17 @@ class CrmApp(App[None]):
         Binding("5", "go('settings')", "Settings", show=False, id="app.settings"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "show_keys", "Keys", id="app.keys"),
+        Binding("ctrl+r", "sync_mail", "Sync mail now", show=False, id="app.sync_mail"),
     ]
 
     def __init__(
-        self, context: AppContext, *, start_mode: str = "contacts", manage_gc: bool = False, **kwargs: Any
+        self,
+        context: AppContext,
+        *,
+        start_mode: str = "contacts",
+        manage_gc: bool = False,
+        sync_mail: bool = True,
+        **kwargs: Any,
     ):
         super().__init__(css_path=str(assets_dir() / "styles" / "app.tcss"), **kwargs)
         self.context = context
@@ -73,6 +81,8 @@ class CrmApp(App[None]):
         self._status_activity: dict[str, str] = {}  # what each mode's screen last reported
         # Garbage collection is the process's; the app takes it over only when it owns the process (run_app).
         self.manage_gc = manage_gc
+        self.sync_mail = sync_mail
+        self.mail_sync = MailSyncScheduler(self)
         self._gc_taken_over = False
         if context.settings.keymap:
             self.set_keymap(dict(context.settings.keymap))
@@ -84,6 +94,55 @@ class CrmApp(App[None]):
         if self.manage_gc:
             self.set_timer(1.0, self._freeze_startup_heap)
         self.set_interval(REMINDER_INTERVAL, self.check_reminders)
+        if self.sync_mail:
+            self.set_timer(1.0, self.mail_sync.tick)
+            self.set_interval(TICK_SECONDS, self.mail_sync.tick)
+
+    # --- background mail sync ---
+
+    def action_sync_mail(self) -> None:
+        """Sync every account now (the worker runs in the background; the status bar follows it)."""
+        from crm_tui.core.services import mail_accounts
+
+        with self.context.database().read() as session:
+            names = [a.name for a in mail_accounts.list_accounts(session)]
+        if not names:
+            self.notify("No mail account yet: add one with 'crm-tui account add NAME --preset ...'.")
+            return
+        for name in names:
+            self.mail_sync.start(name)
+
+    @on(MailSyncProgress)
+    def _mail_progress(self, message: MailSyncProgress) -> None:
+        self.mail_sync.progress(message)
+        self.update_mail_status()
+
+    @on(MailSyncFinished)
+    def _mail_finished(self, message: MailSyncFinished) -> None:
+        from crm_tui.core.errors import CrmError
+        from crm_tui.core.services import mail_accounts
+
+        minutes = 5
+        try:
+            with self.context.database().read() as session:
+                minutes = mail_accounts.get_account(session, message.account).refresh_minutes
+        except CrmError:
+            pass
+        wall = self.context.clock.now().astimezone(self.context.zone).strftime("%H:%M")
+        state = self.mail_sync.states.get(message.account)
+        first_failure = message.error is not None and (state is None or state.failures == 0)
+        self.mail_sync.finished(message, refresh_minutes=minutes, wall_clock=wall)
+        if message.error is not None and (first_failure or message.kind == "password"):
+            self.notify(message.error, title="Mail", severity="warning", timeout=10)
+        if message.new:
+            from crm_tui.screens.inbox import InboxScreen
+
+            if isinstance(self.screen, InboxScreen):
+                self.screen.reload()
+        self.update_mail_status()
+
+    def update_mail_status(self) -> None:
+        self.update_status()
 
     def refresh_me(self) -> None:
         """Who "me" is (the config's user, else the first): again whenever users change."""
@@ -158,6 +217,7 @@ class CrmApp(App[None]):
                 activity=self._status_activity.get(self.current_mode, ""),
                 mode=self.current_mode,
                 busy=busy,
+                mail=self.mail_sync.status_text(),
             )
 
     def _mark_busy(self) -> None:

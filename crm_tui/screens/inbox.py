@@ -74,6 +74,10 @@ class InboxScreen(CrmScreen):
         yield StatusBar()
         yield Footer()
 
+    def reload(self) -> None:
+        """New mail arrived: the list again, the highlighted message kept."""
+        self.query_one(PagedTable).reload()
+
     def on_mount(self) -> None:
         table = self.query_one(PagedTable)
         table.focus()

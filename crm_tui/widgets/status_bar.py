@@ -16,7 +16,14 @@ MODES = (
 
 class StatusBar(Static):
     def show(
-        self, *, user: str | None, database: str, activity: str = "", mode: str = "", busy: bool = False
+        self,
+        *,
+        user: str | None,
+        database: str,
+        activity: str = "",
+        mode: str = "",
+        busy: bool = False,
+        mail: str = "",
     ) -> None:
         # Plain Text, never markup: names can come from mail.
         line = Text()
@@ -27,6 +34,8 @@ class StatusBar(Static):
         line.append(f" {database} ")
         if activity:
             line.append(f" {activity}")
+        if mail:
+            line.append(f"  ✉ {mail}", style="cyan")
         if busy:
             line.append("  ⟳ working…", style="yellow")
         self.update(line)

@@ -1,0 +1,145 @@
+"""The app's background mail sync: each account every refresh interval, in a thread worker, never on the UI.
+
+The worker posts plain messages (account names, counts, one-line texts), never ORM objects. State per account
+is what the status bar shows: "syncing 120/400", "12 new · 09:41", "offline, retrying in 2 min",
+"wrong password".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+TICK_SECONDS = 15.0  # how often the scheduler looks for accounts that are due
+BACKOFF_MINUTES = (1, 2, 4, 8, 15)  # after network failures
+PASSWORD_RETRY_MINUTES = 30  # a refused password is not retried sooner (providers lock accounts)
+
+
+@dataclass
+class MailSyncProgress(Message):
+    account: str
+    what: str
+    done: int
+    total: int
+
+
+@dataclass
+class MailSyncFinished(Message):
+    account: str
+    new: int
+    summary: str
+    error: str | None = None
+    kind: str | None = (
+        None  # for an error: host, port, timeout, certificate, tls, password, protocol, dropped
+    )
+
+
+@dataclass
+class AccountState:
+    next_at: float = 0.0  # time.monotonic() when due
+    running: bool = False
+    failures: int = 0
+    text: str = ""
+
+
+@dataclass
+class MailSyncScheduler:
+    app: Any
+    states: dict[str, AccountState] = field(default_factory=dict)
+    clock: Any = time.monotonic
+
+    def tick(self) -> None:
+        """Start a sync for every account that is due (and not running)."""
+        from crm_tui.core.services import mail_accounts
+
+        try:
+            with self.app.context.database().read() as session:
+                accounts = [(a.name, a.refresh_minutes) for a in mail_accounts.list_accounts(session)]
+        except Exception:  # noqa: BLE001 - a locked or broken database is reported by the screens
+            return
+        now = self.clock()
+        for name in list(self.states):
+            if name not in {n for n, _ in accounts}:
+                del self.states[name]
+        for name, _minutes in accounts:
+            state = self.states.setdefault(name, AccountState())
+            if not state.running and now >= state.next_at:
+                self.start(name)
+
+    def start(self, name: str) -> None:
+        state = self.states.setdefault(name, AccountState())
+        if state.running:
+            return
+        state.running = True
+        state.text = "syncing…"
+        self.app.run_worker(
+            lambda: self._sync(name),
+            thread=True,
+            group=f"mail-sync-{name}",
+            exit_on_error=False,
+            name=f"sync {name}",
+        )
+        self.app.update_mail_status()
+
+    def _sync(self, name: str) -> None:
+        """In the worker thread: one pass; the outcome goes back as a message."""
+        from crm_tui.core.errors import CrmError
+        from crm_tui.core.services.mailbox import SyncBusy
+        from crm_tui.mail.imap import MailConnectionError
+        from crm_tui.mail.sync import sync_account
+
+        def progress(what: str, done: int, total: int) -> None:
+            self.app.post_message(MailSyncProgress(name, what, done, total))
+
+        try:
+            report = sync_account(
+                self.app.context.database(), name, clock=self.app.context.clock, progress=progress
+            )
+        except MailConnectionError as exc:
+            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), exc.kind))
+            return
+        except SyncBusy as exc:
+            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "busy"))
+            return
+        except CrmError as exc:
+            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "config"))
+            return
+        self.app.post_message(MailSyncFinished(name, report.new, report.summary()))
+
+    def progress(self, message: MailSyncProgress) -> None:
+        state = self.states.setdefault(message.account, AccountState())
+        phase = "bodies" if message.what == "bodies" else "headers"
+        state.text = f"syncing {phase} {message.done}/{message.total}"
+
+    def finished(self, message: MailSyncFinished, *, refresh_minutes: int, wall_clock: str) -> None:
+        state = self.states.setdefault(message.account, AccountState())
+        state.running = False
+        now = self.clock()
+        if message.error is None:
+            state.failures = 0
+            state.next_at = now + refresh_minutes * 60
+            state.text = (f"{message.new} new · " if message.new else "up to date · ") + wall_clock
+            return
+        state.failures += 1
+        if message.kind == "password":
+            state.next_at = now + PASSWORD_RETRY_MINUTES * 60
+            state.text = "wrong password (crm-tui account edit)"
+        elif message.kind in ("host", "port", "timeout", "dropped", "protocol"):
+            minutes = BACKOFF_MINUTES[min(state.failures, len(BACKOFF_MINUTES)) - 1]
+            state.next_at = now + minutes * 60
+            state.text = f"offline, retrying in {minutes} min"
+        elif message.kind == "busy":
+            state.next_at = now + 60
+            state.text = "another sync is running"
+        else:
+            state.next_at = now + refresh_minutes * 60
+            state.text = "failed: " + message.error.split(": ", 1)[-1][:60]
+
+    def status_text(self) -> str:
+        from crm_tui.core.sanitize import terminal_safe
+
+        parts = [f"{name}: {state.text}" for name, state in sorted(self.states.items()) if state.text]
+        return terminal_safe(" · ".join(parts), max_length=120)

@@ -1,0 +1,61 @@
+"""The app's background sync against Dovecot: mail arrives in the inbox, the status bar tells the state."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from crm_tui.app import CrmApp
+from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.widgets.status_bar import StatusBar
+from tests.mail.conftest import Mailbox
+from tests.mail.test_sync import message
+from tests.ui.helpers import make_context, wait_for
+
+
+def _status(app: CrmApp) -> str:
+    return str(app.screen.query_one(StatusBar).render())
+
+
+def test_the_worker_syncs_in_the_background_and_the_inbox_shows_new_mail(mailbox: Mailbox) -> None:
+    for n in (1, 2):
+        mailbox.append("INBOX", message(n, mid=f"<w{n}@firma.example>"))
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
+        async with app.run_test(size=(150, 44)) as pilot:
+            await wait_for(lambda: "work: 2 new" in _status(app), pilot, timeout=20)
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 2, pilot)
+            assert {row.cells[3] for row in table.loaded_rows} == {"Angebot 1", "Angebot 2"}
+            # More mail; ctrl+r syncs now (also in the palette as "Sync mail now").
+            mailbox.append("INBOX", message(3, mid="<w3@firma.example>"))
+            await pilot.press("ctrl+r")
+            await wait_for(lambda: table.row_count == 3, pilot, timeout=20)
+            await wait_for(lambda: "work: 1 new" in _status(app), pilot)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "problem, shown",
+    [("port", "work: offline, retrying in 1 min"), ("password", "work: wrong password")],
+)
+def test_the_status_bar_says_what_is_wrong(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, problem: str, shown: str
+) -> None:
+    from tests.mail.dovecot import free_port
+
+    if problem == "port":
+        assert mailbox.cli("account", "edit", "work", "--imap-port", str(free_port())) == 0
+    else:
+        monkeypatch.setenv(mailbox.env_var, "not-the-password")
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
+        async with app.run_test(size=(150, 44)) as pilot:
+            await wait_for(lambda: shown in _status(app), pilot, timeout=20)
+            assert "Traceback" not in _status(app)
+
+    asyncio.run(scenario())
