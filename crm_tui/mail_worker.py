@@ -107,7 +107,22 @@ class MailSyncScheduler:
         except CrmError as exc:
             self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "config"))
             return
+        except Exception as exc:  # noqa: BLE001 - the state must never stay "syncing"; the log has details
+            self._log(exc)
+            self.app.post_message(MailSyncFinished(name, 0, "", f"{type(exc).__name__}: {exc}", "internal"))
+            return
         self.app.post_message(MailSyncFinished(name, report.new, report.summary()))
+
+    def _log(self, exc: BaseException) -> None:
+        import traceback
+
+        try:
+            paths = self.app.context.paths
+            paths.state_dir.mkdir(parents=True, exist_ok=True)
+            with paths.log_file.open("a", encoding="utf-8") as log:
+                log.write("--- mail sync\n" + "".join(traceback.format_exception(exc)))
+        except OSError:
+            pass
 
     def progress(self, message: MailSyncProgress) -> None:
         state = self.states.setdefault(message.account, AccountState())

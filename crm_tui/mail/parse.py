@@ -16,7 +16,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from typing import TypeVar
 
-from crm_tui.core.services.mail_store import MessageData
+from crm_tui.core.mail_data import MessageData
 
 T = TypeVar("T")
 
@@ -242,3 +242,23 @@ def parse_message(raw: bytes) -> MessageData:
         attachments=attachments,
         problems=problems,
     )
+
+
+def parse_safely(raw: bytes) -> MessageData:
+    """``parse_message``, and should it ever raise, the raw message with the failure as its problem."""
+    try:
+        return parse_message(raw)
+    except Exception as exc:  # noqa: BLE001 - never stop a sync on one message
+        return MessageData(raw=raw, problems=[f"message: {type(exc).__name__}"])
+
+
+def parse_many(raws: list[bytes]) -> list[MessageData]:
+    """Run in the sync's parse process: parse each message. The raw bytes are not sent back (the caller has
+    them), which halves what crosses between the processes. Lives here, beside the parser, so the parse
+    process imports only the email package, not the database layer."""
+    result = []
+    for raw in raws:
+        data = parse_safely(raw)
+        data.raw = b""
+        result.append(data)
+    return result

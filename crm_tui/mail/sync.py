@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +24,11 @@ from sqlalchemy import delete
 from crm_tui.core import models as m
 from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
-from crm_tui.core.errors import CrmError
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
 from crm_tui.mail import secrets
 from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
-from crm_tui.mail.parse import parse_message
+from crm_tui.mail.parse import parse_many
+from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
 BODY_BATCH = 200
@@ -208,6 +209,12 @@ class AccountSync:
                 session, self.account.id, self.holder, now=self.clock.now(), alive=_holder_alive(holder)
             )
         try:
+            with self.db.read() as session:
+                first = not any(f.uidvalidity for f in mailbox.folders_of(session, self.account.id))
+            if first:
+                # A first sync brings much mail: start the parse process now, so its start-up (imports) runs
+                # while we log in and list folders rather than when the first batch waits for it.
+                _warm_parse_pool()
             self._connect()
             try:
                 self._replay_changes()
@@ -297,32 +304,45 @@ class AccountSync:
                 self.report.removed += mailbox.remove_locations(session, folder_id, uidvalidity, gone)  # type: ignore[arg-type]
         new = sorted(wanted - known)
         items = ["BODY.PEEK[HEADER]", "RFC822.SIZE", "FLAGS"] + (["MODSEQ"] if self.condstore else [])
+        # A pipeline, as for bodies: batch k's headers are parsed in the parse process while batch k+1 is
+        # fetched and batch k-1 stored here.
+        pool = parse_pool() if len(new) >= POOL_THRESHOLD else None
+        in_flight: tuple[list[tuple[int, list[str], int | None, int]], list[bytes], Any] | None = None
+        stored = 0
+
+        def finish(flight: tuple[list[tuple[int, list[str], int | None, int]], list[bytes], Any]) -> int:
+            meta, raws, future = flight
+            headers = future.result() if future is not None else [_parse(raw) for raw in raws]
+            rows = []
+            for (uid, flags, modseq, size), raw, header in zip(meta, raws, headers, strict=True):
+                header.raw = raw
+                rows.append(mailbox.HeaderRow(uid, flags, modseq, header, size))
+            with self.db.write() as session:
+                folder = session.get(m.MailFolder, folder_id)
+                self.report.new += mailbox.store_headers(
+                    session, folder, uidvalidity, rows, now=self.clock.now()
+                )  # type: ignore[arg-type]
+                self._renew(session)
+            return len(meta)
+
         for start in range(0, len(new), HEADER_BATCH):
             batch = new[start : start + HEADER_BATCH]
             fetched = client.fetch(batch, items)
-            now = self.clock.now()
-            with self.db.write() as session:
-                folder = session.get(m.MailFolder, folder_id)
-                for uid in batch:
-                    data = fetched.get(uid)
-                    if not data or b"BODY[HEADER]" not in data:
-                        continue  # expunged meanwhile
-                    header = _parse(data[b"BODY[HEADER]"] or b"")
-                    modseq = _modseq(data)
-                    stored = mailbox.store_header(
-                        session,
-                        folder,
-                        uidvalidity,
-                        uid,
-                        _flags(data),
-                        modseq,
-                        header,
-                        now=now,  # type: ignore[arg-type]
-                    )
-                    if stored is not None:
-                        self.report.new += 1
-                self._renew(session)
-            self.progress(f"headers {name}", start + len(batch), len(new))
+            meta, raws = [], []
+            for uid in batch:
+                data = fetched.get(uid)
+                if not data or b"BODY[HEADER]" not in data:
+                    continue  # expunged meanwhile
+                meta.append((uid, _flags(data), _modseq(data), int(data.get(b"RFC822.SIZE") or 0)))
+                raws.append(data[b"BODY[HEADER]"] or b"")
+            flight = (meta, raws, pool.submit(parse_many, raws) if pool is not None else None)
+            if in_flight is not None:
+                stored += finish(in_flight)
+                self.progress(f"headers {name}", stored, len(new))
+            in_flight = flight
+        if in_flight is not None:
+            stored += finish(in_flight)
+            self.progress(f"headers {name}", stored, len(new))
         with self.db.write() as session:
             folder = session.get(m.MailFolder, folder_id)
             folder.uidvalidity = uidvalidity  # type: ignore[union-attr]
@@ -342,47 +362,70 @@ class AccountSync:
             )
 
     def _fetch_bodies(self) -> None:
+        """Fetch, parse and store the bodies of provisional copies, as a pipeline: while batch k is parsed in
+        a separate process (the parse is the costliest step, and the machine has more than one core), batch
+        k+1 is fetched and batch k-1 stored and linked here."""
         with self.db.read() as session:
             pending = mailbox.pending_bodies(session, self.account.id)
         total = len(pending)
-        done = 0
+        if not total:
+            return
+        batches: list[list[mailbox.PendingBody]] = []
         by_folder: dict[str, list[mailbox.PendingBody]] = {}
         for item in pending:
             by_folder.setdefault(item.folder_name, []).append(item)
-        for folder_name, items in by_folder.items():
-            for start in range(0, len(items), BODY_BATCH):
-                batch = items[start : start + BODY_BATCH]
+        for items in by_folder.values():
+            batches.extend(items[start : start + BODY_BATCH] for start in range(0, len(items), BODY_BATCH))
+        pool = parse_pool() if total >= POOL_THRESHOLD else None
+        in_flight: tuple[list[tuple[mailbox.PendingBody, bytes]], Any] | None = None
+        done = 0
 
-                def fetch(batch: list[mailbox.PendingBody] = batch, folder_name: str = folder_name) -> Any:
-                    state = self.client.select_folder(folder_name, readonly=True)
-                    if int(state[b"UIDVALIDITY"]) != batch[0].uidvalidity:
-                        return None  # changed under us: the next pass re-matches
-                    return self.client.fetch([b.uid for b in batch], ["BODY.PEEK[]"])
+        def finish(flight: tuple[list[tuple[mailbox.PendingBody, bytes]], Any]) -> int:
+            rows, future = flight
+            parsed = future.result() if future is not None else [_parse(raw) for _, raw in rows]
+            for (_, raw), data in zip(rows, parsed, strict=True):
+                data.raw = raw  # the worker sends back everything but the bytes we already have
+            self._store_bodies([(item, data) for (item, _), data in zip(rows, parsed, strict=True)])
+            return len(rows)
 
-                fetched = self._retrying(fetch)
-                if fetched is None:
-                    continue
-                parsed = [(item, fetched.get(item.uid, {}).get(b"BODY[]")) for item in batch]
-                self._store_bodies([(item, raw, _parse(raw)) for item, raw in parsed if raw])
-                done += len(batch)
+        for batch in batches:
+
+            def fetch(batch: list[mailbox.PendingBody] = batch) -> Any:
+                state = self.client.select_folder(batch[0].folder_name, readonly=True)
+                if int(state[b"UIDVALIDITY"]) != batch[0].uidvalidity:
+                    return None  # changed under us: the next pass re-matches
+                return self.client.fetch([b.uid for b in batch], ["BODY.PEEK[]"])
+
+            fetched = self._retrying(fetch)
+            rows = [(item, fetched.get(item.uid, {}).get(b"BODY[]")) for item in batch] if fetched else []
+            rows = [(item, raw) for item, raw in rows if raw]
+            flight = (rows, pool.submit(parse_many, [raw for _, raw in rows]) if pool is not None else None)
+            if in_flight is not None:
+                done += finish(in_flight)
                 self.progress("bodies", done, total)
+            in_flight = flight
+        if in_flight is not None:
+            done += finish(in_flight)
+            self.progress("bodies", done, total)
 
-    def _store_bodies(self, rows: list[tuple[mailbox.PendingBody, bytes, Any]]) -> None:
+    def _store_bodies(self, rows: list[tuple[mailbox.PendingBody, Any]]) -> None:
+        if not rows:
+            return
         now = self.clock.now()
         with self.db.write() as session:
-            for item, _raw, data in rows:
-                try:
-                    message_id, merged = mailbox.store_body(session, item.location_id, data, now=now)
-                except CrmError:
-                    continue
-                self.report.bodies += 1
-                if merged:
-                    self.report.merged += 1
-                self.report.linked += len(
-                    mail_linking.link_automatically(
-                        session, message_id, mine=self.account.mine, free_domains=self.free_domains, now=now
-                    )
-                )
+            results = mailbox.store_bodies(
+                session, [(item.location_id, data) for item, data in rows], now=now
+            )
+            self.report.bodies += len(results)
+            self.report.merged += sum(1 for _, merged in results if merged)
+            made = mail_linking.link_many(
+                session,
+                sorted({message_id for message_id, _ in results}),
+                mine=self.account.mine,
+                free_domains=self.free_domains,
+                now=now,
+            )
+            self.report.linked += sum(len(links) for links in made.values())
             self._renew(session)
 
     def _drop_old_generations(self) -> None:
@@ -459,17 +502,46 @@ class AccountSync:
                     client.expunge()
 
 
+POOL_THRESHOLD = 400  # fewer bodies than this are parsed in process (a parse process takes ~0.5 s to start)
+_POOL: Any = None
+_POOL_FAILED = False
+_POOL_LOCK = threading.Lock()
+
+
+def parse_pool() -> Any:
+    """One parse process for the life of this process (the app's worker reuses it pass after pass), or None
+    where no process can be started (then parsing happens in this process, slower but the same).
+
+    Started with "spawn": the app has threads, and forking a threaded process is unsafe.
+    """
+    global _POOL, _POOL_FAILED
+    with _POOL_LOCK:
+        return _make_pool()
+
+
+def _make_pool() -> Any:
+    global _POOL, _POOL_FAILED
+    if _POOL is None and not _POOL_FAILED:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        try:
+            pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            pool.submit(parse_many, []).result(timeout=30)  # started and importable
+        except Exception:  # noqa: BLE001 - e.g. no fds to hand over under some test runners; parse inline
+            _POOL_FAILED = True
+            return None
+        _POOL = pool
+    return _POOL
+
+
+def _warm_parse_pool() -> None:
+    """Start the parse process in the background (its imports overlap the login and folder listing)."""
+    threading.Thread(target=parse_pool, name="crm-tui parse pool", daemon=True).start()
+
+
 def _names(listing: Any) -> list[tuple[Any, Any, str]]:
     return [(f, d, n.decode() if isinstance(n, bytes) else str(n)) for f, d, n in listing]
-
-
-def _parse(raw: bytes) -> Any:
-    try:
-        return parse_message(raw)
-    except Exception as exc:  # noqa: BLE001 - never stop a sync on one message
-        from crm_tui.core.services.mail_store import MessageData
-
-        return MessageData(raw=raw, problems=[f"message: {type(exc).__name__}"])
 
 
 def _flags(data: dict[bytes, Any]) -> list[str]:

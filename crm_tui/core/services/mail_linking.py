@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -55,106 +56,169 @@ def _existing(session: Session, message_id: int) -> tuple[set[tuple[str, int]], 
     return links, unlinks
 
 
+class _Lookup:
+    """What automatic linking needs for a batch of messages, fetched in a handful of queries."""
+
+    def __init__(
+        self, session: Session, messages: list[m.MailMessage], *, mine: set[str], free_domains: set[str]
+    ):
+        self.mine = mine
+        self.free_domains = free_domains
+        self.mine_domains = {a.rsplit("@", 1)[1] for a in mine if "@" in a}
+        people: set[str] = set()
+        refs: set[str] = set()
+        for message in messages:
+            people.update(self.people_of(message))
+            refs.update(self.thread_ids_of(message))
+        self.contacts: dict[str, list[int]] = {}
+        self.leads: dict[str, list[int]] = {}
+        self.org_emails: dict[str, list[int]] = {}
+        self.org_domains: dict[str, list[int]] = {}
+        self.thread_links: dict[str, list[tuple[str, int]]] = {}
+        addresses = sorted(people)
+        for start in range(0, len(addresses), 500):
+            chunk = addresses[start : start + 500]
+            for target, column, owner in (
+                (self.contacts, m.ContactEmail.address, m.ContactEmail.contact_id),
+                (self.leads, m.LeadEmail.address, m.LeadEmail.lead_id),
+                (self.org_emails, m.OrganizationEmail.address, m.OrganizationEmail.organization_id),
+            ):
+                for address, record_id in session.execute(select(column, owner).where(column.in_(chunk))):  # type: ignore[attr-defined]
+                    target.setdefault(address, []).append(record_id)
+        domains = sorted({a.rsplit("@", 1)[1] for a in people} - free_domains - self.mine_domains)
+        for start in range(0, len(domains), 500):
+            chunk = domains[start : start + 500]
+            for domain, org_id in session.execute(
+                select(m.OrganizationDomain.domain, m.OrganizationDomain.organization_id).where(
+                    m.OrganizationDomain.domain.in_(chunk)  # type: ignore[attr-defined]
+                )
+            ):
+                self.org_domains.setdefault(domain, []).append(org_id)
+        thread_ids = sorted(refs)
+        for start in range(0, len(thread_ids), 500):
+            chunk = thread_ids[start : start + 500]
+            for header, message_id, record_type, record_id in session.execute(
+                select(
+                    m.MailMessage.message_id_header,
+                    m.MailLink.message_id,
+                    m.MailLink.record_type,
+                    m.MailLink.record_id,
+                )
+                .join(m.MailLink, m.MailLink.message_id == m.MailMessage.id)
+                .where(
+                    m.MailMessage.message_id_header.in_(chunk),  # type: ignore[union-attr]
+                    m.MailLink.record_type.in_(THREAD_TYPES),  # type: ignore[attr-defined]
+                )
+            ):
+                self.thread_links.setdefault(header, []).append((message_id, record_type, record_id))  # type: ignore[arg-type]
+
+    def people_of(self, message: m.MailMessage) -> list[str]:
+        found = [
+            message.from_address.lower(),
+            *addresses_in(message.to_addresses),
+            *addresses_in(message.cc_addresses),
+        ]
+        return [a for a in dict.fromkeys(found) if a and a not in self.mine]
+
+    @staticmethod
+    def thread_ids_of(message: m.MailMessage) -> list[str]:
+        return [i for i in [message.in_reply_to, *(message.references or "").splitlines()] if i][
+            :MAX_THREAD_IDS
+        ]
+
+    def candidates(self, session: Session, message: m.MailMessage) -> list[tuple[RecordRef, str]]:
+        found: dict[tuple[str, int], str] = {}
+        people = self.people_of(message)
+        for address in people:
+            for record_id in self.contacts.get(address, ()):
+                found.setdefault((RecordType.CONTACT.value, record_id), "address")
+            for record_id in self.leads.get(address, ()):
+                found.setdefault((RecordType.LEAD.value, record_id), "address")
+            for record_id in self.org_emails.get(address, ()):
+                found.setdefault((RecordType.ORGANIZATION.value, record_id), "address")
+        for address in people:
+            for record_id in self.org_domains.get(address.rsplit("@", 1)[1], ()):
+                found.setdefault((RecordType.ORGANIZATION.value, record_id), "domain")
+        thread_ids = self.thread_ids_of(message)
+        if thread_ids:
+            for thread_id in thread_ids:
+                for parent, record_type, record_id in self.thread_links.get(thread_id, ()):
+                    if parent != message.id:
+                        found.setdefault((record_type, record_id), "thread")
+        elif message.subject_key and message.subject_key != " ".join(message.subject.lower().split()):
+            # A reply (its subject had a Re:/AW: prefix) without thread headers: fall back to the thread subject.
+            when = message.sent_at or message.received_at
+            same = select(m.MailMessage.id).where(
+                m.MailMessage.subject_key == message.subject_key, m.MailMessage.id != message.id
+            )
+            if when is not None:
+                same = same.where(m.MailMessage.sent_at >= when - SUBJECT_WINDOW)  # type: ignore[operator]
+            for record_type, record_id in session.execute(
+                select(m.MailLink.record_type, m.MailLink.record_id).where(
+                    m.MailLink.message_id.in_(same),  # type: ignore[attr-defined]
+                    m.MailLink.record_type.in_(THREAD_TYPES),  # type: ignore[attr-defined]
+                )
+            ):
+                found.setdefault((record_type, record_id), "subject")
+        return [(RecordRef(RecordType(t), i), reason) for (t, i), reason in found.items()]
+
+
 def candidates(
     session: Session, message: m.MailMessage, *, mine: set[str], free_domains: set[str]
 ) -> list[tuple[RecordRef, str]]:
     """(record, reason) pairs automatic linking would make for this message, best reason first per record."""
-    found: dict[tuple[str, int], str] = {}
-
-    def add(record_type: RecordType, record_id: int, reason: str) -> None:
-        found.setdefault((record_type.value, record_id), reason)
-
-    people = [
-        a
-        for a in dict.fromkeys(
-            [
-                message.from_address.lower(),
-                *addresses_in(message.to_addresses),
-                *addresses_in(message.cc_addresses),
-            ]
-        )
-        if a and a not in mine
-    ]
-    if people:
-        for contact_id in session.scalars(
-            select(m.ContactEmail.contact_id).where(m.ContactEmail.address.in_(people))
-        ):  # type: ignore[attr-defined]
-            add(RecordType.CONTACT, contact_id, "address")
-        for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address.in_(people))):  # type: ignore[attr-defined]
-            add(RecordType.LEAD, lead_id, "address")
-        for org_id in session.scalars(
-            select(m.OrganizationEmail.organization_id).where(m.OrganizationEmail.address.in_(people))  # type: ignore[attr-defined]
-        ):
-            add(RecordType.ORGANIZATION, org_id, "address")
-        domains = {a.rsplit("@", 1)[1] for a in people} - free_domains
-        mine_domains = {a.rsplit("@", 1)[1] for a in mine if "@" in a}
-        domains -= mine_domains
-        if domains:
-            for org_id in session.scalars(
-                select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain.in_(domains))  # type: ignore[attr-defined]
-            ):
-                add(RecordType.ORGANIZATION, org_id, "domain")
-
-    thread_ids = [i for i in [message.in_reply_to, *(message.references or "").splitlines()] if i][
-        :MAX_THREAD_IDS
-    ]
-    if thread_ids:
-        parents = select(m.MailMessage.id).where(m.MailMessage.message_id_header.in_(thread_ids))  # type: ignore[union-attr]
-        for record_type, record_id in session.execute(
-            select(m.MailLink.record_type, m.MailLink.record_id).where(
-                m.MailLink.message_id.in_(parents),  # type: ignore[attr-defined]
-                m.MailLink.record_type.in_(THREAD_TYPES),  # type: ignore[attr-defined]
-                m.MailLink.message_id != message.id,
-            )
-        ):
-            add(RecordType(record_type), record_id, "thread")
-    elif message.subject_key and message.subject_key != " ".join(message.subject.lower().split()):
-        # A reply (its subject had a Re:/AW: prefix) without thread headers: fall back to the thread subject.
-        since = (
-            (message.sent_at or message.received_at) - SUBJECT_WINDOW
-            if (message.sent_at or message.received_at)
-            else None
-        )
-        same = select(m.MailMessage.id).where(
-            m.MailMessage.subject_key == message.subject_key, m.MailMessage.id != message.id
-        )
-        if since is not None:
-            same = same.where(m.MailMessage.sent_at >= since)  # type: ignore[operator]
-        for record_type, record_id in session.execute(
-            select(m.MailLink.record_type, m.MailLink.record_id).where(
-                m.MailLink.message_id.in_(same),  # type: ignore[attr-defined]
-                m.MailLink.record_type.in_(THREAD_TYPES),  # type: ignore[attr-defined]
-            )
-        ):
-            add(RecordType(record_type), record_id, "subject")
-    return [(RecordRef(RecordType(t), i), reason) for (t, i), reason in found.items()]
+    return _Lookup(session, [message], mine=mine, free_domains=free_domains).candidates(session, message)
 
 
 def link_automatically(
     session: Session, message_id: int, *, mine: set[str], free_domains: set[str], now: datetime
 ) -> list[tuple[RecordRef, str]]:
     """Make the automatic links of one message (never over an unlink; a manual link stays manual)."""
-    message = session.get(m.MailMessage, message_id)
-    if message is None:
-        return []
-    links, unlinks = _existing(session, message_id)
-    made = []
-    for ref, reason in candidates(session, message, mine=mine, free_domains=free_domains):
-        key = (ref.type.value, ref.id)
-        if key in links or key in unlinks:
-            continue
-        session.add(
-            m.MailLink(
-                message_id=message_id,
-                record_type=ref.type.value,
-                record_id=ref.id,
-                reason=reason,
-                created_at=now,
-            )
+    return link_many(session, [message_id], mine=mine, free_domains=free_domains, now=now).get(message_id, [])
+
+
+def link_many(
+    session: Session, message_ids: list[int], *, mine: set[str], free_domains: set[str], now: datetime
+) -> dict[int, list[tuple[RecordRef, str]]]:
+    """Automatic links for a batch of messages in a few queries (the sync's path)."""
+    messages = list(
+        session.scalars(
+            select(m.MailMessage)
+            .options(defer(m.MailMessage.raw), defer(m.MailMessage.body_text))  # type: ignore[arg-type]
+            .where(m.MailMessage.id.in_(message_ids))  # type: ignore[union-attr]
         )
-        links.add(key)
-        made.append((ref, reason))
-    session.flush()
+    )
+    if not messages:
+        return {}
+    lookup = _Lookup(session, messages, mine=mine, free_domains=free_domains)
+    taken: set[tuple[int, str, int]] = set()
+    for model in (m.MailLink, m.MailUnlink):
+        for row in session.execute(
+            select(model.message_id, model.record_type, model.record_id).where(
+                model.message_id.in_(message_ids)
+            )  # type: ignore[attr-defined]
+        ):
+            taken.add((row[0], row[1], row[2]))
+    made: dict[int, list[tuple[RecordRef, str]]] = {}
+    rows = []
+    for message in messages:
+        for ref, reason in lookup.candidates(session, message):
+            key = (message.id, ref.type.value, ref.id)
+            if key in taken:
+                continue
+            taken.add(key)  # type: ignore[arg-type]
+            rows.append(
+                {
+                    "message_id": message.id,
+                    "record_type": ref.type.value,
+                    "record_id": ref.id,
+                    "reason": reason,
+                    "created_at": now,
+                }
+            )
+            made.setdefault(message.id, []).append((ref, reason))  # type: ignore[arg-type]
+    if rows:
+        session.execute(insert(m.MailLink), rows)
     return made
 
 

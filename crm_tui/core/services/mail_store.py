@@ -6,7 +6,7 @@ handed and keeps the raw bytes as the source of truth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -14,29 +14,12 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.mail_data import MessageData
 from crm_tui.core.services.common import get_or_404
 from crm_tui.core.services.records import ATTACHABLE, record_exists
 from crm_tui.core.types import RecordRef
 
-
-@dataclass
-class MessageData:
-    """What the parser derived from one message. Text here is decoded, not yet made terminal-safe."""
-
-    raw: bytes
-    message_id: str | None = None
-    subject: str = ""
-    from_name: str = ""
-    from_address: str = ""
-    to: list[str] = field(default_factory=list)
-    cc: list[str] = field(default_factory=list)
-    sent_at: datetime | None = None
-    in_reply_to: str | None = None
-    references: list[str] = field(default_factory=list)
-    body_text: str = ""
-    has_attachments: bool = False
-    attachments: list[tuple[str, str, int]] = field(default_factory=list)  # (name, type, size)
-    problems: list[str] = field(default_factory=list)
+__all__ = ["MessageData"]
 
 
 @dataclass(frozen=True)

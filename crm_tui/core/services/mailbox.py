@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 
 from crm_tui.core import mail_identity
@@ -175,6 +175,85 @@ def store_header(
 
 
 @dataclass
+class HeaderRow:
+    uid: int
+    flags: list[str]
+    modseq: int | None
+    header: MessageData
+    size: int = 0  # RFC822.SIZE: the whole message's
+
+
+def store_headers(
+    session: Session, folder: m.MailFolder, uidvalidity: int, rows: list[HeaderRow], *, now: datetime
+) -> int:
+    """``store_header`` for a batch, in a few statements (the sync's fast path). Returns how many were new."""
+    if not rows:
+        return 0
+    existing = set(
+        session.scalars(
+            select(m.MailLocation.uid).where(
+                m.MailLocation.folder_id == folder.id,
+                m.MailLocation.uidvalidity == uidvalidity,
+                m.MailLocation.uid.in_([r.uid for r in rows]),  # type: ignore[attr-defined]
+            )
+        )
+    )
+    fresh = [r for r in rows if r.uid not in existing]
+    if not fresh:
+        return 0
+    outgoing = folder.role in ("sent", "drafts")
+    values = []
+    for row in fresh:
+        header, flags = row.header, _flags_text(row.flags).split()
+        values.append(
+            {
+                "message_id_header": header.message_id,
+                "subject": header.subject,
+                "subject_key": mail_identity.subject_key(header.subject),
+                "from_name": header.from_name,
+                "from_address": header.from_address.lower(),
+                "to_addresses": "\n".join(header.to),
+                "cc_addresses": "\n".join(header.cc),
+                "sent_at": header.sent_at,
+                "in_reply_to": header.in_reply_to,
+                "references": "\n".join(header.references) or None,
+                "body_text": "",
+                "has_attachments": False,
+                "attachments": "",
+                "parse_problems": "\n".join(header.problems) or None,
+                "raw": b"",
+                "has_body": False,
+                "size": row.size or len(header.raw),
+                "is_outgoing": outgoing,
+                "is_read": "\\Seen" in flags,
+                "is_flagged": "\\Flagged" in flags,
+                "received_at": now,
+            }
+        )
+    ids = list(
+        session.scalars(
+            insert(m.MailMessage).returning(m.MailMessage.id, sort_by_parameter_order=True), values
+        )
+    )
+    session.execute(
+        insert(m.MailLocation),
+        [
+            {
+                "message_id": message_id,
+                "folder_id": folder.id,
+                "uidvalidity": uidvalidity,
+                "uid": row.uid,
+                "flags": _flags_text(row.flags),
+                "modseq": row.modseq,
+                "pending_move": None,
+            }
+            for message_id, row in zip(ids, fresh, strict=True)
+        ],
+    )
+    return len(fresh)
+
+
+@dataclass
 class PendingBody:
     location_id: int
     folder_id: int
@@ -252,6 +331,88 @@ def store_body(session: Session, location_id: int, data: MessageData, *, now: da
     message.body_hash = digest
     session.flush()
     return message.id, False  # type: ignore[return-value]
+
+
+def store_bodies(
+    session: Session, items: list[tuple[int, MessageData]], *, now: datetime
+) -> list[tuple[int, bool]]:
+    """``store_body`` for a batch of (location id, parsed message), in a few statements: completes the
+    provisional messages, merges copies into the stored message of the same identity (also within the batch).
+    Returns (message id, merged) per item whose location still exists."""
+    if not items:
+        return []
+    location_ids = [location_id for location_id, _ in items]
+    owner = dict(
+        session.execute(
+            select(m.MailLocation.id, m.MailLocation.message_id).where(m.MailLocation.id.in_(location_ids))  # type: ignore[attr-defined]
+        ).all()
+    )
+    complete = set(
+        session.scalars(
+            select(m.MailMessage.id).where(
+                m.MailMessage.id.in_(list(owner.values())),  # type: ignore[union-attr]
+                m.MailMessage.has_body.is_(True),  # type: ignore[attr-defined]
+            )
+        )
+    )
+    digests = [mail_identity.body_hash(data.raw, has_message_id=bool(data.message_id)) for _, data in items]
+    known: dict[tuple[str | None, str], int] = {}
+    for start in range(0, len(digests), 500):
+        chunk = digests[start : start + 500]
+        for message_id, header, digest in session.execute(
+            select(m.MailMessage.id, m.MailMessage.message_id_header, m.MailMessage.body_hash).where(
+                m.MailMessage.body_hash.in_(chunk),  # type: ignore[union-attr]
+                m.MailMessage.has_body.is_(True),  # type: ignore[attr-defined]
+            )
+        ):
+            known.setdefault((header, digest), message_id)
+    results: list[tuple[int, bool]] = []
+    updates = []
+    for (location_id, data), digest in zip(items, digests, strict=True):
+        message_id = owner.get(location_id)
+        if message_id is None:
+            continue
+        if message_id in complete:
+            results.append((message_id, False))
+            continue
+        twin = known.get((data.message_id, digest))
+        if twin is not None and twin != message_id:
+            if updates:  # the twin may be completed in this batch: write those first
+                session.execute(update(m.MailMessage), updates)
+                updates = []
+            merge_into(session, message_id, twin)
+            _apply_flags_to_message(session, twin)
+            results.append((twin, True))
+            continue
+        known[(data.message_id, digest)] = message_id
+        complete.add(message_id)
+        updates.append(
+            {
+                "id": message_id,
+                "message_id_header": data.message_id,
+                "subject": data.subject,
+                "subject_key": mail_identity.subject_key(data.subject),
+                "from_name": data.from_name,
+                "from_address": data.from_address.lower(),
+                "to_addresses": "\n".join(data.to),
+                "cc_addresses": "\n".join(data.cc),
+                "sent_at": data.sent_at,
+                "in_reply_to": data.in_reply_to,
+                "references": "\n".join(data.references) or None,
+                "body_text": data.body_text,
+                "has_attachments": data.has_attachments,
+                "attachments": "\n".join(f"{n}\t{t}\t{z}" for n, t, z in data.attachments),
+                "parse_problems": "\n".join(data.problems) or None,
+                "raw": bytes(data.raw),
+                "size": len(data.raw),
+                "has_body": True,
+                "body_hash": digest,
+            }
+        )
+        results.append((message_id, False))
+    if updates:
+        session.execute(update(m.MailMessage), updates)
+    return results
 
 
 def merge_into(session: Session, source_id: int, target_id: int) -> None:
