@@ -27,7 +27,7 @@ from crm_tui.screens.base import FollowsTypeahead
 class FieldSpec:
     name: str  # the service's field name, so its validation messages land here
     label: str
-    kind: str = "text"  # text, textarea, choice, list, ref, date, datetime, money, number
+    kind: str = "text"  # text, textarea, choice, list, ref, date, datetime, money, number, password
     choices: list[tuple[str, str]] = field(default_factory=list)  # (value, label) for choice
     required: bool = False
     placeholder: str = ""
@@ -125,6 +125,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
                 id=widget_id,
                 suggester=suggester,
                 disabled=spec.disabled,
+                password=spec.kind == "password",
             )
         yield Label("", id="error-" + widget_id, classes="field-error")
 

@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -21,7 +21,12 @@ from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.screens.forms import FieldSpec, FormSpec, RecordForm
 from crm_tui.widgets.status_bar import StatusBar
 
-SECTIONS = [("users", "Users"), ("pipelines", "Pipelines and stages"), ("fields", "Custom fields")]
+SECTIONS = [
+    ("users", "Users"),
+    ("pipelines", "Pipelines and stages"),
+    ("fields", "Custom fields"),
+    ("accounts", "Mail accounts"),
+]
 
 
 class SettingsScreen(CrmScreen):
@@ -39,6 +44,7 @@ class SettingsScreen(CrmScreen):
         ),
         Binding("K", "move_stage(-1)", "Stage up", show=False, id="settings.stage_up"),
         Binding("J", "move_stage(1)", "Stage down", show=False, id="settings.stage_down"),
+        Binding("t", "test_account", "Test mail account", show=False, id="settings.test_account"),
         Binding("j", "cursor(1)", "Down", show=False, id="settings.down"),
         Binding("k", "cursor(-1)", "Up", show=False, id="settings.up"),
     ]
@@ -82,6 +88,7 @@ class SettingsScreen(CrmScreen):
             "pipelines": "p switch pipeline · N new pipeline · n new stage · e edit stage · D delete stage · K/J move · "
             "u add sub-state · U rename or remove a sub-state",
             "fields": "n new field · e edit · D delete",
+            "accounts": "n new account · e edit · D remove · t test the login · ctrl+r sync now",
         }[section]
         self.query_one("#settings-help", Label).update(Text(help_text, style="dim"))
         with self.context.database().read() as session:
@@ -89,11 +96,18 @@ class SettingsScreen(CrmScreen):
                 self._users(session, table)
             elif section == "pipelines":
                 self._pipelines(session, table)
+            elif section == "accounts":
+                self._accounts(session, table)
             else:
                 self._fields(session, table)
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
-        noun = {"users": "users", "pipelines": "stages", "fields": "custom fields"}[section]
+        noun = {
+            "users": "users",
+            "pipelines": "stages",
+            "fields": "custom fields",
+            "accounts": "mail accounts",
+        }[section]
         self.app.update_status(f"{table.row_count} {noun}")  # type: ignore[attr-defined]
 
     def _users(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
@@ -148,6 +162,193 @@ class SettingsScreen(CrmScreen):
                     Text((definition.choices or "").replace("\n", ", ")),
                     key=str(definition.id),
                 )
+
+    def _accounts(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+        from crm_tui.core.services import mail_accounts
+
+        self.query_one("#settings-title", Label).update(Text("Mail accounts (IMAP)", style="bold"))
+        table.add_columns("Name", "IMAP server", "Login", "Password", "Sync since", "Every", "My addresses")
+        for a in mail_accounts.list_accounts(session):
+            table.add_row(
+                Text(a.name),
+                Text(f"{a.imap_host}:{a.imap_port} ({a.imap_security})"),
+                Text(a.username),
+                {"keyring": "OS keyring", "env": f"${a.password_ref}", "command": "command"}.get(
+                    a.password_source, a.password_source
+                ),
+                a.sync_since.isoformat() if a.sync_since else "all",
+                f"{a.refresh_minutes} min",
+                Text(", ".join(x for x in a.addresses.splitlines() if x)),
+                key=str(a.id),
+            )
+
+    def _account_name(self, account_id: int) -> str:
+        with self.context.database().read() as session:
+            return session.get(m.MailAccount, account_id).name  # type: ignore[union-attr]
+
+    def _account_form(self, account_id: int | None) -> FormSpec:
+        from crm_tui.core.services import mail_accounts
+        from crm_tui.mail import secrets
+
+        values: dict[str, str] = {
+            "preset": "other",
+            "imap_security": "ssl",
+            "imap_port": "993",
+            "password_source": "keyring",
+            "refresh_minutes": "5",
+        }
+        old_name: str | None = None
+        if account_id is not None:
+            with self.context.database().read() as session:
+                a = session.get(m.MailAccount, account_id)
+                old_name = a.name  # type: ignore[union-attr]
+                values = {
+                    "name": a.name,
+                    "preset": a.preset,
+                    "imap_host": a.imap_host,
+                    "imap_port": str(a.imap_port),
+                    "imap_security": a.imap_security,
+                    "ca_cert": a.ca_cert or "",
+                    "username": a.username,
+                    "password_source": a.password_source,
+                    "password_ref": a.password_ref or "",
+                    "smtp_host": a.smtp_host or "",
+                    "smtp_port": str(a.smtp_port or ""),
+                    "smtp_security": a.smtp_security or "",
+                    "addresses": ", ".join(x for x in a.addresses.splitlines() if x),
+                    "refresh_minutes": str(a.refresh_minutes),
+                    "sync_since": a.sync_since.isoformat() if a.sync_since else "all",
+                }  # type: ignore[union-attr]
+        security = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "none (loopback only)")]
+        fields = [
+            FieldSpec("name", "Name", required=True, placeholder="work"),
+            FieldSpec(
+                "preset",
+                "Provider (fills the servers)",
+                "choice",
+                [("other", "other"), *[(p, p) for p in mail_accounts.PRESETS]],
+                required=True,
+            ),
+            FieldSpec("imap_host", "IMAP server (empty with a provider)"),
+            FieldSpec("imap_port", "IMAP port", "number"),
+            FieldSpec("imap_security", "IMAP security", "choice", security),
+            FieldSpec("ca_cert", "CA certificate file (a self-signed server)"),
+            FieldSpec("username", "Login", required=True),
+            FieldSpec(
+                "password_source",
+                "Password from",
+                "choice",
+                [("keyring", "the OS keyring"), ("env", "an environment variable"), ("command", "a command")],
+                required=True,
+            ),
+            FieldSpec(
+                "password",
+                "Password (kept in the OS keyring; empty keeps the stored one)",
+                "password",
+            ),
+            FieldSpec("password_ref", "Environment variable or command", placeholder="CRM_IMAP_PASSWORD"),
+            FieldSpec("smtp_host", "SMTP server"),
+            FieldSpec("smtp_port", "SMTP port", "number"),
+            FieldSpec("smtp_security", "SMTP security", "choice", security),
+            FieldSpec("addresses", "My addresses on this account", "list"),
+            FieldSpec("refresh_minutes", "Sync every (minutes)", "number", required=True),
+            FieldSpec("sync_since", "Keep mail since (YYYY-MM-DD or all; empty: 90 days back)"),
+        ]
+
+        def number(v: dict[str, str], name: str) -> int | None:
+            text = v.get(name, "").strip()
+            if not text:
+                return None
+            try:
+                return int(text)
+            except ValueError:
+                raise ValidationError.single(name, "a whole number") from None
+
+        def save(v: dict[str, str]) -> int:
+            from crm_tui.core.clock import parse_date
+
+            since_text = v.get("sync_since", "").strip().lower()
+            since = None
+            if since_text and since_text != "all":
+                try:
+                    since = parse_date(since_text)
+                except ValueError:
+                    raise ValidationError.single("sync_since", "YYYY-MM-DD or all") from None
+            preset = v.get("preset") or "other"
+            preset_changed = account_id is None or preset != values.get("preset")
+            source = v.get("password_source") or "keyring"
+            data = mail_accounts.AccountInput(
+                name=v.get("name", "").strip(),
+                preset=preset if preset_changed else None,
+                imap_host=v.get("imap_host", "").strip() or None,
+                imap_port=number(v, "imap_port"),
+                imap_security=v.get("imap_security") or None,
+                ca_cert=v.get("ca_cert", "").strip() or None,
+                username=v.get("username", "").strip(),
+                password_source=source,
+                password_ref=v.get("password_ref", "").strip() or None,
+                smtp_host=v.get("smtp_host", "").strip() or None,
+                smtp_port=number(v, "smtp_port"),
+                smtp_security=v.get("smtp_security") or None,
+                addresses=[a.strip() for a in v.get("addresses", "").split(",") if a.strip()],
+                refresh_minutes=number(v, "refresh_minutes"),
+                sync_since=since,
+                sync_all=since_text == "all",
+            )
+            password = v.get("password", "")
+            if source == "keyring":
+                usable, _ = secrets.keyring_backend()
+                if not usable:
+                    raise ValidationError.single("password_source", secrets.NO_KEYRING)
+                if not password and (account_id is None or values.get("password_source") != "keyring"):
+                    raise ValidationError.single(
+                        "password", "type the password once: it goes to the OS keyring"
+                    )
+            with self.context.database().write() as session:
+                if account_id is None:
+                    account = mail_accounts.create_account(
+                        session, data, now=self.context.clock.now(), default_user_id=self.context.me_id()
+                    )
+                else:
+                    account = mail_accounts.update_account(
+                        session, old_name, data, now=self.context.clock.now()
+                    )  # type: ignore[arg-type]
+                if source == "keyring" and password:
+                    secrets.store_in_keyring(account.name, password)
+                elif source == "keyring" and old_name and old_name != account.name:
+                    secrets.store_in_keyring(account.name, secrets.password_for(old_name, "keyring", None))
+                    secrets.forget(old_name)
+                return account.id  # type: ignore[return-value]
+
+        return FormSpec("Edit mail account" if account_id else "New mail account", fields, values, save)
+
+    def action_test_account(self) -> None:
+        if self.section != "accounts" or (account_id := self.selected_id()) is None:
+            return
+        self.notify("Logging in…")
+        self._test_login(self._account_name(account_id))
+
+    @work(thread=True, exclusive=True, group="account-test", exit_on_error=False)
+    def _test_login(self, name: str) -> None:
+        from crm_tui.core.errors import CrmError
+        from crm_tui.core.services import mail_accounts
+        from crm_tui.mail import secrets
+        from crm_tui.mail.imap import Endpoint, connect, logout
+
+        try:
+            with self.context.database().read() as session:
+                a = mail_accounts.get_account(session, name)
+                endpoint = Endpoint(a.name, a.imap_host, a.imap_port, a.imap_security, a.username, a.ca_cert)
+                source, ref = a.password_source, a.password_ref
+            client = connect(endpoint, secrets.password_for(name, source, ref))
+            try:
+                count = len(client.list_folders())
+            finally:
+                logout(client)
+        except CrmError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self.notify, f"{name}: logged in, {count} folders.")
 
     def selected_id(self) -> int | None:
         table = self.query_one(DataTable)
@@ -411,6 +612,8 @@ class SettingsScreen(CrmScreen):
                 self.action_new_pipeline()
             else:
                 self._form(self._stage_form(None))
+        elif self.section == "accounts":
+            self._form(self._account_form(None))
         else:
             self._form(self._field_form(None))
 
@@ -418,9 +621,12 @@ class SettingsScreen(CrmScreen):
         record_id = self.selected_id()
         if record_id is None:
             return
-        form = {"users": self._user_form, "pipelines": self._stage_form, "fields": self._field_form}[
-            self.section
-        ]
+        form = {
+            "users": self._user_form,
+            "pipelines": self._stage_form,
+            "fields": self._field_form,
+            "accounts": self._account_form,
+        }[self.section]
         self._form(form(record_id))
 
     def action_delete(self) -> None:
@@ -428,6 +634,23 @@ class SettingsScreen(CrmScreen):
         if record_id is None or self.section == "users":
             if self.section == "users":
                 self.notify("Users are kept for the history; edit one and set Active to no instead.")
+            return
+        if self.section == "accounts":
+            name = self._account_name(record_id)
+
+            def remove(yes: bool | None) -> None:
+                if not yes:
+                    return
+                from crm_tui.core.services import mail_accounts
+                from crm_tui.mail import secrets
+
+                if self._write(lambda s: mail_accounts.remove_account(s, name)):
+                    secrets.forget(name)
+
+            self.app.push_screen(
+                ConfirmDialog(f"Remove mail account {name}?", "Mail filed on records is kept.", "Remove"),
+                remove,
+            )
             return
         if self.section == "fields":
             self.app.push_screen(

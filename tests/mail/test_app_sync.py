@@ -59,3 +59,52 @@ def test_the_status_bar_says_what_is_wrong(
             assert "Traceback" not in _status(app)
 
     asyncio.run(scenario())
+
+
+def test_accounts_are_editable_in_settings(mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings > Mail accounts: a bad field is named, a new account saves, t tests its login on Dovecot."""
+    from textual.widgets import DataTable, Input, OptionList, Select
+
+    from crm_tui.screens.forms import RecordForm
+    from crm_tui.screens.settings import SettingsScreen
+
+    monkeypatch.setenv("SECOND_PW", mailbox.password)
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="settings", sync_mail=False)
+        async with app.run_test(size=(150, 44)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, SettingsScreen)
+            screen.query_one("#sections", OptionList).highlighted = 3
+            await wait_for(lambda: screen.section == "accounts", pilot)
+            table = screen.query_one("#settings-table", DataTable)
+            await wait_for(lambda: table.row_count == 1, pilot)  # "work" from the fixture
+            table.focus()
+            await pilot.press("n")
+            await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+            form = app.screen
+            form.query_one("#f-name", Input).value = "second"
+            form.query_one("#f-imap_host", Input).value = "127.0.0.1"
+            form.query_one("#f-imap_port", Input).value = str(mailbox.server.port)
+            form.query_one("#f-imap_security", Select).value = "none"
+            form.query_one("#f-username", Input).value = mailbox.user
+            form.query_one("#f-password_source", Select).value = "env"
+            form.query_one("#f-password_ref", Input).value = "not a variable name"
+            form.query_one("#f-addresses", Input).value = "anna@crm.example"
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            assert isinstance(app.screen, RecordForm), "nothing saved while a field is wrong"
+            assert "environment variable" in str(form.query_one("#error-f-password").render())
+            form.query_one("#f-password_ref", Input).value = "SECOND_PW"
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: not isinstance(app.screen, RecordForm), pilot)
+            await wait_for(lambda: table.row_count == 2, pilot)
+            table.move_cursor(row=[str(table.get_row_at(i)[0]) for i in range(2)].index("second"))
+            await pilot.press("t")
+            await wait_for(
+                lambda: any("second: logged in" in str(n.message) for n in app._notifications),
+                pilot,
+                timeout=15,
+            )
+
+    asyncio.run(scenario())
