@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Input, Static
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen
@@ -20,11 +20,38 @@ from crm_tui.widgets.status_bar import StatusBar
 PREVIEW_CHARS = 20_000
 
 
+def _condition(zone, session, query: str):  # type: ignore[no-untyped-def]
+    """The search's condition; an unfinished or wrong query (typed so far) matches nothing."""
+    from crm_tui.core.errors import ValidationError
+    from crm_tui.core.services.mail_search import search_condition
+
+    if not query.strip():
+        return None
+    try:
+        return search_condition(session, query, zone)
+    except ValidationError:
+        from sqlalchemy import false
+
+        return false()
+
+
+def query_problem(query: str) -> str | None:
+    """What is wrong with a typed query (shown in the status bar), or None."""
+    from crm_tui.core.errors import ValidationError
+    from crm_tui.core.services.mail_search import parse_query
+
+    try:
+        parse_query(query)
+    except ValidationError as exc:
+        return next(iter(exc.errors.values()), str(exc))
+    return None
+
+
 def _message_rows(zone, session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
     from crm_tui.core.services.mail_store import list_messages
 
     rows = []
-    for message in list_messages(session, limit=limit, offset=offset):
+    for message in list_messages(session, limit=limit, offset=offset, where=_condition(zone, session, query)):
         sent = message.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
         flags = ("●" if not message.is_read else " ") + ("📎" if message.has_attachments else " ")
         who = (
@@ -42,10 +69,11 @@ def _message_rows(zone, session, query: str, offset: int, limit: int) -> list[Ro
     return rows
 
 
-def _message_count(session, query: str) -> int:  # type: ignore[no-untyped-def]
+def _message_count(zone, session, query: str) -> int:  # type: ignore[no-untyped-def]
     from crm_tui.core.services.mail_store import count_messages
+    from crm_tui.widgets.paged_table import COUNT_CAP
 
-    return count_messages(session)
+    return count_messages(session, where=_condition(zone, session, query), cap=COUNT_CAP)
 
 
 class PreviewLoaded(Message):
@@ -59,14 +87,21 @@ class InboxScreen(CrmScreen):
     BINDINGS = [
         Binding("j", "cursor(1)", "Down", show=False, id="inbox.down"),
         Binding("k", "cursor(-1)", "Up", show=False, id="inbox.up"),
+        Binding("slash", "focus_search", "Search", id="inbox.search"),
+        Binding("escape", "clear_search", "Clear search", show=False, id="inbox.clear_search"),
     ]
 
     def compose(self) -> ComposeResult:
+        yield Input(
+            placeholder='/ search mail: words "phrase" from: to: subject: has:attachment is:unread '
+            "after: before: linked:TYPE:ID unlinked -not OR",
+            id="search",
+        )
         with Horizontal(id="body"):
             yield PagedTable(
                 [("", 3), ("Date", 17), ("From", 26), ("Subject", 50)],
                 partial(_message_rows, self.app.context.zone),  # type: ignore[attr-defined]
-                _message_count,
+                partial(_message_count, self.app.context.zone),  # type: ignore[attr-defined]
                 id="messages",
             )
             with VerticalScroll(id="preview-scroll"):
@@ -85,7 +120,32 @@ class InboxScreen(CrmScreen):
 
     @on(PagedTable.Counted)
     def _counted(self, message: PagedTable.Counted) -> None:
-        self.app.update_status(f"{message.total} messages")  # type: ignore[attr-defined]
+        problem = query_problem(message.query) if message.query else None
+        if problem:
+            self.app.update_status(f"search: {problem}")  # type: ignore[attr-defined]
+        elif message.query:
+            self.app.update_status(f"{message.total_text} messages matching {message.query!r}")  # type: ignore[attr-defined]
+        else:
+            self.app.update_status(f"{message.total_text} messages")  # type: ignore[attr-defined]
+
+    @on(Input.Changed, "#search")
+    def _search(self, event: Input.Changed) -> None:
+        table = self.query_one(PagedTable)
+        if event.value.strip() != table.query_text:
+            table.reload(event.value.strip())
+
+    @on(Input.Submitted, "#search")
+    def _search_done(self) -> None:
+        self.query_one(PagedTable).focus()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.value:
+            search.value = ""
+        self.query_one(PagedTable).focus()
 
     @on(PagedTable.RowHighlighted)
     def _highlighted(self) -> None:

@@ -178,8 +178,8 @@ class PagedTable(ScrollView, can_focus=True):
             self._set_cursor(index, announce=True)
 
     def _update_size(self) -> None:
-        width = sum(width for _, width in self._columns) + len(self._columns)
-        self.virtual_size = Size(width, len(self._rows) + 1)
+        # Lines are fitted to the widget's width (the last column takes what is left): no sideways scrolling.
+        self.virtual_size = Size(0, len(self._rows) + 1)
 
     @property
     def row_count(self) -> int:

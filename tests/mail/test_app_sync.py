@@ -108,3 +108,31 @@ def test_accounts_are_editable_in_settings(mailbox: Mailbox, monkeypatch: pytest
             )
 
     asyncio.run(scenario())
+
+
+def test_the_inbox_searches_with_the_query_language(mailbox: Mailbox) -> None:
+    mailbox.append("INBOX", message(1, mid="<q1@firma.example>", body="Solaranlage"))
+    mailbox.append("INBOX", message(2, mid="<q2@gmail.com>", sender="privat@gmail.com", body="Wärmepumpe"))
+    assert mailbox.cli("sync") == 0
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(150, 44)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 2, pilot)
+            await pilot.press("slash", *"from:privat")
+            await wait_for(lambda: table.row_count == 1, pilot)
+            assert table.loaded_rows[0].cells[3] == "Angebot 2"
+            await wait_for(lambda: "1 messages matching 'from:privat'" in _status(app), pilot)
+            await pilot.press("escape")
+            await wait_for(lambda: table.row_count == 2, pilot)
+            await pilot.press("slash", *"is:x")
+            await wait_for(lambda: "search: is:x: use is:unread" in _status(app), pilot)
+            assert table.row_count == 0
+            await pilot.press("escape")
+            await pilot.press("slash", *"-warmepumpe")
+            await wait_for(
+                lambda: table.row_count == 1 and table.loaded_rows[0].cells[3] == "Angebot 1", pilot
+            )
+
+    asyncio.run(scenario())

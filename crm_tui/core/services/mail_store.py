@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -105,13 +106,24 @@ def messages_on(session: Session, ref: RecordRef) -> list[MessageSummary]:
     return _summaries(session, select(m.MailMessage).where(m.MailMessage.id.in_(ids)))  # type: ignore[union-attr]
 
 
-def list_messages(session: Session, *, limit: int | None = 50, offset: int = 0) -> list[MessageSummary]:
-    """A page of stored messages, newest first."""
-    return _summaries(session, select(m.MailMessage), limit=limit, offset=offset)
+def list_messages(
+    session: Session, *, limit: int | None = 50, offset: int = 0, where: Any = None
+) -> list[MessageSummary]:
+    """A page of stored messages, newest first (``where``: a condition, e.g. from ``mail_search``)."""
+    query = select(m.MailMessage)
+    if where is not None:
+        query = query.where(where)
+    return _summaries(session, query, limit=limit, offset=offset)
 
 
-def count_messages(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(m.MailMessage)) or 0)
+def count_messages(session: Session, *, where: Any = None, cap: int | None = None) -> int:
+    """How many messages (match ``where``); with ``cap``, counting stops just past it."""
+    query = select(m.MailMessage.id)
+    if where is not None:
+        query = query.where(where)
+    if cap is not None:
+        query = query.limit(cap + 1)
+    return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
 def _summaries(session: Session, query, *, limit: int | None = None, offset: int = 0) -> list[MessageSummary]:  # type: ignore[no-untyped-def]
