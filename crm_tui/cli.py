@@ -212,6 +212,29 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
     sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
     sub.add_argument("--limit", type=_positive_int, metavar="N")
     sub.set_defaults(handler="crm_tui.mail_commands:mail_list")
+    for action, help_text in (
+        ("read", "mark read"),
+        ("unread", "mark unread"),
+        ("flag", "flag"),
+        ("unflag", "remove the flag"),
+        ("archive", "move to the account's archive folder"),
+        ("delete", "move to the account's trash"),
+    ):
+        sub = mail.add_parser(action, help=f"{help_text} (at once here; on the server with the next sync)")
+        sub.add_argument("ids", type=_positive_int, nargs="+", metavar="ID")
+        sub.set_defaults(handler="crm_tui.mail_commands:mail_change", change=action)
+    sub = mail.add_parser("move", help="move to a folder (at once here; on the server with the next sync)")
+    sub.add_argument("ids", type=_positive_int, nargs="+", metavar="ID")
+    sub.add_argument("--to", required=True, metavar="FOLDER")
+    sub.set_defaults(handler="crm_tui.mail_commands:mail_change", change="move")
+    for action, help_text in (
+        ("link", "file a message on a record"),
+        ("unlink", "take a message off a record"),
+    ):
+        sub = mail.add_parser(action, help=f"{help_text} (kept over automatic linking)")
+        sub.add_argument("id", type=_positive_int, metavar="ID")
+        sub.add_argument("record", metavar="TYPE:ID")
+        sub.set_defaults(handler=f"crm_tui.mail_commands:mail_{action}")
     sub = mail.add_parser("raw", help="write a message's bytes exactly as the server sent them to stdout")
     sub.add_argument("id", type=_positive_int, metavar="ID")
     sub.set_defaults(handler="crm_tui.mail_commands:mail_raw")

@@ -326,3 +326,49 @@ def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
     with db.write() as session:
         mailbox.store_body(session, location_id, parse_message(raw), now=context.clock.now())
     return bytes(raw)
+
+
+def mail_change(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mailbox
+
+    done = {"read": "marked read", "unread": "marked unread", "flag": "flagged", "unflag": "unflagged"}
+    with context.database().write() as session:
+        for message_id in args.ids:
+            mailbox.queue_change(
+                session, message_id, args.change, getattr(args, "to", None), now=context.clock.now()
+            )
+    what = done.get(args.change) or {"archive": "archived", "delete": "moved to the trash"}.get(
+        args.change, f"moved to {getattr(args, 'to', '')}"
+    )
+    ids = ", ".join(str(i) for i in args.ids)
+    print(f"message {ids}: {what} here; the server follows with the next sync")
+    return 0
+
+
+def _ref(text: str) -> Any:
+    from crm_tui.core.types import RecordRef
+
+    try:
+        return RecordRef.parse(text)
+    except ValueError as exc:
+        raise CrmError(str(exc)) from None
+
+
+def mail_link(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_linking
+
+    ref = _ref(args.record)
+    with context.database().write() as session:
+        mail_linking.link_manually(session, args.id, ref, now=context.clock.now())
+    print(f"message {args.id} filed on {ref}")
+    return 0
+
+
+def mail_unlink(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_linking
+
+    ref = _ref(args.record)
+    with context.database().write() as session:
+        had = mail_linking.unlink(session, args.id, ref, now=context.clock.now())
+    print(f"message {args.id} taken off {ref}" + ("" if had else " (it was not filed there; it will not be)"))
+    return 0

@@ -127,3 +127,21 @@ def test_search_language(mailbox: Mailbox, capsys: pytest.CaptureFixture[str]) -
     (plan,) = mail_json(mailbox, capsys, "search", "has:attachment")
     assert {"record": f"contact:{ids['contact']}", "how": "address"} in plan["links"]
     assert set(plan) >= {"id", "from", "to", "subject", "date", "flags", "locations", "links"}
+
+
+def test_link_and_unlink_from_the_command_line(mailbox: Mailbox, capsys: pytest.CaptureFixture[str]) -> None:
+    ids = _setup_records(mailbox)
+    mailbox.append("INBOX", message(1, mid="<c1@firma.example>"))
+    assert mailbox.cli("sync") == 0
+    (item,) = mail_json(mailbox, capsys, "mail", "list")
+    assert mailbox.cli("mail", "link", str(item["id"]), f"opportunity:{ids['deal']}") == 0
+    assert mailbox.cli("mail", "unlink", str(item["id"]), f"contact:{ids['contact']}") == 0
+    (item,) = mail_json(mailbox, capsys, "mail", "list")
+    assert {link["record"]: link["how"] for link in item["links"]} == {
+        f"opportunity:{ids['deal']}": "manual",
+        f"organization:{ids['org']}": "domain",
+    }
+    capsys.readouterr()
+    assert mailbox.cli("mail", "link", str(item["id"]), "contact:9999") == 1
+    assert "contact:9999 does not exist" in capsys.readouterr().err
+    assert mailbox.cli("mail", "read", "424242") == 1

@@ -172,15 +172,12 @@ def test_offline_changes_apply_at_once_and_replay_on_the_next_sync(
         mailbox.append("INBOX", message(n, mid=f"<o{n}@firma.example>"))
     assert mailbox.cli("sync") == 0
     ids = _ids_by_subject(mailbox, capsys)
+    # Offline: the server is out of reach while the user works.
+    assert mailbox.cli("mail", "read", str(ids["Angebot 1"])) == 0
+    assert mailbox.cli("mail", "flag", str(ids["Angebot 2"])) == 0
+    assert mailbox.cli("mail", "archive", str(ids["Angebot 3"])) == 0
+    assert mailbox.cli("mail", "delete", str(ids["Angebot 4"])) == 0
     db = mailbox.database()
-    from crm_tui.core.services import mailbox as store
-    from tests.conftest import NOW
-
-    with db.write() as session:
-        store.queue_change(session, ids["Angebot 1"], "read", now=NOW)
-        store.queue_change(session, ids["Angebot 2"], "flag", now=NOW)
-        store.queue_change(session, ids["Angebot 3"], "archive", now=NOW)
-        store.queue_change(session, ids["Angebot 4"], "delete", now=NOW)
     with db.read() as session:
         assert session.get(m.MailMessage, ids["Angebot 1"]).is_read, "applied locally at once"
         assert session.get(m.MailMessage, ids["Angebot 2"]).is_flagged
