@@ -21,10 +21,14 @@ _MAIL_ADDRESSES = (
 
 
 def _mail_statements() -> dict[str, str]:
-    """Mail: subject, addresses and body, as words (unicode61, accents folded); its own copy of the text."""
+    """Mail: subject, addresses and body, as words (unicode61, accents folded); its own copy of the text.
+
+    Only complete messages are indexed: a provisional one (headers only, ``has_body`` 0) is indexed when its
+    body arrives, so each message is tokenized once (the sync's costliest write), not twice.
+    """
     insert = (
         "INSERT INTO mail_search(rowid, subject, addresses, body) "
-        f"VALUES (new.id, new.subject, {_MAIL_ADDRESSES}, new.body_text);"
+        f"SELECT new.id, new.subject, {_MAIL_ADDRESSES}, new.body_text WHERE new.has_body;"
     )
     return {
         "mail_search": (
@@ -38,7 +42,7 @@ def _mail_statements() -> dict[str, str]:
         ),
         "mail_search_au": (
             "CREATE TRIGGER mail_search_au AFTER UPDATE OF subject, from_name, from_address, to_addresses, "
-            "cc_addresses, body_text ON mail_message BEGIN "
+            "cc_addresses, body_text, has_body ON mail_message BEGIN "
             f"DELETE FROM mail_search WHERE rowid = old.id; {insert} END"
         ),
     }
@@ -83,12 +87,19 @@ def ensure(connection: Any) -> list[str]:
     """
     if connection.dialect.name != "sqlite":
         return []
-    existing = {
-        row[0]
+    definitions = {
+        row[0]: row[1]
         for row in connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'trigger')"
+            "SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'trigger')"
         )
     }
+    # A trigger whose definition changed in a newer crm-tui is made again (and its index rebuilt).
+    for index, table in INDEXES:
+        for name, statement in _statements(index, table).items():
+            if name in definitions and name.startswith(f"{index}_") and definitions[name] != statement:
+                connection.exec_driver_sql(f"DROP TRIGGER {name}")
+                del definitions[name]
+    existing = set(definitions)
     created: list[str] = []
     for index, table in INDEXES:
         if table not in existing:

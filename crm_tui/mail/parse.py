@@ -139,6 +139,18 @@ def _walk(message: Message, problems: list[str]) -> list[Message]:
     return parts
 
 
+def _decoded_size(part: Message) -> int:
+    """An attachment's size once decoded, estimated from its encoded form (decoding every attachment only to
+    measure it cost a fifth of the parse); exact enough for a list ("2.1 MB")."""
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return 0
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64":
+        return (len(payload) - payload.count("\n") - payload.count("\r")) * 3 // 4
+    return len(payload)
+
+
 def extract_body(
     message: Message, problems: list[str], attachments: list[tuple[str, str, int]] | None = None
 ) -> tuple[str, bool]:
@@ -160,11 +172,9 @@ def extract_body(
         if content_type not in ("text/plain", "text/html") or disposition == "attachment" or filename:
             has_attachments = True
             if attachments is not None:
-                data = _attempt(problems, "attachment", lambda p=part: p.get_payload(decode=True), None)
                 name = filename if isinstance(filename, str) else ""
-                attachments.append(
-                    (name[:255], str(content_type)[:100], len(data) if isinstance(data, bytes) else 0)
-                )
+                size = _attempt(problems, "attachment", lambda p=part: _decoded_size(p), 0)
+                attachments.append((name[:255], str(content_type)[:100], size))
             continue
         payload = _attempt(problems, "body", lambda p=part: p.get_payload(decode=True), None)
         if not isinstance(payload, bytes):

@@ -31,7 +31,7 @@ from crm_tui.mail.parse import parse_many
 from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
-BODY_BATCH = 200
+BODY_BATCH = 400
 MAX_RECONNECTS = 2
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)

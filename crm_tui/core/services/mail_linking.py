@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import defer
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -181,13 +181,23 @@ def link_many(
     session: Session, message_ids: list[int], *, mine: set[str], free_domains: set[str], now: datetime
 ) -> dict[int, list[tuple[RecordRef, str]]]:
     """Automatic links for a batch of messages in a few queries (the sync's path)."""
-    messages = list(
-        session.scalars(
-            select(m.MailMessage)
-            .options(defer(m.MailMessage.raw), defer(m.MailMessage.body_text))  # type: ignore[arg-type]
-            .where(m.MailMessage.id.in_(message_ids))  # type: ignore[union-attr]
-        )
+    # Plain rows of just the columns linking reads (no ORM objects: this runs for every synced batch).
+    columns = (
+        m.MailMessage.id,
+        m.MailMessage.from_address,
+        m.MailMessage.to_addresses,
+        m.MailMessage.cc_addresses,
+        m.MailMessage.in_reply_to,
+        m.MailMessage.references,
+        m.MailMessage.subject,
+        m.MailMessage.subject_key,
+        m.MailMessage.sent_at,
+        m.MailMessage.received_at,
     )
+    messages: list[Any] = []
+    for start in range(0, len(message_ids), 500):
+        chunk = message_ids[start : start + 500]
+        messages.extend(session.execute(select(*columns).where(m.MailMessage.id.in_(chunk))).all())  # type: ignore[union-attr]
     if not messages:
         return {}
     lookup = _Lookup(session, messages, mine=mine, free_domains=free_domains)
@@ -218,7 +228,7 @@ def link_many(
             )
             made.setdefault(message.id, []).append((ref, reason))  # type: ignore[arg-type]
     if rows:
-        session.execute(insert(m.MailLink), rows)
+        session.execute(insert(m.MailLink.__table__), rows)  # type: ignore[attr-defined]
     return made
 
 

@@ -230,13 +230,11 @@ def store_headers(
                 "received_at": now,
             }
         )
-    ids = list(
-        session.scalars(
-            insert(m.MailMessage).returning(m.MailMessage.id, sort_by_parameter_order=True), values
-        )
-    )
+    # Core statements on the tables (not ORM bulk operations): this runs for every synced batch.
+    table = m.MailMessage.__table__  # type: ignore[attr-defined]
+    ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), values))
     session.execute(
-        insert(m.MailLocation),
+        insert(m.MailLocation.__table__),  # type: ignore[attr-defined]
         [
             {
                 "message_id": message_id,
@@ -378,7 +376,7 @@ def store_bodies(
         twin = known.get((data.message_id, digest))
         if twin is not None and twin != message_id:
             if updates:  # the twin may be completed in this batch: write those first
-                session.execute(update(m.MailMessage), updates)
+                _update_messages(session, updates)
                 updates = []
             merge_into(session, message_id, twin)
             _apply_flags_to_message(session, twin)
@@ -411,8 +409,24 @@ def store_bodies(
         )
         results.append((message_id, False))
     if updates:
-        session.execute(update(m.MailMessage), updates)
+        _update_messages(session, updates)
     return results
+
+
+def _update_messages(session: Session, updates: list[dict[str, object]]) -> None:
+    """One executemany UPDATE ... WHERE id = :id (Core, not the ORM's bulk path: this runs for every batch)."""
+    from sqlalchemy import bindparam
+
+    table = m.MailMessage.__table__  # type: ignore[attr-defined]
+    columns = [name for name in updates[0] if name != "id"]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("_id"))
+        .values({name: bindparam(name) for name in columns})
+    )
+    session.execute(
+        statement, [{**{k: v for k, v in row.items() if k != "id"}, "_id": row["id"]} for row in updates]
+    )
 
 
 def merge_into(session: Session, source_id: int, target_id: int) -> None:
