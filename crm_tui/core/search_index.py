@@ -80,11 +80,13 @@ def _statements(index: str, table: str) -> dict[str, str]:
     }
 
 
-def ensure(connection: Any) -> list[str]:
+def ensure(connection: Any, only: tuple[str, ...] | None = None) -> list[str]:
     """Create whatever index table or trigger is missing (SQLite only); rebuild an index that was touched.
 
+    ``only`` limits the work to these indexes (a migration makes just the ones its schema has columns for).
     Returns the names created. Runs inside the caller's transaction.
     """
+    indexes = tuple(pair for pair in INDEXES if only is None or pair[0] in only)
     if connection.dialect.name != "sqlite":
         return []
     definitions = {
@@ -94,14 +96,14 @@ def ensure(connection: Any) -> list[str]:
         )
     }
     # A trigger whose definition changed in a newer crm-tui is made again (and its index rebuilt).
-    for index, table in INDEXES:
+    for index, table in indexes:
         for name, statement in _statements(index, table).items():
             if name in definitions and name.startswith(f"{index}_") and definitions[name] != statement:
                 connection.exec_driver_sql(f"DROP TRIGGER {name}")
                 del definitions[name]
     existing = set(definitions)
     created: list[str] = []
-    for index, table in INDEXES:
+    for index, table in indexes:
         if table not in existing:
             continue
         for name, statement in _statements(index, table).items():

@@ -362,9 +362,12 @@ class AccountSync:
             )
 
     def _fetch_bodies(self) -> None:
-        """Fetch, parse and store the bodies of provisional copies, as a pipeline: while batch k is parsed in
-        a separate process (the parse is the costliest step, and the machine has more than one core), batch
-        k+1 is fetched and batch k-1 stored and linked here."""
+        """Fetch, parse and store the bodies of provisional copies.
+
+        Many bodies: a pipeline over two processes. The helper process fetches batch k+1 over its own
+        connection and parses it (``mail.fetcher``) while this process stores and links batch k; on two cores
+        that balances the work (network and parsing there, the database here). A few bodies: here, in turn.
+        """
         with self.db.read() as session:
             pending = mailbox.pending_bodies(session, self.account.id)
         total = len(pending)
@@ -377,36 +380,66 @@ class AccountSync:
         for items in by_folder.values():
             batches.extend(items[start : start + BODY_BATCH] for start in range(0, len(items), BODY_BATCH))
         pool = parse_pool() if total >= POOL_THRESHOLD else None
-        in_flight: tuple[list[tuple[mailbox.PendingBody, bytes]], Any] | None = None
         done = 0
-
-        def finish(flight: tuple[list[tuple[mailbox.PendingBody, bytes]], Any]) -> int:
-            rows, future = flight
-            parsed = future.result() if future is not None else [_parse(raw) for _, raw in rows]
-            for (_, raw), data in zip(rows, parsed, strict=True):
-                data.raw = raw  # the worker sends back everything but the bytes we already have
-            self._store_bodies([(item, data) for (item, _), data in zip(rows, parsed, strict=True)])
-            return len(rows)
-
-        for batch in batches:
-
-            def fetch(batch: list[mailbox.PendingBody] = batch) -> Any:
-                state = self.client.select_folder(batch[0].folder_name, readonly=True)
-                if int(state[b"UIDVALIDITY"]) != batch[0].uidvalidity:
-                    return None  # changed under us: the next pass re-matches
-                return self.client.fetch([b.uid for b in batch], ["BODY.PEEK[]"])
-
-            fetched = self._retrying(fetch)
-            rows = [(item, fetched.get(item.uid, {}).get(b"BODY[]")) for item in batch] if fetched else []
-            rows = [(item, raw) for item, raw in rows if raw]
-            flight = (rows, pool.submit(parse_many, [raw for _, raw in rows]) if pool is not None else None)
-            if in_flight is not None:
-                done += finish(in_flight)
+        if pool is None:
+            for batch in batches:
+                self._store_fetched(batch, self._retrying(lambda batch=batch: self._fetch_here(batch)))
+                done += len(batch)
                 self.progress("bodies", done, total)
-            in_flight = flight
-        if in_flight is not None:
-            done += finish(in_flight)
+            return
+        from crm_tui.mail.fetcher import fetch_and_parse
+
+        def submit(batch: list[mailbox.PendingBody]) -> Any:
+            return pool.submit(
+                fetch_and_parse,
+                self.account.endpoint,
+                self._password,
+                batch[0].folder_name,
+                batch[0].uidvalidity,
+                [b.uid for b in batch],
+            )
+
+        in_flight = [(batches[0], submit(batches[0]))]
+        for index in range(len(batches)):
+            if index + 1 < len(batches):
+                in_flight.append((batches[index + 1], submit(batches[index + 1])))
+            batch, future = in_flight.pop(0)
+            status, value = future.result()
+            if status == "error":
+                for _, later in in_flight:
+                    later.cancel()
+                message, kind = value
+                raise MailConnectionError(message, kind)
+            if status == "ok":
+                self._store_fetched(batch, value)
+            done += len(batch)
             self.progress("bodies", done, total)
+
+    def _fetch_here(self, batch: list[mailbox.PendingBody]) -> Any:
+        state = self.client.select_folder(batch[0].folder_name, readonly=True)
+        if int(state[b"UIDVALIDITY"]) != batch[0].uidvalidity:
+            return None  # changed under us: the next pass re-matches
+        fetched = self.client.fetch([b.uid for b in batch], ["BODY.PEEK[]"])
+        rows = []
+        for item in batch:
+            raw = fetched.get(item.uid, {}).get(b"BODY[]")
+            if raw:
+                data = _parse(raw)
+                data.raw = b""
+                rows.append((item.uid, raw, data))
+        return rows
+
+    def _store_fetched(
+        self, batch: list[mailbox.PendingBody], rows: list[tuple[int, bytes, Any]] | None
+    ) -> None:
+        if not rows:
+            return
+        by_uid = {item.uid: item for item in batch}
+        ready = []
+        for uid, raw, data in rows:
+            data.raw = raw
+            ready.append((by_uid[uid], data))
+        self._store_bodies(ready)
 
     def _store_bodies(self, rows: list[tuple[mailbox.PendingBody, Any]]) -> None:
         if not rows:
@@ -526,7 +559,11 @@ def _make_pool() -> Any:
         from concurrent.futures import ProcessPoolExecutor
 
         try:
-            pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            from crm_tui.mail.fetcher import watch_parent
+
+            pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=watch_parent
+            )
             pool.submit(parse_many, []).result(timeout=30)  # started and importable
         except Exception:  # noqa: BLE001 - e.g. no fds to hand over under some test runners; parse inline
             _POOL_FAILED = True

@@ -526,7 +526,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_activity_attendee_user_id'), ['user_id'], unique=False)
 
     # ### end Alembic commands ###
-    search_index.ensure(op.get_bind())
+    search_index.ensure(op.get_bind(), only=("contact_search",))
 
 
 def downgrade() -> None:

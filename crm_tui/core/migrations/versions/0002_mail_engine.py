@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 import crm_tui.core.types
-from crm_tui.core import mail_identity
+from crm_tui.core import mail_identity, search_index
 
 
 revision = '0002'
@@ -139,6 +139,7 @@ def upgrade() -> None:
                 "id": row.id,
             },
         )
+    search_index.ensure(connection)  # the mail index and its triggers, over the mail already stored
     # ### end Alembic commands ###
 
 
