@@ -134,7 +134,7 @@ class CrmApp(App[None]):
         self.mail_sync.finished(message, refresh_minutes=minutes, wall_clock=wall)
         if message.error is not None and (first_failure or message.kind == "password"):
             self.notify(message.error, title="Mail", severity="warning", timeout=10)
-        if message.new:
+        if message.changed:
             from crm_tui.screens.inbox import InboxScreen
 
             if isinstance(self.screen, InboxScreen):

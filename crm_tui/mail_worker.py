@@ -32,9 +32,9 @@ class MailSyncFinished(Message):
     new: int
     summary: str
     error: str | None = None
-    kind: str | None = (
-        None  # for an error: host, port, timeout, certificate, tls, password, protocol, dropped
-    )
+    # For an error: host, port, timeout, certificate, tls, password, protocol, dropped, busy, config, internal.
+    kind: str | None = None
+    changed: bool = False  # anything the inbox shows changed (new mail, bodies, flags, removals)
 
 
 @dataclass
@@ -111,7 +111,8 @@ class MailSyncScheduler:
             self._log(exc)
             self.app.post_message(MailSyncFinished(name, 0, "", f"{type(exc).__name__}: {exc}", "internal"))
             return
-        self.app.post_message(MailSyncFinished(name, report.new, report.summary()))
+        changed = bool(report.new or report.bodies or report.flag_changes or report.removed)
+        self.app.post_message(MailSyncFinished(name, report.new, report.summary(), changed=changed))
 
     def _log(self, exc: BaseException) -> None:
         import traceback

@@ -76,6 +76,18 @@ def _message_count(zone, session, query: str) -> int:  # type: ignore[no-untyped
     return count_messages(session, where=_condition(zone, session, query), cap=COUNT_CAP)
 
 
+def _size(text: str) -> str:
+    try:
+        size = int(text)
+    except ValueError:
+        return "?"
+    for unit in ("B", "KB", "MB"):
+        if size < 1024 or unit == "MB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size} B"
+
+
 class PreviewLoaded(Message):
     def __init__(self, message_id: int, text: Text):
         super().__init__()
@@ -182,7 +194,18 @@ class InboxScreen(CrmScreen):
                 text.append(
                     "⚠ parts of this message could not be read; the original is kept\n", style="yellow"
                 )
+            if row.attachments:
+                text.append("Attachments: ", style="dim")
+                names = []
+                for line in row.attachments.splitlines()[:20]:
+                    name, _type, size = (line.split("\t") + ["", "", "0"])[:3]
+                    names.append(f"{terminal_safe(name, max_length=60) or '(unnamed)'} ({_size(size)})")
+                text.append(", ".join(names) + "\n")
             text.append("\n")
+            if not row.has_body:
+                text.append(
+                    "⟳ the body is still being downloaded (the next sync brings it)", style="italic dim"
+                )
             body = row.body_text[:PREVIEW_CHARS]
             text.append(terminal_safe(body, single_line=False))
             if len(row.body_text) > PREVIEW_CHARS:

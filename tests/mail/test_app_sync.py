@@ -136,3 +136,39 @@ def test_the_inbox_searches_with_the_query_language(mailbox: Mailbox) -> None:
             )
 
     asyncio.run(scenario())
+
+
+def test_the_list_is_usable_on_headers_and_the_preview_says_the_body_is_coming(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textual.widgets import Static
+
+    from crm_tui.mail import sync as sync_module
+
+    attachment = (
+        b"From: kunde@firma.example\r\nTo: anna@crm.example\r\nSubject: Plan\r\nMessage-ID: <pv1@firma.example>\r\n"
+        b"Date: Sat, 21 Nov 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n"
+        b"--XX\r\nContent-Type: text/plain\r\n\r\nsee plan\r\n--XX\r\nContent-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="evil\x1b]0;pwned\x07.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        b"JVBERi0xLjQK\r\n--XX--\r\n"
+    )
+    mailbox.append("INBOX", attachment)
+    monkeypatch.setattr(sync_module.AccountSync, "_fetch_bodies", lambda self: None)
+    assert mailbox.cli("sync") == 0
+    monkeypatch.undo()
+    monkeypatch.setenv(mailbox.env_var, mailbox.password)
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(150, 44)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 1, pilot)
+            preview = app.screen.query_one("#preview", Static)
+            await wait_for(lambda: "still being downloaded" in str(preview.render()), pilot)
+            await pilot.press("ctrl+r")
+            await wait_for(lambda: "Attachments: evil" in str(preview.render()), pilot, timeout=20)
+            shown = str(preview.render())
+            assert "see plan" in shown and "\x1b" not in shown and "\x07" not in shown
+            assert "(9 B)" in shown
+
+    asyncio.run(scenario())
