@@ -378,7 +378,7 @@ class AccountSync:
         for item in pending:
             by_folder.setdefault(item.folder_name, []).append(item)
         for items in by_folder.values():
-            batches.extend(items[start : start + BODY_BATCH] for start in range(0, len(items), BODY_BATCH))
+            batches.extend(_batches_by_size(items))
         pool = parse_pool() if total >= POOL_THRESHOLD else None
         done = 0
         if pool is None:
@@ -535,6 +535,7 @@ class AccountSync:
                     client.expunge()
 
 
+BATCH_BYTES = 24 * 2**20  # a body batch holds at most this much mail (one huge message goes alone)
 POOL_THRESHOLD = 400  # fewer bodies than this are parsed in process (a parse process takes ~0.5 s to start)
 _POOL: Any = None
 _POOL_FAILED = False
@@ -575,6 +576,23 @@ def _make_pool() -> Any:
 def _warm_parse_pool() -> None:
     """Start the parse process in the background (its imports overlap the login and folder listing)."""
     threading.Thread(target=parse_pool, name="crm-tui parse pool", daemon=True).start()
+
+
+def _batches_by_size(items: list[mailbox.PendingBody]) -> list[list[mailbox.PendingBody]]:
+    """Batches of at most BODY_BATCH messages and BATCH_BYTES bytes: memory stays bounded whatever the mail
+    (a mailbox of 50 MB attachments must not be fetched 400 at a time)."""
+    batches: list[list[mailbox.PendingBody]] = []
+    current: list[mailbox.PendingBody] = []
+    size = 0
+    for item in items:
+        if current and (len(current) >= BODY_BATCH or size + item.size > BATCH_BYTES):
+            batches.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += item.size
+    if current:
+        batches.append(current)
+    return batches
 
 
 def _names(listing: Any) -> list[tuple[Any, Any, str]]:

@@ -258,6 +258,7 @@ class PendingBody:
     folder_name: str
     uidvalidity: int
     uid: int
+    size: int = 0  # RFC822.SIZE as the server gave it with the header
 
 
 def pending_bodies(session: Session, account_id: int, *, limit: int | None = None) -> list[PendingBody]:
@@ -269,6 +270,7 @@ def pending_bodies(session: Session, account_id: int, *, limit: int | None = Non
             m.MailFolder.name,
             m.MailLocation.uidvalidity,
             m.MailLocation.uid,
+            m.MailMessage.size,
         )
         .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
         .join(m.MailMessage, m.MailMessage.id == m.MailLocation.message_id)
