@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from email.header import Header
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +68,10 @@ def synthetic_message(n: int, rng: random.Random) -> bytes:
         "  ".join(" ".join(rng.choice(WORDS) for _ in range(14)) + "." for _ in range(rng.randint(3, 30)))
     ]
     text = ("\r\n\r\n".join(paragraphs) + "\r\n") * rng.randint(1, 4)
+    # Real mail encodes non-ASCII header text (RFC 2047).
+    encoded = Header(f"{subject} {n}", "utf-8").encode() if not subject.isascii() else f"{subject} {n}"
     head = (
-        f"From: Kunde {n} <{sender}>\r\nTo: Anna Berg <anna@crm.example>\r\nSubject: {subject} {n}\r\n"
+        f"From: Kunde {n} <{sender}>\r\nTo: Anna Berg <anna@crm.example>\r\nSubject: {encoded}\r\n"
         f"Date: Fri, 20 Nov 2026 {n % 24:02d}:{n % 60:02d}:00 +0100\r\nMessage-ID: <bench{n}@firma.example>\r\n"
         "MIME-Version: 1.0\r\n"
     )

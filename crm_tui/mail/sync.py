@@ -27,7 +27,7 @@ from crm_tui.core.db import Database
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
 from crm_tui.mail import secrets
 from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
-from crm_tui.mail.parse import parse_many
+from crm_tui.mail.parse import parse_header_block, parse_header_blocks, parse_many
 from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
@@ -312,7 +312,7 @@ class AccountSync:
 
         def finish(flight: tuple[list[tuple[int, list[str], int | None, int]], list[bytes], Any]) -> int:
             meta, raws, future = flight
-            headers = future.result() if future is not None else [_parse(raw) for raw in raws]
+            headers = future.result() if future is not None else [parse_header_block(raw) for raw in raws]
             rows = []
             for (uid, flags, modseq, size), raw, header in zip(meta, raws, headers, strict=True):
                 header.raw = raw
@@ -335,7 +335,7 @@ class AccountSync:
                     continue  # expunged meanwhile
                 meta.append((uid, _flags(data), _modseq(data), int(data.get(b"RFC822.SIZE") or 0)))
                 raws.append(data[b"BODY[HEADER]"] or b"")
-            flight = (meta, raws, pool.submit(parse_many, raws) if pool is not None else None)
+            flight = (meta, raws, pool.submit(parse_header_blocks, raws) if pool is not None else None)
             if in_flight is not None:
                 stored += finish(in_flight)
                 self.progress(f"headers {name}", stored, len(new))

@@ -72,3 +72,30 @@ def test_every_corpus_message_parses_stores_and_shows(db: Database, now: datetim
         assert len(page) == 50
         dated = [m.sent_at for m in page if m.sent_at is not None]
         assert dated == sorted(dated, reverse=True), "newest first"
+
+
+def test_the_fast_header_parser_agrees_with_the_full_parser_on_every_corpus_message() -> None:
+    """The sync's time to headers uses parse_header_block; it must never differ from parse_message."""
+    from crm_tui.core.mail_identity import split_raw
+    from crm_tui.mail.parse import _split_headers, parse_header_block
+
+    fast_path = 0
+    for path in sorted(corpus_dir().glob("*.eml")):
+        raw = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # as Dovecot serves it
+        header = split_raw(raw)[0] + b"\r\n\r\n"
+        fast, full = parse_header_block(header), parse_message(header)
+        fast_path += _split_headers(header) is not None
+        for name in (
+            "message_id",
+            "subject",
+            "from_name",
+            "from_address",
+            "to",
+            "cc",
+            "sent_at",
+            "in_reply_to",
+            "references",
+            "problems",
+        ):
+            assert getattr(fast, name) == getattr(full, name), (path.name, name)
+    assert fast_path > 150, "most real headers take the fast path"
