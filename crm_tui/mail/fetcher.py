@@ -69,13 +69,14 @@ def fetch_and_parse(
     )
 
 
-def watch_parent() -> None:
-    """Pool initializer: end this helper when the process that started it is gone (a sync killed with
-    SIGKILL cannot tell its helpers to stop)."""
+def watch_parent(parent: int) -> None:
+    """Pool initializer: end this helper when the process that started it (``parent``, passed in: it may be
+    gone before this runs) is gone; a sync killed with SIGKILL cannot tell its helpers to stop."""
     import os
     import threading
 
-    parent = os.getppid()
+    if os.getppid() != parent:
+        os._exit(0)
 
     def watch() -> None:
         while True:

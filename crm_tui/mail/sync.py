@@ -563,7 +563,10 @@ def _make_pool() -> Any:
             from crm_tui.mail.fetcher import watch_parent
 
             pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=watch_parent
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=watch_parent,
+                initargs=(os.getpid(),),
             )
             pool.submit(parse_many, []).result(timeout=30)  # started and importable
         except Exception:  # noqa: BLE001 - e.g. no fds to hand over under some test runners; parse inline

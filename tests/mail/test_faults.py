@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,21 @@ def _sync_process(box: Mailbox) -> subprocess.Popen:  # type: ignore[type-arg]
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _helpers_of(box: Mailbox) -> list[int]:
+    """Helper processes (the sync's fetch-and-parse pool) started for this test's syncs, still running."""
+    marker = f"{box.env_var}={box.password}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if b"spawn_main" in (proc / "cmdline").read_bytes() and marker in (proc / "environ").read_bytes():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
 
 
 def _count(box: Mailbox, sql: str) -> int:
@@ -75,6 +91,10 @@ def test_a_sync_killed_at_several_points_then_resynced_gives_every_message_once(
     ]
     killed = [_kill_when(mailbox, sql, n) for sql, n in points]
     assert any(killed), "at least one kill landed mid-sync"
+    deadline = time.monotonic() + 5
+    while _helpers_of(mailbox) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _helpers_of(mailbox), "a killed sync leaves no helper process behind"
     assert mailbox.cli("sync") == 0, "a kill leaves the account unlocked for the next sync"
     listed = mail_json(mailbox, capsys, "mail", "list")
     subjects = [item["subject"] for item in listed]
