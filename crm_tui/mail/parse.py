@@ -263,18 +263,6 @@ def parse_safely(raw: bytes) -> MessageData:
         return MessageData(raw=raw, problems=[f"message: {type(exc).__name__}"])
 
 
-def parse_many(raws: list[bytes]) -> list[MessageData]:
-    """Run in the sync's parse process: parse each message. The raw bytes are not sent back (the caller has
-    them), which halves what crosses between the processes. Lives here, beside the parser, so the parse
-    process imports only the email package, not the database layer."""
-    result = []
-    for raw in raws:
-        data = parse_safely(raw)
-        data.raw = b""
-        result.append(data)
-    return result
-
-
 _LINES = re.compile(r"\r\n|\r|\n")
 _HEADER_NAME = re.compile(r"^([\x21-\x39\x3b-\x7e]+):")
 _WANTED = ("from", "to", "cc", "subject", "date", "message-id", "in-reply-to", "references")
@@ -359,7 +347,9 @@ def parse_header_block(raw: bytes) -> MessageData:
 
 
 def parse_header_blocks(raws: list[bytes]) -> list[MessageData]:
-    """``parse_header_block`` for a batch, without sending the bytes back (the caller has them)."""
+    """Run in the sync's helper process: ``parse_header_block`` for a batch. The bytes are not sent back (the
+    caller has them), which halves what crosses between the processes. Lives here, beside the parser, so the
+    helper imports only the email package, not the database layer."""
     result = []
     for raw in raws:
         data = parse_header_block(raw)

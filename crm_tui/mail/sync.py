@@ -27,7 +27,7 @@ from crm_tui.core.db import Database
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
 from crm_tui.mail import secrets
 from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
-from crm_tui.mail.parse import parse_header_block, parse_header_blocks, parse_many
+from crm_tui.mail.parse import parse_header_block, parse_header_blocks
 from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
@@ -568,7 +568,7 @@ def _make_pool() -> Any:
                 initializer=watch_parent,
                 initargs=(os.getpid(),),
             )
-            pool.submit(parse_many, []).result(timeout=30)  # started and importable
+            pool.submit(parse_header_blocks, []).result(timeout=30)  # started and importable
         except Exception:  # noqa: BLE001 - e.g. no fds to hand over under some test runners; parse inline
             _POOL_FAILED = True
             return None

@@ -115,65 +115,6 @@ def _apply_flags_to_message(session: Session, message_id: int) -> None:
     )
 
 
-def store_header(
-    session: Session,
-    folder: m.MailFolder,
-    uidvalidity: int,
-    uid: int,
-    flags: Iterable[str],
-    modseq: int | None,
-    header: MessageData,
-    *,
-    now: datetime,
-) -> int | None:
-    """Store a copy seen by its header: a provisional message and its location. Returns the message id, or
-    None if this location is already stored (a resync after a kill)."""
-    exists = session.scalars(
-        select(m.MailLocation.id).where(
-            m.MailLocation.folder_id == folder.id,
-            m.MailLocation.uidvalidity == uidvalidity,
-            m.MailLocation.uid == uid,
-        )
-    ).first()
-    if exists is not None:
-        return None
-    text = _flags_text(flags)
-    message = m.MailMessage(
-        message_id_header=header.message_id,
-        subject=header.subject,
-        subject_key=mail_identity.subject_key(header.subject),
-        from_name=header.from_name,
-        from_address=header.from_address.lower(),
-        to_addresses="\n".join(header.to),
-        cc_addresses="\n".join(header.cc),
-        sent_at=header.sent_at,
-        in_reply_to=header.in_reply_to,
-        references="\n".join(header.references) or None,
-        parse_problems="\n".join(header.problems) or None,
-        raw=b"",
-        has_body=False,
-        size=len(header.raw),
-        is_outgoing=folder.role in ("sent", "drafts"),
-        is_read="\\Seen" in text.split(),
-        is_flagged="\\Flagged" in text.split(),
-        received_at=now,
-    )
-    session.add(message)
-    session.flush()
-    session.add(
-        m.MailLocation(
-            message_id=message.id,
-            folder_id=folder.id,
-            uidvalidity=uidvalidity,
-            uid=uid,
-            flags=text,
-            modseq=modseq,
-        )
-    )
-    session.flush()
-    return message.id  # type: ignore[return-value]
-
-
 @dataclass
 class HeaderRow:
     uid: int
@@ -287,50 +228,11 @@ def pending_bodies(session: Session, account_id: int, *, limit: int | None = Non
 
 
 def store_body(session: Session, location_id: int, data: MessageData, *, now: datetime) -> tuple[int, bool]:
-    """The body of a provisional copy arrived: complete its message, or merge it into the stored message with
-    the same identity (moving locations and links). Returns (message id, merged)."""
-    location = session.get(m.MailLocation, location_id)
-    if location is None:
+    """The body of one provisional copy arrived (``store_bodies`` for one). Returns (message id, merged)."""
+    results = store_bodies(session, [(location_id, data)], now=now)
+    if not results:
         raise NotFound(f"location {location_id} is gone")
-    message = session.get(m.MailMessage, location.message_id)
-    assert message is not None
-    if message.has_body:
-        return message.id, False  # type: ignore[return-value]
-    digest = mail_identity.body_hash(data.raw, has_message_id=bool(data.message_id))
-    twin = session.scalars(
-        select(m.MailMessage).where(
-            m.MailMessage.message_id_header == data.message_id
-            if data.message_id
-            else m.MailMessage.message_id_header.is_(None),  # type: ignore[union-attr]
-            m.MailMessage.body_hash == digest,
-            m.MailMessage.has_body.is_(True),  # type: ignore[attr-defined]
-            m.MailMessage.id != message.id,
-        )
-    ).first()
-    if twin is not None:
-        merge_into(session, message.id, twin.id)  # type: ignore[arg-type]
-        _apply_flags_to_message(session, twin.id)  # type: ignore[arg-type]
-        return twin.id, True  # type: ignore[return-value]
-    message.message_id_header = data.message_id
-    message.subject = data.subject
-    message.subject_key = mail_identity.subject_key(data.subject)
-    message.from_name = data.from_name
-    message.from_address = data.from_address.lower()
-    message.to_addresses = "\n".join(data.to)
-    message.cc_addresses = "\n".join(data.cc)
-    message.sent_at = data.sent_at
-    message.in_reply_to = data.in_reply_to
-    message.references = "\n".join(data.references) or None
-    message.body_text = data.body_text
-    message.has_attachments = data.has_attachments
-    message.attachments = "\n".join(f"{n}\t{t}\t{s}" for n, t, s in data.attachments)
-    message.parse_problems = "\n".join(data.problems) or None
-    message.raw = bytes(data.raw)
-    message.size = len(data.raw)
-    message.has_body = True
-    message.body_hash = digest
-    session.flush()
-    return message.id, False  # type: ignore[return-value]
+    return results[0]
 
 
 def store_bodies(
