@@ -15,7 +15,13 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from crm_tui.context import AppContext
-from crm_tui.mail_worker import TICK_SECONDS, MailSyncFinished, MailSyncProgress, MailSyncScheduler
+from crm_tui.mail_worker import (
+    TICK_SECONDS,
+    MailIdleNews,
+    MailSyncFinished,
+    MailSyncProgress,
+    MailSyncScheduler,
+)
 from crm_tui.resources import assets_dir
 from crm_tui.screens.base import MAX_REDELIVERIES, typed_again
 from crm_tui.screens.board import OpportunitiesScreen
@@ -132,6 +138,11 @@ class CrmApp(App[None]):
         state = self.mail_sync.states.get(message.account)
         first_failure = message.error is not None and (state is None or state.failures == 0)
         self.mail_sync.finished(message, refresh_minutes=minutes, wall_clock=wall)
+        if message.error is None:
+            self.mail_sync.start_idle(message.account)
+            if state is not None and state.again:
+                state.again = False
+                self.mail_sync.start(message.account)
         if message.error is not None and (first_failure or message.kind == "password"):
             self.notify(message.error, title="Mail", severity="warning", timeout=10)
         if message.changed:
@@ -140,6 +151,10 @@ class CrmApp(App[None]):
             if isinstance(self.screen, InboxScreen):
                 self.screen.reload()
         self.update_mail_status()
+
+    @on(MailIdleNews)
+    def _mail_idle_news(self, message: MailIdleNews) -> None:
+        self.mail_sync.start(message.account)
 
     def update_mail_status(self) -> None:
         self.update_status()
@@ -179,6 +194,7 @@ class CrmApp(App[None]):
     async def _shutdown(self) -> None:
         # Every way out (quit, an error, the end of a test) passes here: the process gets its collector back.
         self._give_back_gc()
+        self.mail_sync.stop_idle()
         await super()._shutdown()
 
     def _collect_garbage(self) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from textual.message import Message
 
 TICK_SECONDS = 15.0  # how often the scheduler looks for accounts that are due
+IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30-minute timeout
 BACKOFF_MINUTES = (1, 2, 4, 8, 15)  # after network failures
 PASSWORD_RETRY_MINUTES = 30  # a refused password is not retried sooner (providers lock accounts)
 
@@ -38,9 +39,17 @@ class MailSyncFinished(Message):
 
 
 @dataclass
+class MailIdleNews(Message):
+    """The server said (IMAP IDLE) that the inbox changed: sync that account now."""
+
+    account: str
+
+
+@dataclass
 class AccountState:
     next_at: float = 0.0  # time.monotonic() when due
     running: bool = False
+    again: bool = False  # news arrived during a pass: run another right after it
     failures: int = 0
     text: str = ""
 
@@ -50,6 +59,7 @@ class MailSyncScheduler:
     app: Any
     states: dict[str, AccountState] = field(default_factory=dict)
     clock: Any = time.monotonic
+    idling: dict[str, Any] = field(default_factory=dict)  # account -> threading.Event that stops its IDLE
 
     def tick(self) -> None:
         """Start a sync for every account that is due (and not running)."""
@@ -72,6 +82,7 @@ class MailSyncScheduler:
     def start(self, name: str) -> None:
         state = self.states.setdefault(name, AccountState())
         if state.running:
+            state.again = True
             return
         state.running = True
         state.text = "syncing…"
@@ -124,6 +135,65 @@ class MailSyncScheduler:
                 log.write("--- mail sync\n" + "".join(traceback.format_exception(exc)))
         except OSError:
             pass
+
+    # --- IMAP IDLE: new mail at once instead of at the next interval ---
+
+    def start_idle(self, name: str) -> None:
+        """After a good pass: watch the account's INBOX with IDLE (where the server offers it)."""
+        import threading
+
+        if name in self.idling:
+            return
+        stop = threading.Event()
+        self.idling[name] = stop
+        self.app.run_worker(
+            lambda: self._idle(name, stop),
+            thread=True,
+            group=f"mail-idle-{name}",
+            exit_on_error=False,
+            name=f"idle {name}",
+        )
+
+    def stop_idle(self) -> None:
+        for stop in self.idling.values():
+            stop.set()
+        self.idling.clear()
+
+    def _idle(self, name: str, stop: Any) -> None:
+        """In a worker thread: one connection in IDLE on INBOX; a change posts MailIdleNews. Any failure ends
+        it quietly (the interval sync goes on, and the next good pass starts IDLE again)."""
+        from crm_tui.core.services import mail_accounts
+        from crm_tui.mail import secrets
+        from crm_tui.mail.imap import Endpoint, connect, logout
+
+        client = None
+        try:
+            with self.app.context.database().read() as session:
+                a = mail_accounts.get_account(session, name)
+                endpoint = Endpoint(a.name, a.imap_host, a.imap_port, a.imap_security, a.username, a.ca_cert)
+                source, ref = a.password_source, a.password_ref
+            client = connect(endpoint, secrets.password_for(name, source, ref))
+            if b"IDLE" not in {c.upper() for c in client.capabilities()}:
+                return
+            client.select_folder("INBOX", readonly=True)
+            client.idle()
+            renewed = time.monotonic()
+            while not stop.is_set():
+                responses = client.idle_check(timeout=1)
+                if any(len(r) > 1 and r[1] in (b"EXISTS", b"EXPUNGE", b"FETCH") for r in responses):
+                    self.app.post_message(MailIdleNews(name))
+                if time.monotonic() - renewed > IDLE_RENEW_SECONDS:
+                    client.idle_done()
+                    client.idle()
+                    renewed = time.monotonic()
+            client.idle_done()
+        except Exception:  # noqa: BLE001 - IDLE is a bonus; the interval sync carries on without it
+            pass
+        finally:
+            if client is not None:
+                logout(client)
+            if self.idling.get(name) is stop:
+                self.idling.pop(name, None)
 
     def progress(self, message: MailSyncProgress) -> None:
         state = self.states.setdefault(message.account, AccountState())

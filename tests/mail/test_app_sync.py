@@ -172,3 +172,21 @@ def test_the_list_is_usable_on_headers_and_the_preview_says_the_body_is_coming(
             assert "(9 B)" in shown
 
     asyncio.run(scenario())
+
+
+def test_new_mail_arrives_at_once_through_imap_idle(mailbox: Mailbox) -> None:
+    """The refresh interval is 5 minutes; IDLE brings a new message within seconds."""
+    mailbox.append("INBOX", message(1, mid="<i1@firma.example>"))
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
+        async with app.run_test(size=(150, 44)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 1, pilot, timeout=20)
+            await wait_for(lambda: "work" in app.mail_sync.idling, pilot)
+            await pilot.pause(1.0)  # the IDLE command is on its way
+            mailbox.append("INBOX", message(2, mid="<i2@firma.example>"))
+            await wait_for(lambda: table.row_count == 2, pilot, timeout=15)
+            assert "work: 1 new" in _status(app)
+
+    asyncio.run(scenario())
