@@ -510,9 +510,10 @@ class MailMessage(SQLModel, table=True):
     """
 
     __tablename__ = "mail_message"
+    # The identity index also serves lookups by Message-ID alone (threads): no second index on it.
     __table_args__ = (Index("ix_mail_message_identity", "message_id_header", "body_hash"),)
     id: int | None = Field(default=None, primary_key=True)
-    message_id_header: str | None = Field(default=None, index=True)
+    message_id_header: str | None = None
     subject: str = ""
     subject_key: str = Field(default="", index=True)  # the subject without Re:/Fwd: prefixes, lower case
     from_name: str = ""

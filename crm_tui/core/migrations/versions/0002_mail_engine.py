@@ -122,6 +122,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('body_hash', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
         batch_op.add_column(sa.Column('is_flagged', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch_op.create_index('ix_mail_message_identity', ['message_id_header', 'body_hash'], unique=False)
+        batch_op.drop_index('ix_mail_message_message_id_header')  # the identity index serves those lookups
         batch_op.create_index(batch_op.f('ix_mail_message_subject_key'), ['subject_key'], unique=False)
     with op.batch_alter_table('mail_message', schema=None) as batch_op:
         for column in ('subject_key', 'attachments', 'has_body', 'is_flagged'):
@@ -148,6 +149,7 @@ def downgrade() -> None:
     with op.batch_alter_table('mail_message', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mail_message_subject_key'))
         batch_op.drop_index('ix_mail_message_identity')
+        batch_op.create_index('ix_mail_message_message_id_header', ['message_id_header'], unique=False)
         batch_op.drop_column('is_flagged')
         batch_op.drop_column('body_hash')
         batch_op.drop_column('has_body')
