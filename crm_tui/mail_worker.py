@@ -60,6 +60,7 @@ class MailSyncScheduler:
     states: dict[str, AccountState] = field(default_factory=dict)
     clock: Any = time.monotonic
     idling: dict[str, Any] = field(default_factory=dict)  # account -> threading.Event that stops its IDLE
+    idle_ready: set[str] = field(default_factory=set)  # accounts whose IDLE command is in place
 
     def tick(self) -> None:
         """Start a sync for every account that is due (and not running)."""
@@ -162,7 +163,7 @@ class MailSyncScheduler:
     def _idle(self, name: str, stop: Any) -> None:
         """In a worker thread: one connection in IDLE on INBOX; a change posts MailIdleNews. Any failure ends
         it quietly (the interval sync goes on, and the next good pass starts IDLE again)."""
-        from crm_tui.core.services import mail_accounts
+        from crm_tui.core.services import mail_accounts, mailbox
         from crm_tui.mail import secrets
         from crm_tui.mail.imap import Endpoint, connect, logout
 
@@ -175,9 +176,16 @@ class MailSyncScheduler:
             client = connect(endpoint, secrets.password_for(name, source, ref))
             if b"IDLE" not in {c.upper() for c in client.capabilities()}:
                 return
-            client.select_folder("INBOX", readonly=True)
+            state = client.select_folder("INBOX", readonly=True)
             client.idle()
             renewed = time.monotonic()
+            self.idle_ready.add(name)
+            # Mail that came between the last pass and this IDLE: the server will not announce it again.
+            with self.app.context.database().read() as session:
+                inbox = mailbox.folder_by_role(session, a.id, "inbox")
+                known = inbox.uidnext if inbox is not None else None
+            if known is not None and state.get(b"UIDNEXT") not in (None, known):
+                self.app.post_message(MailIdleNews(name))
             while not stop.is_set():
                 responses = client.idle_check(timeout=1)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"EXPUNGE", b"FETCH") for r in responses):
@@ -194,6 +202,7 @@ class MailSyncScheduler:
                 logout(client)
             if self.idling.get(name) is stop:
                 self.idling.pop(name, None)
+                self.idle_ready.discard(name)
 
     def progress(self, message: MailSyncProgress) -> None:
         state = self.states.setdefault(message.account, AccountState())
