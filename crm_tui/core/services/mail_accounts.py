@@ -6,7 +6,7 @@ The password is not part of an account: ``password_source`` names where it lives
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -63,7 +63,6 @@ class AccountInput:
     refresh_minutes: int | None = None
     sync_since: date | None = None
     sync_all: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def _apply(
@@ -87,7 +86,7 @@ def _apply(
                     if getattr(data, name) is None:
                         setattr(account, name, getattr(preset, name))
     for name in (f.name for f in fields(AccountInput)):
-        if name in ("preset", "addresses", "sync_since", "sync_all", "extra", "name"):
+        if name in ("preset", "addresses", "sync_since", "sync_all", "name"):
             continue
         value = getattr(data, name)
         if value is not None:
