@@ -17,6 +17,7 @@ from textual.worker import Worker, WorkerState
 from crm_tui.context import AppContext
 from crm_tui.mail_worker import (
     TICK_SECONDS,
+    MailAccountsListed,
     MailIdleNews,
     MailSyncFinished,
     MailSyncProgress,
@@ -125,19 +126,10 @@ class CrmApp(App[None]):
 
     @on(MailSyncFinished)
     def _mail_finished(self, message: MailSyncFinished) -> None:
-        from crm_tui.core.errors import CrmError
-        from crm_tui.core.services import mail_accounts
-
-        minutes = 5
-        try:
-            with self.context.database().read() as session:
-                minutes = mail_accounts.get_account(session, message.account).refresh_minutes
-        except CrmError:
-            pass
         wall = self.context.clock.now().astimezone(self.context.zone).strftime("%H:%M")
         state = self.mail_sync.states.get(message.account)
         first_failure = message.error is not None and (state is None or state.failures == 0)
-        self.mail_sync.finished(message, refresh_minutes=minutes, wall_clock=wall)
+        self.mail_sync.finished(message, refresh_minutes=message.refresh_minutes, wall_clock=wall)
         if message.error is None:
             self.mail_sync.start_idle(message.account)
             if state is not None and state.again:
@@ -151,6 +143,10 @@ class CrmApp(App[None]):
             if isinstance(self.screen, InboxScreen):
                 self.screen.reload()
         self.update_mail_status()
+
+    @on(MailAccountsListed)
+    def _mail_accounts_listed(self, message: MailAccountsListed) -> None:
+        self.mail_sync.start_due(message.names)
 
     @on(MailIdleNews)
     def _mail_idle_news(self, message: MailIdleNews) -> None:

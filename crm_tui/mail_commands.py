@@ -144,15 +144,11 @@ def account_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_test(context: AppContext, args: argparse.Namespace) -> int:
-    from crm_tui.core.services import mail_accounts
-    from crm_tui.mail import secrets
-    from crm_tui.mail.imap import Endpoint, connect, logout
+    from crm_tui.mail.imap import connect_login, load_login, logout
 
-    with context.database().read() as session:
-        a = mail_accounts.get_account(session, args.name)
-        endpoint = Endpoint(a.name, a.imap_host, a.imap_port, a.imap_security, a.username, a.ca_cert)
-        source, ref = a.password_source, a.password_ref
-    client = connect(endpoint, secrets.password_for(endpoint.account, source, ref))
+    login = load_login(context.database(), args.name)
+    endpoint = login.endpoint
+    client = connect_login(login)
     try:
         names = [n.decode() if isinstance(n, bytes) else str(n) for _f, _d, n in client.list_folders()]
     finally:
@@ -281,8 +277,7 @@ def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
 
     from crm_tui.core import models as m
     from crm_tui.core.services import mail_accounts, mailbox
-    from crm_tui.mail import secrets
-    from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
+    from crm_tui.mail.imap import MailConnectionError, connect_login, login_of, logout
     from crm_tui.mail.parse import parse_message
 
     db = context.database()
@@ -303,11 +298,9 @@ def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
         if row is None:
             raise CrmError(f"message {message_id}: its body was never downloaded and no server copy is known")
         location_id, uid, uidvalidity, folder, account_name = row
-        a = mail_accounts.get_account(session, account_name)
-        endpoint = Endpoint(a.name, a.imap_host, a.imap_port, a.imap_security, a.username, a.ca_cert)
-        source, ref = a.password_source, a.password_ref
+        login = login_of(mail_accounts.get_account(session, account_name))
     try:
-        client = connect(endpoint, secrets.password_for(endpoint.account, source, ref))
+        client = connect_login(login)
     except MailConnectionError as exc:
         raise CrmError(
             f"message {message_id}: the body is not downloaded yet and the server is out of reach ({exc})"

@@ -36,6 +36,12 @@ class MailSyncFinished(Message):
     # For an error: host, port, timeout, certificate, tls, password, protocol, dropped, busy, config, internal.
     kind: str | None = None
     changed: bool = False  # anything the inbox shows changed (new mail, bodies, flags, removals)
+    refresh_minutes: int = 5  # the account's interval, read in the worker
+
+
+@dataclass
+class MailAccountsListed(Message):
+    names: list[str]
 
 
 @dataclass
@@ -63,19 +69,28 @@ class MailSyncScheduler:
     idle_ready: set[str] = field(default_factory=set)  # accounts whose IDLE command is in place
 
     def tick(self) -> None:
-        """Start a sync for every account that is due (and not running)."""
+        """Look (in a worker: no database work on the UI thread) for accounts that are due."""
+        self.app.run_worker(
+            self._list_accounts, thread=True, group="mail-tick", exclusive=True, exit_on_error=False
+        )
+
+    def _list_accounts(self) -> None:
         from crm_tui.core.services import mail_accounts
 
         try:
             with self.app.context.database().read() as session:
-                accounts = [(a.name, a.refresh_minutes) for a in mail_accounts.list_accounts(session)]
+                names = [a.name for a in mail_accounts.list_accounts(session)]
         except Exception:  # noqa: BLE001 - a locked or broken database is reported by the screens
             return
+        self.app.post_message(MailAccountsListed(names))
+
+    def start_due(self, names: list[str]) -> None:
+        """Start a sync for every account that is due (and not running); forget removed accounts."""
         now = self.clock()
         for name in list(self.states):
-            if name not in {n for n, _ in accounts}:
+            if name not in names:
                 del self.states[name]
-        for name, _minutes in accounts:
+        for name in names:
             state = self.states.setdefault(name, AccountState())
             if not state.running and now >= state.next_at:
                 self.start(name)
@@ -99,6 +114,7 @@ class MailSyncScheduler:
     def _sync(self, name: str) -> None:
         """In the worker thread: one pass; the outcome goes back as a message."""
         from crm_tui.core.errors import CrmError
+        from crm_tui.core.services import mail_accounts
         from crm_tui.core.services.mailbox import SyncBusy
         from crm_tui.mail.imap import MailConnectionError
         from crm_tui.mail.sync import sync_account
@@ -106,25 +122,34 @@ class MailSyncScheduler:
         def progress(what: str, done: int, total: int) -> None:
             self.app.post_message(MailSyncProgress(name, what, done, total))
 
+        minutes = 5
         try:
+            with self.app.context.database().read() as session:
+                minutes = mail_accounts.get_account(session, name).refresh_minutes
             report = sync_account(
                 self.app.context.database(), name, clock=self.app.context.clock, progress=progress
             )
         except MailConnectionError as exc:
-            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), exc.kind))
+            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), exc.kind, refresh_minutes=minutes))
             return
         except SyncBusy as exc:
-            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "busy"))
+            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "busy", refresh_minutes=minutes))
             return
         except CrmError as exc:
-            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "config"))
+            self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "config", refresh_minutes=minutes))
             return
         except Exception as exc:  # noqa: BLE001 - the state must never stay "syncing"; the log has details
             self._log(exc)
-            self.app.post_message(MailSyncFinished(name, 0, "", f"{type(exc).__name__}: {exc}", "internal"))
+            self.app.post_message(
+                MailSyncFinished(
+                    name, 0, "", f"{type(exc).__name__}: {exc}", "internal", refresh_minutes=minutes
+                )
+            )
             return
         changed = bool(report.new or report.bodies or report.flag_changes or report.removed)
-        self.app.post_message(MailSyncFinished(name, report.new, report.summary(), changed=changed))
+        self.app.post_message(
+            MailSyncFinished(name, report.new, report.summary(), changed=changed, refresh_minutes=minutes)
+        )
 
     def _log(self, exc: BaseException) -> None:
         import traceback
@@ -164,16 +189,14 @@ class MailSyncScheduler:
         """In a worker thread: one connection in IDLE on INBOX; a change posts MailIdleNews. Any failure ends
         it quietly (the interval sync goes on, and the next good pass starts IDLE again)."""
         from crm_tui.core.services import mail_accounts, mailbox
-        from crm_tui.mail import secrets
-        from crm_tui.mail.imap import Endpoint, connect, logout
+        from crm_tui.mail.imap import connect_login, login_of, logout
 
         client = None
         try:
             with self.app.context.database().read() as session:
                 a = mail_accounts.get_account(session, name)
-                endpoint = Endpoint(a.name, a.imap_host, a.imap_port, a.imap_security, a.username, a.ca_cert)
-                source, ref = a.password_source, a.password_ref
-            client = connect(endpoint, secrets.password_for(name, source, ref))
+                account_id, login = a.id, login_of(a)
+            client = connect_login(login)
             if b"IDLE" not in {c.upper() for c in client.capabilities()}:
                 return
             state = client.select_folder("INBOX", readonly=True)
@@ -182,7 +205,7 @@ class MailSyncScheduler:
             self.idle_ready.add(name)
             # Mail that came between the last pass and this IDLE: the server will not announce it again.
             with self.app.context.database().read() as session:
-                inbox = mailbox.folder_by_role(session, a.id, "inbox")
+                inbox = mailbox.folder_by_role(session, account_id, "inbox")
                 known = inbox.uidnext if inbox is not None else None
             if known is not None and state.get(b"UIDNEXT") not in (None, known):
                 self.app.post_message(MailIdleNews(name))

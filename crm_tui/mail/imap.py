@@ -38,6 +38,49 @@ class Endpoint:
     ca_cert: str | None = None
 
 
+@dataclass(frozen=True)
+class Login:
+    """How to reach and log in to one account: plain data, safe to hand to another thread or process."""
+
+    endpoint: Endpoint
+    password_source: str
+    password_ref: str | None
+
+    def password(self) -> str:
+        from crm_tui.mail import secrets
+
+        return secrets.password_for(self.endpoint.account, self.password_source, self.password_ref)
+
+
+def login_of(account: Any) -> Login:
+    """The Login of a stored account (an ``models.MailAccount``)."""
+    return Login(
+        Endpoint(
+            account.name,
+            account.imap_host,
+            account.imap_port,
+            account.imap_security,
+            account.username,
+            account.ca_cert,
+        ),
+        account.password_source,
+        account.password_ref,
+    )
+
+
+def load_login(db: Any, name: str) -> Login:
+    """The Login of the account named ``name`` (NotFound, one line, if there is none)."""
+    from crm_tui.core.services import mail_accounts
+
+    with db.read() as session:
+        return login_of(mail_accounts.get_account(session, name))
+
+
+def connect_login(login: Login) -> Any:
+    """Log in with the account's password from wherever it is kept."""
+    return connect(login.endpoint, login.password())
+
+
 def _ssl_context(endpoint: Endpoint) -> ssl.SSLContext:
     context = ssl.create_default_context()
     if endpoint.ca_cert:

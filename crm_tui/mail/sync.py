@@ -25,8 +25,7 @@ from crm_tui.core import models as m
 from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
-from crm_tui.mail import secrets
-from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
+from crm_tui.mail.imap import Endpoint, Login, MailConnectionError, connect, login_of, logout
 from crm_tui.mail.parse import parse_header_block, parse_header_blocks
 from crm_tui.mail.parse import parse_safely as _parse
 
@@ -105,11 +104,13 @@ def _holder_alive(holder: str | None) -> bool | None:
 class _Account:
     id: int
     name: str
-    endpoint: Endpoint
-    password_source: str
-    password_ref: str | None
+    login: Login
     since: Any
     mine: set[str]
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.login.endpoint
 
 
 def _load_account(db: Database, name: str) -> _Account:
@@ -118,16 +119,7 @@ def _load_account(db: Database, name: str) -> _Account:
         return _Account(
             id=account.id,  # type: ignore[arg-type]
             name=account.name,
-            endpoint=Endpoint(
-                account.name,
-                account.imap_host,
-                account.imap_port,
-                account.imap_security,
-                account.username,
-                account.ca_cert,
-            ),
-            password_source=account.password_source,
-            password_ref=account.password_ref,
+            login=login_of(account),
             since=account.sync_since,
             mine=mail_accounts.my_addresses(session),
         )
@@ -161,9 +153,7 @@ class AccountSync:
 
     def _connect(self) -> None:
         if self._password is None:
-            self._password = secrets.password_for(
-                self.account.name, self.account.password_source, self.account.password_ref
-            )
+            self._password = self.account.login.password()
         self.client = connect(self.account.endpoint, self._password)
         capabilities = {c.upper() for c in self.client.capabilities()}
         self.condstore = b"CONDSTORE" in capabilities

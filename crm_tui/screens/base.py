@@ -7,6 +7,7 @@ from typing import Any
 
 from textual import events, on
 from textual.screen import Screen
+from textual.widgets import Input
 from textual.worker import Worker
 
 MAX_REDELIVERIES = 10  # refreshes a typed-ahead key waits for the new screen's focus before it is let go
@@ -81,3 +82,33 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
                 on_saved(new_id)
 
         self.app.push_screen(RecordForm(spec), saved)
+
+
+class SearchesItsList:
+    """Screen mixin: an ``Input#search`` above a ``PagedTable``: typing re-queries the list, Enter goes back to
+    the list, ``/`` focuses the search (action ``focus_search``) and Esc clears it (``clear_search``)."""
+
+    def _search_table(self) -> Any:
+        from crm_tui.widgets.paged_table import PagedTable
+
+        return self.query_one(PagedTable)  # type: ignore[attr-defined]
+
+    # Named handlers (not @on): Textual collects @on handlers only from its own classes, not from a mixin.
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "search":
+            table = self._search_table()
+            if event.value.strip() != table.query_text:
+                table.reload(event.value.strip())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "search":
+            self._search_table().focus()
+
+    def action_focus_search(self) -> None:
+        self.query_one("#search", Input).focus()  # type: ignore[attr-defined]
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)  # type: ignore[attr-defined]
+        if search.value:
+            search.value = ""
+        self._search_table().focus()

@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.screens.base import CrmScreen
+from crm_tui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.widgets.paged_table import PagedTable, Row
 from crm_tui.widgets.status_bar import StatusBar
 
@@ -94,7 +94,7 @@ class PreviewLoaded(Message):
         self.message_id, self.text = message_id, text
 
 
-class InboxScreen(CrmScreen):
+class InboxScreen(SearchesItsList, CrmScreen):
     AUTO_FOCUS = "#messages"
     BINDINGS = [
         Binding("j", "cursor(1)", "Down", show=False, id="inbox.down"),
@@ -139,25 +139,6 @@ class InboxScreen(CrmScreen):
             self.app.update_status(f"{message.total_text} messages matching {message.query!r}")  # type: ignore[attr-defined]
         else:
             self.app.update_status(f"{message.total_text} messages")  # type: ignore[attr-defined]
-
-    @on(Input.Changed, "#search")
-    def _search(self, event: Input.Changed) -> None:
-        table = self.query_one(PagedTable)
-        if event.value.strip() != table.query_text:
-            table.reload(event.value.strip())
-
-    @on(Input.Submitted, "#search")
-    def _search_done(self) -> None:
-        self.query_one(PagedTable).focus()
-
-    def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
-    def action_clear_search(self) -> None:
-        search = self.query_one("#search", Input)
-        if search.value:
-            search.value = ""
-        self.query_one(PagedTable).focus()
 
     @on(PagedTable.RowHighlighted)
     def _highlighted(self) -> None:

@@ -18,7 +18,7 @@ from textual.widgets import Footer, Input, Label
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.types import RecordRef, RecordType
-from crm_tui.screens.base import CrmScreen
+from crm_tui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.screens.details import load_detail
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.screens.kinds import KINDS, activity_form
@@ -37,7 +37,7 @@ class DetailLoaded(Message):
         self.ref, self.data, self.error, self.request = ref, data, error, request
 
 
-class RecordsScreen(CrmScreen):
+class RecordsScreen(SearchesItsList, CrmScreen):
     AUTO_FOCUS = "#records-table"  # the list, not the search box, takes the first key
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="records.search"),
@@ -157,24 +157,6 @@ class RecordsScreen(CrmScreen):
     def _select_later(self, key: str, attempts: int = 20) -> None:
         if not self.table.select_key(key) and attempts:
             self.set_timer(0.05, lambda: self._select_later(key, attempts - 1))
-
-    @on(Input.Changed, "#search")
-    def _search(self, event: Input.Changed) -> None:
-        if event.value.strip() != self.table.query_text:
-            self.table.reload(event.value.strip())
-
-    @on(Input.Submitted, "#search")
-    def _search_done(self) -> None:
-        self.table.focus()
-
-    def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
-
-    def action_clear_search(self) -> None:
-        search = self.query_one("#search", Input)
-        if search.value:
-            search.value = ""
-        self.table.focus()
 
     def action_cursor_down(self) -> None:
         self.table.action_cursor_down()

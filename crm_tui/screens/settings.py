@@ -331,16 +331,10 @@ class SettingsScreen(CrmScreen):
     @work(thread=True, exclusive=True, group="account-test", exit_on_error=False)
     def _test_login(self, name: str) -> None:
         from crm_tui.core.errors import CrmError
-        from crm_tui.core.services import mail_accounts
-        from crm_tui.mail import secrets
-        from crm_tui.mail.imap import Endpoint, connect, logout
+        from crm_tui.mail.imap import connect_login, load_login, logout
 
         try:
-            with self.context.database().read() as session:
-                a = mail_accounts.get_account(session, name)
-                endpoint = Endpoint(a.name, a.imap_host, a.imap_port, a.imap_security, a.username, a.ca_cert)
-                source, ref = a.password_source, a.password_ref
-            client = connect(endpoint, secrets.password_for(name, source, ref))
+            client = connect_login(load_login(self.context.database(), name))
             try:
                 count = len(client.list_folders())
             finally:
