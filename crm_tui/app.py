@@ -12,6 +12,7 @@ from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from crm_tui.context import AppContext
@@ -221,7 +222,7 @@ class CrmApp(App[None]):
         if activity is not None:
             self._status_activity[self.current_mode] = activity
         label = "demo database" if self.context.demo else self.context.database_url.rsplit("/", 1)[-1]
-        busy = self._busy_shown = any(worker.is_running for worker in self.workers)
+        busy = self._busy_shown = self._working()
         for bar in self.screen.query(StatusBar):
             bar.show(
                 user=self.user_name,
@@ -232,9 +233,14 @@ class CrmApp(App[None]):
                 mail=self.mail_sync.status_text(),
             )
 
+    def _working(self) -> bool:
+        """Work the user waits for is running. An IDLE watch runs as long as the app: it is not "working"
+        (the mail part of the status bar tells its state)."""
+        return any(worker.is_running and not worker.group.startswith("mail-idle-") for worker in self.workers)
+
     def _mark_busy(self) -> None:
         self._busy_timer = None
-        if any(worker.is_running for worker in self.workers):
+        if self._working():
             self.update_status()
 
     def open_opportunity(self, deal_id: int) -> None:
@@ -309,15 +315,22 @@ class CrmApp(App[None]):
         # Runs before Textual's App._on_key (handlers are called along the class hierarchy).
         # A key that passed through a screen which has since left the front (its binding opened a form,
         # say) belongs to the screen now in front: deliver it again (see screens.base.FollowsTypeahead).
+        # Likewise a printable key that reaches the app while a text field has the focus: the field would
+        # have taken it, so it was sent to what had the focus before ("/from:anna" in one burst: "/" moved the
+        # focus to the search box after "from:anna" had gone to the list). Hand it to the field.
+        if getattr(event, "tries", 0) >= MAX_REDELIVERIES:
+            return
         passed = getattr(event, "crm_screen", None)
-        if passed is not None and passed is not self.screen and getattr(event, "tries", 0) < MAX_REDELIVERIES:
+        moved_on = passed is not None and passed is not self.screen
+        missed = event.is_printable and isinstance(self.focused, Input | TextArea)
+        if moved_on or missed:
             event.prevent_default()  # Textual then skips App._on_key (the binding lookup) for this copy
             self.post_message(typed_again(event, self))
 
     def report_worker_state(self, event: Worker.StateChanged) -> None:
         """Every worker's state passes here: the status bar shows background work; a failure becomes a
         notification with one clear line, never a traceback."""
-        busy = any(worker.is_running for worker in self.workers)
+        busy = self._working()
         if busy and not self._busy_shown and self._busy_timer is None:
             # Only work that takes a while is worth a mark (a keystroke's page load is over before this fires).
             self._busy_timer = self.set_timer(BUSY_MARK_DELAY, self._mark_busy)

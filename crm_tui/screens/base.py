@@ -27,8 +27,9 @@ class FollowsTypeahead:
         app = self.app  # type: ignore[attr-defined]
         event.crm_screen = self  # type: ignore[attr-defined]
         tries = getattr(event, "tries", 0)
-        unfocused = self.focused is None and bool(getattr(self, "AUTO_FOCUS", None))  # type: ignore[attr-defined]
-        if app.screen is self and unfocused and tries < MAX_REDELIVERIES:
+        if app.screen is not self or tries >= MAX_REDELIVERIES:
+            return
+        if self.focused is None and bool(getattr(self, "AUTO_FOCUS", None)):  # type: ignore[attr-defined]
             event.stop()
             event.prevent_default()
             app.call_after_refresh(app.post_message, typed_again(event, app))
@@ -105,7 +106,8 @@ class SearchesItsList:
             self._search_table().focus()
 
     def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()  # type: ignore[attr-defined]
+        # At once, not after a refresh as widget.focus() does: keys typed right after "/" go to the field.
+        self.set_focus(self.query_one("#search", Input))  # type: ignore[attr-defined]
 
     def action_clear_search(self) -> None:
         search = self.query_one("#search", Input)  # type: ignore[attr-defined]

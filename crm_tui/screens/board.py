@@ -376,7 +376,8 @@ class OpportunitiesScreen(CrmScreen):
         self.action_column(0)
 
     def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        # At once, not after a refresh as widget.focus() does: keys typed right after "/" go to the field.
+        self.set_focus(self.query_one("#search", Input))
 
     def action_clear_search(self) -> None:
         search = self.query_one("#search", Input)

@@ -187,5 +187,8 @@ def test_new_mail_arrives_at_once_through_imap_idle(mailbox: Mailbox) -> None:
             await wait_for(lambda: "work" in app.mail_sync.idle_ready, pilot)
             mailbox.append("INBOX", message(2, mid="<i2@firma.example>"))
             await wait_for(lambda: table.row_count == 2, pilot, timeout=15)
+            # The IDLE watch goes on in the background, but nothing the user waits for: no "working" mark.
+            await wait_for(lambda: "working" not in _status(app), pilot)
+            assert "work" in app.mail_sync.idling
 
     asyncio.run(scenario())

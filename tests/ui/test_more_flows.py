@@ -274,3 +274,22 @@ def test_keys_typed_in_one_burst_after_n_fill_the_new_form(demo_home: Path) -> N
             assert contact.first_name == "Ilvy"
 
     asyncio.run(scenario())
+
+
+def test_a_search_typed_in_one_burst_after_the_slash_lands_in_the_search_box(demo_home: Path) -> None:
+    """ "/anna" arriving at once: "/" moves the focus, and the letters after it still reach the field."""
+    from textual import events
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(demo_home, demo=True))
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count > 0, pilot)
+            for key, char in [("slash", "/"), *[(c, c) for c in "anna"]]:
+                event = events.Key(key, char)
+                event.set_sender(app)
+                app._driver.send_message(event)  # type: ignore[union-attr]
+            await wait_for(lambda: app.screen.query_one("#search", Input).value == "anna", pilot)
+            await wait_for(lambda: table.query_text == "anna", pilot)
+
+    asyncio.run(scenario())
