@@ -186,5 +186,96 @@ def test_a_database_from_before_the_mail_engine_keeps_its_mail(tmp_path: Path) -
             sa_text("SELECT rowid FROM mail_search WHERE mail_search MATCH 'welt'")
         ).fetchall()
         assert [row[0] for row in hits] == [7]
-    assert db_module.SCHEMA_HEAD == "0002"
+    assert db_module.SCHEMA_HEAD >= "0002"
+    upgraded.dispose()
+
+
+def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None:
+    """A 0002 database whose index also held a provisional message: after the upgrade only whole messages are
+    in the index, and a body arriving later makes its message searchable (no duplicate index row)."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from crm_tui.core.services import mailbox, users
+    from crm_tui.core.services.mail_store import MessageData
+
+    path = tmp_path / "old.sqlite3"
+    db = open_database(sqlite_url(path), migrate=False)
+    with db._writer.connect() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        with connection.begin():
+            command.upgrade(config, "0002")
+    columns = (
+        "id, message_id_header, subject, subject_key, from_name, from_address, to_addresses, cc_addresses, "
+        "body_text, has_attachments, attachments, raw, size, is_outgoing, is_read, is_flagged, has_body, received_at"
+    )
+    with sqlite3.connect(path) as connection:
+        for row in (
+            (
+                1,
+                "<a@x>",
+                "Angebot",
+                "angebot",
+                "",
+                "a@x.example",
+                "",
+                "",
+                "Wärmepumpe",
+                0,
+                "",
+                b"raw",
+                3,
+                0,
+                0,
+                0,
+                1,
+            ),
+            (2, "<b@x>", "Termin", "termin", "", "b@x.example", "", "", "", 0, "", b"", 900, 0, 0, 0, 0),
+        ):
+            connection.execute(
+                f"INSERT INTO mail_message ({columns}) VALUES ({', '.join('?' * 17)}, '2026-11-01 10:00:00.000000')",
+                row,
+            )
+        connection.execute(
+            "INSERT INTO mail_search(rowid, subject, addresses, body) SELECT id, subject, from_address, body_text "
+            "FROM mail_message WHERE id = 2"
+        )  # what 0002's rebuild did: provisional messages too
+    db.dispose()
+    upgraded = open_database(sqlite_url(path))
+
+    def hits(word: str) -> list[int]:
+        with upgraded.read() as session:
+            rows = session.execute(
+                sa_text("SELECT rowid FROM mail_search WHERE mail_search MATCH :w"), {"w": word}
+            )
+            return sorted(row[0] for row in rows)
+
+    assert hits("warmepumpe") == [1] and hits("termin") == []
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+    with upgraded.write() as session:
+        user = users.create_user(session, users.UserInput(name="Anna", email="anna@crm.example"), now=now)
+        account = m.MailAccount(
+            name="w", user_id=user.id, preset="other", imap_host="h", imap_port=993, imap_security="ssl",
+            username="u", password_source="env", addresses="", refresh_minutes=5, created_at=now,
+        )  # fmt: skip
+        session.add(account)
+        session.flush()
+        folder = mailbox.ensure_folder(session, account.id, "INBOX", "inbox")  # type: ignore[arg-type]
+        folder.uidvalidity = 1
+        location = m.MailLocation(message_id=2, folder_id=folder.id, uidvalidity=1, uid=7, flags="")
+        session.add(location)
+        session.flush()
+        location = location.id
+        body = MessageData(
+            raw=b"Subject: Termin\r\n\r\nMontag passt\r\n", message_id="<b@x>", subject="Termin"
+        )
+        body.body_text = "Montag passt"
+        mailbox.store_bodies(session, [(location, body)], now=now)
+    assert hits("termin") == [2] and hits("montag") == [2]
+    with upgraded.write() as session:
+        session.execute(sa_text("UPDATE mail_message SET subject = 'Vertrag' WHERE id = 2"))
+    assert hits("termin") == [] and hits("vertrag") == [2], "an indexed message edited is indexed anew"
     upgraded.dispose()

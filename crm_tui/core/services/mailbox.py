@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 
-from crm_tui.core import mail_identity
+from crm_tui.core import mail_identity, search_index
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.services.mail_store import MessageData
@@ -270,6 +270,7 @@ def store_bodies(
             known.setdefault((header, digest), message_id)
     results: list[tuple[int, bool]] = []
     updates = []
+    completed: list[int] = []  # provisional messages this batch completes: indexed for search at the end
     for (location_id, data), digest in zip(items, digests, strict=True):
         message_id = owner.get(location_id)
         if message_id is None:
@@ -288,6 +289,7 @@ def store_bodies(
             continue
         known[(data.message_id, digest)] = message_id
         complete.add(message_id)
+        completed.append(message_id)
         updates.append(
             {
                 "id": message_id,
@@ -314,6 +316,7 @@ def store_bodies(
         results.append((message_id, False))
     if updates:
         _update_messages(session, updates)
+    search_index.index_completed(session.connection(), sorted(completed))
     return results
 
 
