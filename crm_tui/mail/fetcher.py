@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from crm_tui.mail import imap_fetch
 from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
 from crm_tui.mail.parse import parse_safely
 
@@ -46,7 +47,7 @@ def fetch_and_parse(
             state = client.select_folder(folder, readonly=True)
             if int(state[b"UIDVALIDITY"]) != uidvalidity:
                 return ("uidvalidity", None)
-            fetched = client.fetch(uids, ["BODY.PEEK[]"])
+            fetched = imap_fetch.fetch(client, uids, ["BODY.PEEK[]"])
         except MailConnectionError as exc:
             return ("error", (str(exc), exc.kind))
         except Exception as exc:  # noqa: BLE001 - a dropped link (OSError, imaplib's abort): reconnect and retry

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import ssl
 from dataclasses import dataclass
@@ -102,6 +103,10 @@ def connect(endpoint: Endpoint, password: str, *, timeout: float = TIMEOUT) -> A
             ssl_context=_ssl_context(endpoint) if endpoint.security != "none" else None,
             timeout=timeout,
         )
+        if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+            # imapclient turns on imaplib's debug output to feed its logger: every line read is formatted for
+            # a log nobody reads (a tenth of a header pass). Kept when that logger is on.
+            client._imap.debug = 0
         if endpoint.security == "starttls":
             client.starttls(_ssl_context(endpoint))
     except socket.gaierror:

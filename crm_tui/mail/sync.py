@@ -25,6 +25,7 @@ from crm_tui.core import models as m
 from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
+from crm_tui.mail import imap_fetch
 from crm_tui.mail.imap import Endpoint, Login, MailConnectionError, connect, login_of, logout
 from crm_tui.mail.parse import parse_header_block, parse_header_blocks
 from crm_tui.mail.parse import parse_safely as _parse
@@ -279,14 +280,14 @@ class AccountSync:
                     # imapclient keeps only the UIDs it was given (no ranges): ask for the known ones.
                     uids = sorted(known & server_all)
                     for start in range(0, len(uids), 5000):
-                        changed = client.fetch(
-                            uids[start : start + 5000], ["FLAGS"], modifiers=[f"CHANGEDSINCE {previous[2]}"]
+                        changed = imap_fetch.fetch(
+                            client, uids[start : start + 5000], ["FLAGS"], [f"CHANGEDSINCE {previous[2]}"]
                         )
                         self._store_flags(folder_id, uidvalidity, changed)
             else:
                 uids = sorted(known & server_all)
                 for start in range(0, len(uids), 2000):
-                    fetched = client.fetch(uids[start : start + 2000], ["FLAGS"])
+                    fetched = imap_fetch.fetch(client, uids[start : start + 2000], ["FLAGS"])
                     self._store_flags(folder_id, uidvalidity, fetched)  # type: ignore[arg-type]
         gone = known - server_all
         if gone:
@@ -317,7 +318,7 @@ class AccountSync:
 
         for start in range(0, len(new), HEADER_BATCH):
             batch = new[start : start + HEADER_BATCH]
-            fetched = client.fetch(batch, items)
+            fetched = imap_fetch.fetch(client, batch, items)
             meta, raws = [], []
             for uid in batch:
                 data = fetched.get(uid)
@@ -409,7 +410,7 @@ class AccountSync:
         state = self.client.select_folder(batch[0].folder_name, readonly=True)
         if int(state[b"UIDVALIDITY"]) != batch[0].uidvalidity:
             return None  # changed under us: the next pass re-matches
-        fetched = self.client.fetch([b.uid for b in batch], ["BODY.PEEK[]"])
+        fetched = imap_fetch.fetch(self.client, [b.uid for b in batch], ["BODY.PEEK[]"])
         rows = []
         for item in batch:
             raw = fetched.get(item.uid, {}).get(b"BODY[]")

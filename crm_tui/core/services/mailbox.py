@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
 
-from crm_tui.core import mail_identity, search_index
+from crm_tui.core import bulk, mail_identity, search_index
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.services.mail_store import MessageData
@@ -171,11 +171,11 @@ def store_headers(
                 "received_at": now,
             }
         )
-    # Core statements on the tables (not ORM bulk operations): this runs for every synced batch.
-    table = m.MailMessage.__table__  # type: ignore[attr-defined]
-    ids = list(session.scalars(insert(table).returning(table.c.id, sort_by_parameter_order=True), values))
-    session.execute(
-        insert(m.MailLocation.__table__),  # type: ignore[attr-defined]
+    # Straight to the driver (``core.bulk``), not through the ORM: this runs for every synced batch.
+    ids = bulk.insert_rows(session, m.MailMessage.__table__, values)  # type: ignore[attr-defined]
+    bulk.insert_rows(
+        session,
+        m.MailLocation.__table__,  # type: ignore[attr-defined]
         [
             {
                 "message_id": message_id,
@@ -321,19 +321,8 @@ def store_bodies(
 
 
 def _update_messages(session: Session, updates: list[dict[str, object]]) -> None:
-    """One executemany UPDATE ... WHERE id = :id (Core, not the ORM's bulk path: this runs for every batch)."""
-    from sqlalchemy import bindparam
-
-    table = m.MailMessage.__table__  # type: ignore[attr-defined]
-    columns = [name for name in updates[0] if name != "id"]
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("_id"))
-        .values({name: bindparam(name) for name in columns})
-    )
-    session.execute(
-        statement, [{**{k: v for k, v in row.items() if k != "id"}, "_id": row["id"]} for row in updates]
-    )
+    """One executemany UPDATE ... WHERE id = ? (``core.bulk``: this runs for every synced batch)."""
+    bulk.update_rows(session, m.MailMessage.__table__, updates)  # type: ignore[attr-defined]
 
 
 def merge_into(session: Session, source_id: int, target_id: int) -> None:
