@@ -54,6 +54,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if url not in ("sqlite://", "sqlite:///:memory:"):
             cursor.execute("PRAGMA journal_mode = WAL")
+            # Checkpoint every 32 MiB of log rather than SQLite's 4 MiB: a mail sync writes megabytes per
+            # batch, and each checkpoint syncs the disk twice (a fifth of a first sync's time at 4 MiB). The
+            # log is cut back to that size after a checkpoint.
+            cursor.execute("PRAGMA wal_autocheckpoint = 8192")
+            cursor.execute(f"PRAGMA journal_size_limit = {32 * 2**20}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()

@@ -25,3 +25,4 @@ class MessageData:
     has_attachments: bool = False
     attachments: list[tuple[str, str, int]] = field(default_factory=list)  # (name, type, size)
     problems: list[str] = field(default_factory=list)
+    body_hash: str | None = None  # the identity hash (``core.mail_identity``), when the parser made it

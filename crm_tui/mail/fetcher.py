@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from crm_tui.core.mail_identity import body_hash
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
 from crm_tui.mail.parse import parse_safely
@@ -61,6 +62,7 @@ def fetch_and_parse(
             if not raw:
                 continue  # expunged meanwhile
             data = parse_safely(raw)
+            data.body_hash = body_hash(raw, has_message_id=bool(data.message_id))  # here, not in the writer
             data.raw = b""  # the bytes travel once, beside the parsed data
             rows.append((uid, raw, data))
         return ("ok", rows)

@@ -11,7 +11,9 @@ per message (locations are unique, copies merge by identity).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import socket
 import threading
 import time
@@ -295,15 +297,14 @@ class AccountSync:
                 self.report.removed += mailbox.remove_locations(session, folder_id, uidvalidity, gone)  # type: ignore[arg-type]
         new = sorted(wanted - known)
         items = ["BODY.PEEK[HEADER]", "RFC822.SIZE", "FLAGS"] + (["MODSEQ"] if self.condstore else [])
-        # A pipeline, as for bodies: batch k's headers are parsed in the parse process while batch k+1 is
-        # fetched and batch k-1 stored here.
-        pool = parse_pool() if len(new) >= POOL_THRESHOLD else None
-        in_flight: tuple[list[tuple[int, list[str], int | None, int]], list[bytes], Any] | None = None
+        if len(new) >= POOL_THRESHOLD:
+            _warm_parse_pool()  # used from the first batch it is ready for; till then headers parse here
+        batches = [new[start : start + HEADER_BATCH] for start in range(0, len(new), HEADER_BATCH)]
         stored = 0
-
-        def finish(flight: tuple[list[tuple[int, list[str], int | None, int]], list[bytes], Any]) -> int:
-            meta, raws, future = flight
-            headers = future.result() if future is not None else [parse_header_block(raw) for raw in raws]
+        for meta, raws, parsed in _header_batches(
+            client, batches, items, use_pool=len(new) >= POOL_THRESHOLD
+        ):
+            headers = parsed.result() if parsed is not None else [parse_header_block(raw) for raw in raws]
             rows = []
             for (uid, flags, modseq, size), raw, header in zip(meta, raws, headers, strict=True):
                 header.raw = raw
@@ -314,25 +315,7 @@ class AccountSync:
                     session, folder, uidvalidity, rows, now=self.clock.now()
                 )  # type: ignore[arg-type]
                 self._renew(session)
-            return len(meta)
-
-        for start in range(0, len(new), HEADER_BATCH):
-            batch = new[start : start + HEADER_BATCH]
-            fetched = imap_fetch.fetch(client, batch, items)
-            meta, raws = [], []
-            for uid in batch:
-                data = fetched.get(uid)
-                if not data or b"BODY[HEADER]" not in data:
-                    continue  # expunged meanwhile
-                meta.append((uid, _flags(data), _modseq(data), int(data.get(b"RFC822.SIZE") or 0)))
-                raws.append(data[b"BODY[HEADER]"] or b"")
-            flight = (meta, raws, pool.submit(parse_header_blocks, raws) if pool is not None else None)
-            if in_flight is not None:
-                stored += finish(in_flight)
-                self.progress(f"headers {name}", stored, len(new))
-            in_flight = flight
-        if in_flight is not None:
-            stored += finish(in_flight)
+            stored += len(meta)
             self.progress(f"headers {name}", stored, len(new))
         with self.db.write() as session:
             folder = session.get(m.MailFolder, folder_id)
@@ -390,10 +373,13 @@ class AccountSync:
                 [b.uid for b in batch],
             )
 
-        in_flight = [(batches[0], submit(batches[0]))]
-        for index in range(len(batches)):
-            if index + 1 < len(batches):
-                in_flight.append((batches[index + 1], submit(batches[index + 1])))
+        # Each helper process fetches and parses one batch while this process stores an earlier one.
+        waiting = list(batches)
+        in_flight = [(batch, submit(batch)) for batch in waiting[:HELPERS]]
+        del waiting[:HELPERS]
+        for _ in range(len(batches)):
+            if waiting:
+                in_flight.append((waiting[0], submit(waiting.pop(0))))
             batch, future = in_flight.pop(0)
             status, value = future.result()
             if status == "error":
@@ -437,8 +423,9 @@ class AccountSync:
             return
         now = self.clock.now()
         with self.db.write() as session:
+            written: dict[int, dict[str, Any]] = {}
             results = mailbox.store_bodies(
-                session, [(item.location_id, data) for item, data in rows], now=now
+                session, [(item.location_id, data) for item, data in rows], now=now, written=written
             )
             self.report.bodies += len(results)
             self.report.merged += sum(1 for _, merged in results if merged)
@@ -448,6 +435,7 @@ class AccountSync:
                 mine=self.account.mine,
                 free_domains=self.free_domains,
                 now=now,
+                known=written,
             )
             self.report.linked += sum(len(links) for links in made.values())
             self._renew(session)
@@ -526,7 +514,66 @@ class AccountSync:
                     client.expunge()
 
 
+def _read_header_batch(
+    client: Any, batch: list[int], items: list[str], use_pool: bool
+) -> tuple[list[tuple[int, list[str], int | None, int]], list[bytes], Any]:
+    """One batch of new mail's headers: (uid, flags, modseq, size) each, the header bytes, and the parse
+    process's future for them when that process is up (else None: the caller parses)."""
+    fetched = imap_fetch.fetch(client, batch, items)
+    meta, raws = [], []
+    for uid in batch:
+        data = fetched.get(uid)
+        if not data or b"BODY[HEADER]" not in data:
+            continue  # expunged meanwhile
+        meta.append((uid, _flags(data), _modseq(data), int(data.get(b"RFC822.SIZE") or 0)))
+        raws.append(data[b"BODY[HEADER]"] or b"")
+    pool = _POOL if use_pool else None
+    return meta, raws, pool.submit(parse_header_blocks, raws) if pool is not None and raws else None
+
+
+def _header_batches(client: Any, batches: list[list[int]], items: list[str], *, use_pool: bool) -> Any:
+    """Yield each header batch as ``_read_header_batch`` gives it. With several batches a reader thread
+    fetches batch k+1 (and hands it to the parse process) while the caller stores batch k: the server's time
+    to answer, half of a header FETCH, is hidden behind the writes. Only the reader uses the connection until
+    this generator ends; an error in the reader is raised here."""
+    if len(batches) < 2:
+        for batch in batches:
+            yield _read_header_batch(client, batch, items, use_pool)
+        return
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            for batch in batches:
+                if stop.is_set():
+                    return
+                handoff.put(("batch", _read_header_batch(client, batch, items, use_pool)))
+            handoff.put(("end", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+            handoff.put(("error", exc))
+
+    thread = threading.Thread(target=reader, name="crm-tui header reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        # Let a reader blocked on a full hand-off finish: the connection is ours again after this.
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                handoff.get(timeout=0.05)
+        thread.join()
+
+
 BATCH_BYTES = 24 * 2**20  # a body batch holds at most this much mail (one huge message goes alone)
+HELPERS = 2  # helper processes: while one waits for the server the other parses (two cores, and Dovecot)
 POOL_THRESHOLD = 400  # fewer bodies than this are parsed in process (a parse process takes ~0.5 s to start)
 _POOL: Any = None
 _POOL_FAILED = False
@@ -554,12 +601,14 @@ def _make_pool() -> Any:
             from crm_tui.mail.fetcher import watch_parent
 
             pool = ProcessPoolExecutor(
-                max_workers=1,
+                max_workers=HELPERS,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=watch_parent,
                 initargs=(os.getpid(),),
             )
-            pool.submit(parse_header_blocks, []).result(timeout=30)  # started and importable
+            # Started (all of them: the pool starts a process per task waiting) and importable.
+            for started in [pool.submit(time.sleep, 0.05) for _ in range(HELPERS)]:
+                started.result(timeout=30)
         except Exception:  # noqa: BLE001 - e.g. no fds to hand over under some test runners; parse inline
             _POOL_FAILED = True
             return None

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlmodel import Session
 
+from crm_tui.core import bulk
 from crm_tui.core import models as m
 from crm_tui.core.services.mail_store import link_message
 from crm_tui.core.types import RecordRef, RecordType
@@ -177,10 +179,40 @@ def link_automatically(
     return link_many(session, [message_id], mine=mine, free_domains=free_domains, now=now).get(message_id, [])
 
 
+_LINK_FIELDS = (
+    "from_address",
+    "to_addresses",
+    "cc_addresses",
+    "in_reply_to",
+    "references",
+    "subject",
+    "subject_key",
+    "sent_at",
+)
+
+
 def link_many(
-    session: Session, message_ids: list[int], *, mine: set[str], free_domains: set[str], now: datetime
+    session: Session,
+    message_ids: list[int],
+    *,
+    mine: set[str],
+    free_domains: set[str],
+    now: datetime,
+    known: dict[int, dict[str, Any]] | None = None,
 ) -> dict[int, list[tuple[RecordRef, str]]]:
-    """Automatic links for a batch of messages in a few queries (the sync's path)."""
+    """Automatic links for a batch of messages in a few queries (the sync's path).
+
+    ``known``: the stored values of messages the caller has just written (``mailbox.store_bodies`` gives
+    them), so they are not read back (a read past each row's raw bytes)."""
+    known = known or {}
+    given = [
+        SimpleNamespace(
+            id=message_id, received_at=None, **{name: known[message_id][name] for name in _LINK_FIELDS}
+        )
+        for message_id in message_ids
+        if message_id in known and known[message_id].get("sent_at") is not None
+    ]
+    have = {row.id for row in given}
     # Plain rows of just the columns linking reads (no ORM objects: this runs for every synced batch).
     columns = (
         m.MailMessage.id,
@@ -194,9 +226,10 @@ def link_many(
         m.MailMessage.sent_at,
         m.MailMessage.received_at,
     )
-    messages: list[Any] = []
-    for start in range(0, len(message_ids), 500):
-        chunk = message_ids[start : start + 500]
+    messages: list[Any] = list(given)
+    wanted = [message_id for message_id in message_ids if message_id not in have]
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
         messages.extend(session.execute(select(*columns).where(m.MailMessage.id.in_(chunk))).all())  # type: ignore[union-attr]
     if not messages:
         return {}
@@ -227,8 +260,7 @@ def link_many(
                 }
             )
             made.setdefault(message.id, []).append((ref, reason))  # type: ignore[arg-type]
-    if rows:
-        session.execute(insert(m.MailLink.__table__), rows)  # type: ignore[attr-defined]
+    bulk.insert_rows(session, m.MailLink.__table__, rows)  # type: ignore[attr-defined]
     return made
 
 

@@ -236,11 +236,16 @@ def store_body(session: Session, location_id: int, data: MessageData, *, now: da
 
 
 def store_bodies(
-    session: Session, items: list[tuple[int, MessageData]], *, now: datetime
+    session: Session,
+    items: list[tuple[int, MessageData]],
+    *,
+    now: datetime,
+    written: dict[int, dict[str, object]] | None = None,
 ) -> list[tuple[int, bool]]:
     """``store_body`` for a batch of (location id, parsed message), in a few statements: completes the
     provisional messages, merges copies into the stored message of the same identity (also within the batch).
-    Returns (message id, merged) per item whose location still exists."""
+    Returns (message id, merged) per item whose location still exists. ``written``, if given, receives the
+    values written per completed message (linking then need not read them back)."""
     if not items:
         return []
     location_ids = [location_id for location_id, _ in items]
@@ -257,20 +262,39 @@ def store_bodies(
             )
         )
     )
-    digests = [mail_identity.body_hash(data.raw, has_message_id=bool(data.message_id)) for _, data in items]
+    digests = [
+        data.body_hash or mail_identity.body_hash(data.raw, has_message_id=bool(data.message_id))
+        for _, data in items
+    ]  # the sync's helper process hashes as it parses
+    # Stored whole messages of the same identity, found through the identity index (Message-ID, body hash);
+    # a lookup by hash alone would scan the table for every batch.
     known: dict[tuple[str | None, str], int] = {}
-    for start in range(0, len(digests), 500):
-        chunk = digests[start : start + 500]
+    wanted = {(data.message_id, digest) for (_, data), digest in zip(items, digests, strict=True)}
+    headers = sorted({header for header, _ in wanted if header is not None})
+    bare = sorted({digest for header, digest in wanted if header is None})
+    queries = (
+        [
+            m.MailMessage.message_id_header.in_(headers[start : start + 500])  # type: ignore[union-attr]
+            for start in range(0, len(headers), 500)
+        ]
+        + [
+            m.MailMessage.message_id_header.is_(None) & m.MailMessage.body_hash.in_(bare[start : start + 500])  # type: ignore[union-attr]
+            for start in range(0, len(bare), 500)
+        ]
+    )
+    for condition in queries:
         for message_id, header, digest in session.execute(
             select(m.MailMessage.id, m.MailMessage.message_id_header, m.MailMessage.body_hash).where(
-                m.MailMessage.body_hash.in_(chunk),  # type: ignore[union-attr]
+                condition,
                 m.MailMessage.has_body.is_(True),  # type: ignore[attr-defined]
             )
         ):
-            known.setdefault((header, digest), message_id)
+            if (header, digest) in wanted:
+                known.setdefault((header, digest), message_id)
     results: list[tuple[int, bool]] = []
     updates = []
     completed: list[int] = []  # provisional messages this batch completes: indexed for search at the end
+    completed_rows: list[dict[str, object]] = []
     for (location_id, data), digest in zip(items, digests, strict=True):
         message_id = owner.get(location_id)
         if message_id is None:
@@ -290,7 +314,7 @@ def store_bodies(
         known[(data.message_id, digest)] = message_id
         complete.add(message_id)
         completed.append(message_id)
-        updates.append(
+        completed_rows.append(
             {
                 "id": message_id,
                 "message_id_header": data.message_id,
@@ -313,9 +337,12 @@ def store_bodies(
                 "body_hash": digest,
             }
         )
+        updates.append(completed_rows[-1])
         results.append((message_id, False))
     if updates:
         _update_messages(session, updates)
+    if written is not None:
+        written.update({row["id"]: row for row in completed_rows})  # type: ignore[misc]
     search_index.index_completed(session.connection(), sorted(completed))
     return results
 
