@@ -1,0 +1,171 @@
+"""Inbox triage: the actions a salesperson clears mail with (one message or many at once), their undo, and
+the views and folders the inbox lists.
+
+Actions go through ``mailbox.queue_change``: they apply here at once and the next sync replays them on the
+server. Undo takes back a whole action: a change the server has not seen yet is simply withdrawn (it never
+reaches the server); one already replayed is answered by the inverse change (a move back to where each copy
+was, the flag set back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, not_, or_, select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import CrmError, NotFound
+from crm_tui.core.services import mailbox
+
+ACTIONS = ("read", "unread", "flag", "unflag", "archive", "delete", "move")
+INVERSE = {"read": "unread", "unread": "read", "flag": "unflag", "unflag": "flag"}
+DONE = {
+    "read": "marked read",
+    "unread": "marked unread",
+    "flag": "flagged",
+    "unflag": "unflagged",
+    "archive": "archived",
+    "delete": "moved to the trash",
+}
+VIEWS = {
+    "all": "All mail",
+    "unlinked": "Unlinked (unknown senders)",
+    "deals": "Linked to open deals",
+    "awaiting": "Awaiting my reply",
+    "no-reply": "No reply to me",
+}
+NO_REPLY_DAYS = 3
+
+
+@dataclass
+class Undo:
+    """What one triage action changed, to take it back."""
+
+    description: str
+    action: str
+    changes: list[int] = field(default_factory=list)  # the queued changes (ids)
+    marks: dict[int, tuple[bool, bool]] = field(default_factory=dict)  # message -> (read, flagged) before
+    places: dict[int, list[tuple[int, str, str | None]]] = field(default_factory=dict)
+    # message -> [(location id, folder name, its pending move before)]
+
+
+def apply(
+    session: Session, message_ids: list[int], action: str, argument: str | None = None, *, now: datetime
+) -> Undo:
+    """Apply ``action`` to the messages (here at once; queued for the server) and say how to undo it."""
+    if action not in ACTIONS:
+        raise CrmError(f"unknown triage action {action!r}")
+    if not message_ids:
+        raise CrmError("no message chosen")
+    if action == "move" and not (argument or "").strip():
+        raise CrmError("a move needs the folder to move to")
+    count = len(message_ids)
+    what = DONE.get(action) or f"moved to {argument}"
+    entry = Undo(f"{count} message{'s' if count != 1 else ''} {what}", action)
+    for message_id in message_ids:
+        message = session.get(m.MailMessage, message_id)
+        if message is None:
+            raise NotFound(f"no message {message_id}")
+        entry.marks[message_id] = (message.is_read, message.is_flagged)
+        entry.places[message_id] = [
+            (location.id, folder_name, location.pending_move)  # type: ignore[misc]
+            for location, folder_name in session.execute(
+                select(m.MailLocation, m.MailFolder.name)
+                .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+                .where(m.MailLocation.message_id == message_id)
+            ).all()
+        ]
+        change = mailbox.queue_change(session, message_id, action, argument, now=now)
+        entry.changes.append(change.id)  # type: ignore[arg-type]
+    return entry
+
+
+def undo(session: Session, entry: Undo, *, now: datetime) -> str:
+    """Take back a triage action. Returns what was undone, for the status line."""
+    for change_id in entry.changes:
+        change = session.get(m.MailChange, change_id)
+        if change is None:
+            continue
+        message_id = change.message_id
+        if change.done_at is None:
+            session.delete(change)  # the server never saw it
+        elif change.action in INVERSE:
+            mailbox.queue_change(session, message_id, INVERSE[change.action], now=now)
+        else:
+            # The server moved the copies: move each back to the folder it was in.
+            for folder_name in sorted({name for _, name, _ in entry.places.get(message_id, [])}):
+                mailbox.queue_change(session, message_id, "move", folder_name, now=now)
+        message = session.get(m.MailMessage, message_id)
+        if message is not None and message_id in entry.marks:
+            message.is_read, message.is_flagged = entry.marks[message_id]
+        if change.done_at is None:
+            for location_id, _, pending in entry.places.get(message_id, []):
+                location = session.get(m.MailLocation, location_id)
+                if location is not None:
+                    location.pending_move = pending
+    session.flush()
+    return f"undone: {entry.description}"
+
+
+def folder_condition(session: Session, folder_id: int):  # type: ignore[no-untyped-def]
+    """Messages with a copy in this folder, as it will be once queued moves are done."""
+    folder = session.get(m.MailFolder, folder_id)
+    if folder is None:
+        raise NotFound(f"no folder {folder_id}")
+    same_account = select(m.MailFolder.id).where(m.MailFolder.account_id == folder.account_id)
+    return exists().where(
+        m.MailLocation.message_id == m.MailMessage.id,
+        or_(
+            and_(m.MailLocation.folder_id == folder_id, m.MailLocation.pending_move.is_(None)),  # type: ignore[union-attr]
+            and_(m.MailLocation.pending_move == folder.name, m.MailLocation.folder_id.in_(same_account)),  # type: ignore[attr-defined]
+        ),
+    )
+
+
+def view_condition(view: str, *, now: datetime, days: int = NO_REPLY_DAYS):  # type: ignore[no-untyped-def]
+    """The condition of a view (see VIEWS), or None for all mail."""
+    if view == "all":
+        return None
+    later = aliased(m.MailMessage)
+    last_of_thread = not_(
+        exists().where(
+            later.subject_key == m.MailMessage.subject_key,
+            m.MailMessage.subject_key != "",
+            later.sent_at > m.MailMessage.sent_at,  # type: ignore[operator]
+        )
+    )
+    if view == "unlinked":
+        return and_(
+            m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
+            not_(exists().where(m.MailLink.message_id == m.MailMessage.id)),
+        )
+    if view == "deals":
+        return exists().where(
+            m.MailLink.message_id == m.MailMessage.id,
+            m.MailLink.record_type == "opportunity",
+            m.Opportunity.id == m.MailLink.record_id,
+            m.Stage.id == m.Opportunity.stage_id,
+            m.Stage.kind == "open",
+        )
+    if view == "awaiting":
+        return and_(m.MailMessage.is_outgoing.is_(False), last_of_thread)  # type: ignore[attr-defined]
+    if view == "no-reply":
+        return and_(
+            m.MailMessage.is_outgoing.is_(True),  # type: ignore[attr-defined]
+            m.MailMessage.sent_at < now - timedelta(days=days),  # type: ignore[operator]
+            last_of_thread,
+        )
+    raise CrmError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
+
+
+def folders(session: Session) -> list[tuple[int, str, str, str | None]]:
+    """(folder id, account name, folder name, role) of every folder, inbox first per account."""
+    rows = session.execute(
+        select(m.MailFolder.id, m.MailAccount.name, m.MailFolder.name, m.MailFolder.role)
+        .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
+        .order_by(m.MailAccount.name, m.MailFolder.role != "inbox", m.MailFolder.name)
+    ).all()
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
