@@ -20,7 +20,10 @@ def server_subjects(box: Mailbox, folder: str) -> set[str]:
     uids = client.search(["ALL"])
     found = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]) if uids else {}
     client.logout()
-    return {data[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip().removeprefix("Subject: ") for data in found.values()}
+    return {
+        data[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip().removeprefix("Subject: ")
+        for data in found.values()
+    }
 
 
 def listed(db, condition) -> set[str]:  # type: ignore[no-untyped-def]
@@ -45,7 +48,11 @@ def test_three_messages_archived_at_once_and_undone_before_and_after_the_server_
     with db.write() as session:
         entry = triage.apply(session, chosen, "archive", now=NOW)
     assert entry.description == "3 messages archived"
-    assert listed(db, in_inbox) == {"Angebot 4"} and listed(db, in_archive) == {"Angebot 1", "Angebot 2", "Angebot 3"}
+    assert listed(db, in_inbox) == {"Angebot 4"} and listed(db, in_archive) == {
+        "Angebot 1",
+        "Angebot 2",
+        "Angebot 3",
+    }
     # Undo before any sync: the changes are withdrawn and never reach the server.
     with db.write() as session:
         assert triage.undo(session, entry, now=NOW) == "undone: 3 messages archived"
@@ -79,20 +86,22 @@ def test_views_list_what_they_promise(mailbox: Mailbox, capsys: pytest.CaptureFi
     from crm_tui.core.services import organizations
 
     mailbox.append("INBOX", message(1, mid="<v1@firma.example>", subject="Angebot Dach"))
-    mailbox.append("INBOX", message(2, mid="<v2@unknown.example>", sender="x@unknown.example", subject="Frage"))
     mailbox.append(
-        "Sent",
-        (
-            "From: Anna Berg <anna@crm.example>\r\nTo: kunde@firma.example\r\nSubject: Re: Angebot Dach 1\r\n"
-            "Date: Sat, 21 Nov 2026 09:00:00 +0100\r\nMessage-ID: <v3@crm.example>\r\n\r\nGerne.\r\n"
-        ).encode(),
+        "INBOX", message(2, mid="<v2@unknown.example>", sender="x@unknown.example", subject="Frage")
     )
     mailbox.append(
         "Sent",
         (
-            "From: Anna Berg <anna@crm.example>\r\nTo: y@old.example\r\nSubject: Nachfrage\r\n"
-            "Date: Mon, 02 Nov 2026 09:00:00 +0100\r\nMessage-ID: <v4@crm.example>\r\n\r\nUnd?\r\n"
-        ).encode(),
+            b"From: Anna Berg <anna@crm.example>\r\nTo: kunde@firma.example\r\nSubject: Re: Angebot Dach 1\r\n"
+            b"Date: Sat, 21 Nov 2026 09:00:00 +0100\r\nMessage-ID: <v3@crm.example>\r\n\r\nGerne.\r\n"
+        ),
+    )
+    mailbox.append(
+        "Sent",
+        (
+            b"From: Anna Berg <anna@crm.example>\r\nTo: y@old.example\r\nSubject: Nachfrage\r\n"
+            b"Date: Mon, 02 Nov 2026 09:00:00 +0100\r\nMessage-ID: <v4@crm.example>\r\n\r\nUnd?\r\n"
+        ),
     )
     db = mailbox.database()
     with db.write() as session:
@@ -102,7 +111,9 @@ def test_views_list_what_they_promise(mailbox: Mailbox, capsys: pytest.CaptureFi
     assert mailbox.cli("sync") == 0
     now = NOW + timedelta(days=1)
     assert listed(db, triage.view_condition("unlinked", now=now)) == {"Frage 2"}
-    assert listed(db, triage.view_condition("awaiting", now=now)) == {"Frage 2"}, "Angebot has my reply after it"
+    assert listed(db, triage.view_condition("awaiting", now=now)) == {"Frage 2"}, (
+        "Angebot has my reply after it"
+    )
     assert listed(db, triage.view_condition("no-reply", now=now)) == {"Nachfrage"}
     assert len(listed(db, triage.view_condition("all", now=now))) == 4
     db.dispose()
