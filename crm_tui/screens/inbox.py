@@ -1,8 +1,13 @@
-"""The Inbox mode (grows with the mail engine): stored messages newest first, paged, with a safe preview."""
+"""The Inbox mode: folders and views, the message list (mutt keys), a safe preview with the related panel,
+and one-key triage: archive, delete, move, read, flag, tag and apply to all tagged, undo; file on a record,
+records made from the mail, a follow-up, a comment."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -10,29 +15,42 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Input, OptionList, Static
+from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen, SearchesItsList
+from crm_tui.screens.dialogs import ChoiceDialog, PromptDialog
+from crm_tui.screens.pickers import FolderPicker, RecordPicker
 from crm_tui.widgets.paged_table import PagedTable, Row
 from crm_tui.widgets.status_bar import StatusBar
 
 PREVIEW_CHARS = 20_000
 
 
-def _condition(zone, session, query: str):  # type: ignore[no-untyped-def]
-    """The search's condition; an unfinished or wrong query (typed so far) matches nothing."""
-    from crm_tui.core.errors import ValidationError
+def _condition(zone, session, query: str, scope: tuple[str, object] = ("view", "all"), now=None):  # type: ignore[no-untyped-def]
+    """The list's condition: the folder or view chosen, and the search; an unfinished or wrong query (typed so
+    far) matches nothing."""
+    from sqlalchemy import and_, false
+
+    from crm_tui.core.errors import CrmError, ValidationError
+    from crm_tui.core.services import triage
     from crm_tui.core.services.mail_search import search_condition
 
-    if not query.strip():
-        return None
+    parts = []
     try:
-        return search_condition(session, query, zone)
-    except ValidationError:
-        from sqlalchemy import false
-
-        return false()
+        if scope[0] == "folder":
+            parts.append(triage.folder_condition(session, int(scope[1])))  # type: ignore[call-overload]
+        elif scope[1] != "all":
+            parts.append(triage.view_condition(str(scope[1]), now=now))
+    except CrmError:
+        parts.append(false())
+    if query.strip():
+        try:
+            parts.append(search_condition(session, query, zone))
+        except ValidationError:
+            parts.append(false())
+    return and_(*parts) if parts else None
 
 
 def query_problem(query: str) -> str | None:
@@ -47,13 +65,20 @@ def query_problem(query: str) -> str | None:
     return None
 
 
-def _message_rows(zone, session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
+def _message_rows(screen, zone, session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
     from crm_tui.core.services.mail_store import list_messages
 
     rows = []
-    for message in list_messages(session, limit=limit, offset=offset, where=_condition(zone, session, query)):
+    tagged = set(screen.tagged)
+    where = _condition(zone, session, query, screen.scope, screen.app.context.clock.now())
+    for message in list_messages(session, limit=limit, offset=offset, where=where):
         sent = message.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
-        flags = ("●" if not message.is_read else " ") + ("📎" if message.has_attachments else " ")
+        flags = (
+            ("*" if message.id in tagged else " ")
+            + ("●" if not message.is_read else " ")
+            + ("!" if message.is_flagged else " ")
+            + ("📎" if message.has_attachments else " ")
+        )
         who = (
             f"to {message.first_recipient}"
             if message.is_outgoing
@@ -69,11 +94,12 @@ def _message_rows(zone, session, query: str, offset: int, limit: int) -> list[Ro
     return rows
 
 
-def _message_count(zone, session, query: str) -> int:  # type: ignore[no-untyped-def]
+def _message_count(screen, zone, session, query: str) -> int:  # type: ignore[no-untyped-def]
     from crm_tui.core.services.mail_store import count_messages
     from crm_tui.widgets.paged_table import COUNT_CAP
 
-    return count_messages(session, where=_condition(zone, session, query), cap=COUNT_CAP)
+    where = _condition(zone, session, query, screen.scope, screen.app.context.clock.now())
+    return count_messages(session, where=where, cap=COUNT_CAP)
 
 
 def _size(text: str) -> str:
@@ -94,14 +120,67 @@ class PreviewLoaded(Message):
         self.message_id, self.text = message_id, text
 
 
+class Scoped(Message):
+    """The folders and views of the sidebar, read in a worker."""
+
+    def __init__(self, folders: list[tuple[int, str, str, str | None]]) -> None:
+        super().__init__()
+        self.folders = folders
+
+
+class RelatedLoaded(Message):
+    def __init__(self, message_id: int, text: Text) -> None:
+        super().__init__()
+        self.message_id, self.text = message_id, text
+
+
+@dataclass
+class TakeBack:
+    """One triage step the user can undo (``u``): what it was, and how to take it back in one transaction."""
+
+    description: str
+    undo: Callable[[Any], str]
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{cents / 100:,.0f} {currency}"
+
+
 class InboxScreen(SearchesItsList, CrmScreen):
     AUTO_FOCUS = "#messages"
     BINDINGS = [
         Binding("j", "cursor(1)", "Down", show=False, id="inbox.down"),
         Binding("k", "cursor(-1)", "Up", show=False, id="inbox.up"),
+        Binding("enter", "open", "Open", id="inbox.open"),
         Binding("slash", "focus_search", "Search", id="inbox.search"),
         Binding("escape", "clear_search", "Clear search", show=False, id="inbox.clear_search"),
+        Binding("c", "change_folder", "Folder/view", id="inbox.change_folder"),
+        Binding("a", "triage('archive')", "Archive", id="inbox.archive"),
+        Binding("d", "triage('delete')", "Delete", id="inbox.delete"),
+        Binding("s", "move", "Move", id="inbox.move"),
+        Binding("N", "toggle_read", "Read/unread", id="inbox.toggle_read"),
+        Binding("F", "toggle_flag", "Flag", id="inbox.toggle_flag"),
+        Binding("t", "tag", "Tag", id="inbox.tag"),
+        Binding("semicolon", "tag_prefix", "On tagged…", id="inbox.tag_prefix"),
+        Binding("u", "undo", "Undo", id="inbox.undo"),
+        Binding("e", "file", "File on record", id="inbox.file"),
+        Binding("x", "unlink", "Unlink", show=False, id="inbox.unlink"),
+        Binding("L", "create('lead')", "New lead from mail", show=False, id="inbox.new_lead"),
+        Binding("C", "create('contact')", "New contact from mail", show=False, id="inbox.new_contact"),
+        Binding("O", "create('organization')", "New organization from mail", show=False, id="inbox.new_org"),
+        Binding("I", "create('ticket')", "New ticket from mail", show=False, id="inbox.new_ticket"),
+        Binding("A", "follow_up", "Follow-up", id="inbox.follow_up"),
+        Binding("n", "comment", "Comment", show=False, id="inbox.comment"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scope: tuple[str, object] = ("view", "all")
+        self.tagged: set[int] = set()
+        self.on_tagged = False  # ";" was typed: the next action applies to every tagged message
+        self.undo_stack: list[TakeBack] = []
+        self.folders: list[tuple[int, str, str, str | None]] = []
+        self.said = ""
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -110,41 +189,128 @@ class InboxScreen(SearchesItsList, CrmScreen):
             id="search",
         )
         with Horizontal(id="body"):
+            yield OptionList(id="folders")
             yield PagedTable(
-                [("", 3), ("Date", 17), ("From", 26), ("Subject", 50)],
-                partial(_message_rows, self.app.context.zone),  # type: ignore[attr-defined]
-                partial(_message_count, self.app.context.zone),  # type: ignore[attr-defined]
+                [("", 5), ("Date", 17), ("From", 24), ("Subject", 46)],
+                partial(_message_rows, self, self.app.context.zone),  # type: ignore[attr-defined]
+                partial(_message_count, self, self.app.context.zone),  # type: ignore[attr-defined]
                 id="messages",
             )
             with VerticalScroll(id="preview-scroll"):
+                yield Static(id="related")
                 yield Static(id="preview")
         yield StatusBar()
         yield Footer()
 
+    # --- the list and its scope ---
+
     def reload(self) -> None:
-        """New mail arrived: the list again, the highlighted message kept."""
+        """New mail arrived (or the user changed some): the list again, the highlighted message kept."""
         self.query_one(PagedTable).reload()
+        self._load_folders()
 
     def on_mount(self) -> None:
         table = self.query_one(PagedTable)
         table.focus()
         table.reload("")
+        self._load_folders()
+
+    @work(thread=True, exclusive=True, group="folders", exit_on_error=False)
+    def _load_folders(self) -> None:
+        from crm_tui.core.services import triage
+
+        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+            self.post_message(Scoped(triage.folders(session)))
+
+    @on(Scoped)
+    def _show_folders(self, message: Scoped) -> None:
+        from crm_tui.core.services import triage
+
+        self.folders = message.folders
+        options: list[Option | None] = [
+            Option(Text(title), id=f"view:{name}") for name, title in triage.VIEWS.items()
+        ]
+        account = None
+        for folder_id, account_name, name, _role in message.folders:
+            if account_name != account:
+                account = account_name
+                options.append(None)
+                options.append(Option(Text(terminal_safe(account_name), style="bold dim"), disabled=True))
+            options.append(Option(Text("  " + terminal_safe(name)), id=f"folder:{folder_id}"))
+        listing = self.query_one("#folders", OptionList)
+        listing.clear_options()
+        listing.add_options(options)
+        chosen = f"{self.scope[0]}:{self.scope[1]}"
+        for index in range(listing.option_count):
+            if listing.get_option_at_index(index).id == chosen:
+                listing.highlighted = index
+
+    @on(OptionList.OptionSelected, "#folders")
+    def _folder_chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id:
+            self.choose_scope(event.option.id)
+            self.query_one(PagedTable).focus()
+
+    def choose_scope(self, value: str) -> None:
+        kind, _, name = value.partition(":")
+        self.scope = (kind, int(name) if kind == "folder" else name)
+        self.query_one(PagedTable).reload()
+        self.app.update_status(f"showing {self.scope_title()}")  # type: ignore[attr-defined]
+
+    def scope_title(self) -> str:
+        from crm_tui.core.services import triage
+
+        if self.scope[0] == "view":
+            return triage.VIEWS.get(str(self.scope[1]), str(self.scope[1]))
+        for folder_id, account, name, _ in self.folders:
+            if folder_id == self.scope[1]:
+                return f"{account}/{name}"
+        return "folder"
+
+    def action_change_folder(self) -> None:
+        from crm_tui.core.services import triage
+
+        choices = {f"view:{name}": title for name, title in triage.VIEWS.items()}
+        choices |= {f"folder:{fid}": f"{account}/{name}" for fid, account, name, _ in self.folders}
+        by_title = {title: value for value, title in choices.items()}
+
+        def chosen(title: str | None) -> None:
+            if title:
+                self.choose_scope(by_title[title])
+
+        self.app.push_screen(FolderPicker("Folder or view", list(by_title)), chosen)
+
+    def say(self, text: str) -> None:
+        """A line in the status bar that outlives the list's reload (which writes its count there)."""
+        self.said = text
+        self.app.update_status(text)  # type: ignore[attr-defined]
 
     @on(PagedTable.Counted)
     def _counted(self, message: PagedTable.Counted) -> None:
         problem = query_problem(message.query) if message.query else None
+        tagged = f", {len(self.tagged)} tagged" if self.tagged else ""
+        if self.said:
+            tagged += f" · {self.said}"
+            self.said = ""
         if problem:
             self.app.update_status(f"search: {problem}")  # type: ignore[attr-defined]
         elif message.query:
-            self.app.update_status(f"{message.total_text} messages matching {message.query!r}")  # type: ignore[attr-defined]
+            self.app.update_status(f"{message.total_text} messages matching {message.query!r}{tagged}")  # type: ignore[attr-defined]
         else:
-            self.app.update_status(f"{message.total_text} messages")  # type: ignore[attr-defined]
+            self.app.update_status(f"{self.scope_title()}: {message.total_text} messages{tagged}")  # type: ignore[attr-defined]
+
+    def action_cursor(self, step: int) -> None:
+        table = self.query_one(PagedTable)
+        table.action_cursor_down() if step > 0 else table.action_cursor_up()
+
+    # --- preview and related panel ---
 
     @on(PagedTable.RowHighlighted)
     def _highlighted(self) -> None:
         key = self.query_one(PagedTable).selected_key
         if key is None:
-            self.query_one("#preview", Static).update(Text("No mail stored yet.", style="italic dim"))
+            self.query_one("#related", Static).update("")
+            self.query_one("#preview", Static).update(Text("No mail here.", style="italic dim"))
             return
         self._load_preview(int(key))
 
@@ -157,48 +323,429 @@ class InboxScreen(SearchesItsList, CrmScreen):
             row = session.get(m.MailMessage, message_id)
             if row is None:
                 return
-            text = Text()
-            text.append(terminal_safe(row.subject or "(no subject)") + "\n", style="bold")
-            text.append("From: ", style="dim")
-            text.append(
-                terminal_safe(f"{row.from_name} <{row.from_address}>" if row.from_name else row.from_address)
-                + "\n"
-            )
-            for label, value in (("To", row.to_addresses), ("Cc", row.cc_addresses)):
-                if value:
-                    text.append(f"{label}: ", style="dim")
-                    text.append(terminal_safe(", ".join(value.splitlines()), max_length=300) + "\n")
-            if row.sent_at:
-                text.append("Date: ", style="dim")
-                text.append(row.sent_at.astimezone(context.zone).strftime("%a %d %b %Y %H:%M") + "\n")
-            if row.parse_problems:
-                text.append(
-                    "⚠ parts of this message could not be read; the original is kept\n", style="yellow"
-                )
-            if row.attachments:
-                text.append("Attachments: ", style="dim")
-                names = []
-                for line in row.attachments.splitlines()[:20]:
-                    name, _type, size = (line.split("\t") + ["", "", "0"])[:3]
-                    names.append(f"{terminal_safe(name, max_length=60) or '(unnamed)'} ({_size(size)})")
-                text.append(", ".join(names) + "\n")
-            text.append("\n")
-            if not row.has_body:
-                text.append(
-                    "⟳ the body is still being downloaded (the next sync brings it)", style="italic dim"
-                )
-            body = row.body_text[:PREVIEW_CHARS]
-            text.append(terminal_safe(body, single_line=False))
-            if len(row.body_text) > PREVIEW_CHARS:
-                text.append(f"\n… ({len(row.body_text) - PREVIEW_CHARS} more characters)", style="dim")
+            text = message_text(row, context.zone)
+            related = related_text(session, message_id, context)
         self.post_message(PreviewLoaded(message_id, text))
+        self.post_message(RelatedLoaded(message_id, related))
 
     @on(PreviewLoaded)
     def _show_preview(self, message: PreviewLoaded) -> None:
-        key = self.query_one(PagedTable).selected_key
-        if key is not None and int(key) == message.message_id:
+        if self.current() == message.message_id:
             self.query_one("#preview", Static).update(message.text)
 
-    def action_cursor(self, step: int) -> None:
-        table = self.query_one(PagedTable)
-        table.action_cursor_down() if step > 0 else table.action_cursor_up()
+    @on(RelatedLoaded)
+    def _show_related(self, message: RelatedLoaded) -> None:
+        if self.current() == message.message_id:
+            self.query_one("#related", Static).update(message.text)
+
+    def current(self) -> int | None:
+        key = self.query_one(PagedTable).selected_key
+        return int(key) if key is not None else None
+
+    def action_open(self) -> None:
+        message_id = self.current()
+        if message_id is not None:
+            self.app.push_screen(MessageReader(message_id))
+
+    # --- tagging ---
+
+    def action_tag(self) -> None:
+        message_id = self.current()
+        if message_id is None:
+            return
+        self.tagged ^= {message_id}
+        self.query_one(PagedTable).reload()
+        self.action_cursor(1)
+
+    def action_tag_prefix(self) -> None:
+        if not self.tagged:
+            self.app.update_status("no message is tagged (t tags one)")  # type: ignore[attr-defined]
+            return
+        self.on_tagged = True
+        self.app.update_status(f"next action applies to {len(self.tagged)} tagged messages")  # type: ignore[attr-defined]
+
+    def targets(self) -> list[int]:
+        """The messages the next action works on: every tagged one after ";", else the highlighted one."""
+        if self.on_tagged:
+            self.on_tagged = False
+            return sorted(self.tagged)
+        message_id = self.current()
+        return [message_id] if message_id is not None else []
+
+    def _done(self, step: TakeBack | None, *, untag: bool = False) -> None:
+        if step is not None:
+            self.undo_stack.append(step)
+            self.say(step.description + " (u undoes)")
+        if untag:
+            self.tagged.clear()
+        self.reload()
+
+    # --- mail actions ---
+
+    def _apply(self, ids: list[int], action: str, argument: str | None = None) -> None:
+        from crm_tui.core.services import triage
+
+        if not ids:
+            return
+        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        ok, entry = self.write(lambda session: triage.apply(session, ids, action, argument, now=now))
+        if ok:
+            self._done(
+                TakeBack(entry.description, lambda session, e=entry: triage.undo(session, e, now=now)),
+                untag=len(ids) > 1 or bool(set(ids) & self.tagged),
+            )
+
+    def action_triage(self, action: str) -> None:
+        self._apply(self.targets(), action)
+
+    def action_toggle_read(self) -> None:
+        ids = self.targets()
+        if ids:
+            self._apply(ids, "unread" if self._all(ids, "is_read") else "read")
+
+    def action_toggle_flag(self) -> None:
+        ids = self.targets()
+        if ids:
+            self._apply(ids, "unflag" if self._all(ids, "is_flagged") else "flag")
+
+    def _all(self, ids: list[int], attribute: str) -> bool:
+        from crm_tui.core import models as m
+
+        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+            return all(getattr(session.get(m.MailMessage, i), attribute, False) for i in ids)
+
+    def action_move(self) -> None:
+        ids = self.targets()
+        if not ids:
+            return
+        names = sorted({name for _, _, name, _ in self.folders})
+
+        def chosen(folder: str | None) -> None:
+            if folder:
+                self._apply(ids, "move", folder)
+
+        self.app.push_screen(FolderPicker(f"Move {len(ids)} message(s) to", names), chosen)
+
+    def action_undo(self) -> None:
+        if not self.undo_stack:
+            self.app.update_status("nothing to undo")  # type: ignore[attr-defined]
+            return
+        step = self.undo_stack.pop()
+        ok, said = self.write(step.undo)
+        if ok:
+            self.say(said)
+            self.reload()
+        else:
+            self.undo_stack.append(step)
+
+    # --- the CRM side ---
+
+    def _suggestions(self, message_id: int) -> list[tuple[str, str, str]]:
+        from crm_tui.core.services import mail_accounts, mail_actions
+        from crm_tui.mail.sync import load_free_domains
+
+        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+            found = mail_actions.suggestions(
+                session,
+                message_id,
+                mine=mail_accounts.my_addresses(session),
+                free_domains=load_free_domains(),
+            )
+        return [(str(s.ref), s.label, mail_actions.REASONS.get(s.reason, s.reason)) for s in found]
+
+    def action_file(self) -> None:
+        from crm_tui.core.services import mail_actions
+        from crm_tui.core.types import RecordRef
+
+        ids = self.targets()
+        if not ids:
+            return
+        suggestions = self._suggestions(ids[0])
+
+        def chosen(ref_text: str | None) -> None:
+            if not ref_text:
+                return
+            ref = RecordRef.parse(ref_text)
+            now = self.app.context.clock.now()  # type: ignore[attr-defined]
+            ok, filed = self.write(lambda session: mail_actions.file_on(session, ids, ref, now=now))
+            if ok:
+                self._done(
+                    TakeBack(filed.description, lambda session, f=filed: mail_actions.unfile(session, f)),
+                    untag=len(ids) > 1,
+                )
+
+        title = f"File {len(ids)} message(s) on" if len(ids) > 1 else "File this mail on"
+        self.app.push_screen(RecordPicker(title, suggestions, self.app.context), chosen)  # type: ignore[attr-defined]
+
+    def action_unlink(self) -> None:
+        from crm_tui.core.services import mail_linking, mail_store, records
+        from crm_tui.core.types import RecordRef, RecordType
+
+        message_id = self.current()
+        if message_id is None:
+            return
+        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+            links = [
+                (
+                    f"{link.record_type}:{link.record_id}",
+                    records.record_label(session, RecordRef(RecordType(link.record_type), link.record_id)),
+                )
+                for link in mail_store.links_of(session, message_id)
+            ]
+        if not links:
+            self.app.update_status("this mail is not filed on any record")  # type: ignore[attr-defined]
+            return
+
+        def chosen(ref_text: str | None) -> None:
+            if not ref_text:
+                return
+            ref = RecordRef.parse(ref_text)
+            now = self.app.context.clock.now()  # type: ignore[attr-defined]
+            ok, _ = self.write(lambda session: mail_linking.unlink(session, message_id, ref, now=now))
+            if ok:
+
+                def relink(session: Any) -> str:
+                    mail_linking.link_manually(session, message_id, ref, now=now)
+                    return f"undone: filed on {ref} again"
+
+                self._done(TakeBack(f"taken off {ref}", relink))
+
+        self.app.push_screen(
+            ChoiceDialog("Take the mail off", [(value, terminal_safe(label)) for value, label in links]),
+            chosen,
+        )
+
+    def action_create(self, record_type: str) -> None:
+        from crm_tui.core.services import mail_actions, mail_linking, records
+        from crm_tui.core.types import RecordRef, RecordType
+        from crm_tui.mail.sync import load_free_domains
+        from crm_tui.screens.kinds import KINDS
+
+        ids = self.targets()
+        if not ids:
+            return
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            values = mail_actions.prefill(session, ids[0], record_type, free_domains=load_free_domains())
+        kind = KINDS[RecordType(record_type)]
+
+        def saved(new_id: int) -> None:
+            ref = RecordRef(RecordType(record_type), new_id)
+            now = context.clock.now()
+            ok, filed = self.write(lambda session: mail_actions.file_on(session, ids, ref, now=now))
+
+            def take_back(session: Any, f: Any = filed) -> str:
+                for message_id in ids:
+                    mail_linking.unlink(session, message_id, ref, now=now)
+                records.delete_record(session, ref)
+                return f"undone: {ref} and its links removed"
+
+            self._done(
+                TakeBack(f"{record_type} {new_id} made from the mail and filed", take_back),
+                untag=len(ids) > 1,
+            )
+
+        self.open_form(lambda: kind.form(context, None, values), noun=record_type, on_saved=saved)
+
+    def action_follow_up(self) -> None:
+        from datetime import datetime, time, timedelta
+
+        from crm_tui.core.services import activities
+        from crm_tui.screens.kinds import activity_form
+
+        message_id = self.current()
+        if message_id is None:
+            return
+        context = self.app.context  # type: ignore[attr-defined]
+        suggestions = self._suggestions(message_id)
+        with context.database().read() as session:
+            from crm_tui.core import models as m
+
+            row = session.get(m.MailMessage, message_id)
+            subject = row.subject if row else ""
+        tomorrow = (context.clock.now().astimezone(context.zone) + timedelta(days=1)).date()
+        start = datetime.combine(tomorrow, time(9, 0))
+        values = {
+            "type": "task",
+            "subject": f"Follow up: {subject}"[:200],
+            "start_at": start.strftime("%Y-%m-%d %H:%M"),
+        }
+        field_of = {
+            "opportunity": "opportunity_id",
+            "contact": "contact_id",
+            "lead": "lead_id",
+            "organization": "organization_id",
+        }
+        for ref_text, label, _why in suggestions:
+            ref_type = ref_text.split(":")[0]
+            if ref_type in field_of and field_of[ref_type] not in values:
+                values[field_of[ref_type]] = f"{label} [{ref_text}]"
+
+        def saved(activity_id: int) -> None:
+            def take_back(session: Any) -> str:
+                activities.delete_activity(session, activity_id)
+                return f"undone: follow-up activity {activity_id} removed"
+
+            self._done(TakeBack(f"follow-up planned for {start:%a %d %b %H:%M}", take_back))
+
+        self.open_form(lambda: activity_form(context, None, values), noun="activity", on_saved=saved)
+
+    def action_comment(self) -> None:
+        from crm_tui.core.services import attachments, mail_store
+        from crm_tui.core.types import RecordRef, RecordType
+
+        message_id = self.current()
+        if message_id is None:
+            return
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            links = mail_store.links_of(session, message_id)
+            target = RecordRef(RecordType(links[0].record_type), links[0].record_id) if links else None
+        if target is None:
+            self.app.update_status("file the mail on a record first (e), then comment")  # type: ignore[attr-defined]
+            return
+
+        def written(body: str | None) -> None:
+            if not body:
+                return
+            now = context.clock.now()
+            ok, comment = self.write(
+                lambda session: attachments.add_comment(
+                    session, target, body, author_id=context.me_id(), now=now
+                )
+            )
+            if ok:
+                comment_id = comment.id
+
+                def take_back(session: Any) -> str:
+                    from crm_tui.core import models as m
+
+                    row = session.get(m.Comment, comment_id)
+                    if row is not None:
+                        session.delete(row)
+                    return "undone: comment removed"
+
+                self._done(TakeBack(f"comment added to {target}", take_back))
+
+        self.app.push_screen(PromptDialog(f"Comment on {target}", multiline=True), written)
+
+
+def message_text(row: Any, zone: Any, *, limit: int = PREVIEW_CHARS) -> Text:
+    """A message as the preview and the reader show it: headers, warnings, attachments, the body; every piece
+    of mail text made terminal-safe, never read as markup."""
+    text = Text()
+    text.append(terminal_safe(row.subject or "(no subject)") + "\n", style="bold")
+    text.append("From: ", style="dim")
+    text.append(
+        terminal_safe(f"{row.from_name} <{row.from_address}>" if row.from_name else row.from_address) + "\n"
+    )
+    for label, value in (("To", row.to_addresses), ("Cc", row.cc_addresses)):
+        if value:
+            text.append(f"{label}: ", style="dim")
+            text.append(terminal_safe(", ".join(value.splitlines()), max_length=300) + "\n")
+    if row.sent_at:
+        text.append("Date: ", style="dim")
+        text.append(row.sent_at.astimezone(zone).strftime("%a %d %b %Y %H:%M") + "\n")
+    if row.is_flagged:
+        text.append("! flagged\n", style="yellow")
+    if row.parse_problems:
+        text.append("⚠ parts of this message could not be read; the original is kept\n", style="yellow")
+    if row.attachments:
+        text.append("Attachments: ", style="dim")
+        names = []
+        for line in row.attachments.splitlines()[:20]:
+            name, _type, size = (line.split("\t") + ["", "", "0"])[:3]
+            names.append(f"{terminal_safe(name, max_length=60) or '(unnamed)'} ({_size(size)})")
+        text.append(", ".join(names) + "\n")
+    text.append("\n")
+    if not row.has_body:
+        text.append("⟳ the body is still being downloaded (the next sync brings it)", style="italic dim")
+    body = row.body_text[:limit]
+    text.append(terminal_safe(body, single_line=False))
+    if len(row.body_text) > limit:
+        text.append(f"\n… ({len(row.body_text) - limit} more characters)", style="dim")
+    return text
+
+
+def related_text(session: Any, message_id: int, context: Any) -> Text:
+    """The related panel: the sender's records, their open deals and activities, other mail, and why the
+    mail is filed where it is."""
+    from crm_tui.core.services import mail_actions
+    from crm_tui.mail.sync import load_free_domains
+
+    panel = mail_actions.related(session, message_id, free_domains=load_free_domains())
+    text = Text()
+    text.append("Related  ", style="bold")
+    text.append(terminal_safe(panel.sender, max_length=80) + "\n", style="dim")
+    if not panel.people and not panel.links:
+        text.append("unknown sender: L makes a lead, C a contact, e files the mail\n", style="italic")
+    for ref, label in panel.people:
+        text.append(f"  {ref.type.value:<13}", style="dim")
+        text.append(terminal_safe(label, max_length=60) + "\n")
+    for _ref, title, stage, cents, currency in panel.deals:
+        text.append("  open deal    ", style="dim")
+        text.append(
+            f"{terminal_safe(title, max_length=40)} · {terminal_safe(stage)} · {_money(cents, currency)}\n"
+        )
+    for _ref, subject, start in panel.activities:
+        text.append("  planned      ", style="dim")
+        text.append(f"{start.astimezone(context.zone):%d %b %H:%M} {terminal_safe(subject, max_length=50)}\n")
+    for _id, subject, sent in panel.threads[:3]:
+        text.append("  other mail   ", style="dim")
+        when = sent.astimezone(context.zone).strftime("%d %b") if sent else ""
+        text.append(f"{when} {terminal_safe(subject, max_length=50)}\n")
+    for ref, label, reason in panel.links:
+        text.append("  filed on     ", style="dim")
+        text.append(terminal_safe(label, max_length=40))
+        text.append(f" [{ref}] ({mail_actions.REASONS.get(reason, reason)})\n", style="dim")
+    text.append("─" * 40 + "\n", style="dim")
+    return text
+
+
+class MessageReader(CrmScreen):
+    """One message, whole, to read (Enter in the list); q or Esc goes back."""
+
+    BINDINGS = [
+        Binding("q", "back", "Back", id="reader.back"),
+        Binding("escape", "back", "Back", show=False, id="reader.escape"),
+        Binding("j", "scroll(1)", "Down", show=False, id="reader.down"),
+        Binding("k", "scroll(-1)", "Up", show=False, id="reader.up"),
+        Binding("space", "page", "Page down", show=False, id="reader.page"),
+    ]
+
+    def __init__(self, message_id: int) -> None:
+        super().__init__()
+        self.message_id = message_id
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="reader"):
+            yield Static(id="reader-text")
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="reader", exit_on_error=False)
+    def _load(self) -> None:
+        from crm_tui.core import models as m
+
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            row = session.get(m.MailMessage, self.message_id)
+            text = message_text(row, context.zone, limit=1_000_000) if row else Text("This mail is gone.")
+        self.post_message(PreviewLoaded(self.message_id, text))
+
+    @on(PreviewLoaded)
+    def _show(self, message: PreviewLoaded) -> None:
+        self.query_one("#reader-text", Static).update(message.text)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_scroll(self, step: int) -> None:
+        scroll = self.query_one("#reader", VerticalScroll)
+        scroll.scroll_relative(y=step * 3, animate=False)
+
+    def action_page(self) -> None:
+        self.query_one("#reader", VerticalScroll).scroll_page_down(animate=False)

@@ -35,6 +35,7 @@ class MessageSummary:
     has_attachments: bool
     has_problems: bool
     first_recipient: str = ""
+    is_flagged: bool = False
 
 
 def store_message(
@@ -142,6 +143,7 @@ def _summaries(session: Session, query, *, limit: int | None = None, offset: int
         m.MailMessage.has_attachments,
         m.MailMessage.parse_problems,
         m.MailMessage.to_addresses,
+        m.MailMessage.is_flagged,
     )
     return [
         MessageSummary(
@@ -155,6 +157,7 @@ def _summaries(session: Session, query, *, limit: int | None = None, offset: int
             has_attachments=row.has_attachments,
             has_problems=bool(row.parse_problems),
             first_recipient=row.to_addresses.split("\n", 1)[0],
+            is_flagged=row.is_flagged,
         )
         for row in session.execute(columns)
     ]

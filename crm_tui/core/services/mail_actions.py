@@ -1,0 +1,301 @@
+"""What the inbox does with a mail on the CRM side: the records it could be filed on (best first), what is
+known about its sender (the related panel), forms prefilled from it, and filing with undo."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import NotFound
+from crm_tui.core.services import mail_linking, records
+from crm_tui.core.types import RecordRef, RecordType
+
+REASONS = {
+    "manual": "filed by hand",
+    "address": "sender or recipient address",
+    "domain": "organization's domain",
+    "thread": "same conversation",
+    "subject": "same subject",
+    "deal": "open deal of the sender",
+}
+
+
+@dataclass
+class Suggestion:
+    ref: RecordRef
+    label: str
+    reason: str  # a key of REASONS
+    linked: bool  # the mail is already filed there
+
+
+@dataclass
+class Related:
+    """The related panel: who wrote, what is open with them, and why the mail is filed where it is."""
+
+    sender: str
+    people: list[tuple[RecordRef, str]] = field(default_factory=list)  # contact / lead / organization
+    deals: list[tuple[RecordRef, str, str, int, str]] = field(
+        default_factory=list
+    )  # ref, title, stage, cents, cur
+    activities: list[tuple[RecordRef, str, datetime]] = field(default_factory=list)
+    threads: list[tuple[int, str, datetime | None]] = field(
+        default_factory=list
+    )  # other recent mail of theirs
+    links: list[tuple[RecordRef, str, str]] = field(default_factory=list)  # ref, label, reason
+
+
+def _message(session: Session, message_id: int) -> m.MailMessage:
+    message = session.get(m.MailMessage, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    return message
+
+
+def _people_refs(session: Session, address: str, free_domains: set[str]) -> list[tuple[RecordRef, str]]:
+    """Contacts, leads and organizations the address belongs to (the organization also by its domain)."""
+    found: list[tuple[RecordRef, str]] = []
+    if not address:
+        return found
+    for contact_id in session.scalars(
+        select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+    ):
+        found.append((RecordRef(RecordType.CONTACT, contact_id), "address"))
+    for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)):
+        found.append((RecordRef(RecordType.LEAD, lead_id), "address"))
+    domain = address.rsplit("@", 1)[-1]
+    org_ids = list(
+        session.scalars(
+            select(m.OrganizationEmail.organization_id).where(m.OrganizationEmail.address == address)
+        )
+    )
+    if domain not in free_domains:
+        org_ids += list(
+            session.scalars(
+                select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
+            )
+        )
+    for contact in (session.get(m.Contact, ref.id) for ref, _ in found if ref.type is RecordType.CONTACT):
+        if contact is not None and contact.organization_id:
+            org_ids.append(contact.organization_id)
+    for org_id in dict.fromkeys(org_ids):
+        found.append((RecordRef(RecordType.ORGANIZATION, org_id), "domain"))
+    return found
+
+
+def _open_deals(session: Session, people: list[RecordRef]) -> list[m.Opportunity]:
+    contact_ids = [r.id for r in people if r.type is RecordType.CONTACT]
+    org_ids = [r.id for r in people if r.type is RecordType.ORGANIZATION]
+    query = (
+        select(m.Opportunity)
+        .join(m.Stage, m.Stage.id == m.Opportunity.stage_id)
+        .where(m.Stage.kind == "open")
+    )
+    deals: dict[int, m.Opportunity] = {}
+    if org_ids:
+        for deal in session.scalars(query.where(m.Opportunity.organization_id.in_(org_ids))):  # type: ignore[union-attr]
+            deals[deal.id] = deal  # type: ignore[index]
+    if contact_ids:
+        for deal in session.scalars(
+            query.join(m.OpportunityContact, m.OpportunityContact.opportunity_id == m.Opportunity.id).where(
+                m.OpportunityContact.contact_id.in_(contact_ids)  # type: ignore[attr-defined]
+            )
+        ):
+            deals[deal.id] = deal  # type: ignore[index]
+    return sorted(deals.values(), key=lambda d: d.stage_entered_at, reverse=True)
+
+
+def suggestions(
+    session: Session, message_id: int, *, mine: set[str], free_domains: set[str]
+) -> list[Suggestion]:
+    """Records to file the mail on, best first: the sender's open deals (the deal is what a salesperson files
+    on), then what automatic linking finds (address, domain, thread), then the records it is filed on."""
+    message = _message(session, message_id)
+    linked = {
+        (link.record_type, link.record_id): link.reason
+        for link in session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id))
+    }
+    found: dict[tuple[str, int], str] = {}
+    people = [ref for ref, _ in _people_refs(session, message.from_address.lower(), free_domains)]
+    if message.is_outgoing:
+        for address in mail_linking.addresses_in(message.to_addresses)[:1]:
+            people = [ref for ref, _ in _people_refs(session, address, free_domains)]
+    for deal in _open_deals(session, people):
+        found.setdefault((RecordType.OPPORTUNITY.value, deal.id), "deal")  # type: ignore[arg-type]
+    for ref, reason in mail_linking.candidates(session, message, mine=mine, free_domains=free_domains):
+        found.setdefault((ref.type.value, ref.id), reason)
+    for key, reason in linked.items():
+        found.setdefault(key, reason)
+    result = []
+    for (record_type, record_id), reason in found.items():
+        ref = RecordRef(RecordType(record_type), record_id)
+        try:
+            label = records.record_label(session, ref)
+        except NotFound:
+            continue
+        result.append(Suggestion(ref, label, reason, (record_type, record_id) in linked))
+    return result
+
+
+def related(session: Session, message_id: int, *, free_domains: set[str], limit: int = 5) -> Related:
+    message = _message(session, message_id)
+    address = message.from_address.lower()
+    if message.is_outgoing:
+        address = next(iter(mail_linking.addresses_in(message.to_addresses)), "")
+    panel = Related(sender=f"{message.from_name} <{message.from_address}>" if message.from_name else address)
+    if message.is_outgoing:
+        panel.sender = f"to {address}"
+    people = _people_refs(session, address, free_domains)
+    for ref, _ in people:
+        try:
+            panel.people.append((ref, records.record_label(session, ref)))
+        except NotFound:
+            continue
+    refs = [ref for ref, _ in people]
+    for deal in _open_deals(session, refs)[:limit]:
+        stage = session.get(m.Stage, deal.stage_id)
+        panel.deals.append(
+            (
+                RecordRef(RecordType.OPPORTUNITY, deal.id),  # type: ignore[arg-type]
+                deal.title,
+                stage.name if stage else "",
+                deal.amount_cents,
+                deal.currency,
+            )
+        )
+    conditions = []
+    for ref in refs + [d[0] for d in panel.deals]:
+        column = {
+            RecordType.CONTACT: m.Activity.contact_id,
+            RecordType.LEAD: m.Activity.lead_id,
+            RecordType.ORGANIZATION: m.Activity.organization_id,
+            RecordType.OPPORTUNITY: m.Activity.opportunity_id,
+        }[ref.type]
+        conditions.append(column == ref.id)
+    if conditions:
+        from sqlalchemy import or_
+
+        for activity in session.scalars(
+            select(m.Activity)
+            .where(or_(*conditions), m.Activity.status == "planned")
+            .order_by(m.Activity.start_at)
+            .limit(limit)
+        ):
+            panel.activities.append(
+                (RecordRef(RecordType.ACTIVITY, activity.id), activity.subject, activity.start_at)
+            )  # type: ignore[arg-type]
+    if address:
+        for other in session.execute(
+            select(m.MailMessage.id, m.MailMessage.subject, m.MailMessage.sent_at)
+            .where(m.MailMessage.from_address == address, m.MailMessage.id != message_id)
+            .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ):
+            panel.threads.append((other.id, other.subject, other.sent_at))
+    for link in session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id)):
+        ref = RecordRef(RecordType(link.record_type), link.record_id)
+        try:
+            panel.links.append((ref, records.record_label(session, ref), link.reason))
+        except NotFound:
+            continue
+    return panel
+
+
+def prefill(session: Session, message_id: int, record_type: str, *, free_domains: set[str]) -> dict[str, str]:
+    """Form values for a new record made from the mail (the sender's name and address, the organization found
+    by domain or a company name from it, the subject), as plain text for the form."""
+    message = _message(session, message_id)
+    address = message.from_address.lower()
+    name = " ".join(message.from_name.split()) if message.from_name else ""
+    if message.is_outgoing:
+        address = next(iter(mail_linking.addresses_in(message.to_addresses)), "")
+        name = ""
+    domain = address.rsplit("@", 1)[-1] if "@" in address else ""
+    org = None
+    if domain and domain not in free_domains:
+        org_id = session.scalars(
+            select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
+        ).first()
+        org = session.get(m.Organization, org_id) if org_id else None
+    company = (
+        org.name
+        if org
+        else (domain.split(".")[0].capitalize() if domain and domain not in free_domains else "")
+    )
+    org_text = f"{org.name} [organization:{org.id}]" if org else ""
+    subject = message.subject or ""
+    if record_type == "lead":
+        return {
+            "title": subject or f"Inquiry from {name or address}",
+            "person_name": name,
+            "emails": address,
+            "company_name": company,
+            "source": "e-mail",
+            "organization_id": org_text,
+            "description": message.body_text[:2000],
+        }
+    if record_type == "contact":
+        first, _, last = name.partition(" ") if name else ("", "", "")
+        return {"first_name": first, "last_name": last, "emails": address, "organization_id": org_text}
+    if record_type == "organization":
+        return {"name": company, "domains": domain if domain not in free_domains else "", "emails": ""}
+    if record_type == "ticket":
+        contact_id = session.scalars(
+            select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+        ).first()
+        contact = session.get(m.Contact, contact_id) if contact_id else None
+        return {
+            "subject": subject or "(no subject)",
+            "description": message.body_text[:2000],
+            "contact_id": f"{contact.name} [contact:{contact.id}]" if contact else "",
+            "organization_id": org_text,
+        }
+    raise NotFound(f"no form for {record_type}")
+
+
+@dataclass
+class Filed:
+    """Links made by filing, to take back."""
+
+    description: str
+    made: list[tuple[int, RecordRef]] = field(default_factory=list)
+
+
+def file_on(session: Session, message_ids: list[int], ref: RecordRef, *, now: datetime) -> Filed:
+    """File the messages on a record by hand (linking remembers it). Returns what to undo."""
+    label = records.record_label(session, ref)
+    had = {
+        row[0]
+        for row in session.execute(
+            select(m.MailLink.message_id).where(
+                m.MailLink.message_id.in_(message_ids),  # type: ignore[attr-defined]
+                m.MailLink.record_type == ref.type.value,
+                m.MailLink.record_id == ref.id,
+            )
+        )
+    }
+    filed = Filed(f"{len(message_ids)} message{'s' if len(message_ids) != 1 else ''} filed on {label}")
+    for message_id in message_ids:
+        _message(session, message_id)
+        mail_linking.link_manually(session, message_id, ref, now=now)
+        if message_id not in had:
+            filed.made.append((message_id, ref))
+    return filed
+
+
+def unfile(session: Session, filed: Filed) -> str:
+    """Undo ``file_on``: the links it made go (without remembering an unlink: the user only took it back)."""
+    for message_id, ref in filed.made:
+        for link in session.scalars(
+            select(m.MailLink).where(
+                m.MailLink.message_id == message_id,
+                m.MailLink.record_type == ref.type.value,
+                m.MailLink.record_id == ref.id,
+            )
+        ):
+            session.delete(link)
+    session.flush()
+    return f"undone: {filed.description}"

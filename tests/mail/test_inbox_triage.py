@@ -1,0 +1,232 @@
+"""Inbox triage through the keyboard (Pilot) on the test Dovecot: tag three mails and file them at once, undo
+that; archive the tagged, sync, undo, sync; a lead from an unknown sender; a follow-up; views and folders;
+read, flag, move and delete; each the way a salesperson does it, in at most three keys plus typing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlmodel import select
+
+from crm_tui.app import CrmApp
+from crm_tui.core import models as m
+from crm_tui.screens.forms import RecordForm
+from crm_tui.screens.inbox import InboxScreen, MessageReader
+from crm_tui.screens.pickers import FolderPicker, RecordPicker
+from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.widgets.status_bar import StatusBar
+from tests.conftest import NOW
+from tests.mail.conftest import Mailbox
+from tests.mail.test_sync import message
+from tests.mail.test_triage import server_subjects
+from tests.ui.helpers import make_context, wait_for
+from tests.utils import factories
+
+
+def customer_mailbox(box: Mailbox) -> dict[str, int]:
+    """Three mails from a customer with an open deal, one from an unknown sender; synced."""
+    db = box.database()
+    with db.write() as session:
+        org = factories.organization(session, NOW, "Firma Nord", domains=["firma.example"])
+        person = factories.contact(session, NOW, "Kunde", first_name="Karl", emails=["kunde@firma.example"])
+        person.organization_id = org.id
+        pipe = factories.pipeline(session, "Sales")
+        deal = factories.deal(
+            session, NOW, pipe, title="Dach Nord", organization_id=org.id, amount_cents=1_250_000
+        )
+        ids = {"org": org.id, "contact": person.id, "deal": deal.id}
+    db.dispose()
+    for n in (1, 2, 3):
+        box.append("INBOX", message(n, mid=f"<c{n}@firma.example>", subject="Angebot"))
+    box.append(
+        "INBOX", message(4, mid="<u4@neu.example>", sender="jana.roth@neu-solar.example", subject="Anfrage")
+    )
+    assert box.cli("sync") == 0
+    return ids  # type: ignore[return-value]
+
+
+def run(box: Mailbox, scenario: Any) -> None:
+    async def main() -> None:
+        app = CrmApp(make_context(box.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 4, pilot)
+            await scenario(app, pilot, table)
+
+    asyncio.run(main())
+
+
+def status(app: CrmApp) -> str:
+    return str(app.screen.query_one(StatusBar).render())
+
+
+def subject_row(table: PagedTable, subject: str) -> int:
+    return next(i for i, row in enumerate(table.loaded_rows) if row.cells[3] == subject)
+
+
+def links(box: Mailbox) -> set[tuple[str, str, int]]:
+    db = box.database()
+    with db.read() as session:
+        rows = session.execute(
+            select(
+                m.MailMessage.subject, m.MailLink.record_type, m.MailLink.record_id, m.MailLink.reason
+            ).join(m.MailLink, m.MailLink.message_id == m.MailMessage.id)
+        ).all()
+    db.dispose()
+    return {
+        (subject, record_type, record_id)
+        for subject, record_type, record_id, reason in rows
+        if reason == "manual"
+    }
+
+
+def test_three_tagged_mails_filed_on_the_suggested_deal_at_once_and_undone(mailbox: Mailbox) -> None:
+    ids = customer_mailbox(mailbox)
+
+    async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
+        screen = app.screen
+        assert isinstance(screen, InboxScreen)
+        for subject in ("Angebot 1", "Angebot 2", "Angebot 3"):
+            table.move_cursor(row=subject_row(table, subject))
+            await pilot.press("t")
+        await wait_for(lambda: len(screen.tagged) == 3, pilot)
+        await wait_for(lambda: sum(row.cells[0].startswith("*") for row in table.loaded_rows) == 3, pilot)
+        # ";" then "e": the picker opens with the customer's open deal first; Enter files all three.
+        await pilot.press("semicolon", "e")
+        await wait_for(lambda: isinstance(app.screen, RecordPicker), pilot)
+        picker = app.screen
+        from textual.widgets import OptionList
+
+        await wait_for(lambda: picker.query_one(OptionList).option_count > 0, pilot)
+        first = picker.query_one(OptionList).get_option_at_index(0)
+        assert first.id == f"opportunity:{ids['deal']}" and "open deal" in str(first.prompt)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        expected = {(f"Angebot {n}", "opportunity", ids["deal"]) for n in (1, 2, 3)}
+        await wait_for(lambda: links(mailbox) == expected, pilot)
+        await wait_for(lambda: "3 messages filed on Dach Nord" in status(app), pilot)
+        assert not screen.tagged, "tags are used up by the action"
+        # u takes the filing back: the CRM side restored.
+        await pilot.press("u")
+        await wait_for(lambda: links(mailbox) == set(), pilot)
+        await wait_for(lambda: "undone: 3 messages filed on Dach Nord" in status(app), pilot)
+
+    run(mailbox, scenario)
+
+
+def test_tagged_mails_archived_synced_and_undone_on_the_server_too(mailbox: Mailbox) -> None:
+    customer_mailbox(mailbox)
+
+    async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
+        screen = app.screen
+        for subject in ("Angebot 1", "Angebot 3"):
+            table.move_cursor(row=subject_row(table, subject))
+            await pilot.press("t")
+        await pilot.press("semicolon", "a")
+        await wait_for(lambda: "2 messages archived" in status(app), pilot)
+        # The inbox folder (c, a few letters, Enter) no longer lists them; the Archive does.
+        await pilot.press("c")
+        await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+        await pilot.press(*"work/INBOX", "enter")
+        await wait_for(lambda: table.row_count == 2, pilot)
+        assert {row.cells[3] for row in table.loaded_rows} == {"Angebot 2", "Anfrage 4"}
+        assert mailbox.cli("sync") == 0
+        assert server_subjects(mailbox, "Archive") == {"Angebot 1", "Angebot 3"}
+        await pilot.press("u")
+        await wait_for(lambda: table.row_count == 4, pilot)
+        assert screen.undo_stack == []
+
+    run(mailbox, scenario)
+    assert mailbox.cli("sync") == 0
+    assert mailbox.cli("sync") == 0
+    assert server_subjects(mailbox, "Archive") == set()
+    assert len(server_subjects(mailbox, "INBOX")) == 4
+
+
+def test_a_lead_from_an_unknown_sender_and_a_follow_up_in_two_keys_each(mailbox: Mailbox) -> None:
+    ids = customer_mailbox(mailbox)
+
+    async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
+        table.move_cursor(row=subject_row(table, "Anfrage 4"))
+        related = app.screen.query_one("#related")
+        await wait_for(lambda: "unknown sender" in str(related.render()), pilot)
+        await pilot.press("L")
+        await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+        form = app.screen
+        assert form.values()["emails"] == "jana.roth@neu-solar.example"
+        assert form.values()["person_name"] == "Kunde 4" and form.values()["company_name"] == "Neu-solar"
+        await pilot.press("ctrl+s")
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        db = mailbox.database()
+        with db.read() as session:
+            lead = session.scalars(select(m.Lead)).one()
+            assert lead.title == "Anfrage 4"
+        db.dispose()
+        await wait_for(lambda: ("Anfrage 4", "lead", lead.id) in links(mailbox), pilot)
+        await wait_for(
+            lambda: "filed on" in str(related.render()) and "Anfrage 4" in str(related.render()), pilot
+        )
+        # A follow-up on the customer's mail: A, then save; due tomorrow 9:00, on the deal.
+        table.move_cursor(row=subject_row(table, "Angebot 2"))
+        await wait_for(lambda: "Dach Nord" in str(related.render()), pilot)
+        assert "12,500 EUR" in str(related.render()), "the open deal with its stage and amount"
+        await pilot.press("A")
+        await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+        await pilot.press("ctrl+s")
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        db = mailbox.database()
+        with db.read() as session:
+            task = session.scalars(select(m.Activity)).one()
+            assert task.subject == "Follow up: Angebot 2" and task.type == "task"
+            assert task.opportunity_id == ids["deal"] and task.status == "planned"
+        db.dispose()
+        # u removes the follow-up again.
+        await pilot.press("u")
+        await wait_for(lambda: "undone: follow-up" in status(app), pilot)
+
+    run(mailbox, scenario)
+
+
+def test_views_read_flag_move_delete_and_the_reader(mailbox: Mailbox) -> None:
+    customer_mailbox(mailbox)
+
+    async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
+        screen = app.screen
+        await pilot.press("c")
+        await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+        await pilot.press(*"unlinked", "enter")
+        await wait_for(lambda: table.row_count == 1, pilot)
+        assert table.loaded_rows[0].cells[3] == "Anfrage 4"
+        await pilot.press("c", *"all mail", "enter")
+        await wait_for(lambda: table.row_count == 4, pilot)
+        table.move_cursor(row=subject_row(table, "Angebot 2"))
+        # Enter reads the whole mail; q goes back.
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, MessageReader), pilot)
+        await wait_for(lambda: "Angebot 2" in str(app.screen.query_one("#reader-text").render()), pilot)
+        await pilot.press("q")
+        await wait_for(lambda: app.screen is screen, pilot)
+        await pilot.press("N")  # it was unread: now read
+        await wait_for(lambda: "1 message marked read" in status(app), pilot)
+        await pilot.press("F")
+        await wait_for(
+            lambda: table.loaded_rows[subject_row(table, "Angebot 2")].cells[0].strip() == "!", pilot
+        )
+        await pilot.press("s")
+        await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+        await pilot.press(*"arch", "enter")
+        await wait_for(lambda: "moved to Archive" in status(app), pilot)
+        table.move_cursor(row=subject_row(table, "Angebot 3"))
+        await pilot.press("d")
+        await wait_for(lambda: "moved to the trash" in status(app), pilot)
+
+    run(mailbox, scenario)
+    assert mailbox.cli("sync") == 0
+    assert server_subjects(mailbox, "Archive") == {"Angebot 2"}
+    assert server_subjects(mailbox, "Trash") == {"Angebot 3"}
+    client = mailbox.imap()
+    client.select_folder("Archive", readonly=True)
+    flags = next(iter(client.fetch(client.search(["ALL"]), ["FLAGS"]).values()))[b"FLAGS"]
+    client.logout()
+    assert b"\\Seen" in flags and b"\\Flagged" in flags
