@@ -26,3 +26,18 @@ class MessageData:
     attachments: list[tuple[str, str, int]] = field(default_factory=list)  # (name, type, size)
     problems: list[str] = field(default_factory=list)
     body_hash: str | None = None  # the identity hash (``core.mail_identity``), when the parser made it
+
+
+@dataclass
+class Invitation:
+    """A calendar invitation (iCalendar VEVENT) found in a mail. Times are aware (UTC); text not yet safe."""
+
+    summary: str
+    start: datetime
+    end: datetime | None = None
+    location: str = ""
+    organizer: tuple[str, str] = ("", "")  # (name, address)
+    attendees: list[tuple[str, str]] = field(default_factory=list)
+    method: str = ""  # REQUEST, CANCEL, ...
+    uid: str = ""
+    all_day: bool = False

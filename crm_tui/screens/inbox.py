@@ -171,6 +171,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         Binding("I", "create('ticket')", "New ticket from mail", show=False, id="inbox.new_ticket"),
         Binding("A", "follow_up", "Follow-up", id="inbox.follow_up"),
         Binding("n", "comment", "Comment", show=False, id="inbox.comment"),
+        Binding("Y", "accept_invitation", "Accept invitation", show=False, id="inbox.accept_invitation"),
     ]
 
     def __init__(self) -> None:
@@ -324,6 +325,9 @@ class InboxScreen(SearchesItsList, CrmScreen):
             if row is None:
                 return
             text = message_text(row, context.zone)
+            invitation = invitation_of(row, context.zone)
+            if invitation is not None:
+                text = invitation_text(invitation, context.zone) + text
             related = related_text(session, message_id, context)
         self.post_message(PreviewLoaded(message_id, text))
         self.post_message(RelatedLoaded(message_id, related))
@@ -590,6 +594,42 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         self.open_form(lambda: activity_form(context, None, values), noun="activity", on_saved=saved)
 
+    def action_accept_invitation(self) -> None:
+        from crm_tui.core import models as m
+        from crm_tui.core.services import mail_accounts, mail_actions
+
+        message_id = self.current()
+        if message_id is None:
+            return
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            row = session.get(m.MailMessage, message_id)
+            invitation = invitation_of(row, context.zone) if row is not None else None
+            mine = mail_accounts.my_addresses(session)
+        if invitation is None:
+            self.say("this mail holds no calendar invitation")
+            return
+        if invitation.method == "CANCEL":
+            self.say("this is a cancellation, not an invitation")
+            return
+        now = context.clock.now()
+        ok, accepted = self.write(
+            lambda session: mail_actions.accept_invitation(
+                session, message_id, invitation, mine=mine, now=now, me_id=context.me_id()
+            )
+        )
+        if ok:
+            start = invitation.start.astimezone(context.zone)
+            made = f", {accepted.person} made from the sender" if accepted.created_person else ""
+            self._done(
+                TakeBack(
+                    f"meeting on {start:%a %d %b %H:%M} in the calendar{made}",
+                    lambda session, a=accepted: mail_actions.take_back_acceptance(
+                        session, message_id, a, now=now
+                    ),
+                )
+            )
+
     def action_comment(self) -> None:
         from crm_tui.core.services import attachments, mail_store
         from crm_tui.core.types import RecordRef, RecordType
@@ -628,6 +668,49 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 self._done(TakeBack(f"comment added to {target}", take_back))
 
         self.app.push_screen(PromptDialog(f"Comment on {target}", multiline=True), written)
+
+
+def invitation_of(row: Any, zone: Any) -> Any:
+    """The calendar invitation in a stored mail, or None."""
+    raw = bytes(row.raw or b"")
+    if b"text/calendar" not in raw.lower() and b".ics" not in raw.lower():
+        return None
+    from crm_tui.mail.invites import find_invitation
+
+    return find_invitation(raw, zone)
+
+
+def invitation_text(invitation: Any, zone: Any) -> Text:
+    text = Text()
+    verb = "Cancelled" if invitation.method == "CANCEL" else "Invitation"
+    text.append(f"📅 {verb}: ", style="bold magenta")
+    text.append(terminal_safe(invitation.summary or "(no title)", max_length=120) + "\n", style="bold")
+    start = invitation.start.astimezone(zone)
+    if invitation.all_day:
+        when = f"{start:%a %d %b %Y} (all day)"
+    else:
+        end = invitation.end.astimezone(zone) if invitation.end else None
+        same_day = end is not None and end.date() == start.date()
+        until = f"–{end:%H:%M}" if same_day else (f" – {end:%a %d %b %H:%M}" if end else "")
+        when = f"{start:%a %d %b %Y %H:%M}{until}"
+    text.append("   When: ", style="dim")
+    text.append(when + "\n")
+    if invitation.location:
+        text.append("   Where: ", style="dim")
+        text.append(terminal_safe(invitation.location, max_length=200) + "\n")
+    name, address = invitation.organizer
+    if address:
+        text.append("   Organizer: ", style="dim")
+        text.append(terminal_safe(f"{name} <{address}>" if name else address, max_length=120) + "\n")
+    if invitation.attendees:
+        text.append("   Attendees: ", style="dim")
+        shown = ", ".join(n or a for n, a in invitation.attendees[:12])
+        more = f" and {len(invitation.attendees) - 12} more" if len(invitation.attendees) > 12 else ""
+        text.append(terminal_safe(shown + more, max_length=600) + "\n")
+    if invitation.method != "CANCEL":
+        text.append("   Y puts it in the calendar as a meeting\n", style="italic dim")
+    text.append("\n")
+    return text
 
 
 def message_text(row: Any, zone: Any, *, limit: int = PREVIEW_CHARS) -> Text:

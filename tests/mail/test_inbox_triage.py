@@ -230,3 +230,46 @@ def test_views_read_flag_move_delete_and_the_reader(mailbox: Mailbox) -> None:
     flags = next(iter(client.fetch(client.search(["ALL"]), ["FLAGS"]).values()))[b"FLAGS"]
     client.logout()
     assert b"\\Seen" in flags and b"\\Flagged" in flags
+
+
+def test_a_calendar_invitation_shows_and_goes_into_the_calendar(mailbox: Mailbox) -> None:
+    from datetime import UTC, datetime
+
+    from tests.conftest import corpus_dir
+
+    invite = corpus_dir() / "postal-mime__calendar-event.eml"
+    mailbox.append("INBOX", invite.read_bytes())
+    assert mailbox.cli("sync") == 0
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 1, pilot)
+            preview = app.screen.query_one("#preview")
+            await wait_for(lambda: "Invitation: Test event" in str(preview.render()), pilot)
+            shown = str(preview.render())
+            assert "Thu 11 Apr 2024 10:00–11:00" in shown, "in the user's zone (Berlin, summer time)"
+            assert "Andris Reinman" in shown and "andris@ethereal.email" in shown
+            await pilot.press("Y")
+            await wait_for(lambda: "meeting on Thu 11 Apr 10:00 in the calendar" in status(app), pilot)
+            db = mailbox.database()
+            with db.read() as session:
+                meeting = session.scalars(select(m.Activity)).one()
+                assert meeting.type == "meeting" and meeting.subject == "Test event ⏰"
+                assert meeting.start_at == datetime(2024, 4, 11, 8, 0, tzinfo=UTC)
+                contact = session.get(m.Contact, meeting.contact_id)
+                assert contact.name == "Andris Reinman", "the sender became a contact on the way"
+            db.dispose()
+            assert [(t, i) for _, t, i in links(mailbox)] == [("contact", contact.id)], (
+                "the mail is filed on them"
+            )
+            await pilot.press("u")
+            await wait_for(lambda: "undone: the meeting is out of the calendar" in status(app), pilot)
+            db = mailbox.database()
+            with db.read() as session:
+                assert session.scalars(select(m.Activity)).first() is None
+                assert session.scalars(select(m.Contact)).first() is None
+            db.dispose()
+
+    asyncio.run(scenario())

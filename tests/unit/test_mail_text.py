@@ -159,3 +159,43 @@ def test_the_fast_message_parser_builds_what_the_email_package_builds() -> None:
     assert fast_trees > 0.55 * len(messages), (
         "most mail takes the fast path (the corpus is unusually odd mail)"
     )
+
+
+def test_invitations_are_read_with_their_time_zone_or_not_at_all() -> None:
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from crm_tui.mail.invites import find_invitation
+
+    berlin = ZoneInfo("Europe/Berlin")
+
+    def mail(ics: str) -> bytes:
+        return (
+            'From: a@b.example\r\nContent-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\n'
+            "Content-Type: text/plain\r\n\r\nsee invite\r\n--x\r\nContent-Type: text/calendar; method=REQUEST\r\n\r\n"
+            + ics
+            + "\r\n--x--\r\n"
+        ).encode()
+
+    floating = mail(
+        "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nSUMMARY:Baustelle\r\n ntermin\r\n"
+        "DTSTART:20261124T100000\r\nDURATION:PT90M\r\nATTENDEE;CN=Karl:mailto:Karl@Firma.example\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR"
+    )
+    invitation = find_invitation(floating, berlin)
+    assert invitation is not None and invitation.summary == "Baustellentermin", "folded lines unfolded"
+    assert invitation.start == datetime(2026, 11, 24, 9, 0, tzinfo=UTC), "floating time: the user's zone"
+    assert invitation.end == datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
+    assert invitation.attendees == [("Karl", "karl@firma.example")]
+    all_day = find_invitation(
+        mail(
+            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nSUMMARY:Messe\r\nDTSTART;VALUE=DATE:20261201\r\nEND:VEVENT\r\nEND:VCALENDAR"
+        ),
+        berlin,
+    )
+    assert all_day is not None and all_day.all_day and all_day.end is not None
+    assert (
+        find_invitation(mail("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nDTSTART:garbage\r\nEND:VCALENDAR"), berlin)
+        is None
+    )
+    assert find_invitation(b"Subject: none\r\n\r\nplain\r\n", berlin) is None

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import NotFound
+from crm_tui.core.mail_data import Invitation
 from crm_tui.core.services import mail_linking, records
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -299,3 +300,94 @@ def unfile(session: Session, filed: Filed) -> str:
             session.delete(link)
     session.flush()
     return f"undone: {filed.description}"
+
+
+@dataclass
+class Accepted:
+    """What accepting an invitation made, to report and to take back."""
+
+    activity_id: int
+    person: RecordRef
+    created_person: bool
+
+
+def accept_invitation(
+    session: Session,
+    message_id: int,
+    invitation: Invitation,
+    *,
+    mine: set[str],
+    now: datetime,
+    me_id: int | None,
+) -> Accepted:
+    """Put an invitation in the calendar: a meeting activity at its time, with its attendees, linked to the
+    sender's contact or lead; a contact is made from the sender when neither exists. The mail is filed on
+    that person."""
+    from crm_tui.core.services import activities, contacts
+
+    message = _message(session, message_id)
+    organizer_name, organizer = invitation.organizer
+    address = message.from_address.lower() if not message.is_outgoing else organizer
+    if organizer and organizer not in mine and address in mine:
+        address = organizer
+    name = message.from_name if address == message.from_address.lower() else organizer_name
+    contact_id = session.scalars(
+        select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+    ).first()
+    lead_id = None
+    if contact_id is None:
+        lead_id = session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)).first()
+    created = False
+    if contact_id is None and lead_id is None:
+        first, _, last = " ".join((name or "").split()).partition(" ")
+        if not first:
+            first = address.split("@", 1)[0]
+        org_id = None
+        domain = address.rsplit("@", 1)[-1]
+        org_id = session.scalars(
+            select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
+        ).first()
+        contact = contacts.create_contact(
+            session,
+            contacts.ContactInput(first_name=first, last_name=last, emails=[address], organization_id=org_id),
+            now=now,
+            me_id=me_id,
+        )
+        contact_id, created = contact.id, True
+    others = [a for _, a in invitation.attendees if a and a not in mine and a != address]
+    details = [f"Invitation from {name or address}" if name or address else "Invitation"]
+    if invitation.location:
+        details.append(f"Where: {invitation.location}")
+    if invitation.attendees:
+        details.append("Attendees: " + ", ".join(n or a for n, a in invitation.attendees))
+    activity = activities.create_activity(
+        session,
+        activities.ActivityInput(
+            subject=invitation.summary or message.subject or "Meeting",
+            start_at=invitation.start,
+            end_at=invitation.end,
+            type=m.ActivityType.MEETING.value,
+            description="\n".join(details),
+            contact_id=contact_id,
+            lead_id=lead_id,
+            attendee_emails=others[:50],
+        ),
+        now=now,
+        me_id=me_id,
+    )
+    person = RecordRef(RecordType.CONTACT, contact_id) if contact_id else RecordRef(RecordType.LEAD, lead_id)  # type: ignore[arg-type]
+    mail_linking.link_manually(session, message_id, person, now=now)
+    return Accepted(activity.id, person, created)  # type: ignore[arg-type]
+
+
+def take_back_acceptance(session: Session, message_id: int, accepted: Accepted, *, now: datetime) -> str:
+    """Undo ``accept_invitation``: the meeting goes, and the contact it made (with the mail's link to it)."""
+    from crm_tui.core.services import activities
+
+    activities.delete_activity(session, accepted.activity_id)
+    if accepted.created_person:
+        records.delete_record(session, accepted.person)
+    else:
+        mail_linking.unlink(session, message_id, accepted.person, now=now)
+    session.flush()
+    return "undone: the meeting is out of the calendar again"
