@@ -484,3 +484,27 @@ def parse_header_blocks(raws: list[bytes]) -> list[MessageData]:
         data.raw = b""
         result.append(data)
     return result
+
+
+def attachment_payloads(raw: bytes) -> list[tuple[str, str, bytes]]:
+    """(file name as declared, declared type, decoded bytes) of each attachment, in the order and by the rule
+    of ``extract_body`` (so they match the stored list). A part that cannot be decoded comes as raw bytes."""
+    problems: list[str] = []
+    message = _attempt(problems, "message", lambda: _message_tree(raw), Message())
+    found: list[tuple[str, str, bytes]] = []
+    for part in _walk(message, problems):
+        if part.is_multipart():
+            continue
+        content_type = _attempt(problems, "content type", part.get_content_type, "application/octet-stream")
+        disposition = _attempt(
+            problems, "content disposition", lambda p=part: p.get_content_disposition(), None
+        )
+        filename = _attempt(problems, "attachment name", lambda p=part: p.get_filename(), None)
+        if content_type not in ("text/plain", "text/html") or disposition == "attachment" or filename:
+            payload = _attempt(problems, "attachment", lambda p=part: p.get_payload(decode=True), None)
+            if not isinstance(payload, bytes):
+                text = part.get_payload()
+                payload = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else b""
+            name = filename if isinstance(filename, str) else ""
+            found.append((name[:255], str(content_type)[:100], payload))
+    return found

@@ -172,6 +172,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         Binding("A", "follow_up", "Follow-up", id="inbox.follow_up"),
         Binding("n", "comment", "Comment", show=False, id="inbox.comment"),
         Binding("Y", "accept_invitation", "Accept invitation", show=False, id="inbox.accept_invitation"),
+        Binding("v", "attachments", "Attachments", show=False, id="inbox.attachments"),
     ]
 
     def __init__(self) -> None:
@@ -629,6 +630,27 @@ class InboxScreen(SearchesItsList, CrmScreen):
                     ),
                 )
             )
+
+    def action_attachments(self) -> None:
+        from crm_tui.core import models as m
+        from crm_tui.mail.parse import attachment_payloads
+        from crm_tui.screens.attachments import AttachmentsScreen
+
+        message_id = self.current()
+        if message_id is None:
+            return
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            row = session.get(m.MailMessage, message_id)
+            raw, has_body = (bytes(row.raw or b""), row.has_body) if row is not None else (b"", False)
+        if not has_body:
+            self.say("the body is still being downloaded; its attachments come with it")
+            return
+        files = attachment_payloads(raw)
+        if not files:
+            self.say("this mail has no attachments")
+            return
+        self.app.push_screen(AttachmentsScreen(message_id, files, context))
 
     def action_comment(self) -> None:
         from crm_tui.core.services import attachments, mail_store

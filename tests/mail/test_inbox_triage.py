@@ -273,3 +273,84 @@ def test_a_calendar_invitation_shows_and_goes_into_the_calendar(mailbox: Mailbox
             db.dispose()
 
     asyncio.run(scenario())
+
+
+def test_attachments_saved_opened_on_request_and_kept_on_the_record(
+    mailbox: Mailbox, tmp_path: Any, monkeypatch: Any
+) -> None:
+    import base64
+
+    from textual.widgets import Input
+
+    from crm_tui.core.services import attachments
+    from crm_tui.core.types import RecordRef, RecordType
+    from crm_tui.screens.attachments import AttachmentsScreen
+    from crm_tui.screens.dialogs import PromptDialog
+
+    ids = customer_mailbox(mailbox)
+    pdf = b"%PDF-1.4 offer " + bytes(range(256)) * 20
+    mailbox.append(
+        "INBOX",
+        (
+            "From: Karl Kunde <kunde@firma.example>\r\nSubject: Angebot mit PDF\r\nMessage-ID: <pdf@firma.example>\r\n"
+            'Date: Fri, 20 Nov 2026 11:00:00 +0100\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+            "Content-Type: text/plain\r\n\r\nanbei\r\n--b\r\nContent-Type: application/pdf\r\n"
+            'Content-Disposition: attachment; filename="../../Angebot\x1b[31m.pdf"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+            + base64.encodebytes(pdf).decode().replace("\n", "\r\n")
+            + "--b--\r\n"
+        ).encode(),
+    )
+    assert mailbox.cli("sync") == 0
+    opened = tmp_path / "opened"
+    opener = tmp_path / "opener.sh"
+    opener.write_text(f'#!/bin/sh\ncp "$1" {opened}\n')
+    opener.chmod(0o755)
+    monkeypatch.setenv("CRM_TUI_OPENER", str(opener))
+    folder = tmp_path / "saved"
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 5, pilot)
+            table.move_cursor(row=subject_row(table, "Angebot mit PDF"))
+            await pilot.press("v")
+            await wait_for(lambda: isinstance(app.screen, AttachmentsScreen), pilot)
+            listing = str(app.screen.query_one("#attachment-list").render())
+            assert "\x1b" not in listing
+            await pilot.press("s")
+            await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+            app.screen.query_one(Input).value = str(folder)
+            await pilot.press("enter")
+            await wait_for(
+                lambda: isinstance(app.screen, AttachmentsScreen) and list(folder.glob("*")), pilot
+            )
+            saved = list(folder.iterdir())
+            assert [p.read_bytes() for p in saved] == [pdf]
+            assert saved[0].name == "Angebot␛[31m.pdf", (
+                "no folders from the name, controls shown as placeholders"
+            )
+            await pilot.press("o")
+            await wait_for(lambda: opened.exists(), pilot)
+            assert opened.read_bytes() == pdf
+            await pilot.press("r")  # filed on the contact and its organization by address: pick the contact
+            await wait_for(lambda: app.screen.__class__.__name__ == "ChoiceDialog", pilot)
+            await pilot.press("enter")
+            db = mailbox.database()
+
+            def kept() -> list[Any]:
+                with db.read() as session:
+                    return [
+                        d.filename
+                        for ref_type in (RecordType.CONTACT, RecordType.ORGANIZATION)
+                        for d in attachments.documents_on(
+                            session,
+                            RecordRef(ref_type, ids["contact" if ref_type is RecordType.CONTACT else "org"]),
+                        )
+                    ]
+
+            await wait_for(lambda: kept() == ["Angebot␛[31m.pdf"], pilot)
+            db.dispose()
+
+    asyncio.run(scenario())
