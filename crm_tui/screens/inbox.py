@@ -66,12 +66,17 @@ def query_problem(query: str) -> str | None:
 
 
 def _message_rows(screen, zone, session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
+    from crm_tui.core.services import triage
     from crm_tui.core.services.mail_store import list_messages
 
     rows = []
     tagged = set(screen.tagged)
-    where = _condition(zone, session, query, screen.scope, screen.app.context.clock.now())
-    for message in list_messages(session, limit=limit, offset=offset, where=where):
+    scope = _condition(zone, session, query, screen.scope, screen.app.context.clock.now())
+    where = triage.newest_of_threads(scope) if screen.collapsed else scope
+    page = list_messages(session, limit=limit, offset=offset, where=where)
+    threads = triage.thread_members(session, [m.id for m in page], scope) if screen.collapsed else {}
+    screen.threads.update(threads)
+    for message in page:
         sent = message.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
         flags = (
             ("*" if message.id in tagged else " ")
@@ -84,21 +89,22 @@ def _message_rows(screen, zone, session, query: str, offset: int, limit: int) ->
             if message.is_outgoing
             else (message.from_name or message.from_address)
         )
-        rows.append(
-            Row(
-                str(message.id),
-                (flags, sent, who, message.subject or "(no subject)"),
-                "" if message.is_read else "bold",
-            )
-        )
+        subject = message.subject or "(no subject)"
+        size = len(threads.get(message.id, ()))
+        if size > 1:
+            subject = f"({size}) {subject}"
+        rows.append(Row(str(message.id), (flags, sent, who, subject), "" if message.is_read else "bold"))
     return rows
 
 
 def _message_count(screen, zone, session, query: str) -> int:  # type: ignore[no-untyped-def]
+    from crm_tui.core.services import triage
     from crm_tui.core.services.mail_store import count_messages
     from crm_tui.widgets.paged_table import COUNT_CAP
 
     where = _condition(zone, session, query, screen.scope, screen.app.context.clock.now())
+    if screen.collapsed:
+        where = triage.newest_of_threads(where)
     return count_messages(session, where=where, cap=COUNT_CAP)
 
 
@@ -173,6 +179,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         Binding("n", "comment", "Comment", show=False, id="inbox.comment"),
         Binding("Y", "accept_invitation", "Accept invitation", show=False, id="inbox.accept_invitation"),
         Binding("v", "attachments", "Attachments", show=False, id="inbox.attachments"),
+        Binding("V", "toggle_threads", "Collapse/expand threads", show=False, id="inbox.threads"),
     ]
 
     def __init__(self) -> None:
@@ -183,6 +190,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.undo_stack: list[TakeBack] = []
         self.folders: list[tuple[int, str, str, str | None]] = []
         self.said = ""
+        self.collapsed = False  # threads shown as their newest message (V); actions then take whole threads
+        self.threads: dict[int, list[int]] = {}  # newest message -> its thread's messages in the list's scope
 
     def compose(self) -> ComposeResult:
         yield Input(
@@ -370,12 +379,23 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.app.update_status(f"next action applies to {len(self.tagged)} tagged messages")  # type: ignore[attr-defined]
 
     def targets(self) -> list[int]:
-        """The messages the next action works on: every tagged one after ";", else the highlighted one."""
+        """The messages the next action works on: every tagged one after ";", else the highlighted one; with
+        threads collapsed, a row stands for its whole thread (as in mutt)."""
         if self.on_tagged:
             self.on_tagged = False
-            return sorted(self.tagged)
-        message_id = self.current()
-        return [message_id] if message_id is not None else []
+            chosen = sorted(self.tagged)
+        else:
+            message_id = self.current()
+            chosen = [message_id] if message_id is not None else []
+        if self.collapsed:
+            chosen = sorted({member for i in chosen for member in self.threads.get(i, [i])})
+        return chosen
+
+    def action_toggle_threads(self) -> None:
+        self.collapsed = not self.collapsed
+        self.threads.clear()
+        self.say("threads collapsed: a row is a conversation" if self.collapsed else "threads expanded")
+        self.query_one(PagedTable).reload()
 
     def _done(self, step: TakeBack | None, *, untag: bool = False) -> None:
         if step is not None:

@@ -354,3 +354,34 @@ def test_attachments_saved_opened_on_request_and_kept_on_the_record(
             db.dispose()
 
     asyncio.run(scenario())
+
+
+def test_threads_collapse_to_one_row_and_an_action_takes_the_whole_thread(mailbox: Mailbox) -> None:
+    customer_mailbox(mailbox)
+    for n, subject in enumerate(("Dachziegel", "Re: Dachziegel", "AW: Re: Dachziegel"), start=10):
+        raw = message(n, mid=f"<d{n}@firma.example>", subject=subject).replace(
+            f"{subject} {n}".encode(), subject.encode()
+        )
+        mailbox.append("INBOX", raw)
+    assert mailbox.cli("sync") == 0
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 7, pilot)
+            await pilot.press("V")
+            await wait_for(lambda: table.row_count == 5, pilot)
+            subjects = [row.cells[3] for row in table.loaded_rows]
+            thread = next(s for s in subjects if "Dachziegel" in s)
+            assert thread.startswith("(3) "), subjects
+            table.move_cursor(row=subjects.index(thread))
+            await pilot.press("a")
+            await wait_for(lambda: "3 messages archived" in status(app), pilot)
+            await wait_for(lambda: table.row_count == 5, pilot)  # archived mail stays in "All mail"
+            await pilot.press("V")
+            await wait_for(lambda: table.row_count == 7, pilot)
+
+    asyncio.run(scenario())
+    assert mailbox.cli("sync") == 0
+    assert len(server_subjects(mailbox, "Archive")) == 3

@@ -169,3 +169,47 @@ def folders(session: Session) -> list[tuple[int, str, str, str | None]]:
         .order_by(m.MailAccount.name, m.MailFolder.role != "inbox", m.MailFolder.name)
     ).all()
     return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def _thread_key():  # type: ignore[no-untyped-def]
+    """A message's thread: its subject without reply prefixes (``subject_key``); no subject, its own."""
+    from sqlalchemy import String, case, cast, literal
+
+    return case(
+        (m.MailMessage.subject_key != "", m.MailMessage.subject_key),
+        else_=literal("#") + cast(m.MailMessage.id, String),
+    )
+
+
+def newest_of_threads(condition):  # type: ignore[no-untyped-def]
+    """A condition: the message is the newest of its thread among the messages matching ``condition``."""
+    from sqlalchemy import func, true
+
+    newest = (
+        select(func.max(m.MailMessage.id))
+        .where(condition if condition is not None else true())
+        .group_by(_thread_key())
+        .correlate_except(m.MailMessage)
+    )
+    return m.MailMessage.id.in_(newest)  # type: ignore[union-attr]
+
+
+def thread_members(session: Session, message_ids: list[int], condition) -> dict[int, list[int]]:  # type: ignore[no-untyped-def]
+    """For each message, the ids of its thread's messages that match ``condition`` (the list's scope)."""
+    from sqlalchemy import true
+
+    if not message_ids:
+        return {}
+    keys = dict(
+        session.execute(
+            select(m.MailMessage.id, _thread_key()).where(m.MailMessage.id.in_(message_ids))
+        ).all()
+    )  # type: ignore[union-attr]
+    members: dict[str, list[int]] = {}
+    for message_id, key in session.execute(
+        select(m.MailMessage.id, _thread_key()).where(
+            _thread_key().in_(set(keys.values())), condition if condition is not None else true()
+        )
+    ):
+        members.setdefault(key, []).append(message_id)
+    return {message_id: sorted(members.get(key, [message_id])) for message_id, key in keys.items()}
