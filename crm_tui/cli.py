@@ -239,6 +239,20 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
     sub.add_argument("id", type=_positive_int, metavar="ID")
     sub.set_defaults(handler="crm_tui.mail_commands:mail_raw")
 
+    box = commands.add_parser("outbox", help="mail on its way out").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    sub = box.add_parser("list", help="the outbox: queued, sending, sent, failed and uncertain mail")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.set_defaults(handler="crm_tui.mail_commands:outbox_list")
+    sub = box.add_parser("flush", help="deliver what is due now (exit 1 if something could not go out)")
+    sub.add_argument("--account", metavar="NAME", help="only this account (default: all)")
+    sub.set_defaults(handler="crm_tui.mail_commands:outbox_flush")
+    sub = box.add_parser("decide", help="for an uncertain or failed item: resend, count as sent, or drop")
+    sub.add_argument("id", type=_positive_int, metavar="ID")
+    sub.add_argument("decision", choices=["resend", "sent", "drop"])
+    sub.set_defaults(handler="crm_tui.mail_commands:outbox_decide")
+
     sub = commands.add_parser(
         "search",
         help='search mail: words, "phrases", from: to: subject: has:attachment is:unread before: after: '

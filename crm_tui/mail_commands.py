@@ -365,3 +365,46 @@ def mail_unlink(context: AppContext, args: argparse.Namespace) -> int:
         had = mail_linking.unlink(session, args.id, ref, now=context.clock.now())
     print(f"message {args.id} taken off {ref}" + ("" if had else " (it was not filed there; it will not be)"))
     return 0
+
+
+def outbox_list(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.core.services import outbox
+
+    with context.database().read() as session:
+        rows = outbox.rows(session)
+    if args.json:
+        print_json([row.as_json() for row in rows], context.zone)
+        return 0
+    if not rows:
+        print("the outbox is empty")
+        return 0
+    for row in rows:
+        when = (row.sent_at or row.created_at).astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
+        to = ", ".join(row.recipients[:3]) + (" …" if len(row.recipients) > 3 else "")
+        to_text, subject = terminal_safe(to, max_length=40), terminal_safe(row.subject, max_length=60)
+        print(f"{row.id:>5}  {row.state:<9} {when}  {to_text:<40}  {subject}")
+        if row.last_error and row.state != "sent":
+            print(f"       {terminal_safe(row.last_error, max_length=150)}")
+    return 0
+
+
+def outbox_flush(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.mail.outbox import flush
+
+    if context.demo:
+        print("demo mode: nothing is delivered; the outbox holds")
+        return 0
+    report = flush(context.database(), clock=context.clock, account_name=args.account)
+    print(report.summary())
+    return 1 if report.failed or report.uncertain or report.retry or report.problems else 0
+
+
+def outbox_decide(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import outbox
+
+    with context.database().write() as session:
+        outbox.decide(session, args.id, args.decision, now=context.clock.now())
+    said = {"resend": "queued again", "sent": "counted as sent", "drop": "taken out of the outbox"}
+    print(f"outbox item {args.id}: {said[args.decision]}")
+    return 0

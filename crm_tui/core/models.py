@@ -487,6 +487,31 @@ class MailAccount(SQLModel, table=True):
     created_at: datetime = _utc()
 
 
+class OutboxItem(SQLModel, table=True):
+    """A message on its way out. States: queued (waiting, also offline), sending (marked before the SMTP DATA:
+    found so after a crash it is checked against the Sent folder), sent, failed (with the server's reason),
+    uncertain (a crash mid-send and not found in Sent: the user decides). ``raw`` is the message exactly as
+    it goes out; ``reply_to_id`` is the stored mail it answers."""
+
+    __tablename__ = "outbox_item"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("mail_account.id", nullable=False, ondelete="CASCADE")
+    message_id_header: str = Field(index=True)
+    from_address: str
+    recipients: str = Field(sa_type=Text)  # envelope recipients, one per line (To, Cc and Bcc)
+    subject: str = ""
+    raw: bytes = Field(sa_type=LargeBinary)
+    state: str = Field(default="queued", index=True)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _utc(nullable=True)
+    last_error: str | None = None
+    reply_to_id: int | None = _fk("mail_message.id", ondelete="SET NULL")
+    record_type: str | None = None  # the record it was written from (an email activity is made on it)
+    record_id: int | None = None
+    created_at: datetime = _utc()
+    sent_at: datetime | None = _utc(nullable=True)
+
+
 class MailFolder(SQLModel, table=True):
     __tablename__ = "mail_folder"
     __table_args__ = (UniqueConstraint("account_id", "name"),)

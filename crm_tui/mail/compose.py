@@ -1,0 +1,173 @@
+"""Outgoing mail: drafts for a new mail, a reply (to the sender or to all), a forward, and the message built
+from what the user sees.
+
+Headers are built only from the draft's fields; a CR or LF in any of them (say, a subject copied from an
+incoming mail) is flattened to a space, so no text can add a header. The body stays plain text: one
+text/plain part (UTF-8), attachments beside it; no HTML is made from it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import mimetypes
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from crm_tui.core.errors import ValidationError
+from crm_tui.core.mail_identity import subject_key
+
+QUOTE_LINES = 2000
+
+
+@dataclass
+class Draft:
+    from_name: str
+    from_address: str
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    bcc: list[str] = field(default_factory=list)
+    subject: str = ""
+    body: str = ""
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)  # (name, type, bytes)
+
+
+def one_line(text: str) -> str:
+    return " ".join((text or "").replace("\r", " ").replace("\n", " ").split())
+
+
+def addresses(text: str) -> list[str]:
+    """Typed recipients ("Anna Berg <anna@x.de>, b@y.de") as clean "Name <address>" strings; a wrong one is
+    a ValidationError naming it."""
+    found = []
+    for name, address in email.utils.getaddresses([one_line(text)]):
+        address = address.strip()
+        if not address:
+            continue
+        local, at, domain = address.rpartition("@")
+        if not at or not local or "." not in domain or any(c in address for c in " <>,;\"'"):
+            raise ValidationError.single("to", f"{address!r} is not an e-mail address")
+        found.append(email.utils.formataddr((one_line(name), address)) if name else address)
+    return found
+
+
+def build(draft: Draft, *, now: datetime) -> tuple[bytes, str, list[str]]:
+    """The message as it goes out: (bytes, its Message-ID, envelope recipients). Bcc is in the envelope only."""
+    to, cc, bcc = draft.to, draft.cc, draft.bcc
+    if not to and not cc and not bcc:
+        raise ValidationError.single("to", "who is it for? add a recipient")
+    message = EmailMessage(policy=SMTP)
+    domain = draft.from_address.rpartition("@")[2] or "crm-tui.invalid"
+    message_id = email.utils.make_msgid(domain=domain)
+    message["From"] = email.utils.formataddr((one_line(draft.from_name), one_line(draft.from_address)))
+    if to:
+        message["To"] = ", ".join(one_line(a) for a in to)
+    if cc:
+        message["Cc"] = ", ".join(one_line(a) for a in cc)
+    message["Subject"] = one_line(draft.subject)
+    message["Date"] = email.utils.format_datetime(now)
+    message["Message-ID"] = message_id
+    if draft.in_reply_to:
+        message["In-Reply-To"] = one_line(draft.in_reply_to)
+    if draft.references:
+        message["References"] = " ".join(one_line(r) for r in draft.references[-20:])
+    message["User-Agent"] = "crm-tui"
+    body = draft.body.replace("\r\n", "\n")
+    message.set_content(body if body.endswith("\n") else body + "\n", subtype="plain", charset="utf-8")
+    for name, content_type, payload in draft.attachments:
+        maintype, _, subtype = (content_type or "application/octet-stream").partition("/")
+        if not subtype:
+            guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            maintype, _, subtype = guessed.partition("/")
+        message.add_attachment(
+            payload, maintype=maintype, subtype=subtype, filename=one_line(name) or "attachment"
+        )
+    envelope = [email.utils.parseaddr(a)[1] for a in [*to, *cc, *bcc]]
+    return message.as_bytes(), message_id, list(dict.fromkeys(envelope))
+
+
+@dataclass
+class Original:
+    """What a reply or forward needs of the stored mail (plain values, read in the caller's session)."""
+
+    from_name: str
+    from_address: str
+    reply_to: list[str]
+    to: list[str]
+    cc: list[str]
+    subject: str
+    sent_at: datetime | None
+    message_id: str | None
+    references: list[str]
+    body: str
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+
+def _prefixed(prefix: str, subject: str) -> str:
+    subject = one_line(subject)
+    if subject_key(subject) != subject.lower() and subject.lower().startswith(prefix.lower()):
+        return subject
+    return f"{prefix} {subject}".strip()
+
+
+def _quoted(original: Original, zone: object) -> str:
+    when = original.sent_at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if original.sent_at else ""  # type: ignore[arg-type]
+    who = one_line(original.from_name) or original.from_address
+    lines = original.body.replace("\r\n", "\n").split("\n")[:QUOTE_LINES]
+    return f"\n\n{('On ' + when + ', ') if when else ''}{who} wrote:\n" + "\n".join(
+        "> " + line if line else ">" for line in lines
+    )
+
+
+def reply(
+    original: Original, *, from_name: str, from_address: str, mine: set[str], everyone: bool, zone: object
+) -> Draft:
+    """A reply: to the sender (Reply-To if set), or with ``everyone`` also to the other recipients; quoted;
+    threaded by In-Reply-To and References."""
+    to = original.reply_to or [email.utils.formataddr((original.from_name, original.from_address))]
+    cc: list[str] = []
+    if everyone:
+        seen = {email.utils.parseaddr(a)[1].lower() for a in to} | {a.lower() for a in mine}
+        for address in [*original.to, *original.cc]:
+            plain = email.utils.parseaddr(address)[1].lower()
+            if plain and plain not in seen:
+                seen.add(plain)
+                cc.append(address)
+    references = (
+        [*original.references, original.message_id] if original.message_id else list(original.references)
+    )
+    return Draft(
+        from_name=from_name,
+        from_address=from_address,
+        to=to,
+        cc=cc,
+        subject=_prefixed("Re:", original.subject),
+        body=_quoted(original, zone),
+        in_reply_to=original.message_id,
+        references=[r for r in references if r],
+    )
+
+
+def forward(original: Original, *, from_name: str, from_address: str, zone: object) -> Draft:
+    """A forward: the original's headers and text inline, its attachments attached."""
+    when = original.sent_at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if original.sent_at else ""  # type: ignore[arg-type]
+    header = [
+        "",
+        "",
+        "-------- Forwarded message --------",
+        f"From: {email.utils.formataddr((one_line(original.from_name), original.from_address))}",
+        f"Date: {when}",
+        f"Subject: {one_line(original.subject)}",
+    ]
+    if original.to:
+        header.append(f"To: {', '.join(original.to)}")
+    return Draft(
+        from_name=from_name,
+        from_address=from_address,
+        subject=_prefixed("Fwd:", original.subject),
+        body="\n".join(header) + "\n\n" + original.body.replace("\r\n", "\n"),
+        attachments=list(original.attachments),
+    )

@@ -1,0 +1,186 @@
+"""The outbox against a real SMTP server (aiosmtpd on 127.0.0.1) and the test Dovecot: delivered once, the
+plain text byte for byte, a copy in Sent; refusals for a while and for good; a connection dropped before DATA;
+the sending process killed with SIGKILL after it marked the item sending (before DATA: uncertain, never sent
+twice) and after the server took the mail (found in Sent: sent)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from crm_tui.cli import main
+from crm_tui.core.services import mail_accounts, outbox
+from crm_tui.mail import compose
+from tests.conftest import NOW
+from tests.mail.conftest import Mailbox
+from tests.mail.smtp import SmtpServer
+from tests.mail.test_triage import server_subjects
+
+BODY = "Guten Tag Frau Roth,\n\nanbei <unser> Angebot & die Preise:\n  1. Dach   12.500 EUR\n\nViele Grüße\nAnna\n"
+
+
+@pytest.fixture
+def smtp(mailbox: Mailbox) -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    code = mailbox.cli(
+        "account", "edit", "work", "--smtp-host", "127.0.0.1", "--smtp-port", str(server.port), "--smtp-security", "none"
+    )  # fmt: skip
+    assert code == 0
+    yield server
+    server.stop()
+
+
+def queue_mail(
+    box: Mailbox, *, to: str = "Jana Roth <jana.roth@neu-solar.example>", subject: str = "Angebot"
+) -> tuple[int, bytes]:
+    raw, message_id, recipients = compose.build(
+        compose.Draft("Anna Berg", "anna@crm.example", to=compose.addresses(to), subject=subject, body=BODY),
+        now=NOW,
+    )
+    db = box.database()
+    with db.write() as session:
+        account = mail_accounts.get_account(session, "work")
+        item = outbox.queue(
+            session,
+            account_id=account.id,
+            message_id=message_id,
+            from_address="anna@crm.example",
+            recipients=recipients,
+            subject=subject,
+            raw=raw,
+            now=NOW,
+        )
+        item_id = item.id
+    db.dispose()
+    return item_id, raw  # type: ignore[return-value]
+
+
+def flush_at(box: Mailbox, minutes: int = 0) -> int:
+    return main(
+        ["--home", str(box.home), "--now", (NOW + timedelta(minutes=minutes)).isoformat(), "outbox", "flush"]
+    )
+
+
+def states(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[int, tuple[str, str | None]]:
+    capsys.readouterr()
+    assert box.cli("outbox", "list", "--json") == 0
+    return {item["id"]: (item["state"], item["error"]) for item in json.loads(capsys.readouterr().out)}
+
+
+def test_a_mail_goes_out_once_as_plain_text_and_lands_in_sent(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item_id, raw = queue_mail(mailbox)
+    assert states(mailbox, capsys)[item_id][0] == "queued"
+    assert flush_at(mailbox) == 0
+    assert "1 sent" in capsys.readouterr().out
+    assert len(smtp.received) == 1
+    sender, recipients, delivered = smtp.received[0]
+    assert (sender, recipients) == ("anna@crm.example", ["jana.roth@neu-solar.example"])
+    assert delivered.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n"), "the bytes as built"
+    message = email.message_from_bytes(delivered, policy=email.policy.default)
+    assert message.get_content_type() == "text/plain"
+    assert message.get_content().replace("\r\n", "\n") == BODY, (
+        "plain text stays plain: no <br>, nothing escaped"
+    )
+    assert server_subjects(mailbox, "Sent") == {"Angebot"}
+    assert states(mailbox, capsys)[item_id] == ("sent", None)
+    assert flush_at(mailbox, 5) == 0 and len(smtp.received) == 1, "nothing goes out twice"
+
+
+def test_refused_for_a_while_then_sent_and_refused_for_good_is_failed(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    later, _ = queue_mail(mailbox, subject="Später")
+    smtp.behaviour.refuse_rcpt = ["451 4.7.1 greylisted, try again later"]
+    assert flush_at(mailbox) == 1
+    state, error = states(mailbox, capsys)[later]
+    assert state == "queued" and "451" in (error or "") and "greylisted" in (error or "")
+    assert flush_at(mailbox, 0) == 0 and not smtp.received, "not before its retry time"
+    assert flush_at(mailbox, 2) == 0
+    assert len(smtp.received) == 1 and states(mailbox, capsys)[later][0] == "sent"
+    never, _ = queue_mail(mailbox, to="nobody@neu-solar.example", subject="Nie")
+    smtp.behaviour.refuse_rcpt = ["550 5.1.1 no such user"]
+    assert flush_at(mailbox, 3) == 1
+    state, error = states(mailbox, capsys)[never]
+    assert state == "failed" and "550 5.1.1 no such user" in (error or "")
+    assert flush_at(mailbox, 100) == 0 and len(smtp.received) == 1, "a failed mail stays failed"
+
+
+def test_a_connection_dropped_before_data_keeps_the_mail_queued(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item_id, _ = queue_mail(mailbox)
+    smtp.behaviour.drop_at_rcpt = 1
+    assert flush_at(mailbox) == 1
+    assert states(mailbox, capsys)[item_id][0] == "queued" and not smtp.received
+    assert flush_at(mailbox, 2) == 0
+    assert len(smtp.received) == 1 and states(mailbox, capsys)[item_id][0] == "sent"
+
+
+def flush_in_a_process(box: Mailbox) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "crm_tui",
+            "--home",
+            str(box.home),
+            "--now",
+            NOW.isoformat(),
+            "outbox",
+            "flush",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_killed_after_marking_sending_before_data_is_uncertain_and_never_sent_twice(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item_id, _ = queue_mail(mailbox)
+    process = flush_in_a_process(mailbox)
+    smtp.behaviour.kill_pid, smtp.behaviour.kill_at = process.pid, "rcpt"
+    assert process.wait(timeout=60) == -9
+    assert states(mailbox, capsys)[item_id][0] == "sending", "marked before DATA, then killed"
+    assert flush_at(mailbox, 1) == 1
+    state, error = states(mailbox, capsys)[item_id]
+    assert state == "uncertain" and "not in Sent" in (error or "")
+    assert not smtp.received, "an uncertain mail is not sent again by itself"
+    assert flush_at(mailbox, 10) == 0 and not smtp.received
+    capsys.readouterr()
+    assert mailbox.cli("outbox", "decide", str(item_id), "resend") == 0
+    assert flush_at(mailbox, 11) == 0
+    assert len(smtp.received) == 1 and states(mailbox, capsys)[item_id][0] == "sent"
+
+
+def test_killed_after_the_server_took_it_is_found_in_sent(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item_id, _ = queue_mail(mailbox)
+
+    def provider_files_it(raw: bytes) -> None:
+        client = mailbox.imap()
+        client.append("Sent", raw, flags=[b"\\Seen"])
+        client.logout()
+
+    process = flush_in_a_process(mailbox)
+    smtp.behaviour.kill_pid, smtp.behaviour.kill_at, smtp.behaviour.file_in = (
+        process.pid,
+        "data",
+        provider_files_it,
+    )
+    assert process.wait(timeout=60) == -9
+    assert states(mailbox, capsys)[item_id][0] == "sending"
+    assert flush_at(mailbox, 1) == 0
+    assert "1 found in Sent" in capsys.readouterr().out
+    assert states(mailbox, capsys)[item_id][0] == "sent"
+    assert len(smtp.received) == 1, "delivered exactly once"
