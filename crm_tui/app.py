@@ -40,6 +40,7 @@ MODE_TITLES = {
     "calendar": "Calendar",
     "settings": "Settings",
 }
+OUTBOX_SECONDS = 60  # queued mail is tried this often (and at once when it is queued)
 REMINDER_INTERVAL = 30.0
 BUSY_MARK_DELAY = 0.3  # seconds a worker runs before the status bar says "working"
 GC_INTERVAL = 0.5  # seconds between the app's own garbage collections (young generation while typing)
@@ -105,6 +106,27 @@ class CrmApp(App[None]):
         if self.sync_mail:
             self.set_timer(1.0, self.mail_sync.tick)
             self.set_interval(TICK_SECONDS, self.mail_sync.tick)
+            self.set_interval(OUTBOX_SECONDS, self.flush_outbox)
+
+    # --- the outbox ---
+
+    def flush_outbox(self) -> None:
+        """Deliver what is due in the outbox, in a worker (never in demo mode: there the outbox holds)."""
+        if self.context.demo:
+            return
+        self.run_worker(self._flush_outbox, thread=True, exclusive=True, group="outbox", exit_on_error=False)
+
+    def _flush_outbox(self) -> None:
+        from crm_tui.core.services import outbox
+        from crm_tui.mail.outbox import flush
+
+        database = self.context.database()
+        with database.read() as session:
+            waiting = outbox.due(session, now=self.context.clock.now()) or outbox.cut_off(session)
+        if not waiting:
+            return
+        report = flush(database, clock=self.context.clock)
+        self.call_from_thread(self.update_status, f"outbox: {report.summary()}")
 
     # --- background mail sync ---
 

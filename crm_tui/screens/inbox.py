@@ -180,6 +180,10 @@ class InboxScreen(SearchesItsList, CrmScreen):
         Binding("Y", "accept_invitation", "Accept invitation", show=False, id="inbox.accept_invitation"),
         Binding("v", "attachments", "Attachments", show=False, id="inbox.attachments"),
         Binding("V", "toggle_threads", "Collapse/expand threads", show=False, id="inbox.threads"),
+        Binding("r", "write('reply')", "Reply", id="inbox.reply"),
+        Binding("g", "write('reply_all')", "Reply all", show=False, id="inbox.reply_all"),
+        Binding("f", "write('forward')", "Forward", show=False, id="inbox.forward"),
+        Binding("m", "write('new')", "Compose", id="inbox.compose"),
     ]
 
     def __init__(self) -> None:
@@ -672,6 +676,55 @@ class InboxScreen(SearchesItsList, CrmScreen):
             return
         self.app.push_screen(AttachmentsScreen(message_id, files, context))
 
+    def action_write(self, kind: str) -> None:
+        """m: a new mail; r: reply to the sender; g: reply to all; f: forward (attachments included)."""
+        from crm_tui.core.services import mail_accounts
+        from crm_tui.mail import compose
+        from crm_tui.screens.compose import ComposeScreen
+
+        context = self.app.context  # type: ignore[attr-defined]
+        message_id = self.current() if kind != "new" else None
+        if kind != "new" and message_id is None:
+            return
+        with context.database().read() as session:
+            identities = mail_accounts.identities(session)
+            mine = mail_accounts.my_addresses(session)
+            identity = mail_accounts.identity_for(session, message_id) if message_id else None
+            original = (
+                original_of(session, message_id, with_attachments=kind == "forward") if message_id else None
+            )
+        if not identities:
+            self.say("add a mail account first (Settings, or crm-tui account add)")
+            return
+        identity = identity or identities[0]
+        if original is None:
+            draft = compose.Draft(identity.name, identity.address)
+            title = "New mail"
+        elif kind == "forward":
+            draft = compose.forward(
+                original, from_name=identity.name, from_address=identity.address, zone=context.zone
+            )
+            title = "Forward"
+        else:
+            draft = compose.reply(
+                original,
+                from_name=identity.name,
+                from_address=identity.address,
+                mine=mine,
+                everyone=kind == "reply_all",
+                zone=context.zone,
+            )
+            title = "Reply to all" if kind == "reply_all" else "Reply"
+        self.app.push_screen(
+            ComposeScreen(
+                draft,
+                identities=identities,
+                identity_key=identity.key,
+                title=title,
+                reply_to_id=message_id if kind in ("reply", "reply_all") else None,
+            )
+        )
+
     def action_comment(self) -> None:
         from crm_tui.core.services import attachments, mail_store
         from crm_tui.core.types import RecordRef, RecordType
@@ -710,6 +763,52 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 self._done(TakeBack(f"comment added to {target}", take_back))
 
         self.app.push_screen(PromptDialog(f"Comment on {target}", multiline=True), written)
+
+
+def original_of(session: Any, message_id: int, *, with_attachments: bool = False) -> Any:
+    """What a reply or forward takes from a stored mail (``mail.compose.Original``)."""
+    import email
+    import email.policy
+    import email.utils
+
+    from crm_tui.core import models as m
+    from crm_tui.core.mail_identity import split_raw
+    from crm_tui.mail.compose import Original
+
+    row = session.get(m.MailMessage, message_id)
+    if row is None:
+        return None
+    raw = bytes(row.raw or b"")
+    header = (
+        email.message_from_bytes(split_raw(raw)[0] + b"\r\n\r\n", policy=email.policy.compat32)
+        if raw
+        else None
+    )
+    reply_to = []
+    if header is not None and header.get("Reply-To"):
+        reply_to = [
+            email.utils.formataddr((n, a))
+            for n, a in email.utils.getaddresses([str(header.get("Reply-To"))])
+            if a and "@" in a
+        ]
+    attachments = []
+    if with_attachments and raw:
+        from crm_tui.mail.parse import attachment_payloads
+
+        attachments = attachment_payloads(raw)
+    return Original(
+        from_name=row.from_name,
+        from_address=row.from_address,
+        reply_to=reply_to,
+        to=[line for line in row.to_addresses.splitlines() if line],
+        cc=[line for line in row.cc_addresses.splitlines() if line],
+        subject=row.subject,
+        sent_at=row.sent_at,
+        message_id=row.message_id_header,
+        references=[r for r in (row.references or "").splitlines() if r],
+        body=row.body_text,
+        attachments=attachments,
+    )
 
 
 def invitation_of(row: Any, zone: Any) -> Any:

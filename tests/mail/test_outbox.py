@@ -184,3 +184,87 @@ def test_killed_after_the_server_took_it_is_found_in_sent(
     assert "1 found in Sent" in capsys.readouterr().out
     assert states(mailbox, capsys)[item_id][0] == "sent"
     assert len(smtp.received) == 1, "delivered exactly once"
+
+
+def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from textual.widgets import Input, TextArea
+
+    from crm_tui.app import CrmApp
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.widgets.paged_table import PagedTable
+    from tests.ui.helpers import make_context, wait_for
+    from tests.utils import factories
+
+    original = (
+        b"From: Jana Roth <jana.roth@neu-solar.example>\r\nTo: Anna Berg <anna@crm.example>, "
+        b"Bernd Bau <bernd@bau.example>\r\nCc: Carla <carla@neu-solar.example>\r\nSubject: Anfrage Dach\r\n"
+        b"Message-ID: <orig@neu-solar.example>\r\nReferences: <first@neu-solar.example>\r\n"
+        b'Date: Fri, 20 Nov 2026 10:00:00 +0100\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nWas kostet ein Dach?\r\n--b\r\nContent-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="plan.pdf"\r\n\r\n%PDF-plan\r\n--b--\r\n'
+    )
+    mailbox.append("INBOX", original)
+    assert mailbox.cli("sync") == 0
+    db = mailbox.database()
+    with db.write() as session:
+        factories.contact(session, NOW, "Lang", first_name="Lisa", emails=["lisa.lang@kunde.example"])
+    db.dispose()
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 1, pilot)
+            inbox = app.screen
+            # r: to the sender, quoted, threaded; typed at the top; ctrl+s, y.
+            await pilot.press("r")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            screen = app.screen
+            assert screen.query_one("#c-to", Input).value == "Jana Roth <jana.roth@neu-solar.example>"
+            assert screen.query_one("#c-subject", Input).value == "Re: Anfrage Dach"
+            assert "> Was kostet ein Dach?" in screen.query_one("#c-body", TextArea).text
+            await pilot.press(*"Gerne, 12.500 EUR.")
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
+            await wait_for(lambda: app.screen is inbox, pilot)
+            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+            # g: everyone but me; f: with the attachment; m: a new mail, the address completed from the CRM.
+            await pilot.press("g")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            cc = app.screen.query_one("#c-cc", Input).value
+            assert (
+                "bernd@bau.example" in cc and "carla@neu-solar.example" in cc and "anna@crm.example" not in cc
+            )
+            await pilot.press("escape")
+            await wait_for(lambda: app.screen is inbox, pilot)
+            await pilot.press("f")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            assert [name for name, _, _ in app.screen.attachments] == ["plan.pdf"]
+            assert app.screen.query_one("#c-subject", Input).value == "Fwd: Anfrage Dach"
+            await pilot.press("escape")
+            await wait_for(lambda: app.screen is inbox, pilot)
+            await pilot.press("m")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            await pilot.press(*"Lisa", "right")
+            to = app.screen.query_one("#c-to", Input)
+            await wait_for(lambda: to.value == "Lisa Lang <lisa.lang@kunde.example>", pilot)
+            app.screen.query_one("#c-subject", Input).value = "Termin"
+            app.screen.query_one("#c-body", TextArea).text = "Passt Montag?"
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
+            await wait_for(lambda: len(smtp.received) == 2, pilot, timeout=20)
+
+    asyncio.run(scenario())
+    reply = email.message_from_bytes(smtp.received[0][2], policy=email.policy.default)
+    assert reply["In-Reply-To"] == "<orig@neu-solar.example>"
+    assert reply["References"] == "<first@neu-solar.example> <orig@neu-solar.example>"
+    assert reply.get_content().startswith("Gerne, 12.500 EUR.")
+    assert smtp.received[1][1] == ["lisa.lang@kunde.example"]
+    assert server_subjects(mailbox, "Sent") == {"Re: Anfrage Dach", "Termin"}

@@ -212,3 +212,85 @@ def my_addresses(session: Session) -> set[str]:
             mine.add(account.username.lower())
     mine.update(e.lower() for e in session.scalars(select(m.User.email)) if e)
     return mine
+
+
+@dataclass
+class Identity:
+    """Who a mail can be sent as: an account, one of its addresses and the name shown."""
+
+    account_id: int
+    account: str
+    name: str
+    address: str
+
+    @property
+    def label(self) -> str:
+        return (
+            f"{self.name} <{self.address}> ({self.account})"
+            if self.name
+            else f"{self.address} ({self.account})"
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.account_id}:{self.address}"
+
+
+def identities(session: Session) -> list[Identity]:
+    """Every identity of every account: its own addresses, else its login when that is an address."""
+    found = []
+    for account in list_accounts(session):
+        user = session.get(m.User, account.user_id)
+        name = user.name if user is not None else ""
+        addresses = [a for a in account.addresses.splitlines() if a] or (
+            [account.username.lower()] if "@" in account.username else []
+        )
+        found.extend(Identity(account.id, account.name, name, address) for address in addresses)  # type: ignore[arg-type]
+    return found
+
+
+def identity_for(session: Session, message_id: int) -> Identity | None:
+    """The identity to answer a stored mail with: its account's, the address it was sent to if one of them."""
+    mail = session.get(m.MailMessage, message_id)
+    if mail is None:
+        return None
+    account_id = session.scalars(
+        select(m.MailFolder.account_id)
+        .join(m.MailLocation, m.MailLocation.folder_id == m.MailFolder.id)
+        .where(m.MailLocation.message_id == message_id)
+    ).first()
+    candidates = [i for i in identities(session) if account_id is None or i.account_id == account_id]
+    written_to = {line.lower() for line in (mail.to_addresses + "\n" + mail.cc_addresses).splitlines()}
+    for identity in candidates:
+        if any(identity.address.lower() in line for line in written_to):
+            return identity
+    return candidates[0] if candidates else None
+
+
+def recipient_suggestions(session: Session, typed: str, *, limit: int = 8) -> list[str]:
+    """Addresses of contacts and leads starting with (or whose names start with) what is typed."""
+    text = typed.strip().lower()
+    if len(text) < 2:
+        return []
+    pattern = f"{text}%"
+    found: list[str] = []
+    for address, first, last in session.execute(
+        select(m.ContactEmail.address, m.Contact.first_name, m.Contact.last_name)
+        .join(m.Contact, m.Contact.id == m.ContactEmail.contact_id)
+        .where(
+            m.ContactEmail.address.like(pattern)  # type: ignore[attr-defined]
+            | m.Contact.first_name.ilike(pattern)  # type: ignore[attr-defined]
+            | m.Contact.last_name.ilike(pattern)  # type: ignore[attr-defined]
+        )
+        .limit(limit)
+    ):
+        name = f"{first} {last}".strip()
+        found.append(f"{name} <{address}>" if name else address)
+    for address, person in session.execute(
+        select(m.LeadEmail.address, m.Lead.person_name)
+        .join(m.Lead, m.Lead.id == m.LeadEmail.lead_id)
+        .where(m.LeadEmail.address.like(pattern) | m.Lead.person_name.ilike(pattern))  # type: ignore[attr-defined,union-attr]
+        .limit(limit)
+    ):
+        found.append(f"{person} <{address}>" if person else address)
+    return list(dict.fromkeys(found))[:limit]

@@ -1,0 +1,250 @@
+"""Writing a mail: a new one (m), a reply (r), a reply to all (g), a forward (f). From is one of my identities;
+To/Cc/Bcc complete from the CRM's contacts and leads; ctrl+s shows who it goes to and queues it in the outbox
+(which delivers it, also later when offline); ctrl+o attaches a file; Esc discards (asking if anything was
+written)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.suggester import Suggester
+from textual.widgets import Footer, Input, Label, Select, Static, TextArea
+
+from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.mail.compose import Draft, addresses, build
+from crm_tui.screens.base import CrmScreen
+from crm_tui.widgets.status_bar import StatusBar
+
+MAX_ATTACHMENT_BYTES = 25 * 2**20
+
+
+class RecipientSuggester(Suggester):
+    """Completes the address being typed (after the last comma) from contacts and leads."""
+
+    def __init__(self, context: Any) -> None:
+        super().__init__(use_cache=False, case_sensitive=False)
+        self.crm = context
+
+    async def get_suggestion(self, value: str) -> str | None:
+        from crm_tui.core.services.mail_accounts import recipient_suggestions
+
+        head, comma, typed = value.rpartition(",")
+        typed_clean = typed.lstrip()
+        if len(typed_clean) < 2:
+            return None
+        with self.crm.database().read() as session:
+            for suggestion in recipient_suggestions(session, typed_clean):
+                if suggestion.lower().startswith(typed_clean.lower()):
+                    return value[: len(value) - len(typed_clean)] + suggestion
+        return None
+
+
+class ComposeScreen(CrmScreen):
+    BINDINGS = [
+        Binding("ctrl+s", "send", "Send", id="compose.send"),
+        Binding("ctrl+o", "attach", "Attach file", id="compose.attach"),
+        Binding("escape", "discard", "Discard", id="compose.discard"),
+    ]
+    AUTO_FOCUS = "#c-to"
+
+    def __init__(
+        self,
+        draft: Draft,
+        *,
+        identities: list[Any],
+        identity_key: str | None,
+        title: str,
+        reply_to_id: int | None = None,
+        record: tuple[str, int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.draft, self.identities, self.identity_key = draft, identities, identity_key
+        self.title_text, self.reply_to_id, self.record = title, reply_to_id, record
+        self.attachments = list(draft.attachments)
+        self.sent_item: int | None = None
+
+    def compose(self) -> ComposeResult:
+        context = self.app.context  # type: ignore[attr-defined]
+        d = self.draft
+        with Vertical(id="compose-form"):
+            yield Label(Text(self.title_text, style="bold"))
+            with Horizontal(classes="compose-row"):
+                yield Label("From", classes="compose-label")
+                yield Select(
+                    [(terminal_safe(i.label), i.key) for i in self.identities],
+                    value=self.identity_key or (self.identities[0].key if self.identities else Select.BLANK),
+                    allow_blank=not self.identities,
+                    id="c-from",
+                )
+            for name, label, value in (("to", "To", d.to), ("cc", "Cc", d.cc), ("bcc", "Bcc", d.bcc)):
+                with Horizontal(classes="compose-row"):
+                    yield Label(label, classes="compose-label")
+                    yield Input(
+                        ", ".join(value),
+                        id=f"c-{name}",
+                        suggester=RecipientSuggester(context),
+                        placeholder="name or address",
+                    )
+            with Horizontal(classes="compose-row"):
+                yield Label("Subject", classes="compose-label")
+                yield Input(d.subject, id="c-subject")
+            yield Static(id="c-attachments")
+            yield TextArea(d.body, id="c-body", soft_wrap=True)
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._show_attachments()
+        body = self.query_one("#c-body", TextArea)
+        body.move_cursor((0, 0))
+        if self.draft.to:  # a reply: write at the top, above the quote
+            self.set_focus(body)
+
+    def _show_attachments(self) -> None:
+        from crm_tui.screens.inbox import _size
+
+        text = Text()
+        if self.attachments:
+            text.append("Attachments: ", style="dim")
+            text.append(
+                ", ".join(
+                    f"{terminal_safe(name, max_length=50)} ({_size(str(len(data)))})"
+                    for name, _t, data in self.attachments
+                )
+            )
+        self.query_one("#c-attachments", Static).update(text)
+
+    def current(self) -> Draft:
+        identity = next(
+            (i for i in self.identities if i.key == self.query_one("#c-from", Select).value), None
+        )
+        if identity is None:
+            raise ValidationError.single("from", "no mail account to send from: add one in Settings")
+        return Draft(
+            from_name=identity.name,
+            from_address=identity.address,
+            to=addresses(self.query_one("#c-to", Input).value),
+            cc=addresses(self.query_one("#c-cc", Input).value),
+            bcc=addresses(self.query_one("#c-bcc", Input).value),
+            subject=self.query_one("#c-subject", Input).value,
+            body=self.query_one("#c-body", TextArea).text,
+            in_reply_to=self.draft.in_reply_to,
+            references=self.draft.references,
+            attachments=self.attachments,
+        )
+
+    def action_send(self) -> None:
+        from crm_tui.screens.dialogs import ConfirmDialog
+
+        try:
+            draft = self.current()
+            raw, message_id, recipients = build(draft, now=self.app.context.clock.now())  # type: ignore[attr-defined]
+        except (ValidationError, CrmError) as exc:
+            problems = exc.errors.values() if isinstance(exc, ValidationError) else [str(exc)]
+            self.notify("; ".join(problems), severity="error")
+            return
+        lines = Text()
+        for label, value in (
+            ("From", f"{draft.from_name} <{draft.from_address}>"),
+            ("To", ", ".join(draft.to)),
+            ("Cc", ", ".join(draft.cc)),
+            ("Bcc", ", ".join(draft.bcc)),
+        ):
+            if value:
+                lines.append(f"{label}: ", style="dim")
+                lines.append(terminal_safe(value, max_length=400) + "\n")
+        lines.append("Subject: ", style="dim")
+        lines.append(terminal_safe(draft.subject or "(no subject)") + "\n")
+        if draft.attachments:
+            lines.append(f"{len(draft.attachments)} attachment(s)\n", style="dim")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._queue(draft, raw, message_id, recipients)
+
+        self.app.push_screen(
+            ConfirmDialog(f"Send to {len(recipients)} recipient(s)?", lines, "Send"), confirmed
+        )
+
+    def _queue(self, draft: Draft, raw: bytes, message_id: str, recipients: list[str]) -> None:
+        from crm_tui.core.services import outbox
+
+        account_id = int(str(self.query_one("#c-from", Select).value).split(":", 1)[0])
+        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        ok, item = self.write(
+            lambda session: outbox.queue(
+                session,
+                account_id=account_id,
+                message_id=message_id,
+                from_address=draft.from_address,
+                recipients=recipients,
+                subject=" ".join(draft.subject.split()),
+                raw=raw,
+                now=now,
+                reply_to_id=self.reply_to_id,
+                record=self.record,
+            )
+        )
+        if not ok:
+            return
+        self.sent_item = item.id
+        if self.app.context.demo:  # type: ignore[attr-defined]
+            self.app.notify("Demo mode: the mail waits in the outbox; nothing is delivered.")
+        else:
+            self.app.notify("In the outbox: it goes out now, or as soon as the server can be reached.")
+            self.app.flush_outbox()  # type: ignore[attr-defined]
+        self.app.pop_screen()
+
+    def action_attach(self) -> None:
+        from crm_tui.screens.dialogs import PromptDialog
+
+        def attach(path_text: str | None) -> None:
+            if not path_text:
+                return
+            path = Path(path_text).expanduser()
+            try:
+                size = path.stat().st_size
+                if size > MAX_ATTACHMENT_BYTES:
+                    raise CrmError(f"{path.name} is larger than {MAX_ATTACHMENT_BYTES // 2**20} MiB")
+                data = path.read_bytes()
+            except OSError as exc:
+                self.notify(
+                    f"cannot attach {terminal_safe(str(path))}: {exc.strerror or exc}", severity="error"
+                )
+                return
+            except CrmError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            import mimetypes
+
+            self.attachments.append(
+                (path.name, mimetypes.guess_type(path.name)[0] or "application/octet-stream", data)
+            )
+            self._show_attachments()
+
+        self.app.push_screen(PromptDialog("Attach file (path)", placeholder="~/Documents/offer.pdf"), attach)
+
+    def action_discard(self) -> None:
+        from crm_tui.screens.dialogs import ConfirmDialog
+
+        changed = self.query_one("#c-body", TextArea).text != self.draft.body or any(
+            self.query_one(f"#c-{name}", Input).value.strip() != ", ".join(getattr(self.draft, name)).strip()
+            for name in ("to", "cc", "bcc")
+        )
+        if not changed:
+            self.app.pop_screen()
+            return
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                self.app.pop_screen()
+
+        self.app.push_screen(
+            ConfirmDialog("Discard this mail?", "What you wrote is not kept.", "Discard"), decided
+        )
