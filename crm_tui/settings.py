@@ -19,6 +19,9 @@ EXAMPLE_CONFIG = """\
 # Time zone used to show times. Default: the system's local time zone.
 # timezone = "Europe/Berlin"
 
+# The inbox's "No reply to me" view: my mails without an answer for this many days (default 3).
+# no_reply_days = 3
+
 # Key bindings: binding id = keys (comma separated), e.g.
 # [keymap]
 # "app.quit" = "ctrl+q,q"
@@ -37,6 +40,8 @@ class Settings:
     """SQLAlchemy URL of the database; the local SQLite file when unset."""
     keymap: dict[str, str] = field(default_factory=dict)
     """Binding id -> keys, to remap the app's key bindings."""
+    no_reply_days: int = 3
+    """The inbox's "No reply to me" view lists my mails unanswered for this many days."""
 
     def zone(self) -> ZoneInfo | None:
         if not self.timezone:
@@ -44,7 +49,7 @@ class Settings:
         return ZoneInfo(self.timezone)
 
 
-_KNOWN = {"me": str, "timezone": str, "database_url": str, "keymap": dict}
+_KNOWN = {"me": str, "timezone": str, "database_url": str, "keymap": dict, "no_reply_days": int}
 
 
 def load_settings(path: Path) -> Settings:
@@ -76,7 +81,10 @@ def load_settings(path: Path) -> Settings:
         timezone=data.get("timezone"),
         database_url=data.get("database_url"),
         keymap=dict(keymap),
+        no_reply_days=data.get("no_reply_days", 3),
     )
+    if not 1 <= settings.no_reply_days <= 365:
+        raise ConfigError(f"{path}: no_reply_days must be between 1 and 365")
     if settings.timezone:
         try:
             settings.zone()

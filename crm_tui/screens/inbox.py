@@ -28,7 +28,7 @@ from crm_tui.widgets.status_bar import StatusBar
 PREVIEW_CHARS = 20_000
 
 
-def _condition(zone, session, query: str, scope: tuple[str, object] = ("view", "all"), now=None):  # type: ignore[no-untyped-def]
+def _condition(zone, session, query: str, scope: tuple[str, object] = ("view", "all"), now=None, days=3):  # type: ignore[no-untyped-def]
     """The list's condition: the folder or view chosen, and the search; an unfinished or wrong query (typed so
     far) matches nothing."""
     from sqlalchemy import and_, false
@@ -42,7 +42,7 @@ def _condition(zone, session, query: str, scope: tuple[str, object] = ("view", "
         if scope[0] == "folder":
             parts.append(triage.folder_condition(session, int(scope[1])))  # type: ignore[call-overload]
         elif scope[1] != "all":
-            parts.append(triage.view_condition(str(scope[1]), now=now))
+            parts.append(triage.view_condition(str(scope[1]), now=now, days=days))
     except CrmError:
         parts.append(false())
     if query.strip():
@@ -71,7 +71,9 @@ def _message_rows(screen, zone, session, query: str, offset: int, limit: int) ->
 
     rows = []
     tagged = set(screen.tagged)
-    scope = _condition(zone, session, query, screen.scope, screen.app.context.clock.now())
+    scope = _condition(
+        zone, session, query, screen.scope, screen.app.context.clock.now(), screen.no_reply_days
+    )
     where = triage.newest_of_threads(scope) if screen.collapsed else scope
     page = list_messages(session, limit=limit, offset=offset, where=where)
     threads = triage.thread_members(session, [m.id for m in page], scope) if screen.collapsed else {}
@@ -102,7 +104,9 @@ def _message_count(screen, zone, session, query: str) -> int:  # type: ignore[no
     from crm_tui.core.services.mail_store import count_messages
     from crm_tui.widgets.paged_table import COUNT_CAP
 
-    where = _condition(zone, session, query, screen.scope, screen.app.context.clock.now())
+    where = _condition(
+        zone, session, query, screen.scope, screen.app.context.clock.now(), screen.no_reply_days
+    )
     if screen.collapsed:
         where = triage.newest_of_threads(where)
     return count_messages(session, where=where, cap=COUNT_CAP)
@@ -194,6 +198,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.undo_stack: list[TakeBack] = []
         self.folders: list[tuple[int, str, str, str | None]] = []
         self.said = ""
+        self.no_reply_days = 3
         self.collapsed = False  # threads shown as their newest message (V); actions then take whole threads
         self.threads: dict[int, list[int]] = {}  # newest message -> its thread's messages in the list's scope
 
@@ -225,6 +230,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self._load_folders()
 
     def on_mount(self) -> None:
+        self.no_reply_days = self.app.context.settings.no_reply_days  # type: ignore[attr-defined]
         table = self.query_one(PagedTable)
         table.focus()
         table.reload("")
@@ -276,7 +282,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
         from crm_tui.core.services import triage
 
         if self.scope[0] == "view":
-            return triage.VIEWS.get(str(self.scope[1]), str(self.scope[1]))
+            title = triage.VIEWS.get(str(self.scope[1]), str(self.scope[1]))
+            return f"{title} for {self.no_reply_days} days" if self.scope[1] == "no-reply" else title
         for folder_id, account, name, _ in self.folders:
             if folder_id == self.scope[1]:
                 return f"{account}/{name}"

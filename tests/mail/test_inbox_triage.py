@@ -385,3 +385,93 @@ def test_threads_collapse_to_one_row_and_an_action_takes_the_whole_thread(mailbo
     asyncio.run(scenario())
     assert mailbox.cli("sync") == 0
     assert len(server_subjects(mailbox, "Archive")) == 3
+
+
+def test_contact_organization_ticket_unlink_and_comment_from_a_mail(mailbox: Mailbox) -> None:
+    from crm_tui.core.services import attachments
+    from crm_tui.core.types import RecordRef, RecordType
+    from crm_tui.screens.dialogs import ChoiceDialog, PromptDialog
+
+    ids = customer_mailbox(mailbox)
+
+    def count(model: Any) -> int:
+        db = mailbox.database()
+        with db.read() as session:
+            n = len(session.scalars(select(model)).all())
+        db.dispose()
+        return n
+
+    async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
+        # j and k move through the list.
+        start = table.cursor_row
+        await pilot.press("j")
+        await wait_for(lambda: table.cursor_row == start + 1, pilot)
+        await pilot.press("k")
+        await wait_for(lambda: table.cursor_row == start, pilot)
+        table.move_cursor(row=subject_row(table, "Anfrage 4"))
+        for key, model, check in (
+            (
+                "C",
+                m.Contact,
+                lambda v: v["emails"] == "jana.roth@neu-solar.example" and v["first_name"] == "Kunde",
+            ),
+            ("O", m.Organization, lambda v: v["name"] == "Neu-solar" and v["domains"] == "neu-solar.example"),
+            ("I", m.Ticket, lambda v: v["subject"] == "Anfrage 4"),
+        ):
+            before = count(model)
+            await pilot.press(key)
+            await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+            assert check(app.screen.values()), (key, app.screen.values())
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+            await wait_for(lambda m=model, b=before: count(m) == b + 1, pilot)
+        filed = {(t, i) for s, t, i in links(mailbox) if s == "Anfrage 4"}
+        assert {t for t, _ in filed} == {"contact", "organization", "ticket"}
+        # n: a comment on the record the mail is filed on (the first of them).
+        await pilot.press("n")
+        await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+        await pilot.press(*"Ruft morgen an", "ctrl+s")
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        db = mailbox.database()
+        with db.read() as session:
+            comments = session.scalars(select(m.Comment)).all()
+            assert [c.body for c in comments] == ["Ruft morgen an"]
+        db.dispose()
+        # x: take the mail off one record; linking remembers that.
+        await pilot.press("x")
+        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+        await pilot.press("enter")
+        await wait_for(lambda: len({(t, i) for s, t, i in links(mailbox) if s == "Anfrage 4"}) == 2, pilot)
+        db = mailbox.database()
+        with db.read() as session:
+            assert session.scalars(select(m.MailUnlink)).first() is not None
+            assert attachments.comments_on(session, RecordRef(RecordType.ORGANIZATION, ids["org"])) == []
+        db.dispose()
+
+    run(mailbox, scenario)
+
+
+def test_the_no_reply_view_uses_the_days_from_the_settings(mailbox: Mailbox) -> None:
+    (mailbox.home / "config").mkdir(parents=True, exist_ok=True)
+    from crm_tui.paths import resolve_paths
+
+    config = resolve_paths(mailbox.home).config_file
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("no_reply_days = 20\n")
+    mailbox.append(
+        "Sent",
+        b"From: Anna Berg <anna@crm.example>\r\nTo: y@old.example\r\nSubject: Nachfrage\r\n"
+        b"Date: Mon, 09 Nov 2026 09:00:00 +0100\r\nMessage-ID: <n1@crm.example>\r\n\r\nUnd?\r\n",
+    )
+    assert mailbox.cli("sync") == 0
+
+    async def main() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 1, pilot)
+            await pilot.press("c", *"no reply", "enter")
+            await wait_for(lambda: "No reply to me for 20 days" in status(app), pilot)
+            assert table.row_count == 0, "13 days without an answer is not 20"
+
+    asyncio.run(main())
