@@ -116,4 +116,26 @@ def test_views_list_what_they_promise(mailbox: Mailbox, capsys: pytest.CaptureFi
     )
     assert listed(db, triage.view_condition("no-reply", now=now)) == {"Nachfrage"}
     assert len(listed(db, triage.view_condition("all", now=now))) == 4
+    # Linked to open deals: a mail filed on a deal, until the deal is won.
+    from crm_tui.core.services import mail_actions, opportunities
+    from crm_tui.core.types import RecordRef, RecordType
+    from tests.utils import factories
+
+    ids = _ids_by_subject(mailbox, capsys)
+    with db.write() as session:
+        pipe = factories.pipeline(session, "Sales")
+        deal = factories.deal(session, NOW, pipe, title="Dach")
+        mail_actions.file_on(
+            session, [ids["Angebot Dach 1"]], RecordRef(RecordType.OPPORTUNITY, deal.id), now=NOW
+        )
+        deal_id, pipe_id = deal.id, pipe.id
+    assert listed(db, triage.view_condition("deals", now=now)) == {"Angebot Dach 1"}
+    with db.write() as session:
+        from sqlmodel import select as select_
+
+        won = session.scalars(
+            select_(m.Stage).where(m.Stage.pipeline_id == pipe_id, m.Stage.kind == "won")
+        ).one()
+        opportunities.move_to_stage(session, deal_id, won.id, now=NOW, user_id=None)
+    assert listed(db, triage.view_condition("deals", now=now)) == set()
     db.dispose()
