@@ -122,6 +122,7 @@ class OpportunitiesScreen(CrmScreen):
         Binding("s", "substates", "Sub-states", id="board.substates"),
         Binding("a", "add_activity", "Add activity", show=False, id="board.add_activity"),
         Binding("f", "forecast", "Forecast", id="board.forecast"),
+        Binding("m", "mail", "Write mail", show=False, id="board.mail"),
         Binding("slash", "focus_search", "Filter", show=False, id="board.search"),
         Binding("escape", "clear_search", "Clear filter", show=False, id="board.clear_search"),
     ]
@@ -285,6 +286,14 @@ class OpportunitiesScreen(CrmScreen):
         if lists[target].option_count:
             lists[target].highlighted = highlight
         self._detail_for_selection()
+
+    def action_mail(self) -> None:
+        from crm_tui.core.types import RecordRef, RecordType
+        from crm_tui.screens.compose import write_from_record
+
+        deal_id = self.selected_deal()
+        if deal_id is not None:
+            write_from_record(self, RecordRef(RecordType.OPPORTUNITY, deal_id))
 
     def selected_deal(self) -> int | None:
         lists = self._lists()

@@ -49,6 +49,7 @@ class ComposeScreen(CrmScreen):
     BINDINGS = [
         Binding("ctrl+s", "send", "Send", id="compose.send"),
         Binding("ctrl+o", "attach", "Attach file", id="compose.attach"),
+        Binding("ctrl+e", "editor", "Edit in $EDITOR", priority=True, id="compose.editor"),
         Binding("escape", "discard", "Discard", id="compose.discard"),
     ]
     AUTO_FOCUS = "#c-to"
@@ -230,6 +231,35 @@ class ComposeScreen(CrmScreen):
 
         self.app.push_screen(PromptDialog("Attach file (path)", placeholder="~/Documents/offer.pdf"), attach)
 
+    def action_editor(self) -> None:
+        """Write the body in the user's editor ($VISUAL, $EDITOR, else vi): the app steps aside meanwhile."""
+        import os
+        import shlex
+        import shutil
+        import subprocess
+        import tempfile
+
+        command = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
+        if not command or shutil.which(command[0]) is None:
+            self.notify(f"no editor {' '.join(command)!r} here: set $EDITOR", severity="error")
+            return
+        body = self.query_one("#c-body", TextArea)
+        handle, name = tempfile.mkstemp(prefix="crm-tui-mail-", suffix=".txt")  # private: mode 0600
+        path = Path(name)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(body.text)
+            try:
+                with self.app.suspend():
+                    subprocess.run([*command, str(path)], check=False)  # noqa: S603 - the user's own editor
+            except Exception as exc:  # noqa: BLE001 - e.g. no terminal to hand over (suspend not supported)
+                self.notify(f"the editor could not run here: {exc}", severity="error")
+                return
+            body.text = path.read_text(encoding="utf-8", errors="replace")
+        finally:
+            path.unlink(missing_ok=True)
+        self.set_focus(body)
+
     def action_discard(self) -> None:
         from crm_tui.screens.dialogs import ConfirmDialog
 
@@ -248,3 +278,42 @@ class ComposeScreen(CrmScreen):
         self.app.push_screen(
             ConfirmDialog("Discard this mail?", "What you wrote is not kept.", "Discard"), decided
         )
+
+
+def write_from_record(screen: Any, ref: Any) -> None:
+    """Open a new mail to a record (a contact, lead, organization, deal, quote or ticket): the recipient is
+    chosen among its addresses; once sent, the mail is an email activity on the record."""
+    from crm_tui.core.services import mail_accounts, mail_actions, records
+    from crm_tui.screens.dialogs import ChoiceDialog
+
+    context = screen.app.context
+    with context.database().read() as session:
+        identities = mail_accounts.identities(session)
+        choices = mail_actions.record_addresses(session, ref)
+        label = records.record_label(session, ref)
+    if not identities:
+        screen.notify("Add a mail account first (Settings > Mail accounts).", severity="warning")
+        return
+    if not choices:
+        screen.notify(f"{terminal_safe(label)} has no e-mail address.", severity="warning")
+        return
+    identity = identities[0]
+
+    def open_with(address: str | None) -> None:
+        if not address:
+            return
+        draft = Draft(identity.name, identity.address, to=[address])
+        screen.app.push_screen(
+            ComposeScreen(
+                draft,
+                identities=identities,
+                identity_key=identity.key,
+                title=f"Mail to {terminal_safe(label)}",
+                record=(ref.type.value, ref.id),
+            )
+        )
+
+    if len(choices) == 1:
+        open_with(choices[0])
+    else:
+        screen.app.push_screen(ChoiceDialog("Send to", [(c, terminal_safe(c)) for c in choices]), open_with)

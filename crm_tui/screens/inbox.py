@@ -188,6 +188,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         Binding("g", "write('reply_all')", "Reply all", show=False, id="inbox.reply_all"),
         Binding("f", "write('forward')", "Forward", show=False, id="inbox.forward"),
         Binding("m", "write('new')", "Compose", id="inbox.compose"),
+        Binding("o", "outbox", "Outbox", show=False, id="inbox.outbox"),
     ]
 
     def __init__(self) -> None:
@@ -731,6 +732,11 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 reply_to_id=message_id if kind in ("reply", "reply_all") else None,
             )
         )
+
+    def action_outbox(self) -> None:
+        from crm_tui.screens.outbox import OutboxScreen
+
+        self.app.push_screen(OutboxScreen())
 
     def action_comment(self) -> None:
         from crm_tui.core.services import attachments, mail_store

@@ -55,6 +55,7 @@ class RecordsScreen(SearchesItsList, CrmScreen):
         Binding("A", "attach", "Attach file", show=False, id="records.attach"),
         Binding("a", "add_activity", "Add activity", id="records.add_activity"),
         Binding("C", "convert", "Convert lead", id="records.convert"),
+        Binding("m", "mail", "Write mail", id="records.mail"),
     ]
 
     def __init__(self, kind: RecordType = RecordType.CONTACT):
@@ -225,6 +226,13 @@ class RecordsScreen(SearchesItsList, CrmScreen):
             ),
             confirmed,
         )
+
+    def action_mail(self) -> None:
+        from crm_tui.screens.compose import write_from_record
+
+        ref = self.selected_ref()
+        if ref is not None:
+            write_from_record(self, ref)
 
     def action_comment(self) -> None:
         ref = self.selected_ref()

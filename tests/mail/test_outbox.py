@@ -268,3 +268,74 @@ def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
     assert reply.get_content().startswith("Gerne, 12.500 EUR.")
     assert smtp.received[1][1] == ["lisa.lang@kunde.example"]
     assert server_subjects(mailbox, "Sent") == {"Re: Anfrage Dach", "Termin"}
+
+
+def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbox_view_decides(
+    mailbox: Mailbox, smtp: SmtpServer
+) -> None:
+    import asyncio
+
+    from sqlmodel import select
+    from textual.widgets import DataTable, Input, TextArea
+
+    from crm_tui.app import CrmApp
+    from crm_tui.core import models as m
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.screens.outbox import OutboxScreen
+    from crm_tui.widgets.paged_table import PagedTable
+    from tests.ui.helpers import make_context, wait_for
+    from tests.utils import factories
+
+    db = mailbox.database()
+    with db.write() as session:
+        person = factories.contact(
+            session, NOW, "Lang", first_name="Lisa", emails=["lisa@kunde.example", "l.lang@privat.example"]
+        )
+        contact_id = person.id
+    db.dispose()
+    _, _ = queue_mail(mailbox, to="nobody@neu-solar.example", subject="Wird abgelehnt")
+    smtp.behaviour.refuse_rcpt = ["550 5.1.1 no such user"]
+
+    def activities() -> list[tuple[str, str, int | None]]:
+        db = mailbox.database()
+        with db.read() as session:
+            rows = [(a.type, a.status, a.contact_id) for a in session.scalars(select(m.Activity))]
+        db.dispose()
+        return rows
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 1, pilot)
+            await pilot.press("m")
+            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)  # two addresses: which one
+            await pilot.press("enter")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            assert app.screen.query_one("#c-to", Input).value == "Lisa Lang <lisa@kunde.example>"
+            app.screen.query_one("#c-subject", Input).value = "Ihr Angebot"
+            app.screen.query_one("#c-body", TextArea).text = "Anbei."
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
+            await wait_for(
+                lambda: any(r[1] == ["lisa@kunde.example"] for r in smtp.received), pilot, timeout=20
+            )
+            await wait_for(lambda: activities() == [("email", "done", contact_id)], pilot)
+            # The outbox view: the refused mail with the server's words; S counts it as sent, D drops.
+            await pilot.press("1")
+            await pilot.press("o")
+            await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
+            view = app.screen
+            grid = view.query_one(DataTable)
+            await wait_for(lambda: grid.row_count == 2, pilot)
+            failed = next(i for i, row in enumerate(view.rows) if row.state == "failed")
+            grid.move_cursor(row=failed)
+            await wait_for(
+                lambda: "550 5.1.1 no such user" in str(view.query_one("#outbox-error").render()), pilot
+            )
+            await pilot.press("D")
+            await wait_for(lambda: grid.row_count == 1 and view.rows[0].state == "sent", pilot)
+
+    asyncio.run(scenario())

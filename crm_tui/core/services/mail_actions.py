@@ -391,3 +391,59 @@ def take_back_acceptance(session: Session, message_id: int, accepted: Accepted, 
         mail_linking.unlink(session, message_id, accepted.person, now=now)
     session.flush()
     return "undone: the meeting is out of the calendar again"
+
+
+def record_addresses(session: Session, ref: RecordRef) -> list[str]:
+    """Where a mail written from a record can go: "Name <address>" of every address the record has (a deal's
+    and a quote's: its contacts', the primary first; an organization's: its own and its contacts')."""
+    import email.utils
+
+    def of_contacts(contact_ids: list[int]) -> list[str]:
+        found = []
+        for contact_id in contact_ids:
+            contact = session.get(m.Contact, contact_id)
+            if contact is None:
+                continue
+            for address in session.scalars(
+                select(m.ContactEmail.address)
+                .where(m.ContactEmail.contact_id == contact_id)
+                .order_by(m.ContactEmail.position, m.ContactEmail.id)  # as entered: the first is the main one
+            ):
+                found.append(email.utils.formataddr((contact.name, address)))
+        return found
+
+    row = records.get_record(session, ref)
+    if ref.type is RecordType.CONTACT:
+        return of_contacts([ref.id])
+    if ref.type is RecordType.LEAD:
+        name = getattr(row, "person_name", None) or ""
+        return [
+            email.utils.formataddr((name, a))
+            for a in session.scalars(select(m.LeadEmail.address).where(m.LeadEmail.lead_id == ref.id))
+        ]
+    if ref.type is RecordType.ORGANIZATION:
+        own = [
+            email.utils.formataddr((getattr(row, "name", ""), a))
+            for a in session.scalars(
+                select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == ref.id)
+            )
+        ]
+        people = list(session.scalars(select(m.Contact.id).where(m.Contact.organization_id == ref.id)))
+        return own + of_contacts(people)
+    if ref.type in (RecordType.OPPORTUNITY, RecordType.QUOTE):
+        deal_id = ref.id if ref.type is RecordType.OPPORTUNITY else getattr(row, "opportunity_id", None)
+        contacts = session.execute(
+            select(m.OpportunityContact.contact_id, m.OpportunityContact.is_primary).where(
+                m.OpportunityContact.opportunity_id == deal_id
+            )
+        ).all()
+        ordered = [c for c, primary in sorted(contacts, key=lambda row: not row[1])]
+        found = of_contacts(ordered)
+        deal = session.get(m.Opportunity, deal_id)
+        if not found and deal is not None and deal.organization_id:
+            found = record_addresses(session, RecordRef(RecordType.ORGANIZATION, deal.organization_id))
+        return found
+    if ref.type is RecordType.TICKET:
+        contact_id = getattr(row, "contact_id", None)
+        return of_contacts([contact_id]) if contact_id else []
+    return []
