@@ -487,6 +487,19 @@ class MailAccount(SQLModel, table=True):
     created_at: datetime = _utc()
 
 
+class EmailTemplate(SQLModel, table=True):
+    """A mail template: Jinja2 text for the subject and body, filled from the records a mail is about."""
+
+    __tablename__ = "email_template"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    subject: str = ""
+    body: str = Field(default="", sa_type=Text)
+    description: str | None = None
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
 class OutboxItem(SQLModel, table=True):
     """A message on its way out. States: queued (waiting, also offline), sending (marked before the SMTP DATA:
     found so after a crash it is checked against the Sent folder), sent, failed (with the server's reason),

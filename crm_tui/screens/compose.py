@@ -50,6 +50,7 @@ class ComposeScreen(CrmScreen):
         Binding("ctrl+s", "send", "Send", id="compose.send"),
         Binding("ctrl+o", "attach", "Attach file", id="compose.attach"),
         Binding("ctrl+e", "editor", "Edit in $EDITOR", priority=True, id="compose.editor"),
+        Binding("ctrl+t", "template", "Template", priority=True, id="compose.template"),
         Binding("escape", "discard", "Discard", id="compose.discard"),
     ]
     AUTO_FOCUS = "#c-to"
@@ -259,6 +260,79 @@ class ComposeScreen(CrmScreen):
         finally:
             path.unlink(missing_ok=True)
         self.set_focus(body)
+
+    def merge_refs(self, session: Any) -> list[Any]:
+        """The records a template fills from: the record the mail is written from, the records the answered
+        mail is filed on, and the contacts and leads of the recipients."""
+        from sqlalchemy import select
+
+        from crm_tui.core import models as m
+        from crm_tui.core.services import mail_store
+        from crm_tui.core.types import RecordRef, RecordType
+
+        refs = []
+        if self.record:
+            refs.append(RecordRef(RecordType(self.record[0]), self.record[1]))
+        if self.reply_to_id:
+            refs.extend(
+                RecordRef(RecordType(link.record_type), link.record_id)
+                for link in mail_store.links_of(session, self.reply_to_id)
+            )
+        import email.utils
+
+        for text in self.query_one("#c-to", Input).value.split(","):
+            address = email.utils.parseaddr(text)[1].lower()
+            if not address:
+                continue
+            for contact_id in session.scalars(
+                select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+            ):
+                refs.append(RecordRef(RecordType.CONTACT, contact_id))
+            for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)):
+                refs.append(RecordRef(RecordType.LEAD, lead_id))
+        # Most specific first: a deal or quote brings its contact and organization along.
+        order = {"quote": 0, "opportunity": 1, "ticket": 2, "lead": 3, "contact": 4, "organization": 5}
+        return sorted(dict.fromkeys(refs), key=lambda ref: order.get(ref.type.value, 9))
+
+    def action_template(self) -> None:
+        """Fill the subject and body from a template and the records this mail is about (shown here before
+        anything is sent: the preview); a field they cannot fill is named, nothing is changed."""
+        from crm_tui.core.services import email_templates
+        from crm_tui.screens.dialogs import ChoiceDialog
+
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            templates = [
+                (str(t.id), t.name + (f" — {t.description}" if t.description else ""))
+                for t in email_templates.list_templates(session)
+            ]
+        if not templates:
+            self.notify("No templates yet: add them in Settings > Mail templates.", severity="warning")
+            return
+
+        def chosen(template_id: str | None) -> None:
+            if not template_id:
+                return
+            from crm_tui.core import models as m
+
+            try:
+                with context.database().read() as session:
+                    template = session.get(m.EmailTemplate, int(template_id))
+                    merge = email_templates.merge_context(
+                        session, self.merge_refs(session), me_id=context.me_id(), today=context.today()
+                    )
+                    subject, body = email_templates.render(template, merge)  # type: ignore[arg-type]
+            except CrmError as exc:
+                self.notify(str(exc), title="Template", severity="error", timeout=12)
+                return
+            self.query_one("#c-subject", Input).value = subject
+            area = self.query_one("#c-body", TextArea)
+            area.text = body + area.text if self.draft.in_reply_to else body
+            self.set_focus(area)
+
+        self.app.push_screen(
+            ChoiceDialog("Template", [(i, terminal_safe(label)) for i, label in templates]), chosen
+        )
 
     def action_discard(self) -> None:
         from crm_tui.screens.dialogs import ConfirmDialog

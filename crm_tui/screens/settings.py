@@ -26,6 +26,7 @@ SECTIONS = [
     ("pipelines", "Pipelines and stages"),
     ("fields", "Custom fields"),
     ("accounts", "Mail accounts"),
+    ("templates", "Mail templates"),
 ]
 
 
@@ -89,6 +90,8 @@ class SettingsScreen(CrmScreen):
             "u add sub-state · U rename or remove a sub-state",
             "fields": "n new field · e edit · D delete",
             "accounts": "n new account · e edit · D remove · t test the login · ctrl+r sync now",
+            "templates": "n new template · e edit · D delete · merge fields: contact.first_name, organization.name, "
+            "opportunity.title, quote.number, lead.title, me.name, today…",
         }[section]
         self.query_one("#settings-help", Label).update(Text(help_text, style="dim"))
         with self.context.database().read() as session:
@@ -98,6 +101,8 @@ class SettingsScreen(CrmScreen):
                 self._pipelines(session, table)
             elif section == "accounts":
                 self._accounts(session, table)
+            elif section == "templates":
+                self._templates(session, table)
             else:
                 self._fields(session, table)
         if table.row_count:
@@ -107,6 +112,7 @@ class SettingsScreen(CrmScreen):
             "pipelines": "stages",
             "fields": "custom fields",
             "accounts": "mail accounts",
+            "templates": "mail templates",
         }[section]
         self.app.update_status(f"{table.row_count} {noun}")  # type: ignore[attr-defined]
 
@@ -596,6 +602,56 @@ class SettingsScreen(CrmScreen):
 
         return FormSpec("Edit custom field" if definition_id else "New custom field", fields, values, save)
 
+    # --- mail templates ---
+
+    def _templates(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+        from crm_tui.core.services import email_templates
+
+        self.query_one("#settings-title", Label).update(Text("Mail templates (Jinja2)", style="bold"))
+        table.add_columns("Name", "Subject", "Used for")
+        for template in email_templates.list_templates(session):
+            table.add_row(
+                Text(template.name),
+                Text(template.subject),
+                Text(template.description or ""),
+                key=str(template.id),
+            )
+
+    def _template_form(self, template_id: int | None) -> FormSpec:
+        from crm_tui.core.services import email_templates
+
+        values: dict[str, str] = {
+            "subject": "",
+            "body": "Guten Tag {{ contact.first_name }},\n\n\nViele Grüße\n{{ me.name }}\n",
+        }
+        if template_id is not None:
+            with self.context.database().read() as session:
+                template = session.get(m.EmailTemplate, template_id)
+                values = {
+                    "name": template.name,  # type: ignore[union-attr]
+                    "description": template.description or "",  # type: ignore[union-attr]
+                    "subject": template.subject,  # type: ignore[union-attr]
+                    "body": template.body,  # type: ignore[union-attr]
+                }
+        fields = [
+            FieldSpec("name", "Name", required=True),
+            FieldSpec("description", "Used for"),
+            FieldSpec("subject", "Subject", required=True, placeholder="Ihr Angebot {{ quote.number }}"),
+            FieldSpec("body", "Body", "textarea", required=True),
+        ]
+
+        def save(v: dict[str, str]) -> int:
+            data = email_templates.TemplateInput(
+                v.get("name", ""), v.get("subject", ""), v.get("body", ""), v.get("description")
+            )
+            now = self.context.clock.now()
+            with self.context.database().write() as session:
+                if template_id is None:
+                    return email_templates.create_template(session, data, now=now).id  # type: ignore[return-value]
+                return email_templates.update_template(session, template_id, data, now=now).id  # type: ignore[return-value]
+
+        return FormSpec("Edit mail template" if template_id else "New mail template", fields, values, save)
+
     # --- the section-aware keys ---
 
     def action_new(self) -> None:
@@ -608,6 +664,8 @@ class SettingsScreen(CrmScreen):
                 self._form(self._stage_form(None))
         elif self.section == "accounts":
             self._form(self._account_form(None))
+        elif self.section == "templates":
+            self._form(self._template_form(None))
         else:
             self._form(self._field_form(None))
 
@@ -620,6 +678,7 @@ class SettingsScreen(CrmScreen):
             "pipelines": self._stage_form,
             "fields": self._field_form,
             "accounts": self._account_form,
+            "templates": self._template_form,
         }[self.section]
         self._form(form(record_id))
 
@@ -644,6 +703,18 @@ class SettingsScreen(CrmScreen):
             self.app.push_screen(
                 ConfirmDialog(f"Remove mail account {name}?", "Mail filed on records is kept.", "Remove"),
                 remove,
+            )
+            return
+        if self.section == "templates":
+            from crm_tui.core.services import email_templates
+
+            self.app.push_screen(
+                ConfirmDialog(
+                    "Delete this mail template?", "Mail already written with it stays as it is.", "Delete"
+                ),
+                lambda yes: (
+                    self._write(lambda s: email_templates.delete_template(s, record_id)) if yes else None
+                ),
             )
             return
         if self.section == "fields":

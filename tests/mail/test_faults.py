@@ -54,6 +54,19 @@ def _helpers_of(box: Mailbox) -> list[int]:
     return found
 
 
+def _write_locked(box: Mailbox) -> bool:
+    path = box.home / "data" / "crm.sqlite3"
+    db = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        db.close()
+
+
 def _count(box: Mailbox, sql: str) -> int:
     path = box.home / "data" / "crm.sqlite3"
     try:
@@ -131,10 +144,19 @@ def test_two_syncs_of_one_account_at_once_the_second_says_so(
                 "the first sync ended before it was seen"
             )
             time.sleep(0.002)
+        # Hold it mid-sync (a sync is fast: it could end before the second starts), but never inside a write
+        # transaction, where the second would wait for the database instead of finding the sync lock.
+        for _ in range(200):
+            first.send_signal(signal.SIGSTOP)
+            if not _write_locked(mailbox):
+                break
+            first.send_signal(signal.SIGCONT)
+            time.sleep(0.003)
         capsys.readouterr()
         assert mailbox.cli("sync") == 1
         assert "already running" in capsys.readouterr().err
     finally:
+        first.send_signal(signal.SIGCONT)
         out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     listed = mail_json(mailbox, capsys, "mail", "list")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -339,3 +340,71 @@ def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbo
             await wait_for(lambda: grid.row_count == 1 and view.rows[0].state == "sent", pilot)
 
     asyncio.run(scenario())
+
+
+def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
+    mailbox: Mailbox, smtp: SmtpServer
+) -> None:
+    import asyncio
+
+    from textual.widgets import Input, OptionList, TextArea
+
+    from crm_tui.app import CrmApp
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.widgets.paged_table import PagedTable
+    from tests.ui.helpers import make_context, wait_for
+    from tests.utils import factories
+
+    db = mailbox.database()
+    with db.write() as session:
+        factories.lead(
+            session, NOW, title="Wärmepumpe Altbau", person_name="Jana Roth", emails=["jana@neu.example"]
+        )
+    db.dispose()
+
+    async def pick(app: CrmApp, pilot: Any, name: str) -> None:
+        await pilot.press("ctrl+t")
+        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+        options = app.screen.query_one(OptionList)
+        options.highlighted = next(
+            i
+            for i in range(options.option_count)
+            if str(options.get_option_at_index(i).prompt).startswith(name)
+        )
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.press(
+                "right_square_bracket", "right_square_bracket"
+            )  # contacts, organizations, leads
+            await wait_for(lambda: app.screen.kind.singular == "lead", pilot)
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 1, pilot)
+            await pilot.press("m")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            compose_screen = app.screen
+            await pick(app, pilot, "Termin bestätigen")  # about a deal: this mail has none
+            await wait_for(
+                lambda: any(
+                    "opportunity.title, but this mail has no opportunity" in n.message
+                    for n in app._notifications
+                ),
+                pilot,
+            )
+            assert compose_screen.query_one("#c-subject", Input).value == "", "nothing filled in"
+            await pick(app, pilot, "Danke für Ihre Anfrage")
+            assert compose_screen.query_one("#c-subject", Input).value == "Ihre Anfrage: Wärmepumpe Altbau"
+            assert compose_screen.query_one("#c-body", TextArea).text.startswith("Guten Tag Jana Roth,")
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
+            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+
+    asyncio.run(scenario())
+    sent = email.message_from_bytes(smtp.received[0][2], policy=email.policy.default)
+    assert sent["Subject"] == "Ihre Anfrage: Wärmepumpe Altbau"
+    assert sent.get_content().replace("\r\n", "\n").startswith("Guten Tag Jana Roth,\n\nvielen Dank")

@@ -1,0 +1,305 @@
+"""Mail templates: Jinja2 in a sandbox, filled from the records a mail is about.
+
+Merge fields: ``contact``, ``organization``, ``opportunity`` (also ``deal``), ``lead``, ``quote``, ``ticket``,
+``me`` (the sending user) and ``today``. A field the records do not have, or have empty, is an error naming
+it ("contact.phone is empty for Lisa Lang"), never a blank in a mail to a customer. The defaults ship in
+``assets/templates/email`` and are added once (``ensure_defaults``); the user edits, adds and deletes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import CrmError, FieldErrors, NotFound, ValidationError
+from crm_tui.core.services.common import check_text
+from crm_tui.core.types import RecordRef
+
+FIELDS = {
+    "contact": ("first_name", "last_name", "name", "email", "phone", "job_title", "city"),
+    "organization": ("name", "email", "phone", "website", "city", "street", "postcode"),
+    "opportunity": ("title", "amount", "stage", "expected_close"),
+    "lead": ("title", "person_name", "company_name", "email", "phone"),
+    "quote": ("number", "total", "valid_until"),
+    "ticket": ("subject",),
+    "me": ("name", "email"),
+}
+
+
+class TemplateFieldError(CrmError):
+    """A merge field the records cannot fill."""
+
+
+class Fields:
+    """One record's merge fields. Reading a field it lacks (or has empty) raises, naming it."""
+
+    def __init__(self, name: str, label: str, values: dict[str, Any]) -> None:
+        self._name, self._label, self._values = name, label, values
+
+    def __getattr__(self, field: str) -> Any:
+        if field.startswith("_"):
+            raise AttributeError(field)
+        if field not in self._values:
+            known = ", ".join(sorted(self._values))
+            raise TemplateFieldError(
+                f"the template uses {self._name}.{field}, which is not a field ({known})"
+            )
+        value = self._values[field]
+        if value is None or value == "":
+            raise TemplateFieldError(
+                f"the template uses {self._name}.{field}, which is empty for {self._label}"
+            )
+        return value
+
+    def __str__(self) -> str:
+        return self._label
+
+
+class Missing:
+    """A record the mail is not about: using any field of it names the record."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, field: str) -> Any:
+        if field.startswith("_"):
+            raise AttributeError(field)
+        raise TemplateFieldError(f"the template uses {self._name}.{field}, but this mail has no {self._name}")
+
+    def __str__(self) -> str:
+        raise TemplateFieldError(f"the template uses {self._name}, but this mail has no {self._name}")
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{cents / 100:,.2f} {currency}"
+
+
+def merge_context(
+    session: Session, refs: list[RecordRef], *, me_id: int | None, today: date
+) -> dict[str, Any]:
+    """The merge fields for a mail about these records; related ones are filled in (a deal's primary
+    contact and organization, a contact's organization, a quote's deal)."""
+    from crm_tui.core.services import records
+
+    found: dict[str, Any] = {}
+
+    def put(kind: str, row: Any) -> None:
+        if row is None or kind in found:
+            return
+        if kind == "contact":
+            address = session.scalars(
+                select(m.ContactEmail.address)
+                .where(m.ContactEmail.contact_id == row.id)
+                .order_by(m.ContactEmail.position, m.ContactEmail.id)
+            ).first()
+            phone = session.scalars(
+                select(m.ContactPhone.number).where(m.ContactPhone.contact_id == row.id)
+            ).first()
+            values = {
+                "first_name": row.first_name, "last_name": row.last_name, "name": row.name, "email": address,
+                "phone": phone, "job_title": row.job_title, "city": getattr(row, "city", None),
+            }  # fmt: skip
+            found[kind] = Fields(kind, row.name, values)
+            if row.organization_id:
+                put("organization", session.get(m.Organization, row.organization_id))
+        elif kind == "organization":
+            address = session.scalars(
+                select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == row.id)
+            ).first()
+            values = {
+                "name": row.name, "email": address, "phone": row.phone, "website": row.website,
+                "city": row.city, "street": row.street, "postcode": row.postcode,
+            }  # fmt: skip
+            found[kind] = Fields(kind, row.name, values)
+        elif kind == "opportunity":
+            stage = session.get(m.Stage, row.stage_id)
+            values = {
+                "title": row.title, "amount": _money(row.amount_cents, row.currency),
+                "stage": stage.name if stage else None,
+                "expected_close": row.expected_close.strftime("%d.%m.%Y") if row.expected_close else None,
+            }  # fmt: skip
+            found[kind] = Fields(kind, row.title, values)
+            primary = session.scalars(
+                select(m.OpportunityContact.contact_id)
+                .where(m.OpportunityContact.opportunity_id == row.id)
+                .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
+            ).first()
+            if primary:
+                put("contact", session.get(m.Contact, primary))
+            if row.organization_id:
+                put("organization", session.get(m.Organization, row.organization_id))
+        elif kind == "lead":
+            address = session.scalars(
+                select(m.LeadEmail.address).where(m.LeadEmail.lead_id == row.id)
+            ).first()
+            values = {
+                "title": row.title, "person_name": row.person_name, "company_name": row.company_name,
+                "email": address, "phone": row.phone,
+            }  # fmt: skip
+            found[kind] = Fields(kind, row.title, values)
+        elif kind == "quote":
+            total = getattr(row, "total_cents", None)
+            values = {
+                "number": row.number,
+                "total": _money(total, getattr(row, "currency", "EUR")) if total is not None else None,
+                "valid_until": row.valid_until.strftime("%d.%m.%Y")
+                if getattr(row, "valid_until", None)
+                else None,
+            }
+            found[kind] = Fields(kind, row.number, values)
+            put("opportunity", session.get(m.Opportunity, row.opportunity_id))
+        elif kind == "ticket":
+            found[kind] = Fields(kind, row.subject, {"subject": row.subject})
+            if row.contact_id:
+                put("contact", session.get(m.Contact, row.contact_id))
+            if row.organization_id:
+                put("organization", session.get(m.Organization, row.organization_id))
+
+    for ref in refs:
+        try:
+            put(ref.type.value, records.get_record(session, ref))
+        except NotFound:
+            continue
+    me = session.get(m.User, me_id) if me_id else None
+    context: dict[str, Any] = {
+        name: found.get(name, Missing(name))
+        for name in ("contact", "organization", "opportunity", "lead", "quote", "ticket")
+    }
+    context["deal"] = context["opportunity"]
+    context["me"] = Fields("me", me.name, {"name": me.name, "email": me.email}) if me else Missing("me")
+    context["today"] = today.strftime("%d.%m.%Y")
+    return context
+
+
+def _environment() -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def check_syntax(subject: str, body: str) -> None:
+    from jinja2 import TemplateSyntaxError
+
+    errors = FieldErrors()
+    for field, text in (("subject", subject), ("body", body)):
+        try:
+            _environment().parse(text)
+        except TemplateSyntaxError as exc:
+            errors.add(field, f"line {exc.lineno}: {exc.message}")
+    errors.raise_if_any()
+
+
+def render(template: m.EmailTemplate | tuple[str, str], context: dict[str, Any]) -> tuple[str, str]:
+    """(subject, body) filled in; a TemplateFieldError names a field the records cannot fill."""
+    from jinja2 import TemplateError, UndefinedError
+    from jinja2.sandbox import SecurityError
+
+    subject, body = (template.subject, template.body) if isinstance(template, m.EmailTemplate) else template
+    environment = _environment()
+    try:
+        return (
+            " ".join(environment.from_string(subject).render(context).split()),
+            environment.from_string(body).render(context),
+        )
+    except TemplateFieldError:
+        raise
+    except UndefinedError as exc:
+        raise TemplateFieldError(
+            f"the template uses {exc.message}; known: {', '.join(sorted(context))}"
+        ) from None
+    except SecurityError as exc:
+        raise TemplateFieldError(f"the template tries something not allowed: {exc}") from None
+    except TemplateError as exc:
+        raise TemplateFieldError(f"the template cannot be filled: {exc}") from None
+
+
+@dataclass
+class TemplateInput:
+    name: str
+    subject: str
+    body: str
+    description: str | None = None
+
+
+def _check(session: Session, data: TemplateInput, template_id: int | None) -> dict[str, Any]:
+    errors = FieldErrors()
+    name = check_text(errors, "name", data.name, required=True, max_length=120)
+    subject = check_text(errors, "subject", data.subject, required=True, max_length=500)
+    body = check_text(errors, "body", data.body, required=True, max_length=50_000)
+    if name:
+        clash = session.scalars(select(m.EmailTemplate.id).where(m.EmailTemplate.name == name)).first()
+        if clash is not None and clash != template_id:
+            errors.add("name", f"a template named {name!r} exists")
+    errors.raise_if_any()
+    check_syntax(subject or "", body or "")
+    return {
+        "name": name,
+        "subject": subject,
+        "body": body,
+        "description": (data.description or "").strip() or None,
+    }
+
+
+def create_template(session: Session, data: TemplateInput, *, now: datetime) -> m.EmailTemplate:
+    clean = _check(session, data, None)
+    template = m.EmailTemplate(**clean, created_at=now, updated_at=now)
+    session.add(template)
+    session.flush()
+    return template
+
+
+def update_template(
+    session: Session, template_id: int, data: TemplateInput, *, now: datetime
+) -> m.EmailTemplate:
+    template = session.get(m.EmailTemplate, template_id)
+    if template is None:
+        raise NotFound(f"no template {template_id}")
+    for key, value in _check(session, data, template_id).items():
+        setattr(template, key, value)
+    template.updated_at = now
+    session.flush()
+    return template
+
+
+def delete_template(session: Session, template_id: int) -> None:
+    template = session.get(m.EmailTemplate, template_id)
+    if template is None:
+        raise NotFound(f"no template {template_id}")
+    session.delete(template)
+    session.flush()
+
+
+def list_templates(session: Session) -> list[m.EmailTemplate]:
+    return list(session.scalars(select(m.EmailTemplate).order_by(m.EmailTemplate.name)))
+
+
+def read_default(path: Path) -> TemplateInput:
+    """A shipped template: "Name:", "Description:" and "Subject:" lines, a blank line, the body."""
+    text = path.read_text(encoding="utf-8")
+    head, _, body = text.partition("\n\n")
+    fields = {}
+    for line in head.splitlines():
+        key, _, value = line.partition(":")
+        fields[key.strip().lower()] = value.strip()
+    if "name" not in fields or "subject" not in fields:
+        raise ValidationError.single("template", f"{path.name}: needs Name: and Subject: lines")
+    return TemplateInput(fields["name"], fields["subject"], body, fields.get("description"))
+
+
+def ensure_defaults(session: Session, folder: Path, *, now: datetime) -> int:
+    """Add the shipped templates that are not there yet (by name). Returns how many were added."""
+    added = 0
+    existing = {t.name for t in list_templates(session)}
+    for path in sorted(folder.glob("*.txt")):
+        data = read_default(path)
+        if data.name not in existing:
+            create_template(session, data, now=now)
+            added += 1
+    return added
