@@ -166,6 +166,7 @@ class Contact(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     first_name: str = ""
     last_name: str = ""
+    mail_opt_out: bool = False  # no mass mail (a mail written by hand still goes)
     job_title: str | None = None
     organization_id: int | None = _fk("organization.id", ondelete="SET NULL")
     owner_id: int | None = _fk("user.id", ondelete="SET NULL")
@@ -205,6 +206,7 @@ class ContactPhone(SQLModel, table=True):
 class Lead(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     title: str
+    mail_opt_out: bool = False  # no mass mail
     person_name: str | None = None
     company_name: str | None = None
     phone: str | None = None
@@ -523,6 +525,37 @@ class OutboxItem(SQLModel, table=True):
     record_id: int | None = None
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(nullable=True)
+
+
+class Campaign(SQLModel, table=True):
+    """A mass mail: one template to many contacts or leads, one message each, paced; stoppable."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    template_id: int | None = _fk("email_template.id", ondelete="SET NULL")
+    account_id: int = _fk("mail_account.id", nullable=False, ondelete="CASCADE")
+    from_name: str = ""
+    from_address: str
+    per_minute: int = 30
+    state: str = "ready"  # ready | running | stopped | done
+    created_at: datetime = _utc()
+
+
+class CampaignRecipient(SQLModel, table=True):
+    """One recipient of a mass mail. ``state``: pending, queued (its mail is in the outbox: never again), or
+    skipped with the reason (opted out, no address, a field the template needs)."""
+
+    __tablename__ = "campaign_recipient"
+    __table_args__ = (UniqueConstraint("campaign_id", "record_type", "record_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = _fk("campaign.id", nullable=False, ondelete="CASCADE")
+    record_type: str
+    record_id: int
+    label: str = ""
+    address: str | None = None
+    state: str = "pending"
+    reason: str | None = None
+    outbox_item_id: int | None = _fk("outbox_item.id", ondelete="SET NULL")
 
 
 class MailFolder(SQLModel, table=True):

@@ -292,6 +292,7 @@ def _contact_form(context: AppContext, record_id: int | None, prefill: dict[str,
                 "city": contact.city or "",
                 "region": contact.region or "",
                 "country": contact.country or "",
+                "mail_opt_out": "true" if contact.mail_opt_out else "false",
             } | custom_values_text(session, RecordRef(RecordType.CONTACT, record_id))
         elif "owner_id" not in values:
             values["owner_id"] = str(context.me_id() or "")
@@ -308,6 +309,7 @@ def _contact_form(context: AppContext, record_id: int | None, prefill: dict[str,
             FieldSpec("city", "City"),
             FieldSpec("region", "Region"),
             FieldSpec("country", "Country"),
+            FieldSpec("mail_opt_out", "Mass mail", "choice", [("false", "yes"), ("true", "no (opted out)")]),
             *custom_field_specs(session, "contact"),
         ]
 
@@ -327,6 +329,7 @@ def _contact_form(context: AppContext, record_id: int | None, prefill: dict[str,
                 region=c.text(v, "region"),
                 country=c.text(v, "country"),
                 custom=c.custom(v),
+                mail_opt_out=v.get("mail_opt_out") == "true",
             )
             return _persist(c, session, record_id, data, contacts.create_contact, contacts.update_contact)
 
@@ -503,6 +506,7 @@ def _lead_form(context: AppContext, record_id: int | None, prefill: dict[str, st
                 "description": lead.description or "",
                 "organization_id": ref_text(org.name if org else None, "organization", lead.organization_id),
                 "contact_id": ref_text(person.name if person else None, "contact", lead.contact_id),
+                "mail_opt_out": "true" if lead.mail_opt_out else "false",
             } | custom_values_text(session, RecordRef(RecordType.LEAD, record_id))
         elif "owner_id" not in values:
             values["owner_id"] = str(context.me_id() or "")
@@ -523,6 +527,7 @@ def _lead_form(context: AppContext, record_id: int | None, prefill: dict[str, st
             ),
             FieldSpec("contact_id", "Existing contact", "ref", ref_type="contact"),
             FieldSpec("description", "Description", "textarea"),
+            FieldSpec("mail_opt_out", "Mass mail", "choice", [("false", "yes"), ("true", "no (opted out)")]),
             *custom_field_specs(session, "lead"),
         ]
 
@@ -541,6 +546,7 @@ def _lead_form(context: AppContext, record_id: int | None, prefill: dict[str, st
                 contact_id=c.ref(v, "contact_id", "contact"),
                 description=c.text(v, "description"),
                 custom=c.custom(v),
+                mail_opt_out=v.get("mail_opt_out") == "true",
             )
             return _persist(c, session, record_id, data, leads.create_lead, leads.update_lead)
 

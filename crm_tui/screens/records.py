@@ -56,6 +56,7 @@ class RecordsScreen(SearchesItsList, CrmScreen):
         Binding("a", "add_activity", "Add activity", id="records.add_activity"),
         Binding("C", "convert", "Convert lead", id="records.convert"),
         Binding("m", "mail", "Write mail", id="records.mail"),
+        Binding("M", "mass_mail", "Mass mail to this list", show=False, id="records.mass_mail"),
     ]
 
     def __init__(self, kind: RecordType = RecordType.CONTACT):
@@ -233,6 +234,58 @@ class RecordsScreen(SearchesItsList, CrmScreen):
         ref = self.selected_ref()
         if ref is not None:
             write_from_record(self, ref)
+
+    def action_mass_mail(self) -> None:
+        """One template to every contact or lead the list shows (its search), one mail each."""
+        from crm_tui.core.services import email_templates, mail_accounts, mass_mail
+        from crm_tui.core.types import RecordType
+        from crm_tui.screens.dialogs import ChoiceDialog
+        from crm_tui.screens.mass_mail import MassMailScreen
+
+        if self.kind.type not in (RecordType.CONTACT, RecordType.LEAD):
+            self.notify(
+                "Mass mail goes to contacts or leads: switch to one of those lists.", severity="warning"
+            )
+            return
+        context = self.app.context  # type: ignore[attr-defined]
+        query = self.table.query_text
+        with context.database().read() as session:
+            rows = self.kind.fetch(session, query, 0, 10_000, zone=context.zone)
+            templates = [(str(t.id), t.name) for t in email_templates.list_templates(session)]
+            identities = mail_accounts.identities(session)
+        if not rows:
+            self.notify("The list is empty.", severity="warning")
+            return
+        if not identities or not templates:
+            self.notify("Mass mail needs a mail account and a template (Settings).", severity="warning")
+            return
+        refs = [RecordRef(self.kind.type, int(row.key)) for row in rows]
+        identity = identities[0]
+
+        def chosen(template_id: str | None) -> None:
+            if not template_id:
+                return
+            ok, campaign = self.write(
+                lambda session: mass_mail.create_campaign(
+                    session,
+                    template_id=int(template_id),
+                    account_id=identity.account_id,
+                    from_name=identity.name,
+                    from_address=identity.address,
+                    refs=refs,
+                    per_minute=30,
+                    now=context.clock.now(),
+                    me_id=context.me_id(),
+                    today=context.today(),
+                )
+            )
+            if ok:
+                self.app.push_screen(MassMailScreen(campaign.id))
+
+        title = f"Mass mail to {len(refs)} {self.kind.title.lower()}" + (
+            f" matching {query!r}" if query else ""
+        )
+        self.app.push_screen(ChoiceDialog(title + ": which template?", templates), chosen)
 
     def action_comment(self) -> None:
         ref = self.selected_ref()

@@ -38,6 +38,7 @@ class ContactInput:
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
     job_title: str | None = None
+    mail_opt_out: bool = False
     organization_id: int | None = None
     owner_id: int | None = None
     street: str | None = None
@@ -104,6 +105,7 @@ def _apply(
         setattr(contact, name, clean[name])
     contact.organization_id = data.organization_id
     contact.owner_id = data.owner_id
+    contact.mail_opt_out = data.mail_opt_out
     contact.updated_at = now
     organization = clean["organization"]
     contact.search_text = contact_search_text(

@@ -61,6 +61,7 @@ class LeadInput:
     contact_id: int | None = None
     description: str | None = None
     custom: dict[str, Any] | None = None
+    mail_opt_out: bool = False
 
 
 def _check(session: Session, data: LeadInput, *, partial_custom: bool) -> tuple[FieldErrors, dict[str, Any]]:
@@ -88,6 +89,7 @@ def _apply(session: Session, lead: m.Lead, data: LeadInput, clean: dict[str, Any
     lead.owner_id = data.owner_id
     lead.organization_id = data.organization_id
     lead.contact_id = data.contact_id
+    lead.mail_opt_out = data.mail_opt_out
     lead.updated_at = now
     lead.search_text = search_blob(
         clean["title"],

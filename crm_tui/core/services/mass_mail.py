@@ -1,0 +1,217 @@
+"""Mass mail: one template to many contacts or leads, rendered per recipient, one message each, through the
+outbox, paced, stoppable and resumable.
+
+Exactly once per recipient: a recipient's mail is put in the outbox and the recipient marked ``queued`` in
+one transaction, so a stop, a crash or a kill between two recipients never sends anyone twice, and a resume
+goes on with the ``pending`` ones. Recipients who opted out, have no address, or lack a field the template
+needs are ``skipped`` with the reason, listed before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.errors import CrmError, NotFound
+from crm_tui.core.services import email_templates, outbox, records
+from crm_tui.core.types import RecordRef, RecordType
+
+# (from name, from address, to, subject, body) -> (raw message, Message-ID, envelope recipients); given by the
+# caller (mail.compose builds messages; the core does not import it).
+Builder = Callable[[str, str, str, str, str], tuple[bytes, str, list[str]]]
+
+
+@dataclass
+class Progress:
+    total: int
+    queued: int
+    pending: int
+    skipped: int
+    state: str
+
+    @property
+    def done(self) -> int:
+        return self.queued + self.skipped
+
+
+def _address(session: Session, ref: RecordRef) -> tuple[str | None, bool]:
+    """(first address, opted out) of a contact or lead."""
+    if ref.type is RecordType.CONTACT:
+        row = session.get(m.Contact, ref.id)
+        address = session.scalars(
+            select(m.ContactEmail.address)
+            .where(m.ContactEmail.contact_id == ref.id)
+            .order_by(m.ContactEmail.position, m.ContactEmail.id)
+        ).first()
+    elif ref.type is RecordType.LEAD:
+        row = session.get(m.Lead, ref.id)
+        address = session.scalars(
+            select(m.LeadEmail.address).where(m.LeadEmail.lead_id == ref.id).order_by(m.LeadEmail.position)
+        ).first()
+    else:
+        raise CrmError(f"mass mail goes to contacts and leads, not to {ref.type.value}s")
+    if row is None:
+        raise NotFound(f"{ref} does not exist")
+    return address, bool(row.mail_opt_out)
+
+
+def _render(
+    session: Session, template: m.EmailTemplate, ref: RecordRef, *, me_id: int | None, today: date
+) -> tuple[str, str]:
+    context = email_templates.merge_context(session, [ref], me_id=me_id, today=today)
+    return email_templates.render(template, context)
+
+
+def create_campaign(
+    session: Session,
+    *,
+    template_id: int,
+    account_id: int,
+    from_name: str,
+    from_address: str,
+    refs: list[RecordRef],
+    per_minute: int,
+    now: datetime,
+    me_id: int | None,
+    today: date,
+) -> m.Campaign:
+    """A campaign with every recipient checked now: pending, or skipped with the reason."""
+    template = session.get(m.EmailTemplate, template_id)
+    if template is None:
+        raise NotFound(f"no template {template_id}")
+    if not refs:
+        raise CrmError("no recipients: the list is empty")
+    if not 1 <= per_minute <= 10_000:
+        raise CrmError("the pace is between 1 and 10,000 mails a minute")
+    campaign = m.Campaign(
+        name=template.name,
+        template_id=template_id,
+        account_id=account_id,
+        from_name=from_name,
+        from_address=from_address,
+        per_minute=per_minute,
+        state="ready",
+        created_at=now,
+    )
+    session.add(campaign)
+    session.flush()
+    for ref in dict.fromkeys(refs):
+        address, opted_out = _address(session, ref)
+        label = records.record_label(session, ref)
+        state, reason = "pending", None
+        if opted_out:
+            state, reason = "skipped", "opted out of mass mail"
+        elif not address:
+            state, reason = "skipped", "no e-mail address"
+        else:
+            try:
+                _render(session, template, ref, me_id=me_id, today=today)
+            except email_templates.TemplateFieldError as exc:
+                state, reason = "skipped", str(exc)
+        session.add(
+            m.CampaignRecipient(
+                campaign_id=campaign.id,  # type: ignore[arg-type]
+                record_type=ref.type.value,
+                record_id=ref.id,
+                label=label,
+                address=address,
+                state=state,
+                reason=reason,
+            )
+        )
+    session.flush()
+    return campaign
+
+
+def progress(session: Session, campaign_id: int) -> Progress:
+    campaign = session.get(m.Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    counts = dict(
+        session.execute(
+            select(m.CampaignRecipient.state, func.count())
+            .where(m.CampaignRecipient.campaign_id == campaign_id)
+            .group_by(m.CampaignRecipient.state)
+        ).all()
+    )
+    total = sum(counts.values())
+    return Progress(
+        total, counts.get("queued", 0), counts.get("pending", 0), counts.get("skipped", 0), campaign.state
+    )
+
+
+def skipped(session: Session, campaign_id: int) -> list[tuple[str, str | None, str]]:
+    """(label, address, reason) of every skipped recipient."""
+    return [
+        (r.label, r.address, r.reason or "")
+        for r in session.scalars(
+            select(m.CampaignRecipient)
+            .where(m.CampaignRecipient.campaign_id == campaign_id, m.CampaignRecipient.state == "skipped")
+            .order_by(m.CampaignRecipient.id)
+        )
+    ]
+
+
+def set_state(session: Session, campaign_id: int, state: str) -> m.Campaign:
+    """running (start or resume), stopped; a done campaign stays done."""
+    campaign = session.get(m.Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    if state not in ("running", "stopped"):
+        raise CrmError(f"a campaign can be running or stopped, not {state}")
+    if campaign.state != "done":
+        campaign.state = state
+    session.flush()
+    return campaign
+
+
+def queue_next(
+    session: Session, campaign_id: int, *, build: Builder, now: datetime, me_id: int | None, today: date
+) -> m.CampaignRecipient | None:
+    """Put the next pending recipient's mail in the outbox and mark them queued (one transaction: the
+    caller's). None when the campaign is not running or nobody is left (then it is done)."""
+    campaign = session.get(m.Campaign, campaign_id)
+    if campaign is None or campaign.state != "running":
+        return None
+    recipient = session.scalars(
+        select(m.CampaignRecipient)
+        .where(m.CampaignRecipient.campaign_id == campaign_id, m.CampaignRecipient.state == "pending")
+        .order_by(m.CampaignRecipient.id)
+        .limit(1)
+    ).first()
+    if recipient is None:
+        campaign.state = "done"
+        session.flush()
+        return None
+    template = session.get(m.EmailTemplate, campaign.template_id) if campaign.template_id else None
+    if template is None:
+        raise CrmError("the campaign's template was deleted: the rest cannot be written")
+    ref = RecordRef(RecordType(recipient.record_type), recipient.record_id)
+    try:
+        subject, body = _render(session, template, ref, me_id=me_id, today=today)
+        raw, message_id, envelope = build(
+            campaign.from_name, campaign.from_address, recipient.address or "", subject, body
+        )
+    except CrmError as exc:  # the record changed since the check: skip, say why
+        recipient.state, recipient.reason = "skipped", str(exc)
+        session.flush()
+        return recipient
+    item = outbox.queue(
+        session,
+        account_id=campaign.account_id,
+        message_id=message_id,
+        from_address=campaign.from_address,
+        recipients=envelope,
+        subject=subject,
+        raw=raw,
+        now=now,
+        record=(ref.type.value, ref.id),
+    )
+    recipient.state, recipient.outbox_item_id = "queued", item.id
+    session.flush()
+    return recipient
