@@ -78,12 +78,18 @@ def build(draft: Draft, *, now: datetime) -> tuple[bytes, str, list[str]]:
     body = draft.body.replace("\r\n", "\n")
     message.set_content(body if body.endswith("\n") else body + "\n", subtype="plain", charset="utf-8")
     for name, content_type, payload in draft.attachments:
-        maintype, _, subtype = (content_type or "application/octet-stream").partition("/")
+        kind, *parameters = [part.strip() for part in (content_type or "application/octet-stream").split(";")]
+        maintype, _, subtype = kind.partition("/")
         if not subtype:
             guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
             maintype, _, subtype = guessed.partition("/")
+        params = dict(p.split("=", 1) for p in parameters if "=" in p)
         message.add_attachment(
-            payload, maintype=maintype, subtype=subtype, filename=one_line(name) or "attachment"
+            payload,
+            maintype=maintype,
+            subtype=subtype,
+            filename=one_line(name) or "attachment",
+            params=params,
         )
     envelope = [email.utils.parseaddr(a)[1] for a in [*to, *cc, *bcc]]
     return message.as_bytes(), message_id, list(dict.fromkeys(envelope))

@@ -81,3 +81,48 @@ def find_invitation(raw: bytes, zone: tzinfo) -> Invitation | None:
         except Exception:  # noqa: BLE001 - real invitations break parsers in many ways; the mail still shows
             continue
     return None
+
+
+def invitation_ics(
+    *,
+    uid: str,
+    summary: str,
+    start: datetime,
+    end: datetime | None,
+    description: str,
+    organizer: tuple[str, str],
+    attendees: list[tuple[str, str]],
+    now: datetime,
+) -> bytes:
+    """An iCalendar REQUEST for one meeting (times in UTC), as calendar programs accept from mail."""
+    import icalendar
+
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//crm-tui//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "REQUEST")
+    event = icalendar.Event()
+    event.add("uid", uid)
+    event.add("dtstamp", now.astimezone(UTC))
+    event.add("dtstart", start.astimezone(UTC))
+    event.add("dtend", (end or start + timedelta(hours=1)).astimezone(UTC))
+    event.add("summary", summary)
+    if description:
+        event.add("description", description)
+    name, address = organizer
+    organizer_value = icalendar.vCalAddress(f"mailto:{address}")
+    if name:
+        organizer_value.params["CN"] = name
+    event.add("organizer", organizer_value)
+    for name, address in attendees:
+        attendee = icalendar.vCalAddress(f"mailto:{address}")
+        if name:
+            attendee.params["CN"] = name
+        attendee.params["ROLE"] = "REQ-PARTICIPANT"
+        attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+        attendee.params["RSVP"] = "TRUE"
+        event.add("attendee", attendee)
+    event.add("sequence", 0)
+    event.add("status", "CONFIRMED")
+    calendar.add_component(event)
+    return calendar.to_ical()

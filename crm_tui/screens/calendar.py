@@ -66,6 +66,7 @@ class CalendarScreen(CrmScreen):
         Binding("X", "cancel_activity", "Cancel activity", id="calendar.cancel"),
         Binding("o", "owner", "Owner filter", show=False, id="calendar.owner"),
         Binding("H", "toggle_cancelled", "Hide cancelled", show=False, id="calendar.hide_cancelled"),
+        Binding("i", "invite", "Send invitation", show=False, id="calendar.invite"),
     ]
 
     def __init__(self) -> None:
@@ -412,6 +413,14 @@ class CalendarScreen(CrmScreen):
         change = activities.complete_activity if action == "done" else activities.cancel_activity
         if self.write(lambda session: change(session, activity_id, now=context.clock.now()))[0]:
             self.reload(select=activity_id)
+
+    def action_invite(self) -> None:
+        """Invite a meeting's attendees: a mail with the iCalendar invitation attached, to check and send."""
+        activity_id = self.selected_id()
+        if activity_id is not None:
+            from crm_tui.screens.compose import write_invitation
+
+            write_invitation(self, activity_id)
 
     def action_done(self) -> None:
         self._change("done")

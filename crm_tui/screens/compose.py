@@ -391,3 +391,52 @@ def write_from_record(screen: Any, ref: Any) -> None:
         open_with(choices[0])
     else:
         screen.app.push_screen(ChoiceDialog("Send to", [(c, terminal_safe(c)) for c in choices]), open_with)
+
+
+def write_invitation(screen: Any, activity_id: int) -> None:
+    """A mail inviting a meeting's attendees, the iCalendar invitation attached; sent like any mail."""
+    from crm_tui.core.services import mail_accounts, mail_actions
+    from crm_tui.mail.invites import invitation_ics
+
+    context = screen.app.context
+    try:
+        with context.database().read() as session:
+            identities = mail_accounts.identities(session)
+            meeting = mail_actions.meeting_of(session, activity_id, mine=mail_accounts.my_addresses(session))
+    except CrmError as exc:
+        screen.notify(str(exc), severity="warning")
+        return
+    if not identities:
+        screen.notify("Add a mail account first (Settings > Mail accounts).", severity="warning")
+        return
+    identity = identities[0]
+    zone = context.zone
+    start = meeting.start.astimezone(zone)
+    end = meeting.end.astimezone(zone) if meeting.end else None
+    when = f"{start:%A, %d.%m.%Y %H:%M}" + (f"–{end:%H:%M}" if end and end.date() == start.date() else "")
+    ics = invitation_ics(
+        uid=f"crm-tui-activity-{activity_id}@{identity.address.rpartition('@')[2]}",
+        summary=meeting.subject,
+        start=meeting.start,
+        end=meeting.end,
+        description=meeting.description,
+        organizer=(identity.name, identity.address),
+        attendees=meeting.attendees,
+        now=context.clock.now(),
+    )
+    import email.utils
+
+    body = f"Einladung: {meeting.subject}\nWann: {when}\n" + (
+        f"\n{meeting.description}\n" if meeting.description else ""
+    )
+    draft = Draft(
+        identity.name,
+        identity.address,
+        to=[email.utils.formataddr(pair) for pair in meeting.attendees],
+        subject=f"Einladung: {meeting.subject}",
+        body=body,
+        attachments=[("invite.ics", "text/calendar; method=REQUEST", ics)],
+    )
+    screen.app.push_screen(
+        ComposeScreen(draft, identities=identities, identity_key=identity.key, title="Invitation")
+    )

@@ -408,3 +408,66 @@ def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
     sent = email.message_from_bytes(smtp.received[0][2], policy=email.policy.default)
     assert sent["Subject"] == "Ihre Anfrage: Wärmepumpe Altbau"
     assert sent.get_content().replace("\r\n", "\n").startswith("Guten Tag Jana Roth,\n\nvielen Dank")
+
+
+def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: SmtpServer) -> None:
+    import asyncio
+    from datetime import UTC, timedelta
+
+    from textual.widgets import Input
+
+    from crm_tui.app import CrmApp
+    from crm_tui.core.services import activities
+    from crm_tui.mail.invites import find_invitation
+    from crm_tui.screens.calendar import CalendarScreen
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import ConfirmDialog
+    from tests.ui.helpers import ZONE, make_context, wait_for
+    from tests.utils import factories
+
+    start = NOW.replace(hour=11, minute=0)  # later today: in the week the calendar opens on
+    db = mailbox.database()
+    with db.write() as session:
+        person = factories.contact(session, NOW, "Lang", first_name="Lisa", emails=["lisa@kunde.example"])
+        meeting = activities.create_activity(
+            session,
+            activities.ActivityInput(
+                subject="Vor-Ort-Termin Dach", start_at=start, end_at=start + timedelta(hours=1),
+                type="meeting", contact_id=person.id, attendee_emails=["statiker@buero.example"],
+            ),
+            now=NOW,
+        )  # fmt: skip
+        meeting_id = meeting.id
+    db.dispose()
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="calendar", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, CalendarScreen)
+            await pilot.pause(0.5)
+            screen.reload(select=meeting_id)
+            await wait_for(lambda: screen.selected_id() == meeting_id, pilot)
+            await pilot.press("i")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            to = app.screen.query_one("#c-to", Input).value
+            assert "lisa@kunde.example" in to and "statiker@buero.example" in to
+            assert [name for name, _, _ in app.screen.attachments] == ["invite.ics"]
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
+            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+
+    asyncio.run(scenario())
+    _, recipients, raw = smtp.received[0]
+    assert sorted(recipients) == ["lisa@kunde.example", "statiker@buero.example"]
+    parts = [
+        p
+        for p in email.message_from_bytes(raw, policy=email.policy.default).walk()
+        if p.get_content_type() == "text/calendar"
+    ]
+    assert parts and parts[0].get_param("method") == "REQUEST"
+    invitation = find_invitation(raw, ZONE)
+    assert invitation is not None and invitation.summary == "Vor-Ort-Termin Dach"
+    assert invitation.start == start.astimezone(UTC) and invitation.method == "REQUEST"
+    assert {a for _, a in invitation.attendees} == {"lisa@kunde.example", "statiker@buero.example"}

@@ -447,3 +447,73 @@ def record_addresses(session: Session, ref: RecordRef) -> list[str]:
         contact_id = getattr(row, "contact_id", None)
         return of_contacts([contact_id]) if contact_id else []
     return []
+
+
+@dataclass
+class Meeting:
+    """What an invitation needs of a meeting activity (plain values)."""
+
+    activity_id: int
+    subject: str
+    start: datetime
+    end: datetime | None
+    description: str
+    attendees: list[tuple[str, str]]  # (name, address)
+
+
+def meeting_of(session: Session, activity_id: int, *, mine: set[str]) -> Meeting:
+    """A meeting and the addresses of its attendees (its contact or lead and the further attendees; me left
+    out). A meeting nobody can be mailed about is a CrmError that says so."""
+    from crm_tui.core.errors import CrmError
+
+    activity = session.get(m.Activity, activity_id)
+    if activity is None:
+        raise NotFound(f"no activity {activity_id}")
+    if activity.type != m.ActivityType.MEETING.value:
+        raise CrmError("invitations are sent for meetings; this is a " + activity.type)
+
+    def contact_addresses(contact_id: int) -> list[tuple[str, str]]:
+        contact = session.get(m.Contact, contact_id)
+        address = session.scalars(
+            select(m.ContactEmail.address)
+            .where(m.ContactEmail.contact_id == contact_id)
+            .order_by(m.ContactEmail.position, m.ContactEmail.id)
+        ).first()
+        return [(contact.name, address)] if contact is not None and address else []
+
+    def lead_addresses(lead_id: int) -> list[tuple[str, str]]:
+        lead = session.get(m.Lead, lead_id)
+        address = session.scalars(select(m.LeadEmail.address).where(m.LeadEmail.lead_id == lead_id)).first()
+        return [(lead.person_name or "", address)] if lead is not None and address else []
+
+    found: list[tuple[str, str]] = []
+    if activity.contact_id:
+        found += contact_addresses(activity.contact_id)
+    if activity.lead_id:
+        found += lead_addresses(activity.lead_id)
+    for attendee in session.scalars(
+        select(m.ActivityAttendee).where(m.ActivityAttendee.activity_id == activity_id)
+    ):
+        if attendee.contact_id:
+            found += contact_addresses(attendee.contact_id)
+        elif attendee.lead_id:
+            found += lead_addresses(attendee.lead_id)
+        elif attendee.user_id:
+            user = session.get(m.User, attendee.user_id)
+            if user is not None:
+                found.append((user.name, user.email))
+        elif attendee.email:
+            found.append(("", attendee.email))
+    attendees = list(
+        {address.lower(): (name, address) for name, address in found if address.lower() not in mine}.values()
+    )
+    if not attendees:
+        raise CrmError("this meeting has no attendee with an e-mail address")
+    return Meeting(
+        activity_id,
+        activity.subject,
+        activity.start_at,
+        activity.end_at,
+        activity.description or "",
+        attendees,
+    )
