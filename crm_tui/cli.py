@@ -167,6 +167,9 @@ def _account_options(sub: argparse.ArgumentParser, *, creating: bool) -> None:
         "--refresh-minutes", type=_positive_int, metavar="N", help="sync every N minutes (default 5)"
     )
     sub.add_argument(
+        "--signature", metavar="TEXT", help='put under mail from this account ("\\n" for a new line)'
+    )
+    sub.add_argument(
         "--sync-since",
         type=_since,
         metavar="DATE|all",

@@ -39,6 +39,9 @@ def _account_input(args: argparse.Namespace, *, creating: bool) -> Any:
         refresh_minutes=args.refresh_minutes,
         sync_since=None if args.sync_since in (None, "all") else args.sync_since,
         sync_all=args.sync_since == "all",
+        signature=args.signature.replace("\\n", "\n")
+        if getattr(args, "signature", None) is not None
+        else None,
     )
 
 

@@ -486,6 +486,7 @@ class MailAccount(SQLModel, table=True):
     addresses: str = Field(default="", sa_type=Text)  # my own addresses on it, one per line
     refresh_minutes: int = 5
     sync_since: date | None = None  # None: all mail
+    signature: str = Field(default="", sa_type=Text)  # put under mail written from this account
     created_at: datetime = _utc()
 
 

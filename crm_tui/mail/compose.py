@@ -8,6 +8,7 @@ text/plain part (UTF-8), attachments beside it; no HTML is made from it.
 
 from __future__ import annotations
 
+import email.policy
 import email.utils
 import mimetypes
 from dataclasses import dataclass, field
@@ -56,7 +57,10 @@ def addresses(text: str) -> list[str]:
 
 def build(draft: Draft, *, now: datetime) -> tuple[bytes, str, list[str]]:
     """The message as it goes out: (bytes, its Message-ID, envelope recipients). Bcc is in the envelope only."""
-    to, cc, bcc = draft.to, draft.cc, draft.bcc
+    # Each recipient read again from one line: a name carrying CR/LF (copied from a mail) stays a name.
+    to, cc, bcc = (
+        addresses(", ".join(one_line(a) for a in group)) for group in (draft.to, draft.cc, draft.bcc)
+    )
     if not to and not cc and not bcc:
         raise ValidationError.single("to", "who is it for? add a recipient")
     message = EmailMessage(policy=SMTP)
@@ -84,6 +88,10 @@ def build(draft: Draft, *, now: datetime) -> tuple[bytes, str, list[str]]:
             guessed = mimetypes.guess_type(name)[0] or "application/octet-stream"
             maintype, _, subtype = guessed.partition("/")
         params = dict(p.split("=", 1) for p in parameters if "=" in p)
+        if (maintype, subtype) == ("message", "rfc822"):  # a forwarded mail, whole
+            inner = email.message_from_bytes(payload, policy=email.policy.default)
+            message.add_attachment(inner, filename=one_line(name) or "message.eml")
+            continue
         message.add_attachment(
             payload,
             maintype=maintype,
@@ -112,6 +120,14 @@ class Original:
     attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
+def with_signature(body: str, signature: str) -> str:
+    """The signature ("-- " line, then the text) where the user writes: above a quote, under a new text."""
+    if not signature.strip():
+        return body
+    block = "\n\n-- \n" + signature.strip("\n") + "\n"
+    return block + body if body.startswith("\n\n") else body + block
+
+
 def _prefixed(prefix: str, subject: str) -> str:
     subject = one_line(subject)
     if subject_key(subject) != subject.lower() and subject.lower().startswith(prefix.lower()):
@@ -133,7 +149,9 @@ def reply(
 ) -> Draft:
     """A reply: to the sender (Reply-To if set), or with ``everyone`` also to the other recipients; quoted;
     threaded by In-Reply-To and References."""
-    to = original.reply_to or [email.utils.formataddr((original.from_name, original.from_address))]
+    to = original.reply_to or [
+        email.utils.formataddr((one_line(original.from_name), one_line(original.from_address)))
+    ]
     cc: list[str] = []
     if everyone:
         seen = {email.utils.parseaddr(a)[1].lower() for a in to} | {a.lower() for a in mine}

@@ -17,7 +17,7 @@ from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.mail.compose import Draft, addresses, build
+from crm_tui.mail.compose import Draft, addresses, build, with_signature
 from crm_tui.screens.base import CrmScreen
 from crm_tui.widgets.status_bar import StatusBar
 
@@ -49,8 +49,14 @@ class ComposeScreen(CrmScreen):
     BINDINGS = [
         Binding("ctrl+s", "send", "Send", id="compose.send"),
         Binding("ctrl+o", "attach", "Attach file", id="compose.attach"),
+        Binding(
+            "ctrl+d", "attach_document", "Attach a record's document", priority=True, id="compose.document"
+        ),
         Binding("ctrl+e", "editor", "Edit in $EDITOR", priority=True, id="compose.editor"),
         Binding("ctrl+t", "template", "Template", priority=True, id="compose.template"),
+        Binding(
+            "ctrl+f", "forward_whole", "Forward attached / inline", priority=True, id="compose.forward_whole"
+        ),
         Binding("escape", "discard", "Discard", id="compose.discard"),
     ]
     AUTO_FOCUS = "#c-to"
@@ -64,8 +70,13 @@ class ComposeScreen(CrmScreen):
         title: str,
         reply_to_id: int | None = None,
         record: tuple[str, int] | None = None,
+        original: tuple[str, bytes] | None = None,
     ) -> None:
         super().__init__()
+        self.original = (
+            original  # a forward's (subject, raw bytes): ctrl+f attaches it whole instead of inline
+        )
+        self.inline_kept: tuple[str, list[Any]] | None = None
         self.draft, self.identities, self.identity_key = draft, identities, identity_key
         self.title_text, self.reply_to_id, self.record = title, reply_to_id, record
         self.attachments = list(draft.attachments)
@@ -334,6 +345,79 @@ class ComposeScreen(CrmScreen):
             ChoiceDialog("Template", [(i, terminal_safe(label)) for i, label in templates]), chosen
         )
 
+    def action_attach_document(self) -> None:
+        """Attach a document of the records this mail is about (the one it is written from, those the answered
+        mail is filed on, the recipients' contacts and their organizations)."""
+        from crm_tui.core import models as m
+        from crm_tui.core.services import attachments, records
+        from crm_tui.core.types import RecordRef, RecordType
+        from crm_tui.screens.dialogs import ChoiceDialog
+
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
+            refs = self.merge_refs(session)
+            for ref in list(refs):
+                if ref.type is RecordType.CONTACT:
+                    contact = session.get(m.Contact, ref.id)
+                    if contact is not None and contact.organization_id:
+                        refs.append(RecordRef(RecordType.ORGANIZATION, contact.organization_id))
+            documents = []
+            for ref in dict.fromkeys(refs):
+                label = records.record_label(session, ref)
+                for document in attachments.documents_on(session, ref):
+                    documents.append((str(document.id), f"{document.filename} — {label}"))
+        if not documents:
+            self.notify("The records of this mail have no documents.", severity="warning")
+            return
+
+        def chosen(document_id: str | None) -> None:
+            if not document_id:
+                return
+            with context.database().read() as session:
+                document = session.get(m.Document, int(document_id))
+                if document is None:
+                    return
+                path = attachments.document_path(
+                    context.paths.documents_dir(demo=context.demo), document.stored_name
+                )
+                name, kind = document.filename, document.content_type or "application/octet-stream"
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                self.notify(f"cannot read {terminal_safe(name)}: {exc.strerror or exc}", severity="error")
+                return
+            self.attachments.append((name, kind, data))
+            self._show_attachments()
+
+        self.app.push_screen(
+            ChoiceDialog("Attach a document", [(i, terminal_safe(label)) for i, label in documents]), chosen
+        )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "forward_whole":
+            return self.original is not None
+        return True
+
+    def action_forward_whole(self) -> None:
+        """A forward: the original attached whole (as the .eml it is), or back to its text inline."""
+        if self.original is None:
+            return
+        area = self.query_one("#c-body", TextArea)
+        if self.inline_kept is None:
+            marker = area.text.find("-------- Forwarded message --------")
+            self.inline_kept = (area.text, list(self.attachments))
+            if marker >= 0:
+                area.text = area.text[:marker].rstrip("\n") + "\n"
+            subject, raw = self.original
+            name = (" ".join(subject.split())[:60] or "message").replace("/", "-") + ".eml"
+            self.attachments = [(name, "message/rfc822", raw)]
+            self.notify("The original goes along whole, as an attachment (ctrl+f: inline again).")
+        else:
+            area.text, self.attachments = self.inline_kept[0], self.inline_kept[1]
+            self.inline_kept = None
+            self.notify("The original's text is inline again, its attachments attached.")
+        self._show_attachments()
+
     def action_discard(self) -> None:
         from crm_tui.screens.dialogs import ConfirmDialog
 
@@ -376,7 +460,9 @@ def write_from_record(screen: Any, ref: Any) -> None:
     def open_with(address: str | None) -> None:
         if not address:
             return
-        draft = Draft(identity.name, identity.address, to=[address])
+        draft = Draft(
+            identity.name, identity.address, to=[address], body=with_signature("", identity.signature)
+        )
         screen.app.push_screen(
             ComposeScreen(
                 draft,
@@ -434,7 +520,7 @@ def write_invitation(screen: Any, activity_id: int) -> None:
         identity.address,
         to=[email.utils.formataddr(pair) for pair in meeting.attendees],
         subject=f"Einladung: {meeting.subject}",
-        body=body,
+        body=with_signature(body, identity.signature),
         attachments=[("invite.ics", "text/calendar; method=REQUEST", ics)],
     )
     screen.app.push_screen(

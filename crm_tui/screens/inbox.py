@@ -686,6 +686,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     def action_write(self, kind: str) -> None:
         """m: a new mail; r: reply to the sender; g: reply to all; f: forward (attachments included)."""
+        from crm_tui.core import models as m
         from crm_tui.core.services import mail_accounts
         from crm_tui.mail import compose
         from crm_tui.screens.compose import ComposeScreen
@@ -701,6 +702,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
             original = (
                 original_of(session, message_id, with_attachments=kind == "forward") if message_id else None
             )
+            stored = session.get(m.MailMessage, message_id) if kind == "forward" and message_id else None
+            original_raw = bytes(stored.raw or b"") if stored is not None and stored.has_body else b""
         if not identities:
             self.say("add a mail account first (Settings, or crm-tui account add)")
             return
@@ -723,6 +726,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 zone=context.zone,
             )
             title = "Reply to all" if kind == "reply_all" else "Reply"
+        draft.body = compose.with_signature(draft.body, identity.signature)
         self.app.push_screen(
             ComposeScreen(
                 draft,
@@ -730,6 +734,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 identity_key=identity.key,
                 title=title,
                 reply_to_id=message_id if kind in ("reply", "reply_all") else None,
+                original=(original.subject, original_raw) if kind == "forward" and original_raw else None,
             )
         )
 

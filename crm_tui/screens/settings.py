@@ -223,6 +223,7 @@ class SettingsScreen(CrmScreen):
                     "smtp_security": a.smtp_security or "",
                     "addresses": ", ".join(x for x in a.addresses.splitlines() if x),
                     "refresh_minutes": str(a.refresh_minutes),
+                    "signature": a.signature or "",  # type: ignore[union-attr]
                     "sync_since": a.sync_since.isoformat() if a.sync_since else "all",
                 }  # type: ignore[union-attr]
         security = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "none (loopback only)")]
@@ -258,6 +259,7 @@ class SettingsScreen(CrmScreen):
             FieldSpec("smtp_security", "SMTP security", "choice", security),
             FieldSpec("addresses", "My addresses on this account", "list"),
             FieldSpec("refresh_minutes", "Sync every (minutes)", "number", required=True),
+            FieldSpec("signature", "Signature", "textarea"),
             FieldSpec("sync_since", "Keep mail since (YYYY-MM-DD or all; empty: 90 days back)"),
         ]
 
@@ -298,6 +300,7 @@ class SettingsScreen(CrmScreen):
                 smtp_security=v.get("smtp_security") or None,
                 addresses=[a.strip() for a in v.get("addresses", "").split(",") if a.strip()],
                 refresh_minutes=number(v, "refresh_minutes"),
+                signature=v.get("signature", ""),
                 sync_since=since,
                 sync_all=since_text == "all",
             )

@@ -471,3 +471,87 @@ def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: Smt
     assert invitation is not None and invitation.summary == "Vor-Ort-Termin Dach"
     assert invitation.start == start.astimezone(UTC) and invitation.method == "REQUEST"
     assert {a for _, a in invitation.attendees} == {"lisa@kunde.example", "statiker@buero.example"}
+
+
+def test_killed_after_the_server_took_it_but_not_in_sent_is_uncertain(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    item_id, _ = queue_mail(mailbox)
+    process = flush_in_a_process(mailbox)
+    smtp.behaviour.kill_pid, smtp.behaviour.kill_at = process.pid, "data"
+    assert process.wait(timeout=60) == -9
+    assert flush_at(mailbox, 1) == 1
+    assert states(mailbox, capsys)[item_id][0] == "uncertain"
+    assert flush_at(mailbox, 10) == 0 and len(smtp.received) == 1, "never a silent second delivery"
+
+
+def test_signature_forward_attached_and_a_document_from_the_record(
+    mailbox: Mailbox, smtp: SmtpServer, tmp_path: Any
+) -> None:
+    import asyncio
+
+    from textual.widgets import TextArea
+
+    from crm_tui.app import CrmApp
+    from crm_tui.core.services import attachments
+    from crm_tui.core.types import RecordRef, RecordType
+    from crm_tui.paths import resolve_paths
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.widgets.paged_table import PagedTable
+    from tests.mail.test_sync import message
+    from tests.ui.helpers import make_context, wait_for
+    from tests.utils import factories
+
+    assert mailbox.cli("account", "edit", "work", "--signature", "Anna Berg\\nSolar Nord GmbH") == 0
+    mailbox.append("INBOX", message(1, mid="<fw1@firma.example>", subject="Bauplan", body="Siehe Plan."))
+    assert mailbox.cli("sync") == 0
+    offer = tmp_path / "angebot.pdf"
+    offer.write_bytes(b"%PDF-1.4 Angebot")
+    db = mailbox.database()
+    with db.write() as session:
+        person = factories.contact(session, NOW, "Lang", first_name="Lisa", emails=["lisa@kunde.example"])
+        attachments.add_document(
+            session, RecordRef(RecordType.CONTACT, person.id), offer,  # type: ignore[arg-type]
+            documents_dir=resolve_paths(mailbox.home).documents_dir(), added_by_id=None, now=NOW,
+        )  # fmt: skip
+    db.dispose()
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count == 1, pilot)
+            inbox = app.screen
+            await pilot.press("f")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            body = app.screen.query_one("#c-body", TextArea)
+            assert body.text.startswith("\n\n-- \nAnna Berg\nSolar Nord GmbH\n"), (
+                "the signature above the forward"
+            )
+            await pilot.press("ctrl+f")
+            assert [(n, t) for n, t, _ in app.screen.attachments] == [("Bauplan 1.eml", "message/rfc822")]
+            assert "Forwarded message" not in body.text
+            app.screen.query_one("#c-to").value = "Lisa Lang <lisa@kunde.example>"
+            await pilot.press("ctrl+d")  # a document of the recipient's contact
+            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+            await pilot.press("enter")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            assert [n for n, _, _ in app.screen.attachments] == ["Bauplan 1.eml", "angebot.pdf"]
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
+            await wait_for(lambda: app.screen is inbox and len(smtp.received) == 1, pilot, timeout=20)
+
+    asyncio.run(scenario())
+    sent = email.message_from_bytes(smtp.received[0][2], policy=email.policy.default)
+    kinds = [part.get_content_type() for part in sent.iter_attachments()]
+    assert kinds == ["message/rfc822", "application/pdf"]
+    forwarded = next(sent.iter_attachments()).get_content()
+    assert forwarded["Subject"] == "Bauplan 1" and "Siehe Plan." in forwarded.get_content()
+    assert (
+        sent.get_body(("plain",))
+        .get_content()
+        .replace("\r\n", "\n")
+        .startswith("\n\n-- \nAnna Berg\nSolar Nord GmbH")
+    )

@@ -199,3 +199,35 @@ def test_invitations_are_read_with_their_time_zone_or_not_at_all() -> None:
         is None
     )
     assert find_invitation(b"Subject: none\r\n\r\nplain\r\n", berlin) is None
+
+
+def test_nothing_from_an_incoming_mail_can_add_a_header_to_a_reply() -> None:
+    import email as email_package
+    import email.policy
+    from datetime import UTC, datetime
+
+    from crm_tui.mail import compose
+
+    original = compose.Original(
+        from_name="Evil\r\nBcc: everyone@x.example",
+        from_address="evil@x.example",
+        reply_to=[],
+        to=[],
+        cc=[],
+        subject="Angebot\r\nBcc: hidden@x.example\r\nX-Injected: yes",
+        sent_at=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+        message_id="<m1@x.example>\r\nX-Other: 1",
+        references=[],
+        body="Hallo <b>fett</b> & so\n",
+    )
+    draft = compose.reply(
+        original, from_name="Anna", from_address="anna@crm.example", mine=set(), everyone=False, zone=UTC
+    )
+    raw, _, recipients = compose.build(draft, now=datetime(2026, 11, 22, tzinfo=UTC))
+    sent = email_package.message_from_bytes(raw, policy=email.policy.default)
+    assert sent["Bcc"] is None and sent["X-Injected"] is None and sent["X-Other"] is None
+    assert recipients == ["evil@x.example"]
+    assert sent["Subject"] == "Re: Angebot Bcc: hidden@x.example X-Injected: yes"
+    assert sent.get_content_type() == "text/plain" and "<b>fett</b> & so" in sent.get_content(), (
+        "no markup added"
+    )

@@ -63,6 +63,7 @@ class AccountInput:
     refresh_minutes: int | None = None
     sync_since: date | None = None
     sync_all: bool = False
+    signature: str | None = None
 
 
 def _apply(
@@ -223,6 +224,8 @@ class Identity:
     name: str
     address: str
 
+    signature: str = ""
+
     @property
     def label(self) -> str:
         return (
@@ -245,7 +248,10 @@ def identities(session: Session) -> list[Identity]:
         addresses = [a for a in account.addresses.splitlines() if a] or (
             [account.username.lower()] if "@" in account.username else []
         )
-        found.extend(Identity(account.id, account.name, name, address) for address in addresses)  # type: ignore[arg-type]
+        found.extend(
+            Identity(account.id, account.name, name, address, account.signature or "")  # type: ignore[arg-type]
+            for address in addresses
+        )
     return found
 
 
