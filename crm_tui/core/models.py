@@ -528,6 +528,28 @@ class OutboxItem(SQLModel, table=True):
     sent_at: datetime | None = _utc(nullable=True)
 
 
+class MailDraft(SQLModel, table=True):
+    """A mail being written, saved as it is written (and copied to the account's Drafts folder)."""
+
+    __tablename__ = "mail_draft"
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("mail_account.id", nullable=False, ondelete="CASCADE")
+    from_address: str
+    to: str = Field(default="", sa_type=Text)
+    cc: str = Field(default="", sa_type=Text)
+    bcc: str = Field(default="", sa_type=Text)
+    subject: str = ""
+    body: str = Field(default="", sa_type=Text)
+    in_reply_to: str | None = None
+    references: str | None = Field(default=None, sa_type=Text)
+    raw: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))  # with its attachments
+    reply_to_id: int | None = _fk("mail_message.id", ondelete="SET NULL")
+    record_type: str | None = None
+    record_id: int | None = None
+    server_message_id: str | None = None  # the Message-ID of the copy in the Drafts folder
+    updated_at: datetime = _utc()
+
+
 class Campaign(SQLModel, table=True):
     """A mass mail: one template to many contacts or leads, one message each, paced; stoppable."""
 

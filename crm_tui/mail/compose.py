@@ -55,13 +55,34 @@ def addresses(text: str) -> list[str]:
     return found
 
 
-def build(draft: Draft, *, now: datetime) -> tuple[bytes, str, list[str]]:
-    """The message as it goes out: (bytes, its Message-ID, envelope recipients). Bcc is in the envelope only."""
+def _lenient(group: list[str]) -> list[str]:
+    """Recipients of a draft as far as they are readable (a draft may hold half-typed addresses)."""
+    found = []
+    for item in group:
+        try:
+            found.extend(addresses(one_line(item)))
+        except ValidationError:
+            continue
+    return found
+
+
+def build_draft(draft: Draft, *, now: datetime) -> tuple[bytes, str]:
+    """A draft as a message for the Drafts folder: (bytes, Message-ID); recipients may be missing."""
+    raw, message_id, _ = build(draft, now=now, lenient=True)
+    return raw, message_id
+
+
+def build(draft: Draft, *, now: datetime, lenient: bool = False) -> tuple[bytes, str, list[str]]:
+    """The message as it goes out: (bytes, its Message-ID, envelope recipients). Bcc is in the envelope only.
+    ``lenient`` (a draft): unreadable or missing recipients are left out instead of refused."""
     # Each recipient read again from one line: a name carrying CR/LF (copied from a mail) stays a name.
-    to, cc, bcc = (
-        addresses(", ".join(one_line(a) for a in group)) for group in (draft.to, draft.cc, draft.bcc)
-    )
-    if not to and not cc and not bcc:
+    if lenient:
+        to, cc, bcc = _lenient(draft.to), _lenient(draft.cc), _lenient(draft.bcc)
+    else:
+        to, cc, bcc = (
+            addresses(", ".join(one_line(a) for a in group)) for group in (draft.to, draft.cc, draft.bcc)
+        )
+    if not to and not cc and not bcc and not lenient:
         raise ValidationError.single("to", "who is it for? add a recipient")
     message = EmailMessage(policy=SMTP)
     domain = draft.from_address.rpartition("@")[2] or "crm-tui.invalid"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,6 +23,7 @@ from crm_tui.screens.base import CrmScreen
 from crm_tui.widgets.status_bar import StatusBar
 
 MAX_ATTACHMENT_BYTES = 25 * 2**20
+DRAFT_DELAY = 1.5  # seconds after the last key: the draft is saved
 
 
 class RecipientSuggester(Suggester):
@@ -71,8 +73,12 @@ class ComposeScreen(CrmScreen):
         reply_to_id: int | None = None,
         record: tuple[str, int] | None = None,
         original: tuple[str, bytes] | None = None,
+        draft_id: int | None = None,
     ) -> None:
         super().__init__()
+        self.draft_id = draft_id  # the saved draft (saved as it is written)
+        self._save_timer: Any = None
+        self._loaded = False
         self.original = (
             original  # a forward's (subject, raw bytes): ctrl+f attaches it whole instead of inline
         )
@@ -113,11 +119,98 @@ class ComposeScreen(CrmScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._start_saving)
         self._show_attachments()
         body = self.query_one("#c-body", TextArea)
         body.move_cursor((0, 0))
         if self.draft.to:  # a reply: write at the top, above the quote
             self.set_focus(body)
+
+    # --- drafts: saved as they are written ---
+
+    def _start_saving(self) -> None:
+        self._loaded = True
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self._loaded and (event.input.id or "").startswith("c-"):
+            self._schedule_save()
+
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        if self._loaded:
+            self._schedule_save()
+
+    def _schedule_save(self) -> None:
+        if self._save_timer is not None:
+            self._save_timer.stop()
+        self._save_timer = self.set_timer(DRAFT_DELAY, self.save_draft)
+
+    def draft_fields(self) -> Any:
+        from crm_tui.core.services.drafts import DraftFields
+        from crm_tui.mail.compose import build_draft
+
+        identity = next(
+            (i for i in self.identities if i.key == self.query_one("#c-from", Select).value), None
+        )
+        if identity is None:
+            return None
+        values = {name: self.query_one(f"#c-{name}", Input).value for name in ("to", "cc", "bcc", "subject")}
+        body = self.query_one("#c-body", TextArea).text
+        draft = Draft(
+            identity.name, identity.address, to=[values["to"]], cc=[values["cc"]], bcc=[values["bcc"]],
+            subject=values["subject"], body=body, in_reply_to=self.draft.in_reply_to,
+            references=self.draft.references, attachments=self.attachments,
+        )  # fmt: skip
+        raw, message_id = build_draft(draft, now=self.app.context.clock.now())  # type: ignore[attr-defined]
+        fields = DraftFields(
+            identity.account_id, identity.address, values["to"], values["cc"], values["bcc"], values["subject"],
+            body, self.draft.in_reply_to, self.draft.references, raw, self.reply_to_id, self.record,
+        )  # fmt: skip
+        return fields, raw, message_id
+
+    def save_draft(self) -> None:
+        """Save the mail as a draft here at once, and its copy in the Drafts folder in the background."""
+        from crm_tui.core.services import drafts
+
+        self._save_timer = None
+        built = self.draft_fields()
+        if built is None:
+            return
+        fields, raw, message_id = built
+        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        ok, saved = self.write(lambda session: drafts.save(session, self.draft_id, fields, now=now))
+        if ok:
+            self.draft_id = saved.id
+            if not self.app.context.demo:  # type: ignore[attr-defined]
+                self._store_on_server(saved.id, raw, message_id)
+
+    @work(thread=True, exclusive=True, group="draft-copy", exit_on_error=False)
+    def _store_on_server(self, draft_id: int, raw: bytes, message_id: str) -> None:
+        from crm_tui.mail import drafts as server_drafts
+
+        said = server_drafts.store(self.app.context.database(), draft_id, raw, message_id)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self.app.update_status, said)  # type: ignore[attr-defined]
+
+    def drop_draft(self) -> None:
+        """The mail was sent or discarded: its draft goes, here and in the Drafts folder."""
+        from crm_tui.core.services import drafts
+
+        if self._save_timer is not None:
+            self._save_timer.stop()
+            self._save_timer = None
+        if self.draft_id is None:
+            return
+        draft_id, self.draft_id = self.draft_id, None
+        ok, gone = self.write(lambda session: drafts.remove(session, draft_id))
+        if ok and gone is not None and gone.server_message_id and not self.app.context.demo:  # type: ignore[attr-defined]
+            account_id, server_id = gone.account_id, gone.server_message_id
+            app = self.app
+
+            def remove() -> None:
+                from crm_tui.mail import drafts as server_drafts
+
+                server_drafts.remove(app.context.database(), account_id, server_id)  # type: ignore[attr-defined]
+
+            app.run_worker(remove, thread=True, group="draft-remove", exit_on_error=False)
 
     def _show_attachments(self) -> None:
         from crm_tui.screens.inbox import _size
@@ -207,6 +300,7 @@ class ComposeScreen(CrmScreen):
         if not ok:
             return
         self.sent_item = item.id
+        self.drop_draft()
         if self.app.context.demo:  # type: ignore[attr-defined]
             self.app.notify("Demo mode: the mail waits in the outbox; nothing is delivered.")
         else:
@@ -419,8 +513,6 @@ class ComposeScreen(CrmScreen):
         self._show_attachments()
 
     def action_discard(self) -> None:
-        from crm_tui.screens.dialogs import ConfirmDialog
-
         changed = self.query_one("#c-body", TextArea).text != self.draft.body or any(
             self.query_one(f"#c-{name}", Input).value.strip() != ", ".join(getattr(self.draft, name)).strip()
             for name in ("to", "cc", "bcc")
@@ -429,12 +521,23 @@ class ComposeScreen(CrmScreen):
             self.app.pop_screen()
             return
 
-        def decided(yes: bool | None) -> None:
-            if yes:
+        from crm_tui.screens.dialogs import ChoiceDialog
+
+        def decided(choice: str | None) -> None:
+            if choice == "keep":
+                self.save_draft()
+                self.app.notify("Kept as a draft: R in the inbox takes it up again.")
+                self.app.pop_screen()
+            elif choice == "discard":
+                self.drop_draft()
                 self.app.pop_screen()
 
         self.app.push_screen(
-            ConfirmDialog("Discard this mail?", "What you wrote is not kept.", "Discard"), decided
+            ChoiceDialog(
+                "Leave this mail?",
+                [("keep", "Keep it as a draft"), ("discard", "Discard it (the draft goes too)")],
+            ),
+            decided,
         )
 
 
@@ -526,3 +629,53 @@ def write_invitation(screen: Any, activity_id: int) -> None:
     screen.app.push_screen(
         ComposeScreen(draft, identities=identities, identity_key=identity.key, title="Invitation")
     )
+
+
+def recall_draft(screen: Any) -> None:
+    """Take up a saved draft again (R in the inbox)."""
+    from crm_tui.core.services import drafts, mail_accounts
+    from crm_tui.mail.parse import attachment_payloads
+    from crm_tui.screens.dialogs import ChoiceDialog
+
+    context = screen.app.context
+    with context.database().read() as session:
+        saved = [
+            (str(d.id), f"{d.subject or '(no subject)'} — {d.to or 'no recipient'} — "
+             f"{d.updated_at.astimezone(context.zone):%d.%m. %H:%M}")
+            for d in drafts.list_drafts(session)
+        ]  # fmt: skip
+        identities = mail_accounts.identities(session)
+    if not saved:
+        screen.notify("No drafts.")
+        return
+
+    def chosen(draft_id: str | None) -> None:
+        if not draft_id:
+            return
+        with context.database().read() as session:
+            row = drafts.get(session, int(draft_id))
+            identity = next(
+                (i for i in identities if i.account_id == row.account_id and i.address == row.from_address),
+                identities[0] if identities else None,
+            )
+            draft = Draft(
+                identity.name if identity else "", row.from_address, to=[row.to] if row.to else [],
+                cc=[row.cc] if row.cc else [], bcc=[row.bcc] if row.bcc else [], subject=row.subject, body=row.body,
+                in_reply_to=row.in_reply_to, references=(row.references or "").splitlines(),
+                attachments=attachment_payloads(bytes(row.raw)) if row.raw else [],
+            )  # fmt: skip
+            record = (row.record_type, row.record_id) if row.record_type and row.record_id else None
+            reply_to_id = row.reply_to_id
+        screen.app.push_screen(
+            ComposeScreen(
+                draft,
+                identities=identities,
+                identity_key=identity.key if identity else None,
+                title="Draft",
+                reply_to_id=reply_to_id,
+                record=record,
+                draft_id=int(draft_id),
+            )  # fmt: skip
+        )
+
+    screen.app.push_screen(ChoiceDialog("Drafts", [(i, terminal_safe(label)) for i, label in saved]), chosen)

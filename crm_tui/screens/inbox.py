@@ -189,6 +189,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         Binding("f", "write('forward')", "Forward", show=False, id="inbox.forward"),
         Binding("m", "write('new')", "Compose", id="inbox.compose"),
         Binding("o", "outbox", "Outbox", show=False, id="inbox.outbox"),
+        Binding("R", "drafts", "Drafts", show=False, id="inbox.drafts"),
     ]
 
     def __init__(self) -> None:
@@ -737,6 +738,11 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 original=(original.subject, original_raw) if kind == "forward" and original_raw else None,
             )
         )
+
+    def action_drafts(self) -> None:
+        from crm_tui.screens.compose import recall_draft
+
+        recall_draft(self)
 
     def action_outbox(self) -> None:
         from crm_tui.screens.outbox import OutboxScreen

@@ -555,3 +555,58 @@ def test_signature_forward_attached_and_a_document_from_the_record(
         .replace("\r\n", "\n")
         .startswith("\n\n-- \nAnna Berg\nSolar Nord GmbH")
     )
+
+
+def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
+    mailbox: Mailbox, smtp: SmtpServer
+) -> None:
+    import asyncio
+
+    from sqlmodel import select
+    from textual.widgets import Input, TextArea
+
+    from crm_tui.app import CrmApp
+    from crm_tui.core import models as m
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.screens.inbox import InboxScreen
+    from tests.ui.helpers import make_context, wait_for
+
+    def local() -> list[tuple[str, str]]:
+        db = mailbox.database()
+        with db.read() as session:
+            rows = [(d.subject, d.body) for d in session.scalars(select(m.MailDraft))]
+        db.dispose()
+        return rows
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+            await pilot.press("m")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            app.screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
+            app.screen.query_one("#c-subject", Input).value = "Angebot Speicher"
+            app.screen.query_one("#c-body", TextArea).text = "Erster Entwurf"
+            await wait_for(lambda: local() == [("Angebot Speicher", "Erster Entwurf")], pilot)
+            await wait_for(lambda: server_subjects(mailbox, "Drafts") == {"Angebot Speicher"}, pilot)
+            await pilot.press("escape")
+            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+            await pilot.press("enter")  # keep it as a draft
+            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+            await pilot.press("R")
+            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+            await pilot.press("enter")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            assert app.screen.query_one("#c-body", TextArea).text == "Erster Entwurf"
+            assert app.screen.query_one("#c-to", Input).value == "Lisa Lang <lisa@kunde.example>"
+            app.screen.query_one("#c-body", TextArea).text = "Erster Entwurf, fertig."
+            await wait_for(lambda: local() == [("Angebot Speicher", "Erster Entwurf, fertig.")], pilot)
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
+            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+            await wait_for(lambda: local() == [], pilot)
+            await wait_for(lambda: server_subjects(mailbox, "Drafts") == set(), pilot, timeout=20)
+
+    asyncio.run(scenario())
