@@ -22,6 +22,9 @@ EXAMPLE_CONFIG = """\
 # The inbox's "No reply to me" view: my mails without an answer for this many days (default 3).
 # no_reply_days = 3
 
+# Mass mail pace: mails a minute (default 30; providers limit how fast one may send).
+# mass_mail_per_minute = 30
+
 # Key bindings: binding id = keys (comma separated), e.g.
 # [keymap]
 # "app.quit" = "ctrl+q,q"
@@ -42,6 +45,8 @@ class Settings:
     """Binding id -> keys, to remap the app's key bindings."""
     no_reply_days: int = 3
     """The inbox's "No reply to me" view lists my mails unanswered for this many days."""
+    mass_mail_per_minute: int = 30
+    """The pace of a mass mail, in mails a minute."""
 
     def zone(self) -> ZoneInfo | None:
         if not self.timezone:
@@ -49,7 +54,14 @@ class Settings:
         return ZoneInfo(self.timezone)
 
 
-_KNOWN = {"me": str, "timezone": str, "database_url": str, "keymap": dict, "no_reply_days": int}
+_KNOWN = {
+    "me": str,
+    "timezone": str,
+    "database_url": str,
+    "keymap": dict,
+    "no_reply_days": int,
+    "mass_mail_per_minute": int,
+}
 
 
 def load_settings(path: Path) -> Settings:
@@ -82,7 +94,10 @@ def load_settings(path: Path) -> Settings:
         database_url=data.get("database_url"),
         keymap=dict(keymap),
         no_reply_days=data.get("no_reply_days", 3),
+        mass_mail_per_minute=data.get("mass_mail_per_minute", 30),
     )
+    if not 1 <= settings.mass_mail_per_minute <= 10_000:
+        raise ConfigError(f"{path}: mass_mail_per_minute must be between 1 and 10000")
     if not 1 <= settings.no_reply_days <= 365:
         raise ConfigError(f"{path}: no_reply_days must be between 1 and 365")
     if settings.timezone:

@@ -273,7 +273,7 @@ class RecordsScreen(SearchesItsList, CrmScreen):
                     from_name=identity.name,
                     from_address=identity.address,
                     refs=refs,
-                    per_minute=30,
+                    per_minute=context.settings.mass_mail_per_minute,
                     now=context.clock.now(),
                     me_id=context.me_id(),
                     today=context.today(),

@@ -122,6 +122,12 @@ def test_mass_mail_from_the_contacts_list_search_with_progress(mailbox: Mailbox,
         )
     db.dispose()
 
+    from crm_tui.paths import resolve_paths
+
+    config = resolve_paths(mailbox.home).config_file
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("mass_mail_per_minute = 600\n")
+
     async def scenario() -> None:
         app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
         async with app.run_test(size=(160, 48)) as pilot:
@@ -141,6 +147,7 @@ def test_mass_mail_from_the_contacts_list_search_with_progress(mailbox: Mailbox,
             await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
             screen = app.screen
             assert "Dana Solar" in str(screen.query_one("#mass-skipped-text").render())
+            assert "600/min" in str(screen.query_one("#mass-title").render()), "the pace from the settings"
             await pilot.press("g")
             await wait_for(
                 lambda: "done" in str(screen.query_one("#mass-counts").render()), pilot, timeout=30

@@ -610,3 +610,8 @@ def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
             await wait_for(lambda: server_subjects(mailbox, "Drafts") == set(), pilot, timeout=20)
 
     asyncio.run(scenario())
+
+
+def test_in_demo_mode_the_outbox_holds(demo_home: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", str(demo_home), "--demo", "outbox", "flush"]) == 0
+    assert "demo mode: nothing is delivered; the outbox holds" in capsys.readouterr().out
