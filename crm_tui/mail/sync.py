@@ -606,9 +606,9 @@ def _make_pool() -> Any:
                 initializer=watch_parent,
                 initargs=(os.getpid(),),
             )
-            # Started (all of them: the pool starts a process per task waiting) and importable.
-            for started in [pool.submit(time.sleep, 0.05) for _ in range(HELPERS)]:
-                started.result(timeout=30)
+            # One process started and importable now; the pool starts the second when two bodies batches wait,
+            # so its start-up does not compete with the header pass for the two cores.
+            pool.submit(time.sleep, 0).result(timeout=30)
         except Exception:  # noqa: BLE001 - e.g. no fds to hand over under some test runners; parse inline
             _POOL_FAILED = True
             return None
