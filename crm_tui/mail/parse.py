@@ -178,6 +178,25 @@ def _decoded_size(part: Message) -> int:
     return len(payload)
 
 
+def _leaves(message: Message, problems: list[str]) -> list[tuple[Message, str, object, bool]]:
+    """(part, content type, declared file name, is an attachment) of each non-multipart part: the one rule of
+    what counts as an attachment (not text, or marked so, or named)."""
+    found = []
+    for part in _walk(message, problems):
+        if part.is_multipart():
+            continue
+        content_type = _attempt(problems, "content type", part.get_content_type, "application/octet-stream")
+        disposition = _attempt(
+            problems, "content disposition", lambda p=part: p.get_content_disposition(), None
+        )
+        filename = _attempt(problems, "attachment name", lambda p=part: p.get_filename(), None)
+        is_attachment = (
+            content_type not in ("text/plain", "text/html") or disposition == "attachment" or bool(filename)
+        )
+        found.append((part, content_type, filename, is_attachment))
+    return found
+
+
 def extract_body(
     message: Message, problems: list[str], attachments: list[tuple[str, str, int]] | None = None
 ) -> tuple[str, bool]:
@@ -188,15 +207,8 @@ def extract_body(
     plain: list[str] = []
     html: list[str] = []
     has_attachments = False
-    for part in _walk(message, problems):
-        if part.is_multipart():
-            continue
-        content_type = _attempt(problems, "content type", part.get_content_type, "application/octet-stream")
-        disposition = _attempt(
-            problems, "content disposition", lambda p=part: p.get_content_disposition(), None
-        )
-        filename = _attempt(problems, "attachment name", lambda p=part: p.get_filename(), None)
-        if content_type not in ("text/plain", "text/html") or disposition == "attachment" or filename:
+    for part, content_type, filename, is_attachment in _leaves(message, problems):
+        if is_attachment:
             has_attachments = True
             if attachments is not None:
                 name = filename if isinstance(filename, str) else ""
@@ -492,15 +504,8 @@ def attachment_payloads(raw: bytes) -> list[tuple[str, str, bytes]]:
     problems: list[str] = []
     message = _attempt(problems, "message", lambda: _message_tree(raw), Message())
     found: list[tuple[str, str, bytes]] = []
-    for part in _walk(message, problems):
-        if part.is_multipart():
-            continue
-        content_type = _attempt(problems, "content type", part.get_content_type, "application/octet-stream")
-        disposition = _attempt(
-            problems, "content disposition", lambda p=part: p.get_content_disposition(), None
-        )
-        filename = _attempt(problems, "attachment name", lambda p=part: p.get_filename(), None)
-        if content_type not in ("text/plain", "text/html") or disposition == "attachment" or filename:
+    for part, content_type, filename, is_attachment in _leaves(message, problems):
+        if is_attachment:
             payload = _attempt(problems, "attachment", lambda p=part: p.get_payload(decode=True), None)
             if not isinstance(payload, bytes):
                 text = part.get_payload()

@@ -165,21 +165,15 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         self.notify(f"opened {terminal_safe(target.name)}")
 
     def action_to_record(self) -> None:
-        from crm_tui.core.services import mail_store, records
-        from crm_tui.core.types import RecordRef, RecordType
+        from crm_tui.core.services import mail_actions
+        from crm_tui.core.types import RecordRef
         from crm_tui.screens.dialogs import ChoiceDialog
 
         item = self.chosen()
         if item is None:
             return
         with self.crm.database().read() as session:
-            links = [
-                (
-                    f"{link.record_type}:{link.record_id}",
-                    records.record_label(session, RecordRef(RecordType(link.record_type), link.record_id)),
-                )
-                for link in mail_store.links_of(session, self.message_id)
-            ]
+            links = mail_actions.filed_on(session, self.message_id)
         if not links:
             self.notify("file the mail on a record first (e)", severity="warning")
             return

@@ -516,20 +516,14 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.app.push_screen(RecordPicker(title, suggestions, self.app.context), chosen)  # type: ignore[attr-defined]
 
     def action_unlink(self) -> None:
-        from crm_tui.core.services import mail_linking, mail_store, records
-        from crm_tui.core.types import RecordRef, RecordType
+        from crm_tui.core.services import mail_actions, mail_linking
+        from crm_tui.core.types import RecordRef
 
         message_id = self.current()
         if message_id is None:
             return
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
-            links = [
-                (
-                    f"{link.record_type}:{link.record_id}",
-                    records.record_label(session, RecordRef(RecordType(link.record_type), link.record_id)),
-                )
-                for link in mail_store.links_of(session, message_id)
-            ]
+            links = mail_actions.filed_on(session, message_id)
         if not links:
             self.app.update_status("this mail is not filed on any record")  # type: ignore[attr-defined]
             return

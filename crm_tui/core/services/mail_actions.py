@@ -517,3 +517,15 @@ def meeting_of(session: Session, activity_id: int, *, mine: set[str]) -> Meeting
         activity.description or "",
         attendees,
     )
+
+
+def filed_on(session: Session, message_id: int) -> list[tuple[str, str]]:
+    """("type:id", label) of every record the mail is filed on."""
+    found = []
+    for link in session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id)):
+        ref = RecordRef(RecordType(link.record_type), link.record_id)
+        try:
+            found.append((str(ref), records.record_label(session, ref)))
+        except NotFound:
+            continue
+    return found
