@@ -92,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.set_defaults(handler="crm_tui.commands:contacts_list")
 
+    people = commands.add_parser(
+        "users", help="the people who use crm-tui (the first one is me)"
+    ).add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    sub = listing(people, "list", "list users")
+    sub.set_defaults(handler="crm_tui.commands:users_list")
+    sub = people.add_parser("add", help="add a user (the first one is me until the config says otherwise)")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("email", metavar="EMAIL")
+    sub.set_defaults(handler="crm_tui.commands:users_add")
+
     deals = commands.add_parser("opportunities", help="opportunities (deals)").add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_Parser
     )

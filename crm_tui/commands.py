@@ -173,3 +173,36 @@ def demo_reset(context: AppContext, args: argparse.Namespace) -> int:
     context.database()
     print(f"demo database rebuilt for {context.today().isoformat()}: {path}", file=sys.stderr)
     return 0
+
+
+def users_list(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import users
+
+    with context.database().read() as session:
+        me = users.current_user(session, context.settings.me)
+        rows = users.list_users(session)[: args.limit] if args.limit else users.list_users(session)
+        data = [
+            {"id": ref_str("user", u.id), "name": u.name, "email": u.email, "me": me is not None and me.id == u.id,
+             "active": u.active}
+            for u in rows
+        ]  # fmt: skip
+    if args.json:
+        print_json(data, context.zone)
+    else:
+        print_table(
+            ["id", "name", "e-mail", "me"], [(d["id"], d["name"], d["email"], "me" if d["me"] else "") for d in data],
+            context.zone,
+        )  # fmt: skip
+    return 0
+
+
+def users_add(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import users
+
+    with context.database().write() as session:
+        user = users.create_user(
+            session, users.UserInput(name=args.name, email=args.email), now=context.clock.now()
+        )
+        first = len(users.list_users(session)) == 1
+    print(f"user:{user.id} {user.name} added" + (" (this is me: the first user)" if first else ""))
+    return 0

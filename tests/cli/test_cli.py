@@ -224,3 +224,31 @@ def test_home_env_puts_everything_under_one_folder(tmp_path: Path) -> None:
     created = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert created and all(name.startswith("h/") for name in created), created
     assert "h/data/demo.sqlite3" in created
+
+
+def test_a_fresh_home_gets_its_first_user_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = str(tmp_path / "home")
+    code, _, err = run(
+        capsys,
+        "--home",
+        home,
+        "account",
+        "add",
+        "work",
+        "--preset",
+        "gmail",
+        "--user",
+        "a@gmail.com",
+        "--password-env",
+        "X",
+    )
+    assert code == 1 and "crm-tui users add" in err, "the message says how to go on"
+    code, out, _ = run(capsys, "--home", home, "users", "add", "Anna Berg", "anna@example.com")
+    assert code == 0 and "this is me" in out
+    assert run(capsys, "--home", home, "users", "add", "Jonas Weber", "jonas@example.com")[0] == 0
+    code, out, _ = run(capsys, "--home", home, "users", "list", "--json")
+    assert [(u["name"], u["me"]) for u in json.loads(out)] == [("Anna Berg", True), ("Jonas Weber", False)]
+    code, _, err = run(capsys, "--home", home, "users", "add", "Anna Two", "anna@example.com")
+    assert code == 1 and "email" in err.lower()

@@ -144,7 +144,10 @@ def create_account(
     _apply(account, data, errors, creating=True, today=now.date())
     user_id = data.user_id if data.user_id is not None else default_user_id
     if user_id is None or session.get(m.User, user_id) is None:
-        errors.add("user", "no such user (make a user first: the account belongs to one)")
+        errors.add(
+            "user",
+            "no user yet: an account belongs to one; add yourself first: crm-tui users add 'Your Name' you@example.com",
+        )
     else:
         account.user_id = user_id
     if account.name and _by_name(session, account.name) is not None:
