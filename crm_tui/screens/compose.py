@@ -5,6 +5,7 @@ written)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,14 @@ class RecipientSuggester(Suggester):
         typed_clean = typed.lstrip()
         if len(typed_clean) < 2:
             return None
-        with self.crm.database().read() as session:
-            for suggestion in recipient_suggestions(session, typed_clean):
-                if suggestion.lower().startswith(typed_clean.lower()):
-                    return value[: len(value) - len(typed_clean)] + suggestion
+
+        def lookup() -> list[str]:
+            with self.crm.database().read() as session:
+                return recipient_suggestions(session, typed_clean)
+
+        for suggestion in await asyncio.to_thread(lookup):  # the database off the UI's event loop
+            if suggestion.lower().startswith(typed_clean.lower()):
+                return value[: len(value) - len(typed_clean)] + suggestion
         return None
 
 

@@ -37,6 +37,9 @@ class DetailLoaded(Message):
         self.ref, self.data, self.error, self.request = ref, data, error, request
 
 
+MASS_MAIL_LIMIT = 10_000  # recipients of one mass mail at most
+
+
 class RecordsScreen(SearchesItsList, CrmScreen):
     AUTO_FOCUS = "#records-table"  # the list, not the search box, takes the first key
     BINDINGS = [
@@ -237,10 +240,9 @@ class RecordsScreen(SearchesItsList, CrmScreen):
 
     def action_mass_mail(self) -> None:
         """One template to every contact or lead the list shows (its search), one mail each."""
-        from crm_tui.core.services import email_templates, mail_accounts, mass_mail
+        from crm_tui.core.services import email_templates, mail_accounts
         from crm_tui.core.types import RecordType
         from crm_tui.screens.dialogs import ChoiceDialog
-        from crm_tui.screens.mass_mail import MassMailScreen
 
         if self.kind.type not in (RecordType.CONTACT, RecordType.LEAD):
             self.notify(
@@ -250,42 +252,56 @@ class RecordsScreen(SearchesItsList, CrmScreen):
         context = self.app.context  # type: ignore[attr-defined]
         query = self.table.query_text
         with context.database().read() as session:
-            rows = self.kind.fetch(session, query, 0, 10_000, zone=context.zone)
             templates = [(str(t.id), t.name) for t in email_templates.list_templates(session)]
-            identities = mail_accounts.identities(session)
-        if not rows:
-            self.notify("The list is empty.", severity="warning")
-            return
-        if not identities or not templates:
+            has_identity = bool(mail_accounts.identities(session))
+        if not has_identity or not templates:
             self.notify("Mass mail needs a mail account and a template (Settings).", severity="warning")
             return
-        refs = [RecordRef(self.kind.type, int(row.key)) for row in rows]
-        identity = identities[0]
 
         def chosen(template_id: str | None) -> None:
-            if not template_id:
-                return
-            ok, campaign = self.write(
-                lambda session: mass_mail.create_campaign(
+            if template_id:
+                self.app.update_status("checking every recipient…")  # type: ignore[attr-defined]
+                self._make_campaign(int(template_id), query)
+
+        title = f"Mass mail to the {self.kind.title.lower()}" + (f" matching {query!r}" if query else "")
+        self.app.push_screen(ChoiceDialog(title + ": which template?", templates), chosen)
+
+    @work(thread=True, exclusive=True, group="mass-mail-make", exit_on_error=False)
+    def _make_campaign(self, template_id: int, query: str) -> None:
+        """The recipients and their checks (each rendered once) in a worker: a list can hold thousands."""
+        from crm_tui.core.errors import CrmError
+        from crm_tui.core.services import mail_accounts, mass_mail
+
+        context = self.app.context  # type: ignore[attr-defined]
+        try:
+            with context.database().read() as session:
+                rows = self.kind.fetch(session, query, 0, MASS_MAIL_LIMIT, zone=context.zone)
+            if not rows:
+                raise CrmError("the list is empty")
+            with context.database().write() as session:
+                identity = mail_accounts.identities(session)[0]
+                campaign = mass_mail.create_campaign(
                     session,
-                    template_id=int(template_id),
+                    template_id=template_id,
                     account_id=identity.account_id,
                     from_name=identity.name,
                     from_address=identity.address,
-                    refs=refs,
+                    refs=[RecordRef(self.kind.type, int(row.key)) for row in rows],
                     per_minute=context.settings.mass_mail_per_minute,
                     now=context.clock.now(),
                     me_id=context.me_id(),
                     today=context.today(),
                 )
-            )
-            if ok:
-                self.app.push_screen(MassMailScreen(campaign.id))
+                campaign_id = campaign.id
+        except CrmError as exc:
+            self.app.call_from_thread(self.notify, f"Mass mail: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self._open_campaign, campaign_id)
 
-        title = f"Mass mail to {len(refs)} {self.kind.title.lower()}" + (
-            f" matching {query!r}" if query else ""
-        )
-        self.app.push_screen(ChoiceDialog(title + ": which template?", templates), chosen)
+    def _open_campaign(self, campaign_id: int) -> None:
+        from crm_tui.screens.mass_mail import MassMailScreen
+
+        self.app.push_screen(MassMailScreen(campaign_id))
 
     def action_comment(self) -> None:
         ref = self.selected_ref()

@@ -21,16 +21,6 @@ from crm_tui.core.errors import CrmError, FieldErrors, NotFound, ValidationError
 from crm_tui.core.services.common import check_text
 from crm_tui.core.types import RecordRef
 
-FIELDS = {
-    "contact": ("first_name", "last_name", "name", "email", "phone", "job_title", "city"),
-    "organization": ("name", "email", "phone", "website", "city", "street", "postcode"),
-    "opportunity": ("title", "amount", "stage", "expected_close"),
-    "lead": ("title", "person_name", "company_name", "email", "phone"),
-    "quote": ("number", "total", "valid_until"),
-    "ticket": ("subject",),
-    "me": ("name", "email"),
-}
-
 
 class TemplateFieldError(CrmError):
     """A merge field the records cannot fill."""

@@ -398,17 +398,15 @@ def record_addresses(session: Session, ref: RecordRef) -> list[str]:
     and a quote's: its contacts', the primary first; an organization's: its own and its contacts')."""
     import email.utils
 
+    from crm_tui.core.services import contacts, leads
+
     def of_contacts(contact_ids: list[int]) -> list[str]:
         found = []
         for contact_id in contact_ids:
             contact = session.get(m.Contact, contact_id)
             if contact is None:
                 continue
-            for address in session.scalars(
-                select(m.ContactEmail.address)
-                .where(m.ContactEmail.contact_id == contact_id)
-                .order_by(m.ContactEmail.position, m.ContactEmail.id)  # as entered: the first is the main one
-            ):
+            for address in contacts.contact_emails(session, contact_id):  # the first is the main one
                 found.append(email.utils.formataddr((contact.name, address)))
         return found
 
@@ -417,10 +415,7 @@ def record_addresses(session: Session, ref: RecordRef) -> list[str]:
         return of_contacts([ref.id])
     if ref.type is RecordType.LEAD:
         name = getattr(row, "person_name", None) or ""
-        return [
-            email.utils.formataddr((name, a))
-            for a in session.scalars(select(m.LeadEmail.address).where(m.LeadEmail.lead_id == ref.id))
-        ]
+        return [email.utils.formataddr((name, a)) for a in leads.lead_emails(session, ref.id)]
     if ref.type is RecordType.ORGANIZATION:
         own = [
             email.utils.formataddr((getattr(row, "name", ""), a))
@@ -472,18 +467,16 @@ def meeting_of(session: Session, activity_id: int, *, mine: set[str]) -> Meeting
     if activity.type != m.ActivityType.MEETING.value:
         raise CrmError("invitations are sent for meetings; this is a " + activity.type)
 
+    from crm_tui.core.services import contacts, leads
+
     def contact_addresses(contact_id: int) -> list[tuple[str, str]]:
         contact = session.get(m.Contact, contact_id)
-        address = session.scalars(
-            select(m.ContactEmail.address)
-            .where(m.ContactEmail.contact_id == contact_id)
-            .order_by(m.ContactEmail.position, m.ContactEmail.id)
-        ).first()
+        address = next(iter(contacts.contact_emails(session, contact_id)), None)
         return [(contact.name, address)] if contact is not None and address else []
 
     def lead_addresses(lead_id: int) -> list[tuple[str, str]]:
         lead = session.get(m.Lead, lead_id)
-        address = session.scalars(select(m.LeadEmail.address).where(m.LeadEmail.lead_id == lead_id)).first()
+        address = next(iter(leads.lead_emails(session, lead_id)), None)
         return [(lead.person_name or "", address)] if lead is not None and address else []
 
     found: list[tuple[str, str]] = []

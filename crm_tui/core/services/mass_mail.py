@@ -41,18 +41,14 @@ class Progress:
 
 def _address(session: Session, ref: RecordRef) -> tuple[str | None, bool]:
     """(first address, opted out) of a contact or lead."""
+    from crm_tui.core.services import contacts, leads
+
     if ref.type is RecordType.CONTACT:
-        row = session.get(m.Contact, ref.id)
-        address = session.scalars(
-            select(m.ContactEmail.address)
-            .where(m.ContactEmail.contact_id == ref.id)
-            .order_by(m.ContactEmail.position, m.ContactEmail.id)
-        ).first()
+        row: m.Contact | m.Lead | None = session.get(m.Contact, ref.id)
+        address = next(iter(contacts.contact_emails(session, ref.id)), None)
     elif ref.type is RecordType.LEAD:
         row = session.get(m.Lead, ref.id)
-        address = session.scalars(
-            select(m.LeadEmail.address).where(m.LeadEmail.lead_id == ref.id).order_by(m.LeadEmail.position)
-        ).first()
+        address = next(iter(leads.lead_emails(session, ref.id)), None)
     else:
         raise CrmError(f"mass mail goes to contacts and leads, not to {ref.type.value}s")
     if row is None:
