@@ -283,6 +283,9 @@ class Opportunity(SQLModel, table=True):
     installer_id: int | None = _fk("organization.id", ondelete="SET NULL")
     reseller_id: int | None = _fk("organization.id", ondelete="SET NULL")
     source_lead_id: int | None = _fk("lead.id", ondelete="SET NULL")
+    copied_from_id: int | None = _fk(
+        "opportunity.id", ondelete="SET NULL", cycle_name="fk_opportunity_copied_from_id_opportunity"
+    )
     description: str | None = Field(default=None, sa_type=Text)
     search_text: str = Field(default="", sa_type=Text)
     created_at: datetime = _utc()
@@ -700,6 +703,105 @@ class MailUnlink(SQLModel, table=True):
     record_type: str
     record_id: int
     created_at: datetime = _utc()
+
+
+# --- automation ------------------------------------------------------------------------------------
+
+
+class AutomationRule(SQLModel, table=True):
+    """What to do, and when, for records of one kind in one place (a stage, a sub-state, a status, or any).
+
+    ``scope``: stage | substate | status | record. ``trigger``: enter | exit | date | create | field_change |
+    activity_done (for a sub-state enter is "on open", exit "on close"). The due time is the trigger's moment
+    plus ``delay_value`` ``delay_unit`` (minutes | hours | days | months; negative before a date). ``conditions``
+    and ``params`` are JSON. ``late_policy``: fire (late) or skip when more than ``late_limit_hours`` overdue.
+    """
+
+    __tablename__ = "automation_rule"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str
+    enabled: bool = True
+    entity: str = "opportunity"  # opportunity | lead | ticket
+    scope: str = "stage"
+    pipeline_id: int | None = _fk("pipeline.id", ondelete="CASCADE")
+    stage_id: int | None = _fk("stage.id", ondelete="CASCADE")
+    substate_id: int | None = _fk("substate_definition.id", ondelete="CASCADE")
+    status: str | None = None
+    trigger: str = "enter"
+    delay_value: int = 0
+    delay_unit: str = "days"
+    date_field: str | None = None
+    at_time: str | None = None  # HH:MM local (``zone``) for day-based delays and dates; None: the exact moment
+    zone: str = "UTC"
+    watch_field: str | None = None
+    conditions: str = Field(default="[]", sa_type=Text)
+    action: str
+    params: str = Field(default="{}", sa_type=Text)
+    late_policy: str = "fire"
+    late_limit_hours: int = 72
+    survives_exit: bool = False
+    cursor: int = 0  # round-robin position
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class AutomationEntry(SQLModel, table=True):
+    """One stay of a record in a stage, sub-state or status: from entering to leaving. Scheduled actions belong
+    to one entry, so re-entering schedules anew and leaving cancels what was waiting."""
+
+    __tablename__ = "automation_entry"
+    __table_args__ = (Index("ix_automation_entry_record", "record_type", "record_id", "scope", "left_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    record_type: str
+    record_id: int
+    scope: str  # stage | substate | status
+    key: str  # the stage id, sub-state id or status
+    entered_at: datetime = _utc()
+    left_at: datetime | None = _utc(nullable=True)
+
+
+class AutomationJob(SQLModel, table=True):
+    """A scheduled action: one rule for one record, due at ``due_at`` (UTC). ``state``: pending, done, failed,
+    skipped (too late by the rule's policy, or its conditions no longer held) or cancelled. ``key`` makes
+    scheduling idempotent: one job per rule and entry (or event)."""
+
+    __tablename__ = "automation_job"
+    __table_args__ = (
+        UniqueConstraint("rule_id", "key"),
+        Index("ix_automation_job_due", "state", "due_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: int = _fk("automation_rule.id", nullable=False, ondelete="CASCADE")
+    entry_id: int | None = _fk("automation_entry.id", ondelete="SET NULL")
+    key: str
+    record_type: str
+    record_id: int
+    due_at: datetime = _utc()
+    state: str = "pending"
+    depth: int = 1
+    event: str = ""  # what scheduled it, in words
+    created_ref: str | None = None  # what firing made ("activity:12")
+    result: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _utc()
+    fired_at: datetime | None = _utc(nullable=True)
+
+
+class AutomationLog(SQLModel, table=True):
+    """Each firing (or skip, cancellation, stopped chain): what, on what, when, and how it went."""
+
+    __tablename__ = "automation_log"
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int | None = _fk("automation_job.id", ondelete="SET NULL")
+    rule_id: int | None = _fk("automation_rule.id", ondelete="SET NULL")
+    rule_name: str
+    action: str
+    record_type: str
+    record_id: int
+    due_at: datetime | None = _utc(nullable=True)
+    at: datetime = _utc(index=True)
+    outcome: str  # done | failed | skipped | cancelled | stopped
+    late_seconds: int = 0
+    message: str = Field(default="", sa_type=Text)
 
 
 class AppMeta(SQLModel, table=True):

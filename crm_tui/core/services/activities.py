@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.common import (
@@ -186,6 +187,7 @@ def complete_activity(session: Session, activity_id: int, *, now: datetime) -> m
         activity.updated_at = now
         session.add(activity)
         session.flush()
+        schedule.activity_completed(session, activity, now=now)
     return activity
 
 

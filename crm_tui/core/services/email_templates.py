@@ -29,8 +29,9 @@ class TemplateFieldError(CrmError):
 class Fields:
     """One record's merge fields. Reading a field it lacks (or has empty) raises, naming it."""
 
-    def __init__(self, name: str, label: str, values: dict[str, Any]) -> None:
+    def __init__(self, name: str, label: str, values: dict[str, Any], *, allow_empty: bool = False) -> None:
         self._name, self._label, self._values = name, label, values
+        self._allow_empty = allow_empty  # reports: an empty field is "" (a mail would rather not go out)
 
     def __getattr__(self, field: str) -> Any:
         if field.startswith("_"):
@@ -41,6 +42,8 @@ class Fields:
                 f"the template uses {self._name}.{field}, which is not a field ({known})"
             )
         value = self._values[field]
+        if (value is None or value == "") and self._allow_empty:
+            return ""
         if value is None or value == "":
             raise TemplateFieldError(
                 f"the template uses {self._name}.{field}, which is empty for {self._label}"
@@ -49,6 +52,14 @@ class Fields:
 
     def __str__(self) -> str:
         return self._label
+
+
+def allowing_empty(context: dict[str, Any]) -> dict[str, Any]:
+    """The context with empty fields read as "" (for reports, where a blank cell is fine)."""
+    return {
+        key: Fields(value._name, value._label, value._values, allow_empty=True) if isinstance(value, Fields) else value
+        for key, value in context.items()
+    }
 
 
 class Missing:

@@ -14,6 +14,8 @@ from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.automation import fields as rule_fields
+from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.attachments import copy_document, documents_on
@@ -115,6 +117,7 @@ def create_lead(session: Session, data: LeadInput, *, now: datetime, me_id: int 
     errors.raise_if_any()
     lead = m.Lead(title=clean["title"], status=data.status, created_at=now)
     _apply(session, lead, data, clean, now)
+    schedule.record_created(session, "lead", lead, now=now)
     return lead
 
 
@@ -123,11 +126,16 @@ def update_lead(session: Session, lead_id: int, data: LeadInput, *, now: datetim
     lead = get_or_404(session, m.Lead, lead_id, "lead")
     errors, clean = _check(session, data, partial_custom=True)
     errors.raise_if_any()
+    before = rule_fields.record_values(session, "lead", lead, custom=False)
+    previous = lead.status
     _apply(session, lead, data, clean, now)
     if lead.status != m.LeadStatus.CONVERTED.value:
         lead.status = data.status
     session.add(lead)
     session.flush()
+    after = rule_fields.record_values(session, "lead", lead, custom=False)
+    schedule.status_changed(session, "lead", lead, previous, now=now)
+    schedule.fields_changed(session, "lead", lead, [n for n in before if before[n] != after[n]], now=now)
     return lead
 
 
@@ -339,6 +347,7 @@ def convert_lead(
         created.append(f"opportunity:{deal_id}")
 
     _carry_over(session, lead_id, person_id, org_id, deal_id, now=now)
+    previous_status = lead.status
     lead.status = m.LeadStatus.CONVERTED.value
     lead.converted_contact_id = person_id
     lead.converted_organization_id = org_id
@@ -347,6 +356,7 @@ def convert_lead(
     lead.updated_at = now
     session.add(lead)
     session.flush()
+    schedule.status_changed(session, "lead", lead, previous_status, now=now)
     return ConversionResult(lead_id, person_id, org_id, deal_id, tuple(created))
 
 

@@ -11,6 +11,8 @@ from sqlalchemy import String, cast, delete, func, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.automation import fields as rule_fields
+from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.common import (
@@ -195,6 +197,7 @@ def create_opportunity(
         )
     )
     session.flush()
+    schedule.record_created(session, "opportunity", deal, now=now)
     return deal
 
 
@@ -205,7 +208,10 @@ def update_opportunity(
     deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
     errors, clean = _check(session, data, partial_custom=True)
     errors.raise_if_any()
+    before = rule_fields.record_values(session, "opportunity", deal, custom=False)
     _apply(session, deal, data, clean, now)
+    after = rule_fields.record_values(session, "opportunity", deal, custom=False)
+    changed = [name for name in before if before[name] != after[name] and name not in ("stage", "pipeline")]
     stage: m.Stage = clean["stage"]
     if stage.id != deal.stage_id:
         move_to_stage(session, deal_id, stage.id, now=now, user_id=user_id, lost_reason=clean["lost_reason"])  # type: ignore[arg-type]
@@ -213,6 +219,7 @@ def update_opportunity(
         deal.lost_reason = clean["lost_reason"]
         session.add(deal)
         session.flush()
+    schedule.fields_changed(session, "opportunity", deal, changed, now=now)
     return deal
 
 
@@ -255,6 +262,10 @@ def move_to_stage(
         )
     )
     session.flush()
+    old_stage = session.get(m.Stage, previous)
+    schedule.stage_changed(
+        session, deal, previous, now=now, names=(old_stage.name if old_stage else "?", stage.name)
+    )
     return deal
 
 
@@ -299,6 +310,7 @@ def set_substate(
         )
     )
     session.flush()
+    schedule.substate_changed(session, deal, substate_id, is_open, now=now, name=definition.name)
     return True
 
 

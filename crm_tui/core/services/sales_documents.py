@@ -10,6 +10,8 @@ from sqlalchemy import delete, func, or_, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.automation import fields as rule_fields
+from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors
 from crm_tui.core.services.common import (
     check_choice,
@@ -155,8 +157,11 @@ def _save_ticket(session: Session, ticket: m.Ticket | None, data: TicketInput, *
     check_exists(session, errors, "organization_id", m.Organization, data.organization_id)
     check_exists(session, errors, "owner_id", m.User, data.owner_id)
     errors.raise_if_any()
+    is_new = ticket is None
     if ticket is None:
         ticket = m.Ticket(subject=subject or "", created_at=now)
+    previous = ticket.status
+    before = {} if is_new else rule_fields.record_values(session, "ticket", ticket, custom=False)
     ticket.subject = subject or ""
     ticket.description = description
     ticket.status = data.status
@@ -166,6 +171,12 @@ def _save_ticket(session: Session, ticket: m.Ticket | None, data: TicketInput, *
     ticket.updated_at = now
     session.add(ticket)
     session.flush()
+    if is_new:
+        schedule.record_created(session, "ticket", ticket, now=now)
+    else:
+        after = rule_fields.record_values(session, "ticket", ticket, custom=False)
+        schedule.status_changed(session, "ticket", ticket, previous, now=now)
+        schedule.fields_changed(session, "ticket", ticket, [n for n in before if before[n] != after[n]], now=now)
     return ticket
 
 

@@ -1,0 +1,265 @@
+"""Firing due jobs, exactly once.
+
+A batch of due jobs is fired inside one write transaction: each job is claimed with a conditional update
+(``pending`` -> ``done`` only if still pending), its action runs in a savepoint, and the log row is written; the
+batch commits as a whole. A process killed anywhere before the commit leaves every job of the batch pending and
+nothing of their effects (the next run fires them); after the commit they are done. Two workers at once: the
+write lock (SQLite ``BEGIN IMMEDIATE``, a row lock elsewhere) serializes the claims, so the second sees the job
+no longer pending. An action that fails rolls back to its savepoint and the job is ``failed`` with the reason.
+
+``CRM_TUI_AUTOMATION_KILL_AT`` (tests only) names a point where the process kills itself with SIGKILL:
+``claimed``, ``fired``, ``before_commit``, ``committed``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+from crm_tui.core.automation import actions, fields, schedule
+from crm_tui.core.db import Database
+from crm_tui.core.errors import CrmError, DatabaseError
+
+log = logging.getLogger(__name__)
+
+BATCH = 250
+LATE_AFTER = timedelta(minutes=15)  # fired later than this after its due time: "caught up"
+
+
+def _checkpoint(name: str) -> None:
+    if os.environ.get("CRM_TUI_AUTOMATION_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class Fired:
+    job_id: int
+    rule: str
+    action: str
+    record: str
+    outcome: str  # done | failed | skipped
+    message: str
+    due_at: datetime
+    late_seconds: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "job": self.job_id, "rule": self.rule, "action": self.action, "record": self.record,
+            "outcome": self.outcome, "message": self.message, "due_at": self.due_at,
+            "late_seconds": self.late_seconds,
+        }  # fmt: skip
+
+
+@dataclass
+class RunReport:
+    items: list[Fired] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for item in self.items if item.outcome == outcome)
+
+    @property
+    def late(self) -> list[Fired]:
+        return [i for i in self.items if i.late_seconds >= LATE_AFTER.total_seconds() or i.outcome == "skipped" and "late" in i.message]
+
+    def summary(self) -> str:
+        done, failed, skipped = self.count("done"), self.count("failed"), self.count("skipped")
+        text = f"{done} fired, {failed} failed, {skipped} skipped"
+        caught = [i for i in self.items if i.late_seconds >= LATE_AFTER.total_seconds() and i.outcome == "done"]
+        if caught:
+            text += f" ({len(caught)} caught up late)"
+        return text
+
+
+def due_job_ids(session: Session, now: datetime, *, limit: int | None = None) -> list[int]:
+    query = (
+        select(m.AutomationJob.id)
+        .where(m.AutomationJob.state == "pending", m.AutomationJob.due_at <= now)
+        .order_by(m.AutomationJob.due_at, m.AutomationJob.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def _label(session: Session, job: m.AutomationJob) -> str:
+    from crm_tui.core.services import records
+    from crm_tui.core.types import RecordRef, RecordType
+
+    try:
+        return f"{job.record_type}:{job.record_id} {records.record_label(session, RecordRef(RecordType(job.record_type), job.record_id))}"
+    except CrmError:
+        return f"{job.record_type}:{job.record_id} (deleted)"
+
+
+def fire_one(session: Session, job_id: int, ctx: actions.FireContext) -> Fired | None:
+    """Claim and fire one job inside the caller's write transaction. None if it is no longer pending."""
+    now = ctx.now
+    claimed = session.execute(
+        update(m.AutomationJob)
+        .where(m.AutomationJob.id == job_id, m.AutomationJob.state == "pending")
+        .values(state="done", fired_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    job = session.get(m.AutomationJob, job_id, populate_existing=True)
+    assert job is not None
+    rule = session.get(m.AutomationRule, job.rule_id)
+    assert rule is not None
+    _checkpoint("claimed")
+    late = max(0, int((now - job.due_at).total_seconds()))
+    record = session.get(fields.MODELS[job.record_type], job.record_id)
+    outcome, message, created = "done", "", None
+    if record is None:
+        outcome, message = "skipped", "the record was deleted"
+    elif not rule.enabled:
+        outcome, message = "skipped", "the rule is disabled"
+    elif rule.late_policy == "skip" and late > rule.late_limit_hours * 3600:
+        outcome, message = "skipped", f"{_duration(late)} late (the rule skips after {rule.late_limit_hours} h)"
+    elif not _conditions_hold(session, rule, record):
+        outcome, message = "skipped", "its conditions no longer hold"
+    else:
+        session.info[schedule.DEPTH_KEY] = job.depth
+        savepoint = session.begin_nested()
+        try:
+            done = actions.run(session, rule, job, record, ctx)
+            savepoint.commit()
+            message, created = done.message, done.created_ref
+        except DatabaseError:
+            raise
+        except CrmError as exc:
+            savepoint.rollback()
+            outcome, message = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - one broken action must not stop the others
+            savepoint.rollback()
+            log.exception("automation job %s failed", job_id)
+            outcome, message = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            session.info[schedule.DEPTH_KEY] = 0
+    _checkpoint("fired")
+    if late >= LATE_AFTER.total_seconds() and outcome == "done":
+        message = f"{message} (fired {_duration(late)} late)"
+    job.state, job.result, job.created_ref = outcome, message, created
+    session.add(job)
+    session.add(
+        m.AutomationLog(
+            job_id=job.id, rule_id=rule.id, rule_name=rule.name, action=rule.action, record_type=job.record_type,
+            record_id=job.record_id, due_at=job.due_at, at=now, outcome=outcome, late_seconds=late,
+            message=message,
+        )  # fmt: skip
+    )
+    session.flush()
+    return Fired(job.id, rule.name, rule.action, _label(session, job), outcome, message, job.due_at, late)  # type: ignore[arg-type]
+
+
+def _conditions_hold(session: Session, rule: m.AutomationRule, record: Any) -> bool:
+    conditions = fields.load_conditions(rule.conditions)
+    return not conditions or fields.holds(conditions, fields.record_values(session, rule.entity, record))
+
+
+def _duration(seconds: int) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds // 3600} h"
+    return f"{max(1, seconds // 60)} min"
+
+
+def run_due(
+    db: Database,
+    make_context: Callable[[], actions.FireContext],
+    *,
+    limit: int | None = None,
+    batch: int = BATCH,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RunReport:
+    """Fire every job due now (chains fired within the run, down to the depth limit). ``make_context`` is asked
+    once per batch (its ``now`` is the firing time)."""
+    report = RunReport()
+    with db.read() as session:
+        total = len(due_job_ids(session, make_context().now))
+    while limit is None or len(report.items) < limit:
+        ctx = make_context()
+        size = batch if limit is None else min(batch, limit - len(report.items))
+        with db.write() as session:
+            ids = due_job_ids(session, ctx.now, limit=size)
+            for job_id in ids:
+                fired = fire_one(session, job_id, ctx)
+                if fired is not None:
+                    report.items.append(fired)
+            _checkpoint("before_commit")
+        _checkpoint("committed")
+        if on_progress is not None:
+            on_progress(len(report.items), max(total, len(report.items)))
+        if not ids:  # (a short batch may have scheduled chained jobs due now: look again)
+            break
+    return report
+
+
+@dataclass
+class Pending:
+    job_id: int
+    rule: str
+    action: str
+    record: str
+    due_at: datetime
+    event: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"job": self.job_id, "rule": self.rule, "action": self.action, "record": self.record,
+                "due_at": self.due_at, "event": self.event}  # fmt: skip
+
+
+def pending(session: Session, *, due_before: datetime | None = None, limit: int = 500, record: tuple[str, int] | None = None) -> list[Pending]:
+    query = (
+        select(m.AutomationJob, m.AutomationRule)
+        .join(m.AutomationRule, m.AutomationRule.id == m.AutomationJob.rule_id)
+        .where(m.AutomationJob.state == "pending")
+        .order_by(m.AutomationJob.due_at, m.AutomationJob.id)
+        .limit(limit)
+    )
+    if due_before is not None:
+        query = query.where(m.AutomationJob.due_at <= due_before)
+    if record is not None:
+        query = query.where(m.AutomationJob.record_type == record[0], m.AutomationJob.record_id == record[1])
+    return [
+        Pending(job.id, rule.name, actions.describe(session, rule), _label(session, job), job.due_at, job.event)  # type: ignore[arg-type]
+        for job, rule in session.execute(query).all()
+    ]
+
+
+@dataclass
+class LogRow:
+    at: datetime
+    rule: str
+    action: str
+    record: str
+    outcome: str
+    message: str
+    due_at: datetime | None
+    late_seconds: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"at": self.at, "rule": self.rule, "action": self.action, "record": self.record,
+                "outcome": self.outcome, "message": self.message, "due_at": self.due_at,
+                "late_seconds": self.late_seconds}  # fmt: skip
+
+
+def log_rows(session: Session, *, limit: int = 300, since: datetime | None = None) -> list[LogRow]:
+    query = select(m.AutomationLog).order_by(m.AutomationLog.at.desc(), m.AutomationLog.id.desc()).limit(limit)  # type: ignore[union-attr,attr-defined]
+    if since is not None:
+        query = query.where(m.AutomationLog.at >= since)
+    return [
+        LogRow(row.at, row.rule_name, row.action, f"{row.record_type}:{row.record_id}", row.outcome, row.message,
+               row.due_at, row.late_seconds)  # fmt: skip
+        for row in session.scalars(query)
+    ]
