@@ -123,6 +123,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mail_commands(commands)
 
+    autos = commands.add_parser(
+        "automations", help="automation rules: list them, see what is pending, fire what is due (for cron)"
+    ).add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)
+    sub = autos.add_parser("list", help="the rules, where and when they fire, and how many actions wait")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.set_defaults(handler="crm_tui.automation_commands:automations_list")
+    sub = autos.add_parser("pending", help="scheduled actions not fired yet, soonest first")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=_positive_int, metavar="N")
+    sub.set_defaults(handler="crm_tui.automation_commands:automations_pending")
+    sub = autos.add_parser("log", help="what fired, was skipped, failed or was cancelled, newest first")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=_positive_int, metavar="N")
+    sub.set_defaults(handler="crm_tui.automation_commands:automations_log")
+    sub = autos.add_parser(
+        "run", help="fire every action due now (exit 1 if one failed); --dry-run shows what would fire"
+    )
+    sub.add_argument("--now", dest="run_now", metavar="ISO", type=_iso_instant,
+                     help="fire what is due at this ISO-8601 date-time instead of now")  # fmt: skip
+    sub.add_argument("--dry-run", action="store_true", help="only show what would fire")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.set_defaults(handler="crm_tui.automation_commands:automations_run")
+
     demo = commands.add_parser("demo", help="the demo data set").add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_Parser
     )

@@ -114,6 +114,7 @@ class _Builder:
         self.make_activities()
         self.make_quotes_tickets_comments()
         self.make_mail()
+        self.make_automation()
         return {
             "users": len(self.user_ids),
             "organizations": len(self.customers) + len(self.installers) + len(self.resellers),
@@ -489,6 +490,70 @@ class _Builder:
                 author_id=self.rng.choice(self.internal_user_ids),
                 now=self.at(-self.rng.randint(0, 40), 12),
             )
+
+    # --- automation (made last, without the random generator: the data above stays as it was) ---
+    def make_automation(self) -> None:
+        from crm_tui.core.automation import rules
+        from crm_tui.core.services import email_templates
+
+        S = pipelines.StageInput
+        stages = {s.name: s for s in pipelines.stages_of(self.s, self.sales.id)}  # type: ignore[arg-type]
+        approval = pipelines.add_stage(
+            self.s, self.sales.id, S("Contract approval", "open", 90), position=stages["Won"].position  # type: ignore[arg-type]
+        )
+        pending_docs = pipelines.add_substate(self.s, stages["Negotiation"].id, "Documents pending")  # type: ignore[arg-type]
+        installation = pipelines.create_pipeline(
+            self.s,
+            "Installation",
+            [S("To schedule", "open", 20), S("Scheduled", "open", 60), S("Installed", "won", 100),
+             S("Cancelled", "lost", 0)],
+        )  # fmt: skip
+        first_install = pipelines.stages_of(self.s, installation.id)[0]  # type: ignore[arg-type]
+        email_templates.create_template(
+            self.s,
+            email_templates.TemplateInput(
+                name="Unterlagen erinnern",
+                subject="Ihre Unterlagen für {{ opportunity.title }}",
+                body="Hallo {{ contact.first_name }},\n\nfür {{ opportunity.title }} fehlen uns noch Unterlagen. "
+                "Könnten Sie sie uns diese Woche schicken?\n\nViele Grüße\n{{ me.name }}\n",
+                description="reminder: documents still missing",
+            ),
+            now=self.now,
+        )
+        zone = getattr(self.zone, "key", "UTC")
+        R = rules.RuleInput
+        for data in (
+            R("Repeat business after 6 months", "repeat_lead", stage_id=stages["Won"].id, trigger="enter",
+              delay_value=6, delay_unit="months", at_time="09:00", survives_exit=True,
+              params={"title": "Repeat business: {{ deal.title }}"}),
+            R("Won equipment deal to installation", "copy_deal", stage_id=stages["Won"].id, trigger="enter",
+              params={"stage_id": first_install.id, "title": "Installation: {{ deal.title }}"}),
+            R("Installer by region", "assign", stage_id=stages["Won"].id, trigger="enter",
+              params={"field": "installer", "method": "region"}),
+            R("Call at contract approval", "plan_activity", stage_id=approval.id, trigger="enter",
+              params={"type": "call", "task_type": "Outbound call", "subject": "Contract approval: call {{ contact.name }}",
+                      "due_value": 1, "due_unit": "days", "at_time": "10:00", "complete_on_exit": True}),
+            R("Documents reminder after 4 days", "send_email", scope="substate", substate_id=pending_docs.id,
+              trigger="enter", delay_value=4, delay_unit="days", at_time="09:00",
+              params={"template": "Unterlagen erinnern", "to": "primary_contact"}),
+            R("Deal summary when won", "report", stage_id=stages["Won"].id, trigger="enter",
+              params={"template": "deal-summary"}),
+            R("Check the close date", "plan_activity", stage_id=stages["Proposal"].id, trigger="date",
+              date_field="expected_close", delay_value=-3, delay_unit="days", at_time="09:00",
+              params={"subject": "Close date in 3 days: {{ deal.title }}"}, late_policy="skip", late_limit_hours=48),
+        ):  # fmt: skip
+            data.zone = zone
+            rules.create_rule(self.s, data, now=self.now)
+        # A few things waiting: one deal with documents pending for a day, one just moved to contract approval.
+        negotiating = self.s.scalars(
+            select(m.Opportunity).where(m.Opportunity.stage_id == stages["Negotiation"].id).order_by(m.Opportunity.id)
+        ).all()
+        if negotiating:
+            deals.set_substate(self.s, negotiating[0].id, pending_docs.id, True, now=self.now - timedelta(days=1),  # type: ignore[arg-type]
+                               user_id=negotiating[0].owner_id)  # fmt: skip
+        if len(negotiating) > 1:
+            deals.move_to_stage(self.s, negotiating[1].id, approval.id, now=self.now,  # type: ignore[arg-type]
+                                user_id=negotiating[1].owner_id)  # fmt: skip
 
     def make_mail(self) -> None:
         me = self.s.get(m.User, self.internal_user_ids[0])

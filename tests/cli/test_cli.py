@@ -71,7 +71,7 @@ def test_failures_exit_1_with_one_clear_line(capsys: pytest.CaptureFixture[str],
         capsys, "--home", str(demo_home), "--demo", "opportunities", "list", "--pipeline", "Nope"
     )
     assert code == 1 and out == ""
-    assert err == "crm-tui: no pipeline named 'Nope' (pipelines: Sales, Service contracts)\n"
+    assert err == "crm-tui: no pipeline named 'Nope' (pipelines: Sales, Service contracts, Installation)\n"
 
 
 def test_a_broken_config_is_reported_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
