@@ -41,6 +41,7 @@ MODE_TITLES = {
     "settings": "Settings",
 }
 OUTBOX_SECONDS = 60  # queued mail is tried this often (and at once when it is queued)
+AUTOMATION_SECONDS = 30  # due automation actions are fired this often (and at once after a stage move)
 REMINDER_INTERVAL = 30.0
 BUSY_MARK_DELAY = 0.3  # seconds a worker runs before the status bar says "working"
 GC_INTERVAL = 0.5  # seconds between the app's own garbage collections (young generation while typing)
@@ -76,6 +77,7 @@ class CrmApp(App[None]):
         start_mode: str = "contacts",
         manage_gc: bool = False,
         sync_mail: bool = True,
+        run_automations: bool = True,
         **kwargs: Any,
     ):
         super().__init__(css_path=str(assets_dir() / "styles" / "app.tcss"), **kwargs)
@@ -91,6 +93,8 @@ class CrmApp(App[None]):
         # Garbage collection is the process's; the app takes it over only when it owns the process (run_app).
         self.manage_gc = manage_gc
         self.sync_mail = sync_mail
+        self.run_automations = run_automations
+        self._automation_started = False
         self.mail_sync = MailSyncScheduler(self)
         self._gc_taken_over = False
         if context.settings.keymap:
@@ -107,6 +111,65 @@ class CrmApp(App[None]):
             self.set_timer(1.0, self.mail_sync.tick)
             self.set_interval(TICK_SECONDS, self.mail_sync.tick)
             self.set_interval(OUTBOX_SECONDS, self.flush_outbox)
+        if self.run_automations:
+            # At start: what came due while the app was closed (the laptop was off) is caught up, and said.
+            self.set_timer(0.5, lambda: self.fire_automations(startup=True))
+            self.set_interval(AUTOMATION_SECONDS, self.fire_automations)
+
+    # --- automation ---
+
+    def fire_automations(self, then: Any = None, *, startup: bool = False) -> None:
+        """Fire the automation actions due now, in a worker; ``then`` runs on the UI thread afterwards."""
+        self.run_worker(
+            partial(self._fire_automations, then, startup),
+            thread=True,
+            group="automation",
+            exit_on_error=False,
+        )
+
+    def _fire_automations(self, then: Any, startup: bool) -> None:
+        from crm_tui.automation_runner import run_due
+
+        try:
+            report = run_due(self.context)
+        finally:
+            if then is not None:
+                self.call_from_thread(then)
+        if report.items:
+            self.call_from_thread(self._automations_fired, report, startup)
+            if any(item.action in ("send_email", "report") for item in report.items):
+                self.call_from_thread(self.flush_outbox)
+
+    def _automations_fired(self, report: Any, startup: bool) -> None:
+        from crm_tui.core.automation.engine import LATE_AFTER
+        from crm_tui.core.sanitize import terminal_safe
+
+        late = [i for i in report.items if i.late_seconds >= LATE_AFTER.total_seconds()]
+        failed = [i for i in report.items if i.outcome == "failed"]
+        if late:
+            skipped = sum(1 for i in late if i.outcome == "skipped")
+            fired = sum(1 for i in late if i.outcome == "done")
+            self.notify(
+                f"{fired} action{'s' if fired != 1 else ''} fired late, {skipped} skipped as too late "
+                "(details: Automation log).",
+                title="Caught up after a break",
+                timeout=15,
+            )
+        else:
+            self.notify(f"Automation: {report.summary()}", timeout=6)
+        for item in failed[:3]:
+            self.notify(
+                terminal_safe(f"{item.rule} on {item.record}: {item.message}", max_length=200),
+                title="Automation failed",
+                severity="error",
+                timeout=12,
+            )
+        self.update_status(f"automation: {report.summary()}")
+
+    def action_automation(self, view: str = "rules") -> None:
+        from crm_tui.screens.automation import AutomationScreen
+
+        self.push_screen(AutomationScreen(view))
 
     # --- the outbox ---
 
@@ -300,6 +363,11 @@ class CrmApp(App[None]):
         textual_commands = list(super().get_system_commands(screen))
         yield from textual_commands
         titles = {command.title for command in textual_commands}
+        for view, title in (("rules", "rules"), ("pending", "pending actions"), ("log", "log")):
+            titles.add(f"Automation {title}")
+            yield SystemCommand(
+                f"Automation {title}", f"automation: the {title}", partial(self.action_automation, view)
+            )
         for mode, title in MODE_TITLES.items():
             titles.add(f"Go to {title}")
             yield SystemCommand(

@@ -81,6 +81,9 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
             if new_id is not None:
                 self.notify(f"Saved {noun}:{new_id}.")
                 on_saved(new_id)
+                if getattr(self.app, "run_automations", False):
+                    # A save may have made automation actions due now (a stage, a status, a field changed).
+                    self.app.fire_automations()  # type: ignore[attr-defined]
 
         self.app.push_screen(RecordForm(spec), saved)
 

@@ -22,7 +22,7 @@ from crm_tui.core.services.common import format_money
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.details import load_detail
-from crm_tui.screens.dialogs import PromptDialog
+from crm_tui.screens.dialogs import ConfirmDialog, PromptDialog
 from crm_tui.screens.kinds import activity_form, opportunity_form
 from crm_tui.widgets.record_detail import DetailData, RecordDetail
 from crm_tui.widgets.status_bar import StatusBar
@@ -123,6 +123,7 @@ class OpportunitiesScreen(CrmScreen):
         Binding("a", "add_activity", "Add activity", show=False, id="board.add_activity"),
         Binding("f", "forecast", "Forecast", id="board.forecast"),
         Binding("m", "mail", "Write mail", show=False, id="board.mail"),
+        Binding("R", "app.automation('rules')", "Automation", id="board.automation"),
         Binding("slash", "focus_search", "Filter", show=False, id="board.search"),
         Binding("escape", "clear_search", "Clear filter", show=False, id="board.clear_search"),
     ]
@@ -417,6 +418,56 @@ class OpportunitiesScreen(CrmScreen):
         self._move(deal_id, target.id, None)  # type: ignore[arg-type]
 
     def _move(self, deal_id: int, stage_id: int, reason: str | None) -> None:
+        """Move, after showing what the move will fire and cancel (one key confirms) when rules are involved."""
+        preview = self._automation_preview(deal_id, stage_id)
+        if preview is None:
+            self._move_now(deal_id, stage_id, reason)
+            return
+        title, body = preview
+        self.app.push_screen(
+            ConfirmDialog(title, body, "Move"),
+            lambda yes: self._move_now(deal_id, stage_id, reason) if yes else None,
+        )
+
+    def _automation_preview(self, deal_id: int, stage_id: int) -> tuple[str, Text] | None:
+        from crm_tui.core import models as m
+        from crm_tui.core.automation import actions, schedule
+
+        context = self.app.context  # type: ignore[attr-defined]
+        now = context.clock.now()
+        with context.database().read() as session:
+            deal = session.get(m.Opportunity, deal_id)
+            stage = session.get(m.Stage, stage_id)
+            if deal is None or stage is None:
+                return None
+            planned, cancelled = schedule.preview_stage_move(session, deal, stage_id, now=now)
+            completes = schedule.completed_on_exit(session, "opportunity", deal_id)
+            if not planned and not cancelled and not completes:
+                return None
+            body = Text()
+            for item in planned:
+                does = terminal_safe(actions.describe(session, item.rule))
+                if item.due_at is None:
+                    body.append("  not now  ", style="dim")
+                    body.append(f"{terminal_safe(item.rule.name)}: {does} (its conditions do not hold, or no date)\n", style="dim")
+                    continue
+                due = item.due_at.astimezone(context.zone)
+                when = "at once" if item.due_at <= now else f"{due:%Y-%m-%d %H:%M}"
+                body.append(f"  {when:<17}", style="bold cyan")
+                body.append(f"{terminal_safe(item.rule.name)}: ", style="bold")
+                body.append(f"{does}  ({item.event})\n")
+            for rule, job in cancelled:
+                body.append("  cancelled        ", style="bold yellow")
+                body.append(f"{terminal_safe(rule.name)}: {terminal_safe(actions.describe(session, rule))} (was due "
+                            f"{job.due_at.astimezone(context.zone):%Y-%m-%d %H:%M})\n")  # fmt: skip
+            for activity in completes:
+                body.append("  completed        ", style="bold green")
+                body.append(f"{activity.type}: {terminal_safe(activity.subject)} (planned by a rule of this stage)\n")
+            body.append("\ny or Enter moves the deal · Esc keeps it where it is", style="dim")
+            title = terminal_safe(f"Move {deal.title!r} to {stage.name}: automation", max_length=100)
+        return title, body
+
+    def _move_now(self, deal_id: int, stage_id: int, reason: str | None) -> None:
         from crm_tui.core.services import opportunities
 
         context = self.app.context  # type: ignore[attr-defined]
@@ -433,6 +484,9 @@ class OpportunitiesScreen(CrmScreen):
         if not ok:
             return
         self.reload(select=deal_id)
+        if getattr(self.app, "run_automations", False):
+            # What the move made due now fires at once; the board shows its effects afterwards.
+            self.app.fire_automations(then=lambda: self.reload(select=deal_id))  # type: ignore[attr-defined]
 
     def action_edit(self) -> None:
         deal_id = self.selected_deal()
@@ -485,6 +539,8 @@ class OpportunitiesScreen(CrmScreen):
             if not self.write(apply)[0]:
                 return
             self.reload(select=deal_id)
+            if getattr(self.app, "run_automations", False):
+                self.app.fire_automations(then=lambda: self.reload(select=deal_id))  # type: ignore[attr-defined]
 
         options = [(s.id, s.name, s.id in open_ids) for s in defined]
         self.app.push_screen(SubstatesDialog(f"Sub-states of opportunity:{deal_id}", options), chosen)  # type: ignore[arg-type]

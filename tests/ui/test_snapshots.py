@@ -44,7 +44,7 @@ def _loaded(app: CrmApp) -> bool:
 
 
 def _snapshot(snap_compare: Any, demo_home: Path, mode: str, *keys: str) -> bool:
-    app = CrmApp(make_context(demo_home, demo=True), start_mode=mode)
+    app = CrmApp(make_context(demo_home, demo=True), start_mode=mode, run_automations=False)
 
     async def settle(pilot: Any) -> None:
         await wait_for(lambda: _loaded(app), pilot)

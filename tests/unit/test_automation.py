@@ -429,7 +429,7 @@ def test_a_pdf_report_is_stored_on_the_deal_and_mailed(world: World) -> None:
         document = s.scalars(select(m.Document)).one()
         mail = s.scalars(select(m.OutboxItem)).one()
     assert (document.record_type, document.record_id) == ("opportunity", deal)
-    assert document.filename == "Deal summary_ Dach Müller Ünterföhring 2026-03-02.pdf"
+    assert document.filename == "Deal summary - Dach Müller Ünterföhring 2026-03-02.pdf"
     pdf = (world.documents / document.stored_name[:2] / document.stored_name).read_bytes()
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "Dach Müller Ünterföhring" in text and "Kick-off call" in text and "12,500.00 EUR" in text

@@ -586,7 +586,7 @@ def _report(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no
         raise CrmError("reports cannot be stored here (no documents folder given)")
     title, pdf = reports.render_pdf(session, params["template"], job, record, ctx)
     day = _local_today(ctx)
-    filename = attachments.safe_filename(f"{title} {day.isoformat()}.pdf")
+    filename = attachments.safe_filename(f"{title.replace(':', ' -')} {day.isoformat()}.pdf")
     ctx.documents_dir.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=ctx.documents_dir, prefix=".report-", suffix=".pdf")
     try:

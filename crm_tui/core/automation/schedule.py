@@ -380,3 +380,26 @@ def preview_stage_move(
         )
     ).all()
     return planned, [(rule, job) for rule, job in cancelled]
+
+
+def completed_on_exit(session: Session, record_type: str, record_id: int) -> list[m.Activity]:
+    """The planned activities rules made during the record's current stays that leaving will complete."""
+    rows = session.execute(
+        select(m.AutomationJob.created_ref, m.AutomationRule.params)
+        .join(m.AutomationRule, m.AutomationRule.id == m.AutomationJob.rule_id)
+        .join(m.AutomationEntry, m.AutomationEntry.id == m.AutomationJob.entry_id)
+        .where(
+            m.AutomationEntry.record_type == record_type,
+            m.AutomationEntry.record_id == record_id,
+            m.AutomationEntry.left_at.is_(None),  # type: ignore[union-attr]
+            m.AutomationJob.state == "done",
+            m.AutomationRule.action == "plan_activity",
+        )
+    ).all()
+    found = []
+    for created_ref, params in rows:
+        if created_ref and created_ref.startswith("activity:") and json.loads(params or "{}").get("complete_on_exit"):
+            activity = session.get(m.Activity, int(created_ref.split(":")[1]))
+            if activity is not None and activity.status == "planned":
+                found.append(activity)
+    return found
