@@ -509,7 +509,7 @@ ROLE_WORDS = {"primary_contact": "the primary contact", "owner": "the owner", "i
               "reseller": "the reseller", "user": "the chosen user"}  # fmt: skip
 
 
-def _identity(session: Session, record: Any, params: dict[str, Any]) -> Any:
+def _identity(session: Session, record: Any, params: dict[str, Any], me_id: int | None = None) -> Any:
     from crm_tui.core.services import mail_accounts
 
     identities = mail_accounts.identities(session)
@@ -519,7 +519,8 @@ def _identity(session: Session, record: Any, params: dict[str, Any]) -> Any:
         if not found:
             raise CrmError(f"the rule's mail account {account!r} has no address to send from")
         return found[0]
-    owner_id = getattr(record, "owner_id", None)
+    # The owner's account; a record without an owner sends as the user running crm-tui.
+    owner_id = getattr(record, "owner_id", None) or me_id
     accounts = {a.id: a.user_id for a in mail_accounts.list_accounts(session)}
     found = [i for i in identities if accounts.get(i.account_id) == owner_id]
     if not found:
@@ -559,7 +560,7 @@ def _queue_mail(
         subject, body = fallback
     else:
         raise CrmError("no mail template")
-    identity = _identity(session, record, params)
+    identity = _identity(session, record, params, ctx.me_id)
     if identity.signature:
         body = body.rstrip("\n") + "\n\n-- \n" + identity.signature.strip("\n") + "\n"
     raw, message_id, envelope = ctx.build(identity.name, identity.address, to, subject, body, attachments)

@@ -54,12 +54,32 @@ class Fields:
         return self._label
 
 
+class _Blank:
+    """A record a report is not about: every field reads as "" and the record itself is false."""
+
+    def __getattr__(self, field: str) -> str:
+        if field.startswith("_"):
+            raise AttributeError(field)
+        return ""
+
+    def __str__(self) -> str:
+        return ""
+
+    def __bool__(self) -> bool:
+        return False
+
+
 def allowing_empty(context: dict[str, Any]) -> dict[str, Any]:
-    """The context with empty fields read as "" (for reports, where a blank cell is fine)."""
-    return {
-        key: Fields(value._name, value._label, value._values, allow_empty=True) if isinstance(value, Fields) else value
-        for key, value in context.items()
-    }
+    """The context with empty fields, and records it lacks, read as "" (for reports: a blank cell is fine)."""
+    result: dict[str, Any] = {}
+    for key, value in context.items():
+        if isinstance(value, Fields):
+            result[key] = Fields(value._name, value._label, value._values, allow_empty=True)
+        elif isinstance(value, Missing):
+            result[key] = _Blank()
+        else:
+            result[key] = value
+    return result
 
 
 class Missing:

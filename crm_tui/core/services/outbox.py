@@ -217,6 +217,13 @@ def _record_activity(session: Session, item: m.OutboxItem, now: datetime) -> Non
     }.get(item.record_type)
     if field_name is None:
         return
+    links: dict[str, int | None] = {field_name: item.record_id}
+    # An activity needs a person: the record's own, or its primary contact. Without one the mail still counts
+    # as sent; it is only not shown as an activity.
+    if "contact_id" not in links and "lead_id" not in links:
+        links["contact_id"] = _person_of(session, item.record_type, item.record_id)
+        if links["contact_id"] is None:
+            return
     activity = activities.create_activity(
         session,
         activities.ActivityInput(
@@ -224,8 +231,30 @@ def _record_activity(session: Session, item: m.OutboxItem, now: datetime) -> Non
             start_at=now,
             type=m.ActivityType.EMAIL.value,
             description="To: " + ", ".join(item.recipients.splitlines()),
-            **{field_name: item.record_id},  # type: ignore[arg-type]
+            **links,  # type: ignore[arg-type]
         ),
         now=now,
     )
     activities.complete_activity(session, activity.id, now=now)  # type: ignore[arg-type]
+
+
+def _person_of(session: Session, record_type: str, record_id: int) -> int | None:
+    """The contact a mail about this record is with: a ticket's contact, a deal's (or a quote's deal's) primary
+    contact, an organization's first contact."""
+    if record_type == "ticket":
+        ticket = session.get(m.Ticket, record_id)
+        return ticket.contact_id if ticket else None
+    if record_type == "quote":
+        quote = session.get(m.Quote, record_id)
+        record_type, record_id = "opportunity", (quote.opportunity_id if quote else 0)
+    if record_type == "opportunity":
+        return session.scalars(
+            select(m.OpportunityContact.contact_id)
+            .where(m.OpportunityContact.opportunity_id == record_id)
+            .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+        ).first()
+    if record_type == "organization":
+        return session.scalars(
+            select(m.Contact.id).where(m.Contact.organization_id == record_id).order_by(m.Contact.id)
+        ).first()
+    return None
