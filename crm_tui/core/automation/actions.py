@@ -512,7 +512,13 @@ ROLE_WORDS = {"primary_contact": "the primary contact", "owner": "the owner", "i
 def _identity(session: Session, record: Any, params: dict[str, Any], me_id: int | None = None) -> Any:
     from crm_tui.core.services import mail_accounts
 
-    identities = mail_accounts.identities(session)
+    # Accounts and their identities are read once per firing batch (the session).
+    if "automation_identities" not in session.info:
+        session.info["automation_identities"] = (
+            mail_accounts.identities(session),
+            {a.id: a.user_id for a in mail_accounts.list_accounts(session)},
+        )
+    identities, accounts = session.info["automation_identities"]
     account = params.get("account")
     if account:
         found = [i for i in identities if i.account == account]
@@ -521,7 +527,6 @@ def _identity(session: Session, record: Any, params: dict[str, Any], me_id: int 
         return found[0]
     # The owner's account; a record without an owner sends as the user running crm-tui.
     owner_id = getattr(record, "owner_id", None) or me_id
-    accounts = {a.id: a.user_id for a in mail_accounts.list_accounts(session)}
     found = [i for i in identities if accounts.get(i.account_id) == owner_id]
     if not found:
         owner = session.get(m.User, owner_id) if owner_id else None

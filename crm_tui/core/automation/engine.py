@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -90,75 +90,129 @@ def due_job_ids(session: Session, now: datetime, *, limit: int | None = None) ->
     return list(session.scalars(query))
 
 
-def _label(session: Session, job: m.AutomationJob) -> str:
+def _label(session: Session, job: m.AutomationJob, record: Any = None) -> str:
     from crm_tui.core.services import records
     from crm_tui.core.types import RecordRef, RecordType
 
+    ref = f"{job.record_type}:{job.record_id}"
+    if record is not None:
+        name = getattr(record, "title", None) or getattr(record, "subject", None)
+        if name:
+            return f"{ref} {name}"
     try:
-        return f"{job.record_type}:{job.record_id} {records.record_label(session, RecordRef(RecordType(job.record_type), job.record_id))}"
+        return f"{ref} {records.record_label(session, RecordRef(RecordType(job.record_type), job.record_id))}"
     except CrmError:
-        return f"{job.record_type}:{job.record_id} (deleted)"
+        return f"{ref} (deleted)"
 
 
-def fire_one(session: Session, job_id: int, ctx: actions.FireContext) -> Fired | None:
-    """Claim and fire one job inside the caller's write transaction. None if it is no longer pending."""
+def fire_batch(session: Session, job_ids: list[int], ctx: actions.FireContext) -> list[Fired]:
+    """Claim and fire these jobs inside the caller's write transaction (those no longer pending are left)."""
     now = ctx.now
-    claimed = session.execute(
-        update(m.AutomationJob)
-        .where(m.AutomationJob.id == job_id, m.AutomationJob.state == "pending")
-        .values(state="done", fired_at=now)
-        .execution_options(synchronize_session=False)
+    claimed = set(
+        session.scalars(
+            update(m.AutomationJob)
+            .where(m.AutomationJob.id.in_(job_ids), m.AutomationJob.state == "pending")  # type: ignore[union-attr]
+            .values(state="done", fired_at=now)
+            .returning(m.AutomationJob.id)
+        )
     )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    job = session.get(m.AutomationJob, job_id, populate_existing=True)
-    assert job is not None
-    rule = session.get(m.AutomationRule, job.rule_id)
-    assert rule is not None
+    if not claimed:
+        return []
+    jobs = {
+        job.id: job
+        for job in session.scalars(
+            select(m.AutomationJob)
+            .where(m.AutomationJob.id.in_(claimed))  # type: ignore[union-attr]
+            .execution_options(populate_existing=True)
+        )
+    }
+    rules = {
+        rule.id: rule
+        for rule in session.scalars(
+            select(m.AutomationRule).where(m.AutomationRule.id.in_({j.rule_id for j in jobs.values()}))  # type: ignore[attr-defined]
+        )
+    }
+    _pin(session)
+    # The batch's records, fetched together and held while it fires.
+    records: dict[tuple[str, int], Any] = {}
+    for record_type in {j.record_type for j in jobs.values()}:
+        model = fields.MODELS[record_type]
+        wanted = [j.record_id for j in jobs.values() if j.record_type == record_type]
+        records.update(((record_type, r.id), r) for r in session.scalars(select(model).where(model.id.in_(wanted))))
     _checkpoint("claimed")
-    late = max(0, int((now - job.due_at).total_seconds()))
-    record = session.get(fields.MODELS[job.record_type], job.record_id)
-    outcome, message, created = "done", "", None
-    if record is None:
-        outcome, message = "skipped", "the record was deleted"
-    elif not rule.enabled:
-        outcome, message = "skipped", "the rule is disabled"
-    elif rule.late_policy == "skip" and late > rule.late_limit_hours * 3600:
-        outcome, message = "skipped", f"{_duration(late)} late (the rule skips after {rule.late_limit_hours} h)"
-    elif not _conditions_hold(session, rule, record):
-        outcome, message = "skipped", "its conditions no longer hold"
-    else:
-        session.info[schedule.DEPTH_KEY] = job.depth
-        savepoint = session.begin_nested()
-        try:
-            done = actions.run(session, rule, job, record, ctx)
-            savepoint.commit()
-            message, created = done.message, done.created_ref
-        except DatabaseError:
-            raise
-        except CrmError as exc:
-            savepoint.rollback()
-            outcome, message = "failed", str(exc)
-        except Exception as exc:  # noqa: BLE001 - one broken action must not stop the others
-            savepoint.rollback()
-            log.exception("automation job %s failed", job_id)
-            outcome, message = "failed", f"{type(exc).__name__}: {exc}"
-        finally:
-            session.info[schedule.DEPTH_KEY] = 0
-    _checkpoint("fired")
-    if late >= LATE_AFTER.total_seconds() and outcome == "done":
-        message = f"{message} (fired {_duration(late)} late)"
-    job.state, job.result, job.created_ref = outcome, message, created
-    session.add(job)
-    session.add(
-        m.AutomationLog(
-            job_id=job.id, rule_id=rule.id, rule_name=rule.name, action=rule.action, record_type=job.record_type,
-            record_id=job.record_id, due_at=job.due_at, at=now, outcome=outcome, late_seconds=late,
-            message=message,
-        )  # fmt: skip
-    )
+    fired: list[Fired] = []
+    updates: list[dict[str, Any]] = []
+    logs: list[dict[str, Any]] = []
+    for job_id in (i for i in job_ids if i in claimed):
+        job = jobs[job_id]
+        rule = rules[job.rule_id]
+        record = records.get((job.record_type, job.record_id))
+        label = _label(session, job, record)
+        outcome, message, created = _fire(session, job, rule, record, ctx)
+        late = max(0, int((now - job.due_at).total_seconds()))
+        if late >= LATE_AFTER.total_seconds() and outcome == "done":
+            message = f"{message} (fired {_duration(late)} late)"
+        updates.append({"b_id": job_id, "b_state": outcome, "b_result": message, "b_ref": created})
+        logs.append({
+            "job_id": job_id, "rule_id": rule.id, "rule_name": rule.name, "action": rule.action,
+            "record_type": job.record_type, "record_id": job.record_id, "due_at": job.due_at, "at": now,
+            "outcome": outcome, "late_seconds": late, "message": message,
+        })  # fmt: skip
+        fired.append(Fired(job_id, rule.name, rule.action, label, outcome, message, job.due_at, late))
+        _checkpoint("fired")
     session.flush()
-    return Fired(job.id, rule.name, rule.action, _label(session, job), outcome, message, job.due_at, late)  # type: ignore[arg-type]
+    session.execute(
+        update(m.AutomationJob.__table__)  # type: ignore[attr-defined]
+        .where(m.AutomationJob.__table__.c.id == bindparam("b_id"))  # type: ignore[attr-defined]
+        .values(state=bindparam("b_state"), result=bindparam("b_result"), created_ref=bindparam("b_ref")),
+        updates,
+    )
+    session.execute(insert(m.AutomationLog), logs)
+    # The ORM copies of these jobs are stale now.
+    for job in jobs.values():
+        session.expire(job)
+    return fired
+
+
+# Small tables every action reads (who, which stage, which template): held for the batch. The session's
+# identity map holds rows only while something refers to them, so without this each action fetched them again.
+_PINNED = (m.User, m.Pipeline, m.Stage, m.SubstateDefinition, m.MailAccount, m.EmailTemplate, m.CustomFieldDefinition)
+
+
+def _pin(session: Session) -> None:
+    if "automation_pinned" not in session.info:
+        session.info["automation_pinned"] = [row for model in _PINNED for row in session.scalars(select(model))]
+
+
+def _fire(
+    session: Session, job: m.AutomationJob, rule: m.AutomationRule, record: Any, ctx: actions.FireContext
+) -> tuple[str, str, str | None]:
+    late = max(0, int((ctx.now - job.due_at).total_seconds()))
+    if record is None:
+        return "skipped", "the record was deleted", None
+    if not rule.enabled:
+        return "skipped", "the rule is disabled", None
+    if rule.late_policy == "skip" and late > rule.late_limit_hours * 3600:
+        return "skipped", f"{_duration(late)} late (the rule skips after {rule.late_limit_hours} h)", None
+    if not _conditions_hold(session, rule, record):
+        return "skipped", "its conditions no longer hold", None
+    session.info[schedule.DEPTH_KEY] = job.depth
+    savepoint = session.begin_nested()
+    try:
+        done = actions.run(session, rule, job, record, ctx)
+        savepoint.commit()
+        return "done", done.message, done.created_ref
+    except DatabaseError:
+        raise
+    except CrmError as exc:
+        savepoint.rollback()
+        return "failed", str(exc), None
+    except Exception as exc:  # noqa: BLE001 - one broken action must not stop the others
+        savepoint.rollback()
+        log.exception("automation job %s failed", job.id)
+        return "failed", f"{type(exc).__name__}: {exc}", None
+    finally:
+        session.info[schedule.DEPTH_KEY] = 0
 
 
 def _conditions_hold(session: Session, rule: m.AutomationRule, record: Any) -> bool:
@@ -192,10 +246,8 @@ def run_due(
         size = batch if limit is None else min(batch, limit - len(report.items))
         with db.write() as session:
             ids = due_job_ids(session, ctx.now, limit=size)
-            for job_id in ids:
-                fired = fire_one(session, job_id, ctx)
-                if fired is not None:
-                    report.items.append(fired)
+            if ids:
+                report.items.extend(fire_batch(session, ids, ctx))
             _checkpoint("before_commit")
         _checkpoint("committed")
         if on_progress is not None:

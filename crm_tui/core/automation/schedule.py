@@ -158,9 +158,14 @@ def _place_rules(entity: str, scope: str, key: str) -> dict[str, Any]:
 
 def enter(
     session: Session, entity: str, record: Any, scope: str, key: str, *, now: datetime, event: str
-) -> m.AutomationEntry:
+) -> m.AutomationEntry | None:
+    """The record entered a place: its enter and date rules are scheduled on a new entry. Where no rule
+    waits for the place, no entry is written (leaving makes one if an exit rule is added meanwhile)."""
+    rules = _rules(session, trigger=("enter", "date"), **_place_rules(entity, scope, key))
+    if not rules:
+        return None
     entry = _enter(session, entity, record.id, scope, key, now)
-    for rule in _rules(session, trigger=("enter", "date"), **_place_rules(entity, scope, key)):
+    for rule in rules:
         schedule(session, rule, entity, record, moment=now, now=now, key=f"entry:{entry.id}", event=event,
                  entry_id=entry.id)  # fmt: skip
     return entry
@@ -180,6 +185,9 @@ def leave(
     if key is not None:
         query = query.where(m.AutomationEntry.key == key)
     entries = list(session.scalars(query))
+    if key is not None and not entries and _rules(session, trigger="exit", **_place_rules(entity, scope, key)):
+        # Entered before any rule waited for the place: this stay starts counting now, to key its exit rules.
+        entries = [_enter(session, entity, record.id, scope, key, now)]
     for entry in entries:
         entry.left_at = now
         session.add(entry)

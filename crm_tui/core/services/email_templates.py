@@ -8,9 +8,12 @@ it ("contact.phone is empty for Lisa Lang"), never a blank in a mail to a custom
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -73,6 +76,8 @@ def allowing_empty(context: dict[str, Any]) -> dict[str, Any]:
     """The context with empty fields, and records it lacks, read as "" (for reports: a blank cell is fine)."""
     result: dict[str, Any] = {}
     for key, value in context.items():
+        if isinstance(value, _Deferred):
+            value = value._get()
         if isinstance(value, Fields):
             result[key] = Fields(value._name, value._label, value._values, allow_empty=True)
         elif isinstance(value, Missing):
@@ -101,108 +106,183 @@ def _money(cents: int, currency: str) -> str:
     return f"{cents / 100:,.2f} {currency}"
 
 
+class _Deferred:
+    """A record's merge fields, looked up the first time the template touches them (a rule or a mass mail
+    fills thousands of mails whose templates name two or three fields: the rest is never queried)."""
+
+    def __init__(self, resolve: Callable[[], Any]) -> None:
+        self._resolve, self._target = resolve, None
+
+    def _get(self) -> Any:
+        if self._target is None:
+            self._target = self._resolve()
+        return self._target
+
+    def __getattr__(self, field: str) -> Any:
+        if field.startswith("_"):
+            raise AttributeError(field)
+        return getattr(self._get(), field)
+
+    def __str__(self) -> str:
+        return str(self._get())
+
+    def __bool__(self) -> bool:
+        return bool(self._get())
+
+
 def merge_context(
     session: Session, refs: list[RecordRef], *, me_id: int | None, today: date
 ) -> dict[str, Any]:
     """The merge fields for a mail about these records; related ones are filled in (a deal's primary
-    contact and organization, a contact's organization, a quote's deal)."""
+    contact and organization, a contact's organization, a quote's deal). The first record that supplies a
+    kind wins; nothing is queried until a template reads it."""
     from crm_tui.core.services import records
 
-    found: dict[str, Any] = {}
+    offers: dict[str, list[Callable[[], Any]]] = {}
 
-    def put(kind: str, row: Any) -> None:
-        if row is None or kind in found:
-            return
-        if kind == "contact":
-            address = session.scalars(
-                select(m.ContactEmail.address)
-                .where(m.ContactEmail.contact_id == row.id)
-                .order_by(m.ContactEmail.position, m.ContactEmail.id)
-            ).first()
-            phone = session.scalars(
-                select(m.ContactPhone.number).where(m.ContactPhone.contact_id == row.id)
-            ).first()
-            values = {
-                "first_name": row.first_name, "last_name": row.last_name, "name": row.name, "email": address,
-                "phone": phone, "job_title": row.job_title, "city": getattr(row, "city", None),
-            }  # fmt: skip
-            found[kind] = Fields(kind, row.name, values)
-            if row.organization_id:
-                put("organization", session.get(m.Organization, row.organization_id))
-        elif kind == "organization":
-            address = session.scalars(
-                select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == row.id)
-            ).first()
-            values = {
-                "name": row.name, "email": address, "phone": row.phone, "website": row.website,
-                "city": row.city, "street": row.street, "postcode": row.postcode,
-            }  # fmt: skip
-            found[kind] = Fields(kind, row.name, values)
-        elif kind == "opportunity":
-            stage = session.get(m.Stage, row.stage_id)
-            values = {
-                "title": row.title, "amount": _money(row.amount_cents, row.currency),
-                "stage": stage.name if stage else None,
-                "expected_close": row.expected_close.strftime("%d.%m.%Y") if row.expected_close else None,
-            }  # fmt: skip
-            found[kind] = Fields(kind, row.title, values)
-            primary = session.scalars(
-                select(m.OpportunityContact.contact_id)
-                .where(m.OpportunityContact.opportunity_id == row.id)
-                .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
-            ).first()
-            if primary:
-                put("contact", session.get(m.Contact, primary))
-            if row.organization_id:
-                put("organization", session.get(m.Organization, row.organization_id))
-        elif kind == "lead":
-            address = session.scalars(
-                select(m.LeadEmail.address).where(m.LeadEmail.lead_id == row.id)
-            ).first()
-            values = {
-                "title": row.title, "person_name": row.person_name, "company_name": row.company_name,
-                "email": address, "phone": row.phone,
-            }  # fmt: skip
-            found[kind] = Fields(kind, row.title, values)
-        elif kind == "quote":
-            total = getattr(row, "total_cents", None)
-            values = {
-                "number": row.number,
-                "total": _money(total, getattr(row, "currency", "EUR")) if total is not None else None,
-                "valid_until": row.valid_until.strftime("%d.%m.%Y")
-                if getattr(row, "valid_until", None)
-                else None,
-            }
-            found[kind] = Fields(kind, row.number, values)
-            put("opportunity", session.get(m.Opportunity, row.opportunity_id))
-        elif kind == "ticket":
-            found[kind] = Fields(kind, row.subject, {"subject": row.subject})
-            if row.contact_id:
-                put("contact", session.get(m.Contact, row.contact_id))
-            if row.organization_id:
-                put("organization", session.get(m.Organization, row.organization_id))
+    def once(load: Callable[[], Any]) -> Callable[[], Any]:
+        done: list[Any] = []
+
+        def run() -> Any:
+            if not done:
+                done.append(load())
+            return done[0]
+
+        return run
+
+    def offer(kind: str, load: Callable[[], Any]) -> None:
+        load = once(load)
+        offers.setdefault(kind, []).append(load)
+        related = _RELATED.get(kind)
+        if related is not None:
+            for other, via in related(session, load):
+                offer(other, via)
 
     for ref in refs:
         try:
-            put(ref.type.value, records.get_record(session, ref))
+            row = records.get_record(session, ref)
         except NotFound:
             continue
-    me = session.get(m.User, me_id) if me_id else None
+        offer(ref.type.value, lambda row=row: row)
+
+    def resolver(kind: str) -> Callable[[], Any]:
+        def resolve() -> Any:
+            for load in offers.get(kind, []):
+                row = load()
+                if row is not None:
+                    return _fields(session, kind, row)
+            return Missing(kind)
+
+        return resolve
+
     context: dict[str, Any] = {
-        name: found.get(name, Missing(name))
+        name: _Deferred(resolver(name)) if name in offers else Missing(name)
         for name in ("contact", "organization", "opportunity", "lead", "quote", "ticket")
     }
     context["deal"] = context["opportunity"]
+    me = session.get(m.User, me_id) if me_id else None
     context["me"] = Fields("me", me.name, {"name": me.name, "email": me.email}) if me else Missing("me")
     context["today"] = today.strftime("%d.%m.%Y")
     return context
 
 
+def _primary_contact(session: Session, deal: Any) -> Any:
+    if deal is None:
+        return None
+    contact_id = session.scalars(
+        select(m.OpportunityContact.contact_id)
+        .where(m.OpportunityContact.opportunity_id == deal.id)
+        .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
+    ).first()
+    return session.get(m.Contact, contact_id) if contact_id else None
+
+
+def _get(session: Session, model: Any, record_id: int | None) -> Any:
+    return session.get(model, record_id) if record_id else None
+
+
+def _related_of_deal(session: Session, load: Callable[[], Any]) -> list[tuple[str, Callable[[], Any]]]:
+    return [
+        ("contact", lambda: _primary_contact(session, load())),
+        ("organization", lambda: _get(session, m.Organization, getattr(load(), "organization_id", None))),
+    ]
+
+
+_RELATED: dict[str, Callable[[Session, Callable[[], Any]], list[tuple[str, Callable[[], Any]]]]] = {
+    "contact": lambda session, load: [
+        ("organization", lambda: _get(session, m.Organization, getattr(load(), "organization_id", None)))
+    ],
+    "opportunity": _related_of_deal,
+    "quote": lambda session, load: [
+        ("opportunity", lambda: _get(session, m.Opportunity, getattr(load(), "opportunity_id", None)))
+    ],
+    "ticket": lambda session, load: [
+        ("contact", lambda: _get(session, m.Contact, getattr(load(), "contact_id", None))),
+        ("organization", lambda: _get(session, m.Organization, getattr(load(), "organization_id", None))),
+    ],
+}
+
+
+def _fields(session: Session, kind: str, row: Any) -> Fields:
+    if kind == "contact":
+        address = session.scalars(
+            select(m.ContactEmail.address)
+            .where(m.ContactEmail.contact_id == row.id)
+            .order_by(m.ContactEmail.position, m.ContactEmail.id)
+        ).first()
+        phone = session.scalars(select(m.ContactPhone.number).where(m.ContactPhone.contact_id == row.id)).first()
+        values = {
+            "first_name": row.first_name, "last_name": row.last_name, "name": row.name, "email": address,
+            "phone": phone, "job_title": row.job_title, "city": getattr(row, "city", None),
+        }  # fmt: skip
+        return Fields(kind, row.name, values)
+    if kind == "organization":
+        address = session.scalars(
+            select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == row.id)
+        ).first()
+        values = {
+            "name": row.name, "email": address, "phone": row.phone, "website": row.website,
+            "city": row.city, "street": row.street, "postcode": row.postcode,
+        }  # fmt: skip
+        return Fields(kind, row.name, values)
+    if kind == "opportunity":
+        stage = session.get(m.Stage, row.stage_id)
+        values = {
+            "title": row.title, "amount": _money(row.amount_cents, row.currency),
+            "stage": stage.name if stage else None,
+            "expected_close": row.expected_close.strftime("%d.%m.%Y") if row.expected_close else None,
+        }  # fmt: skip
+        return Fields(kind, row.title, values)
+    if kind == "lead":
+        address = session.scalars(select(m.LeadEmail.address).where(m.LeadEmail.lead_id == row.id)).first()
+        values = {
+            "title": row.title, "person_name": row.person_name, "company_name": row.company_name,
+            "email": address, "phone": row.phone,
+        }  # fmt: skip
+        return Fields(kind, row.title, values)
+    if kind == "quote":
+        total = getattr(row, "total_cents", None)
+        values = {
+            "number": row.number,
+            "total": _money(total, getattr(row, "currency", "EUR")) if total is not None else None,
+            "valid_until": row.valid_until.strftime("%d.%m.%Y") if getattr(row, "valid_until", None) else None,
+        }
+        return Fields(kind, row.number, values)
+    return Fields(kind, row.subject, {"subject": row.subject})  # ticket
+
+
+@functools.lru_cache(maxsize=1)
 def _environment() -> Any:
     from jinja2 import StrictUndefined
     from jinja2.sandbox import SandboxedEnvironment
 
     return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> Any:
+    """A template compiled once (a rule or a mass mail fills the same text thousands of times)."""
+    return _environment().from_string(source)
 
 
 def check_syntax(subject: str, body: str) -> None:
@@ -223,11 +303,10 @@ def render(template: m.EmailTemplate | tuple[str, str], context: dict[str, Any])
     from jinja2.sandbox import SecurityError
 
     subject, body = (template.subject, template.body) if isinstance(template, m.EmailTemplate) else template
-    environment = _environment()
     try:
         return (
-            " ".join(environment.from_string(subject).render(context).split()),
-            environment.from_string(body).render(context),
+            " ".join(_compiled(subject).render(context).split()),
+            _compiled(body).render(context),
         )
     except TemplateFieldError:
         raise
