@@ -40,7 +40,9 @@ FIRE_AT = MOVED + timedelta(days=2)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--deals", type=int, default=2500, help="deals moved into the stage (4 actions each)")
     parser.add_argument("--tiny", action="store_true", help="50 deals (200 actions): for CI")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the firing to FILE")
@@ -57,9 +59,18 @@ def main() -> int:
             mail_accounts.create_account(
                 s,
                 mail_accounts.AccountInput(
-                    name="work", user_id=me.id, preset="other", imap_host="127.0.0.1", imap_port=143,
-                    imap_security="none", username="anna@crm.example", password_source="env",
-                    password_ref="UNUSED", addresses=["anna@crm.example"], smtp_host="127.0.0.1", smtp_port=25,
+                    name="work",
+                    user_id=me.id,
+                    preset="other",
+                    imap_host="127.0.0.1",
+                    imap_port=143,
+                    imap_security="none",
+                    username="anna@crm.example",
+                    password_source="env",
+                    password_ref="UNUSED",
+                    addresses=["anna@crm.example"],
+                    smtp_host="127.0.0.1",
+                    smtp_port=25,
                     smtp_security="none",
                 ),  # fmt: skip
                 now=MOVED,
@@ -67,14 +78,17 @@ def main() -> int:
             )
             S = pipelines.StageInput
             pipe = pipelines.create_pipeline(
-                s, "Sales", [S("New", "open", 10), S("Proposal", "open", 50, ["Offer sent"]), S("Won", "won", 100)]
+                s,
+                "Sales",
+                [S("New", "open", 10), S("Proposal", "open", 50, ["Offer sent"]), S("Won", "won", 100)],
             )
             new, proposal, _won = pipelines.stages_of(s, pipe.id)  # type: ignore[arg-type]
             offer_sent = pipelines.substates_of(s, proposal.id)[0]  # type: ignore[arg-type]
             email_templates.create_template(
                 s,
                 email_templates.TemplateInput(
-                    name="Offer follow-up", subject="Ihr Angebot: {{ deal.title }}",
+                    name="Offer follow-up",
+                    subject="Ihr Angebot: {{ deal.title }}",
                     body="Hallo {{ contact.first_name }},\n\nhaben Sie Fragen zu {{ deal.title }} ({{ deal.amount }})?\n\n"
                     "Viele Grüße\n{{ me.name }}\n",
                 ),  # fmt: skip
@@ -93,12 +107,22 @@ def main() -> int:
                     rules.create_rule(s, R(name, action, params=params, **common), now=MOVED)  # type: ignore[arg-type]
             for n in range(deals):
                 person = contacts.create_contact(
-                    s, contacts.ContactInput(first_name="Eva", last_name=f"Kunde{n}", emails=[f"eva{n}@kunde.example"]), now=MOVED
+                    s,
+                    contacts.ContactInput(
+                        first_name="Eva", last_name=f"Kunde{n}", emails=[f"eva{n}@kunde.example"]
+                    ),
+                    now=MOVED,
                 )
                 deal = opportunities.create_opportunity(
                     s,
-                    opportunities.OpportunityInput(title=f"Dach {n:05d}", pipeline_id=pipe.id, stage_id=new.id,  # type: ignore[arg-type]
-                                                   amount_cents=1_250_000, owner_id=me.id, contact_ids=[person.id]),  # type: ignore[list-item]
+                    opportunities.OpportunityInput(
+                        title=f"Dach {n:05d}",
+                        pipeline_id=pipe.id,
+                        stage_id=new.id,  # type: ignore[arg-type]
+                        amount_cents=1_250_000,
+                        owner_id=me.id,
+                        contact_ids=[person.id],
+                    ),  # type: ignore[list-item]
                     now=MOVED,
                     user_id=me.id,
                 )

@@ -17,10 +17,17 @@ def _rule_objects(context: AppContext) -> list[dict[str, Any]]:
     with context.database().read() as session:
         return [
             {
-                "id": rule.id, "name": rule.name, "enabled": rule.enabled, "entity": rule.entity,
-                "where": rules.place(session, rule), "when": rules.when(rule), "action": rule.action,
-                "does": actions.describe(session, rule), "pending": rules.pending_count(session, rule.id),  # type: ignore[arg-type]
-                "late_policy": rule.late_policy, "late_limit_hours": rule.late_limit_hours,
+                "id": rule.id,
+                "name": rule.name,
+                "enabled": rule.enabled,
+                "entity": rule.entity,
+                "where": rules.place(session, rule),
+                "when": rules.when(rule),
+                "action": rule.action,
+                "does": actions.describe(session, rule),
+                "pending": rules.pending_count(session, rule.id),  # type: ignore[arg-type]
+                "late_policy": rule.late_policy,
+                "late_limit_hours": rule.late_limit_hours,
                 "survives_exit": rule.survives_exit,
             }  # fmt: skip
             for rule in rules.list_rules(session)
@@ -57,7 +64,9 @@ def automations_pending(context: AppContext, args: argparse.Namespace) -> int:
         print("nothing pending")
     for row in rows:
         when = row.due_at.astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
-        print(f"{when}  {terminal_safe(row.rule, max_length=30):<30} {terminal_safe(row.record, max_length=40):<40} {terminal_safe(row.action, max_length=60)}")
+        print(
+            f"{when}  {terminal_safe(row.rule, max_length=30):<30} {terminal_safe(row.record, max_length=40):<40} {terminal_safe(row.action, max_length=60)}"
+        )
     return 0
 
 
@@ -83,7 +92,6 @@ def automations_log(context: AppContext, args: argparse.Namespace) -> int:
 def automations_run(context: AppContext, args: argparse.Namespace) -> int:
     from crm_tui.automation_runner import run_due
     from crm_tui.core.automation import engine
-
     from crm_tui.core.clock import parse_instant
 
     now = parse_instant(args.run_now, context.zone) if args.run_now else context.clock.now()
@@ -95,8 +103,12 @@ def automations_run(context: AppContext, args: argparse.Namespace) -> int:
         else:
             for row in rows:
                 when = row.due_at.astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
-                print(f"would fire  {when}  {terminal_safe(row.rule, max_length=30):<30} {terminal_safe(row.record, max_length=40):<40} {terminal_safe(row.action, max_length=60)}")
-            print(f"{len(rows)} due action{'s' if len(rows) != 1 else ''} would fire (dry run: nothing changed)")
+                print(
+                    f"would fire  {when}  {terminal_safe(row.rule, max_length=30):<30} {terminal_safe(row.record, max_length=40):<40} {terminal_safe(row.action, max_length=60)}"
+                )
+            print(
+                f"{len(rows)} due action{'s' if len(rows) != 1 else ''} would fire (dry run: nothing changed)"
+            )
         return 0
     progress = _Progress()
     report = run_due(context, now=now, on_progress=progress)
@@ -106,7 +118,9 @@ def automations_run(context: AppContext, args: argparse.Namespace) -> int:
     else:
         for item in report.items:
             if item.outcome != "done" or item.late_seconds >= engine.LATE_AFTER.total_seconds():
-                print(f"{item.outcome:<8} {terminal_safe(item.rule, max_length=30):<30} {terminal_safe(item.record, max_length=40):<40} {terminal_safe(item.message, max_length=120)}")
+                print(
+                    f"{item.outcome:<8} {terminal_safe(item.rule, max_length=30):<30} {terminal_safe(item.record, max_length=40):<40} {terminal_safe(item.message, max_length=120)}"
+                )
         print(report.summary())
     return 1 if report.count("failed") else 0
 

@@ -67,7 +67,9 @@ def opportunities_list(context: AppContext, args: argparse.Namespace) -> int:
 
     with context.database().read() as session:
         pipeline_id = pipeline_by_name(session, args.pipeline).id if args.pipeline else None
-        rows = list_opportunities(session, pipeline_id=pipeline_id, limit=args.limit)
+        rows = list_opportunities(
+            session, pipeline_id=pipeline_id, limit=args.limit, partner_id=context.partner_id()
+        )
     if args.json:
         print_json(
             (
@@ -86,6 +88,8 @@ def opportunities_list(context: AppContext, args: argparse.Namespace) -> int:
                     "organization": ref_str("organization", d.organization_id),
                     "organization_name": d.organization_name,
                     "primary_contact": ref_str("contact", d.primary_contact_id),
+                    "installer": ref_str("organization", d.installer_id),
+                    "reseller": ref_str("organization", d.reseller_id),
                     "lost_reason": d.lost_reason,
                     "open_substates": list(d.open_substates),
                     "stage_entered_at": d.stage_entered_at,
@@ -183,7 +187,7 @@ def users_list(context: AppContext, args: argparse.Namespace) -> int:
         rows = users.list_users(session)[: args.limit] if args.limit else users.list_users(session)
         data = [
             {"id": ref_str("user", u.id), "name": u.name, "email": u.email, "me": me is not None and me.id == u.id,
-             "active": u.active}
+             "active": u.active, "organization": ref_str("organization", u.organization_id)}
             for u in rows
         ]  # fmt: skip
     if args.json:

@@ -65,6 +65,15 @@ class AppContext:
             user = current_user(session, self.settings.me)
             return user.id if user else None
 
+    def partner_id(self) -> int | None:
+        """The partner organization of the current user (None for our own company): their lists show only
+        the deals that partner installs or resells."""
+        from crm_tui.core.services.users import current_user
+
+        with self.database().read() as session:
+            user = current_user(session, self.settings.me)
+            return user.organization_id if user else None
+
     def close(self) -> None:
         if self._db is not None:
             self._db.dispose()

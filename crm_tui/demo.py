@@ -499,7 +499,10 @@ class _Builder:
         S = pipelines.StageInput
         stages = {s.name: s for s in pipelines.stages_of(self.s, self.sales.id)}  # type: ignore[arg-type]
         approval = pipelines.add_stage(
-            self.s, self.sales.id, S("Contract approval", "open", 90), position=stages["Won"].position  # type: ignore[arg-type]
+            self.s,
+            self.sales.id,
+            S("Contract approval", "open", 90),
+            position=stages["Won"].position,  # type: ignore[arg-type]
         )
         pending_docs = pipelines.add_substate(self.s, stages["Negotiation"].id, "Documents pending")  # type: ignore[arg-type]
         installation = pipelines.create_pipeline(
@@ -546,7 +549,9 @@ class _Builder:
             rules.create_rule(self.s, data, now=self.now)
         # A few things waiting: one deal with documents pending for a day, one just moved to contract approval.
         negotiating = self.s.scalars(
-            select(m.Opportunity).where(m.Opportunity.stage_id == stages["Negotiation"].id).order_by(m.Opportunity.id)
+            select(m.Opportunity)
+            .where(m.Opportunity.stage_id == stages["Negotiation"].id)
+            .order_by(m.Opportunity.id)
         ).all()
         if negotiating:
             deals.set_substate(self.s, negotiating[0].id, pending_docs.id, True, now=self.now - timedelta(days=1),  # type: ignore[arg-type]

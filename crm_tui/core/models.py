@@ -731,7 +731,9 @@ class AutomationRule(SQLModel, table=True):
     delay_value: int = 0
     delay_unit: str = "days"
     date_field: str | None = None
-    at_time: str | None = None  # HH:MM local (``zone``) for day-based delays and dates; None: the exact moment
+    at_time: str | None = (
+        None  # HH:MM local (``zone``) for day-based delays and dates; None: the exact moment
+    )
     zone: str = "UTC"
     watch_field: str | None = None
     conditions: str = Field(default="[]", sa_type=Text)

@@ -15,7 +15,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Label, Select, Static, TextArea
+from textual.widgets import DataTable, Footer, Label, Select, Static
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import terminal_safe
@@ -25,7 +25,13 @@ from crm_tui.screens.forms import FieldSpec, FormSpec, RecordForm, _field_id
 from crm_tui.widgets.status_bar import StatusBar
 
 VIEWS = ("rules", "pending", "log")
-OUTCOME_STYLE = {"done": "green", "failed": "bold red", "skipped": "yellow", "cancelled": "dim", "stopped": "magenta"}
+OUTCOME_STYLE = {
+    "done": "green",
+    "failed": "bold red",
+    "skipped": "yellow",
+    "cancelled": "dim",
+    "stopped": "magenta",
+}
 # Which form fields each action uses (the others are hidden while it is chosen).
 ACTION_FIELDS = {
     "send_email": {"template", "to", "user_id", "extra", "account"},
@@ -59,14 +65,16 @@ class AutomationLoaded(Message):
 
 
 def parse_delay(text: str) -> tuple[int, str]:
-    """"6 months", "-3 days", "2 h", "0" -> (value, unit)."""
+    """ "6 months", "-3 days", "2 h", "0" -> (value, unit)."""
     words = text.strip().lower().split()
     if not words or words == ["0"]:
         return 0, "days"
     try:
         value = int(words[0])
     except ValueError:
-        raise ValidationError.single("delay", "write a number and a unit: 4 days, 6 months, 2 hours, -3 days") from None
+        raise ValidationError.single(
+            "delay", "write a number and a unit: 4 days, 6 months, 2 hours, -3 days"
+        ) from None
     unit = words[1] if len(words) > 1 else "days"
     for full in ("minutes", "hours", "days", "months"):
         if full.startswith(unit.rstrip("s")) or unit in (full[0], full[:3]):
@@ -89,11 +97,15 @@ def _places(session: Any) -> list[tuple[str, str]]:
         for stage in pipelines.stages_of(session, pipeline.id):  # type: ignore[arg-type]
             places.append((f"stage:{stage.id}", f"Stage {pipeline.name} / {stage.name}"))
             for substate in pipelines.substates_of(session, stage.id):  # type: ignore[arg-type]
-                places.append((f"substate:{substate.id}", f"Sub-state {pipeline.name} / {stage.name} / {substate.name}"))
+                places.append(
+                    (f"substate:{substate.id}", f"Sub-state {pipeline.name} / {stage.name} / {substate.name}")
+                )
     places.append(("record:opportunity", "Every deal"))
     for entity in ("lead", "ticket"):
         places.append((f"record:{entity}", f"Every {entity}"))
-        places.extend((f"status:{entity}:{status}", f"{entity.title()} status {status}") for status in STATUSES[entity])
+        places.extend(
+            (f"status:{entity}:{status}", f"{entity.title()} status {status}") for status in STATUSES[entity]
+        )
     del m
     return places
 
@@ -256,7 +268,11 @@ def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
         elif action == "repeat_lead":
             params = {"title": v.get("subject"), "owner": v.get("owner") or "owner"}
         elif action == "copy_deal":
-            params = {"stage_id": v.get("target_stage"), "title": v.get("subject") or None, "owner": v.get("owner") or "owner"}
+            params = {
+                "stage_id": v.get("target_stage"),
+                "title": v.get("subject") or None,
+                "owner": v.get("owner") or "owner",
+            }
         elif action == "set_substate":
             params = {"substate_id": v.get("target_substate"), "open": v.get("open") != "close"}
         elif action == "assign":
@@ -338,7 +354,9 @@ class RuleForm(RecordForm):
 
     def _show_relevant(self) -> None:
         values = self.values()
-        wanted = ACTION_FIELDS.get(values.get("action", ""), set()) | TRIGGER_FIELDS.get(values.get("trigger", ""), set())
+        wanted = ACTION_FIELDS.get(values.get("action", ""), set()) | TRIGGER_FIELDS.get(
+            values.get("trigger", ""), set()
+        )
         recipient = values.get("report_to") if values.get("action") == "report" else values.get("to")
         if recipient != "user":
             wanted = wanted - {"user_id"}
@@ -550,7 +568,9 @@ class AutomationScreen(CrmScreen):
                 self.notify(f"Rule deleted; {dropped} pending action{'s' if dropped != 1 else ''} dropped.")
                 self.reload()
 
-        self.app.push_screen(ConfirmDialog(f"Delete the rule {terminal_safe(row.name)!r}?", body, "Delete"), confirmed)
+        self.app.push_screen(
+            ConfirmDialog(f"Delete the rule {terminal_safe(row.name)!r}?", body, "Delete"), confirmed
+        )
 
     def action_fire(self) -> None:
         self.app.fire_automations(then=self.reload)  # type: ignore[attr-defined]

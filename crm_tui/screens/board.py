@@ -175,11 +175,14 @@ class OpportunitiesScreen(CrmScreen):
                 return
             ids = [p.id for p in all_pipelines]
             current = next((p for p in all_pipelines if p.id == pipeline_id), all_pipelines[0])
-            totals = {t.stage_id: t for t in opportunities.stage_totals(session, current.id)}  # type: ignore[arg-type]
+            partner = context.partner_id()
+            totals = {
+                t.stage_id: t for t in opportunities.stage_totals(session, current.id, partner_id=partner)
+            }  # type: ignore[arg-type]
             columns = []
             for stage in pipelines.stages_of(session, current.id):  # type: ignore[arg-type]
                 deals = opportunities.list_opportunities(
-                    session, stage_id=stage.id, text=text or None, limit=COLUMN_LIMIT
+                    session, stage_id=stage.id, text=text or None, limit=COLUMN_LIMIT, partner_id=partner
                 )
                 count = totals[stage.id].count if not text else len(deals)  # type: ignore[index]
                 cards = [
@@ -449,7 +452,10 @@ class OpportunitiesScreen(CrmScreen):
                 does = terminal_safe(actions.describe(session, item.rule))
                 if item.due_at is None:
                     body.append("  not now  ", style="dim")
-                    body.append(f"{terminal_safe(item.rule.name)}: {does} (its conditions do not hold, or no date)\n", style="dim")
+                    body.append(
+                        f"{terminal_safe(item.rule.name)}: {does} (its conditions do not hold, or no date)\n",
+                        style="dim",
+                    )
                     continue
                 due = item.due_at.astimezone(context.zone)
                 when = "at once" if item.due_at <= now else f"{due:%Y-%m-%d %H:%M}"
@@ -462,7 +468,9 @@ class OpportunitiesScreen(CrmScreen):
                             f"{job.due_at.astimezone(context.zone):%Y-%m-%d %H:%M})\n")  # fmt: skip
             for activity in completes:
                 body.append("  completed        ", style="bold green")
-                body.append(f"{activity.type}: {terminal_safe(activity.subject)} (planned by a rule of this stage)\n")
+                body.append(
+                    f"{activity.type}: {terminal_safe(activity.subject)} (planned by a rule of this stage)\n"
+                )
             body.append("\ny or Enter moves the deal · Esc keeps it where it is", style="dim")
             title = terminal_safe(f"Move {deal.title!r} to {stage.name}: automation", max_length=100)
         return title, body

@@ -76,6 +76,7 @@ def _run(home: Path, *args: str, kill_at: str | None = None) -> subprocess.Popen
 def _assert_each_fired_once(home: Path) -> None:
     db = _database(home)
     with db.read() as s:
+
         def count(model: type, *where: object) -> int:
             return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
@@ -130,7 +131,10 @@ def test_dry_run_list_and_log(home: Path, capsys: pytest.CaptureFixture[str]) ->
     ]
     # Nothing fired yet; a run at the later time fires everything and says so.
     assert main([*base, "automations", "run", "--now", LATER]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == f"{3 * DEALS} fired, 0 failed, 0 skipped (900 caught up late)"
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1]
+        == f"{3 * DEALS} fired, 0 failed, 0 skipped (900 caught up late)"
+    )
     assert main([*base, "automations", "log", "--json", "--limit", "5"]) == 0
     log = json.loads(capsys.readouterr().out)
     assert len(log) == 5 and {row["outcome"] for row in log} == {"done"}
@@ -138,8 +142,29 @@ def test_dry_run_list_and_log(home: Path, capsys: pytest.CaptureFixture[str]) ->
     assert json.loads(capsys.readouterr().out) == []
 
 
-def test_a_due_time_ahead_fires_nothing_and_bad_now_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_due_time_ahead_fires_nothing_and_bad_now_is_a_usage_error(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--home", str(home), "automations", "run", "--now", "2026-06-01T12:00:00+00:00"]) == 0
     assert capsys.readouterr().out.strip() == "0 fired, 0 failed, 0 skipped"
     assert main(["--home", str(home), "automations", "run", "--now", "next tuesday"]) == 2
     assert "not an ISO-8601 date-time" in capsys.readouterr().err
+
+
+def test_a_partner_user_lists_only_their_organizations_deals(
+    demo_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--home", str(demo_home), "--demo"]
+    assert main([*base, "opportunities", "list", "--json"]) == 0
+    everyone = json.loads(capsys.readouterr().out)
+    assert main([*base, "users", "list", "--json"]) == 0
+    partner_user = next(u for u in json.loads(capsys.readouterr().out) if u.get("organization"))
+    (demo_home / "config").mkdir(exist_ok=True)
+    (demo_home / "config" / "config.toml").write_text(f'me = "{partner_user["email"]}"\n', encoding="utf-8")
+    assert main([*base, "opportunities", "list", "--json"]) == 0
+    theirs = json.loads(capsys.readouterr().out)
+    organization = partner_user["organization"]
+    assert 0 < len(theirs) < len(everyone)
+    assert all(organization in (d.get("installer"), d.get("reseller")) for d in theirs)
+    expected = [d["id"] for d in everyone if organization in (d.get("installer"), d.get("reseller"))]
+    assert [d["id"] for d in theirs] == expected

@@ -20,7 +20,10 @@ from tests.mail.test_outbox import smtp  # noqa: F401 - the fixture
 from tests.utils import factories
 
 
-def test_rule_mails_arrive_once_with_their_merge_fields_and_report(mailbox: Mailbox, smtp: SmtpServer) -> None:  # noqa: F811
+def test_rule_mails_arrive_once_with_their_merge_fields_and_report(
+    mailbox: Mailbox,
+    smtp: SmtpServer,  # noqa: F811 - the fixture imported above
+) -> None:
     db = mailbox.database()
     with db.write() as s:
         anna = users.current_user(s, None)
@@ -46,7 +49,9 @@ def test_rule_mails_arrive_once_with_their_merge_fields_and_report(mailbox: Mail
     db.dispose()
 
     def run_at(days: int, *command: str) -> int:
-        return main(["--home", str(mailbox.home), "--now", (NOW + timedelta(days=days)).isoformat(), *command])
+        return main(
+            ["--home", str(mailbox.home), "--now", (NOW + timedelta(days=days)).isoformat(), *command]
+        )
 
     # Won: the report fires; the reminder was cancelled by leaving Proposal (sub-states end with their stage).
     assert run_at(0, "automations", "run") == 0
@@ -64,7 +69,9 @@ def test_rule_mails_arrive_once_with_their_merge_fields_and_report(mailbox: Mail
     db = mailbox.database()
     with db.write() as s:
         pipe_id = s.get(type(proposal), proposal.id).pipeline_id  # type: ignore[union-attr]
-        deal2 = factories.deal(s, NOW, s.get(type(pipe), pipe_id), title="Carport Roth", contact_ids=[person.id])  # type: ignore[arg-type]
+        deal2 = factories.deal(
+            s, NOW, s.get(type(pipe), pipe_id), title="Carport Roth", contact_ids=[person.id]
+        )  # type: ignore[arg-type]
         opportunities.move_to_stage(s, deal2.id, proposal.id, now=NOW, user_id=None)  # type: ignore[arg-type]
         opportunities.set_substate(s, deal2.id, docs.id, True, now=NOW, user_id=None)  # type: ignore[arg-type]
     db.dispose()

@@ -63,7 +63,10 @@ def test_moving_a_deal_to_won_previews_then_fires_its_rules(demo_home: Path) -> 
         await pilot.press("greater_than_sign")
         await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
         lines = [" ".join(line.split()) for line in str(app.screen._body).splitlines()]
-        assert "at once Won equipment deal to installation: copy to Installation / To schedule (on entering the stage)" in lines
+        assert (
+            "at once Won equipment deal to installation: copy to Installation / To schedule (on entering the stage)"
+            in lines
+        )
         assert any(line.startswith("2027-05-22 09:00 Repeat business after 6 months") for line in lines)
         # The call planned at contract approval is completed by the move.
         assert any(line.startswith("completed call: Contract approval: call") for line in lines)
@@ -77,15 +80,28 @@ def test_moving_a_deal_to_won_previews_then_fires_its_rules(demo_home: Path) -> 
 
         def copied() -> bool:
             with context.database().read() as session:
-                return session.scalars(select(m.Opportunity).where(m.Opportunity.copied_from_id == deal_id)).first() is not None
+                return (
+                    session.scalars(
+                        select(m.Opportunity).where(m.Opportunity.copied_from_id == deal_id)
+                    ).first()
+                    is not None
+                )
 
         await wait_for(copied, pilot)
         with context.database().read() as session:
             stage = session.get(m.Stage, session.get(m.Opportunity, deal_id).stage_id)  # type: ignore[union-attr]
             assert stage.name == "Won"  # type: ignore[union-attr]
-            call = session.scalars(select(m.Activity).where(m.Activity.opportunity_id == deal_id, m.Activity.subject.startswith("Contract approval"))).one()  # type: ignore[attr-defined]
+            call = session.scalars(
+                select(m.Activity).where(
+                    m.Activity.opportunity_id == deal_id, m.Activity.subject.startswith("Contract approval")
+                )
+            ).one()  # type: ignore[attr-defined]
             assert call.status == "done"  # completed when the deal left contract approval
-            assert session.scalars(select(m.Document).where(m.Document.record_id == deal_id, m.Document.record_type == "opportunity")).first()
+            assert session.scalars(
+                select(m.Document).where(
+                    m.Document.record_id == deal_id, m.Document.record_type == "opportunity"
+                )
+            ).first()
 
     run(demo_home, "opportunities", scenario)
 
@@ -124,8 +140,16 @@ def test_rules_are_created_validated_disabled_and_deleted(demo_home: Path) -> No
         await wait_for(lambda: isinstance(app.screen, AutomationScreen), pilot)
         await wait_for(lambda: table.row_count == 8, pilot)
         with context.database().read() as session:
-            rule = session.scalars(select(m.AutomationRule).where(m.AutomationRule.name == "Welcome call")).one()
-            assert (rule.entity, rule.scope, rule.status, rule.delay_value, rule.delay_unit) == ("lead", "status", "new", 2, "days")
+            rule = session.scalars(
+                select(m.AutomationRule).where(m.AutomationRule.name == "Welcome call")
+            ).one()
+            assert (rule.entity, rule.scope, rule.status, rule.delay_value, rule.delay_unit) == (
+                "lead",
+                "status",
+                "new",
+                2,
+                "days",
+            )
         # Disable the documents reminder: its one pending action is cancelled, and the app says so.
         row = next(i for i, r in enumerate(screen.rows) if r.name == "Documents reminder after 4 days")
         table.move_cursor(row=row)
@@ -151,7 +175,9 @@ def test_after_a_week_off_the_app_catches_up_and_says_so(demo_home: Path) -> Non
     async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
         def fired() -> bool:
             with context.database().read() as session:
-                return not session.scalars(select(m.AutomationJob).where(m.AutomationJob.state == "pending")).first()
+                return not session.scalars(
+                    select(m.AutomationJob).where(m.AutomationJob.state == "pending")
+                ).first()
 
         await wait_for(fired, pilot)
         await pilot.pause(0.3)

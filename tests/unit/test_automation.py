@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
-from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.automation import engine, rules, schedule
@@ -43,16 +42,30 @@ class World:
             self.install = factories.pipeline(s, "Installation")
             self.stages = {st.name: st for st in pipelines.stages_of(s, self.pipe.id)}
             self.install_stages = pipelines.stages_of(s, self.install.id)
-            self.subs = {sub.name: sub for st in self.stages.values() for sub in pipelines.substates_of(s, st.id)}
-            self.customer = factories.organization(s, START, "Nordwind GmbH", region="Bayern", postcode="80331")
+            self.subs = {
+                sub.name: sub for st in self.stages.values() for sub in pipelines.substates_of(s, st.id)
+            }
+            self.customer = factories.organization(
+                s, START, "Nordwind GmbH", region="Bayern", postcode="80331"
+            )
             self.person = factories.contact(s, START, "Kunde", emails=["kunde@nordwind.example"],
                                             organization_id=self.customer.id)  # fmt: skip
             self.north = organizations.create_organization(
-                s, organizations.OrganizationInput(name="Nord Solar", kind="installer", coverage_regions=["Hamburg"]), now=START
+                s,
+                organizations.OrganizationInput(
+                    name="Nord Solar", kind="installer", coverage_regions=["Hamburg"]
+                ),
+                now=START,
             ).id
             self.south = organizations.create_organization(
-                s, organizations.OrganizationInput(name="Süd Solar", kind="installer", coverage_regions=["Bayern"],
-                                                   emails=["auftrag@sued-solar.example"]), now=START  # fmt: skip
+                s,
+                organizations.OrganizationInput(
+                    name="Süd Solar",
+                    kind="installer",
+                    coverage_regions=["Bayern"],
+                    emails=["auftrag@sued-solar.example"],
+                ),
+                now=START,  # fmt: skip
             ).id
 
     def deal(self, **kwargs: object) -> int:
@@ -77,7 +90,9 @@ class World:
 
     def substate(self, deal_id: int, name: str, is_open: bool) -> None:
         with self.db.write() as s:
-            opportunities.set_substate(s, deal_id, self.subs[name].id, is_open, now=self.clock.now(), user_id=None)  # type: ignore[arg-type]
+            opportunities.set_substate(
+                s, deal_id, self.subs[name].id, is_open, now=self.clock.now(), user_id=None
+            )  # type: ignore[arg-type]
 
     def context(self) -> FireContext:
         return FireContext(
@@ -139,7 +154,9 @@ def test_a_call_planned_on_contract_stage_is_completed_when_the_deal_moves_on(wo
         [call] = s.scalars(select(m.Activity)).all()
         assert (call.type, call.task_type, call.status) == ("call", "Outbound call", "planned")
         assert call.subject == "Call Eva Kunde about Roof A"
-        assert call.opportunity_id == deal and call.contact_id == world.person.id and call.owner_id == world.me
+        assert (
+            call.opportunity_id == deal and call.contact_id == world.person.id and call.owner_id == world.me
+        )
         assert call.start_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)  # next day 10:00 Berlin (winter)
     world.clock.advance(hours=2)
     world.move(deal, "Won")
@@ -166,7 +183,12 @@ def test_leaving_a_stage_cancels_what_waited_and_reentering_schedules_anew(world
     assert [i.outcome for i in world.run().items] == ["done"]
     assert world.count(m.Activity) == 1
     with world.db.read() as s:
-        outcomes = [row.outcome for row in s.scalars(select(m.AutomationLog).where(m.AutomationLog.rule_id == rule).order_by(m.AutomationLog.id))]
+        outcomes = [
+            row.outcome
+            for row in s.scalars(
+                select(m.AutomationLog).where(m.AutomationLog.rule_id == rule).order_by(m.AutomationLog.id)
+            )
+        ]
     assert outcomes == ["cancelled", "done"]
 
 
@@ -228,7 +250,9 @@ def test_sub_states_chain_and_their_timers(world: World) -> None:
     world.substate(deal, "Offer sent", True)
     report = world.run()
     assert sorted(i.message.split(" for ")[0] for i in report.items) == [
-        "opened 'Visit done'", "planned task 'Visit report'"]  # the chain, in one run
+        "opened 'Visit done'",
+        "planned task 'Visit report'",
+    ]  # the chain, in one run
     with world.db.read() as s:
         assert [x.name for x in opportunities.open_substates(s, deal)] == ["Offer sent", "Visit done"]
         depths = sorted(j.depth for j in s.scalars(select(m.AutomationJob)))
@@ -263,7 +287,12 @@ def test_copy_to_installation_and_installer_by_region(world: World) -> None:
     with world.db.write() as s:
         from crm_tui.core.services import custom_fields
 
-        custom_fields.define_field(s, custom_fields.FieldDefinitionInput(entity_type="opportunity", key="kwp", label="kWp", field_type="number"))
+        custom_fields.define_field(
+            s,
+            custom_fields.FieldDefinitionInput(
+                entity_type="opportunity", key="kwp", label="kWp", field_type="number"
+            ),
+        )
     deal = world.deal(title="PV Nordwind", custom={"kwp": 12})
     world.move(deal, "Won")
     report = world.run()
@@ -303,7 +332,9 @@ def test_field_change_rules(world: World) -> None:
                                               amount_cents=60_000_00, owner_id=world.me, contact_ids=[world.person.id])  # fmt: skip
         opportunities.update_opportunity(s, deal, data, now=world.clock.now(), user_id=None)
     report = world.run()
-    assert [i.message for i in report.items] == ["planned task 'Big deal now: 60,000.00 EUR' for 2026-03-02 10:00"]
+    assert [i.message for i in report.items] == [
+        "planned task 'Big deal now: 60,000.00 EUR' for 2026-03-02 10:00"
+    ]
 
 
 def test_activity_done_rules(world: World) -> None:
@@ -366,8 +397,12 @@ def test_preview_of_a_stage_move(world: World) -> None:
     deal = world.deal()
     world.move(deal, "Proposal")
     with world.db.read() as s:
-        planned, cancelled = schedule.preview_stage_move(s, s.get(m.Opportunity, deal), world.stages["Won"].id, now=START)
-        assert [(p.rule.name, p.due_at) for p in planned] == [("enter won", datetime(2026, 9, 2, 8, 0, tzinfo=UTC))]
+        planned, cancelled = schedule.preview_stage_move(
+            s, s.get(m.Opportunity, deal), world.stages["Won"].id, now=START
+        )
+        assert [(p.rule.name, p.due_at) for p in planned] == [
+            ("enter won", datetime(2026, 9, 2, 8, 0, tzinfo=UTC))
+        ]
         assert [r.name for r, _ in cancelled] == ["wait"]
 
 
@@ -421,7 +456,9 @@ def test_a_pdf_report_is_stored_on_the_deal_and_mailed(world: World) -> None:
                params={"template": "deal-summary", "email_to": "owner"})  # fmt: skip
     deal = world.deal(title="Dach Müller Ünterföhring")
     with world.db.write() as s:
-        factories.activity(s, world.clock.now(), subject="Kick-off call", opportunity_id=deal, contact_id=world.person.id)
+        factories.activity(
+            s, world.clock.now(), subject="Kick-off call", opportunity_id=deal, contact_id=world.person.id
+        )
     world.move(deal, "Won")
     [item] = world.run().items
     assert item.outcome == "done", item.message
@@ -455,3 +492,75 @@ def test_catch_up_counts_and_logs(world: World) -> None:
         rows = engine.log_rows(s)
     assert len(rows) == 5 and all(r.late_seconds > 86400 for r in rows)
     assert json.loads(json.dumps([r.as_json() for r in rows], default=str))
+
+
+def test_an_assigned_partners_users_see_the_deal_in_their_lists(world: World) -> None:
+    world.rule(stage_id=world.stages["Won"].id, trigger="enter", action="assign",
+               params={"field": "installer", "method": "postcode"})  # fmt: skip
+    with world.db.write() as s:
+        organizations.update_organization(
+            s, world.south, organizations.OrganizationInput(name="Süd Solar", kind="installer",
+                                                            coverage_regions=["Bayern"], coverage_postcodes=["803"]),
+            now=START)  # fmt: skip
+        organizations.update_organization(
+            s, world.north, organizations.OrganizationInput(name="Nord Solar", kind="installer",
+                                                            coverage_postcodes=["8"]), now=START)  # fmt: skip
+    deal = world.deal(title="Seen by the partner")
+    other = world.deal(title="Not theirs")
+    world.move(deal, "Won")
+    [item] = world.run().items
+    assert item.message == "assigned installer Süd Solar (postcode)"  # the longest matching prefix wins
+    with world.db.read() as s:
+        mine = [d.title for d in opportunities.list_opportunities(s, partner_id=world.south)]
+        theirs = [d.title for d in opportunities.list_opportunities(s, partner_id=world.north)]
+        everyone = {d.title for d in opportunities.list_opportunities(s)}
+        totals = {
+            t.stage_id: t.count for t in opportunities.stage_totals(s, world.pipe.id, partner_id=world.south)
+        }
+    assert (
+        mine == ["Seen by the partner"] and theirs == [] and {"Seen by the partner", "Not theirs"} <= everyone
+    )
+    assert totals[world.stages["Won"].id] == 1 and sum(totals.values()) == 1
+    del other
+
+
+def test_fewest_open_deals_picks_the_least_busy_owner(world: World) -> None:
+    for _ in range(2):
+        world.deal(owner_id=world.me)
+    world.rule(scope="record", trigger="create", action="assign",
+               params={"field": "owner", "method": "fewest_open", "candidates": [world.me, world.other]})  # fmt: skip
+    fresh = world.deal(owner_id=world.me)
+    world.run()
+    with world.db.read() as s:
+        assert s.get(m.Opportunity, fresh).owner_id == world.other
+
+
+def test_lead_and_ticket_status_rules(world: World) -> None:
+    from crm_tui.core.services import leads, sales_documents
+
+    world.rule(entity="lead", scope="status", status="qualified", trigger="enter", action="plan_activity",
+               params={"type": "call", "subject": "Qualify call: {{ lead.title }}"})  # fmt: skip
+    world.rule(entity="ticket", scope="status", status="pending", trigger="enter", delay_value=2, delay_unit="days",
+               action="plan_activity", params={"subject": "Chase: {{ ticket.subject }}"})  # fmt: skip
+    world.rule(entity="lead", scope="record", trigger="create", action="assign",
+               params={"field": "owner", "method": "round_robin", "candidates": [world.other]})  # fmt: skip
+    with world.db.write() as s:
+        lead = leads.create_lead(
+            s, leads.LeadInput(title="Solar für Haus Berg", emails=["berg@example.org"]), now=START
+        )
+        leads.update_lead(s, lead.id, leads.LeadInput(title="Solar für Haus Berg", emails=["berg@example.org"],  # type: ignore[arg-type]
+                                                       status="qualified"), now=START)  # fmt: skip
+        ticket = sales_documents.create_ticket(
+            s, sales_documents.TicketInput(subject="Inverter error", contact_id=world.person.id), now=START
+        )
+        sales_documents.update_ticket(s, ticket.id, sales_documents.TicketInput(subject="Inverter error", status="pending",  # type: ignore[arg-type]
+                                                                                 contact_id=world.person.id), now=START)  # fmt: skip
+        # Closed before the two days: the chase is cancelled.
+        sales_documents.update_ticket(s, ticket.id, sales_documents.TicketInput(subject="Inverter error", status="closed",  # type: ignore[arg-type]
+                                                                                 contact_id=world.person.id), now=START)  # fmt: skip
+    report = world.run()
+    assert sorted(i.message.split(" for ")[0] for i in report.items) == [
+        "assigned owner Ben Sales (round robin)",
+        "planned call 'Qualify call: Solar für Haus Berg'",
+    ]
+    assert [j.state for j in world.jobs() if j.record_type == "ticket"] == ["cancelled"]

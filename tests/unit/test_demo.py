@@ -44,7 +44,8 @@ def test_demo_has_the_promised_size_and_only_reserved_domains(tmp_path: Path) ->
         assert count(m.Contact) >= 150
         assert count(m.Organization) >= 40
         assert count(m.Lead) >= 30
-        assert count(m.Pipeline) == 3  # Sales, Service contracts, Installation (automation copies won deals there)
+        # Sales, Service contracts, Installation (automation copies won deals there)
+        assert count(m.Pipeline) == 3
         assert count(m.Opportunity) >= 60
         assert count(m.Activity) >= 200
         assert count(m.User) == 5

@@ -36,7 +36,9 @@ ASSIGN_FIELDS = ("owner", "installer", "reseller")
 ASSIGN_METHODS = ("round_robin", "fewest_open", "region", "postcode")
 
 # (from name, from address, to, subject, body, attachments [(name, type, bytes)]) -> (raw, Message-ID, envelope)
-MailBuilder = Callable[[str, str, list[str], str, str, list[tuple[str, str, bytes]]], tuple[bytes, str, list[str]]]
+MailBuilder = Callable[
+    [str, str, list[str], str, str, list[tuple[str, str, bytes]]], tuple[bytes, str, list[str]]
+]
 
 
 @dataclass
@@ -65,7 +67,9 @@ def params_of(rule: m.AutomationRule) -> dict[str, Any]:
 # --- checking a rule's parameters ---------------------------------------------------------------------
 
 
-def check_params(session: Session, entity: str, action: str, params: dict[str, Any], errors: FieldErrors) -> dict[str, Any]:
+def check_params(
+    session: Session, entity: str, action: str, params: dict[str, Any], errors: FieldErrors
+) -> dict[str, Any]:
     """The parameters cleaned, or errors named ``params.KEY``."""
     from crm_tui.core.services import email_templates
 
@@ -142,7 +146,10 @@ def check_params(session: Session, entity: str, action: str, params: dict[str, A
             errors.add("params.extra", "not an email address")
         clean["extra"] = extra
         account = str(params.get("account") or "").strip()
-        if account and session.scalars(select(m.MailAccount.id).where(m.MailAccount.name == account)).first() is None:
+        if (
+            account
+            and session.scalars(select(m.MailAccount.id).where(m.MailAccount.name == account)).first() is None
+        ):
             errors.add("params.account", f"no mail account named {account!r}")
         clean["account"] = account
     elif action == "plan_activity":
@@ -214,7 +221,9 @@ def check_params(session: Session, entity: str, action: str, params: dict[str, A
 # --- running ---------------------------------------------------------------------------------------------
 
 
-def run(session: Session, rule: m.AutomationRule, job: m.AutomationJob, record: Any, ctx: FireContext) -> Done:
+def run(
+    session: Session, rule: m.AutomationRule, job: m.AutomationJob, record: Any, ctx: FireContext
+) -> Done:
     params = params_of(rule)
     handler = _HANDLERS.get(rule.action)
     if handler is None:
@@ -282,7 +291,9 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
     elif job.record_type == "lead":
         links["lead_id"] = record.id
     elif job.record_type == "ticket":
-        links.update(ticket_id=record.id, contact_id=record.contact_id, organization_id=record.organization_id)
+        links.update(
+            ticket_id=record.id, contact_id=record.contact_id, organization_id=record.organization_id
+        )
     duration = int(params.get("duration_minutes") or 0)
     activity = activities.create_activity(
         session,
@@ -299,7 +310,9 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
         now=ctx.now,
     )
     local = start.astimezone(ctx.zone) if ctx.zone else start
-    return Done(f"planned {activity.type} {activity.subject!r} for {local:%Y-%m-%d %H:%M}", f"activity:{activity.id}")
+    return Done(
+        f"planned {activity.type} {activity.subject!r} for {local:%Y-%m-%d %H:%M}", f"activity:{activity.id}"
+    )
 
 
 def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
@@ -320,7 +333,9 @@ def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: igno
     contact = session.get(m.Contact, contact_id) if contact_id else None
     emails = []
     if contact is not None:
-        emails = list(session.scalars(select(m.ContactEmail.address).where(m.ContactEmail.contact_id == contact.id)))
+        emails = list(
+            session.scalars(select(m.ContactEmail.address).where(m.ContactEmail.contact_id == contact.id))
+        )
     lead = leads.create_lead(
         session,
         leads.LeadInput(
@@ -376,7 +391,10 @@ def _copy_deal(session, rule, job, record, params, ctx) -> Done:  # type: ignore
     session.add(copy)
     session.flush()
     pipeline = session.get(m.Pipeline, stage.pipeline_id)
-    return Done(f"copied to {pipeline.name if pipeline else '?'} / {stage.name}: {copy.title!r}", f"opportunity:{copy.id}")
+    return Done(
+        f"copied to {pipeline.name if pipeline else '?'} / {stage.name}: {copy.title!r}",
+        f"opportunity:{copy.id}",
+    )
 
 
 def _set_substate(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
@@ -388,7 +406,9 @@ def _set_substate(session, rule, job, record, params, ctx) -> Done:  # type: ign
     if definition.stage_id != record.stage_id:
         raise CrmError(f"{definition.name!r} is not a sub-state of the deal's current stage")
     is_open = bool(params.get("open", True))
-    changed = opportunities.set_substate(session, record.id, definition.id, is_open, now=ctx.now, user_id=None)  # type: ignore[arg-type]
+    changed = opportunities.set_substate(
+        session, record.id, definition.id, is_open, now=ctx.now, user_id=None
+    )  # type: ignore[arg-type]
     verb = "opened" if is_open else "closed"
     return Done(f"{verb} {definition.name!r}" if changed else f"{definition.name!r} was already {verb}")
 
@@ -426,8 +446,10 @@ def _assign(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no
         rule.cursor += 1
         session.add(rule)
     elif method == "fewest_open":
-        column = getattr(m.Opportunity, column_name) if job.record_type == "opportunity" else getattr(
-            fields.MODELS[job.record_type], "owner_id"
+        column = (
+            getattr(m.Opportunity, column_name)
+            if job.record_type == "opportunity"
+            else fields.MODELS[job.record_type].owner_id
         )
         counts = _open_deal_counts(session, column, candidates)
         chosen = min(candidates, key=lambda c: (counts[c], candidates.index(c)))
@@ -437,7 +459,9 @@ def _assign(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no
         if not place:
             raise CrmError(f"the customer has no {method}: no {target} can be matched")
         coverage = session.execute(
-            select(m.PartnerCoverage.organization_id, m.PartnerCoverage.region, m.PartnerCoverage.postcode_prefix)
+            select(
+                m.PartnerCoverage.organization_id, m.PartnerCoverage.region, m.PartnerCoverage.postcode_prefix
+            )
             .where(m.PartnerCoverage.organization_id.in_(candidates))  # type: ignore[attr-defined]
             .order_by(m.PartnerCoverage.organization_id)
         ).all()
@@ -467,9 +491,15 @@ def _assign(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no
 # --- mail ---------------------------------------------------------------------------------------------------
 
 
-def _role_addresses(session: Session, role: str, record: Any, record_type: str, params: dict[str, Any]) -> list[str]:
+def _role_addresses(
+    session: Session, role: str, record: Any, record_type: str, params: dict[str, Any]
+) -> list[str]:
     if role == "owner":
-        owner = session.get(m.User, getattr(record, "owner_id", None)) if getattr(record, "owner_id", None) else None
+        owner = (
+            session.get(m.User, getattr(record, "owner_id", None))
+            if getattr(record, "owner_id", None)
+            else None
+        )
         return [owner.email] if owner else []
     if role == "user":
         user = session.get(m.User, params.get("user_id"))
@@ -478,11 +508,16 @@ def _role_addresses(session: Session, role: str, record: Any, record_type: str, 
         partner_id = getattr(record, f"{role}_id", None)
         if not partner_id:
             return []
-        address = session.scalars(
-            select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == partner_id)
-        ).first() or session.scalars(
-            select(m.User.email).where(m.User.organization_id == partner_id, m.User.active.is_(True)).order_by(m.User.id)  # type: ignore[attr-defined]
-        ).first()
+        address = (
+            session.scalars(
+                select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == partner_id)
+            ).first()
+            or session.scalars(
+                select(m.User.email)
+                .where(m.User.organization_id == partner_id, m.User.active.is_(True))
+                .order_by(m.User.id)  # type: ignore[attr-defined]
+            ).first()
+        )
         return [address] if address else []
     # the primary contact
     if record_type == "lead":
@@ -490,11 +525,15 @@ def _role_addresses(session: Session, role: str, record: Any, record_type: str, 
             select(m.LeadEmail.address).where(m.LeadEmail.lead_id == record.id).order_by(m.LeadEmail.position)
         ).first()
         return [address] if address else []
-    contact_id = record.contact_id if record_type == "ticket" else session.scalars(
-        select(m.OpportunityContact.contact_id)
-        .where(m.OpportunityContact.opportunity_id == record.id)
-        .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
-    ).first()
+    contact_id = (
+        record.contact_id
+        if record_type == "ticket"
+        else session.scalars(
+            select(m.OpportunityContact.contact_id)
+            .where(m.OpportunityContact.opportunity_id == record.id)
+            .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
+        ).first()
+    )
     if not contact_id:
         return []
     address = session.scalars(
@@ -557,7 +596,9 @@ def _queue_mail(
     if params.get("extra"):
         to.append(params["extra"])
     if template_name:
-        template = session.scalars(select(m.EmailTemplate).where(m.EmailTemplate.name == template_name)).first()
+        template = session.scalars(
+            select(m.EmailTemplate).where(m.EmailTemplate.name == template_name)
+        ).first()
         if template is None:
             raise CrmError(f"the mail template {template_name!r} was deleted")
         subject, body = email_templates.render(template, _context(session, job, ctx))
@@ -648,6 +689,10 @@ def describe(session: Session, rule: m.AutomationRule) -> str:
     if action == "assign":
         return f"assign {params.get('field')} by {str(params.get('method', '')).replace('_', ' ')}"
     if action == "report":
-        mailed = f", mailed to {ROLE_WORDS.get(params['email_to'], params['email_to'])}" if params.get("email_to") else ""
+        mailed = (
+            f", mailed to {ROLE_WORDS.get(params['email_to'], params['email_to'])}"
+            if params.get("email_to")
+            else ""
+        )
         return f"PDF report {params.get('template')!r}{mailed}"
     return ACTIONS.get(action, action)

@@ -68,12 +68,18 @@ class RunReport:
 
     @property
     def late(self) -> list[Fired]:
-        return [i for i in self.items if i.late_seconds >= LATE_AFTER.total_seconds() or i.outcome == "skipped" and "late" in i.message]
+        return [
+            i
+            for i in self.items
+            if i.late_seconds >= LATE_AFTER.total_seconds() or i.outcome == "skipped" and "late" in i.message
+        ]
 
     def summary(self) -> str:
         done, failed, skipped = self.count("done"), self.count("failed"), self.count("skipped")
         text = f"{done} fired, {failed} failed, {skipped} skipped"
-        caught = [i for i in self.items if i.late_seconds >= LATE_AFTER.total_seconds() and i.outcome == "done"]
+        caught = [
+            i for i in self.items if i.late_seconds >= LATE_AFTER.total_seconds() and i.outcome == "done"
+        ]
         if caught:
             text += f" ({len(caught)} caught up late)"
         return text
@@ -138,7 +144,9 @@ def fire_batch(session: Session, job_ids: list[int], ctx: actions.FireContext) -
     for record_type in {j.record_type for j in jobs.values()}:
         model = fields.MODELS[record_type]
         wanted = [j.record_id for j in jobs.values() if j.record_type == record_type]
-        records.update(((record_type, r.id), r) for r in session.scalars(select(model).where(model.id.in_(wanted))))
+        records.update(
+            ((record_type, r.id), r) for r in session.scalars(select(model).where(model.id.in_(wanted)))
+        )
     _checkpoint("claimed")
     fired: list[Fired] = []
     updates: list[dict[str, Any]] = []
@@ -176,12 +184,22 @@ def fire_batch(session: Session, job_ids: list[int], ctx: actions.FireContext) -
 
 # Small tables every action reads (who, which stage, which template): held for the batch. The session's
 # identity map holds rows only while something refers to them, so without this each action fetched them again.
-_PINNED = (m.User, m.Pipeline, m.Stage, m.SubstateDefinition, m.MailAccount, m.EmailTemplate, m.CustomFieldDefinition)
+_PINNED = (
+    m.User,
+    m.Pipeline,
+    m.Stage,
+    m.SubstateDefinition,
+    m.MailAccount,
+    m.EmailTemplate,
+    m.CustomFieldDefinition,
+)
 
 
 def _pin(session: Session) -> None:
     if "automation_pinned" not in session.info:
-        session.info["automation_pinned"] = [row for model in _PINNED for row in session.scalars(select(model))]
+        session.info["automation_pinned"] = [
+            row for model in _PINNED for row in session.scalars(select(model))
+        ]
 
 
 def _fire(
@@ -271,7 +289,13 @@ class Pending:
                 "due_at": self.due_at, "event": self.event}  # fmt: skip
 
 
-def pending(session: Session, *, due_before: datetime | None = None, limit: int = 500, record: tuple[str, int] | None = None) -> list[Pending]:
+def pending(
+    session: Session,
+    *,
+    due_before: datetime | None = None,
+    limit: int = 500,
+    record: tuple[str, int] | None = None,
+) -> list[Pending]:
     query = (
         select(m.AutomationJob, m.AutomationRule)
         .join(m.AutomationRule, m.AutomationRule.id == m.AutomationJob.rule_id)
@@ -284,7 +308,9 @@ def pending(session: Session, *, due_before: datetime | None = None, limit: int 
     if record is not None:
         query = query.where(m.AutomationJob.record_type == record[0], m.AutomationJob.record_id == record[1])
     return [
-        Pending(job.id, rule.name, actions.describe(session, rule), _label(session, job), job.due_at, job.event)  # type: ignore[arg-type]
+        Pending(
+            job.id, rule.name, actions.describe(session, rule), _label(session, job), job.due_at, job.event
+        )  # type: ignore[arg-type]
         for job, rule in session.execute(query).all()
     ]
 
@@ -307,11 +333,21 @@ class LogRow:
 
 
 def log_rows(session: Session, *, limit: int = 300, since: datetime | None = None) -> list[LogRow]:
-    query = select(m.AutomationLog).order_by(m.AutomationLog.at.desc(), m.AutomationLog.id.desc()).limit(limit)  # type: ignore[union-attr,attr-defined]
+    query = (
+        select(m.AutomationLog).order_by(m.AutomationLog.at.desc(), m.AutomationLog.id.desc()).limit(limit)
+    )  # type: ignore[union-attr,attr-defined]
     if since is not None:
         query = query.where(m.AutomationLog.at >= since)
     return [
-        LogRow(row.at, row.rule_name, row.action, f"{row.record_type}:{row.record_id}", row.outcome, row.message,
-               row.due_at, row.late_seconds)  # fmt: skip
+        LogRow(
+            row.at,
+            row.rule_name,
+            row.action,
+            f"{row.record_type}:{row.record_id}",
+            row.outcome,
+            row.message,
+            row.due_at,
+            row.late_seconds,
+        )  # fmt: skip
         for row in session.scalars(query)
     ]

@@ -43,11 +43,17 @@ def find_template(name: str, dirs: list[Path]) -> Path:
 
 def _extras(session: Session, job: m.AutomationJob, record: Any, zone: Any) -> dict[str, Any]:
     def day(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%d.%m.%Y") if value and zone else (value.strftime("%d.%m.%Y") if value else "")
+        return (
+            value.astimezone(zone).strftime("%d.%m.%Y")
+            if value and zone
+            else (value.strftime("%d.%m.%Y") if value else "")
+        )
 
-    column = {"opportunity": m.Activity.opportunity_id, "lead": m.Activity.lead_id, "ticket": m.Activity.ticket_id}[
-        job.record_type
-    ]
+    column = {
+        "opportunity": m.Activity.opportunity_id,
+        "lead": m.Activity.lead_id,
+        "ticket": m.Activity.ticket_id,
+    }[job.record_type]
     activities = [
         {"date": day(a.start_at), "type": a.type, "subject": a.subject, "status": a.status}
         for a in session.scalars(select(m.Activity).where(column == record.id).order_by(m.Activity.start_at))
@@ -62,7 +68,9 @@ def _extras(session: Session, job: m.AutomationJob, record: Any, zone: Any) -> d
             .order_by(m.OpportunityContact.is_primary.desc(), m.Contact.last_name)  # type: ignore[attr-defined]
         ):
             email = session.scalars(
-                select(m.ContactEmail.address).where(m.ContactEmail.contact_id == contact.id).order_by(m.ContactEmail.position)
+                select(m.ContactEmail.address)
+                .where(m.ContactEmail.contact_id == contact.id)
+                .order_by(m.ContactEmail.position)
             ).first()
             contacts.append({"name": contact.name, "email": email, "primary": primary})
         stages = {s.id: s.name for s in session.scalars(select(m.Stage))}
@@ -71,7 +79,11 @@ def _extras(session: Session, job: m.AutomationJob, record: Any, zone: Any) -> d
             .where(m.OpportunityHistory.opportunity_id == record.id, m.OpportunityHistory.kind == "stage")
             .order_by(m.OpportunityHistory.changed_at, m.OpportunityHistory.id)
         ):
-            text = f"{stages.get(row.from_stage_id, '-')} -> {stages.get(row.to_stage_id, '-')}" if row.from_stage_id else f"created in {stages.get(row.to_stage_id, '-')}"
+            text = (
+                f"{stages.get(row.from_stage_id, '-')} -> {stages.get(row.to_stage_id, '-')}"
+                if row.from_stage_id
+                else f"created in {stages.get(row.to_stage_id, '-')}"
+            )
             history.append({"date": day(row.changed_at), "text": text})
     return {"activities": activities, "contacts": contacts, "history": history}
 
@@ -151,7 +163,11 @@ def to_pdf(text: str, *, title: str, now: datetime) -> bytes:
             pdf.ln(3)
         else:
             pdf.set_font(family, size=10)
-            text_line = ("\u2022 " if unicode_font else "- ") + stripped[2:] if stripped.startswith("- ") else stripped
+            text_line = (
+                ("\u2022 " if unicode_font else "- ") + stripped[2:]
+                if stripped.startswith("- ")
+                else stripped
+            )
             pdf.multi_cell(0, 5.5, clean(text_line), new_x="LMARGIN", new_y="NEXT")
     flush_table()
     return bytes(pdf.output())

@@ -102,14 +102,15 @@ def _check(session: Session, data: RuleInput) -> dict[str, Any]:
         errors.add("delay_value", "only a date trigger can fire before (a negative delay)")
     elif abs(data.delay_value) > 100_000:
         errors.add("delay_value", "too large")
-    if data.trigger == "date":
-        if data.date_field not in fields.DATE_FIELDS[entity]:
-            errors.add("date_field", f"one of {', '.join(fields.DATE_FIELDS[entity])}")
+    if data.trigger == "date" and data.date_field not in fields.DATE_FIELDS[entity]:
+        errors.add("date_field", f"one of {', '.join(fields.DATE_FIELDS[entity])}")
     clean["date_field"] = data.date_field if data.trigger == "date" else None
-    if data.trigger == "field_change":
-        if data.watch_field not in fields.FIELDS[entity] or data.watch_field in ("stage", "pipeline", "created"):
-            watchable = [f for f in fields.FIELDS[entity] if f not in ("stage", "pipeline", "created")]
-            errors.add("watch_field", f"one of {', '.join(watchable)}")
+    unwatchable = ("stage", "pipeline", "created")
+    if data.trigger == "field_change" and (
+        data.watch_field not in fields.FIELDS[entity] or data.watch_field in unwatchable
+    ):
+        watchable = [f for f in fields.FIELDS[entity] if f not in unwatchable]
+        errors.add("watch_field", f"one of {', '.join(watchable)}")
     clean["watch_field"] = data.watch_field if data.trigger == "field_change" else None
     at_time = (data.at_time or "").strip() or None
     try:
@@ -121,7 +122,12 @@ def _check(session: Session, data: RuleInput) -> dict[str, Any]:
         errors.add("zone", f"unknown time zone {data.zone!r}")
     try:
         conditions = fields.parse_conditions(data.conditions or "")
-        keys = {d.key for d in session.scalars(select(m.CustomFieldDefinition).where(m.CustomFieldDefinition.entity_type == entity))}
+        keys = {
+            d.key
+            for d in session.scalars(
+                select(m.CustomFieldDefinition).where(m.CustomFieldDefinition.entity_type == entity)
+            )
+        }
         problem = fields.check_condition_fields(entity, conditions, keys)
         if problem:
             errors.add("conditions", problem)
@@ -182,9 +188,9 @@ def get_rule(session: Session, rule_id: int) -> m.AutomationRule:
 def pending_count(session: Session, rule_id: int) -> int:
     return int(
         session.scalar(
-            select(func.count()).select_from(m.AutomationJob).where(
-                m.AutomationJob.rule_id == rule_id, m.AutomationJob.state == "pending"
-            )
+            select(func.count())
+            .select_from(m.AutomationJob)
+            .where(m.AutomationJob.rule_id == rule_id, m.AutomationJob.state == "pending")
         )
         or 0
     )
@@ -217,8 +223,10 @@ def _retime_pending(session: Session, rule: m.AutomationRule) -> int:
         if record is None:
             continue
         entry = session.get(m.AutomationEntry, job.entry_id) if job.entry_id else None
-        moment = entry.entered_at if entry is not None and job.key.startswith("entry:") else (
-            entry.left_at if entry is not None and entry.left_at else job.created_at
+        moment = (
+            entry.entered_at
+            if entry is not None and job.key.startswith("entry:")
+            else (entry.left_at if entry is not None and entry.left_at else job.created_at)
         )
         due = schedule.due_time(rule, moment, record)
         if due is None:
@@ -255,7 +263,9 @@ def update_rule(session: Session, rule_id: int, data: RuleInput, *, now: datetim
         message = f"rule disabled: {count} pending action{'s' if count != 1 else ''} cancelled"
     elif before != _where_it_applies(rule):
         count = _cancel_pending(session, rule, "the rule now applies elsewhere")
-        message = f"{count} pending action{'s' if count != 1 else ''} cancelled (the rule applies elsewhere now)"
+        message = (
+            f"{count} pending action{'s' if count != 1 else ''} cancelled (the rule applies elsewhere now)"
+        )
     else:
         count = _retime_pending(session, rule)
         message = f"{count} pending action{'s' if count != 1 else ''} rescheduled"
@@ -274,7 +284,9 @@ def set_enabled(session: Session, rule_id: int, enabled: bool, *, now: datetime)
     if enabled:
         return Change(rule, 0, f"{rule.name!r} enabled: it schedules from the next change on")
     count = _cancel_pending(session, rule, "the rule was disabled")
-    return Change(rule, count, f"{rule.name!r} disabled: {count} pending action{'s' if count != 1 else ''} cancelled")
+    return Change(
+        rule, count, f"{rule.name!r} disabled: {count} pending action{'s' if count != 1 else ''} cancelled"
+    )
 
 
 def delete_rule(session: Session, rule_id: int) -> int:
@@ -288,7 +300,16 @@ def delete_rule(session: Session, rule_id: int) -> int:
 
 
 def list_rules(session: Session) -> list[m.AutomationRule]:
-    return list(session.scalars(select(m.AutomationRule).order_by(m.AutomationRule.entity, m.AutomationRule.pipeline_id, m.AutomationRule.stage_id, m.AutomationRule.id)))
+    return list(
+        session.scalars(
+            select(m.AutomationRule).order_by(
+                m.AutomationRule.entity,
+                m.AutomationRule.pipeline_id,
+                m.AutomationRule.stage_id,
+                m.AutomationRule.id,
+            )
+        )
+    )
 
 
 def rule_input(rule: m.AutomationRule) -> RuleInput:
@@ -321,7 +342,11 @@ def place(session: Session, rule: m.AutomationRule) -> str:
 
 def when(rule: m.AutomationRule) -> str:
     """The trigger in words ("6 months after enter", "3 days before expected_close at 09:00")."""
-    words = SUBSTATE_WORDS.get(rule.trigger, TRIGGER_WORDS[rule.trigger]) if rule.scope == "substate" else TRIGGER_WORDS[rule.trigger]
+    words = (
+        SUBSTATE_WORDS.get(rule.trigger, TRIGGER_WORDS[rule.trigger])
+        if rule.scope == "substate"
+        else TRIGGER_WORDS[rule.trigger]
+    )
     unit = rule.delay_unit if abs(rule.delay_value) != 1 else rule.delay_unit.rstrip("s")
     at = f" at {rule.at_time}" if rule.at_time and rule.delay_value else ""
     if rule.trigger == "date":

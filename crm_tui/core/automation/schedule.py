@@ -79,11 +79,18 @@ def _conditions_hold(session: Session, rule: m.AutomationRule, record: Any) -> b
     return fields.holds(conditions, fields.record_values(session, rule.entity, record))
 
 
-def _log_stop(session: Session, rule: m.AutomationRule, record_type: str, record_id: int, now: datetime) -> None:
+def _log_stop(
+    session: Session, rule: m.AutomationRule, record_type: str, record_id: int, now: datetime
+) -> None:
     session.add(
         m.AutomationLog(
-            rule_id=rule.id, rule_name=rule.name, action=rule.action, record_type=record_type,
-            record_id=record_id, at=now, outcome="stopped",
+            rule_id=rule.id,
+            rule_name=rule.name,
+            action=rule.action,
+            record_type=record_type,
+            record_id=record_id,
+            at=now,
+            outcome="stopped",
             message=f"chain of rules stopped at the depth limit ({MAX_DEPTH}): not scheduled",
         )  # fmt: skip
     )
@@ -127,7 +134,9 @@ def schedule(
 # --- entries ----------------------------------------------------------------------------------------
 
 
-def current_entry(session: Session, record_type: str, record_id: int, scope: str, key: str) -> m.AutomationEntry | None:
+def current_entry(
+    session: Session, record_type: str, record_id: int, scope: str, key: str
+) -> m.AutomationEntry | None:
     return session.scalars(
         select(m.AutomationEntry)
         .where(
@@ -141,8 +150,12 @@ def current_entry(session: Session, record_type: str, record_id: int, scope: str
     ).first()
 
 
-def _enter(session: Session, record_type: str, record_id: int, scope: str, key: str, now: datetime) -> m.AutomationEntry:
-    entry = m.AutomationEntry(record_type=record_type, record_id=record_id, scope=scope, key=key, entered_at=now)
+def _enter(
+    session: Session, record_type: str, record_id: int, scope: str, key: str, now: datetime
+) -> m.AutomationEntry:
+    entry = m.AutomationEntry(
+        record_type=record_type, record_id=record_id, scope=scope, key=key, entered_at=now
+    )
     session.add(entry)
     session.flush()
     return entry
@@ -185,7 +198,11 @@ def leave(
     if key is not None:
         query = query.where(m.AutomationEntry.key == key)
     entries = list(session.scalars(query))
-    if key is not None and not entries and _rules(session, trigger="exit", **_place_rules(entity, scope, key)):
+    if (
+        key is not None
+        and not entries
+        and _rules(session, trigger="exit", **_place_rules(entity, scope, key))
+    ):
         # Entered before any rule waited for the place: this stay starts counting now, to key its exit rules.
         entries = [_enter(session, entity, record.id, scope, key, now)]
     for entry in entries:
@@ -215,9 +232,16 @@ def _cancel_waiting(session: Session, entry: m.AutomationEntry, now: datetime) -
         session.add(job)
         session.add(
             m.AutomationLog(
-                job_id=job.id, rule_id=rule.id, rule_name=rule.name, action=rule.action,
-                record_type=job.record_type, record_id=job.record_id, due_at=job.due_at, at=now,
-                outcome="cancelled", message="the record left before it was due",
+                job_id=job.id,
+                rule_id=rule.id,
+                rule_name=rule.name,
+                action=rule.action,
+                record_type=job.record_type,
+                record_id=job.record_id,
+                due_at=job.due_at,
+                at=now,
+                outcome="cancelled",
+                message="the record left before it was due",
             )  # fmt: skip
         )
 
@@ -290,7 +314,9 @@ def status_changed(session: Session, entity: str, record: Any, previous: str, *,
     enter(session, entity, record, "status", record.status, now=now, event=event)
 
 
-def fields_changed(session: Session, entity: str, record: Any, changed: Iterable[str], *, now: datetime) -> None:
+def fields_changed(
+    session: Session, entity: str, record: Any, changed: Iterable[str], *, now: datetime
+) -> None:
     """Fields of the record changed (names as rules use them): "field changed" rules fire, and pending jobs
     counted from a changed date field move with it."""
     changed = set(changed)
@@ -371,7 +397,9 @@ def preview_stage_move(
     for rule in _rules(session, trigger="exit", **_place_rules("opportunity", "stage", old)):
         ok = _conditions_hold(session, rule, deal)
         planned.append(Planned(rule, due_time(rule, now, deal) if ok else None, "on leaving the stage"))
-    for rule in _rules(session, trigger=("enter", "date"), **_place_rules("opportunity", "stage", str(stage_id))):
+    for rule in _rules(
+        session, trigger=("enter", "date"), **_place_rules("opportunity", "stage", str(stage_id))
+    ):
         ok = _conditions_hold(session, rule, deal)
         planned.append(Planned(rule, due_time(rule, now, deal) if ok else None, "on entering the stage"))
     cancelled = session.execute(
@@ -406,7 +434,11 @@ def completed_on_exit(session: Session, record_type: str, record_id: int) -> lis
     ).all()
     found = []
     for created_ref, params in rows:
-        if created_ref and created_ref.startswith("activity:") and json.loads(params or "{}").get("complete_on_exit"):
+        if (
+            created_ref
+            and created_ref.startswith("activity:")
+            and json.loads(params or "{}").get("complete_on_exit")
+        ):
             activity = session.get(m.Activity, int(created_ref.split(":")[1]))
             if activity is not None and activity.status == "planned":
                 found.append(activity)

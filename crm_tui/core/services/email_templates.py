@@ -9,11 +9,10 @@ it ("contact.phone is empty for Lisa Lang"), never a blank in a mail to a custom
 from __future__ import annotations
 
 import functools
-
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -230,7 +229,9 @@ def _fields(session: Session, kind: str, row: Any) -> Fields:
             .where(m.ContactEmail.contact_id == row.id)
             .order_by(m.ContactEmail.position, m.ContactEmail.id)
         ).first()
-        phone = session.scalars(select(m.ContactPhone.number).where(m.ContactPhone.contact_id == row.id)).first()
+        phone = session.scalars(
+            select(m.ContactPhone.number).where(m.ContactPhone.contact_id == row.id)
+        ).first()
         values = {
             "first_name": row.first_name, "last_name": row.last_name, "name": row.name, "email": address,
             "phone": phone, "job_title": row.job_title, "city": getattr(row, "city", None),
@@ -265,7 +266,9 @@ def _fields(session: Session, kind: str, row: Any) -> Fields:
         values = {
             "number": row.number,
             "total": _money(total, getattr(row, "currency", "EUR")) if total is not None else None,
-            "valid_until": row.valid_until.strftime("%d.%m.%Y") if getattr(row, "valid_until", None) else None,
+            "valid_until": row.valid_until.strftime("%d.%m.%Y")
+            if getattr(row, "valid_until", None)
+            else None,
         }
         return Fields(kind, row.number, values)
     return Fields(kind, row.subject, {"subject": row.subject})  # ticket

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, select
+from sqlalchemy import String, cast, delete, func, or_, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -72,6 +72,8 @@ class OpportunitySummary:
     open_substates: tuple[str, ...]
     stage_entered_at: datetime
     updated_at: datetime
+    installer_id: int | None = None
+    reseller_id: int | None = None
 
     @property
     def weighted_cents(self) -> int:
@@ -362,6 +364,7 @@ def list_opportunities(
     text: str | None = None,
     limit: int | None = 50,
     offset: int = 0,
+    partner_id: int | None = None,
 ) -> list[OpportunitySummary]:
     """One page of deals, by pipeline, stage order, then expected close date."""
     query = (
@@ -377,6 +380,8 @@ def list_opportunities(
         query = query.where(m.Opportunity.stage_id == stage_id)
     if owner_id is not None:
         query = query.where(m.Opportunity.owner_id == owner_id)
+    if partner_id is not None:  # a partner's user sees the deals their organization installs or resells
+        query = query.where(partner_filter(partner_id))
     for term in search_terms(text):
         query = query.where(m.Opportunity.search_text.like(like_pattern(term), escape="\\"))
     query = query.order_by(
@@ -426,6 +431,8 @@ def list_opportunities(
                 organization_name=organization_name,
                 primary_contact_id=primary.get(deal.id),
                 lost_reason=deal.lost_reason,
+                installer_id=deal.installer_id,
+                reseller_id=deal.reseller_id,
                 # Sub-states belong to a stage: only those of the current stage count.
                 open_substates=tuple(name for name, sid in open_names[deal.id] if sid == stage.id),  # type: ignore[misc]
                 stage_entered_at=deal.stage_entered_at,
@@ -435,17 +442,25 @@ def list_opportunities(
     return result
 
 
-def stage_totals(session: Session, pipeline_id: int) -> list[StageTotal]:
+def partner_filter(partner_id: int) -> Any:
+    """The deals a partner organization's users see: those it is the installer or the reseller of."""
+    return or_(m.Opportunity.installer_id == partner_id, m.Opportunity.reseller_id == partner_id)
+
+
+def stage_totals(session: Session, pipeline_id: int, *, partner_id: int | None = None) -> list[StageTotal]:
     """Count and amount per currency of each stage of the pipeline, in stage order."""
     counts: dict[int, int] = defaultdict(int)
     amounts: dict[int, dict[str, int]] = defaultdict(dict)
-    for stage_id, currency, count, total in session.execute(
+    query = (
         select(
             m.Opportunity.stage_id, m.Opportunity.currency, func.count(), func.sum(m.Opportunity.amount_cents)
         )
         .where(m.Opportunity.pipeline_id == pipeline_id)
         .group_by(m.Opportunity.stage_id, m.Opportunity.currency)
-    ):
+    )
+    if partner_id is not None:
+        query = query.where(partner_filter(partner_id))
+    for stage_id, currency, count, total in session.execute(query):
         counts[stage_id] += count
         amounts[stage_id][currency] = int(total or 0)
     return [

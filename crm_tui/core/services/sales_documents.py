@@ -176,7 +176,9 @@ def _save_ticket(session: Session, ticket: m.Ticket | None, data: TicketInput, *
     else:
         after = rule_fields.record_values(session, "ticket", ticket, custom=False)
         schedule.status_changed(session, "ticket", ticket, previous, now=now)
-        schedule.fields_changed(session, "ticket", ticket, [n for n in before if before[n] != after[n]], now=now)
+        schedule.fields_changed(
+            session, "ticket", ticket, [n for n in before if before[n] != after[n]], now=now
+        )
     return ticket
 
 
