@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from crm_tui.context import AppContext
@@ -52,22 +51,38 @@ def automations_list(context: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
+SHOWN = 50  # failed, skipped or late actions listed by a run; the log has them all
+
+
+def _local(context: AppContext, moment: Any) -> str:
+    return moment.astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
+
+
+def _cell(text: str, width: int) -> str:
+    return f"{terminal_safe(text, max_length=width):<{width}}"
+
+
+def _print_rows(context: AppContext, args: argparse.Namespace, rows: list[Any], empty: str, line: Any) -> int:
+    if args.json:
+        print_json([row.as_json() for row in rows], context.zone)
+        return 0
+    if not rows and empty:
+        print(empty)
+    for row in rows:
+        print(line(row))
+    return 0
+
+
+def _pending_line(context: AppContext, row: Any, prefix: str = "") -> str:
+    return f"{prefix}{_local(context, row.due_at)}  {_cell(row.rule, 30)} {_cell(row.record, 40)} {terminal_safe(row.action, max_length=60)}"
+
+
 def automations_pending(context: AppContext, args: argparse.Namespace) -> int:
     from crm_tui.core.automation import engine
 
     with context.database().read() as session:
         rows = engine.pending(session, limit=args.limit or 500)
-    if args.json:
-        print_json([row.as_json() for row in rows], context.zone)
-        return 0
-    if not rows:
-        print("nothing pending")
-    for row in rows:
-        when = row.due_at.astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
-        print(
-            f"{when}  {terminal_safe(row.rule, max_length=30):<30} {terminal_safe(row.record, max_length=40):<40} {terminal_safe(row.action, max_length=60)}"
-        )
-    return 0
+    return _print_rows(context, args, rows, "nothing pending", lambda row: _pending_line(context, row))
 
 
 def automations_log(context: AppContext, args: argparse.Namespace) -> int:
@@ -75,18 +90,16 @@ def automations_log(context: AppContext, args: argparse.Namespace) -> int:
 
     with context.database().read() as session:
         rows = engine.log_rows(session, limit=args.limit or 100)
-    if args.json:
-        print_json([row.as_json() for row in rows], context.zone)
-        return 0
-    if not rows:
-        print("the automation log is empty")
-    for row in rows:
-        when = row.at.astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
-        print(
-            f"{when}  {row.outcome:<9} {terminal_safe(row.rule, max_length=30):<30} "
-            f"{terminal_safe(row.record, max_length=30):<30} {terminal_safe(row.message, max_length=100)}"
-        )
-    return 0
+    return _print_rows(
+        context,
+        args,
+        rows,
+        "the automation log is empty",
+        lambda row: (
+            f"{_local(context, row.at)}  {row.outcome:<9} {_cell(row.rule, 30)} {_cell(row.record, 30)} "
+            f"{terminal_safe(row.message, max_length=100)}"
+        ),
+    )
 
 
 def automations_run(context: AppContext, args: argparse.Namespace) -> int:
@@ -98,45 +111,32 @@ def automations_run(context: AppContext, args: argparse.Namespace) -> int:
     if args.dry_run:
         with context.database().read() as session:
             rows = engine.pending(session, due_before=now, limit=100_000)
-        if args.json:
-            print_json([row.as_json() for row in rows], context.zone)
-        else:
-            for row in rows:
-                when = row.due_at.astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
-                print(
-                    f"would fire  {when}  {terminal_safe(row.rule, max_length=30):<30} {terminal_safe(row.record, max_length=40):<40} {terminal_safe(row.action, max_length=60)}"
-                )
+        _print_rows(context, args, rows, "", lambda row: _pending_line(context, row, "would fire  "))
+        if not args.json:
             print(
                 f"{len(rows)} due action{'s' if len(rows) != 1 else ''} would fire (dry run: nothing changed)"
             )
         return 0
-    progress = _Progress()
-    report = run_due(context, now=now, on_progress=progress)
+    from crm_tui.mail_commands import _ProgressLine
+
+    progress = _ProgressLine()
+    report = run_due(
+        context, now=now, on_progress=lambda done, total: progress("firing due actions", done, total)
+    )
     progress.clear()
     if args.json:
         print_json([item.as_json() for item in report.items], context.zone)
     else:
-        for item in report.items:
-            if item.outcome != "done" or item.late_seconds >= engine.LATE_AFTER.total_seconds():
-                print(
-                    f"{item.outcome:<8} {terminal_safe(item.rule, max_length=30):<30} {terminal_safe(item.record, max_length=40):<40} {terminal_safe(item.message, max_length=120)}"
-                )
+        notable = [
+            i
+            for i in report.items
+            if i.outcome != "done" or i.late_seconds >= engine.LATE_AFTER.total_seconds()
+        ]
+        for item in notable[:SHOWN]:
+            print(
+                f"{item.outcome:<8} {_cell(item.rule, 30)} {_cell(item.record, 40)} {terminal_safe(item.message, max_length=120)}"
+            )
+        if len(notable) > SHOWN:
+            print(f"... and {len(notable) - SHOWN} more (crm-tui automations log)")
         print(report.summary())
     return 1 if report.count("failed") else 0
-
-
-class _Progress:
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.shown = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.enabled and total > 50:
-            sys.stderr.write(f"\rfiring due actions: {done}/{total}\x1b[K")
-            sys.stderr.flush()
-            self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
