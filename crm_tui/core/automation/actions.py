@@ -316,33 +316,26 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
 
 
 def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import leads
+    from crm_tui.core.services import email_templates, leads
 
     context = _context(session, job, ctx)
     organization_id = getattr(record, "organization_id", None)
-    contact_id = None
+    contact = None
     if job.record_type == "opportunity":
-        contact_id = session.scalars(
-            select(m.OpportunityContact.contact_id)
-            .where(m.OpportunityContact.opportunity_id == record.id)
-            .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
-        ).first()
-    elif job.record_type == "ticket":
-        contact_id = record.contact_id
+        contact = email_templates._primary_contact(session, record)
+    elif job.record_type == "ticket" and record.contact_id:
+        contact = session.get(m.Contact, record.contact_id)
     organization = session.get(m.Organization, organization_id) if organization_id else None
-    contact = session.get(m.Contact, contact_id) if contact_id else None
-    emails = []
-    if contact is not None:
-        emails = list(
-            session.scalars(select(m.ContactEmail.address).where(m.ContactEmail.contact_id == contact.id))
-        )
+    contact_id = contact.id if contact is not None else None
+    address = email_templates.first_address_and_phone(session, contact.id)[0] if contact is not None else None
+    emails = [address] if address else []
     lead = leads.create_lead(
         session,
         leads.LeadInput(
             title=_fill(params["title"], context),
             person_name=contact.name if contact else None,
             company_name=organization.name if organization else None,
-            emails=emails[:1],
+            emails=emails,
             source="repeat business",
             owner_id=_owner(session, params.get("owner"), record),
             organization_id=organization_id,
@@ -492,7 +485,12 @@ def _assign(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no
 
 
 def _role_addresses(
-    session: Session, role: str, record: Any, record_type: str, params: dict[str, Any]
+    session: Session,
+    role: str,
+    record: Any,
+    record_type: str,
+    params: dict[str, Any],
+    context: dict[str, Any] | None = None,
 ) -> list[str]:
     if role == "owner":
         owner = (
@@ -519,7 +517,12 @@ def _role_addresses(
             ).first()
         )
         return [address] if address else []
-    # the primary contact
+    # the primary contact (as the mail's merge fields have it, when they are at hand)
+    if context is not None:
+        person = context.get("lead" if record_type == "lead" else "contact")
+        values = getattr(person, "_get", lambda: person)()
+        address = getattr(values, "_values", {}).get("email")
+        return [address] if address else []
     if record_type == "lead":
         address = session.scalars(
             select(m.LeadEmail.address).where(m.LeadEmail.lead_id == record.id).order_by(m.LeadEmail.position)
@@ -590,18 +593,22 @@ def _queue_mail(
 
     if ctx.build is None:
         raise CrmError("mail cannot be written here (no mail builder given)")
-    to = _role_addresses(session, role, record, job.record_type, params)
+    context = _context(session, job, ctx)
+    to = _role_addresses(session, role, record, job.record_type, params, context)
     if not to:
         raise CrmError(f"{ROLE_WORDS.get(role, role)} has no email address")
     if params.get("extra"):
         to.append(params["extra"])
     if template_name:
-        template = session.scalars(
-            select(m.EmailTemplate).where(m.EmailTemplate.name == template_name)
-        ).first()
+        templates = session.info.setdefault("automation_templates", {})
+        if template_name not in templates:
+            templates[template_name] = session.scalars(
+                select(m.EmailTemplate).where(m.EmailTemplate.name == template_name)
+            ).first()
+        template = templates[template_name]
         if template is None:
             raise CrmError(f"the mail template {template_name!r} was deleted")
-        subject, body = email_templates.render(template, _context(session, job, ctx))
+        subject, body = email_templates.render(template, context)
     elif fallback is not None:
         subject, body = fallback
     else:

@@ -111,8 +111,18 @@ def _label(session: Session, job: m.AutomationJob, record: Any = None) -> str:
         return f"{ref} (deleted)"
 
 
-def fire_batch(session: Session, job_ids: list[int], ctx: actions.FireContext) -> list[Fired]:
-    """Claim and fire these jobs inside the caller's write transaction (those no longer pending are left)."""
+class _Careful(Exception):
+    """An action failed in a batch fired without savepoints: the batch is rolled back and fired again with one
+    savepoint per action, so the failure is kept to its own job."""
+
+
+def fire_batch(
+    session: Session, job_ids: list[int], ctx: actions.FireContext, *, careful: bool = True
+) -> list[Fired]:
+    """Claim and fire these jobs inside the caller's write transaction (those no longer pending are left).
+
+    ``careful``: each action in its own savepoint. Without it (the fast way: two statements fewer per action)
+    a failing action raises ``_Careful`` and the caller rolls the whole transaction back."""
     now = ctx.now
     claimed = set(
         session.scalars(
@@ -156,7 +166,7 @@ def fire_batch(session: Session, job_ids: list[int], ctx: actions.FireContext) -
         rule = rules[job.rule_id]
         record = records.get((job.record_type, job.record_id))
         label = _label(session, job, record)
-        outcome, message, created = _fire(session, job, rule, record, ctx)
+        outcome, message, created = _fire(session, job, rule, record, ctx, careful)
         late = max(0, int((now - job.due_at).total_seconds()))
         if late >= LATE_AFTER.total_seconds() and outcome == "done":
             message = f"{message} (fired {_duration(late)} late)"
@@ -203,7 +213,12 @@ def _pin(session: Session) -> None:
 
 
 def _fire(
-    session: Session, job: m.AutomationJob, rule: m.AutomationRule, record: Any, ctx: actions.FireContext
+    session: Session,
+    job: m.AutomationJob,
+    rule: m.AutomationRule,
+    record: Any,
+    ctx: actions.FireContext,
+    careful: bool = True,
 ) -> tuple[str, str, str | None]:
     late = max(0, int((ctx.now - job.due_at).total_seconds()))
     if record is None:
@@ -215,20 +230,22 @@ def _fire(
     if not _conditions_hold(session, rule, record):
         return "skipped", "its conditions no longer hold", None
     session.info[schedule.DEPTH_KEY] = job.depth
-    savepoint = session.begin_nested()
+    savepoint = session.begin_nested() if careful else None
     try:
         done = actions.run(session, rule, job, record, ctx)
-        savepoint.commit()
+        if savepoint is not None:
+            savepoint.commit()
         return "done", done.message, done.created_ref
     except DatabaseError:
         raise
-    except CrmError as exc:
-        savepoint.rollback()
-        return "failed", str(exc), None
     except Exception as exc:  # noqa: BLE001 - one broken action must not stop the others
+        if savepoint is None:
+            raise _Careful from exc
         savepoint.rollback()
-        log.exception("automation job %s failed", job.id)
-        return "failed", f"{type(exc).__name__}: {exc}", None
+        if not isinstance(exc, CrmError):
+            log.exception("automation job %s failed", job.id)
+            return "failed", f"{type(exc).__name__}: {exc}", None
+        return "failed", str(exc), None
     finally:
         session.info[schedule.DEPTH_KEY] = 0
 
@@ -262,11 +279,19 @@ def run_due(
     while limit is None or len(report.items) < limit:
         ctx = make_context()
         size = batch if limit is None else min(batch, limit - len(report.items))
-        with db.write() as session:
-            ids = due_job_ids(session, ctx.now, limit=size)
-            if ids:
-                report.items.extend(fire_batch(session, ids, ctx))
-            _checkpoint("before_commit")
+        try:
+            with db.write() as session:
+                ids = due_job_ids(session, ctx.now, limit=size)
+                fired = fire_batch(session, ids, ctx, careful=False) if ids else []
+                _checkpoint("before_commit")
+        except _Careful:
+            # Something failed: the batch again, each action in a savepoint (the failure stays its own).
+            ctx = make_context()
+            with db.write() as session:
+                ids = due_job_ids(session, ctx.now, limit=size)
+                fired = fire_batch(session, ids, ctx, careful=True) if ids else []
+                _checkpoint("before_commit")
+        report.items.extend(fired)
         _checkpoint("committed")
         if on_progress is not None:
             on_progress(len(report.items), max(total, len(report.items)))

@@ -132,9 +132,11 @@ def _apply(
     activity.end_at = data.end_at
     activity.reminder_at = data.reminder_at
     activity.updated_at = now
+    is_new = activity.id is None
     session.add(activity)
     session.flush()
-    session.execute(delete(m.ActivityAttendee).where(m.ActivityAttendee.activity_id == activity.id))
+    if not is_new:
+        session.execute(delete(m.ActivityAttendee).where(m.ActivityAttendee.activity_id == activity.id))
     attendees = (
         [
             m.ActivityAttendee(activity_id=activity.id, contact_id=i)

@@ -59,6 +59,7 @@ def _check_definition(session: Session, data: FieldDefinitionInput, current_id: 
 
 
 def define_field(session: Session, data: FieldDefinitionInput) -> m.CustomFieldDefinition:
+    _forget_definitions(session)
     _check_definition(session, data, None).raise_if_any()
     definition = m.CustomFieldDefinition(
         entity_type=data.entity_type,
@@ -75,6 +76,7 @@ def define_field(session: Session, data: FieldDefinitionInput) -> m.CustomFieldD
 
 
 def update_field(session: Session, definition_id: int, data: FieldDefinitionInput) -> m.CustomFieldDefinition:
+    _forget_definitions(session)
     definition = get_or_404(session, m.CustomFieldDefinition, definition_id, "custom field")
     errors = _check_definition(session, data, definition_id)
     if data.entity_type != definition.entity_type:
@@ -100,19 +102,32 @@ def update_field(session: Session, definition_id: int, data: FieldDefinitionInpu
 
 
 def delete_field(session: Session, definition_id: int) -> None:
+    _forget_definitions(session)
     definition = get_or_404(session, m.CustomFieldDefinition, definition_id, "custom field")
     session.delete(definition)
     session.flush()
 
 
+_CACHE = "custom_field_definitions"
+
+
 def definitions_for(session: Session, entity_type: str) -> list[m.CustomFieldDefinition]:
-    return list(
-        session.scalars(
-            select(m.CustomFieldDefinition)
-            .where(m.CustomFieldDefinition.entity_type == entity_type)
-            .order_by(m.CustomFieldDefinition.position, m.CustomFieldDefinition.id)
+    """The type's custom fields, read once per session (every record saved asks; they change rarely, and
+    every change here forgets them)."""
+    cache = session.info.setdefault(_CACHE, {})
+    if entity_type not in cache:
+        cache[entity_type] = list(
+            session.scalars(
+                select(m.CustomFieldDefinition)
+                .where(m.CustomFieldDefinition.entity_type == entity_type)
+                .order_by(m.CustomFieldDefinition.position, m.CustomFieldDefinition.id)
+            )
         )
-    )
+    return list(cache[entity_type])
+
+
+def _forget_definitions(session: Session) -> None:
+    session.info.pop(_CACHE, None)
 
 
 def _convert(definition: m.CustomFieldDefinition, raw: Any) -> str:
@@ -200,6 +215,8 @@ def check_values(
 
 def store_values(session: Session, record_id: int, converted: Mapping[int, str | None]) -> None:
     """Write values checked by ``check_values`` (inside the caller's transaction)."""
+    if not converted:
+        return
     for definition_id, value in converted.items():
         existing = session.scalars(
             select(m.CustomFieldValue).where(

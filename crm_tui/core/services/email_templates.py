@@ -188,12 +188,13 @@ def merge_context(
 def _primary_contact(session: Session, deal: Any) -> Any:
     if deal is None:
         return None
-    contact_id = session.scalars(
-        select(m.OpportunityContact.contact_id)
+    return session.scalars(
+        select(m.Contact)
+        .join(m.OpportunityContact, m.OpportunityContact.contact_id == m.Contact.id)
         .where(m.OpportunityContact.opportunity_id == deal.id)
         .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
+        .limit(1)
     ).first()
-    return session.get(m.Contact, contact_id) if contact_id else None
 
 
 def _get(session: Session, model: Any, record_id: int | None) -> Any:
@@ -222,16 +223,29 @@ _RELATED: dict[str, Callable[[Session, Callable[[], Any]], list[tuple[str, Calla
 }
 
 
+def first_address_and_phone(session: Session, contact_id: int) -> tuple[str | None, str | None]:
+    """A contact's first e-mail address and phone number, in one query."""
+    address = (
+        select(m.ContactEmail.address)
+        .where(m.ContactEmail.contact_id == contact_id)
+        .order_by(m.ContactEmail.position, m.ContactEmail.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    phone = (
+        select(m.ContactPhone.number)
+        .where(m.ContactPhone.contact_id == contact_id)
+        .order_by(m.ContactPhone.position, m.ContactPhone.id)
+        .limit(1)
+        .scalar_subquery()
+    )
+    found = session.execute(select(address, phone)).first()
+    return (found[0], found[1]) if found else (None, None)
+
+
 def _fields(session: Session, kind: str, row: Any) -> Fields:
     if kind == "contact":
-        address = session.scalars(
-            select(m.ContactEmail.address)
-            .where(m.ContactEmail.contact_id == row.id)
-            .order_by(m.ContactEmail.position, m.ContactEmail.id)
-        ).first()
-        phone = session.scalars(
-            select(m.ContactPhone.number).where(m.ContactPhone.contact_id == row.id)
-        ).first()
+        address, phone = first_address_and_phone(session, row.id)
         values = {
             "first_name": row.first_name, "last_name": row.last_name, "name": row.name, "email": address,
             "phone": phone, "job_title": row.job_title, "city": getattr(row, "city", None),
@@ -255,7 +269,9 @@ def _fields(session: Session, kind: str, row: Any) -> Fields:
         }  # fmt: skip
         return Fields(kind, row.title, values)
     if kind == "lead":
-        address = session.scalars(select(m.LeadEmail.address).where(m.LeadEmail.lead_id == row.id)).first()
+        address = session.scalars(
+            select(m.LeadEmail.address).where(m.LeadEmail.lead_id == row.id).order_by(m.LeadEmail.position)
+        ).first()
         values = {
             "title": row.title, "person_name": row.person_name, "company_name": row.company_name,
             "email": address, "phone": row.phone,

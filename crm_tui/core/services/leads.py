@@ -101,9 +101,11 @@ def _apply(session: Session, lead: m.Lead, data: LeadInput, clean: dict[str, Any
         clean["source"],
         phones=[clean["phone"]] if clean["phone"] else [],
     )
+    is_new = lead.id is None
     session.add(lead)
     session.flush()
-    session.execute(delete(m.LeadEmail).where(m.LeadEmail.lead_id == lead.id))
+    if not is_new:
+        session.execute(delete(m.LeadEmail).where(m.LeadEmail.lead_id == lead.id))
     session.add_all(
         m.LeadEmail(lead_id=lead.id, address=a, position=i) for i, a in enumerate(clean["emails"])
     )  # type: ignore[arg-type]
