@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+import functools
 import mimetypes
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any
 
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.mail_identity import subject_key
@@ -72,6 +74,13 @@ def build_draft(draft: Draft, *, now: datetime) -> tuple[bytes, str]:
     return raw, message_id
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(name: str, value: str) -> Any:
+    """A header parsed once: From, Date and User-Agent repeat across the mails of a mass mail or a rule (the
+    email package parses every header it is given, addresses at some cost; its header objects are immutable)."""
+    return SMTP.header_factory(name, value)
+
+
 def build(draft: Draft, *, now: datetime, lenient: bool = False) -> tuple[bytes, str, list[str]]:
     """The message as it goes out: (bytes, its Message-ID, envelope recipients). Bcc is in the envelope only.
     ``lenient`` (a draft): unreadable or missing recipients are left out instead of refused."""
@@ -87,19 +96,21 @@ def build(draft: Draft, *, now: datetime, lenient: bool = False) -> tuple[bytes,
     message = EmailMessage(policy=SMTP)
     domain = draft.from_address.rpartition("@")[2] or "crm-tui.invalid"
     message_id = email.utils.make_msgid(domain=domain)
-    message["From"] = email.utils.formataddr((one_line(draft.from_name), one_line(draft.from_address)))
+    message["From"] = _parsed(
+        "From", email.utils.formataddr((one_line(draft.from_name), one_line(draft.from_address)))
+    )
     if to:
         message["To"] = ", ".join(one_line(a) for a in to)
     if cc:
         message["Cc"] = ", ".join(one_line(a) for a in cc)
     message["Subject"] = one_line(draft.subject)
-    message["Date"] = email.utils.format_datetime(now)
+    message["Date"] = _parsed("Date", email.utils.format_datetime(now))
     message["Message-ID"] = message_id
     if draft.in_reply_to:
         message["In-Reply-To"] = one_line(draft.in_reply_to)
     if draft.references:
         message["References"] = " ".join(one_line(r) for r in draft.references[-20:])
-    message["User-Agent"] = "crm-tui"
+    message["User-Agent"] = _parsed("User-Agent", "crm-tui")
     body = draft.body.replace("\r\n", "\n")
     message.set_content(body if body.endswith("\n") else body + "\n", subtype="plain", charset="utf-8")
     for name, content_type, payload in draft.attachments:

@@ -281,13 +281,10 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
     if job.record_type == "opportunity":
         links["opportunity_id"] = record.id
         links["organization_id"] = record.organization_id
-        primary = session.scalars(
-            select(m.OpportunityContact.contact_id).where(
-                m.OpportunityContact.opportunity_id == record.id,
-                m.OpportunityContact.is_primary.is_(True),  # type: ignore[attr-defined]
-            )
-        ).first()
-        links["contact_id"] = primary
+        from crm_tui.core.services import email_templates
+
+        primary = email_templates.primary_contact(session, record)
+        links["contact_id"] = primary.id if primary is not None else None
     elif job.record_type == "lead":
         links["lead_id"] = record.id
     elif job.record_type == "ticket":
@@ -322,7 +319,7 @@ def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: igno
     organization_id = getattr(record, "organization_id", None)
     contact = None
     if job.record_type == "opportunity":
-        contact = email_templates._primary_contact(session, record)
+        contact = email_templates.primary_contact(session, record)
     elif job.record_type == "ticket" and record.contact_id:
         contact = session.get(m.Contact, record.contact_id)
     organization = session.get(m.Organization, organization_id) if organization_id else None

@@ -185,16 +185,23 @@ def merge_context(
     return context
 
 
-def _primary_contact(session: Session, deal: Any) -> Any:
+PRIMARY_CONTACTS = "primary_contacts"  # session.info: deal id -> its primary contact (opportunities forgets)
+
+
+def primary_contact(session: Session, deal: Any) -> Any:
+    """The deal's primary contact (else its first), looked up once per session."""
     if deal is None:
         return None
-    return session.scalars(
-        select(m.Contact)
-        .join(m.OpportunityContact, m.OpportunityContact.contact_id == m.Contact.id)
-        .where(m.OpportunityContact.opportunity_id == deal.id)
-        .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
-        .limit(1)
-    ).first()
+    known = session.info.setdefault(PRIMARY_CONTACTS, {})
+    if deal.id not in known:
+        known[deal.id] = session.scalars(
+            select(m.Contact)
+            .join(m.OpportunityContact, m.OpportunityContact.contact_id == m.Contact.id)
+            .where(m.OpportunityContact.opportunity_id == deal.id)
+            .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+            .limit(1)
+        ).first()
+    return known[deal.id]
 
 
 def _get(session: Session, model: Any, record_id: int | None) -> Any:
@@ -203,7 +210,7 @@ def _get(session: Session, model: Any, record_id: int | None) -> Any:
 
 def _related_of_deal(session: Session, load: Callable[[], Any]) -> list[tuple[str, Callable[[], Any]]]:
     return [
-        ("contact", lambda: _primary_contact(session, load())),
+        ("contact", lambda: primary_contact(session, load())),
         ("organization", lambda: _get(session, m.Organization, getattr(load(), "organization_id", None))),
     ]
 

@@ -163,6 +163,7 @@ def _apply(
     session.flush()
     assert deal.id is not None
     session.execute(delete(m.OpportunityContact).where(m.OpportunityContact.opportunity_id == deal.id))
+    session.info.get("primary_contacts", {}).pop(deal.id, None)  # email_templates.PRIMARY_CONTACTS
     session.add_all(
         m.OpportunityContact(opportunity_id=deal.id, contact_id=cid, is_primary=cid == clean["primary"])
         for cid in clean["contact_ids"]
