@@ -143,9 +143,9 @@ def main() -> int:
 
             profiler = cProfile.Profile()
             profiler.enable()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         report = engine.run_due(db, context)
-        fired_in = time.perf_counter() - started
+        fired_in, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
@@ -158,6 +158,8 @@ def main() -> int:
     print(f"seeded {deals} deals with {due} due actions in {seeded:.1f} s")
     print(f"fired {report.count('done')} actions ({failed} failed) in {fired_in:.2f} s "
           f"= {report.count('done') / fired_in:,.0f} actions/s (target: {due} in under 10 s)")  # fmt: skip
+    # The firing is CPU-bound: its CPU time is about its wall time (the figure drifts with the host's speed).
+    print(f"  CPU time of the firing process: {cpu:.2f} s")
     print(f"  made: {calls} activities, {leads} repeat leads, {outbox} mails in the outbox")
     return 1 if failed or report.count("done") != due else 0
 

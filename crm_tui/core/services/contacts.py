@@ -116,6 +116,7 @@ def _apply(
     assert contact.id is not None
     session.execute(delete(m.ContactEmail).where(m.ContactEmail.contact_id == contact.id))
     session.execute(delete(m.ContactPhone).where(m.ContactPhone.contact_id == contact.id))
+    session.info.get("contact_address_phone", {}).pop(contact.id, None)  # email_templates' memo
     session.add_all(
         m.ContactEmail(contact_id=contact.id, address=address, position=i)
         for i, address in enumerate(clean["emails"])

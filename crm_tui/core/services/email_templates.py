@@ -194,14 +194,21 @@ def primary_contact(session: Session, deal: Any) -> Any:
         return None
     known = session.info.setdefault(PRIMARY_CONTACTS, {})
     if deal.id not in known:
-        known[deal.id] = session.scalars(
-            select(m.Contact)
-            .join(m.OpportunityContact, m.OpportunityContact.contact_id == m.Contact.id)
-            .where(m.OpportunityContact.opportunity_id == deal.id)
-            .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
-            .limit(1)
-        ).first()
+        known[deal.id] = session.scalars(_primary_contact_query(), {"deal_id": deal.id}).first()
     return known[deal.id]
+
+
+@functools.lru_cache(maxsize=1)
+def _primary_contact_query() -> Any:
+    from sqlalchemy import bindparam
+
+    return (
+        select(m.Contact)
+        .join(m.OpportunityContact, m.OpportunityContact.contact_id == m.Contact.id)
+        .where(m.OpportunityContact.opportunity_id == bindparam("deal_id"))
+        .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+        .limit(1)
+    )
 
 
 def _get(session: Session, model: Any, record_id: int | None) -> Any:
@@ -230,24 +237,35 @@ _RELATED: dict[str, Callable[[Session, Callable[[], Any]], list[tuple[str, Calla
 }
 
 
-def first_address_and_phone(session: Session, contact_id: int) -> tuple[str | None, str | None]:
-    """A contact's first e-mail address and phone number, in one query."""
+@functools.lru_cache(maxsize=1)
+def _address_and_phone_query() -> Any:
+    from sqlalchemy import bindparam
+
+    contact = bindparam("contact_id")
     address = (
         select(m.ContactEmail.address)
-        .where(m.ContactEmail.contact_id == contact_id)
+        .where(m.ContactEmail.contact_id == contact)
         .order_by(m.ContactEmail.position, m.ContactEmail.id)
         .limit(1)
         .scalar_subquery()
     )
     phone = (
         select(m.ContactPhone.number)
-        .where(m.ContactPhone.contact_id == contact_id)
+        .where(m.ContactPhone.contact_id == contact)
         .order_by(m.ContactPhone.position, m.ContactPhone.id)
         .limit(1)
         .scalar_subquery()
     )
-    found = session.execute(select(address, phone)).first()
-    return (found[0], found[1]) if found else (None, None)
+    return select(address, phone)
+
+
+def first_address_and_phone(session: Session, contact_id: int) -> tuple[str | None, str | None]:
+    """A contact's first e-mail address and phone number, in one (prepared) query."""
+    known = session.info.setdefault("contact_address_phone", {})
+    if contact_id not in known:
+        found = session.execute(_address_and_phone_query(), {"contact_id": contact_id}).first()
+        known[contact_id] = (found[0], found[1]) if found else (None, None)
+    return known[contact_id]
 
 
 def _fields(session: Session, kind: str, row: Any) -> Fields:

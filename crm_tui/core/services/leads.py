@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -106,9 +106,11 @@ def _apply(session: Session, lead: m.Lead, data: LeadInput, clean: dict[str, Any
     session.flush()
     if not is_new:
         session.execute(delete(m.LeadEmail).where(m.LeadEmail.lead_id == lead.id))
-    session.add_all(
-        m.LeadEmail(lead_id=lead.id, address=a, position=i) for i, a in enumerate(clean["emails"])
-    )  # type: ignore[arg-type]
+    if clean["emails"]:
+        session.execute(
+            insert(m.LeadEmail),
+            [{"lead_id": lead.id, "address": a, "position": i} for i, a in enumerate(clean["emails"])],
+        )
     custom_fields.store_values(session, lead.id, clean["custom"])  # type: ignore[arg-type]
     session.flush()
 

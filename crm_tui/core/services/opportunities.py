@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, or_, select
+from sqlalchemy import String, cast, delete, func, insert, or_, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -188,16 +188,15 @@ def create_opportunity(
         created_at=now,
     )
     _apply(session, deal, data, clean, now)
-    session.add(
-        m.OpportunityHistory(
-            opportunity_id=deal.id,  # type: ignore[arg-type]
-            kind=m.HistoryKind.STAGE.value,
-            from_stage_id=None,
-            to_stage_id=stage.id,
-            user_id=user_id,
-            changed_at=now,
-            note="created",
-        )
+    _history(
+        session,
+        opportunity_id=deal.id,  # type: ignore[arg-type]
+        kind=m.HistoryKind.STAGE.value,
+        from_stage_id=None,
+        to_stage_id=stage.id,
+        user_id=user_id,
+        changed_at=now,
+        note="created",
     )
     session.flush()
     schedule.record_created(session, "opportunity", deal, now=now)
@@ -224,6 +223,11 @@ def update_opportunity(
         session.flush()
     schedule.fields_changed(session, "opportunity", deal, changed, now=now)
     return deal
+
+
+def _history(session: Session, **values: Any) -> None:
+    """One row of a deal's history (written directly: nothing reads it back in the same use case)."""
+    session.execute(insert(m.OpportunityHistory), values)
 
 
 def move_to_stage(
@@ -253,16 +257,15 @@ def move_to_stage(
     deal.lost_reason = reason if stage.kind == m.StageKind.LOST.value else None
     deal.updated_at = now
     session.add(deal)
-    session.add(
-        m.OpportunityHistory(
-            opportunity_id=deal_id,
-            kind=m.HistoryKind.STAGE.value,
-            from_stage_id=previous,
-            to_stage_id=stage.id,
-            note=note or reason,
-            user_id=user_id,
-            changed_at=now,
-        )
+    _history(
+        session,
+        opportunity_id=deal_id,
+        kind=m.HistoryKind.STAGE.value,
+        from_stage_id=previous,
+        to_stage_id=stage.id,
+        note=note or reason,
+        user_id=user_id,
+        changed_at=now,
     )
     session.flush()
     old_stage = session.get(m.Stage, previous)
@@ -295,22 +298,22 @@ def set_substate(
     if row is None:
         if not is_open:
             return False
-        row = m.OpportunitySubstate(
-            opportunity_id=deal_id, substate_id=substate_id, is_open=True, changed_at=now
+        session.execute(
+            insert(m.OpportunitySubstate),
+            {"opportunity_id": deal_id, "substate_id": substate_id, "is_open": True, "changed_at": now},
         )
     else:
         row.is_open = is_open
         row.changed_at = now
-    session.add(row)
-    session.add(
-        m.OpportunityHistory(
-            opportunity_id=deal_id,
-            kind=m.HistoryKind.SUBSTATE.value,
-            substate_id=substate_id,
-            substate_open=is_open,
-            user_id=user_id,
-            changed_at=now,
-        )
+        session.add(row)
+    _history(
+        session,
+        opportunity_id=deal_id,
+        kind=m.HistoryKind.SUBSTATE.value,
+        substate_id=substate_id,
+        substate_open=is_open,
+        user_id=user_id,
+        changed_at=now,
     )
     session.flush()
     schedule.substate_changed(session, deal, substate_id, is_open, now=now, name=definition.name)
