@@ -6,7 +6,7 @@
 The mix: a planned call (activity), a repeat lead, a sub-state opened (which itself schedules nothing) and a
 templated mail queued in the outbox (rendered, built with the email library, stored raw). Seeding goes through
 the services (deals moved into a stage schedule the jobs as in real use); only the firing is timed, in one
-process, the way `crm-tui automations run` does it (batches of 250, one transaction each).
+process, the way `crm-tui automations run` does it (batches of 250, one transaction each, its gc settings).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from crm_tui.automation_commands import tune_gc_for_batch_work
 from crm_tui.core import models as m
 from crm_tui.core.automation import actions, engine, rules
 from crm_tui.core.clock import FixedClock
@@ -143,6 +144,7 @@ def main() -> int:
 
             profiler = cProfile.Profile()
             profiler.enable()
+        tune_gc_for_batch_work()  # as `crm-tui automations run` does
         started, cpu_started = time.perf_counter(), time.process_time()
         report = engine.run_due(db, context)
         fired_in, cpu = time.perf_counter() - started, time.process_time() - cpu_started

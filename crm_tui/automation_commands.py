@@ -51,6 +51,15 @@ def automations_list(context: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
+def tune_gc_for_batch_work() -> None:
+    """A one-shot run that makes thousands of ORM rows: what exists at start is not garbage (frozen), and the
+    young generation is collected every 50,000 allocations instead of 700 (about 5-10 % of a big run)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 SHOWN = 50  # failed, skipped or late actions listed by a run; the log has them all
 
 
@@ -119,6 +128,7 @@ def automations_run(context: AppContext, args: argparse.Namespace) -> int:
         return 0
     from crm_tui.mail_commands import _ProgressLine
 
+    tune_gc_for_batch_work()
     progress = _ProgressLine()
     report = run_due(
         context, now=now, on_progress=lambda done, total: progress("firing due actions", done, total)
