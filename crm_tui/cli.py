@@ -123,6 +123,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     _mail_commands(commands)
 
+    sub = commands.add_parser(
+        "import",
+        help="import contacts (vCard 3/4 or CSV), organizations, leads or opportunities (CSV)",
+        description="Import records. Duplicates (by address for contacts and leads, by name or domain for "
+        "organizations, by title, customer and pipeline for deals) are merged or skipped; a bad row is reported "
+        "with its line number and the others are imported. Import organizations before the contacts and deals "
+        "that name them.",
+    )
+    sub.add_argument("type", choices=["contacts", "organizations", "leads", "opportunities"])
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument(
+        "--map", action="append", metavar="COLUMN=FIELD", help="the file's COLUMN holds FIELD (repeatable)"
+    )
+    sub.add_argument("--on-duplicate", choices=["merge", "skip"], default="merge", help="default: merge")
+    sub.add_argument(
+        "--preview", action="store_true", help="say what would happen, row by row; write nothing"
+    )
+    sub.set_defaults(handler="crm_tui.interchange_commands:import_records")
+    sub = commands.add_parser(
+        "export", help="export records as CSV (contacts also as vCard), or the calendar as iCalendar"
+    )
+    sub.add_argument(
+        "type",
+        choices=["contacts", "organizations", "leads", "opportunities", "activities", "tickets", "calendar"],
+    )
+    sub.add_argument("file", metavar="FILE", help="FILE.csv, FILE.vcf (contacts) or FILE.ics (calendar)")
+    sub.add_argument("--owner", metavar="EMAIL", help="calendar: only this user's activities")
+    sub.set_defaults(handler="crm_tui.interchange_commands:export_records")
+    sub = commands.add_parser(
+        "backup", help="a consistent copy of the database and documents in one file (the app may be running)"
+    )
+    sub.add_argument("file", metavar="FILE")
+    sub.set_defaults(handler="crm_tui.interchange_commands:backup")
+    sub = commands.add_parser(
+        "restore", help="check a backup, then replace the data with it (the replaced data is kept aside)"
+    )
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--yes", action="store_true", help="do not ask")
+    sub.set_defaults(handler="crm_tui.interchange_commands:restore")
+
     autos = commands.add_parser(
         "automations", help="automation rules: list them, see what is pending, fire what is due (for cron)"
     ).add_subparsers(dest="action", metavar="ACTION", required=True, parser_class=_Parser)

@@ -1,0 +1,258 @@
+"""Importing records from CSV (every importable type) and vCard (contacts).
+
+``read_file`` gives rows with their line numbers (and what could not be read). ``run`` imports them in one
+transaction, each row in a savepoint: a bad row is reported with its line and the reason, the others are kept;
+a duplicate (by address for contacts and leads, by name or domain for organizations, by title, customer and
+pipeline for deals) is merged into the existing record or skipped. ``preview=True`` does all of it and rolls
+back: the report says exactly what an import would do, before anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlmodel import Session
+
+from crm_tui.core.db import Database
+from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.core.interchange import tables, vcard
+
+MAX_BYTES = 50 * 2**20
+
+
+@dataclass
+class Row:
+    line: int
+    values: dict[str, str]
+
+
+@dataclass
+class RowResult:
+    line: int
+    action: str  # created | merged | skipped | failed
+    label: str
+    message: str = ""
+    record_id: int | None = None
+
+
+@dataclass
+class ImportReport:
+    type: str
+    results: list[RowResult] = field(default_factory=list)
+    unreadable: list[tuple[int, str]] = field(
+        default_factory=list
+    )  # (line, reason) of what could not be read
+    unknown_columns: list[str] = field(default_factory=list)
+    preview: bool = False
+    organizations_created: list[str] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)  # records made or matched by this import's rows
+
+    def count(self, action: str) -> int:
+        return sum(1 for r in self.results if r.action == action)
+
+    def problems(self) -> list[tuple[int, str]]:
+        return sorted(
+            [*self.unreadable, *((r.line, r.message) for r in self.results if r.action == "failed")]
+        )
+
+    def summary(self) -> str:
+        verb = "would be" if self.preview else ""
+        parts = [f"{self.count(a)} {verb} {a}".replace("  ", " ") for a in ("created", "merged", "skipped")]
+        bad = len(self.problems())
+        text = f"{self.type}: " + ", ".join(parts) + f", {bad} row{'s' if bad != 1 else ''} with problems"
+        if self.organizations_created:
+            text += f" ({len(self.organizations_created)} new organizations)"
+        return text
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def read_file(path: Path, *, kind: str | None = None) -> tuple[list[Row], list[tuple[int, str]], str]:
+    """(rows, unreadable (line, reason), format). The format comes from the name (.vcf/.vcard, else CSV)."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise CrmError(f"{path} is larger than {MAX_BYTES // 2**20} MiB")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CrmError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise CrmError(f"{path} is a folder, not a file") from None
+    except OSError as exc:
+        raise CrmError(f"cannot read {path}: {exc.strerror or exc}") from None
+    text = _decode(data)
+    fmt = kind or ("vcard" if path.suffix.lower() in (".vcf", ".vcard") else "csv")
+    if fmt == "vcard":
+        cards, problems = vcard.read(text)
+        return [Row(c.line, card_row(c)) for c in cards], [(p.line, p.message) for p in problems], fmt
+    rows, problems = read_csv(text)
+    return rows, problems, fmt
+
+
+def read_csv(text: str) -> tuple[list[Row], list[tuple[int, str]]]:
+    # The separator is the one the header row uses most (spreadsheets write "," or, in much of Europe, ";").
+    header_line = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=header_line.count)
+    reader = csv.reader(io.StringIO(text, newline=""), csv.excel, delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        return [], [(1, "the file is empty (a header row names the columns)")]
+    except csv.Error as exc:
+        return [], [(1, f"the header row cannot be read: {exc}")]
+    names = [h.strip() for h in header]
+    if not any(names):
+        return [], [(1, "the first row must name the columns")]
+    rows: list[Row] = []
+    problems: list[tuple[int, str]] = []
+    while True:
+        line = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            problems.append((line, f"cannot be read: {exc}"))
+            continue
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(names) and any(c.strip() for c in cells[len(names) :]):
+            problems.append((line, f"{len(cells)} cells, but the header names {len(names)} columns"))
+            continue
+        rows.append(
+            Row(line, {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(names) if name})
+        )
+    return rows, problems
+
+
+def card_row(card: vcard.Card) -> dict[str, str]:
+    first, last = card.first_name, card.last_name
+    if not first and not last:
+        first, _, last = card.full_name.rpartition(" ")
+        if not first and not last:
+            last = card.emails[0].split("@")[0] if card.emails else ""
+    row = {
+        "first_name": first, "last_name": last, "emails": tables.SEP.join(card.emails),
+        "phones": tables.SEP.join(card.phones), "job_title": card.title, "organization": card.organization,
+        "street": card.street, "postcode": card.postcode, "city": card.city, "region": card.region,
+        "country": card.country,
+    }  # fmt: skip
+    row.update(card.extra)
+    return row
+
+
+def apply_mapping(rows: list[Row], mapping: dict[str, str]) -> list[Row]:
+    """``--map COLUMN=FIELD``: the file's column COLUMN holds FIELD (the rest keep their names)."""
+    if not mapping:
+        return rows
+    return [Row(r.line, {mapping.get(k, k): v for k, v in r.values.items()}) for r in rows]
+
+
+class _Rollback(Exception):
+    pass
+
+
+def run(
+    db: Database,
+    type_name: str,
+    rows: list[Row],
+    *,
+    on_duplicate: str = "merge",
+    now: datetime,
+    preview: bool = False,
+    unreadable: list[tuple[int, str]] | None = None,
+    create_organizations: bool = True,
+) -> ImportReport:
+    if on_duplicate not in ("merge", "skip"):
+        raise CrmError("--on-duplicate is merge or skip")
+    table = tables.table(type_name)
+    report = ImportReport(type_name, unreadable=list(unreadable or []), preview=preview)
+    try:
+        with db.write() as session:
+            known = set(table.all_columns(session)) | {"name"}
+            report.unknown_columns = sorted({k for r in rows for k in r.values} - known)
+            for row in rows:
+                report.results.append(
+                    _one(session, table, row, on_duplicate, now, report, create_organizations)
+                )
+            if preview:
+                raise _Rollback
+    except _Rollback:
+        pass
+    return report
+
+
+def _label(values: dict[str, str]) -> str:
+    for key in ("title", "name"):
+        if (values.get(key) or "").strip():
+            return values[key].strip()
+    name = " ".join(
+        p for p in ((values.get("first_name") or "").strip(), (values.get("last_name") or "").strip()) if p
+    )
+    return name or (tables.split(values.get("emails", "")) or ["(no name)"])[0]
+
+
+def _one(
+    session: Session, table: tables.Table, row: Row, on_duplicate: str, now: datetime, report: ImportReport,
+    create_organizations: bool,
+) -> RowResult:  # fmt: skip
+    label = _label(row.values)
+    savepoint = session.begin_nested()
+    made: list[str] = []
+    try:
+        if create_organizations and table.name in ("contacts", "leads"):
+            made = _missing_organization(session, row.values, now)
+        data = table.from_row(session, row.values)
+        # A row is the same as a record that was there before this import and that no earlier row of the file
+        # took: two rows of one file are two records (the file had them as two).
+        taken = report.touched
+        existing = next((i for i in table.duplicate(session, data) if i not in taken), None)
+        if existing is not None and on_duplicate == "skip":
+            savepoint.rollback()
+            report.touched.add(existing)
+            return RowResult(
+                row.line, "skipped", label, f"already there ({table.entity}:{existing})", existing
+            )
+        if existing is not None:
+            record = table.update(
+                session, existing, tables.merge(table.current(session, existing), data), now
+            )
+            action = "merged"
+        else:
+            record = table.create(session, data, now, None)
+            action = "created"
+        if table.after is not None:
+            table.after(session, record, row.values)
+        savepoint.commit()
+    except ValidationError as exc:
+        savepoint.rollback()
+        reasons = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+        return RowResult(row.line, "failed", label, reasons)
+    except CrmError as exc:
+        savepoint.rollback()
+        return RowResult(row.line, "failed", label, str(exc))
+    report.organizations_created.extend(made)
+    report.touched.add(record.id)
+    return RowResult(row.line, action, label, "", record.id)
+
+
+def _missing_organization(session: Session, values: dict[str, str], now: datetime) -> list[str]:
+    """A contact's organization that is not there yet is made (a customer), as address books expect."""
+    from crm_tui.core.services import organizations
+
+    name = (values.get("organization") or "").strip()
+    if not name or organizations.find_by_name(session, name) is not None:
+        return []
+    organizations.create_organization(session, organizations.OrganizationInput(name=name), now=now)
+    return [name]

@@ -1,0 +1,351 @@
+"""Data in and out from the command line: CSV for every importable type and vCard for contacts survive an
+export-then-import round trip; malformed files lose only their bad rows, each reported by line; duplicates are
+merged or skipped; the calendar is iCalendar that icalendar reads back; a backup made while the database is
+being written restores after an integrity check, keeping the replaced data aside."""
+
+from __future__ import annotations
+
+import sqlite3
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+from icalendar import Calendar
+from sqlalchemy import func, select
+
+from crm_tui.cli import main
+from crm_tui.core import models as m
+from crm_tui.core.db import open_database, sqlite_url
+from crm_tui.core.services import custom_fields, pipelines, users
+from tests.conftest import DEMO_NOW, NOW
+
+ORDER = ("organizations", "contacts", "opportunities", "leads")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _database(home: Path):  # type: ignore[no-untyped-def]
+    return open_database(sqlite_url(home / "data" / "crm.sqlite3"))
+
+
+def _fresh_home_like_demo(demo_home: Path, home: Path) -> None:
+    """An empty database with the demo's users, pipelines and custom fields (what records refer to)."""
+    demo = open_database(sqlite_url(demo_home / "data" / "demo.sqlite3"))
+    target = _database(home)
+    with demo.read() as source, target.write() as s:
+        for user in source.scalars(select(m.User).order_by(m.User.id)):
+            users.create_user(s, users.UserInput(name=user.name, email=user.email), now=NOW)
+        for pipe in pipelines.pipelines(source):
+            stages = [
+                pipelines.StageInput(
+                    st.name, st.kind, st.probability, [x.name for x in pipelines.substates_of(source, st.id)]
+                )  # type: ignore[arg-type]
+                for st in pipelines.stages_of(source, pipe.id)  # type: ignore[arg-type]
+            ]
+            pipelines.create_pipeline(s, pipe.name, stages)
+        for d in source.scalars(select(m.CustomFieldDefinition).order_by(m.CustomFieldDefinition.id)):
+            custom_fields.define_field(s, custom_fields.FieldDefinitionInput(
+                entity_type=d.entity_type, key=d.key, label=d.label, field_type=d.field_type,
+                choices=(d.choices or "").splitlines() or None, required=d.required))  # fmt: skip
+    demo.dispose()
+    target.dispose()
+
+
+def test_csv_round_trip_of_every_importable_type_loses_nothing(
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for kind in ORDER:
+        assert (
+            cli(capsys, "--home", str(demo_home), "--demo", "export", kind, str(first / f"{kind}.csv"))[0]
+            == 0
+        )
+    home = tmp_path / "fresh"
+    _fresh_home_like_demo(demo_home, home)
+    for kind in ORDER:
+        code, out, err = cli(
+            capsys, "--home", str(home), "--now", DEMO_NOW, "import", kind, str(first / f"{kind}.csv")
+        )
+        assert code == 0, err
+        assert "0 rows with problems" in out
+    for kind in ORDER:
+        assert cli(capsys, "--home", str(home), "export", kind, str(second / f"{kind}.csv"))[0] == 0
+        assert (second / f"{kind}.csv").read_text() == (first / f"{kind}.csv").read_text(), kind
+    # Importing the same files again changes nothing: every row is a duplicate, merged into itself.
+    code, out, _ = cli(capsys, "--home", str(home), "import", "contacts", str(first / "contacts.csv"))
+    assert code == 0 and out.strip().endswith(
+        "contacts: 0 created, 162 merged, 0 skipped, 0 rows with problems"
+    )
+    assert cli(capsys, "--home", str(home), "export", "contacts", str(second / "again.csv"))[0] == 0
+    assert (second / "again.csv").read_text() == (first / "contacts.csv").read_text()
+
+
+def test_vcard_round_trip_and_organizations_made_on_the_way(
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        cli(capsys, "--home", str(demo_home), "--demo", "export", "contacts", str(tmp_path / "all.vcf"))[0]
+        == 0
+    )
+    assert (
+        cli(capsys, "--home", str(demo_home), "--demo", "export", "contacts", str(tmp_path / "before.csv"))[0]
+        == 0
+    )
+    home = tmp_path / "fresh"
+    _fresh_home_like_demo(demo_home, home)
+    code, out, err = cli(capsys, "--home", str(home), "import", "contacts", str(tmp_path / "all.vcf"))
+    assert code == 0, err
+    assert "162 created" in out and "new organizations" in out
+    assert cli(capsys, "--home", str(home), "export", "contacts", str(tmp_path / "after.csv"))[0] == 0
+    assert (tmp_path / "after.csv").read_text() == (tmp_path / "before.csv").read_text()
+
+
+VCARDS = """BEGIN:VCARD\r
+VERSION:4.0\r
+N:Roth;Jana;;;\r
+FN:Jana Roth\r
+ORG:Neu Solar GmbH;Vertrieb\r
+EMAIL;TYPE=work;PREF=1:jana.roth@neu-solar.example\r
+EMAIL;TYPE=home:jana@roth.example\r
+TEL;TYPE=cell:tel:+49 170 1234567\r
+TEL;TYPE=work:+49 89 555 0100\r
+ADR;TYPE=work:;;Sonnenstr. 5;München;Bayern;80331;DE\r
+END:VCARD\r
+BEGIN:VCARD\r
+VERSION:2.1\r
+N;CHARSET=UTF-8;ENCODING=QUOTED-PRINTABLE:M=C3=BCller;J=C3=BCrgen\r
+EMAIL;INTERNET:juergen@mueller.example\r
+END:VCARD\r
+BEGIN:VCARD\r
+VERSION:3.0\r
+NOTE:no name and no address\r
+END:VCARD\r
+BEGIN:VCARD\r
+VERSION:3.0\r
+FN:Cut Off\r
+"""
+
+
+def test_vcard_3_and_4_with_several_addresses_and_phones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    path = tmp_path / "cards.vcf"
+    path.write_text(VCARDS, encoding="utf-8", newline="")
+    code, out, err = cli(capsys, "--home", str(home), "import", "contacts", str(path), "--preview")
+    assert code == 1
+    assert (
+        "line 17: a card without a name or an address" in err and "line 21: the card has no END:VCARD" in err
+    )
+    assert "2 would be created" in out and "preview: nothing was written" in out
+    db = _database(home)
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(m.Contact)) == 0
+    db.dispose()
+    code, out, err = cli(capsys, "--home", str(home), "import", "contacts", str(path))
+    assert code == 1 and "2 created" in out
+    db = _database(home)
+    with db.read() as s:
+        jana = s.scalars(select(m.Contact).where(m.Contact.last_name == "Roth")).one()
+        emails = list(
+            s.scalars(
+                select(m.ContactEmail.address)
+                .where(m.ContactEmail.contact_id == jana.id)
+                .order_by(m.ContactEmail.position)
+            )
+        )
+        phones = list(
+            s.scalars(
+                select(m.ContactPhone.number)
+                .where(m.ContactPhone.contact_id == jana.id)
+                .order_by(m.ContactPhone.position)
+            )
+        )
+        org = s.get(m.Organization, jana.organization_id)
+        assert emails == ["jana.roth@neu-solar.example", "jana@roth.example"]
+        assert phones == ["+49 170 1234567", "+49 89 555 0100"]
+        assert org is not None and org.name == "Neu Solar GmbH"
+        assert (jana.street, jana.city, jana.postcode, jana.region, jana.country) == (
+            "Sonnenstr. 5",
+            "München",
+            "80331",
+            "Bayern",
+            "DE",
+        )
+        assert (
+            s.scalars(select(m.Contact.first_name).where(m.Contact.last_name == "Müller")).one() == "Jürgen"
+        )
+    db.dispose()
+
+
+def test_bad_rows_are_reported_by_line_and_the_rest_imported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    db = _database(home)
+    with db.write() as s:
+        users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
+    db.dispose()
+    path = tmp_path / "leute.csv"
+    # Semicolons and Windows-1252, as a spreadsheet in Germany writes them; Vorname/Nachname/E-Mail mapped.
+    text = (
+        "Vorname;Nachname;E-Mail;owner;mail_opt_out;Notiz\r\n"
+        "Jörg;Kraus;joerg@kraus.example;anna@crm.example;nein;x\r\n"
+        "Eva;Lang;not-an-address;;;\r\n"
+        "Olaf;Brand;olaf@brand.example;nobody@crm.example;;\r\n"
+        "Ute;Stein;ute@stein.example;;vielleicht;\r\n"
+        "Kai;Roth;kai@roth.example;;;;too;many\r\n"
+        "Ina;Sommer;ina@sommer.example;;ja;\r\n"
+    )
+    path.write_bytes(text.replace("nein", "no").replace(";ja;", ";yes;").encode("cp1252"))
+    code, out, err = cli(
+        capsys, "--home", str(home), "import", "contacts", str(path),
+        "--map", "Vorname=first_name", "--map", "Nachname=last_name", "--map", "E-Mail=emails",
+    )  # fmt: skip
+    assert code == 1
+    assert "ignored columns" in out and "Notiz" in out
+    problems = err.strip().splitlines()
+    assert problems[0].startswith("line 3: ") and "not-an-address" in problems[0]
+    assert problems[1] == "line 4: owner: no user with the address 'nobody@crm.example'"
+    assert problems[2] == "line 5: mail_opt_out: 'vielleicht' is not yes or no"
+    assert problems[3] == "line 6: 8 cells, but the header names 6 columns"
+    assert "2 created" in out and "4 rows with problems" in out
+    db = _database(home)
+    with db.read() as s:
+        names = sorted((c.first_name, c.last_name, c.mail_opt_out) for c in s.scalars(select(m.Contact)))
+    db.dispose()
+    assert names == [("Ina", "Sommer", True), ("Jörg", "Kraus", False)]
+    # Again with skip: both are duplicates (by address) and left alone.
+    code, out, _ = cli(capsys, "--home", str(home), "import", "contacts", str(path), "--on-duplicate", "skip",
+                       "--map", "Vorname=first_name", "--map", "Nachname=last_name", "--map", "E-Mail=emails")  # fmt: skip
+    assert "0 created, 0 merged, 2 skipped" in out
+
+
+def test_unreadable_files_say_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    code, _, err = cli(capsys, "--home", str(home), "import", "organizations", str(empty))
+    assert code == 1 and "line 1: the file is empty" in err
+    code, _, err = cli(capsys, "--home", str(home), "import", "organizations", str(tmp_path / "missing.csv"))
+    assert code == 1 and "does not exist" in err
+    cards = tmp_path / "x.vcf"
+    cards.write_text(VCARDS, encoding="utf-8")
+    code, _, err = cli(capsys, "--home", str(home), "import", "leads", str(cards))
+    assert code == 2 and "vCard files hold contacts" in err
+    code, _, err = cli(capsys, "--home", str(home), "export", "leads", str(tmp_path / "leads.vcf"))
+    assert code == 2 and "only contacts are written as vCard" in err
+
+
+def test_calendar_export_reads_back(
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "cal.ics"
+    code, out, _ = cli(
+        capsys,
+        "--home",
+        str(demo_home),
+        "--demo",
+        "export",
+        "calendar",
+        str(path),
+        "--owner",
+        "anna.berg@example.com",
+    )
+    assert code == 0
+    calendar = Calendar.from_ical(path.read_bytes())
+    events = list(calendar.walk("VEVENT"))
+    db = open_database(sqlite_url(demo_home / "data" / "demo.sqlite3"))
+    with db.read() as s:
+        anna = s.scalars(select(m.User).where(m.User.email == "anna.berg@example.com")).one()
+        mine = list(
+            s.scalars(
+                select(m.Activity)
+                .where(m.Activity.owner_id == anna.id)
+                .order_by(m.Activity.start_at, m.Activity.id)
+            )
+        )
+    db.dispose()
+    assert out.startswith(f"{len(mine)} activities written") and len(events) == len(mine) > 0
+    for event, activity in zip(events, mine, strict=True):
+        assert str(event["uid"]) == f"activity-{activity.id}@crm-tui"
+        assert str(event["summary"]) == activity.subject
+        assert event.decoded("dtstart") == activity.start_at
+        assert str(event["organizer"]) == "mailto:anna.berg@example.com"
+        assert str(event["status"]) == ("CANCELLED" if activity.status == "cancelled" else "CONFIRMED")
+
+
+def test_backup_while_writing_then_restore_after_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    db = _database(home)
+    with db.write() as s:
+        users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
+    doc = tmp_path / "angebot.pdf"
+    doc.write_bytes(b"%PDF-1.4 offer")
+    from crm_tui.core.services import attachments
+    from crm_tui.core.types import RecordRef, RecordType
+    from tests.utils import factories
+
+    with db.write() as s:
+        contact = factories.contact(s, NOW, "Kept", emails=["kept@example.com"])
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), doc,  # type: ignore[arg-type]
+                                 documents_dir=home / "data" / "documents", added_by_id=None, now=NOW)  # fmt: skip
+    stop = threading.Event()
+
+    def writer() -> None:  # another crm-tui writing all the while
+        n = 0
+        while not stop.is_set():
+            with db.write() as s:
+                factories.contact(s, NOW, f"Busy{n}")
+            n += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        code, out, err = cli(capsys, "--home", str(home), "backup", str(tmp_path / "crm.backup"))
+    finally:
+        stop.set()
+        thread.join()
+    assert code == 0, err
+    assert "backup written to" in out and "1 documents" in out
+    with db.write() as s:
+        factories.contact(s, NOW, "AfterBackup")
+    db.dispose()
+    # A damaged copy is refused and nothing changes.
+    damaged = tmp_path / "damaged.backup"
+    with tarfile.open(tmp_path / "crm.backup") as source, tarfile.open(damaged, "w") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == "crm.sqlite3":
+                data = data[:4096] + bytes(b ^ 0xFF for b in data[4096:4200]) + data[4200:]
+            import io
+
+            target.addfile(member, io.BytesIO(data))
+    code, _, err = cli(capsys, "--home", str(home), "restore", str(damaged), "--yes")
+    assert code == 1 and "damaged" in err
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(tmp_path / "crm.backup"), "--yes")
+    assert code == 0, err
+    assert "checked: intact" in out and "restored; the data it replaced is in" in out
+    db = _database(home)
+    with db.read() as s:
+        names = set(s.scalars(select(m.Contact.last_name)))
+        [document] = s.scalars(select(m.Document)).all()
+    db.dispose()
+    assert "Kept" in names and "AfterBackup" not in names
+    assert (
+        home / "data" / "documents" / document.stored_name[:2] / document.stored_name
+    ).read_bytes() == b"%PDF-1.4 offer"
+    [aside] = list((home / "data" / "replaced").iterdir())
+    kept = sqlite3.connect(aside / "crm.sqlite3")
+    assert ("AfterBackup",) in kept.execute("SELECT last_name FROM contact").fetchall()
+    kept.close()
