@@ -23,6 +23,7 @@ from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.details import load_detail
 from crm_tui.screens.dialogs import ConfirmDialog, PromptDialog
+from crm_tui.screens.import_preview import ImportsFromFiles
 from crm_tui.screens.kinds import activity_form, opportunity_form
 from crm_tui.widgets.record_detail import DetailData, RecordDetail
 from crm_tui.widgets.status_bar import StatusBar
@@ -106,7 +107,7 @@ class SubstatesDialog(ModalScreen[list[int] | None]):
         self.dismiss(None)
 
 
-class OpportunitiesScreen(CrmScreen):
+class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     # The first key belongs to the board, not the filter box (Textual would focus the first focusable).
     AUTO_FOCUS = ".column-list"
     BINDINGS = [
@@ -124,6 +125,7 @@ class OpportunitiesScreen(CrmScreen):
         Binding("f", "forecast", "Forecast", id="board.forecast"),
         Binding("m", "mail", "Write mail", show=False, id="board.mail"),
         Binding("R", "app.automation('rules')", "Automation", id="board.automation"),
+        Binding("I", "import", "Import deals from a file", show=False, id="board.import"),
         Binding("slash", "focus_search", "Filter", show=False, id="board.search"),
         Binding("escape", "clear_search", "Clear filter", show=False, id="board.clear_search"),
     ]
@@ -495,6 +497,12 @@ class OpportunitiesScreen(CrmScreen):
         if getattr(self.app, "run_automations", False):
             # What the move made due now fires at once; the board shows its effects afterwards.
             self.app.fire_automations(then=lambda: self.reload(select=deal_id))  # type: ignore[attr-defined]
+
+    def action_import(self) -> None:
+        self.start_import("opportunities")
+
+    def after_import(self) -> None:
+        self.reload()
 
     def action_edit(self) -> None:
         deal_id = self.selected_deal()

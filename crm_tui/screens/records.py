@@ -21,6 +21,7 @@ from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.screens.details import load_detail
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from crm_tui.screens.import_preview import ImportsFromFiles
 from crm_tui.screens.kinds import KINDS, activity_form
 from crm_tui.widgets.paged_table import PagedTable
 from crm_tui.widgets.record_detail import DetailData, RecordDetail
@@ -40,7 +41,7 @@ class DetailLoaded(Message):
 MASS_MAIL_LIMIT = 10_000  # recipients of one mass mail at most
 
 
-class RecordsScreen(SearchesItsList, CrmScreen):
+class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     AUTO_FOCUS = "#records-table"  # the list, not the search box, takes the first key
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="records.search"),
@@ -60,6 +61,7 @@ class RecordsScreen(SearchesItsList, CrmScreen):
         Binding("C", "convert", "Convert lead", id="records.convert"),
         Binding("m", "mail", "Write mail", id="records.mail"),
         Binding("M", "mass_mail", "Mass mail to this list", show=False, id="records.mass_mail"),
+        Binding("I", "import", "Import from a file", show=False, id="records.import"),
     ]
 
     def __init__(self, kind: RecordType = RecordType.CONTACT):
@@ -323,6 +325,20 @@ class RecordsScreen(SearchesItsList, CrmScreen):
                 self._load_detail(ref)
 
         self.app.push_screen(PromptDialog(f"Comment on {ref}", multiline=True), entered)
+
+    def action_import(self) -> None:
+        name = {"contact": "contacts", "organization": "organizations", "lead": "leads"}.get(
+            self.kind.type.value
+        )
+        if name is None:
+            self.notify(
+                f"{self.kind.title} are not imported from files (contacts, organizations and leads are)."
+            )
+            return
+        self.start_import(name)
+
+    def after_import(self) -> None:
+        self.show_kind(self.kind.type)
 
     def action_attach(self) -> None:
         ref = self.selected_ref()

@@ -1,0 +1,72 @@
+"""Importing from the app: I on the contacts list asks for a file, shows every row's fate (and the bad ones by
+line) before anything is written; Esc writes nothing, y imports."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from textual.widgets import DataTable, Input
+
+from crm_tui.app import CrmApp
+from crm_tui.core import models as m
+from crm_tui.screens.dialogs import PromptDialog
+from crm_tui.screens.import_preview import ImportPreview
+from crm_tui.screens.records import RecordsScreen
+from tests.ui.helpers import make_context, wait_for
+
+CARDS = """BEGIN:VCARD
+VERSION:3.0
+N:Neumann;Tilda;;;
+EMAIL:tilda@neumann.example
+END:VCARD
+BEGIN:VCARD
+VERSION:4.0
+FN:Oskar Weiß
+EMAIL:oskar@weiss.example
+TEL:+49 30 1234
+END:VCARD
+BEGIN:VCARD
+VERSION:3.0
+FN:Broken
+"""
+
+
+def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "neu.vcf"
+    path.write_text(CARDS, encoding="utf-8")
+    context = make_context(demo_home, demo=True)
+
+    def count() -> int:
+        with context.database().read() as session:
+            return int(session.scalar(select(func.count()).select_from(m.Contact)) or 0)
+
+    async def main() -> None:
+        app = CrmApp(context, start_mode="contacts", run_automations=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+            before = count()
+            for attempt in ("escape", "y"):
+                await pilot.press("I")
+                await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+                app.screen.query_one(Input).value = str(path)
+                await pilot.press("enter")
+                await wait_for(lambda: isinstance(app.screen, ImportPreview), pilot, timeout=20)
+                preview = app.screen
+                table = preview.query_one(DataTable)
+                rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+                assert [r[1:3] for r in rows] == [["created", "Tilda Neumann"], ["created", "Oskar Weiß"]]
+                summary = str(preview.query_one("#import-summary").render())
+                assert "2 to be created" in summary and "line 12: the card has no END:VCARD" in summary
+                assert count() == before  # the preview wrote nothing
+                await pilot.press(attempt)
+                await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+                if attempt == "escape":
+                    await pilot.pause(0.3)
+                    assert count() == before
+            await wait_for(lambda: count() == before + 2, pilot, timeout=20)
+
+    asyncio.run(main())
+    context.close()
