@@ -90,6 +90,14 @@ def describe_db_error(exc: BaseException) -> str:
     return f"database error: {text_.splitlines()[0] if text_ else type(exc).__name__}"
 
 
+def execute_core(session: Session, statement: Any, params: Any = None) -> Any:
+    """A Core statement (no ORM entities) on the session's connection, after writing what the session holds.
+    About four times less overhead than ``session.execute`` (measured: 19 vs 79 us an insert), for the hot
+    paths that run thousands of times (automation firing)."""
+    session.flush()
+    return session.connection().execute(statement, params)
+
+
 class Database:
     """The engine plus the two kinds of transaction the app uses."""
 

@@ -263,7 +263,9 @@ def first_address_and_phone(session: Session, contact_id: int) -> tuple[str | No
     """A contact's first e-mail address and phone number, in one (prepared) query."""
     known = session.info.setdefault("contact_address_phone", {})
     if contact_id not in known:
-        found = session.execute(_address_and_phone_query(), {"contact_id": contact_id}).first()
+        from crm_tui.core.db import execute_core
+
+        found = execute_core(session, _address_and_phone_query(), {"contact_id": contact_id}).first()
         known[contact_id] = (found[0], found[1]) if found else (None, None)
     return known[contact_id]
 

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.automation import fields as rule_fields
 from crm_tui.core.automation import schedule
+from crm_tui.core.db import execute_core
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.attachments import copy_document, documents_on
@@ -107,7 +108,8 @@ def _apply(session: Session, lead: m.Lead, data: LeadInput, clean: dict[str, Any
     if not is_new:
         session.execute(delete(m.LeadEmail).where(m.LeadEmail.lead_id == lead.id))
     if clean["emails"]:
-        session.execute(
+        execute_core(
+            session,
             insert(m.LeadEmail),
             [{"lead_id": lead.id, "address": a, "position": i} for i, a in enumerate(clean["emails"])],
         )

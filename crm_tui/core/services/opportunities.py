@@ -13,6 +13,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.automation import fields as rule_fields
 from crm_tui.core.automation import schedule
+from crm_tui.core.db import execute_core
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.common import (
@@ -227,7 +228,7 @@ def update_opportunity(
 
 def _history(session: Session, **values: Any) -> None:
     """One row of a deal's history (written directly: nothing reads it back in the same use case)."""
-    session.execute(insert(m.OpportunityHistory), values)
+    execute_core(session, insert(m.OpportunityHistory), values)
 
 
 def move_to_stage(
@@ -292,13 +293,20 @@ def set_substate(
     definition = session.get(m.SubstateDefinition, substate_id)
     if definition is None or definition.stage_id != deal.stage_id:
         raise ValidationError.single("substate_id", "not a sub-state of the deal's current stage")
-    row = session.get(m.OpportunitySubstate, (deal_id, substate_id))
+    known = execute_core(
+        session,
+        select(m.OpportunitySubstate.is_open).where(  # type: ignore[call-overload]
+            m.OpportunitySubstate.opportunity_id == deal_id, m.OpportunitySubstate.substate_id == substate_id
+        ),
+    ).first()
+    row = session.get(m.OpportunitySubstate, (deal_id, substate_id)) if known is not None else None
     if row is not None and row.is_open == is_open:
         return False
     if row is None:
         if not is_open:
             return False
-        session.execute(
+        execute_core(
+            session,
             insert(m.OpportunitySubstate),
             {"opportunity_id": deal_id, "substate_id": substate_id, "is_open": True, "changed_at": now},
         )
