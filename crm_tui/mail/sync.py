@@ -613,6 +613,11 @@ def _make_pool() -> Any:
             _POOL_FAILED = True
             return None
         _POOL = pool
+        # Stopped before the interpreter tears down the modules its manager thread still uses (else Python
+        # prints "Exception ignored in ... weakref_cb" at exit).
+        import atexit
+
+        atexit.register(pool.shutdown, wait=False, cancel_futures=True)
     return _POOL
 
 

@@ -3,8 +3,10 @@ initial values, save through the service) and how a typed reference to it is res
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from typing import Any
@@ -16,7 +18,7 @@ from sqlmodel import Session
 from crm_tui.context import AppContext
 from crm_tui.core import models as m
 from crm_tui.core.clock import parse_date
-from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.errors import CrmError, FieldErrors, ValidationError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import (
     activities,
@@ -235,11 +237,78 @@ def _persist(
 
 
 def _save(context: AppContext, work: Callable[[Session, Converter], int]) -> int:
-    """Run one form save as one use case: conversion errors and service errors together, nothing on failure."""
+    """Run one form save as one use case: conversion errors and service errors together, nothing on failure.
+    An edit whose record changed since its form opened (``_EXPECTED``) is refused inside the same write
+    transaction, so no other writer can slip in between the check and the save."""
     with context.database().write() as session:
+        expected = _EXPECTED.get()
+        if expected is not None:
+            model, record_id_, version = expected
+            current = session.get(model, record_id_)
+            if current is None:
+                raise CrmError("this record was deleted by someone else meanwhile: nothing was saved")
+            if current.updated_at != version:
+                raise RecordChanged(current.updated_at)
         converter = Converter(session, context)
         record_id = work(session, converter)
         return record_id
+
+
+class RecordChanged(CrmError):
+    def __init__(self, version: datetime) -> None:
+        super().__init__("changed meanwhile")
+        self.version = version
+
+
+_EXPECTED: ContextVar[tuple[Any, int, datetime] | None] = ContextVar("crm_expected_version", default=None)
+
+
+def guarded(model: Any) -> Callable[[Callable[..., FormSpec]], Callable[..., FormSpec]]:
+    """Form builders for records that others may edit too (another crm-tui, a second window, a rule): saving
+    an edit of a record changed since the form opened is refused with both versions of each field that differs;
+    saving again then writes yours over theirs (knowingly)."""
+
+    def wrap(build: Callable[..., FormSpec]) -> Callable[..., FormSpec]:
+        @functools.wraps(build)
+        def builder(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
+            spec = build(context, record_id, prefill)
+            if record_id is None:
+                return spec
+            with context.database().read() as session:
+                row = session.get(model, record_id)
+                if row is None:
+                    return spec
+                state: dict[str, Any] = {"version": row.updated_at, "values": dict(spec.values)}
+            labels = {f.name: f.label for f in spec.fields}
+            inner = spec.save
+
+            def save(values: dict[str, str]) -> int:
+                token = _EXPECTED.set((model, record_id, state["version"]))
+                try:
+                    return inner(values)
+                except RecordChanged as changed:
+                    theirs = build(context, record_id, {}).values
+                    differ = [
+                        f"  {labels.get(k, k)}: now {terminal_safe(theirs.get(k, ''), max_length=60)!r}, "
+                        f"yours {terminal_safe(values.get(k, ''), max_length=60)!r}"
+                        for k in labels
+                        if theirs.get(k, "") != state["values"].get(k, "")
+                    ]
+                    state["version"], state["values"] = changed.version, theirs
+                    raise CrmError(
+                        "Someone else changed this record while you edited it; your edit was not saved.\n"
+                        + ("\n".join(differ) if differ else "  (no field of this form differs)")
+                        + "\nctrl+s saves yours over theirs · esc keeps theirs"
+                    ) from None
+                finally:
+                    _EXPECTED.reset(token)
+
+            spec.save = save
+            return spec
+
+        return builder
+
+    return wrap
 
 
 def _suggest(context: AppContext) -> Callable[[str, str], str | None]:
@@ -269,6 +338,7 @@ def _contact_rows(session: Session, query: str, offset: int, limit: int, *, zone
     ]
 
 
+@guarded(m.Contact)
 def _contact_form(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
     with context.database().read() as session:
         values = dict(prefill)
@@ -362,6 +432,7 @@ def _organization_count(session: Session, query: str) -> int:
     return int(session.scalar(statement) or 0)
 
 
+@guarded(m.Organization)
 def _organization_form(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
     with context.database().read() as session:
         values = {"kind": "customer"} | dict(prefill)
@@ -483,6 +554,7 @@ def _lead_count(session: Session, query: str) -> int:
     return int(session.scalar(statement) or 0)
 
 
+@guarded(m.Lead)
 def _lead_form(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
     with context.database().read() as session:
         values = {"status": "new"} | dict(prefill)
@@ -583,6 +655,7 @@ def _ticket_count(session: Session, query: str) -> int:
     return sales_documents.count_tickets(session, query)
 
 
+@guarded(m.Ticket)
 def _ticket_form(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
     with context.database().read() as session:
         values = {"status": "open"} | dict(prefill)
@@ -674,6 +747,7 @@ def _quote_count(session: Session, query: str) -> int:
 _ITEM_LINE = re.compile(r"^\s*([0-9.,]+)\s*[x×]\s*(.+?)\s*@\s*([0-9.,]+)\s*$")
 
 
+@guarded(m.Quote)
 def _quote_form(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
     with context.database().read() as session:
         values = {"status": "draft"} | dict(prefill)
@@ -748,6 +822,7 @@ def _quote_form(context: AppContext, record_id: int | None, prefill: dict[str, s
 # opportunities and activities (forms only: they have their own screens)
 
 
+@guarded(m.Opportunity)
 def opportunity_form(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
     with context.database().read() as session:
         all_pipelines = pipelines.pipelines(session)
@@ -860,6 +935,7 @@ def opportunity_form(context: AppContext, record_id: int | None, prefill: dict[s
     )
 
 
+@guarded(m.Activity)
 def activity_form(context: AppContext, record_id: int | None, prefill: dict[str, str]) -> FormSpec:
     """The activity form; beside it, the other activities of the chosen day."""
     with context.database().read() as session:
