@@ -41,6 +41,7 @@ MODE_TITLES = {
     "settings": "Settings",
 }
 OUTBOX_SECONDS = 60  # queued mail is tried this often (and at once when it is queued)
+CHANGE_CHECK_SECONDS = 2.0  # how often the app looks whether another crm-tui (or a headless command) wrote
 AUTOMATION_SECONDS = 30  # due automation actions are fired this often (and at once after a stage move)
 REMINDER_INTERVAL = 30.0
 BUSY_MARK_DELAY = 0.3  # seconds a worker runs before the status bar says "working"
@@ -94,6 +95,8 @@ class CrmApp(App[None]):
         self.manage_gc = manage_gc
         self.sync_mail = sync_mail
         self.run_automations = run_automations
+        self._change_watch: Any = None  # a connection of its own, for SQLite's data_version
+        self._data_version: int | None = None
         self._automation_started = False
         self.mail_sync = MailSyncScheduler(self)
         self._gc_taken_over = False
@@ -107,6 +110,7 @@ class CrmApp(App[None]):
         if self.manage_gc:
             self.set_timer(1.0, self._freeze_startup_heap)
         self.set_interval(REMINDER_INTERVAL, self.check_reminders)
+        self.set_interval(CHANGE_CHECK_SECONDS, self.check_for_changes)
         if self.sync_mail:
             self.set_timer(1.0, self.mail_sync.tick)
             self.set_interval(TICK_SECONDS, self.mail_sync.tick)
@@ -115,6 +119,29 @@ class CrmApp(App[None]):
             # At start: what came due while the app was closed (the laptop was off) is caught up, and said.
             self.set_timer(0.5, lambda: self.fire_automations(startup=True))
             self.set_interval(AUTOMATION_SECONDS, self.fire_automations)
+
+    # --- changes made elsewhere ---
+
+    def check_for_changes(self) -> None:
+        """Another crm-tui on the same database (or a headless command, a sync, a rule) committed: the screen
+        in front shows the data again. SQLite's data_version, read on a connection of our own, changes with
+        every commit by any other connection (a read of one page of the file: well under a millisecond)."""
+        database = self.context.database()
+        if not database.is_sqlite or not database.engine.url.database:
+            return
+        try:
+            if self._change_watch is None:
+                import sqlite3
+
+                self._change_watch = sqlite3.connect(database.engine.url.database, check_same_thread=False)
+            version = self._change_watch.execute("PRAGMA data_version").fetchone()[0]
+        except Exception:  # noqa: BLE001 - a check that cannot run now runs again in two seconds
+            return
+        if self._data_version is not None and version != self._data_version:
+            refresh = getattr(self.screen, "refresh_data", None)
+            if refresh is not None:
+                refresh()
+        self._data_version = version
 
     # --- automation ---
 
@@ -277,6 +304,9 @@ class CrmApp(App[None]):
         # Every way out (quit, an error, the end of a test) passes here: the process gets its collector back.
         self._give_back_gc()
         self.mail_sync.stop_idle()
+        if self._change_watch is not None:
+            self._change_watch.close()
+            self._change_watch = None
         await super()._shutdown()
 
     def _collect_garbage(self) -> None:

@@ -406,6 +406,9 @@ class AutomationScreen(CrmScreen):
         self.query_one(DataTable).focus()
         self.reload()
 
+    def refresh_data(self) -> None:
+        self.reload()
+
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
         self.reload()

@@ -501,6 +501,9 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     def action_import(self) -> None:
         self.start_import("opportunities")
 
+    def refresh_data(self) -> None:
+        self.reload()
+
     def after_import(self) -> None:
         self.reload()
 

@@ -105,6 +105,9 @@ class CalendarScreen(CrmScreen):
         start = first_of_month - timedelta(days=first_of_month.weekday())
         return start, 42
 
+    def refresh_data(self) -> None:
+        self.reload()
+
     def reload(self, select: int | None = None) -> None:
         first, days = self._range()
         self._request += 1

@@ -337,6 +337,10 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             return
         self.start_import(name)
 
+    def refresh_data(self) -> None:
+        """Someone else changed data: the list again (the search and position kept)."""
+        self.table.reload()
+
     def after_import(self) -> None:
         self.show_kind(self.kind.type)
 

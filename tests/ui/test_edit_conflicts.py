@@ -100,3 +100,27 @@ def test_an_edit_nobody_else_touched_saves(demo_home: Path) -> None:
 
     asyncio.run(scenario())
     context.close()
+
+
+def test_a_record_added_by_another_instance_appears_without_a_restart(demo_home: Path) -> None:
+    mine = make_context(demo_home, demo=True)
+    theirs = make_context(demo_home, demo=True)
+
+    async def scenario() -> None:
+        app = CrmApp(mine, run_automations=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: table.row_count > 0, pilot)
+            await pilot.press("slash", *"zuckerberg")
+            await wait_for(lambda: table.row_count == 0, pilot)
+            await pilot.pause(2.5)  # the app has looked at least once
+            with theirs.database().write() as session:
+                contacts.create_contact(
+                    session, contacts.ContactInput(first_name="Zora", last_name="Zuckerberg"), now=NOW
+                )
+            await wait_for(lambda: table.row_count == 1, pilot, timeout=8)
+            assert table.loaded_rows[0].cells[0] == "Zora Zuckerberg"
+
+    asyncio.run(scenario())
+    mine.close()
+    theirs.close()
