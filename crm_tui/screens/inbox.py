@@ -226,9 +226,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     # --- the list and its scope ---
 
-    def refresh_data(self) -> None:
-        self.reload()
-
     def reload(self) -> None:
         """New mail arrived (or the user changed some): the list again, the highlighted message kept."""
         self.query_one(PagedTable).reload()
