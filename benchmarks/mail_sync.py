@@ -145,6 +145,20 @@ def child(home: str, password_env: str) -> None:
         original()
 
     sync._fetch_bodies = fetch_bodies  # type: ignore[method-assign]
+    profile_to = os.environ.get("CRM_BENCH_PROFILE")  # a cProfile of the header phase, for looking into it
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+
+        def headers_only() -> None:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
+            marks.setdefault("headers", time.perf_counter() - started)
+            original()
+
+        sync._fetch_bodies = headers_only  # type: ignore[method-assign]
+        profiler.enable()
     report = sync.run()
     full = time.perf_counter() - started
     passes = []
