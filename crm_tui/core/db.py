@@ -154,7 +154,7 @@ def _user_tables(connection: Any) -> list[str]:
     return [name for name in inspect(connection).get_table_names() if name != "alembic_version"]
 
 
-def _backup_sqlite(connection: Any, target: Path) -> None:
+def backup_sqlite(connection: Any, target: Path) -> None:
     """A consistent copy of the open SQLite database (the online backup API)."""
     source = connection.connection.driver_connection
     destination = sqlite3.connect(str(target))
@@ -190,7 +190,7 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
                 # Before the write transaction: the online backup cannot copy from inside one.
                 backup_dir.mkdir(parents=True, exist_ok=True)
                 target = backup_dir / f"{Path(db.engine.url.database or 'crm').stem}.before-{SCHEMA_HEAD}.bak"
-                _backup_sqlite(connection, target)
+                backup_sqlite(connection, target)
                 backup_path = str(target)
             with connection.begin():
                 # Checked again under the write lock: another process may have upgraded meanwhile.

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_tui import __version__
-from crm_tui.core.db import SCHEMA_HEAD, Database, known_revisions
+from crm_tui.core.db import SCHEMA_HEAD, Database, backup_sqlite, known_revisions
 from crm_tui.core.errors import CrmError
 
 FORMAT = 1
@@ -58,12 +58,7 @@ def make_backup(db: Database, documents_dir: Path, target: Path, *, now: datetim
     with tempfile.TemporaryDirectory(prefix="crm-tui-backup-", dir=folder) as work:
         copy = Path(work) / DB_NAME
         with db.engine.connect() as connection:
-            source = connection.connection.driver_connection
-            destination = sqlite3.connect(str(copy))
-            try:
-                source.backup(destination)
-            finally:
-                destination.close()
+            backup_sqlite(connection, copy)
         check = sqlite3.connect(str(copy))
         try:
             revision = check.execute("SELECT version_num FROM alembic_version").fetchone()[0]
