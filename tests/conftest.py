@@ -33,11 +33,44 @@ def now() -> datetime:
     return NOW
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = open_database(sqlite_url(tmp_path / "test.sqlite3"))
-    yield database
-    database.dispose()
+POSTGRES_ENV = "CRM_TUI_TEST_POSTGRES"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The test's database, once a SQLite file and once a PostgreSQL database of its own (made for the test on
+    the server CRM_TUI_TEST_POSTGRES names, with a role that may create databases; dropped after it). Without
+    that server the PostgreSQL run skips loudly, except in CI, where .ci/run starts one."""
+    admin_url = os.environ.get(POSTGRES_ENV)
+    if request.param == "postgresql" and not admin_url:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the core tests on PostgreSQL too: {POSTGRES_ENV} is not set")
+        pytest.skip(
+            f"SKIPPED LOUDLY: no PostgreSQL for the core tests (set {POSTGRES_ENV}="
+            "postgresql+psycopg://USER:PASSWORD@127.0.0.1/postgres; .ci/run does)"
+        )
+    if request.param == "sqlite":
+        database = open_database(sqlite_url(tmp_path / "test.sqlite3"))
+        yield database
+        database.dispose()
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    assert admin_url is not None
+    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    database = open_database(admin_url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        yield database
+    finally:
+        database.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def corpus_dir() -> Path:
