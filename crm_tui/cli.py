@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     _mail_commands(commands)
 
     sub = commands.add_parser(
+        "database-password", help="store the database server's password in the OS keyring (asked for)"
+    )
+    sub.set_defaults(handler="crm_tui.commands:database_password")
+    sub = commands.add_parser(
         "import",
         help="import contacts (vCard 3/4 or CSV), organizations, leads or opportunities (CSV)",
         description="Import records. Duplicates (by address for contacts and leads, by name or domain for "

@@ -7,6 +7,7 @@ from typing import Any
 
 from crm_tui.context import AppContext
 from crm_tui.core.clock import local_day_bounds
+from crm_tui.core.errors import ConfigError
 from crm_tui.core.services.common import format_amount
 from crm_tui.core.types import ref_str
 from crm_tui.output import print_json, print_table
@@ -209,4 +210,30 @@ def users_add(context: AppContext, args: argparse.Namespace) -> int:
         )
         first = len(users.list_users(session)) == 1
     print(f"user:{user.id} {user.name} added" + (" (this is me: the first user)" if first else ""))
+    return 0
+
+
+def database_password(context: AppContext, args: argparse.Namespace) -> int:
+    """Store the database's password in the OS keyring (asked for, never echoed); config.toml then says
+    database_password = "keyring"."""
+    import getpass
+
+    from crm_tui.context import database_keyring_key
+    from crm_tui.mail.secrets import SERVICE, keyring_backend
+
+    url = context.database_url
+    if url.startswith("sqlite"):
+        raise ConfigError("the local SQLite database has no password (set database_url for a server first)")
+    usable, backend = keyring_backend()
+    if not usable:
+        raise ConfigError(
+            f'no OS keyring here ({backend}): use database_password = "env:VAR" or "command:CMD"'
+        )
+    password = getpass.getpass(f"Password for {url}: ")
+    if not password:
+        raise ConfigError("no password given: nothing stored")
+    import keyring
+
+    keyring.set_password(SERVICE, database_keyring_key(url), password)
+    print('stored in the keyring; config.toml: database_password = "keyring"')
     return 0

@@ -37,11 +37,30 @@ class AppContext:
     def today(self) -> date:
         return self.clock.now().astimezone(self.zone).date()
 
+    def _url_with_password(self) -> str:
+        """The database URL with its password from ``database_password`` (keyring, environment or command);
+        never stored: only in memory, for the connection."""
+        url = self.database_url
+        source = self.settings.database_password
+        if not source or url.startswith("sqlite"):
+            return url
+        from sqlalchemy.engine import make_url
+
+        from crm_tui.mail.secrets import secret_from
+
+        parsed = make_url(url)
+        if parsed.password is not None:
+            return url
+        kind, _, ref = source.partition(":")
+        password = secret_from("the database", kind, ref or None, keyring_key=database_keyring_key(url),
+                               store_hint="run 'crm-tui database-password'")  # fmt: skip
+        return parsed.set(password=password).render_as_string(hide_password=False)
+
     def database(self) -> Database:
         """The database, opened (and migrated) on first use; in demo mode filled with the demo data once."""
         if self._db is None:
             self.paths.ensure()
-            db = open_database(self.database_url, backup_dir=self.paths.data_dir / "backups")
+            db = open_database(self._url_with_password(), backup_dir=self.paths.data_dir / "backups")
             if self.demo:
                 self._ensure_demo(db)
             self._db = db
@@ -78,3 +97,11 @@ class AppContext:
         if self._db is not None:
             self._db.dispose()
             self._db = None
+
+
+def database_keyring_key(url: str) -> str:
+    """The keyring entry (service crm-tui) of a database's password: user, host, port and database."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return f"database:{parsed.username or ''}@{parsed.host or ''}:{parsed.port or ''}/{parsed.database or ''}"

@@ -40,7 +40,10 @@ class Settings:
     timezone: str | None = None
     """IANA time zone name for showing times; the system's local zone when unset."""
     database_url: str | None = None
-    """SQLAlchemy URL of the database; the local SQLite file when unset."""
+    """SQLAlchemy URL of the database; the local SQLite file when unset. Never with a password in it."""
+    database_password: str | None = None
+    """Where the database password is: "env:VAR", "command:CMD ARGS" or "keyring" (unset: none, or
+    PostgreSQL's own ~/.pgpass)."""
     keymap: dict[str, str] = field(default_factory=dict)
     """Binding id -> keys, to remap the app's key bindings."""
     no_reply_days: int = 3
@@ -58,6 +61,7 @@ _KNOWN = {
     "me": str,
     "timezone": str,
     "database_url": str,
+    "database_password": str,
     "keymap": dict,
     "no_reply_days": int,
     "mass_mail_per_minute": int,
@@ -92,10 +96,27 @@ def load_settings(path: Path) -> Settings:
         me=data.get("me"),
         timezone=data.get("timezone"),
         database_url=data.get("database_url"),
+        database_password=data.get("database_password"),
         keymap=dict(keymap),
         no_reply_days=data.get("no_reply_days", 3),
         mass_mail_per_minute=data.get("mass_mail_per_minute", 30),
     )
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            has_password = make_url(settings.database_url).password is not None
+        except ArgumentError:
+            raise ConfigError(f"{path}: database_url is not a database URL") from None
+        if has_password:
+            raise ConfigError(
+                f"{path}: database_url must not hold the password (it would sit here in plain text); set "
+                'database_password = "env:VAR", "command:CMD" or "keyring", or use ~/.pgpass'
+            )
+    source = settings.database_password
+    if source and not (source == "keyring" or source.startswith(("env:", "command:"))):
+        raise ConfigError(f'{path}: database_password is "env:VAR", "command:CMD" or "keyring"')
     if not 1 <= settings.mass_mail_per_minute <= 10_000:
         raise ConfigError(f"{path}: mass_mail_per_minute must be between 1 and 10000")
     if not 1 <= settings.no_reply_days <= 365:

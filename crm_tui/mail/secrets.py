@@ -69,43 +69,50 @@ def forget(account: str) -> None:
 
 def password_for(account: str, source: str, ref: str | None) -> str:
     """The account's password from its source; ConfigError with one clear line when it cannot be had."""
+    return secret_from(
+        f"account {account}", source, ref, keyring_key=_keyring_name(account),
+        store_hint=f"run 'crm-tui account edit {account} --password'",
+    )  # fmt: skip
+
+
+def secret_from(label: str, source: str, ref: str | None, *, keyring_key: str, store_hint: str) -> str:
+    """A password from the OS keyring (``keyring_key`` under the crm-tui service), an environment variable or
+    a command's output; ConfigError naming ``label`` with one clear line when it cannot be had."""
     if source == "env":
         if not ref:
-            raise ConfigError(f"account {account}: no environment variable named for the password")
+            raise ConfigError(f"{label}: no environment variable named for the password")
         value = os.environ.get(ref)
         if value is None:
-            raise ConfigError(f"account {account}: the environment variable {ref} is not set")
+            raise ConfigError(f"{label}: the environment variable {ref} is not set")
         return value
     if source == "command":
         if not ref:
-            raise ConfigError(f"account {account}: no password command given")
+            raise ConfigError(f"{label}: no password command given")
         try:
             result = subprocess.run(
                 shlex.split(ref), capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
             )
         except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-            raise ConfigError(f"account {account}: the password command failed to run: {exc}") from exc
+            raise ConfigError(f"{label}: the password command failed to run: {exc}") from exc
         if result.returncode != 0:
             first = (result.stderr.strip().splitlines() or [""])[0][:200]
             raise ConfigError(
-                f"account {account}: the password command exited with {result.returncode}"
+                f"{label}: the password command exited with {result.returncode}"
                 + (f": {first}" if first else "")
             )
         return result.stdout.rstrip("\r\n")
     if source == "keyring":
         usable, _ = keyring_backend()
         if not usable:
-            raise ConfigError(f"account {account}: {NO_KEYRING}")
+            raise ConfigError(f"{label}: {NO_KEYRING}")
         import keyring
         from keyring.errors import KeyringError
 
         try:
-            value = keyring.get_password(SERVICE, _keyring_name(account))
+            value = keyring.get_password(SERVICE, keyring_key)
         except KeyringError as exc:
-            raise ConfigError(f"account {account}: the keyring could not be read: {exc}") from exc
+            raise ConfigError(f"{label}: the keyring could not be read: {exc}") from exc
         if value is None:
-            raise ConfigError(
-                f"account {account}: no password in the keyring; run 'crm-tui account edit {account} --password'"
-            )
+            raise ConfigError(f"{label}: no password in the keyring; {store_hint}")
         return value
-    raise ConfigError(f"account {account}: unknown password source {source!r}")
+    raise ConfigError(f"{label}: unknown password source {source!r}")

@@ -252,3 +252,76 @@ def test_a_fresh_home_gets_its_first_user_from_the_command_line(
     assert [(u["name"], u["me"]) for u in json.loads(out)] == [("Anna Berg", True), ("Jonas Weber", False)]
     code, _, err = run(capsys, "--home", home, "users", "add", "Anna Two", "anna@example.com")
     assert code == 1 and "email" in err.lower()
+
+
+def test_the_database_password_never_sits_in_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """database_url with a password is refused; the password comes from the environment or a command (a wrong
+    one is one clear line, not a traceback)."""
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    config = home / "config" / "config.toml"
+    config.write_text('database_url = "postgresql+psycopg://crm:secret@127.0.0.1:1/crm"\n')
+    code, _, err = run(capsys, "--home", str(home), "contacts", "list")
+    assert code == 1 and "must not hold the password" in err
+    config.write_text(
+        'database_url = "postgresql+psycopg://crm@127.0.0.1:1/crm"\ndatabase_password = "env:CRM_TEST_DB_PASSWORD"\n'
+    )
+    code, _, err = run(capsys, "--home", str(home), "contacts", "list")
+    assert (
+        code == 1
+        and err.strip() == "crm-tui: the database: the environment variable CRM_TEST_DB_PASSWORD is not set"
+    )
+    config.write_text(
+        'database_url = "postgresql+psycopg://crm@127.0.0.1:1/crm"\ndatabase_password = "command:false"\n'
+    )
+    code, _, err = run(capsys, "--home", str(home), "contacts", "list")
+    assert code == 1 and "the database: the password command exited with 1" in err
+    config.write_text(
+        'database_url = "postgresql+psycopg://crm@127.0.0.1:1/crm"\ndatabase_password = "pgpass"\n'
+    )
+    code, _, err = run(capsys, "--home", str(home), "contacts", "list")
+    assert code == 1 and 'database_password is "env:VAR"' in err
+
+
+def test_the_database_password_from_the_environment_opens_postgresql(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    admin = os.environ.get("CRM_TUI_TEST_POSTGRES")
+    if not admin:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs this on PostgreSQL: CRM_TUI_TEST_POSTGRES is not set")
+        pytest.skip("SKIPPED LOUDLY: no PostgreSQL (CRM_TUI_TEST_POSTGRES)")
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"crm_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(admin)._replace(database=name)
+        home = tmp_path / "home"
+        (home / "config").mkdir(parents=True)
+        without = url._replace(password=None).render_as_string(hide_password=False)
+        (home / "config" / "config.toml").write_text(
+            f'database_url = "{without}"\ndatabase_password = "env:CRM_TEST_DB_PASSWORD"\n'
+        )
+        monkeypatch.setenv("CRM_TEST_DB_PASSWORD", url.password or "")
+        code, out, err = run(capsys, "--home", str(home), "users", "add", "Anna Berg", "anna@crm.example")
+        assert code == 0, err
+        code, out, err = run(capsys, "--home", str(home), "users", "list")
+        assert code == 0 and "anna@crm.example" in out
+        monkeypatch.setenv("CRM_TEST_DB_PASSWORD", "wrong")
+        code, out, err = run(capsys, "--home", str(home), "users", "list")
+        assert code == 1 and "password authentication failed" in err and "Traceback" not in err
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        engine.dispose()
