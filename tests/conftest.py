@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -36,6 +37,24 @@ def now() -> datetime:
 POSTGRES_ENV = "CRM_TUI_TEST_POSTGRES"
 
 
+def _admin_statement(engine: Any, statement: Any) -> None:
+    """CREATE/DROP DATABASE, tried again a few times: two test processes creating databases at the same moment
+    can meet PostgreSQL's "template1 is being accessed by other users"."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(6):
+        try:
+            with engine.connect() as connection:
+                connection.execute(statement)
+            return
+        except OperationalError:
+            if attempt == 5:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """The test's database, once a SQLite file and once a PostgreSQL database of its own (made for the test on
@@ -61,15 +80,13 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     assert admin_url is not None
     name = f"crm_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    _admin_statement(admin, text(f'CREATE DATABASE "{name}"'))
     database = open_database(admin_url.rsplit("/", 1)[0] + f"/{name}")
     try:
         yield database
     finally:
         database.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        _admin_statement(admin, text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
