@@ -26,7 +26,7 @@ from crm_tui.core.errors import DatabaseError
 
 # The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
 # up-to-date database needs no Alembic import at all.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 
 BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
