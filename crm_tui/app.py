@@ -168,10 +168,9 @@ class CrmApp(App[None]):
                 self.call_from_thread(self.flush_outbox)
 
     def _automations_fired(self, report: Any, startup: bool) -> None:
-        from crm_tui.core.automation.engine import LATE_AFTER
         from crm_tui.core.sanitize import terminal_safe
 
-        late = [i for i in report.items if i.late_seconds >= LATE_AFTER.total_seconds()]
+        late = report.late
         failed = [i for i in report.items if i.outcome == "failed"]
         if late:
             skipped = sum(1 for i in late if i.outcome == "skipped")

@@ -487,7 +487,7 @@ def _role_addresses(
     record: Any,
     record_type: str,
     params: dict[str, Any],
-    context: dict[str, Any] | None = None,
+    context: dict[str, Any],
 ) -> list[str]:
     if role == "owner":
         owner = (
@@ -514,33 +514,10 @@ def _role_addresses(
             ).first()
         )
         return [address] if address else []
-    # the primary contact (as the mail's merge fields have it, when they are at hand)
-    if context is not None:
-        person = context.get("lead" if record_type == "lead" else "contact")
-        values = getattr(person, "_get", lambda: person)()
-        address = getattr(values, "_values", {}).get("email")
-        return [address] if address else []
-    if record_type == "lead":
-        address = session.scalars(
-            select(m.LeadEmail.address).where(m.LeadEmail.lead_id == record.id).order_by(m.LeadEmail.position)
-        ).first()
-        return [address] if address else []
-    contact_id = (
-        record.contact_id
-        if record_type == "ticket"
-        else session.scalars(
-            select(m.OpportunityContact.contact_id)
-            .where(m.OpportunityContact.opportunity_id == record.id)
-            .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
-        ).first()
-    )
-    if not contact_id:
-        return []
-    address = session.scalars(
-        select(m.ContactEmail.address)
-        .where(m.ContactEmail.contact_id == contact_id)
-        .order_by(m.ContactEmail.position, m.ContactEmail.id)
-    ).first()
+    # the primary contact (or the lead), as the mail's merge fields have it
+    person = context.get("lead" if record_type == "lead" else "contact")
+    values = getattr(person, "_get", lambda: person)()
+    address = getattr(values, "_values", {}).get("email")
     return [address] if address else []
 
 

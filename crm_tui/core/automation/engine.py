@@ -68,18 +68,13 @@ class RunReport:
 
     @property
     def late(self) -> list[Fired]:
-        return [
-            i
-            for i in self.items
-            if i.late_seconds >= LATE_AFTER.total_seconds() or i.outcome == "skipped" and "late" in i.message
-        ]
+        """What came due more than LATE_AFTER before it was looked at (fired late, or skipped as too late)."""
+        return [i for i in self.items if i.late_seconds >= LATE_AFTER.total_seconds()]
 
     def summary(self) -> str:
         done, failed, skipped = self.count("done"), self.count("failed"), self.count("skipped")
         text = f"{done} fired, {failed} failed, {skipped} skipped"
-        caught = [
-            i for i in self.items if i.late_seconds >= LATE_AFTER.total_seconds() and i.outcome == "done"
-        ]
+        caught = [i for i in self.late if i.outcome == "done"]
         if caught:
             text += f" ({len(caught)} caught up late)"
         return text
@@ -227,7 +222,7 @@ def _fire(
         return "skipped", "the rule is disabled", None
     if rule.late_policy == "skip" and late > rule.late_limit_hours * 3600:
         return "skipped", f"{_duration(late)} late (the rule skips after {rule.late_limit_hours} h)", None
-    if not _conditions_hold(session, rule, record):
+    if not schedule.conditions_hold(session, rule, record):
         return "skipped", "its conditions no longer hold", None
     session.info[schedule.DEPTH_KEY] = job.depth
     savepoint = session.begin_nested() if careful else None
@@ -248,11 +243,6 @@ def _fire(
         return "failed", str(exc), None
     finally:
         session.info[schedule.DEPTH_KEY] = 0
-
-
-def _conditions_hold(session: Session, rule: m.AutomationRule, record: Any) -> bool:
-    conditions = fields.load_conditions(rule.conditions)
-    return not conditions or fields.holds(conditions, fields.record_values(session, rule.entity, record))
 
 
 def _duration(seconds: int) -> str:

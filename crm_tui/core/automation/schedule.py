@@ -72,7 +72,7 @@ def due_time(rule: m.AutomationRule, moment: datetime, record: Any) -> datetime 
     return fields.shifted(moment, rule.delay_value, rule.delay_unit, at_time=rule.at_time, zone=zone)
 
 
-def _conditions_hold(session: Session, rule: m.AutomationRule, record: Any) -> bool:
+def conditions_hold(session: Session, rule: m.AutomationRule, record: Any) -> bool:
     conditions = fields.load_conditions(rule.conditions)
     if not conditions:
         return True
@@ -112,7 +112,7 @@ def schedule(
     if level > MAX_DEPTH:
         _log_stop(session, rule, record_type, record.id, now)
         return None
-    if not _conditions_hold(session, rule, record):
+    if not conditions_hold(session, rule, record):
         return None
     due = due_time(rule, moment, record)
     if due is None:
@@ -132,22 +132,6 @@ def schedule(
 
 
 # --- entries ----------------------------------------------------------------------------------------
-
-
-def current_entry(
-    session: Session, record_type: str, record_id: int, scope: str, key: str
-) -> m.AutomationEntry | None:
-    return session.scalars(
-        select(m.AutomationEntry)
-        .where(
-            m.AutomationEntry.record_type == record_type,
-            m.AutomationEntry.record_id == record_id,
-            m.AutomationEntry.scope == scope,
-            m.AutomationEntry.key == key,
-            m.AutomationEntry.left_at.is_(None),  # type: ignore[union-attr]
-        )
-        .order_by(m.AutomationEntry.id.desc())  # type: ignore[union-attr]
-    ).first()
 
 
 def _enter(
@@ -395,12 +379,12 @@ def preview_stage_move(
         return planned, []
     old = str(deal.stage_id)
     for rule in _rules(session, trigger="exit", **_place_rules("opportunity", "stage", old)):
-        ok = _conditions_hold(session, rule, deal)
+        ok = conditions_hold(session, rule, deal)
         planned.append(Planned(rule, due_time(rule, now, deal) if ok else None, "on leaving the stage"))
     for rule in _rules(
         session, trigger=("enter", "date"), **_place_rules("opportunity", "stage", str(stage_id))
     ):
-        ok = _conditions_hold(session, rule, deal)
+        ok = conditions_hold(session, rule, deal)
         planned.append(Planned(rule, due_time(rule, now, deal) if ok else None, "on entering the stage"))
     cancelled = session.execute(
         select(m.AutomationRule, m.AutomationJob)

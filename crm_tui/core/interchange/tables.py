@@ -484,10 +484,6 @@ def _deal_current(session: Session, deal_id: int) -> opportunities.OpportunityIn
     )  # fmt: skip
 
 
-def _no_none(value: Any) -> Any:
-    return value
-
-
 TABLES: dict[str, Table] = {
     "contacts": Table(
         "contacts", "contact",
