@@ -27,6 +27,7 @@ from crm_tui.core.automation import actions, engine, rules
 from crm_tui.core.clock import FixedClock
 from crm_tui.core.db import open_database, sqlite_url
 from crm_tui.core.services import (
+    attachments,
     contacts,
     email_templates,
     mail_accounts,
@@ -135,7 +136,7 @@ def main() -> int:
         build = builder(clock)
 
         def context() -> actions.FireContext:
-            return actions.FireContext(now=clock.now(), build=build, documents_dir=home / "documents",
+            return actions.FireContext(now=clock.now(), build=build, documents=attachments.FileStore(home / "documents"),
                                        me_id=me.id, zone=ZoneInfo("Europe/Berlin"))  # fmt: skip
 
         profiler = None

@@ -95,8 +95,8 @@ class CrmApp(App[None]):
         self.manage_gc = manage_gc
         self.sync_mail = sync_mail
         self.run_automations = run_automations
-        self._change_watch: Any = None  # a connection of its own, for SQLite's data_version
-        self._data_version: int | None = None
+        self._change_watch: Any = None  # core.db.ChangeWatch, made on the first look
+        self._change_look_running = False
         self._automation_started = False
         self.mail_sync = MailSyncScheduler(self)
         self._gc_taken_over = False
@@ -124,24 +124,31 @@ class CrmApp(App[None]):
 
     def check_for_changes(self) -> None:
         """Another crm-tui on the same database (or a headless command, a sync, a rule) committed: the screen
-        in front shows the data again. SQLite's data_version, read on a connection of our own, changes with
-        every commit by any other connection (a read of one page of the file: well under a millisecond)."""
-        database = self.context.database()
-        if not database.is_sqlite or not database.engine.url.database:
-            return
-        try:
-            if self._change_watch is None:
-                import sqlite3
+        in front shows the data again. SQLite tells by its data_version, PostgreSQL by the notices its triggers
+        send at commit (core.db.ChangeWatch): either way well under a millisecond a look."""
+        if self._change_watch is None:
+            from crm_tui.core.db import ChangeWatch
 
-                self._change_watch = sqlite3.connect(database.engine.url.database, check_same_thread=False)
-            version = self._change_watch.execute("PRAGMA data_version").fetchone()[0]
-        except Exception:  # noqa: BLE001 - a check that cannot run now runs again in two seconds
-            return
-        if self._data_version is not None and version != self._data_version:
-            refresh = getattr(self.screen, "refresh_data", None)
-            if refresh is not None:
-                refresh()
-        self._data_version = version
+            self._change_watch = ChangeWatch(self.context.database())
+        if self._change_watch.db.is_sqlite:
+            if self._change_watch.changed():
+                self._show_changes()
+        elif not self._change_look_running:
+            # A round trip to a server (and a reconnect when it was away): never on the UI thread.
+            self._change_look_running = True
+            self.run_worker(self._look_for_changes, thread=True, group="changes", exit_on_error=False)
+
+    def _look_for_changes(self) -> None:
+        try:
+            if self._change_watch.changed():
+                self.call_from_thread(self._show_changes)
+        finally:
+            self._change_look_running = False
+
+    def _show_changes(self) -> None:
+        refresh = getattr(self.screen, "refresh_data", None)
+        if refresh is not None:
+            refresh()
 
     # --- automation ---
 
@@ -419,6 +426,19 @@ class CrmApp(App[None]):
 
     async def _run_bound_action(self, node: Any, action: str) -> None:
         await self.run_action(action, node)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: Any = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text: names, subjects and file names in them come from mail and files,
+        and Textual would read ``[...]`` in them as markup (even ``[@click=...]`` actions). Ours use none."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def action_show_keys(self) -> None:
         if self.screen.query("HelpPanel"):

@@ -29,7 +29,7 @@ def context_factory(
 
     def make() -> actions.FireContext:
         return actions.FireContext(
-            now=clock.now(), build=build, documents_dir=context.documents_dir, report_dirs=folders,
+            now=clock.now(), build=build, documents=context.document_store(), report_dirs=folders,
             me_id=me_id, zone=context.zone,
         )  # fmt: skip
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database, open_database, sqlite_url
 from crm_tui.paths import Paths
 from crm_tui.settings import Settings
+
+if TYPE_CHECKING:
+    from crm_tui.core.services.attachments import DocumentStore
 
 
 @dataclass
@@ -33,6 +37,12 @@ class AppContext:
     @property
     def documents_dir(self) -> Path:
         return self.paths.documents_dir(demo=self.demo)
+
+    def document_store(self) -> DocumentStore:
+        """Where documents live: files beside a local SQLite database, in a shared database itself."""
+        from crm_tui.core.services.attachments import store_for
+
+        return store_for(self.database(), self.documents_dir)
 
     def today(self) -> date:
         return self.clock.now().astimezone(self.zone).date()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from crm_tui.core.errors import DatabaseError
 
 # The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
 # up-to-date database needs no Alembic import at all.
-SCHEMA_HEAD = "0011"
+SCHEMA_HEAD = "0012"
 
 BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -143,6 +143,93 @@ class Database:
         self.engine.dispose()
 
 
+CHANGE_CHANNEL = "crm_tui_changes"
+
+
+def ensure_change_notices(connection: Any) -> None:
+    """On PostgreSQL every table notifies ``CHANGE_CHANNEL`` when a transaction that wrote to it commits
+    (a statement trigger: one notice per transaction, however many rows), so other instances can show the
+    change. Run after every migration: a table a migration adds gets its trigger too."""
+    if connection.dialect.name != "postgresql":
+        return
+    connection.exec_driver_sql(
+        "CREATE OR REPLACE FUNCTION crm_tui_changed() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN PERFORM pg_notify('{CHANGE_CHANNEL}', ''); RETURN NULL; END $$"
+    )
+    have = {
+        row[0]
+        for row in connection.exec_driver_sql(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname = 'crm_tui_changed' AND c.relnamespace = current_schema()::regnamespace"
+        )
+    }
+    for table in inspect(connection).get_table_names():
+        if table not in have:
+            connection.exec_driver_sql(
+                f'CREATE TRIGGER crm_tui_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "{table}" '
+                "FOR EACH STATEMENT EXECUTE FUNCTION crm_tui_changed()"
+            )
+
+
+class ChangeWatch:
+    """Tells whether anyone (another instance, a headless command, a sync) committed to the database since
+    the last look, on a connection of its own. SQLite: ``PRAGMA data_version`` (one page read). PostgreSQL:
+    LISTEN on ``CHANGE_CHANNEL``, whose notices the triggers send at commit. ``changed()`` never raises: a
+    look that cannot be made now (the server away) says "unchanged" and reconnects next time, then says
+    "changed" once, as anything may have happened meanwhile."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._connection: Any = None
+        self._version: int | None = None
+        self._notices = 0
+        self._lost = False
+
+    def changed(self) -> bool:
+        try:
+            return self._look()
+        except Exception:  # noqa: BLE001 - the server or file away: looked at again next time
+            self.close()
+            self._lost = True
+            return False
+
+    def _look(self) -> bool:
+        if self.db.is_sqlite:
+            if not self.db.engine.url.database:
+                return False
+            if self._connection is None:
+                self._connection = sqlite3.connect(self.db.engine.url.database, check_same_thread=False)
+            version = self._connection.execute("PRAGMA data_version").fetchone()[0]
+            changed = self._version is not None and version != self._version
+            self._version = version
+            return changed
+        if self._connection is None:
+            pooled = self.db.engine.raw_connection()
+            connection = pooled.driver_connection
+            pooled.detach()  # ours alone, never back to the pool: it stays in LISTEN
+            connection.autocommit = True
+            connection.add_notify_handler(self._notice)
+            connection.execute(f"LISTEN {CHANGE_CHANNEL}")
+            self._connection = connection
+            self._notices = 0
+            if self._lost:
+                self._lost = False
+                return True
+            return False
+        self._connection.execute("SELECT 1")  # delivers the notices that arrived meanwhile
+        changed, self._notices = self._notices > 0, 0
+        return changed
+
+    def _notice(self, _notice: Any) -> None:
+        self._notices += 1
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with suppress(Exception):  # closing a broken connection
+                self._connection.close()
+            self._connection = None
+
+
 def _current_revision(connection: Any) -> str | None:
     if not inspect(connection).has_table("alembic_version"):
         return None
@@ -208,6 +295,7 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
                     )
                 _run_alembic(connection)
                 search_index.ensure(connection)
+                ensure_change_notices(connection)
                 if db.is_sqlite:
                     problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if problems:

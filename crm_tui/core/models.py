@@ -439,6 +439,16 @@ class Document(SQLModel, table=True):
     created_at: datetime = _utc()
 
 
+class DocumentContent(SQLModel, table=True):
+    """The bytes of a document in parts of 1 MiB, keyed by their SHA-256 (the ``stored_name`` of its rows):
+    used where the database is shared, so every instance reads the same documents."""
+
+    __tablename__ = "document_content"
+    sha256: str = Field(primary_key=True, max_length=64)
+    part: int = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 class CustomFieldDefinition(SQLModel, table=True):
     __tablename__ = "custom_field_definition"
     __table_args__ = (UniqueConstraint("entity_type", "key"),)

@@ -1,5 +1,5 @@
 """The attachments of a mail (v in the inbox): save one to a folder, open it with the system's opener (only
-when asked), or keep it in a record's documents."""
+when asked), or keep it in a record's documents. The documents of a record (o in the lists) the same way."""
 
 from __future__ import annotations
 
@@ -77,38 +77,54 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         Binding("k", "move(-1)", "Up", show=False, id="attachments.up"),
     ]
 
+    title = "Attachments"
+    hint = "s save · o open · r to the record's documents · esc close"
+
     def __init__(self, message_id: int, files: list[tuple[str, str, bytes]], context: Any) -> None:
         super().__init__()
-        self.message_id, self.files, self.crm = message_id, files, context
+        self.message_id, self.crm = message_id, context
+        self.entries = [(name, kind, len(payload)) for name, kind, payload in files]
+        self._payloads = [payload for _, _, payload in files]
         self.saved_to: list[Path] = []
 
     def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(f"{self.title} ({len(self.entries)})", style="bold"), classes="dialog-title")
+            yield OptionList(*self._options(), id="attachment-list")
+            yield Label(Text(self.hint, style="dim"))
+        yield Footer()
+
+    def _options(self) -> list[Option]:
         from crm_tui.screens.inbox import _size
 
-        with Vertical(classes="dialog"):
-            yield Label(Text(f"Attachments ({len(self.files)})", style="bold"), classes="dialog-title")
-            yield OptionList(
-                *(
-                    Option(
-                        Text(f"{terminal_safe(name, max_length=60) or '(unnamed)'}  ")
-                        + Text(f"{terminal_safe(kind)} · {_size(str(len(payload)))}", style="dim"),
-                        id=str(index),
-                    )
-                    for index, (name, kind, payload) in enumerate(self.files)
-                ),
-                id="attachment-list",
+        return [
+            Option(
+                Text(f"{terminal_safe(name, max_length=60) or '(unnamed)'}  ")
+                + Text(f"{terminal_safe(kind)} · {_size(str(size))}", style="dim"),
+                id=str(index),
             )
-            yield Label(Text("s save · o open · r to the record's documents · esc close", style="dim"))
-        yield Footer()
+            for index, (name, kind, size) in enumerate(self.entries)
+        ]
 
     def on_mount(self) -> None:
         listing = self.query_one(OptionList)
         listing.focus()
-        listing.highlighted = 0 if self.files else None
+        listing.highlighted = 0 if self.entries else None
+
+    def payload(self, index: int) -> bytes:
+        return self._payloads[index]
 
     def chosen(self) -> tuple[str, str, bytes] | None:
         index = self.query_one(OptionList).highlighted
-        return self.files[index] if index is not None and index < len(self.files) else None
+        if index is None or index >= len(self.entries):
+            return None
+        try:
+            payload = self.payload(index)
+        except CrmError as exc:
+            self.notify(str(exc), severity="error")
+            return None
+        name, kind, _ = self.entries[index]
+        return name, kind, payload
 
     def action_move(self, step: int) -> None:
         self.query_one(OptionList).action_cursor_down() if step > 0 else self.query_one(
@@ -203,7 +219,7 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
                     session,
                     ref,
                     source,
-                    documents_dir=self.crm.paths.documents_dir(demo=self.crm.demo),
+                    store=self.crm.document_store(),
                     added_by_id=self.crm.me_id(),
                     now=self.crm.clock.now(),
                     filename=source.name,
@@ -217,3 +233,78 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class DocumentsScreen(AttachmentsScreen):
+    """The documents of a record: save, open, or remove one from the record. The bytes are read from the
+    document store (files beside SQLite, the shared database in team mode) only when one is saved or opened."""
+
+    BINDINGS = [
+        Binding("d", "remove", "Remove from the record", id="documents.remove"),
+    ]
+    title = "Documents"
+    hint = "s save · o open · d remove from the record · esc close"
+
+    def __init__(self, ref: Any, context: Any) -> None:
+        super().__init__(0, [], context)
+        self.ref = ref
+        self.document_ids: list[int] = []
+        self._load()
+
+    def _load(self) -> None:
+        from crm_tui.core.services import attachments
+
+        with self.crm.database().read() as session:
+            documents = attachments.documents_on(session, self.ref)
+        self.document_ids = [document.id for document in documents]  # type: ignore[misc]
+        self.entries = [
+            (document.filename, document.content_type or "application/octet-stream", document.size)
+            for document in documents
+        ]
+        self.title = f"Documents of {self.ref}"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "to_record"
+
+    def payload(self, index: int) -> bytes:
+        from crm_tui.core import models as m
+
+        with self.crm.database().read() as session:
+            document = session.get(m.Document, self.document_ids[index])
+            if document is None:
+                raise CrmError("this document was removed meanwhile")
+            return self.crm.document_store().read(session, document.stored_name)
+
+    def action_remove(self) -> None:
+        from crm_tui.screens.dialogs import ConfirmDialog
+
+        index = self.query_one(OptionList).highlighted
+        if index is None or index >= len(self.entries):
+            return
+        name = terminal_safe(self.entries[index][0])
+
+        def confirmed(yes: bool | None) -> None:
+            if not yes:
+                return
+            from crm_tui.core.services import attachments
+
+            try:
+                with self.crm.database().write() as session:
+                    orphans = attachments.delete_document(session, self.document_ids[index])
+            except CrmError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.crm.document_store().discard(orphans)
+            self.notify(f"removed {name} from {self.ref}")
+            self._load()
+            listing = self.query_one(OptionList)
+            listing.clear_options()
+            listing.add_options(self._options())
+            listing.highlighted = min(index, len(self.entries) - 1) if self.entries else None
+            self.query_one(".dialog-title", Label).update(
+                Text(f"{self.title} ({len(self.entries)})", style="bold")
+            )
+
+        self.app.push_screen(
+            ConfirmDialog(f"Remove {name}?", f"It is no longer a document of {self.ref}."), confirmed
+        )

@@ -476,15 +476,12 @@ class ComposeScreen(CrmScreen):
                 document = session.get(m.Document, int(document_id))
                 if document is None:
                     return
-                path = attachments.document_path(
-                    context.paths.documents_dir(demo=context.demo), document.stored_name
-                )
                 name, kind = document.filename, document.content_type or "application/octet-stream"
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                self.notify(f"cannot read {terminal_safe(name)}: {exc.strerror or exc}", severity="error")
-                return
+                try:
+                    data = context.document_store().read(session, document.stored_name)
+                except CrmError as exc:
+                    self.notify(f"cannot read {terminal_safe(name)}: {exc}", severity="error")
+                    return
             self.attachments.append((name, kind, data))
             self._show_attachments()
 

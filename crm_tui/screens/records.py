@@ -57,6 +57,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         Binding("D", "delete", "Delete", show=False, id="records.delete"),
         Binding("c", "comment", "Comment", show=False, id="records.comment"),
         Binding("A", "attach", "Attach file", show=False, id="records.attach"),
+        Binding("o", "documents", "Documents (save, open)", show=False, id="records.documents"),
         Binding("a", "add_activity", "Add activity", id="records.add_activity"),
         Binding("C", "convert", "Convert lead", id="records.convert"),
         Binding("m", "mail", "Write mail", id="records.mail"),
@@ -214,13 +215,12 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            from crm_tui.core.services.attachments import remove_files
             from crm_tui.core.services.records import delete_record
 
             ok, orphans = self.write(lambda session: delete_record(session, ref))
             if not ok:
                 return
-            remove_files(self.app.context.documents_dir, orphans)  # type: ignore[attr-defined]
+            self.app.context.document_store().discard(orphans)  # type: ignore[attr-defined]
             self.notify(f"Deleted {ref}.")
             self.refresh_list()
 
@@ -360,7 +360,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
                     session,
                     ref,
                     Path(path).expanduser(),
-                    documents_dir=context.documents_dir,
+                    store=context.document_store(),
                     added_by_id=context.me_id(),
                     now=context.clock.now(),
                 )
@@ -372,6 +372,18 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             self._load_detail(ref)
 
         self.app.push_screen(PromptDialog(f"Attach a file to {ref}", placeholder="path of the file"), entered)
+
+    def action_documents(self) -> None:
+        from crm_tui.screens.attachments import DocumentsScreen
+
+        ref = self.selected_ref()
+        if ref is None:
+            return
+        screen = DocumentsScreen(ref, self.app.context)  # type: ignore[attr-defined]
+        if not screen.entries:
+            self.notify(f"{ref} has no documents (A attaches a file).")
+            return
+        self.app.push_screen(screen, lambda _: self._load_detail(ref))
 
     def action_add_activity(self) -> None:
         ref = self.selected_ref()

@@ -299,7 +299,7 @@ def test_backup_while_writing_then_restore_after_checks(
     with db.write() as s:
         contact = factories.contact(s, NOW, "Kept", emails=["kept@example.com"])
         attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), doc,  # type: ignore[arg-type]
-                                 documents_dir=home / "data" / "documents", added_by_id=None, now=NOW)  # fmt: skip
+                                 store=attachments.FileStore(home / "data" / "documents"), added_by_id=None, now=NOW)  # fmt: skip
     stop = threading.Event()
 
     def writer() -> None:  # another crm-tui writing all the while

@@ -513,7 +513,7 @@ def test_signature_forward_attached_and_a_document_from_the_record(
         person = factories.contact(session, NOW, "Lang", first_name="Lisa", emails=["lisa@kunde.example"])
         attachments.add_document(
             session, RecordRef(RecordType.CONTACT, person.id), offer,  # type: ignore[arg-type]
-            documents_dir=resolve_paths(mailbox.home).documents_dir(), added_by_id=None, now=NOW,
+            store=attachments.FileStore(resolve_paths(mailbox.home).documents_dir()), added_by_id=None, now=NOW,
         )  # fmt: skip
     db.dispose()
 

@@ -329,3 +329,72 @@ def test_mail_templates_are_made_checked_edited_and_deleted_in_settings(demo_hom
         await wait_for(lambda: table.row_count == 4, pilot)
 
     run(demo_home, "settings", scenario)
+
+
+def test_a_records_documents_are_saved_opened_and_removed_from_the_list(
+    demo_home: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """o lists the documents of the selected record; s saves one (never over an existing file), o hands a
+    copy to the opener, d removes it from the record after a yes. A file name with [markup] in it shows as
+    typed: no notification reads markup."""
+    from crm_tui.screens.attachments import DocumentsScreen
+    from crm_tui.screens.dialogs import ConfirmDialog
+
+    offer = tmp_path / "offer [bold]2026[reverse].pdf"
+    offer.write_bytes(b"%PDF-1.4 the offer")
+    folder = tmp_path / "saved"
+    opened = tmp_path / "opened.txt"
+    monkeypatch.setenv("CRM_TUI_OPENER", f"sh -c 'cat \"$0\" > {opened}'")
+
+    async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
+        screen = app.screen
+        assert isinstance(screen, RecordsScreen)
+        await wait_for(lambda: screen.table.row_count > 0, pilot)
+        await pilot.press("o")
+        await wait_for(lambda: any("has no documents" in n.message for n in app._notifications), pilot)
+        await pilot.press("A")
+        await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+        app.screen.query_one(Input).value = str(offer)
+        await pilot.press("enter")
+        await wait_for(
+            lambda: any("Attached offer [bold]2026[reverse].pdf" in n.message for n in app._notifications),
+            pilot,
+        )
+        assert not any(n.markup for n in app._notifications), "names from files are never markup"
+        await pilot.press("o")
+        await wait_for(lambda: isinstance(app.screen, DocumentsScreen), pilot)
+        listing = app.screen.query_one(OptionList)
+        assert "offer [bold]2026[reverse].pdf" in str(listing.get_option_at_index(0).prompt)
+        for _ in range(2):
+            await pilot.press("s")
+            await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+            app.screen.query_one(Input).value = str(folder)
+            await pilot.press("enter")
+            await wait_for(lambda: isinstance(app.screen, DocumentsScreen), pilot)
+        await wait_for(lambda: len(list(folder.iterdir())) == 2, pilot)
+        saved = sorted(folder.iterdir())
+        assert [p.name for p in saved] == [
+            "offer [bold]2026[reverse] (1).pdf",
+            "offer [bold]2026[reverse].pdf",
+        ]
+        assert all(p.read_bytes() == b"%PDF-1.4 the offer" for p in saved)
+        await pilot.press("o")
+        await wait_for(lambda: opened.exists() and opened.read_bytes() == b"%PDF-1.4 the offer", pilot)
+        await pilot.press("d")
+        await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+        await pilot.press("y")
+        await wait_for(lambda: isinstance(app.screen, DocumentsScreen) and not app.screen.entries, pilot)
+        with context.database().read() as session:
+            assert session.scalars(select(m.Document).where(m.Document.filename.contains("2026"))).all() == []
+        assert context.document_store().missing(None, [_sha(b"%PDF-1.4 the offer")]) == [
+            _sha(b"%PDF-1.4 the offer")
+        ]
+        await pilot.press("escape")
+
+    run(demo_home, "contacts", scenario)
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()

@@ -18,7 +18,14 @@ from crm_tui.core.automation.actions import FireContext
 from crm_tui.core.clock import FixedClock
 from crm_tui.core.db import Database
 from crm_tui.core.errors import ValidationError
-from crm_tui.core.services import activities, mail_accounts, opportunities, organizations, pipelines
+from crm_tui.core.services import (
+    activities,
+    attachments,
+    mail_accounts,
+    opportunities,
+    organizations,
+    pipelines,
+)
 from crm_tui.mail.automation import builder
 from crm_tui.resources import assets_dir
 from tests.utils import factories
@@ -96,7 +103,7 @@ class World:
 
     def context(self) -> FireContext:
         return FireContext(
-            now=self.clock.now(), build=builder(self.clock), documents_dir=self.documents,
+            now=self.clock.now(), build=builder(self.clock), documents=attachments.store_for(self.db, self.documents),
             report_dirs=[assets_dir() / "templates" / "report"], me_id=self.me, zone=BERLIN,
         )  # fmt: skip
 
@@ -465,9 +472,9 @@ def test_a_pdf_report_is_stored_on_the_deal_and_mailed(world: World) -> None:
     with world.db.read() as s:
         document = s.scalars(select(m.Document)).one()
         mail = s.scalars(select(m.OutboxItem)).one()
+        pdf = attachments.store_for(world.db, world.documents).read(s, document.stored_name)
     assert (document.record_type, document.record_id) == ("opportunity", deal)
     assert document.filename == "Deal summary - Dach Müller Ünterföhring 2026-03-02.pdf"
-    pdf = (world.documents / document.stored_name[:2] / document.stored_name).read_bytes()
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert "Dach Müller Ünterföhring" in text and "Kick-off call" in text and "12,500.00 EUR" in text
     assert "Lead in -> Won" in text

@@ -151,3 +151,28 @@ def test_rows_read_stay_readable_after_the_read_ends(db: Database, now: datetime
     with db.read() as session:
         row = session.exec(select(m.Contact)).one()
     assert row.last_name == "Readable"
+
+
+def test_a_change_watch_sees_commits_of_other_connections_once(db: Database, now: datetime) -> None:
+    """What lets two app instances on one database show each other's changes: SQLite's data_version, or on
+    PostgreSQL the notices the tables' triggers send at commit (never for a rolled-back transaction)."""
+    from crm_tui.core.db import ChangeWatch
+
+    watch = ChangeWatch(db)
+    try:
+        assert watch.changed() is False, "the first look only starts watching"
+        assert watch.changed() is False
+        with db.write() as session:
+            factories.contact(session, now, last_name="Seen")
+        assert watch.changed() is True
+        assert watch.changed() is False, "one commit, one change"
+        with pytest.raises(RuntimeError), db.write() as session:
+            factories.contact(session, now, last_name="Rolled back")
+            session.flush()
+            raise RuntimeError("undo")
+        assert watch.changed() is False, "nothing committed"
+        with db.write() as session:  # a table a later migration made would notify too: every table does
+            session.add(m.DocumentContent(sha256="0" * 64, part=0, data=b"x"))
+        assert watch.changed() is True
+    finally:
+        watch.close()

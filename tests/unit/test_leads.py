@@ -11,7 +11,7 @@ from crm_tui.core import models as m
 from crm_tui.core.db import Database
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.services import leads, mail_store
-from crm_tui.core.services.attachments import add_comment, add_document, comments_on, documents_on
+from crm_tui.core.services.attachments import add_comment, add_document, comments_on, documents_on, store_for
 from crm_tui.core.services.leads import LeadInput
 from crm_tui.core.types import RecordRef, RecordType
 from tests.utils import factories
@@ -46,7 +46,9 @@ def test_conversion_creates_contact_organization_and_deal_and_carries_everything
         lead_ref = RecordRef(RecordType.LEAD, lead.id)  # type: ignore[arg-type]
         call = factories.activity(session, now, lead_id=lead.id, subject="First call")
         add_comment(session, lead_ref, "Wants a quote by Friday", author_id=me.id, now=now)
-        add_document(session, lead_ref, source, documents_dir=tmp_path / "docs", added_by_id=me.id, now=now)
+        add_document(
+            session, lead_ref, source, store=store_for(db, tmp_path / "docs"), added_by_id=me.id, now=now
+        )
         message = mail_store.store_message(
             session, mail_store.MessageData(raw=b"Subject: hi\r\n\r\nhello"), now=now
         )

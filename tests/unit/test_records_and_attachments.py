@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crm_tui.core.db import Database
-from crm_tui.core.errors import NotFound, ValidationError
+from crm_tui.core.errors import CrmError, NotFound, ValidationError
 from crm_tui.core.services import attachments, mail_store, records, sales_documents
 from crm_tui.core.services.sales_documents import QuoteInput, QuoteItemInput, TicketInput
 from crm_tui.core.types import RecordRef, RecordType
@@ -96,30 +96,42 @@ def test_comments_need_text_and_an_existing_record(db: Database, now: datetime) 
             )  # type: ignore[arg-type]
 
 
-def test_documents_are_copied_under_the_data_dir_and_named_safely(
+def test_documents_are_copied_into_the_store_and_named_safely(
     db: Database, now: datetime, tmp_path: Path
 ) -> None:
+    """A copy of the file (three parts of the database store's 1 MiB, or a file beside SQLite), read back
+    byte for byte after the source is gone; removed with the last row that uses it."""
     source = tmp_path / "..\u202eevil\x1b[31m.pdf"
-    source.write_bytes(b"contract")
-    store = tmp_path / "documents"
+    content = os.urandom(2 * attachments.PART_BYTES + 123)
+    source.write_bytes(content)
+    store = attachments.store_for(db, tmp_path / "documents")
     with db.write() as session:
         person = factories.contact(session, now)
         ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
-        doc = attachments.add_document(session, ref, source, documents_dir=store, added_by_id=None, now=now)
+        doc = attachments.add_document(session, ref, source, store=store, added_by_id=None, now=now)
         assert (
             "\x1b" not in doc.filename and "\u202e" not in doc.filename and not doc.filename.startswith(".")
         )
-        stored = attachments.document_path(store, doc.stored_name)
-        assert stored.read_bytes() == b"contract"
         with pytest.raises(ValidationError, match="does not exist"):
             attachments.add_document(
-                session, ref, tmp_path / "missing.pdf", documents_dir=store, added_by_id=None, now=now
+                session, ref, tmp_path / "missing.pdf", store=store, added_by_id=None, now=now
             )
-        removable = attachments.delete_document(session, doc.id)  # type: ignore[arg-type]
-    attachments.remove_files(store, removable)
-    assert not stored.exists()
     source.unlink()
-    assert os.listdir(store / doc.stored_name[:2]) == []
+    with db.read() as session:
+        assert store.read(session, doc.stored_name) == content
+        assert store.missing(session, [doc.stored_name, "0" * 64]) == ["0" * 64]
+        saved = attachments.export_document(session, store, doc, tmp_path / "out")
+        again = attachments.export_document(session, store, doc, tmp_path / "out")
+    assert saved.read_bytes() == content and again.name.endswith("(1).pdf"), "never overwritten"
+    with db.write() as session:
+        removable = attachments.delete_document(session, doc.id)  # type: ignore[arg-type]
+    store.discard(removable)
+    with db.read() as session:
+        assert store.missing(session, [doc.stored_name]) == [doc.stored_name]
+        with pytest.raises(CrmError, match="missing"):
+            store.read(session, doc.stored_name)
+    if isinstance(store, attachments.FileStore):
+        assert os.listdir(tmp_path / "documents" / doc.stored_name[:2]) == []
 
 
 def test_stored_mail_keeps_raw_bytes_and_links_once(db: Database, now: datetime) -> None:
@@ -147,7 +159,7 @@ def test_a_file_shared_by_two_records_is_removed_only_with_the_last(
 
     source = tmp_path / "site-plan.pdf"
     source.write_bytes(b"plan")
-    store = tmp_path / "documents"
+    store = attachments.store_for(db, tmp_path / "documents")
     with db.write() as session:
         person = factories.contact(session, now)
         deal = factories.deal(session, now, factories.pipeline(session))
@@ -155,7 +167,7 @@ def test_a_file_shared_by_two_records_is_removed_only_with_the_last(
             session,
             RecordRef(RecordType.CONTACT, person.id),
             source,
-            documents_dir=store,
+            store=store,
             added_by_id=None,
             now=now,  # type: ignore[arg-type]
         )

@@ -48,7 +48,7 @@ class FireContext:
 
     now: datetime
     build: MailBuilder | None = None
-    documents_dir: Path | None = None
+    documents: Any = None  # an attachments.DocumentStore
     report_dirs: list[Path] = field(default_factory=list)
     me_id: int | None = None
     zone: Any = None
@@ -610,18 +610,17 @@ def _report(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no
     from crm_tui.core.automation import reports
     from crm_tui.core.services import attachments
 
-    if ctx.documents_dir is None:
-        raise CrmError("reports cannot be stored here (no documents folder given)")
+    if ctx.documents is None:
+        raise CrmError("reports cannot be stored here (no document store given)")
     title, pdf = reports.render_pdf(session, params["template"], job, record, ctx)
     day = _local_today(ctx)
     filename = attachments.safe_filename(f"{title.replace(':', ' -')} {day.isoformat()}.pdf")
-    ctx.documents_dir.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=ctx.documents_dir, prefix=".report-", suffix=".pdf")
+    handle, temporary = tempfile.mkstemp(prefix="crm-tui-report-", suffix=".pdf")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(pdf)
         document = attachments.add_document(
-            session, _ref(job), Path(temporary), documents_dir=ctx.documents_dir, added_by_id=None,
+            session, _ref(job), Path(temporary), store=ctx.documents, added_by_id=None,
             now=ctx.now, filename=filename,
         )  # fmt: skip
     finally:

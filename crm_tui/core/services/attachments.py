@@ -5,21 +5,24 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.db import Database, execute_core
 from crm_tui.core.errors import CrmError, FieldErrors, ValidationError
 from crm_tui.core.services.common import check_text, get_or_404
 from crm_tui.core.services.records import ATTACHABLE, record_exists
 from crm_tui.core.types import RecordRef
 
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
+PART_BYTES = 1 << 20
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 
 def _check_target(errors: FieldErrors, session: Session, ref: RecordRef) -> None:
@@ -67,8 +70,7 @@ def safe_filename(name: str) -> str:
     return base or "unnamed"
 
 
-def store_file(source: Path, documents_dir: Path) -> tuple[str, int, str]:
-    """Copy ``source`` into the content-addressed store. Returns (stored name, size, sha256)."""
+def _check_source(source: Path) -> int:
     try:
         size = source.stat().st_size
     except FileNotFoundError:
@@ -79,32 +81,138 @@ def store_file(source: Path, documents_dir: Path) -> tuple[str, int, str]:
         raise ValidationError.single("path", f"{source} is not a file")
     if size > MAX_DOCUMENT_BYTES:
         raise ValidationError.single("path", f"{source} is larger than {MAX_DOCUMENT_BYTES // 2**20} MiB")
-    documents_dir.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    handle, temporary = tempfile.mkstemp(dir=documents_dir, prefix=".incoming-")
-    try:
-        with os.fdopen(handle, "wb") as out, source.open("rb") as src:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        stored_name = digest.hexdigest()
-        target = documents_dir / stored_name[:2] / stored_name
-        target.parent.mkdir(exist_ok=True)
-        os.replace(temporary, target)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
-        if exc.errno == 28:
-            raise CrmError(
-                "the disk is full: the document was not added; free some space and try again"
-            ) from exc
-        raise CrmError(f"cannot store {source.name}: {exc.strerror or exc}") from exc
-    return stored_name, size, stored_name
+    return size
 
 
-def document_path(documents_dir: Path, stored_name: str) -> Path:
-    return documents_dir / stored_name[:2] / stored_name
+def _unreadable(source: Path, exc: OSError) -> CrmError:
+    if exc.errno == 28:
+        return CrmError("the disk is full: the document was not added; free some space and try again")
+    return CrmError(f"cannot store {source.name}: {exc.strerror or exc}")
+
+
+class DocumentStore(Protocol):
+    """Where the bytes of documents live, keyed by their SHA-256 (a document row's ``stored_name``)."""
+
+    def put(self, session: Session, source: Path) -> tuple[str, int]:
+        """Store a copy of ``source`` (in the session's transaction where the store is the database);
+        returns (SHA-256, size)."""
+        ...
+
+    def read(self, session: Session, stored_name: str) -> bytes:
+        """The bytes of a stored document; CrmError when they are missing."""
+        ...
+
+    def missing(self, session: Session, stored_names: list[str]) -> list[str]:
+        """Those of ``stored_names`` whose bytes are not in the store."""
+        ...
+
+    def discard(self, stored_names: list[str]) -> None:
+        """Remove the bytes no document row refers to any more (after the delete committed)."""
+        ...
+
+
+class FileStore:
+    """Documents as files under the data dir (``ab/abcdef...``): a local SQLite database."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, stored_name: str) -> Path:
+        return self.folder / stored_name[:2] / stored_name
+
+    def put(self, session: Session, source: Path) -> tuple[str, int]:
+        size = _check_source(source)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".incoming-")
+        except OSError as exc:
+            raise _unreadable(source, exc) from exc
+        digest = hashlib.sha256()
+        try:
+            with os.fdopen(handle, "wb") as out, source.open("rb") as src:
+                for chunk in iter(lambda: src.read(PART_BYTES), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            target = self.path(digest.hexdigest())
+            target.parent.mkdir(exist_ok=True)
+            os.replace(temporary, target)
+        except OSError as exc:
+            Path(temporary).unlink(missing_ok=True)
+            raise _unreadable(source, exc) from exc
+        return digest.hexdigest(), size
+
+    def read(self, session: Session, stored_name: str) -> bytes:
+        try:
+            return self.path(stored_name).read_bytes()
+        except OSError as exc:
+            raise CrmError(f"the document's file is missing or unreadable: {exc.strerror or exc}") from exc
+
+    def missing(self, session: Session, stored_names: list[str]) -> list[str]:
+        return [name for name in stored_names if not self.path(name).is_file()]
+
+    def discard(self, stored_names: list[str]) -> None:
+        for name in stored_names:
+            self.path(name).unlink(missing_ok=True)
+
+
+class DatabaseStore:
+    """Documents in the database itself (``document_content``, parts of 1 MiB): a shared PostgreSQL
+    database, where every instance must read the same documents. Stored in the transaction that adds the
+    document row, so a row never points at bytes that are not there."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def put(self, session: Session, source: Path) -> tuple[str, int]:
+        size = _check_source(source)
+        digest = hashlib.sha256()
+        try:
+            with source.open("rb") as src:
+                for chunk in iter(lambda: src.read(PART_BYTES), b""):
+                    digest.update(chunk)
+                sha = digest.hexdigest()
+                if self.missing(session, [sha]):
+                    src.seek(0)
+                    for part, chunk in enumerate(iter(lambda: src.read(PART_BYTES), b"")):
+                        execute_core(session, insert(m.DocumentContent.__table__),
+                                     {"sha256": sha, "part": part, "data": chunk})  # fmt: skip
+        except OSError as exc:
+            raise _unreadable(source, exc) from exc
+        return sha, size
+
+    def read(self, session: Session, stored_name: str) -> bytes:
+        table = m.DocumentContent.__table__
+        parts = execute_core(
+            session, select(table.c.data).where(table.c.sha256 == stored_name).order_by(table.c.part)
+        ).scalars()
+        data = b"".join(parts)
+        if not data and stored_name != EMPTY_SHA256:
+            raise CrmError("the document's content is missing from the database")
+        return data
+
+    def missing(self, session: Session, stored_names: list[str]) -> list[str]:
+        table = m.DocumentContent.__table__
+        present = set(
+            execute_core(
+                session, select(table.c.sha256).where(table.c.sha256.in_(stored_names), table.c.part == 0)
+            ).scalars()
+        )
+        return [name for name in stored_names if name not in present and name != EMPTY_SHA256]
+
+    def discard(self, stored_names: list[str]) -> None:
+        if not stored_names:
+            return
+        table = m.DocumentContent.__table__
+        used = select(m.Document.stored_name).where(m.Document.stored_name == table.c.sha256).exists()
+        with self.db.write() as session:
+            execute_core(session, delete(table).where(table.c.sha256.in_(stored_names), ~used))
+
+
+def store_for(db: Database, documents_dir: Path) -> DocumentStore:
+    """The document store of a database: files beside a local SQLite file, the database itself when shared."""
+    return FileStore(documents_dir) if db.is_sqlite else DatabaseStore(db)
 
 
 def add_document(
@@ -112,7 +220,7 @@ def add_document(
     ref: RecordRef,
     source: Path,
     *,
-    documents_dir: Path,
+    store: DocumentStore,
     added_by_id: int | None,
     now: datetime,
     filename: str | None = None,
@@ -121,7 +229,8 @@ def add_document(
     errors = FieldErrors()
     _check_target(errors, session, ref)
     errors.raise_if_any()
-    stored_name, size, sha = store_file(source, documents_dir)
+    stored_name, size = store.put(session, source)
+    sha = stored_name
     name = safe_filename(filename or source.name)
     document = m.Document(
         record_type=ref.type.value,
@@ -187,14 +296,9 @@ def unreferenced(session: Session, stored_names: list[str]) -> list[str]:
     return result
 
 
-def remove_files(documents_dir: Path, stored_names: list[str]) -> None:
-    """Delete stored files no row refers to any more (call after the transaction committed)."""
-    for name in stored_names:
-        document_path(documents_dir, name).unlink(missing_ok=True)
-
-
-def export_document(documents_dir: Path, document: m.Document, target_dir: Path) -> Path:
-    """Copy a stored document out under its (sanitised) name, never overwriting an existing file."""
+def export_document(session: Session, store: DocumentStore, document: m.Document, target_dir: Path) -> Path:
+    """Write a stored document out under its (sanitised) name, never overwriting an existing file."""
+    data = store.read(session, document.stored_name)
     target_dir.mkdir(parents=True, exist_ok=True)
     name = safe_filename(document.filename)
     target = target_dir / name
@@ -203,5 +307,6 @@ def export_document(documents_dir: Path, document: m.Document, target_dir: Path)
         stem, dot, ext = name.rpartition(".")
         target = target_dir / (f"{stem} ({counter}){dot}{ext}" if dot else f"{name} ({counter})")
         counter += 1
-    shutil.copyfile(document_path(documents_dir, document.stored_name), target)
+    with open(target, "xb") as out:
+        out.write(data)
     return target
