@@ -98,8 +98,6 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def backup(context: AppContext, args: argparse.Namespace) -> int:
     from crm_tui.core.interchange import backup as backups
 
-    if not context.database().is_sqlite:
-        raise CrmError("backup copies the local SQLite database; back up a PostgreSQL server with pg_dump")
     summary = backups.make_backup(
         context.database(), context.documents_dir, Path(args.file), now=context.clock.now()
     )
@@ -120,11 +118,18 @@ def restore(context: AppContext, args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing changed")
             return 1
+    keep = context.paths.data_dir / "replaced"
+    now = context.clock.now()
+    if not context.database().is_sqlite:
+        aside = backups.restore_into_database(context.database(), archive, keep_dir=keep, now=now)
+        print(f"restored into {context.database().engine.url.render_as_string(hide_password=True)}; "
+              f"the data it replaced is backed up in {aside}")  # fmt: skip
+        return 0
     context.close()
     database_file = context.paths.database_file(demo=context.demo)
-    aside = backups.restore_backup(
-        archive, database_file, context.documents_dir, keep_dir=context.paths.data_dir / "replaced",
-        now=context.clock.now(),
-    )  # fmt: skip
+    restore = (
+        backups.restore_tables_into_sqlite if manifest.get("kind") == "tables" else backups.restore_backup
+    )
+    aside = restore(archive, database_file, context.documents_dir, keep_dir=keep, now=now)
     print(f"restored; the data it replaced is in {aside}")
     return 0

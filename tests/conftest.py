@@ -44,50 +44,72 @@ def _admin_statement(engine: Any, statement: Any) -> None:
 
     from sqlalchemy.exc import OperationalError
 
-    for attempt in range(6):
+    import random
+
+    for attempt in range(12):
         try:
             with engine.connect() as connection:
                 connection.execute(statement)
             return
         except OperationalError:
-            if attempt == 5:
+            if attempt == 11:
                 raise
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(0.1 * (attempt + 1) + random.random() * 0.3)  # noqa: S311 - spreading out retries
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """The test's database, once a SQLite file and once a PostgreSQL database of its own (made for the test on
-    the server CRM_TUI_TEST_POSTGRES names, with a role that may create databases; dropped after it). Without
-    that server the PostgreSQL run skips loudly, except in CI, where .ci/run starts one."""
+def _need_postgres() -> str:
     admin_url = os.environ.get(POSTGRES_ENV)
-    if request.param == "postgresql" and not admin_url:
+    if not admin_url:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the core tests on PostgreSQL too: {POSTGRES_ENV} is not set")
         pytest.skip(
             f"SKIPPED LOUDLY: no PostgreSQL for the core tests (set {POSTGRES_ENV}="
             "postgresql+psycopg://USER:PASSWORD@127.0.0.1/postgres; .ci/run does)"
         )
+    return admin_url
+
+
+@pytest.fixture
+def postgres_urls() -> Iterator[Any]:
+    """Makes empty PostgreSQL databases of the test's own (``postgres_urls()`` returns the URL of a new one)
+    on the server CRM_TUI_TEST_POSTGRES names, dropped after the test. Skips loudly without that server,
+    except in CI, where .ci/run starts one."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    admin_url = _need_postgres()
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"crm_test_{uuid.uuid4().hex[:12]}"
+        _admin_statement(admin, text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            _admin_statement(admin, text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """The test's database, once a SQLite file and once a PostgreSQL database of its own (``postgres_urls``)."""
     if request.param == "sqlite":
         database = open_database(sqlite_url(tmp_path / "test.sqlite3"))
         yield database
         database.dispose()
         return
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
-    assert admin_url is not None
-    name = f"crm_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    _admin_statement(admin, text(f'CREATE DATABASE "{name}"'))
-    database = open_database(admin_url.rsplit("/", 1)[0] + f"/{name}")
+    make = request.getfixturevalue("postgres_urls")
+    database = open_database(make())
     try:
         yield database
     finally:
         database.dispose()
-        _admin_statement(admin, text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def corpus_dir() -> Path:

@@ -293,7 +293,7 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
                         f"the database is at schema revision {current}, newer than this crm-tui knows "
                         f"({SCHEMA_HEAD}): upgrade crm-tui"
                     )
-                _run_alembic(connection)
+                run_migrations(connection)
                 search_index.ensure(connection)
                 ensure_change_notices(connection)
                 if db.is_sqlite:
@@ -308,14 +308,15 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
     return backup_path
 
 
-def _run_alembic(connection: Any) -> None:
+def run_migrations(connection: Any, revision: str = "head") -> None:
+    """Alembic's upgrade to ``revision`` on ``connection``, in the caller's transaction."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = None) -> Database:

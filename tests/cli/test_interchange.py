@@ -9,6 +9,7 @@ import sqlite3
 import tarfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from icalendar import Calendar
@@ -349,3 +350,143 @@ def test_backup_while_writing_then_restore_after_checks(
     kept = sqlite3.connect(aside / "crm.sqlite3")
     assert ("AfterBackup",) in kept.execute("SELECT last_name FROM contact").fetchall()
     kept.close()
+
+
+EXPORTED = ("organizations", "contacts", "opportunities", "leads", "activities", "tickets")
+
+
+def _exports(capsys: pytest.CaptureFixture[str], folder: Path, *where: str) -> dict[str, str]:
+    folder.mkdir()
+    result = {}
+    for kind in (*EXPORTED, "calendar"):
+        name = folder / (f"{kind}.ics" if kind == "calendar" else f"{kind}.csv")
+        code, _, err = cli(capsys, *where, "--now", DEMO_NOW, "export", kind, str(name))
+        assert code == 0, err
+        result[kind] = name.read_text()
+    return result
+
+
+def test_a_shared_database_is_backed_up_while_written_and_restored_into_either_kind(
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], postgres_urls: Any
+) -> None:
+    """Team mode's backup: the local demo (with a 2.5 MiB document) moves onto a PostgreSQL server through a
+    backup; a backup of that server, taken while someone writes, restores into the server (after a damaged
+    copy was refused) and into a local SQLite home. Every export is identical at each step, the document
+    reads back byte for byte, and the replaced data is kept as a backup of its own."""
+    import io
+    import json
+    import os
+
+    from crm_tui.core.services import attachments
+    from crm_tui.core.types import RecordRef, RecordType
+    from crm_tui.paths import resolve_paths
+    from tests.utils import factories
+
+    demo = ("--home", str(demo_home), "--demo")
+    content = os.urandom(2 * 2**20 + 2**19)
+    (tmp_path / "site-plan.pdf").write_bytes(content)
+    local = open_database(sqlite_url(demo_home / "data" / "demo.sqlite3"))
+    with local.write() as s:
+        first = s.scalars(select(m.Contact).order_by(m.Contact.id)).first()
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, first.id), tmp_path / "site-plan.pdf",  # type: ignore[union-attr,arg-type]
+                                 store=attachments.FileStore(resolve_paths(demo_home).documents_dir(demo=True)),
+                                 added_by_id=None, now=NOW)  # fmt: skip
+    local.dispose()
+    expected = _exports(capsys, tmp_path / "local", *demo)
+    code, _, err = cli(capsys, *demo, "backup", str(tmp_path / "local.backup"))
+    assert code == 0, err
+
+    # Local to team: the SQLite backup restored into an empty PostgreSQL database.
+    url = postgres_urls()
+    team = ("--home", str(tmp_path / "team-home"), "--db", url)
+    code, out, err = cli(capsys, *team, "restore", str(tmp_path / "local.backup"), "--yes")
+    assert code == 0, err
+    assert "restored into postgresql" in out
+    assert _exports(capsys, tmp_path / "team", *team) == expected
+    shared = open_database(url)
+    store = attachments.store_for(shared, tmp_path / "unused")
+    with shared.read() as s:
+        [document] = s.scalars(select(m.Document)).all()
+        assert store.read(s, document.stored_name) == content
+        shared_counts = {
+            table: s.scalar(select(func.count()).select_from(getattr(m, model)))
+            for table, model in (("contact", "Contact"), ("activity", "Activity"), ("user", "User"))
+        }
+
+    # A backup while another instance writes: one snapshot.
+    stop = threading.Event()
+    written: list[int] = []
+
+    def writer() -> None:
+        while not stop.is_set():
+            with shared.write() as s:
+                factories.contact(s, NOW, f"Busy{len(written)}")
+            written.append(1)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        code, out, err = cli(capsys, *team, "backup", str(tmp_path / "team.backup"))
+    finally:
+        stop.set()
+        thread.join()
+    assert code == 0, err
+    assert "backup written to" in out and "1 documents" in out and written
+    with shared.write() as s:
+        factories.contact(s, NOW, "AfterBackup")
+    with tarfile.open(tmp_path / "team.backup") as archive:
+        manifest = json.loads(archive.extractfile("manifest.json").read())  # type: ignore[union-attr]
+    in_backup = manifest["tables"]["contact"]["rows"]
+    assert shared_counts["contact"] <= in_backup <= shared_counts["contact"] + len(written)
+
+    # A damaged copy is refused before anything changes.
+    damaged = tmp_path / "damaged.backup"
+    with tarfile.open(tmp_path / "team.backup") as source, tarfile.open(damaged, "w") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == "tables/contact.jsonl":
+                data = data.replace(b"Busy", b"Bust", 1)
+            target.addfile(member, io.BytesIO(data))
+    code, _, err = cli(capsys, *team, "restore", str(damaged), "--yes")
+    assert code == 1 and "damaged" in err
+    with shared.read() as s:
+        assert (
+            s.scalar(select(func.count()).select_from(m.Contact).where(m.Contact.last_name == "AfterBackup"))
+            == 1
+        )
+
+    code, out, err = cli(capsys, *team, "restore", str(tmp_path / "team.backup"), "--yes")
+    assert code == 0, err
+    restored_team = _exports(capsys, tmp_path / "team-restored", *team)
+    assert restored_team["organizations"] == expected["organizations"]
+    with shared.read() as s:
+        names = list(s.scalars(select(m.Contact.last_name)))
+    assert "AfterBackup" not in names and len(names) == in_backup
+    with shared.write() as s:  # the id sequences moved past the restored rows
+        assert factories.contact(s, NOW, "AfterRestore").id > max(
+            s.scalars(select(m.Contact.id).where(m.Contact.last_name != "AfterRestore"))
+        )
+    first_aside, aside = sorted((tmp_path / "team-home" / "data" / "replaced").iterdir())
+    with tarfile.open(first_aside / "replaced.crm-backup") as kept:  # the empty database it started as
+        assert kept.extractfile("tables/contact.jsonl").read() == b""  # type: ignore[union-attr]
+    with tarfile.open(aside / "replaced.crm-backup") as kept:
+        assert b'"AfterBackup"' in kept.extractfile("tables/contact.jsonl").read()  # type: ignore[union-attr]
+    shared.dispose()
+
+    # Team to local: the server's backup as a SQLite home, documents as files again.
+    home = ("--home", str(tmp_path / "laptop"))
+    code, out, err = cli(capsys, *home, "restore", str(tmp_path / "team.backup"), "--yes")
+    assert code == 0, err
+    assert _exports(capsys, tmp_path / "laptop-exports", *home) == restored_team
+    code, out, err = cli(capsys, *home, "search", '"Fotos vom Dach"', "--json")
+    assert code == 0 and len(json.loads(out)) >= 3, "the full-text index was filled as the rows went in"
+    restored = _database(tmp_path / "laptop")
+    with restored.read() as s:
+        [document] = s.scalars(select(m.Document)).all()
+        assert (
+            attachments.FileStore(tmp_path / "laptop" / "data" / "documents").read(s, document.stored_name)
+            == content
+        )
+        assert s.scalar(select(func.count()).select_from(m.Contact)) == in_backup
+        assert s.scalar(select(func.count()).select_from(m.DocumentContent)) == 0
+    restored.dispose()
