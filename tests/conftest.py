@@ -40,11 +40,10 @@ POSTGRES_ENV = "CRM_TUI_TEST_POSTGRES"
 def _admin_statement(engine: Any, statement: Any) -> None:
     """CREATE/DROP DATABASE, tried again a few times: two test processes creating databases at the same moment
     can meet PostgreSQL's "template1 is being accessed by other users"."""
+    import random
     import time
 
     from sqlalchemy.exc import OperationalError
-
-    import random
 
     for attempt in range(12):
         try:
