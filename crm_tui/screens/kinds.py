@@ -285,6 +285,13 @@ def guarded(model: Any) -> Callable[[Callable[..., FormSpec]], Callable[..., For
             def save(values: dict[str, str]) -> int:
                 token = _EXPECTED.set((model, record_id, state["version"]))
                 try:
+                    # The time of the last change is checked in the save's own transaction; the fields too, as
+                    # two instances' clocks (another laptop's, or a pinned one) may give two edits one time.
+                    now_stored = build(context, record_id, {}).values
+                    if now_stored != state["values"]:
+                        with context.database().read() as session:
+                            row = session.get(model, record_id)
+                            raise RecordChanged(row.updated_at if row is not None else state["version"])
                     return inner(values)
                 except RecordChanged as changed:
                     theirs = build(context, record_id, {}).values

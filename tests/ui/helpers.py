@@ -18,7 +18,9 @@ NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Berlin")
 
 
-def make_context(home: Path, *, demo: bool, settings: Settings | None = None) -> AppContext:
+def make_context(
+    home: Path, *, demo: bool, settings: Settings | None = None, db_url: str | None = None
+) -> AppContext:
     paths = resolve_paths(home)
     return AppContext(
         paths=paths,
@@ -26,6 +28,7 @@ def make_context(home: Path, *, demo: bool, settings: Settings | None = None) ->
         clock=FixedClock(NOW),
         zone=ZONE,
         demo=demo,
+        db_url=db_url,
     )
 
 
