@@ -5,7 +5,7 @@ revision (with a backup of an older database first) and returns a ``Database``.
 
 Transactions: ``db.read()`` for queries (plain ``BEGIN``: readers never block each other in WAL mode);
 ``db.write()`` for a use case (``BEGIN IMMEDIATE``: the write lock is taken when the transaction starts, so two
-writers queue on the busy timeout instead of failing halfway). A use case owns one ``write()``; the service
+writers queue on the busy timeout instead of failing halfway; on PostgreSQL an advisory lock does the same). A use case owns one ``write()``; the service
 helpers it calls flush but never commit.
 """
 
@@ -29,6 +29,7 @@ from crm_tui.core.errors import DatabaseError
 SCHEMA_HEAD = "0012"
 
 BUSY_TIMEOUT_MS = 30_000
+WRITER_LOCK_KEY = 0x63726D747569  # "crmtui": PostgreSQL's advisory lock that writers queue on
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
@@ -39,7 +40,17 @@ def sqlite_url(path: Path) -> str:
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``url``; for SQLite with WAL, foreign keys, a busy timeout and our own BEGIN."""
     if not url.startswith("sqlite"):
-        return create_engine(url, echo=echo, pool_pre_ping=True)
+        engine = create_engine(url, echo=echo, pool_pre_ping=True)
+
+        @event.listens_for(engine, "begin")
+        def _on_begin_server(connection: Any) -> None:
+            # Writers queue as on SQLite (BEGIN IMMEDIATE): a use case that reads, decides and writes (a sync
+            # lock, a duplicate check, an edit's guard) never interleaves with another instance's. Held to the
+            # end of the transaction; readers are never blocked.
+            if connection.get_execution_options().get("crm_begin") == "immediate":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")
+
+        return engine
     engine = create_engine(
         url,
         echo=echo,

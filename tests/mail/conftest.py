@@ -35,6 +35,11 @@ class Mailbox:
     password: str
     home: Path
     env_var: str
+    db_url: str | None = None  # a PostgreSQL database (team mode), else the home's SQLite file
+
+    def where(self) -> list[str]:
+        """The command-line options that point crm-tui at this mailbox's home and database."""
+        return ["--home", str(self.home), *(["--db", self.db_url] if self.db_url else [])]
 
     def imap(self) -> Any:
         return self.server.client(self.user)
@@ -47,20 +52,51 @@ class Mailbox:
             client.logout()
 
     def cli(self, *argv: str) -> int:
-        return main(["--home", str(self.home), "--now", NOW.isoformat(), *argv])
+        return main([*self.where(), "--now", NOW.isoformat(), *argv])
 
     def database(self) -> Database:
-        return open_database(sqlite_url(self.home / "data" / "crm.sqlite3"))
+        return open_database(self.db_url or sqlite_url(self.home / "data" / "crm.sqlite3"))
+
+    def count(self, sql: str) -> int:
+        """A count read straight from the database (-1 when it cannot be read right now)."""
+        if self.db_url is None:
+            import sqlite3
+
+            path = self.home / "data" / "crm.sqlite3"
+            try:
+                with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+                    return int(db.execute(sql).fetchone()[0])
+            except sqlite3.OperationalError:
+                return -1
+        import psycopg
+
+        try:
+            with psycopg.connect(self.db_url.replace("postgresql+psycopg://", "postgresql://")) as db:
+                return int(db.execute(sql).fetchone()[0])  # type: ignore[index]
+        except psycopg.Error:
+            return -1
+
+
+ON_BOTH = pytest.mark.parametrize("mailbox", ["sqlite", "postgresql"], indirect=True)
+"""Runs a mail test twice: on the home's SQLite file and on a PostgreSQL database (team mode)."""
 
 
 @pytest.fixture
-def mailbox(dovecot: dovecot_module.Dovecot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Mailbox:
+def mailbox(
+    dovecot: dovecot_module.Dovecot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Mailbox:
     user = f"user{next(_users)}"
     password = dovecot.users[user]
     env_var = "CRM_TEST_IMAP_PASSWORD"
     monkeypatch.setenv(env_var, password)
     home = tmp_path / "crm-home"
-    box = Mailbox(dovecot, user, password, home, env_var)
+    db_url = None
+    if getattr(request, "param", "sqlite") == "postgresql":
+        db_url = request.getfixturevalue("postgres_urls")()
+    box = Mailbox(dovecot, user, password, home, env_var, db_url)
     # A user who is "me", then the account.
     db = box.database()
     from crm_tui.core.services import users

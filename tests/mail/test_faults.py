@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import NOW
-from tests.mail.conftest import Mailbox
+from tests.mail.conftest import ON_BOTH, Mailbox
 from tests.mail.proxy import DroppingProxy
 from tests.mail.test_sync import mail_json, message
 
@@ -31,7 +31,7 @@ def _fill(box: Mailbox, count: int = MESSAGES) -> None:
 def _sync_process(box: Mailbox) -> subprocess.Popen:  # type: ignore[type-arg]
     env = {**os.environ, box.env_var: box.password}
     return subprocess.Popen(
-        [sys.executable, "-m", "crm_tui", "--home", str(box.home), "--now", NOW.isoformat(), "sync"],
+        [sys.executable, "-m", "crm_tui", *box.where(), "--now", NOW.isoformat(), "sync"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -55,6 +55,14 @@ def _helpers_of(box: Mailbox) -> list[int]:
 
 
 def _write_locked(box: Mailbox) -> bool:
+    """Whether a writer holds the database's write lock right now (SQLite's, or the advisory lock writers
+    take on PostgreSQL)."""
+    if box.db_url is not None:
+        from crm_tui.core.db import WRITER_LOCK_KEY
+
+        return (
+            box.count(f"SELECT CASE WHEN pg_try_advisory_xact_lock({WRITER_LOCK_KEY}) THEN 0 ELSE 1 END") != 0
+        )
     path = box.home / "data" / "crm.sqlite3"
     db = sqlite3.connect(path, timeout=0, isolation_level=None)
     try:
@@ -68,12 +76,7 @@ def _write_locked(box: Mailbox) -> bool:
 
 
 def _count(box: Mailbox, sql: str) -> int:
-    path = box.home / "data" / "crm.sqlite3"
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-            return int(db.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:
-        return -1
+    return box.count(sql)
 
 
 def _kill_when(box: Mailbox, sql: str, at_least: int, timeout: float = 60) -> bool:
@@ -92,6 +95,7 @@ def _kill_when(box: Mailbox, sql: str, at_least: int, timeout: float = 60) -> bo
     raise AssertionError("the sync never got there")
 
 
+@ON_BOTH
 def test_a_sync_killed_at_several_points_then_resynced_gives_every_message_once(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -132,6 +136,7 @@ def test_a_connection_dropped_mid_fetch_recovers(
     assert len(listed) == 300 and all(item["has_body"] for item in listed)
 
 
+@ON_BOTH
 def test_two_syncs_of_one_account_at_once_the_second_says_so(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,7 +20,7 @@ from crm_tui.cli import main
 from crm_tui.core.services import mail_accounts, outbox
 from crm_tui.mail import compose
 from tests.conftest import NOW
-from tests.mail.conftest import Mailbox
+from tests.mail.conftest import ON_BOTH, Mailbox
 from tests.mail.smtp import SmtpServer
 from tests.mail.test_triage import server_subjects
 
@@ -64,9 +64,7 @@ def queue_mail(
 
 
 def flush_at(box: Mailbox, minutes: int = 0) -> int:
-    return main(
-        ["--home", str(box.home), "--now", (NOW + timedelta(minutes=minutes)).isoformat(), "outbox", "flush"]
-    )
+    return main([*box.where(), "--now", (NOW + timedelta(minutes=minutes)).isoformat(), "outbox", "flush"])
 
 
 def states(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[int, tuple[str, str | None]]:
@@ -75,6 +73,7 @@ def states(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[int, tuple[
     return {item["id"]: (item["state"], item["error"]) for item in json.loads(capsys.readouterr().out)}
 
 
+@ON_BOTH
 def test_a_mail_goes_out_once_as_plain_text_and_lands_in_sent(
     mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -132,8 +131,7 @@ def flush_in_a_process(box: Mailbox) -> subprocess.Popen[bytes]:
             sys.executable,
             "-m",
             "crm_tui",
-            "--home",
-            str(box.home),
+            *box.where(),
             "--now",
             NOW.isoformat(),
             "outbox",
@@ -144,6 +142,7 @@ def flush_in_a_process(box: Mailbox) -> subprocess.Popen[bytes]:
     )
 
 
+@ON_BOTH
 def test_killed_after_marking_sending_before_data_is_uncertain_and_never_sent_twice(
     mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:

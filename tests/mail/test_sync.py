@@ -12,7 +12,7 @@ from crm_tui.core import models as m
 from crm_tui.core.mail_identity import body_hash
 from crm_tui.mail.parse import parse_message
 from tests.conftest import corpus_dir
-from tests.mail.conftest import Mailbox
+from tests.mail.conftest import ON_BOTH, Mailbox
 
 
 def corpus_messages() -> list[Path]:
@@ -48,6 +48,7 @@ def message(
     return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode()
 
 
+@ON_BOTH
 def test_the_whole_corpus_syncs_and_lists(mailbox: Mailbox, capsys: pytest.CaptureFixture[str]) -> None:
     files = corpus_messages()
     client = mailbox.imap()
@@ -101,6 +102,7 @@ def _ids_by_subject(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[st
     return {item["subject"]: item["id"] for item in mail_json(box, capsys, "mail", "list")}
 
 
+@ON_BOTH
 def test_flags_changed_on_the_server_arrive_and_expunges_go(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -122,6 +124,7 @@ def test_flags_changed_on_the_server_arrive_and_expunges_go(
     assert "flagged" in listed["Angebot 2"]["flags"] and "unseen" in listed["Angebot 2"]["flags"]
 
 
+@ON_BOTH
 def test_a_uidvalidity_change_keeps_ids_and_links(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -165,6 +168,7 @@ def test_a_uidvalidity_change_keeps_ids_and_links(
     assert {"record": f"contact:{contact_id}", "how": "manual"} in after["Angebot 2"]["links"]
 
 
+@ON_BOTH
 def test_offline_changes_apply_at_once_and_replay_on_the_next_sync(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -71,14 +71,14 @@ def test_naive_datetimes_are_refused(db: Database, now: datetime) -> None:
         session.flush()
 
 
-def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path, now: datetime) -> None:
-    """Two use cases that read then write at once: with BEGIN IMMEDIATE the second waits for the first.
+def test_concurrent_writers_queue_instead_of_failing(db: Database, now: datetime) -> None:
+    """Two use cases (two instances) that read then write at once: the second waits for the first.
 
-    With a deferred BEGIN both would read, then one would fail to upgrade its lock (SQLITE_BUSY at once,
-    the busy timeout cannot help a deadlock) and a count would be lost.
+    SQLite: with a deferred BEGIN both would read, then one would fail to upgrade its lock (SQLITE_BUSY at
+    once, the busy timeout cannot help a deadlock). PostgreSQL: without the writers' advisory lock both would
+    read the same value under READ COMMITTED and a count would be lost.
     """
-    url = sqlite_url(tmp_path / "race.sqlite3")
-    first, second = open_database(url), open_database(url)
+    first, second = db, open_database(db.url)
     with first.write() as session:
         session.add(m.AppMeta(key="counter", value="0"))
     errors: list[BaseException] = []
@@ -107,20 +107,17 @@ def test_concurrent_writers_queue_instead_of_failing(tmp_path: Path, now: dateti
     with first.read() as session:
         row = session.get(m.AppMeta, "counter")
         assert row is not None and row.value == "40"
-    first.dispose()
     second.dispose()
 
 
-def test_readers_do_not_block_while_a_writer_holds_the_lock(tmp_path: Path, now: datetime) -> None:
-    url = sqlite_url(tmp_path / "rw.sqlite3")
-    writer, reader = open_database(url), open_database(url)
+def test_readers_do_not_block_while_a_writer_holds_the_lock(db: Database, now: datetime) -> None:
+    writer, reader = db, open_database(db.url)
     with writer.write() as session:
         factories.contact(session, now, last_name="Before")
         started = time.monotonic()
         with reader.read() as other:
             assert len(other.exec(select(m.Contact)).all()) == 0, "the uncommitted contact is not visible"
         assert time.monotonic() - started < 1
-    writer.dispose()
     reader.dispose()
 
 
