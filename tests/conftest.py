@@ -43,13 +43,17 @@ def _admin_statement(engine: Any, statement: Any) -> None:
     import random
     import time
 
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import OperationalError, ProgrammingError
 
     for attempt in range(12):
         try:
             with engine.connect() as connection:
                 connection.execute(statement)
             return
+        except ProgrammingError as exc:
+            if "already exists" in str(exc) and attempt > 0:
+                return  # an earlier try went through, though its answer was lost
+            raise
         except OperationalError:
             if attempt == 11:
                 raise
@@ -91,7 +95,7 @@ def postgres_urls() -> Iterator[Any]:
         yield make
     finally:
         for name in made:
-            _admin_statement(admin, text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            _admin_statement(admin, text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
