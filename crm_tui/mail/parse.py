@@ -43,12 +43,20 @@ def _raw_header(message: Message, name: str) -> str | None:
     return str(value)[: MAX_HEADER_CHARS * 4]
 
 
+def _decoded_words(text: str) -> str:
+    """RFC 2047 encoded words decoded; text without any (most headers) as it is, without the email package's
+    round trip (a fifth of a header's parse time; the same result, tested on the corpus)."""
+    if "=?" not in text:
+        return text
+    return str(make_header(decode_header(text)))
+
+
 def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
     """An unstructured header (Subject) decoded from RFC 2047, or its raw text if that fails."""
     raw = _raw_header(message, name)
     if raw is None:
         return ""
-    decoded = _attempt(problems, f"{name} header", lambda: str(make_header(decode_header(raw))), raw)
+    decoded = _attempt(problems, f"{name} header", lambda: _decoded_words(raw), raw)
     return " ".join(decoded.split())[:MAX_HEADER_CHARS]
 
 
@@ -88,9 +96,7 @@ def decode_addresses(message: Message, name: str, problems: list[str]) -> list[t
         result = []
         for display, address in pairs[:MAX_ADDRESSES]:
             if display:
-                display = _attempt(
-                    problems, f"{name} name", lambda d=display: str(make_header(decode_header(d))), display
-                )
+                display = _attempt(problems, f"{name} name", lambda d=display: _decoded_words(d), display)
             result.append((" ".join(display.split())[:200], address.strip()[:320]))
         return result
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pytest
+
 from crm_tui.core.db import Database
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import mail_store
@@ -231,3 +233,31 @@ def test_nothing_from_an_incoming_mail_can_add_a_header_to_a_reply() -> None:
     assert sent.get_content_type() == "text/plain" and "<b>fett</b> & so" in sent.get_content(), (
         "no markup added"
     )
+
+
+def test_headers_without_encoded_words_skip_the_email_package_with_the_same_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_decoded_words`` returns text without ``=?`` as it is; on every corpus message (and some 8-bit and
+    odd headers) the parsed headers, problems included, equal those of the email package's round trip."""
+    from email.header import decode_header, make_header
+
+    from crm_tui.core.mail_identity import split_raw
+    from crm_tui.mail import parse
+
+    headers = [
+        split_raw(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))[0] + b"\r\n\r\n"
+        for path in sorted(corpus_dir().glob("*.eml"))
+    ]
+    headers += [
+        b"Subject: Gr\xfc\xdfe  aus   K\xf6ln\r\nFrom: J\xfcrgen M\xfcller <j@example.com>\r\n\r\n",
+        'Subject: Grüße\r\nFrom: "Müller, Jürgen" <j@example.com>\r\n\r\n'.encode(),
+        b"Subject:   \r\n  folded\r\n\tsubject  \r\nTo: a@example.com, B <b@example.com>\r\n\r\n",
+        b"Subject: =?utf-8?q?half?= plain\r\nFrom: =?iso-8859-1?q?J=FCrgen?= <j@example.com>\r\n\r\n",
+    ]
+    fast = [parse.parse_header_block(h) for h in headers]
+    monkeypatch.setattr(parse, "_decoded_words", lambda text: str(make_header(decode_header(text))))
+    slow = [parse.parse_header_block(h) for h in headers]
+    fields = ("subject", "from_name", "from_address", "to", "cc", "problems")
+    for one, other, header in zip(fast, slow, headers, strict=True):
+        assert [getattr(one, f) for f in fields] == [getattr(other, f) for f in fields], header[:200]
