@@ -31,6 +31,24 @@ def test_the_fast_fetch_reader_equals_imapclients_on_real_replies(mailbox: Mailb
         assert fast, items
     # Messages gone meanwhile are simply absent, as with imapclient.
     assert imap_fetch.fetch(client, [uids[0], 999_999], ["FLAGS"]).keys() == {uids[0]}
+    # Mail arriving meanwhile is announced within the FETCH answer; imaplib keeps the count as it would, and
+    # the connection reads on in step.
+    other = mailbox.imap()
+    other.append("INBOX", files[0].read_bytes())
+    other.logout()
+    assert imap_fetch.fetch(client, uids[:3], ["FLAGS"]).keys() == set(uids[:3])
+    assert client._imap.untagged_responses["EXISTS"][-1] == str(len(files) + 1).encode()
+    assert client.select_folder("INBOX")[b"EXISTS"] == len(files) + 1
+    # A command the server refuses raises imaplib's error, and the connection stays usable.
+    import imaplib
+
+    try:
+        imap_fetch.fetch(client, uids[:2], ["BODY.PEEK[NOSUCHSECTION]"])
+    except imaplib.IMAP4.error as exc:
+        assert "fetch failed" in str(exc)
+    else:
+        raise AssertionError("a refused FETCH must raise")
+    assert imap_fetch.fetch(client, uids[:2], ["FLAGS"]).keys() == set(uids[:2])
     client.logout()
 
 
