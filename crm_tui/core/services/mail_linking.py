@@ -99,20 +99,26 @@ class _Lookup:
         thread_ids = sorted(refs)
         for start in range(0, len(thread_ids), 500):
             chunk = thread_ids[start : start + 500]
-            for header, message_id, record_type, record_id in session.execute(
-                select(
-                    m.MailMessage.message_id_header,
-                    m.MailLink.message_id,
-                    m.MailLink.record_type,
-                    m.MailLink.record_id,
-                )
-                .join(m.MailLink, m.MailLink.message_id == m.MailMessage.id)
-                .where(
-                    m.MailMessage.message_id_header.in_(chunk),  # type: ignore[union-attr]
+            # Two indexed look-ups (the messages by Message-ID, then their links), not a join: SQLite's planner
+            # started the join from every deal and ticket link, once per batch.
+            headers = dict(
+                session.execute(
+                    select(m.MailMessage.id, m.MailMessage.message_id_header).where(
+                        m.MailMessage.message_id_header.in_(chunk)  # type: ignore[union-attr]
+                    )
+                ).all()
+            )
+            if not headers:
+                continue
+            for message_id, record_type, record_id in session.execute(
+                select(m.MailLink.message_id, m.MailLink.record_type, m.MailLink.record_id).where(
+                    m.MailLink.message_id.in_(list(headers)),  # type: ignore[attr-defined]
                     m.MailLink.record_type.in_(THREAD_TYPES),  # type: ignore[attr-defined]
                 )
             ):
-                self.thread_links.setdefault(header, []).append((message_id, record_type, record_id))  # type: ignore[arg-type]
+                self.thread_links.setdefault(headers[message_id], []).append(
+                    (message_id, record_type, record_id)
+                )  # type: ignore[arg-type]
 
     def people_of(self, message: m.MailMessage) -> list[str]:
         found = [
