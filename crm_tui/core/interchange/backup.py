@@ -269,6 +269,18 @@ def _aside_folder(keep_dir: Path, now: datetime) -> Path:
     raise CrmError(f"too many restores kept in {keep_dir}: clear some out")
 
 
+def _move_aside(database_file: Path, documents_dir: Path, keep_dir: Path, now: datetime) -> Path:
+    """The local database (with its WAL) and documents, moved into a new folder under ``keep_dir``."""
+    aside = _aside_folder(keep_dir, now)
+    for suffix in ("", "-wal", "-shm"):
+        current = database_file.with_name(database_file.name + suffix)
+        if current.exists():
+            shutil.move(str(current), aside / current.name)
+    if documents_dir.exists():
+        shutil.move(str(documents_dir), aside / documents_dir.name)
+    return aside
+
+
 def describe(manifest: dict[str, Any]) -> str:
     counts = manifest.get("counts", {})
     return (
@@ -285,13 +297,7 @@ def restore_backup(
     """Replace the database and documents with the backup's (checked first); the replaced ones go to a new
     folder under ``keep_dir``, which is returned."""
     check_backup(archive_path)
-    aside = _aside_folder(keep_dir, now)
-    for suffix in ("", "-wal", "-shm"):
-        current = database_file.with_name(database_file.name + suffix)
-        if current.exists():
-            shutil.move(str(current), aside / current.name)
-    if documents_dir.exists():
-        shutil.move(str(documents_dir), aside / documents_dir.name)
+    aside = _move_aside(database_file, documents_dir, keep_dir, now)
     database_file.parent.mkdir(parents=True, exist_ok=True)
     documents_dir.mkdir(parents=True, exist_ok=True)
     with tarfile.open(archive_path, "r") as archive:
@@ -460,13 +466,7 @@ def restore_tables_into_sqlite(
             ) from exc
         raise
     engine.dispose()
-    aside = _aside_folder(keep_dir, now)
-    for suffix in ("", "-wal", "-shm"):
-        current = database_file.with_name(database_file.name + suffix)
-        if current.exists():
-            shutil.move(str(current), aside / current.name)
-    if documents_dir.exists():
-        shutil.move(str(documents_dir), aside / documents_dir.name)
+    aside = _move_aside(database_file, documents_dir, keep_dir, now)
     for suffix in ("-wal", "-shm"):
         building.with_name(building.name + suffix).unlink(missing_ok=True)
     os.replace(building, database_file)
