@@ -73,11 +73,10 @@ def _fetch_replies(imap: Any, tag: bytes) -> list[Any]:
             if line.startswith(b"* BYE"):
                 raise imap.abort(line.decode("utf-8", "replace"))
             if line.startswith(b"* "):
-                kind, _, rest = line[2:].partition(b" ")
-                if kind.isdigit():
-                    kind, _, rest = rest.partition(b" ")
-                    rest = line[2:].partition(b" ")[0]
-                imap.untagged_responses.setdefault(kind.decode("ascii", "replace").upper(), []).append(rest)
+                first, _, rest = line[2:].partition(b" ")
+                # "* 12 EXISTS" is kept as EXISTS: 12; "* OK [...] text" as OK: "[...] text" (as imaplib does)
+                kind, value = (rest.partition(b" ")[0], first) if first.isdigit() else (first, rest)
+                imap.untagged_responses.setdefault(kind.decode("ascii", "replace").upper(), []).append(value)
             continue
         text = fetch.group(1) + b" " + fetch.group(2)
         while True:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +86,6 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         self.message_id, self.crm = message_id, context
         self.entries = [(name, kind, len(payload)) for name, kind, payload in files]
         self._payloads = [payload for _, _, payload in files]
-        self.saved_to: list[Path] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -111,20 +111,27 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         listing.focus()
         listing.highlighted = 0 if self.entries else None
 
-    def payload(self, index: int) -> bytes:
-        return self._payloads[index]
+    def highlighted(self) -> int | None:
+        index = self.query_one(OptionList).highlighted
+        return index if index is not None and index < len(self.entries) else None
 
     def chosen(self) -> tuple[str, str, bytes] | None:
-        index = self.query_one(OptionList).highlighted
-        if index is None or index >= len(self.entries):
-            return None
-        try:
-            payload = self.payload(index)
-        except CrmError as exc:
-            self.notify(str(exc), severity="error")
+        index = self.highlighted()
+        if index is None:
             return None
         name, kind, _ = self.entries[index]
-        return name, kind, payload
+        return name, kind, self._payloads[index]
+
+    def deliver(self, index: int, work: Callable[[str, bytes], str]) -> None:
+        """``work(name, bytes)`` for entry ``index`` (writes a file, starts the opener) and say its message,
+        or the error. The mail's attachments are in memory: here, at once."""
+        name, _, _ = self.entries[index]
+        try:
+            message = work(name, self._payloads[index])
+        except (CrmError, OSError) as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(message)
 
     def action_move(self, step: int) -> None:
         self.query_one(OptionList).action_cursor_down() if step > 0 else self.query_one(
@@ -138,47 +145,48 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
     def action_save(self) -> None:
         from crm_tui.screens.dialogs import PromptDialog
 
-        item = self.chosen()
-        if item is None:
+        index = self.highlighted()
+        if index is None:
             return
         downloads = Path.home() / "Downloads"
         default = str(downloads if downloads.is_dir() else Path.home())
 
         def where(folder: str | None) -> None:
-            if not folder:
-                return
-            try:
-                target = save_attachment(Path(folder).expanduser(), item[0], item[2])
-            except CrmError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            self.saved_to.append(target)
-            self.notify(f"saved: {terminal_safe(str(target))}")
+            if folder:
+                self.deliver(
+                    index,
+                    lambda name, payload: (
+                        "saved: "
+                        + terminal_safe(str(save_attachment(Path(folder).expanduser(), name, payload)))
+                    ),
+                )
 
         self.app.push_screen(PromptDialog("Save to folder", value=default), where)
 
     def action_open(self) -> None:
-        item = self.chosen()
-        if item is None:
+        index = self.highlighted()
+        if index is None:
             return
         command = opener_command()
         if command is None:
             self.notify("no program to open files here (set CRM_TUI_OPENER); s saves it", severity="warning")
             return
-        folder = Path(tempfile.mkdtemp(prefix="crm-tui-open-"))
-        try:
-            target = save_attachment(folder, item[0], item[2])
-            subprocess.Popen(  # noqa: S603 - the user's opener with one file path, no shell
-                [*command, str(target)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except (CrmError, OSError) as exc:
-            self.notify(f"cannot open it: {exc}", severity="error")
-            return
-        self.notify(f"opened {terminal_safe(target.name)}")
+
+        def open_copy(name: str, payload: bytes) -> str:
+            target = save_attachment(Path(tempfile.mkdtemp(prefix="crm-tui-open-")), name, payload)
+            try:
+                subprocess.Popen(  # noqa: S603 - the user's opener with one file path, no shell
+                    [*command, str(target)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise CrmError(f"cannot open it: {exc}") from exc
+            return f"opened {terminal_safe(target.name)}"
+
+        self.deliver(index, open_copy)
 
     def action_to_record(self) -> None:
         from crm_tui.core.services import mail_actions
@@ -266,20 +274,34 @@ class DocumentsScreen(AttachmentsScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return action != "to_record"
 
-    def payload(self, index: int) -> bytes:
-        from crm_tui.core import models as m
+    def deliver(self, index: int, work: Callable[[str, bytes], str]) -> None:
+        """As for a mail's attachments, but in a worker thread: a document is read from the store (the shared
+        database, in team mode) and written out, up to 512 MiB, without freezing the screen."""
+        document_id, name = self.document_ids[index], self.entries[index][0]
+        self.notify(f"reading {terminal_safe(name)}...", timeout=2)
 
-        with self.crm.database().read() as session:
-            document = session.get(m.Document, self.document_ids[index])
-            if document is None:
-                raise CrmError("this document was removed meanwhile")
-            return self.crm.document_store().read(session, document.stored_name)
+        def run() -> None:
+            from crm_tui.core import models as m
+
+            try:
+                with self.crm.database().read() as session:
+                    document = session.get(m.Document, document_id)
+                    if document is None:
+                        raise CrmError("this document was removed meanwhile")
+                    payload = self.crm.document_store().read(session, document.stored_name)
+                message = work(name, payload)
+            except (CrmError, OSError) as exc:
+                self.app.call_from_thread(self.notify, str(exc), severity="error")
+                return
+            self.app.call_from_thread(self.notify, message)
+
+        self.run_worker(run, thread=True, group="documents", exit_on_error=False)
 
     def action_remove(self) -> None:
         from crm_tui.screens.dialogs import ConfirmDialog
 
-        index = self.query_one(OptionList).highlighted
-        if index is None or index >= len(self.entries):
+        index = self.highlighted()
+        if index is None:
             return
         name = terminal_safe(self.entries[index][0])
 

@@ -243,11 +243,14 @@ def _save(context: AppContext, work: Callable[[Session, Converter], int]) -> int
     with context.database().write() as session:
         expected = _EXPECTED.get()
         if expected is not None:
-            model, record_id_, version = expected
+            model, record_id_, version, unchanged = expected
             current = session.get(model, record_id_)
             if current is None:
                 raise CrmError("this record was deleted by someone else meanwhile: nothing was saved")
-            if current.updated_at != version:
+            # The time of the last change, and the form's fields as stored now (two instances' clocks, another
+            # laptop's or a pinned one, may give two edits one time). Both under the write lock: no other
+            # writer can commit between this check and the save.
+            if current.updated_at != version or not unchanged():
                 raise RecordChanged(current.updated_at)
         converter = Converter(session, context)
         record_id = work(session, converter)
@@ -260,7 +263,9 @@ class RecordChanged(CrmError):
         self.version = version
 
 
-_EXPECTED: ContextVar[tuple[Any, int, datetime] | None] = ContextVar("crm_expected_version", default=None)
+_EXPECTED: ContextVar[tuple[Any, int, datetime, Callable[[], bool]] | None] = ContextVar(
+    "crm_expected_version", default=None
+)
 
 
 def guarded(model: Any) -> Callable[[Callable[..., FormSpec]], Callable[..., FormSpec]]:
@@ -282,16 +287,12 @@ def guarded(model: Any) -> Callable[[Callable[..., FormSpec]], Callable[..., For
             labels = {f.name: f.label for f in spec.fields}
             inner = spec.save
 
+            def unchanged() -> bool:
+                return build(context, record_id, {}).values == state["values"]
+
             def save(values: dict[str, str]) -> int:
-                token = _EXPECTED.set((model, record_id, state["version"]))
+                token = _EXPECTED.set((model, record_id, state["version"], unchanged))
                 try:
-                    # The time of the last change is checked in the save's own transaction; the fields too, as
-                    # two instances' clocks (another laptop's, or a pinned one) may give two edits one time.
-                    now_stored = build(context, record_id, {}).values
-                    if now_stored != state["values"]:
-                        with context.database().read() as session:
-                            row = session.get(model, record_id)
-                            raise RecordChanged(row.updated_at if row is not None else state["version"])
                     return inner(values)
                 except RecordChanged as changed:
                     theirs = build(context, record_id, {}).values

@@ -35,6 +35,15 @@ def _database(home: Path):  # type: ignore[no-untyped-def]
     return open_database(sqlite_url(home / "data" / "crm.sqlite3"))
 
 
+def _home_with_me(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A home whose database has one user (me) and nothing else; its database, open."""
+    home = tmp_path / "home"
+    db = _database(home)
+    with db.write() as s:
+        users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
+    return home, db
+
+
 def _fresh_home_like_demo(demo_home: Path, home: Path) -> None:
     """An empty database with the demo's users, pipelines and custom fields (what records refer to)."""
     demo = open_database(sqlite_url(demo_home / "data" / "demo.sqlite3"))
@@ -190,10 +199,7 @@ def test_vcard_3_and_4_with_several_addresses_and_phones(
 def test_bad_rows_are_reported_by_line_and_the_rest_imported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home = tmp_path / "home"
-    db = _database(home)
-    with db.write() as s:
-        users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
+    home, db = _home_with_me(tmp_path)
     db.dispose()
     path = tmp_path / "leute.csv"
     # Semicolons and Windows-1252, as a spreadsheet in Germany writes them; Vorname/Nachname/E-Mail mapped.
@@ -287,10 +293,7 @@ def test_calendar_export_reads_back(
 def test_backup_while_writing_then_restore_after_checks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home = tmp_path / "home"
-    db = _database(home)
-    with db.write() as s:
-        users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
+    home, db = _home_with_me(tmp_path)
     doc = tmp_path / "angebot.pdf"
     doc.write_bytes(b"%PDF-1.4 offer")
     from crm_tui.core.services import attachments

@@ -365,17 +365,13 @@ def _load(connection: Any, archive: tarfile.TarFile, manifest: dict[str, Any], w
     from sqlalchemy import insert
 
     from crm_tui.core import models as m
-    from crm_tui.core.services.attachments import PART_BYTES
+    from crm_tui.core.services.attachments import content_rows
 
-    content = m.DocumentContent.__table__
     for item in archive.getmembers():
-        if item.name.startswith("documents/") and item.isfile():
-            name = item.name.rsplit("/", 1)[-1]
-            handle = archive.extractfile(item)
-            part = 0
-            while handle is not None and (chunk := handle.read(PART_BYTES)):
-                connection.execute(insert(content), {"sha256": name, "part": part, "data": chunk})
-                part += 1
+        handle = archive.extractfile(item) if item.name.startswith("documents/") and item.isfile() else None
+        if handle is not None:
+            for row in content_rows(item.name.rsplit("/", 1)[-1], handle):
+                connection.execute(insert(m.DocumentContent.__table__), row)
     return counts
 
 
@@ -445,14 +441,9 @@ def restore_tables_into_sqlite(
                         "SELECT DISTINCT sha256 FROM document_content"
                     ).scalars()
                     for name in list(names):
-                        parts = connection.exec_driver_sql(
+                        store.write(name, connection.exec_driver_sql(
                             "SELECT data FROM document_content WHERE sha256 = ? ORDER BY part", (name,)
-                        ).scalars()
-                        path = store.path(name)
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        with path.open("wb") as out:
-                            for chunk in parts:
-                                out.write(chunk)
+                        ).scalars())  # fmt: skip
                     connection.exec_driver_sql("DELETE FROM document_content")
             with engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

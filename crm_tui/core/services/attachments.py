@@ -6,9 +6,10 @@ import hashlib
 import mimetypes
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Any, Protocol
 
 from sqlalchemy import delete, func, insert, select
 from sqlmodel import Session
@@ -143,6 +144,16 @@ class FileStore:
             raise _unreadable(source, exc) from exc
         return digest.hexdigest(), size
 
+    def write(self, stored_name: str, chunks: Iterable[bytes]) -> None:
+        """Bytes known by their name (a restore's), written beside and renamed into place."""
+        target = self.path(stored_name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{stored_name}.incoming")
+        with temporary.open("wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        os.replace(temporary, target)
+
     def read(self, session: Session, stored_name: str) -> bytes:
         try:
             return self.path(stored_name).read_bytes()
@@ -175,9 +186,8 @@ class DatabaseStore:
                 sha = digest.hexdigest()
                 if self.missing(session, [sha]):
                     src.seek(0)
-                    for part, chunk in enumerate(iter(lambda: src.read(PART_BYTES), b"")):
-                        execute_core(session, insert(m.DocumentContent.__table__),
-                                     {"sha256": sha, "part": part, "data": chunk})  # fmt: skip
+                    for row in content_rows(sha, src):
+                        execute_core(session, insert(m.DocumentContent.__table__), row)
         except OSError as exc:
             raise _unreadable(source, exc) from exc
         return sha, size
@@ -208,6 +218,14 @@ class DatabaseStore:
         used = select(m.Document.stored_name).where(m.Document.stored_name == table.c.sha256).exists()
         with self.db.write() as session:
             execute_core(session, delete(table).where(table.c.sha256.in_(stored_names), ~used))
+
+
+def content_rows(stored_name: str, handle: IO[bytes]) -> Iterator[dict[str, Any]]:
+    """The ``document_content`` rows of the bytes read from ``handle``: parts of PART_BYTES, numbered."""
+    part = 0
+    while chunk := handle.read(PART_BYTES):
+        yield {"sha256": stored_name, "part": part, "data": chunk}
+        part += 1
 
 
 def store_for(db: Database, documents_dir: Path) -> DocumentStore:
