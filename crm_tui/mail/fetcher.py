@@ -72,24 +72,6 @@ def fetch_and_parse(
     )
 
 
-def watch_parent(parent: int) -> None:
-    """Pool initializer: end this helper when the process that started it (``parent``, passed in: it may be
-    gone before this runs) is gone; a sync killed with SIGKILL cannot tell its helpers to stop."""
-    import os
-    import threading
-
-    if os.getppid() != parent:
-        os._exit(0)
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent:
-                os._exit(0)
-
-    threading.Thread(target=watch, name="crm-tui parent watch", daemon=True).start()
-
-
 def close_all() -> None:
     for key in list(_CLIENTS):
         client = _CLIENTS.pop(key)

@@ -365,6 +365,10 @@ class AccountSync:
             by_folder.setdefault(item.folder_name, []).append(item)
         for items in by_folder.values():
             batches.extend(_batches_by_size(items))
+        with self.db.checkpointing():
+            self._fetch_batches(batches, total)
+
+    def _fetch_batches(self, batches: list[list[mailbox.PendingBody]], total: int) -> None:
         pool = parse_pool() if total >= POOL_THRESHOLD else None
         done = 0
         if pool is None:
@@ -561,6 +565,11 @@ def _header_batches(client: Any, batches: list[list[int]], items: list[str], *, 
                 if stop.is_set():
                     return
                 handoff.put(("batch", _read_header_batch(client, batch, items, use_pool)))
+            if use_pool and _POOL is not None:
+                from crm_tui.mail.helper import load_fetcher
+
+                for _ in range(HELPERS):  # the bodies come next: their fetcher loads while headers are stored
+                    _POOL.submit(load_fetcher)
             handoff.put(("end", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
             handoff.put(("error", exc))
@@ -610,12 +619,12 @@ def _make_pool() -> Any:
         from concurrent.futures import ProcessPoolExecutor
 
         try:
-            from crm_tui.mail.fetcher import watch_parent
+            from crm_tui.mail.helper import start
 
             pool = ProcessPoolExecutor(
                 max_workers=HELPERS,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=watch_parent,
+                initializer=start,
                 initargs=(os.getpid(),),
             )
             # One process started and importable now; the pool starts the second when two bodies batches wait,

@@ -173,3 +173,36 @@ def test_a_change_watch_sees_commits_of_other_connections_once(db: Database, now
         assert watch.changed() is True
     finally:
         watch.close()
+
+
+def test_background_checkpoints_move_a_bulk_writers_log_into_the_file(tmp_path: Path) -> None:
+    """The mail sync writes its bodies inside ``checkpointing``: another thread copies the log into the
+    database file meanwhile, so the writer's commits need not. Shown with the writer's own checkpoints off:
+    only the background thread can have moved the rows into the file."""
+    db = open_database(sqlite_url(tmp_path / "crm.sqlite3"))
+    path = tmp_path / "crm.sqlite3"
+    before = path.stat().st_size
+    blob = b"x" * 2**20
+    with db.write() as session:
+        session.connection().exec_driver_sql("CREATE TABLE blob_test (data BLOB)")
+    with db.checkpointing(interval=0.01):
+        for _ in range(6):
+            with db.write() as session:
+                session.connection().exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
+                session.connection().exec_driver_sql("INSERT INTO blob_test VALUES (?)", (blob,))
+        deadline = time.monotonic() + 10
+        while path.stat().st_size < before + 6 * 2**20 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert path.stat().st_size >= before + 6 * 2**20, "the log was copied into the file while the block ran"
+    assert not [t for t in threading.enumerate() if t.name == "crm-tui checkpoint"], "the thread ended"
+    db.dispose()
+    copy = sqlite3.connect(path)
+    assert copy.execute("SELECT count(*), sum(length(data)) FROM blob_test").fetchone() == (6, 6 * 2**20)
+    copy.close()
+
+
+def test_checkpointing_is_a_no_op_for_a_database_in_memory() -> None:
+    db = open_database("sqlite://")
+    with db.checkpointing(interval=0.01), db.write() as session:
+        session.connection().exec_driver_sql("CREATE TABLE t (x)")
+    assert not [t for t in threading.enumerate() if t.name == "crm-tui checkpoint"]

@@ -1,0 +1,32 @@
+"""The start of the sync's helper processes: only the standard library here.
+
+A helper parses header blocks from a first sync's first batch on; until it is up, the sync parses them itself.
+The parser (``mail.parse``) imports in about 20 ms, the body fetcher (``mail.fetcher``, with imapclient) in
+about 110 ms more: so a helper starts with neither, and the sync asks it to load the fetcher (``load_fetcher``)
+once the last header batch is on its way, ahead of the bodies.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+
+def start(parent: int) -> None:
+    """Pool initializer: end this helper when the process that started it (``parent``, passed in: it may be
+    gone before this runs) is gone; a sync killed with SIGKILL cannot tell its helpers to stop."""
+    if os.getppid() != parent:
+        os._exit(0)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="crm-tui parent watch", daemon=True).start()
+
+
+def load_fetcher() -> None:
+    import crm_tui.mail.fetcher  # noqa: F401 - loaded ahead of the body phase
