@@ -44,6 +44,8 @@ def body_hash(raw: bytes, *, has_message_id: bool = True) -> str:
 def subject_key(subject: str) -> str:
     """The subject of a thread: without reply/forward prefixes (in several languages) and list tags."""
     text = subject or ""
+    if ":" not in text and "：" not in text and "[" not in text:
+        return " ".join(text.lower().split())[:200]  # no prefix, no list tag: most subjects
     for _ in range(10):
         stripped = _LIST_TAG.sub("", _PREFIX.sub("", text))
         if stripped == text:

@@ -29,7 +29,7 @@ from crm_tui.core.db import Database
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.imap import Endpoint, Login, MailConnectionError, connect, login_of, logout
-from crm_tui.mail.parse import parse_header_block, parse_header_blocks
+from crm_tui.mail.parse import parse_header_blocks
 from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
@@ -316,11 +316,11 @@ class AccountSync:
         for meta, raws, parsed in _header_batches(
             client, batches, items, use_pool=len(new) >= POOL_THRESHOLD
         ):
-            headers = parsed.result() if parsed is not None else [parse_header_block(raw) for raw in raws]
-            rows = []
-            for (uid, flags, modseq, size), raw, header in zip(meta, raws, headers, strict=True):
-                header.raw = raw
-                rows.append(mailbox.HeaderRow(uid, flags, modseq, header, size))
+            headers = parsed.result() if parsed is not None else parse_header_blocks(raws)
+            rows = [
+                mailbox.HeaderRow(uid, flags, modseq, values, size or len(raw))
+                for (uid, flags, modseq, size), raw, values in zip(meta, raws, headers, strict=True)
+            ]
             with self.db.write() as session:
                 folder = session.get(m.MailFolder, folder_id)
                 self.report.new += mailbox.store_headers(

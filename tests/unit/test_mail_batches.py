@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
+from sqlmodel import select
+
 from crm_tui.core.services.mailbox import PendingBody
 from crm_tui.mail.sync import BATCH_BYTES, BODY_BATCH, _batches_by_size
 
@@ -13,3 +17,50 @@ def test_batches_are_bounded_by_count_and_by_bytes() -> None:
     assert [len(b) for b in batches] == [BODY_BATCH, BODY_BATCH, 5, 1, 1, 1]
     assert all(sum(i.size for i in b) <= BATCH_BYTES for b in batches if len(b) > 1)
     assert [i.uid for b in batches for i in b] == [i.uid for i in small + huge], "order and completeness kept"
+
+
+def test_a_body_whose_headers_read_differently_from_the_header_pass_rewrites_them(db, now) -> None:  # type: ignore[no-untyped-def]
+    """The body batch leaves the header columns alone when they hold the body's values already (they were
+    written with the headers); where one message's body reads differently (the server's header block and
+    the message disagree, say), the body's values are stored, and search finds it by them."""
+    from crm_tui.core import models as m
+    from crm_tui.core.mail_data import header_values
+    from crm_tui.core.services import mail_search, mailbox, users
+    from crm_tui.mail.parse import parse_header_block, parse_safely
+
+    def message(n: int, subject: str) -> bytes:
+        return (
+            f"From: Kunde {n} <k{n}@firma.example>\r\nTo: anna@crm.example\r\nSubject: {subject}\r\n"
+            f"Date: Fri, 20 Nov 2026 09:{n:02d}:00 +0100\r\nMessage-ID: <m{n}@firma.example>\r\n\r\n"
+            f"Inhalt {n}\r\n"
+        ).encode()
+
+    with db.write() as session:
+        user = users.create_user(session, users.UserInput(name="Anna", email="anna@crm.example"), now=now)
+        account = m.MailAccount(
+            name="w", user_id=user.id, preset="other", imap_host="h", imap_port=993, imap_security="ssl",
+            username="u", password_source="env", addresses="", refresh_minutes=5, created_at=now,
+        )  # fmt: skip
+        session.add(account)
+        session.flush()
+        folder = mailbox.ensure_folder(session, account.id, "INBOX", "inbox")  # type: ignore[arg-type]
+        folder.uidvalidity = 1
+        rows = []
+        for n in range(1, 6):
+            header = message(n, "Angebot" if n != 3 else "Vorschau").split(b"\r\n\r\n")[0] + b"\r\n\r\n"
+            rows.append(mailbox.HeaderRow(n, [], None, header_values(parse_header_block(header)), 200))
+        mailbox.store_headers(session, folder, 1, rows, now=now)
+        account_id = account.id
+    with db.read() as session:
+        pending = mailbox.pending_bodies(session, account_id)  # type: ignore[arg-type]
+    with db.write() as session:
+        bodies = [(p.location_id, parse_safely(message(p.uid, "Angebot"))) for p in pending]
+        mailbox.store_bodies(session, bodies, now=now)
+    with db.read() as session:
+        stored = session.exec(select(m.MailMessage).order_by(m.MailMessage.id)).all()  # type: ignore[arg-type]
+        assert [s.subject for s in stored] == ["Angebot"] * 5, "the third took its body's subject"
+        assert [s.subject_key for s in stored] == ["angebot"] * 5
+        assert all(s.has_body and s.body_text.startswith("Inhalt") for s in stored)
+        assert all(s.sent_at is not None and s.sent_at.minute == i for i, s in enumerate(stored, 1))
+        assert len(mail_search.search_ids(session, "subject:angebot", UTC)) == 5
+        assert mail_search.search_ids(session, "vorschau", UTC) == []

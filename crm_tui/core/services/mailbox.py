@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlmodel import Session
@@ -19,6 +20,7 @@ from sqlmodel import Session
 from crm_tui.core import bulk, mail_identity, search_index
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
+from crm_tui.core.mail_data import HEADER_COLUMNS, header_values
 from crm_tui.core.services.mail_store import MessageData
 
 LOCK_LEASE = timedelta(minutes=2)  # a sync renews its lock at least this often; an older lock is stale
@@ -120,8 +122,27 @@ class HeaderRow:
     uid: int
     flags: list[str]
     modseq: int | None
-    header: MessageData
+    values: tuple[Any, ...]  # the header columns' values (``mail_data.header_values``)
     size: int = 0  # RFC822.SIZE: the whole message's
+
+
+_HEADER_FIELDS = tuple(name for name in HEADER_COLUMNS if name != "parse_problems")  # the body adds problems
+# A provisional message: header columns, then these (no body yet), then size, direction, flags and arrival.
+_PROVISIONAL = ("", False, "", None, b"", False)
+_HEADER_INSERT = (
+    *HEADER_COLUMNS,
+    "body_text",
+    "has_attachments",
+    "attachments",
+    "body_hash",
+    "raw",
+    "has_body",
+    "size",
+    "is_outgoing",
+    "is_read",
+    "is_flagged",
+    "received_at",
+)
 
 
 def store_headers(
@@ -143,50 +164,22 @@ def store_headers(
     if not fresh:
         return 0
     outgoing = folder.role in ("sent", "drafts")
+    flags = [_flags_text(row.flags) for row in fresh]
     values = []
-    for row in fresh:
-        header, flags = row.header, _flags_text(row.flags).split()
+    for row, text in zip(fresh, flags, strict=True):
+        names = text.split()
         values.append(
-            {
-                "message_id_header": header.message_id,
-                "subject": header.subject,
-                "subject_key": mail_identity.subject_key(header.subject),
-                "from_name": header.from_name,
-                "from_address": header.from_address.lower(),
-                "to_addresses": "\n".join(header.to),
-                "cc_addresses": "\n".join(header.cc),
-                "sent_at": header.sent_at,
-                "in_reply_to": header.in_reply_to,
-                "references": "\n".join(header.references) or None,
-                "body_text": "",
-                "has_attachments": False,
-                "attachments": "",
-                "parse_problems": "\n".join(header.problems) or None,
-                "raw": b"",
-                "has_body": False,
-                "size": row.size or len(header.raw),
-                "is_outgoing": outgoing,
-                "is_read": "\\Seen" in flags,
-                "is_flagged": "\\Flagged" in flags,
-                "received_at": now,
-            }
+            row.values + _PROVISIONAL + (row.size, outgoing, "\\Seen" in names, "\\Flagged" in names, now)
         )
     # Straight to the driver (``core.bulk``), not through the ORM: this runs for every synced batch.
-    ids = bulk.insert_rows(session, m.MailMessage.__table__, values)  # type: ignore[attr-defined]
-    bulk.insert_rows(
+    ids = bulk.insert_tuples(session, m.MailMessage.__table__, _HEADER_INSERT, values)  # type: ignore[attr-defined]
+    bulk.insert_tuples(
         session,
         m.MailLocation.__table__,  # type: ignore[attr-defined]
+        ("message_id", "folder_id", "uidvalidity", "uid", "flags", "modseq", "pending_move"),
         [
-            {
-                "message_id": message_id,
-                "folder_id": folder.id,
-                "uidvalidity": uidvalidity,
-                "uid": row.uid,
-                "flags": _flags_text(row.flags),
-                "modseq": row.modseq,
-                "pending_move": None,
-            }
-            for message_id, row in zip(ids, fresh, strict=True)
+            (message_id, folder.id, uidvalidity, row.uid, text, row.modseq, None)
+            for message_id, row, text in zip(ids, fresh, flags, strict=True)
         ],
     )
     return len(fresh)
@@ -317,20 +310,10 @@ def store_bodies(
         completed_rows.append(
             {
                 "id": message_id,
-                "message_id_header": data.message_id,
-                "subject": data.subject,
-                "subject_key": mail_identity.subject_key(data.subject),
-                "from_name": data.from_name,
-                "from_address": data.from_address.lower(),
-                "to_addresses": "\n".join(data.to),
-                "cc_addresses": "\n".join(data.cc),
-                "sent_at": data.sent_at,
-                "in_reply_to": data.in_reply_to,
-                "references": "\n".join(data.references) or None,
+                **dict(zip(HEADER_COLUMNS, header_values(data), strict=True)),
                 "body_text": data.body_text,
                 "has_attachments": data.has_attachments,
                 "attachments": "\n".join(f"{n}\t{t}\t{z}" for n, t, z in data.attachments),
-                "parse_problems": "\n".join(data.problems) or None,
                 "raw": bytes(data.raw),
                 "size": len(data.raw),
                 "has_body": True,
@@ -349,7 +332,8 @@ def store_bodies(
 
 def _update_messages(session: Session, updates: list[dict[str, object]]) -> None:
     """One executemany UPDATE ... WHERE id = ? (``core.bulk``: this runs for every synced batch)."""
-    bulk.update_rows(session, m.MailMessage.__table__, updates)  # type: ignore[attr-defined]
+    # The header columns were written with the headers: the same values, unless the body's parse differs.
+    bulk.update_rows(session, m.MailMessage.__table__, updates, expected=_HEADER_FIELDS)  # type: ignore[attr-defined]
 
 
 def merge_into(session: Session, source_id: int, target_id: int) -> None:
