@@ -34,9 +34,6 @@ WRITER_LOCK_KEY = 0x63726D747569  # "crmtui": PostgreSQL's advisory lock that wr
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-PAGE_SIZE = 16384
-
-
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -68,10 +65,6 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if url not in ("sqlite://", "sqlite:///:memory:"):
-            # A new database gets 16 KiB pages: it holds mail, and a message's raw bytes (16 KiB on average)
-            # then take one or two pages instead of four or five; a first sync stores its bodies a fifth
-            # faster (measured). Only a database without tables takes this; an existing one keeps its size.
-            cursor.execute(f"PRAGMA page_size = {PAGE_SIZE}")
             cursor.execute("PRAGMA journal_mode = WAL")
             # Checkpoint every 32 MiB of log rather than SQLite's 4 MiB: a mail sync writes megabytes per
             # batch, and each checkpoint syncs the disk twice (a fifth of a first sync's time at 4 MiB). The

@@ -25,26 +25,6 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_busy_timeout(db: Database) -> 
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert session.execute(text("PRAGMA busy_timeout")).scalar() == 30_000
-        assert session.execute(text("PRAGMA page_size")).scalar() == 16384, "a new database: 16 KiB pages"
-
-
-def test_a_database_made_with_smaller_pages_keeps_them_and_works(
-    tmp_path: Path, now: datetime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Databases made before the page size changed (SQLite's 4 KiB) open and write as they are."""
-    import crm_tui.core.db as db_module
-
-    path = tmp_path / "old.sqlite3"
-    with monkeypatch.context() as earlier:
-        earlier.setattr(db_module, "PAGE_SIZE", 4096)
-        open_database(sqlite_url(path)).dispose()
-    db = open_database(sqlite_url(path))
-    with db.write() as session:
-        factories.contact(session, now, last_name="Alt")
-    with db.read() as session:
-        assert session.execute(text("PRAGMA page_size")).scalar() == 4096
-        assert [c.last_name for c in session.exec(select(m.Contact)).all()] == ["Alt"]
-    db.dispose()
 
 
 def test_foreign_keys_are_enforced(db: Database, now: datetime) -> None:
