@@ -208,11 +208,20 @@ class AccountSync:
 
     def _run(self) -> SyncReport:
         started = time.perf_counter()
-        with self.db.write() as session:
-            holder = mailbox.lock_holder(session, self.account.id)
-            mailbox.acquire_lock(
-                session, self.account.id, self.holder, now=self.clock.now(), alive=_holder_alive(holder)
-            )
+        # Log in while the lock is taken and the store is read: the server's round trips overlap them.
+        connecting = _Background(self._connect)
+        try:
+            with self.db.write() as session:
+                holder = mailbox.lock_holder(session, self.account.id)
+                mailbox.acquire_lock(
+                    session, self.account.id, self.holder, now=self.clock.now(), alive=_holder_alive(holder)
+                )
+        except BaseException:
+            connecting.result(ignore_errors=True)
+            if self.client is not None:
+                logout(self.client)
+                self.client = None
+            raise
         try:
             with self.db.read() as session:
                 first = not any(f.uidvalidity for f in mailbox.folders_of(session, self.account.id))
@@ -220,7 +229,13 @@ class AccountSync:
                 # A first sync brings much mail: start the parse process now, so its start-up (imports) runs
                 # while we log in and list folders rather than when the first batch waits for it.
                 _warm_parse_pool()
-            self._connect()
+            try:
+                connecting.result()
+            except BaseException:
+                if self.client is not None:
+                    logout(self.client)
+                    self.client = None
+                raise
             try:
                 self._replay_changes()
                 folders = self._retrying(self._list_folders)
@@ -528,6 +543,27 @@ class AccountSync:
                     client.copy([uid], target)
                     client.add_flags([uid], [DELETED])
                     client.expunge()
+
+
+class _Background:
+    """A call run in a thread of its own; ``result`` waits for it and raises what it raised."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                call()
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="crm-tui background call", daemon=True)
+        self._thread.start()
+
+    def result(self, *, ignore_errors: bool = False) -> None:
+        self._thread.join()
+        if self._error is not None and not ignore_errors:
+            raise self._error
 
 
 def _read_header_batch(
