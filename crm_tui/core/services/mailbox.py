@@ -286,8 +286,7 @@ def store_bodies(
                 known.setdefault((header, digest), message_id)
     results: list[tuple[int, bool]] = []
     updates = []
-    completed: list[int] = []  # provisional messages this batch completes: indexed for search at the end
-    completed_rows: list[dict[str, object]] = []
+    completed_rows: list[dict[str, object]] = []  # provisional messages this batch completes, as written
     for (location_id, data), digest in zip(items, digests, strict=True):
         message_id = owner.get(location_id)
         if message_id is None:
@@ -306,7 +305,6 @@ def store_bodies(
             continue
         known[(data.message_id, digest)] = message_id
         complete.add(message_id)
-        completed.append(message_id)
         completed_rows.append(
             {
                 "id": message_id,
@@ -326,7 +324,20 @@ def store_bodies(
         _update_messages(session, updates)
     if written is not None:
         written.update({row["id"]: row for row in completed_rows})  # type: ignore[misc]
-    search_index.index_completed(session.connection(), sorted(completed))
+    search_index.index_messages(
+        session.connection(),
+        [
+            (
+                row["id"],
+                row["subject"],
+                search_index.mail_addresses(
+                    row["from_name"], row["from_address"], row["to_addresses"], row["cc_addresses"]
+                ),
+                row["body_text"],
+            )
+            for row in sorted(completed_rows, key=lambda row: row["id"])  # type: ignore[arg-type, return-value]
+        ],
+    )
     return results
 
 
