@@ -22,7 +22,8 @@ ATTEMPTS = 3
 _CLIENTS: dict[tuple[str, str, int, str], Any] = {}
 
 
-def _client(endpoint: Endpoint, password: str) -> Any:
+def connected(endpoint: Endpoint, password: str) -> Any:
+    """This helper's logged-in connection for ``endpoint`` (made on first use, then kept)."""
     key = (endpoint.account, endpoint.host, endpoint.port, endpoint.username)
     client = _CLIENTS.get(key)
     if client is None:
@@ -44,7 +45,7 @@ def fetch_and_parse(
     error: Exception | None = None
     for attempt in range(ATTEMPTS):
         try:
-            client = _client(endpoint, password)
+            client = connected(endpoint, password)
             state = client.select_folder(folder, readonly=True)
             if int(state[b"UIDVALIDITY"]) != uidvalidity:
                 return ("uidvalidity", None)

@@ -2,12 +2,13 @@
 
 A helper parses header blocks from a first sync's first batch on; until it is up, the sync parses them itself.
 The parser (``mail.parse``) imports in about 20 ms, the body fetcher (``mail.fetcher``, with imapclient) in
-about 110 ms more: so a helper starts with neither, and the sync asks it to load the fetcher (``load_fetcher``)
-once the last header batch is on its way, ahead of the bodies.
+about 110 ms more: so a helper starts with neither, and the sync asks it to load the fetcher and log in
+(``prepare_fetcher``) once the last header batch is on its way, ahead of the bodies.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -28,5 +29,10 @@ def start(parent: int) -> None:
     threading.Thread(target=watch, name="crm-tui parent watch", daemon=True).start()
 
 
-def load_fetcher() -> None:
-    import crm_tui.mail.fetcher  # noqa: F401 - loaded ahead of the body phase
+def prepare_fetcher(endpoint: object, password: str) -> None:
+    """Load the body fetcher and log in with it, ahead of the body phase (the login is kept for it). A
+    failure here is left for the body phase's own fetch to report."""
+    from crm_tui.mail import fetcher
+
+    with contextlib.suppress(Exception):  # the body phase's fetch retries and reports
+        fetcher.connected(endpoint, password)  # type: ignore[arg-type]

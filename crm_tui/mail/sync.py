@@ -34,6 +34,7 @@ from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
 BODY_BATCH = 400
+FIRST_BODY_BATCH = 100
 MAX_RECONNECTS = 2
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -328,8 +329,9 @@ class AccountSync:
             _warm_parse_pool()  # used from the first batch it is ready for; till then headers parse here
         batches = [new[start : start + HEADER_BATCH] for start in range(0, len(new), HEADER_BATCH)]
         stored = 0
+        pooled = len(new) >= POOL_THRESHOLD
         for meta, raws, parsed in _header_batches(
-            client, batches, items, use_pool=len(new) >= POOL_THRESHOLD
+            client, batches, items, use_pool=pooled, after_last=self._prepare_fetchers if pooled else None
         ):
             headers = parsed.result() if parsed is not None else parse_header_blocks(raws)
             rows = [
@@ -350,6 +352,15 @@ class AccountSync:
             folder.uidnext = uidnext  # type: ignore[union-attr]
             folder.highestmodseq = highest  # type: ignore[union-attr]
             folder.synced_at = self.clock.now()  # type: ignore[union-attr]
+
+    def _prepare_fetchers(self) -> None:
+        """The bodies come next: the helpers load their fetcher and log in while the last headers are stored."""
+        if _POOL is None:
+            return
+        from crm_tui.mail.helper import prepare_fetcher
+
+        for _ in range(HELPERS):
+            _POOL.submit(prepare_fetcher, self.account.endpoint, self._password)
 
     def _store_flags(self, folder_id: int, uidvalidity: int, fetched: dict[int, dict[bytes, Any]]) -> None:
         if not fetched:
@@ -380,6 +391,9 @@ class AccountSync:
             by_folder.setdefault(item.folder_name, []).append(item)
         for items in by_folder.values():
             batches.extend(_batches_by_size(items))
+        if len(batches[0]) > FIRST_BODY_BATCH:
+            # A small first batch: the store starts on it while the helpers fetch the next ones.
+            batches[:1] = [batches[0][:FIRST_BODY_BATCH], batches[0][FIRST_BODY_BATCH:]]
         with self.db.checkpointing():
             self._fetch_batches(batches, total)
 
@@ -583,14 +597,24 @@ def _read_header_batch(
     return meta, raws, pool.submit(parse_header_blocks, raws) if pool is not None and raws else None
 
 
-def _header_batches(client: Any, batches: list[list[int]], items: list[str], *, use_pool: bool) -> Any:
+def _header_batches(
+    client: Any,
+    batches: list[list[int]],
+    items: list[str],
+    *,
+    use_pool: bool,
+    after_last: Callable[[], None] | None = None,
+) -> Any:
     """Yield each header batch as ``_read_header_batch`` gives it. With several batches a reader thread
     fetches batch k+1 (and hands it to the parse process) while the caller stores batch k: the server's time
     to answer, half of a header FETCH, is hidden behind the writes. Only the reader uses the connection until
-    this generator ends; an error in the reader is raised here."""
+    this generator ends; an error in the reader is raised here. ``after_last`` runs once the last batch is
+    read."""
     if len(batches) < 2:
         for batch in batches:
             yield _read_header_batch(client, batch, items, use_pool)
+        if after_last is not None:
+            after_last()
         return
     handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=2)
     stop = threading.Event()
@@ -601,11 +625,8 @@ def _header_batches(client: Any, batches: list[list[int]], items: list[str], *, 
                 if stop.is_set():
                     return
                 handoff.put(("batch", _read_header_batch(client, batch, items, use_pool)))
-            if use_pool and _POOL is not None:
-                from crm_tui.mail.helper import load_fetcher
-
-                for _ in range(HELPERS):  # the bodies come next: their fetcher loads while headers are stored
-                    _POOL.submit(load_fetcher)
+            if after_last is not None:
+                after_last()
             handoff.put(("end", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
             handoff.put(("error", exc))
