@@ -1,6 +1,6 @@
 """One sync pass of an IMAP account into the local store.
 
-Order of a pass: take the account's lock; log in; replay changes made offline; list folders; per folder, read
+Order of a pass: take the account's lock (logging in meanwhile); replay changes made offline; list folders; per folder, read
 its state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ with CONDSTORE) and skip it when nothing changed, else update
 flags, drop expunged copies and store the headers of new mail (the list is usable from here); then fetch the
 bodies of provisional copies, merge copies of one message, link every completed message to its records; last,
