@@ -1,12 +1,12 @@
 """One sync pass of an IMAP account into the local store.
 
-Order of a pass: take the account's lock (logging in meanwhile); replay changes made offline; list folders; per folder, read
-its state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ with CONDSTORE) and skip it when nothing changed, else update
-flags, drop expunged copies and store the headers of new mail (the list is usable from here); then fetch the
-bodies of provisional copies, merge copies of one message, link every completed message to its records; last,
-drop copies of an old UIDVALIDITY once the new ones are matched. Every batch is its own short transaction, so a
-kill at any point loses nothing: the next pass goes on where this one stopped, and exactly one message results
-per message (locations are unique, copies merge by identity).
+Order of a pass: take the account's lock (logging in meanwhile); replay changes made offline; list folders;
+per folder, read its state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ with CONDSTORE) and skip it when nothing
+changed, else update flags, drop expunged copies and store the headers of new mail (the list is usable from
+here); then fetch the bodies of provisional copies, merge copies of one message, link every completed message
+to its records; last, drop copies of an old UIDVALIDITY once the new ones are matched. Every batch is its own
+short transaction, so a kill at any point loses nothing: the next pass goes on where this one stopped, and
+exactly one message results per message (locations are unique, copies merge by identity).
 """
 
 from __future__ import annotations
@@ -168,10 +168,13 @@ class AccountSync:
                 self.condstore = False
         self.has_move = b"MOVE" in capabilities
 
-    def _reconnect(self) -> None:
+    def _logout(self) -> None:
         if self.client is not None:
             logout(self.client)
-        self.client = None
+            self.client = None
+
+    def _reconnect(self) -> None:
+        self._logout()
         self._connect()
 
     def _retrying(self, step: Callable[[], Any]) -> Any:
@@ -219,9 +222,7 @@ class AccountSync:
                 )
         except BaseException:
             connecting.result(ignore_errors=True)
-            if self.client is not None:
-                logout(self.client)
-                self.client = None
+            self._logout()
             raise
         try:
             with self.db.read() as session:
@@ -233,9 +234,7 @@ class AccountSync:
             try:
                 connecting.result()
             except BaseException:
-                if self.client is not None:
-                    logout(self.client)
-                    self.client = None
+                self._logout()  # connected, then the capabilities failed
                 raise
             try:
                 self._replay_changes()
@@ -246,9 +245,7 @@ class AccountSync:
                 self._fetch_bodies()
                 self._drop_old_generations()
             finally:
-                if self.client is not None:
-                    logout(self.client)
-                    self.client = None
+                self._logout()
         finally:
             with self.db.write() as session:
                 mailbox.release_lock(session, self.account.id, self.holder)

@@ -8,6 +8,7 @@ from sqlmodel import select
 
 from crm_tui.core.services.mailbox import PendingBody
 from crm_tui.mail.sync import BATCH_BYTES, BODY_BATCH, _batches_by_size
+from tests.utils import factories
 
 
 def test_batches_are_bounded_by_count_and_by_bytes() -> None:
@@ -25,7 +26,7 @@ def test_a_body_whose_headers_read_differently_from_the_header_pass_rewrites_the
     the message disagree, say), the body's values are stored, and search finds it by them."""
     from crm_tui.core import models as m
     from crm_tui.core.mail_data import header_values
-    from crm_tui.core.services import mail_search, mailbox, users
+    from crm_tui.core.services import mail_search, mailbox
     from crm_tui.mail.parse import parse_header_block, parse_safely
 
     def message(n: int, subject: str) -> bytes:
@@ -36,21 +37,13 @@ def test_a_body_whose_headers_read_differently_from_the_header_pass_rewrites_the
         ).encode()
 
     with db.write() as session:
-        user = users.create_user(session, users.UserInput(name="Anna", email="anna@crm.example"), now=now)
-        account = m.MailAccount(
-            name="w", user_id=user.id, preset="other", imap_host="h", imap_port=993, imap_security="ssl",
-            username="u", password_source="env", addresses="", refresh_minutes=5, created_at=now,
-        )  # fmt: skip
-        session.add(account)
-        session.flush()
-        folder = mailbox.ensure_folder(session, account.id, "INBOX", "inbox")  # type: ignore[arg-type]
-        folder.uidvalidity = 1
+        folder = factories.mail_inbox(session, now)
+        account_id = folder.account_id
         rows = []
         for n in range(1, 6):
             header = message(n, "Angebot" if n != 3 else "Vorschau").split(b"\r\n\r\n")[0] + b"\r\n\r\n"
             rows.append(mailbox.HeaderRow(n, [], None, header_values(parse_header_block(header)), 200))
         mailbox.store_headers(session, folder, 1, rows, now=now)
-        account_id = account.id
     with db.read() as session:
         pending = mailbox.pending_bodies(session, account_id)  # type: ignore[arg-type]
     with db.write() as session:

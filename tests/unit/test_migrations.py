@@ -197,7 +197,7 @@ def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None
 
     from alembic import command
 
-    from crm_tui.core.services import mailbox, users
+    from crm_tui.core.services import mailbox
     from crm_tui.core.services.mail_store import MessageData
 
     path = tmp_path / "old.sqlite3"
@@ -256,15 +256,7 @@ def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None
     assert hits("warmepumpe") == [1] and hits("termin") == []
     now = datetime(2026, 11, 22, tzinfo=UTC)
     with upgraded.write() as session:
-        user = users.create_user(session, users.UserInput(name="Anna", email="anna@crm.example"), now=now)
-        account = m.MailAccount(
-            name="w", user_id=user.id, preset="other", imap_host="h", imap_port=993, imap_security="ssl",
-            username="u", password_source="env", addresses="", refresh_minutes=5, created_at=now,
-        )  # fmt: skip
-        session.add(account)
-        session.flush()
-        folder = mailbox.ensure_folder(session, account.id, "INBOX", "inbox")  # type: ignore[arg-type]
-        folder.uidvalidity = 1
+        folder = factories.mail_inbox(session, now)
         location = m.MailLocation(message_id=2, folder_id=folder.id, uidvalidity=1, uid=7, flags="")
         session.add(location)
         session.flush()

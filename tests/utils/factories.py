@@ -76,3 +76,19 @@ def activity(session: Session, now: datetime, **kwargs: object) -> m.Activity:
     kwargs.setdefault("subject", "Call back")
     kwargs.setdefault("start_at", now + timedelta(hours=1))
     return activities.create_activity(session, activities.ActivityInput(**kwargs), now=now)  # type: ignore[arg-type]
+
+
+def mail_inbox(session: Session, now: datetime) -> m.MailFolder:
+    """A mail account (of a new user) with its INBOX at UIDVALIDITY 1, for tests of the mail store."""
+    from crm_tui.core.services import mailbox
+
+    account = m.MailAccount(
+        name=f"account{next(_counter)}", user_id=user(session, now).id, preset="other", imap_host="h",
+        imap_port=993, imap_security="ssl", username="u", password_source="env", addresses="",
+        refresh_minutes=5, created_at=now,
+    )  # fmt: skip
+    session.add(account)
+    session.flush()
+    folder = mailbox.ensure_folder(session, account.id, "INBOX", "inbox")  # type: ignore[arg-type]
+    folder.uidvalidity = 1
+    return folder
