@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,7 +214,9 @@ class AccountSync:
     def _run(self) -> SyncReport:
         started = time.perf_counter()
         # Log in while the lock is taken and the store is read: the server's round trips overlap them.
-        connecting = _Background(self._connect)
+        login = ThreadPoolExecutor(1, thread_name_prefix="crm-tui login")
+        connecting = login.submit(self._connect)
+        login.shutdown(wait=False)  # the login still runs; no thread is left behind after it
         try:
             with self.db.write() as session:
                 holder = mailbox.lock_holder(session, self.account.id)
@@ -221,7 +224,7 @@ class AccountSync:
                     session, self.account.id, self.holder, now=self.clock.now(), alive=_holder_alive(holder)
                 )
         except BaseException:
-            connecting.result(ignore_errors=True)
+            wait([connecting])  # its own failure, if any, matters less than this one
             self._logout()
             raise
         try:
@@ -554,27 +557,6 @@ class AccountSync:
                     client.copy([uid], target)
                     client.add_flags([uid], [DELETED])
                     client.expunge()
-
-
-class _Background:
-    """A call run in a thread of its own; ``result`` waits for it and raises what it raised."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                call()
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="crm-tui background call", daemon=True)
-        self._thread.start()
-
-    def result(self, *, ignore_errors: bool = False) -> None:
-        self._thread.join()
-        if self._error is not None and not ignore_errors:
-            raise self._error
 
 
 def _read_header_batch(
