@@ -150,6 +150,7 @@ class AccountSync:
         self._password = password
         self.free_domains = free_domains if free_domains is not None else load_free_domains()
         self.holder = _holder()
+        self._renewed = clock.now()  # when this pass last took or renewed the account's lock
         self.client: Any = None
         self.condstore = False
         self.report = SyncReport(account_name)
@@ -218,11 +219,7 @@ class AccountSync:
         connecting = login.submit(self._connect)
         login.shutdown(wait=False)  # the login still runs; no thread is left behind after it
         try:
-            with self.db.write() as session:
-                holder = mailbox.lock_holder(session, self.account.id)
-                mailbox.acquire_lock(
-                    session, self.account.id, self.holder, now=self.clock.now(), alive=_holder_alive(holder)
-                )
+            self._take_lock()
         except BaseException:
             wait([connecting])  # its own failure, if any, matters less than this one
             self._logout()
@@ -255,8 +252,21 @@ class AccountSync:
         self.report.seconds = time.perf_counter() - started
         return self.report
 
+    def _take_lock(self) -> None:
+        """Take the account's sync lock, or raise SyncBusy (another sync of it runs)."""
+        with self.db.write() as session:
+            holder = mailbox.lock_holder(session, self.account.id)
+            self._renewed = self.clock.now()
+            mailbox.acquire_lock(
+                session, self.account.id, self.holder, now=self._renewed, alive=_holder_alive(holder)
+            )
+
     def _renew(self, session: Any) -> None:
-        mailbox.renew_lock(session, self.account.id, self.holder, now=self.clock.now())
+        """Renew the account's lock with this write when it is due (a statement per batch cost 1 ms)."""
+        now = self.clock.now()
+        if now - self._renewed >= mailbox.LOCK_RENEWAL:
+            mailbox.renew_lock(session, self.account.id, self.holder, now=now)
+            self._renewed = now
 
     def _list_folders(self) -> list[tuple[str, str | None]]:
         result = []
@@ -284,6 +294,7 @@ class AccountSync:
         with self.db.read() as session:
             folder = mailbox.ensure_folder(session, self.account.id, name, role)
             folder_id = folder.id
+            ref = mailbox.FolderRef(folder.id, folder.role)  # type: ignore[arg-type]
             previous = (folder.uidvalidity, folder.uidnext, folder.highestmodseq)
             local = mailbox.location_count(session, folder_id, uidvalidity)  # type: ignore[arg-type]
         unchanged = (
@@ -339,10 +350,9 @@ class AccountSync:
                 for (uid, flags, modseq, size), raw, values in zip(meta, raws, headers, strict=True)
             ]
             with self.db.write() as session:
-                folder = session.get(m.MailFolder, folder_id)
                 self.report.new += mailbox.store_headers(
-                    session, folder, uidvalidity, rows, now=self.clock.now()
-                )  # type: ignore[arg-type]
+                    session, ref, uidvalidity, rows, now=self.clock.now()
+                )
                 self._renew(session)
             stored += len(meta)
             self.progress(f"headers {name}", stored, len(new))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from sqlmodel import select
 
@@ -57,3 +57,37 @@ def test_a_body_whose_headers_read_differently_from_the_header_pass_rewrites_the
         assert all(s.sent_at is not None and s.sent_at.minute == i for i, s in enumerate(stored, 1))
         assert len(mail_search.search_ids(session, "subject:angebot", UTC)) == 5
         assert mail_search.search_ids(session, "vorschau", UTC) == []
+
+
+def test_a_sync_longer_than_the_lock_lease_keeps_its_lock(db, now) -> None:  # type: ignore[no-untyped-def]
+    """The lock is renewed with the batches' writes, often enough that a second sync is refused however long
+    the first one runs, and not on every batch (that was a write of its own each time)."""
+    import pytest
+
+    from crm_tui.core import models as m
+    from crm_tui.core.clock import FixedClock
+    from crm_tui.core.services import mailbox
+    from crm_tui.mail.sync import AccountSync
+
+    clock = FixedClock(now)
+    with db.write() as session:
+        account_id = factories.mail_inbox(session, now).account_id
+        name = session.get(m.MailAccount, account_id).name
+    sync = AccountSync(db, name, clock=clock, password="unused")
+    sync._take_lock()
+
+    def renewed_at():  # type: ignore[no-untyped-def]
+        with db.read() as session:
+            return session.get(m.MailSyncLock, account_id).renewed_at
+
+    clock.advance(seconds=5)
+    with db.write() as session:
+        sync._renew(session)
+    assert renewed_at() == now, "a batch 5 s in does not rewrite the lock"
+    for _ in range(12):  # a batch every 25 s: five minutes, more than twice the lease
+        clock.advance(seconds=25)
+        with db.write() as session:
+            sync._renew(session)
+        with pytest.raises(mailbox.SyncBusy, match="already running"), db.write() as session:
+            mailbox.acquire_lock(session, account_id, "elsewhere:1", now=clock.now())
+    assert clock.now() - renewed_at() < mailbox.LOCK_RENEWAL + timedelta(seconds=25)

@@ -23,7 +23,8 @@ from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.mail_data import HEADER_COLUMNS, header_values
 from crm_tui.core.services.mail_store import MessageData
 
-LOCK_LEASE = timedelta(minutes=2)  # a sync renews its lock at least this often; an older lock is stale
+LOCK_LEASE = timedelta(minutes=2)  # a lock not renewed for this long is stale
+LOCK_RENEWAL = LOCK_LEASE / 4  # a sync renews its lock when it is this old, at its next write
 ROLE_FLAGS = {
     "\\sent": "sent",
     "\\trash": "trash",
@@ -117,6 +118,14 @@ def _apply_flags_to_message(session: Session, message_id: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class FolderRef:
+    """What storing a folder's headers needs of it, without loading the folder (the sync's batches)."""
+
+    id: int
+    role: str | None
+
+
 @dataclass
 class HeaderRow:
     uid: int
@@ -146,7 +155,12 @@ _HEADER_INSERT = (
 
 
 def store_headers(
-    session: Session, folder: m.MailFolder, uidvalidity: int, rows: list[HeaderRow], *, now: datetime
+    session: Session,
+    folder: m.MailFolder | FolderRef,
+    uidvalidity: int,
+    rows: list[HeaderRow],
+    *,
+    now: datetime,
 ) -> int:
     """``store_header`` for a batch, in a few statements (the sync's fast path). Returns how many were new."""
     if not rows:
