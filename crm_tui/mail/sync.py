@@ -1,10 +1,11 @@
 """One sync pass of an IMAP account into the local store.
 
-Order of a pass: take the account's lock (logging in meanwhile); replay changes made offline; list folders;
-per folder, read its state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ with CONDSTORE) and skip it when nothing
-changed, else update flags, drop expunged copies and store the headers of new mail (the list is usable from
-here); then fetch the bodies of provisional copies, merge copies of one message, link every completed message
-to its records; last, drop copies of an old UIDVALIDITY once the new ones are matched. Every batch is its own
+Order of a pass: take the account's lock (logging in meanwhile); replay changes made offline; list folders
+(with each folder's state in the same round trip where the server offers LIST-STATUS); per folder, read its
+state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ with CONDSTORE; from the listing, or by selecting it) and skip it
+when nothing changed, else update flags, drop expunged copies and store the headers of new mail (the list is
+usable from here); then fetch the bodies of provisional copies, merge copies of one message, link every
+completed message to its records; last, drop copies of an old UIDVALIDITY once the new ones are matched. Every batch is its own
 short transaction, so a kill at any point loses nothing: the next pass goes on where this one stopped, and
 exactly one message results per message (locations are unique, copies merge by identity).
 """
@@ -29,7 +30,17 @@ from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
 from crm_tui.mail import imap_fetch
-from crm_tui.mail.imap import Endpoint, Login, MailConnectionError, connect, login_of, logout
+from crm_tui.mail.imap import (
+    Endpoint,
+    FolderState,
+    Login,
+    MailConnectionError,
+    connect,
+    list_folders_with_state,
+    login_of,
+    logout,
+    state_of_select,
+)
 from crm_tui.mail.parse import parse_header_blocks
 from crm_tui.mail.parse import parse_safely as _parse
 
@@ -153,6 +164,7 @@ class AccountSync:
         self._renewed = clock.now()  # when this pass last took or renewed the account's lock
         self.client: Any = None
         self.condstore = False
+        self._states: dict[str, FolderState] = {}  # folder states from the last listing (LIST-STATUS)
         self.report = SyncReport(account_name)
 
     # --- connection ---
@@ -270,7 +282,8 @@ class AccountSync:
 
     def _list_folders(self) -> list[tuple[str, str | None]]:
         result = []
-        for flags, _delimiter, name in self.client.list_folders():
+        listing, self._states = list_folders_with_state(self.client, self.condstore)
+        for flags, _delimiter, name in listing:
             flag_names = [f.decode() if isinstance(f, bytes) else str(f) for f in flags]
             if any(f.lower() in ("\\noselect", "\\nonexistent") for f in flag_names):
                 continue
@@ -286,27 +299,30 @@ class AccountSync:
 
     def _sync_folder(self, name: str, role: str | None) -> None:
         client = self.client
-        state = client.select_folder(name, readonly=True)
-        uidvalidity = int(state[b"UIDVALIDITY"])
-        uidnext = int(state[b"UIDNEXT"]) if b"UIDNEXT" in state else None
-        exists = int(state.get(b"EXISTS", 0))
-        highest = int(state[b"HIGHESTMODSEQ"]) if self.condstore and b"HIGHESTMODSEQ" in state else None
+        listed = self._states.get(name)  # the state LIST-STATUS gave, if it did: no SELECT needed to compare
+        state = listed or state_of_select(client.select_folder(name, readonly=True), self.condstore)
         with self.db.read() as session:
             folder = mailbox.ensure_folder(session, self.account.id, name, role)
             folder_id = folder.id
             ref = mailbox.FolderRef(folder.id, folder.role)  # type: ignore[arg-type]
             previous = (folder.uidvalidity, folder.uidnext, folder.highestmodseq)
-            local = mailbox.location_count(session, folder_id, uidvalidity)  # type: ignore[arg-type]
+            local = mailbox.location_count(session, folder_id, state.uidvalidity)  # type: ignore[arg-type]
         unchanged = (
-            previous[0] == uidvalidity
-            and previous[1] == uidnext
-            and highest is not None
-            and previous[2] == highest
-            and (exists == local or self.account.since is not None)
+            previous[0] == state.uidvalidity
+            and previous[1] == state.uidnext
+            and state.highestmodseq is not None
+            and previous[2] == state.highestmodseq
+            and (state.messages == local or self.account.since is not None)
         )
         if unchanged:
             self.report.skipped_folders += 1
             return
+        if listed is not None:
+            if listed.messages == 0 and local == 0:
+                self._record_state(folder_id, listed)  # an empty folder: nothing to fetch, nothing gone
+                return
+            state = state_of_select(client.select_folder(name, readonly=True), self.condstore)
+        uidvalidity, exists, highest = state.uidvalidity, state.messages, state.highestmodseq
         with self.db.read() as session:
             known = mailbox.known_uids(session, folder_id, uidvalidity)  # type: ignore[arg-type]
         server_all = set(client.search(["ALL"])) if exists else set()
@@ -356,11 +372,15 @@ class AccountSync:
                 self._renew(session)
             stored += len(meta)
             self.progress(f"headers {name}", stored, len(new))
+        self._record_state(folder_id, state)
+
+    def _record_state(self, folder_id: int, state: FolderState) -> None:
+        """The folder is in step with the server at ``state``: the next pass compares against it."""
         with self.db.write() as session:
             folder = session.get(m.MailFolder, folder_id)
-            folder.uidvalidity = uidvalidity  # type: ignore[union-attr]
-            folder.uidnext = uidnext  # type: ignore[union-attr]
-            folder.highestmodseq = highest  # type: ignore[union-attr]
+            folder.uidvalidity = state.uidvalidity  # type: ignore[union-attr]
+            folder.uidnext = state.uidnext  # type: ignore[union-attr]
+            folder.highestmodseq = state.highestmodseq  # type: ignore[union-attr]
             folder.synced_at = self.clock.now()  # type: ignore[union-attr]
 
     def _prepare_fetchers(self) -> None:

@@ -270,3 +270,84 @@ def test_mail_raw_writes_the_servers_bytes_and_fetches_a_missing_body(
     assert mailbox.cli("mail", "raw", str(listed["Angebot 2"]["id"])) == 1
     err = capsysbinary.readouterr().err.decode()
     assert "not downloaded yet" in err and err.count("\n") == 1
+
+
+def test_one_listing_tells_each_folders_state_as_select_does(mailbox: Mailbox) -> None:
+    """LIST-STATUS: the state of every folder in one round trip, the same as selecting each one gives."""
+    from crm_tui.mail.imap import list_folders_with_state, state_of_select
+
+    client = mailbox.imap()
+    for name in ("Entwürfe 2026", "2024", "Kunden/Müller & Söhne"):
+        client.create_folder(name)
+    client.append("Entwürfe 2026", message(1))
+    for n in range(2, 5):
+        client.append("INBOX", message(n))
+    client.enable("CONDSTORE")
+    listing, states = list_folders_with_state(client, condstore=True)
+    names = [name for _, _, name in listing]
+    plain = {name: flags for flags, _, name in client.list_folders()}
+    assert set(names) == set(plain), "the same folders as LIST gives"
+    for flags, _, name in listing:
+        roles = {f for f in plain[name] if f in (b"\\Sent", b"\\Trash", b"\\Archive")}
+        assert roles <= set(flags), f"{name} keeps its special use"
+        if b"\\Noselect" in plain[name]:
+            assert {b"\\Noselect", b"\\NonExistent"} & set(flags), f"{name} stays unselectable"
+        else:
+            assert name in states
+    assert {"INBOX", "Entwürfe 2026", "2024", "Kunden/Müller & Söhne", "Sent"} <= set(states)
+    for name in states:
+        assert states[name] == state_of_select(client.select_folder(name, readonly=True), True), name
+    assert states["INBOX"].messages == 3 and states["Entwürfe 2026"].messages == 1
+    assert states["2024"].messages == 0 and states["2024"].highestmodseq is not None
+    client.logout()
+
+
+@pytest.mark.parametrize("listing", ["list-status", "plain list"])
+def test_a_resync_opens_only_the_folders_that_changed(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, listing: str
+) -> None:
+    """With LIST-STATUS a pass selects only the folders whose state changed; without it (a server that does
+    not offer it, played by a proxy that hides the word) every folder is selected. The mail is the same."""
+    import imapclient
+
+    from tests.mail.proxy import DroppingProxy
+
+    proxy = None
+    if listing == "plain list":
+        proxy = DroppingProxy(mailbox.server.port, hide=b" LIST-STATUS")
+        assert mailbox.cli("account", "edit", "work", "--imap-port", str(proxy.port)) == 0
+    selected: list[str] = []
+    select = imapclient.IMAPClient.select_folder
+
+    def counting(self, folder, readonly=False):  # type: ignore[no-untyped-def]
+        selected.append(folder)
+        return select(self, folder, readonly)
+
+    monkeypatch.setattr(imapclient.IMAPClient, "select_folder", counting)
+    try:
+        mailbox.append("INBOX", message(1, mid="<r1@firma.example>"))
+        mailbox.append("Archive", message(2, mid="<r2@firma.example>"))
+        assert mailbox.cli("sync") == 0
+        everything = {"INBOX", "Sent", "Trash", "Archive"}
+        assert set(selected) == ({"INBOX", "Archive"} if proxy is None else everything), (
+            "empty folders are not opened when the listing tells their state"
+        )
+        selected.clear()
+        assert mailbox.cli("sync") == 0
+        assert selected == ([] if proxy is None else sorted(everything, key=lambda n: (n != "INBOX", n)))
+        assert "4 folders (4 unchanged)" in capsys.readouterr().out
+        mailbox.append("Archive", message(3, mid="<r3@firma.example>"))
+        client = mailbox.imap()
+        client.select_folder("INBOX")
+        client.delete_messages(client.search(["ALL"]))
+        client.expunge()
+        client.logout()
+        selected.clear()
+        assert mailbox.cli("sync") == 0
+        if proxy is None:
+            assert set(selected) == {"Archive", "INBOX"}, "the emptied folder is opened, to see what went"
+        listed = mail_json(mailbox, capsys, "mail", "list")
+        assert sorted(item["subject"] for item in listed) == ["Angebot 2", "Angebot 3"]
+    finally:
+        if proxy is not None:
+            proxy.close()
