@@ -2,7 +2,7 @@
 
 A helper parses header blocks from a first sync's first batch on; until it is up, the sync parses them itself.
 The parser (``mail.parse``) imports in about 20 ms, the body fetcher (``mail.fetcher``, with imapclient) in
-about 110 ms more: so a helper starts with neither, and the sync asks it to load the fetcher and log in
+about 110 ms more: so a helper starts with the parser only, and the sync asks it to load the fetcher and log in
 (``prepare_fetcher``) once the last header batch is on its way, ahead of the bodies.
 """
 
@@ -27,6 +27,8 @@ def start(parent: int) -> None:
                 os._exit(0)
 
     threading.Thread(target=watch, name="crm-tui parent watch", daemon=True).start()
+    # The header parser, now: while the sync logs in and lists folders, not when the first batch waits for it.
+    import crm_tui.mail.parse  # noqa: F401
 
 
 def prepare_fetcher(endpoint: object, password: str) -> None:

@@ -13,6 +13,7 @@ exactly one message results per message (locations are unique, copies merge by i
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import socket
@@ -45,6 +46,7 @@ from crm_tui.mail.parse import parse_header_blocks
 from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
+FIRST_HEADER_BATCH = 100  # the first rows show sooner; the pipeline (read, parse, store) fills sooner
 BODY_BATCH = 400
 FIRST_BODY_BATCH = 100
 MAX_RECONNECTS = 2
@@ -242,7 +244,7 @@ class AccountSync:
             if first:
                 # A first sync brings much mail: start the parse process now, so its start-up (imports) runs
                 # while we log in and list folders rather than when the first batch waits for it.
-                _warm_parse_pool()
+                _warm_helper()
             try:
                 connecting.result()
             except BaseException:
@@ -353,8 +355,11 @@ class AccountSync:
         new = sorted(wanted - known)
         items = ["BODY.PEEK[HEADER]", "RFC822.SIZE", "FLAGS"] + (["MODSEQ"] if self.condstore else [])
         if len(new) >= POOL_THRESHOLD:
-            _warm_parse_pool()  # used from the first batch it is ready for; till then headers parse here
-        batches = [new[start : start + HEADER_BATCH] for start in range(0, len(new), HEADER_BATCH)]
+            _warm_helper()  # used from the first batch it is ready for; till then headers parse here
+        batches = [new[:FIRST_HEADER_BATCH]] if new else []
+        batches += [
+            new[start : start + HEADER_BATCH] for start in range(FIRST_HEADER_BATCH, len(new), HEADER_BATCH)
+        ]
         stored = 0
         pooled = len(new) >= POOL_THRESHOLD
         for meta, raws, parsed in _header_batches(
@@ -384,13 +389,17 @@ class AccountSync:
             folder.synced_at = self.clock.now()  # type: ignore[union-attr]
 
     def _prepare_fetchers(self) -> None:
-        """The bodies come next: the helpers load their fetcher and log in while the last headers are stored."""
-        if _POOL is None:
-            return
-        from crm_tui.mail.helper import prepare_fetcher
+        """The bodies come next: the helpers (the second one starts now) load their fetcher and log in while
+        the last headers are stored."""
+        endpoint, password = self.account.endpoint, self._password
 
-        for _ in range(HELPERS):
-            _POOL.submit(prepare_fetcher, self.account.endpoint, self._password)
+        def prepare() -> None:
+            from crm_tui.mail.helper import prepare_fetcher
+
+            for helper in helpers(HELPERS):
+                helper.submit(prepare_fetcher, endpoint, password)
+
+        threading.Thread(target=prepare, name="crm-tui helpers", daemon=True).start()
 
     def _store_flags(self, folder_id: int, uidvalidity: int, fetched: dict[int, dict[bytes, Any]]) -> None:
         if not fetched:
@@ -428,9 +437,9 @@ class AccountSync:
             self._fetch_batches(batches, total)
 
     def _fetch_batches(self, batches: list[list[mailbox.PendingBody]], total: int) -> None:
-        pool = parse_pool() if total >= POOL_THRESHOLD else None
+        pools = helpers(HELPERS) if total >= POOL_THRESHOLD else []
         done = 0
-        if pool is None:
+        if not pools:
             for batch in batches:
                 self._store_fetched(batch, self._retrying(lambda batch=batch: self._fetch_here(batch)))
                 done += len(batch)
@@ -438,8 +447,10 @@ class AccountSync:
             return
         from crm_tui.mail.fetcher import fetch_and_parse
 
+        submitted = itertools.count()
+
         def submit(batch: list[mailbox.PendingBody]) -> Any:
-            return pool.submit(
+            return pools[next(submitted) % len(pools)].submit(
                 fetch_and_parse,
                 self.account.endpoint,
                 self._password,
@@ -448,10 +459,10 @@ class AccountSync:
                 [b.uid for b in batch],
             )
 
-        # Each helper process fetches and parses one batch while this process stores an earlier one.
+        # Each helper process fetches and parses a batch while this process stores an earlier one.
         waiting = list(batches)
-        in_flight = [(batch, submit(batch)) for batch in waiting[:HELPERS]]
-        del waiting[:HELPERS]
+        in_flight = [(batch, submit(batch)) for batch in waiting[: len(pools)]]
+        del waiting[: len(pools)]
         for _ in range(len(batches)):
             if waiting:
                 in_flight.append((waiting[0], submit(waiting.pop(0))))
@@ -602,7 +613,7 @@ def _read_header_batch(
             continue  # expunged meanwhile
         meta.append((uid, _flags(data), _modseq(data), int(data.get(b"RFC822.SIZE") or 0)))
         raws.append(data[b"BODY[HEADER]"] or b"")
-    pool = _POOL if use_pool else None
+    pool = _HELPERS[0] if use_pool and _HELPERS else None
     return meta, raws, pool.submit(parse_header_blocks, raws) if pool is not None and raws else None
 
 
@@ -661,56 +672,59 @@ def _header_batches(
 
 BATCH_BYTES = 24 * 2**20  # a body batch holds at most this much mail (one huge message goes alone)
 HELPERS = 2  # helper processes: while one waits for the server the other parses (two cores, and Dovecot)
-POOL_THRESHOLD = 400  # fewer bodies than this are parsed in process (a parse process takes ~0.5 s to start)
-_POOL: Any = None
-_POOL_FAILED = False
-_POOL_LOCK = threading.Lock()
+POOL_THRESHOLD = 400  # fewer bodies than this are parsed in process (a helper takes ~0.1 s to start)
+_HELPERS: list[Any] = []  # started helpers, each a one-process pool; they live as long as this process
+_HELPERS_FAILED = False
+_HELPERS_LOCK = threading.Lock()
 
 
-def parse_pool() -> Any:
-    """One parse process for the life of this process (the app's worker reuses it pass after pass), or None
-    where no process can be started (then parsing happens in this process, slower but the same).
+def helpers(count: int = 1) -> list[Any]:
+    """The first ``count`` helper processes, started as needed, for the life of this process (the app's
+    worker reuses them pass after pass); fewer, or none, where no process can be started (then the sync
+    parses in this process: slower, the same result).
 
-    Started with "spawn": the app has threads, and forking a threaded process is unsafe.
-    """
-    global _POOL, _POOL_FAILED
-    with _POOL_LOCK:
-        return _make_pool()
-
-
-def _make_pool() -> Any:
-    global _POOL, _POOL_FAILED
-    if _POOL is None and not _POOL_FAILED:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        try:
-            from crm_tui.mail.helper import start
-
-            pool = ProcessPoolExecutor(
-                max_workers=HELPERS,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=start,
-                initargs=(os.getpid(),),
-            )
-            # One process started and importable now; the pool starts the second when two bodies batches wait,
-            # so its start-up does not compete with the header pass for the two cores.
-            pool.submit(time.sleep, 0).result(timeout=30)
-        except Exception:  # noqa: BLE001 - e.g. no fds to hand over under some test runners; parse inline
-            _POOL_FAILED = True
-            return None
-        _POOL = pool
-        # Stopped before the interpreter tears down the modules its manager thread still uses (else Python
-        # prints "Exception ignored in ... weakref_cb" at exit).
-        import atexit
-
-        atexit.register(pool.shutdown, wait=False, cancel_futures=True)
-    return _POOL
+    Each helper is a pool of one process, so tasks queue for it rather than start another process: the
+    header pass keeps two parses in flight on one helper, and the second helper (a second interpreter, a
+    tenth of a second of CPU) starts only when the bodies come. Started with "spawn": the app has threads,
+    and forking a threaded process is unsafe."""
+    global _HELPERS_FAILED
+    with _HELPERS_LOCK:
+        while len(_HELPERS) < count and not _HELPERS_FAILED:
+            helper = _start_helper()
+            if helper is None:
+                _HELPERS_FAILED = True
+                break
+            _HELPERS.append(helper)
+        return _HELPERS[:count]
 
 
-def _warm_parse_pool() -> None:
-    """Start the parse process in the background (its imports overlap the login and folder listing)."""
-    threading.Thread(target=parse_pool, name="crm-tui parse pool", daemon=True).start()
+def _start_helper() -> Any:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        from crm_tui.mail.helper import start
+
+        helper = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=start,
+            initargs=(os.getpid(),),
+        )
+        helper.submit(time.sleep, 0).result(timeout=30)  # started and importable
+    except Exception:  # noqa: BLE001 - e.g. no fds to hand over under some test runners; parse inline
+        return None
+    # Stopped before the interpreter tears down the modules its manager thread still uses (else Python
+    # prints "Exception ignored in ... weakref_cb" at exit).
+    import atexit
+
+    atexit.register(helper.shutdown, wait=False, cancel_futures=True)
+    return helper
+
+
+def _warm_helper() -> None:
+    """Start the first helper in the background (its start-up overlaps the login and folder listing)."""
+    threading.Thread(target=helpers, name="crm-tui helper start", daemon=True).start()
 
 
 def _batches_by_size(items: list[mailbox.PendingBody]) -> list[list[mailbox.PendingBody]]:

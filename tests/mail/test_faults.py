@@ -79,14 +79,20 @@ def _count(box: Mailbox, sql: str) -> int:
     return box.count(sql)
 
 
-def _kill_when(box: Mailbox, sql: str, at_least: int, timeout: float = 60) -> bool:
-    """Start a sync and SIGKILL it once ``sql`` counts ``at_least``. False if it finished first."""
+def _kill_when(
+    box: Mailbox, sql: str, at_least: int, timeout: float = 60, helpers: list[int] | None = None
+) -> bool:
+    """Start a sync and SIGKILL it once ``sql`` counts ``at_least``. False if it finished first. ``helpers``
+    gets the helper processes that ran at the kill."""
     process = _sync_process(box)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             return False
         if _count(box, sql) >= at_least:
+            process.send_signal(signal.SIGSTOP)
+            if helpers is not None:
+                helpers.extend(_helpers_of(box))
             process.send_signal(signal.SIGKILL)
             process.wait()
             return True
@@ -106,8 +112,10 @@ def test_a_sync_killed_at_several_points_then_resynced_gives_every_message_once(
         ("SELECT count(*) FROM mail_message WHERE has_body", 1),  # bodies arriving
         ("SELECT count(*) FROM mail_message WHERE has_body", MESSAGES // 2),  # half the bodies
     ]
-    killed = [_kill_when(mailbox, sql, n) for sql, n in points]
+    helpers: list[int] = []
+    killed = [_kill_when(mailbox, sql, n, helpers=helpers) for sql, n in points]
     assert any(killed), "at least one kill landed mid-sync"
+    assert helpers, "the syncs ran their helper processes (1,200 messages)"
     deadline = time.monotonic() + 5
     while _helpers_of(mailbox) and time.monotonic() < deadline:
         time.sleep(0.1)
