@@ -206,3 +206,40 @@ def test_checkpointing_is_a_no_op_for_a_database_in_memory() -> None:
     with db.checkpointing(interval=0.01), db.write() as session:
         session.connection().exec_driver_sql("CREATE TABLE t (x)")
     assert not [t for t in threading.enumerate() if t.name == "crm-tui checkpoint"]
+
+
+def test_bulk_inserts_store_what_the_orm_stores(db: Database, now: datetime) -> None:
+    """``core.bulk`` (the sync's batches) writes each value in the form an ORM write gives it: dates in UTC,
+    booleans, None; also when a batch repeats a value (it converts a repeat once) or alternates values."""
+    from crm_tui.core import bulk
+
+    plus_one = timezone(timedelta(hours=1))
+    moments = [now, now, now.astimezone(plus_one), None, now + timedelta(seconds=1, microseconds=5), now]
+    flags = [True, True, False, True, False, False]
+    columns = ("subject", "subject_key", "from_name", "from_address", "to_addresses", "cc_addresses",
+               "body_text", "has_attachments", "attachments", "raw", "size", "is_outgoing", "is_read",
+               "is_flagged", "has_body", "received_at", "sent_at")  # fmt: skip
+
+    def values(n: int, sent: datetime | None, flag: bool) -> dict:  # type: ignore[type-arg]
+        return dict(zip(columns, (f"s{n}", f"s{n}", "", "a@b.example", "", "", "", flag, "", b"", 1, not flag,
+                                  flag, not flag, flag, now, sent), strict=True))  # fmt: skip
+
+    with db.write() as session:
+        for n, (sent, flag) in enumerate(zip(moments, flags, strict=True)):
+            session.add(m.MailMessage(**values(n, sent, flag)))
+        session.flush()
+        table = m.MailMessage.__table__  # type: ignore[attr-defined]
+        rows = [tuple(values(n, s, f).values()) for n, (s, f) in enumerate(zip(moments, flags, strict=True))]
+        bulk.insert_tuples(session, table, columns, [(f"b{row[0][1:]}", *row[1:]) for row in rows])
+    stored = (
+        "SELECT subject, sent_at, received_at, is_read, is_flagged, is_outgoing, has_body FROM mail_message"
+    )
+    with db.read() as session:
+        found = {row[0]: tuple(row[1:]) for row in session.execute(text(stored))}
+        by_orm = {int(subject[1:]): row for subject, row in found.items() if subject.startswith("s")}
+        by_bulk = {int(subject[1:]): row for subject, row in found.items() if subject.startswith("b")}
+    assert len(by_orm) == len(by_bulk) == len(moments)
+    assert by_bulk == by_orm, "the very stored forms, value for value"
+    assert by_bulk[2][0] == by_bulk[0][0] and by_bulk[3][0] is None, (
+        "one moment in any zone is one stored value"
+    )

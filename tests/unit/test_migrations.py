@@ -271,3 +271,58 @@ def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None
         session.execute(sa_text("UPDATE mail_message SET subject = 'Vertrag' WHERE id = 2"))
     assert hits("termin") == [] and hits("vertrag") == [2], "an indexed message edited is indexed anew"
     upgraded.dispose()
+
+
+def test_0013_gives_the_batch_writes_dates_the_one_stored_form(tmp_path: Path) -> None:
+    """A 0012 database where the sync's batches stored dates without their microseconds: after the upgrade
+    every date is in the one form, reads the same, and a message sent at midnight is found by ``after:``."""
+    from datetime import UTC
+
+    from alembic import command
+
+    from crm_tui.core.services import mail_search
+
+    path = tmp_path / "old.sqlite3"
+    db = open_database(sqlite_url(path), migrate=False)
+    with db._writer.connect() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        with connection.begin():
+            command.upgrade(config, "0012")
+    columns = (
+        "id, subject, subject_key, from_name, from_address, to_addresses, cc_addresses, body_text, "
+        "has_attachments, attachments, raw, size, is_outgoing, is_read, is_flagged, has_body, sent_at, received_at"
+    )
+    with sqlite3.connect(path) as connection:
+        for n, sent, received in (
+            (1, "2026-11-20 00:00:00", "2026-11-21 08:00:00"),  # as the batch writes stored them
+            (2, "2026-11-19 23:59:59.000000", "2026-11-21 08:00:00.250000"),  # as every other write did
+            (3, None, "2026-11-21 08:00:00"),
+        ):
+            connection.execute(
+                f"INSERT INTO mail_message ({columns}) VALUES (?, ?, ?, '', ?, '', '', '', 0, '', x'', 1, 0, 0, 0, 1,"
+                " ?, ?)",
+                (n, f"Nachricht {n}", f"nachricht {n}", f"k{n}@firma.example", sent, received),
+            )
+        connection.execute(
+            "INSERT INTO mail_link (message_id, record_type, record_id, reason, created_at) "
+            "VALUES (1, 'contact', 7, 'address', '2026-11-21 08:00:00')"
+        )
+    db.dispose()
+    upgraded = open_database(sqlite_url(path))
+    with upgraded.read() as session:
+        stored = session.execute(
+            sa_text("SELECT id, sent_at, received_at FROM mail_message ORDER BY id")
+        ).all()
+        link = session.execute(sa_text("SELECT created_at FROM mail_link")).scalar()
+        assert stored == [
+            (1, "2026-11-20 00:00:00.000000", "2026-11-21 08:00:00.000000"),
+            (2, "2026-11-19 23:59:59.000000", "2026-11-21 08:00:00.250000"),
+            (3, None, "2026-11-21 08:00:00.000000"),
+        ]
+        assert link == "2026-11-21 08:00:00.000000"
+        message = session.get(m.MailMessage, 1)
+        assert message is not None and message.sent_at == datetime(2026, 11, 20, tzinfo=UTC)
+        assert mail_search.search_ids(session, "after:2026-11-20", UTC) == [1], "midnight is in its day"
+    upgraded.dispose()

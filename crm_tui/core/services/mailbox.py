@@ -165,12 +165,13 @@ def store_headers(
     """``store_header`` for a batch, in a few statements (the sync's fast path). Returns how many were new."""
     if not rows:
         return 0
+    uids = [r.uid for r in rows]
     existing = set(
-        session.scalars(
+        session.scalars(  # by range: three parameters rather than one per row (a sync's batch is a UID run)
             select(m.MailLocation.uid).where(
                 m.MailLocation.folder_id == folder.id,
                 m.MailLocation.uidvalidity == uidvalidity,
-                m.MailLocation.uid.in_([r.uid for r in rows]),  # type: ignore[attr-defined]
+                m.MailLocation.uid.between(min(uids), max(uids)),  # type: ignore[attr-defined]
             )
         )
     )
