@@ -215,6 +215,7 @@ class AccountSync:
     # --- the pass ---
 
     def run(self) -> SyncReport:
+        _steady_heap()
         # A first sync makes hundreds of thousands of objects that live until their batch is stored: with the
         # collector's default threshold (700) it scanned them over and over, stalling batches by 50-130 ms.
         import gc
@@ -725,6 +726,32 @@ def _start_helper() -> Any:
 def _warm_helper() -> None:
     """Start the first helper in the background (its start-up overlaps the login and folder listing)."""
     threading.Thread(target=helpers, name="crm-tui helper start", daemon=True).start()
+
+
+_HEAP_STEADY = False
+MMAP_THRESHOLD = 256 * 1024
+
+
+def _steady_heap() -> None:
+    """Keep a long sync's memory flat (glibc only; elsewhere nothing to do).
+
+    Body batches arrive in megabyte pieces on the helpers' result threads and are freed on this one. glibc
+    raises its mmap threshold each time such a piece is freed, after which the pieces come from per-thread
+    heaps that keep the freed space: with two helpers a 10,000-message sync peaked at 126-140 MiB against
+    111-115 for 2,500. A fixed threshold (pieces of 256 KiB and more are mapped, and unmapped when freed)
+    brought it to 102-110 MiB, measured."""
+    global _HEAP_STEADY
+    if _HEAP_STEADY:
+        return
+    _HEAP_STEADY = True
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
 
 
 def _batches_by_size(items: list[mailbox.PendingBody]) -> list[list[mailbox.PendingBody]]:
