@@ -9,11 +9,12 @@ statements.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, update
 from sqlmodel import Session
 
 
@@ -57,6 +58,18 @@ def _stored(rows: list[Sequence[Any]], processors: list[Any]) -> list[Any]:
             values[index] = stored
         result.append(values)
     return result
+
+
+def among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN values`` for a batch's hundreds of values (ints or strings).
+
+    On SQLite the values travel as one JSON parameter, read by ``json_each``: SQLAlchemy renders an IN list
+    parameter by parameter at every execution, which cost the body store a tenth of its Python time (81,000
+    parameters for 10,000 messages). The column's index is used either way. Elsewhere a plain IN."""
+    if session.get_bind().dialect.name != "sqlite":
+        return column.in_(list(values))  # type: ignore[no-any-return]
+    listed = func.json_each(json.dumps(list(values))).table_valued("value")
+    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:

@@ -85,14 +85,16 @@ class _Lookup:
                 (self.leads, m.LeadEmail.address, m.LeadEmail.lead_id),
                 (self.org_emails, m.OrganizationEmail.address, m.OrganizationEmail.organization_id),
             ):
-                for address, record_id in session.execute(select(column, owner).where(column.in_(chunk))):  # type: ignore[attr-defined]
+                for address, record_id in session.execute(
+                    select(column, owner).where(bulk.among(session, column, chunk))
+                ):
                     target.setdefault(address, []).append(record_id)
         domains = sorted({a.rsplit("@", 1)[1] for a in people} - free_domains - self.mine_domains)
         for start in range(0, len(domains), 500):
             chunk = domains[start : start + 500]
             for domain, org_id in session.execute(
                 select(m.OrganizationDomain.domain, m.OrganizationDomain.organization_id).where(
-                    m.OrganizationDomain.domain.in_(chunk)  # type: ignore[attr-defined]
+                    bulk.among(session, m.OrganizationDomain.domain, chunk)
                 )
             ):
                 self.org_domains.setdefault(domain, []).append(org_id)
@@ -104,7 +106,7 @@ class _Lookup:
             headers = dict(
                 session.execute(
                     select(m.MailMessage.id, m.MailMessage.message_id_header).where(
-                        m.MailMessage.message_id_header.in_(chunk)  # type: ignore[union-attr]
+                        bulk.among(session, m.MailMessage.message_id_header, chunk)
                     )
                 ).all()
             )
@@ -112,7 +114,7 @@ class _Lookup:
                 continue
             for message_id, record_type, record_id in session.execute(
                 select(m.MailLink.message_id, m.MailLink.record_type, m.MailLink.record_id).where(
-                    m.MailLink.message_id.in_(list(headers)),  # type: ignore[attr-defined]
+                    bulk.among(session, m.MailLink.message_id, list(headers)),
                     m.MailLink.record_type.in_(THREAD_TYPES),  # type: ignore[attr-defined]
                 )
             ):
@@ -236,7 +238,9 @@ def link_many(
     wanted = [message_id for message_id in message_ids if message_id not in have]
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        messages.extend(session.execute(select(*columns).where(m.MailMessage.id.in_(chunk))).all())  # type: ignore[union-attr]
+        messages.extend(
+            session.execute(select(*columns).where(bulk.among(session, m.MailMessage.id, chunk))).all()
+        )
     if not messages:
         return {}
     lookup = _Lookup(session, messages, mine=mine, free_domains=free_domains)
@@ -244,8 +248,8 @@ def link_many(
     for model in (m.MailLink, m.MailUnlink):
         for row in session.execute(
             select(model.message_id, model.record_type, model.record_id).where(
-                model.message_id.in_(message_ids)
-            )  # type: ignore[attr-defined]
+                bulk.among(session, model.message_id, message_ids)
+            )
         ):
             taken.add((row[0], row[1], row[2]))
     made: dict[int, list[tuple[RecordRef, str]]] = {}

@@ -259,13 +259,15 @@ def store_bodies(
     location_ids = [location_id for location_id, _ in items]
     owner = dict(
         session.execute(
-            select(m.MailLocation.id, m.MailLocation.message_id).where(m.MailLocation.id.in_(location_ids))  # type: ignore[attr-defined]
+            select(m.MailLocation.id, m.MailLocation.message_id).where(
+                bulk.among(session, m.MailLocation.id, location_ids)
+            )
         ).all()
     )
     complete = set(
         session.scalars(
             select(m.MailMessage.id).where(
-                m.MailMessage.id.in_(list(owner.values())),  # type: ignore[union-attr]
+                bulk.among(session, m.MailMessage.id, list(owner.values())),
                 m.MailMessage.has_body.is_(True),  # type: ignore[attr-defined]
             )
         )
@@ -282,11 +284,12 @@ def store_bodies(
     bare = sorted({digest for header, digest in wanted if header is None})
     queries = (
         [
-            m.MailMessage.message_id_header.in_(headers[start : start + 500])  # type: ignore[union-attr]
+            bulk.among(session, m.MailMessage.message_id_header, headers[start : start + 500])
             for start in range(0, len(headers), 500)
         ]
         + [
-            m.MailMessage.message_id_header.is_(None) & m.MailMessage.body_hash.in_(bare[start : start + 500])  # type: ignore[union-attr]
+            m.MailMessage.message_id_header.is_(None)  # type: ignore[union-attr]
+            & bulk.among(session, m.MailMessage.body_hash, bare[start : start + 500])
             for start in range(0, len(bare), 500)
         ]
     )
