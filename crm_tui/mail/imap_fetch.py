@@ -2,7 +2,7 @@
 
 imapclient turns a FETCH reply into Python objects with a general lexer, token by token: for a header pass
 that cost twice the time of the network read itself. The sync asks for few items (UID, FLAGS, RFC822.SIZE,
-MODSEQ, BODY[...]); ``read_reply`` reads exactly those with one regular expression per reply and gives up
+MODSEQ, BODY[...], BODY[HEADER.FIELDS (...)]); ``read_reply`` reads exactly those with one regular expression per reply and gives up
 (returns None) on anything else, and then imapclient's reader reads the same bytes. The result is the one
 imapclient's ``fetch`` returns (a test compares both on replies from the test Dovecot).
 """
@@ -20,7 +20,7 @@ _ITEM = re.compile(
     rb"(?:(UID|RFC822\.SIZE) (\d+)"
     rb"|FLAGS \(([^()\"{}\x00]*)\)"
     rb"|MODSEQ \((\d+)\)"
-    rb"|(BODY\[[A-Z0-9.]*\]) (\x00|NIL))"
+    rb"|(BODY\[[A-Z0-9.]*(?: \([A-Z0-9 .\-]*\))?\]) (\x00|NIL))"
     rb"(?: |\Z)"
 )
 

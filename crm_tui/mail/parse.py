@@ -477,9 +477,12 @@ def parse_safely(raw: bytes) -> MessageData:
 
 # Header lines (a name, a colon, the value, continuation lines), as many as there are, from the start.
 _FIELD_LINES = re.compile(r"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n|\Z))*")
-# The fields the store needs: name, then the value with its continuation lines (leading blanks dropped).
+# The header fields the message list needs (``parse_header_block`` reads nothing else): the sync asks the
+# server for these alone (``BODY.PEEK[HEADER.FIELDS (...)]``).
+HEADER_FIELDS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References")
+# Those fields: name, then the value with its continuation lines (leading blanks dropped).
 _WANTED_FIELD = re.compile(
-    r"^(from|to|cc|subject|date|message-id|in-reply-to|references):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
+    rf"^({'|'.join(name.lower() for name in HEADER_FIELDS)}):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
     re.IGNORECASE | re.MULTILINE,
 )
 

@@ -43,7 +43,7 @@ from crm_tui.mail.imap import (
     logout,
     state_of_select,
 )
-from crm_tui.mail.parse import parse_header_blocks
+from crm_tui.mail.parse import HEADER_FIELDS, parse_header_blocks
 from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
@@ -356,7 +356,9 @@ class AccountSync:
             with self.db.write() as session:
                 self.report.removed += mailbox.remove_locations(session, folder_id, uidvalidity, gone)  # type: ignore[arg-type]
         new = sorted(wanted - known)
-        items = ["BODY.PEEK[HEADER]", "RFC822.SIZE", "FLAGS"] + (["MODSEQ"] if self.condstore else [])
+        items = [f"BODY.PEEK[{HEADER_SECTION}]", "RFC822.SIZE", "FLAGS"] + (
+            ["MODSEQ"] if self.condstore else []
+        )
         if len(new) >= POOL_THRESHOLD:
             _warm_helper()  # used from the first batch it is ready for; till then headers parse here
         batches = [new[:FIRST_HEADER_BATCH]] if new else []
@@ -620,6 +622,23 @@ def _quick_handoffs(batches: Any) -> Any:
         sys.setswitchinterval(interval)
 
 
+# The header pass asks for the fields the list shows, not whole header blocks: real mail's blocks are mostly
+# Received, DKIM and ARC lines (kilobytes a message), and a server keeps these fields in its cache (Dovecot
+# answered 10,000 in 0.05-0.06 s against 0.12-0.15 s for the blocks). The body brings the rest.
+HEADER_SECTION = f"HEADER.FIELDS ({' '.join(HEADER_FIELDS).upper()})"
+_HEADER_KEY = f"BODY[{HEADER_SECTION}]".encode()
+
+
+def _header_of(data: dict[bytes, Any]) -> bytes | None:
+    """The header fields in one FETCH reply (a server may echo the section in its own spelling), or None."""
+    if _HEADER_KEY in data:
+        return data[_HEADER_KEY] or b""
+    for key, value in data.items():
+        if key.upper().startswith(b"BODY[HEADER"):
+            return value or b""
+    return None
+
+
 def _read_header_batch(
     client: Any, batch: list[int], items: list[str], use_pool: bool
 ) -> tuple[list[tuple[int, list[str], int | None, int]], list[bytes], Any]:
@@ -629,10 +648,11 @@ def _read_header_batch(
     meta, raws = [], []
     for uid in batch:
         data = fetched.get(uid)
-        if not data or b"BODY[HEADER]" not in data:
+        header = _header_of(data) if data else None
+        if header is None:
             continue  # expunged meanwhile
         meta.append((uid, _flags(data), _modseq(data), int(data.get(b"RFC822.SIZE") or 0)))
-        raws.append(data[b"BODY[HEADER]"] or b"")
+        raws.append(header)
     pool = _HELPERS[0] if use_pool and _HELPERS else None
     return meta, raws, pool.submit(parse_header_blocks, raws) if pool is not None and raws else None
 
