@@ -404,7 +404,9 @@ class AccountSync:
             from crm_tui.mail.helper import prepare_fetcher
 
             for helper in helpers(HELPERS):
-                helper.submit(prepare_fetcher, endpoint, password)
+                # A helper that is gone (or a pool shut down at exit) is the body phase's to report.
+                with contextlib.suppress(Exception):
+                    helper.submit(prepare_fetcher, endpoint, password)
 
         threading.Thread(target=prepare, name="crm-tui helpers", daemon=True).start()
 

@@ -190,15 +190,9 @@ def test_a_database_from_before_the_mail_engine_keeps_its_mail(tmp_path: Path) -
     upgraded.dispose()
 
 
-def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None:
-    """A 0002 database whose index also held a provisional message: after the upgrade only whole messages are
-    in the index, and a body arriving later makes its message searchable (no duplicate index row)."""
-    from datetime import UTC, datetime
-
+def _database_at(tmp_path: Path, revision: str) -> Path:
+    """A SQLite file migrated up to ``revision`` only (an older crm-tui's database), closed."""
     from alembic import command
-
-    from crm_tui.core.services import mailbox
-    from crm_tui.core.services.mail_store import MessageData
 
     path = tmp_path / "old.sqlite3"
     db = open_database(sqlite_url(path), migrate=False)
@@ -207,7 +201,20 @@ def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["connection"] = connection
         with connection.begin():
-            command.upgrade(config, "0002")
+            command.upgrade(config, revision)
+    db.dispose()
+    return path
+
+
+def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None:
+    """A 0002 database whose index also held a provisional message: after the upgrade only whole messages are
+    in the index, and a body arriving later makes its message searchable (no duplicate index row)."""
+    from datetime import UTC, datetime
+
+    from crm_tui.core.services import mailbox
+    from crm_tui.core.services.mail_store import MessageData
+
+    path = _database_at(tmp_path, "0002")
     columns = (
         "id, message_id_header, subject, subject_key, from_name, from_address, to_addresses, cc_addresses, "
         "body_text, has_attachments, attachments, raw, size, is_outgoing, is_read, is_flagged, has_body, received_at"
@@ -243,7 +250,6 @@ def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None
             "INSERT INTO mail_search(rowid, subject, addresses, body) SELECT id, subject, from_address, body_text "
             "FROM mail_message WHERE id = 2"
         )  # what 0002's rebuild did: provisional messages too
-    db.dispose()
     upgraded = open_database(sqlite_url(path))
 
     def hits(word: str) -> list[int]:
@@ -278,18 +284,9 @@ def test_0013_gives_the_batch_writes_dates_the_one_stored_form(tmp_path: Path) -
     every date is in the one form, reads the same, and a message sent at midnight is found by ``after:``."""
     from datetime import UTC
 
-    from alembic import command
-
     from crm_tui.core.services import mail_search
 
-    path = tmp_path / "old.sqlite3"
-    db = open_database(sqlite_url(path), migrate=False)
-    with db._writer.connect() as connection:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.attributes["connection"] = connection
-        with connection.begin():
-            command.upgrade(config, "0012")
+    path = _database_at(tmp_path, "0012")
     columns = (
         "id, subject, subject_key, from_name, from_address, to_addresses, cc_addresses, body_text, "
         "has_attachments, attachments, raw, size, is_outgoing, is_read, is_flagged, has_body, sent_at, received_at"
@@ -309,7 +306,6 @@ def test_0013_gives_the_batch_writes_dates_the_one_stored_form(tmp_path: Path) -
             "INSERT INTO mail_link (message_id, record_type, record_id, reason, created_at) "
             "VALUES (1, 'contact', 7, 'address', '2026-11-21 08:00:00')"
         )
-    db.dispose()
     upgraded = open_database(sqlite_url(path))
     with upgraded.read() as session:
         stored = session.execute(
