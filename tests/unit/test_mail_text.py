@@ -76,12 +76,11 @@ def test_every_corpus_message_parses_stores_and_shows(db: Database, now: datetim
         assert dated == sorted(dated, reverse=True), "newest first"
 
 
-def test_the_fast_header_parser_agrees_with_the_full_parser_on_every_corpus_message() -> None:
-    """The sync's time to headers uses parse_header_block; it must never differ from parse_message."""
+def _header_blocks() -> list[bytes]:
+    """Every corpus message's header block (as Dovecot serves it), then odd blocks: each must either read the
+    same as the full parser reads it or be left to that parser."""
     from crm_tui.core.mail_identity import split_raw
-    from crm_tui.mail.parse import _split_headers, parse_header_block
 
-    fast_path = 0
     blocks = []
     for path in sorted(corpus_dir().glob("*.eml")):
         raw = path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")  # as Dovecot serves it
@@ -105,6 +104,38 @@ def test_the_fast_header_parser_agrees_with_the_full_parser_on_every_corpus_mess
         b"Subject: \x0bvertical tab\x0c form feed\r\n\r\n",
         b"Message-ID: <a@b>\r\nIn-Reply-To:\r\n <c@d>\r\nReferences: <e@f>\r\n <g@h>\r\n\r\n",
     ]
+    return blocks
+
+
+def test_the_quick_header_values_are_the_guarded_parsers_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper stores header_block_values; for every block, and with dates in several zones and years out
+    of range, it equals header_values(parse_header_block(...)), problems included. Blocks the quick path
+    declines (an exception, a problem to record) go to the guarded path; so does every block if it fails."""
+    from crm_tui.core.mail_data import header_values
+    from crm_tui.mail import parse
+
+    blocks = _header_blocks() + [
+        f"Date: Fri, 20 Nov {year} 09:30:00 {zone}\r\nSubject: z\r\n\r\n".encode()
+        for year in (1969, 2026, 2201)
+        for zone in ("+0100", "-0000", "+0000", "-0530", "+1345")
+    ]
+    guarded = [header_values(parse.parse_header_block(block)) for block in blocks]
+    assert [parse.header_block_values(block) for block in blocks] == guarded
+    assert sum(1 for values in guarded if values[-1]) >= 3, "some blocks carry problems (and keep them)"
+
+    def broken(fields):  # type: ignore[no-untyped-def]
+        raise ValueError("quick path broken on purpose")
+
+    monkeypatch.setattr(parse, "_quick_values", broken)
+    assert [parse.header_block_values(block) for block in blocks] == guarded
+
+
+def test_the_fast_header_parser_agrees_with_the_full_parser_on_every_corpus_message() -> None:
+    """The sync's time to headers uses parse_header_block; it must never differ from parse_message."""
+    from crm_tui.mail.parse import _split_headers, parse_header_block
+
+    fast_path = 0
+    blocks = _header_blocks()
     for header in blocks:
         fast, full = parse_header_block(header), parse_message(header)
         fast_path += _split_headers(header) is not None
