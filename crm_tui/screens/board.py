@@ -60,11 +60,12 @@ class BoardLoaded(Message):
         pipelines: list[tuple[int, str]],
         columns: list[Column],
         select: int | None,
+        request: int = 0,
     ):
         super().__init__()
         self.pipeline_id, self.pipeline_name, self.pipelines = pipeline_id, name, pipelines
         self.columns, self.select = columns, select
-        self.request = 0
+        self.request = request  # the load it answers: an older one's answer (a thread runs on) is dropped
 
 
 class BoardDetailLoaded(Message):
@@ -173,7 +174,9 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         with context.database().read() as session:
             all_pipelines = pipelines.pipelines(session)
             if not all_pipelines:
-                self.post_message(BoardLoaded(0, "no pipeline yet (create one in Settings)", [], [], None))
+                self.post_message(
+                    BoardLoaded(0, "no pipeline yet (create one in Settings)", [], [], None, request)
+                )
                 return
             ids = [p.id for p in all_pipelines]
             current = next((p for p in all_pipelines if p.id == pipeline_id), all_pipelines[0])
@@ -216,6 +219,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 [(p.id, p.name) for p in all_pipelines if p.id in ids],
                 columns,
                 select,
+                request,
             )
         )  # type: ignore[misc]
 

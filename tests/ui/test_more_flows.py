@@ -398,3 +398,26 @@ def _sha(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+def test_a_board_load_that_ends_late_does_not_undo_a_pipeline_switch(demo_home: Path) -> None:
+    """A board load still running when the user switches pipeline (a refresh after a save, say) posts its
+    answer after the switch's: it is dropped, and the board keeps the pipeline the user chose. (A flow test
+    met this under load: the title fell back to the old pipeline.)"""
+    from crm_tui.screens.board import BoardLoaded, OpportunitiesScreen
+
+    async def scenario(app: Any, pilot: Any, context: Any) -> None:
+        board = app.screen
+        assert isinstance(board, OpportunitiesScreen)
+        await wait_for(lambda: board.columns, pilot)
+        first, stale_request = board.pipeline_id, board._board_request
+        first_name = str(board.query_one("#board-title").render()).split("  ")[0].strip()
+        await pilot.press("p")
+        title = lambda: str(board.query_one("#board-title").render())  # noqa: E731
+        await wait_for(lambda: not title().startswith(f" {first_name} "), pilot)  # the chosen one is shown
+        chosen = title()
+        board.post_message(BoardLoaded(first, first_name, board.pipelines, [], None, stale_request))
+        await pilot.pause(0.3)
+        assert board.pipeline_id != first and title() == chosen
+
+    run(demo_home, "opportunities", scenario)
