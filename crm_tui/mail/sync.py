@@ -5,9 +5,10 @@ Order of a pass: take the account's lock (logging in meanwhile); replay changes 
 state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ with CONDSTORE; from the listing, or by selecting it) and skip it
 when nothing changed, else update flags, drop expunged copies and store the headers of new mail (the list is
 usable from here); then fetch the bodies of provisional copies, merge copies of one message, link every
-completed message to its records; last, drop copies of an old UIDVALIDITY once the new ones are matched. Every batch is its own
-short transaction, so a kill at any point loses nothing: the next pass goes on where this one stopped, and
-exactly one message results per message (locations are unique, copies merge by identity).
+completed message to its records; last, drop copies of an old UIDVALIDITY once the new ones are matched.
+Every batch is its own short transaction, so a kill at any point loses nothing: the next pass goes on where
+this one stopped, and exactly one message results per message (locations are unique, copies merge by
+identity).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ FIRST_HEADER_BATCH = 100  # the first rows show sooner; the pipeline (read, pars
 BODY_BATCH = 400
 FIRST_BODY_BATCH = 100
 MAX_RECONNECTS = 2
-SWITCH_INTERVAL = 0.001  # seconds a thread may hold the interpreter lock while another waits, during a pass
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the interpreter lock while another waits (header pass)
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 
