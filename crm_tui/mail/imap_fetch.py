@@ -2,8 +2,8 @@
 
 imapclient turns a FETCH reply into Python objects with a general lexer, token by token: for a header pass
 that cost twice the time of the network read itself. The sync asks for few items (UID, FLAGS, RFC822.SIZE,
-MODSEQ, BODY[...], BODY[HEADER.FIELDS (...)]); ``read_reply`` reads exactly those with one regular expression per reply and gives up
-(returns None) on anything else, and then imapclient's reader reads the same bytes. The result is the one
+MODSEQ, BODY[...], BODY[HEADER.FIELDS (...)]); ``read_reply`` reads exactly those with one regular expression
+per reply and gives up (returns None) on anything else, and then imapclient's reader reads the same bytes. The result is the one
 imapclient's ``fetch`` returns (a test compares both on replies from the test Dovecot).
 """
 

@@ -118,21 +118,27 @@ def _plain_addresses(values: list[str]) -> list[tuple[str, str]] | None:
     return pairs
 
 
+def _address_pairs(raw: list[str], decode_name: Callable[[str], str]) -> list[tuple[str, str]]:
+    """(display name, address) pairs of an address header's values, names decoded by ``decode_name``."""
+    pairs = _plain_addresses(raw)
+    if pairs is None:
+        pairs = email.utils.getaddresses(raw)
+    return [
+        (" ".join((decode_name(display) if display else display).split())[:200], address.strip()[:320])
+        for display, address in pairs[:MAX_ADDRESSES]
+    ]
+
+
 def decode_addresses(message: Message, name: str, problems: list[str]) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address header, decoded; at most MAX_ADDRESSES."""
     values = message.get_all(name) or []
     raw = [str(v)[: MAX_HEADER_CHARS * 16] for v in values]
 
+    def decode_name(display: str) -> str:
+        return _attempt(problems, f"{name} name", lambda: _decoded_words(display), display)
+
     def parse() -> list[tuple[str, str]]:
-        pairs = _plain_addresses(raw)
-        if pairs is None:
-            pairs = email.utils.getaddresses(raw)
-        result = []
-        for display, address in pairs[:MAX_ADDRESSES]:
-            if display:
-                display = _attempt(problems, f"{name} name", lambda d=display: _decoded_words(d), display)
-            result.append((" ".join(display.split())[:200], address.strip()[:320]))
-        return result
+        return _address_pairs(raw, decode_name)
 
     return _attempt(problems, f"{name} header", parse, [])
 
@@ -276,15 +282,29 @@ def parse_date(message: Message, problems: list[str]) -> datetime | None:
         return None
 
     def convert() -> datetime | None:
-        value = _plain_date(raw) or email.utils.parsedate_to_datetime(raw)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        if not 1970 <= value.year <= 2200:
-            problems.append(f"Date header: implausible year {value.year}")
+        try:
+            return _date_value(raw)
+        except _ImplausibleYear as exc:
+            problems.append(f"Date header: implausible year {exc.year}")
             return None
-        return value.astimezone(UTC)
 
     return _attempt(problems, "Date header", convert, None)
+
+
+class _ImplausibleYear(Exception):
+    def __init__(self, year: int) -> None:
+        super().__init__(year)
+        self.year = year
+
+
+def _date_value(raw: str) -> datetime:
+    """A Date header's moment in UTC (no zone: read as UTC); _ImplausibleYear outside 1970-2200."""
+    value = _plain_date(raw) or email.utils.parsedate_to_datetime(raw)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    if not 1970 <= value.year <= 2200:
+        raise _ImplausibleYear(value.year)
+    return value.astimezone(UTC)
 
 
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -557,10 +577,6 @@ def parse_header_blocks(raws: list[bytes]) -> list[tuple[Any, ...]]:
     return [header_block_values(raw) for raw in raws]
 
 
-class _Unusual(Exception):
-    """Something the guarded decoders would record as a problem: the block goes to them."""
-
-
 def header_block_values(raw: bytes) -> tuple[Any, ...]:
     """``header_values(parse_header_block(raw))``, a quarter quicker for an everyday block: its fields are
     decoded straight into the stored values, by the same decoders without their per-field guards (the
@@ -583,29 +599,14 @@ def _quick_values(fields: dict[str, list[str]]) -> tuple[Any, ...]:
 
     def addresses(name: str) -> list[tuple[str, str]]:
         raw = [value[: MAX_HEADER_CHARS * 16] for value in fields.get(name) or ()]
-        if not raw:
-            return []
-        pairs = _plain_addresses(raw)
-        if pairs is None:
-            pairs = email.utils.getaddresses(raw)
-        return [
-            (" ".join((_decoded_words(display) if display else display).split())[:200], address.strip()[:320])
-            for display, address in pairs[:MAX_ADDRESSES]
-        ]
+        return _address_pairs(raw, _decoded_words) if raw else []
 
     senders = addresses("from")
     from_name, from_address = senders[0] if senders else ("", "")
     subject = first("subject")
     subject = " ".join(_decoded_words(subject).split())[:MAX_HEADER_CHARS] if subject is not None else ""
     date = first("date")
-    sent_at = None
-    if date:
-        sent_at = _plain_date(date) or email.utils.parsedate_to_datetime(date)
-        if sent_at.tzinfo is None:
-            sent_at = sent_at.replace(tzinfo=UTC)
-        if not 1970 <= sent_at.year <= 2200:
-            raise _Unusual  # recorded as a problem there
-        sent_at = sent_at.astimezone(UTC)
+    sent_at = _date_value(date) if date else None  # an implausible year raises: recorded there
     message_id = _message_ids(first("message-id"))
     in_reply_to = _message_ids(first("in-reply-to"))
     from_address = from_address.lower()
