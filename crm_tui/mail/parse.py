@@ -215,12 +215,14 @@ def _walk(message: Message, problems: list[str]) -> list[Message]:
 def _decoded_size(part: Message) -> int:
     """An attachment's size once decoded, estimated from its encoded form (decoding every attachment only to
     measure it cost a fifth of the parse); exact enough for a list ("2.1 MB")."""
-    payload = part.get_payload()
-    if not isinstance(payload, str):
+    payload = _undecoded(part)
+    if payload is None:
         return 0
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if encoding == "base64":
-        return (len(payload) - payload.count("\n") - payload.count("\r")) * 3 // 4
+        newlines = payload.count(b"\n" if isinstance(payload, bytes) else "\n")
+        returns = payload.count(b"\r" if isinstance(payload, bytes) else "\r")
+        return (len(payload) - newlines - returns) * 3 // 4
     return len(payload)
 
 
@@ -355,6 +357,53 @@ def _display(pair: tuple[str, str]) -> str:
 
 
 _HEADER_LINE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")  # the feedparser's headerRE
+_LONE_CR = re.compile(rb"\r(?!\n)")
+_AS_IS = ("", "7bit", "8bit", "binary")  # transfer encodings whose decoded payload is the bytes themselves
+
+
+class _Leaf(Message):
+    """A non-multipart part as ``_part`` cuts it: the feedparser's part, except that its payload stays the raw
+    bytes until someone asks for it as text (``get_payload()``).
+
+    The feedparser decodes a whole message to a string (8-bit bytes as surrogates), and reading a body back
+    (``get_payload(decode=True)``) encodes it to bytes again: with one umlaut in a message, both run over a
+    two-byte-per-character string, attachments included. Here a body in 7bit/8bit is its bytes straight away,
+    and an attachment's size is counted on its bytes (``_undecoded``); other encodings decode as the email
+    package does. The same results (a test compares with the feedparser on the corpus)."""
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__()
+        self._body: bytes | None = body
+
+    @property  # type: ignore[override]
+    def _payload(self) -> Any:
+        if self._body is not None:
+            self._text = self._body.decode("ascii", "surrogateescape")
+            self._body = None
+        return self._text
+
+    @_payload.setter
+    def _payload(self, value: Any) -> None:
+        self._body = None
+        self._text = value
+
+    def is_multipart(self) -> bool:
+        return False
+
+    def get_payload(self, i: Any = None, decode: bool = False) -> Any:
+        as_is = decode and i is None and self._body is not None
+        if as_is and str(self.get("content-transfer-encoding", "")).lower() in _AS_IS:
+            return self._body
+        return super().get_payload(i, decode)
+
+
+def _undecoded(part: Message) -> bytes | str | None:
+    """A leaf's payload before transfer decoding: bytes (a ``_Leaf`` not yet read as text) or the string the
+    feedparser keeps (one character per byte); None for a multipart."""
+    if isinstance(part, _Leaf) and part._body is not None:
+        return part._body
+    payload = part.get_payload()
+    return payload if isinstance(payload, str) else None
 
 
 def _message_tree(raw: bytes) -> Message:
@@ -362,28 +411,29 @@ def _message_tree(raw: bytes) -> Message:
 
     The feedparser reads a message line by line, attachments included: two thirds of a sync's parse time.
     Here each part's header block still goes through the email package's own header rules, but the parts are
-    cut at their boundary lines with ``str.find``. Anything unusual (no closing boundary, message/* parts,
-    lone CRs, envelope lines, a header block without its blank line...) goes to the feedparser, so the tree is
-    always the one the email package would build (a test compares them on the whole corpus)."""
-    text = raw.decode("ascii", "surrogateescape")
-    if "\r" in text and text.count("\r") != text.count("\r\n"):
+    cut from the bytes at their boundary lines with ``bytes.find``, and leaves keep their bytes (``_Leaf``).
+    Anything unusual (no closing boundary, message/* parts, lone CRs, envelope lines, a header block without
+    its blank line...) goes to the feedparser, so the tree is always the one the email package would build (a
+    test compares them on the whole corpus)."""
+    if _LONE_CR.search(raw):
         return email.message_from_bytes(raw, policy=email.policy.compat32)
     try:
-        tree = _part(text, 0, len(text), nested=False, depth=0)
+        tree = _part(raw, 0, len(raw), nested=False, depth=0)
     except RecursionError:
         tree = None
     return tree if tree is not None else email.message_from_bytes(raw, policy=email.policy.compat32)
 
 
-def _part(text: str, start: int, end: int, *, nested: bool, depth: int) -> Message | None:
-    """The part in text[start:end] (a subpart's text ends before its next boundary line), or None: unusual."""
+def _part(raw: bytes, start: int, end: int, *, nested: bool, depth: int) -> Message | None:
+    """The part in raw[start:end] (a subpart's bytes end before its next boundary line), or None: unusual."""
     if depth > MAX_DEPTH:
         return None
     header_lines: list[str] = []
     position = start
     while position < end:
-        newline = text.find("\n", position, end)
-        line = text[position : newline + 1 if newline >= 0 else end]
+        newline = raw.find(b"\n", position, end)
+        # as the feedparser reads it: ASCII, other bytes as surrogates
+        line = raw[position : newline + 1 if newline >= 0 else end].decode("ascii", "surrogateescape")
         if not _HEADER_LINE.match(line):
             if line not in ("\n", "\r\n"):
                 return None  # a header block without its blank line: the feedparser's defect handling decides
@@ -391,7 +441,7 @@ def _part(text: str, start: int, end: int, *, nested: bool, depth: int) -> Messa
             break
         header_lines.append(line)
         position += len(line)
-    message = Message()
+    headers = Message()
     current: list[str] = []
     for line in header_lines:
         if line[0] in " \t":
@@ -402,41 +452,45 @@ def _part(text: str, start: int, end: int, *, nested: bool, depth: int) -> Messa
         if line.startswith("From ") or line.find(":") <= 0:
             return None
         if current:
-            message.set_raw(*email.policy.compat32.header_source_parse(current))
+            headers.set_raw(*email.policy.compat32.header_source_parse(current))
         current = [line]
     if current:
-        message.set_raw(*email.policy.compat32.header_source_parse(current))
-    maintype = message.get_content_maintype()
+        headers.set_raw(*email.policy.compat32.header_source_parse(current))
+    maintype = headers.get_content_maintype()
     if maintype == "message":
         return None
     if maintype != "multipart":
-        payload = text[position:end]
+        payload = raw[position:end]
         if nested:  # the line break before a boundary belongs to the boundary (RFC 2046)
-            if payload.endswith("\r\n"):
+            if payload.endswith(b"\r\n"):
                 payload = payload[:-2]
-            elif payload.endswith(("\n", "\r")):
+            elif payload.endswith((b"\n", b"\r")):
                 payload = payload[:-1]
-        message._payload = payload  # type: ignore[attr-defined]
-        return message
-    boundary = message.get_boundary()
-    if boundary is None or message.get_content_subtype() == "digest":
+        leaf = _Leaf(payload)
+        leaf._headers = headers._headers  # type: ignore[attr-defined]
+        return leaf
+    boundary = headers.get_boundary()
+    if boundary is None or headers.get_content_subtype() == "digest":
         return None
-    separator = "--" + boundary
+    try:
+        separator = ("--" + boundary).encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:
+        return None  # a boundary no byte string can hold: the feedparser finds no closing boundary either
     boundary_line = re.compile(
-        "(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+        b"(?P<sep>" + re.escape(separator) + rb")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
     )
     lines: list[tuple[int, int, bool]] = []  # (start, end, closing) of each boundary line
     search = position
     while True:
-        found = text.find(separator, search, end)
+        found = raw.find(separator, search, end)
         if found < 0:
             return None  # no closing boundary
         search = found + 1
-        if found != position and text[found - 1] != "\n":
+        if found != position and raw[found - 1] != 0x0A:  # not at a line start
             continue
-        newline = text.find("\n", found, end)
+        newline = raw.find(b"\n", found, end)
         line_end = newline + 1 if newline >= 0 else end
-        matched = boundary_line.match(text, found, line_end)
+        matched = boundary_line.match(raw, found, line_end)
         if matched is None:
             continue
         if lines and lines[-1][1] == found:
@@ -450,12 +504,12 @@ def _part(text: str, start: int, end: int, *, nested: bool, depth: int) -> Messa
         return None
     children = []
     for (_, part_start, _), (part_end, _, _) in zip(lines, lines[1:], strict=False):
-        child = _part(text, part_start, part_end, nested=True, depth=depth + 1)
+        child = _part(raw, part_start, part_end, nested=True, depth=depth + 1)
         if child is None:
             return None
         children.append(child)
-    message._payload = children  # type: ignore[attr-defined]
-    return message
+    headers._payload = children  # type: ignore[attr-defined]
+    return headers
 
 
 def parse_message(raw: bytes) -> MessageData:

@@ -206,13 +206,34 @@ def test_the_fast_message_parser_builds_what_the_email_package_builds() -> None:
     fast_trees = 0
     for raw in messages:
         assert parse.parse_safely(raw) == slow(raw), raw[:200]
-        text = raw.decode("ascii", "surrogateescape")
-        if "\r" not in text or text.count("\r") == text.count("\r\n"):
-            fast_trees += parse._part(text, 0, len(text), nested=False, depth=0) is not None
+        if not parse._LONE_CR.search(raw):
+            fast_trees += parse._part(raw, 0, len(raw), nested=False, depth=0) is not None
     assert len(messages) > 400
     assert fast_trees > 0.55 * len(messages), (
         "most mail takes the fast path (the corpus is unusually odd mail)"
     )
+
+
+def test_the_body_hash_keeps_its_definition_on_every_corpus_message() -> None:
+    """Stored messages keep their identity across versions: the hash is SHA-256 of the body with CRLF read as
+    LF, whichever way the code gets there (lone CRs stay; they are not line ends)."""
+    import hashlib
+
+    from crm_tui.core.mail_identity import body_hash, split_raw
+
+    messages = list(EDGE_CASES) + [
+        b"S: x\r\n\r\nlone\rCR\r\nend\r\n",
+        b"S: x\r\n\r\nends in CR\r",
+        b"S: x\n\nb\r\r\n",
+    ]
+    for path in sorted(corpus_dir().glob("*.eml")):
+        raw = path.read_bytes()
+        messages += [raw, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")]
+    for raw in messages:
+        body = split_raw(raw)[1]
+        expected = hashlib.sha256(body.replace(b"\r\n", b"\n").rstrip(b"\n")).hexdigest()[:32]
+        assert body_hash(raw) == expected, raw[:200]
+    assert body_hash(b"S: x\r\n\r\nlone\rCR\r\n") != body_hash(b"S: x\r\n\r\nloneCR\r\n")
 
 
 def test_invitations_are_read_with_their_time_zone_or_not_at_all() -> None:
