@@ -260,13 +260,14 @@ def _print_messages(context: AppContext, objects: list[Any], as_json: bool) -> N
 def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
     """The bytes of a message exactly as the server sent them (the first stored copy)."""
     from crm_tui.core import models as m
+    from crm_tui.core.services import mailbox
 
     with context.database().read() as session:
         message = session.get(m.MailMessage, args.id)
         if message is None:
             raise CrmError(f"no message {args.id} (see 'crm-tui mail list')")
-        raw, has_body = bytes(message.raw), message.has_body
-    if not has_body:
+        raw = mailbox.raw_of(session, args.id) if message.has_body else None
+    if raw is None:
         raw = _fetch_body_now(context, args.id)
     out = sys.stdout.buffer
     out.write(raw)

@@ -27,7 +27,7 @@ from crm_tui.core.errors import DatabaseError
 
 # The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
 # up-to-date database needs no Alembic import at all.
-SCHEMA_HEAD = "0013"
+SCHEMA_HEAD = "0014"
 
 BUSY_TIMEOUT_MS = 30_000
 WRITER_LOCK_KEY = 0x63726D747569  # "crmtui": PostgreSQL's advisory lock that writers queue on
@@ -122,6 +122,12 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    @property
+    def sqlite_file(self) -> str | None:
+        """The path of a SQLite database file; None for PostgreSQL or a database in memory."""
+        path = self.engine.url.database if self.is_sqlite else None
+        return path if path and path != ":memory:" else None
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only unit of work (rolled back at the end)."""
@@ -163,8 +169,8 @@ class Database:
         PASSIVE checkpoint runs every ``interval`` on a connection of its own; it never blocks the writer or a
         reader, and the driver lets go of the GIL while it works, so the copy overlaps the writer's next
         batch. SQLite files only (a no-op otherwise); what is durable and when is as before."""
-        path = self.engine.url.database if self.is_sqlite else None
-        if not path or path == ":memory:":
+        path = self.sqlite_file
+        if path is None:
             yield
             return
         stop = threading.Event()

@@ -612,7 +612,7 @@ class MailMessage(SQLModel, table=True):
 
     Identity: the Message-ID header plus a hash of the body bytes (``body_hash``), so copies that differ only in
     their Received headers are one message and two messages sharing a Message-ID stay two. A message whose body
-    has not arrived yet is provisional (``has_body`` false, ``raw`` empty): it merges into an existing message
+    has not arrived yet is provisional (``has_body`` false, no ``MailRaw``): it merges into an existing message
     when its body matches one.
     """
 
@@ -634,8 +634,6 @@ class MailMessage(SQLModel, table=True):
     has_attachments: bool = False
     attachments: str = Field(default="", sa_type=Text)  # "name\ttype\tsize" per line
     parse_problems: str | None = Field(default=None, sa_type=Text)
-    # The bytes exactly as the server sent them: everything else in this row is derived from them.
-    raw: bytes = Field(default=b"", sa_column=Column(LargeBinary, nullable=False))
     has_body: bool = True
     body_hash: str | None = None
     size: int = 0
@@ -643,6 +641,21 @@ class MailMessage(SQLModel, table=True):
     is_read: bool = False
     is_flagged: bool = False
     received_at: datetime = _utc()
+
+
+class MailRaw(SQLModel, table=True):
+    """A message's bytes exactly as the server sent them (its first stored copy's): everything in its
+    ``MailMessage`` row is derived from them.
+
+    A table of their own, written once when the body arrives: the message row stays small (a list or a lookup
+    does not step over a blob), and the sync's helper processes write the bytes here themselves while the
+    sync's own process stores the parsed rest (``core.raw_writer``)."""
+
+    __tablename__ = "mail_raw"
+    message_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("mail_message.id", ondelete="CASCADE"), primary_key=True)
+    )
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class MailLocation(SQLModel, table=True):

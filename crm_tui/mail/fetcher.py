@@ -10,9 +10,11 @@ folder changed under us, or ("error", (message, kind)) — exceptions do not cro
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from typing import Any
 
+from crm_tui.core import raw_writer
 from crm_tui.core.mail_identity import body_hash
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
@@ -39,9 +41,18 @@ def _drop(endpoint: Endpoint) -> None:
 
 
 def fetch_and_parse(
-    endpoint: Endpoint, password: str, folder: str, uidvalidity: int, uids: list[int]
+    endpoint: Endpoint,
+    password: str,
+    folder: str,
+    uidvalidity: int,
+    uids: list[int],
+    raw_into: tuple[str, list[int]] | None = None,
 ) -> tuple[str, Any]:
-    """Fetch and parse the bodies of ``uids``: [(uid, raw bytes, parsed data without the bytes)]."""
+    """Fetch and parse the bodies of ``uids``: [(uid, raw bytes, parsed data without the bytes)].
+
+    ``raw_into`` (a SQLite database's path, the message id of each UID): the bytes are stored there
+    (``core.raw_writer``) and come back empty, their length in the parsed data's ``size``. Should that write
+    fail, they come back as usual and the sync stores them (and reports what it cannot)."""
     error: Exception | None = None
     for attempt in range(ATTEMPTS):
         try:
@@ -65,7 +76,16 @@ def fetch_and_parse(
             data = parse_safely(raw)
             data.body_hash = body_hash(raw, has_message_id=bool(data.message_id))  # here, not in the writer
             data.raw = b""  # the bytes travel once, beside the parsed data
+            data.size = len(raw)
             rows.append((uid, raw, data))
+        if raw_into is not None and rows:
+            path, message_ids = raw_into
+            message_of = dict(zip(uids, message_ids, strict=True))
+            try:
+                raw_writer.store(path, [(message_of[uid], raw) for uid, raw, _ in rows])
+            except (sqlite3.Error, OSError):
+                return ("ok", rows)
+            rows = [(uid, b"", data) for uid, _, data in rows]
         return ("ok", rows)
     return (
         "error",
@@ -77,3 +97,4 @@ def close_all() -> None:
     for key in list(_CLIENTS):
         client = _CLIENTS.pop(key)
         logout(client)
+    raw_writer.close_all()

@@ -426,8 +426,8 @@ class AccountSync:
         """Fetch, parse and store the bodies of provisional copies.
 
         Many bodies: a pipeline over two processes. The helper process fetches batch k+1 over its own
-        connection and parses it (``mail.fetcher``) while this process stores and links batch k; on two cores
-        that balances the work (network and parsing there, the database here). A few bodies: here, in turn.
+        connection, parses it and, on SQLite, writes its raw bytes into the database (``mail.fetcher``) while this
+        process stores and links batch k; on two cores that balances the work. A few bodies: here, in turn.
         """
         with self.db.read() as session:
             pending = mailbox.pending_bodies(session, self.account.id)
@@ -459,6 +459,8 @@ class AccountSync:
 
         submitted = itertools.count()
 
+        raw_file = self.db.sqlite_file  # there the helpers store the bytes themselves (core.raw_writer)
+
         def submit(batch: list[mailbox.PendingBody]) -> Any:
             return pools[next(submitted) % len(pools)].submit(
                 fetch_and_parse,
@@ -467,6 +469,7 @@ class AccountSync:
                 batch[0].folder_name,
                 batch[0].uidvalidity,
                 [b.uid for b in batch],
+                (raw_file, [b.message_id for b in batch]) if raw_file else None,
             )
 
         # Each helper process fetches and parses a batch while this process stores an earlier one.

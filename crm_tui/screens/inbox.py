@@ -341,6 +341,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _load_preview(self, message_id: int) -> None:
         from crm_tui.core import models as m
+        from crm_tui.core.services import mailbox
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
@@ -348,7 +349,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             if row is None:
                 return
             text = message_text(row, context.zone)
-            invitation = invitation_of(row, context.zone)
+            invitation = invitation_of(mailbox.raw_of(session, message_id), context.zone)
             if invitation is not None:
                 text = invitation_text(invitation, context.zone) + text
             related = related_text(session, message_id, context)
@@ -623,16 +624,14 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.open_form(lambda: activity_form(context, None, values), noun="activity", on_saved=saved)
 
     def action_accept_invitation(self) -> None:
-        from crm_tui.core import models as m
-        from crm_tui.core.services import mail_accounts, mail_actions
+        from crm_tui.core.services import mail_accounts, mail_actions, mailbox
 
         message_id = self.current()
         if message_id is None:
             return
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            row = session.get(m.MailMessage, message_id)
-            invitation = invitation_of(row, context.zone) if row is not None else None
+            invitation = invitation_of(mailbox.raw_of(session, message_id), context.zone)
             mine = mail_accounts.my_addresses(session)
         if invitation is None:
             self.say("this mail holds no calendar invitation")
@@ -659,7 +658,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             )
 
     def action_attachments(self) -> None:
-        from crm_tui.core import models as m
+        from crm_tui.core.services import mailbox
         from crm_tui.mail.parse import attachment_payloads
         from crm_tui.screens.attachments import AttachmentsScreen
 
@@ -668,9 +667,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
             return
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            row = session.get(m.MailMessage, message_id)
-            raw, has_body = (bytes(row.raw or b""), row.has_body) if row is not None else (b"", False)
-        if not has_body:
+            raw = mailbox.raw_of(session, message_id)
+        if raw is None:
             self.say("the body is still being downloaded; its attachments come with it")
             return
         files = attachment_payloads(raw)
@@ -681,8 +679,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     def action_write(self, kind: str) -> None:
         """m: a new mail; r: reply to the sender; g: reply to all; f: forward (attachments included)."""
-        from crm_tui.core import models as m
-        from crm_tui.core.services import mail_accounts
+        from crm_tui.core.services import mail_accounts, mailbox
         from crm_tui.mail import compose
         from crm_tui.screens.compose import ComposeScreen
 
@@ -697,8 +694,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
             original = (
                 original_of(session, message_id, with_attachments=kind == "forward") if message_id else None
             )
-            stored = session.get(m.MailMessage, message_id) if kind == "forward" and message_id else None
-            original_raw = bytes(stored.raw or b"") if stored is not None and stored.has_body else b""
+            stored = mailbox.raw_of(session, message_id) if kind == "forward" and message_id else None
+            original_raw = stored or b""
         if not identities:
             self.say("add a mail account first (Settings, or crm-tui account add)")
             return
@@ -791,12 +788,13 @@ def original_of(session: Any, message_id: int, *, with_attachments: bool = False
 
     from crm_tui.core import models as m
     from crm_tui.core.mail_identity import split_raw
+    from crm_tui.core.services import mailbox
     from crm_tui.mail.compose import Original
 
     row = session.get(m.MailMessage, message_id)
     if row is None:
         return None
-    raw = bytes(row.raw or b"")
+    raw = mailbox.raw_of(session, message_id) or b""
     header = (
         email.message_from_bytes(split_raw(raw)[0] + b"\r\n\r\n", policy=email.policy.compat32)
         if raw
@@ -829,9 +827,10 @@ def original_of(session: Any, message_id: int, *, with_attachments: bool = False
     )
 
 
-def invitation_of(row: Any, zone: Any) -> Any:
-    """The calendar invitation in a stored mail, or None."""
-    raw = bytes(row.raw or b"")
+def invitation_of(raw: bytes | None, zone: Any) -> Any:
+    """The calendar invitation in a stored mail's bytes (None: its body has not arrived), or None."""
+    if not raw:
+        return None
     if b"text/calendar" not in raw.lower() and b".ics" not in raw.lower():
         return None
     from crm_tui.mail.invites import find_invitation

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from crm_tui.core import models as m
 from tests.conftest import NOW
 from tests.mail.conftest import ON_BOTH, Mailbox
 from tests.mail.proxy import DroppingProxy
@@ -126,6 +128,16 @@ def test_a_sync_killed_at_several_points_then_resynced_gives_every_message_once(
     assert len(subjects) == MESSAGES and len(set(subjects)) == MESSAGES, "every message exactly once"
     assert all(item["has_body"] and len(item["locations"]) == 1 for item in listed)
     assert _count(mailbox, "SELECT count(*) FROM mail_sync_lock") == 0
+    # The bytes (on SQLite the helpers write them, killed or not): each message's, exactly as served, once.
+    client = mailbox.imap()
+    client.select_folder("INBOX", readonly=True)
+    served = {data[b"BODY[]"] for data in client.fetch(client.search(["ALL"]), ["BODY.PEEK[]"]).values()}
+    client.logout()
+    db = mailbox.database()
+    with db.read() as session:
+        stored = [bytes(raw) for raw in session.scalars(select(m.MailRaw.raw))]
+    db.dispose()
+    assert len(stored) == MESSAGES and set(stored) == served
 
 
 def test_a_connection_dropped_mid_fetch_recovers(

@@ -74,7 +74,7 @@ def test_the_whole_corpus_syncs_and_lists(mailbox: Mailbox, capsys: pytest.Captu
     # Raw bytes are kept exactly as the server sent them (Dovecot serves CRLF).
     db = mailbox.database()
     with db.read() as session:
-        raws = set(session.scalars(select(m.MailMessage.raw)))
+        raws = set(session.scalars(select(m.MailRaw.raw)))
     db.dispose()
     assert raws <= set(served) and len(raws) == len(identities)
 

@@ -217,11 +217,11 @@ def test_bulk_inserts_store_what_the_orm_stores(db: Database, now: datetime) -> 
     moments = [now, now, now.astimezone(plus_one), None, now + timedelta(seconds=1, microseconds=5), now]
     flags = [True, True, False, True, False, False]
     columns = ("subject", "subject_key", "from_name", "from_address", "to_addresses", "cc_addresses",
-               "body_text", "has_attachments", "attachments", "raw", "size", "is_outgoing", "is_read",
+               "body_text", "has_attachments", "attachments", "size", "is_outgoing", "is_read",
                "is_flagged", "has_body", "received_at", "sent_at")  # fmt: skip
 
     def values(n: int, sent: datetime | None, flag: bool) -> dict:  # type: ignore[type-arg]
-        return dict(zip(columns, (f"s{n}", f"s{n}", "", "a@b.example", "", "", "", flag, "", b"", 1, not flag,
+        return dict(zip(columns, (f"s{n}", f"s{n}", "", "a@b.example", "", "", "", flag, "", 1, not flag,
                                   flag, not flag, flag, now, sent), strict=True))  # fmt: skip
 
     with db.write() as session:

@@ -12,8 +12,8 @@ from tests.utils import factories
 
 
 def test_batches_are_bounded_by_count_and_by_bytes() -> None:
-    small = [PendingBody(i, 1, "INBOX", 7, i, 10_000) for i in range(BODY_BATCH * 2 + 5)]
-    huge = [PendingBody(9000 + i, 1, "INBOX", 7, 9000 + i, BATCH_BYTES + 1) for i in range(3)]
+    small = [PendingBody(i, i, 1, "INBOX", 7, i, 10_000) for i in range(BODY_BATCH * 2 + 5)]
+    huge = [PendingBody(9000 + i, 9000 + i, 1, "INBOX", 7, 9000 + i, BATCH_BYTES + 1) for i in range(3)]
     batches = _batches_by_size(small + huge)
     assert [len(b) for b in batches] == [BODY_BATCH, BODY_BATCH, 5, 1, 1, 1]
     assert all(sum(i.size for i in b) <= BATCH_BYTES for b in batches if len(b) > 1)
@@ -91,3 +91,61 @@ def test_a_sync_longer_than_the_lock_lease_keeps_its_lock(db, now) -> None:  # t
         with pytest.raises(mailbox.SyncBusy, match="already running"), db.write() as session:
             mailbox.acquire_lock(session, account_id, "elsewhere:1", now=clock.now())
     assert clock.now() - renewed_at() < mailbox.LOCK_RENEWAL + timedelta(seconds=25)
+
+
+def test_the_helpers_raw_writes_complete_what_the_body_store_finishes(tmp_path, now) -> None:  # type: ignore[no-untyped-def]
+    """The sync's helpers write a batch's bytes into ``mail_raw`` themselves (SQLite); the body store then
+    completes those messages without the bytes. A write never replaces a whole message's bytes nor makes
+    bytes for a message that is gone, and a database restored at the same path gets the next writes."""
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    from crm_tui.core import models as m
+    from crm_tui.core import raw_writer
+    from crm_tui.core.db import open_database, sqlite_url
+    from crm_tui.core.mail_data import header_values
+    from crm_tui.core.services import mailbox
+    from crm_tui.mail.parse import parse_header_block, parse_safely
+
+    path = tmp_path / "crm.sqlite3"
+    db = open_database(sqlite_url(path))
+    raws = {
+        n: f"Subject: Nachricht {n}\r\nMessage-ID: <r{n}@x>\r\n\r\nInhalt {n}\r\n".encode() for n in (1, 2)
+    }
+    with db.write() as session:
+        folder = factories.mail_inbox(session, now)
+        rows = [
+            mailbox.HeaderRow(n, [], None, header_values(parse_header_block(raw.split(b"\r\n\r\n")[0])), 0)
+            for n, raw in raws.items()
+        ]
+        mailbox.store_headers(session, folder, 1, rows, now=now)
+        pending = mailbox.pending_bodies(session, folder.account_id)
+    first, second = pending
+    raw_writer.store(str(path), [(first.message_id, raws[1]), (999, b"no such message")])
+    data = parse_safely(raws[1])
+    data.raw, data.size = b"", len(raws[1])
+    with db.write() as session:
+        mailbox.store_bodies(session, [(first.location_id, data)], now=now)
+    raw_writer.store(str(path), [(first.message_id, b"a second write")])  # whole by now: left alone
+    with db.read() as session:
+        assert mailbox.raw_of(session, first.message_id) == raws[1]
+        assert session.get(m.MailMessage, first.message_id).size == len(raws[1])  # type: ignore[union-attr]
+        assert mailbox.raw_of(session, 999) is None
+    db.dispose()
+    # A restore moves the database (with its log) aside and puts another file at the path: the next write
+    # goes there, not into the file set aside.
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(path, tmp_path / "restored.sqlite3")
+    (tmp_path / "aside").mkdir()
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{path}{suffix}").exists():
+            shutil.move(f"{path}{suffix}", tmp_path / "aside")
+    (tmp_path / "restored.sqlite3").replace(path)
+    raw_writer.store(str(path), [(second.message_id, raws[2])])
+    raw_writer.close_all()
+    db = open_database(sqlite_url(path))
+    with db.read() as session:
+        assert mailbox.raw_of(session, second.message_id) == raws[2]
+    db.dispose()

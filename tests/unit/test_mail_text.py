@@ -8,7 +8,7 @@ import pytest
 
 from crm_tui.core.db import Database
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.core.services import mail_store
+from crm_tui.core.services import mail_store, mailbox
 from crm_tui.mail.parse import parse_message
 from tests.conftest import corpus_dir
 
@@ -67,7 +67,7 @@ def test_every_corpus_message_parses_stores_and_shows(db: Database, now: datetim
             ]
             for text in shown:
                 assert not any(ch in text for ch in DANGEROUS), path.name
-            assert stored.raw == raw, path.name
+            assert mailbox.raw_of(session, stored.id) == raw, path.name
     with db.read() as session:
         assert mail_store.count_messages(session) == len(files)
         page = mail_store.list_messages(session, limit=50)

@@ -156,6 +156,7 @@ def test_a_database_from_before_the_mail_engine_keeps_its_mail(tmp_path: Path) -
 
     import crm_tui.core.db as db_module
     from crm_tui.core import mail_identity
+    from crm_tui.core.services import mailbox
 
     path = tmp_path / "old.sqlite3"
     db = open_database(sqlite_url(path), migrate=False)
@@ -178,7 +179,7 @@ def test_a_database_from_before_the_mail_engine_keeps_its_mail(tmp_path: Path) -
     upgraded = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
     with upgraded.read() as session:
         message = session.get(m.MailMessage, 7)
-        assert message is not None and message.raw == raw and message.is_read
+        assert message is not None and mailbox.raw_of(session, 7) == raw and message.is_read
         assert message.has_body and not message.is_flagged
         assert message.body_hash == mail_identity.body_hash(raw)
         assert message.subject_key == "angebot solar"
@@ -321,4 +322,44 @@ def test_0013_gives_the_batch_writes_dates_the_one_stored_form(tmp_path: Path) -
         message = session.get(m.MailMessage, 1)
         assert message is not None and message.sent_at == datetime(2026, 11, 20, tzinfo=UTC)
         assert mail_search.search_ids(session, "after:2026-11-20", UTC) == [1], "midnight is in its day"
+    upgraded.dispose()
+
+
+def test_0014_moves_every_message_s_bytes_into_their_own_table(tmp_path: Path) -> None:
+    """A 0013 database: after the upgrade each whole message's bytes are in ``mail_raw``, exactly, and the
+    message row has no blob; a provisional message has none; the index, links and search are as before, and
+    a message deleted takes its bytes with it."""
+    from datetime import UTC
+
+    from crm_tui.core.services import mail_search, mailbox
+
+    path = _database_at(tmp_path, "0013")
+    whole = b"Message-ID: <w@x>\r\nSubject: Angebot\r\n\r\nDach \xc3\xbcber alles\r\n\x00\xff"
+    columns = (
+        "id, subject, subject_key, from_name, from_address, to_addresses, cc_addresses, body_text, "
+        "has_attachments, attachments, raw, size, is_outgoing, is_read, is_flagged, has_body, received_at"
+    )
+    with sqlite3.connect(path) as connection:
+        for n, raw, has_body in ((1, whole, 1), (2, b"", 0), (3, b"S: x\r\n\r\nzwei", 1)):
+            connection.execute(
+                f"INSERT INTO mail_message ({columns}) VALUES (?, ?, ?, '', 'k@firma.example', '', '', ?, 0, '', "
+                "?, ?, 0, 0, 0, ?, '2026-11-21 08:00:00.000000')",
+                (n, f"Angebot {n}", f"angebot {n}", "Dach" if has_body else "", raw, len(raw), has_body),
+            )
+        connection.execute(
+            "INSERT INTO mail_link (message_id, record_type, record_id, reason, created_at) "
+            "VALUES (1, 'contact', 7, 'address', '2026-11-21 08:00:00.000000')"
+        )
+    upgraded = open_database(sqlite_url(path))
+    with upgraded.read() as session:
+        columns_now = [row[1] for row in session.execute(sa_text("PRAGMA table_info(mail_message)"))]
+        assert "raw" not in columns_now and "size" in columns_now
+        assert mailbox.raw_of(session, 1) == whole and mailbox.raw_of(session, 3) == b"S: x\r\n\r\nzwei"
+        assert mailbox.raw_of(session, 2) is None, "a provisional message has no bytes yet"
+        assert session.execute(sa_text("SELECT count(*) FROM mail_link")).scalar() == 1
+        assert sorted(mail_search.search_ids(session, "angebot", UTC)) == [1, 3]
+    with upgraded.write() as session:
+        session.execute(sa_text("DELETE FROM mail_message WHERE id = 3"))
+    with upgraded.read() as session:
+        assert session.execute(sa_text("SELECT message_id FROM mail_raw")).scalars().all() == [1]
     upgraded.dispose()

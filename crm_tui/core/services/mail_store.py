@@ -56,12 +56,13 @@ def store_message(
         body_text=data.body_text,
         has_attachments=data.has_attachments,
         parse_problems="\n".join(data.problems) or None,
-        raw=bytes(data.raw),
         size=len(data.raw),
         is_outgoing=outgoing,
         received_at=now,
     )
     session.add(message)
+    session.flush()
+    session.add(m.MailRaw(message_id=message.id, raw=bytes(data.raw)))
     session.flush()
     return message
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 
 from crm_tui.core import bulk, mail_identity, search_index
@@ -137,14 +137,13 @@ class HeaderRow:
 
 _HEADER_FIELDS = tuple(name for name in HEADER_COLUMNS if name != "parse_problems")  # the body adds problems
 # A provisional message: header columns, then these (no body yet), then size, direction, flags and arrival.
-_PROVISIONAL = ("", False, "", None, b"", False)
+_PROVISIONAL = ("", False, "", None, False)
 _HEADER_INSERT = (
     *HEADER_COLUMNS,
     "body_text",
     "has_attachments",
     "attachments",
     "body_hash",
-    "raw",
     "has_body",
     "size",
     "is_outgoing",
@@ -203,6 +202,7 @@ def store_headers(
 @dataclass
 class PendingBody:
     location_id: int
+    message_id: int
     folder_id: int
     folder_name: str
     uidvalidity: int
@@ -215,6 +215,7 @@ def pending_bodies(session: Session, account_id: int, *, limit: int | None = Non
     query = (
         select(
             m.MailLocation.id,
+            m.MailLocation.message_id,
             m.MailLocation.folder_id,
             m.MailFolder.name,
             m.MailLocation.uidvalidity,
@@ -253,7 +254,10 @@ def store_bodies(
     """``store_body`` for a batch of (location id, parsed message), in a few statements: completes the
     provisional messages, merges copies into the stored message of the same identity (also within the batch).
     Returns (message id, merged) per item whose location still exists. ``written``, if given, receives the
-    values written per completed message (linking then need not read them back)."""
+    values written per completed message (linking then need not read them back).
+
+    The raw bytes go to ``mail_raw`` with the rest. An item whose ``raw`` is empty has had them written there
+    already (the sync's helper does that, ``core.raw_writer``): its ``size`` says how many there were."""
     if not items:
         return []
     location_ids = [location_id for location_id, _ in items]
@@ -305,6 +309,7 @@ def store_bodies(
     results: list[tuple[int, bool]] = []
     updates = []
     completed_rows: list[dict[str, object]] = []  # provisional messages this batch completes, as written
+    raws: list[tuple[int, bytes]] = []
     for (location_id, data), digest in zip(items, digests, strict=True):
         message_id = owner.get(location_id)
         if message_id is None:
@@ -330,16 +335,18 @@ def store_bodies(
                 "body_text": data.body_text,
                 "has_attachments": data.has_attachments,
                 "attachments": "\n".join(f"{n}\t{t}\t{z}" for n, t, z in data.attachments),
-                "raw": bytes(data.raw),
-                "size": len(data.raw),
+                "size": len(data.raw) or data.size,
                 "has_body": True,
                 "body_hash": digest,
             }
         )
         updates.append(completed_rows[-1])
+        if data.raw:
+            raws.append((message_id, bytes(data.raw)))
         results.append((message_id, False))
     if updates:
         _update_messages(session, updates)
+    store_raw(session, raws)
     if written is not None:
         written.update({row["id"]: row for row in completed_rows})  # type: ignore[misc]
     search_index.index_messages(
@@ -357,6 +364,21 @@ def store_bodies(
         ],
     )
     return results
+
+
+def store_raw(session: Session, raws: list[tuple[int, bytes]]) -> None:
+    """(message id, raw bytes) into ``mail_raw``, replacing what a message had there (a helper's write for a
+    body whose store was interrupted, say)."""
+    if not raws:
+        return
+    session.execute(delete(m.MailRaw).where(bulk.among(session, m.MailRaw.message_id, [i for i, _ in raws])))
+    session.execute(insert(m.MailRaw), [{"message_id": i, "raw": raw} for i, raw in raws])
+
+
+def raw_of(session: Session, message_id: int) -> bytes | None:
+    """A message's bytes as the server sent them, or None while its body has not arrived."""
+    raw = session.scalar(select(m.MailRaw.raw).where(m.MailRaw.message_id == message_id))
+    return bytes(raw) if raw is not None else None
 
 
 def _update_messages(session: Session, updates: list[dict[str, object]]) -> None:
