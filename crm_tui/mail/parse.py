@@ -356,8 +356,8 @@ def _display(pair: tuple[str, str]) -> str:
     return f"{name} <{address}>" if name else address
 
 
-_HEADER_LINE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")  # the feedparser's headerRE
 _LONE_CR = re.compile(rb"\r(?!\n)")
+_PART_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)(\r?\n|\Z)")
 _AS_IS = ("", "7bit", "8bit", "binary")  # transfer encodings whose decoded payload is the bytes themselves
 
 
@@ -428,34 +428,28 @@ def _part(raw: bytes, start: int, end: int, *, nested: bool, depth: int) -> Mess
     """The part in raw[start:end] (a subpart's bytes end before its next boundary line), or None: unusual."""
     if depth > MAX_DEPTH:
         return None
-    header_lines: list[str] = []
+    # The header block, a field (with its continuation lines) per match: what the feedparser's line loop and
+    # compat32's header_source_parse make of it (the name as written; the value without the blanks after the
+    # colon and without its last line break; 8-bit bytes as surrogates).
+    fields: list[tuple[str, str]] = []
     position = start
-    while position < end:
-        newline = raw.find(b"\n", position, end)
-        # as the feedparser reads it: ASCII, other bytes as surrogates
-        line = raw[position : newline + 1 if newline >= 0 else end].decode("ascii", "surrogateescape")
-        if not _HEADER_LINE.match(line):
-            if line not in ("\n", "\r\n"):
-                return None  # a header block without its blank line: the feedparser's defect handling decides
-            position += len(line)
+    while True:
+        field = _PART_FIELD.match(raw, position, end)
+        if field is None:
             break
-        header_lines.append(line)
-        position += len(line)
+        fields.append((field.group(1).decode("ascii"), field.group(2).decode("ascii", "surrogateescape")))
+        position = field.end()
+        if not field.group(3):
+            break  # the part ends with this line
+    if position < end:
+        if raw.startswith(b"\r\n", position):
+            position += 2
+        elif raw.startswith(b"\n", position):
+            position += 1
+        else:
+            return None  # a line that is no header, or no blank line after them: the feedparser decides
     headers = Message()
-    current: list[str] = []
-    for line in header_lines:
-        if line[0] in " \t":
-            if not current:
-                return None
-            current.append(line)
-            continue
-        if line.startswith("From ") or line.find(":") <= 0:
-            return None
-        if current:
-            headers.set_raw(*email.policy.compat32.header_source_parse(current))
-        current = [line]
-    if current:
-        headers.set_raw(*email.policy.compat32.header_source_parse(current))
+    headers._headers = fields  # type: ignore[attr-defined]
     maintype = headers.get_content_maintype()
     if maintype == "message":
         return None
