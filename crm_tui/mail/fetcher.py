@@ -1,5 +1,7 @@
 """The body fetcher that runs in the sync's helper process: it fetches a batch of bodies over its own IMAP
-connection and parses them, while the main process stores the previous batch.
+connection and parses them, while the main process stores the previous batch. As soon as a batch has arrived
+it sends the FETCH of the batch it will get next, so the server reads that one while this one is parsed; on
+SQLite it also writes the bytes into the database itself (``core.raw_writer``).
 
 Why: fetching (imapclient turning the server's reply into Python objects) and parsing cost about as much CPU
 as storing does; on two cores the sync is fastest when the network and the parser work in one process and the
@@ -22,11 +24,17 @@ from crm_tui.mail.parse import parse_safely
 
 ATTEMPTS = 3
 _CLIENTS: dict[tuple[str, str, int, str], Any] = {}
+# A FETCH sent ahead on a connection: (folder, UIDVALIDITY, UIDs) -> its tag (at most one per connection).
+_AHEAD: dict[tuple[str, str, int, str], tuple[tuple[str, int, tuple[int, ...]], bytes]] = {}
+
+
+def _key(endpoint: Endpoint) -> tuple[str, str, int, str]:
+    return (endpoint.account, endpoint.host, endpoint.port, endpoint.username)
 
 
 def connected(endpoint: Endpoint, password: str) -> Any:
     """This helper's logged-in connection for ``endpoint`` (made on first use, then kept)."""
-    key = (endpoint.account, endpoint.host, endpoint.port, endpoint.username)
+    key = _key(endpoint)
     client = _CLIENTS.get(key)
     if client is None:
         client = connect(endpoint, password)
@@ -35,7 +43,8 @@ def connected(endpoint: Endpoint, password: str) -> Any:
 
 
 def _drop(endpoint: Endpoint) -> None:
-    client = _CLIENTS.pop((endpoint.account, endpoint.host, endpoint.port, endpoint.username), None)
+    _AHEAD.pop(_key(endpoint), None)
+    client = _CLIENTS.pop(_key(endpoint), None)
     if client is not None:
         logout(client)
 
@@ -47,20 +56,35 @@ def fetch_and_parse(
     uidvalidity: int,
     uids: list[int],
     raw_into: tuple[str, list[int]] | None = None,
+    ahead: list[int] | None = None,
 ) -> tuple[str, Any]:
     """Fetch and parse the bodies of ``uids``: [(uid, raw bytes, parsed data without the bytes)].
 
     ``raw_into`` (a SQLite database's path, the message id of each UID): the bytes are stored there
     (``core.raw_writer``) and come back empty, their length in the parsed data's ``size``. Should that write
-    fail, they come back as usual and the sync stores them (and reports what it cannot)."""
+    fail, they come back as usual and the sync stores them (and reports what it cannot).
+
+    ``ahead``: the UIDs (same folder) this helper will be asked for next. Their FETCH is sent as soon as this
+    batch has arrived, so the server reads them while this batch is parsed; the next call receives them."""
     error: Exception | None = None
     for attempt in range(ATTEMPTS):
         try:
             client = connected(endpoint, password)
-            state = client.select_folder(folder, readonly=True)
-            if int(state[b"UIDVALIDITY"]) != uidvalidity:
-                return ("uidvalidity", None)
-            fetched = imap_fetch.fetch(client, uids, ["BODY.PEEK[]"])
+            sent = _AHEAD.pop(_key(endpoint), None)
+            if sent is not None and sent[0] == (folder, uidvalidity, tuple(uids)):
+                fetched = imap_fetch.receive(client, sent[1], uids)  # sent ahead, in this folder as selected
+            else:
+                if sent is not None:  # asked ahead for what did not come (a sync that stopped): read it away
+                    imap_fetch.receive(client, sent[1], list(sent[0][2]))
+                state = client.select_folder(folder, readonly=True)
+                if int(state[b"UIDVALIDITY"]) != uidvalidity:
+                    return ("uidvalidity", None)
+                fetched = imap_fetch.fetch(client, uids, ["BODY.PEEK[]"])
+            if ahead:
+                _AHEAD[_key(endpoint)] = (
+                    (folder, uidvalidity, tuple(ahead)),
+                    imap_fetch.send(client, ahead, ["BODY.PEEK[]"]),
+                )
         except MailConnectionError as exc:
             return ("error", (str(exc), exc.kind))
         except Exception as exc:  # noqa: BLE001 - a dropped link (OSError, imaplib's abort): reconnect and retry
@@ -94,6 +118,7 @@ def fetch_and_parse(
 
 
 def close_all() -> None:
+    _AHEAD.clear()
     for key in list(_CLIENTS):
         client = _CLIENTS.pop(key)
         logout(client)

@@ -31,12 +31,21 @@ def fetch(
     """``client.fetch(uids, items, modifiers)`` (UIDs), read faster; the same result."""
     if not uids:
         return {}
-    imap = client._imap
+    return receive(client, send(client, uids, items, modifiers), uids)
+
+
+def send(client: Any, uids: list[int], items: list[str], modifiers: list[str] | None = None) -> bytes:
+    """Send the UID FETCH only; its tag, for ``receive``. Meanwhile the server prepares the answer (a helper
+    sends the next batch's FETCH before it parses the last one)."""
     arguments = ["UID", "FETCH", ",".join(str(uid) for uid in uids), "(" + " ".join(items).upper() + ")"]
     if modifiers:
         arguments.append("(" + " ".join(modifiers).upper() + ")")
-    tag = imap._command(*arguments)
-    data = _fetch_replies(imap, tag)
+    return client._imap._command(*arguments)  # type: ignore[no-any-return]
+
+
+def receive(client: Any, tag: bytes, uids: list[int]) -> dict[int, Any]:
+    """The answer to the FETCH sent as ``tag`` (``send``), as ``fetch`` gives it."""
+    data = _fetch_replies(client._imap, tag)
     replies = read_reply(data)
     if replies is None:
         replies = parse_fetch_response(data, client.normalise_times, True)

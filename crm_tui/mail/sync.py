@@ -462,7 +462,17 @@ class AccountSync:
         raw_file = self.db.sqlite_file  # there the helpers store the bytes themselves (core.raw_writer)
 
         def submit(batch: list[mailbox.PendingBody]) -> Any:
-            return pools[next(submitted) % len(pools)].submit(
+            index = next(submitted)
+            # The batch this helper gets next (round robin): it asks the server for it ahead, if in this folder.
+            following = batches[index + len(pools)] if index + len(pools) < len(batches) else None
+            ahead = (
+                [b.uid for b in following]
+                if following
+                and (following[0].folder_name, following[0].uidvalidity)
+                == (batch[0].folder_name, batch[0].uidvalidity)
+                else None
+            )
+            return pools[index % len(pools)].submit(
                 fetch_and_parse,
                 self.account.endpoint,
                 self._password,
@@ -470,6 +480,7 @@ class AccountSync:
                 batch[0].uidvalidity,
                 [b.uid for b in batch],
                 (raw_file, [b.message_id for b in batch]) if raw_file else None,
+                ahead,
             )
 
         # Each helper process fetches and parses a batch while this process stores an earlier one.

@@ -97,3 +97,53 @@ def test_the_fast_reader_declines_what_it_does_not_know() -> None:
     assert imap_fetch.read_reply([(b"1 (UID 1 BODY[] {3}", b"abc"), b")"]) == {
         1: {b"SEQ": 1, b"BODY[]": b"abc"}
     }
+
+
+def test_a_helper_asks_for_its_next_batch_ahead_and_never_mixes_batches_up(mailbox: Mailbox) -> None:
+    """The body fetcher sends the FETCH of the batch it gets next before it parses the current one. Each call
+    returns exactly its own UIDs' bytes as served: when the batch asked ahead comes, when another one comes
+    instead (the sync stopped: the answer asked ahead is read away), and when the link drops meanwhile."""
+    from crm_tui.mail import fetcher
+    from crm_tui.mail.imap import Endpoint
+    from tests.mail.proxy import DroppingProxy
+    from tests.mail.test_sync import message
+
+    client = mailbox.imap()
+    for n in range(12):
+        client.append("INBOX", message(n, mid=f"<a{n}@firma.example>", body="Zeile. " * 400))
+    state = client.select_folder("INBOX", readonly=True)
+    uids = sorted(client.search(["ALL"]))
+    served = {uid: data[b"BODY[]"] for uid, data in client.fetch(uids, ["BODY.PEEK[]"]).items()}
+    client.logout()
+    uidvalidity = int(state[b"UIDVALIDITY"])
+
+    def bodies(endpoint: Endpoint, batch: list[int], ahead: list[int] | None = None) -> dict[int, bytes]:
+        status, rows = fetcher.fetch_and_parse(
+            endpoint, mailbox.password, "INBOX", uidvalidity, batch, None, ahead
+        )
+        assert status == "ok", rows
+        return {uid: raw for uid, raw, _ in rows}
+
+    def expected(batch: list[int]) -> dict[int, bytes]:
+        return {uid: served[uid] for uid in batch}
+
+    direct = Endpoint("ahead", "127.0.0.1", mailbox.server.port, "none", mailbox.user)
+    try:
+        assert bodies(direct, uids[0:3], ahead=uids[3:6]) == expected(uids[0:3])
+        assert fetcher._AHEAD, "the next batch was asked for"
+        assert bodies(direct, uids[3:6], ahead=uids[6:9]) == expected(uids[3:6])  # the one asked ahead
+        assert bodies(direct, uids[9:12]) == expected(uids[9:12]), "another batch than the one asked ahead"
+        assert not fetcher._AHEAD
+        assert bodies(direct, uids[6:9]) == expected(uids[6:9]), "the connection is in step again"
+    finally:
+        fetcher.close_all()
+    proxy = DroppingProxy(mailbox.server.port, drop_after=14_000, drops=1)  # in the batch asked ahead
+    dropping = Endpoint("dropping", "127.0.0.1", proxy.port, "none", mailbox.user)
+    try:
+        assert bodies(dropping, uids[0:3], ahead=uids[3:6]) == expected(uids[0:3])
+        assert bodies(dropping, uids[3:6], ahead=uids[6:9]) == expected(uids[3:6])
+        assert bodies(dropping, uids[6:9]) == expected(uids[6:9])
+        assert proxy.dropped == 1, "the link dropped on the way, and the fetcher asked again"
+    finally:
+        fetcher.close_all()
+        proxy.close()
