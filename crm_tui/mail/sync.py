@@ -127,7 +127,7 @@ class _Account:
     name: str
     login: Login
     since: Any
-    mine: set[str]
+    mine: set[str] = field(default_factory=set)  # my addresses: each pass reads them while it logs in
 
     @property
     def endpoint(self) -> Endpoint:
@@ -136,14 +136,8 @@ class _Account:
 
 def _load_account(db: Database, name: str) -> _Account:
     with db.read() as session:
-        account = mail_accounts.get_account(session, name)
-        return _Account(
-            id=account.id,  # type: ignore[arg-type]
-            name=account.name,
-            login=login_of(account),
-            since=account.sync_since,
-            mine=mail_accounts.my_addresses(session),
-        )
+        account = mail_accounts.account_row(session, name)  # no ORM yet: the login starts sooner
+        return _Account(id=account.id, name=account.name, login=login_of(account), since=account.sync_since)
 
 
 class AccountSync:
@@ -245,6 +239,7 @@ class AccountSync:
         try:
             with self.db.read() as session:
                 first = not any(f.uidvalidity for f in mailbox.folders_of(session, self.account.id))
+                self.account.mine = mail_accounts.my_addresses(session)
             if first:
                 # A first sync brings much mail: start the parse process now, so its start-up (imports) runs
                 # while we log in and list folders rather than when the first batch waits for it.

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -200,6 +201,16 @@ def get_account(session: Session, name: str) -> m.MailAccount:
     if account is None:
         raise NotFound(f"no account named {name!r} (see 'crm-tui account list')")
     return account
+
+
+def account_row(session: Session, name: str) -> Any:
+    """``get_account``'s values as a plain row, read without the ORM: a sync's login can start before the
+    ORM's first use in the process (its mappers take 20-35 ms to configure) and overlap it."""
+    table = m.MailAccount.__table__  # type: ignore[attr-defined]
+    row = session.execute(select(table).where(table.c.name == name)).first()
+    if row is None:
+        raise NotFound(f"no account named {name!r} (see 'crm-tui account list')")
+    return row
 
 
 def list_accounts(session: Session) -> list[m.MailAccount]:
