@@ -362,4 +362,18 @@ def test_0014_moves_every_message_s_bytes_into_their_own_table(tmp_path: Path) -
         session.execute(sa_text("DELETE FROM mail_message WHERE id = 3"))
     with upgraded.read() as session:
         assert session.execute(sa_text("SELECT message_id FROM mail_raw")).scalars().all() == [1]
+    # And back: the bytes return to the message rows.
+    from alembic import command
+
+    with upgraded._writer.connect() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        with connection.begin():
+            command.downgrade(config, "0013")
     upgraded.dispose()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT id, raw FROM mail_message ORDER BY id").fetchall() == [
+            (1, whole),
+            (2, b""),
+        ]

@@ -36,7 +36,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.add_column("mail_message", sa.Column("raw", sa.LargeBinary(), nullable=False, server_default=b""))
+    empty = "x''" if op.get_bind().dialect.name == "sqlite" else "''"  # an empty blob (bytea)
+    op.add_column("mail_message", sa.Column("raw", sa.LargeBinary(), nullable=False, server_default=sa.text(empty)))
     op.execute(
         "UPDATE mail_message SET raw = (SELECT raw FROM mail_raw WHERE mail_raw.message_id = mail_message.id) "
         "WHERE id IN (SELECT message_id FROM mail_raw)"
