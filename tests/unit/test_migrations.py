@@ -16,7 +16,7 @@ from sqlmodel import SQLModel, select
 
 from crm_tui.core import models as m
 from crm_tui.core import search_index
-from crm_tui.core.db import MIGRATIONS_DIR, SCHEMA_HEAD, open_database, sqlite_url
+from crm_tui.core.db import MIGRATIONS_DIR, SCHEMA_HEAD, Database, open_database, sqlite_url
 from crm_tui.core.errors import DatabaseError
 from tests.utils import factories
 
@@ -152,20 +152,13 @@ def test_an_older_database_is_backed_up_and_upgraded_without_loss(
 
 def test_a_database_from_before_the_mail_engine_keeps_its_mail(tmp_path: Path) -> None:
     """0001 -> 0002 on a database with stored mail: nothing lost, identity derived, mail searchable."""
-    from alembic import command
-
     import crm_tui.core.db as db_module
     from crm_tui.core import mail_identity
     from crm_tui.core.services import mailbox
 
     path = tmp_path / "old.sqlite3"
     db = open_database(sqlite_url(path), migrate=False)
-    with db._writer.connect() as connection:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.attributes["connection"] = connection
-        with connection.begin():
-            command.upgrade(config, "0001")
+    _migrate(db, "0001")
     raw = b"Message-ID: <old@example.com>\r\nSubject: Re: Angebot Solar\r\nFrom: a@example.com\r\n\r\nHallo Welt\r\n"
     with sqlite3.connect(path) as connection:
         connection.execute(
@@ -191,18 +184,23 @@ def test_a_database_from_before_the_mail_engine_keeps_its_mail(tmp_path: Path) -
     upgraded.dispose()
 
 
-def _database_at(tmp_path: Path, revision: str) -> Path:
-    """A SQLite file migrated up to ``revision`` only (an older crm-tui's database), closed."""
+def _migrate(db: Database, revision: str, *, down: bool = False) -> None:
+    """Run Alembic on ``db`` up (or down) to ``revision``, as an older (or newer) crm-tui left it."""
     from alembic import command
 
-    path = tmp_path / "old.sqlite3"
-    db = open_database(sqlite_url(path), migrate=False)
     with db._writer.connect() as connection:
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["connection"] = connection
         with connection.begin():
-            command.upgrade(config, revision)
+            (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def _database_at(tmp_path: Path, revision: str) -> Path:
+    """A SQLite file migrated up to ``revision`` only (an older crm-tui's database), closed."""
+    path = tmp_path / "old.sqlite3"
+    db = open_database(sqlite_url(path), migrate=False)
+    _migrate(db, revision)
     db.dispose()
     return path
 
@@ -362,15 +360,7 @@ def test_0014_moves_every_message_s_bytes_into_their_own_table(tmp_path: Path) -
         session.execute(sa_text("DELETE FROM mail_message WHERE id = 3"))
     with upgraded.read() as session:
         assert session.execute(sa_text("SELECT message_id FROM mail_raw")).scalars().all() == [1]
-    # And back: the bytes return to the message rows.
-    from alembic import command
-
-    with upgraded._writer.connect() as connection:
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        config.attributes["connection"] = connection
-        with connection.begin():
-            command.downgrade(config, "0013")
+    _migrate(upgraded, "0013", down=True)  # and back: the bytes return to the message rows
     upgraded.dispose()
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT id, raw FROM mail_message ORDER BY id").fetchall() == [
