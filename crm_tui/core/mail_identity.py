@@ -12,7 +12,7 @@ import hashlib
 import re
 
 _SEPARATOR = re.compile(rb"\r?\n\r?\n")
-_LONE_CR = re.compile(rb"\r(?!\n)")
+LONE_CR = re.compile(rb"\r(?!\n)")  # a CR that ends no CRLF (the email package reads it as a line end)
 _PREFIX = re.compile(
     r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|ref|r|enc|res)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
     re.IGNORECASE,
@@ -37,7 +37,7 @@ def _header_lines(header: bytes, names: tuple[bytes, ...]) -> bytes:
 def body_hash(raw: bytes, *, has_message_id: bool = True) -> str:
     header, body = split_raw(raw)
     # CRLF to LF; where every CR starts a CRLF, dropping the CRs does that at a third of the cost.
-    lines = body.replace(b"\r\n", b"\n") if _LONE_CR.search(body) else body.translate(None, b"\r")
+    lines = body.replace(b"\r\n", b"\n") if LONE_CR.search(body) else body.translate(None, b"\r")
     digest = hashlib.sha256(lines.rstrip(b"\n"))
     if not has_message_id:
         digest.update(b"\0" + _header_lines(header, (b"from", b"date", b"subject")))

@@ -22,7 +22,7 @@ from email.quoprimime import header_decode
 from typing import Any, TypeVar
 
 from crm_tui.core.mail_data import MessageData, header_values
-from crm_tui.core.mail_identity import subject_key
+from crm_tui.core.mail_identity import LONE_CR, subject_key
 
 T = TypeVar("T")
 
@@ -356,7 +356,6 @@ def _display(pair: tuple[str, str]) -> str:
     return f"{name} <{address}>" if name else address
 
 
-_LONE_CR = re.compile(rb"\r(?!\n)")
 _PART_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)(\r?\n|\Z)")
 _AS_IS = ("", "7bit", "8bit", "binary")  # transfer encodings whose decoded payload is the bytes themselves
 
@@ -415,7 +414,7 @@ def _message_tree(raw: bytes) -> Message:
     Anything unusual (no closing boundary, message/* parts, lone CRs, envelope lines, a header block without
     its blank line...) goes to the feedparser, so the tree is always the one the email package would build (a
     test compares them on the whole corpus)."""
-    if _LONE_CR.search(raw):
+    if LONE_CR.search(raw):
         return email.message_from_bytes(raw, policy=email.policy.compat32)
     try:
         tree = _part(raw, 0, len(raw), nested=False, depth=0)

@@ -691,11 +691,12 @@ class InboxScreen(SearchesItsList, CrmScreen):
             identities = mail_accounts.identities(session)
             mine = mail_accounts.my_addresses(session)
             identity = mail_accounts.identity_for(session, message_id) if message_id else None
+            original_raw = (mailbox.raw_of(session, message_id) or b"") if message_id else b""
             original = (
-                original_of(session, message_id, with_attachments=kind == "forward") if message_id else None
+                original_of(session, message_id, original_raw, with_attachments=kind == "forward")
+                if message_id
+                else None
             )
-            stored = mailbox.raw_of(session, message_id) if kind == "forward" and message_id else None
-            original_raw = stored or b""
         if not identities:
             self.say("add a mail account first (Settings, or crm-tui account add)")
             return
@@ -780,21 +781,20 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.app.push_screen(PromptDialog(f"Comment on {target}", multiline=True), written)
 
 
-def original_of(session: Any, message_id: int, *, with_attachments: bool = False) -> Any:
-    """What a reply or forward takes from a stored mail (``mail.compose.Original``)."""
+def original_of(session: Any, message_id: int, raw: bytes, *, with_attachments: bool = False) -> Any:
+    """What a reply or forward takes from a stored mail (``mail.compose.Original``); ``raw``: its bytes (empty
+    while its body has not arrived)."""
     import email
     import email.policy
     import email.utils
 
     from crm_tui.core import models as m
     from crm_tui.core.mail_identity import split_raw
-    from crm_tui.core.services import mailbox
     from crm_tui.mail.compose import Original
 
     row = session.get(m.MailMessage, message_id)
     if row is None:
         return None
-    raw = mailbox.raw_of(session, message_id) or b""
     header = (
         email.message_from_bytes(split_raw(raw)[0] + b"\r\n\r\n", policy=email.policy.compat32)
         if raw

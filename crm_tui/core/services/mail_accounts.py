@@ -196,10 +196,14 @@ def _by_name(session: Session, name: str) -> m.MailAccount | None:
     return session.scalars(select(m.MailAccount).where(m.MailAccount.name == name)).first()
 
 
+def _no_account(name: str) -> NotFound:
+    return NotFound(f"no account named {name!r} (see 'crm-tui account list')")
+
+
 def get_account(session: Session, name: str) -> m.MailAccount:
     account = _by_name(session, name)
     if account is None:
-        raise NotFound(f"no account named {name!r} (see 'crm-tui account list')")
+        raise _no_account(name)
     return account
 
 
@@ -209,7 +213,7 @@ def account_row(session: Session, name: str) -> Any:
     table = m.MailAccount.__table__  # type: ignore[attr-defined]
     row = session.execute(select(table).where(table.c.name == name)).first()
     if row is None:
-        raise NotFound(f"no account named {name!r} (see 'crm-tui account list')")
+        raise _no_account(name)
     return row
 
 
