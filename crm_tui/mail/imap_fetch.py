@@ -5,14 +5,15 @@ that cost twice the time of the network read itself. The sync asks for few items
 MODSEQ, BODY[...], BODY[HEADER.FIELDS (...)]); ``read_reply`` reads exactly those with one regular expression
 per reply and gives up (returns None) on anything else, and then imapclient's reader reads the same bytes. The result is the one
 imapclient's ``fetch`` returns (a test compares both on replies from the test Dovecot).
+
+Reading and decoding are apart (``receive_replies``, ``decode``): the header pass reads the replies on the
+sync's connection and decodes them in its helper process. imapclient loads only when its reader is needed.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
-
-from imapclient.response_parser import parse_fetch_response
 
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\}\Z")
 _REPLY = re.compile(rb"(\d+) \((.*)\)\Z", re.DOTALL)
@@ -45,12 +46,24 @@ def send(client: Any, uids: list[int], items: list[str], modifiers: list[str] | 
 
 def receive(client: Any, tag: bytes, uids: list[int]) -> dict[int, Any]:
     """The answer to the FETCH sent as ``tag`` (``send``), as ``fetch`` gives it."""
-    data = _fetch_replies(client._imap, tag)
-    replies = read_reply(data)
-    if replies is None:
-        replies = parse_fetch_response(data, client.normalise_times, True)
+    return decode(receive_replies(client, tag), uids, client.normalise_times)
+
+
+def receive_replies(client: Any, tag: bytes) -> list[Any]:
+    """The FETCH replies to ``tag``, read but not decoded (``decode`` does that): plain bytes and tuples of
+    them, which another process can take."""
+    return _fetch_replies(client._imap, tag)
+
+
+def decode(replies: list[Any], uids: list[int], normalise_times: bool = True) -> dict[int, Any]:
+    """FETCH replies (``receive_replies``) as ``fetch`` gives them: for each of ``uids`` that came, its items."""
+    decoded = read_reply(replies)
+    if decoded is None:
+        from imapclient.response_parser import parse_fetch_response
+
+        decoded = parse_fetch_response(replies, normalise_times, True)
     wanted = set(uids)
-    return {uid: reply for uid, reply in replies.items() if uid in wanted}
+    return {uid: reply for uid, reply in decoded.items() if uid in wanted}
 
 
 _UNTAGGED_FETCH = re.compile(rb"\* (\d+) FETCH (.*)\Z", re.DOTALL)

@@ -11,23 +11,26 @@ import email
 import email.policy
 import email.utils
 import re
-from binascii import Error as BinasciiError
-from binascii import a2b_base64
 from collections.abc import Callable
-from contextlib import suppress
-from datetime import UTC, datetime, timedelta, timezone
-from email.header import decode_header, make_header
+from datetime import datetime
 from email.message import Message
-from email.quoprimime import header_decode
 from typing import Any, TypeVar
 
-from crm_tui.core.mail_data import MessageData, header_values
-from crm_tui.core.mail_identity import LONE_CR, subject_key
+from crm_tui.core.mail_data import MessageData
+from crm_tui.core.mail_identity import LONE_CR
+from crm_tui.mail.headers import (
+    MAX_HEADER_CHARS,
+    _address_pairs,
+    _date_value,
+    _decoded_words,
+    _display,
+    _ImplausibleYear,
+    _message_ids,
+    _split_headers,
+)
 
 T = TypeVar("T")
 
-MAX_HEADER_CHARS = 4000
-MAX_ADDRESSES = 200
 MAX_BODY_CHARS = 1_000_000
 MAX_PARTS = 500
 MAX_DEPTH = 20
@@ -48,43 +51,6 @@ def _raw_header(message: Message, name: str) -> str | None:
     return str(value)[: MAX_HEADER_CHARS * 4]
 
 
-_ENCODED_WORD = r"=\?(?P<charset>[^?*]*)\?(?P<encoding>[bBqQ])\?(?P<text>[^?]*)\?="
-_ANY_WORD = r"=\?[^?*]*\?[bBqQ]\?[^?]*\?="
-_ENCODED_ONLY = re.compile(rf"[ \t\r\n]*{_ANY_WORD}(?:[ \t\r\n]+{_ANY_WORD})*\Z")
-_ENCODED_WORDS = re.compile(_ENCODED_WORD)
-_SIMPLE_CHARSETS = {"utf-8": "utf-8", "us-ascii": "us-ascii"}
-
-
-def _decoded_words(text: str) -> str:
-    """RFC 2047 encoded words decoded; text without any (most headers) as it is, without the email package's
-    round trip (a fifth of a header's parse time; the same result, tested on the corpus).
-
-    A value made only of UTF-8 encoded words (how mail programs encode a non-ASCII subject or name: a
-    quarter of a mailbox's subjects) is decoded here, as the email package would: the words' bytes joined,
-    then decoded, so a character split across two words comes out whole. Anything else (words mixed with
-    plain text, other charsets, a decoding error) goes to the email package. Tested against it."""
-    if "=?" not in text:
-        return text
-    if text.isascii() and _ENCODED_ONLY.match(text):
-        words = _ENCODED_WORDS.findall(text)
-        charset = _SIMPLE_CHARSETS.get(words[0][0].lower())
-        if charset is not None and all(_SIMPLE_CHARSETS.get(w[0].lower()) == charset for w in words):
-            parts = []
-            for _, encoding, encoded in words:
-                if encoding in "bB":
-                    missing = len(encoded) % 4
-                    try:
-                        parts.append(a2b_base64(encoded + "==="[: 4 - missing] if missing else encoded))
-                    except BinasciiError:
-                        break  # the email package's error, with its message
-                else:
-                    parts.append(header_decode(encoded).encode("raw-unicode-escape"))
-            else:
-                with suppress(UnicodeDecodeError):
-                    return b"".join(parts).decode(charset)
-    return str(make_header(decode_header(text)))
-
-
 def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
     """An unstructured header (Subject) decoded from RFC 2047, or its raw text if that fails."""
     raw = _raw_header(message, name)
@@ -92,41 +58,6 @@ def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
         return ""
     decoded = _attempt(problems, f"{name} header", lambda: _decoded_words(raw), raw)
     return " ".join(decoded.split())[:MAX_HEADER_CHARS]
-
-
-_ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"
-_ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*"
-_PLAIN_ADDRESS = re.compile(
-    rf"[ \t\r\n]*(?:(?P<bare>{_ADDRESS})|(?P<phrase>(?:{_ATEXT}[ \t\r\n]+)*)<(?P<angle>{_ADDRESS})>)[ \t\r\n]*\Z"
-)
-
-
-def _plain_addresses(values: list[str]) -> list[tuple[str, str]] | None:
-    """``email.utils.getaddresses`` for the everyday forms (``a@b``, ``Name <a@b>``, ``<a@b>``, lists of them),
-    or None for anything else (quotes, comments, groups, dots in names, 8-bit): then the email package parses.
-    A third of a message's parse time went to the general parser; the result is the same (tested)."""
-    pairs = []
-    for value in values:
-        for item in value.split(","):
-            match = _PLAIN_ADDRESS.match(item)
-            if match is None:
-                return None
-            if match.group("bare"):
-                pairs.append(("", match.group("bare")))
-            else:
-                pairs.append((" ".join(match.group("phrase").split()), match.group("angle")))
-    return pairs
-
-
-def _address_pairs(raw: list[str], decode_name: Callable[[str], str]) -> list[tuple[str, str]]:
-    """(display name, address) pairs of an address header's values, names decoded by ``decode_name``."""
-    pairs = _plain_addresses(raw)
-    if pairs is None:
-        pairs = email.utils.getaddresses(raw)
-    return [
-        (" ".join((decode_name(display) if display else display).split())[:200], address.strip()[:320])
-        for display, address in pairs[:MAX_ADDRESSES]
-    ]
 
 
 def decode_addresses(message: Message, name: str, problems: list[str]) -> list[tuple[str, str]]:
@@ -291,69 +222,6 @@ def parse_date(message: Message, problems: list[str]) -> datetime | None:
             return None
 
     return _attempt(problems, "Date header", convert, None)
-
-
-class _ImplausibleYear(Exception):
-    def __init__(self, year: int) -> None:
-        super().__init__(year)
-        self.year = year
-
-
-def _date_value(raw: str) -> datetime:
-    """A Date header's moment in UTC (no zone: read as UTC); _ImplausibleYear outside 1970-2200."""
-    value = _plain_date(raw) or email.utils.parsedate_to_datetime(raw)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    if not 1970 <= value.year <= 2200:
-        raise _ImplausibleYear(value.year)
-    return value.astimezone(UTC)
-
-
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
-_PLAIN_DATE = re.compile(
-    r"[ \t]*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),[ \t]*)?(\d{1,2})[ \t]+(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-    r"[ \t]+([1-9]\d{3})[ \t]+(\d{2}):(\d{2}):(\d{2})[ \t]+([+-])(\d{2})(\d{2})[ \t]*\Z"
-)
-
-
-_ZONES: dict[str, timezone] = {}  # "+0100": its zone, made once (mail comes from a handful of zones)
-
-
-def _plain_date(text: str) -> datetime | None:
-    """``email.utils.parsedate_to_datetime`` for the form nearly every mail program writes
-    (``Fri, 20 Nov 2026 09:30:00 +0100``), a quarter of the time; None for anything else (then the email
-    package parses: two-digit years, zone names, comments...). ``-0000`` (no zone known) comes back naive, as
-    there. Tested against it."""
-    match = _PLAIN_DATE.match(text)
-    if match is None:
-        return None
-    day, month, year, hour, minute, second, sign, zone_hours, zone_minutes = match.groups()
-    zone = _ZONES.get(sign + zone_hours + zone_minutes)
-    if zone is None:
-        offset = int(zone_hours) * 3600 + int(zone_minutes) * 60
-        if sign == "-":
-            if offset == 0:
-                return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second))
-            offset = -offset
-        zone = _ZONES.setdefault(sign + zone_hours + zone_minutes, timezone(timedelta(seconds=offset)))
-    return datetime(int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone)
-
-
-def _message_ids(text: str | None) -> list[str]:
-    if not text:
-        return []
-    ids = []
-    for token in text.replace(",", " ").split():
-        token = token.strip()
-        if token.startswith("<") and token.endswith(">") and len(token) <= 1000:
-            ids.append(token)
-    return ids[:100]
-
-
-def _display(pair: tuple[str, str]) -> str:
-    name, address = pair
-    return f"{name} <{address}>" if name else address
 
 
 _PART_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)(\r?\n|\Z)")
@@ -541,18 +409,6 @@ def parse_safely(raw: bytes) -> MessageData:
         return MessageData(raw=raw, problems=[f"message: {type(exc).__name__}"])
 
 
-# Header lines (a name, a colon, the value, continuation lines), as many as there are, from the start.
-_FIELD_LINES = re.compile(r"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*(?:\r?\n[ \t][^\r\n]*)*(?:\r?\n|\Z))*")
-# The header fields the message list needs (``parse_header_block`` reads nothing else): the sync asks the
-# server for these alone (``BODY.PEEK[HEADER.FIELDS (...)]``).
-HEADER_FIELDS = ("From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References")
-# Those fields: name, then the value with its continuation lines (leading blanks dropped).
-_WANTED_FIELD = re.compile(
-    rf"^({'|'.join(name.lower() for name in HEADER_FIELDS)}):[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)",
-    re.IGNORECASE | re.MULTILINE,
-)
-
-
 class _Headers:
     """The part of ``email.message.Message`` the decoders above use (``get``, ``get_all``), over a header block
     split without the feedparser: values as compat32 gives them (unfolded lines joined, CRLFs kept)."""
@@ -566,28 +422,6 @@ class _Headers:
 
     def get_all(self, name: str, failobj: object = None) -> object:
         return self._fields.get(name.lower()) or failobj
-
-
-def _split_headers(raw: bytes) -> dict[str, list[str]] | None:
-    """The wanted fields of a header block, or None when anything is unusual (the full parser then decides,
-    so the result is always the same as ``parse_message``'s). Two regular expressions do the reading: one
-    checks that the block is header lines (with their continuations) and blank lines only, the other picks
-    the wanted fields; no Python loop runs over a block's lines (real blocks have dozens: Received, DKIM...)."""
-    if not raw.isascii():
-        return None  # raw 8-bit headers: the email package's own handling decides
-    text = raw.decode("ascii")
-    if "\r" in text and text.count("\r") != text.count("\r\n"):
-        return None  # a lone CR ends a line for the email package: unusual, so it decides
-    end = _FIELD_LINES.match(text).end()  # type: ignore[union-attr] - it matches the empty string too
-    if text[end:].strip("\r\n"):
-        return None  # a line that is no header (or a blank line inside the block): the full parser judges
-    fields: dict[str, list[str]] = {}
-    for match in _WANTED_FIELD.finditer(text, 0, end):
-        value = match.group(2)
-        if "\n" in value:  # unfolded as compat32 does it: the lines joined by CRLF
-            value = value.replace("\r\n", "\n").replace("\n", "\r\n")
-        fields.setdefault(match.group(1).lower(), []).append(value)
-    return fields
 
 
 def parse_header_block(raw: bytes) -> MessageData:
@@ -614,61 +448,6 @@ def parse_header_block(raw: bytes) -> MessageData:
         in_reply_to=in_reply_to[0] if in_reply_to else None,
         references=_message_ids(_raw_header(message, "References")),  # type: ignore[arg-type]
         problems=problems,
-    )
-
-
-def parse_header_blocks(raws: list[bytes]) -> list[tuple[Any, ...]]:
-    """Run in the sync's helper process: ``parse_header_block`` for a batch, each as the stored values of its
-    header columns (``core.mail_data.header_values``). Lives here, beside the parser, so the helper imports
-    only the email package, not the database layer."""
-    return [header_block_values(raw) for raw in raws]
-
-
-def header_block_values(raw: bytes) -> tuple[Any, ...]:
-    """``header_values(parse_header_block(raw))``, a quarter quicker for an everyday block: its fields are
-    decoded straight into the stored values, by the same decoders without their per-field guards (the
-    closures and the ``MessageData`` cost 5 of a header's 22 µs; one helper parses a whole header pass).
-    Whatever raises, or would be recorded as a problem, sends the block to the guarded path: so the result
-    is the same (a test compares the two on the corpus)."""
-    fields = _split_headers(raw)
-    if fields is not None:
-        try:
-            return _quick_values(fields)
-        except Exception:  # noqa: BLE001, S110 - the guarded path below decides, and records the problem
-            pass
-    return header_values(parse_header_block(raw))
-
-
-def _quick_values(fields: dict[str, list[str]]) -> tuple[Any, ...]:
-    def first(name: str) -> str | None:
-        values = fields.get(name)
-        return values[0][: MAX_HEADER_CHARS * 4] if values else None
-
-    def addresses(name: str) -> list[tuple[str, str]]:
-        raw = [value[: MAX_HEADER_CHARS * 16] for value in fields.get(name) or ()]
-        return _address_pairs(raw, _decoded_words) if raw else []
-
-    senders = addresses("from")
-    from_name, from_address = senders[0] if senders else ("", "")
-    subject = first("subject")
-    subject = " ".join(_decoded_words(subject).split())[:MAX_HEADER_CHARS] if subject is not None else ""
-    date = first("date")
-    sent_at = _date_value(date) if date else None  # an implausible year raises: recorded there
-    message_id = _message_ids(first("message-id"))
-    in_reply_to = _message_ids(first("in-reply-to"))
-    from_address = from_address.lower()
-    return (
-        message_id[0] if message_id else None,
-        subject,
-        subject_key(subject),
-        from_name,
-        from_address,
-        "\n".join(_display(pair) for pair in addresses("to")),
-        "\n".join(_display(pair) for pair in addresses("cc")),
-        sent_at,
-        in_reply_to[0] if in_reply_to else None,
-        "\n".join(_message_ids(first("references"))) or None,
-        None,
     )
 
 

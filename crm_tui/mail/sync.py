@@ -33,6 +33,7 @@ from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
 from crm_tui.mail import imap_fetch
+from crm_tui.mail.headers import HEADER_SECTION, fetch_flags, fetch_modseq, header_rows
 from crm_tui.mail.imap import (
     Endpoint,
     FolderState,
@@ -44,7 +45,6 @@ from crm_tui.mail.imap import (
     logout,
     state_of_select,
 )
-from crm_tui.mail.parse import HEADER_FIELDS, parse_header_blocks
 from crm_tui.mail.parse import parse_safely as _parse
 
 HEADER_BATCH = 500
@@ -127,6 +127,7 @@ class _Account:
     name: str
     login: Login
     since: Any
+    first: bool  # no folder of it was ever synced: a first sync, which brings much mail
     mine: set[str] = field(default_factory=set)  # my addresses: each pass reads them while it logs in
 
     @property
@@ -137,7 +138,13 @@ class _Account:
 def _load_account(db: Database, name: str) -> _Account:
     with db.read() as session:
         account = mail_accounts.account_row(session, name)  # no ORM yet: the login starts sooner
-        return _Account(id=account.id, name=account.name, login=login_of(account), since=account.sync_since)
+        return _Account(
+            id=account.id,
+            name=account.name,
+            login=login_of(account),
+            since=account.sync_since,
+            first=not mailbox.ever_synced(session, account.id),
+        )
 
 
 class AccountSync:
@@ -226,6 +233,10 @@ class AccountSync:
 
     def _run(self) -> SyncReport:
         started = time.perf_counter()
+        if self.account.first:
+            # A first sync brings much mail: start the parse process now, so that its start-up (an interpreter,
+            # its imports) runs while we log in and list folders rather than when the first batch waits for it.
+            _warm_helper()
         # Log in while the lock is taken and the store is read: the server's round trips overlap them.
         login = ThreadPoolExecutor(1, thread_name_prefix="crm-tui login")
         connecting = login.submit(self._connect)
@@ -238,12 +249,7 @@ class AccountSync:
             raise
         try:
             with self.db.read() as session:
-                first = not any(f.uidvalidity for f in mailbox.folders_of(session, self.account.id))
                 self.account.mine = mail_accounts.my_addresses(session)
-            if first:
-                # A first sync brings much mail: start the parse process now, so its start-up (imports) runs
-                # while we log in and list folders rather than when the first batch waits for it.
-                _warm_helper()
             try:
                 connecting.result()
             except BaseException:
@@ -363,22 +369,21 @@ class AccountSync:
         ]
         stored = 0
         pooled = len(new) >= POOL_THRESHOLD
-        for meta, raws, parsed in _quick_handoffs(
+        for uids, replies, parsed in _quick_handoffs(
             _header_batches(
-                client, batches, items, use_pool=pooled, after_last=self._prepare_fetchers if pooled else None
+                client, batches, items, use_pool=pooled, after_last=self._prepare_fetcher if pooled else None
             )
         ):
-            headers = parsed.result() if parsed is not None else parse_header_blocks(raws)
             rows = [
-                mailbox.HeaderRow(uid, flags, modseq, values, size or len(raw))
-                for (uid, flags, modseq, size), raw, values in zip(meta, raws, headers, strict=True)
+                mailbox.HeaderRow(*row)
+                for row in (parsed.result() if parsed is not None else header_rows(replies, uids))
             ]
             with self.db.write() as session:
                 self.report.new += mailbox.store_headers(
                     session, ref, uidvalidity, rows, now=self.clock.now()
                 )
                 self._renew(session)
-            stored += len(meta)
+            stored += len(uids)
             self.progress(f"headers {name}", stored, len(new))
         self._record_state(folder_id, state)
 
@@ -391,20 +396,14 @@ class AccountSync:
             folder.highestmodseq = state.highestmodseq  # type: ignore[union-attr]
             folder.synced_at = self.clock.now()  # type: ignore[union-attr]
 
-    def _prepare_fetchers(self) -> None:
-        """The bodies come next: the helpers (the second one starts now) load their fetcher and log in while
-        the last headers are stored."""
-        endpoint, password = self.account.endpoint, self._password
-
-        def prepare() -> None:
+    def _prepare_fetcher(self) -> None:
+        """The bodies come next: the first helper, done with the header replies once it has parsed the last
+        batch, loads the body fetcher and logs in meanwhile (the second helper starts with the bodies)."""
+        if _HELPERS:
             from crm_tui.mail.helper import prepare_fetcher
 
-            for helper in helpers(HELPERS):
-                # A helper that is gone (or a pool shut down at exit) is the body phase's to report.
-                with contextlib.suppress(Exception):
-                    helper.submit(prepare_fetcher, endpoint, password)
-
-        threading.Thread(target=prepare, name="crm-tui helpers", daemon=True).start()
+            with contextlib.suppress(Exception):  # a helper that is gone is the body phase's to report
+                _HELPERS[0].submit(prepare_fetcher, self.account.endpoint, self._password)
 
     def _store_flags(self, folder_id: int, uidvalidity: int, fetched: dict[int, dict[bytes, Any]]) -> None:
         if not fetched:
@@ -414,7 +413,11 @@ class AccountSync:
                 session,
                 folder_id,
                 uidvalidity,
-                {uid: (_flags(data), _modseq(data)) for uid, data in fetched.items() if b"FLAGS" in data},
+                {
+                    uid: (fetch_flags(data), fetch_modseq(data))
+                    for uid, data in fetched.items()
+                    if b"FLAGS" in data
+                },
             )
 
     def _fetch_bodies(self) -> None:
@@ -634,39 +637,18 @@ def _quick_handoffs(batches: Any) -> Any:
         sys.setswitchinterval(interval)
 
 
-# The header pass asks for the fields the list shows, not whole header blocks: real mail's blocks are mostly
-# Received, DKIM and ARC lines (kilobytes a message), and a server keeps these fields in its cache (Dovecot
-# answered 10,000 in 0.05-0.06 s against 0.12-0.15 s for the blocks). The body brings the rest.
-HEADER_SECTION = f"HEADER.FIELDS ({' '.join(HEADER_FIELDS).upper()})"
-_HEADER_KEY = f"BODY[{HEADER_SECTION}]".encode()
-
-
-def _header_of(data: dict[bytes, Any]) -> bytes | None:
-    """The header fields in one FETCH reply (a server may echo the section in its own spelling), or None."""
-    if _HEADER_KEY in data:
-        return data[_HEADER_KEY] or b""
-    for key, value in data.items():
-        if key.upper().startswith(b"BODY[HEADER"):
-            return value or b""
-    return None
-
-
 def _read_header_batch(
     client: Any, batch: list[int], items: list[str], use_pool: bool
-) -> tuple[list[tuple[int, list[str], int | None, int]], list[bytes], Any]:
-    """One batch of new mail's headers: (uid, flags, modseq, size) each, the header bytes, and the parse
-    process's future for them when that process is up (else None: the caller parses)."""
-    fetched = imap_fetch.fetch(client, batch, items)
-    meta, raws = [], []
-    for uid in batch:
-        data = fetched.get(uid)
-        header = _header_of(data) if data else None
-        if header is None:
-            continue  # expunged meanwhile
-        meta.append((uid, _flags(data), _modseq(data), int(data.get(b"RFC822.SIZE") or 0)))
-        raws.append(header)
-    pool = _HELPERS[0] if use_pool and _HELPERS else None
-    return meta, raws, pool.submit(parse_header_blocks, raws) if pool is not None and raws else None
+) -> tuple[list[int], list[Any], Any]:
+    """One batch of new mail's headers: the UIDs asked for, the server's replies (read, not decoded), and the
+    first helper's future for their rows (``headers.header_rows``) when it is up, else None (the caller makes
+    the rows). Decoding the replies in the helper leaves this process, which stores every row, only the
+    reading (the decoding was a fifth of its header pass). One helper: a second one, started for this pass,
+    made it slower (alternating runs), the cores being busy with this process, the first helper and the
+    server."""
+    replies = imap_fetch.receive_replies(client, imap_fetch.send(client, batch, items))
+    pool = _HELPERS[0] if use_pool and _HELPERS and replies else None
+    return batch, replies, pool.submit(header_rows, replies, batch) if pool is not None else None
 
 
 def _header_batches(
@@ -824,17 +806,6 @@ def _batches_by_size(items: list[mailbox.PendingBody]) -> list[list[mailbox.Pend
 
 def _names(listing: Any) -> list[tuple[Any, Any, str]]:
     return [(f, d, n.decode() if isinstance(n, bytes) else str(n)) for f, d, n in listing]
-
-
-def _flags(data: dict[bytes, Any]) -> list[str]:
-    return [f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in data.get(b"FLAGS", ())]
-
-
-def _modseq(data: dict[bytes, Any]) -> int | None:
-    value = data.get(b"MODSEQ")
-    if isinstance(value, tuple | list) and value:
-        value = value[0]
-    return int(value) if value is not None else None
 
 
 def sync_account(

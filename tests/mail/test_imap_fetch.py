@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crm_tui.mail import imap_fetch
-from crm_tui.mail.sync import HEADER_SECTION
+from crm_tui.mail.headers import HEADER_SECTION
 from tests.mail.conftest import Mailbox
 from tests.mail.test_sync import corpus_messages
 

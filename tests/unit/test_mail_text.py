@@ -112,7 +112,7 @@ def test_the_quick_header_values_are_the_guarded_parsers_values(monkeypatch: pyt
     of range, it equals header_values(parse_header_block(...)), problems included. Blocks the quick path
     declines (an exception, a problem to record) go to the guarded path; so does every block if it fails."""
     from crm_tui.core.mail_data import header_values
-    from crm_tui.mail import parse
+    from crm_tui.mail import headers, parse
 
     blocks = _header_blocks() + [
         f"Date: Fri, 20 Nov {year} 09:30:00 {zone}\r\nSubject: z\r\n\r\n".encode()
@@ -120,19 +120,20 @@ def test_the_quick_header_values_are_the_guarded_parsers_values(monkeypatch: pyt
         for zone in ("+0100", "-0000", "+0000", "-0530", "+1345")
     ]
     guarded = [header_values(parse.parse_header_block(block)) for block in blocks]
-    assert [parse.header_block_values(block) for block in blocks] == guarded
+    assert [headers.header_block_values(block) for block in blocks] == guarded
     assert sum(1 for values in guarded if values[-1]) >= 3, "some blocks carry problems (and keep them)"
 
     def broken(fields):  # type: ignore[no-untyped-def]
         raise ValueError("quick path broken on purpose")
 
-    monkeypatch.setattr(parse, "_quick_values", broken)
-    assert [parse.header_block_values(block) for block in blocks] == guarded
+    monkeypatch.setattr(headers, "_quick_values", broken)
+    assert [headers.header_block_values(block) for block in blocks] == guarded
 
 
 def test_the_fast_header_parser_agrees_with_the_full_parser_on_every_corpus_message() -> None:
     """The sync's time to headers uses parse_header_block; it must never differ from parse_message."""
-    from crm_tui.mail.parse import _split_headers, parse_header_block
+    from crm_tui.mail.headers import _split_headers
+    from crm_tui.mail.parse import parse_header_block
 
     fast_path = 0
     blocks = _header_blocks()
@@ -188,16 +189,16 @@ def test_the_fast_message_parser_builds_what_the_email_package_builds() -> None:
     import email
     import email.policy
 
-    from crm_tui.mail import parse
+    from crm_tui.mail import headers, parse
 
     def slow(raw: bytes):  # type: ignore[no-untyped-def]
-        fast_tree, fast_addresses = parse._message_tree, parse._plain_addresses
+        fast_tree, fast_addresses = parse._message_tree, headers._plain_addresses
         parse._message_tree = lambda r: email.message_from_bytes(r, policy=email.policy.compat32)  # type: ignore[assignment]
-        parse._plain_addresses = lambda values: None  # type: ignore[assignment]
+        headers._plain_addresses = lambda values: None  # type: ignore[assignment]
         try:
             return parse.parse_safely(raw)
         finally:
-            parse._message_tree, parse._plain_addresses = fast_tree, fast_addresses  # type: ignore[assignment]
+            parse._message_tree, headers._plain_addresses = fast_tree, fast_addresses  # type: ignore[assignment]
 
     messages = list(EDGE_CASES)
     for path in sorted(corpus_dir().glob("*.eml")):
@@ -360,7 +361,7 @@ def test_the_quick_date_reading_agrees_with_the_email_package() -> None:
     Date and on odd ones."""
     from email.utils import parsedate_to_datetime
 
-    from crm_tui.mail.parse import _plain_date
+    from crm_tui.mail.headers import _plain_date
 
     dates = _corpus_header_values("Date") + [
         "Fri, 20 Nov 2026 09:30:00 +0100",
@@ -405,7 +406,7 @@ def test_the_quick_encoded_word_decoding_agrees_with_the_email_package() -> None
     import random
     from email.header import Header, decode_header, make_header
 
-    from crm_tui.mail.parse import _decoded_words
+    from crm_tui.mail.headers import _decoded_words
 
     values = _corpus_header_values("Subject") + _corpus_header_values("From") + _corpus_header_values("To")
     rng = random.Random(4)

@@ -86,6 +86,14 @@ def folders_of(session: Session, account_id: int) -> list[m.MailFolder]:
     )
 
 
+def ever_synced(session: Session, account_id: int) -> bool:
+    """Whether any folder of the account was ever synced (a sync records its UIDVALIDITY). Read without the
+    ORM, like ``mail_accounts.account_row``: the sync asks before its login starts."""
+    table = m.MailFolder.__table__  # type: ignore[attr-defined]
+    synced = select(table.c.id).where(table.c.account_id == account_id, table.c.uidvalidity.is_not(None))
+    return session.execute(synced.limit(1)).first() is not None
+
+
 def folder_by_role(session: Session, account_id: int, role: str) -> m.MailFolder | None:
     return session.scalars(
         select(m.MailFolder).where(m.MailFolder.account_id == account_id, m.MailFolder.role == role)
