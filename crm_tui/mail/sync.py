@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+import imapclient  # noqa: F401 - loaded with the sync (40 ms), not on the way to its login (mail.imap.connect)
 from sqlalchemy import delete
 
 from crm_tui.core import models as m
