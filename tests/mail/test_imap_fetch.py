@@ -86,6 +86,43 @@ def test_the_header_fields_alone_give_the_rows_the_whole_header_gives(mailbox: M
     assert len(recovered) <= 3, recovered
 
 
+def test_the_helpers_header_rows_are_what_imapclient_and_the_full_parser_give(mailbox: Mailbox) -> None:
+    """The header pass reads the server's replies in the sync's process and decodes and parses them in its
+    helper (``headers.header_rows``, from plain bytes that cross between processes). For every corpus message,
+    with flags and CONDSTORE, each row is what imapclient's own FETCH and the guarded parser give; a message
+    expunged meanwhile has no row; replies the fast reader does not know go to imapclient's reader."""
+    import pickle
+
+    from crm_tui.core.mail_data import header_values
+    from crm_tui.mail.headers import header_rows
+    from crm_tui.mail.parse import parse_header_block
+
+    client = mailbox.imap()
+    files = corpus_messages()
+    for index, path in enumerate(files):
+        client.append("INBOX", path.read_bytes(), flags=(b"\\Seen",) if index % 2 else ())
+    client.enable("CONDSTORE")
+    client.select_folder("INBOX")
+    uids = client.search(["ALL"])
+    items = [f"BODY.PEEK[{HEADER_SECTION}]", "RFC822.SIZE", "FLAGS", "MODSEQ"]
+    expected = []
+    for uid, data in sorted(client.fetch(uids, items).items()):
+        header = data[f"BODY[{HEADER_SECTION}]".encode()]
+        flags = [flag.decode() for flag in data[b"FLAGS"]]
+        expected.append(
+            (uid, flags, data[b"MODSEQ"][0], header_values(parse_header_block(header)), data[b"RFC822.SIZE"])
+        )
+    asked = [*uids, 999_999]  # the last one is gone
+    replies = imap_fetch.receive_replies(client, imap_fetch.send(client, asked, items))
+    assert header_rows(pickle.loads(pickle.dumps(replies)), asked) == expected
+    assert any("\\Seen" in row[1] for row in expected) and len(expected) == len(files)
+    # With an item the fast reader does not read, imapclient's reader decodes the same rows.
+    odd = imap_fetch.receive_replies(client, imap_fetch.send(client, uids, [*items, "INTERNALDATE"]))
+    assert imap_fetch.read_reply(odd) is None
+    assert header_rows(odd, uids) == expected
+    client.logout()
+
+
 def test_the_fast_reader_declines_what_it_does_not_know() -> None:
     assert (
         imap_fetch.read_reply([b'1 (UID 1 FLAGS (\\Seen) INTERNALDATE "01-Jan-2026 10:00:00 +0000")']) is None

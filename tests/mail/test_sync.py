@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 from crm_tui.core import models as m
 from crm_tui.core.mail_identity import body_hash
+from crm_tui.core.services import mail_accounts
+from crm_tui.core.services import mailbox as mailbox_service
 from crm_tui.mail.parse import parse_message
 from tests.conftest import corpus_dir
 from tests.mail.conftest import ON_BOTH, Mailbox
@@ -55,9 +57,16 @@ def test_the_whole_corpus_syncs_and_lists(mailbox: Mailbox, capsys: pytest.Captu
     for path in files:
         client.append("INBOX", path.read_bytes())
     client.logout()
+
+    def ever_synced() -> bool:  # a first sync starts its parse helper before its login
+        with mailbox.database().read() as session:
+            return mailbox_service.ever_synced(session, mail_accounts.get_account(session, "work").id)
+
+    assert not ever_synced()
     assert mailbox.cli("sync") == 0
     out = capsys.readouterr().out
     assert f"{len(files)} new" in out and f"{len(files)} bodies" in out
+    assert ever_synced()
     listed = mail_json(mailbox, capsys, "mail", "list")
     client = mailbox.imap()
     client.select_folder("INBOX", readonly=True)
