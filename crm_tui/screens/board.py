@@ -140,6 +140,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         self.showing_forecast = False
         # Thread workers that were superseded still deliver their result: only the newest request counts.
         self._board_request = 0
+        self._pending_select: int | None = None  # a deal to select that no load has shown yet
         self._detail_request = 0
         # The column the user works in; focus follows it a moment later, so selection reads this, not focus.
         self._active_column = 0
@@ -160,7 +161,12 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     # --- loading ---
 
     def reload(self, select: int | None = None) -> None:
-        self._load(self.pipeline_id, self.filter_text, select if select is not None else self.selected_deal())
+        if select is not None:
+            # Kept until a load shows it: a reload meanwhile (another writer's change) must not put the
+            # highlight back on the deal selected before, where the next key would act on it.
+            self._pending_select = select
+        chosen = self._pending_select if self._pending_select is not None else self.selected_deal()
+        self._load(self.pipeline_id, self.filter_text, chosen)
 
     def _load(self, pipeline_id: int | None, text: str, select: int | None) -> None:
         self._board_request += 1
@@ -263,6 +269,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         await board.mount_all(widgets)
         # Read the active column now: keys pressed while the columns were rebuilt have moved it.
         self._restore_focus(message.select, self._active_column)
+        self._pending_select = None
         total = sum(c.count for c in message.columns)
         self.app.update_status(f"{total} deals in {message.pipeline_name}")  # type: ignore[attr-defined]
 

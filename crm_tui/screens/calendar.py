@@ -80,6 +80,7 @@ class CalendarScreen(CrmScreen):
         self.first = date.today()
         self.focus_day: date | None = None
         self._request = 0  # superseded thread workers still deliver: only the newest load is shown
+        self._pending_select: int | None = None  # an activity to select that no load has shown yet
         self._active_day = 0  # the day column the user works in (focus follows a moment later)
 
     def compose(self) -> ComposeResult:
@@ -111,7 +112,11 @@ class CalendarScreen(CrmScreen):
     def reload(self, select: int | None = None) -> None:
         first, days = self._range()
         self._request += 1
-        chosen = select if select is not None else self.selected_id()
+        if select is not None:
+            # Kept until a load shows it: a reload meanwhile (another writer's change) must not put the
+            # highlight back on what was selected before, where the next key would act on it.
+            self._pending_select = select
+        chosen = self._pending_select if self._pending_select is not None else self.selected_id()
         self._load(first, days, self.owner_id, self.hide_cancelled, chosen, self._request)
 
     @work(thread=True, exclusive=True, group="calendar", exit_on_error=False)
@@ -172,6 +177,7 @@ class CalendarScreen(CrmScreen):
                 columns.append(self._day_column(day, [e for e in message.entries if e.day == day]))
             await container.mount_all(columns)
             self._focus_entry(message.select)
+        self._pending_select = None
         shown = sum(1 for e in message.entries if e.status != "cancelled")
         self.app.update_status(
             f"{shown} activities"
