@@ -208,12 +208,6 @@ def _split_headers(raw: bytes) -> dict[str, list[str]] | None:
     return fields
 
 
-def parse_header_blocks(raws: list[bytes]) -> list[tuple[Any, ...]]:
-    """``parse.parse_header_block`` for a batch, each as the stored values of its header columns
-    (``core.mail_data.header_values``)."""
-    return [header_block_values(raw) for raw in raws]
-
-
 def header_block_values(raw: bytes) -> tuple[Any, ...]:
     """``header_values(parse_header_block(raw))``, a quarter quicker for an everyday block: its fields are
     decoded straight into the stored values, by the same decoders without their per-field guards (the
@@ -233,35 +227,33 @@ def header_block_values(raw: bytes) -> tuple[Any, ...]:
 
 
 def _quick_values(fields: dict[str, list[str]]) -> tuple[Any, ...]:
-    get = fields.get
-    senders = _addresses(get("from"))[0]
+    senders = _addresses(fields.get("from"))[0]
     from_name, from_address = senders[0] if senders else ("", "")
-    subject = get("subject")
-    subject = (
-        " ".join(_decoded_words(subject[0][: MAX_HEADER_CHARS * 4]).split())[:MAX_HEADER_CHARS]
-        if subject
-        else ""
-    )
-    date = get("date")
-    sent_at = _date_value(date[0][: MAX_HEADER_CHARS * 4]) if date and date[0] else None  # a bad year raises
-    message_id = get("message-id")
-    message_ids = _message_ids(message_id[0][: MAX_HEADER_CHARS * 4]) if message_id else None
-    in_reply_to = get("in-reply-to")
-    replied_to = _message_ids(in_reply_to[0][: MAX_HEADER_CHARS * 4]) if in_reply_to else None
-    references = get("references")
+    subject = _first(fields, "subject")
+    subject = " ".join(_decoded_words(subject).split())[:MAX_HEADER_CHARS] if subject is not None else ""
+    date = _first(fields, "date")
+    sent_at = _date_value(date) if date else None  # an implausible year raises: the guarded path records it
+    message_ids = _message_ids(_first(fields, "message-id"))
+    replied_to = _message_ids(_first(fields, "in-reply-to"))
     return (
         message_ids[0] if message_ids else None,
         subject,
         subject_key(subject),
         from_name,
         from_address.lower(),
-        _addresses(get("to"))[1],
-        _addresses(get("cc"))[1],
+        _addresses(fields.get("to"))[1],
+        _addresses(fields.get("cc"))[1],
         sent_at,
         replied_to[0] if replied_to else None,
-        ("\n".join(_message_ids(references[0][: MAX_HEADER_CHARS * 4])) or None) if references else None,
+        "\n".join(_message_ids(_first(fields, "references"))) or None,
         None,
     )
+
+
+def _first(fields: dict[str, list[str]], name: str) -> str | None:
+    """A field's first value (cut to a sane length), or None when the block has none."""
+    values = fields.get(name)
+    return values[0][: MAX_HEADER_CHARS * 4] if values else None
 
 
 _NO_ADDRESSES: tuple[tuple[tuple[str, str], ...], str] = ((), "")

@@ -3,11 +3,10 @@
 A helper decodes and parses header replies from a first sync's first batch on; until it is up, the sync does
 that itself. So a helper starts with the header parser only (``mail.headers``: the standard library's light
 modules, 15-20 ms here). The message parser (``mail.parse``, with the email package) and the body fetcher
-(``mail.fetcher``, with imapclient) import in about 110 ms more, with the first batch of bodies.
-
-They used to be loaded, and the second helper started, as the last header batch was read: on two cores busy
-with the header pass, that made the time to headers 40 ms longer at the median (8 alternating runs), and the
-full sync no faster (36 ms at the median, within the runs' spread).
+(``mail.fetcher``, with imapclient) import in about 110 ms more: the first helper loads them and logs in
+(``prepare_fetcher``) once it has the last header batch, ahead of the bodies. The second helper starts with
+the bodies: started and loaded during the header pass, on two cores busy with it, it made the time to headers
+40 ms longer at the median (8 alternating runs).
 """
 
 from __future__ import annotations
