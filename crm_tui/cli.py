@@ -292,6 +292,13 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
     sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
     sub.add_argument("--limit", type=_positive_int, metavar="N")
     sub.set_defaults(handler="crm_tui.mail_commands:mail_list")
+    sub = mail.add_parser(
+        "problems",
+        help="messages kept with problems (what could not be read, linked or stored), newest first",
+    )
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=_positive_int, metavar="N")
+    sub.set_defaults(handler="crm_tui.mail_commands:mail_problems")
     for action, help_text in (
         ("read", "mark read"),
         ("unread", "mark unread"),

@@ -210,6 +210,7 @@ def sync(context: AppContext, args: argparse.Namespace) -> int:
             continue
         progress.clear()
         print(report.summary())
+        failures += bool(report.failed_folders)  # messages kept with problems are no failure: exit 0
     return 1 if failures else 0
 
 
@@ -233,6 +234,38 @@ def mail_list(context: AppContext, args: argparse.Namespace) -> int:
             query = query.limit(args.limit)
         objects = message_objects(session, list(session.scalars(query)))
     _print_messages(context, objects, args.json)
+    return 0
+
+
+def mail_problems(context: AppContext, args: argparse.Namespace) -> int:
+    """Messages kept with problems: each with what went wrong (parse, link, store); ``mail raw ID`` gives
+    the bytes as they came."""
+    from sqlalchemy import select
+
+    from crm_tui.core import models as m
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.core.services.mail_search import message_objects
+
+    with context.database().read() as session:
+        query = (
+            select(m.MailMessage.id)
+            .where(m.MailMessage.parse_problems.is_not(None), m.MailMessage.parse_problems != "")  # type: ignore[union-attr]
+            .order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc())  # type: ignore[union-attr]
+        )
+        if args.limit:
+            query = query.limit(args.limit)
+        objects = message_objects(session, list(session.scalars(query)))
+    if args.json:
+        print_json((o.as_json() for o in objects), context.zone)
+        return 0
+    if not objects:
+        print("no message kept with problems")
+        return 0
+    for o in objects:
+        subject = terminal_safe(o.subject or "(no subject)", max_length=60)
+        print(f"{o.id:>6}  {terminal_safe(o.from_, max_length=40):<40}  {subject}")
+        for problem in o.problems:
+            print(f"        {terminal_safe(problem, max_length=150)}")
     return 0
 
 

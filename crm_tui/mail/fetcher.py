@@ -94,9 +94,10 @@ def fetch_and_parse(
             continue
         rows = []
         for uid in uids:
-            raw = fetched.get(uid, {}).get(b"BODY[]")
-            if not raw:
+            reply = fetched.get(uid)
+            if reply is None or b"BODY[]" not in reply:
                 continue  # expunged meanwhile
+            raw = reply[b"BODY[]"] or b""  # a message of 0 bytes is one too: stored, with its problem
             data = parse_safely(raw)
             data.body_hash = body_hash(raw, has_message_id=bool(data.message_id))  # here, not in the writer
             data.raw = b""  # the bytes travel once, beside the parsed data

@@ -100,9 +100,25 @@ def _address_pairs(raw: list[str], decode_name: Callable[[str], str]) -> list[tu
 
         pairs = email.utils.getaddresses(raw)
     return [
-        (" ".join((decode_name(display) if display else display).split())[:200], address.strip()[:320])
+        (
+            no_nul(" ".join((decode_name(display) if display else display).split())[:200]),
+            no_nul(address.strip()[:320]),
+        )
         for display, address in pairs[:MAX_ADDRESSES]
     ]
+
+
+def no_nul(text: str) -> str:
+    """``text`` with each NUL as U+FFFD: a NUL (raw, or decoded from an encoded word or a body) is no
+    character any text column takes on PostgreSQL, and no one wrote it to be read."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def undeliverable(pairs: Any) -> list[str]:
+    """The addresses among (name, address) pairs that have no domain (``MAILER-DAEMON``, ``postmaster``, a
+    bare word): kept as written, never used to link or to reply; the parser records each as a problem. An
+    empty group (``undisclosed-recipients:;``) gives no address at all, which is no problem."""
+    return [address for _, address in pairs if address and "@" not in address]
 
 
 class _ImplausibleYear(Exception):
@@ -163,7 +179,7 @@ def _message_ids(text: str | None) -> list[str]:
     for token in text.replace(",", " ").split():
         token = token.strip()
         if token.startswith("<") and token.endswith(">") and len(token) <= 1000:
-            ids.append(token)
+            ids.append(no_nul(token))
     return ids[:100]
 
 
@@ -229,8 +245,13 @@ def header_block_values(raw: bytes) -> tuple[Any, ...]:
 def _quick_values(fields: dict[str, list[str]]) -> tuple[Any, ...]:
     senders = _addresses(fields.get("from"))[0]
     from_name, from_address = senders[0] if senders else ("", "")
+    to, cc = _addresses(fields.get("to")), _addresses(fields.get("cc"))
+    if undeliverable(senders) or undeliverable(to[0]) or undeliverable(cc[0]):
+        raise ValueError("an address without a domain")  # a problem to record: the guarded path does
     subject = _first(fields, "subject")
-    subject = " ".join(_decoded_words(subject).split())[:MAX_HEADER_CHARS] if subject is not None else ""
+    subject = (
+        no_nul(" ".join(_decoded_words(subject).split())[:MAX_HEADER_CHARS]) if subject is not None else ""
+    )
     date = _first(fields, "date")
     sent_at = _date_value(date) if date else None  # an implausible year raises: the guarded path records it
     message_ids = _message_ids(_first(fields, "message-id"))
@@ -241,8 +262,8 @@ def _quick_values(fields: dict[str, list[str]]) -> tuple[Any, ...]:
         subject_key(subject),
         from_name,
         from_address.lower(),
-        _addresses(fields.get("to"))[1],
-        _addresses(fields.get("cc"))[1],
+        to[1],
+        cc[1],
         sent_at,
         replied_to[0] if replied_to else None,
         "\n".join(_message_ids(_first(fields, "references"))) or None,

@@ -27,6 +27,8 @@ from crm_tui.mail.headers import (
     _ImplausibleYear,
     _message_ids,
     _split_headers,
+    no_nul,
+    undeliverable,
 )
 
 T = TypeVar("T")
@@ -57,7 +59,7 @@ def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
     if raw is None:
         return ""
     decoded = _attempt(problems, f"{name} header", lambda: _decoded_words(raw), raw)
-    return " ".join(decoded.split())[:MAX_HEADER_CHARS]
+    return no_nul(" ".join(decoded.split())[:MAX_HEADER_CHARS])
 
 
 def decode_addresses(message: Message, name: str, problems: list[str]) -> list[tuple[str, str]]:
@@ -71,7 +73,10 @@ def decode_addresses(message: Message, name: str, problems: list[str]) -> list[t
     def parse() -> list[tuple[str, str]]:
         return _address_pairs(raw, decode_name)
 
-    return _attempt(problems, f"{name} header", parse, [])
+    pairs = _attempt(problems, f"{name} header", parse, [])
+    for address in undeliverable(pairs)[:3]:
+        problems.append(f"{name} header: {address[:80]!r} is no address (it has no domain)")
+    return pairs
 
 
 def _charset_decode(payload: bytes, charset: str | None, problems: list[str]) -> str:
@@ -169,6 +174,13 @@ def _leaves(message: Message, problems: list[str]) -> list[tuple[Message, str, o
             problems, "content disposition", lambda p=part: p.get_content_disposition(), None
         )
         filename = _attempt(problems, "attachment name", lambda p=part: p.get_filename(), None)
+        if content_type.startswith("multipart/"):
+            # A multipart the parser could not split (no boundary, or none found): its text is all there is.
+            payload = _undecoded(part)
+            if not payload or not payload.strip():
+                continue
+            problems.append("structure: a multipart without usable boundaries, shown as plain text")
+            content_type = "text/plain"
         is_attachment = (
             content_type not in ("text/plain", "text/html") or disposition == "attachment" or bool(filename)
         )
@@ -206,7 +218,15 @@ def extract_body(
         body = _attempt(problems, "html body", lambda: _html_to_text("\n".join(html)), "\n".join(html))
     else:
         body = ""
-    return body[:MAX_BODY_CHARS], has_attachments
+    return plain_text(body[:MAX_BODY_CHARS]), has_attachments
+
+
+def plain_text(text: str) -> str:
+    """Text from mail as it is stored and used (previews, replies, forms made from the mail): lines end in
+    ``\n`` (a body comes with CRLF from every IMAP server, and a lone CR ends a line too), and no NUL."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return no_nul(text)
 
 
 def parse_date(message: Message, problems: list[str]) -> datetime | None:
@@ -402,11 +422,15 @@ def parse_message(raw: bytes) -> MessageData:
 
 
 def parse_safely(raw: bytes) -> MessageData:
-    """``parse_message``, and should it ever raise, the raw message with the failure as its problem."""
+    """``parse_message`` of a whole message as the server sent it (an empty one is a problem), and should it
+    ever raise, the raw message with the failure as its problem."""
     try:
-        return parse_message(raw)
+        data = parse_message(raw)
     except Exception as exc:  # noqa: BLE001 - never stop a sync on one message
-        return MessageData(raw=raw, problems=[f"message: {type(exc).__name__}"])
+        return MessageData(raw=raw, problems=[f"message: {type(exc).__name__}: {str(exc)[:200]}"])
+    if not raw.strip():
+        data.problems.insert(0, f"message: empty ({len(raw)} bytes)")
+    return data
 
 
 class _Headers:

@@ -71,6 +71,8 @@ class SyncReport:
     replayed: int = 0
     linked: int = 0
     problems: list[str] = field(default_factory=list)
+    kept_with_problems: int = 0  # messages stored with a problem (``mail_message.parse_problems``)
+    failed_folders: list[str] = field(default_factory=list)  # "folder: why" of each folder not synced
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -86,6 +88,10 @@ class SyncReport:
         parts.append(f"{self.linked} links made")
         parts.append(f"{self.folders} folders ({self.skipped_folders} unchanged)")
         text = ", ".join(parts) + f" in {self.seconds:.1f} s"
+        if self.kept_with_problems:
+            text += f"; {self.kept_with_problems} kept with problems (crm-tui mail problems)"
+        if self.failed_folders:
+            text += f"; {len(self.failed_folders)} folder(s) not synced: {self.failed_folders[0]}"
         if self.problems:
             text += f"; {len(self.problems)} problem(s): {self.problems[0]}"
         return text
@@ -261,7 +267,13 @@ class AccountSync:
                 folders = self._retrying(self._list_folders)
                 for index, (name, role) in enumerate(folders):
                     self.progress(f"headers {name}", index, len(folders))
-                    self._retrying(lambda name=name, role=role: self._sync_folder(name, role))
+                    try:
+                        self._retrying(lambda name=name, role=role: self._sync_folder(name, role))
+                    except Exception as exc:
+                        if _environmental(exc):
+                            raise
+                        # This folder only (the server refused it, say): the others are synced all the same.
+                        self.report.failed_folders.append(f"{name}: {_describe(exc)}")
                 self._fetch_bodies()
                 self._drop_old_generations()
             finally:
@@ -379,14 +391,40 @@ class AccountSync:
                 mailbox.HeaderRow(*row)
                 for row in (parsed.result() if parsed is not None else header_rows(replies, uids))
             ]
+            self._store_headers(ref, uidvalidity, rows)
+            stored += len(uids)
+            self.progress(f"headers {name}", stored, len(new))
+        self._record_state(folder_id, state)
+
+    def _store_headers(self, ref: mailbox.FolderRef, uidvalidity: int, rows: list[mailbox.HeaderRow]) -> None:
+        """Store a batch of new mail's headers. Should the batch fail for something in a message (a value the
+        database refuses), each message is stored alone, and one that fails alone is stored with what can be
+        kept of its header and the failure as its problem: no message stops the sync."""
+        try:
             with self.db.write() as session:
                 self.report.new += mailbox.store_headers(
                     session, ref, uidvalidity, rows, now=self.clock.now()
                 )
                 self._renew(session)
-            stored += len(uids)
-            self.progress(f"headers {name}", stored, len(new))
-        self._record_state(folder_id, state)
+            return
+        except Exception as exc:
+            if _environmental(exc):
+                raise
+        for row in rows:
+            try:
+                with self.db.write() as session:
+                    self.report.new += mailbox.store_headers(
+                        session, ref, uidvalidity, [row], now=self.clock.now()
+                    )
+                continue
+            except Exception as exc:
+                if _environmental(exc):
+                    raise
+                row.values = mailbox.storable_header_values(row.values, f"header: {_describe(exc)}")
+            with self.db.write() as session:
+                self.report.new += mailbox.store_headers(
+                    session, ref, uidvalidity, [row], now=self.clock.now()
+                )
 
     def _record_state(self, folder_id: int, state: FolderState) -> None:
         """The folder is in step with the server at ``state``: the next pass compares against it."""
@@ -508,11 +546,13 @@ class AccountSync:
         fetched = imap_fetch.fetch(self.client, [b.uid for b in batch], ["BODY.PEEK[]"])
         rows = []
         for item in batch:
-            raw = fetched.get(item.uid, {}).get(b"BODY[]")
-            if raw:
-                data = _parse(raw)
-                data.raw = b""
-                rows.append((item.uid, raw, data))
+            reply = fetched.get(item.uid)
+            if reply is None or b"BODY[]" not in reply:
+                continue  # expunged meanwhile
+            raw = reply[b"BODY[]"] or b""  # a message of 0 bytes is one too: stored, with its problem
+            data = _parse(raw)
+            data.raw = b""
+            rows.append((item.uid, raw, data))
         return rows
 
     def _store_fetched(
@@ -528,26 +568,83 @@ class AccountSync:
         self._store_bodies(ready)
 
     def _store_bodies(self, rows: list[tuple[mailbox.PendingBody, Any]]) -> None:
+        """Store, index and link a batch of bodies in one transaction (the fast path). Should that fail for
+        something in a message, each message goes alone: stored and linked; else stored with the linking's
+        failure as its problem; else kept as it came (bytes, header, the failure as its problem). No message
+        stops the sync; an error of the database itself (locked, full) does, as before."""
         if not rows:
             return
-        now = self.clock.now()
+        try:
+            self._write_bodies(rows)
+            return
+        except Exception as exc:
+            if _environmental(exc):
+                raise
+            if len(rows) == 1:
+                self._fall_back(rows[0], exc)
+                return
+        for row in rows:
+            try:
+                self._write_bodies([row])
+            except Exception as exc:
+                if _environmental(exc):
+                    raise
+                self._fall_back(row, exc)
+
+    def _fall_back(self, row: tuple[mailbox.PendingBody, Any], error: Exception) -> None:
+        """A message whose store and link failed: stored without its links (the failure its problem), or else
+        kept as it came (``mailbox.store_unusable``)."""
+        item, data = row
+        try:
+            self._write_bodies([row], link_problem=f"linking: {_describe(error)}")
+            return
+        except Exception as exc:
+            if _environmental(exc):
+                raise
+            error = exc
         with self.db.write() as session:
-            written: dict[int, dict[str, Any]] = {}
-            results = mailbox.store_bodies(
-                session, [(item.location_id, data) for item, data in rows], now=now, written=written
+            kept = mailbox.store_unusable(
+                session, item.location_id, data, problem=f"storing: {_describe(error)}"
             )
-            self.report.bodies += len(results)
-            self.report.merged += sum(1 for _, merged in results if merged)
-            made = mail_linking.link_many(
-                session,
-                sorted({message_id for message_id, _ in results}),
-                mine=self.account.mine,
-                free_domains=self.free_domains,
-                now=now,
-                known=written,
-            )
-            self.report.linked += sum(len(links) for links in made.values())
             self._renew(session)
+        if kept:
+            self.report.bodies += 1
+            self.report.kept_with_problems += 1
+
+    def _write_bodies(
+        self, rows: list[tuple[mailbox.PendingBody, Any]], *, link_problem: str | None = None
+    ) -> None:
+        """One transaction: the bodies stored and indexed, and (without ``link_problem``) linked; with it, the
+        messages keep that as a problem instead of their links."""
+        now = self.clock.now()
+        if link_problem is not None:
+            for _, data in rows:
+                data.problems = [*data.problems, link_problem]
+        try:
+            with self.db.write() as session:
+                written: dict[int, dict[str, Any]] = {}
+                results = mailbox.store_bodies(
+                    session, [(item.location_id, data) for item, data in rows], now=now, written=written
+                )
+                made: dict[int, list[Any]] = {}
+                if link_problem is None:
+                    made = mail_linking.link_many(
+                        session,
+                        sorted({message_id for message_id, _ in results}),
+                        mine=self.account.mine,
+                        free_domains=self.free_domains,
+                        now=now,
+                        known=written,
+                    )
+                self._renew(session)
+        finally:
+            if link_problem is not None:
+                for _, data in rows:
+                    data.problems = data.problems[:-1]
+        self.report.bodies += len(results)
+        self.report.merged += sum(1 for _, merged in results if merged)
+        self.report.linked += sum(len(links) for links in made.values())
+        self.report.kept_with_problems += sum(1 for row in written.values() if row.get("parse_problems"))
 
     def _drop_old_generations(self) -> None:
         with self.db.write() as session:
@@ -621,6 +718,38 @@ class AccountSync:
                     client.copy([uid], target)
                     client.add_flags([uid], [DELETED])
                     client.expunge()
+
+
+def _environmental(exc: BaseException) -> bool:
+    """Whether an error is the database's or the connection's (locked, full, gone), not one message's: then
+    the sync stops, as it always did, rather than marking every message of the batch as a problem."""
+    import sqlite3
+
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    environmental = (
+        MailConnectionError,
+        OperationalError,
+        InterfaceError,
+        sqlite3.OperationalError,
+        sqlite3.InterfaceError,
+        MemoryError,
+    )
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, environmental):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    """A failure as one line for a message's problems (no traceback; the database's own words, not its SQL)."""
+    cause = getattr(exc, "orig", None) or exc
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    return f"{type(cause).__name__}: {text}"[:300]
 
 
 def _quick_handoffs(batches: Any) -> Any:

@@ -583,36 +583,24 @@ class InboxScreen(SearchesItsList, CrmScreen):
     def action_follow_up(self) -> None:
         from datetime import datetime, time, timedelta
 
-        from crm_tui.core.services import activities
+        from crm_tui.core.services import activities, mail_accounts, mail_actions
+        from crm_tui.mail.sync import load_free_domains
         from crm_tui.screens.kinds import activity_form
 
         message_id = self.current()
         if message_id is None:
             return
         context = self.app.context  # type: ignore[attr-defined]
-        suggestions = self._suggestions(message_id)
-        with context.database().read() as session:
-            from crm_tui.core import models as m
-
-            row = session.get(m.MailMessage, message_id)
-            subject = row.subject if row else ""
         tomorrow = (context.clock.now().astimezone(context.zone) + timedelta(days=1)).date()
         start = datetime.combine(tomorrow, time(9, 0))
-        values = {
-            "type": "task",
-            "subject": f"Follow up: {subject}"[:200],
-            "start_at": start.strftime("%Y-%m-%d %H:%M"),
-        }
-        field_of = {
-            "opportunity": "opportunity_id",
-            "contact": "contact_id",
-            "lead": "lead_id",
-            "organization": "organization_id",
-        }
-        for ref_text, label, _why in suggestions:
-            ref_type = ref_text.split(":")[0]
-            if ref_type in field_of and field_of[ref_type] not in values:
-                values[field_of[ref_type]] = f"{label} [{ref_text}]"
+        with context.database().read() as session:
+            values = mail_actions.follow_up_prefill(
+                session,
+                message_id,
+                start,
+                mine=mail_accounts.my_addresses(session),
+                free_domains=load_free_domains(),
+            )
 
         def saved(activity_id: int) -> None:
             def take_back(session: Any) -> str:
@@ -890,7 +878,13 @@ def message_text(row: Any, zone: Any, *, limit: int = PREVIEW_CHARS) -> Text:
     if row.is_flagged:
         text.append("! flagged\n", style="yellow")
     if row.parse_problems:
-        text.append("⚠ parts of this message could not be read; the original is kept\n", style="yellow")
+        problems = [line for line in row.parse_problems.splitlines() if line]
+        text.append("⚠ kept with problems (the original is kept: crm-tui mail raw ", style="yellow")
+        text.append(f"{row.id}):\n", style="yellow")
+        for problem in problems[:5]:
+            text.append(f"  {terminal_safe(problem, max_length=160)}\n", style="yellow")
+        if len(problems) > 5:
+            text.append(f"  … and {len(problems) - 5} more\n", style="yellow")
     if row.attachments:
         text.append("Attachments: ", style="dim")
         names = []

@@ -71,14 +71,22 @@ class ActivitySummary:
     reminder_at: datetime | None
 
 
+# The longest text each field takes (``_check``; forms prefilled from a mail cut to these).
+MAX_LENGTHS = {"subject": 300, "task_type": 80, "description": 20000}
+
+
 def _check(
     session: Session, data: ActivityInput, *, partial_custom: bool
 ) -> tuple[FieldErrors, dict[str, Any]]:
     errors = FieldErrors()
     clean: dict[str, Any] = {
-        "subject": check_text(errors, "subject", data.subject, required=True, max_length=300),
-        "task_type": check_text(errors, "task_type", data.task_type, max_length=80),
-        "description": check_text(errors, "description", data.description, max_length=20000),
+        "subject": check_text(
+            errors, "subject", data.subject, required=True, max_length=MAX_LENGTHS["subject"]
+        ),
+        "task_type": check_text(errors, "task_type", data.task_type, max_length=MAX_LENGTHS["task_type"]),
+        "description": check_text(
+            errors, "description", data.description, max_length=MAX_LENGTHS["description"]
+        ),
     }
     check_choice(errors, "type", data.type, [t.value for t in m.ActivityType])
     if data.contact_id is None and data.lead_id is None:

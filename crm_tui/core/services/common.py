@@ -107,6 +107,40 @@ def check_text(
     return value
 
 
+def fit_text(value: str | None, max_length: int, *, multiline: bool = False) -> str:
+    """Untrusted text (a mail's subject, name or body) as a form is prefilled with it: text ``check_text``
+    accepts for a field of ``max_length``. Control characters show as placeholders (``core.sanitize``), line
+    ends are ``\n`` (one line: spaces), and what is longer is cut, ending in "…"."""
+    from crm_tui.core.sanitize import terminal_safe
+
+    text = terminal_safe(value, single_line=not multiline).strip()
+    if len(text) > max_length:
+        text = text[: max_length - 1].rstrip() + "…"
+    return text
+
+
+def valid_emails(values: Iterable[str]) -> list[str]:
+    """The addresses among ``values`` that ``check_emails`` accepts, normalised, each once (a form made from a
+    mail offers only these: a bounce's "MAILER-DAEMON" is no address to keep)."""
+    found: list[str] = []
+    for value in values:
+        try:
+            address = normalize_email(value or "")
+        except ValueError:
+            continue
+        if address not in found:
+            found.append(address)
+    return found
+
+
+def valid_domain(value: str | None) -> str:
+    """``value`` as ``normalize_domain`` stores it, or "" where it is no domain."""
+    try:
+        return normalize_domain(value or "")
+    except ValueError:
+        return ""
+
+
 def normalize_email(value: str) -> str:
     """The address in the form crm-tui stores and matches it (trimmed, lower case); ValueError if invalid."""
     address = value.strip().lower()
@@ -131,6 +165,13 @@ def check_emails(errors: FieldErrors, field: str, values: Iterable[str]) -> list
             continue
         result.append(address)
     return result
+
+
+def domain_of(address: str | None) -> str:
+    """The domain of an address, lower case; "" for text that is no address (``MAILER-DAEMON``, a bare word,
+    ``a@``): mail brings such "addresses", and every use of a domain must survive them."""
+    local, at, domain = (address or "").rpartition("@")
+    return domain.strip().lower() if at and local else ""
 
 
 def normalize_domain(value: str) -> str:

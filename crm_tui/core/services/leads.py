@@ -28,6 +28,7 @@ from crm_tui.core.services.common import (
     check_phones,
     check_text,
     child_values,
+    domain_of,
     get_or_404,
     like_pattern,
     owned_by_default,
@@ -48,6 +49,8 @@ from crm_tui.core.services.records import delete_record
 from crm_tui.core.types import RecordRef, RecordType
 
 EDITABLE_STATUSES = [s.value for s in m.LeadStatus if s is not m.LeadStatus.CONVERTED]
+# The longest text each field takes (``_check``; forms prefilled from a mail cut to these).
+MAX_LENGTHS = {"title": 200, "person_name": 200, "company_name": 200, "source": 200, "description": 20000}
 
 
 @dataclass
@@ -69,10 +72,11 @@ class LeadInput:
 
 def _check(session: Session, data: LeadInput, *, partial_custom: bool) -> tuple[FieldErrors, dict[str, Any]]:
     errors = FieldErrors()
-    clean: dict[str, Any] = {"title": check_text(errors, "title", data.title, required=True, max_length=200)}
-    for name in ("person_name", "company_name", "source"):
-        clean[name] = check_text(errors, name, getattr(data, name), max_length=200)
-    clean["description"] = check_text(errors, "description", data.description, max_length=20000)
+    clean: dict[str, Any] = {
+        "title": check_text(errors, "title", data.title, required=True, max_length=MAX_LENGTHS["title"])
+    }
+    for name in ("person_name", "company_name", "source", "description"):
+        clean[name] = check_text(errors, name, getattr(data, name), max_length=MAX_LENGTHS[name])
     clean["emails"] = check_emails(errors, "emails", data.emails)
     phones = check_phones(errors, "phone", [data.phone] if data.phone else [])
     clean["phone"] = phones[0] if phones else None
@@ -233,8 +237,8 @@ def plan_conversion(session: Session, lead_id: int) -> ConversionPlan:
         reasons.append(f"organization: the contact's organization:{contact.organization_id}")
     else:
         for address in emails:
-            domain = address.rsplit("@", 1)[1]
-            if domain in FREEMAIL_DOMAINS:
+            domain = domain_of(address)
+            if not domain or domain in FREEMAIL_DOMAINS:
                 continue
             organization = find_by_domain(session, domain)
             if organization is not None:
@@ -296,9 +300,7 @@ def convert_lead(
 
     org_id = chosen_org.id if chosen_org else plan.organization_id
     if org_id is None and plan.organization_name:
-        domains = sorted(
-            {a.rsplit("@", 1)[1] for a in plan.contact_emails if a.rsplit("@", 1)[1] not in FREEMAIL_DOMAINS}
-        )
+        domains = sorted({domain_of(a) for a in plan.contact_emails} - FREEMAIL_DOMAINS - {""})
         org = create_organization(
             session,
             OrganizationInput(

@@ -13,6 +13,7 @@ from crm_tui.core import models as m
 from crm_tui.core.errors import NotFound
 from crm_tui.core.mail_data import Invitation
 from crm_tui.core.services import mail_linking, records
+from crm_tui.core.services.common import domain_of, fit_text, valid_domain, valid_emails
 from crm_tui.core.types import RecordRef, RecordType
 
 REASONS = {
@@ -67,13 +68,13 @@ def _people_refs(session: Session, address: str, free_domains: set[str]) -> list
         found.append((RecordRef(RecordType.CONTACT, contact_id), "address"))
     for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)):
         found.append((RecordRef(RecordType.LEAD, lead_id), "address"))
-    domain = address.rsplit("@", 1)[-1]
+    domain = domain_of(address)
     org_ids = list(
         session.scalars(
             select(m.OrganizationEmail.organization_id).where(m.OrganizationEmail.address == address)
         )
     )
-    if domain not in free_domains:
+    if domain and domain not in free_domains:
         org_ids += list(
             session.scalars(
                 select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
@@ -207,54 +208,127 @@ def related(session: Session, message_id: int, *, free_domains: set[str], limit:
 
 def prefill(session: Session, message_id: int, record_type: str, *, free_domains: set[str]) -> dict[str, str]:
     """Form values for a new record made from the mail (the sender's name and address, the organization found
-    by domain or a company name from it, the subject), as plain text for the form."""
+    by domain or a company name from it, the subject, the body), as plain text for the form.
+
+    Every value passes the form's own checks as it is (the services' limits and address rules, ``fit_text``):
+    mail is untrusted text, with CRLFs, control characters, overlong subjects and "addresses" such as
+    MAILER-DAEMON. A field left empty is one the user must fill (an organization's name from a free-mail
+    sender, say)."""
+    from crm_tui.core.services import contacts, leads, organizations, sales_documents
+
     message = _message(session, message_id)
-    address = message.from_address.lower()
-    name = " ".join(message.from_name.split()) if message.from_name else ""
+    address = (message.from_address or "").lower()
+    name = fit_text(message.from_name, 200)
     if message.is_outgoing:
         address = next(iter(mail_linking.addresses_in(message.to_addresses)), "")
         name = ""
-    domain = address.rsplit("@", 1)[-1] if "@" in address else ""
+    emails = valid_emails([address])
+    address = emails[0] if emails else ""
+    domain = valid_domain(domain_of(address))
+    free = not domain or domain in free_domains
     org = None
-    if domain and domain not in free_domains:
+    if not free:
         org_id = session.scalars(
             select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
         ).first()
         org = session.get(m.Organization, org_id) if org_id else None
-    company = (
-        org.name
-        if org
-        else (domain.split(".")[0].capitalize() if domain and domain not in free_domains else "")
-    )
-    org_text = f"{org.name} [organization:{org.id}]" if org else ""
+    company = org.name if org else ("" if free else domain.split(".")[0].capitalize())
+    org_text = _ref_text(org.name, RecordType.ORGANIZATION, org.id) if org else ""  # type: ignore[arg-type]
     subject = message.subject or ""
+    body = message.body_text or ""
     if record_type == "lead":
+        limits = leads.MAX_LENGTHS
         return {
-            "title": subject or f"Inquiry from {name or address}",
-            "person_name": name,
+            "title": fit_text(subject, limits["title"])
+            or fit_text(f"Inquiry from {name or address or 'an unknown sender'}", limits["title"]),
+            "person_name": fit_text(name, limits["person_name"]),
             "emails": address,
-            "company_name": company,
+            "company_name": fit_text(company, limits["company_name"]),
             "source": "e-mail",
             "organization_id": org_text,
-            "description": message.body_text[:2000],
+            "description": fit_text(body, min(2000, limits["description"]), multiline=True),
         }
     if record_type == "contact":
         first, _, last = name.partition(" ") if name else ("", "", "")
-        return {"first_name": first, "last_name": last, "emails": address, "organization_id": org_text}
-    if record_type == "organization":
-        return {"name": company, "domains": domain if domain not in free_domains else "", "emails": ""}
-    if record_type == "ticket":
-        contact_id = session.scalars(
-            select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
-        ).first()
-        contact = session.get(m.Contact, contact_id) if contact_id else None
+        limits = contacts.MAX_LENGTHS
         return {
-            "subject": subject or "(no subject)",
-            "description": message.body_text[:2000],
-            "contact_id": f"{contact.name} [contact:{contact.id}]" if contact else "",
+            "first_name": fit_text(first, limits["first_name"]),
+            "last_name": fit_text(last, limits["last_name"]),
+            "emails": address,
+            "organization_id": org_text,
+        }
+    if record_type == "organization":
+        return {
+            "name": fit_text(company, organizations.MAX_NAME),
+            "domains": "" if free else domain,
+            "emails": "",
+        }
+    if record_type == "ticket":
+        contact_id = (
+            session.scalars(
+                select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+            ).first()
+            if address
+            else None
+        )
+        contact = session.get(m.Contact, contact_id) if contact_id else None
+        limits = sales_documents.TICKET_MAX_LENGTHS
+        return {
+            "subject": fit_text(subject, limits["subject"]) or "(no subject)",
+            "description": fit_text(body, min(2000, limits["description"]), multiline=True),
+            "contact_id": _ref_text(contact.name, RecordType.CONTACT, contact.id) if contact else "",  # type: ignore[arg-type]
             "organization_id": org_text,
         }
     raise NotFound(f"no form for {record_type}")
+
+
+def _ref_text(label: str, record_type: RecordType, record_id: int) -> str:
+    """A record as a form's reference field holds it (``Name [type:id]``, as the screens write it)."""
+    return f"{fit_text(label, 200)} [{record_type.value}:{record_id}]".strip()
+
+
+FIELD_OF_RECORD = {
+    RecordType.OPPORTUNITY: "opportunity_id",
+    RecordType.CONTACT: "contact_id",
+    RecordType.LEAD: "lead_id",
+    RecordType.ORGANIZATION: "organization_id",
+}
+
+
+def follow_up_prefill(
+    session: Session, message_id: int, start: datetime, *, mine: set[str], free_domains: set[str]
+) -> dict[str, str]:
+    """The follow-up task's form values (``A`` in the inbox): "Follow up: <subject>" at ``start`` (local time,
+    as the form reads it), on the records the mail suggests (the sender's open deal, their contact or lead,
+    the organization), each the first of its kind. A deal without a person takes its primary contact: an
+    activity needs one. Like ``prefill``, every value passes the activity form's checks."""
+    from crm_tui.core.services import activities
+
+    message = _message(session, message_id)
+    values = {
+        "type": m.ActivityType.TASK.value,
+        "subject": fit_text(
+            f"Follow up: {message.subject or '(no subject)'}", activities.MAX_LENGTHS["subject"]
+        ),
+        "start_at": start.strftime("%Y-%m-%d %H:%M"),
+    }
+    chosen: dict[str, RecordRef] = {}
+    for suggestion in suggestions(session, message_id, mine=mine, free_domains=free_domains):
+        name = FIELD_OF_RECORD.get(suggestion.ref.type)
+        if name is not None and name not in chosen:
+            chosen[name] = suggestion.ref
+            values[name] = _ref_text(suggestion.label, suggestion.ref.type, suggestion.ref.id)
+    deal = chosen.get("opportunity_id")
+    if deal is not None and "contact_id" not in chosen and "lead_id" not in chosen:
+        contact_id = session.scalars(
+            select(m.OpportunityContact.contact_id)
+            .where(m.OpportunityContact.opportunity_id == deal.id)
+            .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
+        ).first()
+        contact = session.get(m.Contact, contact_id) if contact_id else None
+        if contact is not None:
+            values["contact_id"] = _ref_text(contact.name, RecordType.CONTACT, contact.id)  # type: ignore[arg-type]
+    return values
 
 
 @dataclass
@@ -341,12 +415,15 @@ def accept_invitation(
     if contact_id is None and lead_id is None:
         first, _, last = " ".join((name or "").split()).partition(" ")
         if not first:
-            first = address.split("@", 1)[0]
-        org_id = None
-        domain = address.rsplit("@", 1)[-1]
-        org_id = session.scalars(
-            select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
-        ).first()
+            first = address.rpartition("@")[0] or address or "Unknown"
+        domain = domain_of(address)
+        org_id = (
+            session.scalars(
+                select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
+            ).first()
+            if domain
+            else None
+        )
         contact = contacts.create_contact(
             session,
             contacts.ContactInput(first_name=first, last_name=last, emails=[address], organization_id=org_id),

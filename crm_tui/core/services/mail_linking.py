@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from crm_tui.core import bulk
 from crm_tui.core import models as m
+from crm_tui.core.services.common import domain_of
 from crm_tui.core.services.mail_store import link_message
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -35,7 +36,7 @@ def addresses_in(text: str) -> list[str]:
     for line in (text or "").splitlines():
         match = _ANGLE.search(line)
         address = match.group(1) if match else line.strip()
-        if "@" in address:
+        if domain_of(address):
             found.append(address.lower())
     return found
 
@@ -66,7 +67,7 @@ class _Lookup:
     ):
         self.mine = mine
         self.free_domains = free_domains
-        self.mine_domains = {a.rsplit("@", 1)[1] for a in mine if "@" in a}
+        self.mine_domains = {domain_of(a) for a in mine} - {""}
         people: set[str] = set()
         refs: set[str] = set()
         for message in messages:
@@ -89,7 +90,7 @@ class _Lookup:
                     select(column, owner).where(bulk.among(session, column, chunk))
                 ):
                     target.setdefault(address, []).append(record_id)
-        domains = sorted({a.rsplit("@", 1)[1] for a in people} - free_domains - self.mine_domains)
+        domains = sorted({domain_of(a) for a in people} - free_domains - self.mine_domains - {""})
         for start in range(0, len(domains), 500):
             chunk = domains[start : start + 500]
             for domain, org_id in session.execute(
@@ -124,11 +125,12 @@ class _Lookup:
 
     def people_of(self, message: m.MailMessage) -> list[str]:
         found = [
-            message.from_address.lower(),
+            (message.from_address or "").lower(),
             *addresses_in(message.to_addresses),
             *addresses_in(message.cc_addresses),
         ]
-        return [a for a in dict.fromkeys(found) if a and a not in self.mine]
+        # Only addresses: a bounce's "MAILER-DAEMON" or a bare word names nobody (and has no domain).
+        return [a for a in dict.fromkeys(found) if "@" in a and a not in self.mine]
 
     @staticmethod
     def thread_ids_of(message: m.MailMessage) -> list[str]:
@@ -147,7 +149,7 @@ class _Lookup:
             for record_id in self.org_emails.get(address, ()):
                 found.setdefault((RecordType.ORGANIZATION.value, record_id), "address")
         for address in people:
-            for record_id in self.org_domains.get(address.rsplit("@", 1)[1], ()):
+            for record_id in self.org_domains.get(domain_of(address), ()):
                 found.setdefault((RecordType.ORGANIZATION.value, record_id), "domain")
         thread_ids = self.thread_ids_of(message)
         if thread_ids:

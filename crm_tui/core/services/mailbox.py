@@ -10,6 +10,7 @@ identity (Message-ID + body hash, see ``core.mail_identity``).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -349,7 +350,7 @@ def store_bodies(
             }
         )
         updates.append(completed_rows[-1])
-        if data.raw:
+        if data.raw or not data.size:  # (no bytes and no size: a message of 0 bytes, kept as such)
             raws.append((message_id, bytes(data.raw)))
         results.append((message_id, False))
     if updates:
@@ -372,6 +373,88 @@ def store_bodies(
         ],
     )
     return results
+
+
+def storable(text: str) -> str:
+    """Text any database column takes: no NUL (PostgreSQL refuses it), no lone surrogate (no encoder takes
+    it), as U+FFFD and "?"."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def storable_header_values(values: tuple[Any, ...], problem: str) -> tuple[Any, ...]:
+    """A header row the database refused, as it can be stored: its text made ``storable``, what is no text
+    or date dropped, and ``problem`` added to its problems (``HEADER_COLUMNS`` order)."""
+    kept: list[Any] = []
+    for name, value in zip(HEADER_COLUMNS, values, strict=True):
+        if name == "sent_at":
+            kept.append(value if isinstance(value, datetime) else None)
+        elif isinstance(value, str):
+            kept.append(storable(value))
+        else:
+            kept.append(None if name in ("message_id_header", "in_reply_to", "references") else "")
+    problems = [line for line in (kept[-1] or "").splitlines() if line]
+    kept[-1] = "\n".join([*problems, storable(problem)])
+    return tuple(kept)
+
+
+def store_unusable(session: Session, location_id: int, data: MessageData, *, problem: str) -> bool:
+    """Keep a message whose body could not be stored as usual (``problem`` says why): completed with its
+    bytes and the header as the header pass stored it, without text, with the problem; indexed by its header
+    where that works. No copies merge into it. False when the copy is gone or the message complete."""
+    message_id = session.scalar(select(m.MailLocation.message_id).where(m.MailLocation.id == location_id))
+    if message_id is None:
+        return False
+    row = session.execute(
+        select(
+            m.MailMessage.has_body,
+            m.MailMessage.parse_problems,
+            m.MailMessage.subject,
+            m.MailMessage.from_name,
+            m.MailMessage.from_address,
+            m.MailMessage.to_addresses,
+            m.MailMessage.cc_addresses,
+        ).where(m.MailMessage.id == message_id)
+    ).first()
+    if row is None or row.has_body:
+        return False
+    raw = bytes(data.raw)
+    digest = data.body_hash
+    if digest is None:
+        try:
+            digest = mail_identity.body_hash(raw, has_message_id=False)
+        except Exception:  # noqa: BLE001 - the identity is a nicety here; the bytes are what is kept
+            digest = ""
+    problems = [line for line in (row.parse_problems or "").splitlines() if line] + [storable(problem)]
+    session.execute(
+        update(m.MailMessage)
+        .where(m.MailMessage.id == message_id)
+        .values(
+            has_body=True,
+            body_text="",
+            body_hash=digest,
+            size=len(raw) or data.size,
+            parse_problems="\n".join(problems),
+        )
+    )
+    if raw or not data.size:
+        store_raw(session, [(message_id, raw)])
+    # Unsearchable should this fail too, but kept and listed with its problem. (SQLite: a failed statement
+    # leaves the transaction as it was; elsewhere the index is the database's own.)
+    with suppress(Exception):
+        search_index.index_messages(
+            session.connection(),
+            [
+                (
+                    message_id,
+                    row.subject,
+                    search_index.mail_addresses(
+                        row.from_name, row.from_address, row.to_addresses, row.cc_addresses
+                    ),
+                    "",
+                )
+            ],
+        )
+    return True
 
 
 def store_raw(session: Session, raws: list[tuple[int, bytes]]) -> None:

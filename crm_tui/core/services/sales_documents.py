@@ -138,6 +138,10 @@ def delete_quote(session: Session, quote_id: int) -> list[str]:
     return delete_record(session, RecordRef(RecordType.QUOTE, quote_id))
 
 
+# The longest text each ticket field takes (``_save_ticket``; forms prefilled from a mail cut to these).
+TICKET_MAX_LENGTHS = {"subject": 300, "description": 20000}
+
+
 @dataclass
 class TicketInput:
     subject: str
@@ -150,8 +154,9 @@ class TicketInput:
 
 def _save_ticket(session: Session, ticket: m.Ticket | None, data: TicketInput, *, now: datetime) -> m.Ticket:
     errors = FieldErrors()
-    subject = check_text(errors, "subject", data.subject, required=True, max_length=300)
-    description = check_text(errors, "description", data.description, max_length=20000)
+    limits = TICKET_MAX_LENGTHS
+    subject = check_text(errors, "subject", data.subject, required=True, max_length=limits["subject"])
+    description = check_text(errors, "description", data.description, max_length=limits["description"])
     check_choice(errors, "status", data.status, [s.value for s in m.TicketStatus])
     check_exists(session, errors, "contact_id", m.Contact, data.contact_id)
     check_exists(session, errors, "organization_id", m.Organization, data.organization_id)
