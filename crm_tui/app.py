@@ -31,6 +31,7 @@ from crm_tui.screens.calendar import CalendarScreen
 from crm_tui.screens.inbox import InboxScreen
 from crm_tui.screens.records import RecordsScreen
 from crm_tui.screens.settings import SettingsScreen
+from crm_tui.widgets.guard import ReportsErrors
 from crm_tui.widgets.status_bar import StatusBar
 
 MODE_TITLES = {
@@ -51,7 +52,7 @@ GC_FULL_EVERY = 10.0  # and at most this often
 GC_FULL_AFTER = 5  # and only once the middle generation was collected this many times since the last one
 
 
-class CrmApp(App[None]):
+class CrmApp(ReportsErrors, App[None]):
     TITLE = "crm-tui"
     MODES = {
         "inbox": InboxScreen,
@@ -100,10 +101,14 @@ class CrmApp(App[None]):
         self._automation_started = False
         self.mail_sync = MailSyncScheduler(self)
         self._gc_taken_over = False
+        self._reported: tuple[str, float] | None = None  # the last error shown, against repeats
         if context.settings.keymap:
             self.set_keymap(dict(context.settings.keymap))
 
     def on_mount(self) -> None:
+        from crm_tui.logs import open_log
+
+        open_log(self.context.paths)
         self.refresh_me()
         self.switch_mode(self.start_mode)
         self._reminders_checked = self.context.clock.now()
@@ -236,7 +241,7 @@ class CrmApp(App[None]):
             self.notify("No mail account yet: add one with 'crm-tui account add NAME --preset ...'.")
             return
         for name in names:
-            self.mail_sync.start(name)
+            self.mail_sync.start(name, asked=True)
 
     @on(MailSyncProgress)
     def _mail_progress(self, message: MailSyncProgress) -> None:
@@ -248,13 +253,17 @@ class CrmApp(App[None]):
         wall = self.context.clock.now().astimezone(self.context.zone).strftime("%H:%M")
         state = self.mail_sync.states.get(message.account)
         first_failure = message.error is not None and (state is None or state.failures == 0)
+        asked = state is not None and state.asked
         self.mail_sync.finished(message, refresh_minutes=message.refresh_minutes, wall_clock=wall)
         if message.error is None:
             self.mail_sync.start_idle(message.account)
             if state is not None and state.again:
                 state.again = False
                 self.mail_sync.start(message.account)
-        if message.error is not None and (first_failure or message.kind == "password"):
+        if message.kind == "demo":
+            if asked:  # the demo's account never connects: said when the user asks for a sync
+                self.notify(message.error or "", title="Mail")
+        elif message.error is not None and (first_failure or message.kind == "password"):
             self.notify(message.error, title="Mail", severity="warning", timeout=10)
         if message.changed:
             from crm_tui.screens.inbox import InboxScreen
@@ -477,14 +486,57 @@ class CrmApp(App[None]):
             self.update_status()
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
-        from crm_tui.core.errors import CrmError
+        self.report_error(event.worker.error, f"worker {event.worker.name or event.worker.group}")
 
-        error = event.worker.error
-        message = str(error) if isinstance(error, CrmError) else f"{type(error).__name__}: {error}"
-        self.notify(message, title="Something went wrong", severity="error", timeout=10)
+    def report_error(self, error: BaseException, what: str = "the app") -> None:
+        """An error nobody handled: one error notification (plain text, one line, no traceback) and, unless it
+        is one of ours with a message for the user (a ``CrmError``), an ERROR entry with the traceback in the
+        log file. The same error again within a second is not shown twice (a key held down)."""
+        from crm_tui.core.errors import CrmError
+        from crm_tui.core.sanitize import terminal_safe
+
+        if isinstance(error, CrmError):
+            message = str(error)
+        else:
+            from crm_tui.logs import log_error
+
+            log_error(error, what)
+            where = self.context.paths.log_file
+            message = f"{type(error).__name__}: {error} (details in {where})"
+        message = terminal_safe(message, max_length=300)
+        now = time.monotonic()
+        if self._reported is not None and self._reported[0] == message and now - self._reported[1] < 1.0:
+            return
+        self._reported = (message, now)
+        if isinstance(error, CrmError):  # a refusal or a problem with its reason: the user's to act on
+            self.notify(message, severity="warning", timeout=10)
+        else:
+            self.notify(message, title="Something went wrong", severity="error", timeout=10)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """Textual's last resort (an error while building a screen, or outside any handler we guard): the app
+        ends, but with one line and exit status 1 instead of a traceback holding local variables."""
+        from rich.text import Text
+
+        from crm_tui.core.sanitize import terminal_safe
+        from crm_tui.logs import log_error
+
+        log_error(error, "the app stopped")
+        self._return_code = 1
+        if self._exception is None:
+            self._exception = error  # a Pilot test raises it again
+            self._exception_event.set()
+        line = terminal_safe(f"{type(error).__name__}: {error}", max_length=300)
+        self._exit_renderables.append(
+            Text(
+                f"crm-tui stopped after an internal error: {line} (details in {self.context.paths.log_file})"
+            )
+        )
+        self._close_messages_no_wait()
 
 
 def run_app(context: AppContext) -> int:
     context.database()  # open, migrate (and build the demo) before the screen takes over the terminal
-    CrmApp(context, manage_gc=True).run()
-    return 0
+    app = CrmApp(context, manage_gc=True)
+    app.run()
+    return app.return_code or 0

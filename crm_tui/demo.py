@@ -114,6 +114,7 @@ class _Builder:
         self.make_activities()
         self.make_quotes_tickets_comments()
         self.make_mail()
+        self.make_mail_account()
         self.make_automation()
         return {
             "users": len(self.user_ids),
@@ -538,7 +539,7 @@ class _Builder:
                       "due_value": 1, "due_unit": "days", "at_time": "10:00", "complete_on_exit": True}),
             R("Documents reminder after 4 days", "send_email", scope="substate", substate_id=pending_docs.id,
               trigger="enter", delay_value=4, delay_unit="days", at_time="09:00",
-              params={"template": "Unterlagen erinnern", "to": "primary_contact"}),
+              params={"template": "Unterlagen erinnern", "to": "primary_contact", "account": "demo"}),
             R("Deal summary when won", "report", stage_id=stages["Won"].id, trigger="enter",
               params={"template": "deal-summary"}),
             R("Check the close date", "plan_activity", stage_id=stages["Proposal"].id, trigger="date",
@@ -559,6 +560,33 @@ class _Builder:
         if len(negotiating) > 1:
             deals.move_to_stage(self.s, negotiating[1].id, approval.id, now=self.now,  # type: ignore[arg-type]
                                 user_id=negotiating[1].owner_id)  # fmt: skip
+
+    def make_mail_account(self) -> None:
+        """My mail account in the demo: it never connects (sync, test and sending say "demo: not connected"),
+        so mail written in the demo, by hand or by a rule, waits in the outbox and is never delivered."""
+        from crm_tui.core.services.mail_accounts import DEMO_HOST, DEMO_PRESET
+
+        me = self.s.get(m.User, self.internal_user_ids[0])
+        assert me is not None
+        self.s.add(
+            m.MailAccount(
+                name="demo",
+                user_id=me.id,  # type: ignore[arg-type]
+                preset=DEMO_PRESET,
+                imap_host=DEMO_HOST,
+                imap_port=993,
+                username=me.email,
+                password_source="env",
+                password_ref="CRM_TUI_DEMO_PASSWORD",
+                smtp_host=DEMO_HOST,
+                smtp_port=465,
+                smtp_security="ssl",
+                addresses=me.email,
+                signature=f"Viele Grüße\n{me.name}",
+                created_at=self.now,
+            )
+        )
+        self.s.flush()
 
     def make_mail(self) -> None:
         me = self.s.get(m.User, self.internal_user_ids[0])

@@ -151,6 +151,11 @@ def account_test(context: AppContext, args: argparse.Namespace) -> int:
 
     login = load_login(context.database(), args.name)
     endpoint = login.endpoint
+    if login.demo:
+        print(
+            f"{endpoint.account}: not connected (the demo's account never connects; mail waits in the outbox)"
+        )
+        return 0
     client = connect_login(login)
     try:
         names = [n.decode() if isinstance(n, bytes) else str(n) for _f, _d, n in client.list_folders()]
@@ -205,6 +210,9 @@ def sync(context: AppContext, args: argparse.Namespace) -> int:
             report = sync_account(context.database(), name, clock=context.clock, progress=progress)
         except CrmError as exc:
             progress.clear()
+            if getattr(exc, "kind", None) == "demo":
+                print(exc)  # the demo's account never connects: information, not a failure
+                continue
             print(f"crm-tui: {exc}", file=sys.stderr)
             failures += 1
             continue
@@ -420,7 +428,7 @@ def outbox_list(context: AppContext, args: argparse.Namespace) -> int:
         when = (row.sent_at or row.created_at).astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
         to = ", ".join(row.recipients[:3]) + (" …" if len(row.recipients) > 3 else "")
         to_text, subject = terminal_safe(to, max_length=40), terminal_safe(row.subject, max_length=60)
-        print(f"{row.id:>5}  {row.state:<9} {when}  {to_text:<40}  {subject}")
+        print(f"{row.id:>5}  {row.shown_state:<9} {when}  {to_text:<40}  {subject}")
         if row.last_error and row.state != "sent":
             print(f"       {terminal_safe(row.last_error, max_length=150)}")
     return 0

@@ -58,6 +58,7 @@ class AccountState:
     again: bool = False  # news arrived during a pass: run another right after it
     failures: int = 0
     text: str = ""
+    asked: bool = False  # the user asked for this pass (ctrl+r): its outcome is said, whatever it is
 
 
 @dataclass
@@ -95,8 +96,9 @@ class MailSyncScheduler:
             if not state.running and now >= state.next_at:
                 self.start(name)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, *, asked: bool = False) -> None:
         state = self.states.setdefault(name, AccountState())
+        state.asked = state.asked or asked
         if state.running:
             state.again = True
             return
@@ -235,6 +237,7 @@ class MailSyncScheduler:
     def finished(self, message: MailSyncFinished, *, refresh_minutes: int, wall_clock: str) -> None:
         state = self.states.setdefault(message.account, AccountState())
         state.running = False
+        state.asked = False
         now = self.clock()
         if message.error is None:
             state.failures = 0
@@ -249,6 +252,9 @@ class MailSyncScheduler:
             minutes = BACKOFF_MINUTES[min(state.failures, len(BACKOFF_MINUTES)) - 1]
             state.next_at = now + minutes * 60
             state.text = f"offline, retrying in {minutes} min"
+        elif message.kind == "demo":
+            state.next_at = now + refresh_minutes * 60
+            state.text = "not connected (demo)"
         elif message.kind == "busy":
             state.next_at = now + 60
             state.text = "another sync is running"

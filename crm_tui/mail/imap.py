@@ -46,10 +46,13 @@ class Login:
     endpoint: Endpoint
     password_source: str
     password_ref: str | None
+    demo: bool = False  # the demo's account: every connection stops here
 
     def password(self) -> str:
         from crm_tui.mail import secrets
 
+        if self.demo:
+            raise MailConnectionError(f"{self.endpoint.account}: not connected", "demo")
         return secrets.password_for(self.endpoint.account, self.password_source, self.password_ref)
 
 
@@ -66,6 +69,7 @@ def login_of(account: Any) -> Login:
         ),
         account.password_source,
         account.password_ref,
+        demo=account.preset == "demo",  # core.services.mail_accounts.DEMO_PRESET (this module stays light)
     )
 
 

@@ -10,10 +10,12 @@ from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker
 
+from crm_tui.widgets.guard import ReportsErrors
+
 MAX_REDELIVERIES = 10  # refreshes a typed-ahead key waits for the new screen's focus before it is let go
 
 
-class FollowsTypeahead:
+class FollowsTypeahead(ReportsErrors):
     """Screen mixin: keys typed ahead of a screen change reach the screen the user sees next.
 
     Textual hands each key to the widget focused when the key *arrives*, and keys bubble through the screen
@@ -21,6 +23,8 @@ class FollowsTypeahead:
     through the list under the new form, and the app then dropped it. Each key is marked with the screen it
     passed; the app (``CrmApp._on_key``) posts a key again when that screen is no longer in front, and a screen
     whose focus is not placed yet hands it on after the next refresh, so it lands where the user now types.
+
+    Every crm-tui screen has it, and with it ``ReportsErrors``: an error in a handler is a notification.
     """
 
     def on_key(self, event: events.Key) -> None:
@@ -54,7 +58,8 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
             with self.app.context.database().write() as session:  # type: ignore[attr-defined]
                 return True, work(session)
         except CrmError as exc:
-            self.notify(str(exc), severity="error", timeout=8)
+            # A refusal with its reason (a rule of the data, a bad value): the user's to act on, not a fault.
+            self.notify(str(exc), severity="warning", timeout=8)
             return False, None
 
     def on_screen_resume(self) -> None:

@@ -25,6 +25,7 @@ from crm_tui.screens.details import load_detail
 from crm_tui.screens.dialogs import ConfirmDialog, PromptDialog
 from crm_tui.screens.import_preview import ImportsFromFiles
 from crm_tui.screens.kinds import activity_form, opportunity_form
+from crm_tui.widgets.guard import ReportsErrors
 from crm_tui.widgets.record_detail import DetailData, RecordDetail
 from crm_tui.widgets.status_bar import StatusBar
 
@@ -80,7 +81,7 @@ class ForecastLoaded(Message):
         self.text = text
 
 
-class SubstatesDialog(ModalScreen[list[int] | None]):
+class SubstatesDialog(ReportsErrors, ModalScreen[list[int] | None]):
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="substates.cancel"),
         Binding("ctrl+s", "save", "Save", id="substates.save"),

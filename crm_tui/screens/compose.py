@@ -361,8 +361,11 @@ class ComposeScreen(CrmScreen):
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(body.text)
             try:
-                with self.app.suspend():
-                    subprocess.run([*command, str(path)], check=False)  # noqa: S603 - the user's own editor
+                if self.app.is_headless:  # no terminal to hand over (tests): the editor runs without one
+                    subprocess.run([*command, str(path)], check=False, stdin=subprocess.DEVNULL)  # noqa: S603
+                else:
+                    with self.app.suspend():
+                        subprocess.run([*command, str(path)], check=False)  # noqa: S603 - the user's own editor
             except Exception as exc:  # noqa: BLE001 - e.g. no terminal to hand over (suspend not supported)
                 self.notify(f"the editor could not run here: {exc}", severity="error")
                 return

@@ -19,11 +19,12 @@ from textual.widgets import DataTable, Label, Static
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.dialogs import PromptDialog
+from crm_tui.widgets.guard import ReportsErrors
 
 ACTION_STYLE = {"created": "green", "merged": "cyan", "skipped": "dim", "failed": "bold red"}
 
 
-class ImportPreview(ModalScreen[str | None]):
+class ImportPreview(ReportsErrors, ModalScreen[str | None]):
     """Shows a preview report; dismisses with "merge", "skip" or None."""
 
     BINDINGS = [

@@ -722,17 +722,7 @@ def _ticket_form(context: AppContext, record_id: int | None, prefill: dict[str, 
 
 def _quote_rows(session: Session, query: str, offset: int, limit: int, *, zone: tzinfo) -> list[Row]:
     rows = sales_documents.search_quotes(session, query, limit=limit, offset=offset)
-    titles = (
-        dict(
-            session.execute(
-                select(m.Opportunity.id, m.Opportunity.title).where(
-                    m.Opportunity.id.in_([q.opportunity_id for q in rows])
-                )
-            )
-        )
-        if rows
-        else {}
-    )  # type: ignore[union-attr]
+    titles = sales_documents.deal_titles(session, (q.opportunity_id for q in rows))
     return [
         Row(
             str(q.id),

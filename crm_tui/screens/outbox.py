@@ -72,7 +72,7 @@ class OutboxScreen(CrmScreen):
         for row in message.rows:
             when = (row.sent_at or row.created_at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
             table.add_row(
-                Text(row.state, style=STATE_STYLE.get(row.state, "")),
+                Text(row.shown_state, style="dim" if row.demo else STATE_STYLE.get(row.state, "")),
                 when,
                 terminal_safe(row.account, max_length=20),
                 terminal_safe(", ".join(row.recipients), max_length=40),
@@ -81,7 +81,7 @@ class OutboxScreen(CrmScreen):
             )
         if message.rows:
             table.move_cursor(row=min(keep, len(message.rows) - 1))
-        waiting = sum(1 for r in message.rows if r.state in ("queued", "sending"))
+        waiting = sum(1 for r in message.rows if r.state in ("queued", "sending") and not r.demo)
         attention = sum(1 for r in message.rows if r.state in ("failed", "uncertain"))
         self.app.update_status(f"outbox: {waiting} waiting, {attention} need a decision")  # type: ignore[attr-defined]
         self._show_error()

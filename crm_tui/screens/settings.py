@@ -233,7 +233,16 @@ class SettingsScreen(CrmScreen):
                 "preset",
                 "Provider (fills the servers)",
                 "choice",
-                [("other", "other"), *[(p, p) for p in mail_accounts.PRESETS]],
+                [
+                    ("other", "other"),
+                    *[(p, p) for p in mail_accounts.PRESETS],
+                    # Offered only for the demo's own account, which stays one when edited.
+                    *(
+                        [(mail_accounts.DEMO_PRESET, "demo (never connects)")]
+                        if values.get("preset") == mail_accounts.DEMO_PRESET
+                        else []
+                    ),
+                ],
                 required=True,
             ),
             FieldSpec("imap_host", "IMAP server (empty with a provider)"),
@@ -349,7 +358,9 @@ class SettingsScreen(CrmScreen):
             finally:
                 logout(client)
         except CrmError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)
+            # The demo's account never connects: that is information, not a failure.
+            severity = "information" if getattr(exc, "kind", None) == "demo" else "error"
+            self.app.call_from_thread(self.notify, str(exc), severity=severity, timeout=10)
             return
         self.app.call_from_thread(self.notify, f"{name}: logged in, {count} folders.")
 

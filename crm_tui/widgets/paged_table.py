@@ -29,6 +29,7 @@ from textual.strip import Strip
 from textual.worker import Worker, WorkerState
 
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.widgets.guard import ReportsErrors
 
 COUNT_CAP = 1000  # lists say "1000+" rather than count every match on every keystroke
 PAGE_SIZE = 100  # more than two screenfuls; the next page loads as the cursor nears the end
@@ -46,7 +47,7 @@ Fetch = Callable[[Any, str, int, int], list[Row]]
 Count = Callable[[Any, str], int]
 
 
-class PagedTable(ScrollView, can_focus=True):
+class PagedTable(ReportsErrors, ScrollView, can_focus=True):
     """Rows under a pinned header line; the cursor is a highlighted row (keys: up/down, page, home/end)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

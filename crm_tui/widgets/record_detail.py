@@ -10,6 +10,7 @@ from textual.widgets import Static
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.overview import Related, TimelineEntry
+from crm_tui.widgets.guard import ReportsErrors
 
 ICONS = {"activity": "◆", "comment": "✎", "stage": "➜", "substate": "◇", "mail": "✉", "document": "📎"}
 
@@ -25,7 +26,7 @@ class DetailData:
     timeline: list[TimelineEntry]
 
 
-class RecordDetail(Static):
+class RecordDetail(ReportsErrors, Static):
     def show(self, data: DetailData | None, zone: tzinfo, *, empty: str = "Nothing selected.") -> None:
         if data is None:
             self.update(Text(empty, style="italic dim"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from crm_tui.widgets.guard import ReportsErrors
+
 MODES = (
     ("1", "Inbox", "inbox"),
     ("2", "Contacts", "contacts"),
@@ -14,7 +16,7 @@ MODES = (
 )
 
 
-class StatusBar(Static):
+class StatusBar(ReportsErrors, Static):
     def show(
         self,
         *,

@@ -38,6 +38,9 @@ PRESETS: dict[str, Preset] = {
     "yahoo": Preset("imap.mail.yahoo.com", 993, "ssl", "smtp.mail.yahoo.com", 465, "ssl"),
     "fastmail": Preset("imap.fastmail.com", 993, "ssl", "smtp.fastmail.com", 465, "ssl"),
 }
+# The demo's account: it never connects (crm_tui.mail.imap.Login says "not connected"); never made by hand.
+DEMO_PRESET = "demo"
+DEMO_HOST = "demo.invalid"  # RFC 2606: a name that resolves nowhere
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -70,7 +73,7 @@ class AccountInput:
 def _apply(
     account: m.MailAccount, data: AccountInput, errors: FieldErrors, *, creating: bool, today: date
 ) -> None:
-    if data.preset is not None:
+    if data.preset is not None and not (data.preset == DEMO_PRESET and account.preset == DEMO_PRESET):
         if data.preset != "other" and data.preset not in PRESETS:
             errors.add("preset", f"unknown preset {data.preset!r} (gmail, yahoo, fastmail or other)")
         else:

@@ -504,12 +504,12 @@ def record_addresses(session: Session, ref: RecordRef) -> list[str]:
         return own + of_contacts(people)
     if ref.type in (RecordType.OPPORTUNITY, RecordType.QUOTE):
         deal_id = ref.id if ref.type is RecordType.OPPORTUNITY else getattr(row, "opportunity_id", None)
-        contacts = session.execute(
+        deal_contacts = session.execute(
             select(m.OpportunityContact.contact_id, m.OpportunityContact.is_primary).where(
                 m.OpportunityContact.opportunity_id == deal_id
             )
         ).all()
-        ordered = [c for c, primary in sorted(contacts, key=lambda row: not row[1])]
+        ordered = [c for c, _primary in sorted(deal_contacts, key=lambda row: not row[1])]
         found = of_contacts(ordered)
         deal = session.get(m.Opportunity, deal_id)
         if not found and deal is not None and deal.organization_id:

@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
+from crm_tui.core.services.mail_accounts import DEMO_PRESET
 
 STATES = ("queued", "sending", "sent", "failed", "uncertain")
 BACKOFF_MINUTES = (1, 2, 5, 15, 30, 60)
@@ -35,12 +36,21 @@ class OutboxRow:
     sent_at: datetime | None
     next_attempt_at: datetime | None
     message_id: str
+    demo: bool = False  # from the demo's account, which never connects
+
+    @property
+    def shown_state(self) -> str:
+        """The state as the outbox view says it: the demo's mail waits for good."""
+        if self.demo and self.state in ("queued", "sending"):
+            return "never delivered (demo)"
+        return self.state
 
     def as_json(self) -> dict[str, object]:
         return {
             "id": self.id,
             "account": self.account,
             "state": self.state,
+            "shown_state": self.shown_state,
             "subject": self.subject,
             "to": self.recipients,
             "attempts": self.attempts,
@@ -171,7 +181,7 @@ def decide(session: Session, item_id: int, decision: str, *, now: datetime) -> m
 
 def rows(session: Session, *, limit: int = 200, states: tuple[str, ...] = STATES) -> list[OutboxRow]:
     query = (
-        select(m.OutboxItem, m.MailAccount.name)
+        select(m.OutboxItem, m.MailAccount.name, m.MailAccount.preset)
         .join(m.MailAccount, m.MailAccount.id == m.OutboxItem.account_id)
         .where(m.OutboxItem.state.in_(states))  # type: ignore[attr-defined]
         .order_by(m.OutboxItem.id.desc())  # type: ignore[union-attr]
@@ -190,8 +200,9 @@ def rows(session: Session, *, limit: int = 200, states: tuple[str, ...] = STATES
             sent_at=item.sent_at,
             next_attempt_at=item.next_attempt_at,
             message_id=item.message_id_header,
+            demo=preset == DEMO_PRESET,
         )
-        for item, account in session.execute(query).all()
+        for item, account, preset in session.execute(query).all()
     ]
 
 

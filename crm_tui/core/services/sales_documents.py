@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -264,6 +265,17 @@ def search_quotes(
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def deal_titles(session: Session, deal_ids: Iterable[int | None]) -> dict[int, str]:
+    """The titles of these deals by id (a quote list shows its deal's title)."""
+    wanted = {deal_id for deal_id in deal_ids if deal_id is not None}
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(m.Opportunity.id, m.Opportunity.title).where(m.Opportunity.id.in_(wanted))  # type: ignore[union-attr]
+    ).tuples()
+    return {deal_id: title for deal_id, title in rows}
 
 
 def count_quotes(session: Session, text: str | None = None) -> int:

@@ -1,0 +1,60 @@
+"""Errors in the UI become one notification and a log entry, never a traceback on the screen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual import events
+from textual._callback import invoke
+
+
+class ReportsErrors:
+    """Mixin for a Textual message pump (the app, a screen, a widget).
+
+    Textual ends the app, painting a traceback with local variables (record contents), when a handler raises:
+    a key's action, an event or message handler, a callback, a timer. Here such an error goes to the app's
+    ``report_error`` (one error notification and an ERROR entry in the log file) and the pump goes on with the
+    next message. Only building a widget (Compose) stays fatal: a half-built screen cannot be used; the app's
+    ``_handle_exception`` then ends it with a one-line message and exit status 1.
+    """
+
+    async def _dispatch_message(self, message: Any) -> None:
+        try:
+            await super()._dispatch_message(message)  # type: ignore[misc]
+        except Exception as error:
+            if isinstance(message, events.Compose) or not _report(self, error, message):
+                raise
+
+    def set_timer(self, delay: float, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        return super().set_timer(delay, _guarded(self, callback), **kwargs)  # type: ignore[misc]
+
+    def set_interval(self, interval: float, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        return super().set_interval(interval, _guarded(self, callback), **kwargs)  # type: ignore[misc]
+
+
+def _report(pump: Any, error: Exception, during: Any) -> bool:
+    try:
+        app = pump.app
+    except Exception:  # noqa: BLE001 - no app (any more): nothing to report to
+        return False
+    report = getattr(app, "report_error", None)
+    if report is None:
+        return False
+    what = getattr(during, "__qualname__", None) or type(during).__name__
+    report(error, f"{type(pump).__name__} handling {what}")
+    return True
+
+
+def _guarded(pump: Any, callback: Callable[..., Any] | None) -> Callable[..., Any] | None:
+    if callback is None:
+        return None
+
+    async def guarded() -> None:
+        try:
+            await invoke(callback)
+        except Exception as error:
+            if not _report(pump, error, callback):
+                raise
+
+    return guarded

@@ -1,0 +1,140 @@
+"""Pressing keys the way a user does, and noticing what a user would: the app gone, an error notification, an
+ERROR in the log, a screen left on top that Esc cannot close. Shared by the every-key test and the random walk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crm_tui.app import CrmApp
+from crm_tui.screens.dialogs import ConfirmDialog
+
+# Never pressed: they end the process or hand the terminal away (the issue's "skip only quit and suspend").
+SKIPPED_KEYS = {"ctrl+q", "ctrl+c", "ctrl+z"}
+SIZE = (160, 48)
+
+
+class RecordingApp(CrmApp):
+    """The app, keeping every notification it shows (severity and text) for the test to read."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shown: list[tuple[str, str]] = []
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", **kwargs: Any) -> None:
+        self.shown.append((str(severity), f"{title}: {message}" if title else message))
+        super().notify(message, title=title, severity=severity, **kwargs)
+
+
+def recording_programs(folder: Path) -> Path:
+    """$EDITOR and the desktop opener as a command that only writes down what it was given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / "started.txt"
+    script = folder / "record-start"
+    script.write_text(f'#!/bin/sh\necho "$0 $*" >> "{record}"\n', encoding="utf-8")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return script
+
+
+def use_recording_programs(monkeypatch: Any, folder: Path) -> Path:
+    script = recording_programs(folder)
+    for variable in ("EDITOR", "VISUAL", "CRM_TUI_OPENER"):
+        monkeypatch.setenv(variable, str(script))
+    return folder / "started.txt"
+
+
+@dataclass
+class Watch:
+    """What went wrong since the last look: error notifications and ERROR log records."""
+
+    app: RecordingApp
+    caplog: Any
+    seen_notes: int = 0
+    seen_logs: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def errors_since(self) -> list[str]:
+        notes = [text for severity, text in self.app.shown[self.seen_notes :] if severity == "error"]
+        self.seen_notes = len(self.app.shown)
+        records = self.caplog.records[self.seen_logs :]
+        self.seen_logs = len(self.caplog.records)
+        logged = [f"log {r.levelname}: {r.getMessage()}" for r in records if r.levelno >= logging.ERROR]
+        return notes + logged
+
+
+def capture_errors(caplog: Any) -> None:
+    caplog.set_level(logging.WARNING, logger="crm_tui")
+
+
+def running_workers(app: CrmApp) -> list[Any]:
+    return [w for w in app.workers if w.is_running and not w.group.startswith("mail-idle-")]
+
+
+async def settle(pilot: Any, timeout: float = 5.0) -> None:
+    """Until the workers a key started are done (a page load, a save), bounded."""
+    app = pilot.app
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    await pilot.pause()
+    while running_workers(app) and loop.time() < deadline:
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+def answer_for(screen: Any) -> str:
+    """The key that leaves things as they were: "no" to delete, move, send or convert; "yes" to discard."""
+    if isinstance(screen, ConfirmDialog):
+        title = f"{screen._title} {screen._confirm}".lower()
+        return "y" if "discard" in title else "n"
+    return "escape"
+
+
+async def back_to(pilot: Any, screen: Any, mode: str, attempts: int = 5) -> bool:
+    """Esc (or "no") until ``screen`` is on top of ``mode`` again, at most ``attempts`` keys."""
+    app = pilot.app
+    for _ in range(attempts + 1):
+        await settle(pilot)
+        if app._exit or not app.is_running:
+            return False
+        if app.current_mode != mode:
+            app.switch_mode(mode)
+            await settle(pilot)
+            continue
+        if app.screen is screen:
+            return True
+        if _ == attempts:
+            break
+        await pilot.press(answer_for(app.screen))
+    return app.screen is screen
+
+
+def keys_of(screen: Any) -> list[str]:
+    """Every key the screen itself declares (its BINDINGS and its classes'), each once, in order."""
+    keys: list[str] = []
+    for key in screen._bindings.key_to_bindings:
+        if key not in SKIPPED_KEYS and key not in keys:
+            keys.append(key)
+    return keys
+
+
+def key_label(screen: Any, key: str) -> str:
+    bindings = screen._bindings.key_to_bindings.get(key) or []
+    ids = ",".join(b.id or b.action for b in bindings)
+    return f"{key} ({ids})" if ids else key
+
+
+def private_files(home: Path) -> list[str]:
+    """Files and folders under ``home`` that others may read."""
+    loose = []
+    for root, dirs, files in os.walk(home):
+        for name in dirs + files:
+            path = Path(root) / name
+            if path.stat().st_mode & 0o077:
+                loose.append(str(path.relative_to(home)))
+    return loose

@@ -1,0 +1,259 @@
+"""Every key on every screen, on the demo, with each kind of row highlighted.
+
+For each mode and each of its views (each record list, calendar view, inbox view, settings section) the test
+highlights a row and presses every key the screen declares (read from its bindings, not a hand list; only quit
+and suspend are skipped), then Esc until the screen is back on top (at most 5 keys), answering questions so
+that nothing changes ("n" to delete/move/send/convert, "y" to "discard changes?"). A key that opens another
+screen (a form, a picker, a dialog, the outbox, the automation rules...) gets that screen's keys pressed too,
+down to three screens deep. After every key: the app is alive, showed no error notification and logged no
+ERROR. $EDITOR and the desktop opener are a recording command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crm_tui.core.types import RecordType
+from crm_tui.screens.calendar import CalendarScreen
+from crm_tui.screens.dialogs import ConfirmDialog
+from crm_tui.screens.inbox import InboxScreen
+from crm_tui.screens.records import ORDER, RecordsScreen
+from crm_tui.screens.settings import SettingsScreen
+from crm_tui.widgets.paged_table import PagedTable
+from tests.ui.helpers import make_context, wait_for
+from tests.ui.keywalk import (
+    SIZE,
+    SKIPPED_KEYS,
+    RecordingApp,
+    Watch,
+    answer_for,
+    back_to,
+    capture_errors,
+    key_label,
+    keys_of,
+    settle,
+    use_recording_programs,
+)
+
+MAX_DEPTH = 3  # a mode's screen, what its key opens, and what a key there opens
+
+
+@dataclass
+class Tally:
+    screens: set[str] = field(default_factory=set)
+    pressed: int = 0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+async def _rows_loaded(pilot: Any) -> None:
+    tables = pilot.app.screen.query(PagedTable)
+    if tables:
+        table = tables.first()
+        await wait_for(lambda: table.loaded_once if hasattr(table, "loaded_once") else True, pilot)
+    await settle(pilot)
+
+
+async def _states(pilot: Any, mode: str) -> Any:
+    """(name, set-up) of each view of the mode; set-up shows the view with its first row highlighted."""
+    app = pilot.app
+
+    async def go() -> Any:
+        """The mode's own screen on top: what a key left open is answered or closed first."""
+        app.switch_mode(mode)
+        await settle(pilot)
+        for _ in range(6):
+            if len(app.screen_stack) == 1:
+                break
+            await pilot.press(answer_for(app.screen))
+            await settle(pilot)
+        while len(app.screen_stack) > 1:
+            app.pop_screen()
+            await settle(pilot)
+        return app.screen
+
+    if mode == "contacts":
+        for kind in ORDER:
+
+            async def show(kind: RecordType = kind) -> Any:
+                screen = await go()
+                assert isinstance(screen, RecordsScreen)
+                screen.show_kind(kind)
+                await settle(pilot)
+                screen.table.focus()
+                await pilot.press("home")
+                await settle(pilot)
+                return screen
+
+            yield f"contacts/{kind.value}", show
+    elif mode == "opportunities":
+
+        async def board() -> Any:
+            screen = await go()
+            await pilot.press("j", "k")
+            await settle(pilot)
+            return screen
+
+        yield "opportunities/board", board
+    elif mode == "calendar":
+        for view in ("week", "day", "month"):
+
+            async def calendar(view: str = view) -> Any:
+                screen = await go()
+                assert isinstance(screen, CalendarScreen)
+                screen.action_view(view)
+                await settle(pilot)
+                await pilot.press("j")
+                await settle(pilot)
+                return screen
+
+            yield f"calendar/{view}", calendar
+    elif mode == "inbox":
+        for view in ("all", "unlinked", "deals", "awaiting", "no-reply"):
+
+            async def inbox(view: str = view) -> Any:
+                screen = await go()
+                assert isinstance(screen, InboxScreen)
+                screen.choose_scope(f"view:{view}")
+                await settle(pilot)
+                screen.query_one(PagedTable).focus()
+                await pilot.press("home")
+                await settle(pilot)
+                return screen
+
+            yield f"inbox/{view}", inbox
+    elif mode == "settings":
+        for section in ("users", "pipelines", "fields", "accounts", "templates"):
+
+            async def settings(section: str = section) -> Any:
+                screen = await go()
+                assert isinstance(screen, SettingsScreen)
+                screen.show_section(section)
+                await settle(pilot)
+                return screen
+
+            yield f"settings/{section}", settings
+
+
+def flavour(screen: Any) -> str:
+    """A screen's kind: its class, and for a form or dialog its title (each record kind's form is its own)."""
+    spec = getattr(screen, "spec", None)
+    title = getattr(spec, "title", None) or getattr(screen, "_title", None)
+    title = title if isinstance(title, str) else ""
+    return f"{type(screen).__name__}:{title}"
+
+
+async def _press_all(
+    pilot: Any, watch: Watch, tally: Tally, where: str, screen: Any, reopen: Any, depth: int, done: set[str]
+) -> None:
+    """Press every key of ``screen`` (on top now); ``reopen()`` brings a screen of its type back on top."""
+    app = pilot.app
+    tally.screens.add(flavour(screen))
+    kind = type(screen)
+    for key in keys_of(screen):
+        if isinstance(screen, ConfirmDialog) and key == "y" and answer_for(screen) == "n":
+            continue  # "yes" to a delete, move, send or convert would change the demo under the test
+        if not isinstance(app.screen, kind):
+            screen = await reopen()
+            if screen is None:
+                # What an earlier key did (a mail sent, a record saved) can change what this key opens.
+                tally.notes.append(
+                    f"{where}: {kind.__name__} did not open again; its other keys were not pressed"
+                )
+                return
+        label = key_label(screen, key)
+        before = list(app.screen_stack)
+        await pilot.press(key)
+        tally.pressed += 1
+        await settle(pilot)
+        if app._exit or not app.is_running:
+            tally.problems.append(f"{where} {label}: the app ended")
+            return
+        for error in watch.errors_since():
+            tally.problems.append(f"{where} {label}: {error}")
+        opened = app.screen
+        if opened not in before and flavour(opened) not in done and depth < MAX_DEPTH and key != "escape":
+            done.add(flavour(opened))
+            path_key, opened_kind = key, type(opened)
+
+            async def reopen_nested(
+                reopen: Any = reopen, path_key: str = path_key, kind: type = opened_kind
+            ) -> Any:
+                parent = await reopen()
+                if parent is None:
+                    return None
+                await pilot.press(path_key)
+                await settle(pilot)
+                return app.screen if isinstance(app.screen, kind) else None
+
+            await _press_all(
+                pilot,
+                watch,
+                tally,
+                f"{where} > {type(opened).__name__}",
+                opened,
+                reopen_nested,
+                depth + 1,
+                done,
+            )
+
+
+@pytest.mark.parametrize("mode", ["contacts", "opportunities", "calendar", "inbox", "settings"])
+async def test_every_key_on_every_screen(
+    mode: str, demo_home: Path, caplog: Any, monkeypatch: Any, tmp_path: Path
+) -> None:
+    started = use_recording_programs(monkeypatch, tmp_path / "programs")
+    capture_errors(caplog)
+    context = make_context(demo_home, demo=True)
+    app = RecordingApp(context, start_mode=mode)
+    tally = Tally()
+    done: set[str] = set()
+    states = 0
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        watch = Watch(app, caplog)
+        watch.errors_since()  # start-up (automation catching up) is not a key's doing
+        async for name, show in _states(pilot, mode):
+            states += 1
+            screen = await show()
+            for error in watch.errors_since():
+                tally.problems.append(f"{name} (showing it): {error}")
+
+            async def reopen(show: Any = show, mode: str = mode) -> Any:
+                base = await show()
+                if not await back_to(pilot, base, mode):
+                    return None
+                return base
+
+            await _press_all(pilot, watch, tally, name, screen, reopen, 1, done)
+            if not await back_to(pilot, screen, mode):
+                tally.problems.append(f"{name}: Esc did not bring the screen back (top: {app.screen!r})")
+        # The app's own keys (modes, keys panel, sync now, palette) from this mode.
+        base = app.screen
+        for key in app._bindings.key_to_bindings:
+            if key in SKIPPED_KEYS:
+                continue
+            await pilot.press(key)
+            tally.pressed += 1
+            await settle(pilot)
+            for error in watch.errors_since():
+                tally.problems.append(f"{mode} app key {key}: {error}")
+            if not await back_to(pilot, base, mode):
+                tally.problems.append(f"{mode} app key {key}: Esc did not bring {base!r} back")
+        assert app.is_running, "the app is alive at the end"
+    context.close()
+    print(
+        f"\nevery key, {mode}: {states} views, {len(tally.screens)} screens "
+        f"({', '.join(sorted(tally.screens))}), {tally.pressed} keys pressed"
+    )
+    print("\n".join(tally.notes))
+    assert not tally.problems, "\n".join(tally.problems)
+    minimum_screens = {"contacts": 8, "opportunities": 6, "calendar": 4, "inbox": 8, "settings": 4}[mode]
+    assert len(tally.screens) >= minimum_screens, sorted(tally.screens)
+    assert tally.pressed >= 20 * states, tally.pressed
+    if mode == "inbox":
+        assert started.exists(), "ctrl+e in compose ran $EDITOR (the recording command)"
