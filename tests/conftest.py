@@ -129,6 +129,16 @@ def corpus_dir() -> Path:
     return folder
 
 
+def corpus2_dir() -> Path:
+    """The second shared real-world mail corpus (bounces, hostile and odd mail); skips loudly where absent."""
+    folder = SHARED / "corpus" / "mail2"
+    if not folder.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"the second shared mail corpus is missing in CI: {folder}")
+        pytest.skip(f"SKIPPED LOUDLY: the second shared mail corpus is not at {folder} (set CRM_TUI_SHARED)")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo home built once per test process (the demo takes a couple of seconds to make)."""

@@ -55,3 +55,15 @@ def subject_key(subject: str) -> str:
             break
         text = stripped
     return " ".join(text.lower().split())[:200]
+
+
+def format_address(name: str | None, address: str) -> str:
+    """``email.utils.formataddr((name, address))``, which raises UnicodeEncodeError on an address beyond
+    ASCII (an internationalised one, or one garbled in transit, as mail brings them): such an address comes
+    as it is, after the name as formataddr gives it."""
+    import email.utils
+
+    try:
+        return email.utils.formataddr((name or "", address))
+    except UnicodeEncodeError:
+        return email.utils.formataddr((name or "", "x@x"))[:-5] + f"<{address}>" if name else address

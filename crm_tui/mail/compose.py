@@ -19,7 +19,7 @@ from email.policy import SMTP
 from typing import Any
 
 from crm_tui.core.errors import ValidationError
-from crm_tui.core.mail_identity import subject_key
+from crm_tui.core.mail_identity import format_address, subject_key
 
 QUOTE_LINES = 2000
 
@@ -53,7 +53,7 @@ def addresses(text: str) -> list[str]:
         local, at, domain = address.rpartition("@")
         if not at or not local or "." not in domain or any(c in address for c in " <>,;\"'"):
             raise ValidationError.single("to", f"{address!r} is not an e-mail address")
-        found.append(email.utils.formataddr((one_line(name), address)) if name else address)
+        found.append(format_address(one_line(name), address) if name else address)
     return found
 
 
@@ -96,9 +96,7 @@ def build(draft: Draft, *, now: datetime, lenient: bool = False) -> tuple[bytes,
     message = EmailMessage(policy=SMTP)
     domain = draft.from_address.rpartition("@")[2] or "crm-tui.invalid"
     message_id = email.utils.make_msgid(domain=domain)
-    message["From"] = _parsed(
-        "From", email.utils.formataddr((one_line(draft.from_name), one_line(draft.from_address)))
-    )
+    message["From"] = _parsed("From", format_address(one_line(draft.from_name), one_line(draft.from_address)))
     if to:
         message["To"] = ", ".join(one_line(a) for a in to)
     if cc:
@@ -132,7 +130,16 @@ def build(draft: Draft, *, now: datetime, lenient: bool = False) -> tuple[bytes,
             params=params,
         )
     envelope = [email.utils.parseaddr(a)[1] for a in [*to, *cc, *bcc]]
-    return message.as_bytes(), message_id, list(dict.fromkeys(envelope))
+    try:
+        raw = message.as_bytes()
+    except UnicodeEncodeError:
+        # The email package cannot fold a subject holding text that looks like an encoded word ("=?...?=",
+        # from a mail whose subject was not decodable) beside non-ASCII text: then it goes spaced out.
+        subject = one_line(draft.subject)
+        del message["Subject"]
+        message["Subject"] = subject.replace("=?", "= ?")
+        raw = message.as_bytes()
+    return raw, message_id, list(dict.fromkeys(envelope))
 
 
 @dataclass
@@ -181,13 +188,15 @@ def reply(
 ) -> Draft:
     """A reply: to the sender (Reply-To if set), or with ``everyone`` also to the other recipients; quoted;
     threaded by In-Reply-To and References."""
-    to = original.reply_to or [
-        email.utils.formataddr((one_line(original.from_name), one_line(original.from_address)))
-    ]
+    # Only recipients a mail can go to (what ``build`` accepts): a bounce's MAILER-DAEMON, an empty From or a
+    # group's name ("undisclosed-recipients") is left out, and To is the user's to fill.
+    to = _lenient(original.reply_to) or _lenient(
+        [format_address(one_line(original.from_name), one_line(original.from_address))]
+    )
     cc: list[str] = []
     if everyone:
         seen = {email.utils.parseaddr(a)[1].lower() for a in to} | {a.lower() for a in mine}
-        for address in [*original.to, *original.cc]:
+        for address in _lenient([*original.to, *original.cc]):
             plain = email.utils.parseaddr(address)[1].lower()
             if plain and plain not in seen:
                 seen.add(plain)
@@ -214,7 +223,7 @@ def forward(original: Original, *, from_name: str, from_address: str, zone: obje
         "",
         "",
         "-------- Forwarded message --------",
-        f"From: {email.utils.formataddr((one_line(original.from_name), original.from_address))}",
+        f"From: {format_address(one_line(original.from_name), original.from_address)}",
         f"Date: {when}",
         f"Subject: {one_line(original.subject)}",
     ]

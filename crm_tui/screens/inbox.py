@@ -777,7 +777,7 @@ def original_of(session: Any, message_id: int, raw: bytes, *, with_attachments: 
     import email.utils
 
     from crm_tui.core import models as m
-    from crm_tui.core.mail_identity import split_raw
+    from crm_tui.core.mail_identity import format_address, split_raw
     from crm_tui.mail.compose import Original
 
     row = session.get(m.MailMessage, message_id)
@@ -791,7 +791,7 @@ def original_of(session: Any, message_id: int, raw: bytes, *, with_attachments: 
     reply_to = []
     if header is not None and header.get("Reply-To"):
         reply_to = [
-            email.utils.formataddr((n, a))
+            format_address(n, a)
             for n, a in email.utils.getaddresses([str(header.get("Reply-To"))])
             if a and "@" in a
         ]

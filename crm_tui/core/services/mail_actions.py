@@ -12,6 +12,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.errors import NotFound
 from crm_tui.core.mail_data import Invitation
+from crm_tui.core.mail_identity import format_address
 from crm_tui.core.services import mail_linking, records
 from crm_tui.core.services.common import domain_of, fit_text, valid_domain, valid_emails
 from crm_tui.core.types import RecordRef, RecordType
@@ -473,7 +474,6 @@ def take_back_acceptance(session: Session, message_id: int, accepted: Accepted, 
 def record_addresses(session: Session, ref: RecordRef) -> list[str]:
     """Where a mail written from a record can go: "Name <address>" of every address the record has (a deal's
     and a quote's: its contacts', the primary first; an organization's: its own and its contacts')."""
-    import email.utils
 
     from crm_tui.core.services import contacts, leads
 
@@ -484,7 +484,7 @@ def record_addresses(session: Session, ref: RecordRef) -> list[str]:
             if contact is None:
                 continue
             for address in contacts.contact_emails(session, contact_id):  # the first is the main one
-                found.append(email.utils.formataddr((contact.name, address)))
+                found.append(format_address(contact.name, address))
         return found
 
     row = records.get_record(session, ref)
@@ -492,10 +492,10 @@ def record_addresses(session: Session, ref: RecordRef) -> list[str]:
         return of_contacts([ref.id])
     if ref.type is RecordType.LEAD:
         name = getattr(row, "person_name", None) or ""
-        return [email.utils.formataddr((name, a)) for a in leads.lead_emails(session, ref.id)]
+        return [format_address(name, a) for a in leads.lead_emails(session, ref.id)]
     if ref.type is RecordType.ORGANIZATION:
         own = [
-            email.utils.formataddr((getattr(row, "name", ""), a))
+            format_address(getattr(row, "name", ""), a)
             for a in session.scalars(
                 select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == ref.id)
             )
