@@ -24,6 +24,7 @@ from textual.widgets.option_list import Option
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import FollowsTypeahead
+from crm_tui.widgets.option_list import Options
 
 
 def opener_command() -> list[str] | None:
@@ -90,7 +91,7 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(f"{self.title} ({len(self.entries)})", style="bold"), classes="dialog-title")
-            yield OptionList(*self._options(), id="attachment-list")
+            yield Options(*self._options(), id="attachment-list")
             yield Label(Text(self.hint, style="dim"))
         yield Footer()
 
@@ -129,7 +130,7 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         try:
             message = work(name, self._payloads[index])
         except (CrmError, OSError) as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="warning")
             return
         self.notify(message)
 
@@ -233,7 +234,7 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
                     filename=source.name,
                 )
         except CrmError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="warning")
             return
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -291,7 +292,7 @@ class DocumentsScreen(AttachmentsScreen):
                     payload = self.crm.document_store().read(session, document.stored_name)
                 message = work(name, payload)
             except (CrmError, OSError) as exc:
-                self.app.call_from_thread(self.notify, str(exc), severity="error")
+                self.app.call_from_thread(self.notify, str(exc), severity="warning")
                 return
             self.app.call_from_thread(self.notify, message)
 
@@ -314,7 +315,7 @@ class DocumentsScreen(AttachmentsScreen):
                 with self.crm.database().write() as session:
                     orphans = attachments.delete_document(session, self.document_ids[index])
             except CrmError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(str(exc), severity="warning")
                 return
             self.crm.document_store().discard(orphans)
             self.notify(f"removed {name} from {self.ref}")

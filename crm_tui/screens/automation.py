@@ -522,7 +522,7 @@ class AutomationScreen(CrmScreen):
         try:
             spec = rule_form(context, rule_id, said.append)
         except CrmError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="warning")
             return
 
         def saved(new_id: int | None) -> None:

@@ -79,7 +79,7 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
         try:
             spec = build()
         except CrmError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="warning")
             return
 
         def saved(new_id: int | None) -> None:

@@ -26,6 +26,7 @@ from crm_tui.screens.dialogs import ConfirmDialog, PromptDialog
 from crm_tui.screens.import_preview import ImportsFromFiles
 from crm_tui.screens.kinds import activity_form, opportunity_form
 from crm_tui.widgets.guard import ReportsErrors
+from crm_tui.widgets.option_list import Options
 from crm_tui.widgets.record_detail import DetailData, RecordDetail
 from crm_tui.widgets.status_bar import StatusBar
 
@@ -263,7 +264,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 )
             box = Vertical(
                 Label(header, classes="column-header"),
-                OptionList(*options, classes="column-list"),
+                Options(*options, classes="column-list"),
                 classes="column",
             )
             widgets.append(box)

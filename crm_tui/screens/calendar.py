@@ -18,6 +18,7 @@ from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.kinds import activity_form
+from crm_tui.widgets.option_list import Options
 from crm_tui.widgets.status_bar import StatusBar
 
 # Entries per day in the week view (about what a column shows; rendering is what costs). The day view lists all.
@@ -232,7 +233,7 @@ class CalendarScreen(CrmScreen):
                 Option(Text(f"… {len(entries) - len(shown)} more (d: day view)", style="dim"), disabled=True)
             )
         column = Vertical(
-            Label(header, classes="day-header"), OptionList(*options, classes="day-list"), classes="day"
+            Label(header, classes="day-header"), Options(*options, classes="day-list"), classes="day"
         )
         column.day = day  # type: ignore[attr-defined]
         return column

@@ -258,7 +258,7 @@ class ComposeScreen(CrmScreen):
             raw, message_id, recipients = build(draft, now=self.app.context.clock.now())  # type: ignore[attr-defined]
         except (ValidationError, CrmError) as exc:
             problems = exc.errors.values() if isinstance(exc, ValidationError) else [str(exc)]
-            self.notify("; ".join(problems), severity="error")
+            self.notify("; ".join(problems), severity="warning")
             return
         lines = Text()
         for label, value in (
@@ -327,11 +327,11 @@ class ComposeScreen(CrmScreen):
                 data = path.read_bytes()
             except OSError as exc:
                 self.notify(
-                    f"cannot attach {terminal_safe(str(path))}: {exc.strerror or exc}", severity="error"
+                    f"cannot attach {terminal_safe(str(path))}: {exc.strerror or exc}", severity="warning"
                 )
                 return
             except CrmError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(str(exc), severity="warning")
                 return
             import mimetypes
 
@@ -352,7 +352,7 @@ class ComposeScreen(CrmScreen):
 
         command = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
         if not command or shutil.which(command[0]) is None:
-            self.notify(f"no editor {' '.join(command)!r} here: set $EDITOR", severity="error")
+            self.notify(f"no editor {' '.join(command)!r} here: set $EDITOR", severity="warning")
             return
         body = self.query_one("#c-body", TextArea)
         handle, name = tempfile.mkstemp(prefix="crm-tui-mail-", suffix=".txt")  # private: mode 0600
@@ -367,7 +367,7 @@ class ComposeScreen(CrmScreen):
                     with self.app.suspend():
                         subprocess.run([*command, str(path)], check=False)  # noqa: S603 - the user's own editor
             except Exception as exc:  # noqa: BLE001 - e.g. no terminal to hand over (suspend not supported)
-                self.notify(f"the editor could not run here: {exc}", severity="error")
+                self.notify(f"the editor could not run here: {exc}", severity="warning")
                 return
             body.text = path.read_text(encoding="utf-8", errors="replace")
         finally:
@@ -436,7 +436,7 @@ class ComposeScreen(CrmScreen):
                     )
                     subject, body = email_templates.render(template, merge)  # type: ignore[arg-type]
             except CrmError as exc:
-                self.notify(str(exc), title="Template", severity="error", timeout=12)
+                self.notify(str(exc), title="Template", severity="warning", timeout=12)
                 return
             self.query_one("#c-subject", Input).value = subject
             area = self.query_one("#c-body", TextArea)
@@ -483,7 +483,7 @@ class ComposeScreen(CrmScreen):
                 try:
                     data = context.document_store().read(session, document.stored_name)
                 except CrmError as exc:
-                    self.notify(f"cannot read {terminal_safe(name)}: {exc}", severity="error")
+                    self.notify(f"cannot read {terminal_safe(name)}: {exc}", severity="warning")
                     return
             self.attachments.append((name, kind, data))
             self._show_attachments()

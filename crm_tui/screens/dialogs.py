@@ -12,6 +12,7 @@ from textual.widgets import Button, Input, Label, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from crm_tui.screens.base import FollowsTypeahead
+from crm_tui.widgets.option_list import Options
 
 
 class ConfirmDialog(FollowsTypeahead, ModalScreen[bool]):
@@ -113,7 +114,7 @@ class ChoiceDialog(FollowsTypeahead, ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(self._title, style="bold"), classes="dialog-title")
-            yield OptionList(*(Option(Text(label), id=value) for value, label in self._choices), id="choices")
+            yield Options(*(Option(Text(label), id=value) for value, label in self._choices), id="choices")
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

@@ -134,7 +134,7 @@ class ImportsFromFiles:
                 unreadable=unreadable,
             )
         except CrmError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)  # type: ignore[attr-defined]
+            self.app.call_from_thread(self.notify, str(exc), severity="warning", timeout=10)  # type: ignore[attr-defined]
             return
         self.post_message(ImportPreviewed(path, type_name, report))  # type: ignore[attr-defined]
 
@@ -158,7 +158,7 @@ class ImportsFromFiles:
                 unreadable=unreadable,
             )  # fmt: skip
         except CrmError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error", timeout=10)  # type: ignore[attr-defined]
+            self.app.call_from_thread(self.notify, str(exc), severity="warning", timeout=10)  # type: ignore[attr-defined]
             return
         self.post_message(ImportDone(report.summary(), len(report.problems())))  # type: ignore[attr-defined]
 

@@ -22,6 +22,7 @@ from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.screens.dialogs import ChoiceDialog, PromptDialog
 from crm_tui.screens.pickers import FolderPicker, RecordPicker
+from crm_tui.widgets.option_list import Options
 from crm_tui.widgets.paged_table import PagedTable, Row
 from crm_tui.widgets.status_bar import StatusBar
 
@@ -211,7 +212,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             id="search",
         )
         with Horizontal(id="body"):
-            yield OptionList(id="folders")
+            yield Options(id="folders")
             yield PagedTable(
                 [("", 5), ("Date", 17), ("From", 24), ("Subject", 46)],
                 partial(_message_rows, self, self.app.context.zone),  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import FollowsTypeahead
+from crm_tui.widgets.option_list import Options
 
 SEARCHED_TYPES = ("opportunity", "contact", "organization", "lead")
 NOUNS = {
@@ -62,7 +63,7 @@ class _Picker(FollowsTypeahead, ModalScreen[str | None]):
         with Vertical(classes="dialog picker"):
             yield Label(Text(self._title, style="bold"), classes="dialog-title")
             yield Input(placeholder=self._placeholder, id="picker-input")
-            yield OptionList(id="picker-options")
+            yield Options(id="picker-options")
 
     def on_mount(self) -> None:
         self.set_focus(self.query_one("#picker-input", Input))

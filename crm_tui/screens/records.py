@@ -296,7 +296,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
                 )
                 campaign_id = campaign.id
         except CrmError as exc:
-            self.app.call_from_thread(self.notify, f"Mass mail: {exc}", severity="error")
+            self.app.call_from_thread(self.notify, f"Mass mail: {exc}", severity="warning")
             return
         self.app.call_from_thread(self._open_campaign, campaign_id)
 
@@ -409,7 +409,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
                 plan = leads.plan_conversion(session, ref.id)
                 choices = [(str(p.id), f"Opportunity in {p.name}") for p in pipelines.pipelines(session)]
         except CrmError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="warning")
             return
         choices.append(("none", "No opportunity (contact and organization only)"))
 

@@ -19,6 +19,7 @@ from crm_tui.core.services import custom_fields, opportunities, organizations, p
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.screens.forms import FieldSpec, FormSpec, RecordForm
+from crm_tui.widgets.option_list import Options
 from crm_tui.widgets.status_bar import StatusBar
 
 SECTIONS = [
@@ -57,7 +58,7 @@ class SettingsScreen(CrmScreen):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="body"):
-            yield OptionList(*(Option(label, id=key) for key, label in SECTIONS), id="sections")
+            yield Options(*(Option(label, id=key) for key, label in SECTIONS), id="sections")
             with Vertical(id="settings-main"):
                 yield Label("", id="settings-title")
                 yield DataTable(id="settings-table", cursor_type="row", zebra_stripes=True)
@@ -440,7 +441,7 @@ class SettingsScreen(CrmScreen):
         try:
             set_config_value(self.context.paths.config_file, "me", user.email)  # type: ignore[union-attr]
         except OSError as exc:
-            self.notify(f"cannot write {self.context.paths.config_file}: {exc.strerror}", severity="error")
+            self.notify(f"cannot write {self.context.paths.config_file}: {exc.strerror}", severity="warning")
             return
         self.context.settings = dataclasses.replace(self.context.settings, me=user.email)  # type: ignore[union-attr]
         self.app.refresh_me()  # type: ignore[attr-defined]
