@@ -341,10 +341,16 @@ class CalendarScreen(CrmScreen):
         self.anchor = self.focus_day = anchor
         self.reload()
 
+    def _month_grid(self) -> DataTable | None:  # type: ignore[type-arg]
+        """The month's grid; None while a switch to the month view is still loading (keys typed ahead)."""
+        found = self.query("#month")
+        return found.first(DataTable) if found else None
+
     def action_day(self, step: int) -> None:
         if self.view == "month":
-            table = self.query_one("#month", DataTable)
-            table.action_cursor_right() if step > 0 else table.action_cursor_left()
+            table = self._month_grid()
+            if table is not None:
+                table.action_cursor_right() if step > 0 else table.action_cursor_left()
             return
         lists = self._lists()
         target = self._active_day + step
@@ -361,8 +367,9 @@ class CalendarScreen(CrmScreen):
 
     def action_cursor(self, step: int) -> None:
         if self.view == "month":
-            table = self.query_one("#month", DataTable)
-            table.action_cursor_down() if step > 0 else table.action_cursor_up()
+            table = self._month_grid()
+            if table is not None:
+                table.action_cursor_down() if step > 0 else table.action_cursor_up()
             return
         lists = self._lists()
         if lists:

@@ -35,6 +35,7 @@ from tests.ui.keywalk import (
     capture_errors,
     key_label,
     keys_of,
+    quick_press,
     settle,
     use_recording_programs,
 )
@@ -69,7 +70,7 @@ async def _states(pilot: Any, mode: str) -> Any:
         for _ in range(6):
             if len(app.screen_stack) == 1:
                 break
-            await pilot.press(answer_for(app.screen))
+            await quick_press(pilot, answer_for(app.screen))
             await settle(pilot)
         while len(app.screen_stack) > 1:
             app.pop_screen()
@@ -85,7 +86,7 @@ async def _states(pilot: Any, mode: str) -> Any:
                 screen.show_kind(kind)
                 await settle(pilot)
                 screen.table.focus()
-                await pilot.press("home")
+                await quick_press(pilot, "home")
                 await settle(pilot)
                 return screen
 
@@ -94,7 +95,8 @@ async def _states(pilot: Any, mode: str) -> Any:
 
         async def board() -> Any:
             screen = await go()
-            await pilot.press("j", "k")
+            await quick_press(pilot, "j")
+            await quick_press(pilot, "k")
             await settle(pilot)
             return screen
 
@@ -107,7 +109,7 @@ async def _states(pilot: Any, mode: str) -> Any:
                 assert isinstance(screen, CalendarScreen)
                 screen.action_view(view)
                 await settle(pilot)
-                await pilot.press("j")
+                await quick_press(pilot, "j")
                 await settle(pilot)
                 return screen
 
@@ -121,7 +123,7 @@ async def _states(pilot: Any, mode: str) -> Any:
                 screen.choose_scope(f"view:{view}")
                 await settle(pilot)
                 screen.query_one(PagedTable).focus()
-                await pilot.press("home")
+                await quick_press(pilot, "home")
                 await settle(pilot)
                 return screen
 
@@ -167,7 +169,7 @@ async def _press_all(
                 return
         label = key_label(screen, key)
         before = list(app.screen_stack)
-        await pilot.press(key)
+        await quick_press(pilot, key)
         tally.pressed += 1
         await settle(pilot)
         if app._exit or not app.is_running:
@@ -186,7 +188,7 @@ async def _press_all(
                 parent = await reopen()
                 if parent is None:
                     return None
-                await pilot.press(path_key)
+                await quick_press(pilot, path_key)
                 await settle(pilot)
                 return app.screen if isinstance(app.screen, kind) else None
 
@@ -237,7 +239,7 @@ async def test_every_key_on_every_screen(
         for key in app._bindings.key_to_bindings:
             if key in SKIPPED_KEYS:
                 continue
-            await pilot.press(key)
+            await quick_press(pilot, key)
             tally.pressed += 1
             await settle(pilot)
             for error in watch.errors_since():
