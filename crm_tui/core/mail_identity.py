@@ -57,13 +57,16 @@ def subject_key(subject: str) -> str:
     return " ".join(text.lower().split())[:200]
 
 
-def format_address(name: str | None, address: str) -> str:
-    """``email.utils.formataddr((name, address))``, which raises UnicodeEncodeError on an address beyond
-    ASCII (an internationalised one, or one garbled in transit, as mail brings them): such an address comes
-    as it is, after the name as formataddr gives it."""
-    import email.utils
+_SPECIALS = re.compile(r'[()<>@,;:\\".\[\]]')
 
-    try:
-        return email.utils.formataddr((name or "", address))
-    except UnicodeEncodeError:
-        return email.utils.formataddr((name or "", "x@x"))[:-5] + f"<{address}>" if name else address
+
+def format_address(name: str | None, address: str) -> str:
+    """ "Name <address>" as a person reads and types it: the name in its own letters (never RFC 2047's
+    ``=?utf-8?q?...?=``), in quotes where it holds a special character (``Müller, Anna``, ``Dr. Böhm``);
+    the message builder encodes it for the wire. Any address is taken as it is (one beyond ASCII too)."""
+    name = " ".join((name or "").split())
+    if not name:
+        return address
+    if _SPECIALS.search(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{address}>"

@@ -301,7 +301,10 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                     target, highlight = index, ids.index(select)
                     break
         self._active_column = target
-        lists[target].focus()
+        # While the user types a filter, the board reloads under each letter: the field keeps the focus.
+        typing = isinstance(self.focused, Input) and self.focused.id == "search"
+        if not typing:
+            lists[target].focus()
         if lists[target].option_count:
             lists[target].highlighted = highlight
         self._detail_for_selection()

@@ -618,7 +618,7 @@ def write_invitation(screen: Any, activity_id: int) -> None:
         attendees=meeting.attendees,
         now=context.clock.now(),
     )
-    import email.utils
+    from crm_tui.core.mail_identity import format_address
 
     body = f"Einladung: {meeting.subject}\nWann: {when}\n" + (
         f"\n{meeting.description}\n" if meeting.description else ""
@@ -626,7 +626,7 @@ def write_invitation(screen: Any, activity_id: int) -> None:
     draft = Draft(
         identity.name,
         identity.address,
-        to=[email.utils.formataddr(pair) for pair in meeting.attendees],
+        to=[format_address(name, address) for name, address in meeting.attendees],
         subject=f"Einladung: {meeting.subject}",
         body=with_signature(body, identity.signature),
         attachments=[("invite.ics", "text/calendar; method=REQUEST", ics)],

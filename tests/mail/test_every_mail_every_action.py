@@ -266,3 +266,68 @@ def test_every_mail_files_on_a_record_and_the_undo_takes_it_back(synced: Synced)
         except Exception as exc:  # noqa: BLE001
             failures.append(f"message {message_id}: {type(exc).__name__}: {exc}")
     _report(failures, "filings and undos", len(synced.ids))
+
+
+async def test_a_sample_of_real_mail_through_the_inbox_keys(
+    synced: Synced, tmp_path: Path, caplog: Any
+) -> None:
+    """Every 4th mail of the inbox's first page (the synced corpus) in the inbox, through the keys a salesperson uses on it: Enter
+    (read) and Esc, L and I then ctrl+s (a lead, a ticket saved as prefilled), r then Esc (a reply opens).
+    No key may bring an error notification or an ERROR in the log."""
+    import shutil
+
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.forms import RecordForm
+    from crm_tui.screens.inbox import InboxScreen, MessageReader
+    from crm_tui.widgets.paged_table import PagedTable
+    from tests.ui.helpers import make_context, wait_for
+    from tests.ui.keywalk import SIZE, RecordingApp, Watch, back_to, capture_errors, quick_press, settle
+
+    capture_errors(caplog)
+    home = tmp_path / "home"
+    shutil.copytree(synced.home, home)  # the leads and tickets made here stay out of the shared database
+    context = make_context(home, demo=False)
+    app = RecordingApp(context, start_mode="inbox", sync_mail=False, run_automations=False)
+    problems: list[str] = []
+    saved = {"lead": 0, "ticket": 0}
+    async with app.run_test(size=SIZE) as pilot:
+        inbox = app.screen
+        assert isinstance(inbox, InboxScreen)
+        table = inbox.query_one(PagedTable)
+        await wait_for(lambda: table.row_count > 0, pilot)
+        await settle(pilot)
+        watch = Watch(app, caplog)
+        watch.errors_since()
+        positions = list(range(0, table.row_count, 4))  # the first page: 100 mails
+        for position in positions:
+            table.focus()
+            table.move_cursor(row=position)
+            await settle(pilot)
+            key = table.selected_key
+            steps: list[tuple[str, type]] = [("enter", MessageReader), ("L", RecordForm), ("I", RecordForm)]
+            for first, screen_type in [*steps, ("r", ComposeScreen)]:
+                await quick_press(pilot, first)
+                await settle(pilot)
+                if not isinstance(app.screen, screen_type):
+                    problems.append(f"message {key}: {first} opened {type(app.screen).__name__}")
+                elif screen_type is RecordForm:
+                    await quick_press(pilot, "ctrl+s")
+                    await settle(pilot)
+                    if isinstance(app.screen, RecordForm):
+                        shown = " ".join(str(w.render()) for w in app.screen.query(".field-error"))
+                        if not any(reason in shown for reason in MUST_FILL):
+                            problems.append(f"message {key}: {first} ctrl+s did not save: {shown[:200]}")
+                    else:
+                        saved["lead" if first == "L" else "ticket"] += 1
+                for error in watch.errors_since():
+                    problems.append(f"message {key} {first}: {error}")
+                if not await back_to(pilot, inbox, "inbox"):
+                    problems.append(f"message {key} {first}: Esc did not bring the inbox back")
+                    break
+    context.close()
+    print(
+        f"inbox keys on {len(positions)} real mails: {saved['lead']} leads, {saved['ticket']} tickets saved"
+    )
+    assert len(positions) >= 25
+    assert not problems, "\n".join(problems[:30])
+    assert saved["lead"] >= len(positions) * 0.9 and saved["ticket"] >= len(positions) * 0.9
