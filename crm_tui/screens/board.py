@@ -143,6 +143,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         # Thread workers that were superseded still deliver their result: only the newest request counts.
         self._board_request = 0
         self._pending_select: int | None = None  # a deal to select that no load has shown yet
+        self._searching = False  # "/" was pressed and the filter not left: reloads keep the focus there
         self._detail_request = 0
         # The column the user works in; focus follows it a moment later, so selection reads this, not focus.
         self._active_column = 0
@@ -302,7 +303,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                     break
         self._active_column = target
         # While the user types a filter, the board reloads under each letter: the field keeps the focus.
-        typing = isinstance(self.focused, Input) and self.focused.id == "search"
+        typing = self._searching and isinstance(self.focused, Input) and self.focused.id == "search"
         if not typing:
             lists[target].focus()
         if lists[target].option_count:
@@ -404,13 +405,16 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     @on(Input.Submitted, "#search")
     def _filter_done(self) -> None:
+        self._searching = False
         self.action_column(0)
 
     def action_focus_search(self) -> None:
         # At once, not after a refresh as widget.focus() does: keys typed right after "/" go to the field.
+        self._searching = True
         self.set_focus(self.query_one("#search", Input))
 
     def action_clear_search(self) -> None:
+        self._searching = False
         search = self.query_one("#search", Input)
         if search.value:
             search.value = ""

@@ -28,17 +28,24 @@ DRAFT_DELAY = 1.5  # seconds after the last key: the draft is saved
 
 
 class RecipientSuggester(Suggester):
-    """Completes the address being typed (after the last comma) from contacts and leads."""
+    """Completes the address being typed (after the last comma): first from ``first`` (the other people of
+    the record the mail is written from), then from contacts and leads."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, first: list[str] | None = None) -> None:
         super().__init__(use_cache=False, case_sensitive=False)
         self.crm = context
+        self.first = list(first or [])
 
     async def get_suggestion(self, value: str) -> str | None:
         from crm_tui.core.services.mail_accounts import recipient_suggestions
 
         head, comma, typed = value.rpartition(",")
         typed_clean = typed.lstrip()
+        if not typed_clean:
+            return None
+        for offered in self.first:  # one letter is enough among the record's own people
+            if offered.lower().startswith(typed_clean.lower()) and offered not in head:
+                return value[: len(value) - len(typed_clean)] + offered
         if len(typed_clean) < 2:
             return None
 
@@ -79,8 +86,10 @@ class ComposeScreen(CrmScreen):
         record: tuple[str, int] | None = None,
         original: tuple[str, bytes] | None = None,
         draft_id: int | None = None,
+        offered: list[str] | None = None,
     ) -> None:
         super().__init__()
+        self.offered = list(offered or [])  # completed first in To, Cc and Bcc (the record's other people)
         self.draft_id = draft_id  # the saved draft (saved as it is written)
         self._save_timer: Any = None
         self._loaded = False
@@ -112,7 +121,7 @@ class ComposeScreen(CrmScreen):
                     yield Input(
                         ", ".join(value),
                         id=f"c-{name}",
-                        suggester=RecipientSuggester(context),
+                        suggester=RecipientSuggester(context, self.offered),
                         placeholder="name or address",
                     )
             with Horizontal(classes="compose-row"):
@@ -550,6 +559,7 @@ def write_from_record(screen: Any, ref: Any) -> None:
     """Open a new mail to a record (a contact, lead, organization, deal, quote or ticket): the recipient is
     chosen among its addresses; once sent, the mail is an email activity on the record."""
     from crm_tui.core.services import mail_accounts, mail_actions, records
+    from crm_tui.core.types import RecordType
     from crm_tui.screens.dialogs import ChoiceDialog
 
     context = screen.app.context
@@ -565,24 +575,30 @@ def write_from_record(screen: Any, ref: Any) -> None:
         return
     identity = identities[0]
 
-    def open_with(address: str | None) -> None:
+    def open_with(address: str | None, others: list[str] | None = None) -> None:
         if not address:
             return
         draft = Draft(
             identity.name, identity.address, to=[address], body=with_signature("", identity.signature)
         )
+        title = f"Mail to {terminal_safe(label)}"
+        if others:
+            title += f" · {len(others)} more on it: type a letter in To"
         screen.app.push_screen(
             ComposeScreen(
                 draft,
                 identities=identities,
                 identity_key=identity.key,
-                title=f"Mail to {terminal_safe(label)}",
+                title=title,
                 record=(ref.type.value, ref.id),
+                offered=others,
             )
         )
 
-    if len(choices) == 1:
-        open_with(choices[0])
+    if len(choices) == 1 or ref.type in (RecordType.OPPORTUNITY, RecordType.QUOTE):
+        # A deal's (a quote's) mail goes to its primary contact, listed first; its other people complete
+        # first in To.
+        open_with(choices[0], choices[1:])
     else:
         screen.app.push_screen(ChoiceDialog("Send to", [(c, terminal_safe(c)) for c in choices]), open_with)
 

@@ -1,0 +1,167 @@
+"""What a salesperson tried and saw fail (issue 19), as they did it: keys on the demo, through Pilot."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from textual.widgets import Input
+
+from crm_tui.app import CrmApp
+from crm_tui.core import models as m
+from crm_tui.core.services.mail_accounts import DEMO_PRESET
+from crm_tui.screens.board import OpportunitiesScreen
+from crm_tui.screens.compose import ComposeScreen
+from crm_tui.screens.forms import RecordForm
+from crm_tui.screens.outbox import OutboxScreen
+from crm_tui.screens.records import RecordsScreen
+from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.widgets.record_detail import RecordDetail
+from tests.ui.helpers import wait_for
+from tests.ui.keywalk import quick_press, settle
+
+
+def notes(app: CrmApp) -> list[tuple[str, str]]:
+    return [(str(n.severity), n.message) for n in app._notifications]
+
+
+async def test_m_on_a_deal_writes_to_its_primary_contact_and_offers_the_others(
+    app: CrmApp, pilot: Any
+) -> None:
+    from crm_tui.core.services.contacts import contact_emails
+
+    with app.context.database().read() as session:
+        deal_id, contact_id = session.execute(
+            select(m.OpportunityContact.opportunity_id, m.OpportunityContact.contact_id)
+            .where(m.OpportunityContact.is_primary.is_(True))  # type: ignore[attr-defined]
+            .order_by(m.OpportunityContact.opportunity_id)
+        ).first()
+        contact = contact_emails(session, contact_id)[0]
+    await pilot.press("3")
+    board = app.screen
+    assert isinstance(board, OpportunitiesScreen)
+    await wait_for(lambda: bool(board.columns), pilot)
+    board.reload(select=deal_id)
+    await wait_for(lambda: board.selected_deal() == deal_id, pilot)
+    await pilot.press("m")
+    await settle(pilot)
+    assert isinstance(app.screen, ComposeScreen), (app.screen, notes(app), app.focused)
+    compose = app.screen
+    assert contact and contact in compose.query_one("#c-to", Input).value, "addressed to the primary contact"
+    assert app.is_running
+    assert not [n for n in notes(app) if n[0] == "error"]
+
+
+async def test_the_quotes_list_loads_and_shows_the_quote(app: CrmApp, pilot: Any) -> None:
+    records = app.screen
+    assert isinstance(records, RecordsScreen)
+    table = records.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    for _ in range(4):  # contacts, organizations, leads, tickets, quotes
+        await pilot.press("right_square_bracket")
+    await wait_for(lambda: records.kind.title == "Quotes" and table.row_count > 0, pilot)
+    assert table.loaded_rows[0].cells[0].startswith("Q-2026-")
+    detail = records.query_one(RecordDetail)
+    await wait_for(lambda: "quote:" in str(detail.render()), pilot)
+    assert not [n for n in notes(app) if n[0] == "error"]
+
+
+async def test_typing_a_board_filter_stays_in_the_filter(app: CrmApp, pilot: Any) -> None:
+    await pilot.press("3")
+    board = app.screen
+    await wait_for(lambda: bool(getattr(board, "columns", None)), pilot)
+    await quick_press(pilot, "slash")
+    for letter in "Hallendach":  # at a typist's speed: the board reloads under every letter
+        await quick_press(pilot, letter)
+    await settle(pilot)
+    assert board.query_one("#search", Input).value == "Hallendach"
+    assert app.screen is board, "no letter ran as a command (a opened New activity)"
+
+
+async def test_the_demo_account_never_connects_and_says_so(app: CrmApp, pilot: Any) -> None:
+    with app.context.database().read() as session:
+        account = session.scalars(select(m.MailAccount)).one()
+    assert account.preset == DEMO_PRESET
+    await pilot.press("ctrl+r")
+    await wait_for(lambda: ("information", "demo: not connected") in notes(app), pilot)
+    # A mail written in the demo waits in the outbox for good.
+    await pilot.press("1")
+    await settle(pilot)
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    compose.query_one("#c-to", Input).value = "kunde@example.com"
+    compose.query_one("#c-subject", Input).value = "Angebot"
+    await pilot.press("ctrl+s")
+    await settle(pilot)
+    await pilot.press("y")
+    await wait_for(lambda: not isinstance(app.screen, ComposeScreen), pilot)
+    await pilot.press("o")
+    await wait_for(
+        lambda: isinstance(app.screen, OutboxScreen) and bool(getattr(app.screen, "rows", [])), pilot
+    )
+    assert app.screen.rows[0].shown_state == "never delivered (demo)"
+    assert not [n for n in notes(app) if n[0] == "error"]
+
+
+async def test_an_error_in_a_key_is_one_notification_and_a_log_entry(
+    app: CrmApp, pilot: Any, caplog: Any, monkeypatch: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="crm_tui")
+
+    def broken(self: Any) -> None:
+        raise RuntimeError("a bug in a key's action, holding Ana Müller's notes")
+
+    monkeypatch.setattr(RecordsScreen, "action_new", broken)
+    await wait_for(lambda: app.screen.query_one(PagedTable).row_count > 0, pilot)
+    await pilot.press("n")
+    await pilot.press("n")  # the same error again at once is not shown twice
+    await settle(pilot)
+    errors = [text for severity, text in notes(app) if severity == "error"]
+    assert len(errors) == 1 and "RuntimeError" in errors[0] and "crm-tui.log" in errors[0]
+    logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert logged and logged[0].exc_info is not None, "the traceback goes to the log"
+    assert app.is_running, "the app goes on"
+    await pilot.press("j")  # and still answers keys
+    await settle(pilot)
+    assert isinstance(app.screen, RecordsScreen)
+
+
+async def test_an_error_the_app_cannot_survive_ends_it_with_one_line_and_status_1(
+    app: CrmApp, pilot: Any, tmp_path: Path
+) -> None:
+    await settle(pilot)
+    app._handle_exception(RuntimeError("the screen could not be built"))
+    await pilot.pause()
+    assert app.return_code == 1
+    shown = [str(getattr(r, "plain", r)) for r in app._exit_renderables]
+    assert len(shown) == 1 and shown[0].startswith("crm-tui stopped after an internal error: RuntimeError")
+    assert "Traceback" not in shown[0]
+    app._exception = None  # the test itself goes on (Pilot would raise it again)
+    assert "the screen could not be built" in app.context.paths.log_file.read_text(encoding="utf-8")
+
+
+async def test_a_new_form_opens_prefilled_values_that_pass_its_own_checks(app: CrmApp, pilot: Any) -> None:
+    """Every record kind's "new" form saves (or names what to fill) without a bad-value message."""
+    records = app.screen
+    table = records.query_one(PagedTable)
+    for _ in range(5):
+        await wait_for(lambda: table.row_count > 0, pilot)
+        await quick_press(pilot, "n")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, RecordForm)
+        await quick_press(pilot, "ctrl+s")
+        await settle(pilot)
+        if isinstance(app.screen, RecordForm):
+            shown = " ".join(str(w.render()) for w in app.screen.query(".field-error"))
+            assert "control characters" not in shown and "invalid" not in shown.lower(), shown
+        await quick_press(pilot, "escape")
+        await settle(pilot)
+        if app.screen is not records:
+            await quick_press(pilot, "y")
+            await settle(pilot)
+        await quick_press(pilot, "right_square_bracket")
+        await settle(pilot)
