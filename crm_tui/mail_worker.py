@@ -254,7 +254,7 @@ class MailSyncScheduler:
             state.text = f"offline, retrying in {minutes} min"
         elif message.kind == "demo":
             state.next_at = now + refresh_minutes * 60
-            state.text = "not connected (demo)"
+            state.text = "not connected"
         elif message.kind == "busy":
             state.next_at = now + 60
             state.text = "another sync is running"
