@@ -238,7 +238,11 @@ class CrmApp(ReportsErrors, App[None]):
         with self.context.database().read() as session:
             names = [a.name for a in mail_accounts.list_accounts(session)]
         if not names:
-            self.notify("No mail account yet: add one with 'crm-tui account add NAME --preset ...'.")
+            self.notify(
+                "No mail account yet: add one in Settings > Mail accounts (5, then n), "
+                "or with 'crm-tui account add NAME --preset ...'.",
+                severity="warning",
+            )
             return
         for name in names:
             self.mail_sync.start(name, asked=True)
@@ -346,6 +350,15 @@ class CrmApp(ReportsErrors, App[None]):
 
     def action_go(self, mode: str) -> None:
         self.switch_mode(mode)
+
+    def switch_mode(self, mode: str) -> Any:
+        """A mode shown again shows the data again: what was done in another mode (a pipeline made in
+        Settings, a deal saved from a mail) is there. (Another process's changes come by check_for_changes.)"""
+        came_back = mode != self.current_mode and mode in self._screen_stacks
+        shown = super().switch_mode(mode)
+        if came_back:
+            self.call_after_refresh(self._show_changes)
+        return shown
 
     def update_status(self, activity: str | None = None) -> None:
         """Redraw the status bar; ``activity`` (what the screen shows) is kept until the screen says otherwise."""
@@ -501,9 +514,9 @@ class CrmApp(ReportsErrors, App[None]):
             from crm_tui.logs import log_error
 
             log_error(error, what)
-            where = self.context.paths.log_file
-            message = f"{type(error).__name__}: {error} (details in {where})"
-        message = terminal_safe(message, max_length=300)
+            what_failed = terminal_safe(f"{type(error).__name__}: {error}", max_length=200)
+            message = f"{what_failed} (details in {terminal_safe(str(self.context.paths.log_file))})"
+        message = terminal_safe(message, max_length=600)
         now = time.monotonic()
         if self._reported is not None and self._reported[0] == message and now - self._reported[1] < 1.0:
             return

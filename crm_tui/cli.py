@@ -375,17 +375,18 @@ def _build_context(args: argparse.Namespace) -> Any:
 
 
 def _report_internal_error(exc: BaseException, context: Any) -> str:
-    """Write the traceback to the log file; return where it went (or why it could not be written)."""
-    import traceback
-
+    """Write the traceback to the log file (private); return where it went (or why it could not be written)."""
     try:
+        from crm_tui.logs import LOGGER, log_error, open_log
         from crm_tui.paths import resolve_paths
 
         paths = context.paths if context is not None else resolve_paths()
-        paths.state_dir.mkdir(parents=True, exist_ok=True)
-        with paths.log_file.open("a", encoding="utf-8") as log:
-            log.write(f"--- {datetime.now().isoformat()} crm-tui {__version__}\n")
-            log.write("".join(traceback.format_exception(exc)))
+        open_log(paths)
+        log_error(exc, f"crm-tui {__version__}: internal error")
+        for handler in LOGGER.handlers:
+            handler.flush()
+        if not paths.log_file.exists():
+            return "the log file could not be written"
         return f"details in {paths.log_file}"
     except OSError:
         return "the log file could not be written"

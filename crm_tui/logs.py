@@ -22,7 +22,10 @@ class _PrivateFileHandler(logging.FileHandler):
     def _open(self):  # type: ignore[no-untyped-def]
         path = Path(self.baseFilename)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.close(fd)
+        try:
+            os.fchmod(fd, 0o600)  # a file an older crm-tui made with the umask is made private too
+        finally:
+            os.close(fd)
         return super()._open()
 
 
@@ -38,6 +41,7 @@ def open_log(paths: Paths) -> None:
             handler.close()
     try:
         paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        paths.state_dir.chmod(0o700)
     except OSError:
         return  # no log file then: errors still become notifications
     handler = _PrivateFileHandler(paths.log_file, encoding="utf-8", delay=True)

@@ -154,15 +154,9 @@ class MailSyncScheduler:
         )
 
     def _log(self, exc: BaseException) -> None:
-        import traceback
+        from crm_tui.logs import log_error
 
-        try:
-            paths = self.app.context.paths
-            paths.state_dir.mkdir(parents=True, exist_ok=True)
-            with paths.log_file.open("a", encoding="utf-8") as log:
-                log.write("--- mail sync\n" + "".join(traceback.format_exception(exc)))
-        except OSError:
-            pass
+        log_error(exc, "mail sync")
 
     # --- IMAP IDLE: new mail at once instead of at the next interval ---
 

@@ -166,3 +166,22 @@ def demo_home(demo_template: Path, tmp_path: Path) -> Path:
     home = tmp_path / "demo-home"
     shutil.copytree(demo_template, home)
     return home
+
+
+@pytest.fixture
+def make_app() -> Iterator[Any]:
+    """``make_app(home, demo=True, **options)``: the app built as the CLI builds it (pinned clock), recording
+    every notification it shows (tests.ui.keywalk.RecordingApp); its context is closed after the test."""
+    from tests.ui.helpers import make_context
+    from tests.ui.keywalk import RecordingApp
+
+    made: list[Any] = []
+
+    def build(home: Path, *, demo: bool = True, **options: Any) -> Any:
+        context = make_context(home, demo=demo)
+        made.append(context)
+        return RecordingApp(context, **options)
+
+    yield build
+    for context in made:
+        context.close()

@@ -421,10 +421,15 @@ class AccountSync:
                 if _environmental(exc):
                     raise
                 row.values = mailbox.storable_header_values(row.values, f"header: {_describe(exc)}")
-            with self.db.write() as session:
-                self.report.new += mailbox.store_headers(
-                    session, ref, uidvalidity, [row], now=self.clock.now()
-                )
+            try:
+                with self.db.write() as session:
+                    self.report.new += mailbox.store_headers(
+                        session, ref, uidvalidity, [row], now=self.clock.now()
+                    )
+            except Exception as exc:
+                if _environmental(exc):
+                    raise
+                self.report.problems.append(f"a header could not be stored: {_describe(exc)}")
 
     def _record_state(self, folder_id: int, state: FolderState) -> None:
         """The folder is in step with the server at ``state``: the next pass compares against it."""
@@ -602,11 +607,18 @@ class AccountSync:
             if _environmental(exc):
                 raise
             error = exc
-        with self.db.write() as session:
-            kept = mailbox.store_unusable(
-                session, item.location_id, data, problem=f"storing: {_describe(error)}"
-            )
-            self._renew(session)
+        try:
+            with self.db.write() as session:
+                kept = mailbox.store_unusable(
+                    session, item.location_id, data, problem=f"storing: {_describe(error)}"
+                )
+                self._renew(session)
+        except Exception as exc:
+            if _environmental(exc):
+                raise
+            # Not even kept as it came: it waits on the server, is tried again next time, and the rest goes on.
+            self.report.problems.append(f"a message could not be stored: {_describe(exc)}")
+            return
         if kept:
             self.report.bodies += 1
             self.report.kept_with_problems += 1

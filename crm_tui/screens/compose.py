@@ -32,19 +32,31 @@ class RecipientSuggester(Suggester):
     the record the mail is written from), then from contacts and leads."""
 
     def __init__(self, context: Any, first: list[str] | None = None) -> None:
-        super().__init__(use_cache=False, case_sensitive=False)
+        # Case-sensitive for Textual (which would hand over the text lower-cased and the completion would
+        # lower-case the recipients already typed); the matching below ignores case itself.
+        super().__init__(use_cache=False, case_sensitive=True)
         self.crm = context
         self.first = list(first or [])
 
     async def get_suggestion(self, value: str) -> str | None:
+        try:
+            return await self._suggestion(value)
+        except Exception as error:  # noqa: BLE001 - Textual runs this in its own worker: an error would end the app
+            from crm_tui.logs import log_error
+
+            log_error(error, "recipient completion")
+            return None
+
+    async def _suggestion(self, value: str) -> str | None:
         from crm_tui.core.services.mail_accounts import recipient_suggestions
 
         head, comma, typed = value.rpartition(",")
         typed_clean = typed.lstrip()
         if not typed_clean:
             return None
+        typed_folded = typed_clean.casefold()
         for offered in self.first:  # one letter is enough among the record's own people
-            if offered.lower().startswith(typed_clean.lower()) and offered not in head:
+            if offered.casefold().startswith(typed_folded) and offered.casefold() not in head.casefold():
                 return value[: len(value) - len(typed_clean)] + offered
         if len(typed_clean) < 2:
             return None
@@ -54,7 +66,7 @@ class RecipientSuggester(Suggester):
                 return recipient_suggestions(session, typed_clean)
 
         for suggestion in await asyncio.to_thread(lookup):  # the database off the UI's event loop
-            if suggestion.lower().startswith(typed_clean.lower()):
+            if suggestion.casefold().startswith(typed_folded):
                 return value[: len(value) - len(typed_clean)] + suggestion
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from textual import events
@@ -15,8 +16,10 @@ class ReportsErrors:
     Textual ends the app, painting a traceback with local variables (record contents), when a handler raises:
     a key's action, an event or message handler, a callback, a timer. Here such an error goes to the app's
     ``report_error`` (one error notification and an ERROR entry in the log file) and the pump goes on with the
-    next message. Only building a widget (Compose) stays fatal: a half-built screen cannot be used; the app's
-    ``_handle_exception`` then ends it with a one-line message and exit status 1.
+    next message; so do the callbacks given to ``call_after_refresh`` and ``call_next``, which Textual runs
+    outside the dispatch. Building a widget (Compose) stays fatal: a half-built screen cannot be used. What
+    runs elsewhere (Textual's own widgets and workers) reaches the app's ``_handle_exception``, which ends the
+    app with a one-line message and exit status 1.
     """
 
     async def _dispatch_message(self, message: Any) -> None:
@@ -25,6 +28,13 @@ class ReportsErrors:
         except Exception as error:
             if isinstance(message, events.Compose) or not _report(self, error, message):
                 raise
+
+    def call_after_refresh(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+        # Textual runs these outside the message dispatch: guarded here like a handler.
+        return super().call_after_refresh(_guarded(self, partial(callback, *args, **kwargs)))  # type: ignore[misc]
+
+    def call_next(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().call_next(_guarded(self, partial(callback, *args, **kwargs)))  # type: ignore[misc]
 
     def set_timer(self, delay: float, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
         return super().set_timer(delay, _guarded(self, callback), **kwargs)  # type: ignore[misc]
@@ -41,7 +51,7 @@ def _report(pump: Any, error: Exception, during: Any) -> bool:
     report = getattr(app, "report_error", None)
     if report is None:
         return False
-    what = getattr(during, "__qualname__", None) or type(during).__name__
+    what = getattr(getattr(during, "func", during), "__qualname__", None) or type(during).__name__
     report(error, f"{type(pump).__name__} handling {what}")
     return True
 

@@ -269,9 +269,9 @@ def test_every_mail_files_on_a_record_and_the_undo_takes_it_back(synced: Synced)
 
 
 async def test_a_sample_of_real_mail_through_the_inbox_keys(
-    synced: Synced, tmp_path: Path, caplog: Any
+    synced: Synced, tmp_path: Path, caplog: Any, make_app: Any
 ) -> None:
-    """Every 4th mail of the inbox's first page (the synced corpus) in the inbox, through the keys a salesperson uses on it: Enter
+    """Every 4th mail of the inbox's first page (the synced corpus), through the keys a salesperson uses on it: Enter
     (read) and Esc, L and I then ctrl+s (a lead, a ticket saved as prefilled), r then Esc (a reply opens).
     No key may bring an error notification or an ERROR in the log."""
     import shutil
@@ -280,14 +280,13 @@ async def test_a_sample_of_real_mail_through_the_inbox_keys(
     from crm_tui.screens.forms import RecordForm
     from crm_tui.screens.inbox import InboxScreen, MessageReader
     from crm_tui.widgets.paged_table import PagedTable
-    from tests.ui.helpers import make_context, wait_for
-    from tests.ui.keywalk import SIZE, RecordingApp, Watch, back_to, capture_errors, quick_press, settle
+    from tests.ui.helpers import wait_for
+    from tests.ui.keywalk import SIZE, Watch, back_to, capture_errors, quick_press, settle
 
     capture_errors(caplog)
     home = tmp_path / "home"
     shutil.copytree(synced.home, home)  # the leads and tickets made here stay out of the shared database
-    context = make_context(home, demo=False)
-    app = RecordingApp(context, start_mode="inbox", sync_mail=False, run_automations=False)
+    app = make_app(home, demo=False, start_mode="inbox", sync_mail=False, run_automations=False)
     problems: list[str] = []
     saved = {"lead": 0, "ticket": 0}
     async with app.run_test(size=SIZE) as pilot:
@@ -324,7 +323,6 @@ async def test_a_sample_of_real_mail_through_the_inbox_keys(
                 if not await back_to(pilot, inbox, "inbox"):
                     problems.append(f"message {key} {first}: Esc did not bring the inbox back")
                     break
-    context.close()
     print(
         f"inbox keys on {len(positions)} real mails: {saved['lead']} leads, {saved['ticket']} tickets saved"
     )

@@ -1,29 +1,23 @@
-"""Shared Pilot fixtures: ``app`` is the app on a copy of the demo (pinned clock, as the CLI builds it, no
-background sync or automation timers unless a test asks), ``pilot`` drives it in a 160x48 terminal."""
+"""Shared Pilot fixtures: ``app`` is the app (``make_app`` of tests/conftest.py) on a copy of the demo,
+``pilot`` drives it in a 160x48 terminal."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from crm_tui.app import CrmApp
-from tests.ui.helpers import make_context
-
-SIZE = (160, 48)
+from tests.ui.keywalk import SIZE, RecordingApp
 
 
 @pytest.fixture
-def app(demo_home: Path) -> Any:
-    context = make_context(demo_home, demo=True)
-    crm = CrmApp(context)
-    yield crm
-    context.close()
+def app(make_app: Callable[..., RecordingApp], demo_home: Path) -> RecordingApp:
+    return make_app(demo_home)
 
 
 @pytest.fixture
-async def pilot(app: CrmApp) -> AsyncIterator[Any]:
+async def pilot(app: RecordingApp) -> AsyncIterator[Any]:
     async with app.run_test(size=SIZE) as driver:
         yield driver

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +23,7 @@ class RecordingApp(CrmApp):
     """The app, keeping every notification it shows (severity and text) for the test to read."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("manage_gc", False)
         super().__init__(*args, **kwargs)
         self.shown: list[tuple[str, str]] = []
 
@@ -72,11 +72,15 @@ def capture_errors(caplog: Any) -> None:
     caplog.set_level(logging.WARNING, logger="crm_tui")
 
 
+# Workers that run as long as their job, not a key's moment: an IMAP IDLE watch, a mass mailing at its rate.
+LONG_RUNNING = ("mail-idle-", "mass-mail")
+
+
 def running_workers(app: CrmApp) -> list[Any]:
-    return [w for w in app.workers if w.is_running and not w.group.startswith("mail-idle-")]
+    return [w for w in app.workers if w.is_running and not w.group.startswith(LONG_RUNNING)]
 
 
-async def settle(pilot: Any, timeout: float = 5.0) -> None:
+async def settle(pilot: Any, timeout: float = 5.0) -> bool:
     """Until what a key started is over: the screen has handled its messages, no worker runs (a page load,
     a save) and the screen stack stayed the same over two looks (a worker's result may push a dialog)."""
     app = pilot.app
@@ -86,15 +90,18 @@ async def settle(pilot: Any, timeout: float = 5.0) -> None:
     quiet = 0
     while loop.time() < deadline:
         await pilot._wait_for_screen()
-        state = (len(app.screen_stack), id(app.screen), bool(running_workers(app)))
+        # Busy: a worker runs, or callbacks wait for the next refresh (a key typed ahead, handed on then).
+        busy = bool(running_workers(app)) or bool(app.screen._callbacks) or bool(app._next_callbacks)
+        state = (len(app.screen_stack), id(app.screen), busy)
         if not state[2] and state == last:
             quiet += 1
             if quiet >= 2:
-                return
+                return True
         else:
             quiet = 0
         last = state
         await asyncio.sleep(0.005)
+    return False  # still working after ``timeout``: the caller says whether that is a defect
 
 
 def answer_for(screen: Any) -> str:
@@ -103,6 +110,22 @@ def answer_for(screen: Any) -> str:
         title = f"{screen._title} {screen._confirm}".lower()
         return "y" if "discard" in title else "n"
     return "escape"
+
+
+async def answer(pilot: Any, screen: Any) -> None:
+    """Answer the question on top so that nothing changes: ``answer_for``'s key, or for a choice that offers
+    to discard (leaving a mail written: keep it as a draft, or discard it) that choice, by the keyboard."""
+    from crm_tui.screens.dialogs import ChoiceDialog
+
+    if isinstance(screen, ChoiceDialog):
+        values = [value for value, _label in screen._choices]
+        if "discard" in values:
+            await quick_press(pilot, "home")
+            for _ in range(values.index("discard")):
+                await quick_press(pilot, "down")
+            await quick_press(pilot, "enter")
+            return
+    await quick_press(pilot, answer_for(screen))
 
 
 async def back_to(pilot: Any, screen: Any, mode: str, attempts: int = 5) -> bool:
@@ -120,16 +143,23 @@ async def back_to(pilot: Any, screen: Any, mode: str, attempts: int = 5) -> bool
             return True
         if _ == attempts:
             break
-        await quick_press(pilot, answer_for(app.screen))
+        await answer(pilot, app.screen)
     return app.screen is screen
 
 
 def keys_of(screen: Any) -> list[str]:
-    """Every key the screen itself declares (its BINDINGS and its classes'), each once, in order."""
+    """Every key the screen itself declares (its BINDINGS and its classes'), each once, in order; for a
+    dialog or picker whose list has the focus, that list's keys too (Enter chooses, as a user does)."""
+    from textual.widgets import OptionList
+
     keys: list[str] = []
-    for key in screen._bindings.key_to_bindings:
-        if key not in SKIPPED_KEYS and key not in keys:
-            keys.append(key)
+    maps = [screen._bindings]
+    if isinstance(screen.focused, OptionList):
+        maps.append(screen.focused._bindings)
+    for bindings in maps:
+        for key in bindings.key_to_bindings:
+            if key not in SKIPPED_KEYS and key not in keys:
+                keys.append(key)
     return keys
 
 
@@ -137,17 +167,6 @@ def key_label(screen: Any, key: str) -> str:
     bindings = screen._bindings.key_to_bindings.get(key) or []
     ids = ",".join(b.id or b.action for b in bindings)
     return f"{key} ({ids})" if ids else key
-
-
-def private_files(home: Path) -> list[str]:
-    """Files and folders under ``home`` that others may read."""
-    loose = []
-    for root, dirs, files in os.walk(home):
-        for name in dirs + files:
-            path = Path(root) / name
-            if path.stat().st_mode & 0o077:
-                loose.append(str(path.relative_to(home)))
-    return loose
 
 
 async def quick_press(pilot: Any, key: str) -> None:

@@ -16,9 +16,7 @@ from textual.screen import Screen
 
 import crm_tui.screens
 from crm_tui.app import CrmApp
-from tests.ui.helpers import make_context
 from tests.ui.keywalk import (
-    SIZE,
     SKIPPED_KEYS,
     RecordingApp,
     Watch,
@@ -62,7 +60,7 @@ def declared_keys() -> list[str]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_a_random_walk_over_every_mode(
-    seed: int, demo_home: Path, caplog: Any, monkeypatch: Any, tmp_path: Path
+    seed: int, app: RecordingApp, pilot: Any, caplog: Any, monkeypatch: Any, tmp_path: Path
 ) -> None:
     use_recording_programs(monkeypatch, tmp_path / "programs")
     capture_errors(caplog)
@@ -71,27 +69,23 @@ async def test_a_random_walk_over_every_mode(
     weighted = pool * 3 + TYPED + MOVES * 2
     rng = random.Random(seed)
     walk = [rng.choice(weighted) for _ in range(KEYS_PER_SEED)]
-    context = make_context(demo_home, demo=True)
-    app = RecordingApp(context)
     problems: list[str] = []
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        watch = Watch(app, caplog)
-        watch.errors_since()
-        for step, key in enumerate(walk):
-            await quick_press(pilot, key)
-            if step % 25 == 24:
-                await settle(pilot)
-            if app._exit or not app.is_running:
-                problems.append(f"key {step} ({key}): the app ended")
-                break
-            for error in watch.errors_since():
-                problems.append(f"key {step} ({key}) on {type(app.screen).__name__}: {error}")
-            if problems:
-                break
-        await settle(pilot)
-        problems.extend(f"after the walk: {error}" for error in watch.errors_since())
-    context.close()
+    await settle(pilot)
+    watch = Watch(app, caplog)
+    problems.extend(f"starting the demo: {error}" for error in watch.errors_since())
+    for step, key in enumerate(walk):
+        await quick_press(pilot, key)
+        if step % 25 == 24:
+            await settle(pilot)
+        if app._exit or not app.is_running:
+            problems.append(f"key {step} ({key}): the app ended")
+            break
+        for error in watch.errors_since():
+            problems.append(f"key {step} ({key}) on {type(app.screen).__name__}: {error}")
+        if problems:
+            break
+    await settle(pilot)
+    problems.extend(f"after the walk: {error}" for error in watch.errors_since())
     print(f"\nrandom walk, seed {seed}: {len(walk)} keys from a pool of {len(pool)} declared keys")
     if problems:
         done = walk[: int(problems[0].split()[1]) + 1] if problems[0].startswith("key ") else walk

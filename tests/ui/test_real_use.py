@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,24 @@ async def test_m_on_a_deal_writes_to_its_primary_contact_and_offers_the_others(
     assert isinstance(app.screen, ComposeScreen), (app.screen, notes(app), app.focused)
     compose = app.screen
     assert contact and contact in compose.query_one("#c-to", Input).value, "addressed to the primary contact"
+    with app.context.database().read() as session:
+        others = [
+            address
+            for (other,) in session.execute(
+                select(m.OpportunityContact.contact_id).where(
+                    m.OpportunityContact.opportunity_id == deal_id,
+                    m.OpportunityContact.contact_id != contact_id,
+                )
+            )
+            for address in contact_emails(session, other)
+        ]
+    assert all(any(address in offered for offered in compose.offered) for address in others)
+    if compose.offered:  # one letter of another contact's name completes in To
+        to = compose.query_one("#c-to", Input)
+        to.focus()
+        to.value = to.value + ", "
+        await pilot.press(compose.offered[0][0].lower())
+        await wait_for(lambda: to._suggestion.endswith(compose.offered[0]), pilot)
     assert app.is_running
     assert not [n for n in notes(app) if n[0] == "error"]
 
@@ -140,7 +159,9 @@ async def test_an_error_the_app_cannot_survive_ends_it_with_one_line_and_status_
     assert len(shown) == 1 and shown[0].startswith("crm-tui stopped after an internal error: RuntimeError")
     assert "Traceback" not in shown[0]
     app._exception = None  # the test itself goes on (Pilot would raise it again)
-    assert "the screen could not be built" in app.context.paths.log_file.read_text(encoding="utf-8")
+    log = app.context.paths.log_file
+    assert "the screen could not be built" in log.read_text(encoding="utf-8")
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600 and stat.S_IMODE(log.parent.stat().st_mode) == 0o700
 
 
 async def test_a_new_form_opens_prefilled_values_that_pass_its_own_checks(app: CrmApp, pilot: Any) -> None:
@@ -165,3 +186,24 @@ async def test_a_new_form_opens_prefilled_values_that_pass_its_own_checks(app: C
             await settle(pilot)
         await quick_press(pilot, "right_square_bracket")
         await settle(pilot)
+
+
+async def test_a_mode_shown_again_shows_what_another_mode_changed(app: CrmApp, pilot: Any) -> None:
+    """A pipeline made in Settings is on the board when the user goes back to it (it said "no pipeline")."""
+    from crm_tui.core.services import pipelines
+
+    await pilot.press("3")
+    board = app.screen
+    assert isinstance(board, OpportunitiesScreen)
+    await wait_for(lambda: bool(board.pipelines), pilot)
+    await pilot.press("5")
+    await settle(pilot)
+    with app.context.database().write() as session:
+        made = pipelines.create_pipeline(
+            session, "Vertrieb Nord", [pipelines.StageInput(name="Erstkontakt", kind="open", probability=10)]
+        )
+        made_id = made.id
+    app.check_for_changes()  # the app noticed the write while Settings was in front (as it does every 2 s)
+    await settle(pilot)
+    await pilot.press("3")
+    await wait_for(lambda: made_id in [pid for pid, _name in board.pipelines], pilot)
