@@ -6,6 +6,7 @@ one folder. Nothing here touches the disk until a function that says so is calle
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +38,12 @@ class Paths:
         return self.state_dir / "crm-tui.log"
 
     def ensure(self) -> Paths:
-        """Create the folders (called when a command actually needs them)."""
+        """Create the folders (called when a command actually needs them), readable by their owner only: they
+        hold the customers' data, mail and the log."""
         for folder in (self.config_dir, self.data_dir, self.state_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with contextlib.suppress(OSError):  # not ours to change (a folder named with --home): as it is
+                folder.chmod(0o700)
         return self
 
 

@@ -428,7 +428,7 @@ def parse_safely(raw: bytes) -> MessageData:
         data = parse_message(raw)
     except Exception as exc:  # noqa: BLE001 - never stop a sync on one message
         return MessageData(raw=raw, problems=[f"message: {type(exc).__name__}: {str(exc)[:200]}"])
-    if not raw.strip():
+    if not raw or raw.isspace():  # not raw.strip(): that copies every message's bytes
         data.problems.insert(0, f"message: empty ({len(raw)} bytes)")
     return data
 

@@ -325,3 +325,12 @@ def test_the_database_password_from_the_environment_opens_postgresql(
         with engine.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         engine.dispose()
+
+
+def test_the_folders_it_makes_are_private(tmp_path: Path) -> None:
+    import stat
+
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "contacts", "list"]) == 0
+    for folder in ("config", "data", "state"):
+        assert stat.S_IMODE((home / folder).stat().st_mode) == 0o700, folder
