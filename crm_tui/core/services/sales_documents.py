@@ -274,7 +274,7 @@ def deal_titles(session: Session, deal_ids: Iterable[int | None]) -> dict[int, s
         return {}
     rows = session.execute(
         select(m.Opportunity.id, m.Opportunity.title).where(m.Opportunity.id.in_(wanted))  # type: ignore[union-attr]
-    ).tuples()
+    ).all()
     return {deal_id: title for deal_id, title in rows}
 
 
