@@ -119,9 +119,10 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
         database.dispose()
 
 
-def corpus_dir() -> Path:
-    """The shared real-world mail corpus; tests that need it skip loudly where it is absent."""
-    folder = SHARED / "corpus" / "mail"
+def corpus_dir(name: str = "mail") -> Path:
+    """A shared real-world mail corpus (``mail``, or ``mail2``: bounces, hostile and odd mail); tests that need
+    it skip loudly where it is absent, and fail in CI."""
+    folder = SHARED / "corpus" / name
     if not folder.is_dir():
         if os.environ.get("CI"):
             pytest.fail(f"the shared mail corpus is missing in CI: {folder}")
@@ -130,13 +131,7 @@ def corpus_dir() -> Path:
 
 
 def corpus2_dir() -> Path:
-    """The second shared real-world mail corpus (bounces, hostile and odd mail); skips loudly where absent."""
-    folder = SHARED / "corpus" / "mail2"
-    if not folder.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"the second shared mail corpus is missing in CI: {folder}")
-        pytest.skip(f"SKIPPED LOUDLY: the second shared mail corpus is not at {folder} (set CRM_TUI_SHARED)")
-    return folder
+    return corpus_dir("mail2")
 
 
 @pytest.fixture(scope="session")
