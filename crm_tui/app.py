@@ -82,6 +82,9 @@ class CrmApp(ReportsErrors, App[None]):
         run_automations: bool = True,
         **kwargs: Any,
     ):
+        from crm_tui.widgets.typing_order import keep_typing_in_order
+
+        keep_typing_in_order()
         super().__init__(css_path=str(assets_dir() / "styles" / "app.tcss"), **kwargs)
         self.context = context
         self.start_mode = start_mode

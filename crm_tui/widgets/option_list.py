@@ -19,10 +19,25 @@ def _move_page_when_laid_out(option_list: Any, direction: int, move_page: Any) -
 
 
 class Options(OptionList):
-    """An OptionList whose page up/down work right after its options were replaced."""
+    """An OptionList whose page up/down work right after its options were replaced, and whose up/down stop
+    at the ends instead of wrapping round (k on a day's first activity then x marked its last one done)."""
 
     def _move_page(self, direction: int) -> None:
         _move_page_when_laid_out(self, direction, OptionList._move_page)
+
+    def _enabled_beyond(self, direction: int) -> bool:
+        if self.highlighted is None:
+            return True
+        indexes = range(self.highlighted + 1, self.option_count) if direction > 0 else range(self.highlighted)
+        return any(not self.get_option_at_index(index).disabled for index in indexes)
+
+    def action_cursor_down(self) -> None:
+        if self._enabled_beyond(1):
+            super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self._enabled_beyond(-1):
+            super().action_cursor_up()
 
 
 # A form's Select builds its own drop-down (SelectOverlay, an OptionList): it gets the same paging.

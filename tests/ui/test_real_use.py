@@ -207,3 +207,53 @@ async def test_a_mode_shown_again_shows_what_another_mode_changed(app: CrmApp, p
     await settle(pilot)
     await pilot.press("3")
     await wait_for(lambda: made_id in [pid for pid, _name in board.pipelines], pilot)
+
+
+async def burst(app: CrmApp, keys: list[str]) -> None:
+    """Keys as a terminal delivers a fast typist's burst: all queued before the app handles the first."""
+    from textual import events
+
+    for key in keys:
+        event = events.Key(key, key if len(key) == 1 else None)
+        event.set_sender(app)
+        app._driver.send_message(event)
+
+
+async def test_a_quick_correction_in_a_search_field_keeps_every_key_in_order(app: CrmApp, pilot: Any) -> None:
+    for mode in ("1", "2"):  # the inbox's search and the contacts' search
+        await pilot.press(mode)
+        await settle(pilot)
+        await quick_press(pilot, "slash")
+        search = app.screen.query_one("#search", Input)
+        for _round in range(3):
+            await burst(app, [*"fotos", *["backspace"] * 5, *"speicher"])
+            await settle(pilot)
+            assert search.value == "speicher", "backspaces ran after the letters typed behind them"
+            await burst(app, [*["backspace"] * 8, "left", "right", *"fotos"])
+            await settle(pilot)
+            assert search.value == "fotos"
+            await burst(app, ["backspace"] * 5)
+            await settle(pilot)
+        await quick_press(pilot, "escape")
+        await settle(pilot)
+
+
+async def test_up_on_the_first_activity_of_a_day_stays_there(app: CrmApp, pilot: Any) -> None:
+    from textual.widgets import OptionList
+
+    await pilot.press("4")
+    await settle(pilot)
+    await pilot.press("d")  # the day view: one list
+    await settle(pilot)
+    days = [d for d in app.screen.query(OptionList) if d.option_count > 1]
+    assert days, "the demo's day has activities"
+    day = days[0]
+    day.focus()
+    day.highlighted = 0
+    await pilot.press("k")
+    await settle(pilot)
+    assert day.highlighted == 0, "k at the top does not wrap round to the last activity"
+    day.highlighted = day.option_count - 1
+    await pilot.press("j")
+    await settle(pilot)
+    assert day.highlighted == day.option_count - 1
