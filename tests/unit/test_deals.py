@@ -184,3 +184,21 @@ def test_substates_can_be_renamed_and_removed(db: Database, now: datetime) -> No
         assert [h.substate_id for h in deals.history(session, deal.id) if h.kind == "substate"] == [None], (
             "history kept"
         )  # type: ignore[arg-type]
+
+
+def test_a_new_open_stage_goes_before_won_and_lost(db: Database) -> None:
+    from crm_tui.core.services import pipelines
+
+    with db.write() as session:
+        pipeline = pipelines.create_pipeline(
+            session,
+            "Vertrieb",
+            [
+                pipelines.StageInput("Neu", "open", 10),
+                pipelines.StageInput("Gewonnen", "won", 100),
+                pipelines.StageInput("Verloren", "lost", 0),
+            ],
+        )
+        pipelines.add_stage(session, pipeline.id, pipelines.StageInput("Angebot", "open", 40))
+        names = [stage.name for stage in pipelines.stages_of(session, pipeline.id)]
+    assert names == ["Neu", "Angebot", "Gewonnen", "Verloren"]

@@ -84,7 +84,11 @@ def add_stage(
         errors.add("name", f"this pipeline has a stage {clash.name!r} already")
     errors.raise_if_any()
     existing = stages_of(session, pipeline_id)
-    position = len(existing) if position is None else max(0, min(position, len(existing)))
+    if position is None:
+        # An open stage goes before the closing ones (Won, Lost): after them, > would close a deal in one key.
+        closing = [i for i, stage in enumerate(existing) if stage.kind != m.StageKind.OPEN.value]
+        position = closing[0] if data.kind == m.StageKind.OPEN.value and closing else len(existing)
+    position = max(0, min(position, len(existing)))
     for stage in existing[position:]:
         stage.position += 1
         session.add(stage)
