@@ -40,7 +40,7 @@ def test_the_body_written_in_the_editor_is_sent(mailbox: Mailbox, smtp: SmtpServ
             f"env -u COLUMNS -u LINES EDITOR={editor} {mailbox.env_var}={mailbox.password} "
             f"{sys.executable} -m crm_tui --home {mailbox.home}"
         )
-        tmux("new-window", "-t", "t", "-n", "app", command)
+        tmux("new-window", "-t", "t:", "-n", "app", command)  # "t:": session t, the next free index
         tmux.wait_for("t:app", "Contacts")
         tmux("send-keys", "-t", "t:app", "1")
         tmux.wait_for("t:app", "Anfrage 1")

@@ -90,7 +90,7 @@ def test_a_hostile_mail_leaves_the_terminal_as_it_was(mailbox: Mailbox) -> None:
             f"env -u COLUMNS -u LINES {mailbox.env_var}={mailbox.password} {sys.executable} -m crm_tui "
             f"--home {mailbox.home}"
         )
-        tmux("new-window", "-t", "t", "-n", "app", command)
+        tmux("new-window", "-t", "t:", "-n", "app", command)  # "t:": session t, the next free index
         tmux("select-pane", "-t", "t:app", "-T", "before")
         tmux.wait_for("t:app", "Contacts")
         tmux("send-keys", "-t", "t:app", "1")
