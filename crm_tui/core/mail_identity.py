@@ -13,6 +13,7 @@ import re
 
 _SEPARATOR = re.compile(rb"\r?\n\r?\n")
 LONE_CR = re.compile(rb"\r(?!\n)")  # a CR that ends no CRLF (the email package reads it as a line end)
+LONE_CR_TEXT = re.compile("\r(?!\n)")  # the same in decoded text
 _PREFIX = re.compile(
     r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|tr|rif|ref|r|enc|res)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
     re.IGNORECASE,
@@ -55,6 +56,12 @@ def subject_key(subject: str) -> str:
             break
         text = stripped
     return " ".join(text.lower().split())[:200]
+
+
+def no_nul(text: str) -> str:
+    """``text`` with each NUL as U+FFFD: a NUL (raw, or decoded from an encoded word or a body) is no
+    character any text column takes on PostgreSQL, and no one wrote it to be read."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 _SPECIALS = re.compile(r'[()<>@,;:\\".\[\]]')

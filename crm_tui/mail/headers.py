@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.quoprimime import header_decode
 from typing import TYPE_CHECKING
 
-from crm_tui.core.mail_identity import subject_key
+from crm_tui.core.mail_identity import no_nul, subject_key
 from crm_tui.mail import imap_fetch
 
 if TYPE_CHECKING:
@@ -106,12 +106,6 @@ def _address_pairs(raw: list[str], decode_name: Callable[[str], str]) -> list[tu
         )
         for display, address in pairs[:MAX_ADDRESSES]
     ]
-
-
-def no_nul(text: str) -> str:
-    """``text`` with each NUL as U+FFFD: a NUL (raw, or decoded from an encoded word or a body) is no
-    character any text column takes on PostgreSQL, and no one wrote it to be read."""
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def undeliverable(pairs: Any) -> list[str]:

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import imapclient  # noqa: F401 - loaded with the sync (40 ms), not on the way to its login (mail.imap.connect)
@@ -205,15 +205,22 @@ class AccountSync:
         self._connect()
 
     def _retrying(self, step: Callable[[], Any]) -> Any:
-        """Run a step; if the connection drops, reconnect and run it again (a few times)."""
+        """Run a step; if the connection drops, reconnect and run it again (a few times).
+
+        A plain IMAP ``error`` may be a link cut mid-reply (the reply reads as garbage) or the server's NO to
+        the command (a folder that went away between LIST and SELECT): after one reconnect the same error is
+        the command's, raised as it is, so that only that folder fails, not the whole account."""
         for attempt in range(MAX_RECONNECTS + 1):
             try:
                 return step()
             except (OSError, EOFError) as exc:
                 error: Exception = exc
             except Exception as exc:  # imaplib.IMAP4.abort and friends
-                if type(exc).__name__ not in ("abort", "IMAPClientAbortError", "error"):
+                name = type(exc).__name__
+                if name not in ("abort", "IMAPClientAbortError", "error"):
                     raise
+                if name == "error" and attempt > 0 and type(error).__name__ == "error":
+                    raise  # refused again on a fresh connection: the server means it
                 error = exc
             if attempt == MAX_RECONNECTS:
                 raise MailConnectionError(
@@ -400,36 +407,31 @@ class AccountSync:
         """Store a batch of new mail's headers. Should the batch fail for something in a message (a value the
         database refuses), each message is stored alone, and one that fails alone is stored with what can be
         kept of its header and the failure as its problem: no message stops the sync."""
-        try:
-            with self.db.write() as session:
-                self.report.new += mailbox.store_headers(
-                    session, ref, uidvalidity, rows, now=self.clock.now()
-                )
-                self._renew(session)
+
+        def store(batch: list[mailbox.HeaderRow]) -> Exception | None:
+            """One transaction; the failure of something in its messages is returned, the database's raised."""
+            try:
+                with self.db.write() as session:
+                    self.report.new += mailbox.store_headers(
+                        session, ref, uidvalidity, batch, now=self.clock.now()
+                    )
+                    self._renew(session)
+                return None
+            except Exception as exc:
+                if _environmental(exc):
+                    raise
+                return exc
+
+        if store(rows) is None:
             return
-        except Exception as exc:
-            if _environmental(exc):
-                raise
         for row in rows:
-            try:
-                with self.db.write() as session:
-                    self.report.new += mailbox.store_headers(
-                        session, ref, uidvalidity, [row], now=self.clock.now()
-                    )
+            failure = store([row])
+            if failure is None:
                 continue
-            except Exception as exc:
-                if _environmental(exc):
-                    raise
-                row.values = mailbox.storable_header_values(row.values, f"header: {_describe(exc)}")
-            try:
-                with self.db.write() as session:
-                    self.report.new += mailbox.store_headers(
-                        session, ref, uidvalidity, [row], now=self.clock.now()
-                    )
-            except Exception as exc:
-                if _environmental(exc):
-                    raise
-                self.report.problems.append(f"a header could not be stored: {_describe(exc)}")
+            row.values = mailbox.storable_header_values(row.values, f"header: {_describe(failure)}")
+            failure = store([row])
+            if failure is not None:
+                self.report.problems.append(f"a header could not be stored: {_describe(failure)}")
 
     def _record_state(self, folder_id: int, state: FolderState) -> None:
         """The folder is in step with the server at ``state``: the next pass compares against it."""
@@ -629,30 +631,27 @@ class AccountSync:
         """One transaction: the bodies stored and indexed, and (without ``link_problem``) linked; with it, the
         messages keep that as a problem instead of their links."""
         now = self.clock.now()
-        if link_problem is not None:
-            for _, data in rows:
-                data.problems = [*data.problems, link_problem]
-        try:
-            with self.db.write() as session:
-                written: dict[int, dict[str, Any]] = {}
-                results = mailbox.store_bodies(
-                    session, [(item.location_id, data) for item, data in rows], now=now, written=written
+        items = [
+            (
+                item.location_id,
+                data if link_problem is None else replace(data, problems=[*data.problems, link_problem]),
+            )
+            for item, data in rows
+        ]
+        with self.db.write() as session:
+            written: dict[int, dict[str, Any]] = {}
+            results = mailbox.store_bodies(session, items, now=now, written=written)
+            made: dict[int, list[Any]] = {}
+            if link_problem is None:
+                made = mail_linking.link_many(
+                    session,
+                    sorted({message_id for message_id, _ in results}),
+                    mine=self.account.mine,
+                    free_domains=self.free_domains,
+                    now=now,
+                    known=written,
                 )
-                made: dict[int, list[Any]] = {}
-                if link_problem is None:
-                    made = mail_linking.link_many(
-                        session,
-                        sorted({message_id for message_id, _ in results}),
-                        mine=self.account.mine,
-                        free_domains=self.free_domains,
-                        now=now,
-                        known=written,
-                    )
-                self._renew(session)
-        finally:
-            if link_problem is not None:
-                for _, data in rows:
-                    data.problems = data.problems[:-1]
+            self._renew(session)
         self.report.bodies += len(results)
         self.report.merged += sum(1 for _, merged in results if merged)
         self.report.linked += sum(len(links) for links in made.values())

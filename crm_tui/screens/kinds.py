@@ -31,7 +31,7 @@ from crm_tui.core.services import (
     sales_documents,
     users,
 )
-from crm_tui.core.services.common import format_amount, format_money, parse_amount
+from crm_tui.core.services.common import format_amount, format_money, parse_amount, ref_text
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.screens.forms import FieldSpec, FormSpec
 from crm_tui.widgets.paged_table import COUNT_CAP, Row
@@ -107,12 +107,6 @@ class Converter:
 
     def raise_if_any(self) -> None:
         self.errors.raise_if_any()
-
-
-def ref_text(label: str | None, record_type: str, record_id: int | None) -> str:
-    if record_id is None:
-        return ""
-    return f"{terminal_safe(label or '')} [{record_type}:{record_id}]".strip()
 
 
 def _name_query(session: Session, ref_type: str, text: str, limit: int) -> list[tuple[int, str]]:

@@ -468,9 +468,9 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
 def activity_prefill(context: Any, ref: RecordRef) -> dict[str, str]:
     """An activity planned from a record starts with that record (and what it belongs to) filled in."""
     from crm_tui.core import models as m
+    from crm_tui.core.services.common import ref_text
     from crm_tui.core.services.opportunities import contacts_of
     from crm_tui.core.services.records import get_record, record_label
-    from crm_tui.screens.kinds import ref_text
 
     with context.database().read() as session:
         row = get_record(session, ref)

@@ -43,8 +43,9 @@ class Synced:
 def synced(dovecot: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
     """Both corpora in one Dovecot folder, synced once into a SQLite home (the checks below only read it, or
     undo what they write)."""
-    from crm_tui.core.services import contacts, organizations, users
+    from crm_tui.core.services import users
     from tests.ui.helpers import make_context
+    from tests.utils import factories
 
     files = sorted(corpus_dir().glob("*.eml")) + sorted(corpus2_dir().glob("*.eml"))
     user = f"user{next(mail_conftest._users)}"
@@ -56,21 +57,12 @@ def synced(dovecot: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         context = make_context(home, demo=False)
         db = context.database()
         with db.write() as session:
-            me = users.create_user(
-                session, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW
-            )
+            users.create_user(session, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
             # A customer with an open deal on a domain some corpus mail comes from: filing and follow-ups meet
             # the deal path too.
-            org = organizations.create_organization(
-                session, organizations.OrganizationInput(name="Example", domains=["example.com"]), now=NOW
-            )
-            contacts.create_contact(
-                session,
-                contacts.ContactInput(
-                    first_name="Ex", last_name="Ample", emails=["test@example.com"], organization_id=org.id
-                ),
-                now=NOW,
-                me_id=me.id,
+            org = factories.organization(session, NOW, "Example", domains=["example.com"])
+            factories.contact(
+                session, NOW, "Ample", first_name="Ex", emails=["test@example.com"], organization_id=org.id
             )
         where = ["--home", str(home), "--now", NOW.isoformat()]
         assert main([*where, "account", "add", "work", "--preset", "other", "--imap-host", "127.0.0.1",
@@ -227,6 +219,16 @@ def test_every_mail_prefills_forms_that_save(synced: Synced) -> None:
     _report(failures, "prefilled forms", checks)
 
 
+def links_of(session: Any, message_id: int) -> set[tuple[str, int]]:
+    """(record type, record id) of every record the mail is filed on."""
+    return {
+        (record_type, record_id)
+        for record_type, record_id in session.execute(
+            select(m.MailLink.record_type, m.MailLink.record_id).where(m.MailLink.message_id == message_id)
+        )
+    }
+
+
 def test_every_mail_files_on_a_record_and_the_undo_takes_it_back(synced: Synced) -> None:
     context = synced.context
     failures: list[str] = []
@@ -234,13 +236,7 @@ def test_every_mail_files_on_a_record_and_the_undo_takes_it_back(synced: Synced)
     for message_id in synced.ids:
         try:
             with context.database().read() as session:
-                before = set(
-                    session.execute(
-                        select(m.MailLink.record_type, m.MailLink.record_id).where(
-                            m.MailLink.message_id == message_id
-                        )
-                    ).all()
-                )
+                before = links_of(session, message_id)
                 mail_actions.suggestions(
                     session, message_id, mine=mail_accounts.my_addresses(session), free_domains=set()
                 )
@@ -248,20 +244,11 @@ def test_every_mail_files_on_a_record_and_the_undo_takes_it_back(synced: Synced)
             with context.database().write() as session:
                 filed = mail_actions.file_on(session, [message_id], ref, now=datetime.now(UTC))
             with context.database().read() as session:
-                assert ("contact", 1) in {
-                    (link.record_type, link.record_id)
-                    for link in session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id))
-                }
+                assert ("contact", 1) in links_of(session, message_id)
             with context.database().write() as session:
                 mail_actions.unfile(session, filed)
             with context.database().read() as session:
-                after = set(
-                    session.execute(
-                        select(m.MailLink.record_type, m.MailLink.record_id).where(
-                            m.MailLink.message_id == message_id
-                        )
-                    ).all()
-                )
+                after = links_of(session, message_id)
             assert after == before, (before, after)
         except Exception as exc:  # noqa: BLE001
             failures.append(f"message {message_id}: {type(exc).__name__}: {exc}")

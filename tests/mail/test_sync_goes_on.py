@@ -88,19 +88,13 @@ def _json(box: Mailbox, capsys: pytest.CaptureFixture[str], *argv: str) -> list[
 
 def _customer(box: Mailbox) -> int:
     """A customer whose organization's domain links mail (so linking runs for every message): its id."""
-    from crm_tui.core.services import contacts, organizations
+    from tests.utils import factories
 
     db = box.database()
     with db.write() as session:
-        org = organizations.create_organization(
-            session, organizations.OrganizationInput(name="Firma", domains=["firma.example"]), now=NOW
-        )
-        contacts.create_contact(
-            session,
-            contacts.ContactInput(
-                first_name="Karl", last_name="Kunde", emails=["kunde@firma.example"], organization_id=org.id
-            ),
-            now=NOW,
+        org = factories.organization(session, NOW, "Firma", domains=["firma.example"])
+        factories.contact(
+            session, NOW, "Kunde", first_name="Karl", emails=["kunde@firma.example"], organization_id=org.id
         )
         org_id = int(org.id)  # type: ignore[arg-type]
     db.dispose()
@@ -242,3 +236,40 @@ def test_a_message_that_fails_a_step_is_kept_with_the_failure_as_its_problem(
     assert "FAILHERE" in capsys.readouterr().out, "the bytes are kept as they came"
     assert mailbox.cli("sync") == 0
     assert "0 new, 0 bodies" in capsys.readouterr().out
+
+
+def test_a_folder_the_server_refuses_fails_alone(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder that goes away between the listing and its turn (the server answers NO to its SELECT, on a
+    fresh connection too) is that folder's failure only: every other folder is synced and the summary names
+    it. (Before, a NO was read as a dropped link: the whole account failed as "the connection dropped".)"""
+    from crm_tui.core.clock import FixedClock
+    from crm_tui.mail.sync import sync_account
+
+    client = mailbox.imap()
+    for folder in ("Aaa Weg", "Kunden"):
+        client.create_folder(folder)
+    client.append("Aaa Weg", _mail("Gleich weg", "wegwort"))
+    client.append("Kunden", _mail("Bleibt", "bleibwort"))
+    client.append("INBOX", _mail("Auch da", "dawort"))
+    client.logout()
+
+    def progress(what: str, done: int, total: int) -> None:
+        if what == "headers Aaa Weg":  # its turn comes: another client deletes it first
+            other = mailbox.imap()
+            if other.folder_exists("Aaa Weg"):
+                other.delete_folder("Aaa Weg")
+            other.logout()
+
+    db = mailbox.database()
+    try:
+        report = sync_account(db, "work", clock=FixedClock(NOW), progress=progress)
+    finally:
+        db.dispose()
+    assert [line.split(":")[0] for line in report.failed_folders] == ["Aaa Weg"], report.failed_folders
+    assert "1 folder(s) not synced: Aaa Weg" in report.summary()
+    found = {
+        item["subject"] for word in ("bleibwort", "dawort") for item in _json(mailbox, capsys, "search", word)
+    }
+    assert found == {"Bleibt", "Auch da"}, "the other folders are synced all the same"

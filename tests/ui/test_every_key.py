@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from crm_tui.core.types import RecordType
 from crm_tui.screens.board import OpportunitiesScreen
 from crm_tui.screens.calendar import CalendarScreen
 from crm_tui.screens.dialogs import ConfirmDialog
@@ -53,6 +52,48 @@ class Tally:
     notes: list[str] = field(default_factory=list)
 
 
+def _focus_list(screen: Any) -> None:
+    for table in screen.query(PagedTable):
+        table.focus()
+
+
+# Per mode: each view's name, how the mode's screen shows it, and the key that then highlights a row.
+VIEWS: dict[str, list[tuple[str, Any, str | None]]] = {
+    "contacts": [
+        (
+            f"contacts/{kind.value}",
+            lambda screen, kind=kind: (screen.show_kind(kind), _focus_list(screen)),
+            "home",
+        )
+        for kind in ORDER
+    ],
+    "opportunities": [("opportunities/board", lambda screen: None, "j")],
+    "calendar": [
+        (f"calendar/{view}", lambda screen, view=view: screen.action_view(view), "j")
+        for view in ("week", "day", "month")
+    ],
+    "inbox": [
+        (
+            f"inbox/{view}",
+            lambda screen, view=view: (screen.choose_scope(f"view:{view}"), _focus_list(screen)),
+            "home",
+        )
+        for view in ("all", "unlinked", "deals", "awaiting", "no-reply")
+    ],
+    "settings": [
+        (f"settings/{section}", lambda screen, section=section: screen.show_section(section), None)
+        for section in ("users", "pipelines", "fields", "accounts", "templates")
+    ],
+}
+SCREEN_OF = {
+    "contacts": RecordsScreen,
+    "opportunities": OpportunitiesScreen,
+    "calendar": CalendarScreen,
+    "inbox": InboxScreen,
+    "settings": SettingsScreen,
+}
+
+
 async def _states(pilot: Any, mode: str) -> Any:
     """(name, set-up) of each view of the mode; set-up shows the view with its first row highlighted."""
     app = pilot.app
@@ -71,68 +112,19 @@ async def _states(pilot: Any, mode: str) -> Any:
             await settle(pilot)
         return app.screen
 
-    if mode == "contacts":
-        for kind in ORDER:
+    for name, prepare, key in VIEWS[mode]:
 
-            async def show(kind: RecordType = kind) -> Any:
-                screen = await go()
-                assert isinstance(screen, RecordsScreen)
-                screen.show_kind(kind)
-                await settle(pilot)
-                screen.table.focus()
-                await quick_press(pilot, "home")
-                await settle(pilot)
-                return screen
-
-            yield f"contacts/{kind.value}", show
-    elif mode == "opportunities":
-
-        async def board() -> Any:
+        async def show(prepare: Any = prepare, key: str | None = key) -> Any:
             screen = await go()
-            await quick_press(pilot, "j")
-            await quick_press(pilot, "k")
+            assert isinstance(screen, SCREEN_OF[mode])
+            prepare(screen)
             await settle(pilot)
+            if key is not None:
+                await quick_press(pilot, key)
+                await settle(pilot)
             return screen
 
-        yield "opportunities/board", board
-    elif mode == "calendar":
-        for view in ("week", "day", "month"):
-
-            async def calendar(view: str = view) -> Any:
-                screen = await go()
-                assert isinstance(screen, CalendarScreen)
-                screen.action_view(view)
-                await settle(pilot)
-                await quick_press(pilot, "j")
-                await settle(pilot)
-                return screen
-
-            yield f"calendar/{view}", calendar
-    elif mode == "inbox":
-        for view in ("all", "unlinked", "deals", "awaiting", "no-reply"):
-
-            async def inbox(view: str = view) -> Any:
-                screen = await go()
-                assert isinstance(screen, InboxScreen)
-                screen.choose_scope(f"view:{view}")
-                await settle(pilot)
-                screen.query_one(PagedTable).focus()
-                await quick_press(pilot, "home")
-                await settle(pilot)
-                return screen
-
-            yield f"inbox/{view}", inbox
-    elif mode == "settings":
-        for section in ("users", "pipelines", "fields", "accounts", "templates"):
-
-            async def settings(section: str = section) -> Any:
-                screen = await go()
-                assert isinstance(screen, SettingsScreen)
-                screen.show_section(section)
-                await settle(pilot)
-                return screen
-
-            yield f"settings/{section}", settings
+        yield name, show
 
 
 def flavour(screen: Any) -> str:

@@ -119,6 +119,14 @@ def fit_text(value: str | None, max_length: int, *, multiline: bool = False) -> 
     return text
 
 
+def ref_text(label: str | None, record_type: Any, record_id: int | None) -> str:
+    """A record as a form's reference field holds it: ``Name [type:id]`` ("" without a record)."""
+    if record_id is None:
+        return ""
+    kind = getattr(record_type, "value", record_type)
+    return f"{fit_text(label, 200)} [{kind}:{record_id}]".strip()
+
+
 def valid_emails(values: Iterable[str]) -> list[str]:
     """The addresses among ``values`` that ``check_emails`` accepts, normalised, each once (a form made from a
     mail offers only these: a bounce's "MAILER-DAEMON" is no address to keep)."""

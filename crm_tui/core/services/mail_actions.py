@@ -14,7 +14,7 @@ from crm_tui.core.errors import NotFound
 from crm_tui.core.mail_data import Invitation
 from crm_tui.core.mail_identity import format_address
 from crm_tui.core.services import mail_linking, records
-from crm_tui.core.services.common import domain_of, fit_text, valid_domain, valid_emails
+from crm_tui.core.services.common import domain_of, fit_text, ref_text, valid_domain, valid_emails
 from crm_tui.core.types import RecordRef, RecordType
 
 REASONS = {
@@ -227,14 +227,9 @@ def prefill(session: Session, message_id: int, record_type: str, *, free_domains
     address = emails[0] if emails else ""
     domain = valid_domain(domain_of(address))
     free = not domain or domain in free_domains
-    org = None
-    if not free:
-        org_id = session.scalars(
-            select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
-        ).first()
-        org = session.get(m.Organization, org_id) if org_id else None
+    org = None if free else organizations.find_by_domain(session, domain)
     company = org.name if org else ("" if free else domain.split(".")[0].capitalize())
-    org_text = _ref_text(org.name, RecordType.ORGANIZATION, org.id) if org else ""  # type: ignore[arg-type]
+    org_text = ref_text(org.name, RecordType.ORGANIZATION, org.id) if org else ""  # type: ignore[arg-type]
     subject = message.subject or ""
     body = message.body_text or ""
     if record_type == "lead":
@@ -277,15 +272,10 @@ def prefill(session: Session, message_id: int, record_type: str, *, free_domains
         return {
             "subject": fit_text(subject, limits["subject"]) or "(no subject)",
             "description": fit_text(body, min(2000, limits["description"]), multiline=True),
-            "contact_id": _ref_text(contact.name, RecordType.CONTACT, contact.id) if contact else "",  # type: ignore[arg-type]
+            "contact_id": ref_text(contact.name, RecordType.CONTACT, contact.id) if contact else "",  # type: ignore[arg-type]
             "organization_id": org_text,
         }
     raise NotFound(f"no form for {record_type}")
-
-
-def _ref_text(label: str, record_type: RecordType, record_id: int) -> str:
-    """A record as a form's reference field holds it (``Name [type:id]``, as the screens write it)."""
-    return f"{fit_text(label, 200)} [{record_type.value}:{record_id}]".strip()
 
 
 FIELD_OF_RECORD = {
@@ -318,7 +308,7 @@ def follow_up_prefill(
         name = FIELD_OF_RECORD.get(suggestion.ref.type)
         if name is not None and name not in chosen:
             chosen[name] = suggestion.ref
-            values[name] = _ref_text(suggestion.label, suggestion.ref.type, suggestion.ref.id)
+            values[name] = ref_text(suggestion.label, suggestion.ref.type, suggestion.ref.id)
     deal = chosen.get("opportunity_id")
     if deal is not None and "contact_id" not in chosen and "lead_id" not in chosen:
         contact_id = session.scalars(
@@ -328,7 +318,7 @@ def follow_up_prefill(
         ).first()
         contact = session.get(m.Contact, contact_id) if contact_id else None
         if contact is not None:
-            values["contact_id"] = _ref_text(contact.name, RecordType.CONTACT, contact.id)  # type: ignore[arg-type]
+            values["contact_id"] = ref_text(contact.name, RecordType.CONTACT, contact.id)  # type: ignore[arg-type]
     return values
 
 
@@ -398,7 +388,7 @@ def accept_invitation(
     """Put an invitation in the calendar: a meeting activity at its time, with its attendees, linked to the
     sender's contact or lead; a contact is made from the sender when neither exists. The mail is filed on
     that person."""
-    from crm_tui.core.services import activities, contacts
+    from crm_tui.core.services import activities, contacts, organizations
 
     message = _message(session, message_id)
     organizer_name, organizer = invitation.organizer
@@ -418,13 +408,8 @@ def accept_invitation(
         if not first:
             first = address.rpartition("@")[0] or address or "Unknown"
         domain = domain_of(address)
-        org_id = (
-            session.scalars(
-                select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
-            ).first()
-            if domain
-            else None
-        )
+        organization = organizations.find_by_domain(session, domain) if domain else None
+        org_id = organization.id if organization else None
         contact = contacts.create_contact(
             session,
             contacts.ContactInput(first_name=first, last_name=last, emails=[address], organization_id=org_id),

@@ -10,7 +10,6 @@ identity (Message-ID + body hash, see ``core.mail_identity``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -378,7 +377,7 @@ def store_bodies(
 def storable(text: str) -> str:
     """Text any database column takes: no NUL (PostgreSQL refuses it), no lone surrogate (no encoder takes
     it), as U+FFFD and "?"."""
-    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return mail_identity.no_nul(text).encode("utf-8", "replace").decode("utf-8")
 
 
 def storable_header_values(values: tuple[Any, ...], problem: str) -> tuple[Any, ...]:
@@ -425,6 +424,23 @@ def store_unusable(session: Session, location_id: int, data: MessageData, *, pro
         except Exception:  # noqa: BLE001 - the identity is a nicety here; the bytes are what is kept
             digest = ""
     problems = [line for line in (row.parse_problems or "").splitlines() if line] + [storable(problem)]
+    try:
+        with session.begin_nested():  # a savepoint: should the index refuse it too, the rest is kept
+            search_index.index_messages(
+                session.connection(),
+                [
+                    (
+                        message_id,
+                        row.subject,
+                        search_index.mail_addresses(
+                            row.from_name, row.from_address, row.to_addresses, row.cc_addresses
+                        ),
+                        "",
+                    )
+                ],
+            )
+    except Exception as exc:  # noqa: BLE001 - kept and listed, only not found by search
+        problems.append(storable(f"search: not indexed ({type(exc).__name__}: {exc})"[:300]))
     session.execute(
         update(m.MailMessage)
         .where(m.MailMessage.id == message_id)
@@ -438,22 +454,6 @@ def store_unusable(session: Session, location_id: int, data: MessageData, *, pro
     )
     if raw or not data.size:
         store_raw(session, [(message_id, raw)])
-    # Unsearchable should this fail too, but kept and listed with its problem. (SQLite: a failed statement
-    # leaves the transaction as it was; elsewhere the index is the database's own.)
-    with suppress(Exception):
-        search_index.index_messages(
-            session.connection(),
-            [
-                (
-                    message_id,
-                    row.subject,
-                    search_index.mail_addresses(
-                        row.from_name, row.from_address, row.to_addresses, row.cc_addresses
-                    ),
-                    "",
-                )
-            ],
-        )
     return True
 
 
