@@ -18,8 +18,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.quoprimime import header_decode
 from typing import TYPE_CHECKING
 
+from crm_tui.core import charsets
 from crm_tui.core.mail_identity import no_nul, subject_key
 from crm_tui.mail import imap_fetch
+
+charsets.register()  # the charset names real mail uses that Python does not know (windows-874...)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,7 +68,20 @@ def _decoded_words(text: str) -> str:
                     return b"".join(parts).decode(charset)
     from email.header import decode_header, make_header  # the general case: the email package
 
-    return str(make_header(decode_header(text)))
+    pieces = decode_header(text)
+    try:
+        return str(make_header(pieces))
+    except LookupError:  # a charset nobody knows ("X-IAS-German", "NONE"): its bytes read as UTF-8
+        return "".join(_known_or_utf8(piece, charset) for piece, charset in pieces)
+
+
+def _known_or_utf8(piece: bytes | str, charset: str | None) -> str:
+    if isinstance(piece, str):
+        return piece
+    try:
+        return piece.decode(charset or "us-ascii", "replace")
+    except LookupError:
+        return piece.decode("utf-8", "replace")
 
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"

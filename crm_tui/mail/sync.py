@@ -14,6 +14,7 @@ identity).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import queue
@@ -97,15 +98,18 @@ class SyncReport:
         return text
 
 
-def load_free_domains() -> set[str]:
+@functools.cache
+def load_free_domains() -> frozenset[str]:
+    """The free-mail domains (assets/mail/free_mail_domains.txt), read once per process: the inbox asks for
+    them on every key that prefills a form or shows the related panel."""
     from crm_tui.resources import assets_dir
 
     path = assets_dir() / "mail" / "free_mail_domains.txt"
-    return {
+    return frozenset(
         line.strip().lower()
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
-    }
+    )
 
 
 def _holder() -> str:
