@@ -82,9 +82,12 @@ class CrmApp(ReportsErrors, App[None]):
         run_automations: bool = True,
         **kwargs: Any,
     ):
+        from crm_tui.widgets.option_list import page_drop_downs_when_laid_out
         from crm_tui.widgets.typing_order import keep_typing_in_order
 
+        # Two fixes of Textual's own widgets, for every field and drop-down of the app.
         keep_typing_in_order()
+        page_drop_downs_when_laid_out()
         super().__init__(css_path=str(assets_dir() / "styles" / "app.tcss"), **kwargs)
         self.context = context
         self.start_mode = start_mode

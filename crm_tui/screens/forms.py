@@ -21,7 +21,6 @@ from textual.widgets import Input, Label, Select, Static, TextArea
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.screens.base import FollowsTypeahead
-from crm_tui.widgets import option_list as _paging  # noqa: F401 - safe page up/down in drop-downs
 
 
 @dataclass

@@ -40,8 +40,17 @@ class Options(OptionList):
             super().action_cursor_up()
 
 
-# A form's Select builds its own drop-down (SelectOverlay, an OptionList): it gets the same paging.
-_textual_move_page = SelectOverlay._move_page
-SelectOverlay._move_page = lambda self, direction: _move_page_when_laid_out(  # type: ignore[method-assign]
-    self, direction, _textual_move_page
-)
+_installed = False
+
+
+def page_drop_downs_when_laid_out() -> None:
+    """A form's Select builds its own drop-down (Textual's SelectOverlay, an OptionList): give it the same
+    paging (once per process; the app calls this as it starts)."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    textual_move_page = SelectOverlay._move_page
+    SelectOverlay._move_page = lambda self, direction: _move_page_when_laid_out(  # type: ignore[method-assign]
+        self, direction, textual_move_page
+    )

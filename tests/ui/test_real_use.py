@@ -257,3 +257,23 @@ async def test_up_on_the_first_activity_of_a_day_stays_there(app: CrmApp, pilot:
     await pilot.press("j")
     await settle(pilot)
     assert day.highlighted == day.option_count - 1
+
+
+async def test_page_keys_in_a_closed_drop_down_do_nothing_harmful(app: CrmApp, pilot: Any) -> None:
+    """A form's drop-down (Textual's SelectOverlay) that was never opened has no layout: page down/up there
+    raised KeyError (found by the random walk). They leave it as it is."""
+    from textual.widgets._select import SelectOverlay
+
+    records = app.screen
+    await wait_for(lambda: records.query_one(PagedTable).row_count > 0, pilot)
+    await pilot.press("a")  # a new activity: its Type is a drop-down
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    overlays = list(app.screen.query(SelectOverlay))
+    assert overlays, "the form has a drop-down"
+    for overlay in overlays:
+        before = overlay.highlighted
+        overlay.action_page_down()
+        overlay.action_page_up()
+        assert overlay.highlighted == before
+    await settle(pilot)
+    assert not [n for n in notes(app) if n[0] == "error"]
