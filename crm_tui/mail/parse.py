@@ -45,11 +45,30 @@ def _attempt(problems: list[str], what: str, action: Callable[[], T], fallback: 
         return fallback
 
 
+def _raw_values(message: Message, name: str) -> list[str]:
+    """Every value of a header field as the mail wrote it. Raw 8-bit bytes (RFC 6532 allows UTF-8 in headers;
+    older programs wrote their own charset there) are read as UTF-8, else as Windows-1252: the email
+    package's own reading turned each such byte into U+FFFD ("Steinkr��ger")."""
+    if not isinstance(message, Message):  # a _Headers block (ASCII only, split without the feedparser)
+        return [str(value) for value in message.get_all(name) or []]
+    wanted = name.lower()
+    return [_from_8bit(value) for key, value in message.raw_items() if key.lower() == wanted]
+
+
+def _from_8bit(value: Any) -> str:
+    text = str(value)
+    if text.isascii():
+        return text
+    data = text.encode("utf-8", "surrogateescape")  # the bytes as they came (the parser escaped them)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", "replace")
+
+
 def _raw_header(message: Message, name: str) -> str | None:
-    value = message.get(name)
-    if value is None:
-        return None
-    return str(value)[: MAX_HEADER_CHARS * 4]
+    values = _raw_values(message, name)
+    return values[0][: MAX_HEADER_CHARS * 4] if values else None
 
 
 def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
@@ -63,8 +82,7 @@ def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
 
 def decode_addresses(message: Message, name: str, problems: list[str]) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address header, decoded; at most MAX_ADDRESSES."""
-    values = message.get_all(name) or []
-    raw = [str(v)[: MAX_HEADER_CHARS * 16] for v in values]
+    raw = [value[: MAX_HEADER_CHARS * 16] for value in _raw_values(message, name)]
 
     def decode_name(display: str) -> str:
         return _attempt(problems, f"{name} name", lambda: _decoded_words(display), display)
@@ -78,7 +96,24 @@ def decode_addresses(message: Message, name: str, problems: list[str]) -> list[t
     return pairs
 
 
+def _filename(part: Message) -> str | None:
+    """An attachment's name: RFC 2231 as the email package reads it, and the RFC 2047 encoded words many
+    programs put there instead ("=?UTF-8?B?44Gm44GZ44GoLnR4dA==?=" is てすと.txt), and raw 8-bit bytes."""
+    name = part.get_filename()
+    if name is None:
+        return None
+    name = _from_8bit(name)
+    return _decoded_words(name) if "=?" in name else name
+
+
 def _charset_decode(payload: bytes, charset: str | None, problems: list[str]) -> str:
+    if not charset and not payload.isascii():
+        # No charset said (RFC 2045: US-ASCII), yet 8-bit text: UTF-8 if it is, else Windows-1252 (the charset
+        # mail programs assume, as mutt's and aerc's defaults do), never a U+FFFD for every letter.
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return payload.decode("cp1252", "replace")
     for candidate in (charset, "utf-8"):
         if not candidate:
             continue
@@ -172,7 +207,7 @@ def _leaves(message: Message, problems: list[str]) -> list[tuple[Message, str, o
         disposition = _attempt(
             problems, "content disposition", lambda p=part: p.get_content_disposition(), None
         )
-        filename = _attempt(problems, "attachment name", lambda p=part: p.get_filename(), None)
+        filename = _attempt(problems, "attachment name", lambda p=part: _filename(p), None)
         if content_type.startswith("multipart/"):
             # A multipart the parser could not split (no boundary, or none found): its text is all there is.
             payload = _undecoded(part)

@@ -79,7 +79,7 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         Binding("k", "move(-1)", "Up", show=False, id="attachments.up"),
     ]
 
-    title = "Attachments"
+    heading = "Attachments"  # (not "title": a Screen's title is Textual's own reactive, None here)
     hint = "s save · o open · r to the record's documents · esc close"
 
     def __init__(self, message_id: int, files: list[tuple[str, str, bytes]], context: Any) -> None:
@@ -90,7 +90,7 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(Text(f"{self.title} ({len(self.entries)})", style="bold"), classes="dialog-title")
+            yield Label(Text(f"{self.heading} ({len(self.entries)})", style="bold"), classes="dialog-title")
             yield Options(*self._options(), id="attachment-list")
             yield Label(Text(self.hint, style="dim"))
         yield Footer()
@@ -251,7 +251,7 @@ class DocumentsScreen(AttachmentsScreen):
     BINDINGS = [
         Binding("d", "remove", "Remove from the record", id="documents.remove"),
     ]
-    title = "Documents"
+    heading = "Documents"
     hint = "s save · o open · d remove from the record · esc close"
 
     def __init__(self, ref: Any, context: Any) -> None:
@@ -270,7 +270,7 @@ class DocumentsScreen(AttachmentsScreen):
             (document.filename, document.content_type or "application/octet-stream", document.size)
             for document in documents
         ]
-        self.title = f"Documents of {self.ref}"
+        self.heading = f"Documents of {self.ref}"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return action != "to_record"
@@ -325,7 +325,7 @@ class DocumentsScreen(AttachmentsScreen):
             listing.add_options(self._options())
             listing.highlighted = min(index, len(self.entries) - 1) if self.entries else None
             self.query_one(".dialog-title", Label).update(
-                Text(f"{self.title} ({len(self.entries)})", style="bold")
+                Text(f"{self.heading} ({len(self.entries)})", style="bold")
             )
 
         self.app.push_screen(

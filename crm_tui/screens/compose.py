@@ -135,6 +135,9 @@ class ComposeScreen(CrmScreen):
                         id=f"c-{name}",
                         suggester=RecipientSuggester(context, self.offered),
                         placeholder="name or address",
+                        # Coming back to a field of recipients adds to them: a selected field would be
+                        # replaced by the first letter typed (the deal's primary contact lost to another).
+                        select_on_focus=False,
                     )
             with Horizontal(classes="compose-row"):
                 yield Label("Subject", classes="compose-label")
@@ -595,7 +598,7 @@ def write_from_record(screen: Any, ref: Any) -> None:
         )
         title = f"Mail to {terminal_safe(label)}"
         if others:
-            title += f" · {len(others)} more on it: type a letter in To"
+            title += f" · {len(others)} more on it: in To, type a comma and a letter"
         screen.app.push_screen(
             ComposeScreen(
                 draft,

@@ -480,3 +480,32 @@ def test_the_quick_encoded_word_decoding_agrees_with_the_email_package() -> None
     ]
     for text in values:
         assert _outcome(_decoded_words, text) == _outcome(email_package_decoding, text), text
+
+
+def test_raw_8bit_headers_bodies_without_a_charset_and_encoded_file_names_are_read() -> None:
+    """Real mail writes UTF-8 (RFC 6532) or its own charset straight into headers, 8-bit bodies without a
+    charset, and RFC 2047 words into attachment names: all read as a person would, never as U+FFFD."""
+    from crm_tui.mail.parse import attachment_payloads, parse_message
+
+    utf8 = parse_message(
+        "Subject: Facture à régler 🎉\r\nFrom: Philipp Steinkrüger <p@x.example>\r\nTo: Юникод <u@x.example>\r\n"
+        "Content-Type: text/plain\r\n\r\nAquí tenemos £600\r\n".encode()
+    )
+    assert (utf8.subject, utf8.from_name) == ("Facture à régler 🎉", "Philipp Steinkrüger")
+    assert "Юникод" in str(utf8.to)
+    assert utf8.body_text.strip() == "Aquí tenemos £600" and utf8.problems == []
+    legacy = parse_message(
+        "Subject: Fräsche Verão\r\nFrom: Ingo Lütkebohle <i@x.example>\r\n\r\nAquí tenemos texto en español\r\n".encode(
+            "cp1252"
+        )
+    )
+    assert (legacy.subject, legacy.from_name) == ("Fräsche Verão", "Ingo Lütkebohle")
+    assert legacy.body_text.strip() == "Aquí tenemos texto en español"
+    raw = (
+        b"From: a@x.example\r\nSubject: files\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+        b'--b\r\nContent-Type: text/plain; name="=?UTF-8?B?44Gm44GZ44GoLnR4dA==?="\r\n'
+        b'Content-Disposition: attachment; filename="=?UTF-8?B?44Gm44GZ44GoLnR4dA==?="\r\n\r\ntest\r\n--b--\r\n'
+    )
+    assert [name for name, _kind, _data in attachment_payloads(raw)] == ["てすと.txt"]
+    assert "てすと.txt" in str(parse_message(raw).attachments)
