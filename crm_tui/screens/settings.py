@@ -373,8 +373,10 @@ class SettingsScreen(CrmScreen):
         return int(key) if key else None
 
     def action_cursor(self, step: int) -> None:
-        table = self.query_one(DataTable)
-        table.action_cursor_down() if step > 0 else table.action_cursor_up()
+        """j/k move like the arrows in whichever list has the focus: the sections or the table."""
+        focused = self.focused
+        target: Any = focused if isinstance(focused, OptionList) else self.query_one(DataTable)
+        target.action_cursor_down() if step > 0 else target.action_cursor_up()
 
     def _form(self, spec: FormSpec) -> None:
         def saved(record_id: int | None) -> None:
