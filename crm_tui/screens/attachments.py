@@ -261,16 +261,19 @@ class DocumentsScreen(AttachmentsScreen):
         self._load()
 
     def _load(self) -> None:
-        from crm_tui.core.services import attachments
+        from crm_tui.core.services import attachments, records
 
         with self.crm.database().read() as session:
             documents = attachments.documents_on(session, self.ref)
+            try:
+                self.heading = f"Documents of {records.record_label(session, self.ref)}"
+            except CrmError:  # the record was removed meanwhile
+                self.heading = f"Documents of {self.ref}"
         self.document_ids = [document.id for document in documents]  # type: ignore[misc]
         self.entries = [
             (document.filename, document.content_type or "application/octet-stream", document.size)
             for document in documents
         ]
-        self.heading = f"Documents of {self.ref}"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return action != "to_record"

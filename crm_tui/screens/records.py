@@ -111,6 +111,17 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         key = self.table.selected_key
         return RecordRef(self.kind.type, int(key)) if key else None
 
+    def named(self, ref: RecordRef) -> str:
+        """The record's name for a dialog's title ("Emma Albrecht", not "contact:32")."""
+        from crm_tui.core.errors import CrmError
+        from crm_tui.core.services.records import record_label
+
+        try:
+            with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+                return record_label(session, ref)
+        except CrmError:  # removed meanwhile: its reference still says which it was
+            return str(ref)
+
     # --- list and detail ---
 
     @on(PagedTable.Counted)
@@ -226,7 +237,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
 
         self.app.push_screen(
             ConfirmDialog(
-                f"Delete {ref}?",
+                f"Delete {self.named(ref)}?",
                 "Its comments, documents and mail links go with it; activities stay.",
                 "Delete",
             ),
@@ -324,7 +335,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             if ok:
                 self._load_detail(ref)
 
-        self.app.push_screen(PromptDialog(f"Comment on {ref}", multiline=True), entered)
+        self.app.push_screen(PromptDialog(f"Comment on {self.named(ref)}", multiline=True), entered)
 
     def action_import(self) -> None:
         name = {"contact": "contacts", "organization": "organizations", "lead": "leads"}.get(
@@ -371,7 +382,9 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             self.notify(f"Attached {name}.")
             self._load_detail(ref)
 
-        self.app.push_screen(PromptDialog(f"Attach a file to {ref}", placeholder="path of the file"), entered)
+        self.app.push_screen(
+            PromptDialog(f"Attach a file to {self.named(ref)}", placeholder="path of the file"), entered
+        )
 
     def action_documents(self) -> None:
         from crm_tui.screens.attachments import DocumentsScreen
@@ -381,7 +394,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             return
         screen = DocumentsScreen(ref, self.app.context)  # type: ignore[attr-defined]
         if not screen.entries:
-            self.notify(f"{ref} has no documents (A attaches a file).")
+            self.notify(f"{self.named(ref)} has no documents (A attaches a file).")
             return
         self.app.push_screen(screen, lambda _: self._load_detail(ref))
 

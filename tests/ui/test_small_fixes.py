@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
 from typing import Any
 
-from textual.widgets import OptionList
+from textual.screen import Screen
+from textual.widgets import Input, Label, OptionList
 
+import crm_tui.screens
 from crm_tui.app import CrmApp
+from crm_tui.screens.records import RecordsScreen
 from crm_tui.screens.settings import SettingsScreen
 from tests.ui.helpers import wait_for
 from tests.ui.keywalk import settle
@@ -31,3 +38,40 @@ async def test_j_and_k_move_in_the_settings_section_list_like_the_arrows(app: Cr
     await pilot.press("k")
     await wait_for(lambda: screen.section == "fields", pilot)
     assert app.focused is sections
+
+
+def test_no_screen_names_its_own_heading_title() -> None:
+    """A Screen's ``title`` and ``sub_title`` are Textual's reactives: a screen keeping its own heading under
+    that name showed "None (1)" as a dialog's title (the attachments and documents dialogs did)."""
+    shadowing = []
+    for module_info in pkgutil.iter_modules(crm_tui.screens.__path__):
+        module = importlib.import_module(f"crm_tui.screens.{module_info.name}")
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Screen) and cls.__module__ == module.__name__:
+                shadowing += [f"{name}.{attr}" for attr in ("title", "sub_title") if attr in vars(cls)]
+    assert not shadowing
+
+
+async def test_the_documents_dialog_is_titled_with_the_record_and_a_count(
+    app: CrmApp, pilot: Any, tmp_path: Path
+) -> None:
+    from crm_tui.screens.attachments import DocumentsScreen
+    from crm_tui.screens.dialogs import PromptDialog
+
+    offer = tmp_path / "offer.pdf"
+    offer.write_bytes(b"%PDF-1.4")
+    await pilot.press("2")
+    screen = app.screen
+    assert isinstance(screen, RecordsScreen)
+    await wait_for(lambda: screen.table.row_count > 0, pilot)
+    name = str(screen.table.loaded_rows[0].cells[0])
+    await pilot.press("A")
+    await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+    app.screen.query_one(Input).value = str(offer)
+    await pilot.press("enter")
+    await wait_for(lambda: any("Attached offer.pdf" in n.message for n in app._notifications), pilot)
+    await pilot.press("o")
+    await wait_for(lambda: isinstance(app.screen, DocumentsScreen), pilot)
+    title = str(app.screen.query_one(".dialog-title", Label).render())
+    assert "None" not in title
+    assert title.startswith("Documents of ") and name in title and title.endswith("(1)"), title
