@@ -83,11 +83,13 @@ class CrmApp(ReportsErrors, App[None]):
         **kwargs: Any,
     ):
         from crm_tui.widgets.option_list import page_drop_downs_when_laid_out
+        from crm_tui.widgets.table_widths import redraw_tables_when_measured
         from crm_tui.widgets.typing_order import keep_typing_in_order
 
-        # Two fixes of Textual's own widgets, for every field and drop-down of the app.
+        # Fixes of Textual's own widgets, for every field, drop-down and table of the app.
         keep_typing_in_order()
         page_drop_downs_when_laid_out()
+        redraw_tables_when_measured()
         super().__init__(css_path=str(assets_dir() / "styles" / "app.tcss"), **kwargs)
         self.context = context
         self.start_mode = start_mode

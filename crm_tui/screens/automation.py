@@ -459,8 +459,9 @@ class AutomationScreen(CrmScreen):
             for row in self.rows:
                 table.add_row(
                     Text("●" if row.enabled else "○", style="green" if row.enabled else "dim"),
-                    terminal_safe(row.where, max_length=36), terminal_safe(row.name, max_length=28), row.when[:34],
-                    terminal_safe(row.does, max_length=44), str(row.pending), key=str(row.id),
+                    # At most 156 columns in all: Pending stays in sight in a 160-column terminal.
+                    terminal_safe(row.where, max_length=30), terminal_safe(row.name, max_length=27), row.when[:37],
+                    terminal_safe(row.does, max_length=40), str(row.pending), key=str(row.id),
                 )  # fmt: skip
             status = f"{len(self.rows)} rules, {sum(r.pending for r in self.rows)} actions pending"
         elif self.view == "pending":

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.screen import Screen
-from textual.widgets import Input, Label, OptionList
+from textual.widgets import DataTable, Input, Label, OptionList
 
 import crm_tui.screens
 from crm_tui.app import CrmApp
@@ -75,3 +75,58 @@ async def test_the_documents_dialog_is_titled_with_the_record_and_a_count(
     title = str(app.screen.query_one(".dialog-title", Label).render())
     assert "None" not in title
     assert title.startswith("Documents of ") and name in title and title.endswith("(1)"), title
+
+
+async def test_a_table_drawn_before_its_columns_are_measured_is_drawn_again_with_them() -> None:
+    """The automation rules showed 4-character columns ("Sales  Call  on e") on first open and after Esc from
+    the rule form: the rules are loaded twice (mount, resume) and the terminal drew the second load's rows
+    before the table measured them; the widths came out as before, so nothing drew those lines again. Here the
+    table is drawn at that moment on purpose."""
+    from textual.app import App
+
+    from crm_tui.widgets.table_widths import redraw_tables_when_measured
+
+    redraw_tables_when_measured()  # as the app does when it starts
+
+    class Rules(App[None]):
+        def compose(self) -> Any:
+            yield DataTable()
+
+    def load(table: DataTable[str]) -> None:
+        table.clear(columns=True)
+        table.add_columns("Where", "Rule")
+        table.add_row("Sales / Contract approval", "Call at contract approval", key="1")
+
+    rules = Rules()
+    async with rules.run_test(size=(120, 10)) as pilot:
+        table = rules.query_one(DataTable)
+        load(table)
+        await pilot.pause()
+        load(table)
+        table.render_line(1)  # drawn before the table is idle (measured)
+        await pilot.pause()
+        assert "Where                      Rule" in table.render_line(0).text
+        assert "Sales / Contract approval  Call at contract approval" in table.render_line(1).text
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows, as text (from the app's screenshot)."""
+    import html
+    import re
+
+    return html.unescape(" ".join(re.findall(r">([^<]*)</text>", app.export_screenshot()))).replace(
+        "\xa0", " "
+    )
+
+
+async def test_the_automation_rules_fit_a_160_column_terminal(app: CrmApp, pilot: Any) -> None:
+    from crm_tui.screens.automation import AutomationScreen
+
+    await pilot.press("3")
+    await settle(pilot)
+    await pilot.press("R")
+    await wait_for(lambda: isinstance(app.screen, AutomationScreen) and bool(app.screen.rows), pilot)
+    await settle(pilot)
+    shown = screen_text(app)
+    assert "Pending" in shown, "the last column's header is whole (it showed 'Pendi')"
+    assert "Sales / Contract approval" in shown
