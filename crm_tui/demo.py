@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.free_mail import is_free
 from crm_tui.core.services import (
     activities,
     attachments,
@@ -30,7 +31,6 @@ from crm_tui.core.services import (
     users,
 )
 from crm_tui.core.services import opportunities as deals
-from crm_tui.core.services.common import FREEMAIL_DOMAINS
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.mail.parse import parse_message
 from crm_tui.resources import assets_dir
@@ -582,7 +582,7 @@ class _Builder:
                 smtp_port=465,
                 smtp_security="ssl",
                 addresses=me.email,
-                signature=f"Viele Grüße\n{me.name}",
+                signature=f"{me.name}\nVertrieb · Tel. +49 30 555 0100",  # the closing is the text's (templates have it)
                 created_at=self.now,
             )
         )
@@ -637,7 +637,7 @@ class _Builder:
                     reason=f"address {address}",
                     now=sent,
                 )  # type: ignore[arg-type]
-                if contact.organization_id and address.rsplit("@", 1)[1] not in FREEMAIL_DOMAINS:
+                if contact.organization_id and not is_free(address.rsplit("@", 1)[1]):
                     mail_store.link_message(
                         self.s,
                         stored.id,
@@ -647,9 +647,42 @@ class _Builder:
                     )
                 previous.append(message_id)
                 made += 1
+                if not incoming and thread % 7 == 3 and made < SIZES["messages"]:
+                    # An out-of-office reply to my mail: automatic, it answers nothing (the thread still
+                    # waits for the customer in "No reply to me").
+                    self._automatic_reply(contact.name, address, me, subject, message_id, previous, sent)
+                    made += 1
                 sent = sent + timedelta(hours=self.rng.randint(2, 30))
                 if sent > self.now or self.rng.random() < 0.2:
                     break
+
+    def _automatic_reply(
+        self,
+        name: str,
+        address: str,
+        me: m.User,
+        subject: str,
+        replied: str,
+        previous: list[str],
+        sent: datetime,
+    ) -> None:
+        message = EmailMessage()
+        message["From"] = f"{name} <{address}>"
+        message["To"] = f"{me.name} <{me.email}>"
+        message["Subject"] = f"Abwesenheitsnotiz: {subject}"
+        when = sent + timedelta(minutes=1)
+        message["Date"] = format_datetime(when.astimezone(self.zone))
+        message["Message-ID"] = f"<demo.auto.{len(previous)}.{replied.strip('<>')}>"
+        message["In-Reply-To"] = replied
+        message["References"] = " ".join(previous)
+        message["Auto-Submitted"] = "auto-replied"
+        message.set_content(
+            "Vielen Dank für Ihre Nachricht. Ich bin bis auf Weiteres nicht im Büro und lese meine Mail "
+            "nach meiner Rückkehr.\n"
+        )
+        stored = mail_store.store_message(self.s, parse_message(message.as_bytes()), now=when)
+        stored.is_read = True
+        self.s.add(stored)
 
 
 def _slug(text: str) -> str:

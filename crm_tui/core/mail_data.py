@@ -30,6 +30,7 @@ class MessageData:
     problems: list[str] = field(default_factory=list)
     body_hash: str | None = None  # the identity hash (``core.mail_identity``), when the parser made it
     size: int = 0  # len(raw), kept when the bytes were stored apart (the sync's helper: ``core.raw_writer``)
+    automatic: bool = False  # a bounce, report or automatic reply (``mail_identity.is_automatic``)
 
 
 # The header columns of ``mail_message``, in the order ``header_values`` gives them.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 
 _SEPARATOR = re.compile(rb"\r?\n\r?\n")
 LONE_CR = re.compile(rb"\r(?!\n)")  # a CR that ends no CRLF (the email package reads it as a line end)
@@ -77,3 +78,30 @@ def format_address(name: str | None, address: str) -> str:
     if _SPECIALS.search(name):
         name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{name} <{address}>"
+
+
+_BOUNCE_SENDERS = ("mailer-daemon", "postmaster")
+_AUTO_PRECEDENCE = ("auto_reply", "bulk", "junk")
+
+
+def is_automatic(get: Callable[[str], object], from_address: str = "") -> bool:
+    """Whether a message was sent by a machine, not written to be answered: an automatic reply or bounce
+    (``Auto-Submitted`` other than "no", RFC 3834), a delivery or read report (``multipart/report``, RFC 6522),
+    an out-of-office marker (``X-Autoreply``, ``X-Autorespond``, ``Precedence: auto_reply``), bulk mail, or a
+    bounce sender (MAILER-DAEMON, postmaster). ``get`` reads one header's raw value (None when absent)."""
+
+    def value(name: str) -> str:
+        found = get(name)
+        return str(found).strip().lower() if found is not None else ""
+
+    submitted = value("Auto-Submitted")
+    if submitted and not submitted.startswith("no"):
+        return True
+    if value("Content-Type").startswith("multipart/report"):
+        return True
+    if value("X-Autoreply") or value("X-Autorespond"):
+        return True
+    if value("Precedence") in _AUTO_PRECEDENCE:
+        return True
+    local = from_address.strip().lower().partition("@")[0]
+    return local in _BOUNCE_SENDERS

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from crm_tui.core.types import UTCDateTime
@@ -361,6 +361,8 @@ class Activity(SQLModel, table=True):
     completed_at: datetime | None = _utc(nullable=True)
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
+    # A follow-up of this mail (``A`` in the inbox): done by itself once the thread is answered.
+    follow_up_of: int | None = Field(default=None, index=True)
 
 
 class ActivityAttendee(SQLModel, table=True):
@@ -641,6 +643,20 @@ class MailMessage(SQLModel, table=True):
     is_read: bool = False
     is_flagged: bool = False
     received_at: datetime = _utc()
+    # The conversation (``core.mail_threads``: from Message-ID, In-Reply-To and References).
+    thread_id: int | None = Field(default=None, index=True)
+    # A bounce, delivery report or automatic reply (Auto-Submitted...): never awaits a reply.
+    is_automatic: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+
+
+class MailThreadKey(SQLModel, table=True):
+    """One id (its own Message-ID, or one it references) that joins a message to its thread."""
+
+    __tablename__ = "mail_thread_key"
+    message_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("mail_message.id", ondelete="CASCADE"), primary_key=True)
+    )
+    key: str = Field(primary_key=True, index=True)
 
 
 class MailRaw(SQLModel, table=True):

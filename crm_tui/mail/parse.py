@@ -17,7 +17,7 @@ from email.message import Message
 from typing import Any, TypeVar
 
 from crm_tui.core.mail_data import MessageData
-from crm_tui.core.mail_identity import LONE_CR, LONE_CR_TEXT, no_nul
+from crm_tui.core.mail_identity import LONE_CR, LONE_CR_TEXT, is_automatic, no_nul
 from crm_tui.mail.headers import (
     MAX_HEADER_CHARS,
     _address_pairs,
@@ -457,6 +457,7 @@ def parse_message(raw: bytes) -> MessageData:
         has_attachments=has_attachments,
         attachments=attachments,
         problems=problems,
+        automatic=_attempt(problems, "automatic", lambda: is_automatic(message.get, from_address), False),
     )
 
 
@@ -511,6 +512,7 @@ def parse_header_block(raw: bytes) -> MessageData:
         in_reply_to=in_reply_to[0] if in_reply_to else None,
         references=_message_ids(_raw_header(message, "References")),  # type: ignore[arg-type]
         problems=problems,
+        automatic=_attempt(problems, "automatic", lambda: is_automatic(message.get, from_address), False),
     )
 
 

@@ -14,7 +14,6 @@ identity).
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import queue
@@ -33,6 +32,7 @@ from sqlalchemy import delete
 from crm_tui.core import models as m
 from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
+from crm_tui.core.free_mail import free_domains
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.headers import HEADER_SECTION, fetch_flags, fetch_modseq, header_rows
@@ -98,18 +98,9 @@ class SyncReport:
         return text
 
 
-@functools.cache
 def load_free_domains() -> frozenset[str]:
-    """The free-mail domains (assets/mail/free_mail_domains.txt), read once per process: the inbox asks for
-    them on every key that prefills a form or shows the related panel."""
-    from crm_tui.resources import assets_dir
-
-    path = assets_dir() / "mail" / "free_mail_domains.txt"
-    return frozenset(
-        line.strip().lower()
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    )
+    """The free-mail domains (``core.free_mail``: one shipped list, read once per process)."""
+    return free_domains()
 
 
 def _holder() -> str:

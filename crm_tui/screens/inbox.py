@@ -604,6 +604,11 @@ class InboxScreen(SearchesItsList, CrmScreen):
             )
 
         def saved(activity_id: int) -> None:
+            from crm_tui.core import mail_threads
+
+            with context.database().write() as session:  # done by itself once the thread is answered
+                mail_threads.watch_follow_up(session, activity_id, message_id)
+
             def take_back(session: Any) -> str:
                 activities.delete_activity(session, activity_id)
                 return f"undone: follow-up activity {activity_id} removed"

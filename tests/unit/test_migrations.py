@@ -367,3 +367,76 @@ def test_0014_moves_every_message_s_bytes_into_their_own_table(tmp_path: Path) -
             (1, whole),
             (2, b""),
         ]
+
+
+def test_0015_threads_the_stored_mail_marks_automatic_mail_and_clears_free_mail_domains(
+    tmp_path: Path,
+) -> None:
+    """A 0014 database: its messages are threaded by their headers (two customers' "Angebot" mails stay two
+    threads, a reply with another subject joins its parent), a stored out-of-office reply is marked automatic,
+    and an organization loses the free-mail domain a converted lead's private address gave it."""
+    path = _database_at(tmp_path, "0014")
+    raw_auto = (
+        b"From: lea@nordwind.example\r\nAuto-Submitted: auto-replied\r\nSubject: Abwesend\r\n\r\nweg\r\n"
+    )
+    columns = (
+        "id, message_id_header, subject, subject_key, from_name, from_address, to_addresses, cc_addresses, "
+        'in_reply_to, "references", body_text, has_attachments, attachments, size, is_outgoing, is_read, '
+        "is_flagged, has_body, received_at"
+    )
+    rows = [
+        (1, "<a@x>", "Angebot", "angebot", "", "lea@nordwind.example", "anna@crm.example", "", None, None),
+        (2, "<b@y>", "Angebot", "angebot", "", "paul@sued.example", "anna@crm.example", "", None, None),
+        (
+            3,
+            "<c@crm>",
+            "Termin",
+            "termin",
+            "",
+            "anna@crm.example",
+            "lea@nordwind.example",
+            "",
+            "<a@x>",
+            "<a@x>",
+        ),
+        (
+            4,
+            "<d@n>",
+            "Abwesend",
+            "abwesend",
+            "",
+            "lea@nordwind.example",
+            "anna@crm.example",
+            "",
+            "<c@crm>",
+            None,
+        ),
+    ]
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO user (id, name, email, active, created_at) VALUES (1, 'Anna', 'anna@crm.example', 1, '2026-01-01')"
+        )
+        for row in rows:
+            connection.execute(
+                f"INSERT INTO mail_message ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, '', 0, 0, 0, 0, 1, "
+                "'2026-01-01 00:00:00.000000')",
+                row,
+            )
+        connection.execute("INSERT INTO mail_raw (message_id, raw) VALUES (4, ?)", (raw_auto,))
+        connection.execute(
+            "INSERT INTO organization (id, name, kind, search_text, created_at, updated_at) "
+            "VALUES (1, 'Seeblick Autohaus', 'customer', '', '2026-01-01', '2026-01-01')"
+        )
+        for domain in ("example.net", "seeblick.example", "gmail.com"):
+            connection.execute(
+                "INSERT INTO organization_domain (organization_id, domain) VALUES (1, ?)", (domain,)
+            )
+    upgraded = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
+    with upgraded.read() as session:
+        threads = dict(session.execute(sa_text("SELECT id, thread_id FROM mail_message")).all())
+        automatic = dict(session.execute(sa_text("SELECT id, is_automatic FROM mail_message")).all())
+        domains = [row[0] for row in session.execute(sa_text("SELECT domain FROM organization_domain"))]
+    upgraded.dispose()
+    assert threads[1] == threads[3] == threads[4] != threads[2]
+    assert automatic == {1: 0, 2: 0, 3: 0, 4: 1}
+    assert domains == ["seeblick.example"]

@@ -24,31 +24,6 @@ _PHONE_RE = re.compile(r"^[0-9+()./\- ]+$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-# Mailbox providers whose domain says nothing about a person's company.
-FREEMAIL_DOMAINS = frozenset(
-    {
-        "gmail.com",
-        "googlemail.com",
-        "yahoo.com",
-        "outlook.com",
-        "hotmail.com",
-        "live.com",
-        "icloud.com",
-        "me.com",
-        "aol.com",
-        "gmx.de",
-        "gmx.net",
-        "web.de",
-        "proton.me",
-        "protonmail.com",
-        "mail.com",
-        "fastmail.com",
-        "yandex.ru",
-        "t-online.de",
-    }
-)
-
-
 D = TypeVar("D")
 
 

@@ -18,10 +18,10 @@ from crm_tui.core.automation import fields as rule_fields
 from crm_tui.core.automation import schedule
 from crm_tui.core.db import execute_core
 from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.free_mail import free_domains, is_free
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.attachments import copy_document, documents_on
 from crm_tui.core.services.common import (
-    FREEMAIL_DOMAINS,
     check_choice,
     check_emails,
     check_exists,
@@ -238,7 +238,7 @@ def plan_conversion(session: Session, lead_id: int) -> ConversionPlan:
     else:
         for address in emails:
             domain = domain_of(address)
-            if not domain or domain in FREEMAIL_DOMAINS:
+            if not domain or is_free(domain):
                 continue
             organization = find_by_domain(session, domain)
             if organization is not None:
@@ -300,7 +300,7 @@ def convert_lead(
 
     org_id = chosen_org.id if chosen_org else plan.organization_id
     if org_id is None and plan.organization_name:
-        domains = sorted({domain_of(a) for a in plan.contact_emails} - FREEMAIL_DOMAINS - {""})
+        domains = sorted({domain_of(a) for a in plan.contact_emails} - free_domains() - {""})
         org = create_organization(
             session,
             OrganizationInput(

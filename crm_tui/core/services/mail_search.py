@@ -205,6 +205,8 @@ class MessageObject:
     links: list[dict[str, str]]
     has_body: bool
     problems: list[str]
+    thread: int | None = None  # the conversation (``core.mail_threads``); mails of one thread share it
+    automatic: bool = False  # a bounce, report or automatic reply
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -219,6 +221,8 @@ class MessageObject:
             "links": self.links,
             "has_body": self.has_body,
             "problems": self.problems,
+            "thread": self.thread,
+            "automatic": self.automatic,
         }
 
 
@@ -240,6 +244,8 @@ def message_objects(session: Session, ids: list[int]) -> list[MessageObject]:
                 m.MailMessage.is_flagged,
                 m.MailMessage.has_body,
                 m.MailMessage.parse_problems,
+                m.MailMessage.thread_id,
+                m.MailMessage.is_automatic,
             ).where(m.MailMessage.id.in_(ids))  # type: ignore[union-attr]
         )
     }
@@ -287,6 +293,8 @@ def message_objects(session: Session, ids: list[int]) -> list[MessageObject]:
                 links=links[message_id],
                 has_body=row.has_body,
                 problems=[p for p in (row.parse_problems or "").splitlines() if p],
+                thread=row.thread_id if row.thread_id is not None else message_id,
+                automatic=row.is_automatic,
             )
         )
     return result

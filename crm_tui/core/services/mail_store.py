@@ -13,9 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from crm_tui.core import mail_threads
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.mail_data import MessageData
+from crm_tui.core.mail_identity import subject_key
 from crm_tui.core.services.common import get_or_404
 from crm_tui.core.services.records import ATTACHABLE, record_exists
 from crm_tui.core.types import RecordRef
@@ -59,9 +61,13 @@ def store_message(
         size=len(data.raw),
         is_outgoing=outgoing,
         received_at=now,
+        is_automatic=data.automatic,
+        subject_key=subject_key(data.subject),
     )
     session.add(message)
     session.flush()
+    message.thread_id = mail_threads.assign(session, [mail_threads.thread_input(message)])[message.id]  # type: ignore[index]
+    mail_threads.close_answered_follow_ups(session, now=now)
     session.add(m.MailRaw(message_id=message.id, raw=bytes(data.raw)))
     session.flush()
     return message

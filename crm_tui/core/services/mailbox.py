@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 
-from crm_tui.core import bulk, mail_identity, search_index
+from crm_tui.core import bulk, mail_identity, mail_threads, search_index
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.mail_data import HEADER_COLUMNS, header_values
@@ -204,7 +204,29 @@ def store_headers(
             for message_id, row, text in zip(ids, fresh, flags, strict=True)
         ],
     )
+    mail_threads.assign(
+        session, [_thread_input(message_id, row.values) for message_id, row in zip(ids, fresh, strict=True)]
+    )
     return len(fresh)
+
+
+_COLUMN = {name: index for index, name in enumerate(HEADER_COLUMNS)}
+
+
+def _thread_input(message_id: int, values: tuple[Any, ...]) -> mail_threads.ThreadInput:
+    """A message stored from its header columns' values, as threading sees it."""
+    return mail_threads.ThreadInput(
+        id=message_id,
+        message_id=values[_COLUMN["message_id_header"]],
+        in_reply_to=values[_COLUMN["in_reply_to"]],
+        references=values[_COLUMN["references"]],
+        subject_key=values[_COLUMN["subject_key"]] or "",
+        people=mail_threads.people_of(
+            values[_COLUMN["from_address"]] or "",
+            values[_COLUMN["to_addresses"]] or "",
+            values[_COLUMN["cc_addresses"]] or "",
+        ),
+    )
 
 
 @dataclass
@@ -346,6 +368,7 @@ def store_bodies(
                 "size": len(data.raw) or data.size,
                 "has_body": True,
                 "body_hash": digest,
+                "is_automatic": data.automatic,
             }
         )
         updates.append(completed_rows[-1])
@@ -371,6 +394,8 @@ def store_bodies(
             for row in sorted(completed_rows, key=lambda row: row["id"])  # type: ignore[arg-type, return-value]
         ],
     )
+    if completed_rows:
+        mail_threads.close_answered_follow_ups(session, now=now)
     return results
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.free_mail import is_free
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.common import (
     check_choice,
@@ -70,6 +71,13 @@ def _check(
             domain = normalize_domain(value)
         except ValueError as exc:
             errors.add("domains", str(exc))
+            continue
+        if is_free(domain):
+            errors.add(
+                "domains",
+                f"{domain} is a free-mail or ISP domain: it says nothing about the company, so mail from it "
+                "is never linked by its domain",
+            )
             continue
         if domain not in domains:
             domains.append(domain)

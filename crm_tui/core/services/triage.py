@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, not_, or_, select
+from sqlalchemy import and_, exists, func, not_, or_, select
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -125,38 +125,78 @@ def folder_condition(session: Session, folder_id: int):  # type: ignore[no-untyp
     )
 
 
+def _later_in_thread():  # type: ignore[no-untyped-def]
+    """A condition: a later message of the same thread, written by a person (not a bounce or automatic reply),
+    exists. "Later" by the date sent, then by arrival (the id) for mails sent in the same second."""
+    later = aliased(m.MailMessage)
+    return exists().where(
+        func.coalesce(later.thread_id, later.id) == _thread_key(),
+        later.id != m.MailMessage.id,
+        later.is_automatic.is_(False),  # type: ignore[attr-defined]
+        or_(
+            later.sent_at > m.MailMessage.sent_at,  # type: ignore[operator]
+            and_(later.sent_at == m.MailMessage.sent_at, later.id > m.MailMessage.id),  # type: ignore[operator]
+        ),
+    )
+
+
+def _open_deal_of_record():  # type: ignore[no-untyped-def]
+    """A condition on a mail link: the record it names is an open deal, or a contact or organization that
+    has one (as the deal's contact, or its organization, installer or reseller)."""
+    open_deal = and_(m.Stage.id == m.Opportunity.stage_id, m.Stage.kind == "open")
+    link = m.MailLink
+    return or_(
+        and_(
+            link.record_type == "opportunity", exists().where(m.Opportunity.id == link.record_id, open_deal)
+        ),
+        and_(
+            link.record_type == "contact",
+            exists().where(
+                m.OpportunityContact.contact_id == link.record_id,
+                m.Opportunity.id == m.OpportunityContact.opportunity_id,
+                open_deal,
+            ),
+        ),
+        and_(
+            link.record_type == "organization",
+            exists().where(
+                or_(
+                    m.Opportunity.organization_id == link.record_id,
+                    m.Opportunity.installer_id == link.record_id,
+                    m.Opportunity.reseller_id == link.record_id,
+                ),
+                open_deal,
+            ),
+        ),
+    )
+
+
 def view_condition(view: str, *, now: datetime, days: int = NO_REPLY_DAYS):  # type: ignore[no-untyped-def]
-    """The condition of a view (see VIEWS), or None for all mail."""
+    """The condition of a view (see VIEWS), or None for all mail.
+
+    Reply tracking follows the threads (``core.mail_threads``: Message-ID, In-Reply-To, References): a mail
+    awaits my reply while no later mail of its thread was written by a person; bounces and automatic replies
+    never await one, nor count as an answer to mine."""
     if view == "all":
         return None
-    later = aliased(m.MailMessage)
-    last_of_thread = not_(
-        exists().where(
-            later.subject_key == m.MailMessage.subject_key,
-            m.MailMessage.subject_key != "",
-            later.sent_at > m.MailMessage.sent_at,  # type: ignore[operator]
-        )
-    )
     if view == "unlinked":
         return and_(
             m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
             not_(exists().where(m.MailLink.message_id == m.MailMessage.id)),
         )
     if view == "deals":
-        return exists().where(
-            m.MailLink.message_id == m.MailMessage.id,
-            m.MailLink.record_type == "opportunity",
-            m.Opportunity.id == m.MailLink.record_id,
-            m.Stage.id == m.Opportunity.stage_id,
-            m.Stage.kind == "open",
-        )
+        return exists().where(m.MailLink.message_id == m.MailMessage.id, _open_deal_of_record())
     if view == "awaiting":
-        return and_(m.MailMessage.is_outgoing.is_(False), last_of_thread)  # type: ignore[attr-defined]
+        return and_(
+            m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
+            m.MailMessage.is_automatic.is_(False),  # type: ignore[attr-defined]
+            not_(_later_in_thread()),
+        )
     if view == "no-reply":
         return and_(
             m.MailMessage.is_outgoing.is_(True),  # type: ignore[attr-defined]
             m.MailMessage.sent_at < now - timedelta(days=days),  # type: ignore[operator]
-            last_of_thread,
+            not_(_later_in_thread()),
         )
     raise CrmError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
 
@@ -172,18 +212,13 @@ def folders(session: Session) -> list[tuple[int, str, str, str | None]]:
 
 
 def _thread_key():  # type: ignore[no-untyped-def]
-    """A message's thread: its subject without reply prefixes (``subject_key``); no subject, its own."""
-    from sqlalchemy import String, case, cast, literal
-
-    return case(
-        (m.MailMessage.subject_key != "", m.MailMessage.subject_key),
-        else_=literal("#") + cast(m.MailMessage.id, String),
-    )
+    """A message's thread (``mail_threads``); a message not threaded yet is its own."""
+    return func.coalesce(m.MailMessage.thread_id, m.MailMessage.id)
 
 
 def newest_of_threads(condition):  # type: ignore[no-untyped-def]
     """A condition: the message is the newest of its thread among the messages matching ``condition``."""
-    from sqlalchemy import func, true
+    from sqlalchemy import true
 
     newest = (
         select(func.max(m.MailMessage.id))
