@@ -63,11 +63,13 @@ class BoardLoaded(Message):
         columns: list[Column],
         select: int | None,
         request: int = 0,
+        text: str = "",
     ):
         super().__init__()
         self.pipeline_id, self.pipeline_name, self.pipelines = pipeline_id, name, pipelines
         self.columns, self.select = columns, select
         self.request = request  # the load it answers: an older one's answer (a thread runs on) is dropped
+        self.text = text  # the filter it was loaded with
 
 
 class BoardDetailLoaded(Message):
@@ -147,6 +149,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         self._detail_request = 0
         # The column the user works in; focus follows it a moment later, so selection reads this, not focus.
         self._active_column = 0
+        self._shown: tuple[int | None, str] = (None, "")  # the pipeline and filter the board shows
 
     def compose(self) -> ComposeResult:
         yield Label("", id="board-title")
@@ -184,21 +187,25 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
             all_pipelines = pipelines.pipelines(session)
             if not all_pipelines:
                 self.post_message(
-                    BoardLoaded(0, "no pipeline yet (create one in Settings)", [], [], None, request)
+                    BoardLoaded(0, "no pipeline yet (create one in Settings)", [], [], None, request, text)
                 )
                 return
             ids = [p.id for p in all_pipelines]
             current = next((p for p in all_pipelines if p.id == pipeline_id), all_pipelines[0])
             partner = context.partner_id()
+            # Counts and totals of what the filter finds, as the cards are.
             totals = {
-                t.stage_id: t for t in opportunities.stage_totals(session, current.id, partner_id=partner)
+                t.stage_id: t
+                for t in opportunities.stage_totals(
+                    session, current.id, partner_id=partner, text=text or None
+                )
             }  # type: ignore[arg-type]
             columns = []
             for stage in pipelines.stages_of(session, current.id):  # type: ignore[arg-type]
                 deals = opportunities.list_opportunities(
                     session, stage_id=stage.id, text=text or None, limit=COLUMN_LIMIT, partner_id=partner
                 )
-                count = totals[stage.id].count if not text else len(deals)  # type: ignore[index]
+                count = totals[stage.id].count  # type: ignore[index]
                 cards = [
                     Card(
                         d.id,
@@ -229,6 +236,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 columns,
                 select,
                 request,
+                text,
             )
         )  # type: ignore[misc]
 
@@ -251,8 +259,9 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
             header = Text(terminal_safe(column.name), style="bold")
             header.append(f"  {column.count}", style="cyan")
             header.append(f"  {column.probability}%\n", style="dim")
+            # A total per line, in whole units: a column is narrow, and a total cut off says nothing.
             header.append(
-                " · ".join(format_money(cents, cur) for cur, cents in column.amounts.items()) or "—",
+                "\n".join(f"{round(cents / 100):,} {cur}" for cur, cents in column.amounts.items()) or "—",
                 style="dim",
             )
             options = [Option(self._card_text(card), id=str(card.id)) for card in column.cards]
@@ -271,14 +280,29 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
             widgets.append(box)
         await board.mount_all(widgets)
         # Read the active column now: keys pressed while the columns were rebuilt have moved it.
-        self._restore_focus(message.select, self._active_column)
+        column = self._active_column
+        shown = (message.pipeline_id, message.text)
+        if shown != self._shown and message.select is None:
+            # Another pipeline, or another filter: the highlight goes to a deal, not to an empty column
+            # (after a filter and a switch, the board sat on Installation's empty last column).
+            column = self._column_with_cards(0 if message.pipeline_id != self._shown[0] else column)
+        self._shown = shown
+        self._restore_focus(message.select, column)
         self._pending_select = None
         total = sum(c.count for c in message.columns)
         self.app.update_status(f"{total} deals in {message.pipeline_name}")  # type: ignore[attr-defined]
 
+    def _column_with_cards(self, preferred: int) -> int:
+        """The column nearest to ``preferred`` (leftmost of two) that lists a deal; ``preferred`` if none."""
+        if not self.columns:
+            return 0
+        preferred = min(preferred, len(self.columns) - 1)
+        order = sorted(range(len(self.columns)), key=lambda index: (abs(index - preferred), index))
+        return next((index for index in order if self.columns[index].cards), preferred)
+
     def _card_text(self, card: Card) -> Text:
-        text = Text(terminal_safe(card.title, max_length=34) + "\n", style="bold")
-        text.append(terminal_safe(card.organization, max_length=34) + "\n", style="dim")
+        text = Text(whole_words(terminal_safe(card.title), 40) + "\n", style="bold")
+        text.append(whole_words(terminal_safe(card.organization), 34) + "\n", style="dim")
         text.append(card.amount)
         if card.close:
             text.append(f"  ⏱ {card.close}", style="dim")
@@ -620,6 +644,17 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     @on(ForecastLoaded)
     def _show_forecast(self, message: ForecastLoaded) -> None:
         self.query_one("#forecast", Static).update(message.text)
+
+
+def whole_words(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, cut after a whole word with " …" ("Wärmepumpe für den Neubau
+    …", never "… (Seebli…"); only a first word longer than that is cut inside, where it must."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]  # room for the word, the space and the ellipsis: up to limit - 2, and one more
+    if " " not in head.strip():
+        return text[: limit - 1] + "…"
+    return head[: head.rindex(" ")].rstrip() + " …"
 
 
 def forecast_chart(months: list, width: int = 50) -> Text:  # type: ignore[type-arg]

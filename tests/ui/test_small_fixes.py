@@ -109,6 +109,33 @@ async def test_a_table_drawn_before_its_columns_are_measured_is_drawn_again_with
         assert "Sales / Contract approval  Call at contract approval" in table.render_line(1).text
 
 
+def screen_rows(app: Any) -> list[str]:
+    """What the terminal shows, row by row (from the app's screenshot; a cell is 12.2 units wide there)."""
+    import html
+    import re
+
+    svg = app.export_screenshot()
+    rows: dict[float, list[tuple[int, str]]] = {}
+    for x, y, text in re.findall(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]*)</text>', svg):
+        rows.setdefault(float(y), []).append(
+            (round(float(x) / 12.2), html.unescape(text).replace("\xa0", " "))
+        )
+    lines = []
+    for y in sorted(rows):
+        line = ""
+        for column, text in sorted(rows[y]):
+            line = line.ljust(column) + text
+        lines.append(line)
+    return lines
+
+
+def shown_in(app: Any, widget: Any) -> str:
+    """The text the terminal shows in ``widget``'s region, its rows joined by spaces."""
+    rows = screen_rows(app)
+    x, y, width, height = widget.region
+    return " ".join(rows[row][x : x + width].strip() for row in range(y, y + height) if row < len(rows))
+
+
 def screen_text(app: Any) -> str:
     """What the terminal shows, as text (from the app's screenshot)."""
     import html
@@ -130,3 +157,106 @@ async def test_the_automation_rules_fit_a_160_column_terminal(app: CrmApp, pilot
     shown = screen_text(app)
     assert "Pending" in shown, "the last column's header is whole (it showed 'Pendi')"
     assert "Sales / Contract approval" in shown
+
+
+async def board_on(app: CrmApp, pilot: Any) -> Any:
+    from crm_tui.screens.board import OpportunitiesScreen
+
+    await pilot.press("3")
+    board = app.screen
+    assert isinstance(board, OpportunitiesScreen)
+    await wait_for(lambda: bool(board.columns), pilot)
+    await settle(pilot)
+    return board
+
+
+async def test_board_totals_follow_the_filter_and_headers_are_whole(app: CrmApp, pilot: Any) -> None:
+    from sqlalchemy import select
+
+    from crm_tui.core import models as m
+
+    board = await board_on(app, pilot)
+    await pilot.press("slash", *"Wallbox", "enter")
+    await wait_for(lambda: board.filter_text == "Wallbox", pilot)
+    await settle(pilot)  # the board loaded with the filter
+    with app.context.database().read() as session:
+        found = session.execute(
+            select(m.Opportunity.stage_id, m.Opportunity.currency, m.Opportunity.amount_cents).where(
+                m.Opportunity.pipeline_id == board.pipeline_id, m.Opportunity.title.contains("Wallbox")
+            )
+        ).all()
+    for column in board.columns:
+        mine = [(currency, cents) for stage, currency, cents in found if stage == column.stage_id]
+        assert column.count == len(mine), column.name
+        assert column.amounts == {
+            currency: sum(c for cur, c in mine if cur == currency) for currency, _ in mine
+        }, column.name
+    shown = screen_text(app)
+    for column in board.columns:
+        for currency, cents in column.amounts.items():
+            assert f"{round(cents / 100):,} {currency}" in shown, "a column's total is shown whole"
+    await pilot.press("escape")
+    await wait_for(lambda: board.filter_text == "", pilot)
+    await settle(pilot)
+    for column, header in zip(board.columns, board.query(".column-header"), strict=True):
+        shown = shown_in(app, header)
+        assert "…" not in shown and shown.split() == [
+            *column.name.split(),
+            str(column.count),
+            f"{column.probability}%",
+            *" ".join(f"{round(cents / 100):,} {cur}" for cur, cents in column.amounts.items()).split(),
+        ], shown
+
+
+def test_card_titles_are_cut_after_a_whole_word() -> None:
+    from crm_tui.screens.board import whole_words
+
+    assert (
+        whole_words("Wärmepumpe für den Neubau (Seeblick Autohaus GmbH)", 40)
+        == "Wärmepumpe für den Neubau (Seeblick …"
+    )
+    assert whole_words("Solarcarport Elbe", 40) == "Solarcarport Elbe"
+    assert whole_words("Energiemonitoringsystemerweiterungspaket", 20) == "Energiemonitoringsy…"
+    assert len(whole_words("a b c d e f g h i j k l m n o p q r s t", 10)) <= 10
+
+
+async def test_after_a_filter_and_a_pipeline_switch_the_board_highlights_a_deal(
+    app: CrmApp, pilot: Any
+) -> None:
+    """Seen: a filter, a switch to Installation (its one deal filtered out), Esc: the board sat on the last,
+    empty column ("No deal selected.") and j/k/h/l seemed to do nothing."""
+    from sqlalchemy import select
+
+    from crm_tui.core import models as m
+    from crm_tui.widgets.record_detail import RecordDetail
+
+    with app.context.database().write() as session:
+        installation = session.scalars(select(m.Pipeline).where(m.Pipeline.name == "Installation")).one()
+        first = session.scalars(
+            select(m.Stage).where(m.Stage.pipeline_id == installation.id).order_by(m.Stage.position)
+        ).first()
+        deal = session.scalars(select(m.Opportunity).where(m.Opportunity.title.contains("Auen"))).first()
+        deal.pipeline_id, deal.stage_id = installation.id, first.id  # as the "won: copy" rule puts one there
+        deal_id = deal.id
+    board = await board_on(app, pilot)
+    await pilot.press("l", "l", "l", "l", "slash", *"Wärme", "enter")
+    await wait_for(lambda: board.filter_text == "Wärme", pilot)
+    await settle(pilot)
+    while board.pipeline_id != installation.id:
+        await pilot.press("p")
+        await settle(pilot)
+    assert not any(column.cards for column in board.columns), "its one deal is filtered out"
+    await pilot.press("escape")
+    await wait_for(lambda: board.filter_text == "", pilot)
+    await settle(pilot)
+    assert board.selected_deal() == deal_id
+    detail = board.query_one(RecordDetail)
+    await wait_for(lambda: "Energiemonitoring Auen" in str(detail.render()), pilot)
+    await pilot.press("l")
+    assert board.selected_deal() is None  # the next column is empty
+    await pilot.press("h")
+    assert board.selected_deal() == deal_id
+    await pilot.press("p")  # to a pipeline with deals: a deal is highlighted at once
+    await settle(pilot)
+    assert board.pipeline_id != installation.id
+    assert board.selected_deal() is not None

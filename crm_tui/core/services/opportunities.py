@@ -459,8 +459,11 @@ def partner_filter(partner_id: int) -> Any:
     return or_(m.Opportunity.installer_id == partner_id, m.Opportunity.reseller_id == partner_id)
 
 
-def stage_totals(session: Session, pipeline_id: int, *, partner_id: int | None = None) -> list[StageTotal]:
-    """Count and amount per currency of each stage of the pipeline, in stage order."""
+def stage_totals(
+    session: Session, pipeline_id: int, *, partner_id: int | None = None, text: str | None = None
+) -> list[StageTotal]:
+    """Count and amount per currency of each stage of the pipeline, in stage order; with ``text``, of the
+    deals that filter finds (as ``list_opportunities`` does)."""
     counts: dict[int, int] = defaultdict(int)
     amounts: dict[int, dict[str, int]] = defaultdict(dict)
     query = (
@@ -472,6 +475,8 @@ def stage_totals(session: Session, pipeline_id: int, *, partner_id: int | None =
     )
     if partner_id is not None:
         query = query.where(partner_filter(partner_id))
+    for term in search_terms(text):
+        query = query.where(m.Opportunity.search_text.like(like_pattern(term), escape="\\"))
     for stage_id, currency, count, total in session.execute(query):
         counts[stage_id] += count
         amounts[stage_id][currency] = int(total or 0)
