@@ -494,8 +494,16 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
             if not planned and not cancelled and not completes:
                 return None
             body = Text()
+            ref = RecordRef(RecordType.OPPORTUNITY, deal_id)
+
+            def does_for(rule: Any) -> str:
+                """What the rule does to this deal, its merge fields filled (never "{{ contact.name }}")."""
+                return terminal_safe(
+                    actions.describe_for(session, rule, ref, me_id=context.me_id(), today=context.today())
+                )
+
             for item in planned:
-                does = terminal_safe(actions.describe(session, item.rule))
+                does = does_for(item.rule)
                 if item.due_at is None:
                     body.append("  not now  ", style="dim")
                     body.append(
@@ -510,7 +518,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 body.append(f"{does}  ({item.event})\n")
             for rule, job in cancelled:
                 body.append("  cancelled        ", style="bold yellow")
-                body.append(f"{terminal_safe(rule.name)}: {terminal_safe(actions.describe(session, rule))} (was due "
+                body.append(f"{terminal_safe(rule.name)}: {does_for(rule)} (was due "
                             f"{job.due_at.astimezone(context.zone):%Y-%m-%d %H:%M})\n")  # fmt: skip
             for activity in completes:
                 body.append("  completed        ", style="bold green")

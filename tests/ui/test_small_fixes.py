@@ -260,3 +260,45 @@ async def test_after_a_filter_and_a_pipeline_switch_the_board_highlights_a_deal(
     await settle(pilot)
     assert board.pipeline_id != installation.id
     assert board.selected_deal() is not None
+
+
+async def test_the_move_preview_fills_the_merge_fields_for_the_deal(app: CrmApp, pilot: Any) -> None:
+    """> on a deal in Contract approval showed "repeat lead 'Repeat business: {{ deal.title }}'" and "call
+    {{ contact.name }}": what the rules will do to this deal, as they will do it."""
+    from crm_tui.screens.dialogs import ConfirmDialog
+
+    board = await board_on(app, pilot)
+    approval = next(i for i, column in enumerate(board.columns) if column.name == "Contract approval")
+    for _ in range(approval):
+        await pilot.press("l")
+    deal_id = board.selected_deal()
+    assert deal_id is not None
+    title = next(card.title for card in board.columns[approval].cards if card.id == deal_id)
+    await pilot.press("greater_than_sign")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    shown = " ".join(screen_rows(app))
+    assert "{{" not in shown and "}}" not in shown, shown
+    body = app.screen._body
+    assert f"Repeat business: {title}" in (body.plain if hasattr(body, "plain") else str(body))
+    await pilot.press("escape")
+
+
+def test_a_merge_field_the_deal_cannot_fill_is_named_in_the_preview(app: CrmApp) -> None:
+    from sqlalchemy import delete, select
+
+    from crm_tui.core import models as m
+    from crm_tui.core.automation import actions
+    from crm_tui.core.types import RecordRef, RecordType
+
+    context = app.context
+    with context.database().write() as session:
+        rule = next(
+            r for r in session.scalars(select(m.AutomationRule)) if "contact.name" in (r.params or "")
+        )
+        deal_id = session.scalars(select(m.Opportunity.id)).first()
+        session.execute(delete(m.OpportunityContact).where(m.OpportunityContact.opportunity_id == deal_id))
+    with context.database().read() as session:
+        said = actions.describe_for(
+            session, rule, RecordRef(RecordType.OPPORTUNITY, deal_id), me_id=None, today=context.today()
+        )
+    assert "{{" not in said and "contact" in said and "fail" in said, said

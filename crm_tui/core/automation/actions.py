@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -20,6 +20,9 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.automation import fields
 from crm_tui.core.errors import CrmError, FieldErrors
+
+if TYPE_CHECKING:
+    from crm_tui.core.types import RecordRef
 
 ACTIONS: dict[str, str] = {
     "send_email": "Send an email from a template",
@@ -648,10 +651,29 @@ _HANDLERS: dict[str, Callable[..., Done]] = {
 }
 
 
-def describe(session: Session, rule: m.AutomationRule) -> str:
-    """The action in words ("send 'Reminder' to the primary contact")."""
+def describe_for(
+    session: Session, rule: m.AutomationRule, ref: RecordRef, *, me_id: int | None, today: date
+) -> str:
+    """The action in words for one record, its merge fields filled ("plan call 'Contract approval: call Elif
+    Huber'"), as it will fire; a field the record cannot fill is named, never shown as ``{{ contact.name }}``."""
+    from crm_tui.core.services import email_templates
+
+    context = email_templates.merge_context(session, [ref], me_id=me_id, today=today)
+    try:
+        return describe(session, rule, fill=lambda text: _fill(text, context))
+    except CrmError as exc:
+        return f"{ACTIONS.get(rule.action, rule.action).lower()}, which will fail: {exc}"
+
+
+def describe(session: Session, rule: m.AutomationRule, fill: Callable[[str], str] | None = None) -> str:
+    """The action in words ("send 'Reminder' to the primary contact"); ``fill`` fills the merge fields of a
+    subject or title for a record (else they are shown as written in the rule)."""
     params = params_of(rule)
     action = rule.action
+    if fill is not None:
+        for key in ("subject", "title"):
+            if params.get(key):
+                params = {**params, key: fill(str(params[key]))}
     if action == "send_email":
         return f"mail {params.get('template')!r} to {ROLE_WORDS.get(params.get('to', ''), params.get('to'))}"
     if action == "plan_activity":
