@@ -107,6 +107,26 @@ def insert_tuples(
     return list(range(last - len(rows) + 1, last + 1))
 
 
+def insert_plain(session: Session, table: Table, columns: Sequence[str], rows: list[Sequence[Any]]) -> None:
+    """``insert_tuples`` for a table without an id to return (link rows): one executemany."""
+    if not rows:
+        return
+    session.flush()
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        session.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(_quoted(name) for name in columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, _stored(rows, _processors(table, columns, connection.dialect)))
+    finally:
+        cursor.close()
+
+
 def update_rows(
     session: Session, table: Table, rows: list[dict[str, Any]], *, expected: Sequence[str] = ()
 ) -> None:

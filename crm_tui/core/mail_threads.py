@@ -19,11 +19,12 @@ form, used by the migration that threads an existing mailbox and by the property
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, func, select, update
 from sqlmodel import Session
 
 from crm_tui.core import bulk
@@ -31,6 +32,7 @@ from crm_tui.core import models as m
 
 MAX_KEYS = 40  # ids kept per message: the first of References (the thread's root) and the newest ones
 _CHUNK = 500
+_PER_SUBJECT = 30  # stored mails of one subject a new mail is compared with (the newest)
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class ThreadInput:
     subject_key: str = ""
     people: frozenset[str] = frozenset()  # every address in From, To and Cc, lower case
 
-    @property
+    @functools.cached_property
     def referenced(self) -> list[str]:
         """The ids this message names as its ancestors (References, then In-Reply-To), without duplicates."""
         found = [line.strip() for line in (self.references or "").split("\n") if line.strip()]
@@ -56,6 +58,11 @@ class ThreadInput:
         return found
 
     @property
+    def bare(self) -> bool:
+        """Whether the mail carries no reference at all (the subject may then say its thread)."""
+        return not (self.in_reply_to or self.references)
+
+    @functools.cached_property
     def keys(self) -> list[str]:
         """Every id that joins this message to others: its own Message-ID and the ones it references."""
         own = [self.message_id] if self.message_id else []
@@ -106,14 +113,14 @@ def thread_of(messages: Sequence[ThreadInput], *, mine: Iterable[str] = ()) -> d
             union.join(node, ("k", key))
     by_subject: dict[str, list[ThreadInput]] = {}
     for message in sorted(messages, key=lambda item: item.id):
-        if message.referenced or not message.subject_key:
+        if not message.bare or not message.subject_key:
             continue
         for other in by_subject.get(message.subject_key, ()):
             if _same_people(message.people, other.people, own):
                 union.join(("m", message.id), ("m", other.id))
         by_subject.setdefault(message.subject_key, []).append(message)
     for message in messages:  # a message with references may be the one a reference-less mail follows
-        if message.referenced and message.subject_key in by_subject:
+        if not message.bare and message.subject_key in by_subject:
             for other in by_subject[message.subject_key]:
                 if _same_people(message.people, other.people, own):
                     union.join(("m", message.id), ("m", other.id))
@@ -138,8 +145,10 @@ def assign(
         mine = my_addresses(session)
     own = frozenset(address.lower() for address in mine)
     new_ids = {message.id for message in messages}
+    # Nodes: a new message is its id, a stored thread ("t", id). Only messages that meet something enter.
     union = _Union()
     keys = sorted({key for message in messages for key in message.keys})
+    stored: dict[str, list[int]] = {}
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         for key, thread in session.execute(
@@ -148,89 +157,99 @@ def assign(
             .where(bulk.among(session, m.MailThreadKey.key, chunk))
         ):
             if thread is not None:
-                union.join(("k", key), ("t", thread))
+                stored.setdefault(key, []).append(thread)
+    owner: dict[str, int] = {}
     for message in messages:
-        union.find(("m", message.id))
         for key in message.keys:
-            union.join(("m", message.id), ("k", key))
+            for thread in stored.get(key, ()):
+                union.join(message.id, ("t", thread))
+            first = owner.setdefault(key, message.id)
+            if first != message.id:
+                union.join(message.id, first)
     # The fallback: a mail without references follows the subject, among the same correspondents.
-    subjects = sorted({message.subject_key for message in messages if message.subject_key})
-    known: dict[str, list[tuple[int, int | None, frozenset[str], bool]]] = {}
-    for start in range(0, len(subjects), _CHUNK):
-        chunk = subjects[start : start + _CHUNK]
-        rows = session.execute(
-            select(
-                m.MailMessage.id,
-                m.MailMessage.thread_id,
-                m.MailMessage.subject_key,
-                m.MailMessage.from_address,
-                m.MailMessage.to_addresses,
-                m.MailMessage.cc_addresses,
-                m.MailMessage.in_reply_to,
-                m.MailMessage.references,
-                m.MailMessage.message_id_header,
-            )
-            .where(bulk.among(session, m.MailMessage.subject_key, chunk))
-            .order_by(m.MailMessage.id.desc())  # type: ignore[union-attr]
-            .limit(5000)
-        )
-        for row in rows:
-            if row.id in new_ids:
-                continue
-            known.setdefault(row.subject_key, []).append(
-                (
-                    row.id,
-                    row.thread_id,
-                    people_of(row.from_address, row.to_addresses, row.cc_addresses),
-                    bool(
-                        ThreadInput(row.id, row.message_id_header, row.in_reply_to, row.references).referenced
-                    ),
+    # Subjects of new mails without references: any stored mail of that subject may be its thread; subjects of
+    # new mails with references: only stored mails without any (the pairs the fallback joins).
+    bare_subjects = {message.subject_key for message in messages if message.subject_key and message.bare}
+    other_subjects = {message.subject_key for message in messages if message.subject_key} - bare_subjects
+    # Per subject: (thread, without references) -> the correspondents of those stored mails.
+    known: dict[str, dict[tuple[object, bool], set[str]]] = {}
+    for subjects, only_bare in ((sorted(bare_subjects), False), (sorted(other_subjects), True)):
+        for start in range(0, len(subjects), _CHUNK):
+            query = (
+                select(
+                    m.MailMessage.id,
+                    m.MailMessage.thread_id,
+                    m.MailMessage.subject_key,
+                    m.MailMessage.from_address,
+                    m.MailMessage.to_addresses,
+                    m.MailMessage.cc_addresses,
+                    m.MailMessage.in_reply_to,
+                    m.MailMessage.references,
                 )
+                .where(bulk.among(session, m.MailMessage.subject_key, subjects[start : start + _CHUNK]))
+                .order_by(m.MailMessage.id.desc())  # type: ignore[union-attr]
+                .limit(5000)
             )
-    batch: dict[str, list[ThreadInput]] = {}
+            if only_bare:
+                query = query.where(m.MailMessage.in_reply_to.is_(None), m.MailMessage.references.is_(None))  # type: ignore[union-attr]
+            seen: dict[str, int] = {}
+            for row in session.execute(query):
+                if row.id in new_ids or seen.get(row.subject_key, 0) >= _PER_SUBJECT:
+                    continue
+                seen[row.subject_key] = seen.get(row.subject_key, 0) + 1
+                others = people_of(row.from_address, row.to_addresses, row.cc_addresses) - own
+                if others:
+                    node = ("t", row.thread_id if row.thread_id is not None else row.id)
+                    bare = not (row.in_reply_to or row.references)
+                    known.setdefault(row.subject_key, {}).setdefault((node, bare), set()).update(others)
+    batch: dict[str, list[tuple[int, frozenset[str], bool]]] = {}
     for message in sorted(messages, key=lambda item: item.id):
         if not message.subject_key:
             continue
-        bare = not message.referenced
-        for other_id, thread, people, other_refs in known.get(message.subject_key, ()):
-            if (bare or not other_refs) and _same_people(message.people, people, own):
-                union.join(("m", message.id), ("t", thread) if thread is not None else ("m", other_id))
-        for other in batch.get(message.subject_key, ()):
-            if (bare or not other.referenced) and _same_people(message.people, other.people, own):
-                union.join(("m", message.id), ("m", other.id))
-        batch.setdefault(message.subject_key, []).append(message)
+        mine_out = message.people - own
+        if not mine_out:
+            continue
+        for (node, other_bare), people in known.get(message.subject_key, {}).items():
+            if (message.bare or other_bare) and not mine_out.isdisjoint(people):
+                union.join(message.id, node)
+        for other_id, people, other_bare in batch.get(message.subject_key, ()):
+            if (message.bare or other_bare) and not mine_out.isdisjoint(people):
+                union.join(message.id, other_id)
+        batch.setdefault(message.subject_key, []).append((message.id, mine_out, message.bare))
     # Each new message's thread: the thread it met with the smallest id, else its own set's smallest id.
     threads: dict[object, set[int]] = {}
     firsts: dict[object, int] = {}
     for node in list(union.parent):
         root = union.find(node)
-        kind, value = node  # type: ignore[misc]
-        if kind == "t":
-            threads.setdefault(root, set()).add(value)
-        elif kind == "m" and value in new_ids:
-            firsts[root] = min(firsts.get(root, value), value)
+        if isinstance(node, tuple):
+            threads.setdefault(root, set()).add(node[1])
+        else:
+            firsts[root] = min(firsts.get(root, node), node)  # type: ignore[call-overload]
     result: dict[int, int] = {}
     merges: dict[int, int] = {}
     for message in messages:
-        root = union.find(("m", message.id))
+        if message.id not in union.parent:  # met nothing: a thread of its own
+            result[message.id] = message.id
+            continue
+        root = union.find(message.id)
         met = threads.get(root, set())
         target = min(met) if met else firsts[root]
         result[message.id] = target
         for other in met - {target}:
             merges[other] = target
-    session.execute(
-        update(m.MailMessage.__table__)  # type: ignore[arg-type]
-        .where(m.MailMessage.__table__.c.id == bindparam("b_id"))  # type: ignore[attr-defined]
-        .values(thread_id=bindparam("b_thread")),
-        [{"b_id": message_id, "b_thread": thread} for message_id, thread in result.items()],
+    bulk.update_rows(
+        session,
+        m.MailMessage.__table__,  # type: ignore[attr-defined]
+        [{"id": message_id, "thread_id": thread} for message_id, thread in result.items()],
     )
     for old, new in sorted(merges.items()):
         session.execute(update(m.MailMessage).where(m.MailMessage.thread_id == old).values(thread_id=new))  # type: ignore[arg-type]
-    rows = [
-        {"message_id": message.id, "key": key} for message in messages for key in dict.fromkeys(message.keys)
-    ]
-    for start in range(0, len(rows), _CHUNK * 4):
-        session.execute(insert(m.MailThreadKey), rows[start : start + _CHUNK * 4])
+    bulk.insert_plain(
+        session,
+        m.MailThreadKey.__table__,  # type: ignore[attr-defined]
+        ("message_id", "key"),
+        [(message.id, key) for message in messages for key in dict.fromkeys(message.keys)],
+    )
     return result
 
 

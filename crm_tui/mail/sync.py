@@ -635,7 +635,7 @@ class AccountSync:
         ]
         with self.db.write() as session:
             written: dict[int, dict[str, Any]] = {}
-            results = mailbox.store_bodies(session, items, now=now, written=written)
+            results = mailbox.store_bodies(session, items, now=now, written=written, mine=self.account.mine)
             made: dict[int, list[Any]] = {}
             if link_problem is None:
                 made = mail_linking.link_many(

@@ -204,27 +204,19 @@ def store_headers(
             for message_id, row, text in zip(ids, fresh, flags, strict=True)
         ],
     )
-    mail_threads.assign(
-        session, [_thread_input(message_id, row.values) for message_id, row in zip(ids, fresh, strict=True)]
-    )
     return len(fresh)
 
 
-_COLUMN = {name: index for index, name in enumerate(HEADER_COLUMNS)}
-
-
-def _thread_input(message_id: int, values: tuple[Any, ...]) -> mail_threads.ThreadInput:
-    """A message stored from its header columns' values, as threading sees it."""
+def _thread_input(row: dict[str, Any]) -> mail_threads.ThreadInput:
+    """A message as written (``store_bodies``' rows, ``store_unusable``'s header), as threading sees it."""
     return mail_threads.ThreadInput(
-        id=message_id,
-        message_id=values[_COLUMN["message_id_header"]],
-        in_reply_to=values[_COLUMN["in_reply_to"]],
-        references=values[_COLUMN["references"]],
-        subject_key=values[_COLUMN["subject_key"]] or "",
+        id=row["id"],
+        message_id=row["message_id_header"],
+        in_reply_to=row["in_reply_to"],
+        references=row["references"],
+        subject_key=row["subject_key"] or "",
         people=mail_threads.people_of(
-            values[_COLUMN["from_address"]] or "",
-            values[_COLUMN["to_addresses"]] or "",
-            values[_COLUMN["cc_addresses"]] or "",
+            row["from_address"] or "", row["to_addresses"] or "", row["cc_addresses"] or ""
         ),
     )
 
@@ -280,6 +272,7 @@ def store_bodies(
     *,
     now: datetime,
     written: dict[int, dict[str, object]] | None = None,
+    mine: set[str] | None = None,
 ) -> list[tuple[int, bool]]:
     """``store_body`` for a batch of (location id, parsed message), in a few statements: completes the
     provisional messages, merges copies into the stored message of the same identity (also within the batch).
@@ -395,6 +388,9 @@ def store_bodies(
         ],
     )
     if completed_rows:
+        # Threads once the body is here (off the header pass the list waits for); a message not threaded yet
+        # is a thread of its own.
+        mail_threads.assign(session, [_thread_input(row) for row in completed_rows], mine=mine)
         mail_threads.close_answered_follow_ups(session, now=now)
     return results
 
@@ -437,10 +433,19 @@ def store_unusable(session: Session, location_id: int, data: MessageData, *, pro
             m.MailMessage.from_address,
             m.MailMessage.to_addresses,
             m.MailMessage.cc_addresses,
+            m.MailMessage.message_id_header,
+            m.MailMessage.in_reply_to,
+            m.MailMessage.references,
+            m.MailMessage.subject_key,
         ).where(m.MailMessage.id == message_id)
     ).first()
     if row is None or row.has_body:
         return False
+    try:
+        with session.begin_nested():  # threaded by its header, as a whole message is by its body
+            mail_threads.assign(session, [_thread_input({"id": message_id, **row._asdict()})])
+    except Exception:  # noqa: BLE001, S110 - the message is kept all the same, a thread of its own
+        pass
     raw = bytes(data.raw)
     digest = data.body_hash
     if digest is None:
