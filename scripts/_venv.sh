@@ -62,8 +62,10 @@ ensure_installed() {
   fi
   if [ ! -f "$stamp" ] || ! grep -qx -- "$want" "$stamp"; then
     say "installing crm-tui${extras:+ with [$extras]} into $VENV (first run only)"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}"
+    # pip's output goes to stderr: a command's own output (`./scripts/run mail raw ID > message.eml`,
+    # `--json`) must not get it on a first run.
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}" >&2
     printf '%s\n' "$want" > "$stamp"
   fi
 }
