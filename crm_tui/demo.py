@@ -650,7 +650,9 @@ class _Builder:
                 if not incoming and thread % 7 == 3 and made < SIZES["messages"]:
                     # An out-of-office reply to my mail: automatic, it answers nothing (the thread still
                     # waits for the customer in "No reply to me").
-                    self._automatic_reply(contact.name, address, me, subject, message_id, previous, sent)
+                    self._automatic_reply(
+                        contact_id, contact.name, address, me, subject, message_id, previous, sent
+                    )
                     made += 1
                 sent = sent + timedelta(hours=self.rng.randint(2, 30))
                 if sent > self.now or self.rng.random() < 0.2:
@@ -658,6 +660,7 @@ class _Builder:
 
     def _automatic_reply(
         self,
+        contact_id: int,
         name: str,
         address: str,
         me: m.User,
@@ -683,6 +686,13 @@ class _Builder:
         stored = mail_store.store_message(self.s, parse_message(message.as_bytes()), now=when)
         stored.is_read = True
         self.s.add(stored)
+        mail_store.link_message(
+            self.s,
+            stored.id,
+            RecordRef(RecordType.CONTACT, contact_id),
+            reason=f"address {address}",
+            now=when,  # type: ignore[arg-type]
+        )
 
 
 def _slug(text: str) -> str:

@@ -70,10 +70,16 @@ class ThreadInput:
 
 
 def people_of(from_address: str, to_addresses: str, cc_addresses: str) -> frozenset[str]:
-    """The addresses of a stored message's From, To and Cc (one per line), lower case."""
+    """The addresses of a stored message's From, To and Cc (To and Cc: one per line, "Name <a@b>" or "a@b"),
+    lower case."""
     found = {from_address.strip().lower()} if from_address.strip() else set()
     for text in (to_addresses, cc_addresses):
-        found.update(line.strip().lower() for line in (text or "").split("\n") if line.strip())
+        for line in (text or "").split("\n"):
+            line = line.strip()
+            if line.endswith(">") and "<" in line:
+                line = line[line.rindex("<") + 1 : -1].strip()
+            if line:
+                found.add(line.lower())
     return frozenset(found)
 
 

@@ -247,9 +247,24 @@ def test_my_own_addresses_never_make_a_subject_thread(db: Database, now: datetim
     with db.write() as session:
         _me(session, now)
         assert ME in mail_accounts.my_addresses(session)
-        a = _store(session, _mail(ME, "lea@nordwind.example", "Angebot", now), now, outgoing=True)
-        b = _store(session, _mail(ME, "paul@sued.example", "Angebot", now), now, outgoing=True)
-        assert a.thread_id != b.thread_id
+        a = _store(
+            session,
+            _mail(f"Anna Berg <{ME}>", "Lea Schulz <lea@nordwind.example>", "Angebot", now),
+            now,
+            outgoing=True,
+        )
+        b = _store(
+            session,
+            _mail(f"Anna Berg <{ME}>", "Paul <paul@sued.example>", "Angebot", now),
+            now,
+            outgoing=True,
+        )
+        c = _store(session, _mail("Farid <farid@rhein.example>", f"Anna Berg <{ME}>", "Angebot", now), now)
+        d = _store(
+            session, _mail("Lea Schulz <lea@nordwind.example>", f"Anna Berg <{ME}>", "Re: Angebot", now), now
+        )
+        assert len({a.thread_id, b.thread_id, c.thread_id}) == 3  # only I am in all three: three threads
+        assert d.thread_id == a.thread_id  # Lea answers my mail (its headers lost): named, she joins it
 
 
 # Thread graphs: ids drawn from a small pool so that loops, shared Message-IDs and missing parents are common.
