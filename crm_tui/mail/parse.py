@@ -10,6 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -126,8 +127,84 @@ def _charset_decode(payload: bytes, charset: str | None, problems: list[str]) ->
     return payload.decode("utf-8", errors="replace")
 
 
+# HTML whose layout would take inscriptis too long (about 25 µs a table cell, 6 µs an element): such a mail is
+# hostile or a machine's dump, and reads well enough with its tags removed.
+MAX_HTML_TAGS = 50_000
+MAX_HTML_CELLS = 5_000
+_TABLE_CELL = re.compile(r"<t[dh][\s/>]", re.IGNORECASE)
+# C0 and C1 controls other than tab and newline (CR is left for plain_text): never text in HTML, and an escape
+# written as &#27; would otherwise reach the stored body.
+_HTML_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_MAX_INDENT = 16
+
+
 def _html_to_text(html: str) -> str:
+    """The text of an HTML body as a reader sees it, laid out by inscriptis (on lxml, libxml2's HTML parser):
+    an unclosed ``<head>``, lists and tables read as a browser would (cells apart, rows on lines); scripts,
+    styles and the head are dropped, link targets are not shown. Lines end without blanks, at most one empty
+    line in a row, indentation kept but capped, no control characters.
+
+    Input libxml2 would cut (nested deeper than 256 elements) or that would take inscriptis long (see
+    MAX_HTML_TAGS) has its tags removed instead (``_stripped_html``)."""
+    text = None
+    if html.count("<") <= MAX_HTML_TAGS and len(_TABLE_CELL.findall(html)) <= MAX_HTML_CELLS:
+        text = _inscriptis_text(html)
+    if text is None:
+        text = _stripped_html(html)
+    if _HTML_CONTROLS.search(text):
+        text = _HTML_CONTROLS.sub("", text)
+    text = text.replace("\xa0", " ")
+    lines = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        stripped = line.lstrip()
+        if len(line) - len(stripped) > _MAX_INDENT:
+            line = " " * _MAX_INDENT + stripped
+        lines.append(line)
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip("\n")
+
+
+@functools.cache
+def _inscriptis() -> tuple[Any, Any, Any, Any, type[Exception]]:
+    """inscriptis and lxml, imported on the first HTML mail (not at start), and the one configuration: the
+    strict profile (a <div> is a block without the relaxed profile's indent, a <span> adds no blanks: mail
+    nests both deeply, and "fi<span>r</span>st" is one word), no link targets, no image names."""
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.html_engine import Inscriptis
+    from inscriptis.model.config import ParserConfig
+    from lxml.etree import ParserError
+    from lxml.html import HTMLParser, document_fromstring
+
+    config = ParserConfig(css=CSS_PROFILES["strict"], display_links=False, display_images=False)
+    return Inscriptis, config, HTMLParser, document_fromstring, ParserError
+
+
+def _inscriptis_text(html: str) -> str | None:
+    """inscriptis's text of ``html``, or None where libxml2 gave up part of it (nesting beyond its limit)."""
+    inscriptis, config, html_parser, document_fromstring, parser_error = _inscriptis()
+    html = html.strip()
+    if not html:
+        return ""
+    if html.startswith("<?xml"):
+        # lxml refuses a str that declares its encoding (the text is decoded already).
+        html = html[html.find(">") + 1 :] if ">" in html else ""
+    parser = html_parser(remove_comments=True)
+    try:
+        tree = document_fromstring(html, parser=parser)
+    except (parser_error, ValueError):
+        return None
+    if any(error.type_name == "ERR_RESOURCE_LIMIT" for error in parser.error_log):
+        return None
+    return inscriptis(tree, config).get_text()
+
+
+def _stripped_html(html: str) -> str:
+    """The text of HTML with its tags removed (scripts and styles dropped, blocks and table cells apart): for
+    input too deep or too large to lay out."""
     from html.parser import HTMLParser
+
+    blocks = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre"}
 
     class _Text(HTMLParser):
         def __init__(self) -> None:
@@ -136,13 +213,15 @@ def _html_to_text(html: str) -> str:
             self.skip = 0
 
         def handle_starttag(self, tag: str, attrs: object) -> None:
-            if tag in ("script", "style", "head"):
+            if tag in ("script", "style"):
                 self.skip += 1
-            elif tag in ("br", "p", "div", "tr", "li", "h1", "h2", "h3"):
+            elif tag in blocks:
                 self.parts.append("\n")
+            elif tag in ("td", "th"):
+                self.parts.append("  ")
 
         def handle_endtag(self, tag: str) -> None:
-            if tag in ("script", "style", "head") and self.skip:
+            if tag in ("script", "style") and self.skip:
                 self.skip -= 1
 
         def handle_data(self, data: str) -> None:
@@ -152,13 +231,7 @@ def _html_to_text(html: str) -> str:
     parser = _Text()
     parser.feed(html)
     parser.close()
-    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
-    text, blank = [], 0
-    for line in lines:
-        blank = blank + 1 if not line else 0
-        if blank <= 1:
-            text.append(line)
-    return "\n".join(text).strip()
+    return "\n".join(" ".join(line.split()) for line in "".join(parser.parts).splitlines())
 
 
 def _walk(message: Message, problems: list[str]) -> list[Message]:

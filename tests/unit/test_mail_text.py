@@ -509,3 +509,131 @@ def test_raw_8bit_headers_bodies_without_a_charset_and_encoded_file_names_are_re
     )
     assert [name for name, _kind, _data in attachment_payloads(raw)] == ["てすと.txt"]
     assert "てすと.txt" in str(parse_message(raw).attachments)
+
+
+def _html_mail(html: str, charset: str = "utf-8") -> bytes:
+    return (
+        "From: a@x.example\r\nSubject: html\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/html; charset={charset}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}"
+    ).encode(charset)
+
+
+def test_an_html_mail_whose_head_never_closes_has_its_text_previewed_and_found(
+    db: Database, now: datetime
+) -> None:
+    """</head> is optional (browsers close it at <body>): the text after it is the mail, not part of the head."""
+    from crm_tui.core import models as m
+    from crm_tui.core.services import mail_search
+
+    data = parse_message(_html_mail("<html><head><title>x</title><body><p>Hello from the unclosed head"))
+    assert data.body_text == "Hello from the unclosed head"
+    with db.write() as session:
+        stored = mail_store.store_message(session, data, now=now)
+    with db.read() as session:
+        assert session.get(m.MailMessage, stored.id).body_text.startswith("Hello from"), "the preview's text"
+        assert mail_search.search_ids(session, "unclosed", now.tzinfo) == [stored.id]
+
+
+def test_html_tables_lists_and_entities_read_as_in_a_browser() -> None:
+    table = parse_message(
+        _html_mail(
+            "<table><tr><th>Item</th><th>Price</th></tr><tr><td>Wallbox</td><td>1.200 €</td></tr>"
+            "<tr><td>Montage<td>300 €</table>"
+        )
+    ).body_text
+    rows = table.splitlines()
+    assert len(rows) == 3, table
+    assert rows[1].split() == ["Wallbox", "1.200", "€"], "cells of a row apart, each row on its line"
+    assert "WallboxMontage" not in table and "Wallbox1.200" not in table
+    assert rows[1].index("1.200") == rows[0].index("Price"), "columns line up"
+    lists = parse_message(_html_mail("<p>Steps:</p><ul><li>one<li>two</ul><ol><li>first</li><li>second</ol>"))
+    assert "  * one\n  * two\n" in lists.body_text
+    assert [line.split() for line in lists.body_text.splitlines()[-2:]] == [["1.", "first"], ["2.", "second"]]
+    entities = parse_message(
+        _html_mail("<p>Gr&uuml;&szlig;e &amp; &lt;Dank&gt;&nbsp;&#8364;&#x263A; &euro;</p>")
+    )
+    assert entities.body_text == "Grüße & <Dank> €☺ €"
+    spans = parse_message(_html_mail("<div><div>fi<span>r</span>st   word</div></div>"))
+    assert spans.body_text == "first word", "inline elements join, blanks collapse, no indent for divs"
+
+
+def test_html_scripts_styles_and_the_head_are_not_text() -> None:
+    html = (
+        "<html><head><title>Title</title><style>p { color: red }</style><meta name=x content=y>"
+        "<script>var secret = 1;</script></head><body><script>alert('x')</script><p>Visible</p>"
+        "<style>.x{}</style><!-- a comment --><noscript></noscript></body></html>"
+    )
+    assert parse_message(_html_mail(html)).body_text == "Visible"
+
+
+def test_hostile_html_never_raises_nor_reaches_the_text_as_controls() -> None:
+    """Escapes written literally or as character references, nesting deeper than libxml2 keeps (256), a body of
+    a million characters, tables of many cells, broken markup: the text is there, without control characters,
+    quickly."""
+    import time
+
+    from crm_tui.mail.parse import MAX_HTML_CELLS, _html_to_text
+
+    controls = _html_to_text("<p>a&#27;[2J&#x1b;]0;t&#7;b\x1b[31mc\x07d\x00e&#x9b;f&#0;g</p>")
+    assert not any(ch in controls for ch in ("\x1b", "\x07", "\x00", "\x9b")), repr(controls)
+    assert controls.replace("\ufffd", "").startswith("a[2J]0;tb[31mcde")
+    for tag in ("div", "table><tr><td", "ul><li", "blockquote", "b"):
+        text = _html_to_text(f"<{tag}>" * 5_000 + "deep inside")
+        assert text.strip().endswith("deep inside"), tag
+        assert max(len(line) - len(line.lstrip()) for line in text.splitlines()) <= 16, "indent capped"
+    cells = "<table>" + "<tr><td>x<td>y" * MAX_HTML_CELLS + "</table>"
+    started = time.perf_counter()
+    assert _html_to_text(cells).split()[:4] == ["x", "y", "x", "y"]
+    assert time.perf_counter() - started < 5, "a table too big to lay out has its tags removed instead"
+    huge = parse_message(_html_mail("<p>" + "word " * 150_000 + "<b>end"))
+    assert huge.body_text.endswith("word end") and len(huge.body_text) <= 1_000_000
+    for broken in (
+        "<",
+        "<<>>",
+        "</p></p>",
+        "<?xml version='1.0' encoding='utf-8'?><p>x",
+        "<![CDATA[x",
+        "&#99999999;",
+        "<a href='",
+        "<script>",
+        "<p \x00=1>x",
+        "\ud800",
+        "<table><td><table><td>",
+        "",
+    ):
+        assert isinstance(_html_to_text(broken), str), repr(broken)
+    assert _html_to_text("<?xml version='1.0' encoding='utf-8'?><p>x</p>") == "x"
+
+
+def test_every_corpus_html_mail_keeps_all_its_visible_words() -> None:
+    """Each mail of both corpora whose only text is HTML: every word a browser shows is in the stored body."""
+    import email
+    import email.policy
+
+    from lxml.html import document_fromstring
+
+    from crm_tui.mail.parse import _charset_decode
+
+    checked = 0
+    for folder in (corpus_dir(), corpus_dir("mail2")):
+        for path in sorted(folder.glob("*.eml")):
+            raw = path.read_bytes()
+            message = email.message_from_bytes(raw, policy=email.policy.compat32)
+            parts = [p for p in message.walk() if not p.is_multipart() and not p.get_filename()]
+            kinds = {p.get_content_type() for p in parts if p.get_content_disposition() != "attachment"}
+            if "text/html" not in kinds or "text/plain" in kinds:
+                continue
+            html = "\n".join(
+                _charset_decode(p.get_payload(decode=True), p.get_content_charset(), [])
+                for p in parts
+                if p.get_content_type() == "text/html" and p.get_content_disposition() != "attachment"
+            ).strip()
+            body = parse_message(raw).body_text
+            if html:
+                tree = document_fromstring(html.split("?>", 1)[-1] if html.startswith("<?xml") else html)
+                for hidden in tree.xpath("//head|//script|//style|//title"):
+                    hidden.drop_tree()
+                missing = [w for t in tree.itertext() for w in t.split() if w not in body]
+                assert not missing, (path.name, missing[:5])
+            checked += 1
+    assert checked >= 20
