@@ -114,6 +114,7 @@ class _Builder:
         self.make_activities()
         self.make_quotes_tickets_comments()
         self.make_mail()
+        self.make_enquiries()
         self.make_mail_account()
         self.make_automation()
         return {
@@ -657,6 +658,34 @@ class _Builder:
                 sent = sent + timedelta(hours=self.rng.randint(2, 30))
                 if sent > self.now or self.rng.random() < 0.2:
                     break
+
+    def make_enquiries(self) -> None:
+        """New enquiries from people the CRM does not know yet (private addresses): the "Unlinked" view's mail,
+        to turn into a lead (``L``) in the inbox."""
+        me = self.s.get(m.User, self.internal_user_ids[0])
+        assert me is not None
+        enquiries = [
+            ("Jonas Richter", "jonas.richter@example.org", "Anfrage PV-Anlage für unser Einfamilienhaus",
+             "wir interessieren uns für eine PV-Anlage mit Speicher für unser Einfamilienhaus (Baujahr 1998, "
+             "Süddach, etwa 45 m²). Könnten Sie uns ein Angebot machen?"),
+            ("Sabine Kaiser", "s.kaiser@example.net", "Wallbox und Photovoltaik",
+             "wir planen eine Wallbox für unser neues E-Auto und würden gern gleich eine PV-Anlage dazu "
+             "nehmen. Haben Sie nächste Woche Zeit für einen Termin vor Ort?"),
+        ]  # fmt: skip
+        for number, (name, address, subject, text) in enumerate(enquiries):
+            sent = self.at(-number, 7, 45)
+            message = EmailMessage()
+            message["From"] = f"{name} <{address}>"
+            message["To"] = f"{me.name} <{me.email}>"
+            message["Subject"] = subject
+            message["Date"] = format_datetime(sent.astimezone(self.zone))
+            message["Message-ID"] = (
+                f"<enquiry.{number}.{address.replace('@', '.')}@{address.rsplit('@', 1)[1]}>"
+            )
+            message.set_content(f"Guten Tag,\n\n{text}\n\nMit freundlichen Grüßen\n{name}\n")
+            stored = mail_store.store_message(self.s, parse_message(message.as_bytes()), now=sent)
+            stored.is_read = True  # the demo's mail is read: N marks some unread to try it
+            self.s.add(stored)
 
     def _automatic_reply(
         self,

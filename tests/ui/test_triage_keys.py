@@ -1,0 +1,80 @@
+"""Triage in three keys (issue 20, item 8), counted from the highlighted mail until the result is stored, free
+text not counted: file on the suggested deal (e Enter), a lead from an unknown sender (L ctrl+s), a follow-up
+task (A ctrl+s). Each on the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from crm_tui.app import CrmApp
+from crm_tui.core import models as m
+from crm_tui.screens.forms import RecordForm
+from crm_tui.screens.inbox import InboxScreen
+from crm_tui.screens.pickers import FolderPicker, RecordPicker
+from crm_tui.widgets.paged_table import PagedTable
+from tests.ui.helpers import wait_for
+
+
+def count(app: CrmApp, query: Any) -> int:
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        return int(session.scalar(query) or 0)
+
+
+async def _inbox(app: CrmApp, pilot: Any) -> tuple[InboxScreen, PagedTable]:
+    await pilot.press("1")
+    await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+    screen = app.screen
+    table = screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    return screen, table  # type: ignore[return-value]
+
+
+async def _view(app: CrmApp, pilot: Any, screen: Any, table: PagedTable, typed: str) -> None:
+    before = [row.key for row in table.loaded_rows]
+    await pilot.press("c")
+    await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+    await pilot.press(*typed, "enter")
+    await wait_for(lambda: app.screen is screen and [row.key for row in table.loaded_rows] != before, pilot)
+
+
+async def test_file_on_the_suggested_deal_in_two_keys(app: CrmApp, pilot: Any) -> None:
+    screen, table = await _inbox(app, pilot)
+    await _view(app, pilot, screen, table, "open deals")
+    message_id = int(table.loaded_rows[0].key)
+    on_deal = (
+        select(func.count())
+        .select_from(m.MailLink)
+        .where(m.MailLink.message_id == message_id, m.MailLink.record_type == "opportunity")
+    )
+    before = count(app, on_deal)
+    await pilot.press("e")
+    await wait_for(lambda: isinstance(app.screen, RecordPicker), pilot)
+    await pilot.press("enter")
+    await wait_for(lambda: count(app, on_deal) == before + 1, pilot)
+
+
+async def test_a_lead_from_an_unknown_sender_in_two_keys(app: CrmApp, pilot: Any) -> None:
+    screen, table = await _inbox(app, pilot)
+    await _view(app, pilot, screen, table, "unlinked")
+    leads = select(func.count()).select_from(m.Lead)
+    before = count(app, leads)
+    await pilot.press("L")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: count(app, leads) == before + 1, pilot)
+    await wait_for(lambda: app.screen is screen, pilot)
+
+
+async def test_a_follow_up_task_in_two_keys(app: CrmApp, pilot: Any) -> None:
+    """A mail from a customer: the task is on their deal and contact (an unknown sender's needs a person first:
+    L makes the lead)."""
+    screen, table = await _inbox(app, pilot)
+    await _view(app, pilot, screen, table, "open deals")
+    message_id = int(table.loaded_rows[0].key)
+    tasks = select(func.count()).select_from(m.Activity).where(m.Activity.follow_up_of == message_id)
+    await pilot.press("A")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: count(app, tasks) == 1, pilot)
