@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-# (index table, source table) pairs.
-INDEXES = (("contact_search", "contact"), ("mail_search", "mail_message"))
+# (index table, source table) pairs. ``*_search``: trigrams (a part of a word); ``*_words``: whole words
+# (unicode61, accents folded), for "a word starting with" (the completion of a mail's recipients).
+INDEXES = (
+    ("contact_search", "contact"),
+    ("mail_search", "mail_message"),
+    ("contact_words", "contact"),
+    ("lead_words", "lead"),
+    ("organization_words", "organization"),
+)
+WORD_INDEXES = ("contact_words", "lead_words", "organization_words")
 MIN_TERM = 3  # trigrams: shorter terms are matched with LIKE instead
 
 
@@ -80,10 +88,15 @@ def index_messages(connection: Any, rows: list[tuple[int, str, str, str]]) -> No
 def _statements(index: str, table: str) -> dict[str, str]:
     if index == "mail_search":
         return _mail_statements()
+    tokenize = (
+        "tokenize='unicode61 remove_diacritics 2', prefix='2'"
+        if index in WORD_INDEXES
+        else "tokenize='trigram'"
+    )
     return {
         index: (
             f"CREATE VIRTUAL TABLE {index} USING fts5("
-            f"search_text, content='{table}', content_rowid='id', tokenize='trigram')"
+            f"search_text, content='{table}', content_rowid='id', {tokenize})"
         ),
         f"{index}_ai": (
             f"CREATE TRIGGER {index}_ai AFTER INSERT ON {table} BEGIN "

@@ -5,70 +5,28 @@ written)."""
 
 from __future__ import annotations
 
-import asyncio
+import email.utils
+import threading
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.suggester import Suggester
 from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.mail.compose import Draft, addresses, build, with_signature
 from crm_tui.screens.base import CrmScreen
+from crm_tui.widgets.recipient_input import Choice, RecipientInput, recipient_items
 from crm_tui.widgets.status_bar import StatusBar
 
 MAX_ATTACHMENT_BYTES = 25 * 2**20
 DRAFT_DELAY = 1.5  # seconds after the last key: the draft is saved
-
-
-class RecipientSuggester(Suggester):
-    """Completes the address being typed (after the last comma): first from ``first`` (the other people of
-    the record the mail is written from), then from contacts and leads."""
-
-    def __init__(self, context: Any, first: list[str] | None = None) -> None:
-        # Case-sensitive for Textual (which would hand over the text lower-cased and the completion would
-        # lower-case the recipients already typed); the matching below ignores case itself.
-        super().__init__(use_cache=False, case_sensitive=True)
-        self.crm = context
-        self.first = list(first or [])
-
-    async def get_suggestion(self, value: str) -> str | None:
-        try:
-            return await self._suggestion(value)
-        except Exception as error:  # noqa: BLE001 - Textual runs this in its own worker: an error would end the app
-            from crm_tui.logs import log_error
-
-            log_error(error, "recipient completion")
-            return None
-
-    async def _suggestion(self, value: str) -> str | None:
-        from crm_tui.core.services.mail_accounts import recipient_suggestions
-
-        head, comma, typed = value.rpartition(",")
-        typed_clean = typed.lstrip()
-        if not typed_clean:
-            return None
-        typed_folded = typed_clean.casefold()
-        for offered in self.first:  # one letter is enough among the record's own people
-            if offered.casefold().startswith(typed_folded) and offered.casefold() not in head.casefold():
-                return value[: len(value) - len(typed_clean)] + offered
-        if len(typed_clean) < 2:
-            return None
-
-        def lookup() -> list[str]:
-            with self.crm.database().read() as session:
-                return recipient_suggestions(session, typed_clean)
-
-        for suggestion in await asyncio.to_thread(lookup):  # the database off the UI's event loop
-            if suggestion.casefold().startswith(typed_folded):
-                return value[: len(value) - len(typed_clean)] + suggestion
-        return None
+RECIPIENT_KINDS = {"contact": "contact", "lead": "lead", "organization": "organization", "user": "colleague"}
 
 
 class ComposeScreen(CrmScreen):
@@ -113,9 +71,10 @@ class ComposeScreen(CrmScreen):
         self.title_text, self.reply_to_id, self.record = title, reply_to_id, record
         self.attachments = list(draft.attachments)
         self.sent_item: int | None = None
+        self._book: Any = None  # who was written to when, and the team: read once, at the first lookup
+        self._book_lock = threading.Lock()
 
     def compose(self) -> ComposeResult:
-        context = self.app.context  # type: ignore[attr-defined]
         d = self.draft
         with Vertical(id="compose-form"):
             yield Label(Text(self.title_text, style="bold"))
@@ -130,15 +89,16 @@ class ComposeScreen(CrmScreen):
             for name, label, value in (("to", "To", d.to), ("cc", "Cc", d.cc), ("bcc", "Bcc", d.bcc)):
                 with Horizontal(classes="compose-row"):
                     yield Label(label, classes="compose-label")
-                    yield Input(
+                    yield RecipientInput(
                         ", ".join(value),
+                        find=self.find_recipients,
                         id=f"c-{name}",
-                        suggester=RecipientSuggester(context, self.offered),
-                        placeholder="name or address",
+                        placeholder="name or address (Tab completes)",
                         # Coming back to a field of recipients adds to them: a selected field would be
                         # replaced by the first letter typed (the deal's primary contact lost to another).
                         select_on_focus=False,
                     )
+                yield Static(id=f"c-{name}-hint", classes="compose-hint hidden")
             with Horizontal(classes="compose-row"):
                 yield Label("Subject", classes="compose-label")
                 yield Input(d.subject, id="c-subject")
@@ -154,6 +114,77 @@ class ComposeScreen(CrmScreen):
         body.move_cursor((0, 0))
         if self.draft.to:  # a reply: write at the top, above the quote
             self.set_focus(body)
+
+    # --- recipients: completed as they are typed, checked before sending ---
+
+    def find_recipients(self, typed: str, head: str) -> list[Choice]:
+        """The people ``typed`` may mean (run in a thread, on each key): the record's other people first
+        (one letter is enough among them), then the address book's best matches."""
+        from crm_tui.core.services import recipients
+
+        context = self.app.context  # type: ignore[attr-defined]
+        present = {address.lower() for _, address in email.utils.getaddresses([head]) if address}
+        words = [recipients.fold(word) for word in recipients.typed_words(typed)]
+        choices: list[Choice] = []
+        for offered in self.offered:
+            name, address = email.utils.parseaddr(offered)
+            if address.lower() not in present and recipients.tier(words, name, address) is not None:
+                choices.append(Choice(offered, "on this record"))
+                present.add(address.lower())
+        with context.database().read() as session:
+            with self._book_lock:
+                if self._book is None:
+                    self._book = recipients.address_book(session)
+            found = recipients.complete(session, typed, book=self._book, skip=present, limit=6)
+        for recipient in found:
+            note = RECIPIENT_KINDS.get(recipient.kind, recipient.kind)
+            if recipient.last_written:
+                note += f", written to {recipient.last_written.astimezone(context.zone):%d.%m.%Y}"
+            choices.append(Choice(recipient.text, note))
+        return choices[:6]
+
+    @on(RecipientInput.Suggested)
+    def _suggested(self, event: RecipientInput.Suggested) -> None:
+        hint = self.query_one(f"#{event.field.id}-hint", Static)
+        if not event.choices:
+            hint.update("")
+            hint.add_class("hidden")
+            return
+        text = Text()
+        for index, choice in enumerate(event.choices):
+            chosen = index == event.chosen
+            text.append("› " if chosen else "  ", style="bold" if chosen else "")
+            text.append(terminal_safe(choice.text, max_length=120), style="bold" if chosen else "")
+            text.append(f"  {terminal_safe(choice.note)}", style="dim")
+            if index == 0:
+                text.append(
+                    "   Tab takes it" + (", ↑↓ another" if len(event.choices) > 1 else ""), style="dim italic"
+                )
+            text.append("\n")
+        text.rstrip()
+        hint.remove_class("error")
+        hint.update(text)
+        hint.remove_class("hidden")
+
+    def not_addresses(self) -> bool:
+        """Say under To, Cc or Bcc which recipient is not an address (a bare name); True if one is."""
+        for name in ("to", "cc", "bcc"):
+            field = self.query_one(f"#c-{name}", Input)
+            bare = [item for item in recipient_items(field.value) if "@" not in item]
+            if bare:
+                hint = self.query_one(f"#c-{name}-hint", Static)
+                which = ", ".join(f"“{terminal_safe(one, max_length=60)}”" for one in bare)
+                hint.update(
+                    Text(
+                        f"{which} {'is not an address' if len(bare) == 1 else 'are not addresses'}: type a "
+                        "few letters of the name and Tab takes the address, or write Name <address>",
+                    )
+                )
+                hint.add_class("error")
+                hint.remove_class("hidden")
+                self.set_focus(field)
+                return True
+        return False
 
     # --- drafts: saved as they are written ---
 
@@ -277,6 +308,8 @@ class ComposeScreen(CrmScreen):
     def action_send(self) -> None:
         from crm_tui.screens.dialogs import ConfirmDialog
 
+        if self.not_addresses():
+            return
         try:
             draft = self.current()
             raw, message_id, recipients = build(draft, now=self.app.context.clock.now())  # type: ignore[attr-defined]
@@ -400,76 +433,77 @@ class ComposeScreen(CrmScreen):
 
     def merge_refs(self, session: Any) -> list[Any]:
         """The records a template fills from: the record the mail is written from, the records the answered
-        mail is filed on, and the contacts and leads of the recipients."""
-        from sqlalchemy import select
-
-        from crm_tui.core import models as m
-        from crm_tui.core.services import mail_store
+        mail is filed on, and the contacts, leads and colleagues in To."""
+        from crm_tui.core.services import email_templates
         from crm_tui.core.types import RecordRef, RecordType
 
-        refs = []
-        if self.record:
-            refs.append(RecordRef(RecordType(self.record[0]), self.record[1]))
-        if self.reply_to_id:
-            refs.extend(
-                RecordRef(RecordType(link.record_type), link.record_id)
-                for link in mail_store.links_of(session, self.reply_to_id)
-            )
-        import email.utils
-
-        for text in self.query_one("#c-to", Input).value.split(","):
-            address = email.utils.parseaddr(text)[1].lower()
-            if not address:
-                continue
-            for contact_id in session.scalars(
-                select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
-            ):
-                refs.append(RecordRef(RecordType.CONTACT, contact_id))
-            for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)):
-                refs.append(RecordRef(RecordType.LEAD, lead_id))
-        # Most specific first: a deal or quote brings its contact and organization along.
-        order = {"quote": 0, "opportunity": 1, "ticket": 2, "lead": 3, "contact": 4, "organization": 5}
-        return sorted(dict.fromkeys(refs), key=lambda ref: order.get(ref.type.value, 9))
+        return email_templates.refs_of_mail(
+            session,
+            record=RecordRef(RecordType(self.record[0]), self.record[1]) if self.record else None,
+            reply_to_id=self.reply_to_id,
+            addresses=[
+                address for _, address in email.utils.getaddresses([self.query_one("#c-to", Input).value])
+            ],
+        )
 
     def action_template(self) -> None:
-        """Fill the subject and body from a template and the records this mail is about (shown here before
-        anything is sent: the preview); a field they cannot fill is named, nothing is changed."""
+        """Fill the mail from a template and the records it is about (shown here before anything is sent):
+        the picker lists first the templates this mail can fill, the others with what they need. A reply
+        (or a forward) keeps its subject and threading and gets the text above the quote; a new mail takes
+        the template's subject, and its signature stays under the text."""
         from crm_tui.core.services import email_templates
-        from crm_tui.screens.dialogs import ChoiceDialog
+        from crm_tui.screens.template_picker import TemplatePicker
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            templates = [
-                (str(t.id), t.name + (f" — {t.description}" if t.description else ""))
-                for t in email_templates.list_templates(session)
-            ]
-        if not templates:
+            merge = email_templates.merge_context(
+                session, self.merge_refs(session), me_id=context.me_id(), today=context.today()
+            )
+            fits = email_templates.fitting_for_mail(session, merge)
+        if not fits:
             self.notify("No templates yet: add them in Settings > Mail templates.", severity="warning")
             return
 
         def chosen(template_id: str | None) -> None:
-            if not template_id:
-                return
-            from crm_tui.core import models as m
+            if template_id:
+                self.apply_template(int(template_id))
 
-            try:
-                with context.database().read() as session:
-                    template = session.get(m.EmailTemplate, int(template_id))
-                    merge = email_templates.merge_context(
-                        session, self.merge_refs(session), me_id=context.me_id(), today=context.today()
-                    )
-                    subject, body = email_templates.render(template, merge)  # type: ignore[arg-type]
-            except CrmError as exc:
-                self.notify(str(exc), title="Template", severity="warning", timeout=12)
-                return
-            self.query_one("#c-subject", Input).value = subject
-            area = self.query_one("#c-body", TextArea)
-            area.text = body + area.text if self.draft.in_reply_to else body
-            self.set_focus(area)
-
+        fitting = sum(1 for fit in fits if fit.fits)
         self.app.push_screen(
-            ChoiceDialog("Template", [(i, terminal_safe(label)) for i, label in templates]), chosen
+            TemplatePicker(f"Template ({fitting} of {len(fits)} fit this mail)", fits), chosen
         )
+
+    def apply_template(self, template_id: int) -> None:
+        from crm_tui.core import models as m
+        from crm_tui.core.services import email_templates
+
+        context = self.app.context  # type: ignore[attr-defined]
+        try:
+            with context.database().read() as session:
+                template = session.get(m.EmailTemplate, template_id)
+                if template is None:
+                    return
+                merge = email_templates.merge_context(
+                    session, self.merge_refs(session), me_id=context.me_id(), today=context.today()
+                )
+                subject, body = email_templates.render(template, merge)
+        except CrmError as exc:
+            self.notify(str(exc), title="Template", severity="warning", timeout=12)
+            return
+        area = self.query_one("#c-body", TextArea)
+        if not (self.draft.in_reply_to or self.draft.subject):
+            # A new mail takes the template's subject; a reply, a forward or a mail taken up again keeps
+            # its own (Re: ...) and its threading.
+            self.query_one("#c-subject", Input).value = subject
+        if area.text.strip() and area.text != self.draft.body or self.draft.in_reply_to or self.draft.subject:
+            area.text = body + area.text  # above what is there: the quote, or what was written already
+        else:
+            identity = next(
+                (i for i in self.identities if i.key == self.query_one("#c-from", Select).value), None
+            )
+            area.text = with_signature(body, identity.signature if identity else "")
+        area.move_cursor((0, 0))
+        self.set_focus(area)
 
     def action_attach_document(self) -> None:
         """Attach a document of the records this mail is about (the one it is written from, those the answered

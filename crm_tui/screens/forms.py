@@ -99,7 +99,13 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
         yield Label(label, classes="field-label")
         widget_id = _field_id(spec.name)
         if spec.kind == "textarea":
-            yield TextArea(value, id=widget_id, classes="field-textarea", disabled=spec.disabled)
+            yield TextArea(
+                value,
+                id=widget_id,
+                classes="field-textarea",
+                disabled=spec.disabled,
+                placeholder=spec.placeholder,  # an example shown while empty, never a value
+            )
         elif spec.kind == "choice":
             yield Select(
                 [(Text(text), key) for key, text in spec.choices],

@@ -1,8 +1,10 @@
-"""A mass mail at work (M on the contacts or leads list): who gets it, who is skipped and why, a progress bar;
-g starts or resumes, s stops (nobody gets it twice), q goes back while it keeps going."""
+"""A mass mail at work (M on the contacts or leads list; m on Settings > Users: to the team): before anything is
+queued who gets it and the first mails as they will go out; who is skipped and why, a progress bar; g starts or
+resumes, s stops (nobody gets it twice), q goes back while it keeps going."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -16,6 +18,65 @@ from textual.widgets import Footer, Label, ProgressBar, Static
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen
 from crm_tui.widgets.status_bar import StatusBar
+
+
+def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any], list[Any]]) -> None:
+    """Pick a template for a mass mail to ``kind`` recipients (contact, lead, user; those a template can
+    fill first), then check every recipient (``refs_of(session)``) in a worker and show the mass mail, ready:
+    nothing is queued before g."""
+    from crm_tui.core.services import email_templates, mail_accounts
+    from crm_tui.screens.template_picker import TemplatePicker
+
+    context = screen.app.context
+    with context.database().read() as session:
+        has_identity = bool(mail_accounts.identities(session))
+        fits = email_templates.fitting_for_recipients(session, kind)
+    if not has_identity or not fits:
+        screen.notify("Mass mail needs a mail account and a template (Settings).", severity="warning")
+        return
+
+    def make(template_id: int) -> None:
+        from crm_tui.core.errors import CrmError
+        from crm_tui.core.services import mass_mail
+
+        try:
+            with context.database().read() as session:
+                refs = refs_of(session)
+            if not refs:
+                raise CrmError("nobody to write to: the list is empty")
+            with context.database().write() as session:
+                identity = mail_accounts.identities(session)[0]
+                campaign = mass_mail.create_campaign(
+                    session,
+                    template_id=template_id,
+                    account_id=identity.account_id,
+                    from_name=identity.name,
+                    from_address=identity.address,
+                    refs=refs,
+                    per_minute=context.settings.mass_mail_per_minute,
+                    now=context.clock.now(),
+                    me_id=context.me_id(),
+                    today=context.today(),
+                )
+                campaign_id = campaign.id
+        except CrmError as exc:
+            screen.app.call_from_thread(screen.notify, f"Mass mail: {exc}", severity="warning")
+            return
+        screen.app.call_from_thread(screen.app.push_screen, MassMailScreen(campaign_id))
+
+    def chosen(template_id: str | None) -> None:
+        if template_id:
+            screen.app.update_status("checking every recipient…")
+            # The recipients and their checks (each rendered once) in a worker: a list can hold thousands.
+            screen.run_worker(
+                lambda: make(int(template_id)),
+                thread=True,
+                exclusive=True,
+                group="mass-mail-make",
+                exit_on_error=False,
+            )
+
+    screen.app.push_screen(TemplatePicker(f"Mass mail to {who}: which template?", fits), chosen)
 
 
 class CampaignProgress(Message):
@@ -51,10 +112,18 @@ class MassMailScreen(CrmScreen):
         from crm_tui.core import models as m
         from crm_tui.core.services import mass_mail
 
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+        context = self.app.context  # type: ignore[attr-defined]
+        with context.database().read() as session:
             campaign = session.get(m.Campaign, self.campaign_id)
             progress = progress or mass_mail.progress(session, self.campaign_id)
             skipped = mass_mail.skipped(session, self.campaign_id)
+            before_start = progress.queued == 0 and progress.state in ("ready", "stopped")
+            recipients = mass_mail.recipients(session, self.campaign_id) if before_start else []
+            previews = (
+                mass_mail.preview(session, self.campaign_id, me_id=context.me_id(), today=context.today())
+                if before_start
+                else []
+            )
         self.query_one("#mass-title", Label).update(
             Text(
                 f"Mass mail: {terminal_safe(campaign.name if campaign else '')} · {campaign.per_minute if campaign else 0}/min",
@@ -64,7 +133,7 @@ class MassMailScreen(CrmScreen):
         bar = self.query_one(ProgressBar)
         bar.update(total=max(progress.total, 1), progress=progress.done)
         state = {
-            "ready": "ready: g sends",
+            "ready": "ready: nothing is queued yet, g sends",
             "running": "sending…",
             "stopped": "stopped: g resumes",
             "done": "done",
@@ -76,9 +145,27 @@ class MassMailScreen(CrmScreen):
             )
         )
         text = Text()
+        if recipients:
+            going = [r for r in recipients if r.state == "pending"]
+            text.append(f"Recipients ({progress.pending}):\n", style="bold")
+            for recipient in going:
+                text.append(f"  {terminal_safe(recipient.label, max_length=40)}", style="bold")
+                text.append(f" {terminal_safe(recipient.address or '', max_length=60)}\n", style="dim")
+            if progress.pending > len(going):
+                text.append(f"  … and {progress.pending - len(going):,} more\n", style="dim")
+        if previews:
+            text.append(f"\nThe first {len(previews)} mails as they will go out:\n", style="bold")
+            for shown in previews:
+                text.append("─" * 60 + "\n", style="dim")
+                text.append("To: ", style="dim")
+                text.append(f"{terminal_safe(shown.label)} <{terminal_safe(shown.address)}>\n")
+                text.append("Subject: ", style="dim")
+                text.append(terminal_safe(shown.subject) + "\n\n")
+                text.append(terminal_safe(shown.body, single_line=False, max_length=2000).rstrip("\n") + "\n")
+            text.append("─" * 60 + "\n", style="dim")
         if skipped:
             text.append(
-                "Skipped (nobody is mailed who opted out or lacks what the template needs):\n", style="dim"
+                "\nSkipped (nobody is mailed who opted out or lacks what the template needs):\n", style="dim"
             )
         for label, address, reason in skipped:
             text.append(f"  {terminal_safe(label, max_length=40)}", style="bold")

@@ -252,69 +252,28 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             write_from_record(self, ref)
 
     def action_mass_mail(self) -> None:
-        """One template to every contact or lead the list shows (its search), one mail each."""
-        from crm_tui.core.services import email_templates, mail_accounts
+        """One template to every contact or lead the list shows (its search), one mail each; the recipients
+        and the first mails are shown before anything goes. (To the team: Settings > Users, m.)"""
         from crm_tui.core.types import RecordType
-        from crm_tui.screens.dialogs import ChoiceDialog
+        from crm_tui.screens.mass_mail import prepare_mass_mail
 
         if self.kind.type not in (RecordType.CONTACT, RecordType.LEAD):
             self.notify(
-                "Mass mail goes to contacts or leads: switch to one of those lists.", severity="warning"
+                "Mass mail goes to contacts or leads: switch to one of those lists (to the team: Settings > "
+                "Users, m).",
+                severity="warning",
             )
             return
         context = self.app.context  # type: ignore[attr-defined]
         query = self.table.query_text
-        with context.database().read() as session:
-            templates = [(str(t.id), t.name) for t in email_templates.list_templates(session)]
-            has_identity = bool(mail_accounts.identities(session))
-        if not has_identity or not templates:
-            self.notify("Mass mail needs a mail account and a template (Settings).", severity="warning")
-            return
+        kind = self.kind
 
-        def chosen(template_id: str | None) -> None:
-            if template_id:
-                self.app.update_status("checking every recipient…")  # type: ignore[attr-defined]
-                self._make_campaign(int(template_id), query)
+        def refs_of(session: Any) -> list[RecordRef]:
+            rows = kind.fetch(session, query, 0, MASS_MAIL_LIMIT, zone=context.zone)
+            return [RecordRef(kind.type, int(row.key)) for row in rows]
 
-        title = f"Mass mail to the {self.kind.title.lower()}" + (f" matching {query!r}" if query else "")
-        self.app.push_screen(ChoiceDialog(title + ": which template?", templates), chosen)
-
-    @work(thread=True, exclusive=True, group="mass-mail-make", exit_on_error=False)
-    def _make_campaign(self, template_id: int, query: str) -> None:
-        """The recipients and their checks (each rendered once) in a worker: a list can hold thousands."""
-        from crm_tui.core.errors import CrmError
-        from crm_tui.core.services import mail_accounts, mass_mail
-
-        context = self.app.context  # type: ignore[attr-defined]
-        try:
-            with context.database().read() as session:
-                rows = self.kind.fetch(session, query, 0, MASS_MAIL_LIMIT, zone=context.zone)
-            if not rows:
-                raise CrmError("the list is empty")
-            with context.database().write() as session:
-                identity = mail_accounts.identities(session)[0]
-                campaign = mass_mail.create_campaign(
-                    session,
-                    template_id=template_id,
-                    account_id=identity.account_id,
-                    from_name=identity.name,
-                    from_address=identity.address,
-                    refs=[RecordRef(self.kind.type, int(row.key)) for row in rows],
-                    per_minute=context.settings.mass_mail_per_minute,
-                    now=context.clock.now(),
-                    me_id=context.me_id(),
-                    today=context.today(),
-                )
-                campaign_id = campaign.id
-        except CrmError as exc:
-            self.app.call_from_thread(self.notify, f"Mass mail: {exc}", severity="warning")
-            return
-        self.app.call_from_thread(self._open_campaign, campaign_id)
-
-    def _open_campaign(self, campaign_id: int) -> None:
-        from crm_tui.screens.mass_mail import MassMailScreen
-
-        self.app.push_screen(MassMailScreen(campaign_id))
+        who = f"the {kind.title.lower()}" + (f" matching {query!r}" if query else "")
+        prepare_mass_mail(self, kind.type.value, who, refs_of)
 
     def action_comment(self) -> None:
         ref = self.selected_ref()

@@ -38,6 +38,7 @@ class SettingsScreen(CrmScreen):
         Binding("e,enter", "edit", "Edit", id="settings.edit"),
         Binding("D", "delete", "Delete", id="settings.delete"),
         Binding("M", "make_me", "This is me", show=False, id="settings.me"),
+        Binding("m", "mail_team", "Mass mail to the team", show=False, id="settings.mail_team"),
         Binding("p", "switch_pipeline", "Pipeline", show=False, id="settings.pipeline"),
         Binding("N", "new_pipeline", "New pipeline", show=False, id="settings.new_pipeline"),
         Binding("u", "add_substate", "Add sub-state", show=False, id="settings.add_substate"),
@@ -86,13 +87,13 @@ class SettingsScreen(CrmScreen):
         keep = table.cursor_row
         table.clear(columns=True)
         help_text = {
-            "users": "n new user · e edit · M this is me",
+            "users": "n new user · e edit · M this is me · m mass mail to the team",
             "pipelines": "p switch pipeline · N new pipeline · n new stage · e edit stage · D delete stage · K/J move · "
             "u add sub-state · U rename or remove a sub-state",
             "fields": "n new field · e edit · D delete",
             "accounts": "n new account · e edit · D remove · t test the login · ctrl+r sync now",
-            "templates": "n new template · e edit · D delete · merge fields: contact.first_name, organization.name, "
-            "opportunity.title, quote.number, lead.title, me.name, today…",
+            "templates": "n new template · e edit · D delete · fields: contact.name, organization.name, deal.title, "
+            "quote.number, lead.title, user.first_name (a colleague), me.name, today…",
         }[section]
         self.query_one("#settings-help", Label).update(Text(help_text, style="dim"))
         with self.context.database().read() as session:
@@ -433,6 +434,17 @@ class SettingsScreen(CrmScreen):
 
         return FormSpec("Edit user" if user_id else "New user", fields, values, save)
 
+    def action_mail_team(self) -> None:
+        """m (Users): one template to every active colleague but me, one mail each, previewed first."""
+        from crm_tui.core.services import mass_mail
+        from crm_tui.screens.mass_mail import prepare_mass_mail
+
+        if self.section != "users":
+            self.notify("m in Users writes a mass mail to the team.")
+            return
+        me_id = self.context.me_id()
+        prepare_mass_mail(self, "user", "the team", lambda session: mass_mail.team(session, me_id=me_id))
+
     def action_make_me(self) -> None:
         if self.section != "users" or (user_id := self.selected_id()) is None:
             return
@@ -637,10 +649,7 @@ class SettingsScreen(CrmScreen):
     def _template_form(self, template_id: int | None) -> FormSpec:
         from crm_tui.core.services import email_templates
 
-        values: dict[str, str] = {
-            "subject": "",
-            "body": "Guten Tag {{ contact.first_name }},\n\n\nViele Grüße\n{{ me.name }}\n",
-        }
+        values: dict[str, str] = {}  # a new template starts empty: the example is a placeholder, not text
         if template_id is not None:
             with self.context.database().read() as session:
                 template = session.get(m.EmailTemplate, template_id)
@@ -654,7 +663,13 @@ class SettingsScreen(CrmScreen):
             FieldSpec("name", "Name", required=True),
             FieldSpec("description", "Used for"),
             FieldSpec("subject", "Subject", required=True, placeholder="Ihr Angebot {{ quote.number }}"),
-            FieldSpec("body", "Body", "textarea", required=True),
+            FieldSpec(
+                "body",
+                "Body",
+                "textarea",
+                required=True,
+                placeholder="Guten Tag {{ contact.name }},\n…\nViele Grüße\n{{ me.name }}",
+            ),
         ]
 
         def save(v: dict[str, str]) -> int:

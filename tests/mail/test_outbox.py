@@ -350,7 +350,8 @@ def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
 
     from crm_tui.app import CrmApp
     from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.screens.template_picker import TemplatePicker
     from crm_tui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
     from tests.utils import factories
@@ -361,18 +362,6 @@ def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
             session, NOW, title="Wärmepumpe Altbau", person_name="Jana Roth", emails=["jana@neu.example"]
         )
     db.dispose()
-
-    async def pick(app: CrmApp, pilot: Any, name: str) -> None:
-        await pilot.press("ctrl+t")
-        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
-        options = app.screen.query_one(OptionList)
-        options.highlighted = next(
-            i
-            for i in range(options.option_count)
-            if str(options.get_option_at_index(i).prompt).startswith(name)
-        )
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
 
     async def scenario() -> None:
         app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
@@ -386,16 +375,18 @@ def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
             await pilot.press("m")
             await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
             compose_screen = app.screen
-            await pick(app, pilot, "Termin bestätigen")  # about a deal: this mail has none
-            await wait_for(
-                lambda: any(
-                    "opportunity.title, but this mail has no opportunity" in n.message
-                    for n in app._notifications
-                ),
-                pilot,
-            )
+            await pilot.press("ctrl+t")
+            await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+            options = app.screen.query_one(OptionList)
+            listed = {
+                str(options.get_option_at_index(i).prompt): options.get_option_at_index(i).disabled
+                for i in range(options.option_count)
+            }
+            # About a deal: this mail has none, so it is listed greyed with the reason and cannot be taken.
+            assert listed["Termin bestätigen — needs a deal"] is True
             assert compose_screen.query_one("#c-subject", Input).value == "", "nothing filled in"
-            await pick(app, pilot, "Danke für Ihre Anfrage")
+            await pilot.press(*"anfrage", "enter")
+            await wait_for(lambda: app.screen is compose_screen, pilot)
             assert compose_screen.query_one("#c-subject", Input).value == "Ihre Anfrage: Wärmepumpe Altbau"
             assert compose_screen.query_one("#c-body", TextArea).text.startswith("Guten Tag Jana Roth,")
             await pilot.press("ctrl+s")

@@ -43,6 +43,14 @@ from tests.ui.keywalk import (
 MAX_DEPTH = 3  # a mode's screen, what its key opens, and what a key there opens
 
 
+@pytest.fixture(autouse=True)
+def no_automation_timer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Automation fires at start and after a stage move, as the keys cause it; not on its 30-second timer,
+    which in a long run fires the rules of deals a stage delete moved to Won ("no installer covers the
+    region" on the demo's data): a timer's moment, not a key's error."""
+    monkeypatch.setattr("crm_tui.app.AUTOMATION_SECONDS", 24 * 3600)
+
+
 @dataclass
 class Tally:
     screens: set[str] = field(default_factory=set)
@@ -194,12 +202,13 @@ async def _press_all(
 
 # Screens each mode's keys must reach (besides the mode's own): the test cannot pass by finding nothing.
 MUST_REACH = {
-    "contacts": {"RecordForm", "ConfirmDialog", "PromptDialog", "ChoiceDialog", "ComposeScreen", "MassMailScreen"},
+    "contacts": {"RecordForm", "ConfirmDialog", "PromptDialog", "ChoiceDialog", "ComposeScreen", "MassMailScreen",
+                 "TemplatePicker"},
     "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen"},
     "calendar": {"RecordForm", "ComposeScreen"},
     "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "FolderPicker", "RecordPicker", "RecordForm",
-              "PromptDialog"},
-    "settings": {"RecordForm", "ConfirmDialog", "PromptDialog"},
+              "PromptDialog", "TemplatePicker"},
+    "settings": {"RecordForm", "ConfirmDialog", "PromptDialog", "TemplatePicker", "MassMailScreen"},
 }  # fmt: skip
 
 

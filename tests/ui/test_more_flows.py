@@ -298,6 +298,7 @@ def test_a_search_typed_in_one_burst_after_the_slash_lands_in_the_search_box(dem
 def test_mail_templates_are_made_checked_edited_and_deleted_in_settings(demo_home: Path) -> None:
     from textual.widgets import TextArea
 
+    from crm_tui.resources import assets_dir
     from crm_tui.screens.dialogs import ConfirmDialog
 
     async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
@@ -307,8 +308,9 @@ def test_mail_templates_are_made_checked_edited_and_deleted_in_settings(demo_hom
         sections.highlighted = next(
             i for i in range(sections.option_count) if sections.get_option_at_index(i).id == "templates"
         )
-        # The three shipped templates and the demo's own (used by its documents reminder rule).
-        await wait_for(lambda: screen.section == "templates" and table.row_count == 4, pilot)
+        # The shipped templates and the demo's own (used by its documents reminder rule).
+        shipped = len(list((assets_dir() / "templates" / "email").glob("*.txt")))
+        await wait_for(lambda: screen.section == "templates" and table.row_count == shipped + 1, pilot)
         table.focus()
         await pilot.press("n")
         await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
@@ -320,13 +322,13 @@ def test_mail_templates_are_made_checked_edited_and_deleted_in_settings(demo_hom
         await wait_for(lambda: "line 1" in str(form.query_one("#error-f-subject").render()), pilot)
         form.query_one("#f-subject", Input).value = "Wartung {{ organization.name }}"
         await pilot.press("ctrl+s")
-        await wait_for(lambda: table.row_count == 5, pilot)
+        await wait_for(lambda: table.row_count == shipped + 2, pilot)
         row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[0]) == "Wartung")
         table.move_cursor(row=row)
         await pilot.press("D")
         await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
         await pilot.press("y")
-        await wait_for(lambda: table.row_count == 4, pilot)
+        await wait_for(lambda: table.row_count == shipped + 1, pilot)
 
     run(demo_home, "settings", scenario)
 

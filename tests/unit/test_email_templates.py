@@ -4,8 +4,10 @@ a sandbox, syntax checked on save, the shipped defaults."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from crm_tui.core import models as m
 from crm_tui.core.db import Database
@@ -59,7 +61,10 @@ def test_fields_come_from_the_deal_its_contact_and_organization(db: Database) ->
 def test_templates_are_checked_on_save_and_the_defaults_ship(db: Database) -> None:
     with db.write() as session:
         names = [t.name for t in email_templates.list_templates(session)]
-        assert names == ["Angebot nachfassen", "Danke für Ihre Anfrage", "Termin bestätigen"]
+        assert names == [
+            "Angebot nachfassen", "Danke für Ihre Anfrage", "Danke für Ihre Nachricht", "Nachfassen",
+            "Termin bestätigen", "Terminvorschlag", "Vertriebsrunde",
+        ]  # fmt: skip
         with pytest.raises(ValidationError) as broken:
             email_templates.create_template(
                 session, TemplateInput("Kaputt", "Hallo {{ contact.name", "x"), now=NOW
@@ -71,3 +76,126 @@ def test_templates_are_checked_on_save_and_the_defaults_ship(db: Database) -> No
         made = email_templates.create_template(session, TemplateInput("Neu", "Betreff", "Text"), now=NOW)
         email_templates.delete_template(session, made.id)  # type: ignore[arg-type]
         assert session.get(m.EmailTemplate, made.id) is None
+
+
+def test_every_shipped_template_is_in_a_new_database(db: Database) -> None:
+    from crm_tui.resources import assets_dir
+
+    shipped = {
+        email_templates.read_default(path).name
+        for path in (assets_dir() / "templates" / "email").glob("*.txt")
+    }
+    with db.read() as session:
+        assert {t.name for t in email_templates.list_templates(session)} == shipped
+
+
+def _reply_to_a_contact(session: Any) -> tuple[Any, Any]:
+    """A contact at an organization, with no deal, and the user writing (me)."""
+    me = factories.user(session, NOW, "Anna Berg")
+    org = factories.organization(session, NOW, "Lindgrün Metallbau")
+    lea = factories.contact(
+        session,
+        NOW,
+        "Scholz",
+        first_name="Lea",
+        emails=["lea.scholz@lindgruen.example"],
+        organization_id=org.id,
+    )
+    return me, lea
+
+
+def test_a_reply_to_a_known_contact_without_a_deal_has_templates_that_fit(db: Database) -> None:
+    with db.write() as session:
+        me, lea = _reply_to_a_contact(session)
+        refs = email_templates.refs_of_mail(
+            session, record=None, reply_to_id=None, addresses=["LEA.SCHOLZ@lindgruen.example"]
+        )
+        assert refs == [RecordRef(RecordType.CONTACT, lea.id)]
+        context = email_templates.merge_context(session, refs, me_id=me.id, today=date(2026, 11, 22))
+        fits = email_templates.fitting_for_mail(session, context)
+    fitting = [fit.name for fit in fits if fit.fits]
+    assert fitting == ["Danke für Ihre Nachricht", "Nachfassen", "Terminvorschlag"]
+    assert [fit.fits for fit in fits] == sorted((fit.fits for fit in fits), reverse=True), (
+        "fitting ones first"
+    )
+    why = {fit.name: fit.reason for fit in fits}
+    assert why["Termin bestätigen"] == "needs a deal"
+    assert why["Angebot nachfassen"] == "needs a quote"
+    assert why["Danke für Ihre Anfrage"] == "needs a lead"
+    assert why["Vertriebsrunde"] == "needs a colleague as recipient"
+
+
+def test_a_field_the_contact_lacks_is_named_in_the_picker(db: Database) -> None:
+    with db.write() as session:
+        me, lea = _reply_to_a_contact(session)
+        email_templates.create_template(
+            session,
+            TemplateInput("Rückruf", "Rückruf", "Ich rufe Sie unter {{ contact.phone }} an."),
+            now=NOW,
+        )
+        context = email_templates.merge_context(
+            session, [RecordRef(RecordType.CONTACT, lea.id)], me_id=me.id, today=date(2026, 11, 22)
+        )
+        fits = {fit.name: fit for fit in email_templates.fitting_for_mail(session, context)}
+    assert fits["Rückruf"].reason == "contact.phone, which is empty for Lea Scholz"
+
+
+def test_a_colleague_in_to_fills_the_user_fields(db: Database) -> None:
+    from crm_tui.core.services import users
+
+    with db.write() as session:
+        me = factories.user(session, NOW, "Anna Berg")
+        sven = users.create_user(session, users.UserInput("Sven Holm", "sven.holm@example.com"), now=NOW)
+        refs = email_templates.refs_of_mail(
+            session, record=None, reply_to_id=None, addresses=["sven.holm@example.com"]
+        )
+        assert refs == [RecordRef(RecordType.USER, sven.id)]
+        context = email_templates.merge_context(session, refs, me_id=me.id, today=date(2026, 11, 22))
+        (template,) = [t for t in email_templates.list_templates(session) if t.name == "Vertriebsrunde"]
+        subject, body = email_templates.render(template, context)
+    assert body.startswith("Hallo Sven,") and body.rstrip().endswith("Anna Berg")
+
+
+def test_which_templates_a_mass_mail_to_each_kind_of_recipient_can_fill(db: Database) -> None:
+    with db.read() as session:
+        to_contacts = email_templates.fitting_for_recipients(session, "contact")
+        to_team = email_templates.fitting_for_recipients(session, "user")
+        to_leads = email_templates.fitting_for_recipients(session, "lead")
+    assert [f.name for f in to_contacts if f.fits] == [
+        "Danke für Ihre Nachricht",
+        "Nachfassen",
+        "Terminvorschlag",
+    ]
+    assert {f.name: f.reason for f in to_contacts}["Termin bestätigen"] == "needs a deal"
+    assert [f.name for f in to_team if f.fits] == ["Vertriebsrunde"]
+    assert [f.name for f in to_leads if f.fits] == ["Danke für Ihre Anfrage"]
+
+
+def test_a_mass_mail_to_the_team_is_previewed_before_anything_is_queued(db: Database) -> None:
+    from crm_tui.core.services import mass_mail, users
+
+    with db.write() as session:
+        me = factories.user(session, NOW, "Anna Berg")
+        users.create_user(session, users.UserInput("Sven Holm", "sven.holm@example.com"), now=NOW)
+        users.create_user(session, users.UserInput("Old Timer", "old@example.com", active=False), now=NOW)
+        account = factories.mail_inbox(session, NOW).account_id
+        (template,) = [t for t in email_templates.list_templates(session) if t.name == "Vertriebsrunde"]
+        team = mass_mail.team(session, me_id=me.id)
+        campaign = mass_mail.create_campaign(
+            session, template_id=template.id, account_id=account, from_name="Anna Berg",
+            from_address="anna@example.com", refs=team, per_minute=30, now=NOW, me_id=me.id,
+            today=date(2026, 11, 22),
+        )  # fmt: skip
+        listed = mass_mail.recipients(session, campaign.id)  # type: ignore[arg-type]
+        shown = mass_mail.preview(session, campaign.id, me_id=me.id, today=date(2026, 11, 22))  # type: ignore[arg-type]
+        queued = session.scalars(select(m.OutboxItem)).all()
+    labels = [r.label for r in listed]
+    assert "Sven Holm" in labels
+    assert "Anna Berg" not in labels and "Old Timer" not in labels, "not the one writing, nor who left"
+    assert all(r.state == "pending" for r in listed)
+    assert len(shown) == len(listed) <= 3
+    sven = next(p for p in shown if p.label == "Sven Holm")
+    assert sven.address == "sven.holm@example.com"
+    assert sven.subject == "Vertriebsrunde am Montag"
+    assert sven.body.startswith("Hallo Sven,")
+    assert queued == [], "nothing is queued by looking"

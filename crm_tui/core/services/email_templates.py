@@ -1,7 +1,7 @@
 """Mail templates: Jinja2 in a sandbox, filled from the records a mail is about.
 
 Merge fields: ``contact``, ``organization``, ``opportunity`` (also ``deal``), ``lead``, ``quote``, ``ticket``,
-``me`` (the sending user) and ``today``. A field the records do not have, or have empty, is an error naming
+``user`` (a colleague the mail goes to), ``me`` (the sending user) and ``today``. A field the records do not have, or have empty, is an error naming
 it ("contact.phone is empty for Lisa Lang"), never a blank in a mail to a customer. The defaults ship in
 ``assets/templates/email`` and are added once (``ensure_defaults``); the user edits, adds and deletes them.
 """
@@ -15,7 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -26,6 +26,22 @@ from crm_tui.core.types import RecordRef
 
 class TemplateFieldError(CrmError):
     """A merge field the records cannot fill."""
+
+
+class MissingRecord(TemplateFieldError):
+    """The template uses a kind of record the mail is not about (a deal for a reply to a contact)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# What a template needs, as the template picker says it ("needs a deal").
+NEEDS = {
+    "contact": "a contact", "organization": "an organization", "opportunity": "a deal", "deal": "a deal",
+    "lead": "a lead", "quote": "a quote", "ticket": "a ticket", "user": "a colleague as recipient",
+    "me": "you as a user (Settings > Users: M)",
+}  # fmt: skip
 
 
 class Fields:
@@ -95,10 +111,12 @@ class Missing:
     def __getattr__(self, field: str) -> Any:
         if field.startswith("_"):
             raise AttributeError(field)
-        raise TemplateFieldError(f"the template uses {self._name}.{field}, but this mail has no {self._name}")
+        raise MissingRecord(
+            f"the template uses {self._name}.{field}, but this mail has no {self._name}", self._name
+        )
 
     def __str__(self) -> str:
-        raise TemplateFieldError(f"the template uses {self._name}, but this mail has no {self._name}")
+        raise MissingRecord(f"the template uses {self._name}, but this mail has no {self._name}", self._name)
 
 
 def _money(cents: int, currency: str) -> str:
@@ -176,7 +194,7 @@ def merge_context(
 
     context: dict[str, Any] = {
         name: _Deferred(resolver(name)) if name in offers else Missing(name)
-        for name in ("contact", "organization", "opportunity", "lead", "quote", "ticket")
+        for name in ("contact", "organization", "opportunity", "lead", "quote", "ticket", "user")
     }
     context["deal"] = context["opportunity"]
     me = session.get(m.User, me_id) if me_id else None
@@ -314,6 +332,10 @@ def _fields(session: Session, kind: str, row: Any) -> Fields:
             else None,
         }
         return Fields(kind, row.number, values)
+    if kind == "user":
+        first, _, last = row.name.partition(" ")
+        values = {"name": row.name, "first_name": first, "last_name": last, "email": row.email}
+        return Fields(kind, row.name, values)
     return Fields(kind, row.subject, {"subject": row.subject})  # ticket
 
 
@@ -364,6 +386,121 @@ def render(template: m.EmailTemplate | tuple[str, str], context: dict[str, Any])
         raise TemplateFieldError(f"the template tries something not allowed: {exc}") from None
     except TemplateError as exc:
         raise TemplateFieldError(f"the template cannot be filled: {exc}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def kinds_used(subject: str, body: str) -> frozenset[str]:
+    """The merge fields a template names at its top level (``contact``, ``deal``, ``me``...); ``deal`` is
+    counted as ``opportunity``. A template that does not parse names nothing."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    names: set[str] = set()
+    for text in (subject, body):
+        try:
+            names |= meta.find_undeclared_variables(_environment().parse(text))
+        except TemplateSyntaxError:
+            continue
+    return frozenset("opportunity" if name == "deal" else name for name in names)
+
+
+@dataclass(frozen=True)
+class TemplateFit:
+    """A template as the picker lists it: whether this mail (or these recipients) can fill it, else why not."""
+
+    id: int
+    name: str
+    description: str | None
+    reason: str | None = None  # None: it fits
+
+    @property
+    def fits(self) -> bool:
+        return self.reason is None
+
+
+def _why_not(exc: TemplateFieldError) -> str:
+    if isinstance(exc, MissingRecord):
+        return f"needs {NEEDS.get(exc.kind, exc.kind)}"
+    return str(exc).removeprefix("the template uses ")
+
+
+def _ordered(fits: list[TemplateFit]) -> list[TemplateFit]:
+    """The templates that fit first, then the others; each by name."""
+    return sorted(fits, key=lambda fit: (not fit.fits, fit.name.lower()))
+
+
+def fitting_for_mail(session: Session, context: dict[str, Any]) -> list[TemplateFit]:
+    """Every template, those this mail's records can fill first, the others saying why not (each is filled
+    once here: "needs a deal", "contact.phone, which is empty for Lisa Lang")."""
+    fits = []
+    for template in list_templates(session):
+        reason = None
+        try:
+            render(template, context)
+        except TemplateFieldError as exc:
+            reason = _why_not(exc)
+        fits.append(TemplateFit(template.id, template.name, template.description, reason))  # type: ignore[arg-type]
+    return _ordered(fits)
+
+
+# What a mass mail to each kind of recipient can fill: the recipient, what comes with it, me and today.
+FILLED_FOR = {
+    "contact": {"contact", "organization", "me", "today"},
+    "lead": {"lead", "me", "today"},
+    "user": {"user", "me", "today"},
+}
+
+
+def fitting_for_recipients(session: Session, kind: str) -> list[TemplateFit]:
+    """Every template, those a mass mail to ``kind`` (contact, lead, user) can fill first; the others say
+    what they need that such a recipient does not bring ("needs a deal")."""
+    filled = FILLED_FOR.get(kind, {"me", "today"})
+    fits = []
+    for template in list_templates(session):
+        lacking = sorted(kinds_used(template.subject, template.body) - filled)
+        needs = [NEEDS.get(name, name) for name in lacking]
+        reason = (
+            "needs " + (", ".join(needs[:-1]) + " and " if len(needs) > 1 else "") + needs[-1]
+            if needs
+            else None
+        )
+        fits.append(TemplateFit(template.id, template.name, template.description, reason))  # type: ignore[arg-type]
+    return _ordered(fits)
+
+
+def refs_of_mail(
+    session: Session,
+    *,
+    record: RecordRef | None,
+    reply_to_id: int | None,
+    addresses: list[str],
+) -> list[RecordRef]:
+    """The records a mail's template fills from: the record it is written from, the records the answered
+    mail is filed on, and the contacts, leads and colleagues it goes to; most specific first (a deal or a
+    quote brings its contact and organization along)."""
+    from crm_tui.core.services import mail_store
+    from crm_tui.core.types import RecordType
+
+    refs: list[RecordRef] = []
+    if record is not None:
+        refs.append(record)
+    if reply_to_id:
+        refs.extend(
+            RecordRef(RecordType(link.record_type), link.record_id)
+            for link in mail_store.links_of(session, reply_to_id)
+        )
+    for address in dict.fromkeys(a.strip().lower() for a in addresses if a.strip()):
+        for contact_id in session.scalars(
+            select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+        ):
+            refs.append(RecordRef(RecordType.CONTACT, contact_id))
+        for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)):
+            refs.append(RecordRef(RecordType.LEAD, lead_id))
+        for user_id in session.scalars(
+            select(m.User.id).where(func.lower(m.User.email) == address, m.User.active.is_(True))  # type: ignore[attr-defined]
+        ):
+            refs.append(RecordRef(RecordType.USER, user_id))
+    order = {"quote": 0, "opportunity": 1, "ticket": 2, "lead": 3, "contact": 4, "organization": 5, "user": 6}
+    return sorted(dict.fromkeys(refs), key=lambda ref: order.get(ref.type.value, 9))
 
 
 @dataclass

@@ -292,32 +292,3 @@ def identity_for(session: Session, message_id: int) -> Identity | None:
         if any(identity.address.lower() in line for line in written_to):
             return identity
     return candidates[0] if candidates else None
-
-
-def recipient_suggestions(session: Session, typed: str, *, limit: int = 8) -> list[str]:
-    """Addresses of contacts and leads starting with (or whose names start with) what is typed."""
-    text = typed.strip().lower()
-    if len(text) < 2:
-        return []
-    pattern = f"{text}%"
-    found: list[str] = []
-    for address, first, last in session.execute(
-        select(m.ContactEmail.address, m.Contact.first_name, m.Contact.last_name)
-        .join(m.Contact, m.Contact.id == m.ContactEmail.contact_id)
-        .where(
-            m.ContactEmail.address.like(pattern)  # type: ignore[attr-defined]
-            | m.Contact.first_name.ilike(pattern)  # type: ignore[attr-defined]
-            | m.Contact.last_name.ilike(pattern)  # type: ignore[attr-defined]
-        )
-        .limit(limit)
-    ):
-        name = f"{first} {last}".strip()
-        found.append(f"{name} <{address}>" if name else address)
-    for address, person in session.execute(
-        select(m.LeadEmail.address, m.Lead.person_name)
-        .join(m.Lead, m.Lead.id == m.LeadEmail.lead_id)
-        .where(m.LeadEmail.address.like(pattern) | m.Lead.person_name.ilike(pattern))  # type: ignore[attr-defined,union-attr]
-        .limit(limit)
-    ):
-        found.append(f"{person} <{address}>" if person else address)
-    return list(dict.fromkeys(found))[:limit]

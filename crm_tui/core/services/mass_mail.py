@@ -1,5 +1,6 @@
-"""Mass mail: one template to many contacts or leads, rendered per recipient, one message each, through the
-outbox, paced, stoppable and resumable.
+"""Mass mail: one template to many contacts, leads or colleagues (users), rendered per recipient, one message
+each, through the outbox, paced, stoppable and resumable. Before anything is queued the recipients and the
+first mails as they will go out are shown (``recipients``, ``preview``).
 
 Exactly once per recipient: a recipient's mail is put in the outbox and the recipient marked ``queued`` in
 one transaction, so a stop, a crash or a kill between two recipients never sends anyone twice, and a resume
@@ -40,9 +41,14 @@ class Progress:
 
 
 def _address(session: Session, ref: RecordRef) -> tuple[str | None, bool]:
-    """(first address, opted out) of a contact or lead."""
+    """(first address, opted out) of a contact, a lead or a colleague."""
     from crm_tui.core.services import contacts, leads
 
+    if ref.type is RecordType.USER:
+        user = session.get(m.User, ref.id)
+        if user is None:
+            raise NotFound(f"{ref} does not exist")
+        return user.email, False
     if ref.type is RecordType.CONTACT:
         row: m.Contact | m.Lead | None = session.get(m.Contact, ref.id)
         address = next(iter(contacts.contact_emails(session, ref.id)), None)
@@ -50,7 +56,7 @@ def _address(session: Session, ref: RecordRef) -> tuple[str | None, bool]:
         row = session.get(m.Lead, ref.id)
         address = next(iter(leads.lead_emails(session, ref.id)), None)
     else:
-        raise CrmError(f"mass mail goes to contacts and leads, not to {ref.type.value}s")
+        raise CrmError(f"mass mail goes to contacts, leads and colleagues, not to {ref.type.value}s")
     if row is None:
         raise NotFound(f"{ref} does not exist")
     return address, bool(row.mail_opt_out)
@@ -139,6 +145,72 @@ def progress(session: Session, campaign_id: int) -> Progress:
     return Progress(
         total, counts.get("queued", 0), counts.get("pending", 0), counts.get("skipped", 0), campaign.state
     )
+
+
+def team(session: Session, *, me_id: int | None = None) -> list[RecordRef]:
+    """The team: every active user but the one writing (a mass mail to colleagues)."""
+    return [
+        RecordRef(RecordType.USER, user_id)
+        for user_id in session.scalars(
+            select(m.User.id).where(m.User.active.is_(True)).order_by(m.User.name)  # type: ignore[attr-defined]
+        )
+        if user_id != me_id
+    ]
+
+
+@dataclass
+class Recipient:
+    label: str
+    address: str | None
+    state: str
+    reason: str | None
+
+
+def recipients(session: Session, campaign_id: int, *, limit: int = 200) -> list[Recipient]:
+    """The first ``limit`` recipients in the order they get their mail (the skipped ones say why)."""
+    return [
+        Recipient(r.label, r.address, r.state, r.reason)
+        for r in session.scalars(
+            select(m.CampaignRecipient)
+            .where(m.CampaignRecipient.campaign_id == campaign_id)
+            .order_by(m.CampaignRecipient.id)
+            .limit(limit)
+        )
+    ]
+
+
+@dataclass
+class Preview:
+    label: str
+    address: str
+    subject: str
+    body: str
+
+
+def preview(
+    session: Session, campaign_id: int, *, me_id: int | None, today: date, count: int = 3
+) -> list[Preview]:
+    """The first ``count`` mails still to go, filled in as they will go out (nothing is queued)."""
+    campaign = session.get(m.Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    template = session.get(m.EmailTemplate, campaign.template_id) if campaign.template_id else None
+    if template is None:
+        return []
+    shown = []
+    for recipient in session.scalars(
+        select(m.CampaignRecipient)
+        .where(m.CampaignRecipient.campaign_id == campaign_id, m.CampaignRecipient.state == "pending")
+        .order_by(m.CampaignRecipient.id)
+        .limit(count)
+    ):
+        ref = RecordRef(RecordType(recipient.record_type), recipient.record_id)
+        try:
+            subject, body = _render(session, template, ref, me_id=me_id, today=today)
+        except CrmError as exc:  # changed since the check: it will be skipped, saying this
+            subject, body = "", str(exc)
+        shown.append(Preview(recipient.label, recipient.address or "", subject, body))
+    return shown
 
 
 def skipped(session: Session, campaign_id: int) -> list[tuple[str, str | None, str]]:

@@ -21,6 +21,9 @@ down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+# The set shipped with this revision; later ones add theirs (0016).
+SHIPPED = ("anfrage-danke.txt", "angebot-nachfassen.txt", "termin-bestaetigen.txt")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -45,8 +48,8 @@ def upgrade() -> None:
         sa.column("created_at"), sa.column("updated_at"),
     )  # fmt: skip
     rows = []
-    for path in sorted((assets_dir() / "templates" / "email").glob("*.txt")):
-        data = read_default(path)
+    for name in SHIPPED:
+        data = read_default(assets_dir() / "templates" / "email" / name)
         rows.append(
             {"name": data.name, "subject": data.subject, "body": data.body, "description": data.description,
              "created_at": now, "updated_at": now}

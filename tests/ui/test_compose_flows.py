@@ -1,0 +1,229 @@
+"""Writing mail as a salesperson does (issue 20, items 3 and 4), by keys on the demo: recipients completed from
+any word of a name in To, a bare name named before sending, a template that fits a reply to a contact, a new
+template form that starts empty, and a mass mail previewed before anything is queued."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from typing import Any
+
+from sqlalchemy import select
+from textual.widgets import Input, OptionList, Static, TextArea
+
+from crm_tui.app import CrmApp
+from crm_tui.core import models as m
+from crm_tui.core.services import mail_accounts
+from crm_tui.screens.compose import ComposeScreen
+from crm_tui.screens.dialogs import ConfirmDialog
+from crm_tui.screens.forms import RecordForm
+from crm_tui.screens.mass_mail import MassMailScreen
+from crm_tui.screens.settings import SettingsScreen
+from crm_tui.screens.template_picker import TemplatePicker
+from crm_tui.widgets.paged_table import PagedTable
+from tests.ui.helpers import wait_for
+from tests.ui.keywalk import settle
+
+
+def shown(widget: Any) -> str:
+    return str(widget.render())
+
+
+def errors(app: CrmApp) -> list[str]:
+    return [n.message for n in app._notifications if n.severity == "error"]
+
+
+def address_of(app: CrmApp, first: str, last: str) -> str:
+    with app.context.database().read() as session:
+        return session.scalars(
+            select(m.ContactEmail.address)
+            .join(m.Contact, m.Contact.id == m.ContactEmail.contact_id)
+            .where(m.Contact.first_name == first, m.Contact.last_name == last)
+        ).first()
+
+
+async def new_mail(app: CrmApp, pilot: Any) -> ComposeScreen:
+    await pilot.press("1")
+    await settle(pilot)
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    return app.screen  # type: ignore[return-value]
+
+
+async def test_to_completes_any_word_of_a_name_and_tab_takes_it(app: CrmApp, pilot: Any) -> None:
+    compose = await new_mail(app, pilot)
+    to, hint = compose.query_one("#c-to", Input), compose.query_one("#c-to-hint", Static)
+    assert app.focused is to
+    lea = f"Lea Scholz <{address_of(app, 'Lea', 'Scholz')}>"
+    await pilot.press(*"Lea Sch")
+    await wait_for(lambda: "Lea Scholz" in shown(hint), pilot)
+    assert "Lea Werner" not in shown(hint) and "Lea Martin" not in shown(hint), "only people named Lea Sch…"
+    await pilot.press("tab")
+    assert to.value == lea and app.focused is to, "Tab took the suggestion and stayed in To"
+    # After a comma: the last name alone, the one already in To not offered again; Down chooses the next.
+    await pilot.press(*", scholz")
+    await wait_for(lambda: "Ida Scholz" in shown(hint), pilot)
+    assert "Lea Scholz" not in shown(hint)
+    second = shown(hint).splitlines()[1].strip().split("  ")[0]
+    await pilot.press("down", "tab")
+    assert to.value == f"{lea}, {second}", "the recipient already in To is kept"
+    # A colleague (a user) completes too.
+    await pilot.press(*", jonas")
+    await wait_for(lambda: "colleague" in shown(hint), pilot)
+    await pilot.press("tab")
+    assert to.value.endswith(", Jonas Weber <jonas.weber@example.com>")
+    # A part of an address.
+    await pilot.press(*", lindgruen")
+    await wait_for(lambda: "info@lindgruen-metallbau.example" in shown(hint), pilot)
+    await pilot.press(*["backspace"] * len("lindgruen"))
+    await wait_for(lambda: "lindgruen" not in shown(hint), pilot)
+    # A bare name is named under To when the mail is to be sent, and nothing goes.
+    await pilot.press(*"Hans Wurst", "ctrl+s")
+    await wait_for(lambda: "“Hans Wurst” is not an address" in shown(hint), pilot)
+    assert app.screen is compose and not isinstance(app.screen, ConfirmDialog), "nothing is sent"
+    assert app.focused is to
+    assert compose.query_one("#c-cc-hint", Static).has_class("hidden"), "Cc is fine"
+    assert not errors(app)
+
+
+async def test_a_reply_to_a_contact_without_a_deal_takes_a_fitting_template(app: CrmApp, pilot: Any) -> None:
+    with app.context.database().read() as session:
+        on_deals = select(m.MailLink.message_id).where(m.MailLink.record_type == "opportunity")
+        message = session.scalars(
+            select(m.MailMessage)
+            .join(m.ContactEmail, m.ContactEmail.address == m.MailMessage.from_address)
+            .where(m.MailMessage.is_outgoing.is_(False), m.MailMessage.id.not_in(on_deals))  # type: ignore[attr-defined,union-attr]
+            .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
+        ).first()
+        sender = session.scalars(
+            select(m.Contact)
+            .join(m.ContactEmail, m.ContactEmail.contact_id == m.Contact.id)
+            .where(m.ContactEmail.address == message.from_address)
+        ).first()
+    await pilot.press("1")
+    table = app.screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    table.focus()
+    await wait_for(lambda: table.select_key(str(message.id)), pilot)
+    await pilot.press("r")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    subject = compose.query_one("#c-subject", Input).value
+    assert subject.startswith("Re: ")
+    await pilot.press("ctrl+t")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    options = app.screen.query_one(OptionList)
+    listed = [options.get_option_at_index(i) for i in range(options.option_count)]
+    fitting = [str(o.prompt).split(" — ")[0] for o in listed if not o.disabled]
+    assert fitting[:3] == ["Danke für Ihre Nachricht", "Nachfassen", "Terminvorschlag"]
+    assert all(not o.disabled for o in listed[: len(fitting)]), "the templates that fit come first"
+    assert any(str(o.prompt) == "Termin bestätigen — needs a deal" for o in listed)
+    await pilot.press(*"nachf")  # type-ahead
+    await wait_for(lambda: options.option_count == 2, pilot)  # Nachfassen, Angebot nachfassen (needs a quote)
+    assert str(options.get_option_at_index(options.highlighted).prompt).startswith("Nachfassen")
+    await pilot.press("enter")
+    await wait_for(lambda: app.screen is compose, pilot)
+    body = compose.query_one("#c-body", TextArea).text
+    assert body.startswith(f"Guten Tag {sender.name},\n")
+    assert "> " in body, "the quote stays under the text"
+    assert compose.query_one("#c-subject", Input).value == subject, "a reply keeps Re: <subject>"
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog) or app.screen is not compose, pilot)
+    if isinstance(app.screen, ConfirmDialog):
+        await pilot.press("y")
+    await wait_for(lambda: not isinstance(app.screen, ComposeScreen), pilot)
+    with app.context.database().read() as session:
+        item = session.scalars(select(m.OutboxItem).order_by(m.OutboxItem.id.desc())).first()  # type: ignore[union-attr]
+    sent = email.message_from_bytes(item.raw, policy=email.policy.default)
+    assert sent["Subject"] == subject
+    assert sent["In-Reply-To"] == message.message_id_header
+    assert message.message_id_header in sent["References"]
+    assert not errors(app)
+
+
+async def test_a_template_on_a_new_mail_sets_the_subject_and_keeps_the_signature(
+    app: CrmApp, pilot: Any
+) -> None:
+    with app.context.database().read() as session:
+        signature = mail_accounts.identities(session)[0].signature
+    compose = await new_mail(app, pilot)
+    await pilot.press(*"Lea Scho", "tab")
+    await pilot.press("ctrl+t")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    await pilot.press(*"termin", "enter")  # Terminvorschlag fits; "Termin bestätigen" needs a deal
+    await wait_for(lambda: app.screen is compose, pilot)
+    assert compose.query_one("#c-subject", Input).value == "Terminvorschlag"
+    body = compose.query_one("#c-body", TextArea).text
+    assert body.startswith("Guten Tag Lea Scholz,")
+    assert signature and body.rstrip().endswith(signature.strip()), "the signature under the template's text"
+    assert body.count("-- \n") == 1
+    assert not errors(app)
+
+
+async def test_the_new_template_form_starts_empty_and_keeps_what_is_typed(app: CrmApp, pilot: Any) -> None:
+    await pilot.press("5")
+    await wait_for(lambda: isinstance(app.screen, SettingsScreen), pilot)
+    app.screen.show_section("templates")
+    await settle(pilot)
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    form = app.screen
+    body = form.query_one(TextArea)
+    assert body.text == "", "the example is a placeholder, not text"
+    assert "{{ contact.name }}" in str(body.placeholder)
+    body.focus()
+    await pilot.press(*"Guten Tag {{ contact.first_name }},")
+    assert body.text == "Guten Tag {{ contact.first_name }},"
+    assert not errors(app)
+
+
+async def test_a_mass_mail_to_the_team_shows_recipients_and_the_first_mails_first(
+    app: CrmApp, pilot: Any
+) -> None:
+    await pilot.press("5")
+    await wait_for(lambda: isinstance(app.screen, SettingsScreen), pilot)
+    settings = app.screen
+    await settle(pilot)
+    await pilot.press("m")  # Users: a mass mail to the team
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    options = app.screen.query_one(OptionList)
+    assert str(options.get_option_at_index(0).prompt).startswith("Vertriebsrunde"), "fits a colleague"
+    await pilot.press(*"vertr", "enter")
+    await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+    mass = app.screen
+    text = mass.query_one("#mass-skipped-text", Static)
+    await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
+    assert "Recipients (4)" in shown(text), "every active colleague but me"
+    assert "Hallo Jonas," in shown(text) and "Subject: Vertriebsrunde am Montag" in shown(text)
+    assert "ready: nothing is queued yet" in shown(mass.query_one("#mass-counts", Static))
+    with app.context.database().read() as session:
+        assert not session.scalars(select(m.OutboxItem)).all(), "nothing is queued before g"
+    await pilot.press("q")
+    await wait_for(lambda: app.screen is settings, pilot)
+    assert not errors(app)
+
+
+async def test_a_mass_mail_to_a_contact_list_offers_the_templates_a_contact_can_fill(
+    app: CrmApp, pilot: Any
+) -> None:
+    records = app.screen
+    table = records.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    await pilot.press("slash", *"scholz", "enter")
+    await wait_for(lambda: all("Scholz" in row.cells[0] for row in table.loaded_rows), pilot)
+    await pilot.press("M")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    options = app.screen.query_one(OptionList)
+    listed = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+    assert [label.split(" — ")[0] for label in listed[:3]] == [
+        "Danke für Ihre Nachricht",
+        "Nachfassen",
+        "Terminvorschlag",
+    ]
+    assert "Vertriebsrunde — needs a colleague as recipient" in listed
+    await pilot.press("enter")
+    await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+    text = app.screen.query_one("#mass-skipped-text", Static)
+    await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
+    assert f"Recipients ({table.row_count})" in shown(text) and "Guten Tag Ida Scholz," in shown(text)
+    assert not errors(app)
