@@ -576,9 +576,15 @@ class ComposeScreen(CrmScreen):
         self._show_attachments()
 
     def action_discard(self) -> None:
-        changed = self.query_one("#c-body", TextArea).text != self.draft.body or any(
-            self.query_one(f"#c-{name}", Input).value.strip() != ", ".join(getattr(self.draft, name)).strip()
-            for name in ("to", "cc", "bcc")
+        changed = (
+            self.query_one("#c-body", TextArea).text != self.draft.body
+            or any(
+                self.query_one(f"#c-{name}", Input).value.strip()
+                != ", ".join(getattr(self.draft, name)).strip()
+                for name in ("to", "cc", "bcc")
+            )
+            or self.query_one("#c-subject", Input).value != self.draft.subject
+            or self.attachments != list(self.draft.attachments)
         )
         if not changed:
             self.app.pop_screen()

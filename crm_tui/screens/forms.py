@@ -80,6 +80,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
     def __init__(self, spec: FormSpec):
         super().__init__()
         self.spec = spec
+        self._opened_with: dict[str, str] | None = None  # the values the form showed when it opened
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form-frame"):
@@ -139,7 +140,15 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
         first = next((w for w in self.query("Input, TextArea, Select") if not w.disabled), None)
         if first is not None:
             first.focus()
+        self._opened_with = self.values()
         self._refresh_side()
+
+    def changed_fields(self) -> list[str]:
+        """The labels of the fields that differ from how the form opened."""
+        if self._opened_with is None:
+            return []
+        now = self.values()
+        return [spec.label for spec in self.spec.fields if now[spec.name] != self._opened_with.get(spec.name)]
 
     def values(self) -> dict[str, str]:
         result: dict[str, str] = {}
@@ -192,4 +201,23 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
         self.dismiss(record_id)
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Esc: a form as it opened closes at once; one with changes asks first (y discards them, n or Esc
+        goes back to the form)."""
+        changed = self.changed_fields()
+        if not changed:
+            self.dismiss(None)
+            return
+        from crm_tui.screens.dialogs import ConfirmDialog
+
+        def decided(discard: bool | None) -> None:
+            if discard:
+                self.dismiss(None)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Discard your changes?",
+                Text(f"Changed: {', '.join(changed)}.\n\ny discards them · n or Esc goes back to the form"),
+                "Discard",
+            ),
+            decided,
+        )

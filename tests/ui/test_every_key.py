@@ -11,6 +11,7 @@ ERROR. $EDITOR and the desktop opener are a recording command.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,9 @@ async def _press_all(
         for error in watch.errors_since():
             tally.problems.append(f"{where} {label}: {error}")
         opened = app.screen
+        for heading in opened.query(".dialog-title"):
+            if re.search(r"\bNone\b", str(heading.render())):  # a name or title that was never set
+                tally.problems.append(f"{where} {label}: the dialog is titled {str(heading.render())!r}")
         if opened not in before and flavour(opened) not in done and depth < MAX_DEPTH and key != "escape":
             done.add(flavour(opened))
             path_key, opened_kind = key, type(opened)

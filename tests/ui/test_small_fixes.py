@@ -302,3 +302,88 @@ def test_a_merge_field_the_deal_cannot_fill_is_named_in_the_preview(app: CrmApp)
             session, rule, RecordRef(RecordType.OPPORTUNITY, deal_id), me_id=None, today=context.today()
         )
     assert "{{" not in said and "contact" in said and "fail" in said, said
+
+
+async def test_esc_on_a_changed_form_asks_and_on_an_unchanged_one_closes(app: CrmApp, pilot: Any) -> None:
+    from sqlalchemy import func, select
+
+    from crm_tui.core import models as m
+    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.screens.forms import RecordForm
+
+    def contacts() -> int:
+        with app.context.database().read() as session:
+            return session.scalar(select(func.count()).select_from(m.Contact)) or 0
+
+    before = contacts()
+    await pilot.press("2")
+    records = app.screen
+    assert isinstance(records, RecordsScreen)
+    await wait_for(lambda: records.table.row_count > 0, pilot)
+    await pilot.press("e")  # opened and left as it was: Esc closes at once
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    await pilot.press("escape")
+    await wait_for(lambda: app.screen is records, pilot)
+
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    form = app.screen
+    await pilot.press(*"Lena")
+    await pilot.press("escape")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    assert "Discard" in str(app.screen.query_one(".dialog-title", Label).render())
+    for key in ("n", "escape"):  # both go back to the form, as it was
+        await pilot.press(key)
+        await wait_for(lambda: app.screen is form, pilot)
+        assert "Lena" in form.values().values()
+        await pilot.press("escape")
+        await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    await pilot.press("y")
+    await wait_for(lambda: app.screen is records, pilot)
+    assert contacts() == before, "nothing was saved"
+
+
+async def test_the_rule_form_and_the_template_form_ask_before_discarding(app: CrmApp, pilot: Any) -> None:
+    from crm_tui.screens.automation import AutomationScreen
+    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.screens.forms import RecordForm
+
+    await board_on(app, pilot)
+    await pilot.press("R")
+    await wait_for(lambda: isinstance(app.screen, AutomationScreen) and bool(app.screen.rows), pilot)
+    rules = app.screen
+    await pilot.press("e")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    app.screen.query_one("#f-name", Input).value = "Call at contract approval (changed)"
+    await pilot.press("escape")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    await pilot.press("y")
+    await wait_for(lambda: app.screen is rules, pilot)
+    await pilot.press("escape")
+
+    await pilot.press("5")
+    settings = app.screen
+    assert isinstance(settings, SettingsScreen)
+    settings.show_section("templates")
+    await settle(pilot)
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    await pilot.press(*"Angebot")
+    await pilot.press("escape")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+
+
+async def test_compose_asks_when_only_the_subject_was_written(app: CrmApp, pilot: Any) -> None:
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import ChoiceDialog
+
+    await pilot.press("1")
+    await settle(pilot)
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    compose.query_one("#c-subject", Input).value = "Angebot"
+    await pilot.press("escape")
+    await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
