@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlmodel import Session
 
 from crm_tui.core import bulk
@@ -250,6 +250,14 @@ def assign(
     )
     for old, new in sorted(merges.items()):
         session.execute(update(m.MailMessage).where(m.MailMessage.thread_id == old).values(thread_id=new))  # type: ignore[arg-type]
+    # A message threaded before (a provisional one a migration threaded, say) has its keys written anew.
+    ids = sorted(new_ids)
+    for start in range(0, len(ids), _CHUNK):
+        session.execute(
+            delete(m.MailThreadKey).where(
+                bulk.among(session, m.MailThreadKey.message_id, ids[start : start + _CHUNK])
+            )
+        )
     bulk.insert_plain(
         session,
         m.MailThreadKey.__table__,  # type: ignore[attr-defined]

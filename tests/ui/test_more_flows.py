@@ -184,7 +184,7 @@ def test_inbox_lists_newest_first_with_a_safe_preview(demo_home: Path) -> None:
         assert dates == sorted(dates, reverse=True)
         preview = app.screen.query_one("#preview", Static)
         await wait_for(lambda: "From:" in str(preview.render()), pilot)
-        assert "Viele Grüße" in str(preview.render())
+        assert "Grüße" in str(preview.render())  # the body, signed off
 
     run(demo_home, "inbox", scenario)
 
