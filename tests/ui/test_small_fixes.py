@@ -8,6 +8,7 @@ import pkgutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, OptionList
 
@@ -387,3 +388,27 @@ async def test_compose_asks_when_only_the_subject_was_written(app: CrmApp, pilot
     compose.query_one("#c-subject", Input).value = "Angebot"
     await pilot.press("escape")
     await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+
+
+@pytest.mark.parametrize("size", [(160, 48), (80, 24)])
+async def test_notifications_in_compose_show_their_text(app: CrmApp, size: tuple[int, int]) -> None:
+    """Reported: notifications inside the mail editor were blank. Their text must be on the screen, over the
+    fields and over the body (the Pilot default hides notifications: here they are on)."""
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import PromptDialog
+
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await pilot.press("1")
+        await settle(pilot)
+        await pilot.press("m")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        await settle(pilot)
+        await pilot.press("ctrl+d")  # a warning: the new mail is about no record
+        await pilot.press("ctrl+o")
+        await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+        await pilot.press(*"/nowhere/offer.pdf", "enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        await settle(pilot)
+        shown = " ".join(" ".join(screen_rows(app)).split())
+        for _severity, message in notes(app)[-2:]:
+            assert " ".join(message.split()[:4]) in shown, (message, shown)
