@@ -25,6 +25,10 @@ EXAMPLE_CONFIG = """\
 # Mass mail pace: mails a minute (default 30; providers limit how fast one may send).
 # mass_mail_per_minute = 30
 
+# Seconds a mail waits in the outbox before it goes out: u in the inbox takes it back meanwhile (default 10;
+# 0 sends at once).
+# send_delay_seconds = 10
+
 # Key bindings: binding id = keys (comma separated), e.g.
 # [keymap]
 # "app.quit" = "ctrl+q,q"
@@ -50,6 +54,8 @@ class Settings:
     """The inbox's "No reply to me" view lists my mails unanswered for this many days."""
     mass_mail_per_minute: int = 30
     """The pace of a mass mail, in mails a minute."""
+    send_delay_seconds: int = 10
+    """A mail written in the app waits this long in the outbox before it goes out (u takes it back)."""
 
     def zone(self) -> ZoneInfo | None:
         if not self.timezone:
@@ -65,6 +71,7 @@ _KNOWN = {
     "keymap": dict,
     "no_reply_days": int,
     "mass_mail_per_minute": int,
+    "send_delay_seconds": int,
 }
 
 

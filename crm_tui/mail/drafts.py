@@ -45,12 +45,15 @@ def store(db: Database, draft_id: int, raw: bytes, message_id: str) -> str:
         client.select_folder(folder)
         client.append(folder, raw, flags=[b"\\Draft", b"\\Seen"])
         _remove(client, previous)
+        with db.write() as session:
+            draft = session.get(m.MailDraft, draft_id)
+            if draft is not None:
+                draft.server_message_id = message_id
+        if draft is None:  # sent or discarded while this copy was on its way: it goes too
+            _remove(client, message_id)
+            return "draft gone"
     finally:
         logout(client)
-    with db.write() as session:
-        draft = session.get(m.MailDraft, draft_id)
-        if draft is not None:
-            draft.server_message_id = message_id
     return "draft saved, also in the Drafts folder"
 
 

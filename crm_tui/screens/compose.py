@@ -1,12 +1,13 @@
 """Writing a mail: a new one (m), a reply (r), a reply to all (g), a forward (f). From is one of my identities;
-To/Cc/Bcc complete from the CRM's contacts and leads; ctrl+s shows who it goes to and queues it in the outbox
-(which delivers it, also later when offline); ctrl+o attaches a file; Esc discards (asking if anything was
-written)."""
+To/Cc/Bcc complete from the CRM's contacts, leads, organizations and colleagues; ctrl+s queues it in the outbox
+at once when every recipient is an address (the outbox delivers it after a few seconds in which u in the inbox
+takes it back, also later when offline); ctrl+o attaches a file; Esc discards (asking if anything was written)."""
 
 from __future__ import annotations
 
 import email.utils
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,15 @@ from crm_tui.widgets.status_bar import StatusBar
 MAX_ATTACHMENT_BYTES = 25 * 2**20
 DRAFT_DELAY = 1.5  # seconds after the last key: the draft is saved
 RECIPIENT_KINDS = {"contact": "contact", "lead": "lead", "organization": "organization", "user": "colleague"}
+
+
+@dataclass(frozen=True)
+class Queued:
+    """What ctrl+s did: the outbox item, to whom, and the mail as written (a draft again if taken back)."""
+
+    item_id: int
+    to: str
+    fields: Any
 
 
 class ComposeScreen(CrmScreen):
@@ -306,8 +316,8 @@ class ComposeScreen(CrmScreen):
         )
 
     def action_send(self) -> None:
-        from crm_tui.screens.dialogs import ConfirmDialog
-
+        """ctrl+s: queued at once when every recipient is an address (a bare name is named under its field and
+        nothing goes); the mail waits ``send_delay_seconds`` in the outbox, and u in the inbox takes it back."""
         if self.not_addresses():
             return
         try:
@@ -317,34 +327,18 @@ class ComposeScreen(CrmScreen):
             problems = exc.errors.values() if isinstance(exc, ValidationError) else [str(exc)]
             self.notify("; ".join(problems), severity="warning")
             return
-        lines = Text()
-        for label, value in (
-            ("From", f"{draft.from_name} <{draft.from_address}>"),
-            ("To", ", ".join(draft.to)),
-            ("Cc", ", ".join(draft.cc)),
-            ("Bcc", ", ".join(draft.bcc)),
-        ):
-            if value:
-                lines.append(f"{label}: ", style="dim")
-                lines.append(terminal_safe(value, max_length=400) + "\n")
-        lines.append("Subject: ", style="dim")
-        lines.append(terminal_safe(draft.subject or "(no subject)") + "\n")
-        if draft.attachments:
-            lines.append(f"{len(draft.attachments)} attachment(s)\n", style="dim")
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self._queue(draft, raw, message_id, recipients)
-
-        self.app.push_screen(
-            ConfirmDialog(f"Send to {len(recipients)} recipient(s)?", lines, "Send"), confirmed
-        )
+        self._queue(draft, raw, message_id, recipients)
 
     def _queue(self, draft: Draft, raw: bytes, message_id: str, recipients: list[str]) -> None:
+        from datetime import timedelta
+
         from crm_tui.core.services import outbox
 
         account_id = int(str(self.query_one("#c-from", Select).value).split(":", 1)[0])
-        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        context = self.app.context  # type: ignore[attr-defined]
+        now = context.clock.now()
+        built = self.draft_fields()  # as written: taking the mail back makes it this draft again
+        delay = max(0, context.settings.send_delay_seconds)
         ok, item = self.write(
             lambda session: outbox.queue(
                 session,
@@ -357,18 +351,27 @@ class ComposeScreen(CrmScreen):
                 now=now,
                 reply_to_id=self.reply_to_id,
                 record=self.record,
+                hold=timedelta(seconds=delay) if delay else None,
             )
         )
         if not ok:
             return
         self.sent_item = item.id
         self.drop_draft()
-        if self.app.context.demo:  # type: ignore[attr-defined]
-            self.app.notify("Demo mode: the mail waits in the outbox; nothing is delivered.")
+        who = recipients[0] if len(recipients) == 1 else f"{len(recipients)} recipients"
+        if context.demo:
+            self.app.notify(
+                f"Queued to {who}. Demo mode: it waits in the outbox, nothing is delivered; u takes it back."
+            )
+        elif delay:
+            self.app.notify(
+                f"Queued to {who}: it goes out in {delay} s; u in the inbox takes it back until then."
+            )
+            self.app.set_timer(delay + 0.5, self.app.flush_outbox)  # type: ignore[attr-defined]
         else:
-            self.app.notify("In the outbox: it goes out now, or as soon as the server can be reached.")
+            self.app.notify(f"Queued to {who}: it goes out now, or as soon as the server can be reached.")
             self.app.flush_outbox()  # type: ignore[attr-defined]
-        self.app.pop_screen()
+        self.dismiss(Queued(item.id, who, built[0] if built else None))
 
     def action_attach(self) -> None:
         from crm_tui.screens.dialogs import PromptDialog

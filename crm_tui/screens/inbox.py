@@ -151,6 +151,7 @@ class TakeBack:
 
     description: str
     undo: Callable[[Any], str]
+    retry: bool = True  # a failed undo stays on the stack (False: it cannot succeed later either)
 
 
 def _money(cents: int, currency: str) -> str:
@@ -186,6 +187,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         Binding("v", "attachments", "Attachments", show=False, id="inbox.attachments"),
         Binding("V", "toggle_threads", "Collapse/expand threads", show=False, id="inbox.threads"),
         Binding("r", "write('reply')", "Reply", id="inbox.reply"),
+        Binding("T", "write('reply', True)", "Reply with template", show=False, id="inbox.reply_template"),
         Binding("g", "write('reply_all')", "Reply all", show=False, id="inbox.reply_all"),
         Binding("f", "write('forward')", "Forward", show=False, id="inbox.forward"),
         Binding("m", "write('new')", "Compose", id="inbox.compose"),
@@ -475,7 +477,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         if ok:
             self.say(said)
             self.reload()
-        else:
+        elif step.retry:
             self.undo_stack.append(step)
 
     # --- the CRM side ---
@@ -671,8 +673,10 @@ class InboxScreen(SearchesItsList, CrmScreen):
             return
         self.app.push_screen(AttachmentsScreen(message_id, files, context))
 
-    def action_write(self, kind: str) -> None:
-        """m: a new mail; r: reply to the sender; g: reply to all; f: forward (attachments included)."""
+    def action_write(self, kind: str, template: bool = False) -> None:
+        """m: a new mail; r: reply to the sender; g: reply to all; f: forward (attachments included); T: a reply
+        that starts in the template picker (the templates this mail can fill first). Once ctrl+s has queued
+        the mail, u takes it back until it goes out."""
         from crm_tui.core.services import mail_accounts, mailbox
         from crm_tui.mail import compose
         from crm_tui.screens.compose import ComposeScreen
@@ -714,16 +718,32 @@ class InboxScreen(SearchesItsList, CrmScreen):
             )
             title = "Reply to all" if kind == "reply_all" else "Reply"
         draft.body = compose.with_signature(draft.body, identity.signature)
-        self.app.push_screen(
-            ComposeScreen(
-                draft,
-                identities=identities,
-                identity_key=identity.key,
-                title=title,
-                reply_to_id=message_id if kind in ("reply", "reply_all") else None,
-                original=(original.subject, original_raw) if kind == "forward" and original_raw else None,
-            )
+        screen = ComposeScreen(
+            draft,
+            identities=identities,
+            identity_key=identity.key,
+            title=title,
+            reply_to_id=message_id if kind in ("reply", "reply_all") else None,
+            original=(original.subject, original_raw) if kind == "forward" and original_raw else None,
         )
+        self.app.push_screen(screen, self._queued)
+        if template:
+            screen.call_after_refresh(screen.action_template)
+
+    def _queued(self, result: Any) -> None:
+        """A mail written from here went to the outbox: u takes it back (a draft again) until it goes out."""
+        from crm_tui.core.services import outbox
+        from crm_tui.screens.compose import Queued
+
+        if not isinstance(result, Queued) or result.fields is None:
+            return
+        clock = self.app.context.clock  # type: ignore[attr-defined]
+
+        def take_back(session: Any, queued: Queued = result) -> str:
+            outbox.take_back(session, queued.item_id, queued.fields, now=clock.now())
+            return f"taken back: the mail to {queued.to} is a draft again (R lists the drafts)"
+
+        self.undo_stack.append(TakeBack(f"mail to {result.to} queued", take_back, retry=False))
 
     def action_drafts(self) -> None:
         from crm_tui.screens.compose import recall_draft

@@ -195,7 +195,6 @@ def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
 
     from crm_tui.app import CrmApp
     from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ConfirmDialog
     from crm_tui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
     from tests.utils import factories
@@ -229,9 +228,7 @@ def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
             assert screen.query_one("#c-subject", Input).value == "Re: Anfrage Dach"
             assert "> Was kostet ein Dach?" in screen.query_one("#c-body", TextArea).text
             await pilot.press(*"Gerne, 12.500 EUR.")
-            await pilot.press("ctrl+s")
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
+            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
             await wait_for(lambda: app.screen is inbox, pilot)
             await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
             # g: everyone but me; f: with the attachment; m: a new mail, the address completed from the CRM.
@@ -256,9 +253,7 @@ def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
             await wait_for(lambda: to.value == "Lisa Lang <lisa.lang@kunde.example>", pilot)
             app.screen.query_one("#c-subject", Input).value = "Termin"
             app.screen.query_one("#c-body", TextArea).text = "Passt Montag?"
-            await pilot.press("ctrl+s")
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
+            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
             await wait_for(lambda: len(smtp.received) == 2, pilot, timeout=20)
 
     asyncio.run(scenario())
@@ -281,7 +276,7 @@ def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbo
     from crm_tui.app import CrmApp
     from crm_tui.core import models as m
     from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.screens.dialogs import ChoiceDialog
     from crm_tui.screens.outbox import OutboxScreen
     from crm_tui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
@@ -316,9 +311,7 @@ def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbo
             assert app.screen.query_one("#c-to", Input).value == "Lisa Lang <lisa@kunde.example>"
             app.screen.query_one("#c-subject", Input).value = "Ihr Angebot"
             app.screen.query_one("#c-body", TextArea).text = "Anbei."
-            await pilot.press("ctrl+s")
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
+            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
             await wait_for(
                 lambda: any(r[1] == ["lisa@kunde.example"] for r in smtp.received), pilot, timeout=20
             )
@@ -350,7 +343,6 @@ def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
 
     from crm_tui.app import CrmApp
     from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ConfirmDialog
     from crm_tui.screens.template_picker import TemplatePicker
     from crm_tui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
@@ -389,9 +381,7 @@ def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
             await wait_for(lambda: app.screen is compose_screen, pilot)
             assert compose_screen.query_one("#c-subject", Input).value == "Ihre Anfrage: Wärmepumpe Altbau"
             assert compose_screen.query_one("#c-body", TextArea).text.startswith("Guten Tag Jana Roth,")
-            await pilot.press("ctrl+s")
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
+            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
             await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
 
     asyncio.run(scenario())
@@ -411,7 +401,6 @@ def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: Smt
     from crm_tui.mail.invites import find_invitation
     from crm_tui.screens.calendar import CalendarScreen
     from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ConfirmDialog
     from tests.ui.helpers import ZONE, make_context, wait_for
     from tests.utils import factories
 
@@ -443,9 +432,7 @@ def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: Smt
             to = app.screen.query_one("#c-to", Input).value
             assert "lisa@kunde.example" in to and "statiker@buero.example" in to
             assert [name for name, _, _ in app.screen.attachments] == ["invite.ics"]
-            await pilot.press("ctrl+s")
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
+            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
             await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
 
     asyncio.run(scenario())
@@ -487,7 +474,7 @@ def test_signature_forward_attached_and_a_document_from_the_record(
     from crm_tui.core.types import RecordRef, RecordType
     from crm_tui.paths import resolve_paths
     from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.screens.dialogs import ChoiceDialog
     from crm_tui.widgets.paged_table import PagedTable
     from tests.mail.test_sync import message
     from tests.ui.helpers import make_context, wait_for
@@ -528,9 +515,7 @@ def test_signature_forward_attached_and_a_document_from_the_record(
             await pilot.press("enter")
             await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
             assert [n for n, _, _ in app.screen.attachments] == ["Bauplan 1.eml", "angebot.pdf"]
-            await pilot.press("ctrl+s")
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
+            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
             await wait_for(lambda: app.screen is inbox and len(smtp.received) == 1, pilot, timeout=20)
 
     asyncio.run(scenario())
@@ -558,7 +543,7 @@ def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
     from crm_tui.app import CrmApp
     from crm_tui.core import models as m
     from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.screens.dialogs import ChoiceDialog
     from crm_tui.screens.inbox import InboxScreen
     from tests.ui.helpers import make_context, wait_for
 
@@ -601,9 +586,7 @@ def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
             assert app.screen.query_one("#c-to", Input).value == "Lisa Lang <lisa@kunde.example>"
             app.screen.query_one("#c-body", TextArea).text = "Erster Entwurf, fertig."
             await wait_for(lambda: local() == [("Angebot Speicher", "Erster Entwurf, fertig.")], pilot)
-            await pilot.press("ctrl+s")
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
+            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
             await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
             await wait_for(lambda: local() == [], pilot)
             await wait_for(lambda: drafts_on_server() == set(), pilot, timeout=20)
@@ -614,3 +597,66 @@ def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
 def test_in_demo_mode_the_outbox_holds(demo_home: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--home", str(demo_home), "--demo", "outbox", "flush"]) == 0
     assert "demo mode: nothing is delivered; the outbox holds" in capsys.readouterr().out
+
+
+def test_a_queued_mail_waits_the_send_delay_and_u_takes_it_back_until_then(
+    mailbox: Mailbox, smtp: SmtpServer
+) -> None:
+    """ctrl+s queues without asking; with send_delay_seconds the mail waits in the outbox (here on a pinned
+    clock: until the test moves it on). u in the inbox takes it back: out of the outbox, a draft again, and
+    the SMTP server never sees it. Written again and left alone, it goes out once the delay has passed; u
+    then says it is too late."""
+    import asyncio
+    from dataclasses import replace
+
+    from sqlmodel import select
+    from textual.widgets import Input, TextArea
+
+    from crm_tui.app import CrmApp
+    from crm_tui.core import models as m
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.inbox import InboxScreen
+    from crm_tui.settings import Settings
+    from tests.ui.helpers import make_context, wait_for
+
+    def rows() -> tuple[list[str], list[str]]:
+        db = mailbox.database()
+        with db.read() as session:
+            queued = [i.state for i in session.scalars(select(m.OutboxItem))]
+            drafts = [d.subject for d in session.scalars(select(m.MailDraft))]
+        db.dispose()
+        return queued, drafts
+
+    async def scenario() -> None:
+        context = make_context(mailbox.home, demo=False, settings=replace(Settings(), send_delay_seconds=10))
+        app = CrmApp(context, start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+            inbox = app.screen
+
+            async def write(subject: str) -> None:
+                await pilot.press("m")
+                await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+                app.screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
+                app.screen.query_one("#c-subject", Input).value = subject
+                app.screen.query_one("#c-body", TextArea).text = "Guten Tag"
+                await pilot.press("ctrl+s")
+                await wait_for(lambda: app.screen is inbox and rows()[0] == ["queued"], pilot)
+
+            await write("Zu früh")
+            app.flush_outbox()  # nothing is due yet: the delay holds it
+            await app.workers.wait_for_complete()
+            assert smtp.received == []
+            await pilot.press("u")
+            await wait_for(lambda: rows() == ([], ["Zu früh"]), pilot)
+            await write("Angebot")
+            context.clock.advance(seconds=11)  # type: ignore[attr-defined]
+            app.flush_outbox()
+            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+            await wait_for(lambda: rows()[0] == ["sent"], pilot)
+            await pilot.press("u")
+            await wait_for(lambda: "too late" in " ".join(str(n.message) for n in app._notifications), pilot)
+            assert rows()[0] == ["sent"]
+        assert b"Subject: Angebot" in smtp.received[0][2]
+
+    asyncio.run(scenario())

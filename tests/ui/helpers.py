@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,12 @@ ZONE = ZoneInfo("Europe/Berlin")
 def make_context(
     home: Path, *, demo: bool, settings: Settings | None = None, db_url: str | None = None
 ) -> AppContext:
+    """The app's context on the pinned clock. Mail written in the app goes out at once here (no
+    ``send_delay_seconds``: a pinned clock would hold it for good) unless ``settings`` say otherwise."""
     paths = resolve_paths(home)
     return AppContext(
         paths=paths,
-        settings=settings or load_settings(paths.config_file),
+        settings=settings or replace(load_settings(paths.config_file), send_delay_seconds=0),
         clock=FixedClock(NOW),
         zone=ZONE,
         demo=demo,

@@ -78,3 +78,44 @@ async def test_a_follow_up_task_in_two_keys(app: CrmApp, pilot: Any) -> None:
     await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
     await pilot.press("ctrl+s")
     await wait_for(lambda: count(app, tasks) == 1, pilot)
+
+
+async def test_a_reply_with_a_fitting_template_in_three_keys_and_u_takes_it_back(
+    app: CrmApp, pilot: Any
+) -> None:
+    """T opens the reply in the template picker (the templates this mail fills first), Enter applies the first,
+    ctrl+s queues without asking: "Re:" and the threading stay. u in the inbox takes the mail back until it
+    goes out: out of the outbox, a draft again."""
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.template_picker import TemplatePicker
+
+    screen, table = await _inbox(app, pilot)
+    await _view(app, pilot, screen, table, "open deals")  # a customer's mail (an unknown sender's fits none)
+    message_id = int(table.loaded_rows[0].key)
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        original = session.get(m.MailMessage, message_id)
+        subject, header = original.subject, original.message_id_header  # type: ignore[union-attr]
+    queued = select(func.count()).select_from(m.OutboxItem)
+    drafts = select(func.count()).select_from(m.MailDraft)
+    before, drafts_before = count(app, queued), count(app, drafts)
+    await pilot.press("T")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    await pilot.press("enter")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    await wait_for(
+        lambda: (
+            "> " in compose.query_one("#c-body").text
+            and not compose.query_one("#c-body").text.startswith(">")
+        ),
+        pilot,
+    )  # type: ignore[attr-defined]
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: app.screen is screen and count(app, queued) == before + 1, pilot)
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        item = session.scalars(select(m.OutboxItem).order_by(m.OutboxItem.id.desc())).first()  # type: ignore[union-attr]
+        raw = item.raw  # type: ignore[union-attr]
+    assert f"Subject: Re: {subject}".encode() in raw or b"Subject: Re:" in raw
+    assert header.encode() in raw  # In-Reply-To / References keep the thread
+    await pilot.press("u")
+    await wait_for(lambda: count(app, queued) == before and count(app, drafts) == drafts_before + 1, pilot)

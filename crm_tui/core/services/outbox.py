@@ -17,6 +17,8 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
+from crm_tui.core.services import drafts
+from crm_tui.core.services.drafts import DraftFields
 from crm_tui.core.services.mail_accounts import DEMO_PRESET
 
 STATES = ("queued", "sending", "sent", "failed", "uncertain")
@@ -74,7 +76,9 @@ def queue(
     now: datetime,
     reply_to_id: int | None = None,
     record: tuple[str, int] | None = None,
+    hold: timedelta | None = None,
 ) -> m.OutboxItem:
+    """Put a mail in the outbox. ``hold``: it goes out no sooner (meanwhile ``take_back`` withdraws it)."""
     if not recipients:
         raise CrmError("a mail needs at least one recipient")
     item = m.OutboxItem(
@@ -89,10 +93,25 @@ def queue(
         record_type=record[0] if record else None,
         record_id=record[1] if record else None,
         created_at=now,
+        next_attempt_at=now + hold if hold else None,
     )
     session.add(item)
     session.flush()
     return item
+
+
+def take_back(session: Session, item_id: int, fields: DraftFields, *, now: datetime) -> m.MailDraft:
+    """Withdraw a mail that has not gone out yet: it leaves the outbox and is a draft again (``fields``: as it
+    was written). A mail being delivered, or delivered, cannot be taken back."""
+    item = session.get(m.OutboxItem, item_id)
+    if item is None:
+        raise NotFound(f"the mail (outbox item {item_id}) is no longer in the outbox")
+    if item.state != "queued":
+        what = {"sending": "is being delivered", "sent": "was delivered"}.get(item.state, f"is {item.state}")
+        raise CrmError(f"the mail {what}: too late to take it back")
+    session.delete(item)
+    session.flush()
+    return drafts.save(session, None, fields, now=now)
 
 
 def due(session: Session, *, now: datetime, account_id: int | None = None) -> list[int]:
