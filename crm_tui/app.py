@@ -277,11 +277,13 @@ class CrmApp(ReportsErrors, App[None]):
                 self.notify(message.error or "", title="Mail")
         elif message.error is not None and (first_failure or message.kind == "password"):
             self.notify(message.error, title="Mail", severity="warning", timeout=10)
-        if message.changed:
-            from crm_tui.screens.inbox import InboxScreen
+        from crm_tui.screens.inbox import InboxScreen
 
-            if isinstance(self.screen, InboxScreen):
+        if isinstance(self.screen, InboxScreen):
+            if message.changed:
                 self.screen.reload()
+            elif message.error is None:
+                self.screen.reload_folders()  # a folder made on the server, even an empty one, shows
         self.update_mail_status()
 
     @on(MailAccountsListed)

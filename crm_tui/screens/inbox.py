@@ -43,6 +43,9 @@ def _condition(zone, session, query: str, scope: tuple[str, object] = ("view", "
         if scope[0] == "folder":
             parts.append(triage.folder_condition(session, int(scope[1])))  # type: ignore[call-overload]
         elif scope[1] != "all":
+            # Archived or deleted: done, out of the view at once (the cheap test first: it spares the view's
+            # thread look-ups for every mail put away).
+            parts.append(triage.not_put_away())
             parts.append(triage.view_condition(str(scope[1]), now=now, days=days))
     except CrmError:
         parts.append(false())
@@ -241,6 +244,15 @@ class InboxScreen(SearchesItsList, CrmScreen):
         table.reload("")
         self._load_folders()
 
+    def on_screen_resume(self) -> None:
+        # (Textual calls CrmScreen's handler too.) A sync may have found folders while another screen was in
+        # front.
+        self._load_folders()
+
+    def reload_folders(self) -> None:
+        """A sync ran: folders made (or removed) on the server show in the list."""
+        self._load_folders()
+
     @work(thread=True, exclusive=True, group="folders", exit_on_error=False)
     def _load_folders(self) -> None:
         from crm_tui.core.services import triage
@@ -252,6 +264,9 @@ class InboxScreen(SearchesItsList, CrmScreen):
     def _show_folders(self, message: Scoped) -> None:
         from crm_tui.core.services import triage
 
+        listing = self.query_one("#folders", OptionList)
+        if message.folders == self.folders and listing.option_count:
+            return  # the same folders: the list stays as it is (its highlight and scroll too)
         self.folders = message.folders
         options: list[Option | None] = [
             Option(Text(title), id=f"view:{name}") for name, title in triage.VIEWS.items()
@@ -263,7 +278,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 options.append(None)
                 options.append(Option(Text(terminal_safe(account_name), style="bold dim"), disabled=True))
             options.append(Option(Text("  " + terminal_safe(name)), id=f"folder:{folder_id}"))
-        listing = self.query_one("#folders", OptionList)
         listing.clear_options()
         listing.add_options(options)
         chosen = f"{self.scope[0]}:{self.scope[1]}"
@@ -374,9 +388,17 @@ class InboxScreen(SearchesItsList, CrmScreen):
         return int(key) if key is not None else None
 
     def action_open(self) -> None:
+        """Enter: the mail in the reader, and read from now on (the highlight alone never marks it read)."""
+        from crm_tui.core.services import triage
+
         message_id = self.current()
-        if message_id is not None:
-            self.app.push_screen(MessageReader(message_id))
+        if message_id is None:
+            return
+        self.app.push_screen(MessageReader(message_id))
+        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        ok, was_unread = self.write(lambda session: triage.opened(session, message_id, now=now))
+        if ok and was_unread:
+            self.query_one(PagedTable).reload()
 
     # --- tagging ---
 

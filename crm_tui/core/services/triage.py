@@ -248,3 +248,61 @@ def thread_members(session: Session, message_ids: list[int], condition) -> dict[
     ):
         members.setdefault(key, []).append(message_id)
     return {message_id: sorted(members.get(key, [message_id])) for message_id, key in keys.items()}
+
+
+# --- reading, and mail that is done ---
+
+PUT_AWAY_ROLES = ("archive", "trash", "all")  # "all": Gmail's All Mail holds every mail, archived or not
+_PUT_AWAY_NAMES = ("Archive", "Trash")  # where an archive or delete goes on an account without such a folder
+
+
+def not_put_away():  # type: ignore[no-untyped-def]
+    """A condition: the mail is not archived or deleted, so it still belongs in a view ("Awaiting my reply",
+    "Unlinked"...): a copy of it stays outside the archive and the trash (as it will be once queued moves are
+    done). A mail with no copy on a server (the demo's: it never syncs) goes by its last archive, delete or
+    move."""
+    copy = aliased(m.MailLocation)
+    folder = aliased(m.MailFolder)
+    away = select(m.MailFolder.name).where(
+        m.MailFolder.account_id == folder.account_id,
+        m.MailFolder.role.in_(PUT_AWAY_ROLES),  # type: ignore[union-attr]
+    )
+    stays = exists().where(
+        copy.message_id == m.MailMessage.id,
+        folder.id == copy.folder_id,
+        or_(
+            and_(
+                copy.pending_move.is_(None),  # type: ignore[union-attr]
+                or_(folder.role.is_(None), folder.role.not_in(PUT_AWAY_ROLES)),  # type: ignore[union-attr]
+            ),
+            and_(
+                copy.pending_move.is_not(None),  # type: ignore[union-attr]
+                copy.pending_move.not_in(away),  # type: ignore[union-attr]
+                copy.pending_move.not_in(_PUT_AWAY_NAMES),  # type: ignore[union-attr]
+            ),
+        ),
+    )
+    last_move = (
+        select(m.MailChange.action)
+        .where(
+            m.MailChange.message_id == m.MailMessage.id,
+            m.MailChange.action.in_(("move", "archive", "delete")),  # type: ignore[attr-defined]
+        )
+        .order_by(m.MailChange.id.desc())  # type: ignore[union-attr]
+        .limit(1)
+        .scalar_subquery()
+    )
+    has_copy = exists().where(m.MailLocation.message_id == m.MailMessage.id)
+    return or_(stays, and_(not_(has_copy), func.coalesce(last_move, "").not_in(("archive", "delete"))))
+
+
+def opened(session: Session, message_id: int, *, now: datetime) -> bool:
+    """The mail was opened to be read (Enter): it is read from now on, on the server too after the next sync
+    (as ``N`` does). Moving the highlight over a mail does not read it. Whether it was unread."""
+    message = session.get(m.MailMessage, message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id}")
+    if message.is_read:
+        return False
+    mailbox.queue_change(session, message_id, "read", now=now)
+    return True
