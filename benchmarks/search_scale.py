@@ -26,7 +26,7 @@ from sqlalchemy import insert
 
 from crm_tui.core import models as m
 from crm_tui.core.db import Database, open_database, sqlite_url
-from crm_tui.core.services import activities, contacts, mail_store, opportunities
+from crm_tui.core.services import activities, contacts, mail_store, opportunities, triage
 from crm_tui.core.services.common import search_blob
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -113,12 +113,14 @@ def _messages(sizes: dict[str, int]) -> Iterable[dict[str, Any]]:
             "from_address": "a@example.com",
             "to_addresses": "",
             "cc_addresses": "",
-            "sent_at": NOW - timedelta(minutes=i),
+            "sent_at": NOW - timedelta(minutes=5 * i),
+            # Conversations of three (customer, me, customer), newest first: the inbox views' threads.
+            "thread_id": ((i - 1) // 3) * 3 + 1,
             "body_text": body.decode(),
             "has_attachments": False,
             "raw": raw,
             "size": len(raw),
-            "is_outgoing": False,
+            "is_outgoing": i % 3 == 2 or i % 6 == 1,  # every other conversation ends with my mail
             "is_read": False,
             "received_at": NOW,
         }
@@ -341,6 +343,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'activities of one week':<52} {median:>10.2f} {worst:>10.2f} {len(rows):>6}")
         median, worst, rows = timed(db, lambda s: mail_store.list_messages(s, limit=50), args.repeat)
         print(f"{'messages first page (newest first)':<52} {median:>10.2f} {worst:>10.2f} {len(rows):>6}")
+        for view in ("awaiting", "no-reply", "deals", "unlinked"):
+            condition = triage.view_condition(view, now=NOW)
+            median, worst, rows = timed(
+                db, lambda s, c=condition: mail_store.list_messages(s, limit=50, where=c), args.repeat
+            )
+            print(f"inbox view first page: {view:<29} {median:>10.2f} {worst:>10.2f} {len(rows):>6}")
+            median, worst, total = timed(
+                db, lambda s, c=condition: mail_store.count_messages(s, where=c, cap=10_000), args.repeat
+            )
+            print(f"inbox view count (to 10,000): {view:<22} {median:>10.2f} {worst:>10.2f} {total:>6}")
         db.dispose()
     return 0
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlmodel import Session
 
 from crm_tui.core import bulk
@@ -298,7 +298,7 @@ def close_answered_follow_ups(session: Session, *, now: datetime) -> list[int]:
         .join(
             answer,
             and_(
-                func.coalesce(answer.thread_id, answer.id) == func.coalesce(watched.thread_id, watched.id),
+                answer.thread_id == watched.thread_id,
                 answer.id != watched.id,
                 answer.is_outgoing != watched.is_outgoing,
                 answer.is_automatic.is_(False),  # type: ignore[attr-defined]
