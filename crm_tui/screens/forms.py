@@ -179,7 +179,8 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
     def show_errors(self, errors: dict[str, str]) -> None:
         names = {spec.name for spec in self.spec.fields}
         for spec in self.spec.fields:
-            self.query_one("#error-" + _field_id(spec.name), Label).update(errors.get(spec.name, ""))
+            # Text, not markup: a message may quote what was typed ("'[/x' is not a number").
+            self.query_one("#error-" + _field_id(spec.name), Label).update(Text(errors.get(spec.name, "")))
         general = [f"{name}: {message}" for name, message in errors.items() if name not in names]
         count = len(errors)
         summary = f"{count} field{'s' if count != 1 else ''} need{'s' if count == 1 else ''} attention; nothing was saved."

@@ -282,3 +282,23 @@ async def test_page_keys_in_a_closed_drop_down_do_nothing_harmful(app: CrmApp, p
         assert overlay.highlighted == before
     await settle(pilot)
     assert not [n for n in notes(app) if n[0] == "error"]
+
+
+async def test_a_field_error_quoting_what_was_typed_shows_it_as_typed(app: CrmApp, pilot: Any) -> None:
+    """A number field given "[/b]": its error quotes the input; shown as text, never read as markup (the
+    random walk's seed 2 found the form dying on it with a MarkupError)."""
+    from crm_tui.screens.forms import RecordForm
+
+    await pilot.press("3")
+    await settle(pilot)
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    form = app.screen
+    form.query_one("#f-title", Input).value = "Dach Süd"
+    form.query_one("#f-custom--roof_area_m2", Input).value = "[/b] and [red]"
+    await pilot.press("ctrl+s")
+    await wait_for(
+        lambda: "[/b] and [red]" in str(form.query_one("#error-f-custom--roof_area_m2").render()), pilot
+    )
+    assert app.screen is form
+    assert not [n for n in notes(app) if n[0] == "error"]
