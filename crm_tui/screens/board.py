@@ -412,7 +412,11 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     def action_switch_pipeline(self) -> None:
         if len(self.pipelines) < 2:
-            self.notify("There is only one pipeline.")
+            self.notify(
+                "There is only one pipeline."
+                if self.pipelines
+                else "No pipeline yet: make one in Settings > Pipelines (5)."
+            )
             return
         ids = [pid for pid, _ in self.pipelines]
         self.pipeline_id = (
@@ -573,6 +577,9 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         )
 
     def action_new(self) -> None:
+        if not self.pipelines:
+            self.notify("No pipeline yet: make one in Settings > Pipelines (5), then deals can go on it.")
+            return
         column = self.selected_column()
         self.open_deal(None, {"stage_id": str(column.stage_id)} if column else {})
 

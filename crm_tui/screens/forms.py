@@ -111,7 +111,9 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
             yield Select(
                 [(Text(text), key) for key, text in spec.choices],
                 value=value if value in {k for k, _ in spec.choices} else Select.NULL,
-                allow_blank=not spec.required,
+                # A required choice with nothing to choose from yet (no pipeline, say) stays blank: the save says
+                # the field is required (Textual refuses an empty Select that cannot be blank).
+                allow_blank=not spec.required or not spec.choices,
                 id=widget_id,
                 disabled=spec.disabled,
             )

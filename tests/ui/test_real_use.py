@@ -302,3 +302,30 @@ async def test_a_field_error_quoting_what_was_typed_shows_it_as_typed(app: CrmAp
     )
     assert app.screen is form
     assert not [n for n in notes(app) if n[0] == "error"]
+
+
+async def test_on_a_fresh_home_the_board_says_to_make_a_pipeline_and_the_app_stays(
+    make_app: Any, tmp_path: Any
+) -> None:
+    """A fresh home has no pipeline: n on the board said nothing and the deal form's empty stage list closed
+    the whole app (EmptySelectError); now n says what to do, p too, and the deal form opens wherever it
+    comes from (its stage is required, the save says so)."""
+    from crm_tui.screens.forms import RecordForm
+    from crm_tui.screens.kinds import opportunity_form
+
+    app = make_app(tmp_path / "fresh", demo=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        await pilot.press("n")
+        await wait_for(lambda: any("No pipeline yet" in text for _, text in notes(app)), pilot)
+        await pilot.press("p")
+        await wait_for(lambda: sum("No pipeline yet" in text for _, text in notes(app)) == 2, pilot)
+        assert app.is_running
+        app.screen.open_form(
+            lambda: opportunity_form(app.context, None, {}), noun="opportunity", on_saved=print
+        )
+        await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+        await pilot.press("ctrl+s")
+        await wait_for(lambda: "required" in str(app.screen.query_one("#error-f-stage_id").render()), pilot)
+        assert not [n for n in notes(app) if n[0] == "error"]
