@@ -187,16 +187,25 @@ def reply(
     original: Original, *, from_name: str, from_address: str, mine: set[str], everyone: bool, zone: object
 ) -> Draft:
     """A reply: to the sender (Reply-To if set), or with ``everyone`` also to the other recipients; quoted;
-    threaded by In-Reply-To and References."""
+    threaded by In-Reply-To and References. A reply to a mail I sent goes to its recipients (To), with
+    ``everyone`` also to its Cc."""
     # Only recipients a mail can go to (what ``build`` accepts): a bounce's MAILER-DAEMON, an empty From or a
     # group's name ("undisclosed-recipients") is left out, and To is the user's to fill.
     to = _lenient(original.reply_to) or _lenient(
         [format_address(one_line(original.from_name), one_line(original.from_address))]
     )
+    others = [*original.to, *original.cc]
+    if original.from_address.lower() in {a.lower() for a in mine} and not original.reply_to:
+        # A reply to my own mail (a nudge from "No reply to me"): to whom it went, as mutt and aerc do.
+        own = {a.lower() for a in mine}
+        first = [a for a in _lenient(list(original.to)) if email.utils.parseaddr(a)[1].lower() not in own]
+        if first:
+            to = first
+            others = list(original.cc)
     cc: list[str] = []
     if everyone:
         seen = {email.utils.parseaddr(a)[1].lower() for a in to} | {a.lower() for a in mine}
-        for address in _lenient([*original.to, *original.cc]):
+        for address in _lenient(others):
             plain = email.utils.parseaddr(address)[1].lower()
             if plain and plain not in seen:
                 seen.add(plain)

@@ -637,3 +637,37 @@ def test_every_corpus_html_mail_keeps_all_its_visible_words() -> None:
                 assert not missing, (path.name, missing[:5])
             checked += 1
     assert checked >= 20
+
+
+def test_a_reply_to_my_own_mail_goes_to_whom_it_went() -> None:
+    """From "No reply to me" a salesperson nudges the customer: r on my own sent mail addresses its To (not
+    me), g also its Cc; a reply to someone else's mail is unchanged."""
+    from datetime import UTC, datetime
+
+    from crm_tui.mail import compose
+
+    mine = {"anna@crm.example"}
+    sent = compose.Original(
+        from_name="Anna Berg", from_address="anna@crm.example", reply_to=[],
+        to=["Farid Krüger <farid@rhein.example>"], cc=["Lea <lea@rhein.example>", "Anna Berg <anna@crm.example>"],
+        subject="Fotos vom Dach", sent_at=datetime(2026, 11, 20, tzinfo=UTC), message_id="<o@crm>",
+        references=[], body="Hallo",
+    )  # fmt: skip
+    one = compose.reply(
+        sent, from_name="Anna Berg", from_address="anna@crm.example", mine=mine, everyone=False, zone=UTC
+    )
+    assert one.to == ["Farid Krüger <farid@rhein.example>"] and one.cc == []
+    everyone = compose.reply(
+        sent, from_name="Anna Berg", from_address="anna@crm.example", mine=mine, everyone=True, zone=UTC
+    )
+    assert everyone.to == ["Farid Krüger <farid@rhein.example>"] and everyone.cc == [
+        "Lea <lea@rhein.example>"
+    ]
+    assert everyone.in_reply_to == "<o@crm>"
+    theirs = compose.Original(
+        from_name="Farid", from_address="farid@rhein.example", reply_to=[], to=["Anna Berg <anna@crm.example>"],
+        cc=[], subject="Re: Fotos", sent_at=None, message_id="<r@rhein>", references=["<o@crm>"], body="ok",
+    )  # fmt: skip
+    assert compose.reply(
+        theirs, from_name="A", from_address="anna@crm.example", mine=mine, everyone=True, zone=UTC
+    ).to == ["Farid <farid@rhein.example>"]
