@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, select, update
 from sqlmodel import Session
 
 from crm_tui.core import bulk
@@ -155,14 +155,17 @@ def assign(
     union = _Union()
     keys = sorted({key for message in messages for key in message.keys})
     stored: dict[str, list[int]] = {}
+    had: set[tuple[str, int]] = set()  # keys new messages already have (threaded before)
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
-        for key, thread in session.execute(
-            select(m.MailThreadKey.key, m.MailMessage.thread_id)
+        for key, owner, thread in session.execute(
+            select(m.MailThreadKey.key, m.MailThreadKey.message_id, m.MailMessage.thread_id)
             .join(m.MailMessage, m.MailMessage.id == m.MailThreadKey.message_id)
             .where(bulk.among(session, m.MailThreadKey.key, chunk))
         ):
-            if thread is not None:
+            if owner in new_ids:
+                had.add((key, owner))
+            elif thread is not None:
                 stored.setdefault(key, []).append(thread)
     owner: dict[str, int] = {}
     for message in messages:
@@ -250,19 +253,17 @@ def assign(
     )
     for old, new in sorted(merges.items()):
         session.execute(update(m.MailMessage).where(m.MailMessage.thread_id == old).values(thread_id=new))  # type: ignore[arg-type]
-    # A message threaded before (a provisional one a migration threaded, say) has its keys written anew.
-    ids = sorted(new_ids)
-    for start in range(0, len(ids), _CHUNK):
-        session.execute(
-            delete(m.MailThreadKey).where(
-                bulk.among(session, m.MailThreadKey.message_id, ids[start : start + _CHUNK])
-            )
-        )
+    # A message threaded before (a provisional one a migration threaded, say) keeps the keys it has.
     bulk.insert_plain(
         session,
         m.MailThreadKey.__table__,  # type: ignore[attr-defined]
-        ("message_id", "key"),
-        [(message.id, key) for message in messages for key in dict.fromkeys(message.keys)],
+        ("key", "message_id"),
+        [
+            (key, message.id)
+            for message in messages
+            for key in dict.fromkeys(message.keys)
+            if (key, message.id) not in had
+        ],
     )
     return result
 

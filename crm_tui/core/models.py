@@ -653,10 +653,11 @@ class MailThreadKey(SQLModel, table=True):
     """One id (its own Message-ID, or one it references) that joins a message to its thread."""
 
     __tablename__ = "mail_thread_key"
+    # The key first: the primary key is the lookup index (one b-tree to write per row, not two).
+    key: str = Field(primary_key=True)
     message_id: int = Field(
         sa_column=Column(Integer, ForeignKey("mail_message.id", ondelete="CASCADE"), primary_key=True)
     )
-    key: str = Field(primary_key=True, index=True)
 
 
 class MailRaw(SQLModel, table=True):

@@ -204,13 +204,8 @@ def store_headers(
             for message_id, row, text in zip(ids, fresh, flags, strict=True)
         ],
     )
-    # A thread of its own until its body comes (``store_bodies`` threads it): the views' thread lookups then
-    # compare plain indexed columns.
-    session.execute(
-        update(m.MailMessage)
-        .where(m.MailMessage.id.between(min(ids), max(ids)), m.MailMessage.thread_id.is_(None))  # type: ignore[union-attr]
-        .values(thread_id=m.MailMessage.id)
-    )
+    # No thread yet (NULL): until its body comes and ``store_bodies`` threads it, the views treat it as a thread
+    # of its own (a NULL thread_id matches no other mail).
     return len(fresh)
 
 

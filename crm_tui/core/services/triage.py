@@ -130,7 +130,7 @@ def _later_in_thread():  # type: ignore[no-untyped-def]
     exists. "Later" by the date sent, then by arrival (the id) for mails sent in the same second."""
     later = aliased(m.MailMessage)
     return exists().where(
-        later.thread_id == m.MailMessage.thread_id,  # indexed: every stored message has its thread
+        later.thread_id == m.MailMessage.thread_id,  # indexed (NULL, not threaded yet: matches nothing)
         later.id != m.MailMessage.id,
         later.is_automatic.is_(False),  # type: ignore[attr-defined]
         or_(

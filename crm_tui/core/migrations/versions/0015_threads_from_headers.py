@@ -35,12 +35,11 @@ def upgrade() -> None:
     op.create_index("ix_mail_message_thread_id", "mail_message", ["thread_id"])
     op.create_table(
         "mail_thread_key",
-        sa.Column("message_id", sa.Integer(), nullable=False),
         sa.Column("key", sa.String(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["message_id"], ["mail_message.id"], ondelete="CASCADE"),
-        sa.PrimaryKeyConstraint("message_id", "key"),
+        sa.PrimaryKeyConstraint("key", "message_id"),
     )
-    op.create_index("ix_mail_thread_key_key", "mail_thread_key", ["key"])
     op.add_column("activity", sa.Column("follow_up_of", sa.Integer(), nullable=True))
     op.create_index("ix_activity_follow_up_of", "activity", ["follow_up_of"])
     bind = op.get_bind()
@@ -113,7 +112,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_activity_follow_up_of", table_name="activity")
     op.drop_column("activity", "follow_up_of")
-    op.drop_index("ix_mail_thread_key_key", table_name="mail_thread_key")
     op.drop_table("mail_thread_key")
     op.drop_index("ix_mail_message_thread_id", table_name="mail_message")
     op.drop_column("mail_message", "is_automatic")
