@@ -435,7 +435,8 @@ class SettingsScreen(CrmScreen):
         return FormSpec("Edit user" if user_id else "New user", fields, values, save)
 
     def action_mail_team(self) -> None:
-        """m (Users): one template to every active colleague but me, one mail each, previewed first."""
+        """m (Users): one template to every active colleague but me (our company's users: a partner
+        organization's users are not the team), one mail each, previewed first."""
         from crm_tui.core.services import mass_mail
         from crm_tui.screens.mass_mail import prepare_mass_mail
 

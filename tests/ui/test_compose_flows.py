@@ -193,7 +193,8 @@ async def test_a_mass_mail_to_the_team_shows_recipients_and_the_first_mails_firs
     mass = app.screen
     text = mass.query_one("#mass-skipped-text", Static)
     await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
-    assert "Recipients (4)" in shown(text), "every active colleague but me"
+    assert "Recipients (3)" in shown(text), "every active colleague but me"
+    assert "Sven Holm" not in shown(text), "a partner's user (an installer's) is not the team"
     assert "Hallo Jonas," in shown(text) and "Subject: Vertriebsrunde am Montag" in shown(text)
     assert "ready: nothing is queued yet" in shown(mass.query_one("#mass-counts", Static))
     with app.context.database().read() as session:

@@ -199,3 +199,32 @@ def test_a_mass_mail_to_the_team_is_previewed_before_anything_is_queued(db: Data
     assert sven.subject == "Vertriebsrunde am Montag"
     assert sven.body.startswith("Hallo Sven,")
     assert queued == [], "nothing is queued by looking"
+
+
+def test_the_team_is_our_companys_users_not_a_partners(db: Database) -> None:
+    """A partner organization's user (an installer's) works in the CRM but is not a colleague: not in a mass
+    mail to the team, and no colleague for the user.* fields (Vertriebsrunde)."""
+    from crm_tui.core.services import mass_mail, users
+
+    with db.write() as session:
+        me = factories.user(session, NOW, "Anna Berg")
+        jonas = users.create_user(session, users.UserInput("Jonas Weber", "jonas@crm.example"), now=NOW)
+        installer = factories.organization(session, NOW, "Heide Solartechnik", kind="installer")
+        users.create_user(
+            session,
+            users.UserInput("Sven Holm", "sven.holm@heide.example", organization_id=installer.id),
+            now=NOW,
+        )
+        team = mass_mail.team(session, me_id=me.id)
+        to_partner = email_templates.refs_of_mail(
+            session, record=None, reply_to_id=None, addresses=["sven.holm@heide.example"]
+        )
+        context = email_templates.merge_context(session, to_partner, me_id=me.id, today=date(2026, 11, 22))
+        why = {fit.name: fit.reason for fit in email_templates.fitting_for_mail(session, context)}
+        to_jonas = email_templates.refs_of_mail(
+            session, record=None, reply_to_id=None, addresses=["jonas@crm.example"]
+        )
+    assert team == [RecordRef(RecordType.USER, jonas.id)]  # type: ignore[arg-type]
+    assert to_partner == []
+    assert why["Vertriebsrunde"] == "needs a colleague as recipient"
+    assert to_jonas == [RecordRef(RecordType.USER, jonas.id)]  # type: ignore[arg-type]

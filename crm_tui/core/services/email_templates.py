@@ -1,7 +1,7 @@
 """Mail templates: Jinja2 in a sandbox, filled from the records a mail is about.
 
 Merge fields: ``contact``, ``organization``, ``opportunity`` (also ``deal``), ``lead``, ``quote``, ``ticket``,
-``user`` (a colleague the mail goes to), ``me`` (the sending user) and ``today``. A field the records do not have, or have empty, is an error naming
+``user`` (a colleague the mail goes to: a user of our company, not a partner's), ``me`` (the sending user) and ``today``. A field the records do not have, or have empty, is an error naming
 it ("contact.phone is empty for Lisa Lang"), never a blank in a mail to a customer. The defaults ship in
 ``assets/templates/email`` and are added once (``ensure_defaults``); the user edits, adds and deletes them.
 """
@@ -34,6 +34,12 @@ class MissingRecord(TemplateFieldError):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+def colleague_conditions() -> tuple[Any, ...]:
+    """A colleague (``user.*`` in a template, the team of a mass mail): an active user of our company, one
+    without an organization (a partner organization's users work in the CRM too, but are not the team)."""
+    return (m.User.active.is_(True), m.User.organization_id.is_(None))  # type: ignore[attr-defined,union-attr]
 
 
 # What a template needs, as the template picker says it ("needs a deal").
@@ -496,7 +502,7 @@ def refs_of_mail(
         for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)):
             refs.append(RecordRef(RecordType.LEAD, lead_id))
         for user_id in session.scalars(
-            select(m.User.id).where(func.lower(m.User.email) == address, m.User.active.is_(True))  # type: ignore[attr-defined]
+            select(m.User.id).where(func.lower(m.User.email) == address, *colleague_conditions())
         ):
             refs.append(RecordRef(RecordType.USER, user_id))
     order = {"quote": 0, "opportunity": 1, "ticket": 2, "lead": 3, "contact": 4, "organization": 5, "user": 6}

@@ -148,11 +148,12 @@ def progress(session: Session, campaign_id: int) -> Progress:
 
 
 def team(session: Session, *, me_id: int | None = None) -> list[RecordRef]:
-    """The team: every active user but the one writing (a mass mail to colleagues)."""
+    """The team: every active user of our company (a user without an organization; a partner's users are
+    not colleagues) but the one writing (a mass mail to colleagues)."""
     return [
         RecordRef(RecordType.USER, user_id)
         for user_id in session.scalars(
-            select(m.User.id).where(m.User.active.is_(True)).order_by(m.User.name)  # type: ignore[attr-defined]
+            select(m.User.id).where(*email_templates.colleague_conditions()).order_by(m.User.name)  # type: ignore[attr-defined]
         )
         if user_id != me_id
     ]
