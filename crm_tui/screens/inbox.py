@@ -280,10 +280,16 @@ class InboxScreen(SearchesItsList, CrmScreen):
             options.append(Option(Text("  " + terminal_safe(name)), id=f"folder:{folder_id}"))
         listing.clear_options()
         listing.add_options(options)
+        self._highlight_scope()
+
+    def _highlight_scope(self) -> None:
+        """The folder pane highlights the view or folder the list shows."""
+        listing = self.query_one("#folders", OptionList)
         chosen = f"{self.scope[0]}:{self.scope[1]}"
         for index in range(listing.option_count):
             if listing.get_option_at_index(index).id == chosen:
                 listing.highlighted = index
+                return
 
     @on(OptionList.OptionSelected, "#folders")
     def _folder_chosen(self, event: OptionList.OptionSelected) -> None:
@@ -294,6 +300,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
     def choose_scope(self, value: str) -> None:
         kind, _, name = value.partition(":")
         self.scope = (kind, int(name) if kind == "folder" else name)
+        self._highlight_scope()
         self.query_one(PagedTable).reload()
         self.app.update_status(f"showing {self.scope_title()}")  # type: ignore[attr-defined]
 
@@ -341,8 +348,10 @@ class InboxScreen(SearchesItsList, CrmScreen):
             self.app.update_status(f"{self.scope_title()}: {message.total_text} messages{tagged}")  # type: ignore[attr-defined]
 
     def action_cursor(self, step: int) -> None:
-        table = self.query_one(PagedTable)
-        table.action_cursor_down() if step > 0 else table.action_cursor_up()
+        """j/k move like the arrows in whichever list has the focus: the folder pane or the mail."""
+        focused = self.focused
+        target: Any = focused if isinstance(focused, OptionList) else self.query_one(PagedTable)
+        target.action_cursor_down() if step > 0 else target.action_cursor_up()
 
     # --- preview and related panel ---
 

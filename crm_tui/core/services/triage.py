@@ -206,7 +206,7 @@ def folders(session: Session) -> list[tuple[int, str, str, str | None]]:
     rows = session.execute(
         select(m.MailFolder.id, m.MailAccount.name, m.MailFolder.name, m.MailFolder.role)
         .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
-        .order_by(m.MailAccount.name, m.MailFolder.role != "inbox", m.MailFolder.name)
+        .order_by(m.MailAccount.name, func.coalesce(m.MailFolder.role, "") != "inbox", m.MailFolder.name)
     ).all()
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 

@@ -1,0 +1,104 @@
+"""What a salesperson's walk of the inbox on the demo found: the folder pane follows the view shown and j/k move
+in it; triage inside a view keeps the highlight where it was (the next mail); messages name records, not ids;
+counts say "1 message", "conversations"; a collapsed thread shows a person's mail and its whole size; the status
+bar shows the whole last message; Esc closes the recipient completion before it leaves the mail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from textual.widgets import OptionList
+
+from crm_tui.app import CrmApp
+from crm_tui.core import models as m
+from crm_tui.screens.inbox import InboxScreen
+from crm_tui.screens.pickers import FolderPicker
+from crm_tui.widgets.paged_table import PagedTable
+from tests.ui.helpers import wait_for
+
+
+def keys(table: PagedTable) -> list[str]:
+    return [row.key for row in table.loaded_rows]
+
+
+def add_folders(app: CrmApp) -> dict[str, int]:
+    """The demo's account gets an INBOX holding every incoming mail, and an empty folder "Projekte" (the demo
+    has no folders: it never syncs)."""
+    with app.context.database().write() as session:  # type: ignore[attr-defined]
+        account = session.scalars(select(m.MailAccount)).first()
+        inbox = m.MailFolder(account_id=account.id, name="INBOX", role="inbox", uidvalidity=1)
+        projects = m.MailFolder(account_id=account.id, name="Projekte", uidvalidity=1)
+        session.add_all([inbox, projects])
+        session.flush()
+        incoming = session.scalars(
+            select(m.MailMessage.id).where(m.MailMessage.is_outgoing.is_(False))  # type: ignore[attr-defined]
+        ).all()
+        for uid, message_id in enumerate(incoming, start=1):
+            session.add(m.MailLocation(message_id=message_id, folder_id=inbox.id, uidvalidity=1, uid=uid))
+        return {"INBOX": inbox.id, "Projekte": projects.id}  # type: ignore[dict-item]
+
+
+async def open_inbox(app: CrmApp, pilot: Any) -> tuple[InboxScreen, PagedTable]:
+    await pilot.press("1")
+    await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+    screen = app.screen
+    table = screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    return screen, table  # type: ignore[return-value]
+
+
+async def choose(app: CrmApp, pilot: Any, screen: InboxScreen, typed: str, scope: tuple[str, object]) -> None:
+    """c, a few letters, Enter: the list shows that view or folder."""
+    table = screen.query_one(PagedTable)
+    await pilot.press("c")
+    await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+    await pilot.press(*typed, "enter")
+    await wait_for(lambda: app.screen is screen and screen.scope == scope, pilot)
+    await wait_for(lambda: not table._loading, pilot)
+
+
+def pane_highlight(screen: InboxScreen) -> str | None:
+    pane = screen.query_one("#folders", OptionList)
+    if pane.highlighted is None:
+        return None
+    return pane.get_option_at_index(pane.highlighted).id
+
+
+async def test_the_folder_pane_highlights_the_view_shown_and_j_k_enter_work_in_it(
+    app: CrmApp, pilot: Any
+) -> None:
+    folders = add_folders(app)
+    screen, table = await open_inbox(app, pilot)
+    pane = screen.query_one("#folders", OptionList)
+    await wait_for(lambda: pane.option_count >= 8, pilot)  # 5 views, the account, its 2 folders
+    assert pane_highlight(screen) == "view:all"
+
+    await choose(app, pilot, screen, "awa", ("view", "awaiting"))
+    assert pane_highlight(screen) == "view:awaiting"
+    await choose(app, pilot, screen, "projekte", ("folder", folders["Projekte"]))
+    assert pane_highlight(screen) == f"folder:{folders['Projekte']}"
+    assert table.row_count == 0
+    await choose(app, pilot, screen, "awa", ("view", "awaiting"))
+    awaiting = keys(table)
+
+    # shift+Tab: the pane has the focus; j/k move there (the mail list's highlight stays), Enter chooses.
+    table.move_cursor(row=1)
+    await pilot.press("shift+tab")
+    await wait_for(lambda: screen.focused is pane, pilot)
+    await pilot.press("j")
+    await wait_for(lambda: pane_highlight(screen) == "view:no-reply", pilot)
+    await pilot.press("k", "k")
+    await wait_for(lambda: pane_highlight(screen) == "view:deals", pilot)
+    assert table.cursor_row == 1 and keys(table) == awaiting, "j/k moved the pane, not the mail list"
+    await pilot.press("enter")
+    await wait_for(lambda: screen.scope == ("view", "deals") and screen.focused is table, pilot)
+    await wait_for(lambda: keys(table) != awaiting and table.row_count > 0, pilot)
+    assert pane_highlight(screen) == "view:deals"
+    # Back in the pane, down to the account's INBOX, its first folder (the account's name is skipped).
+    await pilot.press("shift+tab")
+    await wait_for(lambda: screen.focused is pane, pilot)
+    await pilot.press("j", "j", "j")
+    await wait_for(lambda: pane_highlight(screen) == f"folder:{folders['INBOX']}", pilot)
+    await pilot.press("enter")
+    await wait_for(lambda: screen.scope == ("folder", folders["INBOX"]), pilot)
