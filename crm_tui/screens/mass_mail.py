@@ -79,6 +79,16 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
     screen.app.push_screen(TemplatePicker(f"Mass mail to {who}: which template?", fits), chosen)
 
 
+def left_out_text(left_out: dict[str, int]) -> str:
+    """ "Left out: 15 leads (9 converted and 6 disqualified): ..." for the leads a mass mail does not write to."""
+    total = sum(left_out.values())
+    parts = [f"{count} {status}" for status, count in sorted(left_out.items()) if count]
+    return (
+        f"Left out: {total} lead{'s' if total != 1 else ''} ({' and '.join(parts)}): a mass mail does not go "
+        "to converted leads (they are contacts now) nor to disqualified ones."
+    )
+
+
 class CampaignProgress(Message):
     def __init__(self, campaign_id: int, progress: Any) -> None:
         super().__init__()
@@ -117,6 +127,7 @@ class MassMailScreen(CrmScreen):
             campaign = session.get(m.Campaign, self.campaign_id)
             progress = progress or mass_mail.progress(session, self.campaign_id)
             skipped = mass_mail.skipped(session, self.campaign_id)
+            left_out = mass_mail.left_out(session, self.campaign_id)
             before_start = progress.queued == 0 and progress.state in ("ready", "stopped")
             recipients = mass_mail.recipients(session, self.campaign_id) if before_start else []
             previews = (
@@ -145,6 +156,8 @@ class MassMailScreen(CrmScreen):
             )
         )
         text = Text()
+        if left_out:
+            text.append(f"{left_out_text(left_out)}\n\n", style="bold")
         if recipients:
             going = [r for r in recipients if r.state == "pending"]
             text.append(f"Recipients ({progress.pending}):\n", style="bold")
@@ -158,14 +171,16 @@ class MassMailScreen(CrmScreen):
             for shown in previews:
                 text.append("─" * 60 + "\n", style="dim")
                 text.append("To: ", style="dim")
-                text.append(f"{terminal_safe(shown.label)} <{terminal_safe(shown.address)}>\n")
+                text.append(terminal_safe(shown.to or shown.address) + "\n")
                 text.append("Subject: ", style="dim")
                 text.append(terminal_safe(shown.subject) + "\n\n")
                 text.append(terminal_safe(shown.body, single_line=False, max_length=2000).rstrip("\n") + "\n")
             text.append("─" * 60 + "\n", style="dim")
         if skipped:
             text.append(
-                "\nSkipped (nobody is mailed who opted out or lacks what the template needs):\n", style="dim"
+                "\nSkipped (nobody is mailed who opted out or lacks what the template needs, nor a converted "
+                "or disqualified lead):\n",
+                style="dim",
             )
         for label, address, reason in skipped:
             text.append(f"  {terminal_safe(label, max_length=40)}", style="bold")

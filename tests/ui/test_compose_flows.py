@@ -228,3 +228,42 @@ async def test_a_mass_mail_to_a_contact_list_offers_the_templates_a_contact_can_
     await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
     assert f"Recipients ({table.row_count})" in shown(text) and "Guten Tag Ida Scholz," in shown(text)
     assert not errors(app)
+
+
+def status(app: CrmApp) -> str:
+    from crm_tui.widgets.status_bar import StatusBar
+
+    return str(app.screen.query_one(StatusBar).render())
+
+
+async def test_a_mass_mail_to_leads_greets_the_person_and_leaves_out_converted_and_disqualified(
+    app: CrmApp, pilot: Any
+) -> None:
+    with app.context.database().read() as session:
+        statuses = [lead.status for lead in session.scalars(select(m.Lead))]
+    closed = {status: statuses.count(status) for status in ("converted", "disqualified")}
+    assert all(closed.values()), "the demo has converted and disqualified leads"
+    records = app.screen
+    table = records.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    await pilot.press("right_square_bracket", "right_square_bracket")  # Contacts > Organizations > Leads
+    await wait_for(
+        lambda: "Wärmepumpe für den Neubau (Seeblick)" in str(table.loaded_rows[0].cells[0]), pilot
+    )
+    await pilot.press("M")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    await pilot.press(*"anfrage", "enter")
+    await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+    mass = app.screen
+    text = mass.query_one("#mass-skipped-text", Static)
+    await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
+    assert "To: Ines Kraus <ines.kraus@example.net>" in shown(text), "the person, not the lead's title"
+    assert "To: Wärmepumpe" not in shown(text)
+    left = sum(closed.values())
+    assert (
+        f"Left out: {left} leads ({closed['converted']} converted and {closed['disqualified']} disqualified)"
+        in shown(text)
+    )
+    assert f"Recipients ({len(statuses) - left})" in shown(text)
+    assert not errors(app)
+

@@ -228,3 +228,66 @@ def test_the_team_is_our_companys_users_not_a_partners(db: Database) -> None:
     assert to_partner == []
     assert why["Vertriebsrunde"] == "needs a colleague as recipient"
     assert to_jonas == [RecordRef(RecordType.USER, jonas.id)]  # type: ignore[arg-type]
+
+
+def test_a_mass_mail_to_leads_greets_the_person_and_leaves_out_converted_and_disqualified(
+    db: Database,
+) -> None:
+    """To is the lead's person ("Ines Kraus <ines.kraus@example.net>"), never its title, the address alone
+    without a person; converted and disqualified leads are left out (saying so) unless asked for."""
+    from crm_tui.core.services import mass_mail
+
+    with db.write() as session:
+        me = factories.user(session, NOW, "Anna Berg")
+        account = factories.mail_inbox(session, NOW).account_id
+        template = email_templates.create_template(
+            session, TemplateInput("Messe", "Messe: {{ lead.title }}", "Guten Tag,\n{{ me.name }}\n"), now=NOW
+        )
+        ines = factories.lead(
+            session, NOW, title="Wärmepumpe für den Neubau (Seeblick)", person_name="Ines Kraus",
+            emails=["ines.kraus@example.net"],
+        )  # fmt: skip
+        nameless = factories.lead(session, NOW, title="Carport (Klee)", emails=["info@klee.example"])
+        gone = factories.lead(
+            session, NOW, title="Energieberatung (Rhein)", person_name="Elif Kraus", emails=["elif@rhein.example"],
+            status="disqualified",
+        )  # fmt: skip
+        done = factories.lead(
+            session, NOW, title="PV (Auen)", person_name="Nora Krüger", emails=["nora@x.example"]
+        )
+        done.status = m.LeadStatus.CONVERTED.value
+        session.flush()
+        leads = [RecordRef(RecordType.LEAD, lead.id) for lead in (ines, nameless, gone, done)]  # type: ignore[arg-type]
+
+        def campaign(**kwargs: Any) -> int:
+            return mass_mail.create_campaign(
+                session, template_id=template.id, account_id=account, from_name="Anna Berg",
+                from_address="anna@crm.example", refs=leads, per_minute=30, now=NOW, me_id=me.id,
+                today=date(2026, 11, 22), **kwargs,
+            ).id  # type: ignore[return-value]  # fmt: skip
+
+        default = campaign()
+        shown = mass_mail.preview(session, default, me_id=me.id, today=date(2026, 11, 22))
+        left_out = mass_mail.left_out(session, default)
+        skipped = mass_mail.skipped(session, default)
+        mass_mail.set_state(session, default, "running")
+        built: list[str] = []
+
+        def build(from_name: str, from_address: str, to: str, subject: str, body: str) -> Any:
+            built.append(to)
+            return b"raw", f"<{len(built)}@crm.example>", [to.rpartition("<")[2].rstrip(">")]
+
+        while mass_mail.queue_next(
+            session, default, build=build, now=NOW, me_id=me.id, today=date(2026, 11, 22)
+        ):
+            pass
+        every = campaign(closed_leads=True)
+        asked = mass_mail.progress(session, every)
+    assert [p.to for p in shown] == ["Ines Kraus <ines.kraus@example.net>", "info@klee.example"]
+    assert built == ["Ines Kraus <ines.kraus@example.net>", "info@klee.example"], "the mail as previewed"
+    assert left_out == {"disqualified": 1, "converted": 1}
+    assert [(label, reason) for label, _, reason in skipped] == [
+        ("Energieberatung (Rhein)", "left out: a disqualified lead"),
+        ("PV (Auen)", "left out: a converted lead (a contact now)"),
+    ]
+    assert (asked.pending, asked.skipped) == (4, 0), "left out by default only"

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
+from crm_tui.core.mail_identity import format_address
 from crm_tui.core.services import email_templates, outbox, records
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -40,26 +41,51 @@ class Progress:
         return self.queued + self.skipped
 
 
-def _address(session: Session, ref: RecordRef) -> tuple[str | None, bool]:
-    """(first address, opted out) of a contact, a lead or a colleague."""
+# Leads a mass mail leaves out unless asked (``closed_leads``): a converted lead is a contact now (written to
+# as one), a disqualified lead is not to be written to. The reason they are skipped with, by status.
+LEFT_OUT = {
+    m.LeadStatus.CONVERTED.value: "left out: a converted lead (a contact now)",
+    m.LeadStatus.DISQUALIFIED.value: "left out: a disqualified lead",
+}
+
+
+@dataclass
+class _Who:
+    address: str | None
+    opted_out: bool
+    display_name: str | None  # the name in To ("Ines Kraus <ines.kraus@example.net>"); None: the address only
+    status: str | None = None  # a lead's
+
+
+def _who(session: Session, ref: RecordRef) -> _Who:
+    """The address, opt-out, the name for To and (for a lead) the status of a contact, lead or colleague."""
     from crm_tui.core.services import contacts, leads
 
     if ref.type is RecordType.USER:
         user = session.get(m.User, ref.id)
         if user is None:
             raise NotFound(f"{ref} does not exist")
-        return user.email, False
+        return _Who(user.email, False, user.name)
     if ref.type is RecordType.CONTACT:
-        row: m.Contact | m.Lead | None = session.get(m.Contact, ref.id)
+        contact = session.get(m.Contact, ref.id)
+        if contact is None:
+            raise NotFound(f"{ref} does not exist")
         address = next(iter(contacts.contact_emails(session, ref.id)), None)
-    elif ref.type is RecordType.LEAD:
-        row = session.get(m.Lead, ref.id)
+        return _Who(address, bool(contact.mail_opt_out), contact.name)
+    if ref.type is RecordType.LEAD:
+        lead = session.get(m.Lead, ref.id)
+        if lead is None:
+            raise NotFound(f"{ref} does not exist")
         address = next(iter(leads.lead_emails(session, ref.id)), None)
-    else:
-        raise CrmError(f"mass mail goes to contacts, leads and colleagues, not to {ref.type.value}s")
-    if row is None:
-        raise NotFound(f"{ref} does not exist")
-    return address, bool(row.mail_opt_out)
+        # The person, never the lead's title ("Wärmepumpe für den Neubau (Seeblick)" is no one's name).
+        return _Who(address, bool(lead.mail_opt_out), (lead.person_name or "").strip() or None, lead.status)
+    raise CrmError(f"mass mail goes to contacts, leads and colleagues, not to {ref.type.value}s")
+
+
+def to_line(session: Session, ref: RecordRef, address: str) -> str:
+    """The To of a recipient's mail: "Name <address>" with the person's name (a lead's person, else the
+    address alone)."""
+    return format_address(_who(session, ref).display_name, address)
 
 
 def _render(
@@ -81,8 +107,10 @@ def create_campaign(
     now: datetime,
     me_id: int | None,
     today: date,
+    closed_leads: bool = False,
 ) -> m.Campaign:
-    """A campaign with every recipient checked now: pending, or skipped with the reason."""
+    """A campaign with every recipient checked now: pending, or skipped with the reason. Converted and
+    disqualified leads are left out (skipped, saying so) unless ``closed_leads``."""
     template = session.get(m.EmailTemplate, template_id)
     if template is None:
         raise NotFound(f"no template {template_id}")
@@ -103,10 +131,13 @@ def create_campaign(
     session.add(campaign)
     session.flush()
     for ref in dict.fromkeys(refs):
-        address, opted_out = _address(session, ref)
+        who = _who(session, ref)
+        address = who.address
         label = records.record_label(session, ref)
         state, reason = "pending", None
-        if opted_out:
+        if who.status in LEFT_OUT and not closed_leads:
+            state, reason = "skipped", LEFT_OUT[who.status]
+        elif who.opted_out:
             state, reason = "skipped", "opted out of mass mail"
         elif not address:
             state, reason = "skipped", "no e-mail address"
@@ -186,6 +217,7 @@ class Preview:
     address: str
     subject: str
     body: str
+    to: str = ""  # the To line as it goes out ("Ines Kraus <ines.kraus@example.net>")
 
 
 def preview(
@@ -210,8 +242,28 @@ def preview(
             subject, body = _render(session, template, ref, me_id=me_id, today=today)
         except CrmError as exc:  # changed since the check: it will be skipped, saying this
             subject, body = "", str(exc)
-        shown.append(Preview(recipient.label, recipient.address or "", subject, body))
+        address = recipient.address or ""
+        try:
+            to = to_line(session, ref, address)
+        except CrmError:
+            to = address
+        shown.append(Preview(recipient.label, address, subject, body, to))
     return shown
+
+
+def left_out(session: Session, campaign_id: int) -> dict[str, int]:
+    """How many leads the mass mail leaves out, by their status (converted, disqualified)."""
+    by_reason = {reason: status for status, reason in LEFT_OUT.items()}
+    counts = session.execute(
+        select(m.CampaignRecipient.reason, func.count())
+        .where(
+            m.CampaignRecipient.campaign_id == campaign_id,
+            m.CampaignRecipient.state == "skipped",
+            m.CampaignRecipient.reason.in_(list(by_reason)),  # type: ignore[union-attr]
+        )
+        .group_by(m.CampaignRecipient.reason)
+    ).all()
+    return {by_reason[reason]: count for reason, count in counts}
 
 
 def skipped(session: Session, campaign_id: int) -> list[tuple[str, str | None, str]]:
@@ -264,7 +316,11 @@ def queue_next(
     try:
         subject, body = _render(session, template, ref, me_id=me_id, today=today)
         raw, message_id, envelope = build(
-            campaign.from_name, campaign.from_address, recipient.address or "", subject, body
+            campaign.from_name,
+            campaign.from_address,
+            to_line(session, ref, recipient.address or ""),
+            subject,
+            body,
         )
     except CrmError as exc:  # the record changed since the check: skip, say why
         recipient.state, recipient.reason = "skipped", str(exc)
