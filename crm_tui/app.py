@@ -386,6 +386,13 @@ class CrmApp(ReportsErrors, App[None]):
                 mail=self.mail_sync.status_text(),
             )
 
+    def end_status(self, activity: str) -> None:
+        """Work that said ``activity`` in the status bar is over: no mode goes on showing it."""
+        for mode, shown in list(self._status_activity.items()):
+            if shown == activity:
+                self._status_activity[mode] = ""
+        self.update_status()
+
     def _working(self) -> bool:
         """Work the user waits for is running. An IDLE watch runs as long as the app: it is not "working"
         (the mail part of the status bar tells its state)."""

@@ -19,6 +19,8 @@ from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen
 from crm_tui.widgets.status_bar import StatusBar
 
+CHECKING = "checking every recipient…"  # the status bar while a mass mail's recipients are checked
+
 
 def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any], list[Any]]) -> None:
     """Pick a template for a mass mail to ``kind`` recipients (contact, lead, user; those a template can
@@ -36,6 +38,12 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
         return
 
     def make(template_id: int) -> None:
+        try:
+            check(template_id)
+        finally:  # the check is over, however it ended: the status bar no longer says it runs
+            screen.app.call_from_thread(screen.app.end_status, CHECKING)
+
+    def check(template_id: int) -> None:
         from crm_tui.core.errors import CrmError
         from crm_tui.core.services import mass_mail
 
@@ -66,7 +74,7 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
 
     def chosen(template_id: str | None) -> None:
         if template_id:
-            screen.app.update_status("checking every recipient…")
+            screen.app.update_status(CHECKING)
             # The recipients and their checks (each rendered once) in a worker: a list can hold thousands.
             screen.run_worker(
                 lambda: make(int(template_id)),

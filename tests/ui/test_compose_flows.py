@@ -267,3 +267,22 @@ async def test_a_mass_mail_to_leads_greets_the_person_and_leaves_out_converted_a
     assert f"Recipients ({len(statuses) - left})" in shown(text)
     assert not errors(app)
 
+
+async def test_the_status_bar_stops_saying_the_recipients_are_checked_once_they_are(
+    app: CrmApp, pilot: Any
+) -> None:
+    records = app.screen
+    table = records.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    await pilot.press("M")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    await pilot.press(*"nachf", "enter")
+    await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+    text = app.screen.query_one("#mass-skipped-text", Static)
+    await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
+    await wait_for(lambda: "checking every recipient" not in status(app), pilot)
+    await pilot.press("q")
+    await wait_for(lambda: app.screen is records, pilot)
+    await settle(pilot)
+    assert "checking every recipient" not in status(app), "nor after q"
+    assert not errors(app)
