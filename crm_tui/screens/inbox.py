@@ -445,6 +445,20 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.say("threads collapsed: a row is a conversation" if self.collapsed else "threads expanded")
         self.query_one(PagedTable).reload()
 
+    def _keep_place(self, ids: list[int]) -> None:
+        """Before an action on these messages: the list keeps its place. If they leave the list (archived inside
+        a view, moved out of a folder), the highlight goes to the row that followed the first of them (the next
+        mail: triage goes on top-down), or the one before when none follows; else it stays on that row."""
+        table = self.query_one(PagedTable)
+        rows = [row.key for row in table.loaded_rows]
+        acted = {str(i) for i in ids}
+        first = next((index for index, key in enumerate(rows) if key in acted), None)
+        if first is None:
+            return
+        after = [key for key in rows[first + 1 :] if key not in acted]
+        before = [key for key in reversed(rows[:first]) if key not in acted]
+        table.prefer_next([rows[first], *after, *before])
+
     def _done(self, step: TakeBack | None, *, untag: bool = False) -> None:
         if step is not None:
             self.undo_stack.append(step)
@@ -463,6 +477,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
         ok, entry = self.write(lambda session: triage.apply(session, ids, action, argument, now=now))
         if ok:
+            self._keep_place(ids)
             self._done(
                 TakeBack(entry.description, lambda session, e=entry: triage.undo(session, e, now=now)),
                 untag=len(ids) > 1 or bool(set(ids) & self.tagged),
@@ -542,6 +557,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             now = self.app.context.clock.now()  # type: ignore[attr-defined]
             ok, filed = self.write(lambda session: mail_actions.file_on(session, ids, ref, now=now))
             if ok:
+                self._keep_place(ids)
                 self._done(
                     TakeBack(filed.description, lambda session, f=filed: mail_actions.unfile(session, f)),
                     untag=len(ids) > 1,
@@ -570,6 +586,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             now = self.app.context.clock.now()  # type: ignore[attr-defined]
             ok, _ = self.write(lambda session: mail_linking.unlink(session, message_id, ref, now=now))
             if ok:
+                self._keep_place([message_id])
 
                 def relink(session: Any) -> str:
                     mail_linking.link_manually(session, message_id, ref, now=now)
@@ -600,6 +617,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
             ref = RecordRef(RecordType(record_type), new_id)
             now = context.clock.now()
             ok, filed = self.write(lambda session: mail_actions.file_on(session, ids, ref, now=now))
+            if ok:
+                self._keep_place(ids)
 
             def take_back(session: Any, f: Any = filed) -> str:
                 for message_id in ids:

@@ -129,6 +129,7 @@ class PagedTable(ReportsErrors, ScrollView, can_focus=True):
         self._rows: list[Row] = []
         self._has_more = False
         self._loading = False
+        self._prefer: list[str] = []  # keys the next reload highlights, the first still listed (prefer_next)
 
     # --- data ---
 
@@ -137,6 +138,11 @@ class PagedTable(ReportsErrors, ScrollView, can_focus=True):
         self._rows = []
         self._update_size()
         self.reload(self.query_text)
+
+    def prefer_next(self, keys: list[str]) -> None:
+        """The next reload highlights the first of these rows still listed (after an action took rows out of
+        the list: the highlight stays in place, on the next row, rather than going back to the first)."""
+        self._prefer = list(keys)
 
     def reload(self, query: str | None = None) -> None:
         if query is not None:
@@ -164,9 +170,11 @@ class PagedTable(ReportsErrors, ScrollView, can_focus=True):
             return
         new_rows = [Row(key, cells, style) for key, cells, style in message.rows]
         if message.offset == 0:
-            keep_key = self.selected_key
+            wanted = self._prefer or ([self.selected_key] if self.selected_key is not None else [])
+            self._prefer = []
             self._rows = new_rows
-            index = next((i for i, row in enumerate(new_rows) if row.key == keep_key), 0)
+            where = {row.key: i for i, row in enumerate(new_rows)}
+            index = next((where[key] for key in wanted if key in where), 0)
         else:
             self._rows.extend(new_rows)
             index = self.cursor_row

@@ -102,3 +102,44 @@ async def test_the_folder_pane_highlights_the_view_shown_and_j_k_enter_work_in_i
     await wait_for(lambda: pane_highlight(screen) == f"folder:{folders['INBOX']}", pilot)
     await pilot.press("enter")
     await wait_for(lambda: screen.scope == ("folder", folders["INBOX"]), pilot)
+
+
+async def test_triage_inside_a_view_or_folder_keeps_the_highlight_in_place(app: CrmApp, pilot: Any) -> None:
+    folders = add_folders(app)
+    screen, table = await open_inbox(app, pilot)
+    await choose(app, pilot, screen, "awa", ("view", "awaiting"))
+    rows = keys(table)
+    assert len(rows) >= 8
+    # a and d on the third mail: it leaves the view, the highlight stays third (on the next mail).
+    table.move_cursor(row=2)
+    await pilot.press("a")
+    await wait_for(lambda: keys(table) == rows[:2] + rows[3:], pilot)
+    assert (table.cursor_row, table.selected_key) == (2, rows[3])
+    await pilot.press("d")
+    await wait_for(lambda: keys(table) == rows[:2] + rows[4:], pilot)
+    assert (table.cursor_row, table.selected_key) == (2, rows[4])
+    # On tagged mails (the second and the fourth): the highlight goes to the row after the first of them.
+    rows = keys(table)
+    table.move_cursor(row=1)
+    await pilot.press("t", "j", "t")  # t tags and moves down
+    await wait_for(lambda: screen.tagged == {int(rows[1]), int(rows[3])}, pilot)
+    await pilot.press("semicolon", "a")
+    await wait_for(lambda: keys(table) == [rows[0], rows[2], *rows[4:]], pilot)
+    assert (table.cursor_row, table.selected_key) == (1, rows[2])
+    # The last mail: the highlight goes to the one before, now the last.
+    rows = keys(table)
+    table.move_cursor(row=len(rows) - 1)
+    await pilot.press("d")
+    await wait_for(lambda: keys(table) == rows[:-1], pilot)
+    assert table.selected_key == rows[-2]
+
+    # s moves a mail out of a folder: the next mail is highlighted.
+    await choose(app, pilot, screen, "inbox", ("folder", folders["INBOX"]))
+    rows = keys(table)
+    assert len(rows) >= 5
+    table.move_cursor(row=3)
+    await pilot.press("s")
+    await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+    await pilot.press(*"projekte", "enter")
+    await wait_for(lambda: keys(table) == rows[:3] + rows[4:], pilot)
+    assert (table.cursor_row, table.selected_key) == (3, rows[4])
