@@ -23,7 +23,7 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.screens.base import FollowsTypeahead
+from crm_tui.screens.base import FollowsTypeahead, record_name
 from crm_tui.widgets.option_list import Options
 
 
@@ -238,7 +238,7 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
             return
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        self.notify(f"kept in the documents of {ref}")
+        self.notify(f"kept in the documents of {record_name(self.crm, ref)}")
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -321,7 +321,7 @@ class DocumentsScreen(AttachmentsScreen):
                 self.notify(str(exc), severity="warning")
                 return
             self.crm.document_store().discard(orphans)
-            self.notify(f"removed {name} from {self.ref}")
+            self.notify(f"removed {name} from {record_name(self.crm, self.ref)}")
             self._load()
             listing = self.query_one(OptionList)
             listing.clear_options()
@@ -332,5 +332,8 @@ class DocumentsScreen(AttachmentsScreen):
             )
 
         self.app.push_screen(
-            ConfirmDialog(f"Remove {name}?", f"It is no longer a document of {self.ref}."), confirmed
+            ConfirmDialog(
+                f"Remove {name}?", f"It is no longer a document of {record_name(self.crm, self.ref)}."
+            ),
+            confirmed,
         )

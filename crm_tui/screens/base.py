@@ -49,6 +49,20 @@ def typed_again(event: events.Key, app: Any) -> events.Key:
     return fresh
 
 
+def record_name(context: Any, ref: Any) -> str:
+    """A record as messages name it: its kind and name ('lead “Wärmepumpe für den Neubau”', 'deal “Solar
+    roof”'), never its id; terminal-safe (names can come from mail); a record gone meanwhile by its reference."""
+    from crm_tui.core.errors import CrmError
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.core.services.records import record_named
+
+    try:
+        with context.database().read() as session:
+            return terminal_safe(record_named(session, ref))
+    except CrmError:
+        return str(ref)
+
+
 class CrmScreen(FollowsTypeahead, Screen[Any]):
     def write(self, work: Callable[[Any], Any]) -> tuple[bool, Any]:
         """Run ``work(session)`` as one use case. A failure becomes one notification and (False, None)."""
@@ -61,6 +75,10 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
             # A refusal with its reason (a rule of the data, a bad value): the user's to act on, not a fault.
             self.notify(str(exc), severity="warning", timeout=8)
             return False, None
+
+    def record_name(self, ref: Any) -> str:
+        """A record as messages name it (``record_name``): 'lead “Wärmepumpe für den Neubau”'."""
+        return record_name(self.app.context, ref)  # type: ignore[attr-defined]
 
     def on_screen_resume(self) -> None:
         # The status bar belongs to each screen: draw it whenever this one comes to the front.
@@ -84,7 +102,11 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
 
         def saved(new_id: int | None) -> None:
             if new_id is not None:
-                self.notify(f"Saved {noun}:{new_id}.")
+                from crm_tui.core.types import RecordRef, RecordType
+
+                kinds = {kind.value for kind in RecordType}
+                named = self.record_name(RecordRef(RecordType(noun), new_id)) if noun in kinds else noun
+                self.notify(f"Saved {named}.")
                 on_saved(new_id)
                 if getattr(self.app, "run_automations", False):
                     # A save may have made automation actions due now (a stage, a status, a field changed).

@@ -464,7 +464,10 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
             return
         if target.kind == "lost":
             self.app.push_screen(
-                PromptDialog(f"Why was opportunity:{deal_id} lost?", placeholder="lost reason"),
+                PromptDialog(
+                    f"Why was {self.record_name(RecordRef(RecordType.OPPORTUNITY, deal_id))} lost?",
+                    placeholder="lost reason",
+                ),
                 lambda reason: self._move(deal_id, target.id, reason) if reason else None,  # type: ignore[arg-type]
             )
             return
@@ -621,7 +624,12 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 self.app.fire_automations(then=lambda: self.reload(select=deal_id))  # type: ignore[attr-defined]
 
         options = [(s.id, s.name, s.id in open_ids) for s in defined]
-        self.app.push_screen(SubstatesDialog(f"Sub-states of opportunity:{deal_id}", options), chosen)  # type: ignore[arg-type]
+        self.app.push_screen(
+            SubstatesDialog(
+                f"Sub-states of {self.record_name(RecordRef(RecordType.OPPORTUNITY, deal_id))}", options
+            ),
+            chosen,  # type: ignore[arg-type]
+        )
 
     def action_add_activity(self) -> None:
         deal_id = self.selected_deal()

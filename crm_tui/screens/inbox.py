@@ -583,6 +583,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             if not ref_text:
                 return
             ref = RecordRef.parse(ref_text)
+            named = self.record_name(ref)
             now = self.app.context.clock.now()  # type: ignore[attr-defined]
             ok, _ = self.write(lambda session: mail_linking.unlink(session, message_id, ref, now=now))
             if ok:
@@ -590,9 +591,9 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
                 def relink(session: Any) -> str:
                     mail_linking.link_manually(session, message_id, ref, now=now)
-                    return f"undone: filed on {ref} again"
+                    return f"undone: filed on {named} again"
 
-                self._done(TakeBack(f"taken off {ref}", relink))
+                self._done(TakeBack(f"taken off {named}", relink))
 
         self.app.push_screen(
             ChoiceDialog("Take the mail off", [(value, terminal_safe(label)) for value, label in links]),
@@ -615,6 +616,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         def saved(new_id: int) -> None:
             ref = RecordRef(RecordType(record_type), new_id)
+            named = self.record_name(ref)
             now = context.clock.now()
             ok, filed = self.write(lambda session: mail_actions.file_on(session, ids, ref, now=now))
             if ok:
@@ -624,10 +626,10 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 for message_id in ids:
                     mail_linking.unlink(session, message_id, ref, now=now)
                 records.delete_record(session, ref)
-                return f"undone: {ref} and its links removed"
+                return f"undone: {named} and its links removed"
 
             self._done(
-                TakeBack(f"{record_type} {new_id} made from the mail and filed", take_back),
+                TakeBack(f"{named} made from the mail and filed", take_back),
                 untag=len(ids) > 1,
             )
 
@@ -657,13 +659,16 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         def saved(activity_id: int) -> None:
             from crm_tui.core import mail_threads
+            from crm_tui.core.types import RecordRef, RecordType
+
+            named = self.record_name(RecordRef(RecordType.ACTIVITY, activity_id))
 
             with context.database().write() as session:  # done by itself once the thread is answered
                 mail_threads.watch_follow_up(session, activity_id, message_id)
 
             def take_back(session: Any) -> str:
                 activities.delete_activity(session, activity_id)
-                return f"undone: follow-up activity {activity_id} removed"
+                return f"undone: follow-up {named} removed"
 
             self._done(TakeBack(f"follow-up planned for {start:%a %d %b %H:%M}", take_back))
 
@@ -819,6 +824,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         if target is None:
             self.app.update_status("file the mail on a record first (e), then comment")  # type: ignore[attr-defined]
             return
+        named = self.record_name(target)
 
         def written(body: str | None) -> None:
             if not body:
@@ -840,9 +846,9 @@ class InboxScreen(SearchesItsList, CrmScreen):
                         session.delete(row)
                     return "undone: comment removed"
 
-                self._done(TakeBack(f"comment added to {target}", take_back))
+                self._done(TakeBack(f"comment added to {named}", take_back))
 
-        self.app.push_screen(PromptDialog(f"Comment on {target}", multiline=True), written)
+        self.app.push_screen(PromptDialog(f"Comment on {named}", multiline=True), written)
 
 
 def original_of(session: Any, message_id: int, raw: bytes, *, with_attachments: bool = False) -> Any:

@@ -228,11 +228,12 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
                 return
             from crm_tui.core.services.records import delete_record
 
+            named = self.record_name(ref)
             ok, orphans = self.write(lambda session: delete_record(session, ref))
             if not ok:
                 return
             self.app.context.document_store().discard(orphans)  # type: ignore[attr-defined]
-            self.notify(f"Deleted {ref}.")
+            self.notify(f"Deleted {named}.")
             self.refresh_list()
 
         self.app.push_screen(
@@ -416,7 +417,9 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
                 if yes:
                     self._convert(ref.id, pipeline_id)
 
-            self.app.push_screen(ConfirmDialog(f"Convert lead:{ref.id}?", body, "Convert"), confirmed)
+            self.app.push_screen(
+                ConfirmDialog(f"Convert {self.record_name(ref)}?", body, "Convert"), confirmed
+            )
 
         self.app.push_screen(ChoiceDialog("Convert into", choices), pipeline_chosen)
 

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from crm_tui.core import models as m
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.services import custom_fields, opportunities, organizations, pipelines, users
+from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.screens.forms import FieldSpec, FormSpec, RecordForm
@@ -532,7 +533,7 @@ class SettingsScreen(CrmScreen):
         if self.section != "pipelines" or (stage_id := self.selected_id()) is None:
             return
         self.app.push_screen(
-            PromptDialog(f"New sub-state of stage:{stage_id}"),
+            PromptDialog(f"New sub-state of {self.record_name(RecordRef(RecordType.STAGE, stage_id))}"),
             lambda name: self._write(lambda s: pipelines.add_substate(s, stage_id, name)) if name else None,
         )
 

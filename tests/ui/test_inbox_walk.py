@@ -12,14 +12,30 @@ from textual.widgets import OptionList
 
 from crm_tui.app import CrmApp
 from crm_tui.core import models as m
+from crm_tui.screens.board import OpportunitiesScreen
+from crm_tui.screens.dialogs import PromptDialog
+from crm_tui.screens.forms import RecordForm
 from crm_tui.screens.inbox import InboxScreen
 from crm_tui.screens.pickers import FolderPicker
 from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.widgets.status_bar import StatusBar
 from tests.ui.helpers import wait_for
+from tests.ui.keywalk import RecordingApp
 
 
 def keys(table: PagedTable) -> list[str]:
     return [row.key for row in table.loaded_rows]
+
+
+def status(app: CrmApp) -> str:
+    return str(app.screen.query_one(StatusBar).render())
+
+
+def newest(app: CrmApp, model: Any) -> Any:
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        row = session.scalars(select(model).order_by(model.id.desc())).first()
+        session.expunge(row)
+        return row
 
 
 def add_folders(app: CrmApp) -> dict[str, int]:
@@ -143,3 +159,62 @@ async def test_triage_inside_a_view_or_folder_keeps_the_highlight_in_place(app: 
     await pilot.press(*"projekte", "enter")
     await wait_for(lambda: keys(table) == rows[:3] + rows[4:], pilot)
     assert (table.cursor_row, table.selected_key) == (3, rows[4])
+
+
+async def test_messages_name_the_record_not_its_id(app: RecordingApp, pilot: Any) -> None:
+    """'Saved lead “Anfrage PV-Anlage…”.', not 'Saved lead:31.'; the same in the undo lines, the comment prompt
+    and the board's lost question."""
+    screen, table = await open_inbox(app, pilot)
+    await choose(app, pilot, screen, "unlinked", ("view", "unlinked"))
+    leads_before = newest(app, m.Lead).id
+    await pilot.press("L")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: app.screen is screen and newest(app, m.Lead).id != leads_before, pilot)
+    lead = newest(app, m.Lead)
+    assert 0 < len(lead.title) < 60
+    named = f"lead “{lead.title}”"
+    await wait_for(lambda: f"Saved {named}." in [text for _, text in app.shown], pilot)
+    await wait_for(lambda: f"{named} made from the mail and filed (u undoes)" in status(app), pilot)
+    await pilot.press("u")
+    await wait_for(lambda: f"undone: {named} and its links removed" in status(app), pilot)
+
+    await choose(app, pilot, screen, "open deals", ("view", "deals"))
+    await pilot.press("A")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: app.screen is screen and newest(app, m.Activity).follow_up_of is not None, pilot)
+    named = f"activity “{newest(app, m.Activity).subject}”"
+    await wait_for(lambda: f"Saved {named}." in [text for _, text in app.shown], pilot)
+    await pilot.press("u")
+    await wait_for(lambda: f"undone: follow-up {named} removed" in status(app), pilot)
+
+    # n: the comment goes on the record the mail is filed on, named.
+    message_id = int(table.selected_key)  # type: ignore[arg-type]
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        link = session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id)).first()
+        assert link is not None and link.record_type == "contact"
+        contact = session.get(m.Contact, link.record_id).name  # type: ignore[union-attr]
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+    assert app.screen._title == f"Comment on contact “{contact}”"
+    await pilot.press("escape")
+    await wait_for(lambda: app.screen is screen, pilot)
+
+    # The board: > from Won to Lost asks why the deal, by its title, was lost.
+    await pilot.press("3")
+    await wait_for(lambda: isinstance(app.screen, OpportunitiesScreen), pilot)
+    board: Any = app.screen
+    await wait_for(lambda: board.columns and board.selected_deal() is not None, pilot)
+    won = next(i for i, c in enumerate(board.columns) if c.kind == "won")
+    for _ in range(10):
+        if board.selected_column() is board.columns[won]:
+            break
+        await pilot.press("l" if board._active_column < won else "h")
+        await pilot.pause(0.05)
+    await wait_for(lambda: board.selected_column() is board.columns[won] and board.selected_deal(), pilot)
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        title = session.get(m.Opportunity, board.selected_deal()).title  # type: ignore[union-attr]
+    await pilot.press("greater_than_sign")
+    await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+    assert app.screen._title == f"Why was deal “{title}” lost?"

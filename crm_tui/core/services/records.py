@@ -63,11 +63,29 @@ def record_label(session: Session, ref: RecordRef) -> str:
         return row.filename
     if isinstance(row, m.Comment):
         return row.body.splitlines()[0][:60] if row.body else "(empty comment)"
-    for attribute in ("title", "name", "subject"):
+    for attribute in ("title", "name", "subject", "person_name", "company_name"):
         value = getattr(row, attribute, None)
         if value:
             return str(value)
     return str(ref)
+
+
+# What a person calls each kind in a sentence (the reference's word otherwise).
+NOUNS = {RecordType.OPPORTUNITY: "deal", RecordType.MESSAGE: "mail"}
+
+
+def record_noun(record_type: RecordType) -> str:
+    return NOUNS.get(record_type, record_type.value)
+
+
+def record_named(session: Session, ref: RecordRef, *, max_length: int = 60) -> str:
+    """The record's kind and name for a message ('lead “Wärmepumpe für den Neubau”', 'deal “Solar roof”',
+    'activity “Angebot nachfassen”'), never its id; a long name is cut (with an ellipsis). Raises NotFound for a
+    record that is gone."""
+    label = " ".join(record_label(session, ref).split())
+    if len(label) > max_length:
+        label = label[: max_length - 1] + "…"
+    return f"{record_noun(ref.type)} “{label}”"
 
 
 def delete_record(session: Session, ref: RecordRef) -> list[str]:
