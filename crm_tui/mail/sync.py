@@ -34,6 +34,7 @@ from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
 from crm_tui.core.free_mail import free_domains
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
+from crm_tui.core.wording import plural
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.headers import HEADER_SECTION, fetch_flags, fetch_modseq, header_rows
 from crm_tui.mail.imap import (
@@ -77,24 +78,24 @@ class SyncReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        parts = [f"{self.account}: {self.new} new", f"{self.bodies} bodies"]
+        parts = [f"{self.account}: {self.new} new", plural(self.bodies, "body")]
         if self.merged:
-            parts.append(f"{self.merged} copies merged")
+            parts.append(f"{plural(self.merged, 'copy')} merged")
         if self.flag_changes:
-            parts.append(f"{self.flag_changes} flag changes")
+            parts.append(plural(self.flag_changes, "flag change"))
         if self.removed:
             parts.append(f"{self.removed} removed")
         if self.replayed:
-            parts.append(f"{self.replayed} offline changes sent")
-        parts.append(f"{self.linked} links made")
-        parts.append(f"{self.folders} folders ({self.skipped_folders} unchanged)")
+            parts.append(f"{plural(self.replayed, 'offline change')} sent")
+        parts.append(f"{plural(self.linked, 'link')} made")
+        parts.append(f"{plural(self.folders, 'folder')} ({self.skipped_folders} unchanged)")
         text = ", ".join(parts) + f" in {self.seconds:.1f} s"
         if self.kept_with_problems:
             text += f"; {self.kept_with_problems} kept with problems (crm-tui mail problems)"
         if self.failed_folders:
-            text += f"; {len(self.failed_folders)} folder(s) not synced: {self.failed_folders[0]}"
+            text += f"; {plural(len(self.failed_folders), 'folder')} not synced: {self.failed_folders[0]}"
         if self.problems:
-            text += f"; {len(self.problems)} problem(s): {self.problems[0]}"
+            text += f"; {plural(len(self.problems), 'problem')}: {self.problems[0]}"
         return text
 
 

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Label, Select, Static
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.wording import plural
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.dialogs import ConfirmDialog
 from crm_tui.screens.forms import FieldSpec, FormSpec, RecordForm, _field_id
@@ -463,21 +464,21 @@ class AutomationScreen(CrmScreen):
                     terminal_safe(row.where, max_length=30), terminal_safe(row.name, max_length=27), row.when[:37],
                     terminal_safe(row.does, max_length=40), str(row.pending), key=str(row.id),
                 )  # fmt: skip
-            status = f"{len(self.rows)} rules, {sum(r.pending for r in self.rows)} actions pending"
+            status = f"{plural(len(self.rows), 'rule')}, {plural(sum(r.pending for r in self.rows), 'action')} pending"
         elif self.view == "pending":
             table.add_columns("Due", "Rule", "Record", "Does", "Because")
             for row in self.rows:
                 table.add_row(local(row.due_at), terminal_safe(row.rule, max_length=30),
                               terminal_safe(row.record, max_length=40), terminal_safe(row.action, max_length=50),
                               terminal_safe(row.event, max_length=40))  # fmt: skip
-            status = f"{len(self.rows)} actions pending"
+            status = f"{plural(len(self.rows), 'action')} pending"
         else:
             table.add_columns("At", "Outcome", "Rule", "Record", "Result")
             for row in self.rows:
                 table.add_row(local(row.at), Text(row.outcome, style=OUTCOME_STYLE.get(row.outcome, "")),
                               terminal_safe(row.rule, max_length=30), terminal_safe(row.record, max_length=24),
                               terminal_safe(row.message, max_length=90))  # fmt: skip
-            status = f"{len(self.rows)} log entries"
+            status = plural(len(self.rows), "log entry")
         if self.rows:
             table.move_cursor(row=min(keep, len(self.rows) - 1))
         self.app.update_status(f"automation: {status}")  # type: ignore[attr-defined]
@@ -562,14 +563,14 @@ class AutomationScreen(CrmScreen):
         if row is None:
             return
         body = f"{row.where}, {row.when} → {row.does}\n\n"
-        body += f"{row.pending} pending action{'s' if row.pending != 1 else ''} will be dropped with it. The log stays."
+        body += f"{plural(row.pending, 'pending action')} will be dropped with it. The log stays."
 
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
             ok, dropped = self.write(lambda session: rules.delete_rule(session, row.id))
             if ok:
-                self.notify(f"Rule deleted; {dropped} pending action{'s' if dropped != 1 else ''} dropped.")
+                self.notify(f"Rule deleted; {plural(dropped, 'pending action')} dropped.")
                 self.reload()
 
         self.app.push_screen(

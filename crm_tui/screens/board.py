@@ -20,6 +20,7 @@ from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.common import format_money
 from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.core.wording import plural
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.details import load_detail
 from crm_tui.screens.dialogs import ConfirmDialog, PromptDialog
@@ -290,7 +291,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         self._restore_focus(message.select, column)
         self._pending_select = None
         total = sum(c.count for c in message.columns)
-        self.app.update_status(f"{total} deals in {message.pipeline_name}")  # type: ignore[attr-defined]
+        self.app.update_status(f"{plural(total, 'deal')} in {message.pipeline_name}")  # type: ignore[attr-defined]
 
     def _column_with_cards(self, preferred: int) -> int:
         """The column nearest to ``preferred`` (leftmost of two) that lists a deal; ``preferred`` if none."""

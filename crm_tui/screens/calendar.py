@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.wording import plural
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.kinds import activity_form
 from crm_tui.widgets.option_list import Options
@@ -181,7 +182,7 @@ class CalendarScreen(CrmScreen):
         self._pending_select = None
         shown = sum(1 for e in message.entries if e.status != "cancelled")
         self.app.update_status(
-            f"{shown} activities"
+            plural(shown, "activity")
             + (f", {len(message.entries) - shown} cancelled" if len(message.entries) > shown else "")
         )  # type: ignore[attr-defined]
 

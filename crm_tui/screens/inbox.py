@@ -19,6 +19,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.wording import plural
 from crm_tui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.screens.dialogs import ChoiceDialog, PromptDialog
 from crm_tui.screens.pickers import FolderPicker, RecordPicker
@@ -337,15 +338,19 @@ class InboxScreen(SearchesItsList, CrmScreen):
     def _counted(self, message: PagedTable.Counted) -> None:
         problem = query_problem(message.query) if message.query else None
         tagged = f", {len(self.tagged)} tagged" if self.tagged else ""
+        # With threads collapsed a row is a conversation: the count says so.
+        counted = plural(
+            message.total, "conversation" if self.collapsed else "message", shown=message.total_text
+        )
         if self.said:
             tagged += f" · {self.said}"
             self.said = ""
         if problem:
             self.app.update_status(f"search: {problem}")  # type: ignore[attr-defined]
         elif message.query:
-            self.app.update_status(f"{message.total_text} messages matching {message.query!r}{tagged}")  # type: ignore[attr-defined]
+            self.app.update_status(f"{counted} matching {message.query!r}{tagged}")  # type: ignore[attr-defined]
         else:
-            self.app.update_status(f"{self.scope_title()}: {message.total_text} messages{tagged}")  # type: ignore[attr-defined]
+            self.app.update_status(f"{self.scope_title()}: {counted}{tagged}")  # type: ignore[attr-defined]
 
     def action_cursor(self, step: int) -> None:
         """j/k move like the arrows in whichever list has the focus: the folder pane or the mail."""
@@ -424,7 +429,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             self.app.update_status("no message is tagged (t tags one)")  # type: ignore[attr-defined]
             return
         self.on_tagged = True
-        self.app.update_status(f"next action applies to {len(self.tagged)} tagged messages")  # type: ignore[attr-defined]
+        self.app.update_status(f"next action applies to {plural(len(self.tagged), 'tagged message')}")  # type: ignore[attr-defined]
 
     def targets(self) -> list[int]:
         """The messages the next action works on: every tagged one after ";", else the highlighted one; with
@@ -512,7 +517,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             if folder:
                 self._apply(ids, "move", folder)
 
-        self.app.push_screen(FolderPicker(f"Move {len(ids)} message(s) to", names), chosen)
+        self.app.push_screen(FolderPicker(f"Move {plural(len(ids), 'message')} to", names), chosen)
 
     def action_undo(self) -> None:
         if not self.undo_stack:
@@ -563,7 +568,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
                     untag=len(ids) > 1,
                 )
 
-        title = f"File {len(ids)} message(s) on" if len(ids) > 1 else "File this mail on"
+        title = f"File {plural(len(ids), 'message')} on" if len(ids) > 1 else "File this mail on"
         self.app.push_screen(RecordPicker(title, suggestions, self.app.context), chosen)  # type: ignore[attr-defined]
 
     def action_unlink(self) -> None:

@@ -18,6 +18,7 @@ from textual.widgets import Footer, Input, Label
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.core.wording import plural
 from crm_tui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.screens.details import load_detail
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
@@ -126,10 +127,8 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
 
     @on(PagedTable.Counted)
     def _counted(self, message: PagedTable.Counted) -> None:
-        noun = self.kind.title.lower()
-        self.app.update_status(
-            f"{message.total_text} {noun}" + (f" matching {message.query!r}" if message.query else "")
-        )  # type: ignore[attr-defined]
+        counted = plural(message.total, self.kind.singular, self.kind.title.lower(), shown=message.total_text)
+        self.app.update_status(counted + (f" matching {message.query!r}" if message.query else ""))  # type: ignore[attr-defined]
 
     @on(PagedTable.RowHighlighted)
     def _highlighted(self) -> None:

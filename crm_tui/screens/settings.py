@@ -17,6 +17,7 @@ from crm_tui.core import models as m
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.services import custom_fields, opportunities, organizations, pipelines, users
 from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.core.wording import plural
 from crm_tui.screens.base import CrmScreen
 from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.screens.forms import FieldSpec, FormSpec, RecordForm
@@ -111,13 +112,13 @@ class SettingsScreen(CrmScreen):
         if table.row_count:
             table.move_cursor(row=min(keep, table.row_count - 1))
         noun = {
-            "users": "users",
-            "pipelines": "stages",
-            "fields": "custom fields",
-            "accounts": "mail accounts",
-            "templates": "mail templates",
+            "users": "user",
+            "pipelines": "stage",
+            "fields": "custom field",
+            "accounts": "mail account",
+            "templates": "mail template",
         }[section]
-        self.app.update_status(f"{table.row_count} {noun}")  # type: ignore[attr-defined]
+        self.app.update_status(plural(table.row_count, noun))  # type: ignore[attr-defined]
 
     def _users(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
         me = users.current_user(session, self.context.settings.me)
@@ -365,7 +366,7 @@ class SettingsScreen(CrmScreen):
             severity = "information" if getattr(exc, "kind", None) == "demo" else "error"
             self.app.call_from_thread(self.notify, str(exc), severity=severity, timeout=10)
             return
-        self.app.call_from_thread(self.notify, f"{name}: logged in, {count} folders.")
+        self.app.call_from_thread(self.notify, f"{name}: logged in, {plural(count, 'folder')}.")
 
     def selected_id(self) -> int | None:
         table = self.query_one(DataTable)

@@ -124,7 +124,7 @@ def test_the_inbox_searches_with_the_query_language(mailbox: Mailbox) -> None:
             await pilot.press("slash", *"from:privat")
             await wait_for(lambda: table.row_count == 1, pilot)
             assert table.loaded_rows[0].cells[3] == "Angebot 2"
-            await wait_for(lambda: "1 messages matching 'from:privat'" in _status(app), pilot)
+            await wait_for(lambda: "1 message matching 'from:privat'" in _status(app), pilot)
             await pilot.press("escape")
             await wait_for(lambda: table.row_count == 2, pilot)
             await pilot.press("slash", *"is:x")

@@ -268,7 +268,7 @@ def test_a_folder_the_server_refuses_fails_alone(
     finally:
         db.dispose()
     assert [line.split(":")[0] for line in report.failed_folders] == ["Aaa Weg"], report.failed_folders
-    assert "1 folder(s) not synced: Aaa Weg" in report.summary()
+    assert "1 folder not synced: Aaa Weg" in report.summary()
     found = {
         item["subject"] for word in ("bleibwort", "dawort") for item in _json(mailbox, capsys, "search", word)
     }

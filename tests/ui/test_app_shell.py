@@ -45,7 +45,7 @@ def test_modes_have_one_key_each_and_the_contacts_list_pages_and_searches(demo_h
             email = table.loaded_rows[1].cells[1]
             await pilot.press("slash", *email)
             await wait_for(lambda: table.row_count == 1, pilot)
-            await wait_for(lambda: "1 contacts matching" in status_text(app), pilot)
+            await wait_for(lambda: "1 contact matching" in status_text(app), pilot)
             await pilot.press("escape")
             await wait_for(lambda: table.row_count == 100, pilot)
             for key, mode in (

@@ -218,3 +218,25 @@ async def test_messages_name_the_record_not_its_id(app: RecordingApp, pilot: Any
     await pilot.press("greater_than_sign")
     await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
     assert app.screen._title == f"Why was deal “{title}” lost?"
+
+
+async def test_counts_agree_with_their_number_and_collapsed_threads_count_conversations(
+    app: CrmApp, pilot: Any
+) -> None:
+    screen, table = await open_inbox(app, pilot)
+    await pilot.press("slash", *"from:werner", "enter")
+    await wait_for(lambda: table.row_count == 1, pilot)
+    await wait_for(lambda: "1 message matching 'from:werner'" in status(app), pilot)
+    await pilot.press("s")
+    await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+    assert app.screen._title == "Move 1 message to"
+    await pilot.press("escape")
+    await wait_for(lambda: app.screen is screen, pilot)
+    await pilot.press("escape")  # the search cleared: all mail
+    await wait_for(lambda: table.row_count > 1 and not table._loading, pilot)
+    messages = table.row_count
+    await wait_for(lambda: f"All mail: {messages} messages" in status(app), pilot)
+    await pilot.press("V")
+    await wait_for(lambda: 1 < table.row_count < messages, pilot)
+    await wait_for(lambda: f"All mail: {table.row_count} conversations" in status(app), pilot)
+    assert "messages" not in status(app).split("·")[0]

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.services import mailbox
+from crm_tui.core.wording import plural
 
 ACTIONS = ("read", "unread", "flag", "unflag", "archive", "delete", "move")
 INVERSE = {"read": "unread", "unread": "read", "flag": "unflag", "unflag": "flag"}
@@ -64,7 +65,7 @@ def apply(
         raise CrmError("a move needs the folder to move to")
     count = len(message_ids)
     what = DONE.get(action) or f"moved to {argument}"
-    entry = Undo(f"{count} message{'s' if count != 1 else ''} {what}", action)
+    entry = Undo(f"{plural(count, 'message')} {what}", action)
     for message_id in message_ids:
         message = session.get(m.MailMessage, message_id)
         if message is None:
