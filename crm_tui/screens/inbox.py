@@ -83,6 +83,9 @@ def _message_rows(screen, zone, session, query: str, offset: int, limit: int) ->
     page = list_messages(session, limit=limit, offset=offset, where=where)
     threads = triage.thread_members(session, [m.id for m in page], scope) if screen.collapsed else {}
     screen.threads.update(threads)
+    # A collapsed row shows how many mails its whole conversation holds, not only those in this view
+    # ("Awaiting my reply" holds one of each thread).
+    sizes = triage.thread_sizes(session, [m.id for m in page]) if screen.collapsed else {}
     for message in page:
         sent = message.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
         flags = (
@@ -97,7 +100,7 @@ def _message_rows(screen, zone, session, query: str, offset: int, limit: int) ->
             else (message.from_name or message.from_address)
         )
         subject = message.subject or "(no subject)"
-        size = len(threads.get(message.id, ()))
+        size = sizes.get(message.id, 1)
         if size > 1:
             subject = f"({size}) {subject}"
         rows.append(Row(str(message.id), (flags, sent, who, subject), "" if message.is_read else "bold"))

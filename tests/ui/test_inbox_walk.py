@@ -240,3 +240,39 @@ async def test_counts_agree_with_their_number_and_collapsed_threads_count_conver
     await wait_for(lambda: 1 < table.row_count < messages, pilot)
     await wait_for(lambda: f"All mail: {table.row_count} conversations" in status(app), pilot)
     assert "messages" not in status(app).split("·")[0]
+
+
+async def test_a_collapsed_thread_shows_a_persons_mail_and_the_whole_threads_size(
+    app: CrmApp, pilot: Any
+) -> None:
+    """V: a thread's row is its newest mail a person wrote (an out-of-office reply after my answer does not
+    stand for the conversation), and "(N)" counts the whole thread, in "Awaiting my reply" too."""
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        mails = session.execute(select(m.MailMessage.id, m.MailMessage.thread_id, m.MailMessage.is_automatic)).all()
+    threads: dict[int, list[Any]] = {}
+    for row in mails:
+        threads.setdefault(row.thread_id, []).append(row)
+    ended_by_a_robot = [t for t, rows in threads.items() if max(rows, key=lambda r: r.id).is_automatic]
+    assert ended_by_a_robot, "the demo has a thread whose newest mail is an out-of-office reply"
+
+    def stands_for(thread: list[Any]) -> int:
+        people = [row.id for row in thread if not row.is_automatic]
+        return max(people or [row.id for row in thread])
+
+    screen, table = await open_inbox(app, pilot)
+    await pilot.press("V")
+    await wait_for(lambda: screen.collapsed and table.row_count == len(threads) and not table._loading, pilot)
+    thread_of = {row.id: row.thread_id for row in mails}
+    shown = {int(row.key): row.cells[3] for row in table.loaded_rows}
+    assert set(shown) == {stands_for(rows) for rows in threads.values()}
+    for message_id, subject in shown.items():
+        size = len(threads[thread_of[message_id]])
+        assert subject.startswith(f"({size}) ") == (size > 1), subject
+
+    await choose(app, pilot, screen, "awa", ("view", "awaiting"))
+    rows = {int(row.key): row.cells[3] for row in table.loaded_rows}
+    assert rows
+    assert any(len(threads[thread_of[i]]) > 1 for i in rows)
+    for message_id, subject in rows.items():
+        size = len(threads[thread_of[message_id]])
+        assert subject.startswith(f"({size}) ") == (size > 1), subject

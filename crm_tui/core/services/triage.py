@@ -218,11 +218,14 @@ def _thread_key():  # type: ignore[no-untyped-def]
 
 
 def newest_of_threads(condition):  # type: ignore[no-untyped-def]
-    """A condition: the message is the newest of its thread among the messages matching ``condition``."""
-    from sqlalchemy import true
+    """A condition: the message stands for its thread among the messages matching ``condition`` (a collapsed
+    thread's row): the newest a person wrote, not an automatic reply (an out-of-office after my answer), or
+    the newest when a person wrote none of them."""
+    from sqlalchemy import case, true
 
+    by_a_person = func.max(case((m.MailMessage.is_automatic.is_(False), m.MailMessage.id)))  # type: ignore[attr-defined]
     newest = (
-        select(func.max(m.MailMessage.id))
+        select(func.coalesce(by_a_person, func.max(m.MailMessage.id)))
         .where(condition if condition is not None else true())
         .group_by(_thread_key())
         .correlate_except(m.MailMessage)
@@ -249,6 +252,25 @@ def thread_members(session: Session, message_ids: list[int], condition) -> dict[
     ):
         members.setdefault(key, []).append(message_id)
     return {message_id: sorted(members.get(key, [message_id])) for message_id, key in keys.items()}
+
+
+def thread_sizes(session: Session, message_ids: list[int]) -> dict[int, int]:
+    """For each message, how many messages its whole thread holds (in any folder or view)."""
+    if not message_ids:
+        return {}
+    keys = dict(
+        session.execute(
+            select(m.MailMessage.id, _thread_key()).where(m.MailMessage.id.in_(message_ids))  # type: ignore[union-attr]
+        ).all()
+    )
+    sizes = dict(
+        session.execute(
+            select(_thread_key(), func.count())
+            .where(_thread_key().in_(set(keys.values())))
+            .group_by(_thread_key())
+        ).all()
+    )
+    return {message_id: int(sizes.get(key, 1)) for message_id, key in keys.items()}
 
 
 # --- reading, and mail that is done ---
