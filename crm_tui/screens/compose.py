@@ -435,12 +435,16 @@ class ComposeScreen(CrmScreen):
         self.set_focus(body)
 
     def merge_refs(self, session: Any) -> list[Any]:
-        """The records a template fills from: the record the mail is written from, the records the answered
-        mail is filed on, and the contacts, leads and colleagues in To."""
+        """The records a template fills from: the record the mail is written from, the contacts, leads and
+        colleagues in To, the records the answered mail is filed on (else the open deal of whom it goes to)."""
+        return self.mail_merge(session).refs
+
+    def mail_merge(self, session: Any) -> Any:
+        """``merge_refs`` and the notes the template picker shows about them (email_templates.MailMerge)."""
         from crm_tui.core.services import email_templates
         from crm_tui.core.types import RecordRef, RecordType
 
-        return email_templates.refs_of_mail(
+        return email_templates.mail_merge(
             session,
             record=RecordRef(RecordType(self.record[0]), self.record[1]) if self.record else None,
             reply_to_id=self.reply_to_id,
@@ -459,8 +463,9 @@ class ComposeScreen(CrmScreen):
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
+            sources = self.mail_merge(session)
             merge = email_templates.merge_context(
-                session, self.merge_refs(session), me_id=context.me_id(), today=context.today()
+                session, sources.refs, me_id=context.me_id(), today=context.today()
             )
             fits = email_templates.fitting_for_mail(session, merge)
         if not fits:
@@ -473,7 +478,8 @@ class ComposeScreen(CrmScreen):
 
         fitting = sum(1 for fit in fits if fit.fits)
         self.app.push_screen(
-            TemplatePicker(f"Template ({fitting} of {len(fits)} fit this mail)", fits), chosen
+            TemplatePicker(f"Template ({fitting} of {len(fits)} fit this mail)", fits, notes=sources.notes),
+            chosen,
         )
 
     def apply_template(self, template_id: int) -> None:

@@ -6,20 +6,33 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import OptionList
+from textual.containers import Vertical
+from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.pickers import _Picker, fuzzy_score
+from crm_tui.widgets.option_list import Options
 
 
 class TemplatePicker(_Picker):
     BINDINGS = [Binding("enter", "take", "Take it", show=False, id="templates.take")]
 
-    def __init__(self, title: str, fits: list[Any]) -> None:
+    def __init__(self, title: str, fits: list[Any], *, notes: list[str] | None = None) -> None:
         super().__init__(title, "type a few letters of its name")
         self.fits = fits  # email_templates.TemplateFit, fitting ones first
+        # Where the merge fields come from ("Deal: ... the only open deal of ...").
+        self.notes = list(notes or [])
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog picker"):
+            yield Label(Text(self._title, style="bold"), classes="dialog-title")
+            for note in self.notes:
+                yield Static(Text(terminal_safe(note, max_length=300), style="dim"), classes="picker-note")
+            yield Input(placeholder=self._placeholder, id="picker-input")
+            yield Options(id="picker-options")
 
     def refill(self, query: str) -> None:
         scored = []

@@ -42,6 +42,13 @@ def address_of(app: CrmApp, first: str, last: str) -> str:
         ).first()
 
 
+def open_deals(session: Any, address: str) -> list[Any]:
+    from crm_tui.core.free_mail import free_domains
+    from crm_tui.core.services import mail_actions
+
+    return mail_actions.open_deals_of(session, address, free_domains=set(free_domains()))
+
+
 async def new_mail(app: CrmApp, pilot: Any) -> ComposeScreen:
     await pilot.press("1")
     await settle(pilot)
@@ -89,12 +96,16 @@ async def test_to_completes_any_word_of_a_name_and_tab_takes_it(app: CrmApp, pil
 async def test_a_reply_to_a_contact_without_a_deal_takes_a_fitting_template(app: CrmApp, pilot: Any) -> None:
     with app.context.database().read() as session:
         on_deals = select(m.MailLink.message_id).where(m.MailLink.record_type == "opportunity")
-        message = session.scalars(
-            select(m.MailMessage)
-            .join(m.ContactEmail, m.ContactEmail.address == m.MailMessage.from_address)
-            .where(m.MailMessage.is_outgoing.is_(False), m.MailMessage.id.not_in(on_deals))  # type: ignore[attr-defined,union-attr]
-            .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
-        ).first()
+        message = next(
+            message
+            for message in session.scalars(
+                select(m.MailMessage)
+                .join(m.ContactEmail, m.ContactEmail.address == m.MailMessage.from_address)
+                .where(m.MailMessage.is_outgoing.is_(False), m.MailMessage.id.not_in(on_deals))  # type: ignore[attr-defined,union-attr]
+                .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
+            )
+            if not open_deals(session, message.from_address)  # a contact without a deal
+        )
         sender = session.scalars(
             select(m.Contact)
             .join(m.ContactEmail, m.ContactEmail.contact_id == m.Contact.id)
@@ -150,7 +161,7 @@ async def test_a_template_on_a_new_mail_sets_the_subject_and_keeps_the_signature
     await pilot.press(*"Lea Scho", "tab")
     await pilot.press("ctrl+t")
     await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
-    await pilot.press(*"termin", "enter")  # Terminvorschlag fits; "Termin bestätigen" needs a deal
+    await pilot.press(*"terminv", "enter")
     await wait_for(lambda: app.screen is compose, pilot)
     assert compose.query_one("#c-subject", Input).value == "Terminvorschlag"
     body = compose.query_one("#c-body", TextArea).text
@@ -286,3 +297,66 @@ async def test_the_status_bar_stops_saying_the_recipients_are_checked_once_they_
     await settle(pilot)
     assert "checking every recipient" not in status(app), "nor after q"
     assert not errors(app)
+
+
+async def test_a_reply_to_a_customer_with_one_open_deal_fills_deal_templates_from_it(
+    app: CrmApp, pilot: Any
+) -> None:
+    """T on a mail from a customer whose related panel shows one open deal (the mail not filed on a deal):
+    the deal's templates fit, and the picker says which deal it uses."""
+    with app.context.database().read() as session:
+        on_deals = select(m.MailLink.message_id).where(m.MailLink.record_type == "opportunity")
+        message, deal = next(
+            (message, deals[0])
+            for message in session.scalars(
+                select(m.MailMessage)
+                .join(m.ContactEmail, m.ContactEmail.address == m.MailMessage.from_address)
+                .where(m.MailMessage.is_outgoing.is_(False), m.MailMessage.id.not_in(on_deals))  # type: ignore[attr-defined,union-attr]
+                .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
+            )
+            if len(deals := open_deals(session, message.from_address)) == 1
+        )
+    await pilot.press("1")
+    table = app.screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    table.focus()
+    await wait_for(lambda: table.select_key(str(message.id)), pilot)
+    await wait_for(lambda: f"open deal    {deal.title}" in shown(app.screen.query_one("#related")), pilot)
+    await pilot.press("T")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    picker = app.screen
+    notes = [shown(note) for note in picker.query(".picker-note")]
+    assert any(note.startswith(f"Deal: {deal.title} — the only open deal of ") for note in notes), notes
+    options = picker.query_one(OptionList)
+    listed = {
+        str(options.get_option_at_index(i).prompt).split(" — ")[0]: options.get_option_at_index(i)
+        for i in range(options.option_count)
+    }
+    assert not listed["Termin bestätigen"].disabled, "no longer 'needs a deal'"
+    await pilot.press(*"termin b", "enter")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    body = app.screen.query_one("#c-body", TextArea).text
+    assert f"„{deal.title}“" in body.split("> ")[0], "the deal's title above the quote"
+    assert not errors(app)
+
+
+async def test_a_template_for_two_people_in_to_says_the_fields_greet_the_first(
+    app: CrmApp, pilot: Any
+) -> None:
+    compose = await new_mail(app, pilot)
+    to = compose.query_one("#c-to", Input)
+    to.value = f"{address_of(app, 'Lea', 'Scholz')}, {address_of(app, 'Ida', 'Scholz')}"
+    await pilot.press("ctrl+t")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    notes = [shown(note) for note in app.screen.query(".picker-note")]
+    assert any(
+        note.startswith(
+            "2 people in To: the merge fields use the first, Lea Scholz; for a personal mail to each"
+        )
+        for note in notes
+    ), notes
+    assert "mass mail" in " ".join(notes)
+    await pilot.press("escape")
+    await wait_for(lambda: app.screen is compose, pilot)
+    assert not errors(app)
+

@@ -291,3 +291,92 @@ def test_a_mass_mail_to_leads_greets_the_person_and_leaves_out_converted_and_dis
         ("PV (Auen)", "left out: a converted lead (a contact now)"),
     ]
     assert (asked.pending, asked.skipped) == (4, 0), "left out by default only"
+
+
+def test_a_mail_about_no_deal_takes_the_open_deal_of_whom_it_goes_to(db: Database) -> None:
+    """A reply to Lea, not filed on a deal: her organization's one open deal fills deal.*, its one quote
+    quote.*, and the greeting is still Lea's (not the deal's primary contact's); the notes say which deal and
+    quote. Of several open deals the most recently updated; a deal the mail is filed on stays the deal."""
+    from datetime import timedelta
+
+    from crm_tui.core.services import sales_documents
+    from crm_tui.core.services.sales_documents import QuoteInput
+
+    with db.write() as session:
+        me, lea = _reply_to_a_contact(session)
+        max_ = factories.contact(
+            session, NOW, "Brandt", first_name="Max", emails=["max@lindgruen.example"],
+            organization_id=lea.organization_id,
+        )  # fmt: skip
+        pipe = factories.pipeline(session, "Sales")
+        deal = factories.deal(
+            session, NOW, pipe, title="Batteriespeicher Lindgrün", organization_id=lea.organization_id,
+            contact_ids=[max_.id], primary_contact_id=max_.id,
+        )  # fmt: skip
+        quote = sales_documents.create_quote(session, QuoteInput(opportunity_id=deal.id), now=NOW)  # type: ignore[arg-type]
+
+        def merge(*addresses: str) -> tuple[Any, dict[str, Any]]:
+            found = email_templates.mail_merge(
+                session, record=None, reply_to_id=None, addresses=list(addresses)
+            )
+            context = email_templates.merge_context(
+                session, found.refs, me_id=me.id, today=date(2026, 11, 22)
+            )
+            fits = {fit.name: fit for fit in email_templates.fitting_for_mail(session, context)}
+            return found, fits
+
+        one, fits = merge("lea.scholz@lindgruen.example")
+        body = email_templates.render(
+            next(t for t in email_templates.list_templates(session) if t.name == "Angebot nachfassen"),
+            email_templates.merge_context(session, one.refs, me_id=me.id, today=date(2026, 11, 22)),
+        )[1]
+        assert fits["Termin bestätigen"].fits and fits["Angebot nachfassen"].fits
+        assert body.startswith("Guten Tag Lea Scholz,"), (
+            "the person written to, not the deal's primary contact"
+        )
+        assert f"unser Angebot {quote.number}" in body
+        assert one.notes == [
+            "Deal: Batteriespeicher Lindgrün — the only open deal of Lea Scholz",
+            f"Quote: {quote.number} — the only quote of Batteriespeicher Lindgrün",
+        ]
+
+        newer = factories.deal(
+            session, NOW, pipe, title="Wallbox Lindgrün", organization_id=lea.organization_id
+        )
+        newer.updated_at = NOW + timedelta(hours=1)
+        session.flush()
+        several, fits = merge("lea.scholz@lindgruen.example")
+        assert RecordRef(RecordType.OPPORTUNITY, newer.id) in several.refs  # type: ignore[arg-type]
+        assert RecordRef(RecordType.OPPORTUNITY, deal.id) not in several.refs  # type: ignore[arg-type]
+        assert several.notes == [
+            "Deal: Wallbox Lindgrün — the most recently updated of 2 open deals of Lea Scholz "
+            "(file the mail on another deal to use that one)"
+        ]
+        assert fits["Angebot nachfassen"].reason == "needs a quote", "the newer deal has no quote"
+
+        filed = email_templates.mail_merge(
+            session, record=RecordRef(RecordType.OPPORTUNITY, deal.id), reply_to_id=None,  # type: ignore[arg-type]
+            addresses=["lea.scholz@lindgruen.example"],
+        )  # fmt: skip
+        assert RecordRef(RecordType.OPPORTUNITY, newer.id) not in filed.refs, "the deal it is about stays"  # type: ignore[arg-type]
+
+
+def test_a_template_for_several_people_in_to_says_it_greets_the_first(db: Database) -> None:
+    with db.write() as session:
+        me, lea = _reply_to_a_contact(session)
+        factories.contact(session, NOW, "Vogel", first_name="Ben", emails=["ben@vogel.example"])
+        found = email_templates.mail_merge(
+            session, record=None, reply_to_id=None,
+            addresses=["Lea.Scholz@lindgruen.example", "ben@vogel.example", "someone@else.example"],
+        )  # fmt: skip
+        context = email_templates.merge_context(session, found.refs, me_id=me.id, today=date(2026, 11, 22))
+        _, body = email_templates.render(("x", "Guten Tag {{ contact.name }},"), context)
+        alone = email_templates.mail_merge(
+            session, record=None, reply_to_id=None, addresses=["lea.scholz@lindgruen.example"]
+        )
+    assert body == "Guten Tag Lea Scholz,"
+    assert found.notes == [
+        "3 people in To: the merge fields use the first, Lea Scholz; for a "
+        "personal mail to each, write a mass mail (M on the contacts or leads list)"
+    ]
+    assert alone.notes == []

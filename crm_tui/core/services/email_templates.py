@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,8 @@ def merge_context(
 ) -> dict[str, Any]:
     """The merge fields for a mail about these records; related ones are filled in (a deal's primary
     contact and organization, a contact's organization, a quote's deal). The first record that supplies a
-    kind wins; nothing is queried until a template reads it."""
+    kind wins, a record of the list before one that comes along with another (the contact a reply goes to,
+    not the primary contact of the deal it is about); nothing is queried until a template reads it."""
     from crm_tui.core.services import records
 
     offers: dict[str, list[Callable[[], Any]]] = {}
@@ -176,17 +178,24 @@ def merge_context(
     def offer(kind: str, load: Callable[[], Any]) -> None:
         load = once(load)
         offers.setdefault(kind, []).append(load)
+        offer_related(kind, load)
+
+    def offer_related(kind: str, load: Callable[[], Any]) -> None:
         related = _RELATED.get(kind)
         if related is not None:
             for other, via in related(session, load):
                 offer(other, via)
 
+    direct: list[tuple[str, Callable[[], Any]]] = []
     for ref in refs:
         try:
             row = records.get_record(session, ref)
         except NotFound:
             continue
-        offer(ref.type.value, lambda row=row: row)
+        direct.append((ref.type.value, lambda row=row: row))
+        offers.setdefault(ref.type.value, []).append(direct[-1][1])
+    for kind, load in direct:
+        offer_related(kind, load)
 
     def resolver(kind: str) -> Callable[[], Any]:
         def resolve() -> Any:
@@ -473,6 +482,22 @@ def fitting_for_recipients(session: Session, kind: str) -> list[TemplateFit]:
     return _ordered(fits)
 
 
+@dataclass
+class MailMerge:
+    """What a mail's template fills from: the records, most specific first, and what the template picker
+    says about them (the deal taken for the person written to, the first of several recipients)."""
+
+    refs: list[RecordRef]
+    notes: list[str] = dataclass_field(default_factory=list)
+
+
+_REF_ORDER = {"quote": 0, "opportunity": 1, "ticket": 2, "lead": 3, "contact": 4, "organization": 5, "user": 6}  # fmt: skip
+
+
+def _sorted_refs(refs: list[RecordRef]) -> list[RecordRef]:
+    return sorted(dict.fromkeys(refs), key=lambda ref: _REF_ORDER.get(ref.type.value, 9))
+
+
 def refs_of_mail(
     session: Session,
     *,
@@ -480,33 +505,132 @@ def refs_of_mail(
     reply_to_id: int | None,
     addresses: list[str],
 ) -> list[RecordRef]:
-    """The records a mail's template fills from: the record it is written from, the records the answered
-    mail is filed on, and the contacts, leads and colleagues it goes to; most specific first (a deal or a
-    quote brings its contact and organization along)."""
+    """The records a mail's template fills from (``mail_merge``)."""
+    return mail_merge(session, record=record, reply_to_id=reply_to_id, addresses=addresses).refs
+
+
+def mail_merge(
+    session: Session,
+    *,
+    record: RecordRef | None,
+    reply_to_id: int | None,
+    addresses: list[str],
+) -> MailMerge:
+    """The records a mail's template fills from: the record it is written from, the contacts, leads and
+    colleagues it goes to (the first in To first), and the records the answered mail is filed on; most
+    specific first (a deal or a quote brings its contact and organization along). A mail about no deal takes
+    the open deal of the person it goes to (the sender, for a reply; of several, the most recently updated),
+    a deal with one quote brings that quote; the notes say so, and that of several people in To the merge
+    fields use the first."""
     from crm_tui.core.services import mail_store
     from crm_tui.core.types import RecordType
 
     refs: list[RecordRef] = []
     if record is not None:
         refs.append(record)
+    people = list(dict.fromkeys(a.strip().lower() for a in addresses if a.strip()))
+    for address in people:
+        refs.extend(_people_at(session, address))
+    answered = session.get(m.MailMessage, reply_to_id) if reply_to_id else None
     if reply_to_id:
         refs.extend(
             RecordRef(RecordType(link.record_type), link.record_id)
             for link in mail_store.links_of(session, reply_to_id)
         )
-    for address in dict.fromkeys(a.strip().lower() for a in addresses if a.strip()):
+    refs = _sorted_refs(refs)
+    notes: list[str] = []
+    kinds = {ref.type for ref in refs}
+    if not kinds & {RecordType.OPPORTUNITY, RecordType.QUOTE}:
+        counterpart = people[0] if people else _counterpart(answered)
+        if counterpart:
+            deal, note = _deal_of(session, counterpart)
+            if deal is not None:
+                refs = _sorted_refs([*refs, RecordRef(RecordType.OPPORTUNITY, deal.id)])  # type: ignore[arg-type]
+                notes.append(note)
+    deal_ref = next((ref for ref in refs if ref.type is RecordType.OPPORTUNITY), None)
+    if deal_ref is not None and RecordType.QUOTE not in kinds:
+        quotes = session.scalars(
+            select(m.Quote).where(m.Quote.opportunity_id == deal_ref.id).order_by(m.Quote.id).limit(2)
+        ).all()
+        if len(quotes) == 1:
+            refs = _sorted_refs([*refs, RecordRef(RecordType.QUOTE, quotes[0].id)])  # type: ignore[arg-type]
+            deal = session.get(m.Opportunity, deal_ref.id)
+            notes.append(
+                f"Quote: {quotes[0].number} — the only quote of {deal.title if deal else 'the deal'}"
+            )
+    if len(people) > 1:
+        notes.append(
+            f"{len(people)} people in To: the merge fields use the first, {_name_at(session, people[0])}; "
+            "for a personal mail to each, write a mass mail (M on the contacts or leads list)"
+        )
+    return MailMerge(refs, notes)
+
+
+def _people_at(session: Session, address: str) -> list[RecordRef]:
+    """The contacts, leads and colleagues with this address (lower case)."""
+    from crm_tui.core.types import RecordType
+
+    found = [
+        RecordRef(RecordType.CONTACT, contact_id)
         for contact_id in session.scalars(
             select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
-        ):
-            refs.append(RecordRef(RecordType.CONTACT, contact_id))
-        for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)):
-            refs.append(RecordRef(RecordType.LEAD, lead_id))
+        )
+    ]
+    found += [
+        RecordRef(RecordType.LEAD, lead_id)
+        for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address))
+    ]
+    found += [
+        RecordRef(RecordType.USER, user_id)
         for user_id in session.scalars(
             select(m.User.id).where(func.lower(m.User.email) == address, *colleague_conditions())
-        ):
-            refs.append(RecordRef(RecordType.USER, user_id))
-    order = {"quote": 0, "opportunity": 1, "ticket": 2, "lead": 3, "contact": 4, "organization": 5, "user": 6}
-    return sorted(dict.fromkeys(refs), key=lambda ref: order.get(ref.type.value, 9))
+        )
+    ]
+    return found
+
+
+def _name_at(session: Session, address: str) -> str:
+    """Who an address is, as a person reads it: "Lea Scholz", else the address."""
+    from crm_tui.core.types import RecordType
+
+    models: dict[RecordType, Any] = {
+        RecordType.CONTACT: m.Contact, RecordType.LEAD: m.Lead, RecordType.USER: m.User,
+    }  # fmt: skip
+    for ref in _people_at(session, address):
+        row = session.get(models[ref.type], ref.id)
+        name = getattr(row, "person_name" if ref.type is RecordType.LEAD else "name", None)
+        if name:
+            return str(name)
+    return address
+
+
+def _counterpart(message: m.MailMessage | None) -> str | None:
+    """Who an answered mail is with: its sender, or the first it went to (a mail of mine)."""
+    from crm_tui.core.services import mail_linking
+
+    if message is None:
+        return None
+    if message.is_outgoing:
+        return next(iter(mail_linking.addresses_in(message.to_addresses)), None)
+    return message.from_address.lower() or None
+
+
+def _deal_of(session: Session, address: str) -> tuple[m.Opportunity | None, str]:
+    """The open deal of whoever writes from ``address`` (as the inbox's e suggests it: their contact's, their
+    organization's), the most recently updated of several, and the note saying which it is."""
+    from crm_tui.core.free_mail import free_domains
+    from crm_tui.core.services import mail_actions
+
+    deals = mail_actions.open_deals_of(session, address, free_domains=set(free_domains()))
+    if not deals:
+        return None, ""
+    deal, who = deals[0], _name_at(session, address)
+    if len(deals) == 1:
+        return deal, f"Deal: {deal.title} — the only open deal of {who}"
+    return deal, (
+        f"Deal: {deal.title} — the most recently updated of {len(deals)} open deals of {who} "
+        "(file the mail on another deal to use that one)"
+    )
 
 
 @dataclass

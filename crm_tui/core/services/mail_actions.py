@@ -111,6 +111,13 @@ def _open_deals(session: Session, people: list[RecordRef]) -> list[m.Opportunity
     return sorted(deals.values(), key=lambda d: d.stage_entered_at, reverse=True)
 
 
+def open_deals_of(session: Session, address: str, *, free_domains: set[str]) -> list[m.Opportunity]:
+    """The open deals of whoever writes from ``address`` (their contact's, their organization's by address
+    or domain: the deals ``suggestions`` offers first), the most recently updated first."""
+    people = [ref for ref, _ in _people_refs(session, address.lower(), free_domains)]
+    return sorted(_open_deals(session, people), key=lambda deal: (deal.updated_at, deal.id), reverse=True)
+
+
 def suggestions(
     session: Session, message_id: int, *, mine: set[str], free_domains: set[str]
 ) -> list[Suggestion]:
