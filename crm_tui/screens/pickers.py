@@ -84,6 +84,10 @@ class _Picker(FollowsTypeahead, ModalScreen[str | None]):
 
     @on(Input.Submitted, "#picker-input")
     def _submitted(self) -> None:
+        self.take_highlighted()
+
+    def take_highlighted(self) -> None:
+        """Enter: the highlighted entry."""
         listing = self.query_one(OptionList)
         if listing.highlighted is not None and listing.option_count:
             self.dismiss(listing.get_option_at_index(listing.highlighted).id)

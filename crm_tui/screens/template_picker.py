@@ -25,6 +25,7 @@ class TemplatePicker(_Picker):
         self.fits = fits  # email_templates.TemplateFit, fitting ones first
         # Where the merge fields come from ("Deal: ... the only open deal of ...").
         self.notes = list(notes or [])
+        self.shown: list[Any] = []  # the templates listed now, in their order
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog picker"):
@@ -33,6 +34,7 @@ class TemplatePicker(_Picker):
                 yield Static(Text(terminal_safe(note, max_length=300), style="dim"), classes="picker-note")
             yield Input(placeholder=self._placeholder, id="picker-input")
             yield Options(id="picker-options")
+            yield Static(id="picker-why", classes="picker-why")  # why the chosen template does not fit
 
     def refill(self, query: str) -> None:
         scored = []
@@ -43,6 +45,8 @@ class TemplatePicker(_Picker):
             if score is not None:
                 scored.append((not fit.fits, -score if query.strip() else order, fit))
         scored.sort(key=lambda item: item[:2])
+        self.shown = [fit for _, _, fit in scored]
+        self.query_one("#picker-why", Static).update("")
         listing = self.query_one(OptionList)
         listing.clear_options()
         for _, _, fit in scored:
@@ -70,4 +74,18 @@ class TemplatePicker(_Picker):
 
     def action_take(self) -> None:
         """Enter: the highlighted template (the type-ahead field passes Enter on as this)."""
-        self._submitted()
+        self.take_highlighted()
+
+    def take_highlighted(self) -> None:
+        """Enter: the highlighted template; when no template that fits is listed (what is typed names only
+        those that don't), say under the list why the first of them does not fit and what would make it."""
+        listing = self.query_one(OptionList)
+        highlighted = listing.highlighted
+        if highlighted is not None and not listing.get_option_at_index(highlighted).disabled:
+            self.dismiss(listing.get_option_at_index(highlighted).id)
+            return
+        unfit = next((fit for fit in self.shown if not fit.fits), None)
+        if unfit is not None:
+            self.query_one("#picker-why", Static).update(
+                Text(terminal_safe(unfit.why, max_length=300), style="bold")
+            )

@@ -360,3 +360,33 @@ async def test_a_template_for_two_people_in_to_says_the_fields_greet_the_first(
     await wait_for(lambda: app.screen is compose, pilot)
     assert not errors(app)
 
+
+async def test_enter_on_a_template_that_does_not_fit_says_why_under_the_list(app: CrmApp, pilot: Any) -> None:
+    with app.context.database().read() as session:
+        address = next(
+            address
+            for address in session.scalars(select(m.ContactEmail.address).order_by(m.ContactEmail.id))
+            if not open_deals(session, address)
+        )
+    compose = await new_mail(app, pilot)
+    compose.query_one("#c-to", Input).value = address
+    await pilot.press("ctrl+t")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    picker = app.screen
+    why = picker.query_one("#picker-why", Static)
+    await pilot.press(*"angebot")  # only "Angebot nachfassen", which needs a quote
+    options = picker.query_one(OptionList)
+    await wait_for(lambda: options.option_count == 1, pilot)
+    await pilot.press("enter")
+    await wait_for(
+        lambda: shown(why) == "Angebot nachfassen needs a quote: file the mail on a deal with a quote first",
+        pilot,
+    )
+    await pilot.press("down", "enter")
+    assert app.screen is picker, "the picker stays, saying why"
+    assert "needs a quote" in shown(why)
+    await pilot.press("backspace")  # typing again: the list changes, the line goes
+    await wait_for(lambda: shown(why) == "", pilot)
+    await pilot.press("escape")
+    await wait_for(lambda: app.screen is compose, pilot)
+    assert not errors(app)

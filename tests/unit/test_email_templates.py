@@ -123,6 +123,12 @@ def test_a_reply_to_a_known_contact_without_a_deal_has_templates_that_fit(db: Da
     assert why["Angebot nachfassen"] == "needs a quote"
     assert why["Danke für Ihre Anfrage"] == "needs a lead"
     assert why["Vertriebsrunde"] == "needs a colleague as recipient"
+    said = {fit.name: fit.why for fit in fits}  # in the picker, on Enter
+    assert said["Angebot nachfassen"] == (
+        "Angebot nachfassen needs a quote: file the mail on a deal with a quote first"
+    )
+    assert said["Termin bestätigen"] == "Termin bestätigen needs a deal: file the mail on a deal first"
+    assert said["Nachfassen"] == ""
 
 
 def test_a_field_the_contact_lacks_is_named_in_the_picker(db: Database) -> None:
@@ -138,6 +144,9 @@ def test_a_field_the_contact_lacks_is_named_in_the_picker(db: Database) -> None:
         )
         fits = {fit.name: fit for fit in email_templates.fitting_for_mail(session, context)}
     assert fits["Rückruf"].reason == "contact.phone, which is empty for Lea Scholz"
+    assert fits["Rückruf"].why == (
+        "Rückruf uses contact.phone, which is empty for Lea Scholz: fill it in on the record first"
+    )
 
 
 def test_a_colleague_in_to_fills_the_user_fields(db: Database) -> None:
@@ -167,6 +176,9 @@ def test_which_templates_a_mass_mail_to_each_kind_of_recipient_can_fill(db: Data
         "Terminvorschlag",
     ]
     assert {f.name: f.reason for f in to_contacts}["Termin bestätigen"] == "needs a deal"
+    assert {f.name: f.why for f in to_leads}["Nachfassen"] == (
+        "Nachfassen needs a contact: a mass mail to leads fills lead.*, me.* and today only"
+    )
     assert [f.name for f in to_team if f.fits] == ["Vertriebsrunde"]
     assert [f.name for f in to_leads if f.fits] == ["Danke für Ihre Anfrage"]
 

@@ -418,24 +418,53 @@ def kinds_used(subject: str, body: str) -> frozenset[str]:
     return frozenset("opportunity" if name == "deal" else name for name in names)
 
 
+# What makes a template that needs a kind of record fit a mail (the picker says it when one is chosen).
+HOW = {
+    "contact": "put a contact in To", "organization": "put a contact of an organization in To",
+    "opportunity": "file the mail on a deal first", "quote": "file the mail on a deal with a quote first",
+    "ticket": "file the mail on a ticket first", "lead": "put a lead in To",
+    "user": "put a user of our company in To", "me": "say who you are first",
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TemplateFit:
-    """A template as the picker lists it: whether this mail (or these recipients) can fill it, else why not."""
+    """A template as the picker lists it: whether this mail (or these recipients) can fill it, else why not
+    and what would make it fit."""
 
     id: int
     name: str
     description: str | None
     reason: str | None = None  # None: it fits
+    fix: str | None = None  # what makes it fit ("file the mail on a deal with a quote first")
 
     @property
     def fits(self) -> bool:
         return self.reason is None
+
+    @property
+    def why(self) -> str:
+        """Why it does not fit, as a sentence: "Angebot nachfassen needs a quote: file the mail on a deal
+        with a quote first" ("" when it fits)."""
+        if self.reason is None:
+            return ""
+        if self.reason.startswith("needs "):
+            text = f"{self.name} {self.reason}"
+        else:
+            text = f"{self.name} uses {self.reason}"
+        return f"{text}: {self.fix}" if self.fix else text
 
 
 def _why_not(exc: TemplateFieldError) -> str:
     if isinstance(exc, MissingRecord):
         return f"needs {NEEDS.get(exc.kind, exc.kind)}"
     return str(exc).removeprefix("the template uses ")
+
+
+def _fix(exc: TemplateFieldError) -> str | None:
+    if isinstance(exc, MissingRecord):
+        return HOW.get(exc.kind)
+    return "fill it in on the record first" if "which is empty for" in str(exc) else None
 
 
 def _ordered(fits: list[TemplateFit]) -> list[TemplateFit]:
@@ -448,12 +477,12 @@ def fitting_for_mail(session: Session, context: dict[str, Any]) -> list[Template
     once here: "needs a deal", "contact.phone, which is empty for Lisa Lang")."""
     fits = []
     for template in list_templates(session):
-        reason = None
+        reason = fix = None
         try:
             render(template, context)
         except TemplateFieldError as exc:
-            reason = _why_not(exc)
-        fits.append(TemplateFit(template.id, template.name, template.description, reason))  # type: ignore[arg-type]
+            reason, fix = _why_not(exc), _fix(exc)
+        fits.append(TemplateFit(template.id, template.name, template.description, reason, fix))  # type: ignore[arg-type]
     return _ordered(fits)
 
 
@@ -463,6 +492,10 @@ FILLED_FOR = {
     "lead": {"lead", "me", "today"},
     "user": {"user", "me", "today"},
 }
+
+
+MASS_MAIL_TO = {"contact": "contacts", "lead": "leads", "user": "colleagues"}
+MASS_MAIL_FILLS = {"contact": "contact.*, organization.*, ", "lead": "lead.*, ", "user": "user.*, "}
 
 
 def fitting_for_recipients(session: Session, kind: str) -> list[TemplateFit]:
@@ -478,7 +511,11 @@ def fitting_for_recipients(session: Session, kind: str) -> list[TemplateFit]:
             if needs
             else None
         )
-        fits.append(TemplateFit(template.id, template.name, template.description, reason))  # type: ignore[arg-type]
+        fills = MASS_MAIL_FILLS.get(kind, "")
+        fix = f"a mass mail to {MASS_MAIL_TO.get(kind, kind)} fills {fills}me.* and today only"
+        fits.append(
+            TemplateFit(template.id, template.name, template.description, reason, fix if reason else None)  # type: ignore[arg-type]
+        )
     return _ordered(fits)
 
 
