@@ -34,7 +34,8 @@ def status(app: CrmApp) -> str:
 def newest(app: CrmApp, model: Any) -> Any:
     with app.context.database().read() as session:  # type: ignore[attr-defined]
         row = session.scalars(select(model).order_by(model.id.desc())).first()
-        session.expunge(row)
+        if row is not None:
+            session.expunge(row)
         return row
 
 
@@ -248,7 +249,9 @@ async def test_a_collapsed_thread_shows_a_persons_mail_and_the_whole_threads_siz
     """V: a thread's row is its newest mail a person wrote (an out-of-office reply after my answer does not
     stand for the conversation), and "(N)" counts the whole thread, in "Awaiting my reply" too."""
     with app.context.database().read() as session:  # type: ignore[attr-defined]
-        mails = session.execute(select(m.MailMessage.id, m.MailMessage.thread_id, m.MailMessage.is_automatic)).all()
+        mails = session.execute(
+            select(m.MailMessage.id, m.MailMessage.thread_id, m.MailMessage.is_automatic)
+        ).all()
     threads: dict[int, list[Any]] = {}
     for row in mails:
         threads.setdefault(row.thread_id, []).append(row)
@@ -276,3 +279,40 @@ async def test_a_collapsed_thread_shows_a_persons_mail_and_the_whole_threads_siz
     for message_id, subject in rows.items():
         size = len(threads[thread_of[message_id]])
         assert subject.startswith(f"({size}) ") == (size > 1), subject
+
+
+async def test_the_status_bar_shows_the_whole_last_message(app: RecordingApp, pilot: Any) -> None:
+    """u takes back a queued mail: "taken back: the mail to … is a draft again (R lists the drafts)" is read
+    whole on the status bar's row (it stopped at "taken back: the mail to"); the modes and the database give
+    way first."""
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.template_picker import TemplatePicker
+    from tests.ui.test_small_fixes import screen_rows
+
+    screen, table = await open_inbox(app, pilot)
+    await choose(app, pilot, screen, "open deals", ("view", "deals"))
+    queued = getattr(newest(app, m.OutboxItem), "id", None)
+    await pilot.press("T")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    await pilot.press("enter")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    await pilot.pause()
+    await pilot.press("ctrl+s")
+    await wait_for(
+        lambda: app.screen is screen and getattr(newest(app, m.OutboxItem), "id", None) != queued, pilot
+    )
+    await pilot.press("u")
+    await wait_for(lambda: "taken back" in status(app), pilot)
+    text = status(app)
+    said = text[text.index("taken back") : text.index("(R lists the drafts)") + len("(R lists the drafts)")]
+    assert "is a draft again" in said
+    await pilot.pause()
+    bar_row = screen_rows(app)[-2]
+    assert said in bar_row, bar_row
+    assert "1 Inbox" in bar_row
+
+    # A message wider than the whole bar: cut there, and shown whole as a notification.
+    long = "taken back: " + "the mail to a very long list of recipients, " * 5
+    screen.say(long)
+    await pilot.pause()
+    assert long.strip() in [text.strip() for _, text in app.shown]
