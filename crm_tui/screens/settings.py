@@ -232,7 +232,7 @@ class SettingsScreen(CrmScreen):
                 }  # type: ignore[union-attr]
         security = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "none (loopback only)")]
         fields = [
-            FieldSpec("name", "Name", required=True, placeholder="work"),
+            FieldSpec("name", "Name", required=True, placeholder="e.g. work"),
             FieldSpec(
                 "preset",
                 "Provider (fills the servers)",
@@ -266,7 +266,9 @@ class SettingsScreen(CrmScreen):
                 "Password (kept in the OS keyring; empty keeps the stored one)",
                 "password",
             ),
-            FieldSpec("password_ref", "Environment variable or command", placeholder="CRM_IMAP_PASSWORD"),
+            FieldSpec(
+                "password_ref", "Environment variable or command", placeholder="e.g. CRM_IMAP_PASSWORD"
+            ),
             FieldSpec("smtp_host", "SMTP server"),
             FieldSpec("smtp_port", "SMTP port", "number"),
             FieldSpec("smtp_security", "SMTP security", "choice", security),
@@ -665,13 +667,13 @@ class SettingsScreen(CrmScreen):
         fields = [
             FieldSpec("name", "Name", required=True),
             FieldSpec("description", "Used for"),
-            FieldSpec("subject", "Subject", required=True, placeholder="Ihr Angebot {{ quote.number }}"),
+            FieldSpec("subject", "Subject", required=True, placeholder="e.g. Ihr Angebot {{ quote.number }}"),
             FieldSpec(
                 "body",
                 "Body",
                 "textarea",
                 required=True,
-                placeholder="Guten Tag {{ contact.name }},\n…\nViele Grüße\n{{ me.name }}",
+                placeholder="e.g. Guten Tag {{ contact.name }},\n…\nViele Grüße\n{{ me.name }}",
             ),
         ]
 

@@ -390,3 +390,27 @@ async def test_enter_on_a_template_that_does_not_fit_says_why_under_the_list(app
     await pilot.press("escape")
     await wait_for(lambda: app.screen is compose, pilot)
     assert not errors(app)
+
+
+async def test_the_new_template_forms_placeholders_look_like_examples_when_saved_empty(
+    app: CrmApp, pilot: Any
+) -> None:
+    await pilot.press("5")
+    await wait_for(lambda: isinstance(app.screen, SettingsScreen), pilot)
+    app.screen.show_section("templates")
+    await settle(pilot)
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
+    form = app.screen
+    await pilot.press("ctrl+s")  # saved empty: every required field says so
+    await wait_for(lambda: "is required" in shown(form.query_one("#error-f-subject")), pilot)
+    subject, body = form.query_one("#f-subject", Input), form.query_one("#f-body", TextArea)
+    subject.focus()
+    await settle(pilot)
+    assert subject.value == "" and str(subject.placeholder) == "e.g. Ihr Angebot {{ quote.number }}"
+    assert str(body.placeholder).startswith("e.g. Guten Tag {{ contact.name }}")
+    for widget in (subject, body):  # dim and italic, as an example looks (not as a value typed in)
+        line = [segment for segment in widget.render_line(0) if segment.text.strip()]
+        assert "".join(segment.text for segment in line).startswith("e.g. ")
+        assert all(segment.style.dim and segment.style.italic for segment in line), line  # type: ignore[union-attr]
+    assert not errors(app)
