@@ -3,7 +3,8 @@
 What is typed is looked up off the event loop (``find``, given by the screen, runs in a thread; a newer key
 cancels an older lookup); the matches are offered below the field (``Suggested``, which the screen shows), the
 best one also as grey text after the cursor when it starts with what is typed. Tab (or Right at the end) takes
-the highlighted match, Up/Down choose another; the recipients already in the field stay as they are.
+the highlighted match, Up/Down choose another, Esc closes the matches; the recipients already in the field
+stay as they are.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class RecipientInput(Input):
         Binding("tab", "accept", "Take the suggestion", show=False, id="recipient.accept"),
         Binding("down", "choose(1)", "Next suggestion", show=False, id="recipient.next"),
         Binding("up", "choose(-1)", "Previous suggestion", show=False, id="recipient.previous"),
+        Binding("escape", "close_choices", "Close the suggestions", show=False, id="recipient.close"),
     ]
 
     class Suggested(Message):
@@ -136,6 +138,14 @@ class RecipientInput(Input):
         self.choices = []
         self.value = head + taken
         self.cursor_position = len(self.value)
+        self._offer([])
+
+    def action_close_choices(self) -> None:
+        """Esc: the matches close, what is typed stays; without matches Esc does what it does on the screen
+        (compose asks whether to leave the mail)."""
+        if not self.choices:
+            raise SkipAction()
+        self._asked += 1  # a lookup still running offers nothing
         self._offer([])
 
     def action_choose(self, step: int) -> None:

@@ -316,3 +316,27 @@ async def test_the_status_bar_shows_the_whole_last_message(app: RecordingApp, pi
     screen.say(long)
     await pilot.pause()
     assert long.strip() in [text.strip() for _, text in app.shown]
+
+
+async def test_esc_closes_the_recipient_completion_before_it_leaves_the_mail(app: CrmApp, pilot: Any) -> None:
+    from textual.widgets import Input, Static
+
+    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.screens.dialogs import ChoiceDialog
+
+    screen, _table = await open_inbox(app, pilot)
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    to, hint = compose.query_one("#c-to", Input), compose.query_one("#c-to-hint", Static)
+    await pilot.press(*"Lea Sch")
+    await wait_for(lambda: "Lea Scholz" in str(hint.render()) and hint.display, pilot)
+    await pilot.press("escape")
+    await wait_for(lambda: "hidden" in hint.classes or not str(hint.render()).strip(), pilot)
+    await pilot.pause()
+    assert app.screen is compose, "Esc closed the completion list, not the mail"
+    assert to.value == "Lea Sch" and app.focused is to, "what was typed stays"
+    # The list closed: Esc now asks whether to leave the mail (it was changed).
+    await pilot.press("escape")
+    await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+    assert app.screen._title == "Leave this mail?"
