@@ -23,8 +23,9 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlmodel import Session
 
 from crm_tui.core import bulk
@@ -44,7 +45,8 @@ class ThreadInput:
     in_reply_to: str | None = None
     references: str | None = None  # one id per line, as stored
     subject_key: str = ""
-    people: frozenset[str] = frozenset()  # every address in From, To and Cc, lower case
+    sender: str = ""  # From, lower case
+    recipients: frozenset[str] = frozenset()  # every address in To and Cc, lower case
 
     @functools.cached_property
     def referenced(self) -> list[str]:
@@ -69,18 +71,26 @@ class ThreadInput:
         return own + self.referenced
 
 
-def people_of(from_address: str, to_addresses: str, cc_addresses: str) -> frozenset[str]:
-    """The addresses of a stored message's From, To and Cc (To and Cc: one per line, "Name <a@b>" or "a@b"),
-    lower case."""
-    found = {from_address.strip().lower()} if from_address.strip() else set()
-    for text in (to_addresses, cc_addresses):
-        for line in (text or "").split("\n"):
-            line = line.strip()
-            if line.endswith(">") and "<" in line:
-                line = line[line.rindex("<") + 1 : -1].strip()
-            if line:
-                found.add(line.lower())
+def addresses_of(text: str) -> frozenset[str]:
+    """The addresses of stored To or Cc lines (one per line, "Name <a@b>" or "a@b"), lower case; a line that
+    is no address (a group's name, "undisclosed-recipients") counts for nothing."""
+    found = set()
+    for line in (text or "").split("\n"):
+        line = line.strip()
+        if line.endswith(">") and "<" in line:
+            line = line[line.rindex("<") + 1 : -1].strip()
+        if "@" in line:
+            found.add(line.lower())
     return frozenset(found)
+
+
+def correspondents(from_address: str, to_addresses: str, cc_addresses: str) -> dict[str, Any]:
+    """``ThreadInput``'s sender and recipients of a stored message."""
+    sender = from_address.strip().lower()
+    return {
+        "sender": sender if "@" in sender else "",
+        "recipients": addresses_of(to_addresses) | addresses_of(cc_addresses),
+    }
 
 
 class _Union:
@@ -103,9 +113,42 @@ class _Union:
             self.parent[root_a] = root_b
 
 
-def _same_people(a: frozenset[str], b: frozenset[str], mine: frozenset[str]) -> bool:
-    """Whether two mails are between the same correspondents: they share an address that is not the user's."""
-    return bool((a - mine) & (b - mine))
+def _subject_nodes(
+    message: ThreadInput, own: frozenset[str]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The (subject, person) nodes a mail meets other mails of its subject at: as the sender, and as each
+    recipient; never the user's own addresses. Two mails are one conversation by subject when one's sender is
+    the other's recipient (Lea writes to me, I write to Lea): a shared inbox or a web form's sender that is
+    only ever a sender or only ever a recipient joins nothing."""
+    subject = message.subject_key
+    sent = [(subject, message.sender)] if message.sender and message.sender not in own else []
+    received = [(subject, person) for person in sorted(message.recipients) if person not in own]
+    return sent, received
+
+
+def _join_by_subject(
+    union: _Union, messages: Iterable[tuple[object, ThreadInput]], own: frozenset[str]
+) -> None:
+    """Join mails of one subject whose sender is the other's recipient, at least one of the two without any
+    reference (the subject is only a fallback). Linear: per (subject, person), the bare senders join every
+    recipient, the bare recipients every sender."""
+    nodes: dict[tuple[str, str], tuple[list[object], list[object], list[object], list[object]]] = {}
+    for node, message in messages:
+        if not message.subject_key:
+            continue
+        sent, received = _subject_nodes(message, own)
+        for key in sent:
+            nodes.setdefault(key, ([], [], [], []))[0 if message.bare else 1].append(node)
+        for key in received:
+            nodes.setdefault(key, ([], [], [], []))[2 if message.bare else 3].append(node)
+    for bare_senders, senders, bare_recipients, recipients in nodes.values():
+        every_recipient = bare_recipients + recipients
+        if bare_senders and every_recipient:  # bare senders x every recipient
+            for node in bare_senders[1:] + every_recipient:
+                union.join(bare_senders[0], node)
+        if bare_recipients and (senders or bare_senders):  # every sender x bare recipients
+            for node in senders + bare_senders + bare_recipients[1:]:
+                union.join(bare_recipients[0], node)
 
 
 def thread_of(messages: Sequence[ThreadInput], *, mine: Iterable[str] = ()) -> dict[int, int]:
@@ -117,19 +160,7 @@ def thread_of(messages: Sequence[ThreadInput], *, mine: Iterable[str] = ()) -> d
         union.find(node)
         for key in message.keys:
             union.join(node, ("k", key))
-    by_subject: dict[str, list[ThreadInput]] = {}
-    for message in sorted(messages, key=lambda item: item.id):
-        if not message.bare or not message.subject_key:
-            continue
-        for other in by_subject.get(message.subject_key, ()):
-            if _same_people(message.people, other.people, own):
-                union.join(("m", message.id), ("m", other.id))
-        by_subject.setdefault(message.subject_key, []).append(message)
-    for message in messages:  # a message with references may be the one a reference-less mail follows
-        if not message.bare and message.subject_key in by_subject:
-            for other in by_subject[message.subject_key]:
-                if _same_people(message.people, other.people, own):
-                    union.join(("m", message.id), ("m", other.id))
+    _join_by_subject(union, [(("m", message.id), message) for message in messages], own)
     smallest: dict[object, int] = {}
     for message in messages:
         root = union.find(("m", message.id))
@@ -175,16 +206,21 @@ def assign(
             first = owner.setdefault(key, message.id)
             if first != message.id:
                 union.join(message.id, first)
-    # The fallback: a mail without references follows the subject, among the same correspondents.
-    # Subjects of new mails without references: any stored mail of that subject may be its thread; subjects of
-    # new mails with references: only stored mails without any (the pairs the fallback joins).
+    # The fallback: a mail without references follows the subject, between the same correspondents. The stored
+    # mails of each subject it may meet: the newest _PER_SUBJECT threaded ones of that subject (for subjects
+    # only mails with references bring, only those without any: the pairs the fallback joins).
     bare_subjects = {message.subject_key for message in messages if message.subject_key and message.bare}
     other_subjects = {message.subject_key for message in messages if message.subject_key} - bare_subjects
-    # Per subject: (thread, without references) -> the correspondents of those stored mails.
-    known: dict[str, dict[tuple[object, bool], set[str]]] = {}
+    stored_mail: list[tuple[object, ThreadInput]] = []
     for subjects, only_bare in ((sorted(bare_subjects), False), (sorted(other_subjects), True)):
         for start in range(0, len(subjects), _CHUNK):
-            query = (
+            conditions = [
+                bulk.among(session, m.MailMessage.subject_key, subjects[start : start + _CHUNK]),
+                m.MailMessage.thread_id.is_not(None),  # type: ignore[union-attr]
+            ]
+            if only_bare:
+                conditions += [m.MailMessage.in_reply_to.is_(None), m.MailMessage.references.is_(None)]  # type: ignore[union-attr]
+            ranked = (
                 select(
                     m.MailMessage.id,
                     m.MailMessage.thread_id,
@@ -194,37 +230,29 @@ def assign(
                     m.MailMessage.cc_addresses,
                     m.MailMessage.in_reply_to,
                     m.MailMessage.references,
+                    func.row_number()
+                    .over(partition_by=m.MailMessage.subject_key, order_by=m.MailMessage.id.desc())  # type: ignore[union-attr]
+                    .label("rank"),
                 )
-                .where(bulk.among(session, m.MailMessage.subject_key, subjects[start : start + _CHUNK]))
-                .order_by(m.MailMessage.id.desc())  # type: ignore[union-attr]
-                .limit(5000)
+                .where(*conditions)
+                .subquery()
             )
-            if only_bare:
-                query = query.where(m.MailMessage.in_reply_to.is_(None), m.MailMessage.references.is_(None))  # type: ignore[union-attr]
-            seen: dict[str, int] = {}
-            for row in session.execute(query):
-                if row.id in new_ids or seen.get(row.subject_key, 0) >= _PER_SUBJECT:
+            for row in session.execute(select(ranked).where(ranked.c.rank <= _PER_SUBJECT)):
+                if row.id in new_ids:
                     continue
-                seen[row.subject_key] = seen.get(row.subject_key, 0) + 1
-                others = people_of(row.from_address, row.to_addresses, row.cc_addresses) - own
-                if others:
-                    node = ("t", row.thread_id if row.thread_id is not None else row.id)
-                    bare = not (row.in_reply_to or row.references)
-                    known.setdefault(row.subject_key, {}).setdefault((node, bare), set()).update(others)
-    batch: dict[str, list[tuple[int, frozenset[str], bool]]] = {}
-    for message in sorted(messages, key=lambda item: item.id):
-        if not message.subject_key:
-            continue
-        mine_out = message.people - own
-        if not mine_out:
-            continue
-        for (node, other_bare), people in known.get(message.subject_key, {}).items():
-            if (message.bare or other_bare) and not mine_out.isdisjoint(people):
-                union.join(message.id, node)
-        for other_id, people, other_bare in batch.get(message.subject_key, ()):
-            if (message.bare or other_bare) and not mine_out.isdisjoint(people):
-                union.join(message.id, other_id)
-        batch.setdefault(message.subject_key, []).append((message.id, mine_out, message.bare))
+                stored_mail.append(
+                    (
+                        ("t", row.thread_id),
+                        ThreadInput(
+                            row.id,
+                            in_reply_to=row.in_reply_to,
+                            references=row.references,
+                            subject_key=row.subject_key,
+                            **correspondents(row.from_address, row.to_addresses, row.cc_addresses),
+                        ),
+                    )
+                )
+    _join_by_subject(union, [*stored_mail, *((message.id, message) for message in messages)], own)
     # Each new message's thread: the thread it met with the smallest id, else its own set's smallest id.
     threads: dict[object, set[int]] = {}
     firsts: dict[object, int] = {}
@@ -246,6 +274,24 @@ def assign(
         result[message.id] = target
         for other in met - {target}:
             merges[other] = target
+    # A new thread is named by a new message's id. SQLite gives a deleted message's id to the next one: a thread
+    # still named by a deleted message takes the id of its first member, so no new mail joins it by its name.
+    fresh = sorted({thread for thread in result.values() if thread in new_ids})
+    outside = m.MailMessage.id.not_in(sorted(new_ids))  # type: ignore[union-attr]
+    for start in range(0, len(fresh), _CHUNK):
+        for label in list(
+            session.scalars(
+                select(m.MailMessage.thread_id)
+                .where(bulk.among(session, m.MailMessage.thread_id, fresh[start : start + _CHUNK]), outside)
+                .distinct()
+            )
+        ):
+            first = session.scalar(
+                select(func.min(m.MailMessage.id)).where(m.MailMessage.thread_id == label, outside)
+            )
+            session.execute(
+                update(m.MailMessage).where(m.MailMessage.thread_id == label, outside).values(thread_id=first)
+            )
     bulk.update_rows(
         session,
         m.MailMessage.__table__,  # type: ignore[attr-defined]
@@ -276,7 +322,7 @@ def thread_input(message: m.MailMessage) -> ThreadInput:
         in_reply_to=message.in_reply_to,
         references=message.references,
         subject_key=message.subject_key,
-        people=people_of(message.from_address, message.to_addresses, message.cc_addresses),
+        **correspondents(message.from_address, message.to_addresses, message.cc_addresses),
     )
 
 

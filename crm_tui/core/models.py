@@ -655,8 +655,11 @@ class MailThreadKey(SQLModel, table=True):
     __tablename__ = "mail_thread_key"
     # The key first: the primary key is the lookup index (one b-tree to write per row, not two).
     key: str = Field(primary_key=True)
+    # Indexed too: deleting a message (a merge, an expunge) finds its keys without a scan.
     message_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("mail_message.id", ondelete="CASCADE"), primary_key=True)
+        sa_column=Column(
+            Integer, ForeignKey("mail_message.id", ondelete="CASCADE"), primary_key=True, index=True
+        )
     )
 
 

@@ -275,7 +275,7 @@ _GRAPH = st.lists(
         st.one_of(st.none(), _IDS),
         st.lists(_IDS, max_size=5),
         st.sampled_from(["", "angebot", "termin"]),
-        st.sets(st.sampled_from(["a@x", "b@y", ME]), max_size=2),
+        st.sets(st.sampled_from(["a@x", "b@y", "c@z", ME]), max_size=3),
     ),
     max_size=25,
 )
@@ -289,7 +289,8 @@ def _inputs(graph) -> list[mail_threads.ThreadInput]:  # type: ignore[no-untyped
             in_reply_to=parent,
             references="\n".join(refs) or None,
             subject_key=subject,
-            people=frozenset(people),
+            sender=sorted(people)[0] if people else "",
+            recipients=frozenset(sorted(people)[1:]),
         )
         for index, (own, parent, refs, subject, people) in enumerate(graph)
     ]
@@ -329,8 +330,8 @@ def test_threading_one_by_one_in_the_database_equals_the_whole_at_once(tmp_path,
                     in_reply_to=item.in_reply_to,
                     references=item.references,
                     subject_key=item.subject_key,
-                    from_address=sorted(item.people)[0] if item.people else "",
-                    to_addresses="\n".join(sorted(item.people)[1:]),
+                    from_address=item.sender,
+                    to_addresses="\n".join(sorted(item.recipients)),
                     received_at=now,
                 )
             )
@@ -346,3 +347,56 @@ def test_threading_one_by_one_in_the_database_equals_the_whole_at_once(tmp_path,
 
 
 _DATABASES: dict[object, Database] = {}
+
+
+def test_a_web_forms_enquiries_stay_apart(db: Database, now: datetime) -> None:
+    """Three people's enquiries through one web form: the same sender (the form), the same inbox, the same
+    subject and no references. Neither address is a person on the other side of a conversation: three
+    threads, each awaiting a reply."""
+    with db.write() as session:
+        _me(session, now)
+        sent = [
+            _store(
+                session,
+                _mail("Website <wordpress@solar.example>", "info@solar.example", "Neue Kontaktanfrage",
+                      now + timedelta(minutes=n), extra={"Reply-To": f"person{n}@example.org"}),
+                now,
+            )
+            for n in range(3)
+        ]  # fmt: skip
+        assert len({message.thread_id for message in sent}) == 3
+        assert _view(session, "awaiting", now + timedelta(hours=1)) == sorted(m.id for m in sent)  # type: ignore[misc]
+
+
+def test_a_thread_named_by_a_deleted_message_never_takes_in_the_next_mail(
+    db: Database, now: datetime
+) -> None:
+    """SQLite gives a deleted message's id to the next message: a thread still named by it must not take in
+    that stranger (its follow-up would be closed by it, its mail leave "Awaiting my reply")."""
+    from crm_tui.core.services import mailbox
+
+    with db.write() as session:
+        _me(session, now)
+        first = _store(session, _mail("lea@nordwind.example", ME, "Angebot", now, message_id="<1@n>"), now)
+        second = _store(
+            session,
+            _mail("lea@nordwind.example", ME, "Re: Angebot", now + timedelta(minutes=5), message_id="<2@n>",
+                  in_reply_to="<1@n>"),
+            now,
+        )  # fmt: skip
+        thread = first.thread_id
+        assert second.thread_id == thread
+        # The thread's name is the first message's id; the first message goes (deleted on the phone, say).
+        session.execute(delete(m.MailThreadKey).where(m.MailThreadKey.message_id == first.id))
+        mailbox.drop_orphans(session, [first.id])  # type: ignore[list-item]
+        session.execute(delete(m.MailMessage).where(m.MailMessage.id == first.id))
+        session.flush()
+        stranger = mail_threads.ThreadInput(id=thread, message_id="<x@paul>", subject_key="rechnung",  # type: ignore[arg-type]
+                                            sender="paul@sued.example", recipients=frozenset({ME}))  # fmt: skip
+        session.add(m.MailMessage(id=thread, message_id_header="<x@paul>", subject="Rechnung", subject_key="rechnung",
+                                  from_address="paul@sued.example", to_addresses=ME, received_at=now))  # fmt: skip
+        session.flush()
+        mail_threads.assign(session, [stranger], mine={ME})
+        session.refresh(second)
+        paul = session.get(m.MailMessage, thread)
+        assert paul.thread_id != second.thread_id  # type: ignore[union-attr]

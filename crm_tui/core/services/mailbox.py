@@ -217,7 +217,7 @@ def _thread_input(row: dict[str, Any]) -> mail_threads.ThreadInput:
         in_reply_to=row["in_reply_to"],
         references=row["references"],
         subject_key=row["subject_key"] or "",
-        people=mail_threads.people_of(
+        **mail_threads.correspondents(
             row["from_address"] or "", row["to_addresses"] or "", row["cc_addresses"] or ""
         ),
     )
@@ -517,6 +517,9 @@ def merge_into(session: Session, source_id: int, target_id: int) -> None:
     )
     session.execute(
         update(m.MailChange).where(m.MailChange.message_id == source_id).values(message_id=target_id)
+    )
+    session.execute(  # a follow-up watches the message that stays
+        update(m.Activity).where(m.Activity.follow_up_of == source_id).values(follow_up_of=target_id)  # type: ignore[arg-type]
     )
     for model in (m.MailLink, m.MailUnlink):
         have = {

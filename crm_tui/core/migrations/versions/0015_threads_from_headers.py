@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["message_id"], ["mail_message.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("key", "message_id"),
     )
+    op.create_index("ix_mail_thread_key_message_id", "mail_thread_key", ["message_id"])
     op.add_column("activity", sa.Column("follow_up_of", sa.Integer(), nullable=True))
     op.create_index("ix_activity_follow_up_of", "activity", ["follow_up_of"])
     bind = op.get_bind()
@@ -58,7 +59,7 @@ def upgrade() -> None:
             in_reply_to=row.in_reply_to,
             references=row.references,
             subject_key=row.subject_key or "",
-            people=mail_threads.people_of(
+            **mail_threads.correspondents(
                 row.from_address or "", row.to_addresses or "", row.cc_addresses or ""
             ),
         )
@@ -82,20 +83,32 @@ def upgrade() -> None:
                 keys[start : start + 2000],
             )
 
+    # Only each message's first 64 KiB (its header is there), a page of 500 at a time: a mailbox of many GB
+    # never has to fit in memory.
     parser = BytesHeaderParser(policy=compat32)
     automatic = []
-    for message_id, from_address, raw in bind.execute(
-        sa.text(
-            "SELECT mail_message.id, mail_message.from_address, mail_raw.raw FROM mail_message"
-            " JOIN mail_raw ON mail_raw.message_id = mail_message.id"
-        )
-    ):
-        try:
-            header = parser.parsebytes(bytes(raw))
-            if mail_identity.is_automatic(header.get, from_address or ""):
-                automatic.append({"id": message_id})
-        except Exception:  # noqa: BLE001, S112 - a header the parser refuses: the message stays as it was
-            continue
+    last = 0
+    while True:
+        page = bind.execute(
+            sa.text(
+                "SELECT mail_message.id, mail_message.from_address, substr(mail_raw.raw, 1, 65536) AS head"
+                " FROM mail_message JOIN mail_raw ON mail_raw.message_id = mail_message.id"
+                " WHERE mail_message.id > :last ORDER BY mail_message.id LIMIT 500"
+            ),
+            {"last": last},
+        ).all()
+        if not page:
+            break
+        for message_id, from_address, head in page:
+            last = message_id
+            try:
+                data = bytes(head)
+                end = data.find(b"\r\n\r\n")
+                header = parser.parsebytes(data[: end + 4] if end >= 0 else data)
+                if mail_identity.is_automatic(header.get, from_address or ""):
+                    automatic.append({"id": message_id})
+            except Exception:  # noqa: BLE001, S112 - a header the parser refuses: the message stays as it was
+                continue
     if automatic:
         bind.execute(sa.text("UPDATE mail_message SET is_automatic = TRUE WHERE id = :id"), automatic)
 
@@ -110,6 +123,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_mail_thread_key_message_id", table_name="mail_thread_key")
     op.drop_index("ix_activity_follow_up_of", table_name="activity")
     op.drop_column("activity", "follow_up_of")
     op.drop_table("mail_thread_key")
