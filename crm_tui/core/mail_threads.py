@@ -122,7 +122,7 @@ def _subject_nodes(
     only ever a sender or only ever a recipient joins nothing."""
     subject = message.subject_key
     sent = [(subject, message.sender)] if message.sender and message.sender not in own else []
-    received = [(subject, person) for person in sorted(message.recipients) if person not in own]
+    received = [(subject, person) for person in message.recipients if person not in own]
     return sent, received
 
 
