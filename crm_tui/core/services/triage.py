@@ -217,6 +217,15 @@ def _thread_key():  # type: ignore[no-untyped-def]
     return func.coalesce(m.MailMessage.thread_id, m.MailMessage.id)
 
 
+def _in_threads(keys: set[int]):  # type: ignore[no-untyped-def]
+    """A condition: the message belongs to one of these threads (``_thread_key`` values), written so both
+    indexes serve it (a coalesce() cannot use the thread_id index: a scan of every message)."""
+    return or_(
+        m.MailMessage.thread_id.in_(keys),  # type: ignore[union-attr]
+        and_(m.MailMessage.thread_id.is_(None), m.MailMessage.id.in_(keys)),  # type: ignore[union-attr]
+    )
+
+
 def newest_of_threads(condition):  # type: ignore[no-untyped-def]
     """A condition: the message stands for its thread among the messages matching ``condition`` (a collapsed
     thread's row): the newest a person wrote, not an automatic reply (an out-of-office after my answer), or
@@ -247,7 +256,7 @@ def thread_members(session: Session, message_ids: list[int], condition) -> dict[
     members: dict[str, list[int]] = {}
     for message_id, key in session.execute(
         select(m.MailMessage.id, _thread_key()).where(
-            _thread_key().in_(set(keys.values())), condition if condition is not None else true()
+            _in_threads(set(keys.values())), condition if condition is not None else true()
         )
     ):
         members.setdefault(key, []).append(message_id)
@@ -265,9 +274,7 @@ def thread_sizes(session: Session, message_ids: list[int]) -> dict[int, int]:
     )
     sizes = dict(
         session.execute(
-            select(_thread_key(), func.count())
-            .where(_thread_key().in_(set(keys.values())))
-            .group_by(_thread_key())
+            select(_thread_key(), func.count()).where(_in_threads(set(keys.values()))).group_by(_thread_key())
         ).all()
     )
     return {message_id: int(sizes.get(key, 1)) for message_id, key in keys.items()}
