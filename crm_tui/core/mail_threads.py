@@ -45,6 +45,7 @@ class ThreadInput:
     in_reply_to: str | None = None
     references: str | None = None  # one id per line, as stored
     subject_key: str = ""
+    reply: bool = False  # the subject says it answers or forwards ("Re:", "AW:", "Fwd:"...)
     sender: str = ""  # From, lower case
     recipients: frozenset[str] = frozenset()  # every address in To and Cc, lower case
 
@@ -82,6 +83,11 @@ def addresses_of(text: str) -> frozenset[str]:
         if "@" in line:
             found.add(line.lower())
     return frozenset(found)
+
+
+def replying(subject: str, key: str) -> bool:
+    """Whether a subject answers or forwards ("Re:", "AW:", "Fwd:"...): its key lost a prefix."""
+    return bool(key) and key != " ".join((subject or "").lower().split())
 
 
 def correspondents(from_address: str, to_addresses: str, cc_addresses: str) -> dict[str, Any]:
@@ -149,6 +155,24 @@ def _join_by_subject(
         if bare_recipients and (senders or bare_senders):  # every sender x bare recipients
             for node in senders + bare_senders + bare_recipients[1:]:
                 union.join(bare_recipients[0], node)
+    # A reply whose headers were lost ("Re: Dachziegel" without References) joins the mails of its subject it
+    # shares a correspondent with, whichever side: per (subject, person), a bare reply joins every member, a
+    # bare mail every reply.
+    shared: dict[tuple[str, str], tuple[list[object], list[object], list[object], list[object]]] = {}
+    for node, message in messages:
+        if not message.subject_key:
+            continue
+        sent, received = _subject_nodes(message, own)
+        kind = (0 if message.reply else 1) if message.bare else (2 if message.reply else 3)
+        for key in {*sent, *received}:
+            shared.setdefault(key, ([], [], [], []))[kind].append(node)
+    for bare_replies, bare_others, replies, others in shared.values():
+        if bare_replies:  # a bare reply x every mail of the node
+            for node in bare_replies[1:] + bare_others + replies + others:
+                union.join(bare_replies[0], node)
+        elif bare_others and replies:  # bare mails x replies with references
+            for node in bare_others[1:] + replies:
+                union.join(bare_others[0], node)
 
 
 def thread_of(messages: Sequence[ThreadInput], *, mine: Iterable[str] = ()) -> dict[int, int]:
@@ -225,6 +249,7 @@ def assign(
                     m.MailMessage.id,
                     m.MailMessage.thread_id,
                     m.MailMessage.subject_key,
+                    m.MailMessage.subject,
                     m.MailMessage.from_address,
                     m.MailMessage.to_addresses,
                     m.MailMessage.cc_addresses,
@@ -248,6 +273,7 @@ def assign(
                             in_reply_to=row.in_reply_to,
                             references=row.references,
                             subject_key=row.subject_key,
+                            reply=replying(row.subject, row.subject_key),
                             **correspondents(row.from_address, row.to_addresses, row.cc_addresses),
                         ),
                     )
@@ -322,6 +348,7 @@ def thread_input(message: m.MailMessage) -> ThreadInput:
         in_reply_to=message.in_reply_to,
         references=message.references,
         subject_key=message.subject_key,
+        reply=replying(message.subject, message.subject_key),
         **correspondents(message.from_address, message.to_addresses, message.cc_addresses),
     )
 

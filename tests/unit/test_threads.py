@@ -275,6 +275,7 @@ _GRAPH = st.lists(
         st.one_of(st.none(), _IDS),
         st.lists(_IDS, max_size=5),
         st.sampled_from(["", "angebot", "termin"]),
+        st.booleans(),  # "Re: ..."
         st.sets(st.sampled_from(["a@x", "b@y", "c@z", ME]), max_size=3),
     ),
     max_size=25,
@@ -289,10 +290,11 @@ def _inputs(graph) -> list[mail_threads.ThreadInput]:  # type: ignore[no-untyped
             in_reply_to=parent,
             references="\n".join(refs) or None,
             subject_key=subject,
+            reply=reply and bool(subject),
             sender=sorted(people)[0] if people else "",
             recipients=frozenset(sorted(people)[1:]),
         )
-        for index, (own, parent, refs, subject, people) in enumerate(graph)
+        for index, (own, parent, refs, subject, reply, people) in enumerate(graph)
     ]
 
 
@@ -330,6 +332,7 @@ def test_threading_one_by_one_in_the_database_equals_the_whole_at_once(tmp_path,
                     in_reply_to=item.in_reply_to,
                     references=item.references,
                     subject_key=item.subject_key,
+                    subject=f"Re: {item.subject_key}" if item.reply else item.subject_key,
                     from_address=item.sender,
                     to_addresses="\n".join(sorted(item.recipients)),
                     received_at=now,

@@ -217,6 +217,7 @@ def _thread_input(row: dict[str, Any]) -> mail_threads.ThreadInput:
         in_reply_to=row["in_reply_to"],
         references=row["references"],
         subject_key=row["subject_key"] or "",
+        reply=mail_threads.replying(row["subject"] or "", row["subject_key"] or ""),
         **mail_threads.correspondents(
             row["from_address"] or "", row["to_addresses"] or "", row["cc_addresses"] or ""
         ),

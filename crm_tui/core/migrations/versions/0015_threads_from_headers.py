@@ -59,13 +59,14 @@ def upgrade() -> None:
             in_reply_to=row.in_reply_to,
             references=row.references,
             subject_key=row.subject_key or "",
+            reply=mail_threads.replying(row.subject or "", row.subject_key or ""),
             **mail_threads.correspondents(
                 row.from_address or "", row.to_addresses or "", row.cc_addresses or ""
             ),
         )
         for row in bind.execute(
             sa.text(
-                'SELECT id, message_id_header, in_reply_to, "references", subject_key, from_address,'
+                'SELECT id, message_id_header, in_reply_to, "references", subject_key, subject, from_address,'
                 " to_addresses, cc_addresses FROM mail_message"
             )
         )
