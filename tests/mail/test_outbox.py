@@ -427,7 +427,9 @@ def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: Smt
             await pilot.pause(0.5)
             screen.reload(select=meeting_id)
             await wait_for(lambda: screen.selected_id() == meeting_id, pilot)
-            await app.workers.wait_for_complete()  # the week's reload done: a key during it can be lost (known)
+            await (
+                app.workers.wait_for_complete()
+            )  # the week's reload done: a key during it can be lost (known)
             await pilot.press("i")
             await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
             to = app.screen.query_one("#c-to", Input).value
