@@ -99,7 +99,7 @@ def is_automatic(get: Callable[[str], object], from_address: str = "") -> bool:
         return True
     if value("Content-Type").startswith("multipart/report"):
         return True
-    if value("X-Autoreply") or value("X-Autorespond"):
+    if any(value(name) not in ("", "no", "false", "0") for name in ("X-Autoreply", "X-Autorespond")):
         return True
     if value("Precedence") in _AUTO_PRECEDENCE:
         return True

@@ -403,3 +403,21 @@ def test_a_thread_named_by_a_deleted_message_never_takes_in_the_next_mail(
         session.refresh(second)
         paul = session.get(m.MailMessage, thread)
         assert paul.thread_id != second.thread_id  # type: ignore[union-attr]
+
+
+def test_what_counts_as_automatic() -> None:
+    """RFC 3834's Auto-Submitted (not "no"), reports, out-of-office markers that say yes, bounce senders;
+    a person's mail, or one whose marker says no, is not."""
+    from crm_tui.core.mail_identity import is_automatic
+
+    def headers(**values: str):  # type: ignore[no-untyped-def]
+        named = {name.replace("_", "-").lower(): value for name, value in values.items()}
+        return lambda name: named.get(name.lower())
+
+    assert is_automatic(headers(Auto_Submitted="auto-replied"))
+    assert not is_automatic(headers(Auto_Submitted="no"))
+    assert is_automatic(headers(Content_Type="multipart/report; report-type=delivery-status"))
+    assert is_automatic(headers(X_Autoreply="yes")) and not is_automatic(headers(X_Autoreply="no"))
+    assert is_automatic(headers(Precedence="auto_reply")) and not is_automatic(headers(Precedence="list"))
+    assert is_automatic(headers(), "MAILER-DAEMON@mx.example")
+    assert not is_automatic(headers(Subject="Angebot"), "lea@nordwind.example")

@@ -483,6 +483,9 @@ def store_unusable(session: Session, location_id: int, data: MessageData, *, pro
             body_hash=digest,
             size=len(raw) or data.size,
             parse_problems="\n".join(problems),
+            # A bounce is often the mail no parser takes: its sender still says what it is.
+            is_automatic=bool(data.automatic)
+            or mail_identity.is_automatic(lambda name: None, row.from_address),
         )
     )
     if raw or not data.size:
