@@ -353,11 +353,6 @@ def thread_input(message: m.MailMessage) -> ThreadInput:
     )
 
 
-def watch_follow_up(session: Session, activity_id: int, message_id: int) -> None:
-    """Make a planned activity the follow-up of a mail: it is done once the thread is answered."""
-    session.execute(update(m.Activity).where(m.Activity.id == activity_id).values(follow_up_of=message_id))  # type: ignore[arg-type]
-
-
 def close_answered_follow_ups(session: Session, *, now: datetime) -> list[int]:
     """Mark done the planned follow-ups whose mail's thread has an answer: a later mail of the thread, written
     by a person (no bounce or automatic reply), going the other way (their reply to my mail, my reply to

@@ -664,15 +664,12 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 mine=mail_accounts.my_addresses(session),
                 free_domains=load_free_domains(),
             )
+        values["follow_up_of"] = str(message_id)  # saved with it: done by itself once the thread is answered
 
         def saved(activity_id: int) -> None:
-            from crm_tui.core import mail_threads
             from crm_tui.core.types import RecordRef, RecordType
 
             named = self.record_name(RecordRef(RecordType.ACTIVITY, activity_id))
-
-            with context.database().write() as session:  # done by itself once the thread is answered
-                mail_threads.watch_follow_up(session, activity_id, message_id)
 
             def take_back(session: Any) -> str:
                 activities.delete_activity(session, activity_id)

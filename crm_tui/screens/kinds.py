@@ -1028,6 +1028,8 @@ def activity_form(context: AppContext, record_id: int | None, prefill: dict[str,
                 owner_id=int(v["owner_id"]) if v.get("owner_id") else None,
                 reminder_at=c.instant(v, "reminder_at"),
                 custom=c.custom(v),
+                # Not a field: a follow-up made from a mail (``A``) watches it in the same save.
+                follow_up_of=int(prefill["follow_up_of"]) if prefill.get("follow_up_of") else None,
             )
             return _persist(
                 c, session, record_id, data, activities.create_activity, activities.update_activity

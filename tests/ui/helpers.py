@@ -41,3 +41,29 @@ async def wait_for(condition: Callable[[], Any], pilot: Any, timeout: float = 10
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await pilot.pause(0.05)
+
+
+async def open_inbox(app: Any, pilot: Any) -> tuple[Any, Any]:
+    """1: the inbox, once its list has rows. Returns (the inbox screen, its list)."""
+    from crm_tui.screens.inbox import InboxScreen
+    from crm_tui.widgets.paged_table import PagedTable
+
+    await pilot.press("1")
+    await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+    screen = app.screen
+    table = screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    return screen, table
+
+
+async def pick_view(app: Any, pilot: Any, screen: Any, typed: str) -> None:
+    """c, a few letters of a view or folder, Enter: back in the inbox once its list changed."""
+    from crm_tui.screens.pickers import FolderPicker
+    from crm_tui.widgets.paged_table import PagedTable
+
+    table = screen.query_one(PagedTable)
+    before = [row.key for row in table.loaded_rows]
+    await pilot.press("c")
+    await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+    await pilot.press(*typed, "enter")
+    await wait_for(lambda: app.screen is screen and [row.key for row in table.loaded_rows] != before, pilot)

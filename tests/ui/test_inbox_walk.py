@@ -19,7 +19,7 @@ from crm_tui.screens.inbox import InboxScreen
 from crm_tui.screens.pickers import FolderPicker
 from crm_tui.widgets.paged_table import PagedTable
 from crm_tui.widgets.status_bar import StatusBar
-from tests.ui.helpers import wait_for
+from tests.ui.helpers import open_inbox, wait_for
 from tests.ui.keywalk import RecordingApp
 
 
@@ -54,15 +54,6 @@ def add_folders(app: CrmApp) -> dict[str, int]:
         for uid, message_id in enumerate(incoming, start=1):
             session.add(m.MailLocation(message_id=message_id, folder_id=inbox.id, uidvalidity=1, uid=uid))
         return {"INBOX": inbox.id, "Projekte": projects.id}  # type: ignore[dict-item]
-
-
-async def open_inbox(app: CrmApp, pilot: Any) -> tuple[InboxScreen, PagedTable]:
-    await pilot.press("1")
-    await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-    screen = app.screen
-    table = screen.query_one(PagedTable)
-    await wait_for(lambda: table.row_count > 0, pilot)
-    return screen, table  # type: ignore[return-value]
 
 
 async def choose(app: CrmApp, pilot: Any, screen: InboxScreen, typed: str, scope: tuple[str, object]) -> None:

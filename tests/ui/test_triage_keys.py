@@ -4,6 +4,8 @@ task (A ctrl+s). Each on the demo."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 from typing import Any
 
 from sqlalchemy import func, select
@@ -11,10 +13,8 @@ from sqlalchemy import func, select
 from crm_tui.app import CrmApp
 from crm_tui.core import models as m
 from crm_tui.screens.forms import RecordForm
-from crm_tui.screens.inbox import InboxScreen
-from crm_tui.screens.pickers import FolderPicker, RecordPicker
-from crm_tui.widgets.paged_table import PagedTable
-from tests.ui.helpers import wait_for
+from crm_tui.screens.pickers import RecordPicker
+from tests.ui.helpers import open_inbox, pick_view, wait_for
 
 
 def count(app: CrmApp, query: Any) -> int:
@@ -22,26 +22,9 @@ def count(app: CrmApp, query: Any) -> int:
         return int(session.scalar(query) or 0)
 
 
-async def _inbox(app: CrmApp, pilot: Any) -> tuple[InboxScreen, PagedTable]:
-    await pilot.press("1")
-    await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-    screen = app.screen
-    table = screen.query_one(PagedTable)
-    await wait_for(lambda: table.row_count > 0, pilot)
-    return screen, table  # type: ignore[return-value]
-
-
-async def _view(app: CrmApp, pilot: Any, screen: Any, table: PagedTable, typed: str) -> None:
-    before = [row.key for row in table.loaded_rows]
-    await pilot.press("c")
-    await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
-    await pilot.press(*typed, "enter")
-    await wait_for(lambda: app.screen is screen and [row.key for row in table.loaded_rows] != before, pilot)
-
-
 async def test_file_on_the_suggested_deal_in_two_keys(app: CrmApp, pilot: Any) -> None:
-    screen, table = await _inbox(app, pilot)
-    await _view(app, pilot, screen, table, "open deals")
+    screen, table = await open_inbox(app, pilot)
+    await pick_view(app, pilot, screen, "open deals")
     message_id = int(table.loaded_rows[0].key)
     on_deal = (
         select(func.count())
@@ -56,8 +39,8 @@ async def test_file_on_the_suggested_deal_in_two_keys(app: CrmApp, pilot: Any) -
 
 
 async def test_a_lead_from_an_unknown_sender_in_two_keys(app: CrmApp, pilot: Any) -> None:
-    screen, table = await _inbox(app, pilot)
-    await _view(app, pilot, screen, table, "unlinked")
+    screen, table = await open_inbox(app, pilot)
+    await pick_view(app, pilot, screen, "unlinked")
     leads = select(func.count()).select_from(m.Lead)
     before = count(app, leads)
     await pilot.press("L")
@@ -70,8 +53,8 @@ async def test_a_lead_from_an_unknown_sender_in_two_keys(app: CrmApp, pilot: Any
 async def test_a_follow_up_task_in_two_keys(app: CrmApp, pilot: Any) -> None:
     """A mail from a customer: the task is on their deal and contact (an unknown sender's needs a person first:
     L makes the lead)."""
-    screen, table = await _inbox(app, pilot)
-    await _view(app, pilot, screen, table, "open deals")
+    screen, table = await open_inbox(app, pilot)
+    await pick_view(app, pilot, screen, "open deals")
     message_id = int(table.loaded_rows[0].key)
     tasks = select(func.count()).select_from(m.Activity).where(m.Activity.follow_up_of == message_id)
     await pilot.press("A")
@@ -89,8 +72,8 @@ async def test_a_reply_with_a_fitting_template_in_three_keys_and_u_takes_it_back
     from crm_tui.screens.compose import ComposeScreen
     from crm_tui.screens.template_picker import TemplatePicker
 
-    screen, table = await _inbox(app, pilot)
-    await _view(app, pilot, screen, table, "open deals")  # a customer's mail (an unknown sender's fits none)
+    screen, table = await open_inbox(app, pilot)
+    await pick_view(app, pilot, screen, "open deals")  # a customer's mail (an unknown sender's fits none)
     message_id = int(table.loaded_rows[0].key)
     with app.context.database().read() as session:  # type: ignore[attr-defined]
         original = session.get(m.MailMessage, message_id)
@@ -115,7 +98,8 @@ async def test_a_reply_with_a_fitting_template_in_three_keys_and_u_takes_it_back
     with app.context.database().read() as session:  # type: ignore[attr-defined]
         item = session.scalars(select(m.OutboxItem).order_by(m.OutboxItem.id.desc())).first()  # type: ignore[union-attr]
         raw = item.raw  # type: ignore[union-attr]
-    assert f"Subject: Re: {subject}".encode() in raw or b"Subject: Re:" in raw
-    assert header.encode() in raw  # In-Reply-To / References keep the thread
+    sent = email.message_from_bytes(raw, policy=email.policy.default)
+    assert sent["Subject"] == (subject if subject.lower().startswith("re:") else f"Re: {subject}")
+    assert sent["In-Reply-To"] == header and header in sent["References"]  # the thread is kept
     await pilot.press("u")
     await wait_for(lambda: count(app, queued) == before and count(app, drafts) == drafts_before + 1, pilot)

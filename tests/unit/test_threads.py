@@ -215,8 +215,9 @@ def test_a_follow_up_is_done_when_the_thread_is_answered_by_a_person(db: Databas
             outgoing=True,
         )
         lea = factories.contact(session, now, emails=["lea@nordwind.example"])
-        task = factories.activity(session, now, subject="Follow up: Angebot", contact_id=lea.id)
-        mail_threads.watch_follow_up(session, task.id, mine.id)  # type: ignore[arg-type]
+        task = factories.activity(
+            session, now, subject="Follow up: Angebot", contact_id=lea.id, follow_up_of=mine.id
+        )
         _store(
             session,
             _mail(

@@ -50,6 +50,7 @@ class ActivityInput:
     attendee_user_ids: list[int] = field(default_factory=list)
     attendee_emails: list[str] = field(default_factory=list)
     custom: dict[str, Any] | None = None
+    follow_up_of: int | None = None  # the mail this follows up (``A`` in the inbox): done once it is answered
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,9 @@ def create_activity(
     data = owned_by_default(data, me_id)
     errors, clean = _check(session, data, partial_custom=False)
     errors.raise_if_any()
-    activity = m.Activity(subject=clean["subject"], start_at=data.start_at, created_at=now)
+    activity = m.Activity(
+        subject=clean["subject"], start_at=data.start_at, created_at=now, follow_up_of=data.follow_up_of
+    )
     _apply(session, activity, data, clean, now)
     return activity
 
