@@ -42,6 +42,7 @@ MODE_TITLES = {
     "settings": "Settings",
 }
 OUTBOX_SECONDS = 60  # queued mail is tried this often (and at once when it is queued)
+ERROR_SHOWN = 10  # seconds an error notification shows; the same error within them is not shown again
 CHANGE_CHECK_SECONDS = 2.0  # how often the app looks whether another crm-tui (or a headless command) wrote
 AUTOMATION_SECONDS = 30  # due automation actions are fired this often (and at once after a stage move)
 REMINDER_INTERVAL = 30.0
@@ -520,8 +521,9 @@ class CrmApp(ReportsErrors, App[None]):
 
     def report_error(self, error: BaseException, what: str = "the app") -> None:
         """An error nobody handled: one error notification (plain text, one line, no traceback) and, unless it
-        is one of ours with a message for the user (a ``CrmError``), an ERROR entry with the traceback in the
-        log file. The same error again within a second is not shown twice (a key held down)."""
+            is one of ours with a message for the user (a ``CrmError``), an ERROR entry with the traceback in the
+            log file. The same error again while its notification still shows (ERROR_SHOWN seconds) is not shown twice:
+        a key held down or pressed again stacks no copies."""
         from crm_tui.core.errors import CrmError
         from crm_tui.core.sanitize import terminal_safe
 
@@ -535,13 +537,17 @@ class CrmApp(ReportsErrors, App[None]):
             message = f"{what_failed} (details in {terminal_safe(str(self.context.paths.log_file))})"
         message = terminal_safe(message, max_length=600)
         now = time.monotonic()
-        if self._reported is not None and self._reported[0] == message and now - self._reported[1] < 1.0:
+        if (
+            self._reported is not None
+            and self._reported[0] == message
+            and now - self._reported[1] < ERROR_SHOWN
+        ):
             return
         self._reported = (message, now)
         if isinstance(error, CrmError):  # a refusal or a problem with its reason: the user's to act on
-            self.notify(message, severity="warning", timeout=10)
+            self.notify(message, severity="warning", timeout=ERROR_SHOWN)
         else:
-            self.notify(message, title="Something went wrong", severity="error", timeout=10)
+            self.notify(message, title="Something went wrong", severity="error", timeout=ERROR_SHOWN)
 
     def _handle_exception(self, error: Exception) -> None:
         """Textual's last resort (an error while building a screen, or outside any handler we guard): the app

@@ -105,3 +105,19 @@ def is_automatic(get: Callable[[str], object], from_address: str = "") -> bool:
         return True
     local = from_address.strip().lower().partition("@")[0]
     return local in _BOUNCE_SENDERS
+
+
+_ANGLE = re.compile(r"<([^<>@\s]+@[^<>\s]+)>")
+
+
+def stored_addresses(text: str | None) -> list[str]:
+    """The addresses of a stored To or Cc (one per line, "Name <a@b>" or "a@b"), lower case, in order; a line
+    that is no address (a group's name, "undisclosed-recipients", ``MAILER-DAEMON``) gives none."""
+    found: list[str] = []
+    for line in (text or "").splitlines():
+        match = _ANGLE.search(line)
+        address = match.group(1) if match else line.strip()
+        local, at, domain = address.rpartition("@")
+        if at and local and domain.strip():
+            found.append(address.lower())
+    return found

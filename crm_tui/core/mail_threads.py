@@ -30,6 +30,7 @@ from sqlmodel import Session
 
 from crm_tui.core import bulk
 from crm_tui.core import models as m
+from crm_tui.core.mail_identity import stored_addresses
 
 MAX_KEYS = 40  # ids kept per message: the first of References (the thread's root) and the newest ones
 _CHUNK = 500
@@ -72,19 +73,6 @@ class ThreadInput:
         return own + self.referenced
 
 
-def addresses_of(text: str) -> frozenset[str]:
-    """The addresses of stored To or Cc lines (one per line, "Name <a@b>" or "a@b"), lower case; a line that
-    is no address (a group's name, "undisclosed-recipients") counts for nothing."""
-    found = set()
-    for line in (text or "").split("\n"):
-        line = line.strip()
-        if line.endswith(">") and "<" in line:
-            line = line[line.rindex("<") + 1 : -1].strip()
-        if "@" in line:
-            found.add(line.lower())
-    return frozenset(found)
-
-
 def replying(subject: str, key: str) -> bool:
     """Whether a subject answers or forwards ("Re:", "AW:", "Fwd:"...): its key lost a prefix."""
     return bool(key) and key != " ".join((subject or "").lower().split())
@@ -95,7 +83,7 @@ def correspondents(from_address: str, to_addresses: str, cc_addresses: str) -> d
     sender = from_address.strip().lower()
     return {
         "sender": sender if "@" in sender else "",
-        "recipients": addresses_of(to_addresses) | addresses_of(cc_addresses),
+        "recipients": frozenset(stored_addresses(to_addresses) + stored_addresses(cc_addresses)),
     }
 
 

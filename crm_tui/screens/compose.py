@@ -505,7 +505,8 @@ class ComposeScreen(CrmScreen):
             # its own (Re: ...) and its threading.
             self.query_one("#c-subject", Input).value = subject
         if area.text.strip() and area.text != self.draft.body or self.draft.in_reply_to or self.draft.subject:
-            area.text = body + area.text  # above what is there: the quote, or what was written already
+            # Above what is there (the quote, or what was written already), a blank line between.
+            area.text = body.rstrip("\n") + "\n\n" + area.text.lstrip("\n")
         else:
             identity = next(
                 (i for i in self.identities if i.key == self.query_one("#c-from", Select).value), None

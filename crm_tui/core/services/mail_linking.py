@@ -10,7 +10,6 @@ re-creates the other.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +19,7 @@ from sqlmodel import Session
 
 from crm_tui.core import bulk
 from crm_tui.core import models as m
+from crm_tui.core.mail_identity import stored_addresses
 from crm_tui.core.services.common import domain_of
 from crm_tui.core.services.mail_store import link_message
 from crm_tui.core.types import RecordRef, RecordType
@@ -27,18 +27,11 @@ from crm_tui.core.types import RecordRef, RecordType
 THREAD_TYPES = (RecordType.OPPORTUNITY.value, RecordType.TICKET.value)
 SUBJECT_WINDOW = timedelta(days=90)
 MAX_THREAD_IDS = 100
-_ANGLE = re.compile(r"<([^<>@\s]+@[^<>\s]+)>")
 
 
 def addresses_in(text: str) -> list[str]:
     """Addresses in stored address lines ("Name <a@b>" or "a@b", one per line), lower case."""
-    found: list[str] = []
-    for line in (text or "").splitlines():
-        match = _ANGLE.search(line)
-        address = match.group(1) if match else line.strip()
-        if domain_of(address):
-            found.append(address.lower())
-    return found
+    return stored_addresses(text)
 
 
 def _existing(session: Session, message_id: int) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:

@@ -13,7 +13,6 @@ PostgreSQL's pg_trgm) with a bounded number of candidates, and the exact rule is
 
 from __future__ import annotations
 
-import email.utils
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -27,7 +26,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core import search_index
-from crm_tui.core.mail_identity import format_address
+from crm_tui.core.mail_identity import format_address, stored_addresses
 from crm_tui.core.services.common import like_pattern
 
 MIN_PART = 3  # a part of an address counts from three characters (two find half the book)
@@ -112,10 +111,6 @@ def _sort_key(recipient: Recipient, rank: int) -> tuple[Any, ...]:
     )
 
 
-def _addresses_in(text: str) -> list[str]:
-    return [address.lower() for _, address in email.utils.getaddresses(text.splitlines()) if "@" in address]
-
-
 def last_written(session: Session, *, limit: int = RECENT_MESSAGES) -> dict[str, datetime]:
     """Address -> when I last wrote to it: the recipients of the newest outgoing mails and outbox items."""
     found: dict[str, datetime] = {}
@@ -134,7 +129,7 @@ def last_written(session: Session, *, limit: int = RECENT_MESSAGES) -> dict[str,
         .limit(limit)
     )
     for to, cc, sent_at in outgoing:
-        note(_addresses_in(f"{to}\n{cc}"), sent_at)
+        note(stored_addresses(f"{to}\n{cc}"), sent_at)
     queued = session.execute(
         select(m.OutboxItem.recipients, m.OutboxItem.created_at).order_by(m.OutboxItem.id.desc()).limit(limit)  # type: ignore[union-attr]
     )
