@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -180,3 +181,39 @@ def make_app() -> Iterator[Any]:
     yield build
     for context in made:
         context.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Any]:
+    """A real small filesystem (tmpfs) to fill: `small_disk(size_kib)` mounts one and returns its path; tests
+    of full-disk faults write there. Mounting needs root, which CI runs as; elsewhere the test fails under CI
+    and is skipped loudly on a developer's machine."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(size_kib: int = 4096) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k,mode=0700", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            if os.environ.get("CI"):
+                pytest.fail(f"CI must run the full-disk tests (mount tmpfs failed: {done.stderr.strip()})")
+            pytest.skip(f"SKIPPED LOUDLY: cannot mount a small tmpfs here ({done.stderr.strip()})")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def fill_disk(where: Path, leave_bytes: int = 0) -> None:
+    """Fill the filesystem at `where`, leaving about `leave_bytes` free."""
+    free = os.statvfs(where).f_bavail * os.statvfs(where).f_frsize
+    with open(where / "filler", "wb") as out, contextlib.suppress(OSError):
+        out.write(b"\0" * max(0, free - leave_bytes))
