@@ -525,6 +525,7 @@ class OutboxItem(SQLModel, table=True):
     it goes out; ``reply_to_id`` is the stored mail it answers."""
 
     __tablename__ = "outbox_item"
+    __table_args__ = {"sqlite_autoincrement": True}  # an id is never given again (after a drop, a take-back)
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = _fk("mail_account.id", nullable=False, ondelete="CASCADE")
     message_id_header: str = Field(index=True)
@@ -541,6 +542,21 @@ class OutboxItem(SQLModel, table=True):
     record_id: int | None = None
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(nullable=True)
+    claimed_by: str | None = None  # host:pid of the process delivering it (while ``sending``)
+
+
+class OutboxRecipient(SQLModel, table=True):
+    """What the server said to one recipient of an outbox item: ``accepted`` (it has the mail) or ``refused``
+    (``reason``: the server's reply). A recipient without a row has not been tried yet."""
+
+    __tablename__ = "outbox_recipient"
+    __table_args__ = (UniqueConstraint("item_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = _fk("outbox_item.id", nullable=False, ondelete="CASCADE")
+    address: str
+    state: str
+    reason: str | None = None
+    at: datetime = _utc()
 
 
 class MailDraft(SQLModel, table=True):
