@@ -27,7 +27,7 @@ from crm_tui.core.errors import DatabaseError
 
 # The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
 # up-to-date database needs no Alembic import at all.
-SCHEMA_HEAD = "0017"
+SCHEMA_HEAD = "0018"
 
 BUSY_TIMEOUT_MS = 30_000
 WRITER_LOCK_KEY = 0x63726D747569  # "crmtui": PostgreSQL's advisory lock that writers queue on

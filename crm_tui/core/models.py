@@ -709,6 +709,19 @@ class MailLocation(SQLModel, table=True):
     pending_move: str | None = None  # a queued move/archive/delete: where this copy is going (folder name)
 
 
+class MailLocationRaw(SQLModel, table=True):
+    """A copy's own bytes where they differ from its message's (``MailRaw``): copies merged as one message
+    (same Message-ID and body) may differ in their headers (Received lines, a folder's own). A copy without a
+    row here has the message's bytes. ``raw`` NULL: not known (a copy merged before copies kept their bytes);
+    fetched from the server by the copy's UID when asked for."""
+
+    __tablename__ = "mail_location_raw"
+    location_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("mail_location.id", ondelete="CASCADE"), primary_key=True)
+    )
+    raw: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
 class MailSyncLock(SQLModel, table=True):
     """Who is syncing an account now: one row per running sync, a lease renewed as it works (a database lock,
     so it holds across processes and, later, across machines on PostgreSQL)."""
