@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any, NoReturn
 
 from crm_tui import __version__
@@ -51,10 +50,15 @@ def _iso_date(text: str) -> Any:
 
 
 def _iso_instant(text: str) -> str:
+    from datetime import UTC
+
+    from crm_tui.core.clock import parse_pinned
+
     try:
-        datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 date-time: {text!r}") from None
+        # One without an offset is read in the local zone later: the range leaves room for any offset.
+        parse_pinned(text, UTC)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -353,7 +357,7 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
 
 def _build_context(args: argparse.Namespace) -> Any:
     from crm_tui.context import AppContext
-    from crm_tui.core.clock import FixedClock, SystemClock, parse_instant
+    from crm_tui.core.clock import FixedClock, SystemClock, parse_pinned
     from crm_tui.paths import resolve_paths
     from crm_tui.settings import load_settings
     from crm_tui.timezones import local_zone
@@ -365,7 +369,7 @@ def _build_context(args: argparse.Namespace) -> Any:
     clock: Any = SystemClock()
     if now_text:
         try:
-            clock = FixedClock(parse_instant(now_text, zone))
+            clock = FixedClock(parse_pinned(now_text, zone))
         except ValueError as exc:
             source = "--now" if args.now else NOW_ENV
             raise UsageError(f"{source}: {exc}") from None

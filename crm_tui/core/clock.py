@@ -38,6 +38,10 @@ def ensure_aware(value: datetime) -> datetime:
     return value
 
 
+class OutOfRange(ValueError):
+    """A date-time outside what can be held or reckoned with."""
+
+
 def parse_instant(text: str, zone: tzinfo) -> datetime:
     """Parse an ISO-8601 date or date-time; one without an offset is read in ``zone``. Returns UTC."""
     text = text.strip()
@@ -49,7 +53,30 @@ def parse_instant(text: str, zone: tzinfo) -> datetime:
         raise ValueError(f"not an ISO-8601 date-time: {text!r}") from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before the first instant a datetime holds
+        raise OutOfRange(
+            f"{text!r} is out of range: it lies before 0001-01-01 or after 9999-12-31 in UTC"
+        ) from None
+
+
+# A pinned clock leaves room for what the app reckons around "now" (local days, weeks, a year ahead).
+PINNED_RANGE = (datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UTC))
+
+
+def parse_pinned(text: str, zone: tzinfo) -> datetime:
+    """``--now``: ``parse_instant``, within PINNED_RANGE. ValueError (a plain sentence) otherwise."""
+    try:
+        value: datetime | None = parse_instant(text, zone)
+    except OutOfRange:
+        value = None
+    if value is None or not PINNED_RANGE[0] <= value < PINNED_RANGE[1]:
+        raise OutOfRange(
+            f"{text.strip()!r} is out of range: the clock can be set between the years "
+            f"{PINNED_RANGE[0].year} and {PINNED_RANGE[1].year - 1}"
+        )
+    return value
 
 
 def parse_date(text: str) -> date:

@@ -48,6 +48,10 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         (["contacts", "list", "--limit", "ten"], "is not a whole number"),
         (["activities", "list", "--from", "2026-13-01"], "not a date"),
         (["--now", "yesterday", "contacts", "list"], "not an ISO-8601 date-time"),
+        # Before the first or after the last instant a date-time holds once in UTC (an OverflowError before).
+        (["--now", "0001-01-01T00:00:00+14:00", "contacts", "list"], "out of range"),
+        (["--now", "9999-12-31T23:59:59-14:00", "contacts", "list"], "out of range"),
+        (["automations", "run", "--now", "0001-01-01T00:00:00+14:00"], "out of range"),
         (["contacts", "list", "--demo"], "unrecognized arguments: --demo"),
         (["--demo", "--db", "sqlite:///x.db", "contacts", "list"], "exclude each other"),
         (
@@ -64,6 +68,18 @@ def test_usage_errors_exit_2_with_one_line(
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("crm-tui: usage error:"), err
     assert fragment in err
+
+
+def test_a_clock_out_of_range_from_the_environment_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_TUI_NOW", "0001-01-01T00:00:00+14:00")
+    code, out, err = run(capsys, "--home", str(tmp_path / "home"), "contacts", "list")
+    assert (code, out) == (2, "")
+    assert err == (
+        "crm-tui: usage error: CRM_TUI_NOW: '0001-01-01T00:00:00+14:00' is out of range: "
+        "the clock can be set between the years 1000 and 8999\n"
+    )
 
 
 def test_failures_exit_1_with_one_clear_line(capsys: pytest.CaptureFixture[str], demo_home: Path) -> None:
