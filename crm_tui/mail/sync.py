@@ -27,7 +27,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import imapclient  # noqa: F401 - loaded with the sync (40 ms), not on the way to its login (mail.imap.connect)
-from sqlalchemy import delete
 
 from crm_tui.core import models as m
 from crm_tui.core.clock import Clock
@@ -266,7 +265,7 @@ class AccountSync:
                 self._logout()  # connected, then the capabilities failed
                 raise
             try:
-                self._replay_changes()
+                waiting = self._replay_changes()
                 folders = self._retrying(self._list_folders)
                 for index, (name, role) in enumerate(folders):
                     self.progress(f"headers {name}", index, len(folders))
@@ -279,6 +278,8 @@ class AccountSync:
                         self.report.failed_folders.append(f"{name}: {_describe(exc)}")
                 self._fetch_bodies()
                 self._drop_old_generations()
+                if waiting:
+                    self._replay_changes()  # the renumbered folders' copies are found again by now
             finally:
                 self._logout()
         finally:
@@ -660,36 +661,42 @@ class AccountSync:
 
     # --- offline changes ---
 
-    def _replay_changes(self) -> None:
+    def _replay_changes(self) -> bool:
+        """Apply the changes made offline on the server. A change to a copy in a folder the server has
+        renumbered (a new UIDVALIDITY) waits: the pass finds the copy again by identity (its body merges into
+        the message the change belongs to) and then replays it. Returns whether a change waits so."""
         with self.db.read() as session:
             changes = mailbox.pending_changes(session, self.account.id)
-            current = {f.name: f.uidvalidity for f in mailbox.folders_of(session, self.account.id)}
+        waiting = False
         for change_id, _message_id, action, argument, places in changes:
             error = None
+            applied: list[tuple[str, int, int]] = []
+            renumbered = False
             try:
-                self._retrying(lambda a=action, arg=argument, p=places: self._apply(a, arg, p, current))
+                applied, renumbered = self._retrying(
+                    lambda a=action, arg=argument, p=places: self._apply(a, arg, p)
+                )
             except MailConnectionError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad change must not block the others
                 error = f"{type(exc).__name__}: {exc}"[:300]
                 self.report.problems.append(f"offline change {change_id} ({action}) failed: {error}")
             with self.db.write() as session:
+                if error is None and not renumbered and action in ("move", "archive", "delete"):
+                    applied = places  # every copy has left its folder (or had gone already)
+                mailbox.changed_on_server(session, self.account.id, action, applied)
+                if renumbered and error is None:
+                    waiting = True  # not done: replayed once the copy is found again
+                    continue
                 mailbox.finish_change(session, change_id, now=self.clock.now(), error=error)
-                if error is None and action in ("move", "archive", "delete"):
-                    for folder_name, uidvalidity, uid in places:
-                        folder = mailbox.ensure_folder(session, self.account.id, folder_name, None)
-                        session.execute(
-                            delete(m.MailLocation).where(
-                                m.MailLocation.folder_id == folder.id,
-                                m.MailLocation.uidvalidity == uidvalidity,
-                                m.MailLocation.uid == uid,
-                            )
-                        )
             self.report.replayed += 1
+        return waiting
 
     def _apply(
-        self, action: str, argument: str | None, places: list[tuple[str, int, int]], current: dict[str, Any]
-    ) -> None:
+        self, action: str, argument: str | None, places: list[tuple[str, int, int]]
+    ) -> tuple[list[tuple[str, int, int]], bool]:
+        """One offline change on the server, on each copy that is there. Returns the copies changed, and
+        whether a copy is in a folder renumbered since (a new UIDVALIDITY; not yet found again)."""
         from imapclient import DELETED, FLAGGED, SEEN
 
         client = self.client
@@ -698,12 +705,18 @@ class AccountSync:
                 name: mailbox.target_folder(session, self.account.id, action, argument)
                 for name, _, _ in places
             }
+        applied = []
+        renumbered = False
         for folder_name, uidvalidity, uid in places:
-            if current.get(folder_name) != uidvalidity:
-                continue  # that copy's generation is gone; nothing to do on it
             state = client.select_folder(folder_name)
-            if int(state[b"UIDVALIDITY"]) != uidvalidity or not client.search(["UID", str(uid)]):
+            serving = int(state[b"UIDVALIDITY"])
+            if serving != uidvalidity:
+                # An old numbering's copy: changed as the copy of the new one, if that is known already.
+                renumbered = renumbered or (folder_name, serving) not in {(f, v) for f, v, _ in places}
+                continue
+            if not client.search(["UID", str(uid)]):
                 continue  # gone already: replaying twice is harmless
+            applied.append((folder_name, uidvalidity, uid))
             if action in ("read", "unread"):
                 (client.add_flags if action == "read" else client.remove_flags)([uid], [SEEN])
             elif action in ("flag", "unflag"):
@@ -725,6 +738,7 @@ class AccountSync:
                     client.copy([uid], target)
                     client.add_flags([uid], [DELETED])
                     client.expunge()
+        return applied, renumbered
 
 
 def _environmental(exc: BaseException) -> bool:

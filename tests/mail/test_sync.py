@@ -219,6 +219,90 @@ def test_offline_changes_apply_at_once_and_replay_on_the_next_sync(
     assert [loc["folder"] for loc in listed["Angebot 4"]["locations"]] == ["Trash"]
 
 
+@ON_BOTH
+def test_offline_changes_survive_a_renumbered_folder(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Changes made offline to the copies of a folder the server then renumbers (a new UIDVALIDITY, the same
+    messages) reach the same messages, found again by identity: none is marked done and lost."""
+    client = mailbox.imap()
+    client.create_folder("Projekte")
+    client.logout()
+    raws = {n: message(n, mid=f"<u{n}@firma.example>", body=f"Text {n}") for n in range(1, 6)}
+    seen = {2}  # the one the user marks unread was read
+    for n, raw in raws.items():
+        mailbox.append("Projekte", raw, flags=(b"\\Seen",) if n in seen else ())
+    assert mailbox.cli("sync") == 0
+    ids = _ids_by_subject(mailbox, capsys)
+    # Offline: flag, mark unread, delete, move.
+    assert mailbox.cli("mail", "flag", str(ids["Angebot 1"])) == 0
+    assert mailbox.cli("mail", "unread", str(ids["Angebot 2"])) == 0
+    assert mailbox.cli("mail", "delete", str(ids["Angebot 3"])) == 0
+    assert mailbox.cli("mail", "move", str(ids["Angebot 4"]), "--to", "Erledigt") == 0
+    # Meanwhile the server rebuilds the folder: the same messages, renumbered.
+    client = mailbox.imap()
+    old = client.select_folder("Projekte")[b"UIDVALIDITY"]
+    client.unselect_folder()
+    client.delete_folder("Projekte")
+    client.create_folder("Projekte")
+    for n, raw in raws.items():
+        client.append("Projekte", raw, flags=(b"\\Seen",) if n in seen else ())
+    assert client.select_folder("Projekte")[b"UIDVALIDITY"] != old
+    client.logout()
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 0
+    assert "4 offline changes sent" in capsys.readouterr().out
+
+    def server() -> dict[str, dict[str, set[bytes]]]:
+        client = mailbox.imap()
+        folders: dict[str, dict[str, set[bytes]]] = {}
+        for _, _, name in client.list_folders():
+            client.select_folder(name, readonly=True)
+            uids = client.search(["ALL"])
+            folders[name] = (
+                {
+                    data[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip(): set(data[b"FLAGS"])
+                    for data in client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "FLAGS"]).values()
+                }
+                if uids
+                else {}
+            )
+        client.logout()
+        return folders
+
+    folders = server()
+    projekte = folders["Projekte"]
+    assert set(projekte) == {"Subject: Angebot 1", "Subject: Angebot 2", "Subject: Angebot 5"}
+    assert b"\\Flagged" in projekte["Subject: Angebot 1"], "flagged"
+    assert b"\\Seen" not in projekte["Subject: Angebot 2"], "marked unread"
+    assert (
+        b"\\Flagged" not in projekte["Subject: Angebot 5"] and b"\\Seen" not in projekte["Subject: Angebot 5"]
+    )
+    assert set(folders["Trash"]) == {"Subject: Angebot 3"}, "deleted"
+    assert set(folders["Erledigt"]) == {"Subject: Angebot 4"}, "moved"
+    # The store agrees, keeps every message's id, and a second pass replays nothing twice.
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 0
+    assert "offline change" not in capsys.readouterr().out
+    assert server() == folders
+    listed = {item["subject"]: item for item in mail_json(mailbox, capsys, "mail", "list")}
+    assert {s: i["id"] for s, i in listed.items()} == ids, "the same messages, no copy twice"
+    where = {s: sorted(loc["folder"] for loc in i["locations"]) for s, i in listed.items()}
+    assert where == {
+        "Angebot 1": ["Projekte"],
+        "Angebot 2": ["Projekte"],
+        "Angebot 3": ["Trash"],
+        "Angebot 4": ["Erledigt"],
+        "Angebot 5": ["Projekte"],
+    }
+    assert "flagged" in listed["Angebot 1"]["flags"] and "unseen" in listed["Angebot 2"]["flags"]
+    db = mailbox.database()
+    with db.read() as session:
+        changes = session.scalars(select(m.MailChange)).all()
+        assert [(c.done_at is not None, c.error) for c in changes] == [(True, None)] * 4
+    db.dispose()
+
+
 def test_sync_errors_are_one_clear_line(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

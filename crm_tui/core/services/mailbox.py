@@ -754,5 +754,42 @@ def pending_changes(
     return result  # type: ignore[return-value]
 
 
+def changed_on_server(
+    session: Session, account_id: int, action: str, places: list[tuple[str, int, int]]
+) -> None:
+    """An offline change was made on the server to these copies (folder name, UIDVALIDITY, UID): a read or
+    flag change shows in their flags at once (not only after the next flag fetch: a copy found again after a
+    renumbering came with the server's old flags); a moved or deleted copy has left its folder (the message
+    stays; its copy in the target folder comes with that folder's sync)."""
+    if not places:
+        return
+    folders = {folder.name: folder.id for folder in folders_of(session, account_id)}
+    touched: set[int] = set()
+    for name, uidvalidity, uid in places:
+        where = (
+            (m.MailLocation.folder_id == folders.get(name))
+            & (m.MailLocation.uidvalidity == uidvalidity)
+            & (m.MailLocation.uid == uid)
+        )
+        if action in ("move", "archive", "delete"):
+            session.execute(delete(m.MailLocation).where(where))
+            continue
+        flag = "\\Seen" if action in ("read", "unread") else "\\Flagged"
+        for location_id, message_id, flags in session.execute(
+            select(m.MailLocation.id, m.MailLocation.message_id, m.MailLocation.flags).where(where)
+        ).all():
+            names = set(flags.split()) - {flag}
+            if action in ("read", "flag"):
+                names.add(flag)
+            session.execute(
+                update(m.MailLocation)
+                .where(m.MailLocation.id == location_id)
+                .values(flags=_flags_text(names))
+            )
+            touched.add(message_id)
+    for message_id in touched:
+        _apply_flags_to_message(session, message_id)
+
+
 def finish_change(session: Session, change_id: int, *, now: datetime, error: str | None = None) -> None:
     session.execute(update(m.MailChange).where(m.MailChange.id == change_id).values(done_at=now, error=error))
