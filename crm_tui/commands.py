@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from crm_tui.context import AppContext
 from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.errors import ConfigError
-from crm_tui.core.services.common import format_amount
+from crm_tui.core.services.common import MAX_SEARCH_TERMS, format_amount, left_out_terms
 from crm_tui.core.types import ref_str
 from crm_tui.output import print_json, print_table
 
@@ -18,6 +19,12 @@ def contacts_list(context: AppContext, args: argparse.Namespace) -> int:
 
     with context.database().read() as session:
         rows = search_contacts(session, args.search, limit=args.limit)
+    if left_out_terms(args.search):
+        print(
+            f"crm-tui: --search takes the first {MAX_SEARCH_TERMS} words; "
+            f"the other {left_out_terms(args.search)} were left out",
+            file=sys.stderr,
+        )
     if args.json:
         print_json(
             (

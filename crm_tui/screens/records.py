@@ -17,6 +17,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Label
 
 from crm_tui.core.errors import CrmError
+from crm_tui.core.services.common import MAX_SEARCH_TERMS, left_out_terms
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural
 from crm_tui.screens.base import CrmScreen, SearchesItsList
@@ -128,7 +129,14 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     @on(PagedTable.Counted)
     def _counted(self, message: PagedTable.Counted) -> None:
         counted = plural(message.total, self.kind.singular, self.kind.title.lower(), shown=message.total_text)
-        self.app.update_status(counted + (f" matching {message.query!r}" if message.query else ""))  # type: ignore[attr-defined]
+        left_out = left_out_terms(message.query)
+        if left_out:
+            matching = (
+                f" matching the first {MAX_SEARCH_TERMS} words of the search (the other {left_out} left out)"
+            )
+        else:
+            matching = f" matching {message.query!r}" if message.query else ""
+        self.app.update_status(counted + matching)  # type: ignore[attr-defined]
 
     @on(PagedTable.RowHighlighted)
     def _highlighted(self) -> None:

@@ -90,6 +90,23 @@ def test_failures_exit_1_with_one_clear_line(capsys: pytest.CaptureFixture[str],
     assert err == "crm-tui: no pipeline named 'Nope' (pipelines: Sales, Service contracts, Installation)\n"
 
 
+def test_a_search_of_999_words_says_how_many_it_takes(
+    capsys: pytest.CaptureFixture[str], demo_home: Path
+) -> None:
+    """It was "database error: Expression tree is too large (maximum depth 1000)"."""
+    words = " ".join(f"wort{i}" for i in range(999))
+    code, out, err = run(capsys, "--home", str(demo_home), "--demo", "search", words)
+    assert (code, out) == (1, "")
+    assert err == "crm-tui: query: a search takes at most 32 words (this one has 999): leave some out\n"
+    code, out, err = run(capsys, "--home", str(demo_home), "--demo", "search", " ".join(words.split()[:32]))
+    assert (code, err) == (0, "")
+    # Contacts: the first 8 words narrow the list; the others are left out, and it says so.
+    many = " ".join(["berg"] * 8 + ["zzzz"] * 991)
+    code, out, err = run(capsys, "--home", str(demo_home), "--demo", "contacts", "list", "--search", many)
+    assert code == 0 and "Berg" in out
+    assert err == "crm-tui: --search takes the first 8 words; the other 991 were left out\n"
+
+
 def test_a_broken_config_is_reported_in_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.toml").write_text("timezone = [unclosed\n")

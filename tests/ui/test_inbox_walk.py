@@ -331,3 +331,39 @@ async def test_esc_closes_the_recipient_completion_before_it_leaves_the_mail(app
     await pilot.press("escape")
     await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
     assert app.screen._title == "Leave this mail?"
+
+
+async def test_a_search_of_999_words_says_how_many_it_takes(app: CrmApp, pilot: Any) -> None:
+    """999 words (pasted) made the mail search fail on SQLite ("Expression tree is too large"): the list matches
+    nothing and the status bar says how many words a search takes. A record list takes the first 8 and says so."""
+    from textual.widgets import Input
+
+    screen, table = await open_inbox(app, pilot)
+    await pilot.press("slash")
+    search = screen.query_one("#search", Input)
+    await wait_for(lambda: search.has_focus, pilot)
+    search.value = " ".join(f"wort{i}" for i in range(999))
+    await pilot.press("enter")
+    await wait_for(
+        lambda: "search: a search takes at most 32 words (this one has 999): leave some out" in status(app),
+        pilot,
+    )
+    await wait_for(lambda: table.row_count == 0 and not table._loading, pilot)
+    assert not [n for n in app._notifications if n.severity == "error"], "no error was notified"
+    await pilot.press("slash")
+    search.value = "angebot"
+    await pilot.press("enter")
+    await wait_for(lambda: table.row_count > 0 and "matching 'angebot'" in status(app), pilot)
+    # A record list searches the first 8 words (every word narrows it) and says it left the others out.
+    await pilot.press("escape", "2")
+    await wait_for(lambda: app.screen is not screen and app.screen.query(PagedTable), pilot)
+    contacts = app.screen.query_one(PagedTable)
+    await pilot.press("slash")
+    search = app.screen.query_one("#search", Input)
+    await wait_for(lambda: search.has_focus, pilot)
+    search.value = " ".join(["berg"] * 8 + ["zzzz"] * 991)
+    await pilot.press("enter")
+    await wait_for(
+        lambda: "matching the first 8 words of the search (the other 991 left out)" in status(app), pilot
+    )
+    await wait_for(lambda: contacts.row_count > 0 and not contacts._loading, pilot)

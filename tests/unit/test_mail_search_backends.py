@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from crm_tui.core.db import Database
-from crm_tui.core.services import mail_search, mail_store
+from crm_tui.core.errors import ValidationError
+from crm_tui.core.services import contacts, leads, mail_search, mail_store, organizations
 from crm_tui.mail.parse import parse_message
 from tests.conftest import NOW
 
@@ -45,3 +48,37 @@ def test_words_phrases_and_fields_find_the_same_mail_on_every_database(db: Datab
         assert found("termin OR rueckfrage") == [ids[2], ids[3]]
         assert found("from:eva") == [ids[1]]
         assert found("zeppelin") == []
+
+
+def test_a_search_of_too_many_words_is_refused_with_a_message_on_every_database(db: Database) -> None:
+    """999 words made SQLite fail with "Expression tree is too large"; PostgreSQL took them. Both now take up to
+    MAX_WORDS words, whatever their shape (words, OR, operators, one hyphenated word), and refuse more, saying so."""
+    body = " ".join(f"wort{i}" for i in range(mail_search.MAX_WORDS))
+    with db.write() as session:
+        found_id = mail_store.store_message(
+            session, parse_message(_mail(1, "Lange Liste", body, "eva@nordwind.example")), now=NOW
+        ).id
+    words = [f"wort{i}" for i in range(mail_search.MAX_WORDS)]
+    with db.read() as session:
+        for query in (
+            " ".join(words),
+            " OR ".join(words),
+            "-".join(words),
+            " ".join(f"from:{w}" for w in words),
+        ):
+            found = mail_search.search_ids(session, query, ZONE)
+            assert found == ([] if query.startswith("from:") else [found_id]), query
+        many = [f"w{i}" for i in range(999)]
+        for query, count in (
+            (" ".join(many), 999), (" OR ".join(many), 999), ("-".join(many), 999),
+            (" ".join(f"from:{w}" for w in many), 999), (" ".join(words) + " to:x", 33),
+        ):  # fmt: skip
+            with pytest.raises(ValidationError) as caught:
+                mail_search.search_ids(session, query, ZONE)
+            assert caught.value.errors == {
+                "query": f"a search takes at most 32 words (this one has {count}): leave some out"
+            }
+        # Record searches take the first words (and their lists say so): 999 words are no error either.
+        assert contacts.search_contacts(session, " ".join(many)) == []
+        assert organizations.search_organizations(session, " ".join(many)) == []
+        assert leads.search_leads(session, " ".join(many)) == []

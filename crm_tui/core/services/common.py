@@ -214,8 +214,15 @@ def search_blob(*parts: str | None, phones: Iterable[str] = ()) -> str:
     return " ".join(words).lower()
 
 
+MAX_SEARCH_TERMS = 8  # a record's search uses the first words; ``left_out_terms`` says how many it left out
+
+
 def search_terms(text: str | None) -> list[str]:
-    return [term for term in (text or "").lower().split() if term][:8]
+    return (text or "").lower().split()[:MAX_SEARCH_TERMS]
+
+
+def left_out_terms(text: str | None) -> int:
+    return max(0, len((text or "").split()) - MAX_SEARCH_TERMS)
 
 
 def like_pattern(term: str) -> str:

@@ -8,6 +8,9 @@ is:unread  is:read  is:flagged
 after:2026-11-01 sent on or after that local day         before:2026-11-20  sent before that local day
 linked:contact:42   filed on that record                  unlinked  filed on no record
 -term            not this term (any of the above)         a OR b   either (binds tighter than AND)
+
+A query holds at most MAX_WORDS words (each operator term counts as one): a longer one is refused with a
+message, the same on every database (SQLite refuses an expression nested 1000 deep).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from crm_tui.core.types import RecordRef
 _TOKEN = re.compile(r'(-?)(?:(\w+):)?(?:"([^"]*)"|(\S+))')
 _PARAMETERS = itertools.count()
 FIELDS = ("from", "to", "subject", "has", "is", "before", "after", "linked")
+MAX_WORDS = 32
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,15 @@ def parse_query(query: str) -> list[list[Term]]:
         else:
             groups.append([term])
         pending_or = False
+    words = sum(
+        len(re.findall(r"\w+", term.value)) or 1 if term.field is None else 1
+        for group in groups
+        for term in group
+    )
+    if words > MAX_WORDS:
+        raise ValidationError.single(
+            "query", f"a search takes at most {MAX_WORDS} words (this one has {words}): leave some out"
+        )
     return groups
 
 
