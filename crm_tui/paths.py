@@ -6,7 +6,6 @@ one folder. Nothing here touches the disk until a function that says so is calle
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +38,13 @@ class Paths:
 
     def ensure(self) -> Paths:
         """Create the folders (called when a command actually needs them), readable by their owner only: they
-        hold the customers' data, mail and the log."""
+        hold the customers' data, mail and the log. What an older crm-tui left there with the umask's modes
+        (the database, documents, backups, the log) is made private too."""
+        from crm_tui.core.private_files import private_dir, tighten_home_folder
+
         for folder in (self.config_dir, self.data_dir, self.state_dir):
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with contextlib.suppress(OSError):  # not ours to change (a folder named with --home): as it is
-                folder.chmod(0o700)
+            private_dir(folder)  # a folder not ours to change (named with --home) stays as it is
+            tighten_home_folder(folder)
         return self
 
 

@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from crm_tui.core import search_index
 from crm_tui.core.errors import DatabaseError
+from crm_tui.core.private_files import create_private_file, private_dir
 
 # The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
 # up-to-date database needs no Alembic import at all.
@@ -299,6 +300,7 @@ def _user_tables(connection: Any) -> list[str]:
 def backup_sqlite(connection: Any, target: Path) -> None:
     """A consistent copy of the open SQLite database (the online backup API)."""
     source = connection.connection.driver_connection
+    create_private_file(target)
     destination = sqlite3.connect(str(target))
     try:
         source.backup(destination)
@@ -330,7 +332,7 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
                 and current in known_revisions()
             ):
                 # Before the write transaction: the online backup cannot copy from inside one.
-                backup_dir.mkdir(parents=True, exist_ok=True)
+                private_dir(backup_dir)
                 target = backup_dir / f"{Path(db.engine.url.database or 'crm').stem}.before-{SCHEMA_HEAD}.bak"
                 backup_sqlite(connection, target)
                 backup_path = str(target)
@@ -377,11 +379,19 @@ def run_migrations(connection: Any, revision: str = "head") -> None:
 def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = None) -> Database:
     """Open (creating if need be) the database at ``url`` and bring its schema up to date."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        folder = Path(url.removeprefix("sqlite:///")).parent
+        file = Path(url.removeprefix("sqlite:///"))
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(file.parent, tighten_existing=False)
         except OSError as exc:
-            raise DatabaseError(f"cannot create the database folder {folder}: {exc.strerror or exc}") from exc
+            raise DatabaseError(
+                f"cannot create the database folder {file.parent}: {exc.strerror or exc}"
+            ) from exc
+        if "?" not in url:
+            try:
+                # Made 0600 before SQLite makes it with the umask's mode; its -wal and -shm take the same mode.
+                create_private_file(file)
+            except OSError as exc:
+                raise DatabaseError(f"cannot create the database file {file}: {exc.strerror or exc}") from exc
     db = Database(make_engine(url), url)
     if migrate:
         try:

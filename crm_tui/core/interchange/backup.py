@@ -15,14 +15,18 @@ moves a salesperson's local data onto the team's server.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +45,7 @@ from crm_tui.core.db import (
 )
 from crm_tui.core.errors import CrmError
 from crm_tui.core.interchange import table_copy
+from crm_tui.core.private_files import open_private, private_dir
 
 FORMAT = 1
 DB_NAME = "crm.sqlite3"
@@ -97,11 +102,9 @@ def _write_archive(
             for path, name in members:
                 archive.add(path, arcname=name)
         os.replace(temporary, target)
-    except OSError as exc:
+    except BaseException:
         Path(temporary).unlink(missing_ok=True)
-        if exc.errno == 28:
-            raise CrmError(f"the disk is full: no backup was written to {target}") from None
-        raise CrmError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
 
 
 def _summary(target: Path, manifest: dict[str, Any]) -> str:
@@ -114,15 +117,30 @@ def _summary(target: Path, manifest: dict[str, Any]) -> str:
 
 
 def make_backup(db: Database, documents_dir: Path, target: Path, *, now: datetime) -> str:
-    """Write the backup to ``target`` (atomically). Returns a one-line summary."""
-    if not db.is_sqlite:
-        return _make_table_backup(db, target, now=now)
+    """Write the backup to ``target`` (atomically: never half a backup). Returns a one-line summary."""
+    try:
+        if not db.is_sqlite:
+            return _make_table_backup(db, target, now=now)
+        return _make_sqlite_backup(db, documents_dir, target, now=now)
+    except (OSError, sqlite3.Error, DBAPIError) as exc:
+        if _no_space(exc):
+            raise CrmError(
+                f"{NO_SPACE} holding {_target_folder(target)}: no backup was written to {target} "
+                "(free some space or choose another place, then try again)"
+            ) from None
+        if isinstance(exc, DBAPIError):
+            raise CrmError(f"no backup was written to {target}: {describe_db_error(exc)}") from exc
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CrmError(f"no backup was written to {target}: {reason}") from exc
+
+
+def _make_sqlite_backup(db: Database, documents_dir: Path, target: Path, *, now: datetime) -> str:
     folder = _target_folder(target)
     with tempfile.TemporaryDirectory(prefix="crm-tui-backup-", dir=folder) as work:
         copy = Path(work) / DB_NAME
         with db.engine.connect() as connection:
             backup_sqlite(connection, copy)
-        check = sqlite3.connect(str(copy))
+        check = sqlite3.connect(copy.resolve().as_uri() + "?immutable=1", uri=True)  # writes nothing
         try:
             revision = check.execute("SELECT version_num FROM alembic_version").fetchone()[0]
             stored = [row[0] for row in check.execute("SELECT DISTINCT stored_name FROM document")]
@@ -177,31 +195,122 @@ def _make_table_backup(db: Database, target: Path, *, now: datetime) -> str:
     return _summary(target, manifest)
 
 
-def check_backup(archive_path: Path) -> dict[str, Any]:
-    """The backup's manifest, after checking the archive, the database (its checksum, SQLite's integrity check,
-    a schema this crm-tui knows) and every document against its name. Raises CrmError saying what is wrong."""
+NO_SPACE = "no space is left on the disk"
+_DOCUMENT_ENTRY = re.compile(r"documents/([0-9a-f]{2})/([0-9a-f]{64})")
+_STORED_NAME = re.compile(r"[0-9a-f]{64}")
+# Tables every crm-tui database has had since its first schema: a file without them is not one.
+_REQUIRED_TABLES = ("alembic_version", "user", "organization", "contact", "opportunity", "activity", "document",
+                    "mail_message")  # fmt: skip
+
+
+def _no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk is full (an OSError, or SQLite's "database or disk is full")."""
+    if isinstance(exc, OSError):
+        return exc.errno == errno.ENOSPC
+    text_ = str(getattr(exc, "orig", exc)).lower()
+    return "disk is full" in text_ or "disk full" in text_
+
+
+def _open_archive(archive_path: Path) -> tarfile.TarFile:
     try:
-        archive = tarfile.open(archive_path, "r")  # noqa: SIM115 - closed by the with below
+        return tarfile.open(archive_path, "r")
     except FileNotFoundError:
         raise CrmError(f"{archive_path} does not exist") from None
     except (tarfile.TarError, OSError) as exc:
         raise CrmError(f"{archive_path} is not a crm-tui backup ({exc})") from None
-    with archive, tempfile.TemporaryDirectory(prefix="crm-tui-restore-check-") as work:
-        try:
-            member = archive.extractfile("manifest.json")
-            manifest = json.loads(member.read()) if member else None
-        except (KeyError, ValueError, tarfile.TarError):
-            manifest = None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise CrmError(f"{archive_path} is not a crm-tui backup (no readable manifest)")
-        if manifest.get("schema") not in known_revisions():
+
+
+def _read_manifest(archive: tarfile.TarFile, archive_path: Path) -> dict[str, Any]:
+    """The backup's manifest, if it is one this crm-tui can restore (its format and a schema it knows)."""
+    try:
+        member = archive.extractfile("manifest.json")
+        manifest = json.loads(member.read()) if member else None
+    except (KeyError, ValueError, tarfile.TarError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CrmError(f"{archive_path} is not a crm-tui backup (no readable manifest)")
+    if manifest.get("schema") not in known_revisions():
+        raise CrmError(
+            f"the backup's database is at schema {manifest.get('schema')}, which this crm-tui does not know "
+            f"(it knows up to {SCHEMA_HEAD}): upgrade crm-tui"
+        )
+    return manifest
+
+
+def _document_entries(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """The documents of a database backup, after checking every entry's name and kind: the manifest, the
+    database and ``documents/<first two of the SHA-256>/<SHA-256>`` files, each once; nothing else (no
+    other folders, no ``..``, no absolute paths, no links)."""
+    seen: set[str] = set()
+    documents = []
+    for item in archive.getmembers():
+        match = _DOCUMENT_ENTRY.fullmatch(item.name)
+        expected = item.name in ("manifest.json", DB_NAME) or (match is not None and match[1] == match[2][:2])
+        if not expected or not item.isfile():
             raise CrmError(
-                f"the backup's database is at schema {manifest.get('schema')}, which this crm-tui does not know "
-                f"(it knows up to {SCHEMA_HEAD}): upgrade crm-tui"
+                f"the backup holds an unexpected entry {item.name!r} (a document is "
+                "documents/<first two of its SHA-256>/<SHA-256>): it was not made by crm-tui or was altered"
             )
+        if item.name in seen:
+            raise CrmError(f"the backup holds {item.name!r} twice: it was not made by crm-tui or was altered")
+        seen.add(item.name)
+        if match is not None:
+            documents.append(item)
+    if DB_NAME not in seen:
+        raise CrmError("the backup has no database")
+    return documents
+
+
+def _check_database(database: Path, manifest: dict[str, Any]) -> None:
+    """The backup's database file itself: its checksum, SQLite's integrity check, a crm-tui database (its
+    tables) at a schema this crm-tui knows (the manifest's), documents named by their SHA-256. Opened as an
+    immutable file: nothing is written beside it (no -wal or -shm)."""
+    if _sha256(database) != manifest.get("database_sha256"):
+        raise CrmError("the backup's database does not match its checksum: the file is damaged")
+    try:
+        connection = sqlite3.connect(database.resolve().as_uri() + "?immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise CrmError(f"the backup's database cannot be opened: {exc}") from None
+    try:
+        result = connection.execute("PRAGMA integrity_check").fetchone()[0]
+        if result != "ok":
+            raise CrmError(f"the backup's database fails SQLite's integrity check: {result}")
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not set(_REQUIRED_TABLES) <= tables:
+            raise CrmError("the backup's database is not a crm-tui database (its tables are not crm-tui's)")
+        revisions = [row[0] for row in connection.execute("SELECT version_num FROM alembic_version")]
+        if len(revisions) != 1 or revisions[0] not in known_revisions():
+            raise CrmError(
+                f"the backup's database is at schema {', '.join(map(str, revisions)) or 'none'}, which this "
+                f"crm-tui does not know (it knows up to {SCHEMA_HEAD}): upgrade crm-tui"
+            )
+        if revisions[0] != manifest.get("schema"):
+            raise CrmError(
+                f"the backup's database is at schema {revisions[0]}, its manifest says {manifest.get('schema')}: "
+                "the backup was altered"
+            )
+        for (name,) in connection.execute("SELECT DISTINCT stored_name FROM document"):
+            if not isinstance(name, str) or not _STORED_NAME.fullmatch(name):
+                raise CrmError(f"the backup's database names a document file {name!r}, not a SHA-256")
+    except sqlite3.DatabaseError as exc:
+        raise CrmError(f"the backup's database is damaged: {exc}") from None
+    finally:
+        connection.close()
+
+
+def check_backup(archive_path: Path) -> dict[str, Any]:
+    """The backup's manifest, after checking the archive (every entry's name), the database (its checksum,
+    SQLite's integrity check, a crm-tui database at a schema this crm-tui knows) and every document against
+    its name. Raises CrmError saying what is wrong."""
+    with (
+        _open_archive(archive_path) as archive,
+        tempfile.TemporaryDirectory(prefix="crm-tui-restore-check-") as work,
+    ):
+        manifest = _read_manifest(archive, archive_path)
         if manifest.get("kind") == "tables":
             _check_tables(archive, manifest)
             return manifest
+        documents = _document_entries(archive)
         database = Path(work) / DB_NAME
         try:
             source = archive.extractfile(DB_NAME)
@@ -211,25 +320,14 @@ def check_backup(archive_path: Path) -> dict[str, Any]:
                 shutil.copyfileobj(source, out)
         except (KeyError, tarfile.TarError) as exc:
             raise CrmError(f"the backup has no readable database ({exc})") from None
-        if _sha256(database) != manifest.get("database_sha256"):
-            raise CrmError("the backup's database does not match its checksum: the file is damaged")
-        connection = sqlite3.connect(str(database))
-        try:
-            result = connection.execute("PRAGMA integrity_check").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise CrmError(f"the backup's database is damaged: {exc}") from None
-        finally:
-            connection.close()
-        if result != "ok":
-            raise CrmError(f"the backup's database fails SQLite's integrity check: {result}")
-        for item in archive.getmembers():
-            if not item.name.startswith("documents/"):
-                continue
-            if not item.isfile() or ".." in item.name.split("/"):
-                raise CrmError(f"the backup holds an unexpected entry {item.name!r}")
+        except OSError as exc:
+            if _no_space(exc):
+                raise CrmError(f"{NO_SPACE} holding {work} to check the backup; nothing changed") from None
+            raise
+        _check_database(database, manifest)
+        for item in documents:
             handle = archive.extractfile(item)
-            digest = hashlib.sha256(handle.read() if handle else b"").hexdigest()
-            if digest != item.name.rsplit("/", 1)[-1]:
+            if handle is None or _sha256_of(handle) != item.name.rsplit("/", 1)[-1]:
                 raise CrmError(f"the document {item.name} in the backup is damaged")
     return manifest
 
@@ -257,28 +355,120 @@ def _check_tables(archive: tarfile.TarFile, manifest: dict[str, Any]) -> None:
 
 def _aside_folder(keep_dir: Path, now: datetime) -> Path:
     """A new folder for the data a restore replaces: the time, with a counter when two restores meet."""
-    keep_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(keep_dir)
     stamp = now.strftime("%Y%m%dT%H%M%S")
     for counter in range(1, 1000):
         aside = keep_dir / (stamp if counter == 1 else f"{stamp}-{counter}")
         try:
-            aside.mkdir()
+            aside.mkdir(mode=0o700)
         except FileExistsError:
             continue
         return aside
     raise CrmError(f"too many restores kept in {keep_dir}: clear some out")
 
 
-def _move_aside(database_file: Path, documents_dir: Path, keep_dir: Path, now: datetime) -> Path:
-    """The local database (with its WAL) and documents, moved into a new folder under ``keep_dir``."""
+def _settle_live(database_file: Path) -> None:
+    """The live database complete in its own file: what its write-ahead log holds checkpointed into it, and
+    the -wal and -shm files gone (SQLite removes them when the last connection closes). Refused while another
+    crm-tui has it open: it would go on writing into the replaced file."""
+    if not database_file.exists():
+        return
+    try:
+        connection = sqlite3.connect(str(database_file), timeout=5, isolation_level=None)
+        try:
+            busy = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        if _no_space(exc):
+            raise CrmError(f"{NO_SPACE} holding {database_file.parent}") from None
+        raise CrmError(f"the current database cannot be read ({exc}); nothing changed") from None
+    if busy or any(database_file.with_name(database_file.name + s).exists() for s in ("-wal", "-shm")):
+        raise CrmError(
+            "another crm-tui (the app, a sync) has the database open: close it and restore again; nothing changed"
+        )
+
+
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _swap_in(staged_db: Path, staged_documents: Path, database_file: Path, documents_dir: Path, *,
+             keep_dir: Path, now: datetime) -> Path:  # fmt: skip
+    """The new database and documents (written and checked beside the live ones) put in place by renames;
+    the replaced ones kept in a new folder under ``keep_dir`` (returned). The live database gets a second name
+    there (a hard link: no copy, no space) before the new file replaces it in one step (``os.replace``); if
+    anything fails on the way, every rename is undone: the live data is as it was."""
+    _settle_live(database_file)
     aside = _aside_folder(keep_dir, now)
-    for suffix in ("", "-wal", "-shm"):
-        current = database_file.with_name(database_file.name + suffix)
-        if current.exists():
-            shutil.move(str(current), aside / current.name)
-    if documents_dir.exists():
-        shutil.move(str(documents_dir), aside / documents_dir.name)
+    documents_aside = aside / documents_dir.name
+    moved_documents = staged_in = False
+    try:
+        if database_file.exists():
+            try:
+                os.link(database_file, aside / database_file.name)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise
+                shutil.copy2(database_file, aside / database_file.name)  # no hard links there: a copy
+        if documents_dir.exists():
+            os.rename(documents_dir, documents_aside)
+            moved_documents = True
+        os.rename(staged_documents, documents_dir)
+        staged_in = True
+        os.replace(staged_db, database_file)
+    except BaseException:
+        if staged_in:
+            os.rename(documents_dir, staged_documents)
+        if moved_documents:
+            os.rename(documents_aside, documents_dir)
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    _fsync_folder(database_file.parent)
     return aside
+
+
+def _restore_failed(exc: BaseException, archive_path: Path, folder: Path) -> CrmError:
+    """What to tell when a restore failed before its swap: what failed, and that nothing changed."""
+    if isinstance(exc, CrmError):
+        return CrmError(f"{exc}; nothing changed") if "nothing changed" not in str(exc) else exc
+    if _no_space(exc):
+        return CrmError(
+            f"{NO_SPACE} holding {folder}: the backup {archive_path} was not restored; the current data is "
+            "unchanged (free some space and try again)"
+        )
+    if isinstance(exc, DBAPIError):
+        return CrmError(f"the backup could not be restored, nothing changed: {describe_db_error(exc)}")
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return CrmError(f"the backup could not be restored ({reason}); the current data is unchanged")
+
+
+def _discard_staged(staged_db: Path | None, staged_documents: Path | None) -> None:
+    if staged_db is not None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            staged_db.with_name(staged_db.name + suffix).unlink(missing_ok=True)
+    if staged_documents is not None:
+        shutil.rmtree(staged_documents, ignore_errors=True)
+
+
+def _staging(database_file: Path, documents_dir: Path) -> tuple[Path, Path]:
+    """A new empty database file and documents folder beside the live ones (the same disk, so the swap is
+    a rename), under names of their own: private, and never mistaken for live data."""
+    private_dir(database_file.parent)
+    private_dir(documents_dir.parent)
+    handle, name = tempfile.mkstemp(dir=database_file.parent, prefix=f".{database_file.name}.restoring-")
+    os.close(handle)
+    try:
+        documents = tempfile.mkdtemp(dir=documents_dir.parent, prefix=f".{documents_dir.name}.restoring-")
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name), Path(documents)
 
 
 def describe(manifest: dict[str, Any]) -> str:
@@ -294,28 +484,59 @@ def describe(manifest: dict[str, Any]) -> str:
 def restore_backup(
     archive_path: Path, database_file: Path, documents_dir: Path, *, keep_dir: Path, now: datetime
 ) -> Path:
-    """Replace the database and documents with the backup's (checked first); the replaced ones go to a new
-    folder under ``keep_dir``, which is returned."""
-    check_backup(archive_path)
-    aside = _move_aside(database_file, documents_dir, keep_dir, now)
-    database_file.parent.mkdir(parents=True, exist_ok=True)
-    documents_dir.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive_path, "r") as archive:
-        source = archive.extractfile(DB_NAME)
-        assert source is not None
-        temporary = database_file.with_name(database_file.name + ".restoring")
-        with temporary.open("wb") as out:
-            shutil.copyfileobj(source, out)
-        os.replace(temporary, database_file)
-        for item in archive.getmembers():
-            if item.name.startswith("documents/") and item.isfile():
+    """Replace the database and documents with the backup's; the replaced ones go to a new folder under
+    ``keep_dir``, which is returned. The new database and documents are written beside the live ones first
+    and checked there (the database's checksum, integrity, tables and schema; each document against its
+    SHA-256); only then are they swapped in. Any failure before (a full disk, an altered backup) leaves the
+    live data as it was and no file of the restore behind."""
+    staged_db: Path | None = None
+    staged_documents: Path | None = None
+    try:
+        with _open_archive(archive_path) as archive:
+            manifest = _read_manifest(archive, archive_path)
+            if manifest.get("kind") == "tables":
+                raise CrmError(
+                    "this backup is of a shared database: restore it with restore_tables_into_sqlite"
+                )
+            documents = _document_entries(archive)
+            staged_db, staged_documents = _staging(database_file, documents_dir)
+            source = archive.extractfile(DB_NAME)
+            if source is None:
+                raise CrmError("the backup has no readable database")
+            with staged_db.open("wb") as out:
+                shutil.copyfileobj(source, out)
+                out.flush()
+                os.fsync(out.fileno())
+            _check_database(staged_db, manifest)
+            for item in documents:
                 _, prefix, name = item.name.split("/")
-                target = documents_dir / prefix / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                handle = archive.extractfile(item)
-                with target.open("wb") as out:
-                    shutil.copyfileobj(handle, out)  # type: ignore[arg-type]
-    return aside
+                _write_document(
+                    staged_documents / prefix, name, archive.extractfile(item), f"document {item.name}"
+                )
+        return _swap_in(staged_db, staged_documents, database_file, documents_dir, keep_dir=keep_dir, now=now)
+    except BaseException as exc:
+        _discard_staged(staged_db, staged_documents)
+        if isinstance(exc, (CrmError, OSError, sqlite3.Error, tarfile.TarError)):
+            raise _restore_failed(exc, archive_path, database_file.parent) from exc
+        raise
+
+
+def _write_document(folder: Path, name: str, data: IO[bytes] | Iterable[bytes] | None, entry: str) -> None:
+    """One document of a backup as ``folder/name`` (0600), checked against its SHA-256 as it is written.
+    ``data``: a file to read, or the bytes in parts."""
+    if data is None:
+        raise CrmError(f"the {entry} in the backup is damaged")
+    chunks = iter(lambda: data.read(1 << 20), b"") if hasattr(data, "read") else data  # type: ignore[union-attr]
+    private_dir(folder)
+    digest = hashlib.sha256()
+    with os.fdopen(open_private(folder / name), "wb") as out:
+        for chunk in chunks:
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    if digest.hexdigest() != name:
+        raise CrmError(f"the {entry} in the backup is damaged")
 
 
 def _drop_everything(connection: Any) -> None:
@@ -406,20 +627,19 @@ def restore_into_database(db: Database, archive_path: Path, *, keep_dir: Path, n
 def restore_tables_into_sqlite(
     archive_path: Path, database_file: Path, documents_dir: Path, *, keep_dir: Path, now: datetime
 ) -> Path:
-    """A shared database's backup as the local SQLite database: built beside it first (rows, then the
-    documents as files), then swapped in with the replaced data kept aside, as ``restore_backup`` does."""
+    """A shared database's backup as the local SQLite database: built and checked beside it first (rows,
+    then the documents as files, each against its SHA-256), then swapped in with the replaced data kept aside,
+    as ``restore_backup`` does; any failure before leaves the live data as it was."""
     from crm_tui.core import search_index
     from crm_tui.core.db import make_engine, sqlite_url
-    from crm_tui.core.services.attachments import FileStore
 
     manifest = check_backup(archive_path)
-    database_file.parent.mkdir(parents=True, exist_ok=True)
-    building = database_file.with_name(database_file.name + ".restoring")
-    building.unlink(missing_ok=True)
-    new_documents = documents_dir.with_name(documents_dir.name + ".restoring")
-    shutil.rmtree(new_documents, ignore_errors=True)
-    engine = make_engine(sqlite_url(building))
+    staged_db: Path | None = None
+    staged_documents: Path | None = None
+    engine = None
     try:
+        staged_db, staged_documents = _staging(database_file, documents_dir)
+        engine = make_engine(sqlite_url(staged_db))
         with (
             tempfile.TemporaryDirectory(prefix="crm-tui-restore-") as work,
             tarfile.open(archive_path) as archive,
@@ -433,34 +653,29 @@ def restore_tables_into_sqlite(
                     search_index.ensure(connection)
                     problems = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if problems:
-                        raise CrmError(
-                            f"the backup's rows have {len(problems)} broken references; nothing changed"
-                        )
-                    store = FileStore(new_documents)
+                        raise CrmError(f"the backup's rows have {len(problems)} broken references")
+                    stored = connection.exec_driver_sql("SELECT DISTINCT stored_name FROM document").scalars()
+                    for name in list(stored):
+                        if not isinstance(name, str) or not _STORED_NAME.fullmatch(name):
+                            raise CrmError(f"the backup names a document file {name!r}, not a SHA-256")
                     names = connection.exec_driver_sql(
                         "SELECT DISTINCT sha256 FROM document_content"
                     ).scalars()
                     for name in list(names):
-                        store.write(name, connection.exec_driver_sql(
+                        if not isinstance(name, str) or not _STORED_NAME.fullmatch(name):
+                            raise CrmError(f"the backup holds document bytes named {name!r}, not a SHA-256")
+                        _write_document(staged_documents / name[:2], name, connection.exec_driver_sql(
                             "SELECT data FROM document_content WHERE sha256 = ? ORDER BY part", (name,)
-                        ).scalars())  # fmt: skip
+                        ).scalars(), f"document {name}")  # fmt: skip
                     connection.exec_driver_sql("DELETE FROM document_content")
             with engine.connect() as connection:
                 connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()  # the last connection: SQLite removes the staged file's -wal and -shm
+        return _swap_in(staged_db, staged_documents, database_file, documents_dir, keep_dir=keep_dir, now=now)
     except BaseException as exc:
-        engine.dispose()
-        building.unlink(missing_ok=True)
-        shutil.rmtree(new_documents, ignore_errors=True)
-        if isinstance(exc, DBAPIError):
-            raise CrmError(
-                f"the backup could not be restored, nothing changed: {describe_db_error(exc)}"
-            ) from exc
+        if engine is not None:
+            engine.dispose()
+        _discard_staged(staged_db, staged_documents)
+        if isinstance(exc, (CrmError, OSError, sqlite3.Error, DBAPIError, tarfile.TarError)):
+            raise _restore_failed(exc, archive_path, database_file.parent) from exc
         raise
-    engine.dispose()
-    aside = _move_aside(database_file, documents_dir, keep_dir, now)
-    for suffix in ("-wal", "-shm"):
-        building.with_name(building.name + suffix).unlink(missing_ok=True)
-    os.replace(building, database_file)
-    new_documents.mkdir(parents=True, exist_ok=True)
-    os.replace(new_documents, documents_dir)
-    return aside

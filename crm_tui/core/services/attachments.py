@@ -17,6 +17,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.db import Database, execute_core
 from crm_tui.core.errors import CrmError, FieldErrors, ValidationError
+from crm_tui.core.private_files import open_private, private_dir
 from crm_tui.core.services.common import check_text, get_or_404
 from crm_tui.core.services.records import ATTACHABLE, record_exists
 from crm_tui.core.types import RecordRef
@@ -124,8 +125,8 @@ class FileStore:
     def put(self, session: Session, source: Path) -> tuple[str, int]:
         size = _check_source(source)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".incoming-")
+            private_dir(self.folder)
+            handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=".incoming-")  # 0600
         except OSError as exc:
             raise _unreadable(source, exc) from exc
         digest = hashlib.sha256()
@@ -137,7 +138,7 @@ class FileStore:
                 out.flush()
                 os.fsync(out.fileno())
             target = self.path(digest.hexdigest())
-            target.parent.mkdir(exist_ok=True)
+            private_dir(target.parent)
             os.replace(temporary, target)
         except OSError as exc:
             Path(temporary).unlink(missing_ok=True)
@@ -147,9 +148,9 @@ class FileStore:
     def write(self, stored_name: str, chunks: Iterable[bytes]) -> None:
         """Bytes known by their name (a restore's), written beside and renamed into place."""
         target = self.path(stored_name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(target.parent)
         temporary = target.with_name(f".{stored_name}.incoming")
-        with temporary.open("wb") as out:
+        with os.fdopen(open_private(temporary, exclusive=False), "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
         os.replace(temporary, target)

@@ -1,0 +1,265 @@
+"""Backups and restores under faults (issue 21): a restore on a full disk, or of an altered backup (a foreign
+SQLite file, a newer schema, odd document paths), changes nothing and says what failed; a backup to a full
+disk says no space is left and leaves no partial file. Real SQLite files, real full disks (a small tmpfs)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import sqlite3
+import tarfile
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from crm_tui.cli import main
+from crm_tui.core import models as m
+from crm_tui.core.db import open_database, sqlite_url
+from crm_tui.core.services import attachments, users
+from crm_tui.core.types import RecordRef, RecordType
+from tests.conftest import NOW, fill_disk
+from tests.utils import factories
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _home_with_data(home: Path, document: bytes) -> str:
+    """A home with a user, a contact 'Kept' and a document on it; returns the document's SHA-256."""
+    db = open_database(sqlite_url(home / "data" / "crm.sqlite3"))
+    source = home.parent / "offer.pdf"
+    source.write_bytes(document)
+    with db.write() as s:
+        users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
+        contact = factories.contact(s, NOW, "Kept", emails=["kept@example.com"])
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), source,  # type: ignore[arg-type]
+                                 store=attachments.FileStore(home / "data" / "documents"), added_by_id=None, now=NOW)  # fmt: skip
+    db.dispose()
+    return hashlib.sha256(document).hexdigest()
+
+
+def _add_contact(home: Path, name: str) -> None:
+    db = open_database(sqlite_url(home / "data" / "crm.sqlite3"))
+    with db.write() as s:
+        factories.contact(s, NOW, name)
+    db.dispose()
+
+
+def _names(home: Path) -> set[str]:
+    db = open_database(sqlite_url(home / "data" / "crm.sqlite3"))
+    with db.read() as s:
+        names = set(s.scalars(select(m.Contact.last_name)))
+    db.dispose()
+    return names
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with its SHA-256, and every folder: what 'exactly as before' compares."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        relative = str(path.relative_to(folder))
+        found[relative] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "folder"
+    return found
+
+
+def _rewritten(original: Path, target: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of the backup ``original`` whose entries ``change(entries)`` rewrote (a dict of name to bytes, in
+    order), the manifest's database checksum made to match the new database: a backup altered knowingly."""
+    with tarfile.open(original) as source:
+        entries = {item.name: source.extractfile(item).read() for item in source.getmembers()}  # type: ignore[union-attr]
+    change(entries)
+    manifest = json.loads(entries["manifest.json"])
+    manifest["database_sha256"] = hashlib.sha256(entries["crm.sqlite3"]).hexdigest()
+    entries["manifest.json"] = json.dumps(manifest).encode()
+    with tarfile.open(target, "w") as archive:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return target
+
+
+def _with_database(entries: dict[str, bytes], work: Path, edit) -> None:  # type: ignore[no-untyped-def]
+    """The backup's database, changed by ``edit(connection)``."""
+    path = work / "edited.sqlite3"
+    path.write_bytes(entries["crm.sqlite3"])
+    connection = sqlite3.connect(path)
+    edit(connection)
+    connection.commit()
+    connection.execute("PRAGMA journal_mode = DELETE")
+    connection.close()
+    entries["crm.sqlite3"] = path.read_bytes()
+
+
+def test_a_restore_on_a_full_disk_changes_nothing_and_says_no_space_is_left(
+    small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """The home on a small disk: the restore's new database and documents do not fit. Before the fix the live
+    database was moved into data/replaced first, a partial .restoring file stayed, the message said "nothing
+    was saved" and the next command made an empty database."""
+    home = small_disk(6 * 1024) / "home"
+    _home_with_data(home, os.urandom(1_500_000))
+    backup = tmp_path / "crm.backup"
+    code, _, err = cli(capsys, "--home", str(home), "backup", str(backup))
+    assert code == 0, err
+    _add_contact(home, "AfterBackup")
+    fill_disk(home, leave_bytes=512 * 1024)
+    before = _snapshot(home)
+
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(backup), "--yes")
+
+    assert code == 1, out
+    assert "no space is left on the disk" in err and "unchanged" in err, err
+    assert "internal error" not in err and "Error" not in err
+    assert _snapshot(home) == before  # the live data as it was, no partial file, nothing set aside
+    assert {"Kept", "AfterBackup"} <= _names(home)
+
+    (home / "filler").unlink()
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(backup), "--yes")
+    assert code == 0, err
+    names = _names(home)
+    assert "Kept" in names and "AfterBackup" not in names
+    [aside] = list((home / "data" / "replaced").iterdir())
+    kept = sqlite3.connect(aside / "crm.sqlite3")
+    assert ("AfterBackup",) in kept.execute("SELECT last_name FROM contact").fetchall()
+    kept.close()
+    leftovers = [path.name for path in (home / "data").iterdir() if "restoring" in path.name]
+    assert leftovers == []
+
+
+def _foreign(entries: dict[str, bytes], work: Path) -> None:
+    path = work / "foreign.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+    connection.execute("INSERT INTO notes (text) VALUES ('not a crm')")
+    connection.commit()
+    connection.close()
+    entries["crm.sqlite3"] = path.read_bytes()
+
+
+def _foreign_with_version(entries: dict[str, bytes], work: Path) -> None:
+    """Another application's database that uses Alembic too, at a revision crm-tui also has."""
+    path = work / "foreign.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+    connection.execute(
+        "INSERT INTO alembic_version VALUES (?)", (json.loads(entries["manifest.json"])["schema"],)
+    )
+    connection.execute("CREATE TABLE invoice (id INTEGER PRIMARY KEY)")
+    connection.commit()
+    connection.close()
+    entries["crm.sqlite3"] = path.read_bytes()
+
+
+def _newer_schema(entries: dict[str, bytes], work: Path) -> None:
+    _with_database(entries, work, lambda c: c.execute("UPDATE alembic_version SET version_num = '9999'"))
+
+
+def _document_named_oddly(entries: dict[str, bytes], work: Path) -> None:
+    _with_database(
+        entries, work, lambda c: c.execute("UPDATE document SET stored_name = '../../crm.sqlite3'")
+    )
+
+
+@pytest.mark.parametrize(
+    ("alter", "said"),
+    [
+        (_foreign, "not a crm-tui database"),
+        (_foreign_with_version, "not a crm-tui database"),
+        (_newer_schema, "schema 9999, which this crm-tui does not know"),
+        (_document_named_oddly, "names a document file '../../crm.sqlite3'"),
+    ],
+    ids=["foreign-sqlite", "foreign-with-alembic", "newer-schema", "odd-stored-name"],
+)
+def test_a_restore_checks_the_database_itself_before_anything_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], alter, said: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The manifest is intact and its checksum matches, but the database in the backup is not one this
+    crm-tui can use. Before the fix the restore swapped it in and the next command refused the database."""
+    home = tmp_path / "home"
+    _home_with_data(home, b"%PDF-1.4 offer")
+    code, _, err = cli(capsys, "--home", str(home), "backup", str(tmp_path / "crm.backup"))
+    assert code == 0, err
+    _add_contact(home, "AfterBackup")
+    altered = _rewritten(tmp_path / "crm.backup", tmp_path / "altered.backup", lambda e: alter(e, tmp_path))
+    before = _snapshot(home)
+
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(altered), "--yes")
+
+    assert code == 1, out
+    assert said in err, err
+    assert "internal error" not in err
+    assert _snapshot(home) == before
+    code, out, err = cli(capsys, "--home", str(home), "contacts", "list")
+    assert code == 0, err
+    assert "AfterBackup" in out
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "documents/{sha}",
+        "documents/{ab}/{sha}/{sha}",
+        "documents/{ab}/../{sha}",
+        "/documents/{ab}/{sha}",
+        "documents/ff/{sha}",
+        "documents/{AB}/{SHA}",
+        "notes.txt",
+    ],
+    ids=["no-prefix-folder", "nested", "dot-dot", "absolute", "wrong-prefix", "upper-case", "other-file"],
+)
+def test_a_restore_refuses_odd_document_paths_before_anything_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], entry: str
+) -> None:
+    """Each document of a backup is documents/<first two of its SHA-256>/<SHA-256>. Before the fix a document
+    at documents/<sha> passed the check and crashed the restore after the live data was moved aside (an
+    internal error, the app then empty); an absolute or foreign entry was restored silently."""
+    home = tmp_path / "home"
+    sha = _home_with_data(home, b"%PDF-1.4 offer")
+    assert not sha.startswith("ff")
+    code, _, err = cli(capsys, "--home", str(home), "backup", str(tmp_path / "crm.backup"))
+    assert code == 0, err
+    _add_contact(home, "AfterBackup")
+    odd = entry.format(sha=sha, ab=sha[:2], SHA=sha.upper(), AB=sha[:2].upper())
+
+    def move_document(entries: dict[str, bytes]) -> None:
+        entries[odd] = entries.pop(f"documents/{sha[:2]}/{sha}")
+
+    altered = _rewritten(tmp_path / "crm.backup", tmp_path / "altered.backup", move_document)
+    before = _snapshot(home)
+
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(altered), "--yes")
+
+    assert code == 1, out
+    assert f"unexpected entry {odd!r}" in err, err
+    assert "internal error" not in err
+    assert _snapshot(home) == before
+    assert {"Kept", "AfterBackup"} <= _names(home)
+
+
+@pytest.mark.parametrize("fails_at", ["database-copy", "archive"])
+def test_a_backup_to_a_full_disk_says_no_space_is_left_and_leaves_no_partial_file(
+    small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str], fails_at: str
+) -> None:  # type: ignore[no-untyped-def]
+    """The backup's target on a small disk: full, or with room for the database's copy but not the archive.
+    Before the fix a full disk was 'internal error: OperationalError: database or disk is full'."""
+    home = tmp_path / "home"
+    _home_with_data(home, os.urandom(1_000_000))
+    database_size = (home / "data" / "crm.sqlite3").stat().st_size
+    target = small_disk(2 * 1024)
+    fill_disk(target, leave_bytes=0 if fails_at == "database-copy" else database_size + 128 * 1024)
+    before = sorted(path.name for path in target.iterdir())
+
+    code, out, err = cli(capsys, "--home", str(home), "backup", str(target / "crm.backup"))
+
+    assert code == 1, out
+    assert "no space is left on the disk" in err and "no backup was written" in err, err
+    assert "internal error" not in err and "OperationalError" not in err
+    assert sorted(path.name for path in target.iterdir()) == before

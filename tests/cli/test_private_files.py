@@ -1,0 +1,114 @@
+"""Private data is private (issue 21, item 7): the database with its WAL and SHM, the documents, the log and
+the backups are made readable by the user only (files 0600, folders 0700) whatever the umask, and a home an
+older crm-tui left with the umask's modes is tightened on start. Real files, real umasks."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from crm_tui.cli import main
+from crm_tui.core.db import SCHEMA_HEAD, open_database, sqlite_url
+from crm_tui.core.services import attachments, users
+from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.logs import LOGGER, open_log
+from crm_tui.paths import resolve_paths
+from tests.conftest import NOW
+from tests.utils import factories
+
+
+@pytest.fixture(params=[0o022, 0o000], ids=["umask-022", "umask-000"])
+def umask(request: pytest.FixtureRequest) -> Iterator[int]:
+    old = os.umask(request.param)
+    try:
+        yield request.param
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _not_private(folder: Path) -> list[str]:
+    """Everything under ``folder`` that others could read, write or enter: 'path 0o644'."""
+    found = []
+    for path in [folder, *sorted(folder.rglob("*"))]:
+        wanted = 0o700 if path.is_dir() else 0o600
+        if _mode(path) != wanted:
+            found.append(f"{path.relative_to(folder.parent)} {oct(_mode(path))}")
+    return found
+
+
+def _log_something(home: Path) -> None:
+    open_log(resolve_paths(home))
+    LOGGER.warning("a record for the log")
+    for handler in LOGGER.handlers:
+        handler.flush()
+
+
+def test_what_a_new_home_holds_is_readable_by_the_user_only(umask: int, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "contacts", "list"]) == 0
+    db = open_database(sqlite_url(home / "data" / "crm.sqlite3"))
+    source = tmp_path / "offer.pdf"
+    source.write_bytes(b"%PDF-1.4 offer")
+    with db.write() as s:
+        users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
+        contact = factories.contact(s, NOW, "Kept")
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), source,  # type: ignore[arg-type]
+                                 store=attachments.FileStore(home / "data" / "documents"), added_by_id=None, now=NOW)  # fmt: skip
+    # While the database is open its write-ahead log and shared memory exist: private as the database.
+    for suffix in ("", "-wal", "-shm"):
+        assert _mode(home / "data" / f"crm.sqlite3{suffix}") == 0o600, suffix
+    db.dispose()
+    _log_something(home)
+    assert (home / "state" / "crm-tui.log").exists()
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    assert main(["--home", str(home), "backup", str(backups / "crm.backup")]) == 0
+    assert _mode(backups / "crm.backup") == 0o600
+    assert main(["--home", str(home), "restore", str(backups / "crm.backup"), "--yes"]) == 0
+    assert list((home / "data" / "replaced").iterdir())  # what the restore replaced, kept aside
+    assert list((home / "data" / "documents").rglob("*.pdf")) == []  # stored by their SHA-256
+    assert len([p for p in (home / "data" / "documents").rglob("*") if p.is_file()]) == 1
+
+    assert _not_private(home) == []
+
+
+def test_a_home_an_older_crm_tui_left_open_is_tightened_on_start(umask: int, tmp_path: Path) -> None:
+    """An older crm-tui made the database, documents, backups and log with the umask's modes (0644 files,
+    0755 folders; 0666/0777 under umask 0). The next start makes them private, and the backup it takes
+    before upgrading the database is private too."""
+    home = tmp_path / "home"
+    files, folders = 0o666 & ~umask, 0o777 & ~umask
+    old = open_database(sqlite_url(home / "data" / "crm.sqlite3"), migrate=False)
+    from tests.unit.test_migrations import _migrate
+
+    _migrate(old, "0015")
+    old.dispose()
+    documents = home / "data" / "documents" / "ab"
+    documents.mkdir(parents=True)
+    (documents / ("ab" + "0" * 62)).write_bytes(b"a document")
+    aside = home / "data" / "replaced" / "20261101T080000"
+    aside.mkdir(parents=True)
+    (aside / "crm.sqlite3").write_bytes(b"an older database")
+    (home / "data" / "backups").mkdir()
+    (home / "data" / "backups" / "crm.before-0015.bak").write_bytes(b"an older backup")
+    (home / "state").mkdir()
+    (home / "state" / "crm-tui.log").write_text("--- an older record\n")
+    (home / "config").mkdir()
+    (home / "config" / "config.toml").write_text("")
+    for path in [home, *home.rglob("*")]:
+        path.chmod(folders if path.is_dir() else files)
+    assert _not_private(home / "data")  # as the older crm-tui left it
+
+    assert main(["--home", str(home), "contacts", "list"]) == 0
+
+    assert (home / "data" / "backups" / f"crm.before-{SCHEMA_HEAD}.bak").exists()
+    for folder in ("config", "data", "state"):
+        assert _not_private(home / folder) == [], folder
