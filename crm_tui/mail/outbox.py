@@ -7,11 +7,19 @@ DATA is uncertain, decided by the Sent folder. At the start of each delivery, it
 process was killed) are looked up in the account's Sent folder by Message-ID: there means sent, else
 uncertain and shown to the user. After delivery a copy goes into the Sent folder, unless the provider files
 sent mail itself (Gmail).
+
+Each recipient's RCPT answer is kept: the server taking the mail for some and refusing others makes the item
+partly sent, naming whom and why; it goes again only to the recipients the server has not accepted.
+
+The Sent folder is the one the server marks ``\\Sent`` (RFC 6154), else one named so ("Sent", "Sent Items"...),
+else a "Sent" made for the copy. Nothing about one item stops the queue: an error while settling or filing
+one leaves that item for the user to decide (or sent, with "no copy saved" and why) and the rest go on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -24,6 +32,8 @@ from crm_tui.core.errors import NotFound
 from crm_tui.core.services import mail_accounts, mailbox, outbox
 from crm_tui.mail.imap import MailConnectionError, connect, login_of, logout
 
+log = logging.getLogger(__name__)
+
 PROVIDER_FILES_SENT = {"gmail"}  # these providers put what their SMTP sends into Sent themselves
 TIMEOUT = 30.0
 
@@ -35,11 +45,13 @@ class FlushReport:
     failed: int = 0
     uncertain: int = 0
     recovered: int = 0
+    partial: int = 0
     problems: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.sent} sent"]
         for count, label in (
+            (self.partial, "partly sent"),
             (self.retry, "to retry"),
             (self.failed, "failed"),
             (self.uncertain, "uncertain"),
@@ -98,29 +110,66 @@ def smtp_connection(account: m.MailAccount, password: str) -> Any:
     return smtp
 
 
-def _in_sent(account: m.MailAccount, password: str, message_id: str, sent_folder: str) -> bool:
+NEW_SENT = "Sent"  # made for the copies when the server has no Sent folder
+
+
+def sent_folder_of(client: Any) -> str | None:
+    r"""The server's Sent folder: marked ``\Sent`` (RFC 6154), else named as one; None when it has none."""
+    named = None
+    for flags, _delimiter, name in client.list_folders():
+        flag_names = {(f.decode() if isinstance(f, bytes) else str(f)).lower() for f in flags}
+        if "\\noselect" in flag_names or "\\nonexistent" in flag_names:
+            continue
+        if "\\sent" in flag_names:
+            return str(name)
+        if named is None and mailbox.folder_role(str(name), []) == "sent":
+            named = str(name)
+    return named
+
+
+def _in_sent(account: m.MailAccount, password: str, message_id: str) -> bool | None:
+    """Whether the mail is in the account's Sent folder (None: the server has no Sent folder)."""
     client = connect(login_of(account).endpoint, password)
     try:
-        client.select_folder(sent_folder, readonly=True)
+        folder = sent_folder_of(client)
+        if folder is None:
+            return None
+        client.select_folder(folder, readonly=True)
         return bool(client.search(["HEADER", "Message-ID", message_id]))
     finally:
         logout(client)
 
 
-def _file_in_sent(account: m.MailAccount, password: str, raw: bytes, sent_folder: str) -> None:
+def _file_in_sent(account: m.MailAccount, password: str, raw: bytes) -> str:
+    """Put the copy of a sent mail in the Sent folder (made when there is none); the folder's name."""
     client = connect(login_of(account).endpoint, password)
     try:
-        if sent_folder not in {str(name) for _, _, name in client.list_folders()}:
-            client.create_folder(sent_folder)
-        client.append(sent_folder, raw, flags=[b"\\Seen"])
+        folder = sent_folder_of(client)
+        if folder is None:
+            folder = NEW_SENT
+            try:
+                client.create_folder(folder)
+            except Exception as exc:  # noqa: BLE001 - the server's words go to the user
+                raise CopyNotSaved(
+                    f"the server has no Sent folder and did not let us make one: {_said(exc)}"
+                ) from None
+        try:
+            client.append(folder, raw, flags=[b"\\Seen"])
+        except Exception as exc:  # noqa: BLE001
+            raise CopyNotSaved(f"{folder} did not take it: {_said(exc)}") from None
+        return folder
     finally:
         logout(client)
 
 
-def _sent_folder(db: Database, account_id: int) -> str:
-    with db.read() as session:
-        folder = mailbox.folder_by_role(session, account_id, "sent")
-        return folder.name if folder is not None else "Sent"
+class CopyNotSaved(Exception):
+    pass
+
+
+def _said(exc: BaseException) -> str:
+    """An IMAP error in the server's own words (imaplib prefixes 'create failed: ' and the like)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
 
 
 def flush(db: Database, *, clock: Clock, account_name: str | None = None) -> FlushReport:
@@ -143,11 +192,10 @@ def flush(db: Database, *, clock: Clock, account_name: str | None = None) -> Flu
         except Exception as exc:  # noqa: BLE001 - a missing password is the user's to fix; the mail waits
             report.problems.append(f"{account.name}: {exc}")
             continue
-        sent_folder = _sent_folder(db, account.id)  # type: ignore[arg-type]
         for item_id in stuck:
-            _settle(db, account, password, item_id, sent_folder, clock, report)
+            _settle(db, account, password, item_id, clock, report)
         if waiting:
-            _deliver(db, account, password, waiting, sent_folder, clock, report)
+            _deliver(db, account, password, waiting, clock, report)
     return report
 
 
@@ -156,28 +204,59 @@ def _settle(
     account: Any,
     password: str,
     item_id: int,
-    sent_folder: str,
     clock: Clock,
     report: FlushReport,
 ) -> None:
-    with db.read() as session:
-        message_id = session.get(m.OutboxItem, item_id).message_id_header  # type: ignore[union-attr]
+    """An item a delivery left ``sending``: sent if its Message-ID is in Sent, else uncertain for the user.
+    Never raises: an error leaves the item for the user to decide and the queue goes on."""
     try:
-        found = _in_sent(account, password, message_id, sent_folder)
-    except MailConnectionError as exc:
-        report.problems.append(f"cannot check the Sent folder of {account.name}: {exc}")
-        return  # still sending: checked again next time, never sent blindly
-    with db.write() as session:
-        if found:
-            outbox.mark_sent(session, item_id, now=clock.now())
-            report.recovered += 1
-        else:
-            outbox.mark_uncertain(
-                session,
-                item_id,
-                "the send was cut off and the mail is not in Sent: send it again, or count it as sent",
+        with db.read() as session:
+            message_id = session.get(m.OutboxItem, item_id).message_id_header  # type: ignore[union-attr]
+        try:
+            found = _in_sent(account, password, message_id)
+        except MailConnectionError as exc:
+            # Still "sending" (its process is gone, so the user can decide it): checked again next time.
+            report.problems.append(f"cannot check the Sent folder of {account.name}: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - any other answer of the server: the user decides
+            reason = (
+                "the send was cut off and the Sent folder could not be searched "
+                f"({_said(exc)}): send it again, or count it as sent"
             )
-            report.uncertain += 1
+            found = False
+        else:
+            if found:
+                reason = ""
+            elif found is None:
+                reason = (
+                    f"the send was cut off and {account.name} has no Sent folder to look in: "
+                    "send it again, or count it as sent"
+                )
+            else:
+                reason = (
+                    "the send was cut off and the mail is not in Sent: send it again, or count it as sent"
+                )
+        with db.write() as session:
+            if found:
+                outbox.mark_sent(session, item_id, now=clock.now())
+                report.recovered += 1
+            else:
+                outbox.mark_uncertain(session, item_id, reason)
+                report.uncertain += 1
+                report.problems.append(f"outbox item {item_id}: {reason}")
+    except Exception as exc:  # noqa: BLE001 - one item's fault never stops the queue
+        log.exception("settling outbox item %s", item_id)
+        report.problems.append(
+            f"outbox item {item_id} could not be settled ({_said(exc)}): decide it yourself"
+        )
+
+
+@dataclass
+class SendResult:
+    outcome: str  # sent, retry (nothing delivered), failed (refused for good), uncertain (cut in DATA)
+    reason: str = ""
+    accepted: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (address, the server's reply)
 
 
 def _deliver(
@@ -185,7 +264,6 @@ def _deliver(
     account: Any,
     password: str,
     waiting: list[int],
-    sent_folder: str,
     clock: Clock,
     report: FlushReport,
 ) -> None:
@@ -201,71 +279,136 @@ def _deliver(
         return
     try:
         for item_id in waiting:
-            with db.write() as session:
-                if not outbox.mark_sending(session, item_id, now=clock.now()):
-                    continue  # another delivery has it
-                item = session.get(m.OutboxItem, item_id)
-                raw, sender, recipients = bytes(item.raw), item.from_address, item.recipients.splitlines()  # type: ignore[union-attr]
-            outcome, reason = _send_one(smtp, sender, recipients, raw)
-            with db.write() as session:
-                if outcome != "sent":
-                    report.problems.append(reason)
-                if outcome == "sent":
-                    outbox.mark_sent(session, item_id, now=clock.now())
-                    report.sent += 1
-                elif outcome == "retry":
-                    outbox.retry_later(session, item_id, reason, now=clock.now())
-                    report.retry += 1
-                elif outcome == "failed":
-                    outbox.mark_failed(session, item_id, reason)
-                    report.failed += 1
-                else:
-                    outbox.mark_uncertain(session, item_id, reason)
-                    report.uncertain += 1
-            if outcome == "sent" and account.preset not in PROVIDER_FILES_SENT:
-                try:
-                    _file_in_sent(account, password, raw, sent_folder)
-                except MailConnectionError as exc:
-                    report.problems.append(f"sent, but the copy for {sent_folder} failed: {exc}")
-            if outcome in ("retry", "uncertain") and reason.startswith("connection"):
-                break  # the server is gone: the rest wait for the next delivery
+            try:
+                with outbox.delivering(item_id):
+                    going_on = _deliver_one(db, account, password, smtp, item_id, clock, report)
+                if not going_on:
+                    break  # the server is gone: the rest wait for the next delivery
+            except Exception as exc:  # noqa: BLE001 - one item's fault never stops the queue
+                log.exception("delivering outbox item %s", item_id)
+                _leave_for_the_user(db, item_id, exc, report)
     finally:
-        with contextlib.suppress(OSError, smtplib.SMTPException):
+        with contextlib.suppress(Exception):
             smtp.quit()
     # Items claimed by this run but not reached stay queued (a break above left them untouched).
 
 
-def _send_one(smtp: Any, sender: str, recipients: list[str], raw: bytes) -> tuple[str, str]:
-    """(outcome, reason): sent, retry (nothing delivered), failed (refused for good), uncertain (cut in DATA)."""
+def _leave_for_the_user(db: Database, item_id: int, exc: BaseException, report: FlushReport) -> None:
+    """An unforeseen error with one item: uncertain (it may have gone out), for the user to decide."""
+    reason = f"the delivery stopped on an error ({_said(exc)}): it may have gone out; send it again, or count it as sent"
+    report.problems.append(f"outbox item {item_id}: {reason}")
+    # The database itself may be what failed: then the item stays cut off, which the user can decide too.
+    with contextlib.suppress(Exception), db.write() as session:
+        item = session.get(m.OutboxItem, item_id)
+        if item is not None and item.state == "sending":
+            outbox.mark_uncertain(session, item_id, reason)
+            report.uncertain += 1
+
+
+def _deliver_one(
+    db: Database, account: Any, password: str, smtp: Any, item_id: int, clock: Clock, report: FlushReport
+) -> bool:
+    """Send one item and record how it went; False when the connection is gone."""
+    with db.write() as session:
+        if not outbox.mark_sending(session, item_id, now=clock.now()):
+            return True  # another delivery has it
+        item = session.get(m.OutboxItem, item_id)
+        raw, sender, subject = bytes(item.raw), item.from_address, item.subject  # type: ignore[union-attr]
+        recipients = outbox.pending_recipients(session, item_id)
+    result = _send_one(smtp, sender, recipients, raw)
+    first = False
+    with db.write() as session:
+        if result.outcome == "sent":
+            first = outbox.mark_sent(
+                session, item_id, now=clock.now(), accepted=result.accepted, refused=result.refused
+            )
+            if result.refused:
+                report.partial += 1
+                refused = "; ".join(f"{a}: {r}" for a, r in result.refused)
+                report.problems.append(f"{subject or '(no subject)'}: not delivered to {refused}")
+            else:
+                report.sent += 1
+        elif result.outcome == "retry":
+            report.problems.append(result.reason)
+            outbox.retry_later(session, item_id, result.reason, now=clock.now())
+            report.retry += 1
+        elif result.outcome == "failed":
+            report.problems.append(result.reason)
+            outbox.mark_failed(session, item_id, result.reason, refused=result.refused, now=clock.now())
+            report.failed += 1
+        else:
+            report.problems.append(result.reason)
+            outbox.mark_uncertain(session, item_id, result.reason)
+            report.uncertain += 1
+    if first and account.preset not in PROVIDER_FILES_SENT:
+        _copy_to_sent(db, account, password, item_id, raw, report)
+    return not (result.outcome in ("retry", "uncertain") and result.reason.startswith("connection"))
+
+
+def _copy_to_sent(
+    db: Database, account: Any, password: str, item_id: int, raw: bytes, report: FlushReport
+) -> None:
+    """The copy in Sent; when it cannot be saved the item says so (it stays sent) and the queue goes on."""
+    try:
+        _file_in_sent(account, password, raw)
+        return
+    except CopyNotSaved as exc:
+        reason = str(exc)
+    except MailConnectionError as exc:
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - the copy is a courtesy: the mail is out
+        log.exception("copying outbox item %s to Sent", item_id)
+        reason = _said(exc)
+    report.problems.append(f"sent, but {outbox.NO_COPY} ({reason})")
+    with contextlib.suppress(Exception), db.write() as session:
+        outbox.note_no_copy(session, item_id, reason)
+
+
+def _send_one(smtp: Any, sender: str, recipients: list[str], raw: bytes) -> SendResult:
+    """Sent (to ``accepted``; ``refused`` with the server's replies), retry (nothing delivered), failed
+    (refused for good), uncertain (cut in DATA)."""
+    accepted: list[str] = []
+    refusals: list[tuple[int, bytes | str, str]] = []
     try:
         code, answer = smtp.mail(sender)
         if code >= 400:
-            return _refused(code, answer, "sender")
-        accepted = 0
-        refusals = []
+            return SendResult(*_refused(code, answer, "sender"))
         for recipient in recipients:
             code, answer = smtp.rcpt(recipient)
             if code < 400:
-                accepted += 1
+                accepted.append(recipient)
             else:
                 refusals.append((code, answer, recipient))
         if not accepted:
             smtp.rset()
-            code, answer, recipient = refusals[0]
-            return _refused(code, answer, recipient)
+            refused = [(address, _reply(code, answer)) for code, answer, address in refusals]
+            if any(400 <= code < 500 for code, _, _ in refusals):
+                code, answer, address = next(r for r in refusals if 400 <= r[0] < 500)
+                return SendResult(*_refused(code, answer, address))
+            code, answer, address = refusals[0]
+            outcome, reason = _refused(code, answer, address)
+            if len(refusals) > 1:
+                reason = "the server refused every recipient: " + "; ".join(f"{a}: {r}" for a, r in refused)
+            return SendResult(outcome, reason[:400], refused=refused)
     except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
-        return "retry", f"connection lost before the mail was handed over ({exc})"
+        return SendResult("retry", f"connection lost before the mail was handed over ({exc})")
     try:
         code, answer = smtp.data(raw)
     except smtplib.SMTPDataError as exc:
-        return _refused(exc.smtp_code, exc.smtp_error, "message")
+        return SendResult(*_refused(exc.smtp_code, exc.smtp_error, "message"))
     except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
-        return "uncertain", f"connection lost while handing the mail over ({exc}): it may have gone out"
+        return SendResult(
+            "uncertain", f"connection lost while handing the mail over ({exc}): it may have gone out"
+        )
     if code >= 400:
-        return _refused(code, answer, "message")
-    if refusals:
-        return "sent", ""  # to the others; the refused addresses are reported by the server's bounce
-    return "sent", ""
+        return SendResult(*_refused(code, answer, "message"))
+    refused = [(address, _reply(code, answer)) for code, answer, address in refusals]
+    return SendResult("sent", "", accepted=accepted, refused=refused)
+
+
+def _reply(code: int, answer: bytes | str) -> str:
+    text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+    return f"{code} {' '.join(text.split())}"[:300]
 
 
 def _refused(code: int, answer: bytes | str, what: str) -> tuple[str, str]:

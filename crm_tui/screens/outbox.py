@@ -1,5 +1,6 @@
-"""The outbox view (o in the inbox): what is on its way out, what failed and why, what is uncertain; the user
-decides those (R send again, S count as sent, D drop); x delivers now."""
+"""The outbox view (o in the inbox): what is on its way out, what failed and why, what is uncertain, which
+recipients the server refused; the user decides those (R send again, to whoever has not got it; S count as
+sent; D drop), also an item a dead process left "sending"; x delivers now."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ STATE_STYLE = {
     "queued": "cyan",
     "sending": "yellow",
     "sent": "green",
+    "partial": "bold red",
     "failed": "red",
     "uncertain": "bold magenta",
 }
@@ -81,8 +83,12 @@ class OutboxScreen(CrmScreen):
             )
         if message.rows:
             table.move_cursor(row=min(keep, len(message.rows) - 1))
-        waiting = sum(1 for r in message.rows if r.state in ("queued", "sending") and not r.demo)
-        attention = sum(1 for r in message.rows if r.state in ("failed", "uncertain"))
+        waiting = sum(
+            1
+            for r in message.rows
+            if r.state in ("queued", "sending") and not r.demo and not r.needs_decision
+        )
+        attention = sum(1 for r in message.rows if r.needs_decision)
         self.app.update_status(f"outbox: {waiting} waiting, {attention} need a decision")  # type: ignore[attr-defined]
         self._show_error()
 
@@ -90,11 +96,15 @@ class OutboxScreen(CrmScreen):
     def _show_error(self) -> None:
         row = self.current()
         text = Text()
-        if row is not None and row.last_error:
-            text.append(f"{row.state}: ", style=STATE_STYLE.get(row.state, ""))
-            text.append(terminal_safe(row.last_error, single_line=False))
-            if row.state == "uncertain":
-                text.append("\nR sends it again · S counts it as sent · D drops it", style="dim")
+        if row is not None and row.explanation:
+            text.append(f"{row.shown_state}: ", style=STATE_STYLE.get(row.state, ""))
+            text.append(terminal_safe(row.explanation, single_line=False))
+        if row is not None and row.needs_decision:
+            if row.state == "partial":
+                hint = "R sends it again to the refused addresses · S or D lets them go"
+            else:
+                hint = "R sends it again · S counts it as sent · D drops it"
+            text.append(f"\n{hint}", style="dim")
         self.query_one("#outbox-error", Static).update(text)
 
     def current(self) -> Any:
@@ -115,7 +125,11 @@ class OutboxScreen(CrmScreen):
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
         ok, _ = self.write(lambda session: outbox.decide(session, row.id, decision, now=now))
         if ok:
-            said = {"resend": "queued again", "sent": "counted as sent", "drop": "dropped"}[decision]
+            said = {
+                "resend": "queued again" + (" for the refused addresses" if row.state == "partial" else ""),
+                "sent": "counted as sent",
+                "drop": "refused addresses let go" if row.state == "partial" else "dropped",
+            }[decision]
             self.notify(f"{terminal_safe(row.subject)}: {said}")
             if decision == "resend":
                 self.app.flush_outbox()  # type: ignore[attr-defined]

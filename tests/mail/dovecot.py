@@ -71,10 +71,7 @@ userdb {{
 namespace inbox {{
   inbox = yes
   separator = /
-  mailbox Sent {{
-    special_use = \\Sent
-    auto = subscribe
-  }}
+{sent}
   mailbox Trash {{
     special_use = \\Trash
     auto = subscribe
@@ -102,6 +99,16 @@ service pop3-login {{
   }}
 }}
 """
+
+SENT = """  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }"""
+# A server whose Sent folder is not called Sent, and not made by itself: "Gesendet" carries the \Sent
+# special-use flag (RFC 6154) once a user makes it; until then the user has no Sent folder at all.
+SENT_AS_GESENDET = """  mailbox Gesendet {
+    special_use = \\Sent
+  }"""
 
 
 @dataclass
@@ -138,8 +145,9 @@ class Dovecot:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def start() -> Dovecot:
-    """Start a Dovecot in a new folder of its own (world-traversable: the mail user must reach it)."""
+def start(sent: str = SENT) -> Dovecot:
+    """Start a Dovecot in a new folder of its own (world-traversable: the mail user must reach it).
+    ``sent``: how its Sent folder is configured (``SENT``: "Sent", made for every user)."""
     import tempfile
 
     binary = require_dovecot()
@@ -159,7 +167,9 @@ def start() -> Dovecot:
         root.chmod(0o755)
     port = free_port()
     config = root / "dovecot.conf"
-    config.write_text(CONFIG.format(root=root, uid=uid, gid=gid, user=user, group=group, port=port))
+    config.write_text(
+        CONFIG.format(root=root, uid=uid, gid=gid, user=user, group=group, port=port, sent=sent)
+    )
     server = Dovecot(root=root, port=port, process=None, users={})  # type: ignore[arg-type]
     # Users are made up front: Dovecot re-reads a changed passwd-file only when its mtime moves (1 s steps).
     for n in range(1, USERS + 1):

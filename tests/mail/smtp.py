@@ -1,6 +1,6 @@
 """A real SMTP server for the outbox tests: aiosmtpd on 127.0.0.1, with the behaviours a sender must survive
-(refusing for a while, refusing for good, dropping the connection before DATA, killing the sending process at
-a named point, filing what it accepts in the Sent folder as some providers do)."""
+(refusing for a while, refusing for good, refusing one address, dropping the connection before DATA, killing
+the sending process at a named point, filing what it accepts in the Sent folder as some providers do)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from tests.mail.dovecot import free_port
 @dataclass
 class Behaviour:
     refuse_rcpt: list[str] = field(default_factory=list)  # replies for the next RCPTs ("451 ...", "550 ...")
+    refuse_address: dict[str, str] = field(default_factory=dict)  # address -> its RCPT reply, every time
     drop_at_rcpt: int = 0  # drop the connection at this many RCPTs
     kill_at: str | None = None  # "rcpt" (before DATA) or "data" (after accepting, before the reply)
     kill_pid: int | None = None
@@ -40,6 +41,8 @@ class Handler:
             os.kill(b.kill_pid, signal.SIGKILL)
         if b.refuse_rcpt:
             return b.refuse_rcpt.pop(0)
+        if address in b.refuse_address:
+            return b.refuse_address[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

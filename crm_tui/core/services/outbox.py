@@ -1,15 +1,25 @@
 """The outbox: every mail goes out through it, so sending works offline and nothing goes out twice by itself.
 
 States: queued -> sending -> sent; a refusal the server calls final -> failed (with its reason); a temporary
-one or no connection -> queued again with a growing delay. An item is marked ``sending`` in its own committed
-transaction before the SMTP DATA command: one still ``sending`` when a delivery starts was cut off mid-send;
-the delivery looks for it in the account's Sent folder (by Message-ID) and marks it sent, or uncertain for the
-user to decide (send again, or count it as sent). Delivery itself lives in ``mail.outbox``.
+one or no connection -> queued again with a growing delay. An item is marked ``sending`` (and by which
+process: ``claimed_by``) in its own committed transaction before the SMTP DATA command: one still ``sending``
+when a delivery starts was cut off mid-send; the delivery looks for it in the account's Sent folder (by
+Message-ID) and marks it sent, or uncertain for the user to decide (send again, or count it as sent). One left
+``sending`` by a process that no longer runs can be decided by the user as well.
+
+Each recipient's outcome is kept (``OutboxRecipient``): a mail the server took for some recipients and refused
+for good for others is ``partial`` (partly sent), naming whom and why; sending it again goes only to whoever
+has not got it, with the same Message-ID. Ids are never given again (AUTOINCREMENT on SQLite).
+Delivery itself lives in ``mail.outbox``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
@@ -21,7 +31,9 @@ from crm_tui.core.services import drafts
 from crm_tui.core.services.drafts import DraftFields
 from crm_tui.core.services.mail_accounts import DEMO_PRESET
 
-STATES = ("queued", "sending", "sent", "failed", "uncertain")
+STATES = ("queued", "sending", "sent", "partial", "failed", "uncertain")
+DECIDABLE = ("queued", "sending", "partial", "failed", "uncertain")
+NO_COPY = "no copy saved in Sent"  # how a sent item's note about its Sent copy starts
 BACKOFF_MINUTES = (1, 2, 5, 15, 30, 60)
 
 
@@ -39,13 +51,36 @@ class OutboxRow:
     next_attempt_at: datetime | None
     message_id: str
     demo: bool = False  # from the demo's account, which never connects
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (address, the server's reply), for good
+    stale: bool = False  # "sending" by a process that no longer runs: the user can decide it
 
     @property
     def shown_state(self) -> str:
-        """The state as the outbox view says it: the demo's mail waits for good."""
+        """The state as the outbox view says it: the demo's mail waits for good; a partly sent mail says how
+        many were refused; a sent mail whose copy could not be saved says so."""
         if self.demo and self.state in ("queued", "sending"):
             return "never delivered (demo)"
+        if self.state == "partial":
+            return f"partly sent: {len(self.refused)} refused"
+        if self.state == "sent" and self.last_error and self.last_error.startswith(NO_COPY):
+            return "sent, no copy saved"
+        if self.state == "sending" and self.stale:
+            return "sending, cut off"
         return self.state
+
+    @property
+    def needs_decision(self) -> bool:
+        return self.state in ("failed", "uncertain", "partial") or (self.state == "sending" and self.stale)
+
+    @property
+    def explanation(self) -> str:
+        """What the user should know about the item, in words: the refusals, the error, the copy."""
+        lines = [f"refused {address}: {reason}" for address, reason in self.refused]
+        if self.last_error:
+            lines.append(self.last_error)
+        if self.state == "sending" and self.stale:
+            lines.append("the process sending it stopped before it said how it went")
+        return "\n".join(lines)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -61,7 +96,52 @@ class OutboxRow:
             "sent_at": self.sent_at,
             "next_attempt_at": self.next_attempt_at,
             "message_id": self.message_id,
+            "refused": [{"address": a, "reason": r} for a, r in self.refused],
+            "needs_decision": self.needs_decision,
         }
+
+
+DELIVERING: set[int] = set()  # items this process is delivering right now (by any of its threads)
+
+
+@contextmanager
+def delivering(item_id: int) -> Iterator[None]:
+    """While this process delivers the item: its ``sending`` is not a cut-off one, whichever thread asks."""
+    DELIVERING.add(item_id)
+    try:
+        yield
+    finally:
+        DELIVERING.discard(item_id)
+
+
+def holder() -> str:
+    """This process, as ``claimed_by`` names it: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def holder_alive(claimed_by: str | None) -> bool | None:
+    """Whether the process that claimed an item still runs: known only on this host (None: cannot tell)."""
+    if not claimed_by:
+        return None
+    host, _, pid = claimed_by.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stale(item: m.OutboxItem) -> bool:
+    """A ``sending`` item no running process of this host is delivering (cut off: a kill, a crash)."""
+    if item.state != "sending":
+        return False
+    if item.claimed_by == holder():  # this process: cut off unless one of its deliveries has it now
+        return item.id not in DELIVERING
+    return holder_alive(item.claimed_by) is not True
 
 
 def queue(
@@ -107,7 +187,9 @@ def take_back(session: Session, item_id: int, fields: DraftFields, *, now: datet
     if item is None:
         raise NotFound(f"the mail (outbox item {item_id}) is no longer in the outbox")
     if item.state != "queued":
-        what = {"sending": "is being delivered", "sent": "was delivered"}.get(item.state, f"is {item.state}")
+        what = {"sending": "is being delivered", "sent": "was delivered", "partial": "was delivered"}.get(
+            item.state, f"is {item.state}"
+        )
         raise CrmError(f"the mail {what}: too late to take it back")
     session.delete(item)
     session.flush()
@@ -125,11 +207,61 @@ def due(session: Session, *, now: datetime, account_id: int | None = None) -> li
 
 
 def cut_off(session: Session, *, account_id: int | None = None) -> list[int]:
-    """Items left ``sending`` by a delivery that did not finish (a crash, a kill)."""
-    query = select(m.OutboxItem.id).where(m.OutboxItem.state == "sending")
+    """Items left ``sending`` by a delivery that did not finish (a crash, a kill); not those another running
+    process is delivering right now."""
+    query = select(m.OutboxItem).where(m.OutboxItem.state == "sending")
     if account_id is not None:
         query = query.where(m.OutboxItem.account_id == account_id)
-    return list(session.scalars(query.order_by(m.OutboxItem.id)))
+    return [item.id for item in session.scalars(query.order_by(m.OutboxItem.id)) if _stale(item)]  # type: ignore[misc]
+
+
+def pending_recipients(session: Session, item_id: int) -> list[str]:
+    """Whom a delivery of the item sends to: every envelope recipient the server has not accepted yet."""
+    item = _item(session, item_id)
+    accepted = set(
+        session.scalars(
+            select(m.OutboxRecipient.address).where(
+                m.OutboxRecipient.item_id == item_id, m.OutboxRecipient.state == "accepted"
+            )
+        )
+    )
+    return [address for address in item.recipients.splitlines() if address and address not in accepted]
+
+
+def _record(
+    session: Session, item_id: int, outcomes: list[tuple[str, str, str | None]], now: datetime
+) -> None:
+    """Keep what the server said to each recipient: (address, "accepted" or "refused", reason)."""
+    known = {
+        r.address: r
+        for r in session.scalars(select(m.OutboxRecipient).where(m.OutboxRecipient.item_id == item_id))
+    }
+    for address, state, reason in outcomes:
+        row = known.get(address)
+        if row is None:
+            session.add(
+                m.OutboxRecipient(
+                    item_id=item_id,
+                    address=address,
+                    state=state,
+                    reason=(reason or None) and reason[:400],
+                    at=now,
+                )
+            )
+        else:
+            row.state, row.reason, row.at = state, (reason or None) and reason[:400], now
+
+
+def refusals(session: Session, item_id: int) -> list[tuple[str, str]]:
+    """The recipients the server refused for this item, with its reply."""
+    return [
+        (r.address, r.reason or "")
+        for r in session.scalars(
+            select(m.OutboxRecipient)
+            .where(m.OutboxRecipient.item_id == item_id, m.OutboxRecipient.state == "refused")
+            .order_by(m.OutboxRecipient.id)
+        )
+    ]
 
 
 def _item(session: Session, item_id: int) -> m.OutboxItem:
@@ -144,54 +276,120 @@ def mark_sending(session: Session, item_id: int, *, now: datetime) -> bool:
     done = session.execute(
         update(m.OutboxItem)
         .where(m.OutboxItem.id == item_id, m.OutboxItem.state == "queued")
-        .values(state="sending", attempts=m.OutboxItem.attempts + 1)
+        .values(state="sending", attempts=m.OutboxItem.attempts + 1, claimed_by=holder())
     )
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
-def mark_sent(session: Session, item_id: int, *, now: datetime) -> m.OutboxItem:
+def mark_sent(
+    session: Session,
+    item_id: int,
+    *,
+    now: datetime,
+    accepted: list[str] | None = None,
+    refused: list[tuple[str, str]] | None = None,
+) -> bool:
+    """The server took the mail (for ``accepted``; ``refused``: (address, reply) it refused for good). Partly
+    sent while any recipient stays refused. True the first time the item goes out (its Sent copy and its
+    email activity are made then, not again when it goes to a refused address later)."""
     item = _item(session, item_id)
-    item.state, item.sent_at, item.last_error, item.next_attempt_at = "sent", now, None, None
-    _record_activity(session, item, now)
+    _record(
+        session,
+        item_id,
+        [(a, "accepted", None) for a in accepted or []] + [(a, "refused", r) for a, r in refused or []],
+        now,
+    )
     session.flush()
-    return item
+    first = item.sent_at is None
+    still_refused = refusals(session, item_id)
+    item.state = "partial" if still_refused else "sent"
+    item.sent_at = item.sent_at or now
+    item.last_error, item.next_attempt_at, item.claimed_by = None, None, None
+    if first:
+        _record_activity(session, item, now, still_refused)
+    session.flush()
+    return first
+
+
+def count_as_sent(session: Session, item_id: int, *, now: datetime) -> None:
+    """The user's word: the mail went out (or, partly sent, the refused addresses are let go)."""
+    item = _item(session, item_id)
+    first = item.sent_at is None
+    item.state, item.sent_at, item.next_attempt_at, item.claimed_by = "sent", item.sent_at or now, None, None
+    if item.last_error and not item.last_error.startswith(NO_COPY):
+        item.last_error = None
+    if first:
+        _record_activity(session, item, now, refusals(session, item_id))
+    session.flush()
+
+
+def note_no_copy(session: Session, item_id: int, reason: str) -> None:
+    """The mail went out but its copy could not be saved in Sent: say so on the item (it stays sent)."""
+    item = _item(session, item_id)
+    item.last_error = f"{NO_COPY} ({reason})"[:500]
+    session.flush()
 
 
 def retry_later(session: Session, item_id: int, reason: str, *, now: datetime) -> datetime:
     item = _item(session, item_id)
     delay = BACKOFF_MINUTES[min(max(item.attempts - 1, 0), len(BACKOFF_MINUTES) - 1)]
-    item.state, item.last_error = "queued", reason[:500]
+    item.state, item.last_error, item.claimed_by = "queued", reason[:500], None
     item.next_attempt_at = now + timedelta(minutes=delay)
     session.flush()
     return item.next_attempt_at
 
 
-def mark_failed(session: Session, item_id: int, reason: str) -> None:
+def mark_failed(
+    session: Session,
+    item_id: int,
+    reason: str,
+    *,
+    refused: list[tuple[str, str]] | None = None,
+    now: datetime | None = None,
+) -> None:
     item = _item(session, item_id)
-    item.state, item.last_error, item.next_attempt_at = "failed", reason[:500], None
+    if refused and now is not None:
+        _record(session, item_id, [(a, "refused", r) for a, r in refused], now)
+    # Refused for good; an item already sent to others stays partly sent (it is out, for them).
+    state = "partial" if item.sent_at is not None else "failed"
+    item.state, item.next_attempt_at, item.claimed_by = state, None, None
+    item.last_error = reason[:500] if state == "failed" else None  # partly sent: its refusals say it
     session.flush()
 
 
 def mark_uncertain(session: Session, item_id: int, reason: str) -> None:
     item = _item(session, item_id)
-    item.state, item.last_error = "uncertain", reason[:500]
+    item.state, item.last_error, item.claimed_by = "uncertain", reason[:500], None
     session.flush()
 
 
 def decide(session: Session, item_id: int, decision: str, *, now: datetime) -> m.OutboxItem:
-    """The user's word on an uncertain or failed item: "resend" queues it again, "sent" counts it as sent,
-    "drop" takes it out of the outbox."""
+    """The user's word on an item: "resend" queues it again (a partly sent one only for the refused
+    addresses, with the same Message-ID; a failed, uncertain or cut-off one for everyone), "sent" counts it
+    as sent, "drop" takes it out of the outbox (a partly sent one stays, sent to the others: only its refused
+    addresses are let go). An item another running process is delivering cannot change."""
     item = _item(session, item_id)
-    if item.state not in ("uncertain", "failed", "queued"):
+    if item.state not in DECIDABLE:
         raise CrmError(
-            f"outbox item {item_id} is {item.state}; only queued, failed or uncertain ones can change"
+            f"outbox item {item_id} was {item.state}; only queued, failed, uncertain, partly sent or cut-off "
+            "ones can change"
         )
-    if decision == "resend":
-        item.state, item.next_attempt_at = "queued", None
+    if item.state == "sending" and not _stale(item):
+        raise CrmError(
+            f"outbox item {item_id} is being delivered right now (by process {item.claimed_by}): "
+            "decide once that delivery is over"
+        )
+    if decision == "resend":  # to whoever has not got it: a recipient is "accepted" only after a whole send
+        item.state, item.next_attempt_at, item.claimed_by = "queued", None, None
+        if item.last_error and not item.last_error.startswith(NO_COPY):
+            item.last_error = None
     elif decision == "sent":
-        mark_sent(session, item_id, now=now)
+        count_as_sent(session, item_id, now=now)
     elif decision == "drop":
-        session.delete(item)
+        if item.state == "partial":
+            count_as_sent(session, item_id, now=now)
+        else:
+            session.delete(item)
     else:
         raise CrmError(f"unknown decision {decision!r}: resend, sent or drop")
     session.flush()
@@ -206,6 +404,16 @@ def rows(session: Session, *, limit: int = 200, states: tuple[str, ...] = STATES
         .order_by(m.OutboxItem.id.desc())  # type: ignore[union-attr]
         .limit(limit)
     )
+    found = session.execute(query).all()
+    refused: dict[int, list[tuple[str, str]]] = {}
+    ids = [item.id for item, _, _ in found]
+    if ids:
+        for row in session.scalars(
+            select(m.OutboxRecipient)
+            .where(m.OutboxRecipient.item_id.in_(ids), m.OutboxRecipient.state == "refused")  # type: ignore[attr-defined]
+            .order_by(m.OutboxRecipient.id)
+        ):
+            refused.setdefault(row.item_id, []).append((row.address, row.reason or ""))
     return [
         OutboxRow(
             id=item.id,  # type: ignore[arg-type]
@@ -220,8 +428,10 @@ def rows(session: Session, *, limit: int = 200, states: tuple[str, ...] = STATES
             next_attempt_at=item.next_attempt_at,
             message_id=item.message_id_header,
             demo=preset == DEMO_PRESET,
+            refused=refused.get(item.id, []) if item.state in ("partial", "failed") else [],  # type: ignore[arg-type]
+            stale=_stale(item),
         )
-        for item, account, preset in session.execute(query).all()
+        for item, account, preset in found
     ]
 
 
@@ -231,8 +441,11 @@ def counts(session: Session) -> dict[str, int]:
     return dict(session.execute(select(m.OutboxItem.state, func.count()).group_by(m.OutboxItem.state)).all())  # type: ignore[arg-type]
 
 
-def _record_activity(session: Session, item: m.OutboxItem, now: datetime) -> None:
-    """A mail written from a record is an email activity on it, done when it is sent."""
+def _record_activity(
+    session: Session, item: m.OutboxItem, now: datetime, refused: list[tuple[str, str]] | None = None
+) -> None:
+    """A mail written from a record is an email activity on it, done when it is sent; it names the
+    recipients the server refused, and why."""
     if not item.record_type or not item.record_id:
         return
     from crm_tui.core.services import activities
@@ -260,12 +473,23 @@ def _record_activity(session: Session, item: m.OutboxItem, now: datetime) -> Non
             subject=item.subject or "(no subject)",
             start_at=now,
             type=m.ActivityType.EMAIL.value,
-            description="To: " + ", ".join(item.recipients.splitlines()),
+            description=_activity_text(item, refused or []),
             **links,  # type: ignore[arg-type]
         ),
         now=now,
     )
     activities.complete_activity(session, activity.id, now=now)  # type: ignore[arg-type]
+
+
+def _activity_text(item: m.OutboxItem, refused: list[tuple[str, str]]) -> str:
+    refused_addresses = {address for address, _ in refused}
+    got = [a for a in item.recipients.splitlines() if a and a not in refused_addresses]
+    text = "To: " + ", ".join(got)
+    if refused:
+        text += "\nNot delivered (refused by the server):\n" + "\n".join(
+            f"  {address}: {reason}" for address, reason in refused
+        )
+    return text
 
 
 def _person_of(session: Session, record_type: str, record_id: int) -> int | None:

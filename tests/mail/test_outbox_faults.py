@@ -1,0 +1,383 @@
+"""The outbox under faults (issue 21, items 1, 2 and the reused ids of 10), each against the real parts: a
+Dovecot whose Sent folder is "Gesendet", marked \\Sent (RFC 6154) and made only when a test makes it (until then
+the user has no Sent folder at all), aiosmtpd refusing one recipient at RCPT, a flush process killed with
+SIGKILL once the server had the mail, a Maildir the server cannot make a folder in.
+
+Nothing about one item stops the queue; an item a dead process left "sending" can be decided; a recipient the
+server refused is named with the server's reply and gets the mail again, alone, with the same Message-ID."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from crm_tui.core import models as m
+from crm_tui.core.services import mail_accounts, outbox
+from crm_tui.mail import compose
+from tests.conftest import NOW
+from tests.mail import dovecot as dovecot_module
+from tests.mail.conftest import ON_BOTH, Mailbox
+from tests.mail.smtp import SmtpServer
+from tests.mail.test_outbox import BODY, flush_at, flush_in_a_process, queue_mail
+from tests.mail.test_triage import server_subjects
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[dovecot_module.Dovecot]:
+    """This module's Dovecot: its \\Sent folder is "Gesendet", and nobody has one until it is made."""
+    server = dovecot_module.start(sent=dovecot_module.SENT_AS_GESENDET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp(mailbox: Mailbox) -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    code = mailbox.cli(
+        "account", "edit", "work", "--smtp-host", "127.0.0.1", "--smtp-port", str(server.port), "--smtp-security", "none"
+    )  # fmt: skip
+    assert code == 0
+    yield server
+    server.stop()
+
+
+def folders(box: Mailbox) -> dict[str, set[str]]:
+    client = box.imap()
+    try:
+        return {
+            str(name): {(f.decode() if isinstance(f, bytes) else str(f)) for f in flags}
+            for flags, _, name in client.list_folders()
+        }
+    finally:
+        client.logout()
+
+
+def make_gesendet(box: Mailbox) -> None:
+    client = box.imap()
+    try:
+        client.create_folder("Gesendet")
+    finally:
+        client.logout()
+
+
+def listing(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[int, dict]:  # type: ignore[type-arg]
+    capsys.readouterr()
+    assert box.cli("outbox", "list", "--json") == 0
+    return {item["id"]: item for item in json.loads(capsys.readouterr().out)}
+
+
+def said(box: Mailbox, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = box.cli(*argv)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+@ON_BOTH
+def test_without_a_sent_folder_a_send_killed_after_the_server_took_it_never_sticks_the_queue(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The trial's fault: the flush killed once the server had the mail, on a server with no Sent folder;
+    every later flush ended in 'internal error: select failed: Mailbox doesn't exist: Sent' and the mail
+    behind it never left."""
+    assert "Gesendet" not in folders(mailbox) and "Sent" not in folders(mailbox)
+    first, _ = queue_mail(mailbox, subject="Angebot")
+    second, _ = queue_mail(mailbox, subject="Rechnung")
+    process = flush_in_a_process(mailbox)
+    smtp.behaviour.kill_pid, smtp.behaviour.kill_at = process.pid, "data"
+    assert process.wait(timeout=60) == -9
+    assert len(smtp.received) == 1
+    items = listing(mailbox, capsys)
+    assert items[first]["state"] == "sending" and items[first]["shown_state"] == "sending, cut off"
+    assert items[first]["needs_decision"] and items[second]["state"] == "queued"
+
+    code, out = said(mailbox, capsys, "--now", (NOW).isoformat(), "outbox", "flush")
+    assert code == 1 and "internal error" not in out
+    assert "1 sent" in out and "1 uncertain" in out
+    items = listing(mailbox, capsys)
+    assert items[first]["state"] == "uncertain"
+    assert "has no Sent folder to look in" in items[first]["error"]
+    assert items[second]["state"] == "sent", "the mail queued behind it went out"
+    assert [r[2] for r in smtp.received][1].find(b"Subject: Rechnung") >= 0
+    assert "Sent" in folders(mailbox), "a Sent folder was made for the copy"
+    assert server_subjects(mailbox, "Sent") == {"Rechnung"}
+    code, out = said(mailbox, capsys, "outbox", "list")
+    assert f"outbox decide {first} resend|sent|drop" in out
+
+    code, out = said(mailbox, capsys, "outbox", "decide", str(first), "sent")
+    assert code == 0 and "counted as sent" in out
+    assert listing(mailbox, capsys)[first]["state"] == "sent"
+    assert flush_at(mailbox, 30) == 0 and len(smtp.received) == 2, "each mail went out once"
+
+
+def test_an_item_a_dead_process_left_sending_can_be_decided_one_a_live_one_delivers_cannot(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_gesendet(mailbox)
+    item_id, _ = queue_mail(mailbox)
+    process = flush_in_a_process(mailbox)
+    smtp.behaviour.kill_pid, smtp.behaviour.kill_at = process.pid, "rcpt"  # before the server had it
+    assert process.wait(timeout=60) == -9
+    assert listing(mailbox, capsys)[item_id]["state"] == "sending"
+    # The same item, as if a running process were delivering it: not to be touched.
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        db = mailbox.database()
+        with db.write() as session:
+            session.get(m.OutboxItem, item_id).claimed_by = f"{socket.gethostname()}:{alive.pid}"  # type: ignore[union-attr]
+        db.dispose()
+        code, out = said(mailbox, capsys, "outbox", "decide", str(item_id), "resend")
+        assert code != 0 and "being delivered right now" in out and "internal error" not in out
+        assert not listing(mailbox, capsys)[item_id]["needs_decision"]
+    finally:
+        alive.kill()
+        alive.wait()
+    code, out = said(mailbox, capsys, "outbox", "decide", str(item_id), "resend")
+    assert code == 0 and "queued again for jana.roth@neu-solar.example" in out
+    assert flush_at(mailbox, 1) == 0
+    assert len(smtp.received) == 1 and listing(mailbox, capsys)[item_id]["state"] == "sent"
+    assert server_subjects(mailbox, "Gesendet") == {"Angebot"}
+
+
+def test_the_copy_goes_to_the_folder_marked_sent_whatever_its_name(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_gesendet(mailbox)
+    assert "\\Sent" in folders(mailbox)["Gesendet"]
+    item_id, _ = queue_mail(mailbox, subject="Angebot")
+    assert flush_at(mailbox) == 0
+    assert server_subjects(mailbox, "Gesendet") == {"Angebot"}
+    assert "Sent" not in folders(mailbox), "no second Sent folder next to the one the server marks"
+    # A send cut off after the server took it and the provider filed it: found in the marked folder.
+    later, _ = queue_mail(mailbox, subject="Nachtrag")
+
+    def provider_files_it(raw: bytes) -> None:
+        mailbox.append("Gesendet", raw, flags=("\\Seen",))
+
+    process = flush_in_a_process(mailbox)
+    smtp.behaviour.kill_pid, smtp.behaviour.kill_at, smtp.behaviour.file_in = (
+        process.pid,
+        "data",
+        provider_files_it,
+    )
+    assert process.wait(timeout=60) == -9
+    code, out = said(mailbox, capsys, "--now", NOW.isoformat(), "outbox", "flush")
+    assert code == 0 and "1 found in Sent" in out
+    assert listing(mailbox, capsys)[later]["state"] == "sent" and len(smtp.received) == 2
+
+
+def test_when_no_sent_folder_can_be_made_the_mail_is_sent_without_a_copy_and_the_queue_goes_on(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = mailbox.imap()
+    client.select_folder("INBOX")  # the user's Maildir exists once INBOX was opened
+    client.logout()
+    maildir = mailbox.server.root / "mail" / mailbox.user / "Maildir"
+    assert maildir.is_dir()
+    mode = maildir.stat().st_mode
+    maildir.chmod(0o555)  # the server (not root) can make no folder in it
+    try:
+        first, _ = queue_mail(mailbox, subject="Angebot")
+        second, _ = queue_mail(mailbox, subject="Rechnung")
+        code, out = said(mailbox, capsys, "--now", NOW.isoformat(), "outbox", "flush")
+        assert code == 1 and "internal error" not in out
+        assert "2 sent" in out and "no copy saved in Sent" in out
+        assert "did not let us make one" in out
+        items = listing(mailbox, capsys)
+        for item_id in (first, second):
+            assert items[item_id]["state"] == "sent"
+            assert items[item_id]["shown_state"] == "sent, no copy saved"
+            assert items[item_id]["error"].startswith("no copy saved in Sent (the server has no Sent folder")
+            assert not items[item_id]["needs_decision"]
+        assert len(smtp.received) == 2
+        assert "Sent" not in folders(mailbox)
+    finally:
+        maildir.chmod(mode & 0o7777)
+    assert flush_at(mailbox, 10) == 0 and len(smtp.received) == 2, "nothing goes out twice"
+
+
+def queue_from_a_contact(box: Mailbox, to: list[str], subject: str) -> tuple[int, int, str]:
+    raw, message_id, recipients = compose.build(
+        compose.Draft(
+            "Anna Berg", "anna@crm.example", to=compose.addresses(", ".join(to)), subject=subject, body=BODY
+        ),
+        now=NOW,
+    )
+    from tests.utils import factories
+
+    db = box.database()
+    with db.write() as session:
+        person = factories.contact(session, NOW, "Roth", first_name="Jana", emails=[to[0]])
+        account = mail_accounts.get_account(session, "work")
+        item = outbox.queue(
+            session, account_id=account.id, message_id=message_id, from_address="anna@crm.example",  # type: ignore[arg-type]
+            recipients=recipients, subject=subject, raw=raw, now=NOW, record=("contact", person.id),  # type: ignore[arg-type]
+        )  # fmt: skip
+        ids = item.id, person.id
+    db.dispose()
+    return ids[0], ids[1], message_id  # type: ignore[return-value]
+
+
+@ON_BOTH
+def test_one_recipient_refused_at_rcpt_is_named_and_gets_it_again_alone_with_the_same_message_id(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_gesendet(mailbox)
+    to = ["jana@neu-solar.example", "tippfehler@neu-solar.example", "bernd@bau.example"]
+    item_id, contact_id, message_id = queue_from_a_contact(mailbox, to, "Angebot Dach")
+    smtp.behaviour.refuse_address = {
+        "tippfehler@neu-solar.example": "550 5.1.1 <tippfehler@neu-solar.example>: no such user"
+    }
+    code, out = said(mailbox, capsys, "--now", NOW.isoformat(), "outbox", "flush")
+    assert code == 1 and "1 partly sent" in out
+    assert "not delivered to tippfehler@neu-solar.example: 550 5.1.1" in out
+    assert [r[1] for r in smtp.received] == [["jana@neu-solar.example", "bernd@bau.example"]]
+    item = listing(mailbox, capsys)[item_id]
+    assert item["state"] == "partial" and item["shown_state"] == "partly sent: 1 refused"
+    assert item["needs_decision"]
+    assert item["refused"] == [
+        {
+            "address": "tippfehler@neu-solar.example",
+            "reason": "550 5.1.1 <tippfehler@neu-solar.example>: no such user",
+        }
+    ]
+    code, out = said(mailbox, capsys, "outbox", "list")
+    assert "partly sent: 1 refused" in out
+    assert (
+        "refused tippfehler@neu-solar.example: 550 5.1.1 <tippfehler@neu-solar.example>: no such user" in out
+    )
+    # The email activity on the contact says who did not get it.
+    db = mailbox.database()
+    with db.read() as session:
+        (activity,) = session.scalars(select(m.Activity).where(m.Activity.contact_id == contact_id)).all()
+        description = activity.description or ""
+    db.dispose()
+    assert description.startswith("To: jana@neu-solar.example, bernd@bau.example\n")
+    assert "Not delivered (refused by the server):\n  tippfehler@neu-solar.example: 550 5.1.1" in description
+    assert server_subjects(mailbox, "Gesendet") == {"Angebot Dach"}
+
+    # The address is fixed on the server's side; R (here: decide resend) sends it to that address only.
+    smtp.behaviour.refuse_address = {}
+    code, out = said(mailbox, capsys, "outbox", "decide", str(item_id), "resend")
+    assert code == 0 and "queued again for tippfehler@neu-solar.example" in out
+    assert flush_at(mailbox, 1) == 0
+    assert [r[1] for r in smtp.received][1] == ["tippfehler@neu-solar.example"]
+    again = email.message_from_bytes(smtp.received[1][2], policy=email.policy.default)
+    assert again["Message-ID"] == message_id, "the same mail, not a new one"
+    item = listing(mailbox, capsys)[item_id]
+    assert item["state"] == "sent" and item["refused"] == []
+    client = mailbox.imap()
+    client.select_folder("Gesendet", readonly=True)
+    assert len(client.search(["ALL"])) == 1, "one copy in Sent"
+    client.logout()
+    db = mailbox.database()
+    with db.read() as session:
+        assert len(session.scalars(select(m.Activity)).all()) == 1, "one activity for the one mail"
+    db.dispose()
+
+
+def test_a_recipient_refused_again_leaves_the_item_partly_sent_and_every_refusal_failed(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_gesendet(mailbox)
+    item_id, _ = queue_mail(mailbox, to="jana@neu-solar.example, weg@neu-solar.example")
+    smtp.behaviour.refuse_address = {"weg@neu-solar.example": "550 5.1.1 no such user"}
+    assert flush_at(mailbox) == 1
+    assert outbox_state(mailbox, capsys, item_id) == "partial"
+    assert mailbox.cli("outbox", "decide", str(item_id), "resend") == 0
+    assert flush_at(mailbox, 1) == 1
+    assert len(smtp.received) == 1, "refused again: nothing delivered, nobody got it twice"
+    item = listing(mailbox, capsys)[item_id]
+    assert item["state"] == "partial", "it went out to the others: not failed"
+    assert item["refused"] == [{"address": "weg@neu-solar.example", "reason": "550 5.1.1 no such user"}]
+    # D on a partly sent mail lets the refused address go; the item stays, sent to the others.
+    code, out = said(mailbox, capsys, "outbox", "decide", str(item_id), "drop")
+    assert code == 0 and "stays sent to the others" in out
+    assert outbox_state(mailbox, capsys, item_id) == "sent"
+    # Every recipient refused: failed, each named.
+    smtp.behaviour.refuse_address = {"a@x.example": "550 5.1.1 no a", "b@x.example": "553 5.1.3 bad b"}
+    failed, _ = queue_mail(mailbox, to="a@x.example, b@x.example", subject="Nie")
+    assert flush_at(mailbox, 2) == 1
+    item = listing(mailbox, capsys)[failed]
+    assert item["state"] == "failed"
+    assert "a@x.example: 550 5.1.1 no a" in item["error"] and "b@x.example: 553 5.1.3 bad b" in item["error"]
+    assert len(smtp.received) == 1
+
+
+def outbox_state(box: Mailbox, capsys: pytest.CaptureFixture[str], item_id: int) -> str:
+    return str(listing(box, capsys)[item_id]["state"])
+
+
+@ON_BOTH
+def test_outbox_ids_are_not_given_again_after_a_drop_or_a_take_back(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crm_tui.core.services.drafts import DraftFields
+
+    first, _ = queue_mail(mailbox, subject="Eins")
+    second, _ = queue_mail(mailbox, subject="Zwei")
+    code, out = said(mailbox, capsys, "outbox", "decide", str(second), "drop")
+    assert code == 0 and "taken out of the outbox" in out
+    third, _ = queue_mail(mailbox, subject="Drei")
+    assert third > second, "the dropped mail's id is not given to another"
+    db = mailbox.database()
+    with db.write() as session:
+        account_id = mail_accounts.get_account(session, "work").id
+        fields = DraftFields(
+            account_id=account_id, from_address="anna@crm.example", to="jana@neu-solar.example", cc="", bcc="",
+            subject="Drei", body="Hallo", in_reply_to=None, references=[], raw=b"",
+        )  # fmt: skip
+        outbox.take_back(session, third, fields, now=NOW)
+    db.dispose()
+    fourth, _ = queue_mail(mailbox, subject="Vier")
+    assert fourth > third
+    code, out = said(mailbox, capsys, "outbox", "decide", str(second), "resend")
+    assert code != 0 and f"no outbox item {second}" in out
+    assert set(listing(mailbox, capsys)) == {first, fourth}
+
+
+def test_an_old_database_keeps_its_outbox_and_its_ids_are_not_given_again(tmp_path: Path) -> None:
+    """0017 rebuilds SQLite's outbox_item with AUTOINCREMENT: what was queued stays, with its ids and bytes."""
+    import sqlite3
+
+    from crm_tui.core.db import open_database, sqlite_url
+    from tests.unit.test_migrations import _database_at
+
+    path = _database_at(tmp_path, "0016")
+    with sqlite3.connect(path) as raw:
+        raw.execute(
+            "INSERT INTO user (id, name, email, active, created_at) VALUES "
+            "(1, 'Anna Berg', 'anna@crm.example', 1, '2026-11-01 10:00:00.000000')"
+        )
+        raw.execute(
+            "INSERT INTO mail_account (id, name, user_id, preset, imap_host, imap_port, imap_security, username, "
+            "password_source, addresses, refresh_minutes, created_at, signature) VALUES (1, 'work', 1, 'other', "
+            "'imap.example', 993, 'ssl', 'anna', 'env', 'anna@crm.example', 5, '2026-11-01 10:00:00.000000', '')"
+        )
+        for n in (1, 2):
+            raw.execute(
+                "INSERT INTO outbox_item (id, account_id, message_id_header, from_address, recipients, subject, "
+                "raw, state, attempts, created_at) VALUES (?, 1, ?, 'anna@crm.example', 'jana@neu.example', ?, ?, "
+                "'queued', 0, '2026-11-01 10:00:00.000000')",
+                (n, f"<m{n}@crm.example>", f"Mail {n}", f"Subject: Mail {n}\r\n\r\nHallo".encode()),
+            )
+    db = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
+    with db.write() as session:
+        assert [(r.id, r.subject) for r in reversed(outbox.rows(session))] == [(1, "Mail 1"), (2, "Mail 2")]
+        assert bytes(session.get(m.OutboxItem, 2).raw).startswith(b"Subject: Mail 2")  # type: ignore[union-attr]
+        outbox.decide(session, 2, "drop", now=NOW)
+    with db.write() as session:
+        again = outbox.queue(
+            session, account_id=1, message_id="<m3@crm.example>", from_address="anna@crm.example",
+            recipients=["jana@neu.example"], subject="Mail 3", raw=b"Subject: Mail 3\r\n\r\nHallo", now=NOW,
+        )  # fmt: skip
+        assert again.id == 3, "not 2, the dropped mail's id"
+    db.dispose()
