@@ -339,7 +339,10 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
     sub = box.add_parser("flush", help="deliver what is due now (exit 1 if something could not go out)")
     sub.add_argument("--account", metavar="NAME", help="only this account (default: all)")
     sub.set_defaults(handler="crm_tui.mail_commands:outbox_flush")
-    sub = box.add_parser("decide", help="for an uncertain or failed item: resend, count as sent, or drop")
+    sub = box.add_parser(
+        "decide",
+        help="for an uncertain, failed, partly sent or cut-off item: resend (to whoever has not got it), count as sent, or drop",
+    )
     sub.add_argument("id", type=_positive_int, metavar="ID")
     sub.add_argument("decision", choices=["resend", "sent", "drop"])
     sub.set_defaults(handler="crm_tui.mail_commands:outbox_decide")

@@ -429,12 +429,15 @@ def outbox_list(context: AppContext, args: argparse.Namespace) -> int:
         to = ", ".join(row.recipients[:3]) + (" …" if len(row.recipients) > 3 else "")
         to_text, subject = terminal_safe(to, max_length=40), terminal_safe(row.subject, max_length=60)
         print(f"{row.id:>5}  {row.shown_state:<9} {when}  {to_text:<40}  {subject}")
-        if row.last_error and row.state != "sent":
-            print(f"       {terminal_safe(row.last_error, max_length=150)}")
+        for line in row.explanation.splitlines():
+            print(f"       {terminal_safe(line, max_length=150)}")
+        if row.needs_decision:
+            print(f"       outbox decide {row.id} resend|sent|drop")
     return 0
 
 
 def outbox_flush(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.sanitize import terminal_safe
     from crm_tui.mail.outbox import flush
 
     if context.demo:
@@ -442,14 +445,23 @@ def outbox_flush(context: AppContext, args: argparse.Namespace) -> int:
         return 0
     report = flush(context.database(), clock=context.clock, account_name=args.account)
     print(report.summary())
-    return 1 if report.failed or report.uncertain or report.retry or report.problems else 0
+    for problem in report.problems[1:]:  # the summary names the first
+        print(terminal_safe(problem, max_length=300))
+    return 1 if report.failed or report.uncertain or report.retry or report.partial or report.problems else 0
 
 
 def outbox_decide(context: AppContext, args: argparse.Namespace) -> int:
     from crm_tui.core.services import outbox
 
     with context.database().write() as session:
-        outbox.decide(session, args.id, args.decision, now=context.clock.now())
-    said = {"resend": "queued again", "sent": "counted as sent", "drop": "taken out of the outbox"}
+        to = outbox.pending_recipients(session, args.id) if args.decision == "resend" else []
+        was = outbox.decide(session, args.id, args.decision, now=context.clock.now()).state
+    said = {
+        "resend": "queued again for " + ", ".join(to),
+        "sent": "counted as sent",
+        "drop": "the refused addresses let go; it stays sent to the others"
+        if was == "sent"
+        else "taken out of the outbox",
+    }
     print(f"outbox item {args.id}: {said[args.decision]}")
     return 0
