@@ -328,6 +328,12 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
         sub.set_defaults(handler=f"crm_tui.mail_commands:mail_{action}")
     sub = mail.add_parser("raw", help="write a message's bytes exactly as the server sent them to stdout")
     sub.add_argument("id", type=_positive_int, metavar="ID")
+    sub.add_argument(
+        "--folder", metavar="FOLDER", help="the copy in this folder (copies may differ in their headers)"
+    )
+    sub.add_argument(
+        "--uid", type=_positive_int, metavar="UID", help="the copy of this UID (see mail list --json)"
+    )
     sub.set_defaults(handler="crm_tui.mail_commands:mail_raw")
 
     box = commands.add_parser("outbox", help="mail on its way out").add_subparsers(

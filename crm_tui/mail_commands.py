@@ -303,13 +303,16 @@ def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
     from crm_tui.core import models as m
     from crm_tui.core.services import mailbox
 
-    with context.database().read() as session:
-        message = session.get(m.MailMessage, args.id)
-        if message is None:
-            raise CrmError(f"no message {args.id} (see 'crm-tui mail list')")
-        raw = mailbox.raw_of(session, args.id) if message.has_body else None
-    if raw is None:
-        raw = _fetch_body_now(context, args.id)
+    if args.folder is not None or args.uid is not None:
+        raw = _raw_of_copy(context, args.id, args.folder, args.uid)
+    else:
+        with context.database().read() as session:
+            message = session.get(m.MailMessage, args.id)
+            if message is None:
+                raise CrmError(f"no message {args.id} (see 'crm-tui mail list')")
+            raw = mailbox.raw_of(session, args.id) if message.has_body else None
+        if raw is None:
+            raw = _fetch_body_now(context, args.id)
     out = sys.stdout.buffer
     out.write(raw)
     out.flush()
@@ -364,6 +367,79 @@ def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
     with db.write() as session:
         mailbox.store_body(session, location_id, parse_message(raw), now=context.clock.now())
     return bytes(raw)
+
+
+def _raw_of_copy(context: AppContext, message_id: int, folder: str | None, uid: int | None) -> bytes:
+    """The bytes of one copy of a message (``mail raw ID --folder F [--uid U]``): copies merged as one
+    message may differ in their headers, and each has its own. Fetched from the server by the copy's UID
+    when they are not here (a body not downloaded yet; a copy merged before copies kept their bytes), and
+    kept."""
+    from crm_tui.core import models as m
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.core.services import mailbox
+    from crm_tui.mail.parse import parse_safely
+
+    db = context.database()
+    with db.read() as session:
+        message = session.get(m.MailMessage, message_id)
+        if message is None:
+            raise CrmError(f"no message {message_id} (see 'crm-tui mail list')")
+        has_body = message.has_body
+        copies = mailbox.copies_of(session, message_id)
+        chosen = [c for c in copies if folder in (None, c.folder) and uid in (None, c.uid)]
+        named = " ".join(
+            ([f"in {terminal_safe(folder, max_length=100)}"] if folder is not None else [])
+            + ([f"of UID {uid}"] if uid is not None else [])
+        )
+        if not chosen:
+            known = ", ".join(f"{terminal_safe(c.folder, max_length=100)} UID {c.uid}" for c in copies)
+            raise CrmError(
+                f"message {message_id} has no copy {named}; "
+                + (f"its copies: {known}" if known else "no copy of it on a server is known")
+            )
+        if len(chosen) > 1:
+            uids = ", ".join(str(c.uid) for c in chosen)
+            raise CrmError(
+                f"message {message_id} has {len(chosen)} copies {named} (UIDs {uids}): say which with --uid"
+            )
+        copy = chosen[0]
+        raw = mailbox.copy_raw(session, copy.location_id)
+    if raw is not None:
+        return raw
+    raw = _fetch_copy(context, message_id, copy)
+    with db.write() as session:
+        if has_body:
+            mailbox.keep_copy_raw(session, copy.location_id, raw)
+        else:
+            mailbox.store_body(session, copy.location_id, parse_safely(raw), now=context.clock.now())
+    return raw
+
+
+def _fetch_copy(context: AppContext, message_id: int, copy: Any) -> bytes:
+    """One copy's bytes from its server, by its UID (``mailbox.Copy``)."""
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail.imap import MailConnectionError, connect_login, login_of, logout
+
+    with context.database().read() as session:
+        login = login_of(mail_accounts.get_account(session, copy.account))
+    try:
+        client = connect_login(login)
+    except MailConnectionError as exc:
+        raise CrmError(
+            f"message {message_id}: this copy's bytes are on the server only, and it is out of reach ({exc})"
+        ) from None
+    try:
+        state = client.select_folder(copy.folder, readonly=True)
+        if int(state[b"UIDVALIDITY"]) != copy.uidvalidity:
+            raise CrmError(
+                f"message {message_id}: the folder changed on the server; run 'crm-tui sync' first"
+            )
+        reply = client.fetch([copy.uid], ["BODY.PEEK[]"]).get(copy.uid, {})
+    finally:
+        logout(client)
+    if b"BODY[]" not in reply:
+        raise CrmError(f"message {message_id}: the server no longer has this copy; run 'crm-tui sync'")
+    return bytes(reply[b"BODY[]"] or b"")
 
 
 def mail_change(context: AppContext, args: argparse.Namespace) -> int:

@@ -365,6 +365,111 @@ def test_mail_raw_writes_the_servers_bytes_and_fetches_a_missing_body(
     assert "not downloaded yet" in err and err.count("\n") == 1
 
 
+def _served(box: Mailbox) -> dict[tuple[str, int], bytes]:
+    """Every message's bytes as the server serves them, by (folder, UID)."""
+    client = box.imap()
+    served = {}
+    for _, _, name in client.list_folders():
+        client.select_folder(name, readonly=True)
+        uids = client.search(["ALL"])
+        for uid, data in (client.fetch(uids, ["BODY.PEEK[]"]) if uids else {}).items():
+            served[(name, uid)] = data[b"BODY[]"]
+    client.logout()
+    return served
+
+
+@ON_BOTH
+@pytest.mark.parametrize("parsed", ["here", "by the helpers"])
+def test_copies_merged_as_one_message_keep_their_own_bytes(
+    mailbox: Mailbox,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    parsed: str,
+) -> None:
+    """The same mail (Message-ID and body) in several folders, or twice in one, with other Received lines:
+    one message, and ``mail raw ID --folder F [--uid U]`` gives each server copy's own bytes, also offline."""
+    from crm_tui.mail import sync as sync_module
+
+    if parsed == "by the helpers":  # the bodies' bytes are written by the sync's helper processes
+        monkeypatch.setattr(sync_module, "POOL_THRESHOLD", 1)
+    body = message(1, mid="<same@firma.example>", body="Das Angebot im Anhang")
+    client = mailbox.imap()
+    client.create_folder("Kunden")
+    for folder, hop in (("INBOX", b"a"), ("Archive", b"c"), ("INBOX", b"e"), ("Kunden", b"a")):
+        client.append(
+            folder, b"Received: from " + hop + b" by mx; Fri, 20 Nov 2026 10:00:01 +0100\r\n" + body
+        )
+    client.logout()
+    assert mailbox.cli("sync") == 0
+    capsysbinary.readouterr()
+    assert mailbox.cli("mail", "list", "--json") == 0
+    (listed,) = json.loads(capsysbinary.readouterr().out)
+    assert len(listed["locations"]) == 4, "one message, four copies"
+    served = _served(mailbox)
+    assert len(set(served.values())) == 3, "three different byte strings (two copies are alike)"
+
+    def raw(*argv: str) -> tuple[int, bytes, str]:
+        code = mailbox.cli("mail", "raw", str(listed["id"]), *argv)
+        out, err = capsysbinary.readouterr()
+        return code, out, err.decode()
+
+    for place in listed["locations"]:
+        code, out, _ = raw("--folder", place["folder"], "--uid", str(place["uid"]))
+        assert (code, out) == (0, served[(place["folder"], place["uid"])]), place
+    archived = next(served[key] for key in served if key[0] == "Archive")
+    assert raw("--folder", "Archive")[:2] == (0, archived), "the only copy in a folder needs no UID"
+    assert b"from c by mx" in archived
+    code, _, err = raw("--folder", "INBOX")
+    assert code == 1 and "2 copies in INBOX" in err and "--uid" in err
+    code, _, err = raw("--folder", "Trash")
+    assert code == 1 and "no copy in Trash" in err and "Archive UID" in err
+    db = mailbox.database()
+    with db.read() as session:
+        own = session.scalars(select(m.MailLocationRaw.raw)).all()
+    db.dispose()
+    assert len(own) == 2, "only copies that differ from the message's bytes keep their own"
+    # Offline: every copy's bytes come from the store.
+    from tests.mail.dovecot import free_port
+
+    assert mailbox.cli("account", "edit", "work", "--imap-port", str(free_port())) == 0
+    capsysbinary.readouterr()
+    for place in listed["locations"]:
+        code, out, _ = raw("--folder", place["folder"], "--uid", str(place["uid"]))
+        assert (code, out) == (0, served[(place["folder"], place["uid"])]), place
+
+
+def test_a_copy_merged_before_copies_kept_their_bytes_fetches_them_once(
+    mailbox: Mailbox, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """A database from before (schema 0018 marks every copy of a merged message as not known): asked for,
+    such a copy's bytes come from the server by its UID, and are kept for the next time."""
+    body = message(1, mid="<old@firma.example>", body="Zweimal da")
+    mailbox.append("INBOX", b"Received: from a by mx; Fri, 20 Nov 2026 10:00:01 +0100\r\n" + body)
+    mailbox.append("Archive", b"Received: from b by mx; Fri, 20 Nov 2026 10:00:02 +0100\r\n" + body)
+    assert mailbox.cli("sync") == 0
+    db = mailbox.database()
+    with db.write() as session:  # as the migration leaves a message merged before it
+        session.execute(m.MailLocationRaw.__table__.delete())
+        for (location_id,) in session.execute(select(m.MailLocation.id)):
+            session.add(m.MailLocationRaw(location_id=location_id, raw=None))
+    served = _served(mailbox)
+    capsysbinary.readouterr()
+    for folder in ("INBOX", "Archive"):
+        assert mailbox.cli("mail", "raw", "1", "--folder", folder) == 0
+        assert capsysbinary.readouterr().out == next(served[key] for key in served if key[0] == folder)
+    with db.read() as session:
+        kept = {row.raw for row in session.scalars(select(m.MailLocationRaw))}
+    db.dispose()
+    assert len(kept) == 1 and None not in kept, "the copy whose bytes differ keeps them; the other needs none"
+    from tests.mail.dovecot import free_port
+
+    assert mailbox.cli("account", "edit", "work", "--imap-port", str(free_port())) == 0
+    capsysbinary.readouterr()
+    for folder in ("INBOX", "Archive"):
+        assert mailbox.cli("mail", "raw", "1", "--folder", folder) == 0, "offline: from the store now"
+        assert capsysbinary.readouterr().out == next(served[key] for key in served if key[0] == folder)
+
+
 def test_one_listing_tells_each_folders_state_as_select_does(mailbox: Mailbox) -> None:
     """LIST-STATUS: the state of every folder in one round trip, the same as selecting each one gives."""
     from crm_tui.mail.imap import list_folders_with_state, state_of_select

@@ -440,3 +440,66 @@ def test_0015_threads_the_stored_mail_marks_automatic_mail_and_clears_free_mail_
     assert threads[1] == threads[3] == threads[4] != threads[2]
     assert automatic == {1: 0, 2: 0, 3: 0, 4: 1}
     assert domains == ["seeblick.example"]
+
+
+def test_0018_marks_the_copies_of_merged_messages_whose_bytes_are_not_known(tmp_path: Path) -> None:
+    """A 0017 database: a message with two copies (merged; which one's bytes it holds is not known) has both
+    copies marked, to be fetched from the server when asked for; a message with one copy reads its bytes as
+    before. No byte changes, and the way back drops only the new table."""
+    from crm_tui.core.services import mailbox
+
+    path = _database_at(tmp_path, "0017")
+    columns = (
+        "id, subject, subject_key, from_name, from_address, to_addresses, cc_addresses, body_text, "
+        "has_attachments, attachments, size, is_outgoing, is_read, is_flagged, has_body, received_at"
+    )
+    raws = {
+        1: b"Received: a\r\nMessage-ID: <m@x>\r\n\r\nzwei Kopien\r\n",
+        2: b"Subject: eins\r\n\r\neine\r\n",
+    }
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO user (id, name, email, active, created_at) "
+            "VALUES (1, 'Anna', 'anna@crm.example', 1, '2026-11-21 08:00:00.000000')"
+        )
+        connection.execute(
+            "INSERT INTO mail_account (id, name, user_id, preset, imap_host, imap_port, imap_security, username, "
+            "password_source, addresses, refresh_minutes, created_at, signature) VALUES (1, 'work', 1, 'other', "
+            "'imap.example', 993, 'tls', 'anna', 'env', 'anna@crm.example', 5, '2026-11-21 08:00:00.000000', '')"
+        )
+        connection.execute("INSERT INTO mail_folder (id, account_id, name) VALUES (1, 1, 'INBOX')")
+        for n, raw in raws.items():
+            connection.execute(
+                f"INSERT INTO mail_message ({columns}) VALUES (?, ?, ?, '', 'k@firma.example', '', '', '', 0, "
+                "'', ?, 0, 0, 0, 1, '2026-11-21 08:00:00.000000')",
+                (n, f"Angebot {n}", f"angebot {n}", len(raw)),
+            )
+            connection.execute("INSERT INTO mail_raw (message_id, raw) VALUES (?, ?)", (n, raw))
+        for location_id, message_id, uid in ((1, 1, 10), (2, 1, 11), (3, 2, 12)):
+            connection.execute(
+                "INSERT INTO mail_location (id, message_id, folder_id, uidvalidity, uid, flags) "
+                "VALUES (?, ?, 1, 7, ?, '')",
+                (location_id, message_id, uid),
+            )
+    upgraded = open_database(sqlite_url(path))
+    with upgraded.read() as session:
+        marked = session.execute(sa_text("SELECT location_id, raw FROM mail_location_raw")).all()
+        assert sorted(marked) == [(1, None), (2, None)]
+        assert mailbox.copy_raw(session, 1) is None and mailbox.copy_raw(session, 2) is None, (
+            "from the server"
+        )
+        assert mailbox.copy_raw(session, 3) == raws[2]
+        assert {n: mailbox.raw_of(session, n) for n in raws} == raws
+    with upgraded.write() as session:
+        mailbox.keep_copy_raw(session, 1, raws[1])  # fetched: the message's own bytes, so no row is needed
+        mailbox.keep_copy_raw(session, 2, b"Received: b\r\nMessage-ID: <m@x>\r\n\r\nzwei Kopien\r\n")
+    with upgraded.read() as session:
+        assert mailbox.copy_raw(session, 1) == raws[1]
+        assert mailbox.copy_raw(session, 2) == b"Received: b\r\nMessage-ID: <m@x>\r\n\r\nzwei Kopien\r\n"
+        assert session.execute(sa_text("SELECT location_id FROM mail_location_raw")).scalars().all() == [2]
+    _migrate(upgraded, "0017", down=True)
+    upgraded.dispose()
+    with sqlite3.connect(path) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "mail_location_raw" not in tables
+        assert dict(connection.execute("SELECT message_id, raw FROM mail_raw").fetchall()) == raws

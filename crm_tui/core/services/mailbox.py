@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Integer, delete, func, insert, literal, select, update
 from sqlmodel import Session
 
 from crm_tui.core import bulk, mail_identity, mail_threads, search_index
@@ -336,6 +336,7 @@ def store_bodies(
     updates = []
     completed_rows: list[dict[str, object]] = []  # provisional messages this batch completes, as written
     raws: list[tuple[int, bytes]] = []
+    merged: list[int] = []  # locations merged into a twin: they keep their own bytes where these differ
     for (location_id, data), digest in zip(items, digests, strict=True):
         message_id = owner.get(location_id)
         if message_id is None:
@@ -348,6 +349,8 @@ def store_bodies(
             if updates:  # the twin may be completed in this batch: write those first
                 _update_messages(session, updates)
                 updates = []
+            _keep_copy_bytes(session, location_id, message_id, data)  # before the merge drops the source's
+            merged.append(location_id)
             merge_into(session, message_id, twin)
             _apply_flags_to_message(session, twin)
             results.append((twin, True))
@@ -374,6 +377,7 @@ def store_bodies(
     if updates:
         _update_messages(session, updates)
     store_raw(session, raws)
+    _drop_same_copy_bytes(session, merged)
     if written is not None:
         written.update({row["id"]: row for row in completed_rows})  # type: ignore[misc]
     search_index.index_messages(
@@ -506,6 +510,100 @@ def raw_of(session: Session, message_id: int) -> bytes | None:
     """A message's bytes as the server sent them, or None while its body has not arrived."""
     raw = session.scalar(select(m.MailRaw.raw).where(m.MailRaw.message_id == message_id))
     return bytes(raw) if raw is not None else None
+
+
+# --- each copy's own bytes ----------------------------------------------------------------------------
+
+
+def _keep_copy_bytes(session: Session, location_id: int, source_id: int, data: MessageData) -> None:
+    """A copy about to merge into its twin: its bytes into ``mail_location_raw`` (``_drop_same_copy_bytes``
+    takes them out again where they are the twin's). A sync helper wrote them to ``mail_raw`` under the
+    copy's provisional message (``core.raw_writer``; ``data.raw`` is empty then): copied from there, in the
+    database."""
+    table = m.MailLocationRaw.__table__  # type: ignore[attr-defined]
+    session.execute(delete(table).where(table.c.location_id == location_id))
+    if data.raw or not data.size:
+        session.execute(insert(table).values(location_id=location_id, raw=bytes(data.raw)))
+        return
+    session.execute(
+        insert(table).from_select(
+            ["location_id", "raw"],
+            select(literal(location_id, Integer), m.MailRaw.raw).where(m.MailRaw.message_id == source_id),
+        )
+    )
+
+
+def _drop_same_copy_bytes(session: Session, location_ids: list[int]) -> None:
+    """Of the merged copies' bytes, those equal to their message's go: such a copy reads its message's."""
+    if not location_ids:
+        return
+    table = m.MailLocationRaw.__table__  # type: ignore[attr-defined]
+    message_bytes = (
+        select(m.MailRaw.raw)
+        .join(m.MailLocation, m.MailLocation.message_id == m.MailRaw.message_id)
+        .where(m.MailLocation.id == table.c.location_id)
+        .scalar_subquery()
+    )
+    for start in range(0, len(location_ids), 500):
+        chunk = location_ids[start : start + 500]
+        session.execute(delete(table).where(table.c.location_id.in_(chunk), table.c.raw == message_bytes))
+
+
+@dataclass
+class Copy:
+    """One copy of a message on a server."""
+
+    location_id: int
+    account: str
+    folder: str
+    uidvalidity: int
+    uid: int
+
+
+def copies_of(session: Session, message_id: int) -> list[Copy]:
+    """The message's copies on the servers, the first stored first."""
+    return [
+        Copy(*row)
+        for row in session.execute(
+            select(
+                m.MailLocation.id,
+                m.MailAccount.name,
+                m.MailFolder.name,
+                m.MailLocation.uidvalidity,
+                m.MailLocation.uid,
+            )
+            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+            .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
+            .where(m.MailLocation.message_id == message_id)
+            .order_by(m.MailLocation.id)
+        )
+    ]
+
+
+def copy_raw(session: Session, location_id: int) -> bytes | None:
+    """One copy's bytes as the server sent them: its own where they differ from its message's, else its
+    message's. None when they are not here: the body has not arrived, or the copy was merged before copies
+    kept their own bytes (then only the server knows them; ``keep_copy_raw`` stores what it sends)."""
+    row = session.execute(
+        select(m.MailLocationRaw.raw, m.MailLocationRaw.location_id).where(
+            m.MailLocationRaw.location_id == location_id
+        )
+    ).first()
+    if row is not None:
+        return bytes(row.raw) if row.raw is not None else None
+    message_id = session.scalar(select(m.MailLocation.message_id).where(m.MailLocation.id == location_id))
+    if message_id is None:
+        raise NotFound(f"no copy {location_id}")
+    return raw_of(session, message_id)
+
+
+def keep_copy_raw(session: Session, location_id: int, raw: bytes) -> None:
+    """A copy's bytes fetched from the server (``copy_raw`` had none): kept as its own where they differ
+    from its message's."""
+    table = m.MailLocationRaw.__table__  # type: ignore[attr-defined]
+    session.execute(delete(table).where(table.c.location_id == location_id))
+    session.execute(insert(table).values(location_id=location_id, raw=bytes(raw)))
+    _drop_same_copy_bytes(session, [location_id])
 
 
 def _update_messages(session: Session, updates: list[dict[str, object]]) -> None:
