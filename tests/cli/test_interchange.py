@@ -98,6 +98,103 @@ def test_csv_round_trip_of_every_importable_type_loses_nothing(
     assert (second / "again.csv").read_text() == (first / "contacts.csv").read_text()
 
 
+# Cells a spreadsheet would run as formulas (OWASP's CSV injection), and texts that already start with a quote.
+HOSTILE = {
+    "first_name": '=HYPERLINK("http://x","y")', "last_name": "=cmd|' /C calc'!A0", "job_title": "@SUM(1+1)",
+    "city": "-2+3+cmd|' /C calc'!A0", "street": "'=really starts with a quote", "region": "''+two quotes",
+    "country": "'plain quote",
+}  # fmt: skip
+
+
+def _cells(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_csv_export_cannot_run_formulas_and_reads_back_unchanged(
+    demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from crm_tui.core.interchange.tables import FORMULA_START
+    from crm_tui.core.services import contacts, opportunities, organizations
+
+    home = tmp_path / "home"
+    _fresh_home_like_demo(demo_home, home)
+    db = _database(home)
+    with db.write() as s:
+        org = organizations.create_organization(
+            s, organizations.OrganizationInput(name="=1+1 GmbH", phone="+49 30 1234567"), now=NOW
+        )
+        person = contacts.create_contact(
+            s, contacts.ContactInput(**HOSTILE, emails=["eve@evil.example"], phones=["+49 170 1234567", "-1 555"],  # type: ignore[arg-type]
+                                     organization_id=org.id), now=NOW,
+        )  # fmt: skip
+        sales = s.scalars(select(m.Pipeline).where(m.Pipeline.name == "Sales")).one()
+        opportunities.create_opportunity(
+            s, opportunities.OpportunityInput(title="+Rabatt", pipeline_id=sales.id, amount_cents=1250000,  # type: ignore[arg-type]
+                                              organization_id=org.id, contact_ids=[person.id],  # type: ignore[list-item]
+                                              custom={"roof_area_m2": -5}), now=NOW, user_id=None,
+        )  # fmt: skip
+    db.dispose()
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    for kind in ORDER:
+        assert cli(capsys, "--home", str(home), "export", kind, str(first / f"{kind}.csv"))[0] == 0
+    [eve] = [row for row in _cells(first / "contacts.csv") if row["emails"] == "eve@evil.example"]
+    assert {key: eve[key] for key in HOSTILE} == {
+        "first_name": "'=HYPERLINK(\"http://x\",\"y\")", "last_name": "'=cmd|' /C calc'!A0",
+        "job_title": "'@SUM(1+1)", "city": "'-2+3+cmd|' /C calc'!A0",
+        "street": "''=really starts with a quote", "region": "'''+two quotes", "country": "'plain quote",
+    }  # fmt: skip
+    assert eve["phones"] == "'+49 170 1234567; -1 555"
+    assert eve["organization"] == "'=1+1 GmbH"
+    [deal] = [row for row in _cells(first / "opportunities.csv") if row["organization"] == "'=1+1 GmbH"]
+    assert (deal["title"], deal["amount"], deal["custom.roof_area_m2"]) == ("'+Rabatt", "12500.00", "-5")
+    assert ",12500.00,EUR," in (first / "opportunities.csv").read_text()  # a number: not quoted, no '
+    # No text cell of any file starts a formula; numbers are numbers.
+    for kind in ORDER:
+        for row in _cells(first / f"{kind}.csv"):
+            for column, cell in row.items():
+                if column not in ("amount", "custom.roof_area_m2"):
+                    assert cell[:1] not in FORMULA_START, (kind, column, cell)
+    # Read back into an empty database: the same texts, and the same files when written again.
+    again = tmp_path / "again"
+    _fresh_home_like_demo(demo_home, again)
+    for kind in ORDER:
+        code, out, err = cli(capsys, "--home", str(again), "import", kind, str(first / f"{kind}.csv"))
+        assert code == 0 and "0 rows with problems" in out, err
+    for kind in ORDER:
+        assert cli(capsys, "--home", str(again), "export", kind, str(second / f"{kind}.csv"))[0] == 0
+        assert (second / f"{kind}.csv").read_text() == (first / f"{kind}.csv").read_text(), kind
+    db = _database(again)
+    with db.read() as s:
+        eve_again = contacts.find_by_email(s, "eve@evil.example")[0]
+        assert {key: getattr(eve_again, key) for key in HOSTILE} == HOSTILE
+        assert contacts.contact_phones(s, eve_again.id) == ["+49 170 1234567", "-1 555"]  # type: ignore[arg-type]
+        deal_again = s.scalars(select(m.Opportunity).where(m.Opportunity.title == "+Rabatt")).one()
+        assert deal_again.amount_cents == 1250000
+    db.dispose()
+
+
+def test_a_cell_that_would_start_a_formula_gets_one_quote_that_reading_takes_off() -> None:
+    from crm_tui.core.interchange.tables import from_spreadsheet, spreadsheet_cell
+
+    written = {
+        "\tx": "'\tx", "\rx": "'\rx", "'\tx": "''\tx", "=": "'=", "'": "'", "''": "''", "": "", "a=b": "a=b",
+        "'quoted": "'quoted", "-5": "'-5", "@": "'@", "''-": "'''-",
+    }  # fmt: skip
+    for value, cell in written.items():
+        assert spreadsheet_cell(value) == cell, value
+        assert from_spreadsheet(cell) == value, value
+    # In a column of numbers a number is written as it is; anything else there is text like any other.
+    assert [spreadsheet_cell(v, number=True) for v in ("-5", "12500.00", "-1+1", "=1")] == ["-5", "12500.00",
+                                                                                          "'-1+1", "'=1"]  # fmt: skip
+    # A spreadsheet user's own quote before a formula character is taken off too; elsewhere it stays.
+    assert [from_spreadsheet(c) for c in ("'+49 30 1", "'0049", "it's")] == ["+49 30 1", "'0049", "it's"]
+
+
 def test_vcard_round_trip_and_organizations_made_on_the_way(
     demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,4 +1,5 @@
-"""Exporting: every record type as CSV, contacts also as vCard 3.0, activities as an iCalendar file."""
+"""Exporting: every record type as CSV (safe to open in a spreadsheet), contacts also as vCard 3.0, activities as
+an iCalendar file."""
 
 from __future__ import annotations
 
@@ -55,9 +56,11 @@ _EXTRA: dict[str, tuple[type, list[str], Any]] = {
 
 def export_csv(session: Session, type_name: str) -> tuple[str, int]:
     """(the CSV text, how many records)."""
+    numbers: set[str] = set()
     if type_name in tables.TABLES:
         table = tables.TABLES[type_name]
         model, columns, to_row = table.model, table.all_columns(session), table.to_row
+        numbers = tables.number_columns(session, table.entity)
     elif type_name in _EXTRA:
         model, columns, to_row = _EXTRA[type_name]
     else:
@@ -67,7 +70,11 @@ def export_csv(session: Session, type_name: str) -> tuple[str, int]:
     writer.writeheader()
     count = 0
     for record in session.scalars(select(model).order_by(model.id)):
-        writer.writerow(to_row(session, record))
+        row = to_row(session, record)
+        # Safe to open in a spreadsheet: no text cell starts a formula (tables' docstring).
+        writer.writerow(
+            {key: tables.spreadsheet_cell(value, number=key in numbers) for key, value in row.items()}
+        )
         count += 1
     return out.getvalue(), count
 

@@ -131,7 +131,14 @@ def read_csv(text: str) -> tuple[list[Row], list[tuple[int, str]]]:
             problems.append((line, f"{len(cells)} cells, but the header names {len(names)} columns"))
             continue
         rows.append(
-            Row(line, {name: (cells[i] if i < len(cells) else "") for i, name in enumerate(names) if name})
+            Row(
+                line,
+                {
+                    name: tables.from_spreadsheet(cells[i]) if i < len(cells) else ""
+                    for i, name in enumerate(names)
+                    if name
+                },
+            )
         )
     return rows, problems
 

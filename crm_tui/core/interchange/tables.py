@@ -4,10 +4,17 @@ pipeline and name), how a duplicate is found, and how a row merges into an exist
 
 Cells that hold several values (addresses, phones, domains) separate them with ``; ``. Custom fields are
 ``custom.KEY`` columns. Dates are YYYY-MM-DD, date-times ISO-8601 with offset, amounts plain decimals.
+
+A CSV file is opened in spreadsheets, which run a cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR as a
+formula (``=HYPERLINK(...)``, ``=cmd|' /C calc'!A0``). So text cells are written as OWASP recommends, with a
+leading ``'`` (a phone "+49 30 1" is written "'+49 30 1"), and numbers (amounts, number fields) as plain
+numbers. Reading takes one ``'`` off a cell where quotes stand before such a character, so an export reads back
+unchanged; a text that itself starts with quotes before one ("'=x") is written with one more ("''=x").
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
@@ -36,6 +43,37 @@ ENTITY = {
     "leads": "lead",
     "opportunities": "opportunity",
 }
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _starts_formula(cell: str) -> bool:
+    return cell.lstrip("'")[:1] in FORMULA_START
+
+
+def spreadsheet_cell(value: str, *, number: bool = False) -> str:
+    """``value`` as a CSV cell a spreadsheet cannot run: a number as it is (in a column of numbers), text that
+    would start a formula with a leading ``'``."""
+    if number and NUMBER.fullmatch(value):
+        return value
+    return "'" + value if _starts_formula(value) else value
+
+
+def from_spreadsheet(cell: str) -> str:
+    """A CSV cell as the text it stands for: the one ``'`` that ``spreadsheet_cell`` (or a person keeping a
+    spreadsheet from running it) put before quotes and ``=``, ``+``, ``-``, ``@``, tab or CR is taken off."""
+    return cell[1:] if cell.startswith("'") and _starts_formula(cell) else cell
+
+
+def number_columns(session: Session, entity: str) -> set[str]:
+    """The columns of ``entity``'s table written as numbers: amounts and number fields."""
+    numbers = {"amount"}
+    for definition in custom_fields.definitions_for(session, entity):
+        if definition.field_type == m.CustomFieldType.NUMBER.value:
+            numbers.add(f"custom.{definition.key}")
+    return numbers
 
 
 def split(cell: str) -> list[str]:
