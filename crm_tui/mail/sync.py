@@ -279,7 +279,7 @@ class AccountSync:
                 self._fetch_bodies()
                 self._drop_old_generations()
                 if waiting:
-                    self._replay_changes()  # the renumbered folders' copies are found again by now
+                    self._replay_changes(waiting)  # the renumbered folders' copies are found again by now
             finally:
                 self._logout()
         finally:
@@ -661,13 +661,21 @@ class AccountSync:
 
     # --- offline changes ---
 
-    def _replay_changes(self) -> bool:
+    def _replay_changes(self, waited: dict[int, str] | None = None) -> dict[int, str]:
         """Apply the changes made offline on the server. A change to a copy in a folder the server has
         renumbered (a new UIDVALIDITY) waits: the pass finds the copy again by identity (its body merges into
-        the message the change belongs to) and then replays it. Returns whether a change waits so."""
+        the message the change belongs to) and then replays it (``waited``: the changes that waited so,
+        with their action). Returns the changes that wait."""
         with self.db.read() as session:
             changes = mailbox.pending_changes(session, self.account.id)
-        waiting = False
+        waiting: dict[int, str] = {}
+        for change_id, action in (waited or {}).items():
+            if change_id not in {change[0] for change in changes}:
+                # Its copy was not found again: the server no longer has the message in that folder.
+                error = "the message is no longer in its folder on the server (renumbered meanwhile)"
+                self.report.problems.append(f"offline change {change_id} ({action}) was not made: {error}")
+                with self.db.write() as session:
+                    mailbox.finish_change(session, change_id, now=self.clock.now(), error=error)
         for change_id, _message_id, action, argument, places in changes:
             error = None
             applied: list[tuple[str, int, int]] = []
@@ -686,7 +694,7 @@ class AccountSync:
                     applied = places  # every copy has left its folder (or had gone already)
                 mailbox.changed_on_server(session, self.account.id, action, applied)
                 if renumbered and error is None:
-                    waiting = True  # not done: replayed once the copy is found again
+                    waiting[change_id] = action  # not done: replayed once the copy is found again
                     continue
                 mailbox.finish_change(session, change_id, now=self.clock.now(), error=error)
             self.report.replayed += 1

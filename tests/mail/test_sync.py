@@ -228,7 +228,7 @@ def test_offline_changes_survive_a_renumbered_folder(
     client = mailbox.imap()
     client.create_folder("Projekte")
     client.logout()
-    raws = {n: message(n, mid=f"<u{n}@firma.example>", body=f"Text {n}") for n in range(1, 6)}
+    raws = {n: message(n, mid=f"<u{n}@firma.example>", body=f"Text {n}") for n in range(1, 7)}
     seen = {2}  # the one the user marks unread was read
     for n, raw in raws.items():
         mailbox.append("Projekte", raw, flags=(b"\\Seen",) if n in seen else ())
@@ -239,19 +239,23 @@ def test_offline_changes_survive_a_renumbered_folder(
     assert mailbox.cli("mail", "unread", str(ids["Angebot 2"])) == 0
     assert mailbox.cli("mail", "delete", str(ids["Angebot 3"])) == 0
     assert mailbox.cli("mail", "move", str(ids["Angebot 4"]), "--to", "Erledigt") == 0
-    # Meanwhile the server rebuilds the folder: the same messages, renumbered.
+    assert mailbox.cli("mail", "flag", str(ids["Angebot 6"])) == 0  # the one the server loses
+    # Meanwhile the server rebuilds the folder: the same messages, renumbered (all but one).
     client = mailbox.imap()
     old = client.select_folder("Projekte")[b"UIDVALIDITY"]
     client.unselect_folder()
     client.delete_folder("Projekte")
     client.create_folder("Projekte")
     for n, raw in raws.items():
-        client.append("Projekte", raw, flags=(b"\\Seen",) if n in seen else ())
+        if n != 6:
+            client.append("Projekte", raw, flags=(b"\\Seen",) if n in seen else ())
     assert client.select_folder("Projekte")[b"UIDVALIDITY"] != old
     client.logout()
     capsys.readouterr()
     assert mailbox.cli("sync") == 0
-    assert "4 offline changes sent" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "4 offline changes sent" in out
+    assert "offline change 5 (flag) was not made: the message is no longer in its folder on the server" in out
 
     def server() -> dict[str, dict[str, set[bytes]]]:
         client = mailbox.imap()
@@ -286,6 +290,7 @@ def test_offline_changes_survive_a_renumbered_folder(
     assert "offline change" not in capsys.readouterr().out
     assert server() == folders
     listed = {item["subject"]: item for item in mail_json(mailbox, capsys, "mail", "list")}
+    del ids["Angebot 6"]  # gone from the server
     assert {s: i["id"] for s, i in listed.items()} == ids, "the same messages, no copy twice"
     where = {s: sorted(loc["folder"] for loc in i["locations"]) for s, i in listed.items()}
     assert where == {
