@@ -10,6 +10,7 @@ import logging
 import os
 from pathlib import Path
 
+from crm_tui.core.private_files import private_dir
 from crm_tui.paths import Paths
 
 LOGGER = logging.getLogger("crm_tui")
@@ -40,8 +41,7 @@ def open_log(paths: Paths) -> None:
             LOGGER.removeHandler(handler)
             handler.close()
     try:
-        paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        paths.state_dir.chmod(0o700)
+        private_dir(paths.state_dir)  # and the folders above it that it makes (a new --home)
     except OSError:
         return  # no log file then: errors still become notifications
     handler = _PrivateFileHandler(paths.log_file, encoding="utf-8", delay=True)

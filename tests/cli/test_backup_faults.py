@@ -60,11 +60,13 @@ def _names(home: Path) -> set[str]:
     return names
 
 
-def _snapshot(folder: Path) -> dict[str, str]:
+def _snapshot(folder: Path, *, but: tuple[str, ...] = ()) -> dict[str, str]:
     """Every file under ``folder`` with its SHA-256, and every folder: what 'exactly as before' compares."""
     found = {}
     for path in sorted(folder.rglob("*")):
         relative = str(path.relative_to(folder))
+        if relative in but:
+            continue
         found[relative] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "folder"
     return found
 
@@ -132,6 +134,34 @@ def test_a_restore_on_a_full_disk_changes_nothing_and_says_no_space_is_left(
     kept.close()
     leftovers = [path.name for path in (home / "data").iterdir() if "restoring" in path.name]
     assert leftovers == []
+
+
+def test_a_restore_while_another_crm_tui_has_the_database_open_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The app (or a sync) would go on writing into the file the restore sets aside: refused, nothing
+    changes; once it is closed the restore goes through."""
+    home = tmp_path / "home"
+    _home_with_data(home, b"%PDF-1.4 offer")
+    code, _, err = cli(capsys, "--home", str(home), "backup", str(tmp_path / "crm.backup"))
+    assert code == 0, err
+    _add_contact(home, "AfterBackup")
+    other = open_database(sqlite_url(home / "data" / "crm.sqlite3"))
+    with other.read() as s:
+        assert s.scalars(select(m.Contact)).first() is not None
+    try:
+        # Its write-ahead log and shared memory are the other crm-tui's to change; the rest stays as it was.
+        before = _snapshot(home / "data", but=("crm.sqlite3-wal", "crm.sqlite3-shm"))
+        code, out, err = cli(capsys, "--home", str(home), "restore", str(tmp_path / "crm.backup"), "--yes")
+        assert code == 1, out
+        assert "another crm-tui" in err and "has the database open" in err and "nothing changed" in err, err
+        assert _snapshot(home / "data", but=("crm.sqlite3-wal", "crm.sqlite3-shm")) == before
+    finally:
+        other.dispose()
+    assert {"Kept", "AfterBackup"} <= _names(home)
+    code, _, err = cli(capsys, "--home", str(home), "restore", str(tmp_path / "crm.backup"), "--yes")
+    assert code == 0, err
+    assert "AfterBackup" not in _names(home)
 
 
 def _foreign(entries: dict[str, bytes], work: Path) -> None:

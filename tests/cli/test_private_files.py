@@ -78,6 +78,11 @@ def test_what_a_new_home_holds_is_readable_by_the_user_only(umask: int, tmp_path
     assert len([p for p in (home / "data" / "documents").rglob("*") if p.is_file()]) == 1
 
     assert _not_private(home) == []
+    # A home whose first file is the log (an error before the database was ever opened): private as well.
+    first_log = tmp_path / "another-home"
+    _log_something(first_log)
+    assert (first_log / "state" / "crm-tui.log").exists()
+    assert _not_private(first_log) == []
 
 
 def test_a_home_an_older_crm_tui_left_open_is_tightened_on_start(umask: int, tmp_path: Path) -> None:

@@ -301,7 +301,14 @@ def _check_database(database: Path, manifest: dict[str, Any]) -> None:
 def check_backup(archive_path: Path) -> dict[str, Any]:
     """The backup's manifest, after checking the archive (every entry's name), the database (its checksum,
     SQLite's integrity check, a crm-tui database at a schema this crm-tui knows) and every document against
-    its name. Raises CrmError saying what is wrong."""
+    its name. Raises CrmError saying what is wrong (and that nothing changed: it is checked before a restore)."""
+    try:
+        return _check_backup(archive_path)
+    except CrmError as exc:
+        raise _restore_failed(exc, archive_path, Path(tempfile.gettempdir())) from None
+
+
+def _check_backup(archive_path: Path) -> dict[str, Any]:
     with (
         _open_archive(archive_path) as archive,
         tempfile.TemporaryDirectory(prefix="crm-tui-restore-check-") as work,
@@ -436,7 +443,10 @@ def _swap_in(staged_db: Path, staged_documents: Path, database_file: Path, docum
 def _restore_failed(exc: BaseException, archive_path: Path, folder: Path) -> CrmError:
     """What to tell when a restore failed before its swap: what failed, and that nothing changed."""
     if isinstance(exc, CrmError):
-        return CrmError(f"{exc}; nothing changed") if "nothing changed" not in str(exc) else exc
+        said = str(exc)
+        return (
+            exc if "nothing changed" in said or "unchanged" in said else CrmError(f"{said}; nothing changed")
+        )
     if _no_space(exc):
         return CrmError(
             f"{NO_SPACE} holding {folder}: the backup {archive_path} was not restored; the current data is "
@@ -603,7 +613,15 @@ def restore_into_database(db: Database, archive_path: Path, *, keep_dir: Path, n
 
     manifest = check_backup(archive_path)
     aside = _aside_folder(keep_dir, now)
-    make_backup(db, Path(), aside / "replaced.crm-backup", now=now)
+    try:
+        make_backup(db, Path(), aside / "replaced.crm-backup", now=now)
+    except BaseException as exc:
+        shutil.rmtree(aside, ignore_errors=True)
+        if isinstance(exc, CrmError):
+            raise CrmError(
+                f"the data a restore would replace could not be backed up first: {exc}; nothing changed"
+            ) from exc
+        raise
     with (
         tempfile.TemporaryDirectory(prefix="crm-tui-restore-") as work,
         tarfile.open(archive_path, "r") as archive,
