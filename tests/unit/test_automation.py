@@ -455,6 +455,60 @@ def test_a_mail_rule_that_cannot_be_written_fails_with_the_reason_and_nothing_el
     assert world.jobs()[0].state == "failed"
 
 
+def test_a_rule_whose_template_never_ends_holds_no_other_writer_up(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: a mail template whose loops never end (it passes the template check: the bound is a variable)
+    was filled inside the firing transaction, so every other writer failed after 30 s. Now it is filled
+    before the write lock is taken and stops after 2 s: a writer meanwhile is done at once, and each job of
+    the rule fails once with a template error naming the template; the second deal does not wait 2 s again."""
+    import threading
+    import time
+
+    from crm_tui.core.services import email_templates
+
+    _mail_world(world)
+    spin = "{% set n = 10000 %}{% for i in range(n) %}{% for j in range(n) %}{% for k in range(n) %}{% endfor %}{% endfor %}{% endfor %}"  # fmt: skip
+    with world.db.write() as s:
+        email_templates.create_template(s, email_templates.TemplateInput(
+            name="Endlos", subject="Zu {{ deal.title }}", body="Hallo,\n" + spin), now=START)  # fmt: skip
+    world.rule(name="Endlos-Mail", stage_id=world.stages["Won"].id, trigger="enter", action="send_email",
+               params={"template": "Endlos", "to": "primary_contact"})  # fmt: skip
+    for title in ("Dach A", "Dach B"):
+        world.move(world.deal(title=title), "Won")
+    filling, filled = threading.Event(), []
+    fields_of = email_templates._fields
+
+    def watched(session: object, kind: str, row: object) -> object:
+        if kind == "opportunity":  # the template reads deal.title: it is being filled
+            filled.append(row)
+            filling.set()
+        return fields_of(session, kind, row)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(email_templates, "_fields", watched)
+    reports: list[engine.RunReport] = []
+    runner = threading.Thread(target=lambda: reports.append(world.run()), daemon=True)
+    runner.start()
+    assert filling.wait(timeout=30), "the rule never filled its template"
+    started = time.monotonic()
+    with world.db.write() as s:
+        factories.organization(s, START, "Schreibt derweil GmbH")
+    waited = time.monotonic() - started
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "the automation run never ended"
+    assert waited < 2, f"another writer waited {waited:.1f} s for the automation"
+    [report] = reports
+    assert [(item.rule, item.outcome) for item in report.items] == [("Endlos-Mail", "failed")] * 2
+    for item in report.items:
+        assert item.message.startswith("the template 'Endlos' takes more than 2 seconds to fill"), (
+            item.message
+        )
+    assert [job.state for job in world.jobs()] == ["failed", "failed"]
+    assert world.count(m.AutomationLog) == 2, "each job's failure logged once"
+    assert world.count(m.OutboxItem) == 0
+    assert len(filled) == 1, "filled once: the second deal's mail fails for the same reason at once"
+
+
 def test_a_pdf_report_is_stored_on_the_deal_and_mailed(world: World) -> None:
     from pypdf import PdfReader
 

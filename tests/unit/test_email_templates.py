@@ -392,3 +392,93 @@ def test_a_template_for_several_people_in_to_says_it_greets_the_first(db: Databa
         "personal mail to each, write a mass mail (M on the contacts or leads list)"
     ]
     assert alone.notes == []
+
+
+# Hostile templates (issue 21): each ends within the sandbox's limits in a template error naming the template.
+_LOOPS = "{% for i in range(10000) %}{% for j in range(10000) %}{% for k in range(10000) %}{{ '' }}{% endfor %}{% endfor %}{% endfor %}"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (_LOOPS, "takes more than 2 seconds to fill"),
+        ("{{ 'a' * 10**9 }}", "at most 1,048,576: 1 MiB"),
+        (
+            "{% set ns = namespace(s='ab') %}{% for i in range(28) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "1 MiB",
+        ),
+        (
+            "{% set line = 'x' * 1000 %}{% for i in range(10000) %}{{ line }}{% endfor %}",
+            "fills to more than",
+        ),
+        ("{{ 'a'|center(10**9) }}", "1 MiB"),
+        ("{% include 'footer' %}", "uses {% include %} (line 1)"),
+        ("{% import 'macros' as parts %}", "uses {% import %}"),
+        ("{% extends 'base' %}", "uses {% extends %}"),
+        ("{% for i in range(10**7) %}{% endfor %}", "a range of 10,000,000 numbers (at most 10,000)"),
+    ],
+    ids=[
+        "nested-loops",
+        "a-times-1e9",
+        "doubling",
+        "output-10MB",
+        "center",
+        "include",
+        "import",
+        "extends",
+        "range",
+    ],
+)
+def test_a_hostile_template_ends_within_the_limits_in_an_error_naming_it(body: str, said: str) -> None:
+    """What the trials found (a loop spinning for ever, a 1 GB string, TypeError/OverflowError as internal
+    errors): each render ends within about 2 s, builds nothing near its size, and fails as a template error
+    that names the template and says which limit, in words."""
+    import threading
+    import time
+    import tracemalloc
+
+    template = m.EmailTemplate(name="Feindlich", subject="Hallo", body=body)
+    outcome: list[BaseException | tuple[str, str]] = []
+
+    def fill() -> None:
+        try:
+            outcome.append(email_templates.render(template, {}))
+        except BaseException as exc:  # noqa: BLE001 - the test says what it was
+            outcome.append(exc)
+
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        worker = threading.Thread(target=fill, daemon=True)  # (without limits it would never end)
+        worker.start()
+        worker.join(timeout=20)
+        took = time.monotonic() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not worker.is_alive(), "the render never ended"
+    assert took < 10, f"the render took {took:.1f} s"
+    assert peak < 40 * 2**20, f"the render built {peak / 2**20:.0f} MiB"
+    [error] = outcome
+    assert isinstance(error, TemplateFieldError), f"{type(error).__name__}: {str(error)[:200]}"
+    assert str(error).startswith("the template 'Feindlich' ") and said in str(error), str(error)
+
+
+def test_the_template_check_refuses_what_would_surely_break_the_limits(db: Database) -> None:
+    """Saving a template says at once what the limits would refuse for every record (nested loops of 10**10
+    steps, a range of a million numbers, 'a' * 10**9, {% include %}); what it cannot see (a loop bound from a
+    variable) is left to the limits when it is filled."""
+    loops = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+    with db.write() as session:
+        for body, said in (
+            (loops, "a range holds at most 10,000 numbers"),
+            (loops.replace("100000", "10000"), "nested loops of 100,000,000 steps would not finish in time"),
+            ("{{ 'a' * 10**9 }}", "would make a text of 1,000,000,000 characters"),
+            ("Hallo {% include 'footer' %}", "uses {% include %}"),
+        ):
+            with pytest.raises(ValidationError) as refused:
+                email_templates.create_template(session, TemplateInput("Feindlich", "Hallo", body), now=NOW)
+            assert said in refused.value.errors["body"], refused.value.errors
+        fine = "{% set n = 3 %}{% for i in range(n) %}{{ i }}{% endfor %} {{ 'ab' * 2 }} {{ '%05d' % 42 }}"
+        made = email_templates.create_template(session, TemplateInput("Harmlos", "Hallo", fine), now=NOW)
+        assert email_templates.render(made, {}) == ("Hallo", "012 abab 00042")

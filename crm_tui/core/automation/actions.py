@@ -55,6 +55,10 @@ class FireContext:
     report_dirs: list[Path] = field(default_factory=list)
     me_id: int | None = None
     zone: Any = None
+    # Texts filled before the write lock is taken (``prerender``), by (job, kind, template name, source): a
+    # result, or the TemplateFieldError it gave. An action takes its texts from here; one not here is filled
+    # when the action runs.
+    rendered: dict[tuple[Any, ...], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -247,16 +251,113 @@ def _context(session: Session, job: m.AutomationJob, ctx: FireContext) -> dict[s
     return email_templates.merge_context(session, [_ref(job)], me_id=ctx.me_id, today=today)
 
 
+def rendered(
+    ctx: FireContext,
+    job: m.AutomationJob,
+    source: tuple[str, str],
+    context: Callable[[], dict[str, Any]],
+    *,
+    name: str,
+    kind: str = "mail",
+) -> tuple[str, str]:
+    """(subject, body) of a template filled for this job: as ``prerender`` filled it before the write lock,
+    else filled now (within the sandbox's limits either way). A template too slow to fill for one record is
+    not filled again for the others in this run."""
+    from crm_tui.core.services import email_templates
+
+    key = (job.id, kind, name, source)
+    slow = ("too slow", kind, name, source)
+    if key not in ctx.rendered:
+        if slow in ctx.rendered:
+            ctx.rendered[key] = ctx.rendered[slow]
+        else:
+            try:
+                ctx.rendered[key] = email_templates.render(source, context(), name=name)
+            except email_templates.TemplateFieldError as exc:
+                ctx.rendered[key] = exc
+                if getattr(exc, "too_slow", False):
+                    ctx.rendered[slow] = exc
+    result = ctx.rendered[key]
+    if isinstance(result, Exception):
+        raise result
+    return result  # type: ignore[no-any-return]
+
+
+def _text(
+    ctx: FireContext, job: m.AutomationJob, rule: m.AutomationRule, key: str, text: str, context: Any
+) -> str:
+    """A rule's one-line text (a subject, a title) filled for the job."""
+    return rendered(ctx, job, (text, ""), _later(context), name=f"{rule.name}: {key}")[0]
+
+
+def _body_text(
+    ctx: FireContext, job: m.AutomationJob, rule: m.AutomationRule, key: str, text: str, context: Any
+) -> str:
+    """A rule's text of several lines (a description) filled for the job."""
+    return rendered(ctx, job, ("", text), _later(context), name=f"{rule.name}: {key}")[1]
+
+
+def _later(context: Any) -> Callable[[], dict[str, Any]]:
+    return context if callable(context) else lambda: context
+
+
+def prerender(
+    session: Session, rule: m.AutomationRule, job: m.AutomationJob, record: Any, ctx: FireContext
+) -> None:
+    """Fill the texts the job's action will use (into ``ctx.rendered``), in a read session before the engine
+    takes the write lock: a template that takes its full 2 s, or fails, holds no other writer up. Anything
+    else that fails here is said when the job fires."""
+    from crm_tui.core.automation import reports
+
+    params = params_of(rule)
+    made: list[dict[str, Any]] = []
+
+    def context() -> dict[str, Any]:
+        if not made:
+            made.append(_context(session, job, ctx))
+        return made[0]
+
+    try:
+        if rule.action == "plan_activity":
+            _text(ctx, job, rule, "subject", params.get("subject") or "", context)
+            if params.get("description"):
+                _body_text(ctx, job, rule, "description", params["description"], context)
+        elif rule.action in ("repeat_lead", "copy_deal"):
+            default = "{{ deal.title }} (Copy)" if rule.action == "copy_deal" else ""
+            _text(ctx, job, rule, "title", params.get("title") or default, context)
+        elif rule.action == "send_email":
+            _mail_texts(session, ctx, job, params.get("template"), context)
+        elif rule.action == "report":
+            reports.render_text(session, params.get("template") or "", job, record, ctx)
+            if params.get("email_to"):
+                _mail_texts(session, ctx, job, params.get("email_template") or None, context)
+    except Exception:  # noqa: BLE001 - said when the job fires (and recorded as its failure there)
+        return
+
+
+def _template_named(session: Session, name: str) -> m.EmailTemplate | None:
+    templates = session.info.setdefault("automation_templates", {})
+    if name not in templates:
+        templates[name] = session.scalars(select(m.EmailTemplate).where(m.EmailTemplate.name == name)).first()
+    return templates[name]  # type: ignore[no-any-return]
+
+
+def _mail_texts(
+    session: Session, ctx: FireContext, job: m.AutomationJob, template_name: str | None, context: Any
+) -> tuple[str, str] | None:
+    """(subject, body) of the mail template named ``template_name`` filled for the job (None: no template)."""
+    if not template_name:
+        return None
+    template = _template_named(session, template_name)
+    if template is None:
+        raise CrmError(f"the mail template {template_name!r} was deleted")
+    return rendered(ctx, job, (template.subject, template.body), _later(context), name=template.name)
+
+
 def _fill(text: str, context: dict[str, Any]) -> str:
     from crm_tui.core.services import email_templates
 
     return email_templates.render((text, ""), context)[0]
-
-
-def _fill_body(text: str, context: dict[str, Any]) -> str:
-    from crm_tui.core.services import email_templates
-
-    return email_templates.render(("", text), context)[1]
 
 
 def _owner(session: Session, value: Any, record: Any) -> int | None:
@@ -298,8 +399,10 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
     activity = activities.create_activity(
         session,
         activities.ActivityInput(
-            subject=_fill(params["subject"], context),
-            description=_fill_body(params["description"], context) if params.get("description") else None,
+            subject=_text(ctx, job, rule, "subject", params["subject"], context),
+            description=_body_text(ctx, job, rule, "description", params["description"], context)
+            if params.get("description")
+            else None,
             type=params.get("type") or "task",
             task_type=params.get("task_type") or None,
             start_at=start,
@@ -332,7 +435,7 @@ def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: igno
     lead = leads.create_lead(
         session,
         leads.LeadInput(
-            title=_fill(params["title"], context),
+            title=_text(ctx, job, rule, "title", params["title"], context),
             person_name=contact.name if contact else None,
             company_name=organization.name if organization else None,
             emails=emails,
@@ -361,7 +464,9 @@ def _copy_deal(session, rule, job, record, params, ctx) -> Done:  # type: ignore
     copy = opportunities.create_opportunity(
         session,
         opportunities.OpportunityInput(
-            title=_fill(params.get("title") or "{{ deal.title }} (Copy)", context)[:200],
+            title=_text(ctx, job, rule, "title", params.get("title") or "{{ deal.title }} (Copy)", context)[
+                :200
+            ],
             pipeline_id=stage.pipeline_id,
             stage_id=stage.id,
             amount_cents=record.amount_cents,
@@ -566,7 +671,7 @@ def _queue_mail(
     attachments: list[tuple[str, str, bytes]],
     fallback: tuple[str, str] | None = None,
 ) -> str:
-    from crm_tui.core.services import email_templates, outbox
+    from crm_tui.core.services import outbox
 
     if ctx.build is None:
         raise CrmError("mail cannot be written here (no mail builder given)")
@@ -576,16 +681,9 @@ def _queue_mail(
         raise CrmError(f"{ROLE_WORDS.get(role, role)} has no email address")
     if params.get("extra"):
         to.append(params["extra"])
-    if template_name:
-        templates = session.info.setdefault("automation_templates", {})
-        if template_name not in templates:
-            templates[template_name] = session.scalars(
-                select(m.EmailTemplate).where(m.EmailTemplate.name == template_name)
-            ).first()
-        template = templates[template_name]
-        if template is None:
-            raise CrmError(f"the mail template {template_name!r} was deleted")
-        subject, body = email_templates.render(template, context)
+    texts = _mail_texts(session, ctx, job, template_name, context)
+    if texts is not None:
+        subject, body = texts
     elif fallback is not None:
         subject, body = fallback
     else:

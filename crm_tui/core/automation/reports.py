@@ -89,13 +89,19 @@ def _extras(session: Session, job: m.AutomationJob, record: Any, zone: Any) -> d
 
 
 def render_text(session: Session, name: str, job: m.AutomationJob, record: Any, ctx: Any) -> str:
-    from crm_tui.core.automation.actions import _context
+    """The report template filled for the job's record (once per job: the engine fills it before it takes the
+    write lock, see actions.prerender)."""
+    from crm_tui.core.automation.actions import _context, rendered
     from crm_tui.core.services import email_templates
 
     source = find_template(name, ctx.report_dirs).read_text(encoding="utf-8")
-    context = email_templates.allowing_empty(_context(session, job, ctx))
-    context.update(_extras(session, job, record, ctx.zone))
-    return email_templates.render(("", source), context)[1]
+
+    def context() -> dict[str, Any]:
+        values = email_templates.allowing_empty(_context(session, job, ctx))
+        values.update(_extras(session, job, record, ctx.zone))
+        return values
+
+    return rendered(ctx, job, ("", source), context, name=name, kind="report")[1]
 
 
 def _font(pdf: Any) -> str:

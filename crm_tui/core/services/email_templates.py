@@ -29,6 +29,15 @@ class TemplateFieldError(CrmError):
     """A merge field the records cannot fill."""
 
 
+class TemplateLimitError(TemplateFieldError):
+    """A template that goes past the sandbox's limits (too long to fill, too much text, a range too large) or
+    uses what mail templates cannot ({% include %}). ``too_slow``: it ran out of time."""
+
+    def __init__(self, message: str, *, too_slow: bool = False) -> None:
+        super().__init__(message)
+        self.too_slow = too_slow
+
+
 class MissingRecord(TemplateFieldError):
     """The template uses a kind of record the mail is not about (a deal for a reply to a contact)."""
 
@@ -357,9 +366,10 @@ def _fields(session: Session, kind: str, row: Any) -> Fields:
 @functools.lru_cache(maxsize=1)
 def _environment() -> Any:
     from jinja2 import StrictUndefined
-    from jinja2.sandbox import SandboxedEnvironment
 
-    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    from crm_tui.core.template_sandbox import LimitedEnvironment
+
+    return LimitedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
 
 
 @functools.lru_cache(maxsize=256)
@@ -369,38 +379,68 @@ def _compiled(source: str) -> Any:
 
 
 def check_syntax(subject: str, body: str) -> None:
+    """Each text parses, and uses nothing the sandbox would surely refuse ({% include %}, a range of a
+    million numbers, ``'a' * 10**9``, nested loops of 10**10 steps); what it cannot see, the limits catch
+    when the template is filled."""
     from jinja2 import TemplateSyntaxError
+
+    from crm_tui.core.template_sandbox import static_problems
 
     errors = FieldErrors()
     for field, text in (("subject", subject), ("body", body)):
         try:
-            _environment().parse(text)
+            problems = static_problems(_environment().parse(text))
         except TemplateSyntaxError as exc:
             errors.add(field, f"line {exc.lineno}: {exc.message}")
+            continue
+        if problems:
+            errors.add(field, "; ".join(problems))
     errors.raise_if_any()
 
 
-def render(template: m.EmailTemplate | tuple[str, str], context: dict[str, Any]) -> tuple[str, str]:
-    """(subject, body) filled in; a TemplateFieldError names a field the records cannot fill."""
+def render(
+    template: m.EmailTemplate | tuple[str, str], context: dict[str, Any], *, name: str | None = None
+) -> tuple[str, str]:
+    """(subject, body) filled in within the sandbox's limits (crm_tui.core.template_sandbox); a
+    TemplateFieldError names a field the records cannot fill, a TemplateLimitError names the template
+    (``name``, else the template's own) and the limit it went past."""
     from jinja2 import TemplateError, UndefinedError
     from jinja2.sandbox import SecurityError
 
-    subject, body = (template.subject, template.body) if isinstance(template, m.EmailTemplate) else template
+    from crm_tui.core.template_sandbox import LimitExceeded, NotAllowed, TooSlow, limited
+
+    if isinstance(template, m.EmailTemplate):
+        subject, body = template.subject, template.body
+        name = name or template.name
+    else:
+        subject, body = template
+    called = f"the template {name!r}" if name else "the template"
     try:
-        return (
-            " ".join(_compiled(subject).render(context).split()),
-            _compiled(body).render(context),
-        )
+        with limited():
+            return (
+                " ".join(_compiled(subject).render(context).split()),
+                _compiled(body).render(context),
+            )
     except TemplateFieldError:
         raise
+    except (LimitExceeded, NotAllowed) as exc:
+        raise TemplateLimitError(f"{called} {exc}", too_slow=isinstance(exc, TooSlow)) from None
     except UndefinedError as exc:
         raise TemplateFieldError(
             f"the template uses {exc.message}; known: {', '.join(sorted(context))}"
         ) from None
     except SecurityError as exc:
-        raise TemplateFieldError(f"the template tries something not allowed: {exc}") from None
+        raise TemplateFieldError(f"{called} tries something not allowed: {exc}") from None
     except TemplateError as exc:
-        raise TemplateFieldError(f"the template cannot be filled: {exc}") from None
+        raise TemplateFieldError(f"{called} cannot be filled: {exc}") from None
+    except OverflowError:
+        raise TemplateFieldError(f"{called} cannot be filled: a number is too large") from None
+    except RecursionError:
+        raise TemplateLimitError(f"{called} calls itself too deeply") from None
+    except MemoryError:
+        raise TemplateLimitError(f"{called} needs more memory than there is") from None
+    except Exception as exc:  # noqa: BLE001 - a template's mistake (1 / 0, 'a' - 1), said in words
+        raise TemplateFieldError(f"{called} cannot be filled: {exc}") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -450,6 +490,8 @@ class TemplateFit:
             return ""
         if self.reason.startswith("needs "):
             text = f"{self.name} {self.reason}"
+        elif self.reason.startswith("the template "):  # it names the template itself (a limit it went past)
+            text = self.reason
         else:
             text = f"{self.name} uses {self.reason}"
         return f"{text}: {self.fix}" if self.fix else text
@@ -472,6 +514,9 @@ def _ordered(fits: list[TemplateFit]) -> list[TemplateFit]:
     return sorted(fits, key=lambda fit: (not fit.fits, fit.name.lower()))
 
 
+_TOO_SLOW: dict[tuple[str, str, str], TemplateLimitError] = {}  # templates the picker found too slow to fill
+
+
 def fitting_for_mail(session: Session, context: dict[str, Any]) -> list[TemplateFit]:
     """Every template, those this mail's records can fill first, the others saying why not (each is filled
     once here: "needs a deal", "contact.phone, which is empty for Lisa Lang")."""
@@ -479,7 +524,16 @@ def fitting_for_mail(session: Session, context: dict[str, Any]) -> list[Template
     for template in list_templates(session):
         reason = fix = None
         try:
+            known = _TOO_SLOW.get((template.name, template.subject, template.body))
+            if known is not None:
+                raise known
             render(template, context)
+        except TemplateLimitError as exc:
+            reason = str(exc)
+            if exc.too_slow:  # the next picker says so at once instead of waiting 2 s again
+                _TOO_SLOW[(template.name, template.subject, template.body)] = exc
+                while len(_TOO_SLOW) > 64:
+                    del _TOO_SLOW[next(iter(_TOO_SLOW))]
         except TemplateFieldError as exc:
             reason, fix = _why_not(exc), _fix(exc)
         fits.append(TemplateFit(template.id, template.name, template.description, reason, fix))  # type: ignore[arg-type]

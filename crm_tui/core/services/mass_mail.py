@@ -144,6 +144,8 @@ def create_campaign(
         else:
             try:
                 _render(session, template, ref, me_id=me_id, today=today)
+            except email_templates.TemplateLimitError:
+                raise  # the template's own fault (2 s, 1 MiB...): no mail of it goes, and no one waits 2 s each
             except email_templates.TemplateFieldError as exc:
                 state, reason = "skipped", str(exc)
         session.add(
