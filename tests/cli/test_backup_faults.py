@@ -293,3 +293,79 @@ def test_a_backup_to_a_full_disk_says_no_space_is_left_and_leaves_no_partial_fil
     assert "no space is left on the disk" in err and "no backup was written" in err, err
     assert "internal error" not in err and "OperationalError" not in err
     assert sorted(path.name for path in target.iterdir()) == before
+
+
+def _team_backup(postgres_urls, tmp_path: Path, capsys: pytest.CaptureFixture[str], document: bytes) -> Path:  # type: ignore[no-untyped-def]
+    """A backup of a shared PostgreSQL database (table by table) with a contact 'Team' and a document."""
+    url = postgres_urls()
+    shared = open_database(url)
+    source = tmp_path / "plan.pdf"
+    source.write_bytes(document)
+    with shared.write() as s:
+        users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
+        contact = factories.contact(s, NOW, "Team")
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), source,  # type: ignore[arg-type]
+                                 store=attachments.store_for(shared, tmp_path), added_by_id=None, now=NOW)  # fmt: skip
+    shared.dispose()
+    target = tmp_path / "team.backup"
+    code, _, err = cli(capsys, "--home", str(tmp_path / "team-home"), "--db", url, "backup", str(target))
+    assert code == 0, err
+    return target
+
+
+def test_a_shared_database_s_backup_restored_onto_a_full_disk_changes_nothing(
+    postgres_urls, small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """The other kind of backup (a team's PostgreSQL database) into a local home on a full disk: built
+    beside the live data, which stays exactly as it was; after space is freed it goes through."""
+    backup = _team_backup(postgres_urls, tmp_path, capsys, os.urandom(1_500_000))
+    home = small_disk(16 * 1024) / "home"
+    _home_with_data(home, b"%PDF-1.4 offer")
+    fill_disk(home, leave_bytes=1024 * 1024)
+    before = _snapshot(home / "data")
+
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(backup), "--yes")
+
+    assert code == 1, out
+    assert "no space is left on the disk" in err and "unchanged" in err, err
+    assert _snapshot(home / "data") == before
+    assert "Kept" in _names(home)
+    (home / "filler").unlink()
+    code, _, err = cli(capsys, "--home", str(home), "restore", str(backup), "--yes")
+    assert code == 0, err
+    assert "Team" in _names(home) and "Kept" not in _names(home)
+
+
+def test_a_shared_database_s_backup_naming_a_document_oddly_is_refused_before_anything_changes(
+    postgres_urls, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Document bytes in a table backup are named by their SHA-256; a name like '../../../escaped' would
+    have been written outside the documents folder."""
+    backup = _team_backup(postgres_urls, tmp_path, capsys, b"%PDF-1.4 plan")
+    home = tmp_path / "nest" / "deeper" / "home"
+    _home_with_data(home, b"%PDF-1.4 offer")
+    with tarfile.open(backup) as source:
+        entries = {item.name: source.extractfile(item).read() for item in source.getmembers()}  # type: ignore[union-attr]
+    manifest = json.loads(entries["manifest.json"])
+    name = "tables/document_content.jsonl"
+    rows = [json.loads(line) for line in entries[name].splitlines()]
+    assert rows
+    for row in rows:
+        row["sha256"] = "../../../escaped"
+    entries[name] = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    manifest["tables"]["document_content"]["sha256"] = hashlib.sha256(entries[name]).hexdigest()
+    entries["manifest.json"] = json.dumps(manifest).encode()
+    altered = tmp_path / "altered.backup"
+    with tarfile.open(altered, "w") as archive:
+        for entry, data in entries.items():
+            info = tarfile.TarInfo(entry)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    before = _snapshot(home / "data")
+
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(altered), "--yes")
+
+    assert code == 1, out
+    assert "'../../../escaped', not a SHA-256" in err and "nothing changed" in err, err
+    assert _snapshot(home / "data") == before
+    assert not list(tmp_path.rglob("escaped"))
