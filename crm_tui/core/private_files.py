@@ -37,7 +37,7 @@ def private_dir(folder: Path, *, tighten_existing: bool = True) -> Path:
 
 
 def create_private_file(path: Path) -> None:
-    """``path`` as an empty 0600 file if it does not exist yet; an existing one is made 0600 where we may
+    """``path`` as an empty 0600 file if it does not exist yet; an existing one is made private where we may
     (its content untouched). SQLite then gives a database's -wal and -shm files the same mode."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
@@ -63,9 +63,9 @@ def open_private(path: Path, *, exclusive: bool = True) -> int:
 
 
 def tighten(path: Path, *, recursive: bool = False) -> None:
-    """Make ``path`` private if it exists: a file 0600, a folder 0700 (with ``recursive``, everything in it
-    first, the folder itself last: a folder found 0700 was done completely). Symbolic links are not followed;
-    what cannot be changed (not ours) stays as it is."""
+    """Make ``path`` private if it exists: a file for its owner only (0644 becomes 0600), a folder 0700
+    (with ``recursive``, everything in it first, the folder itself last: a folder found 0700 was done
+    completely). Symbolic links are not followed; what cannot be changed (not ours) stays as it is."""
     try:
         status = path.lstat()
     except OSError:
@@ -77,7 +77,8 @@ def tighten(path: Path, *, recursive: bool = False) -> None:
         for root, folders, files in os.walk(path, topdown=False):
             for name in files + folders:
                 tighten(Path(root) / name)
-    wanted = DIR_MODE if is_dir else FILE_MODE
+    # A file keeps its owner's bits (a script someone keeps there stays executable): only the others' go.
+    wanted = DIR_MODE if is_dir else stat.S_IMODE(status.st_mode) & 0o700
     if stat.S_IMODE(status.st_mode) != wanted:
         with contextlib.suppress(OSError):
             path.chmod(wanted)

@@ -110,10 +110,15 @@ def test_a_home_an_older_crm_tui_left_open_is_tightened_on_start(umask: int, tmp
     (home / "config" / "config.toml").write_text("")
     for path in [home, *home.rglob("*")]:
         path.chmod(folders if path.is_dir() else files)
+    script = home / "config" / "password.sh"  # a user's own --password-command, kept there
+    script.write_text("#!/bin/sh\necho secret\n")
+    script.chmod(0o755)
     assert _not_private(home / "data")  # as the older crm-tui left it
 
     assert main(["--home", str(home), "contacts", "list"]) == 0
 
     assert (home / "data" / "backups" / f"crm.before-{SCHEMA_HEAD}.bak").exists()
+    assert _mode(script) == 0o700  # the others' bits gone, still executable
+    script.unlink()
     for folder in ("config", "data", "state"):
         assert _not_private(home / folder) == [], folder
