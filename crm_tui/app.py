@@ -236,7 +236,15 @@ class CrmApp(ReportsErrors, App[None]):
         if not waiting:
             return
         report = flush(database, clock=self.context.clock)
-        self.call_from_thread(self.update_status, f"outbox: {report.summary()}")
+        self.call_from_thread(self._outbox_flushed, f"outbox: {report.summary()}")
+
+    def _outbox_flushed(self, summary: str) -> None:
+        """A delivery is over: the status bar says how it went; an open outbox view shows it."""
+        from crm_tui.screens.outbox import OutboxScreen
+
+        self.update_status(summary)
+        if isinstance(self.screen, OutboxScreen):
+            self.screen.reload()
 
     # --- background mail sync ---
 

@@ -167,9 +167,17 @@ class CopyNotSaved(Exception):
 
 
 def _said(exc: BaseException) -> str:
-    """An IMAP error in the server's own words (imaplib prefixes 'create failed: ' and the like)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
+    """An IMAP error in the server's own words, without imaplib's 'create failed: ' and the like."""
+    import re
+
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^(error: )?[a-z]+ failed: ", "", text)
+    return f"the server said: {text}"[:300] if text else "no reason given"
+
+
+def _what(exc: BaseException) -> str:
+    """Any other error, in its own words (not its class name)."""
+    return " ".join(str(exc).split())[:300] or "no reason given"
 
 
 def flush(db: Database, *, clock: Clock, account_name: str | None = None) -> FlushReport:
@@ -247,7 +255,7 @@ def _settle(
     except Exception as exc:  # noqa: BLE001 - one item's fault never stops the queue
         log.exception("settling outbox item %s", item_id)
         report.problems.append(
-            f"outbox item {item_id} could not be settled ({_said(exc)}): decide it yourself"
+            f"outbox item {item_id} could not be settled ({_what(exc)}): decide it yourself"
         )
 
 
@@ -295,7 +303,7 @@ def _deliver(
 
 def _leave_for_the_user(db: Database, item_id: int, exc: BaseException, report: FlushReport) -> None:
     """An unforeseen error with one item: uncertain (it may have gone out), for the user to decide."""
-    reason = f"the delivery stopped on an error ({_said(exc)}): it may have gone out; send it again, or count it as sent"
+    reason = f"the delivery stopped on an error ({_what(exc)}): it may have gone out; send it again, or count it as sent"
     report.problems.append(f"outbox item {item_id}: {reason}")
     # The database itself may be what failed: then the item stays cut off, which the user can decide too.
     with contextlib.suppress(Exception), db.write() as session:
@@ -358,7 +366,7 @@ def _copy_to_sent(
         reason = str(exc)
     except Exception as exc:  # noqa: BLE001 - the copy is a courtesy: the mail is out
         log.exception("copying outbox item %s to Sent", item_id)
-        reason = _said(exc)
+        reason = _what(exc)
     report.problems.append(f"sent, but {outbox.NO_COPY} ({reason})")
     with contextlib.suppress(Exception), db.write() as session:
         outbox.note_no_copy(session, item_id, reason)

@@ -139,8 +139,7 @@ class OutboxScreen(CrmScreen):
         if self.app.context.demo:  # type: ignore[attr-defined]
             self.notify("Demo mode: nothing is delivered; the outbox holds.")
             return
-        self.app.flush_outbox()  # type: ignore[attr-defined]
-        self.set_timer(1.5, self.reload)
+        self.app.flush_outbox()  # type: ignore[attr-defined]  # the view reloads when it is over
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -381,3 +381,64 @@ def test_an_old_database_keeps_its_outbox_and_its_ids_are_not_given_again(tmp_pa
         )  # fmt: skip
         assert again.id == 3, "not 2, the dropped mail's id"
     db.dispose()
+
+
+def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to_the_refused_only(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from textual.widgets import DataTable
+
+    from crm_tui.app import CrmApp
+    from crm_tui.screens.inbox import InboxScreen
+    from crm_tui.screens.outbox import OutboxScreen
+    from tests.ui.helpers import make_context, wait_for
+
+    make_gesendet(mailbox)
+    partial, _ = queue_mail(
+        mailbox, to="jana@neu-solar.example, tippfehler@neu-solar.example", subject="Teils"
+    )
+    smtp.behaviour.refuse_address = {"tippfehler@neu-solar.example": "550 5.1.1 no such user"}
+    assert flush_at(mailbox) == 1
+    smtp.behaviour.refuse_address = {}
+    # An item a process that is gone left "sending" (that process really ran, and ended).
+    cut, _ = queue_mail(mailbox, subject="Abgebrochen")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    db = mailbox.database()
+    with db.write() as session:
+        item = session.get(m.OutboxItem, cut)
+        item.state, item.claimed_by = "sending", f"{socket.gethostname()}:{gone.pid}"  # type: ignore[union-attr]
+    db.dispose()
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+            await pilot.press("o")
+            await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
+            view = app.screen
+            grid = view.query_one(DataTable)
+            await wait_for(lambda: grid.row_count == 2, pilot)
+            detail = view.query_one("#outbox-error")
+            states = [str(grid.get_row_at(i)[0]) for i in range(2)]
+            assert states == ["sending, cut off", "partly sent: 1 refused"]
+            assert "outbox: 0 waiting, 2 need a decision" in str(app.screen.query_one("StatusBar").render())
+            assert "the process sending it stopped" in str(detail.render())
+            await pilot.press("D")  # drop the cut-off one
+            await wait_for(lambda: grid.row_count == 1, pilot)
+            await wait_for(
+                lambda: (
+                    "refused tippfehler@neu-solar.example: 550 5.1.1 no such user" in str(detail.render())
+                ),
+                pilot,
+            )
+            assert "R sends it again to the refused addresses" in str(detail.render())
+            await pilot.press("R")
+            await wait_for(lambda: len(smtp.received) == 2, pilot, timeout=20)
+            await wait_for(lambda: str(grid.get_row_at(0)[0]) == "sent", pilot)
+
+    asyncio.run(scenario())
+    assert [r[1] for r in smtp.received] == [["jana@neu-solar.example"], ["tippfehler@neu-solar.example"]]
+    assert set(listing(mailbox, capsys)) == {partial}
