@@ -22,6 +22,8 @@ from crm_tui.screens.dialogs import PromptDialog
 from crm_tui.widgets.guard import ReportsErrors
 
 ACTION_STYLE = {"created": "green", "merged": "cyan", "skipped": "dim", "failed": "bold red"}
+WILL_BE = {"created": "created", "merged": "merged", "skipped": "skipped", "failed": "not imported"}
+ROWS_SHOWN = 2000
 
 
 class ImportPreview(ReportsErrors, ModalScreen[str | None]):
@@ -71,17 +73,18 @@ class ImportPreview(ReportsErrors, ModalScreen[str | None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("Line", "Will be", "Record", "Why")
-        for result in self.report.results[:2000]:
-            action = {
-                "created": "created",
-                "merged": "merged",
-                "skipped": "skipped",
-                "failed": "not imported",
-            }[result.action]
+        # Every row of the file by its line: the ones read (and what becomes of them), the ones that could not be.
+        lines = sorted(
+            [(r.line, r.action, r.label, r.message) for r in self.report.results]
+            + [(line, "failed", "(cannot be read)", reason) for line, reason in self.report.unreadable]
+        )
+        for line, action, label, message in lines[:ROWS_SHOWN]:
             table.add_row(
-                str(result.line), Text(action, style=ACTION_STYLE.get(result.action, "")),
-                terminal_safe(result.label, max_length=50), terminal_safe(result.message, max_length=80),
+                str(line), Text(WILL_BE[action], style=ACTION_STYLE.get(action, "")),
+                terminal_safe(label, max_length=50), terminal_safe(message, max_length=80),
             )  # fmt: skip
+        if len(lines) > ROWS_SHOWN:
+            table.add_row("", Text(f"... {len(lines) - ROWS_SHOWN} more rows", style="dim"), "", "")
         table.focus()
 
     def action_choose(self, choice: str | None) -> None:

@@ -349,6 +349,138 @@ def test_unreadable_files_say_why(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert code == 2 and "only contacts are written as vCard" in err
 
 
+def _import(capsys: pytest.CaptureFixture[str], home: Path, path: Path, *more: str) -> tuple[int, str, str]:
+    return cli(capsys, "--home", str(home), "import", "contacts", str(path), *more)
+
+
+def _people(home: Path) -> list[str]:
+    db = _database(home)
+    with db.read() as s:
+        names = sorted(f"{c.first_name} {c.last_name}" for c in s.scalars(select(m.Contact)))
+    db.dispose()
+    return names
+
+
+def _counts(out: str) -> int:
+    """The rows a summary line accounts for: created, merged, skipped and those with problems."""
+    import re
+
+    summary = out.strip().splitlines()[-1]
+    return sum(
+        int(n)
+        for n in re.findall(r"(\d+) (?:would be )?(?:created|merged|skipped|rows? with problems)", summary)
+    )
+
+
+def test_an_unclosed_quote_loses_only_its_own_row_and_every_row_is_accounted_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A quote left open swallowed every row after it without a word ("1 created", exit 0)."""
+    home = tmp_path / "home"
+    rows = [f"Name{n},Person{n},p{n}@example.org" for n in range(1, 9)]
+    anna = 'Anna,"Alt,anna@alt.example'
+    cases = {  # name: (the rows after the header, the line reported and why, the rows read)
+        # The quote is never closed: everything after it was one cell.
+        "never-closed.csv": ([*rows[:2], anna, *rows[2:]], {4: "never closed"}, 8),
+        # It closes at the next quoted cell, three rows on: the rows between were in one cell.
+        "closed-later.csv": (
+            [*rows[:2], anna, *rows[2:4], 'Cara,"Conrad",cara@c.example', *rows[4:]],
+            {4: "goes on after its closing quote"}, 9,
+        ),
+        # It closes at a quote that ends a line: two lines read as one row of too few cells, reported as such.
+        "closed-at-an-end.csv": (
+            [*rows[:2], anna, 'Ben,Bauer,ben@bauer.example"', *rows[2:]],
+            {4: "lines 4 to 5 were read as one row of 2 cells"}, 8,
+        ),
+    }  # fmt: skip
+    for name, (lines, problems, read) in cases.items():
+        path = tmp_path / name
+        path.write_text("first_name,last_name,emails\r\n" + "\r\n".join(lines) + "\r\n", encoding="utf-8")
+        code, out, err = _import(capsys, home, path, "--preview")
+        assert code == 1, name
+        reported = dict(line.split(": ", 1) for line in err.strip().splitlines())
+        assert {int(k.removeprefix("line ")) for k in reported} == set(problems), (name, err)
+        for line, words in problems.items():
+            assert words in reported[f"line {line}"], (name, err)
+        assert f"{read} would be created" in out and "1 row with problems" in out, (name, out)
+        listed = [int(line.split()[1]) for line in out.splitlines() if line.startswith("line ")]
+        # Every line is a row created or reported (the one that closes the quote with the row it belongs to).
+        assert len(listed) == read and set(listed).isdisjoint(problems), name
+        assert _counts(out) == read + len(problems) == len(lines) - (name == "closed-at-an-end.csv"), name
+    code, out, err = _import(capsys, home, tmp_path / "never-closed.csv")
+    assert code == 1 and "8 created" in out
+    assert _people(home) == sorted(f"Name{n} Person{n}" for n in range(1, 9))
+
+
+def test_utf16_and_utf8_with_a_byte_order_mark_are_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A spreadsheet's "Unicode text" is UTF-16 with a BOM: it was read as Windows-1252, its header unknown."""
+    home = tmp_path / "home"
+    text = "first_name;last_name;emails;city\r\nJörg;Kraus;joerg@kraus.example;Köln\r\nŞule;Öztürk;sule@oe.example;İzmir\r\n"
+    encodings = {
+        "utf-16-le.csv": b"\xff\xfe" + text.encode("utf-16-le"),
+        "utf-16-be.csv": b"\xfe\xff" + text.encode("utf-16-be"),
+        "utf-8-bom.csv": text.encode("utf-8-sig"),
+        "utf-16-no-bom.csv": text.encode("utf-16-le"),
+        "utf-32.csv": text.encode("utf-32"),
+    }
+    for name, data in encodings.items():
+        (tmp_path / name).write_bytes(data)
+        code, out, err = _import(capsys, home, tmp_path / name, "--preview")
+        assert (code, err) == (0, ""), name
+        assert "ignored columns" not in out and "2 would be created" in out, (name, out)
+    code, out, _ = _import(capsys, home, tmp_path / "utf-16-le.csv")
+    db = _database(home)
+    with db.read() as s:
+        assert sorted((c.first_name, c.last_name, c.city) for c in s.scalars(select(m.Contact))) == [
+            ("Jörg", "Kraus", "Köln"), ("Şule", "Öztürk", "İzmir"),
+        ]  # fmt: skip
+    db.dispose()
+    # Cut off in the middle of a character, or no text at all: said so, nothing imported.
+    (tmp_path / "cut.csv").write_bytes(encodings["utf-16-le.csv"][:-1])
+    code, out, err = _import(capsys, home, tmp_path / "cut.csv")
+    assert (code, out) == (1, "") and "starts as UTF-16 text, but byte" in err
+    (tmp_path / "book.csv").write_bytes(b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00" * 20)
+    code, out, err = _import(capsys, home, tmp_path / "book.csv")
+    assert (code, out) == (1, "") and err == (
+        f"crm-tui: {tmp_path / 'book.csv'} is not a text file (a spreadsheet's own format? save it as CSV)\n"
+    )
+
+
+def test_a_vcf_that_is_no_vcard_is_refused_and_stray_lines_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV named .vcf was "0 created" with exit 0."""
+    home = tmp_path / "home"
+    path = tmp_path / "contacts.vcf"
+    path.write_text("first_name,last_name,emails\r\nJörg,Kraus,joerg@kraus.example\r\n", encoding="utf-8")
+    code, out, err = _import(capsys, home, path)
+    assert (code, out) == (1, "")
+    assert err == f"crm-tui: {path} is not a vCard file: no BEGIN:VCARD in it (a CSV file? name it .csv)\n"
+    path.write_text("")
+    code, out, err = _import(capsys, home, path)
+    assert (code, out, err) == (1, "", f"crm-tui: {path} is empty\n")
+    # A card cut off by the next one, and lines outside any card: each reported by its line, the rest read.
+    path.write_text(
+        "some note\r\nmore of it\r\nBEGIN:VCARD\r\nVERSION:3.0\r\nFN:Cut Short\r\nBEGIN:VCARD\r\nVERSION:3.0\r\n"
+        "FN:Ina Sommer\r\nEMAIL:ina@sommer.example\r\nEND:VCARD\r\ntrailing words\r\n",
+        encoding="utf-8",
+    )
+    code, out, err = _import(capsys, home, path)
+    assert code == 1 and "1 created" in out and "3 rows with problems" in out
+    assert err.splitlines() == [
+        "line 1: lines 1 to 2 are outside any card (BEGIN:VCARD ... END:VCARD)",
+        "line 3: the card has no END:VCARD (the next card begins first)",
+        "line 11: line 11 is outside any card (BEGIN:VCARD ... END:VCARD)",
+    ]
+    # A vCard named .csv is read as one.
+    csv_named = tmp_path / "cards.csv"
+    csv_named.write_text("BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Olaf Brand\r\nEND:VCARD\r\n", encoding="utf-8")
+    code, out, err = _import(capsys, home, csv_named)
+    assert (code, err) == (0, "") and "1 created" in out
+
+
 def test_calendar_export_reads_back(
     demo_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -56,7 +56,11 @@ def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: 
                 preview = app.screen
                 table = preview.query_one(DataTable)
                 rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
-                assert [r[1:3] for r in rows] == [["created", "Tilda Neumann"], ["created", "Oskar Weiß"]]
+                assert [r[:3] for r in rows] == [
+                    ["1", "created", "Tilda Neumann"],
+                    ["6", "created", "Oskar Weiß"],
+                    ["12", "not imported", "(cannot be read)"],
+                ]
                 summary = str(preview.query_one("#import-summary").render())
                 assert "2 to be created" in summary and "line 12: the card has no END:VCARD" in summary
                 assert count() == before  # the preview wrote nothing
@@ -66,6 +70,50 @@ def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: 
                     await pilot.pause(0.3)
                     assert count() == before
             await wait_for(lambda: count() == before + 2, pilot, timeout=20)
+
+    asyncio.run(main())
+    context.close()
+
+
+def test_the_preview_shows_every_row_of_a_csv_with_an_unclosed_quote(demo_home: Path, tmp_path: Path) -> None:
+    """A quote left open swallowed the rows after it: the preview showed one row and no problem. Now each line
+    is a row in the preview, the broken one "not imported" with why, and the import keeps the others."""
+    path = tmp_path / "neu.csv"
+    path.write_bytes(
+        (
+            'first_name;last_name;emails\r\nTilda;Neumann;tilda@neumann.example\r\nAnna;"Alt;anna@alt.example\r\n'
+            "Oskar;Weiß;oskar@weiss.example\r\nIna;Sommer;ina@sommer.example\r\n"
+        ).encode("utf-16")
+    )
+    context = make_context(demo_home, demo=True)
+
+    def count() -> int:
+        with context.database().read() as session:
+            return int(session.scalar(select(func.count()).select_from(m.Contact)) or 0)
+
+    async def main() -> None:
+        app = CrmApp(context, start_mode="contacts", run_automations=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+            before = count()
+            await pilot.press("I")
+            await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+            app.screen.query_one(Input).value = str(path)
+            await pilot.press("enter")
+            await wait_for(lambda: isinstance(app.screen, ImportPreview), pilot, timeout=20)
+            table = app.screen.query_one(DataTable)
+            rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+            assert [r[:3] for r in rows] == [
+                ["2", "created", "Tilda Neumann"],
+                ["3", "not imported", "(cannot be read)"],
+                ["4", "created", "Oskar Weiß"],
+                ["5", "created", "Ina Sommer"],
+            ]
+            assert rows[1][3].startswith('a quote (") opened in this row is never closed')
+            summary = str(app.screen.query_one("#import-summary").render())
+            assert "3 to be created" in summary and "1 row with problems" in summary
+            await pilot.press("y")
+            await wait_for(lambda: count() == before + 3, pilot, timeout=20)
 
     asyncio.run(main())
     context.close()

@@ -9,11 +9,14 @@ back: the report says exactly what an import would do, before anything is writte
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import itertools
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session
 
@@ -69,8 +72,40 @@ class ImportReport:
         return text
 
 
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):
+_BOMS = (  # UTF-32's come first: its little-endian mark starts with UTF-16's
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+NOT_TEXT = "is not a text file (a spreadsheet's own format? save it as CSV)"
+
+
+def _decode(data: bytes, path: Path) -> str:
+    """The text of a file: by its byte order mark (UTF-8, UTF-16 or UTF-32, as spreadsheets and address books
+    write them), else UTF-16 without one (every other byte zero), else UTF-8, else Windows-1252."""
+    for bom, codec, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                raise CrmError(
+                    f"{path} starts as {name} text, but byte {exc.start} of it is not {name}"
+                ) from None
+    if b"\0" in data:
+        sample = data[:4096]
+        # Latin text in UTF-16: the high byte of (nearly) every character is zero, the low byte (nearly) never.
+        even, odd = sample[0::2].count(0) / len(sample) * 2, sample[1::2].count(0) / len(sample) * 2
+        codec = "utf-16-le" if odd > 0.5 and even < 0.05 else "utf-16-be" if even > 0.5 and odd < 0.05 else ""
+        try:
+            text = data.decode(codec) if codec else "\0"
+        except UnicodeDecodeError:
+            text = "\0"
+        if "\0" in text:
+            raise CrmError(f"{path} {NOT_TEXT}")
+        return text
+    for encoding in ("utf-8", "cp1252"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
@@ -79,7 +114,8 @@ def _decode(data: bytes) -> str:
 
 
 def read_file(path: Path, *, kind: str | None = None) -> tuple[list[Row], list[tuple[int, str]], str]:
-    """(rows, unreadable (line, reason), format). The format comes from the name (.vcf/.vcard, else CSV)."""
+    """(rows, unreadable (line, reason), format). The format is vCard for a .vcf/.vcard name or a text that
+    begins with BEGIN:VCARD, else CSV. A file named as a vCard that holds none is refused."""
     try:
         size = path.stat().st_size
         if size > MAX_BYTES:
@@ -91,55 +127,94 @@ def read_file(path: Path, *, kind: str | None = None) -> tuple[list[Row], list[t
         raise CrmError(f"{path} is a folder, not a file") from None
     except OSError as exc:
         raise CrmError(f"cannot read {path}: {exc.strerror or exc}") from None
-    text = _decode(data)
+    text = _decode(data, path)
     fmt = kind or ("vcard" if path.suffix.lower() in (".vcf", ".vcard") else "csv")
+    if fmt == "csv" and kind is None and text.lstrip().upper().startswith("BEGIN:VCARD"):
+        fmt = "vcard"
     if fmt == "vcard":
+        if not text.strip():
+            raise CrmError(f"{path} is empty")
+        if not vcard.holds_cards(text):
+            raise CrmError(f"{path} is not a vCard file: no BEGIN:VCARD in it (a CSV file? name it .csv)")
         cards, problems = vcard.read(text)
         return [Row(c.line, card_row(c)) for c in cards], [(p.line, p.message) for p in problems], fmt
     rows, problems = read_csv(text)
     return rows, problems, fmt
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    reason = str(exc)
+    if "unexpected end of data" in reason:
+        return 'a quote (") opened in this row is never closed'
+    if "expected after" in reason:
+        return 'a quoted cell goes on after its closing quote (a " inside a cell is written "")'
+    return f"cannot be read ({reason})"
+
+
 def read_csv(text: str) -> tuple[list[Row], list[tuple[int, str]]]:
+    """Every row with its line, or the line and why it was left out. The file is read strictly, so a quote left
+    open does not swallow the rows after it unseen: the row it opens in is reported and reading goes on with
+    the next line. A row that runs over several lines (a cell with line breaks) must have the header's cells."""
+    lines = io.StringIO(text, newline="").readlines()
     # The separator is the one the header row uses most (spreadsheets write "," or, in much of Europe, ";").
-    header_line = text.split("\n", 1)[0]
+    header_line = lines[0] if lines else ""
     delimiter = max((",", ";", "\t"), key=header_line.count)
-    reader = csv.reader(io.StringIO(text, newline=""), csv.excel, delimiter=delimiter)
+
+    def reader(position: int) -> Any:
+        return csv.reader(
+            itertools.islice(lines, position, None), csv.excel, delimiter=delimiter, strict=True
+        )
+
+    first = reader(0)
     try:
-        header = next(reader)
+        header = next(first)
     except StopIteration:
         return [], [(1, "the file is empty (a header row names the columns)")]
     except csv.Error as exc:
-        return [], [(1, f"the header row cannot be read: {exc}")]
+        return [], [(1, f"the header row cannot be read: {_csv_problem(exc)}")]
     names = [h.strip() for h in header]
     if not any(names):
         return [], [(1, "the first row must name the columns")]
     rows: list[Row] = []
     problems: list[tuple[int, str]] = []
-    while True:
-        line = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append((line, f"cannot be read: {exc}"))
-            continue
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) > len(names) and any(c.strip() for c in cells[len(names) :]):
-            problems.append((line, f"{len(cells)} cells, but the header names {len(names)} columns"))
-            continue
-        rows.append(
-            Row(
-                line,
-                {
-                    name: tables.from_spreadsheet(cells[i]) if i < len(cells) else ""
-                    for i, name in enumerate(names)
-                    if name
-                },
+    position = first.line_num
+    while position < len(lines):
+        records = reader(position)
+        while True:
+            start = position + records.line_num  # the index of the row's first line
+            try:
+                cells = next(records)
+            except StopIteration:
+                position = len(lines)
+                break
+            except csv.Error as exc:
+                left_out = "the row was left out; the lines after it were read as rows of their own"
+                problems.append((start + 1, f"{_csv_problem(exc)}: {left_out}"))
+                position = start + 1
+                break
+            line, last = start + 1, position + records.line_num
+            if not any(c.strip() for c in cells):
+                continue
+            if last > line and len(cells) != len(names):
+                problems.append((line, (
+                    f'a quote (") opened on line {line} closes only on line {last}: lines {line} to {last} were '
+                    f"read as one row of {len(cells)} cells, but the header names {len(names)} columns; none of "
+                    "them was imported"
+                )))  # fmt: skip
+                continue
+            if len(cells) > len(names) and any(c.strip() for c in cells[len(names) :]):
+                problems.append((line, f"{len(cells)} cells, but the header names {len(names)} columns"))
+                continue
+            rows.append(
+                Row(
+                    line,
+                    {
+                        name: tables.from_spreadsheet(cells[i]) if i < len(cells) else ""
+                        for i, name in enumerate(names)
+                        if name
+                    },
+                )
             )
-        )
     return rows, problems
 
 

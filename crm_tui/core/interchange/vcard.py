@@ -4,7 +4,7 @@ address books, phones and mail clients all read).
 Read: lines unfolded (a line starting with a space or tab continues the last), property groups dropped,
 parameters kept (TYPE values lower-cased), values unescaped (``\\,`` ``\\;`` ``\\n`` ``\\\\``), quoted-printable
 and charset of 2.1 decoded, ``tel:`` URIs of 4.0 stripped. A card that cannot be read is reported with the line
-it starts on; the others are kept.
+it starts on (and lines outside any card with theirs); the others are kept.
 """
 
 from __future__ import annotations
@@ -107,23 +107,49 @@ def _parse_line(line: str) -> tuple[str, dict[str, list[str]], str]:
     return name, params, value
 
 
+def holds_cards(text: str) -> bool:
+    """Whether ``text`` has a BEGIN:VCARD line at all (else it is no vCard file)."""
+    return any(line.strip().upper().replace(" ", "") == "BEGIN:VCARD" for line in text.splitlines()[:100_000])
+
+
 def read(text: str) -> tuple[list[Card], list[ReadProblem]]:
+    """The cards, and a problem for every card that cannot be read and every line outside a card (a run of them
+    once), so every line of the file is either read or reported."""
     cards: list[Card] = []
     problems: list[ReadProblem] = []
     card: Card | None = None
     broken = False
+    outside: list[int] = []  # the lines of the current run outside any card
+
+    def report_outside() -> None:
+        if outside:
+            where = (
+                f"line {outside[0]} is" if len(outside) == 1 else f"lines {outside[0]} to {outside[-1]} are"
+            )
+            problems.append(ReadProblem(outside[0], f"{where} outside any card (BEGIN:VCARD ... END:VCARD)"))
+            outside.clear()
+
     for number, line in _logical_lines(text):
         try:
             name, params, value = _parse_line(line)
         except ValueError as exc:
             if card is not None:
+                if not broken:  # one problem a card: the first line that cannot be read
+                    problems.append(ReadProblem(number, f"{exc}: the card of line {card.line} was left out"))
                 broken = True
-                problems.append(ReadProblem(number, str(exc)))
+            else:
+                outside.append(number)
             continue
         if name == "BEGIN" and value.strip().upper() == "VCARD":
+            report_outside()
+            if card is not None:
+                problems.append(
+                    ReadProblem(card.line, "the card has no END:VCARD (the next card begins first)")
+                )
             card, broken = Card(line=number), False
             continue
         if card is None:
+            outside.append(number)
             continue
         if name == "END":
             if not broken:
@@ -134,8 +160,10 @@ def read(text: str) -> tuple[list[Card], list[ReadProblem]]:
             card = None
             continue
         _apply(card, name, params, value)
+    report_outside()
     if card is not None:
         problems.append(ReadProblem(card.line, "the card has no END:VCARD (the file is cut off?)"))
+    problems.sort(key=lambda problem: problem.line)
     return cards, problems
 
 
