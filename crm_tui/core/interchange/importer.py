@@ -147,7 +147,7 @@ def _csv_problem(exc: csv.Error) -> str:
     if "unexpected end of data" in reason:
         return 'a quote (") opened in this row is never closed'
     if "expected after" in reason:
-        return 'a quoted cell goes on after its closing quote (a " inside a cell is written "")'
+        return 'a quoted cell goes on after its closing quote (a " in a cell is written "")'
     return f"cannot be read ({reason})"
 
 
@@ -188,8 +188,9 @@ def read_csv(text: str) -> tuple[list[Row], list[tuple[int, str]]]:
                 position = len(lines)
                 break
             except csv.Error as exc:
-                left_out = "the row was left out; the lines after it were read as rows of their own"
-                problems.append((start + 1, f"{_csv_problem(exc)}: {left_out}"))
+                problems.append(
+                    (start + 1, f"{_csv_problem(exc)}: left out, the lines after it read on their own")
+                )
                 position = start + 1
                 break
             line, last = start + 1, position + records.line_num
