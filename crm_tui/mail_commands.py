@@ -313,6 +313,10 @@ def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
             raw = mailbox.raw_of(session, args.id) if message.has_body else None
         if raw is None:
             raw = _fetch_body_now(context, args.id)
+    if not raw:
+        # Nothing to write: said on stderr (stdout stays the message's bytes, none), not mistaken for a failure.
+        print(f"crm-tui: message {args.id} is empty (0 bytes on the server)", file=sys.stderr)
+        return 0
     out = sys.stdout.buffer
     out.write(raw)
     out.flush()
@@ -326,7 +330,7 @@ def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
     from crm_tui.core import models as m
     from crm_tui.core.services import mail_accounts, mailbox
     from crm_tui.mail.imap import MailConnectionError, connect_login, login_of, logout
-    from crm_tui.mail.parse import parse_message
+    from crm_tui.mail.parse import parse_safely
 
     db = context.database()
     with db.read() as session:
@@ -359,14 +363,16 @@ def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
             raise CrmError(
                 f"message {message_id}: the folder changed on the server; run 'crm-tui sync' first"
             )
-        raw = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
+        reply = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {})
     finally:
         logout(client)
-    if not raw:
+    if b"BODY[]" not in reply:
         raise CrmError(f"message {message_id}: the server no longer has it")
+    raw = bytes(reply[b"BODY[]"] or b"")  # a message of 0 bytes is one too (NIL or an empty literal)
     with db.write() as session:
-        mailbox.store_body(session, location_id, parse_message(raw), now=context.clock.now())
-    return bytes(raw)
+        # As the sync stores it: an empty or unreadable message is kept with its problem.
+        mailbox.store_body(session, location_id, parse_safely(raw), now=context.clock.now())
+    return raw
 
 
 def _raw_of_copy(context: AppContext, message_id: int, folder: str | None, uid: int | None) -> bytes:

@@ -33,7 +33,8 @@ class MailSyncFinished(Message):
     new: int
     summary: str
     error: str | None = None
-    # For an error: host, port, timeout, certificate, tls, password, protocol, dropped, busy, config, internal.
+    # For an error: host, port, timeout, certificate, tls, password, protocol, dropped, busy, disk, config,
+    # internal.
     kind: str | None = None
     changed: bool = False  # anything the inbox shows changed (new mail, bodies, flags, removals)
     refresh_minutes: int = 5  # the account's interval, read in the worker
@@ -119,7 +120,7 @@ class MailSyncScheduler:
         from crm_tui.core.services import mail_accounts
         from crm_tui.core.services.mailbox import SyncBusy
         from crm_tui.mail.imap import MailConnectionError
-        from crm_tui.mail.sync import sync_account
+        from crm_tui.mail.sync import SyncDiskFull, sync_account
 
         def progress(what: str, done: int, total: int) -> None:
             self.app.post_message(MailSyncProgress(name, what, done, total))
@@ -136,6 +137,20 @@ class MailSyncScheduler:
             return
         except SyncBusy as exc:
             self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "busy", refresh_minutes=minutes))
+            return
+        except SyncDiskFull as exc:
+            kept = exc.report  # what was saved before the disk filled up shows; the message says how much
+            self.app.post_message(
+                MailSyncFinished(
+                    name,
+                    kept.new,
+                    "",
+                    str(exc),
+                    "disk",
+                    changed=bool(kept.new or kept.bodies or kept.flag_changes or kept.removed),
+                    refresh_minutes=minutes,
+                )
+            )
             return
         except CrmError as exc:
             self.app.post_message(MailSyncFinished(name, 0, "", str(exc), "config", refresh_minutes=minutes))
@@ -246,6 +261,9 @@ class MailSyncScheduler:
             minutes = BACKOFF_MINUTES[min(state.failures, len(BACKOFF_MINUTES)) - 1]
             state.next_at = now + minutes * 60
             state.text = f"offline, retrying in {minutes} min"
+        elif message.kind == "disk":  # the notification says what was saved; the interval tries again
+            state.next_at = now + refresh_minutes * 60
+            state.text = "the disk is full (free some space)"
         elif message.kind == "demo":
             state.next_at = now + refresh_minutes * 60
             state.text = "not connected"

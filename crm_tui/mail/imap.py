@@ -93,8 +93,48 @@ def _ssl_context(endpoint: Endpoint) -> ssl.SSLContext:
     return context
 
 
+LOGIN_ATTEMPTS = 2  # a connection cut during login is tried once more before the sync says so
+LOGIN_RETRY_PAUSE = 0.2
+
+
+class _CutDuringLogin(Exception):
+    """The link went down between connecting and being logged in (inside ``connect`` only)."""
+
+
 def connect(endpoint: Endpoint, password: str, *, timeout: float = TIMEOUT) -> Any:
-    """A logged-in ``IMAPClient``, or MailConnectionError with one line naming what went wrong."""
+    """A logged-in ``IMAPClient``, or MailConnectionError with one line naming what went wrong. A connection
+    cut before the login is through (a flaky link, a server restarting) is tried once more; cut again, it is
+    a "dropped" error in plain words (retried later like any network failure), not imaplib's text."""
+    import time
+
+    for attempt in range(LOGIN_ATTEMPTS):
+        try:
+            return _connect_once(endpoint, password, timeout)
+        except _CutDuringLogin:
+            if attempt + 1 < LOGIN_ATTEMPTS:
+                time.sleep(LOGIN_RETRY_PAUSE)
+    raise MailConnectionError(
+        f"{endpoint.account}: the connection to {endpoint.host}:{endpoint.port} was cut during login "
+        f"({LOGIN_ATTEMPTS} tries); check the network and sync again",
+        "dropped",
+    )
+
+
+def _cut(exc: BaseException | None) -> bool:
+    """Whether an error met while connecting or logging in is the link going down (EOF, a reset, a reply cut
+    off), as opposed to the server's answer (a refusal, a BYE with its reason) or a timeout."""
+    from imapclient import exceptions as imap_errors
+
+    if isinstance(exc, imap_errors.LoginError):  # imapclient wraps whatever failed in the LOGIN command
+        exc = exc.__context__
+    if isinstance(exc, (EOFError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        return True
+    if isinstance(exc, ssl.SSLEOFError):
+        return True
+    return isinstance(exc, imap_errors.IMAPClientAbortError) and "socket error" in str(exc)
+
+
+def _connect_once(endpoint: Endpoint, password: str, timeout: float) -> Any:
     import imapclient
     from imapclient import exceptions as imap_errors
 
@@ -132,22 +172,30 @@ def connect(endpoint: Endpoint, password: str, *, timeout: float = TIMEOUT) -> A
             "give the CA with --ca-cert FILE",
             "certificate",
         ) from None
-    except ssl.SSLError as exc:
-        raise MailConnectionError(
-            f"{endpoint.account}: TLS with {where} failed ({exc.reason or exc}); check --imap-security", "tls"
-        ) from None
-    except (imap_errors.IMAPClientError, OSError) as exc:
+    except (imap_errors.IMAPClientError, OSError, EOFError) as exc:
+        if _cut(exc):
+            raise _CutDuringLogin from None
+        if isinstance(exc, ssl.SSLError):
+            raise MailConnectionError(
+                f"{endpoint.account}: TLS with {where} failed ({exc.reason or exc}); check --imap-security",
+                "tls",
+            ) from None
         raise MailConnectionError(f"{endpoint.account}: {where}: {exc}", "protocol") from None
     try:
         client.login(endpoint.username, password)
-    except imap_errors.LoginError:
+    except (imap_errors.IMAPClientError, OSError, EOFError) as exc:
         _quietly_close(client)
-        raise MailConnectionError(
-            f"{endpoint.account}: the server refused the user name or password (user {endpoint.username!r})",
-            "password",
-        ) from None
-    except (imap_errors.IMAPClientError, OSError) as exc:
-        _quietly_close(client)
+        if _cut(exc):
+            raise _CutDuringLogin from None
+        if isinstance(exc, TimeoutError):
+            raise MailConnectionError(
+                f"{endpoint.account}: {where} did not answer the login within {timeout:.0f} s", "timeout"
+            ) from None
+        if isinstance(exc, imap_errors.LoginError):
+            raise MailConnectionError(
+                f"{endpoint.account}: the server refused the user name or password (user {endpoint.username!r})",
+                "password",
+            ) from None
         raise MailConnectionError(f"{endpoint.account}: login failed: {exc}", "protocol") from None
     return client
 

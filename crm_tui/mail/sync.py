@@ -31,9 +31,10 @@ import imapclient  # noqa: F401 - loaded with the sync (40 ms), not on the way t
 from crm_tui.core import models as m
 from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
+from crm_tui.core.errors import DatabaseError
 from crm_tui.core.free_mail import free_domains
 from crm_tui.core.services import mail_accounts, mail_linking, mailbox
-from crm_tui.core.wording import plural
+from crm_tui.core.wording import plural, plural_of
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.headers import HEADER_SECTION, fetch_flags, fetch_modseq, header_rows
 from crm_tui.mail.imap import (
@@ -57,6 +58,17 @@ MAX_RECONNECTS = 2
 SWITCH_INTERVAL = 0.001  # seconds a thread may hold the interpreter lock while another waits (header pass)
 
 Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+class SyncDiskFull(DatabaseError):
+    """The disk filled up during a sync. Every batch stored before that is kept (each is its own transaction);
+    the message says how much, and the next sync, once there is space, goes on from there."""
+
+    kind = "disk"
+
+    def __init__(self, message: str, report: SyncReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass
@@ -174,6 +186,7 @@ class AccountSync:
         self.condstore = False
         self._states: dict[str, FolderState] = {}  # folder states from the last listing (LIST-STATUS)
         self.report = SyncReport(account_name)
+        self._phase = "headers"  # then "bodies": what a full disk stopped (``_kept_on_full_disk``)
 
     # --- connection ---
 
@@ -237,8 +250,43 @@ class AccountSync:
         gc.set_threshold(50_000, 20, 100)
         try:
             return self._run()
+        except BaseException as exc:
+            # A helper still starting when a CLI process ends prints multiprocessing's traceback: let it start.
+            _helper_started()
+            if _disk_full(exc):
+                raise SyncDiskFull(self._kept_on_full_disk(), self.report) from None
+            raise
         finally:
             gc.set_threshold(*threshold)
+
+    def _kept_on_full_disk(self) -> str:
+        """What a sync stopped by a full disk kept, in words: "the disk is full: 2,345 headers and 120 bodies
+        were saved, the bodies of 1,200 messages were not; ..." (headers: "the rest of the new mail was not")."""
+        report = self.report
+        waiting: int | None = None
+        if self._phase == "bodies":
+            with contextlib.suppress(Exception):  # reading may fail too; then it is "the rest"
+                with self.db.read() as session:
+                    pending = mailbox.pending_bodies(session, self.account.id)
+                waiting = len({item.message_id for item in pending})
+        parts = [
+            f"{count:,} {noun if count == 1 else plural_of(noun)}"
+            for count, noun in ((report.new, "header"), (report.bodies, "body"))
+            if count
+        ]
+        single = len(parts) == 1 and (report.new or report.bodies) == 1
+        saved = (
+            " and ".join(parts) + (" was saved" if single else " were saved")
+            if parts
+            else "nothing new was saved"
+        )
+        if waiting:
+            lost = f"the bodies of {waiting:,} {'message was' if waiting == 1 else 'messages were'} not"
+        elif self._phase == "bodies":
+            lost = "the remaining bodies were not"
+        else:
+            lost = "the rest of the new mail was not"
+        return f"{self.account.name}: the disk is full: {saved}, {lost}; free some space and sync again"
 
     def _run(self) -> SyncReport:
         started = time.perf_counter()
@@ -409,10 +457,9 @@ class AccountSync:
             """One transaction; the failure of something in its messages is returned, the database's raised."""
             try:
                 with self.db.write() as session:
-                    self.report.new += mailbox.store_headers(
-                        session, ref, uidvalidity, batch, now=self.clock.now()
-                    )
+                    stored = mailbox.store_headers(session, ref, uidvalidity, batch, now=self.clock.now())
                     self._renew(session)
+                self.report.new += stored  # once committed: a commit the full disk refused saved nothing
                 return None
             except Exception as exc:
                 if _environmental(exc):
@@ -470,6 +517,7 @@ class AccountSync:
         connection, parses it and, on SQLite, writes its raw bytes into the database (``mail.fetcher``) while this
         process stores and links batch k; on two cores that balances the work. A few bodies: here, in turn.
         """
+        self._phase = "bodies"
         with self.db.read() as session:
             pending = mailbox.pending_bodies(session, self.account.id)
         total = len(pending)
@@ -774,6 +822,23 @@ def _environmental(exc: BaseException) -> bool:
     return False
 
 
+def _disk_full(exc: BaseException) -> bool:
+    """Whether an error (or what caused it) is a full disk: SQLite's "database or disk is full", ENOSPC."""
+    import errno
+
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None or isinstance(seen, MailConnectionError):  # the server's words are not our disk
+            return False
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        text = str(getattr(seen, "orig", None) or seen).lower()
+        if "disk is full" in text or "no space left on device" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _describe(exc: BaseException) -> str:
     """A failure as one line for a message's problems (no traceback; the database's own words, not its SQL)."""
     cause = getattr(exc, "orig", None) or exc
@@ -915,9 +980,22 @@ def _start_helper() -> Any:
     return helper
 
 
+_WARMING: list[threading.Thread] = []  # helper starts under way in the background
+
+
 def _warm_helper() -> None:
     """Start the first helper in the background (its start-up overlaps the login and folder listing)."""
-    threading.Thread(target=helpers, name="crm-tui helper start", daemon=True).start()
+    thread = threading.Thread(target=helpers, name="crm-tui helper start", daemon=True)
+    _WARMING[:] = [t for t in _WARMING if t.is_alive()] + [thread]
+    thread.start()
+
+
+def _helper_started(timeout: float = 30.0) -> None:
+    """Wait for helper starts under way. A sync that fails at once (no server, a wrong password) would else
+    end its process while the helper is half started: the child then finds its parent gone mid hand-over and
+    prints multiprocessing's traceback (EOFError, a vanished semaphore) under the one-line error."""
+    for thread in list(_WARMING):
+        thread.join(timeout)
 
 
 _HEAP_STEADY = False
