@@ -50,3 +50,21 @@ def test_a_broken_card_is_reported_and_the_others_kept() -> None:
     cards, problems = vcard.read(text)
     assert [c.full_name for c in cards] == ["Good", "Also good"]
     assert [(p.line, p.message[:18]) for p in problems] == [(5, "not a vCard line: ")]
+
+
+def test_every_line_is_read_or_reported() -> None:
+    """A card cut off by the next BEGIN was dropped without a word, and so were lines outside any card; a broken
+    card is one problem however many of its lines are broken."""
+    text = (
+        "X-HEADER: junk\nBEGIN:VCARD\nFN:Cut\nBEGIN:VCARD\nFN:Kept\nEND:VCARD\nEND:VCARD\n"
+        "BEGIN:VCARD\nbroken one\nbroken two\nFN:Bad\nEND:VCARD\n"
+    )
+    cards, problems = vcard.read(text)
+    assert [c.full_name for c in cards] == ["Kept"]
+    assert [(p.line, p.message) for p in problems] == [
+        (1, "line 1 is outside any card (BEGIN:VCARD ... END:VCARD)"),
+        (2, "the card has no END:VCARD (the next card begins first)"),
+        (7, "line 7 is outside any card (BEGIN:VCARD ... END:VCARD)"),
+        (9, "not a vCard line: 'broken one': the card of line 8 was left out"),
+    ]
+    assert vcard.holds_cards(text) and not vcard.holds_cards("first_name,last_name\nA,B\n")

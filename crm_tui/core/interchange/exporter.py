@@ -65,6 +65,7 @@ def export_csv(session: Session, type_name: str) -> tuple[str, int]:
         model, columns, to_row = _EXTRA[type_name]
     else:
         raise CrmError(f"unknown record type {type_name!r}; one of {', '.join(EXPORT_TYPES)}")
+    numbers |= {column for column in columns if column == "id" or column.endswith("_id")}
     out = io.StringIO(newline="")
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
