@@ -339,7 +339,7 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
     box = commands.add_parser("outbox", help="mail on its way out").add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_Parser
     )
-    sub = box.add_parser("list", help="the outbox: queued, sending, sent, failed and uncertain mail")
+    sub = box.add_parser("list", help="the outbox: queued, sending, sent, partly sent, failed and uncertain mail")
     sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
     sub.set_defaults(handler="crm_tui.mail_commands:outbox_list")
     sub = box.add_parser("flush", help="deliver what is due now (exit 1 if something could not go out)")

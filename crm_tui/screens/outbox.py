@@ -97,7 +97,8 @@ class OutboxScreen(CrmScreen):
         row = self.current()
         text = Text()
         if row is not None and row.explanation:
-            text.append(f"{row.shown_state}: ", style=STATE_STYLE.get(row.state, ""))
+            label = "partly sent" if row.state == "partial" else row.shown_state  # its lines name the refused
+            text.append(f"{label}: ", style=STATE_STYLE.get(row.state, ""))
             text.append(terminal_safe(row.explanation, single_line=False))
         if row is not None and row.needs_decision:
             if row.state == "partial":

@@ -238,16 +238,15 @@ def _record(
     }
     for address, state, reason in outcomes:
         row = known.get(address)
-        if row is None:
-            session.add(
-                m.OutboxRecipient(
-                    item_id=item_id,
-                    address=address,
-                    state=state,
-                    reason=(reason or None) and reason[:400],
-                    at=now,
-                )
+        if row is None:  # (an address twice in one call is one row)
+            known[address] = row = m.OutboxRecipient(
+                item_id=item_id,
+                address=address,
+                state=state,
+                reason=(reason or None) and reason[:400],
+                at=now,
             )
+            session.add(row)
         else:
             row.state, row.reason, row.at = state, (reason or None) and reason[:400], now
 
