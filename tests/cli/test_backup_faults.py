@@ -369,3 +369,26 @@ def test_a_shared_database_s_backup_naming_a_document_oddly_is_refused_before_an
     assert "'../../../escaped', not a SHA-256" in err and "nothing changed" in err, err
     assert _snapshot(home / "data") == before
     assert not list(tmp_path.rglob("escaped"))
+
+
+def test_a_restore_whose_check_finds_the_temporary_folder_full_changes_nothing(
+    small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The backup is checked in the temporary folder first; that disk full is said as such."""
+    import tempfile
+
+    home = tmp_path / "home"
+    _home_with_data(home, b"%PDF-1.4 offer")
+    code, _, err = cli(capsys, "--home", str(home), "backup", str(tmp_path / "crm.backup"))
+    assert code == 0, err
+    temporary = small_disk(512)
+    fill_disk(temporary)
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    before = _snapshot(home)
+
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(tmp_path / "crm.backup"), "--yes")
+
+    assert code == 1, out
+    assert f"no space is left on the disk holding {temporary}" in err and "unchanged" in err, err
+    assert _snapshot(home) == before
+    assert sorted(path.name for path in temporary.iterdir()) == ["filler"]

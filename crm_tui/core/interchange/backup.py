@@ -304,8 +304,8 @@ def check_backup(archive_path: Path) -> dict[str, Any]:
     its name. Raises CrmError saying what is wrong (and that nothing changed: it is checked before a restore)."""
     try:
         return _check_backup(archive_path)
-    except CrmError as exc:
-        raise _restore_failed(exc, archive_path, Path(tempfile.gettempdir())) from None
+    except (CrmError, OSError, sqlite3.Error, tarfile.TarError) as exc:
+        raise _restore_failed(exc, archive_path, Path(tempfile.gettempdir())) from exc
 
 
 def _check_backup(archive_path: Path) -> dict[str, Any]:
@@ -327,10 +327,6 @@ def _check_backup(archive_path: Path) -> dict[str, Any]:
                 shutil.copyfileobj(source, out)
         except (KeyError, tarfile.TarError) as exc:
             raise CrmError(f"the backup has no readable database ({exc})") from None
-        except OSError as exc:
-            if _no_space(exc):
-                raise CrmError(f"{NO_SPACE} holding {work} to check the backup; nothing changed") from None
-            raise
         _check_database(database, manifest)
         for item in documents:
             handle = archive.extractfile(item)
