@@ -482,3 +482,49 @@ def test_the_template_check_refuses_what_would_surely_break_the_limits(db: Datab
         fine = "{% set n = 3 %}{% for i in range(n) %}{{ i }}{% endfor %} {{ 'ab' * 2 }} {{ '%05d' % 42 }}"
         made = email_templates.create_template(session, TemplateInput("Harmlos", "Hallo", fine), now=NOW)
         assert email_templates.render(made, {}) == ("Hallo", "012 abab 00042")
+
+
+def test_a_template_that_never_ends_says_so_in_the_picker_and_stops_a_mass_mail_at_once(db: Database) -> None:
+    """A template whose loops never end passes the check on save (the bound is a variable); the template
+    picker lists it as not fitting, saying why (and the next picker says so without waiting again), and a
+    mass mail with it is refused after one render, not 2 s for each recipient."""
+    import time
+
+    from crm_tui.core.services import mass_mail
+
+    spin = "{% set n = 10000 %}{% for i in range(n) %}{% for j in range(n) %}{% for k in range(n) %}{% endfor %}{% endfor %}{% endfor %}"  # fmt: skip
+    with db.write() as session:
+        me, lea = _reply_to_a_contact(session)
+        others = [
+            factories.contact(session, NOW, name, emails=[f"{name.lower()}@example.net"])
+            for name in ("Ost", "West")
+        ]
+        account = factories.mail_inbox(session, NOW).account_id
+        template = email_templates.create_template(
+            session, TemplateInput("Endlos", "Hallo", "Guten Tag {{ contact.name }},\n" + spin), now=NOW
+        )
+        refs = email_templates.refs_of_mail(
+            session, record=None, reply_to_id=None, addresses=["lea.scholz@lindgruen.example"]
+        )
+        context = email_templates.merge_context(session, refs, me_id=me.id, today=date(2026, 11, 22))
+        first = {fit.name: fit for fit in email_templates.fitting_for_mail(session, context)}
+        started = time.monotonic()
+        again = {fit.name: fit for fit in email_templates.fitting_for_mail(session, context)}
+        second_took = time.monotonic() - started
+    assert not first["Endlos"].fits
+    assert first["Endlos"].why == "the template 'Endlos' takes more than 2 seconds to fill (a loop too long?)"
+    assert [name for name, fit in first.items() if fit.fits] == ["Danke für Ihre Nachricht", "Nachfassen", "Terminvorschlag"]  # fmt: skip
+    assert again["Endlos"].why == first["Endlos"].why and second_took < 1.5, f"{second_took:.1f} s"
+
+    started = time.monotonic()
+    with pytest.raises(TemplateFieldError) as refused, db.write() as session:
+        mass_mail.create_campaign(
+            session, template_id=template.id, account_id=account, from_name="Anna Berg",  # type: ignore[arg-type]
+            from_address="anna@crm.example", per_minute=30, now=NOW, me_id=me.id, today=date(2026, 11, 22),
+            refs=[RecordRef(RecordType.CONTACT, c.id) for c in (lea, *others)],  # type: ignore[arg-type]
+        )  # fmt: skip
+    took = time.monotonic() - started
+    assert str(refused.value).startswith("the template 'Endlos' takes more than 2 seconds to fill")
+    assert took < 5, f"the refusal took {took:.1f} s (2 s a recipient?)"
+    with db.read() as session:
+        assert session.scalars(select(m.Campaign)).first() is None, "no campaign half made"
