@@ -147,6 +147,7 @@ def test_the_app_says_what_a_sync_on_a_full_disk_saved(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str], small_disk: Any, make_app: Any
 ) -> None:
     from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.widgets.status_bar import StatusBar
     from tests.ui.helpers import wait_for
 
     copies = _corpus_into(mailbox)
@@ -168,9 +169,10 @@ def test_the_app_says_what_a_sync_on_a_full_disk_saved(
             assert found, text
             assert int(found[1]) == copies and int(found[2] or 0) == _count(mailbox, WITH_BODY)
             assert int(found[3]) == _count(mailbox, WAITING)
-            # The mail saved before the disk filled up is listed (a page of it).
+            # The mail saved before the disk filled up is listed (a page of it); the status bar says why no more.
             table = app.screen.query_one(PagedTable)
             await wait_for(lambda: table.row_count > 0, pilot)
+            assert "work: the disk is full (free some space)" in str(app.screen.query_one(StatusBar).render())
 
     asyncio.run(scenario())
     (disk / "filler").unlink()
