@@ -280,8 +280,11 @@ def test_one_recipient_refused_at_rcpt_is_named_and_gets_it_again_alone_with_the
     client.logout()
     db = mailbox.database()
     with db.read() as session:
-        assert len(session.scalars(select(m.Activity)).all()) == 1, "one activity for the one mail"
+        descriptions = [a.description for a in session.scalars(select(m.Activity).order_by(m.Activity.id))]
     db.dispose()
+    assert descriptions[1:] == [
+        "Sent again to: tippfehler@neu-solar.example (refused by the server before)"
+    ], "the record says who got it later"
 
 
 def test_a_recipient_refused_again_leaves_the_item_partly_sent_and_every_refusal_failed(

@@ -306,6 +306,8 @@ def mark_sent(
     item.last_error, item.next_attempt_at, item.claimed_by = None, None, None
     if first:
         _record_activity(session, item, now, still_refused)
+    elif accepted:  # a refused address got it later: the record says so beside the first activity
+        _record_activity(session, item, now, still_refused, only=accepted)
     session.flush()
     return first
 
@@ -441,10 +443,14 @@ def counts(session: Session) -> dict[str, int]:
 
 
 def _record_activity(
-    session: Session, item: m.OutboxItem, now: datetime, refused: list[tuple[str, str]] | None = None
+    session: Session,
+    item: m.OutboxItem,
+    now: datetime,
+    refused: list[tuple[str, str]] | None = None,
+    only: list[str] | None = None,
 ) -> None:
     """A mail written from a record is an email activity on it, done when it is sent; it names the
-    recipients the server refused, and why."""
+    recipients the server refused, and why. ``only``: sent again to these (once refused) alone."""
     if not item.record_type or not item.record_id:
         return
     from crm_tui.core.services import activities
@@ -472,7 +478,7 @@ def _record_activity(
             subject=item.subject or "(no subject)",
             start_at=now,
             type=m.ActivityType.EMAIL.value,
-            description=_activity_text(item, refused or []),
+            description=_activity_text(item, refused or [], only),
             **links,  # type: ignore[arg-type]
         ),
         now=now,
@@ -480,10 +486,14 @@ def _record_activity(
     activities.complete_activity(session, activity.id, now=now)  # type: ignore[arg-type]
 
 
-def _activity_text(item: m.OutboxItem, refused: list[tuple[str, str]]) -> str:
+def _activity_text(item: m.OutboxItem, refused: list[tuple[str, str]], only: list[str] | None = None) -> str:
     refused_addresses = {address for address, _ in refused}
-    got = [a for a in item.recipients.splitlines() if a and a not in refused_addresses]
-    text = "To: " + ", ".join(got)
+    if only is not None:
+        got = only
+        text = "Sent again to: " + ", ".join(got) + " (refused by the server before)"
+    else:
+        got = [a for a in item.recipients.splitlines() if a and a not in refused_addresses]
+        text = "To: " + ", ".join(got)
     if refused:
         text += "\nNot delivered (refused by the server):\n" + "\n".join(
             f"  {address}: {reason}" for address, reason in refused
