@@ -77,7 +77,8 @@ def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: 
 
 def test_the_preview_shows_every_row_of_a_csv_with_an_unclosed_quote(demo_home: Path, tmp_path: Path) -> None:
     """A quote left open swallowed the rows after it: the preview showed one row and no problem. Now each line
-    is a row in the preview, the broken one "not imported" with why, and the import keeps the others."""
+    is a row in the preview, the broken one "not imported" with why, and the import keeps the others. A .vcf
+    that is no vCard was "0 created"; now it is refused with why."""
     path = tmp_path / "neu.csv"
     path.write_bytes(
         (
@@ -114,6 +115,17 @@ def test_the_preview_shows_every_row_of_a_csv_with_an_unclosed_quote(demo_home: 
             assert "3 to be created" in summary and "1 row with problems" in summary
             await pilot.press("y")
             await wait_for(lambda: count() == before + 3, pilot, timeout=20)
+            # A .vcf that holds no vCard: said so, no preview of nothing.
+            wrong = tmp_path / "wrong.vcf"
+            wrong.write_text("first_name,last_name\r\nOlaf,Brand\r\n", encoding="utf-8")
+            await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+            await pilot.press("I")
+            await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+            app.screen.query_one(Input).value = str(wrong)
+            await pilot.press("enter")
+            said = f"{wrong} is not a vCard file: no BEGIN:VCARD in it (a CSV file? name it .csv)"
+            await wait_for(lambda: any(n.message == said for n in app._notifications), pilot, timeout=20)
+            assert isinstance(app.screen, RecordsScreen) and count() == before + 3
 
     asyncio.run(main())
     context.close()
