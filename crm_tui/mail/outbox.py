@@ -116,7 +116,7 @@ NEW_SENT = "Sent"  # made for the copies when the server has no Sent folder
 def sent_folder_of(client: Any) -> str | None:
     r"""The server's Sent folder: marked ``\Sent`` (RFC 6154), else named as one; None when it has none."""
     named = None
-    for flags, _delimiter, name in client.list_folders():
+    for flags, _delimiter, name in _folders_with_roles(client):
         flag_names = {(f.decode() if isinstance(f, bytes) else str(f)).lower() for f in flags}
         if "\\noselect" in flag_names or "\\nonexistent" in flag_names:
             continue
@@ -125,6 +125,23 @@ def sent_folder_of(client: Any) -> str | None:
         if named is None and mailbox.folder_role(str(name), []) == "sent":
             named = str(name)
     return named
+
+
+def _folders_with_roles(client: Any) -> list[Any]:
+    """``list_folders()``, asking for the special-use flags where the server offers them (RFC 6154: some
+    servers name them only when asked, with LIST ... RETURN (SPECIAL-USE))."""
+    if b"SPECIAL-USE" in {c.upper() for c in client.capabilities()}:
+        try:
+            imap = client._imap
+            typ, data = imap._simple_command(
+                "LIST", client._normalise_folder(""), client._normalise_folder("*"), "RETURN", "(SPECIAL-USE)"
+            )
+            client._checkok("list", typ, data)
+            _, listing = imap._untagged_response(typ, data, "LIST")
+            return list(client._proc_folder_list(listing))
+        except Exception:  # noqa: BLE001 - a server that says it can but cannot: the plain listing
+            log.info("LIST RETURN (SPECIAL-USE) refused; listing the plain way", exc_info=True)
+    return list(client.list_folders())
 
 
 def _in_sent(account: m.MailAccount, password: str, message_id: str) -> bool | None:

@@ -104,9 +104,11 @@ SENT = """  mailbox Sent {
     special_use = \\Sent
     auto = subscribe
   }"""
-# A server whose Sent folder is not called Sent, and not made by itself: "Gesendet" carries the \Sent
-# special-use flag (RFC 6154) once a user makes it; until then the user has no Sent folder at all.
-SENT_AS_GESENDET = """  mailbox Gesendet {
+# A server whose Sent folder is not called Sent (nor by a name a client could guess), and not made by itself:
+# "Versendete Elemente" carries the \Sent special-use flag (RFC 6154) once a user makes it; until then the user
+# has no Sent folder at all.
+SENT_ELSEWHERE_NAME = "Versendete Elemente"
+SENT_ELSEWHERE = """  mailbox "Versendete Elemente" {
     special_use = \\Sent
   }"""
 

@@ -1,7 +1,7 @@
 """The outbox under faults (issue 21, items 1, 2 and the reused ids of 10), each against the real parts: a
-Dovecot whose Sent folder is "Gesendet", marked \\Sent (RFC 6154) and made only when a test makes it (until then
-the user has no Sent folder at all), aiosmtpd refusing one recipient at RCPT, a flush process killed with
-SIGKILL once the server had the mail, a Maildir the server cannot make a folder in.
+Dovecot whose Sent folder is "Versendete Elemente", marked \\Sent (RFC 6154) and made only when a test makes
+it (until then the user has no Sent folder at all), aiosmtpd refusing one recipient at RCPT, a flush process
+killed with SIGKILL once the server had the mail, a Maildir the server cannot make a folder in.
 
 Nothing about one item stops the queue; an item a dead process left "sending" can be decided; a recipient the
 server refused is named with the server's reply and gets the mail again, alone, with the same Message-ID."""
@@ -32,8 +32,8 @@ from tests.mail.test_triage import server_subjects
 
 @pytest.fixture(scope="module")
 def dovecot() -> Iterator[dovecot_module.Dovecot]:
-    """This module's Dovecot: its \\Sent folder is "Gesendet", and nobody has one until it is made."""
-    server = dovecot_module.start(sent=dovecot_module.SENT_AS_GESENDET)
+    """This module's Dovecot: its \\Sent folder is MARKED, and nobody has one until it is made."""
+    server = dovecot_module.start(sent=dovecot_module.SENT_ELSEWHERE)
     yield server
     server.stop()
 
@@ -60,10 +60,13 @@ def folders(box: Mailbox) -> dict[str, set[str]]:
         client.logout()
 
 
-def make_gesendet(box: Mailbox) -> None:
+MARKED = dovecot_module.SENT_ELSEWHERE_NAME  # the folder this server marks \Sent
+
+
+def make_marked_sent(box: Mailbox) -> None:
     client = box.imap()
     try:
-        client.create_folder("Gesendet")
+        client.create_folder(MARKED)
     finally:
         client.logout()
 
@@ -88,7 +91,7 @@ def test_without_a_sent_folder_a_send_killed_after_the_server_took_it_never_stic
     """The trial's fault: the flush killed once the server had the mail, on a server with no Sent folder;
     every later flush ended in 'internal error: select failed: Mailbox doesn't exist: Sent' and the mail
     behind it never left."""
-    assert "Gesendet" not in folders(mailbox) and "Sent" not in folders(mailbox)
+    assert MARKED not in folders(mailbox) and "Sent" not in folders(mailbox)
     first, _ = queue_mail(mailbox, subject="Angebot")
     second, _ = queue_mail(mailbox, subject="Rechnung")
     process = flush_in_a_process(mailbox)
@@ -121,7 +124,7 @@ def test_without_a_sent_folder_a_send_killed_after_the_server_took_it_never_stic
 def test_an_item_a_dead_process_left_sending_can_be_decided_one_a_live_one_delivers_cannot(
     mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    make_gesendet(mailbox)
+    make_marked_sent(mailbox)
     item_id, _ = queue_mail(mailbox)
     process = flush_in_a_process(mailbox)
     smtp.behaviour.kill_pid, smtp.behaviour.kill_at = process.pid, "rcpt"  # before the server had it
@@ -144,23 +147,26 @@ def test_an_item_a_dead_process_left_sending_can_be_decided_one_a_live_one_deliv
     assert code == 0 and "queued again for jana.roth@neu-solar.example" in out
     assert flush_at(mailbox, 1) == 0
     assert len(smtp.received) == 1 and listing(mailbox, capsys)[item_id]["state"] == "sent"
-    assert server_subjects(mailbox, "Gesendet") == {"Angebot"}
+    assert server_subjects(mailbox, MARKED) == {"Angebot"}
 
 
 def test_the_copy_goes_to_the_folder_marked_sent_whatever_its_name(
     mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    make_gesendet(mailbox)
-    assert "\\Sent" in folders(mailbox)["Gesendet"]
+    make_marked_sent(mailbox)
+    client = mailbox.imap()
+    client.create_folder("Sent")  # a folder called so, but not the one the server marks
+    client.logout()
+    assert "\\Sent" in folders(mailbox)[MARKED] and "\\Sent" not in folders(mailbox)["Sent"]
     item_id, _ = queue_mail(mailbox, subject="Angebot")
     assert flush_at(mailbox) == 0
-    assert server_subjects(mailbox, "Gesendet") == {"Angebot"}
-    assert "Sent" not in folders(mailbox), "no second Sent folder next to the one the server marks"
+    assert server_subjects(mailbox, MARKED) == {"Angebot"}
+    assert server_subjects(mailbox, "Sent") == set(), "the marked folder, not the one named Sent"
     # A send cut off after the server took it and the provider filed it: found in the marked folder.
     later, _ = queue_mail(mailbox, subject="Nachtrag")
 
     def provider_files_it(raw: bytes) -> None:
-        mailbox.append("Gesendet", raw, flags=("\\Seen",))
+        mailbox.append(MARKED, raw, flags=("\\Seen",))
 
     process = flush_in_a_process(mailbox)
     smtp.behaviour.kill_pid, smtp.behaviour.kill_at, smtp.behaviour.file_in = (
@@ -230,7 +236,7 @@ def queue_from_a_contact(box: Mailbox, to: list[str], subject: str) -> tuple[int
 def test_one_recipient_refused_at_rcpt_is_named_and_gets_it_again_alone_with_the_same_message_id(
     mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    make_gesendet(mailbox)
+    make_marked_sent(mailbox)
     to = ["jana@neu-solar.example", "tippfehler@neu-solar.example", "bernd@bau.example"]
     item_id, contact_id, message_id = queue_from_a_contact(mailbox, to, "Angebot Dach")
     smtp.behaviour.refuse_address = {
@@ -262,7 +268,7 @@ def test_one_recipient_refused_at_rcpt_is_named_and_gets_it_again_alone_with_the
     db.dispose()
     assert description.startswith("To: jana@neu-solar.example, bernd@bau.example\n")
     assert "Not delivered (refused by the server):\n  tippfehler@neu-solar.example: 550 5.1.1" in description
-    assert server_subjects(mailbox, "Gesendet") == {"Angebot Dach"}
+    assert server_subjects(mailbox, MARKED) == {"Angebot Dach"}
 
     # The address is fixed on the server's side; R (here: decide resend) sends it to that address only.
     smtp.behaviour.refuse_address = {}
@@ -275,7 +281,7 @@ def test_one_recipient_refused_at_rcpt_is_named_and_gets_it_again_alone_with_the
     item = listing(mailbox, capsys)[item_id]
     assert item["state"] == "sent" and item["refused"] == []
     client = mailbox.imap()
-    client.select_folder("Gesendet", readonly=True)
+    client.select_folder(MARKED, readonly=True)
     assert len(client.search(["ALL"])) == 1, "one copy in Sent"
     client.logout()
     db = mailbox.database()
@@ -290,7 +296,7 @@ def test_one_recipient_refused_at_rcpt_is_named_and_gets_it_again_alone_with_the
 def test_a_recipient_refused_again_leaves_the_item_partly_sent_and_every_refusal_failed(
     mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    make_gesendet(mailbox)
+    make_marked_sent(mailbox)
     item_id, _ = queue_mail(mailbox, to="jana@neu-solar.example, weg@neu-solar.example")
     smtp.behaviour.refuse_address = {"weg@neu-solar.example": "550 5.1.1 no such user"}
     assert flush_at(mailbox) == 1
@@ -398,7 +404,7 @@ def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to
     from crm_tui.screens.outbox import OutboxScreen
     from tests.ui.helpers import make_context, wait_for
 
-    make_gesendet(mailbox)
+    make_marked_sent(mailbox)
     partial, _ = queue_mail(
         mailbox, to="jana@neu-solar.example, tippfehler@neu-solar.example", subject="Teils"
     )
