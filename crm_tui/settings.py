@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_tui.core.errors import ConfigError
+from crm_tui.core.private_files import open_private, private_dir
 
 EXAMPLE_CONFIG = """\
 # crm-tui configuration (TOML).
@@ -157,8 +160,11 @@ def set_config_value(path: Path, key: str, value: str) -> None:
             break
     else:
         lines.insert(first_table, line)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent, tighten_existing=False)
     temporary = path.with_suffix(".toml.tmp")
-    temporary.write_text("\n".join(lines) + "\n", "utf-8")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # left by a write that was cut off
+    with os.fdopen(open_private(temporary), "w", encoding="utf-8") as out:  # 0600 whatever the umask
+        out.write("\n".join(lines) + "\n")
     temporary.replace(path)
     load_settings(path)  # what we wrote must read back

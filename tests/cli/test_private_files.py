@@ -122,3 +122,15 @@ def test_a_home_an_older_crm_tui_left_open_is_tightened_on_start(umask: int, tmp
     script.unlink()
     for folder in ("config", "data", "state"):
         assert _not_private(home / folder) == [], folder
+
+
+def test_the_config_file_the_app_writes_is_private(umask: int, tmp_path: Path) -> None:
+    """config.toml names the accounts' servers and users: written 0600 whatever the umask."""
+    from crm_tui.settings import load_settings, set_config_value
+
+    config = tmp_path / "home" / "config" / "config.toml"
+    set_config_value(config, "me", "anna@crm.example")
+    assert _mode(config) == 0o600 and _mode(config.parent) == 0o700
+    set_config_value(config, "me", "ben@crm.example")  # rewritten over an existing file
+    assert _mode(config) == 0o600
+    assert load_settings(config).me == "ben@crm.example"
