@@ -477,6 +477,7 @@ class TemplateFit:
     description: str | None
     reason: str | None = None  # None: it fits
     fix: str | None = None  # what makes it fit ("file the mail on a deal with a quote first")
+    too_much: bool = False  # the reason is a limit it went past ("takes more than 2 seconds to fill")
 
     @property
     def fits(self) -> bool:
@@ -488,10 +489,8 @@ class TemplateFit:
         with a quote first" ("" when it fits)."""
         if self.reason is None:
             return ""
-        if self.reason.startswith("needs "):
+        if self.reason.startswith("needs ") or self.too_much:
             text = f"{self.name} {self.reason}"
-        elif self.reason.startswith("the template "):  # it names the template itself (a limit it went past)
-            text = self.reason
         else:
             text = f"{self.name} uses {self.reason}"
         return f"{text}: {self.fix}" if self.fix else text
@@ -523,20 +522,21 @@ def fitting_for_mail(session: Session, context: dict[str, Any]) -> list[Template
     fits = []
     for template in list_templates(session):
         reason = fix = None
+        too_much = False
         try:
             known = _TOO_SLOW.get((template.name, template.subject, template.body))
             if known is not None:
                 raise known
             render(template, context)
         except TemplateLimitError as exc:
-            reason = str(exc)
+            reason, too_much = str(exc).removeprefix(f"the template {template.name!r} "), True
             if exc.too_slow:  # the next picker says so at once instead of waiting 2 s again
                 _TOO_SLOW[(template.name, template.subject, template.body)] = exc
                 while len(_TOO_SLOW) > 64:
                     del _TOO_SLOW[next(iter(_TOO_SLOW))]
         except TemplateFieldError as exc:
             reason, fix = _why_not(exc), _fix(exc)
-        fits.append(TemplateFit(template.id, template.name, template.description, reason, fix))  # type: ignore[arg-type]
+        fits.append(TemplateFit(template.id, template.name, template.description, reason, fix, too_much))  # type: ignore[arg-type]
     return _ordered(fits)
 
 
