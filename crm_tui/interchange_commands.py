@@ -120,13 +120,18 @@ def restore(context: AppContext, args: argparse.Namespace) -> int:
             return 1
     keep = context.paths.data_dir / "replaced"
     now = context.clock.now()
-    if not context.database().is_sqlite:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(context.database_url)
+    if url.get_backend_name() != "sqlite":
         aside = backups.restore_into_database(context.database(), archive, keep_dir=keep, now=now)
         print(f"restored into {context.database().engine.url.render_as_string(hide_password=True)}; "
               f"the data it replaced is backed up in {aside}")  # fmt: skip
         return 0
+    # A local database is not opened (nor migrated) first: a restore is what one does to a damaged one.
     context.close()
-    database_file = context.paths.database_file(demo=context.demo)
+    context.paths.ensure()
+    database_file = Path(url.database) if url.database else context.paths.database_file(demo=context.demo)
     restore = (
         backups.restore_tables_into_sqlite if manifest.get("kind") == "tables" else backups.restore_backup
     )

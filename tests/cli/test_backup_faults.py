@@ -392,3 +392,26 @@ def test_a_restore_whose_check_finds_the_temporary_folder_full_changes_nothing(
     assert f"no space is left on the disk holding {temporary}" in err and "unchanged" in err, err
     assert _snapshot(home) == before
     assert sorted(path.name for path in temporary.iterdir()) == ["filler"]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing"])
+def test_a_restore_brings_back_a_home_whose_database_is_damaged_or_gone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """A restore is what one does to a damaged database (or on a new laptop): the live one is not opened
+    first (it was, and a damaged one stopped the restore with 'file is not a database')."""
+    home = tmp_path / "home"
+    _home_with_data(home, b"%PDF-1.4 offer")
+    archive = tmp_path / "crm.backup"
+    assert cli(capsys, "--home", str(home), "backup", str(archive))[0] == 0
+    live = home / "data" / "crm.sqlite3"
+    for extra in (live.with_name("crm.sqlite3-wal"), live.with_name("crm.sqlite3-shm")):
+        extra.unlink(missing_ok=True)
+    if damage == "garbage":
+        live.write_bytes(b"this is not a database any more" * 200)
+    else:
+        live.unlink()
+    code, out, err = cli(capsys, "--home", str(home), "restore", str(archive), "--yes")
+    assert code == 0, err
+    assert "restored" in out
+    assert _names(home) == {"Kept"}

@@ -385,11 +385,19 @@ def _settle_live(database_file: Path) -> None:
     except sqlite3.Error as exc:
         if _no_space(exc):
             raise CrmError(f"{NO_SPACE} holding {database_file.parent}") from None
+        if isinstance(exc, sqlite3.DatabaseError) and _damaged(exc):
+            return  # a damaged database is what a restore is for: it is kept aside as it is
         raise CrmError(f"the current database cannot be read ({exc}); nothing changed") from None
     if busy or any(database_file.with_name(database_file.name + s).exists() for s in ("-wal", "-shm")):
         raise CrmError(
             "another crm-tui (the app, a sync) has the database open: close it and restore again; nothing changed"
         )
+
+
+def _damaged(exc: sqlite3.Error) -> bool:
+    """SQLite's words for a file that is not (or no longer) a sound database."""
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
 def _fsync_folder(folder: Path) -> None:
