@@ -339,7 +339,9 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
     box = commands.add_parser("outbox", help="mail on its way out").add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=_Parser
     )
-    sub = box.add_parser("list", help="the outbox: queued, sending, sent, partly sent, failed and uncertain mail")
+    sub = box.add_parser(
+        "list", help="the outbox: queued, sending, sent, partly sent, failed and uncertain mail"
+    )
     sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
     sub.set_defaults(handler="crm_tui.mail_commands:outbox_list")
     sub = box.add_parser("flush", help="deliver what is due now (exit 1 if something could not go out)")
@@ -387,13 +389,14 @@ def _build_context(args: argparse.Namespace) -> Any:
     return AppContext(paths=paths, settings=settings, clock=clock, zone=zone, demo=args.demo, db_url=args.db)
 
 
-def _report_internal_error(exc: BaseException, context: Any) -> str:
-    """Write the traceback to the log file (private); return where it went (or why it could not be written)."""
+def _report_internal_error(exc: BaseException, context: Any, home: str | None) -> str:
+    """Write the traceback to the log file (private); return where it went (or why it could not be written).
+    Before the context is built, the log is still the one of the home given (--home), not the default's."""
     try:
         from crm_tui.logs import LOGGER, log_error, open_log
         from crm_tui.paths import resolve_paths
 
-        paths = context.paths if context is not None else resolve_paths()
+        paths = context.paths if context is not None else resolve_paths(home)
         open_log(paths)
         log_error(exc, f"crm-tui {__version__}: internal error")
         for handler in LOGGER.handlers:
@@ -408,11 +411,13 @@ def _report_internal_error(exc: BaseException, context: Any) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     context = None
+    home: str | None = None
     try:
         try:
             args = parser.parse_args(argv)
         except SystemExit as exit_:  # --help and --version
             return int(exit_.code or 0)
+        home = getattr(args, "home", None)
         context = _build_context(args)
         if args.command is None:
             from crm_tui.app import run_app
@@ -442,10 +447,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_FAILURE
         if isinstance(exc, OSError) and exc.errno == 28:
             print(
-                "crm-tui: the disk is full: nothing was saved; free some space and try again", file=sys.stderr
+                "crm-tui: the disk is full: what the command was writing when it stopped was not saved; "
+                "free some space and run it again",
+                file=sys.stderr,
             )
             return EXIT_FAILURE
-        where = _report_internal_error(exc, context)
+        where = _report_internal_error(exc, context, home)
         print(f"crm-tui: internal error: {type(exc).__name__}: {exc} ({where})", file=sys.stderr)
         return EXIT_FAILURE
     finally:

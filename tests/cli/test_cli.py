@@ -117,6 +117,28 @@ def test_a_broken_config_is_reported_in_one_line(capsys: pytest.CaptureFixture[s
     assert code == 1 and "unknown timezone 'Mars/Olympus'" in err
 
 
+def test_an_internal_error_before_the_context_is_built_is_logged_in_the_home_given(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--home puts everything in one folder, the log of an error met while the command starts too (it went
+    to the default home's state folder)."""
+    import crm_tui.settings
+
+    def broken(path: Path) -> None:
+        raise RuntimeError("settings reader broke")
+
+    monkeypatch.setattr(crm_tui.settings, "load_settings", broken)
+    monkeypatch.delenv("CRM_TUI_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "default-home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "default-home" / "state"))
+    home = tmp_path / "given"
+    assert main(["--home", str(home), "contacts", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "internal error" in err and str(home) in err, err
+    assert "settings reader broke" in "".join(p.read_text() for p in home.rglob("*.log"))
+    assert not (tmp_path / "default-home").exists()
+
+
 def test_a_damaged_database_is_reported_without_a_traceback(tmp_path: Path) -> None:
     broken = tmp_path / "broken.sqlite3"
     broken.write_bytes(b"garbage" * 1000)
