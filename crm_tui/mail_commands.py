@@ -536,8 +536,8 @@ def outbox_decide(context: AppContext, args: argparse.Namespace) -> int:
     from crm_tui.core.services import outbox
 
     with context.database().write() as session:
-        to = outbox.pending_recipients(session, args.id) if args.decision == "resend" else []
         was = outbox.decide(session, args.id, args.decision, now=context.clock.now()).state
+        to = outbox.pending_recipients(session, args.id) if args.decision == "resend" else []
     said = {
         "resend": "queued again for " + ", ".join(to),
         "sent": "counted as sent",

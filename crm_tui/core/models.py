@@ -547,7 +547,8 @@ class OutboxItem(SQLModel, table=True):
 
 class OutboxRecipient(SQLModel, table=True):
     """What the server said to one recipient of an outbox item: ``accepted`` (it has the mail) or ``refused``
-    (``reason``: the server's reply). A recipient without a row has not been tried yet."""
+    (``reason``: the server's reply; a 4xx one is tried again by itself), or ``pending`` (refused, and the user
+    said to send to it again). A recipient without a row has not been tried yet."""
 
     __tablename__ = "outbox_recipient"
     __table_args__ = (UniqueConstraint("item_id", "address"),)

@@ -350,7 +350,12 @@ def _deliver_one(
             if result.refused:
                 report.partial += 1
                 refused = "; ".join(f"{a}: {r}" for a, r in result.refused)
-                report.problems.append(f"{subject or '(no subject)'}: not delivered to {refused}")
+                later = (
+                    " (put off by the server: tried again by itself)"
+                    if any(r.startswith("4") for _, r in result.refused)
+                    else ""
+                )
+                report.problems.append(f"{subject or '(no subject)'}: not delivered to {refused}{later}")
             else:
                 report.sent += 1
         elif result.outcome == "retry":

@@ -321,6 +321,35 @@ def test_a_recipient_refused_again_leaves_the_item_partly_sent_and_every_refusal
     assert len(smtp.received) == 1
 
 
+def test_a_recipient_only_put_off_gets_it_by_itself_later_one_refused_for_good_waits_for_the_user(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 451 at RCPT is the server saying 'later': that address gets the mail by itself on a later flush, as a
+    mail put off entirely would; an address refused for good (550) is not sent to again without the user."""
+    make_marked_sent(mailbox)
+    item_id, _ = queue_mail(
+        mailbox, to="jana@neu-solar.example, voll@neu-solar.example, weg@neu-solar.example"
+    )
+    smtp.behaviour.refuse_address = {
+        "voll@neu-solar.example": "451 4.2.2 mailbox full, try later",
+        "weg@neu-solar.example": "550 5.1.1 no such user",
+    }
+    code, out = said(mailbox, capsys, "--now", NOW.isoformat(), "outbox", "flush")
+    assert code == 1 and "tried again by itself" in out
+    item = listing(mailbox, capsys)[item_id]
+    assert item["shown_state"] == "partly sent: 1 put off, tried again by itself"
+    assert not item["needs_decision"] and item["next_attempt_at"]
+    assert {r["address"] for r in item["refused"]} == {"voll@neu-solar.example", "weg@neu-solar.example"}
+    smtp.behaviour.refuse_address = {}  # the mailbox has room again; weg@ would now be taken too
+    assert flush_at(mailbox, 0) == 0 and len(smtp.received) == 1, "not before its time"
+    assert flush_at(mailbox, 5) == 0
+    assert [r[1] for r in smtp.received] == [["jana@neu-solar.example"], ["voll@neu-solar.example"]]
+    item = listing(mailbox, capsys)[item_id]
+    assert item["state"] == "partial" and item["needs_decision"]
+    assert item["refused"] == [{"address": "weg@neu-solar.example", "reason": "550 5.1.1 no such user"}]
+    assert server_subjects(mailbox, MARKED) and len(server_subjects(mailbox, MARKED)) == 1
+
+
 def outbox_state(box: Mailbox, capsys: pytest.CaptureFixture[str], item_id: int) -> str:
     return str(listing(box, capsys)[item_id]["state"])
 

@@ -62,6 +62,9 @@ class OutboxRow:
             return "never delivered (demo)"
         if self.state == "partial":
             return f"partly sent: {len(self.refused)} refused"
+        if self.state == "queued" and self.sent_at is not None and self.refused:
+            put_off = sum(1 for _, reply in self.refused if _temporary(reply))
+            return f"partly sent: {put_off} put off, tried again by itself"
         if self.state == "sent" and self.last_error and self.last_error.startswith(NO_COPY):
             return "sent, no copy saved"
         if self.state == "sending" and self.stale:
@@ -216,16 +219,20 @@ def cut_off(session: Session, *, account_id: int | None = None) -> list[int]:
 
 
 def pending_recipients(session: Session, item_id: int) -> list[str]:
-    """Whom a delivery of the item sends to: every envelope recipient the server has not accepted yet."""
+    """Whom a delivery of the item sends to: every envelope recipient the server has neither accepted nor
+    refused for good (a 5xx reply: sent to again only when the user says so, ``decide(..., "resend")``)."""
     item = _item(session, item_id)
-    accepted = set(
-        session.scalars(
-            select(m.OutboxRecipient.address).where(
-                m.OutboxRecipient.item_id == item_id, m.OutboxRecipient.state == "accepted"
-            )
-        )
-    )
-    return [address for address in item.recipients.splitlines() if address and address not in accepted]
+    done = {
+        row.address
+        for row in session.scalars(select(m.OutboxRecipient).where(m.OutboxRecipient.item_id == item_id))
+        if row.state == "accepted" or (row.state == "refused" and not _temporary(row.reason))
+    }
+    return [address for address in item.recipients.splitlines() if address and address not in done]
+
+
+def _temporary(reply: str | None) -> bool:
+    """A reply that puts a recipient off for now (4xx), as opposed to refusing it for good (5xx)."""
+    return bool(reply) and reply.startswith("4")  # type: ignore[union-attr]
 
 
 def _record(
@@ -304,6 +311,10 @@ def mark_sent(
     item.state = "partial" if still_refused else "sent"
     item.sent_at = item.sent_at or now
     item.last_error, item.next_attempt_at, item.claimed_by = None, None, None
+    if any(_temporary(reply) for _, reply in still_refused):
+        # A recipient only put off (4xx) gets it by itself later, as a mail put off entirely would.
+        item.state = "queued"
+        item.next_attempt_at = now + timedelta(minutes=_backoff(item.attempts))
     if first:
         _record_activity(session, item, now, still_refused)
     elif accepted:  # a refused address got it later: the record says so beside the first activity
@@ -333,11 +344,14 @@ def note_no_copy(session: Session, item_id: int, reason: str) -> None:
 
 def retry_later(session: Session, item_id: int, reason: str, *, now: datetime) -> datetime:
     item = _item(session, item_id)
-    delay = BACKOFF_MINUTES[min(max(item.attempts - 1, 0), len(BACKOFF_MINUTES) - 1)]
     item.state, item.last_error, item.claimed_by = "queued", reason[:500], None
-    item.next_attempt_at = now + timedelta(minutes=delay)
+    item.next_attempt_at = now + timedelta(minutes=_backoff(item.attempts))
     session.flush()
     return item.next_attempt_at
+
+
+def _backoff(attempts: int) -> int:
+    return BACKOFF_MINUTES[min(max(attempts - 1, 0), len(BACKOFF_MINUTES) - 1)]
 
 
 def mark_failed(
@@ -382,6 +396,12 @@ def decide(session: Session, item_id: int, decision: str, *, now: datetime) -> m
         )
     if decision == "resend":  # to whoever has not got it: a recipient is "accepted" only after a whole send
         item.state, item.next_attempt_at, item.claimed_by = "queued", None, None
+        for row in session.scalars(
+            select(m.OutboxRecipient).where(
+                m.OutboxRecipient.item_id == item_id, m.OutboxRecipient.state == "refused"
+            )
+        ):
+            row.state = "pending"  # the user's word: the refused addresses are tried again, 5xx or not
         if item.last_error and not item.last_error.startswith(NO_COPY):
             item.last_error = None
     elif decision == "sent":
@@ -429,7 +449,9 @@ def rows(session: Session, *, limit: int = 200, states: tuple[str, ...] = STATES
             next_attempt_at=item.next_attempt_at,
             message_id=item.message_id_header,
             demo=preset == DEMO_PRESET,
-            refused=refused.get(item.id, []) if item.state in ("partial", "failed") else [],  # type: ignore[arg-type]
+            refused=refused.get(item.id, [])  # type: ignore[arg-type]
+            if item.state in ("partial", "failed") or (item.state == "queued" and item.sent_at is not None)
+            else [],
             stale=_stale(item),
         )
         for item, account, preset in found
