@@ -14,6 +14,7 @@ identity).
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import queue
@@ -222,6 +223,8 @@ class AccountSync:
             try:
                 return step()
             except (OSError, EOFError) as exc:
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # a full disk is not a dropped connection: reconnecting would not help
                 error: Exception = exc
             except Exception as exc:  # imaplib.IMAP4.abort and friends
                 name = type(exc).__name__
