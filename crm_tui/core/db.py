@@ -28,7 +28,7 @@ from crm_tui.core.private_files import create_private_file, private_dir
 
 # The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
 # up-to-date database needs no Alembic import at all.
-SCHEMA_HEAD = "0018"
+SCHEMA_HEAD = "0019"
 
 BUSY_TIMEOUT_MS = 30_000
 WRITER_LOCK_KEY = 0x63726D747569  # "crmtui": PostgreSQL's advisory lock that writers queue on

@@ -543,6 +543,8 @@ class OutboxItem(SQLModel, table=True):
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(nullable=True)
     claimed_by: str | None = None  # host:pid of the process delivering it (while ``sending``)
+    # when it was claimed: a claim from another host holds for a lease after it
+    claimed_at: datetime | None = _utc(nullable=True)
 
 
 class OutboxRecipient(SQLModel, table=True):
