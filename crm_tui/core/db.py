@@ -11,8 +11,10 @@ helpers it calls flush but never commit.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -114,10 +116,11 @@ def execute_core(session: Session, statement: Any, params: Any = None) -> Any:
 class Database:
     """The engine plus the two kinds of transaction the app uses."""
 
-    def __init__(self, engine: Engine, url: str):
+    def __init__(self, engine: Engine, url: str, *, lock_fd: int | None = None):
         self.engine = engine
         self.url = url
         self._writer = engine.execution_options(crm_begin="immediate")
+        self._lock_fd = lock_fd  # a SQLite file's lock, held shared while open (see ``held_alone``)
 
     @property
     def is_sqlite(self) -> bool:
@@ -160,6 +163,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_fd is not None:
+            with suppress(OSError):
+                os.close(self._lock_fd)  # closing the file lets go of its lock
+            self._lock_fd = None
 
     @contextmanager
     def checkpointing(self, interval: float = 0.05) -> Iterator[None]:
@@ -376,8 +383,61 @@ def run_migrations(connection: Any, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
+RESTORE_WAIT = 15.0  # seconds an opening waits for a restore of its database to end
+
+
+def lock_file(database_file: Path) -> Path:
+    """The file whose lock says who has a SQLite database open: every crm-tui holds it shared, a restore alone.
+    (SQLite's own locks cannot say it: a process that merely has the file open holds none of them.)"""
+    return database_file.with_name(database_file.name + ".lock")
+
+
+def _lock_shared(database_file: Path) -> int | None:
+    """Hold the database's lock shared for as long as it is open; wait (a while) for a restore to end."""
+    import fcntl
+
+    try:
+        fd = os.open(lock_file(database_file), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None  # a read-only folder, say: nothing to coordinate with anyone who could restore it
+    deadline = time.monotonic() + RESTORE_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise DatabaseError(
+                    f"{database_file} is being restored from a backup: try again when the restore is done"
+                ) from None
+            time.sleep(0.1)
+        except OSError:
+            os.close(fd)
+            return None  # a file system without locks
+
+
+@contextmanager
+def held_alone(database_file: Path, busy: str) -> Iterator[None]:
+    """The database's lock held alone for the block (a restore): no crm-tui has the database open, and
+    none opens it until the block ends. Raises DatabaseError(``busy``) when one has it open."""
+    import fcntl
+
+    private_dir(database_file.parent, tighten_existing=False)
+    fd = os.open(lock_file(database_file), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatabaseError(busy) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = None) -> Database:
     """Open (creating if need be) the database at ``url`` and bring its schema up to date."""
+    lock_fd = None
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         file = Path(url.removeprefix("sqlite:///"))
         try:
@@ -392,7 +452,8 @@ def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = N
                 create_private_file(file)
             except OSError as exc:
                 raise DatabaseError(f"cannot create the database file {file}: {exc.strerror or exc}") from exc
-    db = Database(make_engine(url), url)
+        lock_fd = _lock_shared(Path(file.as_posix().split("?", 1)[0]))
+    db = Database(make_engine(url), url, lock_fd=lock_fd)
     if migrate:
         try:
             upgrade(db, backup_dir=backup_dir)

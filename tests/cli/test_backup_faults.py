@@ -415,3 +415,32 @@ def test_a_restore_brings_back_a_home_whose_database_is_damaged_or_gone(
     assert code == 0, err
     assert "restored" in out
     assert _names(home) == {"Kept"}
+
+
+def test_a_crm_tui_holding_the_database_without_a_trace_in_sqlite_still_stops_a_restore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app that has the database open but no connection at the moment leaves no -wal or -shm file: the
+    restore went ahead and the app then wrote into the file set aside. The database's lock file says who has
+    it open; and a crm-tui starting while a restore swaps the files waits for it, or says a restore is under
+    way, instead of opening the old file."""
+    from crm_tui.core import db as db_module
+
+    home = tmp_path / "home"
+    _home_with_data(home, b"%PDF-1.4 offer")
+    assert cli(capsys, "--home", str(home), "backup", str(tmp_path / "crm.backup"))[0] == 0
+    live = home / "data" / "crm.sqlite3"
+    app = open_database(sqlite_url(live))
+    app.engine.dispose()  # idle: no connection, so no -wal or -shm file
+    assert not live.with_name("crm.sqlite3-wal").exists()
+    try:
+        code, _, err = cli(capsys, "--home", str(home), "restore", str(tmp_path / "crm.backup"), "--yes")
+        assert code == 1 and "has the database open" in err and "nothing changed" in err, err
+    finally:
+        app.dispose()
+    monkeypatch.setattr(db_module, "RESTORE_WAIT", 0.3)
+    with db_module.held_alone(live, "busy"):  # what a restore holds while it swaps the files
+        code, _, err = cli(capsys, "--home", str(home), "contacts", "list")
+        assert code == 1 and "is being restored from a backup" in err, err
+    assert cli(capsys, "--home", str(home), "contacts", "list")[0] == 0
+    assert cli(capsys, "--home", str(home), "restore", str(tmp_path / "crm.backup"), "--yes")[0] == 0

@@ -40,6 +40,7 @@ from crm_tui.core.db import (
     backup_sqlite,
     describe_db_error,
     ensure_change_notices,
+    held_alone,
     known_revisions,
     run_migrations,
 )
@@ -389,9 +390,7 @@ def _settle_live(database_file: Path) -> None:
             return  # a damaged database is what a restore is for: it is kept aside as it is
         raise CrmError(f"the current database cannot be read ({exc}); nothing changed") from None
     if busy or any(database_file.with_name(database_file.name + s).exists() for s in ("-wal", "-shm")):
-        raise CrmError(
-            "another crm-tui (the app, a sync) has the database open: close it and restore again; nothing changed"
-        )
+        raise CrmError(ANOTHER_HAS_IT)
 
 
 def _damaged(exc: sqlite3.Error) -> bool:
@@ -415,6 +414,18 @@ def _swap_in(staged_db: Path, staged_documents: Path, database_file: Path, docum
     the replaced ones kept in a new folder under ``keep_dir`` (returned). The live database gets a second name
     there (a hard link: no copy, no space) before the new file replaces it in one step (``os.replace``); if
     anything fails on the way, every rename is undone: the live data is as it was."""
+    with held_alone(database_file, ANOTHER_HAS_IT):
+        return _swap_in_alone(staged_db, staged_documents, database_file, documents_dir, keep_dir=keep_dir,
+                              now=now)  # fmt: skip
+
+
+ANOTHER_HAS_IT = (
+    "another crm-tui (the app, a sync) has the database open: close it and restore again; nothing changed"
+)
+
+
+def _swap_in_alone(staged_db: Path, staged_documents: Path, database_file: Path, documents_dir: Path, *,
+                   keep_dir: Path, now: datetime) -> Path:  # fmt: skip
     _settle_live(database_file)
     aside = _aside_folder(keep_dir, now)
     documents_aside = aside / documents_dir.name
