@@ -232,7 +232,8 @@ class CrmApp(ReportsErrors, App[None]):
 
         database = self.context.database()
         with database.read() as session:
-            waiting = outbox.due(session, now=self.context.clock.now()) or outbox.cut_off(session)
+            now = self.context.clock.now()
+            waiting = outbox.due(session, now=now) or outbox.cut_off(session, now=now)
         if not waiting:
             return
         report = flush(database, clock=self.context.clock)

@@ -499,7 +499,7 @@ def outbox_list(context: AppContext, args: argparse.Namespace) -> int:
     from crm_tui.core.services import outbox
 
     with context.database().read() as session:
-        rows = outbox.rows(session)
+        rows = outbox.rows(session, now=context.clock.now())
     if args.json:
         print_json([row.as_json() for row in rows], context.zone)
         return 0

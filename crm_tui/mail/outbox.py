@@ -140,7 +140,12 @@ def _folders_with_roles(client: Any) -> list[Any]:
             _, listing = imap._untagged_response(typ, data, "LIST")
             return list(client._proc_folder_list(listing))
         except Exception:  # noqa: BLE001 - a server that says it can but cannot: the plain listing
-            log.info("LIST RETURN (SPECIAL-USE) refused; listing the plain way", exc_info=True)
+            # (or imapclient's internals changed): the marked Sent folder may then go unseen, so say so
+            log.warning(
+                "LIST RETURN (SPECIAL-USE) failed; listing the plain way (a Sent folder marked only when "
+                "asked will not be found)",
+                exc_info=True,
+            )
     return list(client.list_folders())
 
 
@@ -208,7 +213,7 @@ def flush(db: Database, *, clock: Clock, account_name: str | None = None) -> Flu
             raise NotFound(f"no account {account_name!r}")
     for account in accounts:
         with db.read() as session:
-            stuck = outbox.cut_off(session, account_id=account.id)
+            stuck = outbox.cut_off(session, now=clock.now(), account_id=account.id)
             waiting = outbox.due(session, now=clock.now(), account_id=account.id)
         if not stuck and not waiting:
             continue
@@ -233,10 +238,26 @@ def _settle(
     report: FlushReport,
 ) -> None:
     """An item a delivery left ``sending``: sent if its Message-ID is in Sent, else uncertain for the user.
+    One that had gone out before (partly sent, sent again to the refused or put-off addresses) is uncertain
+    at once: its first copy is in Sent whether or not the addresses it was sent again to got it.
     Never raises: an error leaves the item for the user to decide and the queue goes on."""
     try:
         with db.read() as session:
-            message_id = session.get(m.OutboxItem, item_id).message_id_header  # type: ignore[union-attr]
+            item = session.get(m.OutboxItem, item_id)
+            message_id, sent_before = item.message_id_header, item.sent_at is not None  # type: ignore[union-attr]
+            again_to = outbox.pending_recipients(session, item_id) if sent_before else []
+        if sent_before:
+            reason = (
+                f"sending it again to {', '.join(again_to) or 'the refused addresses'} was cut off; it went to "
+                "the others before, so the Sent folder cannot tell whether they got it: send it again to "
+                "them, or count it as sent"
+            )
+            with db.write() as session:
+                if outbox.still_cut_off(session, item_id, now=clock.now()):
+                    outbox.mark_uncertain(session, item_id, reason)
+                    report.uncertain += 1
+                    report.problems.append(f"outbox item {item_id}: {reason}")
+            return
         try:
             found = _in_sent(account, password, message_id)
         except MailConnectionError as exc:
@@ -262,6 +283,8 @@ def _settle(
                     "the send was cut off and the mail is not in Sent: send it again, or count it as sent"
                 )
         with db.write() as session:
+            if not outbox.still_cut_off(session, item_id, now=clock.now()):
+                return  # settled by another flush, or its delivery was not over after all
             if found:
                 outbox.mark_sent(session, item_id, now=clock.now())
                 report.recovered += 1

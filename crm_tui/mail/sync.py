@@ -18,7 +18,6 @@ import errno
 import itertools
 import os
 import queue
-import socket
 import sys
 import threading
 import time
@@ -29,6 +28,7 @@ from typing import Any
 
 import imapclient  # noqa: F401 - loaded with the sync (40 ms), not on the way to its login (mail.imap.connect)
 
+from crm_tui.core import holders
 from crm_tui.core import models as m
 from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database
@@ -116,26 +116,6 @@ def load_free_domains() -> frozenset[str]:
     return free_domains()
 
 
-def _holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _holder_alive(holder: str | None) -> bool | None:
-    """Whether the process holding a lock still runs: known only for this host (None: cannot tell)."""
-    if not holder:
-        return None
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @dataclass
 class _Account:
     id: int
@@ -181,7 +161,7 @@ class AccountSync:
         self.progress = progress or (lambda what, done, total: None)
         self._password = password
         self.free_domains = free_domains if free_domains is not None else load_free_domains()
-        self.holder = _holder()
+        self.holder = holders.holder()
         self._renewed = clock.now()  # when this pass last took or renewed the account's lock
         self.client: Any = None
         self.condstore = False
@@ -345,7 +325,7 @@ class AccountSync:
             holder = mailbox.lock_holder(session, self.account.id)
             self._renewed = self.clock.now()
             mailbox.acquire_lock(
-                session, self.account.id, self.holder, now=self._renewed, alive=_holder_alive(holder)
+                session, self.account.id, self.holder, now=self._renewed, alive=holders.holder_alive(holder)
             )
 
     def _renew(self, session: Any) -> None:

@@ -62,7 +62,8 @@ class OutboxScreen(CrmScreen):
         from crm_tui.core.services import outbox
 
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
-            self.post_message(OutboxLoaded(outbox.rows(session)))
+            now = self.app.context.clock.now()  # type: ignore[attr-defined]
+            self.post_message(OutboxLoaded(outbox.rows(session, now=now)))
 
     @on(OutboxLoaded)
     def _show(self, message: OutboxLoaded) -> None:

@@ -8,12 +8,15 @@ server refused is named with the server's reply and gets the mail again, alone, 
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import json
 import socket
 import subprocess
+import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -409,7 +412,10 @@ def test_an_old_database_keeps_its_outbox_and_its_ids_are_not_given_again(tmp_pa
             )
     db = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
     with db.write() as session:
-        assert [(r.id, r.subject) for r in reversed(outbox.rows(session))] == [(1, "Mail 1"), (2, "Mail 2")]
+        assert [(r.id, r.subject) for r in reversed(outbox.rows(session, now=NOW))] == [
+            (1, "Mail 1"),
+            (2, "Mail 2"),
+        ]
         assert bytes(session.get(m.OutboxItem, 2).raw).startswith(b"Subject: Mail 2")  # type: ignore[union-attr]
         outbox.decide(session, 2, "drop", now=NOW)
     with db.write() as session:
@@ -480,3 +486,245 @@ def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to
     asyncio.run(scenario())
     assert [r[1] for r in smtp.received] == [["jana@neu-solar.example"], ["tippfehler@neu-solar.example"]]
     assert set(listing(mailbox, capsys)) == {partial}
+
+
+def claim(box: Mailbox, item_id: int, by: str, at: datetime) -> None:
+    """The item as a delivery claims it: ``sending``, by the process ``by`` (host:pid), at ``at``."""
+    db = box.database()
+    with db.write() as session:
+        item = session.get(m.OutboxItem, item_id)
+        item.state, item.claimed_by, item.claimed_at = "sending", by, at  # type: ignore[union-attr]
+        item.attempts += 1  # type: ignore[union-attr]
+    db.dispose()
+
+
+@ON_BOTH
+def test_an_item_another_machine_is_sending_is_left_alone_until_its_claim_runs_out(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A team's shared database: machine A claimed the item a minute ago and is sending it. Whether A's
+    process runs cannot be asked from here; B's flush took it for cut off, called it uncertain and B's user
+    could send it again: the mail went twice. A claim from another host holds for its lease (15 minutes)."""
+    make_marked_sent(mailbox)
+    item_id, _ = queue_mail(mailbox, subject="Angebot")
+    behind, _ = queue_mail(mailbox, subject="Rechnung")
+    claim(mailbox, item_id, "otherhost:123", NOW - timedelta(minutes=1))
+    item = listing(mailbox, capsys)[item_id]
+    assert item["shown_state"] == "sending" and not item["needs_decision"]
+    code, out = said(mailbox, capsys, "--now", NOW.isoformat(), "outbox", "flush")
+    assert code == 0 and "1 sent" in out and "uncertain" not in out, out
+    items = listing(mailbox, capsys)
+    assert items[item_id]["state"] == "sending" and not items[item_id]["needs_decision"]
+    assert items[behind]["state"] == "sent", "the mail behind it went out"
+    assert [r[2].find(b"Subject: Rechnung") >= 0 for r in smtp.received] == [True]
+    for decision in ("resend", "sent", "drop"):
+        code, out = said(mailbox, capsys, "outbox", "decide", str(item_id), decision)
+        assert code != 0 and "being delivered right now (by process otherhost:123)" in out, out
+        assert "counts as cut off in 14 minutes" in out and "internal error" not in out
+    assert listing(mailbox, capsys)[item_id]["state"] == "sending"
+
+    # Twenty minutes after its claim, A's delivery is over or A stopped: B settles it, the user decides.
+    claim(mailbox, item_id, "otherhost:123", NOW - timedelta(minutes=20))
+    item = listing(mailbox, capsys)[item_id]
+    assert item["shown_state"] == "sending, cut off" and item["needs_decision"]
+    code, out = said(mailbox, capsys, "--now", NOW.isoformat(), "outbox", "flush")
+    assert code == 1 and "1 uncertain" in out and "the mail is not in Sent" in out
+    assert listing(mailbox, capsys)[item_id]["state"] == "uncertain"
+    code, out = said(mailbox, capsys, "outbox", "decide", str(item_id), "resend")
+    assert code == 0 and "queued again for jana.roth@neu-solar.example" in out
+    assert flush_at(mailbox, 1) == 0 and len(smtp.received) == 2
+    assert listing(mailbox, capsys)[item_id]["state"] == "sent"
+
+
+def test_a_claim_from_another_machine_found_just_before_its_lease_ran_out_is_not_settled_twice(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An item on this host's own dead process is cut off at once, whatever its claim's time; one claimed by
+    another host 14 minutes ago is not, one claimed 16 minutes ago is."""
+    make_marked_sent(mailbox)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    here, _ = queue_mail(mailbox, subject="Hier")
+    young, _ = queue_mail(mailbox, subject="Jung")
+    old, _ = queue_mail(mailbox, subject="Alt")
+    claim(mailbox, here, f"{socket.gethostname()}:{gone.pid}", NOW)
+    claim(mailbox, young, "otherhost:77", NOW - timedelta(minutes=14))
+    claim(mailbox, old, "otherhost:77", NOW - timedelta(minutes=16))
+    items = listing(mailbox, capsys)
+    assert [items[i]["needs_decision"] for i in (here, young, old)] == [True, False, True]
+    code, out = said(mailbox, capsys, "--now", NOW.isoformat(), "outbox", "flush")
+    assert "2 uncertain" in out
+    items = listing(mailbox, capsys)
+    assert [items[i]["state"] for i in (here, young, old)] == ["uncertain", "sending", "uncertain"]
+    assert smtp.received == []
+
+
+@ON_BOTH
+def test_a_cut_off_send_again_to_a_refused_address_is_uncertain_not_found_by_the_first_copy(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A partly sent mail sent again to the refused address, the flush killed once the server had it: the
+    Sent folder holds the first send's copy whatever became of the second, so finding it there proves
+    nothing about the refused address. It is uncertain for that address; the user decides."""
+    make_marked_sent(mailbox)
+    item_id, _ = queue_mail(mailbox, to="jana@neu-solar.example, tippfehler@neu-solar.example")
+    smtp.behaviour.refuse_address = {"tippfehler@neu-solar.example": "550 5.1.1 no such user"}
+    assert flush_at(mailbox) == 1 and outbox_state(mailbox, capsys, item_id) == "partial"
+    assert server_subjects(mailbox, MARKED) == {"Angebot"}, "the first send's copy"
+    smtp.behaviour.refuse_address = {}
+    assert mailbox.cli("outbox", "decide", str(item_id), "resend") == 0
+    process = flush_in_a_process(mailbox)
+    smtp.behaviour.kill_pid, smtp.behaviour.kill_at = process.pid, "data"
+    assert process.wait(timeout=60) == -9
+    assert [r[1] for r in smtp.received] == [["jana@neu-solar.example"], ["tippfehler@neu-solar.example"]]
+    assert outbox_state(mailbox, capsys, item_id) == "sending"
+
+    code, out = said(mailbox, capsys, "--now", NOW.isoformat(), "outbox", "flush")
+    assert code == 1 and "found in Sent" not in out and "1 uncertain" in out, out
+    assert "sending it again to tippfehler@neu-solar.example was cut off" in out
+    item = listing(mailbox, capsys)[item_id]
+    assert item["state"] == "uncertain" and item["needs_decision"]
+    code, out = said(mailbox, capsys, "outbox", "decide", str(item_id), "resend")
+    assert code == 0 and "queued again for tippfehler@neu-solar.example" in out, "not jana again"
+    assert flush_at(mailbox, 1) == 0
+    assert [r[1] for r in smtp.received][2:] == [["tippfehler@neu-solar.example"]]
+    assert outbox_state(mailbox, capsys, item_id) == "sent"
+    assert len(server_subjects(mailbox, MARKED)) == 1
+
+    # D on such an item lets the address go; the item stays, sent to the others (it was taken out).
+    other, _ = queue_mail(mailbox, to="jana@neu-solar.example, weg@neu-solar.example", subject="Zwei")
+    db = mailbox.database()
+    with db.write() as session:
+        row = session.get(m.OutboxItem, other)
+        row.state, row.sent_at, row.last_error = "uncertain", NOW, "sending it again to weg@... was cut off"  # type: ignore[union-attr]
+    db.dispose()
+    code, out = said(mailbox, capsys, "outbox", "decide", str(other), "drop")
+    assert code == 0 and "stays sent to the others" in out
+    assert outbox_state(mailbox, capsys, other) == "sent"
+
+
+class SpecialUseOnlyWhenAsked:
+    """A proxy before Dovecot playing a server that names its folders' special use (RFC 6154) only when asked
+    (LIST ... RETURN (SPECIAL-USE)): the flags are taken out of a plain LIST's answer. It records the LIST
+    commands it saw."""
+
+    FLAGS = (b"\\Sent", b"\\Trash", b"\\Archive", b"\\Drafts", b"\\Junk", b"\\All", b"\\Flagged")
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.lists: list[bytes] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            asked = [False]  # whether the command being answered asked for the special-use flags
+            threading.Thread(target=self._from_client, args=(client, server, asked), daemon=True).start()
+            threading.Thread(target=self._from_server, args=(server, client, asked), daemon=True).start()
+
+    def _from_client(self, source: socket.socket, sink: socket.socket, asked: list[bool]) -> None:
+        try:
+            while data := source.recv(65536):
+                command = data.split(b"\r\n", 1)[0].upper()
+                if b" LIST " in command:
+                    self.lists.append(command)
+                    asked[0] = b"RETURN (SPECIAL-USE)" in command
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            self._close(source, sink)
+
+    def _from_server(self, source: socket.socket, sink: socket.socket, asked: list[bool]) -> None:
+        pending = b""
+        try:
+            while data := source.recv(65536):
+                lines = (pending + data).split(b"\r\n")
+                pending = lines.pop()
+                out = []
+                for line in lines:
+                    if line.startswith(b"* LIST (") and not asked[0]:
+                        flags, rest = line[len(b"* LIST (") :].split(b")", 1)
+                        kept = [f for f in flags.split() if f not in self.FLAGS]
+                        line = b"* LIST (" + b" ".join(kept) + b")" + rest
+                    out.append(line + b"\r\n")
+                sink.sendall(b"".join(out))
+        except OSError:
+            pass
+        finally:
+            self._close(source, sink)
+
+    @staticmethod
+    def _close(*sockets: socket.socket) -> None:
+        for s in sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_the_sent_folder_is_asked_for_by_its_special_use_a_plain_listing_would_miss_it(
+    mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a server that marks its Sent folder only when asked, a plain listing finds the decoy folder called
+    Sent: the copy must go to the marked one ("Versendete Elemente"), which only LIST ... RETURN
+    (SPECIAL-USE) names."""
+    make_marked_sent(mailbox)
+    client = mailbox.imap()
+    client.create_folder("Sent")  # the decoy: called Sent, not marked
+    client.logout()
+    proxy = SpecialUseOnlyWhenAsked(mailbox.server.port)
+    try:
+        assert mailbox.cli("account", "edit", "work", "--imap-port", str(proxy.port)) == 0
+        import imapclient
+
+        seen = imapclient.IMAPClient("127.0.0.1", port=proxy.port, ssl=False, timeout=30)
+        seen.login(mailbox.user, mailbox.password)
+        plain_flags = {str(name): set(flags) for flags, _, name in seen.list_folders()}
+        seen.logout()
+        assert b"\\Sent" not in plain_flags[MARKED], "a plain listing does not name it here"
+        proxy.lists.clear()
+        item_id, _ = queue_mail(mailbox, subject="Angebot")
+        with caplog.at_level("WARNING", logger="crm_tui.mail.outbox"):
+            assert flush_at(mailbox) == 0
+        assert server_subjects(mailbox, MARKED) == {"Angebot"}
+        assert server_subjects(mailbox, "Sent") == set(), "not the decoy called Sent"
+        assert any(b"RETURN (SPECIAL-USE)" in command for command in proxy.lists), proxy.lists
+        assert not [r for r in caplog.records if "SPECIAL-USE" in r.getMessage()], "no fallback"
+        assert outbox_state(mailbox, capsys, item_id) == "sent"
+    finally:
+        proxy.close()
+
+
+def test_a_server_that_refuses_list_return_is_listed_the_plain_way_with_a_warning(
+    mailbox: Mailbox, smtp: SmtpServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback still finds a Sent folder the plain listing marks (Dovecot does), and says at warning
+    level that it was taken (a marked folder named only when asked would be missed)."""
+    import imaplib
+
+    make_marked_sent(mailbox)
+    real = imaplib.IMAP4._simple_command
+
+    def refuse_list_return(self, name, *args):  # type: ignore[no-untyped-def]
+        if name == "LIST" and "RETURN" in args:
+            return "BAD", [b"Error in IMAP command LIST: Unknown return option"]
+        return real(self, name, *args)
+
+    monkeypatch.setattr(imaplib.IMAP4, "_simple_command", refuse_list_return)
+    item_id, _ = queue_mail(mailbox, subject="Angebot")
+    with caplog.at_level("WARNING", logger="crm_tui.mail.outbox"):
+        assert flush_at(mailbox) == 0
+    (record,) = [r for r in caplog.records if "SPECIAL-USE" in r.getMessage()]
+    assert record.levelname == "WARNING" and "listing the plain way" in record.getMessage()
+    assert server_subjects(mailbox, MARKED) == {"Angebot"}

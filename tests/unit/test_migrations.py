@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -503,3 +504,74 @@ def test_0018_marks_the_copies_of_merged_messages_whose_bytes_are_not_known(tmp_
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert "mail_location_raw" not in tables
         assert dict(connection.execute("SELECT message_id, raw FROM mail_raw").fetchall()) == raws
+
+
+def test_0017_on_postgresql_keeps_the_outbox_its_ids_and_bytes(postgres_urls: Any, now: datetime) -> None:
+    """A team's 0016 database (PostgreSQL) upgraded to the head: what was queued stays with its ids and bytes,
+    each recipient's outcome and the claims can be kept, and a dropped item's id is not given again. An item
+    an older crm-tui left ``sending`` names no claim: it is cut off, for the user to decide."""
+    from crm_tui.core.services import outbox
+
+    url = postgres_urls()
+    old = open_database(url, migrate=False)
+    _migrate(old, "0016")
+    with old.engine.begin() as connection:
+        connection.execute(
+            sa_text(
+                'INSERT INTO "user" (name, email, active, created_at) '
+                "VALUES ('Anna Berg', 'anna@crm.example', true, '2026-11-01 10:00:00+00')"
+            )
+        )
+        account_id = connection.execute(
+            sa_text(
+                "INSERT INTO mail_account (name, user_id, preset, imap_host, imap_port, imap_security, username, "
+                "password_source, addresses, refresh_minutes, created_at, signature) VALUES ('work', "
+                "(SELECT id FROM \"user\"), 'other', 'imap.example', 993, 'ssl', 'anna', 'env', "
+                "'anna@crm.example', 5, '2026-11-01 10:00:00+00', '') RETURNING id"
+            )
+        ).scalar_one()
+        ids = [
+            connection.execute(
+                sa_text(
+                    "INSERT INTO outbox_item (account_id, message_id_header, from_address, recipients, subject, "
+                    "raw, state, attempts, created_at) VALUES (:account, :mid, 'anna@crm.example', "
+                    "'jana@neu.example', :subject, :raw, :state, 1, '2026-11-01 10:00:00+00') RETURNING id"
+                ),
+                {
+                    "account": account_id,
+                    "mid": f"<m{n}@crm.example>",
+                    "subject": f"Mail {n}",
+                    "raw": f"Subject: Mail {n}\r\n\r\nHallo \xfc".encode("latin-1"),
+                    "state": state,
+                },
+            ).scalar_one()
+            for n, state in ((1, "queued"), (2, "queued"), (3, "sending"))
+        ]
+    old.dispose()
+
+    db = open_database(url)
+    with db.read() as session:
+        assert session.execute(sa_text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+        rows = {r.id: r for r in outbox.rows(session, now=now)}
+        assert sorted(rows) == ids
+        assert [rows[i].subject for i in ids] == ["Mail 1", "Mail 2", "Mail 3"]
+        assert [rows[i].needs_decision for i in ids] == [False, False, True], "left sending by an older one"
+        assert rows[ids[2]].shown_state == "sending, cut off"
+        for n, item_id in enumerate(ids, 1):
+            item = session.get(m.OutboxItem, item_id)
+            assert item is not None and item.claimed_by is None and item.claimed_at is None
+            assert bytes(item.raw) == f"Subject: Mail {n}\r\n\r\nHallo \xfc".encode("latin-1")
+    with db.write() as session:
+        outbox.decide(session, ids[1], "drop", now=now)
+        assert outbox.mark_sending(session, ids[0], now=now)
+        outbox.mark_sent(session, ids[0], now=now, accepted=["jana@neu.example"])
+        again = outbox.queue(
+            session, account_id=account_id, message_id="<m4@crm.example>", from_address="anna@crm.example",
+            recipients=["jana@neu.example"], subject="Mail 4", raw=b"Subject: Mail 4\r\n\r\nHallo", now=now,
+        )  # fmt: skip
+        assert again.id is not None and again.id > ids[2], "not a dropped mail's id"
+    with db.read() as session:
+        assert [(r.address, r.state) for r in session.scalars(select(m.OutboxRecipient))] == [
+            ("jana@neu.example", "accepted")
+        ]
+    db.dispose()

@@ -7,6 +7,10 @@ when a delivery starts was cut off mid-send; the delivery looks for it in the ac
 Message-ID) and marks it sent, or uncertain for the user to decide (send again, or count it as sent). One left
 ``sending`` by a process that no longer runs can be decided by the user as well.
 
+Exactly once across machines (a team's shared database): whether a process on another host runs cannot be
+asked, so its claim (``claimed_at``) holds for ``CLAIM_LEASE``; only then is its item counted as cut off, to be
+looked up in Sent and decided. An item claimed on this host by a process that no longer runs is cut off at once.
+
 Each recipient's outcome is kept (``OutboxRecipient``): a mail the server took for some recipients and refused
 for good for others is ``partial`` (partly sent), naming whom and why; sending it again goes only to whoever
 has not got it, with the same Message-ID. Ids are never given again (AUTOINCREMENT on SQLite).
@@ -15,8 +19,6 @@ Delivery itself lives in ``mail.outbox``.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
+from crm_tui.core.holders import holder, holder_alive
 from crm_tui.core.services import drafts
 from crm_tui.core.services.drafts import DraftFields
 from crm_tui.core.services.mail_accounts import DEMO_PRESET
@@ -35,6 +38,11 @@ STATES = ("queued", "sending", "sent", "partial", "failed", "uncertain")
 DECIDABLE = ("queued", "sending", "partial", "failed", "uncertain")
 NO_COPY = "no copy saved in Sent"  # how a sent item's note about its Sent copy starts
 BACKOFF_MINUTES = (1, 2, 5, 15, 30, 60)
+# How long a claim by a process on another host holds: longer than one item's worst-case delivery (the SMTP
+# steps wait up to 30 s each; MAIL, RCPT per recipient, DATA with large attachments on a slow uplink take
+# minutes), with room for the two machines' clocks to differ by a few minutes. Until it runs out the item is
+# "being delivered", neither settled by another flush nor decidable; after it, it is cut off.
+CLAIM_LEASE = timedelta(minutes=15)
 
 
 @dataclass
@@ -117,34 +125,28 @@ def delivering(item_id: int) -> Iterator[None]:
         DELIVERING.discard(item_id)
 
 
-def holder() -> str:
-    """This process, as ``claimed_by`` names it: host:pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def holder_alive(claimed_by: str | None) -> bool | None:
-    """Whether the process that claimed an item still runs: known only on this host (None: cannot tell)."""
-    if not claimed_by:
-        return None
-    host, _, pid = claimed_by.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stale(item: m.OutboxItem) -> bool:
-    """A ``sending`` item no running process of this host is delivering (cut off: a kill, a crash)."""
+def _stale(item: m.OutboxItem, now: datetime) -> bool:
+    """A ``sending`` item no running process is delivering (cut off: a kill, a crash). A process of this
+    host is asked; one of another host (a shared database) is taken to deliver it until its claim's lease
+    runs out (an item claimed before claims had a time: long ago)."""
     if item.state != "sending":
         return False
     if item.claimed_by == holder():  # this process: cut off unless one of its deliveries has it now
         return item.id not in DELIVERING
-    return holder_alive(item.claimed_by) is not True
+    alive = holder_alive(item.claimed_by)
+    if alive is not None:  # a process of this host: it runs, or it is gone
+        return not alive
+    if not item.claimed_by:  # claimed by nobody known (before claims were named)
+        return True
+    return _lease_left(item, now) is None
+
+
+def _lease_left(item: m.OutboxItem, now: datetime) -> timedelta | None:
+    """How long another host's claim on the item still holds (None: it ran out, or it has no time)."""
+    if item.claimed_at is None:
+        return None
+    left = item.claimed_at + CLAIM_LEASE - now
+    return left if left > timedelta(0) else None
 
 
 def queue(
@@ -209,13 +211,20 @@ def due(session: Session, *, now: datetime, account_id: int | None = None) -> li
     return list(session.scalars(query.order_by(m.OutboxItem.id)))
 
 
-def cut_off(session: Session, *, account_id: int | None = None) -> list[int]:
+def cut_off(session: Session, *, now: datetime, account_id: int | None = None) -> list[int]:
     """Items left ``sending`` by a delivery that did not finish (a crash, a kill); not those another running
-    process is delivering right now."""
+    process is delivering right now (on another host: while its claim's lease holds)."""
     query = select(m.OutboxItem).where(m.OutboxItem.state == "sending")
     if account_id is not None:
         query = query.where(m.OutboxItem.account_id == account_id)
-    return [item.id for item in session.scalars(query.order_by(m.OutboxItem.id)) if _stale(item)]  # type: ignore[misc]
+    return [item.id for item in session.scalars(query.order_by(m.OutboxItem.id)) if _stale(item, now)]  # type: ignore[misc]
+
+
+def still_cut_off(session: Session, item_id: int, *, now: datetime) -> bool:
+    """Whether the item is (still) cut off, asked again inside the transaction that settles it: another
+    flush may have settled it, or its delivery finished, since it was found."""
+    item = session.get(m.OutboxItem, item_id)
+    return item is not None and _stale(item, now)
 
 
 def pending_recipients(session: Session, item_id: int) -> list[str]:
@@ -282,7 +291,7 @@ def mark_sending(session: Session, item_id: int, *, now: datetime) -> bool:
     done = session.execute(
         update(m.OutboxItem)
         .where(m.OutboxItem.id == item_id, m.OutboxItem.state == "queued")
-        .values(state="sending", attempts=m.OutboxItem.attempts + 1, claimed_by=holder())
+        .values(state="sending", attempts=m.OutboxItem.attempts + 1, claimed_by=holder(), claimed_at=now)
     )
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
@@ -389,10 +398,16 @@ def decide(session: Session, item_id: int, decision: str, *, now: datetime) -> m
             f"outbox item {item_id} was {item.state}; only queued, failed, uncertain, partly sent or cut-off "
             "ones can change"
         )
-    if item.state == "sending" and not _stale(item):
+    if item.state == "sending" and not _stale(item, now):
+        left = _lease_left(item, now) if holder_alive(item.claimed_by) is None else None
         raise CrmError(
             f"outbox item {item_id} is being delivered right now (by process {item.claimed_by}): "
             "decide once that delivery is over"
+            + (
+                f" (if that machine stopped, it counts as cut off in {_minutes(left)})"
+                if left is not None
+                else ""
+            )
         )
     if decision == "resend":  # to whoever has not got it: a recipient is "accepted" only after a whole send
         item.state, item.next_attempt_at, item.claimed_by = "queued", None, None
@@ -407,7 +422,7 @@ def decide(session: Session, item_id: int, decision: str, *, now: datetime) -> m
     elif decision == "sent":
         count_as_sent(session, item_id, now=now)
     elif decision == "drop":
-        if item.state == "partial":
+        if item.sent_at is not None:  # out for the others (partly sent, or a send again cut off): it stays
             count_as_sent(session, item_id, now=now)
         else:
             session.delete(item)
@@ -417,7 +432,14 @@ def decide(session: Session, item_id: int, decision: str, *, now: datetime) -> m
     return item
 
 
-def rows(session: Session, *, limit: int = 200, states: tuple[str, ...] = STATES) -> list[OutboxRow]:
+def _minutes(span: timedelta) -> str:
+    minutes = max(1, -(-int(span.total_seconds()) // 60))
+    return f"{minutes} minute" + ("" if minutes == 1 else "s")
+
+
+def rows(
+    session: Session, *, now: datetime, limit: int = 200, states: tuple[str, ...] = STATES
+) -> list[OutboxRow]:
     query = (
         select(m.OutboxItem, m.MailAccount.name, m.MailAccount.preset)
         .join(m.MailAccount, m.MailAccount.id == m.OutboxItem.account_id)
@@ -452,7 +474,7 @@ def rows(session: Session, *, limit: int = 200, states: tuple[str, ...] = STATES
             refused=refused.get(item.id, [])  # type: ignore[arg-type]
             if item.state in ("partial", "failed") or (item.state == "queued" and item.sent_at is not None)
             else [],
-            stale=_stale(item),
+            stale=_stale(item, now),
         )
         for item, account, preset in found
     ]
