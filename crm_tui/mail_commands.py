@@ -325,32 +325,18 @@ def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
 
 def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
     """Fetch the body of a provisional message from its first copy, store it, and return the bytes."""
-    from sqlalchemy import select
-
-    from crm_tui.core import models as m
     from crm_tui.core.services import mail_accounts, mailbox
     from crm_tui.mail.imap import MailConnectionError, connect_login, login_of, logout
     from crm_tui.mail.parse import parse_safely
 
     db = context.database()
     with db.read() as session:
-        row = session.execute(
-            select(
-                m.MailLocation.id,
-                m.MailLocation.uid,
-                m.MailLocation.uidvalidity,
-                m.MailFolder.name,
-                m.MailAccount.name,
-            )
-            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-            .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
-            .where(m.MailLocation.message_id == message_id)
-            .order_by(m.MailLocation.id)
-        ).first()
-        if row is None:
+        copies = mailbox.copies_of(session, message_id)
+        if not copies:
             raise CrmError(f"message {message_id}: its body was never downloaded and no server copy is known")
-        location_id, uid, uidvalidity, folder, account_name = row
-        login = login_of(mail_accounts.get_account(session, account_name))
+        first = copies[0]
+        location_id, folder, uidvalidity, uid = first.location_id, first.folder, first.uidvalidity, first.uid
+        login = login_of(mail_accounts.get_account(session, first.account))
     try:
         client = connect_login(login)
     except MailConnectionError as exc:

@@ -168,6 +168,7 @@ class AccountSync:
         self._states: dict[str, FolderState] = {}  # folder states from the last listing (LIST-STATUS)
         self.report = SyncReport(account_name)
         self._phase = "headers"  # then "bodies": what a full disk stopped (``_kept_on_full_disk``)
+        self._failed: set[str] = set()  # the folders whose sync failed in this pass
 
     # --- connection ---
 
@@ -307,6 +308,7 @@ class AccountSync:
                             raise
                         # This folder only (the server refused it, say): the others are synced all the same.
                         self.report.failed_folders.append(f"{name}: {_describe(exc)}")
+                        self._failed.add(name)
                 self._fetch_bodies()
                 self._drop_old_generations()
                 if waiting:
@@ -686,31 +688,76 @@ class AccountSync:
         self.report.kept_with_problems += sum(1 for row in written.values() if row.get("parse_problems"))
 
     def _drop_old_generations(self) -> None:
+        """Drop the copies of an old UIDVALIDITY once the new ones are matched: in each folder synced in full
+        in this pass whose new copies all have their bodies (merged by then into the messages they are copies
+        of). A folder whose sync failed, or whose bodies did not all arrive, keeps its old copies for a later
+        pass: dropped now, a message whose new copy is not matched yet would go, and with it an offline change
+        waiting for that copy."""
         with self.db.write() as session:
+            unsettled = self._unsettled(session)
             for folder in mailbox.folders_of(session, self.account.id):
-                self.report.removed += mailbox.remove_stale_generations(session, folder)
+                if folder.id not in unsettled:
+                    self.report.removed += mailbox.remove_stale_generations(session, folder)
+
+    def _unsettled(self, session: Any) -> set[int]:
+        """The folders (ids) not synced in full in this pass: their sync failed, or bodies are to come."""
+        failed = {
+            folder.id
+            for folder in mailbox.folders_of(session, self.account.id)
+            if folder.name in self._failed
+        }
+        return failed | mailbox.folders_with_pending_bodies(session, self.account.id)
 
     # --- offline changes ---
 
-    def _replay_changes(self, waited: dict[int, str] | None = None) -> dict[int, str]:
+    def _replay_changes(self, waited: dict[int, set[str]] | None = None) -> dict[int, set[str]]:
         """Apply the changes made offline on the server. A change to a copy in a folder the server has
         renumbered (a new UIDVALIDITY) waits: the pass finds the copy again by identity (its body merges into
-        the message the change belongs to) and then replays it (``waited``: the changes that waited so,
-        with their action). Returns the changes that wait."""
+        the message the change belongs to) and then replays it (``waited``: the changes that waited so, with
+        the folders they wait for). Returns the changes that wait, with those folders.
+
+        A change waits as long as its folder is not synced in full (its sync failed, or bodies are still to
+        come): the next pass tries again. Once it is, a copy not found again is looked for on the server by
+        its Message-ID and body (a message older than the account's sync window is not fetched again); only
+        when the server has it no more is the change reported as not made. A change whose message has no
+        copy left at all is reported so too, never dropped without a word."""
         with self.db.read() as session:
             changes = mailbox.pending_changes(session, self.account.id)
-        waiting: dict[int, str] = {}
-        for change_id, action in (waited or {}).items():
-            if change_id not in {change[0] for change in changes}:
-                # Its copy was not found again: the server no longer has the message in that folder.
-                error = "the message is no longer in its folder on the server (renumbered meanwhile)"
+            folder_ids = {folder.name: folder.id for folder in mailbox.folders_of(session, self.account.id)}
+            unsettled = self._unsettled(session) if waited else set()
+        waiting: dict[int, set[str]] = {}
+        for change_id, message_id, action, argument, places in changes:
+            expected = (waited or {}).get(change_id, set())
+            if any(folder_ids.get(name) in unsettled for name in expected):
+                waiting[change_id] = expected  # its folder is not synced in full: the next pass goes on
+                continue
+            missing = sorted(expected - {name for name, _, _ in places})
+            error = None
+            try:
+                for name in missing:  # its folder is synced in full, and its copy is not among what came
+                    found = self._retrying(lambda n=name, i=message_id: self._find_again(i, n))
+                    if found is None:
+                        error = self._not_found_again(message_id, name)
+                        break
+                    place, flags = found
+                    if action in ("read", "unread", "flag", "unflag"):
+                        with self.db.write() as session:
+                            mailbox.copy_found_again(session, self.account.id, message_id, place, flags)
+                    places = [*places, place]
+            except MailConnectionError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one bad change must not block the others
+                error = f"looking for the message on the server failed: {_in_words(exc)}"
+            if error is None and not places:
+                error = "the message is no longer on the server"
+            if error is not None:
                 self.report.problems.append(f"offline change {change_id} ({action}) was not made: {error}")
                 with self.db.write() as session:
                     mailbox.finish_change(session, change_id, now=self.clock.now(), error=error)
-        for change_id, _message_id, action, argument, places in changes:
-            error = None
+                    mailbox.drop_orphans(session, [message_id])  # kept for this report only
+                continue
             applied: list[tuple[str, int, int]] = []
-            renumbered = False
+            renumbered: set[str] = set()
             try:
                 applied, renumbered = self._retrying(
                     lambda a=action, arg=argument, p=places: self._apply(a, arg, p)
@@ -718,24 +765,62 @@ class AccountSync:
             except MailConnectionError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad change must not block the others
-                error = f"{type(exc).__name__}: {exc}"[:300]
+                error = _in_words(exc)
                 self.report.problems.append(f"offline change {change_id} ({action}) failed: {error}")
             with self.db.write() as session:
                 if error is None and not renumbered and action in ("move", "archive", "delete"):
                     applied = places  # every copy has left its folder (or had gone already)
                 mailbox.changed_on_server(session, self.account.id, action, applied)
                 if renumbered and error is None:
-                    waiting[change_id] = action  # not done: replayed once the copy is found again
+                    waiting[change_id] = renumbered  # not done: replayed once the copy is found again
                     continue
                 mailbox.finish_change(session, change_id, now=self.clock.now(), error=error)
             self.report.replayed += 1
         return waiting
 
+    def _find_again(self, message_id: int, folder: str) -> tuple[tuple[str, int, int], list[str]] | None:
+        """A message's copy in a renumbered folder, looked for on the server by its Message-ID and checked by
+        its body (``mail_identity.body_hash``): ((folder, UIDVALIDITY, UID), its flags), or None."""
+        with self.db.read() as session:
+            identity = mailbox.identity_of(session, message_id)
+        if identity is None or not identity.message_id_header or not identity.body_hash:
+            return None
+        wanted = identity.message_id_header.strip("<>")
+        if not wanted.isascii() or '"' in wanted:
+            return None
+        client = self.client
+        state = client.select_folder(folder, readonly=True)
+        uidvalidity = int(state[b"UIDVALIDITY"])
+        candidates = sorted(client.search(["HEADER", "Message-ID", wanted]))[:20]
+        if not candidates:
+            return None
+        from crm_tui.core.mail_identity import body_hash
+
+        for uid, data in sorted(imap_fetch.fetch(client, candidates, ["BODY.PEEK[]", "FLAGS"]).items()):
+            raw = data.get(b"BODY[]") or b""
+            if body_hash(raw, has_message_id=True) == identity.body_hash:
+                return (folder, uidvalidity, uid), fetch_flags(data)
+        return None
+
+    def _not_found_again(self, message_id: int, folder: str) -> str:
+        """Why a change waiting for its copy in a renumbered folder cannot be made, in words."""
+        since = self.account.since
+        if since is not None:
+            with self.db.read() as session:
+                identity = mailbox.identity_of(session, message_id)
+            sent = identity.sent_at if identity is not None else None
+            if sent is not None and sent.date() < since and not (identity and identity.message_id_header):
+                return (
+                    f"the message is older than the account's sync window (mail since {since:%Y-%m-%d}) "
+                    f"and has no Message-ID to find it by in {folder}, which the server renumbered"
+                )
+        return "the message is no longer in its folder on the server (renumbered meanwhile)"
+
     def _apply(
         self, action: str, argument: str | None, places: list[tuple[str, int, int]]
-    ) -> tuple[list[tuple[str, int, int]], bool]:
+    ) -> tuple[list[tuple[str, int, int]], set[str]]:
         """One offline change on the server, on each copy that is there. Returns the copies changed, and
-        whether a copy is in a folder renumbered since (a new UIDVALIDITY; not yet found again)."""
+        the folders renumbered since (a new UIDVALIDITY) where a copy is not found again yet."""
         from imapclient import DELETED, FLAGGED, SEEN
 
         client = self.client
@@ -745,13 +830,14 @@ class AccountSync:
                 for name, _, _ in places
             }
         applied = []
-        renumbered = False
+        renumbered: set[str] = set()
         for folder_name, uidvalidity, uid in places:
             state = client.select_folder(folder_name)
             serving = int(state[b"UIDVALIDITY"])
             if serving != uidvalidity:
                 # An old numbering's copy: changed as the copy of the new one, if that is known already.
-                renumbered = renumbered or (folder_name, serving) not in {(f, v) for f, v, _ in places}
+                if (folder_name, serving) not in {(f, v) for f, v, _ in places}:
+                    renumbered.add(folder_name)
                 continue
             if not client.search(["UID", str(uid)]):
                 continue  # gone already: replaying twice is harmless
@@ -820,6 +906,20 @@ def _disk_full(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def _in_words(exc: BaseException) -> str:
+    """Why an offline change failed, in words for the user: the server's own words for what it refused
+    (without imaplib's "select failed: " and the like), else the error's text; never a class name."""
+    import re
+
+    text = " ".join(str(exc).split())
+    if type(exc).__name__ in ("error", "IMAPClientError", "CapabilityError"):
+        text = re.sub(r"^[a-z ]+ failed: ", "", text)
+        return f"the server said: {text}"[:300] if text else "the server refused it without a reason"
+    if isinstance(exc, OSError) and not text:
+        text = os.strerror(exc.errno) if exc.errno else ""
+    return text[:300] if text else "it failed without a reason given"
 
 
 def _describe(exc: BaseException) -> str:

@@ -308,6 +308,176 @@ def test_offline_changes_survive_a_renumbered_folder(
     db.dispose()
 
 
+def test_an_offline_change_the_server_refuses_says_why_in_its_words(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A move to a folder the server will not make: the change is reported with the server's own reason,
+    not with an exception's class name ("error: create failed: ...")."""
+    mailbox.append("INBOX", message(1, mid="<refused@firma.example>"))
+    assert mailbox.cli("sync") == 0
+    ids = _ids_by_subject(mailbox, capsys)
+    assert mailbox.cli("mail", "move", str(ids["Angebot 1"]), "--to", "~Ablage") == 0
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 0
+    out = capsys.readouterr().out
+    assert "offline change 1 (move) failed: the server said: [CANNOT] Invalid mailbox name" in out, out
+    assert "error:" not in out and "failed:" not in out.split("the server said:")[1], out
+
+
+def _renumber(box: Mailbox, folder: str, raws: list[bytes], **append: object) -> None:
+    """The server rebuilds a folder: the same messages (``raws``), a new UIDVALIDITY."""
+    client = box.imap()
+    old = client.select_folder(folder)[b"UIDVALIDITY"]
+    client.unselect_folder()
+    client.delete_folder(folder)
+    client.create_folder(folder)
+    for raw in raws:
+        client.append(folder, raw, **append)
+    assert client.select_folder(folder)[b"UIDVALIDITY"] != old
+    client.logout()
+
+
+def _server_flags(box: Mailbox, folder: str) -> dict[str, set[bytes]]:
+    client = box.imap()
+    client.select_folder(folder, readonly=True)
+    uids = client.search(["ALL"])
+    flags = {
+        data[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().strip(): set(data[b"FLAGS"])
+        for data in (
+            client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]", "FLAGS"]) if uids else {}
+        ).values()
+    }
+    client.logout()
+    return flags
+
+
+def _changes(box: Mailbox) -> list[tuple[bool, str | None]]:
+    db = box.database()
+    with db.read() as session:
+        changes = [(c.done_at is not None, c.error) for c in session.scalars(select(m.MailChange))]
+    db.dispose()
+    return changes
+
+
+@ON_BOTH
+def test_an_offline_change_waits_while_its_renumbered_folder_is_not_synced_in_full(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bodies of a renumbered folder do not come in one pass (the fetch of that folder fails): a change
+    waiting for its copy there is neither given up nor reported lost; the next pass finds the copy and
+    makes it."""
+    from crm_tui.mail import sync as sync_module
+
+    client = mailbox.imap()
+    client.create_folder("Projekte")
+    client.logout()
+    raws = [message(n, mid=f"<w{n}@firma.example>", body=f"Text {n}") for n in (1, 2)]
+    for raw in raws:
+        mailbox.append("Projekte", raw)
+    assert mailbox.cli("sync") == 0
+    ids = _ids_by_subject(mailbox, capsys)
+    assert mailbox.cli("mail", "flag", str(ids["Angebot 1"])) == 0
+    assert mailbox.cli("mail", "read", str(ids["Angebot 2"])) == 0
+    _renumber(mailbox, "Projekte", raws)
+    fetch = sync_module.AccountSync._fetch_here
+
+    def failing(self: sync_module.AccountSync, batch: list[mailbox_service.PendingBody]) -> object:
+        if batch[0].folder_name == "Projekte":
+            return None  # the server's answer did not come for this folder in this pass
+        return fetch(self, batch)
+
+    monkeypatch.setattr(sync_module.AccountSync, "_fetch_here", failing)
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 0
+    out = capsys.readouterr().out
+    assert "was not made" not in out and "no longer" not in out, out
+    assert _changes(mailbox) == [(False, None)] * 2, "both still wait"
+    assert all(
+        b"\\Flagged" not in f and b"\\Seen" not in f for f in _server_flags(mailbox, "Projekte").values()
+    )
+    monkeypatch.undo()
+    monkeypatch.setenv(mailbox.env_var, mailbox.password)
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 0
+    out = capsys.readouterr().out
+    assert "2 offline changes sent" in out and "was not made" not in out, out
+    flags = _server_flags(mailbox, "Projekte")
+    assert b"\\Flagged" in flags["Subject: Angebot 1"] and b"\\Seen" in flags["Subject: Angebot 2"]
+    assert _changes(mailbox) == [(True, None)] * 2
+    listed = {item["subject"]: item for item in mail_json(mailbox, capsys, "mail", "list")}
+    assert {s: i["id"] for s, i in listed.items()} == ids, "the same messages, no copy twice"
+    assert all(len(i["locations"]) == 1 for i in listed.values())
+
+
+def test_an_offline_change_whose_message_went_is_reported_after_a_stopped_pass(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server lost the message of a waiting change when it renumbered the folder, and the pass stopped
+    right after dropping the old copies (the link cut): the next pass still says the change was not made
+    (dropping the message had dropped its change without a word)."""
+    from crm_tui.mail import sync as sync_module
+    from crm_tui.mail.imap import MailConnectionError
+
+    client = mailbox.imap()
+    client.create_folder("Projekte")
+    client.logout()
+    raws = [message(n, mid=f"<g{n}@firma.example>", body=f"Text {n}") for n in (1, 2)]
+    for raw in raws:
+        mailbox.append("Projekte", raw)
+    assert mailbox.cli("sync") == 0
+    ids = _ids_by_subject(mailbox, capsys)
+    assert mailbox.cli("mail", "flag", str(ids["Angebot 2"])) == 0
+    _renumber(mailbox, "Projekte", raws[:1])  # the server lost Angebot 2
+    replay = sync_module.AccountSync._replay_changes
+
+    def cut(self: sync_module.AccountSync, waited: object = None) -> object:
+        if waited:
+            raise MailConnectionError("work: the connection dropped; what arrived is kept", "dropped")
+        return replay(self, waited)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sync_module.AccountSync, "_replay_changes", cut)
+    assert mailbox.cli("sync") == 1
+    monkeypatch.undo()
+    monkeypatch.setenv(mailbox.env_var, mailbox.password)
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 0
+    out = capsys.readouterr().out
+    assert "offline change 1 (flag) was not made: the message is no longer on the server" in out, out
+    listed = {item["subject"]: item["id"] for item in mail_json(mailbox, capsys, "mail", "list")}
+    assert listed == {"Angebot 1": ids["Angebot 1"]}
+
+
+def test_an_offline_change_older_than_the_sync_window_reaches_its_renumbered_copy(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message older than the account's sync window is not fetched again after its folder is renumbered:
+    the change waiting for it finds it by its Message-ID (and body) on the server, and the message keeps
+    its copy there; it is not reported as gone."""
+    from datetime import UTC, datetime
+
+    old_time = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
+    raws = [message(n, mid=f"<s{n}@firma.example>", body=f"Text {n}") for n in (1, 2)]
+    client = mailbox.imap()
+    client.create_folder("Projekte")
+    for raw in raws:
+        client.append("Projekte", raw, msg_time=old_time)
+    client.logout()
+    assert mailbox.cli("sync") == 0
+    ids = _ids_by_subject(mailbox, capsys)
+    assert mailbox.cli("account", "edit", "work", "--sync-since", "2026-11-01") == 0
+    assert mailbox.cli("mail", "flag", str(ids["Angebot 1"])) == 0
+    _renumber(mailbox, "Projekte", raws, msg_time=old_time)
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 0
+    out = capsys.readouterr().out
+    assert "1 offline change sent" in out and "was not made" not in out, out
+    assert b"\\Flagged" in _server_flags(mailbox, "Projekte")["Subject: Angebot 1"]
+    assert _changes(mailbox) == [(True, None)]
+    listed = {item["subject"]: item for item in mail_json(mailbox, capsys, "mail", "list")}
+    assert listed["Angebot 1"]["id"] == ids["Angebot 1"] and "flagged" in listed["Angebot 1"]["flags"]
+    assert [loc["folder"] for loc in listed["Angebot 1"]["locations"]] == ["Projekte"]
+
+
 def test_sync_errors_are_one_clear_line(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

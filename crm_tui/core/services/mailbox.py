@@ -719,16 +719,25 @@ def remove_stale_generations(session: Session, folder: m.MailFolder) -> int:
 
 
 def drop_orphans(session: Session, message_ids: Iterable[int]) -> None:
+    """Of these messages, those left with no copy on a server and no record link go. One with an offline
+    change not yet made stays until the sync has said that change could not be made (``pending_changes``
+    gives it with no copy; the sync then finishes the change and drops the message): deleting the message
+    would delete its change without a word."""
     ids = list(message_ids)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         located = select(m.MailLocation.message_id).where(m.MailLocation.message_id.in_(chunk))  # type: ignore[attr-defined]
         linked = select(m.MailLink.message_id).where(m.MailLink.message_id.in_(chunk))  # type: ignore[attr-defined]
+        waiting = select(m.MailChange.message_id).where(
+            m.MailChange.message_id.in_(chunk),  # type: ignore[attr-defined]
+            m.MailChange.done_at.is_(None),  # type: ignore[union-attr]
+        )
         session.execute(
             delete(m.MailMessage).where(
                 m.MailMessage.id.in_(chunk),  # type: ignore[union-attr]
                 m.MailMessage.id.not_in(located),  # type: ignore[union-attr]
                 m.MailMessage.id.not_in(linked),  # type: ignore[union-attr]
+                m.MailMessage.id.not_in(waiting),  # type: ignore[union-attr]
                 m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
             )
         )
@@ -834,7 +843,9 @@ def target_folder(session: Session, account_id: int, action: str, argument: str 
 def pending_changes(
     session: Session, account_id: int
 ) -> list[tuple[int, int, str, str | None, list[tuple[str, int, int]]]]:
-    """(change id, message id, action, argument, [(folder name, uidvalidity, uid)]) for this account's copies."""
+    """(change id, message id, action, argument, [(folder name, uidvalidity, uid)]) for this account's copies.
+    A change whose message has no copy on any server any more (and was not sent from here) comes with no
+    place: the sync says it could not be made."""
     result = []
     changes = session.scalars(
         select(m.MailChange).where(m.MailChange.done_at.is_(None)).order_by(m.MailChange.id)
@@ -845,11 +856,87 @@ def pending_changes(
             .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
             .where(m.MailLocation.message_id == change.message_id, m.MailFolder.account_id == account_id)
         ).all()
-        if places:
+        if places or _nowhere(session, change.message_id):
             result.append(
                 (change.id, change.message_id, change.action, change.argument, [tuple(p) for p in places])
             )
     return result  # type: ignore[return-value]
+
+
+def _nowhere(session: Session, message_id: int) -> bool:
+    """Whether a message has no copy on any server, and was not sent from here (an outgoing message waits
+    for its Sent copy)."""
+    located = session.scalar(
+        select(m.MailLocation.id).where(m.MailLocation.message_id == message_id).limit(1)
+    )
+    outgoing = session.scalar(select(m.MailMessage.is_outgoing).where(m.MailMessage.id == message_id))
+    return located is None and outgoing is False
+
+
+def folders_with_pending_bodies(session: Session, account_id: int) -> set[int]:
+    """The folders (ids) of this account with copies whose body has not arrived yet (``pending_bodies``)."""
+    return set(
+        session.scalars(
+            select(m.MailLocation.folder_id)
+            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+            .join(m.MailMessage, m.MailMessage.id == m.MailLocation.message_id)
+            .where(
+                m.MailFolder.account_id == account_id,
+                m.MailMessage.has_body.is_(False),  # type: ignore[attr-defined]
+                m.MailLocation.uidvalidity == m.MailFolder.uidvalidity,
+            )
+            .distinct()
+        )
+    )
+
+
+@dataclass
+class Identity:
+    """What finds a message again on a server: its Message-ID and body hash (``mail_identity``), its date."""
+
+    message_id_header: str | None
+    body_hash: str | None
+    sent_at: datetime | None
+
+
+def identity_of(session: Session, message_id: int) -> Identity | None:
+    row = session.execute(
+        select(m.MailMessage.message_id_header, m.MailMessage.body_hash, m.MailMessage.sent_at).where(
+            m.MailMessage.id == message_id
+        )
+    ).first()
+    return Identity(*row) if row is not None else None
+
+
+def copy_found_again(
+    session: Session, account_id: int, message_id: int, place: tuple[str, int, int], flags: Iterable[str]
+) -> None:
+    """A message's copy found on the server by its identity (outside what the sync fetches: older than the
+    account's sync window) is its copy again: (folder name, UIDVALIDITY, UID) with its flags."""
+    folder = session.scalar(
+        select(m.MailFolder).where(m.MailFolder.account_id == account_id, m.MailFolder.name == place[0])
+    )
+    if folder is None:
+        return
+    exists = session.scalar(
+        select(m.MailLocation.id).where(
+            m.MailLocation.folder_id == folder.id,
+            m.MailLocation.uidvalidity == place[1],
+            m.MailLocation.uid == place[2],
+        )
+    )
+    if exists is None:
+        session.add(
+            m.MailLocation(
+                message_id=message_id,
+                folder_id=folder.id,
+                uidvalidity=place[1],
+                uid=place[2],
+                flags=_flags_text(flags),
+            )
+        )
+        session.flush()
+        _apply_flags_to_message(session, message_id)
 
 
 def changed_on_server(
