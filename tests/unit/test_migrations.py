@@ -575,3 +575,78 @@ def test_0017_on_postgresql_keeps_the_outbox_its_ids_and_bytes(postgres_urls: An
             ("jana@neu.example", "accepted")
         ]
     db.dispose()
+
+
+def test_0018_on_postgresql_marks_the_copies_of_merged_messages(postgres_urls: Any) -> None:
+    """A team's 0017 database (PostgreSQL) upgraded to the head: the copies of a merged message are marked
+    (their bytes fetched from the server when asked for), a single copy reads its message's bytes, no byte
+    changes (bytea), a copy's own bytes can be kept; the way back drops only the new table."""
+    from crm_tui.core.services import mailbox
+
+    url = postgres_urls()
+    old = open_database(url, migrate=False)
+    _migrate(old, "0017")
+    raws = {
+        1: b"Received: a\r\nMessage-ID: <m@x>\r\n\r\nzwei Kopien \xfc\x00\r\n",
+        2: b"Subject: eins\r\n\r\neine\r\n",
+    }
+    with old.engine.begin() as connection:
+        connection.execute(
+            sa_text(
+                'INSERT INTO "user" (id, name, email, active, created_at) '
+                "VALUES (1, 'Anna', 'anna@crm.example', true, '2026-11-21 08:00:00+00')"
+            )
+        )
+        connection.execute(
+            sa_text(
+                "INSERT INTO mail_account (id, name, user_id, preset, imap_host, imap_port, imap_security, "
+                "username, password_source, addresses, refresh_minutes, created_at, signature) VALUES (1, 'work', "
+                "1, 'other', 'imap.example', 993, 'tls', 'anna', 'env', 'anna@crm.example', 5, "
+                "'2026-11-21 08:00:00+00', '')"
+            )
+        )
+        connection.execute(sa_text("INSERT INTO mail_folder (id, account_id, name) VALUES (1, 1, 'INBOX')"))
+        for n, raw in raws.items():
+            connection.execute(
+                sa_text(
+                    "INSERT INTO mail_message (id, subject, subject_key, from_name, from_address, to_addresses, "
+                    "cc_addresses, body_text, has_attachments, attachments, size, is_outgoing, is_read, "
+                    "is_flagged, has_body, received_at) VALUES (:id, :subject, :key, '', 'k@firma.example', '', "
+                    "'', '', false, '', :size, false, false, false, true, '2026-11-21 08:00:00+00')"
+                ),
+                {"id": n, "subject": f"Angebot {n}", "key": f"angebot {n}", "size": len(raw)},
+            )
+            connection.execute(
+                sa_text("INSERT INTO mail_raw (message_id, raw) VALUES (:id, :raw)"), {"id": n, "raw": raw}
+            )
+        for location_id, message_id, uid in ((1, 1, 10), (2, 1, 11), (3, 2, 12)):
+            connection.execute(
+                sa_text(
+                    "INSERT INTO mail_location (id, message_id, folder_id, uidvalidity, uid, flags) "
+                    "VALUES (:id, :message, 1, 7, :uid, '')"
+                ),
+                {"id": location_id, "message": message_id, "uid": uid},
+            )
+    old.dispose()
+
+    upgraded = open_database(url)
+    with upgraded.read() as session:
+        assert session.execute(sa_text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
+        marked = session.execute(sa_text("SELECT location_id, raw FROM mail_location_raw")).all()
+        assert sorted(marked) == [(1, None), (2, None)]
+        assert mailbox.copy_raw(session, 1) is None and mailbox.copy_raw(session, 2) is None
+        assert mailbox.copy_raw(session, 3) == raws[2]
+        assert {n: mailbox.raw_of(session, n) for n in raws} == raws
+    other = b"Received: b\r\nMessage-ID: <m@x>\r\n\r\nzwei Kopien \xfc\x00\r\n"
+    with upgraded.write() as session:
+        mailbox.keep_copy_raw(session, 1, raws[1])  # the message's own bytes: no row is needed
+        mailbox.keep_copy_raw(session, 2, other)
+    with upgraded.read() as session:
+        assert mailbox.copy_raw(session, 1) == raws[1] and mailbox.copy_raw(session, 2) == other
+        assert session.execute(sa_text("SELECT location_id FROM mail_location_raw")).scalars().all() == [2]
+    _migrate(upgraded, "0017", down=True)
+    with upgraded.engine.connect() as connection:
+        assert connection.execute(sa_text("SELECT to_regclass('mail_location_raw')")).scalar() is None
+        rows = connection.execute(sa_text("SELECT message_id, raw FROM mail_raw")).all()
+        assert {n: bytes(raw) for n, raw in rows} == raws
+    upgraded.dispose()
