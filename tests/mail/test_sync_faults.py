@@ -228,6 +228,48 @@ def test_a_message_of_0_bytes_gets_its_empty_body_and_mail_raw_says_it_is_empty(
     assert "0 new, 0 bodies" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("parsed", ["here", "by the helpers"])
+def test_the_sync_stores_the_empty_body_of_a_message_of_0_bytes(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, parsed: str
+) -> None:
+    """The sync's own body fetch (in this process, or by its helper processes, which write the bytes
+    themselves) stores a 0-byte message's empty body with its problem: nothing waits for a body afterwards,
+    the next sync fetches nothing again, and mail raw says it is empty from the store, without the server."""
+    from crm_tui.mail import sync as sync_module
+
+    used: list[int] = []
+    if parsed == "by the helpers":
+        monkeypatch.setattr(sync_module, "POOL_THRESHOLD", 1)
+        start = sync_module.helpers
+
+        def helpers(count: int = 1) -> list[Any]:
+            pools = start(count)
+            if count == sync_module.HELPERS:  # the body phase's call (starting the first one asks for 1)
+                used.append(len(pools))
+            return pools
+
+        monkeypatch.setattr(sync_module, "helpers", helpers)
+    for n in (1, 2):
+        mailbox.append("INBOX", message(n, mid=f"<e{n}@firma.example>"))
+    _empty_message_in_inbox(mailbox)
+    capsys.readouterr()
+    assert mailbox.cli("sync") == 0, capsys.readouterr().err
+    assert "3 new, 3 bodies" in capsys.readouterr().out
+    assert (max(used, default=0) > 0) == (parsed == "by the helpers"), "the helpers fetched the bodies"
+    assert _count(mailbox, WAITING) == 0
+    listed = mail_json(mailbox, capsys, "mail", "list")
+    empty = next(item for item in listed if not item["subject"] and not item["from"])
+    assert empty["has_body"] and empty["problems"] == ["message: empty (0 bytes)"]
+    assert mailbox.cli("sync") == 0
+    assert "0 new, 0 bodies" in capsys.readouterr().out
+    from tests.mail.dovecot import free_port
+
+    assert mailbox.cli("account", "edit", "work", "--imap-port", str(free_port())) == 0
+    capsys.readouterr()
+    assert mailbox.cli("mail", "raw", str(empty["id"])) == 0  # from the store: the server is out of reach
+    assert capsys.readouterr() == ("", f"crm-tui: message {empty['id']} is empty (0 bytes on the server)\n")
+
+
 GREETING = 123  # bytes of the test Dovecot's greeting; CAPABILITY's answer follows, then LOGIN's
 LOGIN_CUTS = {
     "before the greeting": 0,
