@@ -341,7 +341,13 @@ def _refuse_other_templates(tree: nodes.Template) -> None:
 
 
 class _LimitedCodeGenerator(CodeGenerator):
-    """``~`` goes through the environment's limited join (Jinja joins it itself otherwise)."""
+    """``~`` goes through the environment's limited join (Jinja joins it itself otherwise); after each
+    comparison the deadline is checked (comparing two long lists takes a while)."""
+
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        self.write("environment.ticked(")
+        super().visit_Compare(node, frame)
+        self.write(")")
 
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.limited_join((")
@@ -381,6 +387,11 @@ class LimitedEnvironment(SandboxedEnvironment):
         _check_size(sum(map(len, texts)))
         return _built("".join(texts))
 
+    @staticmethod
+    def ticked(value: Any) -> Any:
+        _tick()
+        return value
+
     def limited_iter(self, iterable: Any) -> Iterator[Any]:
         """A loop's items, the deadline checked at each step."""
         for item in iterable:
@@ -413,6 +424,23 @@ class LimitedEnvironment(SandboxedEnvironment):
 
 
 # --- what the template check can see before a template runs --------------------------------------------------
+
+# What a template that is quick to fill is made of: text, field lookups, {% if %}, {% set %}, comparisons and
+# operators on single values (held to the size limits). No loop, call, filter, macro or list: each part runs
+# once, on a value no larger than a field or 1 MiB, so it is filled in about the time it takes to read it.
+_QUICK = frozenset(
+    {
+        nodes.Output, nodes.TemplateData, nodes.Const, nodes.Name, nodes.Getattr, nodes.Getitem, nodes.If,
+        nodes.Compare, nodes.Operand, nodes.And, nodes.Or, nodes.Not, nodes.CondExpr, nodes.Concat,
+        nodes.Assign, nodes.With, nodes.Neg, nodes.Pos, nodes.Add, nodes.Sub, nodes.Mul, nodes.Div,
+        nodes.FloorDiv, nodes.Mod, nodes.Pow,
+    }
+)  # fmt: skip
+
+
+def may_run_long(tree: nodes.Template) -> bool:
+    """Whether a parsed template has anything but the quick parts above (a loop, a call, a filter...)."""
+    return any(type(node) not in _QUICK for node in tree.find_all(nodes.Node))
 
 
 _OPERATORS = {nodes.Mul: "*", nodes.Pow: "**", nodes.Add: "+", nodes.Mod: "%"}

@@ -259,14 +259,18 @@ def rendered(
     *,
     name: str,
     kind: str = "mail",
+    ahead: bool = False,
 ) -> tuple[str, str]:
-    """(subject, body) of a template filled for this job: as ``prerender`` filled it before the write lock,
-    else filled now (within the sandbox's limits either way). A template too slow to fill for one record is
-    not filled again for the others in this run."""
+    """(subject, body) of a template filled for this job: as ``prerender`` filled it before the write lock
+    (``ahead``: any template that may run long, one with a loop, a call or a filter), else filled now (one of
+    field lookups only takes microseconds); within the sandbox's limits either way. A template too slow to
+    fill for one record is not filled again for the others in this run."""
     from crm_tui.core.services import email_templates
 
     key = (job.id, kind, name, source)
     slow = ("too slow", kind, name, source)
+    if ahead and key not in ctx.rendered and not email_templates.may_run_long(*source):
+        return "", ""  # filled where it is used, in the write: as quick as a lookup, and no field read twice
     if key not in ctx.rendered:
         if slow in ctx.rendered:
             ctx.rendered[key] = ctx.rendered[slow]
@@ -284,17 +288,31 @@ def rendered(
 
 
 def _text(
-    ctx: FireContext, job: m.AutomationJob, rule: m.AutomationRule, key: str, text: str, context: Any
+    ctx: FireContext,
+    job: m.AutomationJob,
+    rule: m.AutomationRule,
+    key: str,
+    text: str,
+    context: Any,
+    *,
+    ahead: bool = False,
 ) -> str:
     """A rule's one-line text (a subject, a title) filled for the job."""
-    return rendered(ctx, job, (text, ""), _later(context), name=f"{rule.name}: {key}")[0]
+    return rendered(ctx, job, (text, ""), _later(context), name=f"{rule.name}: {key}", ahead=ahead)[0]
 
 
 def _body_text(
-    ctx: FireContext, job: m.AutomationJob, rule: m.AutomationRule, key: str, text: str, context: Any
+    ctx: FireContext,
+    job: m.AutomationJob,
+    rule: m.AutomationRule,
+    key: str,
+    text: str,
+    context: Any,
+    *,
+    ahead: bool = False,
 ) -> str:
     """A rule's text of several lines (a description) filled for the job."""
-    return rendered(ctx, job, ("", text), _later(context), name=f"{rule.name}: {key}")[1]
+    return rendered(ctx, job, ("", text), _later(context), name=f"{rule.name}: {key}", ahead=ahead)[1]
 
 
 def _later(context: Any) -> Callable[[], dict[str, Any]]:
@@ -319,18 +337,18 @@ def prerender(
 
     try:
         if rule.action == "plan_activity":
-            _text(ctx, job, rule, "subject", params.get("subject") or "", context)
+            _text(ctx, job, rule, "subject", params.get("subject") or "", context, ahead=True)
             if params.get("description"):
-                _body_text(ctx, job, rule, "description", params["description"], context)
+                _body_text(ctx, job, rule, "description", params["description"], context, ahead=True)
         elif rule.action in ("repeat_lead", "copy_deal"):
             default = "{{ deal.title }} (Copy)" if rule.action == "copy_deal" else ""
-            _text(ctx, job, rule, "title", params.get("title") or default, context)
+            _text(ctx, job, rule, "title", params.get("title") or default, context, ahead=True)
         elif rule.action == "send_email":
-            _mail_texts(session, ctx, job, params.get("template"), context)
+            _mail_texts(session, ctx, job, params.get("template"), context, ahead=True)
         elif rule.action == "report":
-            reports.render_text(session, params.get("template") or "", job, record, ctx)
+            reports.render_text(session, params.get("template") or "", job, record, ctx, ahead=True)
             if params.get("email_to"):
-                _mail_texts(session, ctx, job, params.get("email_template") or None, context)
+                _mail_texts(session, ctx, job, params.get("email_template") or None, context, ahead=True)
     except Exception:  # noqa: BLE001 - said when the job fires (and recorded as its failure there)
         return
 
@@ -343,7 +361,13 @@ def _template_named(session: Session, name: str) -> m.EmailTemplate | None:
 
 
 def _mail_texts(
-    session: Session, ctx: FireContext, job: m.AutomationJob, template_name: str | None, context: Any
+    session: Session,
+    ctx: FireContext,
+    job: m.AutomationJob,
+    template_name: str | None,
+    context: Any,
+    *,
+    ahead: bool = False,
 ) -> tuple[str, str] | None:
     """(subject, body) of the mail template named ``template_name`` filled for the job (None: no template)."""
     if not template_name:
@@ -351,7 +375,8 @@ def _mail_texts(
     template = _template_named(session, template_name)
     if template is None:
         raise CrmError(f"the mail template {template_name!r} was deleted")
-    return rendered(ctx, job, (template.subject, template.body), _later(context), name=template.name)
+    source = (template.subject, template.body)
+    return rendered(ctx, job, source, _later(context), name=template.name, ahead=ahead)
 
 
 def _fill(text: str, context: dict[str, Any]) -> str:

@@ -319,13 +319,19 @@ def prerender(db: Database, job_ids: list[int], ctx: actions.FireContext) -> Non
                 select(m.AutomationRule).where(m.AutomationRule.id.in_({j.rule_id for j in jobs}))  # type: ignore[attr-defined]
             )
         }
+        _pin(session)
+        # The batch's records, fetched together and held while their templates are filled.
+        records: dict[tuple[str, int], Any] = {}
+        for record_type in {j.record_type for j in jobs} & set(fields.MODELS):
+            model = fields.MODELS[record_type]
+            wanted = [j.record_id for j in jobs if j.record_type == record_type]
+            records.update(
+                ((record_type, r.id), r) for r in session.scalars(select(model).where(model.id.in_(wanted)))
+            )
         for job in jobs:
             rule = rules.get(job.rule_id)
-            model = fields.MODELS.get(job.record_type)
-            if rule is None or not rule.enabled or model is None:
-                continue
-            record = session.get(model, job.record_id)
-            if record is not None:
+            record = records.get((job.record_type, job.record_id))
+            if rule is not None and rule.enabled and record is not None:
                 actions.prerender(session, rule, job, record, ctx)
 
 

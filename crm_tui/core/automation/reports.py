@@ -88,7 +88,9 @@ def _extras(session: Session, job: m.AutomationJob, record: Any, zone: Any) -> d
     return {"activities": activities, "contacts": contacts, "history": history}
 
 
-def render_text(session: Session, name: str, job: m.AutomationJob, record: Any, ctx: Any) -> str:
+def render_text(
+    session: Session, name: str, job: m.AutomationJob, record: Any, ctx: Any, *, ahead: bool = False
+) -> str:
     """The report template filled for the job's record (once per job: the engine fills it before it takes the
     write lock, see actions.prerender)."""
     from crm_tui.core.automation.actions import _context, rendered
@@ -101,7 +103,7 @@ def render_text(session: Session, name: str, job: m.AutomationJob, record: Any, 
         values.update(_extras(session, job, record, ctx.zone))
         return values
 
-    return rendered(ctx, job, ("", source), context, name=name, kind="report")[1]
+    return rendered(ctx, job, ("", source), context, name=name, kind="report", ahead=ahead)[1]
 
 
 def _font(pdf: Any) -> str:

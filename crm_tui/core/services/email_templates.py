@@ -444,6 +444,20 @@ def render(
 
 
 @functools.lru_cache(maxsize=256)
+def may_run_long(subject: str, body: str) -> bool:
+    """Whether filling the template can take long (a loop, a call, a filter; one that does not parse too):
+    such a template is filled before a write transaction, never inside it (automation)."""
+    from jinja2 import TemplateSyntaxError
+
+    from crm_tui.core.template_sandbox import may_run_long as tree_may_run_long
+
+    try:
+        return any(tree_may_run_long(_environment().parse(text)) for text in (subject, body))
+    except TemplateSyntaxError:
+        return True
+
+
+@functools.lru_cache(maxsize=256)
 def kinds_used(subject: str, body: str) -> frozenset[str]:
     """The merge fields a template names at its top level (``contact``, ``deal``, ``me``...); ``deal`` is
     counted as ``opportunity``. A template that does not parse names nothing."""
