@@ -416,6 +416,8 @@ _LOOPS = "{% for i in range(10000) %}{% for j in range(10000) %}{% for k in rang
         ("{% import 'macros' as parts %}", "uses {% import %}"),
         ("{% extends 'base' %}", "uses {% extends %}"),
         ("{% for i in range(10**7) %}{% endfor %}", "a range of 10,000,000 numbers (at most 10,000)"),
+        ("{% macro again(n) %}{{ again(n) }}{% endmacro %}{{ again(1) }}", "calls itself too deeply"),
+        ("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", "is nested or calls itself too deeply"),
     ],
     ids=[
         "nested-loops",
@@ -427,6 +429,8 @@ _LOOPS = "{% for i in range(10000) %}{% for j in range(10000) %}{% for k in rang
         "import",
         "extends",
         "range",
+        "macro-recursion",
+        "deep-nesting",
     ],
 )
 def test_a_hostile_template_ends_within_the_limits_in_an_error_naming_it(body: str, said: str) -> None:
@@ -475,6 +479,7 @@ def test_the_template_check_refuses_what_would_surely_break_the_limits(db: Datab
             (loops.replace("100000", "10000"), "nested loops of 100,000,000 steps would not finish in time"),
             ("{{ 'a' * 10**9 }}", "would make a text of 1,000,000,000 characters"),
             ("Hallo {% include 'footer' %}", "uses {% include %}"),
+            ("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", "nested too deeply"),
         ):
             with pytest.raises(ValidationError) as refused:
                 email_templates.create_template(session, TemplateInput("Feindlich", "Hallo", body), now=NOW)

@@ -393,6 +393,9 @@ def check_syntax(subject: str, body: str) -> None:
         except TemplateSyntaxError as exc:
             errors.add(field, f"line {exc.lineno}: {exc.message}")
             continue
+        except RecursionError:
+            errors.add(field, "nested too deeply (brackets or blocks inside each other)")
+            continue
         if problems:
             errors.add(field, "; ".join(problems))
     errors.raise_if_any()
@@ -436,7 +439,7 @@ def render(
     except OverflowError:
         raise TemplateFieldError(f"{called} cannot be filled: a number is too large") from None
     except RecursionError:
-        raise TemplateLimitError(f"{called} calls itself too deeply") from None
+        raise TemplateLimitError(f"{called} is nested or calls itself too deeply") from None
     except MemoryError:
         raise TemplateLimitError(f"{called} needs more memory than there is") from None
     except Exception as exc:  # noqa: BLE001 - a template's mistake (1 / 0, 'a' - 1), said in words
@@ -453,7 +456,7 @@ def may_run_long(subject: str, body: str) -> bool:
 
     try:
         return any(tree_may_run_long(_environment().parse(text)) for text in (subject, body))
-    except TemplateSyntaxError:
+    except (TemplateSyntaxError, RecursionError):
         return True
 
 
@@ -467,7 +470,7 @@ def kinds_used(subject: str, body: str) -> frozenset[str]:
     for text in (subject, body):
         try:
             names |= meta.find_undeclared_variables(_environment().parse(text))
-        except TemplateSyntaxError:
+        except (TemplateSyntaxError, RecursionError):
             continue
     return frozenset("opportunity" if name == "deal" else name for name in names)
 
