@@ -179,7 +179,7 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         _check_percent(left, right)
 
 
-def _padding(text: Any, width: Any) -> None:
+def _padding(text: Any, width: Any = 0, *_fill: Any) -> None:
     if (_int(width) or 0) > MAX_TEXT:
         raise _too_long(width)
 
@@ -217,7 +217,7 @@ def _check_method(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tu
     name = getattr(obj, "__name__", "")
     if isinstance(owner, (str, bytes)):
         if name == "join" and args:
-            items = list(args[0])
+            items = _materialize(args[0])
             _check_join(owner, items)
             return (items, *args[1:])
         check = _METHOD_CHECKS.get(name)

@@ -534,3 +534,20 @@ def test_a_template_that_never_ends_says_so_in_the_picker_and_stops_a_mass_mail_
     assert took < 5, f"the refusal took {took:.1f} s (2 s a recipient?)"
     with db.read() as session:
         assert session.scalars(select(m.Campaign)).first() is None, "no campaign half made"
+
+
+def test_within_the_limits_a_template_works_as_jinja_does() -> None:
+    """The limits change nothing for a template that keeps them: loops (with loop.index and else), macros, a
+    {% set %} block, filters with arguments, string methods, format, ~ and % all fill as Jinja fills them."""
+    body = (
+        "{% macro row(name, amount) %}{{ name|upper }}: {{ '%8.2f'|format(amount) }}{% endmacro %}"
+        "{% for item in items %}{{ loop.index }}. {{ row(item.name, item.amount) }}\n{% else %}nothing\n{% endfor %}"
+        "{% set footer %}{{ 'Gruß'.center(10, '*') }}{% endset %}{{ footer }}|{{ '{:>6}'.format('x') }}|"
+        "{{ items|map(attribute='name')|join(', ') }}|{{ 'ab' * 3 ~ '!' }}|{{ '%03d' % 7 }}|{{ range(3)|sum }}|"
+        "{{ 'a b c'|replace(' ', '-') }}|{{ 'text'|indent(2, first=True) }}|{{ ','.join(['x', 'y']) }}|{{ 2 ** 10 }}"
+    )
+    items = [{"name": "Dach", "amount": 12.5}, {"name": "Speicher", "amount": 3}]
+    _, filled = email_templates.render(("s", body), {"items": items}, name="Normal")
+    assert filled == (
+        "1. DACH:    12.50\n2. SPEICHER:     3.00\n***Gruß***|     x|Dach, Speicher|ababab!|007|3|a-b-c|  text|x,y|1024"
+    )
