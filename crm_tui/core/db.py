@@ -321,7 +321,53 @@ def known_revisions() -> list[str]:
 
 
 def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
-    """Bring the schema to SCHEMA_HEAD. Returns the path of the backup taken of an older database, if any."""
+    """Bring the schema to SCHEMA_HEAD. Returns the path of the backup taken of an older database, if any.
+    A SQLite database is upgraded only while no other crm-tui has it open (one started before this version was
+    installed would go on using the old schema); one that another process upgraded meanwhile is just used."""
+    with db._writer.connect() as connection, connection.begin():
+        current = _current_revision(connection)
+    if current == SCHEMA_HEAD:
+        return None
+    if current is None or db._lock_fd is None:
+        return _upgrade(db, backup_dir=backup_dir)
+    with _alone_for_upgrade(db, current) as needed:
+        return _upgrade(db, backup_dir=backup_dir) if needed else None
+
+
+@contextmanager
+def _alone_for_upgrade(db: Database, current: str) -> Iterator[bool]:
+    """The database's lock held alone for an upgrade (yields True), or False once another process has
+    upgraded it meanwhile; the lock is held shared again afterwards. Waits a while for others to close it."""
+    import fcntl
+
+    fd = db._lock_fd
+    assert fd is not None
+    deadline = time.monotonic() + RESTORE_WAIT
+    fcntl.flock(fd, fcntl.LOCK_UN)  # our own shared hold would stand in the way
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                yield True
+                return
+            except BlockingIOError:
+                pass
+            with db._writer.connect() as connection, connection.begin():
+                if _current_revision(connection) == SCHEMA_HEAD:
+                    yield False  # another crm-tui of this version did it
+                    return
+            if time.monotonic() > deadline:
+                raise DatabaseError(
+                    f"the database must be upgraded to this crm-tui's schema ({current} to {SCHEMA_HEAD}), but "
+                    "another crm-tui (one started before this version, or a sync) has it open: close it and "
+                    "start again"
+                )
+            time.sleep(0.1)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+def _upgrade(db: Database, *, backup_dir: Path | None) -> str | None:
     backup_path: str | None = None
     with db._writer.connect() as connection:
         if db.is_sqlite:

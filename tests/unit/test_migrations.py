@@ -650,3 +650,51 @@ def test_0018_on_postgresql_marks_the_copies_of_merged_messages(postgres_urls: A
         rows = connection.execute(sa_text("SELECT message_id, raw FROM mail_raw")).all()
         assert {n: bytes(raw) for n, raw in rows} == raws
     upgraded.dispose()
+
+
+def _revision(path: Path) -> str:
+    connection = sqlite3.connect(path)
+    try:
+        return str(connection.execute("SELECT version_num FROM alembic_version").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def test_an_older_database_another_crm_tui_has_open_is_not_upgraded_under_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crm-tui started before this version was installed (the app, a sync) goes on using the old schema: the
+    upgrade waits for it to close, then says so and changes nothing; once it is closed the upgrade runs. Two of
+    this version starting together both open it, one of them upgrading."""
+    import threading
+
+    from crm_tui.core import db as db_module
+
+    path = _database_at(tmp_path, "0016")
+    other = open_database(sqlite_url(path), migrate=False)  # holds the database's lock, as any crm-tui does
+    monkeypatch.setattr(db_module, "RESTORE_WAIT", 0.3)
+    try:
+        with pytest.raises(DatabaseError, match="another crm-tui .* has it open: close it"):
+            open_database(sqlite_url(path))
+        assert _revision(path) == "0016", "nothing changed under the running one"
+    finally:
+        other.dispose()
+    monkeypatch.setattr(db_module, "RESTORE_WAIT", 15.0)
+    opened: list[Database] = []
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            opened.append(open_database(sqlite_url(path)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failed.append(exc)
+
+    starting = [threading.Thread(target=start) for _ in range(2)]
+    for thread in starting:
+        thread.start()
+    for thread in starting:
+        thread.join()
+    assert not failed and len(opened) == 2
+    assert _revision(path) == SCHEMA_HEAD
+    for db in opened:
+        db.dispose()
