@@ -29,6 +29,10 @@ class _PrivateFileHandler(logging.FileHandler):
             os.close(fd)
         return super()._open()
 
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """A record that cannot be written (the disk is full) is dropped without a word: logging's default
+        prints "--- Logging error ---" with a traceback on stderr, over the app's screen or a command's output."""
+
 
 def open_log(paths: Paths) -> None:
     """Send the ``crm_tui`` logger's records (WARNING and up) to this home's log file; again for another

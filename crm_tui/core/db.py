@@ -61,6 +61,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
     )
 
+    file = database_path(url)
+    if file is not None:
+
+        @event.listens_for(engine, "do_connect")
+        def _on_do_connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> sqlite3.Connection:
+            return _connect_sqlite(file, cargs, cparams)
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # Let SQLAlchemy (not pysqlite) decide where transactions begin: see _on_begin.
@@ -88,12 +95,71 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return engine
 
 
-def describe_db_error(exc: BaseException) -> str:
-    """One line a user can act on, for an error from the database driver."""
+# A disk with less free space than this is full for the database (SQLite needs room to work).
+FULL_BELOW = 256 * 1024
+
+
+def database_path(url: str) -> Path | None:
+    """The file of a SQLite database URL (without its ``?options``); None for a server or one in memory."""
+    if not url.startswith("sqlite:///") or url in ("sqlite:///:memory:", "sqlite:///"):
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def disk_full(folder: Path | None) -> bool:
+    """Whether the disk holding ``folder`` has (almost) no free space left."""
+    if folder is None:
+        return False
+    try:
+        status = os.statvfs(folder)
+    except OSError:
+        return False
+    return status.f_bavail * status.f_frsize < FULL_BELOW
+
+
+def _connect_sqlite(file: Path, cargs: Any, cparams: Any) -> sqlite3.Connection:
+    """A connection to a SQLite file, which can read it even when its disk is full.
+
+    Reading a WAL database needs its -shm file (32 KiB, mapped) and its -wal; on a full disk SQLite cannot
+    make them and every read ends in "disk I/O error". Then the database is opened so that reading needs no
+    new file: immutable (read-only, no locks, no -shm) when no log is pending (the -wal is absent or empty:
+    the file is the whole database), else in exclusive locking mode (the log's index kept in memory). Writes
+    there fail, and say the disk is full (``describe_db_error``)."""
+    connection = sqlite3.connect(*cargs, **cparams)
+    try:
+        connection.execute("PRAGMA schema_version").fetchall()  # reads the file: opens -wal and -shm if WAL
+        return connection
+    except sqlite3.OperationalError:
+        if not disk_full(file.parent):
+            return connection  # the error comes back from the first statement, as before
+    connection.close()
+    wal = file.with_name(file.name + "-wal")
+    try:
+        pending = wal.stat().st_size > 0
+    except OSError:
+        pending = False
+    if not pending:
+        params = {key: value for key, value in cparams.items() if key != "uri"}
+        return sqlite3.connect(f"{file.resolve().as_uri()}?immutable=1", *cargs[1:], uri=True, **params)
+    connection = sqlite3.connect(*cargs, **cparams)
+    connection.execute("PRAGMA locking_mode = EXCLUSIVE")
+    return connection
+
+
+def describe_db_error(exc: BaseException, folder: Path | None = None) -> str:
+    """One line a user can act on, for an error from the database driver. ``folder``: the one holding the
+    database file, whose disk is looked at when the driver's words could mean a full disk."""
     text_ = str(getattr(exc, "orig", exc)).strip()
     lowered = text_.lower()
     if "database is locked" in lowered or "database table is locked" in lowered:
         return "the database is busy (another crm-tui is writing); try again"
+    if any(
+        words in lowered for words in ("disk i/o error", "disk is full", "readonly", "read-only")
+    ) and disk_full(folder):
+        return (
+            f"the disk holding the database ({folder}) is full: nothing was saved; free some space there and "
+            "try again"
+        )
     if "disk is full" in lowered or "database or disk is full" in lowered:
         return "the disk is full: nothing was saved; free some space and try again"
     if "readonly" in lowered or "read-only" in lowered:
@@ -132,6 +198,12 @@ class Database:
         path = self.engine.url.database if self.is_sqlite else None
         return path if path and path != ":memory:" else None
 
+    @property
+    def folder(self) -> Path | None:
+        """The folder holding a SQLite database file (whose disk may fill up); None otherwise."""
+        path = self.sqlite_file
+        return Path(path).parent if path else None
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A read-only unit of work (rolled back at the end)."""
@@ -139,7 +211,7 @@ class Database:
         try:
             yield session
         except (OperationalError, DBAPIError) as exc:
-            raise DatabaseError(describe_db_error(exc)) from exc
+            raise DatabaseError(describe_db_error(exc, self.folder)) from exc
         finally:
             # close() ends the read transaction and detaches the rows with their loaded values, so they stay
             # readable after the block (a rollback would expire them).
@@ -153,8 +225,11 @@ class Database:
             yield session
             session.commit()
         except (OperationalError, DBAPIError) as exc:
-            session.rollback()
-            raise DatabaseError(describe_db_error(exc)) from exc
+            with suppress(
+                OperationalError, DBAPIError
+            ):  # a connection that failed to open has nothing to undo
+                session.rollback()
+            raise DatabaseError(describe_db_error(exc, self.folder)) from exc
         except BaseException:
             session.rollback()
             raise
@@ -505,7 +580,7 @@ def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = N
             upgrade(db, backup_dir=backup_dir)
         except (OperationalError, DBAPIError) as exc:
             db.dispose()
-            raise DatabaseError(describe_db_error(exc)) from exc
+            raise DatabaseError(describe_db_error(exc, db.folder)) from exc
         except BaseException:
             db.dispose()
             raise
