@@ -212,13 +212,33 @@ def _no_space(exc: BaseException) -> bool:
     return "disk is full" in text_ or "disk full" in text_
 
 
+_SQLITE_HEADER = b"SQLite format 3\0"
+
+
+def _what_the_file_is(archive_path: Path) -> str:
+    """In words, what a file that does not open as a backup is (tarfile's own reason is one line per
+    compression it tried, in exception reprs)."""
+    try:
+        if archive_path.is_dir():
+            return "a folder, not a crm-tui backup"
+        with archive_path.open("rb") as handle:
+            head = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if not head:
+        return "empty, not a crm-tui backup"
+    if head == _SQLITE_HEADER:
+        return "a SQLite database, not a crm-tui backup: make one with crm-tui backup"
+    return "not a crm-tui backup"
+
+
 def _open_archive(archive_path: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(archive_path, "r")
     except FileNotFoundError:
         raise CrmError(f"{archive_path} does not exist") from None
-    except (tarfile.TarError, OSError) as exc:
-        raise CrmError(f"{archive_path} is not a crm-tui backup ({exc})") from None
+    except (tarfile.TarError, OSError, EOFError):
+        raise CrmError(f"{archive_path} is {_what_the_file_is(archive_path)}") from None
 
 
 def _read_manifest(archive: tarfile.TarFile, archive_path: Path) -> dict[str, Any]:
