@@ -55,3 +55,30 @@ def terminal_safe(text: str | None, *, single_line: bool = True, max_length: int
     if max_length is not None and len(safe) > max_length:
         safe = safe[: max(0, max_length - 1)] + "…"
     return safe
+
+
+# Whole escape sequences (so none of their parameters is left behind as text): CSI (ESC [ or C1 CSI) with its
+# parameters and final byte; OSC, DCS, SOS, PM and APC strings up to their terminator; any other ESC sequence.
+_ESCAPE_SEQUENCES = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+# What goes into a mail written here: controls, bidi controls and invisible characters go (the joiners that
+# scripts and emoji need stay).
+_UNSAFE = [c for c in _CONTROL + _BIDI + _ZERO_WIDTH if c not in "\u200c\u200d"]
+_DROP_SINGLE = {**{ord(c): None for c in _UNSAFE}, **_LINE_BREAKS}
+_DROP_MULTI = {**{ord(c): None for c in _UNSAFE}, 0x2028: "\n", 0x2029: "\n", 0x85: "\n"}
+
+
+def strip_unsafe(text: str | None, *, single_line: bool = True) -> str:
+    """``text`` (from a mail, a record, a template) as it may go into a mail written here and its fields:
+    escape sequences go whole, other control, bidi and zero-width characters go (not made visible, as
+    ``terminal_safe`` does for display). ``single_line`` (a subject, a name, a file name) flattens line breaks
+    and tabs to one space; otherwise (a body) newlines and tabs stay and CRs go."""
+    if not text:
+        return ""
+    text = _ESCAPE_SEQUENCES.sub("", text.replace("\r\n", "\n"))
+    if single_line:
+        return _SPACES.sub(" ", text.translate(_DROP_SINGLE)).strip()
+    return text.translate(_DROP_MULTI)

@@ -2,7 +2,9 @@
 from what the user sees.
 
 Headers are built only from the draft's fields; a CR or LF in any of them (say, a subject copied from an
-incoming mail) is flattened to a space, so no text can add a header. The body stays plain text: one
+incoming mail) is flattened to a space, so no text can add a header. Text taken from a mail (its subject,
+names, quoted body, attachment names) loses its escape sequences, control and bidi characters on the way in
+(``reply``, ``forward``), and the message built keeps none in any header or its body (``build``). The body stays plain text: one
 text/plain part (UTF-8), attachments beside it; no HTML is made from it.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.mail_identity import format_address, subject_key
+from crm_tui.core.sanitize import strip_unsafe
 
 QUOTE_LINES = 2000
 
@@ -39,7 +42,18 @@ class Draft:
 
 
 def one_line(text: str) -> str:
-    return " ".join((text or "").replace("\r", " ").replace("\n", " ").split())
+    """A header's text on one line, without escape sequences, control or bidi characters."""
+    return " ".join(strip_unsafe(text).split())
+
+
+def safe_body(text: str) -> str:
+    """A body's text without escape sequences, control or bidi characters (newlines and tabs stay)."""
+    return strip_unsafe(text, single_line=False)
+
+
+def safe_attachments(files: list[tuple[str, str, bytes]]) -> list[tuple[str, str, bytes]]:
+    """Attachments taken from a mail: their names and types on one line, without control characters."""
+    return [(one_line(name), one_line(kind), data) for name, kind, data in files]
 
 
 def addresses(text: str) -> list[str]:
@@ -109,9 +123,10 @@ def build(draft: Draft, *, now: datetime, lenient: bool = False) -> tuple[bytes,
     if draft.references:
         message["References"] = " ".join(one_line(r) for r in draft.references[-20:])
     message["User-Agent"] = _parsed("User-Agent", "crm-tui")
-    body = draft.body.replace("\r\n", "\n")
+    body = safe_body(draft.body)
     message.set_content(body if body.endswith("\n") else body + "\n", subtype="plain", charset="utf-8")
     for name, content_type, payload in draft.attachments:
+        content_type = one_line(content_type)
         kind, *parameters = [part.strip() for part in (content_type or "application/octet-stream").split(";")]
         maintype, _, subtype = kind.partition("/")
         if not subtype:
@@ -176,8 +191,8 @@ def _prefixed(prefix: str, subject: str) -> str:
 
 def _quoted(original: Original, zone: object) -> str:
     when = original.sent_at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if original.sent_at else ""  # type: ignore[arg-type]
-    who = one_line(original.from_name) or original.from_address
-    lines = original.body.replace("\r\n", "\n").split("\n")[:QUOTE_LINES]
+    who = one_line(original.from_name) or one_line(original.from_address)
+    lines = safe_body(original.body).split("\n")[:QUOTE_LINES]
     return f"\n\n{('On ' + when + ', ') if when else ''}{who} wrote:\n" + "\n".join(
         "> " + line if line else ">" for line in lines
     )
@@ -232,16 +247,16 @@ def forward(original: Original, *, from_name: str, from_address: str, zone: obje
         "",
         "",
         "-------- Forwarded message --------",
-        f"From: {format_address(one_line(original.from_name), original.from_address)}",
+        f"From: {format_address(one_line(original.from_name), one_line(original.from_address))}",
         f"Date: {when}",
         f"Subject: {one_line(original.subject)}",
     ]
     if original.to:
-        header.append(f"To: {', '.join(original.to)}")
+        header.append(f"To: {', '.join(one_line(a) for a in original.to)}")
     return Draft(
         from_name=from_name,
         from_address=from_address,
         subject=_prefixed("Fwd:", original.subject),
-        body="\n".join(header) + "\n\n" + original.body.replace("\r\n", "\n"),
-        attachments=list(original.attachments),
+        body="\n".join(header) + "\n\n" + safe_body(original.body),
+        attachments=safe_attachments(original.attachments),
     )
