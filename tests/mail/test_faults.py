@@ -41,19 +41,29 @@ def _sync_process(box: Mailbox) -> subprocess.Popen:  # type: ignore[type-arg]
     )
 
 
-def _helpers_of(box: Mailbox) -> list[int]:
-    """Helper processes (the sync's fetch-and-parse pool) started for this test's syncs, still running."""
-    marker = f"{box.env_var}={box.password}".encode()
+def _helpers_of(parent: int) -> list[int]:
+    """The helper processes (the sync's fetch-and-parse pool) of the sync process ``parent``, running now.
+    By parent, not by the test's environment: another test's sync running beside this one (pytest -n) has
+    helpers with the same environment."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if b"spawn_main" in (proc / "cmdline").read_bytes() and marker in (proc / "environ").read_bytes():
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == parent and b"spawn_main" in (proc / "cmdline").read_bytes():
                 found.append(int(proc.name))
-        except OSError:
+        except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def _running(pid: int) -> bool:
+    """Whether the process is there and not a zombie waiting to be reaped."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _write_locked(box: Mailbox) -> bool:
@@ -94,7 +104,7 @@ def _kill_when(
         if _count(box, sql) >= at_least:
             process.send_signal(signal.SIGSTOP)
             if helpers is not None:
-                helpers.extend(_helpers_of(box))
+                helpers.extend(_helpers_of(process.pid))
             process.send_signal(signal.SIGKILL)
             process.wait()
             return True
@@ -119,9 +129,9 @@ def test_a_sync_killed_at_several_points_then_resynced_gives_every_message_once(
     assert any(killed), "at least one kill landed mid-sync"
     assert helpers, "the syncs ran their helper processes (1,200 messages)"
     deadline = time.monotonic() + 5
-    while _helpers_of(mailbox) and time.monotonic() < deadline:
+    while any(_running(pid) for pid in helpers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _helpers_of(mailbox), "a killed sync leaves no helper process behind"
+    assert not [pid for pid in helpers if _running(pid)], "a killed sync leaves no helper process behind"
     assert mailbox.cli("sync") == 0, "a kill leaves the account unlocked for the next sync"
     listed = mail_json(mailbox, capsys, "mail", "list")
     subjects = [item["subject"] for item in listed]
