@@ -147,7 +147,10 @@ def account_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_test(context: AppContext, args: argparse.Namespace) -> int:
-    from crm_tui.mail.imap import connect_login, load_login, logout
+    from imapclient.exceptions import IMAPClientError
+
+    from crm_tui.core.wording import plural
+    from crm_tui.mail.imap import MailConnectionError, command_failed, connect_login, load_login, logout
 
     login = load_login(context.database(), args.name)
     endpoint = login.endpoint
@@ -157,12 +160,18 @@ def account_test(context: AppContext, args: argparse.Namespace) -> int:
         )
         return 0
     client = connect_login(login)
+    where = f"{endpoint.host}:{endpoint.port}"
     try:
         names = [n.decode() if isinstance(n, bytes) else str(n) for _f, _d, n in client.list_folders()]
+    except (IMAPClientError, OSError, EOFError) as exc:  # the server's failure (or the link's), not ours
+        raise MailConnectionError(
+            f"{endpoint.account}: logged in to {where}, but listing the folders failed: {command_failed(exc)}",
+            "protocol",
+        ) from None
     finally:
         logout(client)
     print(
-        f"{endpoint.account}: logged in to {endpoint.host}:{endpoint.port}; {len(names)} folders: {', '.join(sorted(names))}"
+        f"{endpoint.account}: logged in to {where}; {plural(len(names), 'folder')}: {', '.join(sorted(names))}"
     )
     return 0
 

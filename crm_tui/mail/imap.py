@@ -200,6 +200,22 @@ def _connect_once(endpoint: Endpoint, password: str, timeout: float) -> Any:
     return client
 
 
+def command_failed(exc: BaseException, *, timeout: float = TIMEOUT) -> str:
+    """Why an IMAP command failed once logged in, in words: the server's own (a NO, a BAD, a BYE with its
+    reason: "the server said: ..."), without imaplib's "command: LIST => " or imapclient's "list failed: ";
+    the link going down or a silence in plain words. Never a class name."""
+    import re
+
+    if isinstance(exc, TimeoutError):
+        return f"the server did not answer within {timeout:.0f} s"
+    text = " ".join(str(exc).split())
+    text = re.sub(r"^command: [A-Za-z]+ => ", "", text)
+    text = re.sub(r"^[A-Za-z ]+ failed: ", "", text)
+    if isinstance(exc, (EOFError, OSError)) or text.startswith("socket error"):
+        return "the connection was cut"
+    return f"the server said: {text}"[:300] if text else "the server refused it without a reason"
+
+
 def _quietly_close(client: Any) -> None:
     with contextlib.suppress(Exception):  # closing a broken connection
         client.shutdown()

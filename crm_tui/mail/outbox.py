@@ -220,7 +220,8 @@ def flush(db: Database, *, clock: Clock, account_name: str | None = None) -> Flu
         try:
             password = login_of(account).password()
         except Exception as exc:  # noqa: BLE001 - a missing password is the user's to fix; the mail waits
-            report.problems.append(f"{account.name}: {exc}")
+            said = str(exc)  # the password's source names the account already ("account work: ...")
+            report.problems.append(said if account.name in said else f"{account.name}: {said}")
             continue
         for item_id in stuck:
             _settle(db, account, password, item_id, clock, report)
