@@ -66,12 +66,15 @@ PINNED_RANGE = (datetime(1000, 1, 1, tzinfo=UTC), datetime(9000, 1, 1, tzinfo=UT
 
 
 def parse_pinned(text: str, zone: tzinfo) -> datetime:
-    """``--now``: ``parse_instant``, within PINNED_RANGE. ValueError (a plain sentence) otherwise."""
+    """``--now``: ``parse_instant``, its date as written (with its own offset, else in ``zone``) within the
+    years of PINNED_RANGE: what the message says is what is accepted (1000-01-01T00:00+14:00 is in, though
+    it is still 999 in UTC). ValueError (a plain sentence) otherwise."""
     try:
         value: datetime | None = parse_instant(text, zone)
     except OutOfRange:
         value = None
-    if value is None or not PINNED_RANGE[0] <= value < PINNED_RANGE[1]:
+    written = datetime.fromisoformat(text.strip()).year if value is not None else 0
+    if value is None or not PINNED_RANGE[0].year <= written < PINNED_RANGE[1].year:
         raise OutOfRange(
             f"{text.strip()!r} is out of range: the clock can be set between the years "
             f"{PINNED_RANGE[0].year} and {PINNED_RANGE[1].year - 1}"

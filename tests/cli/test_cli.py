@@ -82,6 +82,19 @@ def test_a_clock_out_of_range_from_the_environment_is_a_usage_error(
     )
 
 
+@pytest.mark.parametrize(
+    "now", ["1000-01-01T00:00:00+14:00", "8999-12-31T23:59:59-12:00", "1000-01-01T00:00:00", "8999-12-31"]
+)
+def test_the_clock_can_be_set_to_the_first_and_last_years_its_message_names(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, now: str
+) -> None:
+    """It says "between the years 1000 and 8999": 1000-01-01T00:00+14:00 (still 999 in UTC) was refused."""
+    code, out, err = run(capsys, "--home", str(tmp_path / "home"), "--now", now, "contacts", "list")
+    assert code == 0, err
+    code, out, err = run(capsys, "--home", str(tmp_path / "home"), "--now", now.replace("1000-", "0999-").replace("8999-", "9000-"), "contacts", "list")  # fmt: skip
+    assert code == 2 and "the clock can be set between the years 1000 and 8999" in err, err
+
+
 def test_failures_exit_1_with_one_clear_line(capsys: pytest.CaptureFixture[str], demo_home: Path) -> None:
     code, out, err = run(
         capsys, "--home", str(demo_home), "--demo", "opportunities", "list", "--pipeline", "Nope"
