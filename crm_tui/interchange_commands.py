@@ -32,7 +32,7 @@ def import_records(context: AppContext, args: argparse.Namespace) -> int:
     rows = importer.apply_mapping(rows, _mapping(args.map))
     report = importer.run(
         context.database(), args.type, rows, on_duplicate=args.on_duplicate, now=context.clock.now(),
-        preview=args.preview, unreadable=unreadable,
+        preview=args.preview, unreadable=unreadable, owner_id=context.me_id(),
     )  # fmt: skip
     if report.unknown_columns:
         print(

@@ -135,6 +135,7 @@ class ImportsFromFiles:
                 now=context.clock.now(),
                 preview=True,
                 unreadable=unreadable,
+                owner_id=context.me_id(),
             )
         except CrmError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning", timeout=10)  # type: ignore[attr-defined]
@@ -158,7 +159,7 @@ class ImportsFromFiles:
             rows, unreadable, _ = importer.read_file(path)
             report = importer.run(
                 context.database(), type_name, rows, on_duplicate=on_duplicate, now=context.clock.now(),
-                unreadable=unreadable,
+                unreadable=unreadable, owner_id=context.me_id(),
             )  # fmt: skip
         except CrmError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning", timeout=10)  # type: ignore[attr-defined]

@@ -123,18 +123,20 @@ def test_csv_export_cannot_run_formulas_and_reads_back_unchanged(
     _fresh_home_like_demo(demo_home, home)
     db = _database(home)
     with db.write() as s:
+        # Owned by me, as records made in the app are: an import gives a row without an owner to me too.
+        me = s.scalars(select(m.User).order_by(m.User.id)).first().id  # type: ignore[union-attr]
         org = organizations.create_organization(
-            s, organizations.OrganizationInput(name="=1+1 GmbH", phone="+49 30 1234567"), now=NOW
+            s, organizations.OrganizationInput(name="=1+1 GmbH", phone="+49 30 1234567", owner_id=me), now=NOW
         )
         person = contacts.create_contact(
             s, contacts.ContactInput(**HOSTILE, emails=["eve@evil.example"], phones=["+49 170 1234567", "-1 555"],  # type: ignore[arg-type]
-                                     organization_id=org.id), now=NOW,
+                                     organization_id=org.id, owner_id=me), now=NOW,
         )  # fmt: skip
         sales = s.scalars(select(m.Pipeline).where(m.Pipeline.name == "Sales")).one()
         opportunities.create_opportunity(
             s, opportunities.OpportunityInput(title="+Rabatt", pipeline_id=sales.id, amount_cents=1250000,  # type: ignore[arg-type]
                                               organization_id=org.id, contact_ids=[person.id],  # type: ignore[list-item]
-                                              custom={"roof_area_m2": -5}), now=NOW, user_id=None,
+                                              custom={"roof_area_m2": -5}, owner_id=me), now=NOW, user_id=None,
         )  # fmt: skip
     db.dispose()
     first, second = tmp_path / "first", tmp_path / "second"

@@ -13,7 +13,7 @@ import codecs
 import csv
 import io
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -256,7 +256,11 @@ def run(
     preview: bool = False,
     unreadable: list[tuple[int, str]] | None = None,
     create_organizations: bool = True,
+    owner_id: int | None = None,
 ) -> ImportReport:
+    """Import ``rows`` as records of ``type_name`` in one transaction (rolled back for a ``preview``). A record
+    it creates from a row that names no owner is owned by ``owner_id`` (the current user), as one made in the
+    app is; a merged record keeps its owner."""
     if on_duplicate not in ("merge", "skip"):
         raise CrmError("--on-duplicate is merge or skip")
     table = tables.table(type_name)
@@ -267,7 +271,7 @@ def run(
             report.unknown_columns = sorted({k for r in rows for k in r.values} - known)
             for row in rows:
                 report.results.append(
-                    _one(session, table, row, on_duplicate, now, report, create_organizations)
+                    _one(session, table, row, on_duplicate, now, report, create_organizations, owner_id)
                 )
             if preview:
                 raise _Rollback
@@ -288,7 +292,7 @@ def _label(values: dict[str, str]) -> str:
 
 def _one(
     session: Session, table: tables.Table, row: Row, on_duplicate: str, now: datetime, report: ImportReport,
-    create_organizations: bool,
+    create_organizations: bool, owner_id: int | None = None,
 ) -> RowResult:  # fmt: skip
     label = _label(row.values)
     savepoint = session.begin_nested()
@@ -313,6 +317,8 @@ def _one(
             )
             action = "merged"
         else:
+            if owner_id is not None and getattr(data, "owner_id", 0) is None:
+                data = replace(data, owner_id=owner_id)  # the row names no owner: the current user
             record = table.create(session, data, now, None)
             action = "created"
         if table.after is not None:
