@@ -71,6 +71,8 @@ class CrmApp(ReportsErrors, App[None]):
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "show_keys", "Keys", id="app.keys"),
         Binding("ctrl+r", "sync_mail", "Sync mail now", show=False, id="app.sync_mail"),
+        # The mail just queued (from a record, the inbox, anywhere): a draft again until it goes out.
+        Binding("u", "take_back", "Take back the mail", show=False, id="app.take_back"),
     ]
 
     def __init__(
@@ -111,6 +113,7 @@ class CrmApp(ReportsErrors, App[None]):
         self.mail_sync = MailSyncScheduler(self)
         self._gc_taken_over = False
         self._reported: tuple[str, float] | None = None  # the last error shown, against repeats
+        self.just_queued: Any = None  # the mail queued last (screens.compose.Queued): u takes it back
         if context.settings.keymap:
             self.set_keymap(dict(context.settings.keymap))
 
@@ -219,6 +222,13 @@ class CrmApp(ReportsErrors, App[None]):
         self.push_screen(AutomationScreen(view))
 
     # --- the outbox ---
+
+    def action_take_back(self) -> None:
+        """u where it means nothing else: the mail queued last is a draft again (screens.compose)."""
+        from crm_tui.screens.compose import take_back_queued
+
+        if not take_back_queued(self):
+            self.update_status("no mail to take back: u takes back the mail just queued, until it goes out")
 
     def flush_outbox(self) -> None:
         """Deliver what is due in the outbox, in a worker (never in demo mode: there the outbox holds)."""

@@ -1,13 +1,16 @@
 """Writing a mail: a new one (m), a reply (r), a reply to all (g), a forward (f). From is one of my identities;
 To/Cc/Bcc complete from the CRM's contacts, leads, organizations and colleagues; ctrl+s queues it in the outbox
-at once when every recipient is an address (the outbox delivers it after a few seconds in which u in the inbox
-takes it back, also later when offline); ctrl+o attaches a file; Esc discards (asking if anything was written)."""
+at once when every recipient is an address (asking first when it has no subject); the outbox delivers it
+after a few seconds in which u takes it back, wherever the mail was written from (also later when offline);
+ctrl+o attaches a file; ctrl+t fills it from a template (filled in a thread: the app never freezes on a slow
+one); Esc discards (asking if anything was written)."""
 
 from __future__ import annotations
 
 import email.utils
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
 from crm_tui.core.errors import CrmError, ValidationError
-from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.sanitize import strip_unsafe, terminal_safe
 from crm_tui.mail.compose import Draft, addresses, build, with_signature
 from crm_tui.screens.base import CrmScreen
 from crm_tui.widgets.recipient_input import Choice, RecipientInput, recipient_items
@@ -28,6 +32,7 @@ from crm_tui.widgets.status_bar import StatusBar
 MAX_ATTACHMENT_BYTES = 25 * 2**20
 DRAFT_DELAY = 1.5  # seconds after the last key: the draft is saved
 RECIPIENT_KINDS = {"contact": "contact", "lead": "lead", "organization": "organization", "user": "colleague"}
+TEMPLATE_NOTE_AFTER = 0.3  # seconds: filling the templates takes longer, a note says it is under way
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,52 @@ class Queued:
     item_id: int
     to: str
     fields: Any
+    at: float = field(default_factory=time.monotonic)  # when (the newest take-back goes first)
+
+
+class TemplatesFilled(Message):
+    """The template picker's list, filled in a thread: ``fits`` (email_templates.TemplateFit), the notes on
+    where the fields come from; or ``error``, what went wrong in words."""
+
+    def __init__(self, fits: list[Any], notes: list[str], error: str | None = None) -> None:
+        super().__init__()
+        self.fits, self.notes, self.error = fits, notes, error
+
+
+class TemplateFilled(Message):
+    """One template filled in a thread for this mail: (subject, body), or ``error`` in words."""
+
+    def __init__(self, subject: str, body: str, error: str | None = None) -> None:
+        super().__init__()
+        self.subject, self.body, self.error = subject, body, error
+
+
+def take_back_queued(app: Any) -> bool:
+    """u (anywhere but where u means something else): the mail queued last is taken back, a draft again, while
+    it has not gone out; once it has, it says so. False when no mail was queued since the last take-back."""
+    from crm_tui.core.errors import CrmError
+    from crm_tui.core.services import outbox
+
+    queued: Queued | None = getattr(app, "just_queued", None)
+    if queued is None or queued.fields is None:
+        return False
+    app.just_queued = None
+    now = app.context.clock.now()
+    try:
+        with app.context.database().write() as session:
+            outbox.take_back(session, queued.item_id, queued.fields, now=now)
+    except CrmError as exc:
+        said = str(exc)
+        app.notify(
+            f"{said[:1].upper()}{said[1:]} (the mail to {terminal_safe(queued.to)}).",
+            severity="warning",
+            timeout=8,
+        )
+        return True
+    said = f"taken back: the mail to {terminal_safe(queued.to)} is a draft again (R in the inbox lists the drafts)"
+    app.notify(said[0].upper() + said[1:] + ".")
+    app.update_status(said)
+    return True
 
 
 class ComposeScreen(CrmScreen):
@@ -81,6 +132,7 @@ class ComposeScreen(CrmScreen):
         self.title_text, self.reply_to_id, self.record = title, reply_to_id, record
         self.attachments = list(draft.attachments)
         self.sent_item: int | None = None
+        self._template_timer: Any = None  # set while a template list or a template is being filled
         self._book: Any = None  # who was written to when, and the team: read once, at the first lookup
         self._book_lock = threading.Lock()
 
@@ -317,7 +369,8 @@ class ComposeScreen(CrmScreen):
 
     def action_send(self) -> None:
         """ctrl+s: queued at once when every recipient is an address (a bare name is named under its field and
-        nothing goes); the mail waits ``send_delay_seconds`` in the outbox, and u in the inbox takes it back."""
+        nothing goes) and it has a subject (else it asks first, as mutt and aerc do); the mail waits
+        ``send_delay_seconds`` in the outbox, and u takes it back."""
         if self.not_addresses():
             return
         try:
@@ -327,7 +380,25 @@ class ComposeScreen(CrmScreen):
             problems = exc.errors.values() if isinstance(exc, ValidationError) else [str(exc)]
             self.notify("; ".join(problems), severity="warning")
             return
-        self._queue(draft, raw, message_id, recipients)
+        if draft.subject.strip():
+            self._queue(draft, raw, message_id, recipients)
+            return
+        from crm_tui.screens.dialogs import ConfirmDialog
+
+        def decided(send: bool | None) -> None:
+            if send:
+                self._queue(draft, raw, message_id, recipients)
+            else:
+                self.set_focus(self.query_one("#c-subject", Input))
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Send without a subject?",
+                "This mail has no subject. y sends it as it is; n or Esc goes back to write one.",
+                confirm_label="Send",
+            ),
+            decided,
+        )
 
     def _queue(self, draft: Draft, raw: bytes, message_id: str, recipients: list[str]) -> None:
         from datetime import timedelta
@@ -359,19 +430,20 @@ class ComposeScreen(CrmScreen):
         self.sent_item = item.id
         self.drop_draft()
         who = recipients[0] if len(recipients) == 1 else f"{len(recipients)} recipients"
+        queued = Queued(item.id, who, built[0] if built else None)
+        # u takes it back from wherever it was written (the app's u; the inbox's u when it is the newest step).
+        self.app.just_queued = queued  # type: ignore[attr-defined]
         if context.demo:
             self.app.notify(
                 f"Queued to {who}. Demo mode: it waits in the outbox, nothing is delivered; u takes it back."
             )
         elif delay:
-            self.app.notify(
-                f"Queued to {who}: it goes out in {delay} s; u in the inbox takes it back until then."
-            )
+            self.app.notify(f"Queued to {who}: it goes out in {delay} s; u takes it back until then.")
             self.app.set_timer(delay + 0.5, self.app.flush_outbox)  # type: ignore[attr-defined]
         else:
             self.app.notify(f"Queued to {who}: it goes out now, or as soon as the server can be reached.")
             self.app.flush_outbox()  # type: ignore[attr-defined]
-        self.dismiss(Queued(item.id, who, built[0] if built else None))
+        self.dismiss(queued)
 
     def action_attach(self) -> None:
         from crm_tui.screens.dialogs import PromptDialog
@@ -434,42 +506,88 @@ class ComposeScreen(CrmScreen):
             path.unlink(missing_ok=True)
         self.set_focus(body)
 
-    def merge_refs(self, session: Any) -> list[Any]:
+    def merge_refs(self, session: Any, to: str | None = None) -> list[Any]:
         """The records a template fills from: the record the mail is written from, the contacts, leads and
         colleagues in To, the records the answered mail is filed on (else the open deal of whom it goes to)."""
-        return self.mail_merge(session).refs
+        return self.mail_merge(session, to).refs
 
-    def mail_merge(self, session: Any) -> Any:
-        """``merge_refs`` and the notes the template picker shows about them (email_templates.MailMerge)."""
+    def mail_merge(self, session: Any, to: str | None = None) -> Any:
+        """``merge_refs`` and the notes the template picker shows about them (email_templates.MailMerge);
+        ``to``: the To field as read on the UI thread (a worker passes it), else read here."""
         from crm_tui.core.services import email_templates
         from crm_tui.core.types import RecordRef, RecordType
 
+        if to is None:
+            to = self.query_one("#c-to", Input).value
         return email_templates.mail_merge(
             session,
             record=RecordRef(RecordType(self.record[0]), self.record[1]) if self.record else None,
             reply_to_id=self.reply_to_id,
-            addresses=[
-                address for _, address in email.utils.getaddresses([self.query_one("#c-to", Input).value])
-            ],
+            addresses=[address for _, address in email.utils.getaddresses([to])],
         )
+
+    def _filling_note(self, what: str) -> None:
+        """After a moment of filling: a note that it is under way (the app stays usable meanwhile)."""
+        if self._template_timer is not None:
+            self._template_timer.stop()
+        self._template_timer = self.set_timer(
+            TEMPLATE_NOTE_AFTER,
+            lambda: self.notify(what, title="Template", timeout=4),
+        )
+
+    def _filled(self) -> None:
+        if self._template_timer is not None:
+            self._template_timer.stop()
+            self._template_timer = None
 
     def action_template(self) -> None:
         """Fill the mail from a template and the records it is about (shown here before anything is sent):
         the picker lists first the templates this mail can fill, the others with what they need. A reply
         (or a forward) keeps its subject and threading and gets the text above the quote; a new mail takes
         the template's subject, and its signature stays under the text."""
+        if self._template_timer is not None:
+            self.notify("The templates are being filled; the list shows when they are.", title="Template")
+            return
+        self._filling_note("Filling the templates with this mail's records…")
+        self._fill_templates(self.query_one("#c-to", Input).value)
+
+    @work(thread=True, exclusive=True, group="template-fill", exit_on_error=False)
+    def _fill_templates(self, to: str) -> None:
+        """Each template filled with this mail's records (one may take its 2 s): plain data back to the UI."""
         from crm_tui.core.services import email_templates
-        from crm_tui.screens.template_picker import TemplatePicker
 
         context = self.app.context  # type: ignore[attr-defined]
-        with context.database().read() as session:
-            sources = self.mail_merge(session)
-            merge = email_templates.merge_context(
-                session, sources.refs, me_id=context.me_id(), today=context.today()
-            )
-            fits = email_templates.fitting_for_mail(session, merge)
+        try:
+            with context.database().read() as session:
+                sources = self.mail_merge(session, to)
+                merge = email_templates.merge_context(
+                    session, sources.refs, me_id=context.me_id(), today=context.today()
+                )
+                fits = email_templates.fitting_for_mail(session, merge)
+        except CrmError as exc:
+            self.post_message(TemplatesFilled([], [], str(exc)))
+            return
+        except Exception as exc:  # noqa: BLE001 - said in words; the picker can be asked for again
+            import logging
+
+            logging.getLogger(__name__).exception("filling the templates")
+            self.post_message(TemplatesFilled([], [], f"the templates could not be filled: {exc}"))
+            return
+        self.post_message(TemplatesFilled(fits, list(sources.notes)))
+
+    @on(TemplatesFilled)
+    def _templates_filled(self, message: TemplatesFilled) -> None:
+        from crm_tui.screens.template_picker import TemplatePicker
+
+        self._filled()
+        if message.error:
+            self.notify(message.error, title="Template", severity="warning", timeout=12)
+            return
+        fits = message.fits
         if not fits:
             self.notify("No templates yet: add them in Settings > Mail templates.", severity="warning")
+            return
+        if not self.is_current:  # left meanwhile (a dialog over it, or gone)
             return
 
         def chosen(template_id: str | None) -> None:
@@ -478,11 +596,17 @@ class ComposeScreen(CrmScreen):
 
         fitting = sum(1 for fit in fits if fit.fits)
         self.app.push_screen(
-            TemplatePicker(f"Template ({fitting} of {len(fits)} fit this mail)", fits, notes=sources.notes),
+            TemplatePicker(f"Template ({fitting} of {len(fits)} fit this mail)", fits, notes=message.notes),
             chosen,
         )
 
     def apply_template(self, template_id: int) -> None:
+        """Fill the template in a thread (it may take its 2 s); the mail takes it when it is filled."""
+        self._filling_note("Filling the template…")
+        self._fill_template(template_id, self.query_one("#c-to", Input).value)
+
+    @work(thread=True, exclusive=True, group="template-fill", exit_on_error=False)
+    def _fill_template(self, template_id: int, to: str) -> None:
         from crm_tui.core import models as m
         from crm_tui.core.services import email_templates
 
@@ -491,14 +615,31 @@ class ComposeScreen(CrmScreen):
             with context.database().read() as session:
                 template = session.get(m.EmailTemplate, template_id)
                 if template is None:
+                    self.post_message(TemplateFilled("", "", "that template is gone"))
                     return
                 merge = email_templates.merge_context(
-                    session, self.merge_refs(session), me_id=context.me_id(), today=context.today()
+                    session, self.merge_refs(session, to), me_id=context.me_id(), today=context.today()
                 )
                 subject, body = email_templates.render(template, merge)
         except CrmError as exc:
-            self.notify(str(exc), title="Template", severity="warning", timeout=12)
+            self.post_message(TemplateFilled("", "", str(exc)))
             return
+        except Exception as exc:  # noqa: BLE001 - said in words; the picker can be asked for again
+            import logging
+
+            logging.getLogger(__name__).exception("filling the template")
+            self.post_message(TemplateFilled("", "", f"the template could not be filled: {exc}"))
+            return
+        self.post_message(TemplateFilled(subject, body))
+
+    @on(TemplateFilled)
+    def _template_filled(self, message: TemplateFilled) -> None:
+        self._filled()
+        if message.error:
+            self.notify(message.error, title="Template", severity="warning", timeout=12)
+            return
+        # Fields from records (a name or a ticket's subject taken from a mail) go in without control characters.
+        subject, body = strip_unsafe(message.subject), strip_unsafe(message.body, single_line=False)
         area = self.query_one("#c-body", TextArea)
         if not (self.draft.in_reply_to or self.draft.subject):
             # A new mail takes the template's subject; a reply, a forward or a mail taken up again keeps
@@ -576,7 +717,7 @@ class ComposeScreen(CrmScreen):
             if marker >= 0:
                 area.text = area.text[:marker].rstrip("\n") + "\n"
             subject, raw = self.original
-            name = (" ".join(subject.split())[:60] or "message").replace("/", "-") + ".eml"
+            name = (strip_unsafe(subject)[:60] or "message").replace("/", "-") + ".eml"
             self.attachments = [(name, "message/rfc822", raw)]
             self.notify("The original goes along whole, as an attachment (ctrl+f: inline again).")
         else:

@@ -4,8 +4,9 @@ records made from the mail, a follow-up, a comment."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -159,6 +160,7 @@ class TakeBack:
     description: str
     undo: Callable[[Any], str]
     retry: bool = True  # a failed undo stays on the stack (False: it cannot succeed later either)
+    at: float = field(default_factory=time.monotonic)  # when: a mail queued later is taken back first
 
 
 def _money(cents: int, currency: str) -> str:
@@ -523,6 +525,15 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.app.push_screen(FolderPicker(f"Move {plural(len(ids), 'message')} to", names), chosen)
 
     def action_undo(self) -> None:
+        """u: the newest step is undone: a triage step here, or the mail queued last (wherever it was written)
+        while it has not gone out."""
+        from crm_tui.screens.compose import take_back_queued
+
+        queued = getattr(self.app, "just_queued", None)
+        if queued is not None and (not self.undo_stack or queued.at > self.undo_stack[-1].at):
+            take_back_queued(self.app)
+            self.reload()
+            return
         if not self.undo_stack:
             self.app.update_status("nothing to undo")  # type: ignore[attr-defined]
             return
@@ -791,19 +802,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
             screen.call_after_refresh(screen.action_template)
 
     def _queued(self, result: Any) -> None:
-        """A mail written from here went to the outbox: u takes it back (a draft again) until it goes out."""
-        from crm_tui.core.services import outbox
-        from crm_tui.screens.compose import Queued
-
-        if not isinstance(result, Queued) or result.fields is None:
-            return
-        clock = self.app.context.clock  # type: ignore[attr-defined]
-
-        def take_back(session: Any, queued: Queued = result) -> str:
-            outbox.take_back(session, queued.item_id, queued.fields, now=clock.now())
-            return f"taken back: the mail to {queued.to} is a draft again (R lists the drafts)"
-
-        self.undo_stack.append(TakeBack(f"mail to {result.to} queued", take_back, retry=False))
+        """A mail written from here went to the outbox: u takes it back (a draft again) until it goes out (the
+        app keeps it as the mail queued last: ``action_undo``)."""
 
     def action_drafts(self) -> None:
         from crm_tui.screens.compose import recall_draft

@@ -1,0 +1,160 @@
+"""Writing and taking back (issue 21): u takes back the mail just queued wherever it was written (a contact's
+m, the inbox), the newest step first; a mail without a subject asks before it goes; the template picker is
+filled in a thread (a slow template leaves the app usable, a note says it is under way). On the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from textual.widgets import Input, TextArea
+
+from crm_tui.app import CrmApp
+from crm_tui.core import models as m
+from crm_tui.screens.compose import ComposeScreen
+from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
+from crm_tui.screens.records import RecordsScreen
+from crm_tui.widgets.paged_table import PagedTable
+from tests.ui.helpers import open_inbox, wait_for
+
+
+def count(app: CrmApp, query: Any) -> int:
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        return int(session.scalar(query) or 0)
+
+
+QUEUED = select(func.count()).select_from(m.OutboxItem).where(m.OutboxItem.state == "queued")
+DRAFTS = select(func.count()).select_from(m.MailDraft)
+
+
+def said(app: CrmApp) -> str:
+    return " | ".join(str(n.message) for n in app._notifications)
+
+
+async def write_from_contact(app: CrmApp, pilot: Any, subject: str) -> RecordsScreen:
+    """2 (contacts), m on the first contact, a subject and a line, ctrl+s: back on the contacts list."""
+    await pilot.press("2")
+    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+    contacts = app.screen
+    table = contacts.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    table.focus()
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
+    if isinstance(app.screen, ChoiceDialog):
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    compose.query_one("#c-subject", Input).value = subject
+    compose.query_one("#c-body", TextArea).text = "Guten Tag"
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: app.screen is contacts, pilot)
+    return contacts  # type: ignore[return-value]
+
+
+async def test_u_takes_back_a_mail_written_from_a_contact_there_and_in_the_inbox(
+    app: CrmApp, pilot: Any
+) -> None:
+    queued, drafts = count(app, QUEUED), count(app, DRAFTS)
+    await write_from_contact(app, pilot, "Rückruf")
+    assert count(app, QUEUED) == queued + 1
+    assert "u takes it back" in said(app)
+    await pilot.press("u")  # on the contacts list, where the mail was written
+    await wait_for(lambda: count(app, QUEUED) == queued and count(app, DRAFTS) == drafts + 1, pilot)
+    assert "is a draft again" in said(app)
+
+    # In the inbox, after a triage step there: the mail written later (from a contact) is taken back first.
+    screen, table = await open_inbox(app, pilot)
+    read_before = count(app, select(func.count()).select_from(m.MailMessage).where(m.MailMessage.is_read))
+    await pilot.press("N")  # read/unread: a step u undoes
+    await wait_for(
+        lambda: (
+            count(app, select(func.count()).select_from(m.MailMessage).where(m.MailMessage.is_read))
+            != read_before
+        ),
+        pilot,
+    )
+    await write_from_contact(app, pilot, "Angebot")
+    assert count(app, QUEUED) == queued + 1
+    await pilot.press("1")
+    await wait_for(lambda: app.screen is screen, pilot)
+    await pilot.press("u")
+    await wait_for(lambda: count(app, QUEUED) == queued and count(app, DRAFTS) == drafts + 2, pilot)
+    await pilot.press("u")  # then the triage step
+    await wait_for(
+        lambda: (
+            count(app, select(func.count()).select_from(m.MailMessage).where(m.MailMessage.is_read))
+            == read_before
+        ),
+        pilot,
+    )
+
+
+async def test_a_mail_without_a_subject_asks_before_it_is_queued(app: CrmApp, pilot: Any) -> None:
+    queued = count(app, QUEUED)
+    await pilot.press("2")
+    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+    table = app.screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    table.focus()
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
+    if isinstance(app.screen, ChoiceDialog):
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    compose.query_one("#c-body", TextArea).text = "Kurz: passt Dienstag?"
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    assert "Send without a subject?" in app.screen._title  # type: ignore[attr-defined]
+    await pilot.press("n")  # back to write one: nothing queued, the subject field has the cursor
+    await wait_for(lambda: app.screen is compose, pilot)
+    assert count(app, QUEUED) == queued
+    assert compose.focused is compose.query_one("#c-subject", Input)
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    await pilot.press("y")  # sent as it is
+    await wait_for(lambda: count(app, QUEUED) == queued + 1 and isinstance(app.screen, RecordsScreen), pilot)
+
+
+async def test_a_slow_template_leaves_the_app_usable_while_the_picker_is_filled(
+    app: CrmApp, pilot: Any
+) -> None:
+    """A template that takes its 2 s to fill: ctrl+t returns at once, a note says the templates are being
+    filled, the app answers keys meanwhile, and the picker shows when they are (the slow one says why not)."""
+    import time
+
+    from crm_tui.screens.template_picker import TemplatePicker
+
+    with app.context.database().write() as session:  # type: ignore[attr-defined]
+        now = app.context.clock.now()  # type: ignore[attr-defined]
+        session.add(
+            m.EmailTemplate(
+                name="Langsam",
+                subject="Langsam",
+                body="{% for a in range(9999) %}{% for b in range(9999) %}{% endfor %}{% endfor %}x",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    await pilot.press("2")
+    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+    table = app.screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    table.focus()
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
+    if isinstance(app.screen, ChoiceDialog):
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    ticks: list[float] = []  # the app's event loop, every 50 ms: a gap is a freeze
+    timer = app.set_interval(0.05, lambda: ticks.append(time.monotonic()))
+    await pilot.press("ctrl+t")
+    await wait_for(lambda: "Filling the templates" in said(app), pilot)
+    assert not isinstance(app.screen, TemplatePicker)
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot, timeout=20)
+    timer.stop()
+    gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)]
+    assert max(gaps) < 1.0, f"the app froze for {max(gaps):.1f} s while the templates were filled"
+    slow = next(fit for fit in app.screen.fits if fit.name == "Langsam")  # type: ignore[attr-defined]
+    assert not slow.fits
