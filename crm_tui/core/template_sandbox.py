@@ -488,6 +488,19 @@ def _constant_range(node: nodes.Node) -> int | None:
         return MAX_RANGE + 1
 
 
+def hidden_name(tree: nodes.Template) -> tuple[int, str] | None:
+    """The first attribute or key starting with ``_`` a parsed template reads (``''.__class__``,
+    ``x['_secret']``) and its line: the sandbox refuses every one of them when it is filled."""
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr):
+            name: Any = node.attr
+        else:
+            name = node.arg.value if isinstance(node.arg, nodes.Const) else None
+        if isinstance(name, str) and name.startswith("_"):
+            return node.lineno, name
+    return None
+
+
 def static_problems(tree: nodes.Template) -> list[str]:
     """What a parsed template would surely break, in words (the template check says it on save)."""
     problems: list[str] = []
@@ -495,6 +508,9 @@ def static_problems(tree: nodes.Template) -> list[str]:
         problems += [
             f"line {n.lineno}: uses {words}; a template here stands alone" for n in tree.find_all(kind)
         ]
+    hidden = hidden_name(tree)
+    if hidden is not None:
+        problems.append(f"line {hidden[0]}: uses something templates may not: {hidden[1]}")
     for call in tree.find_all(nodes.Call):
         count = _constant_range(call)
         if count is not None and count > MAX_RANGE:

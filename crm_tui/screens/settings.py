@@ -391,6 +391,11 @@ class SettingsScreen(CrmScreen):
                 self.app.refresh_me()  # type: ignore[attr-defined]  # the first user becomes me
             self.show_section(self.section)
 
+        if self.section == "templates":
+            from crm_tui.screens.template_form import TemplateForm
+
+            self.app.push_screen(TemplateForm(spec), saved)  # checks the template in a thread first
+            return
         self.app.push_screen(RecordForm(spec), saved)
 
     def _write(self, work: Any) -> bool:

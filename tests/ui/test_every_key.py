@@ -212,7 +212,7 @@ MUST_REACH = {
     "calendar": {"RecordForm", "ComposeScreen"},
     "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "FolderPicker", "RecordPicker", "RecordForm",
               "PromptDialog", "TemplatePicker"},
-    "settings": {"RecordForm", "ConfirmDialog", "PromptDialog", "TemplatePicker", "MassMailScreen"},
+    "settings": {"RecordForm", "TemplateForm", "ConfirmDialog", "PromptDialog", "TemplatePicker", "MassMailScreen"},
 }  # fmt: skip
 
 

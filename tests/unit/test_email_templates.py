@@ -505,9 +505,13 @@ def test_a_template_that_never_ends_says_so_in_the_picker_and_stops_a_mass_mail_
             for name in ("Ost", "West")
         ]
         account = factories.mail_inbox(session, NOW).account_id
-        template = email_templates.create_template(
-            session, TemplateInput("Endlos", "Hallo", "Guten Tag {{ contact.name }},\n" + spin), now=NOW
-        )
+        # Saved before the check on save filled templates (it refuses this one now): as an old database has it.
+        template = m.EmailTemplate(
+            name="Endlos", subject="Hallo", body="Guten Tag {{ contact.name }},\n" + spin, created_at=NOW,
+            updated_at=NOW,
+        )  # fmt: skip
+        session.add(template)
+        session.flush()
         refs = email_templates.refs_of_mail(
             session, record=None, reply_to_id=None, addresses=["lea.scholz@lindgruen.example"]
         )
@@ -551,3 +555,141 @@ def test_within_the_limits_a_template_works_as_jinja_does() -> None:
     assert filled == (
         "1. DACH:    12.50\n2. SPEICHER:     3.00\n***Gruß***|     x|Dach, Speicher|ababab!|007|3|a-b-c|  text|x,y|1024"
     )
+
+
+# What the editor saved without a word though no mail could ever be filled with it (issue 21, item 5): the
+# check on save fills the template once with sample records under the limits and refuses it, saying why.
+_NEVER_FILLS = {
+    "nested-loops-variable-bound": (
+        "{% set n=9000 %}{% for i in range(n) %}{% for j in range(n) %}x{% endfor %}{% endfor %}",
+        "fills to more than 1,048,576 characters",
+    ),
+    "nested-loops-no-output": (
+        "{% set n=9000 %}{% for i in range(n) %}{% for j in range(n) %}{% endfor %}{% endfor %}",
+        "takes more than 2 seconds to fill",
+    ),
+    "string-times-1000": (
+        "{% set s='a'*1000000 %}{{ s*1000 }}",
+        "would make a text of 1,000,000,000 characters",
+    ),
+    "join-with-a-joined-range": (
+        "{{ range(10000)|join(range(10000)|join(',')) }}",
+        "would make a text of 489,041,111 characters",
+    ),
+    "format-width": ("{{ '{:>999999999}'.format(1) }}", "would make a text of 999,999,999 characters"),
+    "center-filter": ("{{ 'x'|center(999999999) }}", "would make a text of 999,999,999 characters"),
+    "recursive-macro": (
+        "{% macro again(n) %}{{ again(n + 1) }}{% endmacro %}{{ again(1) }}",
+        "calls itself too deeply",
+    ),
+    "dunder": ("{{ ''.__class__ }}", "uses something templates may not: __class__"),
+    "dunder-in-format": ("{{ '{0.__class__}'.format(1) }}", "uses something templates may not: __class__"),
+    "unknown-field": ("Guten Tag {{ contact.nonsense }}", "contact.nonsense, which is not a field"),
+    "unknown-record": ("Guten Tag {{ customer.name }}", "customer, which is not a field"),
+}
+
+
+@pytest.mark.parametrize(("body", "said"), list(_NEVER_FILLS.values()), ids=list(_NEVER_FILLS))
+def test_a_template_that_can_never_fill_is_refused_on_save(db: Database, body: str, said: str) -> None:
+    """Each was saved without a word and refused by the picker at once: saving it (new or as an edit) is
+    refused, the reason under the field it is in, within the 2 s limit; nothing is stored or changed."""
+    import time
+
+    with db.write() as session:
+        kept = email_templates.create_template(session, TemplateInput("Alt", "Hallo", "Guten Tag"), now=NOW)
+        kept_id = kept.id
+        before = [(t.name, t.subject, t.body) for t in email_templates.list_templates(session)]
+    for field, data in (
+        ("body", TemplateInput("Feindlich", "Hallo {{ contact.name }}", body)),
+        ("subject", TemplateInput("Feindlich", body.replace("\n", " "), "Guten Tag")),
+    ):
+        email_templates.trial_problems.cache_clear()
+        started = time.monotonic()
+        with pytest.raises(ValidationError) as refused, db.write() as session:
+            email_templates.create_template(session, data, now=NOW)
+        took = time.monotonic() - started
+        assert said in refused.value.errors[field], refused.value.errors
+        assert list(refused.value.errors) == [field]
+        assert took < 5, f"the check took {took:.1f} s"
+        with pytest.raises(ValidationError) as refused, db.write() as session:
+            email_templates.update_template(session, kept_id, data, now=NOW)  # type: ignore[arg-type]
+        assert said in refused.value.errors[field], refused.value.errors
+    with db.read() as session:
+        stored = [(t.name, t.subject, t.body) for t in email_templates.list_templates(session)]
+    assert stored == before and ("Alt", "Hallo", "Guten Tag") in stored, "nothing stored, nothing changed"
+
+
+def test_a_template_that_needs_a_record_kind_still_saves(db: Database) -> None:
+    """The trial fill has a sample record of every kind: a template needing a deal, a quote or a colleague
+    saves (the picker says "needs a deal" where the mail has none), and so does one whose loops keep the
+    limits, or that may fail only on real records (an empty field, 1 / 0)."""
+    bodies = [
+        "Guten Tag {{ contact.first_name }}, zu {{ deal.title }} ({{ deal.amount }}, {{ quote.number }}) "
+        "{{ organization.name }} {{ lead.title }} {{ user.first_name }} {{ ticket.subject }} {{ me.name }} {{ today }}",
+        "{% set n = 100 %}{% for i in range(n) %}{% for j in range(n) %}.{% endfor %}{% endfor %}",
+        "{% if contact.phone %}{{ contact.phone }}{% endif %} {{ 1 if deal.stage == 'x' else 0 }}",
+    ]
+    with db.write() as session:
+        for number, body in enumerate(bodies):
+            email_templates.create_template(
+                session, TemplateInput(f"T{number}", "Zu {{ opportunity.title }}", body), now=NOW
+            )
+    with db.read() as session:
+        names = [t.name for t in email_templates.list_templates(session)]
+    assert {"T0", "T1", "T2"} <= set(names)
+
+
+def test_the_sample_records_have_the_fields_real_records_have(db: Database) -> None:
+    """The trial fill's records name the same fields as a real record of each kind (a field added to one is
+    added to the sample, or the check on save would refuse a template using it)."""
+    with db.write() as session:
+        me = factories.user(session, NOW, "Anna Berg")
+        org = factories.organization(session, NOW, "Nordwind GmbH")
+        person = factories.contact(session, NOW, "Lang", first_name="Lisa", organization_id=org.id)
+        deal = factories.deal(
+            session, NOW, factories.pipeline(session, "Sales"), title="Solardach", organization_id=org.id,
+            contact_ids=[person.id], primary_contact_id=person.id,
+        )  # fmt: skip
+        real = email_templates.merge_context(
+            session, [RecordRef(RecordType.OPPORTUNITY, deal.id)], me_id=me.id, today=date(2026, 11, 22)
+        )
+        for kind in ("contact", "organization", "opportunity", "me"):
+            target = real[kind]._get() if hasattr(real[kind], "_get") else real[kind]
+            assert set(target._values) == set(email_templates.SAMPLE_FIELDS[kind][1]), kind
+    assert set(email_templates.sample_context()) == set(real)
+
+
+def test_the_picker_says_in_words_what_a_template_may_not_use(db: Database) -> None:
+    """A template stored with ''.__class__ (before the check refused it) is named once in the picker, and
+    what it may not use is said in words, not as Python's repr of the refusal."""
+    with db.write() as session:
+        me, _ = _reply_to_a_contact(session)
+        session.add(m.EmailTemplate(name="Dunder", subject="Hallo", body="{{ ''.__class__ }}", created_at=NOW,
+                                    updated_at=NOW))  # fmt: skip
+        session.flush()
+        refs = email_templates.refs_of_mail(
+            session, record=None, reply_to_id=None, addresses=["lea.scholz@lindgruen.example"]
+        )
+        context = email_templates.merge_context(session, refs, me_id=me.id, today=date(2026, 11, 22))
+        fit = next(f for f in email_templates.fitting_for_mail(session, context) if f.name == "Dunder")
+    assert fit.reason == "uses something templates may not: __class__"
+    assert fit.why == "Dunder uses something templates may not: __class__"
+
+
+def test_a_rule_text_that_can_never_fill_is_refused_when_the_rule_is_saved(db: Database) -> None:
+    """A rule's subject or title is a template too: the rule's check fills it with the sample records."""
+    from crm_tui.core.automation import actions
+    from crm_tui.core.errors import FieldErrors
+
+    for subject, said in (
+        ("Anruf {{ 'x'|center(999999999) }}", "would make a text of 999,999,999 characters"),
+        ("Anruf {{ deal.nonsense }}", "opportunity.nonsense, which is not a field"),
+        ("Anruf {{ deal.title }} bei {{ contact.name }}", None),
+    ):
+        errors = FieldErrors()
+        with db.read() as session:
+            actions.check_params(session, "opportunity", "plan_activity", {"subject": subject}, errors)
+        if said is None:
+            assert "params.subject" not in errors.errors, errors.errors
+        else:
+            assert said in errors.errors["params.subject"], errors.errors

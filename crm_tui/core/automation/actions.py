@@ -93,7 +93,7 @@ def check_params(
             errors.add(f"params.{key}", "required")
         if value:
             try:
-                email_templates.check_syntax(value, "")
+                email_templates.check_template(value, "")
             except CrmError as exc:
                 errors.add(f"params.{key}", str(exc).replace("subject: ", ""))
         clean[key] = value

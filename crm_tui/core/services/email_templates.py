@@ -38,6 +38,14 @@ class TemplateLimitError(TemplateFieldError):
         self.too_slow = too_slow
 
 
+class UnknownField(TemplateFieldError):
+    """The template names a field no record has (``contact.nonsense``, ``customer.name``)."""
+
+
+class TemplateNotAllowed(TemplateFieldError):
+    """The template reaches for what the sandbox refuses (``''.__class__``)."""
+
+
 class MissingRecord(TemplateFieldError):
     """The template uses a kind of record the mail is not about (a deal for a reply to a contact)."""
 
@@ -72,9 +80,7 @@ class Fields:
             raise AttributeError(field)
         if field not in self._values:
             known = ", ".join(sorted(self._values))
-            raise TemplateFieldError(
-                f"the template uses {self._name}.{field}, which is not a field ({known})"
-            )
+            raise UnknownField(f"the template uses {self._name}.{field}, which is not a field ({known})")
         value = self._values[field]
         if (value is None or value == "") and self._allow_empty:
             return ""
@@ -401,6 +407,75 @@ def check_syntax(subject: str, body: str) -> None:
     errors.raise_if_any()
 
 
+# Placeholder records of every kind (the fields ``_fields`` gives a real one), for the trial fill on save.
+SAMPLE_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
+    "contact": ("Lisa Lang", {
+        "first_name": "Lisa", "last_name": "Lang", "name": "Lisa Lang", "email": "lisa.lang@example.com",
+        "phone": "+49 30 1234567", "job_title": "Einkauf", "city": "Berlin",
+    }),
+    "organization": ("Nordwind GmbH", {
+        "name": "Nordwind GmbH", "email": "info@nordwind.example", "phone": "+49 30 7654321",
+        "website": "https://nordwind.example", "city": "Berlin", "street": "Hauptstraße 1", "postcode": "10115",
+    }),
+    "opportunity": ("Solardach", {
+        "title": "Solardach", "amount": "12,500.00 EUR", "stage": "Angebot", "expected_close": "31.12.2026",
+    }),
+    "lead": ("Wärmepumpe", {
+        "title": "Wärmepumpe", "person_name": "Jan Ost", "company_name": "Ost KG", "email": "jan@ost.example",
+        "phone": "+49 40 123456",
+    }),
+    "quote": ("Q-2026-001", {"number": "Q-2026-001", "total": "12,500.00 EUR", "valid_until": "31.12.2026"}),
+    "ticket": ("Wechselrichter meldet Fehler", {"subject": "Wechselrichter meldet Fehler"}),
+    "user": ("Paul Weber", {
+        "name": "Paul Weber", "first_name": "Paul", "last_name": "Weber", "email": "paul.weber@example.com",
+    }),
+    "me": ("Anna Berg", {"name": "Anna Berg", "email": "anna.berg@example.com"}),
+}  # fmt: skip
+
+
+def sample_context() -> dict[str, Any]:
+    """A merge context with a placeholder record of every kind, each field filled: what the check on save
+    fills a template with (a template that needs a deal fills too; a field no record has does not)."""
+    context: dict[str, Any] = {
+        kind: Fields(kind, label, dict(values)) for kind, (label, values) in SAMPLE_FIELDS.items()
+    }
+    context["deal"] = context["opportunity"]
+    context["today"] = "24.11.2026"
+    return context
+
+
+@functools.lru_cache(maxsize=64)
+def trial_problems(subject: str, body: str) -> tuple[tuple[str, str], ...]:
+    """(field, message) for each text that, filled once with the sample records under the sandbox's limits,
+    breaks a limit, uses something not allowed or names a field no record has. What depends on the real
+    records (an empty field, 1 / 0 on a sample value) is left to the fill. Up to 2 s a text: the app runs
+    it in a thread; remembered, so the save right after it does not fill again."""
+    context = sample_context()
+    problems = []
+    for field, texts in (("subject", (subject, "")), ("body", ("", body))):
+        try:
+            render(texts, context)
+        except TemplateLimitError as exc:
+            problems.append((field, f"tried with sample records, {exc}"))
+        except (UnknownField, TemplateNotAllowed) as exc:
+            problems.append((field, str(exc)))
+        except TemplateFieldError:
+            continue
+    return tuple(problems)
+
+
+def check_template(subject: str, body: str) -> None:
+    """The check on save: the syntax and what the sandbox would surely refuse (``check_syntax``), then one
+    fill with sample records (``trial_problems``); a ValidationError names the field and the reason."""
+    check_syntax(subject, body)
+    problems = trial_problems(subject, body)
+    if problems:
+        errors = FieldErrors()
+        for field, message in problems:
+            errors.add(field, message)
+        errors.raise_if_any()
+
+
 def render(
     template: m.EmailTemplate | tuple[str, str], context: dict[str, Any], *, name: str | None = None
 ) -> tuple[str, str]:
@@ -429,11 +504,9 @@ def render(
     except (LimitExceeded, NotAllowed) as exc:
         raise TemplateLimitError(f"{called} {exc}", too_slow=isinstance(exc, TooSlow)) from None
     except UndefinedError as exc:
-        raise TemplateFieldError(
-            f"the template uses {exc.message}; known: {', '.join(sorted(context))}"
-        ) from None
+        raise UnknownField(_unknown(exc.message or "", context)) from None
     except SecurityError as exc:
-        raise TemplateFieldError(f"{called} tries something not allowed: {exc}") from None
+        raise TemplateNotAllowed(f"{called} {_not_allowed(exc)}") from None
     except TemplateError as exc:
         raise TemplateFieldError(f"{called} cannot be filled: {exc}") from None
     except OverflowError:
@@ -444,6 +517,26 @@ def render(
         raise TemplateLimitError(f"{called} needs more memory than there is") from None
     except Exception as exc:  # noqa: BLE001 - a template's mistake (1 / 0, 'a' - 1), said in words
         raise TemplateFieldError(f"{called} cannot be filled: {exc}") from None
+
+
+def _unknown(message: str, context: dict[str, Any]) -> str:
+    """A name the context lacks, said as a field ("the template uses customer, which is not a field ...")."""
+    import re
+
+    known = ", ".join(sorted(context))
+    found = re.fullmatch(r"'([^']+)' is undefined", message)
+    if found:
+        return f"the template uses {found.group(1)}, which is not a field (known: {known})"
+    return f"the template uses {message}; known: {known}"
+
+
+def _not_allowed(exc: Exception) -> str:
+    """What the sandbox refused, in words ("uses something templates may not: __class__"), not its repr."""
+    import re
+
+    found = re.search(r"attribute '([^']+)'", str(exc))
+    what = found.group(1) if found else "a hidden attribute or an unsafe call"
+    return f"uses something templates may not: {what}"
 
 
 @functools.lru_cache(maxsize=256)
@@ -506,7 +599,7 @@ class TemplateFit:
         with a quote first" ("" when it fits)."""
         if self.reason is None:
             return ""
-        if self.reason.startswith("needs ") or self.too_much:
+        if self.reason.startswith(("needs ", "uses something")) or self.too_much:
             text = f"{self.name} {self.reason}"
         else:
             text = f"{self.name} uses {self.reason}"
@@ -551,6 +644,8 @@ def fitting_for_mail(session: Session, context: dict[str, Any]) -> list[Template
                 _TOO_SLOW[(template.name, template.subject, template.body)] = exc
                 while len(_TOO_SLOW) > 64:
                     del _TOO_SLOW[next(iter(_TOO_SLOW))]
+        except TemplateNotAllowed as exc:
+            reason = str(exc).removeprefix(f"the template {template.name!r} ")
         except TemplateFieldError as exc:
             reason, fix = _why_not(exc), _fix(exc)
         fits.append(TemplateFit(template.id, template.name, template.description, reason, fix, too_much))  # type: ignore[arg-type]
@@ -759,7 +854,7 @@ def _check(session: Session, data: TemplateInput, template_id: int | None) -> di
         if clash is not None and clash != template_id:
             errors.add("name", f"a template named {name!r} exists")
     errors.raise_if_any()
-    check_syntax(subject or "", body or "")
+    check_template(subject or "", body or "")
     return {
         "name": name,
         "subject": subject,
