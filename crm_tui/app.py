@@ -247,7 +247,7 @@ class CrmApp(ReportsErrors, App[None]):
         if not waiting:
             return
         report = flush(database, clock=self.context.clock)
-        self.call_from_thread(self._outbox_flushed, f"outbox: {report.summary()}")
+        self.call_from_thread(self._outbox_flushed, f"outbox: {report.summary(self.context.zone)}")
 
     def _outbox_flushed(self, summary: str) -> None:
         """A delivery is over: the status bar says how it went; an open outbox view shows it."""
@@ -463,10 +463,22 @@ class CrmApp(ReportsErrors, App[None]):
             yield SystemCommand(
                 f"Automation {title}", f"automation: the {title}", partial(self.action_automation, view)
             )
+        # The binding's id is what the config's [keymap] remaps: the palette is where a user finds it.
+        mode_keys = {
+            active.binding.action: (key, active.binding)
+            for key, active in screen.active_bindings.items()
+            if active.binding.action.startswith("go(")
+        }
         for mode, title in MODE_TITLES.items():
             titles.add(f"Go to {title}")
+            key, mode_binding = mode_keys.get(f"go('{mode}')", ("", None))
+            shown = (
+                f" (key: {self.get_key_display(mode_binding) or key}, id: {mode_binding.id})"
+                if mode_binding is not None and mode_binding.id
+                else ""
+            )
             yield SystemCommand(
-                f"Go to {title}", f"switch to the {title} mode", partial(self.switch_mode, mode)
+                f"Go to {title}", f"switch to the {title} mode{shown}", partial(self.switch_mode, mode)
             )
         seen: set[str] = set()
         for key, active in screen.active_bindings.items():
@@ -477,9 +489,10 @@ class CrmApp(ReportsErrors, App[None]):
                 continue
             seen.add(binding.action)
             titles.add(binding.description)
+            named = f", id: {binding.id}" if binding.id else ""
             yield SystemCommand(
                 binding.description,
-                f"{binding.tooltip or binding.description} (key: {self.get_key_display(binding) or key})",
+                f"{binding.tooltip or binding.description} (key: {self.get_key_display(binding) or key}{named})",
                 partial(self._run_bound_action, active.node, binding.action),
             )
 

@@ -46,6 +46,10 @@ def test_reading_commands_work_when_the_home_disk_is_full(
     code, out, err = cli(capsys, "--home", str(full_home), "users", "list")
     assert code == 0, err
     assert "Anna Berg" in out
+    code, out, err = cli(capsys, "--home", str(full_home), "search", "angebot")
+    assert code == 0, err
+    code, out, err = cli(capsys, "--home", str(full_home), "contacts", "list", "--search", "Kept")
+    assert code == 0 and "Kept" in out, err
     assert "Logging error" not in err
 
 
