@@ -346,6 +346,11 @@ def _mail_commands(commands: argparse._SubParsersAction) -> None:  # type: ignor
     sub.set_defaults(handler="crm_tui.mail_commands:outbox_list")
     sub = box.add_parser("flush", help="deliver what is due now (exit 1 if something could not go out)")
     sub.add_argument("--account", metavar="NAME", help="only this account (default: all)")
+    sub.add_argument(
+        "--at-once",
+        action="store_true",
+        help="also what waits for its next try after a failure or for the end of its send delay",
+    )
     sub.set_defaults(handler="crm_tui.mail_commands:outbox_flush")
     sub = box.add_parser(
         "decide",

@@ -520,11 +520,17 @@ def outbox_flush(context: AppContext, args: argparse.Namespace) -> int:
     if context.demo:
         print("demo mode: nothing is delivered; the outbox holds")
         return 0
-    report = flush(context.database(), clock=context.clock, account_name=args.account)
-    print(report.summary())
+    report = flush(
+        context.database(),
+        clock=context.clock,
+        account_name=args.account,
+        at_once=getattr(args, "at_once", False),
+    )
+    print(terminal_safe(report.summary(context.zone)))
     for problem in report.problems[1:]:  # the summary names the first
         print(terminal_safe(problem, max_length=300))
-    return 1 if report.failed or report.uncertain or report.retry or report.partial or report.problems else 0
+    # Mail waiting for its next try after a failure could not go out: that is an exit status of 1 too.
+    return 1 if report.held_back or report.waiting.retry else 0
 
 
 def outbox_decide(context: AppContext, args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ import logging
 import smtplib
 import ssl
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from crm_tui.core import models as m
@@ -47,8 +48,11 @@ class FlushReport:
     recovered: int = 0
     partial: int = 0
     problems: list[str] = field(default_factory=list)
+    waiting: outbox.Waiting = field(default_factory=outbox.Waiting)  # queued mail not due yet, after it
+    now: datetime | None = None
 
-    def summary(self) -> str:
+    def summary(self, zone: Any = None) -> str:
+        """How it went, in words; what waits for a later time says until when (in ``zone``, else UTC)."""
         parts = [f"{self.sent} sent"]
         for count, label in (
             (self.partial, "partly sent"),
@@ -61,7 +65,39 @@ class FlushReport:
         if self.recovered:
             parts.append(f"{self.recovered} found in Sent after a cut-off send")
         text = ", ".join(parts)
-        return text + (f"; {self.problems[0]}" if self.problems else "")
+        text += f"; {self.problems[0]}" if self.problems else ""
+        waiting = self.waiting
+        if waiting.retry:
+            text += (
+                f"; {_mails(waiting.retry)} {'waits' if waiting.retry == 1 else 'wait'} for the next try, the first "
+                f"at {self._at(waiting.next_retry, zone)} (x in the outbox view or outbox flush --at-once "
+                "tries at once)"
+            )
+            if waiting.reason and not self.problems:
+                text += f"; the last try: {waiting.reason}"
+        if waiting.held:
+            text += (
+                f"; {_mails(waiting.held)} {'is' if waiting.held == 1 else 'are'} in the send delay, going out "
+                f"from {self._at(waiting.next_held, zone)}"
+            )
+        return text
+
+    @property
+    def held_back(self) -> bool:
+        """Mail could not go out: a failure, an uncertain or partial send, or a try that waits for later."""
+        return bool(self.failed or self.uncertain or self.retry or self.partial or self.problems)
+
+    def _at(self, when: datetime | None, zone: Any) -> str:
+        if when is None:
+            return "soon"
+        local = when.astimezone(zone) if zone is not None else when
+        now = self.now.astimezone(zone) if self.now is not None and zone is not None else self.now
+        same_day = now is not None and local.date() == now.date()
+        return f"{local:%H:%M}" if same_day else f"{local:%d.%m.%Y %H:%M}"
+
+
+def _mails(count: int) -> str:
+    return "1 mail" if count == 1 else f"{count} mails"
 
 
 def smtp_connection(account: m.MailAccount, password: str) -> Any:
@@ -202,9 +238,26 @@ def _what(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:300] or "no reason given"
 
 
-def flush(db: Database, *, clock: Clock, account_name: str | None = None) -> FlushReport:
-    """Deliver what is due, per account; first settle items a cut-off delivery left ``sending``."""
+def flush(
+    db: Database, *, clock: Clock, account_name: str | None = None, at_once: bool = False
+) -> FlushReport:
+    """Deliver what is due, per account; first settle items a cut-off delivery left ``sending``. ``at_once``
+    (the user's "deliver now"): also what waits for its next try or the end of its send delay. The report
+    says what still waits for a later time, and until when."""
     report = FlushReport()
+    try:
+        _flush(db, clock, account_name, at_once, report)
+    finally:
+        with contextlib.suppress(Exception), db.read() as session:
+            account_id = None
+            if account_name is not None:
+                account_id = mail_accounts.get_account(session, account_name).id
+            report.now = clock.now()
+            report.waiting = outbox.waiting_later(session, now=report.now, account_id=account_id)
+    return report
+
+
+def _flush(db: Database, clock: Clock, account_name: str | None, at_once: bool, report: FlushReport) -> None:
     with db.read() as session:
         accounts = [
             a for a in mail_accounts.list_accounts(session) if account_name is None or a.name == account_name
@@ -214,7 +267,7 @@ def flush(db: Database, *, clock: Clock, account_name: str | None = None) -> Flu
     for account in accounts:
         with db.read() as session:
             stuck = outbox.cut_off(session, now=clock.now(), account_id=account.id)
-            waiting = outbox.due(session, now=clock.now(), account_id=account.id)
+            waiting = outbox.due(session, now=clock.now(), account_id=account.id, at_once=at_once)
         if not stuck and not waiting:
             continue
         try:
@@ -227,7 +280,6 @@ def flush(db: Database, *, clock: Clock, account_name: str | None = None) -> Flu
             _settle(db, account, password, item_id, clock, report)
         if waiting:
             _deliver(db, account, password, waiting, clock, report)
-    return report
 
 
 def _settle(

@@ -1,6 +1,8 @@
 """The outbox view (o in the inbox): what is on its way out, what failed and why, what is uncertain, which
 recipients the server refused; the user decides those (R send again, to whoever has not got it; S count as
-sent; D drop), also an item a dead process left "sending"; x delivers now."""
+sent; D drop), also an item a dead process left "sending"; x delivers now (also what waits for its next try
+or its send delay) and says how it went; Enter reads the mail as it goes out, with each recipient's outcome.
+A queued mail waiting for a later time says until when ("queued, next try 14:05")."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, Static
 
+from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.screens.base import CrmScreen
 from crm_tui.widgets.status_bar import StatusBar
@@ -28,9 +32,28 @@ STATE_STYLE = {
 
 
 class OutboxLoaded(Message):
-    def __init__(self, rows: list[Any]) -> None:
+    def __init__(self, rows: list[Any], now: Any = None) -> None:
         super().__init__()
-        self.rows = rows
+        self.rows, self.now = rows, now
+
+
+class Delivered(Message):
+    """x is over: what happened, in words."""
+
+    def __init__(self, said: str, trouble: bool) -> None:
+        super().__init__()
+        self.said, self.trouble = said, trouble
+
+
+def state_text(row: Any, now: Any, zone: Any) -> str:
+    """The State cell: a queued mail that waits for a later time says until when."""
+    shown = row.shown_state
+    if row.demo or row.state != "queued" or row.next_attempt_at is None or row.next_attempt_at <= now:
+        return shown
+    at = row.next_attempt_at.astimezone(zone)
+    same_day = at.date() == now.astimezone(zone).date()
+    when = f"{at:%H:%M}" if same_day else f"{at:%d.%m. %H:%M}"
+    return f"{shown}, next try {when}" if row.attempts else f"{shown}, goes {when}"
 
 
 class OutboxScreen(CrmScreen):
@@ -42,6 +65,7 @@ class OutboxScreen(CrmScreen):
         Binding("S", "decide('sent')", "Count as sent", id="outbox.count_sent"),
         Binding("D", "decide('drop')", "Drop", id="outbox.drop"),
         Binding("x", "deliver", "Deliver now", id="outbox.deliver"),
+        Binding("enter", "read", "Read", id="outbox.read"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -63,11 +87,12 @@ class OutboxScreen(CrmScreen):
 
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
             now = self.app.context.clock.now()  # type: ignore[attr-defined]
-            self.post_message(OutboxLoaded(outbox.rows(session, now=now)))
+            self.post_message(OutboxLoaded(outbox.rows(session, now=now), now))
 
     @on(OutboxLoaded)
     def _show(self, message: OutboxLoaded) -> None:
         zone = self.app.context.zone  # type: ignore[attr-defined]
+        now = message.now or self.app.context.clock.now()  # type: ignore[attr-defined]
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear()
@@ -75,7 +100,7 @@ class OutboxScreen(CrmScreen):
         for row in message.rows:
             when = (row.sent_at or row.created_at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
             table.add_row(
-                Text(row.shown_state, style="dim" if row.demo else STATE_STYLE.get(row.state, "")),
+                Text(state_text(row, now, zone), style="dim" if row.demo else STATE_STYLE.get(row.state, "")),
                 when,
                 terminal_safe(row.account, max_length=20),
                 terminal_safe(", ".join(row.recipients), max_length=40),
@@ -138,10 +163,155 @@ class OutboxScreen(CrmScreen):
             self.reload()
 
     def action_deliver(self) -> None:
+        """x: every queued mail goes now, also one waiting for its next try or its send delay; then it says how
+        it went (or that nothing waits to go out)."""
         if self.app.context.demo:  # type: ignore[attr-defined]
             self.notify("Demo mode: nothing is delivered; the outbox holds.")
             return
-        self.app.flush_outbox()  # type: ignore[attr-defined]  # the view reloads when it is over
+        self.app.update_status("outbox: delivering now…")  # type: ignore[attr-defined]
+        self._deliver_now()
+
+    @work(thread=True, exclusive=True, group="outbox-deliver", exit_on_error=False)
+    def _deliver_now(self) -> None:
+        from crm_tui.core.services import outbox
+        from crm_tui.mail.outbox import flush
+
+        context = self.app.context  # type: ignore[attr-defined]
+        database = context.database()
+        with database.read() as session:
+            now = context.clock.now()
+            waiting = outbox.due(session, now=now, at_once=True) or outbox.cut_off(session, now=now)
+        if not waiting:
+            self.post_message(Delivered("nothing waits to go out", False))
+            return
+        try:
+            report = flush(database, clock=context.clock, at_once=True)
+        except CrmError as exc:
+            self.post_message(Delivered(f"nothing was delivered: {exc}", True))
+            return
+        self.post_message(Delivered(report.summary(context.zone), report.held_back))
+
+    @on(Delivered)
+    def _delivered(self, message: Delivered) -> None:
+        said = terminal_safe(message.said, max_length=400)
+        self.notify(f"Outbox: {said}", severity="warning" if message.trouble else "information", timeout=10)
+        self.app.update_status(f"outbox: {said}")  # type: ignore[attr-defined]
+        self.reload()
+
+    @on(DataTable.RowSelected)
+    def _selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()  # Enter on the list (the table takes the key): the mail opens to read
+        self.action_read()
+
+    def action_read(self) -> None:
+        """Enter: the highlighted mail as it goes out (its headers, recipients with their outcome, body)."""
+        row = self.current()
+        if row is not None:
+            self.app.push_screen(OutboxMailScreen(row.id))
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+class OutboxMailLoaded(Message):
+    def __init__(self, text: Text) -> None:
+        super().__init__()
+        self.text = text
+
+
+class OutboxMailScreen(CrmScreen):
+    """One outbox mail to read, read-only: its state, headers, each recipient with what became of it, the
+    attachments and the text. q or Esc goes back."""
+
+    BINDINGS = [
+        Binding("q,escape", "back", "Back", id="outbox_mail.back"),
+        Binding("j", "scroll(1)", "Down", show=False, id="outbox_mail.down"),
+        Binding("k", "scroll(-1)", "Up", show=False, id="outbox_mail.up"),
+        Binding("space", "page", "Page down", show=False, id="outbox_mail.page"),
+    ]
+
+    def __init__(self, item_id: int) -> None:
+        super().__init__()
+        self.item_id = item_id
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="outbox-mail"):
+            yield Static(id="outbox-mail-text")
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="outbox-mail", exit_on_error=False)
+    def _load(self) -> None:
+        from crm_tui.core.services import outbox
+
+        context = self.app.context  # type: ignore[attr-defined]
+        try:
+            with context.database().read() as session:
+                found = outbox.message_of(session, self.item_id, now=context.clock.now())
+        except CrmError as exc:
+            self.post_message(OutboxMailLoaded(Text(terminal_safe(str(exc)))))
+            return
+        self.post_message(OutboxMailLoaded(outbox_mail_text(found, context.zone, context.clock.now())))
+
+    @on(OutboxMailLoaded)
+    def _show(self, message: OutboxMailLoaded) -> None:
+        self.query_one("#outbox-mail-text", Static).update(message.text)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_scroll(self, step: int) -> None:
+        self.query_one("#outbox-mail", VerticalScroll).scroll_relative(y=step * 3, animate=False)
+
+    def action_page(self) -> None:
+        self.query_one("#outbox-mail", VerticalScroll).scroll_page_down(animate=False)
+
+
+def outbox_mail_text(found: Any, zone: Any, now: Any) -> Text:
+    """An outbox mail as text: nothing in it reaches the terminal unsanitized, none of it as markup."""
+    from crm_tui.mail.parse import parse_safely
+
+    row = found.row
+    data = parse_safely(found.raw)
+    text = Text()
+    text.append("Outbox: ", style="dim")
+    text.append(state_text(row, now, zone), style=STATE_STYLE.get(row.state, ""))
+    if row.attempts:
+        text.append(f"   ({row.attempts} {'try' if row.attempts == 1 else 'tries'})", style="dim")
+    text.append("\n")
+    if row.explanation:
+        text.append(terminal_safe(row.explanation, single_line=False) + "\n", style="italic")
+    text.append("\n")
+
+    def header(name: str, value: str) -> None:
+        text.append(f"{name + ':':<9}", style="bold")
+        text.append(terminal_safe(value, max_length=400) + "\n")
+
+    sender = f"{data.from_name} <{data.from_address}>" if data.from_name else data.from_address
+    header("From", sender or row.account)
+    for name, values in (("To", data.to), ("Cc", data.cc)):
+        if values:
+            header(name, ", ".join(values))
+    header("Subject", data.subject or "(no subject)")
+    when = (data.sent_at or row.created_at).astimezone(zone)
+    header("Date", f"{when:%a %d %b %Y %H:%M}")
+    text.append("\nRecipients\n", style="bold")
+    for address, outcome, reason in found.outcomes:
+        style = {"delivered": "green", "refused": "red"}.get(outcome, "cyan")
+        text.append(f"  {terminal_safe(address, max_length=120)}  ")
+        text.append(outcome, style=style)
+        if reason:
+            text.append(f"  {terminal_safe(reason, max_length=200)}", style="dim")
+        text.append("\n")
+    if data.attachments:
+        text.append("\nAttachments: ", style="bold")
+        text.append(
+            ", ".join(terminal_safe(name or "(unnamed)", max_length=80) for name, _, _ in data.attachments)
+        )
+        text.append("\n")
+    text.append("\n")
+    text.append(terminal_safe(data.body_text, single_line=False))
+    return text

@@ -201,14 +201,85 @@ def take_back(session: Session, item_id: int, fields: DraftFields, *, now: datet
     return drafts.save(session, None, fields, now=now)
 
 
-def due(session: Session, *, now: datetime, account_id: int | None = None) -> list[int]:
-    query = select(m.OutboxItem.id).where(
-        m.OutboxItem.state == "queued",
-        or_(m.OutboxItem.next_attempt_at.is_(None), m.OutboxItem.next_attempt_at <= now),  # type: ignore[union-attr,operator]
-    )
+def due(
+    session: Session, *, now: datetime, account_id: int | None = None, at_once: bool = False
+) -> list[int]:
+    """The queued items to deliver now; ``at_once`` (the user said "deliver now"): also those waiting for
+    their next try after a failure or for the end of their send delay."""
+    query = select(m.OutboxItem.id).where(m.OutboxItem.state == "queued")
+    if not at_once:
+        query = query.where(
+            or_(m.OutboxItem.next_attempt_at.is_(None), m.OutboxItem.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+        )
     if account_id is not None:
         query = query.where(m.OutboxItem.account_id == account_id)
     return list(session.scalars(query.order_by(m.OutboxItem.id)))
+
+
+@dataclass
+class Waiting:
+    """Queued mail not due yet: ``retry`` after a failed try (``next_retry``: the first of their next tries,
+    ``reason``: why the last one failed), ``held`` in their send delay (``next_held``: the first to go)."""
+
+    retry: int = 0
+    next_retry: datetime | None = None
+    reason: str | None = None
+    held: int = 0
+    next_held: datetime | None = None
+
+
+def waiting_later(session: Session, *, now: datetime, account_id: int | None = None) -> Waiting:
+    """The queued mail that waits for a later time (a next try, the end of its send delay)."""
+    query = select(m.OutboxItem).where(
+        m.OutboxItem.state == "queued",
+        m.OutboxItem.next_attempt_at > now,  # type: ignore[operator]
+    )
+    if account_id is not None:
+        query = query.where(m.OutboxItem.account_id == account_id)
+    waiting = Waiting()
+    for item in session.scalars(query.order_by(m.OutboxItem.next_attempt_at)):
+        if item.attempts:
+            waiting.retry += 1
+            if waiting.next_retry is None:
+                waiting.next_retry, waiting.reason = item.next_attempt_at, item.last_error
+        else:
+            waiting.held += 1
+            waiting.next_held = waiting.next_held or item.next_attempt_at
+    return waiting
+
+
+@dataclass
+class OutboxMessage:
+    """One outbox item to read: the mail as it goes out (``raw``) and what became of each recipient
+    (address, outcome in words, the server's reply)."""
+
+    row: OutboxRow
+    raw: bytes
+    outcomes: list[tuple[str, str, str]]
+
+
+RECIPIENT_OUTCOME = {"accepted": "delivered", "refused": "refused", "pending": "to be sent again"}
+
+
+def message_of(session: Session, item_id: int, *, now: datetime) -> OutboxMessage:
+    """An outbox item with its bytes and each recipient's outcome (a recipient not tried yet: "not sent yet")."""
+    item = _item(session, item_id)
+    row = next((r for r in rows(session, now=now, limit=1, only=item_id)), None)
+    if row is None:
+        raise NotFound(f"the mail (outbox item {item_id}) is no longer in the outbox")
+    said = {
+        r.address.lower(): (r.state, r.reason or "")
+        for r in session.scalars(select(m.OutboxRecipient).where(m.OutboxRecipient.item_id == item_id))
+    }
+    outcomes = []
+    for address in item.recipients.splitlines():
+        state, reason = said.get(address.lower(), ("", ""))
+        if not state:
+            state = "accepted" if item.state == "sent" else "not sent yet"
+        if state == "refused" and reason.startswith("4"):
+            state = "put off by the server"
+        outcomes.append((address, RECIPIENT_OUTCOME.get(state, state), reason))
+    return OutboxMessage(row, bytes(item.raw), outcomes)
 
 
 def cut_off(session: Session, *, now: datetime, account_id: int | None = None) -> list[int]:
@@ -438,7 +509,12 @@ def _minutes(span: timedelta) -> str:
 
 
 def rows(
-    session: Session, *, now: datetime, limit: int = 200, states: tuple[str, ...] = STATES
+    session: Session,
+    *,
+    now: datetime,
+    limit: int = 200,
+    states: tuple[str, ...] = STATES,
+    only: int | None = None,
 ) -> list[OutboxRow]:
     query = (
         select(m.OutboxItem, m.MailAccount.name, m.MailAccount.preset)
@@ -447,6 +523,8 @@ def rows(
         .order_by(m.OutboxItem.id.desc())  # type: ignore[union-attr]
         .limit(limit)
     )
+    if only is not None:
+        query = query.where(m.OutboxItem.id == only)
     found = session.execute(query).all()
     refused: dict[int, list[tuple[str, str]]] = {}
     ids = [item.id for item, _, _ in found]

@@ -1,0 +1,95 @@
+"""A mail waiting for its next try after a connection failure (issue 21): outbox flush says that it waits and
+until when (exit 1: it could not go out), the outbox view says "queued, next try HH:MM", x delivers it at once
+through the real SMTP server and says so, and Enter reads it with each recipient's outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from tests.mail.conftest import Mailbox
+from tests.mail.dovecot import free_port
+from tests.mail.smtp import SmtpServer
+from tests.mail.test_outbox import BODY, queue_mail
+
+
+def point_smtp_at(box: Mailbox, port: int) -> None:
+    code = box.cli(
+        "account", "edit", "work", "--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--smtp-security", "none"
+    )  # fmt: skip
+    assert code == 0
+
+
+def test_a_mail_waiting_for_its_next_try_is_named_by_flush_shown_with_its_time_and_x_delivers_it(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from textual.widgets import DataTable
+
+    from crm_tui.app import CrmApp
+    from crm_tui.screens.inbox import InboxScreen
+    from crm_tui.screens.outbox import OutboxMailScreen, OutboxScreen
+    from tests.ui.helpers import make_context, wait_for
+
+    point_smtp_at(mailbox, free_port())  # nobody listens there: the connection is refused
+    queue_mail(mailbox, subject="Angebot Dach")
+    capsys.readouterr()
+    assert mailbox.cli("outbox", "flush") == 1
+    out = capsys.readouterr().out
+    assert "0 sent, 1 to retry" in out and "1 mail waits for the next try, the first at" in out
+    assert mailbox.cli("outbox", "flush") == 1  # still waiting: said, and not a success
+    out = capsys.readouterr().out
+    assert re.search(
+        r"^0 sent; 1 mail waits for the next try, the first at \d\d:\d\d \(x in the outbox", out
+    ), out
+    assert "the last try: " in out
+
+    smtp = SmtpServer().start()
+    try:
+        point_smtp_at(mailbox, smtp.port)
+        shown: dict[str, str] = {}
+
+        async def scenario() -> None:
+            app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+            async with app.run_test(size=(160, 48)) as pilot:
+                await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+                await pilot.press("o")
+                await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
+                view = app.screen
+                grid = view.query_one(DataTable)
+                await wait_for(lambda: grid.row_count == 1, pilot)
+                shown["state"] = str(grid.get_row_at(0)[0])
+                await pilot.press("enter")
+                await wait_for(lambda: isinstance(app.screen, OutboxMailScreen), pilot)
+                reader = app.screen
+                await wait_for(
+                    lambda: "Angebot Dach" in str(reader.query_one("#outbox-mail-text").render()), pilot
+                )
+                shown["before"] = str(reader.query_one("#outbox-mail-text").render())
+                await pilot.press("escape")
+                await wait_for(lambda: app.screen is view, pilot)
+                await pilot.press("x")  # deliver now, the wait notwithstanding
+                await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+                await wait_for(
+                    lambda: "Outbox: 1 sent" in " ".join(str(n.message) for n in app._notifications), pilot
+                )
+                await wait_for(lambda: str(grid.get_row_at(0)[0]) == "sent", pilot)
+                await pilot.press("enter")
+                await wait_for(lambda: isinstance(app.screen, OutboxMailScreen), pilot)
+                reader = app.screen
+                await wait_for(
+                    lambda: "delivered" in str(reader.query_one("#outbox-mail-text").render()), pilot
+                )
+                shown["after"] = str(reader.query_one("#outbox-mail-text").render())
+
+        asyncio.run(scenario())
+    finally:
+        smtp.stop()
+    assert re.fullmatch(r"queued, next try \d\d:\d\d", shown["state"]), shown["state"]
+    before = shown["before"]
+    assert "Subject: Angebot Dach" in before and "jana.roth@neu-solar.example  not sent yet" in before
+    assert "To:      Jana Roth <jana.roth@neu-solar.example>" in before
+    assert "Guten Tag Frau Roth," in before and "anbei <unser> Angebot & die Preise:" in before
+    assert "jana.roth@neu-solar.example  delivered" in shown["after"]
+    assert BODY.splitlines()[0] in shown["after"]
