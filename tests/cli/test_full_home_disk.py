@@ -103,3 +103,38 @@ def test_a_log_record_that_does_not_fit_on_the_full_disk_prints_nothing(
             handler.close()
     _, err = capsys.readouterr()
     assert "Logging error" not in err and "Traceback" not in err
+
+
+def test_what_was_written_before_a_crash_is_read_from_the_log_when_the_disk_is_full(
+    small_disk, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """A crm-tui killed after its last commit leaves that commit in the -wal only; with its -shm gone and the
+    disk full, the log is read into memory (exclusive locking) rather than ignored: the last contact shows."""
+    import subprocess
+    import sys
+    import textwrap
+
+    home = small_disk(4 * 1024) / "home"
+    code = textwrap.dedent(
+        f"""
+        import os
+        from crm_tui.core.db import open_database, sqlite_url
+        from tests.conftest import NOW
+        from tests.utils import factories
+        db = open_database(sqlite_url({str(home / "data" / "crm.sqlite3")!r}))
+        with db.write() as s:
+            factories.contact(s, NOW, "Kept")
+        db.engine.raw_connection().driver_connection.execute("PRAGMA wal_autocheckpoint = 0")
+        with db.write() as s:
+            factories.contact(s, NOW, "OnlyInTheLog")
+        os._exit(0)  # killed: no checkpoint, the last commit stays in the -wal
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+    wal = home / "data" / "crm.sqlite3-wal"
+    assert wal.stat().st_size > 0
+    (home / "data" / "crm.sqlite3-shm").unlink()
+    fill_disk(home)
+    code_, out, err = cli(capsys, "--home", str(home), "contacts", "list")
+    assert code_ == 0, err
+    assert "Kept" in out and "OnlyInTheLog" in out
