@@ -447,6 +447,20 @@ def test_an_offline_change_whose_message_went_is_reported_after_a_stopped_pass(
     assert listed == {"Angebot 1": ids["Angebot 1"]}
 
 
+def test_removing_an_account_takes_its_messages_with_changes_still_to_send(
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message whose offline change waits is kept by the store till a sync has reported that change; the
+    account removed, no sync of it will, and its messages go as the others do."""
+    mailbox.append("INBOX", message(1, mid="<removed@firma.example>"))
+    assert mailbox.cli("sync") == 0
+    ids = _ids_by_subject(mailbox, capsys)
+    assert mailbox.cli("mail", "flag", str(ids["Angebot 1"])) == 0
+    assert mailbox.cli("account", "remove", "work") == 0
+    assert mail_json(mailbox, capsys, "mail", "list") == []
+    assert _changes(mailbox) == []
+
+
 def test_an_offline_change_older_than_the_sync_window_reaches_its_renumbered_copy(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:

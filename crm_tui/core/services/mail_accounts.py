@@ -192,7 +192,7 @@ def remove_account(session: Session, name: str) -> None:
     )
     session.delete(account)
     session.flush()
-    mailbox.drop_orphans(session, message_ids)
+    mailbox.drop_orphans(session, message_ids, keep_waiting=False)  # no sync of it will replay its changes
 
 
 def _by_name(session: Session, name: str) -> m.MailAccount | None:

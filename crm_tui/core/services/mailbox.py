@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, select, true, update
 from sqlmodel import Session
 
 from crm_tui.core import bulk, mail_identity, mail_threads, search_index
@@ -336,7 +336,8 @@ def store_bodies(
     updates = []
     completed_rows: list[dict[str, object]] = []  # provisional messages this batch completes, as written
     raws: list[tuple[int, bytes]] = []
-    merged: list[int] = []  # locations merged into a twin: they keep their own bytes where these differ
+    # Before the merges drop the sources' bytes: the copies about to merge keep theirs where they differ.
+    _keep_copy_bytes(session, items, digests, owner, complete, known)
     for (location_id, data), digest in zip(items, digests, strict=True):
         message_id = owner.get(location_id)
         if message_id is None:
@@ -349,8 +350,6 @@ def store_bodies(
             if updates:  # the twin may be completed in this batch: write those first
                 _update_messages(session, updates)
                 updates = []
-            _keep_copy_bytes(session, location_id, message_id, data)  # before the merge drops the source's
-            merged.append(location_id)
             merge_into(session, message_id, twin)
             _apply_flags_to_message(session, twin)
             results.append((twin, True))
@@ -377,7 +376,6 @@ def store_bodies(
     if updates:
         _update_messages(session, updates)
     store_raw(session, raws)
-    _drop_same_copy_bytes(session, merged)
     if written is not None:
         written.update({row["id"]: row for row in completed_rows})  # type: ignore[misc]
     search_index.index_messages(
@@ -515,22 +513,67 @@ def raw_of(session: Session, message_id: int) -> bytes | None:
 # --- each copy's own bytes ----------------------------------------------------------------------------
 
 
-def _keep_copy_bytes(session: Session, location_id: int, source_id: int, data: MessageData) -> None:
-    """A copy about to merge into its twin: its bytes into ``mail_location_raw`` (``_drop_same_copy_bytes``
-    takes them out again where they are the twin's). A sync helper wrote them to ``mail_raw`` under the
-    copy's provisional message (``core.raw_writer``; ``data.raw`` is empty then): copied from there, in the
-    database."""
-    table = m.MailLocationRaw.__table__  # type: ignore[attr-defined]
-    session.execute(delete(table).where(table.c.location_id == location_id))
-    if data.raw or not data.size:
-        session.execute(insert(table).values(location_id=location_id, raw=bytes(data.raw)))
+def _keep_copy_bytes(
+    session: Session,
+    items: list[tuple[int, MessageData]],
+    digests: list[str],
+    owner: dict[int, int],
+    complete: set[int],
+    known: dict[tuple[str | None, str], int],
+) -> None:
+    """The copies of a ``store_bodies`` batch that will merge into a twin (the batch's own decisions, made
+    ahead without writing): their bytes into ``mail_location_raw`` where they differ from the twin's, in a
+    few statements for the batch. On Gmail (INBOX and All Mail) nearly every message merges and its copies are
+    mostly alike: compared first, nothing is written for those (they were written, then deleted again).
+
+    A copy's bytes are its ``data.raw``, or, where a sync helper wrote them under the copy's provisional
+    message (``core.raw_writer``; ``data.raw`` empty, ``data.size`` set), read from ``mail_raw``; the twin's
+    are those of the message it completed in this batch, or its stored ones."""
+    complete = set(complete)
+    known = dict(known)
+    batch_raw: dict[int, bytes] = {}  # messages this batch completes with their bytes in hand
+    merging: list[tuple[int, int, int, bytes | None]] = []  # (location, its message, twin, bytes in hand)
+    for (location_id, data), digest in zip(items, digests, strict=True):
+        message_id = owner.get(location_id)
+        if message_id is None or message_id in complete:
+            continue
+        in_hand = bytes(data.raw) if data.raw or not data.size else None
+        twin = known.get((data.message_id, digest))
+        if twin is not None and twin != message_id:
+            merging.append((location_id, message_id, twin, in_hand))
+            continue
+        known[(data.message_id, digest)] = message_id
+        complete.add(message_id)
+        if in_hand is not None:
+            batch_raw[message_id] = in_hand
+    if not merging:
         return
-    session.execute(
-        insert(table).from_select(
-            ["location_id", "raw"],
-            select(literal(location_id, Integer), m.MailRaw.raw).where(m.MailRaw.message_id == source_id),
-        )
+    wanted = sorted(
+        {twin for _, _, twin, _ in merging if twin not in batch_raw}
+        | {source for _, source, _, in_hand in merging if in_hand is None}
     )
+    stored: dict[int, bytes | None] = {}
+    for start in range(0, len(wanted), 500):
+        stored.update(
+            (message_id, bytes(raw) if raw is not None else None)
+            for message_id, raw in session.execute(
+                select(m.MailRaw.message_id, m.MailRaw.raw).where(
+                    bulk.among(session, m.MailRaw.message_id, wanted[start : start + 500])
+                )
+            )
+        )
+    own = []
+    for location_id, source, twin, in_hand in merging:
+        mine = in_hand if in_hand is not None else stored.get(source)  # None: not known (fetched if asked)
+        theirs = batch_raw[twin] if twin in batch_raw else stored.get(twin)
+        if mine is None or theirs is None or mine != theirs:
+            own.append({"location_id": location_id, "raw": mine})
+    table = m.MailLocationRaw.__table__  # type: ignore[attr-defined]
+    session.execute(
+        delete(table).where(bulk.among(session, table.c.location_id, [location for location, *_ in merging]))
+    )
+    if own:
+        session.execute(insert(table), own)
 
 
 def _drop_same_copy_bytes(session: Session, location_ids: list[int]) -> None:
@@ -718,11 +761,11 @@ def remove_stale_generations(session: Session, folder: m.MailFolder) -> int:
     return removed or 0
 
 
-def drop_orphans(session: Session, message_ids: Iterable[int]) -> None:
+def drop_orphans(session: Session, message_ids: Iterable[int], *, keep_waiting: bool = True) -> None:
     """Of these messages, those left with no copy on a server and no record link go. One with an offline
     change not yet made stays until the sync has said that change could not be made (``pending_changes``
     gives it with no copy; the sync then finishes the change and drops the message): deleting the message
-    would delete its change without a word."""
+    would delete its change without a word. ``keep_waiting`` False: those go too (their account is removed)."""
     ids = list(message_ids)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -737,7 +780,7 @@ def drop_orphans(session: Session, message_ids: Iterable[int]) -> None:
                 m.MailMessage.id.in_(chunk),  # type: ignore[union-attr]
                 m.MailMessage.id.not_in(located),  # type: ignore[union-attr]
                 m.MailMessage.id.not_in(linked),  # type: ignore[union-attr]
-                m.MailMessage.id.not_in(waiting),  # type: ignore[union-attr]
+                m.MailMessage.id.not_in(waiting) if keep_waiting else true(),  # type: ignore[union-attr]
                 m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
             )
         )
