@@ -147,10 +147,8 @@ def account_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_test(context: AppContext, args: argparse.Namespace) -> int:
-    from imapclient.exceptions import IMAPClientError
-
     from crm_tui.core.wording import plural
-    from crm_tui.mail.imap import MailConnectionError, command_failed, connect_login, load_login, logout
+    from crm_tui.mail.imap import folder_names, load_login
 
     login = load_login(context.database(), args.name)
     endpoint = login.endpoint
@@ -159,19 +157,10 @@ def account_test(context: AppContext, args: argparse.Namespace) -> int:
             f"{endpoint.account}: not connected (the demo's account never connects; mail waits in the outbox)"
         )
         return 0
-    client = connect_login(login)
-    where = f"{endpoint.host}:{endpoint.port}"
-    try:
-        names = [n.decode() if isinstance(n, bytes) else str(n) for _f, _d, n in client.list_folders()]
-    except (IMAPClientError, OSError, EOFError) as exc:  # the server's failure (or the link's), not ours
-        raise MailConnectionError(
-            f"{endpoint.account}: logged in to {where}, but listing the folders failed: {command_failed(exc)}",
-            "protocol",
-        ) from None
-    finally:
-        logout(client)
+    names = folder_names(login)
     print(
-        f"{endpoint.account}: logged in to {where}; {plural(len(names), 'folder')}: {', '.join(sorted(names))}"
+        f"{endpoint.account}: logged in to {endpoint.host}:{endpoint.port}; "
+        f"{plural(len(names), 'folder')}: {', '.join(sorted(names))}"
     )
     return 0
 

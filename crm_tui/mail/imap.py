@@ -216,6 +216,26 @@ def command_failed(exc: BaseException, *, timeout: float = TIMEOUT) -> str:
     return f"the server said: {text}"[:300] if text else "the server refused it without a reason"
 
 
+def folder_names(login: Login) -> list[str]:
+    """Log in and list the account's folders: what ``account test`` and ``t`` in Settings show. One
+    MailConnectionError in words for whatever fails, the listing included (the server's own words for a
+    command it fails: a Dovecot answering LIST with "Internal error occurred")."""
+    from imapclient.exceptions import IMAPClientError
+
+    endpoint = login.endpoint
+    client = connect_login(login)
+    try:
+        return [n.decode() if isinstance(n, bytes) else str(n) for _f, _d, n in client.list_folders()]
+    except (IMAPClientError, OSError, EOFError) as exc:  # the server's failure (or the link's), not ours
+        raise MailConnectionError(
+            f"{endpoint.account}: logged in to {endpoint.host}:{endpoint.port}, but listing the folders failed: "
+            f"{command_failed(exc)}",
+            "protocol",
+        ) from None
+    finally:
+        logout(client)
+
+
 def _quietly_close(client: Any) -> None:
     with contextlib.suppress(Exception):  # closing a broken connection
         client.shutdown()

@@ -355,14 +355,10 @@ class SettingsScreen(CrmScreen):
     @work(thread=True, exclusive=True, group="account-test", exit_on_error=False)
     def _test_login(self, name: str) -> None:
         from crm_tui.core.errors import CrmError
-        from crm_tui.mail.imap import connect_login, load_login, logout
+        from crm_tui.mail.imap import folder_names, load_login
 
         try:
-            client = connect_login(load_login(self.context.database(), name))
-            try:
-                count = len(client.list_folders())
-            finally:
-                logout(client)
+            count = len(folder_names(load_login(self.context.database(), name)))
         except CrmError as exc:
             # The demo's account never connects: that is information, not a failure.
             severity = "information" if getattr(exc, "kind", None) == "demo" else "error"
