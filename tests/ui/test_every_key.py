@@ -210,7 +210,7 @@ MUST_REACH = {
                  "TemplatePicker"},
     "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen"},
     "calendar": {"RecordForm", "ComposeScreen"},
-    "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "FolderPicker", "RecordPicker", "RecordForm",
+    "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "OutboxMailScreen", "FolderPicker", "RecordPicker", "RecordForm",
               "PromptDialog", "TemplatePicker"},
     "settings": {"RecordForm", "TemplateForm", "ConfirmDialog", "PromptDialog", "TemplatePicker", "MassMailScreen"},
 }  # fmt: skip
