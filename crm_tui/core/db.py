@@ -383,11 +383,16 @@ def backup_sqlite(connection: Any, target: Path) -> None:
     """A consistent copy of the open SQLite database (the online backup API)."""
     source = connection.connection.driver_connection
     create_private_file(target)
-    destination = sqlite3.connect(str(target))
     try:
-        source.backup(destination)
-    finally:
-        destination.close()
+        destination = sqlite3.connect(str(target))
+        try:
+            source.backup(destination)
+        finally:
+            destination.close()
+    except BaseException:
+        with suppress(OSError):  # a partial copy (a full disk) is no backup: nothing is left behind
+            target.unlink()
+        raise
 
 
 def known_revisions() -> list[str]:
@@ -578,9 +583,12 @@ def open_database(url: str, *, migrate: bool = True, backup_dir: Path | None = N
     if migrate:
         try:
             upgrade(db, backup_dir=backup_dir)
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, DBAPIError, sqlite3.Error) as exc:  # sqlite3's own: the backup before it
             db.dispose()
-            raise DatabaseError(describe_db_error(exc, db.folder)) from exc
+            said = describe_db_error(exc, db.folder)
+            if disk_full(db.folder):  # reading needs no space (see _connect_sqlite): this was the upgrade
+                said = f"the database must first be upgraded to this crm-tui's schema, but {said}"
+            raise DatabaseError(said) from exc
         except BaseException:
             db.dispose()
             raise

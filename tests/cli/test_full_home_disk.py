@@ -138,3 +138,34 @@ def test_what_was_written_before_a_crash_is_read_from_the_log_when_the_disk_is_f
     code_, out, err = cli(capsys, "--home", str(home), "contacts", "list")
     assert code_ == 0, err
     assert "Kept" in out and "OnlyInTheLog" in out
+
+
+def test_an_older_database_on_a_full_disk_says_it_must_be_upgraded_first_and_changes_nothing(
+    small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
+    """Its upgrade copies it to data/backups first: that failed with 'internal error: OperationalError:
+    database or disk is full' and left a partial copy."""
+    import shutil
+
+    from tests.unit.test_migrations import _database_at, _revision
+
+    home = small_disk(4 * 1024) / "home"
+    (home / "data").mkdir(parents=True)
+    shutil.copy(_database_at(tmp_path, "0018"), home / "data" / "crm.sqlite3")
+    fill_disk(home)
+
+    code, out, err = cli(capsys, "--home", str(home), "contacts", "list")
+
+    assert code == 1, out
+    assert err.strip() == (
+        "crm-tui: the database must first be upgraded to this crm-tui's schema, but the disk holding the "
+        f"database ({home / 'data'}) is full: nothing was saved; free some space there and try again"
+    )
+    assert [p.name for p in (home / "data" / "backups").glob("*")] == []
+    connection = sqlite3.connect(f"file:{home / 'data' / 'crm.sqlite3'}?immutable=1", uri=True)
+    assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [("0018",)]
+    connection.close()
+    (home / "filler").unlink()
+    code, out, err = cli(capsys, "--home", str(home), "contacts", "list")
+    assert code == 0, err
+    assert _revision(home / "data" / "crm.sqlite3") != "0018"
