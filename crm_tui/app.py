@@ -228,7 +228,7 @@ class CrmApp(ReportsErrors, App[None]):
         from crm_tui.screens.compose import take_back_queued
 
         if not take_back_queued(self):
-            self.update_status("no mail to take back: u takes back the mail just queued, until it goes out")
+            self.update_status("no mail to take back (u takes back the mail just queued)")
 
     def flush_outbox(self) -> None:
         """Deliver what is due in the outbox, in a worker (never in demo mode: there the outbox holds)."""

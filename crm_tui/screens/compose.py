@@ -86,7 +86,7 @@ def take_back_queued(app: Any) -> bool:
         return True
     said = f"taken back: the mail to {terminal_safe(queued.to)} is a draft again (R in the inbox lists the drafts)"
     app.notify(said[0].upper() + said[1:] + ".")
-    app.update_status(said)
+    app.update_status("mail taken back: a draft again (R in the inbox)")
     return True
 
 
