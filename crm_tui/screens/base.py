@@ -76,6 +76,16 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
             self.notify(str(exc), severity="warning", timeout=8)
             return False, None
 
+    def attempt(self, work: Callable[[Any], Any]) -> tuple[str | None, Any]:
+        """``write`` for a dialog that keeps what was typed: (None, result), or (why not, None) unnotified."""
+        from crm_tui.core.errors import CrmError
+
+        try:
+            with self.app.context.database().write() as session:  # type: ignore[attr-defined]
+                return None, work(session)
+        except CrmError as exc:
+            return str(exc), None
+
     def record_name(self, ref: Any) -> str:
         """A record as messages name it (``record_name``): 'lead “Wärmepumpe für den Neubau”'."""
         return record_name(self.app.context, ref)  # type: ignore[attr-defined]

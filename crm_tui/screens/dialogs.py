@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -64,10 +66,13 @@ class PromptDialog(FollowsTypeahead, ModalScreen[str | None]):
         value: str = "",
         multiline: bool = False,
         required: bool = True,
+        save: Callable[[str], str | None] | None = None,
     ):
+        """``save``: stores the text and returns None, or why it could not (the dialog then stays open with
+        the text and the reason: a full disk never costs a written comment)."""
         super().__init__()
         self._title, self._placeholder, self._value = title, placeholder, value
-        self._multiline, self._required = multiline, required
+        self._multiline, self._required, self._save = multiline, required, save
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -96,6 +101,11 @@ class PromptDialog(FollowsTypeahead, ModalScreen[str | None]):
         if self._required and not value:
             self.query_one("#error", Label).update("This cannot be empty.")
             return
+        if self._save is not None and value:
+            failed = self._save(value)
+            if failed:
+                self.query_one("#error", Label).update(Text(f"Not saved: {failed}"))
+                return
         self.dismiss(value)
 
     def action_cancel(self) -> None:

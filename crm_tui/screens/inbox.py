@@ -831,17 +831,22 @@ class InboxScreen(SearchesItsList, CrmScreen):
             return
         named = self.record_name(target)
 
-        def written(body: str | None) -> None:
-            if not body:
-                return
+        added: list[int] = []
+
+        def save(body: str) -> str | None:
             now = context.clock.now()
-            ok, comment = self.write(
+            failed, comment = self.attempt(
                 lambda session: attachments.add_comment(
                     session, target, body, author_id=context.me_id(), now=now
                 )
             )
-            if ok:
-                comment_id = comment.id
+            if failed is None:
+                added.append(comment.id)
+            return failed  # the dialog stays open with the text and the reason
+
+        def written(body: str | None) -> None:
+            if body and added:
+                comment_id = added[0]
 
                 def take_back(session: Any) -> str:
                     from crm_tui.core import models as m
@@ -853,7 +858,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
                 self._done(TakeBack(f"comment added to {named}", take_back))
 
-        self.app.push_screen(PromptDialog(f"Comment on {named}", multiline=True), written)
+        self.app.push_screen(PromptDialog(f"Comment on {named}", multiline=True, save=save), written)
 
 
 def original_of(session: Any, message_id: int, raw: bytes, *, with_attachments: bool = False) -> Any:

@@ -288,21 +288,24 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         if ref is None:
             return
 
-        def entered(body: str | None) -> None:
-            if not body:
-                return
+        def save(body: str) -> str | None:
             from crm_tui.core.services.attachments import add_comment
 
             context = self.app.context  # type: ignore[attr-defined]
-            ok, _ = self.write(
+            failed, _ = self.attempt(
                 lambda session: add_comment(
                     session, ref, body, author_id=context.me_id(), now=context.clock.now()
                 )
             )
-            if ok:
+            return failed  # the dialog stays open with the text and the reason
+
+        def entered(body: str | None) -> None:
+            if body:
                 self._load_detail(ref)
 
-        self.app.push_screen(PromptDialog(f"Comment on {self.named(ref)}", multiline=True), entered)
+        self.app.push_screen(
+            PromptDialog(f"Comment on {self.named(ref)}", multiline=True, save=save), entered
+        )
 
     def action_import(self) -> None:
         name = {"contact": "contacts", "organization": "organizations", "lead": "leads"}.get(
