@@ -1,7 +1,7 @@
 """The outbox view (o in the inbox): what is on its way out, what failed and why, what is uncertain, which
 recipients the server refused; the user decides those (R send again, to whoever has not got it; S count as
 sent; D drop), also an item a dead process left "sending"; x delivers now (also what waits for its next try
-or its send delay) and says how it went; Enter reads the mail as it goes out, with each recipient's outcome.
+or its send delay) and says how it went; u takes back a queued mail (a draft again, R in the inbox); Enter reads the mail as it goes out, with each recipient's outcome.
 A queued mail waiting for a later time says until when ("queued, next try 14:05")."""
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class OutboxScreen(CrmScreen):
         Binding("S", "decide('sent')", "Count as sent", id="outbox.count_sent"),
         Binding("D", "decide('drop')", "Drop", id="outbox.drop"),
         Binding("x", "deliver", "Deliver now", id="outbox.deliver"),
+        Binding("u", "take_back", "Take back", id="outbox.take_back"),
         Binding("enter", "read", "Read", id="outbox.read"),
     ]
 
@@ -160,6 +161,23 @@ class OutboxScreen(CrmScreen):
             self.notify(f"{terminal_safe(row.subject)}: {said}")
             if decision == "resend":
                 self.app.flush_outbox()  # type: ignore[attr-defined]
+            self.reload()
+
+    def action_take_back(self) -> None:
+        """u: the highlighted mail, while it waits to go out, leaves the outbox and is a draft again."""
+        from crm_tui.core.services import outbox
+
+        row = self.current()
+        if row is None:
+            return
+        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        ok, _ = self.write(lambda session: outbox.take_back_item(session, row.id, now=now))
+        if ok:
+            queued = getattr(self.app, "just_queued", None)
+            if queued is not None and queued.item_id == row.id:
+                self.app.just_queued = None  # type: ignore[attr-defined]
+            to = terminal_safe(", ".join(row.recipients), max_length=60)
+            self.notify(f"Taken back: the mail to {to} is a draft again (R in the inbox lists the drafts).")
             self.reload()
 
     def action_deliver(self) -> None:

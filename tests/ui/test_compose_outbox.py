@@ -157,3 +157,54 @@ async def test_a_slow_template_leaves_the_app_usable_while_the_picker_is_filled(
     assert max(gaps) < 1.0, f"the app froze for {max(gaps):.1f} s while the templates were filled"
     slow = next(fit for fit in app.screen.fits if fit.name == "Langsam")  # type: ignore[attr-defined]
     assert not slow.fits
+
+
+async def test_u_in_the_outbox_takes_back_any_queued_mail_as_the_draft_it_was(
+    app: CrmApp, pilot: Any
+) -> None:
+    """Two mails queued; u in the outbox on the older one (not the one just queued): a draft again with its
+    To, Bcc, subject and text; the other stays queued."""
+    from textual.widgets import DataTable
+
+    from crm_tui.screens.outbox import OutboxScreen
+
+    queued, drafts = count(app, QUEUED), count(app, DRAFTS)
+    await pilot.press("2")
+    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+    table = app.screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    table.focus()
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
+    if isinstance(app.screen, ChoiceDialog):
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    to = compose.query_one("#c-to", Input).value
+    compose.query_one("#c-bcc", Input).value = "Chefin <chefin@crm.example>"
+    compose.query_one("#c-subject", Input).value = "Ältere Mail"
+    compose.query_one("#c-body", TextArea).text = "Erste Zeile\nZweite Zeile"
+    await pilot.press("ctrl+s")
+    await wait_for(
+        lambda: count(app, QUEUED) == queued + 1 and not isinstance(app.screen, ComposeScreen), pilot
+    )
+    await write_from_contact(app, pilot, "Neuere Mail")
+    assert count(app, QUEUED) == queued + 2
+    await open_inbox(app, pilot)
+    await pilot.press("o")
+    await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
+    view = app.screen
+    grid = view.query_one(DataTable)
+    await wait_for(lambda: grid.row_count >= 2, pilot)
+    older = next(i for i in range(grid.row_count) if "Ältere Mail" in str(grid.get_row_at(i)[4]))
+    grid.move_cursor(row=older)
+    await pilot.press("u")
+    await wait_for(lambda: count(app, QUEUED) == queued + 1 and count(app, DRAFTS) == drafts + 1, pilot)
+    with app.context.database().read() as session:  # type: ignore[attr-defined]
+        draft = session.scalars(select(m.MailDraft).order_by(m.MailDraft.id.desc())).first()
+        subjects = list(session.scalars(select(m.OutboxItem.subject).where(m.OutboxItem.state == "queued")))
+    assert draft is not None and draft.subject == "Ältere Mail"
+    assert draft.to == to and draft.bcc == "chefin@crm.example"
+    assert draft.body.rstrip("\n").startswith("Erste Zeile\nZweite Zeile")
+    assert "Neuere Mail" in subjects and "Ältere Mail" not in subjects
+    assert "is a draft again" in said(app)

@@ -201,6 +201,38 @@ def take_back(session: Session, item_id: int, fields: DraftFields, *, now: datet
     return drafts.save(session, None, fields, now=now)
 
 
+def fields_of(item: m.OutboxItem) -> DraftFields:
+    """An outbox item as the draft it was written as, read back from its bytes (To, Cc, the envelope's others as
+    Bcc, subject, text, threading; its attachments stay in ``raw``)."""
+    import email
+    import email.policy
+    import email.utils
+
+    message = email.message_from_bytes(bytes(item.raw), policy=email.policy.default)
+    shown = {name: ", ".join(str(value) for value in message.get_all(name, [])) for name in ("To", "Cc")}
+    seen = {address.lower() for _, address in email.utils.getaddresses([shown["To"], shown["Cc"]])}
+    bcc = [address for address in item.recipients.splitlines() if address and address.lower() not in seen]
+    part = message.get_body(preferencelist=("plain",))
+    try:
+        body = part.get_content() if part is not None else ""
+    except (LookupError, KeyError):  # an unknown charset: the text as far as it can be read
+        body = (part.get_payload(decode=True) or b"").decode("utf-8", "replace") if part is not None else ""
+    return DraftFields(
+        item.account_id, item.from_address, shown["To"], shown["Cc"], ", ".join(bcc), str(message["Subject"] or ""),
+        body.replace("\r\n", "\n"), str(message["In-Reply-To"] or "") or None,
+        str(message["References"] or "").split(), bytes(item.raw), item.reply_to_id,
+        (item.record_type, item.record_id) if item.record_type and item.record_id else None,
+    )  # fmt: skip
+
+
+def take_back_item(session: Session, item_id: int, *, now: datetime) -> m.MailDraft:
+    """Withdraw any queued mail (the outbox view's u): a draft again, as read back from its bytes."""
+    item = session.get(m.OutboxItem, item_id)
+    if item is None:
+        raise NotFound(f"the mail (outbox item {item_id}) is no longer in the outbox")
+    return take_back(session, item_id, fields_of(item), now=now)
+
+
 def due(
     session: Session, *, now: datetime, account_id: int | None = None, at_once: bool = False
 ) -> list[int]:
