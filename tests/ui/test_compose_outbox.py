@@ -208,3 +208,44 @@ async def test_u_in_the_outbox_takes_back_any_queued_mail_as_the_draft_it_was(
     assert draft.body.rstrip("\n").startswith("Erste Zeile\nZweite Zeile")
     assert "Neuere Mail" in subjects and "Ältere Mail" not in subjects
     assert "is a draft again" in said(app)
+
+
+async def test_a_chosen_template_is_filled_in_a_thread(app: CrmApp, pilot: Any, monkeypatch: Any) -> None:
+    """Enter on a template that takes long to fill (here its filling is made to take 1.5 s): the app keeps
+    answering, a note says it is being filled, and the mail takes the text when it is."""
+    import time
+
+    from crm_tui.core.services import email_templates
+    from crm_tui.screens.template_picker import TemplatePicker
+
+    real = email_templates.render
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.5)  # a template that takes its time (in the worker's thread)
+        return real(*args, **kwargs)
+
+    await pilot.press("2")
+    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+    table = app.screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    table.focus()
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
+    if isinstance(app.screen, ChoiceDialog):
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    body = compose.query_one("#c-body", TextArea)
+    before = body.text
+    await pilot.press("ctrl+t")
+    await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot, timeout=20)
+    monkeypatch.setattr(email_templates, "render", slow)  # the chosen one is slow to fill
+    ticks: list[float] = []
+    timer = app.set_interval(0.05, lambda: ticks.append(time.monotonic()))
+    await pilot.press("enter")
+    await wait_for(lambda: "Filling the template…" in said(app), pilot)
+    await wait_for(lambda: app.screen is compose and body.text != before, pilot, timeout=20)
+    timer.stop()
+    gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)]
+    assert max(gaps) < 1.0, f"the app froze for {max(gaps):.1f} s while the template was filled"
+    assert compose.query_one("#c-subject", Input).value  # a new mail takes the template's subject
