@@ -72,6 +72,7 @@ def test_a_reply_and_a_forward_to_a_hostile_mail_carry_no_escape_or_bidi_charact
     from crm_tui.screens.compose import ComposeScreen
     from crm_tui.screens.inbox import InboxScreen
     from crm_tui.settings import Settings
+    from crm_tui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
 
     mailbox.append("INBOX", hostile())
@@ -84,6 +85,8 @@ def test_a_reply_and_a_forward_to_a_hostile_mail_carry_no_escape_or_bidi_charact
         async with app.run_test(size=(160, 48)) as pilot:
             await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
             inbox = app.screen
+            table = inbox.query_one(PagedTable)
+            await wait_for(lambda: table.row_count > 0 and table.selected_key is not None, pilot)
             for key in ("r", "f"):
                 await pilot.press(key)
                 await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
