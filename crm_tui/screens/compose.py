@@ -62,9 +62,13 @@ class TemplateFilled(Message):
         self.subject, self.body, self.error = subject, body, error
 
 
-def take_back_queued(app: Any) -> bool:
+TAKEN_BACK = "mail taken back: a draft again (R in the inbox)"
+
+
+def take_back_queued(app: Any, say: Any = None) -> bool:
     """u (anywhere but where u means something else): the mail queued last is taken back, a draft again, while
-    it has not gone out; once it has, it says so. False when no mail was queued since the last take-back."""
+    it has not gone out; once it has, it says so. False when no mail was queued since the last take-back.
+    ``say``: how the screen puts a line on the status bar (the inbox's outlives its reload)."""
     from crm_tui.core.errors import CrmError
     from crm_tui.core.services import outbox
 
@@ -86,7 +90,7 @@ def take_back_queued(app: Any) -> bool:
         return True
     said = f"taken back: the mail to {terminal_safe(queued.to)} is a draft again (R in the inbox lists the drafts)"
     app.notify(said[0].upper() + said[1:] + ".")
-    app.update_status("mail taken back: a draft again (R in the inbox)")
+    (say or app.update_status)(TAKEN_BACK)
     return True
 
 

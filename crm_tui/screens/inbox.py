@@ -531,7 +531,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         queued = getattr(self.app, "just_queued", None)
         if queued is not None and (not self.undo_stack or queued.at > self.undo_stack[-1].at):
-            take_back_queued(self.app)
+            take_back_queued(self.app, say=self.say)
             self.reload()
             return
         if not self.undo_stack:
