@@ -167,7 +167,8 @@ class ComposeScreen(CrmScreen):
                 yield Static(id=f"c-{name}-hint", classes="compose-hint hidden")
             with Horizontal(classes="compose-row"):
                 yield Label("Subject", classes="compose-label")
-                yield Input(d.subject, id="c-subject")
+                # Tabbing into a subject ("Re: ...") must not select it: the first key would replace it.
+                yield Input(d.subject, id="c-subject", select_on_focus=False)
             yield Static(id="c-attachments")
             yield TextArea(d.body, id="c-body", soft_wrap=True)
         yield StatusBar()
@@ -176,6 +177,10 @@ class ComposeScreen(CrmScreen):
     def on_mount(self) -> None:
         self.call_after_refresh(self._start_saving)
         self._show_attachments()
+        if len(self.identities) <= 1:
+            # Nothing to choose: Tab from the text goes round to To, not to a From that takes no typing
+            # (what was typed there went nowhere).
+            self.query_one("#c-from", Select).can_focus = False
         body = self.query_one("#c-body", TextArea)
         body.move_cursor((0, 0))
         if self.draft.to:  # a reply: write at the top, above the quote

@@ -414,3 +414,32 @@ async def test_the_new_template_forms_placeholders_look_like_examples_when_saved
         assert "".join(segment.text for segment in line).startswith("e.g. ")
         assert all(segment.style.dim and segment.style.italic for segment in line), line  # type: ignore[union-attr]
     assert not errors(app)
+
+
+async def test_tab_from_the_text_goes_round_to_to_and_a_subject_tabbed_into_is_not_replaced(
+    app: CrmApp, pilot: Any
+) -> None:
+    """With one identity there is no From to choose: Tab from the text went to it, and what was typed next
+    went nowhere. Tabbing into a filled subject selected it, so the first key replaced "Re: ..."."""
+    table = app.screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    await pilot.press("m")
+    await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    compose = app.screen
+    subject = compose.query_one("#c-subject", Input)
+    subject.value = "Angebot Dach"
+    body = compose.query_one("#c-body", TextArea)
+    body.focus()
+    await pilot.press("B", "1", "tab")
+    await pilot.pause()
+    assert app.focused is compose.query_one("#c-to"), app.focused
+    to_before = compose.query_one("#c-to", Input).value
+    await pilot.press("x")
+    await pilot.pause()
+    assert compose.query_one("#c-to", Input).value != to_before, "what is typed after Tab lands in To"
+    subject.focus()
+    await pilot.pause()
+    await pilot.press("!", "T")
+    await pilot.pause()
+    assert subject.value == "Angebot Dach!T"
+    assert body.text.startswith("B1")
