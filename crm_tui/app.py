@@ -499,6 +499,11 @@ class CrmApp(ReportsErrors, App[None]):
     async def _run_bound_action(self, node: Any, action: str) -> None:
         await self.run_action(action, node)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # A picker's ctrl+p moves up its list (ctrl+n down), as fuzzy finders do: the palette's priority key
+        # would take it first.
+        return not (action == "command_palette" and getattr(self.screen, "MOVES_ON_CTRL_P", False))
+
     def notify(
         self,
         message: str,

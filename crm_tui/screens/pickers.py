@@ -53,7 +53,14 @@ class _Picker(FollowsTypeahead, ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", id="picker.cancel"),
         Binding("down", "move(1)", "Next", show=False, priority=True, id="picker.down"),
         Binding("up", "move(-1)", "Previous", show=False, priority=True, id="picker.up"),
+        # As in the fuzzy finders people know; ctrl+p here is not the palette (CrmApp.check_action).
+        Binding("ctrl+n", "move(1)", "Next", show=False, priority=True, id="picker.next"),
+        Binding("ctrl+p", "move(-1)", "Previous", show=False, priority=True, id="picker.previous"),
+        # In the list (Tab from the field); in the field they are letters to type.
+        Binding("j", "move(1)", "Next", show=False, id="picker.down_j"),
+        Binding("k", "move(-1)", "Previous", show=False, id="picker.up_k"),
     ]
+    MOVES_ON_CTRL_P = True  # ctrl+p moves up the list instead of opening the palette
 
     def __init__(self, title: str, placeholder: str) -> None:
         super().__init__()
@@ -94,7 +101,9 @@ class _Picker(FollowsTypeahead, ModalScreen[str | None]):
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        self.dismiss(event.option.id)
+        # Enter in the list, or a click: as Enter in the field (a picker may refuse some entries).
+        self.query_one(OptionList).highlighted = event.option_index
+        self.take_highlighted()
 
     def action_move(self, step: int) -> None:
         listing = self.query_one(OptionList)

@@ -1,11 +1,13 @@
 """Pick a mail template: those this mail (or these recipients) can fill first, the others greyed with what
-they need ("needs a deal"); type a few letters to narrow the list, Up/Down, Enter."""
+they need ("needs a deal"); type a few letters to narrow the list, Up/Down (ctrl+n/ctrl+p; j/k in the list) over
+every template listed, Enter takes the highlighted one or, for one that does not fit, says under the list why."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -18,6 +20,9 @@ from crm_tui.widgets.option_list import Options
 
 
 class TemplatePicker(_Picker):
+    """The templates that do not fit are listed (greyed, with what they need) and can be highlighted like the
+    others: Enter on one says why it does not fit instead of taking it."""
+
     BINDINGS = [Binding("enter", "take", "Take it", show=False, id="templates.take")]
 
     def __init__(self, title: str, fits: list[Any], *, notes: list[str] | None = None) -> None:
@@ -26,6 +31,7 @@ class TemplatePicker(_Picker):
         # Where the merge fields come from ("Deal: ... the only open deal of ...").
         self.notes = list(notes or [])
         self.shown: list[Any] = []  # the templates listed now, in their order
+        self._explained: int | None = None  # the entry whose reason is said under the list
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog picker"):
@@ -46,7 +52,7 @@ class TemplatePicker(_Picker):
                 scored.append((not fit.fits, -score if query.strip() else order, fit))
         scored.sort(key=lambda item: item[:2])
         self.shown = [fit for _, _, fit in scored]
-        self.query_one("#picker-why", Static).update("")
+        self._say_why(None)
         listing = self.query_one(OptionList)
         listing.clear_options()
         for _, _, fit in scored:
@@ -55,37 +61,38 @@ class TemplatePicker(_Picker):
                 label.append(f" — {terminal_safe(fit.description)}", style="dim")
             if not fit.fits:
                 label.append(f" — {terminal_safe(fit.reason, max_length=100)}", style="dim italic")
-            listing.add_option(Option(label, id=str(fit.id), disabled=not fit.fits))
-        first = next((i for i, (_, _, fit) in enumerate(scored) if fit.fits), None)
+            # Not a disabled option: one that does not fit is highlighted as any other (a disabled one showed no
+            # highlight and was skipped, so with none fitting Up/Down moved nothing and Enter named the first).
+            listing.add_option(Option(label, id=str(fit.id)))
+        first = next((i for i, (_, _, fit) in enumerate(scored) if fit.fits), 0 if scored else None)
         listing.highlighted = first
 
-    def action_move(self, step: int) -> None:
-        """Up/Down over the templates that fit (the others cannot be taken)."""
-        listing = self.query_one(OptionList)
-        enabled = [i for i in range(listing.option_count) if not listing.get_option_at_index(i).disabled]
-        if not enabled:
-            return
-        current = listing.highlighted if listing.highlighted in enabled else None
-        if current is None:
-            listing.highlighted = enabled[0] if step > 0 else enabled[-1]
-            return
-        position = max(0, min(len(enabled) - 1, enabled.index(current) + step))
-        listing.highlighted = enabled[position]
+    def fits_at(self, index: int) -> bool:
+        """Whether the template listed at ``index`` fits this mail (can be taken)."""
+        return 0 <= index < len(self.shown) and bool(self.shown[index].fits)
+
+    def _say_why(self, index: int | None) -> None:
+        """Under the list: why the template at ``index`` does not fit (None: nothing)."""
+        self._explained = index
+        why = self.shown[index].why if index is not None and 0 <= index < len(self.shown) else ""
+        self.query_one("#picker-why", Static).update(Text(terminal_safe(why, max_length=300), style="bold"))
+
+    @on(OptionList.OptionHighlighted)
+    def _moved(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option_index != self._explained:
+            self._say_why(None)  # the reason said was another template's
 
     def action_take(self) -> None:
         """Enter: the highlighted template (the type-ahead field passes Enter on as this)."""
         self.take_highlighted()
 
     def take_highlighted(self) -> None:
-        """Enter: the highlighted template; when no template that fits is listed (what is typed names only
-        those that don't), say under the list why the first of them does not fit and what would make it."""
-        listing = self.query_one(OptionList)
-        highlighted = listing.highlighted
-        if highlighted is not None and not listing.get_option_at_index(highlighted).disabled:
-            self.dismiss(listing.get_option_at_index(highlighted).id)
+        """Enter (or a click): the highlighted template; one that does not fit stays listed, and under the list
+        it says why and what would make it fit."""
+        highlighted = self.query_one(OptionList).highlighted
+        if highlighted is None or not 0 <= highlighted < len(self.shown):
             return
-        unfit = next((fit for fit in self.shown if not fit.fits), None)
-        if unfit is not None:
-            self.query_one("#picker-why", Static).update(
-                Text(terminal_safe(unfit.why, max_length=300), style="bold")
-            )
+        if self.fits_at(highlighted):
+            self.dismiss(str(self.shown[highlighted].id))
+        else:
+            self._say_why(highlighted)
