@@ -1,6 +1,6 @@
 """The outbox view (o in the inbox): what is on its way out, what failed and why, what is uncertain, which
 recipients the server refused; the user decides those (R send again, to whoever has not got it; S count as
-sent; D drop), also an item a dead process left "sending"; x delivers now (also what waits for its next try
+sent; D drop, asked first), also an item a dead process left "sending"; x delivers now (also what waits for its next try
 or its send delay) and says how it went; u takes back a queued mail (a draft again, R in the inbox); Enter reads the mail as it goes out, with each recipient's outcome.
 A queued mail waiting for a later time says until when ("queued, next try 14:05")."""
 
@@ -54,6 +54,15 @@ def state_text(row: Any, now: Any, zone: Any) -> str:
     same_day = at.date() == now.astimezone(zone).date()
     when = f"{at:%H:%M}" if same_day else f"{at:%d.%m. %H:%M}"
     return f"{shown}, next try {when}" if row.attempts else f"{shown}, goes {when}"
+
+
+def outbox_counts(rows: list[Any]) -> str:
+    """The status line: what waits to go out, the demo's mail that never goes, what needs the user's word."""
+    waiting = sum(1 for r in rows if r.state in ("queued", "sending") and not r.demo and not r.needs_decision)
+    never = sum(1 for r in rows if r.shown_state == "never delivered (demo)")
+    attention = sum(1 for r in rows if r.needs_decision)
+    demo = f", {never} never delivered (demo)" if never else ""
+    return f"outbox: {waiting} waiting{demo}, {attention} need a decision"
 
 
 class OutboxScreen(CrmScreen):
@@ -110,13 +119,7 @@ class OutboxScreen(CrmScreen):
             )
         if message.rows:
             table.move_cursor(row=min(keep, len(message.rows) - 1))
-        waiting = sum(
-            1
-            for r in message.rows
-            if r.state in ("queued", "sending") and not r.demo and not r.needs_decision
-        )
-        attention = sum(1 for r in message.rows if r.needs_decision)
-        self.app.update_status(f"outbox: {waiting} waiting, {attention} need a decision")  # type: ignore[attr-defined]
+        self.app.update_status(outbox_counts(message.rows))  # type: ignore[attr-defined]
         self._show_error()
 
     @on(DataTable.RowHighlighted)
@@ -145,11 +148,32 @@ class OutboxScreen(CrmScreen):
         table.action_cursor_down() if step > 0 else table.action_cursor_up()
 
     def action_decide(self, decision: str) -> None:
-        from crm_tui.core.services import outbox
+        """R, S, D on the highlighted mail; D (the mail is gone for good) asks first: y drops, n or Esc keeps."""
+        from crm_tui.core.services.outbox import mail_named
 
         row = self.current()
         if row is None:
             return
+        if decision != "drop" or row.state == "sent":  # a sent mail cannot be dropped: that says why
+            self._decide(row, decision)
+            return
+        from crm_tui.screens.dialogs import ConfirmDialog
+
+        named = mail_named(row.subject or "", row.recipients)
+        if row.state == "partial":
+            title, body = f"Let the refused addresses of {named} go?", "It stays sent to the others."
+        else:
+            title, body = f"Drop {named}?", "It leaves the outbox and is not sent; this cannot be undone."
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._decide(row, decision)
+
+        self.app.push_screen(ConfirmDialog(title, body, "Drop"), confirmed)
+
+    def _decide(self, row: Any, decision: str) -> None:
+        from crm_tui.core.services import outbox
+
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
         ok, _ = self.write(lambda session: outbox.decide(session, row.id, decision, now=now))
         if ok:
@@ -158,7 +182,7 @@ class OutboxScreen(CrmScreen):
                 "sent": "counted as sent",
                 "drop": "refused addresses let go" if row.state == "partial" else "dropped",
             }[decision]
-            self.notify(f"{terminal_safe(row.subject)}: {said}")
+            self.notify(f"{outbox.mail_named(row.subject or '', row.recipients)}: {said}")
             if decision == "resend":
                 self.app.flush_outbox()  # type: ignore[attr-defined]
             self.reload()

@@ -277,7 +277,7 @@ def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbo
     from crm_tui.app import CrmApp
     from crm_tui.core import models as m
     from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog
+    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
     from crm_tui.screens.outbox import OutboxScreen
     from crm_tui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
@@ -329,7 +329,9 @@ def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbo
             await wait_for(
                 lambda: "550 5.1.1 no such user" in str(view.query_one("#outbox-error").render()), pilot
             )
-            await pilot.press("D")
+            await pilot.press("D")  # asked first: y drops
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
             await wait_for(lambda: grid.row_count == 1 and view.rows[0].state == "sent", pilot)
 
     asyncio.run(scenario())

@@ -436,6 +436,7 @@ def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to
     from textual.widgets import DataTable
 
     from crm_tui.app import CrmApp
+    from crm_tui.screens.dialogs import ConfirmDialog
     from crm_tui.screens.inbox import InboxScreen
     from crm_tui.screens.outbox import OutboxScreen
     from tests.ui.helpers import make_context, wait_for
@@ -471,7 +472,9 @@ def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to
             assert states == ["sending, cut off", "partly sent: 1 refused"]
             assert "outbox: 0 waiting, 2 need a decision" in str(app.screen.query_one("StatusBar").render())
             assert "the process sending it stopped" in str(detail.render())
-            await pilot.press("D")  # drop the cut-off one
+            await pilot.press("D")  # drop the cut-off one: asked first, y drops
+            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+            await pilot.press("y")
             await wait_for(lambda: grid.row_count == 1, pilot)
             await wait_for(
                 lambda: (

@@ -108,3 +108,97 @@ async def test_tab_and_arrows_take_the_highlighted_template(app: CrmApp, pilot: 
     await pilot.press("enter")
     await wait_for(lambda: app.screen is compose and subject.value == SUBJECTS[name], pilot)
     assert not errors(app)
+
+
+def queue_mail(app: CrmApp, subject: str, to: str) -> None:
+    """A mail in the demo's outbox, as ctrl+s queues it (it is never delivered: the demo never connects)."""
+    from sqlalchemy import select
+
+    from crm_tui.core import models as m
+    from crm_tui.core.services import outbox
+
+    with app.context.database().write() as session:
+        account = session.scalars(select(m.MailAccount)).first()
+        outbox.queue(
+            session,
+            account_id=account.id,
+            message_id=f"<{len(subject)}.{to}@crm.example>",
+            from_address="anna.berg@example.com",
+            recipients=[to],
+            subject=subject,
+            raw=f"From: anna.berg@example.com\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nHallo\r\n".encode(),
+            now=app.context.clock.now(),
+        )
+
+
+async def open_outbox(app: CrmApp, pilot: Any, rows: int) -> Any:
+    from crm_tui.screens.outbox import OutboxScreen
+
+    await pilot.press("1")
+    await settle(pilot)
+    await pilot.press("o")
+    await wait_for(
+        lambda: isinstance(app.screen, OutboxScreen) and len(getattr(app.screen, "rows", [])) == rows, pilot
+    )
+    return app.screen
+
+
+def status(app: CrmApp) -> str:
+    return str(app.screen.query_one("StatusBar").render())
+
+
+def notes(app: CrmApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_the_outbox_asks_before_dropping_and_names_a_mail_without_a_subject(
+    app: CrmApp, pilot: Any
+) -> None:
+    from crm_tui.screens.dialogs import ConfirmDialog
+
+    queue_mail(app, "", "kunde@example.com")
+    outbox = await open_outbox(app, pilot, 1)
+    # The demo's mail never goes: the status line counts it (it said "0 waiting" and nothing more).
+    await wait_for(
+        lambda: "outbox: 0 waiting, 1 never delivered (demo), 0 need a decision" in status(app), pilot
+    )
+    await pilot.press("D")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    assert "Drop (no subject) to kunde@example.com?" in str(app.screen.query_one(".dialog-title").render())
+    await pilot.press("n")
+    await wait_for(lambda: app.screen is outbox, pilot)
+    await settle(pilot)
+    assert len(outbox.rows) == 1, "n keeps it"
+    await pilot.press("D")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    await pilot.press("escape")
+    await wait_for(lambda: app.screen is outbox, pilot)
+    await settle(pilot)
+    assert len(outbox.rows) == 1, "Esc keeps it"
+    await pilot.press("D")
+    await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+    await pilot.press("y")
+    await wait_for(lambda: app.screen is outbox and not outbox.rows, pilot)
+    assert "(no subject) to kunde@example.com: dropped" in notes(app)
+    assert not any(note.startswith(":") for note in notes(app))
+    assert not errors(app)
+
+
+async def test_a_mail_counted_as_sent_is_named_by_what_is_known(app: CrmApp, pilot: Any) -> None:
+    queue_mail(app, "Angebot Dach", "kunde@example.com")
+    outbox = await open_outbox(app, pilot, 1)
+    await pilot.press("S")
+    await wait_for(lambda: "“Angebot Dach” to kunde@example.com: counted as sent" in notes(app), pilot)
+    await wait_for(lambda: outbox.rows and outbox.rows[0].state == "sent", pilot)
+    await pilot.press("u")  # the demo never delivered it: the user counted it as sent
+    await wait_for(lambda: any("too late to take it back" in note for note in notes(app)), pilot)
+    [said] = [note for note in notes(app) if "too late" in note]
+    assert said == "the mail was counted as sent: too late to take it back"
+    await pilot.press("R")  # the list shows no ids: the mail is named by its subject and recipient
+    await wait_for(lambda: any("only a queued" in note for note in notes(app)), pilot)
+    [said] = [note for note in notes(app) if "only a queued" in note]
+    assert said.startswith("the mail “Angebot Dach” to kunde@example.com was counted as sent: "), said
+    assert "outbox item" not in said
+    await pilot.press("D")  # nothing to ask: a sent mail cannot be dropped, and it says why
+    await wait_for(lambda: len([note for note in notes(app) if "only a queued" in note]) == 2, pilot)
+    assert app.screen is outbox

@@ -185,17 +185,47 @@ def queue(
     return item
 
 
+def mail_named(subject: str, recipients: list[str]) -> str:
+    """An outbox mail as messages name it, by what the user sees of it (the outbox view shows no ids):
+    '“Angebot Dach” to lea@example.com (and 2 more)', '(no subject) to lea@example.com'. Terminal-safe."""
+    from crm_tui.core.sanitize import terminal_safe
+
+    named = f"“{terminal_safe(subject, max_length=60)}”" if subject.strip() else "(no subject)"
+    if recipients:
+        named += f" to {terminal_safe(recipients[0], max_length=60)}"
+        if len(recipients) > 1:
+            named += f" (and {len(recipients) - 1} more)"
+    return named
+
+
+def _named(item: m.OutboxItem) -> str:
+    return mail_named(item.subject or "", [r for r in item.recipients.splitlines() if r])
+
+
+def _was(session: Session, item: m.OutboxItem) -> str:
+    """What is known of a sent item: the server took it (for some or all), or the user counted it as sent
+    (the demo's, a failed or uncertain one: maybe never delivered)."""
+    if item.state == "partial":
+        return "went out to some of its recipients"
+    accepted = session.scalar(
+        select(m.OutboxRecipient.id).where(
+            m.OutboxRecipient.item_id == item.id, m.OutboxRecipient.state == "accepted"
+        )
+    )
+    return "was delivered" if accepted is not None else "was counted as sent"
+
+
 def take_back(session: Session, item_id: int, fields: DraftFields, *, now: datetime) -> m.MailDraft:
     """Withdraw a mail that has not gone out yet: it leaves the outbox and is a draft again (``fields``: as it
-    was written). A mail being delivered, or delivered, cannot be taken back."""
+    was written). A mail being delivered, or delivered (or counted as sent), cannot be taken back."""
     item = session.get(m.OutboxItem, item_id)
     if item is None:
         raise NotFound(f"the mail (outbox item {item_id}) is no longer in the outbox")
     if item.state != "queued":
-        what = {"sending": "is being delivered", "sent": "was delivered", "partial": "was delivered"}.get(
-            item.state, f"is {item.state}"
-        )
-        raise CrmError(f"the mail {what}: too late to take it back")
+        what = "is being delivered" if item.state == "sending" else None
+        if item.state in ("sent", "partial"):
+            what = _was(session, item)
+        raise CrmError(f"the mail {what or f'is {item.state}'}: too late to take it back")
     session.delete(item)
     session.flush()
     return drafts.save(session, None, fields, now=now)
@@ -497,14 +527,15 @@ def decide(session: Session, item_id: int, decision: str, *, now: datetime) -> m
     addresses are let go). An item another running process is delivering cannot change."""
     item = _item(session, item_id)
     if item.state not in DECIDABLE:
+        was = _was(session, item)  # only a sent one is not decidable
         raise CrmError(
-            f"outbox item {item_id} was {item.state}; only queued, failed, uncertain, partly sent or cut-off "
-            "ones can change"
+            f"the mail {_named(item)} {was}: only a queued, failed, uncertain, partly sent or cut-off mail "
+            "can be sent again, counted as sent or dropped"
         )
     if item.state == "sending" and not _stale(item, now):
         left = _lease_left(item, now) if holder_alive(item.claimed_by) is None else None
         raise CrmError(
-            f"outbox item {item_id} is being delivered right now (by process {item.claimed_by}): "
+            f"the mail {_named(item)} is being delivered right now (by process {item.claimed_by}): "
             "decide once that delivery is over"
             + (
                 f" (if that machine stopped, it counts as cut off in {_minutes(left)})"
