@@ -34,6 +34,10 @@ class TemplateForm(RecordForm):
         if self.checking is not None:
             return  # the check under way saves when it is done
         self.checking = self.values()
+        # Every save says "checking…" at once: the last refusal (under its field and above the form) goes now,
+        # not when this check is over (a second ctrl+s showed the old one for the check's 2 s).
+        for said in self.query(".field-error").results(Label):
+            said.update("")
         self.query_one("#form-error", Label).update(Text(CHECKING, style="dim"))
         self.run_worker(
             lambda values=self.checking: _problems(values),

@@ -1,6 +1,8 @@
 """What a tester found in the template picker, the outbox view and the template editor (issue 21, helpers'
 findings): Up/Down (ctrl+n/ctrl+p, j/k in the list) move over every template listed and Enter takes the
-highlighted one, or says why it does not fit; ..."""
+highlighted one, or says why it does not fit; the outbox view asks before D drops, names a mail by subject and
+recipient ("(no subject)"), says what is known of a mail counted as sent, and counts the demo's mail; a second
+save in the template editor says "checking…" at once, the last refusal gone."""
 
 from __future__ import annotations
 
@@ -202,3 +204,53 @@ async def test_a_mail_counted_as_sent_is_named_by_what_is_known(app: CrmApp, pil
     await pilot.press("D")  # nothing to ask: a sent mail cannot be dropped, and it says why
     await wait_for(lambda: len([note for note in notes(app) if "only a queued" in note]) == 2, pilot)
     assert app.screen is outbox
+
+
+async def test_a_second_save_of_a_template_says_checking_at_once_not_the_old_refusal(
+    app: CrmApp, pilot: Any, monkeypatch: Any
+) -> None:
+    """The old refusal stayed under the field for the 2 s of the next check, then was replaced."""
+    import threading
+
+    from textual.widgets import Label, TextArea
+
+    from crm_tui.screens import template_form
+    from crm_tui.screens.settings import SettingsScreen
+    from crm_tui.screens.template_form import CHECKING, TemplateForm
+
+    checks: list[str] = []
+    release = threading.Event()
+
+    def problems(values: dict[str, str]) -> dict[str, str]:  # the check, its second run slow
+        checks.append(values["body"])
+        if len(checks) > 1:
+            release.wait(10)
+        return {"body": f"refusal {len(checks)}"}
+
+    monkeypatch.setattr(template_form, "_problems", problems)
+    await pilot.press("5")
+    await wait_for(lambda: isinstance(app.screen, SettingsScreen), pilot)
+    app.screen.show_section("templates")
+    await settle(pilot)
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, TemplateForm), pilot)
+    form = app.screen
+    form.query_one("#f-name", Input).value = "Zweimal"
+    form.query_one("#f-subject", Input).value = "Hallo"
+    form.query_one("#f-body", TextArea).text = "Guten Tag"
+
+    def said(where: str) -> str:
+        return str(form.query_one(where, Label).render())
+
+    await pilot.press("ctrl+s")
+    await wait_for(lambda: said("#error-f-body") == "refusal 1", pilot)
+    assert "nothing was saved" in said("#form-error")
+    assert app.focused is form.query_one("#f-body", TextArea)
+    try:
+        await pilot.press("ctrl+s")  # from the text, where the refusal put the cursor
+        await wait_for(lambda: said("#form-error") == CHECKING and said("#error-f-body") == "", pilot)
+        assert len(checks) == 2
+    finally:
+        release.set()
+    await wait_for(lambda: said("#error-f-body") == "refusal 2", pilot)
+    assert app.screen is form and not errors(app)
