@@ -46,6 +46,15 @@ def fuzzy_score(query: str, text: str) -> int | None:
     return score - len(text) // 20
 
 
+class PickerOptions(Options):
+    """A picker's list: j/k move in it too (Tab from the field; in the field they are letters to type)."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Next", show=False, id="picker.down_j"),
+        Binding("k", "cursor_up", "Previous", show=False, id="picker.up_k"),
+    ]
+
+
 class _Picker(FollowsTypeahead, ModalScreen[str | None]):
     """An input over a list; the list follows what is typed, Enter takes the highlighted entry."""
 
@@ -56,9 +65,6 @@ class _Picker(FollowsTypeahead, ModalScreen[str | None]):
         # As in the fuzzy finders people know; ctrl+p here is not the palette (CrmApp.check_action).
         Binding("ctrl+n", "move(1)", "Next", show=False, priority=True, id="picker.next"),
         Binding("ctrl+p", "move(-1)", "Previous", show=False, priority=True, id="picker.previous"),
-        # In the list (Tab from the field); in the field they are letters to type.
-        Binding("j", "move(1)", "Next", show=False, id="picker.down_j"),
-        Binding("k", "move(-1)", "Previous", show=False, id="picker.up_k"),
     ]
     MOVES_ON_CTRL_P = True  # ctrl+p moves up the list instead of opening the palette
 
@@ -70,7 +76,7 @@ class _Picker(FollowsTypeahead, ModalScreen[str | None]):
         with Vertical(classes="dialog picker"):
             yield Label(Text(self._title, style="bold"), classes="dialog-title")
             yield Input(placeholder=self._placeholder, id="picker-input")
-            yield Options(id="picker-options")
+            yield PickerOptions(id="picker-options")
 
     def on_mount(self) -> None:
         self.set_focus(self.query_one("#picker-input", Input))

@@ -15,8 +15,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.screens.pickers import _Picker, fuzzy_score
-from crm_tui.widgets.option_list import Options
+from crm_tui.screens.pickers import PickerOptions, _Picker, fuzzy_score
 
 
 class TemplatePicker(_Picker):
@@ -39,7 +38,7 @@ class TemplatePicker(_Picker):
             for note in self.notes:
                 yield Static(Text(terminal_safe(note, max_length=300), style="dim"), classes="picker-note")
             yield Input(placeholder=self._placeholder, id="picker-input")
-            yield Options(id="picker-options")
+            yield PickerOptions(id="picker-options")
             yield Static(id="picker-why", classes="picker-why")  # why the chosen template does not fit
 
     def refill(self, query: str) -> None:
