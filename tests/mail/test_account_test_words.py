@@ -5,73 +5,42 @@ had names its account once. A real Dovecot, behind a proxy that answers LIST as 
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 from tests.mail.conftest import Mailbox
+from tests.mail.proxy import Hangup, Link, Proxy
 from tests.mail.test_outbox import flush_at, queue_mail
 
 FAILED = b"Internal error occurred. Refer to server log for more information. [2026-12-07 09:00:00]"
 
 
-class ListFails:
+class ListFails(Proxy):
     """A TCP proxy in front of the test Dovecot that passes everything through but answers the LIST command
     itself, as a Dovecot whose mail storage fails: ``NO [SERVERBUG] ...`` or ``* BYE ...`` (then hangs up);
     or ("inbox only") passes LIST on but shows only the INBOX of its answer."""
 
     def __init__(self, upstream_port: int, answer: str) -> None:
-        self.upstream_port = upstream_port
         self.answer = answer
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
         self.lists = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(upstream_port, up=self._from_client, down=self._from_server, lines=True)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            threading.Thread(target=self._down, args=(upstream, client), daemon=True).start()
-            threading.Thread(target=self._up, args=(client, upstream), daemon=True).start()
+    def _from_server(self, line: bytes, link: Link) -> bytes:
+        if self.answer == "inbox only" and line.startswith(b"* LIST ") and b"INBOX" not in line:
+            return b""
+        return line
 
-    def _down(self, upstream: socket.socket, client: socket.socket) -> None:
-        try:
-            for line in upstream.makefile("rb"):
-                if self.answer == "inbox only" and line.startswith(b"* LIST ") and b"INBOX" not in line:
-                    continue
-                client.sendall(line)
-        except OSError:
-            pass
-        finally:
-            client.close()
-
-    def _up(self, client: socket.socket, upstream: socket.socket) -> None:
-        reader = client.makefile("rb")
-        try:
-            for line in reader:
-                tag, _, rest = line.partition(b" ")
-                if rest.upper().startswith(b"LIST ") and self.answer != "inbox only":
-                    self.lists += 1
-                    if self.answer == "bye":
-                        client.sendall(b"* BYE " + FAILED + b"\r\n")
-                        client.shutdown(socket.SHUT_RDWR)
-                        return
-                    client.sendall(tag + b" NO [SERVERBUG] " + FAILED + b"\r\n")
-                    continue
-                upstream.sendall(line)
-        except OSError:
-            pass
-        finally:
-            upstream.close()
-
-    def close(self) -> None:
-        self.listener.close()
+    def _from_client(self, line: bytes, link: Link) -> bytes:
+        tag, _, rest = line.partition(b" ")
+        if rest.upper().startswith(b"LIST ") and self.answer != "inbox only":
+            self.lists += 1
+            if self.answer == "bye":
+                link.client.sendall(b"* BYE " + FAILED + b"\r\n")
+                raise Hangup
+            link.client.sendall(tag + b" NO [SERVERBUG] " + FAILED + b"\r\n")
+            return b""
+        return line
 
 
 @pytest.fixture(params=["no", "bye"])

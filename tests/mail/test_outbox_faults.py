@@ -8,13 +8,11 @@ server refused is named with the server's reply and gets the mail again, alone, 
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import json
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from crm_tui.mail import compose
 from tests.conftest import NOW
 from tests.mail import dovecot as dovecot_module
 from tests.mail.conftest import ON_BOTH, Mailbox
+from tests.mail.proxy import Link, Proxy
 from tests.mail.smtp import SmtpServer
 from tests.mail.test_outbox import BODY, flush_at, flush_in_a_process, queue_mail
 from tests.mail.test_triage import server_subjects
@@ -607,7 +606,7 @@ def test_a_cut_off_send_again_to_a_refused_address_is_uncertain_not_found_by_the
     assert outbox_state(mailbox, capsys, other) == "sent"
 
 
-class SpecialUseOnlyWhenAsked:
+class SpecialUseOnlyWhenAsked(Proxy):
     """A proxy before Dovecot playing a server that names its folders' special use (RFC 6154) only when asked
     (LIST ... RETURN (SPECIAL-USE)): the flags are taken out of a plain LIST's answer. It records the LIST
     commands it saw."""
@@ -615,66 +614,24 @@ class SpecialUseOnlyWhenAsked:
     FLAGS = (b"\\Sent", b"\\Trash", b"\\Archive", b"\\Drafts", b"\\Junk", b"\\All", b"\\Flagged")
 
     def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
         self.lists: list[bytes] = []
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(8)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(target_port, up=self._from_client, down=self._from_server, lines=True)
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
-            asked = [False]  # whether the command being answered asked for the special-use flags
-            threading.Thread(target=self._from_client, args=(client, server, asked), daemon=True).start()
-            threading.Thread(target=self._from_server, args=(server, client, asked), daemon=True).start()
+    def _from_client(self, line: bytes, link: Link) -> bytes:
+        command = line.rstrip(b"\r\n").upper()
+        if b" LIST " in command:
+            self.lists.append(command)
+            link.state["asked"] = (
+                b"RETURN (SPECIAL-USE)" in command
+            )  # the command being answered asked for them
+        return line
 
-    def _from_client(self, source: socket.socket, sink: socket.socket, asked: list[bool]) -> None:
-        try:
-            while data := source.recv(65536):
-                command = data.split(b"\r\n", 1)[0].upper()
-                if b" LIST " in command:
-                    self.lists.append(command)
-                    asked[0] = b"RETURN (SPECIAL-USE)" in command
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            self._close(source, sink)
-
-    def _from_server(self, source: socket.socket, sink: socket.socket, asked: list[bool]) -> None:
-        pending = b""
-        try:
-            while data := source.recv(65536):
-                lines = (pending + data).split(b"\r\n")
-                pending = lines.pop()
-                out = []
-                for line in lines:
-                    if line.startswith(b"* LIST (") and not asked[0]:
-                        flags, rest = line[len(b"* LIST (") :].split(b")", 1)
-                        kept = [f for f in flags.split() if f not in self.FLAGS]
-                        line = b"* LIST (" + b" ".join(kept) + b")" + rest
-                    out.append(line + b"\r\n")
-                sink.sendall(b"".join(out))
-        except OSError:
-            pass
-        finally:
-            self._close(source, sink)
-
-    @staticmethod
-    def _close(*sockets: socket.socket) -> None:
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.shutdown(socket.SHUT_RDWR)
-            s.close()
-
-    def close(self) -> None:
-        self.listener.close()
+    def _from_server(self, line: bytes, link: Link) -> bytes:
+        if line.startswith(b"* LIST (") and not link.state.get("asked"):
+            flags, rest = line[len(b"* LIST (") :].split(b")", 1)
+            kept = [f for f in flags.split() if f not in self.FLAGS]
+            line = b"* LIST (" + b" ".join(kept) + b")" + rest
+        return line
 
 
 def test_the_sent_folder_is_asked_for_by_its_special_use_a_plain_listing_would_miss_it(
