@@ -296,23 +296,12 @@ def _text(
     context: Any,
     *,
     ahead: bool = False,
+    lines: bool = False,
 ) -> str:
-    """A rule's one-line text (a subject, a title) filled for the job."""
-    return rendered(ctx, job, (text, ""), _later(context), name=f"{rule.name}: {key}", ahead=ahead)[0]
-
-
-def _body_text(
-    ctx: FireContext,
-    job: m.AutomationJob,
-    rule: m.AutomationRule,
-    key: str,
-    text: str,
-    context: Any,
-    *,
-    ahead: bool = False,
-) -> str:
-    """A rule's text of several lines (a description) filled for the job."""
-    return rendered(ctx, job, ("", text), _later(context), name=f"{rule.name}: {key}", ahead=ahead)[1]
+    """A rule's text filled for the job: one line (a subject, a title), or with ``lines`` a text of several lines
+    (a description)."""
+    pair = ("", text) if lines else (text, "")
+    return rendered(ctx, job, pair, _later(context), name=f"{rule.name}: {key}", ahead=ahead)[int(lines)]
 
 
 def _later(context: Any) -> Callable[[], dict[str, Any]]:
@@ -339,7 +328,7 @@ def prerender(
         if rule.action == "plan_activity":
             _text(ctx, job, rule, "subject", params.get("subject") or "", context, ahead=True)
             if params.get("description"):
-                _body_text(ctx, job, rule, "description", params["description"], context, ahead=True)
+                _text(ctx, job, rule, "description", params["description"], context, ahead=True, lines=True)
         elif rule.action in ("repeat_lead", "copy_deal"):
             default = "{{ deal.title }} (Copy)" if rule.action == "copy_deal" else ""
             _text(ctx, job, rule, "title", params.get("title") or default, context, ahead=True)
@@ -425,7 +414,7 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
         session,
         activities.ActivityInput(
             subject=_text(ctx, job, rule, "subject", params["subject"], context),
-            description=_body_text(ctx, job, rule, "description", params["description"], context)
+            description=_text(ctx, job, rule, "description", params["description"], context, lines=True)
             if params.get("description")
             else None,
             type=params.get("type") or "task",
