@@ -250,12 +250,9 @@ class CrmApp(ReportsErrors, App[None]):
         self.call_from_thread(self._outbox_flushed, f"outbox: {report.summary(self.context.zone)}")
 
     def _outbox_flushed(self, summary: str) -> None:
-        """A delivery is over: the status bar says how it went; an open outbox view shows it."""
-        from crm_tui.screens.outbox import OutboxScreen
-
+        """A delivery is over: the status bar says how it went; the screen shows what changed."""
         self.update_status(summary)
-        if isinstance(self.screen, OutboxScreen):
-            self.screen.reload()
+        self._show_changes()
 
     # --- background mail sync ---
 

@@ -91,6 +91,10 @@ class OutboxScreen(CrmScreen):
         table.focus()
         self.reload()
 
+    def refresh_data(self) -> None:
+        """Someone else changed data (another crm-tui's flush, a delivery here): the outbox again."""
+        self.reload()
+
     @work(thread=True, exclusive=True, group="outbox-view", exit_on_error=False)
     def reload(self) -> None:
         from crm_tui.core.services import outbox

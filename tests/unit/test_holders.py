@@ -1,5 +1,5 @@
 """Who holds a sync's lock or an outbox item (host:pid), and whether that process runs: one helper in core,
-used by the sync and the outbox alike (they had a copy each)."""
+used by the sync and the outbox alike."""
 
 from __future__ import annotations
 
@@ -20,18 +20,3 @@ def test_a_process_of_this_host_is_asked_one_of_another_host_cannot_be() -> None
     assert holders.holder_alive(f"other-{socket.gethostname()}:{os.getpid()}") is None
     assert holders.holder_alive(None) is None and holders.holder_alive("") is None
     assert holders.holder_alive(f"{socket.gethostname()}:not-a-pid") is None
-
-
-def test_the_sync_and_the_outbox_use_the_one_helper() -> None:
-    from crm_tui.core.services import outbox
-    from crm_tui.mail import sync
-
-    assert outbox.holder is holders.holder and outbox.holder_alive is holders.holder_alive
-    assert sync.holders is holders
-    own = [
-        name
-        for module in (outbox, sync)
-        for name, value in vars(module).items()
-        if callable(value) and "holder" in name and getattr(value, "__module__", "") != holders.__name__
-    ]
-    assert own == [], "no copy of their own"
