@@ -15,6 +15,7 @@ from crm_tui.cli import main
 from crm_tui.core.db import Database, open_database, sqlite_url
 from tests.conftest import NOW
 from tests.mail import dovecot as dovecot_module
+from tests.mail.smtp import SmtpServer
 
 _users = itertools.count(1)
 
@@ -111,3 +112,20 @@ def mailbox(
     )  # fmt: skip
     assert code == 0
     return box
+
+
+def point_smtp_at(box: Mailbox, port: int) -> None:
+    """The account "work" sends through plain SMTP on loopback at ``port``."""
+    code = box.cli(
+        "account", "edit", "work", "--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--smtp-security", "none"
+    )  # fmt: skip
+    assert code == 0
+
+
+@pytest.fixture
+def smtp(mailbox: Mailbox) -> Iterator[SmtpServer]:
+    """A real SMTP server (aiosmtpd) the account "work" sends through."""
+    server = SmtpServer().start()
+    point_smtp_at(mailbox, server.port)
+    yield server
+    server.stop()

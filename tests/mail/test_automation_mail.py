@@ -16,7 +16,6 @@ from crm_tui.core.services import email_templates, opportunities, pipelines, use
 from tests.conftest import NOW
 from tests.mail.conftest import Mailbox
 from tests.mail.smtp import SmtpServer
-from tests.mail.test_outbox import smtp  # noqa: F401 - the fixture
 from tests.utils import factories
 
 

@@ -14,7 +14,6 @@ from typing import Any
 from crm_tui.core.sanitize import strip_unsafe
 from tests.mail.conftest import Mailbox
 from tests.mail.smtp import SmtpServer
-from tests.mail.test_outbox import smtp  # noqa: F401 - the fixture
 
 UNSAFE = ("\x1b", "\x9b", "\u202e", "\u202c", "\x07")
 

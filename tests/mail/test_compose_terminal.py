@@ -15,7 +15,6 @@ import pytest
 
 from tests.mail.conftest import Mailbox
 from tests.mail.smtp import SmtpServer
-from tests.mail.test_outbox import smtp  # noqa: F401 - the fixture
 from tests.mail.test_sync import message
 from tests.mail.test_terminal_safety import Tmux
 

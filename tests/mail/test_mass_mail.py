@@ -14,7 +14,6 @@ from crm_tui.mail import mass_mail as runner
 from tests.conftest import NOW
 from tests.mail.conftest import Mailbox
 from tests.mail.smtp import SmtpServer
-from tests.mail.test_outbox import smtp  # noqa: F401 - the fixture
 from tests.utils import factories
 
 

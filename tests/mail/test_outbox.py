@@ -10,7 +10,6 @@ import email.policy
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -25,17 +24,6 @@ from tests.mail.smtp import SmtpServer
 from tests.mail.test_triage import server_subjects
 
 BODY = "Guten Tag Frau Roth,\n\nanbei <unser> Angebot & die Preise:\n  1. Dach   12.500 EUR\n\nViele Grüße\nAnna\n"
-
-
-@pytest.fixture
-def smtp(mailbox: Mailbox) -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    code = mailbox.cli(
-        "account", "edit", "work", "--smtp-host", "127.0.0.1", "--smtp-port", str(server.port), "--smtp-security", "none"
-    )  # fmt: skip
-    assert code == 0
-    yield server
-    server.stop()
 
 
 def queue_mail(

@@ -40,17 +40,6 @@ def dovecot() -> Iterator[dovecot_module.Dovecot]:
     server.stop()
 
 
-@pytest.fixture
-def smtp(mailbox: Mailbox) -> Iterator[SmtpServer]:
-    server = SmtpServer().start()
-    code = mailbox.cli(
-        "account", "edit", "work", "--smtp-host", "127.0.0.1", "--smtp-port", str(server.port), "--smtp-security", "none"
-    )  # fmt: skip
-    assert code == 0
-    yield server
-    server.stop()
-
-
 def folders(box: Mailbox) -> dict[str, set[str]]:
     client = box.imap()
     try:
@@ -432,13 +421,9 @@ def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to
 ) -> None:
     import asyncio
 
-    from textual.widgets import DataTable
-
     from crm_tui.app import CrmApp
     from crm_tui.screens.dialogs import ConfirmDialog
-    from crm_tui.screens.inbox import InboxScreen
-    from crm_tui.screens.outbox import OutboxScreen
-    from tests.ui.helpers import make_context, wait_for
+    from tests.ui.helpers import make_context, outbox_from_inbox, wait_for
 
     make_marked_sent(mailbox)
     partial, _ = queue_mail(
@@ -460,12 +445,7 @@ def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to
     async def scenario() -> None:
         app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
         async with app.run_test(size=(160, 48)) as pilot:
-            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-            await pilot.press("o")
-            await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
-            view = app.screen
-            grid = view.query_one(DataTable)
-            await wait_for(lambda: grid.row_count == 2, pilot)
+            view, grid = await outbox_from_inbox(app, pilot, rows=2)
             detail = view.query_one("#outbox-error")
             states = [str(grid.get_row_at(i)[0]) for i in range(2)]
             assert states == ["sending, cut off", "partly sent: 1 refused"]

@@ -6,31 +6,33 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import pytest
 
-from tests.mail.conftest import Mailbox
+from tests.mail.conftest import Mailbox, point_smtp_at
 from tests.mail.dovecot import free_port
 from tests.mail.smtp import SmtpServer
 from tests.mail.test_outbox import BODY, queue_mail
 
 
-def point_smtp_at(box: Mailbox, port: int) -> None:
-    code = box.cli(
-        "account", "edit", "work", "--smtp-host", "127.0.0.1", "--smtp-port", str(port), "--smtp-security", "none"
-    )  # fmt: skip
-    assert code == 0
+async def read_mail(app: Any, pilot: Any, words: str) -> str:
+    """Enter on the outbox's list: the mail's text, once it says ``words``."""
+    from crm_tui.screens.outbox import OutboxMailScreen
+    from tests.ui.helpers import wait_for
+
+    await pilot.press("enter")
+    await wait_for(lambda: isinstance(app.screen, OutboxMailScreen), pilot)
+    reader = app.screen
+    await wait_for(lambda: words in str(reader.query_one("#outbox-mail-text").render()), pilot)
+    return str(reader.query_one("#outbox-mail-text").render())
 
 
 def test_a_mail_waiting_for_its_next_try_is_named_by_flush_shown_with_its_time_and_x_delivers_it(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from textual.widgets import DataTable
-
     from crm_tui.app import CrmApp
-    from crm_tui.screens.inbox import InboxScreen
-    from crm_tui.screens.outbox import OutboxMailScreen, OutboxScreen
-    from tests.ui.helpers import make_context, wait_for
+    from tests.ui.helpers import make_context, outbox_from_inbox, wait_for
 
     point_smtp_at(mailbox, free_port())  # nobody listens there: the connection is refused
     queue_mail(mailbox, subject="Angebot Dach")
@@ -53,20 +55,9 @@ def test_a_mail_waiting_for_its_next_try_is_named_by_flush_shown_with_its_time_a
         async def scenario() -> None:
             app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
             async with app.run_test(size=(160, 48)) as pilot:
-                await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-                await pilot.press("o")
-                await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
-                view = app.screen
-                grid = view.query_one(DataTable)
-                await wait_for(lambda: grid.row_count == 1, pilot)
+                view, grid = await outbox_from_inbox(app, pilot, rows=1)
                 shown["state"] = str(grid.get_row_at(0)[0])
-                await pilot.press("enter")
-                await wait_for(lambda: isinstance(app.screen, OutboxMailScreen), pilot)
-                reader = app.screen
-                await wait_for(
-                    lambda: "Angebot Dach" in str(reader.query_one("#outbox-mail-text").render()), pilot
-                )
-                shown["before"] = str(reader.query_one("#outbox-mail-text").render())
+                shown["before"] = await read_mail(app, pilot, "Angebot Dach")
                 await pilot.press("escape")
                 await wait_for(lambda: app.screen is view, pilot)
                 await pilot.press("x")  # deliver now, the wait notwithstanding
@@ -75,13 +66,7 @@ def test_a_mail_waiting_for_its_next_try_is_named_by_flush_shown_with_its_time_a
                     lambda: "Outbox: 1 sent" in " ".join(str(n.message) for n in app._notifications), pilot
                 )
                 await wait_for(lambda: str(grid.get_row_at(0)[0]) == "sent", pilot)
-                await pilot.press("enter")
-                await wait_for(lambda: isinstance(app.screen, OutboxMailScreen), pilot)
-                reader = app.screen
-                await wait_for(
-                    lambda: "delivered" in str(reader.query_one("#outbox-mail-text").render()), pilot
-                )
-                shown["after"] = str(reader.query_one("#outbox-mail-text").render())
+                shown["after"] = await read_mail(app, pilot, "delivered")
 
         asyncio.run(scenario())
     finally:

@@ -56,6 +56,22 @@ async def open_inbox(app: Any, pilot: Any) -> tuple[Any, Any]:
     return screen, table
 
 
+async def outbox_from_inbox(app: Any, pilot: Any, rows: int) -> tuple[Any, Any]:
+    """Once the inbox shows, o: the outbox view once its list has ``rows`` rows. Returns (the view, its list)."""
+    from textual.widgets import DataTable
+
+    from crm_tui.screens.inbox import InboxScreen
+    from crm_tui.screens.outbox import OutboxScreen
+
+    await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+    await pilot.press("o")
+    await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
+    view = app.screen
+    grid = view.query_one(DataTable)
+    await wait_for(lambda: grid.row_count == rows, pilot)
+    return view, grid
+
+
 async def pick_view(app: Any, pilot: Any, screen: Any, typed: str) -> None:
     """c, a few letters of a view or folder, Enter: back in the inbox once its list changed."""
     from crm_tui.screens.pickers import FolderPicker
