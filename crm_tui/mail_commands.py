@@ -323,39 +323,25 @@ def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
 
 def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
     """Fetch the body of a provisional message from its first copy, store it, and return the bytes."""
-    from crm_tui.core.services import mail_accounts, mailbox
-    from crm_tui.mail.imap import MailConnectionError, connect_login, login_of, logout
+    from crm_tui.core.services import mailbox
     from crm_tui.mail.parse import parse_safely
 
     db = context.database()
     with db.read() as session:
         copies = mailbox.copies_of(session, message_id)
-        if not copies:
-            raise CrmError(f"message {message_id}: its body was never downloaded and no server copy is known")
-        first = copies[0]
-        location_id, folder, uidvalidity, uid = first.location_id, first.folder, first.uidvalidity, first.uid
-        login = login_of(mail_accounts.get_account(session, first.account))
-    try:
-        client = connect_login(login)
-    except MailConnectionError as exc:
-        raise CrmError(
-            f"message {message_id}: the body is not downloaded yet and the server is out of reach ({exc})"
-        ) from None
-    try:
-        state = client.select_folder(folder, readonly=True)
-        if int(state[b"UIDVALIDITY"]) != uidvalidity:
-            raise CrmError(
-                f"message {message_id}: the folder changed on the server; run 'crm-tui sync' first"
-            )
-        reply = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {})
-    finally:
-        logout(client)
-    if b"BODY[]" not in reply:
-        raise CrmError(f"message {message_id}: the server no longer has it")
-    raw = bytes(reply[b"BODY[]"] or b"")  # a message of 0 bytes is one too (NIL or an empty literal)
+    if not copies:
+        raise CrmError(f"message {message_id}: its body was never downloaded and no server copy is known")
+    first = copies[0]
+    raw = _fetch_copy(
+        context,
+        message_id,
+        first,
+        out_of_reach="the body is not downloaded yet and the server is out of reach",
+        gone="the server no longer has it",
+    )
     with db.write() as session:
         # As the sync stores it: an empty or unreadable message is kept with its problem.
-        mailbox.store_body(session, location_id, parse_safely(raw), now=context.clock.now())
+        mailbox.store_body(session, first.location_id, parse_safely(raw), now=context.clock.now())
     return raw
 
 
@@ -405,8 +391,16 @@ def _raw_of_copy(context: AppContext, message_id: int, folder: str | None, uid: 
     return raw
 
 
-def _fetch_copy(context: AppContext, message_id: int, copy: Any) -> bytes:
-    """One copy's bytes from its server, by its UID (``mailbox.Copy``)."""
+def _fetch_copy(
+    context: AppContext,
+    message_id: int,
+    copy: Any,
+    *,
+    out_of_reach: str = "this copy's bytes are on the server only, and it is out of reach",
+    gone: str = "the server no longer has this copy; run 'crm-tui sync'",
+) -> bytes:
+    """One copy's bytes from its server, by its UID (``mailbox.Copy``). ``out_of_reach`` and ``gone`` say
+    what failed when the server cannot be reached or no longer has the copy."""
     from crm_tui.core.services import mail_accounts
     from crm_tui.mail.imap import MailConnectionError, connect_login, login_of, logout
 
@@ -415,9 +409,7 @@ def _fetch_copy(context: AppContext, message_id: int, copy: Any) -> bytes:
     try:
         client = connect_login(login)
     except MailConnectionError as exc:
-        raise CrmError(
-            f"message {message_id}: this copy's bytes are on the server only, and it is out of reach ({exc})"
-        ) from None
+        raise CrmError(f"message {message_id}: {out_of_reach} ({exc})") from None
     try:
         state = client.select_folder(copy.folder, readonly=True)
         if int(state[b"UIDVALIDITY"]) != copy.uidvalidity:
@@ -428,8 +420,8 @@ def _fetch_copy(context: AppContext, message_id: int, copy: Any) -> bytes:
     finally:
         logout(client)
     if b"BODY[]" not in reply:
-        raise CrmError(f"message {message_id}: the server no longer has this copy; run 'crm-tui sync'")
-    return bytes(reply[b"BODY[]"] or b"")
+        raise CrmError(f"message {message_id}: {gone}")
+    return bytes(reply[b"BODY[]"] or b"")  # a message of 0 bytes is one too (NIL or an empty literal)
 
 
 def mail_change(context: AppContext, args: argparse.Namespace) -> int:
