@@ -29,6 +29,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.clock import local_day_bounds, parse_date
 from crm_tui.core.errors import ValidationError
+from crm_tui.core.services import mailbox
 from crm_tui.core.types import RecordRef
 
 _TOKEN = re.compile(r'(-?)(?:(\w+):)?(?:"([^"]*)"|(\S+))')
@@ -262,23 +263,13 @@ def message_objects(session: Session, ids: list[int]) -> list[MessageObject]:
             ).where(m.MailMessage.id.in_(ids))  # type: ignore[union-attr]
         )
     }
-    locations: dict[int, list[dict[str, object]]] = {i: [] for i in ids}
-    for message_id, account, folder, uidvalidity, uid in session.execute(
-        select(
-            m.MailLocation.message_id,
-            m.MailAccount.name,
-            m.MailFolder.name,
-            m.MailLocation.uidvalidity,
-            m.MailLocation.uid,
-        )
-        .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-        .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
-        .where(m.MailLocation.message_id.in_(ids))  # type: ignore[attr-defined]
-        .order_by(m.MailLocation.id)
-    ):
-        locations[message_id].append(
-            {"account": account, "folder": folder, "uidvalidity": uidvalidity, "uid": uid}
-        )
+    locations = {
+        message_id: [
+            {"account": c.account, "folder": c.folder, "uidvalidity": c.uidvalidity, "uid": c.uid}
+            for c in copies
+        ]
+        for message_id, copies in mailbox.copies_of_each(session, ids).items()
+    }
     links: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
     for message_id, record_type, record_id, reason in session.execute(
         select(m.MailLink.message_id, m.MailLink.record_type, m.MailLink.record_id, m.MailLink.reason)

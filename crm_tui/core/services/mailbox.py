@@ -605,22 +605,28 @@ class Copy:
 
 def copies_of(session: Session, message_id: int) -> list[Copy]:
     """The message's copies on the servers, the first stored first."""
-    return [
-        Copy(*row)
-        for row in session.execute(
-            select(
-                m.MailLocation.id,
-                m.MailAccount.name,
-                m.MailFolder.name,
-                m.MailLocation.uidvalidity,
-                m.MailLocation.uid,
-            )
-            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-            .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
-            .where(m.MailLocation.message_id == message_id)
-            .order_by(m.MailLocation.id)
+    return copies_of_each(session, [message_id])[message_id]
+
+
+def copies_of_each(session: Session, message_ids: list[int]) -> dict[int, list[Copy]]:
+    """Each message's copies on the servers, the first stored first (an empty list for one with none)."""
+    found: dict[int, list[Copy]] = {i: [] for i in message_ids}
+    for message_id, *copy in session.execute(
+        select(
+            m.MailLocation.message_id,
+            m.MailLocation.id,
+            m.MailAccount.name,
+            m.MailFolder.name,
+            m.MailLocation.uidvalidity,
+            m.MailLocation.uid,
         )
-    ]
+        .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+        .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
+        .where(m.MailLocation.message_id.in_(message_ids))  # type: ignore[attr-defined]
+        .order_by(m.MailLocation.id)
+    ):
+        found[message_id].append(Copy(*copy))
+    return found
 
 
 def copy_raw(session: Session, location_id: int) -> bytes | None:
