@@ -31,8 +31,9 @@ def said(app: CrmApp) -> str:
     return " | ".join(str(n.message) for n in app._notifications)
 
 
-async def write_from_contact(app: CrmApp, pilot: Any, subject: str) -> RecordsScreen:
-    """2 (contacts), m on the first contact, a subject and a line, ctrl+s: back on the contacts list."""
+async def compose_from_contact(app: CrmApp, pilot: Any) -> tuple[Any, Any]:
+    """2 (contacts), m on the first contact (its first address if it asks): returns (the contacts list, the
+    compose screen)."""
     await pilot.press("2")
     await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
     contacts = app.screen
@@ -44,12 +45,17 @@ async def write_from_contact(app: CrmApp, pilot: Any, subject: str) -> RecordsSc
     if isinstance(app.screen, ChoiceDialog):
         await pilot.press("enter")
         await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-    compose = app.screen
+    return contacts, app.screen
+
+
+async def write_from_contact(app: CrmApp, pilot: Any, subject: str) -> RecordsScreen:
+    """2 (contacts), m on the first contact, a subject and a line, ctrl+s: back on the contacts list."""
+    contacts, compose = await compose_from_contact(app, pilot)
     compose.query_one("#c-subject", Input).value = subject
     compose.query_one("#c-body", TextArea).text = "Guten Tag"
     await pilot.press("ctrl+s")
     await wait_for(lambda: app.screen is contacts, pilot)
-    return contacts  # type: ignore[return-value]
+    return contacts
 
 
 async def test_u_takes_back_a_mail_written_from_a_contact_there_and_in_the_inbox(
@@ -92,17 +98,7 @@ async def test_u_takes_back_a_mail_written_from_a_contact_there_and_in_the_inbox
 
 async def test_a_mail_without_a_subject_asks_before_it_is_queued(app: CrmApp, pilot: Any) -> None:
     queued = count(app, QUEUED)
-    await pilot.press("2")
-    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
-    table = app.screen.query_one(PagedTable)
-    await wait_for(lambda: table.row_count > 0, pilot)
-    table.focus()
-    await pilot.press("m")
-    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
-    if isinstance(app.screen, ChoiceDialog):
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-    compose = app.screen
+    _, compose = await compose_from_contact(app, pilot)
     compose.query_one("#c-body", TextArea).text = "Kurz: passt Dienstag?"
     await pilot.press("ctrl+s")
     await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
@@ -137,16 +133,7 @@ async def test_a_slow_template_leaves_the_app_usable_while_the_picker_is_filled(
                 updated_at=now,
             )
         )
-    await pilot.press("2")
-    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
-    table = app.screen.query_one(PagedTable)
-    await wait_for(lambda: table.row_count > 0, pilot)
-    table.focus()
-    await pilot.press("m")
-    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
-    if isinstance(app.screen, ChoiceDialog):
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+    await compose_from_contact(app, pilot)
     ticks: list[float] = []  # the app's event loop, every 50 ms: a gap is a freeze
     timer = app.set_interval(0.05, lambda: ticks.append(time.monotonic()))
     await pilot.press("ctrl+t")
@@ -169,17 +156,7 @@ async def test_u_in_the_outbox_takes_back_any_queued_mail_as_the_draft_it_was(
     from crm_tui.screens.outbox import OutboxScreen
 
     queued, drafts = count(app, QUEUED), count(app, DRAFTS)
-    await pilot.press("2")
-    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
-    table = app.screen.query_one(PagedTable)
-    await wait_for(lambda: table.row_count > 0, pilot)
-    table.focus()
-    await pilot.press("m")
-    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
-    if isinstance(app.screen, ChoiceDialog):
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-    compose = app.screen
+    _, compose = await compose_from_contact(app, pilot)
     to = compose.query_one("#c-to", Input).value
     compose.query_one("#c-bcc", Input).value = "Chefin <chefin@crm.example>"
     compose.query_one("#c-subject", Input).value = "Ältere Mail"
@@ -224,17 +201,7 @@ async def test_a_chosen_template_is_filled_in_a_thread(app: CrmApp, pilot: Any, 
         time.sleep(1.5)  # a template that takes its time (in the worker's thread)
         return real(*args, **kwargs)
 
-    await pilot.press("2")
-    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
-    table = app.screen.query_one(PagedTable)
-    await wait_for(lambda: table.row_count > 0, pilot)
-    table.focus()
-    await pilot.press("m")
-    await wait_for(lambda: isinstance(app.screen, (ComposeScreen, ChoiceDialog)), pilot)
-    if isinstance(app.screen, ChoiceDialog):
-        await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-    compose = app.screen
+    _, compose = await compose_from_contact(app, pilot)
     body = compose.query_one("#c-body", TextArea)
     before = body.text
     await pilot.press("ctrl+t")
