@@ -4,12 +4,14 @@ line) before anything is written; Esc writes nothing, y imports."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import func, select
 from textual.widgets import DataTable, Input
 
 from crm_tui.app import CrmApp
+from crm_tui.context import AppContext
 from crm_tui.core import models as m
 from crm_tui.screens.dialogs import PromptDialog
 from crm_tui.screens.import_preview import ImportPreview
@@ -33,14 +35,22 @@ FN:Broken
 """
 
 
+def contact_counter(context: AppContext) -> Callable[[], int]:
+    """A function that counts the contacts in the context's database."""
+
+    def count() -> int:
+        with context.database().read() as session:
+            return int(session.scalar(select(func.count()).select_from(m.Contact)) or 0)
+
+    return count
+
+
 def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: Path) -> None:
     path = tmp_path / "neu.vcf"
     path.write_text(CARDS, encoding="utf-8")
     context = make_context(demo_home, demo=True)
 
-    def count() -> int:
-        with context.database().read() as session:
-            return int(session.scalar(select(func.count()).select_from(m.Contact)) or 0)
+    count = contact_counter(context)
 
     async def main() -> None:
         app = CrmApp(context, start_mode="contacts", run_automations=False)
@@ -88,9 +98,7 @@ def test_the_preview_shows_every_row_of_a_csv_with_an_unclosed_quote(demo_home: 
     )
     context = make_context(demo_home, demo=True)
 
-    def count() -> int:
-        with context.database().read() as session:
-            return int(session.scalar(select(func.count()).select_from(m.Contact)) or 0)
+    count = contact_counter(context)
 
     async def main() -> None:
         app = CrmApp(context, start_mode="contacts", run_automations=False)
