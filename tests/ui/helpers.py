@@ -72,6 +72,21 @@ async def outbox_from_inbox(app: Any, pilot: Any, rows: int) -> tuple[Any, Any]:
     return view, grid
 
 
+async def new_template_form(app: Any, pilot: Any) -> Any:
+    """5 (settings), its templates, n: the new template's form."""
+    from crm_tui.screens.settings import SettingsScreen
+    from crm_tui.screens.template_form import TemplateForm
+    from tests.ui.keywalk import settle
+
+    await pilot.press("5")
+    await wait_for(lambda: isinstance(app.screen, SettingsScreen), pilot)
+    app.screen.show_section("templates")
+    await settle(pilot)
+    await pilot.press("n")
+    await wait_for(lambda: isinstance(app.screen, TemplateForm), pilot)
+    return app.screen
+
+
 async def pick_view(app: Any, pilot: Any, screen: Any, typed: str) -> None:
     """c, a few letters of a view or folder, Enter: back in the inbox once its list changed."""
     from crm_tui.screens.pickers import FolderPicker

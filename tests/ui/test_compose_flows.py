@@ -16,12 +16,11 @@ from crm_tui.core import models as m
 from crm_tui.core.services import mail_accounts
 from crm_tui.screens.compose import ComposeScreen
 from crm_tui.screens.dialogs import ConfirmDialog
-from crm_tui.screens.forms import RecordForm
 from crm_tui.screens.mass_mail import MassMailScreen
 from crm_tui.screens.settings import SettingsScreen
 from crm_tui.screens.template_picker import TemplatePicker
 from crm_tui.widgets.paged_table import PagedTable
-from tests.ui.helpers import wait_for
+from tests.ui.helpers import new_template_form, wait_for
 from tests.ui.keywalk import settle
 
 
@@ -173,13 +172,7 @@ async def test_a_template_on_a_new_mail_sets_the_subject_and_keeps_the_signature
 
 
 async def test_the_new_template_form_starts_empty_and_keeps_what_is_typed(app: CrmApp, pilot: Any) -> None:
-    await pilot.press("5")
-    await wait_for(lambda: isinstance(app.screen, SettingsScreen), pilot)
-    app.screen.show_section("templates")
-    await settle(pilot)
-    await pilot.press("n")
-    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
-    form = app.screen
+    form = await new_template_form(app, pilot)
     body = form.query_one(TextArea)
     assert body.text == "", "the example is a placeholder, not text"
     assert "{{ contact.name }}" in str(body.placeholder)
@@ -392,13 +385,7 @@ async def test_enter_on_a_template_that_does_not_fit_says_why_under_the_list(app
 async def test_the_new_template_forms_placeholders_look_like_examples_when_saved_empty(
     app: CrmApp, pilot: Any
 ) -> None:
-    await pilot.press("5")
-    await wait_for(lambda: isinstance(app.screen, SettingsScreen), pilot)
-    app.screen.show_section("templates")
-    await settle(pilot)
-    await pilot.press("n")
-    await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
-    form = app.screen
+    form = await new_template_form(app, pilot)
     await pilot.press("ctrl+s")  # saved empty: every required field says so
     await wait_for(lambda: "is required" in shown(form.query_one("#error-f-subject")), pilot)
     subject, body = form.query_one("#f-subject", Input), form.query_one("#f-body", TextArea)

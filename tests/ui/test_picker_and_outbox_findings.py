@@ -14,7 +14,7 @@ from textual.widgets import Input, OptionList, Static
 from crm_tui.app import CrmApp
 from crm_tui.screens.compose import ComposeScreen
 from crm_tui.screens.template_picker import TemplatePicker
-from tests.ui.helpers import wait_for
+from tests.ui.helpers import new_template_form, wait_for
 from tests.ui.keywalk import settle
 
 # The subjects of the demo's templates that have no merge field in theirs.
@@ -215,8 +215,7 @@ async def test_a_second_save_of_a_template_says_checking_at_once_not_the_old_ref
     from textual.widgets import Label, TextArea
 
     from crm_tui.screens import template_form
-    from crm_tui.screens.settings import SettingsScreen
-    from crm_tui.screens.template_form import CHECKING, TemplateForm
+    from crm_tui.screens.template_form import CHECKING
 
     checks: list[str] = []
     release = threading.Event()
@@ -228,13 +227,7 @@ async def test_a_second_save_of_a_template_says_checking_at_once_not_the_old_ref
         return {"body": f"refusal {len(checks)}"}
 
     monkeypatch.setattr(template_form, "_problems", problems)
-    await pilot.press("5")
-    await wait_for(lambda: isinstance(app.screen, SettingsScreen), pilot)
-    app.screen.show_section("templates")
-    await settle(pilot)
-    await pilot.press("n")
-    await wait_for(lambda: isinstance(app.screen, TemplateForm), pilot)
-    form = app.screen
+    form = await new_template_form(app, pilot)
     form.query_one("#f-name", Input).value = "Zweimal"
     form.query_one("#f-subject", Input).value = "Hallo"
     form.query_one("#f-body", TextArea).text = "Guten Tag"
