@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from textual.widgets import DataTable, Input
@@ -45,6 +46,14 @@ def contact_counter(context: AppContext) -> Callable[[], int]:
     return count
 
 
+async def ask_to_import(app: CrmApp, pilot: Any, path: Path) -> None:
+    """I on the contacts, the file's path, Enter."""
+    await pilot.press("I")
+    await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+    app.screen.query_one(Input).value = str(path)
+    await pilot.press("enter")
+
+
 def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: Path) -> None:
     path = tmp_path / "neu.vcf"
     path.write_text(CARDS, encoding="utf-8")
@@ -58,10 +67,7 @@ def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: 
             await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
             before = count()
             for attempt in ("escape", "y"):
-                await pilot.press("I")
-                await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
-                app.screen.query_one(Input).value = str(path)
-                await pilot.press("enter")
+                await ask_to_import(app, pilot, path)
                 await wait_for(lambda: isinstance(app.screen, ImportPreview), pilot, timeout=20)
                 preview = app.screen
                 table = preview.query_one(DataTable)
@@ -105,10 +111,7 @@ def test_the_preview_shows_every_row_of_a_csv_with_an_unclosed_quote(demo_home: 
         async with app.run_test(size=(160, 48)) as pilot:
             await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
             before = count()
-            await pilot.press("I")
-            await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
-            app.screen.query_one(Input).value = str(path)
-            await pilot.press("enter")
+            await ask_to_import(app, pilot, path)
             await wait_for(lambda: isinstance(app.screen, ImportPreview), pilot, timeout=20)
             table = app.screen.query_one(DataTable)
             rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
@@ -127,10 +130,7 @@ def test_the_preview_shows_every_row_of_a_csv_with_an_unclosed_quote(demo_home: 
             wrong = tmp_path / "wrong.vcf"
             wrong.write_text("first_name,last_name\r\nOlaf,Brand\r\n", encoding="utf-8")
             await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
-            await pilot.press("I")
-            await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
-            app.screen.query_one(Input).value = str(wrong)
-            await pilot.press("enter")
+            await ask_to_import(app, pilot, wrong)
             said = f"{wrong} is not a vCard file: no BEGIN:VCARD in it (a CSV file? name it .csv)"
             await wait_for(lambda: any(n.message == said for n in app._notifications), pilot, timeout=20)
             assert isinstance(app.screen, RecordsScreen) and count() == before + 3
