@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from textual.widgets import OptionList
-from textual.widgets._select import SelectOverlay
 
 
 def _move_page_when_laid_out(option_list: Any, direction: int, move_page: Any) -> None:
     """Textual 8.2 maps options to lines when the list is laid out; page up/down pressed before that (a
     board column reloaded a moment ago, a form's closed drop-down) raised KeyError. Here the lines are
-    brought up to date first, and a list that has no layout yet stays where it is."""
+    brought up to date first, and a list that has no layout yet stays where it is. Installed on OptionList
+    itself: a form's drop-down (SelectOverlay) and the command palette's list (PageDown as a search is typed)
+    are OptionLists too."""
     option_list._update_lines()
     highlighted = option_list.highlighted or 0
     if option_list.option_count and highlighted in option_list._index_to_line:
@@ -19,11 +20,8 @@ def _move_page_when_laid_out(option_list: Any, direction: int, move_page: Any) -
 
 
 class Options(OptionList):
-    """An OptionList whose page up/down work right after its options were replaced, and whose up/down stop
-    at the ends instead of wrapping round (k on a day's first activity then x marked its last one done)."""
-
-    def _move_page(self, direction: int) -> None:
-        _move_page_when_laid_out(self, direction, OptionList._move_page)
+    """An OptionList whose up/down stop at the ends instead of wrapping round (k on a day's first activity
+    then x marked its last one done); its page up/down wait for the layout as every OptionList's do."""
 
     def _enabled_beyond(self, direction: int) -> bool:
         if self.highlighted is None:
@@ -44,13 +42,13 @@ _installed = False
 
 
 def page_drop_downs_when_laid_out() -> None:
-    """A form's Select builds its own drop-down (Textual's SelectOverlay, an OptionList): give it the same
-    paging (once per process; the app calls this as it starts)."""
+    """Every OptionList (ours, a form's drop-down, the command palette's list) pages only once laid out (once
+    per process; the app calls this as it starts)."""
     global _installed
     if _installed:
         return
     _installed = True
-    textual_move_page = SelectOverlay._move_page
-    SelectOverlay._move_page = lambda self, direction: _move_page_when_laid_out(  # type: ignore[method-assign]
+    textual_move_page = OptionList._move_page
+    OptionList._move_page = lambda self, direction: _move_page_when_laid_out(  # type: ignore[method-assign]
         self, direction, textual_move_page
     )
