@@ -32,10 +32,10 @@ def _context(home: Path) -> Any:
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from crm_tui.context import AppContext
     from crm_tui.core.clock import FixedClock
-    from crm_tui.paths import resolve_paths
-    from crm_tui.settings import Settings
+    from crm_tui.runtime.context import AppContext
+    from crm_tui.runtime.paths import resolve_paths
+    from crm_tui.runtime.settings import Settings
 
     return AppContext(
         paths=resolve_paths(home),
@@ -56,8 +56,8 @@ async def _until(pilot: Any, condition: Any, timeout: float = 30.0) -> float:
 
 def child_launch(home: Path, spawned: float) -> None:
     """Run in a fresh process: import, build, open the app; report when the first page is on screen."""
-    from crm_tui.app import CrmApp
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.widgets.paged_table import PagedTable
 
     async def run() -> None:
         app = CrmApp(_context(home), manage_gc=True)
@@ -82,8 +82,8 @@ def measure_in_process(home: Path, repeat: int) -> dict[str, Any]:
     from textual import events
     from textual.widgets import OptionList
 
-    from crm_tui.app import CrmApp
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.widgets.paged_table import PagedTable
 
     results: dict[str, Any] = {}
     pauses: list[float] = []

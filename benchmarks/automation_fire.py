@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from crm_tui.automation_commands import tune_gc_for_batch_work
+from crm_tui.cli.automation import tune_gc_for_batch_work
 from crm_tui.core import models as m
 from crm_tui.core.automation import actions, engine, rules
 from crm_tui.core.clock import FixedClock

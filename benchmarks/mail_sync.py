@@ -211,7 +211,7 @@ def child(home: str, password_env: str) -> None:
 
 
 def crm_sync(server, user: str, password: str, workdir: Path) -> dict:  # type: ignore[no-untyped-def]
-    from crm_tui.cli import main as cli
+    from crm_tui.cli.main import main as cli
 
     home = workdir / user
     env_var = "CRM_BENCH_IMAP_PASSWORD"

@@ -138,7 +138,7 @@ def corpus2_dir() -> Path:
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A demo home built once per test process (the demo takes a couple of seconds to make)."""
-    from crm_tui.cli import main
+    from crm_tui.cli.main import main
 
     home = tmp_path_factory.mktemp("demo-template")
     old_tz = os.environ.get("TZ")

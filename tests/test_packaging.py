@@ -46,7 +46,7 @@ def test_the_wheel_carries_assets_and_migrations_and_runs_from_anywhere(tmp_path
     ):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "crm-tui = crm_tui.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "crm-tui = crm_tui.cli.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
     target = tmp_path / "site"
     installed = subprocess.run(
@@ -62,7 +62,7 @@ def test_the_wheel_carries_assets_and_migrations_and_runs_from_anywhere(tmp_path
             sys.executable,
             "-c",
             "import crm_tui, sys; sys.argv[0] = 'crm-tui'; print(crm_tui.__file__, file=sys.stderr); "
-            "from crm_tui.cli import main; sys.exit(main(['--demo', '--now', '2026-11-22T09:00:00+01:00', 'contacts', 'list', '--limit', '2', '--json']))",
+            "from crm_tui.cli.main import main; sys.exit(main(['--demo', '--now', '2026-11-22T09:00:00+01:00', 'contacts', 'list', '--limit', '2', '--json']))",
         ],
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from crm_tui.resources import assets_dir
+from crm_tui.core.assets import assets_dir
 
 
 @functools.cache

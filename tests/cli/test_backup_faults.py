@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from crm_tui.core import models as m
 from crm_tui.core.db import open_database, sqlite_url
 from crm_tui.core.services import attachments, users

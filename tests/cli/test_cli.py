@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from crm_tui import __version__
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from tests.conftest import DEMO_NOW
 
 
@@ -135,12 +135,12 @@ def test_an_internal_error_before_the_context_is_built_is_logged_in_the_home_giv
 ) -> None:
     """--home puts everything in one folder, the log of an error met while the command starts too (it went
     to the default home's state folder)."""
-    import crm_tui.settings
+    import crm_tui.runtime.settings
 
     def broken(path: Path) -> None:
         raise RuntimeError("settings reader broke")
 
-    monkeypatch.setattr(crm_tui.settings, "load_settings", broken)
+    monkeypatch.setattr(crm_tui.runtime.settings, "load_settings", broken)
     monkeypatch.delenv("CRM_TUI_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "default-home"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "default-home" / "state"))
@@ -239,9 +239,9 @@ def test_text_output_is_a_table_with_type_ids(capsys: pytest.CaptureFixture[str]
 def test_text_output_never_carries_control_characters(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from crm_tui.context import AppContext  # noqa: F401  (same modules the CLI uses)
     from crm_tui.core.db import open_database, sqlite_url
     from crm_tui.core.services.contacts import ContactInput, create_contact
+    from crm_tui.runtime.context import AppContext  # noqa: F401  (same modules the CLI uses)
 
     db = open_database(sqlite_url(tmp_path / "data" / "crm.sqlite3"))
     with db.write() as session:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from crm_tui.core.db import open_database, sqlite_url
 from crm_tui.core.services import users
 from tests.conftest import NOW, fill_disk
@@ -87,8 +87,8 @@ def test_a_log_record_that_does_not_fit_on_the_full_disk_prints_nothing(
 ) -> None:
     """The log is on the full disk too: the record is lost, but no "--- Logging error ---" traceback lands on
     the screen (over the app, or a command's output)."""
-    from crm_tui.logs import LOGGER, open_log
-    from crm_tui.paths import resolve_paths
+    from crm_tui.runtime.logs import LOGGER, open_log
+    from crm_tui.runtime.paths import resolve_paths
 
     before = list(LOGGER.handlers)
     open_log(resolve_paths(full_home))

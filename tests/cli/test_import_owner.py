@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy import select
 from textual.widgets import Input
 
-from crm_tui.app import CrmApp
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from crm_tui.core import models as m
 from crm_tui.core.db import open_database, sqlite_url
 from crm_tui.core.services import users
-from crm_tui.screens.dialogs import PromptDialog
-from crm_tui.screens.import_preview import ImportPreview
-from crm_tui.screens.records import RecordsScreen
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.dialogs import PromptDialog
+from crm_tui.ui.screens.import_preview import ImportPreview
+from crm_tui.ui.screens.records import RecordsScreen
 from tests.conftest import NOW
 from tests.ui.helpers import make_context, wait_for
 

@@ -15,7 +15,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from crm_tui.core import models as m
 from crm_tui.core.db import open_database, sqlite_url
 from crm_tui.core.services import custom_fields, pipelines, users
@@ -613,7 +613,7 @@ def test_a_shared_database_is_backed_up_while_written_and_restored_into_either_k
 
     from crm_tui.core.services import attachments
     from crm_tui.core.types import RecordRef, RecordType
-    from crm_tui.paths import resolve_paths
+    from crm_tui.runtime.paths import resolve_paths
     from tests.utils import factories
 
     demo = ("--home", str(demo_home), "--demo")

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from crm_tui.core.db import SCHEMA_HEAD, open_database, sqlite_url
 from crm_tui.core.services import attachments, users
 from crm_tui.core.types import RecordRef, RecordType
-from crm_tui.logs import LOGGER, open_log
-from crm_tui.paths import resolve_paths
+from crm_tui.runtime.logs import LOGGER, open_log
+from crm_tui.runtime.paths import resolve_paths
 from tests.conftest import NOW
 from tests.utils import factories
 
@@ -126,7 +126,7 @@ def test_a_home_an_older_crm_tui_left_open_is_tightened_on_start(umask: int, tmp
 
 def test_the_config_file_the_app_writes_is_private(umask: int, tmp_path: Path) -> None:
     """config.toml names the accounts' servers and users: written 0600 whatever the umask."""
-    from crm_tui.settings import load_settings, set_config_value
+    from crm_tui.runtime.settings import load_settings, set_config_value
 
     config = tmp_path / "home" / "config" / "config.toml"
     set_config_value(config, "me", "anna@crm.example")

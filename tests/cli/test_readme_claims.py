@@ -13,8 +13,8 @@ from pathlib import Path
 
 from textual.binding import Binding
 
-import crm_tui.screens
-from crm_tui.app import CrmApp
+import crm_tui.ui.screens
+from crm_tui.ui.app import CrmApp
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -48,8 +48,8 @@ def test_the_readme_says_where_binding_ids_are_shown() -> None:
 
 def _bindings() -> list[Binding]:
     found = [b for b in CrmApp.BINDINGS if isinstance(b, Binding)]
-    for info in pkgutil.iter_modules(crm_tui.screens.__path__):
-        module = importlib.import_module(f"crm_tui.screens.{info.name}")
+    for info in pkgutil.iter_modules(crm_tui.ui.screens.__path__):
+        module = importlib.import_module(f"crm_tui.ui.screens.{info.name}")
         for _name, cls in inspect.getmembers(module, inspect.isclass):
             found += [b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding)]
     return found

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_tui.cli import build_parser
+from crm_tui.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "./scripts/run"

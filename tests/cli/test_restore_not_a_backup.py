@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from crm_tui.core.db import Database, open_database, sqlite_url
 from tests.conftest import NOW
 from tests.mail import dovecot as dovecot_module

@@ -109,8 +109,8 @@ def test_t_in_settings_says_the_servers_words_in_one_notification(
 
     from textual.widgets import DataTable, OptionList
 
-    from crm_tui.app import CrmApp
-    from crm_tui.screens.settings import SettingsScreen
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.settings import SettingsScreen
     from tests.ui.helpers import make_context, wait_for
 
     said = f"the server said: {'[SERVERBUG] ' if list_fails.answer == 'no' else ''}{FAILED.decode()}"

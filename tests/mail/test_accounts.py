@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from tests.conftest import NOW
 from tests.mail.conftest import Mailbox
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from crm_tui.app import CrmApp
-from crm_tui.widgets.paged_table import PagedTable
-from crm_tui.widgets.status_bar import StatusBar
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.widgets.paged_table import PagedTable
+from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.mail.conftest import Mailbox
 from tests.mail.test_sync import message
 from tests.ui.helpers import make_context, wait_for
@@ -66,8 +66,8 @@ def test_accounts_are_editable_in_settings(mailbox: Mailbox, monkeypatch: pytest
     """Settings > Mail accounts: a bad field is named, a new account saves, t tests its login on Dovecot."""
     from textual.widgets import DataTable, Input, OptionList, Select
 
-    from crm_tui.screens.forms import RecordForm
-    from crm_tui.screens.settings import SettingsScreen
+    from crm_tui.ui.screens.forms import RecordForm
+    from crm_tui.ui.screens.settings import SettingsScreen
 
     monkeypatch.setenv("SECOND_PW", mailbox.password)
 

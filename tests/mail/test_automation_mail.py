@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from pypdf import PdfReader
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from crm_tui.core.automation import rules
 from crm_tui.core.services import email_templates, opportunities, pipelines, users
 from tests.conftest import NOW

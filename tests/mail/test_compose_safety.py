@@ -67,11 +67,11 @@ def test_a_reply_and_a_forward_to_a_hostile_mail_carry_no_escape_or_bidi_charact
 ) -> None:
     from textual.widgets import Input, TextArea
 
-    from crm_tui.app import CrmApp
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.inbox import InboxScreen
-    from crm_tui.settings import Settings
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.runtime.settings import Settings
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.inbox import InboxScreen
+    from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
 
     mailbox.append("INBOX", hostile())

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from crm_tui.cli import main
-from crm_tui.context import AppContext
+from crm_tui.cli.main import main
 from crm_tui.core import models as m
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.services import mail_accounts, mail_actions, mailbox, records
 from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.runtime.context import AppContext
 from tests.conftest import NOW, ZONE, corpus2_dir, corpus_dir
 from tests.mail import conftest as mail_conftest
 
@@ -106,7 +106,7 @@ def test_every_mail_is_stored_whole(synced: Synced) -> None:
 
 def test_every_mail_previews_and_replies_and_forwards(synced: Synced) -> None:
     from crm_tui.mail import compose
-    from crm_tui.screens.inbox import message_text, original_of
+    from crm_tui.ui.screens.inbox import message_text, original_of
 
     failures: list[str] = []
     checks = 0
@@ -169,7 +169,7 @@ def test_every_mail_prefills_forms_that_save(synced: Synced) -> None:
     from crm_tui.core.services import attachments
     from crm_tui.core.services.common import fit_text
     from crm_tui.mail.sync import load_free_domains
-    from crm_tui.screens.kinds import KINDS, activity_form
+    from crm_tui.ui.screens.kinds import KINDS, activity_form
 
     context, free = synced.context, load_free_domains()
     failures: list[str] = []
@@ -263,10 +263,10 @@ async def test_a_sample_of_real_mail_through_the_inbox_keys(
     No key may bring an error notification or an ERROR in the log."""
     import shutil
 
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.forms import RecordForm
-    from crm_tui.screens.inbox import InboxScreen, MessageReader
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.forms import RecordForm
+    from crm_tui.ui.screens.inbox import InboxScreen, MessageReader
+    from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.ui.helpers import wait_for
     from tests.ui.keywalk import SIZE, Watch, back_to, capture_errors, quick_press, settle
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from textual.widgets import OptionList
 
-from crm_tui.app import CrmApp
-from crm_tui.screens.inbox import InboxScreen, MessageReader
-from crm_tui.screens.pickers import FolderPicker
-from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.inbox import InboxScreen, MessageReader
+from crm_tui.ui.screens.pickers import FolderPicker
+from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.mail.conftest import Mailbox
 from tests.mail.test_inbox_triage import customer_mailbox, run, status, subject_row
 from tests.mail.test_sync import message

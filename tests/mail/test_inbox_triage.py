@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlmodel import select
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
-from crm_tui.screens.forms import RecordForm
-from crm_tui.screens.inbox import InboxScreen, MessageReader
-from crm_tui.screens.pickers import FolderPicker, RecordPicker
-from crm_tui.widgets.paged_table import PagedTable
-from crm_tui.widgets.status_bar import StatusBar
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.inbox import InboxScreen, MessageReader
+from crm_tui.ui.screens.pickers import FolderPicker, RecordPicker
+from crm_tui.ui.widgets.paged_table import PagedTable
+from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.conftest import NOW
 from tests.mail.conftest import Mailbox
 from tests.mail.test_sync import message
@@ -287,8 +287,8 @@ def test_attachments_saved_opened_on_request_and_kept_on_the_record(
 
     from crm_tui.core.services import attachments
     from crm_tui.core.types import RecordRef, RecordType
-    from crm_tui.screens.attachments import AttachmentsScreen
-    from crm_tui.screens.dialogs import PromptDialog
+    from crm_tui.ui.screens.attachments import AttachmentsScreen
+    from crm_tui.ui.screens.dialogs import PromptDialog
 
     ids = customer_mailbox(mailbox)
     pdf = b"%PDF-1.4 offer " + bytes(range(256)) * 20
@@ -393,7 +393,7 @@ def test_threads_collapse_to_one_row_and_an_action_takes_the_whole_thread(mailbo
 def test_contact_organization_ticket_unlink_and_comment_from_a_mail(mailbox: Mailbox) -> None:
     from crm_tui.core.services import attachments
     from crm_tui.core.types import RecordRef, RecordType
-    from crm_tui.screens.dialogs import ChoiceDialog, PromptDialog
+    from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
 
     ids = customer_mailbox(mailbox)
 
@@ -456,7 +456,7 @@ def test_contact_organization_ticket_unlink_and_comment_from_a_mail(mailbox: Mai
 
 def test_the_no_reply_view_uses_the_days_from_the_settings(mailbox: Mailbox) -> None:
     (mailbox.home / "config").mkdir(parents=True, exist_ok=True)
-    from crm_tui.paths import resolve_paths
+    from crm_tui.runtime.paths import resolve_paths
 
     config = resolve_paths(mailbox.home).config_file
     config.parent.mkdir(parents=True, exist_ok=True)

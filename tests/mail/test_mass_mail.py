@@ -99,10 +99,10 @@ def test_mass_mail_from_the_contacts_list_search_with_progress(mailbox: Mailbox,
 
     from textual.widgets import ProgressBar
 
-    from crm_tui.app import CrmApp
-    from crm_tui.screens.mass_mail import MassMailScreen
-    from crm_tui.screens.template_picker import TemplatePicker
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.mass_mail import MassMailScreen
+    from crm_tui.ui.screens.template_picker import TemplatePicker
+    from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
 
     db = mailbox.database()
@@ -121,7 +121,7 @@ def test_mass_mail_from_the_contacts_list_search_with_progress(mailbox: Mailbox,
         )
     db.dispose()
 
-    from crm_tui.paths import resolve_paths
+    from crm_tui.runtime.paths import resolve_paths
 
     config = resolve_paths(mailbox.home).config_file
     config.parent.mkdir(parents=True, exist_ok=True)

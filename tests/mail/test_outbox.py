@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from crm_tui.cli import main
+from crm_tui.cli.main import main
 from crm_tui.core.services import mail_accounts, outbox
 from crm_tui.mail import compose
 from tests.conftest import NOW
@@ -182,9 +182,9 @@ def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
 
     from textual.widgets import Input, TextArea
 
-    from crm_tui.app import CrmApp
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
     from tests.utils import factories
 
@@ -262,12 +262,12 @@ def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbo
     from sqlmodel import select
     from textual.widgets import DataTable, Input, TextArea
 
-    from crm_tui.app import CrmApp
     from crm_tui.core import models as m
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
-    from crm_tui.screens.outbox import OutboxScreen
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from crm_tui.ui.screens.outbox import OutboxScreen
+    from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
     from tests.utils import factories
 
@@ -332,10 +332,10 @@ def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
 
     from textual.widgets import Input, OptionList, TextArea
 
-    from crm_tui.app import CrmApp
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.template_picker import TemplatePicker
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.template_picker import TemplatePicker
+    from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
     from tests.utils import factories
 
@@ -386,11 +386,11 @@ def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: Smt
 
     from textual.widgets import Input
 
-    from crm_tui.app import CrmApp
     from crm_tui.core.services import activities
     from crm_tui.mail.invites import find_invitation
-    from crm_tui.screens.calendar import CalendarScreen
-    from crm_tui.screens.compose import ComposeScreen
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.calendar import CalendarScreen
+    from crm_tui.ui.screens.compose import ComposeScreen
     from tests.ui.helpers import ZONE, make_context, wait_for
     from tests.utils import factories
 
@@ -462,13 +462,13 @@ def test_signature_forward_attached_and_a_document_from_the_record(
 
     from textual.widgets import TextArea
 
-    from crm_tui.app import CrmApp
     from crm_tui.core.services import attachments
     from crm_tui.core.types import RecordRef, RecordType
-    from crm_tui.paths import resolve_paths
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.runtime.paths import resolve_paths
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.dialogs import ChoiceDialog
+    from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.mail.test_sync import message
     from tests.ui.helpers import make_context, wait_for
     from tests.utils import factories
@@ -533,11 +533,11 @@ def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
     from sqlmodel import select
     from textual.widgets import Input, TextArea
 
-    from crm_tui.app import CrmApp
     from crm_tui.core import models as m
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog
-    from crm_tui.screens.inbox import InboxScreen
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.dialogs import ChoiceDialog
+    from crm_tui.ui.screens.inbox import InboxScreen
     from tests.ui.helpers import make_context, wait_for
 
     def drafts_on_server() -> set[str]:
@@ -605,11 +605,11 @@ def test_a_queued_mail_waits_the_send_delay_and_u_takes_it_back_until_then(
     from sqlmodel import select
     from textual.widgets import Input, TextArea
 
-    from crm_tui.app import CrmApp
     from crm_tui.core import models as m
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.inbox import InboxScreen
-    from crm_tui.settings import Settings
+    from crm_tui.runtime.settings import Settings
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.inbox import InboxScreen
     from tests.ui.helpers import make_context, wait_for
 
     def rows() -> tuple[list[str], list[str]]:

@@ -421,8 +421,8 @@ def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to
 ) -> None:
     import asyncio
 
-    from crm_tui.app import CrmApp
-    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.ui.app import CrmApp
+    from crm_tui.ui.screens.dialogs import ConfirmDialog
     from tests.ui.helpers import make_context, outbox_from_inbox, wait_for
 
     make_marked_sent(mailbox)

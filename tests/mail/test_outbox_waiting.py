@@ -18,7 +18,7 @@ from tests.mail.test_outbox import BODY, queue_mail
 
 async def read_mail(app: Any, pilot: Any, words: str) -> str:
     """Enter on the outbox's list: the mail's text, once it says ``words``."""
-    from crm_tui.screens.outbox import OutboxMailScreen
+    from crm_tui.ui.screens.outbox import OutboxMailScreen
     from tests.ui.helpers import wait_for
 
     await pilot.press("enter")
@@ -31,7 +31,7 @@ async def read_mail(app: Any, pilot: Any, words: str) -> str:
 def test_a_mail_waiting_for_its_next_try_is_named_by_flush_shown_with_its_time_and_x_delivers_it(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from crm_tui.app import CrmApp
+    from crm_tui.ui.app import CrmApp
     from tests.ui.helpers import make_context, outbox_from_inbox, wait_for
 
     point_smtp_at(mailbox, free_port())  # nobody listens there: the connection is refused

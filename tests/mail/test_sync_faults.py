@@ -146,8 +146,8 @@ def test_a_sync_on_a_full_disk_says_what_was_saved_and_the_next_one_completes_it
 def test_the_app_says_what_a_sync_on_a_full_disk_saved(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str], small_disk: Any, make_app: Any
 ) -> None:
-    from crm_tui.widgets.paged_table import PagedTable
-    from crm_tui.widgets.status_bar import StatusBar
+    from crm_tui.ui.widgets.paged_table import PagedTable
+    from crm_tui.ui.widgets.status_bar import StatusBar
     from tests.ui.helpers import wait_for
 
     copies = _corpus_into(mailbox)

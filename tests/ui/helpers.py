@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from crm_tui.context import AppContext
 from crm_tui.core.clock import FixedClock
-from crm_tui.paths import resolve_paths
-from crm_tui.settings import Settings, load_settings
+from crm_tui.runtime.context import AppContext
+from crm_tui.runtime.paths import resolve_paths
+from crm_tui.runtime.settings import Settings, load_settings
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Berlin")
@@ -45,8 +45,8 @@ async def wait_for(condition: Callable[[], Any], pilot: Any, timeout: float = 10
 
 async def open_inbox(app: Any, pilot: Any) -> tuple[Any, Any]:
     """1: the inbox, once its list has rows. Returns (the inbox screen, its list)."""
-    from crm_tui.screens.inbox import InboxScreen
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.screens.inbox import InboxScreen
+    from crm_tui.ui.widgets.paged_table import PagedTable
 
     await pilot.press("1")
     await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
@@ -60,8 +60,8 @@ async def outbox_from_inbox(app: Any, pilot: Any, rows: int) -> tuple[Any, Any]:
     """Once the inbox shows, o: the outbox view once its list has ``rows`` rows. Returns (the view, its list)."""
     from textual.widgets import DataTable
 
-    from crm_tui.screens.inbox import InboxScreen
-    from crm_tui.screens.outbox import OutboxScreen
+    from crm_tui.ui.screens.inbox import InboxScreen
+    from crm_tui.ui.screens.outbox import OutboxScreen
 
     await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
     await pilot.press("o")
@@ -74,8 +74,8 @@ async def outbox_from_inbox(app: Any, pilot: Any, rows: int) -> tuple[Any, Any]:
 
 async def new_template_form(app: Any, pilot: Any) -> Any:
     """5 (settings), its templates, n: the new template's form."""
-    from crm_tui.screens.settings import SettingsScreen
-    from crm_tui.screens.template_form import TemplateForm
+    from crm_tui.ui.screens.settings import SettingsScreen
+    from crm_tui.ui.screens.template_form import TemplateForm
     from tests.ui.keywalk import settle
 
     await pilot.press("5")
@@ -89,8 +89,8 @@ async def new_template_form(app: Any, pilot: Any) -> Any:
 
 async def pick_view(app: Any, pilot: Any, screen: Any, typed: str) -> None:
     """c, a few letters of a view or folder, Enter: back in the inbox once its list changed."""
-    from crm_tui.screens.pickers import FolderPicker
-    from crm_tui.widgets.paged_table import PagedTable
+    from crm_tui.ui.screens.pickers import FolderPicker
+    from crm_tui.ui.widgets.paged_table import PagedTable
 
     table = screen.query_one(PagedTable)
     before = [row.key for row in table.loaded_rows]

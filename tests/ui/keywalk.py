@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crm_tui.app import CrmApp
-from crm_tui.screens.dialogs import ConfirmDialog
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.dialogs import ConfirmDialog
 
 # Never pressed: they end the process or hand the terminal away (the issue's "skip only quit and suspend").
 SKIPPED_KEYS = {"ctrl+q", "ctrl+c", "ctrl+z"}
@@ -115,7 +115,7 @@ def answer_for(screen: Any) -> str:
 async def answer(pilot: Any, screen: Any) -> None:
     """Answer the question on top so that nothing changes: ``answer_for``'s key, or for a choice that offers
     to discard (leaving a mail written: keep it as a draft, or discard it) that choice, by the keyboard."""
-    from crm_tui.screens.dialogs import ChoiceDialog
+    from crm_tui.ui.screens.dialogs import ChoiceDialog
 
     if isinstance(screen, ChoiceDialog):
         values = [value for value, _label in screen._choices]

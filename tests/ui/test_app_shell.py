@@ -9,11 +9,11 @@ from typing import Any
 
 from textual.widgets import Input
 
-from crm_tui.app import CrmApp
 from crm_tui.core.models import Contact
-from crm_tui.widgets.paged_table import PagedTable
-from crm_tui.widgets.record_detail import RecordDetail
-from crm_tui.widgets.status_bar import StatusBar
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.widgets.paged_table import PagedTable
+from crm_tui.ui.widgets.record_detail import RecordDetail
+from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.ui.helpers import NOW, make_context, wait_for
 
 

@@ -12,12 +12,12 @@ from typing import Any
 from sqlmodel import select
 from textual.widgets import DataTable, Input, Select
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
 from crm_tui.core.clock import FixedClock
-from crm_tui.screens.automation import AutomationScreen, RuleForm
-from crm_tui.screens.board import OpportunitiesScreen
-from crm_tui.screens.dialogs import ConfirmDialog
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.automation import AutomationScreen, RuleForm
+from crm_tui.ui.screens.board import OpportunitiesScreen
+from crm_tui.ui.screens.dialogs import ConfirmDialog
 from tests.ui.helpers import NOW, make_context, wait_for
 
 

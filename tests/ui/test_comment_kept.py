@@ -12,8 +12,8 @@ from sqlmodel import select
 from textual.widgets import TextArea
 
 from crm_tui.core import models as m
-from crm_tui.screens.dialogs import PromptDialog
-from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.ui.screens.dialogs import PromptDialog
+from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.conftest import fill_disk
 from tests.ui.helpers import wait_for
 from tests.ui.keywalk import SIZE

@@ -11,15 +11,15 @@ from typing import Any
 from sqlalchemy import select
 from textual.widgets import Input, OptionList, Static, TextArea
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
 from crm_tui.core.services import mail_accounts
-from crm_tui.screens.compose import ComposeScreen
-from crm_tui.screens.dialogs import ConfirmDialog
-from crm_tui.screens.mass_mail import MassMailScreen
-from crm_tui.screens.settings import SettingsScreen
-from crm_tui.screens.template_picker import TemplatePicker
-from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.compose import ComposeScreen
+from crm_tui.ui.screens.dialogs import ConfirmDialog
+from crm_tui.ui.screens.mass_mail import MassMailScreen
+from crm_tui.ui.screens.settings import SettingsScreen
+from crm_tui.ui.screens.template_picker import TemplatePicker
+from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import new_template_form, wait_for
 from tests.ui.keywalk import settle
 
@@ -236,7 +236,7 @@ async def test_a_mass_mail_to_a_contact_list_offers_the_templates_a_contact_can_
 
 
 def status(app: CrmApp) -> str:
-    from crm_tui.widgets.status_bar import StatusBar
+    from crm_tui.ui.widgets.status_bar import StatusBar
 
     return str(app.screen.query_one(StatusBar).render())
 

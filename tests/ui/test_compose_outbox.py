@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import func, select
 from textual.widgets import Input, TextArea
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
-from crm_tui.screens.compose import ComposeScreen
-from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog
-from crm_tui.screens.records import RecordsScreen
-from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.compose import ComposeScreen
+from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog
+from crm_tui.ui.screens.records import RecordsScreen
+from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import open_inbox, wait_for
 
 
@@ -120,7 +120,7 @@ async def test_a_slow_template_leaves_the_app_usable_while_the_picker_is_filled(
     filled, the app answers keys meanwhile, and the picker shows when they are (the slow one says why not)."""
     import time
 
-    from crm_tui.screens.template_picker import TemplatePicker
+    from crm_tui.ui.screens.template_picker import TemplatePicker
 
     with app.context.database().write() as session:  # type: ignore[attr-defined]
         now = app.context.clock.now()  # type: ignore[attr-defined]
@@ -153,7 +153,7 @@ async def test_u_in_the_outbox_takes_back_any_queued_mail_as_the_draft_it_was(
     To, Bcc, subject and text; the other stays queued."""
     from textual.widgets import DataTable
 
-    from crm_tui.screens.outbox import OutboxScreen
+    from crm_tui.ui.screens.outbox import OutboxScreen
 
     queued, drafts = count(app, QUEUED), count(app, DRAFTS)
     _, compose = await compose_from_contact(app, pilot)
@@ -193,7 +193,7 @@ async def test_a_chosen_template_is_filled_in_a_thread(app: CrmApp, pilot: Any, 
     import time
 
     from crm_tui.core.services import email_templates
-    from crm_tui.screens.template_picker import TemplatePicker
+    from crm_tui.ui.screens.template_picker import TemplatePicker
 
     real = email_templates.render
 

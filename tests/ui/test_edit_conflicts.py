@@ -11,13 +11,13 @@ from pathlib import Path
 from sqlmodel import select
 from textual.widgets import Input, Label
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
 from crm_tui.core.clock import FixedClock
 from crm_tui.core.services import contacts
-from crm_tui.screens.forms import RecordForm
-from crm_tui.screens.records import RecordsScreen
-from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.records import RecordsScreen
+from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import NOW, make_context, wait_for
 
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from crm_tui.screens.board import OpportunitiesScreen
-from crm_tui.screens.calendar import CalendarScreen
-from crm_tui.screens.dialogs import ConfirmDialog
-from crm_tui.screens.inbox import InboxScreen
-from crm_tui.screens.records import ORDER, RecordsScreen
-from crm_tui.screens.settings import SettingsScreen
-from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.ui.screens.board import OpportunitiesScreen
+from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.screens.dialogs import ConfirmDialog
+from crm_tui.ui.screens.inbox import InboxScreen
+from crm_tui.ui.screens.records import ORDER, RecordsScreen
+from crm_tui.ui.screens.settings import SettingsScreen
+from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.keywalk import (
     SKIPPED_KEYS,
     RecordingApp,
@@ -49,7 +49,7 @@ def no_automation_timer(monkeypatch: pytest.MonkeyPatch) -> None:
     """Automation fires at start and after a stage move, as the keys cause it; not on its 30-second timer,
     which in a long run fires the rules of deals a stage delete moved to Won ("no installer covers the
     region" on the demo's data): a timer's moment, not a key's error."""
-    monkeypatch.setattr("crm_tui.app.AUTOMATION_SECONDS", 24 * 3600)
+    monkeypatch.setattr("crm_tui.ui.app.AUTOMATION_SECONDS", 24 * 3600)
 
 
 @dataclass

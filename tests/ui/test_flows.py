@@ -9,15 +9,15 @@ from typing import Any
 from sqlmodel import select
 from textual.widgets import Input, OptionList
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
-from crm_tui.screens.board import OpportunitiesScreen
-from crm_tui.screens.calendar import CalendarScreen
-from crm_tui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
-from crm_tui.screens.forms import RecordForm
-from crm_tui.screens.records import RecordsScreen
-from crm_tui.widgets.paged_table import PagedTable
-from crm_tui.widgets.record_detail import RecordDetail
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.board import OpportunitiesScreen
+from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.records import RecordsScreen
+from crm_tui.ui.widgets.paged_table import PagedTable
+from crm_tui.ui.widgets.record_detail import RecordDetail
 from tests.ui.helpers import make_context, wait_for
 
 

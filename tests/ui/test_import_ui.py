@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy import func, select
 from textual.widgets import DataTable, Input
 
-from crm_tui.app import CrmApp
-from crm_tui.context import AppContext
 from crm_tui.core import models as m
-from crm_tui.screens.dialogs import PromptDialog
-from crm_tui.screens.import_preview import ImportPreview
-from crm_tui.screens.records import RecordsScreen
+from crm_tui.runtime.context import AppContext
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.dialogs import PromptDialog
+from crm_tui.ui.screens.import_preview import ImportPreview
+from crm_tui.ui.screens.records import RecordsScreen
 from tests.ui.helpers import make_context, wait_for
 
 CARDS = """BEGIN:VCARD

@@ -10,15 +10,15 @@ from typing import Any
 from sqlalchemy import select
 from textual.widgets import OptionList
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
-from crm_tui.screens.board import OpportunitiesScreen
-from crm_tui.screens.dialogs import PromptDialog
-from crm_tui.screens.forms import RecordForm
-from crm_tui.screens.inbox import InboxScreen
-from crm_tui.screens.pickers import FolderPicker
-from crm_tui.widgets.paged_table import PagedTable
-from crm_tui.widgets.status_bar import StatusBar
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.board import OpportunitiesScreen
+from crm_tui.ui.screens.dialogs import PromptDialog
+from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.inbox import InboxScreen
+from crm_tui.ui.screens.pickers import FolderPicker
+from crm_tui.ui.widgets.paged_table import PagedTable
+from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.ui.helpers import open_inbox, wait_for
 from tests.ui.keywalk import RecordingApp
 
@@ -275,8 +275,8 @@ async def test_a_collapsed_thread_shows_a_persons_mail_and_the_whole_threads_siz
 async def test_the_status_bar_shows_the_whole_last_message(app: RecordingApp, pilot: Any) -> None:
     """u takes back a queued mail: the notification says to whom, and the status bar's line ("mail taken back: a
     draft again (R in the inbox)") is read whole on its row after the list's reload, beside the modes."""
-    from crm_tui.screens.compose import TAKEN_BACK, ComposeScreen
-    from crm_tui.screens.template_picker import TemplatePicker
+    from crm_tui.ui.screens.compose import TAKEN_BACK, ComposeScreen
+    from crm_tui.ui.screens.template_picker import TemplatePicker
     from tests.ui.test_small_fixes import screen_rows
 
     screen, table = await open_inbox(app, pilot)
@@ -309,8 +309,8 @@ async def test_the_status_bar_shows_the_whole_last_message(app: RecordingApp, pi
 async def test_esc_closes_the_recipient_completion_before_it_leaves_the_mail(app: CrmApp, pilot: Any) -> None:
     from textual.widgets import Input, Static
 
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.dialogs import ChoiceDialog
 
     screen, _table = await open_inbox(app, pilot)
     await pilot.press("m")

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from textual.screen import Screen
 
-import crm_tui.screens
-from crm_tui.app import CrmApp
+import crm_tui.ui.screens
+from crm_tui.ui.app import CrmApp
 from tests.ui.keywalk import (
     SKIPPED_KEYS,
     RecordingApp,
@@ -46,10 +46,10 @@ MOVES = ["up", "down", "left", "right", "pageup", "pagedown", "home", "end", "j"
 
 
 def declared_keys() -> list[str]:
-    """Every key of the app and of every screen class in crm_tui.screens (read from their bindings)."""
+    """Every key of the app and of every screen class in crm_tui.ui.screens (read from their bindings)."""
     keys: set[str] = set(CrmApp._merged_bindings.key_to_bindings) if CrmApp._merged_bindings else set()
-    for info in pkgutil.iter_modules(crm_tui.screens.__path__):
-        module = importlib.import_module(f"crm_tui.screens.{info.name}")
+    for info in pkgutil.iter_modules(crm_tui.ui.screens.__path__):
+        module = importlib.import_module(f"crm_tui.ui.screens.{info.name}")
         for _name, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, Screen) and cls.__module__.startswith("crm_tui."):
                 merged = cls._merged_bindings

@@ -12,19 +12,19 @@ from rich.console import Console
 from sqlmodel import select
 from textual.widgets import DataTable, Input, OptionList, SelectionList, Static
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
 from crm_tui.core.services import activities, opportunities
-from crm_tui.screens.board import OpportunitiesScreen
-from crm_tui.screens.calendar import CalendarScreen
-from crm_tui.screens.dialogs import ChoiceDialog, PromptDialog
-from crm_tui.screens.forms import RecordForm
-from crm_tui.screens.records import RecordsScreen
-from crm_tui.screens.settings import SettingsScreen
-from crm_tui.settings import load_settings
-from crm_tui.widgets.paged_table import PagedTable
-from crm_tui.widgets.record_detail import RecordDetail
-from crm_tui.widgets.status_bar import StatusBar
+from crm_tui.runtime.settings import load_settings
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.board import OpportunitiesScreen
+from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
+from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.records import RecordsScreen
+from crm_tui.ui.screens.settings import SettingsScreen
+from crm_tui.ui.widgets.paged_table import PagedTable
+from crm_tui.ui.widgets.record_detail import RecordDetail
+from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.ui.helpers import NOW, make_context, wait_for
 
 
@@ -298,8 +298,8 @@ def test_a_search_typed_in_one_burst_after_the_slash_lands_in_the_search_box(dem
 def test_mail_templates_are_made_checked_edited_and_deleted_in_settings(demo_home: Path) -> None:
     from textual.widgets import TextArea
 
-    from crm_tui.resources import assets_dir
-    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.core.assets import assets_dir
+    from crm_tui.ui.screens.dialogs import ConfirmDialog
 
     async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
         screen = app.screen
@@ -339,8 +339,8 @@ def test_a_records_documents_are_saved_opened_and_removed_from_the_list(
     """o lists the documents of the selected record; s saves one (never over an existing file), o hands a
     copy to the opener, d removes it from the record after a yes. A file name with [markup] in it shows as
     typed: no notification reads markup."""
-    from crm_tui.screens.attachments import DocumentsScreen
-    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.ui.screens.attachments import DocumentsScreen
+    from crm_tui.ui.screens.dialogs import ConfirmDialog
 
     offer = tmp_path / "offer [bold]2026[reverse].pdf"
     offer.write_bytes(b"%PDF-1.4 the offer")
@@ -406,7 +406,7 @@ def test_a_board_load_that_ends_late_does_not_undo_a_pipeline_switch(demo_home: 
     """A board load still running when the user switches pipeline (a refresh after a save, say) posts its
     answer after the switch's: it is dropped, and the board keeps the pipeline the user chose. (A flow test
     met this under load: the title fell back to the old pipeline.)"""
-    from crm_tui.screens.board import BoardLoaded, OpportunitiesScreen
+    from crm_tui.ui.screens.board import BoardLoaded, OpportunitiesScreen
 
     async def scenario(app: Any, pilot: Any, context: Any) -> None:
         board = app.screen

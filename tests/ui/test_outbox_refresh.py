@@ -10,7 +10,7 @@ from sqlmodel import select
 from crm_tui.core import models as m
 from crm_tui.core.db import open_database
 from crm_tui.core.services import outbox
-from crm_tui.screens.outbox import OutboxScreen
+from crm_tui.ui.screens.outbox import OutboxScreen
 from tests.conftest import NOW
 from tests.ui.helpers import open_inbox, wait_for
 

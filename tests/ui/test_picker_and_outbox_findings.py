@@ -11,9 +11,9 @@ from typing import Any
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList, Static
 
-from crm_tui.app import CrmApp
-from crm_tui.screens.compose import ComposeScreen
-from crm_tui.screens.template_picker import TemplatePicker
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.compose import ComposeScreen
+from crm_tui.ui.screens.template_picker import TemplatePicker
 from tests.ui.helpers import new_template_form, wait_for
 from tests.ui.keywalk import settle
 
@@ -134,7 +134,7 @@ def queue_mail(app: CrmApp, subject: str, to: str) -> None:
 
 
 async def open_outbox(app: CrmApp, pilot: Any, rows: int) -> Any:
-    from crm_tui.screens.outbox import OutboxScreen
+    from crm_tui.ui.screens.outbox import OutboxScreen
 
     await pilot.press("1")
     await settle(pilot)
@@ -156,7 +156,7 @@ def notes(app: CrmApp) -> list[str]:
 async def test_the_outbox_asks_before_dropping_and_names_a_mail_without_a_subject(
     app: CrmApp, pilot: Any
 ) -> None:
-    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.ui.screens.dialogs import ConfirmDialog
 
     queue_mail(app, "", "kunde@example.com")
     outbox = await open_outbox(app, pilot, 1)
@@ -214,8 +214,8 @@ async def test_a_second_save_of_a_template_says_checking_at_once_not_the_old_ref
 
     from textual.widgets import Label, TextArea
 
-    from crm_tui.screens import template_form
-    from crm_tui.screens.template_form import CHECKING
+    from crm_tui.ui.screens import template_form
+    from crm_tui.ui.screens.template_form import CHECKING
 
     checks: list[str] = []
     release = threading.Event()

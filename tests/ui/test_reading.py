@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_tui.app import CrmApp
-from crm_tui.screens.inbox import InboxScreen, MessageReader
-from crm_tui.screens.pickers import FolderPicker
-from crm_tui.widgets.paged_table import PAGE_SIZE, PagedTable
-from crm_tui.widgets.status_bar import StatusBar
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.inbox import InboxScreen, MessageReader
+from crm_tui.ui.screens.pickers import FolderPicker
+from crm_tui.ui.widgets.paged_table import PAGE_SIZE, PagedTable
+from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.ui.helpers import wait_for
 
 

@@ -12,10 +12,10 @@ import pytest
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, OptionList
 
-import crm_tui.screens
-from crm_tui.app import CrmApp
-from crm_tui.screens.records import RecordsScreen
-from crm_tui.screens.settings import SettingsScreen
+import crm_tui.ui.screens
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.records import RecordsScreen
+from crm_tui.ui.screens.settings import SettingsScreen
 from tests.ui.helpers import wait_for
 from tests.ui.keywalk import settle
 
@@ -45,8 +45,8 @@ def test_no_screen_names_its_own_heading_title() -> None:
     """A Screen's ``title`` and ``sub_title`` are Textual's reactives: a screen keeping its own heading under
     that name showed "None (1)" as a dialog's title (the attachments and documents dialogs did)."""
     shadowing = []
-    for module_info in pkgutil.iter_modules(crm_tui.screens.__path__):
-        module = importlib.import_module(f"crm_tui.screens.{module_info.name}")
+    for module_info in pkgutil.iter_modules(crm_tui.ui.screens.__path__):
+        module = importlib.import_module(f"crm_tui.ui.screens.{module_info.name}")
         for name, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, Screen) and cls.__module__ == module.__name__:
                 shadowing += [f"{name}.{attr}" for attr in ("title", "sub_title") if attr in vars(cls)]
@@ -56,8 +56,8 @@ def test_no_screen_names_its_own_heading_title() -> None:
 async def test_the_documents_dialog_is_titled_with_the_record_and_a_count(
     app: CrmApp, pilot: Any, tmp_path: Path
 ) -> None:
-    from crm_tui.screens.attachments import DocumentsScreen
-    from crm_tui.screens.dialogs import PromptDialog
+    from crm_tui.ui.screens.attachments import DocumentsScreen
+    from crm_tui.ui.screens.dialogs import PromptDialog
 
     offer = tmp_path / "offer.pdf"
     offer.write_bytes(b"%PDF-1.4")
@@ -85,7 +85,7 @@ async def test_a_table_drawn_before_its_columns_are_measured_is_drawn_again_with
     table is drawn at that moment on purpose."""
     from textual.app import App
 
-    from crm_tui.widgets.table_widths import redraw_tables_when_measured
+    from crm_tui.ui.widgets.table_widths import redraw_tables_when_measured
 
     redraw_tables_when_measured()  # as the app does when it starts
 
@@ -148,7 +148,7 @@ def screen_text(app: Any) -> str:
 
 
 async def test_the_automation_rules_fit_a_160_column_terminal(app: CrmApp, pilot: Any) -> None:
-    from crm_tui.screens.automation import AutomationScreen
+    from crm_tui.ui.screens.automation import AutomationScreen
 
     await pilot.press("3")
     await settle(pilot)
@@ -161,7 +161,7 @@ async def test_the_automation_rules_fit_a_160_column_terminal(app: CrmApp, pilot
 
 
 async def board_on(app: CrmApp, pilot: Any) -> Any:
-    from crm_tui.screens.board import OpportunitiesScreen
+    from crm_tui.ui.screens.board import OpportunitiesScreen
 
     await pilot.press("3")
     board = app.screen
@@ -210,7 +210,7 @@ async def test_board_totals_follow_the_filter_and_headers_are_whole(app: CrmApp,
 
 
 def test_card_titles_are_cut_after_a_whole_word() -> None:
-    from crm_tui.screens.board import whole_words
+    from crm_tui.ui.screens.board import whole_words
 
     assert (
         whole_words("Wärmepumpe für den Neubau (Seeblick Autohaus GmbH)", 40)
@@ -229,7 +229,7 @@ async def test_after_a_filter_and_a_pipeline_switch_the_board_highlights_a_deal(
     from sqlalchemy import select
 
     from crm_tui.core import models as m
-    from crm_tui.widgets.record_detail import RecordDetail
+    from crm_tui.ui.widgets.record_detail import RecordDetail
 
     with app.context.database().write() as session:
         installation = session.scalars(select(m.Pipeline).where(m.Pipeline.name == "Installation")).one()
@@ -266,7 +266,7 @@ async def test_after_a_filter_and_a_pipeline_switch_the_board_highlights_a_deal(
 async def test_the_move_preview_fills_the_merge_fields_for_the_deal(app: CrmApp, pilot: Any) -> None:
     """> on a deal in Contract approval showed "repeat lead 'Repeat business: {{ deal.title }}'" and "call
     {{ contact.name }}": what the rules will do to this deal, as they will do it."""
-    from crm_tui.screens.dialogs import ConfirmDialog
+    from crm_tui.ui.screens.dialogs import ConfirmDialog
 
     board = await board_on(app, pilot)
     approval = next(i for i, column in enumerate(board.columns) if column.name == "Contract approval")
@@ -309,8 +309,8 @@ async def test_esc_on_a_changed_form_asks_and_on_an_unchanged_one_closes(app: Cr
     from sqlalchemy import func, select
 
     from crm_tui.core import models as m
-    from crm_tui.screens.dialogs import ConfirmDialog
-    from crm_tui.screens.forms import RecordForm
+    from crm_tui.ui.screens.dialogs import ConfirmDialog
+    from crm_tui.ui.screens.forms import RecordForm
 
     def contacts() -> int:
         with app.context.database().read() as session:
@@ -345,9 +345,9 @@ async def test_esc_on_a_changed_form_asks_and_on_an_unchanged_one_closes(app: Cr
 
 
 async def test_the_rule_form_and_the_template_form_ask_before_discarding(app: CrmApp, pilot: Any) -> None:
-    from crm_tui.screens.automation import AutomationScreen
-    from crm_tui.screens.dialogs import ConfirmDialog
-    from crm_tui.screens.forms import RecordForm
+    from crm_tui.ui.screens.automation import AutomationScreen
+    from crm_tui.ui.screens.dialogs import ConfirmDialog
+    from crm_tui.ui.screens.forms import RecordForm
 
     await board_on(app, pilot)
     await pilot.press("R")
@@ -377,8 +377,8 @@ async def test_the_rule_form_and_the_template_form_ask_before_discarding(app: Cr
 
 
 async def test_compose_asks_when_only_the_subject_was_written(app: CrmApp, pilot: Any) -> None:
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import ChoiceDialog
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.dialogs import ChoiceDialog
 
     await pilot.press("1")
     await settle(pilot)
@@ -394,8 +394,8 @@ async def test_compose_asks_when_only_the_subject_was_written(app: CrmApp, pilot
 async def test_notifications_in_compose_show_their_text(app: CrmApp, size: tuple[int, int]) -> None:
     """Reported: notifications inside the mail editor were blank. Their text must be on the screen, over the
     fields and over the body (the Pilot default hides notifications: here they are on)."""
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.dialogs import PromptDialog
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.dialogs import PromptDialog
 
     async with app.run_test(size=size, notifications=True) as pilot:
         await pilot.press("1")

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, OptionList, Static
 
-from crm_tui.app import CrmApp
-from crm_tui.screens.calendar import CalendarScreen
-from crm_tui.widgets.paged_table import PagedTable
-from crm_tui.widgets.record_detail import RecordDetail
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.widgets.paged_table import PagedTable
+from crm_tui.ui.widgets.record_detail import RecordDetail
 from tests.ui.helpers import make_context, wait_for
 
 SIZE = (150, 44)

@@ -11,12 +11,12 @@ from typing import Any
 
 from textual.widgets import Input, Label
 
-from crm_tui.app import CrmApp
-from crm_tui.screens.attachments import DocumentsScreen
-from crm_tui.screens.dialogs import PromptDialog
-from crm_tui.screens.forms import RecordForm
-from crm_tui.screens.records import RecordsScreen
-from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.attachments import DocumentsScreen
+from crm_tui.ui.screens.dialogs import PromptDialog
+from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.records import RecordsScreen
+from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import make_context, wait_for
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from textual.widgets import DataTable, Input, Label, TextArea
 
-from crm_tui.app import CrmApp
 from crm_tui.core.services import email_templates
-from crm_tui.screens.settings import SettingsScreen
-from crm_tui.screens.template_form import CHECKING, TemplateForm
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.settings import SettingsScreen
+from crm_tui.ui.screens.template_form import CHECKING, TemplateForm
 from tests.ui.helpers import wait_for
 from tests.ui.keywalk import settle
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
 from crm_tui.core.free_mail import free_domains
-from crm_tui.screens.inbox import InboxScreen
-from crm_tui.screens.pickers import FolderPicker
-from crm_tui.widgets.paged_table import PagedTable
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.inbox import InboxScreen
+from crm_tui.ui.screens.pickers import FolderPicker
+from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import wait_for
 
 

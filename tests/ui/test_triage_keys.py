@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from crm_tui.app import CrmApp
 from crm_tui.core import models as m
-from crm_tui.screens.forms import RecordForm
-from crm_tui.screens.pickers import RecordPicker
+from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.pickers import RecordPicker
 from tests.ui.helpers import open_inbox, pick_view, wait_for
 
 
@@ -69,8 +69,8 @@ async def test_a_reply_with_a_fitting_template_in_three_keys_and_u_takes_it_back
     """T opens the reply in the template picker (the templates this mail fills first), Enter applies the first,
     ctrl+s queues without asking: "Re:" and the threading stay. u in the inbox takes the mail back until it
     goes out: out of the outbox, a draft again."""
-    from crm_tui.screens.compose import ComposeScreen
-    from crm_tui.screens.template_picker import TemplatePicker
+    from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.template_picker import TemplatePicker
 
     screen, table = await open_inbox(app, pilot)
     await pick_view(app, pilot, screen, "open deals")  # a customer's mail (an unknown sender's fits none)

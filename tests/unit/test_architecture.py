@@ -73,12 +73,12 @@ def test_importing_every_module_touches_no_disk(tmp_path: Path) -> None:
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     report = _import_in_subprocess(["crm_tui"], env=env, cwd=tmp_path)
-    assert "crm_tui.app" in report["imported"] and "crm_tui.screens.records" in report["imported"]
+    assert "crm_tui.ui.app" in report["imported"] and "crm_tui.ui.screens.records" in report["imported"]
     assert list(tmp_path.iterdir()) == [], "nothing is created at import time"
 
 
 def test_paths_follow_home_option_then_env_then_platform(tmp_path: Path) -> None:
-    from crm_tui.paths import resolve_paths
+    from crm_tui.runtime.paths import resolve_paths
 
     by_option = resolve_paths(tmp_path / "a", environ={"CRM_TUI_HOME": str(tmp_path / "b")})
     assert by_option.data_dir == tmp_path / "a" / "data"

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm_tui.core import models as m
+from crm_tui.core.assets import assets_dir
 from crm_tui.core.automation import engine, rules, schedule
 from crm_tui.core.automation.actions import FireContext
 from crm_tui.core.clock import FixedClock
@@ -27,7 +28,6 @@ from crm_tui.core.services import (
     pipelines,
 )
 from crm_tui.mail.automation import builder
-from crm_tui.resources import assets_dir
 from tests.utils import factories
 
 BERLIN = ZoneInfo("Europe/Berlin")

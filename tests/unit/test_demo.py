@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from crm_tui.core import models as m
 from crm_tui.core.db import Database, open_database, sqlite_url
-from crm_tui.demo import build_demo
+from crm_tui.runtime.demo import build_demo
 
 ZONE = ZoneInfo("Europe/Berlin")
 RESERVED = (".example", "example.com", "example.net", "example.org")

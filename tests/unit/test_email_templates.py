@@ -79,7 +79,7 @@ def test_templates_are_checked_on_save_and_the_defaults_ship(db: Database) -> No
 
 
 def test_every_shipped_template_is_in_a_new_database(db: Database) -> None:
-    from crm_tui.resources import assets_dir
+    from crm_tui.core.assets import assets_dir
 
     shipped = {
         email_templates.read_default(path).name

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("name"),
     )
     from crm_tui.core.services.email_templates import read_default
-    from crm_tui.resources import assets_dir
+    from crm_tui.core.assets import assets_dir
 
     now = "2026-11-22 00:00:00.000000"  # when this set shipped (UTC): the same in every database
     table = sa.table(

@@ -49,7 +49,7 @@ def upgrade() -> None:
 def add_templates(names: tuple[str, ...]) -> None:
     """Add these shipped templates where no template has their name."""
     from crm_tui.core.services.email_templates import read_default
-    from crm_tui.resources import assets_dir
+    from crm_tui.core.assets import assets_dir
 
     now = "2026-12-07 00:00:00.000000"  # when this set shipped (UTC): the same in every database
     table = sa.table(

@@ -1,0 +1,140 @@
+"""`crm-tui import|export|backup|restore`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from crm_tui.cli.main import UsageError
+from crm_tui.core.errors import CrmError
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.runtime.context import AppContext
+
+
+def _mapping(items: list[str] | None) -> dict[str, str]:
+    mapping = {}
+    for item in items or []:
+        column, eq, field_name = item.partition("=")
+        if not eq or not column.strip() or not field_name.strip():
+            raise UsageError(f"--map wants COLUMN=FIELD, not {item!r}")
+        mapping[column.strip()] = field_name.strip()
+    return mapping
+
+
+def import_records(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.interchange import importer
+
+    path = Path(args.file)
+    rows, unreadable, fmt = importer.read_file(path)
+    if fmt == "vcard" and args.type != "contacts":
+        raise UsageError("vCard files hold contacts: crm-tui import contacts FILE.vcf")
+    rows = importer.apply_mapping(rows, _mapping(args.map))
+    report = importer.run(
+        context.database(), args.type, rows, on_duplicate=args.on_duplicate, now=context.clock.now(),
+        preview=args.preview, unreadable=unreadable, owner_id=context.me_id(),
+    )  # fmt: skip
+    if report.unknown_columns:
+        print(
+            "ignored columns (no such field; map them with --map COLUMN=FIELD): "
+            + ", ".join(terminal_safe(c, max_length=40) for c in report.unknown_columns)
+        )
+    for line, reason in report.problems():
+        print(f"line {line}: {terminal_safe(reason, max_length=200)}", file=sys.stderr)
+    if args.preview:
+        for result in report.results:
+            print(f"line {result.line:>5}  {result.action:<8} {terminal_safe(result.label, max_length=60)}")
+    print(report.summary() + (" (preview: nothing was written)" if args.preview else ""))
+    return 1 if report.problems() else 0
+
+
+def export_records(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.interchange import exporter
+
+    path = Path(args.file)
+    suffix = path.suffix.lower()
+    with context.database().read() as session:
+        if args.type == "calendar":
+            if suffix != ".ics":
+                raise UsageError("the calendar is written as iCalendar: crm-tui export calendar FILE.ics")
+            data, count = exporter.export_calendar(session, owner_email=args.owner, now=context.clock.now())
+        elif suffix in (".vcf", ".vcard"):
+            if args.type != "contacts":
+                raise UsageError("only contacts are written as vCard; other records as .csv")
+            text, count = exporter.export_vcards(session)
+            data = text.encode("utf-8")
+        elif suffix == ".csv":
+            text, count = exporter.export_csv(session, args.type)
+            data = text.encode("utf-8")
+        else:
+            raise UsageError(
+                f"write to FILE.csv{', FILE.vcf' if args.type == 'contacts' else ''} (not {path.name!r})"
+            )
+    _write_atomically(path, data)
+    print(f"{count} {args.type if args.type != 'calendar' else 'activities'} written to {path}")
+    return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    import os
+    import tempfile
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except FileNotFoundError:
+        raise CrmError(f"the folder {folder} does not exist") from None
+    except OSError as exc:
+        if "temporary" in locals():
+            Path(temporary).unlink(missing_ok=True)
+        if exc.errno == 28:
+            raise CrmError(f"the disk is full: {path} was not written") from None
+        raise CrmError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def backup(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.interchange import backup as backups
+
+    summary = backups.make_backup(
+        context.database(), context.documents_dir, Path(args.file), now=context.clock.now()
+    )
+    print(summary)
+    return 0
+
+
+def restore(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.interchange import backup as backups
+
+    archive = Path(args.file)
+    manifest = backups.check_backup(archive)
+    print(backups.describe(manifest))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("restore replaces the current data: confirm with --yes")
+        answer = input("Replace the current data with this backup? The current data is kept aside. [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing changed")
+            return 1
+    keep = context.paths.data_dir / "replaced"
+    now = context.clock.now()
+    from sqlalchemy.engine import make_url
+
+    url = make_url(context.database_url)
+    if url.get_backend_name() != "sqlite":
+        aside = backups.restore_into_database(context.database(), archive, keep_dir=keep, now=now)
+        print(f"restored into {context.database().engine.url.render_as_string(hide_password=True)}; "
+              f"the data it replaced is backed up in {aside}")  # fmt: skip
+        return 0
+    # A local database is not opened (nor migrated) first: a restore is what one does to a damaged one.
+    context.close()
+    context.paths.ensure()
+    database_file = Path(url.database) if url.database else context.paths.database_file(demo=context.demo)
+    restore = (
+        backups.restore_tables_into_sqlite if manifest.get("kind") == "tables" else backups.restore_backup
+    )
+    aside = restore(archive, database_file, context.documents_dir, keep_dir=keep, now=now)
+    print(f"restored; the data it replaced is in {aside}")
+    return 0

@@ -1,0 +1,531 @@
+"""Headless mail subcommands: accounts, sync, listing, raw bytes and search."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from crm_tui.cli.output import print_json, print_table
+from crm_tui.core.errors import ConfigError, CrmError
+from crm_tui.runtime.context import AppContext
+
+
+def _account_input(args: argparse.Namespace, *, creating: bool) -> Any:
+    from crm_tui.core.services.mail_accounts import AccountInput
+
+    source = ref = None
+    if getattr(args, "password_env", None):
+        source, ref = "env", args.password_env
+    elif getattr(args, "password_command", None):
+        source, ref = "command", args.password_command
+    elif creating or getattr(args, "password", False):
+        source = "keyring"
+    return AccountInput(
+        name=getattr(args, "new_name", None) or (args.name if creating else None),
+        preset=args.preset,
+        imap_host=args.imap_host,
+        imap_port=args.imap_port,
+        imap_security=args.imap_security,
+        ca_cert=args.ca_cert,
+        username=args.user,
+        password_source=source,
+        password_ref=ref,
+        smtp_host=args.smtp_host,
+        smtp_port=args.smtp_port,
+        smtp_security=args.smtp_security,
+        addresses=args.address,
+        refresh_minutes=args.refresh_minutes,
+        sync_since=None if args.sync_since in (None, "all") else args.sync_since,
+        sync_all=args.sync_since == "all",
+        signature=args.signature.replace("\\n", "\n")
+        if getattr(args, "signature", None) is not None
+        else None,
+    )
+
+
+def _ask_password(name: str) -> str:
+    """The password for the keyring: asked on the terminal, or one line from standard input."""
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password (app password) for {name}: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise ConfigError("no password given")
+    return password
+
+
+def account_add(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
+
+    data = _account_input(args, creating=True)
+    if data.password_source == "keyring":
+        usable, _ = secrets.keyring_backend()
+        if not usable:
+            raise ConfigError(secrets.NO_KEYRING)
+    with context.database().write() as session:
+        account = mail_accounts.create_account(
+            session, data, now=context.clock.now(), default_user_id=context.me_id()
+        )
+        name = account.name
+        if data.password_source == "keyring":
+            # Inside the transaction: if the keyring refuses, no account is left without a password.
+            secrets.store_in_keyring(name, _ask_password(name))
+    print(f"account {name} added; check it with: crm-tui account test {name}")
+    return 0
+
+
+def account_edit(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
+
+    data = _account_input(args, creating=False)
+    with context.database().write() as session:
+        before = mail_accounts.get_account(session, args.name)
+        old_name, old_source = before.name, before.password_source
+        account = mail_accounts.update_account(session, args.name, data, now=context.clock.now())
+        name = account.name
+        if data.password_source == "keyring":
+            secrets.store_in_keyring(name, _ask_password(name))
+        elif old_source == "keyring" and (account.password_source != "keyring" or name != old_name):
+            if name != old_name and account.password_source == "keyring":
+                # Keep the stored password under the new name.
+                secret = secrets.password_for(old_name, "keyring", None)
+                secrets.store_in_keyring(name, secret)
+            secrets.forget(old_name)
+    print(f"account {name} saved")
+    return 0
+
+
+def account_remove(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
+
+    with context.database().write() as session:
+        account = mail_accounts.get_account(session, args.name)
+        source = account.password_source
+        mail_accounts.remove_account(session, args.name)
+    if source == "keyring":
+        secrets.forget(args.name)
+    print(f"account {args.name} removed (mail filed on records is kept)")
+    return 0
+
+
+def account_list(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+
+    with context.database().read() as session:
+        accounts = mail_accounts.list_accounts(session)
+        rows = [
+            {
+                "name": a.name,
+                "user": f"user:{a.user_id}",
+                "preset": a.preset,
+                "imap": f"{a.imap_host}:{a.imap_port} ({a.imap_security})",
+                "smtp": f"{a.smtp_host}:{a.smtp_port} ({a.smtp_security})" if a.smtp_host else None,
+                "login": a.username,
+                "password": {"keyring": "keyring", "env": f"env {a.password_ref}", "command": "command"}.get(
+                    a.password_source, a.password_source
+                ),
+                "addresses": [x for x in a.addresses.splitlines() if x],
+                "refresh_minutes": a.refresh_minutes,
+                "sync_since": a.sync_since or "all",
+            }
+            for a in accounts
+        ]
+    if args.json:
+        print_json(rows, context.zone)
+    else:
+        print_table(
+            ["name", "imap", "login", "password", "sync since"],
+            ((r["name"], r["imap"], r["login"], r["password"], r["sync_since"]) for r in rows),
+            context.zone,
+        )
+    return 0
+
+
+def account_test(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.wording import plural
+    from crm_tui.mail.imap import folder_names, load_login
+
+    login = load_login(context.database(), args.name)
+    endpoint = login.endpoint
+    if login.demo:
+        print(
+            f"{endpoint.account}: not connected (the demo's account never connects; mail waits in the outbox)"
+        )
+        return 0
+    names = folder_names(login)
+    print(
+        f"{endpoint.account}: logged in to {endpoint.host}:{endpoint.port}; "
+        f"{plural(len(names), 'folder')}: {', '.join(sorted(names))}"
+    )
+    return 0
+
+
+class _ProgressLine:
+    """A one-line progress display on stderr (a terminal only; pipes and logs get just the summary)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        width = 24
+        filled = int(width * min(done, total) / total)
+        from crm_tui.core.sanitize import terminal_safe
+
+        sys.stderr.write(
+            f"\r{terminal_safe(what, max_length=30):<30} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}\x1b[K"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def sync(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail.sync import sync_account
+
+    with context.database().read() as session:
+        names = [args.account] if args.account else [a.name for a in mail_accounts.list_accounts(session)]
+        if args.account:
+            mail_accounts.get_account(session, args.account)
+    if not names:
+        raise ConfigError("no mail account yet: add one with 'crm-tui account add NAME --preset ...'")
+    failures = 0
+    for name in names:
+        progress = _ProgressLine()
+        try:
+            report = sync_account(context.database(), name, clock=context.clock, progress=progress)
+        except CrmError as exc:
+            progress.clear()
+            if getattr(exc, "kind", None) == "demo":
+                print(exc)  # the demo's account never connects: information, not a failure
+                continue
+            print(f"crm-tui: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        progress.clear()
+        print(report.summary())
+        failures += bool(report.failed_folders)  # messages kept with problems are no failure: exit 0
+    return 1 if failures else 0
+
+
+def mail_list(context: AppContext, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from crm_tui.core import models as m
+    from crm_tui.core.services.mail_search import message_objects
+
+    with context.database().read() as session:
+        query = select(m.MailMessage.id).order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc())  # type: ignore[union-attr]
+        if args.folder:
+            query = query.where(
+                m.MailMessage.id.in_(  # type: ignore[union-attr]
+                    select(m.MailLocation.message_id)
+                    .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
+                    .where(m.MailFolder.name == args.folder)
+                )
+            )
+        if args.limit:
+            query = query.limit(args.limit)
+        objects = message_objects(session, list(session.scalars(query)))
+    _print_messages(context, objects, args.json)
+    return 0
+
+
+def mail_problems(context: AppContext, args: argparse.Namespace) -> int:
+    """Messages kept with problems: each with what went wrong (parse, link, store); ``mail raw ID`` gives
+    the bytes as they came."""
+    from sqlalchemy import select
+
+    from crm_tui.core import models as m
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.core.services.mail_search import message_objects
+
+    with context.database().read() as session:
+        query = (
+            select(m.MailMessage.id)
+            .where(m.MailMessage.parse_problems.is_not(None), m.MailMessage.parse_problems != "")  # type: ignore[union-attr]
+            .order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc())  # type: ignore[union-attr]
+        )
+        if args.limit:
+            query = query.limit(args.limit)
+        objects = message_objects(session, list(session.scalars(query)))
+    if args.json:
+        print_json((o.as_json() for o in objects), context.zone)
+        return 0
+    if not objects:
+        print("no message kept with problems")
+        return 0
+    for o in objects:
+        subject = terminal_safe(o.subject or "(no subject)", max_length=60)
+        print(f"{o.id:>6}  {terminal_safe(o.from_, max_length=40):<40}  {subject}")
+        for problem in o.problems:
+            print(f"        {terminal_safe(problem, max_length=150)}")
+    return 0
+
+
+def search(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services.mail_search import message_objects, search_ids
+
+    with context.database().read() as session:
+        ids = search_ids(session, args.query, context.zone, limit=args.limit)
+        objects = message_objects(session, ids)
+    _print_messages(context, objects, args.json)
+    return 0
+
+
+def _print_messages(context: AppContext, objects: list[Any], as_json: bool) -> None:
+    if as_json:
+        print_json((o.as_json() for o in objects), context.zone)
+        return
+    print_table(
+        ["id", "date", "from", "subject", "links"],
+        ((o.id, o.date, o.from_, o.subject, " ".join(link["record"] for link in o.links)) for o in objects),
+        context.zone,
+    )
+
+
+def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
+    """The bytes of a message exactly as the server sent them (the first stored copy)."""
+    from crm_tui.core import models as m
+    from crm_tui.core.services import mailbox
+
+    if args.folder is not None or args.uid is not None:
+        raw = _raw_of_copy(context, args.id, args.folder, args.uid)
+    else:
+        with context.database().read() as session:
+            message = session.get(m.MailMessage, args.id)
+            if message is None:
+                raise CrmError(f"no message {args.id} (see 'crm-tui mail list')")
+            raw = mailbox.raw_of(session, args.id) if message.has_body else None
+        if raw is None:
+            raw = _fetch_body_now(context, args.id)
+    if not raw:
+        # Nothing to write: said on stderr (stdout stays the message's bytes, none), not mistaken for a failure.
+        print(f"crm-tui: message {args.id} is empty (0 bytes on the server)", file=sys.stderr)
+        return 0
+    out = sys.stdout.buffer
+    out.write(raw)
+    out.flush()
+    return 0
+
+
+def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
+    """Fetch the body of a provisional message from its first copy, store it, and return the bytes."""
+    from crm_tui.core.services import mailbox
+    from crm_tui.mail.parse import parse_safely
+
+    db = context.database()
+    with db.read() as session:
+        copies = mailbox.copies_of(session, message_id)
+    if not copies:
+        raise CrmError(f"message {message_id}: its body was never downloaded and no server copy is known")
+    first = copies[0]
+    raw = _fetch_copy(
+        context,
+        message_id,
+        first,
+        out_of_reach="the body is not downloaded yet and the server is out of reach",
+        gone="the server no longer has it",
+    )
+    with db.write() as session:
+        # As the sync stores it: an empty or unreadable message is kept with its problem.
+        mailbox.store_body(session, first.location_id, parse_safely(raw), now=context.clock.now())
+    return raw
+
+
+def _raw_of_copy(context: AppContext, message_id: int, folder: str | None, uid: int | None) -> bytes:
+    """The bytes of one copy of a message (``mail raw ID --folder F [--uid U]``): copies merged as one
+    message may differ in their headers, and each has its own. Fetched from the server by the copy's UID
+    when they are not here (a body not downloaded yet; a copy merged before copies kept their bytes), and
+    kept."""
+    from crm_tui.core import models as m
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.core.services import mailbox
+    from crm_tui.mail.parse import parse_safely
+
+    db = context.database()
+    with db.read() as session:
+        message = session.get(m.MailMessage, message_id)
+        if message is None:
+            raise CrmError(f"no message {message_id} (see 'crm-tui mail list')")
+        has_body = message.has_body
+        copies = mailbox.copies_of(session, message_id)
+        chosen = [c for c in copies if folder in (None, c.folder) and uid in (None, c.uid)]
+        named = " ".join(
+            ([f"in {terminal_safe(folder, max_length=100)}"] if folder is not None else [])
+            + ([f"of UID {uid}"] if uid is not None else [])
+        )
+        if not chosen:
+            known = ", ".join(f"{terminal_safe(c.folder, max_length=100)} UID {c.uid}" for c in copies)
+            raise CrmError(
+                f"message {message_id} has no copy {named}; "
+                + (f"its copies: {known}" if known else "no copy of it on a server is known")
+            )
+        if len(chosen) > 1:
+            uids = ", ".join(str(c.uid) for c in chosen)
+            raise CrmError(
+                f"message {message_id} has {len(chosen)} copies {named} (UIDs {uids}): say which with --uid"
+            )
+        copy = chosen[0]
+        raw = mailbox.copy_raw(session, copy.location_id)
+    if raw is not None:
+        return raw
+    raw = _fetch_copy(context, message_id, copy)
+    with db.write() as session:
+        if has_body:
+            mailbox.keep_copy_raw(session, copy.location_id, raw)
+        else:
+            mailbox.store_body(session, copy.location_id, parse_safely(raw), now=context.clock.now())
+    return raw
+
+
+def _fetch_copy(
+    context: AppContext,
+    message_id: int,
+    copy: Any,
+    *,
+    out_of_reach: str = "this copy's bytes are on the server only, and it is out of reach",
+    gone: str = "the server no longer has this copy; run 'crm-tui sync'",
+) -> bytes:
+    """One copy's bytes from its server, by its UID (``mailbox.Copy``). ``out_of_reach`` and ``gone`` say
+    what failed when the server cannot be reached or no longer has the copy."""
+    from crm_tui.core.services import mail_accounts
+    from crm_tui.mail.imap import MailConnectionError, connect_login, login_of, logout
+
+    with context.database().read() as session:
+        login = login_of(mail_accounts.get_account(session, copy.account))
+    try:
+        client = connect_login(login)
+    except MailConnectionError as exc:
+        raise CrmError(f"message {message_id}: {out_of_reach} ({exc})") from None
+    try:
+        state = client.select_folder(copy.folder, readonly=True)
+        if int(state[b"UIDVALIDITY"]) != copy.uidvalidity:
+            raise CrmError(
+                f"message {message_id}: the folder changed on the server; run 'crm-tui sync' first"
+            )
+        reply = client.fetch([copy.uid], ["BODY.PEEK[]"]).get(copy.uid, {})
+    finally:
+        logout(client)
+    if b"BODY[]" not in reply:
+        raise CrmError(f"message {message_id}: {gone}")
+    return bytes(reply[b"BODY[]"] or b"")  # a message of 0 bytes is one too (NIL or an empty literal)
+
+
+def mail_change(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mailbox
+
+    done = {"read": "marked read", "unread": "marked unread", "flag": "flagged", "unflag": "unflagged"}
+    with context.database().write() as session:
+        for message_id in args.ids:
+            mailbox.queue_change(
+                session, message_id, args.change, getattr(args, "to", None), now=context.clock.now()
+            )
+    what = done.get(args.change) or {"archive": "archived", "delete": "moved to the trash"}.get(
+        args.change, f"moved to {getattr(args, 'to', '')}"
+    )
+    ids = ", ".join(str(i) for i in args.ids)
+    print(f"message {ids}: {what} here; the server follows with the next sync")
+    return 0
+
+
+def _ref(text: str) -> Any:
+    from crm_tui.core.types import RecordRef
+
+    try:
+        return RecordRef.parse(text)
+    except ValueError as exc:
+        raise CrmError(str(exc)) from None
+
+
+def mail_link(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_linking
+
+    ref = _ref(args.record)
+    with context.database().write() as session:
+        mail_linking.link_manually(session, args.id, ref, now=context.clock.now())
+    print(f"message {args.id} filed on {ref}")
+    return 0
+
+
+def mail_unlink(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import mail_linking
+
+    ref = _ref(args.record)
+    with context.database().write() as session:
+        had = mail_linking.unlink(session, args.id, ref, now=context.clock.now())
+    print(f"message {args.id} taken off {ref}" + ("" if had else " (it was not filed there; it will not be)"))
+    return 0
+
+
+def outbox_list(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.core.services import outbox
+
+    with context.database().read() as session:
+        rows = outbox.rows(session, now=context.clock.now())
+    if args.json:
+        print_json([row.as_json() for row in rows], context.zone)
+        return 0
+    if not rows:
+        print("the outbox is empty")
+        return 0
+    for row in rows:
+        when = (row.sent_at or row.created_at).astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
+        to = ", ".join(row.recipients[:3]) + (" …" if len(row.recipients) > 3 else "")
+        to_text, subject = terminal_safe(to, max_length=40), terminal_safe(row.subject, max_length=60)
+        print(f"{row.id:>5}  {row.shown_state:<9} {when}  {to_text:<40}  {subject}")
+        for line in row.explanation.splitlines():
+            print(f"       {terminal_safe(line, max_length=150)}")
+        if row.needs_decision:
+            print(f"       outbox decide {row.id} resend|sent|drop")
+    return 0
+
+
+def outbox_flush(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.mail.outbox import flush
+
+    if context.demo:
+        print("demo mode: nothing is delivered; the outbox holds")
+        return 0
+    report = flush(
+        context.database(),
+        clock=context.clock,
+        account_name=args.account,
+        at_once=getattr(args, "at_once", False),
+    )
+    print(terminal_safe(report.summary(context.zone)))
+    for problem in report.problems[1:]:  # the summary names the first
+        print(terminal_safe(problem, max_length=300))
+    # Mail waiting for its next try after a failure could not go out: that is an exit status of 1 too.
+    return 1 if report.held_back or report.waiting.retry else 0
+
+
+def outbox_decide(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import outbox
+
+    with context.database().write() as session:
+        was = outbox.decide(session, args.id, args.decision, now=context.clock.now()).state
+        to = outbox.pending_recipients(session, args.id) if args.decision == "resend" else []
+    said = {
+        "resend": "queued again for " + ", ".join(to),
+        "sent": "counted as sent",
+        "drop": "the refused addresses let go; it stays sent to the others"
+        if was == "sent"
+        else "taken out of the outbox",
+    }
+    print(f"outbox item {args.id}: {said[args.decision]}")
+    return 0

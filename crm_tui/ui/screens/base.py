@@ -1,0 +1,156 @@
+"""What every crm-tui screen shares: failed workers are reported by the app, never as a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual import events, on
+from textual.screen import Screen
+from textual.widgets import Input
+from textual.worker import Worker
+
+from crm_tui.ui.widgets.guard import ReportsErrors
+
+MAX_REDELIVERIES = 10  # refreshes a typed-ahead key waits for the new screen's focus before it is let go
+
+
+class FollowsTypeahead(ReportsErrors):
+    """Screen mixin: keys typed ahead of a screen change reach the screen the user sees next.
+
+    Textual hands each key to the widget focused when the key *arrives*, and keys bubble through the screen
+    before the app runs the binding of an earlier key. A fast typist's "n Lena<Tab>Vogel" therefore sent "Lena"
+    through the list under the new form, and the app then dropped it. Each key is marked with the screen it
+    passed; the app (``CrmApp._on_key``) posts a key again when that screen is no longer in front, and a screen
+    whose focus is not placed yet hands it on after the next refresh, so it lands where the user now types.
+
+    Every crm-tui screen has it, and with it ``ReportsErrors``: an error in a handler is a notification.
+    """
+
+    def on_key(self, event: events.Key) -> None:
+        app = self.app  # type: ignore[attr-defined]
+        event.crm_screen = self  # type: ignore[attr-defined]
+        tries = getattr(event, "tries", 0)
+        if app.screen is not self or tries >= MAX_REDELIVERIES:
+            return
+        if self.focused is None and bool(getattr(self, "AUTO_FOCUS", None)):  # type: ignore[attr-defined]
+            event.stop()
+            event.prevent_default()
+            app.call_after_refresh(app.post_message, typed_again(event, app))
+
+
+def typed_again(event: events.Key, app: Any) -> events.Key:
+    """A fresh copy of ``event`` for the app to deliver again, sent by the app as the terminal's keys are
+    (a key sent by a screen would stop bubbling at that screen and never reach the app's bindings)."""
+    # A plain Key (a subclass would change the handler name Textual dispatches to), counting its deliveries.
+    fresh = events.Key(event.key, event.character)
+    fresh.tries = getattr(event, "tries", 0) + 1  # type: ignore[attr-defined]
+    fresh.set_sender(app)
+    return fresh
+
+
+def record_name(context: Any, ref: Any) -> str:
+    """A record as messages name it: its kind and name ('lead “Wärmepumpe für den Neubau”', 'deal “Solar
+    roof”'), never its id; terminal-safe (names can come from mail); a record gone meanwhile by its reference."""
+    from crm_tui.core.errors import CrmError
+    from crm_tui.core.sanitize import terminal_safe
+    from crm_tui.core.services.records import record_named
+
+    try:
+        with context.database().read() as session:
+            return terminal_safe(record_named(session, ref))
+    except CrmError:
+        return str(ref)
+
+
+class CrmScreen(FollowsTypeahead, Screen[Any]):
+    def write(self, work: Callable[[Any], Any]) -> tuple[bool, Any]:
+        """Run ``work(session)`` as one use case. A failure becomes one notification and (False, None)."""
+        from crm_tui.core.errors import CrmError
+
+        try:
+            with self.app.context.database().write() as session:  # type: ignore[attr-defined]
+                return True, work(session)
+        except CrmError as exc:
+            # A refusal with its reason (a rule of the data, a bad value): the user's to act on, not a fault.
+            self.notify(str(exc), severity="warning", timeout=8)
+            return False, None
+
+    def attempt(self, work: Callable[[Any], Any]) -> tuple[str | None, Any]:
+        """``write`` for a dialog that keeps what was typed: (None, result), or (why not, None) unnotified."""
+        from crm_tui.core.errors import CrmError
+
+        try:
+            with self.app.context.database().write() as session:  # type: ignore[attr-defined]
+                return None, work(session)
+        except CrmError as exc:
+            return str(exc), None
+
+    def record_name(self, ref: Any) -> str:
+        """A record as messages name it (``record_name``): 'lead “Wärmepumpe für den Neubau”'."""
+        return record_name(self.app.context, ref)  # type: ignore[attr-defined]
+
+    def on_screen_resume(self) -> None:
+        # The status bar belongs to each screen: draw it whenever this one comes to the front.
+        self.app.update_status()  # type: ignore[attr-defined]
+
+    @on(Worker.StateChanged)
+    def _report_failed_worker(self, event: Worker.StateChanged) -> None:
+        # Worker.StateChanged does not bubble: each screen hands failures to the app's one reporter.
+        self.app.report_worker_state(event)  # type: ignore[attr-defined]
+
+    def open_form(self, build: Callable[[], Any], *, noun: str, on_saved: Callable[[int], None]) -> None:
+        """Build a record form (a failure becomes a notification), show it, and on save report and refresh."""
+        from crm_tui.core.errors import CrmError
+        from crm_tui.ui.screens.forms import RecordForm
+
+        try:
+            spec = build()
+        except CrmError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+
+        def saved(new_id: int | None) -> None:
+            if new_id is not None:
+                from crm_tui.core.types import RecordRef, RecordType
+
+                kinds = {kind.value for kind in RecordType}
+                named = self.record_name(RecordRef(RecordType(noun), new_id)) if noun in kinds else noun
+                self.notify(f"Saved {named}.")
+                on_saved(new_id)
+                if getattr(self.app, "run_automations", False):
+                    # A save may have made automation actions due now (a stage, a status, a field changed).
+                    self.app.fire_automations()  # type: ignore[attr-defined]
+
+        self.app.push_screen(RecordForm(spec), saved)
+
+
+class SearchesItsList:
+    """Screen mixin: an ``Input#search`` above a ``PagedTable``: typing re-queries the list, Enter goes back to
+    the list, ``/`` focuses the search (action ``focus_search``) and Esc clears it (``clear_search``)."""
+
+    def _search_table(self) -> Any:
+        from crm_tui.ui.widgets.paged_table import PagedTable
+
+        return self.query_one(PagedTable)  # type: ignore[attr-defined]
+
+    # Named handlers (not @on): Textual collects @on handlers only from its own classes, not from a mixin.
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "search":
+            table = self._search_table()
+            if event.value.strip() != table.query_text:
+                table.reload(event.value.strip())
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "search":
+            self._search_table().focus()
+
+    def action_focus_search(self) -> None:
+        # At once, not after a refresh as widget.focus() does: keys typed right after "/" go to the field.
+        self.set_focus(self.query_one("#search", Input))  # type: ignore[attr-defined]
+
+    def action_clear_search(self) -> None:
+        search = self.query_one("#search", Input)  # type: ignore[attr-defined]
+        if search.value:
+            search.value = ""
+        self._search_table().focus()
