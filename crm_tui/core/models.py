@@ -8,12 +8,22 @@ number of minor units (cents) beside a currency code, so sums are exact and neve
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
-from crm_tui.core.types import UTCDateTime
+from crm_tui.core.columns import UTCDateTime
+from crm_tui.core.types import (  # noqa: F401  (the enumerations live with the plain types; m.LeadStatus reads on)
+    ActivityStatus,
+    ActivityType,
+    CustomFieldType,
+    HistoryKind,
+    LeadStatus,
+    OrganizationKind,
+    QuoteStatus,
+    StageKind,
+    TicketStatus,
+)
 
 
 def _utc(nullable: bool = False, index: bool = False) -> Field:  # type: ignore[valid-type]
@@ -37,69 +47,6 @@ def _fk(  # type: ignore[valid-type]
         nullable=nullable,
         index=index,
     )
-
-
-# --- enumerations (stored as their string values) -----------------------------------------------
-
-
-class OrganizationKind(StrEnum):
-    CUSTOMER = "customer"
-    INSTALLER = "installer"
-    RESELLER = "reseller"
-
-
-class LeadStatus(StrEnum):
-    NEW = "new"
-    CONTACTED = "contacted"
-    QUALIFIED = "qualified"
-    DISQUALIFIED = "disqualified"
-    CONVERTED = "converted"
-
-
-class StageKind(StrEnum):
-    OPEN = "open"
-    WON = "won"
-    LOST = "lost"
-
-
-class ActivityType(StrEnum):
-    CALL = "call"
-    MEETING = "meeting"
-    TASK = "task"
-    EMAIL = "email"
-    OTHER = "other"
-
-
-class ActivityStatus(StrEnum):
-    PLANNED = "planned"
-    DONE = "done"
-    CANCELLED = "cancelled"
-
-
-class QuoteStatus(StrEnum):
-    DRAFT = "draft"
-    SENT = "sent"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-
-
-class TicketStatus(StrEnum):
-    OPEN = "open"
-    PENDING = "pending"
-    CLOSED = "closed"
-
-
-class CustomFieldType(StrEnum):
-    TEXT = "text"
-    NUMBER = "number"
-    DATE = "date"
-    BOOLEAN = "boolean"
-    CHOICE = "choice"
-
-
-class HistoryKind(StrEnum):
-    STAGE = "stage"
-    SUBSTATE = "substate"
 
 
 # --- people and companies -------------------------------------------------------------------------

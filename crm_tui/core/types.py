@@ -1,43 +1,73 @@
-"""Column types and the uniform record reference."""
+"""Plain types the UI may use as well as the core: the records' enumerations and the uniform record
+reference. No SQLAlchemy here (the column type is ``core.columns``)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
 
-from sqlalchemy import DateTime
-from sqlalchemy.types import TypeDecorator
+# --- the records' enumerations (stored as their string values) --------------------------------------
 
 
-class UTCDateTime(TypeDecorator[datetime]):
-    """A date-time stored in UTC and always returned timezone-aware.
+class OrganizationKind(StrEnum):
+    CUSTOMER = "customer"
+    INSTALLER = "installer"
+    RESELLER = "reseller"
 
-    SQLite has no time zones, so values are stored as naive UTC there; PostgreSQL gets ``timestamptz``.
-    A naive datetime is refused rather than guessed.
-    """
 
-    impl = DateTime(timezone=True)
-    cache_ok = True
+class LeadStatus(StrEnum):
+    NEW = "new"
+    CONTACTED = "contacted"
+    QUALIFIED = "qualified"
+    DISQUALIFIED = "disqualified"
+    CONVERTED = "converted"
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored (a time zone is required)")
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None)
-        return value
 
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+class StageKind(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class ActivityType(StrEnum):
+    CALL = "call"
+    MEETING = "meeting"
+    TASK = "task"
+    EMAIL = "email"
+    OTHER = "other"
+
+
+class ActivityStatus(StrEnum):
+    PLANNED = "planned"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class QuoteStatus(StrEnum):
+    DRAFT = "draft"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    CLOSED = "closed"
+
+
+class CustomFieldType(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    DATE = "date"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+
+
+class HistoryKind(StrEnum):
+    STAGE = "stage"
+    SUBSTATE = "substate"
 
 
 class RecordType(StrEnum):

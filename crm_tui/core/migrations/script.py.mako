@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 ${imports if imports else ""}
 
 revision = ${repr(up_revision)}

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 from crm_tui.core import search_index
 
 
@@ -48,7 +48,7 @@ def upgrade() -> None:
     sa.Column('from_address', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('to_addresses', sa.Text(), nullable=False),
     sa.Column('cc_addresses', sa.Text(), nullable=False),
-    sa.Column('sent_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('sent_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('in_reply_to', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('references', sa.Text(), nullable=True),
     sa.Column('body_text', sa.Text(), nullable=False),
@@ -58,7 +58,7 @@ def upgrade() -> None:
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('is_outgoing', sa.Boolean(), nullable=False),
     sa.Column('is_read', sa.Boolean(), nullable=False),
-    sa.Column('received_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('mail_message', schema=None) as batch_op:
@@ -79,8 +79,8 @@ def upgrade() -> None:
     sa.Column('country', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=True),
     sa.Column('search_text', sa.Text(), nullable=False),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['owner_id'], ['user.id'], name='fk_organization_owner_id_user', ondelete='SET NULL', use_alter=True),
     sa.PrimaryKeyConstraint('id')
     )
@@ -116,7 +116,7 @@ def upgrade() -> None:
     sa.Column('record_type', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('record_id', sa.Integer(), nullable=False),
     sa.Column('reason', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['message_id'], ['mail_message.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('message_id', 'record_type', 'record_id')
@@ -181,7 +181,7 @@ def upgrade() -> None:
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('organization_id', sa.Integer(), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email')
@@ -195,7 +195,7 @@ def upgrade() -> None:
     sa.Column('record_id', sa.Integer(), nullable=False),
     sa.Column('author_id', sa.Integer(), nullable=True),
     sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['author_id'], ['user.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -215,8 +215,8 @@ def upgrade() -> None:
     sa.Column('region', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('country', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('search_text', sa.Text(), nullable=False),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['owner_id'], ['user.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id')
@@ -236,7 +236,7 @@ def upgrade() -> None:
     sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('content_type', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('added_by_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['added_by_id'], ['user.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id')
     )
@@ -295,11 +295,11 @@ def upgrade() -> None:
     sa.Column('converted_contact_id', sa.Integer(), nullable=True),
     sa.Column('converted_organization_id', sa.Integer(), nullable=True),
     sa.Column('converted_opportunity_id', sa.Integer(), nullable=True),
-    sa.Column('converted_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('converted_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('search_text', sa.Text(), nullable=False),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['converted_contact_id'], ['contact.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['converted_opportunity_id'], ['opportunity.id'], name='fk_lead_converted_opportunity_id_opportunity', ondelete='SET NULL', use_alter=True),
@@ -325,8 +325,8 @@ def upgrade() -> None:
     sa.Column('contact_id', sa.Integer(), nullable=True),
     sa.Column('organization_id', sa.Integer(), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=True),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['owner_id'], ['user.id'], ondelete='SET NULL'),
@@ -361,15 +361,15 @@ def upgrade() -> None:
     sa.Column('organization_id', sa.Integer(), nullable=True),
     sa.Column('pipeline_id', sa.Integer(), nullable=False),
     sa.Column('stage_id', sa.Integer(), nullable=False),
-    sa.Column('stage_entered_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('stage_entered_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.Column('lost_reason', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('installer_id', sa.Integer(), nullable=True),
     sa.Column('reseller_id', sa.Integer(), nullable=True),
     sa.Column('source_lead_id', sa.Integer(), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('search_text', sa.Text(), nullable=False),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['installer_id'], ['organization.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['organization_id'], ['organization.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['owner_id'], ['user.id'], ondelete='SET NULL'),
@@ -411,7 +411,7 @@ def upgrade() -> None:
     sa.Column('substate_open', sa.Boolean(), nullable=True),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('user_id', sa.Integer(), nullable=True),
-    sa.Column('changed_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['from_stage_id'], ['stage.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['opportunity_id'], ['opportunity.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['substate_id'], ['substate_definition.id'], ondelete='SET NULL'),
@@ -427,7 +427,7 @@ def upgrade() -> None:
     sa.Column('opportunity_id', sa.Integer(), nullable=False),
     sa.Column('substate_id', sa.Integer(), nullable=False),
     sa.Column('is_open', sa.Boolean(), nullable=False),
-    sa.Column('changed_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['opportunity_id'], ['opportunity.id'], ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['substate_id'], ['substate_definition.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('opportunity_id', 'substate_id')
@@ -443,8 +443,8 @@ def upgrade() -> None:
     sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('total_cents', sa.Integer(), nullable=False),
     sa.Column('valid_until', sa.Date(), nullable=True),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['opportunity_id'], ['opportunity.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('number')
@@ -464,14 +464,14 @@ def upgrade() -> None:
     sa.Column('opportunity_id', sa.Integer(), nullable=True),
     sa.Column('ticket_id', sa.Integer(), nullable=True),
     sa.Column('quote_id', sa.Integer(), nullable=True),
-    sa.Column('start_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('end_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('start_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('end_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('owner_id', sa.Integer(), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('reminder_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('completed_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reminder_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('completed_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['lead_id'], ['lead.id'], ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['opportunity_id'], ['opportunity.id'], ondelete='SET NULL'),

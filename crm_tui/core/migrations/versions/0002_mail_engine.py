@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 from crm_tui.core import mail_identity, search_index
 
 
@@ -31,8 +31,8 @@ def upgrade() -> None:
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('argument', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('done_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('done_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.ForeignKeyConstraint(['message_id'], ['mail_message.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')
@@ -45,7 +45,7 @@ def upgrade() -> None:
     sa.Column('message_id', sa.Integer(), nullable=False),
     sa.Column('record_type', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('record_id', sa.Integer(), nullable=False),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['message_id'], ['mail_message.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('message_id', 'record_type', 'record_id')
@@ -68,7 +68,7 @@ def upgrade() -> None:
     sa.Column('addresses', sa.Text(), nullable=False),
     sa.Column('refresh_minutes', sa.Integer(), nullable=False),
     sa.Column('sync_since', sa.Date(), nullable=True),
-    sa.Column('created_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['user.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name')
@@ -84,7 +84,7 @@ def upgrade() -> None:
     sa.Column('uidvalidity', sa.Integer(), nullable=True),
     sa.Column('uidnext', sa.Integer(), nullable=True),
     sa.Column('highestmodseq', sa.Integer(), nullable=True),
-    sa.Column('synced_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('synced_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['mail_account.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('account_id', 'name')
@@ -92,7 +92,7 @@ def upgrade() -> None:
     op.create_table('mail_sync_lock',
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('holder', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-    sa.Column('renewed_at', crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('renewed_at', crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['account_id'], ['mail_account.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('account_id')
     )

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 
 revision = "0004"
 down_revision = "0003"
@@ -33,13 +33,13 @@ def upgrade() -> None:
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("reply_to_id", sa.Integer(), nullable=True),
         sa.Column("record_type", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("record_id", sa.Integer(), nullable=True),
-        sa.Column("created_at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["account_id"], ["mail_account.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["reply_to_id"], ["mail_message.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 
 revision = "0005"
 down_revision = "0004"
@@ -33,8 +33,8 @@ def upgrade() -> None:
         sa.Column("subject", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         sa.Column("description", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("created_at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )

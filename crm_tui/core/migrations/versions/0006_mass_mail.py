@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 
 revision = "0006"
 down_revision = "0005"
@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("from_address", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("per_minute", sa.Integer(), nullable=False),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("created_at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["mail_account.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["template_id"], ["email_template.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),

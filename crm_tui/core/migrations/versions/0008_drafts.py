@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 
 revision = "0008"
 down_revision = "0007"
@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("record_type", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("record_id", sa.Integer(), nullable=True),
         sa.Column("server_message_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("updated_at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["mail_account.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["reply_to_id"], ["mail_message.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 
 revision = "0009"
 down_revision = "0008"
@@ -22,7 +22,7 @@ branch_labels = None
 depends_on = None
 
 _text = sqlmodel.sql.sqltypes.AutoString
-_when = crm_tui.core.types.UTCDateTime
+_when = crm_tui.core.columns.UTCDateTime
 
 
 def upgrade() -> None:

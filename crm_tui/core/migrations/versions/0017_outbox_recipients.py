@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 
 revision = "0017"
 down_revision = "0016"
@@ -43,7 +43,7 @@ def upgrade() -> None:
         sa.Column("address", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("reason", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-        sa.Column("at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["item_id"], ["outbox_item.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("item_id", "address"),

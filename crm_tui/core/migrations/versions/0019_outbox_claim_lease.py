@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import crm_tui.core.types
+import crm_tui.core.columns
 
 revision = "0019"
 down_revision = "0018"
@@ -25,7 +25,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column(
-        "outbox_item", sa.Column("claimed_at", crm_tui.core.types.UTCDateTime(timezone=True), nullable=True)
+        "outbox_item", sa.Column("claimed_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True)
     )
 
 
