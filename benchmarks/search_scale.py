@@ -26,8 +26,8 @@ from sqlalchemy import insert
 
 from crm_tui.core import models as m
 from crm_tui.core.db import Database, open_database, sqlite_url
+from crm_tui.core.search_text import search_blob
 from crm_tui.core.services import activities, contacts, mail_store, opportunities, triage
-from crm_tui.core.services.common import search_blob
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 FIRST = [

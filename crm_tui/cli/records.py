@@ -9,7 +9,8 @@ from typing import Any
 from crm_tui.cli.output import print_json, print_table
 from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.errors import ConfigError
-from crm_tui.core.services.common import MAX_SEARCH_TERMS, format_amount, left_out_terms
+from crm_tui.core.money import format_amount
+from crm_tui.core.search_text import MAX_SEARCH_TERMS, left_out_terms
 from crm_tui.core.types import ref_str
 from crm_tui.runtime.context import AppContext
 

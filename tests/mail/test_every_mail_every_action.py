@@ -166,8 +166,8 @@ def _saved_or_must_fill(spec: Any, context: AppContext, record_type: str) -> str
 
 
 def test_every_mail_prefills_forms_that_save(synced: Synced) -> None:
+    from crm_tui.core.form_text import fit_text
     from crm_tui.core.services import attachments
-    from crm_tui.core.services.common import fit_text
     from crm_tui.mail.sync import load_free_domains
     from crm_tui.ui.screens.kinds import KINDS, activity_form
 

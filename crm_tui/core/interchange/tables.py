@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.core.money import format_amount, parse_amount
 from crm_tui.core.services import (
     contacts,
     custom_fields,
@@ -32,7 +33,6 @@ from crm_tui.core.services import (
     opportunities,
     organizations,
 )
-from crm_tui.core.services.common import format_amount, parse_amount
 from crm_tui.core.types import RecordRef, RecordType
 
 SEP = "; "

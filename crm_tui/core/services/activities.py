@@ -12,17 +12,10 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.field_checks import check_aware, check_choice, check_emails, check_text
 from crm_tui.core.services import custom_fields
-from crm_tui.core.services.common import (
-    check_aware,
-    check_choice,
-    check_emails,
-    check_exists,
-    check_text,
-    get_or_404,
-    owned_by_default,
-)
 from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.rows import check_exists, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
 # Calls, meetings and tasks; anything longer is not an activity (and range queries rely on this bound).

@@ -17,9 +17,10 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.db import Database, execute_core
 from crm_tui.core.errors import CrmError, FieldErrors, ValidationError
+from crm_tui.core.field_checks import check_text
 from crm_tui.core.private_files import open_private, private_dir
-from crm_tui.core.services.common import check_text, get_or_404
 from crm_tui.core.services.records import ATTACHABLE, record_exists
+from crm_tui.core.services.rows import get_or_404
 from crm_tui.core.types import RecordRef
 
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024

@@ -14,20 +14,11 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core import search_index
 from crm_tui.core.errors import FieldErrors
+from crm_tui.core.field_checks import check_emails, check_phones, check_text
+from crm_tui.core.search_text import like_pattern, search_blob, search_terms
 from crm_tui.core.services import custom_fields
-from crm_tui.core.services.common import (
-    check_emails,
-    check_exists,
-    check_phones,
-    check_text,
-    child_values,
-    get_or_404,
-    like_pattern,
-    owned_by_default,
-    search_blob,
-    search_terms,
-)
 from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.rows import check_exists, child_values, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
 

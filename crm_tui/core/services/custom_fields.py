@@ -14,8 +14,9 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, ValidationError
-from crm_tui.core.services.common import check_choice, check_text, get_or_404
+from crm_tui.core.field_checks import check_choice, check_text
 from crm_tui.core.services.records import ATTACHABLE
+from crm_tui.core.services.rows import get_or_404
 from crm_tui.core.types import RecordRef
 
 ENTITY_TYPES = sorted(t.value for t in ATTACHABLE)

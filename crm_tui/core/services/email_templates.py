@@ -21,7 +21,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, FieldErrors, NotFound, ValidationError
-from crm_tui.core.services.common import check_text
+from crm_tui.core.field_checks import check_text
 from crm_tui.core.types import RecordRef
 
 

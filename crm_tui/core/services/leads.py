@@ -14,27 +14,16 @@ from sqlalchemy import delete, insert, select, update
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.addresses import domain_of
 from crm_tui.core.automation import fields as rule_fields
 from crm_tui.core.automation import schedule
 from crm_tui.core.db import execute_core
 from crm_tui.core.errors import FieldErrors, ValidationError
+from crm_tui.core.field_checks import check_choice, check_emails, check_phones, check_text
 from crm_tui.core.free_mail import free_domains, is_free
+from crm_tui.core.search_text import like_pattern, search_blob, search_terms
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.attachments import copy_document, documents_on
-from crm_tui.core.services.common import (
-    check_choice,
-    check_emails,
-    check_exists,
-    check_phones,
-    check_text,
-    child_values,
-    domain_of,
-    get_or_404,
-    like_pattern,
-    owned_by_default,
-    search_blob,
-    search_terms,
-)
 from crm_tui.core.services.contacts import ContactInput, create_contact, find_by_email
 from crm_tui.core.services.mail_store import link_message
 from crm_tui.core.services.opportunities import OpportunityInput, create_opportunity
@@ -46,6 +35,7 @@ from crm_tui.core.services.organizations import (
 )
 from crm_tui.core.services.pipelines import first_open_stage
 from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.rows import check_exists, child_values, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
 EDITABLE_STATUSES = [s.value for s in m.LeadStatus if s is not m.LeadStatus.CONVERTED]

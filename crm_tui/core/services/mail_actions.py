@@ -10,11 +10,12 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.addresses import domain_of, valid_domain, valid_emails
 from crm_tui.core.errors import NotFound
+from crm_tui.core.form_text import fit_text, ref_text
 from crm_tui.core.mail_data import Invitation
 from crm_tui.core.mail_identity import format_address
 from crm_tui.core.services import mail_linking, records
-from crm_tui.core.services.common import domain_of, fit_text, ref_text, valid_domain, valid_emails
 from crm_tui.core.types import RecordRef, RecordType
 
 REASONS = {

@@ -19,8 +19,8 @@ from sqlmodel import Session
 
 from crm_tui.core import bulk
 from crm_tui.core import models as m
+from crm_tui.core.addresses import domain_of
 from crm_tui.core.mail_identity import stored_addresses
-from crm_tui.core.services.common import domain_of
 from crm_tui.core.services.mail_store import link_message
 from crm_tui.core.types import RecordRef, RecordType
 

@@ -18,8 +18,8 @@ from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.mail_data import MessageData
 from crm_tui.core.mail_identity import subject_key
-from crm_tui.core.services.common import get_or_404
 from crm_tui.core.services.records import ATTACHABLE, record_exists
+from crm_tui.core.services.rows import get_or_404
 from crm_tui.core.types import RecordRef
 
 __all__ = ["MessageData"]

@@ -9,10 +9,10 @@ from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.money import format_money
 from crm_tui.core.services import activities as activity_service
 from crm_tui.core.services import mail_store
 from crm_tui.core.services.attachments import comments_on, documents_on
-from crm_tui.core.services.common import format_money
 from crm_tui.core.services.records import get_record
 from crm_tui.core.types import RecordRef, RecordType
 

@@ -27,7 +27,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core import search_index
 from crm_tui.core.mail_identity import format_address, stored_addresses
-from crm_tui.core.services.common import like_pattern
+from crm_tui.core.search_text import like_pattern
 
 MIN_PART = 3  # a part of an address counts from three characters (two find half the book)
 CANDIDATES = 120  # rows read per source and pass: enough to rank, few enough for every key

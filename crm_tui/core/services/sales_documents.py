@@ -14,17 +14,10 @@ from crm_tui.core import models as m
 from crm_tui.core.automation import fields as rule_fields
 from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors
-from crm_tui.core.services.common import (
-    check_choice,
-    check_currency,
-    check_exists,
-    check_text,
-    get_or_404,
-    like_pattern,
-    owned_by_default,
-    search_terms,
-)
+from crm_tui.core.field_checks import check_choice, check_currency, check_text
+from crm_tui.core.search_text import like_pattern, search_terms
 from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.rows import check_exists, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
 

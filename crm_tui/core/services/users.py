@@ -10,7 +10,8 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import ConfigError, FieldErrors
-from crm_tui.core.services.common import check_emails, check_exists, check_text, get_or_404
+from crm_tui.core.field_checks import check_emails, check_text
+from crm_tui.core.services.rows import check_exists, get_or_404
 
 PARTNER_KINDS = (m.OrganizationKind.INSTALLER.value, m.OrganizationKind.RESELLER.value)
 

@@ -10,17 +10,17 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, OptionList, SelectionList, Static
 from textual.widgets.option_list import Option
 from textual.widgets.selection_list import Selection
 
 from crm_tui.core.errors import CrmError
+from crm_tui.core.money import format_money
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.core.services.common import format_money
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural
+from crm_tui.ui.messages import BoardDetailLoaded, BoardLoaded, ForecastLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.details import load_detail
 from crm_tui.ui.screens.dialogs import ConfirmDialog, PromptDialog
@@ -28,7 +28,7 @@ from crm_tui.ui.screens.import_preview import ImportsFromFiles
 from crm_tui.ui.screens.kinds import activity_form, opportunity_form
 from crm_tui.ui.widgets.guard import ReportsErrors
 from crm_tui.ui.widgets.option_list import Options
-from crm_tui.ui.widgets.record_detail import DetailData, RecordDetail
+from crm_tui.ui.widgets.record_detail import RecordDetail
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 COLUMN_LIMIT = 100  # deals listed per column; the header counts them all
@@ -53,36 +53,6 @@ class Column:
     count: int
     amounts: dict[str, int]
     cards: list[Card]
-
-
-class BoardLoaded(Message):
-    def __init__(
-        self,
-        pipeline_id: int,
-        name: str,
-        pipelines: list[tuple[int, str]],
-        columns: list[Column],
-        select: int | None,
-        request: int = 0,
-        text: str = "",
-    ):
-        super().__init__()
-        self.pipeline_id, self.pipeline_name, self.pipelines = pipeline_id, name, pipelines
-        self.columns, self.select = columns, select
-        self.request = request  # the load it answers: an older one's answer (a thread runs on) is dropped
-        self.text = text  # the filter it was loaded with
-
-
-class BoardDetailLoaded(Message):
-    def __init__(self, deal_id: int, data: DetailData | None, request: int):
-        super().__init__()
-        self.deal_id, self.data, self.request = deal_id, data, request
-
-
-class ForecastLoaded(Message):
-    def __init__(self, text: Text):
-        super().__init__()
-        self.text = text
 
 
 class SubstatesDialog(ReportsErrors, ModalScreen[list[int] | None]):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.money import format_money
 from crm_tui.core.services import contacts, leads, organizations
-from crm_tui.core.services.common import format_money
 from crm_tui.core.services.overview import related, timeline
 from crm_tui.core.services.records import get_record
 from crm_tui.core.types import RecordRef

@@ -18,6 +18,8 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.clock import parse_date
 from crm_tui.core.errors import CrmError, FieldErrors, ValidationError
+from crm_tui.core.form_text import ref_text
+from crm_tui.core.money import format_amount, format_money, parse_amount
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import (
     activities,
@@ -30,7 +32,6 @@ from crm_tui.core.services import (
     sales_documents,
     users,
 )
-from crm_tui.core.services.common import format_amount, format_money, parse_amount, ref_text
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.runtime.context import AppContext
 from crm_tui.ui.screens.forms import FieldSpec, FormSpec
@@ -426,7 +427,7 @@ def _organization_rows(session: Session, query: str, offset: int, limit: int, *,
 
 
 def _organization_count(session: Session, query: str) -> int:
-    from crm_tui.core.services.common import like_pattern, search_terms
+    from crm_tui.core.search_text import like_pattern, search_terms
 
     statement = select(func.count()).select_from(m.Organization)
     for term in search_terms(query):
@@ -548,7 +549,7 @@ def _lead_rows(session: Session, query: str, offset: int, limit: int, *, zone: t
 
 
 def _lead_count(session: Session, query: str) -> int:
-    from crm_tui.core.services.common import like_pattern, search_terms
+    from crm_tui.core.search_text import like_pattern, search_terms
 
     statement = select(func.count()).select_from(m.Lead)
     for term in search_terms(query):

@@ -17,7 +17,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Label
 
 from crm_tui.core.errors import CrmError
-from crm_tui.core.services.common import MAX_SEARCH_TERMS, left_out_terms
+from crm_tui.core.search_text import MAX_SEARCH_TERMS, left_out_terms
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural
 from crm_tui.ui.screens.base import CrmScreen, SearchesItsList
@@ -453,7 +453,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
 def activity_prefill(context: Any, ref: RecordRef) -> dict[str, str]:
     """An activity planned from a record starts with that record (and what it belongs to) filled in."""
     from crm_tui.core import models as m
-    from crm_tui.core.services.common import ref_text
+    from crm_tui.core.form_text import ref_text
     from crm_tui.core.services.opportunities import contacts_of
     from crm_tui.core.services.records import get_record, record_label
 
