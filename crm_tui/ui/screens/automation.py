@@ -14,12 +14,12 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, Select, Static
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.wording import plural
+from crm_tui.ui.messages import AutomationLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
 from crm_tui.ui.screens.forms import FieldSpec, FormSpec, RecordForm, _field_id
@@ -57,12 +57,6 @@ class RuleRow:
     when: str
     does: str
     pending: int
-
-
-class AutomationLoaded(Message):
-    def __init__(self, view: str, rows: list[Any]) -> None:
-        super().__init__()
-        self.view, self.rows = view, rows
 
 
 def parse_delay(text: str) -> tuple[int, str]:

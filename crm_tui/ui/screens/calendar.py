@@ -10,13 +10,13 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
 from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.wording import plural
+from crm_tui.ui.messages import CalendarLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.kinds import activity_form
 from crm_tui.ui.widgets.option_list import Options
@@ -39,15 +39,6 @@ class Entry:
     person: str
     owner: str
     status: str
-
-
-class CalendarLoaded(Message):
-    def __init__(
-        self, first: date, days: int, entries: list[Entry], owners: list[tuple[int, str]], select: int | None
-    ):
-        super().__init__()
-        self.first, self.days, self.entries, self.owners, self.select = first, days, entries, owners, select
-        self.request = 0
 
 
 class CalendarScreen(CrmScreen):

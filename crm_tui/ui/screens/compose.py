@@ -19,12 +19,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import strip_unsafe, terminal_safe
 from crm_tui.mail.compose import Draft, addresses, build, with_signature
+from crm_tui.ui.messages import TemplateFilled, TemplatesFilled
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.widgets.recipient_input import Choice, RecipientInput, recipient_items
 from crm_tui.ui.widgets.status_bar import StatusBar
@@ -43,23 +43,6 @@ class Queued:
     to: str
     fields: Any
     at: float = field(default_factory=time.monotonic)  # when (the newest take-back goes first)
-
-
-class TemplatesFilled(Message):
-    """The template picker's list, filled in a thread: ``fits`` (email_templates.TemplateFit), the notes on
-    where the fields come from; or ``error``, what went wrong in words."""
-
-    def __init__(self, fits: list[Any], notes: list[str], error: str | None = None) -> None:
-        super().__init__()
-        self.fits, self.notes, self.error = fits, notes, error
-
-
-class TemplateFilled(Message):
-    """One template filled in a thread for this mail: (subject, body), or ``error`` in words."""
-
-    def __init__(self, subject: str, body: str, error: str | None = None) -> None:
-        super().__init__()
-        self.subject, self.body, self.error = subject, body, error
 
 
 TAKEN_BACK = "mail taken back: a draft again (R in the inbox)"

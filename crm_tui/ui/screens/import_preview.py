@@ -12,12 +12,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.ui.messages import ImportDone, ImportPreviewed
 from crm_tui.ui.screens.dialogs import PromptDialog
 from crm_tui.ui.widgets.guard import ReportsErrors
 
@@ -89,18 +89,6 @@ class ImportPreview(ReportsErrors, ModalScreen[str | None]):
 
     def action_choose(self, choice: str | None) -> None:
         self.dismiss(choice)
-
-
-class ImportPreviewed(Message):
-    def __init__(self, path: Path, type_name: str, report: Any) -> None:
-        super().__init__()
-        self.path, self.type_name, self.report = path, type_name, report
-
-
-class ImportDone(Message):
-    def __init__(self, summary: str, problems: int) -> None:
-        super().__init__()
-        self.summary, self.problems = summary, problems
 
 
 class ImportsFromFiles:

@@ -15,12 +15,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.wording import plural
+from crm_tui.ui.messages import PreviewLoaded, RelatedLoaded, Scoped
 from crm_tui.ui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
 from crm_tui.ui.screens.pickers import FolderPicker, RecordPicker
@@ -131,26 +131,6 @@ def _size(text: str) -> str:
             return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024  # type: ignore[assignment]
     return f"{size} B"
-
-
-class PreviewLoaded(Message):
-    def __init__(self, message_id: int, text: Text):
-        super().__init__()
-        self.message_id, self.text = message_id, text
-
-
-class Scoped(Message):
-    """The folders and views of the sidebar, read in a worker."""
-
-    def __init__(self, folders: list[tuple[int, str, str, str | None]]) -> None:
-        super().__init__()
-        self.folders = folders
-
-
-class RelatedLoaded(Message):
-    def __init__(self, message_id: int, text: Text) -> None:
-        super().__init__()
-        self.message_id, self.text = message_id, text
 
 
 @dataclass

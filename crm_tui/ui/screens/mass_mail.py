@@ -12,10 +12,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.widgets import Footer, Label, ProgressBar, Static
 
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.ui.messages import CampaignProgress
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.widgets.status_bar import StatusBar
 
@@ -95,12 +95,6 @@ def left_out_text(left_out: dict[str, int]) -> str:
         f"Left out: {total} lead{'s' if total != 1 else ''} ({' and '.join(parts)}): a mass mail does not go "
         "to converted leads (they are contacts now) nor to disqualified ones."
     )
-
-
-class CampaignProgress(Message):
-    def __init__(self, campaign_id: int, progress: Any) -> None:
-        super().__init__()
-        self.campaign_id, self.progress = campaign_id, progress
 
 
 class MassMailScreen(CrmScreen):

@@ -13,11 +13,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, Static
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.ui.messages import Delivered, OutboxLoaded, OutboxMailLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.widgets.status_bar import StatusBar
 
@@ -29,20 +29,6 @@ STATE_STYLE = {
     "failed": "red",
     "uncertain": "bold magenta",
 }
-
-
-class OutboxLoaded(Message):
-    def __init__(self, rows: list[Any], now: Any = None) -> None:
-        super().__init__()
-        self.rows, self.now = rows, now
-
-
-class Delivered(Message):
-    """x is over: what happened, in words."""
-
-    def __init__(self, said: str, trouble: bool) -> None:
-        super().__init__()
-        self.said, self.trouble = said, trouble
 
 
 def state_text(row: Any, now: Any, zone: Any) -> str:
@@ -257,12 +243,6 @@ class OutboxScreen(CrmScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
-
-
-class OutboxMailLoaded(Message):
-    def __init__(self, text: Text) -> None:
-        super().__init__()
-        self.text = text
 
 
 class OutboxMailScreen(CrmScreen):

@@ -10,12 +10,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.ui.messages import RecordsFound
 from crm_tui.ui.screens.base import FollowsTypeahead
 from crm_tui.ui.widgets.option_list import Options
 
@@ -132,12 +132,6 @@ class FolderPicker(_Picker):
         scored = [(fuzzy_score(query, name), name) for name in self._folders]
         ranked = sorted((item for item in scored if item[0] is not None), key=lambda item: -item[0])  # type: ignore[operator]
         self.show([(name, Text(terminal_safe(name))) for _, name in ranked])
-
-
-class RecordsFound(Message):
-    def __init__(self, query: str, found: list[tuple[str, str, str]]) -> None:
-        super().__init__()
-        self.query, self.found = query, found
 
 
 class RecordPicker(_Picker):

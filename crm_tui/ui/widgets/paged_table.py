@@ -22,13 +22,13 @@ from rich.style import Style
 from textual import events, on, work
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
-from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import Worker, WorkerState
 
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.ui import messages
 from crm_tui.ui.widgets.guard import ReportsErrors
 
 COUNT_CAP = 1000  # lists say "1000+" rather than count every match on every keystroke
@@ -86,38 +86,9 @@ class PagedTable(ReportsErrors, ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0, always_update=False, repaint=False)
 
-    @dataclass
-    class PageLoaded(Message):
-        table: PagedTable
-        generation: int
-        offset: int
-        rows: list[tuple[str, tuple[str, ...], str]]
-        total: int
-        has_more: bool
-
-    @dataclass
-    class Counted(Message):
-        """The number of rows matching the current query (for a status line)."""
-
-        table: PagedTable
-        total: int
-        query: str
-
-        @property
-        def total_text(self) -> str:
-            return f"{COUNT_CAP}+" if self.total > COUNT_CAP else str(self.total)
-
-    @dataclass
-    class RowHighlighted(Message):
-        """The cursor moved to another row (or the rows under it changed)."""
-
-        table: PagedTable
-        cursor_row: int
-        row_key: str | None
-
-        @property
-        def control(self) -> PagedTable:
-            return self.table
+    PageLoaded = messages.PageLoaded
+    Counted = messages.Counted
+    RowHighlighted = messages.RowHighlighted
 
     def __init__(self, columns: list[tuple[str, int]], fetch: Fetch, count: Count, **kwargs: Any):
         super().__init__(**kwargs)
@@ -183,7 +154,7 @@ class PagedTable(ReportsErrors, ScrollView, can_focus=True):
         self._update_size()
         self.refresh()
         if message.offset == 0:
-            self.post_message(self.Counted(self, message.total, self.query_text))
+            self.post_message(self.Counted(self, message.total, self.query_text, COUNT_CAP))
             self._set_cursor(index, announce=True)
 
     def _update_size(self) -> None:

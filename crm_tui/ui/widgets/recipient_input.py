@@ -16,8 +16,9 @@ from typing import Any
 
 from textual.actions import SkipAction
 from textual.binding import Binding
-from textual.message import Message
 from textual.widgets import Input
+
+from crm_tui.ui import messages
 
 
 @dataclass(frozen=True)
@@ -66,16 +67,7 @@ class RecipientInput(Input):
         Binding("escape", "close_choices", "Close the suggestions", show=False, id="recipient.close"),
     ]
 
-    class Suggested(Message):
-        """The matches for what is typed changed (empty: none, or the field was left)."""
-
-        def __init__(self, field: RecipientInput, choices: list[Choice], chosen: int) -> None:
-            super().__init__()
-            self.field, self.choices, self.chosen = field, choices, chosen
-
-        @property
-        def control(self) -> RecipientInput:
-            return self.field
+    Suggested = messages.Suggested
 
     def __init__(self, value: str = "", *, find: Finder, **options: Any) -> None:
         self.find = find

@@ -1,0 +1,226 @@
+"""Every Textual message the app's screens and widgets post, in one place.
+
+Messages carry plain data (ids, strings, Rich ``Text``, frozen dataclasses of the core services), never ORM
+rows: most are posted from thread workers. A message a widget posts keeps the widget's namespace, so its
+handler name stays ``on_paged_table_page_loaded`` and ``@on(PagedTable.PageLoaded)`` still reads naturally
+(the widget class names it as an attribute).
+
+This module imports no other crm_tui.ui module, so screens and widgets can import it without a circle; the
+data types of the screens (``board.Column``, ``calendar.Entry``, ``record_detail.DetailData``) are named in
+the docstrings, not imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.message import Message
+from textual.widget import Widget
+
+# --- widgets ---
+
+
+@dataclass
+class PageLoaded(Message, namespace="paged_table"):
+    """A page of a PagedTable's rows, read in a thread (``rows``: (key, cells, style))."""
+
+    table: Widget
+    generation: int
+    offset: int
+    rows: list[tuple[str, tuple[str, ...], str]]
+    total: int
+    has_more: bool
+
+
+@dataclass
+class Counted(Message, namespace="paged_table"):
+    """The number of rows matching a PagedTable's current query (for a status line); counting stops at ``cap``."""
+
+    table: Widget
+    total: int
+    query: str
+    cap: int
+
+    @property
+    def total_text(self) -> str:
+        return f"{self.cap}+" if self.total > self.cap else str(self.total)
+
+
+@dataclass
+class RowHighlighted(Message, namespace="paged_table"):
+    """A PagedTable's cursor moved to another row (or the rows under it changed)."""
+
+    table: Widget
+    cursor_row: int
+    row_key: str | None
+
+    @property
+    def control(self) -> Widget:
+        return self.table
+
+
+class Suggested(Message, namespace="recipient_input"):
+    """The matches for what is typed in a RecipientInput changed (empty: none, or the field was left);
+    ``choices`` are recipient_input.Choice."""
+
+    def __init__(self, field: Widget, choices: list[Any], chosen: int) -> None:
+        super().__init__()
+        self.field, self.choices, self.chosen = field, choices, chosen
+
+    @property
+    def control(self) -> Widget:
+        return self.field
+
+
+# --- inbox ---
+
+
+class PreviewLoaded(Message):
+    def __init__(self, message_id: int, text: Text):
+        super().__init__()
+        self.message_id, self.text = message_id, text
+
+
+class Scoped(Message):
+    """The folders and views of the sidebar, read in a worker."""
+
+    def __init__(self, folders: list[tuple[int, str, str, str | None]]) -> None:
+        super().__init__()
+        self.folders = folders
+
+
+class RelatedLoaded(Message):
+    def __init__(self, message_id: int, text: Text) -> None:
+        super().__init__()
+        self.message_id, self.text = message_id, text
+
+
+# --- compose ---
+
+
+class TemplatesFilled(Message):
+    """The template picker's list, filled in a thread: ``fits`` (email_templates.TemplateFit), the notes on
+    where the fields come from; or ``error``, what went wrong in words."""
+
+    def __init__(self, fits: list[Any], notes: list[str], error: str | None = None) -> None:
+        super().__init__()
+        self.fits, self.notes, self.error = fits, notes, error
+
+
+class TemplateFilled(Message):
+    """One template filled in a thread for this mail: (subject, body), or ``error`` in words."""
+
+    def __init__(self, subject: str, body: str, error: str | None = None) -> None:
+        super().__init__()
+        self.subject, self.body, self.error = subject, body, error
+
+
+# --- outbox ---
+
+
+class OutboxLoaded(Message):
+    def __init__(self, rows: list[Any], now: Any = None) -> None:
+        super().__init__()
+        self.rows, self.now = rows, now
+
+
+class Delivered(Message):
+    """x is over: what happened, in words."""
+
+    def __init__(self, said: str, trouble: bool) -> None:
+        super().__init__()
+        self.said, self.trouble = said, trouble
+
+
+class OutboxMailLoaded(Message):
+    def __init__(self, text: Text) -> None:
+        super().__init__()
+        self.text = text
+
+
+# --- board (opportunities) ---
+
+
+class BoardLoaded(Message):
+    """The board's columns (board.Column), read in a thread for one pipeline."""
+
+    def __init__(
+        self,
+        pipeline_id: int,
+        name: str,
+        pipelines: list[tuple[int, str]],
+        columns: list[Any],
+        select: int | None,
+        request: int = 0,
+        text: str = "",
+    ):
+        super().__init__()
+        self.pipeline_id, self.pipeline_name, self.pipelines = pipeline_id, name, pipelines
+        self.columns, self.select = columns, select
+        self.request = request  # the load it answers: an older one's answer (a thread runs on) is dropped
+        self.text = text  # the filter it was loaded with
+
+
+class BoardDetailLoaded(Message):
+    """One deal's detail (record_detail.DetailData, None when it is gone)."""
+
+    def __init__(self, deal_id: int, data: Any, request: int):
+        super().__init__()
+        self.deal_id, self.data, self.request = deal_id, data, request
+
+
+class ForecastLoaded(Message):
+    def __init__(self, text: Text):
+        super().__init__()
+        self.text = text
+
+
+# --- calendar ---
+
+
+class CalendarLoaded(Message):
+    """The calendar's entries (calendar.Entry) from ``first`` for ``days`` days."""
+
+    def __init__(
+        self, first: date, days: int, entries: list[Any], owners: list[tuple[int, str]], select: int | None
+    ):
+        super().__init__()
+        self.first, self.days, self.entries, self.owners, self.select = first, days, entries, owners, select
+        self.request = 0
+
+
+# --- automation, mass mail, pickers, import ---
+
+
+class AutomationLoaded(Message):
+    def __init__(self, view: str, rows: list[Any]) -> None:
+        super().__init__()
+        self.view, self.rows = view, rows
+
+
+class CampaignProgress(Message):
+    def __init__(self, campaign_id: int, progress: Any) -> None:
+        super().__init__()
+        self.campaign_id, self.progress = campaign_id, progress
+
+
+class RecordsFound(Message):
+    def __init__(self, query: str, found: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.query, self.found = query, found
+
+
+class ImportPreviewed(Message):
+    def __init__(self, path: Path, type_name: str, report: Any) -> None:
+        super().__init__()
+        self.path, self.type_name, self.report = path, type_name, report
+
+
+class ImportDone(Message):
+    def __init__(self, summary: str, problems: int) -> None:
+        super().__init__()
+        self.summary, self.problems = summary, problems
