@@ -224,3 +224,29 @@ class ImportDone(Message):
     def __init__(self, summary: str, problems: int) -> None:
         super().__init__()
         self.summary, self.problems = summary, problems
+
+
+# --- the background process (ui/supervisor.py, runtime/background.py) ---
+
+
+@dataclass
+class MailAccountsListed(Message):
+    """The mail accounts there are (read in a worker): the background process starts once there is one."""
+
+    names: list[str]
+
+
+@dataclass
+class BackgroundEvent(Message):
+    """One line the background process wrote (a plain dictionary: ``type`` and its fields, see
+    runtime/background.py)."""
+
+    event: dict[str, Any]
+
+
+@dataclass
+class BackgroundStopped(Message):
+    """The background process ended (``code``: its exit status; negative: the signal that ended it)."""
+
+    pid: int
+    code: int
