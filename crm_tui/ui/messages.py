@@ -250,3 +250,30 @@ class BackgroundStopped(Message):
 
     pid: int
     code: int
+
+
+# --- the Contacts mode's lists and the record forms ---
+
+
+class DetailLoaded(Message):
+    """A record's detail pane data (``record_detail.DetailData``) or why there is none, for request ``request``
+    (only the newest request is shown)."""
+
+    def __init__(self, ref: str, data: Any, error: str | None, request: int):
+        super().__init__()
+        self.ref, self.data, self.error, self.request = ref, data, error, request
+
+
+@dataclass
+class FormSaved(Message):
+    """A record form's save (in its worker) is done: the id of the record saved."""
+
+    record_id: int
+
+
+@dataclass
+class FormRefused(Message):
+    """A record form's save was refused: a message per bad field (``errors``), or one for the whole form."""
+
+    errors: dict[str, str]
+    message: str = ""
