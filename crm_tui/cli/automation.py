@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import gc
+from typing import TYPE_CHECKING, Any
 
-from crm_tui.cli.output import print_json
+from crm_tui.cli.arguments import Commands, action_group, iso_instant, positive_int
+from crm_tui.cli.output import ProgressLine, print_json
+from crm_tui.core.clock import parse_instant
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.runtime.context import AppContext
+
+if TYPE_CHECKING:
+    from crm_tui.runtime.context import AppContext
+
+
+def register(commands: Commands) -> None:  # type: ignore[type-arg]
+    autos = action_group(
+        commands,
+        "automations",
+        "automation rules: list them, see what is pending, fire what is due (for cron)",
+    )
+    sub = autos.add_parser("list", help="the rules, where and when they fire, and how many actions wait")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.set_defaults(handler=automations_list)
+    sub = autos.add_parser("pending", help="scheduled actions not fired yet, soonest first")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=positive_int, metavar="N")
+    sub.set_defaults(handler=automations_pending)
+    sub = autos.add_parser("log", help="what fired, was skipped, failed or was cancelled, newest first")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=positive_int, metavar="N")
+    sub.set_defaults(handler=automations_log)
+    sub = autos.add_parser(
+        "run", help="fire every action due now (exit 1 if one failed); --dry-run shows what would fire"
+    )
+    sub.add_argument("--now", dest="run_now", metavar="ISO", type=iso_instant,
+                     help="fire what is due at this ISO-8601 date-time instead of now")  # fmt: skip
+    sub.add_argument("--dry-run", action="store_true", help="only show what would fire")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.set_defaults(handler=automations_run)
 
 
 def _rule_objects(context: AppContext) -> list[dict[str, Any]]:
+    # the automation modules load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.automation import actions, rules
 
     with context.database().read() as session:
@@ -54,8 +87,6 @@ def automations_list(context: AppContext, args: argparse.Namespace) -> int:
 def tune_gc_for_batch_work() -> None:
     """A one-shot run that makes thousands of ORM rows: what exists at start is not garbage (frozen), and the
     young generation is collected every 50,000 allocations instead of 700 (about 5-10 % of a big run)."""
-    import gc
-
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
 
@@ -87,6 +118,7 @@ def _pending_line(context: AppContext, row: Any, prefix: str = "") -> str:
 
 
 def automations_pending(context: AppContext, args: argparse.Namespace) -> int:
+    # the automation modules load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.automation import engine
 
     with context.database().read() as session:
@@ -95,6 +127,7 @@ def automations_pending(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def automations_log(context: AppContext, args: argparse.Namespace) -> int:
+    # the automation modules load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.automation import engine
 
     with context.database().read() as session:
@@ -112,8 +145,8 @@ def automations_log(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def automations_run(context: AppContext, args: argparse.Namespace) -> int:
+    # the automation modules load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.automation import engine
-    from crm_tui.core.clock import parse_instant
     from crm_tui.runtime.automation import run_due
 
     now = parse_instant(args.run_now, context.zone) if args.run_now else context.clock.now()
@@ -126,10 +159,8 @@ def automations_run(context: AppContext, args: argparse.Namespace) -> int:
                 f"{len(rows)} due action{'s' if len(rows) != 1 else ''} would fire (dry run: nothing changed)"
             )
         return 0
-    from crm_tui.cli.mail import _ProgressLine
-
     tune_gc_for_batch_work()
-    progress = _ProgressLine()
+    progress = ProgressLine()
     report = run_due(
         context, now=now, on_progress=lambda done, total: progress("firing due actions", done, total)
     )

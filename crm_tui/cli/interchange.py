@@ -1,15 +1,62 @@
-"""`crm-tui import|export|backup|restore`."""
+"""`crm-tui import|export|backup|restore`: records in and out of files, and the whole database as one file."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from crm_tui.cli.main import UsageError
+from crm_tui.cli.arguments import Commands, UsageError
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.runtime.context import AppContext
+
+if TYPE_CHECKING:
+    from crm_tui.runtime.context import AppContext
+
+
+def register(commands: Commands) -> None:  # type: ignore[type-arg]
+    sub = commands.add_parser(
+        "import",
+        help="import contacts (vCard 3/4 or CSV), organizations, leads or opportunities (CSV)",
+        description="Import records. Duplicates (by address for contacts and leads, by name or domain for "
+        "organizations, by title, customer and pipeline for deals) are merged or skipped; a bad row is reported "
+        "with its line number and the others are imported. Import organizations before the contacts and deals "
+        "that name them.",
+    )
+    sub.add_argument("type", choices=["contacts", "organizations", "leads", "opportunities"])
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument(
+        "--map", action="append", metavar="COLUMN=FIELD", help="the file's COLUMN holds FIELD (repeatable)"
+    )
+    sub.add_argument("--on-duplicate", choices=["merge", "skip"], default="merge", help="default: merge")
+    sub.add_argument(
+        "--preview", action="store_true", help="say what would happen, row by row; write nothing"
+    )
+    sub.set_defaults(handler=import_records)
+    sub = commands.add_parser(
+        "export", help="export records as CSV (contacts also as vCard), or the calendar as iCalendar"
+    )
+    sub.add_argument(
+        "type",
+        choices=["contacts", "organizations", "leads", "opportunities", "activities", "tickets", "calendar"],
+    )
+    sub.add_argument("file", metavar="FILE", help="FILE.csv, FILE.vcf (contacts) or FILE.ics (calendar)")
+    sub.add_argument("--owner", metavar="EMAIL", help="calendar: only this user's activities")
+    sub.set_defaults(handler=export_records)
+    sub = commands.add_parser(
+        "backup", help="a consistent copy of the database and documents in one file (the app may be running)"
+    )
+    sub.add_argument("file", metavar="FILE")
+    sub.set_defaults(handler=backup)
+    sub = commands.add_parser(
+        "restore", help="check a backup, then replace the data with it (the replaced data is kept aside)"
+    )
+    sub.add_argument("file", metavar="FILE")
+    sub.add_argument("--yes", action="store_true", help="do not ask")
+    sub.set_defaults(handler=restore)
 
 
 def _mapping(items: list[str] | None) -> dict[str, str]:
@@ -23,6 +70,7 @@ def _mapping(items: list[str] | None) -> dict[str, str]:
 
 
 def import_records(context: AppContext, args: argparse.Namespace) -> int:
+    # the interchange modules load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.interchange import importer
 
     path = Path(args.file)
@@ -49,6 +97,7 @@ def import_records(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def export_records(context: AppContext, args: argparse.Namespace) -> int:
+    # the interchange modules load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.interchange import exporter
 
     path = Path(args.file)
@@ -76,9 +125,6 @@ def export_records(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
     folder = path.parent if str(path.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
@@ -96,6 +142,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 def backup(context: AppContext, args: argparse.Namespace) -> int:
+    # the interchange modules load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.interchange import backup as backups
 
     summary = backups.make_backup(
@@ -106,6 +153,7 @@ def backup(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def restore(context: AppContext, args: argparse.Namespace) -> int:
+    # the interchange modules load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.interchange import backup as backups
 
     archive = Path(args.file)
@@ -120,7 +168,7 @@ def restore(context: AppContext, args: argparse.Namespace) -> int:
             return 1
     keep = context.paths.data_dir / "replaced"
     now = context.clock.now()
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import make_url  # SQLAlchemy loads slowly: only when a restore runs
 
     url = make_url(context.database_url)
     if url.get_backend_name() != "sqlite":

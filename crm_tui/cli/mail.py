@@ -4,15 +4,192 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
+import os
+import signal
 import sys
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any
 
-from crm_tui.cli.output import print_json, print_table
+from crm_tui.cli.arguments import CommandParser, Commands, UsageError, port, positive_int, since
+from crm_tui.cli.output import ProgressLine, print_json, print_table
 from crm_tui.core.errors import ConfigError, CrmError
-from crm_tui.runtime.context import AppContext
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.types import RecordRef
+from crm_tui.core.wording import plural
+from crm_tui.mail import secrets
+
+if TYPE_CHECKING:
+    from crm_tui.runtime.context import AppContext
+
+
+def register(commands: Commands) -> None:  # type: ignore[type-arg]
+    accounts = commands.add_parser("account", help="mail accounts (IMAP)").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=CommandParser
+    )
+    sub = accounts.add_parser(
+        "add",
+        help="add an IMAP account (the password goes to the OS keyring unless --password-env/-command)",
+        description="Add an IMAP account. Without --password-env or --password-command the password is asked "
+        "for (or read as one line from standard input) and kept in the OS keyring, never in a file.",
+    )
+    _account_options(sub, creating=True)
+    sub.set_defaults(handler=account_add)
+    sub = accounts.add_parser("edit", help="change an account (only the options given)")
+    _account_options(sub, creating=False)
+    sub.set_defaults(handler=account_edit)
+    sub = accounts.add_parser("list", help="list accounts")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.set_defaults(handler=account_list)
+    for name, help_text, handler in (
+        ("remove", "remove an account (mail filed on records is kept)", account_remove),
+        ("test", "log in and list the folders", account_test),
+    ):
+        sub = accounts.add_parser(name, help=help_text)
+        sub.add_argument("name", metavar="NAME")
+        sub.set_defaults(handler=handler)
+
+    sub = commands.add_parser("sync", help="sync mail now (one pass, with progress and a summary)")
+    sub.add_argument("--account", metavar="NAME", help="only this account (default: all)")
+    sub.add_argument(
+        "--watch",
+        action="store_true",
+        help="keep going until stopped (Ctrl+C, SIGTERM): every account on its refresh interval, new mail at "
+        "once through IMAP IDLE, the outbox delivered when due",
+    )
+    sub.add_argument(
+        "--json", action="store_true", help="with --watch: what happens, as one JSON object a line"
+    )
+    sub.set_defaults(handler=sync)
+
+    mail = commands.add_parser("mail", help="stored mail").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=CommandParser
+    )
+    sub = mail.add_parser("list", help="list stored messages, newest first")
+    sub.add_argument("--folder", metavar="F", help="only messages with a copy in this folder")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=positive_int, metavar="N")
+    sub.set_defaults(handler=mail_list)
+    sub = mail.add_parser(
+        "problems",
+        help="messages kept with problems (what could not be read, linked or stored), newest first",
+    )
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=positive_int, metavar="N")
+    sub.set_defaults(handler=mail_problems)
+    for action, help_text in (
+        ("read", "mark read"),
+        ("unread", "mark unread"),
+        ("flag", "flag"),
+        ("unflag", "remove the flag"),
+        ("archive", "move to the account's archive folder"),
+        ("delete", "move to the account's trash"),
+    ):
+        sub = mail.add_parser(action, help=f"{help_text} (at once here; on the server with the next sync)")
+        sub.add_argument("ids", type=positive_int, nargs="+", metavar="ID")
+        sub.set_defaults(handler=mail_change, change=action)
+    sub = mail.add_parser("move", help="move to a folder (at once here; on the server with the next sync)")
+    sub.add_argument("ids", type=positive_int, nargs="+", metavar="ID")
+    sub.add_argument("--to", required=True, metavar="FOLDER")
+    sub.set_defaults(handler=mail_change, change="move")
+    for action, help_text, handler in (
+        ("link", "file a message on a record", mail_link),
+        ("unlink", "take a message off a record", mail_unlink),
+    ):
+        sub = mail.add_parser(action, help=f"{help_text} (kept over automatic linking)")
+        sub.add_argument("id", type=positive_int, metavar="ID")
+        sub.add_argument("record", metavar="TYPE:ID")
+        sub.set_defaults(handler=handler)
+    sub = mail.add_parser("raw", help="write a message's bytes exactly as the server sent them to stdout")
+    sub.add_argument("id", type=positive_int, metavar="ID")
+    sub.add_argument(
+        "--folder", metavar="FOLDER", help="the copy in this folder (copies may differ in their headers)"
+    )
+    sub.add_argument(
+        "--uid", type=positive_int, metavar="UID", help="the copy of this UID (see mail list --json)"
+    )
+    sub.set_defaults(handler=mail_raw)
+
+    box = commands.add_parser("outbox", help="mail on its way out").add_subparsers(
+        dest="action", metavar="ACTION", required=True, parser_class=CommandParser
+    )
+    sub = box.add_parser(
+        "list", help="the outbox: queued, sending, sent, partly sent, failed and uncertain mail"
+    )
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.set_defaults(handler=outbox_list)
+    sub = box.add_parser("flush", help="deliver what is due now (exit 1 if something could not go out)")
+    sub.add_argument("--account", metavar="NAME", help="only this account (default: all)")
+    sub.add_argument(
+        "--at-once",
+        action="store_true",
+        help="also what waits for its next try after a failure or for the end of its send delay",
+    )
+    sub.set_defaults(handler=outbox_flush)
+    sub = box.add_parser(
+        "decide",
+        help="for an uncertain, failed, partly sent or cut-off item: resend (to whoever has not got it), count as sent, or drop",
+    )
+    sub.add_argument("id", type=positive_int, metavar="ID")
+    sub.add_argument("decision", choices=["resend", "sent", "drop"])
+    sub.set_defaults(handler=outbox_decide)
+
+    sub = commands.add_parser(
+        "search",
+        help='search mail: words, "phrases", from: to: subject: has:attachment is:unread before: after: '
+        "linked:TYPE:ID unlinked -term OR",
+    )
+    sub.add_argument("query", metavar="QUERY")
+    sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    sub.add_argument("--limit", type=positive_int, metavar="N", default=200)
+    sub.set_defaults(handler=search)
+
+
+def _account_options(sub: argparse.ArgumentParser, *, creating: bool) -> None:
+    sub.add_argument("name", metavar="NAME", help="a short name for the account, e.g. work")
+    sub.add_argument(
+        "--preset",
+        choices=["gmail", "yahoo", "fastmail", "other"],
+        default="other" if creating else None,
+        help="fill host, port and security for a provider (an app password is needed)",
+    )
+    sub.add_argument("--imap-host", metavar="HOST", help="IMAP server name or IP address")
+    sub.add_argument("--imap-port", type=port, metavar="PORT")
+    sub.add_argument("--imap-security", choices=["ssl", "starttls", "none"])
+    sub.add_argument("--ca-cert", metavar="FILE", help="trust this CA certificate (a self-signed server)")
+    sub.add_argument("--user", metavar="LOGIN", help="the login name (often the e-mail address)")
+    secret = sub.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--password-env", metavar="VAR", help="read the password from this environment variable"
+    )
+    secret.add_argument("--password-command", metavar="CMD", help="run CMD; its output is the password")
+    if not creating:
+        secret.add_argument(
+            "--password", action="store_true", help="store a new password in the OS keyring (asked for)"
+        )
+        sub.add_argument("--rename", dest="new_name", metavar="NEW", help="give the account a new name")
+    sub.add_argument("--smtp-host", metavar="HOST")
+    sub.add_argument("--smtp-port", type=port, metavar="PORT")
+    sub.add_argument("--smtp-security", choices=["ssl", "starttls", "none"])
+    sub.add_argument(
+        "--address", action="append", metavar="ADDR", help="my own address on this account (repeatable)"
+    )
+    sub.add_argument(
+        "--refresh-minutes", type=positive_int, metavar="N", help="sync every N minutes (default 5)"
+    )
+    sub.add_argument(
+        "--signature", metavar="TEXT", help='put under mail from this account ("\\n" for a new line)'
+    )
+    sub.add_argument(
+        "--sync-since",
+        type=since,
+        metavar="DATE|all",
+        help="keep mail from this day on (default: 90 days back)",
+    )
 
 
 def _account_input(args: argparse.Namespace, *, creating: bool) -> Any:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services.mail_accounts import AccountInput
 
     source = ref = None
@@ -57,8 +234,8 @@ def _ask_password(name: str) -> str:
 
 
 def account_add(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_accounts
-    from crm_tui.mail import secrets
 
     data = _account_input(args, creating=True)
     if data.password_source == "keyring":
@@ -78,8 +255,8 @@ def account_add(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_edit(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_accounts
-    from crm_tui.mail import secrets
 
     data = _account_input(args, creating=False)
     with context.database().write() as session:
@@ -100,8 +277,8 @@ def account_edit(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_remove(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_accounts
-    from crm_tui.mail import secrets
 
     with context.database().write() as session:
         account = mail_accounts.get_account(session, args.name)
@@ -114,6 +291,7 @@ def account_remove(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_accounts
 
     with context.database().read() as session:
@@ -147,7 +325,7 @@ def account_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_test(context: AppContext, args: argparse.Namespace) -> int:
-    from crm_tui.core.wording import plural
+    # imapclient loads slowly: only for a command that talks to the server
     from crm_tui.mail.imap import folder_names, load_login
 
     login = load_login(context.database(), args.name)
@@ -165,33 +343,12 @@ def account_test(context: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
-class _ProgressLine:
-    """A one-line progress display on stderr (a terminal only; pipes and logs get just the summary)."""
-
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.shown = False
-
-    def __call__(self, what: str, done: int, total: int) -> None:
-        if not self.enabled or total <= 0:
-            return
-        width = 24
-        filled = int(width * min(done, total) / total)
-        from crm_tui.core.sanitize import terminal_safe
-
-        sys.stderr.write(
-            f"\r{terminal_safe(what, max_length=30):<30} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}\x1b[K"
-        )
-        sys.stderr.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-
-
 def sync(context: AppContext, args: argparse.Namespace) -> int:
+    if args.watch:
+        return _watch(context, args)
+    if args.json:
+        raise UsageError("--json goes with --watch (one pass prints its summary)")
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_accounts
     from crm_tui.mail.sync import sync_account
 
@@ -203,7 +360,7 @@ def sync(context: AppContext, args: argparse.Namespace) -> int:
         raise ConfigError("no mail account yet: add one with 'crm-tui account add NAME --preset ...'")
     failures = 0
     for name in names:
-        progress = _ProgressLine()
+        progress = ProgressLine()
         try:
             report = sync_account(context.database(), name, clock=context.clock, progress=progress)
         except CrmError as exc:
@@ -220,7 +377,42 @@ def sync(context: AppContext, args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _watch(context: AppContext, args: argparse.Namespace) -> int:
+    """``sync --watch``: the background work (runtime/background.py) until SIGTERM or Ctrl+C; a clean stop ends
+    the IDLE connections and the sync's helper processes. Started by the app (ui/supervisor.py) it also reads
+    ``sync [NAME]`` lines on stdin and ends with its parent."""
+    # the background work loads the sync and the database layer: only for --watch
+    from crm_tui.runtime.background import PARENT_ENV, BackgroundWork, read_commands, watch_parent
+
+    if args.account:
+        raise UsageError("--watch syncs every account (leave out --account)")
+    printing = threading.Lock()
+
+    def emit(event: dict[str, Any]) -> None:
+        if args.json:
+            line = json.dumps(event, ensure_ascii=False)
+        elif event["type"] == "finished":
+            line = f"{event['account']}: {event['error'] or event['summary']}"
+        elif event["type"] == "outbox":
+            line = event["summary"]
+        else:
+            return
+        with printing:
+            print(line, flush=True)
+
+    work = BackgroundWork(context, emit)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: work.stop())
+    parent = os.environ.get(PARENT_ENV)
+    if parent:
+        watch_parent(int(parent), work)
+        read_commands(sys.stdin, work, stop_at_end=True)
+    work.run()
+    return 0
+
+
 def mail_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from sqlalchemy import select
 
     from crm_tui.core import models as m
@@ -246,10 +438,10 @@ def mail_list(context: AppContext, args: argparse.Namespace) -> int:
 def mail_problems(context: AppContext, args: argparse.Namespace) -> int:
     """Messages kept with problems: each with what went wrong (parse, link, store); ``mail raw ID`` gives
     the bytes as they came."""
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from sqlalchemy import select
 
     from crm_tui.core import models as m
-    from crm_tui.core.sanitize import terminal_safe
     from crm_tui.core.services.mail_search import message_objects
 
     with context.database().read() as session:
@@ -276,6 +468,7 @@ def mail_problems(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def search(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services.mail_search import message_objects, search_ids
 
     with context.database().read() as session:
@@ -298,6 +491,7 @@ def _print_messages(context: AppContext, objects: list[Any], as_json: bool) -> N
 
 def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
     """The bytes of a message exactly as the server sent them (the first stored copy)."""
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core import models as m
     from crm_tui.core.services import mailbox
 
@@ -323,6 +517,7 @@ def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
 
 def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
     """Fetch the body of a provisional message from its first copy, store it, and return the bytes."""
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mailbox
     from crm_tui.mail.parse import parse_safely
 
@@ -350,8 +545,8 @@ def _raw_of_copy(context: AppContext, message_id: int, folder: str | None, uid: 
     message may differ in their headers, and each has its own. Fetched from the server by the copy's UID
     when they are not here (a body not downloaded yet; a copy merged before copies kept their bytes), and
     kept."""
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core import models as m
-    from crm_tui.core.sanitize import terminal_safe
     from crm_tui.core.services import mailbox
     from crm_tui.mail.parse import parse_safely
 
@@ -401,6 +596,7 @@ def _fetch_copy(
 ) -> bytes:
     """One copy's bytes from its server, by its UID (``mailbox.Copy``). ``out_of_reach`` and ``gone`` say
     what failed when the server cannot be reached or no longer has the copy."""
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_accounts
     from crm_tui.mail.imap import MailConnectionError, connect_login, login_of, logout
 
@@ -425,6 +621,7 @@ def _fetch_copy(
 
 
 def mail_change(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mailbox
 
     done = {"read": "marked read", "unread": "marked unread", "flag": "flagged", "unflag": "unflagged"}
@@ -442,7 +639,6 @@ def mail_change(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def _ref(text: str) -> Any:
-    from crm_tui.core.types import RecordRef
 
     try:
         return RecordRef.parse(text)
@@ -451,6 +647,7 @@ def _ref(text: str) -> Any:
 
 
 def mail_link(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_linking
 
     ref = _ref(args.record)
@@ -461,6 +658,7 @@ def mail_link(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def mail_unlink(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_linking
 
     ref = _ref(args.record)
@@ -471,7 +669,7 @@ def mail_unlink(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def outbox_list(context: AppContext, args: argparse.Namespace) -> int:
-    from crm_tui.core.sanitize import terminal_safe
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import outbox
 
     with context.database().read() as session:
@@ -495,7 +693,7 @@ def outbox_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def outbox_flush(context: AppContext, args: argparse.Namespace) -> int:
-    from crm_tui.core.sanitize import terminal_safe
+    # sending (smtplib, the outbox) loads slowly: only when the outbox is flushed
     from crm_tui.mail.outbox import flush
 
     if context.demo:
@@ -515,6 +713,7 @@ def outbox_flush(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def outbox_decide(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import outbox
 
     with context.database().write() as session:

@@ -1,4 +1,4 @@
-"""How headless commands print: one JSON array of objects, or an aligned plain-text table.
+"""How headless commands print: one JSON array of objects, or an aligned plain-text table; progress on one line.
 
 Every text cell goes through ``terminal_safe``; JSON escapes the characters a terminal would act on.
 """
@@ -82,3 +82,27 @@ def print_table(
         stream.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
     if not cells:
         stream.write("(none)\n")
+
+
+class ProgressLine:
+    """A one-line progress display on stderr (a terminal only; pipes and logs get just the summary)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        width = 24
+        filled = int(width * min(done, total) / total)
+        sys.stderr.write(
+            f"\r{terminal_safe(what, max_length=30):<30} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}\x1b[K"
+        )
+        sys.stderr.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()

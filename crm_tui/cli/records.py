@@ -1,21 +1,59 @@
-"""Headless subcommands. Each takes the AppContext and the parsed arguments and returns an exit code."""
+"""`crm-tui contacts|users|opportunities|activities ...`: the records and the people who use crm-tui, listed
+(and users added). Each handler takes the AppContext and the parsed arguments and returns an exit code."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from crm_tui.cli.arguments import Commands, UsageError, action_group, iso_date, listing
 from crm_tui.cli.output import print_json, print_table
 from crm_tui.core.clock import local_day_bounds
-from crm_tui.core.errors import ConfigError
 from crm_tui.core.money import format_amount
 from crm_tui.core.search_text import MAX_SEARCH_TERMS, left_out_terms
 from crm_tui.core.types import ref_str
-from crm_tui.runtime.context import AppContext
+
+if TYPE_CHECKING:
+    from crm_tui.runtime.context import AppContext
+
+
+def register(commands: Commands) -> None:  # type: ignore[type-arg]
+    contacts = action_group(commands, "contacts", "contacts")
+    sub = listing(contacts, "list", "list contacts, sorted by name")
+    sub.add_argument(
+        "--search",
+        metavar="TEXT",
+        help="only contacts matching every word (name, e-mail, organization, phone)",
+    )
+    sub.set_defaults(handler=contacts_list)
+
+    people = action_group(commands, "users", "the people who use crm-tui (the first one is me)")
+    sub = listing(people, "list", "list users")
+    sub.set_defaults(handler=users_list)
+    sub = people.add_parser("add", help="add a user (the first one is me until the config says otherwise)")
+    sub.add_argument("name", metavar="NAME")
+    sub.add_argument("email", metavar="EMAIL")
+    sub.set_defaults(handler=users_add)
+
+    deals = action_group(commands, "opportunities", "opportunities (deals)")
+    sub = listing(deals, "list", "list opportunities by pipeline and stage")
+    sub.add_argument("--pipeline", metavar="NAME", help="only this pipeline")
+    sub.set_defaults(handler=opportunities_list)
+
+    acts = action_group(commands, "activities", "activities (calls, meetings, tasks)")
+    sub = listing(acts, "list", "list activities by start time")
+    sub.add_argument(
+        "--from", dest="date_from", type=iso_date, metavar="DATE", help="from this local day (YYYY-MM-DD)"
+    )
+    sub.add_argument(
+        "--to", dest="date_to", type=iso_date, metavar="DATE", help="up to and including this day"
+    )
+    sub.set_defaults(handler=activities_list)
 
 
 def contacts_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services.contacts import search_contacts
 
     with context.database().read() as session:
@@ -71,6 +109,7 @@ def contacts_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def opportunities_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services.opportunities import list_opportunities
     from crm_tui.core.services.pipelines import pipeline_by_name
 
@@ -130,7 +169,7 @@ def opportunities_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def activities_list(context: AppContext, args: argparse.Namespace) -> int:
-    from crm_tui.cli.main import UsageError
+    # the services load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services.activities import list_activities
 
     if args.date_from and args.date_to and args.date_to < args.date_from:
@@ -172,23 +211,8 @@ def _activity_json(a: Any) -> dict[str, Any]:
     }
 
 
-def demo_reset(context: AppContext, args: argparse.Namespace) -> int:
-    import sys
-
-    from crm_tui.cli.main import UsageError
-
-    if not context.demo:
-        raise UsageError("demo reset only touches the demo database: run 'crm-tui --demo demo reset'")
-    context.close()
-    path = context.paths.database_file(demo=True)
-    for suffix in ("", "-wal", "-shm"):
-        path.with_name(path.name + suffix).unlink(missing_ok=True)
-    context.database()
-    print(f"demo database rebuilt for {context.today().isoformat()}: {path}", file=sys.stderr)
-    return 0
-
-
 def users_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import users
 
     with context.database().read() as session:
@@ -210,6 +234,7 @@ def users_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def users_add(context: AppContext, args: argparse.Namespace) -> int:
+    # the services load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import users
 
     with context.database().write() as session:
@@ -218,30 +243,4 @@ def users_add(context: AppContext, args: argparse.Namespace) -> int:
         )
         first = len(users.list_users(session)) == 1
     print(f"user:{user.id} {user.name} added" + (" (this is me: the first user)" if first else ""))
-    return 0
-
-
-def database_password(context: AppContext, args: argparse.Namespace) -> int:
-    """Store the database's password in the OS keyring (asked for, never echoed); config.toml then says
-    database_password = "keyring"."""
-    import getpass
-
-    from crm_tui.mail.secrets import SERVICE, keyring_backend
-    from crm_tui.runtime.context import database_keyring_key
-
-    url = context.database_url
-    if url.startswith("sqlite"):
-        raise ConfigError("the local SQLite database has no password (set database_url for a server first)")
-    usable, backend = keyring_backend()
-    if not usable:
-        raise ConfigError(
-            f'no OS keyring here ({backend}): use database_password = "env:VAR" or "command:CMD"'
-        )
-    password = getpass.getpass(f"Password for {url}: ")
-    if not password:
-        raise ConfigError("no password given: nothing stored")
-    import keyring
-
-    keyring.set_password(SERVICE, database_keyring_key(url), password)
-    print('stored in the keyring; config.toml: database_password = "keyring"')
     return 0

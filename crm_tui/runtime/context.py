@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import make_url
 
 from crm_tui.core.clock import Clock
 from crm_tui.core.db import Database, open_database, sqlite_url
+from crm_tui.core.services.attachments import DocumentStore, store_for
+from crm_tui.core.services.users import current_user
+from crm_tui.mail.secrets import secret_from
+from crm_tui.runtime.demo import build_demo, demo_exists
 from crm_tui.runtime.paths import Paths
 from crm_tui.runtime.settings import Settings
-
-if TYPE_CHECKING:
-    from crm_tui.core.services.attachments import DocumentStore
 
 
 @dataclass
@@ -40,8 +42,6 @@ class AppContext:
 
     def document_store(self) -> DocumentStore:
         """Where documents live: files beside a local SQLite database, in a shared database itself."""
-        from crm_tui.core.services.attachments import store_for
-
         return store_for(self.database(), self.documents_dir)
 
     def today(self) -> date:
@@ -54,10 +54,6 @@ class AppContext:
         source = self.settings.database_password
         if not source or url.startswith("sqlite"):
             return url
-        from sqlalchemy.engine import make_url
-
-        from crm_tui.mail.secrets import secret_from
-
         parsed = make_url(url)
         if parsed.password is not None:
             return url
@@ -77,8 +73,6 @@ class AppContext:
         return self._db
 
     def _ensure_demo(self, db: Database) -> None:
-        from crm_tui.runtime.demo import build_demo, demo_exists
-
         with db.read() as session:
             if demo_exists(session):
                 return
@@ -88,8 +82,6 @@ class AppContext:
                 build_demo(session, today=self.today(), now=self.clock.now(), zone=self.zone)
 
     def me_id(self) -> int | None:
-        from crm_tui.core.services.users import current_user
-
         with self.database().read() as session:
             user = current_user(session, self.settings.me)
             return user.id if user else None
@@ -97,8 +89,6 @@ class AppContext:
     def partner_id(self) -> int | None:
         """The partner organization of the current user (None for our own company): their lists show only
         the deals that partner installs or resells."""
-        from crm_tui.core.services.users import current_user
-
         with self.database().read() as session:
             user = current_user(session, self.settings.me)
             return user.organization_id if user else None
@@ -111,7 +101,5 @@ class AppContext:
 
 def database_keyring_key(url: str) -> str:
     """The keyring entry (service crm-tui) of a database's password: user, host, port and database."""
-    from sqlalchemy.engine import make_url
-
     parsed = make_url(url)
     return f"database:{parsed.username or ''}@{parsed.host or ''}:{parsed.port or ''}/{parsed.database or ''}"
