@@ -120,7 +120,9 @@ def fill(server, user: str, count: int, seed: int, gmail: bool = False) -> int: 
 def raw_fetch(server, user: str, items: list[str], quiet: bool = False) -> float:  # type: ignore[no-untyped-def]
     client = server.client(user)
     if quiet:
-        client._imap.debug = 0  # imapclient as crm-tui runs it: imaplib's per-line debug formatting off
+        from crm_tui.mail.imap_session import ImapSession
+
+        ImapSession(client).quiet()  # imapclient as crm-tui runs it: imaplib's per-line debug formatting off
     client.select_folder("INBOX", readonly=True)
     uids = client.search(["ALL"])
     started = time.perf_counter()

@@ -29,7 +29,9 @@ class MessageData:
     attachments: list[tuple[str, str, int]] = field(default_factory=list)  # (name, type, size)
     problems: list[str] = field(default_factory=list)
     body_hash: str | None = None  # the identity hash (``core.mail_identity``), when the parser made it
-    size: int = 0  # len(raw), kept when the bytes were stored apart (the sync's helper: ``core.raw_writer``)
+    size: int = (
+        0  # len(raw), kept when the bytes were stored apart (the sync's helper: ``mail.store.raw_writer``)
+    )
     automatic: bool = False  # a bounce, report or automatic reply (``mail_identity.is_automatic``)
 
 

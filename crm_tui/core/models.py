@@ -635,7 +635,7 @@ class MailRaw(SQLModel, table=True):
 
     A table of their own, written once when the body arrives: the message row stays small (a list or a lookup
     does not step over a blob), and the sync's helper processes write the bytes here themselves while the
-    sync's own process stores the parsed rest (``core.raw_writer``)."""
+    sync's own process stores the parsed rest (``mail.store.raw_writer``)."""
 
     __tablename__ = "mail_raw"
     message_id: int = Field(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_tui.core.errors import CrmError
+from crm_tui.mail.imap_session import ImapSession
 
 TIMEOUT = 30.0
 
@@ -150,7 +151,7 @@ def _connect_once(endpoint: Endpoint, password: str, timeout: float) -> Any:
         if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
             # imapclient turns on imaplib's debug output to feed its logger: every line read is formatted for
             # a log nobody reads (a tenth of a header pass). Kept when that logger is on.
-            client._imap.debug = 0
+            ImapSession(client).quiet()
         if endpoint.security == "starttls":
             client.starttls(_ssl_context(endpoint))
     except socket.gaierror:
@@ -246,75 +247,3 @@ def logout(client: Any) -> None:
         client.logout()
     except Exception:  # noqa: BLE001 - the connection may already be gone
         _quietly_close(client)
-
-
-@dataclass(frozen=True)
-class FolderState:
-    """What a sync compares to know whether a folder changed: from SELECT, or from STATUS without one."""
-
-    uidvalidity: int
-    uidnext: int | None
-    messages: int
-    highestmodseq: int | None  # None: the server keeps no mod-sequences for the folder (or no CONDSTORE)
-
-
-def state_of_select(reply: dict[bytes, Any], condstore: bool) -> FolderState:
-    """The state in imapclient's ``select_folder`` reply."""
-    return FolderState(
-        int(reply[b"UIDVALIDITY"]),
-        int(reply[b"UIDNEXT"]) if b"UIDNEXT" in reply else None,
-        int(reply.get(b"EXISTS", 0)),
-        int(reply[b"HIGHESTMODSEQ"]) if condstore and b"HIGHESTMODSEQ" in reply else None,
-    )
-
-
-def list_folders_with_state(client: Any, condstore: bool) -> tuple[list[Any], dict[str, FolderState]]:
-    """``client.list_folders()``, and with it each folder's state where the server can tell it in the same
-    round trip (LIST-STATUS, RFC 5819: Dovecot, Cyrus/Fastmail...). A sync then opens only the folders that
-    changed; without LIST-STATUS (Gmail, for one) the states are empty and every folder is selected as before.
-    A folder whose STATUS is missing or unreadable simply has no state here."""
-    capabilities = {c.upper() for c in client.capabilities()}
-    if b"LIST-STATUS" not in capabilities:
-        return client.list_folders(), {}
-    from imapclient.response_parser import parse_response
-
-    items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if condstore else "")
-    # An extended LIST returns only the attributes asked for: the folders' roles (\Sent...) need SPECIAL-USE.
-    options = "CHILDREN " + ("SPECIAL-USE " if b"SPECIAL-USE" in capabilities else "") + f"STATUS ({items})"
-    imap = client._imap
-    typ, data = imap._simple_command(
-        "LIST", client._normalise_folder(""), client._normalise_folder("*"), "RETURN", f"({options})"
-    )
-    client._checkok("list", typ, data)
-    _, listing = imap._untagged_response(typ, data, "LIST")
-    statuses = [item for item in imap.untagged_responses.pop("STATUS", []) if item not in (b"", None)]
-    try:
-        parsed = parse_response(statuses)  # name, (item value ...), name, ...: as imapclient reads LIST
-    except Exception as exc:  # imapclient's ProtocolError on a reply it cannot read: select them all
-        if type(exc).__name__ != "ProtocolError":
-            raise
-        parsed = ()
-    states: dict[str, FolderState] = {}
-    for name, values in zip(parsed[::2], parsed[1::2], strict=False):
-        try:
-            fields = dict(zip(values[::2], values[1::2], strict=True))
-            states[_folder_name(client, name)] = FolderState(
-                int(fields[b"UIDVALIDITY"]),
-                int(fields[b"UIDNEXT"]) if b"UIDNEXT" in fields else None,
-                int(fields[b"MESSAGES"]),
-                int(fields[b"HIGHESTMODSEQ"]) if condstore and b"HIGHESTMODSEQ" in fields else None,
-            )
-        except (ValueError, TypeError, KeyError):
-            continue  # that folder is selected instead
-    return client._proc_folder_list(listing), states
-
-
-def _folder_name(client: Any, name: Any) -> str:
-    """A folder name from a reply, as ``list_folders`` gives it (decoded from modified UTF-7)."""
-    if isinstance(name, int):  # a name of digits, quoted by the server, reads as a number
-        return str(name)
-    if client.folder_encode:
-        from imapclient.imap_utf7 import decode as decode_utf7
-
-        return str(decode_utf7(name))
-    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)

@@ -8,12 +8,15 @@ imapclient's ``fetch`` returns (a test compares both on replies from the test Do
 
 Reading and decoding are apart (``receive_replies``, ``decode``): the header pass reads the replies on the
 sync's connection and decodes them in its helper process. imapclient loads only when its reader is needed.
+Sending a command and reading its replies use imaplib's internals: through ``mail.imap_session`` alone.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
+
+from crm_tui.mail.imap_session import ImapSession
 
 _LITERAL_AT_END = re.compile(rb"\{(\d+)\}\Z")
 _REPLY = re.compile(rb"(\d+) \((.*)\)\Z", re.DOTALL)
@@ -41,7 +44,7 @@ def send(client: Any, uids: list[int], items: list[str], modifiers: list[str] | 
     arguments = ["UID", "FETCH", ",".join(str(uid) for uid in uids), "(" + " ".join(items).upper() + ")"]
     if modifiers:
         arguments.append("(" + " ".join(modifiers).upper() + ")")
-    return client._imap._command(*arguments)  # type: ignore[no-any-return]
+    return ImapSession(client).send(*arguments)
 
 
 def receive(client: Any, tag: bytes, uids: list[int]) -> dict[int, Any]:
@@ -52,7 +55,7 @@ def receive(client: Any, tag: bytes, uids: list[int]) -> dict[int, Any]:
 def receive_replies(client: Any, tag: bytes) -> list[Any]:
     """The FETCH replies to ``tag``, read but not decoded (``decode`` does that): plain bytes and tuples of
     them, which another process can take."""
-    return _fetch_replies(client._imap, tag)
+    return ImapSession(client).fetch_replies(tag)
 
 
 def decode(replies: list[Any], uids: list[int], normalise_times: bool = True) -> dict[int, Any]:
@@ -64,57 +67,6 @@ def decode(replies: list[Any], uids: list[int], normalise_times: bool = True) ->
         decoded = parse_fetch_response(replies, normalise_times, True)
     wanted = set(uids)
     return {uid: reply for uid, reply in decoded.items() if uid in wanted}
-
-
-_UNTAGGED_FETCH = re.compile(rb"\* (\d+) FETCH (.*)\Z", re.DOTALL)
-_LITERAL_SIZE = re.compile(rb"\{(\d+)\}\Z")
-
-
-def _fetch_replies(imap: Any, tag: bytes) -> list[Any]:
-    """Read the server's answer to the FETCH command ``tag`` straight from the connection's buffered file, as
-    imaplib's ``_command_complete`` + ``_untagged_response`` would give it: each reply's text, with literals
-    as (text up to the literal, literal) pairs. imaplib does the same reading with a dozen regular expressions
-    and list operations a line (a third of a header pass's reading time); other untagged answers (EXISTS,
-    EXPUNGE...) go where imaplib keeps them. A NO/BAD answer raises imaplib's error, a lost link its abort."""
-    read_line, read = imap.file.readline, imap.file.read
-    data: list[Any] = []
-    prefix = tag + b" "
-    while True:
-        line = read_line(1_000_000)
-        if not line.endswith(b"\r\n"):
-            raise imap.abort("socket error: EOF" if not line else "socket error: unterminated line")
-        line = line[:-2]
-        if line.startswith(prefix):
-            imap.tagged_commands.pop(tag, None)
-            status, _, text = line[len(prefix) :].partition(b" ")
-            if status != b"OK":
-                raise imap.error(f"fetch failed: {text.decode('utf-8', 'replace')}")
-            return data
-        fetch = _UNTAGGED_FETCH.match(line)
-        if fetch is None:
-            if line.startswith(b"* BYE"):
-                raise imap.abort(line.decode("utf-8", "replace"))
-            if line.startswith(b"* "):
-                first, _, rest = line[2:].partition(b" ")
-                # "* 12 EXISTS" is kept as EXISTS: 12; "* OK [...] text" as OK: "[...] text" (as imaplib does)
-                kind, value = (rest.partition(b" ")[0], first) if first.isdigit() else (first, rest)
-                imap.untagged_responses.setdefault(kind.decode("ascii", "replace").upper(), []).append(value)
-            continue
-        text = fetch.group(1) + b" " + fetch.group(2)
-        while True:
-            size = _LITERAL_SIZE.search(text)
-            if size is None:
-                data.append(text)
-                break
-            literal = read(int(size.group(1)))
-            data.append((text, literal))
-            text = read_line(1_000_000)
-            if not text.endswith(b"\r\n"):
-                raise imap.abort("socket error: EOF")
-            text = text[:-2]
-            if not _LITERAL_SIZE.search(text):
-                data.append(text)
-                break
 
 
 def read_reply(data: list[Any]) -> dict[int, dict[bytes, Any]] | None:

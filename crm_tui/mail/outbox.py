@@ -32,6 +32,7 @@ from crm_tui.core.db import Database
 from crm_tui.core.errors import NotFound
 from crm_tui.core.services import mail_accounts, mailbox, outbox
 from crm_tui.mail.imap import MailConnectionError, connect, login_of, logout
+from crm_tui.mail.imap_session import ImapSession
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +169,8 @@ def _folders_with_roles(client: Any) -> list[Any]:
     servers name them only when asked, with LIST ... RETURN (SPECIAL-USE))."""
     if b"SPECIAL-USE" in {c.upper() for c in client.capabilities()}:
         try:
-            imap = client._imap
-            typ, data = imap._simple_command(
-                "LIST", client._normalise_folder(""), client._normalise_folder("*"), "RETURN", "(SPECIAL-USE)"
-            )
-            client._checkok("list", typ, data)
-            _, listing = imap._untagged_response(typ, data, "LIST")
-            return list(client._proc_folder_list(listing))
+            listing, _statuses = ImapSession(client).list_returning("SPECIAL-USE")
+            return list(listing)
         except Exception:  # noqa: BLE001 - a server that says it can but cannot: the plain listing
             # (or imapclient's internals changed): the marked Sent folder may then go unseen, so say so
             log.warning(

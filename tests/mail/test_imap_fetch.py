@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.headers import HEADER_SECTION
+from crm_tui.mail.imap_session import ImapSession
 from tests.mail.conftest import Mailbox
 from tests.mail.test_sync import corpus_messages
 
@@ -39,7 +40,7 @@ def test_the_fast_fetch_reader_equals_imapclients_on_real_replies(mailbox: Mailb
     other.append("INBOX", files[0].read_bytes())
     other.logout()
     assert imap_fetch.fetch(client, uids[:3], ["FLAGS"]).keys() == set(uids[:3])
-    assert client._imap.untagged_responses["EXISTS"][-1] == str(len(files) + 1).encode()
+    assert ImapSession(client).kept_untagged("EXISTS")[-1] == str(len(files) + 1).encode()
     assert client.select_folder("INBOX")[b"EXISTS"] == len(files) + 1
     # A command the server refuses raises imaplib's error, and the connection stays usable.
     import imaplib
@@ -140,8 +141,8 @@ def test_a_helper_asks_for_its_next_batch_ahead_and_never_mixes_batches_up(mailb
     """The body fetcher sends the FETCH of the batch it gets next before it parses the current one. Each call
     returns exactly its own UIDs' bytes as served: when the batch asked ahead comes, when another one comes
     instead (the sync stopped: the answer asked ahead is read away), and when the link drops meanwhile."""
-    from crm_tui.mail import fetcher
     from crm_tui.mail.imap import Endpoint
+    from crm_tui.mail.sync import body_fetcher as fetcher
     from tests.mail.proxy import DroppingProxy
     from tests.mail.test_sync import message
 

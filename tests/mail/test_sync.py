@@ -577,10 +577,10 @@ def test_copies_merged_as_one_message_keep_their_own_bytes(
 ) -> None:
     """The same mail (Message-ID and body) in several folders, or twice in one, with other Received lines:
     one message, and ``mail raw ID --folder F [--uid U]`` gives each server copy's own bytes, also offline."""
-    from crm_tui.mail import sync as sync_module
+    from crm_tui.mail.sync import helper_processes
 
     if parsed == "by the helpers":  # the bodies' bytes are written by the sync's helper processes
-        monkeypatch.setattr(sync_module, "POOL_THRESHOLD", 1)
+        monkeypatch.setattr(helper_processes, "POOL_THRESHOLD", 1)
     body = message(1, mid="<same@firma.example>", body="Das Angebot im Anhang")
     client = mailbox.imap()
     client.create_folder("Kunden")
@@ -661,7 +661,7 @@ def test_a_copy_merged_before_copies_kept_their_bytes_fetches_them_once(
 
 def test_one_listing_tells_each_folders_state_as_select_does(mailbox: Mailbox) -> None:
     """LIST-STATUS: the state of every folder in one round trip, the same as selecting each one gives."""
-    from crm_tui.mail.imap import list_folders_with_state, state_of_select
+    from crm_tui.mail.sync.folders import list_folders_with_state, state_of_select
 
     client = mailbox.imap()
     for name in ("Entwürfe 2026", "2024", "Kunden/Müller & Söhne"):

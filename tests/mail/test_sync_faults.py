@@ -235,20 +235,20 @@ def test_the_sync_stores_the_empty_body_of_a_message_of_0_bytes(
     """The sync's own body fetch (in this process, or by its helper processes, which write the bytes
     themselves) stores a 0-byte message's empty body with its problem: nothing waits for a body afterwards,
     the next sync fetches nothing again, and mail raw says it is empty from the store, without the server."""
-    from crm_tui.mail import sync as sync_module
+    from crm_tui.mail.sync import helper_processes
 
     used: list[int] = []
     if parsed == "by the helpers":
-        monkeypatch.setattr(sync_module, "POOL_THRESHOLD", 1)
-        start = sync_module.helpers
+        monkeypatch.setattr(helper_processes, "POOL_THRESHOLD", 1)
+        start = helper_processes.helpers
 
         def helpers(count: int = 1) -> list[Any]:
             pools = start(count)
-            if count == sync_module.HELPERS:  # the body phase's call (starting the first one asks for 1)
+            if count == helper_processes.HELPERS:  # the body phase's call (starting the first one asks for 1)
                 used.append(len(pools))
             return pools
 
-        monkeypatch.setattr(sync_module, "helpers", helpers)
+        monkeypatch.setattr(helper_processes, "helpers", helpers)
     for n in (1, 2):
         mailbox.append("INBOX", message(n, mid=f"<e{n}@firma.example>"))
     _empty_message_in_inbox(mailbox)

@@ -7,14 +7,14 @@ from datetime import UTC, timedelta
 from sqlmodel import select
 
 from crm_tui.core.services.mailbox import PendingBody
-from crm_tui.mail.sync import BATCH_BYTES, BODY_BATCH, _batches_by_size
+from crm_tui.mail.sync.batches import BATCH_BYTES, BODY_BATCH, batches_by_size
 from tests.utils import factories
 
 
 def test_batches_are_bounded_by_count_and_by_bytes() -> None:
     small = [PendingBody(i, i, 1, "INBOX", 7, i, 10_000) for i in range(BODY_BATCH * 2 + 5)]
     huge = [PendingBody(9000 + i, 9000 + i, 1, "INBOX", 7, 9000 + i, BATCH_BYTES + 1) for i in range(3)]
-    batches = _batches_by_size(small + huge)
+    batches = batches_by_size(small + huge)
     assert [len(b) for b in batches] == [BODY_BATCH, BODY_BATCH, 5, 1, 1, 1]
     assert all(sum(i.size for i in b) <= BATCH_BYTES for b in batches if len(b) > 1)
     assert [i.uid for b in batches for i in b] == [i.uid for i in small + huge], "order and completeness kept"
@@ -102,11 +102,11 @@ def test_the_helpers_raw_writes_complete_what_the_body_store_finishes(tmp_path, 
     from pathlib import Path
 
     from crm_tui.core import models as m
-    from crm_tui.core import raw_writer
     from crm_tui.core.db import open_database, sqlite_url
     from crm_tui.core.mail_data import header_values
     from crm_tui.core.services import mailbox
     from crm_tui.mail.parse import parse_header_block, parse_safely
+    from crm_tui.mail.store import raw_writer
 
     path = tmp_path / "crm.sqlite3"
     db = open_database(sqlite_url(path))

@@ -283,7 +283,7 @@ def store_bodies(
     values written per completed message (linking then need not read them back).
 
     The raw bytes go to ``mail_raw`` with the rest. An item whose ``raw`` is empty has had them written there
-    already (the sync's helper does that, ``core.raw_writer``): its ``size`` says how many there were."""
+    already (the sync's helper does that, ``mail.store.raw_writer``): its ``size`` says how many there were."""
     if not items:
         return []
     location_ids = [location_id for location_id, _ in items]
@@ -527,7 +527,7 @@ def _keep_copy_bytes(
     mostly alike: compared first, nothing is written for those (they were written, then deleted again).
 
     A copy's bytes are its ``data.raw``, or, where a sync helper wrote them under the copy's provisional
-    message (``core.raw_writer``; ``data.raw`` empty, ``data.size`` set), read from ``mail_raw``; the twin's
+    message (``mail.store.raw_writer``; ``data.raw`` empty, ``data.size`` set), read from ``mail_raw``; the twin's
     are those of the message it completed in this batch, or its stored ones."""
     complete = set(complete)
     known = dict(known)

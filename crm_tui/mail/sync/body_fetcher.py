@@ -1,7 +1,7 @@
 """The body fetcher that runs in the sync's helper process: it fetches a batch of bodies over its own IMAP
 connection and parses them, while the main process stores the previous batch. As soon as a batch has arrived
 it sends the FETCH of the batch it will get next, so the server reads that one while this one is parsed; on
-SQLite it also writes the bytes into the database itself (``core.raw_writer``).
+SQLite it also writes the bytes into the database itself (``mail.store.raw_writer``).
 
 Why: fetching (imapclient turning the server's reply into Python objects) and parsing cost about as much CPU
 as storing does; on two cores the sync is fastest when the network and the parser work in one process and the
@@ -16,11 +16,11 @@ import sqlite3
 import time
 from typing import Any
 
-from crm_tui.core import raw_writer
 from crm_tui.core.mail_identity import body_hash
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.imap import Endpoint, MailConnectionError, connect, logout
 from crm_tui.mail.parse import parse_safely
+from crm_tui.mail.store import raw_writer
 
 ATTEMPTS = 3
 _CLIENTS: dict[tuple[str, str, int, str], Any] = {}
@@ -61,7 +61,7 @@ def fetch_and_parse(
     """Fetch and parse the bodies of ``uids``: [(uid, raw bytes, parsed data without the bytes)].
 
     ``raw_into`` (a SQLite database's path, the message id of each UID): the bytes are stored there
-    (``core.raw_writer``) and come back empty, their length in the parsed data's ``size``. Should that write
+    (``mail.store.raw_writer``) and come back empty, their length in the parsed data's ``size``. Should that write
     fail, they come back as usual and the sync stores them (and reports what it cannot).
 
     ``ahead``: the UIDs (same folder) this helper will be asked for next. Their FETCH is sent as soon as this
