@@ -110,8 +110,10 @@ def load_settings(path: Path) -> Settings:
         keymap=dict(keymap),
         no_reply_days=data.get("no_reply_days", 3),
         mass_mail_per_minute=data.get("mass_mail_per_minute", 30),
+        send_delay_seconds=data.get("send_delay_seconds", 10),
     )
     if settings.database_url:
+        # SQLAlchemy loads slowly: only to check a database_url that is set
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 
@@ -139,32 +141,27 @@ def load_settings(path: Path) -> Settings:
     return settings
 
 
-def set_config_value(path: Path, key: str, value: str) -> None:
-    """Set one top-level string setting in config.toml, keeping every other line (and comment) as it is."""
-    import json
-    import re
+def set_config_value(path: Path, key: str, value: str | int) -> None:
+    """Set one top-level setting in config.toml, keeping everything else as the user wrote it: comments, blank
+    lines, the order of keys and tables, keys crm-tui does not know (a missing file starts as the example)."""
+    import tomlkit  # a TOML writer that keeps comments: only when the config is written
 
-    line = f"{key} = {json.dumps(value)}"
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         text = EXAMPLE_CONFIG
-    lines = text.splitlines()
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
-    first_table = next(
-        (i for i, existing in enumerate(lines) if existing.lstrip().startswith("[")), len(lines)
+    try:
+        document = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    document[key] = (
+        value  # a key already there keeps its place and its comment; a new one goes before the tables
     )
-    for index, existing in enumerate(lines[:first_table]):
-        if pattern.match(existing):
-            lines[index] = line
-            break
-    else:
-        lines.insert(first_table, line)
     private_dir(path.parent, tighten_existing=False)
     temporary = path.with_suffix(".toml.tmp")
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()  # left by a write that was cut off
     with os.fdopen(open_private(temporary), "w", encoding="utf-8") as out:  # 0600 whatever the umask
-        out.write("\n".join(lines) + "\n")
+        out.write(tomlkit.dumps(document))
     temporary.replace(path)
     load_settings(path)  # what we wrote must read back
