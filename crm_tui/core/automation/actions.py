@@ -18,8 +18,20 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
-from crm_tui.core.automation import fields
+from crm_tui.core.automation import fields, reports, schedule
+from crm_tui.core.automation.rendering import job_ref, merge_context, rendered
 from crm_tui.core.errors import CrmError, FieldErrors
+from crm_tui.core.services import (
+    activities,
+    custom_fields,
+    email_templates,
+    leads,
+    mail_accounts,
+    opportunities,
+    outbox,
+)
+from crm_tui.core.services.attachments import add_document, safe_filename
+from crm_tui.core.types import RecordRef, RecordType
 
 if TYPE_CHECKING:
     from crm_tui.core.types import RecordRef
@@ -78,8 +90,6 @@ def check_params(
     session: Session, entity: str, action: str, params: dict[str, Any], errors: FieldErrors
 ) -> dict[str, Any]:
     """The parameters cleaned, or errors named ``params.KEY``."""
-    from crm_tui.core.services import email_templates
-
     if action not in ACTIONS:
         errors.add("action", f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
         return {}
@@ -238,55 +248,6 @@ def run(
     return handler(session, rule, job, record, params, ctx)
 
 
-def _ref(job: m.AutomationJob) -> Any:
-    from crm_tui.core.types import RecordRef, RecordType
-
-    return RecordRef(RecordType(job.record_type), job.record_id)
-
-
-def _context(session: Session, job: m.AutomationJob, ctx: FireContext) -> dict[str, Any]:
-    from crm_tui.core.services import email_templates
-
-    today = ctx.now.astimezone(ctx.zone).date() if ctx.zone else ctx.now.date()
-    return email_templates.merge_context(session, [_ref(job)], me_id=ctx.me_id, today=today)
-
-
-def rendered(
-    ctx: FireContext,
-    job: m.AutomationJob,
-    source: tuple[str, str],
-    context: Callable[[], dict[str, Any]],
-    *,
-    name: str,
-    kind: str = "mail",
-    ahead: bool = False,
-) -> tuple[str, str]:
-    """(subject, body) of a template filled for this job: as ``prerender`` filled it before the write lock
-    (``ahead``: any template that may run long, one with a loop, a call or a filter), else filled now (one of
-    field lookups only takes microseconds); within the sandbox's limits either way. A template too slow to
-    fill for one record is not filled again for the others in this run."""
-    from crm_tui.core.services import email_templates
-
-    key = (job.id, kind, name, source)
-    slow = ("too slow", kind, name, source)
-    if ahead and key not in ctx.rendered and not email_templates.may_run_long(*source):
-        return "", ""  # filled where it is used, in the write: as quick as a lookup, and no field read twice
-    if key not in ctx.rendered:
-        if slow in ctx.rendered:
-            ctx.rendered[key] = ctx.rendered[slow]
-        else:
-            try:
-                ctx.rendered[key] = email_templates.render(source, context(), name=name)
-            except email_templates.TemplateFieldError as exc:
-                ctx.rendered[key] = exc
-                if getattr(exc, "too_slow", False):
-                    ctx.rendered[slow] = exc
-    result = ctx.rendered[key]
-    if isinstance(result, Exception):
-        raise result
-    return result  # type: ignore[no-any-return]
-
-
 def _text(
     ctx: FireContext,
     job: m.AutomationJob,
@@ -314,14 +275,12 @@ def prerender(
     """Fill the texts the job's action will use (into ``ctx.rendered``), in a read session before the engine
     takes the write lock: a template that takes its full 2 s, or fails, holds no other writer up. Anything
     else that fails here is said when the job fires."""
-    from crm_tui.core.automation import reports
-
     params = params_of(rule)
     made: list[dict[str, Any]] = []
 
     def context() -> dict[str, Any]:
         if not made:
-            made.append(_context(session, job, ctx))
+            made.append(merge_context(session, job, ctx))
         return made[0]
 
     try:
@@ -369,8 +328,6 @@ def _mail_texts(
 
 
 def _fill(text: str, context: dict[str, Any]) -> str:
-    from crm_tui.core.services import email_templates
-
     return email_templates.render((text, ""), context)[0]
 
 
@@ -385,9 +342,8 @@ def _local_today(ctx: FireContext) -> date:
 
 
 def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import activities
 
-    context = _context(session, job, ctx)
+    context = merge_context(session, job, ctx)
     start = fields.shifted(
         job.due_at if job.due_at <= ctx.now else ctx.now,
         int(params.get("due_value") or 0), params.get("due_unit") or "days",
@@ -399,7 +355,6 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
     if job.record_type == "opportunity":
         links["opportunity_id"] = record.id
         links["organization_id"] = record.organization_id
-        from crm_tui.core.services import email_templates
 
         primary = email_templates.primary_contact(session, record)
         links["contact_id"] = primary.id if primary is not None else None
@@ -433,9 +388,8 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
 
 
 def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import email_templates, leads
 
-    context = _context(session, job, ctx)
+    context = merge_context(session, job, ctx)
     organization_id = getattr(record, "organization_id", None)
     contact = None
     if job.record_type == "opportunity":
@@ -465,14 +419,12 @@ def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: igno
 
 
 def _copy_deal(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import custom_fields, opportunities
 
     stage = session.get(m.Stage, params.get("stage_id"))
     if stage is None:
         raise CrmError("the target stage of the copy no longer exists")
-    context = _context(session, job, ctx)
+    context = merge_context(session, job, ctx)
     contacts = opportunities.contacts_of(session, record.id)
-    from crm_tui.core.types import RecordRef, RecordType
 
     custom = custom_fields.get_values(session, RecordRef(RecordType.OPPORTUNITY, record.id)) or None
     copy = opportunities.create_opportunity(
@@ -510,7 +462,6 @@ def _copy_deal(session, rule, job, record, params, ctx) -> Done:  # type: ignore
 
 
 def _set_substate(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import opportunities
 
     definition = session.get(m.SubstateDefinition, params.get("substate_id"))
     if definition is None:
@@ -592,7 +543,6 @@ def _assign(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no
     record.updated_at = ctx.now
     session.add(record)
     session.flush()
-    from crm_tui.core.automation import schedule
 
     schedule.fields_changed(session, job.record_type, record, [target], now=ctx.now)
     model = m.User if target == "owner" else m.Organization
@@ -648,8 +598,6 @@ ROLE_WORDS = {"primary_contact": "the primary contact", "owner": "the owner", "i
 
 
 def _identity(session: Session, record: Any, params: dict[str, Any], me_id: int | None = None) -> Any:
-    from crm_tui.core.services import mail_accounts
-
     # Accounts and their identities are read once per firing batch (the session).
     if "automation_identities" not in session.info:
         session.info["automation_identities"] = (
@@ -685,11 +633,9 @@ def _queue_mail(
     attachments: list[tuple[str, str, bytes]],
     fallback: tuple[str, str] | None = None,
 ) -> str:
-    from crm_tui.core.services import outbox
-
     if ctx.build is None:
         raise CrmError("mail cannot be written here (no mail builder given)")
-    context = _context(session, job, ctx)
+    context = merge_context(session, job, ctx)
     to = _role_addresses(session, role, record, job.record_type, params, context)
     if not to:
         raise CrmError(f"{ROLE_WORDS.get(role, role)} has no email address")
@@ -722,20 +668,18 @@ def _send_email(session, rule, job, record, params, ctx) -> Done:  # type: ignor
 
 
 def _report(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
-    from crm_tui.core.automation import reports
-    from crm_tui.core.services import attachments
 
     if ctx.documents is None:
         raise CrmError("reports cannot be stored here (no document store given)")
     title, pdf = reports.render_pdf(session, params["template"], job, record, ctx)
     day = _local_today(ctx)
-    filename = attachments.safe_filename(f"{title.replace(':', ' -')} {day.isoformat()}.pdf")
+    filename = safe_filename(f"{title.replace(':', ' -')} {day.isoformat()}.pdf")
     handle, temporary = tempfile.mkstemp(prefix="crm-tui-report-", suffix=".pdf")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(pdf)
-        document = attachments.add_document(
-            session, _ref(job), Path(temporary), store=ctx.documents, added_by_id=None,
+        document = add_document(
+            session, job_ref(job), Path(temporary), store=ctx.documents, added_by_id=None,
             now=ctx.now, filename=filename,
         )  # fmt: skip
     finally:
@@ -768,8 +712,6 @@ def describe_for(
 ) -> str:
     """The action in words for one record, its merge fields filled ("plan call 'Contract approval: call Elif
     Huber'"), as it will fire; a field the record cannot fill is named, never shown as ``{{ contact.name }}``."""
-    from crm_tui.core.services import email_templates
-
     context = email_templates.merge_context(session, [ref], me_id=me_id, today=today)
     try:
         return describe(session, rule, fill=lambda text: _fill(text, context))

@@ -32,6 +32,8 @@ from crm_tui.core import models as m
 from crm_tui.core.automation import actions, fields, schedule
 from crm_tui.core.db import Database
 from crm_tui.core.errors import CrmError, DatabaseError
+from crm_tui.core.services.records import record_label
+from crm_tui.core.types import RecordRef, RecordType
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +98,13 @@ def due_job_ids(session: Session, now: datetime, *, limit: int | None = None) ->
 
 
 def _label(session: Session, job: m.AutomationJob, record: Any = None) -> str:
-    from crm_tui.core.services import records
-    from crm_tui.core.types import RecordRef, RecordType
-
     ref = f"{job.record_type}:{job.record_id}"
     if record is not None:
         name = getattr(record, "title", None) or getattr(record, "subject", None)
         if name:
             return f"{ref} {name}"
     try:
-        return f"{ref} {records.record_label(session, RecordRef(RecordType(job.record_type), job.record_id))}"
+        return f"{ref} {record_label(session, RecordRef(RecordType(job.record_type), job.record_id))}"
     except CrmError:
         return f"{ref} (deleted)"
 

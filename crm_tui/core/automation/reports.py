@@ -15,7 +15,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.automation.rendering import merge_context, rendered
 from crm_tui.core.errors import CrmError
+from crm_tui.core.services import email_templates
 
 FONT_DIRS = (
     Path("/usr/share/fonts/truetype/dejavu"),
@@ -93,13 +95,10 @@ def render_text(
 ) -> str:
     """The report template filled for the job's record (once per job: the engine fills it before it takes the
     write lock, see actions.prerender)."""
-    from crm_tui.core.automation.actions import _context, rendered
-    from crm_tui.core.services import email_templates
-
     source = find_template(name, ctx.report_dirs).read_text(encoding="utf-8")
 
     def context() -> dict[str, Any]:
-        values = email_templates.allowing_empty(_context(session, job, ctx))
+        values = email_templates.allowing_empty(merge_context(session, job, ctx))
         values.update(_extras(session, job, record, ctx.zone))
         return values
 
@@ -117,6 +116,7 @@ def _font(pdf: Any) -> str:
 
 
 def to_pdf(text: str, *, title: str, now: datetime) -> bytes:
+    # fpdf2 loads slowly: only when a report is made
     from fpdf import FPDF
 
     pdf = FPDF(format="A4")
