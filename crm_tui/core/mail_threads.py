@@ -26,11 +26,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from crm_tui.core import bulk
 from crm_tui.core import models as m
 from crm_tui.core.mail_identity import stored_addresses
+from crm_tui.core.services.own_addresses import my_addresses
 
 MAX_KEYS = 40  # ids kept per message: the first of References (the thread's root) and the newest ones
 _CHUNK = 500
@@ -189,8 +191,6 @@ def assign(
     if not messages:
         return {}
     if mine is None:
-        from crm_tui.core.services.mail_accounts import my_addresses
-
         mine = my_addresses(session)
     own = frozenset(address.lower() for address in mine)
     new_ids = {message.id for message in messages}
@@ -345,8 +345,6 @@ def close_answered_follow_ups(session: Session, *, now: datetime) -> list[int]:
     """Mark done the planned follow-ups whose mail's thread has an answer: a later mail of the thread, written
     by a person (no bounce or automatic reply), going the other way (their reply to my mail, my reply to
     theirs). The activity's description says which mail answered. Returns the activities closed."""
-    from sqlalchemy.orm import aliased
-
     watched = aliased(m.MailMessage)
     answer = aliased(m.MailMessage)
     rows = session.execute(

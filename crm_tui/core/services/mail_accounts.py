@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, NotFound
+from crm_tui.core.services.own_addresses import my_addresses as my_addresses  # kept here for its callers
 
 SECURITIES = ("ssl", "starttls", "none")
 PASSWORD_SOURCES = ("keyring", "env", "command")
@@ -222,18 +223,6 @@ def account_row(session: Session, name: str) -> Any:
 
 def list_accounts(session: Session) -> list[m.MailAccount]:
     return list(session.scalars(select(m.MailAccount).order_by(m.MailAccount.name)))
-
-
-def my_addresses(session: Session) -> set[str]:
-    """Every address that is "me" or a colleague: the accounts' own addresses, their logins that are
-    addresses, and the users' e-mails. Mail is never linked to a record through these."""
-    mine: set[str] = set()
-    for account in list_accounts(session):
-        mine.update(a for a in account.addresses.splitlines() if a)
-        if "@" in account.username:
-            mine.add(account.username.lower())
-    mine.update(e.lower() for e in session.scalars(select(m.User.email)) if e)
-    return mine
 
 
 @dataclass
