@@ -18,9 +18,9 @@ from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_currency, check_text
 from crm_tui.core.search_text import like_pattern, search_blob, search_terms
 from crm_tui.core.services import custom_fields
-from crm_tui.core.services.pipelines import stages_of, substates_of
 from crm_tui.core.services.records import delete_record
 from crm_tui.core.services.rows import check_exists, get_or_404, owned_by_default
+from crm_tui.core.services.stages import stages_of, substates_of
 from crm_tui.core.types import RecordRef, RecordType
 
 

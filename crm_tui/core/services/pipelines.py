@@ -11,7 +11,9 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, NotFound, ValidationError
 from crm_tui.core.field_checks import check_choice, check_text
+from crm_tui.core.services.opportunities import move_to_stage
 from crm_tui.core.services.rows import get_or_404
+from crm_tui.core.services.stages import stages_of, substates_of
 
 
 @dataclass
@@ -156,8 +158,6 @@ def delete_stage(
             raise ValidationError.single("move_deals_to", "must be another stage of the same pipeline")
         if target.kind == m.StageKind.LOST.value:
             raise ValidationError.single("move_deals_to", "deals cannot be moved in bulk to a lost stage")
-        from crm_tui.core.services.opportunities import move_to_stage
-
         for deal in in_use:
             move_to_stage(
                 session, deal.id, target.id, now=now, user_id=user_id, note=f"stage {stage.name} deleted"
@@ -202,29 +202,11 @@ def pipeline_by_name(session: Session, name: str) -> m.Pipeline:
     return pipeline
 
 
-def stages_of(session: Session, pipeline_id: int) -> list[m.Stage]:
-    return list(
-        session.scalars(
-            select(m.Stage).where(m.Stage.pipeline_id == pipeline_id).order_by(m.Stage.position, m.Stage.id)
-        )
-    )
-
-
 def first_open_stage(session: Session, pipeline_id: int) -> m.Stage:
     for stage in stages_of(session, pipeline_id):
         if stage.kind == m.StageKind.OPEN.value:
             return stage
     raise ValidationError.single("pipeline_id", "this pipeline has no open stage")
-
-
-def substates_of(session: Session, stage_id: int) -> list[m.SubstateDefinition]:
-    return list(
-        session.scalars(
-            select(m.SubstateDefinition)
-            .where(m.SubstateDefinition.stage_id == stage_id)
-            .order_by(m.SubstateDefinition.position, m.SubstateDefinition.id)
-        )
-    )
 
 
 def rename_substate(session: Session, substate_id: int, name: str) -> m.SubstateDefinition:

@@ -1,0 +1,27 @@
+"""A pipeline's stages and a stage's sub-states, in their order: what the deals read (a stage move, the open
+sub-states) and the pipelines' settings change."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from crm_tui.core import models as m
+
+
+def stages_of(session: Session, pipeline_id: int) -> list[m.Stage]:
+    return list(
+        session.scalars(
+            select(m.Stage).where(m.Stage.pipeline_id == pipeline_id).order_by(m.Stage.position, m.Stage.id)
+        )
+    )
+
+
+def substates_of(session: Session, stage_id: int) -> list[m.SubstateDefinition]:
+    return list(
+        session.scalars(
+            select(m.SubstateDefinition)
+            .where(m.SubstateDefinition.stage_id == stage_id)
+            .order_by(m.SubstateDefinition.position, m.SubstateDefinition.id)
+        )
+    )
