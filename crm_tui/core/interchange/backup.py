@@ -31,9 +31,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy import create_engine, insert, inspect
 from sqlalchemy.exc import DBAPIError
 
 from crm_tui import __version__
+from crm_tui.core import models as m
+from crm_tui.core import search_index
 from crm_tui.core.db import (
     SCHEMA_HEAD,
     Database,
@@ -42,11 +45,14 @@ from crm_tui.core.db import (
     ensure_change_notices,
     held_alone,
     known_revisions,
+    make_engine,
     run_migrations,
+    sqlite_url,
 )
 from crm_tui.core.errors import CrmError
 from crm_tui.core.interchange import table_copy
 from crm_tui.core.private_files import open_private, private_dir
+from crm_tui.core.services.attachments import content_rows
 
 FORMAT = 1
 DB_NAME = "crm.sqlite3"
@@ -586,8 +592,6 @@ def _write_document(folder: Path, name: str, data: IO[bytes] | Iterable[bytes] |
 
 def _drop_everything(connection: Any) -> None:
     """Every crm-tui table of a shared database, with the change triggers' function (one transaction)."""
-    from sqlalchemy import inspect
-
     names = inspect(connection).get_table_names()
     if names:
         connection.exec_driver_sql("DROP TABLE " + ", ".join(f'"{name}"' for name in names) + " CASCADE")
@@ -596,8 +600,6 @@ def _drop_everything(connection: Any) -> None:
 
 def _load(connection: Any, archive: tarfile.TarFile, manifest: dict[str, Any], work: Path) -> dict[str, int]:
     """The backup's rows (and documents) into the freshly migrated tables on ``connection``."""
-    from sqlalchemy import create_engine
-
     if manifest.get("kind") == "tables":
         listed = manifest["tables"]
 
@@ -628,10 +630,6 @@ def _load(connection: Any, archive: tarfile.TarFile, manifest: dict[str, Any], w
             counts = table_copy.load(connection, plain_rows, encoded=False)
     finally:
         source.dispose()
-    from sqlalchemy import insert
-
-    from crm_tui.core import models as m
-    from crm_tui.core.services.attachments import content_rows
 
     for item in archive.getmembers():
         handle = archive.extractfile(item) if item.name.startswith("documents/") and item.isfile() else None
@@ -644,8 +642,6 @@ def _load(connection: Any, archive: tarfile.TarFile, manifest: dict[str, Any], w
 def restore_into_database(db: Database, archive_path: Path, *, keep_dir: Path, now: datetime) -> Path:
     """Replace a shared database's data with a backup's (of either kind), in one transaction; the data it
     replaces is written first as a backup in a new folder under ``keep_dir``, which is returned."""
-    from crm_tui.core import search_index
-
     manifest = check_backup(archive_path)
     aside = _aside_folder(keep_dir, now)
     try:
@@ -683,9 +679,6 @@ def restore_tables_into_sqlite(
     """A shared database's backup as the local SQLite database: built and checked beside it first (rows,
     then the documents as files, each against its SHA-256), then swapped in with the replaced data kept aside,
     as ``restore_backup`` does; any failure before leaves the live data as it was."""
-    from crm_tui.core import search_index
-    from crm_tui.core.db import make_engine, sqlite_url
-
     manifest = check_backup(archive_path)
     staged_db: Path | None = None
     staged_documents: Path | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -26,22 +26,22 @@ def _activity_row(session: Session, a: m.Activity) -> dict[str, str]:
         return str(getattr(row, attribute)) if row is not None else ""
 
     return {
-        "type": a.type, "task_type": tables._text(a.task_type), "subject": a.subject,
-        "description": tables._text(a.description), "start": tables._text(a.start_at), "end": tables._text(a.end_at),
+        "type": a.type, "task_type": tables.cell_text(a.task_type), "subject": a.subject,
+        "description": tables.cell_text(a.description), "start": tables.cell_text(a.start_at), "end": tables.cell_text(a.end_at),
         "status": a.status, "owner": tables.user_email(session, a.owner_id),
         "contact": tables.contact_key(session, a.contact_id), "lead": title(m.Lead, a.lead_id, "title"),
         "organization": tables.organization_name(session, a.organization_id),
         "opportunity": title(m.Opportunity, a.opportunity_id, "title"), "ticket": title(m.Ticket, a.ticket_id, "subject"),
-        "reminder": tables._text(a.reminder_at), "completed": tables._text(a.completed_at),
+        "reminder": tables.cell_text(a.reminder_at), "completed": tables.cell_text(a.completed_at),
     }  # fmt: skip
 
 
 def _ticket_row(session: Session, t: m.Ticket) -> dict[str, str]:
     return {
-        "subject": t.subject, "description": tables._text(t.description), "status": t.status,
+        "subject": t.subject, "description": tables.cell_text(t.description), "status": t.status,
         "contact": tables.contact_key(session, t.contact_id),
         "organization": tables.organization_name(session, t.organization_id),
-        "owner": tables.user_email(session, t.owner_id), "created": tables._text(t.created_at),
+        "owner": tables.user_email(session, t.owner_id), "created": tables.cell_text(t.created_at),
     }  # fmt: skip
 
 
@@ -115,8 +115,7 @@ STATUS = {"planned": "CONFIRMED", "done": "CONFIRMED", "cancelled": "CANCELLED"}
 
 def export_calendar(session: Session, *, owner_email: str | None, now: datetime) -> tuple[bytes, int]:
     """Activities as VEVENTs (one UID per activity, so a calendar that imports the file again updates them)."""
-    from datetime import timedelta
-
+    # icalendar loads slowly: only when the calendar is exported
     from icalendar import Calendar, Event, vCalAddress, vText
 
     query = select(m.Activity).order_by(m.Activity.start_at, m.Activity.id)
@@ -156,6 +155,7 @@ def export_calendar(session: Session, *, owner_email: str | None, now: datetime)
             if "@" in address:
                 event.add("attendee", vCalAddress(f"mailto:{address}"))
         if a.reminder_at is not None:
+            # icalendar loads slowly: only when the calendar is exported
             from icalendar import Alarm
 
             alarm = Alarm()

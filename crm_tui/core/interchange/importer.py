@@ -23,6 +23,7 @@ from sqlmodel import Session
 from crm_tui.core.db import Database
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.interchange import tables, vcard
+from crm_tui.core.services import organizations
 
 MAX_BYTES = 50 * 2**20
 
@@ -338,8 +339,6 @@ def _one(
 
 def _missing_organization(session: Session, values: dict[str, str], now: datetime) -> list[str]:
     """A contact's organization that is not there yet is made (a customer), as address books expect."""
-    from crm_tui.core.services import organizations
-
     name = (values.get("organization") or "").strip()
     if not name or organizations.find_by_name(session, name) is not None:
         return []

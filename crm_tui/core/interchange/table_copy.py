@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import IO, Any
 
-from sqlalchemy import MetaData, Table, bindparam, func, select, update
+from sqlalchemy import MetaData, Table, bindparam, func, inspect, select, update
 from sqlalchemy.schema import sort_tables_and_constraints
 
 from crm_tui.core.errors import CrmError
@@ -81,8 +81,6 @@ def reflect(connection: Any, only: Iterable[str] | None = None) -> MetaData:
 
 
 def _table_names(connection: Any) -> list[str]:
-    from sqlalchemy import inspect
-
     return list(inspect(connection).get_table_names())
 
 

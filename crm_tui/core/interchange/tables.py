@@ -32,6 +32,7 @@ from crm_tui.core.services import (
     leads,
     opportunities,
     organizations,
+    pipelines,
 )
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -80,7 +81,8 @@ def split(cell: str) -> list[str]:
     return [part.strip() for part in (cell or "").replace("\n", ";").split(";") if part.strip()]
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A value as a CSV cell holds it: "" for none, true/false, ISO dates and times."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -183,7 +185,7 @@ def _custom_columns(session: Session, entity: str) -> list[str]:
 
 def _custom_out(session: Session, entity: str, record_id: int) -> dict[str, str]:
     values = custom_fields.get_values(session, RecordRef(RecordType(entity), record_id))
-    return {f"custom.{k}": _text(v) for k, v in values.items()}
+    return {f"custom.{k}": cell_text(v) for k, v in values.items()}
 
 
 def _custom_in(row: dict[str, str]) -> dict[str, Any] | None:
@@ -236,10 +238,10 @@ def _contact_row(session: Session, c: m.Contact) -> dict[str, str]:
         "first_name": c.first_name, "last_name": c.last_name,
         "emails": SEP.join(contacts.contact_emails(session, c.id)),  # type: ignore[arg-type]
         "phones": SEP.join(contacts.contact_phones(session, c.id)),  # type: ignore[arg-type]
-        "job_title": _text(c.job_title), "organization": organization_name(session, c.organization_id),
-        "owner": user_email(session, c.owner_id), "street": _text(c.street), "postcode": _text(c.postcode),
-        "city": _text(c.city), "region": _text(c.region), "country": _text(c.country),
-        "mail_opt_out": _text(c.mail_opt_out), **_custom_out(session, "contact", c.id),  # type: ignore[arg-type]
+        "job_title": cell_text(c.job_title), "organization": organization_name(session, c.organization_id),
+        "owner": user_email(session, c.owner_id), "street": cell_text(c.street), "postcode": cell_text(c.postcode),
+        "city": cell_text(c.city), "region": cell_text(c.region), "country": cell_text(c.country),
+        "mail_opt_out": cell_text(c.mail_opt_out), **_custom_out(session, "contact", c.id),  # type: ignore[arg-type]
     }  # fmt: skip
 
 
@@ -298,9 +300,9 @@ def _org_row(session: Session, o: m.Organization) -> dict[str, str]:
     )
     return {
         "name": o.name, "kind": o.kind, "domains": SEP.join(organizations.organization_domains(session, o.id)),  # type: ignore[arg-type]
-        "emails": SEP.join(organizations.organization_emails(session, o.id)), "phone": _text(o.phone),  # type: ignore[arg-type]
-        "website": _text(o.website), "street": _text(o.street), "postcode": _text(o.postcode), "city": _text(o.city),
-        "region": _text(o.region), "country": _text(o.country), "owner": user_email(session, o.owner_id),
+        "emails": SEP.join(organizations.organization_emails(session, o.id)), "phone": cell_text(o.phone),  # type: ignore[arg-type]
+        "website": cell_text(o.website), "street": cell_text(o.street), "postcode": cell_text(o.postcode), "city": cell_text(o.city),
+        "region": cell_text(o.region), "country": cell_text(o.country), "owner": user_email(session, o.owner_id),
         "coverage_regions": SEP.join(c.region for c in coverage if c.region),
         "coverage_postcodes": SEP.join(c.postcode_prefix for c in coverage if c.postcode_prefix),
         **_custom_out(session, "organization", o.id),  # type: ignore[arg-type]
@@ -353,12 +355,12 @@ def _lead_row(session: Session, lead: m.Lead) -> dict[str, str]:
         session.get(m.Opportunity, lead.converted_opportunity_id) if lead.converted_opportunity_id else None
     )
     return {
-        "title": lead.title, "person_name": _text(lead.person_name), "company_name": _text(lead.company_name),
-        "emails": SEP.join(leads.lead_emails(session, lead.id)), "phone": _text(lead.phone),  # type: ignore[arg-type]
-        "source": _text(lead.source), "status": lead.status, "owner": user_email(session, lead.owner_id),
+        "title": lead.title, "person_name": cell_text(lead.person_name), "company_name": cell_text(lead.company_name),
+        "emails": SEP.join(leads.lead_emails(session, lead.id)), "phone": cell_text(lead.phone),  # type: ignore[arg-type]
+        "source": cell_text(lead.source), "status": lead.status, "owner": user_email(session, lead.owner_id),
         "organization": organization_name(session, lead.organization_id),
-        "contact": contact_key(session, lead.contact_id), "description": _text(lead.description),
-        "mail_opt_out": _text(lead.mail_opt_out), "converted_at": _text(lead.converted_at),
+        "contact": contact_key(session, lead.contact_id), "description": cell_text(lead.description),
+        "mail_opt_out": cell_text(lead.mail_opt_out), "converted_at": cell_text(lead.converted_at),
         "converted_contact": contact_key(session, lead.converted_contact_id),
         "converted_organization": organization_name(session, lead.converted_organization_id),
         "converted_opportunity": deal.title if deal else "", **_custom_out(session, "lead", lead.id),  # type: ignore[arg-type]
@@ -441,19 +443,17 @@ def _deal_row(session: Session, d: m.Opportunity) -> dict[str, str]:
     people = opportunities.contacts_of(session, d.id)  # type: ignore[arg-type]
     return {
         "title": d.title, "pipeline": pipeline.name if pipeline else "", "stage": stage.name if stage else "",
-        "amount": format_amount(d.amount_cents), "currency": d.currency, "expected_close": _text(d.expected_close),
+        "amount": format_amount(d.amount_cents), "currency": d.currency, "expected_close": cell_text(d.expected_close),
         "owner": user_email(session, d.owner_id), "organization": organization_name(session, d.organization_id),
         "installer": organization_name(session, d.installer_id), "reseller": organization_name(session, d.reseller_id),
         "contacts": SEP.join(contact_key(session, c) for c, _ in people),
         "primary_contact": next((contact_key(session, c) for c, primary in people if primary), ""),
-        "lost_reason": _text(d.lost_reason), "description": _text(d.description),
+        "lost_reason": cell_text(d.lost_reason), "description": cell_text(d.description),
         **_custom_out(session, "opportunity", d.id),  # type: ignore[arg-type]
     }  # fmt: skip
 
 
 def _deal_in(session: Session, row: dict[str, str]) -> opportunities.OpportunityInput:
-    from crm_tui.core.services import pipelines
-
     pipeline_name = (row.get("pipeline") or "").strip()
     if not pipeline_name:
         raise ValidationError.single("pipeline", "required")
