@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
 
@@ -27,8 +27,6 @@ class FixedClock:
         return self._instant
 
     def advance(self, **delta: float) -> None:
-        from datetime import timedelta
-
         self._instant += timedelta(**delta)
 
 
@@ -91,8 +89,6 @@ def parse_date(text: str) -> date:
 
 def local_day_bounds(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
     """The UTC instants at which local ``day`` starts and the next day starts."""
-    from datetime import time, timedelta
-
     start = datetime.combine(day, time(0), tzinfo=zone)
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
     return start.astimezone(UTC), end.astimezone(UTC)

@@ -11,6 +11,7 @@ helpers it calls flush but never commit.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import threading
@@ -418,8 +419,6 @@ def upgrade(db: Database, *, backup_dir: Path | None = None) -> str | None:
 def _alone_for_upgrade(db: Database, current: str) -> Iterator[bool]:
     """The database's lock held alone for an upgrade (yields True), or False once another process has
     upgraded it meanwhile; the lock is held shared again afterwards. Waits a while for others to close it."""
-    import fcntl
-
     fd = db._lock_fd
     assert fd is not None
     deadline = time.monotonic() + RESTORE_WAIT
@@ -500,6 +499,7 @@ def _upgrade(db: Database, *, backup_dir: Path | None) -> str | None:
 
 def run_migrations(connection: Any, revision: str = "head") -> None:
     """Alembic's upgrade to ``revision`` on ``connection``, in the caller's transaction."""
+    # Alembic loads slowly: only when the schema is upgraded
     from alembic import command
     from alembic.config import Config
 
@@ -520,8 +520,6 @@ def lock_file(database_file: Path) -> Path:
 
 def _lock_shared(database_file: Path) -> int | None:
     """Hold the database's lock shared for as long as it is open; wait (a while) for a restore to end."""
-    import fcntl
-
     try:
         fd = os.open(lock_file(database_file), os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
@@ -547,8 +545,6 @@ def _lock_shared(database_file: Path) -> int | None:
 def held_alone(database_file: Path, busy: str) -> Iterator[None]:
     """The database's lock held alone for the block (a restore): no crm-tui has the database open, and
     none opens it until the block ends. Raises DatabaseError(``busy``) when one has it open."""
-    import fcntl
-
     private_dir(database_file.parent, tighten_existing=False)
     fd = os.open(lock_file(database_file), os.O_RDWR | os.O_CREAT, 0o600)
     try:

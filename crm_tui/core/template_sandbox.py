@@ -11,6 +11,7 @@ What breaks a limit raises ``LimitExceeded`` with words for the user ("takes mor
 from __future__ import annotations
 
 import functools
+import operator as op
 import re
 import string
 import time
@@ -449,8 +450,6 @@ _OPERATORS = {nodes.Mul: "*", nodes.Pow: "**", nodes.Add: "+", nodes.Mod: "%"}
 def _const(node: nodes.Node) -> Any:
     """The value of an expression of written values (``'a' * 10**9``), each operator checked before it is
     worked out; raises ``nodes.Impossible`` for anything else."""
-    import operator as op
-
     if isinstance(node, nodes.Const):
         return node.value
     if isinstance(node, (nodes.Neg, nodes.Pos)) and _int(_const(node.node)) is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from crm_tui.core.assets import assets_dir
 from crm_tui.core.automation import actions, engine
 from crm_tui.core.clock import Clock
+from crm_tui.mail.automation import builder
 from crm_tui.runtime.context import AppContext
 
 
@@ -21,8 +22,6 @@ def report_dirs(context: AppContext) -> list[Path]:
 def context_factory(
     context: AppContext, *, clock: Clock | None = None, me_id: int | None = None
 ) -> Callable[[], actions.FireContext]:
-    from crm_tui.mail.automation import builder
-
     clock = clock or context.clock
     build = builder(clock)
     folders = report_dirs(context)

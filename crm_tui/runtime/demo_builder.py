@@ -16,12 +16,14 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.assets import assets_dir
+from crm_tui.core.automation import rules
 from crm_tui.core.free_mail import is_free
 from crm_tui.core.services import (
     activities,
     attachments,
     contacts,
     custom_fields,
+    email_templates,
     leads,
     mail_store,
     organizations,
@@ -30,6 +32,7 @@ from crm_tui.core.services import (
     users,
 )
 from crm_tui.core.services import opportunities as deals
+from crm_tui.core.services.mail_accounts import DEMO_HOST, DEMO_PRESET
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.mail.parse import parse_message
 
@@ -477,9 +480,6 @@ class DemoBuilder:
 
     # --- automation (made last, without the random generator: the data above stays as it was) ---
     def make_automation(self) -> None:
-        from crm_tui.core.automation import rules
-        from crm_tui.core.services import email_templates
-
         S = pipelines.StageInput
         stages = {s.name: s for s in pipelines.stages_of(self.s, self.sales.id)}  # type: ignore[arg-type]
         approval = pipelines.add_stage(
@@ -547,8 +547,6 @@ class DemoBuilder:
     def make_mail_account(self) -> None:
         """My mail account in the demo: it never connects (sync, test and sending say "demo: not connected"),
         so mail written in the demo, by hand or by a rule, waits in the outbox and is never delivered."""
-        from crm_tui.core.services.mail_accounts import DEMO_HOST, DEMO_PRESET
-
         me = self.s.get(m.User, self.internal_user_ids[0])
         assert me is not None
         self.s.add(

@@ -10,6 +10,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import platformdirs
+
+from crm_tui.core.private_files import private_dir, tighten_home_folder
+
 APP_NAME = "crm-tui"
 HOME_ENV = "CRM_TUI_HOME"
 
@@ -40,8 +44,6 @@ class Paths:
         """Create the folders (called when a command actually needs them), readable by their owner only: they
         hold the customers' data, mail and the log. What an older crm-tui left there with the umask's modes
         (the database, documents, backups, the log) is made private too."""
-        from crm_tui.core.private_files import private_dir, tighten_home_folder
-
         for folder in (self.config_dir, self.data_dir, self.state_dir):
             private_dir(folder)  # a folder not ours to change (named with --home) stays as it is
             tighten_home_folder(folder)
@@ -55,7 +57,6 @@ def resolve_paths(home: str | os.PathLike[str] | None = None, environ: dict[str,
     if chosen is not None:
         root = Path(chosen).expanduser().resolve()
         return Paths(config_dir=root / "config", data_dir=root / "data", state_dir=root / "state")
-    import platformdirs
 
     return Paths(
         config_dir=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),

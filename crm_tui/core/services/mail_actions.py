@@ -6,16 +6,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.addresses import domain_of, valid_domain, valid_emails
-from crm_tui.core.errors import NotFound
+from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.form_text import fit_text, ref_text
 from crm_tui.core.mail_data import Invitation
 from crm_tui.core.mail_identity import format_address
-from crm_tui.core.services import mail_linking, records
+from crm_tui.core.services import (
+    activities,
+    contacts,
+    leads,
+    mail_linking,
+    organizations,
+    records,
+    sales_documents,
+)
 from crm_tui.core.types import RecordRef, RecordType
 
 REASONS = {
@@ -187,8 +195,6 @@ def related(session: Session, message_id: int, *, free_domains: set[str], limit:
         }[ref.type]
         conditions.append(column == ref.id)
     if conditions:
-        from sqlalchemy import or_
-
         for activity in session.scalars(
             select(m.Activity)
             .where(or_(*conditions), m.Activity.status == "planned")
@@ -223,8 +229,6 @@ def prefill(session: Session, message_id: int, record_type: str, *, free_domains
     mail is untrusted text, with CRLFs, control characters, overlong subjects and "addresses" such as
     MAILER-DAEMON. A field left empty is one the user must fill (an organization's name from a free-mail
     sender, say)."""
-    from crm_tui.core.services import contacts, leads, organizations, sales_documents
-
     message = _message(session, message_id)
     address = (message.from_address or "").lower()
     name = fit_text(message.from_name, 200)
@@ -301,8 +305,6 @@ def follow_up_prefill(
     as the form reads it), on the records the mail suggests (the sender's open deal, their contact or lead,
     the organization), each the first of its kind. A deal without a person takes its primary contact: an
     activity needs one. Like ``prefill``, every value passes the activity form's checks."""
-    from crm_tui.core.services import activities
-
     message = _message(session, message_id)
     values = {
         "type": m.ActivityType.TASK.value,
@@ -396,8 +398,6 @@ def accept_invitation(
     """Put an invitation in the calendar: a meeting activity at its time, with its attendees, linked to the
     sender's contact or lead; a contact is made from the sender when neither exists. The mail is filed on
     that person."""
-    from crm_tui.core.services import activities, contacts, organizations
-
     message = _message(session, message_id)
     organizer_name, organizer = invitation.organizer
     address = message.from_address.lower() if not message.is_outgoing else organizer
@@ -453,8 +453,6 @@ def accept_invitation(
 
 def take_back_acceptance(session: Session, message_id: int, accepted: Accepted, *, now: datetime) -> str:
     """Undo ``accept_invitation``: the meeting goes, and the contact it made (with the mail's link to it)."""
-    from crm_tui.core.services import activities
-
     activities.delete_activity(session, accepted.activity_id)
     if accepted.created_person:
         records.delete_record(session, accepted.person)
@@ -467,8 +465,6 @@ def take_back_acceptance(session: Session, message_id: int, accepted: Accepted, 
 def record_addresses(session: Session, ref: RecordRef) -> list[str]:
     """Where a mail written from a record can go: "Name <address>" of every address the record has (a deal's
     and a quote's: its contacts', the primary first; an organization's: its own and its contacts')."""
-
-    from crm_tui.core.services import contacts, leads
 
     def of_contacts(contact_ids: list[int]) -> list[str]:
         found = []
@@ -529,15 +525,11 @@ class Meeting:
 def meeting_of(session: Session, activity_id: int, *, mine: set[str]) -> Meeting:
     """A meeting and the addresses of its attendees (its contact or lead and the further attendees; me left
     out). A meeting nobody can be mailed about is a CrmError that says so."""
-    from crm_tui.core.errors import CrmError
-
     activity = session.get(m.Activity, activity_id)
     if activity is None:
         raise NotFound(f"no activity {activity_id}")
     if activity.type != m.ActivityType.MEETING.value:
         raise CrmError("invitations are sent for meetings; this is a " + activity.type)
-
-    from crm_tui.core.services import contacts, leads
 
     def contact_addresses(contact_id: int) -> list[tuple[str, str]]:
         contact = session.get(m.Contact, contact_id)

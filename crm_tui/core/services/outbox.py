@@ -19,18 +19,22 @@ Delivery itself lives in ``mail.outbox``.
 
 from __future__ import annotations
 
+import email
+import email.policy
+import email.utils
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.holders import holder, holder_alive
-from crm_tui.core.services import drafts
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import activities, drafts
 from crm_tui.core.services.drafts import DraftFields
 from crm_tui.core.services.mail_accounts import DEMO_PRESET
 
@@ -188,8 +192,6 @@ def queue(
 def mail_named(subject: str, recipients: list[str]) -> str:
     """An outbox mail as messages name it, by what the user sees of it (the outbox view shows no ids):
     '“Angebot Dach” to lea@example.com (and 2 more)', '(no subject) to lea@example.com'. Terminal-safe."""
-    from crm_tui.core.sanitize import terminal_safe
-
     named = f"“{terminal_safe(subject, max_length=60)}”" if subject.strip() else "(no subject)"
     if recipients:
         named += f" to {terminal_safe(recipients[0], max_length=60)}"
@@ -234,10 +236,6 @@ def take_back(session: Session, item_id: int, fields: DraftFields, *, now: datet
 def fields_of(item: m.OutboxItem) -> DraftFields:
     """An outbox item as the draft it was written as, read back from its bytes (To, Cc, the envelope's others as
     Bcc, subject, text, threading; its attachments stay in ``raw``)."""
-    import email
-    import email.policy
-    import email.utils
-
     message = email.message_from_bytes(bytes(item.raw), policy=email.policy.default)
     shown = {name: ", ".join(str(value) for value in message.get_all(name, [])) for name in ("To", "Cc")}
     seen = {address.lower() for _, address in email.utils.getaddresses([shown["To"], shown["Cc"]])}
@@ -622,8 +620,6 @@ def rows(
 
 
 def counts(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
     return dict(session.execute(select(m.OutboxItem.state, func.count()).group_by(m.OutboxItem.state)).all())  # type: ignore[arg-type]
 
 
@@ -638,7 +634,6 @@ def _record_activity(
     recipients the server refused, and why. ``only``: sent again to these (once refused) alone."""
     if not item.record_type or not item.record_id:
         return
-    from crm_tui.core.services import activities
 
     field_name = {
         "contact": "contact_id",

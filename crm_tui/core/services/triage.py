@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, not_, or_, select
+from sqlalchemy import and_, case, exists, func, not_, or_, select, true
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -230,8 +230,6 @@ def newest_of_threads(condition):  # type: ignore[no-untyped-def]
     """A condition: the message stands for its thread among the messages matching ``condition`` (a collapsed
     thread's row): the newest a person wrote, not an automatic reply (an out-of-office after my answer), or
     the newest when a person wrote none of them."""
-    from sqlalchemy import case, true
-
     by_a_person = func.max(case((m.MailMessage.is_automatic.is_(False), m.MailMessage.id)))  # type: ignore[attr-defined]
     newest = (
         select(func.coalesce(by_a_person, func.max(m.MailMessage.id)))
@@ -244,8 +242,6 @@ def newest_of_threads(condition):  # type: ignore[no-untyped-def]
 
 def thread_members(session: Session, message_ids: list[int], condition) -> dict[int, list[int]]:  # type: ignore[no-untyped-def]
     """For each message, the ids of its thread's messages that match ``condition`` (the list's scope)."""
-    from sqlalchemy import true
-
     if not message_ids:
         return {}
     keys = dict(
