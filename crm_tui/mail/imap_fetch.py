@@ -62,6 +62,7 @@ def decode(replies: list[Any], uids: list[int], normalise_times: bool = True) ->
     """FETCH replies (``receive_replies``) as ``fetch`` gives them: for each of ``uids`` that came, its items."""
     decoded = read_reply(replies)
     if decoded is None:
+        # Here: imapclient's reader loads only when a reply needs it (a helper process may never).
         from imapclient.response_parser import parse_fetch_response
 
         decoded = parse_fetch_response(replies, normalise_times, True)

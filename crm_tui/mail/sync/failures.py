@@ -4,7 +4,12 @@ its problem, the pass goes on)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import sqlite3
+
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from crm_tui.mail.imap import MailConnectionError
 
@@ -12,10 +17,6 @@ from crm_tui.mail.imap import MailConnectionError
 def environmental(exc: BaseException) -> bool:
     """Whether an error is the database's or the connection's (locked, full, gone), not one message's: then
     the sync stops, as it always did, rather than marking every message of the batch as a problem."""
-    import sqlite3
-
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
     environmental = (
         MailConnectionError,
         OperationalError,
@@ -36,8 +37,6 @@ def environmental(exc: BaseException) -> bool:
 
 def disk_full(exc: BaseException) -> bool:
     """Whether an error (or what caused it) is a full disk: SQLite's "database or disk is full", ENOSPC."""
-    import errno
-
     seen: BaseException | None = exc
     for _ in range(5):
         if seen is None or isinstance(seen, MailConnectionError):  # the server's words are not our disk
@@ -54,8 +53,6 @@ def disk_full(exc: BaseException) -> bool:
 def in_words(exc: BaseException) -> str:
     """Why an offline change failed, in words for the user: the server's own words for what it refused
     (without imaplib's "select failed: " and the like), else the error's text; never a class name."""
-    import re
-
     text = " ".join(str(exc).split())
     if type(exc).__name__ in ("error", "IMAPClientError", "CapabilityError"):
         text = re.sub(r"^[a-z ]+ failed: ", "", text)

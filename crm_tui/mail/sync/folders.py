@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from imapclient.imap_utf7 import decode as decode_utf7
+from imapclient.response_parser import parse_response
+
 from crm_tui.core import models as m
 from crm_tui.core.services import mailbox
 from crm_tui.mail import imap_fetch
@@ -49,8 +52,6 @@ def list_folders_with_state(client: Any, condstore: bool) -> tuple[list[Any], di
     capabilities = {c.upper() for c in client.capabilities()}
     if b"LIST-STATUS" not in capabilities:
         return client.list_folders(), {}
-    from imapclient.response_parser import parse_response
-
     items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if condstore else "")
     # An extended LIST returns only the attributes asked for: the folders' roles (\Sent...) need SPECIAL-USE.
     options = "CHILDREN " + ("SPECIAL-USE " if b"SPECIAL-USE" in capabilities else "") + f"STATUS ({items})"
@@ -81,8 +82,6 @@ def folder_name(client: Any, name: Any) -> str:
     if isinstance(name, int):  # a name of digits, quoted by the server, reads as a number
         return str(name)
     if client.folder_encode:
-        from imapclient.imap_utf7 import decode as decode_utf7
-
         return str(decode_utf7(name))
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
 

@@ -51,7 +51,8 @@ def helpers(count: int = 1) -> list[Any]:
 
 
 def _start_helper() -> Any:
-    import multiprocessing  # here: the helper process itself never starts one
+    # Here: loaded when a helper starts (a sync of a few messages starts none), not with the sync.
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     try:

@@ -91,7 +91,7 @@ def _steady_heap() -> None:
     if _heap_steady:
         return
     _heap_steady = True
-    import platform
+    import platform  # here, and ctypes below: once per process, not with every import of the sync
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return
