@@ -19,6 +19,7 @@ from crm_tui.core.db import Database, execute_core
 from crm_tui.core.errors import CrmError, FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_text
 from crm_tui.core.private_files import open_private, private_dir
+from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.records import ATTACHABLE, record_exists
 from crm_tui.core.services.rows import get_or_404
 from crm_tui.core.types import RecordRef
@@ -62,8 +63,6 @@ def comments_on(session: Session, ref: RecordRef) -> list[m.Comment]:
 
 def safe_filename(name: str) -> str:
     """A file name fit to show and to save: no folders, controls, bidi marks or leading dots; at most 200."""
-    from crm_tui.core.sanitize import terminal_safe
-
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     base = terminal_safe(base).replace("\x00", "")
     base = "".join("_" if ch in '<>:"|?*' else ch for ch in base).lstrip(". ").strip()

@@ -9,6 +9,7 @@ it ("contact.phone is empty for Lisa Lang"), never a blank in a mail to a custom
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -16,13 +17,16 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from crm_tui.core import models as m
+from crm_tui.core.db import execute_core
 from crm_tui.core.errors import CrmError, FieldErrors, NotFound, ValidationError
 from crm_tui.core.field_checks import check_text
-from crm_tui.core.types import RecordRef
+from crm_tui.core.free_mail import free_domains
+from crm_tui.core.services import mail_actions, mail_linking, mail_store, records
+from crm_tui.core.types import RecordRef, RecordType
 
 
 class TemplateFieldError(CrmError):
@@ -176,8 +180,6 @@ def merge_context(
     contact and organization, a contact's organization, a quote's deal). The first record that supplies a
     kind wins, a record of the list before one that comes along with another (the contact a reply goes to,
     not the primary contact of the deal it is about); nothing is queried until a template reads it."""
-    from crm_tui.core.services import records
-
     offers: dict[str, list[Callable[[], Any]]] = {}
 
     def once(load: Callable[[], Any]) -> Callable[[], Any]:
@@ -248,8 +250,6 @@ def primary_contact(session: Session, deal: Any) -> Any:
 
 @functools.lru_cache(maxsize=1)
 def _primary_contact_query() -> Any:
-    from sqlalchemy import bindparam
-
     return (
         select(m.Contact)
         .join(m.OpportunityContact, m.OpportunityContact.contact_id == m.Contact.id)
@@ -287,8 +287,6 @@ _RELATED: dict[str, Callable[[Session, Callable[[], Any]], list[tuple[str, Calla
 
 @functools.lru_cache(maxsize=1)
 def _address_and_phone_query() -> Any:
-    from sqlalchemy import bindparam
-
     contact = bindparam("contact_id")
     address = (
         select(m.ContactEmail.address)
@@ -311,8 +309,6 @@ def first_address_and_phone(session: Session, contact_id: int) -> tuple[str | No
     """A contact's first e-mail address and phone number, in one (prepared) query."""
     known = session.info.setdefault("contact_address_phone", {})
     if contact_id not in known:
-        from crm_tui.core.db import execute_core
-
         found = execute_core(session, _address_and_phone_query(), {"contact_id": contact_id}).first()
         known[contact_id] = (found[0], found[1]) if found else (None, None)
     return known[contact_id]
@@ -371,6 +367,7 @@ def _fields(session: Session, kind: str, row: Any) -> Fields:
 
 @functools.lru_cache(maxsize=1)
 def _environment() -> Any:
+    # Jinja2 (and the sandbox built on it) loads slowly: only when a template is checked or filled
     from jinja2 import StrictUndefined
 
     from crm_tui.core.template_sandbox import LimitedEnvironment
@@ -388,6 +385,7 @@ def check_syntax(subject: str, body: str) -> None:
     """Each text parses, and uses nothing the sandbox would surely refuse ({% include %}, a range of a
     million numbers, ``'a' * 10**9``, nested loops of 10**10 steps); what it cannot see, the limits catch
     when the template is filled."""
+    # Jinja2 (and the sandbox built on it) loads slowly: only when a template is checked or filled
     from jinja2 import TemplateSyntaxError
 
     from crm_tui.core.template_sandbox import static_problems
@@ -482,6 +480,7 @@ def render(
     """(subject, body) filled in within the sandbox's limits (crm_tui.core.template_sandbox); a
     TemplateFieldError names a field the records cannot fill, a TemplateLimitError names the template
     (``name``, else the template's own) and the limit it went past."""
+    # Jinja2 (and the sandbox built on it) loads slowly: only when a template is checked or filled
     from jinja2 import TemplateError, UndefinedError
     from jinja2.sandbox import SecurityError
 
@@ -521,8 +520,6 @@ def render(
 
 def _unknown(message: str, context: dict[str, Any]) -> str:
     """A name the context lacks, said as a field ("the template uses customer, which is not a field ...")."""
-    import re
-
     known = ", ".join(sorted(context))
     found = re.fullmatch(r"'([^']+)' is undefined", message)
     if found:
@@ -532,8 +529,6 @@ def _unknown(message: str, context: dict[str, Any]) -> str:
 
 def _not_allowed(exc: Exception) -> str:
     """What the sandbox refused, in words ("uses something templates may not: __class__"), not its repr."""
-    import re
-
     found = re.search(r"attribute '([^']+)'", str(exc))
     what = found.group(1) if found else "a hidden attribute or an unsafe call"
     return f"uses something templates may not: {what}"
@@ -543,6 +538,7 @@ def _not_allowed(exc: Exception) -> str:
 def may_run_long(subject: str, body: str) -> bool:
     """Whether filling the template can take long (a loop, a call, a filter; one that does not parse too):
     such a template is filled before a write transaction, never inside it (automation)."""
+    # Jinja2 (and the sandbox built on it) loads slowly: only when a template is checked or filled
     from jinja2 import TemplateSyntaxError
 
     from crm_tui.core.template_sandbox import may_run_long as tree_may_run_long
@@ -557,6 +553,7 @@ def may_run_long(subject: str, body: str) -> bool:
 def kinds_used(subject: str, body: str) -> frozenset[str]:
     """The merge fields a template names at its top level (``contact``, ``deal``, ``me``...); ``deal`` is
     counted as ``opportunity``. A template that does not parse names nothing."""
+    # Jinja2 (and the sandbox built on it) loads slowly: only when a template is checked or filled
     from jinja2 import TemplateSyntaxError, meta
 
     names: set[str] = set()
@@ -725,9 +722,6 @@ def mail_merge(
     the open deal of the person it goes to (the sender, for a reply; of several, the most recently updated),
     a deal with one quote brings that quote; the notes say so, and that of several people in To the merge
     fields use the first."""
-    from crm_tui.core.services import mail_store
-    from crm_tui.core.types import RecordType
-
     refs: list[RecordRef] = []
     if record is not None:
         refs.append(record)
@@ -771,8 +765,6 @@ def mail_merge(
 
 def _people_at(session: Session, address: str) -> list[RecordRef]:
     """The contacts, leads and colleagues with this address (lower case)."""
-    from crm_tui.core.types import RecordType
-
     found = [
         RecordRef(RecordType.CONTACT, contact_id)
         for contact_id in session.scalars(
@@ -794,8 +786,6 @@ def _people_at(session: Session, address: str) -> list[RecordRef]:
 
 def _name_at(session: Session, address: str) -> str:
     """Who an address is, as a person reads it: "Lea Scholz", else the address."""
-    from crm_tui.core.types import RecordType
-
     models: dict[RecordType, Any] = {
         RecordType.CONTACT: m.Contact, RecordType.LEAD: m.Lead, RecordType.USER: m.User,
     }  # fmt: skip
@@ -809,8 +799,6 @@ def _name_at(session: Session, address: str) -> str:
 
 def _counterpart(message: m.MailMessage | None) -> str | None:
     """Who an answered mail is with: its sender, or the first it went to (a mail of mine)."""
-    from crm_tui.core.services import mail_linking
-
     if message is None:
         return None
     if message.is_outgoing:
@@ -821,9 +809,6 @@ def _counterpart(message: m.MailMessage | None) -> str | None:
 def _deal_of(session: Session, address: str) -> tuple[m.Opportunity | None, str]:
     """The open deal of whoever writes from ``address`` (as the inbox's e suggests it: their contact's, their
     organization's), the most recently updated of several, and the note saying which it is."""
-    from crm_tui.core.free_mail import free_domains
-    from crm_tui.core.services import mail_actions
-
     deals = mail_actions.open_deals_of(session, address, free_domains=set(free_domains()))
     if not deals:
         return None, ""

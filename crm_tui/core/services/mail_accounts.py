@@ -16,6 +16,7 @@ from sqlmodel import Session
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, NotFound
+from crm_tui.core.services import mailbox
 from crm_tui.core.services.own_addresses import my_addresses as my_addresses  # kept here for its callers
 
 SECURITIES = ("ssl", "starttls", "none")
@@ -184,8 +185,6 @@ def update_account(session: Session, name: str, data: AccountInput, *, now: date
 
 def remove_account(session: Session, name: str) -> None:
     """Remove the account, its folders and locations. Messages stay while another copy or a record keeps them."""
-    from crm_tui.core.services import mailbox
-
     account = get_account(session, name)
     folder_ids = list(session.scalars(select(m.MailFolder.id).where(m.MailFolder.account_id == account.id)))
     message_ids = set(

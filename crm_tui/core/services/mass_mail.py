@@ -20,7 +20,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.mail_identity import format_address
-from crm_tui.core.services import email_templates, outbox, records
+from crm_tui.core.services import contacts, email_templates, leads, outbox, records
 from crm_tui.core.types import RecordRef, RecordType
 
 # (from name, from address, to, subject, body) -> (raw message, Message-ID, envelope recipients); given by the
@@ -59,8 +59,6 @@ class _Who:
 
 def _who(session: Session, ref: RecordRef) -> _Who:
     """The address, opt-out, the name for To and (for a lead) the status of a contact, lead or colleague."""
-    from crm_tui.core.services import contacts, leads
-
     if ref.type is RecordType.USER:
         user = session.get(m.User, ref.id)
         if user is None:
