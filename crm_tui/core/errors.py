@@ -48,3 +48,16 @@ class FieldErrors:
     def raise_if_any(self) -> None:
         if self.errors:
             raise ValidationError(self.errors)
+
+
+class RecordChanged(CrmError):
+    """An edit was refused: the record changed (or went) since the form that edits it was opened.
+    ``current`` is the record as it is now (the service's plain record, ``None`` when it was deleted)."""
+
+    def __init__(self, current: object | None) -> None:
+        super().__init__(
+            "changed meanwhile"
+            if current is not None
+            else "this record was deleted by someone else meanwhile: nothing was saved"
+        )
+        self.current = current

@@ -28,8 +28,8 @@ from crm_tui.ui.mail_sync import (
 from crm_tui.ui.screens.base import MAX_REDELIVERIES, typed_again
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.inbox import InboxScreen
-from crm_tui.ui.screens.records import RecordsScreen
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.widgets.guard import ReportsErrors
 from crm_tui.ui.widgets.status_bar import StatusBar
@@ -57,7 +57,7 @@ class CrmApp(ReportsErrors, App[None]):
     TITLE = "crm-tui"
     MODES = {
         "inbox": InboxScreen,
-        "contacts": RecordsScreen,
+        "contacts": ContactsScreen,
         "opportunities": OpportunitiesScreen,
         "calendar": CalendarScreen,
         "settings": SettingsScreen,

@@ -16,9 +16,9 @@ from crm_tui.core import models as m
 from crm_tui.core.db import open_database, sqlite_url
 from crm_tui.core.services import users
 from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import PromptDialog
 from crm_tui.ui.screens.import_preview import ImportPreview
-from crm_tui.ui.screens.records import RecordsScreen
 from tests.conftest import NOW
 from tests.ui.helpers import make_context, wait_for
 
@@ -109,7 +109,7 @@ def test_the_apps_import_makes_me_the_owner(home: Path, tmp_path: Path) -> None:
     async def main_() -> None:
         app = CrmApp(context, start_mode="contacts", run_automations=False)
         async with app.run_test(size=(160, 48)) as pilot:
-            await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+            await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
             await pilot.press("I")
             await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
             app.screen.query_one(Input).value = str(path)

@@ -169,7 +169,8 @@ def test_every_mail_prefills_forms_that_save(synced: Synced) -> None:
     from crm_tui.core.form_text import fit_text
     from crm_tui.core.services import attachments
     from crm_tui.mail.sync import load_free_domains
-    from crm_tui.ui.screens.kinds import KINDS, activity_form
+    from crm_tui.ui.forms import RECORD_FORMS
+    from crm_tui.ui.forms.activities import activity_form
 
     context, free = synced.context, load_free_domains()
     failures: list[str] = []
@@ -192,7 +193,7 @@ def test_every_mail_prefills_forms_that_save(synced: Synced) -> None:
                     spec = activity_form(context, None, values)
                     problem = _saved_or_must_fill(spec, context, "activity")
                 else:
-                    spec = KINDS[RecordType(record_type)].form(context, None, values)
+                    spec = RECORD_FORMS[RecordType(record_type)](context, None, values)
                     problem = _saved_or_must_fill(spec, context, record_type)
             except Exception as exc:  # noqa: BLE001 - every failure is listed, not only the first
                 problem = f"{type(exc).__name__}: {exc}"

@@ -12,8 +12,8 @@ from textual.widgets import Input, TextArea
 from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.compose import ComposeScreen
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog
-from crm_tui.ui.screens.records import RecordsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import open_inbox, wait_for
 
@@ -35,7 +35,7 @@ async def compose_from_contact(app: CrmApp, pilot: Any) -> tuple[Any, Any]:
     """2 (contacts), m on the first contact (its first address if it asks): returns (the contacts list, the
     compose screen)."""
     await pilot.press("2")
-    await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+    await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
     contacts = app.screen
     table = contacts.query_one(PagedTable)
     await wait_for(lambda: table.row_count > 0, pilot)
@@ -48,7 +48,7 @@ async def compose_from_contact(app: CrmApp, pilot: Any) -> tuple[Any, Any]:
     return contacts, app.screen
 
 
-async def write_from_contact(app: CrmApp, pilot: Any, subject: str) -> RecordsScreen:
+async def write_from_contact(app: CrmApp, pilot: Any, subject: str) -> ContactsScreen:
     """2 (contacts), m on the first contact, a subject and a line, ctrl+s: back on the contacts list."""
     contacts, compose = await compose_from_contact(app, pilot)
     compose.query_one("#c-subject", Input).value = subject
@@ -110,7 +110,7 @@ async def test_a_mail_without_a_subject_asks_before_it_is_queued(app: CrmApp, pi
     await pilot.press("ctrl+s")
     await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
     await pilot.press("y")  # sent as it is
-    await wait_for(lambda: count(app, QUEUED) == queued + 1 and isinstance(app.screen, RecordsScreen), pilot)
+    await wait_for(lambda: count(app, QUEUED) == queued + 1 and isinstance(app.screen, ContactsScreen), pilot)
 
 
 async def test_a_slow_template_leaves_the_app_usable_while_the_picker_is_filled(

@@ -15,8 +15,8 @@ from crm_tui.core import models as m
 from crm_tui.core.clock import FixedClock
 from crm_tui.core.services import contacts
 from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.forms import RecordForm
-from crm_tui.ui.screens.records import RecordsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import NOW, make_context, wait_for
 
@@ -54,7 +54,7 @@ def test_an_edit_of_a_record_changed_meanwhile_is_refused_showing_both_versions(
                 assert session.get(m.Contact, contact_id).last_name == "Anders"  # nothing of mine was saved
             # Saving again writes mine over theirs, knowingly.
             await pilot.press("ctrl+s")
-            await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+            await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
             with mine.database().read() as session:
                 assert session.get(m.Contact, contact_id).last_name == "Meins"
             assert original_last not in ("Anders", "Meins")
@@ -91,7 +91,7 @@ def test_an_edit_nobody_else_touched_saves(demo_home: Path) -> None:
                 context.clock = FixedClock(context.clock.now() + timedelta(minutes=1))
                 app.screen.query_one("#f-last_name", Input).value = name
                 await pilot.press("ctrl+s")
-                await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+                await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
                 with context.database().read() as session:
                     assert (
                         session.scalars(select(m.Contact.last_name).where(m.Contact.id == contact_id)).one()

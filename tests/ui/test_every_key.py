@@ -20,9 +20,9 @@ import pytest
 
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.screens.contacts import ORDER, ContactsScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
 from crm_tui.ui.screens.inbox import InboxScreen
-from crm_tui.ui.screens.records import ORDER, RecordsScreen
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.keywalk import (
@@ -95,7 +95,7 @@ VIEWS: dict[str, list[tuple[str, Any, str | None]]] = {
     ],
 }
 SCREEN_OF = {
-    "contacts": RecordsScreen,
+    "contacts": ContactsScreen,
     "opportunities": OpportunitiesScreen,
     "calendar": CalendarScreen,
     "inbox": InboxScreen,

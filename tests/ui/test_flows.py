@@ -13,9 +13,9 @@ from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.forms import RecordForm
-from crm_tui.ui.screens.records import RecordsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.record_detail import RecordDetail
 from tests.ui.helpers import make_context, wait_for
@@ -46,7 +46,7 @@ def test_create_a_contact_in_the_form_and_find_it_by_search(demo_home: Path) -> 
             await pilot.press("ctrl+s")
             await wait_for(lambda: not isinstance(app.screen, RecordForm), pilot)
             records = app.screen
-            assert isinstance(records, RecordsScreen)
+            assert isinstance(records, ContactsScreen)
             await pilot.press("slash", *"zettelmann")
             await wait_for(lambda: table.row_count == 1, pilot)
             assert table.loaded_rows[0].cells[:2] == ("Quirin Zettelmann", "quirin@zettel.example")
@@ -101,7 +101,7 @@ def test_convert_a_lead_and_find_the_new_contact_organization_and_opportunity(de
         app = CrmApp(context)
         async with app.run_test(size=(150, 44)) as pilot:
             screen = app.screen
-            assert isinstance(screen, RecordsScreen)
+            assert isinstance(screen, ContactsScreen)
             await wait_for(lambda: screen.table.row_count > 0, pilot)
             await pilot.press("right_square_bracket", "right_square_bracket")
             assert screen.kind.title == "Leads"

@@ -14,9 +14,9 @@ from textual.widgets import DataTable, Input
 from crm_tui.core import models as m
 from crm_tui.runtime.context import AppContext
 from crm_tui.ui.app import CrmApp
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import PromptDialog
 from crm_tui.ui.screens.import_preview import ImportPreview
-from crm_tui.ui.screens.records import RecordsScreen
 from tests.ui.helpers import make_context, wait_for
 
 CARDS = """BEGIN:VCARD
@@ -64,7 +64,7 @@ def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: 
     async def main() -> None:
         app = CrmApp(context, start_mode="contacts", run_automations=False)
         async with app.run_test(size=(160, 48)) as pilot:
-            await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+            await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
             before = count()
             for attempt in ("escape", "y"):
                 await ask_to_import(app, pilot, path)
@@ -81,7 +81,7 @@ def test_import_contacts_from_the_app_with_a_preview(demo_home: Path, tmp_path: 
                 assert "2 to be created" in summary and "line 12: the card has no END:VCARD" in summary
                 assert count() == before  # the preview wrote nothing
                 await pilot.press(attempt)
-                await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+                await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
                 if attempt == "escape":
                     await pilot.pause(0.3)
                     assert count() == before
@@ -109,7 +109,7 @@ def test_the_preview_shows_every_row_of_a_csv_with_an_unclosed_quote(demo_home: 
     async def main() -> None:
         app = CrmApp(context, start_mode="contacts", run_automations=False)
         async with app.run_test(size=(160, 48)) as pilot:
-            await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+            await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
             before = count()
             await ask_to_import(app, pilot, path)
             await wait_for(lambda: isinstance(app.screen, ImportPreview), pilot, timeout=20)
@@ -129,11 +129,11 @@ def test_the_preview_shows_every_row_of_a_csv_with_an_unclosed_quote(demo_home: 
             # A .vcf that holds no vCard: said so, no preview of nothing.
             wrong = tmp_path / "wrong.vcf"
             wrong.write_text("first_name,last_name\r\nOlaf,Brand\r\n", encoding="utf-8")
-            await wait_for(lambda: isinstance(app.screen, RecordsScreen), pilot)
+            await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
             await ask_to_import(app, pilot, wrong)
             said = f"{wrong} is not a vCard file: no BEGIN:VCARD in it (a CSV file? name it .csv)"
             await wait_for(lambda: any(n.message == said for n in app._notifications), pilot, timeout=20)
-            assert isinstance(app.screen, RecordsScreen) and count() == before + 3
+            assert isinstance(app.screen, ContactsScreen) and count() == before + 3
 
     asyncio.run(main())
     context.close()

@@ -18,9 +18,9 @@ from crm_tui.runtime.settings import load_settings
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
 from crm_tui.ui.screens.forms import RecordForm
-from crm_tui.ui.screens.records import RecordsScreen
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.record_detail import RecordDetail
@@ -47,7 +47,7 @@ def test_comment_attach_and_plan_an_activity_from_a_contact(demo_home: Path, tmp
 
     async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
         screen = app.screen
-        assert isinstance(screen, RecordsScreen)
+        assert isinstance(screen, ContactsScreen)
         await wait_for(lambda: screen.table.row_count > 0, pilot)
         detail = screen.query_one(RecordDetail)
         await wait_for(lambda: "Timeline" in str(detail.render()), pilot)
@@ -350,7 +350,7 @@ def test_a_records_documents_are_saved_opened_and_removed_from_the_list(
 
     async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
         screen = app.screen
-        assert isinstance(screen, RecordsScreen)
+        assert isinstance(screen, ContactsScreen)
         await wait_for(lambda: screen.table.row_count > 0, pilot)
         await pilot.press("o")
         await wait_for(lambda: any("has no documents" in n.message for n in app._notifications), pilot)

@@ -15,9 +15,9 @@ from crm_tui.core.services.mail_accounts import DEMO_PRESET
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.compose import ComposeScreen
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.forms import RecordForm
 from crm_tui.ui.screens.outbox import OutboxScreen
-from crm_tui.ui.screens.records import RecordsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.record_detail import RecordDetail
 from tests.ui.helpers import wait_for
@@ -82,7 +82,7 @@ async def test_m_on_a_deal_writes_to_its_primary_contact_and_offers_the_others(
 
 async def test_the_quotes_list_loads_and_shows_the_quote(app: CrmApp, pilot: Any) -> None:
     records = app.screen
-    assert isinstance(records, RecordsScreen)
+    assert isinstance(records, ContactsScreen)
     table = records.query_one(PagedTable)
     await wait_for(lambda: table.row_count > 0, pilot)
     for _ in range(4):  # contacts, organizations, leads, tickets, quotes
@@ -138,7 +138,7 @@ async def test_an_error_in_a_key_is_one_notification_and_a_log_entry(
     def broken(self: Any) -> None:
         raise RuntimeError("a bug in a key's action, holding Ana Müller's notes")
 
-    monkeypatch.setattr(RecordsScreen, "action_new", broken)
+    monkeypatch.setattr(ContactsScreen, "action_new", broken)
     await wait_for(lambda: app.screen.query_one(PagedTable).row_count > 0, pilot)
     await pilot.press("n")
     await pilot.press("n")  # the same error again at once is not shown twice
@@ -150,7 +150,7 @@ async def test_an_error_in_a_key_is_one_notification_and_a_log_entry(
     assert app.is_running, "the app goes on"
     await pilot.press("j")  # and still answers keys
     await settle(pilot)
-    assert isinstance(app.screen, RecordsScreen)
+    assert isinstance(app.screen, ContactsScreen)
 
 
 async def test_an_error_the_app_cannot_survive_ends_it_with_one_line_and_status_1(
@@ -310,8 +310,8 @@ async def test_on_a_fresh_home_the_board_says_to_make_a_pipeline_and_the_app_sta
     """A fresh home has no pipeline: n on the board said nothing and the deal form's empty stage list closed
     the whole app (EmptySelectError); now n says what to do, p too, and the deal form opens wherever it
     comes from (its stage is required, the save says so)."""
+    from crm_tui.ui.forms.opportunities import opportunity_form
     from crm_tui.ui.screens.forms import RecordForm
-    from crm_tui.ui.screens.kinds import opportunity_form
 
     app = make_app(tmp_path / "fresh", demo=False)
     async with app.run_test(size=(160, 48)) as pilot:

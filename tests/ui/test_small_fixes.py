@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, Label, OptionList
 
 import crm_tui.ui.screens
 from crm_tui.ui.app import CrmApp
-from crm_tui.ui.screens.records import RecordsScreen
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.settings import SettingsScreen
 from tests.ui.helpers import wait_for
 from tests.ui.keywalk import settle
@@ -63,7 +63,7 @@ async def test_the_documents_dialog_is_titled_with_the_record_and_a_count(
     offer.write_bytes(b"%PDF-1.4")
     await pilot.press("2")
     screen = app.screen
-    assert isinstance(screen, RecordsScreen)
+    assert isinstance(screen, ContactsScreen)
     await wait_for(lambda: screen.table.row_count > 0, pilot)
     name = str(screen.table.loaded_rows[0].cells[0])
     await pilot.press("A")
@@ -319,7 +319,7 @@ async def test_esc_on_a_changed_form_asks_and_on_an_unchanged_one_closes(app: Cr
     before = contacts()
     await pilot.press("2")
     records = app.screen
-    assert isinstance(records, RecordsScreen)
+    assert isinstance(records, ContactsScreen)
     await wait_for(lambda: records.table.row_count > 0, pilot)
     await pilot.press("e")  # opened and left as it was: Esc closes at once
     await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)

@@ -13,9 +13,9 @@ from textual.widgets import Input, Label
 
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.attachments import DocumentsScreen
+from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import PromptDialog
 from crm_tui.ui.screens.forms import RecordForm
-from crm_tui.ui.screens.records import RecordsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import make_context, wait_for
 
@@ -45,7 +45,7 @@ def test_two_instances_on_one_postgresql_database(tmp_path: Path, postgres_urls:
             app_a.screen.query_one("#f-first_name", Input).value = "Zora"
             app_a.screen.query_one("#f-last_name", Input).value = "Zuckerberg"
             await a.press("ctrl+s")
-            await wait_for(lambda: isinstance(app_a.screen, RecordsScreen), a)
+            await wait_for(lambda: isinstance(app_a.screen, ContactsScreen), a)
             await wait_for(lambda: table_b.row_count == 1, b, timeout=8)
             assert table_b.loaded_rows[0].cells[0] == "Zora Zuckerberg"
 
@@ -71,7 +71,7 @@ def test_two_instances_on_one_postgresql_database(tmp_path: Path, postgres_urls:
                 (tmp_path / "ben" / "data" / "documents").rglob("*")
             ), "nothing went through a folder"
             await b.press("escape")
-            await wait_for(lambda: isinstance(app_b.screen, RecordsScreen), b)
+            await wait_for(lambda: isinstance(app_b.screen, ContactsScreen), b)
 
             # Both edit the contact; Ben saves first, Anna's save is refused with both versions.
             await a.press("e")
@@ -80,7 +80,7 @@ def test_two_instances_on_one_postgresql_database(tmp_path: Path, postgres_urls:
             await wait_for(lambda: isinstance(app_b.screen, RecordForm), b)
             app_b.screen.query_one("#f-last_name", Input).value = "Zuckerberg-Lind"
             await b.press("ctrl+s")
-            await wait_for(lambda: isinstance(app_b.screen, RecordsScreen), b)
+            await wait_for(lambda: isinstance(app_b.screen, ContactsScreen), b)
             form = app_a.screen
             form.query_one("#f-last_name", Input).value = "Zucker"
             await a.press("ctrl+s")

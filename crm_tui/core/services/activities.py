@@ -14,7 +14,7 @@ from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_aware, check_choice, check_emails, check_text
 from crm_tui.core.services import custom_fields
-from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.records import delete_record, record_label, refuse_if_changed
 from crm_tui.core.services.rows import check_exists, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -172,8 +172,17 @@ def create_activity(
     return activity
 
 
-def update_activity(session: Session, activity_id: int, data: ActivityInput, *, now: datetime) -> m.Activity:
-    """Edit an activity (its type too). A cancelled one must be reopened first."""
+def update_activity(
+    session: Session,
+    activity_id: int,
+    data: ActivityInput,
+    *,
+    now: datetime,
+    expected: ActivityRecord | None = None,
+) -> m.Activity:
+    """Edit an activity (its type too). A cancelled one must be reopened first. With ``expected`` (as its form
+    showed it), an activity changed or deleted since is refused (RecordChanged) in this same write."""
+    refuse_if_changed(activity_record(session, activity_id) if expected else None, expected)
     activity = get_or_404(session, m.Activity, activity_id, "activity")
     errors, clean = _check(session, data, partial_custom=True)
     if activity.status == m.ActivityStatus.CANCELLED.value:
@@ -332,3 +341,120 @@ def due_reminders(session: Session, *, now: datetime, since: datetime) -> list[m
             .order_by(m.Activity.reminder_at)
         )
     )
+
+
+def reminders_due(session: Session, *, now: datetime, since: datetime) -> list[tuple[str, datetime]]:
+    """(subject, start) of the planned activities whose reminder time falls in (since, now]."""
+    return [
+        (activity.subject, activity.start_at) for activity in due_reminders(session, now=now, since=since)
+    ]
+
+
+@dataclass(frozen=True)
+class ActivityRecord:
+    """An activity as its form shows it (and as an edit expects to find it)."""
+
+    id: int
+    type: str
+    task_type: str | None
+    subject: str
+    description: str | None
+    start_at: datetime
+    end_at: datetime | None
+    reminder_at: datetime | None
+    owner_id: int | None
+    contact_id: int | None
+    contact_name: str | None
+    lead_id: int | None
+    lead_title: str | None
+    organization_id: int | None
+    organization_name: str | None
+    opportunity_id: int | None
+    opportunity_title: str | None
+    custom: tuple[tuple[str, Any], ...]
+    updated_at: datetime
+
+
+def activity_record(session: Session, activity_id: int) -> ActivityRecord | None:
+    act = session.get(m.Activity, activity_id)
+    if act is None:
+        return None
+
+    def label(model: Any, record_id: int | None, attribute: str = "name") -> str | None:
+        row = session.get(model, record_id) if record_id else None
+        return getattr(row, attribute, None) if row is not None else None
+
+    return ActivityRecord(
+        id=activity_id,
+        type=act.type,
+        task_type=act.task_type,
+        subject=act.subject,
+        description=act.description,
+        start_at=act.start_at,
+        end_at=act.end_at,
+        reminder_at=act.reminder_at,
+        owner_id=act.owner_id,
+        contact_id=act.contact_id,
+        contact_name=label(m.Contact, act.contact_id),
+        lead_id=act.lead_id,
+        lead_title=label(m.Lead, act.lead_id, "title"),
+        organization_id=act.organization_id,
+        organization_name=label(m.Organization, act.organization_id),
+        opportunity_id=act.opportunity_id,
+        opportunity_title=label(m.Opportunity, act.opportunity_id, "title"),
+        custom=custom_fields.values_of(session, RecordRef(RecordType.ACTIVITY, activity_id)),
+        updated_at=act.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class PlannedFrom:
+    """What an activity planned from a record starts with: the records it belongs to, each as (field of
+    ActivityInput, its reference, its label), and a subject."""
+
+    links: tuple[tuple[str, RecordRef, str], ...]
+    subject: str
+
+
+def planned_from(session: Session, ref: RecordRef) -> PlannedFrom:
+    """An activity planned from ``ref`` is about that record and what it belongs to (a contact's organization,
+    a deal's customer and first contact, a quote's deal). Raises NotFound for a record that is gone."""
+    links: list[tuple[str, RecordRef, str]] = []
+
+    def put(name: str, record_type: RecordType, record_id: int | None) -> None:
+        if record_id:
+            linked = RecordRef(record_type, record_id)
+            links.append((name, linked, record_label(session, linked)))
+
+    subject = f"Follow up: {record_label(session, ref)}"
+    row: Any = session.get(MODELS[ref.type], ref.id) if ref.type in MODELS else None
+    if ref.type is RecordType.CONTACT:
+        put("contact_id", RecordType.CONTACT, ref.id)
+        put("organization_id", RecordType.ORGANIZATION, row.organization_id)
+    elif ref.type is RecordType.LEAD:
+        put("lead_id", RecordType.LEAD, ref.id)
+    elif ref.type is RecordType.ORGANIZATION:
+        put("organization_id", RecordType.ORGANIZATION, ref.id)
+    elif ref.type is RecordType.OPPORTUNITY:
+        put("opportunity_id", RecordType.OPPORTUNITY, ref.id)
+        put("organization_id", RecordType.ORGANIZATION, row.organization_id)
+        first_contact = session.scalar(
+            select(m.OpportunityContact.contact_id)
+            .where(m.OpportunityContact.opportunity_id == ref.id)
+            .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+        )
+        put("contact_id", RecordType.CONTACT, first_contact)
+    elif ref.type is RecordType.TICKET:
+        put("contact_id", RecordType.CONTACT, row.contact_id)
+        put("organization_id", RecordType.ORGANIZATION, row.organization_id)
+    elif ref.type is RecordType.QUOTE:
+        put("opportunity_id", RecordType.OPPORTUNITY, row.opportunity_id)
+    return PlannedFrom(tuple(links), subject)
+
+
+MODELS: dict[RecordType, Any] = {
+    RecordType.CONTACT: m.Contact,
+    RecordType.OPPORTUNITY: m.Opportunity,
+    RecordType.TICKET: m.Ticket,
+    RecordType.QUOTE: m.Quote,
+}

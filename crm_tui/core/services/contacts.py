@@ -17,7 +17,7 @@ from crm_tui.core.errors import FieldErrors
 from crm_tui.core.field_checks import check_emails, check_phones, check_text
 from crm_tui.core.search_text import like_pattern, search_blob, search_terms
 from crm_tui.core.services import custom_fields
-from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.records import delete_record, refuse_if_changed
 from crm_tui.core.services.rows import check_exists, child_values, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -150,7 +150,17 @@ def create_contact(
     return contact
 
 
-def update_contact(session: Session, contact_id: int, data: ContactInput, *, now: datetime) -> m.Contact:
+def update_contact(
+    session: Session,
+    contact_id: int,
+    data: ContactInput,
+    *,
+    now: datetime,
+    expected: ContactRecord | None = None,
+) -> m.Contact:
+    """Edit a contact. With ``expected`` (the contact as the form showed it), a contact changed or deleted
+    since is refused (RecordChanged) in this same write."""
+    refuse_if_changed(contact_record(session, contact_id) if expected else None, expected)
     contact = get_or_404(session, m.Contact, contact_id, "contact")
     errors, clean = _check(session, data, partial_custom=True)
     errors.raise_if_any()
@@ -306,3 +316,64 @@ def summaries(session: Session, ids: list[int]) -> list[ContactSummary]:
             updated_at=contact.updated_at,
         )
     return [by_id[i] for i in ids if i in by_id]
+
+
+@dataclass(frozen=True)
+class ContactRecord:
+    """A contact as its form shows it (and as an edit expects to find it)."""
+
+    id: int
+    first_name: str
+    last_name: str
+    job_title: str | None
+    emails: tuple[str, ...]
+    phones: tuple[str, ...]
+    organization_id: int | None
+    organization_name: str | None
+    owner_id: int | None
+    owner_name: str | None = field(compare=False)  # the detail pane's; a renamed user changes no contact
+    street: str | None
+    postcode: str | None
+    city: str | None
+    region: str | None
+    country: str | None
+    mail_opt_out: bool
+    custom: tuple[tuple[str, Any], ...]
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+
+def contact_record(session: Session, contact_id: int) -> ContactRecord | None:
+    """The contact with its addresses, phones, organization's name and custom values; None if there is none."""
+    row = session.execute(
+        select(m.Contact, m.Organization.name, m.User.name)
+        .outerjoin(m.Organization, m.Organization.id == m.Contact.organization_id)
+        .outerjoin(m.User, m.User.id == m.Contact.owner_id)
+        .where(m.Contact.id == contact_id)
+    ).first()
+    if row is None:
+        return None
+    contact, organization_name, owner_name = row
+    return ContactRecord(
+        id=contact_id,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        job_title=contact.job_title,
+        emails=tuple(contact_emails(session, contact_id)),
+        phones=tuple(contact_phones(session, contact_id)),
+        organization_id=contact.organization_id,
+        organization_name=organization_name,
+        owner_id=contact.owner_id,
+        owner_name=owner_name,
+        street=contact.street,
+        postcode=contact.postcode,
+        city=contact.city,
+        region=contact.region,
+        country=contact.country,
+        mail_opt_out=bool(contact.mail_opt_out),
+        custom=custom_fields.values_of(session, RecordRef(RecordType.CONTACT, contact_id)),
+        updated_at=contact.updated_at,
+    )

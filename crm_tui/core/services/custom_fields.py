@@ -262,3 +262,33 @@ def remove_values(session: Session, ref: RecordRef) -> None:
             m.CustomFieldValue.record_id == ref.id, m.CustomFieldValue.definition_id.in_(ids)
         )
     )
+
+
+@dataclass(frozen=True)
+class FieldDefinition:
+    """A custom field as a form shows it."""
+
+    key: str
+    label: str
+    field_type: str
+    choices: tuple[str, ...]
+    required: bool
+
+
+def field_definitions(session: Session, entity_type: str) -> list[FieldDefinition]:
+    """The type's custom fields in their order, as plain data."""
+    return [
+        FieldDefinition(
+            d.key,
+            d.label,
+            d.field_type,
+            tuple((d.choices or "").split("\n")) if d.choices else (),
+            d.required,
+        )
+        for d in definitions_for(session, entity_type)
+    ]
+
+
+def values_of(session: Session, ref: RecordRef) -> tuple[tuple[str, Any], ...]:
+    """The record's custom values (key, typed value) in the fields' order: comparable, hashable."""
+    return tuple(get_values(session, ref).items())

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlmodel import Session
 
 from crm_tui.core import models as m
@@ -34,7 +34,7 @@ from crm_tui.core.services.organizations import (
     find_by_name,
 )
 from crm_tui.core.services.pipelines import first_open_stage
-from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.records import delete_record, refuse_if_changed
 from crm_tui.core.services.rows import check_exists, child_values, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -121,7 +121,12 @@ def create_lead(session: Session, data: LeadInput, *, now: datetime, me_id: int 
     return lead
 
 
-def update_lead(session: Session, lead_id: int, data: LeadInput, *, now: datetime) -> m.Lead:
+def update_lead(
+    session: Session, lead_id: int, data: LeadInput, *, now: datetime, expected: LeadRecord | None = None
+) -> m.Lead:
+    """Edit a lead. With ``expected`` (as its form showed it), a lead changed or deleted since is refused
+    (RecordChanged) in this same write."""
+    refuse_if_changed(lead_record(session, lead_id) if expected else None, expected)
     """Edit a lead. A converted lead keeps its status; other statuses may be set freely (not 'converted')."""
     lead = get_or_404(session, m.Lead, lead_id, "lead")
     errors, clean = _check(session, data, partial_custom=True)
@@ -409,3 +414,83 @@ def _carry_over(
     for document in documents_on(session, lead_ref):
         copy_document(session, document.id, main, now=now)  # type: ignore[arg-type]
     session.flush()
+
+
+@dataclass(frozen=True)
+class LeadRow:
+    """A lead as its list shows it."""
+
+    id: int
+    title: str
+    person_name: str | None
+    company_name: str | None
+    status: str
+    source: str | None
+
+
+def lead_rows(session: Session, text: str = "", *, limit: int = 50, offset: int = 0) -> list[LeadRow]:
+    """One page of the leads matching every word of ``text``, newest first."""
+    return [
+        LeadRow(lead.id, lead.title, lead.person_name, lead.company_name, lead.status, lead.source)  # type: ignore[arg-type]
+        for lead in search_leads(session, text, limit=limit, offset=offset)
+    ]
+
+
+def count_leads(session: Session, text: str = "") -> int:
+    statement = select(func.count()).select_from(m.Lead)
+    for term in search_terms(text):
+        statement = statement.where(m.Lead.search_text.like(like_pattern(term), escape="\\"))
+    return int(session.scalar(statement) or 0)
+
+
+@dataclass(frozen=True)
+class LeadRecord:
+    """A lead as its form shows it (and as an edit expects to find it)."""
+
+    id: int
+    title: str
+    person_name: str | None
+    emails: tuple[str, ...]
+    phone: str | None
+    company_name: str | None
+    source: str | None
+    status: str
+    owner_id: int | None
+    owner_name: str | None = field(compare=False)  # the detail pane's; a renamed user changes nothing here
+    description: str | None
+    organization_id: int | None
+    organization_name: str | None
+    contact_id: int | None
+    contact_name: str | None
+    mail_opt_out: bool
+    custom: tuple[tuple[str, Any], ...]
+    updated_at: datetime
+
+
+def lead_record(session: Session, lead_id: int) -> LeadRecord | None:
+    lead = session.get(m.Lead, lead_id)
+    if lead is None:
+        return None
+    owner = session.get(m.User, lead.owner_id) if lead.owner_id else None
+    org = session.get(m.Organization, lead.organization_id) if lead.organization_id else None
+    person = session.get(m.Contact, lead.contact_id) if lead.contact_id else None
+    return LeadRecord(
+        id=lead_id,
+        title=lead.title,
+        person_name=lead.person_name,
+        emails=tuple(lead_emails(session, lead_id)),
+        phone=lead.phone,
+        company_name=lead.company_name,
+        source=lead.source,
+        status=lead.status,
+        owner_id=lead.owner_id,
+        owner_name=owner.name if owner else None,
+        description=lead.description,
+        organization_id=lead.organization_id,
+        organization_name=org.name if org else None,
+        contact_id=lead.contact_id,
+        contact_name=person.name if person else None,
+        mail_opt_out=bool(lead.mail_opt_out),
+        custom=custom_fields.values_of(session, RecordRef(RecordType.LEAD, lead_id)),
+        updated_at=lead.updated_at,
+    )

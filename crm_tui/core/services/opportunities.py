@@ -18,7 +18,7 @@ from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_currency, check_text
 from crm_tui.core.search_text import like_pattern, search_blob, search_terms
 from crm_tui.core.services import custom_fields
-from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.records import delete_record, refuse_if_changed
 from crm_tui.core.services.rows import check_exists, get_or_404, owned_by_default
 from crm_tui.core.services.stages import stages_of, substates_of
 from crm_tui.core.types import RecordRef, RecordType
@@ -198,9 +198,18 @@ def create_opportunity(
 
 
 def update_opportunity(
-    session: Session, deal_id: int, data: OpportunityInput, *, now: datetime, user_id: int | None
+    session: Session,
+    deal_id: int,
+    data: OpportunityInput,
+    *,
+    now: datetime,
+    user_id: int | None,
+    expected: OpportunityRecord | None = None,
 ) -> m.Opportunity:
-    """Edit a deal. A changed stage is a stage move (recorded in the history); the pipeline changes with it."""
+    """Edit a deal. A changed stage is a stage move (recorded in the history); the pipeline changes with it.
+    With ``expected`` (the deal as its form showed it), a deal changed or deleted since is refused
+    (RecordChanged) in this same write."""
+    refuse_if_changed(opportunity_record(session, deal_id) if expected else None, expected)
     deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
     errors, clean = _check(session, data, partial_custom=True)
     errors.raise_if_any()
@@ -528,4 +537,72 @@ def count_in_stage(session: Session, stage_id: int) -> int:
             select(func.count()).select_from(m.Opportunity).where(m.Opportunity.stage_id == stage_id)
         )
         or 0
+    )
+
+
+@dataclass(frozen=True)
+class OpportunityRecord:
+    """A deal as its form shows it (and as an edit expects to find it). ``contacts``: (id, name), the
+    primary contact first when there is one (``primary_contact_id``)."""
+
+    id: int
+    title: str
+    pipeline_id: int
+    pipeline_name: str = field(compare=False)
+    stage_id: int
+    stage_name: str = field(compare=False)
+    amount_cents: int
+    currency: str
+    expected_close: date | None
+    owner_id: int | None
+    owner_name: str | None = field(compare=False)
+    organization_id: int | None
+    organization_name: str | None
+    installer_id: int | None
+    installer_name: str | None
+    reseller_id: int | None
+    reseller_name: str | None
+    primary_contact_id: int | None
+    contacts: tuple[tuple[int, str], ...]
+    lost_reason: str | None
+    description: str | None
+    custom: tuple[tuple[str, Any], ...]
+    updated_at: datetime
+
+
+def opportunity_record(session: Session, deal_id: int) -> OpportunityRecord | None:
+    deal = session.get(m.Opportunity, deal_id)
+    if deal is None:
+        return None
+
+    def name(model: Any, record_id: int | None) -> str | None:
+        row = session.get(model, record_id) if record_id else None
+        return row.name if row is not None else None
+
+    people = contacts_of(session, deal_id)
+    stage = session.get(m.Stage, deal.stage_id)
+    return OpportunityRecord(
+        id=deal_id,
+        title=deal.title,
+        pipeline_id=deal.pipeline_id,
+        pipeline_name=name(m.Pipeline, deal.pipeline_id) or "",
+        stage_id=deal.stage_id,
+        stage_name=stage.name if stage else "",
+        amount_cents=deal.amount_cents,
+        currency=deal.currency,
+        expected_close=deal.expected_close,
+        owner_id=deal.owner_id,
+        owner_name=name(m.User, deal.owner_id),
+        organization_id=deal.organization_id,
+        organization_name=name(m.Organization, deal.organization_id),
+        installer_id=deal.installer_id,
+        installer_name=name(m.Organization, deal.installer_id),
+        reseller_id=deal.reseller_id,
+        reseller_name=name(m.Organization, deal.reseller_id),
+        primary_contact_id=next((cid for cid, primary in people if primary), None),
+        contacts=tuple((cid, name(m.Contact, cid) or "") for cid, _ in people),
+        lost_reason=deal.lost_reason,
+        description=deal.description,
+        custom=custom_fields.values_of(session, RecordRef(RecordType.OPPORTUNITY, deal_id)),
+        updated_at=deal.updated_at,
     )

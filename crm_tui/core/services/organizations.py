@@ -16,7 +16,7 @@ from crm_tui.core.field_checks import check_choice, check_emails, check_phones, 
 from crm_tui.core.free_mail import is_free
 from crm_tui.core.search_text import like_pattern, search_blob, search_terms
 from crm_tui.core.services import custom_fields
-from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.records import delete_record, refuse_if_changed
 from crm_tui.core.services.rows import check_exists, child_values, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -130,8 +130,16 @@ def create_organization(
 
 
 def update_organization(
-    session: Session, org_id: int, data: OrganizationInput, *, now: datetime
+    session: Session,
+    org_id: int,
+    data: OrganizationInput,
+    *,
+    now: datetime,
+    expected: OrganizationRecord | None = None,
 ) -> m.Organization:
+    """Edit an organization. With ``expected`` (as its form showed it), one changed or deleted since is
+    refused (RecordChanged) in this same write."""
+    refuse_if_changed(organization_record(session, org_id) if expected else None, expected)
     org = get_or_404(session, m.Organization, org_id, "organization")
     errors, clean = _check(session, data, partial_custom=True)
     if clean["kind"] == m.OrganizationKind.CUSTOMER.value and org.kind != clean["kind"]:
@@ -217,3 +225,93 @@ def search_organizations(
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class OrganizationRow:
+    """An organization as its list shows it."""
+
+    id: int
+    name: str
+    kind: str
+    postcode: str | None
+    city: str | None
+    region: str | None
+    phone: str | None
+
+
+def organization_rows(
+    session: Session, text: str = "", *, limit: int = 50, offset: int = 0
+) -> list[OrganizationRow]:
+    """One page of the organizations matching every word of ``text``, by name."""
+    return [
+        OrganizationRow(o.id, o.name, o.kind, o.postcode, o.city, o.region, o.phone)  # type: ignore[arg-type]
+        for o in search_organizations(session, text, limit=limit, offset=offset)
+    ]
+
+
+def count_organizations(session: Session, text: str = "") -> int:
+    statement = select(func.count()).select_from(m.Organization)
+    for term in search_terms(text):
+        statement = statement.where(m.Organization.search_text.like(like_pattern(term), escape="\\"))
+    return int(session.scalar(statement) or 0)
+
+
+@dataclass(frozen=True)
+class OrganizationRecord:
+    """An organization as its form shows it (and as an edit expects to find it)."""
+
+    id: int
+    name: str
+    kind: str
+    domains: tuple[str, ...]
+    emails: tuple[str, ...]
+    phone: str | None
+    website: str | None
+    street: str | None
+    postcode: str | None
+    city: str | None
+    region: str | None
+    country: str | None
+    owner_id: int | None
+    owner_name: str | None = field(compare=False)  # the detail pane's; a renamed user changes nothing here
+    coverage_regions: tuple[str, ...]
+    coverage_postcodes: tuple[str, ...]
+    custom: tuple[tuple[str, Any], ...]
+    updated_at: datetime
+
+
+def organization_record(session: Session, org_id: int) -> OrganizationRecord | None:
+    row = session.execute(
+        select(m.Organization, m.User.name)
+        .outerjoin(m.User, m.User.id == m.Organization.owner_id)
+        .where(m.Organization.id == org_id)
+    ).first()
+    if row is None:
+        return None
+    org, owner_name = row
+    coverage = session.execute(
+        select(m.PartnerCoverage.region, m.PartnerCoverage.postcode_prefix)
+        .where(m.PartnerCoverage.organization_id == org_id)
+        .order_by(m.PartnerCoverage.id)
+    ).all()
+    return OrganizationRecord(
+        id=org_id,
+        name=org.name,
+        kind=org.kind,
+        domains=tuple(organization_domains(session, org_id)),
+        emails=tuple(organization_emails(session, org_id)),
+        phone=org.phone,
+        website=org.website,
+        street=org.street,
+        postcode=org.postcode,
+        city=org.city,
+        region=org.region,
+        country=org.country,
+        owner_id=org.owner_id,
+        owner_name=owner_name,
+        coverage_regions=tuple(region for region, _ in coverage if region),
+        coverage_postcodes=tuple(prefix for _, prefix in coverage if prefix),
+        custom=custom_fields.values_of(session, RecordRef(RecordType.ORGANIZATION, org_id)),
+        updated_at=org.updated_at,
+    )

@@ -244,3 +244,29 @@ def delete_substate(session: Session, substate_id: int) -> int:
         session.add(item)
     session.flush()
     return open_count
+
+
+def pipeline_choices(session: Session) -> list[tuple[int, str]]:
+    """(id, name) of every pipeline in its order."""
+    return [(p.id, p.name) for p in pipelines(session)]  # type: ignore[misc]
+
+
+def stage_choices(session: Session) -> list[tuple[int, str]]:
+    """(stage id, "Pipeline › Stage") of every stage, pipelines and stages in their order."""
+    rows = session.execute(
+        select(m.Stage.id, m.Pipeline.name, m.Stage.name)
+        .join(m.Pipeline, m.Pipeline.id == m.Stage.pipeline_id)
+        .order_by(m.Pipeline.position, m.Pipeline.id, m.Stage.position, m.Stage.id)
+    )
+    return [(stage_id, f"{pipeline} › {stage}") for stage_id, pipeline, stage in rows]
+
+
+def first_open_stage_id(session: Session) -> int | None:
+    """The first open stage of the first pipeline (a new deal's stage), None without pipelines."""
+    first = next(iter(pipelines(session)), None)
+    return first_open_stage(session, first.id).id if first is not None else None  # type: ignore[arg-type]
+
+
+def pipeline_of_stage(session: Session, stage_id: int) -> int | None:
+    """The pipeline a stage belongs to (None: no such stage)."""
+    return session.scalar(select(m.Stage.pipeline_id).where(m.Stage.id == stage_id))

@@ -6,7 +6,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session, SQLModel
 
 from crm_tui.core import models as m
-from crm_tui.core.errors import NotFound
+from crm_tui.core.errors import NotFound, RecordChanged
 from crm_tui.core.types import RecordRef, RecordType
 
 MODEL_FOR: dict[RecordType, type[SQLModel]] = {
@@ -131,3 +131,11 @@ def detach_record(session: Session, ref: RecordRef) -> list[str]:
         )
     )
     return stored
+
+
+def refuse_if_changed(current: object | None, expected: object | None) -> None:
+    """An edit's check inside its write: ``expected`` is the record as the form showed it (a service's plain
+    record with its ``updated_at``; None: no check); the record as it is now differs, or is gone:
+    RecordChanged. Comparing the fields too catches an edit made at the same instant by another clock."""
+    if expected is not None and current != expected:
+        raise RecordChanged(current)

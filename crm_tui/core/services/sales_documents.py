@@ -16,7 +16,7 @@ from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors
 from crm_tui.core.field_checks import check_choice, check_currency, check_text
 from crm_tui.core.search_text import like_pattern, search_terms
-from crm_tui.core.services.records import delete_record
+from crm_tui.core.services.records import delete_record, refuse_if_changed
 from crm_tui.core.services.rows import check_exists, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -116,7 +116,12 @@ def create_quote(session: Session, data: QuoteInput, *, now: datetime) -> m.Quot
     return _save_quote(session, None, data, now=now)
 
 
-def update_quote(session: Session, quote_id: int, data: QuoteInput, *, now: datetime) -> m.Quote:
+def update_quote(
+    session: Session, quote_id: int, data: QuoteInput, *, now: datetime, expected: QuoteRecord | None = None
+) -> m.Quote:
+    """Edit a quote. With ``expected`` (as its form showed it), a quote changed or deleted since is refused
+    (RecordChanged) in this same write."""
+    refuse_if_changed(quote_record(session, quote_id) if expected else None, expected)
     return _save_quote(session, get_or_404(session, m.Quote, quote_id, "quote"), data, now=now)
 
 
@@ -188,7 +193,17 @@ def create_ticket(
     return _save_ticket(session, None, data, now=now)
 
 
-def update_ticket(session: Session, ticket_id: int, data: TicketInput, *, now: datetime) -> m.Ticket:
+def update_ticket(
+    session: Session,
+    ticket_id: int,
+    data: TicketInput,
+    *,
+    now: datetime,
+    expected: TicketRecord | None = None,
+) -> m.Ticket:
+    """Edit a ticket. With ``expected`` (as its form showed it), a ticket changed or deleted since is refused
+    (RecordChanged) in this same write."""
+    refuse_if_changed(ticket_record(session, ticket_id) if expected else None, expected)
     return _save_ticket(session, get_or_404(session, m.Ticket, ticket_id, "ticket"), data, now=now)
 
 
@@ -273,3 +288,149 @@ def deal_titles(session: Session, deal_ids: Iterable[int | None]) -> dict[int, s
 
 def count_quotes(session: Session, text: str | None = None) -> int:
     return int(session.scalar(select(func.count()).select_from(_quote_query(text).subquery())) or 0)
+
+
+# --- plain records for the lists and forms ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    """A ticket as its list shows it."""
+
+    id: int
+    subject: str
+    status: str
+    contact_name: str
+    updated_at: datetime
+
+
+def ticket_rows(session: Session, text: str = "", *, limit: int = 50, offset: int = 0) -> list[TicketRow]:
+    """One page of the tickets matching every word of ``text``, most recently changed first."""
+    tickets = search_tickets(session, text, limit=limit, offset=offset)
+    names = _names(session, m.Contact, (t.contact_id for t in tickets))
+    return [
+        TicketRow(t.id, t.subject, t.status, names.get(t.contact_id, ""), t.updated_at)  # type: ignore[arg-type]
+        for t in tickets
+    ]
+
+
+def _names(session: Session, model: type, ids: Iterable[int | None]) -> dict[int | None, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return {row.id: row.name for row in session.scalars(select(model).where(model.id.in_(wanted)))}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class TicketRecord:
+    """A ticket as its form shows it (and as an edit expects to find it)."""
+
+    id: int
+    subject: str
+    description: str | None
+    status: str
+    contact_id: int | None
+    contact_name: str | None
+    organization_id: int | None
+    organization_name: str | None
+    owner_id: int | None
+    owner_name: str | None = field(compare=False)  # the detail pane's; a renamed user changes nothing here
+    updated_at: datetime
+
+
+def ticket_record(session: Session, ticket_id: int) -> TicketRecord | None:
+    ticket = session.get(m.Ticket, ticket_id)
+    if ticket is None:
+        return None
+    person = session.get(m.Contact, ticket.contact_id) if ticket.contact_id else None
+    org = session.get(m.Organization, ticket.organization_id) if ticket.organization_id else None
+    owner = session.get(m.User, ticket.owner_id) if ticket.owner_id else None
+    return TicketRecord(
+        id=ticket_id,
+        subject=ticket.subject,
+        description=ticket.description,
+        status=ticket.status,
+        contact_id=ticket.contact_id,
+        contact_name=person.name if person else None,
+        organization_id=ticket.organization_id,
+        organization_name=org.name if org else None,
+        owner_id=ticket.owner_id,
+        owner_name=owner.name if owner else None,
+        updated_at=ticket.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class QuoteRow:
+    """A quote as its list shows it."""
+
+    id: int
+    number: str
+    opportunity_title: str
+    status: str
+    total_cents: int
+    currency: str
+    valid_until: date | None
+
+
+def quote_rows(session: Session, text: str = "", *, limit: int = 50, offset: int = 0) -> list[QuoteRow]:
+    """One page of the quotes matching every word of ``text``, newest first."""
+    quotes = search_quotes(session, text, limit=limit, offset=offset)
+    titles = deal_titles(session, (q.opportunity_id for q in quotes))
+    return [
+        QuoteRow(
+            q.id,
+            q.number,
+            titles.get(q.opportunity_id, ""),
+            q.status,
+            q.total_cents,
+            q.currency,
+            q.valid_until,
+        )  # type: ignore[arg-type]
+        for q in quotes
+    ]
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    quantity_milli: int
+    description: str
+    unit_price_cents: int
+
+
+@dataclass(frozen=True)
+class QuoteRecord:
+    """A quote as its form shows it (and as an edit expects to find it)."""
+
+    id: int
+    number: str
+    opportunity_id: int
+    opportunity_title: str | None
+    status: str
+    currency: str
+    total_cents: int
+    valid_until: date | None
+    items: tuple[QuoteLine, ...]
+    updated_at: datetime
+
+
+def quote_record(session: Session, quote_id: int) -> QuoteRecord | None:
+    quote = session.get(m.Quote, quote_id)
+    if quote is None:
+        return None
+    deal = session.get(m.Opportunity, quote.opportunity_id)
+    return QuoteRecord(
+        id=quote_id,
+        number=quote.number,
+        opportunity_id=quote.opportunity_id,
+        opportunity_title=deal.title if deal else None,
+        status=quote.status,
+        currency=quote.currency,
+        total_cents=quote.total_cents,
+        valid_until=quote.valid_until,
+        items=tuple(
+            QuoteLine(i.quantity_milli, i.description, i.unit_price_cents)
+            for i in quote_items(session, quote_id)
+        ),
+        updated_at=quote.updated_at,
+    )

@@ -77,3 +77,8 @@ def current_user(session: Session, me: str | None) -> m.User | None:
             raise ConfigError(f"config: me = {me!r} is not a user in this database")
         return user
     return session.scalars(select(m.User).order_by(m.User.id)).first()
+
+
+def user_choices(session: Session) -> list[tuple[int, str]]:
+    """(id, name) of every user, as an owner field offers them."""
+    return [(user.id, user.name) for user in list_users(session)]  # type: ignore[misc]

@@ -20,12 +20,13 @@ from crm_tui.core.money import format_money
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural
+from crm_tui.ui.forms.activities import activity_form, activity_prefill
+from crm_tui.ui.forms.opportunities import opportunity_form
 from crm_tui.ui.messages import BoardDetailLoaded, BoardLoaded, ForecastLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.details import load_detail
 from crm_tui.ui.screens.dialogs import ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.import_preview import ImportsFromFiles
-from crm_tui.ui.screens.kinds import activity_form, opportunity_form
 from crm_tui.ui.widgets.guard import ReportsErrors
 from crm_tui.ui.widgets.option_list import Options
 from crm_tui.ui.widgets.record_detail import RecordDetail
@@ -606,7 +607,6 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         deal_id = self.selected_deal()
         if deal_id is None:
             return
-        from crm_tui.ui.screens.records import activity_prefill
 
         context = self.app.context  # type: ignore[attr-defined]
         ref = RecordRef(RecordType.OPPORTUNITY, deal_id)

@@ -16,9 +16,9 @@ from textual.widgets.option_list import Option
 from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.wording import plural
+from crm_tui.ui.forms.activities import activity_form
 from crm_tui.ui.messages import CalendarLoaded
 from crm_tui.ui.screens.base import CrmScreen
-from crm_tui.ui.screens.kinds import activity_form
 from crm_tui.ui.widgets.option_list import Options
 from crm_tui.ui.widgets.status_bar import StatusBar
 

@@ -1,7 +1,7 @@
 """A modal form for any record: fields from a spec, per-field validation messages, nothing saved on error.
 
-The spec's ``save`` runs the service inside one write transaction and raises ``ValidationError`` naming the bad
-fields; the form shows each message under its field. Record references are typed by name, with completion from
+The spec's ``save`` runs the service inside one write transaction (in a thread worker: never on the UI thread)
+and raises ``ValidationError`` naming the bad fields; the form shows each message under its field. Record references are typed by name, with completion from
 the database, and kept as ``Name [type:id]``.
 """
 
@@ -11,15 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Input, Label, Select, Static, TextArea
+from textual.worker import Worker, WorkerState
 
 from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.ui.messages import FormRefused, FormSaved
 from crm_tui.ui.screens.base import FollowsTypeahead
 
 
@@ -81,6 +83,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
         super().__init__()
         self.spec = spec
         self._opened_with: dict[str, str] | None = None  # the values the form showed when it opened
+        self._saving = False  # a save is under way in its worker
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form-frame"):
@@ -193,15 +196,45 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
 
     @on(Input.Submitted)
     def action_save(self) -> None:
+        """Save in a worker (a database write never runs on the UI thread); the form stays open, with what was
+        typed, until the save is done; a refusal shows in the form, a failure as one notification."""
+        if self._saving:
+            return  # the save under way closes the form or says why not
+        self._saving = True
+        self._save_in_thread(self.values())
+
+    @work(thread=True, group="form-save", exit_on_error=False)
+    def _save_in_thread(self, values: dict[str, str]) -> None:
         try:
-            record_id = self.spec.save(self.values())
+            record_id = self.spec.save(values)
         except ValidationError as exc:
-            self.show_errors(exc.errors)
+            self.post_message(FormRefused(exc.errors))
             return
         except CrmError as exc:
-            self.query_one("#form-error", Label).update(Text(str(exc), style="bold red"))
+            self.post_message(FormRefused({}, str(exc)))
             return
-        self.dismiss(record_id)
+        self.post_message(FormSaved(record_id))
+
+    @on(FormSaved)
+    def _saved(self, message: FormSaved) -> None:
+        self._saving = False
+        self.dismiss(message.record_id)
+
+    @on(FormRefused)
+    def _refused(self, message: FormRefused) -> None:
+        self._saving = False
+        if message.errors:
+            self.show_errors(message.errors)
+        else:
+            self.query_one("#form-error", Label).update(Text(message.message, style="bold red"))
+
+    @on(Worker.StateChanged)
+    def _save_failed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "form-save":
+            return
+        if event.state is WorkerState.ERROR:
+            self._saving = False  # the form stays, with what was typed; the app says what failed
+        self.app.report_worker_state(event)  # type: ignore[attr-defined]
 
     def action_cancel(self) -> None:
         """Esc: a form as it opened closes at once; one with changes asks first (y discards them, n or Esc

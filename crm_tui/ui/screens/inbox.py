@@ -603,7 +603,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         from crm_tui.core.services import mail_actions, mail_linking, records
         from crm_tui.core.types import RecordRef, RecordType
         from crm_tui.mail.sync import load_free_domains
-        from crm_tui.ui.screens.kinds import KINDS
+        from crm_tui.ui.forms import RECORD_FORMS
 
         ids = self.targets()
         if not ids:
@@ -611,7 +611,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
             values = mail_actions.prefill(session, ids[0], record_type, free_domains=load_free_domains())
-        kind = KINDS[RecordType(record_type)]
+        form = RECORD_FORMS[RecordType(record_type)]
 
         def saved(new_id: int) -> None:
             ref = RecordRef(RecordType(record_type), new_id)
@@ -632,14 +632,14 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 untag=len(ids) > 1,
             )
 
-        self.open_form(lambda: kind.form(context, None, values), noun=record_type, on_saved=saved)
+        self.open_form(lambda: form(context, None, values), noun=record_type, on_saved=saved)
 
     def action_follow_up(self) -> None:
         from datetime import datetime, time, timedelta
 
         from crm_tui.core.services import activities, mail_accounts, mail_actions
         from crm_tui.mail.sync import load_free_domains
-        from crm_tui.ui.screens.kinds import activity_form
+        from crm_tui.ui.forms.activities import activity_form
 
         message_id = self.current()
         if message_id is None:

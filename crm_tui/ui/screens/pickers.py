@@ -160,12 +160,12 @@ class RecordPicker(_Picker):
 
     @work(thread=True, exclusive=True, group="picker", exit_on_error=False)
     def _search(self, query: str) -> None:
-        from crm_tui.ui.screens.kinds import _name_query
+        from crm_tui.core.services.references import matching_names
 
         found: list[tuple[str, str, str]] = []
         with self._crm.database().read() as session:
             for ref_type in SEARCHED_TYPES:
-                for record_id, label in _name_query(session, ref_type, query.strip(), 8):
+                for record_id, label in matching_names(session, ref_type, query.strip(), 8):
                     found.append((f"{ref_type}:{record_id}", label, ""))
         self.post_message(RecordsFound(query, found))
 

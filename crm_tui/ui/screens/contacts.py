@@ -3,6 +3,8 @@ detail pane (facts, related records, timeline), forms to create and edit, and th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -12,38 +14,98 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Footer, Input, Label
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.search_text import MAX_SEARCH_TERMS, left_out_terms
+from crm_tui.core.services import leads, pipelines
+from crm_tui.core.services.attachments import add_comment, add_document
+from crm_tui.core.services.records import delete_record, record_label
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural
+from crm_tui.ui import forms
+from crm_tui.ui.forms.activities import activity_form, activity_prefill
+from crm_tui.ui.messages import DetailLoaded
 from crm_tui.ui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.ui.screens.details import load_detail
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from crm_tui.ui.screens.forms import FormSpec
 from crm_tui.ui.screens.import_preview import ImportsFromFiles
-from crm_tui.ui.screens.kinds import KINDS, activity_form
-from crm_tui.ui.widgets.paged_table import PagedTable
-from crm_tui.ui.widgets.record_detail import DetailData, RecordDetail
+from crm_tui.ui.widgets.paged_table import PagedTable, Row
+from crm_tui.ui.widgets.record_detail import RecordDetail
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 DETAIL_DELAY = 0.15  # seconds the highlight rests before the detail pane loads
 
-ORDER = [RecordType.CONTACT, RecordType.ORGANIZATION, RecordType.LEAD, RecordType.TICKET, RecordType.QUOTE]
+
+@dataclass(frozen=True)
+class RecordList:
+    """One of the mode's lists: its columns, its paged rows and count (read through the kind's service, in the
+    table's worker) and the form of its records."""
+
+    type: RecordType
+    title: str
+    columns: list[tuple[str, int]]
+    fetch: Callable[..., list[Row]]  # (session, query, offset, limit, *, zone)
+    count: Callable[[Any, str], int]  # (session, query)
+    form: Callable[[Any, int | None, dict[str, str]], FormSpec]  # (context, record id, prefill)
+
+    @property
+    def singular(self) -> str:
+        return self.type.value
 
 
-class DetailLoaded(Message):
-    def __init__(self, ref: str, data: DetailData | None, error: str | None, request: int):
-        super().__init__()
-        self.ref, self.data, self.error, self.request = ref, data, error, request
+LISTS: dict[RecordType, RecordList] = {
+    RecordType.CONTACT: RecordList(
+        RecordType.CONTACT,
+        "Contacts",
+        forms.contacts.COLUMNS,
+        forms.contacts.contact_rows,
+        forms.contacts.contact_count,
+        forms.contacts.contact_form,
+    ),
+    RecordType.ORGANIZATION: RecordList(
+        RecordType.ORGANIZATION,
+        "Organizations",
+        forms.organizations.COLUMNS,
+        forms.organizations.organization_rows,
+        forms.organizations.organization_count,
+        forms.organizations.organization_form,
+    ),
+    RecordType.LEAD: RecordList(
+        RecordType.LEAD,
+        "Leads",
+        forms.leads.COLUMNS,
+        forms.leads.lead_rows,
+        forms.leads.lead_count,
+        forms.leads.lead_form,
+    ),
+    RecordType.TICKET: RecordList(
+        RecordType.TICKET,
+        "Tickets",
+        forms.tickets.COLUMNS,
+        forms.tickets.ticket_rows,
+        forms.tickets.ticket_count,
+        forms.tickets.ticket_form,
+    ),
+    RecordType.QUOTE: RecordList(
+        RecordType.QUOTE,
+        "Quotes",
+        forms.quotes.COLUMNS,
+        forms.quotes.quote_rows,
+        forms.quotes.quote_count,
+        forms.quotes.quote_form,
+    ),
+}
+
+ORDER = list(LISTS)
 
 
 MASS_MAIL_LIMIT = 10_000  # recipients of one mass mail at most
 
 
-class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
+class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     AUTO_FOCUS = "#records-table"  # the list, not the search box, takes the first key
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="records.search"),
@@ -69,7 +131,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
 
     def __init__(self, kind: RecordType = RecordType.CONTACT):
         super().__init__()
-        self.kind = KINDS[kind]
+        self.kind = LISTS[kind]
         # Superseded thread workers still deliver: only the newest detail request is shown.
         self._detail_request = 0
         self._detail_timer: Timer | None = None
@@ -91,7 +153,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     def _tabs(self) -> Text:
         text = Text(" ")
         for record_type in ORDER:
-            title = KINDS[record_type].title
+            title = LISTS[record_type].title
             text.append(f" {title} ", style="reverse bold" if record_type == self.kind.type else "")
             text.append(" ")
         text.append("  [ ] switch list", style="dim")
@@ -115,9 +177,6 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
 
     def named(self, ref: RecordRef) -> str:
         """The record's name for a dialog's title ("Emma Albrecht", not "contact:32")."""
-        from crm_tui.core.errors import CrmError
-        from crm_tui.core.services.records import record_label
-
         try:
             with self.app.context.database().read() as session:  # type: ignore[attr-defined]
                 return record_label(session, ref)
@@ -191,7 +250,7 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         self.table.action_cursor_up()
 
     def show_kind(self, record_type: RecordType) -> None:
-        self.kind = KINDS[record_type]
+        self.kind = LISTS[record_type]
         self.query_one("#kind-tabs", Label).update(self._tabs())
         search = self.query_one("#search", Input)
         search.placeholder = self._placeholder()
@@ -233,8 +292,6 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            from crm_tui.core.services.records import delete_record
-
             named = self.record_name(ref)
             ok, orphans = self.write(lambda session: delete_record(session, ref))
             if not ok:
@@ -262,7 +319,6 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     def action_mass_mail(self) -> None:
         """One template to every contact or lead the list shows (its search), one mail each; the recipients
         and the first mails are shown before anything goes. (To the team: Settings > Users, m.)"""
-        from crm_tui.core.types import RecordType
         from crm_tui.ui.screens.mass_mail import prepare_mass_mail
 
         if self.kind.type not in (RecordType.CONTACT, RecordType.LEAD):
@@ -289,8 +345,6 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             return
 
         def save(body: str) -> str | None:
-            from crm_tui.core.services.attachments import add_comment
-
             context = self.app.context  # type: ignore[attr-defined]
             failed, _ = self.attempt(
                 lambda session: add_comment(
@@ -333,8 +387,6 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         def entered(path: str | None) -> None:
             if not path:
                 return
-            from crm_tui.core.services.attachments import add_document
-
             context = self.app.context  # type: ignore[attr-defined]
             ok, document = self.write(
                 lambda session: add_document(
@@ -384,13 +436,13 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         if ref is None or ref.type != RecordType.LEAD:
             self.notify("Select a lead to convert (] switches to the leads list).", severity="warning")
             return
-        from crm_tui.core.services import leads, pipelines
-
         context = self.app.context  # type: ignore[attr-defined]
         try:
             with context.database().read() as session:
                 plan = leads.plan_conversion(session, ref.id)
-                choices = [(str(p.id), f"Opportunity in {p.name}") for p in pipelines.pipelines(session)]
+                choices = [
+                    (str(i), f"Opportunity in {name}") for i, name in pipelines.pipeline_choices(session)
+                ]
         except CrmError as exc:
             self.notify(str(exc), severity="warning")
             return
@@ -434,8 +486,6 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         self.app.push_screen(ChoiceDialog("Convert into", choices), pipeline_chosen)
 
     def _convert(self, lead_id: int, pipeline_id: int | None) -> None:
-        from crm_tui.core.services import leads
-
         context = self.app.context  # type: ignore[attr-defined]
         ok, result = self.write(
             lambda session: leads.convert_lead(
@@ -448,42 +498,3 @@ class RecordsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         self.refresh_list()
         if result.opportunity_id is not None:
             self.app.open_opportunity(result.opportunity_id)  # type: ignore[attr-defined]
-
-
-def activity_prefill(context: Any, ref: RecordRef) -> dict[str, str]:
-    """An activity planned from a record starts with that record (and what it belongs to) filled in."""
-    from crm_tui.core import models as m
-    from crm_tui.core.form_text import ref_text
-    from crm_tui.core.services.opportunities import contacts_of
-    from crm_tui.core.services.records import get_record, record_label
-
-    with context.database().read() as session:
-        row = get_record(session, ref)
-        values: dict[str, str] = {}
-
-        def put(name: str, record_type: str, record_id: int | None) -> None:
-            if record_id:
-                values[name] = ref_text(
-                    record_label(session, RecordRef.of(record_type, record_id)), record_type, record_id
-                )
-
-        if isinstance(row, m.Contact):
-            put("contact_id", "contact", row.id)
-            put("organization_id", "organization", row.organization_id)
-        elif isinstance(row, m.Lead):
-            put("lead_id", "lead", row.id)
-        elif isinstance(row, m.Organization):
-            put("organization_id", "organization", row.id)
-        elif isinstance(row, m.Opportunity):
-            put("opportunity_id", "opportunity", row.id)
-            put("organization_id", "organization", row.organization_id)
-            people = contacts_of(session, row.id)  # type: ignore[arg-type]
-            if people:
-                put("contact_id", "contact", people[0][0])
-        elif isinstance(row, m.Ticket):
-            put("contact_id", "contact", row.contact_id)
-            put("organization_id", "organization", row.organization_id)
-        elif isinstance(row, m.Quote):
-            put("opportunity_id", "opportunity", row.opportunity_id)
-        values["subject"] = f"Follow up: {record_label(session, ref)}"
-    return values
