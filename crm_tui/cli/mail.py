@@ -518,12 +518,12 @@ def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
 def _fetch_body_now(context: AppContext, message_id: int) -> bytes:
     """Fetch the body of a provisional message from its first copy, store it, and return the bytes."""
     # the services and models load the ORM: imported when the command runs, so that --help starts fast
-    from crm_tui.core.services import mailbox
+    from crm_tui.core.services import mail_copies, mailbox
     from crm_tui.mail.parse import parse_safely
 
     db = context.database()
     with db.read() as session:
-        copies = mailbox.copies_of(session, message_id)
+        copies = mail_copies.copies_of(session, message_id)
     if not copies:
         raise CrmError(f"message {message_id}: its body was never downloaded and no server copy is known")
     first = copies[0]
@@ -547,7 +547,7 @@ def _raw_of_copy(context: AppContext, message_id: int, folder: str | None, uid: 
     kept."""
     # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core import models as m
-    from crm_tui.core.services import mailbox
+    from crm_tui.core.services import mail_copies, mailbox
     from crm_tui.mail.parse import parse_safely
 
     db = context.database()
@@ -556,7 +556,7 @@ def _raw_of_copy(context: AppContext, message_id: int, folder: str | None, uid: 
         if message is None:
             raise CrmError(f"no message {message_id} (see 'crm-tui mail list')")
         has_body = message.has_body
-        copies = mailbox.copies_of(session, message_id)
+        copies = mail_copies.copies_of(session, message_id)
         chosen = [c for c in copies if folder in (None, c.folder) and uid in (None, c.uid)]
         named = " ".join(
             ([f"in {terminal_safe(folder, max_length=100)}"] if folder is not None else [])
@@ -594,7 +594,7 @@ def _fetch_copy(
     out_of_reach: str = "this copy's bytes are on the server only, and it is out of reach",
     gone: str = "the server no longer has this copy; run 'crm-tui sync'",
 ) -> bytes:
-    """One copy's bytes from its server, by its UID (``mailbox.Copy``). ``out_of_reach`` and ``gone`` say
+    """One copy's bytes from its server, by its UID (``mail_copies.Copy``). ``out_of_reach`` and ``gone`` say
     what failed when the server cannot be reached or no longer has the copy."""
     # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import mail_accounts

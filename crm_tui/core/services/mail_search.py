@@ -29,7 +29,7 @@ from sqlmodel import Session
 from crm_tui.core import models as m
 from crm_tui.core.clock import local_day_bounds, parse_date
 from crm_tui.core.errors import ValidationError
-from crm_tui.core.services import mailbox
+from crm_tui.core.services.mail_copies import copies_of_each
 from crm_tui.core.types import RecordRef
 
 _TOKEN = re.compile(r'(-?)(?:(\w+):)?(?:"([^"]*)"|(\S+))')
@@ -268,7 +268,7 @@ def message_objects(session: Session, ids: list[int]) -> list[MessageObject]:
             {"account": c.account, "folder": c.folder, "uidvalidity": c.uidvalidity, "uid": c.uid}
             for c in copies
         ]
-        for message_id, copies in mailbox.copies_of_each(session, ids).items()
+        for message_id, copies in copies_of_each(session, ids).items()
     }
     links: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
     for message_id, record_type, record_id, reason in session.execute(

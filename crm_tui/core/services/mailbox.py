@@ -592,43 +592,6 @@ def _drop_same_copy_bytes(session: Session, location_ids: list[int]) -> None:
         session.execute(delete(table).where(table.c.location_id.in_(chunk), table.c.raw == message_bytes))
 
 
-@dataclass
-class Copy:
-    """One copy of a message on a server."""
-
-    location_id: int
-    account: str
-    folder: str
-    uidvalidity: int
-    uid: int
-
-
-def copies_of(session: Session, message_id: int) -> list[Copy]:
-    """The message's copies on the servers, the first stored first."""
-    return copies_of_each(session, [message_id])[message_id]
-
-
-def copies_of_each(session: Session, message_ids: list[int]) -> dict[int, list[Copy]]:
-    """Each message's copies on the servers, the first stored first (an empty list for one with none)."""
-    found: dict[int, list[Copy]] = {i: [] for i in message_ids}
-    for message_id, *copy in session.execute(
-        select(
-            m.MailLocation.message_id,
-            m.MailLocation.id,
-            m.MailAccount.name,
-            m.MailFolder.name,
-            m.MailLocation.uidvalidity,
-            m.MailLocation.uid,
-        )
-        .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-        .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
-        .where(m.MailLocation.message_id.in_(message_ids))  # type: ignore[attr-defined]
-        .order_by(m.MailLocation.id)
-    ):
-        found[message_id].append(Copy(*copy))
-    return found
-
-
 def copy_raw(session: Session, location_id: int) -> bytes | None:
     """One copy's bytes as the server sent them: its own where they differ from its message's, else its
     message's. None when they are not here: the body has not arrived, or the copy was merged before copies
