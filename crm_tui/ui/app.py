@@ -261,7 +261,7 @@ class CrmApp(ReportsErrors, App[None]):
         from crm_tui.core.services import mail_accounts
 
         with self.context.database().read() as session:
-            names = [a.name for a in mail_accounts.list_accounts(session)]
+            names = mail_accounts.account_names(session)
         if not names:
             self.notify(
                 "No mail account yet: add one in Settings > Mail accounts (5, then n), "
@@ -316,11 +316,10 @@ class CrmApp(ReportsErrors, App[None]):
 
     def refresh_me(self) -> None:
         """Who "me" is (the config's user, else the first): again whenever users change."""
-        from crm_tui.core.services.users import current_user
+        from crm_tui.core.services.configuration import current_user_name
 
         with self.context.database().read() as session:
-            user = current_user(session, self.context.settings.me)
-            self.user_name = user.name if user else None
+            self.user_name = current_user_name(session, self.context.settings.me)
 
     def _freeze_startup_heap(self) -> None:
         """Take garbage collection off the typing path.
@@ -430,14 +429,14 @@ class CrmApp(ReportsErrors, App[None]):
 
     def check_reminders(self) -> None:
         """Reminders that came due since the last look show as notifications."""
-        from crm_tui.core.services.activities import due_reminders
+        from crm_tui.core.services.activities import reminders_due
 
         now = self.context.clock.now()
         since = self._reminders_checked or now
         self._reminders_checked = now
         try:
             with self.context.database().read() as session:
-                due = [(a.subject, a.start_at) for a in due_reminders(session, since=since, now=now)]
+                due = reminders_due(session, since=since, now=now)
         except Exception as exc:  # noqa: BLE001 - a reminder check must never take the app down
             self.notify(f"Reminders could not be checked: {exc}", severity="warning")
             return

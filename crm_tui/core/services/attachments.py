@@ -7,6 +7,7 @@ import mimetypes
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -20,9 +21,9 @@ from crm_tui.core.errors import CrmError, FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_text
 from crm_tui.core.private_files import open_private, private_dir
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.core.services.records import ATTACHABLE, record_exists
+from crm_tui.core.services.records import ATTACHABLE, record_exists, record_label
 from crm_tui.core.services.rows import get_or_404
-from crm_tui.core.types import RecordRef
+from crm_tui.core.types import RecordRef, RecordType
 
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
 PART_BYTES = 1 << 20
@@ -49,6 +50,15 @@ def add_comment(
     session.add(comment)
     session.flush()
     return comment
+
+
+def delete_comment(session: Session, comment_id: int) -> bool:
+    """Remove a comment (the take-back of adding it); False when it is gone already."""
+    comment = session.get(m.Comment, comment_id)
+    if comment is None:
+        return False
+    session.delete(comment)
+    return True
 
 
 def comments_on(session: Session, ref: RecordRef) -> list[m.Comment]:
@@ -275,6 +285,56 @@ def documents_on(session: Session, ref: RecordRef) -> list[m.Document]:
             .order_by(m.Document.created_at.desc(), m.Document.id.desc())  # type: ignore[union-attr,attr-defined]
         )
     )
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document as a list names it (its bytes are read only when it is saved, opened or attached)."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    record: str = ""  # the label of the record it hangs on, where a list mixes records
+
+
+def _info(document: m.Document, record: str = "") -> DocumentInfo:
+    return DocumentInfo(
+        document.id,  # type: ignore[arg-type]
+        document.filename,
+        document.content_type or "application/octet-stream",
+        document.size,
+        record,
+    )
+
+
+def document_infos(session: Session, ref: RecordRef) -> list[DocumentInfo]:
+    """The documents of a record, the newest first."""
+    return [_info(document) for document in documents_on(session, ref)]
+
+
+def documents_for_mail(session: Session, refs: Iterable[RecordRef]) -> list[DocumentInfo]:
+    """The documents a mail about these records can attach: theirs and their contacts' organizations', each
+    named with its record's label."""
+    refs = list(refs)
+    for ref in list(refs):
+        if ref.type is RecordType.CONTACT:
+            contact = session.get(m.Contact, ref.id)
+            if contact is not None and contact.organization_id:
+                refs.append(RecordRef(RecordType.ORGANIZATION, contact.organization_id))
+    found = []
+    for ref in dict.fromkeys(refs):
+        label = record_label(session, ref)
+        found.extend(_info(document, label) for document in documents_on(session, ref))
+    return found
+
+
+def read_document(session: Session, store: DocumentStore, document_id: int) -> tuple[DocumentInfo, bytes]:
+    """A document and its bytes; CrmError when it was removed meanwhile or its bytes are missing."""
+    document = session.get(m.Document, document_id)
+    if document is None:
+        raise CrmError("this document was removed meanwhile")
+    return _info(document), store.read(session, document.stored_name)
 
 
 def copy_document(session: Session, document_id: int, ref: RecordRef, *, now: datetime) -> m.Document:

@@ -57,10 +57,61 @@ def list_drafts(session: Session) -> list[m.MailDraft]:
     return list(session.scalars(select(m.MailDraft).order_by(m.MailDraft.updated_at.desc())))  # type: ignore[union-attr]
 
 
-def remove(session: Session, draft_id: int) -> m.MailDraft | None:
-    """Delete a draft (sent or discarded); returns it, for its server copy to go too."""
+@dataclass(frozen=True)
+class SavedDraft:
+    """A saved draft as the drafts list names it and as compose takes it up again."""
+
+    id: int
+    account_id: int
+    from_address: str
+    to: str
+    cc: str
+    bcc: str
+    subject: str
+    body: str
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    raw: bytes
+    reply_to_id: int | None
+    record: tuple[str, int] | None
+    updated_at: datetime
+
+
+def _saved(draft: m.MailDraft) -> SavedDraft:
+    return SavedDraft(
+        id=draft.id,  # type: ignore[arg-type]
+        account_id=draft.account_id,
+        from_address=draft.from_address,
+        to=draft.to,
+        cc=draft.cc,
+        bcc=draft.bcc,
+        subject=draft.subject,
+        body=draft.body,
+        in_reply_to=draft.in_reply_to,
+        references=tuple((draft.references or "").splitlines()),
+        raw=bytes(draft.raw or b""),
+        reply_to_id=draft.reply_to_id,
+        record=(draft.record_type, draft.record_id) if draft.record_type and draft.record_id else None,
+        updated_at=draft.updated_at,
+    )
+
+
+def saved_drafts(session: Session) -> list[SavedDraft]:
+    """Every saved draft, the newest first."""
+    return [_saved(draft) for draft in list_drafts(session)]
+
+
+def saved_draft(session: Session, draft_id: int) -> SavedDraft:
+    """One saved draft (NotFound: gone)."""
+    return _saved(get(session, draft_id))
+
+
+def remove(session: Session, draft_id: int) -> tuple[int, str] | None:
+    """Delete a draft (sent or discarded); returns where its copy in the Drafts folder is (account id,
+    Message-ID), for that to go too, or None when it has none."""
     draft = session.get(m.MailDraft, draft_id)
-    if draft is not None:
-        session.delete(draft)
-        session.flush()
-    return draft
+    if draft is None:
+        return None
+    session.delete(draft)
+    session.flush()
+    return (draft.account_id, draft.server_message_id) if draft.server_message_id else None

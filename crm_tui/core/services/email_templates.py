@@ -848,6 +848,12 @@ def _check(session: Session, data: TemplateInput, template_id: int | None) -> di
     }
 
 
+def render_template(session: Session, template_id: int, context: dict[str, Any]) -> tuple[str, str] | None:
+    """``render`` for a stored template by its id: (subject, body), or None when the template is gone."""
+    template = session.get(m.EmailTemplate, template_id)
+    return render(template, context) if template is not None else None
+
+
 def create_template(session: Session, data: TemplateInput, *, now: datetime) -> m.EmailTemplate:
     clean = _check(session, data, None)
     template = m.EmailTemplate(**clean, created_at=now, updated_at=now)

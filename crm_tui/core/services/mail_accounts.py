@@ -224,6 +224,11 @@ def list_accounts(session: Session) -> list[m.MailAccount]:
     return list(session.scalars(select(m.MailAccount).order_by(m.MailAccount.name)))
 
 
+def account_names(session: Session) -> list[str]:
+    """The names of every mail account, in the order ``list_accounts`` gives."""
+    return [account.name for account in list_accounts(session)]
+
+
 @dataclass
 class Identity:
     """Who a mail can be sent as: an account, one of its addresses and the name shown."""

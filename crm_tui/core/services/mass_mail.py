@@ -161,6 +161,12 @@ def create_campaign(
     return campaign
 
 
+def name_and_pace(session: Session, campaign_id: int) -> tuple[str, int]:
+    """A mass mail's name and how many mails a minute it sends (("", 0) when it is gone)."""
+    campaign = session.get(m.Campaign, campaign_id)
+    return (campaign.name, campaign.per_minute) if campaign is not None else ("", 0)
+
+
 def progress(session: Session, campaign_id: int) -> Progress:
     campaign = session.get(m.Campaign, campaign_id)
     if campaign is None:

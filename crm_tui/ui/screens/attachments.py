@@ -23,6 +23,7 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.wording import size_text
 from crm_tui.ui.screens.base import FollowsTypeahead, record_name
 from crm_tui.ui.widgets.option_list import Options
 
@@ -96,12 +97,10 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         yield Footer()
 
     def _options(self) -> list[Option]:
-        from crm_tui.ui.screens.inbox import _size
-
         return [
             Option(
                 Text(f"{terminal_safe(name, max_length=60) or '(unnamed)'}  ")
-                + Text(f"{terminal_safe(kind)} · {_size(str(size))}", style="dim"),
+                + Text(f"{terminal_safe(kind)} · {size_text(str(size))}", style="dim"),
                 id=str(index),
             )
             for index, (name, kind, size) in enumerate(self.entries)
@@ -220,25 +219,26 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
     def _keep(self, item: tuple[str, str, bytes], ref: Any) -> None:
         from crm_tui.core.services import attachments
 
+        crm = self.crm
         folder = Path(tempfile.mkdtemp(prefix="crm-tui-keep-"))
-        try:
-            source = save_attachment(folder, item[0], item[2])
-            with self.crm.database().write() as session:
+
+        def keep(session: Any) -> None:
+            # In the worker: the file is written out, stored (up to 512 MiB) and its temporary copy removed.
+            try:
+                source = save_attachment(folder, item[0], item[2])
                 attachments.add_document(
                     session,
                     ref,
                     source,
-                    store=self.crm.document_store(),
-                    added_by_id=self.crm.me_id(),
-                    now=self.crm.clock.now(),
+                    store=crm.document_store(),
+                    added_by_id=crm.me_id(),
+                    now=crm.clock.now(),
                     filename=source.name,
                 )
-        except CrmError as exc:
-            self.notify(str(exc), severity="warning")
-            return
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        self.notify(f"kept in the documents of {record_name(self.crm, ref)}")
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        self.write_in_worker(keep, lambda _: self.notify(f"kept in the documents of {record_name(crm, ref)}"))
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -264,16 +264,13 @@ class DocumentsScreen(AttachmentsScreen):
         from crm_tui.core.services import attachments, records
 
         with self.crm.database().read() as session:
-            documents = attachments.documents_on(session, self.ref)
+            documents = attachments.document_infos(session, self.ref)
             try:
                 self.heading = f"Documents of {records.record_label(session, self.ref)}"
             except CrmError:  # the record was removed meanwhile
                 self.heading = f"Documents of {self.ref}"
-        self.document_ids = [document.id for document in documents]  # type: ignore[misc]
-        self.entries = [
-            (document.filename, document.content_type or "application/octet-stream", document.size)
-            for document in documents
-        ]
+        self.document_ids = [document.id for document in documents]
+        self.entries = [(document.filename, document.content_type, document.size) for document in documents]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return action != "to_record"
@@ -285,14 +282,11 @@ class DocumentsScreen(AttachmentsScreen):
         self.notify(f"reading {terminal_safe(name)}...", timeout=2)
 
         def run() -> None:
-            from crm_tui.core import models as m
+            from crm_tui.core.services import attachments
 
             try:
                 with self.crm.database().read() as session:
-                    document = session.get(m.Document, document_id)
-                    if document is None:
-                        raise CrmError("this document was removed meanwhile")
-                    payload = self.crm.document_store().read(session, document.stored_name)
+                    _, payload = attachments.read_document(session, self.crm.document_store(), document_id)
                 message = work(name, payload)
             except (CrmError, OSError) as exc:
                 self.app.call_from_thread(self.notify, str(exc), severity="warning")
@@ -314,21 +308,9 @@ class DocumentsScreen(AttachmentsScreen):
                 return
             from crm_tui.core.services import attachments
 
-            try:
-                with self.crm.database().write() as session:
-                    orphans = attachments.delete_document(session, self.document_ids[index])
-            except CrmError as exc:
-                self.notify(str(exc), severity="warning")
-                return
-            self.crm.document_store().discard(orphans)
-            self.notify(f"removed {name} from {record_name(self.crm, self.ref)}")
-            self._load()
-            listing = self.query_one(OptionList)
-            listing.clear_options()
-            listing.add_options(self._options())
-            listing.highlighted = min(index, len(self.entries) - 1) if self.entries else None
-            self.query_one(".dialog-title", Label).update(
-                Text(f"{self.heading} ({len(self.entries)})", style="bold")
+            self.write_in_worker(
+                lambda session: attachments.delete_document(session, self.document_ids[index]),
+                lambda orphans: self._removed(index, name, orphans),
             )
 
         self.app.push_screen(
@@ -336,4 +318,17 @@ class DocumentsScreen(AttachmentsScreen):
                 f"Remove {name}?", f"It is no longer a document of {record_name(self.crm, self.ref)}."
             ),
             confirmed,
+        )
+
+    def _removed(self, index: int, name: str, orphans: list[str]) -> None:
+        """A document is off the record: its file goes when no other record has it, and the list shows it."""
+        self.crm.document_store().discard(orphans)
+        self.notify(f"removed {name} from {record_name(self.crm, self.ref)}")
+        self._load()
+        listing = self.query_one(OptionList)
+        listing.clear_options()
+        listing.add_options(self._options())
+        listing.highlighted = min(index, len(self.entries) - 1) if self.entries else None
+        self.query_one(".dialog-title", Label).update(
+            Text(f"{self.heading} ({len(self.entries)})", style="bold")
         )

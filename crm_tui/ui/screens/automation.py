@@ -6,8 +6,6 @@ between rules, pending actions and the log. Every change says how many pending a
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -48,17 +46,6 @@ PARAM_FIELDS = set().union(*ACTION_FIELDS.values())
 TRIGGER_FIELDS = {"date": {"date_field"}, "field_change": {"watch_field"}}
 
 
-@dataclass
-class RuleRow:
-    id: int
-    enabled: bool
-    name: str
-    where: str
-    when: str
-    does: str
-    pending: int
-
-
 def parse_delay(text: str) -> tuple[int, str]:
     """ "6 months", "-3 days", "2 h", "0" -> (value, unit)."""
     words = text.strip().lower().split()
@@ -81,64 +68,16 @@ def delay_text(value: int, unit: str) -> str:
     return "0" if value == 0 else f"{value} {unit}"
 
 
-def _places(session: Any) -> list[tuple[str, str]]:
-    from crm_tui.core import models as m
-    from crm_tui.core.automation.rules import STATUSES
-    from crm_tui.core.services import pipelines
-
-    places: list[tuple[str, str]] = []
-    for pipeline in pipelines.pipelines(session):
-        places.append((f"record:opportunity:{pipeline.id}", f"Every deal in {pipeline.name}"))
-        for stage in pipelines.stages_of(session, pipeline.id):  # type: ignore[arg-type]
-            places.append((f"stage:{stage.id}", f"Stage {pipeline.name} / {stage.name}"))
-            for substate in pipelines.substates_of(session, stage.id):  # type: ignore[arg-type]
-                places.append(
-                    (f"substate:{substate.id}", f"Sub-state {pipeline.name} / {stage.name} / {substate.name}")
-                )
-    places.append(("record:opportunity", "Every deal"))
-    for entity in ("lead", "ticket"):
-        places.append((f"record:{entity}", f"Every {entity}"))
-        places.extend(
-            (f"status:{entity}:{status}", f"{entity.title()} status {status}") for status in STATUSES[entity]
-        )
-    del m
-    return places
-
-
-def _place_value(rule: Any) -> str:
-    if rule.scope == "stage":
-        return f"stage:{rule.stage_id}"
-    if rule.scope == "substate":
-        return f"substate:{rule.substate_id}"
-    if rule.scope == "status":
-        return f"status:{rule.entity}:{rule.status}"
-    return f"record:{rule.entity}" + (f":{rule.pipeline_id}" if rule.pipeline_id else "")
-
-
 def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
     """The form of one rule; saving calls ``on_change(message)`` with what the save did to pending actions."""
-    from crm_tui.core import models as m
-    from crm_tui.core.automation import actions, fields, reports, rules
-    from crm_tui.core.services import email_templates, mail_accounts, pipelines, users
+    from crm_tui.core.automation import actions, fields, reports, rule_views, rules
     from crm_tui.runtime.automation import report_dirs
 
     with context.database().read() as session:
-        places = _places(session)
-        templates = [(t.name, t.name) for t in email_templates.list_templates(session)]
-        people = [(str(u.id), u.name) for u in users.list_users(session, include_inactive=False)]
-        accounts = [(a.name, a.name) for a in mail_accounts.list_accounts(session)]
-        stage_choices = [
-            (str(s.id), f"{p.name} / {s.name}")
-            for p in pipelines.pipelines(session)
-            for s in pipelines.stages_of(session, p.id)  # type: ignore[arg-type]
-        ]
-        substate_choices = [
-            (str(sub.id), f"{p.name} / {s.name} / {sub.name}")
-            for p in pipelines.pipelines(session)
-            for s in pipelines.stages_of(session, p.id)  # type: ignore[arg-type]
-            for sub in pipelines.substates_of(session, s.id)  # type: ignore[arg-type]
-        ]
-        data = rules.rule_input(rules.get_rule(session, rule_id)) if rule_id else None
+        offered = rule_views.choices(session)
+        data, place = rule_views.stored_rule(session, rule_id) if rule_id else (None, "")
+    places, templates, people, accounts = offered.places, offered.templates, offered.people, offered.accounts
+    stage_choices, substate_choices = offered.stages, offered.substates
     all_fields = sorted({f for entity in fields.FIELDS.values() for f in entity})
     date_fields = sorted({f for entity in fields.DATE_FIELDS.values() for f in entity})
     values: dict[str, str] = {
@@ -149,8 +88,6 @@ def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
     }  # fmt: skip
     if data is not None:
         p = data.params
-        with context.database().read() as session:
-            place = _place_value(rules.get_rule(session, rule_id))  # type: ignore[arg-type]
         values.update(
             name=data.name, enabled="yes" if data.enabled else "no", place=place, trigger=data.trigger,
             delay=delay_text(data.delay_value, data.delay_unit), at_time=data.at_time or "",
@@ -295,13 +232,9 @@ def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
         data_ = to_input(v)
         try:
             with context.database().write() as session:
-                if rule_id is None:
-                    rule = rules.create_rule(session, data_, now=context.clock.now())
-                    on_change(f"Rule {rule.name!r} saved: it schedules from the next change on.")
-                    return rule.id  # type: ignore[return-value]
-                change = rules.update_rule(session, rule_id, data_, now=context.clock.now())
-                on_change(f"Rule {change.rule.name!r} saved: {change.message}.")
-                return rule_id
+                saved_id, said = rule_views.saved_rule(session, rule_id, data_, now=context.clock.now())
+            on_change(said)
+            return saved_id
         except ValidationError as exc:
             names = dict(renames)
             if data_.action == "report":
@@ -312,17 +245,12 @@ def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
         text = Text("This rule\n\n", style="bold")
         try:
             data_ = to_input({**v, "name": v.get("name") or "(unnamed)"})
-            probe = m.AutomationRule(
-                name=data_.name, action=data_.action, entity=data_.entity, scope=data_.scope, trigger=data_.trigger,
-                delay_value=data_.delay_value, delay_unit=data_.delay_unit, date_field=data_.date_field,
-                at_time=data_.at_time, watch_field=data_.watch_field, params=json.dumps(data_.params, default=str),
-                substate_id=data_.substate_id, stage_id=data_.stage_id, status=data_.status, pipeline_id=data_.pipeline_id,
-            )  # fmt: skip
             label = dict(places).get(v.get("place", ""), "?")
-            text.append(f"{label}\n", style="cyan")
-            text.append(f"{rules.when(probe)}\n")
             with context.database().read() as session:
-                text.append(f"→ {actions.describe(session, probe)}\n", style="green")
+                fires, does = rule_views.described(session, data_)
+            text.append(f"{label}\n", style="cyan")
+            text.append(f"{fires}\n")
+            text.append(f"→ {does}\n", style="green")
             for line in fields.parse_conditions(data_.conditions):
                 text.append(f"  if {line.text()}\n", style="yellow")
         except (CrmError, ValueError, KeyError) as exc:
@@ -418,17 +346,12 @@ class AutomationScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="automation-view", exit_on_error=False)
     def reload(self) -> None:
-        from crm_tui.core.automation import actions, engine, rules
+        from crm_tui.core.automation import engine, rule_views
 
         view = self.view
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
             if view == "rules":
-                rows: list[Any] = [
-                    RuleRow(r.id, r.enabled, r.name, rules.place(session, r), rules.when(r),  # type: ignore[arg-type]
-                            actions.describe(session, r), rules.pending_count(session, r.id))  # type: ignore[arg-type]
-                    for r in rules.list_rules(session)
-                ]  # fmt: skip
-                rows.sort(key=lambda r: (r.where, r.name))
+                rows: list[Any] = rule_views.rule_rows(session)
             elif view == "pending":
                 rows = engine.pending(session, limit=1000)
             else:
@@ -505,11 +428,14 @@ class AutomationScreen(CrmScreen):
     def action_next_view(self) -> None:
         self.action_view(VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)])
 
-    def _rule(self) -> RuleRow | None:
+    def _rule(self) -> Any:
         row = self.current()
         if self.view != "rules":
             self.notify("Rules are edited in the rules view (r).")
             return None
+        # The ORM loads with the first rule shown, not with the app.
+        from crm_tui.core.automation.rule_views import RuleRow
+
         return row if isinstance(row, RuleRow) else None
 
     def _open(self, rule_id: int | None) -> None:
@@ -545,10 +471,14 @@ class AutomationScreen(CrmScreen):
         if row is None:
             return
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
-        ok, change = self.write(lambda session: rules.set_enabled(session, row.id, not row.enabled, now=now))
-        if ok:
-            self.notify(terminal_safe(change.message))
+
+        def changed(message: str) -> None:
+            self.notify(terminal_safe(message))
             self.reload()
+
+        self.write_in_worker(
+            lambda session: rules.set_enabled(session, row.id, not row.enabled, now=now).message, changed
+        )
 
     def action_delete(self) -> None:
         from crm_tui.core.automation import rules
@@ -562,10 +492,12 @@ class AutomationScreen(CrmScreen):
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            ok, dropped = self.write(lambda session: rules.delete_rule(session, row.id))
-            if ok:
+
+            def deleted(dropped: int) -> None:
                 self.notify(f"Rule deleted; {plural(dropped, 'pending action')} dropped.")
                 self.reload()
+
+            self.write_in_worker(lambda session: rules.delete_rule(session, row.id), deleted)
 
         self.app.push_screen(
             ConfirmDialog(f"Delete the rule {terminal_safe(row.name)!r}?", body, "Delete"), confirmed

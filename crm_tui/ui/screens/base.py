@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +15,11 @@ from textual.worker import Worker
 from crm_tui.ui.widgets.guard import ReportsErrors
 
 MAX_REDELIVERIES = 10  # refreshes a typed-ahead key waits for the new screen's focus before it is let go
+
+# The writes asked for from the screens, oldest first, and the lock that runs them one at a time: each worker
+# runs the oldest waiting write, so they commit in the order asked (a key pressed twice archives in that order).
+_WRITES: deque[Callable[[], None]] = deque()
+_ONE_WRITE_AT_A_TIME = threading.Lock()
 
 
 class FollowsTypeahead(ReportsErrors):
@@ -63,9 +70,61 @@ def record_name(context: Any, ref: Any) -> str:
         return str(ref)
 
 
+def write_in_worker(
+    owner: Any,
+    work: Callable[[Any], Any],
+    then: Callable[[Any], None] | None = None,
+    *,
+    refused: Callable[[str], None] | None = None,
+) -> None:
+    """Run ``work(session)`` as one use case in a thread worker of the app: a database write never runs on the
+    UI thread. Once it is committed, ``then(result)`` runs on the UI thread. A refusal (a ``CrmError``: a rule of
+    the data, a bad value) goes to ``refused(reason)``, by default one warning notification from ``owner`` (a
+    screen or the app); any other error is the worker's failure, which the app reports."""
+    from crm_tui.core.errors import CrmError
+
+    app = owner.app if hasattr(owner, "app") else owner
+    database = app.context.database()
+
+    def refuse(reason: str) -> None:
+        if refused is not None:
+            refused(reason)
+        else:
+            owner.notify(reason, severity="warning", timeout=8)
+
+    def job() -> None:
+        try:
+            with database.write() as session:
+                result = work(session)
+        except CrmError as exc:
+            app.call_from_thread(refuse, str(exc))
+            return
+        if then is not None:
+            app.call_from_thread(then, result)
+
+    def run() -> None:
+        with _ONE_WRITE_AT_A_TIME:
+            _WRITES.popleft()()
+
+    _WRITES.append(job)
+    # The app's worker, not the screen's: the write completes even when the screen closes meanwhile.
+    app.run_worker(run, thread=True, group="write", name="write", exit_on_error=False)
+
+
 class CrmScreen(FollowsTypeahead, Screen[Any]):
+    def write_in_worker(
+        self,
+        work: Callable[[Any], Any],
+        then: Callable[[Any], None] | None = None,
+        *,
+        refused: Callable[[str], None] | None = None,
+    ) -> None:
+        """``write_in_worker`` from this screen: ``then(result)`` on the UI thread once committed."""
+        write_in_worker(self, work, then, refused=refused)
+
     def write(self, work: Callable[[Any], Any]) -> tuple[bool, Any]:
-        """Run ``work(session)`` as one use case. A failure becomes one notification and (False, None)."""
+        """Run ``work(session)`` as one use case here and now (in a worker: on the UI thread, use
+        ``write_in_worker``). A failure becomes one notification and (False, None)."""
         from crm_tui.core.errors import CrmError
 
         try:

@@ -152,11 +152,11 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     @work(thread=True, exclusive=True, group="board", exit_on_error=False)
     def _load_board(self, pipeline_id: int | None, text: str, select: int | None, request: int) -> None:
-        from crm_tui.core.services import opportunities, pipelines
+        from crm_tui.core.services import configuration, opportunities
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            all_pipelines = pipelines.pipelines(session)
+            all_pipelines = configuration.pipeline_views(session)
             if not all_pipelines:
                 self.post_message(
                     BoardLoaded(0, "no pipeline yet (create one in Settings)", [], [], None, request, text)
@@ -173,7 +173,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 )
             }  # type: ignore[arg-type]
             columns = []
-            for stage in pipelines.stages_of(session, current.id):  # type: ignore[arg-type]
+            for stage in configuration.stage_views(session, current.id, counted=False):
                 deals = opportunities.list_opportunities(
                     session, stage_id=stage.id, text=text or None, limit=COLUMN_LIMIT, partner_id=partner
                 )
@@ -426,11 +426,11 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         deal_id = self.selected_deal()
         if deal_id is None:
             return
-        from crm_tui.core.services import opportunities
+        from crm_tui.core.services import configuration
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            target = opportunities.adjacent_stage(session, deal_id, step)
+            target = configuration.adjacent_stage(session, deal_id, step)
         if target is None:
             self.notify("No stage further that way.")
             return
@@ -458,61 +458,47 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         )
 
     def _automation_preview(self, deal_id: int, stage_id: int) -> tuple[str, Text] | None:
-        from crm_tui.core import models as m
-        from crm_tui.core.automation import actions, schedule
+        from crm_tui.core.automation import preview
 
         context = self.app.context  # type: ignore[attr-defined]
         now = context.clock.now()
         with context.database().read() as session:
-            deal = session.get(m.Opportunity, deal_id)
-            stage = session.get(m.Stage, stage_id)
-            if deal is None or stage is None:
-                return None
-            planned, cancelled = schedule.preview_stage_move(session, deal, stage_id, now=now)
-            completes = schedule.completed_on_exit(session, "opportunity", deal_id)
-            if not planned and not cancelled and not completes:
-                return None
-            body = Text()
-            ref = RecordRef(RecordType.OPPORTUNITY, deal_id)
-
-            def does_for(rule: Any) -> str:
-                """What the rule does to this deal, its merge fields filled (never "{{ contact.name }}")."""
-                return terminal_safe(
-                    actions.describe_for(session, rule, ref, me_id=context.me_id(), today=context.today())
-                )
-
-            for item in planned:
-                does = does_for(item.rule)
-                if item.due_at is None:
-                    body.append("  not now  ", style="dim")
-                    body.append(
-                        f"{terminal_safe(item.rule.name)}: {does} (its conditions do not hold, or no date)\n",
-                        style="dim",
-                    )
-                    continue
-                due = item.due_at.astimezone(context.zone)
-                when = "at once" if item.due_at <= now else f"{due:%Y-%m-%d %H:%M}"
-                body.append(f"  {when:<17}", style="bold cyan")
-                body.append(f"{terminal_safe(item.rule.name)}: ", style="bold")
-                body.append(f"{does}  ({item.event})\n")
-            for rule, job in cancelled:
-                body.append("  cancelled        ", style="bold yellow")
-                body.append(f"{terminal_safe(rule.name)}: {does_for(rule)} (was due "
-                            f"{job.due_at.astimezone(context.zone):%Y-%m-%d %H:%M})\n")  # fmt: skip
-            for activity in completes:
-                body.append("  completed        ", style="bold green")
+            found = preview.stage_move(
+                session, deal_id, stage_id, now=now, me_id=context.me_id(), today=context.today()
+            )
+        if found is None:
+            return None
+        body = Text()
+        for item in found.planned:
+            does = terminal_safe(item.does)  # its merge fields filled (never "{{ contact.name }}")
+            if item.due_at is None:
+                body.append("  not now  ", style="dim")
                 body.append(
-                    f"{activity.type}: {terminal_safe(activity.subject)} (planned by a rule of this stage)\n"
+                    f"{terminal_safe(item.rule)}: {does} (its conditions do not hold, or no date)\n",
+                    style="dim",
                 )
-            body.append("\ny or Enter moves the deal · Esc keeps it where it is", style="dim")
-            title = terminal_safe(f"Move {deal.title!r} to {stage.name}: automation", max_length=100)
+                continue
+            due = item.due_at.astimezone(context.zone)
+            when = "at once" if item.due_at <= now else f"{due:%Y-%m-%d %H:%M}"
+            body.append(f"  {when:<17}", style="bold cyan")
+            body.append(f"{terminal_safe(item.rule)}: ", style="bold")
+            body.append(f"{does}  ({item.event})\n")
+        for step in found.cancelled:
+            body.append("  cancelled        ", style="bold yellow")
+            body.append(f"{terminal_safe(step.rule)}: {terminal_safe(step.does)} (was due "
+                        f"{step.was_due.astimezone(context.zone):%Y-%m-%d %H:%M})\n")  # fmt: skip
+        for activity_type, subject in found.completes:
+            body.append("  completed        ", style="bold green")
+            body.append(f"{activity_type}: {terminal_safe(subject)} (planned by a rule of this stage)\n")
+        body.append("\ny or Enter moves the deal · Esc keeps it where it is", style="dim")
+        title = terminal_safe(f"Move {found.deal_title!r} to {found.stage_name}: automation", max_length=100)
         return title, body
 
     def _move_now(self, deal_id: int, stage_id: int, reason: str | None) -> None:
         from crm_tui.core.services import opportunities
 
         context = self.app.context  # type: ignore[attr-defined]
-        ok, _ = self.write(
+        self.write_in_worker(
             lambda session: opportunities.move_to_stage(
                 session,
                 deal_id,
@@ -520,10 +506,11 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 now=context.clock.now(),
                 user_id=context.me_id(),
                 lost_reason=reason,
-            )
+            ),
+            lambda _: self._moved(deal_id),
         )
-        if not ok:
-            return
+
+    def _moved(self, deal_id: int) -> None:
         self.reload(select=deal_id)
         if getattr(self.app, "run_automations", False):
             # What the move made due now fires at once; the board shows its effects afterwards.
@@ -562,15 +549,12 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         deal_id = self.selected_deal()
         if deal_id is None:
             return
-        from crm_tui.core import models as m
-        from crm_tui.core.services import opportunities, pipelines
+        from crm_tui.core.services import configuration, opportunities
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            deal = session.get(m.Opportunity, deal_id)
-            defined = pipelines.substates_of(session, deal.stage_id)  # type: ignore[union-attr]
-            open_ids = {s.id for s in opportunities.open_substates(session, deal_id)}
-        if not defined:
+            options = configuration.deal_substates(session, deal_id)
+        if not options:
             self.notify("This stage has no sub-states (add them in Settings).")
             return
 
@@ -579,23 +563,18 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 return
 
             def apply(session: Any) -> None:
-                for substate in defined:
+                for substate_id, _name, _open in options:
                     opportunities.set_substate(
                         session,
                         deal_id,
-                        substate.id,
-                        substate.id in selected,  # type: ignore[arg-type]
+                        substate_id,
+                        substate_id in selected,
                         now=context.clock.now(),
                         user_id=context.me_id(),
                     )
 
-            if not self.write(apply)[0]:
-                return
-            self.reload(select=deal_id)
-            if getattr(self.app, "run_automations", False):
-                self.app.fire_automations(then=lambda: self.reload(select=deal_id))  # type: ignore[attr-defined]
+            self.write_in_worker(apply, lambda _: self._moved(deal_id))
 
-        options = [(s.id, s.name, s.id in open_ids) for s in defined]
         self.app.push_screen(
             SubstatesDialog(
                 f"Sub-states of {self.record_name(RecordRef(RecordType.OPPORTUNITY, deal_id))}", options

@@ -122,7 +122,7 @@ class CalendarScreen(CrmScreen):
         select: int | None,
         request: int,
     ) -> None:
-        from crm_tui.core.services import activities, users
+        from crm_tui.core.services import activities, configuration
 
         context = self.app.context  # type: ignore[attr-defined]
         zone = context.zone
@@ -133,7 +133,7 @@ class CalendarScreen(CrmScreen):
             rows = activities.list_activities(
                 session, start=start, end=end, owner_id=owner_id, statuses=statuses, limit=5000
             )
-            owners = [(u.id, u.name) for u in users.list_users(session)]
+            owners = [(user.id, user.name) for user in configuration.user_views(session, me=None)]
         entries = [
             Entry(
                 r.id,
@@ -393,11 +393,11 @@ class CalendarScreen(CrmScreen):
 
     def _show_saved(self, activity_id: int) -> None:
         """Show what was just planned: its day, in the current view."""
-        from crm_tui.core import models as m
+        from crm_tui.core.services.activities import activity_record
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            activity = session.get(m.Activity, activity_id)
+            activity = activity_record(session, activity_id)
             day = activity.start_at.astimezone(context.zone).date() if activity else None
         if day is not None:
             self.anchor = self.focus_day = day
@@ -420,8 +420,10 @@ class CalendarScreen(CrmScreen):
 
         context = self.app.context  # type: ignore[attr-defined]
         change = activities.complete_activity if action == "done" else activities.cancel_activity
-        if self.write(lambda session: change(session, activity_id, now=context.clock.now()))[0]:
-            self.reload(select=activity_id)
+        self.write_in_worker(
+            lambda session: change(session, activity_id, now=context.clock.now()),
+            lambda _: self.reload(select=activity_id),
+        )
 
     def action_invite(self) -> None:
         """Invite a meeting's attendees: a mail with the iCalendar invitation attached, to check and send."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import strip_unsafe, terminal_safe
+from crm_tui.core.wording import size_text
 from crm_tui.mail.compose import Draft, addresses, build, with_signature
 from crm_tui.ui.messages import TemplateFilled, TemplatesFilled
 from crm_tui.ui.screens.base import CrmScreen
@@ -48,32 +50,40 @@ class Queued:
 TAKEN_BACK = "mail taken back: a draft again (R in the inbox)"
 
 
-def take_back_queued(app: Any, say: Any = None) -> bool:
+def take_back_queued(app: Any, say: Any = None, then: Callable[[], None] | None = None) -> bool:
     """u (anywhere but where u means something else): the mail queued last is taken back, a draft again, while
     it has not gone out; once it has, it says so. False when no mail was queued since the last take-back.
-    ``say``: how the screen puts a line on the status bar (the inbox's outlives its reload)."""
-    from crm_tui.core.errors import CrmError
+    ``say``: how the screen puts a line on the status bar (the inbox's outlives its reload); ``then``: what the
+    screen does once it is taken back (in a worker) or refused."""
     from crm_tui.core.services import outbox
+    from crm_tui.ui.screens.base import write_in_worker
 
     queued: Queued | None = getattr(app, "just_queued", None)
     if queued is None or queued.fields is None:
         return False
     app.just_queued = None
     now = app.context.clock.now()
-    try:
-        with app.context.database().write() as session:
-            outbox.take_back(session, queued.item_id, queued.fields, now=now)
-    except CrmError as exc:
-        said = str(exc)
+
+    def refused(said: str) -> None:
         app.notify(
             f"{said[:1].upper()}{said[1:]} (the mail to {terminal_safe(queued.to)}).",
             severity="warning",
             timeout=8,
         )
-        return True
-    said = f"taken back: the mail to {terminal_safe(queued.to)} is a draft again (R in the inbox lists the drafts)"
-    app.notify(said[0].upper() + said[1:] + ".")
-    (say or app.update_status)(TAKEN_BACK)
+        if then is not None:
+            then()
+
+    def taken_back(_: Any) -> None:
+        said = f"taken back: the mail to {terminal_safe(queued.to)} is a draft again (R in the inbox lists the drafts)"
+        app.notify(said[0].upper() + said[1:] + ".")
+        (say or app.update_status)(TAKEN_BACK)
+        if then is not None:
+            then()
+
+    write_in_worker(
+        app, lambda session: outbox.take_back(session, queued.item_id, queued.fields, now=now), taken_back,
+        refused=refused,
+    )  # fmt: skip
     return True
 
 
@@ -119,6 +129,7 @@ class ComposeScreen(CrmScreen):
         self.title_text, self.reply_to_id, self.record = title, reply_to_id, record
         self.attachments = list(draft.attachments)
         self.sent_item: int | None = None
+        self._queueing = False  # ctrl+s has sent the mail to the outbox (a worker writes it)
         self._template_timer: Any = None  # set while a template list or a template is being filled
         self._book: Any = None  # who was written to when, and the team: read once, at the first lookup
         self._book_lock = threading.Lock()
@@ -282,7 +293,7 @@ class ComposeScreen(CrmScreen):
         return fields, raw, message_id
 
     def save_draft(self) -> None:
-        """Save the mail as a draft here at once, and its copy in the Drafts folder in the background."""
+        """Save the mail as a draft (in a worker), and its copy in the Drafts folder in the background."""
         from crm_tui.core.services import drafts
 
         self._save_timer = None
@@ -290,34 +301,47 @@ class ComposeScreen(CrmScreen):
         if built is None:
             return
         fields, raw, message_id = built
-        now = self.app.context.clock.now()  # type: ignore[attr-defined]
-        ok, saved = self.write(lambda session: drafts.save(session, self.draft_id, fields, now=now))
-        if ok:
-            self.draft_id = saved.id
-            if not self.app.context.demo:  # type: ignore[attr-defined]
-                self._store_on_server(saved.id, raw, message_id)
+        app = self.app
+        now = app.context.clock.now()  # type: ignore[attr-defined]
 
-    @work(thread=True, exclusive=True, group="draft-copy", exit_on_error=False)
-    def _store_on_server(self, draft_id: int, raw: bytes, message_id: str) -> None:
-        from crm_tui.mail import drafts as server_drafts
+        def save(session: Any) -> int:
+            # The draft's id as it is when this write runs: the writes run in order, and each one's answer is
+            # taken before the next runs, so a second save updates the draft the first made.
+            self.draft_id = drafts.save(session, self.draft_id, fields, now=now).id
+            return self.draft_id  # type: ignore[return-value]
 
-        said = server_drafts.store(self.app.context.database(), draft_id, raw, message_id)  # type: ignore[attr-defined]
-        self.app.call_from_thread(self.app.update_status, said)  # type: ignore[attr-defined]
+        def saved(draft_id: int) -> None:
+            if app.context.demo:  # type: ignore[attr-defined]
+                return
+
+            def store() -> None:
+                from crm_tui.mail import drafts as server_drafts
+
+                said = server_drafts.store(app.context.database(), draft_id, raw, message_id)  # type: ignore[attr-defined]
+                app.call_from_thread(app.update_status, said)  # type: ignore[attr-defined]
+
+            app.run_worker(store, thread=True, exclusive=True, group="draft-copy", exit_on_error=False)
+
+        self.write_in_worker(save, saved)
 
     def drop_draft(self) -> None:
-        """The mail was sent or discarded: its draft goes, here and in the Drafts folder."""
+        """The mail was sent or discarded: its draft goes, here and in the Drafts folder (in workers)."""
         from crm_tui.core.services import drafts
 
         if self._save_timer is not None:
             self._save_timer.stop()
             self._save_timer = None
-        if self.draft_id is None:
-            return
-        draft_id, self.draft_id = self.draft_id, None
-        ok, gone = self.write(lambda session: drafts.remove(session, draft_id))
-        if ok and gone is not None and gone.server_message_id and not self.app.context.demo:  # type: ignore[attr-defined]
-            account_id, server_id = gone.account_id, gone.server_message_id
-            app = self.app
+        app = self.app
+
+        def drop(session: Any) -> tuple[int, str] | None:
+            # The draft as it is when this write runs (a save asked for before it has run by then).
+            draft_id, self.draft_id = self.draft_id, None
+            return drafts.remove(session, draft_id) if draft_id is not None else None
+
+        def dropped(server_copy: tuple[int, str] | None) -> None:
+            if server_copy is None or app.context.demo:  # type: ignore[attr-defined]
+                return
+            account_id, server_id = server_copy
 
             def remove() -> None:
                 from crm_tui.mail import drafts as server_drafts
@@ -326,15 +350,15 @@ class ComposeScreen(CrmScreen):
 
             app.run_worker(remove, thread=True, group="draft-remove", exit_on_error=False)
 
-    def _show_attachments(self) -> None:
-        from crm_tui.ui.screens.inbox import _size
+        self.write_in_worker(drop, dropped)
 
+    def _show_attachments(self) -> None:
         text = Text()
         if self.attachments:
             text.append("Attachments: ", style="dim")
             text.append(
                 ", ".join(
-                    f"{terminal_safe(name, max_length=50)} ({_size(str(len(data)))})"
+                    f"{terminal_safe(name, max_length=50)} ({size_text(str(len(data)))})"
                     for name, _t, data in self.attachments
                 )
             )
@@ -397,32 +421,46 @@ class ComposeScreen(CrmScreen):
 
         from crm_tui.core.services import outbox
 
+        if self._queueing:
+            return  # ctrl+s again while the mail goes to the outbox: it goes once
+        self._queueing = True
+
         account_id = int(str(self.query_one("#c-from", Select).value).split(":", 1)[0])
         context = self.app.context  # type: ignore[attr-defined]
         now = context.clock.now()
         built = self.draft_fields()  # as written: taking the mail back makes it this draft again
         delay = max(0, context.settings.send_delay_seconds)
-        ok, item = self.write(
-            lambda session: outbox.queue(
-                session,
-                account_id=account_id,
-                message_id=message_id,
-                from_address=draft.from_address,
-                recipients=recipients,
-                subject=" ".join(draft.subject.split()),
-                raw=raw,
-                now=now,
-                reply_to_id=self.reply_to_id,
-                record=self.record,
-                hold=timedelta(seconds=delay) if delay else None,
-            )
+        self.write_in_worker(
+            lambda session: (
+                outbox.queue(
+                    session,
+                    account_id=account_id,
+                    message_id=message_id,
+                    from_address=draft.from_address,
+                    recipients=recipients,
+                    subject=" ".join(draft.subject.split()),
+                    raw=raw,
+                    now=now,
+                    reply_to_id=self.reply_to_id,
+                    record=self.record,
+                    hold=timedelta(seconds=delay) if delay else None,
+                ).id
+            ),
+            lambda item_id: self._queued(item_id, recipients, built, delay),
+            refused=self._not_queued,
         )
-        if not ok:
-            return
-        self.sent_item = item.id
+
+    def _not_queued(self, reason: str) -> None:
+        self._queueing = False
+        self.notify(reason, severity="warning", timeout=8)
+
+    def _queued(self, item_id: int, recipients: list[str], built: Any, delay: int) -> None:
+        """The mail is in the outbox: its draft goes, u can take it back, the screen closes."""
+        context = self.app.context  # type: ignore[attr-defined]
+        self.sent_item = item_id
         self.drop_draft()
         who = recipients[0] if len(recipients) == 1 else f"{len(recipients)} recipients"
-        queued = Queued(item.id, who, built[0] if built else None)
+        queued = Queued(item_id, who, built[0] if built else None)
         # u takes it back from wherever it was written (the app's u; the inbox's u when it is the newest step).
         self.app.just_queued = queued  # type: ignore[attr-defined]
         if context.demo:
@@ -599,20 +637,19 @@ class ComposeScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="template-fill", exit_on_error=False)
     def _fill_template(self, template_id: int, to: str) -> None:
-        from crm_tui.core import models as m
         from crm_tui.core.services import email_templates
 
         context = self.app.context  # type: ignore[attr-defined]
         try:
             with context.database().read() as session:
-                template = session.get(m.EmailTemplate, template_id)
-                if template is None:
-                    self.post_message(TemplateFilled("", "", "that template is gone"))
-                    return
                 merge = email_templates.merge_context(
                     session, self.merge_refs(session, to), me_id=context.me_id(), today=context.today()
                 )
-                subject, body = email_templates.render(template, merge)
+                filled = email_templates.render_template(session, template_id, merge)
+            if filled is None:
+                self.post_message(TemplateFilled("", "", "that template is gone"))
+                return
+            subject, body = filled
         except CrmError as exc:
             self.post_message(TemplateFilled("", "", str(exc)))
             return
@@ -651,24 +688,15 @@ class ComposeScreen(CrmScreen):
     def action_attach_document(self) -> None:
         """Attach a document of the records this mail is about (the one it is written from, those the answered
         mail is filed on, the recipients' contacts and their organizations)."""
-        from crm_tui.core import models as m
-        from crm_tui.core.services import attachments, records
-        from crm_tui.core.types import RecordRef, RecordType
+        from crm_tui.core.services import attachments
         from crm_tui.ui.screens.dialogs import ChoiceDialog
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            refs = self.merge_refs(session)
-            for ref in list(refs):
-                if ref.type is RecordType.CONTACT:
-                    contact = session.get(m.Contact, ref.id)
-                    if contact is not None and contact.organization_id:
-                        refs.append(RecordRef(RecordType.ORGANIZATION, contact.organization_id))
-            documents = []
-            for ref in dict.fromkeys(refs):
-                label = records.record_label(session, ref)
-                for document in attachments.documents_on(session, ref):
-                    documents.append((str(document.id), f"{document.filename} — {label}"))
+            documents = [
+                (str(d.id), f"{d.filename} — {d.record}")
+                for d in attachments.documents_for_mail(session, self.merge_refs(session))
+            ]
         if not documents:
             self.notify("The records of this mail have no documents.", severity="warning")
             return
@@ -676,17 +704,16 @@ class ComposeScreen(CrmScreen):
         def chosen(document_id: str | None) -> None:
             if not document_id:
                 return
-            with context.database().read() as session:
-                document = session.get(m.Document, int(document_id))
-                if document is None:
-                    return
-                name, kind = document.filename, document.content_type or "application/octet-stream"
-                try:
-                    data = context.document_store().read(session, document.stored_name)
-                except CrmError as exc:
-                    self.notify(f"cannot read {terminal_safe(name)}: {exc}", severity="warning")
-                    return
-            self.attachments.append((name, kind, data))
+            name = dict(documents)[document_id].rpartition(" — ")[0]
+            try:
+                with context.database().read() as session:
+                    document, data = attachments.read_document(
+                        session, context.document_store(), int(document_id)
+                    )
+            except CrmError as exc:
+                self.notify(f"cannot read {terminal_safe(name)}: {exc}", severity="warning")
+                return
+            self.attachments.append((document.filename, document.content_type, data))
             self._show_attachments()
 
         self.app.push_screen(
@@ -861,7 +888,7 @@ def recall_draft(screen: Any) -> None:
         saved = [
             (str(d.id), f"{d.subject or '(no subject)'} — {d.to or 'no recipient'} — "
              f"{d.updated_at.astimezone(context.zone):%d.%m. %H:%M}")
-            for d in drafts.list_drafts(session)
+            for d in drafts.saved_drafts(session)
         ]  # fmt: skip
         identities = mail_accounts.identities(session)
     if not saved:
@@ -872,19 +899,18 @@ def recall_draft(screen: Any) -> None:
         if not draft_id:
             return
         with context.database().read() as session:
-            row = drafts.get(session, int(draft_id))
-            identity = next(
-                (i for i in identities if i.account_id == row.account_id and i.address == row.from_address),
-                identities[0] if identities else None,
-            )
-            draft = Draft(
-                identity.name if identity else "", row.from_address, to=[row.to] if row.to else [],
-                cc=[row.cc] if row.cc else [], bcc=[row.bcc] if row.bcc else [], subject=row.subject, body=row.body,
-                in_reply_to=row.in_reply_to, references=(row.references or "").splitlines(),
-                attachments=attachment_payloads(bytes(row.raw)) if row.raw else [],
-            )  # fmt: skip
-            record = (row.record_type, row.record_id) if row.record_type and row.record_id else None
-            reply_to_id = row.reply_to_id
+            row = drafts.saved_draft(session, int(draft_id))
+        identity = next(
+            (i for i in identities if i.account_id == row.account_id and i.address == row.from_address),
+            identities[0] if identities else None,
+        )
+        draft = Draft(
+            identity.name if identity else "", row.from_address, to=[row.to] if row.to else [],
+            cc=[row.cc] if row.cc else [], bcc=[row.bcc] if row.bcc else [], subject=row.subject, body=row.body,
+            in_reply_to=row.in_reply_to, references=list(row.references),
+            attachments=attachment_payloads(row.raw) if row.raw else [],
+        )  # fmt: skip
+        record, reply_to_id = row.record, row.reply_to_id
         screen.app.push_screen(
             ComposeScreen(
                 draft,

@@ -69,10 +69,12 @@ class PromptDialog(FollowsTypeahead, ModalScreen[str | None]):
         save: Callable[[str], str | None] | None = None,
     ):
         """``save``: stores the text and returns None, or why it could not (the dialog then stays open with
-        the text and the reason: a full disk never costs a written comment)."""
+        the text and the reason: a full disk never costs a written comment). It runs in a thread worker (a
+        database write never runs on the UI thread); the dialog closes when it has saved."""
         super().__init__()
         self._title, self._placeholder, self._value = title, placeholder, value
         self._multiline, self._required, self._save = multiline, required, save
+        self._saving = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -102,10 +104,31 @@ class PromptDialog(FollowsTypeahead, ModalScreen[str | None]):
             self.query_one("#error", Label).update("This cannot be empty.")
             return
         if self._save is not None and value:
-            failed = self._save(value)
-            if failed:
-                self.query_one("#error", Label).update(Text(f"Not saved: {failed}"))
-                return
+            if self._saving:
+                return  # saved once: the save under way closes the dialog
+            self._saving = True
+            save, app = self._save, self.app
+
+            def run() -> None:
+                try:
+                    failed = save(value)
+                except BaseException:
+                    app.call_from_thread(
+                        setattr, self, "_saving", False
+                    )  # the app reports it; one can try again
+                    raise
+                app.call_from_thread(self._saved, value, failed)
+
+            # The app's worker: a failure is reported by the app (a dialog does not hand its workers' on).
+            app.run_worker(run, thread=True, group="dialog-save", exit_on_error=False)
+            return
+        self.dismiss(value)
+
+    def _saved(self, value: str, failed: str | None) -> None:
+        self._saving = False
+        if failed:
+            self.query_one("#error", Label).update(Text(f"Not saved: {failed}"))
+            return
         self.dismiss(value)
 
     def action_cancel(self) -> None:

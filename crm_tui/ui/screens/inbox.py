@@ -19,7 +19,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.core.wording import plural
+from crm_tui.core.wording import plural, size_text
 from crm_tui.ui.messages import PreviewLoaded, RelatedLoaded, Scoped
 from crm_tui.ui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
@@ -29,34 +29,6 @@ from crm_tui.ui.widgets.paged_table import PagedTable, Row
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 PREVIEW_CHARS = 20_000
-
-
-def _condition(zone, session, query: str, scope: tuple[str, object] = ("view", "all"), now=None, days=3):  # type: ignore[no-untyped-def]
-    """The list's condition: the folder or view chosen, and the search; an unfinished or wrong query (typed so
-    far) matches nothing."""
-    from sqlalchemy import and_, false
-
-    from crm_tui.core.errors import CrmError, ValidationError
-    from crm_tui.core.services import triage
-    from crm_tui.core.services.mail_search import search_condition
-
-    parts = []
-    try:
-        if scope[0] == "folder":
-            parts.append(triage.folder_condition(session, int(scope[1])))  # type: ignore[call-overload]
-        elif scope[1] != "all":
-            # Archived or deleted: done, out of the view at once (the cheap test first: it spares the view's
-            # thread look-ups for every mail put away).
-            parts.append(triage.not_put_away())
-            parts.append(triage.view_condition(str(scope[1]), now=now, days=days))
-    except CrmError:
-        parts.append(false())
-    if query.strip():
-        try:
-            parts.append(search_condition(session, query, zone))
-        except ValidationError:
-            parts.append(false())
-    return and_(*parts) if parts else None
 
 
 def query_problem(query: str) -> str | None:
@@ -71,23 +43,22 @@ def query_problem(query: str) -> str | None:
     return None
 
 
+def _inbox_query(screen, zone, query: str) -> Any:  # type: ignore[no-untyped-def]
+    from crm_tui.core.services.inbox import InboxQuery
+
+    return InboxQuery(
+        query, screen.scope, zone, screen.app.context.clock.now(), screen.no_reply_days, screen.collapsed
+    )
+
+
 def _message_rows(screen, zone, session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import triage
-    from crm_tui.core.services.mail_store import list_messages
+    from crm_tui.core.services import inbox
 
     rows = []
     tagged = set(screen.tagged)
-    scope = _condition(
-        zone, session, query, screen.scope, screen.app.context.clock.now(), screen.no_reply_days
-    )
-    where = triage.newest_of_threads(scope) if screen.collapsed else scope
-    page = list_messages(session, limit=limit, offset=offset, where=where)
-    threads = triage.thread_members(session, [m.id for m in page], scope) if screen.collapsed else {}
-    screen.threads.update(threads)
-    # A collapsed row shows how many mails its whole conversation holds, not only those in this view
-    # ("Awaiting my reply" holds one of each thread).
-    sizes = triage.thread_sizes(session, [m.id for m in page]) if screen.collapsed else {}
-    for message in page:
+    found = inbox.page(session, _inbox_query(screen, zone, query), offset=offset, limit=limit)
+    screen.threads.update(found.threads)
+    for message in found.messages:
         sent = message.sent_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if message.sent_at else ""
         flags = (
             ("*" if message.id in tagged else " ")
@@ -101,7 +72,7 @@ def _message_rows(screen, zone, session, query: str, offset: int, limit: int) ->
             else (message.from_name or message.from_address)
         )
         subject = message.subject or "(no subject)"
-        size = sizes.get(message.id, 1)
+        size = found.sizes.get(message.id, 1)
         if size > 1:
             subject = f"({size}) {subject}"
         rows.append(Row(str(message.id), (flags, sent, who, subject), "" if message.is_read else "bold"))
@@ -109,28 +80,10 @@ def _message_rows(screen, zone, session, query: str, offset: int, limit: int) ->
 
 
 def _message_count(screen, zone, session, query: str) -> int:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import triage
-    from crm_tui.core.services.mail_store import count_messages
+    from crm_tui.core.services import inbox
     from crm_tui.ui.widgets.paged_table import COUNT_CAP
 
-    where = _condition(
-        zone, session, query, screen.scope, screen.app.context.clock.now(), screen.no_reply_days
-    )
-    if screen.collapsed:
-        where = triage.newest_of_threads(where)
-    return count_messages(session, where=where, cap=COUNT_CAP)
-
-
-def _size(text: str) -> str:
-    try:
-        size = int(text)
-    except ValueError:
-        return "?"
-    for unit in ("B", "KB", "MB"):
-        if size < 1024 or unit == "MB":
-            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024  # type: ignore[assignment]
-    return f"{size} B"
+    return inbox.count(session, _inbox_query(screen, zone, query), cap=COUNT_CAP)
 
 
 @dataclass
@@ -356,12 +309,11 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _load_preview(self, message_id: int) -> None:
-        from crm_tui.core import models as m
-        from crm_tui.core.services import mailbox
+        from crm_tui.core.services import inbox, mailbox
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            row = session.get(m.MailMessage, message_id)
+            row = inbox.message_view(session, message_id)
             if row is None:
                 return
             text = message_text(row, context.zone)
@@ -395,9 +347,12 @@ class InboxScreen(SearchesItsList, CrmScreen):
             return
         self.app.push_screen(MessageReader(message_id))
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
-        ok, was_unread = self.write(lambda session: triage.opened(session, message_id, now=now))
-        if ok and was_unread:
-            self.query_one(PagedTable).reload()
+
+        def marked(was_unread: bool) -> None:
+            if was_unread:
+                self.query_one(PagedTable).reload()
+
+        self.write_in_worker(lambda session: triage.opened(session, message_id, now=now), marked)
 
     # --- tagging ---
 
@@ -465,13 +420,15 @@ class InboxScreen(SearchesItsList, CrmScreen):
         if not ids:
             return
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
-        ok, entry = self.write(lambda session: triage.apply(session, ids, action, argument, now=now))
-        if ok:
+
+        def applied(entry: Any) -> None:
             self._keep_place(ids)
             self._done(
                 TakeBack(entry.description, lambda session, e=entry: triage.undo(session, e, now=now)),
                 untag=len(ids) > 1 or bool(set(ids) & self.tagged),
             )
+
+        self.write_in_worker(lambda session: triage.apply(session, ids, action, argument, now=now), applied)
 
     def action_triage(self, action: str) -> None:
         self._apply(self.targets(), action)
@@ -479,18 +436,18 @@ class InboxScreen(SearchesItsList, CrmScreen):
     def action_toggle_read(self) -> None:
         ids = self.targets()
         if ids:
-            self._apply(ids, "unread" if self._all(ids, "is_read") else "read")
+            self._apply(ids, "unread" if self._all(ids, "read") else "read")
 
     def action_toggle_flag(self) -> None:
         ids = self.targets()
         if ids:
-            self._apply(ids, "unflag" if self._all(ids, "is_flagged") else "flag")
+            self._apply(ids, "unflag" if self._all(ids, "flagged") else "flag")
 
-    def _all(self, ids: list[int], attribute: str) -> bool:
-        from crm_tui.core import models as m
+    def _all(self, ids: list[int], mark: Any) -> bool:
+        from crm_tui.core.services import inbox
 
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
-            return all(getattr(session.get(m.MailMessage, i), attribute, False) for i in ids)
+            return inbox.all_marked(session, ids, mark)
 
     def action_move(self) -> None:
         ids = self.targets()
@@ -511,19 +468,23 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         queued = getattr(self.app, "just_queued", None)
         if queued is not None and (not self.undo_stack or queued.at > self.undo_stack[-1].at):
-            take_back_queued(self.app, say=self.say)
-            self.reload()
+            take_back_queued(self.app, say=self.say, then=self.reload)
             return
         if not self.undo_stack:
             self.app.update_status("nothing to undo")  # type: ignore[attr-defined]
             return
         step = self.undo_stack.pop()
-        ok, said = self.write(step.undo)
-        if ok:
+
+        def undone(said: str) -> None:
             self.say(said)
             self.reload()
-        elif step.retry:
-            self.undo_stack.append(step)
+
+        def refused(reason: str) -> None:
+            self.notify(reason, severity="warning", timeout=8)
+            if step.retry:
+                self.undo_stack.append(step)
+
+        self.write_in_worker(step.undo, undone, refused=refused)
 
     # --- the CRM side ---
 
@@ -554,13 +515,15 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 return
             ref = RecordRef.parse(ref_text)
             now = self.app.context.clock.now()  # type: ignore[attr-defined]
-            ok, filed = self.write(lambda session: mail_actions.file_on(session, ids, ref, now=now))
-            if ok:
+
+            def filed_on(filed: Any) -> None:
                 self._keep_place(ids)
                 self._done(
                     TakeBack(filed.description, lambda session, f=filed: mail_actions.unfile(session, f)),
                     untag=len(ids) > 1,
                 )
+
+            self.write_in_worker(lambda session: mail_actions.file_on(session, ids, ref, now=now), filed_on)
 
         title = f"File {plural(len(ids), 'message')} on" if len(ids) > 1 else "File this mail on"
         self.app.push_screen(RecordPicker(title, suggestions, self.app.context), chosen)  # type: ignore[attr-defined]
@@ -584,15 +547,18 @@ class InboxScreen(SearchesItsList, CrmScreen):
             ref = RecordRef.parse(ref_text)
             named = self.record_name(ref)
             now = self.app.context.clock.now()  # type: ignore[attr-defined]
-            ok, _ = self.write(lambda session: mail_linking.unlink(session, message_id, ref, now=now))
-            if ok:
+
+            def relink(session: Any) -> str:
+                mail_linking.link_manually(session, message_id, ref, now=now)
+                return f"undone: filed on {named} again"
+
+            def taken_off(_: Any) -> None:
                 self._keep_place([message_id])
-
-                def relink(session: Any) -> str:
-                    mail_linking.link_manually(session, message_id, ref, now=now)
-                    return f"undone: filed on {named} again"
-
                 self._done(TakeBack(f"taken off {named}", relink))
+
+            self.write_in_worker(
+                lambda session: mail_linking.unlink(session, message_id, ref, now=now), taken_off
+            )
 
         self.app.push_screen(
             ChoiceDialog("Take the mail off", [(value, terminal_safe(label)) for value, label in links]),
@@ -617,19 +583,27 @@ class InboxScreen(SearchesItsList, CrmScreen):
             ref = RecordRef(RecordType(record_type), new_id)
             named = self.record_name(ref)
             now = context.clock.now()
-            ok, filed = self.write(lambda session: mail_actions.file_on(session, ids, ref, now=now))
-            if ok:
-                self._keep_place(ids)
 
-            def take_back(session: Any, f: Any = filed) -> str:
+            def take_back(session: Any) -> str:
                 for message_id in ids:
                     mail_linking.unlink(session, message_id, ref, now=now)
                 records.delete_record(session, ref)
                 return f"undone: {named} and its links removed"
 
-            self._done(
-                TakeBack(f"{named} made from the mail and filed", take_back),
-                untag=len(ids) > 1,
+            def done(filed: bool) -> None:
+                # Made, filed or not (a refusal was said): u takes the record back.
+                if filed:
+                    self._keep_place(ids)
+                self._done(TakeBack(f"{named} made from the mail and filed", take_back), untag=len(ids) > 1)
+
+            def refused(reason: str) -> None:
+                self.notify(reason, severity="warning", timeout=8)
+                done(False)
+
+            self.write_in_worker(
+                lambda session: mail_actions.file_on(session, ids, ref, now=now),
+                lambda _: done(True),
+                refused=refused,
             )
 
         self.open_form(lambda: form(context, None, values), noun=record_type, on_saved=saved)
@@ -687,12 +661,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
             self.say("this is a cancellation, not an invitation")
             return
         now = context.clock.now()
-        ok, accepted = self.write(
-            lambda session: mail_actions.accept_invitation(
-                session, message_id, invitation, mine=mine, now=now, me_id=context.me_id()
-            )
-        )
-        if ok:
+
+        def accepted_it(accepted: Any) -> None:
             start = invitation.start.astimezone(context.zone)
             made = f", {accepted.person} made from the sender" if accepted.created_person else ""
             self._done(
@@ -703,6 +673,13 @@ class InboxScreen(SearchesItsList, CrmScreen):
                     ),
                 )
             )
+
+        self.write_in_worker(
+            lambda session: mail_actions.accept_invitation(
+                session, message_id, invitation, mine=mine, now=now, me_id=context.me_id()
+            ),
+            accepted_it,
+        )
 
     def action_attachments(self) -> None:
         from crm_tui.core.services import mailbox
@@ -796,16 +773,15 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.app.push_screen(OutboxScreen())
 
     def action_comment(self) -> None:
-        from crm_tui.core.services import attachments, mail_store
-        from crm_tui.core.types import RecordRef, RecordType
+        from crm_tui.core.services import attachments, inbox
 
         message_id = self.current()
         if message_id is None:
             return
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            links = mail_store.links_of(session, message_id)
-            target = RecordRef(RecordType(links[0].record_type), links[0].record_id) if links else None
+            links = inbox.filed_on(session, message_id)
+            target = links[0] if links else None
         if target is None:
             self.app.update_status("file the mail on a record first (e), then comment")  # type: ignore[attr-defined]
             return
@@ -815,13 +791,13 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         def save(body: str) -> str | None:
             now = context.clock.now()
-            failed, comment = self.attempt(
-                lambda session: attachments.add_comment(
-                    session, target, body, author_id=context.me_id(), now=now
+            failed, comment_id = self.attempt(
+                lambda session: (
+                    attachments.add_comment(session, target, body, author_id=context.me_id(), now=now).id
                 )
             )
             if failed is None:
-                added.append(comment.id)
+                added.append(comment_id)
             return failed  # the dialog stays open with the text and the reason
 
         def written(body: str | None) -> None:
@@ -829,11 +805,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 comment_id = added[0]
 
                 def take_back(session: Any) -> str:
-                    from crm_tui.core import models as m
-
-                    row = session.get(m.Comment, comment_id)
-                    if row is not None:
-                        session.delete(row)
+                    attachments.delete_comment(session, comment_id)
                     return "undone: comment removed"
 
                 self._done(TakeBack(f"comment added to {named}", take_back))
@@ -848,11 +820,11 @@ def original_of(session: Any, message_id: int, raw: bytes, *, with_attachments: 
     import email.policy
     import email.utils
 
-    from crm_tui.core import models as m
     from crm_tui.core.mail_identity import format_address, split_raw
+    from crm_tui.core.services.inbox import message_view
     from crm_tui.mail.compose import Original
 
-    row = session.get(m.MailMessage, message_id)
+    row = message_view(session, message_id)
     if row is None:
         return None
     header = (
@@ -962,7 +934,7 @@ def message_text(row: Any, zone: Any, *, limit: int = PREVIEW_CHARS) -> Text:
         names = []
         for line in row.attachments.splitlines()[:20]:
             name, _type, size = (line.split("\t") + ["", "", "0"])[:3]
-            names.append(f"{terminal_safe(name, max_length=60) or '(unnamed)'} ({_size(size)})")
+            names.append(f"{terminal_safe(name, max_length=60) or '(unnamed)'} ({size_text(size)})")
         text.append(", ".join(names) + "\n")
     text.append("\n")
     if not row.has_body:
@@ -1035,11 +1007,11 @@ class MessageReader(CrmScreen):
 
     @work(thread=True, exclusive=True, group="reader", exit_on_error=False)
     def _load(self) -> None:
-        from crm_tui.core import models as m
+        from crm_tui.core.services.inbox import message_view
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            row = session.get(m.MailMessage, self.message_id)
+            row = message_view(session, self.message_id)
             text = message_text(row, context.zone, limit=1_000_000) if row else Text("This mail is gone.")
         self.post_message(PreviewLoaded(self.message_id, text))
 

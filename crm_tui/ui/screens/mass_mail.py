@@ -54,7 +54,7 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
                 raise CrmError("nobody to write to: the list is empty")
             with context.database().write() as session:
                 identity = mail_accounts.identities(session)[0]
-                campaign = mass_mail.create_campaign(
+                campaign_id = mass_mail.create_campaign(
                     session,
                     template_id=template_id,
                     account_id=identity.account_id,
@@ -65,8 +65,7 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
                     now=context.clock.now(),
                     me_id=context.me_id(),
                     today=context.today(),
-                )
-                campaign_id = campaign.id
+                ).id
         except CrmError as exc:
             screen.app.call_from_thread(screen.notify, f"Mass mail: {exc}", severity="warning")
             return
@@ -121,12 +120,11 @@ class MassMailScreen(CrmScreen):
         self.refresh_view()
 
     def refresh_view(self, progress: Any = None) -> None:
-        from crm_tui.core import models as m
         from crm_tui.core.services import mass_mail
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
-            campaign = session.get(m.Campaign, self.campaign_id)
+            name, per_minute = mass_mail.name_and_pace(session, self.campaign_id)
             progress = progress or mass_mail.progress(session, self.campaign_id)
             skipped = mass_mail.skipped(session, self.campaign_id)
             left_out = mass_mail.left_out(session, self.campaign_id)
@@ -139,7 +137,7 @@ class MassMailScreen(CrmScreen):
             )
         self.query_one("#mass-title", Label).update(
             Text(
-                f"Mass mail: {terminal_safe(campaign.name if campaign else '')} · {campaign.per_minute if campaign else 0}/min",
+                f"Mass mail: {terminal_safe(name)} · {per_minute}/min",
                 style="bold",
             )
         )
@@ -216,10 +214,13 @@ class MassMailScreen(CrmScreen):
     def action_stop(self) -> None:
         from crm_tui.core.services import mass_mail
 
-        ok, _ = self.write(lambda session: mass_mail.set_state(session, self.campaign_id, "stopped"))
-        if ok:
+        def stopping(_: Any) -> None:
             self.notify("Stopping after the current recipient; g resumes where it stopped.")
             self.refresh_view()
+
+        self.write_in_worker(
+            lambda session: mass_mail.set_state(session, self.campaign_id, "stopped").id, stopping
+        )
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -165,17 +165,23 @@ class OutboxScreen(CrmScreen):
         from crm_tui.core.services import outbox
 
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
-        ok, _ = self.write(lambda session: outbox.decide(session, row.id, decision, now=now))
-        if ok:
-            said = {
-                "resend": "queued again" + (" for the refused addresses" if row.state == "partial" else ""),
-                "sent": "counted as sent",
-                "drop": "refused addresses let go" if row.state == "partial" else "dropped",
-            }[decision]
-            self.notify(f"{outbox.mail_named(row.subject or '', row.recipients)}: {said}")
-            if decision == "resend":
-                self.app.flush_outbox()  # type: ignore[attr-defined]
-            self.reload()
+        self.write_in_worker(
+            lambda session: outbox.decide(session, row.id, decision, now=now),
+            lambda _: self._decided(row, decision),
+        )
+
+    def _decided(self, row: Any, decision: str) -> None:
+        from crm_tui.core.services import outbox
+
+        said = {
+            "resend": "queued again" + (" for the refused addresses" if row.state == "partial" else ""),
+            "sent": "counted as sent",
+            "drop": "refused addresses let go" if row.state == "partial" else "dropped",
+        }[decision]
+        self.notify(f"{outbox.mail_named(row.subject or '', row.recipients)}: {said}")
+        if decision == "resend":
+            self.app.flush_outbox()  # type: ignore[attr-defined]
+        self.reload()
 
     def action_take_back(self) -> None:
         """u: the highlighted mail, while it waits to go out, leaves the outbox and is a draft again."""
@@ -185,14 +191,16 @@ class OutboxScreen(CrmScreen):
         if row is None:
             return
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
-        ok, _ = self.write(lambda session: outbox.take_back_item(session, row.id, now=now))
-        if ok:
+
+        def taken_back(_: Any) -> None:
             queued = getattr(self.app, "just_queued", None)
             if queued is not None and queued.item_id == row.id:
                 self.app.just_queued = None  # type: ignore[attr-defined]
             to = terminal_safe(", ".join(row.recipients), max_length=60)
             self.notify(f"Taken back: the mail to {to} is a draft again (R in the inbox lists the drafts).")
             self.reload()
+
+        self.write_in_worker(lambda session: outbox.take_back_item(session, row.id, now=now), taken_back)
 
     def action_deliver(self) -> None:
         """x: every queued mail goes now, also one waiting for its next try or its send delay; then it says how

@@ -55,7 +55,7 @@ class PickerOptions(Options):
     ]
 
 
-class _Picker(FollowsTypeahead, ModalScreen[str | None]):
+class Picker(FollowsTypeahead, ModalScreen[str | None]):
     """An input over a list; the list follows what is typed, Enter takes the highlighted entry."""
 
     BINDINGS = [
@@ -121,7 +121,7 @@ class _Picker(FollowsTypeahead, ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class FolderPicker(_Picker):
+class FolderPicker(Picker):
     """Pick a folder (of the message's account) by a few of its letters."""
 
     def __init__(self, title: str, folders: list[str]) -> None:
@@ -134,7 +134,7 @@ class FolderPicker(_Picker):
         self.show([(name, Text(terminal_safe(name))) for _, name in ranked])
 
 
-class RecordPicker(_Picker):
+class RecordPicker(Picker):
     """Pick a record to file mail on: the suggestions (best first, with why) until something is typed, then
     records of every kind whose name matches, suggestions first among them. Returns "type:id"."""
 

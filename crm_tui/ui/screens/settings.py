@@ -13,10 +13,9 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
-from crm_tui.core import models as m
 from crm_tui.core.errors import ValidationError
-from crm_tui.core.services import custom_fields, opportunities, organizations, pipelines, users
-from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.core.services import configuration, custom_fields, pipelines, users
+from crm_tui.core.types import CustomFieldType, RecordRef, RecordType, StageKind
 from crm_tui.core.wording import plural
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
@@ -121,22 +120,20 @@ class SettingsScreen(CrmScreen):
         self.app.update_status(plural(table.row_count, noun))  # type: ignore[attr-defined]
 
     def _users(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
-        me = users.current_user(session, self.context.settings.me)
         self.query_one("#settings-title", Label).update(Text("Users", style="bold"))
         table.add_columns("", "Name", "E-mail", "Belongs to", "Active")
-        for user in users.list_users(session):
-            partner = session.get(m.Organization, user.organization_id) if user.organization_id else None
+        for user in configuration.user_views(session, me=self.context.settings.me):
             table.add_row(
-                "me" if me and me.id == user.id else "",
+                "me" if user.is_me else "",
                 Text(user.name),
                 Text(user.email),
-                Text(partner.name if partner else "our company"),
+                Text(user.belongs_to),
                 "yes" if user.active else "no",
                 key=str(user.id),
             )
 
     def _pipelines(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
-        all_pipelines = pipelines.pipelines(session)
+        all_pipelines = configuration.pipeline_views(session)
         if self.pipeline_id not in [p.id for p in all_pipelines]:
             self.pipeline_id = all_pipelines[0].id if all_pipelines else None
         names = "  ".join(f"[{p.name}]" if p.id == self.pipeline_id else p.name for p in all_pipelines)
@@ -146,23 +143,22 @@ class SettingsScreen(CrmScreen):
         table.add_columns("#", "Stage", "Kind", "Probability", "Sub-states", "Deals")
         if self.pipeline_id is None:
             return
-        for stage in pipelines.stages_of(session, self.pipeline_id):
-            substates = ", ".join(s.name for s in pipelines.substates_of(session, stage.id))  # type: ignore[arg-type]
+        for stage in configuration.stage_views(session, self.pipeline_id):
             table.add_row(
                 str(stage.position + 1),
                 Text(stage.name),
                 stage.kind,
                 f"{stage.probability}%",
-                Text(substates),
-                str(opportunities.count_in_stage(session, stage.id)),
-                key=str(stage.id),  # type: ignore[arg-type]
+                Text(", ".join(stage.substates)),
+                str(stage.deals),
+                key=str(stage.id),
             )
 
     def _fields(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
         self.query_one("#settings-title", Label).update(Text("Custom fields", style="bold"))
         table.add_columns("Record type", "Key", "Label", "Type", "Required", "Choices")
         for entity in custom_fields.ENTITY_TYPES:
-            for definition in custom_fields.definitions_for(session, entity):
+            for definition in configuration.field_views(session, entity):
                 table.add_row(
                     entity,
                     definition.key,
@@ -174,11 +170,9 @@ class SettingsScreen(CrmScreen):
                 )
 
     def _accounts(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
-        from crm_tui.core.services import mail_accounts
-
         self.query_one("#settings-title", Label).update(Text("Mail accounts (IMAP)", style="bold"))
         table.add_columns("Name", "IMAP server", "Login", "Password", "Sync since", "Every", "My addresses")
-        for a in mail_accounts.list_accounts(session):
+        for a in configuration.account_views(session):
             table.add_row(
                 Text(a.name),
                 Text(f"{a.imap_host}:{a.imap_port} ({a.imap_security})"),
@@ -194,7 +188,8 @@ class SettingsScreen(CrmScreen):
 
     def _account_name(self, account_id: int) -> str:
         with self.context.database().read() as session:
-            return session.get(m.MailAccount, account_id).name  # type: ignore[union-attr]
+            account = configuration.account_view(session, account_id)
+        return account.name if account else str(account_id)
 
     def _account_form(self, account_id: int | None) -> FormSpec:
         from crm_tui.core.services import mail_accounts
@@ -210,8 +205,9 @@ class SettingsScreen(CrmScreen):
         old_name: str | None = None
         if account_id is not None:
             with self.context.database().read() as session:
-                a = session.get(m.MailAccount, account_id)
-                old_name = a.name  # type: ignore[union-attr]
+                a = configuration.account_view(session, account_id)
+            if a is not None:
+                old_name = a.name
                 values = {
                     "name": a.name,
                     "preset": a.preset,
@@ -394,24 +390,24 @@ class SettingsScreen(CrmScreen):
             return
         self.app.push_screen(RecordForm(spec), saved)
 
-    def _write(self, work: Any) -> bool:
-        ok, _ = self.write(work)
-        if ok:
+    def _write(self, work: Any, then: Any = None) -> None:
+        """``work(session)`` in a worker; once it is written, the section shows it, then ``then()`` runs."""
+
+        def written(_: Any) -> None:
             self.show_section(self.section)
-        return ok
+            if then is not None:
+                then()
+
+        self.write_in_worker(lambda session: work(session) and None, written)
 
     # --- users ---
 
     def _user_form(self, user_id: int | None) -> FormSpec:
         with self.context.database().read() as session:
-            partners = [
-                (str(o.id), o.name)
-                for o in organizations.search_organizations(session, kind="installer", limit=None)
-                + organizations.search_organizations(session, kind="reseller", limit=None)
-            ]
+            partners = [(str(id_), name) for id_, name in configuration.partner_choices(session)]
             values: dict[str, str] = {"active": "true"}
-            if user_id is not None:
-                user = session.get(m.User, user_id)
+            user = configuration.user_view(session, user_id) if user_id is not None else None
+            if user is not None:
                 values = {
                     "name": user.name,
                     "email": user.email,
@@ -457,7 +453,9 @@ class SettingsScreen(CrmScreen):
         from crm_tui.runtime.settings import set_config_value
 
         with self.context.database().read() as session:
-            user = session.get(m.User, user_id)
+            user = configuration.user_view(session, user_id)
+        if user is None:
+            return
         try:
             set_config_value(self.context.paths.config_file, "me", user.email)  # type: ignore[union-attr]
         except OSError as exc:
@@ -475,11 +473,12 @@ class SettingsScreen(CrmScreen):
         values = {"kind": "open", "probability": "50"}
         if stage_id is not None:
             with self.context.database().read() as session:
-                stage = session.get(m.Stage, stage_id)
-                values = {"name": stage.name, "kind": stage.kind, "probability": str(stage.probability)}  # type: ignore[union-attr]
+                stage = configuration.stage_view(session, stage_id)
+            if stage is not None:
+                values = {"name": stage.name, "kind": stage.kind, "probability": str(stage.probability)}
         fields = [
             FieldSpec("name", "Name", required=True),
-            FieldSpec("kind", "Kind", "choice", [(k.value, k.value) for k in m.StageKind], required=True),
+            FieldSpec("kind", "Kind", "choice", [(k.value, k.value) for k in StageKind], required=True),
             FieldSpec("probability", "Win probability (%)", "number", required=True),
         ]
 
@@ -506,7 +505,7 @@ class SettingsScreen(CrmScreen):
         if self.section != "pipelines":
             return
         with self.context.database().read() as session:
-            ids = [p.id for p in pipelines.pipelines(session)]
+            ids = [p.id for p in configuration.pipeline_views(session)]
         if ids:
             self.pipeline_id = (
                 ids[(ids.index(self.pipeline_id) + 1) % len(ids)] if self.pipeline_id in ids else ids[0]
@@ -545,7 +544,7 @@ class SettingsScreen(CrmScreen):
         if self.section != "pipelines" or (stage_id := self.selected_id()) is None:
             return
         with self.context.database().read() as session:
-            choices = [(str(s.id), s.name) for s in pipelines.substates_of(session, stage_id)]
+            choices = [(str(s.id), s.name) for s in configuration.substate_views(session, stage_id)]
         if not choices:
             self.notify("This stage has no sub-states; u adds one.")
             return
@@ -583,10 +582,11 @@ class SettingsScreen(CrmScreen):
             return
         table = self.query_one(DataTable)
         target = table.cursor_row + step
-        if 0 <= target < table.row_count and self._write(
-            lambda s: pipelines.move_stage_position(s, stage_id, target)
-        ):
-            table.move_cursor(row=target)
+        if 0 <= target < table.row_count:
+            self._write(
+                lambda s: pipelines.move_stage_position(s, stage_id, target),
+                lambda: table.move_cursor(row=target),
+            )
 
     # --- fields ---
 
@@ -594,7 +594,8 @@ class SettingsScreen(CrmScreen):
         values = {"entity_type": "contact", "field_type": "text", "required": "false"}
         if definition_id is not None:
             with self.context.database().read() as session:
-                d = session.get(m.CustomFieldDefinition, definition_id)
+                d = configuration.field_view(session, definition_id)
+            if d is not None:
                 values = {
                     "entity_type": d.entity_type,
                     "key": d.key,
@@ -615,7 +616,7 @@ class SettingsScreen(CrmScreen):
             FieldSpec("key", "Key (a-z, 0-9, _)", required=True),
             FieldSpec("label", "Label", required=True),
             FieldSpec(
-                "field_type", "Type", "choice", [(t.value, t.value) for t in m.CustomFieldType], required=True
+                "field_type", "Type", "choice", [(t.value, t.value) for t in CustomFieldType], required=True
             ),
             FieldSpec("choices", "Choices (for choice fields)", "list"),
             FieldSpec("required", "Required", "choice", [("false", "no"), ("true", "yes")], required=True),
@@ -640,11 +641,9 @@ class SettingsScreen(CrmScreen):
     # --- mail templates ---
 
     def _templates(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
-        from crm_tui.core.services import email_templates
-
         self.query_one("#settings-title", Label).update(Text("Mail templates (Jinja2)", style="bold"))
         table.add_columns("Name", "Subject", "Used for")
-        for template in email_templates.list_templates(session):
+        for template in configuration.template_views(session):
             table.add_row(
                 Text(template.name),
                 Text(template.subject),
@@ -658,7 +657,8 @@ class SettingsScreen(CrmScreen):
         values: dict[str, str] = {}  # a new template starts empty: the example is a placeholder, not text
         if template_id is not None:
             with self.context.database().read() as session:
-                template = session.get(m.EmailTemplate, template_id)
+                template = configuration.template_view(session, template_id)
+            if template is not None:
                 values = {
                     "name": template.name,  # type: ignore[union-attr]
                     "description": template.description or "",  # type: ignore[union-attr]
@@ -735,8 +735,7 @@ class SettingsScreen(CrmScreen):
                 from crm_tui.core.services import mail_accounts
                 from crm_tui.mail import secrets
 
-                if self._write(lambda s: mail_accounts.remove_account(s, name)):
-                    secrets.forget(name)
+                self._write(lambda s: mail_accounts.remove_account(s, name), lambda: secrets.forget(name))
 
             self.app.push_screen(
                 ConfirmDialog(f"Remove mail account {name}?", "Mail filed on records is kept.", "Remove"),
@@ -764,13 +763,12 @@ class SettingsScreen(CrmScreen):
             )
             return
         with self.context.database().read() as session:
-            in_use = opportunities.count_in_stage(session, record_id)
-            stage = session.get(m.Stage, record_id)
-            others = [
-                (str(s.id), s.name)
-                for s in pipelines.stages_of(session, stage.pipeline_id)
-                if s.id != record_id and s.kind != "lost"
-            ]  # type: ignore[union-attr]
+            stage = configuration.stage_view(session, record_id)
+            if stage is None:
+                return
+            stages = configuration.stage_views(session, stage.pipeline_id)
+        in_use = next((s.deals for s in stages if s.id == record_id), 0)
+        others = [(str(s.id), s.name) for s in stages if s.id != record_id and s.kind != "lost"]
 
         def delete(target: str | None) -> None:
             move_to = int(target) if target else None

@@ -15,10 +15,10 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.ui.screens.pickers import PickerOptions, _Picker, fuzzy_score
+from crm_tui.ui.screens.pickers import Picker, PickerOptions, fuzzy_score
 
 
-class TemplatePicker(_Picker):
+class TemplatePicker(Picker):
     """The templates that do not fit are listed (greyed, with what they need) and can be highlighted like the
     others: Enter on one says why it does not fit instead of taking it."""
 
