@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -59,7 +60,12 @@ def test_import_linter_contracts_hold() -> None:
     result = subprocess.run([str(lint)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert ", 0 broken" in result.stdout
-    for contract in ("layers: cli above ui above runtime", "core is headless", "widgets are reusable pieces"):
+    for contract in (
+        "layers: cli above ui above runtime",
+        "core is headless",
+        "widgets are reusable pieces",
+        "the UI holds no SQL",
+    ):
         assert any(line.startswith(contract) and line.endswith("KEPT") for line in result.stdout.splitlines())
 
 
@@ -91,3 +97,40 @@ def test_paths_follow_home_option_then_env_then_platform(tmp_path: Path) -> None
     platform = resolve_paths(None, environ={})
     assert "crm-tui" in str(platform.data_dir) and "crm-tui" in str(platform.config_dir)
     assert not (tmp_path / "a").exists(), "resolving paths creates nothing"
+
+
+UI_FORBIDDEN = ("sqlalchemy", "sqlmodel", "crm_tui.core.models")
+
+
+def _imported_names(tree: ast.Module) -> list[str]:
+    """Every module an import statement names, at any depth (in functions and under TYPE_CHECKING too)."""
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_ui_holds_no_sql() -> None:
+    """No module under crm_tui/ui names SQLAlchemy, SQLModel or the ORM models in any import, not even under
+    TYPE_CHECKING or inside a function: screens call core services that return plain data."""
+    found = []
+    for path in sorted((ROOT / "crm_tui" / "ui").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for name in _imported_names(tree):
+            if any(name == bad or name.startswith(bad + ".") for bad in UI_FORBIDDEN):
+                found.append(f"{path.relative_to(ROOT)}: {name}")
+    assert found == [], "the UI imports the ORM:\n" + "\n".join(found)
+
+
+def test_the_ui_check_sees_every_kind_of_import() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from sqlmodel import Session\n"
+        "def f():\n    import sqlalchemy.orm\n    from crm_tui.core import models as m\n"
+    )
+    names = _imported_names(ast.parse(source))
+    assert {"sqlmodel", "sqlalchemy.orm", "crm_tui.core.models"} <= set(names)
