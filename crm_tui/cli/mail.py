@@ -387,6 +387,13 @@ def _watch(context: AppContext, args: argparse.Namespace) -> int:
     if args.account:
         raise UsageError("--watch syncs every account (leave out --account)")
     printing = threading.Lock()
+    out = sys.stdout
+    if args.json:
+        # The events alone on stdout: whatever else would print there (a library, a helper process) goes to
+        # stderr, where it cannot break a line the app reads.
+        out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
+        sys.stdout.flush()
+        os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
 
     def emit(event: dict[str, Any]) -> None:
         if args.json:
@@ -398,7 +405,7 @@ def _watch(context: AppContext, args: argparse.Namespace) -> int:
         else:
             return
         with printing:
-            print(line, flush=True)
+            print(line, file=out, flush=True)
 
     work = BackgroundWork(context, emit)
     for number in (signal.SIGTERM, signal.SIGINT):

@@ -17,20 +17,15 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.core.assets import assets_dir
 from crm_tui.runtime.context import AppContext
-from crm_tui.ui.mail_sync import (
-    TICK_SECONDS,
-    MailAccountsListed,
-    MailIdleNews,
-    MailSyncFinished,
-    MailSyncProgress,
-    MailSyncScheduler,
-)
+from crm_tui.ui.mail_sync import TICK_SECONDS, MailSyncStatus
+from crm_tui.ui.messages import BackgroundEvent, BackgroundStopped, MailAccountsListed
 from crm_tui.ui.screens.base import MAX_REDELIVERIES, typed_again
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.inbox import InboxScreen
 from crm_tui.ui.screens.settings import SettingsScreen
+from crm_tui.ui.supervisor import Supervisor
 from crm_tui.ui.widgets.guard import ReportsErrors
 from crm_tui.ui.widgets.status_bar import StatusBar
 
@@ -41,16 +36,11 @@ MODE_TITLES = {
     "calendar": "Calendar",
     "settings": "Settings",
 }
-OUTBOX_SECONDS = 60  # queued mail is tried this often (and at once when it is queued)
 ERROR_SHOWN = 10  # seconds an error notification shows; the same error within them is not shown again
 CHANGE_CHECK_SECONDS = 2.0  # how often the app looks whether another crm-tui (or a headless command) wrote
 AUTOMATION_SECONDS = 30  # due automation actions are fired this often (and at once after a stage move)
 REMINDER_INTERVAL = 30.0
 BUSY_MARK_DELAY = 0.3  # seconds a worker runs before the status bar says "working"
-GC_INTERVAL = 0.5  # seconds between the app's own garbage collections (young generation while typing)
-GC_IDLE = 0.5  # a full collection only after this long without a key
-GC_FULL_EVERY = 10.0  # and at most this often
-GC_FULL_AFTER = 5  # and only once the middle generation was collected this many times since the last one
 
 
 class CrmApp(ReportsErrors, App[None]):
@@ -80,7 +70,6 @@ class CrmApp(ReportsErrors, App[None]):
         context: AppContext,
         *,
         start_mode: str = "contacts",
-        manage_gc: bool = False,
         sync_mail: bool = True,
         run_automations: bool = True,
         **kwargs: Any,
@@ -98,20 +87,18 @@ class CrmApp(ReportsErrors, App[None]):
         self.start_mode = start_mode
         self.user_name: str | None = None
         self._reminders_checked: datetime | None = None
-        self._last_key_at = 0.0
-        self._last_full_gc = 0.0
         self._busy_shown = False
         self._busy_timer: Any = None
         self._status_activity: dict[str, str] = {}  # what each mode's screen last reported
-        # Garbage collection is the process's; the app takes it over only when it owns the process (run_app).
-        self.manage_gc = manage_gc
         self.sync_mail = sync_mail
         self.run_automations = run_automations
         self._change_watch: Any = None  # core.db.ChangeWatch, made on the first look
         self._change_look_running = False
         self._automation_started = False
-        self.mail_sync = MailSyncScheduler(self)
-        self._gc_taken_over = False
+        # Mail sync, IMAP IDLE and the outbox's timer run in a background process the app supervises
+        # (``sync_mail``); the app shows what it reports.
+        self.mail_sync = MailSyncStatus()
+        self.background = Supervisor(self, context)
         self._reported: tuple[str, float] | None = None  # the last error shown, against repeats
         self.just_queued: Any = None  # the mail queued last (screens.compose.Queued): u takes it back
         if context.settings.keymap:
@@ -124,14 +111,11 @@ class CrmApp(ReportsErrors, App[None]):
         self.refresh_me()
         self.switch_mode(self.start_mode)
         self._reminders_checked = self.context.clock.now()
-        if self.manage_gc:
-            self.set_timer(1.0, self._freeze_startup_heap)
         self.set_interval(REMINDER_INTERVAL, self.check_reminders)
         self.set_interval(CHANGE_CHECK_SECONDS, self.check_for_changes)
         if self.sync_mail:
-            self.set_timer(1.0, self.mail_sync.tick)
-            self.set_interval(TICK_SECONDS, self.mail_sync.tick)
-            self.set_interval(OUTBOX_SECONDS, self.flush_outbox)
+            self.set_timer(1.0, self.look_for_accounts)
+            self.set_interval(TICK_SECONDS, self.look_for_accounts)
         if self.run_automations:
             # At start: what came due while the app was closed (the laptop was off) is caught up, and said.
             self.set_timer(0.5, lambda: self.fire_automations(startup=True))
@@ -254,10 +238,34 @@ class CrmApp(ReportsErrors, App[None]):
         self.update_status(summary)
         self._show_changes()
 
-    # --- background mail sync ---
+    # --- background mail sync (in the background process: ui/supervisor.py, runtime/background.py) ---
+
+    def look_for_accounts(self) -> None:
+        """In a worker (no database work on the UI thread): are there accounts, and so work for the background
+        process? It starts with the first account and then runs as long as the app."""
+        self.run_worker(
+            self._list_accounts, thread=True, group="mail-tick", exclusive=True, exit_on_error=False
+        )
+
+    def _list_accounts(self) -> None:
+        from crm_tui.core.services import mail_accounts
+
+        try:
+            with self.context.database().read() as session:
+                names = mail_accounts.account_names(session)
+        except Exception:  # noqa: BLE001 - a locked or broken database is reported by the screens
+            return
+        self.post_message(MailAccountsListed(names))
+
+    @on(MailAccountsListed)
+    def _mail_accounts_listed(self, message: MailAccountsListed) -> None:
+        self.mail_sync.accounts(message.names)
+        if message.names and self.sync_mail:
+            self.background.start()
+        self.update_mail_status()
 
     def action_sync_mail(self) -> None:
-        """Sync every account now (the worker runs in the background; the status bar follows it)."""
+        """Sync every account now (in the background process; the status bar follows it)."""
         from crm_tui.core.services import mail_accounts
 
         with self.context.database().read() as session:
@@ -269,50 +277,65 @@ class CrmApp(ReportsErrors, App[None]):
                 severity="warning",
             )
             return
-        for name in names:
-            self.mail_sync.start(name, asked=True)
-
-    @on(MailSyncProgress)
-    def _mail_progress(self, message: MailSyncProgress) -> None:
-        self.mail_sync.progress(message)
+        self.mail_sync.asked(names)
+        self.background.sync_now()
         self.update_mail_status()
 
-    @on(MailSyncFinished)
-    def _mail_finished(self, message: MailSyncFinished) -> None:
+    @on(BackgroundEvent)
+    def _background_event(self, message: BackgroundEvent) -> None:
+        if not self.screen_stack:  # the app is ending
+            return
+        event = message.event
+        kind = event.get("type")
+        if kind == "accounts":
+            self.mail_sync.accounts(list(event.get("names") or []))
+        elif kind == "syncing":
+            self.mail_sync.syncing(event)
+        elif kind == "progress":
+            self.mail_sync.progress(event)
+        elif kind == "finished":
+            self._mail_finished(event)
+        elif kind == "idle":
+            self.mail_sync.idle(event)
+        elif kind == "outbox":
+            self._outbox_flushed(str(event.get("summary", "")))
+            return
+        else:
+            return
+        self.update_mail_status()
+
+    def _mail_finished(self, event: dict[str, Any]) -> None:
         wall = self.context.clock.now().astimezone(self.context.zone).strftime("%H:%M")
-        state = self.mail_sync.states.get(message.account)
-        first_failure = message.error is not None and (state is None or state.failures == 0)
-        asked = state is not None and state.asked
-        self.mail_sync.finished(message, refresh_minutes=message.refresh_minutes, wall_clock=wall)
-        if message.error is None:
-            self.mail_sync.start_idle(message.account)
-            if state is not None and state.again:
-                state.again = False
-                self.mail_sync.start(message.account)
-        if message.kind == "demo":
+        name = event["account"]
+        state = self.mail_sync.states.get(name)
+        asked = bool(event.get("asked")) or (state is not None and state.asked)
+        self.mail_sync.finished(event, wall_clock=wall)
+        error, kind = event.get("error"), event.get("kind")
+        if kind == "demo":
             if asked:  # the demo's account never connects: said when the user asks for a sync
-                self.notify(message.error or "", title="Mail")
-        elif message.error is not None and (first_failure or message.kind == "password"):
-            self.notify(message.error, title="Mail", severity="warning", timeout=10)
+                self.notify(error or "", title="Mail")
+        elif error is not None and (event.get("failures") == 1 or kind == "password"):
+            self.notify(str(error), title="Mail", severity="warning", timeout=10)
         from crm_tui.ui.screens.inbox import InboxScreen
 
         if isinstance(self.screen, InboxScreen):
-            if message.changed:
+            if event.get("changed"):
                 self.screen.reload()
-            elif message.error is None:
+            elif error is None:
                 self.screen.reload_folders()  # a folder made on the server, even an empty one, shows
-        self.update_mail_status()
 
-    @on(MailAccountsListed)
-    def _mail_accounts_listed(self, message: MailAccountsListed) -> None:
-        self.mail_sync.start_due(message.names)
-
-    @on(MailIdleNews)
-    def _mail_idle_news(self, message: MailIdleNews) -> None:
-        self.mail_sync.start(message.account)
+    @on(BackgroundStopped)
+    def _background_stopped(self, message: BackgroundStopped) -> None:
+        if not self.screen_stack:  # the app is ending
+            return
+        if message.pid == getattr(self.background.process, "pid", None):
+            self.mail_sync.stopped()
+            self.update_mail_status()
+        self.background.exited(message.pid, message.code)
 
     def update_mail_status(self) -> None:
-        self.update_status()
+        if self.screen_stack:  # (not while the app ends)
+            self.update_status()
 
     def refresh_me(self) -> None:
         """Who "me" is (the config's user, else the first): again whenever users change."""
@@ -321,58 +344,13 @@ class CrmApp(ReportsErrors, App[None]):
         with self.context.database().read() as session:
             self.user_name = current_user_name(session, self.context.settings.me)
 
-    def _freeze_startup_heap(self) -> None:
-        """Take garbage collection off the typing path.
-
-        A full collection over the app's heap paused keystrokes for up to ~300 ms at the benchmark's scale. So
-        after start-up the heap built so far is frozen (out of the collector's sight), automatic collection is
-        switched off, and the app collects itself: young objects often (cheap), everything only when the user
-        has not pressed a key for a moment.
-        """
-        import gc
-
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-        self._gc_taken_over = True
-        self.set_interval(GC_INTERVAL, self._collect_garbage)
-
-    def _give_back_gc(self) -> None:
-        import gc
-
-        if self._gc_taken_over:
-            self._gc_taken_over = False
-            gc.unfreeze()
-            gc.enable()
-
     async def _shutdown(self) -> None:
-        # Every way out (quit, an error, the end of a test) passes here: the process gets its collector back.
-        self._give_back_gc()
-        self.mail_sync.stop_idle()
+        # Every way out (quit, an error, the end of a test) passes here: the background process ends with the app.
+        self.background.stop()
         if self._change_watch is not None:
             self._change_watch.close()
             self._change_watch = None
         await super()._shutdown()
-
-    def _collect_garbage(self) -> None:
-        import gc
-
-        now = time.monotonic()
-        idle = now - self._last_key_at >= GC_IDLE
-        older_grew = gc.get_count()[2] >= GC_FULL_AFTER
-        if idle and older_grew and now - self._last_full_gc >= GC_FULL_EVERY:
-            gc.collect()
-            self._last_full_gc = now
-        elif gc.get_count()[1] >= 10:
-            gc.collect(1)  # long typing sessions still get their middle generation collected
-        elif gc.get_count()[0]:
-            gc.collect(0)
-
-    async def on_event(self, event: events.Event) -> None:
-        # Every key reaches the app first (a focused input consumes it before on_key would see it).
-        if isinstance(event, events.Key):
-            self._last_key_at = time.monotonic()
-        await super().on_event(event)
 
     def action_go(self, mode: str) -> None:
         self.switch_mode(mode)
@@ -410,9 +388,9 @@ class CrmApp(ReportsErrors, App[None]):
         self.update_status()
 
     def _working(self) -> bool:
-        """Work the user waits for is running. An IDLE watch runs as long as the app: it is not "working"
-        (the mail part of the status bar tells its state)."""
-        return any(worker.is_running and not worker.group.startswith("mail-idle-") for worker in self.workers)
+        """Work the user waits for is running (the background process's work is not: the mail part of the
+        status bar tells its state)."""
+        return any(worker.is_running and worker.group != "mail-tick" for worker in self.workers)
 
     def _mark_busy(self) -> None:
         self._busy_timer = None
@@ -606,6 +584,6 @@ class CrmApp(ReportsErrors, App[None]):
 
 def run_app(context: AppContext) -> int:
     context.database()  # open, migrate (and build the demo) before the screen takes over the terminal
-    app = CrmApp(context, manage_gc=True)
+    app = CrmApp(context)
     app.run()
     return app.return_code or 0

@@ -1,8 +1,15 @@
-"""The app's background sync against Dovecot: mail arrives in the inbox, the status bar tells the state."""
+"""The app's background sync against Dovecot: mail arrives in the inbox, the status bar tells the state. The sync
+runs in the app's background process (ui/supervisor.py): restarted when killed, gone when the app ends; the app's
+own process holds no IDLE connection, no helper process and no process-wide setting of the sync."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +25,7 @@ def _status(app: CrmApp) -> str:
     return str(app.screen.query_one(StatusBar).render())
 
 
-def test_the_worker_syncs_in_the_background_and_the_inbox_shows_new_mail(mailbox: Mailbox) -> None:
+def test_the_background_process_syncs_and_the_inbox_shows_new_mail(mailbox: Mailbox) -> None:
     for n in (1, 2):
         mailbox.append("INBOX", message(n, mid=f"<w{n}@firma.example>"))
 
@@ -187,8 +194,158 @@ def test_new_mail_arrives_at_once_through_imap_idle(mailbox: Mailbox) -> None:
             await wait_for(lambda: "work" in app.mail_sync.idle_ready, pilot)
             mailbox.append("INBOX", message(2, mid="<i2@firma.example>"))
             await wait_for(lambda: table.row_count == 2, pilot, timeout=15)
-            # The IDLE watch goes on in the background, but nothing the user waits for: no "working" mark.
+            # The IDLE watch goes on in the background process, nothing the user waits for: no "working" mark.
             await wait_for(lambda: "working" not in _status(app), pilot)
-            assert "work" in app.mail_sync.idling
+            assert "work" in app.mail_sync.idle_ready
 
     asyncio.run(scenario())
+
+
+def _children(parent: int) -> list[int]:
+    """The crm-tui processes (the background process, the sync's helpers) whose parent is ``parent``, running
+    now (zombies not counted; the test's Dovecot is no crm-tui process)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if (
+            fields[0] != "Z"
+            and int(fields[1]) == parent
+            and (b"crm_tui" in command or b"spawn_main" in command)
+        ):
+            found.append(int(proc.name))
+    return found
+
+
+def _new_children(before: list[int]) -> list[int]:
+    """This process's crm-tui children that were not there ``before`` (a one-pass sync run in this process by
+    an earlier test keeps its helper process for the life of the process)."""
+    return [pid for pid in _children(os.getpid()) if pid not in before]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _fill(box: Mailbox, count: int) -> None:
+    client = box.imap()
+    for n in range(count):
+        client.append(
+            "INBOX", message(n, mid=f"<b{n}@firma.example>", body=f"Nachricht {n}\r\n" + "Text. " * 80)
+        )
+    client.logout()
+
+
+def test_a_first_sync_shows_in_the_inbox_as_it_is_stored_and_runs_outside_the_app_process(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first sync of 1,000 messages: the open inbox lists mail while the background process is still at it
+    (held there: stopped with SIGSTOP once the first headers are stored). Meanwhile the app's own process has
+    no IDLE connection, no helper process and the collector's and interpreter's settings as they were."""
+    import gc
+
+    monkeypatch.setattr("crm_tui.ui.app.CHANGE_CHECK_SECONDS", 0.2)
+    _fill(mailbox, 1000)
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+
+    before = _children(os.getpid())
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
+        async with app.run_test(size=(150, 44)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: mailbox.count("SELECT count(*) FROM mail_location") > 0, pilot, timeout=30)
+            child = app.background.process
+            assert child is not None
+            os.kill(child.pid, signal.SIGSTOP)  # the sync holds still, mid-pass
+            try:
+                await wait_for(lambda: table.row_count > 0, pilot, timeout=10)
+                assert "work: syncing" in _status(app), "the rows came before the end of the pass"
+                helpers = [pid for pid in _children(child.pid)]
+                assert helpers, "the background process runs the sync's helper processes (1,000 messages)"
+                assert _new_children(before) == [child.pid], "the app's only child is the background process"
+                threads = [t.name.lower() for t in threading.enumerate()]
+                assert not [
+                    t for t in threads if "idle" in t or "helper" in t or t.startswith("crm-tui sync")
+                ]
+                assert not [
+                    w for w in app.workers if w.is_running and w.group.startswith(("mail-sync", "mail-idle"))
+                ]
+                assert gc.get_threshold() == threshold and sys.getswitchinterval() == interval
+                assert gc.isenabled() and gc.get_freeze_count() == 0
+            finally:
+                os.kill(child.pid, signal.SIGCONT)
+            await wait_for(lambda: "work: 1000 new" in _status(app), pilot, timeout=60)
+
+    asyncio.run(scenario())
+
+
+def test_the_background_process_killed_is_started_again_and_ends_with_the_app(mailbox: Mailbox) -> None:
+    mailbox.append("INBOX", message(1, mid="<r1@firma.example>"))
+
+    before = _children(os.getpid())
+
+    async def scenario() -> tuple[int, list[int]]:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
+        async with app.run_test(size=(150, 44)) as pilot:
+            table = app.screen.query_one(PagedTable)
+            await wait_for(lambda: "work: 1 new" in _status(app), pilot, timeout=20)
+            first = app.background.process
+            assert first is not None
+            os.kill(first.pid, signal.SIGKILL)
+            await wait_for(
+                lambda: app.background.process is not None and app.background.process.pid != first.pid,
+                pilot,
+                timeout=15,
+            )
+            # The new one works: ctrl+r brings the mail that came meanwhile.
+            mailbox.append("INBOX", message(2, mid="<r2@firma.example>"))
+            await wait_for(
+                lambda: "work" in app.mail_sync.idle_ready or table.row_count == 2, pilot, timeout=20
+            )
+            await pilot.press("ctrl+r")
+            await wait_for(lambda: table.row_count == 2, pilot, timeout=20)
+            second = app.background.process
+            assert second is not None
+            return second.pid, _children(second.pid)
+
+    pid, its_children = asyncio.run(scenario())
+    assert not _alive(pid), "the app's exit ends its background process"
+    assert not [child for child in its_children if _alive(child)]
+    assert not _new_children(before), "the app leaves no child behind"
+
+
+def test_the_app_says_so_when_its_background_process_keeps_dying(
+    mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("crm_tui.ui.supervisor.RESTART_SECONDS", (0.1,))
+
+    before = _children(os.getpid())
+
+    async def scenario() -> None:
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
+        async with app.run_test(size=(150, 44)) as pilot:
+            for _ in range(3):
+                await wait_for(lambda: app.background.running, pilot, timeout=15)
+                process = app.background.process
+                assert process is not None
+                os.kill(process.pid, signal.SIGKILL)
+                await wait_for(lambda gone=process: app.background.process is not gone, pilot, timeout=15)
+            await wait_for(
+                lambda: any(
+                    "background mail sync stopped 3 times" in str(n.message) for n in app._notifications
+                ),
+                pilot,
+            )
+            await wait_for(lambda: app.background.running, pilot, timeout=15)
+
+    asyncio.run(scenario())
+    assert not _new_children(before)

@@ -23,7 +23,6 @@ class RecordingApp(CrmApp):
     """The app, keeping every notification it shows (severity and text) for the test to read."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("manage_gc", False)
         super().__init__(*args, **kwargs)
         self.shown: list[tuple[str, str]] = []
 

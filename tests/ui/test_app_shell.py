@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
-from typing import Any
 
 from textual.widgets import Input
 
@@ -147,48 +145,5 @@ def test_a_key_remapped_in_the_config_file_works(tmp_path: Path) -> None:
             search = next(c for c in app.get_system_commands(app.screen) if c.title == "Today")
             assert "key: t" in search.help
         context.close()
-
-    asyncio.run(scenario())
-
-
-def test_the_app_collects_garbage_only_between_keystrokes_and_gives_the_collector_back(
-    tmp_path: Path, monkeypatch: Any
-) -> None:
-    import gc
-
-    collected: list[int] = []
-    real_collect = gc.collect
-
-    def recording_collect(generation: int = 2) -> int:
-        collected.append(generation)
-        return real_collect(generation)
-
-    async def scenario() -> None:
-        context = make_context(tmp_path, demo=False)
-        app = CrmApp(context, manage_gc=True)
-        try:
-            async with app.run_test(size=(150, 44)) as pilot:
-                await wait_for(lambda: not gc.isenabled(), pilot, timeout=5)
-                monkeypatch.setattr(gc, "collect", recording_collect)
-                app._last_key_at = time.monotonic()  # typing right now
-                app._last_full_gc = 0.0
-                gc.get_count()  # noqa: B018
-                [object() for _ in range(10)]  # something to collect
-                app._collect_garbage()
-                assert 2 not in collected, "no full collection while the user types"
-                app._last_key_at = time.monotonic() - 5  # idle
-                for _ in range(6):  # the older generation has grown
-                    real_collect(1)
-                app._collect_garbage()
-                assert collected[-1] == 2, "a full collection once the user pauses"
-                app._collect_garbage()
-                assert collected.count(2) == 1, "at most one full collection per GC_FULL_EVERY"
-                monkeypatch.setattr(gc, "collect", real_collect)
-            assert gc.isenabled(), "the collector is handed back when the app exits"
-        finally:
-            if not gc.isenabled():
-                gc.unfreeze()
-                gc.enable()
-            context.close()
 
     asyncio.run(scenario())

@@ -176,6 +176,11 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.query_one(PagedTable).reload()
         self._load_folders()
 
+    def refresh_data(self) -> None:
+        """The app's change watch: another process stored mail (the background sync, batch by batch during a
+        first sync) or changed some; the list shows it without waiting for the end of the pass."""
+        self.reload()
+
     def on_mount(self) -> None:
         self.no_reply_days = self.app.context.settings.no_reply_days  # type: ignore[attr-defined]
         table = self.query_one(PagedTable)
