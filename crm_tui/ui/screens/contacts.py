@@ -293,12 +293,13 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             if not yes:
                 return
             named = self.record_name(ref)
-            ok, orphans = self.write(lambda session: delete_record(session, ref))
-            if not ok:
-                return
-            self.app.context.document_store().discard(orphans)  # type: ignore[attr-defined]
-            self.notify(f"Deleted {named}.")
-            self.refresh_list()
+
+            def deleted(orphans: list[str]) -> None:
+                self.app.context.document_store().discard(orphans)  # type: ignore[attr-defined]
+                self.notify(f"Deleted {named}.")
+                self.refresh_list()
+
+            self.write_in_worker(lambda session: delete_record(session, ref), deleted)
 
         self.app.push_screen(
             ConfirmDialog(
@@ -388,21 +389,25 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             if not path:
                 return
             context = self.app.context  # type: ignore[attr-defined]
-            ok, document = self.write(
-                lambda session: add_document(
-                    session,
-                    ref,
-                    Path(path).expanduser(),
-                    store=context.document_store(),
-                    added_by_id=context.me_id(),
-                    now=context.clock.now(),
-                )
+
+            def attached(name: str) -> None:
+                self.notify(f"Attached {name}.")
+                self._load_detail(ref)
+
+            # In a worker: the file is copied into the document store too.
+            self.write_in_worker(
+                lambda session: (
+                    add_document(
+                        session,
+                        ref,
+                        Path(path).expanduser(),
+                        store=context.document_store(),
+                        added_by_id=context.me_id(),
+                        now=context.clock.now(),
+                    ).filename
+                ),
+                attached,
             )
-            if not ok:
-                return
-            name = document.filename
-            self.notify(f"Attached {name}.")
-            self._load_detail(ref)
 
         self.app.push_screen(
             PromptDialog(f"Attach a file to {self.named(ref)}", placeholder="path of the file"), entered
@@ -487,14 +492,16 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
 
     def _convert(self, lead_id: int, pipeline_id: int | None) -> None:
         context = self.app.context  # type: ignore[attr-defined]
-        ok, result = self.write(
+
+        def converted(result: leads.ConversionResult) -> None:
+            self.notify("Converted: " + ", ".join(result.created or ("attached to existing records",)))
+            self.refresh_list()
+            if result.opportunity_id is not None:
+                self.app.open_opportunity(result.opportunity_id)  # type: ignore[attr-defined]
+
+        self.write_in_worker(
             lambda session: leads.convert_lead(
                 session, lead_id, now=context.clock.now(), user_id=context.me_id(), pipeline_id=pipeline_id
-            )
+            ),
+            converted,
         )
-        if not ok:
-            return
-        self.notify("Converted: " + ", ".join(result.created or ("attached to existing records",)))
-        self.refresh_list()
-        if result.opportunity_id is not None:
-            self.app.open_opportunity(result.opportunity_id)  # type: ignore[attr-defined]
