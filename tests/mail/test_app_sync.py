@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -349,3 +350,43 @@ def test_the_app_says_so_when_its_background_process_keeps_dying(
 
     asyncio.run(scenario())
     assert not _new_children(before)
+
+
+def test_the_background_process_ends_when_the_app_is_killed(mailbox: Mailbox) -> None:
+    """The app killed with SIGKILL cannot stop its child: the child sees its parent gone and ends."""
+    import subprocess
+
+    app_process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_APP, str(mailbox.home)],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert app_process.stdout is not None
+        child = int(app_process.stdout.readline())
+        assert _alive(child)
+    finally:
+        app_process.kill()
+        app_process.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child), "the background process outlived the app"
+
+
+KILLED_APP = """
+import asyncio, sys
+from pathlib import Path
+from crm_tui.ui.app import CrmApp
+from tests.ui.helpers import make_context, wait_for
+
+async def main():
+    app = CrmApp(make_context(Path(sys.argv[1]), demo=False), start_mode="inbox")
+    async with app.run_test(size=(150, 44)) as pilot:
+        await wait_for(lambda: app.background.running, pilot, timeout=30)
+        print(app.background.process.pid, flush=True)
+        await asyncio.sleep(3600)
+
+asyncio.run(main())
+"""
