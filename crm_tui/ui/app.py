@@ -19,12 +19,12 @@ from crm_tui.core.assets import assets_dir
 from crm_tui.runtime.context import AppContext
 from crm_tui.ui.mail_sync import TICK_SECONDS, MailSyncStatus
 from crm_tui.ui.messages import BackgroundEvent, BackgroundStopped, MailAccountsListed
-from crm_tui.ui.screens.base import MAX_REDELIVERIES, typed_again
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.inbox import InboxScreen
 from crm_tui.ui.screens.settings import SettingsScreen
+from crm_tui.ui.screens.typeahead import MAX_REDELIVERIES, typed_again
 from crm_tui.ui.supervisor import Supervisor
 from crm_tui.ui.widgets.guard import ReportsErrors
 from crm_tui.ui.widgets.status_bar import StatusBar
@@ -504,7 +504,7 @@ class CrmApp(ReportsErrors, App[None]):
     async def _on_key(self, event: events.Key) -> None:
         # Runs before Textual's App._on_key (handlers are called along the class hierarchy).
         # A key that passed through a screen which has since left the front (its binding opened a form,
-        # say) belongs to the screen now in front: deliver it again (see screens.base.FollowsTypeahead).
+        # say) belongs to the screen now in front: deliver it again (see screens.typeahead.FollowsTypeahead).
         # Likewise a printable key that reaches the app while a text field has the focus: the field would
         # have taken it, so it was sent to what had the focus before ("/from:anna" in one burst: "/" moved the
         # focus to the search box after "from:anna" had gone to the list). Hand it to the field.

@@ -24,7 +24,8 @@ from textual.widgets.option_list import Option
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.wording import size_text
-from crm_tui.ui.screens.base import FollowsTypeahead, record_name
+from crm_tui.ui.screens.base import record_name
+from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.option_list import Options
 
 

@@ -20,7 +20,7 @@ from crm_tui.core.wording import plural
 from crm_tui.ui.messages import AutomationLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
-from crm_tui.ui.screens.forms import FieldSpec, FormSpec, RecordForm, _field_id
+from crm_tui.ui.screens.forms import FieldSpec, FormSpec, RecordForm, field_id
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 VIEWS = ("rules", "pending", "log")
@@ -289,7 +289,7 @@ class RuleForm(RecordForm):
         for spec in self.spec.fields:
             if spec.name not in optional:
                 continue
-            widget = self.query_one("#" + _field_id(spec.name))
+            widget = self.query_one("#" + field_id(spec.name))
             show = spec.name in wanted
             siblings = list(widget.parent.children) if widget.parent else []
             index = siblings.index(widget)

@@ -7,53 +7,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from textual import events, on
+from textual import on
 from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker
 
-from crm_tui.ui.widgets.guard import ReportsErrors
-
-MAX_REDELIVERIES = 10  # refreshes a typed-ahead key waits for the new screen's focus before it is let go
+from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.typeahead import FollowsTypeahead
 
 # The writes asked for from the screens, oldest first, and the lock that runs them one at a time: each worker
 # runs the oldest waiting write, so they commit in the order asked (a key pressed twice archives in that order).
 _WRITES: deque[Callable[[], None]] = deque()
 _ONE_WRITE_AT_A_TIME = threading.Lock()
-
-
-class FollowsTypeahead(ReportsErrors):
-    """Screen mixin: keys typed ahead of a screen change reach the screen the user sees next.
-
-    Textual hands each key to the widget focused when the key *arrives*, and keys bubble through the screen
-    before the app runs the binding of an earlier key. A fast typist's "n Lena<Tab>Vogel" therefore sent "Lena"
-    through the list under the new form, and the app then dropped it. Each key is marked with the screen it
-    passed; the app (``CrmApp._on_key``) posts a key again when that screen is no longer in front, and a screen
-    whose focus is not placed yet hands it on after the next refresh, so it lands where the user now types.
-
-    Every crm-tui screen has it, and with it ``ReportsErrors``: an error in a handler is a notification.
-    """
-
-    def on_key(self, event: events.Key) -> None:
-        app = self.app  # type: ignore[attr-defined]
-        event.crm_screen = self  # type: ignore[attr-defined]
-        tries = getattr(event, "tries", 0)
-        if app.screen is not self or tries >= MAX_REDELIVERIES:
-            return
-        if self.focused is None and bool(getattr(self, "AUTO_FOCUS", None)):  # type: ignore[attr-defined]
-            event.stop()
-            event.prevent_default()
-            app.call_after_refresh(app.post_message, typed_again(event, app))
-
-
-def typed_again(event: events.Key, app: Any) -> events.Key:
-    """A fresh copy of ``event`` for the app to deliver again, sent by the app as the terminal's keys are
-    (a key sent by a screen would stop bubbling at that screen and never reach the app's bindings)."""
-    # A plain Key (a subclass would change the handler name Textual dispatches to), counting its deliveries.
-    fresh = events.Key(event.key, event.character)
-    fresh.tries = getattr(event, "tries", 0) + 1  # type: ignore[attr-defined]
-    fresh.set_sender(app)
-    return fresh
 
 
 def record_name(context: Any, ref: Any) -> str:
@@ -161,7 +126,6 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
     def open_form(self, build: Callable[[], Any], *, noun: str, on_saved: Callable[[int], None]) -> None:
         """Build a record form (a failure becomes a notification), show it, and on save report and refresh."""
         from crm_tui.core.errors import CrmError
-        from crm_tui.ui.screens.forms import RecordForm
 
         try:
             spec = build()

@@ -27,7 +27,7 @@ from crm_tui.core.sanitize import strip_unsafe, terminal_safe
 from crm_tui.core.wording import size_text
 from crm_tui.mail.compose import Draft, addresses, build, with_signature
 from crm_tui.ui.messages import TemplateFilled, TemplatesFilled
-from crm_tui.ui.screens.base import CrmScreen
+from crm_tui.ui.screens.base import CrmScreen, write_in_worker
 from crm_tui.ui.widgets.recipient_input import Choice, RecipientInput, recipient_items
 from crm_tui.ui.widgets.status_bar import StatusBar
 
@@ -56,7 +56,6 @@ def take_back_queued(app: Any, say: Any = None, then: Callable[[], None] | None 
     ``say``: how the screen puts a line on the status bar (the inbox's outlives its reload); ``then``: what the
     screen does once it is taken back (in a worker) or refused."""
     from crm_tui.core.services import outbox
-    from crm_tui.ui.screens.base import write_in_worker
 
     queued: Queued | None = getattr(app, "just_queued", None)
     if queued is None or queued.fields is None:

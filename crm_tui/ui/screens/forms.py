@@ -22,7 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.ui.messages import FormRefused, FormSaved
-from crm_tui.ui.screens.base import FollowsTypeahead
+from crm_tui.ui.screens.typeahead import FollowsTypeahead
 
 
 @dataclass
@@ -60,7 +60,8 @@ class _RefSuggester(Suggester):
         return self._lookup(self._type, value)
 
 
-def _field_id(name: str) -> str:
+def field_id(name: str) -> str:
+    """The id of a field's widget in a record form (``#`` + it finds the widget)."""
     return "f-" + name.replace(".", "--").replace("[", "_").replace("]", "_")
 
 
@@ -101,7 +102,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
         value = self.spec.values.get(spec.name, "")
         label = spec.label + (" *" if spec.required else "")
         yield Label(label, classes="field-label")
-        widget_id = _field_id(spec.name)
+        widget_id = field_id(spec.name)
         if spec.kind == "textarea":
             yield TextArea(
                 value,
@@ -158,7 +159,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
     def values(self) -> dict[str, str]:
         result: dict[str, str] = {}
         for spec in self.spec.fields:
-            widget = self.query_one("#" + _field_id(spec.name))
+            widget = self.query_one("#" + field_id(spec.name))
             if isinstance(widget, TextArea):
                 result[spec.name] = widget.text
             elif isinstance(widget, Select):
@@ -185,14 +186,14 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
         names = {spec.name for spec in self.spec.fields}
         for spec in self.spec.fields:
             # Text, not markup: a message may quote what was typed ("'[/x' is not a number").
-            self.query_one("#error-" + _field_id(spec.name), Label).update(Text(errors.get(spec.name, "")))
+            self.query_one("#error-" + field_id(spec.name), Label).update(Text(errors.get(spec.name, "")))
         general = [f"{name}: {message}" for name, message in errors.items() if name not in names]
         count = len(errors)
         summary = f"{count} field{'s' if count != 1 else ''} need{'s' if count == 1 else ''} attention; nothing was saved."
         self.query_one("#form-error", Label).update(Text("\n".join([summary, *general]), style="bold red"))
         first_bad = next((spec for spec in self.spec.fields if spec.name in errors), None)
         if first_bad is not None:
-            self.query_one("#" + _field_id(first_bad.name)).focus()
+            self.query_one("#" + field_id(first_bad.name)).focus()
 
     @on(Input.Submitted)
     def action_save(self) -> None:

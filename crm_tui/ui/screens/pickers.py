@@ -16,7 +16,7 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.ui.messages import RecordsFound
-from crm_tui.ui.screens.base import FollowsTypeahead
+from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.option_list import Options
 
 SEARCHED_TYPES = ("opportunity", "contact", "organization", "lead")
