@@ -296,7 +296,6 @@ KNOWN_PRIVATE_IMPORTS = {  # (importing file, the private name taken)
     ("crm_tui/mail/parse.py", "crm_tui.mail.headers._split_headers"),
 }
 KNOWN_UNCOMMENTED = {  # files that may still hold imports inside functions without a comment
-    "crm_tui/core/services/organizations.py",
     "crm_tui/mail/headers.py",
     "crm_tui/mail/imap.py",
     "crm_tui/mail/invites.py",
@@ -306,22 +305,7 @@ KNOWN_UNCOMMENTED = {  # files that may still hold imports inside functions with
     "crm_tui/mail/sync/process_tuning.py",
     "crm_tui/ui/app.py",
     "crm_tui/ui/mail_sync.py",
-    "crm_tui/ui/screens/attachments.py",
-    "crm_tui/ui/screens/automation.py",
-    "crm_tui/ui/screens/base.py",
-    "crm_tui/ui/screens/board.py",
-    "crm_tui/ui/screens/calendar.py",
-    "crm_tui/ui/screens/compose.py",
-    "crm_tui/ui/screens/contacts.py",
     "crm_tui/ui/screens/forms.py",
-    "crm_tui/ui/screens/import_preview.py",
-    "crm_tui/ui/screens/inbox.py",
-    "crm_tui/ui/screens/mass_mail.py",
-    "crm_tui/ui/screens/outbox.py",
-    "crm_tui/ui/screens/pickers.py",
-    "crm_tui/ui/screens/settings.py",
-    "crm_tui/ui/screens/template_form.py",
-    "crm_tui/ui/widgets/recipient_input.py",
 }
 
 

@@ -16,6 +16,7 @@ from crm_tui.core.field_checks import check_choice, check_emails, check_phones, 
 from crm_tui.core.free_mail import is_free
 from crm_tui.core.search_text import like_pattern, search_blob, search_terms
 from crm_tui.core.services import custom_fields
+from crm_tui.core.services.contacts import refresh_search_text
 from crm_tui.core.services.records import delete_record, refuse_if_changed
 from crm_tui.core.services.rows import check_exists, child_values, get_or_404, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
@@ -152,8 +153,6 @@ def update_organization(
     renamed = org.name != clean["name"]
     _apply(session, org, data, clean, now)
     if renamed:
-        from crm_tui.core.services.contacts import refresh_search_text
-
         contact_ids = session.scalars(select(m.Contact.id).where(m.Contact.organization_id == org_id))
         refresh_search_text(session, list(contact_ids))
     return org
@@ -170,8 +169,6 @@ def delete_organization(session: Session, org_id: int) -> list[str]:
     contact_ids = list(session.scalars(select(m.Contact.id).where(m.Contact.organization_id == org_id)))
     session.execute(update(m.Contact).where(m.Contact.organization_id == org_id).values(organization_id=None))
     stored = delete_record(session, RecordRef(RecordType.ORGANIZATION, org_id))
-    from crm_tui.core.services.contacts import refresh_search_text
-
     refresh_search_text(session, contact_ids)
     return stored
 

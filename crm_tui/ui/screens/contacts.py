@@ -27,11 +27,14 @@ from crm_tui.core.wording import plural
 from crm_tui.ui import forms
 from crm_tui.ui.forms.activities import activity_form, activity_prefill
 from crm_tui.ui.messages import DetailLoaded
+from crm_tui.ui.screens.attachments import DocumentsScreen
 from crm_tui.ui.screens.base import CrmScreen, SearchesItsList
+from crm_tui.ui.screens.compose import write_from_record
 from crm_tui.ui.screens.details import load_detail
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.forms import FormSpec
 from crm_tui.ui.screens.import_preview import ImportsFromFiles
+from crm_tui.ui.screens.mass_mail import prepare_mass_mail
 from crm_tui.ui.widgets.paged_table import PagedTable, Row
 from crm_tui.ui.widgets.record_detail import RecordDetail
 from crm_tui.ui.widgets.status_bar import StatusBar
@@ -311,8 +314,6 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         )
 
     def action_mail(self) -> None:
-        from crm_tui.ui.screens.compose import write_from_record
-
         ref = self.selected_ref()
         if ref is not None:
             write_from_record(self, ref)
@@ -320,8 +321,6 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     def action_mass_mail(self) -> None:
         """One template to every contact or lead the list shows (its search), one mail each; the recipients
         and the first mails are shown before anything goes. (To the team: Settings > Users, m.)"""
-        from crm_tui.ui.screens.mass_mail import prepare_mass_mail
-
         if self.kind.type not in (RecordType.CONTACT, RecordType.LEAD):
             self.notify(
                 "Mass mail goes to contacts or leads: switch to one of those lists (to the team: Settings > "
@@ -414,8 +413,6 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         )
 
     def action_documents(self) -> None:
-        from crm_tui.ui.screens.attachments import DocumentsScreen
-
         ref = self.selected_ref()
         if ref is None:
             return
