@@ -55,7 +55,7 @@ def register(commands: Commands) -> None:  # type: ignore[type-arg]
         "--watch",
         action="store_true",
         help="keep going until stopped (Ctrl+C, SIGTERM): every account on its refresh interval, new mail at "
-        "once through IMAP IDLE, the outbox delivered when due",
+        "once through IMAP IDLE, the outbox delivered and automation fired when due",
     )
     sub.add_argument(
         "--json", action="store_true", help="with --watch: what happens, as one JSON object a line"
@@ -382,6 +382,7 @@ def _watch(context: AppContext, args: argparse.Namespace) -> int:
     the IDLE connections and the sync's helper processes. Started by the app (ui/supervisor.py) it also reads
     ``sync [NAME]`` lines on stdin and ends with its parent."""
     # the background work loads the sync and the database layer: only for --watch
+    from crm_tui.core.sanitize import terminal_safe
     from crm_tui.runtime.background import PARENT_ENV, BackgroundWork, read_commands, watch_parent
 
     if args.account:
@@ -399,18 +400,21 @@ def _watch(context: AppContext, args: argparse.Namespace) -> int:
         if args.json:
             line = json.dumps(event, ensure_ascii=False)
         elif event["type"] == "finished":
-            line = f"{event['account']}: {event['error'] or event['summary']}"
-        elif event["type"] == "outbox":
-            line = event["summary"]
+            line = event["error"] or event["summary"]  # each names its account
+        elif event["type"] in ("outbox", "automation"):
+            line = "\n".join([event["summary"], *event.get("failed", [])])
         else:
             return
+        if not args.json:  # names, subjects and server words reach a terminal
+            line = "\n".join(terminal_safe(part, max_length=300) for part in line.split("\n"))
         with printing:
             print(line, file=out, flush=True)
 
-    work = BackgroundWork(context, emit)
+    parent = os.environ.get(PARENT_ENV)
+    # On its own it fires the due automation too; the app that started it fires them itself (and says so).
+    work = BackgroundWork(context, emit, automations=not parent)
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: work.stop())
-    parent = os.environ.get(PARENT_ENV)
     if parent:
         watch_parent(int(parent), work)
         read_commands(sys.stdin, work, stop_at_end=True)

@@ -6,12 +6,14 @@ and what the app runs as its child process (ui/supervisor.py).
 - IMAP IDLE per account after a good pass (RFC 2177: renewed before the server's 30-minute timeout);
 - after a network failure the next try waits 1, 2, 4, 8, then 15 minutes; a refused password pauses the
   account for 30 minutes (providers lock accounts that retry);
-- the outbox delivers what is due every minute (never in the demo: there the outbox holds).
+- the outbox delivers what is due every minute (never in the demo: there the outbox holds);
+- with ``automations`` (``sync --watch`` on its own; the app fires them itself, with its notifications), the
+  automation actions that are due fire every 30 seconds.
 
 What happens is told through ``emit`` as plain dictionaries (one JSON line each on stdout for the app):
 ``accounts`` (names), ``syncing`` (account, asked), ``progress`` (account, what, done, total), ``finished``
 (account, new, summary, error, kind, changed, failures, retry_minutes, asked, again), ``idle`` (account,
-ready), ``outbox`` (summary). The stored mail itself reaches the app through the database (its change watch).
+ready), ``outbox`` (summary), ``automation`` (summary, failed: "rule on record: message" lines). The stored mail itself reaches the app through the database (its change watch).
 
 The sync's helper processes and its process-wide settings (the collector, the switch interval, the allocator)
 live in this process, never in the app's.
@@ -33,6 +35,7 @@ from crm_tui.runtime.logs import log_error
 
 TICK_SECONDS = 15.0  # how often the loop looks for accounts that are due
 OUTBOX_SECONDS = 60.0  # queued mail is tried this often
+AUTOMATION_SECONDS = 30.0  # due automation actions are fired this often (with ``automations``)
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE before the server's 30-minute timeout
 BACKOFF_MINUTES = (1, 2, 4, 8, 15)  # after network failures
 PASSWORD_RETRY_MINUTES = 30  # a refused password is not retried sooner (providers lock accounts)
@@ -121,9 +124,17 @@ def sync_once(context: AppContext, name: str, progress: Callable[[str, int, int]
 class BackgroundWork:
     """The loop: ``run`` until ``stop()`` (a signal, the parent gone, the end of stdin)."""
 
-    def __init__(self, context: AppContext, emit: Emit, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        context: AppContext,
+        emit: Emit,
+        *,
+        automations: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.context = context
         self.emit = emit
+        self.automations = automations
         self.clock = clock
         self.states: dict[str, AccountState] = {}
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -132,6 +143,8 @@ class BackgroundWork:
         self.idling: dict[str, threading.Thread] = {}
         self._outbox: threading.Thread | None = None
         self._outbox_at = 0.0
+        self._automation: threading.Thread | None = None
+        self._automation_at = 0.0 if automations else float("inf")
 
     # --- from other threads (signal handlers, the stdin reader, the parent watch) ---
 
@@ -156,7 +169,10 @@ class BackgroundWork:
                 if now >= self._outbox_at:
                     self._flush_outbox()
                     self._outbox_at = self.clock() + OUTBOX_SECONDS
-                wait = max(0.05, min(next_tick, self._outbox_at) - self.clock())
+                if now >= self._automation_at:
+                    self._fire_automations()
+                    self._automation_at = self.clock() + AUTOMATION_SECONDS
+                wait = max(0.05, min(next_tick, self._outbox_at, self._automation_at) - self.clock())
                 try:
                     event, value = self.events.get(timeout=wait)
                 except queue.Empty:
@@ -339,6 +355,30 @@ class BackgroundWork:
             return
         self.emit({"type": "outbox", "summary": f"outbox: {report.summary(self.context.zone)}"})
 
+    # --- automation ---
+
+    def _fire_automations(self) -> None:
+        if self._automation is not None and self._automation.is_alive():
+            return
+        self._automation = threading.Thread(target=self._fire, name="crm-tui automation", daemon=True)
+        self._automation.start()
+
+    def _fire(self) -> None:
+        # (Imported here: the automation engine and its mail builder load only where automation runs.)
+        from crm_tui.runtime.automation import run_due
+
+        try:
+            report = run_due(self.context)
+        except Exception as exc:  # noqa: BLE001 - the next round tries again; the log has details
+            log_error(exc, "background: automation")
+            return
+        if not report.items:
+            return
+        failed = [f"{i.rule} on {i.record}: {i.message}" for i in report.items if i.outcome == "failed"]
+        self.emit({"type": "automation", "summary": f"automation: {report.summary()}", "failed": failed})
+        if any(item.action in ("send_email", "report") for item in report.items):
+            self._flush_outbox()  # what the rules queued goes out now
+
     # --- the end ---
 
     def _wind_down(self) -> None:
@@ -346,7 +386,7 @@ class BackgroundWork:
         progress report, or is left to the process's end after STOP_GRACE_SECONDS (its helpers watch it)."""
         self.stopping.set()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for thread in [*self.idling.values(), *self.passes.values(), self._outbox]:
+        for thread in [*self.idling.values(), *self.passes.values(), self._outbox, self._automation]:
             if thread is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
 

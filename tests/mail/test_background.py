@@ -188,3 +188,29 @@ def test_sigint_stops_it_too_and_one_pass_sync_is_unchanged(
     capsys.readouterr()
     assert mailbox.cli("sync") == 0
     assert "1 new" in capsys.readouterr().out
+
+
+def test_on_its_own_it_fires_due_automation_too(demo_home: Path) -> None:
+    """Without the app (which fires automation itself), sync --watch fires the actions that are due: on the
+    demo, the actions that came due while nobody ran crm-tui."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "crm_tui", "--demo", "--home", str(demo_home), "sync", "--watch", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    events: list[dict[str, Any]] = []
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            events.append(json.loads(line))
+            if {"automation", "finished"} <= {e["type"] for e in events}:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    fired = next(e for e in events if e["type"] == "automation")
+    assert fired["summary"].startswith("automation: ") and " 0 failed" in fired["summary"]
+    assert not fired["summary"].startswith("automation: 0 fired") and not fired["failed"]
+    assert next(e for e in events if e["type"] == "finished")["kind"] == "demo"
