@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -85,6 +85,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
         self.spec = spec
         self._opened_with: dict[str, str] | None = None  # the values the form showed when it opened
         self._saving = False  # a save is under way in its worker
+        self._saved_id: int | None = None  # saved while another screen was over the form: closes when back
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form-frame"):
@@ -218,8 +219,17 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
 
     @on(FormSaved)
     def _saved(self, message: FormSaved) -> None:
-        self._saving = False
-        self.dismiss(message.record_id)
+        if self.app.screen is self:
+            self._saving = False
+            self.dismiss(message.record_id)
+        else:  # a screen opened over the form meanwhile (the command palette): it closes when back on top
+            self._saved_id = message.record_id
+
+    @on(events.ScreenResume)
+    def _back_on_top(self) -> None:
+        if self._saved_id is not None:
+            self._saving = False
+            self.dismiss(self._saved_id)
 
     @on(FormRefused)
     def _refused(self, message: FormRefused) -> None:
@@ -239,7 +249,9 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
 
     def action_cancel(self) -> None:
         """Esc: a form as it opened closes at once; one with changes asks first (y discards them, n or Esc
-        goes back to the form)."""
+        goes back to the form). While a save is under way Esc waits: the save closes the form or says why not."""
+        if self._saving:
+            return
         changed = self.changed_fields()
         if not changed:
             self.dismiss(None)
