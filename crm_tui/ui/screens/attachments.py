@@ -4,6 +4,7 @@ when asked), or keep it in a record's documents. The documents of a record (o in
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -23,8 +24,12 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import attachments, mail_actions, records
+from crm_tui.core.services.attachments import safe_filename
+from crm_tui.core.types import RecordRef
 from crm_tui.core.wording import size_text
 from crm_tui.ui.screens.base import record_name
+from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.option_list import Options
 
@@ -33,8 +38,6 @@ def opener_command() -> list[str] | None:
     """The command that opens a file the way the desktop does: $CRM_TUI_OPENER, else xdg-open / open."""
     configured = os.environ.get("CRM_TUI_OPENER", "").strip()
     if configured:
-        import shlex
-
         return shlex.split(configured)
     for candidate in ("xdg-open", "open") if sys.platform != "darwin" else ("open",):
         if shutil.which(candidate):
@@ -56,7 +59,6 @@ def free_path(folder: Path, name: str) -> Path:
 
 
 def save_attachment(folder: Path, name: str, payload: bytes) -> Path:
-    from crm_tui.core.services.attachments import safe_filename
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +146,6 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         self.action_save()
 
     def action_save(self) -> None:
-        from crm_tui.ui.screens.dialogs import PromptDialog
 
         index = self.highlighted()
         if index is None:
@@ -190,9 +191,6 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
         self.deliver(index, open_copy)
 
     def action_to_record(self) -> None:
-        from crm_tui.core.services import mail_actions
-        from crm_tui.core.types import RecordRef
-        from crm_tui.ui.screens.dialogs import ChoiceDialog
 
         item = self.chosen()
         if item is None:
@@ -218,7 +216,6 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
             )
 
     def _keep(self, item: tuple[str, str, bytes], ref: Any) -> None:
-        from crm_tui.core.services import attachments
 
         crm = self.crm
         folder = Path(tempfile.mkdtemp(prefix="crm-tui-keep-"))
@@ -262,7 +259,6 @@ class DocumentsScreen(AttachmentsScreen):
         self._load()
 
     def _load(self) -> None:
-        from crm_tui.core.services import attachments, records
 
         with self.crm.database().read() as session:
             documents = attachments.document_infos(session, self.ref)
@@ -283,7 +279,6 @@ class DocumentsScreen(AttachmentsScreen):
         self.notify(f"reading {terminal_safe(name)}...", timeout=2)
 
         def run() -> None:
-            from crm_tui.core.services import attachments
 
             try:
                 with self.crm.database().read() as session:
@@ -297,7 +292,6 @@ class DocumentsScreen(AttachmentsScreen):
         self.run_worker(run, thread=True, group="documents", exit_on_error=False)
 
     def action_remove(self) -> None:
-        from crm_tui.ui.screens.dialogs import ConfirmDialog
 
         index = self.highlighted()
         if index is None:
@@ -307,7 +301,6 @@ class DocumentsScreen(AttachmentsScreen):
         def confirmed(yes: bool | None) -> None:
             if not yes:
                 return
-            from crm_tui.core.services import attachments
 
             self.write_in_worker(
                 lambda session: attachments.delete_document(session, self.document_ids[index]),

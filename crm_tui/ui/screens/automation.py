@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Label, Select, Static
 
+from crm_tui.core.automation import actions, engine, fields, reports, rule_views, rules
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.wording import plural
@@ -70,7 +71,7 @@ def delay_text(value: int, unit: str) -> str:
 
 def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
     """The form of one rule; saving calls ``on_change(message)`` with what the save did to pending actions."""
-    from crm_tui.core.automation import actions, fields, reports, rule_views, rules
+    # the automation runtime (with this installation's mail builder) loads when first used (start-up)
     from crm_tui.runtime.automation import report_dirs
 
     with context.database().read() as session:
@@ -346,7 +347,6 @@ class AutomationScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="automation-view", exit_on_error=False)
     def reload(self) -> None:
-        from crm_tui.core.automation import engine, rule_views
 
         view = self.view
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
@@ -465,7 +465,6 @@ class AutomationScreen(CrmScreen):
             self._open(row.id)
 
     def action_toggle(self) -> None:
-        from crm_tui.core.automation import rules
 
         row = self._rule()
         if row is None:
@@ -481,7 +480,6 @@ class AutomationScreen(CrmScreen):
         )
 
     def action_delete(self) -> None:
-        from crm_tui.core.automation import rules
 
         row = self._rule()
         if row is None:

@@ -12,8 +12,13 @@ from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker
 
+from crm_tui.core.errors import CrmError
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services.records import record_named
+from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.ui.screens.forms import RecordForm
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
+from crm_tui.ui.widgets.paged_table import PagedTable
 
 # The writes asked for from the screens, oldest first, and the lock that runs them one at a time: each worker
 # runs the oldest waiting write, so they commit in the order asked (a key pressed twice archives in that order).
@@ -24,9 +29,6 @@ _ONE_WRITE_AT_A_TIME = threading.Lock()
 def record_name(context: Any, ref: Any) -> str:
     """A record as messages name it: its kind and name ('lead “Wärmepumpe für den Neubau”', 'deal “Solar
     roof”'), never its id; terminal-safe (names can come from mail); a record gone meanwhile by its reference."""
-    from crm_tui.core.errors import CrmError
-    from crm_tui.core.sanitize import terminal_safe
-    from crm_tui.core.services.records import record_named
 
     try:
         with context.database().read() as session:
@@ -46,7 +48,6 @@ def write_in_worker(
     UI thread. Once it is committed, ``then(result)`` runs on the UI thread. A refusal (a ``CrmError``: a rule of
     the data, a bad value) goes to ``refused(reason)``, by default one warning notification from ``owner`` (a
     screen or the app); any other error is the worker's failure, which the app reports."""
-    from crm_tui.core.errors import CrmError
 
     app = owner.app if hasattr(owner, "app") else owner
     database = app.context.database()
@@ -90,7 +91,6 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
     def write(self, work: Callable[[Any], Any]) -> tuple[bool, Any]:
         """Run ``work(session)`` as one use case here and now (in a worker: on the UI thread, use
         ``write_in_worker``). A failure becomes one notification and (False, None)."""
-        from crm_tui.core.errors import CrmError
 
         try:
             with self.app.context.database().write() as session:  # type: ignore[attr-defined]
@@ -102,7 +102,6 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
 
     def attempt(self, work: Callable[[Any], Any]) -> tuple[str | None, Any]:
         """``write`` for a dialog that keeps what was typed: (None, result), or (why not, None) unnotified."""
-        from crm_tui.core.errors import CrmError
 
         try:
             with self.app.context.database().write() as session:  # type: ignore[attr-defined]
@@ -125,7 +124,6 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
 
     def open_form(self, build: Callable[[], Any], *, noun: str, on_saved: Callable[[int], None]) -> None:
         """Build a record form (a failure becomes a notification), show it, and on save report and refresh."""
-        from crm_tui.core.errors import CrmError
 
         try:
             spec = build()
@@ -135,8 +133,6 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
 
         def saved(new_id: int | None) -> None:
             if new_id is not None:
-                from crm_tui.core.types import RecordRef, RecordType
-
                 kinds = {kind.value for kind in RecordType}
                 named = self.record_name(RecordRef(RecordType(noun), new_id)) if noun in kinds else noun
                 self.notify(f"Saved {named}.")
@@ -153,7 +149,6 @@ class SearchesItsList:
     the list, ``/`` focuses the search (action ``focus_search``) and Esc clears it (``clear_search``)."""
 
     def _search_table(self) -> Any:
-        from crm_tui.ui.widgets.paged_table import PagedTable
 
         return self.query_one(PagedTable)  # type: ignore[attr-defined]
 

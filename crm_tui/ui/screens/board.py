@@ -15,15 +15,18 @@ from textual.widgets import Footer, Input, Label, OptionList, SelectionList, Sta
 from textual.widgets.option_list import Option
 from textual.widgets.selection_list import Selection
 
+from crm_tui.core.automation import preview
 from crm_tui.core.errors import CrmError
 from crm_tui.core.money import format_money
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import configuration, opportunities
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural
 from crm_tui.ui.forms.activities import activity_form, activity_prefill
 from crm_tui.ui.forms.opportunities import opportunity_form
 from crm_tui.ui.messages import BoardDetailLoaded, BoardLoaded, ForecastLoaded
 from crm_tui.ui.screens.base import CrmScreen
+from crm_tui.ui.screens.compose import write_from_record
 from crm_tui.ui.screens.details import load_detail
 from crm_tui.ui.screens.dialogs import ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.import_preview import ImportsFromFiles
@@ -152,7 +155,6 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     @work(thread=True, exclusive=True, group="board", exit_on_error=False)
     def _load_board(self, pipeline_id: int | None, text: str, select: int | None, request: int) -> None:
-        from crm_tui.core.services import configuration, opportunities
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
@@ -307,8 +309,6 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         self._detail_for_selection()
 
     def action_mail(self) -> None:
-        from crm_tui.core.types import RecordRef, RecordType
-        from crm_tui.ui.screens.compose import write_from_record
 
         deal_id = self.selected_deal()
         if deal_id is not None:
@@ -426,7 +426,6 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         deal_id = self.selected_deal()
         if deal_id is None:
             return
-        from crm_tui.core.services import configuration
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
@@ -458,7 +457,6 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         )
 
     def _automation_preview(self, deal_id: int, stage_id: int) -> tuple[str, Text] | None:
-        from crm_tui.core.automation import preview
 
         context = self.app.context  # type: ignore[attr-defined]
         now = context.clock.now()
@@ -495,7 +493,6 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         return title, body
 
     def _move_now(self, deal_id: int, stage_id: int, reason: str | None) -> None:
-        from crm_tui.core.services import opportunities
 
         context = self.app.context  # type: ignore[attr-defined]
         self.write_in_worker(
@@ -549,7 +546,6 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         deal_id = self.selected_deal()
         if deal_id is None:
             return
-        from crm_tui.core.services import configuration, opportunities
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
@@ -608,7 +604,6 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     @work(thread=True, exclusive=True, group="forecast", exit_on_error=False)
     def _load_forecast(self, pipeline_id: int | None) -> None:
-        from crm_tui.core.services import opportunities
 
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
             months = opportunities.forecast(session, pipeline_id=pipeline_id)

@@ -15,10 +15,13 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import activities, configuration
+from crm_tui.core.services.activities import activity_record
 from crm_tui.core.wording import plural
 from crm_tui.ui.forms.activities import activity_form
 from crm_tui.ui.messages import CalendarLoaded
 from crm_tui.ui.screens.base import CrmScreen
+from crm_tui.ui.screens.compose import write_invitation
 from crm_tui.ui.widgets.option_list import Options
 from crm_tui.ui.widgets.status_bar import StatusBar
 
@@ -122,7 +125,6 @@ class CalendarScreen(CrmScreen):
         select: int | None,
         request: int,
     ) -> None:
-        from crm_tui.core.services import activities, configuration
 
         context = self.app.context  # type: ignore[attr-defined]
         zone = context.zone
@@ -393,7 +395,6 @@ class CalendarScreen(CrmScreen):
 
     def _show_saved(self, activity_id: int) -> None:
         """Show what was just planned: its day, in the current view."""
-        from crm_tui.core.services.activities import activity_record
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
@@ -416,7 +417,6 @@ class CalendarScreen(CrmScreen):
         activity_id = self.selected_id()
         if activity_id is None:
             return
-        from crm_tui.core.services import activities
 
         context = self.app.context  # type: ignore[attr-defined]
         change = activities.complete_activity if action == "done" else activities.cancel_activity
@@ -429,8 +429,6 @@ class CalendarScreen(CrmScreen):
         """Invite a meeting's attendees: a mail with the iCalendar invitation attached, to check and send."""
         activity_id = self.selected_id()
         if activity_id is not None:
-            from crm_tui.ui.screens.compose import write_invitation
-
             write_invitation(self, activity_id)
 
     def action_done(self) -> None:

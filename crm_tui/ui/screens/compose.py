@@ -8,10 +8,18 @@ one); Esc discards (asking if anything was written)."""
 from __future__ import annotations
 
 import email.utils
+import logging
+import mimetypes
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +31,26 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, Select, Static, TextArea
 
 from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.core.mail_identity import format_address
 from crm_tui.core.sanitize import strip_unsafe, terminal_safe
+from crm_tui.core.services import (
+    attachments,
+    drafts,
+    email_templates,
+    mail_accounts,
+    mail_actions,
+    outbox,
+    recipients,
+    records,
+)
+from crm_tui.core.services.drafts import DraftFields
+from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import size_text
 from crm_tui.mail.compose import Draft, addresses, build, with_signature
 from crm_tui.ui.messages import TemplateFilled, TemplatesFilled
 from crm_tui.ui.screens.base import CrmScreen, write_in_worker
+from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from crm_tui.ui.screens.template_picker import TemplatePicker
 from crm_tui.ui.widgets.recipient_input import Choice, RecipientInput, recipient_items
 from crm_tui.ui.widgets.status_bar import StatusBar
 
@@ -55,7 +78,6 @@ def take_back_queued(app: Any, say: Any = None, then: Callable[[], None] | None 
     it has not gone out; once it has, it says so. False when no mail was queued since the last take-back.
     ``say``: how the screen puts a line on the status bar (the inbox's outlives its reload); ``then``: what the
     screen does once it is taken back (in a worker) or refused."""
-    from crm_tui.core.services import outbox
 
     queued: Queued | None = getattr(app, "just_queued", None)
     if queued is None or queued.fields is None:
@@ -184,7 +206,6 @@ class ComposeScreen(CrmScreen):
     def find_recipients(self, typed: str, head: str) -> list[Choice]:
         """The people ``typed`` may mean (run in a thread, on each key): the record's other people first
         (one letter is enough among them), then the address book's best matches."""
-        from crm_tui.core.services import recipients
 
         context = self.app.context  # type: ignore[attr-defined]
         present = {address.lower() for _, address in email.utils.getaddresses([head]) if address}
@@ -269,7 +290,7 @@ class ComposeScreen(CrmScreen):
         self._save_timer = self.set_timer(DRAFT_DELAY, self.save_draft)
 
     def draft_fields(self) -> Any:
-        from crm_tui.core.services.drafts import DraftFields
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.compose import build_draft
 
         identity = next(
@@ -293,7 +314,6 @@ class ComposeScreen(CrmScreen):
 
     def save_draft(self) -> None:
         """Save the mail as a draft (in a worker), and its copy in the Drafts folder in the background."""
-        from crm_tui.core.services import drafts
 
         self._save_timer = None
         built = self.draft_fields()
@@ -314,6 +334,7 @@ class ComposeScreen(CrmScreen):
                 return
 
             def store() -> None:
+                # the mail modules load when first used, not with the app (start-up)
                 from crm_tui.mail import drafts as server_drafts
 
                 said = server_drafts.store(app.context.database(), draft_id, raw, message_id)  # type: ignore[attr-defined]
@@ -325,7 +346,6 @@ class ComposeScreen(CrmScreen):
 
     def drop_draft(self) -> None:
         """The mail was sent or discarded: its draft goes, here and in the Drafts folder (in workers)."""
-        from crm_tui.core.services import drafts
 
         if self._save_timer is not None:
             self._save_timer.stop()
@@ -343,6 +363,7 @@ class ComposeScreen(CrmScreen):
             account_id, server_id = server_copy
 
             def remove() -> None:
+                # the mail modules load when first used, not with the app (start-up)
                 from crm_tui.mail import drafts as server_drafts
 
                 server_drafts.remove(app.context.database(), account_id, server_id)  # type: ignore[attr-defined]
@@ -398,7 +419,6 @@ class ComposeScreen(CrmScreen):
         if draft.subject.strip():
             self._queue(draft, raw, message_id, recipients)
             return
-        from crm_tui.ui.screens.dialogs import ConfirmDialog
 
         def decided(send: bool | None) -> None:
             if send:
@@ -416,9 +436,6 @@ class ComposeScreen(CrmScreen):
         )
 
     def _queue(self, draft: Draft, raw: bytes, message_id: str, recipients: list[str]) -> None:
-        from datetime import timedelta
-
-        from crm_tui.core.services import outbox
 
         if self._queueing:
             return  # ctrl+s again while the mail goes to the outbox: it goes once
@@ -475,7 +492,6 @@ class ComposeScreen(CrmScreen):
         self.dismiss(queued)
 
     def action_attach(self) -> None:
-        from crm_tui.ui.screens.dialogs import PromptDialog
 
         def attach(path_text: str | None) -> None:
             if not path_text:
@@ -494,7 +510,6 @@ class ComposeScreen(CrmScreen):
             except CrmError as exc:
                 self.notify(str(exc), severity="warning")
                 return
-            import mimetypes
 
             self.attachments.append(
                 (path.name, mimetypes.guess_type(path.name)[0] or "application/octet-stream", data)
@@ -505,11 +520,6 @@ class ComposeScreen(CrmScreen):
 
     def action_editor(self) -> None:
         """Write the body in the user's editor ($VISUAL, $EDITOR, else vi): the app steps aside meanwhile."""
-        import os
-        import shlex
-        import shutil
-        import subprocess
-        import tempfile
 
         command = shlex.split(os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi")
         if not command or shutil.which(command[0]) is None:
@@ -543,8 +553,6 @@ class ComposeScreen(CrmScreen):
     def mail_merge(self, session: Any, to: str | None = None) -> Any:
         """``merge_refs`` and the notes the template picker shows about them (email_templates.MailMerge);
         ``to``: the To field as read on the UI thread (a worker passes it), else read here."""
-        from crm_tui.core.services import email_templates
-        from crm_tui.core.types import RecordRef, RecordType
 
         if to is None:
             to = self.query_one("#c-to", Input).value
@@ -583,7 +591,6 @@ class ComposeScreen(CrmScreen):
     @work(thread=True, exclusive=True, group="template-fill", exit_on_error=False)
     def _fill_templates(self, to: str) -> None:
         """Each template filled with this mail's records (one may take its 2 s): plain data back to the UI."""
-        from crm_tui.core.services import email_templates
 
         context = self.app.context  # type: ignore[attr-defined]
         try:
@@ -597,8 +604,6 @@ class ComposeScreen(CrmScreen):
             self.post_message(TemplatesFilled([], [], str(exc)))
             return
         except Exception as exc:  # noqa: BLE001 - said in words; the picker can be asked for again
-            import logging
-
             logging.getLogger(__name__).exception("filling the templates")
             self.post_message(TemplatesFilled([], [], f"the templates could not be filled: {exc}"))
             return
@@ -606,7 +611,6 @@ class ComposeScreen(CrmScreen):
 
     @on(TemplatesFilled)
     def _templates_filled(self, message: TemplatesFilled) -> None:
-        from crm_tui.ui.screens.template_picker import TemplatePicker
 
         self._filled()
         if message.error:
@@ -636,7 +640,6 @@ class ComposeScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="template-fill", exit_on_error=False)
     def _fill_template(self, template_id: int, to: str) -> None:
-        from crm_tui.core.services import email_templates
 
         context = self.app.context  # type: ignore[attr-defined]
         try:
@@ -653,8 +656,6 @@ class ComposeScreen(CrmScreen):
             self.post_message(TemplateFilled("", "", str(exc)))
             return
         except Exception as exc:  # noqa: BLE001 - said in words; the picker can be asked for again
-            import logging
-
             logging.getLogger(__name__).exception("filling the template")
             self.post_message(TemplateFilled("", "", f"the template could not be filled: {exc}"))
             return
@@ -687,8 +688,6 @@ class ComposeScreen(CrmScreen):
     def action_attach_document(self) -> None:
         """Attach a document of the records this mail is about (the one it is written from, those the answered
         mail is filed on, the recipients' contacts and their organizations)."""
-        from crm_tui.core.services import attachments
-        from crm_tui.ui.screens.dialogs import ChoiceDialog
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
@@ -759,8 +758,6 @@ class ComposeScreen(CrmScreen):
             self.app.pop_screen()
             return
 
-        from crm_tui.ui.screens.dialogs import ChoiceDialog
-
         def decided(choice: str | None) -> None:
             if choice == "keep":
                 self.save_draft()
@@ -782,9 +779,6 @@ class ComposeScreen(CrmScreen):
 def write_from_record(screen: Any, ref: Any) -> None:
     """Open a new mail to a record (a contact, lead, organization, deal, quote or ticket): the recipient is
     chosen among its addresses; once sent, the mail is an email activity on the record."""
-    from crm_tui.core.services import mail_accounts, mail_actions, records
-    from crm_tui.core.types import RecordType
-    from crm_tui.ui.screens.dialogs import ChoiceDialog
 
     context = screen.app.context
     with context.database().read() as session:
@@ -829,7 +823,7 @@ def write_from_record(screen: Any, ref: Any) -> None:
 
 def write_invitation(screen: Any, activity_id: int) -> None:
     """A mail inviting a meeting's attendees, the iCalendar invitation attached; sent like any mail."""
-    from crm_tui.core.services import mail_accounts, mail_actions
+    # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.invites import invitation_ics
 
     context = screen.app.context
@@ -858,7 +852,6 @@ def write_invitation(screen: Any, activity_id: int) -> None:
         attendees=meeting.attendees,
         now=context.clock.now(),
     )
-    from crm_tui.core.mail_identity import format_address
 
     body = f"Einladung: {meeting.subject}\nWann: {when}\n" + (
         f"\n{meeting.description}\n" if meeting.description else ""
@@ -878,9 +871,8 @@ def write_invitation(screen: Any, activity_id: int) -> None:
 
 def recall_draft(screen: Any) -> None:
     """Take up a saved draft again (R in the inbox)."""
-    from crm_tui.core.services import drafts, mail_accounts
+    # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.parse import attachment_payloads
-    from crm_tui.ui.screens.dialogs import ChoiceDialog
 
     context = screen.app.context
     with context.database().read() as session:

@@ -16,6 +16,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label, Static
 
 from crm_tui.core.errors import CrmError
+from crm_tui.core.interchange import importer
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.ui.messages import ImportDone, ImportPreviewed
 from crm_tui.ui.screens.dialogs import PromptDialog
@@ -109,7 +110,6 @@ class ImportsFromFiles:
 
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
     def _preview_import(self, type_name: str, path: Path) -> None:
-        from crm_tui.core.interchange import importer
 
         context = self.app.context  # type: ignore[attr-defined]
         try:
@@ -140,7 +140,6 @@ class ImportsFromFiles:
 
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
     def _run_import(self, type_name: str, path: Path, on_duplicate: str) -> None:
-        from crm_tui.core.interchange import importer
 
         context = self.app.context  # type: ignore[attr-defined]
         try:

@@ -4,9 +4,12 @@ records made from the mail, a follow-up, a comment."""
 
 from __future__ import annotations
 
+import email.policy
+import email.utils
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -18,14 +21,35 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from crm_tui.core.errors import ValidationError
+from crm_tui.core.mail_identity import format_address, split_raw
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import (
+    activities,
+    attachments,
+    inbox,
+    mail_accounts,
+    mail_actions,
+    mail_linking,
+    mailbox,
+    records,
+    triage,
+)
+from crm_tui.core.services.inbox import InboxQuery, message_view
+from crm_tui.core.services.mail_search import parse_query
+from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural, size_text
+from crm_tui.ui.forms import RECORD_FORMS
+from crm_tui.ui.forms.activities import activity_form
 from crm_tui.ui.messages import PreviewLoaded, RelatedLoaded, Scoped
+from crm_tui.ui.screens.attachments import AttachmentsScreen
 from crm_tui.ui.screens.base import CrmScreen, SearchesItsList
+from crm_tui.ui.screens.compose import ComposeScreen, recall_draft, take_back_queued
 from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
+from crm_tui.ui.screens.outbox import OutboxScreen
 from crm_tui.ui.screens.pickers import FolderPicker, RecordPicker
 from crm_tui.ui.widgets.option_list import Options
-from crm_tui.ui.widgets.paged_table import PagedTable, Row
+from crm_tui.ui.widgets.paged_table import COUNT_CAP, PagedTable, Row
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 PREVIEW_CHARS = 20_000
@@ -33,8 +57,6 @@ PREVIEW_CHARS = 20_000
 
 def query_problem(query: str) -> str | None:
     """What is wrong with a typed query (shown in the status bar), or None."""
-    from crm_tui.core.errors import ValidationError
-    from crm_tui.core.services.mail_search import parse_query
 
     try:
         parse_query(query)
@@ -44,7 +66,6 @@ def query_problem(query: str) -> str | None:
 
 
 def _inbox_query(screen, zone, query: str) -> Any:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services.inbox import InboxQuery
 
     return InboxQuery(
         query, screen.scope, zone, screen.app.context.clock.now(), screen.no_reply_days, screen.collapsed
@@ -52,7 +73,6 @@ def _inbox_query(screen, zone, query: str) -> Any:  # type: ignore[no-untyped-de
 
 
 def _message_rows(screen, zone, session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import inbox
 
     rows = []
     tagged = set(screen.tagged)
@@ -80,8 +100,6 @@ def _message_rows(screen, zone, session, query: str, offset: int, limit: int) ->
 
 
 def _message_count(screen, zone, session, query: str) -> int:  # type: ignore[no-untyped-def]
-    from crm_tui.core.services import inbox
-    from crm_tui.ui.widgets.paged_table import COUNT_CAP
 
     return inbox.count(session, _inbox_query(screen, zone, query), cap=COUNT_CAP)
 
@@ -199,14 +217,12 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     @work(thread=True, exclusive=True, group="folders", exit_on_error=False)
     def _load_folders(self) -> None:
-        from crm_tui.core.services import triage
 
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
             self.post_message(Scoped(triage.folders(session)))
 
     @on(Scoped)
     def _show_folders(self, message: Scoped) -> None:
-        from crm_tui.core.services import triage
 
         listing = self.query_one("#folders", OptionList)
         if message.folders == self.folders and listing.option_count:
@@ -249,7 +265,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.app.update_status(f"showing {self.scope_title()}")  # type: ignore[attr-defined]
 
     def scope_title(self) -> str:
-        from crm_tui.core.services import triage
 
         if self.scope[0] == "view":
             title = triage.VIEWS.get(str(self.scope[1]), str(self.scope[1]))
@@ -260,7 +275,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
         return "folder"
 
     def action_change_folder(self) -> None:
-        from crm_tui.core.services import triage
 
         choices = {f"view:{name}": title for name, title in triage.VIEWS.items()}
         choices |= {f"folder:{fid}": f"{account}/{name}" for fid, account, name, _ in self.folders}
@@ -314,7 +328,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _load_preview(self, message_id: int) -> None:
-        from crm_tui.core.services import inbox, mailbox
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
@@ -345,7 +358,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     def action_open(self) -> None:
         """Enter: the mail in the reader, and read from now on (the highlight alone never marks it read)."""
-        from crm_tui.core.services import triage
 
         message_id = self.current()
         if message_id is None:
@@ -420,7 +432,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
     # --- mail actions ---
 
     def _apply(self, ids: list[int], action: str, argument: str | None = None) -> None:
-        from crm_tui.core.services import triage
 
         if not ids:
             return
@@ -449,7 +460,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
             self._apply(ids, "unflag" if self._all(ids, "flagged") else "flag")
 
     def _all(self, ids: list[int], mark: Any) -> bool:
-        from crm_tui.core.services import inbox
 
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
             return inbox.all_marked(session, ids, mark)
@@ -469,7 +479,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
     def action_undo(self) -> None:
         """u: the newest step is undone: a triage step here, or the mail queued last (wherever it was written)
         while it has not gone out."""
-        from crm_tui.ui.screens.compose import take_back_queued
 
         queued = getattr(self.app, "just_queued", None)
         if queued is not None and (not self.undo_stack or queued.at > self.undo_stack[-1].at):
@@ -494,7 +503,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
     # --- the CRM side ---
 
     def _suggestions(self, message_id: int) -> list[tuple[str, str, str]]:
-        from crm_tui.core.services import mail_accounts, mail_actions
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.sync import load_free_domains
 
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
@@ -507,8 +516,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
         return [(str(s.ref), s.label, mail_actions.REASONS.get(s.reason, s.reason)) for s in found]
 
     def action_file(self) -> None:
-        from crm_tui.core.services import mail_actions
-        from crm_tui.core.types import RecordRef
 
         ids = self.targets()
         if not ids:
@@ -534,8 +541,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.app.push_screen(RecordPicker(title, suggestions, self.app.context), chosen)  # type: ignore[attr-defined]
 
     def action_unlink(self) -> None:
-        from crm_tui.core.services import mail_actions, mail_linking
-        from crm_tui.core.types import RecordRef
 
         message_id = self.current()
         if message_id is None:
@@ -571,10 +576,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
         )
 
     def action_create(self, record_type: str) -> None:
-        from crm_tui.core.services import mail_actions, mail_linking, records
-        from crm_tui.core.types import RecordRef, RecordType
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.sync import load_free_domains
-        from crm_tui.ui.forms import RECORD_FORMS
 
         ids = self.targets()
         if not ids:
@@ -614,11 +617,10 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.open_form(lambda: form(context, None, values), noun=record_type, on_saved=saved)
 
     def action_follow_up(self) -> None:
-        from datetime import datetime, time, timedelta
+        from datetime import time  # here: ``time`` at the top is the time module
 
-        from crm_tui.core.services import activities, mail_accounts, mail_actions
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.sync import load_free_domains
-        from crm_tui.ui.forms.activities import activity_form
 
         message_id = self.current()
         if message_id is None:
@@ -637,7 +639,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
         values["follow_up_of"] = str(message_id)  # saved with it: done by itself once the thread is answered
 
         def saved(activity_id: int) -> None:
-            from crm_tui.core.types import RecordRef, RecordType
 
             named = self.record_name(RecordRef(RecordType.ACTIVITY, activity_id))
 
@@ -650,7 +651,6 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.open_form(lambda: activity_form(context, None, values), noun="activity", on_saved=saved)
 
     def action_accept_invitation(self) -> None:
-        from crm_tui.core.services import mail_accounts, mail_actions, mailbox
 
         message_id = self.current()
         if message_id is None:
@@ -687,9 +687,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
         )
 
     def action_attachments(self) -> None:
-        from crm_tui.core.services import mailbox
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.parse import attachment_payloads
-        from crm_tui.ui.screens.attachments import AttachmentsScreen
 
         message_id = self.current()
         if message_id is None:
@@ -710,9 +709,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
         """m: a new mail; r: reply to the sender; g: reply to all; f: forward (attachments included); T: a reply
         that starts in the template picker (the templates this mail can fill first). Once ctrl+s has queued
         the mail, u takes it back until it goes out."""
-        from crm_tui.core.services import mail_accounts, mailbox
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail import compose
-        from crm_tui.ui.screens.compose import ComposeScreen
 
         context = self.app.context  # type: ignore[attr-defined]
         message_id = self.current() if kind != "new" else None
@@ -768,17 +766,14 @@ class InboxScreen(SearchesItsList, CrmScreen):
         app keeps it as the mail queued last: ``action_undo``)."""
 
     def action_drafts(self) -> None:
-        from crm_tui.ui.screens.compose import recall_draft
 
         recall_draft(self)
 
     def action_outbox(self) -> None:
-        from crm_tui.ui.screens.outbox import OutboxScreen
 
         self.app.push_screen(OutboxScreen())
 
     def action_comment(self) -> None:
-        from crm_tui.core.services import attachments, inbox
 
         message_id = self.current()
         if message_id is None:
@@ -821,12 +816,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
 def original_of(session: Any, message_id: int, raw: bytes, *, with_attachments: bool = False) -> Any:
     """What a reply or forward takes from a stored mail (``mail.compose.Original``); ``raw``: its bytes (empty
     while its body has not arrived)."""
-    import email
-    import email.policy
-    import email.utils
-
-    from crm_tui.core.mail_identity import format_address, split_raw
-    from crm_tui.core.services.inbox import message_view
+    # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.compose import Original
 
     row = message_view(session, message_id)
@@ -846,6 +836,7 @@ def original_of(session: Any, message_id: int, raw: bytes, *, with_attachments: 
         ]
     attachments = []
     if with_attachments and raw:
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.parse import attachment_payloads
 
         attachments = attachment_payloads(raw)
@@ -870,6 +861,7 @@ def invitation_of(raw: bytes | None, zone: Any) -> Any:
         return None
     if b"text/calendar" not in raw.lower() and b".ics" not in raw.lower():
         return None
+    # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.invites import find_invitation
 
     return find_invitation(raw, zone)
@@ -954,7 +946,7 @@ def message_text(row: Any, zone: Any, *, limit: int = PREVIEW_CHARS) -> Text:
 def related_text(session: Any, message_id: int, context: Any) -> Text:
     """The related panel: the sender's records, their open deals and activities, other mail, and why the
     mail is filed where it is."""
-    from crm_tui.core.services import mail_actions
+    # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.sync import load_free_domains
 
     panel = mail_actions.related(session, message_id, free_domains=load_free_domains())
@@ -1012,7 +1004,6 @@ class MessageReader(CrmScreen):
 
     @work(thread=True, exclusive=True, group="reader", exit_on_error=False)
     def _load(self) -> None:
-        from crm_tui.core.services.inbox import message_view
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:

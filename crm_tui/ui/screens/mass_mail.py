@@ -14,9 +14,12 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Label, ProgressBar, Static
 
+from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import email_templates, mail_accounts, mass_mail
 from crm_tui.ui.messages import CampaignProgress
 from crm_tui.ui.screens.base import CrmScreen
+from crm_tui.ui.screens.template_picker import TemplatePicker
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 CHECKING = "checking every recipient…"  # the status bar while a mass mail's recipients are checked
@@ -26,8 +29,6 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
     """Pick a template for a mass mail to ``kind`` recipients (contact, lead, user; those a template can
     fill first), then check every recipient (``refs_of(session)``) in a worker and show the mass mail, ready:
     nothing is queued before g."""
-    from crm_tui.core.services import email_templates, mail_accounts
-    from crm_tui.ui.screens.template_picker import TemplatePicker
 
     context = screen.app.context
     with context.database().read() as session:
@@ -44,8 +45,6 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
             screen.app.call_from_thread(screen.app.end_status, CHECKING)
 
     def check(template_id: int) -> None:
-        from crm_tui.core.errors import CrmError
-        from crm_tui.core.services import mass_mail
 
         try:
             with context.database().read() as session:
@@ -120,7 +119,6 @@ class MassMailScreen(CrmScreen):
         self.refresh_view()
 
     def refresh_view(self, progress: Any = None) -> None:
-        from crm_tui.core.services import mass_mail
 
         context = self.app.context  # type: ignore[attr-defined]
         with context.database().read() as session:
@@ -193,6 +191,7 @@ class MassMailScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="mass-mail", exit_on_error=False)
     def _run(self) -> None:
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail import mass_mail as runner
 
         context = self.app.context  # type: ignore[attr-defined]
@@ -212,7 +211,6 @@ class MassMailScreen(CrmScreen):
         self.refresh_view(message.progress)
 
     def action_stop(self) -> None:
-        from crm_tui.core.services import mass_mail
 
         def stopping(_: Any) -> None:
             self.notify("Stopping after the current recipient; g resumes where it stopped.")

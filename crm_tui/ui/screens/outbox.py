@@ -17,8 +17,11 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import outbox
+from crm_tui.core.services.outbox import mail_named
 from crm_tui.ui.messages import Delivered, OutboxLoaded, OutboxMailLoaded
 from crm_tui.ui.screens.base import CrmScreen
+from crm_tui.ui.screens.dialogs import ConfirmDialog
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 STATE_STYLE = {
@@ -83,7 +86,6 @@ class OutboxScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="outbox-view", exit_on_error=False)
     def reload(self) -> None:
-        from crm_tui.core.services import outbox
 
         with self.app.context.database().read() as session:  # type: ignore[attr-defined]
             now = self.app.context.clock.now()  # type: ignore[attr-defined]
@@ -139,7 +141,6 @@ class OutboxScreen(CrmScreen):
 
     def action_decide(self, decision: str) -> None:
         """R, S, D on the highlighted mail; D (the mail is gone for good) asks first: y drops, n or Esc keeps."""
-        from crm_tui.core.services.outbox import mail_named
 
         row = self.current()
         if row is None:
@@ -147,7 +148,6 @@ class OutboxScreen(CrmScreen):
         if decision != "drop" or row.state == "sent":  # a sent mail cannot be dropped: that says why
             self._decide(row, decision)
             return
-        from crm_tui.ui.screens.dialogs import ConfirmDialog
 
         named = mail_named(row.subject or "", row.recipients)
         if row.state == "partial":
@@ -162,7 +162,6 @@ class OutboxScreen(CrmScreen):
         self.app.push_screen(ConfirmDialog(title, body, "Drop"), confirmed)
 
     def _decide(self, row: Any, decision: str) -> None:
-        from crm_tui.core.services import outbox
 
         now = self.app.context.clock.now()  # type: ignore[attr-defined]
         self.write_in_worker(
@@ -171,7 +170,6 @@ class OutboxScreen(CrmScreen):
         )
 
     def _decided(self, row: Any, decision: str) -> None:
-        from crm_tui.core.services import outbox
 
         said = {
             "resend": "queued again" + (" for the refused addresses" if row.state == "partial" else ""),
@@ -185,7 +183,6 @@ class OutboxScreen(CrmScreen):
 
     def action_take_back(self) -> None:
         """u: the highlighted mail, while it waits to go out, leaves the outbox and is a draft again."""
-        from crm_tui.core.services import outbox
 
         row = self.current()
         if row is None:
@@ -213,7 +210,7 @@ class OutboxScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="outbox-deliver", exit_on_error=False)
     def _deliver_now(self) -> None:
-        from crm_tui.core.services import outbox
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.outbox import flush
 
         context = self.app.context  # type: ignore[attr-defined]
@@ -279,7 +276,6 @@ class OutboxMailScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="outbox-mail", exit_on_error=False)
     def _load(self) -> None:
-        from crm_tui.core.services import outbox
 
         context = self.app.context  # type: ignore[attr-defined]
         try:
@@ -306,6 +302,7 @@ class OutboxMailScreen(CrmScreen):
 
 def outbox_mail_text(found: Any, zone: Any, now: Any) -> Text:
     """An outbox mail as text: nothing in it reaches the terminal unsanitized, none of it as markup."""
+    # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.parse import parse_safely
 
     row = found.row

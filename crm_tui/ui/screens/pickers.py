@@ -15,6 +15,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services.references import matching_names
 from crm_tui.ui.messages import RecordsFound
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.option_list import Options
@@ -160,7 +161,6 @@ class RecordPicker(Picker):
 
     @work(thread=True, exclusive=True, group="picker", exit_on_error=False)
     def _search(self, query: str) -> None:
-        from crm_tui.core.services.references import matching_names
 
         found: list[tuple[str, str, str]] = []
         with self._crm.database().read() as session:

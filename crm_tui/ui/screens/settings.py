@@ -13,13 +13,25 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
-from crm_tui.core.errors import ValidationError
-from crm_tui.core.services import configuration, custom_fields, pipelines, users
+from crm_tui.core.clock import parse_date
+from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.core.services import (
+    configuration,
+    custom_fields,
+    email_templates,
+    mail_accounts,
+    mass_mail,
+    pipelines,
+    users,
+)
 from crm_tui.core.types import CustomFieldType, RecordRef, RecordType, StageKind
 from crm_tui.core.wording import plural
+from crm_tui.runtime.settings import set_config_value
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.forms import FieldSpec, FormSpec, RecordForm
+from crm_tui.ui.screens.mass_mail import prepare_mass_mail
+from crm_tui.ui.screens.template_form import TemplateForm
 from crm_tui.ui.widgets.option_list import Options
 from crm_tui.ui.widgets.status_bar import StatusBar
 
@@ -192,7 +204,7 @@ class SettingsScreen(CrmScreen):
         return account.name if account else str(account_id)
 
     def _account_form(self, account_id: int | None) -> FormSpec:
-        from crm_tui.core.services import mail_accounts
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail import secrets
 
         values: dict[str, str] = {
@@ -284,7 +296,6 @@ class SettingsScreen(CrmScreen):
                 raise ValidationError.single(name, "a whole number") from None
 
         def save(v: dict[str, str]) -> int:
-            from crm_tui.core.clock import parse_date
 
             since_text = v.get("sync_since", "").strip().lower()
             since = None
@@ -350,7 +361,7 @@ class SettingsScreen(CrmScreen):
 
     @work(thread=True, exclusive=True, group="account-test", exit_on_error=False)
     def _test_login(self, name: str) -> None:
-        from crm_tui.core.errors import CrmError
+        # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.imap import folder_names, load_login
 
         try:
@@ -384,8 +395,6 @@ class SettingsScreen(CrmScreen):
             self.show_section(self.section)
 
         if self.section == "templates":
-            from crm_tui.ui.screens.template_form import TemplateForm
-
             self.app.push_screen(TemplateForm(spec), saved)  # checks the template in a thread first
             return
         self.app.push_screen(RecordForm(spec), saved)
@@ -438,8 +447,6 @@ class SettingsScreen(CrmScreen):
     def action_mail_team(self) -> None:
         """m (Users): one template to every active colleague but me (our company's users: a partner
         organization's users are not the team), one mail each, previewed first."""
-        from crm_tui.core.services import mass_mail
-        from crm_tui.ui.screens.mass_mail import prepare_mass_mail
 
         if self.section != "users":
             self.notify("m in Users writes a mass mail to the team.")
@@ -450,7 +457,6 @@ class SettingsScreen(CrmScreen):
     def action_make_me(self) -> None:
         if self.section != "users" or (user_id := self.selected_id()) is None:
             return
-        from crm_tui.runtime.settings import set_config_value
 
         with self.context.database().read() as session:
             user = configuration.user_view(session, user_id)
@@ -652,7 +658,6 @@ class SettingsScreen(CrmScreen):
             )
 
     def _template_form(self, template_id: int | None) -> FormSpec:
-        from crm_tui.core.services import email_templates
 
         values: dict[str, str] = {}  # a new template starts empty: the example is a placeholder, not text
         if template_id is not None:
@@ -732,7 +737,7 @@ class SettingsScreen(CrmScreen):
             def remove(yes: bool | None) -> None:
                 if not yes:
                     return
-                from crm_tui.core.services import mail_accounts
+                # the mail modules load when first used, not with the app (start-up)
                 from crm_tui.mail import secrets
 
                 self._write(lambda s: mail_accounts.remove_account(s, name), lambda: secrets.forget(name))
@@ -743,8 +748,6 @@ class SettingsScreen(CrmScreen):
             )
             return
         if self.section == "templates":
-            from crm_tui.core.services import email_templates
-
             self.app.push_screen(
                 ConfirmDialog(
                     "Delete this mail template?", "Mail already written with it stays as it is.", "Delete"

@@ -13,6 +13,7 @@ from textual.widgets import Input, Label
 from textual.worker import Worker, WorkerState
 
 from crm_tui.core.errors import ValidationError
+from crm_tui.core.services import email_templates
 from crm_tui.ui.screens.forms import RecordForm
 
 CHECKING = "checking…"
@@ -71,7 +72,6 @@ class TemplateForm(RecordForm):
 def _problems(values: dict[str, str]) -> dict[str, str]:
     """The check's messages by field ({} when the template may be saved); runs in a thread, without the
     database (the name is checked by the save)."""
-    from crm_tui.core.services import email_templates
 
     try:
         email_templates.check_template(values.get("subject", ""), values.get("body", ""))

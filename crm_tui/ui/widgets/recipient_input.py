@@ -18,6 +18,7 @@ from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.widgets import Input
 
+from crm_tui.runtime.logs import log_error
 from crm_tui.ui import messages
 
 
@@ -93,8 +94,6 @@ class RecipientInput(Input):
         try:
             found = await asyncio.to_thread(self.find, typed, head)
         except Exception as error:  # noqa: BLE001 - a failed lookup offers nothing; typing goes on
-            from crm_tui.runtime.logs import log_error
-
             log_error(error, "recipient completion")
             found = []
         if asked == self._asked and self.value == value:
