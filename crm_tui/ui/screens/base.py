@@ -88,20 +88,9 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
         """``write_in_worker`` from this screen: ``then(result)`` on the UI thread once committed."""
         write_in_worker(self, work, then, refused=refused)
 
-    def write(self, work: Callable[[Any], Any]) -> tuple[bool, Any]:
-        """Run ``work(session)`` as one use case here and now (in a worker: on the UI thread, use
-        ``write_in_worker``). A failure becomes one notification and (False, None)."""
-
-        try:
-            with self.app.context.database().write() as session:  # type: ignore[attr-defined]
-                return True, work(session)
-        except CrmError as exc:
-            # A refusal with its reason (a rule of the data, a bad value): the user's to act on, not a fault.
-            self.notify(str(exc), severity="warning", timeout=8)
-            return False, None
-
     def attempt(self, work: Callable[[Any], Any]) -> tuple[str | None, Any]:
-        """``write`` for a dialog that keeps what was typed: (None, result), or (why not, None) unnotified."""
+        """One use case for a dialog's save, which runs in the dialog's worker (``PromptDialog``): (None, result),
+        or (why not, None) unnotified, the dialog keeping what was typed. On the UI thread: ``write_in_worker``."""
 
         try:
             with self.app.context.database().write() as session:  # type: ignore[attr-defined]
