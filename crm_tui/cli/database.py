@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 from crm_tui.cli.arguments import Commands
 from crm_tui.core.errors import ConfigError
-from crm_tui.mail.secrets import SERVICE, keyring_backend
 
 if TYPE_CHECKING:
     from crm_tui.runtime.context import AppContext
@@ -24,7 +23,8 @@ def register(commands: Commands) -> None:  # type: ignore[type-arg]
 def database_password(context: AppContext, args: argparse.Namespace) -> int:
     """Store the database's password in the OS keyring (asked for, never echoed); config.toml then says
     database_password = "keyring"."""
-    # the context's module loads the database layer: imported when the command runs, so that --help starts fast
+    # the database layer and the keyring's helpers load slowly: imported when the command runs (--help starts fast)
+    from crm_tui.mail.secrets import SERVICE, keyring_backend
     from crm_tui.runtime.context import database_keyring_key
 
     url = context.database_url

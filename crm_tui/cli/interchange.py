@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -125,6 +124,8 @@ def export_records(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    import tempfile  # (and the random it loads) only when an export writes its file: --help starts fast
+
     folder = path.parent if str(path.parent) else Path(".")
     try:
         handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")

@@ -17,7 +17,6 @@ from crm_tui.core.errors import ConfigError, CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.types import RecordRef
 from crm_tui.core.wording import plural
-from crm_tui.mail import secrets
 
 if TYPE_CHECKING:
     from crm_tui.runtime.context import AppContext
@@ -234,8 +233,9 @@ def _ask_password(name: str) -> str:
 
 
 def account_add(context: AppContext, args: argparse.Namespace) -> int:
-    # the services and models load the ORM: imported when the command runs, so that --help starts fast
+    # the services load the ORM, the keyring's helpers subprocess: imported when the command runs (--help starts fast)
     from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
 
     data = _account_input(args, creating=True)
     if data.password_source == "keyring":
@@ -255,8 +255,9 @@ def account_add(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_edit(context: AppContext, args: argparse.Namespace) -> int:
-    # the services and models load the ORM: imported when the command runs, so that --help starts fast
+    # the services load the ORM, the keyring's helpers subprocess: imported when the command runs (--help starts fast)
     from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
 
     data = _account_input(args, creating=False)
     with context.database().write() as session:
@@ -277,8 +278,9 @@ def account_edit(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def account_remove(context: AppContext, args: argparse.Namespace) -> int:
-    # the services and models load the ORM: imported when the command runs, so that --help starts fast
+    # the services load the ORM, the keyring's helpers subprocess: imported when the command runs (--help starts fast)
     from crm_tui.core.services import mail_accounts
+    from crm_tui.mail import secrets
 
     with context.database().write() as session:
         account = mail_accounts.get_account(session, args.name)

@@ -21,9 +21,6 @@ from crm_tui.cli import automation, database, demo, interchange, mail, records
 from crm_tui.cli.arguments import CommandParser, UsageError, iso_instant
 from crm_tui.core.clock import FixedClock, SystemClock, parse_pinned
 from crm_tui.core.errors import CrmError
-from crm_tui.runtime.paths import resolve_paths
-from crm_tui.runtime.settings import load_settings
-from crm_tui.runtime.timezones import local_zone
 
 NOW_ENV = "CRM_TUI_NOW"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -51,8 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _build_context(args: argparse.Namespace) -> Any:
-    # the context's module loads the database layer (SQLAlchemy): not imported for --help
+    # what a command runs in (the context's module loads the database layer; settings, TOML and the time zones):
+    # imported when a command runs, not for --help
     from crm_tui.runtime.context import AppContext
+    from crm_tui.runtime.paths import resolve_paths
+    from crm_tui.runtime.settings import load_settings
+    from crm_tui.runtime.timezones import local_zone
 
     paths = resolve_paths(args.home)
     settings = load_settings(paths.config_file)
@@ -74,7 +75,9 @@ def _report_internal_error(exc: BaseException, context: Any, home: str | None) -
     """Write the traceback to the log file (private); return where it went (or why it could not be written).
     Before the context is built, the log is still the one of the home given (--home), not the default's."""
     try:
-        from crm_tui.runtime.logs import LOGGER, log_error, open_log  # logging: only after an internal error
+        # logging and the home's folders: only after an internal error
+        from crm_tui.runtime.logs import LOGGER, log_error, open_log
+        from crm_tui.runtime.paths import resolve_paths
 
         paths = context.paths if context is not None else resolve_paths(home)
         open_log(paths)

@@ -135,12 +135,12 @@ def test_an_internal_error_before_the_context_is_built_is_logged_in_the_home_giv
 ) -> None:
     """--home puts everything in one folder, the log of an error met while the command starts too (it went
     to the default home's state folder)."""
-    import crm_tui.cli.main
+    import crm_tui.runtime.settings
 
     def broken(path: Path) -> None:
         raise RuntimeError("settings reader broke")
 
-    monkeypatch.setattr(crm_tui.cli.main, "load_settings", broken)
+    monkeypatch.setattr(crm_tui.runtime.settings, "load_settings", broken)
     monkeypatch.delenv("CRM_TUI_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "default-home"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "default-home" / "state"))
