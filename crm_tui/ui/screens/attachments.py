@@ -28,7 +28,7 @@ from crm_tui.core.services import attachments, mail_actions, records
 from crm_tui.core.services.attachments import safe_filename
 from crm_tui.core.types import RecordRef
 from crm_tui.core.wording import size_text
-from crm_tui.ui.screens.base import record_name
+from crm_tui.ui.screens.base import record_name, write_in_worker
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.option_list import Options
@@ -236,7 +236,9 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
 
-        self.write_in_worker(keep, lambda _: self.notify(f"kept in the documents of {record_name(crm, ref)}"))
+        write_in_worker(
+            self, keep, lambda _: self.notify(f"kept in the documents of {record_name(crm, ref)}")
+        )
 
     def action_close(self) -> None:
         self.dismiss(None)
@@ -302,7 +304,8 @@ class DocumentsScreen(AttachmentsScreen):
             if not yes:
                 return
 
-            self.write_in_worker(
+            write_in_worker(
+                self,
                 lambda session: attachments.delete_document(session, self.document_ids[index]),
                 lambda orphans: self._removed(index, name, orphans),
             )

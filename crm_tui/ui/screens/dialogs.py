@@ -125,13 +125,16 @@ class PromptDialog(FollowsTypeahead, ModalScreen[str | None]):
         self.dismiss(value)
 
     def _saved(self, value: str, failed: str | None) -> None:
-        self._saving = False
         if failed:
+            self._saving = False  # one can try again
             self.query_one("#error", Label).update(Text(f"Not saved: {failed}"))
             return
+        # Saved: _saving stays set, so an enter or esc already queued behind this does not save or close twice.
         self.dismiss(value)
 
     def action_cancel(self) -> None:
+        if self._saving:
+            return  # the save under way closes the dialog (or shows why it could not save)
         self.dismiss(None)
 
 
