@@ -305,21 +305,7 @@ KNOWN_UNCOMMENTED = {  # files that may still hold imports inside functions with
     "crm_tui/mail/sync/process_tuning.py",
     "crm_tui/ui/app.py",
     "crm_tui/ui/mail_sync.py",
-    "crm_tui/ui/screens/attachments.py",
-    "crm_tui/ui/screens/automation.py",
-    "crm_tui/ui/screens/base.py",
-    "crm_tui/ui/screens/board.py",
-    "crm_tui/ui/screens/calendar.py",
-    "crm_tui/ui/screens/compose.py",
     "crm_tui/ui/screens/forms.py",
-    "crm_tui/ui/screens/import_preview.py",
-    "crm_tui/ui/screens/inbox.py",
-    "crm_tui/ui/screens/mass_mail.py",
-    "crm_tui/ui/screens/outbox.py",
-    "crm_tui/ui/screens/pickers.py",
-    "crm_tui/ui/screens/settings.py",
-    "crm_tui/ui/screens/template_form.py",
-    "crm_tui/ui/widgets/recipient_input.py",
 }
 
 
