@@ -135,9 +135,9 @@ def raw_fetch(server, user: str, items: list[str], quiet: bool = False) -> float
 
 def child(home: str, password_env: str) -> None:
     """In a fresh process: a full sync (timing the header phase), then a no-change pass in the same process."""
-    from crm_tui.core.clock import SystemClock
     from crm_tui.core.db import open_database, sqlite_url
     from crm_tui.mail.sync import AccountSync
+    from crm_tui.runtime.clock import SystemClock
 
     db = open_database(sqlite_url(Path(home) / "data" / "crm.sqlite3"))
     started = time.perf_counter()
@@ -218,9 +218,9 @@ def crm_sync(server, user: str, password: str, workdir: Path) -> dict:  # type: 
     home = workdir / user
     env_var = "CRM_BENCH_IMAP_PASSWORD"
     os.environ[env_var] = password
-    from crm_tui.core.clock import SystemClock
     from crm_tui.core.db import open_database, sqlite_url
     from crm_tui.core.services import organizations, users
+    from crm_tui.runtime.clock import SystemClock
 
     db = open_database(sqlite_url(home / "data" / "crm.sqlite3"))
     now = SystemClock().now()

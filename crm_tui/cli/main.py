@@ -19,8 +19,9 @@ from typing import Any
 from crm_tui import __version__
 from crm_tui.cli import automation, database, demo, interchange, mail, records
 from crm_tui.cli.arguments import CommandParser, UsageError, iso_instant
-from crm_tui.core.clock import FixedClock, SystemClock, parse_pinned
+from crm_tui.core.clock import FixedClock, parse_pinned
 from crm_tui.core.errors import CrmError
+from crm_tui.runtime.clock import SystemClock
 
 NOW_ENV = "CRM_TUI_NOW"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2

@@ -1,4 +1,5 @@
-"""Time enters the core through a clock object, never through ``datetime.now()`` inside logic."""
+"""Time enters the core through a clock object (the ``Clock`` port), never through ``datetime.now()`` inside
+logic. The runtime implements it with the system clock (``runtime/clock.py``); ``FixedClock`` pins it."""
 
 from __future__ import annotations
 
@@ -10,11 +11,6 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current instant, timezone-aware, in UTC."""
         ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class FixedClock:

@@ -17,7 +17,6 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.core.assets import assets_dir
 from crm_tui.runtime.context import AppContext
-from crm_tui.ui.mail_sync import TICK_SECONDS, MailSyncStatus
 from crm_tui.ui.messages import BackgroundEvent, BackgroundStopped, MailAccountsListed
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
@@ -26,6 +25,7 @@ from crm_tui.ui.screens.inbox import InboxScreen
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.screens.typeahead import MAX_REDELIVERIES, typed_again
 from crm_tui.ui.supervisor import Supervisor
+from crm_tui.ui.sync_status import TICK_SECONDS, MailSyncStatus
 from crm_tui.ui.widgets.guard import ReportsErrors
 from crm_tui.ui.widgets.status_bar import StatusBar
 

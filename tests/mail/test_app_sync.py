@@ -74,7 +74,7 @@ def test_accounts_are_editable_in_settings(mailbox: Mailbox, monkeypatch: pytest
     """Settings > Mail accounts: a bad field is named, a new account saves, t tests its login on Dovecot."""
     from textual.widgets import DataTable, Input, OptionList, Select
 
-    from crm_tui.ui.screens.forms import RecordForm
+    from crm_tui.ui.screens.record_form import RecordForm
     from crm_tui.ui.screens.settings import SettingsScreen
 
     monkeypatch.setenv("SECOND_PW", mailbox.password)

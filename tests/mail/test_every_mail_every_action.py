@@ -265,8 +265,8 @@ async def test_a_sample_of_real_mail_through_the_inbox_keys(
     import shutil
 
     from crm_tui.ui.screens.compose import ComposeScreen
-    from crm_tui.ui.screens.forms import RecordForm
     from crm_tui.ui.screens.inbox import InboxScreen, MessageReader
+    from crm_tui.ui.screens.record_form import RecordForm
     from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.ui.helpers import wait_for
     from tests.ui.keywalk import SIZE, Watch, back_to, capture_errors, quick_press, settle

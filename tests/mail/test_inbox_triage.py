@@ -11,9 +11,9 @@ from sqlmodel import select
 
 from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
-from crm_tui.ui.screens.forms import RecordForm
 from crm_tui.ui.screens.inbox import InboxScreen, MessageReader
 from crm_tui.ui.screens.pickers import FolderPicker, RecordPicker
+from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.conftest import NOW

@@ -16,7 +16,7 @@ from crm_tui.core.clock import FixedClock
 from crm_tui.core.services import contacts
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.contacts import ContactsScreen
-from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import NOW, make_context, wait_for
 

@@ -12,7 +12,7 @@ from textual.widgets import Input
 
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
-from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import wait_for
 

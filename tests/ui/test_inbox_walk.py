@@ -14,9 +14,9 @@ from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.dialogs import PromptDialog
-from crm_tui.ui.screens.forms import RecordForm
 from crm_tui.ui.screens.inbox import InboxScreen
 from crm_tui.ui.screens.pickers import FolderPicker
+from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.ui.helpers import open_inbox, wait_for

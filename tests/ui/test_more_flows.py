@@ -20,7 +20,7 @@ from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
-from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.record_detail import RecordDetail

@@ -16,8 +16,8 @@ from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.compose import ComposeScreen
 from crm_tui.ui.screens.contacts import ContactsScreen
-from crm_tui.ui.screens.forms import RecordForm
 from crm_tui.ui.screens.outbox import OutboxScreen
+from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.record_detail import RecordDetail
 from tests.ui.helpers import wait_for
@@ -287,7 +287,7 @@ async def test_page_keys_in_a_closed_drop_down_do_nothing_harmful(app: CrmApp, p
 async def test_a_field_error_quoting_what_was_typed_shows_it_as_typed(app: CrmApp, pilot: Any) -> None:
     """A number field given "[/b]": its error quotes the input; shown as text, never read as markup (the
     random walk's seed 2 found the form dying on it with a MarkupError)."""
-    from crm_tui.ui.screens.forms import RecordForm
+    from crm_tui.ui.screens.record_form import RecordForm
 
     await pilot.press("3")
     await settle(pilot)
@@ -311,7 +311,7 @@ async def test_on_a_fresh_home_the_board_says_to_make_a_pipeline_and_the_app_sta
     the whole app (EmptySelectError); now n says what to do, p too, and the deal form opens wherever it
     comes from (its stage is required, the save says so)."""
     from crm_tui.ui.forms.opportunities import opportunity_form
-    from crm_tui.ui.screens.forms import RecordForm
+    from crm_tui.ui.screens.record_form import RecordForm
 
     app = make_app(tmp_path / "fresh", demo=False)
     async with app.run_test(size=(160, 48)) as pilot:

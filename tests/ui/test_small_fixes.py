@@ -310,7 +310,7 @@ async def test_esc_on_a_changed_form_asks_and_on_an_unchanged_one_closes(app: Cr
 
     from crm_tui.core import models as m
     from crm_tui.ui.screens.dialogs import ConfirmDialog
-    from crm_tui.ui.screens.forms import RecordForm
+    from crm_tui.ui.screens.record_form import RecordForm
 
     def contacts() -> int:
         with app.context.database().read() as session:
@@ -347,7 +347,7 @@ async def test_esc_on_a_changed_form_asks_and_on_an_unchanged_one_closes(app: Cr
 async def test_the_rule_form_and_the_template_form_ask_before_discarding(app: CrmApp, pilot: Any) -> None:
     from crm_tui.ui.screens.automation import AutomationScreen
     from crm_tui.ui.screens.dialogs import ConfirmDialog
-    from crm_tui.ui.screens.forms import RecordForm
+    from crm_tui.ui.screens.record_form import RecordForm
 
     await board_on(app, pilot)
     await pilot.press("R")

@@ -15,7 +15,7 @@ from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.attachments import DocumentsScreen
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import PromptDialog
-from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.helpers import make_context, wait_for
 

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
-from crm_tui.ui.screens.forms import RecordForm
 from crm_tui.ui.screens.pickers import RecordPicker
+from crm_tui.ui.screens.record_form import RecordForm
 from tests.ui.helpers import open_inbox, pick_view, wait_for
 
 

@@ -304,8 +304,8 @@ KNOWN_UNCOMMENTED = {  # files that may still hold imports inside functions with
     "crm_tui/mail/secrets.py",
     "crm_tui/mail/sync/process_tuning.py",
     "crm_tui/ui/app.py",
-    "crm_tui/ui/mail_sync.py",
-    "crm_tui/ui/screens/forms.py",
+    "crm_tui/ui/sync_status.py",
+    "crm_tui/ui/screens/record_form.py",
 }
 
 

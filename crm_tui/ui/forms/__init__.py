@@ -14,7 +14,7 @@ from crm_tui.ui.forms.opportunities import opportunity_form
 from crm_tui.ui.forms.organizations import organization_form
 from crm_tui.ui.forms.quotes import quote_form
 from crm_tui.ui.forms.tickets import ticket_form
-from crm_tui.ui.screens.forms import FormSpec
+from crm_tui.ui.screens.record_form import FormSpec
 
 FormBuilder = Callable[[AppContext, int | None, dict[str, str]], FormSpec]
 

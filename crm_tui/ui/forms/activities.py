@@ -25,7 +25,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.forms import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
 
 
 def activity_prefill(context: AppContext, ref: RecordRef) -> dict[str, str]:

@@ -14,7 +14,7 @@ from crm_tui.core.money import parse_amount
 from crm_tui.core.services import custom_fields, users
 from crm_tui.core.services.references import resolve_reference
 from crm_tui.runtime.context import AppContext
-from crm_tui.ui.screens.forms import FieldSpec
+from crm_tui.ui.screens.record_form import FieldSpec
 
 
 class Converter:

@@ -15,7 +15,7 @@ from crm_tui.core.errors import CrmError, RecordChanged
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.runtime.context import AppContext
 from crm_tui.ui.forms.converter import Converter
-from crm_tui.ui.screens.forms import FormSpec
+from crm_tui.ui.screens.record_form import FormSpec
 
 
 def save_record(context: AppContext, work: Callable[[Any, Converter], int]) -> int:

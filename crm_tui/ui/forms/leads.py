@@ -19,7 +19,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.forms import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
 from crm_tui.ui.widgets.paged_table import Row
 
 COLUMNS = [("Title", 36), ("Person", 20), ("Company", 26), ("Status", 12), ("Source", 12)]

@@ -17,7 +17,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.forms import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
 from crm_tui.ui.widgets.paged_table import Row
 
 COLUMNS = [("Name", 30), ("Kind", 10), ("Place", 24), ("Region", 20), ("Phone", 18)]

@@ -13,7 +13,7 @@ from crm_tui.runtime.context import AppContext
 from crm_tui.ui.forms.converter import Converter, owner_text, user_choices
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.forms import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
 from crm_tui.ui.widgets.paged_table import Row
 
 COLUMNS = [("Subject", 40), ("Status", 10), ("Contact", 24), ("Updated", 12)]

@@ -21,7 +21,7 @@ from crm_tui.core.wording import plural
 from crm_tui.ui.messages import AutomationLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
-from crm_tui.ui.screens.forms import FieldSpec, FormSpec, RecordForm, field_id
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, RecordForm, field_id
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 VIEWS = ("rules", "pending", "log")

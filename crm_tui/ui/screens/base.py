@@ -16,7 +16,7 @@ from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.records import record_named
 from crm_tui.core.types import RecordRef, RecordType
-from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.paged_table import PagedTable
 

@@ -32,9 +32,9 @@ from crm_tui.ui.screens.base import CrmScreen, SearchesItsList
 from crm_tui.ui.screens.compose import write_from_record
 from crm_tui.ui.screens.details import load_detail
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
-from crm_tui.ui.screens.forms import FormSpec
 from crm_tui.ui.screens.import_preview import ImportsFromFiles
 from crm_tui.ui.screens.mass_mail import prepare_mass_mail
+from crm_tui.ui.screens.record_form import FormSpec
 from crm_tui.ui.widgets.paged_table import PagedTable, Row
 from crm_tui.ui.widgets.record_detail import RecordDetail
 from crm_tui.ui.widgets.status_bar import StatusBar

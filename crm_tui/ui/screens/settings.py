@@ -29,8 +29,8 @@ from crm_tui.core.wording import plural
 from crm_tui.runtime.settings import set_config_value
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
-from crm_tui.ui.screens.forms import FieldSpec, FormSpec, RecordForm
 from crm_tui.ui.screens.mass_mail import prepare_mass_mail
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, RecordForm
 from crm_tui.ui.screens.template_form import TemplateForm
 from crm_tui.ui.widgets.option_list import Options
 from crm_tui.ui.widgets.status_bar import StatusBar

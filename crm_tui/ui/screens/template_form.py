@@ -14,7 +14,7 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.services import email_templates
-from crm_tui.ui.screens.forms import RecordForm
+from crm_tui.ui.screens.record_form import RecordForm
 
 CHECKING = "checking…"
 
