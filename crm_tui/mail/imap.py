@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crm_tui.core.errors import CrmError
+from crm_tui.mail import secrets
 from crm_tui.mail.imap_session import ImapSession
 
 TIMEOUT = 30.0
@@ -50,8 +53,6 @@ class Login:
     demo: bool = False  # the demo's account: every connection stops here
 
     def password(self) -> str:
-        from crm_tui.mail import secrets
-
         if self.demo:
             raise MailConnectionError(f"{self.endpoint.account}: not connected", "demo")
         return secrets.password_for(self.endpoint.account, self.password_source, self.password_ref)
@@ -76,6 +77,8 @@ def login_of(account: Any) -> Login:
 
 def load_login(db: Any, name: str) -> Login:
     """The Login of the account named ``name`` (NotFound, one line, if there is none)."""
+    # Here, not at the top: the database layer (SQLAlchemy, ~150 ms) stays out of the sync's helper
+    # processes, which import this module for the body fetch and never read the database.
     from crm_tui.core.services import mail_accounts
 
     with db.read() as session:
@@ -106,8 +109,6 @@ def connect(endpoint: Endpoint, password: str, *, timeout: float = TIMEOUT) -> A
     """A logged-in ``IMAPClient``, or MailConnectionError with one line naming what went wrong. A connection
     cut before the login is through (a flaky link, a server restarting) is tried once more; cut again, it is
     a "dropped" error in plain words (retried later like any network failure), not imaplib's text."""
-    import time
-
     for attempt in range(LOGIN_ATTEMPTS):
         try:
             return _connect_once(endpoint, password, timeout)
@@ -124,7 +125,7 @@ def connect(endpoint: Endpoint, password: str, *, timeout: float = TIMEOUT) -> A
 def _cut(exc: BaseException | None) -> bool:
     """Whether an error met while connecting or logging in is the link going down (EOF, a reset, a reply cut
     off), as opposed to the server's answer (a refusal, a BYE with its reason) or a timeout."""
-    from imapclient import exceptions as imap_errors
+    from imapclient import exceptions as imap_errors  # loaded on the first connection, not at start
 
     if isinstance(exc, imap_errors.LoginError):  # imapclient wraps whatever failed in the LOGIN command
         exc = exc.__context__
@@ -136,6 +137,7 @@ def _cut(exc: BaseException | None) -> bool:
 
 
 def _connect_once(endpoint: Endpoint, password: str, timeout: float) -> Any:
+    # imapclient (and imaplib) load on the first connection, not when the app or the CLI starts.
     import imapclient
     from imapclient import exceptions as imap_errors
 
@@ -205,8 +207,6 @@ def command_failed(exc: BaseException, *, timeout: float = TIMEOUT) -> str:
     """Why an IMAP command failed once logged in, in words: the server's own (a NO, a BAD, a BYE with its
     reason: "the server said: ..."), without imaplib's "command: LIST => " or imapclient's "list failed: ";
     the link going down or a silence in plain words. Never a class name."""
-    import re
-
     if isinstance(exc, TimeoutError):
         return f"the server did not answer within {timeout:.0f} s"
     text = " ".join(str(exc).split())
@@ -221,7 +221,7 @@ def folder_names(login: Login) -> list[str]:
     """Log in and list the account's folders: what ``account test`` and ``t`` in Settings show. One
     MailConnectionError in words for whatever fails, the listing included (the server's own words for a
     command it fails: a Dovecot answering LIST with "Internal error occurred")."""
-    from imapclient.exceptions import IMAPClientError
+    from imapclient.exceptions import IMAPClientError  # loaded on the first connection, not at start
 
     endpoint = login.endpoint
     client = connect_login(login)

@@ -49,7 +49,7 @@ def calendar_parts(raw: bytes) -> list[bytes]:
 
 def find_invitation(raw: bytes, zone: tzinfo) -> Invitation | None:
     """The invitation in a mail, or None (also for one that cannot be read). ``zone`` places floating times."""
-    import icalendar
+    import icalendar  # loaded on the first invitation, not at start
 
     for data in calendar_parts(raw):
         try:
@@ -95,7 +95,7 @@ def invitation_ics(
     now: datetime,
 ) -> bytes:
     """An iCalendar REQUEST for one meeting (times in UTC), as calendar programs accept from mail."""
-    import icalendar
+    import icalendar  # loaded on the first invitation, not at start
 
     calendar = icalendar.Calendar()
     calendar.add("prodid", "-//crm-tui//EN")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass, field
@@ -103,7 +104,7 @@ def _mails(count: int) -> str:
 
 def smtp_connection(account: m.MailAccount, password: str) -> Any:
     """A connected, logged-in smtplib connection through yagmail (login only where the server offers AUTH)."""
-    import yagmail
+    import yagmail  # loaded when a mail goes out, not at start
 
     host = account.smtp_host or account.imap_host
     security = account.smtp_security or "ssl"
@@ -222,8 +223,6 @@ class CopyNotSaved(Exception):
 
 def _said(exc: BaseException) -> str:
     """An IMAP error in the server's own words, without imaplib's 'create failed: ' and the like."""
-    import re
-
     text = " ".join(str(exc).split())
     text = re.sub(r"^(error: )?[a-z]+ failed: ", "", text)
     return f"the server said: {text}"[:300] if text else "no reason given"

@@ -15,19 +15,20 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from email.message import Message
+from html.parser import HTMLParser as TagReader
 from typing import Any, TypeVar
 
 from crm_tui.core.mail_data import MessageData
 from crm_tui.core.mail_identity import LONE_CR, LONE_CR_TEXT, is_automatic, no_nul
-from crm_tui.mail.headers import (
+from crm_tui.mail.header_decoding import (
     MAX_HEADER_CHARS,
-    _address_pairs,
-    _date_value,
-    _decoded_words,
-    _display,
-    _ImplausibleYear,
-    _message_ids,
-    _split_headers,
+    ImplausibleYear,
+    address_pairs,
+    date_value,
+    decoded_words,
+    formatted_address,
+    message_ids_in,
+    split_headers,
     undeliverable,
 )
 
@@ -77,7 +78,7 @@ def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
     raw = _raw_header(message, name)
     if raw is None:
         return ""
-    decoded = _attempt(problems, f"{name} header", lambda: _decoded_words(raw), raw)
+    decoded = _attempt(problems, f"{name} header", lambda: decoded_words(raw), raw)
     return no_nul(" ".join(decoded.split())[:MAX_HEADER_CHARS])
 
 
@@ -86,10 +87,10 @@ def decode_addresses(message: Message, name: str, problems: list[str]) -> list[t
     raw = [value[: MAX_HEADER_CHARS * 16] for value in _raw_values(message, name)]
 
     def decode_name(display: str) -> str:
-        return _attempt(problems, f"{name} name", lambda: _decoded_words(display), display)
+        return _attempt(problems, f"{name} name", lambda: decoded_words(display), display)
 
     def parse() -> list[tuple[str, str]]:
-        return _address_pairs(raw, decode_name)
+        return address_pairs(raw, decode_name)
 
     pairs = _attempt(problems, f"{name} header", parse, [])
     for address in undeliverable(pairs)[:3]:
@@ -104,7 +105,7 @@ def _filename(part: Message) -> str | None:
     if name is None:
         return None
     name = _from_8bit(name)
-    return _decoded_words(name) if "=?" in name else name
+    return decoded_words(name) if "=?" in name else name
 
 
 def _charset_decode(payload: bytes, charset: str | None, problems: list[str]) -> str:
@@ -170,6 +171,7 @@ def _inscriptis() -> tuple[Any, Any, Any, Any, type[Exception]]:
     """inscriptis and lxml, imported on the first HTML mail (not at start), and the one configuration: the
     strict profile (a <div> is a block without the relaxed profile's indent, a <span> adds no blanks: mail
     nests both deeply, and "fi<span>r</span>st" is one word), no link targets, no image names."""
+    # inscriptis and lxml: imported on the first HTML mail, not at start.
     from inscriptis.css_profiles import CSS_PROFILES
     from inscriptis.html_engine import Inscriptis
     from inscriptis.model.config import ParserConfig
@@ -202,11 +204,9 @@ def _inscriptis_text(html: str) -> str | None:
 def _stripped_html(html: str) -> str:
     """The text of HTML with its tags removed (scripts and styles dropped, blocks and table cells apart): for
     input too deep or too large to lay out."""
-    from html.parser import HTMLParser
-
     blocks = {"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote", "pre"}
 
-    class _Text(HTMLParser):
+    class _Text(TagReader):
         def __init__(self) -> None:
             super().__init__(convert_charrefs=True)
             self.parts: list[str] = []
@@ -348,8 +348,8 @@ def parse_date(message: Message, problems: list[str]) -> datetime | None:
 
     def convert() -> datetime | None:
         try:
-            return _date_value(raw)
-        except _ImplausibleYear as exc:
+            return date_value(raw)
+        except ImplausibleYear as exc:
             problems.append(f"Date header: implausible year {exc.year}")
             return None
 
@@ -513,19 +513,19 @@ def parse_message(raw: bytes) -> MessageData:
     from_name, from_address = senders[0] if senders else ("", "")
     attachments: list[tuple[str, str, int]] = []
     body, has_attachments = extract_body(message, problems, attachments)
-    message_id = _message_ids(_raw_header(message, "Message-ID"))
-    in_reply_to = _message_ids(_raw_header(message, "In-Reply-To"))
+    message_id = message_ids_in(_raw_header(message, "Message-ID"))
+    in_reply_to = message_ids_in(_raw_header(message, "In-Reply-To"))
     return MessageData(
         raw=raw,
         message_id=message_id[0] if message_id else None,
         subject=decode_text_header(message, "Subject", problems),
         from_name=from_name,
         from_address=from_address.lower(),
-        to=[_display(pair) for pair in decode_addresses(message, "To", problems)],
-        cc=[_display(pair) for pair in decode_addresses(message, "Cc", problems)],
+        to=[formatted_address(pair) for pair in decode_addresses(message, "To", problems)],
+        cc=[formatted_address(pair) for pair in decode_addresses(message, "Cc", problems)],
         sent_at=parse_date(message, problems),
         in_reply_to=in_reply_to[0] if in_reply_to else None,
-        references=_message_ids(_raw_header(message, "References")),
+        references=message_ids_in(_raw_header(message, "References")),
         body_text=body,
         has_attachments=has_attachments,
         attachments=attachments,
@@ -564,26 +564,26 @@ class _Headers:
 def parse_header_block(raw: bytes) -> MessageData:
     """What the message list needs from a header block (``BODY[HEADER]``), fast: the same result as
     ``parse_message`` on it, without building a ``Message`` (the feedparser was half the time to headers)."""
-    fields = _split_headers(raw)
+    fields = split_headers(raw)
     if fields is None:
         return parse_safely(raw)
     problems: list[str] = []
     message = _Headers(fields)
     senders = decode_addresses(message, "From", problems)  # type: ignore[arg-type]
     from_name, from_address = senders[0] if senders else ("", "")
-    message_id = _message_ids(_raw_header(message, "Message-ID"))  # type: ignore[arg-type]
-    in_reply_to = _message_ids(_raw_header(message, "In-Reply-To"))  # type: ignore[arg-type]
+    message_id = message_ids_in(_raw_header(message, "Message-ID"))  # type: ignore[arg-type]
+    in_reply_to = message_ids_in(_raw_header(message, "In-Reply-To"))  # type: ignore[arg-type]
     return MessageData(
         raw=raw,
         message_id=message_id[0] if message_id else None,
         subject=decode_text_header(message, "Subject", problems),  # type: ignore[arg-type]
         from_name=from_name,
         from_address=from_address.lower(),
-        to=[_display(pair) for pair in decode_addresses(message, "To", problems)],  # type: ignore[arg-type]
-        cc=[_display(pair) for pair in decode_addresses(message, "Cc", problems)],  # type: ignore[arg-type]
+        to=[formatted_address(pair) for pair in decode_addresses(message, "To", problems)],  # type: ignore[arg-type]
+        cc=[formatted_address(pair) for pair in decode_addresses(message, "Cc", problems)],  # type: ignore[arg-type]
         sent_at=parse_date(message, problems),  # type: ignore[arg-type]
         in_reply_to=in_reply_to[0] if in_reply_to else None,
-        references=_message_ids(_raw_header(message, "References")),  # type: ignore[arg-type]
+        references=message_ids_in(_raw_header(message, "References")),  # type: ignore[arg-type]
         problems=problems,
         automatic=_attempt(problems, "automatic", lambda: is_automatic(message.get, from_address), False),
     )

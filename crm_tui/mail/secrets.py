@@ -24,6 +24,7 @@ def _keyring_name(account: str) -> str:
 def keyring_backend() -> tuple[bool, str]:
     """(usable, backend description). Unusable: no backend, or only the fail/null ones."""
     try:
+        # keyring (and its backends) load when a password is kept or read there, not at start.
         import keyring
         from keyring.backends import fail
     except ImportError:  # pragma: no cover - keyring is a dependency
@@ -47,6 +48,7 @@ def store_in_keyring(account: str, password: str) -> None:
     usable, _ = keyring_backend()
     if not usable:
         raise ConfigError(NO_KEYRING)
+    # keyring (and its backends) load when a password is kept or read there, not at start.
     import keyring
     from keyring.errors import KeyringError
 
@@ -60,6 +62,7 @@ def forget(account: str) -> None:
     usable, _ = keyring_backend()
     if not usable:
         return
+    # keyring (and its backends) load when a password is kept or read there, not at start.
     import keyring
     from keyring.errors import KeyringError, PasswordDeleteError
 
@@ -105,6 +108,7 @@ def secret_from(label: str, source: str, ref: str | None, *, keyring_key: str, s
         usable, _ = keyring_backend()
         if not usable:
             raise ConfigError(f"{label}: {NO_KEYRING}")
+        # keyring (and its backends) load when a password is kept or read there, not at start.
         import keyring
         from keyring.errors import KeyringError
 

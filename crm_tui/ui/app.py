@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from rich.text import Text
 from textual import events, on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -16,10 +17,19 @@ from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from crm_tui.core.assets import assets_dir
+from crm_tui.core.db import ChangeWatch
+from crm_tui.core.errors import CrmError
+from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import mail_accounts, outbox
+from crm_tui.core.services.activities import reminders_due
+from crm_tui.core.services.configuration import current_user_name
+from crm_tui.runtime.automation import run_due
 from crm_tui.runtime.context import AppContext
+from crm_tui.runtime.logs import log_error, open_log
 from crm_tui.ui.messages import BackgroundEvent, BackgroundStopped, MailAccountsListed
 from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
+from crm_tui.ui.screens.compose import take_back_queued
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.inbox import InboxScreen
 from crm_tui.ui.screens.settings import SettingsScreen
@@ -27,7 +37,10 @@ from crm_tui.ui.screens.typeahead import MAX_REDELIVERIES, typed_again
 from crm_tui.ui.supervisor import Supervisor
 from crm_tui.ui.sync_status import TICK_SECONDS, MailSyncStatus
 from crm_tui.ui.widgets.guard import ReportsErrors
+from crm_tui.ui.widgets.option_list import page_drop_downs_when_laid_out
 from crm_tui.ui.widgets.status_bar import StatusBar
+from crm_tui.ui.widgets.table_widths import redraw_tables_when_measured
+from crm_tui.ui.widgets.typing_order import keep_typing_in_order
 
 MODE_TITLES = {
     "inbox": "Inbox",
@@ -74,10 +87,6 @@ class CrmApp(ReportsErrors, App[None]):
         run_automations: bool = True,
         **kwargs: Any,
     ):
-        from crm_tui.ui.widgets.option_list import page_drop_downs_when_laid_out
-        from crm_tui.ui.widgets.table_widths import redraw_tables_when_measured
-        from crm_tui.ui.widgets.typing_order import keep_typing_in_order
-
         # Fixes of Textual's own widgets, for every field, drop-down and table of the app.
         keep_typing_in_order()
         page_drop_downs_when_laid_out()
@@ -105,8 +114,6 @@ class CrmApp(ReportsErrors, App[None]):
             self.set_keymap(dict(context.settings.keymap))
 
     def on_mount(self) -> None:
-        from crm_tui.runtime.logs import open_log
-
         open_log(self.context.paths)
         self.refresh_me()
         self.switch_mode(self.start_mode)
@@ -128,8 +135,6 @@ class CrmApp(ReportsErrors, App[None]):
         in front shows the data again. SQLite tells by its data_version, PostgreSQL by the notices its triggers
         send at commit (core.db.ChangeWatch): either way well under a millisecond a look."""
         if self._change_watch is None:
-            from crm_tui.core.db import ChangeWatch
-
             self._change_watch = ChangeWatch(self.context.database())
         if self._change_watch.db.is_sqlite:
             if self._change_watch.changed():
@@ -163,8 +168,6 @@ class CrmApp(ReportsErrors, App[None]):
         )
 
     def _fire_automations(self, then: Any, startup: bool) -> None:
-        from crm_tui.runtime.automation import run_due
-
         try:
             report = run_due(self.context)
         finally:
@@ -176,8 +179,6 @@ class CrmApp(ReportsErrors, App[None]):
                 self.call_from_thread(self.flush_outbox)
 
     def _automations_fired(self, report: Any, startup: bool) -> None:
-        from crm_tui.core.sanitize import terminal_safe
-
         late = report.late
         failed = [i for i in report.items if i.outcome == "failed"]
         if late:
@@ -201,7 +202,7 @@ class CrmApp(ReportsErrors, App[None]):
         self.update_status(f"automation: {report.summary()}")
 
     def action_automation(self, view: str = "rules") -> None:
-        from crm_tui.ui.screens.automation import AutomationScreen
+        from crm_tui.ui.screens.automation import AutomationScreen  # opened on demand: not loaded at start
 
         self.push_screen(AutomationScreen(view))
 
@@ -209,8 +210,6 @@ class CrmApp(ReportsErrors, App[None]):
 
     def action_take_back(self) -> None:
         """u where it means nothing else: the mail queued last is a draft again (screens.compose)."""
-        from crm_tui.ui.screens.compose import take_back_queued
-
         if not take_back_queued(self):
             self.update_status("no mail to take back (u takes back the mail just queued)")
 
@@ -221,7 +220,7 @@ class CrmApp(ReportsErrors, App[None]):
         self.run_worker(self._flush_outbox, thread=True, exclusive=True, group="outbox", exit_on_error=False)
 
     def _flush_outbox(self) -> None:
-        from crm_tui.core.services import outbox
+        # The delivery code (smtplib, the IMAP copy to Sent) loads on the first delivery, not at start.
         from crm_tui.mail.outbox import flush
 
         database = self.context.database()
@@ -248,8 +247,6 @@ class CrmApp(ReportsErrors, App[None]):
         )
 
     def _list_accounts(self) -> None:
-        from crm_tui.core.services import mail_accounts
-
         try:
             with self.context.database().read() as session:
                 names = mail_accounts.account_names(session)
@@ -266,8 +263,6 @@ class CrmApp(ReportsErrors, App[None]):
 
     def action_sync_mail(self) -> None:
         """Sync every account now (in the background process; the status bar follows it)."""
-        from crm_tui.core.services import mail_accounts
-
         with self.context.database().read() as session:
             names = mail_accounts.account_names(session)
         if not names:
@@ -316,8 +311,6 @@ class CrmApp(ReportsErrors, App[None]):
                 self.notify(error or "", title="Mail")
         elif error is not None and (event.get("failures") == 1 or kind == "password"):
             self.notify(str(error), title="Mail", severity="warning", timeout=10)
-        from crm_tui.ui.screens.inbox import InboxScreen
-
         if isinstance(self.screen, InboxScreen):
             if event.get("changed"):
                 self.screen.reload()
@@ -339,8 +332,6 @@ class CrmApp(ReportsErrors, App[None]):
 
     def refresh_me(self) -> None:
         """Who "me" is (the config's user, else the first): again whenever users change."""
-        from crm_tui.core.services.configuration import current_user_name
-
         with self.context.database().read() as session:
             self.user_name = current_user_name(session, self.context.settings.me)
 
@@ -407,8 +398,6 @@ class CrmApp(ReportsErrors, App[None]):
 
     def check_reminders(self) -> None:
         """Reminders that came due since the last look show as notifications."""
-        from crm_tui.core.services.activities import reminders_due
-
         now = self.context.clock.now()
         since = self._reminders_checked or now
         self._reminders_checked = now
@@ -418,8 +407,6 @@ class CrmApp(ReportsErrors, App[None]):
         except Exception as exc:  # noqa: BLE001 - a reminder check must never take the app down
             self.notify(f"Reminders could not be checked: {exc}", severity="warning")
             return
-        from crm_tui.core.sanitize import terminal_safe
-
         for subject, start in due:
             self.notify(
                 f"{terminal_safe(subject)} at {start.astimezone(self.context.zone):%H:%M}",
@@ -535,14 +522,9 @@ class CrmApp(ReportsErrors, App[None]):
             is one of ours with a message for the user (a ``CrmError``), an ERROR entry with the traceback in the
             log file. The same error again while its notification still shows (ERROR_SHOWN seconds) is not shown twice:
         a key held down or pressed again stacks no copies."""
-        from crm_tui.core.errors import CrmError
-        from crm_tui.core.sanitize import terminal_safe
-
         if isinstance(error, CrmError):
             message = str(error)
         else:
-            from crm_tui.runtime.logs import log_error
-
             log_error(error, what)
             what_failed = terminal_safe(f"{type(error).__name__}: {error}", max_length=200)
             message = f"{what_failed} (details in {terminal_safe(str(self.context.paths.log_file))})"
@@ -563,11 +545,6 @@ class CrmApp(ReportsErrors, App[None]):
     def _handle_exception(self, error: Exception) -> None:
         """Textual's last resort (an error while building a screen, or outside any handler we guard): the app
         ends, but with one line and exit status 1 instead of a traceback holding local variables."""
-        from rich.text import Text
-
-        from crm_tui.core.sanitize import terminal_safe
-        from crm_tui.runtime.logs import log_error
-
         log_error(error, "the app stopped")
         self._return_code = 1
         if self._exception is None:

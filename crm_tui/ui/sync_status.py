@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from crm_tui.core.sanitize import terminal_safe
+
 TICK_SECONDS = 15.0  # how often the app looks whether there are accounts (and so a background process to run)
 
 
@@ -98,7 +100,5 @@ class MailSyncStatus:
         self.idle_ready.clear()
 
     def status_text(self) -> str:
-        from crm_tui.core.sanitize import terminal_safe
-
         parts = [f"{name}: {state.text}" for name, state in sorted(self.states.items()) if state.text]
         return terminal_safe(" · ".join(parts), max_length=120)

@@ -19,8 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "crm_tui"
 
@@ -280,47 +278,8 @@ def _report(title: str, offenders: list[str]) -> str:
     return f"{len(offenders)} {title}:\n" + "\n".join(offenders)
 
 
-# Offenders still waiting in code other engineers are reshaping (issue 22): each test fails on any offender not
-# listed here, and is an expected failure (xfail, with the list) while listed ones remain. Remove an entry once
-# it is fixed; the list only shrinks.
-KNOWN_CYCLES: set[frozenset[str]] = {
-    frozenset({"crm_tui.mail.headers", "crm_tui.mail.parse"}),
-}
-KNOWN_PRIVATE_IMPORTS = {  # (importing file, the private name taken)
-    ("crm_tui/mail/parse.py", "crm_tui.mail.headers._ImplausibleYear"),
-    ("crm_tui/mail/parse.py", "crm_tui.mail.headers._address_pairs"),
-    ("crm_tui/mail/parse.py", "crm_tui.mail.headers._date_value"),
-    ("crm_tui/mail/parse.py", "crm_tui.mail.headers._decoded_words"),
-    ("crm_tui/mail/parse.py", "crm_tui.mail.headers._display"),
-    ("crm_tui/mail/parse.py", "crm_tui.mail.headers._message_ids"),
-    ("crm_tui/mail/parse.py", "crm_tui.mail.headers._split_headers"),
-}
-KNOWN_UNCOMMENTED = {  # files that may still hold imports inside functions without a comment
-    "crm_tui/mail/headers.py",
-    "crm_tui/mail/imap.py",
-    "crm_tui/mail/invites.py",
-    "crm_tui/mail/outbox.py",
-    "crm_tui/mail/parse.py",
-    "crm_tui/mail/secrets.py",
-    "crm_tui/mail/sync/process_tuning.py",
-    "crm_tui/ui/app.py",
-    "crm_tui/ui/sync_status.py",
-    "crm_tui/ui/screens/record_form.py",
-}
-
-
-class KnownOffenders(Exception):
-    """Only offenders listed as known remain: the test's expected failure (``xfail(raises=KnownOffenders)``);
-    any other failure, a new offender first of all, fails the test."""
-
-
-def _judge(title: str, offenders: list[str], known: list[str]) -> None:
-    """Fail on offenders not known; raise KnownOffenders (printing them all) while known ones remain."""
-    new = [offender for offender in offenders if offender not in known]
-    assert not new, _report(f"new {title}", new) + "\n\n" + _report(f"{title} in all", offenders)
-    if offenders:
-        print(_report(f"{title}, known, still to fix", offenders))
-        raise KnownOffenders(_report(f"{title}, known, still to fix", offenders))
+def _judge(title: str, offenders: list[str]) -> None:
+    assert not offenders, _report(title, offenders)
 
 
 def test_the_graph_sees_the_imports_inside_functions() -> None:
@@ -331,36 +290,16 @@ def test_the_graph_sees_the_imports_inside_functions() -> None:
     assert "crm_tui.cli.records" in graph["crm_tui.cli.main"]
 
 
-@pytest.mark.xfail(
-    strict=False, raises=KnownOffenders, reason="known cycles in mail/ and ui/ (KNOWN_CYCLES), being reshaped"
-)
 def test_no_import_cycles() -> None:
-    cycles = _cycles(import_graph())
-    offenders = [" -> ".join(cycle) for cycle in cycles]
-    known = [" -> ".join(cycle) for cycle in cycles if frozenset(cycle) in KNOWN_CYCLES]
-    _judge("import cycles among crm_tui modules (one path through each)", offenders, known)
+    _judge("import cycles among crm_tui modules (one path through each)", import_cycles())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=KnownOffenders,
-    reason="known private imports in mail/ and ui/ (KNOWN_PRIVATE_IMPORTS)",
-)
 def test_no_module_imports_another_modules_private_names() -> None:
-    offenders = private_imports()
-    known = [o for o in offenders if (o.split(":")[0], o.split(": ", 1)[1]) in KNOWN_PRIVATE_IMPORTS]
-    _judge("imports of another module's private names", offenders, known)
+    _judge("imports of another module's private names", private_imports())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    raises=KnownOffenders,
-    reason="known uncommented imports in mail/ and ui/ (KNOWN_UNCOMMENTED)",
-)
 def test_every_import_inside_a_function_says_why() -> None:
-    offenders = uncommented_function_imports()
-    known = [o for o in offenders if o.split(":")[0] in KNOWN_UNCOMMENTED]
-    _judge("imports inside functions without a comment", offenders, known)
+    _judge("imports inside functions without a comment", uncommented_function_imports())
 
 
 if __name__ == "__main__":  # every offender, as the tests see them: python tests/unit/test_import_hygiene.py

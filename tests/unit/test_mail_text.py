@@ -132,14 +132,14 @@ def test_the_quick_header_values_are_the_guarded_parsers_values(monkeypatch: pyt
 
 def test_the_fast_header_parser_agrees_with_the_full_parser_on_every_corpus_message() -> None:
     """The sync's time to headers uses parse_header_block; it must never differ from parse_message."""
-    from crm_tui.mail.headers import _split_headers
+    from crm_tui.mail.header_decoding import split_headers
     from crm_tui.mail.parse import parse_header_block
 
     fast_path = 0
     blocks = _header_blocks()
     for header in blocks:
         fast, full = parse_header_block(header), parse_message(header)
-        fast_path += _split_headers(header) is not None
+        fast_path += split_headers(header) is not None
         for name in (
             "message_id",
             "subject",
@@ -189,16 +189,16 @@ def test_the_fast_message_parser_builds_what_the_email_package_builds() -> None:
     import email
     import email.policy
 
-    from crm_tui.mail import headers, parse
+    from crm_tui.mail import header_decoding, parse
 
     def slow(raw: bytes):  # type: ignore[no-untyped-def]
-        fast_tree, fast_addresses = parse._message_tree, headers._plain_addresses
+        fast_tree, fast_addresses = parse._message_tree, header_decoding._plain_addresses
         parse._message_tree = lambda r: email.message_from_bytes(r, policy=email.policy.compat32)  # type: ignore[assignment]
-        headers._plain_addresses = lambda values: None  # type: ignore[assignment]
+        header_decoding._plain_addresses = lambda values: None  # type: ignore[assignment]
         try:
             return parse.parse_safely(raw)
         finally:
-            parse._message_tree, headers._plain_addresses = fast_tree, fast_addresses  # type: ignore[assignment]
+            parse._message_tree, header_decoding._plain_addresses = fast_tree, fast_addresses  # type: ignore[assignment]
 
     messages = list(EDGE_CASES)
     for path in sorted(corpus_dir().glob("*.eml")):
@@ -324,12 +324,12 @@ def email_package_decoding(text: str) -> str:
 def test_a_charset_only_mail_programs_name_is_read() -> None:
     """Real mail names charsets as the WHATWG Encoding Standard lists them (windows-874, x-mac-roman,
     iso-8859-8-i); one nobody knows is read as UTF-8 rather than shown as encoded words."""
-    from crm_tui.mail.headers import _decoded_words
+    from crm_tui.mail.header_decoding import decoded_words
     from crm_tui.mail.parse import parse_message
 
-    assert _decoded_words("=?WInDOWS-874?B?4cC=?=") == "แภ"
-    assert _decoded_words("=?x-mac-roman?Q?Gr=9Fe?=") == "Grüe"
-    assert _decoded_words("=?X-IAS-German?B?U3VibWl0IHlvdXIgdGF4IHJlZnVuZA==?=") == "Submit your tax refund"
+    assert decoded_words("=?WInDOWS-874?B?4cC=?=") == "แภ"
+    assert decoded_words("=?x-mac-roman?Q?Gr=9Fe?=") == "Grüe"
+    assert decoded_words("=?X-IAS-German?B?U3VibWl0IHlvdXIgdGF4IHJlZnVuZA==?=") == "Submit your tax refund"
     data = parse_message(
         b"Subject: =?windows-874?B?4cA=?=\r\nFrom: a@b.example\r\nContent-Type: text/plain; charset=windows-874"
         b"\r\n\r\n\xe1\xc0\r\n"
@@ -340,7 +340,7 @@ def test_a_charset_only_mail_programs_name_is_read() -> None:
 def test_headers_without_encoded_words_skip_the_email_package_with_the_same_result(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``_decoded_words`` returns text without ``=?`` as it is; on every corpus message (and some 8-bit and
+    """``decoded_words`` returns text without ``=?`` as it is; on every corpus message (and some 8-bit and
     odd headers) the parsed headers, problems included, equal those of the email package's round trip."""
 
     from crm_tui.core.mail_identity import split_raw
@@ -357,7 +357,7 @@ def test_headers_without_encoded_words_skip_the_email_package_with_the_same_resu
         b"Subject: =?utf-8?q?half?= plain\r\nFrom: =?iso-8859-1?q?J=FCrgen?= <j@example.com>\r\n\r\n",
     ]
     fast = [parse.parse_header_block(h) for h in headers]
-    monkeypatch.setattr(parse, "_decoded_words", email_package_decoding)
+    monkeypatch.setattr(parse, "decoded_words", email_package_decoding)
     slow = [parse.parse_header_block(h) for h in headers]
     fields = ("subject", "from_name", "from_address", "to", "cc", "problems")
     for one, other, header in zip(fast, slow, headers, strict=True):
@@ -388,7 +388,7 @@ def test_the_quick_date_reading_agrees_with_the_email_package() -> None:
     Date and on odd ones."""
     from email.utils import parsedate_to_datetime
 
-    from crm_tui.mail.headers import _plain_date
+    from crm_tui.mail.header_decoding import _plain_date
 
     dates = _corpus_header_values("Date") + [
         "Fri, 20 Nov 2026 09:30:00 +0100",
@@ -426,14 +426,14 @@ def test_the_quick_date_reading_agrees_with_the_email_package() -> None:
 
 
 def test_the_quick_encoded_word_decoding_agrees_with_the_email_package() -> None:
-    """``_decoded_words`` decodes values made only of UTF-8 encoded words itself; on every corpus subject and
+    """``decoded_words`` decodes values made only of UTF-8 encoded words itself; on every corpus subject and
     name, and on words split inside a character, broken Base64, bad UTF-8, mixtures and other charsets, the
     result (or the failure) is the email package's."""
     import base64
     import random
     from email.header import Header
 
-    from crm_tui.mail.headers import _decoded_words
+    from crm_tui.mail.header_decoding import decoded_words
 
     values = _corpus_header_values("Subject") + _corpus_header_values("From") + _corpus_header_values("To")
     rng = random.Random(4)
@@ -479,7 +479,7 @@ def test_the_quick_encoded_word_decoding_agrees_with_the_email_package() -> None
         "=?utf-8?b??=",
     ]
     for text in values:
-        assert _outcome(_decoded_words, text) == _outcome(email_package_decoding, text), text
+        assert _outcome(decoded_words, text) == _outcome(email_package_decoding, text), text
 
 
 def test_raw_8bit_headers_bodies_without_a_charset_and_encoded_file_names_are_read() -> None:

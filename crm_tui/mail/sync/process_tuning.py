@@ -95,7 +95,7 @@ def _steady_heap() -> None:
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return
-    import ctypes
+    import ctypes  # once per process, as platform above
 
     with contextlib.suppress(OSError, AttributeError):
         libc: Any = ctypes.CDLL(None)

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.ui.messages import FormRefused, FormSaved
+from crm_tui.ui.screens.dialogs import ConfirmDialog
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
 
 
@@ -256,7 +257,6 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
         if not changed:
             self.dismiss(None)
             return
-        from crm_tui.ui.screens.dialogs import ConfirmDialog
 
         def decided(discard: bool | None) -> None:
             if discard:
