@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "crm_tui"
 
@@ -37,6 +39,17 @@ class Module:
         return self.path.name == "__init__.py"
 
 
+def _module(name: str, path: Path, source: str) -> Module:
+    module = Module(name, path, ast.parse(source, str(path)), source.splitlines())
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            line = token.start[0]
+            module.comment_lines.add(line)
+            if not module.lines[line - 1][: token.start[1]].strip():
+                module.comment_only_lines.add(line)
+    return module
+
+
 def _modules() -> dict[str, Module]:
     found = {}
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -44,15 +57,7 @@ def _modules() -> dict[str, Module]:
             continue  # Alembic's revision files: run by Alembic, not imported by crm_tui
         parts = path.relative_to(ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        source = path.read_text("utf-8")
-        module = Module(name, path, ast.parse(source, str(path)), source.splitlines())
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT:
-                line = token.start[0]
-                module.comment_lines.add(line)
-                if not module.lines[line - 1][: token.start[1]].strip():
-                    module.comment_only_lines.add(line)
-        found[name] = module
+        found[name] = _module(name, path, path.read_text("utf-8"))
     return found
 
 
@@ -288,6 +293,28 @@ def test_the_graph_sees_the_imports_inside_functions() -> None:
     assert "crm_tui.core.services.contacts" in graph["crm_tui.cli.records"]  # imported in a handler
     assert "crm_tui.runtime.context" not in graph["crm_tui.cli.records"]  # only under TYPE_CHECKING
     assert "crm_tui.cli.records" in graph["crm_tui.cli.main"]
+
+
+def test_each_check_finds_an_offender(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks below are strict: two modules made up for this test, importing each other inside functions
+    (one without a comment) and taking a private name, are each reported."""
+    first = _module(
+        "crm_tui.made_up_first",
+        PACKAGE / "made_up_first.py",
+        "def f():\n    from crm_tui.made_up_second import _hidden\n",
+    )
+    second = _module(
+        "crm_tui.made_up_second",
+        PACKAGE / "made_up_second.py",
+        "_hidden = 1\n\n\ndef g():\n    # here, not at the top: start-up\n    import crm_tui.made_up_first\n",
+    )
+    monkeypatch.setitem(MODULES, first.name, first)
+    monkeypatch.setitem(MODULES, second.name, second)
+    assert "crm_tui.made_up_first -> crm_tui.made_up_second -> crm_tui.made_up_first" in import_cycles()
+    assert "crm_tui/made_up_first.py:2: crm_tui.made_up_second._hidden" in private_imports()
+    uncommented = uncommented_function_imports()
+    assert "crm_tui/made_up_first.py:2: from crm_tui.made_up_second import _hidden" in uncommented
+    assert not [offender for offender in uncommented if offender.startswith("crm_tui/made_up_second.py")]
 
 
 def test_no_import_cycles() -> None:
