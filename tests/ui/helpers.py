@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from crm_tui.core.clock import FixedClock
 from crm_tui.runtime.context import AppContext
 from crm_tui.runtime.paths import resolve_paths
 from crm_tui.runtime.settings import Settings, load_settings
+from crm_tui.ui.widgets.status_bar import StatusBar
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Berlin")
@@ -39,8 +41,20 @@ async def wait_for(condition: Callable[[], Any], pilot: Any, timeout: float = 10
     deadline = asyncio.get_running_loop().time() + timeout
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError("condition not met in time; " + _what_the_user_sees(pilot.app))
         await pilot.pause(0.05)
+
+
+def _what_the_user_sees(app: Any) -> str:
+    """For a failed wait: the screen in front, its status line and the last notifications, so a flake in CI
+    says what happened instead."""
+    seen = [f"screen: {type(app.screen).__name__}"]
+    with contextlib.suppress(Exception):  # not every screen has a status bar
+        seen.append(f"status: {app.screen.query_one(StatusBar).render()}")
+    shown = getattr(app, "shown", None)
+    if shown:
+        seen.append(f"last notifications: {shown[-3:]}")
+    return "; ".join(seen)
 
 
 async def open_inbox(app: Any, pilot: Any) -> tuple[Any, Any]:
