@@ -27,7 +27,7 @@ from tests.mail.test_sync import mail_json, message
 class Watch:
     """``sync --watch --json`` on the mailbox's home; its events read in a thread."""
 
-    def __init__(self, box: Mailbox, env: dict[str, str] | None = None) -> None:
+    def __init__(self, box: Mailbox, env: dict[str, str] | None = None, *, own_group: bool = False) -> None:
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -44,6 +44,7 @@ class Watch:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=own_group,  # its own process group, as a terminal's foreground job has
         )
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
@@ -179,11 +180,13 @@ def test_sigint_stops_it_too_and_one_pass_sync_is_unchanged(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     mailbox.append("INBOX", message(1, mid="<p1@firma.example>"))
-    watch = Watch(mailbox)
+    watch = Watch(mailbox, own_group=True)
     watch.until(lambda e: e == {"type": "idle", "account": "work", "ready": True}, seen_ok=True)
-    watch.process.send_signal(signal.SIGINT)
-    watch.process.communicate(timeout=30)
+    # ctrl+c in a terminal: SIGINT to the whole foreground group, the sync's helper processes included.
+    os.killpg(watch.process.pid, signal.SIGINT)
+    _, err = watch.process.communicate(timeout=30)
     assert watch.process.returncode == 0
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     mailbox.append("INBOX", message(2, mid="<p2@firma.example>"))
     capsys.readouterr()
     assert mailbox.cli("sync") == 0

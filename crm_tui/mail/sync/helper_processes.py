@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from typing import Any
@@ -102,7 +103,11 @@ def first_helper() -> Any:
 
 def start(parent: int) -> None:
     """Pool initializer: end this helper when the process that started it (``parent``, passed in: it may be
-    gone before this runs) is gone; a sync killed with SIGKILL cannot tell its helpers to stop."""
+    gone before this runs) is gone; a sync killed with SIGKILL cannot tell its helpers to stop.
+
+    ctrl+c in a terminal sends SIGINT to the whole foreground group: the helpers ignore it, the sync stops
+    them (or they see it gone), so the user sees no helper's KeyboardInterrupt traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if os.getppid() != parent:
         os._exit(0)
 
