@@ -392,6 +392,9 @@ class SettingsScreen(CrmScreen):
                 return
             if self.section == "users":
                 self.app.refresh_me()  # type: ignore[attr-defined]  # the first user becomes me
+            elif self.section == "accounts":
+                # The first account starts the background sync now, not at the app's next look (15 s).
+                self.app.look_for_accounts()  # type: ignore[attr-defined]
             self.show_section(self.section)
 
         if self.section == "templates":
