@@ -163,6 +163,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.undo_stack: list[TakeBack] = []
         self.folders: list[tuple[int, str, str, str | None]] = []
         self.said = ""
+        self._said_shown = ""  # what the status line says after the count now (kept over the change watch)
         self.no_reply_days = 3
         self.collapsed = False  # threads shown as their newest message (V); actions then take whole threads
         self.threads: dict[int, list[int]] = {}  # newest message -> its thread's messages in the list's scope
@@ -196,7 +197,9 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     def refresh_data(self) -> None:
         """The app's change watch: another process stored mail (the background sync, batch by batch during a
-        first sync) or changed some; the list shows it without waiting for the end of the pass."""
+        first sync) or changed some; the list shows it without waiting for the end of the pass. The line the
+        last step said ("1 message archived (u undoes)") stays: this app's own writes are changes too."""
+        self.said = self.said or self._said_shown
         self.reload()
 
     def on_mount(self) -> None:
@@ -299,6 +302,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         counted = plural(
             message.total, "conversation" if self.collapsed else "message", shown=message.total_text
         )
+        self._said_shown = self.said
         if self.said:
             tagged += f" · {self.said}"
             self.said = ""
