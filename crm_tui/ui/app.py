@@ -27,11 +27,11 @@ from crm_tui.runtime.automation import run_due
 from crm_tui.runtime.context import AppContext
 from crm_tui.runtime.logs import log_error, open_log
 from crm_tui.ui.messages import BackgroundEvent, BackgroundStopped, MailAccountsListed
-from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.compose import take_back_queued
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.inbox import InboxScreen
+from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.screens.typeahead import MAX_REDELIVERIES, typed_again
 from crm_tui.ui.supervisor import Supervisor

@@ -16,8 +16,8 @@ from crm_tui.core import models as m
 from crm_tui.core.clock import FixedClock
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.automation import AutomationScreen, RuleForm
-from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
+from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from tests.ui.helpers import NOW, make_context, wait_for
 
 

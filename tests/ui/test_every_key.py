@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.contacts import ORDER, ContactsScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
 from crm_tui.ui.screens.inbox import InboxScreen
+from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
 from tests.ui.keywalk import (

@@ -11,10 +11,10 @@ from textual.widgets import Input, OptionList
 
 from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
-from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.record_detail import RecordDetail

@@ -12,9 +12,9 @@ from textual.widgets import OptionList
 
 from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
-from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.dialogs import PromptDialog
 from crm_tui.ui.screens.inbox import InboxScreen
+from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from crm_tui.ui.screens.pickers import FolderPicker
 from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable

@@ -16,10 +16,10 @@ from crm_tui.core import models as m
 from crm_tui.core.services import activities, opportunities
 from crm_tui.runtime.settings import load_settings
 from crm_tui.ui.app import CrmApp
-from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
+from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.widgets.paged_table import PagedTable
@@ -406,7 +406,7 @@ def test_a_board_load_that_ends_late_does_not_undo_a_pipeline_switch(demo_home: 
     """A board load still running when the user switches pipeline (a refresh after a save, say) posts its
     answer after the switch's: it is dropped, and the board keeps the pipeline the user chose. (A flow test
     met this under load: the title fell back to the old pipeline.)"""
-    from crm_tui.ui.screens.board import BoardLoaded, OpportunitiesScreen
+    from crm_tui.ui.screens.opportunities import BoardLoaded, OpportunitiesScreen
 
     async def scenario(app: Any, pilot: Any, context: Any) -> None:
         board = app.screen

@@ -13,9 +13,9 @@ from textual.widgets import Input
 from crm_tui.core import models as m
 from crm_tui.core.services.mail_accounts import DEMO_PRESET
 from crm_tui.ui.app import CrmApp
-from crm_tui.ui.screens.board import OpportunitiesScreen
 from crm_tui.ui.screens.compose import ComposeScreen
 from crm_tui.ui.screens.contacts import ContactsScreen
+from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from crm_tui.ui.screens.outbox import OutboxScreen
 from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable

@@ -161,7 +161,7 @@ async def test_the_automation_rules_fit_a_160_column_terminal(app: CrmApp, pilot
 
 
 async def board_on(app: CrmApp, pilot: Any) -> Any:
-    from crm_tui.ui.screens.board import OpportunitiesScreen
+    from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 
     await pilot.press("3")
     board = app.screen
@@ -210,7 +210,7 @@ async def test_board_totals_follow_the_filter_and_headers_are_whole(app: CrmApp,
 
 
 def test_card_titles_are_cut_after_a_whole_word() -> None:
-    from crm_tui.ui.screens.board import whole_words
+    from crm_tui.ui.screens.opportunities import whole_words
 
     assert (
         whole_words("Wärmepumpe für den Neubau (Seeblick Autohaus GmbH)", 40)
