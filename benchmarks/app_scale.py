@@ -60,7 +60,7 @@ def child_launch(home: Path, spawned: float) -> None:
     from crm_tui.ui.widgets.paged_table import PagedTable
 
     async def run() -> None:
-        app = CrmApp(_context(home))
+        app = CrmApp(_context(home), manage_gc=True)
         async with app.run_test(size=(160, 48)) as pilot:
             await _until(
                 pilot, lambda: app.screen.query(PagedTable) and app.screen.query_one(PagedTable).row_count > 0
@@ -98,7 +98,7 @@ def measure_in_process(home: Path, repeat: int) -> dict[str, Any]:
     gc.callbacks.append(gc_watch)
 
     async def run() -> None:
-        app = CrmApp(_context(home))
+        app = CrmApp(_context(home), manage_gc=True)
         async with app.run_test(size=(160, 48)) as pilot:
             await _until(pilot, lambda: app.screen.query_one(PagedTable).row_count > 0)
 

@@ -26,6 +26,7 @@ from crm_tui.core.services.configuration import current_user_name
 from crm_tui.runtime.automation import run_due
 from crm_tui.runtime.context import AppContext
 from crm_tui.runtime.logs import log_error, open_log
+from crm_tui.ui.collector import Collector
 from crm_tui.ui.messages import BackgroundEvent, BackgroundStopped, MailAccountsListed
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.compose import take_back_queued
@@ -83,6 +84,7 @@ class CrmApp(ReportsErrors, App[None]):
         context: AppContext,
         *,
         start_mode: str = "contacts",
+        manage_gc: bool = False,
         sync_mail: bool = True,
         run_automations: bool = True,
         **kwargs: Any,
@@ -99,6 +101,9 @@ class CrmApp(ReportsErrors, App[None]):
         self._busy_shown = False
         self._busy_timer: Any = None
         self._status_activity: dict[str, str] = {}  # what each mode's screen last reported
+        # Garbage collection is the process's; the app takes it over only when it owns the process (run_app).
+        self.manage_gc = manage_gc
+        self.collector = Collector()
         self.sync_mail = sync_mail
         self.run_automations = run_automations
         self._change_watch: Any = None  # core.db.ChangeWatch, made on the first look
@@ -118,6 +123,8 @@ class CrmApp(ReportsErrors, App[None]):
         self.refresh_me()
         self.switch_mode(self.start_mode)
         self._reminders_checked = self.context.clock.now()
+        if self.manage_gc:
+            self.set_timer(1.0, lambda: self.collector.take_over(self))
         self.set_interval(REMINDER_INTERVAL, self.check_reminders)
         self.set_interval(CHANGE_CHECK_SECONDS, self.check_for_changes)
         if self.sync_mail:
@@ -338,10 +345,17 @@ class CrmApp(ReportsErrors, App[None]):
     async def _shutdown(self) -> None:
         # Every way out (quit, an error, the end of a test) passes here: the background process ends with the app.
         self.background.stop()
+        self.collector.give_back()
         if self._change_watch is not None:
             self._change_watch.close()
             self._change_watch = None
         await super()._shutdown()
+
+    async def on_event(self, event: events.Event) -> None:
+        # Every key reaches the app first (a focused input consumes it before on_key would see it).
+        if isinstance(event, events.Key):
+            self.collector.key_pressed()
+        await super().on_event(event)
 
     def action_go(self, mode: str) -> None:
         self.switch_mode(mode)
@@ -561,6 +575,6 @@ class CrmApp(ReportsErrors, App[None]):
 
 def run_app(context: AppContext) -> int:
     context.database()  # open, migrate (and build the demo) before the screen takes over the terminal
-    app = CrmApp(context)
+    app = CrmApp(context, manage_gc=True)
     app.run()
     return app.return_code or 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from pathlib import Path
+from typing import Any
 
 from textual.widgets import Input
 
@@ -145,5 +148,47 @@ def test_a_key_remapped_in_the_config_file_works(tmp_path: Path) -> None:
             search = next(c for c in app.get_system_commands(app.screen) if c.title == "Today")
             assert "key: t" in search.help
         context.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_app_collects_garbage_only_between_keystrokes_and_gives_the_collector_back(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The UI process's collector policy (ui/collector.py): no full collection while the user types, one once
+    the user pauses, at most one per FULL_EVERY, and the collector handed back when the app exits."""
+    collected: list[int] = []
+    real_collect = gc.collect
+
+    def recording_collect(generation: int = 2) -> int:
+        collected.append(generation)
+        return real_collect(generation)
+
+    async def scenario() -> None:
+        context = make_context(tmp_path, demo=False)
+        app = CrmApp(context, manage_gc=True, sync_mail=False)
+        try:
+            async with app.run_test(size=(150, 44)) as pilot:
+                await wait_for(lambda: not gc.isenabled(), pilot, timeout=5)
+                monkeypatch.setattr(gc, "collect", recording_collect)
+                collector = app.collector
+                collector.key_pressed()  # typing right now
+                [object() for _ in range(10)]  # something to collect
+                collector.collect()
+                assert 2 not in collected, "no full collection while the user types"
+                collector._last_key_at = time.monotonic() - 5  # idle
+                for _ in range(6):  # the older generation has grown
+                    real_collect(1)
+                collector.collect()
+                assert collected[-1] == 2, "a full collection once the user pauses"
+                collector.collect()
+                assert collected.count(2) == 1, "at most one full collection per FULL_EVERY"
+                monkeypatch.setattr(gc, "collect", real_collect)
+            assert gc.isenabled(), "the collector is handed back when the app exits"
+        finally:
+            if not gc.isenabled():
+                gc.unfreeze()
+                gc.enable()
+            context.close()
 
     asyncio.run(scenario())
