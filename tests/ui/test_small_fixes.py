@@ -412,3 +412,30 @@ async def test_notifications_in_compose_show_their_text(app: CrmApp, size: tuple
         shown = " ".join(" ".join(screen_rows(app)).split())
         for _severity, message in notes(app)[-2:]:
             assert " ".join(message.split()[:4]) in shown, (message, shown)
+
+
+async def test_attaching_a_file_that_is_not_there_keeps_the_dialog_open_to_correct_the_path(
+    app: CrmApp, pilot: Any, tmp_path: Path
+) -> None:
+    """A mistyped path said "does not exist" and closed the dialog (the walk): the dialog stays, with the
+    reason and the typed path, and the corrected path attaches."""
+
+    from crm_tui.ui.screens.dialogs import PromptDialog
+
+    offer = tmp_path / "offer.pdf"
+    offer.write_bytes(b"%PDF-1.4")
+    await pilot.press("2")
+    screen = app.screen
+    assert isinstance(screen, ContactsScreen)
+    await wait_for(lambda: screen.table.row_count > 0, pilot)
+    await pilot.press("A")
+    await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+    dialog = app.screen
+    dialog.query_one(Input).value = str(tmp_path / "offre.pdf")
+    await pilot.press("enter")
+    await wait_for(lambda: "does not exist" in str(dialog.query_one("#error", Label).render()), pilot)
+    assert app.screen is dialog and dialog.query_one(Input).value == str(tmp_path / "offre.pdf")
+    dialog.query_one(Input).value = str(offer)
+    await pilot.press("enter")
+    await wait_for(lambda: any("Attached offer.pdf" in n.message for n in app._notifications), pilot)
+    assert app.screen is screen

@@ -53,6 +53,7 @@ from crm_tui.core.errors import CrmError
 from crm_tui.core.interchange import table_copy
 from crm_tui.core.private_files import open_private, private_dir
 from crm_tui.core.services.attachments import content_rows
+from crm_tui.core.wording import plural
 
 FORMAT = 1
 DB_NAME = "crm.sqlite3"
@@ -116,10 +117,12 @@ def _write_archive(
 
 def _summary(target: Path, manifest: dict[str, Any]) -> str:
     counts, missing = manifest["counts"], manifest["documents_missing"]
-    note = f"; {len(missing)} documents were already missing" if missing else ""
+    note = f"; {plural(len(missing), 'document')} {'was' if len(missing) == 1 else 'were'} already missing"
     return (
-        f"backup written to {target} ({target.stat().st_size / 2**20:.1f} MiB): {counts['contact']} contacts, "
-        f"{counts['opportunity']} deals, {counts['mail_message']} mails, {manifest['documents']} documents{note}"
+        f"backup written to {target} ({target.stat().st_size / 2**20:.1f} MiB): "
+        f"{plural(counts['contact'], 'contact')}, {plural(counts['opportunity'], 'deal')}, "
+        f"{plural(counts['mail_message'], 'mail')}, {plural(manifest['documents'], 'document')}"
+        f"{note if missing else ''}"
     )
 
 
@@ -526,9 +529,10 @@ def describe(manifest: dict[str, Any]) -> str:
     counts = manifest.get("counts", {})
     return (
         f"backup of {manifest.get('created_at')} (crm-tui {manifest.get('crm_tui')}, schema {manifest.get('schema')}): "
-        f"{counts.get('contact', 0)} contacts, {counts.get('organization', 0)} organizations, "
-        f"{counts.get('opportunity', 0)} deals, {counts.get('activity', 0)} activities, "
-        f"{counts.get('mail_message', 0)} mails, {manifest.get('documents', 0)} documents; checked: intact"
+        f"{plural(counts.get('contact', 0), 'contact')}, {plural(counts.get('organization', 0), 'organization')}, "
+        f"{plural(counts.get('opportunity', 0), 'deal')}, {plural(counts.get('activity', 0), 'activity')}, "
+        f"{plural(counts.get('mail_message', 0), 'mail')}, {plural(manifest.get('documents', 0), 'document')}; "
+        "checked: intact"
     )
 
 

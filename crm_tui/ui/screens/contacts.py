@@ -384,17 +384,13 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         if ref is None:
             return
 
-        def entered(path: str | None) -> None:
-            if not path:
-                return
-            context = self.app.context  # type: ignore[attr-defined]
+        context = self.app.context  # type: ignore[attr-defined]
+        attached: list[str] = []
 
-            def attached(name: str) -> None:
-                self.notify(f"Attached {name}.")
-                self._load_detail(ref)
-
-            # In a worker: the file is copied into the document store too.
-            self.write_in_worker(
+        def save(path: str) -> str | None:
+            # In the dialog's worker: the file is copied into the document store too. A path that does not
+            # exist keeps the dialog open with the reason, so the path can be corrected.
+            failed, name = self.attempt(
                 lambda session: (
                     add_document(
                         session,
@@ -404,12 +400,20 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
                         added_by_id=context.me_id(),
                         now=context.clock.now(),
                     ).filename
-                ),
-                attached,
+                )
             )
+            if failed is None:
+                attached.append(name)
+            return failed
+
+        def entered(path: str | None) -> None:
+            if path and attached:
+                self.notify(f"Attached {attached[-1]}.")
+                self._load_detail(ref)
 
         self.app.push_screen(
-            PromptDialog(f"Attach a file to {self.named(ref)}", placeholder="path of the file"), entered
+            PromptDialog(f"Attach a file to {self.named(ref)}", placeholder="path of the file", save=save),
+            entered,
         )
 
     def action_documents(self) -> None:
