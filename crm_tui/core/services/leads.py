@@ -21,7 +21,7 @@ from crm_tui.core.db import execute_core
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_choice, check_emails, check_phones, check_text
 from crm_tui.core.free_mail import free_domains, is_free
-from crm_tui.core.search_text import like_pattern, search_blob, search_terms
+from crm_tui.core.search_text import search_blob
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.attachments import copy_document, documents_on
 from crm_tui.core.services.contacts import ContactInput, create_contact, find_by_email
@@ -35,7 +35,13 @@ from crm_tui.core.services.organizations import (
 )
 from crm_tui.core.services.pipelines import first_open_stage
 from crm_tui.core.services.records import delete_record, refuse_if_changed
-from crm_tui.core.services.rows import check_exists, child_values, get_or_404, owned_by_default
+from crm_tui.core.services.rows import (
+    check_exists,
+    child_values,
+    get_or_404,
+    matching_every_word,
+    owned_by_default,
+)
 from crm_tui.core.types import RecordRef, RecordType
 
 EDITABLE_STATUSES = [s.value for s in m.LeadStatus if s is not m.LeadStatus.CONVERTED]
@@ -161,8 +167,7 @@ def search_leads(
     offset: int = 0,
 ) -> list[m.Lead]:
     query = select(m.Lead)
-    for term in search_terms(text):
-        query = query.where(m.Lead.search_text.like(like_pattern(term), escape="\\"))
+    query = matching_every_word(query, m.Lead.search_text, text)
     if status:
         query = query.where(m.Lead.status == status)
     query = query.order_by(m.Lead.created_at.desc(), m.Lead.id.desc()).offset(offset)  # type: ignore[union-attr,attr-defined]
@@ -438,8 +443,7 @@ def lead_rows(session: Session, text: str = "", *, limit: int = 50, offset: int 
 
 def count_leads(session: Session, text: str = "") -> int:
     statement = select(func.count()).select_from(m.Lead)
-    for term in search_terms(text):
-        statement = statement.where(m.Lead.search_text.like(like_pattern(term), escape="\\"))
+    statement = matching_every_word(statement, m.Lead.search_text, text)
     return int(session.scalar(statement) or 0)
 
 

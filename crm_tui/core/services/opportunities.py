@@ -16,10 +16,10 @@ from crm_tui.core.automation import schedule
 from crm_tui.core.db import execute_core
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_currency, check_text
-from crm_tui.core.search_text import like_pattern, search_blob, search_terms
+from crm_tui.core.search_text import search_blob
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.records import delete_record, refuse_if_changed
-from crm_tui.core.services.rows import check_exists, get_or_404, owned_by_default
+from crm_tui.core.services.rows import check_exists, get_or_404, matching_every_word, owned_by_default
 from crm_tui.core.services.stages import stages_of, substates_of
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -396,8 +396,7 @@ def list_opportunities(
         query = query.where(m.Opportunity.owner_id == owner_id)
     if partner_id is not None:  # a partner's user sees the deals their organization installs or resells
         query = query.where(partner_filter(partner_id))
-    for term in search_terms(text):
-        query = query.where(m.Opportunity.search_text.like(like_pattern(term), escape="\\"))
+    query = matching_every_word(query, m.Opportunity.search_text, text)
     query = query.order_by(
         m.Pipeline.position, m.Pipeline.id, m.Stage.position, m.Opportunity.expected_close, m.Opportunity.id
     ).offset(offset)
@@ -477,8 +476,7 @@ def stage_totals(
     )
     if partner_id is not None:
         query = query.where(partner_filter(partner_id))
-    for term in search_terms(text):
-        query = query.where(m.Opportunity.search_text.like(like_pattern(term), escape="\\"))
+    query = matching_every_word(query, m.Opportunity.search_text, text)
     for stage_id, currency, count, total in session.execute(query):
         counts[stage_id] += count
         amounts[stage_id][currency] = int(total or 0)

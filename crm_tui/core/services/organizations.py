@@ -14,11 +14,17 @@ from crm_tui.core.addresses import normalize_domain
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_choice, check_emails, check_phones, check_text
 from crm_tui.core.free_mail import is_free
-from crm_tui.core.search_text import like_pattern, search_blob, search_terms
+from crm_tui.core.search_text import search_blob
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.contacts import refresh_search_text
 from crm_tui.core.services.records import delete_record, refuse_if_changed
-from crm_tui.core.services.rows import check_exists, child_values, get_or_404, owned_by_default
+from crm_tui.core.services.rows import (
+    check_exists,
+    child_values,
+    get_or_404,
+    matching_every_word,
+    owned_by_default,
+)
 from crm_tui.core.types import RecordRef, RecordType
 
 
@@ -214,8 +220,7 @@ def search_organizations(
     session: Session, text: str = "", *, kind: str | None = None, limit: int | None = 50, offset: int = 0
 ) -> list[m.Organization]:
     query = select(m.Organization)
-    for term in search_terms(text):
-        query = query.where(m.Organization.search_text.like(like_pattern(term), escape="\\"))
+    query = matching_every_word(query, m.Organization.search_text, text)
     if kind:
         query = query.where(m.Organization.kind == kind)
     query = query.order_by(m.Organization.name, m.Organization.id).offset(offset)
@@ -249,8 +254,7 @@ def organization_rows(
 
 def count_organizations(session: Session, text: str = "") -> int:
     statement = select(func.count()).select_from(m.Organization)
-    for term in search_terms(text):
-        statement = statement.where(m.Organization.search_text.like(like_pattern(term), escape="\\"))
+    statement = matching_every_word(statement, m.Organization.search_text, text)
     return int(session.scalar(statement) or 0)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlmodel import Session, SQLModel
 
 from crm_tui.core.errors import FieldErrors, NotFound
+from crm_tui.core.search_text import like_pattern, search_terms
 
 M = TypeVar("M", bound=SQLModel)
 D = TypeVar("D")
@@ -45,3 +46,11 @@ def check_exists(
     if row is None:
         errors.add(field, f"{model.__tablename__}:{record_id} does not exist")
     return row
+
+
+def matching_every_word(statement: Any, search_column: Any, text: str | None) -> Any:
+    """``statement`` narrowed to the rows whose ``search_column`` (a record's search text) holds every word of
+    ``text``: the lists' search and their counts use the same condition."""
+    for term in search_terms(text):
+        statement = statement.where(search_column.like(like_pattern(term), escape="\\"))
+    return statement
