@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,9 +72,23 @@ def test_the_status_bar_says_what_is_wrong(
     asyncio.run(scenario())
 
 
+def fill_account_form(form: Any, mailbox: Mailbox, name: str, *, password_variable: str) -> None:
+    """Settings > Mail accounts > n: the form filled for the fixture's Dovecot, its password in a variable."""
+    from textual.widgets import Input, Select
+
+    form.query_one("#f-name", Input).value = name
+    form.query_one("#f-imap_host", Input).value = "127.0.0.1"
+    form.query_one("#f-imap_port", Input).value = str(mailbox.server.port)
+    form.query_one("#f-imap_security", Select).value = "none"
+    form.query_one("#f-username", Input).value = mailbox.user
+    form.query_one("#f-password_source", Select).value = "env"
+    form.query_one("#f-password_ref", Input).value = password_variable
+    form.query_one("#f-addresses", Input).value = "anna@crm.example"
+
+
 def test_accounts_are_editable_in_settings(mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch) -> None:
     """Settings > Mail accounts: a bad field is named, a new account saves, t tests its login on Dovecot."""
-    from textual.widgets import DataTable, Input, OptionList, Select
+    from textual.widgets import DataTable, Input, OptionList
 
     from crm_tui.ui.screens.record_form import RecordForm
     from crm_tui.ui.screens.settings import SettingsScreen
@@ -93,14 +108,7 @@ def test_accounts_are_editable_in_settings(mailbox: Mailbox, monkeypatch: pytest
             await pilot.press("n")
             await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
             form = app.screen
-            form.query_one("#f-name", Input).value = "second"
-            form.query_one("#f-imap_host", Input).value = "127.0.0.1"
-            form.query_one("#f-imap_port", Input).value = str(mailbox.server.port)
-            form.query_one("#f-imap_security", Select).value = "none"
-            form.query_one("#f-username", Input).value = mailbox.user
-            form.query_one("#f-password_source", Select).value = "env"
-            form.query_one("#f-password_ref", Input).value = "not a variable name"
-            form.query_one("#f-addresses", Input).value = "anna@crm.example"
+            fill_account_form(form, mailbox, "second", password_variable="not a variable name")
             await pilot.press("ctrl+s")
             await pilot.pause()
             assert isinstance(app.screen, RecordForm), "nothing saved while a field is wrong"
@@ -125,7 +133,7 @@ def test_the_first_account_saved_in_settings_starts_the_background_sync_at_once(
 ) -> None:
     """A fresh home: the account saved in Settings starts the sync now (its mail comes in), not at the app's
     next look for accounts 15 s later (the walk waited 4-14 s with nothing said)."""
-    from textual.widgets import DataTable, Input, OptionList, Select
+    from textual.widgets import DataTable, OptionList
 
     from crm_tui.ui.screens.record_form import RecordForm
 
@@ -145,14 +153,7 @@ def test_the_first_account_saved_in_settings_starts_the_background_sync_at_once(
             await pilot.press("n")
             await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
             form = app.screen
-            form.query_one("#f-name", Input).value = "first"
-            form.query_one("#f-imap_host", Input).value = "127.0.0.1"
-            form.query_one("#f-imap_port", Input).value = str(mailbox.server.port)
-            form.query_one("#f-imap_security", Select).value = "none"
-            form.query_one("#f-username", Input).value = mailbox.user
-            form.query_one("#f-password_source", Select).value = "env"
-            form.query_one("#f-password_ref", Input).value = "FIRST_PW"
-            form.query_one("#f-addresses", Input).value = "anna@crm.example"
+            fill_account_form(form, mailbox, "first", password_variable="FIRST_PW")
             await pilot.press("ctrl+s")
             await wait_for(lambda: not isinstance(app.screen, RecordForm), pilot)
             # Well before the app's next look (15 s): the background process runs and says what it did.
