@@ -12,6 +12,7 @@ from crm_tui.ui.widgets.paged_table import PAGE_SIZE, PagedTable
 from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.ui.helpers import wait_for
 from tests.ui.keywalk import settle
+from tests.ui.test_real_use import burst
 
 
 def unread(table: PagedTable) -> set[str]:
@@ -82,3 +83,31 @@ async def test_on_the_demo_enter_reads_a_mail_and_archiving_in_a_view_takes_it_o
     await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
     await pilot.press(*"all mail", "enter")
     await wait_for(lambda: keys(table) == all_mail, pilot)
+
+
+async def test_u_typed_while_a_step_is_still_being_written_undoes_that_step(app: CrmApp, pilot: Any) -> None:
+    """a, then d u typed at once (the walk): the u waited for nothing and undid the archive, or was lost; it
+    undoes the delete, and a second u then the archive."""
+    await pilot.press("1")
+    await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+    screen = app.screen
+    table = screen.query_one(PagedTable)
+    await wait_for(lambda: table.row_count > 0, pilot)
+    all_mail = keys(table)
+    await pilot.press("c")
+    await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+    await pilot.press(*"awaiting", "enter")
+    await wait_for(lambda: app.screen is screen and keys(table) != all_mail, pilot)
+    awaiting = keys(table)
+    archived, deleted = sorted(awaiting)[:2]
+    table.select_key(archived)
+    await pilot.press("a")
+    await wait_for(lambda: keys(table) == awaiting - {archived}, pilot)
+    table.select_key(deleted)
+    await burst(app, ["d", "u"])  # as a terminal delivers them: u queued before d is written
+    await wait_for(
+        lambda: "undone: 1 message moved to the trash" in str(screen.query_one(StatusBar).render()), pilot
+    )
+    await wait_for(lambda: keys(table) == awaiting - {archived}, pilot)
+    await pilot.press("u")
+    await wait_for(lambda: keys(table) == awaiting, pilot)

@@ -43,11 +43,13 @@ def write_in_worker(
     then: Callable[[Any], None] | None = None,
     *,
     refused: Callable[[str], None] | None = None,
+    settled: Callable[[], None] | None = None,
 ) -> None:
     """Run ``work(session)`` as one use case in a thread worker of the app: a database write never runs on the
     UI thread. Once it is committed, ``then(result)`` runs on the UI thread. A refusal (a ``CrmError``: a rule of
     the data, a bad value) goes to ``refused(reason)``, by default one warning notification from ``owner`` (a
-    screen or the app); any other error is the worker's failure, which the app reports."""
+    screen or the app); any other error is the worker's failure, which the app reports. ``settled()`` runs on
+    the UI thread after any of these, whatever the outcome."""
 
     app = owner.app if hasattr(owner, "app") else owner
     database = app.context.database()
@@ -60,13 +62,17 @@ def write_in_worker(
 
     def job() -> None:
         try:
-            with database.write() as session:
-                result = work(session)
-        except CrmError as exc:
-            app.call_from_thread(refuse, str(exc))
-            return
-        if then is not None:
-            app.call_from_thread(then, result)
+            try:
+                with database.write() as session:
+                    result = work(session)
+            except CrmError as exc:
+                app.call_from_thread(refuse, str(exc))
+                return
+            if then is not None:
+                app.call_from_thread(then, result)
+        finally:
+            if settled is not None:
+                app.call_from_thread(settled)
 
     def run() -> None:
         with _ONE_WRITE_AT_A_TIME:
@@ -84,9 +90,10 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
         then: Callable[[Any], None] | None = None,
         *,
         refused: Callable[[str], None] | None = None,
+        settled: Callable[[], None] | None = None,
     ) -> None:
         """``write_in_worker`` from this screen: ``then(result)`` on the UI thread once committed."""
-        write_in_worker(self, work, then, refused=refused)
+        write_in_worker(self, work, then, refused=refused, settled=settled)
 
     def attempt(self, work: Callable[[Any], Any]) -> tuple[str | None, Any]:
         """One use case for a dialog's save, which runs in the dialog's worker (``PromptDialog``): (None, result),

@@ -164,6 +164,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.folders: list[tuple[int, str, str, str | None]] = []
         self.said = ""
         self._said_shown = ""  # what the status line says after the count now (kept over the change watch)
+        self._writes_running = 0  # triage steps written in a worker, not settled yet
+        self._undo_waiting = 0  # u pressed while one ran: it undoes that step once it is on the stack
         self.no_reply_days = 3
         self.collapsed = False  # threads shown as their newest message (V); actions then take whole threads
         self.threads: dict[int, list[int]] = {}  # newest message -> its thread's messages in the list's scope
@@ -480,9 +482,34 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         self.app.push_screen(FolderPicker(f"Move {plural(len(ids), 'message')} to", names), chosen)
 
+    def write_in_worker(
+        self,
+        work: Callable[[Any], Any],
+        then: Callable[[Any], None] | None = None,
+        *,
+        refused: Callable[[str], None] | None = None,
+        settled: Callable[[], None] | None = None,
+    ) -> None:
+        """Every write of this screen is counted while it runs: a u typed meanwhile waits for it (d u undoes
+        the d, not the step before it)."""
+        self._writes_running += 1
+
+        def done() -> None:
+            self._writes_running -= 1
+            if settled is not None:
+                settled()
+            if not self._writes_running and self._undo_waiting:
+                self._undo_waiting -= 1
+                self.action_undo()
+
+        super().write_in_worker(work, then, refused=refused, settled=done)
+
     def action_undo(self) -> None:
         """u: the newest step is undone: a triage step here, or the mail queued last (wherever it was written)
-        while it has not gone out."""
+        while it has not gone out. Typed while a step is still being written, it waits for that step."""
+        if self._writes_running:
+            self._undo_waiting += 1
+            return
 
         queued = getattr(self.app, "just_queued", None)
         if queued is not None and (not self.undo_stack or queued.at > self.undo_stack[-1].at):
