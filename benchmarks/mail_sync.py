@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(*args.child)
         return 0
-    from tests.mail import dovecot
+    from tests.integration import dovecot
 
     if dovecot.DOVECOT is None:
         print("mail_sync: Dovecot is not installed (Debian: apt-get install dovecot-imapd); nothing measured")

@@ -4,7 +4,7 @@ imapclient offers no way to send a command and read its answer apart (the sync s
 reads the one before), no extended LIST (``LIST "" "*" RETURN (...)``: the folders' states or special uses in
 the same round trip), and it turns on imaplib's debug output, which formats every line read for a log nobody
 reads. ``ImapSession`` does these with the libraries' private methods and attributes; everything else in
-crm-tui uses only their public API (``IMAPClient``'s methods). ``tests/mail/test_imap_session.py`` checks
+crm-tui uses only their public API (``IMAPClient``'s methods). ``tests/integration/test_imap_session.py`` checks
 that each private name used here still exists with the signature relied on, and makes a round trip through
 each method against the test Dovecot: a library upgrade that changes them fails there, loudly, not in a sync.
 

@@ -147,7 +147,7 @@ def test_an_older_database_on_a_full_disk_says_it_must_be_upgraded_first_and_cha
     database or disk is full' and left a partial copy."""
     import shutil
 
-    from tests.unit.test_migrations import _database_at, _revision
+    from tests.core.test_migrations import _database_at, _revision
 
     home = small_disk(4 * 1024) / "home"
     (home / "data").mkdir(parents=True)

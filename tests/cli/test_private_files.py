@@ -92,7 +92,7 @@ def test_a_home_an_older_crm_tui_left_open_is_tightened_on_start(umask: int, tmp
     home = tmp_path / "home"
     files, folders = 0o666 & ~umask, 0o777 & ~umask
     old = open_database(sqlite_url(home / "data" / "crm.sqlite3"), migrate=False)
-    from tests.unit.test_migrations import _migrate
+    from tests.core.test_migrations import _migrate
 
     _migrate(old, "0015")
     old.dispose()

@@ -1,5 +1,5 @@
 """Reading on the demo (its mail has no copy on a server: it never syncs): only Enter reads a mail, and a mail
-archived inside a view leaves that view at once; the same on the test Dovecot: tests/mail/test_inbox_reading.py."""
+archived inside a view leaves that view at once; the same on the test Dovecot: tests/integration/test_inbox_reading.py."""
 
 from __future__ import annotations
 
