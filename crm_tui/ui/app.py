@@ -78,6 +78,8 @@ class CrmApp(ReportsErrors, App[None]):
         # The mail just queued (from a record, the inbox, anywhere): a draft again until it goes out.
         Binding("u", "take_back", "Take back the mail", show=False, id="app.take_back"),
     ]
+    # How often the app looks for changes made elsewhere; tests set it short instead of waiting seconds.
+    change_check_seconds: float = CHANGE_CHECK_SECONDS
 
     def __init__(
         self,
@@ -126,7 +128,7 @@ class CrmApp(ReportsErrors, App[None]):
         if self.manage_gc:
             self.set_timer(1.0, lambda: self.collector.take_over(self))
         self.set_interval(REMINDER_INTERVAL, self.check_reminders)
-        self.set_interval(CHANGE_CHECK_SECONDS, self.check_for_changes)
+        self.set_interval(self.change_check_seconds, self.check_for_changes)
         if self.sync_mail:
             self.set_timer(1.0, self.look_for_accounts)
             self.set_interval(TICK_SECONDS, self.look_for_accounts)
