@@ -42,30 +42,42 @@ ensure_venv_module() {
   }
 }
 
-# ensure_installed EXTRAS: .venv exists and holds this checkout (editable) with the given extras.
+# uv installs from uv.lock: the versions the suite was run with, whatever is newest the day of the clone. It is
+# itself a pinned wheel, installed into the venv by the venv's pip on first use.
+UV_VERSION="0.13.10"
+
+# ensure_installed "GROUPS": .venv exists and holds this checkout (editable) and exactly the locked versions
+# of its dependencies and of the dependency groups named (pyproject.toml: test, static, dev; "" = the app).
 ensure_installed() {
-  local extras="$1" py stamp want
+  local groups="$1" py digest want stamp group
   if [ ! -x "$VENV/bin/python" ]; then
     py="$(find_python)"
     ensure_venv_module "$py"
     say "creating $VENV"
     "$py" -m venv "$VENV"
   fi
-  # The stamp records the pyproject.toml it installed and with which extras; an install with the test
-  # extras also serves the plain app.
-  local digest
-  digest="$(sha256sum < "$ROOT/pyproject.toml" | cut -c1-16)"
-  want="${digest}-${extras}"
+  # The stamp records the lock it installed and with which groups; an install with more groups also serves
+  # fewer (the app alone).
+  digest="$(cat "$ROOT/uv.lock" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
   stamp="$VENV/.crm-tui-installed"
-  if [ -z "$extras" ] && [ -f "$stamp" ] && grep -q -- "^${digest}-" "$stamp"; then
-    return 0
+  want="${digest} ${groups}"
+  if [ -f "$stamp" ] && [ "$(head -c 16 "$stamp")" = "$digest" ]; then
+    local have missing=""
+    have=" $(cut -c18- "$stamp") "
+    for group in $groups; do
+      case "$have" in *" $group "*) ;; *) missing=1 ;; esac
+    done
+    [ -z "$missing" ] && return 0
   fi
-  if [ ! -f "$stamp" ] || ! grep -qx -- "$want" "$stamp"; then
-    say "installing crm-tui${extras:+ with [$extras]} into $VENV (first run only)"
-    # pip's output goes to stderr: a command's own output (`./scripts/run mail raw ID > message.eml`,
-    # `--json`) must not get it on a first run.
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}" >&2
-    printf '%s\n' "$want" > "$stamp"
+  say "installing crm-tui${groups:+ with ${groups// /, }} from uv.lock into $VENV (first run only)"
+  # Installers' output goes to stderr: a command's own output (`./scripts/run mail raw ID > message.eml`,
+  # `--json`) must not get it on a first run.
+  if [ ! -x "$VENV/bin/uv" ] || ! "$VENV/bin/uv" --version 2>/dev/null | grep -q " $UV_VERSION"; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" >&2
   fi
+  local args=(sync --locked --inexact --no-default-groups)
+  for group in $groups; do args+=(--group "$group"); done
+  # --inexact: pip and uv themselves stay in the venv. UV_PROJECT_ENVIRONMENT: this venv, wherever it is.
+  (cd "$ROOT" && UV_PROJECT_ENVIRONMENT="$VENV" "$VENV/bin/uv" "${args[@]}" --quiet >&2)
+  printf '%s\n' "$want" > "$stamp"
 }
