@@ -15,7 +15,14 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Table (SQLModel sets ``__table__`` on a table model but leaves it out of its types)."""
+    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass, undeclared
+    assert isinstance(table, Table)
+    return table
 
 
 def _processors(table: Table, columns: Sequence[str], dialect: Any) -> list[Any]:

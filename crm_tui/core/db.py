@@ -19,15 +19,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from crm_tui.core import search_index
 from crm_tui.core.errors import DatabaseError
 from crm_tui.core.private_files import create_private_file, private_dir
+
+if TYPE_CHECKING:
+    import psycopg
 
 # The newest migration revision this code knows. A test keeps it equal to Alembic's head, so a start-up on an
 # up-to-date database needs no Alembic import at all.
@@ -126,7 +129,7 @@ def _connect_sqlite(file: Path, cargs: Any, cparams: Any) -> sqlite3.Connection:
     new file: immutable (read-only, no locks, no -shm) when no log is pending (the -wal is absent or empty:
     the file is the whole database), else in exclusive locking mode (the log's index kept in memory). Writes
     there fail, and say the disk is full (``describe_db_error``)."""
-    connection = sqlite3.connect(*cargs, **cparams)
+    connection: sqlite3.Connection = sqlite3.connect(*cargs, **cparams)
     try:
         connection.execute("PRAGMA schema_version").fetchall()  # reads the file: opens -wal and -shm if WAL
         return connection
@@ -141,7 +144,8 @@ def _connect_sqlite(file: Path, cargs: Any, cparams: Any) -> sqlite3.Connection:
         pending = False
     if not pending:
         params = {key: value for key, value in cparams.items() if key != "uri"}
-        return sqlite3.connect(f"{file.resolve().as_uri()}?immutable=1", *cargs[1:], uri=True, **params)
+        connection = sqlite3.connect(f"{file.resolve().as_uri()}?immutable=1", *cargs[1:], uri=True, **params)
+        return connection
     connection = sqlite3.connect(*cargs, **cparams)
     connection.execute("PRAGMA locking_mode = EXCLUSIVE")
     return connection
@@ -344,7 +348,8 @@ class ChangeWatch:
             return changed
         if self._connection is None:
             pooled = self.db.engine.raw_connection()
-            connection = pooled.driver_connection
+            # PostgreSQL's driver is psycopg (SQLAlchemy types a driver's connection as Any).
+            connection = cast("psycopg.Connection[Any]", pooled.driver_connection)
             pooled.detach()  # ours alone, never back to the pool: it stays in LISTEN
             connection.autocommit = True
             connection.add_notify_handler(self._notice)
@@ -446,12 +451,18 @@ def _alone_for_upgrade(db: Database, current: str) -> Iterator[bool]:
         fcntl.flock(fd, fcntl.LOCK_SH)
 
 
+def _sqlite_driver(connection: Connection) -> sqlite3.Connection:
+    driver = connection.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
 def _upgrade(db: Database, *, backup_dir: Path | None) -> str | None:
     backup_path: str | None = None
     with db._writer.connect() as connection:
         if db.is_sqlite:
             # Table rebuilds (batch migrations) need foreign keys off; outside a transaction, on this connection.
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+            _sqlite_driver(connection).execute("PRAGMA foreign_keys = OFF")
         try:
             with connection.begin():
                 current = _current_revision(connection)
@@ -493,7 +504,7 @@ def _upgrade(db: Database, *, backup_dir: Path | None) -> str | None:
                         )
         finally:
             if db.is_sqlite:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys = ON")
+                _sqlite_driver(connection).execute("PRAGMA foreign_keys = ON")
     return backup_path
 
 

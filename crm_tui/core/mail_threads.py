@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import bulk
 from crm_tui.core import models as m
@@ -201,13 +201,13 @@ def assign(
     had: set[tuple[str, int]] = set()  # keys new messages already have (threaded before)
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
-        for key, owner, thread in session.execute(
-            select(m.MailThreadKey.key, m.MailThreadKey.message_id, m.MailMessage.thread_id)
-            .join(m.MailMessage, m.MailMessage.id == m.MailThreadKey.message_id)
+        for key, key_owner, thread in session.execute(
+            select(col(m.MailThreadKey.key), col(m.MailThreadKey.message_id), col(m.MailMessage.thread_id))
+            .join(m.MailMessage, col(m.MailMessage.id) == m.MailThreadKey.message_id)
             .where(bulk.among(session, m.MailThreadKey.key, chunk))
         ):
-            if owner in new_ids:
-                had.add((key, owner))
+            if key_owner in new_ids:
+                had.add((key, key_owner))
             elif thread is not None:
                 stored.setdefault(key, []).append(thread)
     owner: dict[str, int] = {}
@@ -228,23 +228,26 @@ def assign(
         for start in range(0, len(subjects), _CHUNK):
             conditions = [
                 bulk.among(session, m.MailMessage.subject_key, subjects[start : start + _CHUNK]),
-                m.MailMessage.thread_id.is_not(None),  # type: ignore[union-attr]
+                col(m.MailMessage.thread_id).is_not(None),
             ]
             if only_bare:
-                conditions += [m.MailMessage.in_reply_to.is_(None), m.MailMessage.references.is_(None)]  # type: ignore[union-attr]
+                conditions += [
+                    col(m.MailMessage.in_reply_to).is_(None),
+                    col(m.MailMessage.references).is_(None),
+                ]
             ranked = (
                 select(
-                    m.MailMessage.id,
-                    m.MailMessage.thread_id,
-                    m.MailMessage.subject_key,
-                    m.MailMessage.subject,
-                    m.MailMessage.from_address,
-                    m.MailMessage.to_addresses,
-                    m.MailMessage.cc_addresses,
-                    m.MailMessage.in_reply_to,
-                    m.MailMessage.references,
+                    col(m.MailMessage.id),
+                    col(m.MailMessage.thread_id),
+                    col(m.MailMessage.subject_key),
+                    col(m.MailMessage.subject),
+                    col(m.MailMessage.from_address),
+                    col(m.MailMessage.to_addresses),
+                    col(m.MailMessage.cc_addresses),
+                    col(m.MailMessage.in_reply_to),
+                    col(m.MailMessage.references),
                     func.row_number()
-                    .over(partition_by=m.MailMessage.subject_key, order_by=m.MailMessage.id.desc())  # type: ignore[union-attr]
+                    .over(partition_by=m.MailMessage.subject_key, order_by=col(m.MailMessage.id).desc())
                     .label("rank"),
                 )
                 .where(*conditions)
@@ -275,7 +278,8 @@ def assign(
         if isinstance(node, tuple):
             threads.setdefault(root, set()).add(node[1])
         else:
-            firsts[root] = min(firsts.get(root, node), node)  # type: ignore[call-overload]
+            assert isinstance(node, int)  # a new message's id
+            firsts[root] = min(firsts.get(root, node), node)
     result: dict[int, int] = {}
     merges: dict[int, int] = {}
     for message in messages:
@@ -291,32 +295,36 @@ def assign(
     # A new thread is named by a new message's id. SQLite gives a deleted message's id to the next one: a thread
     # still named by a deleted message takes the id of its first member, so no new mail joins it by its name.
     fresh = sorted({thread for thread in result.values() if thread in new_ids})
-    outside = m.MailMessage.id.not_in(sorted(new_ids))  # type: ignore[union-attr]
+    outside = col(m.MailMessage.id).not_in(sorted(new_ids))
     for start in range(0, len(fresh), _CHUNK):
         for label in list(
             session.scalars(
-                select(m.MailMessage.thread_id)
+                select(col(m.MailMessage.thread_id))
                 .where(bulk.among(session, m.MailMessage.thread_id, fresh[start : start + _CHUNK]), outside)
                 .distinct()
             )
         ):
             first = session.scalar(
-                select(func.min(m.MailMessage.id)).where(m.MailMessage.thread_id == label, outside)
+                select(func.min(m.MailMessage.id)).where(col(m.MailMessage.thread_id) == label, outside)
             )
             session.execute(
-                update(m.MailMessage).where(m.MailMessage.thread_id == label, outside).values(thread_id=first)
+                update(m.MailMessage)
+                .where(col(m.MailMessage.thread_id) == label, outside)
+                .values(thread_id=first)
             )
     bulk.update_rows(
         session,
-        m.MailMessage.__table__,  # type: ignore[attr-defined]
+        bulk.table_of(m.MailMessage),
         [{"id": message_id, "thread_id": thread} for message_id, thread in result.items()],
     )
     for old, new in sorted(merges.items()):
-        session.execute(update(m.MailMessage).where(m.MailMessage.thread_id == old).values(thread_id=new))  # type: ignore[arg-type]
+        session.execute(
+            update(m.MailMessage).where(col(m.MailMessage.thread_id) == old).values(thread_id=new)
+        )
     # A message threaded before (a provisional one a migration threaded, say) keeps the keys it has.
     bulk.insert_plain(
         session,
-        m.MailThreadKey.__table__,  # type: ignore[attr-defined]
+        bulk.table_of(m.MailThreadKey),
         ("key", "message_id"),
         [
             (key, message.id)
@@ -330,8 +338,9 @@ def assign(
 
 def thread_input(message: m.MailMessage) -> ThreadInput:
     """A stored message as threading sees it."""
+    assert message.id is not None  # stored: it has its id
     return ThreadInput(
-        id=message.id,  # type: ignore[arg-type]
+        id=message.id,
         message_id=message.message_id_header,
         in_reply_to=message.in_reply_to,
         references=message.references,
@@ -348,21 +357,30 @@ def close_answered_follow_ups(session: Session, *, now: datetime) -> list[int]:
     watched = aliased(m.MailMessage)
     answer = aliased(m.MailMessage)
     rows = session.execute(
-        select(m.Activity.id, answer.id, answer.subject, answer.from_address, answer.sent_at)
-        .join(watched, watched.id == m.Activity.follow_up_of)
+        select(
+            col(m.Activity.id),
+            col(answer.id),
+            col(answer.subject),
+            col(answer.from_address),
+            col(answer.sent_at),
+        )
+        .join(watched, col(watched.id) == m.Activity.follow_up_of)
         .join(
             answer,
             and_(
-                answer.thread_id == watched.thread_id,
-                answer.id != watched.id,
-                answer.is_outgoing != watched.is_outgoing,
-                answer.is_automatic.is_(False),  # type: ignore[attr-defined]
-                answer.has_body.is_(True),  # type: ignore[attr-defined]
-                answer.sent_at >= watched.sent_at,  # type: ignore[operator]
+                col(answer.thread_id) == watched.thread_id,
+                col(answer.id) != watched.id,
+                col(answer.is_outgoing) != watched.is_outgoing,
+                col(answer.is_automatic).is_(False),
+                col(answer.has_body).is_(True),
+                col(answer.sent_at) >= watched.sent_at,
             ),
         )
-        .where(m.Activity.status == m.ActivityStatus.PLANNED.value, m.Activity.follow_up_of.is_not(None))  # type: ignore[union-attr]
-        .order_by(m.Activity.id, answer.sent_at)
+        .where(
+            col(m.Activity.status) == m.ActivityStatus.PLANNED.value,
+            col(m.Activity.follow_up_of).is_not(None),
+        )
+        .order_by(col(m.Activity.id), col(answer.sent_at))
     ).all()
     closed: dict[int, tuple[int, str, str, datetime | None]] = {}
     for activity_id, answer_id, subject, sender, sent in rows:

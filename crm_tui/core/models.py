@@ -8,36 +8,39 @@ number of minor units (cents) beside a currency code, so sums are exact and neve
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from crm_tui.core.columns import UTCDateTime
-from crm_tui.core.types import (  # noqa: F401  (the enumerations live with the plain types; m.LeadStatus reads on)
-    ActivityStatus,
-    ActivityType,
-    CustomFieldType,
-    HistoryKind,
-    LeadStatus,
-    OrganizationKind,
-    QuoteStatus,
-    StageKind,
-    TicketStatus,
-)
+
+# The enumerations live with the plain types and are re-exported here (m.LeadStatus reads on).
+from crm_tui.core.types import ActivityStatus as ActivityStatus
+from crm_tui.core.types import ActivityType as ActivityType
+from crm_tui.core.types import CustomFieldType as CustomFieldType
+from crm_tui.core.types import HistoryKind as HistoryKind
+from crm_tui.core.types import LeadStatus as LeadStatus
+from crm_tui.core.types import OrganizationKind as OrganizationKind
+from crm_tui.core.types import QuoteStatus as QuoteStatus
+from crm_tui.core.types import StageKind as StageKind
+from crm_tui.core.types import TicketStatus as TicketStatus
 
 
-def _utc(nullable: bool = False, index: bool = False) -> Field:  # type: ignore[valid-type]
+def _utc(
+    nullable: bool = False, index: bool = False
+) -> Any:  # sqlmodel.Field is typed Any, to fit any annotation
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
 
-def _fk(  # type: ignore[valid-type]
+def _fk(
     target: str,
     *,
     nullable: bool = True,
     ondelete: str | None = None,
     index: bool = True,
     cycle_name: str | None = None,
-) -> Field:
+) -> Any:
     # A foreign key that closes a cycle between two tables is named and created after both (use_alter).
     key = ForeignKey(target, ondelete=ondelete, use_alter=cycle_name is not None, name=cycle_name)
     return Field(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlmodel import Session
+
 # (index table, source table) pairs. ``*_search``: trigrams (a part of a word); ``*_words``: whole words
 # (unicode61, accents folded), for "a word starting with" (the completion of a mail's recipients).
 INDEXES = (
@@ -162,7 +164,7 @@ def is_index_table(name: str) -> bool:
     return any(name == index or name.startswith(f"{index}_") for index, _ in INDEXES)
 
 
-def available(session: Any) -> bool:
+def available(session: Session) -> bool:
     bind = session.get_bind()
     return bind.dialect.name == "sqlite"
 

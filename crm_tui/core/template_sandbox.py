@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
@@ -76,7 +76,10 @@ def _size(value: Any) -> int:
     return 0
 
 
-def _built(value: Any) -> Any:
+_Built = TypeVar("_Built")
+
+
+def _built(value: _Built) -> _Built:
     """Count a text (or a list) just made against the limits."""
     size = _size(value)
     if size > MAX_TEXT:
@@ -188,7 +191,7 @@ def _padding(text: Any, width: Any = 0, *_fill: Any) -> None:
 def _check_replace(text: Any, old: Any, new: Any, count: Any = -1) -> None:
     if not (isinstance(text, (str, bytes)) and isinstance(old, type(text)) and isinstance(new, type(text))):
         return
-    found = text.count(old) if old else len(text) + 1
+    found = text.count(old) if old else len(text) + 1  # type: ignore[arg-type]  # old has text's type (checked above)
     limit = _int(count)
     if limit is not None and limit >= 0:
         found = min(found, limit)
@@ -371,7 +374,7 @@ class LimitedEnvironment(SandboxedEnvironment):
         self.filters = {name: _limited_filter(name, function) for name, function in self.filters.items()}
 
     @staticmethod
-    def concat(parts: Iterable[str]) -> str:  # type: ignore[override]
+    def concat(parts: Iterable[str]) -> str:
         """What a template, a macro or a ``{% set %}`` block writes, stopped once past MAX_TEXT."""
         kept: list[str] = []
         size = 0
@@ -399,7 +402,7 @@ class LimitedEnvironment(SandboxedEnvironment):
             _tick()
             yield item
 
-    def _generate(self, source: nodes.Template, name: Any, filename: Any, defer_init: bool = False) -> str:  # type: ignore[override]
+    def _generate(self, source: nodes.Template, name: Any, filename: Any, defer_init: bool = False) -> str:
         _refuse_other_templates(source)
         for loop in source.find_all(nodes.For):
             loop.iter = nodes.Call(
@@ -455,7 +458,7 @@ def _const(node: nodes.Node) -> Any:
     if isinstance(node, (nodes.Neg, nodes.Pos)) and _int(_const(node.node)) is not None:
         value = _const(node.node)
         return -value if isinstance(node, nodes.Neg) else value
-    if isinstance(node, tuple(_OPERATORS)):
+    if isinstance(node, nodes.BinExpr) and type(node) in _OPERATORS:
         left, right = _const(node.left), _const(node.right)
         symbol = _OPERATORS[type(node)]
         _check_binop(symbol, left, right)
@@ -493,8 +496,10 @@ def hidden_name(tree: nodes.Template) -> tuple[int, str] | None:
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
         if isinstance(node, nodes.Getattr):
             name: Any = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
         else:
-            name = node.arg.value if isinstance(node.arg, nodes.Const) else None
+            name = None
         if isinstance(name, str) and name.startswith("_"):
             return node.lineno, name
     return None

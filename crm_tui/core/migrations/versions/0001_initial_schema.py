@@ -8,7 +8,7 @@ Create Date: 2026-11-22 05:26:07.194250
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import crm_tui.core.columns

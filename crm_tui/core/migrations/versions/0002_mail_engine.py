@@ -11,7 +11,7 @@ messages gain an identity (Message-ID + body hash), a thread subject, flags and 
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import crm_tui.core.columns

@@ -10,7 +10,7 @@ The outbox: messages on their way out, with their state (queued, sending, sent, 
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import crm_tui.core.columns

@@ -11,7 +11,7 @@ assets/templates/email are added here, once per database: one the user deletes s
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import crm_tui.core.columns

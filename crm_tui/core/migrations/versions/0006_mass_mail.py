@@ -10,7 +10,7 @@ Mass mail: campaigns and their recipients; contacts and leads can opt out of mas
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import crm_tui.core.columns

@@ -11,7 +11,7 @@ log; a copied deal remembers its original.
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import crm_tui.core.columns

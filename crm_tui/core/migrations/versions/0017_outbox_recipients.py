@@ -15,7 +15,7 @@ PostgreSQL's sequences never reuse ids anyway.
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 import crm_tui.core.columns
@@ -28,7 +28,7 @@ depends_on = None
 
 def upgrade() -> None:
     bind = op.get_bind()
-    column = sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
+    column: sa.Column[str] = sa.Column("claimed_by", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
     if bind.dialect.name == "sqlite":
         with op.batch_alter_table(
             "outbox_item", recreate="always", table_kwargs={"sqlite_autoincrement": True}
