@@ -5,10 +5,10 @@
 
 Each run clones this checkout's HEAD into a new folder (so nothing of .venv carries over), starts
 `./scripts/run --demo` in a real terminal (tmux, 160x48) and reads the screen every 50 ms until the app shows
-its mode bar and its footer. That includes making .venv, installing uv and the locked dependencies
+its mode bar and its footer. That includes making .venv, installing the locked dependencies with uv
 (scripts/_venv.sh), building the demo database and starting the app. "Warm" is a second clone on a machine
-where uv's and pip's caches already hold the packages; "cold" gives both caches an empty folder, so every
-package comes from the registry.
+where uv and its package cache are already in the user's cache folder; "cold" gives the run an empty cache
+folder (XDG_CACHE_HOME, PIP_CACHE_DIR), so uv itself and every package come from the registry.
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ def one_run(cold: bool, timeout: float = 300.0) -> float:
             key: value for key, value in os.environ.items() if not key.startswith(("CRM_TUI_", "VIRTUAL_ENV"))
         }
         if cold:
-            env["UV_CACHE_DIR"] = str(folder / "uv-cache")
-            env["PIP_CACHE_DIR"] = str(folder / "pip-cache")
+            env["XDG_CACHE_HOME"] = str(folder / "cache")
+            env["PIP_CACHE_DIR"] = str(folder / "cache" / "pip")
+            env.pop("UV_CACHE_DIR", None)
         session = f"crm-tui-first-run-{os.getpid()}"
         command = f"./scripts/run --demo --home {folder / 'home'}; sleep 600"
         started = time.perf_counter()

@@ -42,26 +42,46 @@ ensure_venv_module() {
   }
 }
 
-# uv installs from uv.lock: the versions the suite was run with, whatever is newest the day of the clone. It is
-# itself a pinned wheel, installed into the venv by the venv's pip on first use.
+# uv installs from uv.lock: the versions the suite was run with, whatever is newest the day of the clone. uv is
+# itself a pinned wheel, fetched once per machine into the user's cache (by a small venv's pip), then reused by
+# every checkout: a second clone makes its .venv and installs from uv's package cache in a few seconds.
 UV_VERSION="0.13.10"
+UV_HOME="${XDG_CACHE_HOME:-$HOME/.cache}/crm-tui-dev/uv-$UV_VERSION"
+
+# uv_command: the path of uv $UV_VERSION, fetching it on first use.
+uv_command() {
+  if [ -x "$UV_HOME/bin/uv" ]; then
+    printf '%s\n' "$UV_HOME/bin/uv"
+    return 0
+  fi
+  if command -v uv >/dev/null 2>&1 && uv --version 2>/dev/null | grep -q " $UV_VERSION\b"; then
+    command -v uv
+    return 0
+  fi
+  local py partial
+  py="$(find_python)"
+  ensure_venv_module "$py"
+  say "fetching uv $UV_VERSION into $UV_HOME (once on this machine)"
+  partial="$UV_HOME.partial.$$"
+  mkdir -p "$(dirname "$UV_HOME")"
+  rm -rf "$partial"
+  "$py" -m venv "$partial" >&2
+  "$partial/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" >&2
+  # uv is one standalone binary: the folder may move. Another script that got there first wins.
+  mv -T "$partial" "$UV_HOME" 2>/dev/null || rm -rf "$partial"
+  printf '%s\n' "$UV_HOME/bin/uv"
+}
 
 # ensure_installed "GROUPS": .venv exists and holds this checkout (editable) and exactly the locked versions
 # of its dependencies and of the dependency groups named (pyproject.toml: test, static, dev; "" = the app).
 ensure_installed() {
-  local groups="$1" py digest want stamp group
-  if [ ! -x "$VENV/bin/python" ]; then
-    py="$(find_python)"
-    ensure_venv_module "$py"
-    say "creating $VENV"
-    "$py" -m venv "$VENV"
-  fi
+  local groups="$1" uv digest want stamp group
   # The stamp records the lock it installed and with which groups; an install with more groups also serves
   # fewer (the app alone).
   digest="$(cat "$ROOT/uv.lock" "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
   stamp="$VENV/.crm-tui-installed"
   want="${digest} ${groups}"
-  if [ -f "$stamp" ] && [ "$(head -c 16 "$stamp")" = "$digest" ]; then
+  if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(head -c 16 "$stamp")" = "$digest" ]; then
     local have missing=""
     have=" $(cut -c18- "$stamp") "
     for group in $groups; do
@@ -69,15 +89,19 @@ ensure_installed() {
     done
     [ -z "$missing" ] && return 0
   fi
+  uv="$(uv_command)"
+  # uv uses the Python found here, never one it would download.
+  export UV_PYTHON_DOWNLOADS=never
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    "$uv" venv --quiet --python "$(find_python)" "$VENV" >&2
+  fi
   say "installing crm-tui${groups:+ with ${groups// /, }} from uv.lock into $VENV (first run only)"
   # Installers' output goes to stderr: a command's own output (`./scripts/run mail raw ID > message.eml`,
   # `--json`) must not get it on a first run.
-  if [ ! -x "$VENV/bin/uv" ] || ! "$VENV/bin/uv" --version 2>/dev/null | grep -q " $UV_VERSION"; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "uv==$UV_VERSION" >&2
-  fi
   local args=(sync --locked --inexact --no-default-groups)
   for group in $groups; do args+=(--group "$group"); done
-  # --inexact: pip and uv themselves stay in the venv. UV_PROJECT_ENVIRONMENT: this venv, wherever it is.
-  (cd "$ROOT" && UV_PROJECT_ENVIRONMENT="$VENV" "$VENV/bin/uv" "${args[@]}" --quiet >&2)
+  # --inexact: what another group installed stays. UV_PROJECT_ENVIRONMENT: this venv, wherever it is.
+  (cd "$ROOT" && UV_PROJECT_ENVIRONMENT="$VENV" "$uv" "${args[@]}" --quiet >&2)
   printf '%s\n' "$want" > "$stamp"
 }
