@@ -100,12 +100,11 @@ def test_a_flush_without_the_password_names_the_account_once(
     assert "work: account work" not in said
 
 
-def test_t_in_settings_says_the_servers_words_in_one_notification(
+async def test_t_in_settings_says_the_servers_words_in_one_notification(
     mailbox: Mailbox, list_fails: ListFails
 ) -> None:
     """The app's login test (Settings > Mail accounts, t) was a worker failure: an internal error notification
     and a traceback in the log."""
-    import asyncio
 
     from textual.widgets import DataTable, OptionList
 
@@ -118,22 +117,19 @@ def test_t_in_settings_says_the_servers_words_in_one_notification(
     def shown(app: CrmApp) -> list[str]:
         return [str(n.message) for n in app._notifications]
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="settings", sync_mail=False)
-        async with app.run_test(size=(150, 44)) as pilot:
-            screen = app.screen
-            assert isinstance(screen, SettingsScreen)
-            screen.query_one("#sections", OptionList).highlighted = 3
-            await wait_for(lambda: screen.section == "accounts", pilot)
-            table = screen.query_one("#settings-table", DataTable)
-            await wait_for(lambda: table.row_count == 1, pilot)
-            table.focus()
-            await pilot.press("t")
-            await wait_for(lambda: any(said in text for text in shown(app)), pilot, timeout=15)
-            assert [text for text in shown(app) if text != "Logging in…"] == [
-                f"work: logged in to 127.0.0.1:{list_fails.port}, but listing the folders failed: {said}"
-            ]
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="settings", sync_mail=False)
+    async with app.run_test(size=(150, 44)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        screen.query_one("#sections", OptionList).highlighted = 3
+        await wait_for(lambda: screen.section == "accounts", pilot)
+        table = screen.query_one("#settings-table", DataTable)
+        await wait_for(lambda: table.row_count == 1, pilot)
+        table.focus()
+        await pilot.press("t")
+        await wait_for(lambda: any(said in text for text in shown(app)), pilot, timeout=15)
+        assert [text for text in shown(app) if text != "Logging in…"] == [
+            f"work: logged in to 127.0.0.1:{list_fails.port}, but listing the folders failed: {said}"
+        ]
     log = mailbox.home / "state" / "crm-tui.log"
     assert not log.exists() or "Traceback" not in log.read_text()

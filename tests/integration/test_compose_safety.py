@@ -4,7 +4,6 @@ bytes the SMTP server gets hold none of them."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import email
 import email.policy
@@ -61,7 +60,7 @@ def test_strip_unsafe_takes_whole_escape_sequences_and_keeps_text() -> None:
     assert strip_unsafe("Grüße 👩\u200d💻") == "Grüße 👩\u200d💻"
 
 
-def test_a_reply_and_a_forward_to_a_hostile_mail_carry_no_escape_or_bidi_character(
+async def test_a_reply_and_a_forward_to_a_hostile_mail_carry_no_escape_or_bidi_character(
     mailbox: Mailbox,
     smtp: SmtpServer,  # noqa: F811
 ) -> None:
@@ -78,30 +77,27 @@ def test_a_reply_and_a_forward_to_a_hostile_mail_carry_no_escape_or_bidi_charact
     assert mailbox.cli("sync") == 0
     seen: dict[str, dict[str, str]] = {}
 
-    async def scenario() -> None:
-        context = make_context(mailbox.home, demo=False, settings=replace(Settings(), send_delay_seconds=0))
-        app = CrmApp(context, start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-            inbox = app.screen
-            table = inbox.query_one(PagedTable)
-            await wait_for(lambda: table.row_count > 0 and table.selected_key is not None, pilot)
-            for key in ("r", "f"):
-                await pilot.press(key)
-                await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-                screen: Any = app.screen
-                fields = {name: screen.query_one(f"#c-{name}", Input).value for name in ("to", "subject")}
-                fields["body"] = screen.query_one("#c-body", TextArea).text
-                fields["files"] = " ".join(name for name, _, _ in screen.attachments)
-                seen[key] = fields
-                if key == "f":
-                    screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
-                count = len(smtp.received) + 1
-                await pilot.press("ctrl+s")
-                await wait_for(lambda: app.screen is inbox, pilot)
-                await wait_for(lambda n=count: len(smtp.received) == n, pilot, timeout=20)
-
-    asyncio.run(scenario())
+    context = make_context(mailbox.home, demo=False, settings=replace(Settings(), send_delay_seconds=0))
+    app = CrmApp(context, start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        inbox = app.screen
+        table = inbox.query_one(PagedTable)
+        await wait_for(lambda: table.row_count > 0 and table.selected_key is not None, pilot)
+        for key in ("r", "f"):
+            await pilot.press(key)
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            screen: Any = app.screen
+            fields = {name: screen.query_one(f"#c-{name}", Input).value for name in ("to", "subject")}
+            fields["body"] = screen.query_one("#c-body", TextArea).text
+            fields["files"] = " ".join(name for name, _, _ in screen.attachments)
+            seen[key] = fields
+            if key == "f":
+                screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
+            count = len(smtp.received) + 1
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: app.screen is inbox, pilot)
+            await wait_for(lambda n=count: len(smtp.received) == n, pilot, timeout=20)
     reply, forward = seen["r"], seen["f"]
     assert reply["subject"] == "Re: Anfrage 4 rot gnuldnaB"
     assert forward["subject"] == "Fwd: Anfrage 4 rot gnuldnaB"

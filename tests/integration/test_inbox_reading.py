@@ -4,7 +4,6 @@ shows in the folder list after the next sync, without a restart."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from textual.widgets import OptionList
@@ -36,7 +35,7 @@ def seen_on_server(box: Mailbox) -> set[str]:
     }
 
 
-def test_opening_a_mail_reads_it_and_moving_the_highlight_does_not(mailbox: Mailbox) -> None:
+async def test_opening_a_mail_reads_it_and_moving_the_highlight_does_not(mailbox: Mailbox) -> None:
     customer_mailbox(mailbox)
     everything = {"Angebot 1", "Angebot 2", "Angebot 3", "Anfrage 4"}
 
@@ -69,12 +68,12 @@ def test_opening_a_mail_reads_it_and_moving_the_highlight_does_not(mailbox: Mail
         await pilot.press("q")
         await wait_for(lambda: unread(table) == everything - {"Angebot 2"}, pilot)
 
-    run(mailbox, scenario)
+    await run(mailbox, scenario)
     assert mailbox.cli("sync") == 0
     assert seen_on_server(mailbox) == {"Angebot 2"}, "only the opened mail is read on the server too"
 
 
-def test_archiving_inside_a_view_takes_the_mail_out_of_that_view_at_once(mailbox: Mailbox) -> None:
+async def test_archiving_inside_a_view_takes_the_mail_out_of_that_view_at_once(mailbox: Mailbox) -> None:
     customer_mailbox(mailbox)
 
     async def choose(app: CrmApp, pilot: Any, typed: str) -> None:
@@ -110,48 +109,45 @@ def test_archiving_inside_a_view_takes_the_mail_out_of_that_view_at_once(mailbox
         await choose(app, pilot, "all mail")
         await wait_for(lambda: table.row_count == 4, pilot)
 
-    run(mailbox, scenario)
+    await run(mailbox, scenario)
 
 
-def test_a_folder_made_on_the_server_shows_after_the_next_sync(mailbox: Mailbox) -> None:
+async def test_a_folder_made_on_the_server_shows_after_the_next_sync(mailbox: Mailbox) -> None:
     mailbox.append("INBOX", message(1, mid="<f1@firma.example>"))
 
     def folder_names(inbox: Any) -> list[str]:
         listing = inbox.query_one("#folders", OptionList)
         return [str(listing.get_option_at_index(i).prompt).strip() for i in range(listing.option_count)]
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
-        async with app.run_test(size=(150, 44)) as pilot:
-            inbox = app.screen
-            table = inbox.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 1, pilot, timeout=20)
-            await wait_for(lambda: "work: 1 new" in str(app.screen.query_one("StatusBar").render()), pilot)
-            assert "Projekte" not in folder_names(inbox)
-            # An empty folder made in another mail program: no new mail, yet the next sync shows it.
-            client = mailbox.imap()
-            client.create_folder("Projekte")
-            client.logout()
-            await pilot.press("ctrl+r")
-            await wait_for(lambda: "Projekte" in folder_names(inbox), pilot, timeout=20)
-            # Made while another section is in front: there on the way back.
-            await pilot.press("2")
-            await wait_for(lambda: not isinstance(app.screen, InboxScreen), pilot)
-            client = mailbox.imap()
-            client.create_folder("Projekte/Dach Nord")
-            client.logout()
-            state = app.mail_sync.states["work"]
-            await pilot.press("ctrl+r")  # (a pass on one message may be over when the key is)
-            await wait_for(lambda: not state.running and not state.again, pilot, timeout=20)
-            await pilot.press("1")
-            await wait_for(lambda: app.screen is inbox, pilot)
-            await wait_for(lambda: "Projekte/Dach Nord" in folder_names(inbox), pilot, timeout=10)
-            # c offers it too, and it lists its (no) mail.
-            await pilot.press("c")
-            await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
-            await pilot.press(*"work/Projekte/Dach", "enter")
-            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-            await wait_for(lambda: table.row_count == 0, pilot)
-            assert "work/Projekte/Dach Nord" in str(app.screen.query_one("StatusBar").render())
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
+    async with app.run_test(size=(150, 44)) as pilot:
+        inbox = app.screen
+        table = inbox.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 1, pilot, timeout=20)
+        await wait_for(lambda: "work: 1 new" in str(app.screen.query_one("StatusBar").render()), pilot)
+        assert "Projekte" not in folder_names(inbox)
+        # An empty folder made in another mail program: no new mail, yet the next sync shows it.
+        client = mailbox.imap()
+        client.create_folder("Projekte")
+        client.logout()
+        await pilot.press("ctrl+r")
+        await wait_for(lambda: "Projekte" in folder_names(inbox), pilot, timeout=20)
+        # Made while another section is in front: there on the way back.
+        await pilot.press("2")
+        await wait_for(lambda: not isinstance(app.screen, InboxScreen), pilot)
+        client = mailbox.imap()
+        client.create_folder("Projekte/Dach Nord")
+        client.logout()
+        state = app.mail_sync.states["work"]
+        await pilot.press("ctrl+r")  # (a pass on one message may be over when the key is)
+        await wait_for(lambda: not state.running and not state.again, pilot, timeout=20)
+        await pilot.press("1")
+        await wait_for(lambda: app.screen is inbox, pilot)
+        await wait_for(lambda: "Projekte/Dach Nord" in folder_names(inbox), pilot, timeout=10)
+        # c offers it too, and it lists its (no) mail.
+        await pilot.press("c")
+        await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
+        await pilot.press(*"work/Projekte/Dach", "enter")
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        await wait_for(lambda: table.row_count == 0, pilot)
+        assert "work/Projekte/Dach Nord" in str(app.screen.query_one("StatusBar").render())

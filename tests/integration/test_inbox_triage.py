@@ -4,7 +4,7 @@ read, flag, move and delete; each the way a salesperson does it, in at most thre
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlmodel import select
@@ -46,15 +46,13 @@ def customer_mailbox(box: Mailbox) -> dict[str, int]:
     return ids  # type: ignore[return-value]
 
 
-def run(box: Mailbox, scenario: Any) -> None:
-    async def main() -> None:
-        app = CrmApp(make_context(box.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 4, pilot)
-            await scenario(app, pilot, table)
-
-    asyncio.run(main())
+async def run(box: Mailbox, scenario: Callable[[CrmApp, Any, PagedTable], Awaitable[None]]) -> None:
+    """The inbox open on the four mails of ``customer_mailbox``, then ``scenario`` with the app, pilot and list."""
+    app = CrmApp(make_context(box.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 4, pilot)
+        await scenario(app, pilot, table)
 
 
 def status(app: CrmApp) -> str:
@@ -81,7 +79,7 @@ def links(box: Mailbox) -> set[tuple[str, str, int]]:
     }
 
 
-def test_three_tagged_mails_filed_on_the_suggested_deal_at_once_and_undone(mailbox: Mailbox) -> None:
+async def test_three_tagged_mails_filed_on_the_suggested_deal_at_once_and_undone(mailbox: Mailbox) -> None:
     ids = customer_mailbox(mailbox)
 
     async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
@@ -112,10 +110,10 @@ def test_three_tagged_mails_filed_on_the_suggested_deal_at_once_and_undone(mailb
         await wait_for(lambda: links(mailbox) == set(), pilot)
         await wait_for(lambda: "undone: 3 messages filed on Dach Nord" in status(app), pilot)
 
-    run(mailbox, scenario)
+    await run(mailbox, scenario)
 
 
-def test_tagged_mails_archived_synced_and_undone_on_the_server_too(mailbox: Mailbox) -> None:
+async def test_tagged_mails_archived_synced_and_undone_on_the_server_too(mailbox: Mailbox) -> None:
     customer_mailbox(mailbox)
 
     async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
@@ -137,14 +135,14 @@ def test_tagged_mails_archived_synced_and_undone_on_the_server_too(mailbox: Mail
         await wait_for(lambda: table.row_count == 4, pilot)
         assert screen.undo_stack == []
 
-    run(mailbox, scenario)
+    await run(mailbox, scenario)
     assert mailbox.cli("sync") == 0
     assert mailbox.cli("sync") == 0
     assert server_subjects(mailbox, "Archive") == set()
     assert len(server_subjects(mailbox, "INBOX")) == 4
 
 
-def test_a_lead_from_an_unknown_sender_and_a_follow_up_in_two_keys_each(mailbox: Mailbox) -> None:
+async def test_a_lead_from_an_unknown_sender_and_a_follow_up_in_two_keys_each(mailbox: Mailbox) -> None:
     ids = customer_mailbox(mailbox)
 
     async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
@@ -185,10 +183,10 @@ def test_a_lead_from_an_unknown_sender_and_a_follow_up_in_two_keys_each(mailbox:
         await pilot.press("u")
         await wait_for(lambda: "undone: follow-up" in status(app), pilot)
 
-    run(mailbox, scenario)
+    await run(mailbox, scenario)
 
 
-def test_views_read_flag_move_delete_and_the_reader(mailbox: Mailbox) -> None:
+async def test_views_read_flag_move_delete_and_the_reader(mailbox: Mailbox) -> None:
     customer_mailbox(mailbox)
 
     async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
@@ -224,7 +222,7 @@ def test_views_read_flag_move_delete_and_the_reader(mailbox: Mailbox) -> None:
         await pilot.press("d")
         await wait_for(lambda: "moved to the trash" in status(app), pilot)
 
-    run(mailbox, scenario)
+    await run(mailbox, scenario)
     assert mailbox.cli("sync") == 0
     assert server_subjects(mailbox, "Archive") == {"Angebot 2"}
     assert server_subjects(mailbox, "Trash") == {"Angebot 3"}
@@ -235,7 +233,7 @@ def test_views_read_flag_move_delete_and_the_reader(mailbox: Mailbox) -> None:
     assert b"\\Seen" in flags and b"\\Flagged" in flags
 
 
-def test_a_calendar_invitation_shows_and_goes_into_the_calendar(mailbox: Mailbox) -> None:
+async def test_a_calendar_invitation_shows_and_goes_into_the_calendar(mailbox: Mailbox) -> None:
     from datetime import UTC, datetime
 
     from tests.conftest import corpus_dir
@@ -244,41 +242,38 @@ def test_a_calendar_invitation_shows_and_goes_into_the_calendar(mailbox: Mailbox
     mailbox.append("INBOX", invite.read_bytes())
     assert mailbox.cli("sync") == 0
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 1, pilot)
-            preview = app.screen.query_one("#preview")
-            await wait_for(lambda: "Invitation: Test event" in str(preview.render()), pilot)
-            shown = str(preview.render())
-            assert "Thu 11 Apr 2024 10:00–11:00" in shown, "in the user's zone (Berlin, summer time)"
-            assert "Andris Reinman" in shown and "andris@ethereal.email" in shown
-            await pilot.press("Y")
-            await wait_for(lambda: "meeting on Thu 11 Apr 10:00 in the calendar" in status(app), pilot)
-            db = mailbox.database()
-            with db.read() as session:
-                meeting = session.scalars(select(m.Activity)).one()
-                assert meeting.type == "meeting" and meeting.subject == "Test event ⏰"
-                assert meeting.start_at == datetime(2024, 4, 11, 8, 0, tzinfo=UTC)
-                contact = session.get(m.Contact, meeting.contact_id)
-                assert contact.name == "Andris Reinman", "the sender became a contact on the way"
-            db.dispose()
-            assert [(t, i) for _, t, i in links(mailbox)] == [("contact", contact.id)], (
-                "the mail is filed on them"
-            )
-            await pilot.press("u")
-            await wait_for(lambda: "undone: the meeting is out of the calendar" in status(app), pilot)
-            db = mailbox.database()
-            with db.read() as session:
-                assert session.scalars(select(m.Activity)).first() is None
-                assert session.scalars(select(m.Contact)).first() is None
-            db.dispose()
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 1, pilot)
+        preview = app.screen.query_one("#preview")
+        await wait_for(lambda: "Invitation: Test event" in str(preview.render()), pilot)
+        shown = str(preview.render())
+        assert "Thu 11 Apr 2024 10:00–11:00" in shown, "in the user's zone (Berlin, summer time)"
+        assert "Andris Reinman" in shown and "andris@ethereal.email" in shown
+        await pilot.press("Y")
+        await wait_for(lambda: "meeting on Thu 11 Apr 10:00 in the calendar" in status(app), pilot)
+        db = mailbox.database()
+        with db.read() as session:
+            meeting = session.scalars(select(m.Activity)).one()
+            assert meeting.type == "meeting" and meeting.subject == "Test event ⏰"
+            assert meeting.start_at == datetime(2024, 4, 11, 8, 0, tzinfo=UTC)
+            contact = session.get(m.Contact, meeting.contact_id)
+            assert contact.name == "Andris Reinman", "the sender became a contact on the way"
+        db.dispose()
+        assert [(t, i) for _, t, i in links(mailbox)] == [("contact", contact.id)], (
+            "the mail is filed on them"
+        )
+        await pilot.press("u")
+        await wait_for(lambda: "undone: the meeting is out of the calendar" in status(app), pilot)
+        db = mailbox.database()
+        with db.read() as session:
+            assert session.scalars(select(m.Activity)).first() is None
+            assert session.scalars(select(m.Contact)).first() is None
+        db.dispose()
 
 
-def test_attachments_saved_opened_on_request_and_kept_on_the_record(
+async def test_attachments_saved_opened_on_request_and_kept_on_the_record(
     mailbox: Mailbox, tmp_path: Any, monkeypatch: Any
 ) -> None:
     import base64
@@ -312,54 +307,47 @@ def test_attachments_saved_opened_on_request_and_kept_on_the_record(
     monkeypatch.setenv("CRM_TUI_OPENER", str(opener))
     folder = tmp_path / "saved"
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 5, pilot)
-            table.move_cursor(row=subject_row(table, "Angebot mit PDF"))
-            await pilot.press("v")
-            await wait_for(lambda: isinstance(app.screen, AttachmentsScreen), pilot)
-            listing = str(app.screen.query_one("#attachment-list").render())
-            assert "\x1b" not in listing
-            await pilot.press("s")
-            await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
-            app.screen.query_one(Input).value = str(folder)
-            await pilot.press("enter")
-            await wait_for(
-                lambda: isinstance(app.screen, AttachmentsScreen) and list(folder.glob("*")), pilot
-            )
-            saved = list(folder.iterdir())
-            assert [p.read_bytes() for p in saved] == [pdf]
-            assert saved[0].name == "Angebot␛[31m.pdf", (
-                "no folders from the name, controls shown as placeholders"
-            )
-            await pilot.press("o")
-            await wait_for(lambda: opened.exists(), pilot)
-            assert opened.read_bytes() == pdf
-            await pilot.press("r")  # filed on the contact and its organization by address: pick the contact
-            await wait_for(lambda: app.screen.__class__.__name__ == "ChoiceDialog", pilot)
-            await pilot.press("enter")
-            db = mailbox.database()
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 5, pilot)
+        table.move_cursor(row=subject_row(table, "Angebot mit PDF"))
+        await pilot.press("v")
+        await wait_for(lambda: isinstance(app.screen, AttachmentsScreen), pilot)
+        listing = str(app.screen.query_one("#attachment-list").render())
+        assert "\x1b" not in listing
+        await pilot.press("s")
+        await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+        app.screen.query_one(Input).value = str(folder)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, AttachmentsScreen) and list(folder.glob("*")), pilot)
+        saved = list(folder.iterdir())
+        assert [p.read_bytes() for p in saved] == [pdf]
+        assert saved[0].name == "Angebot␛[31m.pdf", "no folders from the name, controls shown as placeholders"
+        await pilot.press("o")
+        await wait_for(lambda: opened.exists(), pilot)
+        assert opened.read_bytes() == pdf
+        await pilot.press("r")  # filed on the contact and its organization by address: pick the contact
+        await wait_for(lambda: app.screen.__class__.__name__ == "ChoiceDialog", pilot)
+        await pilot.press("enter")
+        db = mailbox.database()
 
-            def kept() -> list[Any]:
-                with db.read() as session:
-                    return [
-                        d.filename
-                        for ref_type in (RecordType.CONTACT, RecordType.ORGANIZATION)
-                        for d in attachments.documents_on(
-                            session,
-                            RecordRef(ref_type, ids["contact" if ref_type is RecordType.CONTACT else "org"]),
-                        )
-                    ]
+        def kept() -> list[Any]:
+            with db.read() as session:
+                return [
+                    d.filename
+                    for ref_type in (RecordType.CONTACT, RecordType.ORGANIZATION)
+                    for d in attachments.documents_on(
+                        session,
+                        RecordRef(ref_type, ids["contact" if ref_type is RecordType.CONTACT else "org"]),
+                    )
+                ]
 
-            await wait_for(lambda: kept() == ["Angebot␛[31m.pdf"], pilot)
-            db.dispose()
-
-    asyncio.run(scenario())
+        await wait_for(lambda: kept() == ["Angebot␛[31m.pdf"], pilot)
+        db.dispose()
 
 
-def test_threads_collapse_to_one_row_and_an_action_takes_the_whole_thread(mailbox: Mailbox) -> None:
+async def test_threads_collapse_to_one_row_and_an_action_takes_the_whole_thread(mailbox: Mailbox) -> None:
     customer_mailbox(mailbox)
     for n, subject in enumerate(("Dachziegel", "Re: Dachziegel", "AW: Re: Dachziegel"), start=10):
         raw = message(n, mid=f"<d{n}@firma.example>", subject=subject).replace(
@@ -368,29 +356,26 @@ def test_threads_collapse_to_one_row_and_an_action_takes_the_whole_thread(mailbo
         mailbox.append("INBOX", raw)
     assert mailbox.cli("sync") == 0
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 7, pilot)
-            await pilot.press("V")
-            await wait_for(lambda: table.row_count == 5, pilot)
-            subjects = [row.cells[3] for row in table.loaded_rows]
-            thread = next(s for s in subjects if "Dachziegel" in s)
-            assert thread.startswith("(3) "), subjects
-            table.move_cursor(row=subjects.index(thread))
-            await pilot.press("a")
-            await wait_for(lambda: "3 messages archived" in status(app), pilot)
-            await wait_for(lambda: table.row_count == 5, pilot)  # archived mail stays in "All mail"
-            await pilot.press("V")
-            await wait_for(lambda: table.row_count == 7, pilot)
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 7, pilot)
+        await pilot.press("V")
+        await wait_for(lambda: table.row_count == 5, pilot)
+        subjects = [row.cells[3] for row in table.loaded_rows]
+        thread = next(s for s in subjects if "Dachziegel" in s)
+        assert thread.startswith("(3) "), subjects
+        table.move_cursor(row=subjects.index(thread))
+        await pilot.press("a")
+        await wait_for(lambda: "3 messages archived" in status(app), pilot)
+        await wait_for(lambda: table.row_count == 5, pilot)  # archived mail stays in "All mail"
+        await pilot.press("V")
+        await wait_for(lambda: table.row_count == 7, pilot)
     assert mailbox.cli("sync") == 0
     assert len(server_subjects(mailbox, "Archive")) == 3
 
 
-def test_contact_organization_ticket_unlink_and_comment_from_a_mail(mailbox: Mailbox) -> None:
+async def test_contact_organization_ticket_unlink_and_comment_from_a_mail(mailbox: Mailbox) -> None:
     from crm_tui.core.services import attachments
     from crm_tui.core.types import RecordRef, RecordType
     from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
@@ -451,10 +436,10 @@ def test_contact_organization_ticket_unlink_and_comment_from_a_mail(mailbox: Mai
             assert attachments.comments_on(session, RecordRef(RecordType.ORGANIZATION, ids["org"])) == []
         db.dispose()
 
-    run(mailbox, scenario)
+    await run(mailbox, scenario)
 
 
-def test_the_no_reply_view_uses_the_days_from_the_settings(mailbox: Mailbox) -> None:
+async def test_the_no_reply_view_uses_the_days_from_the_settings(mailbox: Mailbox) -> None:
     (mailbox.home / "config").mkdir(parents=True, exist_ok=True)
     from crm_tui.runtime.paths import resolve_paths
 
@@ -468,13 +453,10 @@ def test_the_no_reply_view_uses_the_days_from_the_settings(mailbox: Mailbox) -> 
     )
     assert mailbox.cli("sync") == 0
 
-    async def main() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 1, pilot)
-            await pilot.press("c", *"no reply", "enter")
-            await wait_for(lambda: "No reply to me for 20 days" in status(app), pilot)
-            assert table.row_count == 0, "13 days without an answer is not 20"
-
-    asyncio.run(main())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 1, pilot)
+        await pilot.press("c", *"no reply", "enter")
+        await wait_for(lambda: "No reply to me for 20 days" in status(app), pilot)
+        assert table.row_count == 0, "13 days without an answer is not 20"

@@ -94,8 +94,9 @@ def test_a_mass_mail_stopped_and_resumed_reaches_everyone_once(mailbox: Mailbox,
     db.dispose()
 
 
-def test_mass_mail_from_the_contacts_list_search_with_progress(mailbox: Mailbox, smtp: SmtpServer) -> None:  # noqa: F811
-    import asyncio
+async def test_mass_mail_from_the_contacts_list_search_with_progress(
+    mailbox: Mailbox, smtp: SmtpServer
+) -> None:  # noqa: F811
 
     from textual.widgets import ProgressBar
 
@@ -127,32 +128,27 @@ def test_mass_mail_from_the_contacts_list_search_with_progress(mailbox: Mailbox,
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("mass_mail_per_minute = 600\n")
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 4, pilot)
-            await pilot.press("slash", *"solar", "enter")
-            await wait_for(lambda: table.row_count == 3, pilot)
-            await pilot.press("M")
-            await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
-            await pilot.press(*"messe", "enter")  # type-ahead
-            await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
-            screen = app.screen
-            shown = str(screen.query_one("#mass-skipped-text").render())
-            assert "Dana Solar" in shown
-            # Before anything is queued: who gets it and the first mails as they will go out.
-            assert "Recipients (2)" in shown and "Hallo Anna!" in shown and "Hallo Ben!" in shown
-            assert not smtp.received
-            assert "600/min" in str(screen.query_one("#mass-title").render()), "the pace from the settings"
-            await pilot.press("g")
-            await wait_for(
-                lambda: "done" in str(screen.query_one("#mass-counts").render()), pilot, timeout=30
-            )
-            bar = screen.query_one(ProgressBar)
-            assert bar.progress == bar.total == 3
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 4, pilot)
+        await pilot.press("slash", *"solar", "enter")
+        await wait_for(lambda: table.row_count == 3, pilot)
+        await pilot.press("M")
+        await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+        await pilot.press(*"messe", "enter")  # type-ahead
+        await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+        screen = app.screen
+        shown = str(screen.query_one("#mass-skipped-text").render())
+        assert "Dana Solar" in shown
+        # Before anything is queued: who gets it and the first mails as they will go out.
+        assert "Recipients (2)" in shown and "Hallo Anna!" in shown and "Hallo Ben!" in shown
+        assert not smtp.received
+        assert "600/min" in str(screen.query_one("#mass-title").render()), "the pace from the settings"
+        await pilot.press("g")
+        await wait_for(lambda: "done" in str(screen.query_one("#mass-counts").render()), pilot, timeout=30)
+        bar = screen.query_one(ProgressBar)
+        assert bar.progress == bar.total == 3
     assert sorted(r for _, rcpts, _ in smtp.received for r in rcpts) == [
         "anna@solar.example",
         "ben@solar.example",

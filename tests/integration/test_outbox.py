@@ -175,10 +175,9 @@ def test_killed_after_the_server_took_it_is_found_in_sent(
     assert len(smtp.received) == 1, "delivered exactly once"
 
 
-def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
+async def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
     mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import asyncio
 
     from textual.widgets import Input, TextArea
 
@@ -203,49 +202,44 @@ def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
         factories.contact(session, NOW, "Lang", first_name="Lisa", emails=["lisa.lang@kunde.example"])
     db.dispose()
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 1, pilot)
-            inbox = app.screen
-            # r: to the sender, quoted, threaded; typed at the top; ctrl+s, y.
-            await pilot.press("r")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            screen = app.screen
-            assert screen.query_one("#c-to", Input).value == "Jana Roth <jana.roth@neu-solar.example>"
-            assert screen.query_one("#c-subject", Input).value == "Re: Anfrage Dach"
-            assert "> Was kostet ein Dach?" in screen.query_one("#c-body", TextArea).text
-            await pilot.press(*"Gerne, 12.500 EUR.")
-            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
-            await wait_for(lambda: app.screen is inbox, pilot)
-            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
-            # g: everyone but me; f: with the attachment; m: a new mail, the address completed from the CRM.
-            await pilot.press("g")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            cc = app.screen.query_one("#c-cc", Input).value
-            assert (
-                "bernd@bau.example" in cc and "carla@neu-solar.example" in cc and "anna@crm.example" not in cc
-            )
-            await pilot.press("escape")
-            await wait_for(lambda: app.screen is inbox, pilot)
-            await pilot.press("f")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            assert [name for name, _, _ in app.screen.attachments] == ["plan.pdf"]
-            assert app.screen.query_one("#c-subject", Input).value == "Fwd: Anfrage Dach"
-            await pilot.press("escape")
-            await wait_for(lambda: app.screen is inbox, pilot)
-            await pilot.press("m")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            await pilot.press(*"Lisa", "right")
-            to = app.screen.query_one("#c-to", Input)
-            await wait_for(lambda: to.value == "Lisa Lang <lisa.lang@kunde.example>", pilot)
-            app.screen.query_one("#c-subject", Input).value = "Termin"
-            app.screen.query_one("#c-body", TextArea).text = "Passt Montag?"
-            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
-            await wait_for(lambda: len(smtp.received) == 2, pilot, timeout=20)
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 1, pilot)
+        inbox = app.screen
+        # r: to the sender, quoted, threaded; typed at the top; ctrl+s, y.
+        await pilot.press("r")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        screen = app.screen
+        assert screen.query_one("#c-to", Input).value == "Jana Roth <jana.roth@neu-solar.example>"
+        assert screen.query_one("#c-subject", Input).value == "Re: Anfrage Dach"
+        assert "> Was kostet ein Dach?" in screen.query_one("#c-body", TextArea).text
+        await pilot.press(*"Gerne, 12.500 EUR.")
+        await pilot.press("ctrl+s")  # every recipient an address: queued without asking
+        await wait_for(lambda: app.screen is inbox, pilot)
+        await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+        # g: everyone but me; f: with the attachment; m: a new mail, the address completed from the CRM.
+        await pilot.press("g")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        cc = app.screen.query_one("#c-cc", Input).value
+        assert "bernd@bau.example" in cc and "carla@neu-solar.example" in cc and "anna@crm.example" not in cc
+        await pilot.press("escape")
+        await wait_for(lambda: app.screen is inbox, pilot)
+        await pilot.press("f")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        assert [name for name, _, _ in app.screen.attachments] == ["plan.pdf"]
+        assert app.screen.query_one("#c-subject", Input).value == "Fwd: Anfrage Dach"
+        await pilot.press("escape")
+        await wait_for(lambda: app.screen is inbox, pilot)
+        await pilot.press("m")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        await pilot.press(*"Lisa", "right")
+        to = app.screen.query_one("#c-to", Input)
+        await wait_for(lambda: to.value == "Lisa Lang <lisa.lang@kunde.example>", pilot)
+        app.screen.query_one("#c-subject", Input).value = "Termin"
+        app.screen.query_one("#c-body", TextArea).text = "Passt Montag?"
+        await pilot.press("ctrl+s")  # every recipient an address: queued without asking
+        await wait_for(lambda: len(smtp.received) == 2, pilot, timeout=20)
     reply = email.message_from_bytes(smtp.received[0][2], policy=email.policy.default)
     assert reply["In-Reply-To"] == "<orig@neu-solar.example>"
     assert reply["References"] == "<first@neu-solar.example> <orig@neu-solar.example>"
@@ -254,10 +248,9 @@ def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
     assert server_subjects(mailbox, "Sent") == {"Re: Anfrage Dach", "Termin"}
 
 
-def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbox_view_decides(
+async def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbox_view_decides(
     mailbox: Mailbox, smtp: SmtpServer
 ) -> None:
-    import asyncio
 
     from sqlmodel import select
     from textual.widgets import DataTable, Input, TextArea
@@ -288,47 +281,41 @@ def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the_outbo
         db.dispose()
         return rows
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 1, pilot)
-            await pilot.press("m")
-            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)  # two addresses: which one
-            await pilot.press("enter")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            assert app.screen.query_one("#c-to", Input).value == "Lisa Lang <lisa@kunde.example>"
-            app.screen.query_one("#c-subject", Input).value = "Ihr Angebot"
-            app.screen.query_one("#c-body", TextArea).text = "Anbei."
-            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
-            await wait_for(
-                lambda: any(r[1] == ["lisa@kunde.example"] for r in smtp.received), pilot, timeout=20
-            )
-            await wait_for(lambda: activities() == [("email", "done", contact_id)], pilot)
-            # The outbox view: the refused mail with the server's words; S counts it as sent, D drops.
-            await pilot.press("1")
-            await pilot.press("o")
-            await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
-            view = app.screen
-            grid = view.query_one(DataTable)
-            await wait_for(lambda: grid.row_count == 2, pilot)
-            failed = next(i for i, row in enumerate(view.rows) if row.state == "failed")
-            grid.move_cursor(row=failed)
-            await wait_for(
-                lambda: "550 5.1.1 no such user" in str(view.query_one("#outbox-error").render()), pilot
-            )
-            await pilot.press("D")  # asked first: y drops
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
-            await wait_for(lambda: grid.row_count == 1 and view.rows[0].state == "sent", pilot)
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 1, pilot)
+        await pilot.press("m")
+        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)  # two addresses: which one
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        assert app.screen.query_one("#c-to", Input).value == "Lisa Lang <lisa@kunde.example>"
+        app.screen.query_one("#c-subject", Input).value = "Ihr Angebot"
+        app.screen.query_one("#c-body", TextArea).text = "Anbei."
+        await pilot.press("ctrl+s")  # every recipient an address: queued without asking
+        await wait_for(lambda: any(r[1] == ["lisa@kunde.example"] for r in smtp.received), pilot, timeout=20)
+        await wait_for(lambda: activities() == [("email", "done", contact_id)], pilot)
+        # The outbox view: the refused mail with the server's words; S counts it as sent, D drops.
+        await pilot.press("1")
+        await pilot.press("o")
+        await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
+        view = app.screen
+        grid = view.query_one(DataTable)
+        await wait_for(lambda: grid.row_count == 2, pilot)
+        failed = next(i for i, row in enumerate(view.rows) if row.state == "failed")
+        grid.move_cursor(row=failed)
+        await wait_for(
+            lambda: "550 5.1.1 no such user" in str(view.query_one("#outbox-error").render()), pilot
+        )
+        await pilot.press("D")  # asked first: y drops
+        await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+        await pilot.press("y")
+        await wait_for(lambda: grid.row_count == 1 and view.rows[0].state == "sent", pilot)
 
 
-def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
+async def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
     mailbox: Mailbox, smtp: SmtpServer
 ) -> None:
-    import asyncio
 
     from textual.widgets import Input, OptionList, TextArea
 
@@ -346,42 +333,36 @@ def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
         )
     db.dispose()
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            await pilot.press(
-                "right_square_bracket", "right_square_bracket"
-            )  # contacts, organizations, leads
-            await wait_for(lambda: app.screen.kind.singular == "lead", pilot)
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 1, pilot)
-            await pilot.press("m")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            compose_screen = app.screen
-            await pilot.press("ctrl+t")
-            await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
-            options = app.screen.query_one(OptionList)
-            listed = {
-                str(options.get_option_at_index(i).prompt): fit.fits for i, fit in enumerate(app.screen.shown)
-            }
-            # About a deal: this mail has none, so it is listed greyed with the reason and cannot be taken.
-            assert listed["Termin bestätigen — needs a deal"] is False
-            assert compose_screen.query_one("#c-subject", Input).value == "", "nothing filled in"
-            await pilot.press(*"anfrage", "enter")
-            await wait_for(lambda: app.screen is compose_screen, pilot)
-            assert compose_screen.query_one("#c-subject", Input).value == "Ihre Anfrage: Wärmepumpe Altbau"
-            assert compose_screen.query_one("#c-body", TextArea).text.startswith("Guten Tag Jana Roth,")
-            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
-            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("right_square_bracket", "right_square_bracket")  # contacts, organizations, leads
+        await wait_for(lambda: app.screen.kind.singular == "lead", pilot)
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 1, pilot)
+        await pilot.press("m")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        compose_screen = app.screen
+        await pilot.press("ctrl+t")
+        await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+        options = app.screen.query_one(OptionList)
+        listed = {
+            str(options.get_option_at_index(i).prompt): fit.fits for i, fit in enumerate(app.screen.shown)
+        }
+        # About a deal: this mail has none, so it is listed greyed with the reason and cannot be taken.
+        assert listed["Termin bestätigen — needs a deal"] is False
+        assert compose_screen.query_one("#c-subject", Input).value == "", "nothing filled in"
+        await pilot.press(*"anfrage", "enter")
+        await wait_for(lambda: app.screen is compose_screen, pilot)
+        assert compose_screen.query_one("#c-subject", Input).value == "Ihre Anfrage: Wärmepumpe Altbau"
+        assert compose_screen.query_one("#c-body", TextArea).text.startswith("Guten Tag Jana Roth,")
+        await pilot.press("ctrl+s")  # every recipient an address: queued without asking
+        await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
     sent = email.message_from_bytes(smtp.received[0][2], policy=email.policy.default)
     assert sent["Subject"] == "Ihre Anfrage: Wärmepumpe Altbau"
     assert sent.get_content().replace("\r\n", "\n").startswith("Guten Tag Jana Roth,\n\nvielen Dank")
 
 
-def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: SmtpServer) -> None:
-    import asyncio
+async def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: SmtpServer) -> None:
     from datetime import UTC, timedelta
 
     from textual.widgets import Input
@@ -409,26 +390,21 @@ def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smtp: Smt
         meeting_id = meeting.id
     db.dispose()
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="calendar", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            screen = app.screen
-            assert isinstance(screen, CalendarScreen)
-            await pilot.pause(0.5)
-            screen.reload(select=meeting_id)
-            await wait_for(lambda: screen.selected_id() == meeting_id, pilot)
-            await (
-                app.workers.wait_for_complete()
-            )  # the week's reload done: a key during it can be lost (known)
-            await pilot.press("i")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            to = app.screen.query_one("#c-to", Input).value
-            assert "lisa@kunde.example" in to and "statiker@buero.example" in to
-            assert [name for name, _, _ in app.screen.attachments] == ["invite.ics"]
-            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
-            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="calendar", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, CalendarScreen)
+        await pilot.pause(0.5)
+        screen.reload(select=meeting_id)
+        await wait_for(lambda: screen.selected_id() == meeting_id, pilot)
+        await app.workers.wait_for_complete()  # the week's reload done: a key during it can be lost (known)
+        await pilot.press("i")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        to = app.screen.query_one("#c-to", Input).value
+        assert "lisa@kunde.example" in to and "statiker@buero.example" in to
+        assert [name for name, _, _ in app.screen.attachments] == ["invite.ics"]
+        await pilot.press("ctrl+s")  # every recipient an address: queued without asking
+        await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
     _, recipients, raw = smtp.received[0]
     assert sorted(recipients) == ["lisa@kunde.example", "statiker@buero.example"]
     parts = [
@@ -455,10 +431,9 @@ def test_killed_after_the_server_took_it_but_not_in_sent_is_uncertain(
     assert flush_at(mailbox, 10) == 0 and len(smtp.received) == 1, "never a silent second delivery"
 
 
-def test_signature_forward_attached_and_a_document_from_the_record(
+async def test_signature_forward_attached_and_a_document_from_the_record(
     mailbox: Mailbox, smtp: SmtpServer, tmp_path: Any
 ) -> None:
-    import asyncio
 
     from textual.widgets import TextArea
 
@@ -487,31 +462,28 @@ def test_signature_forward_attached_and_a_document_from_the_record(
         )  # fmt: skip
     db.dispose()
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count == 1, pilot)
-            inbox = app.screen
-            await pilot.press("f")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            body = app.screen.query_one("#c-body", TextArea)
-            assert body.text.startswith("\n\n-- \nAnna Berg\nSolar Nord GmbH\n"), (
-                "the signature above the forward"
-            )
-            await pilot.press("ctrl+f")
-            assert [(n, t) for n, t, _ in app.screen.attachments] == [("Bauplan 1.eml", "message/rfc822")]
-            assert "Forwarded message" not in body.text
-            app.screen.query_one("#c-to").value = "Lisa Lang <lisa@kunde.example>"
-            await pilot.press("ctrl+d")  # a document of the recipient's contact
-            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
-            await pilot.press("enter")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            assert [n for n, _, _ in app.screen.attachments] == ["Bauplan 1.eml", "angebot.pdf"]
-            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
-            await wait_for(lambda: app.screen is inbox and len(smtp.received) == 1, pilot, timeout=20)
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count == 1, pilot)
+        inbox = app.screen
+        await pilot.press("f")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        body = app.screen.query_one("#c-body", TextArea)
+        assert body.text.startswith("\n\n-- \nAnna Berg\nSolar Nord GmbH\n"), (
+            "the signature above the forward"
+        )
+        await pilot.press("ctrl+f")
+        assert [(n, t) for n, t, _ in app.screen.attachments] == [("Bauplan 1.eml", "message/rfc822")]
+        assert "Forwarded message" not in body.text
+        app.screen.query_one("#c-to").value = "Lisa Lang <lisa@kunde.example>"
+        await pilot.press("ctrl+d")  # a document of the recipient's contact
+        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        assert [n for n, _, _ in app.screen.attachments] == ["Bauplan 1.eml", "angebot.pdf"]
+        await pilot.press("ctrl+s")  # every recipient an address: queued without asking
+        await wait_for(lambda: app.screen is inbox and len(smtp.received) == 1, pilot, timeout=20)
     sent = email.message_from_bytes(smtp.received[0][2], policy=email.policy.default)
     kinds = [part.get_content_type() for part in sent.iter_attachments()]
     assert kinds == ["message/rfc822", "application/pdf"]
@@ -525,10 +497,9 @@ def test_signature_forward_attached_and_a_document_from_the_record(
     )
 
 
-def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
+async def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
     mailbox: Mailbox, smtp: SmtpServer
 ) -> None:
-    import asyncio
 
     from sqlmodel import select
     from textual.widgets import Input, TextArea
@@ -556,35 +527,32 @@ def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
         db.dispose()
         return rows
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-            await pilot.press("m")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            app.screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
-            app.screen.query_one("#c-subject", Input).value = "Angebot Speicher"
-            app.screen.query_one("#c-body", TextArea).text = "Erster Entwurf"
-            await wait_for(lambda: local() == [("Angebot Speicher", "Erster Entwurf")], pilot)
-            await wait_for(lambda: drafts_on_server() == {"Angebot Speicher"}, pilot)
-            await pilot.press("escape")
-            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
-            await pilot.press("enter")  # keep it as a draft
-            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-            await pilot.press("R")
-            await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
-            await pilot.press("enter")
-            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-            assert app.screen.query_one("#c-body", TextArea).text == "Erster Entwurf"
-            assert app.screen.query_one("#c-to", Input).value == "Lisa Lang <lisa@kunde.example>"
-            app.screen.query_one("#c-body", TextArea).text = "Erster Entwurf, fertig."
-            await wait_for(lambda: local() == [("Angebot Speicher", "Erster Entwurf, fertig.")], pilot)
-            await pilot.press("ctrl+s")  # every recipient an address: queued without asking
-            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
-            await wait_for(lambda: local() == [], pilot)
-            await wait_for(lambda: drafts_on_server() == set(), pilot, timeout=20)
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        await pilot.press("m")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        app.screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
+        app.screen.query_one("#c-subject", Input).value = "Angebot Speicher"
+        app.screen.query_one("#c-body", TextArea).text = "Erster Entwurf"
+        await wait_for(lambda: local() == [("Angebot Speicher", "Erster Entwurf")], pilot)
+        await wait_for(lambda: drafts_on_server() == {"Angebot Speicher"}, pilot)
+        await pilot.press("escape")
+        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+        await pilot.press("enter")  # keep it as a draft
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        await pilot.press("R")
+        await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+        assert app.screen.query_one("#c-body", TextArea).text == "Erster Entwurf"
+        assert app.screen.query_one("#c-to", Input).value == "Lisa Lang <lisa@kunde.example>"
+        app.screen.query_one("#c-body", TextArea).text = "Erster Entwurf, fertig."
+        await wait_for(lambda: local() == [("Angebot Speicher", "Erster Entwurf, fertig.")], pilot)
+        await pilot.press("ctrl+s")  # every recipient an address: queued without asking
+        await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+        await wait_for(lambda: local() == [], pilot)
+        await wait_for(lambda: drafts_on_server() == set(), pilot, timeout=20)
 
 
 def test_in_demo_mode_the_outbox_holds(demo_home: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -592,14 +560,13 @@ def test_in_demo_mode_the_outbox_holds(demo_home: Any, capsys: pytest.CaptureFix
     assert "demo mode: nothing is delivered; the outbox holds" in capsys.readouterr().out
 
 
-def test_a_queued_mail_waits_the_send_delay_and_u_takes_it_back_until_then(
+async def test_a_queued_mail_waits_the_send_delay_and_u_takes_it_back_until_then(
     mailbox: Mailbox, smtp: SmtpServer
 ) -> None:
     """ctrl+s queues without asking; with send_delay_seconds the mail waits in the outbox (here on a pinned
     clock: until the test moves it on). u in the inbox takes it back: out of the outbox, a draft again, and
     the SMTP server never sees it. Written again and left alone, it goes out once the delay has passed; u
     then says it is too late."""
-    import asyncio
     from dataclasses import replace
 
     from sqlmodel import select
@@ -620,36 +587,33 @@ def test_a_queued_mail_waits_the_send_delay_and_u_takes_it_back_until_then(
         db.dispose()
         return queued, drafts
 
-    async def scenario() -> None:
-        context = make_context(mailbox.home, demo=False, settings=replace(Settings(), send_delay_seconds=10))
-        app = CrmApp(context, start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-            inbox = app.screen
+    context = make_context(mailbox.home, demo=False, settings=replace(Settings(), send_delay_seconds=10))
+    app = CrmApp(context, start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
+        inbox = app.screen
 
-            async def write(subject: str) -> None:
-                await pilot.press("m")
-                await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-                app.screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
-                app.screen.query_one("#c-subject", Input).value = subject
-                app.screen.query_one("#c-body", TextArea).text = "Guten Tag"
-                await pilot.press("ctrl+s")
-                await wait_for(lambda: app.screen is inbox and rows()[0] == ["queued"], pilot)
+        async def write(subject: str) -> None:
+            await pilot.press("m")
+            await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
+            app.screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
+            app.screen.query_one("#c-subject", Input).value = subject
+            app.screen.query_one("#c-body", TextArea).text = "Guten Tag"
+            await pilot.press("ctrl+s")
+            await wait_for(lambda: app.screen is inbox and rows()[0] == ["queued"], pilot)
 
-            await write("Zu früh")
-            app.flush_outbox()  # nothing is due yet: the delay holds it
-            await app.workers.wait_for_complete()
-            assert smtp.received == []
-            await pilot.press("u")
-            await wait_for(lambda: rows() == ([], ["Zu früh"]), pilot)
-            await write("Angebot")
-            context.clock.advance(seconds=11)  # type: ignore[attr-defined]
-            app.flush_outbox()
-            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
-            await wait_for(lambda: rows()[0] == ["sent"], pilot)
-            await pilot.press("u")
-            await wait_for(lambda: "too late" in " ".join(str(n.message) for n in app._notifications), pilot)
-            assert rows()[0] == ["sent"]
-        assert b"Subject: Angebot" in smtp.received[0][2]
-
-    asyncio.run(scenario())
+        await write("Zu früh")
+        app.flush_outbox()  # nothing is due yet: the delay holds it
+        await app.workers.wait_for_complete()
+        assert smtp.received == []
+        await pilot.press("u")
+        await wait_for(lambda: rows() == ([], ["Zu früh"]), pilot)
+        await write("Angebot")
+        context.clock.advance(seconds=11)  # type: ignore[attr-defined]
+        app.flush_outbox()
+        await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+        await wait_for(lambda: rows()[0] == ["sent"], pilot)
+        await pilot.press("u")
+        await wait_for(lambda: "too late" in " ".join(str(n.message) for n in app._notifications), pilot)
+        assert rows()[0] == ["sent"]
+    assert b"Subject: Angebot" in smtp.received[0][2]

@@ -416,10 +416,9 @@ def test_an_old_database_keeps_its_outbox_and_its_ids_are_not_given_again(tmp_pa
     db.dispose()
 
 
-def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to_the_refused_only(
+async def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to_the_refused_only(
     mailbox: Mailbox, smtp: SmtpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import asyncio
 
     from crm_tui.ui.app import CrmApp
     from crm_tui.ui.screens.dialogs import ConfirmDialog
@@ -442,31 +441,26 @@ def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_sends_to
         item.state, item.claimed_by = "sending", f"{socket.gethostname()}:{gone.pid}"  # type: ignore[union-attr]
     db.dispose()
 
-    async def scenario() -> None:
-        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            view, grid = await outbox_from_inbox(app, pilot, rows=2)
-            detail = view.query_one("#outbox-error")
-            states = [str(grid.get_row_at(i)[0]) for i in range(2)]
-            assert states == ["sending, cut off", "partly sent: 1 refused"]
-            assert "outbox: 0 waiting, 2 need a decision" in str(app.screen.query_one("StatusBar").render())
-            assert "the process sending it stopped" in str(detail.render())
-            await pilot.press("D")  # drop the cut-off one: asked first, y drops
-            await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-            await pilot.press("y")
-            await wait_for(lambda: grid.row_count == 1, pilot)
-            await wait_for(
-                lambda: (
-                    "refused tippfehler@neu-solar.example: 550 5.1.1 no such user" in str(detail.render())
-                ),
-                pilot,
-            )
-            assert "R sends it again to the refused addresses" in str(detail.render())
-            await pilot.press("R")
-            await wait_for(lambda: len(smtp.received) == 2, pilot, timeout=20)
-            await wait_for(lambda: str(grid.get_row_at(0)[0]) == "sent", pilot)
-
-    asyncio.run(scenario())
+    app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        view, grid = await outbox_from_inbox(app, pilot, rows=2)
+        detail = view.query_one("#outbox-error")
+        states = [str(grid.get_row_at(i)[0]) for i in range(2)]
+        assert states == ["sending, cut off", "partly sent: 1 refused"]
+        assert "outbox: 0 waiting, 2 need a decision" in str(app.screen.query_one("StatusBar").render())
+        assert "the process sending it stopped" in str(detail.render())
+        await pilot.press("D")  # drop the cut-off one: asked first, y drops
+        await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
+        await pilot.press("y")
+        await wait_for(lambda: grid.row_count == 1, pilot)
+        await wait_for(
+            lambda: "refused tippfehler@neu-solar.example: 550 5.1.1 no such user" in str(detail.render()),
+            pilot,
+        )
+        assert "R sends it again to the refused addresses" in str(detail.render())
+        await pilot.press("R")
+        await wait_for(lambda: len(smtp.received) == 2, pilot, timeout=20)
+        await wait_for(lambda: str(grid.get_row_at(0)[0]) == "sent", pilot)
     assert [r[1] for r in smtp.received] == [["jana@neu-solar.example"], ["tippfehler@neu-solar.example"]]
     assert set(listing(mailbox, capsys)) == {partial}
 

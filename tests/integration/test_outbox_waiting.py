@@ -4,7 +4,6 @@ through the real SMTP server and says so, and Enter reads it with each recipient
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -28,7 +27,7 @@ async def read_mail(app: Any, pilot: Any, words: str) -> str:
     return str(reader.query_one("#outbox-mail-text").render())
 
 
-def test_a_mail_waiting_for_its_next_try_is_named_by_flush_shown_with_its_time_and_x_delivers_it(
+async def test_a_mail_waiting_for_its_next_try_is_named_by_flush_shown_with_its_time_and_x_delivers_it(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from crm_tui.ui.app import CrmApp
@@ -52,23 +51,20 @@ def test_a_mail_waiting_for_its_next_try_is_named_by_flush_shown_with_its_time_a
         point_smtp_at(mailbox, smtp.port)
         shown: dict[str, str] = {}
 
-        async def scenario() -> None:
-            app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
-            async with app.run_test(size=(160, 48)) as pilot:
-                view, grid = await outbox_from_inbox(app, pilot, rows=1)
-                shown["state"] = str(grid.get_row_at(0)[0])
-                shown["before"] = await read_mail(app, pilot, "Angebot Dach")
-                await pilot.press("escape")
-                await wait_for(lambda: app.screen is view, pilot)
-                await pilot.press("x")  # deliver now, the wait notwithstanding
-                await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
-                await wait_for(
-                    lambda: "Outbox: 1 sent" in " ".join(str(n.message) for n in app._notifications), pilot
-                )
-                await wait_for(lambda: str(grid.get_row_at(0)[0]) == "sent", pilot)
-                shown["after"] = await read_mail(app, pilot, "delivered")
-
-        asyncio.run(scenario())
+        app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
+        async with app.run_test(size=(160, 48)) as pilot:
+            view, grid = await outbox_from_inbox(app, pilot, rows=1)
+            shown["state"] = str(grid.get_row_at(0)[0])
+            shown["before"] = await read_mail(app, pilot, "Angebot Dach")
+            await pilot.press("escape")
+            await wait_for(lambda: app.screen is view, pilot)
+            await pilot.press("x")  # deliver now, the wait notwithstanding
+            await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
+            await wait_for(
+                lambda: "Outbox: 1 sent" in " ".join(str(n.message) for n in app._notifications), pilot
+            )
+            await wait_for(lambda: str(grid.get_row_at(0)[0]) == "sent", pilot)
+            shown["after"] = await read_mail(app, pilot, "delivered")
     finally:
         smtp.stop()
     assert re.fullmatch(r"queued, next try \d\d:\d\d", shown["state"]), shown["state"]

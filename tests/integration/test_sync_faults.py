@@ -4,7 +4,6 @@ tmpfs that fills up, a TCP proxy that cuts, the CLI as its own process."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -143,7 +142,7 @@ def test_a_sync_on_a_full_disk_says_what_was_saved_and_the_next_one_completes_it
     _everything_once(mailbox, capsys, copies)
 
 
-def test_the_app_says_what_a_sync_on_a_full_disk_saved(
+async def test_the_app_says_what_a_sync_on_a_full_disk_saved(
     mailbox: Mailbox, capsys: pytest.CaptureFixture[str], small_disk: Any, make_app: Any
 ) -> None:
     from crm_tui.ui.widgets.paged_table import PagedTable
@@ -157,24 +156,21 @@ def test_the_app_says_what_a_sync_on_a_full_disk_saved(
     def said() -> list[str]:
         return [text for severity, text in app.shown if "disk is full" in text]
 
-    async def scenario() -> None:
-        async with app.run_test(size=(150, 44)) as pilot:
-            await wait_for(lambda: said(), pilot, timeout=60)
-            (text,) = said()
-            found = re.fullmatch(
-                r"Mail: work: the disk is full: (\d+) headers(?: and (\d+) bodies)? were saved, the bodies of "
-                r"(\d+) messages were not; free some space and sync again",
-                text,
-            )
-            assert found, text
-            assert int(found[1]) == copies and int(found[2] or 0) == _count(mailbox, WITH_BODY)
-            assert int(found[3]) == _count(mailbox, WAITING)
-            # The mail saved before the disk filled up is listed (a page of it); the status bar says why no more.
-            table = app.screen.query_one(PagedTable)
-            await wait_for(lambda: table.row_count > 0, pilot)
-            assert "work: the disk is full (free some space)" in str(app.screen.query_one(StatusBar).render())
-
-    asyncio.run(scenario())
+    async with app.run_test(size=(150, 44)) as pilot:
+        await wait_for(lambda: said(), pilot, timeout=60)
+        (text,) = said()
+        found = re.fullmatch(
+            r"Mail: work: the disk is full: (\d+) headers(?: and (\d+) bodies)? were saved, the bodies of "
+            r"(\d+) messages were not; free some space and sync again",
+            text,
+        )
+        assert found, text
+        assert int(found[1]) == copies and int(found[2] or 0) == _count(mailbox, WITH_BODY)
+        assert int(found[3]) == _count(mailbox, WAITING)
+        # The mail saved before the disk filled up is listed (a page of it); the status bar says why no more.
+        table = app.screen.query_one(PagedTable)
+        await wait_for(lambda: table.row_count > 0, pilot)
+        assert "work: the disk is full (free some space)" in str(app.screen.query_one(StatusBar).render())
     (disk / "filler").unlink()
     capsys.readouterr()
     assert mailbox.cli("sync") == 0, capsys.readouterr().err
