@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 from crm_tui.core.clock import parse_date, parse_pinned
 
@@ -21,17 +21,18 @@ class CommandParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-Commands = argparse._SubParsersAction  # what ``add_subparsers`` returns: where a group registers its commands
+# What ``add_subparsers`` returns: where a group registers its commands (generic only for type checkers).
+Commands: TypeAlias = "argparse._SubParsersAction[CommandParser]"
 
 
-def action_group(commands: Commands, name: str, help_text: str) -> Commands:  # type: ignore[type-arg]
+def action_group(commands: Commands, name: str, help_text: str) -> Commands:
     """A command with actions (``crm-tui contacts list``): the subparsers of its actions."""
     return commands.add_parser(name, help=help_text).add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=CommandParser
     )
 
 
-def listing(group: Commands, name: str, help_text: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+def listing(group: Commands, name: str, help_text: str) -> argparse.ArgumentParser:
     """An action that lists rows: with --json and --limit."""
     sub = group.add_parser(name, help=help_text, description=help_text)
     sub.add_argument("--json", action="store_true", help="print one JSON array of objects")

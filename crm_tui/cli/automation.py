@@ -12,10 +12,12 @@ from crm_tui.core.clock import parse_instant
 from crm_tui.core.sanitize import terminal_safe
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from crm_tui.runtime.context import AppContext
 
 
-def register(commands: Commands) -> None:  # type: ignore[type-arg]
+def register(commands: Commands) -> None:
     autos = action_group(
         commands,
         "automations",
@@ -57,7 +59,7 @@ def _rule_objects(context: AppContext) -> list[dict[str, Any]]:
                 "when": rules.when(rule),
                 "action": rule.action,
                 "does": actions.describe(session, rule),
-                "pending": rules.pending_count(session, rule.id),  # type: ignore[arg-type]
+                "pending": rules.pending_of(session, rule),
                 "late_policy": rule.late_policy,
                 "late_limit_hours": rule.late_limit_hours,
                 "survives_exit": rule.survives_exit,
@@ -94,7 +96,7 @@ def tune_gc_for_batch_work() -> None:
 SHOWN = 50  # failed, skipped or late actions listed by a run; the log has them all
 
 
-def _local(context: AppContext, moment: Any) -> str:
+def _local(context: AppContext, moment: datetime) -> str:
     return moment.astimezone(context.zone).strftime("%Y-%m-%d %H:%M")
 
 

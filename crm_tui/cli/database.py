@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from crm_tui.runtime.context import AppContext
 
 
-def register(commands: Commands) -> None:  # type: ignore[type-arg]
+def register(commands: Commands) -> None:
     sub = commands.add_parser(
         "database-password", help="store the database server's password in the OS keyring (asked for)"
     )

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from crm_tui.runtime.context import AppContext
 
 
-def register(commands: Commands) -> None:  # type: ignore[type-arg]
+def register(commands: Commands) -> None:
     demo = action_group(commands, "demo", "the demo data set")
     sub = demo.add_parser(
         "reset", help="rebuild the demo database for today (the real database is untouched)"

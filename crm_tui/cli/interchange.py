@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from crm_tui.runtime.context import AppContext
 
 
-def register(commands: Commands) -> None:  # type: ignore[type-arg]
+def register(commands: Commands) -> None:
     sub = commands.add_parser(
         "import",
         help="import contacts (vCard 3/4 or CSV), organizations, leads or opportunities (CSV)",

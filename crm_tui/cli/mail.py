@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from crm_tui.runtime.context import AppContext
 
 
-def register(commands: Commands) -> None:  # type: ignore[type-arg]
+def register(commands: Commands) -> None:
     accounts = commands.add_parser("account", help="mail accounts (IMAP)").add_subparsers(
         dest="action", metavar="ACTION", required=True, parser_class=CommandParser
     )
@@ -427,18 +427,21 @@ def _watch(context: AppContext, args: argparse.Namespace) -> int:
 def mail_list(context: AppContext, args: argparse.Namespace) -> int:
     # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from sqlalchemy import select
+    from sqlmodel import col
 
     from crm_tui.core import models as m
     from crm_tui.core.services.mail_search import message_objects
 
     with context.database().read() as session:
-        query = select(m.MailMessage.id).order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc())  # type: ignore[union-attr]
+        query = select(col(m.MailMessage.id)).order_by(
+            col(m.MailMessage.sent_at).desc(), col(m.MailMessage.id).desc()
+        )
         if args.folder:
             query = query.where(
-                m.MailMessage.id.in_(  # type: ignore[union-attr]
-                    select(m.MailLocation.message_id)
-                    .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-                    .where(m.MailFolder.name == args.folder)
+                col(m.MailMessage.id).in_(
+                    select(col(m.MailLocation.message_id))
+                    .join(m.MailFolder, col(m.MailFolder.id) == m.MailLocation.folder_id)
+                    .where(col(m.MailFolder.name) == args.folder)
                 )
             )
         if args.limit:
@@ -453,15 +456,16 @@ def mail_problems(context: AppContext, args: argparse.Namespace) -> int:
     the bytes as they came."""
     # the services and models load the ORM: imported when the command runs, so that --help starts fast
     from sqlalchemy import select
+    from sqlmodel import col
 
     from crm_tui.core import models as m
     from crm_tui.core.services.mail_search import message_objects
 
     with context.database().read() as session:
         query = (
-            select(m.MailMessage.id)
-            .where(m.MailMessage.parse_problems.is_not(None), m.MailMessage.parse_problems != "")  # type: ignore[union-attr]
-            .order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc())  # type: ignore[union-attr]
+            select(col(m.MailMessage.id))
+            .where(col(m.MailMessage.parse_problems).is_not(None), col(m.MailMessage.parse_problems) != "")
+            .order_by(col(m.MailMessage.sent_at).desc(), col(m.MailMessage.id).desc())
         )
         if args.limit:
             query = query.limit(args.limit)
@@ -508,6 +512,7 @@ def mail_raw(context: AppContext, args: argparse.Namespace) -> int:
     from crm_tui.core import models as m
     from crm_tui.core.services import mailbox
 
+    raw: bytes | None
     if args.folder is not None or args.uid is not None:
         raw = _raw_of_copy(context, args.id, args.folder, args.uid)
     else:

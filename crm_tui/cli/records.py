@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from crm_tui.runtime.context import AppContext
 
 
-def register(commands: Commands) -> None:  # type: ignore[type-arg]
+def register(commands: Commands) -> None:
     contacts = action_group(commands, "contacts", "contacts")
     sub = listing(contacts, "list", "list contacts, sorted by name")
     sub.add_argument(

@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, inspect, select, update
 from sqlmodel import Session, SQLModel
+
+from crm_tui.core.db import sqlite_driver
 
 
 def table_of(model: type[SQLModel]) -> Table:
-    """A table model's Table (SQLModel sets ``__table__`` on a table model but leaves it out of its types)."""
-    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass, undeclared
+    """A table model's Table, for Core statements (SQLModel leaves ``__table__`` out of its types)."""
+    table = inspect(model).local_table  # the mapper's table: ``model.__table__``
     assert isinstance(table, Table)
     return table
 
@@ -73,10 +75,14 @@ def among(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement
     On SQLite the values travel as one JSON parameter, read by ``json_each``: SQLAlchemy renders an IN list
     parameter by parameter at every execution, which cost the body store a tenth of its Python time (81,000
     parameters for 10,000 messages). The column's index is used either way. Elsewhere a plain IN."""
+    # ``column`` is Any: a model's attribute, which the type checker sees as its value's type.
+    condition: ColumnElement[bool]
     if session.get_bind().dialect.name != "sqlite":
-        return column.in_(list(values))  # type: ignore[no-any-return]
+        condition = column.in_(list(values))
+        return condition
     listed = func.json_each(json.dumps(list(values))).table_valued("value")
-    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
+    condition = column.in_(select(listed.c.value))
+    return condition
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -103,7 +109,7 @@ def insert_tuples(
         f"INSERT INTO {table.name} ({', '.join(_quoted(name) for name in columns)}) "
         f"VALUES ({', '.join('?' * len(columns))})"
     )
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = sqlite_driver(connection).cursor()
     try:
         cursor.executemany(sql, _stored(rows, _processors(table, columns, connection.dialect)))
         # Within a write transaction SQLite gives each new row the largest id + 1 (no AUTOINCREMENT, no other
@@ -127,7 +133,7 @@ def insert_plain(session: Session, table: Table, columns: Sequence[str], rows: l
         f"INSERT INTO {table.name} ({', '.join(_quoted(name) for name in columns)}) "
         f"VALUES ({', '.join('?' * len(columns))})"
     )
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = sqlite_driver(connection).cursor()
     try:
         cursor.executemany(sql, _stored(rows, _processors(table, columns, connection.dialect)))
     finally:
@@ -158,7 +164,7 @@ def update_rows(
             statement, [{**{k: v for k, v in row.items() if k != "id"}, "_id": row["id"]} for row in rows]
         )
         return
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = sqlite_driver(connection).cursor()
     try:
         if not expected:
             order = [*columns, "id"]

@@ -451,7 +451,7 @@ def _alone_for_upgrade(db: Database, current: str) -> Iterator[bool]:
         fcntl.flock(fd, fcntl.LOCK_SH)
 
 
-def _sqlite_driver(connection: Connection) -> sqlite3.Connection:
+def sqlite_driver(connection: Connection) -> sqlite3.Connection:
     driver = connection.connection.driver_connection
     assert isinstance(driver, sqlite3.Connection)
     return driver
@@ -462,7 +462,7 @@ def _upgrade(db: Database, *, backup_dir: Path | None) -> str | None:
     with db._writer.connect() as connection:
         if db.is_sqlite:
             # Table rebuilds (batch migrations) need foreign keys off; outside a transaction, on this connection.
-            _sqlite_driver(connection).execute("PRAGMA foreign_keys = OFF")
+            sqlite_driver(connection).execute("PRAGMA foreign_keys = OFF")
         try:
             with connection.begin():
                 current = _current_revision(connection)
@@ -504,7 +504,7 @@ def _upgrade(db: Database, *, backup_dir: Path | None) -> str | None:
                         )
         finally:
             if db.is_sqlite:
-                _sqlite_driver(connection).execute("PRAGMA foreign_keys = ON")
+                sqlite_driver(connection).execute("PRAGMA foreign_keys = ON")
     return backup_path
 
 

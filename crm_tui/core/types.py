@@ -123,3 +123,11 @@ def ref_str(record_type: RecordType | str, record_id: int | None) -> str | None:
     if record_id is None:
         return None
     return f"{RecordType(record_type).value}:{record_id}"
+
+
+def stored_id(record_id: int | None) -> int:
+    """The id of a row read from the database or flushed to it: a model types its id ``int | None``, None
+    only before the row is written."""
+    if record_id is None:
+        raise ValueError("a row without its id: it was never written")
+    return record_id

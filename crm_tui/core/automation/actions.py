@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.automation import fields, reports, schedule
@@ -31,7 +31,7 @@ from crm_tui.core.services import (
     outbox,
 )
 from crm_tui.core.services.attachments import add_document, safe_filename
-from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.core.types import RecordRef, RecordType, stored_id
 
 if TYPE_CHECKING:
     from crm_tui.core.types import RecordRef
@@ -80,7 +80,8 @@ class Done:
 
 
 def params_of(rule: m.AutomationRule) -> dict[str, Any]:
-    return json.loads(rule.params or "{}")
+    params: dict[str, Any] = json.loads(rule.params or "{}")
+    return params
 
 
 # --- checking a rule's parameters ---------------------------------------------------------------------
@@ -138,7 +139,10 @@ def check_params(
                 errors.add(f"params.{key}", "choose a mail template")
             clean[key] = ""
             return
-        if session.scalars(select(m.EmailTemplate.id).where(m.EmailTemplate.name == name)).first() is None:
+        if (
+            session.scalars(select(col(m.EmailTemplate.id)).where(col(m.EmailTemplate.name) == name)).first()
+            is None
+        ):
             errors.add(f"params.{key}", f"no mail template named {name!r}")
         clean[key] = name
 
@@ -165,7 +169,10 @@ def check_params(
         account = str(params.get("account") or "").strip()
         if (
             account
-            and session.scalars(select(m.MailAccount.id).where(m.MailAccount.name == account)).first() is None
+            and session.scalars(
+                select(col(m.MailAccount.id)).where(col(m.MailAccount.name) == account)
+            ).first()
+            is None
         ):
             errors.add("params.account", f"no mail account named {account!r}")
         clean["account"] = account
@@ -304,8 +311,11 @@ def prerender(
 def _template_named(session: Session, name: str) -> m.EmailTemplate | None:
     templates = session.info.setdefault("automation_templates", {})
     if name not in templates:
-        templates[name] = session.scalars(select(m.EmailTemplate).where(m.EmailTemplate.name == name)).first()
-    return templates[name]  # type: ignore[no-any-return]
+        templates[name] = session.scalars(
+            select(m.EmailTemplate).where(col(m.EmailTemplate.name) == name)
+        ).first()
+    template: m.EmailTemplate | None = templates[name]
+    return template
 
 
 def _mail_texts(
@@ -341,7 +351,14 @@ def _local_today(ctx: FireContext) -> date:
     return ctx.now.astimezone(ctx.zone).date() if ctx.zone else ctx.now.date()
 
 
-def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
+def _plan_activity(
+    session: Session,
+    rule: m.AutomationRule,
+    job: m.AutomationJob,
+    record: Any,
+    params: dict[str, Any],
+    ctx: FireContext,
+) -> Done:
 
     context = merge_context(session, job, ctx)
     start = fields.shifted(
@@ -387,7 +404,14 @@ def _plan_activity(session, rule, job, record, params, ctx) -> Done:  # type: ig
     )
 
 
-def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
+def _repeat_lead(
+    session: Session,
+    rule: m.AutomationRule,
+    job: m.AutomationJob,
+    record: Any,
+    params: dict[str, Any],
+    ctx: FireContext,
+) -> Done:
 
     context = merge_context(session, job, ctx)
     organization_id = getattr(record, "organization_id", None)
@@ -418,7 +442,14 @@ def _repeat_lead(session, rule, job, record, params, ctx) -> Done:  # type: igno
     return Done(f"created lead {lead.title!r}", f"lead:{lead.id}")
 
 
-def _copy_deal(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
+def _copy_deal(
+    session: Session,
+    rule: m.AutomationRule,
+    job: m.AutomationJob,
+    record: Any,
+    params: dict[str, Any],
+    ctx: FireContext,
+) -> Done:
 
     stage = session.get(m.Stage, params.get("stage_id"))
     if stage is None:
@@ -461,7 +492,14 @@ def _copy_deal(session, rule, job, record, params, ctx) -> Done:  # type: ignore
     )
 
 
-def _set_substate(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
+def _set_substate(
+    session: Session,
+    rule: m.AutomationRule,
+    job: m.AutomationJob,
+    record: Any,
+    params: dict[str, Any],
+    ctx: FireContext,
+) -> Done:
 
     definition = session.get(m.SubstateDefinition, params.get("substate_id"))
     if definition is None:
@@ -470,17 +508,17 @@ def _set_substate(session, rule, job, record, params, ctx) -> Done:  # type: ign
         raise CrmError(f"{definition.name!r} is not a sub-state of the deal's current stage")
     is_open = bool(params.get("open", True))
     changed = opportunities.set_substate(
-        session, record.id, definition.id, is_open, now=ctx.now, user_id=None
-    )  # type: ignore[arg-type]
+        session, record.id, stored_id(definition.id), is_open, now=ctx.now, user_id=None
+    )
     verb = "opened" if is_open else "closed"
     return Done(f"{verb} {definition.name!r}" if changed else f"{definition.name!r} was already {verb}")
 
 
 def _open_deal_counts(session: Session, column: Any, candidates: list[int]) -> dict[int, int]:
-    open_stages = select(m.Stage.id).where(m.Stage.kind == "open")
+    open_stages = select(col(m.Stage.id)).where(col(m.Stage.kind) == "open")
     rows = session.execute(
         select(column, func.count())
-        .where(column.in_(candidates), m.Opportunity.stage_id.in_(open_stages))  # type: ignore[attr-defined]
+        .where(column.in_(candidates), col(m.Opportunity.stage_id).in_(open_stages))
         .group_by(column)
     ).all()
     counts = dict.fromkeys(candidates, 0)
@@ -488,17 +526,24 @@ def _open_deal_counts(session: Session, column: Any, candidates: list[int]) -> d
     return counts
 
 
-def _assign(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
+def _assign(
+    session: Session,
+    rule: m.AutomationRule,
+    job: m.AutomationJob,
+    record: Any,
+    params: dict[str, Any],
+    ctx: FireContext,
+) -> Done:
     target, method = params.get("field", "owner"), params.get("method", "round_robin")
     candidates: list[int] = list(params.get("candidates") or [])
     if not candidates:
         if target == "owner":
             candidates = list(session.scalars(
-                select(m.User.id).where(m.User.active.is_(True), m.User.organization_id.is_(None)).order_by(m.User.id)  # type: ignore[attr-defined,union-attr]
+                select(col(m.User.id)).where(col(m.User.active).is_(True), col(m.User.organization_id).is_(None)).order_by(col(m.User.id))
             ))  # fmt: skip
         else:
             candidates = list(session.scalars(
-                select(m.Organization.id).where(m.Organization.kind == target).order_by(m.Organization.id)
+                select(col(m.Organization.id)).where(col(m.Organization.kind) == target).order_by(col(m.Organization.id))
             ))  # fmt: skip
     if not candidates:
         raise CrmError(f"nobody to assign as {target}")
@@ -523,10 +568,12 @@ def _assign(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no
             raise CrmError(f"the customer has no {method}: no {target} can be matched")
         coverage = session.execute(
             select(
-                m.PartnerCoverage.organization_id, m.PartnerCoverage.region, m.PartnerCoverage.postcode_prefix
+                col(m.PartnerCoverage.organization_id),
+                col(m.PartnerCoverage.region),
+                col(m.PartnerCoverage.postcode_prefix),
             )
-            .where(m.PartnerCoverage.organization_id.in_(candidates))  # type: ignore[attr-defined]
-            .order_by(m.PartnerCoverage.organization_id)
+            .where(col(m.PartnerCoverage.organization_id).in_(candidates))
+            .order_by(col(m.PartnerCoverage.organization_id))
         ).all()
         if method == "region":
             matches = [org for org, region, _ in coverage if region and region.casefold() == place.casefold()]
@@ -577,12 +624,14 @@ def _role_addresses(
             return []
         address = (
             session.scalars(
-                select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == partner_id)
+                select(col(m.OrganizationEmail.address)).where(
+                    col(m.OrganizationEmail.organization_id) == partner_id
+                )
             ).first()
             or session.scalars(
-                select(m.User.email)
-                .where(m.User.organization_id == partner_id, m.User.active.is_(True))
-                .order_by(m.User.id)  # type: ignore[attr-defined]
+                select(col(m.User.email))
+                .where(col(m.User.organization_id) == partner_id, col(m.User.active).is_(True))
+                .order_by(col(m.User.id))
             ).first()
         )
         return [address] if address else []
@@ -659,7 +708,14 @@ def _queue_mail(
     return f"mail {subject!r} to {', '.join(to)} queued (outbox {item.id})"
 
 
-def _send_email(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
+def _send_email(
+    session: Session,
+    rule: m.AutomationRule,
+    job: m.AutomationJob,
+    record: Any,
+    params: dict[str, Any],
+    ctx: FireContext,
+) -> Done:
     message = _queue_mail(
         session, job, record, ctx, role=params.get("to", "primary_contact"), params=params,
         template_name=params.get("template"), attachments=[],
@@ -667,7 +723,14 @@ def _send_email(session, rule, job, record, params, ctx) -> Done:  # type: ignor
     return Done(message)
 
 
-def _report(session, rule, job, record, params, ctx) -> Done:  # type: ignore[no-untyped-def]
+def _report(
+    session: Session,
+    rule: m.AutomationRule,
+    job: m.AutomationJob,
+    record: Any,
+    params: dict[str, Any],
+    ctx: FireContext,
+) -> Done:
 
     if ctx.documents is None:
         raise CrmError("reports cannot be stored here (no document store given)")

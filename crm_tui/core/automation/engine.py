@@ -26,8 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
+from crm_tui.core import bulk
 from crm_tui.core import models as m
 from crm_tui.core.automation import actions, fields, schedule
 from crm_tui.core.db import Database
@@ -88,9 +89,9 @@ class RunReport:
 
 def due_job_ids(session: Session, now: datetime, *, limit: int | None = None) -> list[int]:
     query = (
-        select(m.AutomationJob.id)
-        .where(m.AutomationJob.state == "pending", m.AutomationJob.due_at <= now)
-        .order_by(m.AutomationJob.due_at, m.AutomationJob.id)
+        select(col(m.AutomationJob.id))
+        .where(col(m.AutomationJob.state) == "pending", col(m.AutomationJob.due_at) <= now)
+        .order_by(col(m.AutomationJob.due_at), col(m.AutomationJob.id))
     )
     if limit is not None:
         query = query.limit(limit)
@@ -125,9 +126,9 @@ def fire_batch(
     claimed = set(
         session.scalars(
             update(m.AutomationJob)
-            .where(m.AutomationJob.id.in_(job_ids), m.AutomationJob.state == "pending")  # type: ignore[union-attr]
+            .where(col(m.AutomationJob.id).in_(job_ids), col(m.AutomationJob.state) == "pending")
             .values(state="done", fired_at=now)
-            .returning(m.AutomationJob.id)
+            .returning(col(m.AutomationJob.id))
         )
     )
     if not claimed:
@@ -136,14 +137,14 @@ def fire_batch(
         job.id: job
         for job in session.scalars(
             select(m.AutomationJob)
-            .where(m.AutomationJob.id.in_(claimed))  # type: ignore[union-attr]
+            .where(col(m.AutomationJob.id).in_(claimed))
             .execution_options(populate_existing=True)
         )
     }
     rules = {
         rule.id: rule
         for rule in session.scalars(
-            select(m.AutomationRule).where(m.AutomationRule.id.in_({j.rule_id for j in jobs.values()}))  # type: ignore[attr-defined]
+            select(m.AutomationRule).where(col(m.AutomationRule.id).in_({j.rule_id for j in jobs.values()}))
         )
     }
     _pin(session)
@@ -178,8 +179,8 @@ def fire_batch(
         _checkpoint("fired")
     session.flush()
     session.execute(
-        update(m.AutomationJob.__table__)  # type: ignore[attr-defined]
-        .where(m.AutomationJob.__table__.c.id == bindparam("b_id"))  # type: ignore[attr-defined]
+        update(bulk.table_of(m.AutomationJob))
+        .where(bulk.table_of(m.AutomationJob).c.id == bindparam("b_id"))
         .values(state=bindparam("b_state"), result=bindparam("b_result"), created_ref=bindparam("b_ref")),
         updates,
     )
@@ -307,15 +308,15 @@ def prerender(db: Database, job_ids: list[int], ctx: actions.FireContext) -> Non
         jobs = list(
             session.scalars(
                 select(m.AutomationJob).where(
-                    m.AutomationJob.id.in_(job_ids),  # type: ignore[union-attr]
-                    m.AutomationJob.state == "pending",
+                    col(m.AutomationJob.id).in_(job_ids),
+                    col(m.AutomationJob.state) == "pending",
                 )
             )
         )
         rules = {
             rule.id: rule
             for rule in session.scalars(
-                select(m.AutomationRule).where(m.AutomationRule.id.in_({j.rule_id for j in jobs}))  # type: ignore[attr-defined]
+                select(m.AutomationRule).where(col(m.AutomationRule.id).in_({j.rule_id for j in jobs}))
             )
         }
         _pin(session)
@@ -357,21 +358,31 @@ def pending(
 ) -> list[Pending]:
     query = (
         select(m.AutomationJob, m.AutomationRule)
-        .join(m.AutomationRule, m.AutomationRule.id == m.AutomationJob.rule_id)
-        .where(m.AutomationJob.state == "pending")
-        .order_by(m.AutomationJob.due_at, m.AutomationJob.id)
+        .join(m.AutomationRule, col(m.AutomationRule.id) == m.AutomationJob.rule_id)
+        .where(col(m.AutomationJob.state) == "pending")
+        .order_by(col(m.AutomationJob.due_at), col(m.AutomationJob.id))
         .limit(limit)
     )
     if due_before is not None:
-        query = query.where(m.AutomationJob.due_at <= due_before)
+        query = query.where(col(m.AutomationJob.due_at) <= due_before)
     if record is not None:
-        query = query.where(m.AutomationJob.record_type == record[0], m.AutomationJob.record_id == record[1])
-    return [
-        Pending(
-            job.id, rule.name, actions.describe(session, rule), _label(session, job), job.due_at, job.event
-        )  # type: ignore[arg-type]
-        for job, rule in session.execute(query).all()
-    ]
+        query = query.where(
+            col(m.AutomationJob.record_type) == record[0], col(m.AutomationJob.record_id) == record[1]
+        )
+    pending = []
+    for job, rule in session.execute(query).all():
+        assert job.id is not None  # read from the database
+        pending.append(
+            Pending(
+                job.id,
+                rule.name,
+                actions.describe(session, rule),
+                _label(session, job),
+                job.due_at,
+                job.event,
+            )
+        )
+    return pending
 
 
 @dataclass
@@ -393,10 +404,12 @@ class LogRow:
 
 def log_rows(session: Session, *, limit: int = 300, since: datetime | None = None) -> list[LogRow]:
     query = (
-        select(m.AutomationLog).order_by(m.AutomationLog.at.desc(), m.AutomationLog.id.desc()).limit(limit)
-    )  # type: ignore[union-attr,attr-defined]
+        select(m.AutomationLog)
+        .order_by(col(m.AutomationLog.at).desc(), col(m.AutomationLog.id).desc())
+        .limit(limit)
+    )
     if since is not None:
-        query = query.where(m.AutomationLog.at >= since)
+        query = query.where(col(m.AutomationLog.at) >= since)
     return [
         LogRow(
             row.at,

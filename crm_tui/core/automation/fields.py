@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError
@@ -69,9 +69,12 @@ def record_values(session: Session, entity: str, record: Any, custom: bool = Tru
             values[name] = getattr(record, column, None)
     if custom:
         rows = session.execute(
-            select(m.CustomFieldDefinition.key, m.CustomFieldValue.value)
-            .join(m.CustomFieldValue, m.CustomFieldValue.definition_id == m.CustomFieldDefinition.id)
-            .where(m.CustomFieldDefinition.entity_type == entity, m.CustomFieldValue.record_id == record.id)
+            select(col(m.CustomFieldDefinition.key), col(m.CustomFieldValue.value))
+            .join(m.CustomFieldValue, col(m.CustomFieldValue.definition_id) == m.CustomFieldDefinition.id)
+            .where(
+                col(m.CustomFieldDefinition.entity_type) == entity,
+                col(m.CustomFieldValue.record_id) == record.id,
+            )
         )
         for key, value in rows:
             values[f"custom.{key}"] = value

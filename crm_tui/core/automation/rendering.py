@@ -5,7 +5,7 @@ PDF reports fill their templates here."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlmodel import Session
 
@@ -59,4 +59,4 @@ def rendered(
     result = ctx.rendered[key]
     if isinstance(result, Exception):
         raise result
-    return result  # type: ignore[no-any-return]
+    return cast("tuple[str, str]", result)  # a filled (subject, body): the errors were raised above

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.automation.rendering import merge_context, rendered
@@ -58,28 +58,33 @@ def _extras(session: Session, job: m.AutomationJob, record: Any, zone: Any) -> d
     }[job.record_type]
     activities = [
         {"date": day(a.start_at), "type": a.type, "subject": a.subject, "status": a.status}
-        for a in session.scalars(select(m.Activity).where(column == record.id).order_by(m.Activity.start_at))
+        for a in session.scalars(
+            select(m.Activity).where(column == record.id).order_by(col(m.Activity.start_at))
+        )
     ]
     contacts: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
     if job.record_type == "opportunity":
         for contact, primary in session.execute(
-            select(m.Contact, m.OpportunityContact.is_primary)
-            .join(m.OpportunityContact, m.OpportunityContact.contact_id == m.Contact.id)
+            select(m.Contact, col(m.OpportunityContact.is_primary))
+            .join(m.OpportunityContact, col(m.OpportunityContact.contact_id) == m.Contact.id)
             .where(m.OpportunityContact.opportunity_id == record.id)
-            .order_by(m.OpportunityContact.is_primary.desc(), m.Contact.last_name)  # type: ignore[attr-defined]
+            .order_by(col(m.OpportunityContact.is_primary).desc(), col(m.Contact.last_name))
         ):
             email = session.scalars(
-                select(m.ContactEmail.address)
+                select(col(m.ContactEmail.address))
                 .where(m.ContactEmail.contact_id == contact.id)
-                .order_by(m.ContactEmail.position)
+                .order_by(col(m.ContactEmail.position))
             ).first()
             contacts.append({"name": contact.name, "email": email, "primary": primary})
         stages = {s.id: s.name for s in session.scalars(select(m.Stage))}
         for row in session.scalars(
             select(m.OpportunityHistory)
-            .where(m.OpportunityHistory.opportunity_id == record.id, m.OpportunityHistory.kind == "stage")
-            .order_by(m.OpportunityHistory.changed_at, m.OpportunityHistory.id)
+            .where(
+                col(m.OpportunityHistory.opportunity_id) == record.id,
+                col(m.OpportunityHistory.kind) == "stage",
+            )
+            .order_by(col(m.OpportunityHistory.changed_at), col(m.OpportunityHistory.id))
         ):
             text = (
                 f"{stages.get(row.from_stage_id, '-')} -> {stages.get(row.to_stage_id, '-')}"

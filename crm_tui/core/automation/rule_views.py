@@ -13,6 +13,7 @@ from crm_tui.core import models as m
 from crm_tui.core.automation import actions, rules
 from crm_tui.core.automation.rules import STATUSES, RuleInput
 from crm_tui.core.services import email_templates, mail_accounts, pipelines, users
+from crm_tui.core.types import stored_id
 
 
 @dataclass(frozen=True)
@@ -40,11 +41,13 @@ class RuleChoices:
 
 def rule_rows(session: Session) -> list[RuleRow]:
     """Every rule, sorted by where it applies, then by name."""
-    rows = [
-        RuleRow(r.id, r.enabled, r.name, rules.place(session, r), rules.when(r),  # type: ignore[arg-type]
-                actions.describe(session, r), rules.pending_count(session, r.id))  # type: ignore[arg-type]
-        for r in rules.list_rules(session)
-    ]  # fmt: skip
+    rows = []
+    for r in rules.list_rules(session):
+        assert r.id is not None  # read from the database
+        rows.append(
+            RuleRow(r.id, r.enabled, r.name, rules.place(session, r), rules.when(r),
+                    actions.describe(session, r), rules.pending_count(session, r.id))
+        )  # fmt: skip
     return sorted(rows, key=lambda r: (r.where, r.name))
 
 
@@ -54,10 +57,10 @@ def choices(session: Session) -> RuleChoices:
     substates: list[tuple[str, str]] = []
     for pipeline in pipelines.pipelines(session):
         places.append((f"record:opportunity:{pipeline.id}", f"Every deal in {pipeline.name}"))
-        for stage in pipelines.stages_of(session, pipeline.id):  # type: ignore[arg-type]
+        for stage in pipelines.stages_of(session, stored_id(pipeline.id)):
             places.append((f"stage:{stage.id}", f"Stage {pipeline.name} / {stage.name}"))
             stages.append((str(stage.id), f"{pipeline.name} / {stage.name}"))
-            for substate in pipelines.substates_of(session, stage.id):  # type: ignore[arg-type]
+            for substate in pipelines.substates_of(session, stored_id(stage.id)):
                 named = f"{pipeline.name} / {stage.name} / {substate.name}"
                 places.append((f"substate:{substate.id}", f"Sub-state {named}"))
                 substates.append((str(substate.id), named))
@@ -109,6 +112,6 @@ def saved_rule(session: Session, rule_id: int | None, data: RuleInput, *, now: d
     """Create (``rule_id`` None) or update a rule: (its id, what the save did in words)."""
     if rule_id is None:
         rule = rules.create_rule(session, data, now=now)
-        return rule.id, f"Rule {rule.name!r} saved: it schedules from the next change on."  # type: ignore[return-value]
+        return stored_id(rule.id), f"Rule {rule.name!r} saved: it schedules from the next change on."
     change = rules.update_rule(session, rule_id, data, now=now)
     return rule_id, f"Rule {change.rule.name!r} saved: {change.message}."

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.automation import actions, fields, schedule
@@ -125,7 +125,7 @@ def _check(session: Session, data: RuleInput) -> dict[str, Any]:
         keys = {
             d.key
             for d in session.scalars(
-                select(m.CustomFieldDefinition).where(m.CustomFieldDefinition.entity_type == entity)
+                select(m.CustomFieldDefinition).where(col(m.CustomFieldDefinition.entity_type) == entity)
             )
         }
         problem = fields.check_condition_fields(entity, conditions, keys)
@@ -185,12 +185,18 @@ def get_rule(session: Session, rule_id: int) -> m.AutomationRule:
     return rule
 
 
+def pending_of(session: Session, rule: m.AutomationRule) -> int:
+    """The pending jobs of a stored rule (``pending_count`` by its id)."""
+    assert rule.id is not None  # read from the database: a rule's id is None only before it is flushed
+    return pending_count(session, rule.id)
+
+
 def pending_count(session: Session, rule_id: int) -> int:
     return int(
         session.scalar(
             select(func.count())
             .select_from(m.AutomationJob)
-            .where(m.AutomationJob.rule_id == rule_id, m.AutomationJob.state == "pending")
+            .where(col(m.AutomationJob.rule_id) == rule_id, col(m.AutomationJob.state) == "pending")
         )
         or 0
     )
@@ -203,7 +209,7 @@ def _where_it_applies(rule: m.AutomationRule) -> tuple[Any, ...]:
 
 def _cancel_pending(session: Session, rule: m.AutomationRule, reason: str) -> int:
     jobs = list(session.scalars(
-        select(m.AutomationJob).where(m.AutomationJob.rule_id == rule.id, m.AutomationJob.state == "pending")
+        select(m.AutomationJob).where(col(m.AutomationJob.rule_id) == rule.id, col(m.AutomationJob.state) == "pending")
     ))  # fmt: skip
     for job in jobs:
         job.state, job.result = "cancelled", reason
@@ -216,7 +222,7 @@ def _retime_pending(session: Session, rule: m.AutomationRule) -> int:
     """Pending jobs get the due time the edited rule gives them (counted from the same moment)."""
     changed = 0
     jobs = list(session.scalars(
-        select(m.AutomationJob).where(m.AutomationJob.rule_id == rule.id, m.AutomationJob.state == "pending")
+        select(m.AutomationJob).where(col(m.AutomationJob.rule_id) == rule.id, col(m.AutomationJob.state) == "pending")
     ))  # fmt: skip
     for job in jobs:
         record = session.get(fields.MODELS[job.record_type], job.record_id)
@@ -304,9 +310,9 @@ def list_rules(session: Session) -> list[m.AutomationRule]:
         session.scalars(
             select(m.AutomationRule).order_by(
                 m.AutomationRule.entity,
-                m.AutomationRule.pipeline_id,
-                m.AutomationRule.stage_id,
-                m.AutomationRule.id,
+                col(m.AutomationRule.pipeline_id),
+                col(m.AutomationRule.stage_id),
+                col(m.AutomationRule.id),
             )
         )
     )

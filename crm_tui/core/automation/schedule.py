@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.automation import fields
@@ -38,12 +38,13 @@ def _rules(session: Session, **where: Any) -> list[m.AutomationRule]:
     cache = session.info.setdefault("automation_rules", {})
     key = tuple(sorted(where.items()))
     if key not in cache:
-        query = select(m.AutomationRule).where(m.AutomationRule.enabled.is_(True))  # type: ignore[attr-defined]
+        query = select(m.AutomationRule).where(col(m.AutomationRule.enabled).is_(True))
         for column, value in where.items():
             attribute = getattr(m.AutomationRule, column)
             query = query.where(attribute.in_(value) if isinstance(value, tuple) else attribute == value)
-        cache[key] = list(session.scalars(query.order_by(m.AutomationRule.id)))
-    return cache[key]
+        cache[key] = list(session.scalars(query.order_by(col(m.AutomationRule.id))))
+    found: list[m.AutomationRule] = cache[key]
+    return found
 
 
 def forget_rules(session: Session) -> None:
@@ -118,12 +119,15 @@ def schedule(
     if due is None:
         return None
     existing = session.scalars(
-        select(m.AutomationJob).where(m.AutomationJob.rule_id == rule.id, m.AutomationJob.key == key)
+        select(m.AutomationJob).where(
+            col(m.AutomationJob.rule_id) == rule.id, col(m.AutomationJob.key) == key
+        )
     ).first()
     if existing is not None:
         return existing
+    assert rule.id is not None  # read from the database
     job = m.AutomationJob(
-        rule_id=rule.id, entry_id=entry_id, key=key, record_type=record_type, record_id=record.id,  # type: ignore[arg-type]
+        rule_id=rule.id, entry_id=entry_id, key=key, record_type=record_type, record_id=record.id,
         due_at=due, depth=level, event=event, created_at=now,
     )  # fmt: skip
     session.add(job)
@@ -174,13 +178,13 @@ def leave(
     """Close the record's open entries in the scope (one key, or all), cancel what waited on them, complete
     the activities their rules planned to be completed on exit, and schedule the places' exit rules."""
     query = select(m.AutomationEntry).where(
-        m.AutomationEntry.record_type == entity,
+        col(m.AutomationEntry.record_type) == entity,
         m.AutomationEntry.record_id == record.id,
-        m.AutomationEntry.scope == scope,
-        m.AutomationEntry.left_at.is_(None),  # type: ignore[union-attr]
+        col(m.AutomationEntry.scope) == scope,
+        col(m.AutomationEntry.left_at).is_(None),
     )
     if key is not None:
-        query = query.where(m.AutomationEntry.key == key)
+        query = query.where(col(m.AutomationEntry.key) == key)
     entries = list(session.scalars(query))
     if (
         key is not None
@@ -204,11 +208,11 @@ def leave(
 def _cancel_waiting(session: Session, entry: m.AutomationEntry, now: datetime) -> None:
     rows = session.execute(
         select(m.AutomationJob, m.AutomationRule)
-        .join(m.AutomationRule, m.AutomationRule.id == m.AutomationJob.rule_id)
+        .join(m.AutomationRule, col(m.AutomationRule.id) == m.AutomationJob.rule_id)
         .where(
-            m.AutomationJob.entry_id == entry.id,
-            m.AutomationJob.state == "pending",
-            m.AutomationRule.survives_exit.is_(False),  # type: ignore[attr-defined]
+            col(m.AutomationJob.entry_id) == entry.id,
+            col(m.AutomationJob.state) == "pending",
+            col(m.AutomationRule.survives_exit).is_(False),
         )
     ).all()
     for job, rule in rows:
@@ -232,12 +236,12 @@ def _cancel_waiting(session: Session, entry: m.AutomationEntry, now: datetime) -
 
 def _complete_planned(session: Session, entry: m.AutomationEntry, now: datetime) -> None:
     rows = session.execute(
-        select(m.AutomationJob.created_ref, m.AutomationRule.params)
-        .join(m.AutomationRule, m.AutomationRule.id == m.AutomationJob.rule_id)
+        select(col(m.AutomationJob.created_ref), col(m.AutomationRule.params))
+        .join(m.AutomationRule, col(m.AutomationRule.id) == m.AutomationJob.rule_id)
         .where(
-            m.AutomationJob.entry_id == entry.id,
-            m.AutomationJob.state == "done",
-            m.AutomationRule.action == "plan_activity",
+            col(m.AutomationJob.entry_id) == entry.id,
+            col(m.AutomationJob.state) == "done",
+            col(m.AutomationRule.action) == "plan_activity",
         )
     ).all()
     for created_ref, params in rows:
@@ -247,7 +251,7 @@ def _complete_planned(session: Session, entry: m.AutomationEntry, now: datetime)
             continue
         session.execute(
             update(m.Activity)
-            .where(m.Activity.id == int(created_ref.split(":")[1]), m.Activity.status == "planned")
+            .where(col(m.Activity.id) == int(created_ref.split(":")[1]), col(m.Activity.status) == "planned")
             .values(status="done", completed_at=now, updated_at=now)
         )
 
@@ -315,13 +319,13 @@ def fields_changed(
     if dated:
         rows = session.execute(
             select(m.AutomationJob, m.AutomationRule)
-            .join(m.AutomationRule, m.AutomationRule.id == m.AutomationJob.rule_id)
+            .join(m.AutomationRule, col(m.AutomationRule.id) == m.AutomationJob.rule_id)
             .where(
-                m.AutomationJob.record_type == entity,
+                col(m.AutomationJob.record_type) == entity,
                 m.AutomationJob.record_id == record.id,
-                m.AutomationJob.state == "pending",
-                m.AutomationRule.trigger == "date",
-                m.AutomationRule.date_field.in_(dated),  # type: ignore[union-attr]
+                col(m.AutomationJob.state) == "pending",
+                col(m.AutomationRule.trigger) == "date",
+                col(m.AutomationRule.date_field).in_(dated),
             )
         ).all()
         for job, rule in rows:
@@ -388,15 +392,15 @@ def preview_stage_move(
         planned.append(Planned(rule, due_time(rule, now, deal) if ok else None, "on entering the stage"))
     cancelled = session.execute(
         select(m.AutomationRule, m.AutomationJob)
-        .join(m.AutomationJob, m.AutomationJob.rule_id == m.AutomationRule.id)
-        .join(m.AutomationEntry, m.AutomationEntry.id == m.AutomationJob.entry_id)
+        .join(m.AutomationJob, col(m.AutomationJob.rule_id) == m.AutomationRule.id)
+        .join(m.AutomationEntry, col(m.AutomationEntry.id) == m.AutomationJob.entry_id)
         .where(
-            m.AutomationEntry.record_type == "opportunity",
-            m.AutomationEntry.record_id == deal.id,
-            m.AutomationEntry.left_at.is_(None),  # type: ignore[union-attr]
-            m.AutomationEntry.scope.in_(("stage", "substate")),  # type: ignore[attr-defined]
-            m.AutomationJob.state == "pending",
-            m.AutomationRule.survives_exit.is_(False),  # type: ignore[attr-defined]
+            col(m.AutomationEntry.record_type) == "opportunity",
+            col(m.AutomationEntry.record_id) == deal.id,
+            col(m.AutomationEntry.left_at).is_(None),
+            col(m.AutomationEntry.scope).in_(("stage", "substate")),
+            col(m.AutomationJob.state) == "pending",
+            col(m.AutomationRule.survives_exit).is_(False),
         )
     ).all()
     return planned, [(rule, job) for rule, job in cancelled]
@@ -405,15 +409,15 @@ def preview_stage_move(
 def completed_on_exit(session: Session, record_type: str, record_id: int) -> list[m.Activity]:
     """The planned activities rules made during the record's current stays that leaving will complete."""
     rows = session.execute(
-        select(m.AutomationJob.created_ref, m.AutomationRule.params)
-        .join(m.AutomationRule, m.AutomationRule.id == m.AutomationJob.rule_id)
-        .join(m.AutomationEntry, m.AutomationEntry.id == m.AutomationJob.entry_id)
+        select(col(m.AutomationJob.created_ref), col(m.AutomationRule.params))
+        .join(m.AutomationRule, col(m.AutomationRule.id) == m.AutomationJob.rule_id)
+        .join(m.AutomationEntry, col(m.AutomationEntry.id) == m.AutomationJob.entry_id)
         .where(
-            m.AutomationEntry.record_type == record_type,
-            m.AutomationEntry.record_id == record_id,
-            m.AutomationEntry.left_at.is_(None),  # type: ignore[union-attr]
-            m.AutomationJob.state == "done",
-            m.AutomationRule.action == "plan_activity",
+            col(m.AutomationEntry.record_type) == record_type,
+            col(m.AutomationEntry.record_id) == record_id,
+            col(m.AutomationEntry.left_at).is_(None),
+            col(m.AutomationJob.state) == "done",
+            col(m.AutomationRule.action) == "plan_activity",
         )
     ).all()
     found = []

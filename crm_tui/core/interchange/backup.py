@@ -35,8 +35,8 @@ from sqlalchemy import create_engine, insert, inspect
 from sqlalchemy.exc import DBAPIError
 
 from crm_tui import __version__
+from crm_tui.core import bulk, search_index
 from crm_tui.core import models as m
-from crm_tui.core import search_index
 from crm_tui.core.db import (
     SCHEMA_HEAD,
     Database,
@@ -47,6 +47,7 @@ from crm_tui.core.db import (
     known_revisions,
     make_engine,
     run_migrations,
+    sqlite_driver,
     sqlite_url,
 )
 from crm_tui.core.errors import CrmError
@@ -581,7 +582,7 @@ def _write_document(folder: Path, name: str, data: IO[bytes] | Iterable[bytes] |
     ``data``: a file to read, or the bytes in parts."""
     if data is None:
         raise CrmError(f"the {entry} in the backup is damaged")
-    chunks = iter(lambda: data.read(1 << 20), b"") if hasattr(data, "read") else data  # type: ignore[union-attr]
+    chunks = iter(lambda: data.read(1 << 20), b"") if hasattr(data, "read") else data
     private_dir(folder)
     digest = hashlib.sha256()
     with os.fdopen(open_private(folder / name), "wb") as out:
@@ -616,7 +617,9 @@ def _load(connection: Any, archive: tarfile.TarFile, manifest: dict[str, Any], w
         return table_copy.load(connection, rows_of)
     source_file = work / DB_NAME
     with source_file.open("wb") as out:
-        shutil.copyfileobj(archive.extractfile(DB_NAME), out)  # type: ignore[misc]
+        packed = archive.extractfile(DB_NAME)
+        assert packed is not None  # the backup was checked: its database is a file
+        shutil.copyfileobj(packed, out)
     source = create_engine(f"sqlite:///{source_file}")
     try:
         with source.connect() as reading:
@@ -639,7 +642,7 @@ def _load(connection: Any, archive: tarfile.TarFile, manifest: dict[str, Any], w
         handle = archive.extractfile(item) if item.name.startswith("documents/") and item.isfile() else None
         if handle is not None:
             for row in content_rows(item.name.rsplit("/", 1)[-1], handle):
-                connection.execute(insert(m.DocumentContent.__table__), row)
+                connection.execute(insert(bulk.table_of(m.DocumentContent)), row)
     return counts
 
 
@@ -695,7 +698,7 @@ def restore_tables_into_sqlite(
             tarfile.open(archive_path) as archive,
         ):
             with engine.connect() as connection:
-                connection.connection.driver_connection.execute("PRAGMA foreign_keys = OFF")
+                sqlite_driver(connection).execute("PRAGMA foreign_keys = OFF")
                 with connection.begin():
                     run_migrations(connection, manifest["schema"])
                     _load(connection, archive, manifest, Path(work))

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError
@@ -45,7 +45,7 @@ def _ticket_row(session: Session, t: m.Ticket) -> dict[str, str]:
     }  # fmt: skip
 
 
-_EXTRA: dict[str, tuple[type, list[str], Any]] = {
+_EXTRA: dict[str, tuple[type[tables.Stored], list[str], Any]] = {
     "activities": (m.Activity, ["type", "task_type", "subject", "description", "start", "end", "status", "owner",
                                 "contact", "lead", "organization", "opportunity", "ticket", "reminder", "completed"],
                    _activity_row),
@@ -70,7 +70,7 @@ def export_csv(session: Session, type_name: str) -> tuple[str, int]:
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     count = 0
-    for record in session.scalars(select(model).order_by(model.id)):
+    for record in session.scalars(select(model).order_by(col(model.id))):
         row = to_row(session, record)
         # Safe to open in a spreadsheet: no text cell starts a formula (tables' docstring).
         writer.writerow(
@@ -82,13 +82,14 @@ def export_csv(session: Session, type_name: str) -> tuple[str, int]:
 
 def export_vcards(session: Session) -> tuple[str, int]:
     cards = []
-    for c in session.scalars(select(m.Contact).order_by(m.Contact.id)):
+    for c in session.scalars(select(m.Contact).order_by(col(m.Contact.id))):
         row = tables.TABLES["contacts"].to_row(session, c)
         extra = {k: v for k, v in row.items() if k.startswith("custom.") and v}
         if row["owner"]:
             extra["owner"] = row["owner"]
         if c.mail_opt_out:
             extra["mail_opt_out"] = "true"
+        assert c.id is not None  # read from the database
         cards.append(
             vcard.Card(
                 line=0,
@@ -98,7 +99,7 @@ def export_vcards(session: Session) -> tuple[str, int]:
                 organization=row["organization"],
                 title=row["job_title"],
                 emails=contact_service.contact_emails(session, c.id),
-                phones=contact_service.contact_phones(session, c.id),  # type: ignore[arg-type]
+                phones=contact_service.contact_phones(session, c.id),
                 street=row["street"],
                 postcode=row["postcode"],
                 city=row["city"],
@@ -118,12 +119,14 @@ def export_calendar(session: Session, *, owner_email: str | None, now: datetime)
     # icalendar loads slowly: only when the calendar is exported
     from icalendar import Calendar, Event, vCalAddress, vText
 
-    query = select(m.Activity).order_by(m.Activity.start_at, m.Activity.id)
+    query = select(m.Activity).order_by(col(m.Activity.start_at), col(m.Activity.id))
     if owner_email:
-        owner = session.scalars(select(m.User).where(m.User.email == owner_email.strip().lower())).first()
+        owner = session.scalars(
+            select(m.User).where(col(m.User.email) == owner_email.strip().lower())
+        ).first()
         if owner is None:
             raise CrmError(f"no user with the address {owner_email!r}")
-        query = query.where(m.Activity.owner_id == owner.id)
+        query = query.where(col(m.Activity.owner_id) == owner.id)
     calendar = Calendar()
     calendar.add("prodid", "-//crm-tui//activities//EN")
     calendar.add("version", "2.0")
@@ -147,7 +150,7 @@ def export_calendar(session: Session, *, owner_email: str | None, now: datetime)
             organizer.params["cn"] = vText(owner.name)
             event.add("organizer", organizer)
         for attendee in session.scalars(
-            select(m.ActivityAttendee).where(m.ActivityAttendee.activity_id == a.id)
+            select(m.ActivityAttendee).where(col(m.ActivityAttendee.activity_id) == a.id)
         ):
             address = attendee.email or (
                 tables.contact_key(session, attendee.contact_id) if attendee.contact_id else ""

@@ -137,8 +137,8 @@ def read_file(path: Path, *, kind: str | None = None) -> tuple[list[Row], list[t
             raise CrmError(f"{path} is empty")
         if not vcard.holds_cards(text):
             raise CrmError(f"{path} is not a vCard file: no BEGIN:VCARD in it (a CSV file? name it .csv)")
-        cards, problems = vcard.read(text)
-        return [Row(c.line, card_row(c)) for c in cards], [(p.line, p.message) for p in problems], fmt
+        cards, unread = vcard.read(text)
+        return [Row(c.line, card_row(c)) for c in cards], [(p.line, p.message) for p in unread], fmt
     rows, problems = read_csv(text)
     return rows, problems, fmt
 

@@ -131,7 +131,7 @@ def load(connection: Any, rows_of: RowSource, *, encoded: bool = True) -> dict[s
     else:  # SQLite: the caller turned foreign keys off, so any order empties them
         for name in metadata.tables:
             connection.exec_driver_sql(f'DELETE FROM "{name}"')  # noqa: S608
-    order = sort_tables_and_constraints(list(metadata.tables.values()))
+    order = sort_tables_and_constraints(list(metadata.tables.values()))  # type: ignore[no-untyped-call]  # unannotated in SQLAlchemy
     # SQLite loads with its foreign keys off; PostgreSQL checks each row, so the references that form cycles
     # are filled in once every row is in.
     late = [fk for table, fks in order if table is None for fk in fks] if dialect != "sqlite" else []
@@ -172,7 +172,7 @@ def load(connection: Any, rows_of: RowSource, *, encoded: bool = True) -> dict[s
             pending.append((table, keep_back))
     for table, rows in pending:
         for row in rows:  # few rows (users, organizations with owners), each its own columns
-            values = {key[2:]: bindparam(key) for key in row if key.startswith("v_")}
+            values: dict[str, Any] = {key[2:]: bindparam(key) for key in row if key.startswith("v_")}
             statement = update(table).values(**values)
             for column in table.primary_key.columns:
                 statement = statement.where(column == bindparam(f"k_{column.name}"))

@@ -18,10 +18,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, ValidationError
@@ -34,7 +34,7 @@ from crm_tui.core.services import (
     organizations,
     pipelines,
 )
-from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.core.types import RecordRef, RecordType, stored_id
 
 SEP = "; "
 TYPES = ("contacts", "organizations", "leads", "opportunities")
@@ -125,7 +125,9 @@ def user_email(session: Session, user_id: int | None) -> str:
 def user_by_email(session: Session, cell: str, column: str) -> int | None:
     if not (cell or "").strip():
         return None
-    found = session.scalars(select(m.User.id).where(func.lower(m.User.email) == cell.strip().lower())).first()
+    found = session.scalars(
+        select(col(m.User.id)).where(func.lower(col(m.User.email)) == cell.strip().lower())
+    ).first()
     if found is None:
         raise ValidationError.single(column, f"no user with the address {cell.strip()!r}")
     return found
@@ -163,10 +165,10 @@ def contact_by_key(session: Session, cell: str, column: str) -> int:
     if "@" in key:
         found = contacts.find_by_email(session, key)
         if found:
-            return found[0].id  # type: ignore[return-value]
+            return stored_id(found[0].id)
         raise ValidationError.single(column, f"no contact with the address {key!r} (import contacts first)")
     matches = [
-        c.id
+        stored_id(c.id)
         for c in session.scalars(
             select(m.Contact).where(func.lower(m.Contact.last_name) == key.rsplit(" ", 1)[-1].lower())
         )
@@ -176,7 +178,7 @@ def contact_by_key(session: Session, cell: str, column: str) -> int:
         raise ValidationError.single(
             column, f"{'no' if not matches else 'more than one'} contact named {key!r}"
         )
-    return matches[0]  # type: ignore[return-value]
+    return matches[0]
 
 
 def _custom_columns(session: Session, entity: str) -> list[str]:
@@ -196,6 +198,12 @@ def _custom_in(row: dict[str, str]) -> dict[str, Any] | None:
 # --- the tables ---------------------------------------------------------------------------------------------
 
 
+class Stored(Protocol):
+    """A table's model: a row with an id (None only before it is flushed)."""
+
+    id: int | None
+
+
 @dataclass
 class Table:
     name: str
@@ -207,7 +215,7 @@ class Table:
     current: Callable[[Session, int], Any]  # the existing record as an input (to merge into)
     create: Callable[[Session, Any, datetime, int | None], Any]
     update: Callable[[Session, int, Any, datetime], Any]
-    model: type
+    model: type[Stored]
     after: Callable[[Session, Any, dict[str, str]], None] | None = None  # extras the input cannot carry
 
     def all_columns(self, session: Session) -> list[str]:
@@ -216,7 +224,7 @@ class Table:
 
 def merge(existing: Any, incoming: Any) -> Any:
     """The existing record's input with the row's non-empty values; lists are united (existing order first)."""
-    values = {}
+    values: dict[str, Any] = {}
     for f in fields(existing):
         old, new = getattr(existing, f.name), getattr(incoming, f.name)
         if isinstance(old, list):
@@ -236,12 +244,12 @@ def merge(existing: Any, incoming: Any) -> Any:
 def _contact_row(session: Session, c: m.Contact) -> dict[str, str]:
     return {
         "first_name": c.first_name, "last_name": c.last_name,
-        "emails": SEP.join(contacts.contact_emails(session, c.id)),  # type: ignore[arg-type]
-        "phones": SEP.join(contacts.contact_phones(session, c.id)),  # type: ignore[arg-type]
+        "emails": SEP.join(contacts.contact_emails(session, stored_id(c.id))),
+        "phones": SEP.join(contacts.contact_phones(session, stored_id(c.id))),
         "job_title": cell_text(c.job_title), "organization": organization_name(session, c.organization_id),
         "owner": user_email(session, c.owner_id), "street": cell_text(c.street), "postcode": cell_text(c.postcode),
         "city": cell_text(c.city), "region": cell_text(c.region), "country": cell_text(c.country),
-        "mail_opt_out": cell_text(c.mail_opt_out), **_custom_out(session, "contact", c.id),  # type: ignore[arg-type]
+        "mail_opt_out": cell_text(c.mail_opt_out), **_custom_out(session, "contact", stored_id(c.id)),
     }  # fmt: skip
 
 
@@ -271,7 +279,7 @@ def _contact_duplicate(session: Session, data: contacts.ContactInput) -> list[in
                 not any(name)
                 or (found.first_name.strip().casefold(), found.last_name.strip().casefold()) == name
             ):
-                found_ids.append(found.id)  # type: ignore[arg-type]
+                found_ids.append(stored_id(found.id))
     return list(dict.fromkeys(found_ids))
 
 
@@ -294,18 +302,18 @@ def _org_row(session: Session, o: m.Organization) -> dict[str, str]:
     coverage = list(
         session.scalars(
             select(m.PartnerCoverage)
-            .where(m.PartnerCoverage.organization_id == o.id)
-            .order_by(m.PartnerCoverage.id)
+            .where(col(m.PartnerCoverage.organization_id) == o.id)
+            .order_by(col(m.PartnerCoverage.id))
         )
     )
     return {
-        "name": o.name, "kind": o.kind, "domains": SEP.join(organizations.organization_domains(session, o.id)),  # type: ignore[arg-type]
-        "emails": SEP.join(organizations.organization_emails(session, o.id)), "phone": cell_text(o.phone),  # type: ignore[arg-type]
+        "name": o.name, "kind": o.kind, "domains": SEP.join(organizations.organization_domains(session, stored_id(o.id))),
+        "emails": SEP.join(organizations.organization_emails(session, stored_id(o.id))), "phone": cell_text(o.phone),
         "website": cell_text(o.website), "street": cell_text(o.street), "postcode": cell_text(o.postcode), "city": cell_text(o.city),
         "region": cell_text(o.region), "country": cell_text(o.country), "owner": user_email(session, o.owner_id),
         "coverage_regions": SEP.join(c.region for c in coverage if c.region),
         "coverage_postcodes": SEP.join(c.postcode_prefix for c in coverage if c.postcode_prefix),
-        **_custom_out(session, "organization", o.id),  # type: ignore[arg-type]
+        **_custom_out(session, "organization", stored_id(o.id)),
     }  # fmt: skip
 
 
@@ -326,11 +334,11 @@ def _org_duplicate(session: Session, data: organizations.OrganizationInput) -> l
     found_ids: list[int] = []
     found = organizations.find_by_name(session, data.name) if data.name else None
     if found is not None:
-        found_ids.append(found.id)  # type: ignore[arg-type]
+        found_ids.append(stored_id(found.id))
     for domain in data.domains:
         found = organizations.find_by_domain(session, domain)
         if found is not None:
-            found_ids.append(found.id)  # type: ignore[arg-type]
+            found_ids.append(stored_id(found.id))
     return list(dict.fromkeys(found_ids))
 
 
@@ -356,14 +364,14 @@ def _lead_row(session: Session, lead: m.Lead) -> dict[str, str]:
     )
     return {
         "title": lead.title, "person_name": cell_text(lead.person_name), "company_name": cell_text(lead.company_name),
-        "emails": SEP.join(leads.lead_emails(session, lead.id)), "phone": cell_text(lead.phone),  # type: ignore[arg-type]
+        "emails": SEP.join(leads.lead_emails(session, stored_id(lead.id))), "phone": cell_text(lead.phone),
         "source": cell_text(lead.source), "status": lead.status, "owner": user_email(session, lead.owner_id),
         "organization": organization_name(session, lead.organization_id),
         "contact": contact_key(session, lead.contact_id), "description": cell_text(lead.description),
         "mail_opt_out": cell_text(lead.mail_opt_out), "converted_at": cell_text(lead.converted_at),
         "converted_contact": contact_key(session, lead.converted_contact_id),
         "converted_organization": organization_name(session, lead.converted_organization_id),
-        "converted_opportunity": deal.title if deal else "", **_custom_out(session, "lead", lead.id),  # type: ignore[arg-type]
+        "converted_opportunity": deal.title if deal else "", **_custom_out(session, "lead", stored_id(lead.id)),
     }  # fmt: skip
 
 
@@ -395,7 +403,7 @@ def _lead_after(session: Session, lead: m.Lead, row: dict[str, str]) -> None:
     title = (row.get("converted_opportunity") or "").strip()
     if title:
         lead.converted_opportunity_id = session.scalars(
-            select(m.Opportunity.id).where(m.Opportunity.title == title)
+            select(col(m.Opportunity.id)).where(col(m.Opportunity.title) == title)
         ).first()
     if (row.get("converted_at") or "").strip():
         try:
@@ -413,9 +421,9 @@ def _lead_duplicate(session: Session, data: leads.LeadInput) -> list[int]:
     for address in data.emails:
         found_ids.extend(
             session.scalars(
-                select(m.LeadEmail.lead_id)
-                .where(func.lower(m.LeadEmail.address) == address.lower())
-                .order_by(m.LeadEmail.lead_id)
+                select(col(m.LeadEmail.lead_id))
+                .where(func.lower(col(m.LeadEmail.address)) == address.lower())
+                .order_by(col(m.LeadEmail.lead_id))
             )
         )
     return list(dict.fromkeys(found_ids))
@@ -440,7 +448,7 @@ def _lead_current(session: Session, lead_id: int) -> leads.LeadInput:
 def _deal_row(session: Session, d: m.Opportunity) -> dict[str, str]:
     stage = session.get(m.Stage, d.stage_id)
     pipeline = session.get(m.Pipeline, d.pipeline_id)
-    people = opportunities.contacts_of(session, d.id)  # type: ignore[arg-type]
+    people = opportunities.contacts_of(session, stored_id(d.id))
     return {
         "title": d.title, "pipeline": pipeline.name if pipeline else "", "stage": stage.name if stage else "",
         "amount": format_amount(d.amount_cents), "currency": d.currency, "expected_close": cell_text(d.expected_close),
@@ -449,7 +457,7 @@ def _deal_row(session: Session, d: m.Opportunity) -> dict[str, str]:
         "contacts": SEP.join(contact_key(session, c) for c, _ in people),
         "primary_contact": next((contact_key(session, c) for c, primary in people if primary), ""),
         "lost_reason": cell_text(d.lost_reason), "description": cell_text(d.description),
-        **_custom_out(session, "opportunity", d.id),  # type: ignore[arg-type]
+        **_custom_out(session, "opportunity", stored_id(d.id)),
     }  # fmt: skip
 
 
@@ -465,10 +473,11 @@ def _deal_in(session: Session, row: dict[str, str]) -> opportunities.Opportunity
     stage_id = None
     stage_name = (row.get("stage") or "").strip()
     if stage_name:
+        assert pipeline.id is not None  # read from the database
         stage = next(
             (s for s in pipelines.stages_of(session, pipeline.id) if s.name.lower() == stage_name.lower()),
             None,
-        )  # type: ignore[arg-type]
+        )
         if stage is None:
             raise ValidationError.single("stage", f"{pipeline.name} has no stage {stage_name!r}")
         stage_id = stage.id
@@ -483,7 +492,7 @@ def _deal_in(session: Session, row: dict[str, str]) -> opportunities.Opportunity
         else None
     )
     return opportunities.OpportunityInput(
-        title=(row.get("title") or "").strip(), pipeline_id=pipeline.id, stage_id=stage_id, amount_cents=amount,  # type: ignore[arg-type]
+        title=(row.get("title") or "").strip(), pipeline_id=stored_id(pipeline.id), stage_id=stage_id, amount_cents=amount,
         currency=(row.get("currency") or "EUR").strip().upper(),
         expected_close=_date(row.get("expected_close", ""), "expected_close"),
         owner_id=user_by_email(session, row.get("owner", ""), "owner"),
@@ -497,15 +506,16 @@ def _deal_in(session: Session, row: dict[str, str]) -> opportunities.Opportunity
 
 def _deal_duplicate(session: Session, data: opportunities.OpportunityInput) -> list[int]:
     """The same title for the same customer in the same pipeline."""
-    query = select(m.Opportunity.id).where(
-        func.lower(m.Opportunity.title) == data.title.lower(), m.Opportunity.pipeline_id == data.pipeline_id
+    query = select(col(m.Opportunity.id)).where(
+        func.lower(col(m.Opportunity.title)) == data.title.lower(),
+        col(m.Opportunity.pipeline_id) == data.pipeline_id,
     )
     query = query.where(
-        m.Opportunity.organization_id == data.organization_id
+        col(m.Opportunity.organization_id) == data.organization_id
         if data.organization_id is not None
-        else m.Opportunity.organization_id.is_(None)  # type: ignore[union-attr]
+        else col(m.Opportunity.organization_id).is_(None)
     )
-    return list(session.scalars(query.order_by(m.Opportunity.id)))
+    return list(session.scalars(query.order_by(col(m.Opportunity.id))))
 
 
 def _deal_current(session: Session, deal_id: int) -> opportunities.OpportunityInput:

@@ -215,7 +215,8 @@ def _escape(value: str) -> str:
 
 def _fold(line: str) -> str:
     """Lines of at most 75 octets, continued with a space (never splitting a UTF-8 character)."""
-    out, current = [], b""
+    out: list[str] = []
+    current = b""
     for ch in line:
         encoded = ch.encode("utf-8")
         if len(current) + len(encoded) > (75 if not out else 74):
