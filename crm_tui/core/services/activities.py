@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.automation import schedule
@@ -137,8 +137,9 @@ def _apply(
     is_new = activity.id is None
     session.add(activity)
     session.flush()
+    assert activity.id is not None  # flushed
     if not is_new:
-        session.execute(delete(m.ActivityAttendee).where(m.ActivityAttendee.activity_id == activity.id))
+        session.execute(delete(m.ActivityAttendee).where(col(m.ActivityAttendee.activity_id) == activity.id))
     attendees = (
         [
             m.ActivityAttendee(activity_id=activity.id, contact_id=i)
@@ -155,7 +156,7 @@ def _apply(
         + [m.ActivityAttendee(activity_id=activity.id, email=e) for e in clean["attendee_emails"]]
     )
     session.add_all(attendees)
-    custom_fields.store_values(session, activity.id, clean["custom"])  # type: ignore[arg-type]
+    custom_fields.store_values(session, activity.id, clean["custom"])
     session.flush()
 
 
@@ -249,58 +250,58 @@ def list_activities(
     query = (
         select(
             m.Activity,
-            m.User.name,
-            m.Contact.first_name,
-            m.Contact.last_name,
-            m.Lead.person_name,
-            m.Lead.title,
+            col(m.User.name),
+            col(m.Contact.first_name),
+            col(m.Contact.last_name),
+            col(m.Lead.person_name),
+            col(m.Lead.title),
         )
-        .outerjoin(m.User, m.User.id == m.Activity.owner_id)
-        .outerjoin(m.Contact, m.Contact.id == m.Activity.contact_id)
-        .outerjoin(m.Lead, m.Lead.id == m.Activity.lead_id)
+        .outerjoin(m.User, col(m.User.id) == col(m.Activity.owner_id))
+        .outerjoin(m.Contact, col(m.Contact.id) == col(m.Activity.contact_id))
+        .outerjoin(m.Lead, col(m.Lead.id) == col(m.Activity.lead_id))
     )
     if start is not None:
         # The lower bound lets the start_at index do the work: nothing lasts longer than MAX_DURATION.
         query = query.where(
-            m.Activity.start_at >= start - MAX_DURATION,
-            func.coalesce(m.Activity.end_at, m.Activity.start_at) >= start,
+            col(m.Activity.start_at) >= start - MAX_DURATION,
+            func.coalesce(col(m.Activity.end_at), col(m.Activity.start_at)) >= start,
         )
     if end is not None:
-        query = query.where(m.Activity.start_at < end)
+        query = query.where(col(m.Activity.start_at) < end)
     if owner_id is not None:
-        query = query.where(m.Activity.owner_id == owner_id)
+        query = query.where(col(m.Activity.owner_id) == owner_id)
     if statuses:
-        query = query.where(m.Activity.status.in_(statuses))  # type: ignore[attr-defined]
+        query = query.where(col(m.Activity.status).in_(statuses))
     if record is not None:
         column = {
-            RecordType.CONTACT: m.Activity.contact_id,
-            RecordType.LEAD: m.Activity.lead_id,
-            RecordType.ORGANIZATION: m.Activity.organization_id,
-            RecordType.OPPORTUNITY: m.Activity.opportunity_id,
-            RecordType.TICKET: m.Activity.ticket_id,
-            RecordType.QUOTE: m.Activity.quote_id,
+            RecordType.CONTACT: col(m.Activity.contact_id),
+            RecordType.LEAD: col(m.Activity.lead_id),
+            RecordType.ORGANIZATION: col(m.Activity.organization_id),
+            RecordType.OPPORTUNITY: col(m.Activity.opportunity_id),
+            RecordType.TICKET: col(m.Activity.ticket_id),
+            RecordType.QUOTE: col(m.Activity.quote_id),
         }.get(record.type)
         if column is None:
             raise ValidationError.single("record", f"{record.type.value} records have no activities")
         condition = column == record.id
         if record.type in (RecordType.CONTACT, RecordType.LEAD):
             attendee = (
-                m.ActivityAttendee.contact_id
+                col(m.ActivityAttendee.contact_id)
                 if record.type == RecordType.CONTACT
-                else m.ActivityAttendee.lead_id
+                else col(m.ActivityAttendee.lead_id)
             )
             # A UNION of two indexed lookups: an OR across the two would scan every activity.
             ids = (
-                select(m.Activity.id)
+                select(col(m.Activity.id))
                 .where(column == record.id)
-                .union(select(m.ActivityAttendee.activity_id).where(attendee == record.id))
+                .union(select(col(m.ActivityAttendee.activity_id)).where(attendee == record.id))
             )
-            condition = m.Activity.id.in_(ids)  # type: ignore[union-attr]
+            condition = col(m.Activity.id).in_(ids)
         query = query.where(condition)
     if newest_first:
-        query = query.order_by(m.Activity.start_at.desc(), m.Activity.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
+        query = query.order_by(col(m.Activity.start_at).desc(), col(m.Activity.id).desc()).offset(offset)
     else:
-        query = query.order_by(m.Activity.start_at, m.Activity.id).offset(offset)
+        query = query.order_by(col(m.Activity.start_at), col(m.Activity.id)).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     result = []
@@ -334,11 +335,11 @@ def due_reminders(session: Session, *, now: datetime, since: datetime) -> list[m
         session.scalars(
             select(m.Activity)
             .where(
-                m.Activity.status == m.ActivityStatus.PLANNED.value,
-                m.Activity.reminder_at > since,  # type: ignore[operator]
-                m.Activity.reminder_at <= now,  # type: ignore[operator]
+                col(m.Activity.status) == m.ActivityStatus.PLANNED.value,
+                col(m.Activity.reminder_at) > since,
+                col(m.Activity.reminder_at) <= now,
             )
-            .order_by(m.Activity.reminder_at)
+            .order_by(col(m.Activity.reminder_at))
         )
     )
 
@@ -439,9 +440,9 @@ def planned_from(session: Session, ref: RecordRef) -> PlannedFrom:
         put("opportunity_id", RecordType.OPPORTUNITY, ref.id)
         put("organization_id", RecordType.ORGANIZATION, row.organization_id)
         first_contact = session.scalar(
-            select(m.OpportunityContact.contact_id)
-            .where(m.OpportunityContact.opportunity_id == ref.id)
-            .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+            select(col(m.OpportunityContact.contact_id))
+            .where(col(m.OpportunityContact.opportunity_id) == ref.id)
+            .order_by(col(m.OpportunityContact.is_primary).desc(), col(m.OpportunityContact.contact_id))
         )
         put("contact_id", RecordType.CONTACT, first_contact)
     elif ref.type is RecordType.TICKET:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from sqlalchemy import delete, func, insert, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.db import Database, execute_core
@@ -22,7 +22,7 @@ from crm_tui.core.field_checks import check_text
 from crm_tui.core.private_files import open_private, private_dir
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.records import ATTACHABLE, record_exists, record_label
-from crm_tui.core.services.rows import get_or_404
+from crm_tui.core.services.rows import get_or_404, id_of, table_of
 from crm_tui.core.types import RecordRef, RecordType
 
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024
@@ -65,8 +65,8 @@ def comments_on(session: Session, ref: RecordRef) -> list[m.Comment]:
     return list(
         session.scalars(
             select(m.Comment)
-            .where(m.Comment.record_type == ref.type.value, m.Comment.record_id == ref.id)
-            .order_by(m.Comment.created_at.desc(), m.Comment.id.desc())  # type: ignore[union-attr,attr-defined]
+            .where(col(m.Comment.record_type) == ref.type.value, col(m.Comment.record_id) == ref.id)
+            .order_by(col(m.Comment.created_at).desc(), col(m.Comment.id).desc())
         )
     )
 
@@ -198,13 +198,13 @@ class DatabaseStore:
                 if self.missing(session, [sha]):
                     src.seek(0)
                     for row in content_rows(sha, src):
-                        execute_core(session, insert(m.DocumentContent.__table__), row)
+                        execute_core(session, insert(table_of(m.DocumentContent)), row)
         except OSError as exc:
             raise _unreadable(source, exc) from exc
         return sha, size
 
     def read(self, session: Session, stored_name: str) -> bytes:
-        table = m.DocumentContent.__table__
+        table = table_of(m.DocumentContent)
         parts = execute_core(
             session, select(table.c.data).where(table.c.sha256 == stored_name).order_by(table.c.part)
         ).scalars()
@@ -214,7 +214,7 @@ class DatabaseStore:
         return data
 
     def missing(self, session: Session, stored_names: list[str]) -> list[str]:
-        table = m.DocumentContent.__table__
+        table = table_of(m.DocumentContent)
         present = set(
             execute_core(
                 session, select(table.c.sha256).where(table.c.sha256.in_(stored_names), table.c.part == 0)
@@ -225,8 +225,10 @@ class DatabaseStore:
     def discard(self, stored_names: list[str]) -> None:
         if not stored_names:
             return
-        table = m.DocumentContent.__table__
-        used = select(m.Document.stored_name).where(m.Document.stored_name == table.c.sha256).exists()
+        table = table_of(m.DocumentContent)
+        used = (
+            select(col(m.Document.stored_name)).where(col(m.Document.stored_name) == table.c.sha256).exists()
+        )
         with self.db.write() as session:
             execute_core(session, delete(table).where(table.c.sha256.in_(stored_names), ~used))
 
@@ -281,8 +283,8 @@ def documents_on(session: Session, ref: RecordRef) -> list[m.Document]:
     return list(
         session.scalars(
             select(m.Document)
-            .where(m.Document.record_type == ref.type.value, m.Document.record_id == ref.id)
-            .order_by(m.Document.created_at.desc(), m.Document.id.desc())  # type: ignore[union-attr,attr-defined]
+            .where(col(m.Document.record_type) == ref.type.value, col(m.Document.record_id) == ref.id)
+            .order_by(col(m.Document.created_at).desc(), col(m.Document.id).desc())
         )
     )
 
@@ -300,7 +302,7 @@ class DocumentInfo:
 
 def _info(document: m.Document, record: str = "") -> DocumentInfo:
     return DocumentInfo(
-        document.id,  # type: ignore[arg-type]
+        id_of(document),
         document.filename,
         document.content_type or "application/octet-stream",
         document.size,
@@ -322,7 +324,7 @@ def documents_for_mail(session: Session, refs: Iterable[RecordRef]) -> list[Docu
             contact = session.get(m.Contact, ref.id)
             if contact is not None and contact.organization_id:
                 refs.append(RecordRef(RecordType.ORGANIZATION, contact.organization_id))
-    found = []
+    found: list[DocumentInfo] = []
     for ref in dict.fromkeys(refs):
         label = record_label(session, ref)
         found.extend(_info(document, label) for document in documents_on(session, ref))
@@ -368,7 +370,7 @@ def unreferenced(session: Session, stored_names: list[str]) -> list[str]:
     result = []
     for name in set(stored_names):
         uses = session.scalar(
-            select(func.count()).select_from(m.Document).where(m.Document.stored_name == name)
+            select(func.count()).select_from(m.Document).where(col(m.Document.stored_name) == name)
         )
         if not uses:
             result.append(name)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.services import (
@@ -22,14 +22,18 @@ from crm_tui.core.services import (
     pipelines,
     users,
 )
+from crm_tui.core.services.rows import id_of
 
-V = TypeVar("V")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+V = TypeVar("V", bound="DataclassInstance")
 
 
 def _view(cls: type[V], row: Any, **extra: Any) -> V:
     """A frozen copy of a row's columns that ``cls`` names (``extra`` fills the rest; a field the row lacks
     keeps its default)."""
-    names = [f.name for f in dataclasses.fields(cls) if f.name not in extra and hasattr(row, f.name)]  # type: ignore[arg-type]
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in extra and hasattr(row, f.name)]
     return cls(**{name: getattr(row, name) for name in names}, **extra)
 
 
@@ -112,7 +116,7 @@ class TemplateView:
 def user_views(session: Session, *, me: str | None) -> list[UserView]:
     """Every user (inactive too), with the partner organization each belongs to; ``me``: the configured address."""
     current = users.current_user(session, me)
-    names = dict(session.execute(select(m.Organization.id, m.Organization.name)).all())  # type: ignore[arg-type]
+    names = dict(session.execute(select(col(m.Organization.id), col(m.Organization.name))).all())
     return [
         _view(
             UserView,
@@ -143,7 +147,7 @@ def user_view(session: Session, user_id: int) -> UserView | None:
 def partner_choices(session: Session) -> list[tuple[int, str]]:
     """The organizations a user can belong to: installers, then resellers (id, name)."""
     return [
-        (o.id, o.name)  # type: ignore[misc]
+        (id_of(o), o.name)
         for kind in ("installer", "reseller")
         for o in organizations.search_organizations(session, kind=kind, limit=None)
     ]
@@ -161,8 +165,8 @@ def stage_views(session: Session, pipeline_id: int, *, counted: bool = True) -> 
         _view(
             StageView,
             stage,
-            substates=tuple(s.name for s in pipelines.substates_of(session, stage.id)),  # type: ignore[arg-type]
-            deals=opportunities.count_in_stage(session, stage.id),  # type: ignore[arg-type]
+            substates=tuple(s.name for s in pipelines.substates_of(session, id_of(stage))),
+            deals=opportunities.count_in_stage(session, id_of(stage)),
         )
         for stage in pipelines.stages_of(session, pipeline_id)
     ]
@@ -180,7 +184,7 @@ def deal_substates(session: Session, deal_id: int) -> list[tuple[int, str, bool]
     if deal is None:
         return []
     open_ids = {s.id for s in opportunities.open_substates(session, deal_id)}
-    return [(s.id, s.name, s.id in open_ids) for s in pipelines.substates_of(session, deal.stage_id)]  # type: ignore[misc]
+    return [(id_of(s), s.name, s.id in open_ids) for s in pipelines.substates_of(session, deal.stage_id)]
 
 
 def stage_view(session: Session, stage_id: int) -> StageView | None:

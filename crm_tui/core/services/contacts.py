@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Integer, delete, func, select
 from sqlalchemy import text as sql_text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core import search_index
@@ -109,8 +109,8 @@ def _apply(
     session.add(contact)
     session.flush()
     assert contact.id is not None
-    session.execute(delete(m.ContactEmail).where(m.ContactEmail.contact_id == contact.id))
-    session.execute(delete(m.ContactPhone).where(m.ContactPhone.contact_id == contact.id))
+    session.execute(delete(m.ContactEmail).where(col(m.ContactEmail.contact_id) == contact.id))
+    session.execute(delete(m.ContactPhone).where(col(m.ContactPhone.contact_id) == contact.id))
     session.info.get("contact_address_phone", {}).pop(contact.id, None)  # email_templates' memo
     session.add_all(
         m.ContactEmail(contact_id=contact.id, address=address, position=i)
@@ -175,13 +175,21 @@ def delete_contact(session: Session, contact_id: int) -> list[str]:
 
 def contact_emails(session: Session, contact_id: int) -> list[str]:
     return child_values(
-        session, m.ContactEmail.address, m.ContactEmail.contact_id, contact_id, m.ContactEmail.position
+        session,
+        col(m.ContactEmail.address),
+        col(m.ContactEmail.contact_id),
+        contact_id,
+        col(m.ContactEmail.position),
     )
 
 
 def contact_phones(session: Session, contact_id: int) -> list[str]:
     return child_values(
-        session, m.ContactPhone.number, m.ContactPhone.contact_id, contact_id, m.ContactPhone.position
+        session,
+        col(m.ContactPhone.number),
+        col(m.ContactPhone.contact_id),
+        contact_id,
+        col(m.ContactPhone.position),
     )
 
 
@@ -189,9 +197,9 @@ def find_by_email(session: Session, address: str) -> list[m.Contact]:
     return list(
         session.scalars(
             select(m.Contact)
-            .join(m.ContactEmail, m.ContactEmail.contact_id == m.Contact.id)
-            .where(m.ContactEmail.address == address.strip().lower())
-            .order_by(m.Contact.id)
+            .join(m.ContactEmail, col(m.ContactEmail.contact_id) == col(m.Contact.id))
+            .where(col(m.ContactEmail.address) == address.strip().lower())
+            .order_by(col(m.Contact.id))
         )
     )
 
@@ -216,7 +224,7 @@ def refresh_search_text(session: Session, contact_ids: list[int]) -> None:
 
 
 def _filtered(session: Session, text: str | None, owner_id: int | None, organization_id: int | None) -> Any:
-    query = select(m.Contact.id)
+    query = select(col(m.Contact.id))
     terms = search_terms(text)
     indexed = search_index.match_expression(terms) if search_index.available(session) else None
     if indexed is not None:
@@ -224,14 +232,14 @@ def _filtered(session: Session, text: str | None, owner_id: int | None, organiza
         matches = sql_text("SELECT rowid FROM contact_search WHERE contact_search MATCH :match").bindparams(
             match=indexed
         )
-        query = query.where(m.Contact.id.in_(matches.columns(rowid=Integer)))  # type: ignore[union-attr]
+        query = query.where(col(m.Contact.id).in_(matches.columns(rowid=Integer)))
         terms = [term for term in terms if len(term) < search_index.MIN_TERM]
     for term in terms:
-        query = query.where(m.Contact.search_text.like(like_pattern(term), escape="\\"))
+        query = query.where(col(m.Contact.search_text).like(like_pattern(term), escape="\\"))
     if owner_id is not None:
-        query = query.where(m.Contact.owner_id == owner_id)
+        query = query.where(col(m.Contact.owner_id) == owner_id)
     if organization_id is not None:
-        query = query.where(m.Contact.organization_id == organization_id)
+        query = query.where(col(m.Contact.organization_id) == organization_id)
     return query
 
 
@@ -247,7 +255,7 @@ def search_contacts(
     """One page of contacts matching every word of ``text`` (name, any address, organization, phone, place),
     sorted by last and first name. The filtering and paging happen in the database."""
     query = _filtered(session, text, owner_id, organization_id).order_by(
-        m.Contact.last_name, m.Contact.first_name, m.Contact.id
+        col(m.Contact.last_name), col(m.Contact.first_name), col(m.Contact.id)
     )
     query = query.offset(offset)
     if limit is not None:
@@ -277,23 +285,23 @@ def summaries(session: Session, ids: list[int]) -> list[ContactSummary]:
     if not ids:
         return []
     rows = session.execute(
-        select(m.Contact, m.Organization.name, m.User.name)
-        .outerjoin(m.Organization, m.Organization.id == m.Contact.organization_id)
-        .outerjoin(m.User, m.User.id == m.Contact.owner_id)
-        .where(m.Contact.id.in_(ids))  # type: ignore[union-attr]
+        select(m.Contact, col(m.Organization.name), col(m.User.name))
+        .outerjoin(m.Organization, col(m.Organization.id) == col(m.Contact.organization_id))
+        .outerjoin(m.User, col(m.User.id) == col(m.Contact.owner_id))
+        .where(col(m.Contact.id).in_(ids))
     ).all()
     emails: dict[int, list[str]] = defaultdict(list)
     for contact_id, address in session.execute(
-        select(m.ContactEmail.contact_id, m.ContactEmail.address)
-        .where(m.ContactEmail.contact_id.in_(ids))
-        .order_by(m.ContactEmail.contact_id, m.ContactEmail.position)
+        select(col(m.ContactEmail.contact_id), col(m.ContactEmail.address))
+        .where(col(m.ContactEmail.contact_id).in_(ids))
+        .order_by(col(m.ContactEmail.contact_id), col(m.ContactEmail.position))
     ):
         emails[contact_id].append(address)
     phones: dict[int, list[str]] = defaultdict(list)
     for contact_id, number in session.execute(
-        select(m.ContactPhone.contact_id, m.ContactPhone.number)
-        .where(m.ContactPhone.contact_id.in_(ids))
-        .order_by(m.ContactPhone.contact_id, m.ContactPhone.position)
+        select(col(m.ContactPhone.contact_id), col(m.ContactPhone.number))
+        .where(col(m.ContactPhone.contact_id).in_(ids))
+        .order_by(col(m.ContactPhone.contact_id), col(m.ContactPhone.position))
     ):
         phones[contact_id].append(number)
     by_id = {}
@@ -349,10 +357,10 @@ class ContactRecord:
 def contact_record(session: Session, contact_id: int) -> ContactRecord | None:
     """The contact with its addresses, phones, organization's name and custom values; None if there is none."""
     row = session.execute(
-        select(m.Contact, m.Organization.name, m.User.name)
-        .outerjoin(m.Organization, m.Organization.id == m.Contact.organization_id)
-        .outerjoin(m.User, m.User.id == m.Contact.owner_id)
-        .where(m.Contact.id == contact_id)
+        select(m.Contact, col(m.Organization.name), col(m.User.name))
+        .outerjoin(m.Organization, col(m.Organization.id) == col(m.Contact.organization_id))
+        .outerjoin(m.User, col(m.User.id) == col(m.Contact.owner_id))
+        .where(col(m.Contact.id) == contact_id)
     ).first()
     if row is None:
         return None

@@ -10,13 +10,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_choice, check_text
 from crm_tui.core.services.records import ATTACHABLE
-from crm_tui.core.services.rows import get_or_404
+from crm_tui.core.services.rows import get_or_404, id_of
 from crm_tui.core.types import RecordRef
 
 ENTITY_TYPES = sorted(t.value for t in ATTACHABLE)
@@ -51,7 +51,8 @@ def _check_definition(session: Session, data: FieldDefinitionInput, current_id: 
             errors.add("choices", "choices must differ")
     existing = session.scalars(
         select(m.CustomFieldDefinition).where(
-            m.CustomFieldDefinition.entity_type == data.entity_type, m.CustomFieldDefinition.key == data.key
+            col(m.CustomFieldDefinition.entity_type) == data.entity_type,
+            col(m.CustomFieldDefinition.key) == data.key,
         )
     ).first()
     if existing is not None and existing.id != current_id:
@@ -86,7 +87,7 @@ def update_field(session: Session, definition_id: int, data: FieldDefinitionInpu
         used = session.scalar(
             select(func.count())
             .select_from(m.CustomFieldValue)
-            .where(m.CustomFieldValue.definition_id == definition_id)
+            .where(col(m.CustomFieldValue.definition_id) == definition_id)
         )
         if used:
             errors.add("field_type", f"{used} records have a value; the type cannot change")
@@ -120,8 +121,8 @@ def definitions_for(session: Session, entity_type: str) -> list[m.CustomFieldDef
         cache[entity_type] = list(
             session.scalars(
                 select(m.CustomFieldDefinition)
-                .where(m.CustomFieldDefinition.entity_type == entity_type)
-                .order_by(m.CustomFieldDefinition.position, m.CustomFieldDefinition.id)
+                .where(col(m.CustomFieldDefinition.entity_type) == entity_type)
+                .order_by(col(m.CustomFieldDefinition.position), col(m.CustomFieldDefinition.id))
             )
         )
     return list(cache[entity_type])
@@ -205,10 +206,10 @@ def check_values(
             if definition.required and (not partial or key in values):
                 errors.add(f"custom.{key}", f"{definition.label} is required")
             elif key in values:
-                result[definition.id] = None  # type: ignore[index]
+                result[id_of(definition)] = None
             continue
         try:
-            result[definition.id] = _convert(definition, raw)  # type: ignore[index]
+            result[id_of(definition)] = _convert(definition, raw)
         except ValueError as exc:
             errors.add(f"custom.{key}", f"{definition.label}: {exc}")
     return result
@@ -221,7 +222,8 @@ def store_values(session: Session, record_id: int, converted: Mapping[int, str |
     for definition_id, value in converted.items():
         existing = session.scalars(
             select(m.CustomFieldValue).where(
-                m.CustomFieldValue.definition_id == definition_id, m.CustomFieldValue.record_id == record_id
+                col(m.CustomFieldValue.definition_id) == definition_id,
+                col(m.CustomFieldValue.record_id) == record_id,
             )
         ).first()
         if value is None:
@@ -247,19 +249,24 @@ def set_values(session: Session, ref: RecordRef, values: Mapping[str, Any]) -> N
 def get_values(session: Session, ref: RecordRef) -> dict[str, Any]:
     """Key -> typed value for every custom field the record has a value for."""
     rows = session.execute(
-        select(m.CustomFieldDefinition, m.CustomFieldValue.value)
-        .join(m.CustomFieldValue, m.CustomFieldValue.definition_id == m.CustomFieldDefinition.id)
-        .where(m.CustomFieldDefinition.entity_type == ref.type.value, m.CustomFieldValue.record_id == ref.id)
-        .order_by(m.CustomFieldDefinition.position, m.CustomFieldDefinition.id)
+        select(m.CustomFieldDefinition, col(m.CustomFieldValue.value))
+        .join(m.CustomFieldValue, col(m.CustomFieldValue.definition_id) == col(m.CustomFieldDefinition.id))
+        .where(
+            col(m.CustomFieldDefinition.entity_type) == ref.type.value,
+            col(m.CustomFieldValue.record_id) == ref.id,
+        )
+        .order_by(col(m.CustomFieldDefinition.position), col(m.CustomFieldDefinition.id))
     ).all()
     return {definition.key: _typed(definition, value) for definition, value in rows}
 
 
 def remove_values(session: Session, ref: RecordRef) -> None:
-    ids = select(m.CustomFieldDefinition.id).where(m.CustomFieldDefinition.entity_type == ref.type.value)
+    ids = select(col(m.CustomFieldDefinition.id)).where(
+        col(m.CustomFieldDefinition.entity_type) == ref.type.value
+    )
     session.execute(
         delete(m.CustomFieldValue).where(
-            m.CustomFieldValue.record_id == ref.id, m.CustomFieldValue.definition_id.in_(ids)
+            col(m.CustomFieldValue.record_id) == ref.id, col(m.CustomFieldValue.definition_id).in_(ids)
         )
     )
 

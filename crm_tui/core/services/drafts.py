@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import NotFound
+from crm_tui.core.services.rows import id_of
 
 
 @dataclass
@@ -54,7 +55,7 @@ def get(session: Session, draft_id: int) -> m.MailDraft:
 
 
 def list_drafts(session: Session) -> list[m.MailDraft]:
-    return list(session.scalars(select(m.MailDraft).order_by(m.MailDraft.updated_at.desc())))  # type: ignore[union-attr]
+    return list(session.scalars(select(m.MailDraft).order_by(col(m.MailDraft.updated_at).desc())))
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class SavedDraft:
 
 def _saved(draft: m.MailDraft) -> SavedDraft:
     return SavedDraft(
-        id=draft.id,  # type: ignore[arg-type]
+        id=id_of(draft),
         account_id=draft.account_id,
         from_address=draft.from_address,
         to=draft.to,

@@ -17,8 +17,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
-from sqlmodel import Session
+from sqlalchemy import BindParameter, bindparam, func, select
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.db import execute_core
@@ -26,6 +26,7 @@ from crm_tui.core.errors import CrmError, FieldErrors, NotFound, ValidationError
 from crm_tui.core.field_checks import check_text
 from crm_tui.core.free_mail import free_domains
 from crm_tui.core.services import mail_actions, mail_linking, mail_store, records
+from crm_tui.core.services.rows import id_of, stored_ids
 from crm_tui.core.types import RecordRef, RecordType
 
 
@@ -61,7 +62,7 @@ class MissingRecord(TemplateFieldError):
 def colleague_conditions() -> tuple[Any, ...]:
     """A colleague (``user.*`` in a template, the team of a mass mail): an active user of our company, one
     without an organization (a partner organization's users work in the CRM too, but are not the team)."""
-    return (m.User.active.is_(True), m.User.organization_id.is_(None))  # type: ignore[attr-defined,union-attr]
+    return (col(m.User.active).is_(True), col(m.User.organization_id).is_(None))
 
 
 # What a template needs, as the template picker says it ("needs a deal").
@@ -173,6 +174,11 @@ class _Deferred:
         return bool(self._get())
 
 
+def _returning(value: Any) -> Callable[[], Any]:
+    """A loader of what is already loaded."""
+    return lambda: value
+
+
 def merge_context(
     session: Session, refs: list[RecordRef], *, me_id: int | None, today: date
 ) -> dict[str, Any]:
@@ -209,7 +215,7 @@ def merge_context(
             row = records.get_record(session, ref)
         except NotFound:
             continue
-        direct.append((ref.type.value, lambda row=row: row))
+        direct.append((ref.type.value, _returning(row)))
         offers.setdefault(ref.type.value, []).append(direct[-1][1])
     for kind, load in direct:
         offer_related(kind, load)
@@ -252,9 +258,9 @@ def primary_contact(session: Session, deal: Any) -> Any:
 def _primary_contact_query() -> Any:
     return (
         select(m.Contact)
-        .join(m.OpportunityContact, m.OpportunityContact.contact_id == m.Contact.id)
-        .where(m.OpportunityContact.opportunity_id == bindparam("deal_id"))
-        .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+        .join(m.OpportunityContact, col(m.OpportunityContact.contact_id) == col(m.Contact.id))
+        .where(col(m.OpportunityContact.opportunity_id) == bindparam("deal_id"))
+        .order_by(col(m.OpportunityContact.is_primary).desc(), col(m.OpportunityContact.contact_id))
         .limit(1)
     )
 
@@ -287,18 +293,18 @@ _RELATED: dict[str, Callable[[Session, Callable[[], Any]], list[tuple[str, Calla
 
 @functools.lru_cache(maxsize=1)
 def _address_and_phone_query() -> Any:
-    contact = bindparam("contact_id")
+    contact: BindParameter[int] = bindparam("contact_id")
     address = (
-        select(m.ContactEmail.address)
-        .where(m.ContactEmail.contact_id == contact)
-        .order_by(m.ContactEmail.position, m.ContactEmail.id)
+        select(col(m.ContactEmail.address))
+        .where(col(m.ContactEmail.contact_id) == contact)
+        .order_by(col(m.ContactEmail.position), col(m.ContactEmail.id))
         .limit(1)
         .scalar_subquery()
     )
     phone = (
-        select(m.ContactPhone.number)
-        .where(m.ContactPhone.contact_id == contact)
-        .order_by(m.ContactPhone.position, m.ContactPhone.id)
+        select(col(m.ContactPhone.number))
+        .where(col(m.ContactPhone.contact_id) == contact)
+        .order_by(col(m.ContactPhone.position), col(m.ContactPhone.id))
         .limit(1)
         .scalar_subquery()
     )
@@ -307,7 +313,7 @@ def _address_and_phone_query() -> Any:
 
 def first_address_and_phone(session: Session, contact_id: int) -> tuple[str | None, str | None]:
     """A contact's first e-mail address and phone number, in one (prepared) query."""
-    known = session.info.setdefault("contact_address_phone", {})
+    known: dict[int, tuple[str | None, str | None]] = session.info.setdefault("contact_address_phone", {})
     if contact_id not in known:
         found = execute_core(session, _address_and_phone_query(), {"contact_id": contact_id}).first()
         known[contact_id] = (found[0], found[1]) if found else (None, None)
@@ -324,7 +330,7 @@ def _fields(session: Session, kind: str, row: Any) -> Fields:
         return Fields(kind, row.name, values)
     if kind == "organization":
         address = session.scalars(
-            select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == row.id)
+            select(col(m.OrganizationEmail.address)).where(col(m.OrganizationEmail.organization_id) == row.id)
         ).first()
         values = {
             "name": row.name, "email": address, "phone": row.phone, "website": row.website,
@@ -341,7 +347,9 @@ def _fields(session: Session, kind: str, row: Any) -> Fields:
         return Fields(kind, row.title, values)
     if kind == "lead":
         address = session.scalars(
-            select(m.LeadEmail.address).where(m.LeadEmail.lead_id == row.id).order_by(m.LeadEmail.position)
+            select(col(m.LeadEmail.address))
+            .where(col(m.LeadEmail.lead_id) == row.id)
+            .order_by(col(m.LeadEmail.position))
         ).first()
         values = {
             "title": row.title, "person_name": row.person_name, "company_name": row.company_name,
@@ -482,7 +490,7 @@ def render(
     (``name``, else the template's own) and the limit it went past."""
     # Jinja2 (and the sandbox built on it) loads slowly: only when a template is checked or filled
     from jinja2 import TemplateError, UndefinedError
-    from jinja2.sandbox import SecurityError
+    from jinja2.exceptions import SecurityError
 
     from crm_tui.core.template_sandbox import LimitExceeded, NotAllowed, TooSlow, limited
 
@@ -645,7 +653,7 @@ def fitting_for_mail(session: Session, context: dict[str, Any]) -> list[Template
             reason = str(exc).removeprefix(f"the template {template.name!r} ")
         except TemplateFieldError as exc:
             reason, fix = _why_not(exc), _fix(exc)
-        fits.append(TemplateFit(template.id, template.name, template.description, reason, fix, too_much))  # type: ignore[arg-type]
+        fits.append(TemplateFit(id_of(template), template.name, template.description, reason, fix, too_much))
     return _ordered(fits)
 
 
@@ -677,7 +685,7 @@ def fitting_for_recipients(session: Session, kind: str) -> list[TemplateFit]:
         fills = MASS_MAIL_FILLS.get(kind, "")
         fix = f"a mass mail to {MASS_MAIL_TO.get(kind, kind)} fills {fills}me.* and today only"
         fits.append(
-            TemplateFit(template.id, template.name, template.description, reason, fix if reason else None)  # type: ignore[arg-type]
+            TemplateFit(id_of(template), template.name, template.description, reason, fix if reason else None)
         )
     return _ordered(fits)
 
@@ -742,15 +750,18 @@ def mail_merge(
         if counterpart:
             deal, note = _deal_of(session, counterpart)
             if deal is not None:
-                refs = _sorted_refs([*refs, RecordRef(RecordType.OPPORTUNITY, deal.id)])  # type: ignore[arg-type]
+                refs = _sorted_refs([*refs, RecordRef(RecordType.OPPORTUNITY, id_of(deal))])
                 notes.append(note)
     deal_ref = next((ref for ref in refs if ref.type is RecordType.OPPORTUNITY), None)
     if deal_ref is not None and RecordType.QUOTE not in kinds:
         quotes = session.scalars(
-            select(m.Quote).where(m.Quote.opportunity_id == deal_ref.id).order_by(m.Quote.id).limit(2)
+            select(m.Quote)
+            .where(col(m.Quote.opportunity_id) == deal_ref.id)
+            .order_by(col(m.Quote.id))
+            .limit(2)
         ).all()
         if len(quotes) == 1:
-            refs = _sorted_refs([*refs, RecordRef(RecordType.QUOTE, quotes[0].id)])  # type: ignore[arg-type]
+            refs = _sorted_refs([*refs, RecordRef(RecordType.QUOTE, id_of(quotes[0]))])
             deal = session.get(m.Opportunity, deal_ref.id)
             notes.append(
                 f"Quote: {quotes[0].number} — the only quote of {deal.title if deal else 'the deal'}"
@@ -768,17 +779,23 @@ def _people_at(session: Session, address: str) -> list[RecordRef]:
     found = [
         RecordRef(RecordType.CONTACT, contact_id)
         for contact_id in session.scalars(
-            select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+            select(col(m.ContactEmail.contact_id)).where(col(m.ContactEmail.address) == address)
         )
     ]
     found += [
         RecordRef(RecordType.LEAD, lead_id)
-        for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address))
+        for lead_id in session.scalars(
+            select(col(m.LeadEmail.lead_id)).where(col(m.LeadEmail.address) == address)
+        )
     ]
     found += [
         RecordRef(RecordType.USER, user_id)
-        for user_id in session.scalars(
-            select(m.User.id).where(func.lower(m.User.email) == address, *colleague_conditions())
+        for user_id in stored_ids(
+            session.scalars(
+                select(col(m.User.id)).where(
+                    func.lower(col(m.User.email)) == address, *colleague_conditions()
+                )
+            )
         )
     ]
     return found
@@ -835,7 +852,9 @@ def _check(session: Session, data: TemplateInput, template_id: int | None) -> di
     subject = check_text(errors, "subject", data.subject, required=True, max_length=500)
     body = check_text(errors, "body", data.body, required=True, max_length=50_000)
     if name:
-        clash = session.scalars(select(m.EmailTemplate.id).where(m.EmailTemplate.name == name)).first()
+        clash = session.scalars(
+            select(col(m.EmailTemplate.id)).where(col(m.EmailTemplate.name) == name)
+        ).first()
         if clash is not None and clash != template_id:
             errors.add("name", f"a template named {name!r} exists")
     errors.raise_if_any()
@@ -884,7 +903,7 @@ def delete_template(session: Session, template_id: int) -> None:
 
 
 def list_templates(session: Session) -> list[m.EmailTemplate]:
-    return list(session.scalars(select(m.EmailTemplate).order_by(m.EmailTemplate.name)))
+    return list(session.scalars(select(m.EmailTemplate).order_by(col(m.EmailTemplate.name))))
 
 
 def read_default(path: Path) -> TemplateInput:

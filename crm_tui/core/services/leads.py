@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.addresses import domain_of
@@ -39,6 +39,7 @@ from crm_tui.core.services.rows import (
     check_exists,
     child_values,
     get_or_404,
+    id_of,
     matching_every_word,
     owned_by_default,
 )
@@ -106,14 +107,14 @@ def _apply(session: Session, lead: m.Lead, data: LeadInput, clean: dict[str, Any
     session.add(lead)
     session.flush()
     if not is_new:
-        session.execute(delete(m.LeadEmail).where(m.LeadEmail.lead_id == lead.id))
+        session.execute(delete(m.LeadEmail).where(col(m.LeadEmail.lead_id) == lead.id))
     if clean["emails"]:
         execute_core(
             session,
             insert(m.LeadEmail),
             [{"lead_id": lead.id, "address": a, "position": i} for i, a in enumerate(clean["emails"])],
         )
-    custom_fields.store_values(session, lead.id, clean["custom"])  # type: ignore[arg-type]
+    custom_fields.store_values(session, id_of(lead), clean["custom"])
     session.flush()
 
 
@@ -155,7 +156,9 @@ def delete_lead(session: Session, lead_id: int) -> list[str]:
 
 
 def lead_emails(session: Session, lead_id: int) -> list[str]:
-    return child_values(session, m.LeadEmail.address, m.LeadEmail.lead_id, lead_id, m.LeadEmail.position)
+    return child_values(
+        session, col(m.LeadEmail.address), col(m.LeadEmail.lead_id), lead_id, col(m.LeadEmail.position)
+    )
 
 
 def search_leads(
@@ -167,10 +170,10 @@ def search_leads(
     offset: int = 0,
 ) -> list[m.Lead]:
     query = select(m.Lead)
-    query = matching_every_word(query, m.Lead.search_text, text)
+    query = matching_every_word(query, col(m.Lead.search_text), text)
     if status:
-        query = query.where(m.Lead.status == status)
-    query = query.order_by(m.Lead.created_at.desc(), m.Lead.id.desc()).offset(offset)  # type: ignore[union-attr,attr-defined]
+        query = query.where(col(m.Lead.status) == status)
+    query = query.order_by(col(m.Lead.created_at).desc(), col(m.Lead.id).desc()).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -375,19 +378,19 @@ def _carry_over(
     own links, so it still shows its history."""
     session.execute(
         update(m.Activity)
-        .where(m.Activity.lead_id == lead_id, m.Activity.contact_id.is_(None))
-        .values(contact_id=contact_id)  # type: ignore[union-attr]
+        .where(col(m.Activity.lead_id) == lead_id, col(m.Activity.contact_id).is_(None))
+        .values(contact_id=contact_id)
     )
     if deal_id is not None:
         session.execute(
             update(m.Activity)
-            .where(m.Activity.lead_id == lead_id, m.Activity.opportunity_id.is_(None))  # type: ignore[union-attr]
+            .where(col(m.Activity.lead_id) == lead_id, col(m.Activity.opportunity_id).is_(None))
             .values(opportunity_id=deal_id)
         )
     if org_id is not None:
         session.execute(
             update(m.Activity)
-            .where(m.Activity.lead_id == lead_id, m.Activity.organization_id.is_(None))  # type: ignore[union-attr]
+            .where(col(m.Activity.lead_id) == lead_id, col(m.Activity.organization_id).is_(None))
             .values(organization_id=org_id)
         )
     lead_ref = RecordRef(RecordType.LEAD, lead_id)
@@ -395,8 +398,8 @@ def _carry_over(
     if deal_id is not None:
         targets.append(RecordRef(RecordType.OPPORTUNITY, deal_id))
     message_ids = session.scalars(
-        select(m.MailLink.message_id).where(
-            m.MailLink.record_type == lead_ref.type.value, m.MailLink.record_id == lead_id
+        select(col(m.MailLink.message_id)).where(
+            col(m.MailLink.record_type) == lead_ref.type.value, col(m.MailLink.record_id) == lead_id
         )
     ).all()
     for message_id in message_ids:
@@ -405,7 +408,9 @@ def _carry_over(
     # Comments and documents go to the deal (where the work continues), or to the contact without one.
     main = targets[-1]
     for comment in session.scalars(
-        select(m.Comment).where(m.Comment.record_type == lead_ref.type.value, m.Comment.record_id == lead_id)
+        select(m.Comment).where(
+            col(m.Comment.record_type) == lead_ref.type.value, col(m.Comment.record_id) == lead_id
+        )
     ).all():
         session.add(
             m.Comment(
@@ -417,7 +422,7 @@ def _carry_over(
             )
         )
     for document in documents_on(session, lead_ref):
-        copy_document(session, document.id, main, now=now)  # type: ignore[arg-type]
+        copy_document(session, id_of(document), main, now=now)
     session.flush()
 
 
@@ -436,14 +441,14 @@ class LeadRow:
 def lead_rows(session: Session, text: str = "", *, limit: int = 50, offset: int = 0) -> list[LeadRow]:
     """One page of the leads matching every word of ``text``, newest first."""
     return [
-        LeadRow(lead.id, lead.title, lead.person_name, lead.company_name, lead.status, lead.source)  # type: ignore[arg-type]
+        LeadRow(id_of(lead), lead.title, lead.person_name, lead.company_name, lead.status, lead.source)
         for lead in search_leads(session, text, limit=limit, offset=offset)
     ]
 
 
 def count_leads(session: Session, text: str = "") -> int:
     statement = select(func.count()).select_from(m.Lead)
-    statement = matching_every_word(statement, m.Lead.search_text, text)
+    statement = matching_every_word(statement, col(m.Lead.search_text), text)
     return int(session.scalar(statement) or 0)
 
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.mail_identity import format_address
 from crm_tui.core.services import contacts, email_templates, leads, outbox, records
+from crm_tui.core.services.rows import id_of, stored_ids
 from crm_tui.core.types import RecordRef, RecordType
 
 # (from name, from address, to, subject, body) -> (raw message, Message-ID, envelope recipients); given by the
@@ -148,7 +149,7 @@ def create_campaign(
                 state, reason = "skipped", str(exc)
         session.add(
             m.CampaignRecipient(
-                campaign_id=campaign.id,  # type: ignore[arg-type]
+                campaign_id=id_of(campaign),
                 record_type=ref.type.value,
                 record_id=ref.id,
                 label=label,
@@ -173,9 +174,9 @@ def progress(session: Session, campaign_id: int) -> Progress:
         raise NotFound(f"no campaign {campaign_id}")
     counts = dict(
         session.execute(
-            select(m.CampaignRecipient.state, func.count())
-            .where(m.CampaignRecipient.campaign_id == campaign_id)
-            .group_by(m.CampaignRecipient.state)
+            select(col(m.CampaignRecipient.state), func.count())
+            .where(col(m.CampaignRecipient.campaign_id) == campaign_id)
+            .group_by(col(m.CampaignRecipient.state))
         ).all()
     )
     total = sum(counts.values())
@@ -189,8 +190,12 @@ def team(session: Session, *, me_id: int | None = None) -> list[RecordRef]:
     not colleagues) but the one writing (a mass mail to colleagues)."""
     return [
         RecordRef(RecordType.USER, user_id)
-        for user_id in session.scalars(
-            select(m.User.id).where(*email_templates.colleague_conditions()).order_by(m.User.name)  # type: ignore[attr-defined]
+        for user_id in stored_ids(
+            session.scalars(
+                select(col(m.User.id))
+                .where(*email_templates.colleague_conditions())
+                .order_by(col(m.User.name))
+            )
         )
         if user_id != me_id
     ]
@@ -210,8 +215,8 @@ def recipients(session: Session, campaign_id: int, *, limit: int = 200) -> list[
         Recipient(r.label, r.address, r.state, r.reason)
         for r in session.scalars(
             select(m.CampaignRecipient)
-            .where(m.CampaignRecipient.campaign_id == campaign_id)
-            .order_by(m.CampaignRecipient.id)
+            .where(col(m.CampaignRecipient.campaign_id) == campaign_id)
+            .order_by(col(m.CampaignRecipient.id))
             .limit(limit)
         )
     ]
@@ -239,8 +244,10 @@ def preview(
     shown = []
     for recipient in session.scalars(
         select(m.CampaignRecipient)
-        .where(m.CampaignRecipient.campaign_id == campaign_id, m.CampaignRecipient.state == "pending")
-        .order_by(m.CampaignRecipient.id)
+        .where(
+            col(m.CampaignRecipient.campaign_id) == campaign_id, col(m.CampaignRecipient.state) == "pending"
+        )
+        .order_by(col(m.CampaignRecipient.id))
         .limit(count)
     ):
         ref = RecordRef(RecordType(recipient.record_type), recipient.record_id)
@@ -261,13 +268,13 @@ def left_out(session: Session, campaign_id: int) -> dict[str, int]:
     """How many leads the mass mail leaves out, by their status (converted, disqualified)."""
     by_reason = {reason: status for status, reason in LEFT_OUT.items()}
     counts = session.execute(
-        select(m.CampaignRecipient.reason, func.count())
+        select(col(m.CampaignRecipient.reason), func.count())
         .where(
-            m.CampaignRecipient.campaign_id == campaign_id,
-            m.CampaignRecipient.state == "skipped",
-            m.CampaignRecipient.reason.in_(list(by_reason)),  # type: ignore[union-attr]
+            col(m.CampaignRecipient.campaign_id) == campaign_id,
+            col(m.CampaignRecipient.state) == "skipped",
+            col(m.CampaignRecipient.reason).in_(list(by_reason)),
         )
-        .group_by(m.CampaignRecipient.reason)
+        .group_by(col(m.CampaignRecipient.reason))
     ).all()
     return {by_reason[reason]: count for reason, count in counts}
 
@@ -278,8 +285,11 @@ def skipped(session: Session, campaign_id: int) -> list[tuple[str, str | None, s
         (r.label, r.address, r.reason or "")
         for r in session.scalars(
             select(m.CampaignRecipient)
-            .where(m.CampaignRecipient.campaign_id == campaign_id, m.CampaignRecipient.state == "skipped")
-            .order_by(m.CampaignRecipient.id)
+            .where(
+                col(m.CampaignRecipient.campaign_id) == campaign_id,
+                col(m.CampaignRecipient.state) == "skipped",
+            )
+            .order_by(col(m.CampaignRecipient.id))
         )
     ]
 
@@ -307,8 +317,10 @@ def queue_next(
         return None
     recipient = session.scalars(
         select(m.CampaignRecipient)
-        .where(m.CampaignRecipient.campaign_id == campaign_id, m.CampaignRecipient.state == "pending")
-        .order_by(m.CampaignRecipient.id)
+        .where(
+            col(m.CampaignRecipient.campaign_id) == campaign_id, col(m.CampaignRecipient.state) == "pending"
+        )
+        .order_by(col(m.CampaignRecipient.id))
         .limit(1)
     ).first()
     if recipient is None:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import String, cast, delete, func, insert, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.automation import fields as rule_fields
@@ -19,7 +19,7 @@ from crm_tui.core.field_checks import check_currency, check_text
 from crm_tui.core.search_text import search_blob
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.records import delete_record, refuse_if_changed
-from crm_tui.core.services.rows import check_exists, get_or_404, matching_every_word, owned_by_default
+from crm_tui.core.services.rows import check_exists, get_or_404, id_of, matching_every_word, owned_by_default
 from crm_tui.core.services.stages import stages_of, substates_of
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -156,7 +156,7 @@ def _apply(
     session.add(deal)
     session.flush()
     assert deal.id is not None
-    session.execute(delete(m.OpportunityContact).where(m.OpportunityContact.opportunity_id == deal.id))
+    session.execute(delete(m.OpportunityContact).where(col(m.OpportunityContact.opportunity_id) == deal.id))
     session.info.get("primary_contacts", {}).pop(deal.id, None)  # email_templates.PRIMARY_CONTACTS
     session.add_all(
         m.OpportunityContact(opportunity_id=deal.id, contact_id=cid, is_primary=cid == clean["primary"])
@@ -176,7 +176,7 @@ def create_opportunity(
     deal = m.Opportunity(
         title=clean["title"],
         pipeline_id=data.pipeline_id,
-        stage_id=stage.id,  # type: ignore[arg-type]
+        stage_id=id_of(stage),
         stage_entered_at=now,
         lost_reason=clean["lost_reason"] if stage.kind == m.StageKind.LOST.value else None,
         created_at=now,
@@ -184,7 +184,7 @@ def create_opportunity(
     _apply(session, deal, data, clean, now)
     _history(
         session,
-        opportunity_id=deal.id,  # type: ignore[arg-type]
+        opportunity_id=deal.id,
         kind=m.HistoryKind.STAGE.value,
         from_stage_id=None,
         to_stage_id=stage.id,
@@ -219,7 +219,9 @@ def update_opportunity(
     changed = [name for name in before if before[name] != after[name] and name not in ("stage", "pipeline")]
     stage: m.Stage = clean["stage"]
     if stage.id != deal.stage_id:
-        move_to_stage(session, deal_id, stage.id, now=now, user_id=user_id, lost_reason=clean["lost_reason"])  # type: ignore[arg-type]
+        move_to_stage(
+            session, deal_id, id_of(stage), now=now, user_id=user_id, lost_reason=clean["lost_reason"]
+        )
     elif stage.kind == m.StageKind.LOST.value:
         deal.lost_reason = clean["lost_reason"]
         session.add(deal)
@@ -255,7 +257,7 @@ def move_to_stage(
         raise ValidationError.single("lost_reason", "a lost deal needs a lost reason")
     previous = deal.stage_id
     deal.pipeline_id = stage.pipeline_id
-    deal.stage_id = stage.id  # type: ignore[assignment]
+    deal.stage_id = id_of(stage)
     deal.stage_entered_at = now
     deal.lost_reason = reason if stage.kind == m.StageKind.LOST.value else None
     deal.updated_at = now
@@ -297,8 +299,9 @@ def set_substate(
         raise ValidationError.single("substate_id", "not a sub-state of the deal's current stage")
     known = execute_core(
         session,
-        select(m.OpportunitySubstate.is_open).where(  # type: ignore[call-overload]
-            m.OpportunitySubstate.opportunity_id == deal_id, m.OpportunitySubstate.substate_id == substate_id
+        select(col(m.OpportunitySubstate.is_open)).where(
+            col(m.OpportunitySubstate.opportunity_id) == deal_id,
+            col(m.OpportunitySubstate.substate_id) == substate_id,
         ),
     ).first()
     row = session.get(m.OpportunitySubstate, (deal_id, substate_id)) if known is not None else None
@@ -334,9 +337,9 @@ def open_substates(session: Session, deal_id: int) -> list[m.SubstateDefinition]
     deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
     open_ids = set(
         session.scalars(
-            select(m.OpportunitySubstate.substate_id).where(
-                m.OpportunitySubstate.opportunity_id == deal_id,
-                m.OpportunitySubstate.is_open.is_(True),  # type: ignore[attr-defined]
+            select(col(m.OpportunitySubstate.substate_id)).where(
+                col(m.OpportunitySubstate.opportunity_id) == deal_id,
+                col(m.OpportunitySubstate.is_open).is_(True),
             )
         )
     )
@@ -347,8 +350,8 @@ def history(session: Session, deal_id: int) -> list[m.OpportunityHistory]:
     return list(
         session.scalars(
             select(m.OpportunityHistory)
-            .where(m.OpportunityHistory.opportunity_id == deal_id)
-            .order_by(m.OpportunityHistory.changed_at, m.OpportunityHistory.id)
+            .where(col(m.OpportunityHistory.opportunity_id) == deal_id)
+            .order_by(col(m.OpportunityHistory.changed_at), col(m.OpportunityHistory.id))
         )
     )
 
@@ -359,8 +362,8 @@ def contacts_of(session: Session, deal_id: int) -> list[tuple[int, bool]]:
         (row.contact_id, row.is_primary)
         for row in session.scalars(
             select(m.OpportunityContact)
-            .where(m.OpportunityContact.opportunity_id == deal_id)
-            .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+            .where(col(m.OpportunityContact.opportunity_id) == deal_id)
+            .order_by(col(m.OpportunityContact.is_primary).desc(), col(m.OpportunityContact.contact_id))
         )
     ]
 
@@ -382,47 +385,58 @@ def list_opportunities(
 ) -> list[OpportunitySummary]:
     """One page of deals, by pipeline, stage order, then expected close date."""
     query = (
-        select(m.Opportunity, m.Pipeline.name, m.Stage, m.User.name, m.Organization.name)
-        .join(m.Pipeline, m.Pipeline.id == m.Opportunity.pipeline_id)
-        .join(m.Stage, m.Stage.id == m.Opportunity.stage_id)
-        .outerjoin(m.User, m.User.id == m.Opportunity.owner_id)
-        .outerjoin(m.Organization, m.Organization.id == m.Opportunity.organization_id)
+        select(m.Opportunity, col(m.Pipeline.name), m.Stage, col(m.User.name), col(m.Organization.name))
+        .join(m.Pipeline, col(m.Pipeline.id) == col(m.Opportunity.pipeline_id))
+        .join(m.Stage, col(m.Stage.id) == col(m.Opportunity.stage_id))
+        .outerjoin(m.User, col(m.User.id) == col(m.Opportunity.owner_id))
+        .outerjoin(m.Organization, col(m.Organization.id) == col(m.Opportunity.organization_id))
     )
     if pipeline_id is not None:
-        query = query.where(m.Opportunity.pipeline_id == pipeline_id)
+        query = query.where(col(m.Opportunity.pipeline_id) == pipeline_id)
     if stage_id is not None:
-        query = query.where(m.Opportunity.stage_id == stage_id)
+        query = query.where(col(m.Opportunity.stage_id) == stage_id)
     if owner_id is not None:
-        query = query.where(m.Opportunity.owner_id == owner_id)
+        query = query.where(col(m.Opportunity.owner_id) == owner_id)
     if partner_id is not None:  # a partner's user sees the deals their organization installs or resells
         query = query.where(partner_filter(partner_id))
-    query = matching_every_word(query, m.Opportunity.search_text, text)
+    query = matching_every_word(query, col(m.Opportunity.search_text), text)
     query = query.order_by(
-        m.Pipeline.position, m.Pipeline.id, m.Stage.position, m.Opportunity.expected_close, m.Opportunity.id
+        col(m.Pipeline.position),
+        col(m.Pipeline.id),
+        col(m.Stage.position),
+        col(m.Opportunity.expected_close),
+        col(m.Opportunity.id),
     ).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     rows = session.execute(query).all()
     ids = [deal.id for deal, *_ in rows]
     primary: dict[int, int] = {}
-    open_names: dict[int, list[str]] = defaultdict(list)
+    open_names: dict[int, list[tuple[str, int]]] = defaultdict(list)
     if ids:
         for deal_id, contact_id in session.execute(
-            select(m.OpportunityContact.opportunity_id, m.OpportunityContact.contact_id).where(
-                m.OpportunityContact.opportunity_id.in_(ids),
-                m.OpportunityContact.is_primary.is_(True),  # type: ignore[attr-defined]
+            select(col(m.OpportunityContact.opportunity_id), col(m.OpportunityContact.contact_id)).where(
+                col(m.OpportunityContact.opportunity_id).in_(ids),
+                col(m.OpportunityContact.is_primary).is_(True),
             )
         ):
             primary[deal_id] = contact_id
         for deal_id, name, stage_id_ in session.execute(
             select(
-                m.OpportunitySubstate.opportunity_id, m.SubstateDefinition.name, m.SubstateDefinition.stage_id
+                col(m.OpportunitySubstate.opportunity_id),
+                col(m.SubstateDefinition.name),
+                col(m.SubstateDefinition.stage_id),
             )
-            .join(m.SubstateDefinition, m.SubstateDefinition.id == m.OpportunitySubstate.substate_id)
-            .where(m.OpportunitySubstate.opportunity_id.in_(ids), m.OpportunitySubstate.is_open.is_(True))  # type: ignore[attr-defined]
-            .order_by(m.SubstateDefinition.position)
+            .join(
+                m.SubstateDefinition, col(m.SubstateDefinition.id) == col(m.OpportunitySubstate.substate_id)
+            )
+            .where(
+                col(m.OpportunitySubstate.opportunity_id).in_(ids),
+                col(m.OpportunitySubstate.is_open).is_(True),
+            )
+            .order_by(col(m.SubstateDefinition.position))
         ):
-            open_names[deal_id].append((name, stage_id_))  # type: ignore[arg-type]
+            open_names[deal_id].append((name, stage_id_))
     result = []
     for deal, pipeline_name, stage, owner_name, organization_name in rows:
         result.append(
@@ -447,7 +461,7 @@ def list_opportunities(
                 installer_id=deal.installer_id,
                 reseller_id=deal.reseller_id,
                 # Sub-states belong to a stage: only those of the current stage count.
-                open_substates=tuple(name for name, sid in open_names[deal.id] if sid == stage.id),  # type: ignore[misc]
+                open_substates=tuple(name for name, sid in open_names[deal.id] if sid == stage.id),
                 stage_entered_at=deal.stage_entered_at,
                 updated_at=deal.updated_at,
             )
@@ -457,7 +471,7 @@ def list_opportunities(
 
 def partner_filter(partner_id: int) -> Any:
     """The deals a partner organization's users see: those it is the installer or the reseller of."""
-    return or_(m.Opportunity.installer_id == partner_id, m.Opportunity.reseller_id == partner_id)
+    return or_(col(m.Opportunity.installer_id) == partner_id, col(m.Opportunity.reseller_id) == partner_id)
 
 
 def stage_totals(
@@ -469,20 +483,23 @@ def stage_totals(
     amounts: dict[int, dict[str, int]] = defaultdict(dict)
     query = (
         select(
-            m.Opportunity.stage_id, m.Opportunity.currency, func.count(), func.sum(m.Opportunity.amount_cents)
+            col(m.Opportunity.stage_id),
+            col(m.Opportunity.currency),
+            func.count(),
+            func.sum(col(m.Opportunity.amount_cents)),
         )
-        .where(m.Opportunity.pipeline_id == pipeline_id)
-        .group_by(m.Opportunity.stage_id, m.Opportunity.currency)
+        .where(col(m.Opportunity.pipeline_id) == pipeline_id)
+        .group_by(col(m.Opportunity.stage_id), col(m.Opportunity.currency))
     )
     if partner_id is not None:
         query = query.where(partner_filter(partner_id))
-    query = matching_every_word(query, m.Opportunity.search_text, text)
+    query = matching_every_word(query, col(m.Opportunity.search_text), text)
     for stage_id, currency, count, total in session.execute(query):
         counts[stage_id] += count
         amounts[stage_id][currency] = int(total or 0)
     return [
-        StageTotal(stage_id=stage.id, count=counts[stage.id], amounts=dict(sorted(amounts[stage.id].items())))  # type: ignore[index,arg-type]
-        for stage in stages_of(session, pipeline_id)
+        StageTotal(stage_id=sid, count=counts[sid], amounts=dict(sorted(amounts[sid].items())))
+        for sid in (id_of(stage) for stage in stages_of(session, pipeline_id))
     ]
 
 
@@ -499,24 +516,24 @@ def forecast(
     session: Session, *, pipeline_id: int | None = None, owner_id: int | None = None
 ) -> list[ForecastMonth]:
     """Open deals by expected close month and currency: amount weighted by the stage's probability."""
-    month = func.substr(cast(m.Opportunity.expected_close, String), 1, 7)
+    month = func.substr(cast(col(m.Opportunity.expected_close), String), 1, 7)
     query = (
         select(
             month,
-            m.Opportunity.currency,
-            func.sum(m.Opportunity.amount_cents * m.Stage.probability),
-            func.sum(m.Opportunity.amount_cents),
+            col(m.Opportunity.currency),
+            func.sum(col(m.Opportunity.amount_cents) * col(m.Stage.probability)),
+            func.sum(col(m.Opportunity.amount_cents)),
             func.count(),
         )
-        .join(m.Stage, m.Stage.id == m.Opportunity.stage_id)
-        .where(m.Stage.kind == m.StageKind.OPEN.value, m.Opportunity.expected_close.is_not(None))  # type: ignore[union-attr]
-        .group_by(month, m.Opportunity.currency)
-        .order_by(month, m.Opportunity.currency)
+        .join(m.Stage, col(m.Stage.id) == col(m.Opportunity.stage_id))
+        .where(col(m.Stage.kind) == m.StageKind.OPEN.value, col(m.Opportunity.expected_close).is_not(None))
+        .group_by(month, col(m.Opportunity.currency))
+        .order_by(month, col(m.Opportunity.currency))
     )
     if pipeline_id is not None:
-        query = query.where(m.Opportunity.pipeline_id == pipeline_id)
+        query = query.where(col(m.Opportunity.pipeline_id) == pipeline_id)
     if owner_id is not None:
-        query = query.where(m.Opportunity.owner_id == owner_id)
+        query = query.where(col(m.Opportunity.owner_id) == owner_id)
     return [
         ForecastMonth(
             month=row[0],
@@ -532,7 +549,7 @@ def forecast(
 def count_in_stage(session: Session, stage_id: int) -> int:
     return int(
         session.scalar(
-            select(func.count()).select_from(m.Opportunity).where(m.Opportunity.stage_id == stage_id)
+            select(func.count()).select_from(m.Opportunity).where(col(m.Opportunity.stage_id) == stage_id)
         )
         or 0
     )

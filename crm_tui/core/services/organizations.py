@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.addresses import normalize_domain
@@ -22,8 +22,10 @@ from crm_tui.core.services.rows import (
     check_exists,
     child_values,
     get_or_404,
+    id_of,
     matching_every_word,
     owned_by_default,
+    stored_ids,
 )
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -116,7 +118,7 @@ def _apply(
     session.flush()
     assert org.id is not None
     for model in (m.OrganizationDomain, m.OrganizationEmail, m.PartnerCoverage):
-        session.execute(delete(model).where(model.organization_id == org.id))
+        session.execute(delete(model).where(col(model.organization_id) == org.id))
     session.add_all(m.OrganizationDomain(organization_id=org.id, domain=d) for d in clean["domains"])
     session.add_all(m.OrganizationEmail(organization_id=org.id, address=a) for a in clean["emails"])
     session.add_all(m.PartnerCoverage(organization_id=org.id, region=r) for r in clean["regions"])
@@ -151,7 +153,7 @@ def update_organization(
     errors, clean = _check(session, data, partial_custom=True)
     if clean["kind"] == m.OrganizationKind.CUSTOMER.value and org.kind != clean["kind"]:
         users = session.scalar(
-            select(func.count()).select_from(m.User).where(m.User.organization_id == org_id)
+            select(func.count()).select_from(m.User).where(col(m.User.organization_id) == org_id)
         )
         if users:
             errors.add("kind", f"{users} users belong to this partner; it cannot become a customer")
@@ -159,21 +161,29 @@ def update_organization(
     renamed = org.name != clean["name"]
     _apply(session, org, data, clean, now)
     if renamed:
-        contact_ids = session.scalars(select(m.Contact.id).where(m.Contact.organization_id == org_id))
-        refresh_search_text(session, list(contact_ids))
+        contact_ids = session.scalars(
+            select(col(m.Contact.id)).where(col(m.Contact.organization_id) == org_id)
+        )
+        refresh_search_text(session, stored_ids(contact_ids))
     return org
 
 
 def delete_organization(session: Session, org_id: int) -> list[str]:
     """Delete an organization; its contacts and deals stay (without it). Partners with users are kept."""
     org = get_or_404(session, m.Organization, org_id, "organization")
-    users = session.scalar(select(func.count()).select_from(m.User).where(m.User.organization_id == org_id))
+    users = session.scalar(
+        select(func.count()).select_from(m.User).where(col(m.User.organization_id) == org_id)
+    )
     if users:
         raise ValidationError.single(
             "organization", f"{users} users belong to {org.name}; move or remove them first"
         )
-    contact_ids = list(session.scalars(select(m.Contact.id).where(m.Contact.organization_id == org_id)))
-    session.execute(update(m.Contact).where(m.Contact.organization_id == org_id).values(organization_id=None))
+    contact_ids = stored_ids(
+        session.scalars(select(col(m.Contact.id)).where(col(m.Contact.organization_id) == org_id))
+    )
+    session.execute(
+        update(m.Contact).where(col(m.Contact.organization_id) == org_id).values(organization_id=None)
+    )
     stored = delete_record(session, RecordRef(RecordType.ORGANIZATION, org_id))
     refresh_search_text(session, contact_ids)
     return stored
@@ -182,37 +192,37 @@ def delete_organization(session: Session, org_id: int) -> list[str]:
 def organization_domains(session: Session, org_id: int) -> list[str]:
     return child_values(
         session,
-        m.OrganizationDomain.domain,
-        m.OrganizationDomain.organization_id,
+        col(m.OrganizationDomain.domain),
+        col(m.OrganizationDomain.organization_id),
         org_id,
-        m.OrganizationDomain.id,
+        col(m.OrganizationDomain.id),
     )
 
 
 def organization_emails(session: Session, org_id: int) -> list[str]:
     return child_values(
         session,
-        m.OrganizationEmail.address,
-        m.OrganizationEmail.organization_id,
+        col(m.OrganizationEmail.address),
+        col(m.OrganizationEmail.organization_id),
         org_id,
-        m.OrganizationEmail.id,
+        col(m.OrganizationEmail.id),
     )
 
 
 def find_by_domain(session: Session, domain: str) -> m.Organization | None:
     return session.scalars(
         select(m.Organization)
-        .join(m.OrganizationDomain, m.OrganizationDomain.organization_id == m.Organization.id)
-        .where(m.OrganizationDomain.domain == domain.strip().lower())
-        .order_by(m.Organization.id)
+        .join(m.OrganizationDomain, col(m.OrganizationDomain.organization_id) == col(m.Organization.id))
+        .where(col(m.OrganizationDomain.domain) == domain.strip().lower())
+        .order_by(col(m.Organization.id))
     ).first()
 
 
 def find_by_name(session: Session, name: str) -> m.Organization | None:
     return session.scalars(
         select(m.Organization)
-        .where(func.lower(m.Organization.name) == name.strip().lower())
-        .order_by(m.Organization.id)
+        .where(func.lower(col(m.Organization.name)) == name.strip().lower())
+        .order_by(col(m.Organization.id))
     ).first()
 
 
@@ -220,10 +230,10 @@ def search_organizations(
     session: Session, text: str = "", *, kind: str | None = None, limit: int | None = 50, offset: int = 0
 ) -> list[m.Organization]:
     query = select(m.Organization)
-    query = matching_every_word(query, m.Organization.search_text, text)
+    query = matching_every_word(query, col(m.Organization.search_text), text)
     if kind:
-        query = query.where(m.Organization.kind == kind)
-    query = query.order_by(m.Organization.name, m.Organization.id).offset(offset)
+        query = query.where(col(m.Organization.kind) == kind)
+    query = query.order_by(col(m.Organization.name), col(m.Organization.id)).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -247,14 +257,14 @@ def organization_rows(
 ) -> list[OrganizationRow]:
     """One page of the organizations matching every word of ``text``, by name."""
     return [
-        OrganizationRow(o.id, o.name, o.kind, o.postcode, o.city, o.region, o.phone)  # type: ignore[arg-type]
+        OrganizationRow(id_of(o), o.name, o.kind, o.postcode, o.city, o.region, o.phone)
         for o in search_organizations(session, text, limit=limit, offset=offset)
     ]
 
 
 def count_organizations(session: Session, text: str = "") -> int:
     statement = select(func.count()).select_from(m.Organization)
-    statement = matching_every_word(statement, m.Organization.search_text, text)
+    statement = matching_every_word(statement, col(m.Organization.search_text), text)
     return int(session.scalar(statement) or 0)
 
 
@@ -284,17 +294,17 @@ class OrganizationRecord:
 
 def organization_record(session: Session, org_id: int) -> OrganizationRecord | None:
     row = session.execute(
-        select(m.Organization, m.User.name)
-        .outerjoin(m.User, m.User.id == m.Organization.owner_id)
-        .where(m.Organization.id == org_id)
+        select(m.Organization, col(m.User.name))
+        .outerjoin(m.User, col(m.User.id) == col(m.Organization.owner_id))
+        .where(col(m.Organization.id) == org_id)
     ).first()
     if row is None:
         return None
     org, owner_name = row
     coverage = session.execute(
-        select(m.PartnerCoverage.region, m.PartnerCoverage.postcode_prefix)
-        .where(m.PartnerCoverage.organization_id == org_id)
-        .order_by(m.PartnerCoverage.id)
+        select(col(m.PartnerCoverage.region), col(m.PartnerCoverage.postcode_prefix))
+        .where(col(m.PartnerCoverage.organization_id) == org_id)
+        .order_by(col(m.PartnerCoverage.id))
     ).all()
     return OrganizationRecord(
         id=org_id,

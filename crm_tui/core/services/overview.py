@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select
-from sqlmodel import Session
+from sqlalchemy import Select, or_, select
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.money import format_money
@@ -14,6 +15,7 @@ from crm_tui.core.services import activities as activity_service
 from crm_tui.core.services import mail_store
 from crm_tui.core.services.attachments import comments_on, documents_on
 from crm_tui.core.services.records import get_record
+from crm_tui.core.services.rows import id_of
 from crm_tui.core.types import RecordRef, RecordType
 
 _UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
@@ -62,18 +64,18 @@ def timeline(session: Session, ref: RecordRef, *, limit: int = 200) -> list[Time
     for comment in comments_on(session, ref)[:limit]:
         entries.append(
             TimelineEntry(
-                comment.created_at, "comment", comment.body, RecordRef(RecordType.COMMENT, comment.id)
+                comment.created_at, "comment", comment.body, RecordRef(RecordType.COMMENT, id_of(comment))
             )
-        )  # type: ignore[arg-type]
+        )
     for document in documents_on(session, ref)[:limit]:
         entries.append(
             TimelineEntry(
                 document.created_at,
                 "document",
                 document.filename,
-                RecordRef(RecordType.DOCUMENT, document.id),
+                RecordRef(RecordType.DOCUMENT, id_of(document)),
             )
-        )  # type: ignore[arg-type]
+        )
     for message in mail_store.messages_on(session, ref)[:limit]:
         who = message.from_name or message.from_address
         entries.append(
@@ -91,11 +93,13 @@ def timeline(session: Session, ref: RecordRef, *, limit: int = 200) -> list[Time
 
 
 def _deal_history(session: Session, deal_id: int) -> list[TimelineEntry]:
-    stage_names = dict(session.execute(select(m.Stage.id, m.Stage.name)).all())
-    substate_names = dict(session.execute(select(m.SubstateDefinition.id, m.SubstateDefinition.name)).all())
+    stage_names = dict(session.execute(select(col(m.Stage.id), col(m.Stage.name))).all())
+    substate_names = dict(
+        session.execute(select(col(m.SubstateDefinition.id), col(m.SubstateDefinition.name))).all()
+    )
     result = []
     for row in session.scalars(
-        select(m.OpportunityHistory).where(m.OpportunityHistory.opportunity_id == deal_id)
+        select(m.OpportunityHistory).where(col(m.OpportunityHistory.opportunity_id) == deal_id)
     ):
         if row.kind == m.HistoryKind.STAGE.value:
             if row.from_stage_id is None:
@@ -132,54 +136,58 @@ def related(session: Session, ref: RecordRef, *, limit: int = 50) -> list[Relate
                     )
                 )
 
-    def deals(query) -> None:  # type: ignore[no-untyped-def]
+    def deals(query: Select[m.Opportunity, m.Stage]) -> None:
         for deal, stage in session.execute(
-            query.join(m.Stage, m.Stage.id == m.Opportunity.stage_id).limit(limit)
+            query.join(m.Stage, col(m.Stage.id) == col(m.Opportunity.stage_id)).limit(limit)
         ):
             out.append(
                 Related(
-                    RecordRef(RecordType.OPPORTUNITY, deal.id),
+                    RecordRef(RecordType.OPPORTUNITY, id_of(deal)),
                     deal.title,
                     f"{stage.name} · {format_money(deal.amount_cents, deal.currency)}",
                 )
             )
 
-    def people(contact_ids: list[int], role: str = "contact") -> None:
-        for contact in session.scalars(select(m.Contact).where(m.Contact.id.in_(contact_ids))):  # type: ignore[union-attr]
-            out.append(Related(RecordRef(RecordType.CONTACT, contact.id), contact.name, role))  # type: ignore[arg-type]
+    def people(contact_ids: Iterable[int | None], role: str = "contact") -> None:
+        for contact in session.scalars(select(m.Contact).where(col(m.Contact.id).in_(contact_ids))):
+            out.append(Related(RecordRef(RecordType.CONTACT, id_of(contact)), contact.name, role))
 
     if isinstance(row, m.Contact):
         org(row.organization_id)
-        member_of = select(m.OpportunityContact.opportunity_id).where(
-            m.OpportunityContact.contact_id == row.id
+        member_of = select(col(m.OpportunityContact.opportunity_id)).where(
+            col(m.OpportunityContact.contact_id) == row.id
         )
-        deals(select(m.Opportunity, m.Stage).where(m.Opportunity.id.in_(member_of)))  # type: ignore[union-attr]
+        deals(select(m.Opportunity, m.Stage).where(col(m.Opportunity.id).in_(member_of)))
         for lead in session.scalars(
             select(m.Lead)
-            .where(or_(m.Lead.contact_id == row.id, m.Lead.converted_contact_id == row.id))
+            .where(or_(col(m.Lead.contact_id) == row.id, col(m.Lead.converted_contact_id) == row.id))
             .limit(limit)
         ):
-            out.append(Related(RecordRef(RecordType.LEAD, lead.id), lead.title, lead.status))  # type: ignore[arg-type]
-        for ticket in session.scalars(select(m.Ticket).where(m.Ticket.contact_id == row.id).limit(limit)):
-            out.append(Related(RecordRef(RecordType.TICKET, ticket.id), ticket.subject, ticket.status))  # type: ignore[arg-type]
+            out.append(Related(RecordRef(RecordType.LEAD, id_of(lead)), lead.title, lead.status))
+        for ticket in session.scalars(
+            select(m.Ticket).where(col(m.Ticket.contact_id) == row.id).limit(limit)
+        ):
+            out.append(Related(RecordRef(RecordType.TICKET, id_of(ticket)), ticket.subject, ticket.status))
     elif isinstance(row, m.Organization):
         ids = list(
-            session.scalars(select(m.Contact.id).where(m.Contact.organization_id == row.id).limit(limit))
+            session.scalars(
+                select(col(m.Contact.id)).where(col(m.Contact.organization_id) == row.id).limit(limit)
+            )
         )
-        people(ids)  # type: ignore[arg-type]
+        people(ids)
         deals(
             select(m.Opportunity, m.Stage).where(
                 or_(
-                    m.Opportunity.organization_id == row.id,
-                    m.Opportunity.installer_id == row.id,
-                    m.Opportunity.reseller_id == row.id,
+                    col(m.Opportunity.organization_id) == row.id,
+                    col(m.Opportunity.installer_id) == row.id,
+                    col(m.Opportunity.reseller_id) == row.id,
                 )
             )
         )
         for ticket in session.scalars(
-            select(m.Ticket).where(m.Ticket.organization_id == row.id).limit(limit)
+            select(m.Ticket).where(col(m.Ticket.organization_id) == row.id).limit(limit)
         ):
-            out.append(Related(RecordRef(RecordType.TICKET, ticket.id), ticket.subject, ticket.status))  # type: ignore[arg-type]
+            out.append(Related(RecordRef(RecordType.TICKET, id_of(ticket)), ticket.subject, ticket.status))
     elif isinstance(row, m.Lead):
         org(row.organization_id, "comes from")
         if row.contact_id:
@@ -188,33 +196,33 @@ def related(session: Session, ref: RecordRef, *, limit: int = 50) -> list[Relate
             people([row.converted_contact_id], "converted to")
         org(row.converted_organization_id, "converted to")
         if row.converted_opportunity_id:
-            deals(select(m.Opportunity, m.Stage).where(m.Opportunity.id == row.converted_opportunity_id))
+            deals(select(m.Opportunity, m.Stage).where(col(m.Opportunity.id) == row.converted_opportunity_id))
     elif isinstance(row, m.Opportunity):
         org(row.organization_id, "customer")
         org(row.installer_id, "installer")
         org(row.reseller_id, "reseller")
         for contact_id, primary in session.execute(
-            select(m.OpportunityContact.contact_id, m.OpportunityContact.is_primary).where(
-                m.OpportunityContact.opportunity_id == row.id
+            select(col(m.OpportunityContact.contact_id), col(m.OpportunityContact.is_primary)).where(
+                col(m.OpportunityContact.opportunity_id) == row.id
             )
         ):
             people([contact_id], "primary contact" if primary else "contact")
-        for quote in session.scalars(select(m.Quote).where(m.Quote.opportunity_id == row.id)):
+        for quote in session.scalars(select(m.Quote).where(col(m.Quote.opportunity_id) == row.id)):
             out.append(
                 Related(
-                    RecordRef(RecordType.QUOTE, quote.id),
-                    quote.number,  # type: ignore[arg-type]
+                    RecordRef(RecordType.QUOTE, id_of(quote)),
+                    quote.number,
                     f"{quote.status} · {format_money(quote.total_cents, quote.currency)}",
                 )
             )
         if row.source_lead_id:
-            lead = session.get(m.Lead, row.source_lead_id)
-            if lead:
-                out.append(Related(RecordRef(RecordType.LEAD, lead.id), lead.title, "from lead"))  # type: ignore[arg-type]
+            source = session.get(m.Lead, row.source_lead_id)
+            if source:
+                out.append(Related(RecordRef(RecordType.LEAD, id_of(source)), source.title, "from lead"))
     elif isinstance(row, m.Ticket):
         if row.contact_id:
             people([row.contact_id])
         org(row.organization_id)
     elif isinstance(row, m.Quote):
-        deals(select(m.Opportunity, m.Stage).where(m.Opportunity.id == row.opportunity_id))
+        deals(select(m.Opportunity, m.Stage).where(col(m.Opportunity.id) == row.opportunity_id))
     return out[: limit * 3]

@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, NotFound, ValidationError
 from crm_tui.core.field_checks import check_choice, check_text
 from crm_tui.core.services.opportunities import move_to_stage
-from crm_tui.core.services.rows import get_or_404
-from crm_tui.core.services.stages import stages_of, substates_of
+from crm_tui.core.services.rows import get_or_404, id_of
+from crm_tui.core.services.stages import stages_of as stages_of  # re-exported: pipelines.stages_of reads on
+from crm_tui.core.services.stages import substates_of as substates_of
 
 
 @dataclass
@@ -37,7 +38,7 @@ def _check_stage(errors: FieldErrors, prefix: str, data: StageInput) -> None:
 def create_pipeline(session: Session, name: str, stages: list[StageInput]) -> m.Pipeline:
     errors = FieldErrors()
     clean_name = check_text(errors, "name", name, required=True, max_length=80)
-    if clean_name and session.scalars(select(m.Pipeline).where(m.Pipeline.name == clean_name)).first():
+    if clean_name and session.scalars(select(m.Pipeline).where(col(m.Pipeline.name) == clean_name)).first():
         errors.add("name", f"a pipeline named {clean_name!r} exists already")
     if not any(stage.kind == m.StageKind.OPEN.value for stage in stages):
         errors.add("stages", "a pipeline needs at least one open stage")
@@ -48,12 +49,12 @@ def create_pipeline(session: Session, name: str, stages: list[StageInput]) -> m.
             errors.add(f"stages[{index}].name", f"stage {stage.name!r} is listed twice")
         seen.add(stage.name.strip().lower())
     errors.raise_if_any()
-    position = int(session.scalar(select(func.coalesce(func.max(m.Pipeline.position), -1))) or 0) + 1
+    position = int(session.scalar(select(func.coalesce(func.max(col(m.Pipeline.position)), -1))) or 0) + 1
     pipeline = m.Pipeline(name=clean_name or "", position=position)
     session.add(pipeline)
     session.flush()
     for index, stage in enumerate(stages):
-        _insert_stage(session, pipeline.id, stage, index)  # type: ignore[arg-type]
+        _insert_stage(session, id_of(pipeline), stage, index)
     session.flush()
     return pipeline
 
@@ -69,7 +70,7 @@ def _insert_stage(session: Session, pipeline_id: int, data: StageInput, position
     session.add(stage)
     session.flush()
     for index, name in enumerate(s.strip() for s in data.substates if s.strip()):
-        session.add(m.SubstateDefinition(stage_id=stage.id, name=name, position=index))  # type: ignore[arg-type]
+        session.add(m.SubstateDefinition(stage_id=id_of(stage), name=name, position=index))
     session.flush()
     return stage
 
@@ -141,7 +142,7 @@ def delete_stage(
 ) -> None:
     """Delete a stage. Deals in it must be moved: to ``move_deals_to`` (same pipeline), else it is refused."""
     stage = get_or_404(session, m.Stage, stage_id, "stage")
-    in_use = list(session.scalars(select(m.Opportunity).where(m.Opportunity.stage_id == stage_id)))
+    in_use = list(session.scalars(select(m.Opportunity).where(col(m.Opportunity.stage_id) == stage_id)))
     remaining_open = [
         s for s in stages_of(session, stage.pipeline_id) if s.id != stage_id and s.kind == "open"
     ]
@@ -160,8 +161,13 @@ def delete_stage(
             raise ValidationError.single("move_deals_to", "deals cannot be moved in bulk to a lost stage")
         for deal in in_use:
             move_to_stage(
-                session, deal.id, target.id, now=now, user_id=user_id, note=f"stage {stage.name} deleted"
-            )  # type: ignore[arg-type]
+                session,
+                id_of(deal),
+                id_of(target),
+                now=now,
+                user_id=user_id,
+                note=f"stage {stage.name} deleted",
+            )
     session.delete(stage)
     session.flush()
     for index, item in enumerate(stages_of(session, stage.pipeline_id)):
@@ -189,12 +195,12 @@ def add_substate(session: Session, stage_id: int, name: str) -> m.SubstateDefini
 
 
 def pipelines(session: Session) -> list[m.Pipeline]:
-    return list(session.scalars(select(m.Pipeline).order_by(m.Pipeline.position, m.Pipeline.id)))
+    return list(session.scalars(select(m.Pipeline).order_by(col(m.Pipeline.position), col(m.Pipeline.id))))
 
 
 def pipeline_by_name(session: Session, name: str) -> m.Pipeline:
     pipeline = session.scalars(
-        select(m.Pipeline).where(func.lower(m.Pipeline.name) == name.strip().lower())
+        select(m.Pipeline).where(func.lower(col(m.Pipeline.name)) == name.strip().lower())
     ).first()
     if pipeline is None:
         known = ", ".join(p.name for p in pipelines(session)) or "none"
@@ -232,7 +238,10 @@ def delete_substate(session: Session, substate_id: int) -> int:
         session.scalar(
             select(func.count())
             .select_from(m.OpportunitySubstate)
-            .where(m.OpportunitySubstate.substate_id == substate_id, m.OpportunitySubstate.is_open.is_(True))  # type: ignore[attr-defined]
+            .where(
+                col(m.OpportunitySubstate.substate_id) == substate_id,
+                col(m.OpportunitySubstate.is_open).is_(True),
+            )
         )
         or 0
     )
@@ -248,15 +257,15 @@ def delete_substate(session: Session, substate_id: int) -> int:
 
 def pipeline_choices(session: Session) -> list[tuple[int, str]]:
     """(id, name) of every pipeline in its order."""
-    return [(p.id, p.name) for p in pipelines(session)]  # type: ignore[misc]
+    return [(id_of(p), p.name) for p in pipelines(session)]
 
 
 def stage_choices(session: Session) -> list[tuple[int, str]]:
     """(stage id, "Pipeline › Stage") of every stage, pipelines and stages in their order."""
     rows = session.execute(
-        select(m.Stage.id, m.Pipeline.name, m.Stage.name)
-        .join(m.Pipeline, m.Pipeline.id == m.Stage.pipeline_id)
-        .order_by(m.Pipeline.position, m.Pipeline.id, m.Stage.position, m.Stage.id)
+        select(col(m.Stage.id), col(m.Pipeline.name), col(m.Stage.name))
+        .join(m.Pipeline, col(m.Pipeline.id) == col(m.Stage.pipeline_id))
+        .order_by(col(m.Pipeline.position), col(m.Pipeline.id), col(m.Stage.position), col(m.Stage.id))
     )
     return [(stage_id, f"{pipeline} › {stage}") for stage_id, pipeline, stage in rows]
 
@@ -264,9 +273,9 @@ def stage_choices(session: Session) -> list[tuple[int, str]]:
 def first_open_stage_id(session: Session) -> int | None:
     """The first open stage of the first pipeline (a new deal's stage), None without pipelines."""
     first = next(iter(pipelines(session)), None)
-    return first_open_stage(session, first.id).id if first is not None else None  # type: ignore[arg-type]
+    return first_open_stage(session, id_of(first)).id if first is not None else None
 
 
 def pipeline_of_stage(session: Session, stage_id: int) -> int | None:
     """The pipeline a stage belongs to (None: no such stage)."""
-    return session.scalar(select(m.Stage.pipeline_id).where(m.Stage.id == stage_id))
+    return session.scalar(select(col(m.Stage.pipeline_id)).where(col(m.Stage.id) == stage_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import NotFound, RecordChanged
@@ -104,7 +104,7 @@ def delete_record(session: Session, ref: RecordRef) -> list[str]:
         name
         for name in dict.fromkeys(stored)
         if not session.scalar(
-            select(func.count()).select_from(m.Document).where(m.Document.stored_name == name)
+            select(func.count()).select_from(m.Document).where(col(m.Document.stored_name) == name)
         )
     ]
 
@@ -117,17 +117,20 @@ def detach_record(session: Session, ref: RecordRef) -> list[str]:
     rtype = ref.type.value
     stored = list(
         session.scalars(
-            select(m.Document.stored_name).where(
-                m.Document.record_type == rtype, m.Document.record_id == ref.id
+            select(col(m.Document.stored_name)).where(
+                col(m.Document.record_type) == rtype, col(m.Document.record_id) == ref.id
             )
         )
     )
     for model in (m.Comment, m.Document, m.MailLink):
-        session.execute(delete(model).where(model.record_type == rtype, model.record_id == ref.id))
-    definition_ids = select(m.CustomFieldDefinition.id).where(m.CustomFieldDefinition.entity_type == rtype)
+        session.execute(delete(model).where(col(model.record_type) == rtype, col(model.record_id) == ref.id))
+    definition_ids = select(col(m.CustomFieldDefinition.id)).where(
+        col(m.CustomFieldDefinition.entity_type) == rtype
+    )
     session.execute(
         delete(m.CustomFieldValue).where(
-            m.CustomFieldValue.record_id == ref.id, m.CustomFieldValue.definition_id.in_(definition_ids)
+            col(m.CustomFieldValue.record_id) == ref.id,
+            col(m.CustomFieldValue.definition_id).in_(definition_ids),
         )
     )
     return stored

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.form_text import ref_text
 from crm_tui.core.services import contacts, leads, opportunities, organizations
 from crm_tui.core.services.records import record_exists
+from crm_tui.core.services.rows import id_of
 from crm_tui.core.types import RecordRef
 
 _REF_IN_TEXT = re.compile(r"\[([a-z]+):(\d+)\]\s*$")
@@ -22,16 +23,16 @@ def matching_names(session: Session, ref_type: str, text: str, limit: int) -> li
     if ref_type == "contact":
         return [(c.id, c.name) for c in contacts.search_contacts(session, text, limit=limit)]
     if ref_type == "organization":
-        return [(o.id, o.name) for o in organizations.search_organizations(session, text, limit=limit)]  # type: ignore[misc]
+        return [(id_of(o), o.name) for o in organizations.search_organizations(session, text, limit=limit)]
     if ref_type == "lead":
-        return [(lead.id, lead.title) for lead in leads.search_leads(session, text, limit=limit)]  # type: ignore[misc]
+        return [(id_of(lead), lead.title) for lead in leads.search_leads(session, text, limit=limit)]
     if ref_type == "opportunity":
         return [(d.id, d.title) for d in opportunities.list_opportunities(session, text=text, limit=limit)]
     if ref_type == "user":
         pattern = f"%{text.lower()}%"
         rows = session.execute(
-            select(m.User.id, m.User.name)
-            .where(func.lower(m.User.name).like(pattern) | func.lower(m.User.email).like(pattern))
+            select(col(m.User.id), col(m.User.name))
+            .where(func.lower(col(m.User.name)).like(pattern) | func.lower(col(m.User.email)).like(pattern))
             .limit(limit)
         )
         return [(user_id, name) for user_id, name in rows]

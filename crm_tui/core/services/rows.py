@@ -4,23 +4,57 @@ rows, the default owner of a new record."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, Result, Table, select
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, SQLModel
 
 from crm_tui.core.errors import FieldErrors, NotFound
 from crm_tui.core.search_text import like_pattern, search_terms
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 M = TypeVar("M", bound=SQLModel)
-D = TypeVar("D")
+D = TypeVar("D", bound="DataclassInstance")
+
+
+class _Stored(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def id_of(row: _Stored) -> int:
+    """The id of a row read from the database or flushed to it (a model's id is None only before that)."""
+    if row.id is None:
+        raise ValueError(f"{type(row).__name__} has no id: it was not flushed")
+    return row.id
 
 
 def owned_by_default(data: D, me_id: int | None) -> D:
     """The input with the current user as owner when it names none: I own what I create."""
     if me_id is not None and getattr(data, "owner_id", None) is None:
-        return dataclasses.replace(data, owner_id=me_id)  # type: ignore[type-var]
+        return dataclasses.replace(data, owner_id=me_id)
     return data
+
+
+def stored_ids(ids: Iterable[int | None]) -> list[int]:
+    """Ids read from an id column: a model types its id ``int | None`` (None until flushed), a stored one is
+    never None."""
+    return cast("list[int]", list(ids))
+
+
+def rows_affected(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched: its result is a CursorResult, which sqlmodel's
+    ``Session.execute`` types as a plain Result."""
+    return cast("CursorResult[Any]", result).rowcount or 0
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A model's table, for Core statements: sqlmodel does not declare ``__table__`` to the type checker."""
+    return cast(Table, sa_inspect(model).local_table)  # a declarative model's local table is its Table
 
 
 def child_values(session: Session, value: Any, parent: Any, parent_id: int, order: Any) -> list[Any]:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from sqlalchemy import delete, func, or_, select
-from sqlmodel import Session
+from sqlalchemy import Select, delete, func, or_, select
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.automation import fields as rule_fields
@@ -17,7 +17,7 @@ from crm_tui.core.errors import FieldErrors
 from crm_tui.core.field_checks import check_choice, check_currency, check_text
 from crm_tui.core.search_text import like_pattern, search_terms
 from crm_tui.core.services.records import delete_record, refuse_if_changed
-from crm_tui.core.services.rows import check_exists, get_or_404, owned_by_default
+from crm_tui.core.services.rows import check_exists, get_or_404, id_of, owned_by_default
 from crm_tui.core.types import RecordRef, RecordType
 
 
@@ -62,7 +62,7 @@ def line_total_cents(quantity_milli: int, unit_price_cents: int) -> int:
 
 def next_quote_number(session: Session, year: int) -> str:
     prefix = f"Q-{year}-"
-    last = session.scalar(select(func.max(m.Quote.number)).where(m.Quote.number.like(f"{prefix}%")))  # type: ignore[attr-defined]
+    last = session.scalar(select(func.max(col(m.Quote.number))).where(col(m.Quote.number).like(f"{prefix}%")))
     sequence = int(last.rsplit("-", 1)[1]) + 1 if last and last.rsplit("-", 1)[1].isdigit() else 1
     return f"{prefix}{sequence:04d}"
 
@@ -74,7 +74,7 @@ def _save_quote(session: Session, quote: m.Quote | None, data: QuoteInput, *, no
     currency = check_currency(errors, "currency", data.currency or (deal.currency if deal else "EUR"))
     number = check_text(errors, "number", data.number, max_length=40)
     if number:
-        other = session.scalars(select(m.Quote).where(m.Quote.number == number)).first()
+        other = session.scalars(select(m.Quote).where(col(m.Quote.number) == number)).first()
         if other is not None and (quote is None or other.id != quote.id):
             errors.add("number", f"quote number {number} is taken")
     lines: list[tuple[str, int, int]] = []
@@ -103,9 +103,10 @@ def _save_quote(session: Session, quote: m.Quote | None, data: QuoteInput, *, no
     quote.updated_at = now
     session.add(quote)
     session.flush()
-    session.execute(delete(m.QuoteItem).where(m.QuoteItem.quote_id == quote.id))
+    quote_id = id_of(quote)
+    session.execute(delete(m.QuoteItem).where(col(m.QuoteItem.quote_id) == quote_id))
     session.add_all(
-        m.QuoteItem(quote_id=quote.id, position=i, description=d, quantity_milli=q, unit_price_cents=p)  # type: ignore[arg-type]
+        m.QuoteItem(quote_id=quote_id, position=i, description=d, quantity_milli=q, unit_price_cents=p)
         for i, (d, q, p) in enumerate(lines)
     )
     session.flush()
@@ -128,7 +129,9 @@ def update_quote(
 def quote_items(session: Session, quote_id: int) -> list[m.QuoteItem]:
     return list(
         session.scalars(
-            select(m.QuoteItem).where(m.QuoteItem.quote_id == quote_id).order_by(m.QuoteItem.position)
+            select(m.QuoteItem)
+            .where(col(m.QuoteItem.quote_id) == quote_id)
+            .order_by(col(m.QuoteItem.position))
         )
     )
 
@@ -211,23 +214,23 @@ def delete_ticket(session: Session, ticket_id: int) -> list[str]:
     return delete_record(session, RecordRef(RecordType.TICKET, ticket_id))
 
 
-def _ticket_query(text: str | None, status: str | None):  # type: ignore[no-untyped-def]
+def _ticket_query(text: str | None, status: str | None) -> Select[m.Ticket]:
     query = (
         select(m.Ticket)
-        .outerjoin(m.Contact, m.Contact.id == m.Ticket.contact_id)
-        .outerjoin(m.Organization, m.Organization.id == m.Ticket.organization_id)
+        .outerjoin(m.Contact, col(m.Contact.id) == col(m.Ticket.contact_id))
+        .outerjoin(m.Organization, col(m.Organization.id) == col(m.Ticket.organization_id))
     )
     for term in search_terms(text):
         pattern = like_pattern(term)
         query = query.where(
             or_(
-                func.lower(m.Ticket.subject).like(pattern, escape="\\"),
-                m.Contact.search_text.like(pattern, escape="\\"),
-                m.Organization.search_text.like(pattern, escape="\\"),
+                func.lower(col(m.Ticket.subject)).like(pattern, escape="\\"),
+                col(m.Contact.search_text).like(pattern, escape="\\"),
+                col(m.Organization.search_text).like(pattern, escape="\\"),
             )
         )
     if status:
-        query = query.where(m.Ticket.status == status)
+        query = query.where(col(m.Ticket.status) == status)
     return query
 
 
@@ -241,8 +244,10 @@ def search_tickets(
 ) -> list[m.Ticket]:
     """Tickets whose subject, contact or organization match every word, most recently changed first."""
     query = (
-        _ticket_query(text, status).order_by(m.Ticket.updated_at.desc(), m.Ticket.id.desc()).offset(offset)
-    )  # type: ignore[attr-defined,union-attr]
+        _ticket_query(text, status)
+        .order_by(col(m.Ticket.updated_at).desc(), col(m.Ticket.id).desc())
+        .offset(offset)
+    )
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -252,14 +257,14 @@ def count_tickets(session: Session, text: str | None = None, *, status: str | No
     return int(session.scalar(select(func.count()).select_from(_ticket_query(text, status).subquery())) or 0)
 
 
-def _quote_query(text: str | None):  # type: ignore[no-untyped-def]
-    query = select(m.Quote).join(m.Opportunity, m.Opportunity.id == m.Quote.opportunity_id)
+def _quote_query(text: str | None) -> Select[m.Quote]:
+    query = select(m.Quote).join(m.Opportunity, col(m.Opportunity.id) == col(m.Quote.opportunity_id))
     for term in search_terms(text):
         pattern = like_pattern(term)
         query = query.where(
             or_(
-                func.lower(m.Quote.number).like(pattern, escape="\\"),
-                m.Opportunity.search_text.like(pattern, escape="\\"),
+                func.lower(col(m.Quote.number)).like(pattern, escape="\\"),
+                col(m.Opportunity.search_text).like(pattern, escape="\\"),
             )
         )
     return query
@@ -269,7 +274,7 @@ def search_quotes(
     session: Session, text: str | None = None, *, limit: int | None = 50, offset: int = 0
 ) -> list[m.Quote]:
     """Quotes whose number or deal match every word, newest first."""
-    query = _quote_query(text).order_by(m.Quote.created_at.desc(), m.Quote.id.desc()).offset(offset)  # type: ignore[attr-defined,union-attr]
+    query = _quote_query(text).order_by(col(m.Quote.created_at).desc(), col(m.Quote.id).desc()).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -281,7 +286,7 @@ def deal_titles(session: Session, deal_ids: Iterable[int | None]) -> dict[int, s
     if not wanted:
         return {}
     rows = session.execute(
-        select(m.Opportunity.id, m.Opportunity.title).where(m.Opportunity.id.in_(wanted))  # type: ignore[union-attr]
+        select(col(m.Opportunity.id), col(m.Opportunity.title)).where(col(m.Opportunity.id).in_(wanted))
     ).all()
     return {deal_id: title for deal_id, title in rows}
 
@@ -309,16 +314,15 @@ def ticket_rows(session: Session, text: str = "", *, limit: int = 50, offset: in
     tickets = search_tickets(session, text, limit=limit, offset=offset)
     names = _names(session, m.Contact, (t.contact_id for t in tickets))
     return [
-        TicketRow(t.id, t.subject, t.status, names.get(t.contact_id, ""), t.updated_at)  # type: ignore[arg-type]
-        for t in tickets
+        TicketRow(id_of(t), t.subject, t.status, names.get(t.contact_id, ""), t.updated_at) for t in tickets
     ]
 
 
-def _names(session: Session, model: type, ids: Iterable[int | None]) -> dict[int | None, str]:
+def _names(session: Session, model: type[m.Contact], ids: Iterable[int | None]) -> dict[int | None, str]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    return {row.id: row.name for row in session.scalars(select(model).where(model.id.in_(wanted)))}  # type: ignore[attr-defined]
+    return {row.id: row.name for row in session.scalars(select(model).where(col(model.id).in_(wanted)))}
 
 
 @dataclass(frozen=True)
@@ -379,14 +383,14 @@ def quote_rows(session: Session, text: str = "", *, limit: int = 50, offset: int
     titles = deal_titles(session, (q.opportunity_id for q in quotes))
     return [
         QuoteRow(
-            q.id,
+            id_of(q),
             q.number,
             titles.get(q.opportunity_id, ""),
             q.status,
             q.total_cents,
             q.currency,
             q.valid_until,
-        )  # type: ignore[arg-type]
+        )
         for q in quotes
     ]
 

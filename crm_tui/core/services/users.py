@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import ConfigError, FieldErrors
 from crm_tui.core.field_checks import check_emails, check_text
-from crm_tui.core.services.rows import check_exists, get_or_404
+from crm_tui.core.services.rows import check_exists, get_or_404, id_of
 
 PARTNER_KINDS = (m.OrganizationKind.INSTALLER.value, m.OrganizationKind.RESELLER.value)
 
@@ -32,7 +32,7 @@ def _check(session: Session, data: UserInput, current_id: int | None) -> tuple[s
         errors.add("email", "is required")
     email = emails[0] if emails else ""
     if email:
-        other = session.scalars(select(m.User).where(m.User.email == email)).first()
+        other = session.scalars(select(m.User).where(col(m.User.email) == email)).first()
         if other is not None and other.id != current_id:
             errors.add("email", f"{email} belongs to another user")
     organization = check_exists(session, errors, "organization_id", m.Organization, data.organization_id)
@@ -63,22 +63,24 @@ def update_user(session: Session, user_id: int, data: UserInput) -> m.User:
 
 
 def list_users(session: Session, *, include_inactive: bool = True) -> list[m.User]:
-    query = select(m.User).order_by(m.User.id)
+    query = select(m.User).order_by(col(m.User.id))
     if not include_inactive:
-        query = query.where(m.User.active.is_(True))  # type: ignore[attr-defined]
+        query = query.where(col(m.User.active).is_(True))
     return list(session.scalars(query))
 
 
 def current_user(session: Session, me: str | None) -> m.User | None:
     """The user the config names as ``me`` (by e-mail), else the first user; None in an empty database."""
     if me:
-        user = session.scalars(select(m.User).where(func.lower(m.User.email) == me.strip().lower())).first()
+        user = session.scalars(
+            select(m.User).where(func.lower(col(m.User.email)) == me.strip().lower())
+        ).first()
         if user is None:
             raise ConfigError(f"config: me = {me!r} is not a user in this database")
         return user
-    return session.scalars(select(m.User).order_by(m.User.id)).first()
+    return session.scalars(select(m.User).order_by(col(m.User.id))).first()
 
 
 def user_choices(session: Session) -> list[tuple[int, str]]:
     """(id, name) of every user, as an owner field offers them."""
-    return [(user.id, user.name) for user in list_users(session)]  # type: ignore[misc]
+    return [(id_of(user), user.name) for user in list_users(session)]
