@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,9 @@ NOW = datetime(2026, 11, 22, 8, 30, tzinfo=UTC)
 DEMO_NOW = "2026-11-22T09:00:00+01:00"
 ZONE = ZoneInfo("Europe/Berlin")
 SHARED = Path(os.environ.get("CRM_TUI_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+PostgresUrls = Callable[[], str]  # the postgres_urls fixture: each call makes a new database, returns its URL
+SmallDisk = Callable[[int], Path]  # the small_disk fixture: mounts a tmpfs of that many KiB, returns its path
 
 
 @pytest.fixture(autouse=True)
@@ -57,11 +60,13 @@ def _admin_statement(engine: Any, statement: Any) -> None:
             if "pg_signal_backend" not in str(exc) or attempt == 11:
                 raise
             # DROP ... WITH (FORCE) met an autovacuum worker in the database (a test that deleted much starts
-            # one), which a role without pg_signal_backend may not end: it is gone a moment later.
+            # one), which a role without pg_signal_backend may not end: it is gone a moment later. Not a wait
+            # for something to happen: the pause between tries of the statement, which is the condition.
             time.sleep(0.2 * (attempt + 1))
         except OperationalError:
             if attempt == 11:
                 raise
+            # The pause between tries of the statement (the condition), spread out so racing processes part.
             time.sleep(0.1 * (attempt + 1) + random.random() * 0.3)  # noqa: S311 - spreading out retries
 
 
@@ -78,7 +83,7 @@ def _need_postgres() -> str:
 
 
 @pytest.fixture
-def postgres_urls() -> Iterator[Any]:
+def postgres_urls() -> Iterator[PostgresUrls]:
     """Makes empty PostgreSQL databases of the test's own (``postgres_urls()`` returns the URL of a new one)
     on the server CRM_TUI_TEST_POSTGRES names, dropped after the test. Skips loudly without that server,
     except in CI, where .ci/run starts one."""
@@ -184,7 +189,7 @@ def make_app() -> Iterator[Any]:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Any]:
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
     """A real small filesystem (tmpfs) to fill: `small_disk(size_kib)` mounts one and returns its path; tests
     of full-disk faults write there. Mounting needs root, which CI runs as; elsewhere the test fails under CI
     and is skipped loudly on a developer's machine."""

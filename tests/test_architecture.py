@@ -29,7 +29,7 @@ print(json.dumps({{"imported": names, "loaded": sorted(m.split(".")[0] for m in 
 
 def _import_in_subprocess(
     packages: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
-) -> dict:
+) -> dict[str, list[str]]:
     result = subprocess.run(
         [sys.executable, "-c", WALK.format(packages=packages)],
         capture_output=True,
@@ -39,7 +39,8 @@ def _import_in_subprocess(
         cwd=cwd or ROOT,
     )
     assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    found: dict[str, list[str]] = json.loads(result.stdout)
+    return found
 
 
 def test_core_and_mail_load_no_ui_library() -> None:
@@ -104,7 +105,7 @@ UI_FORBIDDEN = ("sqlalchemy", "sqlmodel", "crm_tui.core.models")
 
 def _imported_names(tree: ast.Module) -> list[str]:
     """Every module an import statement names, at any depth (in functions and under TYPE_CHECKING too)."""
-    names = []
+    names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.extend(alias.name for alias in node.names)

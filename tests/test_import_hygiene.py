@@ -206,8 +206,8 @@ def _one_cycle(graph: dict[str, set[str]], component: list[str]) -> list[str]:
     return component
 
 
-def _where(module: Module, node: ast.AST) -> str:
-    return f"{module.path.relative_to(ROOT)}:{node.lineno}"  # type: ignore[attr-defined]
+def _where(module: Module, node: ast.stmt | ast.expr) -> str:
+    return f"{module.path.relative_to(ROOT)}:{node.lineno}"
 
 
 def import_cycles() -> list[str]:
@@ -238,15 +238,15 @@ def private_imports() -> list[str]:
                     offenders.append(f"{_where(module, node)}: {source}.{alias.name}")
                 elif f"{source}.{alias.name}" in MODULES:
                     aliases[alias.asname or alias.name] = f"{source}.{alias.name}"
-        for node in ast.walk(module.tree):
+        for walked in ast.walk(module.tree):
             if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Name)
-                and node.value.id in aliases
-                and _private(node.attr)
-                and aliases[node.value.id] != name
+                isinstance(walked, ast.Attribute)
+                and isinstance(walked.value, ast.Name)
+                and walked.value.id in aliases
+                and _private(walked.attr)
+                and aliases[walked.value.id] != name
             ):
-                offenders.append(f"{_where(module, node)}: {aliases[node.value.id]}.{node.attr}")
+                offenders.append(f"{_where(module, walked)}: {aliases[walked.value.id]}.{walked.attr}")
     return sorted(set(offenders))
 
 
@@ -261,10 +261,10 @@ def uncommented_function_imports() -> list[str]:
             if node.lineno in module.comment_lines or node.lineno - 1 in module.comment_only_lines:
                 continue
             position = next(i for i, s in enumerate(found.siblings) if s is node)
-            head = node
+            head: ast.stmt = node
             while position > 0 and isinstance(found.siblings[position - 1], ast.Import | ast.ImportFrom):
                 position -= 1
-                head = found.siblings[position]  # type: ignore[assignment]
+                head = found.siblings[position]
             if head is not node and (
                 head.lineno in module.comment_lines or head.lineno - 1 in module.comment_only_lines
             ):

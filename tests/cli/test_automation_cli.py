@@ -13,21 +13,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlmodel import SQLModel, col
 
 from crm_tui.cli.main import main
 from crm_tui.core import models as m
 from crm_tui.core.automation import rules
-from crm_tui.core.db import open_database, sqlite_url
+from crm_tui.core.db import Database, open_database, sqlite_url
 from crm_tui.core.services import opportunities, pipelines
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 DEALS = 300  # two rules each: 600 jobs, three batches
 MOVED_AT = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 LATER = "2026-06-03T12:00:00+00:00"
 
 
-def _database(home: Path):  # type: ignore[no-untyped-def]
+def _database(home: Path) -> Database:
     return open_database(sqlite_url(home / "data" / "crm.sqlite3"))
 
 
@@ -39,8 +41,8 @@ def automation_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with db.write() as s:
         factories.user(s, MOVED_AT, "Anna Berg")
         pipe = factories.pipeline(s, "Sales")
-        lead_in, proposal, *_ = pipelines.stages_of(s, pipe.id)  # type: ignore[arg-type]
-        offer_sent = pipelines.substates_of(s, proposal.id)[0]  # type: ignore[arg-type]
+        lead_in, proposal, *_ = pipelines.stages_of(s, id_of(pipe))
+        offer_sent = pipelines.substates_of(s, id_of(proposal))[0]
         person = factories.contact(s, MOVED_AT, "Kunde", emails=["kunde@example.com"])
         R = rules.RuleInput
         rules.create_rule(s, R("call", "plan_activity", stage_id=proposal.id, trigger="enter", delay_value=1,
@@ -51,7 +53,7 @@ def automation_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                delay_unit="days", params={"substate_id": offer_sent.id}), now=MOVED_AT)  # fmt: skip
         for n in range(DEALS):
             deal = factories.deal(s, MOVED_AT, pipe, title=f"Deal {n:03d}", contact_ids=[person.id])
-            opportunities.move_to_stage(s, deal.id, proposal.id, now=MOVED_AT, user_id=None)  # type: ignore[arg-type]
+            opportunities.move_to_stage(s, id_of(deal), id_of(proposal), now=MOVED_AT, user_id=None)
     db.dispose()
     return home
 
@@ -77,17 +79,19 @@ def _assert_each_fired_once(home: Path) -> None:
     db = _database(home)
     with db.read() as s:
 
-        def count(model: type, *where: object) -> int:
+        def count(model: type[SQLModel], *where: ColumnElement[bool]) -> int:
             return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
-        assert count(m.AutomationJob, m.AutomationJob.state != "done") == 0
+        assert count(m.AutomationJob, col(m.AutomationJob.state) != "done") == 0
         assert count(m.AutomationJob) == 3 * DEALS
         assert count(m.Activity) == DEALS  # one call per deal
         assert count(m.Lead) == DEALS  # one repeat lead per deal
-        assert count(m.OpportunitySubstate, m.OpportunitySubstate.is_open.is_(True)) == DEALS  # type: ignore[attr-defined]
-        assert len(set(s.scalars(select(m.Activity.opportunity_id)))) == DEALS
+        assert count(m.OpportunitySubstate, col(m.OpportunitySubstate.is_open).is_(True)) == DEALS
+        assert len(set(s.scalars(select(col(m.Activity.opportunity_id))))) == DEALS
         # One log line per job, all done.
-        rows = s.execute(select(m.AutomationLog.job_id, func.count()).group_by(m.AutomationLog.job_id)).all()
+        rows = s.execute(
+            select(col(m.AutomationLog.job_id), func.count()).group_by(col(m.AutomationLog.job_id))
+        ).all()
         assert len(rows) == 3 * DEALS and {c for _, c in rows} == {1}
     db.dispose()
 

@@ -10,18 +10,21 @@ import json
 import os
 import sqlite3
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm_tui.cli.main import main
 from crm_tui.core import models as m
 from crm_tui.core.db import open_database, sqlite_url
 from crm_tui.core.services import attachments, users
 from crm_tui.core.types import RecordRef, RecordType
-from tests.conftest import NOW, fill_disk
+from tests.conftest import NOW, PostgresUrls, SmallDisk, fill_disk
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -39,7 +42,7 @@ def _home_with_data(home: Path, document: bytes) -> str:
     with db.write() as s:
         users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
         contact = factories.contact(s, NOW, "Kept", emails=["kept@example.com"])
-        attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), source,  # type: ignore[arg-type]
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, id_of(contact)), source,
                                  store=attachments.FileStore(home / "data" / "documents"), added_by_id=None, now=NOW)  # fmt: skip
     db.dispose()
     return hashlib.sha256(document).hexdigest()
@@ -55,7 +58,7 @@ def _add_contact(home: Path, name: str) -> None:
 def _names(home: Path) -> set[str]:
     db = open_database(sqlite_url(home / "data" / "crm.sqlite3"))
     with db.read() as s:
-        names = set(s.scalars(select(m.Contact.last_name)))
+        names = set(s.scalars(select(col(m.Contact.last_name))))
     db.dispose()
     return names
 
@@ -71,11 +74,17 @@ def _snapshot(folder: Path, *, but: tuple[str, ...] = ()) -> dict[str, str]:
     return found
 
 
-def _rewritten(original: Path, target: Path, change) -> Path:  # type: ignore[no-untyped-def]
+def _read(archive: tarfile.TarFile, item: tarfile.TarInfo) -> bytes:
+    data = archive.extractfile(item)
+    assert data is not None, f"{item.name} in the backup is not a file"
+    return data.read()
+
+
+def _rewritten(original: Path, target: Path, change: Callable[[dict[str, bytes]], object]) -> Path:
     """A copy of the backup ``original`` whose entries ``change(entries)`` rewrote (a dict of name to bytes, in
     order), the manifest's database checksum made to match the new database: a backup altered knowingly."""
     with tarfile.open(original) as source:
-        entries = {item.name: source.extractfile(item).read() for item in source.getmembers()}  # type: ignore[union-attr]
+        entries = {item.name: _read(source, item) for item in source.getmembers()}
     change(entries)
     manifest = json.loads(entries["manifest.json"])
     manifest["database_sha256"] = hashlib.sha256(entries["crm.sqlite3"]).hexdigest()
@@ -88,7 +97,9 @@ def _rewritten(original: Path, target: Path, change) -> Path:  # type: ignore[no
     return target
 
 
-def _with_database(entries: dict[str, bytes], work: Path, edit) -> None:  # type: ignore[no-untyped-def]
+def _with_database(
+    entries: dict[str, bytes], work: Path, edit: Callable[[sqlite3.Connection], object]
+) -> None:
     """The backup's database, changed by ``edit(connection)``."""
     path = work / "edited.sqlite3"
     path.write_bytes(entries["crm.sqlite3"])
@@ -101,8 +112,8 @@ def _with_database(entries: dict[str, bytes], work: Path, edit) -> None:  # type
 
 
 def test_a_restore_on_a_full_disk_changes_nothing_and_says_no_space_is_left(
-    small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    small_disk: SmallDisk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The home on a small disk: the restore's new database and documents do not fit. Before the fix the live
     database was moved into data/replaced first, a partial .restoring file stayed, the message said "nothing
     was saved" and the next command made an empty database."""
@@ -209,8 +220,11 @@ def _document_named_oddly(entries: dict[str, bytes], work: Path) -> None:
     ids=["foreign-sqlite", "foreign-with-alembic", "newer-schema", "odd-stored-name"],
 )
 def test_a_restore_checks_the_database_itself_before_anything_changes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], alter, said: str
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    alter: Callable[[dict[str, bytes], Path], None],
+    said: str,
+) -> None:
     """The manifest is intact and its checksum matches, but the database in the backup is not one this
     crm-tui can use. Before the fix the restore swapped it in and the next command refused the database."""
     home = tmp_path / "home"
@@ -276,8 +290,8 @@ def test_a_restore_refuses_odd_document_paths_before_anything_changes(
 
 @pytest.mark.parametrize("fails_at", ["database-copy", "archive"])
 def test_a_backup_to_a_full_disk_says_no_space_is_left_and_leaves_no_partial_file(
-    small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str], fails_at: str
-) -> None:  # type: ignore[no-untyped-def]
+    small_disk: SmallDisk, tmp_path: Path, capsys: pytest.CaptureFixture[str], fails_at: str
+) -> None:
     """The backup's target on a small disk: full, or with room for the database's copy but not the archive.
     Before the fix a full disk was 'internal error: OperationalError: database or disk is full'."""
     home = tmp_path / "home"
@@ -295,7 +309,9 @@ def test_a_backup_to_a_full_disk_says_no_space_is_left_and_leaves_no_partial_fil
     assert sorted(path.name for path in target.iterdir()) == before
 
 
-def _team_backup(postgres_urls, tmp_path: Path, capsys: pytest.CaptureFixture[str], document: bytes) -> Path:  # type: ignore[no-untyped-def]
+def _team_backup(
+    postgres_urls: PostgresUrls, tmp_path: Path, capsys: pytest.CaptureFixture[str], document: bytes
+) -> Path:
     """A backup of a shared PostgreSQL database (table by table) with a contact 'Team' and a document."""
     url = postgres_urls()
     shared = open_database(url)
@@ -304,7 +320,7 @@ def _team_backup(postgres_urls, tmp_path: Path, capsys: pytest.CaptureFixture[st
     with shared.write() as s:
         users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
         contact = factories.contact(s, NOW, "Team")
-        attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), source,  # type: ignore[arg-type]
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, id_of(contact)), source,
                                  store=attachments.store_for(shared, tmp_path), added_by_id=None, now=NOW)  # fmt: skip
     shared.dispose()
     target = tmp_path / "team.backup"
@@ -314,8 +330,8 @@ def _team_backup(postgres_urls, tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_a_shared_database_s_backup_restored_onto_a_full_disk_changes_nothing(
-    postgres_urls, small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    postgres_urls: PostgresUrls, small_disk: SmallDisk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The other kind of backup (a team's PostgreSQL database) into a local home on a full disk: built
     beside the live data, which stays exactly as it was; after space is freed it goes through."""
     backup = _team_backup(postgres_urls, tmp_path, capsys, os.urandom(1_500_000))
@@ -337,15 +353,15 @@ def test_a_shared_database_s_backup_restored_onto_a_full_disk_changes_nothing(
 
 
 def test_a_shared_database_s_backup_naming_a_document_oddly_is_refused_before_anything_changes(
-    postgres_urls, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    postgres_urls: PostgresUrls, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Document bytes in a table backup are named by their SHA-256; a name like '../../../escaped' would
     have been written outside the documents folder."""
     backup = _team_backup(postgres_urls, tmp_path, capsys, b"%PDF-1.4 plan")
     home = tmp_path / "nest" / "deeper" / "home"
     _home_with_data(home, b"%PDF-1.4 offer")
     with tarfile.open(backup) as source:
-        entries = {item.name: source.extractfile(item).read() for item in source.getmembers()}  # type: ignore[union-attr]
+        entries = {item.name: _read(source, item) for item in source.getmembers()}
     manifest = json.loads(entries["manifest.json"])
     name = "tables/document_content.jsonl"
     rows = [json.loads(line) for line in entries[name].splitlines()]
@@ -372,8 +388,8 @@ def test_a_shared_database_s_backup_naming_a_document_oddly_is_refused_before_an
 
 
 def test_a_restore_whose_check_finds_the_temporary_folder_full_changes_nothing(
-    small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    small_disk: SmallDisk, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The backup is checked in the temporary folder first; that disk full is said as such."""
     import tempfile
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def run_json(capsys: pytest.CaptureFixture[str], home: Path, *argv: str) -> list[dict]:
+def run_json(capsys: pytest.CaptureFixture[str], home: Path, *argv: str) -> list[dict[str, Any]]:
     code, out, err = run(capsys, "--home", str(home), "--demo", "--now", DEMO_NOW, *argv, "--json")
     assert code == 0, err
     data = json.loads(out)
@@ -272,10 +273,11 @@ def test_now_env_pins_the_clock_and_timezone_comes_from_config(
     )
 
 
-def run_json_plain(capsys: pytest.CaptureFixture[str], home: Path, *argv: str) -> list[dict]:
+def run_json_plain(capsys: pytest.CaptureFixture[str], home: Path, *argv: str) -> list[dict[str, Any]]:
     code, out, err = run(capsys, "--home", str(home), "--demo", *argv, "--json")
     assert code == 0, err
-    return json.loads(out)
+    rows: list[dict[str, Any]] = json.loads(out)
+    return rows
 
 
 def test_home_env_puts_everything_under_one_folder(tmp_path: Path) -> None:

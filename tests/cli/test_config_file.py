@@ -4,7 +4,6 @@ binding crm-tui does not have (yet)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from textual.widgets import DataTable
@@ -30,21 +29,17 @@ mass_mail_per_minute = 12
 """
 
 
-def test_a_setting_changed_from_the_app_keeps_the_comments_and_the_unknown_key(demo_home: Path) -> None:
+async def test_a_setting_changed_from_the_app_keeps_the_comments_and_the_unknown_key(demo_home: Path) -> None:
     config = demo_home / "config" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(USERS_CONFIG, encoding="utf-8")
     context = make_context(demo_home, demo=True)
-
-    async def scenario() -> None:
-        app = CrmApp(context, start_mode="settings")
-        async with app.run_test(size=(160, 48)) as pilot:
-            table = app.screen.query_one("#settings-table", DataTable)
-            await wait_for(lambda: table.row_count == 5, pilot)
-            await pilot.press("j", "M")  # the second user is me from now on
-            await wait_for(lambda: "Jonas Weber" in str(app.screen.query_one(StatusBar).render()), pilot)
-
-    asyncio.run(scenario())
+    app = CrmApp(context, start_mode="settings")
+    async with app.run_test(size=(160, 48)) as pilot:
+        table = app.screen.query_one("#settings-table", DataTable)
+        await wait_for(lambda: table.row_count == 5, pilot)
+        await pilot.press("j", "M")  # the second user is me from now on
+        await wait_for(lambda: "Jonas Weber" in str(app.screen.query_one(StatusBar).render()), pilot)
     context.close()
     assert config.read_text("utf-8") == USERS_CONFIG.replace(
         'me = "anna.berg@example.com"', 'me = "jonas.weber@example.com"'

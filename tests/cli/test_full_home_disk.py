@@ -12,7 +12,7 @@ import pytest
 from crm_tui.cli.main import main
 from crm_tui.core.db import open_database, sqlite_url
 from crm_tui.core.services import users
-from tests.conftest import NOW, fill_disk
+from tests.conftest import NOW, SmallDisk, fill_disk
 from tests.utils import factories
 
 
@@ -24,7 +24,7 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def full_home(small_disk) -> Path:  # type: ignore[no-untyped-def]
+def full_home(small_disk: SmallDisk) -> Path:
     """A home with a user and a contact 'Kept', on a disk with no free space left (the database closed
     cleanly before: no -wal, no -shm, as after any command)."""
     home = small_disk(4 * 1024) / "home"
@@ -106,8 +106,8 @@ def test_a_log_record_that_does_not_fit_on_the_full_disk_prints_nothing(
 
 
 def test_what_was_written_before_a_crash_is_read_from_the_log_when_the_disk_is_full(
-    small_disk, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    small_disk: SmallDisk, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A crm-tui killed after its last commit leaves that commit in the -wal only; with its -shm gone and the
     disk full, the log is read into memory (exclusive locking) rather than ignored: the last contact shows."""
     import subprocess
@@ -141,8 +141,8 @@ def test_what_was_written_before_a_crash_is_read_from_the_log_when_the_disk_is_f
 
 
 def test_an_older_database_on_a_full_disk_says_it_must_be_upgraded_first_and_changes_nothing(
-    small_disk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    small_disk: SmallDisk, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Its upgrade copies it to data/backups first: that failed with 'internal error: OperationalError:
     database or disk is full' and left a partial copy."""
     import shutil

@@ -4,8 +4,8 @@ record keeps its own. The command line and the app's import (I on a list) alike.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import select
@@ -30,11 +30,14 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _owners(home: Path, model: type) -> dict[str, str | None]:
+_Owned = TypeVar("_Owned", m.Contact, m.Organization)
+
+
+def _owners(home: Path, model: type[_Owned]) -> dict[str, str | None]:
     """Each record's name (a contact's last name, else its name) with its owner's email."""
     db = open_database(sqlite_url(home / "data" / "crm.sqlite3"))
     with db.read() as s:
-        found = {}
+        found: dict[str, str | None] = {}
         for record in s.scalars(select(model)):
             owner = s.get(m.User, record.owner_id) if record.owner_id else None
             found[getattr(record, "last_name", None) or record.name] = owner.email if owner else None
@@ -101,23 +104,19 @@ def test_me_from_the_settings_owns_what_is_imported(
     assert _owners(home, m.Contact)["Neumann"] == "ben@crm.example"
 
 
-def test_the_apps_import_makes_me_the_owner(home: Path, tmp_path: Path) -> None:
+async def test_the_apps_import_makes_me_the_owner(home: Path, tmp_path: Path) -> None:
     path = tmp_path / "neu.csv"
     path.write_text("first_name,last_name,emails\nTilda,Neumann,tilda@neumann.example\n")
     context = make_context(home, demo=False)
-
-    async def main_() -> None:
-        app = CrmApp(context, start_mode="contacts", run_automations=False)
-        async with app.run_test(size=(160, 48)) as pilot:
-            await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
-            await pilot.press("I")
-            await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
-            app.screen.query_one(Input).value = str(path)
-            await pilot.press("enter")
-            await wait_for(lambda: isinstance(app.screen, ImportPreview), pilot, timeout=20)
-            await pilot.press("y")
-            await wait_for(lambda: "Neumann" in _owners(home, m.Contact), pilot, timeout=20)
-
-    asyncio.run(main_())
+    app = CrmApp(context, start_mode="contacts", run_automations=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
+        await pilot.press("I")
+        await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
+        app.screen.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for(lambda: isinstance(app.screen, ImportPreview), pilot, timeout=20)
+        await pilot.press("y")
+        await wait_for(lambda: "Neumann" in _owners(home, m.Contact), pilot, timeout=20)
     context.close()
     assert _owners(home, m.Contact)["Neumann"] == "anna@crm.example"

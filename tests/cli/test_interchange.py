@@ -14,12 +14,14 @@ from typing import Any
 import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from crm_tui.cli.main import main
 from crm_tui.core import models as m
-from crm_tui.core.db import open_database, sqlite_url
+from crm_tui.core.db import Database, open_database, sqlite_url
 from crm_tui.core.services import custom_fields, pipelines, users
 from tests.conftest import DEMO_NOW, NOW
+from tests.utils.ids import id_of
 
 ORDER = ("organizations", "contacts", "opportunities", "leads")
 
@@ -31,11 +33,17 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def _database(home: Path):  # type: ignore[no-untyped-def]
+def _read(archive: tarfile.TarFile, member: str | tarfile.TarInfo) -> bytes:
+    data = archive.extractfile(member)
+    assert data is not None, f"{member} in the backup is not a file"
+    return data.read()
+
+
+def _database(home: Path) -> Database:
     return open_database(sqlite_url(home / "data" / "crm.sqlite3"))
 
 
-def _home_with_me(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _home_with_me(tmp_path: Path) -> tuple[Path, Database]:
     """A home whose database has one user (me) and nothing else; its database, open."""
     home = tmp_path / "home"
     db = _database(home)
@@ -49,17 +57,20 @@ def _fresh_home_like_demo(demo_home: Path, home: Path) -> None:
     demo = open_database(sqlite_url(demo_home / "data" / "demo.sqlite3"))
     target = _database(home)
     with demo.read() as source, target.write() as s:
-        for user in source.scalars(select(m.User).order_by(m.User.id)):
+        for user in source.scalars(select(m.User).order_by(col(m.User.id))):
             users.create_user(s, users.UserInput(name=user.name, email=user.email), now=NOW)
         for pipe in pipelines.pipelines(source):
             stages = [
                 pipelines.StageInput(
-                    st.name, st.kind, st.probability, [x.name for x in pipelines.substates_of(source, st.id)]
-                )  # type: ignore[arg-type]
-                for st in pipelines.stages_of(source, pipe.id)  # type: ignore[arg-type]
+                    st.name,
+                    st.kind,
+                    st.probability,
+                    [x.name for x in pipelines.substates_of(source, id_of(st))],
+                )
+                for st in pipelines.stages_of(source, id_of(pipe))
             ]
             pipelines.create_pipeline(s, pipe.name, stages)
-        for d in source.scalars(select(m.CustomFieldDefinition).order_by(m.CustomFieldDefinition.id)):
+        for d in source.scalars(select(m.CustomFieldDefinition).order_by(col(m.CustomFieldDefinition.id))):
             custom_fields.define_field(s, custom_fields.FieldDefinitionInput(
                 entity_type=d.entity_type, key=d.key, label=d.label, field_type=d.field_type,
                 choices=(d.choices or "").splitlines() or None, required=d.required))  # fmt: skip
@@ -99,7 +110,7 @@ def test_csv_round_trip_of_every_importable_type_loses_nothing(
 
 
 # Cells a spreadsheet would run as formulas (OWASP's CSV injection), and texts that already start with a quote.
-HOSTILE = {
+HOSTILE: dict[str, Any] = {  # contact fields (ContactInput(**HOSTILE)), each a spreadsheet formula's start
     "first_name": '=HYPERLINK("http://x","y")', "last_name": "=cmd|' /C calc'!A0", "job_title": "@SUM(1+1)",
     "city": "-2+3+cmd|' /C calc'!A0", "street": "'=really starts with a quote", "region": "''+two quotes",
     "country": "'plain quote",
@@ -124,18 +135,18 @@ def test_csv_export_cannot_run_formulas_and_reads_back_unchanged(
     db = _database(home)
     with db.write() as s:
         # Owned by me, as records made in the app are: an import gives a row without an owner to me too.
-        me = s.scalars(select(m.User).order_by(m.User.id)).first().id  # type: ignore[union-attr]
+        me = s.scalars(select(col(m.User.id)).order_by(col(m.User.id))).first()
         org = organizations.create_organization(
             s, organizations.OrganizationInput(name="=1+1 GmbH", phone="+49 30 1234567", owner_id=me), now=NOW
         )
         person = contacts.create_contact(
-            s, contacts.ContactInput(**HOSTILE, emails=["eve@evil.example"], phones=["+49 170 1234567", "-1 555"],  # type: ignore[arg-type]
+            s, contacts.ContactInput(**HOSTILE, emails=["eve@evil.example"], phones=["+49 170 1234567", "-1 555"],
                                      organization_id=org.id, owner_id=me), now=NOW,
         )  # fmt: skip
-        sales = s.scalars(select(m.Pipeline).where(m.Pipeline.name == "Sales")).one()
+        sales = s.scalars(select(m.Pipeline).where(col(m.Pipeline.name) == "Sales")).one()
         opportunities.create_opportunity(
-            s, opportunities.OpportunityInput(title="+Rabatt", pipeline_id=sales.id, amount_cents=1250000,  # type: ignore[arg-type]
-                                              organization_id=org.id, contact_ids=[person.id],  # type: ignore[list-item]
+            s, opportunities.OpportunityInput(title="+Rabatt", pipeline_id=id_of(sales), amount_cents=1250000,
+                                              organization_id=org.id, contact_ids=[id_of(person)],
                                               custom={"roof_area_m2": -5}, owner_id=me), now=NOW, user_id=None,
         )  # fmt: skip
     db.dispose()
@@ -174,8 +185,8 @@ def test_csv_export_cannot_run_formulas_and_reads_back_unchanged(
     with db.read() as s:
         eve_again = contacts.find_by_email(s, "eve@evil.example")[0]
         assert {key: getattr(eve_again, key) for key in HOSTILE} == HOSTILE
-        assert contacts.contact_phones(s, eve_again.id) == ["+49 170 1234567", "-1 555"]  # type: ignore[arg-type]
-        deal_again = s.scalars(select(m.Opportunity).where(m.Opportunity.title == "+Rabatt")).one()
+        assert contacts.contact_phones(s, id_of(eve_again)) == ["+49 170 1234567", "-1 555"]
+        deal_again = s.scalars(select(m.Opportunity).where(col(m.Opportunity.title) == "+Rabatt")).one()
         assert deal_again.amount_cents == 1250000
     db.dispose()
 
@@ -263,19 +274,19 @@ def test_vcard_3_and_4_with_several_addresses_and_phones(
     assert code == 1 and "2 created" in out
     db = _database(home)
     with db.read() as s:
-        jana = s.scalars(select(m.Contact).where(m.Contact.last_name == "Roth")).one()
+        jana = s.scalars(select(m.Contact).where(col(m.Contact.last_name) == "Roth")).one()
         emails = list(
             s.scalars(
-                select(m.ContactEmail.address)
-                .where(m.ContactEmail.contact_id == jana.id)
-                .order_by(m.ContactEmail.position)
+                select(col(m.ContactEmail.address))
+                .where(col(m.ContactEmail.contact_id) == jana.id)
+                .order_by(col(m.ContactEmail.position))
             )
         )
         phones = list(
             s.scalars(
-                select(m.ContactPhone.number)
-                .where(m.ContactPhone.contact_id == jana.id)
-                .order_by(m.ContactPhone.position)
+                select(col(m.ContactPhone.number))
+                .where(col(m.ContactPhone.contact_id) == jana.id)
+                .order_by(col(m.ContactPhone.position))
             )
         )
         org = s.get(m.Organization, jana.organization_id)
@@ -290,7 +301,8 @@ def test_vcard_3_and_4_with_several_addresses_and_phones(
             "DE",
         )
         assert (
-            s.scalars(select(m.Contact.first_name).where(m.Contact.last_name == "Müller")).one() == "Jürgen"
+            s.scalars(select(col(m.Contact.first_name)).where(col(m.Contact.last_name) == "Müller")).one()
+            == "Jürgen"
         )
     db.dispose()
 
@@ -503,12 +515,12 @@ def test_calendar_export_reads_back(
     events = list(calendar.walk("VEVENT"))
     db = open_database(sqlite_url(demo_home / "data" / "demo.sqlite3"))
     with db.read() as s:
-        anna = s.scalars(select(m.User).where(m.User.email == "anna.berg@example.com")).one()
+        anna = s.scalars(select(m.User).where(col(m.User.email) == "anna.berg@example.com")).one()
         mine = list(
             s.scalars(
                 select(m.Activity)
-                .where(m.Activity.owner_id == anna.id)
-                .order_by(m.Activity.start_at, m.Activity.id)
+                .where(col(m.Activity.owner_id) == anna.id)
+                .order_by(col(m.Activity.start_at), col(m.Activity.id))
             )
         )
     db.dispose()
@@ -533,7 +545,7 @@ def test_backup_while_writing_then_restore_after_checks(
 
     with db.write() as s:
         contact = factories.contact(s, NOW, "Kept", emails=["kept@example.com"])
-        attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), doc,  # type: ignore[arg-type]
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, id_of(contact)), doc,
                                  store=attachments.FileStore(home / "data" / "documents"), added_by_id=None, now=NOW)  # fmt: skip
     stop = threading.Event()
 
@@ -560,7 +572,7 @@ def test_backup_while_writing_then_restore_after_checks(
     damaged = tmp_path / "damaged.backup"
     with tarfile.open(tmp_path / "crm.backup") as source, tarfile.open(damaged, "w") as target:
         for member in source.getmembers():
-            data = source.extractfile(member).read()  # type: ignore[union-attr]
+            data = _read(source, member)
             if member.name == "crm.sqlite3":
                 data = data[:4096] + bytes(b ^ 0xFF for b in data[4096:4200]) + data[4200:]
             import io
@@ -573,7 +585,7 @@ def test_backup_while_writing_then_restore_after_checks(
     assert "checked: intact" in out and "restored; the data it replaced is in" in out
     db = _database(home)
     with db.read() as s:
-        names = set(s.scalars(select(m.Contact.last_name)))
+        names = set(s.scalars(select(col(m.Contact.last_name))))
         [document] = s.scalars(select(m.Document)).all()
     db.dispose()
     assert "Kept" in names and "AfterBackup" not in names
@@ -621,8 +633,9 @@ def test_a_shared_database_is_backed_up_while_written_and_restored_into_either_k
     (tmp_path / "site-plan.pdf").write_bytes(content)
     local = open_database(sqlite_url(demo_home / "data" / "demo.sqlite3"))
     with local.write() as s:
-        first = s.scalars(select(m.Contact).order_by(m.Contact.id)).first()
-        attachments.add_document(s, RecordRef(RecordType.CONTACT, first.id), tmp_path / "site-plan.pdf",  # type: ignore[union-attr,arg-type]
+        first = s.scalars(select(m.Contact).order_by(col(m.Contact.id))).first()
+        assert first is not None
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, id_of(first)), tmp_path / "site-plan.pdf",
                                  store=attachments.FileStore(resolve_paths(demo_home).documents_dir(demo=True)),
                                  added_by_id=None, now=NOW)  # fmt: skip
     local.dispose()
@@ -643,7 +656,7 @@ def test_a_shared_database_is_backed_up_while_written_and_restored_into_either_k
         [document] = s.scalars(select(m.Document)).all()
         assert store.read(s, document.stored_name) == content
         shared_counts = {
-            table: s.scalar(select(func.count()).select_from(getattr(m, model)))
+            table: s.scalars(select(func.count()).select_from(getattr(m, model))).one()
             for table, model in (("contact", "Contact"), ("activity", "Activity"), ("user", "User"))
         }
 
@@ -669,7 +682,7 @@ def test_a_shared_database_is_backed_up_while_written_and_restored_into_either_k
     with shared.write() as s:
         factories.contact(s, NOW, "AfterBackup")
     with tarfile.open(tmp_path / "team.backup") as archive:
-        manifest = json.loads(archive.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        manifest = json.loads(_read(archive, "manifest.json"))
     in_backup = manifest["tables"]["contact"]["rows"]
     assert shared_counts["contact"] <= in_backup <= shared_counts["contact"] + len(written)
 
@@ -677,7 +690,7 @@ def test_a_shared_database_is_backed_up_while_written_and_restored_into_either_k
     damaged = tmp_path / "damaged.backup"
     with tarfile.open(tmp_path / "team.backup") as source, tarfile.open(damaged, "w") as target:
         for member in source.getmembers():
-            data = source.extractfile(member).read()  # type: ignore[union-attr]
+            data = _read(source, member)
             if member.name == "tables/contact.jsonl":
                 data = data.replace(b"Busy", b"Bust", 1)
             target.addfile(member, io.BytesIO(data))
@@ -685,7 +698,9 @@ def test_a_shared_database_is_backed_up_while_written_and_restored_into_either_k
     assert code == 1 and "damaged" in err
     with shared.read() as s:
         assert (
-            s.scalar(select(func.count()).select_from(m.Contact).where(m.Contact.last_name == "AfterBackup"))
+            s.scalar(
+                select(func.count()).select_from(m.Contact).where(col(m.Contact.last_name) == "AfterBackup")
+            )
             == 1
         )
 
@@ -694,17 +709,19 @@ def test_a_shared_database_is_backed_up_while_written_and_restored_into_either_k
     restored_team = _exports(capsys, tmp_path / "team-restored", *team)
     assert restored_team["organizations"] == expected["organizations"]
     with shared.read() as s:
-        names = list(s.scalars(select(m.Contact.last_name)))
+        names = list(s.scalars(select(col(m.Contact.last_name))))
     assert "AfterBackup" not in names and len(names) == in_backup
     with shared.write() as s:  # the id sequences moved past the restored rows
-        assert factories.contact(s, NOW, "AfterRestore").id > max(
-            s.scalars(select(m.Contact.id).where(m.Contact.last_name != "AfterRestore"))
-        )
+        after = id_of(factories.contact(s, NOW, "AfterRestore"))
+        before = s.scalars(
+            select(func.max(col(m.Contact.id))).where(col(m.Contact.last_name) != "AfterRestore")
+        ).one()
+        assert before is not None and after > before
     first_aside, aside = sorted((tmp_path / "team-home" / "data" / "replaced").iterdir())
     with tarfile.open(first_aside / "replaced.crm-backup") as kept:  # the empty database it started as
-        assert kept.extractfile("tables/contact.jsonl").read() == b""  # type: ignore[union-attr]
+        assert _read(kept, "tables/contact.jsonl") == b""
     with tarfile.open(aside / "replaced.crm-backup") as kept:
-        assert b'"AfterBackup"' in kept.extractfile("tables/contact.jsonl").read()  # type: ignore[union-attr]
+        assert b'"AfterBackup"' in _read(kept, "tables/contact.jsonl")
     shared.dispose()
 
     # Team to local: the server's backup as a SQLite home, documents as files again.

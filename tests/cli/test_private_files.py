@@ -19,6 +19,7 @@ from crm_tui.runtime.logs import LOGGER, open_log
 from crm_tui.runtime.paths import resolve_paths
 from tests.conftest import NOW
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 @pytest.fixture(params=[0o022, 0o000], ids=["umask-022", "umask-000"])
@@ -60,7 +61,7 @@ def test_what_a_new_home_holds_is_readable_by_the_user_only(umask: int, tmp_path
     with db.write() as s:
         users.create_user(s, users.UserInput(name="Anna Berg", email="anna@crm.example"), now=NOW)
         contact = factories.contact(s, NOW, "Kept")
-        attachments.add_document(s, RecordRef(RecordType.CONTACT, contact.id), source,  # type: ignore[arg-type]
+        attachments.add_document(s, RecordRef(RecordType.CONTACT, id_of(contact)), source,
                                  store=attachments.FileStore(home / "data" / "documents"), added_by_id=None, now=NOW)  # fmt: skip
     # While the database is open its write-ahead log and shared memory exist: private as the database.
     for suffix in ("", "-wal", "-shm"):

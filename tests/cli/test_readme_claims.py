@@ -25,12 +25,18 @@ def _flat(text: str) -> str:
     return " ".join(text.split())
 
 
+def _template_name(path: Path) -> str:
+    found = re.search(r"^Name: (.+)$", path.read_text(encoding="utf-8"), re.M)
+    assert found is not None, f"{path.name} has no Name: line"
+    return found[1]
+
+
 def test_the_number_of_shipped_templates_and_the_demos_own_are_as_the_readme_says(demo_home: Path) -> None:
     shipped = sorted((ROOT / "assets" / "templates" / "email").glob("*.txt"))
     said = re.search(r"(\w+) ship in `assets/templates/email`", _flat(README))
     assert said is not None
     assert NUMBERS[said[1]] == len(shipped)
-    names = {re.search(r"^Name: (.+)$", p.read_text(encoding="utf-8"), re.M)[1] for p in shipped}  # type: ignore[index]
+    names = {_template_name(p) for p in shipped}
     connection = sqlite3.connect(demo_home / "data" / "demo.sqlite3")
     demo = {row[0] for row in connection.execute("SELECT name FROM email_template")}
     connection.close()

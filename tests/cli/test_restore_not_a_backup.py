@@ -3,6 +3,7 @@ compression tarfile tried, as exception reprs: "- method gz: ReadError('empty fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,8 +32,8 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     ids=["empty", "raw-database", "text", "folder"],
 )
 def test_restoring_a_file_that_is_not_a_backup_says_what_the_file_is(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], make, said: str
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: Callable[[Path, Path], object], said: str
+) -> None:
     home = tmp_path / "home"
     code, _, err = cli(capsys, "--home", str(home), "contacts", "list")
     assert code == 0, err

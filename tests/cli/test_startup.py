@@ -67,6 +67,6 @@ def _required_arguments(parser: argparse.ArgumentParser, path: tuple[str, ...]) 
             if action.required:
                 values += [action.option_strings[0], "x"]
             continue
-        value = action.choices[0] if action.choices else "1"
+        value = next(iter(action.choices)) if action.choices else "1"
         values.append(str(value))
     return values

@@ -7,6 +7,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -54,7 +55,8 @@ def test_datetimes_come_back_aware_in_utc(db: Database, now: datetime) -> None:
         assert stored.start_at == berlin_time
         assert stored.start_at.utcoffset() == timedelta(0)
     if db.is_sqlite:
-        raw = sqlite3.connect(db.engine.url.database).execute("SELECT start_at FROM activity").fetchone()[0]  # type: ignore[arg-type]
+        assert db.engine.url.database is not None
+        raw = sqlite3.connect(db.engine.url.database).execute("SELECT start_at FROM activity").fetchone()[0]
         assert raw.startswith("2026-07-01 12:00:00"), "stored in UTC"
     else:
         with db.read() as session:
@@ -92,7 +94,7 @@ def test_concurrent_writers_queue_instead_of_failing(db: Database, now: datetime
                     row = session.get(m.AppMeta, "counter")
                     assert row is not None
                     value = int(row.value)
-                    time.sleep(0.002)
+                    time.sleep(0.002)  # the thing under test: holding the value read while the other writes
                     row.value = str(value + 1)
                     session.add(row)
         except BaseException as exc:  # noqa: BLE001
@@ -192,7 +194,7 @@ def test_background_checkpoints_move_a_bulk_writers_log_into_the_file(tmp_path: 
                 session.connection().exec_driver_sql("INSERT INTO blob_test VALUES (?)", (blob,))
         deadline = time.monotonic() + 10
         while path.stat().st_size < before + 6 * 2**20 and time.monotonic() < deadline:
-            time.sleep(0.02)
+            time.sleep(0.02)  # polls the condition above (the file has grown), for up to 10 s
     assert path.stat().st_size >= before + 6 * 2**20, "the log was copied into the file while the block ran"
     assert not [t for t in threading.enumerate() if t.name == "crm-tui checkpoint"], "the thread ended"
     db.dispose()
@@ -220,7 +222,7 @@ def test_bulk_inserts_store_what_the_orm_stores(db: Database, now: datetime) -> 
                "body_text", "has_attachments", "attachments", "size", "is_outgoing", "is_read",
                "is_flagged", "has_body", "received_at", "sent_at")  # fmt: skip
 
-    def values(n: int, sent: datetime | None, flag: bool) -> dict:  # type: ignore[type-arg]
+    def values(n: int, sent: datetime | None, flag: bool) -> dict[str, Any]:
         return dict(zip(columns, (f"s{n}", f"s{n}", "", "a@b.example", "", "", "", flag, "", 1, not flag,
                                   flag, not flag, flag, now, sent), strict=True))  # fmt: skip
 
@@ -228,7 +230,7 @@ def test_bulk_inserts_store_what_the_orm_stores(db: Database, now: datetime) -> 
         for n, (sent, flag) in enumerate(zip(moments, flags, strict=True)):
             session.add(m.MailMessage(**values(n, sent, flag)))
         session.flush()
-        table = m.MailMessage.__table__  # type: ignore[attr-defined]
+        table = m.MailMessage.metadata.tables["mail_message"]
         rows = [tuple(values(n, s, f).values()) for n, (s, f) in enumerate(zip(moments, flags, strict=True))]
         bulk.insert_tuples(session, table, columns, [(f"b{row[0][1:]}", *row[1:]) for row in rows])
     stored = (

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import SQLModel, col, select
 
 from crm_tui.core import models as m
 from crm_tui.core.db import Database, open_database, sqlite_url
@@ -25,8 +26,8 @@ def make(tmp_path: Path, name: str, today: date) -> Database:
     return db
 
 
-def dump(db: Database) -> dict[str, list[tuple]]:
-    tables = [t for t in m.SQLModel.metadata.sorted_tables]
+def dump(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    tables = [t for t in SQLModel.metadata.sorted_tables]
     with db.read() as session:
         return {
             t.name: sorted(map(tuple, session.execute(text(f'SELECT * FROM "{t.name}"')).all()), key=repr)
@@ -56,7 +57,9 @@ def test_demo_has_the_promised_size_and_only_reserved_domains(tmp_path: Path) ->
             text("SELECT contact_id FROM contact_email GROUP BY contact_id HAVING COUNT(*) > 1")
         ).all()
         assert len(several) >= 20
-        assert session.exec(select(m.User).where(m.User.organization_id.is_not(None))).all(), "a partner user"  # type: ignore[union-attr]
+        assert session.exec(select(m.User).where(col(m.User.organization_id).is_not(None))).all(), (
+            "a partner user"
+        )
         assert session.exec(select(m.SubstateDefinition)).all()
         stage_kinds = {s.kind for s in session.exec(select(m.Stage))}
         assert stage_kinds == {"open", "won", "lost"}
@@ -82,7 +85,7 @@ def test_same_seed_and_today_give_the_same_database(tmp_path: Path) -> None:
 def test_the_demo_moves_with_today(tmp_path: Path) -> None:
     early, late = make(tmp_path, "early", date(2026, 6, 10)), make(tmp_path, "late", date(2026, 6, 17))
     with early.read() as a, late.read() as b:
-        first = [x.start_at for x in a.exec(select(m.Activity).order_by(m.Activity.id))]
-        second = [x.start_at for x in b.exec(select(m.Activity).order_by(m.Activity.id))]
+        first = [x.start_at for x in a.exec(select(m.Activity).order_by(col(m.Activity.id)))]
+        second = [x.start_at for x in b.exec(select(m.Activity).order_by(col(m.Activity.id)))]
     assert len(first) == len(second)
     assert {later - earlier for earlier, later in zip(first, second, strict=True)} == {timedelta(days=7)}
