@@ -7,11 +7,12 @@ The list's condition (folder, view, search) is built here from plain arguments, 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
-from typing import Literal
+from datetime import UTC, datetime, tzinfo
+from typing import Literal, cast
 
 from sqlalchemy import and_, false, select
-from sqlmodel import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, ValidationError
@@ -64,24 +65,31 @@ class MessageView:
     references: str | None
 
 
-def _condition(session: Session, what: InboxQuery):  # type: ignore[no-untyped-def]
+def _condition(session: Session, what: InboxQuery) -> ColumnElement[bool] | None:
     """The list's condition: the folder or view chosen, and the search; an unfinished or wrong query (typed so
     far) matches nothing."""
-    parts = []
+    parts: list[ColumnElement[bool]] = []
     scope = what.scope
+    # The inbox always gives both; a query without them reads the mail in UTC, as of now.
+    zone = what.zone if what.zone is not None else UTC
+    now = what.now if what.now is not None else datetime.now(UTC)
     try:
         if scope[0] == "folder":
-            parts.append(triage.folder_condition(session, int(scope[1])))  # type: ignore[call-overload]
+            parts.append(triage.folder_condition(session, int(cast("int | str", scope[1]))))  # a folder's id
         elif scope[1] != "all":
             # Archived or deleted: done, out of the view at once (the cheap test first: it spares the view's
             # thread look-ups for every mail put away).
             parts.append(triage.not_put_away())
-            parts.append(triage.view_condition(str(scope[1]), now=what.now, days=what.days))  # type: ignore[arg-type]
+            view = triage.view_condition(str(scope[1]), now=now, days=what.days)
+            if view is not None:  # None: all mail, handled above
+                parts.append(view)
     except CrmError:
         parts.append(false())
     if what.query.strip():
         try:
-            parts.append(search_condition(session, what.query, what.zone))  # type: ignore[arg-type]
+            condition = search_condition(session, what.query, zone)
+            # No condition parsed from a query typed: nothing matches (as the NULL it was once added as).
+            parts.append(condition if condition is not None else false())
         except ValidationError:
             parts.append(false())
     return and_(*parts) if parts else None
@@ -134,9 +142,9 @@ def message_view(session: Session, message_id: int) -> MessageView | None:
 
 def all_marked(session: Session, message_ids: list[int], mark: Literal["read", "flagged"]) -> bool:
     """Whether every one of the mails is read (or flagged); a mail gone counts as not."""
-    column = m.MailMessage.is_read if mark == "read" else m.MailMessage.is_flagged
+    column = col(m.MailMessage.is_read) if mark == "read" else col(m.MailMessage.is_flagged)
     marked = session.scalars(
-        select(m.MailMessage.id).where(m.MailMessage.id.in_(message_ids), column.is_(True))  # type: ignore[union-attr,attr-defined]
+        select(col(m.MailMessage.id)).where(col(m.MailMessage.id).in_(message_ids), column.is_(True))
     )
     return set(marked) >= set(message_ids)
 
@@ -144,8 +152,8 @@ def all_marked(session: Session, message_ids: list[int], mark: Literal["read", "
 def filed_on(session: Session, message_id: int) -> list[RecordRef]:
     """The records a mail is filed on, in the order it was filed."""
     rows = session.execute(
-        select(m.MailLink.record_type, m.MailLink.record_id)
-        .where(m.MailLink.message_id == message_id)
-        .order_by(m.MailLink.id)  # type: ignore[arg-type]
+        select(col(m.MailLink.record_type), col(m.MailLink.record_id))
+        .where(col(m.MailLink.message_id) == message_id)
+        .order_by(col(m.MailLink.id))
     )
     return [RecordRef(RecordType(record_type), record_id) for record_type, record_id in rows]

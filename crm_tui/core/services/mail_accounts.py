@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import FieldErrors, NotFound
 from crm_tui.core.services import mailbox
 from crm_tui.core.services.own_addresses import my_addresses as my_addresses  # kept here for its callers
+from crm_tui.core.services.rows import id_of, table_of
 
 SECURITIES = ("ssl", "starttls", "none")
 PASSWORD_SOURCES = ("keyring", "env", "command")
@@ -186,9 +187,13 @@ def update_account(session: Session, name: str, data: AccountInput, *, now: date
 def remove_account(session: Session, name: str) -> None:
     """Remove the account, its folders and locations. Messages stay while another copy or a record keeps them."""
     account = get_account(session, name)
-    folder_ids = list(session.scalars(select(m.MailFolder.id).where(m.MailFolder.account_id == account.id)))
+    folder_ids = list(
+        session.scalars(select(col(m.MailFolder.id)).where(col(m.MailFolder.account_id) == account.id))
+    )
     message_ids = set(
-        session.scalars(select(m.MailLocation.message_id).where(m.MailLocation.folder_id.in_(folder_ids)))  # type: ignore[attr-defined]
+        session.scalars(
+            select(col(m.MailLocation.message_id)).where(col(m.MailLocation.folder_id).in_(folder_ids))
+        )
     )
     session.delete(account)
     session.flush()
@@ -196,7 +201,7 @@ def remove_account(session: Session, name: str) -> None:
 
 
 def _by_name(session: Session, name: str) -> m.MailAccount | None:
-    return session.scalars(select(m.MailAccount).where(m.MailAccount.name == name)).first()
+    return session.scalars(select(m.MailAccount).where(col(m.MailAccount.name) == name)).first()
 
 
 def _no_account(name: str) -> NotFound:
@@ -213,7 +218,7 @@ def get_account(session: Session, name: str) -> m.MailAccount:
 def account_row(session: Session, name: str) -> Any:
     """``get_account``'s values as a plain row, read without the ORM: a sync's login can start before the
     ORM's first use in the process (its mappers take 20-35 ms to configure) and overlap it."""
-    table = m.MailAccount.__table__  # type: ignore[attr-defined]
+    table = table_of(m.MailAccount)
     row = session.execute(select(table).where(table.c.name == name)).first()
     if row is None:
         raise _no_account(name)
@@ -221,7 +226,7 @@ def account_row(session: Session, name: str) -> Any:
 
 
 def list_accounts(session: Session) -> list[m.MailAccount]:
-    return list(session.scalars(select(m.MailAccount).order_by(m.MailAccount.name)))
+    return list(session.scalars(select(m.MailAccount).order_by(col(m.MailAccount.name))))
 
 
 def account_names(session: Session) -> list[str]:
@@ -255,7 +260,7 @@ class Identity:
 
 def identities(session: Session) -> list[Identity]:
     """Every identity of every account: its own addresses, else its login when that is an address."""
-    found = []
+    found: list[Identity] = []
     for account in list_accounts(session):
         user = session.get(m.User, account.user_id)
         name = user.name if user is not None else ""
@@ -263,7 +268,7 @@ def identities(session: Session) -> list[Identity]:
             [account.username.lower()] if "@" in account.username else []
         )
         found.extend(
-            Identity(account.id, account.name, name, address, account.signature or "")  # type: ignore[arg-type]
+            Identity(id_of(account), account.name, name, address, account.signature or "")
             for address in addresses
         )
     return found
@@ -275,9 +280,9 @@ def identity_for(session: Session, message_id: int) -> Identity | None:
     if mail is None:
         return None
     account_id = session.scalars(
-        select(m.MailFolder.account_id)
-        .join(m.MailLocation, m.MailLocation.folder_id == m.MailFolder.id)
-        .where(m.MailLocation.message_id == message_id)
+        select(col(m.MailFolder.account_id))
+        .join(m.MailLocation, col(m.MailLocation.folder_id) == col(m.MailFolder.id))
+        .where(col(m.MailLocation.message_id) == message_id)
     ).first()
     candidates = [i for i in identities(session) if account_id is None or i.account_id == account_id]
     written_to = {line.lower() for line in (mail.to_addresses + "\n" + mail.cc_addresses).splitlines()}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.addresses import domain_of, valid_domain, valid_emails
@@ -24,6 +24,7 @@ from crm_tui.core.services import (
     records,
     sales_documents,
 )
+from crm_tui.core.services.rows import id_of, stored_ids
 from crm_tui.core.types import RecordRef, RecordType
 
 REASONS = {
@@ -73,21 +74,27 @@ def _people_refs(session: Session, address: str, free_domains: set[str]) -> list
     if not address:
         return found
     for contact_id in session.scalars(
-        select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+        select(col(m.ContactEmail.contact_id)).where(col(m.ContactEmail.address) == address)
     ):
         found.append((RecordRef(RecordType.CONTACT, contact_id), "address"))
-    for lead_id in session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)):
+    for lead_id in session.scalars(
+        select(col(m.LeadEmail.lead_id)).where(col(m.LeadEmail.address) == address)
+    ):
         found.append((RecordRef(RecordType.LEAD, lead_id), "address"))
     domain = domain_of(address)
     org_ids = list(
         session.scalars(
-            select(m.OrganizationEmail.organization_id).where(m.OrganizationEmail.address == address)
+            select(col(m.OrganizationEmail.organization_id)).where(
+                col(m.OrganizationEmail.address) == address
+            )
         )
     )
     if domain and domain not in free_domains:
         org_ids += list(
             session.scalars(
-                select(m.OrganizationDomain.organization_id).where(m.OrganizationDomain.domain == domain)
+                select(col(m.OrganizationDomain.organization_id)).where(
+                    col(m.OrganizationDomain.domain) == domain
+                )
             )
         )
     for contact in (session.get(m.Contact, ref.id) for ref, _ in found if ref.type is RecordType.CONTACT):
@@ -103,20 +110,20 @@ def _open_deals(session: Session, people: list[RecordRef]) -> list[m.Opportunity
     org_ids = [r.id for r in people if r.type is RecordType.ORGANIZATION]
     query = (
         select(m.Opportunity)
-        .join(m.Stage, m.Stage.id == m.Opportunity.stage_id)
-        .where(m.Stage.kind == "open")
+        .join(m.Stage, col(m.Stage.id) == col(m.Opportunity.stage_id))
+        .where(col(m.Stage.kind) == "open")
     )
     deals: dict[int, m.Opportunity] = {}
     if org_ids:
-        for deal in session.scalars(query.where(m.Opportunity.organization_id.in_(org_ids))):  # type: ignore[union-attr]
-            deals[deal.id] = deal  # type: ignore[index]
+        for deal in session.scalars(query.where(col(m.Opportunity.organization_id).in_(org_ids))):
+            deals[id_of(deal)] = deal
     if contact_ids:
         for deal in session.scalars(
-            query.join(m.OpportunityContact, m.OpportunityContact.opportunity_id == m.Opportunity.id).where(
-                m.OpportunityContact.contact_id.in_(contact_ids)  # type: ignore[attr-defined]
-            )
+            query.join(
+                m.OpportunityContact, col(m.OpportunityContact.opportunity_id) == col(m.Opportunity.id)
+            ).where(col(m.OpportunityContact.contact_id).in_(contact_ids))
         ):
-            deals[deal.id] = deal  # type: ignore[index]
+            deals[id_of(deal)] = deal
     return sorted(deals.values(), key=lambda d: d.stage_entered_at, reverse=True)
 
 
@@ -135,7 +142,7 @@ def suggestions(
     message = _message(session, message_id)
     linked = {
         (link.record_type, link.record_id): link.reason
-        for link in session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id))
+        for link in session.scalars(select(m.MailLink).where(col(m.MailLink.message_id) == message_id))
     }
     found: dict[tuple[str, int], str] = {}
     people = [ref for ref, _ in _people_refs(session, message.from_address.lower(), free_domains)]
@@ -143,7 +150,7 @@ def suggestions(
         for address in mail_linking.addresses_in(message.to_addresses)[:1]:
             people = [ref for ref, _ in _people_refs(session, address, free_domains)]
     for deal in _open_deals(session, people):
-        found.setdefault((RecordType.OPPORTUNITY.value, deal.id), "deal")  # type: ignore[arg-type]
+        found.setdefault((RecordType.OPPORTUNITY.value, id_of(deal)), "deal")
     for ref, reason in mail_linking.candidates(session, message, mine=mine, free_domains=free_domains):
         found.setdefault((ref.type.value, ref.id), reason)
     for key, reason in linked.items():
@@ -178,7 +185,7 @@ def related(session: Session, message_id: int, *, free_domains: set[str], limit:
         stage = session.get(m.Stage, deal.stage_id)
         panel.deals.append(
             (
-                RecordRef(RecordType.OPPORTUNITY, deal.id),  # type: ignore[arg-type]
+                RecordRef(RecordType.OPPORTUNITY, id_of(deal)),
                 deal.title,
                 stage.name if stage else "",
                 deal.amount_cents,
@@ -188,31 +195,31 @@ def related(session: Session, message_id: int, *, free_domains: set[str], limit:
     conditions = []
     for ref in refs + [d[0] for d in panel.deals]:
         column = {
-            RecordType.CONTACT: m.Activity.contact_id,
-            RecordType.LEAD: m.Activity.lead_id,
-            RecordType.ORGANIZATION: m.Activity.organization_id,
-            RecordType.OPPORTUNITY: m.Activity.opportunity_id,
+            RecordType.CONTACT: col(m.Activity.contact_id),
+            RecordType.LEAD: col(m.Activity.lead_id),
+            RecordType.ORGANIZATION: col(m.Activity.organization_id),
+            RecordType.OPPORTUNITY: col(m.Activity.opportunity_id),
         }[ref.type]
         conditions.append(column == ref.id)
     if conditions:
         for activity in session.scalars(
             select(m.Activity)
-            .where(or_(*conditions), m.Activity.status == "planned")
-            .order_by(m.Activity.start_at)
+            .where(or_(*conditions), col(m.Activity.status) == "planned")
+            .order_by(col(m.Activity.start_at))
             .limit(limit)
         ):
             panel.activities.append(
-                (RecordRef(RecordType.ACTIVITY, activity.id), activity.subject, activity.start_at)
-            )  # type: ignore[arg-type]
+                (RecordRef(RecordType.ACTIVITY, id_of(activity)), activity.subject, activity.start_at)
+            )
     if address:
         for other in session.execute(
-            select(m.MailMessage.id, m.MailMessage.subject, m.MailMessage.sent_at)
-            .where(m.MailMessage.from_address == address, m.MailMessage.id != message_id)
-            .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
+            select(col(m.MailMessage.id), col(m.MailMessage.subject), col(m.MailMessage.sent_at))
+            .where(col(m.MailMessage.from_address) == address, col(m.MailMessage.id) != message_id)
+            .order_by(col(m.MailMessage.sent_at).desc())
             .limit(limit)
         ):
             panel.threads.append((other.id, other.subject, other.sent_at))
-    for link in session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id)):
+    for link in session.scalars(select(m.MailLink).where(col(m.MailLink.message_id) == message_id)):
         ref = RecordRef(RecordType(link.record_type), link.record_id)
         try:
             panel.links.append((ref, records.record_label(session, ref), link.reason))
@@ -241,7 +248,7 @@ def prefill(session: Session, message_id: int, record_type: str, *, free_domains
     free = not domain or domain in free_domains
     org = None if free else organizations.find_by_domain(session, domain)
     company = org.name if org else ("" if free else domain.split(".")[0].capitalize())
-    org_text = ref_text(org.name, RecordType.ORGANIZATION, org.id) if org else ""  # type: ignore[arg-type]
+    org_text = ref_text(org.name, RecordType.ORGANIZATION, org.id) if org else ""
     subject = message.subject or ""
     body = message.body_text or ""
     if record_type == "lead":
@@ -274,7 +281,7 @@ def prefill(session: Session, message_id: int, record_type: str, *, free_domains
     if record_type == "ticket":
         contact_id = (
             session.scalars(
-                select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+                select(col(m.ContactEmail.contact_id)).where(col(m.ContactEmail.address) == address)
             ).first()
             if address
             else None
@@ -284,7 +291,7 @@ def prefill(session: Session, message_id: int, record_type: str, *, free_domains
         return {
             "subject": fit_text(subject, limits["subject"]) or "(no subject)",
             "description": fit_text(body, min(2000, limits["description"]), multiline=True),
-            "contact_id": ref_text(contact.name, RecordType.CONTACT, contact.id) if contact else "",  # type: ignore[arg-type]
+            "contact_id": ref_text(contact.name, RecordType.CONTACT, contact.id) if contact else "",
             "organization_id": org_text,
         }
     raise NotFound(f"no form for {record_type}")
@@ -322,13 +329,13 @@ def follow_up_prefill(
     deal = chosen.get("opportunity_id")
     if deal is not None and "contact_id" not in chosen and "lead_id" not in chosen:
         contact_id = session.scalars(
-            select(m.OpportunityContact.contact_id)
-            .where(m.OpportunityContact.opportunity_id == deal.id)
-            .order_by(m.OpportunityContact.is_primary.desc())  # type: ignore[attr-defined]
+            select(col(m.OpportunityContact.contact_id))
+            .where(col(m.OpportunityContact.opportunity_id) == deal.id)
+            .order_by(col(m.OpportunityContact.is_primary).desc())
         ).first()
         contact = session.get(m.Contact, contact_id) if contact_id else None
         if contact is not None:
-            values["contact_id"] = ref_text(contact.name, RecordType.CONTACT, contact.id)  # type: ignore[arg-type]
+            values["contact_id"] = ref_text(contact.name, RecordType.CONTACT, contact.id)
     return values
 
 
@@ -346,10 +353,10 @@ def file_on(session: Session, message_ids: list[int], ref: RecordRef, *, now: da
     had = {
         row[0]
         for row in session.execute(
-            select(m.MailLink.message_id).where(
-                m.MailLink.message_id.in_(message_ids),  # type: ignore[attr-defined]
-                m.MailLink.record_type == ref.type.value,
-                m.MailLink.record_id == ref.id,
+            select(col(m.MailLink.message_id)).where(
+                col(m.MailLink.message_id).in_(message_ids),
+                col(m.MailLink.record_type) == ref.type.value,
+                col(m.MailLink.record_id) == ref.id,
             )
         )
     }
@@ -367,9 +374,9 @@ def unfile(session: Session, filed: Filed) -> str:
     for message_id, ref in filed.made:
         for link in session.scalars(
             select(m.MailLink).where(
-                m.MailLink.message_id == message_id,
-                m.MailLink.record_type == ref.type.value,
-                m.MailLink.record_id == ref.id,
+                col(m.MailLink.message_id) == message_id,
+                col(m.MailLink.record_type) == ref.type.value,
+                col(m.MailLink.record_id) == ref.id,
             )
         ):
             session.delete(link)
@@ -405,11 +412,13 @@ def accept_invitation(
         address = organizer
     name = message.from_name if address == message.from_address.lower() else organizer_name
     contact_id = session.scalars(
-        select(m.ContactEmail.contact_id).where(m.ContactEmail.address == address)
+        select(col(m.ContactEmail.contact_id)).where(col(m.ContactEmail.address) == address)
     ).first()
     lead_id = None
     if contact_id is None:
-        lead_id = session.scalars(select(m.LeadEmail.lead_id).where(m.LeadEmail.address == address)).first()
+        lead_id = session.scalars(
+            select(col(m.LeadEmail.lead_id)).where(col(m.LeadEmail.address) == address)
+        ).first()
     created = False
     if contact_id is None and lead_id is None:
         first, _, last = " ".join((name or "").split()).partition(" ")
@@ -446,9 +455,13 @@ def accept_invitation(
         now=now,
         me_id=me_id,
     )
-    person = RecordRef(RecordType.CONTACT, contact_id) if contact_id else RecordRef(RecordType.LEAD, lead_id)  # type: ignore[arg-type]
+    if contact_id:
+        person = RecordRef(RecordType.CONTACT, contact_id)
+    else:
+        assert lead_id is not None  # without a contact found or made, the lead was found
+        person = RecordRef(RecordType.LEAD, lead_id)
     mail_linking.link_manually(session, message_id, person, now=now)
-    return Accepted(activity.id, person, created)  # type: ignore[arg-type]
+    return Accepted(id_of(activity), person, created)
 
 
 def take_back_acceptance(session: Session, message_id: int, accepted: Accepted, *, now: datetime) -> str:
@@ -486,16 +499,20 @@ def record_addresses(session: Session, ref: RecordRef) -> list[str]:
         own = [
             format_address(getattr(row, "name", ""), a)
             for a in session.scalars(
-                select(m.OrganizationEmail.address).where(m.OrganizationEmail.organization_id == ref.id)
+                select(col(m.OrganizationEmail.address)).where(
+                    col(m.OrganizationEmail.organization_id) == ref.id
+                )
             )
         ]
-        people = list(session.scalars(select(m.Contact.id).where(m.Contact.organization_id == ref.id)))
+        people = stored_ids(
+            session.scalars(select(col(m.Contact.id)).where(col(m.Contact.organization_id) == ref.id))
+        )
         return own + of_contacts(people)
     if ref.type in (RecordType.OPPORTUNITY, RecordType.QUOTE):
         deal_id = ref.id if ref.type is RecordType.OPPORTUNITY else getattr(row, "opportunity_id", None)
         deal_contacts = session.execute(
-            select(m.OpportunityContact.contact_id, m.OpportunityContact.is_primary).where(
-                m.OpportunityContact.opportunity_id == deal_id
+            select(col(m.OpportunityContact.contact_id), col(m.OpportunityContact.is_primary)).where(
+                col(m.OpportunityContact.opportunity_id) == deal_id
             )
         ).all()
         ordered = [c for c, _primary in sorted(deal_contacts, key=lambda row: not row[1])]
@@ -547,7 +564,7 @@ def meeting_of(session: Session, activity_id: int, *, mine: set[str]) -> Meeting
     if activity.lead_id:
         found += lead_addresses(activity.lead_id)
     for attendee in session.scalars(
-        select(m.ActivityAttendee).where(m.ActivityAttendee.activity_id == activity_id)
+        select(m.ActivityAttendee).where(col(m.ActivityAttendee.activity_id) == activity_id)
     ):
         if attendee.contact_id:
             found += contact_addresses(attendee.contact_id)
@@ -577,7 +594,7 @@ def meeting_of(session: Session, activity_id: int, *, mine: set[str]) -> Meeting
 def filed_on(session: Session, message_id: int) -> list[tuple[str, str]]:
     """("type:id", label) of every record the mail is filed on."""
     found = []
-    for link in session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id)):
+    for link in session.scalars(select(m.MailLink).where(col(m.MailLink.message_id) == message_id)):
         ref = RecordRef(RecordType(link.record_type), link.record_id)
         try:
             found.append((str(ref), records.record_label(session, ref)))

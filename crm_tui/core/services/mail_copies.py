@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 
@@ -32,17 +32,17 @@ def copies_of_each(session: Session, message_ids: list[int]) -> dict[int, list[C
     found: dict[int, list[Copy]] = {i: [] for i in message_ids}
     for message_id, *copy in session.execute(
         select(
-            m.MailLocation.message_id,
-            m.MailLocation.id,
-            m.MailAccount.name,
-            m.MailFolder.name,
-            m.MailLocation.uidvalidity,
-            m.MailLocation.uid,
+            col(m.MailLocation.message_id),
+            col(m.MailLocation.id),
+            col(m.MailAccount.name),
+            col(m.MailFolder.name),
+            col(m.MailLocation.uidvalidity),
+            col(m.MailLocation.uid),
         )
-        .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-        .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
-        .where(m.MailLocation.message_id.in_(message_ids))  # type: ignore[attr-defined]
-        .order_by(m.MailLocation.id)
+        .join(m.MailFolder, col(m.MailFolder.id) == col(m.MailLocation.folder_id))
+        .join(m.MailAccount, col(m.MailAccount.id) == col(m.MailFolder.account_id))
+        .where(col(m.MailLocation.message_id).in_(message_ids))
+        .order_by(col(m.MailLocation.id))
     ):
         found[message_id].append(Copy(*copy))
     return found

@@ -15,13 +15,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import bulk
 from crm_tui.core import models as m
 from crm_tui.core.addresses import domain_of
 from crm_tui.core.mail_identity import stored_addresses
 from crm_tui.core.services.mail_store import link_message
+from crm_tui.core.services.rows import table_of
 from crm_tui.core.types import RecordRef, RecordType
 
 THREAD_TYPES = (RecordType.OPPORTUNITY.value, RecordType.TICKET.value)
@@ -38,14 +39,16 @@ def _existing(session: Session, message_id: int) -> tuple[set[tuple[str, int]], 
     links = {
         (row.record_type, row.record_id)
         for row in session.execute(
-            select(m.MailLink.record_type, m.MailLink.record_id).where(m.MailLink.message_id == message_id)
+            select(col(m.MailLink.record_type), col(m.MailLink.record_id)).where(
+                col(m.MailLink.message_id) == message_id
+            )
         )
     }
     unlinks = {
         (row.record_type, row.record_id)
         for row in session.execute(
-            select(m.MailUnlink.record_type, m.MailUnlink.record_id).where(
-                m.MailUnlink.message_id == message_id
+            select(col(m.MailUnlink.record_type), col(m.MailUnlink.record_id)).where(
+                col(m.MailUnlink.message_id) == message_id
             )
         )
     }
@@ -56,7 +59,12 @@ class _Lookup:
     """What automatic linking needs for a batch of messages, fetched in a handful of queries."""
 
     def __init__(
-        self, session: Session, messages: list[m.MailMessage], *, mine: set[str], free_domains: set[str]
+        self,
+        session: Session,
+        messages: list[m.MailMessage],
+        *,
+        mine: set[str],
+        free_domains: set[str] | frozenset[str],
     ):
         self.mine = mine
         self.free_domains = free_domains
@@ -70,14 +78,14 @@ class _Lookup:
         self.leads: dict[str, list[int]] = {}
         self.org_emails: dict[str, list[int]] = {}
         self.org_domains: dict[str, list[int]] = {}
-        self.thread_links: dict[str, list[tuple[str, int]]] = {}
+        self.thread_links: dict[str, list[tuple[int, str, int]]] = {}  # header -> (message, record type, id)
         addresses = sorted(people)
         for start in range(0, len(addresses), 500):
             chunk = addresses[start : start + 500]
             for target, column, owner in (
-                (self.contacts, m.ContactEmail.address, m.ContactEmail.contact_id),
-                (self.leads, m.LeadEmail.address, m.LeadEmail.lead_id),
-                (self.org_emails, m.OrganizationEmail.address, m.OrganizationEmail.organization_id),
+                (self.contacts, col(m.ContactEmail.address), col(m.ContactEmail.contact_id)),
+                (self.leads, col(m.LeadEmail.address), col(m.LeadEmail.lead_id)),
+                (self.org_emails, col(m.OrganizationEmail.address), col(m.OrganizationEmail.organization_id)),
             ):
                 for address, record_id in session.execute(
                     select(column, owner).where(bulk.among(session, column, chunk))
@@ -87,8 +95,8 @@ class _Lookup:
         for start in range(0, len(domains), 500):
             chunk = domains[start : start + 500]
             for domain, org_id in session.execute(
-                select(m.OrganizationDomain.domain, m.OrganizationDomain.organization_id).where(
-                    bulk.among(session, m.OrganizationDomain.domain, chunk)
+                select(col(m.OrganizationDomain.domain), col(m.OrganizationDomain.organization_id)).where(
+                    bulk.among(session, col(m.OrganizationDomain.domain), chunk)
                 )
             ):
                 self.org_domains.setdefault(domain, []).append(org_id)
@@ -99,22 +107,24 @@ class _Lookup:
             # started the join from every deal and ticket link, once per batch.
             headers = dict(
                 session.execute(
-                    select(m.MailMessage.id, m.MailMessage.message_id_header).where(
-                        bulk.among(session, m.MailMessage.message_id_header, chunk)
+                    select(col(m.MailMessage.id), col(m.MailMessage.message_id_header)).where(
+                        bulk.among(session, col(m.MailMessage.message_id_header), chunk)
                     )
                 ).all()
             )
             if not headers:
                 continue
             for message_id, record_type, record_id in session.execute(
-                select(m.MailLink.message_id, m.MailLink.record_type, m.MailLink.record_id).where(
-                    bulk.among(session, m.MailLink.message_id, list(headers)),
-                    m.MailLink.record_type.in_(THREAD_TYPES),  # type: ignore[attr-defined]
+                select(
+                    col(m.MailLink.message_id), col(m.MailLink.record_type), col(m.MailLink.record_id)
+                ).where(
+                    bulk.among(session, col(m.MailLink.message_id), list(headers)),
+                    col(m.MailLink.record_type).in_(THREAD_TYPES),
                 )
             ):
                 self.thread_links.setdefault(headers[message_id], []).append(
                     (message_id, record_type, record_id)
-                )  # type: ignore[arg-type]
+                )
 
     def people_of(self, message: m.MailMessage) -> list[str]:
         found = [
@@ -153,15 +163,15 @@ class _Lookup:
         elif message.subject_key and message.subject_key != " ".join(message.subject.lower().split()):
             # A reply (its subject had a Re:/AW: prefix) without thread headers: fall back to the thread subject.
             when = message.sent_at or message.received_at
-            same = select(m.MailMessage.id).where(
-                m.MailMessage.subject_key == message.subject_key, m.MailMessage.id != message.id
+            same = select(col(m.MailMessage.id)).where(
+                col(m.MailMessage.subject_key) == message.subject_key, col(m.MailMessage.id) != message.id
             )
             if when is not None:
-                same = same.where(m.MailMessage.sent_at >= when - SUBJECT_WINDOW)  # type: ignore[operator]
+                same = same.where(col(m.MailMessage.sent_at) >= when - SUBJECT_WINDOW)
             for record_type, record_id in session.execute(
-                select(m.MailLink.record_type, m.MailLink.record_id).where(
-                    m.MailLink.message_id.in_(same),  # type: ignore[attr-defined]
-                    m.MailLink.record_type.in_(THREAD_TYPES),  # type: ignore[attr-defined]
+                select(col(m.MailLink.record_type), col(m.MailLink.record_id)).where(
+                    col(m.MailLink.message_id).in_(same),
+                    col(m.MailLink.record_type).in_(THREAD_TYPES),
                 )
             ):
                 found.setdefault((record_type, record_id), "subject")
@@ -169,14 +179,19 @@ class _Lookup:
 
 
 def candidates(
-    session: Session, message: m.MailMessage, *, mine: set[str], free_domains: set[str]
+    session: Session, message: m.MailMessage, *, mine: set[str], free_domains: set[str] | frozenset[str]
 ) -> list[tuple[RecordRef, str]]:
     """(record, reason) pairs automatic linking would make for this message, best reason first per record."""
     return _Lookup(session, [message], mine=mine, free_domains=free_domains).candidates(session, message)
 
 
 def link_automatically(
-    session: Session, message_id: int, *, mine: set[str], free_domains: set[str], now: datetime
+    session: Session,
+    message_id: int,
+    *,
+    mine: set[str],
+    free_domains: set[str] | frozenset[str],
+    now: datetime,
 ) -> list[tuple[RecordRef, str]]:
     """Make the automatic links of one message (never over an unlink; a manual link stays manual)."""
     return link_many(session, [message_id], mine=mine, free_domains=free_domains, now=now).get(message_id, [])
@@ -199,7 +214,7 @@ def link_many(
     message_ids: list[int],
     *,
     mine: set[str],
-    free_domains: set[str],
+    free_domains: set[str] | frozenset[str],
     now: datetime,
     known: dict[int, dict[str, Any]] | None = None,
 ) -> dict[int, list[tuple[RecordRef, str]]]:
@@ -218,32 +233,33 @@ def link_many(
     have = {row.id for row in given}
     # Plain rows of just the columns linking reads (no ORM objects: this runs for every synced batch).
     columns = (
-        m.MailMessage.id,
-        m.MailMessage.from_address,
-        m.MailMessage.to_addresses,
-        m.MailMessage.cc_addresses,
-        m.MailMessage.in_reply_to,
-        m.MailMessage.references,
-        m.MailMessage.subject,
-        m.MailMessage.subject_key,
-        m.MailMessage.sent_at,
-        m.MailMessage.received_at,
+        col(m.MailMessage.id),
+        col(m.MailMessage.from_address),
+        col(m.MailMessage.to_addresses),
+        col(m.MailMessage.cc_addresses),
+        col(m.MailMessage.in_reply_to),
+        col(m.MailMessage.references),
+        col(m.MailMessage.subject),
+        col(m.MailMessage.subject_key),
+        col(m.MailMessage.sent_at),
+        col(m.MailMessage.received_at),
     )
     messages: list[Any] = list(given)
     wanted = [message_id for message_id in message_ids if message_id not in have]
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
         messages.extend(
-            session.execute(select(*columns).where(bulk.among(session, m.MailMessage.id, chunk))).all()
+            session.execute(select(*columns).where(bulk.among(session, col(m.MailMessage.id), chunk))).all()
         )
     if not messages:
         return {}
     lookup = _Lookup(session, messages, mine=mine, free_domains=free_domains)
     taken: set[tuple[int, str, int]] = set()
-    for model in (m.MailLink, m.MailUnlink):
+    models: tuple[type[m.MailLink] | type[m.MailUnlink], ...] = (m.MailLink, m.MailUnlink)
+    for model in models:
         for row in session.execute(
-            select(model.message_id, model.record_type, model.record_id).where(
-                bulk.among(session, model.message_id, message_ids)
+            select(col(model.message_id), col(model.record_type), col(model.record_id)).where(
+                bulk.among(session, col(model.message_id), message_ids)
             )
         ):
             taken.add((row[0], row[1], row[2]))
@@ -254,7 +270,7 @@ def link_many(
             key = (message.id, ref.type.value, ref.id)
             if key in taken:
                 continue
-            taken.add(key)  # type: ignore[arg-type]
+            taken.add(key)
             rows.append(
                 {
                     "message_id": message.id,
@@ -264,18 +280,20 @@ def link_many(
                     "created_at": now,
                 }
             )
-            made.setdefault(message.id, []).append((ref, reason))  # type: ignore[arg-type]
-    bulk.insert_rows(session, m.MailLink.__table__, rows)  # type: ignore[attr-defined]
+            made.setdefault(message.id, []).append((ref, reason))
+    bulk.insert_rows(session, table_of(m.MailLink), rows)
     return made
 
 
 def link_manually(session: Session, message_id: int, ref: RecordRef, *, now: datetime) -> m.MailLink:
     """File a message on a record by hand: the link is manual from now on and an earlier unlink is undone."""
     session.execute(
-        m.MailUnlink.__table__.delete().where(  # type: ignore[attr-defined]
-            (m.MailUnlink.message_id == message_id)
-            & (m.MailUnlink.record_type == ref.type.value)
-            & (m.MailUnlink.record_id == ref.id)
+        table_of(m.MailUnlink)
+        .delete()
+        .where(
+            (col(m.MailUnlink.message_id) == message_id)
+            & (col(m.MailUnlink.record_type) == ref.type.value)
+            & (col(m.MailUnlink.record_id) == ref.id)
         )
     )
     link = link_message(session, message_id, ref, reason="manual", now=now)
@@ -288,18 +306,18 @@ def unlink(session: Session, message_id: int, ref: RecordRef, *, now: datetime) 
     """Remove a link and remember it, so automatic linking does not make it again. True if there was one."""
     link = session.scalars(
         select(m.MailLink).where(
-            m.MailLink.message_id == message_id,
-            m.MailLink.record_type == ref.type.value,
-            m.MailLink.record_id == ref.id,
+            col(m.MailLink.message_id) == message_id,
+            col(m.MailLink.record_type) == ref.type.value,
+            col(m.MailLink.record_id) == ref.id,
         )
     ).first()
     if link is not None:
         session.delete(link)
     exists = session.scalars(
-        select(m.MailUnlink.id).where(
-            m.MailUnlink.message_id == message_id,
-            m.MailUnlink.record_type == ref.type.value,
-            m.MailUnlink.record_id == ref.id,
+        select(col(m.MailUnlink.id)).where(
+            col(m.MailUnlink.message_id) == message_id,
+            col(m.MailUnlink.record_type) == ref.type.value,
+            col(m.MailUnlink.record_id) == ref.id,
         )
     ).first()
     if exists is None:

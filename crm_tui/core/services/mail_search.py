@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Integer, and_, exists, false, func, literal_column, not_, or_, select, text
 from sqlalchemy import column as sa_column
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.clock import local_day_bounds, parse_date
@@ -107,7 +107,7 @@ def _fts(session: Session, column: str | None, value: str, phrase: bool) -> Colu
         return _postgres_fts(words, phrase)
     if bind.dialect.name != "sqlite":
         like = f"%{value}%"
-        return or_(m.MailMessage.subject.ilike(like), m.MailMessage.body_text.ilike(like))  # type: ignore[attr-defined]
+        return or_(col(m.MailMessage.subject).ilike(like), col(m.MailMessage.body_text).ilike(like))
     if phrase:
         expression = '"' + " ".join(words) + '"'
     else:
@@ -119,17 +119,23 @@ def _fts(session: Session, column: str | None, value: str, phrase: bool) -> Colu
     matches = text(f"SELECT rowid FROM mail_search WHERE mail_search MATCH :{name}").bindparams(
         **{name: expression}
     )
-    return m.MailMessage.id.in_(matches.columns(sa_column("rowid", Integer)))  # type: ignore[union-attr]
+    return col(m.MailMessage.id).in_(matches.columns(sa_column("rowid", Integer)))
 
 
-def postgres_document() -> Any:
+def postgres_document() -> ColumnElement[Any]:
     """What PostgreSQL's full-text search reads of a message (the same as SQLite's index: subject, addresses,
     body; addresses split at @ and dots into words, as SQLite's tokenizer does). Written with literals only, so
     it is the very expression migration 0010 indexes (GIN) and the planner uses that index."""
-    empty, space = literal_column("''"), literal_column("' '")
-    text_ = func.coalesce(m.MailMessage.subject, empty)
-    for column in (m.MailMessage.from_name, m.MailMessage.from_address, m.MailMessage.to_addresses,
-                   m.MailMessage.cc_addresses, m.MailMessage.body_text):  # fmt: skip
+    empty: ColumnElement[str] = literal_column("''")
+    space: ColumnElement[str] = literal_column("' '")
+    text_: ColumnElement[Any] = func.coalesce(col(m.MailMessage.subject), empty)
+    for column in (
+        col(m.MailMessage.from_name),
+        col(m.MailMessage.from_address),
+        col(m.MailMessage.to_addresses),
+        col(m.MailMessage.cc_addresses),
+        col(m.MailMessage.body_text),
+    ):
         text_ = text_.op("||")(space).op("||")(func.coalesce(column, empty))
     return func.to_tsvector(
         literal_column("'simple'::regconfig"),
@@ -139,12 +145,12 @@ def postgres_document() -> Any:
 
 def _postgres_fts(words: list[str], phrase: bool) -> ColumnElement[bool]:
     """Words as prefixes, all of them (as on SQLite), or the exact phrase."""
-    config = literal_column("'simple'::regconfig")
+    config: ColumnElement[str] = literal_column("'simple'::regconfig")
     if phrase:
         query = func.phraseto_tsquery(config, " ".join(words))
     else:
         query = func.to_tsquery(config, " & ".join(f"{w.lower()}:*" for w in words))
-    return postgres_document().bool_op("@@")(query)  # type: ignore[no-any-return]
+    return postgres_document().bool_op("@@")(query)
 
 
 def _condition(session: Session, term: Term, zone: tzinfo) -> ColumnElement[bool]:
@@ -153,33 +159,37 @@ def _condition(session: Session, term: Term, zone: tzinfo) -> ColumnElement[bool
     if term.field is None:
         condition = _fts(session, None, value, term.phrase)
     elif term.field == "from":
-        condition = or_(m.MailMessage.from_address.like(like), m.MailMessage.from_name.ilike(like))  # type: ignore[attr-defined]
+        condition = or_(col(m.MailMessage.from_address).like(like), col(m.MailMessage.from_name).ilike(like))
     elif term.field == "to":
-        condition = or_(m.MailMessage.to_addresses.ilike(like), m.MailMessage.cc_addresses.ilike(like))  # type: ignore[attr-defined]
+        condition = or_(
+            col(m.MailMessage.to_addresses).ilike(like), col(m.MailMessage.cc_addresses).ilike(like)
+        )
     elif term.field == "subject":
-        condition = m.MailMessage.subject.ilike(like)  # type: ignore[attr-defined]
+        condition = col(m.MailMessage.subject).ilike(like)
     elif term.field == "has":
-        condition = m.MailMessage.has_attachments.is_(True)  # type: ignore[attr-defined]
+        condition = col(m.MailMessage.has_attachments).is_(True)
     elif term.field == "is":
         condition = {
-            "unread": m.MailMessage.is_read.is_(False),  # type: ignore[attr-defined]
-            "read": m.MailMessage.is_read.is_(True),  # type: ignore[attr-defined]
-            "flagged": m.MailMessage.is_flagged.is_(True),  # type: ignore[attr-defined]
+            "unread": col(m.MailMessage.is_read).is_(False),
+            "read": col(m.MailMessage.is_read).is_(True),
+            "flagged": col(m.MailMessage.is_flagged).is_(True),
         }[value.lower()]
     elif term.field in ("before", "after"):
         start, _end = local_day_bounds(parse_date(value), zone)
         condition = (
-            m.MailMessage.sent_at < start if term.field == "before" else m.MailMessage.sent_at >= start
-        )  # type: ignore[operator]
+            col(m.MailMessage.sent_at) < start
+            if term.field == "before"
+            else col(m.MailMessage.sent_at) >= start
+        )
     elif term.field == "linked":
         ref = RecordRef.parse(value)
         condition = exists().where(
-            m.MailLink.message_id == m.MailMessage.id,
-            m.MailLink.record_type == ref.type.value,
-            m.MailLink.record_id == ref.id,
+            col(m.MailLink.message_id) == col(m.MailMessage.id),
+            col(m.MailLink.record_type) == ref.type.value,
+            col(m.MailLink.record_id) == ref.id,
         )
     else:  # unlinked
-        condition = ~exists().where(m.MailLink.message_id == m.MailMessage.id)
+        condition = ~exists().where(col(m.MailLink.message_id) == col(m.MailMessage.id))
     return not_(condition) if term.negated else condition
 
 
@@ -194,11 +204,13 @@ def search_ids(
     session: Session, query: str, zone: tzinfo, *, limit: int | None = 200, offset: int = 0
 ) -> list[int]:
     """Ids of matching messages, newest first."""
-    statement = select(m.MailMessage.id)
+    statement = select(col(m.MailMessage.id))
     condition = search_condition(session, query, zone)
     if condition is not None:
         statement = statement.where(condition)
-    statement = statement.order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc()).offset(offset)  # type: ignore[union-attr]
+    statement = statement.order_by(col(m.MailMessage.sent_at).desc(), col(m.MailMessage.id).desc()).offset(
+        offset
+    )
     if limit is not None:
         statement = statement.limit(limit)
     return list(session.scalars(statement))
@@ -247,20 +259,20 @@ def message_objects(session: Session, ids: list[int]) -> list[MessageObject]:
         row.id: row
         for row in session.execute(
             select(
-                m.MailMessage.id,
-                m.MailMessage.from_name,
-                m.MailMessage.from_address,
-                m.MailMessage.to_addresses,
-                m.MailMessage.cc_addresses,
-                m.MailMessage.subject,
-                m.MailMessage.sent_at,
-                m.MailMessage.is_read,
-                m.MailMessage.is_flagged,
-                m.MailMessage.has_body,
-                m.MailMessage.parse_problems,
-                m.MailMessage.thread_id,
-                m.MailMessage.is_automatic,
-            ).where(m.MailMessage.id.in_(ids))  # type: ignore[union-attr]
+                col(m.MailMessage.id),
+                col(m.MailMessage.from_name),
+                col(m.MailMessage.from_address),
+                col(m.MailMessage.to_addresses),
+                col(m.MailMessage.cc_addresses),
+                col(m.MailMessage.subject),
+                col(m.MailMessage.sent_at),
+                col(m.MailMessage.is_read),
+                col(m.MailMessage.is_flagged),
+                col(m.MailMessage.has_body),
+                col(m.MailMessage.parse_problems),
+                col(m.MailMessage.thread_id),
+                col(m.MailMessage.is_automatic),
+            ).where(col(m.MailMessage.id).in_(ids))
         )
     }
     locations = {
@@ -272,9 +284,14 @@ def message_objects(session: Session, ids: list[int]) -> list[MessageObject]:
     }
     links: dict[int, list[dict[str, str]]] = {i: [] for i in ids}
     for message_id, record_type, record_id, reason in session.execute(
-        select(m.MailLink.message_id, m.MailLink.record_type, m.MailLink.record_id, m.MailLink.reason)
-        .where(m.MailLink.message_id.in_(ids))  # type: ignore[attr-defined]
-        .order_by(m.MailLink.id)
+        select(
+            col(m.MailLink.message_id),
+            col(m.MailLink.record_type),
+            col(m.MailLink.record_id),
+            col(m.MailLink.reason),
+        )
+        .where(col(m.MailLink.message_id).in_(ids))
+        .order_by(col(m.MailLink.id))
     ):
         links[message_id].append({"record": f"{record_type}:{record_id}", "how": reason})
     result = []

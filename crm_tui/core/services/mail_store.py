@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import Select, func, select
+from sqlmodel import Session, col
 
 from crm_tui.core import mail_threads
 from crm_tui.core import models as m
@@ -66,7 +66,8 @@ def store_message(
     )
     session.add(message)
     session.flush()
-    message.thread_id = mail_threads.assign(session, [mail_threads.thread_input(message)])[message.id]  # type: ignore[index]
+    assert message.id is not None  # flushed
+    message.thread_id = mail_threads.assign(session, [mail_threads.thread_input(message)])[message.id]
     mail_threads.close_answered_follow_ups(session, now=now)
     session.add(m.MailRaw(message_id=message.id, raw=bytes(data.raw)))
     session.flush()
@@ -86,9 +87,9 @@ def link_message(
     errors.raise_if_any()
     existing = session.scalars(
         select(m.MailLink).where(
-            m.MailLink.message_id == message_id,
-            m.MailLink.record_type == ref.type.value,
-            m.MailLink.record_id == ref.id,
+            col(m.MailLink.message_id) == message_id,
+            col(m.MailLink.record_type) == ref.type.value,
+            col(m.MailLink.record_id) == ref.id,
         )
     ).first()
     if existing is not None:
@@ -103,15 +104,17 @@ def link_message(
 
 def links_of(session: Session, message_id: int) -> list[m.MailLink]:
     return list(
-        session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id).order_by(m.MailLink.id))
+        session.scalars(
+            select(m.MailLink).where(col(m.MailLink.message_id) == message_id).order_by(col(m.MailLink.id))
+        )
     )
 
 
 def messages_on(session: Session, ref: RecordRef) -> list[MessageSummary]:
-    ids = select(m.MailLink.message_id).where(
-        m.MailLink.record_type == ref.type.value, m.MailLink.record_id == ref.id
+    ids = select(col(m.MailLink.message_id)).where(
+        col(m.MailLink.record_type) == ref.type.value, col(m.MailLink.record_id) == ref.id
     )
-    return _summaries(session, select(m.MailMessage).where(m.MailMessage.id.in_(ids)))  # type: ignore[union-attr]
+    return _summaries(session, select(m.MailMessage).where(col(m.MailMessage.id).in_(ids)))
 
 
 def list_messages(
@@ -126,7 +129,7 @@ def list_messages(
 
 def count_messages(session: Session, *, where: Any = None, cap: int | None = None) -> int:
     """How many messages (match ``where``); with ``cap``, counting stops just past it."""
-    query = select(m.MailMessage.id)
+    query = select(col(m.MailMessage.id))
     if where is not None:
         query = query.where(where)
     if cap is not None:
@@ -134,23 +137,25 @@ def count_messages(session: Session, *, where: Any = None, cap: int | None = Non
     return int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
 
 
-def _summaries(session: Session, query, *, limit: int | None = None, offset: int = 0) -> list[MessageSummary]:  # type: ignore[no-untyped-def]
-    query = query.order_by(m.MailMessage.sent_at.desc(), m.MailMessage.id.desc()).offset(offset)  # type: ignore[union-attr]
+def _summaries(
+    session: Session, query: Select[m.MailMessage], *, limit: int | None = None, offset: int = 0
+) -> list[MessageSummary]:
+    query = query.order_by(col(m.MailMessage.sent_at).desc(), col(m.MailMessage.id).desc()).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     # Select only the columns a list needs: never the raw blob or the body.
     columns = query.with_only_columns(
-        m.MailMessage.id,
-        m.MailMessage.subject,
-        m.MailMessage.from_name,
-        m.MailMessage.from_address,
-        m.MailMessage.sent_at,
-        m.MailMessage.is_read,
-        m.MailMessage.is_outgoing,
-        m.MailMessage.has_attachments,
-        m.MailMessage.parse_problems,
-        m.MailMessage.to_addresses,
-        m.MailMessage.is_flagged,
+        col(m.MailMessage.id),
+        col(m.MailMessage.subject),
+        col(m.MailMessage.from_name),
+        col(m.MailMessage.from_address),
+        col(m.MailMessage.sent_at),
+        col(m.MailMessage.is_read),
+        col(m.MailMessage.is_outgoing),
+        col(m.MailMessage.has_attachments),
+        col(m.MailMessage.parse_problems),
+        col(m.MailMessage.to_addresses),
+        col(m.MailMessage.is_flagged),
     )
     return [
         MessageSummary(

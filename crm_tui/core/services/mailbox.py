@@ -9,19 +9,20 @@ identity (Message-ID + body hash, see ``core.mail_identity``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, insert, select, true, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import bulk, mail_identity, mail_threads, search_index
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.mail_data import HEADER_COLUMNS, header_values
 from crm_tui.core.services.mail_store import MessageData
+from crm_tui.core.services.rows import id_of, rows_affected, stored_ids, table_of
 
 LOCK_LEASE = timedelta(minutes=2)  # a lock not renewed for this long is stale
 LOCK_RENEWAL = LOCK_LEASE / 4  # a sync renews its lock when it is this old, at its next write
@@ -67,7 +68,7 @@ def folder_role(name: str, flags: Iterable[str]) -> str | None:
 
 def ensure_folder(session: Session, account_id: int, name: str, role: str | None) -> m.MailFolder:
     folder = session.scalars(
-        select(m.MailFolder).where(m.MailFolder.account_id == account_id, m.MailFolder.name == name)
+        select(m.MailFolder).where(col(m.MailFolder.account_id) == account_id, col(m.MailFolder.name) == name)
     ).first()
     if folder is None:
         folder = m.MailFolder(account_id=account_id, name=name, role=role)
@@ -81,7 +82,9 @@ def ensure_folder(session: Session, account_id: int, name: str, role: str | None
 def folders_of(session: Session, account_id: int) -> list[m.MailFolder]:
     return list(
         session.scalars(
-            select(m.MailFolder).where(m.MailFolder.account_id == account_id).order_by(m.MailFolder.name)
+            select(m.MailFolder)
+            .where(col(m.MailFolder.account_id) == account_id)
+            .order_by(col(m.MailFolder.name))
         )
     )
 
@@ -89,22 +92,22 @@ def folders_of(session: Session, account_id: int) -> list[m.MailFolder]:
 def ever_synced(session: Session, account_id: int) -> bool:
     """Whether any folder of the account was ever synced (a sync records its UIDVALIDITY). Read without the
     ORM, like ``mail_accounts.account_row``: the sync asks before its login starts."""
-    table = m.MailFolder.__table__  # type: ignore[attr-defined]
+    table = table_of(m.MailFolder)
     synced = select(table.c.id).where(table.c.account_id == account_id, table.c.uidvalidity.is_not(None))
     return session.execute(synced.limit(1)).first() is not None
 
 
 def folder_by_role(session: Session, account_id: int, role: str) -> m.MailFolder | None:
     return session.scalars(
-        select(m.MailFolder).where(m.MailFolder.account_id == account_id, m.MailFolder.role == role)
+        select(m.MailFolder).where(col(m.MailFolder.account_id) == account_id, col(m.MailFolder.role) == role)
     ).first()
 
 
 def known_uids(session: Session, folder_id: int, uidvalidity: int) -> set[int]:
     return set(
         session.scalars(
-            select(m.MailLocation.uid).where(
-                m.MailLocation.folder_id == folder_id, m.MailLocation.uidvalidity == uidvalidity
+            select(col(m.MailLocation.uid)).where(
+                col(m.MailLocation.folder_id) == folder_id, col(m.MailLocation.uidvalidity) == uidvalidity
             )
         )
     )
@@ -116,13 +119,17 @@ def _flags_text(flags: Iterable[str]) -> str:
 
 def _apply_flags_to_message(session: Session, message_id: int) -> None:
     """A message is read / flagged as its copies are (read if any copy is, as mail clients show it)."""
-    rows = list(session.scalars(select(m.MailLocation.flags).where(m.MailLocation.message_id == message_id)))
+    rows = list(
+        session.scalars(select(col(m.MailLocation.flags)).where(col(m.MailLocation.message_id) == message_id))
+    )
     if not rows:
         return
     seen = any("\\Seen" in flags.split() for flags in rows)
     flagged = any("\\Flagged" in flags.split() for flags in rows)
     session.execute(
-        update(m.MailMessage).where(m.MailMessage.id == message_id).values(is_read=seen, is_flagged=flagged)
+        update(m.MailMessage)
+        .where(col(m.MailMessage.id) == message_id)
+        .values(is_read=seen, is_flagged=flagged)
     )
 
 
@@ -175,10 +182,10 @@ def store_headers(
     uids = [r.uid for r in rows]
     existing = set(
         session.scalars(  # by range: three parameters rather than one per row (a sync's batch is a UID run)
-            select(m.MailLocation.uid).where(
-                m.MailLocation.folder_id == folder.id,
-                m.MailLocation.uidvalidity == uidvalidity,
-                m.MailLocation.uid.between(min(uids), max(uids)),  # type: ignore[attr-defined]
+            select(col(m.MailLocation.uid)).where(
+                col(m.MailLocation.folder_id) == folder.id,
+                col(m.MailLocation.uidvalidity) == uidvalidity,
+                col(m.MailLocation.uid).between(min(uids), max(uids)),
             )
         )
     )
@@ -187,17 +194,17 @@ def store_headers(
         return 0
     outgoing = folder.role in ("sent", "drafts")
     flags = [_flags_text(row.flags) for row in fresh]
-    values = []
+    values: list[Sequence[Any]] = []
     for row, text in zip(fresh, flags, strict=True):
         names = text.split()
         values.append(
             row.values + _PROVISIONAL + (row.size, outgoing, "\\Seen" in names, "\\Flagged" in names, now)
         )
     # Straight to the driver (``core.bulk``), not through the ORM: this runs for every synced batch.
-    ids = bulk.insert_tuples(session, m.MailMessage.__table__, _HEADER_INSERT, values)  # type: ignore[attr-defined]
+    ids = bulk.insert_tuples(session, table_of(m.MailMessage), _HEADER_INSERT, values)
     bulk.insert_tuples(
         session,
-        m.MailLocation.__table__,  # type: ignore[attr-defined]
+        table_of(m.MailLocation),
         ("message_id", "folder_id", "uidvalidity", "uid", "flags", "modseq", "pending_move"),
         [
             (message_id, folder.id, uidvalidity, row.uid, text, row.modseq, None)
@@ -239,22 +246,22 @@ def pending_bodies(session: Session, account_id: int, *, limit: int | None = Non
     """Locations (of this account, current UIDVALIDITY) whose message has no body yet, by folder and UID."""
     query = (
         select(
-            m.MailLocation.id,
-            m.MailLocation.message_id,
-            m.MailLocation.folder_id,
-            m.MailFolder.name,
-            m.MailLocation.uidvalidity,
-            m.MailLocation.uid,
-            m.MailMessage.size,
+            col(m.MailLocation.id),
+            col(m.MailLocation.message_id),
+            col(m.MailLocation.folder_id),
+            col(m.MailFolder.name),
+            col(m.MailLocation.uidvalidity),
+            col(m.MailLocation.uid),
+            col(m.MailMessage.size),
         )
-        .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-        .join(m.MailMessage, m.MailMessage.id == m.MailLocation.message_id)
+        .join(m.MailFolder, col(m.MailFolder.id) == col(m.MailLocation.folder_id))
+        .join(m.MailMessage, col(m.MailMessage.id) == col(m.MailLocation.message_id))
         .where(
-            m.MailFolder.account_id == account_id,
-            m.MailMessage.has_body.is_(False),  # type: ignore[attr-defined]
-            m.MailLocation.uidvalidity == m.MailFolder.uidvalidity,
+            col(m.MailFolder.account_id) == account_id,
+            col(m.MailMessage.has_body).is_(False),
+            col(m.MailLocation.uidvalidity) == col(m.MailFolder.uidvalidity),
         )
-        .order_by(m.MailLocation.folder_id, m.MailLocation.uid)
+        .order_by(col(m.MailLocation.folder_id), col(m.MailLocation.uid))
     )
     if limit is not None:
         query = query.limit(limit)
@@ -289,16 +296,18 @@ def store_bodies(
     location_ids = [location_id for location_id, _ in items]
     owner = dict(
         session.execute(
-            select(m.MailLocation.id, m.MailLocation.message_id).where(
-                bulk.among(session, m.MailLocation.id, location_ids)
+            select(col(m.MailLocation.id), col(m.MailLocation.message_id)).where(
+                bulk.among(session, col(m.MailLocation.id), location_ids)
             )
         ).all()
     )
     complete = set(
-        session.scalars(
-            select(m.MailMessage.id).where(
-                bulk.among(session, m.MailMessage.id, list(owner.values())),
-                m.MailMessage.has_body.is_(True),  # type: ignore[attr-defined]
+        stored_ids(
+            session.scalars(
+                select(col(m.MailMessage.id)).where(
+                    bulk.among(session, col(m.MailMessage.id), list(owner.values())),
+                    col(m.MailMessage.has_body).is_(True),
+                )
             )
         )
     )
@@ -312,29 +321,28 @@ def store_bodies(
     wanted = {(data.message_id, digest) for (_, data), digest in zip(items, digests, strict=True)}
     headers = sorted({header for header, _ in wanted if header is not None})
     bare = sorted({digest for header, digest in wanted if header is None})
-    queries = (
-        [
-            bulk.among(session, m.MailMessage.message_id_header, headers[start : start + 500])
-            for start in range(0, len(headers), 500)
-        ]
-        + [
-            m.MailMessage.message_id_header.is_(None)  # type: ignore[union-attr]
-            & bulk.among(session, m.MailMessage.body_hash, bare[start : start + 500])
-            for start in range(0, len(bare), 500)
-        ]
-    )
+    queries = [
+        bulk.among(session, col(m.MailMessage.message_id_header), headers[start : start + 500])
+        for start in range(0, len(headers), 500)
+    ] + [
+        col(m.MailMessage.message_id_header).is_(None)
+        & bulk.among(session, col(m.MailMessage.body_hash), bare[start : start + 500])
+        for start in range(0, len(bare), 500)
+    ]
     for condition in queries:
         for message_id, header, digest in session.execute(
-            select(m.MailMessage.id, m.MailMessage.message_id_header, m.MailMessage.body_hash).where(
+            select(
+                col(m.MailMessage.id), col(m.MailMessage.message_id_header), col(m.MailMessage.body_hash)
+            ).where(
                 condition,
-                m.MailMessage.has_body.is_(True),  # type: ignore[attr-defined]
+                col(m.MailMessage.has_body).is_(True),
             )
         ):
             if (header, digest) in wanted:
                 known.setdefault((header, digest), message_id)
     results: list[tuple[int, bool]] = []
-    updates = []
-    completed_rows: list[dict[str, object]] = []  # provisional messages this batch completes, as written
+    updates: list[dict[str, Any]] = []
+    completed_rows: list[dict[str, Any]] = []  # provisional messages this batch completes, as written
     raws: list[tuple[int, bytes]] = []
     # Before the merges drop the sources' bytes: the copies about to merge keep theirs where they differ.
     _keep_copy_bytes(session, items, digests, owner, complete, known)
@@ -377,7 +385,7 @@ def store_bodies(
         _update_messages(session, updates)
     store_raw(session, raws)
     if written is not None:
-        written.update({row["id"]: row for row in completed_rows})  # type: ignore[misc]
+        written.update({row["id"]: row for row in completed_rows})
     search_index.index_messages(
         session.connection(),
         [
@@ -389,7 +397,7 @@ def store_bodies(
                 ),
                 row["body_text"],
             )
-            for row in sorted(completed_rows, key=lambda row: row["id"])  # type: ignore[arg-type, return-value]
+            for row in sorted(completed_rows, key=lambda row: row["id"])
         ],
     )
     if completed_rows:
@@ -426,23 +434,25 @@ def store_unusable(session: Session, location_id: int, data: MessageData, *, pro
     """Keep a message whose body could not be stored as usual (``problem`` says why): completed with its
     bytes and the header as the header pass stored it, without text, with the problem; indexed by its header
     where that works. No copies merge into it. False when the copy is gone or the message complete."""
-    message_id = session.scalar(select(m.MailLocation.message_id).where(m.MailLocation.id == location_id))
+    message_id = session.scalar(
+        select(col(m.MailLocation.message_id)).where(col(m.MailLocation.id) == location_id)
+    )
     if message_id is None:
         return False
     row = session.execute(
         select(
-            m.MailMessage.has_body,
-            m.MailMessage.parse_problems,
-            m.MailMessage.subject,
-            m.MailMessage.from_name,
-            m.MailMessage.from_address,
-            m.MailMessage.to_addresses,
-            m.MailMessage.cc_addresses,
-            m.MailMessage.message_id_header,
-            m.MailMessage.in_reply_to,
-            m.MailMessage.references,
-            m.MailMessage.subject_key,
-        ).where(m.MailMessage.id == message_id)
+            col(m.MailMessage.has_body),
+            col(m.MailMessage.parse_problems),
+            col(m.MailMessage.subject),
+            col(m.MailMessage.from_name),
+            col(m.MailMessage.from_address),
+            col(m.MailMessage.to_addresses),
+            col(m.MailMessage.cc_addresses),
+            col(m.MailMessage.message_id_header),
+            col(m.MailMessage.in_reply_to),
+            col(m.MailMessage.references),
+            col(m.MailMessage.subject_key),
+        ).where(col(m.MailMessage.id) == message_id)
     ).first()
     if row is None or row.has_body:
         return False
@@ -478,7 +488,7 @@ def store_unusable(session: Session, location_id: int, data: MessageData, *, pro
         problems.append(storable(f"search: not indexed ({type(exc).__name__}: {exc})"[:300]))
     session.execute(
         update(m.MailMessage)
-        .where(m.MailMessage.id == message_id)
+        .where(col(m.MailMessage.id) == message_id)
         .values(
             has_body=True,
             body_text="",
@@ -500,13 +510,15 @@ def store_raw(session: Session, raws: list[tuple[int, bytes]]) -> None:
     body whose store was interrupted, say)."""
     if not raws:
         return
-    session.execute(delete(m.MailRaw).where(bulk.among(session, m.MailRaw.message_id, [i for i, _ in raws])))
+    session.execute(
+        delete(m.MailRaw).where(bulk.among(session, col(m.MailRaw.message_id), [i for i, _ in raws]))
+    )
     session.execute(insert(m.MailRaw), [{"message_id": i, "raw": raw} for i, raw in raws])
 
 
 def raw_of(session: Session, message_id: int) -> bytes | None:
     """A message's bytes as the server sent them, or None while its body has not arrived."""
-    raw = session.scalar(select(m.MailRaw.raw).where(m.MailRaw.message_id == message_id))
+    raw = session.scalar(select(col(m.MailRaw.raw)).where(col(m.MailRaw.message_id) == message_id))
     return bytes(raw) if raw is not None else None
 
 
@@ -557,8 +569,8 @@ def _keep_copy_bytes(
         stored.update(
             (message_id, bytes(raw) if raw is not None else None)
             for message_id, raw in session.execute(
-                select(m.MailRaw.message_id, m.MailRaw.raw).where(
-                    bulk.among(session, m.MailRaw.message_id, wanted[start : start + 500])
+                select(col(m.MailRaw.message_id), col(m.MailRaw.raw)).where(
+                    bulk.among(session, col(m.MailRaw.message_id), wanted[start : start + 500])
                 )
             )
         )
@@ -568,7 +580,7 @@ def _keep_copy_bytes(
         theirs = batch_raw[twin] if twin in batch_raw else stored.get(twin)
         if mine is None or theirs is None or mine != theirs:
             own.append({"location_id": location_id, "raw": mine})
-    table = m.MailLocationRaw.__table__  # type: ignore[attr-defined]
+    table = table_of(m.MailLocationRaw)
     session.execute(
         delete(table).where(bulk.among(session, table.c.location_id, [location for location, *_ in merging]))
     )
@@ -580,11 +592,11 @@ def _drop_same_copy_bytes(session: Session, location_ids: list[int]) -> None:
     """Of the merged copies' bytes, those equal to their message's go: such a copy reads its message's."""
     if not location_ids:
         return
-    table = m.MailLocationRaw.__table__  # type: ignore[attr-defined]
+    table = table_of(m.MailLocationRaw)
     message_bytes = (
-        select(m.MailRaw.raw)
-        .join(m.MailLocation, m.MailLocation.message_id == m.MailRaw.message_id)
-        .where(m.MailLocation.id == table.c.location_id)
+        select(col(m.MailRaw.raw))
+        .join(m.MailLocation, col(m.MailLocation.message_id) == col(m.MailRaw.message_id))
+        .where(col(m.MailLocation.id) == table.c.location_id)
         .scalar_subquery()
     )
     for start in range(0, len(location_ids), 500):
@@ -597,13 +609,15 @@ def copy_raw(session: Session, location_id: int) -> bytes | None:
     message's. None when they are not here: the body has not arrived, or the copy was merged before copies
     kept their own bytes (then only the server knows them; ``keep_copy_raw`` stores what it sends)."""
     row = session.execute(
-        select(m.MailLocationRaw.raw, m.MailLocationRaw.location_id).where(
-            m.MailLocationRaw.location_id == location_id
+        select(col(m.MailLocationRaw.raw), col(m.MailLocationRaw.location_id)).where(
+            col(m.MailLocationRaw.location_id) == location_id
         )
     ).first()
     if row is not None:
         return bytes(row.raw) if row.raw is not None else None
-    message_id = session.scalar(select(m.MailLocation.message_id).where(m.MailLocation.id == location_id))
+    message_id = session.scalar(
+        select(col(m.MailLocation.message_id)).where(col(m.MailLocation.id) == location_id)
+    )
     if message_id is None:
         raise NotFound(f"no copy {location_id}")
     return raw_of(session, message_id)
@@ -612,7 +626,7 @@ def copy_raw(session: Session, location_id: int) -> bytes | None:
 def keep_copy_raw(session: Session, location_id: int, raw: bytes) -> None:
     """A copy's bytes fetched from the server (``copy_raw`` had none): kept as its own where they differ
     from its message's."""
-    table = m.MailLocationRaw.__table__  # type: ignore[attr-defined]
+    table = table_of(m.MailLocationRaw)
     session.execute(delete(table).where(table.c.location_id == location_id))
     session.execute(insert(table).values(location_id=location_id, raw=bytes(raw)))
     _drop_same_copy_bytes(session, [location_id])
@@ -621,34 +635,42 @@ def keep_copy_raw(session: Session, location_id: int, raw: bytes) -> None:
 def _update_messages(session: Session, updates: list[dict[str, object]]) -> None:
     """One executemany UPDATE ... WHERE id = ? (``core.bulk``: this runs for every synced batch)."""
     # The header columns were written with the headers: the same values, unless the body's parse differs.
-    bulk.update_rows(session, m.MailMessage.__table__, updates, expected=_HEADER_FIELDS)  # type: ignore[attr-defined]
+    bulk.update_rows(session, table_of(m.MailMessage), updates, expected=_HEADER_FIELDS)
+
+
+_Mark = TypeVar("_Mark", m.MailLink, m.MailUnlink)
+
+
+def _move_marks(session: Session, model: type[_Mark], source_id: int, target_id: int) -> None:
+    """The source's links (or unlinks) move to the target, but those the target has already."""
+    have = {
+        (row.record_type, row.record_id)
+        for row in session.execute(
+            select(col(model.record_type), col(model.record_id)).where(col(model.message_id) == target_id)
+        )
+    }
+    for row in list(session.scalars(select(model).where(col(model.message_id) == source_id))):
+        if (row.record_type, row.record_id) in have:
+            session.delete(row)
+        else:
+            row.message_id = target_id
 
 
 def merge_into(session: Session, source_id: int, target_id: int) -> None:
     """Make ``source`` part of ``target``: its locations, links, unlinks and queued changes move; it goes."""
     session.execute(
-        update(m.MailLocation).where(m.MailLocation.message_id == source_id).values(message_id=target_id)
+        update(m.MailLocation).where(col(m.MailLocation.message_id) == source_id).values(message_id=target_id)
     )
     session.execute(
-        update(m.MailChange).where(m.MailChange.message_id == source_id).values(message_id=target_id)
+        update(m.MailChange).where(col(m.MailChange.message_id) == source_id).values(message_id=target_id)
     )
     session.execute(  # a follow-up watches the message that stays
-        update(m.Activity).where(m.Activity.follow_up_of == source_id).values(follow_up_of=target_id)  # type: ignore[arg-type]
+        update(m.Activity).where(col(m.Activity.follow_up_of) == source_id).values(follow_up_of=target_id)
     )
-    for model in (m.MailLink, m.MailUnlink):
-        have = {
-            (row.record_type, row.record_id)
-            for row in session.execute(
-                select(model.record_type, model.record_id).where(model.message_id == target_id)  # type: ignore[attr-defined]
-            )
-        }
-        for row in list(session.scalars(select(model).where(model.message_id == source_id))):  # type: ignore[attr-defined]
-            if (row.record_type, row.record_id) in have:
-                session.delete(row)
-            else:
-                row.message_id = target_id
+    _move_marks(session, m.MailLink, source_id, target_id)
+    _move_marks(session, m.MailUnlink, source_id, target_id)
     session.flush()
-    session.execute(delete(m.MailMessage).where(m.MailMessage.id == source_id))
+    session.execute(delete(m.MailMessage).where(col(m.MailMessage.id) == source_id))
     session.flush()
 
 
@@ -668,11 +690,14 @@ def update_flags(
         chunk = uids[start : start + 500]
         rows = session.execute(
             select(
-                m.MailLocation.id, m.MailLocation.uid, m.MailLocation.flags, m.MailLocation.message_id
+                col(m.MailLocation.id),
+                col(m.MailLocation.uid),
+                col(m.MailLocation.flags),
+                col(m.MailLocation.message_id),
             ).where(
-                m.MailLocation.folder_id == folder_id,
-                m.MailLocation.uidvalidity == uidvalidity,
-                m.MailLocation.uid.in_(chunk),  # type: ignore[attr-defined]
+                col(m.MailLocation.folder_id) == folder_id,
+                col(m.MailLocation.uidvalidity) == uidvalidity,
+                col(m.MailLocation.uid).in_(chunk),
             )
         ).all()
         for location_id, uid, old, message_id in rows:
@@ -681,7 +706,7 @@ def update_flags(
             if text != old:
                 session.execute(
                     update(m.MailLocation)
-                    .where(m.MailLocation.id == location_id)
+                    .where(col(m.MailLocation.id) == location_id)
                     .values(flags=text, modseq=modseq)
                 )
                 touched.add(message_id)
@@ -700,12 +725,12 @@ def remove_locations(session: Session, folder_id: int, uidvalidity: int, uids: I
     for start in range(0, len(uids), 500):
         chunk = uids[start : start + 500]
         condition = (
-            (m.MailLocation.folder_id == folder_id)
-            & (m.MailLocation.uidvalidity == uidvalidity)
-            & m.MailLocation.uid.in_(chunk)  # type: ignore[attr-defined]
+            (col(m.MailLocation.folder_id) == folder_id)
+            & (col(m.MailLocation.uidvalidity) == uidvalidity)
+            & col(m.MailLocation.uid).in_(chunk)
         )
-        messages.update(session.scalars(select(m.MailLocation.message_id).where(condition)))
-        removed += session.execute(delete(m.MailLocation).where(condition)).rowcount or 0  # type: ignore[attr-defined]
+        messages.update(session.scalars(select(col(m.MailLocation.message_id)).where(condition)))
+        removed += rows_affected(session.execute(delete(m.MailLocation).where(condition)))
     drop_orphans(session, messages)
     for message_id in messages:
         _apply_flags_to_message(session, message_id)
@@ -716,18 +741,22 @@ def remove_stale_generations(session: Session, folder: m.MailFolder) -> int:
     """After a UIDVALIDITY change has been re-matched: the copies under the old UIDVALIDITY go."""
     messages = set(
         session.scalars(
-            select(m.MailLocation.message_id).where(
-                m.MailLocation.folder_id == folder.id, m.MailLocation.uidvalidity != folder.uidvalidity
+            select(col(m.MailLocation.message_id)).where(
+                col(m.MailLocation.folder_id) == folder.id,
+                col(m.MailLocation.uidvalidity) != folder.uidvalidity,
             )
         )
     )
-    removed = session.execute(
-        delete(m.MailLocation).where(
-            m.MailLocation.folder_id == folder.id, m.MailLocation.uidvalidity != folder.uidvalidity
+    removed = rows_affected(
+        session.execute(
+            delete(m.MailLocation).where(
+                col(m.MailLocation.folder_id) == folder.id,
+                col(m.MailLocation.uidvalidity) != folder.uidvalidity,
+            )
         )
-    ).rowcount  # type: ignore[attr-defined]
+    )
     drop_orphans(session, messages)
-    return removed or 0
+    return removed
 
 
 def drop_orphans(session: Session, message_ids: Iterable[int], *, keep_waiting: bool = True) -> None:
@@ -738,19 +767,19 @@ def drop_orphans(session: Session, message_ids: Iterable[int], *, keep_waiting: 
     ids = list(message_ids)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        located = select(m.MailLocation.message_id).where(m.MailLocation.message_id.in_(chunk))  # type: ignore[attr-defined]
-        linked = select(m.MailLink.message_id).where(m.MailLink.message_id.in_(chunk))  # type: ignore[attr-defined]
-        waiting = select(m.MailChange.message_id).where(
-            m.MailChange.message_id.in_(chunk),  # type: ignore[attr-defined]
-            m.MailChange.done_at.is_(None),  # type: ignore[union-attr]
+        located = select(col(m.MailLocation.message_id)).where(col(m.MailLocation.message_id).in_(chunk))
+        linked = select(col(m.MailLink.message_id)).where(col(m.MailLink.message_id).in_(chunk))
+        waiting = select(col(m.MailChange.message_id)).where(
+            col(m.MailChange.message_id).in_(chunk),
+            col(m.MailChange.done_at).is_(None),
         )
         session.execute(
             delete(m.MailMessage).where(
-                m.MailMessage.id.in_(chunk),  # type: ignore[union-attr]
-                m.MailMessage.id.not_in(located),  # type: ignore[union-attr]
-                m.MailMessage.id.not_in(linked),  # type: ignore[union-attr]
-                m.MailMessage.id.not_in(waiting) if keep_waiting else true(),  # type: ignore[union-attr]
-                m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
+                col(m.MailMessage.id).in_(chunk),
+                col(m.MailMessage.id).not_in(located),
+                col(m.MailMessage.id).not_in(linked),
+                col(m.MailMessage.id).not_in(waiting) if keep_waiting else true(),
+                col(m.MailMessage.is_outgoing).is_(False),
             )
         )
     session.flush()
@@ -761,7 +790,7 @@ def location_count(session: Session, folder_id: int, uidvalidity: int) -> int:
         session.scalar(
             select(func.count())
             .select_from(m.MailLocation)
-            .where(m.MailLocation.folder_id == folder_id, m.MailLocation.uidvalidity == uidvalidity)
+            .where(col(m.MailLocation.folder_id) == folder_id, col(m.MailLocation.uidvalidity) == uidvalidity)
         )
         or 0
     )
@@ -798,14 +827,16 @@ def lock_holder(session: Session, account_id: int) -> str | None:
 def renew_lock(session: Session, account_id: int, holder: str, *, now: datetime) -> None:
     session.execute(
         update(m.MailSyncLock)
-        .where(m.MailSyncLock.account_id == account_id, m.MailSyncLock.holder == holder)
+        .where(col(m.MailSyncLock.account_id) == account_id, col(m.MailSyncLock.holder) == holder)
         .values(renewed_at=now)
     )
 
 
 def release_lock(session: Session, account_id: int, holder: str) -> None:
     session.execute(
-        delete(m.MailSyncLock).where(m.MailSyncLock.account_id == account_id, m.MailSyncLock.holder == holder)
+        delete(m.MailSyncLock).where(
+            col(m.MailSyncLock.account_id) == account_id, col(m.MailSyncLock.holder) == holder
+        )
     )
 
 
@@ -833,8 +864,8 @@ def queue_change(
         # Each copy shows where it is going at once; the server move happens on the next sync.
         for location, folder in session.execute(
             select(m.MailLocation, m.MailFolder)
-            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-            .where(m.MailLocation.message_id == message_id)
+            .join(m.MailFolder, col(m.MailFolder.id) == col(m.MailLocation.folder_id))
+            .where(col(m.MailLocation.message_id) == message_id)
         ).all():
             location.pending_move = target_folder(session, folder.account_id, action, argument)
     change = m.MailChange(message_id=message_id, action=action, argument=argument, created_at=now)
@@ -858,30 +889,41 @@ def pending_changes(
     """(change id, message id, action, argument, [(folder name, uidvalidity, uid)]) for this account's copies.
     A change whose message has no copy on any server any more (and was not sent from here) comes with no
     place: the sync says it could not be made."""
-    result = []
+    result: list[tuple[int, int, str, str | None, list[tuple[str, int, int]]]] = []
     changes = session.scalars(
-        select(m.MailChange).where(m.MailChange.done_at.is_(None)).order_by(m.MailChange.id)
-    )  # type: ignore[union-attr]
+        select(m.MailChange).where(col(m.MailChange.done_at).is_(None)).order_by(col(m.MailChange.id))
+    )
     for change in changes:
         places = session.execute(
-            select(m.MailFolder.name, m.MailLocation.uidvalidity, m.MailLocation.uid)
-            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-            .where(m.MailLocation.message_id == change.message_id, m.MailFolder.account_id == account_id)
+            select(col(m.MailFolder.name), col(m.MailLocation.uidvalidity), col(m.MailLocation.uid))
+            .join(m.MailFolder, col(m.MailFolder.id) == col(m.MailLocation.folder_id))
+            .where(
+                col(m.MailLocation.message_id) == change.message_id,
+                col(m.MailFolder.account_id) == account_id,
+            )
         ).all()
         if places or _nowhere(session, change.message_id):
             result.append(
-                (change.id, change.message_id, change.action, change.argument, [tuple(p) for p in places])
+                (
+                    id_of(change),
+                    change.message_id,
+                    change.action,
+                    change.argument,
+                    [(name, validity, uid) for name, validity, uid in places],
+                )
             )
-    return result  # type: ignore[return-value]
+    return result
 
 
 def _nowhere(session: Session, message_id: int) -> bool:
     """Whether a message has no copy on any server, and was not sent from here (an outgoing message waits
     for its Sent copy)."""
     located = session.scalar(
-        select(m.MailLocation.id).where(m.MailLocation.message_id == message_id).limit(1)
+        select(col(m.MailLocation.id)).where(col(m.MailLocation.message_id) == message_id).limit(1)
     )
-    outgoing = session.scalar(select(m.MailMessage.is_outgoing).where(m.MailMessage.id == message_id))
+    outgoing = session.scalar(
+        select(col(m.MailMessage.is_outgoing)).where(col(m.MailMessage.id) == message_id)
+    )
     return located is None and outgoing is False
 
 
@@ -889,13 +931,13 @@ def folders_with_pending_bodies(session: Session, account_id: int) -> set[int]:
     """The folders (ids) of this account with copies whose body has not arrived yet (``pending_bodies``)."""
     return set(
         session.scalars(
-            select(m.MailLocation.folder_id)
-            .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-            .join(m.MailMessage, m.MailMessage.id == m.MailLocation.message_id)
+            select(col(m.MailLocation.folder_id))
+            .join(m.MailFolder, col(m.MailFolder.id) == col(m.MailLocation.folder_id))
+            .join(m.MailMessage, col(m.MailMessage.id) == col(m.MailLocation.message_id))
             .where(
-                m.MailFolder.account_id == account_id,
-                m.MailMessage.has_body.is_(False),  # type: ignore[attr-defined]
-                m.MailLocation.uidvalidity == m.MailFolder.uidvalidity,
+                col(m.MailFolder.account_id) == account_id,
+                col(m.MailMessage.has_body).is_(False),
+                col(m.MailLocation.uidvalidity) == col(m.MailFolder.uidvalidity),
             )
             .distinct()
         )
@@ -913,9 +955,9 @@ class Identity:
 
 def identity_of(session: Session, message_id: int) -> Identity | None:
     row = session.execute(
-        select(m.MailMessage.message_id_header, m.MailMessage.body_hash, m.MailMessage.sent_at).where(
-            m.MailMessage.id == message_id
-        )
+        select(
+            col(m.MailMessage.message_id_header), col(m.MailMessage.body_hash), col(m.MailMessage.sent_at)
+        ).where(col(m.MailMessage.id) == message_id)
     ).first()
     return Identity(*row) if row is not None else None
 
@@ -926,22 +968,24 @@ def copy_found_again(
     """A message's copy found on the server by its identity (outside what the sync fetches: older than the
     account's sync window) is its copy again: (folder name, UIDVALIDITY, UID) with its flags."""
     folder = session.scalar(
-        select(m.MailFolder).where(m.MailFolder.account_id == account_id, m.MailFolder.name == place[0])
+        select(m.MailFolder).where(
+            col(m.MailFolder.account_id) == account_id, col(m.MailFolder.name) == place[0]
+        )
     )
     if folder is None:
         return
     exists = session.scalar(
-        select(m.MailLocation.id).where(
-            m.MailLocation.folder_id == folder.id,
-            m.MailLocation.uidvalidity == place[1],
-            m.MailLocation.uid == place[2],
+        select(col(m.MailLocation.id)).where(
+            col(m.MailLocation.folder_id) == folder.id,
+            col(m.MailLocation.uidvalidity) == place[1],
+            col(m.MailLocation.uid) == place[2],
         )
     )
     if exists is None:
         session.add(
             m.MailLocation(
                 message_id=message_id,
-                folder_id=folder.id,
+                folder_id=id_of(folder),
                 uidvalidity=place[1],
                 uid=place[2],
                 flags=_flags_text(flags),
@@ -964,23 +1008,25 @@ def changed_on_server(
     touched: set[int] = set()
     for name, uidvalidity, uid in places:
         where = (
-            (m.MailLocation.folder_id == folders.get(name))
-            & (m.MailLocation.uidvalidity == uidvalidity)
-            & (m.MailLocation.uid == uid)
+            (col(m.MailLocation.folder_id) == folders.get(name))
+            & (col(m.MailLocation.uidvalidity) == uidvalidity)
+            & (col(m.MailLocation.uid) == uid)
         )
         if action in ("move", "archive", "delete"):
             session.execute(delete(m.MailLocation).where(where))
             continue
         flag = "\\Seen" if action in ("read", "unread") else "\\Flagged"
         for location_id, message_id, flags in session.execute(
-            select(m.MailLocation.id, m.MailLocation.message_id, m.MailLocation.flags).where(where)
+            select(col(m.MailLocation.id), col(m.MailLocation.message_id), col(m.MailLocation.flags)).where(
+                where
+            )
         ).all():
             names = set(flags.split()) - {flag}
             if action in ("read", "flag"):
                 names.add(flag)
             session.execute(
                 update(m.MailLocation)
-                .where(m.MailLocation.id == location_id)
+                .where(col(m.MailLocation.id) == location_id)
                 .values(flags=_flags_text(names))
             )
             touched.add(message_id)
@@ -989,4 +1035,6 @@ def changed_on_server(
 
 
 def finish_change(session: Session, change_id: int, *, now: datetime, error: str | None = None) -> None:
-    session.execute(update(m.MailChange).where(m.MailChange.id == change_id).values(done_at=now, error=error))
+    session.execute(
+        update(m.MailChange).where(col(m.MailChange.id) == change_id).values(done_at=now, error=error)
+    )

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
@@ -37,6 +37,7 @@ from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import activities, drafts
 from crm_tui.core.services.drafts import DraftFields
 from crm_tui.core.services.mail_accounts import DEMO_PRESET
+from crm_tui.core.services.rows import id_of, rows_affected
 
 STATES = ("queued", "sending", "sent", "partial", "failed", "uncertain")
 DECIDABLE = ("queued", "sending", "partial", "failed", "uncertain")
@@ -210,8 +211,8 @@ def _was(session: Session, item: m.OutboxItem) -> str:
     if item.state == "partial":
         return "went out to some of its recipients"
     accepted = session.scalar(
-        select(m.OutboxRecipient.id).where(
-            m.OutboxRecipient.item_id == item.id, m.OutboxRecipient.state == "accepted"
+        select(col(m.OutboxRecipient.id)).where(
+            col(m.OutboxRecipient.item_id) == item.id, col(m.OutboxRecipient.state) == "accepted"
         )
     )
     return "was delivered" if accepted is not None else "was counted as sent"
@@ -244,7 +245,8 @@ def fields_of(item: m.OutboxItem) -> DraftFields:
     try:
         body = part.get_content() if part is not None else ""
     except (LookupError, KeyError):  # an unknown charset: the text as far as it can be read
-        body = (part.get_payload(decode=True) or b"").decode("utf-8", "replace") if part is not None else ""
+        payload = part.get_payload(decode=True) if part is not None else None  # a leaf part's: bytes or None
+        body = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
     return DraftFields(
         item.account_id, item.from_address, shown["To"], shown["Cc"], ", ".join(bcc), str(message["Subject"] or ""),
         body.replace("\r\n", "\n"), str(message["In-Reply-To"] or "") or None,
@@ -266,14 +268,14 @@ def due(
 ) -> list[int]:
     """The queued items to deliver now; ``at_once`` (the user said "deliver now"): also those waiting for
     their next try after a failure or for the end of their send delay."""
-    query = select(m.OutboxItem.id).where(m.OutboxItem.state == "queued")
+    query = select(col(m.OutboxItem.id)).where(col(m.OutboxItem.state) == "queued")
     if not at_once:
         query = query.where(
-            or_(m.OutboxItem.next_attempt_at.is_(None), m.OutboxItem.next_attempt_at <= now),  # type: ignore[union-attr,operator]
+            or_(col(m.OutboxItem.next_attempt_at).is_(None), col(m.OutboxItem.next_attempt_at) <= now),
         )
     if account_id is not None:
-        query = query.where(m.OutboxItem.account_id == account_id)
-    return list(session.scalars(query.order_by(m.OutboxItem.id)))
+        query = query.where(col(m.OutboxItem.account_id) == account_id)
+    return list(session.scalars(query.order_by(col(m.OutboxItem.id))))
 
 
 @dataclass
@@ -291,13 +293,13 @@ class Waiting:
 def waiting_later(session: Session, *, now: datetime, account_id: int | None = None) -> Waiting:
     """The queued mail that waits for a later time (a next try, the end of its send delay)."""
     query = select(m.OutboxItem).where(
-        m.OutboxItem.state == "queued",
-        m.OutboxItem.next_attempt_at > now,  # type: ignore[operator]
+        col(m.OutboxItem.state) == "queued",
+        col(m.OutboxItem.next_attempt_at) > now,
     )
     if account_id is not None:
-        query = query.where(m.OutboxItem.account_id == account_id)
+        query = query.where(col(m.OutboxItem.account_id) == account_id)
     waiting = Waiting()
-    for item in session.scalars(query.order_by(m.OutboxItem.next_attempt_at)):
+    for item in session.scalars(query.order_by(col(m.OutboxItem.next_attempt_at))):
         if item.attempts:
             waiting.retry += 1
             if waiting.next_retry is None:
@@ -329,7 +331,7 @@ def message_of(session: Session, item_id: int, *, now: datetime) -> OutboxMessag
         raise NotFound(f"the mail (outbox item {item_id}) is no longer in the outbox")
     said = {
         r.address.lower(): (r.state, r.reason or "")
-        for r in session.scalars(select(m.OutboxRecipient).where(m.OutboxRecipient.item_id == item_id))
+        for r in session.scalars(select(m.OutboxRecipient).where(col(m.OutboxRecipient.item_id) == item_id))
     }
     outcomes = []
     for address in item.recipients.splitlines():
@@ -345,10 +347,12 @@ def message_of(session: Session, item_id: int, *, now: datetime) -> OutboxMessag
 def cut_off(session: Session, *, now: datetime, account_id: int | None = None) -> list[int]:
     """Items left ``sending`` by a delivery that did not finish (a crash, a kill); not those another running
     process is delivering right now (on another host: while its claim's lease holds)."""
-    query = select(m.OutboxItem).where(m.OutboxItem.state == "sending")
+    query = select(m.OutboxItem).where(col(m.OutboxItem.state) == "sending")
     if account_id is not None:
-        query = query.where(m.OutboxItem.account_id == account_id)
-    return [item.id for item in session.scalars(query.order_by(m.OutboxItem.id)) if _stale(item, now)]  # type: ignore[misc]
+        query = query.where(col(m.OutboxItem.account_id) == account_id)
+    return [
+        id_of(item) for item in session.scalars(query.order_by(col(m.OutboxItem.id))) if _stale(item, now)
+    ]
 
 
 def still_cut_off(session: Session, item_id: int, *, now: datetime) -> bool:
@@ -364,7 +368,7 @@ def pending_recipients(session: Session, item_id: int) -> list[str]:
     item = _item(session, item_id)
     done = {
         row.address
-        for row in session.scalars(select(m.OutboxRecipient).where(m.OutboxRecipient.item_id == item_id))
+        for row in session.scalars(select(m.OutboxRecipient).where(col(m.OutboxRecipient.item_id) == item_id))
         if row.state == "accepted" or (row.state == "refused" and not _temporary(row.reason))
     }
     return [address for address in item.recipients.splitlines() if address and address not in done]
@@ -372,7 +376,7 @@ def pending_recipients(session: Session, item_id: int) -> list[str]:
 
 def _temporary(reply: str | None) -> bool:
     """A reply that puts a recipient off for now (4xx), as opposed to refusing it for good (5xx)."""
-    return bool(reply) and reply.startswith("4")  # type: ignore[union-attr]
+    return reply is not None and reply.startswith("4")
 
 
 def _record(
@@ -381,7 +385,7 @@ def _record(
     """Keep what the server said to each recipient: (address, "accepted" or "refused", reason)."""
     known = {
         r.address: r
-        for r in session.scalars(select(m.OutboxRecipient).where(m.OutboxRecipient.item_id == item_id))
+        for r in session.scalars(select(m.OutboxRecipient).where(col(m.OutboxRecipient.item_id) == item_id))
     }
     for address, state, reason in outcomes:
         row = known.get(address)
@@ -404,8 +408,8 @@ def refusals(session: Session, item_id: int) -> list[tuple[str, str]]:
         (r.address, r.reason or "")
         for r in session.scalars(
             select(m.OutboxRecipient)
-            .where(m.OutboxRecipient.item_id == item_id, m.OutboxRecipient.state == "refused")
-            .order_by(m.OutboxRecipient.id)
+            .where(col(m.OutboxRecipient.item_id) == item_id, col(m.OutboxRecipient.state) == "refused")
+            .order_by(col(m.OutboxRecipient.id))
         )
     ]
 
@@ -421,10 +425,10 @@ def mark_sending(session: Session, item_id: int, *, now: datetime) -> bool:
     """Claim a queued item for delivery (False: someone else has it, or it is no longer queued)."""
     done = session.execute(
         update(m.OutboxItem)
-        .where(m.OutboxItem.id == item_id, m.OutboxItem.state == "queued")
-        .values(state="sending", attempts=m.OutboxItem.attempts + 1, claimed_by=holder(), claimed_at=now)
+        .where(col(m.OutboxItem.id) == item_id, col(m.OutboxItem.state) == "queued")
+        .values(state="sending", attempts=col(m.OutboxItem.attempts) + 1, claimed_by=holder(), claimed_at=now)
     )
-    return bool(done.rowcount)  # type: ignore[attr-defined]
+    return bool(rows_affected(done))
 
 
 def mark_sent(
@@ -545,7 +549,7 @@ def decide(session: Session, item_id: int, decision: str, *, now: datetime) -> m
         item.state, item.next_attempt_at, item.claimed_by = "queued", None, None
         for row in session.scalars(
             select(m.OutboxRecipient).where(
-                m.OutboxRecipient.item_id == item_id, m.OutboxRecipient.state == "refused"
+                col(m.OutboxRecipient.item_id) == item_id, col(m.OutboxRecipient.state) == "refused"
             )
         ):
             row.state = "pending"  # the user's word: the refused addresses are tried again, 5xx or not
@@ -578,27 +582,27 @@ def rows(
     only: int | None = None,
 ) -> list[OutboxRow]:
     query = (
-        select(m.OutboxItem, m.MailAccount.name, m.MailAccount.preset)
-        .join(m.MailAccount, m.MailAccount.id == m.OutboxItem.account_id)
-        .where(m.OutboxItem.state.in_(states))  # type: ignore[attr-defined]
-        .order_by(m.OutboxItem.id.desc())  # type: ignore[union-attr]
+        select(m.OutboxItem, col(m.MailAccount.name), col(m.MailAccount.preset))
+        .join(m.MailAccount, col(m.MailAccount.id) == col(m.OutboxItem.account_id))
+        .where(col(m.OutboxItem.state).in_(states))
+        .order_by(col(m.OutboxItem.id).desc())
         .limit(limit)
     )
     if only is not None:
-        query = query.where(m.OutboxItem.id == only)
+        query = query.where(col(m.OutboxItem.id) == only)
     found = session.execute(query).all()
     refused: dict[int, list[tuple[str, str]]] = {}
     ids = [item.id for item, _, _ in found]
     if ids:
         for row in session.scalars(
             select(m.OutboxRecipient)
-            .where(m.OutboxRecipient.item_id.in_(ids), m.OutboxRecipient.state == "refused")  # type: ignore[attr-defined]
-            .order_by(m.OutboxRecipient.id)
+            .where(col(m.OutboxRecipient.item_id).in_(ids), col(m.OutboxRecipient.state) == "refused")
+            .order_by(col(m.OutboxRecipient.id))
         ):
             refused.setdefault(row.item_id, []).append((row.address, row.reason or ""))
     return [
         OutboxRow(
-            id=item.id,  # type: ignore[arg-type]
+            id=item.id,
             account=account,
             state=item.state,
             subject=item.subject,
@@ -610,7 +614,7 @@ def rows(
             next_attempt_at=item.next_attempt_at,
             message_id=item.message_id_header,
             demo=preset == DEMO_PRESET,
-            refused=refused.get(item.id, [])  # type: ignore[arg-type]
+            refused=refused.get(item.id, [])
             if item.state in ("partial", "failed") or (item.state == "queued" and item.sent_at is not None)
             else [],
             stale=_stale(item, now),
@@ -620,7 +624,9 @@ def rows(
 
 
 def counts(session: Session) -> dict[str, int]:
-    return dict(session.execute(select(m.OutboxItem.state, func.count()).group_by(m.OutboxItem.state)).all())  # type: ignore[arg-type]
+    return dict(
+        session.execute(select(col(m.OutboxItem.state), func.count()).group_by(col(m.OutboxItem.state))).all()
+    )
 
 
 def _record_activity(
@@ -659,11 +665,16 @@ def _record_activity(
             start_at=now,
             type=m.ActivityType.EMAIL.value,
             description=_activity_text(item, refused or [], only),
-            **links,  # type: ignore[arg-type]
+            contact_id=links.get("contact_id"),
+            lead_id=links.get("lead_id"),
+            organization_id=links.get("organization_id"),
+            opportunity_id=links.get("opportunity_id"),
+            ticket_id=links.get("ticket_id"),
+            quote_id=links.get("quote_id"),
         ),
         now=now,
     )
-    activities.complete_activity(session, activity.id, now=now)  # type: ignore[arg-type]
+    activities.complete_activity(session, id_of(activity), now=now)
 
 
 def _activity_text(item: m.OutboxItem, refused: list[tuple[str, str]], only: list[str] | None = None) -> str:
@@ -692,12 +703,14 @@ def _person_of(session: Session, record_type: str, record_id: int) -> int | None
         record_type, record_id = "opportunity", (quote.opportunity_id if quote else 0)
     if record_type == "opportunity":
         return session.scalars(
-            select(m.OpportunityContact.contact_id)
-            .where(m.OpportunityContact.opportunity_id == record_id)
-            .order_by(m.OpportunityContact.is_primary.desc(), m.OpportunityContact.contact_id)  # type: ignore[attr-defined]
+            select(col(m.OpportunityContact.contact_id))
+            .where(col(m.OpportunityContact.opportunity_id) == record_id)
+            .order_by(col(m.OpportunityContact.is_primary).desc(), col(m.OpportunityContact.contact_id))
         ).first()
     if record_type == "organization":
         return session.scalars(
-            select(m.Contact.id).where(m.Contact.organization_id == record_id).order_by(m.Contact.id)
+            select(col(m.Contact.id))
+            .where(col(m.Contact.organization_id) == record_id)
+            .order_by(col(m.Contact.id))
         ).first()
     return None

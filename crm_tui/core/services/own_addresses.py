@@ -4,7 +4,7 @@ and the inbox's views tell my mail from others' by them."""
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 
@@ -17,5 +17,5 @@ def my_addresses(session: Session) -> set[str]:
         mine.update(a for a in account.addresses.splitlines() if a)
         if "@" in account.username:
             mine.add(account.username.lower())
-    mine.update(e.lower() for e in session.scalars(select(m.User.email)) if e)
+    mine.update(e.lower() for e in session.scalars(select(col(m.User.email))) if e)
     return mine

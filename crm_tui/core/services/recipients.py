@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Integer, func, select
 from sqlalchemy import text as sql_text
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core import search_index
@@ -123,15 +123,17 @@ def last_written(session: Session, *, limit: int = RECENT_MESSAGES) -> dict[str,
                 found[address] = when
 
     outgoing = session.execute(
-        select(m.MailMessage.to_addresses, m.MailMessage.cc_addresses, m.MailMessage.sent_at)
-        .where(m.MailMessage.is_outgoing.is_(True), m.MailMessage.sent_at.is_not(None))  # type: ignore[attr-defined,union-attr]
-        .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
+        select(col(m.MailMessage.to_addresses), col(m.MailMessage.cc_addresses), col(m.MailMessage.sent_at))
+        .where(col(m.MailMessage.is_outgoing).is_(True), col(m.MailMessage.sent_at).is_not(None))
+        .order_by(col(m.MailMessage.sent_at).desc())
         .limit(limit)
     )
     for to, cc, sent_at in outgoing:
         note(stored_addresses(f"{to}\n{cc}"), sent_at)
     queued = session.execute(
-        select(m.OutboxItem.recipients, m.OutboxItem.created_at).order_by(m.OutboxItem.id.desc()).limit(limit)  # type: ignore[union-attr]
+        select(col(m.OutboxItem.recipients), col(m.OutboxItem.created_at))
+        .order_by(col(m.OutboxItem.id).desc())
+        .limit(limit)
     )
     for recipients, created_at in queued:
         note((line.strip().lower() for line in recipients.splitlines() if "@" in line), created_at)
@@ -144,21 +146,28 @@ def _people_at(session: Session, addresses: list[str]) -> list[Recipient]:
     for start in range(0, len(addresses), 400):  # bound the IN list
         chunk = addresses[start : start + 400]
         for contact_id, first, last, address in session.execute(
-            select(m.Contact.id, m.Contact.first_name, m.Contact.last_name, m.ContactEmail.address)
-            .join(m.ContactEmail, m.ContactEmail.contact_id == m.Contact.id)
-            .where(m.ContactEmail.address.in_(chunk))  # type: ignore[attr-defined]
+            select(
+                col(m.Contact.id),
+                col(m.Contact.first_name),
+                col(m.Contact.last_name),
+                col(m.ContactEmail.address),
+            )
+            .join(m.ContactEmail, col(m.ContactEmail.contact_id) == col(m.Contact.id))
+            .where(col(m.ContactEmail.address).in_(chunk))
         ):
             people.append(Recipient(f"{first} {last}".strip(), address, "contact", contact_id))
         for lead_id, person, company, address in session.execute(
-            select(m.Lead.id, m.Lead.person_name, m.Lead.company_name, m.LeadEmail.address)
-            .join(m.LeadEmail, m.LeadEmail.lead_id == m.Lead.id)
-            .where(m.LeadEmail.address.in_(chunk))  # type: ignore[attr-defined]
+            select(
+                col(m.Lead.id), col(m.Lead.person_name), col(m.Lead.company_name), col(m.LeadEmail.address)
+            )
+            .join(m.LeadEmail, col(m.LeadEmail.lead_id) == col(m.Lead.id))
+            .where(col(m.LeadEmail.address).in_(chunk))
         ):
             people.append(Recipient(person or company or "", address, "lead", lead_id))
         for org_id, name, address in session.execute(
-            select(m.Organization.id, m.Organization.name, m.OrganizationEmail.address)
-            .join(m.OrganizationEmail, m.OrganizationEmail.organization_id == m.Organization.id)
-            .where(m.OrganizationEmail.address.in_(chunk))  # type: ignore[attr-defined]
+            select(col(m.Organization.id), col(m.Organization.name), col(m.OrganizationEmail.address))
+            .join(m.OrganizationEmail, col(m.OrganizationEmail.organization_id) == col(m.Organization.id))
+            .where(col(m.OrganizationEmail.address).in_(chunk))
         ):
             people.append(Recipient(name, address, "organization", org_id))
     return people
@@ -170,7 +179,7 @@ def address_book(session: Session) -> AddressBook:
     known = [
         Recipient(name, email_address.lower(), "user", user_id)
         for user_id, name, email_address in session.execute(
-            select(m.User.id, m.User.name, m.User.email).where(m.User.active.is_(True))  # type: ignore[attr-defined]
+            select(col(m.User.id), col(m.User.name), col(m.User.email)).where(col(m.User.active).is_(True))
         )
     ]
     known.extend(_people_at(session, sorted(written)))
@@ -199,19 +208,25 @@ def _word_start(column: Any, word: str) -> Any:
 def _sources() -> list[tuple[str, Any, Any, str, str | None, Any]]:
     return [
         (
-            "contact", m.Contact.search_text, m.Contact.id, "contact_words", "contact_search",
-            select(m.Contact.id, m.Contact.first_name + " " + m.Contact.last_name, m.ContactEmail.address)
-            .join(m.ContactEmail, m.ContactEmail.contact_id == m.Contact.id),
+            "contact", col(m.Contact.search_text), col(m.Contact.id), "contact_words", "contact_search",
+            select(
+                col(m.Contact.id), col(m.Contact.first_name) + " " + col(m.Contact.last_name),
+                col(m.ContactEmail.address),
+            )
+            .join(m.ContactEmail, col(m.ContactEmail.contact_id) == col(m.Contact.id)),
         ),
         (
-            "lead", m.Lead.search_text, m.Lead.id, "lead_words", None,
-            select(m.Lead.id, func.coalesce(m.Lead.person_name, m.Lead.company_name, ""), m.LeadEmail.address)
-            .join(m.LeadEmail, m.LeadEmail.lead_id == m.Lead.id),
+            "lead", col(m.Lead.search_text), col(m.Lead.id), "lead_words", None,
+            select(
+                col(m.Lead.id), func.coalesce(col(m.Lead.person_name), col(m.Lead.company_name), ""),
+                col(m.LeadEmail.address),
+            )
+            .join(m.LeadEmail, col(m.LeadEmail.lead_id) == col(m.Lead.id)),
         ),
         (
-            "organization", m.Organization.search_text, m.Organization.id, "organization_words", None,
-            select(m.Organization.id, m.Organization.name, m.OrganizationEmail.address)
-            .join(m.OrganizationEmail, m.OrganizationEmail.organization_id == m.Organization.id),
+            "organization", col(m.Organization.search_text), col(m.Organization.id), "organization_words", None,
+            select(col(m.Organization.id), col(m.Organization.name), col(m.OrganizationEmail.address))
+            .join(m.OrganizationEmail, col(m.OrganizationEmail.organization_id) == col(m.Organization.id)),
         ),
     ]  # fmt: skip
 
@@ -233,8 +248,8 @@ def _candidates(session: Session, words: list[str], *, word_starts: bool) -> lis
             address = query.selected_columns[2]
             conditions = [address.like(like_pattern(words[0]), escape="\\")]
             trigrams = search_index.match_expression(words) if indexed and substring_index else None
-            if trigrams is not None:
-                conditions.append(_indexed(substring_index, trigrams, key))  # type: ignore[arg-type]
+            if trigrams is not None and substring_index:  # (trigrams only with a substring index)
+                conditions.append(_indexed(substring_index, trigrams, key))
             else:
                 conditions.append(search_text.like(like_pattern(words[0]), escape="\\"))
         for record_id, name, address_value in session.execute(query.where(*conditions).limit(CANDIDATES)):
@@ -295,7 +310,9 @@ def complete(
 def recipient_of(session: Session, address: str) -> Recipient | None:
     """The record behind an address (a contact first, then a user, a lead, an organization)."""
     people = _people_at(session, [address.lower()])
-    user = session.execute(select(m.User.id, m.User.name).where(m.User.email == address.lower())).first()
+    user = session.execute(
+        select(col(m.User.id), col(m.User.name)).where(col(m.User.email) == address.lower())
+    ).first()
     if user is not None:
         people.append(Recipient(user[1], address.lower(), "user", user[0]))
     people.sort(key=lambda person: KIND_ORDER.get(person.kind, 9))

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal, overload
 
 from sqlalchemy import and_, case, exists, func, not_, or_, select, true
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import Exists
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.services import mailbox
+from crm_tui.core.services.rows import id_of
 from crm_tui.core.wording import plural
 
 ACTIONS = ("read", "unread", "flag", "unflag", "archive", "delete", "move")
@@ -72,15 +76,15 @@ def apply(
             raise NotFound(f"no message {message_id}")
         entry.marks[message_id] = (message.is_read, message.is_flagged)
         entry.places[message_id] = [
-            (location.id, folder_name, location.pending_move)  # type: ignore[misc]
+            (location.id, folder_name, location.pending_move)
             for location, folder_name in session.execute(
-                select(m.MailLocation, m.MailFolder.name)
-                .join(m.MailFolder, m.MailFolder.id == m.MailLocation.folder_id)
-                .where(m.MailLocation.message_id == message_id)
+                select(m.MailLocation, col(m.MailFolder.name))
+                .join(m.MailFolder, col(m.MailFolder.id) == col(m.MailLocation.folder_id))
+                .where(col(m.MailLocation.message_id) == message_id)
             ).all()
         ]
         change = mailbox.queue_change(session, message_id, action, argument, now=now)
-        entry.changes.append(change.id)  # type: ignore[arg-type]
+        entry.changes.append(id_of(change))
     return entry
 
 
@@ -111,60 +115,65 @@ def undo(session: Session, entry: Undo, *, now: datetime) -> str:
     return f"undone: {entry.description}"
 
 
-def folder_condition(session: Session, folder_id: int):  # type: ignore[no-untyped-def]
+def folder_condition(session: Session, folder_id: int) -> Exists:
     """Messages with a copy in this folder, as it will be once queued moves are done."""
     folder = session.get(m.MailFolder, folder_id)
     if folder is None:
         raise NotFound(f"no folder {folder_id}")
-    same_account = select(m.MailFolder.id).where(m.MailFolder.account_id == folder.account_id)
+    same_account = select(col(m.MailFolder.id)).where(col(m.MailFolder.account_id) == folder.account_id)
     return exists().where(
-        m.MailLocation.message_id == m.MailMessage.id,
+        col(m.MailLocation.message_id) == col(m.MailMessage.id),
         or_(
-            and_(m.MailLocation.folder_id == folder_id, m.MailLocation.pending_move.is_(None)),  # type: ignore[union-attr]
-            and_(m.MailLocation.pending_move == folder.name, m.MailLocation.folder_id.in_(same_account)),  # type: ignore[attr-defined]
+            and_(col(m.MailLocation.folder_id) == folder_id, col(m.MailLocation.pending_move).is_(None)),
+            and_(
+                col(m.MailLocation.pending_move) == folder.name,
+                col(m.MailLocation.folder_id).in_(same_account),
+            ),
         ),
     )
 
 
-def _later_in_thread():  # type: ignore[no-untyped-def]
+def _later_in_thread() -> Exists:
     """A condition: a later message of the same thread, written by a person (not a bounce or automatic reply),
     exists. "Later" by the date sent, then by arrival (the id) for mails sent in the same second."""
     later = aliased(m.MailMessage)
     return exists().where(
-        later.thread_id == m.MailMessage.thread_id,  # indexed (NULL, not threaded yet: matches nothing)
-        later.id != m.MailMessage.id,
-        later.is_automatic.is_(False),  # type: ignore[attr-defined]
+        col(later.thread_id)
+        == col(m.MailMessage.thread_id),  # indexed (NULL, not threaded yet: matches nothing)
+        col(later.id) != col(m.MailMessage.id),
+        col(later.is_automatic).is_(False),
         or_(
-            later.sent_at > m.MailMessage.sent_at,  # type: ignore[operator]
-            and_(later.sent_at == m.MailMessage.sent_at, later.id > m.MailMessage.id),  # type: ignore[operator]
+            col(later.sent_at) > col(m.MailMessage.sent_at),
+            and_(col(later.sent_at) == col(m.MailMessage.sent_at), col(later.id) > col(m.MailMessage.id)),
         ),
     )
 
 
-def _open_deal_of_record():  # type: ignore[no-untyped-def]
+def _open_deal_of_record() -> ColumnElement[bool]:
     """A condition on a mail link: the record it names is an open deal, or a contact or organization that
     has one (as the deal's contact, or its organization, installer or reseller)."""
-    open_deal = and_(m.Stage.id == m.Opportunity.stage_id, m.Stage.kind == "open")
-    link = m.MailLink
+    open_deal = and_(col(m.Stage.id) == col(m.Opportunity.stage_id), col(m.Stage.kind) == "open")
+    link_type, link_id = col(m.MailLink.record_type), col(m.MailLink.record_id)
     return or_(
         and_(
-            link.record_type == "opportunity", exists().where(m.Opportunity.id == link.record_id, open_deal)
+            link_type == "opportunity",
+            exists().where(col(m.Opportunity.id) == link_id, open_deal),
         ),
         and_(
-            link.record_type == "contact",
+            link_type == "contact",
             exists().where(
-                m.OpportunityContact.contact_id == link.record_id,
-                m.Opportunity.id == m.OpportunityContact.opportunity_id,
+                col(m.OpportunityContact.contact_id) == link_id,
+                col(m.Opportunity.id) == col(m.OpportunityContact.opportunity_id),
                 open_deal,
             ),
         ),
         and_(
-            link.record_type == "organization",
+            link_type == "organization",
             exists().where(
                 or_(
-                    m.Opportunity.organization_id == link.record_id,
-                    m.Opportunity.installer_id == link.record_id,
-                    m.Opportunity.reseller_id == link.record_id,
+                    col(m.Opportunity.organization_id) == link_id,
+                    col(m.Opportunity.installer_id) == link_id,
+                    col(m.Opportunity.reseller_id) == link_id,
                 ),
                 open_deal,
             ),
@@ -172,7 +181,13 @@ def _open_deal_of_record():  # type: ignore[no-untyped-def]
     )
 
 
-def view_condition(view: str, *, now: datetime, days: int = NO_REPLY_DAYS):  # type: ignore[no-untyped-def]
+@overload
+def view_condition(
+    view: Literal["unlinked", "deals", "awaiting", "no-reply"], *, now: datetime, days: int = NO_REPLY_DAYS
+) -> ColumnElement[bool]: ...
+@overload
+def view_condition(view: str, *, now: datetime, days: int = NO_REPLY_DAYS) -> ColumnElement[bool] | None: ...
+def view_condition(view: str, *, now: datetime, days: int = NO_REPLY_DAYS) -> ColumnElement[bool] | None:
     """The condition of a view (see VIEWS), or None for all mail.
 
     Reply tracking follows the threads (``core.mail_threads``: Message-ID, In-Reply-To, References): a mail
@@ -182,21 +197,21 @@ def view_condition(view: str, *, now: datetime, days: int = NO_REPLY_DAYS):  # t
         return None
     if view == "unlinked":
         return and_(
-            m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
-            not_(exists().where(m.MailLink.message_id == m.MailMessage.id)),
+            col(m.MailMessage.is_outgoing).is_(False),
+            not_(exists().where(col(m.MailLink.message_id) == col(m.MailMessage.id))),
         )
     if view == "deals":
-        return exists().where(m.MailLink.message_id == m.MailMessage.id, _open_deal_of_record())
+        return exists().where(col(m.MailLink.message_id) == col(m.MailMessage.id), _open_deal_of_record())
     if view == "awaiting":
         return and_(
-            m.MailMessage.is_outgoing.is_(False),  # type: ignore[attr-defined]
-            m.MailMessage.is_automatic.is_(False),  # type: ignore[attr-defined]
+            col(m.MailMessage.is_outgoing).is_(False),
+            col(m.MailMessage.is_automatic).is_(False),
             not_(_later_in_thread()),
         )
     if view == "no-reply":
         return and_(
-            m.MailMessage.is_outgoing.is_(True),  # type: ignore[attr-defined]
-            m.MailMessage.sent_at < now - timedelta(days=days),  # type: ignore[operator]
+            col(m.MailMessage.is_outgoing).is_(True),
+            col(m.MailMessage.sent_at) < now - timedelta(days=days),
             not_(_later_in_thread()),
         )
     raise CrmError(f"unknown view {view!r}; views: {', '.join(VIEWS)}")
@@ -205,53 +220,59 @@ def view_condition(view: str, *, now: datetime, days: int = NO_REPLY_DAYS):  # t
 def folders(session: Session) -> list[tuple[int, str, str, str | None]]:
     """(folder id, account name, folder name, role) of every folder, inbox first per account."""
     rows = session.execute(
-        select(m.MailFolder.id, m.MailAccount.name, m.MailFolder.name, m.MailFolder.role)
-        .join(m.MailAccount, m.MailAccount.id == m.MailFolder.account_id)
-        .order_by(m.MailAccount.name, func.coalesce(m.MailFolder.role, "") != "inbox", m.MailFolder.name)
+        select(col(m.MailFolder.id), col(m.MailAccount.name), col(m.MailFolder.name), col(m.MailFolder.role))
+        .join(m.MailAccount, col(m.MailAccount.id) == col(m.MailFolder.account_id))
+        .order_by(
+            col(m.MailAccount.name),
+            func.coalesce(col(m.MailFolder.role), "") != "inbox",
+            col(m.MailFolder.name),
+        )
     ).all()
     return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
-def _thread_key():  # type: ignore[no-untyped-def]
+def _thread_key() -> ColumnElement[int]:
     """A message's thread (``mail_threads``); a message not threaded yet is its own."""
-    return func.coalesce(m.MailMessage.thread_id, m.MailMessage.id)
+    return func.coalesce(col(m.MailMessage.thread_id), col(m.MailMessage.id))
 
 
-def _in_threads(keys: set[int]):  # type: ignore[no-untyped-def]
+def _in_threads(keys: set[int]) -> ColumnElement[bool]:
     """A condition: the message belongs to one of these threads (``_thread_key`` values), written so both
     indexes serve it (a coalesce() cannot use the thread_id index: a scan of every message)."""
     return or_(
-        m.MailMessage.thread_id.in_(keys),  # type: ignore[union-attr]
-        and_(m.MailMessage.thread_id.is_(None), m.MailMessage.id.in_(keys)),  # type: ignore[union-attr]
+        col(m.MailMessage.thread_id).in_(keys),
+        and_(col(m.MailMessage.thread_id).is_(None), col(m.MailMessage.id).in_(keys)),
     )
 
 
-def newest_of_threads(condition):  # type: ignore[no-untyped-def]
+def newest_of_threads(condition: ColumnElement[bool] | None) -> ColumnElement[bool]:
     """A condition: the message stands for its thread among the messages matching ``condition`` (a collapsed
     thread's row): the newest a person wrote, not an automatic reply (an out-of-office after my answer), or
     the newest when a person wrote none of them."""
-    by_a_person = func.max(case((m.MailMessage.is_automatic.is_(False), m.MailMessage.id)))  # type: ignore[attr-defined]
+    by_a_person = func.max(case((col(m.MailMessage.is_automatic).is_(False), col(m.MailMessage.id))))
     newest = (
-        select(func.coalesce(by_a_person, func.max(m.MailMessage.id)))
+        select(func.coalesce(by_a_person, func.max(col(m.MailMessage.id))))
         .where(condition if condition is not None else true())
         .group_by(_thread_key())
         .correlate_except(m.MailMessage)
     )
-    return m.MailMessage.id.in_(newest)  # type: ignore[union-attr]
+    return col(m.MailMessage.id).in_(newest)
 
 
-def thread_members(session: Session, message_ids: list[int], condition) -> dict[int, list[int]]:  # type: ignore[no-untyped-def]
+def thread_members(
+    session: Session, message_ids: list[int], condition: ColumnElement[bool] | None
+) -> dict[int, list[int]]:
     """For each message, the ids of its thread's messages that match ``condition`` (the list's scope)."""
     if not message_ids:
         return {}
-    keys = dict(
+    keys: dict[int, int] = dict(
         session.execute(
-            select(m.MailMessage.id, _thread_key()).where(m.MailMessage.id.in_(message_ids))
+            select(col(m.MailMessage.id), _thread_key()).where(col(m.MailMessage.id).in_(message_ids))
         ).all()
-    )  # type: ignore[union-attr]
-    members: dict[str, list[int]] = {}
+    )
+    members: dict[int, list[int]] = {}
     for message_id, key in session.execute(
-        select(m.MailMessage.id, _thread_key()).where(
+        select(col(m.MailMessage.id), _thread_key()).where(
             _in_threads(set(keys.values())), condition if condition is not None else true()
         )
     ):
@@ -263,12 +284,12 @@ def thread_sizes(session: Session, message_ids: list[int]) -> dict[int, int]:
     """For each message, how many messages its whole thread holds (in any folder or view)."""
     if not message_ids:
         return {}
-    keys = dict(
+    keys: dict[int, int] = dict(
         session.execute(
-            select(m.MailMessage.id, _thread_key()).where(m.MailMessage.id.in_(message_ids))  # type: ignore[union-attr]
+            select(col(m.MailMessage.id), _thread_key()).where(col(m.MailMessage.id).in_(message_ids))
         ).all()
     )
-    sizes = dict(
+    sizes: dict[int, int] = dict(
         session.execute(
             select(_thread_key(), func.count()).where(_in_threads(set(keys.values()))).group_by(_thread_key())
         ).all()
@@ -282,43 +303,43 @@ PUT_AWAY_ROLES = ("archive", "trash", "all")  # "all": Gmail's All Mail holds ev
 _PUT_AWAY_NAMES = ("Archive", "Trash")  # where an archive or delete goes on an account without such a folder
 
 
-def not_put_away():  # type: ignore[no-untyped-def]
+def not_put_away() -> ColumnElement[bool]:
     """A condition: the mail is not archived or deleted, so it still belongs in a view ("Awaiting my reply",
     "Unlinked"...): a copy of it stays outside the archive and the trash (as it will be once queued moves are
     done). A mail with no copy on a server (the demo's: it never syncs) goes by its last archive, delete or
     move."""
     copy = aliased(m.MailLocation)
     folder = aliased(m.MailFolder)
-    away = select(m.MailFolder.name).where(
-        m.MailFolder.account_id == folder.account_id,
-        m.MailFolder.role.in_(PUT_AWAY_ROLES),  # type: ignore[union-attr]
+    away = select(col(m.MailFolder.name)).where(
+        col(m.MailFolder.account_id) == col(folder.account_id),
+        col(m.MailFolder.role).in_(PUT_AWAY_ROLES),
     )
     stays = exists().where(
-        copy.message_id == m.MailMessage.id,
-        folder.id == copy.folder_id,
+        col(copy.message_id) == col(m.MailMessage.id),
+        col(folder.id) == col(copy.folder_id),
         or_(
             and_(
-                copy.pending_move.is_(None),  # type: ignore[union-attr]
-                or_(folder.role.is_(None), folder.role.not_in(PUT_AWAY_ROLES)),  # type: ignore[union-attr]
+                col(copy.pending_move).is_(None),
+                or_(col(folder.role).is_(None), col(folder.role).not_in(PUT_AWAY_ROLES)),
             ),
             and_(
-                copy.pending_move.is_not(None),  # type: ignore[union-attr]
-                copy.pending_move.not_in(away),  # type: ignore[union-attr]
-                copy.pending_move.not_in(_PUT_AWAY_NAMES),  # type: ignore[union-attr]
+                col(copy.pending_move).is_not(None),
+                col(copy.pending_move).not_in(away),
+                col(copy.pending_move).not_in(_PUT_AWAY_NAMES),
             ),
         ),
     )
     last_move = (
-        select(m.MailChange.action)
+        select(col(m.MailChange.action))
         .where(
-            m.MailChange.message_id == m.MailMessage.id,
-            m.MailChange.action.in_(("move", "archive", "delete")),  # type: ignore[attr-defined]
+            col(m.MailChange.message_id) == col(m.MailMessage.id),
+            col(m.MailChange.action).in_(("move", "archive", "delete")),
         )
-        .order_by(m.MailChange.id.desc())  # type: ignore[union-attr]
+        .order_by(col(m.MailChange.id).desc())
         .limit(1)
         .scalar_subquery()
     )
-    has_copy = exists().where(m.MailLocation.message_id == m.MailMessage.id)
+    has_copy = exists().where(col(m.MailLocation.message_id) == col(m.MailMessage.id))
     return or_(stays, and_(not_(has_copy), func.coalesce(last_move, "").not_in(("archive", "delete"))))
 
 
