@@ -4,7 +4,8 @@ home with one account on it (password from an environment variable)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,17 @@ class Mailbox:
                 return int(db.execute(sql).fetchone()[0])  # type: ignore[index]
         except psycopg.Error:
             return -1
+
+
+def eventually(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Whether ``condition`` comes true within ``timeout`` seconds, looked at every ``interval`` seconds: the
+    wait on another process, a server or a terminal (a Pilot test waits with tests/ui/helpers.py wait_for)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
 
 
 ON_BOTH = pytest.mark.parametrize("mailbox", ["sqlite", "postgresql"], indirect=True)

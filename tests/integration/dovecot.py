@@ -192,7 +192,7 @@ def start(sent: str = SENT) -> Dovecot:
                 if probe.recv(100).startswith(b"* OK"):
                     return server
         except OSError:
-            time.sleep(0.05)
+            time.sleep(0.05)  # not listening yet: looked at again until the deadline
     server.stop()
     raise RuntimeError(f"dovecot did not listen on {port}: {server.log()}")
 

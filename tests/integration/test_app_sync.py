@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from crm_tui.cli.main import main
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.status_bar import StatusBar
-from tests.integration.conftest import Mailbox
+from tests.integration.conftest import Mailbox, eventually
 from tests.integration.test_sync import message
 from tests.ui.helpers import make_context, wait_for
 
@@ -102,9 +101,10 @@ async def test_accounts_are_editable_in_settings(mailbox: Mailbox, monkeypatch: 
         form = app.screen
         fill_account_form(form, mailbox, "second", password_variable="not a variable name")
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await wait_for(
+            lambda: "environment variable" in str(form.query_one("#error-f-password").render()), pilot
+        )
         assert isinstance(app.screen, RecordForm), "nothing saved while a field is wrong"
-        assert "environment variable" in str(form.query_one("#error-f-password").render())
         form.query_one("#f-password_ref", Input).value = "SECOND_PW"
         await pilot.press("ctrl+s")
         await wait_for(lambda: not isinstance(app.screen, RecordForm), pilot)
@@ -374,10 +374,7 @@ def test_the_background_process_ends_when_the_app_is_killed(mailbox: Mailbox) ->
     finally:
         app_process.kill()
         app_process.wait()
-    deadline = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child), "the background process outlived the app"
+    assert eventually(lambda: not _alive(child), timeout=10), "the background process outlived the app"
 
 
 KILLED_APP = """
@@ -391,7 +388,7 @@ async def main():
     async with app.run_test(size=(150, 44)) as pilot:
         await wait_for(lambda: app.background.running, pilot, timeout=30)
         print(app.background.process.pid, flush=True)
-        await asyncio.sleep(3600)
+        await asyncio.sleep(3600)  # held open until the test SIGKILLs this process
 
 asyncio.run(main())
 """

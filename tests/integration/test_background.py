@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import NOW
-from tests.integration.conftest import Mailbox
+from tests.integration.conftest import Mailbox, eventually
 from tests.integration.smtp import SmtpServer
 from tests.integration.test_outbox import queue_mail
 from tests.integration.test_sync import mail_json, message
@@ -151,10 +151,10 @@ def test_two_accounts_sync_side_by_side_idle_brings_new_mail_and_sigterm_stops_c
     assert code == 0, err
     assert "Traceback" not in err
     assert helpers, "the 500 bodies were fetched by helper processes"
-    deadline = time.monotonic() + 5  # they end with their parent (told at its exit, or watching it)
-    while any(_alive(pid) for pid in helpers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in helpers if _alive(pid)], "a clean stop leaves no helper process"
+    # They end with their parent (told at its exit, or watching it).
+    assert eventually(lambda: not any(_alive(pid) for pid in helpers), timeout=5), (
+        "a clean stop leaves no helper process"
+    )
     listed = mail_json(mailbox, capsys, "mail", "list")
     assert len(listed) == 504 and all(item["has_body"] for item in listed)
 

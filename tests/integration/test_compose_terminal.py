@@ -8,12 +8,11 @@ import email.policy
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Mailbox
+from tests.integration.conftest import Mailbox, eventually
 from tests.integration.smtp import SmtpServer
 from tests.integration.test_sync import message
 from tests.integration.test_terminal_safety import Tmux
@@ -49,9 +48,7 @@ def test_the_body_written_in_the_editor_is_sent(mailbox: Mailbox, smtp: SmtpServ
         tmux.wait_for("t:app", "Text aus dem Editor")
         tmux("send-keys", "-t", "t:app", "C-s")  # queued without asking; it goes out after the send delay
         tmux.wait_for("t:app", "Queued to")
-        deadline = time.monotonic() + 30
-        while not smtp.received and time.monotonic() < deadline:
-            time.sleep(0.2)
+        eventually(lambda: bool(smtp.received), timeout=30, interval=0.2)
         tmux("send-keys", "-t", "t:app", "C-q")
     finally:
         tmux("kill-server")

@@ -7,7 +7,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from sqlalchemy import select
 
 from crm_tui.core import models as m
 from tests.conftest import NOW
-from tests.integration.conftest import ON_BOTH, Mailbox
+from tests.integration.conftest import ON_BOTH, Mailbox, eventually
 from tests.integration.proxy import DroppingProxy
 from tests.integration.test_sync import mail_json, message
 
@@ -97,20 +96,17 @@ def _kill_when(
     """Start a sync and SIGKILL it once ``sql`` counts ``at_least``. False if it finished first. ``helpers``
     gets the helper processes that ran at the kill."""
     process = _sync_process(box)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if _count(box, sql) >= at_least:
-            process.send_signal(signal.SIGSTOP)
-            if helpers is not None:
-                helpers.extend(_helpers_of(process.pid))
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            return True
-        time.sleep(0.002)
-    process.kill()
-    raise AssertionError("the sync never got there")
+    if not eventually(lambda: process.poll() is not None or _count(box, sql) >= at_least, timeout, 0.002):
+        process.kill()
+        raise AssertionError("the sync never got there")
+    if process.poll() is not None:
+        return False
+    process.send_signal(signal.SIGSTOP)
+    if helpers is not None:
+        helpers.extend(_helpers_of(process.pid))
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return True
 
 
 @ON_BOTH
@@ -128,10 +124,9 @@ def test_a_sync_killed_at_several_points_then_resynced_gives_every_message_once(
     killed = [_kill_when(mailbox, sql, n, helpers=helpers) for sql, n in points]
     assert any(killed), "at least one kill landed mid-sync"
     assert helpers, "the syncs ran their helper processes (1,200 messages)"
-    deadline = time.monotonic() + 5
-    while any(_running(pid) for pid in helpers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in helpers if _running(pid)], "a killed sync leaves no helper process behind"
+    assert eventually(lambda: not any(_running(pid) for pid in helpers), timeout=5), (
+        "a killed sync leaves no helper process behind"
+    )
     assert mailbox.cli("sync") == 0, "a kill leaves the account unlocked for the next sync"
     listed = mail_json(mailbox, capsys, "mail", "list")
     subjects = [item["subject"] for item in listed]
@@ -173,20 +168,25 @@ def test_two_syncs_of_one_account_at_once_the_second_says_so(
     _fill(mailbox)
     first = _sync_process(mailbox)
     try:
-        deadline = time.monotonic() + 30
-        while _count(mailbox, "SELECT count(*) FROM mail_sync_lock") < 1:
-            assert first.poll() is None and time.monotonic() < deadline, (
-                "the first sync ended before it was seen"
-            )
-            time.sleep(0.002)
-        # Hold it mid-sync (a sync is fast: it could end before the second starts), but never inside a write
-        # transaction, where the second would wait for the database instead of finding the sync lock.
-        for _ in range(200):
+
+        def locked() -> bool:
+            if _count(mailbox, "SELECT count(*) FROM mail_sync_lock") >= 1:
+                return True
+            assert first.poll() is None, "the first sync ended before it was seen"
+            return False
+
+        assert eventually(locked, timeout=30, interval=0.002), "the first sync never took the lock"
+
+        def stopped_outside_a_write() -> bool:
             first.send_signal(signal.SIGSTOP)
             if not _write_locked(mailbox):
-                break
-            first.send_signal(signal.SIGCONT)
-            time.sleep(0.003)
+                return True
+            first.send_signal(signal.SIGCONT)  # on out of the write, then stopped again
+            return False
+
+        # Hold it mid-sync (a sync is fast: it could end before the second starts), but never inside a write
+        # transaction, where the second would wait for the database instead of finding the sync lock.
+        assert eventually(stopped_outside_a_write, timeout=10, interval=0.003)
         capsys.readouterr()
         assert mailbox.cli("sync") == 1
         assert "already running" in capsys.readouterr().err

@@ -47,7 +47,7 @@ async def test_opening_a_mail_reads_it_and_moving_the_highlight_does_not(mailbox
         for key in ("j", "j", "j", "k", "k"):
             await pilot.press(key)
         await wait_for(lambda: table.loaded_rows[table.cursor_row].cells[3] in str(preview.render()), pilot)
-        await pilot.pause()
+        await app.workers.wait_for_complete()  # the previews' loads done: any read they wrote is written
         assert unread(table) == everything
         # Enter on "Angebot 2": the reader; back in the list it is read, the others are not.
         table.move_cursor(row=subject_row(table, "Angebot 2"))

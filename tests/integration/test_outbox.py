@@ -394,7 +394,7 @@ async def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smt
     async with app.run_test(size=(160, 48)) as pilot:
         screen = app.screen
         assert isinstance(screen, CalendarScreen)
-        await pilot.pause(0.5)
+        await app.workers.wait_for_complete()  # the calendar's first load
         screen.reload(select=meeting_id)
         await wait_for(lambda: screen.selected_id() == meeting_id, pilot)
         await app.workers.wait_for_complete()  # the week's reload done: a key during it can be lost (known)

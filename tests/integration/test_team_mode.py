@@ -35,7 +35,10 @@ async def test_two_instances_on_one_postgresql_database(tmp_path: Path, postgres
         await b.press("slash", *"zuckerberg")
         await wait_for(lambda: table_b.row_count == 0, b)
         await b.press("enter")  # back to the list
-        await b.pause(2.5)  # B has started watching
+        # B has started watching: its first look for changes (every 2 s) holds its LISTEN connection.
+        await wait_for(
+            lambda: app_b._change_watch is not None and app_b._change_watch._connection is not None, b
+        )
 
         # Anna adds a contact; Ben's list shows it within the refresh interval.
         await a.press("n")

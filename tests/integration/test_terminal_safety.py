@@ -9,12 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
 
-from tests.integration.conftest import Mailbox
+from tests.integration.conftest import Mailbox, eventually
 
 TITLE = "\x1b]2;pwned-title\x07"
 CLIPBOARD = "\x1b]52;c;" + base64.b64encode(b"pwned-clipboard").decode() + "\x07"
@@ -43,13 +42,15 @@ class Tmux:
         return done.stdout
 
     def wait_for(self, target: str, text: str, timeout: float = 30) -> str:
-        deadline = time.monotonic() + timeout
         screen = ""
-        while time.monotonic() < deadline:
+
+        def shows() -> bool:
+            nonlocal screen
             screen = self("capture-pane", "-p", "-t", target)
-            if text in screen:
-                return screen
-            time.sleep(0.2)
+            return text in screen
+
+        if eventually(shows, timeout, interval=0.2):
+            return screen
         raise AssertionError(f"{text!r} never showed; the screen was:\n{screen}")
 
 
@@ -75,13 +76,11 @@ def test_a_hostile_mail_leaves_the_terminal_as_it_was(mailbox: Mailbox) -> None:
             f"printf '\\033]2;control-title\\007\\033]52;c;{base64.b64encode(b'control').decode()}\\007'",
             "Enter",
         )
-        deadline = time.monotonic() + 10
-        while (
-            time.monotonic() < deadline
-            and tmux("display-message", "-p", "-t", "t", "#{pane_title}").strip() != "control-title"
-        ):
-            time.sleep(0.1)
-        assert tmux("display-message", "-p", "-t", "t", "#{pane_title}").strip() == "control-title"
+        assert eventually(
+            lambda: tmux("display-message", "-p", "-t", "t", "#{pane_title}").strip() == "control-title",
+            timeout=10,
+            interval=0.1,
+        ), "OSC 2 sets tmux's pane title when printed raw"
         assert "control" in tmux("show-buffer"), "OSC 52 reaches tmux's clipboard when printed raw"
         tmux("delete-buffer")
         tmux("select-pane", "-t", "t", "-T", "before")
