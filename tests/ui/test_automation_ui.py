@@ -4,12 +4,11 @@ each change touches; after a week off the app catches up at start and says so.""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from textual.widgets import DataTable, Input, Select
 
 from crm_tui.core import models as m
@@ -19,26 +18,23 @@ from crm_tui.ui.screens.automation import AutomationScreen, RuleForm
 from crm_tui.ui.screens.dialogs import ConfirmDialog
 from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from tests.ui.helpers import NOW, make_context, wait_for
+from tests.ui.keywalk import settle
 
 
-def run(demo_home: Path, mode: str, scenario: Any, *, days_later: int = 0) -> list[str]:
+async def run(demo_home: Path, mode: str, scenario: Any, *, days_later: int = 0) -> list[str]:
     context = make_context(demo_home, demo=True)
     context.clock = FixedClock(NOW + timedelta(days=days_later))
     notes: list[str] = []
+    app = CrmApp(context, start_mode=mode)
+    original = app.notify
 
-    async def main() -> None:
-        app = CrmApp(context, start_mode=mode)
-        original = app.notify
+    def notify(message: str, *args: Any, **kwargs: Any) -> None:
+        notes.append(f"{kwargs.get('title') or ''}|{message}")
+        original(message, *args, **kwargs)
 
-        def notify(message: str, *args: Any, **kwargs: Any) -> None:
-            notes.append(f"{kwargs.get('title') or ''}|{message}")
-            original(message, *args, **kwargs)
-
-        app.notify = notify  # type: ignore[method-assign]
-        async with app.run_test(size=(160, 48)) as pilot:
-            await scenario(app, pilot, context)
-
-    asyncio.run(main())
+    app.notify = notify  # type: ignore[method-assign]  # the test records what the app says, then says it
+    async with app.run_test(size=(160, 48)) as pilot:
+        await scenario(app, pilot, context)
     context.close()
     return notes
 
@@ -50,11 +46,11 @@ async def _to_column(board: OpportunitiesScreen, pilot: Any, name: str) -> None:
         if board.selected_column() is board.columns[column]:
             break
         await pilot.press("l" if board._active_column < column else "h")
-        await pilot.pause(0.05)
+        await settle(pilot)
     await wait_for(lambda: board.selected_column() is board.columns[column] and board.selected_deal(), pilot)
 
 
-def test_moving_a_deal_to_won_previews_then_fires_its_rules(demo_home: Path) -> None:
+async def test_moving_a_deal_to_won_previews_then_fires_its_rules(demo_home: Path) -> None:
     async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
         board = app.screen
         assert isinstance(board, OpportunitiesScreen)
@@ -62,7 +58,9 @@ def test_moving_a_deal_to_won_previews_then_fires_its_rules(demo_home: Path) -> 
         deal_id = board.selected_deal()
         await pilot.press("greater_than_sign")
         await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-        lines = [" ".join(line.split()) for line in str(app.screen._body).splitlines()]
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        lines = [" ".join(line.split()) for line in str(dialog._body).splitlines()]
         assert (
             "at once Won equipment deal to installation: copy to Installation / To schedule (on entering the stage)"
             in lines
@@ -73,7 +71,9 @@ def test_moving_a_deal_to_won_previews_then_fires_its_rules(demo_home: Path) -> 
         await pilot.press("escape")  # nothing moves
         await wait_for(lambda: isinstance(app.screen, OpportunitiesScreen), pilot)
         with context.database().read() as session:
-            assert session.get(m.Opportunity, deal_id).stage_id == board.selected_column().stage_id  # type: ignore[union-attr]
+            column = board.selected_column()
+            assert column is not None
+            assert session.get_one(m.Opportunity, deal_id).stage_id == column.stage_id
         await pilot.press("greater_than_sign")
         await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
         await pilot.press("y")
@@ -89,13 +89,14 @@ def test_moving_a_deal_to_won_previews_then_fires_its_rules(demo_home: Path) -> 
 
         await wait_for(copied, pilot)
         with context.database().read() as session:
-            stage = session.get(m.Stage, session.get(m.Opportunity, deal_id).stage_id)  # type: ignore[union-attr]
-            assert stage.name == "Won"  # type: ignore[union-attr]
+            stage = session.get_one(m.Stage, session.get_one(m.Opportunity, deal_id).stage_id)
+            assert stage.name == "Won"
             call = session.scalars(
                 select(m.Activity).where(
-                    m.Activity.opportunity_id == deal_id, m.Activity.subject.startswith("Contract approval")
+                    m.Activity.opportunity_id == deal_id,
+                    col(m.Activity.subject).startswith("Contract approval"),
                 )
-            ).one()  # type: ignore[attr-defined]
+            ).one()
             assert call.status == "done"  # completed when the deal left contract approval
             assert session.scalars(
                 select(m.Document).where(
@@ -103,15 +104,16 @@ def test_moving_a_deal_to_won_previews_then_fires_its_rules(demo_home: Path) -> 
                 )
             ).first()
 
-    run(demo_home, "opportunities", scenario)
+    await run(demo_home, "opportunities", scenario)
 
 
-def test_rules_are_created_validated_disabled_and_deleted(demo_home: Path) -> None:
+async def test_rules_are_created_validated_disabled_and_deleted(demo_home: Path) -> None:
     async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
         await wait_for(lambda: isinstance(app.screen, OpportunitiesScreen), pilot)
         await pilot.press("R")
         await wait_for(lambda: isinstance(app.screen, AutomationScreen), pilot)
         screen = app.screen
+        assert isinstance(screen, AutomationScreen)
         table = screen.query_one(DataTable)
         await wait_for(lambda: table.row_count == 7, pilot)
         await pilot.press("n")
@@ -135,7 +137,7 @@ def test_rules_are_created_validated_disabled_and_deleted(demo_home: Path) -> No
         await wait_for(lambda: form.query_one("#f-template", Select).display, pilot)
         assert not form.query_one("#f-subject", Input).display
         form.query_one("#f-action", Select).value = "plan_activity"
-        await pilot.pause(0.1)
+        await wait_for(lambda: form.query_one("#f-subject", Input).display, pilot)
         await pilot.press("ctrl+s")
         await wait_for(lambda: isinstance(app.screen, AutomationScreen), pilot)
         await wait_for(lambda: table.row_count == 8, pilot)
@@ -166,12 +168,12 @@ def test_rules_are_created_validated_disabled_and_deleted(demo_home: Path) -> No
         await pilot.press("tab")
         await wait_for(lambda: screen.view == "log" and table.row_count >= 1, pilot)
 
-    notes = run(demo_home, "opportunities", scenario)
+    notes = await run(demo_home, "opportunities", scenario)
     assert any("Documents reminder after 4 days' disabled: 1 pending action cancelled" in n for n in notes)
     assert any("Rule deleted; 0 pending actions dropped." in n for n in notes)
 
 
-def test_after_a_week_off_the_app_catches_up_and_says_so(demo_home: Path) -> None:
+async def test_after_a_week_off_the_app_catches_up_and_says_so(demo_home: Path) -> None:
     async def scenario(app: CrmApp, pilot: Any, context: Any) -> None:
         def fired() -> bool:
             with context.database().read() as session:
@@ -180,7 +182,7 @@ def test_after_a_week_off_the_app_catches_up_and_says_so(demo_home: Path) -> Non
                 ).first()
 
         await wait_for(fired, pilot)
-        await pilot.pause(0.3)
+        await wait_for(lambda: any(n.title == "Caught up after a break" for n in app._notifications), pilot)
 
-    notes = run(demo_home, "contacts", scenario, days_later=7)
+    notes = await run(demo_home, "contacts", scenario, days_later=7)
     assert any(n.startswith("Caught up after a break|") and "fired late" in n for n in notes), notes
