@@ -4,10 +4,12 @@ the usage error, and the argument types (whole numbers, ports, dates, pinned ins
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any, NoReturn, TypeAlias
 
 from crm_tui.core.clock import parse_date, parse_pinned
+from crm_tui.core.types import RecordRef, RecordType
 
 
 class UsageError(Exception):
@@ -38,6 +40,39 @@ def listing(group: Commands, name: str, help_text: str) -> argparse.ArgumentPars
     sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
     sub.add_argument("--limit", type=positive_int, metavar="N", help="at most N rows (default: all)")
     return sub
+
+
+def showing(group: Commands, record_type: RecordType, help_text: str) -> argparse.ArgumentParser:
+    """An action that shows one record: ``show ID`` (``12`` or ``TYPE:12``) with --json."""
+    sub = group.add_parser("show", help=help_text, description=help_text)
+    sub.add_argument(
+        "id", metavar="ID", type=record_id(record_type), help=f"{record_type.value}:N, or just N"
+    )
+    sub.add_argument("--json", action="store_true", help="print one JSON array holding the record")
+    return sub
+
+
+def record_id(record_type: RecordType) -> Callable[[str], int]:
+    """The argument type of a record's id where its type is known: ``12`` or ``quote:12``; a reference to
+    another type is a usage error."""
+
+    def parse(text: str) -> int:
+        value = text.strip()
+        if value.isdigit():
+            value = f"{record_type.value}:{value}"
+        try:
+            ref = RecordRef.parse(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a {record_type.value} id (N or {record_type.value}:N, N from 1)"
+            ) from None
+        if ref.type is not record_type:
+            raise argparse.ArgumentTypeError(
+                f"{ref} is not a {record_type.value} (N or {record_type.value}:N)"
+            )
+        return ref.id
+
+    return parse
 
 
 def positive_int(text: str) -> int:

@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, tzinfo
+from decimal import Decimal
 from typing import Any, TextIO
 
 from crm_tui.core.sanitize import terminal_safe
@@ -47,6 +48,8 @@ def json_value(value: Any, zone: tzinfo) -> Any:
         return value.astimezone(zone).isoformat()
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):  # a custom number: a decimal string, as amounts are
+        return format(value, "f")
     if isinstance(value, tuple | list):
         return [json_value(v, zone) for v in value]
     if isinstance(value, dict):
@@ -59,7 +62,7 @@ def print_json(rows: Iterable[dict[str, Any]], zone: tzinfo, out: TextIO | None 
     (out or sys.stdout).write(text.translate(_JSON_UNSAFE) + "\n")
 
 
-def cell(value: Any, zone: tzinfo) -> str:
+def cell(value: Any, zone: tzinfo, max_length: int | None = 60) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
@@ -67,8 +70,8 @@ def cell(value: Any, zone: tzinfo) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, tuple | list):
-        return ", ".join(cell(v, zone) for v in value)
-    return terminal_safe(str(value), max_length=60)
+        return ", ".join(cell(v, zone, max_length) for v in value)
+    return terminal_safe(str(value), max_length=max_length)
 
 
 def print_table(
@@ -82,6 +85,18 @@ def print_table(
         stream.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
     if not cells:
         stream.write("(none)\n")
+
+
+def print_fields(fields: Iterable[tuple[str, Any]], zone: tzinfo, out: TextIO | None = None) -> None:
+    """One record's fields, one a line: the label, then its whole value (flattened to one line, made safe)."""
+    stream = out or sys.stdout
+    lines = [
+        (terminal_safe(label), "yes" if value is True else "no" if value is False else cell(value, zone, None))
+        for label, value in fields
+    ]
+    width = max((len(label) for label, _ in lines), default=0)
+    for label, value in lines:
+        stream.write(f"{label.ljust(width)}  {value}".rstrip() + "\n")
 
 
 class ProgressLine:

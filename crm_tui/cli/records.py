@@ -1,5 +1,6 @@
-"""`crm-tui contacts|users|opportunities|activities ...`: the records and the people who use crm-tui, listed
-(and users added). Each handler takes the AppContext and the parsed arguments and returns an exit code."""
+"""`crm-tui contacts|organizations|leads|opportunities|activities|tickets|quotes list|show` and `crm-tui users`:
+the records listed and shown one by one (record_show.py), the people who use crm-tui listed and added. Each
+handler takes the AppContext and the parsed arguments and returns an exit code."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from crm_tui.cli.arguments import Commands, UsageError, action_group, iso_date, listing
+from crm_tui.cli.arguments import Commands, UsageError, action_group, iso_date, listing, showing
 from crm_tui.cli.output import print_json, print_table
+from crm_tui.cli.record_show import show_handler
 from crm_tui.core.clock import local_day_bounds
-from crm_tui.core.money import format_amount
+from crm_tui.core.money import format_amount, format_money
 from crm_tui.core.search_text import MAX_SEARCH_TERMS, left_out_terms
-from crm_tui.core.types import ref_str
+from crm_tui.core.types import LeadStatus, OrganizationKind, QuoteStatus, RecordType, TicketStatus, ref_str
 
 if TYPE_CHECKING:
     from crm_tui.runtime.context import AppContext
@@ -27,6 +29,7 @@ def register(commands: Commands) -> None:
         help="only contacts matching every word (name, e-mail, organization, phone)",
     )
     sub.set_defaults(handler=contacts_list)
+    _show(contacts, RecordType.CONTACT, "a contact")
 
     people = action_group(commands, "users", "the people who use crm-tui (the first one is me)")
     sub = listing(people, "list", "list users")
@@ -36,10 +39,30 @@ def register(commands: Commands) -> None:
     sub.add_argument("email", metavar="EMAIL")
     sub.set_defaults(handler=users_add)
 
+    orgs = action_group(commands, "organizations", "organizations (customers, installers, resellers)")
+    sub = listing(orgs, "list", "list organizations, sorted by name")
+    _search(sub, "only organizations matching every word (name, domain, e-mail, place)")
+    sub.add_argument("--kind", choices=[k.value for k in OrganizationKind], help="only this kind")
+    sub.set_defaults(handler=organizations_list)
+    _show(orgs, RecordType.ORGANIZATION, "an organization")
+
+    leads = action_group(commands, "leads", "leads (people and companies that may buy)")
+    sub = listing(leads, "list", "list leads, newest first")
+    _search(sub, "only leads matching every word (title, person, company, e-mail)")
+    sub.add_argument("--status", choices=[s.value for s in LeadStatus], help="only leads in this status")
+    sub.set_defaults(handler=leads_list)
+    _show(leads, RecordType.LEAD, "a lead")
+
     deals = action_group(commands, "opportunities", "opportunities (deals)")
     sub = listing(deals, "list", "list opportunities by pipeline and stage")
     sub.add_argument("--pipeline", metavar="NAME", help="only this pipeline")
+    sub.add_argument(
+        "--stage", metavar="NAME", help="only deals in this stage (with --pipeline where names repeat)"
+    )
+    sub.add_argument("--owner", metavar="EMAIL", help="only deals this user owns")
+    _search(sub, "only deals matching every word (title, customer, contacts)")
     sub.set_defaults(handler=opportunities_list)
+    _show(deals, RecordType.OPPORTUNITY, "an opportunity")
 
     acts = action_group(commands, "activities", "activities (calls, meetings, tasks)")
     sub = listing(acts, "list", "list activities by start time")
@@ -50,6 +73,40 @@ def register(commands: Commands) -> None:
         "--to", dest="date_to", type=iso_date, metavar="DATE", help="up to and including this day"
     )
     sub.set_defaults(handler=activities_list)
+    _show(acts, RecordType.ACTIVITY, "an activity")
+
+    tickets = action_group(commands, "tickets", "tickets (service requests)")
+    sub = listing(tickets, "list", "list tickets, most recently changed first")
+    _search(sub, "only tickets matching every word (subject, contact, organization)")
+    sub.add_argument("--status", choices=[s.value for s in TicketStatus], help="only tickets in this status")
+    sub.set_defaults(handler=tickets_list)
+    _show(tickets, RecordType.TICKET, "a ticket")
+
+    quotes = action_group(commands, "quotes", "quotes (offers on a deal)")
+    sub = listing(quotes, "list", "list quotes, newest first")
+    _search(sub, "only quotes matching every word (number, deal)")
+    sub.add_argument("--status", choices=[s.value for s in QuoteStatus], help="only quotes in this status")
+    sub.set_defaults(handler=quotes_list)
+    _show(quotes, RecordType.QUOTE, "a quote")
+
+
+def _search(sub: argparse.ArgumentParser, help_text: str) -> None:
+    sub.add_argument("--search", metavar="TEXT", help=help_text)
+
+
+def _show(group: Commands, record_type: RecordType, what: str) -> None:
+    sub = showing(group, record_type, f"show {what}: every fact, its custom fields and related records")
+    sub.set_defaults(handler=show_handler(record_type))
+
+
+def _note_left_out(search: str | None) -> None:
+    """--search takes the first MAX_SEARCH_TERMS words: say so on stderr when it had more."""
+    if left_out_terms(search):
+        print(
+            f"crm-tui: --search takes the first {MAX_SEARCH_TERMS} words; "
+            f"the other {left_out_terms(search)} were left out",
+            file=sys.stderr,
+        )
 
 
 def contacts_list(context: AppContext, args: argparse.Namespace) -> int:
@@ -111,13 +168,23 @@ def contacts_list(context: AppContext, args: argparse.Namespace) -> int:
 def opportunities_list(context: AppContext, args: argparse.Namespace) -> int:
     # the services load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services.opportunities import list_opportunities
-    from crm_tui.core.services.pipelines import pipeline_by_name
+    from crm_tui.core.services.pipelines import pipeline_by_name, stage_by_name
+    from crm_tui.core.services.users import user_by_email
 
     with context.database().read() as session:
         pipeline_id = pipeline_by_name(session, args.pipeline).id if args.pipeline else None
+        stage_id = stage_by_name(session, args.stage, pipeline_id=pipeline_id) if args.stage else None
+        owner_id = user_by_email(session, args.owner) if args.owner else None
         rows = list_opportunities(
-            session, pipeline_id=pipeline_id, limit=args.limit, partner_id=context.partner_id()
+            session,
+            pipeline_id=pipeline_id,
+            stage_id=stage_id,
+            owner_id=owner_id,
+            text=args.search,
+            limit=args.limit,
+            partner_id=context.partner_id(),
         )
+    _note_left_out(args.search)
     if args.json:
         print_json(
             (
@@ -243,4 +310,110 @@ def users_add(context: AppContext, args: argparse.Namespace) -> int:
         )
         first = len(users.list_users(session)) == 1
     print(f"user:{user.id} {user.name} added" + (" (this is me: the first user)" if first else ""))
+    return 0
+
+
+def organizations_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services load the ORM: imported when the command runs, so that --help starts fast
+    from crm_tui.core.services.organizations import organization_rows
+
+    with context.database().read() as session:
+        rows = organization_rows(session, args.search or "", kind=args.kind, limit=args.limit)
+    _note_left_out(args.search)
+    if args.json:
+        print_json(
+            (
+                {"id": ref_str("organization", o.id), "name": o.name, "kind": o.kind, "phone": o.phone,
+                 "postcode": o.postcode, "city": o.city, "region": o.region}
+                for o in rows
+            ),
+            context.zone,
+        )  # fmt: skip
+    else:
+        print_table(
+            ["id", "name", "kind", "city", "phone"],
+            ((f"organization:{o.id}", o.name, o.kind, o.city, o.phone) for o in rows),
+            context.zone,
+        )
+    return 0
+
+
+def leads_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services load the ORM: imported when the command runs, so that --help starts fast
+    from crm_tui.core.services.leads import lead_rows
+
+    with context.database().read() as session:
+        rows = lead_rows(session, args.search or "", status=args.status, limit=args.limit)
+    _note_left_out(args.search)
+    if args.json:
+        print_json(
+            (
+                {"id": ref_str("lead", r.id), "title": r.title, "status": r.status, "person_name": r.person_name,
+                 "company_name": r.company_name, "source": r.source, "created_at": r.created_at}
+                for r in rows
+            ),
+            context.zone,
+        )  # fmt: skip
+    else:
+        print_table(
+            ["id", "title", "status", "person", "company", "source"],
+            ((f"lead:{r.id}", r.title, r.status, r.person_name, r.company_name, r.source) for r in rows),
+            context.zone,
+        )
+    return 0
+
+
+def tickets_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services load the ORM: imported when the command runs, so that --help starts fast
+    from crm_tui.core.services.sales_documents import ticket_rows
+
+    with context.database().read() as session:
+        rows = ticket_rows(session, args.search or "", status=args.status, limit=args.limit)
+    _note_left_out(args.search)
+    if args.json:
+        print_json(
+            (
+                {"id": ref_str("ticket", t.id), "subject": t.subject, "status": t.status,
+                 "contact": ref_str("contact", t.contact_id), "contact_name": t.contact_name or None,
+                 "organization": ref_str("organization", t.organization_id), "updated_at": t.updated_at}
+                for t in rows
+            ),
+            context.zone,
+        )  # fmt: skip
+    else:
+        print_table(
+            ["id", "subject", "status", "contact", "updated"],
+            ((f"ticket:{t.id}", t.subject, t.status, t.contact_name, t.updated_at) for t in rows),
+            context.zone,
+        )
+    return 0
+
+
+def quotes_list(context: AppContext, args: argparse.Namespace) -> int:
+    # the services load the ORM: imported when the command runs, so that --help starts fast
+    from crm_tui.core.services.sales_documents import quote_rows
+
+    with context.database().read() as session:
+        rows = quote_rows(session, args.search or "", status=args.status, limit=args.limit)
+    _note_left_out(args.search)
+    if args.json:
+        print_json(
+            (
+                {"id": ref_str("quote", q.id), "number": q.number, "status": q.status,
+                 "opportunity": ref_str("opportunity", q.opportunity_id), "opportunity_title": q.opportunity_title,
+                 "total": format_amount(q.total_cents), "currency": q.currency, "valid_until": q.valid_until}
+                for q in rows
+            ),
+            context.zone,
+        )  # fmt: skip
+    else:
+        print_table(
+            ["id", "number", "status", "total", "valid until", "opportunity"],
+            (
+                (f"quote:{q.id}", q.number, q.status, format_money(q.total_cents, q.currency), q.valid_until,
+                 q.opportunity_title)
+                for q in rows
+            ),
+            context.zone,
+        )  # fmt: skip
     return 0

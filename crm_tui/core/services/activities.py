@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -242,11 +243,12 @@ def list_activities(
     owner_id: int | None = None,
     statuses: list[str] | None = None,
     record: RecordRef | None = None,
+    activity_ids: Collection[int] | None = None,
     limit: int | None = None,
     offset: int = 0,
     newest_first: bool = False,
 ) -> list[ActivitySummary]:
-    """Activities that overlap [start, end) (either bound optional), by start time."""
+    """Activities that overlap [start, end) (either bound optional), by start time; with ``activity_ids``, only those."""
     query = (
         select(
             m.Activity,
@@ -272,6 +274,8 @@ def list_activities(
         query = query.where(col(m.Activity.owner_id) == owner_id)
     if statuses:
         query = query.where(col(m.Activity.status).in_(statuses))
+    if activity_ids is not None:
+        query = query.where(col(m.Activity.id).in_(activity_ids))
     if record is not None:
         column = {
             RecordType.CONTACT: col(m.Activity.contact_id),
@@ -327,6 +331,12 @@ def list_activities(
             )
         )
     return result
+
+
+def activity_summary(session: Session, activity_id: int) -> ActivitySummary | None:
+    """One activity as the lists show it (with its status and owner's name); None if there is none."""
+    found = list_activities(session, activity_ids=[activity_id])
+    return found[0] if found else None
 
 
 def due_reminders(session: Session, *, now: datetime, since: datetime) -> list[m.Activity]:

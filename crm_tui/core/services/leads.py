@@ -436,13 +436,24 @@ class LeadRow:
     company_name: str | None
     status: str
     source: str | None
+    created_at: datetime
 
 
-def lead_rows(session: Session, text: str = "", *, limit: int = 50, offset: int = 0) -> list[LeadRow]:
-    """One page of the leads matching every word of ``text``, newest first."""
+def lead_rows(
+    session: Session, text: str = "", *, status: str | None = None, limit: int | None = 50, offset: int = 0
+) -> list[LeadRow]:
+    """One page of the leads matching every word of ``text`` (in one status if given), newest first."""
     return [
-        LeadRow(id_of(lead), lead.title, lead.person_name, lead.company_name, lead.status, lead.source)
-        for lead in search_leads(session, text, limit=limit, offset=offset)
+        LeadRow(
+            id_of(lead),
+            lead.title,
+            lead.person_name,
+            lead.company_name,
+            lead.status,
+            lead.source,
+            lead.created_at,
+        )
+        for lead in search_leads(session, text, status=status, limit=limit, offset=offset)
     ]
 
 

@@ -253,12 +253,12 @@ class OrganizationRow:
 
 
 def organization_rows(
-    session: Session, text: str = "", *, limit: int = 50, offset: int = 0
+    session: Session, text: str = "", *, kind: str | None = None, limit: int | None = 50, offset: int = 0
 ) -> list[OrganizationRow]:
-    """One page of the organizations matching every word of ``text``, by name."""
+    """One page of the organizations matching every word of ``text`` (of one kind if given), by name."""
     return [
         OrganizationRow(id_of(o), o.name, o.kind, o.postcode, o.city, o.region, o.phone)
-        for o in search_organizations(session, text, limit=limit, offset=offset)
+        for o in search_organizations(session, text, kind=kind, limit=limit, offset=offset)
     ]
 
 

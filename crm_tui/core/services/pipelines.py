@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from crm_tui.core import models as m
-from crm_tui.core.errors import FieldErrors, NotFound, ValidationError
+from crm_tui.core.errors import CrmError, FieldErrors, NotFound, ValidationError
 from crm_tui.core.field_checks import check_choice, check_text
 from crm_tui.core.services.opportunities import move_to_stage
 from crm_tui.core.services.rows import get_or_404, id_of
@@ -206,6 +206,26 @@ def pipeline_by_name(session: Session, name: str) -> m.Pipeline:
         known = ", ".join(p.name for p in pipelines(session)) or "none"
         raise NotFound(f"no pipeline named {name!r} (pipelines: {known})")
     return pipeline
+
+
+def stage_by_name(session: Session, name: str, *, pipeline_id: int | None = None) -> int:
+    """The id of the stage with that name (any case), in that pipeline if given. NotFound when there is none;
+    a name several pipelines use, without a pipeline, is an error naming them."""
+    query = (
+        select(col(m.Stage.id), col(m.Pipeline.name))
+        .join(m.Pipeline, col(m.Pipeline.id) == col(m.Stage.pipeline_id))
+        .where(func.lower(col(m.Stage.name)) == name.strip().lower())
+        .order_by(col(m.Pipeline.position), col(m.Pipeline.id))
+    )
+    if pipeline_id is not None:
+        query = query.where(col(m.Stage.pipeline_id) == pipeline_id)
+    found = session.execute(query).all()
+    if not found:
+        raise NotFound(f"no stage named {name!r}" + (" in this pipeline" if pipeline_id is not None else ""))
+    if len(found) > 1:
+        names = ", ".join(pipeline for _, pipeline in found)
+        raise CrmError(f"the pipelines {names} each have a stage {name!r}: name one with --pipeline")
+    return int(found[0][0])
 
 
 def first_open_stage(session: Session, pipeline_id: int) -> m.Stage:

@@ -271,10 +271,18 @@ def _quote_query(text: str | None) -> Select[m.Quote]:
 
 
 def search_quotes(
-    session: Session, text: str | None = None, *, limit: int | None = 50, offset: int = 0
+    session: Session,
+    text: str | None = None,
+    *,
+    status: str | None = None,
+    limit: int | None = 50,
+    offset: int = 0,
 ) -> list[m.Quote]:
-    """Quotes whose number or deal match every word, newest first."""
-    query = _quote_query(text).order_by(col(m.Quote.created_at).desc(), col(m.Quote.id).desc()).offset(offset)
+    """Quotes whose number or deal match every word (in one status if given), newest first."""
+    query = _quote_query(text)
+    if status:
+        query = query.where(col(m.Quote.status) == status)
+    query = query.order_by(col(m.Quote.created_at).desc(), col(m.Quote.id).desc()).offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
@@ -307,14 +315,28 @@ class TicketRow:
     status: str
     contact_name: str
     updated_at: datetime
+    contact_id: int | None
+    organization_id: int | None
 
 
-def ticket_rows(session: Session, text: str = "", *, limit: int = 50, offset: int = 0) -> list[TicketRow]:
-    """One page of the tickets matching every word of ``text``, most recently changed first."""
-    tickets = search_tickets(session, text, limit=limit, offset=offset)
+def ticket_rows(
+    session: Session, text: str = "", *, status: str | None = None, limit: int | None = 50, offset: int = 0
+) -> list[TicketRow]:
+    """One page of the tickets matching every word of ``text`` (in one status if given), most recently changed
+    first."""
+    tickets = search_tickets(session, text, status=status, limit=limit, offset=offset)
     names = _names(session, m.Contact, (t.contact_id for t in tickets))
     return [
-        TicketRow(id_of(t), t.subject, t.status, names.get(t.contact_id, ""), t.updated_at) for t in tickets
+        TicketRow(
+            id_of(t),
+            t.subject,
+            t.status,
+            names.get(t.contact_id, ""),
+            t.updated_at,
+            t.contact_id,
+            t.organization_id,
+        )
+        for t in tickets
     ]
 
 
@@ -375,11 +397,14 @@ class QuoteRow:
     total_cents: int
     currency: str
     valid_until: date | None
+    opportunity_id: int
 
 
-def quote_rows(session: Session, text: str = "", *, limit: int = 50, offset: int = 0) -> list[QuoteRow]:
-    """One page of the quotes matching every word of ``text``, newest first."""
-    quotes = search_quotes(session, text, limit=limit, offset=offset)
+def quote_rows(
+    session: Session, text: str = "", *, status: str | None = None, limit: int | None = 50, offset: int = 0
+) -> list[QuoteRow]:
+    """One page of the quotes matching every word of ``text`` (in one status if given), newest first."""
+    quotes = search_quotes(session, text, status=status, limit=limit, offset=offset)
     titles = deal_titles(session, (q.opportunity_id for q in quotes))
     return [
         QuoteRow(
@@ -390,6 +415,7 @@ def quote_rows(session: Session, text: str = "", *, limit: int = 50, offset: int
             q.total_cents,
             q.currency,
             q.valid_until,
+            q.opportunity_id,
         )
         for q in quotes
     ]

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from crm_tui.core import models as m
-from crm_tui.core.errors import ConfigError, FieldErrors
+from crm_tui.core.errors import ConfigError, FieldErrors, NotFound
 from crm_tui.core.field_checks import check_emails, check_text
 from crm_tui.core.services.rows import check_exists, get_or_404, id_of
 
@@ -79,6 +79,16 @@ def current_user(session: Session, me: str | None) -> m.User | None:
             raise ConfigError(f"config: me = {me!r} is not a user in this database")
         return user
     return session.scalars(select(m.User).order_by(col(m.User.id))).first()
+
+
+def user_by_email(session: Session, address: str) -> int:
+    """The id of the user with that e-mail address (any case); NotFound when there is none."""
+    user_id = session.scalar(
+        select(col(m.User.id)).where(func.lower(col(m.User.email)) == address.strip().lower())
+    )
+    if user_id is None:
+        raise NotFound(f"no user with the address {address.strip()!r}")
+    return int(user_id)
 
 
 def user_choices(session: Session) -> list[tuple[int, str]]:
