@@ -15,7 +15,7 @@ import email.utils
 import functools
 import mimetypes
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, tzinfo
 from email.message import EmailMessage
 from email.policy import SMTP
 from typing import Any
@@ -189,8 +189,8 @@ def _prefixed(prefix: str, subject: str) -> str:
     return f"{prefix} {subject}".strip()
 
 
-def _quoted(original: Original, zone: object) -> str:
-    when = original.sent_at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if original.sent_at else ""  # type: ignore[arg-type]
+def _quoted(original: Original, zone: tzinfo | None) -> str:
+    when = original.sent_at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if original.sent_at else ""
     who = one_line(original.from_name) or one_line(original.from_address)
     lines = safe_body(original.body).split("\n")[:QUOTE_LINES]
     return f"\n\n{('On ' + when + ', ') if when else ''}{who} wrote:\n" + "\n".join(
@@ -199,7 +199,13 @@ def _quoted(original: Original, zone: object) -> str:
 
 
 def reply(
-    original: Original, *, from_name: str, from_address: str, mine: set[str], everyone: bool, zone: object
+    original: Original,
+    *,
+    from_name: str,
+    from_address: str,
+    mine: set[str],
+    everyone: bool,
+    zone: tzinfo | None,
 ) -> Draft:
     """A reply: to the sender (Reply-To if set), or with ``everyone`` also to the other recipients; quoted;
     threaded by In-Reply-To and References. A reply to a mail I sent goes to its recipients (To), with
@@ -240,9 +246,9 @@ def reply(
     )
 
 
-def forward(original: Original, *, from_name: str, from_address: str, zone: object) -> Draft:
+def forward(original: Original, *, from_name: str, from_address: str, zone: tzinfo | None) -> Draft:
     """A forward: the original's headers and text inline, its attachments attached."""
-    when = original.sent_at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if original.sent_at else ""  # type: ignore[arg-type]
+    when = original.sent_at.astimezone(zone).strftime("%d.%m.%Y %H:%M") if original.sent_at else ""
     header = [
         "",
         "",

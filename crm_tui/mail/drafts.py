@@ -3,9 +3,12 @@ or discarded. Best effort: offline, the local draft is what counts and the next 
 
 from __future__ import annotations
 
+from typing import Any
+
 from crm_tui.core import models as m
 from crm_tui.core.db import Database
 from crm_tui.core.services import mailbox
+from crm_tui.core.types import stored_id
 from crm_tui.mail.imap import MailConnectionError, connect, login_of, logout
 
 
@@ -15,13 +18,13 @@ def _drafts_folder(db: Database, account_id: int) -> str:
         return folder.name if folder is not None else "Drafts"
 
 
-def _remove(client: object, message_id: str | None) -> None:
+def _remove(client: Any, message_id: str | None) -> None:  # client: an IMAPClient (imapclient is untyped)
     if not message_id:
         return
-    uids = client.search(["HEADER", "Message-ID", message_id])  # type: ignore[attr-defined]
+    uids = client.search(["HEADER", "Message-ID", message_id])
     if uids:
-        client.add_flags(uids, [b"\\Deleted"])  # type: ignore[attr-defined]
-        client.uid_expunge(uids) if b"UIDPLUS" in client.capabilities() else client.expunge()  # type: ignore[attr-defined]
+        client.add_flags(uids, [b"\\Deleted"])
+        client.uid_expunge(uids) if b"UIDPLUS" in client.capabilities() else client.expunge()
 
 
 def store(db: Database, draft_id: int, raw: bytes, message_id: str) -> str:
@@ -34,7 +37,7 @@ def store(db: Database, draft_id: int, raw: bytes, message_id: str) -> str:
         previous = draft.server_message_id
     if account is None:
         return "draft saved here (no account)"
-    folder = _drafts_folder(db, account.id)  # type: ignore[arg-type]
+    folder = _drafts_folder(db, stored_id(account.id))
     try:
         client = connect(login_of(account).endpoint, login_of(account).password())
     except (MailConnectionError, Exception) as exc:  # noqa: BLE001 - offline or no password: saved locally only

@@ -217,7 +217,9 @@ def split_headers(raw: bytes) -> dict[str, list[str]] | None:
     text = raw.decode("ascii")
     if "\r" in text and text.count("\r") != text.count("\r\n"):
         return None  # a lone CR ends a line for the email package: unusual, so it decides
-    end = _FIELD_LINES.match(text).end()  # type: ignore[union-attr] - it matches the empty string too
+    block = _FIELD_LINES.match(text)
+    assert block is not None  # it matches the empty string too
+    end = block.end()
     if text[end:].strip("\r\n"):
         return None  # a line that is no header (or a blank line inside the block): the full parser judges
     fields: dict[str, list[str]] = {}

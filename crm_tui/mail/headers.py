@@ -130,10 +130,10 @@ def header_rows(
     for uid in uids:
         data = fetched.get(uid)
         header = header_of(data) if data else None
-        if header is None:
+        if data is None or header is None:
             continue  # expunged meanwhile
-        size = int(data.get(b"RFC822.SIZE") or 0) or len(header)  # type: ignore[union-attr]
-        rows.append((uid, fetch_flags(data), fetch_modseq(data), header_block_values(header), size))  # type: ignore[arg-type]
+        size = int(data.get(b"RFC822.SIZE") or 0) or len(header)
+        rows.append((uid, fetch_flags(data), fetch_modseq(data), header_block_values(header), size))
     return rows
 
 
@@ -154,7 +154,7 @@ def fetch_flags(data: dict[bytes, Any]) -> list[str]:
 
 def fetch_modseq(data: dict[bytes, Any]) -> int | None:
     """The MODSEQ of one FETCH reply (CONDSTORE), or None."""
-    value = data.get(b"MODSEQ")
+    value: Any = data.get(b"MODSEQ")
     if isinstance(value, tuple | list) and value:
         value = value[0]
     return int(value) if value is not None else None

@@ -55,7 +55,8 @@ class ImapSession:
     def send(self, *arguments: str) -> bytes:
         """Send a command (its words); its tag, for ``fetch_replies``. Meanwhile the server prepares the
         answer."""
-        return self._imap._command(*arguments)  # type: ignore[no-any-return]
+        tag: bytes = self._imap._command(*arguments)
+        return tag
 
     def kept_untagged(self, kind: str) -> list[Any]:
         """The untagged replies of ``kind`` (EXISTS, EXPUNGE...) received and kept for the client, unread."""

@@ -125,4 +125,5 @@ def invitation_ics(
     event.add("sequence", 0)
     event.add("status", "CONFIRMED")
     calendar.add_component(event)
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()
+    return ical

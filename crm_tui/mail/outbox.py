@@ -292,7 +292,8 @@ def _settle(
     try:
         with db.read() as session:
             item = session.get(m.OutboxItem, item_id)
-            message_id, sent_before = item.message_id_header, item.sent_at is not None  # type: ignore[union-attr]
+            assert item is not None  # the queue's item (an error here leaves it, as any)
+            message_id, sent_before = item.message_id_header, item.sent_at is not None
             again_to = outbox.pending_recipients(session, item_id) if sent_before else []
         if sent_before:
             reason = (
@@ -409,7 +410,8 @@ def _deliver_one(
         if not outbox.mark_sending(session, item_id, now=clock.now()):
             return True  # another delivery has it
         item = session.get(m.OutboxItem, item_id)
-        raw, sender, subject = bytes(item.raw), item.from_address, item.subject  # type: ignore[union-attr]
+        assert item is not None  # mark_sending found it
+        raw, sender, subject = bytes(item.raw), item.from_address, item.subject
         recipients = outbox.pending_recipients(session, item_id)
     result = _send_one(smtp, sender, recipients, raw)
     first = False

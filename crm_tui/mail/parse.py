@@ -47,7 +47,7 @@ def _attempt(problems: list[str], what: str, action: Callable[[], T], fallback: 
         return fallback
 
 
-def _raw_values(message: Message, name: str) -> list[str]:
+def _raw_values(message: Message | _Headers, name: str) -> list[str]:
     """Every value of a header field as the mail wrote it. Raw 8-bit bytes (RFC 6532 allows UTF-8 in headers;
     older programs wrote their own charset there) are read as UTF-8, else as Windows-1252: the email
     package's own reading turned each such byte into U+FFFD ("Steinkr��ger")."""
@@ -68,12 +68,12 @@ def _from_8bit(value: Any) -> str:
         return data.decode("cp1252", "replace")
 
 
-def _raw_header(message: Message, name: str) -> str | None:
+def _raw_header(message: Message | _Headers, name: str) -> str | None:
     values = _raw_values(message, name)
     return values[0][: MAX_HEADER_CHARS * 4] if values else None
 
 
-def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
+def decode_text_header(message: Message | _Headers, name: str, problems: list[str]) -> str:
     """An unstructured header (Subject) decoded from RFC 2047, or its raw text if that fails."""
     raw = _raw_header(message, name)
     if raw is None:
@@ -82,7 +82,7 @@ def decode_text_header(message: Message, name: str, problems: list[str]) -> str:
     return no_nul(" ".join(decoded.split())[:MAX_HEADER_CHARS])
 
 
-def decode_addresses(message: Message, name: str, problems: list[str]) -> list[tuple[str, str]]:
+def decode_addresses(message: Message | _Headers, name: str, problems: list[str]) -> list[tuple[str, str]]:
     """(display name, address) pairs of an address header, decoded; at most MAX_ADDRESSES."""
     raw = [value[: MAX_HEADER_CHARS * 16] for value in _raw_values(message, name)]
 
@@ -92,7 +92,7 @@ def decode_addresses(message: Message, name: str, problems: list[str]) -> list[t
     def parse() -> list[tuple[str, str]]:
         return address_pairs(raw, decode_name)
 
-    pairs = _attempt(problems, f"{name} header", parse, [])
+    pairs: list[tuple[str, str]] = _attempt(problems, f"{name} header", parse, [])
     for address in undeliverable(pairs)[:3]:
         problems.append(f"{name} header: {address[:80]!r} is no address (it has no domain)")
     return pairs
@@ -198,7 +198,8 @@ def _inscriptis_text(html: str) -> str | None:
         return None
     if any(error.type_name == "ERR_RESOURCE_LIMIT" for error in parser.error_log):
         return None
-    return inscriptis(tree, config).get_text()
+    text: str = inscriptis(tree, config).get_text()
+    return text
 
 
 def _stripped_html(html: str) -> str:
@@ -263,8 +264,10 @@ def _decoded_size(part: Message) -> int:
         return 0
     encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
     if encoding == "base64":
-        newlines = payload.count(b"\n" if isinstance(payload, bytes) else "\n")
-        returns = payload.count(b"\r" if isinstance(payload, bytes) else "\r")
+        if isinstance(payload, bytes):
+            newlines, returns = payload.count(b"\n"), payload.count(b"\r")
+        else:
+            newlines, returns = payload.count("\n"), payload.count("\r")
         return (len(payload) - newlines - returns) * 3 // 4
     return len(payload)
 
@@ -272,15 +275,13 @@ def _decoded_size(part: Message) -> int:
 def _leaves(message: Message, problems: list[str]) -> list[tuple[Message, str, object, bool]]:
     """(part, content type, declared file name, is an attachment) of each non-multipart part: the one rule of
     what counts as an attachment (not text, or marked so, or named)."""
-    found = []
+    found: list[tuple[Message, str, object, bool]] = []
     for part in _walk(message, problems):
         if part.is_multipart():
             continue
         content_type = _attempt(problems, "content type", part.get_content_type, "application/octet-stream")
-        disposition = _attempt(
-            problems, "content disposition", lambda p=part: p.get_content_disposition(), None
-        )
-        filename = _attempt(problems, "attachment name", lambda p=part: _filename(p), None)
+        disposition = _attempt(problems, "content disposition", part.get_content_disposition, None)
+        filename = _attempt(problems, "attachment name", functools.partial(_filename, part), None)
         if content_type.startswith("multipart/"):
             # A multipart the parser could not split (no boundary, or none found): its text is all there is.
             payload = _undecoded(part)
@@ -310,13 +311,13 @@ def extract_body(
             has_attachments = True
             if attachments is not None:
                 name = filename if isinstance(filename, str) else ""
-                size = _attempt(problems, "attachment", lambda p=part: _decoded_size(p), 0)
+                size = _attempt(problems, "attachment", functools.partial(_decoded_size, part), 0)
                 attachments.append((name[:255], str(content_type)[:100], size))
             continue
-        payload = _attempt(problems, "body", lambda p=part: p.get_payload(decode=True), None)
+        payload = _attempt(problems, "body", functools.partial(_decoded_payload, part), None)
         if not isinstance(payload, bytes):
             continue
-        charset = _attempt(problems, "charset", lambda p=part: p.get_content_charset(), None)
+        charset = _attempt(problems, "charset", part.get_content_charset, None)
         text = _charset_decode(payload[: MAX_BODY_CHARS * 4], charset, problems)
         (plain if content_type == "text/plain" else html).append(text)
     if plain:
@@ -341,7 +342,7 @@ def plain_text(text: str) -> str:
     return no_nul(text)
 
 
-def parse_date(message: Message, problems: list[str]) -> datetime | None:
+def parse_date(message: Message | _Headers, problems: list[str]) -> datetime | None:
     raw = _raw_header(message, "Date")
     if not raw:
         return None
@@ -374,7 +375,7 @@ class _Leaf(Message):
         super().__init__()
         self._body: bytes | None = body
 
-    @property  # type: ignore[override]
+    @property
     def _payload(self) -> Any:
         if self._body is not None:
             self._text = self._body.decode("ascii", "surrogateescape")
@@ -393,7 +394,12 @@ class _Leaf(Message):
         as_is = decode and i is None and self._body is not None
         if as_is and str(self.get("content-transfer-encoding", "")).lower() in _AS_IS:
             return self._body
-        return super().get_payload(i, decode)
+        return super().get_payload(i, decode=True) if decode else super().get_payload(i)
+
+
+def _decoded_payload(part: Message) -> Any:
+    """A leaf's payload, transfer decoding done (``get_payload(decode=True)``)."""
+    return part.get_payload(decode=True)
 
 
 def _undecoded(part: Message) -> bytes | str | None:
@@ -448,7 +454,7 @@ def _part(raw: bytes, start: int, end: int, *, nested: bool, depth: int) -> Mess
         else:
             return None  # a line that is no header, or no blank line after them: the feedparser decides
     headers = Message()
-    headers._headers = fields  # type: ignore[attr-defined]
+    headers._headers = fields  # type: ignore[attr-defined]  # Message's header list, undeclared in typeshed: set as the feedparser does
     maintype = headers.get_content_maintype()
     if maintype == "message":
         return None
@@ -460,7 +466,7 @@ def _part(raw: bytes, start: int, end: int, *, nested: bool, depth: int) -> Mess
             elif payload.endswith((b"\n", b"\r")):
                 payload = payload[:-1]
         leaf = _Leaf(payload)
-        leaf._headers = headers._headers  # type: ignore[attr-defined]
+        leaf._headers = headers._headers  # type: ignore[attr-defined]  # (as above)
         return leaf
     boundary = headers.get_boundary()
     if boundary is None or headers.get_content_subtype() == "digest":
@@ -501,7 +507,7 @@ def _part(raw: bytes, start: int, end: int, *, nested: bool, depth: int) -> Mess
         if child is None:
             return None
         children.append(child)
-    headers._payload = children  # type: ignore[attr-defined]
+    headers._payload = children  # type: ignore[attr-defined]  # Message's payload, undeclared in typeshed: set as the feedparser does
     return headers
 
 
@@ -557,7 +563,7 @@ class _Headers:
         values = self._fields.get(name.lower())
         return values[0] if values else failobj
 
-    def get_all(self, name: str, failobj: object = None) -> object:
+    def get_all(self, name: str, failobj: None = None) -> list[str] | None:
         return self._fields.get(name.lower()) or failobj
 
 
@@ -569,21 +575,21 @@ def parse_header_block(raw: bytes) -> MessageData:
         return parse_safely(raw)
     problems: list[str] = []
     message = _Headers(fields)
-    senders = decode_addresses(message, "From", problems)  # type: ignore[arg-type]
+    senders = decode_addresses(message, "From", problems)
     from_name, from_address = senders[0] if senders else ("", "")
-    message_id = message_ids_in(_raw_header(message, "Message-ID"))  # type: ignore[arg-type]
-    in_reply_to = message_ids_in(_raw_header(message, "In-Reply-To"))  # type: ignore[arg-type]
+    message_id = message_ids_in(_raw_header(message, "Message-ID"))
+    in_reply_to = message_ids_in(_raw_header(message, "In-Reply-To"))
     return MessageData(
         raw=raw,
         message_id=message_id[0] if message_id else None,
-        subject=decode_text_header(message, "Subject", problems),  # type: ignore[arg-type]
+        subject=decode_text_header(message, "Subject", problems),
         from_name=from_name,
         from_address=from_address.lower(),
-        to=[formatted_address(pair) for pair in decode_addresses(message, "To", problems)],  # type: ignore[arg-type]
-        cc=[formatted_address(pair) for pair in decode_addresses(message, "Cc", problems)],  # type: ignore[arg-type]
-        sent_at=parse_date(message, problems),  # type: ignore[arg-type]
+        to=[formatted_address(pair) for pair in decode_addresses(message, "To", problems)],
+        cc=[formatted_address(pair) for pair in decode_addresses(message, "Cc", problems)],
+        sent_at=parse_date(message, problems),
         in_reply_to=in_reply_to[0] if in_reply_to else None,
-        references=message_ids_in(_raw_header(message, "References")),  # type: ignore[arg-type]
+        references=message_ids_in(_raw_header(message, "References")),
         problems=problems,
         automatic=_attempt(problems, "automatic", lambda: is_automatic(message.get, from_address), False),
     )
@@ -597,7 +603,7 @@ def attachment_payloads(raw: bytes) -> list[tuple[str, str, bytes]]:
     found: list[tuple[str, str, bytes]] = []
     for part, content_type, filename, is_attachment in _leaves(message, problems):
         if is_attachment:
-            payload = _attempt(problems, "attachment", lambda p=part: p.get_payload(decode=True), None)
+            payload = _attempt(problems, "attachment", functools.partial(_decoded_payload, part), None)
             if not isinstance(payload, bytes):
                 text = part.get_payload()
                 payload = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else b""

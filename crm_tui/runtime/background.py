@@ -291,6 +291,7 @@ class BackgroundWork:
         (the interval sync goes on, and the next good pass starts IDLE again)."""
         # (The app must not load these: see sync_once.)
         from crm_tui.core.services import mail_accounts, mailbox
+        from crm_tui.core.types import stored_id
         from crm_tui.mail.imap import connect_login, login_of, logout
 
         client = None
@@ -298,7 +299,7 @@ class BackgroundWork:
         try:
             with self.context.database().read() as session:
                 account = mail_accounts.get_account(session, name)
-                account_id, login = account.id, login_of(account)
+                account_id, login = stored_id(account.id), login_of(account)
             client = connect_login(login)
             if b"IDLE" not in {c.upper() for c in client.capabilities()}:
                 return

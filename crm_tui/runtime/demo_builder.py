@@ -12,7 +12,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.assets import assets_dir
@@ -33,7 +33,7 @@ from crm_tui.core.services import (
 )
 from crm_tui.core.services import opportunities as deals
 from crm_tui.core.services.mail_accounts import DEMO_HOST, DEMO_PRESET
-from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.core.types import RecordRef, RecordType, stored_id
 from crm_tui.mail.parse import parse_message
 
 OUR_DOMAIN = "example.com"
@@ -108,7 +108,7 @@ class DemoBuilder:
             "contacts": len(self.contact_ids),
             "leads": len(self.lead_ids),
             "opportunities": len(self.deal_ids),
-            "activities": len(self.s.scalars(select(m.Activity.id)).all()),
+            "activities": len(self.s.scalars(select(col(m.Activity.id))).all()),
             "messages": mail_store.count_messages(self.s),
         }
 
@@ -121,7 +121,7 @@ class DemoBuilder:
                 users.UserInput(name=f"{first} {last}", email=f"{first}.{last}@{OUR_DOMAIN}".lower()),
                 now=self.now,
             )
-            self.user_ids.append(user.id)  # type: ignore[arg-type]
+            self.user_ids.append(stored_id(user.id))
         self.internal_user_ids = list(self.user_ids)
         prefixes = list(self.w["company_prefixes"])
         self.rng.shuffle(prefixes)
@@ -154,7 +154,7 @@ class DemoBuilder:
                 coverage_postcodes=[postcode[:2]] if kind == "installer" else [],
             )
             org = organizations.create_organization(self.s, data, now=self.now)
-            self.domain_of[org.id] = domain  # type: ignore[index]
+            self.domain_of[stored_id(org.id)] = domain
             {"customer": self.customers, "installer": self.installers, "reseller": self.resellers}[
                 kind
             ].append(org)
@@ -162,11 +162,13 @@ class DemoBuilder:
         user = users.create_user(
             self.s,
             users.UserInput(
-                name="Sven Holm", email=f"sven.holm@{self.domain_of[partner.id]}", organization_id=partner.id
-            ),  # type: ignore[index]
+                name="Sven Holm",
+                email=f"sven.holm@{self.domain_of[stored_id(partner.id)]}",
+                organization_id=partner.id,
+            ),
             now=self.now,
         )
-        self.user_ids.append(user.id)  # type: ignore[arg-type]
+        self.user_ids.append(stored_id(user.id))
 
     def make_custom_fields(self) -> None:
         custom_fields.define_field(
@@ -203,7 +205,7 @@ class DemoBuilder:
             )
             first = self.rng.choice(self.w["first_names"])
             last = self.rng.choice(self.w["last_names"])
-            domain = self.domain_of[org.id]  # type: ignore[index]
+            domain = self.domain_of[stored_id(org.id)]
             address = f"{_slug(first)}.{_slug(last)}@{domain}"
             if address in used_addresses:
                 address = f"{_slug(first)}.{_slug(last)}{index}@{domain}"
@@ -237,9 +239,9 @@ class DemoBuilder:
                 ),
                 now=self.now,
             )
-            self.contact_ids.append(contact.id)  # type: ignore[arg-type]
-            self.contacts_by_org.setdefault(org.id, []).append(contact.id)  # type: ignore[arg-type]
-            self.contact_emails[contact.id] = emails  # type: ignore[index]
+            self.contact_ids.append(stored_id(contact.id))
+            self.contacts_by_org.setdefault(stored_id(org.id), []).append(stored_id(contact.id))
+            self.contact_emails[stored_id(contact.id)] = emails
 
     # --- pipelines and deals ---
     def make_pipelines(self) -> None:
@@ -272,18 +274,18 @@ class DemoBuilder:
         me = self.internal_user_ids[0]
         for index in range(SIZES["opportunities"]):
             pipeline = self.sales if index < 42 else self.service
-            stages = pipelines.stages_of(self.s, pipeline.id)  # type: ignore[arg-type]
+            stages = pipelines.stages_of(self.s, stored_id(pipeline.id))
             weights = [5, 4, 4, 3, 3, 2] if len(stages) == 6 else [4, 4, 3, 3, 2]
             target_index = self.rng.choices(range(len(stages)), weights=weights)[0]
             org = self.rng.choice(self.customers)
-            people = self.contacts_by_org.get(org.id) or [self.rng.choice(self.contact_ids)]  # type: ignore[arg-type]
+            people = self.contacts_by_org.get(stored_id(org.id)) or [self.rng.choice(self.contact_ids)]
             currency = self.rng.choices(["EUR", "CHF", "USD"], weights=[16, 2, 1])[0]
             amount = self.rng.randrange(2_000, 180_000, 50) * 100
             created_days_ago = self.rng.randint(10, 120)
             created = self.at(-created_days_ago, 9 + index % 8)
             data = deals.OpportunityInput(
                 title=f"{self.rng.choice(self.w['deal_topics'])} {org.name.split()[0]}",
-                pipeline_id=pipeline.id,  # type: ignore[arg-type]
+                pipeline_id=stored_id(pipeline.id),
                 stage_id=stages[0].id,
                 amount_cents=amount,
                 currency=currency,
@@ -311,13 +313,25 @@ class DemoBuilder:
                 moment = min(moment, self.now)
                 reason = self.rng.choice(self.w["lost_reasons"]) if stage.kind == "lost" else None
                 deals.move_to_stage(
-                    self.s, deal.id, stage.id, now=moment, user_id=data.owner_id, lost_reason=reason
-                )  # type: ignore[arg-type]
+                    self.s,
+                    stored_id(deal.id),
+                    stored_id(stage.id),
+                    now=moment,
+                    user_id=data.owner_id,
+                    lost_reason=reason,
+                )
             current = stages[target_index]
-            for substate in pipelines.substates_of(self.s, current.id):  # type: ignore[arg-type]
+            for substate in pipelines.substates_of(self.s, stored_id(current.id)):
                 if self.rng.random() < 0.5:
-                    deals.set_substate(self.s, deal.id, substate.id, True, now=moment, user_id=data.owner_id)  # type: ignore[arg-type]
-            self.deal_ids.append(deal.id)  # type: ignore[arg-type]
+                    deals.set_substate(
+                        self.s,
+                        stored_id(deal.id),
+                        stored_id(substate.id),
+                        True,
+                        now=moment,
+                        user_id=data.owner_id,
+                    )
+            self.deal_ids.append(stored_id(deal.id))
 
     def make_leads(self) -> None:
         for index in range(SIZES["leads"]):
@@ -330,7 +344,11 @@ class DemoBuilder:
                 if org
                 else f"{self.rng.choice(self.w['company_prefixes'])} {self.rng.choice(self.w['customer_suffixes'])} GmbH"
             )
-            domain = self.domain_of[org.id] if org else f"{_slug(company.split()[0])}-lead{index}.example"  # type: ignore[index]
+            domain = (
+                self.domain_of[stored_id(org.id)]
+                if org
+                else f"{_slug(company.split()[0])}-lead{index}.example"
+            )
             email_domain = domain if self.rng.random() < 0.7 else "example.net"
             status = self.rng.choices(
                 ["new", "contacted", "qualified", "disqualified"], weights=[4, 3, 2, 1]
@@ -350,10 +368,10 @@ class DemoBuilder:
                 ),
                 now=self.at(-self.rng.randint(0, 60), 10),
             )
-            self.lead_ids.append(lead.id)  # type: ignore[arg-type]
+            self.lead_ids.append(stored_id(lead.id))
         for lead_id in self.lead_ids[-3:]:
-            lead = self.s.get(m.Lead, lead_id)
-            if lead is not None and lead.status != "disqualified":
+            stored = self.s.get(m.Lead, lead_id)
+            if stored is not None and stored.status != "disqualified":
                 leads.convert_lead(
                     self.s,
                     lead_id,
@@ -386,7 +404,7 @@ class DemoBuilder:
             else:
                 deal = self.rng.choice(deals_rows)
                 opportunity_id, organization_id = deal.id, deal.organization_id
-                people = deals.contacts_of(self.s, deal.id)  # type: ignore[arg-type]
+                people = deals.contacts_of(self.s, stored_id(deal.id))
                 contact_id = people[0][0] if people else self.rng.choice(self.contact_ids)
             owner = self.internal_user_ids[0] if index % 2 == 0 else self.rng.choice(self.internal_user_ids)
             activity = activities.create_activity(
@@ -411,11 +429,15 @@ class DemoBuilder:
             )
             if day < 0:
                 if self.rng.random() < 0.85:
-                    activities.complete_activity(self.s, activity.id, now=start + timedelta(minutes=duration))  # type: ignore[arg-type]
+                    activities.complete_activity(
+                        self.s, stored_id(activity.id), now=start + timedelta(minutes=duration)
+                    )
                 else:
-                    activities.cancel_activity(self.s, activity.id, now=start - timedelta(hours=2))  # type: ignore[arg-type]
+                    activities.cancel_activity(self.s, stored_id(activity.id), now=start - timedelta(hours=2))
             elif day == 0 and hour < 10 and self.rng.random() < 0.5:
-                activities.complete_activity(self.s, activity.id, now=start + timedelta(minutes=duration))  # type: ignore[arg-type]
+                activities.complete_activity(
+                    self.s, stored_id(activity.id), now=start + timedelta(minutes=duration)
+                )
 
     def make_quotes_tickets_comments(self) -> None:
         proposal_deals = [
@@ -444,7 +466,7 @@ class DemoBuilder:
             )
         for index in range(8):
             org = self.rng.choice(self.customers)
-            people = self.contacts_by_org.get(org.id) or [None]  # type: ignore[arg-type,list-item]
+            people: list[int | None] = [*self.contacts_by_org.get(stored_id(org.id), [])] or [None]
             sales_documents.create_ticket(
                 self.s,
                 sales_documents.TicketInput(
@@ -481,21 +503,23 @@ class DemoBuilder:
     # --- automation (made last, without the random generator: the data above stays as it was) ---
     def make_automation(self) -> None:
         S = pipelines.StageInput
-        stages = {s.name: s for s in pipelines.stages_of(self.s, self.sales.id)}  # type: ignore[arg-type]
+        stages = {s.name: s for s in pipelines.stages_of(self.s, stored_id(self.sales.id))}
         approval = pipelines.add_stage(
             self.s,
-            self.sales.id,
+            stored_id(self.sales.id),
             S("Contract approval", "open", 90),
-            position=stages["Won"].position,  # type: ignore[arg-type]
+            position=stages["Won"].position,
         )
-        pending_docs = pipelines.add_substate(self.s, stages["Negotiation"].id, "Documents pending")  # type: ignore[arg-type]
+        pending_docs = pipelines.add_substate(
+            self.s, stored_id(stages["Negotiation"].id), "Documents pending"
+        )
         installation = pipelines.create_pipeline(
             self.s,
             "Installation",
             [S("To schedule", "open", 20), S("Scheduled", "open", 60), S("Installed", "won", 100),
              S("Cancelled", "lost", 0)],
         )  # fmt: skip
-        first_install = pipelines.stages_of(self.s, installation.id)[0]  # type: ignore[arg-type]
+        first_install = pipelines.stages_of(self.s, stored_id(installation.id))[0]
         email_templates.create_template(
             self.s,
             email_templates.TemplateInput(
@@ -534,14 +558,14 @@ class DemoBuilder:
         # A few things waiting: one deal with documents pending for a day, one just moved to contract approval.
         negotiating = self.s.scalars(
             select(m.Opportunity)
-            .where(m.Opportunity.stage_id == stages["Negotiation"].id)
-            .order_by(m.Opportunity.id)
+            .where(col(m.Opportunity.stage_id) == stages["Negotiation"].id)
+            .order_by(col(m.Opportunity.id))
         ).all()
         if negotiating:
-            deals.set_substate(self.s, negotiating[0].id, pending_docs.id, True, now=self.now - timedelta(days=1),  # type: ignore[arg-type]
+            deals.set_substate(self.s, stored_id(negotiating[0].id), stored_id(pending_docs.id), True, now=self.now - timedelta(days=1),
                                user_id=negotiating[0].owner_id)  # fmt: skip
         if len(negotiating) > 1:
-            deals.move_to_stage(self.s, negotiating[1].id, approval.id, now=self.now,  # type: ignore[arg-type]
+            deals.move_to_stage(self.s, stored_id(negotiating[1].id), stored_id(approval.id), now=self.now,
                                 user_id=negotiating[1].owner_id)  # fmt: skip
 
     def make_mail_account(self) -> None:
@@ -552,7 +576,7 @@ class DemoBuilder:
         self.s.add(
             m.MailAccount(
                 name="demo",
-                user_id=me.id,  # type: ignore[arg-type]
+                user_id=stored_id(me.id),
                 preset=DEMO_PRESET,
                 imap_host=DEMO_HOST,
                 imap_port=993,
@@ -613,16 +637,16 @@ class DemoBuilder:
                 self.s.add(stored)
                 mail_store.link_message(
                     self.s,
-                    stored.id,
+                    stored_id(stored.id),
                     RecordRef(RecordType.CONTACT, contact_id),
                     reason=f"address {address}",
                     now=sent,
-                )  # type: ignore[arg-type]
+                )
                 if contact.organization_id and not is_free(address.rsplit("@", 1)[1]):
                     mail_store.link_message(
                         self.s,
-                        stored.id,
-                        RecordRef(RecordType.ORGANIZATION, contact.organization_id),  # type: ignore[arg-type]
+                        stored_id(stored.id),
+                        RecordRef(RecordType.ORGANIZATION, contact.organization_id),
                         reason=f"domain {address.rsplit('@', 1)[1]}",
                         now=sent,
                     )
@@ -697,10 +721,10 @@ class DemoBuilder:
         self.s.add(stored)
         mail_store.link_message(
             self.s,
-            stored.id,
+            stored_id(stored.id),
             RecordRef(RecordType.CONTACT, contact_id),
             reason=f"address {address}",
-            now=when,  # type: ignore[arg-type]
+            now=when,
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from io import TextIOWrapper
 from pathlib import Path
 
 from crm_tui.core.private_files import private_dir
@@ -20,7 +21,7 @@ _HANDLER_NAME = "crm-tui-log-file"
 class _PrivateFileHandler(logging.FileHandler):
     """A FileHandler whose file is made readable by its owner only (it can hold record contents)."""
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> TextIOWrapper:
         path = Path(self.baseFilename)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:

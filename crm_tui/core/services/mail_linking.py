@@ -59,7 +59,12 @@ class _Lookup:
     """What automatic linking needs for a batch of messages, fetched in a handful of queries."""
 
     def __init__(
-        self, session: Session, messages: list[m.MailMessage], *, mine: set[str], free_domains: set[str]
+        self,
+        session: Session,
+        messages: list[m.MailMessage],
+        *,
+        mine: set[str],
+        free_domains: set[str] | frozenset[str],
     ):
         self.mine = mine
         self.free_domains = free_domains
@@ -174,14 +179,19 @@ class _Lookup:
 
 
 def candidates(
-    session: Session, message: m.MailMessage, *, mine: set[str], free_domains: set[str]
+    session: Session, message: m.MailMessage, *, mine: set[str], free_domains: set[str] | frozenset[str]
 ) -> list[tuple[RecordRef, str]]:
     """(record, reason) pairs automatic linking would make for this message, best reason first per record."""
     return _Lookup(session, [message], mine=mine, free_domains=free_domains).candidates(session, message)
 
 
 def link_automatically(
-    session: Session, message_id: int, *, mine: set[str], free_domains: set[str], now: datetime
+    session: Session,
+    message_id: int,
+    *,
+    mine: set[str],
+    free_domains: set[str] | frozenset[str],
+    now: datetime,
 ) -> list[tuple[RecordRef, str]]:
     """Make the automatic links of one message (never over an unlink; a manual link stays manual)."""
     return link_many(session, [message_id], mine=mine, free_domains=free_domains, now=now).get(message_id, [])
@@ -204,7 +214,7 @@ def link_many(
     message_ids: list[int],
     *,
     mine: set[str],
-    free_domains: set[str],
+    free_domains: set[str] | frozenset[str],
     now: datetime,
     known: dict[int, dict[str, Any]] | None = None,
 ) -> dict[int, list[tuple[RecordRef, str]]]:

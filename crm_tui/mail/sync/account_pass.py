@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -281,7 +282,7 @@ class AccountSync(FolderSync, NewHeaders, BodyPhase, OfflineChanges):
                 for index, (name, role) in enumerate(folders):
                     self.progress(f"headers {name}", index, len(folders))
                     try:
-                        self._retrying(lambda name=name, role=role: self._sync_folder(name, role))
+                        self._retrying(functools.partial(self._sync_folder, name, role))
                     except Exception as exc:
                         if environmental(exc):
                             raise
@@ -321,7 +322,7 @@ class AccountSync(FolderSync, NewHeaders, BodyPhase, OfflineChanges):
         failed = {
             folder.id
             for folder in mailbox.folders_of(session, self.account.id)
-            if folder.name in self._failed
+            if folder.name in self._failed and folder.id is not None  # (stored folders: never None)
         }
         return failed | mailbox.folders_with_pending_bodies(session, self.account.id)
 

@@ -8,6 +8,7 @@ with its problem, never stops the sync.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import replace
 from typing import Any
@@ -20,9 +21,10 @@ from crm_tui.mail.sync import helper_processes
 from crm_tui.mail.sync.batches import body_batches
 from crm_tui.mail.sync.body_fetcher import fetch_and_parse
 from crm_tui.mail.sync.failures import describe, environmental
+from crm_tui.mail.sync.pass_state import PassState
 
 
-class BodyPhase:
+class BodyPhase(PassState):
     """The body steps of a pass (``account_pass.AccountSync``): they run on its state (``client``, ``db``,
     ``clock``, ``account``, ``report``, ``progress``, ``free_domains``, ``_password``, ``_phase``)."""
 
@@ -52,7 +54,7 @@ class BodyPhase:
         done = 0
         if not pools:
             for batch in batches:
-                self._store_fetched(batch, self._retrying(lambda batch=batch: self._fetch_here(batch)))
+                self._store_fetched(batch, self._retrying(functools.partial(self._fetch_here, batch)))
                 done += len(batch)
                 self.progress("bodies", done, total)
             return

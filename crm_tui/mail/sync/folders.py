@@ -22,6 +22,7 @@ from crm_tui.core.services import mailbox
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.headers import fetch_flags, fetch_modseq
 from crm_tui.mail.imap_session import ImapSession
+from crm_tui.mail.sync.pass_state import PassState
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def names(listing: Any) -> list[tuple[Any, Any, str]]:
     return [(f, d, n.decode() if isinstance(n, bytes) else str(n)) for f, d, n in listing]
 
 
-class FolderSync:
+class FolderSync(PassState):
     """The folder steps of a pass (``account_pass.AccountSync``): they run on its state (``client``,
     ``condstore``, ``db``, ``account``, ``report``, ``_states``, ``_failed``)."""
 
@@ -118,10 +119,11 @@ class FolderSync:
         state = listed or state_of_select(client.select_folder(name, readonly=True), self.condstore)
         with self.db.read() as session:
             folder = mailbox.ensure_folder(session, self.account.id, name, role)
+            assert folder.id is not None  # ensure_folder returns the folder stored
             folder_id = folder.id
-            ref = mailbox.FolderRef(folder.id, folder.role)  # type: ignore[arg-type]
+            ref = mailbox.FolderRef(folder.id, folder.role)
             previous = (folder.uidvalidity, folder.uidnext, folder.highestmodseq)
-            local = mailbox.location_count(session, folder_id, state.uidvalidity)  # type: ignore[arg-type]
+            local = mailbox.location_count(session, folder_id, state.uidvalidity)
         unchanged = (
             previous[0] == state.uidvalidity
             and previous[1] == state.uidnext
@@ -139,7 +141,7 @@ class FolderSync:
             state = state_of_select(client.select_folder(name, readonly=True), self.condstore)
         uidvalidity, exists, highest = state.uidvalidity, state.messages, state.highestmodseq
         with self.db.read() as session:
-            known = mailbox.known_uids(session, folder_id, uidvalidity)  # type: ignore[arg-type]
+            known = mailbox.known_uids(session, folder_id, uidvalidity)
         server_all = set(client.search(["ALL"])) if exists else set()
         if self.account.since is not None and exists:
             wanted = set(client.search(["SINCE", self.account.since]))
@@ -150,7 +152,7 @@ class FolderSync:
         gone = known - server_all  # expunged on the server
         if gone:
             with self.db.write() as session:
-                self.report.removed += mailbox.remove_locations(session, folder_id, uidvalidity, gone)  # type: ignore[arg-type]
+                self.report.removed += mailbox.remove_locations(session, folder_id, uidvalidity, gone)
         self._fetch_new_headers(name, ref, uidvalidity, sorted(wanted - known))
         self._record_state(folder_id, state)
 
@@ -174,16 +176,17 @@ class FolderSync:
             uids = sorted(kept)
             for start in range(0, len(uids), 2000):
                 fetched = imap_fetch.fetch(client, uids[start : start + 2000], ["FLAGS"])
-                self._store_flags(folder_id, uidvalidity, fetched)  # type: ignore[arg-type]
+                self._store_flags(folder_id, uidvalidity, fetched)
 
     def _record_state(self, folder_id: int, state: FolderState) -> None:
         """The folder is in step with the server at ``state``: the next pass compares against it."""
         with self.db.write() as session:
             folder = session.get(m.MailFolder, folder_id)
-            folder.uidvalidity = state.uidvalidity  # type: ignore[union-attr]
-            folder.uidnext = state.uidnext  # type: ignore[union-attr]
-            folder.highestmodseq = state.highestmodseq  # type: ignore[union-attr]
-            folder.synced_at = self.clock.now()  # type: ignore[union-attr]
+            assert folder is not None  # the pass's folder (a folder goes only with its account)
+            folder.uidvalidity = state.uidvalidity
+            folder.uidnext = state.uidnext
+            folder.highestmodseq = state.highestmodseq
+            folder.synced_at = self.clock.now()
 
     def _store_flags(self, folder_id: int, uidvalidity: int, fetched: dict[int, dict[bytes, Any]]) -> None:
         if not fetched:
@@ -217,7 +220,7 @@ class FolderSync:
         failed = {
             folder.id
             for folder in mailbox.folders_of(session, self.account.id)
-            if folder.name in self._failed
+            if folder.name in self._failed and folder.id is not None  # (stored folders: never None)
         }
         return failed | mailbox.folders_with_pending_bodies(session, self.account.id)
 

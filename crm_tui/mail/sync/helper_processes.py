@@ -22,7 +22,10 @@ import os
 import signal
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crm_tui.mail.imap import Endpoint
 
 HELPERS = 2  # helper processes: while one waits for the server the other parses (two cores, and Dovecot)
 POOL_THRESHOLD = 400  # fewer bodies than this are parsed in process (a helper takes ~0.1 s to start)
@@ -122,10 +125,10 @@ def start(parent: int) -> None:
     import crm_tui.mail.headers  # noqa: F401 - loaded now, not imported above: that is what this line does
 
 
-def prepare_fetcher(endpoint: object, password: str) -> None:
+def prepare_fetcher(endpoint: Endpoint, password: str) -> None:
     """Load the body fetcher and log in with it, ahead of the body phase (the login is kept for it). A
     failure here is left for the body phase's own fetch to report."""
     from crm_tui.mail.sync import body_fetcher  # here: a helper loads it once the bodies are near
 
     with contextlib.suppress(Exception):  # the body phase's fetch retries and reports
-        body_fetcher.connected(endpoint, password)  # type: ignore[arg-type]
+        body_fetcher.connected(endpoint, password)

@@ -12,10 +12,11 @@ from crm_tui.mail.sync import helper_processes
 from crm_tui.mail.sync.batches import header_batches
 from crm_tui.mail.sync.failures import describe, environmental
 from crm_tui.mail.sync.header_reader import read_header_batches
+from crm_tui.mail.sync.pass_state import PassState
 from crm_tui.mail.sync.process_tuning import quick_handoffs
 
 
-class NewHeaders:
+class NewHeaders(PassState):
     """The header steps of a pass (``account_pass.AccountSync``): they run on its state (``client``,
     ``condstore``, ``db``, ``clock``, ``account``, ``report``, ``progress``)."""
 

@@ -8,6 +8,8 @@ dropped without one.
 
 from __future__ import annotations
 
+import functools
+
 from imapclient import DELETED, FLAGGED, SEEN
 
 from crm_tui.core.mail_identity import body_hash
@@ -17,9 +19,10 @@ from crm_tui.mail.headers import fetch_flags
 from crm_tui.mail.imap import MailConnectionError
 from crm_tui.mail.sync.failures import in_words
 from crm_tui.mail.sync.folders import names
+from crm_tui.mail.sync.pass_state import PassState
 
 
-class OfflineChanges:
+class OfflineChanges(PassState):
     """The replay steps of a pass (``account_pass.AccountSync``): they run on its state (``client``,
     ``has_move``, ``db``, ``clock``, ``account``, ``report``, ``_retrying``, ``_unsettled``)."""
 
@@ -48,7 +51,7 @@ class OfflineChanges:
             error = None
             try:
                 for name in missing:  # its folder is synced in full, and its copy is not among what came
-                    found = self._retrying(lambda n=name, i=message_id: self._find_again(i, n))
+                    found = self._retrying(functools.partial(self._find_again, message_id, name))
                     if found is None:
                         error = self._not_found_again(message_id, name)
                         break
@@ -72,9 +75,7 @@ class OfflineChanges:
             applied: list[tuple[str, int, int]] = []
             renumbered: set[str] = set()
             try:
-                applied, renumbered = self._retrying(
-                    lambda a=action, arg=argument, p=places: self._apply(a, arg, p)
-                )
+                applied, renumbered = self._retrying(functools.partial(self._apply, action, argument, places))
             except MailConnectionError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad change must not block the others

@@ -31,7 +31,7 @@ MMAP_THRESHOLD = 2**20
 
 _LOCK = threading.Lock()
 _passes = 0  # passes running in this process, and the thresholds they found before the first
-_threshold_before: tuple[int, int, int] = gc.get_threshold()  # type: ignore[assignment]
+_threshold_before: tuple[int, int, int] = gc.get_threshold()
 _header_passes = 0
 _interval_before = 0.0
 _heap_steady = False
@@ -45,7 +45,7 @@ def tuned_for_a_pass() -> Iterator[None]:
     _steady_heap()
     with _LOCK:
         if _passes == 0:
-            _threshold_before = gc.get_threshold()  # type: ignore[assignment]
+            _threshold_before = gc.get_threshold()
             gc.set_threshold(*GC_THRESHOLD)
         _passes += 1
     try:
