@@ -25,7 +25,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, saved_id
 
 
 def activity_prefill(context: AppContext, ref: RecordRef) -> dict[str, str]:
@@ -138,7 +138,7 @@ def activity_form(context: AppContext, record_id: int | None, prefill: dict[str,
             c.raise_if_any()
             now = context.clock.now()
             if record_id is None:
-                return activities.create_activity(session, data, now=now).id  # type: ignore[return-value]
+                return saved_id(activities.create_activity(session, data, now=now).id)
             activities.update_activity(session, record_id, data, now=now, expected=opened.record)
             return record_id
 

@@ -19,7 +19,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, saved_id
 from crm_tui.ui.widgets.paged_table import COUNT_CAP, Row
 
 COLUMNS = [("Name", 24), ("E-mail", 36), ("Organization", 26), ("Phone", 18), ("City", 16)]
@@ -114,7 +114,7 @@ def contact_form(context: AppContext, record_id: int | None, prefill: dict[str, 
             c.raise_if_any()
             now = context.clock.now()
             if record_id is None:
-                return contacts.create_contact(session, data, now=now).id  # type: ignore[return-value]
+                return saved_id(contacts.create_contact(session, data, now=now).id)
             contacts.update_contact(session, record_id, data, now=now, expected=opened.record)
             return record_id
 

@@ -19,7 +19,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, saved_id
 from crm_tui.ui.widgets.paged_table import Row
 
 COLUMNS = [("Title", 36), ("Person", 20), ("Company", 26), ("Status", 12), ("Source", 12)]
@@ -112,7 +112,7 @@ def lead_form(context: AppContext, record_id: int | None, prefill: dict[str, str
             c.raise_if_any()
             now = context.clock.now()
             if record_id is None:
-                return leads.create_lead(session, data, now=now).id  # type: ignore[return-value]
+                return saved_id(leads.create_lead(session, data, now=now).id)
             leads.update_lead(session, record_id, data, now=now, expected=opened.record)
             return record_id
 

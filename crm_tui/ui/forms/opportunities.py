@@ -20,7 +20,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, saved_id
 
 
 def opportunity_values(deal: opportunities.OpportunityRecord) -> dict[str, str]:
@@ -111,7 +111,7 @@ def opportunity_form(context: AppContext, record_id: int | None, prefill: dict[s
             c.raise_if_any()
             now, me = context.clock.now(), context.me_id()
             if record_id is None:
-                return opportunities.create_opportunity(session, data, now=now, user_id=me).id  # type: ignore[return-value]
+                return saved_id(opportunities.create_opportunity(session, data, now=now, user_id=me).id)
             opportunities.update_opportunity(
                 session, record_id, data, now=now, user_id=me, expected=opened.record
             )

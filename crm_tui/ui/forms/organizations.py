@@ -17,7 +17,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, saved_id
 from crm_tui.ui.widgets.paged_table import Row
 
 COLUMNS = [("Name", 30), ("Kind", 10), ("Place", 24), ("Region", 20), ("Phone", 18)]
@@ -115,7 +115,7 @@ def organization_form(context: AppContext, record_id: int | None, prefill: dict[
             c.raise_if_any()
             now = context.clock.now()
             if record_id is None:
-                return organizations.create_organization(session, data, now=now).id  # type: ignore[return-value]
+                return saved_id(organizations.create_organization(session, data, now=now).id)
             organizations.update_organization(session, record_id, data, now=now, expected=opened.record)
             return record_id
 

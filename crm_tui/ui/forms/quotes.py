@@ -15,7 +15,7 @@ from crm_tui.runtime.context import AppContext
 from crm_tui.ui.forms.converter import Converter
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, saved_id
 from crm_tui.ui.widgets.paged_table import Row
 
 COLUMNS = [("Number", 14), ("Opportunity", 34), ("Status", 10), ("Total", 18), ("Valid until", 12)]
@@ -113,7 +113,7 @@ def quote_form(context: AppContext, record_id: int | None, prefill: dict[str, st
             c.raise_if_any()
             now = context.clock.now()
             if record_id is None:
-                return sales_documents.create_quote(session, data, now=now).id  # type: ignore[return-value]
+                return saved_id(sales_documents.create_quote(session, data, now=now).id)
             sales_documents.update_quote(session, record_id, data, now=now, expected=opened.record)
             return record_id
 

@@ -13,7 +13,7 @@ from crm_tui.runtime.context import AppContext
 from crm_tui.ui.forms.converter import Converter, owner_text, user_choices
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
-from crm_tui.ui.screens.record_form import FieldSpec, FormSpec
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, saved_id
 from crm_tui.ui.widgets.paged_table import Row
 
 COLUMNS = [("Subject", 40), ("Status", 10), ("Contact", 24), ("Updated", 12)]
@@ -82,7 +82,7 @@ def ticket_form(context: AppContext, record_id: int | None, prefill: dict[str, s
             c.raise_if_any()
             now = context.clock.now()
             if record_id is None:
-                return sales_documents.create_ticket(session, data, now=now).id  # type: ignore[return-value]
+                return saved_id(sales_documents.create_ticket(session, data, now=now).id)
             sales_documents.update_ticket(session, record_id, data, now=now, expected=opened.record)
             return record_id
 

@@ -309,7 +309,8 @@ class AutomationScreen(CrmScreen):
         Binding("l", "view('log')", "Log", show=False, id="automation.log"),
         Binding("n", "new", "New rule", id="automation.new"),
         Binding("e,enter", "edit", "Edit rule", id="automation.edit"),
-        Binding("space", "toggle", "Enable/disable", id="automation.toggle"),
+        # Not "toggle": DOMNode.action_toggle(attribute_name) is Textual's own action.
+        Binding("space", "toggle_rule", "Enable/disable", id="automation.toggle"),
         Binding("D", "delete", "Delete rule", id="automation.delete"),
         Binding("x", "fire", "Fire due now", id="automation.fire"),
     ]
@@ -349,7 +350,7 @@ class AutomationScreen(CrmScreen):
     def reload(self) -> None:
 
         view = self.view
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+        with self.context.database().read() as session:
             if view == "rules":
                 rows: list[Any] = rule_views.rule_rows(session)
             elif view == "pending":
@@ -362,7 +363,7 @@ class AutomationScreen(CrmScreen):
     def _show(self, message: AutomationLoaded) -> None:
         if message.view != self.view:
             return
-        zone = self.app.context.zone  # type: ignore[attr-defined]
+        zone = self.context.zone
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear(columns=True)
@@ -398,7 +399,7 @@ class AutomationScreen(CrmScreen):
             status = plural(len(self.rows), "log entry")
         if self.rows:
             table.move_cursor(row=min(keep, len(self.rows) - 1))
-        self.app.update_status(f"automation: {status}")  # type: ignore[attr-defined]
+        self.crm_app.update_status(f"automation: {status}")
         self._detail()
 
     @on(DataTable.RowHighlighted)
@@ -440,7 +441,7 @@ class AutomationScreen(CrmScreen):
 
     def _open(self, rule_id: int | None) -> None:
         said: list[str] = []
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         try:
             spec = rule_form(context, rule_id, said.append)
         except CrmError as exc:
@@ -464,12 +465,12 @@ class AutomationScreen(CrmScreen):
         if row is not None:
             self._open(row.id)
 
-    def action_toggle(self) -> None:
+    def action_toggle_rule(self) -> None:
 
         row = self._rule()
         if row is None:
             return
-        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        now = self.context.clock.now()
 
         def changed(message: str) -> None:
             self.notify(terminal_safe(message))
@@ -502,7 +503,7 @@ class AutomationScreen(CrmScreen):
         )
 
     def action_fire(self) -> None:
-        self.app.fire_automations(then=self.reload)  # type: ignore[attr-defined]
+        self.crm_app.fire_automations(then=self.reload)
 
     def action_back(self) -> None:
         self.app.pop_screen()

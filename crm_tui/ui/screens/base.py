@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.screen import Screen
@@ -16,9 +16,14 @@ from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.records import record_named
 from crm_tui.core.types import RecordRef, RecordType
+from crm_tui.ui.app_access import crm_app
 from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.paged_table import PagedTable
+
+if TYPE_CHECKING:
+    from crm_tui.runtime.context import AppContext
+    from crm_tui.ui.app import CrmApp
 
 # The writes asked for from the screens, oldest first, and the lock that runs them one at a time: each worker
 # runs the oldest waiting write, so they commit in the order asked (a key pressed twice archives in that order).
@@ -84,6 +89,16 @@ def write_in_worker(
 
 
 class CrmScreen(FollowsTypeahead, Screen[Any]):
+    @property
+    def crm_app(self) -> CrmApp:
+        """The app this screen runs in, typed (Textual's ``self.app`` is an ``App[object]``)."""
+        return crm_app(self)
+
+    @property
+    def context(self) -> AppContext:
+        """The app's ``AppContext``: settings, clock, time zone, database."""
+        return self.crm_app.context
+
     def write_in_worker(
         self,
         work: Callable[[Any], Any],
@@ -100,23 +115,23 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
         or (why not, None) unnotified, the dialog keeping what was typed. On the UI thread: ``write_in_worker``."""
 
         try:
-            with self.app.context.database().write() as session:  # type: ignore[attr-defined]
+            with self.context.database().write() as session:
                 return None, work(session)
         except CrmError as exc:
             return str(exc), None
 
     def record_name(self, ref: Any) -> str:
         """A record as messages name it (``record_name``): 'lead “Wärmepumpe für den Neubau”'."""
-        return record_name(self.app.context, ref)  # type: ignore[attr-defined]
+        return record_name(self.context, ref)
 
     def on_screen_resume(self) -> None:
         # The status bar belongs to each screen: draw it whenever this one comes to the front.
-        self.app.update_status()  # type: ignore[attr-defined]
+        self.crm_app.update_status()
 
     @on(Worker.StateChanged)
     def _report_failed_worker(self, event: Worker.StateChanged) -> None:
         # Worker.StateChanged does not bubble: each screen hands failures to the app's one reporter.
-        self.app.report_worker_state(event)  # type: ignore[attr-defined]
+        self.crm_app.report_worker_state(event)
 
     def open_form(self, build: Callable[[], Any], *, noun: str, on_saved: Callable[[int], None]) -> None:
         """Build a record form (a failure becomes a notification), show it, and on save report and refresh."""
@@ -135,18 +150,24 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
                 on_saved(new_id)
                 if getattr(self.app, "run_automations", False):
                     # A save may have made automation actions due now (a stage, a status, a field changed).
-                    self.app.fire_automations()  # type: ignore[attr-defined]
+                    self.crm_app.fire_automations()
 
         self.app.push_screen(RecordForm(spec), saved)
 
 
-class SearchesItsList:
+if TYPE_CHECKING:
+    # The type checker sees the mixin as the screen it always sits on.
+    _ListScreen = Screen[Any]
+else:
+    _ListScreen = object
+
+
+class SearchesItsList(_ListScreen):
     """Screen mixin: an ``Input#search`` above a ``PagedTable``: typing re-queries the list, Enter goes back to
     the list, ``/`` focuses the search (action ``focus_search``) and Esc clears it (``clear_search``)."""
 
-    def _search_table(self) -> Any:
-
-        return self.query_one(PagedTable)  # type: ignore[attr-defined]
+    def _search_table(self) -> PagedTable:
+        return self.query_one(PagedTable)
 
     # Named handlers (not @on): Textual collects @on handlers only from its own classes, not from a mixin.
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -161,10 +182,10 @@ class SearchesItsList:
 
     def action_focus_search(self) -> None:
         # At once, not after a refresh as widget.focus() does: keys typed right after "/" go to the field.
-        self.set_focus(self.query_one("#search", Input))  # type: ignore[attr-defined]
+        self.set_focus(self.query_one("#search", Input))
 
     def action_clear_search(self) -> None:
-        search = self.query_one("#search", Input)  # type: ignore[attr-defined]
+        search = self.query_one("#search", Input)
         if search.value:
             search.value = ""
         self._search_table().focus()

@@ -68,7 +68,7 @@ class CalendarScreen(CrmScreen):
     def __init__(self) -> None:
         super().__init__()
         self.view = "week"
-        self.anchor: date | None = None
+        self.anchor_date: date | None = None
         self.owner_id: int | None = None
         self.owners: list[tuple[int, str]] = []
         self.hide_cancelled = False
@@ -86,14 +86,14 @@ class CalendarScreen(CrmScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.anchor = self.app.context.today()  # type: ignore[attr-defined]
-        self.focus_day = self.anchor
+        self.anchor_date = self.context.today()
+        self.focus_day = self.anchor_date
         self.reload()
 
     # --- loading ---
 
     def _range(self) -> tuple[date, int]:
-        anchor = self.anchor or date.today()
+        anchor = self.anchor_date or date.today()
         if self.view == "day":
             return anchor, 1
         if self.view == "week":
@@ -126,7 +126,7 @@ class CalendarScreen(CrmScreen):
         request: int,
     ) -> None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         zone = context.zone
         start = local_day_bounds(first, zone)[0]
         end = local_day_bounds(first + timedelta(days=days - 1), zone)[1]
@@ -150,7 +150,7 @@ class CalendarScreen(CrmScreen):
             )
             for r in rows
         ]
-        loaded = CalendarLoaded(first, days, entries, owners, select)  # type: ignore[arg-type]
+        loaded = CalendarLoaded(first, days, entries, owners, select)
         loaded.request = request
         self.post_message(loaded)
 
@@ -174,10 +174,10 @@ class CalendarScreen(CrmScreen):
             self._focus_entry(message.select)
         self._pending_select = None
         shown = sum(1 for e in message.entries if e.status != "cancelled")
-        self.app.update_status(
+        self.crm_app.update_status(
             plural(shown, "activity")
             + (f", {len(message.entries) - shown} cancelled" if len(message.entries) > shown else "")
-        )  # type: ignore[attr-defined]
+        )
 
     def _title(self) -> None:
         first, days = self._range()
@@ -187,7 +187,7 @@ class CalendarScreen(CrmScreen):
         elif self.view == "week":
             label = f"Week {first.isocalendar()[1]}: {first:%d %b} – {last:%d %b %Y}"
         else:
-            label = f"{(self.anchor or first):%B %Y}"
+            label = f"{(self.anchor_date or first):%B %Y}"
         owner = next((name for uid, name in self.owners if uid == self.owner_id), "everyone")
         text = Text(f" {label} ", style="reverse bold")
         text.append(f"  owner: {terminal_safe(owner)}", style="cyan")
@@ -217,7 +217,7 @@ class CalendarScreen(CrmScreen):
         return text
 
     def _day_column(self, day: date, entries: list[Entry]) -> Vertical:
-        today = self.app.context.today()  # type: ignore[attr-defined]
+        today = self.context.today()
         header = Text(f"{day:%a %d.%m}", style="bold reverse" if day == today else "bold")
         wide = self.view == "day"
         shown = entries if wide else entries[:DAY_COLUMN_LIMIT]
@@ -236,7 +236,7 @@ class CalendarScreen(CrmScreen):
         table: DataTable[Text] = DataTable(id="month", cursor_type="cell", show_row_labels=False)
         for name in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"):
             table.add_column(name, width=17)  # seven columns fit 140 terminal columns
-        anchor = self.anchor or message.first
+        anchor = self.anchor_date or message.first
         for week in range(6):
             cells = []
             for weekday in range(7):
@@ -256,7 +256,7 @@ class CalendarScreen(CrmScreen):
     def _focus_month(self) -> None:
         table = self.query_one("#month", DataTable)
         table.focus()
-        anchor = self.anchor or self.first
+        anchor = self.anchor_date or self.first
         offset = (anchor - self.first).days
         table.move_cursor(row=offset // 7, column=offset % 7)
 
@@ -298,7 +298,7 @@ class CalendarScreen(CrmScreen):
         # A focus event can arrive after focus has moved on (keys queue faster than focus settles): only the
         # widget that still has the focus may say where the user is.
         if event.widget in lists and event.widget.has_focus:
-            self._active_day = lists.index(event.widget)  # type: ignore[arg-type]
+            self._active_day = lists.index(event.widget)
 
     def _focused_day(self) -> date | None:
         if self.view == "month" and self.query("#month"):
@@ -315,16 +315,16 @@ class CalendarScreen(CrmScreen):
     def action_view(self, view: str) -> None:
         day = self._focused_day()
         if day is not None:
-            self.anchor = self.focus_day = day
+            self.anchor_date = self.focus_day = day
         self.view = view
         self.reload()
 
     def action_today(self) -> None:
-        self.anchor = self.focus_day = self.app.context.today()  # type: ignore[attr-defined]
+        self.anchor_date = self.focus_day = self.context.today()
         self.reload()
 
     def action_period(self, step: int) -> None:
-        anchor = self.anchor or date.today()
+        anchor = self.anchor_date or date.today()
         if self.view == "day":
             anchor += timedelta(days=step)
         elif self.view == "week":
@@ -332,7 +332,7 @@ class CalendarScreen(CrmScreen):
         else:
             month = anchor.month - 1 + step
             anchor = date(anchor.year + month // 12, month % 12 + 1, 1)
-        self.anchor = self.focus_day = anchor
+        self.anchor_date = self.focus_day = anchor
         self.reload()
 
     def _month_grid(self) -> DataTable | None:  # type: ignore[type-arg]
@@ -356,7 +356,7 @@ class CalendarScreen(CrmScreen):
             self.focus_day = self._focused_day()
         else:
             self.focus_day = (self._focused_day() or date.today()) + timedelta(days=step)
-            self.anchor = self.focus_day
+            self.anchor_date = self.focus_day
             self.reload()
 
     def action_cursor(self, step: int) -> None:
@@ -375,7 +375,7 @@ class CalendarScreen(CrmScreen):
         self.action_view("day")
 
     def action_owner(self) -> None:
-        me = self.app.context.me_id()  # type: ignore[attr-defined]
+        me = self.context.me_id()
         cycle: list[int | None] = [None] + ([me] if me else []) + [uid for uid, _ in self.owners if uid != me]
         index = cycle.index(self.owner_id) if self.owner_id in cycle else 0
         self.owner_id = cycle[(index + 1) % len(cycle)]
@@ -388,7 +388,7 @@ class CalendarScreen(CrmScreen):
     # --- activity actions ---
 
     def _open_form(self, activity_id: int | None, prefill: dict[str, str]) -> None:
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         self.open_form(
             lambda: activity_form(context, activity_id, prefill), noun="activity", on_saved=self._show_saved
         )
@@ -396,16 +396,16 @@ class CalendarScreen(CrmScreen):
     def _show_saved(self, activity_id: int) -> None:
         """Show what was just planned: its day, in the current view."""
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             activity = activity_record(session, activity_id)
             day = activity.start_at.astimezone(context.zone).date() if activity else None
         if day is not None:
-            self.anchor = self.focus_day = day
+            self.anchor_date = self.focus_day = day
         self.reload(select=activity_id)
 
     def action_add(self) -> None:
-        day = self._focused_day() or self.app.context.today()  # type: ignore[attr-defined]
+        day = self._focused_day() or self.context.today()
         self._open_form(None, {"start_at": f"{day.isoformat()} 09:00"})
 
     def action_edit(self) -> None:
@@ -418,7 +418,7 @@ class CalendarScreen(CrmScreen):
         if activity_id is None:
             return
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         change = activities.complete_activity if action == "done" else activities.cancel_activity
         self.write_in_worker(
             lambda session: change(session, activity_id, now=context.clock.now()),

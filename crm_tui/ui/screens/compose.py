@@ -207,7 +207,7 @@ class ComposeScreen(CrmScreen):
         """The people ``typed`` may mean (run in a thread, on each key): the record's other people first
         (one letter is enough among them), then the address book's best matches."""
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         present = {address.lower() for _, address in email.utils.getaddresses([head]) if address}
         words = [recipients.fold(word) for word in recipients.typed_words(typed)]
         choices: list[Choice] = []
@@ -305,7 +305,7 @@ class ComposeScreen(CrmScreen):
             subject=values["subject"], body=body, in_reply_to=self.draft.in_reply_to,
             references=self.draft.references, attachments=self.attachments,
         )  # fmt: skip
-        raw, message_id = build_draft(draft, now=self.app.context.clock.now())  # type: ignore[attr-defined]
+        raw, message_id = build_draft(draft, now=self.context.clock.now())
         fields = DraftFields(
             identity.account_id, identity.address, values["to"], values["cc"], values["bcc"], values["subject"],
             body, self.draft.in_reply_to, self.draft.references, raw, self.reply_to_id, self.record,
@@ -411,7 +411,7 @@ class ComposeScreen(CrmScreen):
             return
         try:
             draft = self.current()
-            raw, message_id, recipients = build(draft, now=self.app.context.clock.now())  # type: ignore[attr-defined]
+            raw, message_id, recipients = build(draft, now=self.context.clock.now())
         except (ValidationError, CrmError) as exc:
             problems = exc.errors.values() if isinstance(exc, ValidationError) else [str(exc)]
             self.notify("; ".join(problems), severity="warning")
@@ -442,7 +442,7 @@ class ComposeScreen(CrmScreen):
         self._queueing = True
 
         account_id = int(str(self.query_one("#c-from", Select).value).split(":", 1)[0])
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         now = context.clock.now()
         built = self.draft_fields()  # as written: taking the mail back makes it this draft again
         delay = max(0, context.settings.send_delay_seconds)
@@ -472,23 +472,23 @@ class ComposeScreen(CrmScreen):
 
     def _queued(self, item_id: int, recipients: list[str], built: Any, delay: int) -> None:
         """The mail is in the outbox: its draft goes, u can take it back, the screen closes."""
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         self.sent_item = item_id
         self.drop_draft()
         who = recipients[0] if len(recipients) == 1 else f"{len(recipients)} recipients"
         queued = Queued(item_id, who, built[0] if built else None)
         # u takes it back from wherever it was written (the app's u; the inbox's u when it is the newest step).
-        self.app.just_queued = queued  # type: ignore[attr-defined]
+        self.crm_app.just_queued = queued
         if context.demo:
             self.app.notify(
                 f"Queued to {who}. Demo mode: it waits in the outbox, nothing is delivered; u takes it back."
             )
         elif delay:
             self.app.notify(f"Queued to {who}: it goes out in {delay} s; u takes it back until then.")
-            self.app.set_timer(delay + 0.5, self.app.flush_outbox)  # type: ignore[attr-defined]
+            self.crm_app.set_timer(delay + 0.5, self.crm_app.flush_outbox)
         else:
             self.app.notify(f"Queued to {who}: it goes out now, or as soon as the server can be reached.")
-            self.app.flush_outbox()  # type: ignore[attr-defined]
+            self.crm_app.flush_outbox()
         self.dismiss(queued)
 
     def action_attach(self) -> None:
@@ -545,12 +545,12 @@ class ComposeScreen(CrmScreen):
             path.unlink(missing_ok=True)
         self.set_focus(body)
 
-    def merge_refs(self, session: Any, to: str | None = None) -> list[Any]:
+    def merge_refs(self, session: Any, to: str | None = None) -> list[RecordRef]:
         """The records a template fills from: the record the mail is written from, the contacts, leads and
         colleagues in To, the records the answered mail is filed on (else the open deal of whom it goes to)."""
         return self.mail_merge(session, to).refs
 
-    def mail_merge(self, session: Any, to: str | None = None) -> Any:
+    def mail_merge(self, session: Any, to: str | None = None) -> email_templates.MailMerge:
         """``merge_refs`` and the notes the template picker shows about them (email_templates.MailMerge);
         ``to``: the To field as read on the UI thread (a worker passes it), else read here."""
 
@@ -592,7 +592,7 @@ class ComposeScreen(CrmScreen):
     def _fill_templates(self, to: str) -> None:
         """Each template filled with this mail's records (one may take its 2 s): plain data back to the UI."""
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         try:
             with context.database().read() as session:
                 sources = self.mail_merge(session, to)
@@ -641,7 +641,7 @@ class ComposeScreen(CrmScreen):
     @work(thread=True, exclusive=True, group="template-fill", exit_on_error=False)
     def _fill_template(self, template_id: int, to: str) -> None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         try:
             with context.database().read() as session:
                 merge = email_templates.merge_context(
@@ -689,7 +689,7 @@ class ComposeScreen(CrmScreen):
         """Attach a document of the records this mail is about (the one it is written from, those the answered
         mail is filed on, the recipients' contacts and their organizations)."""
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             documents = [
                 (str(d.id), f"{d.filename} — {d.record}")

@@ -151,7 +151,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
 
     def _fetch(self) -> Any:
         """The kind's row fetch, showing dates in the user's zone (not the process's)."""
-        return partial(self.kind.fetch, zone=self.app.context.zone)  # type: ignore[attr-defined]
+        return partial(self.kind.fetch, zone=self.context.zone)
 
     def _tabs(self) -> Text:
         text = Text(" ")
@@ -181,7 +181,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     def named(self, ref: RecordRef) -> str:
         """The record's name for a dialog's title ("Emma Albrecht", not "contact:32")."""
         try:
-            with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+            with self.context.database().read() as session:
                 return record_label(session, ref)
         except CrmError:  # removed meanwhile: its reference still says which it was
             return str(ref)
@@ -198,7 +198,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             )
         else:
             matching = f" matching {message.query!r}" if message.query else ""
-        self.app.update_status(counted + matching)  # type: ignore[attr-defined]
+        self.crm_app.update_status(counted + matching)
 
     @on(PagedTable.RowHighlighted)
     def _highlighted(self) -> None:
@@ -213,7 +213,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         ref = self.selected_ref()
         if ref is None:
             empty = f"No {self.kind.title.lower()} here."
-            self.query_one(RecordDetail).show(None, self.app.context.zone, empty=empty)  # type: ignore[attr-defined]
+            self.query_one(RecordDetail).show(None, self.context.zone, empty=empty)
             return
         self._load_detail(ref)
 
@@ -224,7 +224,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def _fetch_detail(self, ref: RecordRef, request: int) -> None:
         try:
-            data = load_detail(self.app.context, ref)  # type: ignore[attr-defined]
+            data = load_detail(self.context, ref)
         except CrmError as exc:
             self.post_message(DetailLoaded(str(ref), None, str(exc), request))
             return
@@ -235,7 +235,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         current = self.selected_ref()
         if message.request != self._detail_request or current is None or str(current) != message.ref:
             return
-        self.query_one(RecordDetail).show(message.data, self.app.context.zone, empty=message.error or "")  # type: ignore[attr-defined]
+        self.query_one(RecordDetail).show(message.data, self.context.zone, empty=message.error or "")
 
     def refresh_list(self, select: int | None = None) -> None:
         self.table.reload()
@@ -272,7 +272,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
     # --- record actions ---
 
     def _open_form(self, record_id: int | None, prefill: dict[str, str] | None = None) -> None:
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         self.open_form(
             lambda: self.kind.form(context, record_id, prefill or {}),
             noun=self.kind.singular,
@@ -298,7 +298,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             named = self.record_name(ref)
 
             def deleted(orphans: list[str]) -> None:
-                self.app.context.document_store().discard(orphans)  # type: ignore[attr-defined]
+                self.context.document_store().discard(orphans)
                 self.notify(f"Deleted {named}.")
                 self.refresh_list()
 
@@ -328,7 +328,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
                 severity="warning",
             )
             return
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         query = self.table.query_text
         kind = self.kind
 
@@ -345,7 +345,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
             return
 
         def save(body: str) -> str | None:
-            context = self.app.context  # type: ignore[attr-defined]
+            context = self.context
             failed, _ = self.attempt(
                 lambda session: add_comment(
                     session, ref, body, author_id=context.me_id(), now=context.clock.now()
@@ -384,7 +384,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         if ref is None:
             return
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         attached: list[str] = []
 
         def save(path: str) -> str | None:
@@ -420,7 +420,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         ref = self.selected_ref()
         if ref is None:
             return
-        screen = DocumentsScreen(ref, self.app.context)  # type: ignore[attr-defined]
+        screen = DocumentsScreen(ref, self.context)
         if not screen.entries:
             self.notify(f"{self.named(ref)} has no documents (A attaches a file).")
             return
@@ -430,7 +430,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         ref = self.selected_ref()
         if ref is None:
             return
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         self.open_form(
             lambda: activity_form(context, None, activity_prefill(context, ref)),
             noun="activity",
@@ -442,7 +442,7 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         if ref is None or ref.type != RecordType.LEAD:
             self.notify("Select a lead to convert (] switches to the leads list).", severity="warning")
             return
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         try:
             with context.database().read() as session:
                 plan = leads.plan_conversion(session, ref.id)
@@ -492,13 +492,13 @@ class ContactsScreen(ImportsFromFiles, SearchesItsList, CrmScreen):
         self.app.push_screen(ChoiceDialog("Convert into", choices), pipeline_chosen)
 
     def _convert(self, lead_id: int, pipeline_id: int | None) -> None:
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
 
         def converted(result: leads.ConversionResult) -> None:
             self.notify("Converted: " + ", ".join(result.created or ("attached to existing records",)))
             self.refresh_list()
             if result.opportunity_id is not None:
-                self.app.open_opportunity(result.opportunity_id)  # type: ignore[attr-defined]
+                self.crm_app.open_opportunity(result.opportunity_id)
 
         self.write_in_worker(
             lambda session: leads.convert_lead(

@@ -5,7 +5,7 @@ written; y imports merging duplicates, s imports skipping them, Esc leaves every
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Label, Static
 from crm_tui.core.errors import CrmError
 from crm_tui.core.interchange import importer
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.ui.app_access import app_context
 from crm_tui.ui.messages import ImportDone, ImportPreviewed
 from crm_tui.ui.screens.dialogs import PromptDialog
 from crm_tui.ui.widgets.guard import ReportsErrors
@@ -25,6 +26,14 @@ from crm_tui.ui.widgets.guard import ReportsErrors
 ACTION_STYLE = {"created": "green", "merged": "cyan", "skipped": "dim", "failed": "bold red"}
 WILL_BE = {"created": "created", "merged": "merged", "skipped": "skipped", "failed": "not imported"}
 ROWS_SHOWN = 2000
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    # The type checker sees the mixin as the screen it always sits on.
+    _ImportingScreen = Screen[Any]
+else:
+    _ImportingScreen = object
 
 
 class ImportPreview(ReportsErrors, ModalScreen[str | None]):
@@ -92,7 +101,7 @@ class ImportPreview(ReportsErrors, ModalScreen[str | None]):
         self.dismiss(choice)
 
 
-class ImportsFromFiles:
+class ImportsFromFiles(_ImportingScreen):
     """Screen mixin: ``start_import(type)`` asks for the file, previews in a worker, imports on confirmation.
     The screen's ``after_import()`` runs when records were written."""
 
@@ -106,12 +115,11 @@ class ImportsFromFiles:
 
         self.app.push_screen(
             PromptDialog(f"Import {what} from the file", placeholder="~/contacts.vcf"), entered
-        )  # type: ignore[attr-defined]
+        )
 
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
     def _preview_import(self, type_name: str, path: Path) -> None:
-
-        context = self.app.context  # type: ignore[attr-defined]
+        context = app_context(self)
         try:
             rows, unreadable, fmt = importer.read_file(path)
             if fmt == "vcard" and type_name != "contacts":
@@ -126,9 +134,9 @@ class ImportsFromFiles:
                 owner_id=context.me_id(),
             )
         except CrmError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="warning", timeout=10)  # type: ignore[attr-defined]
+            self.app.call_from_thread(self.notify, str(exc), severity="warning", timeout=10)
             return
-        self.post_message(ImportPreviewed(path, type_name, report))  # type: ignore[attr-defined]
+        self.post_message(ImportPreviewed(path, type_name, report))
 
     # Named handlers (not @on): Textual collects @on handlers only from its own classes, not from a mixin.
     def on_import_previewed(self, message: ImportPreviewed) -> None:
@@ -136,12 +144,11 @@ class ImportsFromFiles:
             if choice:
                 self._run_import(message.type_name, message.path, choice)
 
-        self.app.push_screen(ImportPreview(message.path, message.report), chosen)  # type: ignore[attr-defined]
+        self.app.push_screen(ImportPreview(message.path, message.report), chosen)
 
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
     def _run_import(self, type_name: str, path: Path, on_duplicate: str) -> None:
-
-        context = self.app.context  # type: ignore[attr-defined]
+        context = app_context(self)
         try:
             rows, unreadable, _ = importer.read_file(path)
             report = importer.run(
@@ -149,12 +156,12 @@ class ImportsFromFiles:
                 unreadable=unreadable, owner_id=context.me_id(),
             )  # fmt: skip
         except CrmError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="warning", timeout=10)  # type: ignore[attr-defined]
+            self.app.call_from_thread(self.notify, str(exc), severity="warning", timeout=10)
             return
-        self.post_message(ImportDone(report.summary(), len(report.problems())))  # type: ignore[attr-defined]
+        self.post_message(ImportDone(report.summary(), len(report.problems())))
 
     def on_import_done(self, message: ImportDone) -> None:
-        self.notify(  # type: ignore[attr-defined]
+        self.notify(
             f"Imported: {message.summary}"
             + (" (the rows with problems were left out)" if message.problems else ""),
             severity="warning" if message.problems else "information",

@@ -9,7 +9,7 @@ import email.utils
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any
 
@@ -65,15 +65,15 @@ def query_problem(query: str) -> str | None:
     return None
 
 
-def _inbox_query(screen, zone, query: str) -> Any:  # type: ignore[no-untyped-def]
-
+def _inbox_query(screen: InboxScreen, zone: tzinfo, query: str) -> InboxQuery:
     return InboxQuery(
-        query, screen.scope, zone, screen.app.context.clock.now(), screen.no_reply_days, screen.collapsed
+        query, screen.scope, zone, screen.context.clock.now(), screen.no_reply_days, screen.collapsed
     )
 
 
-def _message_rows(screen, zone, session, query: str, offset: int, limit: int) -> list[Row]:  # type: ignore[no-untyped-def]
-
+def _message_rows(
+    screen: InboxScreen, zone: tzinfo, session: Any, query: str, offset: int, limit: int
+) -> list[Row]:
     rows = []
     tagged = set(screen.tagged)
     found = inbox.page(session, _inbox_query(screen, zone, query), offset=offset, limit=limit)
@@ -99,8 +99,7 @@ def _message_rows(screen, zone, session, query: str, offset: int, limit: int) ->
     return rows
 
 
-def _message_count(screen, zone, session, query: str) -> int:  # type: ignore[no-untyped-def]
-
+def _message_count(screen: InboxScreen, zone: tzinfo, session: Any, query: str) -> int:
     return inbox.count(session, _inbox_query(screen, zone, query), cap=COUNT_CAP)
 
 
@@ -180,8 +179,8 @@ class InboxScreen(SearchesItsList, CrmScreen):
             yield Options(id="folders")
             yield PagedTable(
                 [("", 5), ("Date", 17), ("From", 24), ("Subject", 46)],
-                partial(_message_rows, self, self.app.context.zone),  # type: ignore[attr-defined]
-                partial(_message_count, self, self.app.context.zone),  # type: ignore[attr-defined]
+                partial(_message_rows, self, self.context.zone),
+                partial(_message_count, self, self.context.zone),
                 id="messages",
             )
             with VerticalScroll(id="preview-scroll"):
@@ -205,7 +204,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.reload()
 
     def on_mount(self) -> None:
-        self.no_reply_days = self.app.context.settings.no_reply_days  # type: ignore[attr-defined]
+        self.no_reply_days = self.context.settings.no_reply_days
         table = self.query_one(PagedTable)
         table.focus()
         table.reload("")
@@ -223,7 +222,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
     @work(thread=True, exclusive=True, group="folders", exit_on_error=False)
     def _load_folders(self) -> None:
 
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+        with self.context.database().read() as session:
             self.post_message(Scoped(triage.folders(session)))
 
     @on(Scoped)
@@ -267,7 +266,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         self.scope = (kind, int(name) if kind == "folder" else name)
         self._highlight_scope()
         self.query_one(PagedTable).reload()
-        self.app.update_status(f"showing {self.scope_title()}")  # type: ignore[attr-defined]
+        self.crm_app.update_status(f"showing {self.scope_title()}")
 
     def scope_title(self) -> str:
 
@@ -294,7 +293,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
     def say(self, text: str) -> None:
         """A line in the status bar that outlives the list's reload (which writes its count there)."""
         self.said = text
-        self.app.update_status(text)  # type: ignore[attr-defined]
+        self.crm_app.update_status(text)
 
     @on(PagedTable.Counted)
     def _counted(self, message: PagedTable.Counted) -> None:
@@ -309,11 +308,11 @@ class InboxScreen(SearchesItsList, CrmScreen):
             tagged += f" · {self.said}"
             self.said = ""
         if problem:
-            self.app.update_status(f"search: {problem}")  # type: ignore[attr-defined]
+            self.crm_app.update_status(f"search: {problem}")
         elif message.query:
-            self.app.update_status(f"{counted} matching {message.query!r}{tagged}")  # type: ignore[attr-defined]
+            self.crm_app.update_status(f"{counted} matching {message.query!r}{tagged}")
         else:
-            self.app.update_status(f"{self.scope_title()}: {counted}{tagged}")  # type: ignore[attr-defined]
+            self.crm_app.update_status(f"{self.scope_title()}: {counted}{tagged}")
 
     def action_cursor(self, step: int) -> None:
         """j/k move like the arrows in whichever list has the focus: the folder pane or the mail."""
@@ -335,7 +334,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
     @work(thread=True, exclusive=True, group="preview", exit_on_error=False)
     def _load_preview(self, message_id: int) -> None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             row = inbox.message_view(session, message_id)
             if row is None:
@@ -369,7 +368,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         if message_id is None:
             return
         self.app.push_screen(MessageReader(message_id))
-        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        now = self.context.clock.now()
 
         def marked(was_unread: bool) -> None:
             if was_unread:
@@ -389,10 +388,10 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     def action_tag_prefix(self) -> None:
         if not self.tagged:
-            self.app.update_status("no message is tagged (t tags one)")  # type: ignore[attr-defined]
+            self.crm_app.update_status("no message is tagged (t tags one)")
             return
         self.on_tagged = True
-        self.app.update_status(f"next action applies to {plural(len(self.tagged), 'tagged message')}")  # type: ignore[attr-defined]
+        self.crm_app.update_status(f"next action applies to {plural(len(self.tagged), 'tagged message')}")
 
     def targets(self) -> list[int]:
         """The messages the next action works on: every tagged one after ";", else the highlighted one; with
@@ -441,12 +440,12 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         if not ids:
             return
-        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        now = self.context.clock.now()
 
         def applied(entry: Any) -> None:
             self._keep_place(ids)
             self._done(
-                TakeBack(entry.description, lambda session, e=entry: triage.undo(session, e, now=now)),
+                TakeBack(entry.description, lambda session: triage.undo(session, entry, now=now)),
                 untag=len(ids) > 1 or bool(set(ids) & self.tagged),
             )
 
@@ -467,7 +466,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
     def _all(self, ids: list[int], mark: Any) -> bool:
 
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+        with self.context.database().read() as session:
             return inbox.all_marked(session, ids, mark)
 
     def action_move(self) -> None:
@@ -516,7 +515,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             take_back_queued(self.app, say=self.say, then=self.reload)
             return
         if not self.undo_stack:
-            self.app.update_status("nothing to undo")  # type: ignore[attr-defined]
+            self.crm_app.update_status("nothing to undo")
             return
         step = self.undo_stack.pop()
 
@@ -537,12 +536,12 @@ class InboxScreen(SearchesItsList, CrmScreen):
         # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.sync import load_free_domains
 
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+        with self.context.database().read() as session:
             found = mail_actions.suggestions(
                 session,
                 message_id,
                 mine=mail_accounts.my_addresses(session),
-                free_domains=load_free_domains(),
+                free_domains=set(load_free_domains()),
             )
         return [(str(s.ref), s.label, mail_actions.REASONS.get(s.reason, s.reason)) for s in found]
 
@@ -557,29 +556,29 @@ class InboxScreen(SearchesItsList, CrmScreen):
             if not ref_text:
                 return
             ref = RecordRef.parse(ref_text)
-            now = self.app.context.clock.now()  # type: ignore[attr-defined]
+            now = self.context.clock.now()
 
             def filed_on(filed: Any) -> None:
                 self._keep_place(ids)
                 self._done(
-                    TakeBack(filed.description, lambda session, f=filed: mail_actions.unfile(session, f)),
+                    TakeBack(filed.description, lambda session: mail_actions.unfile(session, filed)),
                     untag=len(ids) > 1,
                 )
 
             self.write_in_worker(lambda session: mail_actions.file_on(session, ids, ref, now=now), filed_on)
 
         title = f"File {plural(len(ids), 'message')} on" if len(ids) > 1 else "File this mail on"
-        self.app.push_screen(RecordPicker(title, suggestions, self.app.context), chosen)  # type: ignore[attr-defined]
+        self.crm_app.push_screen(RecordPicker(title, suggestions, self.context), chosen)
 
     def action_unlink(self) -> None:
 
         message_id = self.current()
         if message_id is None:
             return
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+        with self.context.database().read() as session:
             links = mail_actions.filed_on(session, message_id)
         if not links:
-            self.app.update_status("this mail is not filed on any record")  # type: ignore[attr-defined]
+            self.crm_app.update_status("this mail is not filed on any record")
             return
 
         def chosen(ref_text: str | None) -> None:
@@ -587,7 +586,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 return
             ref = RecordRef.parse(ref_text)
             named = self.record_name(ref)
-            now = self.app.context.clock.now()  # type: ignore[attr-defined]
+            now = self.context.clock.now()
 
             def relink(session: Any) -> str:
                 mail_linking.link_manually(session, message_id, ref, now=now)
@@ -613,9 +612,9 @@ class InboxScreen(SearchesItsList, CrmScreen):
         ids = self.targets()
         if not ids:
             return
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
-            values = mail_actions.prefill(session, ids[0], record_type, free_domains=load_free_domains())
+            values = mail_actions.prefill(session, ids[0], record_type, free_domains=set(load_free_domains()))
         form = RECORD_FORMS[RecordType(record_type)]
 
         def saved(new_id: int) -> None:
@@ -656,7 +655,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         message_id = self.current()
         if message_id is None:
             return
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         tomorrow = (context.clock.now().astimezone(context.zone) + timedelta(days=1)).date()
         start = datetime.combine(tomorrow, time(9, 0))
         with context.database().read() as session:
@@ -665,7 +664,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
                 message_id,
                 start,
                 mine=mail_accounts.my_addresses(session),
-                free_domains=load_free_domains(),
+                free_domains=set(load_free_domains()),
             )
         values["follow_up_of"] = str(message_id)  # saved with it: done by itself once the thread is answered
 
@@ -686,7 +685,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         message_id = self.current()
         if message_id is None:
             return
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             invitation = invitation_of(mailbox.raw_of(session, message_id), context.zone)
             mine = mail_accounts.my_addresses(session)
@@ -704,9 +703,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
             self._done(
                 TakeBack(
                     f"meeting on {start:%a %d %b %H:%M} in the calendar{made}",
-                    lambda session, a=accepted: mail_actions.take_back_acceptance(
-                        session, message_id, a, now=now
-                    ),
+                    lambda session: mail_actions.take_back_acceptance(session, message_id, accepted, now=now),
                 )
             )
 
@@ -724,7 +721,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         message_id = self.current()
         if message_id is None:
             return
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             raw = mailbox.raw_of(session, message_id)
         if raw is None:
@@ -743,7 +740,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
         # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail import compose
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         message_id = self.current() if kind != "new" else None
         if kind != "new" and message_id is None:
             return
@@ -786,7 +783,11 @@ class InboxScreen(SearchesItsList, CrmScreen):
             identity_key=identity.key,
             title=title,
             reply_to_id=message_id if kind in ("reply", "reply_all") else None,
-            original=(original.subject, original_raw) if kind == "forward" and original_raw else None,
+            original=(
+                (original.subject, original_raw)
+                if kind == "forward" and original is not None and original_raw
+                else None
+            ),
         )
         self.app.push_screen(screen, self._queued)
         if template:
@@ -809,12 +810,12 @@ class InboxScreen(SearchesItsList, CrmScreen):
         message_id = self.current()
         if message_id is None:
             return
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             links = inbox.filed_on(session, message_id)
             target = links[0] if links else None
         if target is None:
-            self.app.update_status("file the mail on a record first (e), then comment")  # type: ignore[attr-defined]
+            self.crm_app.update_status("file the mail on a record first (e), then comment")
             return
         named = self.record_name(target)
 
@@ -980,7 +981,7 @@ def related_text(session: Any, message_id: int, context: Any) -> Text:
     # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.sync import load_free_domains
 
-    panel = mail_actions.related(session, message_id, free_domains=load_free_domains())
+    panel = mail_actions.related(session, message_id, free_domains=set(load_free_domains()))
     text = Text()
     text.append("Related  ", style="bold")
     text.append(terminal_safe(panel.sender, max_length=80) + "\n", style="dim")
@@ -1036,7 +1037,7 @@ class MessageReader(CrmScreen):
     @work(thread=True, exclusive=True, group="reader", exit_on_error=False)
     def _load(self) -> None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             row = message_view(session, self.message_id)
             text = message_text(row, context.zone, limit=1_000_000) if row else Text("This mail is gone.")

@@ -19,6 +19,7 @@ from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import email_templates, mail_accounts, mass_mail
 from crm_tui.ui.messages import CampaignProgress
 from crm_tui.ui.screens.base import CrmScreen
+from crm_tui.ui.screens.record_form import saved_id
 from crm_tui.ui.screens.template_picker import TemplatePicker
 from crm_tui.ui.widgets.status_bar import StatusBar
 
@@ -53,7 +54,7 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
                 raise CrmError("nobody to write to: the list is empty")
             with context.database().write() as session:
                 identity = mail_accounts.identities(session)[0]
-                campaign_id = mass_mail.create_campaign(
+                campaign = mass_mail.create_campaign(
                     session,
                     template_id=template_id,
                     account_id=identity.account_id,
@@ -64,7 +65,8 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
                     now=context.clock.now(),
                     me_id=context.me_id(),
                     today=context.today(),
-                ).id
+                )
+                campaign_id = saved_id(campaign.id)
         except CrmError as exc:
             screen.app.call_from_thread(screen.notify, f"Mass mail: {exc}", severity="warning")
             return
@@ -120,7 +122,7 @@ class MassMailScreen(CrmScreen):
 
     def refresh_view(self, progress: Any = None) -> None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             name, per_minute = mass_mail.name_and_pace(session, self.campaign_id)
             progress = progress or mass_mail.progress(session, self.campaign_id)
@@ -194,7 +196,7 @@ class MassMailScreen(CrmScreen):
         # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail import mass_mail as runner
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         runner.run(
             context.database(),
             self.campaign_id,
@@ -202,9 +204,12 @@ class MassMailScreen(CrmScreen):
             me_id=context.me_id(),
             today=context.today(),
             deliver=not context.demo,
-            on_progress=lambda progress: self.post_message(CampaignProgress(self.campaign_id, progress)),
+            on_progress=self._post_progress,
         )
         self.post_message(CampaignProgress(self.campaign_id, None))
+
+    def _post_progress(self, progress: mass_mail.Progress) -> None:
+        self.post_message(CampaignProgress(self.campaign_id, progress))
 
     @on(CampaignProgress)
     def _progress(self, message: CampaignProgress) -> None:

@@ -156,7 +156,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     @work(thread=True, exclusive=True, group="board", exit_on_error=False)
     def _load_board(self, pipeline_id: int | None, text: str, select: int | None, request: int) -> None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             all_pipelines = configuration.pipeline_views(session)
             if not all_pipelines:
@@ -173,13 +173,13 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 for t in opportunities.stage_totals(
                     session, current.id, partner_id=partner, text=text or None
                 )
-            }  # type: ignore[arg-type]
+            }
             columns = []
             for stage in configuration.stage_views(session, current.id, counted=False):
                 deals = opportunities.list_opportunities(
                     session, stage_id=stage.id, text=text or None, limit=COLUMN_LIMIT, partner_id=partner
                 )
-                count = totals[stage.id].count  # type: ignore[index]
+                count = totals[stage.id].count
                 cards = [
                     Card(
                         d.id,
@@ -201,7 +201,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                         totals[stage.id].amounts,
                         cards,
                     )
-                )  # type: ignore[arg-type,index]
+                )
         self.post_message(
             BoardLoaded(
                 current.id,
@@ -212,7 +212,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                 request,
                 text,
             )
-        )  # type: ignore[misc]
+        )
 
     @on(BoardLoaded)
     async def _show(self, message: BoardLoaded) -> None:
@@ -264,7 +264,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         self._restore_focus(message.select, column)
         self._pending_select = None
         total = sum(c.count for c in message.columns)
-        self.app.update_status(f"{plural(total, 'deal')} in {message.pipeline_name}")  # type: ignore[attr-defined]
+        self.crm_app.update_status(f"{plural(total, 'deal')} in {message.pipeline_name}")
 
     def _column_with_cards(self, preferred: int) -> int:
         """The column nearest to ``preferred`` (leftmost of two) that lists a deal; ``preferred`` if none."""
@@ -334,7 +334,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         # A focus event can arrive after focus has moved on (keys queue faster than focus settles): only the
         # widget that still has the focus may say where the user is.
         if event.widget in lists and event.widget.has_focus:
-            self._active_column = lists.index(event.widget)  # type: ignore[arg-type]
+            self._active_column = lists.index(event.widget)
 
     @on(OptionList.OptionHighlighted)
     def _highlighted(self) -> None:
@@ -343,7 +343,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     def _detail_for_selection(self) -> None:
         deal_id = self.selected_deal()
         if deal_id is None:
-            self.query_one(RecordDetail).show(None, self.app.context.zone, empty="No deal selected.")  # type: ignore[attr-defined]
+            self.query_one(RecordDetail).show(None, self.context.zone, empty="No deal selected.")
             return
         self._detail_request += 1
         self._load_detail(deal_id, self._detail_request)
@@ -351,7 +351,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     @work(thread=True, exclusive=True, group="board-detail", exit_on_error=False)
     def _load_detail(self, deal_id: int, request: int) -> None:
         try:
-            data = load_detail(self.app.context, RecordRef(RecordType.OPPORTUNITY, deal_id))  # type: ignore[attr-defined]
+            data = load_detail(self.context, RecordRef(RecordType.OPPORTUNITY, deal_id))
         except CrmError:
             data = None
         self.post_message(BoardDetailLoaded(deal_id, data, request))
@@ -359,7 +359,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     @on(BoardDetailLoaded)
     def _show_detail(self, message: BoardDetailLoaded) -> None:
         if message.request == self._detail_request and message.deal_id == self.selected_deal():
-            self.query_one(RecordDetail).show(message.data, self.app.context.zone)  # type: ignore[attr-defined]
+            self.query_one(RecordDetail).show(message.data, self.context.zone)
 
     # --- navigation ---
 
@@ -427,7 +427,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         if deal_id is None:
             return
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             target = configuration.adjacent_stage(session, deal_id, step)
         if target is None:
@@ -439,10 +439,10 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
                     f"Why was {self.record_name(RecordRef(RecordType.OPPORTUNITY, deal_id))} lost?",
                     placeholder="lost reason",
                 ),
-                lambda reason: self._move(deal_id, target.id, reason) if reason else None,  # type: ignore[arg-type]
+                lambda reason: self._move(deal_id, target.id, reason) if reason else None,
             )
             return
-        self._move(deal_id, target.id, None)  # type: ignore[arg-type]
+        self._move(deal_id, target.id, None)
 
     def _move(self, deal_id: int, stage_id: int, reason: str | None) -> None:
         """Move, after showing what the move will fire and cancel (one key confirms) when rules are involved."""
@@ -458,7 +458,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     def _automation_preview(self, deal_id: int, stage_id: int) -> tuple[str, Text] | None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         now = context.clock.now()
         with context.database().read() as session:
             found = preview.stage_move(
@@ -494,7 +494,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     def _move_now(self, deal_id: int, stage_id: int, reason: str | None) -> None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         self.write_in_worker(
             lambda session: opportunities.move_to_stage(
                 session,
@@ -511,7 +511,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         self.reload(select=deal_id)
         if getattr(self.app, "run_automations", False):
             # What the move made due now fires at once; the board shows its effects afterwards.
-            self.app.fire_automations(then=lambda: self.reload(select=deal_id))  # type: ignore[attr-defined]
+            self.crm_app.fire_automations(then=lambda: self.reload(select=deal_id))
 
     def action_import(self) -> None:
         self.start_import("opportunities")
@@ -528,7 +528,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
             self.open_deal(deal_id)
 
     def open_deal(self, deal_id: int | None, prefill: dict[str, str] | None = None) -> None:
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         self.open_form(
             lambda: opportunity_form(context, deal_id, prefill or {}),
             noun="opportunity",
@@ -547,7 +547,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         if deal_id is None:
             return
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         with context.database().read() as session:
             options = configuration.deal_substates(session, deal_id)
         if not options:
@@ -575,7 +575,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
             SubstatesDialog(
                 f"Sub-states of {self.record_name(RecordRef(RecordType.OPPORTUNITY, deal_id))}", options
             ),
-            chosen,  # type: ignore[arg-type]
+            chosen,
         )
 
     def action_add_activity(self) -> None:
@@ -583,7 +583,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         if deal_id is None:
             return
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         ref = RecordRef(RecordType.OPPORTUNITY, deal_id)
         self.open_form(
             lambda: activity_form(context, None, activity_prefill(context, ref)),
@@ -605,7 +605,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     @work(thread=True, exclusive=True, group="forecast", exit_on_error=False)
     def _load_forecast(self, pipeline_id: int | None) -> None:
 
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+        with self.context.database().read() as session:
             months = opportunities.forecast(session, pipeline_id=pipeline_id)
         self.post_message(ForecastLoaded(forecast_chart(months)))
 

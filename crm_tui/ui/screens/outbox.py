@@ -6,6 +6,7 @@ A queued mail waiting for a later time says until when ("queued, next try 14:05"
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
 from typing import Any
 
 from rich.text import Text
@@ -18,7 +19,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import outbox
-from crm_tui.core.services.outbox import mail_named
+from crm_tui.core.services.outbox import OutboxRow, mail_named
 from crm_tui.ui.messages import Delivered, OutboxLoaded, OutboxMailLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
@@ -34,7 +35,7 @@ STATE_STYLE = {
 }
 
 
-def state_text(row: Any, now: Any, zone: Any) -> str:
+def state_text(row: OutboxRow, now: datetime, zone: tzinfo) -> str:
     """The State cell: a queued mail that waits for a later time says until when."""
     shown = row.shown_state
     if row.demo or row.state != "queued" or row.next_attempt_at is None or row.next_attempt_at <= now:
@@ -87,14 +88,14 @@ class OutboxScreen(CrmScreen):
     @work(thread=True, exclusive=True, group="outbox-view", exit_on_error=False)
     def reload(self) -> None:
 
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
-            now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        with self.context.database().read() as session:
+            now = self.context.clock.now()
             self.post_message(OutboxLoaded(outbox.rows(session, now=now), now))
 
     @on(OutboxLoaded)
     def _show(self, message: OutboxLoaded) -> None:
-        zone = self.app.context.zone  # type: ignore[attr-defined]
-        now = message.now or self.app.context.clock.now()  # type: ignore[attr-defined]
+        zone = self.context.zone
+        now = message.now or self.context.clock.now()
         table = self.query_one(DataTable)
         keep = table.cursor_row
         table.clear()
@@ -111,7 +112,7 @@ class OutboxScreen(CrmScreen):
             )
         if message.rows:
             table.move_cursor(row=min(keep, len(message.rows) - 1))
-        self.app.update_status(outbox_counts(message.rows))  # type: ignore[attr-defined]
+        self.crm_app.update_status(outbox_counts(message.rows))
         self._show_error()
 
     @on(DataTable.RowHighlighted)
@@ -163,7 +164,7 @@ class OutboxScreen(CrmScreen):
 
     def _decide(self, row: Any, decision: str) -> None:
 
-        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        now = self.context.clock.now()
         self.write_in_worker(
             lambda session: outbox.decide(session, row.id, decision, now=now),
             lambda _: self._decided(row, decision),
@@ -178,7 +179,7 @@ class OutboxScreen(CrmScreen):
         }[decision]
         self.notify(f"{outbox.mail_named(row.subject or '', row.recipients)}: {said}")
         if decision == "resend":
-            self.app.flush_outbox()  # type: ignore[attr-defined]
+            self.crm_app.flush_outbox()
         self.reload()
 
     def action_take_back(self) -> None:
@@ -187,12 +188,12 @@ class OutboxScreen(CrmScreen):
         row = self.current()
         if row is None:
             return
-        now = self.app.context.clock.now()  # type: ignore[attr-defined]
+        now = self.context.clock.now()
 
         def taken_back(_: Any) -> None:
             queued = getattr(self.app, "just_queued", None)
             if queued is not None and queued.item_id == row.id:
-                self.app.just_queued = None  # type: ignore[attr-defined]
+                self.crm_app.just_queued = None
             to = terminal_safe(", ".join(row.recipients), max_length=60)
             self.notify(f"Taken back: the mail to {to} is a draft again (R in the inbox lists the drafts).")
             self.reload()
@@ -202,10 +203,10 @@ class OutboxScreen(CrmScreen):
     def action_deliver(self) -> None:
         """x: every queued mail goes now, also one waiting for its next try or its send delay; then it says how
         it went (or that nothing waits to go out)."""
-        if self.app.context.demo:  # type: ignore[attr-defined]
+        if self.context.demo:
             self.notify("Demo mode: nothing is delivered; the outbox holds.")
             return
-        self.app.update_status("outbox: delivering now…")  # type: ignore[attr-defined]
+        self.crm_app.update_status("outbox: delivering now…")
         self._deliver_now()
 
     @work(thread=True, exclusive=True, group="outbox-deliver", exit_on_error=False)
@@ -213,7 +214,7 @@ class OutboxScreen(CrmScreen):
         # the mail modules load when first used, not with the app (start-up)
         from crm_tui.mail.outbox import flush
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         database = context.database()
         with database.read() as session:
             now = context.clock.now()
@@ -232,7 +233,7 @@ class OutboxScreen(CrmScreen):
     def _delivered(self, message: Delivered) -> None:
         said = terminal_safe(message.said, max_length=400)
         self.notify(f"Outbox: {said}", severity="warning" if message.trouble else "information", timeout=10)
-        self.app.update_status(f"outbox: {said}")  # type: ignore[attr-defined]
+        self.crm_app.update_status(f"outbox: {said}")
         self.reload()
 
     @on(DataTable.RowSelected)
@@ -277,7 +278,7 @@ class OutboxMailScreen(CrmScreen):
     @work(thread=True, exclusive=True, group="outbox-mail", exit_on_error=False)
     def _load(self) -> None:
 
-        context = self.app.context  # type: ignore[attr-defined]
+        context = self.context
         try:
             with context.database().read() as session:
                 found = outbox.message_of(session, self.item_id, now=context.clock.now())

@@ -61,6 +61,12 @@ class _RefSuggester(Suggester):
         return self._lookup(self._type, value)
 
 
+def saved_id(record_id: int | None) -> int:
+    """The id of a record a service has just saved: it is flushed, so the database has given it one."""
+    assert record_id is not None, "a saved record is flushed and has its id"
+    return record_id
+
+
 def field_id(name: str) -> str:
     """The id of a field's widget in a record form (``#`` + it finds the widget)."""
     return "f-" + name.replace(".", "--").replace("[", "_").replace("]", "_")

@@ -10,11 +10,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
 from crm_tui.core.clock import parse_date
-from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.core.errors import CrmError, NotFound, ValidationError
 from crm_tui.core.services import (
     configuration,
     custom_fields,
@@ -30,7 +31,7 @@ from crm_tui.runtime.settings import set_config_value
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.mass_mail import prepare_mass_mail
-from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, RecordForm
+from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, RecordForm, saved_id
 from crm_tui.ui.screens.template_form import TemplateForm
 from crm_tui.ui.widgets.option_list import Options
 from crm_tui.ui.widgets.status_bar import StatusBar
@@ -80,10 +81,6 @@ class SettingsScreen(CrmScreen):
         yield StatusBar()
         yield Footer()
 
-    @property
-    def context(self) -> Any:
-        return self.app.context  # type: ignore[attr-defined]
-
     def on_mount(self) -> None:
         self.query_one("#sections", OptionList).highlighted = 0
         self.show_section("users")
@@ -129,9 +126,9 @@ class SettingsScreen(CrmScreen):
             "accounts": "mail account",
             "templates": "mail template",
         }[section]
-        self.app.update_status(plural(table.row_count, noun))  # type: ignore[attr-defined]
+        self.crm_app.update_status(plural(table.row_count, noun))
 
-    def _users(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+    def _users(self, session: Any, table: DataTable[Any]) -> None:
         self.query_one("#settings-title", Label).update(Text("Users", style="bold"))
         table.add_columns("", "Name", "E-mail", "Belongs to", "Active")
         for user in configuration.user_views(session, me=self.context.settings.me):
@@ -144,7 +141,7 @@ class SettingsScreen(CrmScreen):
                 key=str(user.id),
             )
 
-    def _pipelines(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+    def _pipelines(self, session: Any, table: DataTable[Any]) -> None:
         all_pipelines = configuration.pipeline_views(session)
         if self.pipeline_id not in [p.id for p in all_pipelines]:
             self.pipeline_id = all_pipelines[0].id if all_pipelines else None
@@ -166,7 +163,7 @@ class SettingsScreen(CrmScreen):
                 key=str(stage.id),
             )
 
-    def _fields(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+    def _fields(self, session: Any, table: DataTable[Any]) -> None:
         self.query_one("#settings-title", Label).update(Text("Custom fields", style="bold"))
         table.add_columns("Record type", "Key", "Label", "Type", "Required", "Choices")
         for entity in custom_fields.ENTITY_TYPES:
@@ -181,7 +178,7 @@ class SettingsScreen(CrmScreen):
                     key=str(definition.id),
                 )
 
-    def _accounts(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+    def _accounts(self, session: Any, table: DataTable[Any]) -> None:
         self.query_one("#settings-title", Label).update(Text("Mail accounts (IMAP)", style="bold"))
         table.add_columns("Name", "IMAP server", "Login", "Password", "Sync since", "Every", "My addresses")
         for a in configuration.account_views(session):
@@ -235,9 +232,9 @@ class SettingsScreen(CrmScreen):
                     "smtp_security": a.smtp_security or "",
                     "addresses": ", ".join(x for x in a.addresses.splitlines() if x),
                     "refresh_minutes": str(a.refresh_minutes),
-                    "signature": a.signature or "",  # type: ignore[union-attr]
+                    "signature": a.signature or "",
                     "sync_since": a.sync_since.isoformat() if a.sync_since else "all",
-                }  # type: ignore[union-attr]
+                }
         security = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "none (loopback only)")]
         fields = [
             FieldSpec("name", "Name", required=True, placeholder="e.g. work"),
@@ -340,16 +337,18 @@ class SettingsScreen(CrmScreen):
                     account = mail_accounts.create_account(
                         session, data, now=self.context.clock.now(), default_user_id=self.context.me_id()
                     )
+                elif old_name is None:  # the account was gone when the form opened
+                    raise NotFound(f"no account named {old_name!r}")
                 else:
                     account = mail_accounts.update_account(
                         session, old_name, data, now=self.context.clock.now()
-                    )  # type: ignore[arg-type]
+                    )
                 if source == "keyring" and password:
                     secrets.store_in_keyring(account.name, password)
                 elif source == "keyring" and old_name and old_name != account.name:
                     secrets.store_in_keyring(account.name, secrets.password_for(old_name, "keyring", None))
                     secrets.forget(old_name)
-                return account.id  # type: ignore[return-value]
+                return saved_id(account.id)
 
         return FormSpec("Edit mail account" if account_id else "New mail account", fields, values, save)
 
@@ -377,7 +376,7 @@ class SettingsScreen(CrmScreen):
         table = self.query_one(DataTable)
         if not table.row_count:
             return None
-        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        key = table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value
         return int(key) if key else None
 
     def action_cursor(self, step: int) -> None:
@@ -391,10 +390,10 @@ class SettingsScreen(CrmScreen):
             if record_id is None:
                 return
             if self.section == "users":
-                self.app.refresh_me()  # type: ignore[attr-defined]  # the first user becomes me
+                self.crm_app.refresh_me()  # the first user becomes me
             elif self.section == "accounts":
                 # The first account starts the background sync now, not at the app's next look (15 s).
-                self.app.look_for_accounts()  # type: ignore[attr-defined]
+                self.crm_app.look_for_accounts()
             self.show_section(self.section)
 
         if self.section == "templates":
@@ -423,9 +422,9 @@ class SettingsScreen(CrmScreen):
                 values = {
                     "name": user.name,
                     "email": user.email,
-                    "organization_id": str(user.organization_id or ""),  # type: ignore[union-attr]
+                    "organization_id": str(user.organization_id or ""),
                     "active": "true" if user.active else "false",
-                }  # type: ignore[union-attr]
+                }
         fields = [
             FieldSpec("name", "Name", required=True),
             FieldSpec("email", "E-mail", required=True),
@@ -442,8 +441,8 @@ class SettingsScreen(CrmScreen):
             )
             with self.context.database().write() as session:
                 if user_id is None:
-                    return users.create_user(session, data, now=self.context.clock.now()).id  # type: ignore[return-value]
-                return users.update_user(session, user_id, data).id  # type: ignore[return-value]
+                    return saved_id(users.create_user(session, data, now=self.context.clock.now()).id)
+                return saved_id(users.update_user(session, user_id, data).id)
 
         return FormSpec("Edit user" if user_id else "New user", fields, values, save)
 
@@ -466,15 +465,15 @@ class SettingsScreen(CrmScreen):
         if user is None:
             return
         try:
-            set_config_value(self.context.paths.config_file, "me", user.email)  # type: ignore[union-attr]
+            set_config_value(self.context.paths.config_file, "me", user.email)
         except OSError as exc:
             self.notify(f"cannot write {self.context.paths.config_file}: {exc.strerror}", severity="warning")
             return
-        self.context.settings = dataclasses.replace(self.context.settings, me=user.email)  # type: ignore[union-attr]
-        self.app.refresh_me()  # type: ignore[attr-defined]
-        self.notify(f"You are {user.name} now (saved in config.toml).")  # type: ignore[union-attr]
+        self.context.settings = dataclasses.replace(self.context.settings, me=user.email)
+        self.crm_app.refresh_me()
+        self.notify(f"You are {user.name} now (saved in config.toml).")
         self.show_section("users")
-        self.app.update_status()  # type: ignore[attr-defined]
+        self.crm_app.update_status()
 
     # --- pipelines ---
 
@@ -499,14 +498,18 @@ class SettingsScreen(CrmScreen):
             with self.context.database().write() as session:
                 if stage_id is None:
                     data = pipelines.StageInput(v.get("name", ""), v.get("kind") or "open", probability)
-                    return pipelines.add_stage(session, self.pipeline_id, data).id  # type: ignore[arg-type,return-value]
-                return pipelines.update_stage(
-                    session,
-                    stage_id,
-                    name=v.get("name", ""),
-                    kind=v.get("kind") or "open",
-                    probability=probability,
-                ).id  # type: ignore[return-value]
+                    # A new stage is offered only while a pipeline is shown (action_new); the form is modal.
+                    assert self.pipeline_id is not None
+                    return saved_id(pipelines.add_stage(session, self.pipeline_id, data).id)
+                return saved_id(
+                    pipelines.update_stage(
+                        session,
+                        stage_id,
+                        name=v.get("name", ""),
+                        kind=v.get("kind") or "open",
+                        probability=probability,
+                    ).id
+                )
 
         return FormSpec("Edit stage" if stage_id else "New stage", fields, values, save)
 
@@ -609,10 +612,10 @@ class SettingsScreen(CrmScreen):
                     "entity_type": d.entity_type,
                     "key": d.key,
                     "label": d.label,
-                    "field_type": d.field_type,  # type: ignore[union-attr]
+                    "field_type": d.field_type,
                     "choices": (d.choices or "").replace("\n", ", "),
                     "required": "true" if d.required else "false",
-                }  # type: ignore[union-attr]
+                }
         fields = [
             FieldSpec(
                 "entity_type",
@@ -642,14 +645,14 @@ class SettingsScreen(CrmScreen):
             )
             with self.context.database().write() as session:
                 if definition_id is None:
-                    return custom_fields.define_field(session, data).id  # type: ignore[return-value]
-                return custom_fields.update_field(session, definition_id, data).id  # type: ignore[return-value]
+                    return saved_id(custom_fields.define_field(session, data).id)
+                return saved_id(custom_fields.update_field(session, definition_id, data).id)
 
         return FormSpec("Edit custom field" if definition_id else "New custom field", fields, values, save)
 
     # --- mail templates ---
 
-    def _templates(self, session: Any, table: DataTable) -> None:  # type: ignore[type-arg]
+    def _templates(self, session: Any, table: DataTable[Any]) -> None:
         self.query_one("#settings-title", Label).update(Text("Mail templates (Jinja2)", style="bold"))
         table.add_columns("Name", "Subject", "Used for")
         for template in configuration.template_views(session):
@@ -668,10 +671,10 @@ class SettingsScreen(CrmScreen):
                 template = configuration.template_view(session, template_id)
             if template is not None:
                 values = {
-                    "name": template.name,  # type: ignore[union-attr]
-                    "description": template.description or "",  # type: ignore[union-attr]
-                    "subject": template.subject,  # type: ignore[union-attr]
-                    "body": template.body,  # type: ignore[union-attr]
+                    "name": template.name,
+                    "description": template.description or "",
+                    "subject": template.subject,
+                    "body": template.body,
                 }
         fields = [
             FieldSpec("name", "Name", required=True),
@@ -693,8 +696,8 @@ class SettingsScreen(CrmScreen):
             now = self.context.clock.now()
             with self.context.database().write() as session:
                 if template_id is None:
-                    return email_templates.create_template(session, data, now=now).id  # type: ignore[return-value]
-                return email_templates.update_template(session, template_id, data, now=now).id  # type: ignore[return-value]
+                    return saved_id(email_templates.create_template(session, data, now=now).id)
+                return saved_id(email_templates.update_template(session, template_id, data, now=now).id)
 
         return FormSpec("Edit mail template" if template_id else "New mail template", fields, values, save)
 
@@ -792,9 +795,9 @@ class SettingsScreen(CrmScreen):
             self.app.push_screen(
                 ChoiceDialog(f"{in_use} deals are in {stage.name}: move them to", others),
                 lambda t: delete(t) if t else None,
-            )  # type: ignore[union-attr]
+            )
         else:
             self.app.push_screen(
                 ConfirmDialog(f"Delete stage {stage.name}?", "No deal is in it.", "Delete"),
                 lambda yes: delete(None) if yes else None,
-            )  # type: ignore[union-attr]
+            )

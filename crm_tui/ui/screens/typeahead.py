@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 
 from crm_tui.ui.widgets.guard import ReportsErrors
 
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+    # The type checker sees the mixin as the screen it always sits on.
+    _Screen = Screen[Any]
+else:
+    _Screen = object
+
 MAX_REDELIVERIES = 10  # refreshes a typed-ahead key waits for the new screen's focus before it is let go
 
 
-class FollowsTypeahead(ReportsErrors):
+class FollowsTypeahead(ReportsErrors, _Screen):
     """Screen mixin: keys typed ahead of a screen change reach the screen the user sees next.
 
     Textual hands each key to the widget focused when the key *arrives*, and keys bubble through the screen
@@ -24,12 +32,12 @@ class FollowsTypeahead(ReportsErrors):
     """
 
     def on_key(self, event: events.Key) -> None:
-        app = self.app  # type: ignore[attr-defined]
-        event.crm_screen = self  # type: ignore[attr-defined]
+        app = self.app
+        event.crm_screen = self  # type: ignore[attr-defined]  # the app reads the mark (CrmApp._on_key); Key has no slot for it
         tries = getattr(event, "tries", 0)
         if app.screen is not self or tries >= MAX_REDELIVERIES:
             return
-        if self.focused is None and bool(getattr(self, "AUTO_FOCUS", None)):  # type: ignore[attr-defined]
+        if self.focused is None and bool(getattr(self, "AUTO_FOCUS", None)):
             event.stop()
             event.prevent_default()
             app.call_after_refresh(app.post_message, typed_again(event, app))

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import events
 from textual._callback import invoke
 
+if TYPE_CHECKING:
+    from textual.message_pump import MessagePump
 
-class ReportsErrors:
+    # The type checker sees the mixin as the message pump it always sits on (the app, a screen, a widget).
+    _Pump = MessagePump
+else:
+    _Pump = object
+
+
+class ReportsErrors(_Pump):
     """Mixin for a Textual message pump (the app, a screen, a widget).
 
     Textual ends the app, painting a traceback with local variables (record contents), when a handler raises:
@@ -24,23 +32,24 @@ class ReportsErrors:
 
     async def _dispatch_message(self, message: Any) -> None:
         try:
-            await super()._dispatch_message(message)  # type: ignore[misc]
+            await super()._dispatch_message(message)
         except Exception as error:
             if isinstance(message, events.Compose) or not _report(self, error, message):
                 raise
 
     def call_after_refresh(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
         # Textual runs these outside the message dispatch: guarded here like a handler.
-        return super().call_after_refresh(_guarded(self, partial(callback, *args, **kwargs)))  # type: ignore[misc]
+        return super().call_after_refresh(_guarded(self, partial(callback, *args, **kwargs)))
 
     def call_next(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        super().call_next(_guarded(self, partial(callback, *args, **kwargs)))  # type: ignore[misc]
+        super().call_next(_guarded(self, partial(callback, *args, **kwargs)))
 
     def set_timer(self, delay: float, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
-        return super().set_timer(delay, _guarded(self, callback), **kwargs)  # type: ignore[misc]
+        return super().set_timer(delay, None if callback is None else _guarded(self, callback), **kwargs)
 
     def set_interval(self, interval: float, callback: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
-        return super().set_interval(interval, _guarded(self, callback), **kwargs)  # type: ignore[misc]
+        guarded = None if callback is None else _guarded(self, callback)
+        return super().set_interval(interval, guarded, **kwargs)
 
 
 def _report(pump: Any, error: Exception, during: Any) -> bool:
@@ -56,10 +65,7 @@ def _report(pump: Any, error: Exception, during: Any) -> bool:
     return True
 
 
-def _guarded(pump: Any, callback: Callable[..., Any] | None) -> Callable[..., Any] | None:
-    if callback is None:
-        return None
-
+def _guarded(pump: Any, callback: Callable[..., Any]) -> Callable[..., Any]:
     async def guarded() -> None:
         try:
             await invoke(callback)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -29,6 +29,7 @@ from textual.worker import Worker, WorkerState
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.ui import messages
+from crm_tui.ui.app_access import app_context
 from crm_tui.ui.widgets.guard import ReportsErrors
 
 COUNT_CAP = 1000  # lists say "1000+" rather than count every match on every keystroke
@@ -86,9 +87,9 @@ class PagedTable(ReportsErrors, ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0, always_update=False, repaint=False)
 
-    PageLoaded = messages.PageLoaded
-    Counted = messages.Counted
-    RowHighlighted = messages.RowHighlighted
+    PageLoaded: TypeAlias = messages.PageLoaded
+    Counted: TypeAlias = messages.Counted
+    RowHighlighted: TypeAlias = messages.RowHighlighted
 
     def __init__(self, columns: list[tuple[str, int]], fetch: Fetch, count: Count, **kwargs: Any):
         super().__init__(**kwargs)
@@ -124,7 +125,7 @@ class PagedTable(ReportsErrors, ScrollView, can_focus=True):
 
     @work(thread=True, exclusive=True, group="paged-table", exit_on_error=False)
     def _load(self, generation: int, query: str, offset: int) -> None:
-        with self.app.context.database().read() as session:  # type: ignore[attr-defined]
+        with app_context(self).database().read() as session:
             rows = self._fetch(session, query, offset, PAGE_SIZE + 1)
             total = self._count(session, query) if offset == 0 else -1
         # Cells are made terminal-safe here, in the worker, so painting does no per-cell work.

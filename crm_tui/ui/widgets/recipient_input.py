@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from textual.actions import SkipAction
 from textual.binding import Binding
@@ -43,7 +43,9 @@ def split_typed(value: str) -> tuple[str, str]:
 
 def recipient_items(text: str) -> list[str]:
     """The recipients of a field as typed, split at commas outside quotes and <...> ("Scholz, Lea" <l@x>)."""
-    items, current, quoted, bracket = [], [], False, False
+    items: list[str] = []
+    current: list[str] = []
+    quoted, bracket = False, False
     for char in text:
         if char == '"' and not bracket:
             quoted = not quoted
@@ -68,7 +70,7 @@ class RecipientInput(Input):
         Binding("escape", "close_choices", "Close the suggestions", show=False, id="recipient.close"),
     ]
 
-    Suggested = messages.Suggested
+    Suggested: TypeAlias = messages.Suggested
 
     def __init__(self, value: str = "", *, find: Finder, **options: Any) -> None:
         self.find = find
