@@ -91,7 +91,10 @@ def print_fields(fields: Iterable[tuple[str, Any]], zone: tzinfo, out: TextIO | 
     """One record's fields, one a line: the label, then its whole value (flattened to one line, made safe)."""
     stream = out or sys.stdout
     lines = [
-        (terminal_safe(label), "yes" if value is True else "no" if value is False else cell(value, zone, None))
+        (
+            terminal_safe(label),
+            "yes" if value is True else "no" if value is False else cell(value, zone, None),
+        )
         for label, value in fields
     ]
     width = max((len(label) for label, _ in lines), default=0)
