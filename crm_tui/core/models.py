@@ -817,6 +817,8 @@ class AutomationLog(SQLModel, table=True):
     """Each firing (or skip, cancellation, stopped chain): what, on what, when, and how it went."""
 
     __tablename__ = "automation_log"
+    # A record's log, newest first (the deal screen's timeline).
+    __table_args__ = (Index("ix_automation_log_record", "record_type", "record_id", "at"),)
     id: int | None = Field(default=None, primary_key=True)
     job_id: int | None = _fk("automation_job.id", ondelete="SET NULL")
     rule_id: int | None = _fk("automation_rule.id", ondelete="SET NULL")
