@@ -8,7 +8,7 @@ import email
 import email.policy
 from typing import Any
 
-from sqlalchemy import select
+from sqlmodel import col, select
 from textual.widgets import Input, OptionList, Static, TextArea
 
 from crm_tui.core import models as m
@@ -34,11 +34,18 @@ def errors(app: CrmApp) -> list[str]:
 
 def address_of(app: CrmApp, first: str, last: str) -> str:
     with app.context.database().read() as session:
-        return session.scalars(
-            select(m.ContactEmail.address)
-            .join(m.Contact, m.Contact.id == m.ContactEmail.contact_id)
+        address = session.scalars(
+            select(col(m.ContactEmail.address))
+            .join(m.Contact, col(m.Contact.id) == m.ContactEmail.contact_id)
             .where(m.Contact.first_name == first, m.Contact.last_name == last)
         ).first()
+        assert address is not None
+        return address
+
+
+def mass_mail_shown(app: CrmApp) -> bool:
+    """The mass mail screen on top, composed (its text is there to read)."""
+    return isinstance(app.screen, MassMailScreen) and bool(app.screen.query("#mass-skipped-text"))
 
 
 def open_deals(session: Any, address: str) -> list[Any]:
@@ -53,7 +60,9 @@ async def new_mail(app: CrmApp, pilot: Any) -> ComposeScreen:
     await settle(pilot)
     await pilot.press("m")
     await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-    return app.screen  # type: ignore[return-value]
+    screen = app.screen
+    assert isinstance(screen, ComposeScreen)
+    return screen
 
 
 async def test_to_completes_any_word_of_a_name_and_tab_takes_it(app: CrmApp, pilot: Any) -> None:
@@ -94,22 +103,23 @@ async def test_to_completes_any_word_of_a_name_and_tab_takes_it(app: CrmApp, pil
 
 async def test_a_reply_to_a_contact_without_a_deal_takes_a_fitting_template(app: CrmApp, pilot: Any) -> None:
     with app.context.database().read() as session:
-        on_deals = select(m.MailLink.message_id).where(m.MailLink.record_type == "opportunity")
+        on_deals = select(col(m.MailLink.message_id)).where(m.MailLink.record_type == "opportunity")
         message = next(
             message
             for message in session.scalars(
                 select(m.MailMessage)
-                .join(m.ContactEmail, m.ContactEmail.address == m.MailMessage.from_address)
-                .where(m.MailMessage.is_outgoing.is_(False), m.MailMessage.id.not_in(on_deals))  # type: ignore[attr-defined,union-attr]
-                .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
+                .join(m.ContactEmail, col(m.ContactEmail.address) == m.MailMessage.from_address)
+                .where(col(m.MailMessage.is_outgoing).is_(False), col(m.MailMessage.id).not_in(on_deals))
+                .order_by(col(m.MailMessage.sent_at).desc())
             )
             if not open_deals(session, message.from_address)  # a contact without a deal
         )
         sender = session.scalars(
             select(m.Contact)
-            .join(m.ContactEmail, m.ContactEmail.contact_id == m.Contact.id)
+            .join(m.ContactEmail, col(m.ContactEmail.contact_id) == m.Contact.id)
             .where(m.ContactEmail.address == message.from_address)
         ).first()
+        assert sender is not None
     await pilot.press("1")
     table = app.screen.query_one(PagedTable)
     await wait_for(lambda: table.row_count > 0, pilot)
@@ -122,15 +132,18 @@ async def test_a_reply_to_a_contact_without_a_deal_takes_a_fitting_template(app:
     assert subject.startswith("Re: ")
     await pilot.press("ctrl+t")
     await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
-    options = app.screen.query_one(OptionList)
+    picker = app.screen
+    assert isinstance(picker, TemplatePicker)
+    options = picker.query_one(OptionList)
     listed = [options.get_option_at_index(i) for i in range(options.option_count)]
-    fits = [fit.fits for fit in app.screen.shown]  # as listed
+    fits = [fit.fits for fit in picker.shown]  # as listed
     fitting = [str(o.prompt).split(" — ")[0] for o, fit in zip(listed, fits, strict=True) if fit]
     assert fitting[:3] == ["Danke für Ihre Nachricht", "Nachfassen", "Terminvorschlag"]
     assert all(fits[: len(fitting)]), "the templates that fit come first"
     assert any(str(o.prompt) == "Termin bestätigen — needs a deal" for o in listed)
     await pilot.press(*"nachf")  # type-ahead
     await wait_for(lambda: options.option_count == 2, pilot)  # Nachfassen, Angebot nachfassen (needs a quote)
+    assert options.highlighted is not None
     assert str(options.get_option_at_index(options.highlighted).prompt).startswith("Nachfassen")
     await pilot.press("enter")
     await wait_for(lambda: app.screen is compose, pilot)
@@ -144,7 +157,8 @@ async def test_a_reply_to_a_contact_without_a_deal_takes_a_fitting_template(app:
         await pilot.press("y")
     await wait_for(lambda: not isinstance(app.screen, ComposeScreen), pilot)
     with app.context.database().read() as session:
-        item = session.scalars(select(m.OutboxItem).order_by(m.OutboxItem.id.desc())).first()  # type: ignore[union-attr]
+        item = session.scalars(select(m.OutboxItem).order_by(col(m.OutboxItem.id).desc())).first()
+    assert item is not None
     sent = email.message_from_bytes(item.raw, policy=email.policy.default)
     assert sent["Subject"] == subject
     assert sent["In-Reply-To"] == message.message_id_header
@@ -194,7 +208,7 @@ async def test_a_mass_mail_to_the_team_shows_recipients_and_the_first_mails_firs
     options = app.screen.query_one(OptionList)
     assert str(options.get_option_at_index(0).prompt).startswith("Vertriebsrunde"), "fits a colleague"
     await pilot.press(*"vertr", "enter")
-    await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+    await wait_for(lambda: mass_mail_shown(app), pilot)
     mass = app.screen
     text = mass.query_one("#mass-skipped-text", Static)
     await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
@@ -228,7 +242,7 @@ async def test_a_mass_mail_to_a_contact_list_offers_the_templates_a_contact_can_
     ]
     assert "Vertriebsrunde — needs a colleague as recipient" in listed
     await pilot.press("enter")
-    await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+    await wait_for(lambda: mass_mail_shown(app), pilot)
     text = app.screen.query_one("#mass-skipped-text", Static)
     await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
     assert f"Recipients ({table.row_count})" in shown(text) and "Guten Tag Ida Scholz," in shown(text)
@@ -258,7 +272,7 @@ async def test_a_mass_mail_to_leads_greets_the_person_and_leaves_out_converted_a
     await pilot.press("M")
     await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
     await pilot.press(*"anfrage", "enter")
-    await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+    await wait_for(lambda: mass_mail_shown(app), pilot)
     mass = app.screen
     text = mass.query_one("#mass-skipped-text", Static)
     await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
@@ -282,7 +296,7 @@ async def test_the_status_bar_stops_saying_the_recipients_are_checked_once_they_
     await pilot.press("M")
     await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
     await pilot.press(*"nachf", "enter")
-    await wait_for(lambda: isinstance(app.screen, MassMailScreen), pilot)
+    await wait_for(lambda: mass_mail_shown(app), pilot)
     text = app.screen.query_one("#mass-skipped-text", Static)
     await wait_for(lambda: "The first 3 mails" in shown(text), pilot)
     await wait_for(lambda: "checking every recipient" not in status(app), pilot)
@@ -299,14 +313,14 @@ async def test_a_reply_to_a_customer_with_one_open_deal_fills_deal_templates_fro
     """T on a mail from a customer whose related panel shows one open deal (the mail not filed on a deal):
     the deal's templates fit, and the picker says which deal it uses."""
     with app.context.database().read() as session:
-        on_deals = select(m.MailLink.message_id).where(m.MailLink.record_type == "opportunity")
+        on_deals = select(col(m.MailLink.message_id)).where(m.MailLink.record_type == "opportunity")
         message, deal = next(
             (message, deals[0])
             for message in session.scalars(
                 select(m.MailMessage)
-                .join(m.ContactEmail, m.ContactEmail.address == m.MailMessage.from_address)
-                .where(m.MailMessage.is_outgoing.is_(False), m.MailMessage.id.not_in(on_deals))  # type: ignore[attr-defined,union-attr]
-                .order_by(m.MailMessage.sent_at.desc())  # type: ignore[union-attr]
+                .join(m.ContactEmail, col(m.ContactEmail.address) == m.MailMessage.from_address)
+                .where(col(m.MailMessage.is_outgoing).is_(False), col(m.MailMessage.id).not_in(on_deals))
+                .order_by(col(m.MailMessage.sent_at).desc())
             )
             if len(deals := open_deals(session, message.from_address)) == 1
         )
@@ -319,6 +333,7 @@ async def test_a_reply_to_a_customer_with_one_open_deal_fills_deal_templates_fro
     await pilot.press("T")
     await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
     picker = app.screen
+    assert isinstance(picker, TemplatePicker)
     notes = [shown(note) for note in picker.query(".picker-note")]
     assert any(note.startswith(f"Deal: {deal.title} — the only open deal of ") for note in notes), notes
     listed = {fit.name: fit for fit in picker.shown}
@@ -355,7 +370,7 @@ async def test_enter_on_a_template_that_does_not_fit_says_why_under_the_list(app
     with app.context.database().read() as session:
         address = next(
             address
-            for address in session.scalars(select(m.ContactEmail.address).order_by(m.ContactEmail.id))
+            for address in session.scalars(select(m.ContactEmail.address).order_by(col(m.ContactEmail.id)))
             if not open_deals(session, address)
         )
     compose = await new_mail(app, pilot)
@@ -396,7 +411,7 @@ async def test_the_new_template_forms_placeholders_look_like_examples_when_saved
     for widget in (subject, body):  # dim and italic, as an example looks (not as a value typed in)
         line = [segment for segment in widget.render_line(0) if segment.text.strip()]
         assert "".join(segment.text for segment in line).startswith("e.g. ")
-        assert all(segment.style.dim and segment.style.italic for segment in line), line  # type: ignore[union-attr]
+        assert all(segment.style.dim and segment.style.italic for segment in line), line
     assert not errors(app)
 
 
@@ -415,15 +430,13 @@ async def test_tab_from_the_text_goes_round_to_to_and_a_subject_tabbed_into_is_n
     body = compose.query_one("#c-body", TextArea)
     body.focus()
     await pilot.press("B", "1", "tab")
-    await pilot.pause()
-    assert app.focused is compose.query_one("#c-to"), app.focused
+    await wait_for(lambda: app.focused is compose.query_one("#c-to"), pilot)
     to_before = compose.query_one("#c-to", Input).value
     await pilot.press("x")
-    await pilot.pause()
-    assert compose.query_one("#c-to", Input).value != to_before, "what is typed after Tab lands in To"
+    # what is typed after Tab lands in To
+    await wait_for(lambda: compose.query_one("#c-to", Input).value != to_before, pilot)
     subject.focus()
-    await pilot.pause()
+    await wait_for(lambda: app.focused is subject, pilot)
     await pilot.press("!", "T")
-    await pilot.pause()
-    assert subject.value == "Angebot Dach!T"
+    await wait_for(lambda: subject.value == "Angebot Dach!T", pilot)
     assert body.text.startswith("B1")
