@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 # The object's keys the text shows elsewhere: in the heading, in the custom lines, in the related table.
 _APART = ("id", "custom", "related", "items")
+_LARGEST_ID = 2**31 - 1
 # The key whose value heads the text (after the record's TYPE:ID).
 _HEADINGS = ("name", "title", "subject", "number")
 # Amounts: shown with the currency beside them.
@@ -92,8 +93,8 @@ def record_object(session: Session, ref: RecordRef, *, partner_id: int | None = 
     # the services load the ORM: imported when the command runs, so that --help starts fast
     from crm_tui.core.services import custom_fields, overview
 
-    build = _BUILDERS[ref.type]
-    data = build(session, ref.id, partner_id)
+    # Ids are 32-bit integers in PostgreSQL (which refuses to compare with a larger number): none is larger.
+    data = _BUILDERS[ref.type](session, ref.id, partner_id) if ref.id <= _LARGEST_ID else None
     if data is None:
         raise NotFound(f"{ref} does not exist")
     if "custom" not in data:

@@ -101,10 +101,10 @@ def test_an_id_of_another_type_or_no_id_at_all_is_a_usage_error(
 def test_a_missing_record_says_so_in_one_line_and_exits_1(
     capsys: pytest.CaptureFixture[str], demo_home: Path, command: str
 ) -> None:
-    for missing in ("99999", f"{COMMANDS[command]}:99999"):
+    for missing in ("99999", f"{COMMANDS[command]}:99999", "3000000000"):  # the last beyond 32 bits
         code, out, err = run(capsys, demo_home, command, "show", missing)
         assert (code, out) == (1, "")
-        assert err == f"crm-tui: {COMMANDS[command]}:99999 does not exist\n"
+        assert err == f"crm-tui: {COMMANDS[command]}:{missing.split(':')[-1]} does not exist\n"
 
 
 def test_a_deal_shows_its_facts_people_custom_fields_and_related_records(
