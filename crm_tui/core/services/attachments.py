@@ -16,13 +16,14 @@ from sqlalchemy import delete, func, insert, select
 from sqlmodel import Session, col
 
 from crm_tui.core import models as m
+from crm_tui.core.bulk import table_of
 from crm_tui.core.db import Database, execute_core
 from crm_tui.core.errors import CrmError, FieldErrors, ValidationError
 from crm_tui.core.field_checks import check_text
 from crm_tui.core.private_files import open_private, private_dir
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.records import ATTACHABLE, record_exists, record_label
-from crm_tui.core.services.rows import get_or_404, id_of, table_of
+from crm_tui.core.services.rows import get_or_404, id_of
 from crm_tui.core.types import RecordRef, RecordType
 
 MAX_DOCUMENT_BYTES = 512 * 1024 * 1024

@@ -15,10 +15,11 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from crm_tui.core import models as m
+from crm_tui.core.bulk import table_of
 from crm_tui.core.errors import FieldErrors, NotFound
 from crm_tui.core.services import mailbox
 from crm_tui.core.services.own_addresses import my_addresses as my_addresses  # kept here for its callers
-from crm_tui.core.services.rows import id_of, table_of
+from crm_tui.core.services.rows import id_of
 
 SECURITIES = ("ssl", "starttls", "none")
 PASSWORD_SOURCES = ("keyring", "env", "command")

@@ -22,7 +22,6 @@ from crm_tui.core import models as m
 from crm_tui.core.addresses import domain_of
 from crm_tui.core.mail_identity import stored_addresses
 from crm_tui.core.services.mail_store import link_message
-from crm_tui.core.services.rows import table_of
 from crm_tui.core.types import RecordRef, RecordType
 
 THREAD_TYPES = (RecordType.OPPORTUNITY.value, RecordType.TICKET.value)
@@ -281,14 +280,14 @@ def link_many(
                 }
             )
             made.setdefault(message.id, []).append((ref, reason))
-    bulk.insert_rows(session, table_of(m.MailLink), rows)
+    bulk.insert_rows(session, bulk.table_of(m.MailLink), rows)
     return made
 
 
 def link_manually(session: Session, message_id: int, ref: RecordRef, *, now: datetime) -> m.MailLink:
     """File a message on a record by hand: the link is manual from now on and an earlier unlink is undone."""
     session.execute(
-        table_of(m.MailUnlink)
+        bulk.table_of(m.MailUnlink)
         .delete()
         .where(
             (col(m.MailUnlink.message_id) == message_id)

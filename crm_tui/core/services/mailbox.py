@@ -22,7 +22,7 @@ from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.mail_data import HEADER_COLUMNS, header_values
 from crm_tui.core.services.mail_store import MessageData
-from crm_tui.core.services.rows import id_of, rows_affected, stored_ids, table_of
+from crm_tui.core.services.rows import id_of, rows_affected, stored_ids
 
 LOCK_LEASE = timedelta(minutes=2)  # a lock not renewed for this long is stale
 LOCK_RENEWAL = LOCK_LEASE / 4  # a sync renews its lock when it is this old, at its next write
@@ -92,7 +92,7 @@ def folders_of(session: Session, account_id: int) -> list[m.MailFolder]:
 def ever_synced(session: Session, account_id: int) -> bool:
     """Whether any folder of the account was ever synced (a sync records its UIDVALIDITY). Read without the
     ORM, like ``mail_accounts.account_row``: the sync asks before its login starts."""
-    table = table_of(m.MailFolder)
+    table = bulk.table_of(m.MailFolder)
     synced = select(table.c.id).where(table.c.account_id == account_id, table.c.uidvalidity.is_not(None))
     return session.execute(synced.limit(1)).first() is not None
 
@@ -201,10 +201,10 @@ def store_headers(
             row.values + _PROVISIONAL + (row.size, outgoing, "\\Seen" in names, "\\Flagged" in names, now)
         )
     # Straight to the driver (``core.bulk``), not through the ORM: this runs for every synced batch.
-    ids = bulk.insert_tuples(session, table_of(m.MailMessage), _HEADER_INSERT, values)
+    ids = bulk.insert_tuples(session, bulk.table_of(m.MailMessage), _HEADER_INSERT, values)
     bulk.insert_tuples(
         session,
-        table_of(m.MailLocation),
+        bulk.table_of(m.MailLocation),
         ("message_id", "folder_id", "uidvalidity", "uid", "flags", "modseq", "pending_move"),
         [
             (message_id, folder.id, uidvalidity, row.uid, text, row.modseq, None)
@@ -580,7 +580,7 @@ def _keep_copy_bytes(
         theirs = batch_raw[twin] if twin in batch_raw else stored.get(twin)
         if mine is None or theirs is None or mine != theirs:
             own.append({"location_id": location_id, "raw": mine})
-    table = table_of(m.MailLocationRaw)
+    table = bulk.table_of(m.MailLocationRaw)
     session.execute(
         delete(table).where(bulk.among(session, table.c.location_id, [location for location, *_ in merging]))
     )
@@ -592,7 +592,7 @@ def _drop_same_copy_bytes(session: Session, location_ids: list[int]) -> None:
     """Of the merged copies' bytes, those equal to their message's go: such a copy reads its message's."""
     if not location_ids:
         return
-    table = table_of(m.MailLocationRaw)
+    table = bulk.table_of(m.MailLocationRaw)
     message_bytes = (
         select(col(m.MailRaw.raw))
         .join(m.MailLocation, col(m.MailLocation.message_id) == col(m.MailRaw.message_id))
@@ -626,7 +626,7 @@ def copy_raw(session: Session, location_id: int) -> bytes | None:
 def keep_copy_raw(session: Session, location_id: int, raw: bytes) -> None:
     """A copy's bytes fetched from the server (``copy_raw`` had none): kept as its own where they differ
     from its message's."""
-    table = table_of(m.MailLocationRaw)
+    table = bulk.table_of(m.MailLocationRaw)
     session.execute(delete(table).where(table.c.location_id == location_id))
     session.execute(insert(table).values(location_id=location_id, raw=bytes(raw)))
     _drop_same_copy_bytes(session, [location_id])
@@ -635,7 +635,7 @@ def keep_copy_raw(session: Session, location_id: int, raw: bytes) -> None:
 def _update_messages(session: Session, updates: list[dict[str, object]]) -> None:
     """One executemany UPDATE ... WHERE id = ? (``core.bulk``: this runs for every synced batch)."""
     # The header columns were written with the headers: the same values, unless the body's parse differs.
-    bulk.update_rows(session, table_of(m.MailMessage), updates, expected=_HEADER_FIELDS)
+    bulk.update_rows(session, bulk.table_of(m.MailMessage), updates, expected=_HEADER_FIELDS)
 
 
 _Mark = TypeVar("_Mark", m.MailLink, m.MailUnlink)

@@ -7,12 +7,12 @@ import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
-from sqlalchemy import CursorResult, Result, Table, select
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import CursorResult, Result, select
 from sqlmodel import Session, SQLModel
 
 from crm_tui.core.errors import FieldErrors, NotFound
 from crm_tui.core.search_text import like_pattern, search_terms
+from crm_tui.core.types import stored_id
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -28,9 +28,7 @@ class _Stored(Protocol):
 
 def id_of(row: _Stored) -> int:
     """The id of a row read from the database or flushed to it (a model's id is None only before that)."""
-    if row.id is None:
-        raise ValueError(f"{type(row).__name__} has no id: it was not flushed")
-    return row.id
+    return stored_id(row.id)
 
 
 def owned_by_default(data: D, me_id: int | None) -> D:
@@ -50,11 +48,6 @@ def rows_affected(result: Result[Any]) -> int:
     """How many rows an UPDATE or DELETE touched: its result is a CursorResult, which sqlmodel's
     ``Session.execute`` types as a plain Result."""
     return cast("CursorResult[Any]", result).rowcount or 0
-
-
-def table_of(model: type[SQLModel]) -> Table:
-    """A model's table, for Core statements: sqlmodel does not declare ``__table__`` to the type checker."""
-    return cast(Table, sa_inspect(model).local_table)  # a declarative model's local table is its Table
 
 
 def child_values(session: Session, value: Any, parent: Any, parent_id: int, order: Any) -> list[Any]:
