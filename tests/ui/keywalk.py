@@ -174,8 +174,7 @@ async def quick_press(pilot: Any, key: str) -> None:
     import unicodedata
 
     from textual import events
-    from textual.app import _get_unicode_name_from_key
-    from textual.keys import REPLACED_KEYS, _character_to_key
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 
     app = pilot.app
     if len(key) == 1 and not key.isalnum():

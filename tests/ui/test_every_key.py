@@ -12,6 +12,7 @@ ERROR. $EDITOR and the desktop opener are a recording command.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,22 @@ def _focus_list(screen: Any) -> None:
         table.focus()
 
 
+def _then_focus_list(method: str, argument: object) -> Callable[[Any], None]:
+    """The mode's screen's ``method(argument)`` (a view chosen), then the focus on its list."""
+
+    def prepare(screen: Any) -> None:
+        getattr(screen, method)(argument)
+        _focus_list(screen)
+
+    return prepare
+
+
 # Per mode: each view's name, how the mode's screen shows it, and the key that then highlights a row.
 VIEWS: dict[str, list[tuple[str, Any, str | None]]] = {
     "contacts": [
         (
             f"contacts/{kind.value}",
-            lambda screen, kind=kind: (screen.show_kind(kind), _focus_list(screen)),
+            _then_focus_list("show_kind", kind),
             "home",
         )
         for kind in ORDER
@@ -84,7 +95,7 @@ VIEWS: dict[str, list[tuple[str, Any, str | None]]] = {
     "inbox": [
         (
             f"inbox/{view}",
-            lambda screen, view=view: (screen.choose_scope(f"view:{view}"), _focus_list(screen)),
+            _then_focus_list("choose_scope", f"view:{view}"),
             "home",
         )
         for view in ("all", "unlinked", "deals", "awaiting", "no-reply")

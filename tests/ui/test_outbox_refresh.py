@@ -26,7 +26,8 @@ async def test_the_outbox_view_shows_a_mail_another_crm_tui_queued(app: Any, pil
     try:
         with other.write() as session:
             account = session.scalars(select(m.MailAccount)).first()
-            outbox.queue(session, account_id=account.id, message_id="<elsewhere@crm.example>",  # type: ignore[union-attr]
+            assert account is not None and account.id is not None
+            outbox.queue(session, account_id=account.id, message_id="<elsewhere@crm.example>",
                          from_address="anna@crm.example", recipients=["kunde@example.com"],
                          subject="Von nebenan", raw=b"Subject: Von nebenan\r\n\r\nx\r\n", now=NOW)  # fmt: skip
     finally:

@@ -13,6 +13,7 @@ from textual.widgets import Input, OptionList, Static
 
 from crm_tui.ui.app import CrmApp
 from crm_tui.ui.screens.compose import ComposeScreen
+from crm_tui.ui.screens.outbox import OutboxScreen
 from crm_tui.ui.screens.template_picker import TemplatePicker
 from tests.ui.helpers import new_template_form, wait_for
 from tests.ui.keywalk import settle
@@ -38,7 +39,9 @@ async def new_mail(app: CrmApp, pilot: Any) -> ComposeScreen:
     await settle(pilot)
     await pilot.press("m")
     await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-    return app.screen  # type: ignore[return-value]
+    screen = app.screen
+    assert isinstance(screen, ComposeScreen)
+    return screen
 
 
 async def open_picker(app: CrmApp, pilot: Any) -> tuple[TemplatePicker, OptionList]:
@@ -102,6 +105,7 @@ async def test_tab_and_arrows_take_the_highlighted_template(app: CrmApp, pilot: 
     subject.value = ""
     await pilot.press("ctrl+t")
     await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
+    assert isinstance(app.screen, TemplatePicker)
     picker = app.screen
     await pilot.press("down", "down", "down")
     assert picker.query_one(OptionList).highlighted == 3
@@ -121,6 +125,7 @@ def queue_mail(app: CrmApp, subject: str, to: str) -> None:
 
     with app.context.database().write() as session:
         account = session.scalars(select(m.MailAccount)).first()
+        assert account is not None and account.id is not None
         outbox.queue(
             session,
             account_id=account.id,
@@ -133,16 +138,16 @@ def queue_mail(app: CrmApp, subject: str, to: str) -> None:
         )
 
 
-async def open_outbox(app: CrmApp, pilot: Any, rows: int) -> Any:
-    from crm_tui.ui.screens.outbox import OutboxScreen
-
+async def open_outbox(app: CrmApp, pilot: Any, rows: int) -> OutboxScreen:
     await pilot.press("1")
     await settle(pilot)
     await pilot.press("o")
     await wait_for(
         lambda: isinstance(app.screen, OutboxScreen) and len(getattr(app.screen, "rows", [])) == rows, pilot
     )
-    return app.screen
+    screen = app.screen
+    assert isinstance(screen, OutboxScreen)
+    return screen
 
 
 def status(app: CrmApp) -> str:

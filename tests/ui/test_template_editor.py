@@ -20,7 +20,7 @@ _SPINS = "{% set n=9000 %}{% for i in range(n) %}{% for j in range(n) %}{% endfo
 
 
 def _stored(app: CrmApp) -> list[str]:
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
+    with app.context.database().read() as session:
         return [template.name for template in email_templates.list_templates(session)]
 
 
@@ -36,6 +36,7 @@ async def test_the_editor_refuses_a_template_that_can_never_fill_saying_why(app:
     await pilot.press("n")
     await wait_for(lambda: isinstance(app.screen, TemplateForm), pilot)
     form = app.screen
+    assert isinstance(form, TemplateForm)
     form.query_one("#f-name", Input).value = "Endlos"
     form.query_one("#f-subject", Input).value = "Hallo {{ contact.first_name }}"
     form.query_one("#f-body", TextArea).text = "Guten Tag,\n" + _SPINS
@@ -50,7 +51,7 @@ async def test_the_editor_refuses_a_template_that_can_never_fill_saying_why(app:
     steps = 0
     deadline = asyncio.get_running_loop().time() + 10
     while form.checking is not None and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the behaviour under test: the app's loop runs while the check does
         steps += 1
         if steps == 2:
             form.query_one("#f-description", Input).value = "Test"  # typed while it is checked

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm_tui.core import models as m
 from crm_tui.core.free_mail import free_domains
@@ -37,22 +38,22 @@ async def test_the_demos_views_show_what_they_promise(app: CrmApp, pilot: Any) -
         await wait_for(lambda: app.screen is screen and keys(table) != all_mail, pilot)
         return keys(table)
 
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
+    with app.context.database().read() as session:
         rows = {
             row.id: row
             for row in session.execute(
                 select(
-                    m.MailMessage.id,
-                    m.MailMessage.thread_id,
-                    m.MailMessage.is_outgoing,
-                    m.MailMessage.is_automatic,
-                    m.MailMessage.from_address,
-                    m.MailMessage.subject_key,
-                    m.MailMessage.sent_at,
+                    col(m.MailMessage.id),
+                    col(m.MailMessage.thread_id),
+                    col(m.MailMessage.is_outgoing),
+                    col(m.MailMessage.is_automatic),
+                    col(m.MailMessage.from_address),
+                    col(m.MailMessage.subject_key),
+                    col(m.MailMessage.sent_at),
                 )
             )
         }
-        domains = set(session.scalars(select(m.OrganizationDomain.domain)))
+        domains = set(session.scalars(select(col(m.OrganizationDomain.domain))))
     assert not domains & free_domains(), "no organization of the demo has a free-mail domain"
     assert any(row.is_automatic for row in rows.values()), "the demo has out-of-office replies"
     # Two customers wrote with the same subject: two threads.

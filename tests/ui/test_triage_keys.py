@@ -9,6 +9,8 @@ import email.policy
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
+from textual.widgets import TextArea
 
 from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
@@ -18,7 +20,7 @@ from tests.ui.helpers import open_inbox, pick_view, wait_for
 
 
 def count(app: CrmApp, query: Any) -> int:
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
+    with app.context.database().read() as session:
         return int(session.scalar(query) or 0)
 
 
@@ -29,7 +31,7 @@ async def test_file_on_the_suggested_deal_in_two_keys(app: CrmApp, pilot: Any) -
     on_deal = (
         select(func.count())
         .select_from(m.MailLink)
-        .where(m.MailLink.message_id == message_id, m.MailLink.record_type == "opportunity")
+        .where(col(m.MailLink.message_id) == message_id, col(m.MailLink.record_type) == "opportunity")
     )
     before = count(app, on_deal)
     await pilot.press("e")
@@ -56,7 +58,7 @@ async def test_a_follow_up_task_in_two_keys(app: CrmApp, pilot: Any) -> None:
     screen, table = await open_inbox(app, pilot)
     await pick_view(app, pilot, screen, "open deals")
     message_id = int(table.loaded_rows[0].key)
-    tasks = select(func.count()).select_from(m.Activity).where(m.Activity.follow_up_of == message_id)
+    tasks = select(func.count()).select_from(m.Activity).where(col(m.Activity.follow_up_of) == message_id)
     await pilot.press("A")
     await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
     await pilot.press("ctrl+s")
@@ -75,9 +77,9 @@ async def test_a_reply_with_a_fitting_template_in_three_keys_and_u_takes_it_back
     screen, table = await open_inbox(app, pilot)
     await pick_view(app, pilot, screen, "open deals")  # a customer's mail (an unknown sender's fits none)
     message_id = int(table.loaded_rows[0].key)
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
-        original = session.get(m.MailMessage, message_id)
-        subject, header = original.subject, original.message_id_header  # type: ignore[union-attr]
+    with app.context.database().read() as session:
+        original = session.get_one(m.MailMessage, message_id)
+        subject, header = original.subject, original.message_id_header
     queued = select(func.count()).select_from(m.OutboxItem)
     drafts = select(func.count()).select_from(m.MailDraft)
     before, drafts_before = count(app, queued), count(app, drafts)
@@ -88,16 +90,17 @@ async def test_a_reply_with_a_fitting_template_in_three_keys_and_u_takes_it_back
     compose = app.screen
     await wait_for(
         lambda: (
-            "> " in compose.query_one("#c-body").text
-            and not compose.query_one("#c-body").text.startswith(">")
+            "> " in compose.query_one("#c-body", TextArea).text
+            and not compose.query_one("#c-body", TextArea).text.startswith(">")
         ),
         pilot,
-    )  # type: ignore[attr-defined]
+    )
     await pilot.press("ctrl+s")
     await wait_for(lambda: app.screen is screen and count(app, queued) == before + 1, pilot)
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
-        item = session.scalars(select(m.OutboxItem).order_by(m.OutboxItem.id.desc())).first()  # type: ignore[union-attr]
-        raw = item.raw  # type: ignore[union-attr]
+    with app.context.database().read() as session:
+        item = session.scalars(select(m.OutboxItem).order_by(col(m.OutboxItem.id).desc())).first()
+        assert item is not None
+        raw = item.raw
     sent = email.message_from_bytes(raw, policy=email.policy.default)
     assert sent["Subject"] == (subject if subject.lower().startswith("re:") else f"Re: {subject}")
     assert sent["In-Reply-To"] == header and header in sent["References"]  # the thread is kept
