@@ -215,6 +215,12 @@ class CrmApp(ReportsErrors, App[None]):
 
         self.push_screen(AutomationScreen(view))
 
+    def action_open_deal(self) -> None:
+        """The palette's "Open deal...": a picker over the deals, then the deal's screen."""
+        from crm_tui.ui.screens.deal import pick_and_open_deal
+
+        pick_and_open_deal(self)
+
     # --- the outbox ---
 
     def action_take_back(self) -> None:
@@ -435,6 +441,11 @@ class CrmApp(ReportsErrors, App[None]):
         textual_commands = list(super().get_system_commands(screen))
         yield from textual_commands
         titles = {command.title for command in textual_commands}
+        titles.add("Open deal...")
+        yield SystemCommand(
+            "Open deal...", "a deal's screen: its people, timeline and moves (type part of its title)",
+            self.action_open_deal,
+        )  # fmt: skip
         for view, title in (("rules", "rules"), ("pending", "pending actions"), ("log", "log")):
             titles.add(f"Automation {title}")
             yield SystemCommand(

@@ -173,6 +173,30 @@ class BoardDetailLoaded(Message):
         self.deal_id, self.data, self.request = deal_id, data, request
 
 
+class DealStoryLoaded(Message):
+    """A deal's whole story for the deal screen (core.services.deal_story.DealStory; None: the deal is gone)."""
+
+    def __init__(self, deal_id: int, story: Any, request: int):
+        super().__init__()
+        self.deal_id, self.story, self.request = deal_id, story, request
+
+
+class TimelinePageLoaded(Message):
+    """A further page of a deal's timeline (deal_story.TimelinePage) for the deal screen."""
+
+    def __init__(self, deal_id: int, page: Any, request: int):
+        super().__init__()
+        self.deal_id, self.page, self.request = deal_id, page, request
+
+
+class DealsFound(Message):
+    """Deals matching what was typed in the "Open deal..." picker: (id, label)."""
+
+    def __init__(self, query: str, found: list[tuple[int, str]]):
+        super().__init__()
+        self.query, self.found = query, found
+
+
 class ForecastLoaded(Message):
     def __init__(self, text: Text):
         super().__init__()

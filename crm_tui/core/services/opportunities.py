@@ -156,10 +156,20 @@ def _apply(
     session.add(deal)
     session.flush()
     assert deal.id is not None
+    # Each person's role on the deal stays through an edit of the deal (the form does not show roles).
+    roles = dict(
+        session.execute(
+            select(col(m.OpportunityContact.contact_id), col(m.OpportunityContact.role)).where(
+                col(m.OpportunityContact.opportunity_id) == deal.id
+            )
+        ).all()
+    )
     session.execute(delete(m.OpportunityContact).where(col(m.OpportunityContact.opportunity_id) == deal.id))
     session.info.get("primary_contacts", {}).pop(deal.id, None)  # email_templates.PRIMARY_CONTACTS
     session.add_all(
-        m.OpportunityContact(opportunity_id=deal.id, contact_id=cid, is_primary=cid == clean["primary"])
+        m.OpportunityContact(
+            opportunity_id=deal.id, contact_id=cid, is_primary=cid == clean["primary"], role=roles.get(cid)
+        )
         for cid in clean["contact_ids"]
     )
     custom_fields.store_values(session, deal.id, clean["custom"])
@@ -280,6 +290,57 @@ def move_to_stage(
     return deal
 
 
+def copy_to_stage(
+    session: Session, deal_id: int, stage_id: int, *, now: datetime, user_id: int | None
+) -> m.Opportunity:
+    """A copy of the deal (its facts, people with their roles, custom fields) in ``stage_id`` of any pipeline,
+    titled "... (Copy)" and remembering where it comes from (``copied_from_id``): ``C`` on a deal."""
+    deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
+    stage = session.get(m.Stage, stage_id)
+    if stage is None:
+        raise ValidationError.single("stage_id", f"stage:{stage_id} does not exist")
+    people = contacts_of(session, deal_id)
+    copy = create_opportunity(
+        session,
+        OpportunityInput(
+            title=f"{deal.title} (Copy)"[:200],
+            pipeline_id=stage.pipeline_id,
+            stage_id=stage.id,
+            amount_cents=deal.amount_cents,
+            currency=deal.currency,
+            expected_close=deal.expected_close,
+            owner_id=deal.owner_id,
+            organization_id=deal.organization_id,
+            installer_id=deal.installer_id,
+            reseller_id=deal.reseller_id,
+            contact_ids=[c for c, _ in people],
+            primary_contact_id=next((c for c, primary in people if primary), None),
+            lost_reason=deal.lost_reason if stage.kind == m.StageKind.LOST.value else None,
+            description=deal.description,
+            source_lead_id=deal.source_lead_id,
+            custom=custom_fields.get_values(session, RecordRef(RecordType.OPPORTUNITY, deal_id)) or None,
+        ),
+        now=now,
+        user_id=user_id,
+    )
+    copy.copied_from_id = deal_id
+    session.add(copy)
+    roles = dict(
+        session.execute(
+            select(col(m.OpportunityContact.contact_id), col(m.OpportunityContact.role)).where(
+                col(m.OpportunityContact.opportunity_id) == deal_id
+            )
+        ).all()
+    )
+    for row in session.scalars(
+        select(m.OpportunityContact).where(col(m.OpportunityContact.opportunity_id) == copy.id)
+    ):
+        row.role = roles.get(row.contact_id)
+        session.add(row)
+    session.flush()
+    return copy
+
+
 def adjacent_stage(session: Session, deal_id: int, step: int) -> m.Stage | None:
     """The stage ``step`` places after (or before, if negative) the deal's current one; None at either end."""
     deal = get_or_404(session, m.Opportunity, deal_id, "opportunity")
@@ -366,6 +427,21 @@ def contacts_of(session: Session, deal_id: int) -> list[tuple[int, bool]]:
             .order_by(col(m.OpportunityContact.is_primary).desc(), col(m.OpportunityContact.contact_id))
         )
     ]
+
+
+CONTACT_ROLES = ("decision maker", "technical", "billing", "user", "influencer", "other")
+
+
+def set_contact_role(session: Session, deal_id: int, contact_id: int, role: str | None) -> None:
+    """A person's role on the deal (one of CONTACT_ROLES, or None: no role)."""
+    if role is not None and role not in CONTACT_ROLES:
+        raise ValidationError.single("role", f"the role is one of: {', '.join(CONTACT_ROLES)}")
+    row = session.get(m.OpportunityContact, (deal_id, contact_id))
+    if row is None:
+        raise ValidationError.single("contact_id", f"contact:{contact_id} is not on this deal")
+    row.role = role
+    session.add(row)
+    session.flush()
 
 
 def delete_opportunity(session: Session, deal_id: int) -> list[str]:

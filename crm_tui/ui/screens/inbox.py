@@ -737,61 +737,10 @@ class InboxScreen(SearchesItsList, CrmScreen):
         """m: a new mail; r: reply to the sender; g: reply to all; f: forward (attachments included); T: a reply
         that starts in the template picker (the templates this mail can fill first). Once ctrl+s has queued
         the mail, u takes it back until it goes out."""
-        # the mail modules load when first used, not with the app (start-up)
-        from crm_tui.mail import compose
-
-        context = self.context
         message_id = self.current() if kind != "new" else None
         if kind != "new" and message_id is None:
             return
-        with context.database().read() as session:
-            identities = mail_accounts.identities(session)
-            mine = mail_accounts.my_addresses(session)
-            identity = mail_accounts.identity_for(session, message_id) if message_id else None
-            original_raw = (mailbox.raw_of(session, message_id) or b"") if message_id else b""
-            original = (
-                original_of(session, message_id, original_raw, with_attachments=kind == "forward")
-                if message_id
-                else None
-            )
-        if not identities:
-            self.say("add a mail account first (Settings, or crm-tui account add)")
-            return
-        identity = identity or identities[0]
-        if original is None:
-            draft = compose.Draft(identity.name, identity.address)
-            title = "New mail"
-        elif kind == "forward":
-            draft = compose.forward(
-                original, from_name=identity.name, from_address=identity.address, zone=context.zone
-            )
-            title = "Forward"
-        else:
-            draft = compose.reply(
-                original,
-                from_name=identity.name,
-                from_address=identity.address,
-                mine=mine,
-                everyone=kind == "reply_all",
-                zone=context.zone,
-            )
-            title = "Reply to all" if kind == "reply_all" else "Reply"
-        draft.body = compose.with_signature(draft.body, identity.signature)
-        screen = ComposeScreen(
-            draft,
-            identities=identities,
-            identity_key=identity.key,
-            title=title,
-            reply_to_id=message_id if kind in ("reply", "reply_all") else None,
-            original=(
-                (original.subject, original_raw)
-                if kind == "forward" and original is not None and original_raw
-                else None
-            ),
-        )
-        self.app.push_screen(screen, self._queued)
-        if template:
-            screen.call_after_refresh(screen.action_template)
+        write_about(self, message_id, kind, template=template, then=self._queued)
 
     def _queued(self, result: Any) -> None:
         """A mail written from here went to the outbox: u takes it back (a draft again) until it goes out (the
@@ -1010,8 +959,77 @@ def related_text(session: Any, message_id: int, context: Any) -> Text:
     return text
 
 
+def write_about(
+    screen: CrmScreen,
+    message_id: int | None,
+    kind: str,
+    *,
+    template: bool = False,
+    then: Callable[[Any], None] | None = None,
+) -> None:
+    """Write a mail from ``screen``: kind new (no message), reply, reply_all or forward of ``message_id``; with
+    ``template`` the reply starts in the template picker. ``then`` gets what the compose screen returns."""
+    # the mail modules load when first used, not with the app (start-up)
+    from crm_tui.mail import compose
+
+    context = screen.context
+    with context.database().read() as session:
+        identities = mail_accounts.identities(session)
+        mine = mail_accounts.my_addresses(session)
+        identity = mail_accounts.identity_for(session, message_id) if message_id else None
+        original_raw = (mailbox.raw_of(session, message_id) or b"") if message_id else b""
+        original = (
+            original_of(session, message_id, original_raw, with_attachments=kind == "forward")
+            if message_id
+            else None
+        )
+    if not identities:
+        screen.notify("Add a mail account first (Settings, or crm-tui account add).", severity="warning")
+        return
+    identity = identity or identities[0]
+    if original is None:
+        draft = compose.Draft(identity.name, identity.address)
+        title = "New mail"
+    elif kind == "forward":
+        draft = compose.forward(
+            original, from_name=identity.name, from_address=identity.address, zone=context.zone
+        )
+        title = "Forward"
+    else:
+        draft = compose.reply(
+            original,
+            from_name=identity.name,
+            from_address=identity.address,
+            mine=mine,
+            everyone=kind == "reply_all",
+            zone=context.zone,
+        )
+        title = "Reply to all" if kind == "reply_all" else "Reply"
+    draft.body = compose.with_signature(draft.body, identity.signature)
+    composer = ComposeScreen(
+        draft,
+        identities=identities,
+        identity_key=identity.key,
+        title=title,
+        reply_to_id=message_id if kind in ("reply", "reply_all") else None,
+        original=(
+            (original.subject, original_raw)
+            if kind == "forward" and original is not None and original_raw
+            else None
+        ),
+    )
+    screen.app.push_screen(composer, then)
+    if template:
+        composer.call_after_refresh(composer.action_template)
+
+
+THREAD_SHOWN = 50  # messages of a thread the reader shows at most (the newest)
+
+
 class MessageReader(CrmScreen):
-    """One message, whole, to read (Enter in the list); q or Esc goes back."""
+    """One message, whole, to read (Enter in the list); with ``thread``, its whole thread, oldest first (Enter
+    on a mail of a deal's timeline). r replies, g replies to all (to the newest message of the thread); q or Esc
+    goes back."""
 
     BINDINGS = [
         Binding("q", "back", "Back", id="reader.back"),
@@ -1019,11 +1037,18 @@ class MessageReader(CrmScreen):
         Binding("j", "scroll(1)", "Down", show=False, id="reader.down"),
         Binding("k", "scroll(-1)", "Up", show=False, id="reader.up"),
         Binding("space", "page", "Page down", show=False, id="reader.page"),
+        Binding("r", "write('reply')", "Reply", id="reader.reply"),
+        Binding("g", "write('reply_all')", "Reply all", id="reader.reply_all"),
     ]
 
-    def __init__(self, message_id: int) -> None:
+    def __init__(self, message_id: int, *, thread: bool = False) -> None:
         super().__init__()
         self.message_id = message_id
+        self.thread = thread
+        self.newest_id = message_id  # what r and g answer: the thread's newest message
+
+    def action_write(self, kind: str) -> None:
+        write_about(self, self.newest_id, kind)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="reader"):
@@ -1039,12 +1064,24 @@ class MessageReader(CrmScreen):
 
         context = self.context
         with context.database().read() as session:
-            row = message_view(session, self.message_id)
-            text = message_text(row, context.zone, limit=1_000_000) if row else Text("This mail is gone.")
-        self.post_message(PreviewLoaded(self.message_id, text))
+            ids = [self.message_id]
+            if self.thread:
+                ids = triage.thread_members(session, [self.message_id], None).get(self.message_id, ids)
+            text = Text()
+            for index, message_id in enumerate(ids[-THREAD_SHOWN:]):
+                row = message_view(session, message_id)
+                if row is None:
+                    continue
+                if index:
+                    text.append("\n" + "═" * 60 + "\n\n", style="dim")
+                text.append_text(message_text(row, context.zone, limit=1_000_000 // len(ids)))
+            if not text.plain:
+                text = Text("This mail is gone.")
+        self.post_message(PreviewLoaded(ids[-1], text))
 
     @on(PreviewLoaded)
     def _show(self, message: PreviewLoaded) -> None:
+        self.newest_id = message.message_id
         self.query_one("#reader-text", Static).update(message.text)
 
     def action_back(self) -> None:

@@ -15,7 +15,6 @@ from textual.widgets import Footer, Input, Label, OptionList, SelectionList, Sta
 from textual.widgets.option_list import Option
 from textual.widgets.selection_list import Selection
 
-from crm_tui.core.automation import preview
 from crm_tui.core.errors import CrmError
 from crm_tui.core.money import format_money
 from crm_tui.core.sanitize import terminal_safe
@@ -27,8 +26,10 @@ from crm_tui.ui.forms.opportunities import opportunity_form
 from crm_tui.ui.messages import BoardDetailLoaded, BoardLoaded, ForecastLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.compose import write_from_record
+from crm_tui.ui.screens.deal import DealScreen
+from crm_tui.ui.screens.deal_moves import DealMoves
 from crm_tui.ui.screens.details import load_detail
-from crm_tui.ui.screens.dialogs import ConfirmDialog, PromptDialog
+from crm_tui.ui.screens.dialogs import PromptDialog
 from crm_tui.ui.screens.import_preview import ImportsFromFiles
 from crm_tui.ui.widgets.guard import ReportsErrors
 from crm_tui.ui.widgets.option_list import Options
@@ -98,7 +99,12 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         Binding("greater_than_sign", "move(1)", "Next stage", id="board.next_stage"),
         Binding("less_than_sign", "move(-1)", "Previous stage", id="board.previous_stage"),
         Binding("p", "switch_pipeline", "Pipeline", id="board.pipeline"),
-        Binding("e,enter", "edit", "Open deal", id="board.edit"),
+        Binding("enter", "open_deal_screen", "Open deal", id="board.open"),
+        Binding("e", "edit", "Edit deal", id="board.edit"),
+        Binding("G", "go_to_stage", "Go to stage", show=False, id="board.go_to_stage"),
+        Binding("C", "copy", "Copy to a pipeline", show=False, id="board.copy"),
+        Binding("L", "lost", "Lost", show=False, id="board.lost"),
+        Binding("u", "undo", "Undo move", show=False, id="board.undo"),
         Binding("n", "new", "New deal", show=False, id="board.new"),
         Binding("s", "substates", "Sub-states", id="board.substates"),
         Binding("a", "add_activity", "Add activity", show=False, id="board.add_activity"),
@@ -125,6 +131,8 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         # The column the user works in; focus follows it a moment later, so selection reads this, not focus.
         self._active_column = 0
         self._shown: tuple[int | None, str] = (None, "")  # the pipeline and filter the board shows
+        # G, C, L, < and > and their undo (u): shared with the deal screen.
+        self.moves = DealMoves(self, lambda deal_id: self.reload(select=deal_id))
 
     def compose(self) -> ComposeResult:
         yield Label("", id="board-title")
@@ -446,72 +454,42 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     def _move(self, deal_id: int, stage_id: int, reason: str | None) -> None:
         """Move, after showing what the move will fire and cancel (one key confirms) when rules are involved."""
-        preview = self._automation_preview(deal_id, stage_id)
-        if preview is None:
-            self._move_now(deal_id, stage_id, reason)
-            return
-        title, body = preview
-        self.app.push_screen(
-            ConfirmDialog(title, body, "Move"),
-            lambda yes: self._move_now(deal_id, stage_id, reason) if yes else None,
-        )
-
-    def _automation_preview(self, deal_id: int, stage_id: int) -> tuple[str, Text] | None:
-
-        context = self.context
-        now = context.clock.now()
-        with context.database().read() as session:
-            found = preview.stage_move(
-                session, deal_id, stage_id, now=now, me_id=context.me_id(), today=context.today()
-            )
-        if found is None:
-            return None
-        body = Text()
-        for item in found.planned:
-            does = terminal_safe(item.does)  # its merge fields filled (never "{{ contact.name }}")
-            if item.due_at is None:
-                body.append("  not now  ", style="dim")
-                body.append(
-                    f"{terminal_safe(item.rule)}: {does} (its conditions do not hold, or no date)\n",
-                    style="dim",
-                )
-                continue
-            due = item.due_at.astimezone(context.zone)
-            when = "at once" if item.due_at <= now else f"{due:%Y-%m-%d %H:%M}"
-            body.append(f"  {when:<17}", style="bold cyan")
-            body.append(f"{terminal_safe(item.rule)}: ", style="bold")
-            body.append(f"{does}  ({item.event})\n")
-        for step in found.cancelled:
-            body.append("  cancelled        ", style="bold yellow")
-            body.append(f"{terminal_safe(step.rule)}: {terminal_safe(step.does)} (was due "
-                        f"{step.was_due.astimezone(context.zone):%Y-%m-%d %H:%M})\n")  # fmt: skip
-        for activity_type, subject in found.completes:
-            body.append("  completed        ", style="bold green")
-            body.append(f"{activity_type}: {terminal_safe(subject)} (planned by a rule of this stage)\n")
-        body.append("\ny or Enter moves the deal · Esc keeps it where it is", style="dim")
-        title = terminal_safe(f"Move {found.deal_title!r} to {found.stage_name}: automation", max_length=100)
-        return title, body
-
-    def _move_now(self, deal_id: int, stage_id: int, reason: str | None) -> None:
-
-        context = self.context
-        self.write_in_worker(
-            lambda session: opportunities.move_to_stage(
-                session,
-                deal_id,
-                stage_id,
-                now=context.clock.now(),
-                user_id=context.me_id(),
-                lost_reason=reason,
-            ),
-            lambda _: self._moved(deal_id),
-        )
+        self.moves.move(deal_id, stage_id, reason)
 
     def _moved(self, deal_id: int) -> None:
-        self.reload(select=deal_id)
-        if getattr(self.app, "run_automations", False):
-            # What the move made due now fires at once; the board shows its effects afterwards.
-            self.crm_app.fire_automations(then=lambda: self.reload(select=deal_id))
+        self.moves.moved(deal_id)
+
+    def action_go_to_stage(self) -> None:
+        deal_id = self.selected_deal()
+        if deal_id is not None:
+            self.moves.go_to_stage(deal_id)
+
+    def action_copy(self) -> None:
+        deal_id = self.selected_deal()
+        if deal_id is not None:
+            self.moves.copy(deal_id)
+
+    def action_lost(self) -> None:
+        deal_id = self.selected_deal()
+        if deal_id is not None:
+            self.moves.lose(deal_id)
+
+    def action_undo(self) -> None:
+        """u: the last G, C, L, < or > taken back; without one, the mail just queued (the app's u)."""
+        if not self.moves.undo():
+            self.crm_app.action_take_back()
+
+    def action_open_deal_screen(self) -> None:
+        """Enter: the deal's screen (its people, timeline and moves); back on the board with q or Esc."""
+        deal_id = self.selected_deal()
+        if deal_id is not None:
+            self.app.push_screen(DealScreen(deal_id), lambda _: self.reload(select=deal_id))
+
+    @on(OptionList.OptionSelected, ".column-list")
+    def _card_chosen(self, event: OptionList.OptionSelected) -> None:
+        # Enter in a column (the focused list takes Enter before the screen's binding), or a click on a card.
+        event.stop()
+        self.action_open_deal_screen()
 
     def action_import(self) -> None:
         self.start_import("opportunities")
