@@ -737,7 +737,8 @@ class AutomationRule(SQLModel, table=True):
     """What to do, and when, for records of one kind in one place (a stage, a sub-state, a status, or any).
 
     ``scope``: stage | substate | status | record. ``trigger``: enter | exit | date | create | field_change |
-    activity_done (for a sub-state enter is "on open", exit "on close"). The due time is the trigger's moment
+    activity_done | event (a record event of the deal, ``record_event``; for a sub-state enter is "on open", exit
+    "on close"). The due time is the trigger's moment
     plus ``delay_value`` ``delay_unit`` (minutes | hours | days | months; negative before a date). ``conditions``
     and ``params`` are JSON. ``late_policy``: fire (late) or skip when more than ``late_limit_hours`` overdue.
     """
@@ -761,6 +762,7 @@ class AutomationRule(SQLModel, table=True):
     )
     zone: str = "UTC"
     watch_field: str | None = None
+    record_event: str | None = None  # trigger "event": quote_accepted, document_signed... (automation.events)
     conditions: str = Field(default="[]", sa_type=Text)
     action: str
     params: str = Field(default="{}", sa_type=Text)
