@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 from textual.widgets import OptionList
 
 from crm_tui.core import models as m
@@ -20,7 +21,7 @@ from crm_tui.ui.screens.record_form import RecordForm
 from crm_tui.ui.widgets.paged_table import PagedTable
 from crm_tui.ui.widgets.status_bar import StatusBar
 from tests.ui.helpers import open_inbox, wait_for
-from tests.ui.keywalk import RecordingApp
+from tests.ui.keywalk import RecordingApp, settle
 
 
 def keys(table: PagedTable) -> list[str]:
@@ -32,7 +33,7 @@ def status(app: CrmApp) -> str:
 
 
 def newest(app: CrmApp, model: Any) -> Any:
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
+    with app.context.database().read() as session:
         row = session.scalars(select(model).order_by(model.id.desc())).first()
         if row is not None:
             session.expunge(row)
@@ -42,18 +43,21 @@ def newest(app: CrmApp, model: Any) -> Any:
 def add_folders(app: CrmApp) -> dict[str, int]:
     """The demo's account gets an INBOX holding every incoming mail, and an empty folder "Projekte" (the demo
     has no folders: it never syncs)."""
-    with app.context.database().write() as session:  # type: ignore[attr-defined]
+    with app.context.database().write() as session:
         account = session.scalars(select(m.MailAccount)).first()
+        assert account is not None and account.id is not None
         inbox = m.MailFolder(account_id=account.id, name="INBOX", role="inbox", uidvalidity=1)
         projects = m.MailFolder(account_id=account.id, name="Projekte", uidvalidity=1)
         session.add_all([inbox, projects])
         session.flush()
         incoming = session.scalars(
-            select(m.MailMessage.id).where(m.MailMessage.is_outgoing.is_(False))  # type: ignore[attr-defined]
+            select(col(m.MailMessage.id)).where(col(m.MailMessage.is_outgoing).is_(False))
         ).all()
+        assert inbox.id is not None and projects.id is not None  # flushed
         for uid, message_id in enumerate(incoming, start=1):
+            assert message_id is not None  # a stored row's
             session.add(m.MailLocation(message_id=message_id, folder_id=inbox.id, uidvalidity=1, uid=uid))
-        return {"INBOX": inbox.id, "Projekte": projects.id}  # type: ignore[dict-item]
+        return {"INBOX": inbox.id, "Projekte": projects.id}
 
 
 async def choose(app: CrmApp, pilot: Any, screen: InboxScreen, typed: str, scope: tuple[str, object]) -> None:
@@ -182,14 +186,15 @@ async def test_messages_name_the_record_not_its_id(app: RecordingApp, pilot: Any
     await wait_for(lambda: f"undone: follow-up {named} removed" in status(app), pilot)
 
     # n: the comment goes on the record the mail is filed on, named.
-    message_id = int(table.selected_key)  # type: ignore[arg-type]
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
-        link = session.scalars(select(m.MailLink).where(m.MailLink.message_id == message_id)).first()
+    assert table.selected_key is not None
+    message_id = int(table.selected_key)
+    with app.context.database().read() as session:
+        link = session.scalars(select(m.MailLink).where(col(m.MailLink.message_id) == message_id)).first()
         assert link is not None and link.record_type == "contact"
-        contact = session.get(m.Contact, link.record_id).name  # type: ignore[union-attr]
+        contact = session.get_one(m.Contact, link.record_id).name
     await pilot.press("n")
     await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
-    assert app.screen._title == f"Comment on contact “{contact}”"
+    assert isinstance(app.screen, PromptDialog) and app.screen._title == f"Comment on contact “{contact}”"
     await pilot.press("escape")
     await wait_for(lambda: app.screen is screen, pilot)
 
@@ -203,13 +208,13 @@ async def test_messages_name_the_record_not_its_id(app: RecordingApp, pilot: Any
         if board.selected_column() is board.columns[won]:
             break
         await pilot.press("l" if board._active_column < won else "h")
-        await pilot.pause(0.05)
+        await settle(pilot)
     await wait_for(lambda: board.selected_column() is board.columns[won] and board.selected_deal(), pilot)
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
-        title = session.get(m.Opportunity, board.selected_deal()).title  # type: ignore[union-attr]
+    with app.context.database().read() as session:
+        title = session.get_one(m.Opportunity, board.selected_deal()).title
     await pilot.press("greater_than_sign")
     await wait_for(lambda: isinstance(app.screen, PromptDialog), pilot)
-    assert app.screen._title == f"Why was deal “{title}” lost?"
+    assert isinstance(app.screen, PromptDialog) and app.screen._title == f"Why was deal “{title}” lost?"
 
 
 async def test_counts_agree_with_their_number_and_collapsed_threads_count_conversations(
@@ -221,7 +226,7 @@ async def test_counts_agree_with_their_number_and_collapsed_threads_count_conver
     await wait_for(lambda: "1 message matching 'from:werner'" in status(app), pilot)
     await pilot.press("s")
     await wait_for(lambda: isinstance(app.screen, FolderPicker), pilot)
-    assert app.screen._title == "Move 1 message to"
+    assert isinstance(app.screen, FolderPicker) and app.screen._title == "Move 1 message to"
     await pilot.press("escape")
     await wait_for(lambda: app.screen is screen, pilot)
     await pilot.press("escape")  # the search cleared: all mail
@@ -239,9 +244,9 @@ async def test_a_collapsed_thread_shows_a_persons_mail_and_the_whole_threads_siz
 ) -> None:
     """V: a thread's row is its newest mail a person wrote (an out-of-office reply after my answer does not
     stand for the conversation), and "(N)" counts the whole thread, in "Awaiting my reply" too."""
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
+    with app.context.database().read() as session:
         mails = session.execute(
-            select(m.MailMessage.id, m.MailMessage.thread_id, m.MailMessage.is_automatic)
+            select(col(m.MailMessage.id), col(m.MailMessage.thread_id), col(m.MailMessage.is_automatic))
         ).all()
     threads: dict[int, list[Any]] = {}
     for row in mails:
@@ -251,7 +256,7 @@ async def test_a_collapsed_thread_shows_a_persons_mail_and_the_whole_threads_siz
 
     def stands_for(thread: list[Any]) -> int:
         people = [row.id for row in thread if not row.is_automatic]
-        return max(people or [row.id for row in thread])
+        return int(max(people or [row.id for row in thread]))
 
     screen, table = await open_inbox(app, pilot)
     await pilot.press("V")
@@ -286,7 +291,7 @@ async def test_the_status_bar_shows_the_whole_last_message(app: RecordingApp, pi
     await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
     await pilot.press("enter")
     await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-    await pilot.pause()
+    await settle(pilot)
     await pilot.press("ctrl+s")
     await wait_for(
         lambda: app.screen is screen and getattr(newest(app, m.OutboxItem), "id", None) != queued, pilot
@@ -294,7 +299,7 @@ async def test_the_status_bar_shows_the_whole_last_message(app: RecordingApp, pi
     await pilot.press("u")
     await wait_for(lambda: "is a draft again" in " ".join(text for _, text in app.shown), pilot)
     await wait_for(lambda: "messages" in status(app) and TAKEN_BACK in status(app), pilot)
-    await pilot.pause()
+    await wait_for(lambda: TAKEN_BACK in screen_rows(app)[-2], pilot)  # drawn
     bar_row = screen_rows(app)[-2]
     assert TAKEN_BACK in bar_row, bar_row
     assert "1 Inbox" in bar_row
@@ -302,8 +307,7 @@ async def test_the_status_bar_shows_the_whole_last_message(app: RecordingApp, pi
     # A message wider than the whole bar: cut there, and shown whole as a notification.
     long = "taken back: " + "the mail to a very long list of recipients, " * 5
     screen.say(long)
-    await pilot.pause()
-    assert long.strip() in [text.strip() for _, text in app.shown]
+    await wait_for(lambda: long.strip() in [text.strip() for _, text in app.shown], pilot)
 
 
 async def test_esc_closes_the_recipient_completion_before_it_leaves_the_mail(app: CrmApp, pilot: Any) -> None:
@@ -321,13 +325,13 @@ async def test_esc_closes_the_recipient_completion_before_it_leaves_the_mail(app
     await wait_for(lambda: "Lea Scholz" in str(hint.render()) and hint.display, pilot)
     await pilot.press("escape")
     await wait_for(lambda: "hidden" in hint.classes or not str(hint.render()).strip(), pilot)
-    await pilot.pause()
+    assert await settle(pilot), "whatever Esc started is over"
     assert app.screen is compose, "Esc closed the completion list, not the mail"
     assert to.value == "Lea Sch" and app.focused is to, "what was typed stays"
     # The list closed: Esc now asks whether to leave the mail (it was changed).
     await pilot.press("escape")
     await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
-    assert app.screen._title == "Leave this mail?"
+    assert isinstance(app.screen, ChoiceDialog) and app.screen._title == "Leave this mail?"
 
 
 async def test_a_search_of_999_words_says_how_many_it_takes(app: CrmApp, pilot: Any) -> None:
