@@ -102,7 +102,8 @@ def test_the_timeline_is_newest_first_across_sources_and_its_pages_add_up(
         ]
 
         # Pages of two: together the same entries in the same order, none twice.
-        paged, cursor = [], None
+        paged: list[deal_story.TimelineItem] = []
+        cursor: deal_story.TimelineCursor | None = None
         for _ in range(10):
             page = deal_story.timeline_page(session, deal_id, before=cursor, limit=2)
             paged.extend(page.items)
