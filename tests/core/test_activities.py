@@ -12,6 +12,7 @@ from crm_tui.core.services import activities
 from crm_tui.core.services.activities import ActivityInput
 from crm_tui.core.types import RecordRef, RecordType
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def test_an_activity_needs_a_subject_and_a_person(db: Database, now: datetime) -> None:
@@ -52,19 +53,19 @@ def test_done_and_cancelled(db: Database, now: datetime) -> None:
     with db.write() as session:
         person = factories.contact(session, now)
         call = factories.activity(session, now, contact_id=person.id, reminder_at=now + timedelta(minutes=30))
-        activities.cancel_activity(session, call.id, now=now)  # type: ignore[arg-type]
+        activities.cancel_activity(session, id_of(call), now=now)
         assert call.status == "cancelled" and call.reminder_at is None
         with pytest.raises(ValidationError, match="cancelled activity cannot be marked done"):
-            activities.complete_activity(session, call.id, now=now)  # type: ignore[arg-type]
+            activities.complete_activity(session, id_of(call), now=now)
         with pytest.raises(ValidationError, match="reopen it to edit"):
             activities.update_activity(
-                session, call.id, ActivityInput(subject="x", contact_id=person.id, start_at=now), now=now
-            )  # type: ignore[arg-type]
-        activities.reopen_activity(session, call.id, now=now)  # type: ignore[arg-type]
-        activities.complete_activity(session, call.id, now=now + timedelta(hours=1))  # type: ignore[arg-type]
+                session, id_of(call), ActivityInput(subject="x", contact_id=person.id, start_at=now), now=now
+            )
+        activities.reopen_activity(session, id_of(call), now=now)
+        activities.complete_activity(session, id_of(call), now=now + timedelta(hours=1))
         assert call.status == "done" and call.completed_at == now + timedelta(hours=1)
         with pytest.raises(ValidationError, match="done activity cannot be cancelled"):
-            activities.cancel_activity(session, call.id, now=now)  # type: ignore[arg-type]
+            activities.cancel_activity(session, id_of(call), now=now)
     with db.read() as session:
         assert [a.status for a in activities.list_activities(session)] == ["done"], "the record is kept"
 
@@ -75,19 +76,19 @@ def test_type_can_change_on_edit_and_attendees_are_kept(db: Database, now: datet
         act = factories.activity(session, now, contact_id=person.id, type="call")
         activities.update_activity(
             session,
-            act.id,  # type: ignore[arg-type]
+            id_of(act),
             ActivityInput(
                 subject="Meet",
                 type="meeting",
                 contact_id=person.id,
                 start_at=now,
-                attendee_contact_ids=[other.id],
+                attendee_contact_ids=[id_of(other)],
                 attendee_emails=["Guest@Example.org"],
-            ),  # type: ignore[list-item]
+            ),
             now=now,
         )
         assert act.type == "meeting"
-        listed = activities.list_activities(session, record=RecordRef(RecordType.CONTACT, other.id))  # type: ignore[arg-type]
+        listed = activities.list_activities(session, record=RecordRef(RecordType.CONTACT, id_of(other)))
         assert [a.id for a in listed] == [act.id], "an attendee sees the meeting"
 
 

@@ -7,10 +7,12 @@ import io
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
+from sqlmodel import Session, SQLModel, col
 
 from crm_tui.core import models as m
 from crm_tui.core.assets import assets_dir
@@ -27,8 +29,10 @@ from crm_tui.core.services import (
     organizations,
     pipelines,
 )
+from crm_tui.core.services.rows import get_or_404
 from crm_tui.mail.automation import builder
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 BERLIN = ZoneInfo("Europe/Berlin")
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -43,63 +47,67 @@ class World:
     def __init__(self, db: Database, clock: FixedClock, tmp_path: Path):
         self.db, self.clock, self.documents = db, clock, tmp_path / "documents"
         with db.write() as s:
-            self.me = factories.user(s, START, "Mia Sales").id
-            self.other = factories.user(s, START, "Ben Sales").id
+            self.me = id_of(factories.user(s, START, "Mia Sales"))
+            self.other = id_of(factories.user(s, START, "Ben Sales"))
             self.pipe = factories.pipeline(s, "Sales")
             self.install = factories.pipeline(s, "Installation")
-            self.stages = {st.name: st for st in pipelines.stages_of(s, self.pipe.id)}
-            self.install_stages = pipelines.stages_of(s, self.install.id)
+            self.stages = {st.name: st for st in pipelines.stages_of(s, id_of(self.pipe))}
+            self.install_stages = pipelines.stages_of(s, id_of(self.install))
             self.subs = {
-                sub.name: sub for st in self.stages.values() for sub in pipelines.substates_of(s, st.id)
+                sub.name: sub for st in self.stages.values() for sub in pipelines.substates_of(s, id_of(st))
             }
             self.customer = factories.organization(
                 s, START, "Nordwind GmbH", region="Bayern", postcode="80331"
             )
             self.person = factories.contact(s, START, "Kunde", emails=["kunde@nordwind.example"],
                                             organization_id=self.customer.id)  # fmt: skip
-            self.north = organizations.create_organization(
-                s,
-                organizations.OrganizationInput(
-                    name="Nord Solar", kind="installer", coverage_regions=["Hamburg"]
-                ),
-                now=START,
-            ).id
-            self.south = organizations.create_organization(
-                s,
-                organizations.OrganizationInput(
-                    name="Süd Solar",
-                    kind="installer",
-                    coverage_regions=["Bayern"],
-                    emails=["auftrag@sued-solar.example"],
-                ),
-                now=START,  # fmt: skip
-            ).id
+            self.north = id_of(
+                organizations.create_organization(
+                    s,
+                    organizations.OrganizationInput(
+                        name="Nord Solar", kind="installer", coverage_regions=["Hamburg"]
+                    ),
+                    now=START,
+                )
+            )
+            self.south = id_of(
+                organizations.create_organization(
+                    s,
+                    organizations.OrganizationInput(
+                        name="Süd Solar",
+                        kind="installer",
+                        coverage_regions=["Bayern"],
+                        emails=["auftrag@sued-solar.example"],
+                    ),
+                    now=START,
+                )
+            )
 
-    def deal(self, **kwargs: object) -> int:
+    def deal(self, **kwargs: Any) -> int:  # kwargs: OpportunityInput's fields
         kwargs.setdefault("owner_id", self.me)
         kwargs.setdefault("organization_id", self.customer.id)
         kwargs.setdefault("contact_ids", [self.person.id])
         kwargs.setdefault("amount_cents", 1_250_000)
         with self.db.write() as s:
-            return factories.deal(s, self.clock.now(), self.pipe, **kwargs).id  # type: ignore[return-value]
+            return id_of(factories.deal(s, self.clock.now(), self.pipe, **kwargs))
 
-    def rule(self, **kwargs: object) -> int:
+    def rule(self, **kwargs: Any) -> int:  # kwargs: RuleInput's fields
         kwargs.setdefault("name", f"rule {kwargs.get('action')}")
         kwargs.setdefault("zone", "Europe/Berlin")
         with self.db.write() as s:
-            return rules.create_rule(s, rules.RuleInput(**kwargs), now=self.clock.now()).id  # type: ignore[arg-type,return-value]
+            return id_of(rules.create_rule(s, rules.RuleInput(**kwargs), now=self.clock.now()))
 
     def move(self, deal_id: int, stage: str) -> None:
         with self.db.write() as s:
             reason = "price" if stage == "Lost" else None
-            opportunities.move_to_stage(s, deal_id, self.stages[stage].id, now=self.clock.now(), user_id=None,  # type: ignore[arg-type]
+            opportunities.move_to_stage(s, deal_id, id_of(self.stages[stage]), now=self.clock.now(), user_id=None,
                                         lost_reason=reason)  # fmt: skip
 
     def substate(self, deal_id: int, name: str, is_open: bool) -> None:
         with self.db.write() as s:
             opportunities.set_substate(
-                s, deal_id, self.subs[name].id, is_open, now=self.clock.now(), user_id=None
-            )  # type: ignore[arg-type]
+                s, deal_id, id_of(self.subs[name]), is_open, now=self.clock.now(), user_id=None
+            )
 
     def context(self) -> FireContext:
         return FireContext(
@@ -112,14 +120,14 @@ class World:
 
     def jobs(self, state: str | None = None) -> list[m.AutomationJob]:
         with self.db.read() as s:
-            query = select(m.AutomationJob).order_by(m.AutomationJob.id)
+            query = select(m.AutomationJob).order_by(col(m.AutomationJob.id))
             if state:
-                query = query.where(m.AutomationJob.state == state)
+                query = query.where(col(m.AutomationJob.state) == state)
             return list(s.scalars(query))
 
-    def count(self, model: type, *where: object) -> int:
+    def count(self, model: type[SQLModel], *where: ColumnElement[bool]) -> int:
         with self.db.read() as s:
-            return int(s.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+            return s.scalars(select(func.count()).select_from(model).where(*where)).one()
 
 
 @pytest.fixture
@@ -193,7 +201,9 @@ def test_leaving_a_stage_cancels_what_waited_and_reentering_schedules_anew(world
         outcomes = [
             row.outcome
             for row in s.scalars(
-                select(m.AutomationLog).where(m.AutomationLog.rule_id == rule).order_by(m.AutomationLog.id)
+                select(m.AutomationLog)
+                .where(col(m.AutomationLog.rule_id) == rule)
+                .order_by(col(m.AutomationLog.id))
             )
         ]
     assert outcomes == ["cancelled", "done"]
@@ -235,9 +245,9 @@ def test_a_date_rule_follows_the_date_field(world: World) -> None:
     [job] = world.jobs("pending")
     assert job.due_at == datetime(2026, 4, 17, 6, 0, tzinfo=UTC)  # 08:00 Berlin summer time
     with world.db.write() as s:
-        data = opportunities.OpportunityInput(title="moved date", pipeline_id=world.pipe.id, stage_id=world.stages["Proposal"].id,
+        data = opportunities.OpportunityInput(title="moved date", pipeline_id=id_of(world.pipe), stage_id=world.stages["Proposal"].id,
                                               expected_close=date(2026, 5, 10), owner_id=world.me,
-                                              organization_id=world.customer.id, contact_ids=[world.person.id])  # fmt: skip
+                                              organization_id=world.customer.id, contact_ids=[id_of(world.person)])  # fmt: skip
         opportunities.update_opportunity(s, deal, data, now=world.clock.now(), user_id=None)
     [job] = world.jobs("pending")
     assert job.due_at == datetime(2026, 5, 7, 6, 0, tzinfo=UTC)
@@ -282,7 +292,7 @@ def test_a_loop_of_rules_stops_at_the_depth_limit(world: World) -> None:
     assert len(report.items) == schedule.MAX_DEPTH
     assert world.run().items == []
     with world.db.read() as s:
-        stopped = s.scalars(select(m.AutomationLog).where(m.AutomationLog.outcome == "stopped")).all()
+        stopped = s.scalars(select(m.AutomationLog).where(col(m.AutomationLog.outcome) == "stopped")).all()
     assert len(stopped) == 1 and "depth limit" in stopped[0].message
 
 
@@ -305,17 +315,17 @@ def test_copy_to_installation_and_installer_by_region(world: World) -> None:
     report = world.run()
     assert {i.outcome for i in report.items} == {"done"}
     with world.db.read() as s:
-        original = s.get(m.Opportunity, deal)
+        original = get_or_404(s, m.Opportunity, deal)
         assert original.installer_id == world.south  # Bayern
-        copy = s.scalars(select(m.Opportunity).where(m.Opportunity.copied_from_id == deal)).one()
+        copy = s.scalars(select(m.Opportunity).where(col(m.Opportunity.copied_from_id) == deal)).one()
         assert copy.title == "PV Nordwind (Copy)" and copy.pipeline_id == world.install.id
         assert copy.stage_id == world.install_stages[0].id and copy.owner_id == world.other
         assert copy.amount_cents == original.amount_cents and copy.organization_id == world.customer.id
-        assert opportunities.contacts_of(s, copy.id) == [(world.person.id, True)]
+        assert opportunities.contacts_of(s, id_of(copy)) == [(world.person.id, True)]
         from crm_tui.core.services import custom_fields
         from crm_tui.core.types import RecordRef, RecordType
 
-        assert custom_fields.get_values(s, RecordRef(RecordType.OPPORTUNITY, copy.id)) == {"kwp": 12}
+        assert custom_fields.get_values(s, RecordRef(RecordType.OPPORTUNITY, id_of(copy))) == {"kwp": 12}
 
 
 def test_round_robin_and_fewest_open_deals(world: World) -> None:
@@ -326,7 +336,7 @@ def test_round_robin_and_fewest_open_deals(world: World) -> None:
         deal = world.deal()
         world.run()
         with world.db.read() as s:
-            owners.append(s.get(m.Opportunity, deal).owner_id)
+            owners.append(get_or_404(s, m.Opportunity, deal).owner_id)
     assert owners == [world.me, world.other, world.me, world.other]
 
 
@@ -335,8 +345,8 @@ def test_field_change_rules(world: World) -> None:
                action="plan_activity", params={"subject": "Big deal now: {{ deal.amount }}"})  # fmt: skip
     deal = world.deal(amount_cents=100_00)
     with world.db.write() as s:
-        data = opportunities.OpportunityInput(title="t", pipeline_id=world.pipe.id, stage_id=world.stages["Lead in"].id,
-                                              amount_cents=60_000_00, owner_id=world.me, contact_ids=[world.person.id])  # fmt: skip
+        data = opportunities.OpportunityInput(title="t", pipeline_id=id_of(world.pipe), stage_id=world.stages["Lead in"].id,
+                                              amount_cents=60_000_00, owner_id=world.me, contact_ids=[id_of(world.person)])  # fmt: skip
         opportunities.update_opportunity(s, deal, data, now=world.clock.now(), user_id=None)
     report = world.run()
     assert [i.message for i in report.items] == [
@@ -350,7 +360,7 @@ def test_activity_done_rules(world: World) -> None:
     deal = world.deal()
     with world.db.write() as s:
         activity = factories.activity(s, world.clock.now(), opportunity_id=deal, contact_id=world.person.id)
-        activities.complete_activity(s, activity.id, now=world.clock.now())  # type: ignore[arg-type]
+        activities.complete_activity(s, id_of(activity), now=world.clock.now())
     assert [i.message for i in world.run().items] == ["opened 'Call booked'"]
 
 
@@ -364,7 +374,7 @@ def test_conditions_are_checked_when_scheduling_and_again_when_firing(world: Wor
     [job] = world.jobs("pending")
     assert job.record_id == big
     with world.db.write() as s:
-        s.get(m.Opportunity, big).amount_cents = 100  # type: ignore[union-attr]
+        get_or_404(s, m.Opportunity, big).amount_cents = 100
     world.clock.advance(days=2)
     [item] = world.run().items
     assert item.outcome == "skipped" and "conditions" in item.message
@@ -405,7 +415,7 @@ def test_preview_of_a_stage_move(world: World) -> None:
     world.move(deal, "Proposal")
     with world.db.read() as s:
         planned, cancelled = schedule.preview_stage_move(
-            s, s.get(m.Opportunity, deal), world.stages["Won"].id, now=START
+            s, get_or_404(s, m.Opportunity, deal), id_of(world.stages["Won"]), now=START
         )
         assert [(p.rule.name, p.due_at) for p in planned] == [
             ("enter won", datetime(2026, 9, 2, 8, 0, tzinfo=UTC))
@@ -479,11 +489,11 @@ def test_a_rule_whose_template_never_ends_holds_no_other_writer_up(
     filling, filled = threading.Event(), []
     fields_of = email_templates._fields
 
-    def watched(session: object, kind: str, row: object) -> object:
+    def watched(session: Session, kind: str, row: object) -> object:
         if kind == "opportunity":  # the template reads deal.title: it is being filled
             filled.append(row)
             filling.set()
-        return fields_of(session, kind, row)  # type: ignore[arg-type]
+        return fields_of(session, kind, row)
 
     monkeypatch.setattr(email_templates, "_fields", watched)
     reports: list[engine.RunReport] = []
@@ -538,7 +548,7 @@ def test_a_pdf_report_is_stored_on_the_deal_and_mailed(world: World) -> None:
     [attachment] = [p for p in message.walk() if p.get_filename()]
     assert attachment.get_payload(decode=True) == pdf
     with world.db.read() as s:
-        assert mail.recipients == s.get(m.User, world.me).email
+        assert mail.recipients == get_or_404(s, m.User, world.me).email
 
 
 def test_catch_up_counts_and_logs(world: World) -> None:
@@ -576,12 +586,13 @@ def test_an_assigned_partners_users_see_the_deal_in_their_lists(world: World) ->
         theirs = [d.title for d in opportunities.list_opportunities(s, partner_id=world.north)]
         everyone = {d.title for d in opportunities.list_opportunities(s)}
         totals = {
-            t.stage_id: t.count for t in opportunities.stage_totals(s, world.pipe.id, partner_id=world.south)
+            t.stage_id: t.count
+            for t in opportunities.stage_totals(s, id_of(world.pipe), partner_id=world.south)
         }
     assert (
         mine == ["Seen by the partner"] and theirs == [] and {"Seen by the partner", "Not theirs"} <= everyone
     )
-    assert totals[world.stages["Won"].id] == 1 and sum(totals.values()) == 1
+    assert totals[id_of(world.stages["Won"])] == 1 and sum(totals.values()) == 1
     del other
 
 
@@ -593,7 +604,7 @@ def test_fewest_open_deals_picks_the_least_busy_owner(world: World) -> None:
     fresh = world.deal(owner_id=world.me)
     world.run()
     with world.db.read() as s:
-        assert s.get(m.Opportunity, fresh).owner_id == world.other
+        assert get_or_404(s, m.Opportunity, fresh).owner_id == world.other
 
 
 def test_lead_and_ticket_status_rules(world: World) -> None:
@@ -609,15 +620,15 @@ def test_lead_and_ticket_status_rules(world: World) -> None:
         lead = leads.create_lead(
             s, leads.LeadInput(title="Solar für Haus Berg", emails=["berg@example.org"]), now=START
         )
-        leads.update_lead(s, lead.id, leads.LeadInput(title="Solar für Haus Berg", emails=["berg@example.org"],  # type: ignore[arg-type]
+        leads.update_lead(s, id_of(lead), leads.LeadInput(title="Solar für Haus Berg", emails=["berg@example.org"],
                                                        status="qualified"), now=START)  # fmt: skip
         ticket = sales_documents.create_ticket(
             s, sales_documents.TicketInput(subject="Inverter error", contact_id=world.person.id), now=START
         )
-        sales_documents.update_ticket(s, ticket.id, sales_documents.TicketInput(subject="Inverter error", status="pending",  # type: ignore[arg-type]
+        sales_documents.update_ticket(s, id_of(ticket), sales_documents.TicketInput(subject="Inverter error", status="pending",
                                                                                  contact_id=world.person.id), now=START)  # fmt: skip
         # Closed before the two days: the chase is cancelled.
-        sales_documents.update_ticket(s, ticket.id, sales_documents.TicketInput(subject="Inverter error", status="closed",  # type: ignore[arg-type]
+        sales_documents.update_ticket(s, id_of(ticket), sales_documents.TicketInput(subject="Inverter error", status="closed",
                                                                                  contact_id=world.person.id), now=START)  # fmt: skip
     report = world.run()
     assert sorted(i.message.split(" for ")[0] for i in report.items) == [

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm_tui.core import models as m
 from crm_tui.core.db import Database
 from crm_tui.core.services import triage
 from tests.mail.test_threads import ME, _mail, _me, _store
+from tests.utils.ids import id_of
 
 
 def test_a_thread_stands_by_a_persons_newest_mail_and_counts_all_its_mails(
@@ -39,12 +41,12 @@ def test_a_thread_stands_by_a_persons_newest_mail_and_counts_all_its_mails(
             now,
         )  # fmt: skip
         assert away.is_automatic and away.thread_id == asked.thread_id and robot_only.is_automatic
-        rows = set(session.scalars(select(m.MailMessage.id).where(triage.newest_of_threads(None))))
+        rows = set(session.scalars(select(col(m.MailMessage.id)).where(triage.newest_of_threads(None))))
         assert rows == {answer.id, robot_only.id}
-        sizes = triage.thread_sizes(session, [answer.id, robot_only.id])
+        sizes = triage.thread_sizes(session, [id_of(answer), id_of(robot_only)])
         assert sizes == {answer.id: 3, robot_only.id: 1}
         # Within a view the thread still counts all its mails.
-        incoming = m.MailMessage.is_outgoing.is_(False)  # type: ignore[attr-defined]
-        rows = set(session.scalars(select(m.MailMessage.id).where(triage.newest_of_threads(incoming))))
+        incoming = col(m.MailMessage.is_outgoing).is_(False)
+        rows = set(session.scalars(select(col(m.MailMessage.id)).where(triage.newest_of_threads(incoming))))
         assert rows == {asked.id, robot_only.id}
-        assert triage.thread_sizes(session, [asked.id])[asked.id] == 3
+        assert triage.thread_sizes(session, [id_of(asked)])[id_of(asked)] == 3

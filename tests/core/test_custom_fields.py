@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
+from sqlmodel import Session
 
+from crm_tui.core import models as m
 from crm_tui.core.db import Database
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.services import custom_fields as cf
 from crm_tui.core.services.contacts import ContactInput, create_contact
 from crm_tui.core.types import RecordRef, RecordType
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
-def define(session, **kwargs):  # type: ignore[no-untyped-def]
+def define(session: Session, **kwargs: Any) -> m.CustomFieldDefinition:  # kwargs: FieldDefinitionInput's
     kwargs.setdefault("entity_type", "contact")
     return cf.define_field(session, cf.FieldDefinitionInput(**kwargs))
 
@@ -39,7 +43,7 @@ def test_values_are_converted_and_checked_by_type(db: Database, now: datetime) -
         define(session, key="vip", label="VIP", field_type="boolean")
         define(session, key="tier", label="Tier", field_type="choice", choices=["gold", "silver"])
         person = factories.contact(session, now)
-        ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
+        ref = RecordRef(RecordType.CONTACT, id_of(person))
         cf.set_values(
             session, ref, {"budget": "1250,50", "since": "2024-02-29", "vip": "yes", "tier": "gold"}
         )
@@ -72,15 +76,15 @@ def test_required_fields_are_required_on_create(db: Database, now: datetime) -> 
         with pytest.raises(ValidationError, match="custom.language: Language is required"):
             create_contact(session, ContactInput(last_name="X"), now=now)
         person = create_contact(session, ContactInput(last_name="X", custom={"language": "German"}), now=now)
-        assert cf.get_values(session, RecordRef(RecordType.CONTACT, person.id)) == {"language": "German"}  # type: ignore[arg-type]
+        assert cf.get_values(session, RecordRef(RecordType.CONTACT, id_of(person))) == {"language": "German"}
 
 
 def test_a_field_in_use_cannot_change_its_type(db: Database, now: datetime) -> None:
     with db.write() as session:
         field = define(session, key="note", label="Note")
         person = factories.contact(session, now)
-        cf.set_values(session, RecordRef(RecordType.CONTACT, person.id), {"note": "hello"})  # type: ignore[arg-type]
+        cf.set_values(session, RecordRef(RecordType.CONTACT, id_of(person)), {"note": "hello"})
         with pytest.raises(ValidationError, match="the type cannot change"):
             cf.update_field(
-                session, field.id, cf.FieldDefinitionInput("contact", "note", "Note", field_type="number")
-            )  # type: ignore[arg-type]
+                session, id_of(field), cf.FieldDefinitionInput("contact", "note", "Note", field_type="number")
+            )

@@ -14,7 +14,9 @@ from crm_tui.core import models as m
 from crm_tui.core.db import Database
 from crm_tui.core.errors import RecordChanged
 from crm_tui.core.services import activities, contacts, leads, opportunities, organizations, sales_documents
+from crm_tui.core.services.rows import get_or_404
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def _contact_input(record: contacts.ContactRecord, **changes: Any) -> contacts.ContactInput:
@@ -33,7 +35,7 @@ def _contact_input(record: contacts.ContactRecord, **changes: Any) -> contacts.C
 
 def test_an_update_expecting_the_contact_as_it_is_saves(db: Database, now: datetime) -> None:
     with db.write() as session:
-        contact_id = factories.contact(session, now, "Berg").id
+        contact_id = id_of(factories.contact(session, now, "Berg"))
     with db.read() as session:
         opened = contacts.contact_record(session, contact_id)
     assert opened is not None and opened.last_name == "Berg"
@@ -43,7 +45,7 @@ def test_an_update_expecting_the_contact_as_it_is_saves(db: Database, now: datet
             expected=opened,
         )  # fmt: skip
     with db.read() as session:
-        assert session.get(m.Contact, contact_id).last_name == "Mine"  # type: ignore[union-attr]
+        assert get_or_404(session, m.Contact, contact_id).last_name == "Mine"
 
 
 @pytest.mark.parametrize("their_time", [timedelta(minutes=5), timedelta(0)], ids=["later", "same instant"])
@@ -52,7 +54,7 @@ def test_an_update_of_a_contact_changed_meanwhile_is_refused_in_the_write(
 ) -> None:
     """Also when the other edit carries the same time (two clocks, or a pinned one): the fields differ."""
     with db.write() as session:
-        contact_id = factories.contact(session, now, "Berg").id
+        contact_id = id_of(factories.contact(session, now, "Berg"))
     with db.read() as session:
         opened = contacts.contact_record(session, contact_id)
     assert opened is not None
@@ -68,7 +70,7 @@ def test_an_update_of_a_contact_changed_meanwhile_is_refused_in_the_write(
     current = refused.value.current
     assert isinstance(current, contacts.ContactRecord) and current.last_name == "Theirs"
     with db.read() as session:
-        assert session.get(m.Contact, contact_id).last_name == "Theirs"  # type: ignore[union-attr]
+        assert get_or_404(session, m.Contact, contact_id).last_name == "Theirs"
     # Expecting the record as it is now (what the form shows after the refusal) writes over theirs.
     with db.write() as session:
         contacts.update_contact(
@@ -76,12 +78,12 @@ def test_an_update_of_a_contact_changed_meanwhile_is_refused_in_the_write(
             expected=current,
         )  # fmt: skip
     with db.read() as session:
-        assert session.get(m.Contact, contact_id).last_name == "Mine"  # type: ignore[union-attr]
+        assert get_or_404(session, m.Contact, contact_id).last_name == "Mine"
 
 
 def test_an_update_of_a_contact_deleted_meanwhile_is_refused(db: Database, now: datetime) -> None:
     with db.write() as session:
-        contact_id = factories.contact(session, now, "Berg").id
+        contact_id = id_of(factories.contact(session, now, "Berg"))
     with db.read() as session:
         opened = contacts.contact_record(session, contact_id)
     assert opened is not None
@@ -104,28 +106,28 @@ def test_every_update_service_checks_what_its_form_expects(db: Database, now: da
         person = factories.contact(session, now, "Berg")
         act = factories.activity(session, now, contact_id=person.id)
         quote = sales_documents.create_quote(
-            session, sales_documents.QuoteInput(opportunity_id=deal.id), now=now
-        )  # type: ignore[arg-type]
+            session, sales_documents.QuoteInput(opportunity_id=id_of(deal)), now=now
+        )
         ticket = sales_documents.create_ticket(
             session, sales_documents.TicketInput(subject="Kaputt"), now=now
         )
         kinds: list[tuple[Any, int, Callable[..., Any], Callable[..., Any], Any]] = [
-            (m.Organization, org.id, organizations.organization_record, organizations.update_organization,
+            (m.Organization, id_of(org), organizations.organization_record, organizations.update_organization,
              organizations.OrganizationInput(name=org.name)),
-            (m.Lead, lead.id, leads.lead_record, leads.update_lead, leads.LeadInput(title=lead.title)),
-            (m.Activity, act.id, activities.activity_record, activities.update_activity,
+            (m.Lead, id_of(lead), leads.lead_record, leads.update_lead, leads.LeadInput(title=lead.title)),
+            (m.Activity, id_of(act), activities.activity_record, activities.update_activity,
              activities.ActivityInput(subject=act.subject, start_at=act.start_at, contact_id=person.id)),
-            (m.Quote, quote.id, sales_documents.quote_record, sales_documents.update_quote,
-             sales_documents.QuoteInput(opportunity_id=deal.id)),  # type: ignore[arg-type]
-            (m.Ticket, ticket.id, sales_documents.ticket_record, sales_documents.update_ticket,
+            (m.Quote, id_of(quote), sales_documents.quote_record, sales_documents.update_quote,
+             sales_documents.QuoteInput(opportunity_id=id_of(deal))),
+            (m.Ticket, id_of(ticket), sales_documents.ticket_record, sales_documents.update_ticket,
              sales_documents.TicketInput(subject="Kaputt")),
         ]  # fmt: skip
-        deal_id, pipeline_id, stage_id, title = deal.id, deal.pipeline_id, deal.stage_id, deal.title
+        deal_id, pipeline_id, stage_id, title = id_of(deal), deal.pipeline_id, deal.stage_id, deal.title
     for model, record_id, read, update, data in kinds:
         with db.read() as session:
             opened = read(session, record_id)
         with db.write() as session:  # someone else touches it
-            row = session.get(model, record_id)
+            row = get_or_404(session, model, record_id)
             row.updated_at = later
             session.add(row)
         with pytest.raises(RecordChanged), db.write() as session:
@@ -136,12 +138,12 @@ def test_every_update_service_checks_what_its_form_expects(db: Database, now: da
             update(session, record_id, data, now=later, expected=again)
     deal_data = opportunities.OpportunityInput(title=title, pipeline_id=pipeline_id, stage_id=stage_id)
     with db.read() as session:
-        opened = opportunities.opportunity_record(session, deal_id)  # type: ignore[arg-type]
+        opened = opportunities.opportunity_record(session, deal_id)
     with db.write() as session:
         opportunities.update_opportunity(
             session, deal_id, deal_data, now=later, user_id=None, expected=opened
-        )  # type: ignore[arg-type]
+        )
     with pytest.raises(RecordChanged), db.write() as session:
         opportunities.update_opportunity(
             session, deal_id, deal_data, now=later, user_id=None, expected=opened
-        )  # type: ignore[arg-type]
+        )

@@ -17,6 +17,7 @@ from crm_tui.core.services.email_templates import TemplateFieldError, TemplateIn
 from crm_tui.core.types import RecordRef, RecordType
 from tests.conftest import NOW
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def test_fields_come_from_the_deal_its_contact_and_organization(db: Database) -> None:
@@ -33,9 +34,9 @@ def test_fields_come_from_the_deal_its_contact_and_organization(db: Database) ->
         )  # fmt: skip
         context = email_templates.merge_context(
             session,
-            [RecordRef(RecordType.OPPORTUNITY, deal.id)],
+            [RecordRef(RecordType.OPPORTUNITY, id_of(deal))],
             me_id=me.id,
-            today=date(2026, 11, 22),  # type: ignore[arg-type]
+            today=date(2026, 11, 22),
         )
         subject, body = email_templates.render(
             (
@@ -74,7 +75,7 @@ def test_templates_are_checked_on_save_and_the_defaults_ship(db: Database) -> No
             email_templates.create_template(session, TemplateInput("Angebot nachfassen", "s", "b"), now=NOW)
         assert "exists" in clash.value.errors["name"]
         made = email_templates.create_template(session, TemplateInput("Neu", "Betreff", "Text"), now=NOW)
-        email_templates.delete_template(session, made.id)  # type: ignore[arg-type]
+        email_templates.delete_template(session, id_of(made))
         assert session.get(m.EmailTemplate, made.id) is None
 
 
@@ -158,7 +159,7 @@ def test_a_colleague_in_to_fills_the_user_fields(db: Database) -> None:
         refs = email_templates.refs_of_mail(
             session, record=None, reply_to_id=None, addresses=["sven.holm@example.com"]
         )
-        assert refs == [RecordRef(RecordType.USER, sven.id)]
+        assert refs == [RecordRef(RecordType.USER, id_of(sven))]
         context = email_templates.merge_context(session, refs, me_id=me.id, today=date(2026, 11, 22))
         (template,) = [t for t in email_templates.list_templates(session) if t.name == "Vertriebsrunde"]
         subject, body = email_templates.render(template, context)
@@ -194,12 +195,12 @@ def test_a_mass_mail_to_the_team_is_previewed_before_anything_is_queued(db: Data
         (template,) = [t for t in email_templates.list_templates(session) if t.name == "Vertriebsrunde"]
         team = mass_mail.team(session, me_id=me.id)
         campaign = mass_mail.create_campaign(
-            session, template_id=template.id, account_id=account, from_name="Anna Berg",
+            session, template_id=id_of(template), account_id=account, from_name="Anna Berg",
             from_address="anna@example.com", refs=team, per_minute=30, now=NOW, me_id=me.id,
             today=date(2026, 11, 22),
         )  # fmt: skip
-        listed = mass_mail.recipients(session, campaign.id)  # type: ignore[arg-type]
-        shown = mass_mail.preview(session, campaign.id, me_id=me.id, today=date(2026, 11, 22))  # type: ignore[arg-type]
+        listed = mass_mail.recipients(session, id_of(campaign))
+        shown = mass_mail.preview(session, id_of(campaign), me_id=me.id, today=date(2026, 11, 22))
         queued = session.scalars(select(m.OutboxItem)).all()
     labels = [r.label for r in listed]
     assert "Sven Holm" in labels
@@ -236,10 +237,10 @@ def test_the_team_is_our_companys_users_not_a_partners(db: Database) -> None:
         to_jonas = email_templates.refs_of_mail(
             session, record=None, reply_to_id=None, addresses=["jonas@crm.example"]
         )
-    assert team == [RecordRef(RecordType.USER, jonas.id)]  # type: ignore[arg-type]
+    assert team == [RecordRef(RecordType.USER, id_of(jonas))]
     assert to_partner == []
     assert why["Vertriebsrunde"] == "needs a colleague as recipient"
-    assert to_jonas == [RecordRef(RecordType.USER, jonas.id)]  # type: ignore[arg-type]
+    assert to_jonas == [RecordRef(RecordType.USER, id_of(jonas))]
 
 
 def test_a_mass_mail_to_leads_greets_the_person_and_leaves_out_converted_and_disqualified(
@@ -269,14 +270,14 @@ def test_a_mass_mail_to_leads_greets_the_person_and_leaves_out_converted_and_dis
         )
         done.status = m.LeadStatus.CONVERTED.value
         session.flush()
-        leads = [RecordRef(RecordType.LEAD, lead.id) for lead in (ines, nameless, gone, done)]  # type: ignore[arg-type]
+        leads = [RecordRef(RecordType.LEAD, id_of(lead)) for lead in (ines, nameless, gone, done)]
 
         def campaign(**kwargs: Any) -> int:
-            return mass_mail.create_campaign(
-                session, template_id=template.id, account_id=account, from_name="Anna Berg",
+            return id_of(mass_mail.create_campaign(
+                session, template_id=id_of(template), account_id=account, from_name="Anna Berg",
                 from_address="anna@crm.example", refs=leads, per_minute=30, now=NOW, me_id=me.id,
                 today=date(2026, 11, 22), **kwargs,
-            ).id  # type: ignore[return-value]  # fmt: skip
+            ))  # fmt: skip
 
         default = campaign()
         shown = mass_mail.preview(session, default, me_id=me.id, today=date(2026, 11, 22))
@@ -325,7 +326,7 @@ def test_a_mail_about_no_deal_takes_the_open_deal_of_whom_it_goes_to(db: Databas
             session, NOW, pipe, title="Batteriespeicher Lindgrün", organization_id=lea.organization_id,
             contact_ids=[max_.id], primary_contact_id=max_.id,
         )  # fmt: skip
-        quote = sales_documents.create_quote(session, QuoteInput(opportunity_id=deal.id), now=NOW)  # type: ignore[arg-type]
+        quote = sales_documents.create_quote(session, QuoteInput(opportunity_id=id_of(deal)), now=NOW)
 
         def merge(*addresses: str) -> tuple[Any, dict[str, Any]]:
             found = email_templates.mail_merge(
@@ -358,8 +359,8 @@ def test_a_mail_about_no_deal_takes_the_open_deal_of_whom_it_goes_to(db: Databas
         newer.updated_at = NOW + timedelta(hours=1)
         session.flush()
         several, fits = merge("lea.scholz@lindgruen.example")
-        assert RecordRef(RecordType.OPPORTUNITY, newer.id) in several.refs  # type: ignore[arg-type]
-        assert RecordRef(RecordType.OPPORTUNITY, deal.id) not in several.refs  # type: ignore[arg-type]
+        assert RecordRef(RecordType.OPPORTUNITY, id_of(newer)) in several.refs
+        assert RecordRef(RecordType.OPPORTUNITY, id_of(deal)) not in several.refs
         assert several.notes == [
             "Deal: Wallbox Lindgrün — the most recently updated of 2 open deals of Lea Scholz "
             "(file the mail on another deal to use that one)"
@@ -367,10 +368,10 @@ def test_a_mail_about_no_deal_takes_the_open_deal_of_whom_it_goes_to(db: Databas
         assert fits["Angebot nachfassen"].reason == "needs a quote", "the newer deal has no quote"
 
         filed = email_templates.mail_merge(
-            session, record=RecordRef(RecordType.OPPORTUNITY, deal.id), reply_to_id=None,  # type: ignore[arg-type]
+            session, record=RecordRef(RecordType.OPPORTUNITY, id_of(deal)), reply_to_id=None,
             addresses=["lea.scholz@lindgruen.example"],
         )  # fmt: skip
-        assert RecordRef(RecordType.OPPORTUNITY, newer.id) not in filed.refs, "the deal it is about stays"  # type: ignore[arg-type]
+        assert RecordRef(RecordType.OPPORTUNITY, id_of(newer)) not in filed.refs, "the deal it is about stays"
 
 
 def test_a_template_for_several_people_in_to_says_it_greets_the_first(db: Database) -> None:
@@ -529,9 +530,9 @@ def test_a_template_that_never_ends_says_so_in_the_picker_and_stops_a_mass_mail_
     started = time.monotonic()
     with pytest.raises(TemplateFieldError) as refused, db.write() as session:
         mass_mail.create_campaign(
-            session, template_id=template.id, account_id=account, from_name="Anna Berg",  # type: ignore[arg-type]
+            session, template_id=id_of(template), account_id=account, from_name="Anna Berg",
             from_address="anna@crm.example", per_minute=30, now=NOW, me_id=me.id, today=date(2026, 11, 22),
-            refs=[RecordRef(RecordType.CONTACT, c.id) for c in (lea, *others)],  # type: ignore[arg-type]
+            refs=[RecordRef(RecordType.CONTACT, c.id) for c in (lea, *others)],
         )  # fmt: skip
     took = time.monotonic() - started
     assert str(refused.value).startswith("the template 'Endlos' takes more than 2 seconds to fill")
@@ -597,7 +598,7 @@ def test_a_template_that_can_never_fill_is_refused_on_save(db: Database, body: s
 
     with db.write() as session:
         kept = email_templates.create_template(session, TemplateInput("Alt", "Hallo", "Guten Tag"), now=NOW)
-        kept_id = kept.id
+        kept_id = id_of(kept)
         before = [(t.name, t.subject, t.body) for t in email_templates.list_templates(session)]
     for field, data in (
         ("body", TemplateInput("Feindlich", "Hallo {{ contact.name }}", body)),
@@ -612,7 +613,7 @@ def test_a_template_that_can_never_fill_is_refused_on_save(db: Database, body: s
         assert list(refused.value.errors) == [field]
         assert took < 5, f"the check took {took:.1f} s"
         with pytest.raises(ValidationError) as refused, db.write() as session:
-            email_templates.update_template(session, kept_id, data, now=NOW)  # type: ignore[arg-type]
+            email_templates.update_template(session, kept_id, data, now=NOW)
         assert said in refused.value.errors[field], refused.value.errors
     with db.read() as session:
         stored = [(t.name, t.subject, t.body) for t in email_templates.list_templates(session)]
@@ -651,7 +652,7 @@ def test_the_sample_records_have_the_fields_real_records_have(db: Database) -> N
             contact_ids=[person.id], primary_contact_id=person.id,
         )  # fmt: skip
         real = email_templates.merge_context(
-            session, [RecordRef(RecordType.OPPORTUNITY, deal.id)], me_id=me.id, today=date(2026, 11, 22)
+            session, [RecordRef(RecordType.OPPORTUNITY, id_of(deal))], me_id=me.id, today=date(2026, 11, 22)
         )
         for kind in ("contact", "organization", "opportunity", "me"):
             target = real[kind]._get() if hasattr(real[kind], "_get") else real[kind]

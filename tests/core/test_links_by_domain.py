@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.db import Database
@@ -16,6 +17,7 @@ from crm_tui.core.services import leads, mail_linking, mail_store, organizations
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.mail.parse import parse_message
 from tests.utils import factories
+from tests.utils.ids import column_ids, id_of
 
 
 def test_one_list_of_free_mail_domains_with_the_demos_private_domains() -> None:
@@ -32,7 +34,7 @@ def test_a_lead_at_a_free_mail_domain_converts_to_an_organization_without_a_doma
         pipe = factories.pipeline(session)
         lead = factories.lead(session, now, title="PV Vogel", person_name="Greta Vogel", company_name="Vogel GbR",
                               emails=[address])  # fmt: skip
-        result = leads.convert_lead(session, lead.id, now=now, user_id=None, pipeline_id=pipe.id)  # type: ignore[arg-type]
+        result = leads.convert_lead(session, id_of(lead), now=now, user_id=None, pipeline_id=pipe.id)
         assert result.organization_id is not None
         assert organizations.organization_domains(session, result.organization_id) == []
 
@@ -75,29 +77,31 @@ def test_the_open_deals_view_holds_mail_of_contacts_and_organizations_with_an_op
         factories.deal(session, now, pipe, contact_ids=[lea.id])
         factories.deal(session, now, pipe, organization_id=org.id)
         closed = factories.deal(session, now, pipe, contact_ids=[done.id])
-        closed.stage_id = won.id  # type: ignore[assignment]
+        closed.stage_id = id_of(won)
         session.flush()
         by_contact, by_org, other, by_closed = (
             mail("lea@nordwind.example"), mail("info@nordwind.example"), mail("paul@sued.example"),
             mail("f@fertig.example"),
         )  # fmt: skip
         mail_store.link_message(
-            session, by_contact.id, RecordRef(RecordType.CONTACT, lea.id), reason="address", now=now
-        )  # type: ignore[arg-type]
-        mail_store.link_message(
-            session, by_org.id, RecordRef(RecordType.ORGANIZATION, org.id), reason="domain", now=now
-        )  # type: ignore[arg-type]
-        mail_store.link_message(
-            session, other.id, RecordRef(RecordType.CONTACT, paul.id), reason="address", now=now
-        )  # type: ignore[arg-type]
-        mail_store.link_message(
-            session, by_closed.id, RecordRef(RecordType.CONTACT, done.id), reason="address", now=now
-        )  # type: ignore[arg-type]
-        shown = sorted(
-            session.scalars(select(m.MailMessage.id).where(triage.view_condition("deals", now=now)))
+            session, id_of(by_contact), RecordRef(RecordType.CONTACT, id_of(lea)), reason="address", now=now
         )
-        assert shown == sorted([by_contact.id, by_org.id])  # type: ignore[type-var]
+        mail_store.link_message(
+            session, id_of(by_org), RecordRef(RecordType.ORGANIZATION, id_of(org)), reason="domain", now=now
+        )
+        mail_store.link_message(
+            session, id_of(other), RecordRef(RecordType.CONTACT, id_of(paul)), reason="address", now=now
+        )
+        mail_store.link_message(
+            session, id_of(by_closed), RecordRef(RecordType.CONTACT, id_of(done)), reason="address", now=now
+        )
+        shown = sorted(
+            column_ids(
+                session.scalars(select(col(m.MailMessage.id)).where(triage.view_condition("deals", now=now)))
+            )
+        )
+        assert shown == sorted([id_of(by_contact), id_of(by_org)])
 
 
-def pipe_stages(session, pipe: m.Pipeline) -> list[m.Stage]:  # type: ignore[no-untyped-def]
-    return list(session.scalars(select(m.Stage).where(m.Stage.pipeline_id == pipe.id)))
+def pipe_stages(session: Session, pipe: m.Pipeline) -> list[m.Stage]:
+    return list(session.scalars(select(m.Stage).where(col(m.Stage.pipeline_id) == pipe.id)))

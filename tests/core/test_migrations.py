@@ -20,6 +20,7 @@ from crm_tui.core import search_index
 from crm_tui.core.db import MIGRATIONS_DIR, SCHEMA_HEAD, Database, open_database, sqlite_url
 from crm_tui.core.errors import DatabaseError
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def test_schema_head_constant_matches_the_newest_migration() -> None:
@@ -263,15 +264,14 @@ def test_0003_indexes_each_message_once_its_body_arrives(tmp_path: Path) -> None
     now = datetime(2026, 11, 22, tzinfo=UTC)
     with upgraded.write() as session:
         folder = factories.mail_inbox(session, now)
-        location = m.MailLocation(message_id=2, folder_id=folder.id, uidvalidity=1, uid=7, flags="")
+        location = m.MailLocation(message_id=2, folder_id=id_of(folder), uidvalidity=1, uid=7, flags="")
         session.add(location)
         session.flush()
-        location = location.id
         body = MessageData(
             raw=b"Subject: Termin\r\n\r\nMontag passt\r\n", message_id="<b@x>", subject="Termin"
         )
         body.body_text = "Montag passt"
-        mailbox.store_bodies(session, [(location, body)], now=now)
+        mailbox.store_bodies(session, [(id_of(location), body)], now=now)
     assert hits("termin") == [2] and hits("montag") == [2]
     with upgraded.write() as session:
         session.execute(sa_text("UPDATE mail_message SET subject = 'Vertrag' WHERE id = 2"))

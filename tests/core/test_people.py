@@ -14,6 +14,7 @@ from crm_tui.core.services import contacts, organizations, users
 from crm_tui.core.services.contacts import ContactInput
 from crm_tui.core.services.organizations import OrganizationInput
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def errors_of(excinfo: pytest.ExceptionInfo[ValidationError]) -> dict[str, str]:
@@ -52,8 +53,9 @@ def test_me_is_the_configured_user_else_the_first(db: Database, now: datetime) -
         first = factories.user(session, now, name="First")
         second = factories.user(session, now, name="Second")
     with db.read() as session:
-        assert users.current_user(session, None).id == first.id  # type: ignore[union-attr]
-        assert users.current_user(session, second.email.upper()).id == second.id  # type: ignore[union-attr]
+        me, also_me = users.current_user(session, None), users.current_user(session, second.email.upper())
+        assert me is not None and me.id == first.id
+        assert also_me is not None and also_me.id == second.id
         with pytest.raises(ConfigError, match="is not a user"):
             users.current_user(session, "nobody@example.com")
 
@@ -101,9 +103,10 @@ def test_partner_with_domains_emails_and_coverage(db: Database, now: datetime) -
             ),
             now=now,
         )
-        assert organizations.organization_domains(session, org.id) == ["sun-install.example"]  # type: ignore[arg-type]
-        assert organizations.organization_emails(session, org.id) == ["info@sun-install.example"]  # type: ignore[arg-type]
-        assert organizations.find_by_domain(session, "SUN-INSTALL.example").id == org.id  # type: ignore[union-attr]
+        assert organizations.organization_domains(session, id_of(org)) == ["sun-install.example"]
+        assert organizations.organization_emails(session, id_of(org)) == ["info@sun-install.example"]
+        found = organizations.find_by_domain(session, "SUN-INSTALL.example")
+        assert found is not None and found.id == org.id
         coverage = session.exec(select(m.PartnerCoverage)).all()
         assert sorted((row.region or "", row.postcode_prefix or "") for row in coverage) == [
             ("", "80"),
@@ -118,7 +121,9 @@ def test_renaming_an_organization_makes_its_contacts_findable_by_the_new_name(
     with db.write() as session:
         org = factories.organization(session, now, name="Old Name")
         factories.contact(session, now, last_name="Member", organization_id=org.id)
-        organizations.update_organization(session, org.id, OrganizationInput(name="Brandnew Corp"), now=now)  # type: ignore[arg-type]
+        organizations.update_organization(
+            session, id_of(org), OrganizationInput(name="Brandnew Corp"), now=now
+        )
     with db.read() as session:
         assert [c.last_name for c in contacts.search_contacts(session, "brandnew")] == ["Member"]
         assert contacts.search_contacts(session, "old name") == []
@@ -128,7 +133,7 @@ def test_deleting_an_organization_keeps_its_contacts(db: Database, now: datetime
     with db.write() as session:
         org = factories.organization(session, now, name="Gone GmbH")
         person = factories.contact(session, now, last_name="Stays", organization_id=org.id)
-        organizations.delete_organization(session, org.id)  # type: ignore[arg-type]
+        organizations.delete_organization(session, id_of(org))
     with db.read() as session:
         kept = session.get(m.Contact, person.id)
         assert kept is not None and kept.organization_id is None
@@ -142,11 +147,11 @@ def test_a_partner_with_users_can_neither_be_deleted_nor_become_a_customer(
         partner = factories.organization(session, now, kind="reseller")
         factories.user(session, now, organization_id=partner.id)
         with pytest.raises(ValidationError, match="users belong"):
-            organizations.delete_organization(session, partner.id)  # type: ignore[arg-type]
+            organizations.delete_organization(session, id_of(partner))
         with pytest.raises(ValidationError, match="cannot become a customer"):
             organizations.update_organization(
-                session, partner.id, OrganizationInput(name=partner.name), now=now
-            )  # type: ignore[arg-type]
+                session, id_of(partner), OrganizationInput(name=partner.name), now=now
+            )
 
 
 # --- contacts --------------------------------------------------------------------------------------
@@ -180,15 +185,15 @@ def test_contact_with_several_addresses_and_phones(db: Database, now: datetime) 
             ),
             now=now,
         )
-        assert contacts.contact_emails(session, person.id) == ["j.oz@example.com", "jo@example.net"]  # type: ignore[arg-type]
+        assert contacts.contact_emails(session, id_of(person)) == ["j.oz@example.com", "jo@example.net"]
         contacts.update_contact(
             session,
-            person.id,
+            id_of(person),
             ContactInput(first_name="Jürgen", last_name="Öztürk", emails=["jo@example.net"]),
-            now=now,  # type: ignore[arg-type]
+            now=now,
         )
-        assert contacts.contact_emails(session, person.id) == ["jo@example.net"]  # type: ignore[arg-type]
-        assert contacts.contact_phones(session, person.id) == []  # type: ignore[arg-type]
+        assert contacts.contact_emails(session, id_of(person)) == ["jo@example.net"]
+        assert contacts.contact_phones(session, id_of(person)) == []
 
 
 def test_search_matches_name_any_email_organization_and_phone(db: Database, now: datetime) -> None:
@@ -239,12 +244,12 @@ def test_deleting_a_contact_removes_what_hangs_on_it(db: Database, now: datetime
 
     with db.write() as session:
         person = factories.contact(session, now)
-        ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
+        ref = RecordRef(RecordType.CONTACT, id_of(person))
         add_comment(session, ref, "note", author_id=None, now=now)
-        contacts.delete_contact(session, person.id)  # type: ignore[arg-type]
+        contacts.delete_contact(session, id_of(person))
         assert comments_on(session, ref) == []
         with pytest.raises(NotFound, match="contact:.* does not exist"):
-            contacts.delete_contact(session, person.id)  # type: ignore[arg-type]
+            contacts.delete_contact(session, id_of(person))
 
 
 def test_the_search_index_follows_updates_and_deletes(db: Database, now: datetime) -> None:
@@ -254,9 +259,9 @@ def test_the_search_index_follows_updates_and_deletes(db: Database, now: datetim
         )
         contacts.update_contact(
             session,
-            person.id,
+            id_of(person),
             ContactInput(first_name="Karl", last_name="Lundgren", emails=["kl@example.com"]),
-            now=now,  # type: ignore[arg-type]
+            now=now,
         )
     with db.read() as session:
         assert contacts.search_contacts(session, "lindqvist") == []
@@ -265,7 +270,7 @@ def test_the_search_index_follows_updates_and_deletes(db: Database, now: datetim
             "short term"
         )
     with db.write() as session:
-        contacts.delete_contact(session, person.id)  # type: ignore[arg-type]
+        contacts.delete_contact(session, id_of(person))
     with db.read() as session:
         assert contacts.search_contacts(session, "lundgren") == []
         assert contacts.count_contacts(session, "lundgren") == 0
@@ -293,7 +298,7 @@ def test_i_own_what_i_create_unless_an_owner_is_named(db: Database, now: datetim
         )
         deal = opportunities.create_opportunity(
             session,
-            opportunities.OpportunityInput(title="Mine", pipeline_id=factories.pipeline(session).id),  # type: ignore[arg-type]
+            opportunities.OpportunityInput(title="Mine", pipeline_id=id_of(factories.pipeline(session))),
             now=now,
             user_id=me.id,
         )

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from crm_tui.core import models as m
 from crm_tui.core.automation import preview, rule_views
@@ -19,6 +19,7 @@ from crm_tui.core.services import attachments, configuration, drafts, inbox, mai
 from crm_tui.core.services.drafts import DraftFields
 from crm_tui.core.types import RecordRef, RecordType
 from tests.ui.helpers import make_context
+from tests.utils.ids import id_of
 
 
 @pytest.fixture
@@ -91,23 +92,23 @@ def test_a_stage_moves_preview_and_a_deals_substates_are_plain(context: Any) -> 
         assert deal is not None
         stages = configuration.stage_views(session, deal.pipeline_id, counted=False)
         for stage in stages:
-            found = preview.stage_move(session, deal.id, stage.id, now=now, me_id=None, today=context.today())  # type: ignore[arg-type]
+            found = preview.stage_move(session, deal.id, stage.id, now=now, me_id=None, today=context.today())
             _plain(found)
-        _plain(configuration.deal_substates(session, deal.id))  # type: ignore[arg-type]
-        _plain(configuration.adjacent_stage(session, deal.id, 1))  # type: ignore[arg-type]
+        _plain(configuration.deal_substates(session, deal.id))
+        _plain(configuration.adjacent_stage(session, deal.id, 1))
 
 
 def test_a_saved_draft_comes_back_plain_and_its_removal_says_where_its_copy_was(context: Any) -> None:
     now = context.clock.now()
     with context.database().read() as session:
-        account_id = session.scalars(select(m.MailAccount.id)).first()
+        account_id = session.scalars(select(col(m.MailAccount.id))).first()
     fields = DraftFields(
         account_id, "me@example.com", "a@example.com", "", "", "Hallo", "Text", None, [], b""
-    )  # type: ignore[arg-type]
+    )
     with context.database().write() as session:
-        draft_id = drafts.save(session, None, fields, now=now).id
+        draft_id = id_of(drafts.save(session, None, fields, now=now))
     with context.database().read() as session:
-        saved = drafts.saved_draft(session, draft_id)  # type: ignore[arg-type]
+        saved = drafts.saved_draft(session, draft_id)
         listed = drafts.saved_drafts(session)
     assert (saved.subject, saved.to, saved.references, saved.record) == ("Hallo", "a@example.com", (), None)
     assert draft_id in {d.id for d in listed}
@@ -119,9 +120,11 @@ def test_a_saved_draft_comes_back_plain_and_its_removal_says_where_its_copy_was(
 
 def test_a_mails_documents_and_a_mass_mails_heading_are_plain(context: Any) -> None:
     with context.database().read() as session:
-        contact = session.scalars(select(m.Contact).where(m.Contact.organization_id.is_not(None))).first()  # type: ignore[union-attr]
+        contact = session.scalars(
+            select(m.Contact).where(col(m.Contact.organization_id).is_not(None))
+        ).first()
         assert contact is not None
-        found = attachments.documents_for_mail(session, [RecordRef(RecordType.CONTACT, contact.id)])  # type: ignore[arg-type]
+        found = attachments.documents_for_mail(session, [RecordRef(RecordType.CONTACT, contact.id)])
         heading = mass_mail.name_and_pace(session, 10**9)
     _plain(found)
     assert heading == ("", 0)

@@ -14,6 +14,7 @@ from crm_tui.core.services import attachments, mail_store, records, sales_docume
 from crm_tui.core.services.sales_documents import QuoteInput, QuoteItemInput, TicketInput
 from crm_tui.core.types import RecordRef, RecordType
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def test_record_references_parse_and_print() -> None:
@@ -27,7 +28,7 @@ def test_record_references_parse_and_print() -> None:
 def test_records_resolve_and_label(db: Database, now: datetime) -> None:
     with db.write() as session:
         person = factories.contact(session, now, first_name="Ida", last_name="Lang")
-        ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
+        ref = RecordRef(RecordType.CONTACT, id_of(person))
         assert records.record_label(session, ref) == "Ida Lang"
         with pytest.raises(NotFound, match="contact:999 does not exist"):
             records.get_record(session, RecordRef(RecordType.CONTACT, 999))
@@ -39,22 +40,22 @@ def test_quotes_total_exactly_and_number_themselves(db: Database, now: datetime)
         quote = sales_documents.create_quote(
             session,
             QuoteInput(
-                opportunity_id=deal.id,
+                opportunity_id=id_of(deal),
                 items=[QuoteItemInput("Hours", "2.5", 80_00), QuoteItemInput("Part", 3, 19_99)],
-            ),  # type: ignore[arg-type]
+            ),
             now=now,
         )
         assert quote.total_cents == 2_59_97 and quote.currency == "CHF"
         assert quote.number == "Q-2026-0001"
-        second = sales_documents.create_quote(session, QuoteInput(opportunity_id=deal.id), now=now)  # type: ignore[arg-type]
+        second = sales_documents.create_quote(session, QuoteInput(opportunity_id=id_of(deal)), now=now)
         assert second.number == "Q-2026-0002"
         with pytest.raises(ValidationError) as excinfo:
             sales_documents.create_quote(
                 session,
                 QuoteInput(
-                    opportunity_id=deal.id,
+                    opportunity_id=id_of(deal),
                     number="Q-2026-0001",
-                    status="paid",  # type: ignore[arg-type]
+                    status="paid",
                     items=[QuoteItemInput("", "0", -1), QuoteItemInput("x", "1.0005", 1)],
                 ),
                 now=now,
@@ -78,8 +79,8 @@ def test_ticket_rules(db: Database, now: datetime) -> None:
         assert set(excinfo.value.errors) == {"subject", "status", "contact_id"}
         ticket = sales_documents.create_ticket(session, TicketInput(subject="Inverter error"), now=now)
         sales_documents.update_ticket(
-            session, ticket.id, TicketInput(subject="Inverter error", status="closed"), now=now
-        )  # type: ignore[arg-type]
+            session, id_of(ticket), TicketInput(subject="Inverter error", status="closed"), now=now
+        )
         assert ticket.status == "closed"
 
 
@@ -92,8 +93,8 @@ def test_comments_need_text_and_an_existing_record(db: Database, now: datetime) 
         person = factories.contact(session, now)
         with pytest.raises(ValidationError, match="body: is required"):
             attachments.add_comment(
-                session, RecordRef(RecordType.CONTACT, person.id), " ", author_id=None, now=now
-            )  # type: ignore[arg-type]
+                session, RecordRef(RecordType.CONTACT, id_of(person)), " ", author_id=None, now=now
+            )
 
 
 def test_documents_are_copied_into_the_store_and_named_safely(
@@ -107,7 +108,7 @@ def test_documents_are_copied_into_the_store_and_named_safely(
     store = attachments.store_for(db, tmp_path / "documents")
     with db.write() as session:
         person = factories.contact(session, now)
-        ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
+        ref = RecordRef(RecordType.CONTACT, id_of(person))
         doc = attachments.add_document(session, ref, source, store=store, added_by_id=None, now=now)
         assert (
             "\x1b" not in doc.filename and "\u202e" not in doc.filename and not doc.filename.startswith(".")
@@ -124,7 +125,7 @@ def test_documents_are_copied_into_the_store_and_named_safely(
         again = attachments.export_document(session, store, doc, tmp_path / "out")
     assert saved.read_bytes() == content and again.name.endswith("(1).pdf"), "never overwritten"
     with db.write() as session:
-        removable = attachments.delete_document(session, doc.id)  # type: ignore[arg-type]
+        removable = attachments.delete_document(session, id_of(doc))
     store.discard(removable)
     with db.read() as session:
         assert store.missing(session, [doc.stored_name]) == [doc.stored_name]
@@ -139,17 +140,19 @@ def test_stored_mail_keeps_raw_bytes_and_links_once(db: Database, now: datetime)
     with db.write() as session:
         person = factories.contact(session, now)
         message = mail_store.store_message(session, mail_store.MessageData(raw=raw, subject="hello"), now=now)
-        ref = RecordRef(RecordType.CONTACT, person.id)  # type: ignore[arg-type]
-        first = mail_store.link_message(session, message.id, ref, reason="address", now=now)  # type: ignore[arg-type]
-        again = mail_store.link_message(session, message.id, ref, reason="manual", now=now)  # type: ignore[arg-type]
+        ref = RecordRef(RecordType.CONTACT, id_of(person))
+        first = mail_store.link_message(session, id_of(message), ref, reason="address", now=now)
+        again = mail_store.link_message(session, id_of(message), ref, reason="manual", now=now)
         assert first.id == again.id
         assert [m.subject for m in mail_store.messages_on(session, ref)] == ["hello"]
         with pytest.raises(ValidationError, match="does not exist"):
-            mail_store.link_message(session, message.id, RecordRef(RecordType.LEAD, 9), reason="x", now=now)  # type: ignore[arg-type]
+            mail_store.link_message(
+                session, id_of(message), RecordRef(RecordType.LEAD, 9), reason="x", now=now
+            )
     with db.read() as session:
         from crm_tui.core.services import mailbox
 
-        assert mailbox.raw_of(session, message.id) == raw  # type: ignore[arg-type]
+        assert mailbox.raw_of(session, id_of(message)) == raw
 
 
 def test_a_file_shared_by_two_records_is_removed_only_with_the_last(
@@ -165,12 +168,14 @@ def test_a_file_shared_by_two_records_is_removed_only_with_the_last(
         deal = factories.deal(session, now, factories.pipeline(session))
         doc = attachments.add_document(
             session,
-            RecordRef(RecordType.CONTACT, person.id),
+            RecordRef(RecordType.CONTACT, id_of(person)),
             source,
             store=store,
             added_by_id=None,
-            now=now,  # type: ignore[arg-type]
+            now=now,
         )
-        attachments.copy_document(session, doc.id, RecordRef(RecordType.OPPORTUNITY, deal.id), now=now)  # type: ignore[arg-type]
-        assert contacts.delete_contact(session, person.id) == [], "the deal still uses the file"  # type: ignore[arg-type]
-        assert opportunities.delete_opportunity(session, deal.id) == [doc.stored_name]  # type: ignore[arg-type]
+        attachments.copy_document(
+            session, id_of(doc), RecordRef(RecordType.OPPORTUNITY, id_of(deal)), now=now
+        )
+        assert contacts.delete_contact(session, id_of(person)) == [], "the deal still uses the file"
+        assert opportunities.delete_opportunity(session, id_of(deal)) == [doc.stored_name]

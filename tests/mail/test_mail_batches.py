@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlmodel import select
+from sqlmodel import col, select
 
+from crm_tui.core.db import Database
 from crm_tui.core.services.mailbox import PendingBody
 from crm_tui.mail.sync.batches import BATCH_BYTES, BODY_BATCH, batches_by_size
 from tests.utils import factories
@@ -20,7 +22,9 @@ def test_batches_are_bounded_by_count_and_by_bytes() -> None:
     assert [i.uid for b in batches for i in b] == [i.uid for i in small + huge], "order and completeness kept"
 
 
-def test_a_body_whose_headers_read_differently_from_the_header_pass_rewrites_them(db, now) -> None:  # type: ignore[no-untyped-def]
+def test_a_body_whose_headers_read_differently_from_the_header_pass_rewrites_them(
+    db: Database, now: datetime
+) -> None:
     """The body batch leaves the header columns alone when they hold the body's values already (they were
     written with the headers); where one message's body reads differently (the server's header block and
     the message disagree, say), the body's values are stored, and search finds it by them."""
@@ -45,12 +49,12 @@ def test_a_body_whose_headers_read_differently_from_the_header_pass_rewrites_the
             rows.append(mailbox.HeaderRow(n, [], None, header_values(parse_header_block(header)), 200))
         mailbox.store_headers(session, folder, 1, rows, now=now)
     with db.read() as session:
-        pending = mailbox.pending_bodies(session, account_id)  # type: ignore[arg-type]
+        pending = mailbox.pending_bodies(session, account_id)
     with db.write() as session:
         bodies = [(p.location_id, parse_safely(message(p.uid, "Angebot"))) for p in pending]
         mailbox.store_bodies(session, bodies, now=now)
     with db.read() as session:
-        stored = session.exec(select(m.MailMessage).order_by(m.MailMessage.id)).all()  # type: ignore[arg-type]
+        stored = session.exec(select(m.MailMessage).order_by(col(m.MailMessage.id))).all()
         assert [s.subject for s in stored] == ["Angebot"] * 5, "the third took its body's subject"
         assert [s.subject_key for s in stored] == ["angebot"] * 5
         assert all(s.has_body and s.body_text.startswith("Inhalt") for s in stored)
@@ -59,7 +63,7 @@ def test_a_body_whose_headers_read_differently_from_the_header_pass_rewrites_the
         assert mail_search.search_ids(session, "vorschau", UTC) == []
 
 
-def test_a_sync_longer_than_the_lock_lease_keeps_its_lock(db, now) -> None:  # type: ignore[no-untyped-def]
+def test_a_sync_longer_than_the_lock_lease_keeps_its_lock(db: Database, now: datetime) -> None:
     """The lock is renewed with the batches' writes, often enough that a second sync is refused however long
     the first one runs, and not on every batch (that was a write of its own each time)."""
     import pytest
@@ -72,13 +76,17 @@ def test_a_sync_longer_than_the_lock_lease_keeps_its_lock(db, now) -> None:  # t
     clock = FixedClock(now)
     with db.write() as session:
         account_id = factories.mail_inbox(session, now).account_id
-        name = session.get(m.MailAccount, account_id).name
+        account = session.get(m.MailAccount, account_id)
+        assert account is not None
+        name = account.name
     sync = AccountSync(db, name, clock=clock, password="unused")
     sync._take_lock()
 
-    def renewed_at():  # type: ignore[no-untyped-def]
+    def renewed_at() -> datetime:
         with db.read() as session:
-            return session.get(m.MailSyncLock, account_id).renewed_at
+            lock = session.get(m.MailSyncLock, account_id)
+            assert lock is not None
+            return lock.renewed_at
 
     clock.advance(seconds=5)
     with db.write() as session:
@@ -93,13 +101,12 @@ def test_a_sync_longer_than_the_lock_lease_keeps_its_lock(db, now) -> None:  # t
     assert clock.now() - renewed_at() < mailbox.LOCK_RENEWAL + timedelta(seconds=25)
 
 
-def test_the_helpers_raw_writes_complete_what_the_body_store_finishes(tmp_path, now) -> None:  # type: ignore[no-untyped-def]
+def test_the_helpers_raw_writes_complete_what_the_body_store_finishes(tmp_path: Path, now: datetime) -> None:
     """The sync's helpers write a batch's bytes into ``mail_raw`` themselves (SQLite); the body store then
     completes those messages without the bytes. A write never replaces a whole message's bytes nor makes
     bytes for a message that is gone, and a database restored at the same path gets the next writes."""
     import shutil
     import sqlite3
-    from pathlib import Path
 
     from crm_tui.core import models as m
     from crm_tui.core.db import open_database, sqlite_url
@@ -130,7 +137,8 @@ def test_the_helpers_raw_writes_complete_what_the_body_store_finishes(tmp_path, 
     raw_writer.store(str(path), [(first.message_id, b"a second write")])  # whole by now: left alone
     with db.read() as session:
         assert mailbox.raw_of(session, first.message_id) == raws[1]
-        assert session.get(m.MailMessage, first.message_id).size == len(raws[1])  # type: ignore[union-attr]
+        message = session.get(m.MailMessage, first.message_id)
+        assert message is not None and message.size == len(raws[1])
         assert mailbox.raw_of(session, 999) is None
     db.dispose()
     # A restore moves the database (with its log) aside and puts another file at the path: the next write

@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import quopri
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,12 +18,16 @@ from crm_tui.core.mail_data import header_values
 from crm_tui.core.mail_identity import is_automatic
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.mail import headers, parse
+from tests.utils.ids import id_of
+
+if TYPE_CHECKING:
+    from crm_tui.core.db import Database
 
 _ATOM = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCXYZ0123456789.!#$%&'*+-/=?^_`{|}~", min_size=1, max_size=12
 )
 _UNICODE = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\r\n\x00"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\r\n\x00"),
     max_size=14,
 )
 _WORDS = st.sampled_from(
@@ -150,8 +156,8 @@ def test_parsing_a_whole_generated_message_never_raises_and_agrees_with_its_head
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 def test_storing_threading_and_linking_generated_mail_never_raises(
-    tmp_path_factory, blocks: list[bytes]
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path_factory: pytest.TempPathFactory, blocks: list[bytes]
+) -> None:
     from crm_tui.core.free_mail import free_domains
     from crm_tui.core.services import mail_linking, mail_store
 
@@ -163,17 +169,17 @@ def test_storing_threading_and_linking_generated_mail_never_raises(
             for block in blocks
         ]
         made = mail_linking.link_many(
-            session, [message.id for message in stored], mine={"anna@crm.example"}, free_domains=set(free_domains()),  # type: ignore[misc]
+            session, [id_of(message) for message in stored], mine={"anna@crm.example"}, free_domains=set(free_domains()),
             now=now,
         )  # fmt: skip
         assert set(made) <= {message.id for message in stored}
         assert all(message.thread_id is not None for message in stored)
 
 
-_CACHE: dict[str, object] = {}
+_CACHE: dict[str, Database] = {}
 
 
-def _database(tmp_path_factory):  # type: ignore[no-untyped-def]
+def _database(tmp_path_factory: pytest.TempPathFactory) -> Database:
     """One database for all examples (each example's mail is added to it: threads and links meet old mail)."""
     from crm_tui.core.db import open_database, sqlite_url
 

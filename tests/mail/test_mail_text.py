@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from email.message import Message
+from typing import Any, NoReturn
 
 import pytest
 
 from crm_tui.core.db import Database
+from crm_tui.core.mail_data import MessageData
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import mail_store, mailbox
 from crm_tui.mail.parse import parse_message
 from tests.conftest import corpus_dir
+from tests.utils.ids import id_of
 
 DANGEROUS = ["\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\u200b", "\x00", "\x7f", "\r"]
 
@@ -67,7 +72,7 @@ def test_every_corpus_message_parses_stores_and_shows(db: Database, now: datetim
             ]
             for text in shown:
                 assert not any(ch in text for ch in DANGEROUS), path.name
-            assert mailbox.raw_of(session, stored.id) == raw, path.name
+            assert mailbox.raw_of(session, id_of(stored)) == raw, path.name
     with db.read() as session:
         assert mail_store.count_messages(session) == len(files)
         page = mail_store.list_messages(session, limit=50)
@@ -123,7 +128,7 @@ def test_the_quick_header_values_are_the_guarded_parsers_values(monkeypatch: pyt
     assert [headers.header_block_values(block) for block in blocks] == guarded
     assert sum(1 for values in guarded if values[-1]) >= 3, "some blocks carry problems (and keep them)"
 
-    def broken(fields):  # type: ignore[no-untyped-def]
+    def broken(fields: dict[str, list[str]]) -> NoReturn:
         raise ValueError("quick path broken on purpose")
 
     monkeypatch.setattr(headers, "_quick_values", broken)
@@ -189,16 +194,17 @@ def test_the_fast_message_parser_builds_what_the_email_package_builds() -> None:
     import email
     import email.policy
 
+    from crm_tui.core.mail_identity import LONE_CR
     from crm_tui.mail import header_decoding, parse
 
-    def slow(raw: bytes):  # type: ignore[no-untyped-def]
+    def slow(raw: bytes) -> MessageData:
         fast_tree, fast_addresses = parse._message_tree, header_decoding._plain_addresses
-        parse._message_tree = lambda r: email.message_from_bytes(r, policy=email.policy.compat32)  # type: ignore[assignment]
-        header_decoding._plain_addresses = lambda values: None  # type: ignore[assignment]
+        parse._message_tree = lambda raw: email.message_from_bytes(raw, policy=email.policy.compat32)
+        header_decoding._plain_addresses = lambda values: None
         try:
             return parse.parse_safely(raw)
         finally:
-            parse._message_tree, header_decoding._plain_addresses = fast_tree, fast_addresses  # type: ignore[assignment]
+            parse._message_tree, header_decoding._plain_addresses = fast_tree, fast_addresses
 
     messages = list(EDGE_CASES)
     for path in sorted(corpus_dir().glob("*.eml")):
@@ -207,7 +213,7 @@ def test_the_fast_message_parser_builds_what_the_email_package_builds() -> None:
     fast_trees = 0
     for raw in messages:
         assert parse.parse_safely(raw) == slow(raw), raw[:200]
-        if not parse.LONE_CR.search(raw):
+        if not LONE_CR.search(raw):
             fast_trees += parse._part(raw, 0, len(raw), nested=False, depth=0) is not None
     assert len(messages) > 400
     assert fast_trees > 0.55 * len(messages), (
@@ -364,7 +370,14 @@ def test_headers_without_encoded_words_skip_the_email_package_with_the_same_resu
         assert [getattr(one, f) for f in fields] == [getattr(other, f) for f in fields], header[:200]
 
 
-def _outcome(function, text):  # type: ignore[no-untyped-def]
+def _decoded(part: Message) -> bytes:
+    """A leaf part's payload, its transfer encoding undone."""
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes), "a leaf part decodes to bytes"
+    return payload
+
+
+def _outcome(function: Callable[[str], Any], text: str) -> tuple[str, Any]:
     try:
         return ("value", function(text))
     except Exception as exc:  # noqa: BLE001 - the same failure is part of the same result
@@ -530,7 +543,9 @@ def test_an_html_mail_whose_head_never_closes_has_its_text_previewed_and_found(
     with db.write() as session:
         stored = mail_store.store_message(session, data, now=now)
     with db.read() as session:
-        assert session.get(m.MailMessage, stored.id).body_text.startswith("Hello from"), "the preview's text"
+        found = session.get(m.MailMessage, stored.id)
+        assert found is not None and found.body_text.startswith("Hello from"), "the preview's text"
+        assert now.tzinfo is not None
         assert mail_search.search_ids(session, "unclosed", now.tzinfo) == [stored.id]
 
 
@@ -624,7 +639,7 @@ def test_every_corpus_html_mail_keeps_all_its_visible_words() -> None:
             if "text/html" not in kinds or "text/plain" in kinds:
                 continue
             html = "\n".join(
-                _charset_decode(p.get_payload(decode=True), p.get_content_charset(), [])
+                _charset_decode(_decoded(p), p.get_content_charset(), [])
                 for p in parts
                 if p.get_content_type() == "text/html" and p.get_content_disposition() != "attachment"
             ).strip()

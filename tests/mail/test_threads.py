@@ -4,21 +4,26 @@ reply", "No reply to me", follow-ups) follows the threads; automatic mail never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
+from sqlmodel import Session, col
 
 from crm_tui.core import mail_threads
 from crm_tui.core import models as m
 from crm_tui.core.db import Database, open_database, sqlite_url
 from crm_tui.core.services import mail_accounts, mail_store, triage, users
 from crm_tui.core.services.mail_search import message_objects
+from crm_tui.core.services.rows import get_or_404
 from crm_tui.mail.parse import parse_message
 from tests.utils import factories
+from tests.utils.ids import column_ids, id_of
 
 ME = "anna@crm.example"
 
@@ -57,17 +62,18 @@ def _mail(
     return raw
 
 
-def _store(session, raw: bytes, now: datetime, *, outgoing: bool = False) -> m.MailMessage:  # type: ignore[no-untyped-def]
+def _store(session: Session, raw: bytes, now: datetime, *, outgoing: bool = False) -> m.MailMessage:
     return mail_store.store_message(session, parse_message(raw), now=now, outgoing=outgoing)
 
 
-def _me(session, now: datetime) -> None:  # type: ignore[no-untyped-def]
+def _me(session: Session, now: datetime) -> None:
     users.create_user(session, users.UserInput(name="Anna Berg", email=ME), now=now)
 
 
-def _view(session, view: str, now: datetime) -> list[int]:  # type: ignore[no-untyped-def]
+def _view(session: Session, view: str, now: datetime) -> list[int]:
     condition = triage.view_condition(view, now=now)
-    return sorted(session.scalars(select(m.MailMessage.id).where(condition)))
+    assert condition is not None, f"{view!r} is all mail, not a view"
+    return sorted(column_ids(session.scalars(select(col(m.MailMessage.id)).where(condition))))
 
 
 def test_two_customers_same_subject_are_two_threads_and_both_await_a_reply(
@@ -82,7 +88,7 @@ def test_two_customers_same_subject_are_two_threads_and_both_await_a_reply(
             now,
         )
         assert first.thread_id != second.thread_id
-        assert _view(session, "awaiting", now) == sorted([first.id, second.id])  # type: ignore[type-var]
+        assert _view(session, "awaiting", now) == sorted([id_of(first), id_of(second)])
 
 
 def test_a_reply_with_a_changed_subject_stays_in_its_thread_and_answers_it(
@@ -139,8 +145,8 @@ def test_a_reply_that_arrives_before_its_parent_joins_it_and_missing_parents_joi
         session.refresh(child)
         session.refresh(sibling)
         assert child.thread_id == sibling.thread_id == parent.thread_id
-        members = triage.thread_members(session, [parent.id], None)  # type: ignore[list-item]
-        assert members[parent.id] == sorted([child.id, sibling.id, parent.id])  # type: ignore[index, type-var]
+        members = triage.thread_members(session, [id_of(parent)], None)
+        assert members[id_of(parent)] == sorted([id_of(child), id_of(sibling), id_of(parent)])
 
 
 def test_without_references_the_subject_joins_only_the_same_correspondents(
@@ -200,9 +206,15 @@ def test_automatic_replies_and_bounces_never_await_a_reply_nor_answer_mine(
         assert away.thread_id == mine.thread_id
         assert _view(session, "awaiting", now + timedelta(days=1)) == []
         assert _view(session, "no-reply", now + timedelta(days=4)) == [mine.id]
-        objects = {o.id: o.as_json() for o in message_objects(session, [mine.id, away.id, bounce.id])}  # type: ignore[list-item]
-        assert objects[mine.id]["thread"] == objects[away.id]["thread"] != objects[bounce.id]["thread"]  # type: ignore[index]
-        assert objects[bounce.id]["automatic"] is True  # type: ignore[index]
+        objects = {
+            o.id: o.as_json() for o in message_objects(session, [id_of(mine), id_of(away), id_of(bounce)])
+        }
+        assert (
+            objects[id_of(mine)]["thread"]
+            == objects[id_of(away)]["thread"]
+            != objects[id_of(bounce)]["thread"]
+        )
+        assert objects[id_of(bounce)]["automatic"] is True
 
 
 def test_a_follow_up_is_done_when_the_thread_is_answered_by_a_person(db: Database, now: datetime) -> None:
@@ -281,9 +293,10 @@ _GRAPH = st.lists(
     ),
     max_size=25,
 )
+_Graph = list[tuple[str | None, str | None, list[str], str, bool, set[str]]]  # what _GRAPH draws
 
 
-def _inputs(graph) -> list[mail_threads.ThreadInput]:  # type: ignore[no-untyped-def]
+def _inputs(graph: _Graph) -> list[mail_threads.ThreadInput]:
     return [
         mail_threads.ThreadInput(
             id=index + 1,
@@ -301,7 +314,7 @@ def _inputs(graph) -> list[mail_threads.ThreadInput]:  # type: ignore[no-untyped
 
 @given(_GRAPH)
 @settings(max_examples=300, deadline=None)
-def test_threading_any_graph_terminates_and_messages_that_share_an_id_share_a_thread(graph) -> None:  # type: ignore[no-untyped-def]
+def test_threading_any_graph_terminates_and_messages_that_share_an_id_share_a_thread(graph: _Graph) -> None:
     inputs = _inputs(graph)
     threads = mail_threads.thread_of(inputs, mine=[ME])
     assert set(threads) == {i.id for i in inputs}
@@ -314,7 +327,9 @@ def test_threading_any_graph_terminates_and_messages_that_share_an_id_share_a_th
 
 @given(_GRAPH)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_threading_one_by_one_in_the_database_equals_the_whole_at_once(tmp_path, now, graph) -> None:  # type: ignore[no-untyped-def]
+def test_threading_one_by_one_in_the_database_equals_the_whole_at_once(
+    tmp_path: Path, now: datetime, graph: _Graph
+) -> None:
     """The sync threads mail batch by batch as it arrives; the result is the same threads as threading the
     whole mailbox at once (the migration's way)."""
     inputs = _inputs(graph)
@@ -340,10 +355,10 @@ def test_threading_one_by_one_in_the_database_equals_the_whole_at_once(tmp_path,
                 )
             )
         session.flush()
-        stored = [mail_threads.thread_input(session.get(m.MailMessage, item.id)) for item in inputs]  # type: ignore[arg-type]
+        stored = [mail_threads.thread_input(get_or_404(session, m.MailMessage, item.id)) for item in inputs]
         for item in stored:
             mail_threads.assign(session, [item], mine={ME})
-        got = dict(session.execute(select(m.MailMessage.id, m.MailMessage.thread_id)).all())
+        got = dict(session.execute(select(col(m.MailMessage.id), col(m.MailMessage.thread_id))).all())
     whole = mail_threads.thread_of(stored, mine=[ME])
     same_db = {(a, b) for a in got for b in got if got[a] == got[b]}
     same_whole = {(a, b) for a in whole for b in whole if whole[a] == whole[b]}
@@ -369,7 +384,7 @@ def test_a_web_forms_enquiries_stay_apart(db: Database, now: datetime) -> None:
             for n in range(3)
         ]  # fmt: skip
         assert len({message.thread_id for message in sent}) == 3
-        assert _view(session, "awaiting", now + timedelta(hours=1)) == sorted(m.id for m in sent)  # type: ignore[misc]
+        assert _view(session, "awaiting", now + timedelta(hours=1)) == sorted(id_of(m) for m in sent)
 
 
 def test_a_thread_named_by_a_deleted_message_never_takes_in_the_next_mail(
@@ -389,21 +404,21 @@ def test_a_thread_named_by_a_deleted_message_never_takes_in_the_next_mail(
             now,
         )  # fmt: skip
         thread = first.thread_id
-        assert second.thread_id == thread
+        assert thread is not None and second.thread_id == thread
         # The thread's name is the first message's id; the first message goes (deleted on the phone, say).
-        session.execute(delete(m.MailThreadKey).where(m.MailThreadKey.message_id == first.id))
-        mailbox.drop_orphans(session, [first.id])  # type: ignore[list-item]
-        session.execute(delete(m.MailMessage).where(m.MailMessage.id == first.id))
+        session.execute(delete(m.MailThreadKey).where(col(m.MailThreadKey.message_id) == first.id))
+        mailbox.drop_orphans(session, [id_of(first)])
+        session.execute(delete(m.MailMessage).where(col(m.MailMessage.id) == first.id))
         session.flush()
-        stranger = mail_threads.ThreadInput(id=thread, message_id="<x@paul>", subject_key="rechnung",  # type: ignore[arg-type]
+        stranger = mail_threads.ThreadInput(id=thread, message_id="<x@paul>", subject_key="rechnung",
                                             sender="paul@sued.example", recipients=frozenset({ME}))  # fmt: skip
         session.add(m.MailMessage(id=thread, message_id_header="<x@paul>", subject="Rechnung", subject_key="rechnung",
                                   from_address="paul@sued.example", to_addresses=ME, received_at=now))  # fmt: skip
         session.flush()
         mail_threads.assign(session, [stranger], mine={ME})
         session.refresh(second)
-        paul = session.get(m.MailMessage, thread)
-        assert paul.thread_id != second.thread_id  # type: ignore[union-attr]
+        paul = get_or_404(session, m.MailMessage, thread)
+        assert paul.thread_id != second.thread_id
 
 
 def test_what_counts_as_automatic() -> None:
@@ -411,7 +426,7 @@ def test_what_counts_as_automatic() -> None:
     a person's mail, or one whose marker says no, is not."""
     from crm_tui.core.mail_identity import is_automatic
 
-    def headers(**values: str):  # type: ignore[no-untyped-def]
+    def headers(**values: str) -> Callable[[str], str | None]:
         named = {name.replace("_", "-").lower(): value for name, value in values.items()}
         return lambda name: named.get(name.lower())
 
