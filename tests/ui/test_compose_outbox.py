@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlmodel import col
 from textual.widgets import Input, TextArea
 
 from crm_tui.core import models as m
@@ -19,11 +20,11 @@ from tests.ui.helpers import open_inbox, wait_for
 
 
 def count(app: CrmApp, query: Any) -> int:
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
+    with app.context.database().read() as session:
         return int(session.scalar(query) or 0)
 
 
-QUEUED = select(func.count()).select_from(m.OutboxItem).where(m.OutboxItem.state == "queued")
+QUEUED = select(func.count()).select_from(m.OutboxItem).where(col(m.OutboxItem.state) == "queued")
 DRAFTS = select(func.count()).select_from(m.MailDraft)
 
 
@@ -31,12 +32,13 @@ def said(app: CrmApp) -> str:
     return " | ".join(str(n.message) for n in app._notifications)
 
 
-async def compose_from_contact(app: CrmApp, pilot: Any) -> tuple[Any, Any]:
+async def compose_from_contact(app: CrmApp, pilot: Any) -> tuple[ContactsScreen, ComposeScreen]:
     """2 (contacts), m on the first contact (its first address if it asks): returns (the contacts list, the
     compose screen)."""
     await pilot.press("2")
     await wait_for(lambda: isinstance(app.screen, ContactsScreen), pilot)
     contacts = app.screen
+    assert isinstance(contacts, ContactsScreen)
     table = contacts.query_one(PagedTable)
     await wait_for(lambda: table.row_count > 0, pilot)
     table.focus()
@@ -45,7 +47,9 @@ async def compose_from_contact(app: CrmApp, pilot: Any) -> tuple[Any, Any]:
     if isinstance(app.screen, ChoiceDialog):
         await pilot.press("enter")
         await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-    return contacts, app.screen
+    compose = app.screen
+    assert isinstance(compose, ComposeScreen)
+    return contacts, compose
 
 
 async def write_from_contact(app: CrmApp, pilot: Any, subject: str) -> ContactsScreen:
@@ -71,11 +75,13 @@ async def test_u_takes_back_a_mail_written_from_a_contact_there_and_in_the_inbox
 
     # In the inbox, after a triage step there: the mail written later (from a contact) is taken back first.
     screen, table = await open_inbox(app, pilot)
-    read_before = count(app, select(func.count()).select_from(m.MailMessage).where(m.MailMessage.is_read))
+    read_before = count(
+        app, select(func.count()).select_from(m.MailMessage).where(col(m.MailMessage.is_read))
+    )
     await pilot.press("N")  # read/unread: a step u undoes
     await wait_for(
         lambda: (
-            count(app, select(func.count()).select_from(m.MailMessage).where(m.MailMessage.is_read))
+            count(app, select(func.count()).select_from(m.MailMessage).where(col(m.MailMessage.is_read)))
             != read_before
         ),
         pilot,
@@ -89,7 +95,7 @@ async def test_u_takes_back_a_mail_written_from_a_contact_there_and_in_the_inbox
     await pilot.press("u")  # then the triage step
     await wait_for(
         lambda: (
-            count(app, select(func.count()).select_from(m.MailMessage).where(m.MailMessage.is_read))
+            count(app, select(func.count()).select_from(m.MailMessage).where(col(m.MailMessage.is_read)))
             == read_before
         ),
         pilot,
@@ -102,7 +108,7 @@ async def test_a_mail_without_a_subject_asks_before_it_is_queued(app: CrmApp, pi
     compose.query_one("#c-body", TextArea).text = "Kurz: passt Dienstag?"
     await pilot.press("ctrl+s")
     await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
-    assert "Send without a subject?" in app.screen._title  # type: ignore[attr-defined]
+    assert isinstance(app.screen, ConfirmDialog) and "Send without a subject?" in app.screen._title
     await pilot.press("n")  # back to write one: nothing queued, the subject field has the cursor
     await wait_for(lambda: app.screen is compose, pilot)
     assert count(app, QUEUED) == queued
@@ -122,8 +128,8 @@ async def test_a_slow_template_leaves_the_app_usable_while_the_picker_is_filled(
 
     from crm_tui.ui.screens.template_picker import TemplatePicker
 
-    with app.context.database().write() as session:  # type: ignore[attr-defined]
-        now = app.context.clock.now()  # type: ignore[attr-defined]
+    with app.context.database().write() as session:
+        now = app.context.clock.now()
         session.add(
             m.EmailTemplate(
                 name="Langsam",
@@ -142,7 +148,9 @@ async def test_a_slow_template_leaves_the_app_usable_while_the_picker_is_filled(
     timer.stop()
     gaps = [later - earlier for earlier, later in zip(ticks, ticks[1:], strict=False)]
     assert max(gaps) < 1.0, f"the app froze for {max(gaps):.1f} s while the templates were filled"
-    slow = next(fit for fit in app.screen.fits if fit.name == "Langsam")  # type: ignore[attr-defined]
+    picker = app.screen
+    assert isinstance(picker, TemplatePicker)
+    slow = next(fit for fit in picker.fits if fit.name == "Langsam")
     assert not slow.fits
 
 
@@ -177,9 +185,11 @@ async def test_u_in_the_outbox_takes_back_any_queued_mail_as_the_draft_it_was(
     grid.move_cursor(row=older)
     await pilot.press("u")
     await wait_for(lambda: count(app, QUEUED) == queued + 1 and count(app, DRAFTS) == drafts + 1, pilot)
-    with app.context.database().read() as session:  # type: ignore[attr-defined]
-        draft = session.scalars(select(m.MailDraft).order_by(m.MailDraft.id.desc())).first()
-        subjects = list(session.scalars(select(m.OutboxItem.subject).where(m.OutboxItem.state == "queued")))
+    with app.context.database().read() as session:
+        draft = session.scalars(select(m.MailDraft).order_by(col(m.MailDraft.id).desc())).first()
+        subjects = list(
+            session.scalars(select(col(m.OutboxItem.subject)).where(col(m.OutboxItem.state) == "queued"))
+        )
     assert draft is not None and draft.subject == "Ältere Mail"
     assert draft.to == to and draft.bcc == "chefin@crm.example"
     assert draft.body.rstrip("\n").startswith("Erste Zeile\nZweite Zeile")
