@@ -313,6 +313,8 @@ class Activity(SQLModel, table=True):
     updated_at: datetime = _utc()
     # A follow-up of this mail (``A`` in the inbox): done by itself once the thread is answered.
     follow_up_of: int | None = Field(default=None, index=True)
+    # The outbox item this email activity records (a bounce of one of its recipients is noted on it).
+    outbox_item_id: int | None = Field(default=None, index=True)
 
 
 class ActivityAttendee(SQLModel, table=True):
@@ -510,6 +512,11 @@ class OutboxRecipient(SQLModel, table=True):
     state: str
     reason: str | None = None
     at: datetime = _utc()
+    # After the server took it: a delivery report (or the mail returned) said it never arrived, and why;
+    # a mail from this recipient answered it (In-Reply-To/References). Each set once, by the sync.
+    bounced_at: datetime | None = _utc(nullable=True)
+    bounce_reason: str | None = None
+    replied_at: datetime | None = _utc(nullable=True)
 
 
 class MailDraft(SQLModel, table=True):
