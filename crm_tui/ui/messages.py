@@ -203,6 +203,15 @@ class ForecastLoaded(Message):
         self.text = text
 
 
+class FunnelLoaded(Message):
+    """A pipeline's funnel (core.services.funnel.Funnel; None: there is no pipeline) and its forecast chart,
+    read in a thread; ``pipelines``: (id, name) of every pipeline, to switch between."""
+
+    def __init__(self, pipelines: list[tuple[int, str]], funnel: Any, forecast: Text, request: int):
+        super().__init__()
+        self.pipelines, self.funnel, self.forecast, self.request = pipelines, funnel, forecast, request
+
+
 # --- calendar ---
 
 

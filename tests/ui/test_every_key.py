@@ -219,7 +219,7 @@ async def _press_all(
 MUST_REACH = {
     "contacts": {"RecordForm", "ConfirmDialog", "PromptDialog", "ChoiceDialog", "ComposeScreen", "MassMailScreen",
                  "TemplatePicker"},
-    "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen"},
+    "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen", "FunnelScreen"},
     "calendar": {"RecordForm", "ComposeScreen"},
     "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "OutboxMailScreen", "FolderPicker", "RecordPicker", "RecordForm",
               "PromptDialog", "TemplatePicker"},

@@ -109,6 +109,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         Binding("s", "substates", "Sub-states", id="board.substates"),
         Binding("a", "add_activity", "Add activity", show=False, id="board.add_activity"),
         Binding("f", "forecast", "Forecast", id="board.forecast"),
+        Binding("F", "funnel", "Funnel", show=False, id="board.funnel"),
         Binding("m", "mail", "Write mail", show=False, id="board.mail"),
         Binding("R", "app.automation('rules')", "Automation", id="board.automation"),
         Binding("I", "import", "Import deals from a file", show=False, id="board.import"),
@@ -232,7 +233,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
             message.columns,
         )
         title = Text(f" {message.pipeline_name} ", style="reverse bold")
-        title.append("  p switch pipeline · < > move deal · f forecast", style="dim")
+        title.append("  p switch pipeline · < > move deal · f forecast · F funnel", style="dim")
         self.query_one("#board-title", Label).update(title)
         board = self.query_one("#board", Horizontal)
         await board.remove_children()
@@ -584,12 +585,19 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
     def _load_forecast(self, pipeline_id: int | None) -> None:
 
         with self.context.database().read() as session:
-            months = opportunities.forecast(session, pipeline_id=pipeline_id)
+            months = opportunities.forecast(session, pipeline_id=pipeline_id, today=self.context.today())
         self.post_message(ForecastLoaded(forecast_chart(months)))
 
     @on(ForecastLoaded)
     def _show_forecast(self, message: ForecastLoaded) -> None:
         self.query_one("#forecast", Static).update(message.text)
+
+    def action_funnel(self) -> None:
+        """The pipeline's funnel, with its forecast (screens/funnel.py)."""
+        # Imported here: funnel.py draws the forecast with this module's forecast_chart.
+        from crm_tui.ui.screens.funnel import FunnelScreen
+
+        self.app.push_screen(FunnelScreen(self.pipeline_id))
 
 
 def whole_words(text: str, limit: int) -> str:
@@ -608,6 +616,10 @@ def forecast_chart(months: list, width: int = 50) -> Text:  # type: ignore[type-
     text = Text("Forecast: weighted amount of open deals by expected close month\n\n", style="bold")
     if not months:
         return text.append("No open deal has an expected close date.", style="dim")
+    if any(m.overdue for m in months):
+        text.append("overdue", style="bold red reverse")
+        text.append(": the month is past and its deals are still open\n\n", style="dim")
+    mark = 8 if any(m.overdue for m in months) else 0  # room for "overdue " after the month
     for currency in sorted({m.currency for m in months}):
         rows = [m for m in months if m.currency == currency]
         top = max(r.weighted_cents for r in rows) or 1
@@ -616,6 +628,11 @@ def forecast_chart(months: list, width: int = 50) -> Text:  # type: ignore[type-
             cells = row.weighted_cents * width / top
             bar = "█" * int(cells) + ("▌" if cells - int(cells) >= 0.5 else "")
             text.append(f"  {row.month}  ", style="cyan")
+            if row.overdue:
+                text.append("overdue", style="bold red reverse")
+                text.append(" ")
+            else:
+                text.append(" " * mark)
             text.append(bar.ljust(width + 1), style="green")
             text.append(f" {format_money(row.weighted_cents, currency):>18}", style="bold")
             deals = "deal" if row.count == 1 else "deals"
