@@ -10,7 +10,8 @@ from datetime import date, datetime
 from sqlmodel import Session
 
 from crm_tui.core import models as m
-from crm_tui.core.automation import actions, schedule
+from crm_tui.core.automation import actions, events, rules, schedule
+from crm_tui.core.automation.events import WaitingForEvent
 from crm_tui.core.types import RecordRef, RecordType
 
 
@@ -36,6 +37,8 @@ class StageMovePreview:
     planned: tuple[PlannedStep, ...]
     cancelled: tuple[CancelledStep, ...]
     completes: tuple[tuple[str, str], ...]  # (activity type, subject)
+    # Rules that keep waiting for an event of the deal wherever it is ("when a quote is accepted: ...").
+    on_events: tuple[WaitingForEvent, ...] = ()
 
 
 def stage_move(
@@ -61,4 +64,31 @@ def stage_move(
         tuple(PlannedStep(item.rule.name, does_for(item.rule), item.due_at, item.event) for item in planned),
         tuple(CancelledStep(rule.name, does_for(rule), job.due_at) for rule, job in cancelled),
         tuple((activity.type, activity.subject) for activity in completes),
+        _waiting(session, deal, me_id=me_id, today=today),
+    )
+
+
+def waiting_for_events(
+    session: Session, deal_id: int, *, me_id: int | None, today: date
+) -> tuple[WaitingForEvent, ...]:
+    """The rules waiting for an event of this deal (a quote accepted, a document signed) whose conditions hold
+    now, each with what it will do to the deal: "when a quote is accepted: mail 'Thanks' to the primary
+    contact". Nothing is scheduled until the event happens."""
+    deal = session.get(m.Opportunity, deal_id)
+    return () if deal is None else _waiting(session, deal, me_id=me_id, today=today)
+
+
+def _waiting(
+    session: Session, deal: m.Opportunity, *, me_id: int | None, today: date
+) -> tuple[WaitingForEvent, ...]:
+    assert deal.id is not None  # read from the database
+    ref = RecordRef(RecordType.OPPORTUNITY, deal.id)
+    return tuple(
+        WaitingForEvent(
+            rule.name, rules.when(rule), actions.describe_for(session, rule, ref, me_id=me_id, today=today)
+        )
+        for rule in schedule.event_rules(session, "opportunity")
+        if rule.record_event in events.EVENTS
+        and schedule.applies_to(rule, deal)
+        and schedule.conditions_hold(session, rule, deal)
     )

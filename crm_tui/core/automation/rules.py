@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from crm_tui.core import models as m
-from crm_tui.core.automation import actions, fields, schedule
+from crm_tui.core.automation import actions, events, fields, schedule
 from crm_tui.core.errors import CrmError, FieldErrors, NotFound
 
 SCOPES = ("stage", "substate", "status", "record")
@@ -19,10 +19,11 @@ TRIGGERS = {
     "stage": ("enter", "exit", "date", "field_change", "activity_done"),
     "substate": ("enter", "exit"),
     "status": ("enter", "exit", "date", "field_change", "activity_done"),
-    "record": ("create", "date", "field_change", "activity_done"),
+    "record": ("create", "date", "field_change", "activity_done", "event"),
 }
 TRIGGER_WORDS = {"enter": "on enter", "exit": "on exit", "date": "from a date", "create": "on create",
-                 "field_change": "when a field changes", "activity_done": "when an activity is done"}  # fmt: skip
+                 "field_change": "when a field changes", "activity_done": "when an activity is done",
+                 "event": "on a record event"}  # fmt: skip
 SUBSTATE_WORDS = {"enter": "on open", "exit": "on close"}
 STATUSES = {"lead": [s.value for s in m.LeadStatus], "ticket": [s.value for s in m.TicketStatus]}
 
@@ -44,6 +45,7 @@ class RuleInput:
     at_time: str | None = None
     zone: str = "UTC"
     watch_field: str | None = None
+    record_event: str | None = None  # trigger "event": one of automation.events.EVENTS
     conditions: str = ""  # one per line, FIELD OP VALUE
     params: dict[str, Any] = field(default_factory=dict)
     late_policy: str = "fire"
@@ -112,6 +114,12 @@ def _check(session: Session, data: RuleInput) -> dict[str, Any]:
         watchable = [f for f in fields.FIELDS[entity] if f not in unwatchable]
         errors.add("watch_field", f"one of {', '.join(watchable)}")
     clean["watch_field"] = data.watch_field if data.trigger == "field_change" else None
+    if data.trigger == "event":
+        if entity != "opportunity":
+            errors.add("trigger", "record events (a quote accepted, a document signed) happen to deals")
+        if data.record_event not in events.EVENTS:
+            errors.add("record_event", f"one of {', '.join(events.EVENTS)}")
+    clean["record_event"] = data.record_event if data.trigger == "event" else None
     at_time = (data.at_time or "").strip() or None
     try:
         fields.parse_at_time(at_time)
@@ -159,6 +167,7 @@ def _store(rule: m.AutomationRule, data: RuleInput, clean: dict[str, Any], now: 
     rule.at_time = clean["at_time"]
     rule.zone = data.zone
     rule.watch_field = clean["watch_field"]
+    rule.record_event = clean["record_event"]
     rule.conditions = clean["conditions"]
     rule.action = data.action
     rule.params = json.dumps(clean["params"], sort_keys=True)
@@ -204,7 +213,7 @@ def pending_count(session: Session, rule_id: int) -> int:
 
 def _where_it_applies(rule: m.AutomationRule) -> tuple[Any, ...]:
     return (rule.entity, rule.scope, rule.stage_id, rule.substate_id, rule.status, rule.trigger, rule.date_field,
-            rule.pipeline_id)  # fmt: skip
+            rule.pipeline_id, rule.record_event)  # fmt: skip
 
 
 def _cancel_pending(session: Session, rule: m.AutomationRule, reason: str) -> int:
@@ -325,7 +334,7 @@ def rule_input(rule: m.AutomationRule) -> RuleInput:
         substate_id=rule.substate_id, pipeline_id=rule.pipeline_id if rule.scope == "record" else None,
         status=rule.status, trigger=rule.trigger, delay_value=rule.delay_value, delay_unit=rule.delay_unit,
         date_field=rule.date_field, at_time=rule.at_time, zone=rule.zone, watch_field=rule.watch_field,
-        conditions=conditions, params=json.loads(rule.params or "{}"), late_policy=rule.late_policy,
+        record_event=rule.record_event, conditions=conditions, params=json.loads(rule.params or "{}"), late_policy=rule.late_policy,
         late_limit_hours=rule.late_limit_hours, survives_exit=rule.survives_exit, enabled=rule.enabled,
     )  # fmt: skip
 
@@ -362,6 +371,8 @@ def when(rule: m.AutomationRule) -> str:
         return f"{abs(rule.delay_value)} {unit} {side} {rule.date_field}{at}"
     if rule.trigger == "field_change":
         words = f"when {rule.watch_field} changes"
+    if rule.trigger == "event":
+        words = f"when {events.words(rule.record_event)}"
     if rule.delay_value:
         return f"{rule.delay_value} {unit} after {words.removeprefix('on ').removeprefix('when ')}{at}"
     return words

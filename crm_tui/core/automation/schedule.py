@@ -275,6 +275,18 @@ def _pipeline_matches(rule: m.AutomationRule, record: Any) -> bool:
     return rule.pipeline_id is None or getattr(record, "pipeline_id", None) == rule.pipeline_id
 
 
+def event_rules(session: Session, entity: str, event: str | None = None) -> list[m.AutomationRule]:
+    """The enabled rules waiting for a record event (``automation.events``; None: any) of records of this kind."""
+    if event is None:
+        return _rules(session, entity=entity, scope="record", trigger="event")
+    return _rules(session, entity=entity, scope="record", trigger="event", record_event=event)
+
+
+def applies_to(rule: m.AutomationRule, record: Any) -> bool:
+    """A rule on every record (of one pipeline, for deals) applies to this record."""
+    return _pipeline_matches(rule, record)
+
+
 def stage_changed(
     session: Session, deal: m.Opportunity, previous_stage_id: int, *, now: datetime, names: tuple[str, str]
 ) -> None:

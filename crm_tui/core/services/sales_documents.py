@@ -11,6 +11,7 @@ from sqlalchemy import Select, delete, func, or_, select
 from sqlmodel import Session, col
 
 from crm_tui.core import models as m
+from crm_tui.core.automation import events as automation_events
 from crm_tui.core.automation import fields as rule_fields
 from crm_tui.core.automation import schedule
 from crm_tui.core.errors import FieldErrors
@@ -95,6 +96,7 @@ def _save_quote(session: Session, quote: m.Quote | None, data: QuoteInput, *, no
         )
     elif number:
         quote.number = number
+    previous = None if quote.id is None else quote.status
     quote.opportunity_id = data.opportunity_id
     quote.status = data.status
     quote.currency = currency
@@ -110,6 +112,8 @@ def _save_quote(session: Session, quote: m.Quote | None, data: QuoteInput, *, no
         for i, (d, q, p) in enumerate(lines)
     )
     session.flush()
+    # Accepted or declined now: rules waiting for that event on the deal are scheduled in this same write.
+    automation_events.quote_status_changed(session, quote, previous, now=now)
     return quote
 
 
