@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import col
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Label, OptionList
 
@@ -102,10 +103,10 @@ async def test_a_table_drawn_before_its_columns_are_measured_is_drawn_again_with
     async with rules.run_test(size=(120, 10)) as pilot:
         table = rules.query_one(DataTable)
         load(table)
-        await pilot.pause()
+        await pilot.pause()  # no time: until the app is idle (the table measured)
         load(table)
         table.render_line(1)  # drawn before the table is idle (measured)
-        await pilot.pause()
+        await pilot.pause()  # no time: until the app is idle again
         assert "Where                      Rule" in table.render_line(0).text
         assert "Sales / Contract approval  Call at contract approval" in table.render_line(1).text
 
@@ -182,8 +183,11 @@ async def test_board_totals_follow_the_filter_and_headers_are_whole(app: CrmApp,
     await settle(pilot)  # the board loaded with the filter
     with app.context.database().read() as session:
         found = session.execute(
-            select(m.Opportunity.stage_id, m.Opportunity.currency, m.Opportunity.amount_cents).where(
-                m.Opportunity.pipeline_id == board.pipeline_id, m.Opportunity.title.contains("Wallbox")
+            select(
+                col(m.Opportunity.stage_id), col(m.Opportunity.currency), col(m.Opportunity.amount_cents)
+            ).where(
+                col(m.Opportunity.pipeline_id) == board.pipeline_id,
+                col(m.Opportunity.title).contains("Wallbox"),
             )
         ).all()
     for column in board.columns:
@@ -232,11 +236,13 @@ async def test_after_a_filter_and_a_pipeline_switch_the_board_highlights_a_deal(
     from crm_tui.ui.widgets.record_detail import RecordDetail
 
     with app.context.database().write() as session:
-        installation = session.scalars(select(m.Pipeline).where(m.Pipeline.name == "Installation")).one()
+        installation = session.scalars(select(m.Pipeline).where(col(m.Pipeline.name) == "Installation")).one()
         first = session.scalars(
-            select(m.Stage).where(m.Stage.pipeline_id == installation.id).order_by(m.Stage.position)
+            select(m.Stage).where(col(m.Stage.pipeline_id) == installation.id).order_by(col(m.Stage.position))
         ).first()
-        deal = session.scalars(select(m.Opportunity).where(m.Opportunity.title.contains("Auen"))).first()
+        deal = session.scalars(select(m.Opportunity).where(col(m.Opportunity.title).contains("Auen"))).first()
+        assert first is not None and deal is not None
+        assert installation.id is not None and first.id is not None
         deal.pipeline_id, deal.stage_id = installation.id, first.id  # as the "won: copy" rule puts one there
         deal_id = deal.id
     board = await board_on(app, pilot)
@@ -279,6 +285,7 @@ async def test_the_move_preview_fills_the_merge_fields_for_the_deal(app: CrmApp,
     await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
     shown = " ".join(screen_rows(app))
     assert "{{" not in shown and "}}" not in shown, shown
+    assert isinstance(app.screen, ConfirmDialog)
     body = app.screen._body
     assert f"Repeat business: {title}" in (body.plain if hasattr(body, "plain") else str(body))
     await pilot.press("escape")
@@ -296,8 +303,11 @@ def test_a_merge_field_the_deal_cannot_fill_is_named_in_the_preview(app: CrmApp)
         rule = next(
             r for r in session.scalars(select(m.AutomationRule)) if "contact.name" in (r.params or "")
         )
-        deal_id = session.scalars(select(m.Opportunity.id)).first()
-        session.execute(delete(m.OpportunityContact).where(m.OpportunityContact.opportunity_id == deal_id))
+        deal_id = session.scalars(select(col(m.Opportunity.id))).first()
+        assert deal_id is not None
+        session.execute(
+            delete(m.OpportunityContact).where(col(m.OpportunityContact.opportunity_id) == deal_id)
+        )
     with context.database().read() as session:
         said = actions.describe_for(
             session, rule, RecordRef(RecordType.OPPORTUNITY, deal_id), me_id=None, today=context.today()
@@ -329,6 +339,7 @@ async def test_esc_on_a_changed_form_asks_and_on_an_unchanged_one_closes(app: Cr
     await pilot.press("n")
     await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
     form = app.screen
+    assert isinstance(form, RecordForm)
     await pilot.press(*"Lena")
     await pilot.press("escape")
     await wait_for(lambda: isinstance(app.screen, ConfirmDialog), pilot)
