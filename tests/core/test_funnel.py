@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import delete
+from sqlmodel import col
 
+from crm_tui.core import models as m
 from crm_tui.core.clock import FixedClock
 from crm_tui.core.db import Database
 from crm_tui.core.services import opportunities as deals
@@ -158,3 +161,29 @@ def test_the_funnel_of_a_hand_made_pipeline(db: Database) -> None:
     with db.read() as session:
         unmarked = deals.forecast(session, pipeline_id=id_of(sales))
     assert not any(row.overdue for row in unmarked), "no today given: nothing marked"
+
+
+def test_a_deal_without_stage_history_counts_in_its_stage_since_it_entered_it(db: Database) -> None:
+    clock = FixedClock(START)
+    with db.write() as session:
+        pipe = factories.pipeline(session)
+        lead_in, proposal, _won, _lost = pipelines.stages_of(session, id_of(pipe))
+        deal = factories.deal(session, clock.now(), pipe, amount_cents=90_000)
+        clock.advance(days=2)
+        deals.move_to_stage(session, id_of(deal), id_of(proposal), now=clock.now(), user_id=None)
+        # As a database from before the history was kept: no stage rows for the deal.
+        session.execute(
+            delete(m.OpportunityHistory).where(col(m.OpportunityHistory.opportunity_id) == id_of(deal))
+        )
+    clock.advance(days=3, hours=12)
+    with db.read() as session:
+        first, second, *_ = funnel(session, id_of(pipe), now=clock.now()).stages
+    assert (first.name, first.count, first.entered, first.conversion, first.average_days) == (
+        lead_in.name,
+        0,
+        0,
+        None,
+        None,
+    ), "no deal known to have entered it: no share and no days, rather than 0%"
+    assert (second.count, second.amounts, second.entered, second.converted) == (1, {"EUR": 90_000}, 1, 0)
+    assert second.average_days == pytest.approx(3.5), "in Proposal since its stage_entered_at, 3.5 days ago"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from textual.widgets import Static
+from textual.command import CommandPalette
+from textual.widgets import OptionList, Static
 
 from crm_tui.core.money import format_money
 from crm_tui.core.services.funnel import funnel
@@ -121,3 +122,25 @@ async def test_the_forecast_marks_the_months_already_past_overdue(app: Any, pilo
     assert marks.get("2026-11") is False, "the current month is not overdue yet"
     assert not any(marked for month, marked in marks.items() if month > "2026-11"), marks
     assert "overdue: the month is past and its deals are still open" in text
+
+
+async def test_the_palette_offers_the_funnel_on_the_board(app: Any, pilot: Any) -> None:
+    await pilot.press("3")
+    await wait_for(lambda: isinstance(app.screen, OpportunitiesScreen) and app.screen.columns, pilot)
+    await pilot.press("ctrl+p")
+    await wait_for(lambda: isinstance(app.screen, CommandPalette), pilot)
+    await pilot.press(*"funnel")
+
+    def offered() -> list[str]:
+        if not isinstance(app.screen, CommandPalette):
+            return []
+        options = app.screen.query_one(OptionList)
+        return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+    await wait_for(lambda: any("id: board.funnel" in line for line in offered()), pilot)
+    [line] = [line for line in offered() if "id: board.funnel" in line]
+    assert line.startswith("Funnel\n") and "key: F" in line
+    await pilot.press("enter")
+    await wait_for(
+        lambda: isinstance(app.screen, FunnelScreen) and "Entered" in _seen(app.screen, "#funnel"), pilot
+    )
