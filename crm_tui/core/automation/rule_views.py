@@ -4,13 +4,13 @@ rule's form offers to choose from, a stored rule's values, and a rule being writ
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import Session
 
 from crm_tui.core import models as m
-from crm_tui.core.automation import actions, rules
+from crm_tui.core.automation import actions, events, rules
 from crm_tui.core.automation.rules import STATUSES, RuleInput
 from crm_tui.core.services import email_templates, mail_accounts, pipelines, users
 from crm_tui.core.types import stored_id
@@ -37,6 +37,7 @@ class RuleChoices:
     accounts: list[tuple[str, str]]
     stages: list[tuple[str, str]]
     substates: list[tuple[str, str]]
+    events: list[tuple[str, str]] = field(default_factory=list)  # record events a rule can wait for
 
 
 def rule_rows(session: Session) -> list[RuleRow]:
@@ -77,6 +78,7 @@ def choices(session: Session) -> RuleChoices:
         accounts=[(a.name, a.name) for a in mail_accounts.list_accounts(session)],
         stages=stages,
         substates=substates,
+        events=[(name, event.words) for name, event in events.EVENTS.items()],
     )
 
 
@@ -102,8 +104,8 @@ def described(session: Session, data: RuleInput) -> tuple[str, str]:
     probe = m.AutomationRule(
         name=data.name, action=data.action, entity=data.entity, scope=data.scope, trigger=data.trigger,
         delay_value=data.delay_value, delay_unit=data.delay_unit, date_field=data.date_field,
-        at_time=data.at_time, watch_field=data.watch_field, params=json.dumps(data.params, default=str),
-        substate_id=data.substate_id, stage_id=data.stage_id, status=data.status, pipeline_id=data.pipeline_id,
+        at_time=data.at_time, watch_field=data.watch_field, record_event=data.record_event,
+        params=json.dumps(data.params, default=str), substate_id=data.substate_id, stage_id=data.stage_id, status=data.status, pipeline_id=data.pipeline_id,
     )  # fmt: skip
     return rules.when(probe), actions.describe(session, probe)
 

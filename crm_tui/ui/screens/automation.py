@@ -44,7 +44,7 @@ ACTION_FIELDS = {
     "report": {"report_template", "report_to", "user_id", "template", "account"},
 }  # fmt: skip
 PARAM_FIELDS = set().union(*ACTION_FIELDS.values())
-TRIGGER_FIELDS = {"date": {"date_field"}, "field_change": {"watch_field"}}
+TRIGGER_FIELDS = {"date": {"date_field"}, "field_change": {"watch_field"}, "event": {"record_event"}}
 
 
 def parse_delay(text: str) -> tuple[int, str]:
@@ -93,6 +93,7 @@ def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
             name=data.name, enabled="yes" if data.enabled else "no", place=place, trigger=data.trigger,
             delay=delay_text(data.delay_value, data.delay_unit), at_time=data.at_time or "",
             date_field=data.date_field or "", watch_field=data.watch_field or "", conditions=data.conditions,
+            record_event=data.record_event or "",
             action=data.action, late_policy=data.late_policy, late_limit_hours=str(data.late_limit_hours),
             survives_exit="yes" if data.survives_exit else "no",
             template=str(p.get("template") if data.action == "send_email" else p.get("email_template") or ""),
@@ -117,11 +118,13 @@ def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
             ("enter", "on enter (sub-state: on open)"), ("exit", "on exit (sub-state: on close)"),
             ("date", "from a date field"), ("create", "when created (every record)"),
             ("field_change", "when a field changes"), ("activity_done", "when an activity is done"),
+            ("event", "on a record event of the deal (a quote accepted, a document signed...)"),
         ], required=True),  # fmt: skip
         FieldSpec("delay", "Delay after the moment (0, 4 days, 6 months, 2 hours; -3 days = before a date)"),
         FieldSpec("at_time", "At time of day (HH:MM, for days and months)", placeholder="09:00"),
         FieldSpec("date_field", "Date field", "choice", [(f, f) for f in date_fields]),
         FieldSpec("watch_field", "Field to watch", "choice", [(f, f) for f in all_fields if f not in ("stage", "pipeline", "created")]),
+        FieldSpec("record_event", "Event (on every deal, or a pipeline's)", "choice", offered.events),
         FieldSpec("conditions", "Conditions (one per line: amount >= 10000, region = Bayern, title ~ Wallbox)", "textarea"),
         FieldSpec("action", "Action", "choice", list(actions.ACTIONS.items()), required=True),
         FieldSpec("template", "Mail template", "choice", templates),
@@ -176,6 +179,7 @@ def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
         data_.at_time = v.get("at_time") or None
         data_.date_field = v.get("date_field") or None
         data_.watch_field = v.get("watch_field") or None
+        data_.record_event = v.get("record_event") or None
         data_.conditions = v.get("conditions", "")
         data_.enabled = v.get("enabled") != "no"
         data_.late_policy = v.get("late_policy") or "fire"
@@ -286,7 +290,7 @@ class RuleForm(RecordForm):
             wanted = wanted - {"user_id"}
         if values.get("action") == "report" and not values.get("report_to"):
             wanted = wanted - {"template", "account"}
-        optional = PARAM_FIELDS | {"date_field", "watch_field"}
+        optional = PARAM_FIELDS | {"date_field", "watch_field", "record_event"}
         for spec in self.spec.fields:
             if spec.name not in optional:
                 continue

@@ -48,6 +48,10 @@ def preview_text(context: AppContext, found: preview.StageMovePreview) -> tuple[
     for activity_type, subject in found.completes:
         body.append("  completed        ", style="bold green")
         body.append(f"{activity_type}: {terminal_safe(subject)} (planned by a rule of this stage)\n")
+    for waiting in found.on_events:  # rules waiting for an event of the deal: the move changes nothing there
+        body.append("  on an event      ", style="bold magenta")
+        body.append(f"{terminal_safe(waiting.rule)}: ", style="bold")
+        body.append(f"{terminal_safe(waiting.text())}\n")
     body.append("\ny or Enter moves the deal · Esc keeps it where it is", style="dim")
     title = terminal_safe(f"Move {found.deal_title!r} to {found.stage_name}: automation", max_length=100)
     return title, body
