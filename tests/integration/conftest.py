@@ -46,7 +46,7 @@ class Mailbox:
     def imap(self) -> Any:
         return self.server.client(self.user)
 
-    def append(self, folder: str, raw: bytes, flags: tuple[str, ...] = ()) -> None:
+    def append(self, folder: str, raw: bytes, flags: tuple[str | bytes, ...] = ()) -> None:
         client = self.imap()
         try:
             client.append(folder, raw, flags=flags)
@@ -74,7 +74,9 @@ class Mailbox:
 
         try:
             with psycopg.connect(self.db_url.replace("postgresql+psycopg://", "postgresql://")) as db:
-                return int(db.execute(sql).fetchone()[0])  # type: ignore[index]
+                row = db.execute(sql).fetchone()
+                assert row is not None, "a count has its one row"
+                return int(row[0])
         except psycopg.Error:
             return -1
 

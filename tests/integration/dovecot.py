@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,8 +118,8 @@ SENT_ELSEWHERE = """  mailbox "Versendete Elemente" {
 class Dovecot:
     root: Path
     port: int
-    process: subprocess.Popen  # type: ignore[type-arg]
     users: dict[str, str]
+    process: subprocess.Popen[str] | None = None  # None until start() has started it
 
     host = "127.0.0.1"
 
@@ -126,7 +127,8 @@ class Dovecot:
         self.users[name] = password
         (self.root / "passwd").write_text("".join(f"{u}:{{PLAIN}}{p}::::::\n" for u, p in self.users.items()))
 
-    def client(self, user: str) -> object:
+    def client(self, user: str) -> Any:
+        """An imapclient.IMAPClient logged in as ``user`` (imapclient ships no type information)."""
         import imapclient
 
         client = imapclient.IMAPClient(self.host, port=self.port, ssl=False, timeout=30)
@@ -134,12 +136,13 @@ class Dovecot:
         return client
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        process = self.process
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                process.kill()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self) -> str:
@@ -172,7 +175,7 @@ def start(sent: str = SENT) -> Dovecot:
     config.write_text(
         CONFIG.format(root=root, uid=uid, gid=gid, user=user, group=group, port=port, sent=sent)
     )
-    server = Dovecot(root=root, port=port, process=None, users={})  # type: ignore[arg-type]
+    server = Dovecot(root=root, port=port, users={})
     # Users are made up front: Dovecot re-reads a changed passwd-file only when its mtime moves (1 s steps).
     for n in range(1, USERS + 1):
         server.users[f"user{n}"] = f"pw-user{n}"

@@ -71,7 +71,7 @@ def test_without_a_keyring_the_user_is_told_the_other_ways(
     home = tmp_path / "h"
     _with_user(home)
     previous = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())
+    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]  # keyring's backends leave __init__ unannotated
     try:
         code, _, err = run(capsys, home, "account", "add", "k", "--imap-host", "127.0.0.1", "--user", "anna")
     finally:

@@ -17,6 +17,7 @@ from tests.conftest import NOW
 from tests.integration.conftest import Mailbox
 from tests.integration.smtp import SmtpServer
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def test_rule_mails_arrive_once_with_their_merge_fields_and_report(
@@ -28,8 +29,8 @@ def test_rule_mails_arrive_once_with_their_merge_fields_and_report(
         anna = users.current_user(s, None)
         assert anna is not None
         pipe = factories.pipeline(s, "Sales")
-        _, proposal, won, _ = pipelines.stages_of(s, pipe.id)  # type: ignore[arg-type]
-        docs = pipelines.add_substate(s, proposal.id, "Documents pending")  # type: ignore[arg-type]
+        _, proposal, won, _ = pipelines.stages_of(s, id_of(pipe))
+        docs = pipelines.add_substate(s, id_of(proposal), "Documents pending")
         email_templates.create_template(s, email_templates.TemplateInput(
             name="Docs", subject="Unterlagen für {{ deal.title }}",
             body="Hallo {{ contact.first_name }},\nbitte schicken Sie die Unterlagen.\n"), now=NOW)  # fmt: skip
@@ -42,9 +43,9 @@ def test_rule_mails_arrive_once_with_their_merge_fields_and_report(
         person = factories.contact(s, NOW, "Roth", first_name="Jana", emails=["jana.roth@neu-solar.example"])
         deal = factories.deal(s, NOW, pipe, title="Dach Roth", contact_ids=[person.id], owner_id=anna.id,
                               amount_cents=1_250_000)  # fmt: skip
-        opportunities.move_to_stage(s, deal.id, proposal.id, now=NOW, user_id=None)  # type: ignore[arg-type]
-        opportunities.set_substate(s, deal.id, docs.id, True, now=NOW, user_id=None)  # type: ignore[arg-type]
-        opportunities.move_to_stage(s, deal.id, won.id, now=NOW, user_id=None)  # type: ignore[arg-type]
+        opportunities.move_to_stage(s, id_of(deal), id_of(proposal), now=NOW, user_id=None)
+        opportunities.set_substate(s, id_of(deal), id_of(docs), True, now=NOW, user_id=None)
+        opportunities.move_to_stage(s, id_of(deal), id_of(won), now=NOW, user_id=None)
     db.dispose()
 
     def run_at(days: int, *command: str) -> int:
@@ -67,12 +68,12 @@ def test_rule_mails_arrive_once_with_their_merge_fields_and_report(
     # A second deal stays in Proposal with documents pending: four days later the reminder goes, once.
     db = mailbox.database()
     with db.write() as s:
-        pipe_id = s.get(type(proposal), proposal.id).pipeline_id  # type: ignore[union-attr]
+        pipe_id = s.get_one(type(proposal), id_of(proposal)).pipeline_id
         deal2 = factories.deal(
-            s, NOW, s.get(type(pipe), pipe_id), title="Carport Roth", contact_ids=[person.id]
-        )  # type: ignore[arg-type]
-        opportunities.move_to_stage(s, deal2.id, proposal.id, now=NOW, user_id=None)  # type: ignore[arg-type]
-        opportunities.set_substate(s, deal2.id, docs.id, True, now=NOW, user_id=None)  # type: ignore[arg-type]
+            s, NOW, s.get_one(type(pipe), pipe_id), title="Carport Roth", contact_ids=[person.id]
+        )
+        opportunities.move_to_stage(s, id_of(deal2), id_of(proposal), now=NOW, user_id=None)
+        opportunities.set_substate(s, id_of(deal2), id_of(docs), True, now=NOW, user_id=None)
     db.dispose()
     assert run_at(3, "automations", "run") == 0
     assert run_at(3, "outbox", "flush") == 0

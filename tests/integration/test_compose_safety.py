@@ -94,10 +94,9 @@ async def test_a_reply_and_a_forward_to_a_hostile_mail_carry_no_escape_or_bidi_c
             seen[key] = fields
             if key == "f":
                 screen.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
-            count = len(smtp.received) + 1
             await pilot.press("ctrl+s")
             await wait_for(lambda: app.screen is inbox, pilot)
-            await wait_for(lambda n=count: len(smtp.received) == n, pilot, timeout=20)
+            await wait_for(lambda: len(smtp.received) == len(seen), pilot, timeout=20)  # one mail a key
     reply, forward = seen["r"], seen["f"]
     assert reply["subject"] == "Re: Anfrage 4 rot gnuldnaB"
     assert forward["subject"] == "Fwd: Anfrage 4 rot gnuldnaB"

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm_tui.cli.main import main
 from crm_tui.core import models as m
@@ -25,6 +26,7 @@ from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.runtime.context import AppContext
 from tests.conftest import NOW, ZONE, corpus2_dir, corpus_dir
 from tests.integration import conftest as mail_conftest
+from tests.utils.ids import column_ids
 
 # A field the user must fill is one the prefill left empty; these errors name such a field.
 MUST_FILL = ("is required", "needs a first or a last name", "needs a person")
@@ -77,7 +79,7 @@ def synced(dovecot: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
         assert main([*where, "sync"]) == 0, "the whole corpus syncs"
         seconds = time.perf_counter() - started
         with db.read() as session:
-            ids = list(session.scalars(select(m.MailMessage.id).order_by(m.MailMessage.id)))
+            ids = column_ids(session.scalars(select(col(m.MailMessage.id)).order_by(col(m.MailMessage.id))))
         yield Synced(home, context, ids, len(files), seconds)
         db.dispose()
     finally:
@@ -99,7 +101,7 @@ def test_every_mail_is_stored_whole(synced: Synced) -> None:
     assert len(synced.ids) >= 480, "every message is stored (a few corpus files are copies of one message)"
     with synced.context.database().read() as session:
         waiting = session.scalar(
-            select(m.MailMessage.id).where(m.MailMessage.has_body.is_(False)).limit(1)  # type: ignore[attr-defined]
+            select(col(m.MailMessage.id)).where(col(m.MailMessage.has_body).is_(False)).limit(1)
         )
     assert waiting is None, "no message waits for its body"
 
@@ -113,7 +115,7 @@ def test_every_mail_previews_and_replies_and_forwards(synced: Synced) -> None:
     with synced.context.database().read() as session:
         mine = mail_accounts.my_addresses(session)
         for message_id in synced.ids:
-            row = session.get(m.MailMessage, message_id)
+            row = session.get_one(m.MailMessage, message_id)
             raw = mailbox.raw_of(session, message_id) or b""
             step = "preview"
             try:
@@ -172,13 +174,13 @@ def test_every_mail_prefills_forms_that_save(synced: Synced) -> None:
     from crm_tui.ui.forms import RECORD_FORMS
     from crm_tui.ui.forms.activities import activity_form
 
-    context, free = synced.context, load_free_domains()
+    context, free = synced.context, set(load_free_domains())
     failures: list[str] = []
     checks = 0
     start = datetime(2026, 11, 23, 9, 0)
     for message_id in synced.ids:
         with context.database().read() as session:
-            subject = session.get(m.MailMessage, message_id).subject  # type: ignore[union-attr]
+            subject = session.get_one(m.MailMessage, message_id).subject
             mine = mail_accounts.my_addresses(session)
         for record_type in ("lead", "contact", "organization", "ticket", "task"):
             try:
@@ -205,7 +207,7 @@ def test_every_mail_prefills_forms_that_save(synced: Synced) -> None:
     for message_id in synced.ids:
         try:
             with context.database().write() as session:
-                body = session.get(m.MailMessage, message_id).body_text  # type: ignore[union-attr]
+                body = session.get_one(m.MailMessage, message_id).body_text
                 comment = attachments.add_comment(
                     session,
                     ref,
@@ -225,7 +227,9 @@ def links_of(session: Any, message_id: int) -> set[tuple[str, int]]:
     return {
         (record_type, record_id)
         for record_type, record_id in session.execute(
-            select(m.MailLink.record_type, m.MailLink.record_id).where(m.MailLink.message_id == message_id)
+            select(col(m.MailLink.record_type), col(m.MailLink.record_id)).where(
+                col(m.MailLink.message_id) == message_id
+            )
         )
     }
 

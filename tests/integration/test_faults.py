@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm_tui.core import models as m
 from tests.conftest import NOW
@@ -29,7 +30,7 @@ def _fill(box: Mailbox, count: int = MESSAGES) -> None:
     client.logout()
 
 
-def _sync_process(box: Mailbox) -> subprocess.Popen:  # type: ignore[type-arg]
+def _sync_process(box: Mailbox) -> subprocess.Popen[str]:
     env = {**os.environ, box.env_var: box.password}
     return subprocess.Popen(
         [sys.executable, "-m", "crm_tui", *box.where(), "--now", NOW.isoformat(), "sync"],
@@ -140,7 +141,7 @@ def test_a_sync_killed_at_several_points_then_resynced_gives_every_message_once(
     client.logout()
     db = mailbox.database()
     with db.read() as session:
-        stored = [bytes(raw) for raw in session.scalars(select(m.MailRaw.raw))]
+        stored = [bytes(raw) for raw in session.scalars(select(col(m.MailRaw.raw)))]
     db.dispose()
     assert len(stored) == MESSAGES and set(stored) == served
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import imaplib
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 
 import imapclient
@@ -31,10 +32,10 @@ IMAPCLIENT_METHODS = {
 IMAPLIB_STATE = {"file", "tagged_commands", "untagged_responses", "debug", "abort", "error"}
 
 
-def _parameters(function: object) -> list[str]:
+def _parameters(function: Callable[..., object]) -> list[str]:
     return [
         ("*" if p.kind is p.VAR_POSITIONAL else "") + p.name
-        for p in inspect.signature(function).parameters.values()  # type: ignore[arg-type]
+        for p in inspect.signature(function).parameters.values()
     ]
 
 

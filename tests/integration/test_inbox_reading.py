@@ -102,7 +102,9 @@ async def test_archiving_inside_a_view_takes_the_mail_out_of_that_view_at_once(m
         await pilot.press("a")
         await wait_for(lambda: table.row_count == 2, pilot)
         assert mailbox.cli("sync") == 0
-        app.screen.reload()  # type: ignore[attr-defined]
+        inbox = app.screen
+        assert isinstance(inbox, InboxScreen)
+        inbox.reload()
         await wait_for(lambda: "Awaiting my reply: 2 messages" in status(app), pilot)
         assert {row.cells[3] for row in table.loaded_rows} == {"Angebot 1", "Angebot 3"}
         # All mail still holds every mail, archived or not.

@@ -10,6 +10,7 @@ from tests.conftest import NOW
 from tests.integration.conftest import Mailbox
 from tests.integration.test_sync import mail_json, message
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def _setup_records(box: Mailbox) -> dict[str, int]:
@@ -19,7 +20,7 @@ def _setup_records(box: Mailbox) -> dict[str, int]:
         person = factories.contact(session, NOW, last_name="Kunde", emails=["kunde@firma.example"])
         pipe = factories.pipeline(session)
         deal = factories.deal(session, NOW, pipe)
-        ids = {"org": org.id, "contact": person.id, "deal": deal.id}
+        ids = {"org": id_of(org), "contact": id_of(person), "deal": id_of(deal)}
     db.dispose()
     return ids
 

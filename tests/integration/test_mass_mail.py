@@ -15,6 +15,7 @@ from tests.conftest import NOW
 from tests.integration.conftest import Mailbox
 from tests.integration.smtp import SmtpServer
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def test_a_mass_mail_stopped_and_resumed_reaches_everyone_once(mailbox: Mailbox, smtp: SmtpServer) -> None:  # noqa: F811
@@ -40,19 +41,19 @@ def test_a_mass_mail_stopped_and_resumed_reaches_everyone_once(mailbox: Mailbox,
         account = mail_accounts.get_account(session, "work")
         campaign = mass_mail.create_campaign(
             session,
-            template_id=template.id,  # type: ignore[arg-type]
-            account_id=account.id,  # type: ignore[arg-type]
+            template_id=id_of(template),
+            account_id=id_of(account),
             from_name="Anna Berg",
             from_address="anna@crm.example",
-            refs=[RecordRef(RecordType.CONTACT, p.id) for p in people],  # type: ignore[arg-type]
+            refs=[RecordRef(RecordType.CONTACT, id_of(p)) for p in people],
             per_minute=6000,
             now=NOW,
             me_id=None,
             today=date(2026, 11, 22),
         )
-        campaign_id = campaign.id
+        campaign_id = id_of(campaign)
     with db.read() as session:
-        listed = mass_mail.skipped(session, campaign_id)  # type: ignore[arg-type]
+        listed = mass_mail.skipped(session, campaign_id)
     assert [(label, reason) for label, _, reason in listed] == [
         ("Dana Dorn", "opted out of mass mail"),
         ("Ebert", "the template uses contact.first_name, which is empty for Ebert"),
@@ -62,7 +63,7 @@ def test_a_mass_mail_stopped_and_resumed_reaches_everyone_once(mailbox: Mailbox,
     def stop_after_two(progress: mass_mail.Progress) -> None:
         if progress.queued == 2:
             with db.write() as session:
-                mass_mail.set_state(session, campaign_id, "stopped")  # type: ignore[arg-type]
+                mass_mail.set_state(session, campaign_id, "stopped")
 
     clock = FixedClock(NOW)
     first = runner.run(
@@ -73,16 +74,16 @@ def test_a_mass_mail_stopped_and_resumed_reaches_everyone_once(mailbox: Mailbox,
         today=date(2026, 11, 22),
         sleep=lambda s: None,
         on_progress=stop_after_two,
-    )  # type: ignore[arg-type]
+    )
     assert (first.state, first.queued, first.pending) == ("stopped", 2, 1)
     assert len(smtp.received) == 2
     second = runner.run(
         db, campaign_id, clock=clock, me_id=None, today=date(2026, 11, 22), sleep=lambda s: None
-    )  # type: ignore[arg-type]
+    )
     assert (second.state, second.queued, second.pending, second.skipped) == ("done", 3, 0, 3)
     third = runner.run(
         db, campaign_id, clock=clock, me_id=None, today=date(2026, 11, 22), sleep=lambda s: None
-    )  # type: ignore[arg-type]
+    )
     assert third.queued == 3
     recipients = sorted(r for _, rcpts, _ in smtp.received for r in rcpts)
     assert recipients == ["anna@a.example", "ben@b.example", "cleo@c.example"], "each once, nobody else"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlmodel import col
 
 from crm_tui.core import models as m
 from crm_tui.core.mail_identity import body_hash
@@ -15,17 +17,19 @@ from crm_tui.core.services import mailbox as mailbox_service
 from crm_tui.mail.parse import parse_message
 from tests.conftest import corpus_dir
 from tests.integration.conftest import ON_BOTH, Mailbox
+from tests.utils.ids import id_of
 
 
 def corpus_messages() -> list[Path]:
     return sorted(p for p in corpus_dir().iterdir() if p.suffix == ".eml")
 
 
-def mail_json(box: Mailbox, capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict]:
+def mail_json(box: Mailbox, capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, Any]]:
     capsys.readouterr()
     code = box.cli(*argv) if "--json" in argv else box.cli(*argv, "--json")
     assert code == 0, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)
+    listed: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
+    return listed
 
 
 def message(
@@ -60,7 +64,7 @@ def test_the_whole_corpus_syncs_and_lists(mailbox: Mailbox, capsys: pytest.Captu
 
     def ever_synced() -> bool:  # a first sync starts its parse helper before its login
         with mailbox.database().read() as session:
-            return mailbox_service.ever_synced(session, mail_accounts.get_account(session, "work").id)
+            return mailbox_service.ever_synced(session, id_of(mail_accounts.get_account(session, "work")))
 
     assert not ever_synced()
     assert mailbox.cli("sync") == 0
@@ -83,7 +87,7 @@ def test_the_whole_corpus_syncs_and_lists(mailbox: Mailbox, capsys: pytest.Captu
     # Raw bytes are kept exactly as the server sent them (Dovecot serves CRLF).
     db = mailbox.database()
     with db.read() as session:
-        raws = set(session.scalars(select(m.MailRaw.raw)))
+        raws = set(session.scalars(select(col(m.MailRaw.raw))))
     db.dispose()
     assert raws <= set(served) and len(raws) == len(identities)
 
@@ -192,8 +196,8 @@ def test_offline_changes_apply_at_once_and_replay_on_the_next_sync(
     assert mailbox.cli("mail", "delete", str(ids["Angebot 4"])) == 0
     db = mailbox.database()
     with db.read() as session:
-        assert session.get(m.MailMessage, ids["Angebot 1"]).is_read, "applied locally at once"
-        assert session.get(m.MailMessage, ids["Angebot 2"]).is_flagged
+        assert session.get_one(m.MailMessage, ids["Angebot 1"]).is_read, "applied locally at once"
+        assert session.get_one(m.MailMessage, ids["Angebot 2"]).is_flagged
     db.dispose()
     assert mailbox.cli("sync") == 0
     assert mailbox.cli("sync") == 0  # a second pass replays nothing twice
@@ -430,10 +434,10 @@ def test_an_offline_change_whose_message_went_is_reported_after_a_stopped_pass(
     _renumber(mailbox, "Projekte", raws[:1])  # the server lost Angebot 2
     replay = sync_module.AccountSync._replay_changes
 
-    def cut(self: sync_module.AccountSync, waited: object = None) -> object:
+    def cut(self: sync_module.AccountSync, waited: dict[int, set[str]] | None = None) -> dict[int, set[str]]:
         if waited:
             raise MailConnectionError("work: the connection dropped; what arrived is kept", "dropped")
-        return replay(self, waited)  # type: ignore[arg-type]
+        return replay(self, waited)
 
     monkeypatch.setattr(sync_module.AccountSync, "_replay_changes", cut)
     assert mailbox.cli("sync") == 1
@@ -614,7 +618,7 @@ def test_copies_merged_as_one_message_keep_their_own_bytes(
     assert code == 1 and "no copy in Trash" in err and "Archive UID" in err
     db = mailbox.database()
     with db.read() as session:
-        own = session.scalars(select(m.MailLocationRaw.raw)).all()
+        own = session.scalars(select(col(m.MailLocationRaw.raw))).all()
     db.dispose()
     assert len(own) == 2, "only copies that differ from the message's bytes keep their own"
     # Offline: every copy's bytes come from the store.
@@ -638,8 +642,8 @@ def test_a_copy_merged_before_copies_kept_their_bytes_fetches_them_once(
     assert mailbox.cli("sync") == 0
     db = mailbox.database()
     with db.write() as session:  # as the migration leaves a message merged before it
-        session.execute(m.MailLocationRaw.__table__.delete())
-        for (location_id,) in session.execute(select(m.MailLocation.id)):
+        session.execute(delete(m.MailLocationRaw))
+        for (location_id,) in session.execute(select(col(m.MailLocation.id))):
             session.add(m.MailLocationRaw(location_id=location_id, raw=None))
     served = _served(mailbox)
     capsysbinary.readouterr()
@@ -706,7 +710,7 @@ def test_a_resync_opens_only_the_folders_that_changed(
     selected: list[str] = []
     select = imapclient.IMAPClient.select_folder
 
-    def counting(self, folder, readonly=False):  # type: ignore[no-untyped-def]
+    def counting(self: Any, folder: str, readonly: bool = False) -> Any:  # imapclient ships no types
         selected.append(folder)
         return select(self, folder, readonly)
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm_tui.core import models as m
 from crm_tui.core.mail_identity import body_hash
 from crm_tui.mail.parse import parse_message
-from tests.conftest import NOW, corpus_dir, fill_disk
+from tests.conftest import NOW, SmallDisk, corpus_dir, fill_disk
 from tests.integration.conftest import Mailbox
 from tests.integration.proxy import DroppingProxy
 from tests.integration.test_sync import mail_json, message
@@ -50,7 +51,7 @@ def _served(box: Mailbox) -> list[bytes]:
     return served
 
 
-def _on_small_disk(box: Mailbox, small_disk: Any, leave_kib: int) -> Path:
+def _on_small_disk(box: Mailbox, small_disk: SmallDisk, leave_kib: int) -> Path:
     """Move the box's home onto a tmpfs of its own, filled up to ``leave_kib`` KiB of free space."""
     disk = small_disk(16 * 1024)
     shutil.copytree(box.home, disk / "home")
@@ -85,7 +86,7 @@ def _everything_once(box: Mailbox, capsys: pytest.CaptureFixture[str], copies: i
     assert all(item["has_body"] for item in listed)
     db = box.database()
     with db.read() as session:
-        raws = [bytes(raw) for raw in session.scalars(select(m.MailRaw.raw))]
+        raws = [bytes(raw) for raw in session.scalars(select(col(m.MailRaw.raw)))]
     db.dispose()
     assert len(raws) == len(identities) and set(raws) <= set(served)
 
@@ -100,7 +101,7 @@ def _everything_once(box: Mailbox, capsys: pytest.CaptureFixture[str], copies: i
 def test_a_sync_on_a_full_disk_says_what_was_saved_and_the_next_one_completes_it(
     mailbox: Mailbox,
     capsys: pytest.CaptureFixture[str],
-    small_disk: Any,
+    small_disk: SmallDisk,
     leave_kib: int,
     stopped_at: str,
 ) -> None:
@@ -143,7 +144,7 @@ def test_a_sync_on_a_full_disk_says_what_was_saved_and_the_next_one_completes_it
 
 
 async def test_the_app_says_what_a_sync_on_a_full_disk_saved(
-    mailbox: Mailbox, capsys: pytest.CaptureFixture[str], small_disk: Any, make_app: Any
+    mailbox: Mailbox, capsys: pytest.CaptureFixture[str], small_disk: SmallDisk, make_app: Any
 ) -> None:
     from crm_tui.ui.widgets.paged_table import PagedTable
     from crm_tui.ui.widgets.status_bar import StatusBar

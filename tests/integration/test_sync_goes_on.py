@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import Session, col
 
 from crm_tui.core import models as m
 from crm_tui.core.services import mail_linking
 from crm_tui.core.services import mailbox as mailbox_service
+from crm_tui.core.services.mail_store import MessageData
+from crm_tui.core.types import RecordRef
 from tests.conftest import NOW
 from tests.integration.conftest import ON_BOTH, Mailbox
+from tests.utils.ids import id_of
 
 
 def _mail(
@@ -80,10 +85,11 @@ def _zero_byte_message(box: Mailbox, folder: str) -> None:
     os.chown(path, owner.st_uid, owner.st_gid)
 
 
-def _json(box: Mailbox, capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict]:
+def _json(box: Mailbox, capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, Any]]:
     capsys.readouterr()
     assert box.cli(*argv, "--json") == 0, capsys.readouterr().err
-    return json.loads(capsys.readouterr().out)
+    listed: list[dict[str, Any]] = json.loads(capsys.readouterr().out)
+    return listed
 
 
 def _customer(box: Mailbox) -> int:
@@ -96,7 +102,7 @@ def _customer(box: Mailbox) -> int:
         factories.contact(
             session, NOW, "Kunde", first_name="Karl", emails=["kunde@firma.example"], organization_id=org.id
         )
-        org_id = int(org.id)  # type: ignore[arg-type]
+        org_id = id_of(org)
     db.dispose()
     return org_id
 
@@ -184,20 +190,30 @@ def test_a_message_that_fails_a_step_is_kept_with_the_failure_as_its_problem(
         mailbox_service.store_bodies,
     )
 
-    def failing_headers(session, folder, uidvalidity, rows, **kwargs):  # type: ignore[no-untyped-def]
+    def failing_headers(
+        session: Session,
+        folder: m.MailFolder | mailbox_service.FolderRef,
+        uidvalidity: int,
+        rows: list[mailbox_service.HeaderRow],
+        **kwargs: Any,
+    ) -> int:
         if any("FAILHERE" in str(row.values[1]) and not row.values[-1] for row in rows):
             raise ValueError("this header cannot be stored")
         return store_headers(session, folder, uidvalidity, rows, **kwargs)
 
-    def failing_links(session, message_ids, **kwargs):  # type: ignore[no-untyped-def]
+    def failing_links(
+        session: Session, message_ids: list[int], **kwargs: Any
+    ) -> dict[int, list[tuple[RecordRef, str]]]:
         subjects = set(
-            session.scalars(select(m.MailMessage.subject).where(m.MailMessage.id.in_(message_ids)))
+            session.scalars(select(col(m.MailMessage.subject)).where(col(m.MailMessage.id).in_(message_ids)))
         )
         if any("FAILHERE" in subject for subject in subjects):
             raise IndexError("list index out of range")
         return link_many(session, message_ids, **kwargs)
 
-    def failing_bodies(session, items, **kwargs):  # type: ignore[no-untyped-def]
+    def failing_bodies(
+        session: Session, items: list[tuple[int, MessageData]], **kwargs: Any
+    ) -> list[tuple[int, bool]]:
         if any("FAILHERE" in data.subject for _, data in items):
             raise UnicodeEncodeError("utf-8", "x", 0, 1, "surrogates not allowed")
         return store_bodies(session, items, **kwargs)

@@ -8,12 +8,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlmodel import col
 
 from crm_tui.core import models as m
 from crm_tui.core.services import triage
 from tests.conftest import NOW
 from tests.integration.conftest import ON_BOTH, Mailbox
 from tests.integration.test_sync import mail_json
+from tests.utils.ids import id_of
 
 ME = "anna@crm.example"
 
@@ -50,7 +52,7 @@ def test_threads_from_headers_after_a_sync(mailbox: Mailbox, capsys: pytest.Capt
     with mailbox.database().read() as session:
         awaiting = set(
             session.execute(
-                select(m.MailMessage.from_address, m.MailMessage.subject).where(
+                select(col(m.MailMessage.from_address), col(m.MailMessage.subject)).where(
                     triage.view_condition("awaiting", now=NOW + timedelta(days=1))
                 )
             )
@@ -73,9 +75,9 @@ def test_a_free_mail_sender_is_never_linked_by_domain_and_its_lead_converts_with
     db = mailbox.database()
     with db.write() as session:
         org = factories.organization(session, NOW, name="Nordwind GmbH", domains=["nordwind.example"])
-        org_id = org.id
+        org_id = id_of(org)
         pipe = factories.pipeline(session)
-        pipe_id = pipe.id
+        pipe_id = id_of(pipe)
     db.dispose()
     day = "Fri, 20 Nov 2026"
     mailbox.append("INBOX", _raw("Info <info@nordwind.example>", ME, "Rechnung", "<n1@nordwind.example>",
@@ -94,10 +96,10 @@ def test_a_free_mail_sender_is_never_linked_by_domain_and_its_lead_converts_with
         lead = factories.lead(session, NOW, title="PV Vogel", person_name="Greta Vogel", company_name="Vogel GbR",
                               emails=["greta.vogel@gmail.com"])  # fmt: skip
         mail_store.link_message(
-            session, by_from["Greta Vogel <greta.vogel@gmail.com>"]["id"], RecordRef(RecordType.LEAD, lead.id),  # type: ignore[arg-type]
+            session, by_from["Greta Vogel <greta.vogel@gmail.com>"]["id"], RecordRef(RecordType.LEAD, id_of(lead)),
             reason="manual", now=NOW,
         )  # fmt: skip
-        result = leads.convert_lead(session, lead.id, now=NOW, user_id=None, pipeline_id=pipe_id)  # type: ignore[arg-type]
+        result = leads.convert_lead(session, id_of(lead), now=NOW, user_id=None, pipeline_id=pipe_id)
         assert result.organization_id is not None
         assert organizations.organization_domains(session, result.organization_id) == []
         new_org = result.organization_id

@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import ColumnElement
 
 from crm_tui.core import models as m
+from crm_tui.core.db import Database
 from crm_tui.core.services import mail_store, triage
 from tests.conftest import NOW
 from tests.integration.conftest import Mailbox
 from tests.integration.test_sync import _ids_by_subject, message
+from tests.utils.ids import id_of
 
 
 def server_subjects(box: Mailbox, folder: str) -> set[str]:
@@ -26,7 +29,7 @@ def server_subjects(box: Mailbox, folder: str) -> set[str]:
     }
 
 
-def listed(db, condition) -> set[str]:  # type: ignore[no-untyped-def]
+def listed(db: Database, condition: ColumnElement[bool] | None) -> set[str]:
     with db.read() as session:
         return {row.subject for row in mail_store.list_messages(session, limit=None, where=condition)}
 
@@ -68,7 +71,7 @@ def test_three_messages_archived_at_once_and_undone_before_and_after_the_server_
     with db.write() as session:
         triage.undo(session, entry, now=NOW)
         triage.undo(session, flagged, now=NOW)
-        assert not session.get(m.MailMessage, ids["Angebot 4"]).is_flagged
+        assert not session.get_one(m.MailMessage, ids["Angebot 4"]).is_flagged
     assert mailbox.cli("sync") == 0
     assert mailbox.cli("sync") == 0
     assert len(server_subjects(mailbox, "INBOX")) == 4 and server_subjects(mailbox, "Archive") == set()
@@ -126,9 +129,9 @@ def test_views_list_what_they_promise(mailbox: Mailbox, capsys: pytest.CaptureFi
         pipe = factories.pipeline(session, "Sales")
         deal = factories.deal(session, NOW, pipe, title="Dach")
         mail_actions.file_on(
-            session, [ids["Angebot Dach 1"]], RecordRef(RecordType.OPPORTUNITY, deal.id), now=NOW
+            session, [ids["Angebot Dach 1"]], RecordRef(RecordType.OPPORTUNITY, id_of(deal)), now=NOW
         )
-        deal_id, pipe_id = deal.id, pipe.id
+        deal_id, pipe_id = id_of(deal), id_of(pipe)
     assert listed(db, triage.view_condition("deals", now=now)) == {"Angebot Dach 1"}
     with db.write() as session:
         from sqlmodel import select as select_
@@ -136,6 +139,6 @@ def test_views_list_what_they_promise(mailbox: Mailbox, capsys: pytest.CaptureFi
         won = session.scalars(
             select_(m.Stage).where(m.Stage.pipeline_id == pipe_id, m.Stage.kind == "won")
         ).one()
-        opportunities.move_to_stage(session, deal_id, won.id, now=NOW, user_id=None)
+        opportunities.move_to_stage(session, deal_id, id_of(won), now=NOW, user_id=None)
     assert listed(db, triage.view_condition("deals", now=now)) == set()
     db.dispose()
