@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlmodel import col
 from textual.widgets import Input
 
 from crm_tui.core import models as m
@@ -34,11 +35,13 @@ async def test_m_on_a_deal_writes_to_its_primary_contact_and_offers_the_others(
     from crm_tui.core.services.contacts import contact_emails
 
     with app.context.database().read() as session:
-        deal_id, contact_id = session.execute(
-            select(m.OpportunityContact.opportunity_id, m.OpportunityContact.contact_id)
-            .where(m.OpportunityContact.is_primary.is_(True))  # type: ignore[attr-defined]
-            .order_by(m.OpportunityContact.opportunity_id)
+        row = session.execute(
+            select(col(m.OpportunityContact.opportunity_id), col(m.OpportunityContact.contact_id))
+            .where(col(m.OpportunityContact.is_primary).is_(True))
+            .order_by(col(m.OpportunityContact.opportunity_id))
         ).first()
+        assert row is not None, "the demo has deals with a primary contact"
+        deal_id, contact_id = row
         contact = contact_emails(session, contact_id)[0]
     await pilot.press("3")
     board = app.screen
@@ -55,9 +58,9 @@ async def test_m_on_a_deal_writes_to_its_primary_contact_and_offers_the_others(
         others = [
             address
             for (other,) in session.execute(
-                select(m.OpportunityContact.contact_id).where(
-                    m.OpportunityContact.opportunity_id == deal_id,
-                    m.OpportunityContact.contact_id != contact_id,
+                select(col(m.OpportunityContact.contact_id)).where(
+                    col(m.OpportunityContact.opportunity_id) == deal_id,
+                    col(m.OpportunityContact.contact_id) != contact_id,
                 )
             )
             for address in contact_emails(session, other)
@@ -126,6 +129,7 @@ async def test_the_demo_account_never_connects_and_says_so(app: CrmApp, pilot: A
     await wait_for(
         lambda: isinstance(app.screen, OutboxScreen) and bool(getattr(app.screen, "rows", [])), pilot
     )
+    assert isinstance(app.screen, OutboxScreen)
     assert app.screen.rows[0].shown_state == "never delivered (demo)"
     assert not [n for n in notes(app) if n[0] == "error"]
 
@@ -158,8 +162,7 @@ async def test_an_error_the_app_cannot_survive_ends_it_with_one_line_and_status_
 ) -> None:
     await settle(pilot)
     app._handle_exception(RuntimeError("the screen could not be built"))
-    await pilot.pause()
-    assert app.return_code == 1
+    await wait_for(lambda: app.return_code == 1, pilot)
     shown = [str(getattr(r, "plain", r)) for r in app._exit_renderables]
     assert len(shown) == 1 and shown[0].startswith("crm-tui stopped after an internal error: RuntimeError")
     assert "Traceback" not in shown[0]
@@ -218,10 +221,12 @@ async def burst(app: CrmApp, keys: list[str]) -> None:
     """Keys as a terminal delivers a fast typist's burst: all queued before the app handles the first."""
     from textual import events
 
+    driver = app._driver
+    assert driver is not None
     for key in keys:
         event = events.Key(key, key if len(key) == 1 else None)
         event.set_sender(app)
-        app._driver.send_message(event)
+        driver.send_message(event)
 
 
 async def test_a_quick_correction_in_a_search_field_keeps_every_key_in_order(app: CrmApp, pilot: Any) -> None:
@@ -277,8 +282,8 @@ async def test_page_keys_in_a_closed_drop_down_do_nothing_harmful(app: CrmApp, p
     assert overlays, "the form has a drop-down"
     for overlay in overlays:
         before = overlay.highlighted
-        overlay.action_page_down()
-        overlay.action_page_up()
+        overlay.action_page_down()  # type: ignore[no-untyped-call]  # Textual's OptionList action is unannotated
+        overlay.action_page_up()  # type: ignore[no-untyped-call]  # likewise
         assert overlay.highlighted == before
     await settle(pilot)
     assert not [n for n in notes(app) if n[0] == "error"]
