@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from textual.app import App
 
 INTERVAL = 0.5  # seconds between the app's own collections (young generation while typing)
 IDLE = 0.5  # a full collection only after this long without a key
@@ -27,7 +30,7 @@ class Collector:
         self._last_key_at = 0.0
         self._last_full = 0.0
 
-    def take_over(self, app: Any) -> None:
+    def take_over(self, app: App[Any]) -> None:
         gc.collect()
         gc.freeze()
         gc.disable()

@@ -17,12 +17,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_tui.core.clock import FixedClock
 from crm_tui.runtime.background import PARENT_ENV
 from crm_tui.runtime.context import AppContext
 from crm_tui.ui.messages import BackgroundEvent, BackgroundStopped
+
+if TYPE_CHECKING:
+    from crm_tui.ui.app import CrmApp
 
 RESTART_SECONDS = (1, 2, 5, 10, 30, 60)  # after the child's crashes in a row
 STEADY_SECONDS = 60.0  # a child that ran this long before it died starts the count of crashes again
@@ -50,7 +53,7 @@ def command(context: AppContext) -> list[str]:
 class Supervisor:
     """One child at a time. ``start``, ``sync_now``, ``stop`` and ``exited`` run on the app's thread."""
 
-    def __init__(self, app: Any, context: AppContext):
+    def __init__(self, app: CrmApp, context: AppContext):
         self.app = app
         self.context = context
         self.process: subprocess.Popen[str] | None = None

@@ -28,6 +28,7 @@ from crm_tui.core.services import attachments, mail_actions, records
 from crm_tui.core.services.attachments import safe_filename
 from crm_tui.core.types import RecordRef
 from crm_tui.core.wording import size_text
+from crm_tui.runtime.context import AppContext
 from crm_tui.ui.screens.base import record_name, write_in_worker
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
@@ -86,7 +87,7 @@ class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):
     heading = "Attachments"  # (not "title": a Screen's title is Textual's own reactive, None here)
     hint = "s save · o open · r to the record's documents · esc close"
 
-    def __init__(self, message_id: int, files: list[tuple[str, str, bytes]], context: Any) -> None:
+    def __init__(self, message_id: int, files: list[tuple[str, str, bytes]], context: AppContext) -> None:
         super().__init__()
         self.message_id, self.crm = message_id, context
         self.entries = [(name, kind, len(payload)) for name, kind, payload in files]
@@ -254,7 +255,7 @@ class DocumentsScreen(AttachmentsScreen):
     heading = "Documents"
     hint = "s save · o open · d remove from the record · esc close"
 
-    def __init__(self, ref: Any, context: Any) -> None:
+    def __init__(self, ref: RecordRef, context: AppContext) -> None:
         super().__init__(0, [], context)
         self.ref = ref
         self.document_ids: list[int] = []

@@ -6,6 +6,7 @@ between rules, pending actions and the log. Every change says how many pending a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -18,6 +19,7 @@ from crm_tui.core.automation import actions, engine, fields, reports, rule_views
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.wording import plural
+from crm_tui.runtime.context import AppContext
 from crm_tui.ui.messages import AutomationLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
@@ -69,7 +71,7 @@ def delay_text(value: int, unit: str) -> str:
     return "0" if value == 0 else f"{value} {unit}"
 
 
-def rule_form(context: Any, rule_id: int | None, on_change: Any) -> FormSpec:
+def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str], None]) -> FormSpec:
     """The form of one rule; saving calls ``on_change(message)`` with what the save did to pending actions."""
     # the automation runtime (with this installation's mail builder) loads when first used (start-up)
     from crm_tui.runtime.automation import report_dirs

@@ -8,7 +8,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from textual import on
+from textual.app import App
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input
 from textual.worker import Worker
 
@@ -31,7 +33,7 @@ _WRITES: deque[Callable[[], None]] = deque()
 _ONE_WRITE_AT_A_TIME = threading.Lock()
 
 
-def record_name(context: Any, ref: Any) -> str:
+def record_name(context: AppContext, ref: RecordRef) -> str:
     """A record as messages name it: its kind and name ('lead “Wärmepumpe für den Neubau”', 'deal “Solar
     roof”'), never its id; terminal-safe (names can come from mail); a record gone meanwhile by its reference."""
 
@@ -43,7 +45,7 @@ def record_name(context: Any, ref: Any) -> str:
 
 
 def write_in_worker(
-    owner: Any,
+    owner: Widget | App[Any],
     work: Callable[[Any], Any],
     then: Callable[[Any], None] | None = None,
     *,
@@ -56,7 +58,7 @@ def write_in_worker(
     screen or the app); any other error is the worker's failure, which the app reports. ``settled()`` runs on
     the UI thread after any of these, whatever the outcome."""
 
-    app = owner.app if hasattr(owner, "app") else owner
+    app = crm_app(owner)
     database = app.context.database()
 
     def refuse(reason: str) -> None:
@@ -120,7 +122,7 @@ class CrmScreen(FollowsTypeahead, Screen[Any]):
         except CrmError as exc:
             return str(exc), None
 
-    def record_name(self, ref: Any) -> str:
+    def record_name(self, ref: RecordRef) -> str:
         """A record as messages name it (``record_name``): 'lead “Wärmepumpe für den Neubau”'."""
         return record_name(self.context, ref)
 

@@ -10,6 +10,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Label, OptionList
 from textual.widgets.option_list import Option
 
@@ -42,6 +43,14 @@ class Entry:
     person: str
     owner: str
     status: str
+
+
+class DayColumn(Vertical):
+    """One day of the day and week views (``.day``): its header and its activities; ``day`` says which."""
+
+    def __init__(self, day: date, *children: Widget) -> None:
+        super().__init__(*children, classes="day")
+        self.day = day
 
 
 class CalendarScreen(CrmScreen):
@@ -216,7 +225,7 @@ class CalendarScreen(CrmScreen):
             text.append(f"  · {terminal_safe(entry.owner)}", style="dim")
         return text
 
-    def _day_column(self, day: date, entries: list[Entry]) -> Vertical:
+    def _day_column(self, day: date, entries: list[Entry]) -> DayColumn:
         today = self.context.today()
         header = Text(f"{day:%a %d.%m}", style="bold reverse" if day == today else "bold")
         wide = self.view == "day"
@@ -226,11 +235,7 @@ class CalendarScreen(CrmScreen):
             options.append(
                 Option(Text(f"… {len(entries) - len(shown)} more (d: day view)", style="dim"), disabled=True)
             )
-        column = Vertical(
-            Label(header, classes="day-header"), Options(*options, classes="day-list"), classes="day"
-        )
-        column.day = day  # type: ignore[attr-defined]
-        return column
+        return DayColumn(day, Label(header, classes="day-header"), Options(*options, classes="day-list"))
 
     def _month_table(self, message: CalendarLoaded) -> DataTable[Text]:
         table: DataTable[Text] = DataTable(id="month", cursor_type="cell", show_row_labels=False)
@@ -335,7 +340,7 @@ class CalendarScreen(CrmScreen):
         self.anchor_date = self.focus_day = anchor
         self.reload()
 
-    def _month_grid(self) -> DataTable | None:  # type: ignore[type-arg]
+    def _month_grid(self) -> DataTable[Text] | None:
         """The month's grid; None while a switch to the month view is still loading (keys typed ahead)."""
         found = self.query("#month")
         return found.first(DataTable) if found else None

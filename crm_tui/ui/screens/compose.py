@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -50,9 +50,13 @@ from crm_tui.mail.compose import Draft, addresses, build, with_signature
 from crm_tui.ui.messages import TemplateFilled, TemplatesFilled
 from crm_tui.ui.screens.base import CrmScreen, write_in_worker
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
+from crm_tui.ui.screens.record_form import saved_id
 from crm_tui.ui.screens.template_picker import TemplatePicker
 from crm_tui.ui.widgets.recipient_input import Choice, RecipientInput, recipient_items
 from crm_tui.ui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from crm_tui.ui.app import CrmApp
 
 MAX_ATTACHMENT_BYTES = 25 * 2**20
 DRAFT_DELAY = 1.5  # seconds after the last key: the draft is saved
@@ -73,7 +77,9 @@ class Queued:
 TAKEN_BACK = "mail taken back: a draft again (R in the inbox)"
 
 
-def take_back_queued(app: Any, say: Any = None, then: Callable[[], None] | None = None) -> bool:
+def take_back_queued(
+    app: CrmApp, say: Callable[[str], None] | None = None, then: Callable[[], None] | None = None
+) -> bool:
     """u (anywhere but where u means something else): the mail queued last is taken back, a draft again, while
     it has not gone out; once it has, it says so. False when no mail was queued since the last take-back.
     ``say``: how the screen puts a line on the status bar (the inbox's outlives its reload); ``then``: what the
@@ -320,25 +326,25 @@ class ComposeScreen(CrmScreen):
         if built is None:
             return
         fields, raw, message_id = built
-        app = self.app
-        now = app.context.clock.now()  # type: ignore[attr-defined]
+        app = self.crm_app
+        now = app.context.clock.now()
 
         def save(session: Any) -> int:
             # The draft's id as it is when this write runs: the writes run in order, and each one's answer is
             # taken before the next runs, so a second save updates the draft the first made.
-            self.draft_id = drafts.save(session, self.draft_id, fields, now=now).id
-            return self.draft_id  # type: ignore[return-value]
+            self.draft_id = saved_id(drafts.save(session, self.draft_id, fields, now=now).id)
+            return self.draft_id
 
         def saved(draft_id: int) -> None:
-            if app.context.demo:  # type: ignore[attr-defined]
+            if app.context.demo:
                 return
 
             def store() -> None:
                 # the mail modules load when first used, not with the app (start-up)
                 from crm_tui.mail import drafts as server_drafts
 
-                said = server_drafts.store(app.context.database(), draft_id, raw, message_id)  # type: ignore[attr-defined]
-                app.call_from_thread(app.update_status, said)  # type: ignore[attr-defined]
+                said = server_drafts.store(app.context.database(), draft_id, raw, message_id)
+                app.call_from_thread(app.update_status, said)
 
             app.run_worker(store, thread=True, exclusive=True, group="draft-copy", exit_on_error=False)
 
@@ -350,7 +356,7 @@ class ComposeScreen(CrmScreen):
         if self._save_timer is not None:
             self._save_timer.stop()
             self._save_timer = None
-        app = self.app
+        app = self.crm_app
 
         def drop(session: Any) -> tuple[int, str] | None:
             # The draft as it is when this write runs (a save asked for before it has run by then).
@@ -358,7 +364,7 @@ class ComposeScreen(CrmScreen):
             return drafts.remove(session, draft_id) if draft_id is not None else None
 
         def dropped(server_copy: tuple[int, str] | None) -> None:
-            if server_copy is None or app.context.demo:  # type: ignore[attr-defined]
+            if server_copy is None or app.context.demo:
                 return
             account_id, server_id = server_copy
 
@@ -366,7 +372,7 @@ class ComposeScreen(CrmScreen):
                 # the mail modules load when first used, not with the app (start-up)
                 from crm_tui.mail import drafts as server_drafts
 
-                server_drafts.remove(app.context.database(), account_id, server_id)  # type: ignore[attr-defined]
+                server_drafts.remove(app.context.database(), account_id, server_id)
 
             app.run_worker(remove, thread=True, group="draft-remove", exit_on_error=False)
 
@@ -776,11 +782,11 @@ class ComposeScreen(CrmScreen):
         )
 
 
-def write_from_record(screen: Any, ref: Any) -> None:
+def write_from_record(screen: CrmScreen, ref: RecordRef) -> None:
     """Open a new mail to a record (a contact, lead, organization, deal, quote or ticket): the recipient is
     chosen among its addresses; once sent, the mail is an email activity on the record."""
 
-    context = screen.app.context
+    context = screen.context
     with context.database().read() as session:
         identities = mail_accounts.identities(session)
         choices = mail_actions.record_addresses(session, ref)
@@ -821,12 +827,12 @@ def write_from_record(screen: Any, ref: Any) -> None:
         screen.app.push_screen(ChoiceDialog("Send to", [(c, terminal_safe(c)) for c in choices]), open_with)
 
 
-def write_invitation(screen: Any, activity_id: int) -> None:
+def write_invitation(screen: CrmScreen, activity_id: int) -> None:
     """A mail inviting a meeting's attendees, the iCalendar invitation attached; sent like any mail."""
     # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.invites import invitation_ics
 
-    context = screen.app.context
+    context = screen.context
     try:
         with context.database().read() as session:
             identities = mail_accounts.identities(session)
@@ -869,12 +875,12 @@ def write_invitation(screen: Any, activity_id: int) -> None:
     )
 
 
-def recall_draft(screen: Any) -> None:
+def recall_draft(screen: CrmScreen) -> None:
     """Take up a saved draft again (R in the inbox)."""
     # the mail modules load when first used, not with the app (start-up)
     from crm_tui.mail.parse import attachment_payloads
 
-    context = screen.app.context
+    context = screen.context
     with context.database().read() as session:
         saved = [
             (str(d.id), f"{d.subject or '(no subject)'} — {d.to or 'no recipient'} — "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from rich.text import Text
 from textual import on
@@ -95,7 +96,9 @@ class PromptDialog(FollowsTypeahead, ModalScreen[str | None]):
 
     def _text(self) -> str:
         widget = self.query_one("#value")
-        return widget.text if isinstance(widget, TextArea) else widget.value  # type: ignore[attr-defined]
+        return (
+            widget.text if isinstance(widget, TextArea) else cast(Input, widget).value
+        )  # else an Input (compose)
 
     @on(Input.Submitted)
     def action_submit(self) -> None:

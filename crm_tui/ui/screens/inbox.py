@@ -39,6 +39,7 @@ from crm_tui.core.services.inbox import InboxQuery, message_view
 from crm_tui.core.services.mail_search import parse_query
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural, size_text
+from crm_tui.runtime.context import AppContext
 from crm_tui.ui.forms import RECORD_FORMS
 from crm_tui.ui.forms.activities import activity_form
 from crm_tui.ui.messages import PreviewLoaded, RelatedLoaded, Scoped
@@ -512,7 +513,7 @@ class InboxScreen(SearchesItsList, CrmScreen):
 
         queued = getattr(self.app, "just_queued", None)
         if queued is not None and (not self.undo_stack or queued.at > self.undo_stack[-1].at):
-            take_back_queued(self.app, say=self.say, then=self.reload)
+            take_back_queued(self.crm_app, say=self.say, then=self.reload)
             return
         if not self.undo_stack:
             self.crm_app.update_status("nothing to undo")
@@ -924,7 +925,7 @@ def message_text(row: Any, zone: Any, *, limit: int = PREVIEW_CHARS) -> Text:
     return text
 
 
-def related_text(session: Any, message_id: int, context: Any) -> Text:
+def related_text(session: Any, message_id: int, context: AppContext) -> Text:
     """The related panel: the sender's records, their open deals and activities, other mail, and why the
     mail is filed where it is."""
     # the mail modules load when first used, not with the app (start-up)

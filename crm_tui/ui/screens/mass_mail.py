@@ -17,6 +17,7 @@ from textual.widgets import Footer, Label, ProgressBar, Static
 from crm_tui.core.errors import CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import email_templates, mail_accounts, mass_mail
+from crm_tui.core.types import RecordRef
 from crm_tui.ui.messages import CampaignProgress
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.record_form import saved_id
@@ -26,12 +27,14 @@ from crm_tui.ui.widgets.status_bar import StatusBar
 CHECKING = "checking every recipient…"  # the status bar while a mass mail's recipients are checked
 
 
-def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any], list[Any]]) -> None:
+def prepare_mass_mail(
+    screen: CrmScreen, kind: str, who: str, refs_of: Callable[[Any], list[RecordRef]]
+) -> None:
     """Pick a template for a mass mail to ``kind`` recipients (contact, lead, user; those a template can
     fill first), then check every recipient (``refs_of(session)``) in a worker and show the mass mail, ready:
     nothing is queued before g."""
 
-    context = screen.app.context
+    context = screen.context
     with context.database().read() as session:
         has_identity = bool(mail_accounts.identities(session))
         fits = email_templates.fitting_for_recipients(session, kind)
@@ -43,7 +46,7 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
         try:
             check(template_id)
         finally:  # the check is over, however it ended: the status bar no longer says it runs
-            screen.app.call_from_thread(screen.app.end_status, CHECKING)
+            screen.app.call_from_thread(screen.crm_app.end_status, CHECKING)
 
     def check(template_id: int) -> None:
 
@@ -74,7 +77,7 @@ def prepare_mass_mail(screen: Any, kind: str, who: str, refs_of: Callable[[Any],
 
     def chosen(template_id: str | None) -> None:
         if template_id:
-            screen.app.update_status(CHECKING)
+            screen.crm_app.update_status(CHECKING)
             # The recipients and their checks (each rendered once) in a worker: a list can hold thousands.
             screen.run_worker(
                 lambda: make(int(template_id)),

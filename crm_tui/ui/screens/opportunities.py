@@ -611,7 +611,7 @@ def whole_words(text: str, limit: int) -> str:
     return head[: head.rindex(" ")].rstrip() + " …"
 
 
-def forecast_chart(months: list, width: int = 50) -> Text:  # type: ignore[type-arg]
+def forecast_chart(months: list[opportunities.ForecastMonth], width: int = 50) -> Text:
     """Weighted amount by expected close month, one bar chart per currency (never summed across them)."""
     text = Text("Forecast: weighted amount of open deals by expected close month\n\n", style="bold")
     if not months:

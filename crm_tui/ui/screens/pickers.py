@@ -3,8 +3,6 @@ contact, organization, lead or deal by name) and a folder picker."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -16,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services.references import matching_names
+from crm_tui.runtime.context import AppContext
 from crm_tui.ui.messages import RecordsFound
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.option_list import Options
@@ -131,7 +130,9 @@ class FolderPicker(Picker):
 
     def refill(self, query: str) -> None:
         scored = [(fuzzy_score(query, name), name) for name in self._folders]
-        ranked = sorted((item for item in scored if item[0] is not None), key=lambda item: -item[0])  # type: ignore[operator]
+        ranked = sorted(
+            ((score, name) for score, name in scored if score is not None), key=lambda item: -item[0]
+        )
         self.show([(name, Text(terminal_safe(name))) for _, name in ranked])
 
 
@@ -139,7 +140,7 @@ class RecordPicker(Picker):
     """Pick a record to file mail on: the suggestions (best first, with why) until something is typed, then
     records of every kind whose name matches, suggestions first among them. Returns "type:id"."""
 
-    def __init__(self, title: str, suggestions: list[tuple[str, str, str]], context: Any) -> None:
+    def __init__(self, title: str, suggestions: list[tuple[str, str, str]], context: AppContext) -> None:
         # suggestions: (type:id, label, why)
         super().__init__(title, "type a name: deal, contact, organization, lead")
         self._suggestions, self._crm = suggestions, context

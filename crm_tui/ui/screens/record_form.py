@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 from rich.text import Text
 from textual import events, on, work
@@ -21,6 +22,7 @@ from textual.widgets import Input, Label, Select, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from crm_tui.core.errors import CrmError, ValidationError
+from crm_tui.ui.app_access import crm_app
 from crm_tui.ui.messages import FormRefused, FormSaved
 from crm_tui.ui.screens.dialogs import ConfirmDialog
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
@@ -173,7 +175,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
             elif isinstance(widget, Select):
                 result[spec.name] = "" if widget.value is Select.NULL else str(widget.value)
             else:
-                result[spec.name] = widget.value  # type: ignore[attr-defined]
+                result[spec.name] = cast(Input, widget).value  # the third kind of field (_field)
         return result
 
     @on(Input.Changed)
@@ -252,7 +254,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
             return
         if event.state is WorkerState.ERROR:
             self._saving = False  # the form stays, with what was typed; the app says what failed
-        self.app.report_worker_state(event)  # type: ignore[attr-defined]
+        crm_app(self).report_worker_state(event)
 
     def action_cancel(self) -> None:
         """Esc: a form as it opened closes at once; one with changes asks first (y discards them, n or Esc

@@ -48,6 +48,6 @@ def typed_again(event: events.Key, app: Any) -> events.Key:
     (a key sent by a screen would stop bubbling at that screen and never reach the app's bindings)."""
     # A plain Key (a subclass would change the handler name Textual dispatches to), counting its deliveries.
     fresh = events.Key(event.key, event.character)
-    fresh.tries = getattr(event, "tries", 0) + 1  # type: ignore[attr-defined]
+    fresh.tries = getattr(event, "tries", 0) + 1  # type: ignore[attr-defined]  # a mark of ours on Textual's Key
     fresh.set_sender(app)
     return fresh

@@ -49,6 +49,8 @@ def page_drop_downs_when_laid_out() -> None:
         return
     _installed = True
     textual_move_page = OptionList._move_page
-    OptionList._move_page = lambda self, direction: _move_page_when_laid_out(  # type: ignore[method-assign]
-        self, direction, textual_move_page
-    )
+
+    def move_page(self: OptionList, direction: Any) -> None:
+        _move_page_when_laid_out(self, direction, textual_move_page)
+
+    OptionList._move_page = move_page  # type: ignore[method-assign]  # a patch of Textual's class: no hook

@@ -30,4 +30,4 @@ def redraw_tables_when_measured() -> None:
     if _installed:
         return
     _installed = True
-    DataTable._on_idle = _then_redraw(DataTable._on_idle)  # type: ignore[method-assign]
+    DataTable._on_idle = _then_redraw(DataTable._on_idle)  # type: ignore[method-assign]  # patches Textual's class

@@ -36,5 +36,6 @@ def keep_typing_in_order() -> None:
     if _installed:
         return
     _installed = True
-    Input._on_key = _in_order(Input._on_key)  # type: ignore[method-assign]
-    TextArea._on_key = _in_order(TextArea._on_key)  # type: ignore[method-assign]
+    # Textual's own classes are patched in place: there is no hook for a field's key handling.
+    Input._on_key = _in_order(Input._on_key)  # type: ignore[method-assign]  # a patch of Textual's Input
+    TextArea._on_key = _in_order(TextArea._on_key)  # type: ignore[method-assign]  # and of its TextArea
