@@ -33,6 +33,10 @@ class MessageData:
         0  # len(raw), kept when the bytes were stored apart (the sync's helper: ``mail.store.raw_writer``)
     )
     automatic: bool = False  # a bounce, report or automatic reply (``mail_identity.is_automatic``)
+    # Mail coming back (an automatic one: a delivery report, RFC 3464, or a bounce quoting what it returns): the
+    # Message-IDs of the returned mail, and (address, diagnostic) of each recipient a report says failed.
+    returned_ids: list[str] = field(default_factory=list)
+    bounced: list[tuple[str, str]] = field(default_factory=list)
 
 
 # The header columns of ``mail_message``, in the order ``header_values`` gives them.

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from crm_tui.core.mail_data import MessageData
 from crm_tui.core.mail_identity import LONE_CR, LONE_CR_TEXT, is_automatic, no_nul
+from crm_tui.mail.delivery_reports import returned
 from crm_tui.mail.header_decoding import (
     MAX_HEADER_CHARS,
     ImplausibleYear,
@@ -521,6 +522,14 @@ def parse_message(raw: bytes) -> MessageData:
     body, has_attachments = extract_body(message, problems, attachments)
     message_id = message_ids_in(_raw_header(message, "Message-ID"))
     in_reply_to = message_ids_in(_raw_header(message, "In-Reply-To"))
+    automatic = _attempt(problems, "automatic", lambda: is_automatic(message.get, from_address), False)
+    # Only a machine's mail is read as mail coming back (a person forwarding a mail as an attachment is not).
+    returned_ids: list[str] = []
+    bounced: list[tuple[str, str]] = []
+    if automatic:
+        returned_ids, bounced = _attempt(
+            problems, "delivery report", lambda: returned(raw), (returned_ids, bounced)
+        )
     return MessageData(
         raw=raw,
         message_id=message_id[0] if message_id else None,
@@ -536,7 +545,9 @@ def parse_message(raw: bytes) -> MessageData:
         has_attachments=has_attachments,
         attachments=attachments,
         problems=problems,
-        automatic=_attempt(problems, "automatic", lambda: is_automatic(message.get, from_address), False),
+        automatic=automatic,
+        returned_ids=returned_ids,
+        bounced=bounced,
     )
 
 

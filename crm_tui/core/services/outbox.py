@@ -330,17 +330,23 @@ def message_of(session: Session, item_id: int, *, now: datetime) -> OutboxMessag
     if row is None:
         raise NotFound(f"the mail (outbox item {item_id}) is no longer in the outbox")
     said = {
-        r.address.lower(): (r.state, r.reason or "")
+        r.address.lower(): r
         for r in session.scalars(select(m.OutboxRecipient).where(col(m.OutboxRecipient.item_id) == item_id))
     }
     outcomes = []
     for address in item.recipients.splitlines():
-        state, reason = said.get(address.lower(), ("", ""))
+        known = said.get(address.lower())
+        state, reason = (known.state, known.reason or "") if known is not None else ("", "")
         if not state:
             state = "accepted" if item.state == "sent" else "not sent yet"
         if state == "refused" and reason.startswith("4"):
             state = "put off by the server"
-        outcomes.append((address, RECIPIENT_OUTCOME.get(state, state), reason))
+        shown = RECIPIENT_OUTCOME.get(state, state)
+        if known is not None and known.bounced_at is not None:  # the server took it; it came back later
+            shown, reason = "bounced", known.bounce_reason or ""
+        elif known is not None and known.replied_at is not None:
+            shown += ", replied"
+        outcomes.append((address, shown, reason))
     return OutboxMessage(row, bytes(item.raw), outcomes)
 
 
@@ -674,6 +680,7 @@ def _record_activity(
         ),
         now=now,
     )
+    activity.outbox_item_id = item.id  # a bounce of this mail is noted on it (``mail_outcomes``)
     activities.complete_activity(session, id_of(activity), now=now)
 
 

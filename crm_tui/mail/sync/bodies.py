@@ -13,7 +13,7 @@ import itertools
 from dataclasses import replace
 from typing import Any
 
-from crm_tui.core.services import mail_linking, mailbox
+from crm_tui.core.services import mail_linking, mail_outcomes, mailbox
 from crm_tui.mail import imap_fetch
 from crm_tui.mail.imap import MailConnectionError
 from crm_tui.mail.parse import parse_safely
@@ -208,6 +208,8 @@ class BodyPhase(PassState):
                     now=now,
                     known=written,
                 )
+                # Bounces and replies of the mail we sent (a failure here keeps the messages, flagged).
+                mail_outcomes.note_arrivals(session, [data for _, data in items], now=now)
             self._renew(session)
         self.report.bodies += len(results)
         self.report.merged += sum(1 for _, merged in results if merged)
