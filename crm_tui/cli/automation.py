@@ -57,6 +57,7 @@ def _rule_objects(context: AppContext) -> list[dict[str, Any]]:
                 "entity": rule.entity,
                 "where": rules.place(session, rule),
                 "when": rules.when(rule),
+                "event": rule.record_event,  # the record event it waits for (trigger "event"), else null
                 "action": rule.action,
                 "does": actions.describe(session, rule),
                 "pending": rules.pending_of(session, rule),

@@ -248,3 +248,42 @@ def test_a_waiting_event_rule_shows_in_the_deals_automation_and_the_move_preview
     with world.db.read() as s:
         [pending] = engine.pending(s, record=("opportunity", deal))
         assert pending.rule == "thank on acceptance" and pending.event.endswith("accepted")
+
+
+def test_a_database_from_before_event_triggers_keeps_its_rules(tmp_path: Path) -> None:
+    """A 0020 database: its rules come through the upgrade unchanged (no event: record_event NULL), an event
+    rule can then be written, and the way back drops only the column."""
+    import sqlite3
+
+    from crm_tui.core.automation import rules
+    from crm_tui.core.db import sqlite_url
+    from tests.core.test_migrations import _database_at, _migrate
+
+    path = _database_at(tmp_path, "0020")
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO automation_rule (id, name, enabled, entity, scope, trigger, delay_value, delay_unit, "
+            "zone, conditions, action, params, late_policy, late_limit_hours, survives_exit, cursor, created_at, "
+            "updated_at) VALUES (1, 'Welcome', 1, 'opportunity', 'record', 'create', 2, 'days', 'UTC', '[]', "
+            "'plan_activity', '{\"subject\": \"Hello\"}', 'fire', 72, 0, 0, '2026-11-21 08:00:00.000000', "
+            "'2026-11-21 08:00:00.000000')"
+        )
+    db = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
+    try:
+        with db.read() as s:
+            [old] = rules.list_rules(s)
+            assert (old.name, old.trigger, old.record_event, rules.when(old)) == (
+                "Welcome", "create", None, "2 days after create",
+            )  # fmt: skip
+        with db.write() as s:
+            data = rules.RuleInput(name="On acceptance", action="plan_activity", scope="record", trigger="event",
+                                   record_event="quote_accepted", params={"subject": "Thanks"})  # fmt: skip
+            new = rules.create_rule(s, data, now=START)
+            assert rules.when(new) == "when a quote is accepted"
+        _migrate(db, "0020", down=True)
+    finally:
+        db.dispose()
+    with sqlite3.connect(path) as connection:
+        columns = [row[1] for row in connection.execute("PRAGMA table_info(automation_rule)")]
+        names = [row[0] for row in connection.execute("SELECT name FROM automation_rule ORDER BY id")]
+    assert "record_event" not in columns and names == ["Welcome", "On acceptance"]
