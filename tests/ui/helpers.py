@@ -42,7 +42,7 @@ async def wait_for(condition: Callable[[], Any], pilot: Any, timeout: float = 10
     while not condition():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time; " + _what_the_user_sees(pilot.app))
-        await pilot.pause(0.05)
+        await pilot.pause(0.05)  # the poll's step: the condition decides how long this waits
 
 
 def _what_the_user_sees(app: Any) -> str:

@@ -99,7 +99,7 @@ async def settle(pilot: Any, timeout: float = 5.0) -> bool:
         else:
             quiet = 0
         last = state
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.005)  # the poll's step: the app's state decides how long this waits
     return False  # still working after ``timeout``: the caller says whether that is a defect
 
 
@@ -187,5 +187,5 @@ async def quick_press(pilot: Any, key: str) -> None:
     event.set_sender(app)
     app._driver.send_message(event)
     for _ in range(2):  # the key, then what its action mounted (a form, a dialog)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # no time: hands the loop to the app once
         await pilot._wait_for_screen()

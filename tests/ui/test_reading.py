@@ -42,7 +42,7 @@ async def test_on_the_demo_enter_reads_a_mail_and_archiving_in_a_view_takes_it_o
     # The highlight over the rows: each previewed, none read.
     for key in ["k"] * 2 + ["j"] * 6 + ["k"] * 6:
         await pilot.press(key)
-    await pilot.pause()
+    assert await settle(pilot), "the previews are loaded"
     assert unread(table) == before
     # Enter on an unread mail reads it.
     chosen = sorted(before)[0]
