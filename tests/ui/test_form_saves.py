@@ -48,9 +48,8 @@ async def test_a_form_stays_open_while_its_save_runs_and_closes_once_saved(
         await wait_for(lambda: len(threads) == 1, pilot)
         assert threads[0] is not threading.main_thread(), "the save runs in a worker"
         await pilot.press("ctrl+s", "escape")  # a second save and Esc wait for the one under way
-        await (
-            pilot.pause()
-        )  # no time: until the keys are handled (the save is held, so the app never settles)
+        # No time: until the keys are handled (the save is held on purpose, so the app never settles).
+        await pilot.pause()
         assert app.screen is form and form.query_one("#f-last_name", Input).value == "Vogel"
         over = ConfirmDialog("Something else", "opened over the form while it saves", "OK")
         app.push_screen(over)
