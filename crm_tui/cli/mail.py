@@ -11,8 +11,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from crm_tui.cli.arguments import CommandParser, Commands, UsageError, port, positive_int, since
-from crm_tui.cli.output import ProgressLine, print_json, print_table
+from crm_tui.cli.arguments import CommandParser, Commands, UsageError, iso_date, port, positive_int, since
+from crm_tui.cli.output import ProgressLine, print_json, print_json_object, print_table
 from crm_tui.core.errors import ConfigError, CrmError
 from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.types import RecordRef
@@ -76,6 +76,23 @@ def register(commands: Commands) -> None:
     sub.add_argument("--json", action="store_true", help="print one JSON array of objects")
     sub.add_argument("--limit", type=positive_int, metavar="N")
     sub.set_defaults(handler=mail_problems)
+    sub = mail.add_parser(
+        "report",
+        help="the sent-mail report: sent, failed, refused, bounced, replied per user and period, with the "
+        "recipients behind each number",
+        description="What a user's mail of a period became, one row per recipient of a mail: sent, failed, "
+        "refused (by the server), bounced (a delivery report or the mail returned) and replied. A mail counts "
+        "in the period by when it went out (or failed); the days are the configured time zone's.",
+    )
+    sub.add_argument("--user", metavar="EMAIL", help="whose mail (the owner of the accounts it went from; "
+                     "default: you)")  # fmt: skip
+    sub.add_argument("--from", dest="start", type=iso_date, metavar="DATE",
+                     help="first day, YYYY-MM-DD (default: the first of this month)")  # fmt: skip
+    sub.add_argument("--to", dest="end", type=iso_date, metavar="DATE", help="last day (default: today)")
+    shape = sub.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print one JSON object: the counts and the rows")
+    shape.add_argument("--csv", action="store_true", help="print the rows as CSV (outcome, at, recipient...)")
+    sub.set_defaults(handler=mail_report)
     for action, help_text in (
         ("read", "mark read"),
         ("unread", "mark unread"),
@@ -683,6 +700,46 @@ def mail_unlink(context: AppContext, args: argparse.Namespace) -> int:
     with context.database().write() as session:
         had = mail_linking.unlink(session, args.id, ref, now=context.clock.now())
     print(f"message {args.id} taken off {ref}" + ("" if had else " (it was not filed there; it will not be)"))
+    return 0
+
+
+def mail_report(context: AppContext, args: argparse.Namespace) -> int:
+    # the services and models load the ORM: imported when the command runs, so that --help starts fast
+    from crm_tui.core.services import mail_outcomes
+    from crm_tui.core.services.users import current_user
+
+    today = context.today()
+    start, end = args.start or today.replace(day=1), args.end or today
+    with context.database().read() as session:
+        email = args.user
+        if not email:
+            me = current_user(session, context.settings.me)
+            if me is None:
+                raise CrmError("no user in this database: name one with --user EMAIL")
+            email = me.email
+        report = mail_outcomes.sent_mail_report(
+            session, user_email=email, start=start, end=end, zone=context.zone
+        )
+    if args.json:
+        print_json_object(report.as_json(), context.zone)
+        return 0
+    if args.csv:
+        sys.stdout.write(mail_outcomes.report_csv(report, context.zone))
+        return 0
+    name = terminal_safe(f"{report.user_name} <{report.user_email}>", max_length=80)
+    print(f"sent mail of {name}, {start:%Y-%m-%d} to {end:%Y-%m-%d}")
+    print_table(("outcome", "recipients"), list(report.counts.items()), context.zone)
+    for kind in mail_outcomes.KINDS:
+        rows = report.rows_of(kind)
+        if not rows:
+            continue
+        print(f"\n{kind} ({len(rows)})")
+        print_table(
+            ("at", "recipient", "subject", "detail"),
+            [(row.at, terminal_safe(row.recipient, max_length=50), terminal_safe(row.subject, max_length=50),
+              terminal_safe(row.detail, max_length=70)) for row in rows],
+            context.zone,
+        )  # fmt: skip
     return 0
 
 

@@ -62,6 +62,12 @@ def print_json(rows: Iterable[dict[str, Any]], zone: tzinfo, out: TextIO | None 
     (out or sys.stdout).write(text.translate(_JSON_UNSAFE) + "\n")
 
 
+def print_json_object(value: dict[str, Any], zone: tzinfo, out: TextIO | None = None) -> None:
+    """One JSON object (a report), as ``print_json`` prints a list."""
+    text = json.dumps(json_value(value, zone), ensure_ascii=False, indent=2)
+    (out or sys.stdout).write(text.translate(_JSON_UNSAFE) + "\n")
+
+
 def cell(value: Any, zone: tzinfo, max_length: int | None = 60) -> str:
     if value is None:
         return ""

@@ -25,7 +25,7 @@ print(json.dumps({"code": code, "modules": sorted({name.split(".")[0] for name i
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["mail", "--help"], ["sync", "--help"], ["contacts", "--help"], ["account", "add", "--help"],
-     ["automations", "run", "--help"], ["import", "--help"], ["--version"]],
+     ["automations", "run", "--help"], ["import", "--help"], ["mail", "report", "--help"], ["--version"]],
     ids=" ".join,
 )  # fmt: skip
 def test_help_loads_neither_the_database_layer_nor_textual(argv: list[str]) -> None:
