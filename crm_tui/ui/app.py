@@ -223,6 +223,12 @@ class CrmApp(ReportsErrors, App[None]):
 
     # --- the outbox ---
 
+    def action_sent_report(self) -> None:
+        """The palette's "Sent-mail report" (r in the outbox)."""
+        from crm_tui.ui.screens.mail_report import SentReportScreen
+
+        self.push_screen(SentReportScreen())
+
     def action_take_back(self) -> None:
         """u where it means nothing else: the mail queued last is a draft again (screens.compose)."""
         if not take_back_queued(self):
@@ -445,6 +451,11 @@ class CrmApp(ReportsErrors, App[None]):
         yield SystemCommand(
             "Open deal...", "a deal's screen: its people, timeline and moves (type part of its title)",
             self.action_open_deal,
+        )  # fmt: skip
+        titles.add("Sent-mail report")
+        yield SystemCommand(
+            "Sent-mail report", "what the mail sent became: sent, failed, refused, bounced, replied, per user and "
+            "period (key: r in the outbox)", self.action_sent_report,
         )  # fmt: skip
         for view, title in (("rules", "rules"), ("pending", "pending actions"), ("log", "log")):
             titles.add(f"Automation {title}")

@@ -142,6 +142,15 @@ class OutboxMailLoaded(Message):
         self.text = text
 
 
+class SentReportLoaded(Message):
+    """The sent-mail report (mail_outcomes.SentMailReport, None without a user who sends mail) and the users
+    it can be read for (mail_outcomes.ReportUser), for the load numbered ``request``."""
+
+    def __init__(self, report: Any, users: list[Any], request: int) -> None:
+        super().__init__()
+        self.report, self.users, self.request = report, users, request
+
+
 # --- board (opportunities) ---
 
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from pathlib import Path
 
 from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
@@ -30,6 +32,7 @@ from sqlmodel import Session, col
 from crm_tui.core import models as m
 from crm_tui.core.errors import CrmError, NotFound
 from crm_tui.core.mail_data import MessageData
+from crm_tui.core.private_files import open_private
 
 KINDS = ("sent", "failed", "refused", "bounced", "replied")
 KIND_MEANING = {
@@ -365,3 +368,24 @@ def report_csv(report: SentMailReport, zone: tzinfo, kinds: Sequence[str] = KIND
             )
         )
     return out.getvalue()
+
+
+def write_report_csv(report: SentMailReport, path: Path, zone: tzinfo) -> Path:
+    """The report's rows as CSV in a new file readable by its owner only (0600). An existing file is left
+    alone (the user names another); a folder that is missing or not writable is said in words."""
+    target = path.expanduser()
+    if target.is_dir():
+        raise CrmError(f"{target} is a folder: type the name of the file to write")
+    try:
+        fd = open_private(target, exclusive=True)
+    except FileExistsError:
+        raise CrmError(f"{target} already exists: type another name") from None
+    except OSError as exc:
+        raise CrmError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(report_csv(report, zone))
+    except OSError as exc:
+        target.unlink(missing_ok=True)
+        raise CrmError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target

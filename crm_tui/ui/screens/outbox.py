@@ -1,7 +1,7 @@
 """The outbox view (o in the inbox): what is on its way out, what failed and why, what is uncertain, which
 recipients the server refused; the user decides those (R send again, to whoever has not got it; S count as
 sent; D drop, asked first), also an item a dead process left "sending"; x delivers now (also what waits for its next try
-or its send delay) and says how it went; u takes back a queued mail (a draft again, R in the inbox); Enter reads the mail as it goes out, with each recipient's outcome.
+or its send delay) and says how it went; u takes back a queued mail (a draft again, R in the inbox); Enter reads the mail as it goes out, with each recipient's outcome (bounced, replied); r the sent-mail report.
 A queued mail waiting for a later time says until when ("queued, next try 14:05")."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from crm_tui.core.services.outbox import OutboxRow, mail_named
 from crm_tui.ui.messages import Delivered, OutboxLoaded, OutboxMailLoaded
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.dialogs import ConfirmDialog
+from crm_tui.ui.screens.mail_report import SentReportScreen
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 STATE_STYLE = {
@@ -66,6 +67,7 @@ class OutboxScreen(CrmScreen):
         Binding("x", "deliver", "Deliver now", id="outbox.deliver"),
         Binding("u", "take_back", "Take back", id="outbox.take_back"),
         Binding("enter", "read", "Read", id="outbox.read"),
+        Binding("r", "report", "Sent-mail report", id="outbox.report"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -84,6 +86,10 @@ class OutboxScreen(CrmScreen):
     def refresh_data(self) -> None:
         """Someone else changed data (another crm-tui's flush, a delivery here): the outbox again."""
         self.reload()
+
+    def action_report(self) -> None:
+        """The sent-mail report: what the mail sent became (bounced, replied...), per user and period."""
+        self.app.push_screen(SentReportScreen())
 
     @work(thread=True, exclusive=True, group="outbox-view", exit_on_error=False)
     def reload(self) -> None:
