@@ -116,12 +116,16 @@ def story_text(story: DealStory, zone: tzinfo) -> Text:
             if line:
                 text.append(f"      {terminal_safe(line)}\n", style="dim")
     text.append("\nAutomation waiting\n", style="bold underline")
-    if not story.waiting:
+    if not story.waiting and not story.on_events:
         text.append("  nothing planned\n", style="dim")
     for action in story.waiting:
         text.append(f"  {action.due_at.astimezone(zone):%Y-%m-%d %H:%M}  ", style="bold cyan")
         text.append(f"{terminal_safe(action.rule)}: ", style="bold")
         text.append(f"{terminal_safe(action.does)}\n")
+    for waiting in story.on_events:  # rules waiting for an event of the deal (a quote accepted...)
+        text.append("  on an event       ", style="bold magenta")
+        text.append(f"{terminal_safe(waiting.rule)}: ", style="bold")
+        text.append(f"{terminal_safe(waiting.text())}\n")
     text.append("\nStage history\n", style="bold underline")
     for stay in reversed(story.history):
         text.append(f"  {stay.entered_at.astimezone(zone):%Y-%m-%d}  ", style="cyan")
@@ -305,6 +309,12 @@ class DealScreen(CrmScreen):
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.row_key.value == "more":
             self._load_more()  # the next page comes as the cursor reaches the end
+
+    @on(DataTable.RowSelected, "#timeline")
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        # Enter in the table (the focused table takes Enter before the screen's binding), or a click.
+        event.stop()
+        self.action_open_entry()
 
     # --- keys ---
 

@@ -414,8 +414,13 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
 
     @on(Input.Submitted, "#search")
     def _filter_done(self) -> None:
+        searching = self._searching
         self._searching = False
         self.action_column(0)
+        if not searching and not self.filter_text:
+            # Nobody was filtering: an Enter meant for the card reached the field while the columns were
+            # rebuilt (a reload takes the focus off the board for a moment). It opens the deal.
+            self.action_open_deal_screen()
 
     def action_focus_search(self) -> None:
         # At once, not after a refresh as widget.focus() does: keys typed right after "/" go to the field.
