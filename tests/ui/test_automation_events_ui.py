@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
-from textual.widgets import DataTable, Select
+from textual.widgets import DataTable, Select, Static
 
 from crm_tui.core import models as m
 from crm_tui.core.services import sales_documents
@@ -107,3 +107,25 @@ async def test_a_rule_on_a_quote_accepted_is_written_by_keys(demo_home: Path) ->
             ]
 
     await run(demo_home, "opportunities", scenario)
+
+
+async def test_the_deal_screen_shows_a_rule_waiting_for_a_quote_accepted(app: Any, pilot: Any) -> None:
+    from crm_tui.core.automation import rules
+    from crm_tui.ui.screens.deal import DealScreen
+
+    context = app.context
+    with context.database().write() as session:
+        data = rules.RuleInput("Order call", "plan_activity", scope="record", trigger="event",
+                               record_event="quote_accepted", delay_value=2, delay_unit="days",
+                               params={"subject": "Order for {{ deal.title }}"})  # fmt: skip
+        rules.create_rule(session, data, now=context.clock.now())
+    await pilot.press("3")
+    await wait_for(lambda: isinstance(app.screen, OpportunitiesScreen) and app.screen.selected_deal(), pilot)
+    await pilot.press("enter")  # the deal screen of the card
+    await wait_for(lambda: isinstance(app.screen, DealScreen) and app.screen.story is not None, pilot)
+    story = app.screen.story
+    seen = " ".join(str(app.screen.query_one("#deal-facts-text", Static).render()).split())
+    assert (
+        f"on an event Order call: 2 days after a quote is accepted: plan task 'Order for {story.title}'"
+        in seen
+    )

@@ -16,7 +16,8 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session, col
 
 from crm_tui.core import models as m
-from crm_tui.core.automation import actions
+from crm_tui.core.automation import actions, preview
+from crm_tui.core.automation.events import WaitingForEvent
 from crm_tui.core.money import format_money
 from crm_tui.core.services import custom_fields
 from crm_tui.core.services.rows import id_of, matching_every_word
@@ -124,6 +125,9 @@ class DealStory:
     waiting: tuple[WaitingAction, ...]  # soonest first
     timeline: TimelinePage
     copied_from: tuple[int, str] | None = None
+    # Rules waiting for an event of the deal ("when a quote is accepted: plan task ..."): nothing is scheduled
+    # until it happens.
+    on_events: tuple[WaitingForEvent, ...] = ()
 
 
 def _address(*parts: str | None) -> str:
@@ -190,6 +194,7 @@ def deal_story(
         waiting=waiting_actions(session, deal_id, me_id=me_id, today=today),
         timeline=timeline_page(session, deal_id, limit=page),
         copied_from=(id_of(source), source.title) if source is not None else None,
+        on_events=preview.waiting_for_events(session, deal_id, me_id=me_id, today=today),
     )
 
 
