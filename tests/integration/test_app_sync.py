@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 
 from crm_tui.cli.main import main
 from crm_tui.ui.app import CrmApp
@@ -126,6 +127,7 @@ async def test_the_first_account_saved_in_settings_starts_the_background_sync_at
     from textual.widgets import DataTable, OptionList
 
     from crm_tui.ui.screens.record_form import RecordForm
+    from crm_tui.ui.screens.settings import SettingsScreen
 
     monkeypatch.setenv("FIRST_PW", mailbox.password)
     mailbox.append("INBOX", message(1, mid="<first@firma.example>"))
@@ -135,6 +137,7 @@ async def test_the_first_account_saved_in_settings_starts_the_background_sync_at
     app = CrmApp(make_context(home, demo=False), start_mode="settings")
     async with app.run_test(size=(150, 44)) as pilot:
         screen = app.screen
+        assert isinstance(screen, SettingsScreen)
         screen.query_one("#sections", OptionList).highlighted = 3
         await wait_for(lambda: screen.section == "accounts", pilot)
         table = screen.query_one("#settings-table", DataTable)
@@ -334,6 +337,15 @@ async def test_the_background_process_killed_is_started_again_and_ends_with_the_
     assert not _new_children(before), "the app leaves no child behind"
 
 
+async def _kill_the_background_process(app: CrmApp, pilot: Pilot[None]) -> None:
+    """Once it runs, SIGKILL the app's background process; back when the app no longer holds it."""
+    await wait_for(lambda: app.background.running, pilot, timeout=15)
+    process = app.background.process
+    assert process is not None
+    os.kill(process.pid, signal.SIGKILL)
+    await wait_for(lambda: app.background.process is not process, pilot, timeout=15)
+
+
 async def test_the_app_says_so_when_its_background_process_keeps_dying(
     mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -344,11 +356,7 @@ async def test_the_app_says_so_when_its_background_process_keeps_dying(
     app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox")
     async with app.run_test(size=(150, 44)) as pilot:
         for _ in range(3):
-            await wait_for(lambda: app.background.running, pilot, timeout=15)
-            process = app.background.process
-            assert process is not None
-            os.kill(process.pid, signal.SIGKILL)
-            await wait_for(lambda gone=process: app.background.process is not gone, pilot, timeout=15)
+            await _kill_the_background_process(app, pilot)
         await wait_for(
             lambda: any("background mail sync stopped 3 times" in str(n.message) for n in app._notifications),
             pilot,

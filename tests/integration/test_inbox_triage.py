@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import SQLModel, col, select
 
 from crm_tui.core import models as m
 from crm_tui.ui.app import CrmApp
@@ -22,6 +22,7 @@ from tests.integration.test_sync import message
 from tests.integration.test_triage import server_subjects
 from tests.ui.helpers import make_context, wait_for
 from tests.utils import factories
+from tests.utils.ids import id_of
 
 
 def customer_mailbox(box: Mailbox) -> dict[str, int]:
@@ -35,7 +36,7 @@ def customer_mailbox(box: Mailbox) -> dict[str, int]:
         deal = factories.deal(
             session, NOW, pipe, title="Dach Nord", organization_id=org.id, amount_cents=1_250_000
         )
-        ids = {"org": org.id, "contact": person.id, "deal": deal.id}
+        ids = {"org": id_of(org), "contact": id_of(person), "deal": id_of(deal)}
     db.dispose()
     for n in (1, 2, 3):
         box.append("INBOX", message(n, mid=f"<c{n}@firma.example>", subject="Angebot"))
@@ -43,7 +44,7 @@ def customer_mailbox(box: Mailbox) -> dict[str, int]:
         "INBOX", message(4, mid="<u4@neu.example>", sender="jana.roth@neu-solar.example", subject="Anfrage")
     )
     assert box.cli("sync") == 0
-    return ids  # type: ignore[return-value]
+    return ids
 
 
 async def run(box: Mailbox, scenario: Callable[[CrmApp, Any, PagedTable], Awaitable[None]]) -> None:
@@ -69,7 +70,7 @@ def links(box: Mailbox) -> set[tuple[str, str, int]]:
         rows = session.execute(
             select(
                 m.MailMessage.subject, m.MailLink.record_type, m.MailLink.record_id, m.MailLink.reason
-            ).join(m.MailLink, m.MailLink.message_id == m.MailMessage.id)
+            ).join(m.MailLink, col(m.MailLink.message_id) == m.MailMessage.id)
         ).all()
     db.dispose()
     return {
@@ -118,6 +119,7 @@ async def test_tagged_mails_archived_synced_and_undone_on_the_server_too(mailbox
 
     async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
         screen = app.screen
+        assert isinstance(screen, InboxScreen)
         for subject in ("Angebot 1", "Angebot 3"):
             table.move_cursor(row=subject_row(table, subject))
             await pilot.press("t")
@@ -152,6 +154,7 @@ async def test_a_lead_from_an_unknown_sender_and_a_follow_up_in_two_keys_each(ma
         await pilot.press("L")
         await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
         form = app.screen
+        assert isinstance(form, RecordForm)
         assert form.values()["emails"] == "jana.roth@neu-solar.example"
         assert form.values()["person_name"] == "Kunde 4" and form.values()["company_name"] == "Neu-solar"
         await pilot.press("ctrl+s")
@@ -259,7 +262,9 @@ async def test_a_calendar_invitation_shows_and_goes_into_the_calendar(mailbox: M
             assert meeting.type == "meeting" and meeting.subject == "Test event ⏰"
             assert meeting.start_at == datetime(2024, 4, 11, 8, 0, tzinfo=UTC)
             contact = session.get(m.Contact, meeting.contact_id)
-            assert contact.name == "Andris Reinman", "the sender became a contact on the way"
+            assert contact is not None and contact.name == "Andris Reinman", (
+                "the sender became a contact on the way"
+            )
         db.dispose()
         assert [(t, i) for _, t, i in links(mailbox)] == [("contact", contact.id)], (
             "the mail is filed on them"
@@ -389,6 +394,19 @@ async def test_contact_organization_ticket_unlink_and_comment_from_a_mail(mailbo
         db.dispose()
         return n
 
+    async def one_more(model: type[SQLModel], before: int, pilot: Any) -> None:
+        await wait_for(lambda: count(model) == before + 1, pilot)
+
+    made: list[tuple[str, type[SQLModel], Callable[[dict[str, str]], bool]]] = [
+        (
+            "C",
+            m.Contact,
+            lambda v: v["emails"] == "jana.roth@neu-solar.example" and v["first_name"] == "Kunde",
+        ),
+        ("O", m.Organization, lambda v: v["name"] == "Neu-solar" and v["domains"] == "neu-solar.example"),
+        ("I", m.Ticket, lambda v: v["subject"] == "Anfrage 4"),
+    ]
+
     async def scenario(app: CrmApp, pilot: Any, table: PagedTable) -> None:
         # j and k move through the list.
         start = table.cursor_row
@@ -397,22 +415,16 @@ async def test_contact_organization_ticket_unlink_and_comment_from_a_mail(mailbo
         await pilot.press("k")
         await wait_for(lambda: table.cursor_row == start, pilot)
         table.move_cursor(row=subject_row(table, "Anfrage 4"))
-        for key, model, check in (
-            (
-                "C",
-                m.Contact,
-                lambda v: v["emails"] == "jana.roth@neu-solar.example" and v["first_name"] == "Kunde",
-            ),
-            ("O", m.Organization, lambda v: v["name"] == "Neu-solar" and v["domains"] == "neu-solar.example"),
-            ("I", m.Ticket, lambda v: v["subject"] == "Anfrage 4"),
-        ):
+        for key, model, check in made:
             before = count(model)
             await pilot.press(key)
             await wait_for(lambda: isinstance(app.screen, RecordForm), pilot)
-            assert check(app.screen.values()), (key, app.screen.values())
+            form = app.screen
+            assert isinstance(form, RecordForm)
+            assert check(form.values()), (key, form.values())
             await pilot.press("ctrl+s")
             await wait_for(lambda: isinstance(app.screen, InboxScreen), pilot)
-            await wait_for(lambda m=model, b=before: count(m) == b + 1, pilot)
+            await one_more(model, before, pilot)
         filed = {(t, i) for s, t, i in links(mailbox) if s == "Anfrage 4"}
         assert {t for t, _ in filed} == {"contact", "organization", "ticket"}
         # n: a comment on the record the mail is filed on (the first of them).

@@ -22,6 +22,7 @@ from tests.conftest import NOW
 from tests.integration.conftest import ON_BOTH, Mailbox
 from tests.integration.smtp import SmtpServer
 from tests.integration.test_triage import server_subjects
+from tests.utils.ids import id_of
 
 BODY = "Guten Tag Frau Roth,\n\nanbei <unser> Angebot & die Preise:\n  1. Dach   12.500 EUR\n\nViele Grüße\nAnna\n"
 
@@ -38,7 +39,7 @@ def queue_mail(
         account = mail_accounts.get_account(session, "work")
         item = outbox.queue(
             session,
-            account_id=account.id,
+            account_id=id_of(account),
             message_id=message_id,
             from_address="anna@crm.example",
             recipients=recipients,
@@ -46,9 +47,9 @@ def queue_mail(
             raw=raw,
             now=NOW,
         )
-        item_id = item.id
+        item_id = id_of(item)
     db.dispose()
-    return item_id, raw  # type: ignore[return-value]
+    return item_id, raw
 
 
 def flush_at(box: Mailbox, minutes: int = 0) -> int:
@@ -227,8 +228,10 @@ async def test_reply_reply_all_forward_and_a_new_mail_from_the_inbox(
         await wait_for(lambda: app.screen is inbox, pilot)
         await pilot.press("f")
         await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-        assert [name for name, _, _ in app.screen.attachments] == ["plan.pdf"]
-        assert app.screen.query_one("#c-subject", Input).value == "Fwd: Anfrage Dach"
+        forward = app.screen
+        assert isinstance(forward, ComposeScreen)
+        assert [name for name, _, _ in forward.attachments] == ["plan.pdf"]
+        assert forward.query_one("#c-subject", Input).value == "Fwd: Anfrage Dach"
         await pilot.press("escape")
         await wait_for(lambda: app.screen is inbox, pilot)
         await pilot.press("m")
@@ -300,6 +303,7 @@ async def test_a_mail_from_a_contact_becomes_an_email_activity_when_sent_and_the
         await pilot.press("o")
         await wait_for(lambda: isinstance(app.screen, OutboxScreen), pilot)
         view = app.screen
+        assert isinstance(view, OutboxScreen)
         grid = view.query_one(DataTable)
         await wait_for(lambda: grid.row_count == 2, pilot)
         failed = next(i for i, row in enumerate(view.rows) if row.state == "failed")
@@ -321,6 +325,7 @@ async def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
 
     from crm_tui.ui.app import CrmApp
     from crm_tui.ui.screens.compose import ComposeScreen
+    from crm_tui.ui.screens.contacts import ContactsScreen
     from crm_tui.ui.screens.template_picker import TemplatePicker
     from crm_tui.ui.widgets.paged_table import PagedTable
     from tests.ui.helpers import make_context, wait_for
@@ -336,7 +341,9 @@ async def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
     app = CrmApp(make_context(mailbox.home, demo=False), start_mode="contacts", sync_mail=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("right_square_bracket", "right_square_bracket")  # contacts, organizations, leads
-        await wait_for(lambda: app.screen.kind.singular == "lead", pilot)
+        await wait_for(
+            lambda: isinstance(app.screen, ContactsScreen) and app.screen.kind.singular == "lead", pilot
+        )
         table = app.screen.query_one(PagedTable)
         await wait_for(lambda: table.row_count == 1, pilot)
         await pilot.press("m")
@@ -344,10 +351,10 @@ async def test_a_template_fills_a_mail_to_a_lead_and_names_what_it_cannot_fill(
         compose_screen = app.screen
         await pilot.press("ctrl+t")
         await wait_for(lambda: isinstance(app.screen, TemplatePicker), pilot)
-        options = app.screen.query_one(OptionList)
-        listed = {
-            str(options.get_option_at_index(i).prompt): fit.fits for i, fit in enumerate(app.screen.shown)
-        }
+        picker = app.screen
+        assert isinstance(picker, TemplatePicker)
+        options = picker.query_one(OptionList)
+        listed = {str(options.get_option_at_index(i).prompt): fit.fits for i, fit in enumerate(picker.shown)}
         # About a deal: this mail has none, so it is listed greyed with the reason and cannot be taken.
         assert listed["Termin bestätigen — needs a deal"] is False
         assert compose_screen.query_one("#c-subject", Input).value == "", "nothing filled in"
@@ -400,9 +407,11 @@ async def test_a_meeting_sends_its_attendees_an_invitation(mailbox: Mailbox, smt
         await app.workers.wait_for_complete()  # the week's reload done: a key during it can be lost (known)
         await pilot.press("i")
         await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-        to = app.screen.query_one("#c-to", Input).value
+        compose_screen = app.screen
+        assert isinstance(compose_screen, ComposeScreen)
+        to = compose_screen.query_one("#c-to", Input).value
         assert "lisa@kunde.example" in to and "statiker@buero.example" in to
-        assert [name for name, _, _ in app.screen.attachments] == ["invite.ics"]
+        assert [name for name, _, _ in compose_screen.attachments] == ["invite.ics"]
         await pilot.press("ctrl+s")  # every recipient an address: queued without asking
         await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
     _, recipients, raw = smtp.received[0]
@@ -435,7 +444,7 @@ async def test_signature_forward_attached_and_a_document_from_the_record(
     mailbox: Mailbox, smtp: SmtpServer, tmp_path: Any
 ) -> None:
 
-    from textual.widgets import TextArea
+    from textual.widgets import Input, TextArea
 
     from crm_tui.core.services import attachments
     from crm_tui.core.types import RecordRef, RecordType
@@ -457,7 +466,7 @@ async def test_signature_forward_attached_and_a_document_from_the_record(
     with db.write() as session:
         person = factories.contact(session, NOW, "Lang", first_name="Lisa", emails=["lisa@kunde.example"])
         attachments.add_document(
-            session, RecordRef(RecordType.CONTACT, person.id), offer,  # type: ignore[arg-type]
+            session, RecordRef(RecordType.CONTACT, id_of(person)), offer,
             store=attachments.FileStore(resolve_paths(mailbox.home).documents_dir()), added_by_id=None, now=NOW,
         )  # fmt: skip
     db.dispose()
@@ -469,19 +478,21 @@ async def test_signature_forward_attached_and_a_document_from_the_record(
         inbox = app.screen
         await pilot.press("f")
         await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-        body = app.screen.query_one("#c-body", TextArea)
+        forward = app.screen
+        assert isinstance(forward, ComposeScreen)
+        body = forward.query_one("#c-body", TextArea)
         assert body.text.startswith("\n\n-- \nAnna Berg\nSolar Nord GmbH\n"), (
             "the signature above the forward"
         )
         await pilot.press("ctrl+f")
-        assert [(n, t) for n, t, _ in app.screen.attachments] == [("Bauplan 1.eml", "message/rfc822")]
+        assert [(n, t) for n, t, _ in forward.attachments] == [("Bauplan 1.eml", "message/rfc822")]
         assert "Forwarded message" not in body.text
-        app.screen.query_one("#c-to").value = "Lisa Lang <lisa@kunde.example>"
+        forward.query_one("#c-to", Input).value = "Lisa Lang <lisa@kunde.example>"
         await pilot.press("ctrl+d")  # a document of the recipient's contact
         await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
         await pilot.press("enter")
-        await wait_for(lambda: isinstance(app.screen, ComposeScreen), pilot)
-        assert [n for n, _, _ in app.screen.attachments] == ["Bauplan 1.eml", "angebot.pdf"]
+        await wait_for(lambda: app.screen is forward, pilot)
+        assert [n for n, _, _ in forward.attachments] == ["Bauplan 1.eml", "angebot.pdf"]
         await pilot.press("ctrl+s")  # every recipient an address: queued without asking
         await wait_for(lambda: app.screen is inbox and len(smtp.received) == 1, pilot, timeout=20)
     sent = email.message_from_bytes(smtp.received[0][2], policy=email.policy.default)
@@ -489,12 +500,9 @@ async def test_signature_forward_attached_and_a_document_from_the_record(
     assert kinds == ["message/rfc822", "application/pdf"]
     forwarded = next(sent.iter_attachments()).get_content()
     assert forwarded["Subject"] == "Bauplan 1" and "Siehe Plan." in forwarded.get_content()
-    assert (
-        sent.get_body(("plain",))
-        .get_content()
-        .replace("\r\n", "\n")
-        .startswith("\n\n-- \nAnna Berg\nSolar Nord GmbH")
-    )
+    plain = sent.get_body(("plain",))
+    assert plain is not None
+    assert plain.get_content().replace("\r\n", "\n").startswith("\n\n-- \nAnna Berg\nSolar Nord GmbH")
 
 
 async def test_a_draft_is_saved_as_written_kept_taken_up_again_and_gone_when_sent(
@@ -573,6 +581,7 @@ async def test_a_queued_mail_waits_the_send_delay_and_u_takes_it_back_until_then
     from textual.widgets import Input, TextArea
 
     from crm_tui.core import models as m
+    from crm_tui.core.clock import FixedClock
     from crm_tui.runtime.settings import Settings
     from crm_tui.ui.app import CrmApp
     from crm_tui.ui.screens.compose import ComposeScreen
@@ -609,7 +618,9 @@ async def test_a_queued_mail_waits_the_send_delay_and_u_takes_it_back_until_then
         await pilot.press("u")
         await wait_for(lambda: rows() == ([], ["Zu früh"]), pilot)
         await write("Angebot")
-        context.clock.advance(seconds=11)  # type: ignore[attr-defined]
+        clock = context.clock
+        assert isinstance(clock, FixedClock)  # make_context pins the clock
+        clock.advance(seconds=11)
         app.flush_outbox()
         await wait_for(lambda: len(smtp.received) == 1, pilot, timeout=20)
         await wait_for(lambda: rows()[0] == ["sent"], pilot)

@@ -13,12 +13,13 @@ import email.policy
 import json
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from crm_tui.core import models as m
 from crm_tui.core.services import mail_accounts, outbox
@@ -30,6 +31,7 @@ from tests.integration.proxy import Link, Proxy
 from tests.integration.smtp import SmtpServer
 from tests.integration.test_outbox import BODY, flush_at, flush_in_a_process, queue_mail
 from tests.integration.test_triage import server_subjects
+from tests.utils.ids import id_of
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def make_marked_sent(box: Mailbox) -> None:
         client.logout()
 
 
-def listing(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[int, dict]:  # type: ignore[type-arg]
+def listing(box: Mailbox, capsys: pytest.CaptureFixture[str]) -> dict[int, dict[str, Any]]:
     capsys.readouterr()
     assert box.cli("outbox", "list", "--json") == 0
     return {item["id"]: item for item in json.loads(capsys.readouterr().out)}
@@ -126,7 +128,7 @@ def test_an_item_a_dead_process_left_sending_can_be_decided_one_a_live_one_deliv
     try:
         db = mailbox.database()
         with db.write() as session:
-            session.get(m.OutboxItem, item_id).claimed_by = f"{socket.gethostname()}:{alive.pid}"  # type: ignore[union-attr]
+            session.get_one(m.OutboxItem, item_id).claimed_by = f"{socket.gethostname()}:{alive.pid}"
         db.dispose()
         code, out = said(mailbox, capsys, "outbox", "decide", str(item_id), "resend")
         assert code != 0 and "being delivered right now" in out and "internal error" not in out
@@ -215,12 +217,12 @@ def queue_from_a_contact(box: Mailbox, to: list[str], subject: str) -> tuple[int
         person = factories.contact(session, NOW, "Roth", first_name="Jana", emails=[to[0]])
         account = mail_accounts.get_account(session, "work")
         item = outbox.queue(
-            session, account_id=account.id, message_id=message_id, from_address="anna@crm.example",  # type: ignore[arg-type]
-            recipients=recipients, subject=subject, raw=raw, now=NOW, record=("contact", person.id),  # type: ignore[arg-type]
+            session, account_id=id_of(account), message_id=message_id, from_address="anna@crm.example",
+            recipients=recipients, subject=subject, raw=raw, now=NOW, record=("contact", id_of(person)),
         )  # fmt: skip
-        ids = item.id, person.id
+        ids = id_of(item), id_of(person)
     db.dispose()
-    return ids[0], ids[1], message_id  # type: ignore[return-value]
+    return ids[0], ids[1], message_id
 
 
 @ON_BOTH
@@ -277,7 +279,9 @@ def test_one_recipient_refused_at_rcpt_is_named_and_gets_it_again_alone_with_the
     client.logout()
     db = mailbox.database()
     with db.read() as session:
-        descriptions = [a.description for a in session.scalars(select(m.Activity).order_by(m.Activity.id))]
+        descriptions = [
+            a.description for a in session.scalars(select(m.Activity).order_by(col(m.Activity.id)))
+        ]
     db.dispose()
     assert descriptions[1:] == [
         "Sent again to: tippfehler@neu-solar.example (refused by the server before)"
@@ -360,7 +364,7 @@ def test_outbox_ids_are_not_given_again_after_a_drop_or_a_take_back(
     assert third > second, "the dropped mail's id is not given to another"
     db = mailbox.database()
     with db.write() as session:
-        account_id = mail_accounts.get_account(session, "work").id
+        account_id = id_of(mail_accounts.get_account(session, "work"))
         fields = DraftFields(
             account_id=account_id, from_address="anna@crm.example", to="jana@neu-solar.example", cc="", bcc="",
             subject="Drei", body="Hallo", in_reply_to=None, references=[], raw=b"",
@@ -405,7 +409,7 @@ def test_an_old_database_keeps_its_outbox_and_its_ids_are_not_given_again(tmp_pa
             (1, "Mail 1"),
             (2, "Mail 2"),
         ]
-        assert bytes(session.get(m.OutboxItem, 2).raw).startswith(b"Subject: Mail 2")  # type: ignore[union-attr]
+        assert bytes(session.get_one(m.OutboxItem, 2).raw).startswith(b"Subject: Mail 2")
         outbox.decide(session, 2, "drop", now=NOW)
     with db.write() as session:
         again = outbox.queue(
@@ -437,8 +441,8 @@ async def test_the_outbox_view_names_the_refused_and_decides_a_cut_off_item_r_se
     gone.wait()
     db = mailbox.database()
     with db.write() as session:
-        item = session.get(m.OutboxItem, cut)
-        item.state, item.claimed_by = "sending", f"{socket.gethostname()}:{gone.pid}"  # type: ignore[union-attr]
+        item = session.get_one(m.OutboxItem, cut)
+        item.state, item.claimed_by = "sending", f"{socket.gethostname()}:{gone.pid}"
     db.dispose()
 
     app = CrmApp(make_context(mailbox.home, demo=False), start_mode="inbox", sync_mail=False)
@@ -469,9 +473,9 @@ def claim(box: Mailbox, item_id: int, by: str, at: datetime) -> None:
     """The item as a delivery claims it: ``sending``, by the process ``by`` (host:pid), at ``at``."""
     db = box.database()
     with db.write() as session:
-        item = session.get(m.OutboxItem, item_id)
-        item.state, item.claimed_by, item.claimed_at = "sending", by, at  # type: ignore[union-attr]
-        item.attempts += 1  # type: ignore[union-attr]
+        item = session.get_one(m.OutboxItem, item_id)
+        item.state, item.claimed_by, item.claimed_at = "sending", by, at
+        item.attempts += 1
     db.dispose()
 
 
@@ -572,8 +576,8 @@ def test_a_cut_off_send_again_to_a_refused_address_is_uncertain_not_found_by_the
     other, _ = queue_mail(mailbox, to="jana@neu-solar.example, weg@neu-solar.example", subject="Zwei")
     db = mailbox.database()
     with db.write() as session:
-        row = session.get(m.OutboxItem, other)
-        row.state, row.sent_at, row.last_error = "uncertain", NOW, "sending it again to weg@... was cut off"  # type: ignore[union-attr]
+        row = session.get_one(m.OutboxItem, other)
+        row.state, row.sent_at, row.last_error = "uncertain", NOW, "sending it again to weg@... was cut off"
     db.dispose()
     code, out = said(mailbox, capsys, "outbox", "decide", str(other), "drop")
     assert code == 0 and "stays sent to the others" in out
@@ -649,9 +653,9 @@ def test_a_server_that_refuses_list_return_is_listed_the_plain_way_with_a_warnin
     import imaplib
 
     make_marked_sent(mailbox)
-    real = imaplib.IMAP4._simple_command
+    real: Callable[..., tuple[str, list[bytes]]] = imaplib.IMAP4._simple_command  # type: ignore[attr-defined]  # private in imaplib, left out of typeshed
 
-    def refuse_list_return(self, name, *args):  # type: ignore[no-untyped-def]
+    def refuse_list_return(self: imaplib.IMAP4, name: str, *args: str) -> tuple[str, list[bytes]]:
         if name == "LIST" and "RETURN" in args:
             return "BAD", [b"Error in IMAP command LIST: Unknown return option"]
         return real(self, name, *args)
