@@ -222,6 +222,7 @@ def test_event_rules_are_checked_and_said_in_words(world: World) -> None:
         world.rule(name="x", stage_id=world.stages["Won"].id, trigger="event", record_event="quote_accepted",
                    action="plan_activity", params={"subject": "x"})  # fmt: skip
     assert "trigger" in caught.value.errors
+    assert events.words(None) == "a record event"  # the rule editor's side panel before an event is chosen
     rule_id = _on_accepted(world, delay_value=2, delay_unit="days", at_time="09:00")
     with world.db.read() as s:
         from crm_tui.core.automation import rules

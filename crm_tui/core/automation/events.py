@@ -47,8 +47,10 @@ QUOTE_STATUS_EVENTS = {
 
 
 def words(event: str | None) -> str:
-    """The event in words ("a quote is accepted"); an unknown name as itself."""
-    known = EVENTS.get(event or "")
+    """The event in words ("a quote is accepted"); none chosen yet "a record event"; an unknown name as itself."""
+    if not event:
+        return "a record event"
+    known = EVENTS.get(event)
     return known.words if known else f"event {event}"
 
 
