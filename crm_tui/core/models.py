@@ -111,6 +111,23 @@ class User(SQLModel, table=True):
     created_at: datetime = _utc()
 
 
+class UserGroup(SQLModel, table=True):
+    """A named set of users (Settings > Users), which automation mail can go to."""
+
+    __tablename__ = "user_group"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    created_at: datetime = _utc()
+
+
+class UserGroupMember(SQLModel, table=True):
+    __tablename__ = "user_group_member"
+    group_id: int = Field(sa_column_args=[ForeignKey("user_group.id", ondelete="CASCADE")], primary_key=True)
+    user_id: int = Field(
+        sa_column_args=[ForeignKey("user.id", ondelete="CASCADE")], primary_key=True, index=True
+    )
+
+
 class Contact(SQLModel, table=True):
     __table_args__ = (Index("ix_contact_sort", "last_name", "first_name", "id"),)
     id: int | None = Field(default=None, primary_key=True)
@@ -252,6 +269,20 @@ class OpportunityContact(SQLModel, table=True):
     )
     is_primary: bool = False
     role: str | None = None
+
+
+class OpportunityFollower(SQLModel, table=True):
+    """A user following a deal (added to it): with its owner, the deal's team, whom automation mail to "the
+    team" reaches."""
+
+    __tablename__ = "opportunity_follower"
+    opportunity_id: int = Field(
+        sa_column_args=[ForeignKey("opportunity.id", ondelete="CASCADE")], primary_key=True
+    )
+    user_id: int = Field(
+        sa_column_args=[ForeignKey("user.id", ondelete="CASCADE")], primary_key=True, index=True
+    )
+    added_at: datetime = _utc()
 
 
 class OpportunitySubstate(SQLModel, table=True):
