@@ -220,7 +220,7 @@ MUST_REACH = {
     "contacts": {"RecordForm", "ConfirmDialog", "PromptDialog", "ChoiceDialog", "ComposeScreen", "MassMailScreen",
                  "TemplatePicker"},
     "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen", "FunnelScreen"},
-    "calendar": {"RecordForm", "ComposeScreen"},
+    "calendar": {"RecordForm", "ComposeScreen", "PromptDialog"},
     "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "OutboxMailScreen", "FolderPicker", "RecordPicker", "RecordForm",
               "PromptDialog", "TemplatePicker"},
     "settings": {"RecordForm", "TemplateForm", "ConfirmDialog", "PromptDialog", "TemplatePicker", "MassMailScreen"},

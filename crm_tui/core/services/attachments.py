@@ -290,6 +290,25 @@ def documents_on(session: Session, ref: RecordRef) -> list[m.Document]:
     )
 
 
+def document_counts(session: Session, record_type: RecordType, ids: Iterable[int]) -> dict[int, int]:
+    """How many documents each of these records carries (those with none left out): one query for a list's
+    rows, so an activity in a timeline can say it has attachments."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(col(m.Document.record_id), func.count())
+        .where(col(m.Document.record_type) == record_type.value, col(m.Document.record_id).in_(wanted))
+        .group_by(col(m.Document.record_id))
+    )
+    return {record_id: count for record_id, count in rows}
+
+
+def attachment_mark(count: int) -> str:
+    """What a row says of the files it carries: "📎 2", nothing when none."""
+    return f"📎 {count}" if count else ""
+
+
 @dataclass(frozen=True)
 class DocumentInfo:
     """A document as a list names it (its bytes are read only when it is saved, opened or attached)."""

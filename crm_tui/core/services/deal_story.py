@@ -20,6 +20,7 @@ from crm_tui.core.automation import actions, preview
 from crm_tui.core.automation.events import WaitingForEvent
 from crm_tui.core.money import format_money
 from crm_tui.core.services import custom_fields
+from crm_tui.core.services.attachments import attachment_mark, document_counts
 from crm_tui.core.services.rows import id_of, matching_every_word
 from crm_tui.core.types import RecordRef, RecordType
 
@@ -458,14 +459,18 @@ def _activities(
     )
     if before is not None:
         query = query.where(col(m.Activity.start_at) <= before.at)
-    rows = session.execute(
-        query.order_by(col(m.Activity.start_at).desc(), col(m.Activity.id).desc()).limit(take)
+    rows = list(
+        session.execute(
+            query.order_by(col(m.Activity.start_at).desc(), col(m.Activity.id).desc()).limit(take)
+        )
     )
+    # The files an activity carries (A on it) lead its line: "📎 2 call: ...".
+    carried = document_counts(session, RecordType.ACTIVITY, (row[0] for row in rows))
     return [
         TimelineItem(
             start,
             "activity",
-            f"{kind}: {subject}",
+            f"{attachment_mark(carried[activity_id]) + ' ' if activity_id in carried else ''}{kind}: {subject}",
             RecordRef(RecordType.ACTIVITY, activity_id),
             status,
             owner or "",

@@ -13,7 +13,7 @@ from crm_tui.core import models as m
 from crm_tui.core.money import format_money
 from crm_tui.core.services import activities as activity_service
 from crm_tui.core.services import mail_store
-from crm_tui.core.services.attachments import comments_on, documents_on
+from crm_tui.core.services.attachments import attachment_mark, comments_on, document_counts, documents_on
 from crm_tui.core.services.records import get_record
 from crm_tui.core.services.rows import id_of
 from crm_tui.core.types import RecordRef, RecordType
@@ -48,8 +48,12 @@ def timeline(session: Session, ref: RecordRef, *, limit: int = 200) -> list[Time
         RecordType.TICKET,
         RecordType.QUOTE,
     ):
-        for activity in activity_service.list_activities(session, record=ref, limit=limit, newest_first=True):
-            label = f"{activity.type}: {activity.subject}"
+        listed = activity_service.list_activities(session, record=ref, limit=limit, newest_first=True)
+        carried = document_counts(session, RecordType.ACTIVITY, (activity.id for activity in listed))
+        for activity in listed:
+            # The files an activity carries lead its line, where a long subject's cut cannot hide them.
+            mark = attachment_mark(carried.get(activity.id, 0))
+            label = f"{mark + ' ' if mark else ''}{activity.type}: {activity.subject}"
             if activity.status != m.ActivityStatus.PLANNED.value:
                 label += f" ({activity.status})"
             entries.append(

@@ -12,8 +12,9 @@ from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.errors import ValidationError
 from crm_tui.core.form_text import ref_text
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.core.services import activities
-from crm_tui.core.types import ActivityType, RecordRef
+from crm_tui.core.services import activities, attachments
+from crm_tui.core.types import ActivityType, RecordRef, RecordType
+from crm_tui.core.wording import size_text
 from crm_tui.runtime.context import AppContext
 from crm_tui.ui.forms.converter import (
     Converter,
@@ -25,6 +26,7 @@ from crm_tui.ui.forms.converter import (
 )
 from crm_tui.ui.forms.edits import OpenedAs, checks_edits, save_record
 from crm_tui.ui.forms.references import suggester
+from crm_tui.ui.screens.attachments import DocumentsScreen
 from crm_tui.ui.screens.record_form import FieldSpec, FormSpec, saved_id
 
 
@@ -90,6 +92,12 @@ def activity_form(context: AppContext, record_id: int | None, prefill: dict[str,
             *custom_field_specs(session, "activity"),
         ]
     opened = OpenedAs(record)
+    own = RecordRef(RecordType.ACTIVITY, record_id) if record_id is not None else None
+
+    def documents() -> DocumentsScreen | None:
+        assert own is not None, "ctrl+o is offered on a saved activity only"
+        screen = DocumentsScreen(own, context)
+        return screen if screen.entries else None
 
     def side(v: dict[str, str]) -> Text:
         start = Converter(None, context).instant(v, "start_at")
@@ -99,7 +107,16 @@ def activity_form(context: AppContext, record_id: int | None, prefill: dict[str,
         begin, end = local_day_bounds(day, context.zone)
         with context.database().read() as session:
             rows = activities.list_activities(session, start=begin, end=end)
-        text = Text(f"{day:%A %d %B %Y}\n", style="bold")
+            files = attachments.document_infos(session, own) if own is not None else []
+        text = Text()
+        if files:
+            # The activity's own files first (ctrl+o opens, saves or removes them; A in the calendar adds).
+            text.append(f"Attachments ({len(files)})\n", style="bold")
+            for info in files:
+                text.append(f"📎 {terminal_safe(info.filename, max_length=40)}", style="yellow")
+                text.append(f"  {size_text(str(info.size))}\n", style="dim")
+            text.append("ctrl+o open · save · remove\n\n", style="dim")
+        text.append(f"{day:%A %d %B %Y}\n", style="bold")
         if not rows:
             text.append("Nothing else planned.", style="dim")
         for row in rows:
@@ -151,5 +168,6 @@ def activity_form(context: AppContext, record_id: int | None, prefill: dict[str,
         save,
         side=side,
         suggest=suggester(context),
+        documents=documents if own is not None else None,
     )
     return checks_edits(spec, opened, lambda record: activity_values(record, context))

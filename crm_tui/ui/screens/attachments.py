@@ -29,7 +29,7 @@ from crm_tui.core.services.attachments import safe_filename
 from crm_tui.core.types import RecordRef
 from crm_tui.core.wording import size_text
 from crm_tui.runtime.context import AppContext
-from crm_tui.ui.screens.base import record_name, write_in_worker
+from crm_tui.ui.screens.base import CrmScreen, record_name, write_in_worker
 from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.typeahead import FollowsTypeahead
 from crm_tui.ui.widgets.option_list import Options
@@ -71,6 +71,43 @@ def save_attachment(folder: Path, name: str, payload: bytes) -> Path:
             raise CrmError("the disk is full: the attachment was not saved") from exc
         raise CrmError(f"cannot save to {folder}: {exc.strerror or exc}") from exc
     return target
+
+
+def attach_file(screen: CrmScreen, ref: RecordRef, attached: Callable[[str], None]) -> None:
+    """Ask for the path of a file and keep a copy in the record's documents (``A``); ``attached(name)`` after.
+    The copy is made in the dialog's worker; a path that does not exist keeps the dialog open with the reason,
+    so it can be corrected."""
+    context = screen.context
+    names: list[str] = []
+
+    def save(path: str) -> str | None:
+        failed, name = screen.attempt(
+            lambda session: (
+                attachments.add_document(
+                    session,
+                    ref,
+                    Path(path).expanduser(),
+                    store=context.document_store(),
+                    added_by_id=context.me_id(),
+                    now=context.clock.now(),
+                ).filename
+            )
+        )
+        if failed is None:
+            names.append(name)
+        return failed
+
+    def entered(path: str | None) -> None:
+        if path and names:
+            screen.notify(f"Attached {terminal_safe(names[-1])}.")
+            attached(names[-1])
+
+    screen.app.push_screen(
+        PromptDialog(
+            f"Attach a file to {screen.record_name(ref)}", placeholder="path of the file", save=save
+        ),
+        entered,
+    )
 
 
 class AttachmentsScreen(FollowsTypeahead, ModalScreen[None]):

@@ -16,11 +16,13 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.clock import local_day_bounds
 from crm_tui.core.sanitize import terminal_safe
-from crm_tui.core.services import activities, configuration
+from crm_tui.core.services import activities, attachments, configuration
 from crm_tui.core.services.activities import activity_record
+from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.core.wording import plural
 from crm_tui.ui.forms.activities import activity_form
 from crm_tui.ui.messages import CalendarLoaded
+from crm_tui.ui.screens.attachments import attach_file
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.compose import write_invitation
 from crm_tui.ui.widgets.option_list import Options
@@ -43,6 +45,7 @@ class Entry:
     person: str
     owner: str
     status: str
+    attachments: int = 0  # the files it carries (A attaches one)
 
 
 class DayColumn(Vertical):
@@ -72,6 +75,7 @@ class CalendarScreen(CrmScreen):
         Binding("o", "owner", "Owner filter", show=False, id="calendar.owner"),
         Binding("H", "toggle_cancelled", "Hide cancelled", show=False, id="calendar.hide_cancelled"),
         Binding("i", "invite", "Send invitation", show=False, id="calendar.invite"),
+        Binding("A", "attach", "Attach file", show=False, id="calendar.attach"),
     ]
 
     def __init__(self) -> None:
@@ -145,6 +149,7 @@ class CalendarScreen(CrmScreen):
                 session, start=start, end=end, owner_id=owner_id, statuses=statuses, limit=5000
             )
             owners = [(user.id, user.name) for user in configuration.user_views(session, me=None)]
+            carried = attachments.document_counts(session, RecordType.ACTIVITY, (r.id for r in rows))
         entries = [
             Entry(
                 r.id,
@@ -156,6 +161,7 @@ class CalendarScreen(CrmScreen):
                 r.person_name or "",
                 r.owner_name or "",
                 r.status,
+                carried.get(r.id, 0),
             )
             for r in rows
         ]
@@ -211,6 +217,8 @@ class CalendarScreen(CrmScreen):
         if entry.end and wide:
             text.append(f"–{entry.end}", style="cyan")
         text.append(f" {ICON.get(entry.type, '·')} ")
+        if entry.attachments:
+            text.append(attachments.attachment_mark(entry.attachments) + " ", style="yellow")
         text.append(terminal_safe(entry.subject, max_length=60 if wide else 22), style=style)
         if entry.status == "done":
             text.append(" ✓", style="green")
@@ -435,6 +443,14 @@ class CalendarScreen(CrmScreen):
         activity_id = self.selected_id()
         if activity_id is not None:
             write_invitation(self, activity_id)
+
+    def action_attach(self) -> None:
+        """A file to the selected activity (the form, e, lists, opens and removes its attachments)."""
+        activity_id = self.selected_id()
+        if activity_id is not None:
+            attach_file(
+                self, RecordRef(RecordType.ACTIVITY, activity_id), lambda _: self.reload(select=activity_id)
+            )
 
     def action_done(self) -> None:
         self._change("done")

@@ -50,6 +50,8 @@ class FormSpec:
         None  # a live panel beside the form (the day's activities)
     )
     suggest: Callable[[str, str], str | None] | None = None  # (ref type, typed text) -> completion
+    # The record's attachments (ctrl+o: open, save, remove): their screen, None when it carries none.
+    documents: Callable[[], ModalScreen[None] | None] | None = None
 
 
 class _RefSuggester(Suggester):
@@ -81,6 +83,7 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="form.save"),
         Binding("escape", "cancel", "Cancel", id="form.cancel"),
+        Binding("ctrl+o", "documents", "Attachments (open, remove)", id="form.attachments"),
         # Priority: handled as each key arrives, so "Lena<Tab>Vogel" typed in one burst fills two fields
         # (a plain binding runs only after the key has bubbled up, by when "Vogel" has gone to the first field).
         Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="form.next"),
@@ -104,7 +107,10 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
                 with VerticalScroll(classes="form-fields", can_focus=False):
                     for spec in self.spec.fields:
                         yield from self._field(spec)
-                yield Label(Text("ctrl+s save · esc cancel · tab next field", style="dim"))
+                hint = "ctrl+s save · esc cancel · tab next field"
+                if self.spec.documents is not None:
+                    hint += " · ctrl+o attachments"
+                yield Label(Text(hint, style="dim"))
             if self.spec.side is not None:
                 yield Static(id="form-side", classes="form-side")
 
@@ -182,6 +188,24 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
     @on(Select.Changed)
     def _changed(self) -> None:
         self._refresh_side()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # ctrl+o only where the record can carry files and already exists (a saved activity).
+        return self.spec.documents is not None if action == "documents" else True
+
+    def action_documents(self) -> None:
+        """The record's attachments, to open, save or remove; the side panel shows what is left after."""
+        if self.spec.documents is None:
+            return
+        try:
+            screen = self.spec.documents()
+        except CrmError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        if screen is None:
+            self.notify("Nothing is attached to it (A on it in the calendar attaches a file).")
+            return
+        self.app.push_screen(screen, lambda _: self._refresh_side())
 
     def _refresh_side(self) -> None:
         if self.spec.side is None:
