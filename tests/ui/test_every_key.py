@@ -219,10 +219,11 @@ async def _press_all(
 MUST_REACH = {
     "contacts": {"RecordForm", "ConfirmDialog", "PromptDialog", "ChoiceDialog", "ComposeScreen", "MassMailScreen",
                  "TemplatePicker"},
-    "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen", "FunnelScreen"},
+    "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen", "FunnelScreen",
+                      "DealScreen", "StagePicker"},
     "calendar": {"RecordForm", "ComposeScreen", "PromptDialog"},
     "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "OutboxMailScreen", "FolderPicker", "RecordPicker", "RecordForm",
-              "PromptDialog", "TemplatePicker"},
+              "PromptDialog", "TemplatePicker", "SentReportScreen"},
     "settings": {"RecordForm", "TemplateForm", "ConfirmDialog", "PromptDialog", "TemplatePicker", "MassMailScreen"},
 }  # fmt: skip
 
