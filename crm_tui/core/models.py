@@ -485,6 +485,10 @@ class MailAccount(SQLModel, table=True):
     refresh_minutes: int = 5
     sync_since: date | None = None  # None: all mail
     signature: str = Field(default="", sa_type=Text)  # put under mail written from this account
+    # Where a sent mail's copy goes: "server" (the folder it marks \Sent, else one named Sent, else a "Sent"
+    # made for it), "folder" (sent_copy_folder) or "none" (no copy saved).
+    sent_copy: str = "server"
+    sent_copy_folder: str | None = None
     created_at: datetime = _utc()
 
 
