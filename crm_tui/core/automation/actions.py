@@ -29,6 +29,7 @@ from crm_tui.core.services import (
     mail_accounts,
     opportunities,
     outbox,
+    team,
 )
 from crm_tui.core.services.attachments import add_document, safe_filename
 from crm_tui.core.types import RecordRef, RecordType, stored_id
@@ -46,7 +47,7 @@ ACTIONS: dict[str, str] = {
     "report": "Generate a PDF report",
 }
 ONLY_DEALS = {"copy_deal", "set_substate"}
-ROLES = ("primary_contact", "owner", "installer", "reseller", "user")
+ROLES = ("primary_contact", "owner", "installer", "reseller", "user", "team", "group")
 ASSIGN_FIELDS = ("owner", "installer", "reseller")
 ASSIGN_METHODS = ("round_robin", "fewest_open", "region", "postcode")
 
@@ -155,8 +156,16 @@ def check_params(
             errors.add(f"params.{key}", f"one of {', '.join(ROLES)}")
         if value in ("installer", "reseller") and entity != "opportunity":
             errors.add(f"params.{key}", "only opportunities have partners")
+        if value == "team" and entity != "opportunity":
+            errors.add(f"params.{key}", "only deals have a team (their owner and followers)")
         if value == "user":
             user("user_id", allow_owner=False)
+        if value == "group":
+            raw = str(params.get("group_id") or "").strip()
+            if not raw.isdigit() or session.get(m.UserGroup, int(raw)) is None:
+                errors.add("params.group_id", "choose a group (Settings > Users)")
+            else:
+                clean["group_id"] = int(raw)
         clean[key] = value
 
     if action == "send_email":
@@ -618,6 +627,15 @@ def _role_addresses(
     if role == "user":
         user = session.get(m.User, params.get("user_id"))
         return [user.email] if user else []
+    if role in ("team", "group"):
+        # Read when the mail is written: whoever follows the deal or belongs to the group then.
+        ids = (
+            team.team_user_ids(session, record)
+            if role == "team"
+            else team.group_user_ids(session, int(params.get("group_id") or 0))
+        )
+        addresses = [user.email for user in map(lambda i: session.get(m.User, i), ids) if user is not None]
+        return list(dict.fromkeys(addresses))
     if role in ("installer", "reseller"):
         partner_id = getattr(record, f"{role}_id", None)
         if not partner_id:
@@ -643,7 +661,16 @@ def _role_addresses(
 
 
 ROLE_WORDS = {"primary_contact": "the primary contact", "owner": "the owner", "installer": "the installer",
-              "reseller": "the reseller", "user": "the chosen user"}  # fmt: skip
+              "reseller": "the reseller", "user": "the chosen user",
+              "team": "the team (owner and followers)", "group": "the group"}  # fmt: skip
+
+
+def role_words(session: Session, role: str, params: dict[str, Any]) -> str:
+    """Whom a mail goes to in words; a group by its name ("the group 'Service'")."""
+    if role == "group":
+        name = team.group_name(session, params.get("group_id"))
+        return f"the group {name!r}" if name else "a deleted group"
+    return ROLE_WORDS.get(role, role)
 
 
 def _identity(session: Session, record: Any, params: dict[str, Any], me_id: int | None = None) -> Any:
@@ -687,7 +714,7 @@ def _queue_mail(
     context = merge_context(session, job, ctx)
     to = _role_addresses(session, role, record, job.record_type, params, context)
     if not to:
-        raise CrmError(f"{ROLE_WORDS.get(role, role)} has no email address")
+        raise CrmError(f"{role_words(session, role, params)} has no email address")
     if params.get("extra"):
         to.append(params["extra"])
     texts = _mail_texts(session, ctx, job, template_name, context)
@@ -792,7 +819,7 @@ def describe(session: Session, rule: m.AutomationRule, fill: Callable[[str], str
             if params.get(key):
                 params = {**params, key: fill(str(params[key]))}
     if action == "send_email":
-        return f"mail {params.get('template')!r} to {ROLE_WORDS.get(params.get('to', ''), params.get('to'))}"
+        return f"mail {params.get('template')!r} to {role_words(session, str(params.get('to', '')), params)}"
     if action == "plan_activity":
         extra = ", completed on exit" if params.get("complete_on_exit") else ""
         return f"plan {params.get('type', 'task')} {params.get('subject')!r}{extra}"
@@ -809,7 +836,7 @@ def describe(session: Session, rule: m.AutomationRule, fill: Callable[[str], str
         return f"assign {params.get('field')} by {str(params.get('method', '')).replace('_', ' ')}"
     if action == "report":
         mailed = (
-            f", mailed to {ROLE_WORDS.get(params['email_to'], params['email_to'])}"
+            f", mailed to {role_words(session, str(params['email_to']), params)}"
             if params.get("email_to")
             else ""
         )
