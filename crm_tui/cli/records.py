@@ -8,7 +8,16 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from crm_tui.cli.arguments import Commands, UsageError, action_group, iso_date, listing, showing
+from crm_tui.cli.arguments import (
+    CommandParser,
+    Commands,
+    UsageError,
+    action_group,
+    iso_date,
+    listing,
+    record_id,
+    showing,
+)
 from crm_tui.cli.output import print_json, print_table
 from crm_tui.cli.record_show import show_handler
 from crm_tui.core.clock import local_day_bounds
@@ -38,6 +47,31 @@ def register(commands: Commands) -> None:
     sub.add_argument("name", metavar="NAME")
     sub.add_argument("email", metavar="EMAIL")
     sub.set_defaults(handler=users_add)
+    groups = people.add_parser("groups", help="named groups of users (automation mail can go to one)")
+    actions = groups.add_subparsers(
+        dest="group_action", metavar="ACTION", required=True, parser_class=CommandParser
+    )
+    sub = listing(actions, "list", "list the groups and their members")
+    sub.set_defaults(handler=groups_list)
+    for name, help_text, handler in (
+        ("create", "create a group", groups_create),
+        ("delete", "delete a group (a rule mailing it then fails, saying so)", groups_delete),
+    ):
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("group", metavar="NAME")
+        sub.set_defaults(handler=handler)
+    sub = actions.add_parser("rename", help="rename a group", description="rename a group")
+    sub.add_argument("group", metavar="NAME")
+    sub.add_argument("new_name", metavar="NEW_NAME")
+    sub.set_defaults(handler=groups_rename)
+    for name, help_text, handler in (
+        ("add", "add a user to a group", groups_add),
+        ("remove", "take a user out of a group", groups_remove),
+    ):
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("group", metavar="NAME")
+        sub.add_argument("user", metavar="USER", help="the user's e-mail address, user:N or N")
+        sub.set_defaults(handler=handler)
 
     orgs = action_group(commands, "organizations", "organizations (customers, installers, resellers)")
     sub = listing(orgs, "list", "list organizations, sorted by name")
@@ -63,6 +97,16 @@ def register(commands: Commands) -> None:
     _search(sub, "only deals matching every word (title, customer, contacts)")
     sub.set_defaults(handler=opportunities_list)
     _show(deals, RecordType.OPPORTUNITY, "an opportunity")
+    for name, help_text, handler in (
+        ("follow", "add a user to the deal's followers (its team, with the owner)", opportunities_follow),
+        ("unfollow", "take a user off the deal's followers", opportunities_unfollow),
+    ):
+        sub = deals.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "id", metavar="DEAL", type=record_id(RecordType.OPPORTUNITY), help="opportunity:N, or N"
+        )
+        sub.add_argument("user", metavar="USER", help="the user's e-mail address, user:N or N")
+        sub.set_defaults(handler=handler)
 
     acts = action_group(commands, "activities", "activities (calls, meetings, tasks)")
     sub = listing(acts, "list", "list activities by start time")
@@ -310,6 +354,112 @@ def users_add(context: AppContext, args: argparse.Namespace) -> int:
         )
         first = len(users.list_users(session)) == 1
     print(f"user:{user.id} {user.name} added" + (" (this is me: the first user)" if first else ""))
+    return 0
+
+
+def _user_id(session: Any, text: str) -> int:
+    """A user named by e-mail address, ``user:N`` or ``N``."""
+    from crm_tui.core import models as m
+    from crm_tui.core.errors import NotFound
+    from crm_tui.core.services import users
+
+    value = text.strip()
+    if value.startswith("user:"):
+        value = value[len("user:") :]
+    if value.isdigit():
+        if session.get(m.User, int(value)) is None:
+            raise NotFound(f"user:{value} does not exist")
+        return int(value)
+    return users.user_by_email(session, value)
+
+
+def opportunities_follow(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import team
+
+    with context.database().write() as session:
+        user_id = _user_id(session, args.user)
+        added = team.follow(session, args.id, user_id, now=context.clock.now())
+        who = ", ".join(f.name for f in team.followers(session, args.id))
+    print(f"opportunity:{args.id}: user:{user_id} {'follows it now' if added else 'follows it already'}; "
+          f"followers: {who}")  # fmt: skip
+    return 0
+
+
+def opportunities_unfollow(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import team
+
+    with context.database().write() as session:
+        user_id = _user_id(session, args.user)
+        removed = team.unfollow(session, args.id, user_id)
+        who = ", ".join(f.name for f in team.followers(session, args.id)) or "none"
+    print(f"opportunity:{args.id}: user:{user_id} {'no longer follows it' if removed else 'did not follow it'}; "
+          f"followers: {who}")  # fmt: skip
+    return 0
+
+
+def groups_list(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import team
+
+    with context.database().read() as session:
+        rows = team.groups(session)
+    rows = rows[: args.limit] if args.limit else rows
+    data = [
+        {"name": g.name, "members": [{"id": ref_str("user", u.id), "name": u.name, "email": u.email} for u in g.members]}
+        for g in rows
+    ]  # fmt: skip
+    if args.json:
+        print_json(data, context.zone)
+    else:
+        print_table(
+            ["group", "members"], [(g.name, ", ".join(u.name for u in g.members) or "-") for g in rows], context.zone
+        )  # fmt: skip
+    return 0
+
+
+def groups_create(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import team
+
+    with context.database().write() as session:
+        team.create_group(session, args.group, now=context.clock.now())
+    print(f"group {args.group.strip()!r} created")
+    return 0
+
+
+def groups_rename(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import team
+
+    with context.database().write() as session:
+        team.rename_group(session, team.group_by_name(session, args.group), args.new_name)
+    print(f"group {args.group.strip()!r} is now {args.new_name.strip()!r}")
+    return 0
+
+
+def groups_delete(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import team
+
+    with context.database().write() as session:
+        team.delete_group(session, team.group_by_name(session, args.group))
+    print(f"group {args.group.strip()!r} deleted")
+    return 0
+
+
+def groups_add(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import team
+
+    with context.database().write() as session:
+        group_id, user_id = team.group_by_name(session, args.group), _user_id(session, args.user)
+        added = team.add_member(session, group_id, user_id)
+    print(f"user:{user_id} {'added to' if added else 'is already in'} group {args.group.strip()!r}")
+    return 0
+
+
+def groups_remove(context: AppContext, args: argparse.Namespace) -> int:
+    from crm_tui.core.services import team
+
+    with context.database().write() as session:
+        group_id, user_id = team.group_by_name(session, args.group), _user_id(session, args.user)
+        removed = team.remove_member(session, group_id, user_id)
+    print(f"user:{user_id} {'taken out of' if removed else 'was not in'} group {args.group.strip()!r}")
     return 0
 
 
