@@ -29,6 +29,7 @@ from crm_tui.core.services import (
     organizations,
     pipelines,
     sales_documents,
+    team,
     users,
 )
 from crm_tui.core.services import opportunities as deals
@@ -123,6 +124,10 @@ class DemoBuilder:
             )
             self.user_ids.append(stored_id(user.id))
         self.internal_user_ids = list(self.user_ids)
+        # A group automation mail can go to (Settings > Users: groups): Jonas and Lukas do the service.
+        service = team.create_group(self.s, "Service", now=self.now)
+        for member in (self.user_ids[1], self.user_ids[3]):
+            team.add_member(self.s, service, member)
         prefixes = list(self.w["company_prefixes"])
         self.rng.shuffle(prefixes)
         plan = (

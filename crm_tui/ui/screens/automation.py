@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Footer, Label, Select, Static
 from crm_tui.core.automation import actions, engine, fields, reports, rule_views, rules
 from crm_tui.core.errors import CrmError, ValidationError
 from crm_tui.core.sanitize import terminal_safe
+from crm_tui.core.services import team
 from crm_tui.core.wording import plural
 from crm_tui.runtime.context import AppContext
 from crm_tui.ui.messages import AutomationLoaded
@@ -71,6 +72,20 @@ def delay_text(value: int, unit: str) -> str:
     return "0" if value == 0 else f"{value} {unit}"
 
 
+def _recipient(role: object, params: dict[str, Any]) -> str:
+    """The editor's value of a stored recipient: a group as "group:ID", the others by their role."""
+    if role == "group":
+        return f"group:{params.get('group_id') or ''}"
+    return str(role or "")
+
+
+def _group_params(params: dict[str, Any], key: str) -> None:
+    """The editor's "group:ID" stored as the role ``group`` with its ``group_id``."""
+    kind, _, group_id = str(params.get(key) or "").partition(":")
+    if kind == "group":
+        params[key], params["group_id"] = "group", group_id
+
+
 def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str], None]) -> FormSpec:
     """The form of one rule; saving calls ``on_change(message)`` with what the save did to pending actions."""
     # the automation runtime (with this installation's mail builder) loads when first used (start-up)
@@ -79,6 +94,10 @@ def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str
     with context.database().read() as session:
         offered = rule_views.choices(session)
         data, place = rule_views.stored_rule(session, rule_id) if rule_id else (None, "")
+        groups = team.groups(session)
+    # Whom mail goes to: the roles, then each group as "group:ID" (stored as to=group with its group_id).
+    recipients = [(r, actions.ROLE_WORDS[r]) for r in actions.ROLES if r != "group"]
+    recipients += [(f"group:{g.id}", f"group: {g.name}") for g in groups]
     places, templates, people, accounts = offered.places, offered.templates, offered.people, offered.accounts
     stage_choices, substate_choices = offered.stages, offered.substates
     all_fields = sorted({f for entity in fields.FIELDS.values() for f in entity})
@@ -99,7 +118,7 @@ def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str
             action=data.action, late_policy=data.late_policy, late_limit_hours=str(data.late_limit_hours),
             survives_exit="yes" if data.survives_exit else "no",
             template=str(p.get("template") if data.action == "send_email" else p.get("email_template") or ""),
-            to=str(p.get("to") or "primary_contact"), report_to=str(p.get("email_to") or ""),
+            to=_recipient(p.get("to"), p) or "primary_contact", report_to=_recipient(p.get("email_to"), p),
             user_id=str(p.get("user_id") or ""), extra=str(p.get("extra") or ""), account=str(p.get("account") or ""),
             activity_type=str(p.get("type") or "task"), task_type=str(p.get("task_type") or ""),
             subject=str(p.get("subject") or p.get("title") or ""), description=str(p.get("description") or ""),
@@ -130,14 +149,14 @@ def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str
         FieldSpec("conditions", "Conditions (one per line: amount >= 10000, region = Bayern, title ~ Wallbox)", "textarea"),
         FieldSpec("action", "Action", "choice", list(actions.ACTIONS.items()), required=True),
         FieldSpec("template", "Mail template", "choice", templates),
-        FieldSpec("to", "Send to", "choice", [(r, actions.ROLE_WORDS[r]) for r in actions.ROLES]),
+        FieldSpec("to", "Send to", "choice", recipients),
         FieldSpec("user_id", "The chosen user", "choice", people),
         FieldSpec("extra", "Also to (an address)", placeholder="office@example.com"),
         FieldSpec("account", "From the account (empty: the owner's)", "choice", accounts),
         FieldSpec("report_template", "Report template", "choice",
                   [(n, n) for n in reports.template_names(report_dirs(context))]),  # fmt: skip
         FieldSpec("report_to", "Mail the report to (empty: only store it on the record)", "choice",
-                  [(r, actions.ROLE_WORDS[r]) for r in actions.ROLES]),  # fmt: skip
+                  recipients),  # fmt: skip
         FieldSpec("activity_type", "Activity type", "choice", [("call", "call"), ("meeting", "meeting"), ("task", "task")]),
         FieldSpec("task_type", "Task type", placeholder="Outbound call"),
         FieldSpec("subject", "Subject / title (merge fields: {{ deal.title }}, {{ contact.name }} ...)"),
@@ -195,6 +214,7 @@ def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str
         if action == "send_email":
             params = {"template": v.get("template"), "to": v.get("to"), "user_id": v.get("user_id"),
                       "extra": v.get("extra"), "account": v.get("account")}  # fmt: skip
+            _group_params(params, "to")
         elif action == "plan_activity":
             try:
                 due_value, due_unit = parse_delay(v.get("due", "0"))
@@ -219,6 +239,7 @@ def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str
         elif action == "report":
             params = {"template": v.get("report_template"), "email_to": v.get("report_to") or "",
                       "email_template": v.get("template"), "user_id": v.get("user_id"), "account": v.get("account")}  # fmt: skip
+            _group_params(params, "email_to")
         data_.params = params
         return data_
 
@@ -228,7 +249,7 @@ def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str
         "params.subject": "subject", "params.title": "subject", "params.description": "description",
         "params.due_value": "due", "params.due_unit": "due", "params.at_time": "due_at_time", "params.owner": "owner",
         "params.stage_id": "target_stage", "params.substate_id": "target_substate", "params.field": "assign_field",
-        "params.method": "method", "params.email_to": "report_to", "params.email_template": "template",
+        "params.method": "method", "params.email_to": "report_to", "params.group_id": "to", "params.email_template": "template",
         "stage_id": "place", "substate_id": "place", "status": "place", "scope": "place", "entity": "place",
         "pipeline_id": "place", "delay_value": "delay", "delay_unit": "delay",
     }  # fmt: skip

@@ -34,6 +34,7 @@ from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.compose import write_from_record
 from crm_tui.ui.screens.deal_moves import DealMoves
 from crm_tui.ui.screens.dialogs import PromptDialog
+from crm_tui.ui.screens.followers import choose_follower
 from crm_tui.ui.screens.inbox import MessageReader
 from crm_tui.ui.screens.pickers import Picker
 from crm_tui.ui.widgets.status_bar import StatusBar
@@ -177,6 +178,7 @@ class DealScreen(CrmScreen):
         Binding("C", "copy", "Copy to a pipeline", show=False, id="deal.copy"),
         Binding("L", "lost", "Lost", show=False, id="deal.lost"),
         Binding("u", "undo", "Undo move", show=False, id="deal.undo"),
+        Binding("w", "followers", "Followers of the deal", show=False, id="deal.followers"),
     ]
 
     def __init__(self, deal_id: int) -> None:
@@ -320,6 +322,10 @@ class DealScreen(CrmScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_followers(self) -> None:
+        """w: add a user to the deal's followers (its team, with the owner) or take one off."""
+        choose_follower(self, self.deal_id, self.reload)
 
     def action_cursor(self, step: int) -> None:
         table = self.query_one("#timeline", DataTable)

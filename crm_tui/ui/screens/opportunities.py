@@ -30,6 +30,7 @@ from crm_tui.ui.screens.deal import DealScreen
 from crm_tui.ui.screens.deal_moves import DealMoves
 from crm_tui.ui.screens.details import load_detail
 from crm_tui.ui.screens.dialogs import PromptDialog
+from crm_tui.ui.screens.followers import choose_follower
 from crm_tui.ui.screens.import_preview import ImportsFromFiles
 from crm_tui.ui.widgets.guard import ReportsErrors
 from crm_tui.ui.widgets.option_list import Options
@@ -111,6 +112,7 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         Binding("f", "forecast", "Forecast", id="board.forecast"),
         Binding("F", "funnel", "Funnel", show=False, id="board.funnel"),
         Binding("m", "mail", "Write mail", show=False, id="board.mail"),
+        Binding("w", "followers", "Followers of the deal", show=False, id="board.followers"),
         Binding("R", "app.automation('rules')", "Automation", id="board.automation"),
         Binding("I", "import", "Import deals from a file", show=False, id="board.import"),
         Binding("slash", "focus_search", "Filter", show=False, id="board.search"),
@@ -322,6 +324,12 @@ class OpportunitiesScreen(ImportsFromFiles, CrmScreen):
         deal_id = self.selected_deal()
         if deal_id is not None:
             write_from_record(self, RecordRef(RecordType.OPPORTUNITY, deal_id))
+
+    def action_followers(self) -> None:
+        """w: add a user to the highlighted deal's followers (its team, with the owner) or take one off."""
+        deal_id = self.selected_deal()
+        if deal_id is not None:
+            choose_follower(self, deal_id)
 
     def selected_deal(self) -> int | None:
         lists = self._lists()

@@ -23,6 +23,7 @@ from crm_tui.core.services import (
     mail_accounts,
     mass_mail,
     pipelines,
+    team,
     users,
 )
 from crm_tui.core.types import CustomFieldType, RecordRef, RecordType, StageKind
@@ -62,6 +63,11 @@ class SettingsScreen(CrmScreen):
         Binding("K", "move_stage(-1)", "Stage up", show=False, id="settings.stage_up"),
         Binding("J", "move_stage(1)", "Stage down", show=False, id="settings.stage_down"),
         Binding("t", "test_account", "Test mail account", show=False, id="settings.test_account"),
+        Binding("g", "groups", "Groups of users", show=False, id="settings.groups"),
+        Binding("a", "add_member", "Add a user to the group", show=False, id="settings.add_member"),
+        Binding(
+            "x", "remove_member", "Take a user out of the group", show=False, id="settings.remove_member"
+        ),
         Binding("j", "cursor(1)", "Down", show=False, id="settings.down"),
         Binding("k", "cursor(-1)", "Up", show=False, id="settings.up"),
     ]
@@ -88,7 +94,11 @@ class SettingsScreen(CrmScreen):
 
     @on(OptionList.OptionHighlighted, "#sections")
     def _section(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id and event.option.id != self.section:
+        if (
+            event.option.id
+            and event.option.id != self.section
+            and (self.section, event.option.id) != ("groups", "users")
+        ):
             self.show_section(event.option.id)
 
     def show_section(self, section: str) -> None:
@@ -98,6 +108,8 @@ class SettingsScreen(CrmScreen):
         table.clear(columns=True)
         help_text = {
             "users": "n new user · e edit · M this is me · m mass mail to the team",
+            "groups": "n new group · e rename · a add a user · x take a user out · D delete · g back to the users"
+            " · automation mail can go to a group",
             "pipelines": "p switch pipeline · N new pipeline · n new stage · e edit stage · D delete stage · K/J move · "
             "u add sub-state · U rename or remove a sub-state",
             "fields": "n new field · e edit · D delete",
@@ -109,6 +121,8 @@ class SettingsScreen(CrmScreen):
         with self.context.database().read() as session:
             if section == "users":
                 self._users(session, table)
+            elif section == "groups":
+                self._groups(session, table)
             elif section == "pipelines":
                 self._pipelines(session, table)
             elif section == "accounts":
@@ -121,6 +135,7 @@ class SettingsScreen(CrmScreen):
             table.move_cursor(row=min(keep, table.row_count - 1))
         noun = {
             "users": "user",
+            "groups": "group",
             "pipelines": "stage",
             "fields": "custom field",
             "accounts": "mail account",
@@ -140,6 +155,13 @@ class SettingsScreen(CrmScreen):
                 "yes" if user.active else "no",
                 key=str(user.id),
             )
+
+    def _groups(self, session: Any, table: DataTable[Any]) -> None:
+        self.query_one("#settings-title", Label).update(Text("Groups of users", style="bold"))
+        table.add_columns("Group", "Members")
+        for group in team.groups(session):
+            members = ", ".join(u.name for u in group.members) or "no members yet (a adds one)"
+            table.add_row(Text(group.name), Text(members), key=str(group.id))
 
     def _pipelines(self, session: Any, table: DataTable[Any]) -> None:
         all_pipelines = configuration.pipeline_views(session)
@@ -456,6 +478,73 @@ class SettingsScreen(CrmScreen):
         me_id = self.context.me_id()
         prepare_mass_mail(self, "user", "the team", lambda session: mass_mail.team(session, me_id=me_id))
 
+    # --- groups ---
+
+    def action_groups(self) -> None:
+        """g: the groups of users, shown in Settings > Users (g again: the users)."""
+        going = "users" if self.section == "groups" else "groups"
+        self.section = going  # before the section list moves to Users, so that it keeps the groups
+        self.query_one("#sections", OptionList).highlighted = 0
+        self.show_section(going)
+        self.query_one(DataTable).focus()
+
+    def _group(self) -> tuple[int, str] | None:
+        """The highlighted group (id, name), or None (saying what to do) outside the groups."""
+        if self.section != "groups" or (group_id := self.selected_id()) is None:
+            self.notify(
+                "In Settings > Users: groups (g), on a group."
+                if self.section != "groups"
+                else "No group yet: n."
+            )
+            return None
+        with self.context.database().read() as session:
+            return group_id, team.group_view(session, group_id).name
+
+    def _new_group(self) -> None:
+        now = self.context.clock.now()
+        self.app.push_screen(
+            PromptDialog("Name of the new group (e.g. Service)"),
+            lambda name: self._write(lambda s: team.create_group(s, name, now=now)) if name else None,
+        )
+
+    def _rename_group(self, group_id: int) -> None:
+        with self.context.database().read() as session:
+            name = team.group_view(session, group_id).name
+        self.app.push_screen(
+            PromptDialog(f"Rename group {name!r}", value=name),
+            lambda new: self._write(lambda s: team.rename_group(s, group_id, new)) if new else None,
+        )
+
+    def action_add_member(self) -> None:
+        if (group := self._group()) is None:
+            return
+        group_id, name = group
+        with self.context.database().read() as session:
+            members = {u.id for u in team.group_view(session, group_id).members}
+            choices = [(str(u.id), f"{u.name} <{u.email}>") for u in configuration.user_views(session, me=None)
+                       if u.id not in members and u.active]  # fmt: skip
+        if not choices:
+            self.notify(f"Every active user is in {name} already.")
+            return
+        self.app.push_screen(
+            ChoiceDialog(f"Add to the group {name!r}", choices),
+            lambda user: self._write(lambda s: team.add_member(s, group_id, int(user))) if user else None,
+        )
+
+    def action_remove_member(self) -> None:
+        if (group := self._group()) is None:
+            return
+        group_id, name = group
+        with self.context.database().read() as session:
+            choices = [(str(u.id), u.name) for u in team.group_view(session, group_id).members]
+        if not choices:
+            self.notify(f"{name} has no members.")
+            return
+        self.app.push_screen(
+            ChoiceDialog(f"Take out of the group {name!r}", choices),
+            lambda user: self._write(lambda s: team.remove_member(s, group_id, int(user))) if user else None,
+        )
+
     def action_make_me(self) -> None:
         if self.section != "users" or (user_id := self.selected_id()) is None:
             return
@@ -706,6 +795,8 @@ class SettingsScreen(CrmScreen):
     def action_new(self) -> None:
         if self.section == "users":
             self._form(self._user_form(None))
+        elif self.section == "groups":
+            self._new_group()
         elif self.section == "pipelines":
             if self.pipeline_id is None:
                 self.action_new_pipeline()
@@ -721,6 +812,9 @@ class SettingsScreen(CrmScreen):
     def action_edit(self) -> None:
         record_id = self.selected_id()
         if record_id is None:
+            return
+        if self.section == "groups":
+            self._rename_group(record_id)
             return
         form = {
             "users": self._user_form,
@@ -751,6 +845,18 @@ class SettingsScreen(CrmScreen):
             self.app.push_screen(
                 ConfirmDialog(f"Remove mail account {name}?", "Mail filed on records is kept.", "Remove"),
                 remove,
+            )
+            return
+        if self.section == "groups":
+            with self.context.database().read() as session:
+                name = team.group_view(session, record_id).name
+            self.app.push_screen(
+                ConfirmDialog(
+                    f"Delete the group {name!r}?",
+                    "Its users stay; a rule that mails the group fails, saying so.",
+                    "Delete",
+                ),
+                lambda yes: self._write(lambda s: team.delete_group(s, record_id)) if yes else None,
             )
             return
         if self.section == "templates":
