@@ -321,7 +321,10 @@ class OpportunityHistory(SQLModel, table=True):
 
 
 class Activity(SQLModel, table=True):
-    __table_args__ = (Index("ix_activity_owner_start", "owner_id", "start_at"),)
+    __table_args__ = (
+        Index("ix_activity_owner_start", "owner_id", "start_at"),
+        Index("ix_activity_opportunity_start", "opportunity_id", "start_at"),  # a deal's timeline
+    )
     id: int | None = Field(default=None, primary_key=True)
     type: str = ActivityType.TASK.value
     task_type: str | None = None
