@@ -84,7 +84,20 @@ WORDS = [
 ]
 
 
+# One deal with a long story, for the deal screen's benchmark (app_scale.py): this many of the mails are filed
+# on it and this many activities are about it (fewer on a tiny database).
+BIG_DEAL_ID = 1
+BIG_DEAL_MAILS = 2_000
+BIG_DEAL_ACTIVITIES = 500
+
+
+def big_deal_sizes(sizes: dict[str, int]) -> tuple[int, int]:
+    """(mails, activities) of the big deal on a database of these sizes."""
+    return min(BIG_DEAL_MAILS, sizes["messages"]), min(BIG_DEAL_ACTIVITIES, sizes["activities"])
+
+
 def _activities(sizes: dict[str, int], rng: random.Random) -> Iterable[dict[str, Any]]:
+    _, on_big_deal = big_deal_sizes(sizes)
     for i in range(1, sizes["activities"] + 1):
         start = NOW + timedelta(minutes=15 * rng.randint(-40_000, 40_000))
         yield {
@@ -95,7 +108,8 @@ def _activities(sizes: dict[str, int], rng: random.Random) -> Iterable[dict[str,
             "start_at": start,
             "end_at": start + timedelta(minutes=15),
             "owner_id": rng.randint(1, 10),
-            "status": "planned",
+            "status": "planned" if i % 4 else "done",
+            "opportunity_id": BIG_DEAL_ID if i <= on_big_deal else None,
             "created_at": NOW,
             "updated_at": NOW,
         }
@@ -228,10 +242,11 @@ def seed(db: Database, sizes: dict[str, int], rng: random.Random) -> None:
                     "amount_cents": rng.randint(1_000, 500_000) * 100,
                     "currency": "EUR",
                     "pipeline_id": 1,
-                    "stage_id": rng.randint(1, 5),
+                    # (the random draw is kept for the big deal too: the other deals stay as they were)
+                    "stage_id": (rng.randint(1, 5), 2)[i == BIG_DEAL_ID],
                     "owner_id": rng.randint(1, 10),
                     "organization_id": rng.randint(1, sizes["organizations"]),
-                    "stage_entered_at": NOW,
+                    "stage_entered_at": NOW - timedelta(days=30) if i == BIG_DEAL_ID else NOW,
                     "lost_reason": "price",
                     "search_text": f"deal {i}",
                     "created_at": NOW,
@@ -249,6 +264,25 @@ def seed(db: Database, sizes: dict[str, int], rng: random.Random) -> None:
         )
         insert_batched(session, m.Activity, _activities(sizes, rng))
         insert_batched(session, m.MailMessage, _messages(sizes))
+        mails, _ = big_deal_sizes(sizes)
+        insert_batched(
+            session,
+            m.MailLink,
+            (
+                {"message_id": i, "record_type": "opportunity", "record_id": BIG_DEAL_ID, "reason": "address",
+                 "created_at": NOW}
+                for i in range(1, mails + 1)
+            ),
+        )  # fmt: skip
+        session.execute(
+            insert(m.OpportunityHistory),
+            [
+                {"opportunity_id": BIG_DEAL_ID, "kind": "stage", "from_stage_id": None, "to_stage_id": 1,
+                 "note": "created", "changed_at": NOW - timedelta(days=60)},
+                {"opportunity_id": BIG_DEAL_ID, "kind": "stage", "from_stage_id": 1, "to_stage_id": 2,
+                 "changed_at": NOW - timedelta(days=30)},
+            ],
+        )  # fmt: skip
     db.dispose()
     raw = sqlite3.connect(str(db.engine.url.database))
     raw.execute("ANALYZE")

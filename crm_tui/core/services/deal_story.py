@@ -403,10 +403,10 @@ def _mail_threads(
     groups = session.execute(grouped.order_by(newest.desc()).limit(take)).all()
     if not groups:
         return []
-    # The newest message of each thread: its subject and sender (one query for the page).
+    # The newest message of each thread: its subject and sender (one query for the page, plain rows).
     threads = [g[0] for g in groups]
-    latest: dict[int, m.MailMessage] = {}
-    for message_id, thread_key, subject, from_name, from_address, is_outgoing, at in session.execute(
+    latest: dict[int, tuple[int, str, str, str, bool]] = {}
+    for message_id, thread_key, subject, from_name, from_address, is_outgoing in session.execute(
         select(
             col(m.MailMessage.id),
             thread,
@@ -414,29 +414,26 @@ def _mail_threads(
             col(m.MailMessage.from_name),
             col(m.MailMessage.from_address),
             col(m.MailMessage.is_outgoing),
-            sent,
         )  # fmt: skip
         .where(col(m.MailMessage.id).in_(linked), thread.in_(threads))
         .order_by(sent, col(m.MailMessage.id))
     ):
-        latest[thread_key] = m.MailMessage(
-            id=message_id, subject=subject, from_name=from_name, from_address=from_address,
-            is_outgoing=is_outgoing, sent_at=at,
-        )  # fmt: skip
+        latest[thread_key] = (message_id, subject, from_name, from_address, is_outgoing)
     items = []
     for thread_key, at, count, _top in groups:
-        message = latest.get(thread_key)
-        if message is None or at is None:
+        newest_mail = latest.get(thread_key)
+        if newest_mail is None or at is None:
             continue
-        who = "me" if message.is_outgoing else (message.from_name or message.from_address)
+        message_id, subject, from_name, from_address, is_outgoing = newest_mail
+        who = "me" if is_outgoing else (from_name or from_address)
         items.append(
             TimelineItem(
                 at,
                 "mail",
-                f"{who}: {message.subject or '(no subject)'}",
-                RecordRef(RecordType.MESSAGE, id_of(message)),
+                f"{who}: {subject or '(no subject)'}",
+                RecordRef(RecordType.MESSAGE, message_id),
                 detail=f"{count} mails" if count > 1 else "",
-                order=id_of(message),
+                order=message_id,
             )  # fmt: skip
         )
     return items
