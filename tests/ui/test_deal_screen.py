@@ -17,7 +17,7 @@ from crm_tui.ui.screens.attachments import DocumentsScreen
 from crm_tui.ui.screens.compose import ComposeScreen
 from crm_tui.ui.screens.deal import DealPicker, DealScreen
 from crm_tui.ui.screens.deal_moves import StagePicker
-from crm_tui.ui.screens.dialogs import ConfirmDialog, PromptDialog
+from crm_tui.ui.screens.dialogs import ChoiceDialog, ConfirmDialog, PromptDialog
 from crm_tui.ui.screens.inbox import MessageReader
 from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from crm_tui.ui.screens.record_form import RecordForm
@@ -231,3 +231,20 @@ async def test_the_palette_opens_a_deal_by_a_few_letters(app: Any, pilot: Any) -
     await pilot.press("enter")
     await wait_for(lambda: isinstance(app.screen, DealScreen) and app.screen.story is not None, pilot)
     assert "Sommer" in title(app)
+
+
+async def test_r_gives_a_person_a_role_on_the_deal(app: Any, pilot: Any) -> None:
+    screen = await open_first_deal(app, pilot)
+    assert screen.story is not None
+    person = screen.story.people[0]
+    assert "decision maker" not in facts(app)
+    await pilot.press("r")
+    await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
+    if "Whose role" in str(app.screen.query_one(".dialog-title").render()):
+        await pilot.press("enter")  # the primary contact, listed first
+        await wait_for(lambda: "Role of" in str(app.screen.query_one(".dialog-title").render()), pilot)
+    assert person.name in str(app.screen.query_one(".dialog-title").render())
+    await pilot.press("enter")  # the first role: decision maker
+    await wait_for(lambda: isinstance(app.screen, DealScreen) and "decision maker" in facts(app), pilot)
+    people = facts(app).split("People")[1]
+    assert people.index(person.name) < people.index("decision maker")

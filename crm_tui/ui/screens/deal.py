@@ -23,6 +23,7 @@ from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import deal_story
 from crm_tui.core.services.attachments import add_comment, add_document
 from crm_tui.core.services.deal_story import DealStory, TimelineCursor, TimelineItem
+from crm_tui.core.services.opportunities import CONTACT_ROLES, set_contact_role
 from crm_tui.core.types import RecordRef, RecordType
 from crm_tui.ui import forms
 from crm_tui.ui.app_access import app_context
@@ -33,7 +34,7 @@ from crm_tui.ui.screens.attachments import DocumentsScreen
 from crm_tui.ui.screens.base import CrmScreen
 from crm_tui.ui.screens.compose import write_from_record
 from crm_tui.ui.screens.deal_moves import DealMoves
-from crm_tui.ui.screens.dialogs import PromptDialog
+from crm_tui.ui.screens.dialogs import ChoiceDialog, PromptDialog
 from crm_tui.ui.screens.followers import choose_follower
 from crm_tui.ui.screens.inbox import MessageReader
 from crm_tui.ui.screens.pickers import Picker
@@ -50,6 +51,9 @@ ICONS = {
     "substate": "◇",
     "automation": "⚙",
 }
+
+
+NO_ROLE = "-"  # the "no role" choice of r
 
 
 def duration_text(seconds: int) -> str:
@@ -178,6 +182,7 @@ class DealScreen(CrmScreen):
         Binding("C", "copy", "Copy to a pipeline", show=False, id="deal.copy"),
         Binding("L", "lost", "Lost", show=False, id="deal.lost"),
         Binding("u", "undo", "Undo move", show=False, id="deal.undo"),
+        Binding("r", "role", "Role of a person", show=False, id="deal.role"),
         Binding("w", "followers", "Followers of the deal", show=False, id="deal.followers"),
     ]
 
@@ -207,7 +212,7 @@ class DealScreen(CrmScreen):
         yield Label(
             Text(
                 "enter open · e edit · c comment · A attach · o documents · m mail · a activity · "
-                "G go to stage · C copy · L lost · u undo · q back"
+                "G go to stage · C copy · L lost · u undo · r role · q back"
             ),
             id="deal-keys",
         )
@@ -463,6 +468,51 @@ class DealScreen(CrmScreen):
 
     def action_lost(self) -> None:
         self.moves.lose(self.deal_id)
+
+    def action_role(self) -> None:
+        """r: a person's role on the deal (decision maker, technical, billing...): the person, then the role."""
+        story = self.story
+        if story is None or not story.people:
+            self.notify("Nobody is on this deal yet (e adds contacts).")
+            return
+        people = story.people
+
+        def role_for(contact_id: int) -> None:
+            person = next(p for p in people if p.contact_id == contact_id)
+            choices = [(role, role) for role in CONTACT_ROLES] + [(NO_ROLE, "no role")]
+
+            def chosen(value: str | None) -> None:
+                if value is None:
+                    return
+                role = None if value == NO_ROLE else value
+
+                def done(_: object) -> None:
+                    self.notify(f"{terminal_safe(person.name)}: {role or 'no role'}.")
+                    self.reload()
+
+                self.write_in_worker(
+                    lambda session: set_contact_role(session, self.deal_id, contact_id, role), done
+                )
+
+            self.app.push_screen(
+                ChoiceDialog(
+                    f"Role of {terminal_safe(person.name)} on the deal",
+                    choices,
+                    selected=person.role,
+                ),
+                chosen,
+            )
+
+        if len(people) == 1:
+            role_for(people[0].contact_id)
+            return
+        self.app.push_screen(
+            ChoiceDialog(
+                "Whose role?",
+                [(str(p.contact_id), terminal_safe(f"{p.name}  {p.role or ''}".strip())) for p in people],
+            ),
+            lambda value: role_for(int(value)) if value else None,
+        )
 
     def action_undo(self) -> None:
         if not self.moves.undo():
