@@ -202,6 +202,16 @@ def _account_options(sub: argparse.ArgumentParser, *, creating: bool) -> None:
         metavar="DATE|all",
         help="keep mail from this day on (default: 90 days back)",
     )
+    copies = sub.add_mutually_exclusive_group()
+    copies.add_argument(
+        "--sent-copy",
+        choices=["server", "none"],
+        help="where the copy of a sent mail goes: server, the folder the server marks \\Sent (the default); "
+        "none, no copy saved",
+    )
+    copies.add_argument(
+        "--sent-copy-folder", metavar="FOLDER", help="put the copies of sent mail in this folder instead"
+    )
 
 
 def _account_input(args: argparse.Namespace, *, creating: bool) -> Any:
@@ -235,6 +245,8 @@ def _account_input(args: argparse.Namespace, *, creating: bool) -> Any:
         signature=args.signature.replace("\\n", "\n")
         if getattr(args, "signature", None) is not None
         else None,
+        sent_copy=args.sent_copy,
+        sent_copy_folder=args.sent_copy_folder,
     )
 
 
@@ -329,6 +341,9 @@ def account_list(context: AppContext, args: argparse.Namespace) -> int:
                 "addresses": [x for x in a.addresses.splitlines() if x],
                 "refresh_minutes": a.refresh_minutes,
                 "sync_since": a.sync_since or "all",
+                "sent_copy": a.sent_copy,
+                "sent_copy_folder": a.sent_copy_folder,
+                "sent_copies_to": mail_accounts.sent_copy_text(a),
             }
             for a in accounts
         ]
@@ -336,8 +351,11 @@ def account_list(context: AppContext, args: argparse.Namespace) -> int:
         print_json(rows, context.zone)
     else:
         print_table(
-            ["name", "imap", "login", "password", "sync since"],
-            ((r["name"], r["imap"], r["login"], r["password"], r["sync_since"]) for r in rows),
+            ["name", "imap", "login", "password", "sync since", "sent copies"],
+            (
+                (r["name"], r["imap"], r["login"], r["password"], r["sync_since"], r["sent_copies_to"])
+                for r in rows
+            ),
             context.zone,
         )
     return 0

@@ -12,7 +12,7 @@ Each recipient's RCPT answer is kept: the server taking the mail for some and re
 partly sent, naming whom and why; it goes again only to the recipients the server has not accepted.
 
 The Sent folder is the one the server marks ``\\Sent`` (RFC 6154), else one named so ("Sent", "Sent Items"...),
-else a "Sent" made for the copy. Nothing about one item stops the queue: an error while settling or filing
+else a "Sent" made for the copy; or the folder chosen for the account, or none (``sent_copy``). Nothing about one item stops the queue: an error while settling or filing
 one leaves that item for the user to decide (or sent, with "no copy saved" and why) and the rest go on.
 """
 
@@ -182,11 +182,18 @@ def _folders_with_roles(client: Any) -> list[Any]:
     return list(client.list_folders())
 
 
+def copies_folder_of(account: m.MailAccount, client: Any) -> str | None:
+    """Where the account keeps its sent copies: the folder chosen for it, else the server's Sent folder."""
+    if account.sent_copy == "folder" and account.sent_copy_folder:
+        return account.sent_copy_folder
+    return sent_folder_of(client)
+
+
 def _in_sent(account: m.MailAccount, password: str, message_id: str) -> bool | None:
-    """Whether the mail is in the account's Sent folder (None: the server has no Sent folder)."""
+    """Whether the mail is where the account's sent copies go (None: the server has no Sent folder)."""
     client = connect(login_of(account).endpoint, password)
     try:
-        folder = sent_folder_of(client)
+        folder = copies_folder_of(account, client)
         if folder is None:
             return None
         client.select_folder(folder, readonly=True)
@@ -196,10 +203,11 @@ def _in_sent(account: m.MailAccount, password: str, message_id: str) -> bool | N
 
 
 def _file_in_sent(account: m.MailAccount, password: str, raw: bytes) -> str:
-    """Put the copy of a sent mail in the Sent folder (made when there is none); the folder's name."""
+    """Put the copy of a sent mail in the folder chosen for the account, else the Sent folder (made when there
+    is none); the folder's name."""
     client = connect(login_of(account).endpoint, password)
     try:
-        folder = sent_folder_of(client)
+        folder = copies_folder_of(account, client)
         if folder is None:
             folder = NEW_SENT
             try:
@@ -443,9 +451,17 @@ def _deliver_one(
             report.problems.append(result.reason)
             outbox.mark_uncertain(session, item_id, result.reason)
             report.uncertain += 1
-    if first and account.preset not in PROVIDER_FILES_SENT:
+    if first and _saves_a_copy(account):
         _copy_to_sent(db, account, password, item_id, raw, report)
     return not (result.outcome in ("retry", "uncertain") and result.reason.startswith("connection"))
+
+
+def _saves_a_copy(account: m.MailAccount) -> bool:
+    """Whether a copy of what the account sends is saved: not when the user said none, nor to the Sent folder
+    of a provider that files sent mail itself (a folder chosen there gets it)."""
+    if account.sent_copy == "none":
+        return False
+    return account.sent_copy == "folder" or account.preset not in PROVIDER_FILES_SENT
 
 
 def _copy_to_sent(

@@ -87,7 +87,9 @@ async def test_A_on_a_calendar_activity_attaches_a_file_the_form_opens_and_remov
     assert "site-photo.jpg" in side_panel(app)
     await pilot.press("ctrl+o")
     await wait_for(lambda: isinstance(app.screen, DocumentsScreen), pilot)
-    assert [name for name, _, _ in app.screen.entries] == ["site-photo.jpg"]
+    documents = app.screen
+    assert isinstance(documents, DocumentsScreen)
+    assert [name for name, _, _ in documents.entries] == ["site-photo.jpg"]
     await pilot.press("o")
     await wait_for(lambda: started.exists() and "site-photo.jpg" in started.read_text(), pilot)
     await pilot.press("escape")

@@ -17,6 +17,7 @@ from crm_tui.core.services import (
     custom_fields,
     email_templates,
     mail_accounts,
+    mailbox,
     opportunities,
     organizations,
     pipelines,
@@ -102,6 +103,9 @@ class AccountView:
     refresh_minutes: int
     sync_since: date | None
     signature: str
+    sent_copy: str = "server"  # server | folder | none (mail_accounts.SENT_COPIES)
+    sent_copy_folder: str | None = None
+    folders: tuple[str, ...] = ()  # its synced folders (account_view only): where sent copies may go
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,9 @@ def account_views(session: Session) -> list[AccountView]:
 
 def account_view(session: Session, account_id: int) -> AccountView | None:
     account = session.get(m.MailAccount, account_id)
-    return _view(AccountView, account) if account is not None else None
+    if account is None:
+        return None
+    return _view(AccountView, account, folders=tuple(f.name for f in mailbox.folders_of(session, account_id)))
 
 
 def template_views(session: Session) -> list[TemplateView]:

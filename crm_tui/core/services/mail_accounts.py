@@ -72,6 +72,8 @@ class AccountInput:
     sync_since: date | None = None
     sync_all: bool = False
     signature: str | None = None
+    sent_copy: str | None = None  # server | folder | none (SENT_COPIES)
+    sent_copy_folder: str | None = None  # with sent_copy "folder"
 
 
 def _apply(
@@ -140,6 +142,39 @@ def _apply(
         errors.add("addresses", f"not an e-mail address: {bad[0]}")
     if not account.refresh_minutes or account.refresh_minutes < 1:
         errors.add("refresh_minutes", "1 minute or more")
+    _check_sent_copy(account, data, errors)
+
+
+# Where the copy of a sent mail goes, and how the settings and the CLI say it.
+SENT_COPIES = {
+    "server": "the server's Sent folder",
+    "folder": "a folder chosen",
+    "none": "no copy saved",
+}
+
+
+def _check_sent_copy(account: m.MailAccount, data: AccountInput, errors: FieldErrors) -> None:
+    if data.sent_copy_folder is not None and data.sent_copy is None:
+        account.sent_copy = "folder"  # a folder given is the folder chosen
+    if account.sent_copy not in SENT_COPIES:
+        errors.add("sent_copy", "server, folder or none")
+        return
+    folder = (account.sent_copy_folder or "").strip()
+    if account.sent_copy != "folder":
+        account.sent_copy_folder = None
+    elif not folder:
+        errors.add("sent_copy_folder", "the folder that receives the copies")
+    elif len(folder) > 500 or any(ch < " " for ch in folder):
+        errors.add("sent_copy_folder", "a folder name of one line")
+    else:
+        account.sent_copy_folder = folder
+
+
+def sent_copy_text(account: m.MailAccount) -> str:
+    """Where the account's sent copies go, in words ("Archive/Sent 2026", "no copy saved")."""
+    if account.sent_copy == "folder" and account.sent_copy_folder:
+        return account.sent_copy_folder
+    return SENT_COPIES.get(account.sent_copy, account.sent_copy)
 
 
 def create_account(

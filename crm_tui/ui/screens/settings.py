@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from crm_tui.core.clock import parse_date
 from crm_tui.core.errors import CrmError, NotFound, ValidationError
+from crm_tui.core.sanitize import terminal_safe
 from crm_tui.core.services import (
     configuration,
     custom_fields,
@@ -202,7 +203,9 @@ class SettingsScreen(CrmScreen):
 
     def _accounts(self, session: Any, table: DataTable[Any]) -> None:
         self.query_one("#settings-title", Label).update(Text("Mail accounts (IMAP)", style="bold"))
-        table.add_columns("Name", "IMAP server", "Login", "Password", "Sync since", "Every", "My addresses")
+        table.add_columns(
+            "Name", "IMAP server", "Login", "Password", "Sync since", "Every", "My addresses", "Sent copies"
+        )
         for a in configuration.account_views(session):
             table.add_row(
                 Text(a.name),
@@ -214,6 +217,11 @@ class SettingsScreen(CrmScreen):
                 a.sync_since.isoformat() if a.sync_since else "all",
                 f"{a.refresh_minutes} min",
                 Text(", ".join(x for x in a.addresses.splitlines() if x)),
+                Text(
+                    terminal_safe(a.sent_copy_folder or "", max_length=40)
+                    if a.sent_copy == "folder"
+                    else mail_accounts.SENT_COPIES.get(a.sent_copy, a.sent_copy)
+                ),
                 key=str(a.id),
             )
 
@@ -232,8 +240,10 @@ class SettingsScreen(CrmScreen):
             "imap_port": "993",
             "password_source": "keyring",
             "refresh_minutes": "5",
+            "sent_copy": "server",
         }
         old_name: str | None = None
+        folders: list[str] = []  # the account's synced folders: where its sent copies may go instead
         if account_id is not None:
             with self.context.database().read() as session:
                 a = configuration.account_view(session, account_id)
@@ -256,7 +266,13 @@ class SettingsScreen(CrmScreen):
                     "refresh_minutes": str(a.refresh_minutes),
                     "signature": a.signature or "",
                     "sync_since": a.sync_since.isoformat() if a.sync_since else "all",
+                    "sent_copy": f"folder:{a.sent_copy_folder}"
+                    if a.sent_copy == "folder" and a.sent_copy_folder
+                    else a.sent_copy,
                 }
+                folders = [*a.folders]
+                if a.sent_copy_folder and a.sent_copy_folder not in folders:
+                    folders.append(a.sent_copy_folder)  # chosen before, not (or no longer) synced
         security = [("ssl", "SSL/TLS"), ("starttls", "STARTTLS"), ("none", "none (loopback only)")]
         fields = [
             FieldSpec("name", "Name", required=True, placeholder="e.g. work"),
@@ -303,6 +319,16 @@ class SettingsScreen(CrmScreen):
             FieldSpec("refresh_minutes", "Sync every (minutes)", "number", required=True),
             FieldSpec("signature", "Signature", "textarea"),
             FieldSpec("sync_since", "Keep mail since (YYYY-MM-DD or all; empty: 90 days back)"),
+            FieldSpec(
+                "sent_copy",
+                "Sent copies go to",
+                "choice",
+                [
+                    ("server", "the server's Sent folder (\\Sent)"),
+                    *[(f"folder:{name}", terminal_safe(name, max_length=80)) for name in folders],
+                    ("none", "don't save a copy"),
+                ],
+            ),
         ]
 
         def number(v: dict[str, str], name: str) -> int | None:
@@ -323,6 +349,7 @@ class SettingsScreen(CrmScreen):
                     since = parse_date(since_text)
                 except ValueError:
                     raise ValidationError.single("sync_since", "YYYY-MM-DD or all") from None
+            copy_to = v.get("sent_copy", "")
             preset = v.get("preset") or "other"
             preset_changed = account_id is None or preset != values.get("preset")
             source = v.get("password_source") or "keyring"
@@ -344,6 +371,8 @@ class SettingsScreen(CrmScreen):
                 signature=v.get("signature", ""),
                 sync_since=since,
                 sync_all=since_text == "all",
+                sent_copy="folder" if copy_to.startswith("folder:") else (copy_to or "server"),
+                sent_copy_folder=copy_to.removeprefix("folder:") if copy_to.startswith("folder:") else None,
             )
             password = v.get("password", "")
             if source == "keyring":
