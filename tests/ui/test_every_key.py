@@ -102,7 +102,7 @@ VIEWS: dict[str, list[tuple[str, Any, str | None]]] = {
     ],
     "settings": [
         (f"settings/{section}", lambda screen, section=section: screen.show_section(section), None)
-        for section in ("users", "pipelines", "fields", "accounts", "templates")
+        for section in ("users", "groups", "pipelines", "fields", "accounts", "templates")
     ],
 }
 SCREEN_OF = {
@@ -219,12 +219,12 @@ async def _press_all(
 MUST_REACH = {
     "contacts": {"RecordForm", "ConfirmDialog", "PromptDialog", "ChoiceDialog", "ComposeScreen", "MassMailScreen",
                  "TemplatePicker"},
-    "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen", "FunnelScreen",
-                      "DealScreen", "StagePicker"},
+    "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen", "FunnelScreen"},
     "calendar": {"RecordForm", "ComposeScreen", "PromptDialog"},
     "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "OutboxMailScreen", "FolderPicker", "RecordPicker", "RecordForm",
               "PromptDialog", "TemplatePicker", "SentReportScreen"},
-    "settings": {"RecordForm", "TemplateForm", "ConfirmDialog", "PromptDialog", "TemplatePicker", "MassMailScreen"},
+    "settings": {"RecordForm", "TemplateForm", "ConfirmDialog", "PromptDialog", "TemplatePicker", "MassMailScreen",
+                 "ChoiceDialog"},
 }  # fmt: skip
 
 
