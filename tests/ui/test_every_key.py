@@ -219,7 +219,8 @@ async def _press_all(
 MUST_REACH = {
     "contacts": {"RecordForm", "ConfirmDialog", "PromptDialog", "ChoiceDialog", "ComposeScreen", "MassMailScreen",
                  "TemplatePicker"},
-    "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen", "FunnelScreen"},
+    "opportunities": {"RecordForm", "ConfirmDialog", "AutomationScreen", "PromptDialog", "ComposeScreen", "FunnelScreen",
+                      "DealScreen", "StagePicker"},
     "calendar": {"RecordForm", "ComposeScreen", "PromptDialog"},
     "inbox": {"MessageReader", "ComposeScreen", "OutboxScreen", "OutboxMailScreen", "FolderPicker", "RecordPicker", "RecordForm",
               "PromptDialog", "TemplatePicker", "SentReportScreen"},
