@@ -141,3 +141,39 @@ def test_groups_are_named_once_and_can_be_renamed(world: World) -> None:
         team.delete_group(s, group)
         with pytest.raises(CrmError):
             team.group_by_name(s, "Field service")
+
+
+def test_a_database_from_before_followers_and_groups_opens_and_goes_back(tmp_path: Path) -> None:
+    """A 0022 database: its users come through the upgrade, with no followers and no groups; a deal can then be
+    followed and a group made; the way back to 0022 drops only the three new tables."""
+    import sqlite3
+
+    from crm_tui.core.db import open_database, sqlite_url
+    from tests.core.test_migrations import _database_at, _migrate
+
+    path = _database_at(tmp_path, "0022")
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "INSERT INTO user (id, name, email, active, created_at) "
+            "VALUES (1, 'Anna Berg', 'anna@example.com', 1, '2026-11-21 08:00:00.000000')"
+        )
+    db = open_database(sqlite_url(path), backup_dir=tmp_path / "backups")
+    try:
+        with db.write() as s:
+            assert team.groups(s) == []
+            deal = id_of(factories.deal(s, START, factories.pipeline(s, "Sales"), title="Roof", owner_id=1))
+            assert team.followers(s, deal) == ()
+            assert team.follow(s, deal, 1, now=START)
+            group = team.create_group(s, "Service", now=START)
+            team.add_member(s, group, 1)
+        with db.read() as s:
+            assert [f.name for f in team.followers(s, deal)] == ["Anna Berg"]
+            assert team.team_user_ids(s, get_or_404(s, m.Opportunity, deal)) == [1]
+        _migrate(db, "0022", down=True)
+    finally:
+        db.dispose()
+    with sqlite3.connect(path) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        names = [row[0] for row in connection.execute("SELECT name FROM user")]
+    assert not {"opportunity_follower", "user_group", "user_group_member"} & tables
+    assert names == ["Anna Berg"]
