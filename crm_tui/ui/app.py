@@ -32,6 +32,7 @@ from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.compose import take_back_queued
 from crm_tui.ui.screens.contacts import ContactsScreen
 from crm_tui.ui.screens.inbox import InboxScreen
+from crm_tui.ui.screens.mail_report import SentReportScreen
 from crm_tui.ui.screens.opportunities import OpportunitiesScreen
 from crm_tui.ui.screens.settings import SettingsScreen
 from crm_tui.ui.screens.typeahead import MAX_REDELIVERIES, typed_again
@@ -225,8 +226,6 @@ class CrmApp(ReportsErrors, App[None]):
 
     def action_sent_report(self) -> None:
         """The palette's "Sent-mail report" (r in the outbox)."""
-        from crm_tui.ui.screens.mail_report import SentReportScreen
-
         self.push_screen(SentReportScreen())
 
     def action_take_back(self) -> None:
