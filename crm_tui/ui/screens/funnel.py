@@ -16,7 +16,7 @@ from crm_tui.core.services import configuration, opportunities
 from crm_tui.core.services.funnel import Funnel, FunnelStage, funnel
 from crm_tui.ui.messages import FunnelLoaded
 from crm_tui.ui.screens.base import CrmScreen
-from crm_tui.ui.screens.opportunities import forecast_chart
+from crm_tui.ui.widgets.forecast_chart import forecast_chart
 from crm_tui.ui.widgets.status_bar import StatusBar
 
 NAME_WIDTH = 24
