@@ -106,6 +106,7 @@ def record_object(session: Session, ref: RecordRef, *, partner_id: int | None = 
 
 
 def _contact(session: Session, record_id: int, partner_id: int | None) -> dict[str, Any] | None:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services.contacts import contact_record
 
     c = contact_record(session, record_id)
@@ -135,6 +136,7 @@ def _contact(session: Session, record_id: int, partner_id: int | None) -> dict[s
 
 
 def _organization(session: Session, record_id: int, partner_id: int | None) -> dict[str, Any] | None:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services.organizations import organization_record
 
     o = organization_record(session, record_id)
@@ -163,6 +165,7 @@ def _organization(session: Session, record_id: int, partner_id: int | None) -> d
 
 
 def _lead(session: Session, record_id: int, partner_id: int | None) -> dict[str, Any] | None:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services.leads import lead_record
 
     lead = lead_record(session, record_id)
@@ -191,6 +194,7 @@ def _lead(session: Session, record_id: int, partner_id: int | None) -> dict[str,
 
 
 def _opportunity(session: Session, record_id: int, partner_id: int | None) -> dict[str, Any] | None:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services.configuration import deal_substates
     from crm_tui.core.services.opportunities import opportunity_record
 
@@ -225,6 +229,7 @@ def _opportunity(session: Session, record_id: int, partner_id: int | None) -> di
 
 
 def _activity(session: Session, record_id: int, partner_id: int | None) -> dict[str, Any] | None:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services.activities import activity_record, activity_summary
 
     a = activity_record(session, record_id)
@@ -257,6 +262,7 @@ def _activity(session: Session, record_id: int, partner_id: int | None) -> dict[
 
 
 def _ticket(session: Session, record_id: int, partner_id: int | None) -> dict[str, Any] | None:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services.sales_documents import ticket_record
 
     t = ticket_record(session, record_id)
@@ -278,6 +284,7 @@ def _ticket(session: Session, record_id: int, partner_id: int | None) -> dict[st
 
 
 def _quote(session: Session, record_id: int, partner_id: int | None) -> dict[str, Any] | None:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services.sales_documents import line_total_cents, quote_record
 
     q = quote_record(session, record_id)
