@@ -25,9 +25,13 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("outbox_recipient") as batch:
-        batch.add_column(sa.Column("bounced_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("bounced_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True)
+        )
         batch.add_column(sa.Column("bounce_reason", sa.String(), nullable=True))
-        batch.add_column(sa.Column("replied_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True))
+        batch.add_column(
+            sa.Column("replied_at", crm_tui.core.columns.UTCDateTime(timezone=True), nullable=True)
+        )
     with op.batch_alter_table("activity") as batch:
         batch.add_column(sa.Column("outbox_item_id", sa.Integer(), nullable=True))
         batch.create_index("ix_activity_outbox_item_id", ["outbox_item_id"])
