@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel import col, select
-from textual.widgets import DataTable, OptionList, Select
+from textual.widgets import DataTable, OptionList, Select, Static
 
 from crm_tui.core import models as m
 from crm_tui.core.services import team
@@ -63,6 +63,8 @@ async def test_w_follows_a_deal_on_its_card_and_on_its_screen(app: CrmApp, pilot
     # On the deal's screen the picker marks him; Enter on him takes him off, Lukas on.
     await pilot.press("enter")
     await wait_for(lambda: isinstance(app.screen, DealScreen), pilot)
+    facts = app.screen.query_one("#deal-facts-text", Static)
+    await wait_for(lambda: "Followers: Jonas Weber" in str(facts.render()), pilot)
     await pilot.press("w")
     await wait_for(lambda: isinstance(app.screen, ChoiceDialog), pilot)
     options = app.screen.query_one(OptionList)
@@ -75,6 +77,7 @@ async def test_w_follows_a_deal_on_its_card_and_on_its_screen(app: CrmApp, pilot
     await pilot.press("w")
     await _pick(app, pilot, "Lukas Brandt")
     await wait_for(lambda: _followers(app, deal_id) == ["Lukas Brandt"], pilot)
+    await wait_for(lambda: "Followers: Lukas Brandt" in str(facts.render()), pilot)
 
 
 async def test_a_group_is_created_filled_renamed_and_deleted_in_settings_users(

@@ -19,7 +19,7 @@ from crm_tui.core import models as m
 from crm_tui.core.automation import actions, preview
 from crm_tui.core.automation.events import WaitingForEvent
 from crm_tui.core.money import format_money
-from crm_tui.core.services import custom_fields
+from crm_tui.core.services import custom_fields, team
 from crm_tui.core.services.attachments import attachment_mark, document_counts
 from crm_tui.core.services.rows import id_of, matching_every_word
 from crm_tui.core.types import RecordRef, RecordType
@@ -126,6 +126,7 @@ class DealStory:
     waiting: tuple[WaitingAction, ...]  # soonest first
     timeline: TimelinePage
     copied_from: tuple[int, str] | None = None
+    followers: tuple[str, ...] = ()  # the users following the deal (w), by name: with the owner, its team
     # Rules waiting for an event of the deal ("when a quote is accepted: plan task ..."): nothing is scheduled
     # until it happens.
     on_events: tuple[WaitingForEvent, ...] = ()
@@ -187,6 +188,7 @@ def deal_story(
         description=deal.description,
         owner=owner.name if owner else None,
         owner_email=owner.email if owner else None,
+        followers=tuple(f.name for f in team.followers(session, deal_id)),
         custom=custom,
         parties=_parties(session, deal),
         people=_people(session, deal_id),

@@ -93,6 +93,7 @@ def story_text(story: DealStory, zone: tzinfo) -> Text:
     fact(
         "Owner", f"{story.owner} <{story.owner_email}>" if story.owner and story.owner_email else story.owner
     )
+    fact("Followers", ", ".join(story.followers))
     for label, value in story.custom:
         fact(label, value)
     if story.copied_from:
