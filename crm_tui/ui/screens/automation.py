@@ -267,6 +267,7 @@ def rule_form(context: AppContext, rule_id: int | None, on_change: Callable[[str
             names = dict(renames)
             if data_.action == "report":
                 names["params.template"] = "report_template"
+                names["params.group_id"] = "report_to"
             raise ValidationError({names.get(k, k): msg for k, msg in exc.errors.items()}) from None
 
     def side(v: dict[str, str]) -> Text:
