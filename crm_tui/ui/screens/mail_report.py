@@ -55,6 +55,11 @@ def parse_period(text: str) -> tuple[date, date]:
 
 
 class SentReportScreen(CrmScreen):
+    DEFAULT_CSS = """
+    SentReportScreen #mail-report-rows { height: 1fr; }
+    SentReportScreen #mail-report-note { height: auto; }
+    """
+
     BINDINGS = [
         Binding("q,escape", "back", "Back", id="mail_report.back"),
         Binding("j", "cursor(1)", "Down", show=False, id="mail_report.down"),
