@@ -82,8 +82,8 @@ class RecordForm(FollowsTypeahead, ModalScreen[int | None]):
     AUTO_FOCUS = "Input, TextArea, Select"
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="form.save"),
-        Binding("escape", "cancel", "Cancel", id="form.cancel"),
         Binding("ctrl+o", "documents", "Attachments (open, remove)", id="form.attachments"),
+        Binding("escape", "cancel", "Cancel", id="form.cancel"),
         # Priority: handled as each key arrives, so "Lena<Tab>Vogel" typed in one burst fills two fields
         # (a plain binding runs only after the key has bubbled up, by when "Vogel" has gone to the first field).
         Binding("tab", "app.focus_next", "Next field", show=False, priority=True, id="form.next"),
