@@ -31,6 +31,7 @@ from crm_tui.ui.messages import BackgroundEvent, BackgroundStopped, MailAccounts
 from crm_tui.ui.screens.calendar import CalendarScreen
 from crm_tui.ui.screens.compose import take_back_queued
 from crm_tui.ui.screens.contacts import ContactsScreen
+from crm_tui.ui.screens.deal import pick_and_open_deal
 from crm_tui.ui.screens.inbox import InboxScreen
 from crm_tui.ui.screens.mail_report import SentReportScreen
 from crm_tui.ui.screens.opportunities import OpportunitiesScreen
@@ -218,8 +219,6 @@ class CrmApp(ReportsErrors, App[None]):
 
     def action_open_deal(self) -> None:
         """The palette's "Open deal...": a picker over the deals, then the deal's screen."""
-        from crm_tui.ui.screens.deal import pick_and_open_deal
-
         pick_and_open_deal(self)
 
     # --- the outbox ---
