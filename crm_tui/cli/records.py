@@ -359,6 +359,7 @@ def users_add(context: AppContext, args: argparse.Namespace) -> int:
 
 def _user_id(session: Any, text: str) -> int:
     """A user named by e-mail address, ``user:N`` or ``N``."""
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core import models as m
     from crm_tui.core.errors import NotFound
     from crm_tui.core.services import users
@@ -374,6 +375,7 @@ def _user_id(session: Any, text: str) -> int:
 
 
 def opportunities_follow(context: AppContext, args: argparse.Namespace) -> int:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services import team
 
     with context.database().write() as session:
@@ -386,6 +388,7 @@ def opportunities_follow(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def opportunities_unfollow(context: AppContext, args: argparse.Namespace) -> int:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services import team
 
     with context.database().write() as session:
@@ -398,6 +401,7 @@ def opportunities_unfollow(context: AppContext, args: argparse.Namespace) -> int
 
 
 def groups_list(context: AppContext, args: argparse.Namespace) -> int:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services import team
 
     with context.database().read() as session:
@@ -417,6 +421,7 @@ def groups_list(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def groups_create(context: AppContext, args: argparse.Namespace) -> int:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services import team
 
     with context.database().write() as session:
@@ -426,6 +431,7 @@ def groups_create(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def groups_rename(context: AppContext, args: argparse.Namespace) -> int:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services import team
 
     with context.database().write() as session:
@@ -435,6 +441,7 @@ def groups_rename(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def groups_delete(context: AppContext, args: argparse.Namespace) -> int:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services import team
 
     with context.database().write() as session:
@@ -444,6 +451,7 @@ def groups_delete(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def groups_add(context: AppContext, args: argparse.Namespace) -> int:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services import team
 
     with context.database().write() as session:
@@ -454,6 +462,7 @@ def groups_add(context: AppContext, args: argparse.Namespace) -> int:
 
 
 def groups_remove(context: AppContext, args: argparse.Namespace) -> int:
+    # In the handler: --help loads no SQLAlchemy (tests/cli/test_startup.py).
     from crm_tui.core.services import team
 
     with context.database().write() as session:
