@@ -69,7 +69,9 @@ class StagePicker(Picker):
         return f"{choice.pipeline_name} › {choice.name}" if self._with_pipeline else choice.name
 
     def refill(self, query: str) -> None:
-        scored = [(fuzzy_score(query, self._stage_label(c)), index, c) for index, c in enumerate(self._choices)]
+        scored = [
+            (fuzzy_score(query, self._stage_label(c)), index, c) for index, c in enumerate(self._choices)
+        ]
         ranked = sorted(
             ((score, index, c) for score, index, c in scored if score is not None and not c.current),
             key=lambda item: (-item[0], item[1]),
